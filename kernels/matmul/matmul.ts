@@ -1,0 +1,56 @@
+// matmul op wrapper: y = act(x·Wᵀ + bias) (+ y). select() picks GEMV for few rows, the tiled GEMM otherwise.
+import type { Gpu, Dispatch } from '../../src/gpu/device.ts';
+import { binding, dispatch, grid, weightDefines, type StepCtx, type View, type WeightDtype } from '../../src/gpu/launch.ts';
+import { ShapeError } from '../../src/util/errors.ts';
+import { ACT, type Act } from './matmul.ref.ts';
+import gemv from './matmul_gemv.wgsl' with { type: 'text' };
+import gemm from './matmul_gemm.wgsl' with { type: 'text' };
+import blocked from './matmul_blocked.wgsl' with { type: 'text' };
+
+export const BINDINGS = ['step', 'x', 'W', 'bias', 'y'] as const;
+
+export interface MatmulArgs {
+  x: View; w: View; wdtype: WeightDtype; bias: View | null; y: View;
+  IN: number; OUT: number; act: Act; accumulate: boolean; rowsK: boolean;
+}
+
+const GEMV_RMAX = 4;
+
+export type MatmulKernel = 'gemv' | 'gemm' | 'blocked';
+
+/**
+ * 'gemv' while the rows fit a few GEMV passes; else the workgroup-tiled 'gemm' on GPUs, and 'blocked' (no
+ * workgroup memory or barriers, which a CPU adapter emulates slowly) on CPU adapters. FLA_KERNEL_MATMUL forces one.
+ */
+export function select(gpu: Gpu, rows: number): MatmulKernel {
+  const forced = process.env.FLA_KERNEL_MATMUL;
+  if (forced === 'gemv' || forced === 'gemm' || forced === 'blocked') return forced;
+  if (rows <= 2 * GEMV_RMAX) return 'gemv';
+  return gpu.summary.type === 'cpu' ? 'blocked' : 'gemm';
+}
+
+export function build(gpu: Gpu, s: StepCtx, a: MatmulArgs): Promise<Dispatch> {
+  if (a.IN % 2 !== 0) throw new ShapeError(`matmul: IN=${a.IN} must be even`);
+  const rows = a.rowsK ? s.k : s.n;
+  const defines = {
+    ACT: ACT[a.act], HAS_BIAS: a.bias !== null, ACCUM: a.accumulate, ROWS_K: a.rowsK,
+    ...weightDefines(a.wdtype),
+  };
+  const entries = [{ buffer: s.uniform }, binding(a.x), binding(a.w), a.bias ? binding(a.bias) : { buffer: s.dummy }, binding(a.y),
+    { buffer: gpu.uniform(new Uint32Array([a.IN, a.OUT])) }];
+  const kernel = select(gpu, rows);
+  if (kernel === 'blocked')
+    return dispatch(gpu, { label: 'matmul_blocked', source: blocked, defines }, entries, grid(Math.ceil(Math.ceil(rows / 4) * Math.ceil(a.OUT / 4) / 64)));
+  if (kernel === 'gemv') {
+    const TPR = a.IN >= 1024 ? 64 : 32;
+    const RPW = Math.max(1, Math.min(8, Math.floor(gpu.maxInvocations / TPR), 256 / TPR));
+    const [x, y] = grid(Math.ceil(a.OUT / RPW));
+    return dispatch(gpu, { label: 'matmul_gemv', source: gemv, defines: { ...defines, TPR, RPW, RMAX: GEMV_RMAX } },
+      entries, [x, y, Math.ceil(rows / GEMV_RMAX)]);
+  }
+  return dispatch(gpu, { label: 'matmul_gemm', source: gemm, defines }, entries, [Math.ceil(a.OUT / 64), Math.ceil(rows / 64), 1]);
+}
+
+export function cost(R: number, IN: number, OUT: number, wbytes: number) {
+  return { flops: 2 * R * IN * OUT, bytes: OUT * IN * wbytes + 4 * R * (IN + OUT) };
+}

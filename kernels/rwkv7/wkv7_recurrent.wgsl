@@ -1,0 +1,96 @@
+// wkv7_recurrent: one RWKV7 time-mix layer core, token by token (spec-rwkv7-gla-abc.md §1.3 steps 5–11):
+//   v ← lerp(v, v_first, m);  κ̂ = norm(k⊙k_k);  k̃ = k⊙(1 + (a−1)⊙k_a)
+//   u = −κ̂ᵀS;  S ← diag(e^w)·S + (κ̂⊙a)·uᵀ + k̃·vᵀ;  o = rᵀS
+//   y = (GroupNorm(o) + (Σ r⊙k̃⊙r_k)·v) ⊙ g
+// Bindings: step uniform; stepmeta u32 (cursors); proj [6, cap, C] planes r,w,k,v,a,g; vfirst [N, C] (written if FIRST);
+// vmix [N, C]; params [5, C] = k_k, k_a, r_k, g_norm.weight, g_norm.bias; state [slots, H, D, D] f32 (S[i][j], i = key);
+// y [N, C]. Dispatch: (H, B) workgroups of D threads; thread j owns column j of S (D registers).
+// Runtime dims: C, GN_EPS. Defines: D, FIRST, FUSE_NORM. All arithmetic f32.
+#include "common.wgsl"
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
+@group(0) @binding(2) var<storage, read> proj: array<f32>;        // [6, cap, C]
+@group(0) @binding(3) var<storage, read_write> vfirst: array<f32>; // [N, C]
+@group(0) @binding(4) var<storage, read> vmix: array<f32>;        // [N, C]
+@group(0) @binding(5) var<storage, read> params: array<f32>;      // [5, C]
+@group(0) @binding(6) var<storage, read_write> state: array<f32>; // [slots, H, D, D]
+@group(0) @binding(7) var<storage, read_write> y: array<f32>;     // [N, C]
+@group(0) @binding(8) var<uniform> dims: vec4f;                   // C, GN_EPS
+
+var<workgroup> sh_kk: array<f32, D>;
+var<workgroup> sh_beta: array<f32, D>;
+var<workgroup> sh_kt: array<f32, D>;
+var<workgroup> sh_r: array<f32, D>;
+var<workgroup> sh_dec: array<f32, D>;
+var<workgroup> red: array<vec2f, D>;
+
+fn wg_sum2(v: vec2f, j: u32) -> vec2f {
+  red[j] = v;
+  workgroupBarrier();
+  for (var s = D / 2u; s > 0u; s >>= 1u) {
+    if (j < s) { red[j] += red[j + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+
+@compute @workgroup_size(D)
+fn wkv7_recurrent(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: vec3u) {
+  let C = u32(dims.x);
+  let GN_EPS = dims.y;
+  let H = C / D;
+  let h = g.x;
+  let seq = g.y;
+  if (seq >= step.b) { return; }
+  let cur = step.cur_off + 4u * seq;
+  let slot = stepmeta[cur];
+  let start = stepmeta[cur + 1u];
+  let len = stepmeta[cur + 2u];
+  let j = l.x;
+  let base = (slot * H + h) * D * D;
+  var S: array<f32, D>;
+  for (var i = 0u; i < D; i++) { S[i] = state[base + i * D + j]; }
+  let plane = step.cap * C;
+  let c = h * D + j;
+  for (var t = start; t < start + len; t++) {
+    let tc = t * C + c;
+    let r = proj[tc];
+    let k = proj[2u * plane + tc];
+    var v = proj[3u * plane + tc];
+    let a = proj[4u * plane + tc];
+    if (FIRST) {
+      vfirst[tc] = v;
+    } else {
+      let m = vmix[tc];
+      let vf = vfirst[tc];
+      if (abs(m) < 0.5) { v = v + m * (vf - v); } else { v = vf - (vf - v) * (1.0 - m); }   // torch.lerp
+    }
+    let kk = k * params[c];
+    let kt = k * (1.0 + (a - 1.0) * params[C + c]);
+    let sums = wg_sum2(vec2f(kk * kk, r * kt * params[2u * C + c]), j);
+    var inv: f32;
+    if (FUSE_NORM) { inv = inverseSqrt(sums.x + 1e-6); } else { inv = 1.0 / max(sqrt(sums.x), 1e-12); }
+    let kn = kk * inv;
+    sh_kk[j] = kn;
+    sh_beta[j] = kn * a;
+    sh_kt[j] = kt;
+    sh_r[j] = r;
+    sh_dec[j] = exp(proj[plane + tc]);
+    workgroupBarrier();
+    var u = 0.0;
+    for (var i = 0u; i < D; i++) { u -= sh_kk[i] * S[i]; }
+    var o = 0.0;
+    for (var i = 0u; i < D; i++) {
+      S[i] = sh_dec[i] * S[i] + sh_beta[i] * u + sh_kt[i] * v;
+      o += sh_r[i] * S[i];
+    }
+    let mu = wg_sum2(vec2f(o, 0.0), j).x / f32(D);
+    let var_ = wg_sum2(vec2f((o - mu) * (o - mu), 0.0), j).x / f32(D);
+    let on = (o - mu) * inverseSqrt(var_ + GN_EPS) * params[3u * C + c] + params[4u * C + c];
+    y[tc] = (on + sums.y * v) * proj[5u * plane + tc];
+  }
+  for (var i = 0u; i < D; i++) { state[base + i * D + j] = S[i]; }
+}

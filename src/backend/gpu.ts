@@ -1,0 +1,235 @@
+// The WebGPU backend: weights and state in GPU buffers, each op recorded as a dispatch, one submit per step,
+// and only the kept logits read back.
+import * as embed from '../../kernels/embed/embed.ts';
+import * as matmul from '../../kernels/matmul/matmul.ts';
+import * as layerNorm from '../../kernels/norm/layer_norm.ts';
+import * as tokenShift from '../../kernels/rwkv7/token_shift.ts';
+import * as wkv7 from '../../kernels/rwkv7/wkv7.ts';
+import { fmtBytes, type Dispatch, type Gpu } from '../gpu/device.ts';
+import type { StepCtx, View, WeightDtype } from '../gpu/launch.ts';
+import { bf16ToF32, f16ToF32 } from '../load/safetensors.ts';
+import { GpuError } from '../util/errors.ts';
+import type { Act, Backend, HostWeight, StateSpec, StepLayout, Tensor, Weight } from './backend.ts';
+
+class GpuWeight implements Weight {
+  constructor(readonly shape: readonly number[], readonly view: View, readonly dtype: WeightDtype) {}
+}
+
+class GpuTensor implements Tensor {
+  constructor(readonly view: View, readonly cols: number, readonly planes: number, readonly rows: 'n' | 'k' | 'slots', readonly cap: number) {}
+}
+
+const T = (t: Tensor) => (t as GpuTensor).view;
+const W = (w: Weight) => w as GpuWeight;
+const ROW_ALIGN = 64;
+
+export class GpuBackend implements Backend {
+  readonly name: string;
+  private states = new Map<string, GpuTensor>();
+  private acts = new Map<string, { buffer: GPUBuffer; bytes: number }>();
+  private capN = 0;
+  private capK = 0;
+  private uniform: GPUBuffer;
+  private meta: GPUBuffer | null = null;
+  private metaBytes = 0;
+  private dummy: GPUBuffer;
+  private ctx: StepCtx | null = null;
+  private dispatches: Dispatch[] = [];
+  private pendingClears: { buffer: GPUBuffer; offset: number; size: number }[] = [];
+  private pendingCopies: { from: number; to: number }[] = [];
+  private weightBytes = 0;
+
+  constructor(readonly gpu: Gpu) {
+    this.name = `gpu (${gpu.summary.name}, ${gpu.summary.backend})`;
+    this.uniform = gpu.buffer(32, 'step', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    this.dummy = gpu.buffer(16, 'dummy');
+  }
+
+  maxStepTokens(C: number, V: number, planes: number): number {
+    // the widest activation is planes × cap × C f32, and logits K × V: both must fit one binding
+    const byAct = Math.floor(this.gpu.maxBinding / (4 * planes * Math.max(C, 1)));
+    const byLogits = Math.floor(this.gpu.maxBinding / (4 * Math.max(V, 1)));
+    return Math.max(1, Math.floor(Math.min(byAct, byLogits, 8192) / ROW_ALIGN) * ROW_ALIGN || 1);
+  }
+
+  weight(name: string, w: HostWeight, matrix: boolean): Weight {
+    let data: ArrayBufferView, dtype: WeightDtype;
+    if (matrix && w.bits16 && (w.dtype === 'bf16' || w.dtype === 'f16')) { data = w.bits16; dtype = w.dtype; }
+    else { data = w.f32 ?? (w.dtype === 'bf16' ? bf16ToF32(w.bits16!) : f16ToF32(w.bits16!)); dtype = 'f32'; }
+    if (data.byteLength > this.gpu.maxBinding)
+      throw new GpuError(`${name}: ${fmtBytes(data.byteLength)} exceeds the adapter's largest storage binding (${fmtBytes(this.gpu.maxBinding)})`);
+    const buffer = this.gpu.upload(data, name);
+    this.weightBytes += data.byteLength;
+    return new GpuWeight(w.shape, { buffer, offset: 0, size: Math.ceil(data.byteLength / 4) * 4 }, dtype);
+  }
+
+  get uploadedBytes(): number { return this.weightBytes; }
+
+  allocState(specs: StateSpec[], slots: number): void {
+    for (const s of this.states.values()) { this.gpu.forget(s.view.buffer); s.view.buffer.destroy(); }
+    this.states.clear();
+    for (const s of specs) {
+      const bytes = 4 * s.cols * slots;
+      const buffer = this.gpu.buffer(bytes, `state ${s.key}`);
+      this.pendingClears.push({ buffer, offset: 0, size: Math.ceil(bytes / 4) * 4 });
+      this.states.set(s.key, new GpuTensor({ buffer, offset: 0, size: Math.ceil(bytes / 16) * 16 }, s.cols, 1, 'slots', slots));
+    }
+  }
+
+  state(key: string): Tensor {
+    const s = this.states.get(key);
+    if (!s) throw new Error(`no state ${key}`);
+    return s;
+  }
+
+  resetSlot(slot: number): void {
+    for (const s of this.states.values()) this.pendingClears.push({ buffer: s.view.buffer, offset: 4 * slot * s.cols, size: 4 * s.cols });
+  }
+
+  copySlot(from: number, to: number): void {
+    this.pendingCopies.push({ from, to });
+  }
+
+  beginStep(step: StepLayout): void {
+    this.gpu.checkAlive();
+    const n = step.ids.length, k = step.keep.length, b = step.cursors.length;
+    if (n > this.capN) this.growActs('n', Math.max(n, 1));
+    if (k > this.capK || this.capK === 0) this.growActs('k', Math.max(k, 1));
+    // meta = ids[n] | token→sequence[n] | cursors[4b] | keep[k]
+    const meta = new Uint32Array(2 * n + 4 * b + k);
+    meta.set(step.ids, 0);
+    step.cursors.forEach((c, s) => {
+      meta.fill(s, n + c.start, n + c.start + c.len);
+      meta.set([c.slot, c.start, c.len, 0], 2 * n + 4 * s);
+    });
+    meta.set(step.keep, 2 * n + 4 * b);
+    if (meta.byteLength > this.metaBytes) {
+      if (this.meta) { this.gpu.forget(this.meta); this.meta.destroy(); }
+      this.metaBytes = Math.max(1024, meta.byteLength * 2);
+      this.meta = this.gpu.buffer(this.metaBytes, 'meta');
+    }
+    this.gpu.write(this.meta!, 0, meta);
+    this.gpu.write(this.uniform, 0, new Uint32Array([n, k, b, this.capN, 0, n, 2 * n, 2 * n + 4 * b]));
+    this.ctx = { uniform: this.uniform, meta: this.meta!, dummy: this.dummy, n, k, b, cap: this.capN };
+    this.dispatches = [];
+  }
+
+  private growActs(rows: 'n' | 'k', need: number): void {
+    const cap = Math.ceil(need / ROW_ALIGN) * ROW_ALIGN;
+    if (rows === 'n') this.capN = cap; else this.capK = cap;
+    for (const [key, a] of this.acts) {
+      if (!key.endsWith(`:${rows}`)) continue;
+      this.gpu.forget(a.buffer);
+      a.buffer.destroy();
+      this.acts.delete(key);
+    }
+  }
+
+  private get s(): StepCtx {
+    if (!this.ctx) throw new Error('no step begun');
+    return this.ctx;
+  }
+
+  act(name: string, cols: number, opts: { planes?: number; rows?: 'n' | 'k' } = {}): Tensor {
+    const planes = opts.planes ?? 1, rows = opts.rows ?? 'n';
+    const cap = rows === 'n' ? this.capN : this.capK;
+    const key = `${name}:${cols}:${planes}:${rows}`;
+    const bytes = 4 * planes * cap * cols;
+    let a = this.acts.get(key);
+    if (!a) {
+      if (bytes > this.gpu.maxBinding) throw new GpuError(`activation ${name} needs ${fmtBytes(bytes)}, over the adapter's binding limit ${fmtBytes(this.gpu.maxBinding)}`);
+      a = { buffer: this.gpu.buffer(bytes, name), bytes };
+      this.acts.set(key, a);
+    }
+    return new GpuTensor({ buffer: a.buffer, offset: 0, size: bytes }, cols, planes, rows, cap);
+  }
+
+  plane(t: Tensor, i: number): Tensor {
+    const g = t as GpuTensor;
+    const size = 4 * g.cap * g.cols;
+    return new GpuTensor({ buffer: g.view.buffer, offset: g.view.offset + i * size, size }, g.cols, 1, g.rows, g.cap);
+  }
+
+  private push(d: Dispatch): void { this.dispatches.push(d); }
+
+  async embed(table: Weight, out: Tensor): Promise<void> {
+    this.push(await embed.build(this.gpu, this.s, { table: W(table).view, wdtype: W(table).dtype, x: T(out), C: out.cols }));
+  }
+
+  async layerNorm(x: Tensor, w: Weight, b: Weight | null, eps: number, out: Tensor): Promise<void> {
+    this.push(await layerNorm.build(this.gpu, this.s, { x: T(x), w: W(w).view, b: b ? W(b).view : null, y: T(out), C: x.cols, eps, rowsK: x.rows === 'k' }));
+  }
+
+  async matmul(x: Tensor, w: Weight, bias: Weight | null, act: Act, out: Tensor, accumulate = false): Promise<void> {
+    const [OUT, IN] = w.shape as [number, number];
+    this.push(await matmul.build(this.gpu, this.s, {
+      x: T(x), w: W(w).view, wdtype: W(w).dtype, bias: bias ? W(bias).view : null, y: T(out), IN, OUT, act, accumulate, rowsK: x.rows === 'k',
+    }));
+  }
+
+  async tokenShift(h: Tensor, state: Tensor, mix: Weight, out: Tensor): Promise<void> {
+    this.push(await tokenShift.build(this.gpu, this.s, { h: T(h), state: T(state), mix: W(mix).view, out: T(out), C: h.cols, M: out.planes }));
+  }
+
+  async shiftStore(h: Tensor, state: Tensor): Promise<void> {
+    this.push(await tokenShift.buildStore(this.gpu, this.s, { h: T(h), state: T(state), C: h.cols }));
+  }
+
+  async wkv7(a: Parameters<Backend['wkv7']>[0]): Promise<void> {
+    this.push(await wkv7.build(this.gpu, this.s, {
+      proj: T(a.proj), vfirst: T(a.vfirst), vmix: a.vmix ? T(a.vmix) : { buffer: this.dummy, offset: 0, size: 16 },
+      params: W(a.params).view, state: T(a.state), y: T(a.out), C: a.out.cols, D: a.D, first: a.vmix === null, fuseNorm: a.fuseNorm, gnEps: a.gnEps,
+    }));
+  }
+
+  async gatherKept(x: Tensor, out: Tensor): Promise<void> {
+    this.push(await embed.buildGather(this.gpu, this.s, { x: T(x), y: T(out), C: x.cols }));
+  }
+
+  write(t: Tensor, data: Float32Array): void {
+    const v = T(t);
+    this.gpu.write(v.buffer, v.offset, data.subarray(0, v.size / 4));
+  }
+
+  /** Runs what is recorded so far (a step stays open), then reads the tensor back. */
+  async read(t: Tensor): Promise<Float32Array> {
+    const enc = this.gpu.device.createCommandEncoder();
+    this.flushSlotOps(enc);
+    this.gpu.encode(enc, this.dispatches);
+    this.dispatches = [];
+    const v = T(t);
+    return new Float32Array(await this.gpu.read(v.buffer, v.offset, v.size, enc));
+  }
+
+  capacity(t: Tensor): number { return (t as GpuTensor).cap; }
+
+  /** Encode pending slot clears/copies, then the step's dispatches (all in one submit with the readback). */
+  async endStep(logits: Tensor): Promise<Float32Array> {
+    const enc = this.gpu.device.createCommandEncoder();
+    this.flushSlotOps(enc);
+    this.gpu.encode(enc, this.dispatches);
+    this.dispatches = [];
+    const v = T(logits);
+    const bytes = 4 * this.s.k * logits.cols;
+    this.ctx = null;
+    return new Float32Array(await this.gpu.read(v.buffer, v.offset, bytes, enc));
+  }
+
+  private flushSlotOps(enc: GPUCommandEncoder): void {
+    for (const c of this.pendingClears) enc.clearBuffer(c.buffer, c.offset, c.size);
+    this.pendingClears = [];
+    for (const { from, to } of this.pendingCopies) {
+      for (const s of this.states.values()) {
+        const size = 4 * s.cols;
+        const tmp = this.gpu.buffer(size, 'slot copy');
+        enc.copyBufferToBuffer(s.view.buffer, from * size, tmp, 0, size);
+        enc.copyBufferToBuffer(tmp, 0, s.view.buffer, to * size, size);
+      }
+    }
+    this.pendingCopies = [];
+  }
+
+  destroy(): void {
+    this.gpu.destroy();
+  }
+}

@@ -1,0 +1,316 @@
+// Owns the WebGPU device: adapter choice, features and limits, WGSL pipelines (cached by key),
+// bind groups (cached), buffers, uploads, readbacks, and error reporting.
+import { setupGlobals } from 'bun-webgpu';
+import { GpuError } from '../util/errors.ts';
+import { log } from '../util/log.ts';
+import { preprocess } from './wgsl.ts';
+
+export interface AdapterSummary {
+  name: string; vendor: string; backend: string; type: string;
+  features: string[];
+  limits: Record<string, number>;
+  subgroupMinSize: number; subgroupMaxSize: number;
+}
+
+const BACKENDS: Record<number, string> = { 1: 'null', 2: 'webgpu', 3: 'd3d11', 4: 'd3d12', 5: 'metal', 6: 'vulkan', 7: 'opengl', 8: 'opengles' };
+const ADAPTER_TYPES: Record<number, string> = { 1: 'discrete', 2: 'integrated', 3: 'cpu', 4: 'unknown' };
+
+let globalsReady = false;
+
+/** Load bun-webgpu once and replace its busy-polling ticker with a short spin, then 1 ms sleeps. */
+async function initWebGpu(): Promise<GPU | null> {
+  if (!globalsReady) {
+    await setupGlobals();
+    globalsReady = true;
+    const ticker: any = (navigator.gpu as any)?._ticker;
+    if (ticker) patchTicker(ticker);
+  }
+  return navigator.gpu ?? null;
+}
+
+// tooling.md: the stock ticker loops setImmediate and eats a core while awaiting the GPU
+// (on lavapipe the "GPU" is that core). Spin 0.5 ms for low latency, then poll every 1 ms.
+function patchTicker(ticker: any): void {
+  const proto = Object.getPrototypeOf(ticker);
+  if (proto.__flaPatched) return;
+  const SPIN_MS = 0.5;
+  const register = proto.register;
+  proto.register = function (this: any) {
+    if (!this.hasWaiting()) this._waitStart = performance.now();
+    return register.call(this);
+  };
+  proto.scheduleTick = function (this: any) {
+    if (this._ticking) return;
+    this._ticking = true;
+    const run = () => {
+      this.lib.wgpuInstanceProcessEvents(this.instancePtr);
+      this._ticking = false;
+      if (this.hasWaiting()) this.scheduleTick();
+    };
+    if (performance.now() - (this._waitStart ?? 0) < SPIN_MS) setImmediate(run); else setTimeout(run, 1);
+  };
+  proto.__flaPatched = true;
+}
+
+function summarize(adapter: GPUAdapter): AdapterSummary {
+  const info: any = adapter.info;
+  const limits: Record<string, number> = {};
+  const L: any = adapter.limits;
+  for (const k in L) if (typeof L[k] === 'number' && k !== 'nextInChain') limits[k] = L[k];
+  return {
+    name: info.description || info.device || 'unknown',
+    vendor: info.vendor ?? '', backend: BACKENDS[info.backendType] ?? String(info.backendType),
+    type: ADAPTER_TYPES[info.adapterType] ?? String(info.adapterType),
+    features: [...adapter.features].map(String).sort(),
+    limits, subgroupMinSize: info.subgroupMinSize ?? 0, subgroupMaxSize: info.subgroupMaxSize ?? 0,
+  };
+}
+
+/** Adapters usable for compute. A Null backend (computes nothing) is never returned. */
+export async function listAdapters(): Promise<{ adapter: GPUAdapter; summary: AdapterSummary }[]> {
+  let gpu: GPU | null;
+  try { gpu = await initWebGpu(); } catch (e) {
+    log.debug(`webgpu unavailable: ${(e as Error).message}`);
+    return [];
+  }
+  if (!gpu) return [];
+  const out: { adapter: GPUAdapter; summary: AdapterSummary }[] = [];
+  const seen = new Set<string>();
+  for (const opts of [{ powerPreference: 'high-performance' }, { powerPreference: 'low-power' }] as GPURequestAdapterOptions[]) {
+    const adapter = await gpu.requestAdapter(opts).catch(() => null);
+    if (!adapter) continue;
+    const s = summarize(adapter);
+    if (s.backend === 'null' || !s.vendor) continue;   // old Mesa: Dawn falls back to a null backend
+    const key = `${s.name}|${s.backend}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ adapter, summary: s });
+  }
+  return out;
+}
+
+export type Dispatch = { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; workgroups: [number, number, number]; label: string };
+
+export interface PipelineSpec {
+  label: string;                          // kernel stem, for errors and profiling
+  source: string;                         // WGSL with #if/#include
+  defines?: Record<string, number | boolean | string>;
+  overrides?: Record<string, number>;
+}
+
+/** One WebGPU device with caches. Create with Gpu.create(). */
+export class Gpu {
+  readonly f16: boolean;
+  readonly subgroups: boolean;
+  readonly subgroupSize: number;
+  readonly maxBinding: number;
+  readonly maxWorkgroupStorage: number;
+  readonly maxInvocations: number;
+  readonly offsetAlign: number;
+  readonly timestamps: boolean;
+  private pipelines = new Map<string, GPUComputePipeline>();
+  private bindGroups = new Map<string, GPUBindGroup>();
+  private bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
+  private uniforms = new Map<string, GPUBuffer>();
+  private lost: string | null = null;
+  private readbackBusy: Promise<unknown> = Promise.resolve();
+
+  private constructor(readonly device: GPUDevice, readonly summary: AdapterSummary) {
+    const f = new Set(summary.features);
+    this.f16 = f.has('shader-f16') && device.features.has('shader-f16');
+    this.subgroups = f.has('subgroups') && device.features.has('subgroups');
+    this.subgroupSize = summary.subgroupMinSize || 0;
+    this.timestamps = device.features.has('timestamp-query');
+    const lim = device.limits as any;
+    this.maxBinding = lim.maxStorageBufferBindingSize;
+    this.maxWorkgroupStorage = lim.maxComputeWorkgroupStorageSize;
+    this.maxInvocations = lim.maxComputeInvocationsPerWorkgroup;
+    this.offsetAlign = lim.minStorageBufferOffsetAlignment;
+    (device as any).onuncapturederror = (ev: any) => {
+      const msg = ev?.error?.message ?? String(ev);
+      log.error(`gpu: ${msg.split('\n')[0]}`);
+    };
+    device.lost?.then((info: any) => { this.lost = info?.message || 'device lost'; }).catch(() => {});
+  }
+
+  /** Open adapter `index` (from listAdapters) with every adapter limit and the useful features. */
+  static async create(index = 0): Promise<Gpu> {
+    const adapters = await listAdapters();
+    if (adapters.length === 0) throw new GpuError('no WebGPU adapter found (is a Vulkan driver installed? see README "When things go wrong")');
+    const pick = adapters[index];
+    if (!pick) throw new GpuError(`--device gpu:${index}: only ${adapters.length} adapter(s) found (run 'fla devices')`);
+    const { adapter, summary } = pick;
+    // bun-webgpu rejects a partial requiredLimits: pass all of them (tooling.md).
+    const requiredLimits = summary.limits;
+    const wanted = ['shader-f16', 'subgroups', 'timestamp-query'].filter(f => adapter.features.has(f)) as GPUFeatureName[];
+    const device = await adapter.requestDevice({ requiredFeatures: wanted, requiredLimits } as any);
+    return new Gpu(device, summary);
+  }
+
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) { id = this.nextBufferId++; this.bufferIds.set(b, id); }
+    return id;
+  }
+
+  checkAlive(): void {
+    if (this.lost) throw new GpuError(`GPU device lost: ${this.lost}`);
+  }
+
+  /** A compute pipeline for `spec`, compiled once per (source, defines, overrides). */
+  async pipeline(spec: PipelineSpec): Promise<GPUComputePipeline> {
+    const key = pipelineKey(spec);
+    const hit = this.pipelines.get(key);
+    if (hit) return hit;
+    const t0 = performance.now();
+    const code = preprocess(spec.source, spec.defines ?? {}, { f16: this.f16, subgroups: this.subgroups });
+    const label = `${spec.label}${describeVariant(spec)}`;
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ code, label });
+    const modErr = await this.device.popErrorScope();
+    if (modErr) throw new GpuError(`WGSL compile error in kernel ${spec.label} (variant ${label}): ${oneLine(modErr.message)}`);
+    this.device.pushErrorScope('validation');
+    const pipeline = this.device.createComputePipeline({
+      label, layout: 'auto',
+      compute: { module, entryPoint: spec.label.split('/').pop()!, constants: spec.overrides ?? {} },
+    });
+    const pErr = await this.device.popErrorScope();
+    if (pErr) throw new GpuError(`pipeline error in kernel ${spec.label} (variant ${label}): ${oneLine(pErr.message)}`);
+    this.pipelines.set(key, pipeline);
+    log.debug(`compiled ${label} in ${(performance.now() - t0).toFixed(0)} ms`);
+    return pipeline;
+  }
+
+  /** A bind group for (pipeline, buffers with ranges), cached: createBindGroup costs ~30 µs here. */
+  bindGroup(pipeline: GPUComputePipeline, pipelineKeyStr: string, entries: Binding[]): GPUBindGroup {
+    let key = pipelineKeyStr;
+    for (const e of entries) key += `|${this.bufferId(e.buffer)}:${e.offset ?? 0}:${e.size ?? -1}`;
+    const hit = this.bindGroups.get(key);
+    if (hit) return hit;
+    const bg = this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: entries.map((e, i) => ({ binding: i, resource: { buffer: e.buffer, offset: e.offset ?? 0, size: e.size } })),
+    });
+    if (this.bindGroups.size > 20000) this.bindGroups.clear();
+    this.bindGroups.set(key, bg);
+    return bg;
+  }
+
+  /** Forget cached bind groups that mention `buf` (call before destroying it). */
+  forget(buf: GPUBuffer): void {
+    const id = `|${this.bufferId(buf)}:`;
+    for (const k of this.bindGroups.keys()) if (k.includes(id)) this.bindGroups.delete(k);
+  }
+
+  buffer(size: number, label: string, usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC): GPUBuffer {
+    const bytes = Math.max(16, Math.ceil(size / 16) * 16);
+    const maxBuf = (this.device.limits as any).maxBufferSize as number;
+    if (bytes > maxBuf) throw new GpuError(`${label}: needs a ${fmtBytes(bytes)} buffer, the adapter allows ${fmtBytes(maxBuf)}`);
+    this.device.pushErrorScope('out-of-memory');
+    const b = this.device.createBuffer({ size: bytes, usage, label });
+    this.device.popErrorScope().then(err => { if (err) this.lost ??= `out of GPU memory allocating ${label} (${fmtBytes(bytes)})`; });
+    return b;
+  }
+
+  /** A small constant uniform buffer (kernel dims), shared by every dispatch with the same values. */
+  uniform(values: Uint32Array | Float32Array): GPUBuffer {
+    const key = `${values instanceof Float32Array ? 'f' : 'u'}${values.join(',')}`;
+    let b = this.uniforms.get(key);
+    if (!b) {
+      const data = new Uint8Array(16);
+      data.set(new Uint8Array(values.buffer, values.byteOffset, Math.min(16, values.byteLength)));
+      b = this.buffer(16, `dims ${key}`, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+      this.write(b, 0, data);
+      this.uniforms.set(key, b);
+    }
+    return b;
+  }
+
+  /** Upload bytes (padded to 4) into a new storage buffer. */
+  upload(data: ArrayBufferView, label: string): GPUBuffer {
+    const b = this.buffer(data.byteLength, label);
+    this.write(b, 0, data);
+    return b;
+  }
+
+  write(buf: GPUBuffer, offset: number, data: ArrayBufferView): void {
+    let view = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (view.byteLength % 4 !== 0 || view.byteOffset % 4 !== 0 || !(view.buffer instanceof ArrayBuffer)) {
+      const padded = new Uint8Array(Math.ceil(view.byteLength / 4) * 4);
+      padded.set(view);
+      view = padded;
+    }
+    if (view.byteLength) this.device.queue.writeBuffer(buf, offset, view);
+  }
+
+  /** Encode dispatches into one compute pass (dispatches in a pass see each other's writes). */
+  encode(encoder: GPUCommandEncoder, dispatches: Dispatch[]): void {
+    if (!dispatches.length) return;
+    const pass = encoder.beginComputePass();
+    for (const d of dispatches) {
+      pass.setPipeline(d.pipeline);
+      pass.setBindGroup(0, d.bindGroup);
+      pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+    }
+    pass.end();
+  }
+
+  /** Copy `size` bytes of `src` back to the host. One readback at a time (tooling.md: fences overlap badly). */
+  async read(src: GPUBuffer, offset: number, size: number, encoder?: GPUCommandEncoder): Promise<ArrayBuffer> {
+    const prev = this.readbackBusy;
+    let done!: () => void;
+    this.readbackBusy = new Promise<void>(r => { done = r; });
+    await prev;
+    try {
+      this.checkAlive();
+      const bytes = Math.ceil(size / 4) * 4;
+      const rb = this.device.createBuffer({ size: Math.max(bytes, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
+      const enc = encoder ?? this.device.createCommandEncoder();
+      enc.copyBufferToBuffer(src, offset, rb, 0, bytes);
+      this.device.queue.submit([enc.finish()]);
+      await rb.mapAsync(GPUMapMode.READ);
+      this.checkAlive();
+      const out = rb.getMappedRange().slice(0, size);
+      rb.unmap();
+      rb.destroy();
+      return out;
+    } finally {
+      done();
+    }
+  }
+
+  submit(encoder: GPUCommandEncoder): void {
+    this.device.queue.submit([encoder.finish()]);
+  }
+
+  destroy(): void {
+    this.pipelines.clear();
+    this.bindGroups.clear();
+    try { this.device.destroy(); } catch { /* already gone */ }
+  }
+}
+
+export interface Binding { buffer: GPUBuffer; offset?: number; size?: number }
+
+export function pipelineKey(spec: PipelineSpec): string {
+  const d = Object.entries(spec.defines ?? {}).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join(',');
+  const o = Object.entries(spec.overrides ?? {}).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join(',');
+  return `${spec.label}|${d}|${o}`;
+}
+
+function describeVariant(spec: PipelineSpec): string {
+  const parts = [...Object.entries(spec.defines ?? {}), ...Object.entries(spec.overrides ?? {})].map(([k, v]) => `${k}=${v}`);
+  return parts.length ? `[${parts.join(',')}]` : '';
+}
+
+function oneLine(s: string): string {
+  return s.split('\n').map(l => l.trim()).filter(Boolean).slice(0, 3).join(' | ');
+}
+
+export function fmtBytes(n: number): string {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
+  return `${n} B`;
+}

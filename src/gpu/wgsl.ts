@@ -1,0 +1,56 @@
+// The tiny WGSL preprocessor: a prelude of `const` defines, `#if NAME` / `#else` / `#endif`, `#include "x"`.
+import common from '../../kernels/common.wgsl' with { type: 'text' };
+import act from '../../kernels/matmul/act.wgsl' with { type: 'text' };
+
+const INCLUDES: Record<string, string> = { 'common.wgsl': common, 'act.wgsl': act };
+
+export interface Features { f16: boolean; subgroups: boolean }
+
+/**
+ * Defines become `const NAME = value;` lines (numbers: u32 if integer, else f32; booleans: bool)
+ * and are visible to `#if`. SUBGROUPS / F16 are set from the adapter unless given.
+ */
+export function preprocess(source: string, defines: Record<string, number | boolean | string>, feat: Features): string {
+  const env: Record<string, number | boolean | string> = { SUBGROUPS: feat.subgroups, F16: feat.f16, ...defines };
+  const lines = expandIncludes(source).split('\n');
+  const out: string[] = [];
+  const stack: { active: boolean; taken: boolean }[] = [];
+  const active = () => stack.every(s => s.active);
+  for (const line of lines) {
+    const t = line.trim();
+    let m: RegExpMatchArray | null;
+    if ((m = t.match(/^#if\s+(!?)(\w+)\s*$/))) {
+      const v = truthy(env[m[2]!]);
+      const on = m[1] ? !v : v;
+      stack.push({ active: on, taken: on });
+    } else if (t === '#else') {
+      const top = stack.at(-1);
+      if (!top) throw new Error('#else without #if');
+      top.active = !top.taken;
+    } else if (t === '#endif') {
+      if (!stack.pop()) throw new Error('#endif without #if');
+    } else if (active()) out.push(line);
+  }
+  if (stack.length) throw new Error('#if without #endif');
+  const prelude: string[] = [];
+  if (truthy(env.SUBGROUPS) && /subgroup\w*\(/.test(out.join('\n'))) prelude.push('enable subgroups;');
+  if (truthy(env.F16) && /\bf16\b/.test(out.join('\n'))) prelude.push('enable f16;');
+  for (const [k, v] of Object.entries(defines)) {
+    if (typeof v === 'boolean') prelude.push(`const ${k}: bool = ${v};`);
+    else if (typeof v === 'number') prelude.push(Number.isInteger(v) && v >= 0 ? `const ${k}: u32 = ${v}u;` : `const ${k}: f32 = ${v};`);
+  }
+  return [...prelude, ...out].join('\n');
+}
+
+function truthy(v: unknown): boolean {
+  return v !== undefined && v !== false && v !== 0 && v !== '' && v !== '0';
+}
+
+function expandIncludes(src: string, depth = 0): string {
+  if (depth > 4) throw new Error('#include nested too deep');
+  return src.replace(/^\s*#include\s+"([^"]+)"\s*$/gm, (_, name: string) => {
+    const inc = INCLUDES[name];
+    if (inc === undefined) throw new Error(`#include "${name}": unknown file`);
+    return expandIncludes(inc, depth + 1);
+  });
+}

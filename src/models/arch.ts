@@ -1,0 +1,21 @@
+// The interface every architecture file implements (one file per model_type, listed in registry.ts).
+import type { Backend, StateSpec, Tensor } from '../backend/backend.ts';
+import type { WeightReader } from '../load/weights.ts';
+
+export interface ModelDims { hidden: number; vocab: number; maxPlanes: number; maxContext: number | null }
+
+export interface Arch<Cfg = any, Weights = any> {
+  /** config.json model_type values this file handles. */
+  modelTypes: string[];
+  /** Typed config with HF field names; UnsupportedModelError for options we don't implement. */
+  parseConfig(json: Record<string, unknown>, where: string): Cfg;
+  dims(cfg: Cfg): ModelDims;
+  /** Per-slot state (recurrent, shift, conv) for one sequence. */
+  state(cfg: Cfg): StateSpec[];
+  /** Read and upload every weight; the reader reports missing/extra tensors. */
+  load(cfg: Cfg, r: WeightReader, o: Backend): Weights;
+  /** Record one packed step; returns the logits tensor [K, V]. */
+  forward(o: Backend, w: Weights, cfg: Cfg): Promise<Tensor>;
+}
+
+export function defineArch<Cfg, Weights>(a: Arch<Cfg, Weights>): Arch<Cfg, Weights> { return a; }

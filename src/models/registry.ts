@@ -1,0 +1,16 @@
+// The static list of architectures (bun build --compile must see every module): one import per model_type.
+import { UnsupportedModelError } from '../util/errors.ts';
+import type { Arch } from './arch.ts';
+import rwkv7 from './rwkv7.ts';
+
+export const ARCHS: Arch[] = [rwkv7];
+
+export function supportedModelTypes(): string[] {
+  return ARCHS.flatMap(a => a.modelTypes).sort();
+}
+
+export function getArch(modelType: unknown, where: string): Arch {
+  const a = ARCHS.find(x => x.modelTypes.includes(String(modelType)));
+  if (!a) throw new UnsupportedModelError(`${where}: model_type ${JSON.stringify(modelType ?? null)} is not supported (supported: ${supportedModelTypes().join(', ')})`);
+  return a;
+}

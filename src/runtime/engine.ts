@@ -1,0 +1,86 @@
+// Runs packed steps of a loaded model: owns the state slots, splits work to the backend's step budget,
+// and returns the kept logits.
+import type { Cursor, StepLayout } from '../backend/backend.ts';
+import type { Model } from '../load/model.ts';
+import { FlaError } from '../util/errors.ts';
+
+/** One sequence's part of a step: its slot and the tokens to feed. keepAll returns logits for every token. */
+export interface SeqInput { slot: number; tokens: ArrayLike<number>; keepAll?: boolean }
+
+export class Engine {
+  readonly vocab: number;
+  readonly hidden: number;
+  readonly budget: number;
+  private freeSlots: number[];
+
+  constructor(readonly model: Model, readonly slots = 1, maxStepTokens = 512) {
+    const d = model.arch.dims(model.cfg);
+    this.vocab = d.vocab;
+    this.hidden = d.hidden;
+    this.budget = Math.max(1, Math.min(maxStepTokens, model.backend.maxStepTokens(d.hidden, d.vocab, d.maxPlanes)));
+    model.backend.allocState(model.arch.state(model.cfg), slots);
+    this.freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i);
+  }
+
+  /** Take a free slot with zeroed state. */
+  acquire(): number {
+    const s = this.freeSlots.pop();
+    if (s === undefined) throw new FlaError(`no free sequence slot (all ${this.slots} in use)`);
+    this.model.backend.resetSlot(s);
+    return s;
+  }
+
+  release(slot: number): void {
+    if (!this.freeSlots.includes(slot)) this.freeSlots.push(slot);
+  }
+
+  /**
+   * Feed tokens of several sequences (each continues from its slot's state). Returns, per sequence, its kept
+   * logits: the last token's row, or every token's rows with keepAll. Work beyond the step budget is split.
+   */
+  async run(seqs: SeqInput[]): Promise<Float32Array[]> {
+    const V = this.vocab;
+    const outs = seqs.map(s => new Float32Array((s.keepAll ? s.tokens.length : 1) * V));
+    const done = seqs.map(() => 0);
+    for (const s of seqs) {
+      if (s.tokens.length === 0) throw new FlaError('empty token sequence');
+      for (let i = 0; i < s.tokens.length; i++) {
+        const t = s.tokens[i]!;
+        if (!Number.isInteger(t) || t < 0 || t >= V) throw new FlaError(`token id ${t} is out of range for a vocabulary of ${V}`);
+      }
+    }
+    while (done.some((d, i) => d < seqs[i]!.tokens.length)) {
+      // pack as many pending tokens as the budget allows, in sequence order
+      let n = 0;
+      const cursors: Cursor[] = [], owners: number[] = [], ids: number[] = [], keep: number[] = [], keepOwner: [number, number][] = [];
+      for (let i = 0; i < seqs.length && n < this.budget; i++) {
+        const s = seqs[i]!, left = s.tokens.length - done[i]!;
+        if (left === 0) continue;
+        const take = Math.min(left, this.budget - n);
+        cursors.push({ slot: s.slot, start: n, len: take });
+        owners.push(i);
+        for (let t = 0; t < take; t++) ids.push(s.tokens[done[i]! + t]!);
+        const end = done[i]! + take;
+        if (s.keepAll) for (let t = 0; t < take; t++) { keep.push(n + t); keepOwner.push([i, done[i]! + t]); }
+        else if (end === s.tokens.length) { keep.push(n + take - 1); keepOwner.push([i, 0]); }
+        n += take;
+        done[i] = end;
+      }
+      const layout: StepLayout = { ids: Int32Array.from(ids), cursors, keep: Int32Array.from(keep) };
+      const logits = await this.step(layout);
+      keepOwner.forEach(([i, row], j) => outs[i]!.set(logits.subarray(j * V, (j + 1) * V), row * V));
+    }
+    return outs;
+  }
+
+  private async step(layout: StepLayout): Promise<Float32Array> {
+    const o = this.model.backend;
+    o.beginStep(layout);
+    const logits = await this.model.arch.forward(o, this.model.weights, this.model.cfg);
+    if (layout.keep.length === 0) {
+      await o.endStep(logits);
+      return new Float32Array(0);
+    }
+    return o.endStep(logits);
+  }
+}

@@ -1,0 +1,66 @@
+// Resolves what the user named: the device (gpu, gpu:N, cpu, or auto) and the model (a folder, or the embedded default).
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Backend } from '../backend/backend.ts';
+import { CpuBackend } from '../backend/cpu.ts';
+import { GpuBackend } from '../backend/gpu.ts';
+import { Gpu, listAdapters } from '../gpu/device.ts';
+import { inspectModel, loadTokenizer, loadWeights, type Model } from '../load/model.ts';
+import type { HfTokenizer } from '../tokenizer/hf.ts';
+import { FlaError, UsageError } from '../util/errors.ts';
+import { log } from '../util/log.ts';
+
+/** The embedded default model (kjv-rwkv7), kept in the repository. */
+export const DEFAULT_MODEL_DIR = join(import.meta.dir, '../../models/kjv-rwkv7');
+export const DEFAULT_MODEL_NAME = 'kjv-rwkv7';
+
+export type DeviceSpec = { kind: 'auto' } | { kind: 'cpu' } | { kind: 'gpu'; index: number };
+
+export function parseDevice(s: unknown): DeviceSpec {
+  if (s === undefined || s === 'auto') return { kind: 'auto' };
+  const v = String(s);
+  if (v === 'cpu') return { kind: 'cpu' };
+  const m = v.match(/^gpu(?::(\d+))?$/);
+  if (m) return { kind: 'gpu', index: m[1] ? Number(m[1]) : 0 };
+  throw new UsageError(`--device must be gpu, gpu:N or cpu, got ${JSON.stringify(v)}`);
+}
+
+export async function openBackend(spec: DeviceSpec): Promise<Backend> {
+  if (spec.kind === 'cpu') return new CpuBackend();
+  if (spec.kind === 'gpu') return new GpuBackend(await Gpu.create(spec.index));
+  const adapters = await listAdapters();
+  if (adapters.length === 0) {
+    log.warn('no WebGPU adapter found; running on the CPU (slow). Install a Vulkan driver, or pass --device cpu to silence this.');
+    return new CpuBackend();
+  }
+  return new GpuBackend(await Gpu.create(0));
+}
+
+/** True when `arg` names a model: an existing folder or a hub id `org/name`. */
+export function looksLikeModel(arg: string): boolean {
+  if (existsSync(arg)) return statSync(arg).isDirectory();
+  return /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(arg) && !/\s/.test(arg);
+}
+
+export function resolveModelDir(arg: string | undefined): string {
+  if (arg === undefined || arg === DEFAULT_MODEL_NAME) return DEFAULT_MODEL_DIR;
+  if (existsSync(arg)) {
+    if (!statSync(arg).isDirectory()) throw new UsageError(`${arg}: expected a model folder (with config.json and *.safetensors), got a file`);
+    return arg;
+  }
+  if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(arg)) throw new FlaError(`${arg}: not a local folder, and downloading from the Hugging Face Hub is not available yet`, 1);
+  throw new UsageError(`${arg}: no such model folder`);
+}
+
+export interface Session { model: Model; tokenizer: HfTokenizer | null; backend: Backend }
+
+export async function openSession(modelArg: string | undefined, device: DeviceSpec, needTokenizer: boolean): Promise<Session> {
+  const dir = resolveModelDir(modelArg);
+  const info = inspectModel(dir);          // config errors before any GPU work
+  const tokenizer = needTokenizer || existsSync(join(dir, 'tokenizer.json')) ? loadTokenizer(dir) : null;
+  const backend = await openBackend(device);
+  const t0 = performance.now();
+  const model = loadWeights(info, backend);
+  log.debug(`loaded ${dir} on ${backend.name} in ${(performance.now() - t0).toFixed(0)} ms`);
+  return { model, tokenizer, backend };
+}
