@@ -58,7 +58,8 @@ function summarize(adapter: GPUAdapter): AdapterSummary {
   const L: any = adapter.limits;
   for (const k in L) if (typeof L[k] === 'number' && k !== 'nextInChain') limits[k] = L[k];
   return {
-    name: info.description || info.device || 'unknown',
+    // lavapipe puts the useful name in description, NVIDIA puts the driver version there and the card in device
+    name: /^[A-Za-z]+: \d[\d.]* [\d.]+$/.test(info.description ?? '') && info.device ? `${info.device} (driver ${info.description.split(': ')[1]})` : info.description || info.device || 'unknown',
     vendor: info.vendor ?? '', backend: BACKENDS[info.backendType] ?? String(info.backendType),
     type: ADAPTER_TYPES[info.adapterType] ?? String(info.adapterType),
     features: [...adapter.features].map(String).sort(),

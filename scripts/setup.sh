@@ -1,0 +1,37 @@
+#!/bin/bash
+# Installs what a fresh Debian 12 machine lacks to run fla: Mesa 25's lavapipe Vulkan driver from
+# bookworm-backports (Debian 12's own Mesa makes Dawn fall back to a null adapter that computes nothing),
+# then the npm dependencies (Bun itself comes from npm). Idempotent; progress goes to stderr.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "setup: $*" >&2; }
+
+mesa_ok() {
+  local v
+  v=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || true)
+  [[ "$v" =~ ^([0-9]+) ]] && (( BASH_REMATCH[1] >= 25 ))
+}
+
+if [ "${FLA_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null && grep -q 'VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null && ! mesa_ok; then
+  if [ "$(id -u)" != 0 ]; then
+    say "not root: cannot install Mesa 25 (lavapipe); fla will run on the CPU backend unless a GPU driver exists"
+  else
+    say "adding bookworm-backports and installing Mesa 25 (lavapipe Vulkan driver) ..."
+    if [ -f /etc/apt/sources.list.d/debian.sources ] && ! grep -q 'bookworm-backports' /etc/apt/sources.list.d/debian.sources; then
+      # add the suite to the existing Debian source (keeps its mirror and keyring)
+      sed -i -E '0,/^Suites:.*\bbookworm\b/s//& bookworm-backports/' /etc/apt/sources.list.d/debian.sources
+    elif ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      uri=$(grep -hE '^deb .* bookworm main' /etc/apt/sources.list 2>/dev/null | head -1 | awk '{print $2}')
+      echo "deb ${uri:-http://deb.debian.org/debian} bookworm-backports main" > /etc/apt/sources.list.d/bookworm-backports.list
+    fi
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers >&2
+    mesa_ok || say "warning: Mesa 25 did not install; GPU tests need it"
+  fi
+fi
+
+if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm dependencies (npm ci) ..."
+  npm ci --no-audit --no-fund >&2
+fi
