@@ -2,10 +2,13 @@
 import type { Gpu, Dispatch } from '../../src/gpu/device.ts';
 import { binding, dispatch, grid, weightDefines, type StepCtx, type View, type WeightDtype } from '../../src/gpu/launch.ts';
 import { ShapeError } from '../../src/util/errors.ts';
-import { ACT, type Act } from './matmul.ref.ts';
 import gemv from './matmul_gemv.wgsl' with { type: 'text' };
 import gemm from './matmul_gemm.wgsl' with { type: 'text' };
 import blocked from './matmul_blocked.wgsl' with { type: 'text' };
+import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
+import { CpuBackend } from '../../src/backend/cpu.ts';
+import { GpuBackend } from '../../src/backend/gpu.ts';
+import { ACT, matmulRef, type Act } from './matmul.ref.ts';
 
 export const BINDINGS = ['step', 'x', 'W', 'bias', 'y'] as const;
 
@@ -53,4 +56,18 @@ export function build(gpu: Gpu, s: StepCtx, a: MatmulArgs): Promise<Dispatch> {
 
 export function cost(R: number, IN: number, OUT: number, wbytes: number) {
   return { flops: 2 * R * IN * OUT, bytes: OUT * IN * wbytes + 4 * R * (IN + OUT) };
+}
+
+/** out (+)= act(x·wᵀ + bias): nn.Linear with a fused activation; rows of x are 'n' or 'k'. */
+export async function matmul(o: Backend, x: Tensor, w: Weight, bias: Weight | null, act: Act, out: Tensor, accumulate = false): Promise<void> {
+  const [OUT, IN] = w.shape as [number, number];
+  if (o instanceof GpuBackend) {
+    o.push(await build(o.gpu, o.step, {
+      x: o.view(x), w: o.weightView(w), wdtype: o.weightDtype(w), bias: bias ? o.weightView(bias) : null, y: o.view(out),
+      IN, OUT, act, accumulate, rowsK: x.rows === 'k',
+    }));
+    return;
+  }
+  const c = o as CpuBackend;
+  matmulRef(c.data(x), c.weightData(w), bias ? c.weightData(bias) : null, c.data(out), c.capacity(x), IN, OUT, act, accumulate);
 }

@@ -2,6 +2,10 @@
 import type { Gpu, Dispatch } from '../../src/gpu/device.ts';
 import { binding, dispatch, grid, type StepCtx, type View } from '../../src/gpu/launch.ts';
 import source from './layer_norm.wgsl' with { type: 'text' };
+import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
+import { CpuBackend } from '../../src/backend/cpu.ts';
+import { GpuBackend } from '../../src/backend/gpu.ts';
+import { layerNormRef } from './layer_norm.ref.ts';
 
 export const BINDINGS = ['step', 'x', 'w', 'b', 'y'] as const;
 
@@ -22,4 +26,14 @@ export function build(gpu: Gpu, s: StepCtx, a: LayerNormArgs): Promise<Dispatch>
 
 export function cost(R: number, C: number) {
   return { flops: 8 * R * C, bytes: 4 * (3 * R * C + 2 * C) };
+}
+
+/** out = LayerNorm(x)·w (+ b), row by row ('n' or 'k' rows). */
+export async function layerNorm(o: Backend, x: Tensor, w: Weight, b: Weight | null, eps: number, out: Tensor): Promise<void> {
+  if (o instanceof GpuBackend) {
+    o.push(await build(o.gpu, o.step, { x: o.view(x), w: o.weightView(w), b: b ? o.weightView(b) : null, y: o.view(out), C: x.cols, eps, rowsK: x.rows === 'k' }));
+    return;
+  }
+  const c = o as CpuBackend;
+  layerNormRef(c.data(x), c.weightData(w), b ? c.weightData(b) : null, c.data(out), c.capacity(x), x.cols, eps);
 }

@@ -1,8 +1,7 @@
-// The op interface that models record one packed step with; implemented by the GPU and CPU backends.
-import type { Act } from '../../kernels/matmul/matmul.ref.ts';
+// What models and ops see of a device: weights, state slots and step activations (GPU and CPU backends).
 import type { Cursor } from '../../kernels/step.ts';
 
-export type { Act, Cursor };
+export type { Cursor };
 
 /** A weight tensor on a backend (opaque to models except for its shape). */
 export interface Weight { readonly shape: readonly number[] }
@@ -27,7 +26,12 @@ export interface StepLayout {
 
 export interface StateSpec { key: string; cols: number }   // per-slot state of `cols` f32
 
+/**
+ * Resources of one device: weights, per-slot state, activations of the current packed step. Ops live in
+ * kernels/ (each `<op>.ts` exports a function taking the backend: a dispatch on the GPU, the `.ref.ts` on the CPU).
+ */
 export interface Backend {
+  readonly kind: 'gpu' | 'cpu';
   readonly name: string;
   /** Largest number of tokens one step may pack for a model of width C and vocab V. */
   maxStepTokens(C: number, V: number, planes: number): number;
@@ -42,13 +46,6 @@ export interface Backend {
   act(name: string, cols: number, opts?: { planes?: number; rows?: 'n' | 'k' }): Tensor;
   plane(t: Tensor, i: number): Tensor;
 
-  embed(table: Weight, out: Tensor): Promise<void>;
-  layerNorm(x: Tensor, w: Weight, b: Weight | null, eps: number, out: Tensor): Promise<void>;
-  matmul(x: Tensor, w: Weight, bias: Weight | null, act: Act, out: Tensor, accumulate?: boolean): Promise<void>;
-  tokenShift(h: Tensor, state: Tensor, mix: Weight, out: Tensor): Promise<void>;
-  shiftStore(h: Tensor, state: Tensor): Promise<void>;
-  wkv7(a: { proj: Tensor; vfirst: Tensor; vmix: Tensor | null; params: Weight; state: Tensor; out: Tensor; D: number; fuseNorm: boolean; gnEps: number }): Promise<void>;
-  gatherKept(x: Tensor, out: Tensor): Promise<void>;
   /** Tests and tools: set / fetch a tensor's contents (all planes × capacity rows × cols, f32). */
   write(t: Tensor, data: Float32Array): void;
   read(t: Tensor): Promise<Float32Array>;

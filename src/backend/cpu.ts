@@ -1,12 +1,7 @@
-// The CPU backend: every op is its plain TypeScript reference from kernels/*.ref.ts. Slow but exact f32;
+// The CPU backend: ops run their plain TypeScript references (kernels/*.ref.ts) on these arrays. Slow but exact f32;
 // used for --device cpu, as the fallback when no adapter exists, and as the oracle in tests.
-import { embedRef, gatherRowsRef } from '../../kernels/embed/embed.ref.ts';
-import { matmulRef } from '../../kernels/matmul/matmul.ref.ts';
-import { layerNormRef } from '../../kernels/norm/layer_norm.ref.ts';
-import { shiftStoreRef, tokenShiftRef } from '../../kernels/rwkv7/token_shift.ref.ts';
-import { wkv7Ref } from '../../kernels/rwkv7/wkv7.ref.ts';
 import { bf16ToF32, f16ToF32 } from '../load/safetensors.ts';
-import type { Act, Backend, HostWeight, StateSpec, StepLayout, Tensor, Weight } from './backend.ts';
+import type { Backend, HostWeight, StateSpec, StepLayout, Tensor, Weight } from './backend.ts';
 
 class CpuWeight implements Weight {
   constructor(readonly shape: readonly number[], readonly data: Float32Array) {}
@@ -20,10 +15,11 @@ const T = (t: Tensor) => t as CpuTensor;
 const W = (w: Weight) => w as CpuWeight;
 
 export class CpuBackend implements Backend {
+  readonly kind = 'cpu' as const;
   readonly name = 'cpu';
   private states = new Map<string, CpuTensor>();
   private slots = 0;
-  private step: StepLayout | null = null;
+  private layout: StepLayout | null = null;
   private acts = new Map<string, CpuTensor>();
 
   maxStepTokens(): number { return 1 << 16; }
@@ -55,13 +51,13 @@ export class CpuBackend implements Backend {
   }
 
   beginStep(step: StepLayout): void {
-    this.step = step;
+    this.layout = step;
     this.acts.clear();
   }
 
   private get s(): StepLayout {
-    if (!this.step) throw new Error('no step begun');
-    return this.step;
+    if (!this.layout) throw new Error('no step begun');
+    return this.layout;
   }
 
   act(name: string, cols: number, opts: { planes?: number; rows?: 'n' | 'k' } = {}): Tensor {
@@ -78,36 +74,10 @@ export class CpuBackend implements Backend {
     return new CpuTensor(c.data.subarray(i * n, (i + 1) * n), c.cols, 1, c.rows, c.cap);
   }
 
-  async embed(table: Weight, out: Tensor): Promise<void> {
-    embedRef(this.s.ids, W(table).data, T(out).data, out.cols);
-  }
-
-  async layerNorm(x: Tensor, w: Weight, b: Weight | null, eps: number, out: Tensor): Promise<void> {
-    layerNormRef(T(x).data, W(w).data, b ? W(b).data : null, T(out).data, T(x).cap, x.cols, eps);
-  }
-
-  async matmul(x: Tensor, w: Weight, bias: Weight | null, act: Act, out: Tensor, accumulate = false): Promise<void> {
-    const [OUT, IN] = w.shape as [number, number];
-    matmulRef(T(x).data, W(w).data, bias ? W(bias).data : null, T(out).data, T(x).cap, IN, OUT, act, accumulate);
-  }
-
-  async tokenShift(h: Tensor, state: Tensor, mix: Weight, out: Tensor): Promise<void> {
-    tokenShiftRef(T(h).data, T(state).data, W(mix).data, T(out).data, this.s.cursors, h.cols, out.planes, T(out).cap);
-  }
-
-  async shiftStore(h: Tensor, state: Tensor): Promise<void> {
-    shiftStoreRef(T(h).data, T(state).data, this.s.cursors, h.cols);
-  }
-
-  async wkv7(a: Parameters<Backend['wkv7']>[0]): Promise<void> {
-    const proj = T(a.proj);
-    wkv7Ref(proj.data, T(a.vfirst).data, a.vmix ? T(a.vmix).data : new Float32Array(0), W(a.params).data, T(a.state).data, T(a.out).data,
-      this.s.cursors, { C: a.out.cols, D: a.D, cap: proj.cap, first: a.vmix === null, fuseNorm: a.fuseNorm, gnEps: a.gnEps });
-  }
-
-  async gatherKept(x: Tensor, out: Tensor): Promise<void> {
-    gatherRowsRef(T(x).data, this.s.keep, T(out).data, x.cols);
-  }
+  /** The current step's layout (ops in kernels/ read cursors and ids from it). */
+  get step(): StepLayout { return this.s; }
+  data(t: Tensor): Float32Array { return T(t).data; }
+  weightData(w: Weight): Float32Array { return W(w).data; }
 
   write(t: Tensor, data: Float32Array): void { T(t).data.set(data.subarray(0, T(t).data.length)); }
   async read(t: Tensor): Promise<Float32Array> { return T(t).data.slice(); }
@@ -115,7 +85,7 @@ export class CpuBackend implements Backend {
 
   async endStep(logits: Tensor): Promise<Float32Array> {
     const out = T(logits).data.slice();
-    this.step = null;
+    this.layout = null;
     return out;
   }
 

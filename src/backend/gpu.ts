@@ -1,15 +1,10 @@
 // The WebGPU backend: weights and state in GPU buffers, each op recorded as a dispatch, one submit per step,
 // and only the kept logits read back.
-import * as embed from '../../kernels/embed/embed.ts';
-import * as matmul from '../../kernels/matmul/matmul.ts';
-import * as layerNorm from '../../kernels/norm/layer_norm.ts';
-import * as tokenShift from '../../kernels/rwkv7/token_shift.ts';
-import * as wkv7 from '../../kernels/rwkv7/wkv7.ts';
 import { fmtBytes, type Dispatch, type Gpu } from '../gpu/device.ts';
 import type { StepCtx, View, WeightDtype } from '../gpu/launch.ts';
 import { bf16ToF32, f16ToF32 } from '../load/safetensors.ts';
 import { GpuError } from '../util/errors.ts';
-import type { Act, Backend, HostWeight, StateSpec, StepLayout, Tensor, Weight } from './backend.ts';
+import type { Backend, HostWeight, StateSpec, StepLayout, Tensor, Weight } from './backend.ts';
 
 class GpuWeight implements Weight {
   constructor(readonly shape: readonly number[], readonly view: View, readonly dtype: WeightDtype) {}
@@ -24,6 +19,7 @@ const W = (w: Weight) => w as GpuWeight;
 const ROW_ALIGN = 64;
 
 export class GpuBackend implements Backend {
+  readonly kind = 'gpu' as const;
   readonly name: string;
   private states = new Map<string, GpuTensor>();
   private acts = new Map<string, { buffer: GPUBuffer; bytes: number }>();
@@ -150,43 +146,24 @@ export class GpuBackend implements Backend {
     return new GpuTensor({ buffer: g.view.buffer, offset: g.view.offset + i * size, size }, g.cols, 1, g.rows, g.cap);
   }
 
-  private push(d: Dispatch): void { this.dispatches.push(d); }
+  /** Record a dispatch of the current step (ops in kernels/ call this). */
+  push(d: Dispatch): void { this.dispatches.push(d); }
 
-  async embed(table: Weight, out: Tensor): Promise<void> {
-    this.push(await embed.build(this.gpu, this.s, { table: W(table).view, wdtype: W(table).dtype, x: T(out), C: out.cols }));
-  }
+  /** The current step's GPU inputs (ops in kernels/ build their dispatches from it). */
+  get step(): StepCtx { return this.s; }
 
-  async layerNorm(x: Tensor, w: Weight, b: Weight | null, eps: number, out: Tensor): Promise<void> {
-    this.push(await layerNorm.build(this.gpu, this.s, { x: T(x), w: W(w).view, b: b ? W(b).view : null, y: T(out), C: x.cols, eps, rowsK: x.rows === 'k' }));
-  }
-
-  async matmul(x: Tensor, w: Weight, bias: Weight | null, act: Act, out: Tensor, accumulate = false): Promise<void> {
-    const [OUT, IN] = w.shape as [number, number];
-    this.push(await matmul.build(this.gpu, this.s, {
-      x: T(x), w: W(w).view, wdtype: W(w).dtype, bias: bias ? W(bias).view : null, y: T(out), IN, OUT, act, accumulate, rowsK: x.rows === 'k',
-    }));
-  }
-
-  async tokenShift(h: Tensor, state: Tensor, mix: Weight, out: Tensor): Promise<void> {
-    this.push(await tokenShift.build(this.gpu, this.s, { h: T(h), state: T(state), mix: W(mix).view, out: T(out), C: h.cols, M: out.planes }));
-  }
-
-  async shiftStore(h: Tensor, state: Tensor): Promise<void> {
-    this.push(await tokenShift.buildStore(this.gpu, this.s, { h: T(h), state: T(state), C: h.cols }));
-  }
-
-  async wkv7(a: Parameters<Backend['wkv7']>[0]): Promise<void> {
-    this.push(await wkv7.build(this.gpu, this.s, {
-      proj: T(a.proj), vfirst: T(a.vfirst), vmix: a.vmix ? T(a.vmix) : { buffer: this.dummy, offset: 0, size: 16 },
-      params: W(a.params).view, state: T(a.state), y: T(a.out), C: a.out.cols, D: a.D, first: a.vmix === null, fuseNorm: a.fuseNorm, gnEps: a.gnEps,
-    }));
-  }
-
-  async gatherKept(x: Tensor, out: Tensor): Promise<void> {
-    this.push(await embed.buildGather(this.gpu, this.s, { x: T(x), y: T(out), C: x.cols }));
-  }
+  view(t: Tensor): View { return (t as GpuTensor).view; }
+  weightView(w: Weight): View { return (w as GpuWeight).view; }
+  weightDtype(w: Weight): WeightDtype { return (w as GpuWeight).dtype; }
+  /** A 16-byte buffer bound where an optional input is absent. */
+  get dummyView(): View { return { buffer: this.dummy, offset: 0, size: 16 }; }
 
   write(t: Tensor, data: Float32Array): void {
+    if (this.pendingClears.length || this.pendingCopies.length) {   // zero/copy slots before the write lands
+      const enc = this.gpu.device.createCommandEncoder();
+      this.flushSlotOps(enc);
+      this.gpu.submit(enc);
+    }
     const v = T(t);
     this.gpu.write(v.buffer, v.offset, data.subarray(0, v.size / 4));
   }

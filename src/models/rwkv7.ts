@@ -1,4 +1,9 @@
 // RWKV7 (fla `rwkv7`, RWKV7ForCausalLM): spec-rwkv7-gla-abc.md §1. One packed step through the layers.
+import { embed, gatherKept } from '../../kernels/embed/embed.ts';
+import { matmul } from '../../kernels/matmul/matmul.ts';
+import { layerNorm } from '../../kernels/norm/layer_norm.ts';
+import { shiftStore, tokenShift } from '../../kernels/rwkv7/token_shift.ts';
+import { wkv7 } from '../../kernels/rwkv7/wkv7.ts';
 import type { Backend, Tensor, Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import type { WeightReader } from '../load/weights.ts';
@@ -101,49 +106,49 @@ export default defineArch<Rwkv7Config, Weights>({
     const first = w.layers[0]!;
     if (first.pre_norm) {
       const e = o.act('emb', C);
-      await o.embed(w.emb, e);
-      await o.layerNorm(e, first.pre_norm[0], first.pre_norm[1], eps, x);
-    } else await o.embed(w.emb, x);
+      await embed(o, w.emb, e);
+      await layerNorm(o, e, first.pre_norm[0], first.pre_norm[1], eps, x);
+    } else await embed(o, w.emb, x);
     for (let l = 0; l < w.layers.length; l++) {
       const L = w.layers[l]!;
       // time mix (§1.3)
-      await o.layerNorm(x, L.attn_norm[0], L.attn_norm[1], eps, h);
+      await layerNorm(o, x, L.attn_norm[0], L.attn_norm[1], eps, h);
       const sa = o.state(`${l}.shift_attn`);
-      await o.tokenShift(h, sa, L.x_mix, mix);
-      await o.shiftStore(h, sa);
-      await o.matmul(P(mix, 0), L.r, null, 'none', P(proj, 0));
+      await tokenShift(o, h, sa, L.x_mix, mix);
+      await shiftStore(o, h, sa);
+      await matmul(o, P(mix, 0), L.r, null, 'none', P(proj, 0));
       const lw = lora(c.decay_low_rank_dim);
-      await o.matmul(P(mix, 1), L.w1, null, 'tanh', lw);
-      await o.matmul(lw, L.w2, L.w0, 'rwkv_decay', P(proj, 1));
-      await o.matmul(P(mix, 2), L.k, null, 'none', P(proj, 2));
-      await o.matmul(P(mix, 3), L.v, null, 'none', P(proj, 3));
+      await matmul(o, P(mix, 1), L.w1, null, 'tanh', lw);
+      await matmul(o, lw, L.w2, L.w0, 'rwkv_decay', P(proj, 1));
+      await matmul(o, P(mix, 2), L.k, null, 'none', P(proj, 2));
+      await matmul(o, P(mix, 3), L.v, null, 'none', P(proj, 3));
       const la = lora(c.a_low_rank_dim);
-      await o.matmul(P(mix, 4), L.a1, null, 'none', la);
-      await o.matmul(la, L.a2, L.a0, 'sigmoid', P(proj, 4));
+      await matmul(o, P(mix, 4), L.a1, null, 'none', la);
+      await matmul(o, la, L.a2, L.a0, 'sigmoid', P(proj, 4));
       const lg = lora(c.gate_low_rank_dim);
-      await o.matmul(P(mix, 5), L.g1, null, 'sigmoid', lg);
-      await o.matmul(lg, L.g2, null, 'none', P(proj, 5));
+      await matmul(o, P(mix, 5), L.g1, null, 'sigmoid', lg);
+      await matmul(o, lg, L.g2, null, 'none', P(proj, 5));
       if (L.v1) {
         const lv = lora(c.v_low_rank_dim);
-        await o.matmul(P(mix, 3), L.v1, null, 'none', lv);
-        await o.matmul(lv, L.v2!, L.v0!, 'sigmoid', vmix);
+        await matmul(o, P(mix, 3), L.v1, null, 'none', lv);
+        await matmul(o, lv, L.v2!, L.v0!, 'sigmoid', vmix);
       }
-      await o.wkv7({ proj, vfirst, vmix: L.v1 ? vmix : null, params: L.params, state: o.state(`${l}.wkv`), out: y, D, fuseNorm: c.fuse_norm, gnEps: D * eps });
-      await o.matmul(y, L.o, null, 'none', x, true);
+      await wkv7(o, { proj, vfirst, vmix: L.v1 ? vmix : null, params: L.params, state: o.state(`${l}.wkv`), out: y, D, fuseNorm: c.fuse_norm, gnEps: D * eps });
+      await matmul(o, y, L.o, null, 'none', x, true);
       // channel mix (§1.4)
-      await o.layerNorm(x, L.ffn_norm[0], L.ffn_norm[1], eps, h);
+      await layerNorm(o, x, L.ffn_norm[0], L.ffn_norm[1], eps, h);
       const sf = o.state(`${l}.shift_ffn`);
       const kx = P(mix, 0);
-      await o.tokenShift(h, sf, L.ffn_x_k, kx);
-      await o.shiftStore(h, sf);
-      await o.matmul(kx, L.key, null, 'relu2', ffk);
-      await o.matmul(ffk, L.value, null, 'none', x, true);
+      await tokenShift(o, h, sf, L.ffn_x_k, kx);
+      await shiftStore(o, h, sf);
+      await matmul(o, kx, L.key, null, 'relu2', ffk);
+      await matmul(o, ffk, L.value, null, 'none', x, true);
     }
     const xk = o.act('xk', C, { rows: 'k' }), xn = o.act('xn', C, { rows: 'k' });
-    await o.gatherKept(x, xk);
-    await o.layerNorm(xk, w.norm[0], w.norm[1], eps, xn);
+    await gatherKept(o, x, xk);
+    await layerNorm(o, xk, w.norm[0], w.norm[1], eps, xn);
     const logits = o.act('logits', c.vocab_size, { rows: 'k' });
-    await o.matmul(xn, w.head, null, 'none', logits);
+    await matmul(o, xn, w.head, null, 'none', logits);
     return logits;
   },
 });
