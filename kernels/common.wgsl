@@ -2,7 +2,7 @@
 
 // One packed step: n tokens of b sequences; k kept rows (logits); cap = activation row capacity
 // (plane stride of planar activations); *_off index the u32 `meta` buffer:
-// ids[n] at ids_off, sequence of each token [n] at seq_off, cursors (slot, start, len, 0)[b] at cur_off, kept token rows [k] at keep_off.
+// ids[n] at ids_off, sequence of each token [n] at seq_off, cursors (slot, start, len, pos)[b] at cur_off (pos = tokens already in the slot), kept token rows [k] at keep_off.
 struct Step { n: u32, k: u32, b: u32, cap: u32, ids_off: u32, seq_off: u32, cur_off: u32, keep_off: u32 }
 
 // Weight element pair p (elements 2p, 2p+1) of the weight binding `W`; WDT: 1 = f32, 2 = bf16, 3 = f16.

@@ -96,7 +96,7 @@ export class GpuBackend implements Backend {
     meta.set(step.ids, 0);
     step.cursors.forEach((c, s) => {
       meta.fill(s, n + c.start, n + c.start + c.len);
-      meta.set([c.slot, c.start, c.len, 0], 2 * n + 4 * s);
+      meta.set([c.slot, c.start, c.len, c.pos ?? 0], 2 * n + 4 * s);
     });
     meta.set(step.keep, 2 * n + 4 * b);
     if (meta.byteLength > this.metaBytes) {

@@ -10,8 +10,8 @@ export interface Arch<Cfg = any, Weights = any> {
   /** Typed config with HF field names; UnsupportedModelError for options we don't implement. */
   parseConfig(json: Record<string, unknown>, where: string): Cfg;
   dims(cfg: Cfg): ModelDims;
-  /** Per-slot state (recurrent, shift, conv) for one sequence. */
-  state(cfg: Cfg): StateSpec[];
+  /** Per-slot state (recurrent, shift, conv; KV cache sized for `ctx` tokens) for one sequence. */
+  state(cfg: Cfg, ctx: number): StateSpec[];
   /** Read and upload every weight; the reader reports missing/extra tensors. */
   load(cfg: Cfg, r: WeightReader, o: Backend): Weights;
   /** Record one packed step; returns the logits tensor [K, V]. */

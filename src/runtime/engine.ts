@@ -12,14 +12,23 @@ export class Engine {
   readonly hidden: number;
   readonly budget: number;
   private freeSlots: number[];
+  /** Tokens each slot's state holds (positions for attention, limits for the KV cache). */
+  readonly positions: number[];
 
-  constructor(readonly model: Model, readonly slots = 1, maxStepTokens = 512) {
+  /** Tokens one sequence may hold: the KV cache size of attention layers (unbounded for recurrent models). */
+  readonly ctx: number;
+  private readonly bounded: boolean;
+
+  constructor(readonly model: Model, readonly slots = 1, maxStepTokens = 512, ctx?: number) {
     const d = model.arch.dims(model.cfg);
+    this.bounded = d.maxContext !== null;
+    this.ctx = Math.min(ctx ?? 4096, d.maxContext ?? Infinity);
     this.vocab = d.vocab;
     this.hidden = d.hidden;
     this.budget = Math.max(1, Math.min(maxStepTokens, model.backend.maxStepTokens(d.hidden, d.vocab, d.maxPlanes)));
-    model.backend.allocState(model.arch.state(model.cfg), slots);
+    model.backend.allocState(model.arch.state(model.cfg, this.ctx), slots);
     this.freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i);
+    this.positions = new Array(slots).fill(0);
   }
 
   /** Take a free slot with zeroed state. */
@@ -27,6 +36,7 @@ export class Engine {
     const s = this.freeSlots.pop();
     if (s === undefined) throw new FlaError(`no free sequence slot (all ${this.slots} in use)`);
     this.model.backend.resetSlot(s);
+    this.positions[s] = 0;
     return s;
   }
 
@@ -44,6 +54,8 @@ export class Engine {
     const done = seqs.map(() => 0);
     for (const s of seqs) {
       if (s.tokens.length === 0) throw new FlaError('empty token sequence');
+      if (this.bounded && this.positions[s.slot]! + s.tokens.length > this.ctx)
+        throw new FlaError(`sequence of ${this.positions[s.slot]! + s.tokens.length} tokens exceeds the context of ${this.ctx} tokens`);
       for (let i = 0; i < s.tokens.length; i++) {
         const t = s.tokens[i]!;
         if (!Number.isInteger(t) || t < 0 || t >= V) throw new FlaError(`token id ${t} is out of range for a vocabulary of ${V}`);
@@ -57,7 +69,8 @@ export class Engine {
         const s = seqs[i]!, left = s.tokens.length - done[i]!;
         if (left === 0) continue;
         const take = Math.min(left, this.budget - n);
-        cursors.push({ slot: s.slot, start: n, len: take });
+        cursors.push({ slot: s.slot, start: n, len: take, pos: this.positions[s.slot]! });
+        this.positions[s.slot]! += take;
         owners.push(i);
         for (let t = 0; t < take; t++) ids.push(s.tokens[done[i]! + t]!);
         const end = done[i]! + take;

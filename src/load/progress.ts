@@ -1,0 +1,70 @@
+// Download progress on stderr: a live bar per file on a terminal, one plain line per finished file otherwise.
+import { log } from '../util/log.ts';
+
+export interface Progress {
+  start(label: string, total: number | null, from: number): void;
+  update(bytes: number): void;
+  done(): void;
+  fail(): void;
+}
+
+export function formatBytes(n: number): string {
+  const u = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1000 && i < u.length - 1) { n /= 1000; i++; }
+  return `${i === 0 ? n : n.toFixed(n < 10 ? 2 : 1)} ${u[i]}`;
+}
+
+const clock = (s: number) => !Number.isFinite(s) ? '--:--' : `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, '0')}`;
+
+/** Writes to `out` (stderr); `tty` chooses the live bar. Silent when the log level is above info. */
+export class StderrProgress implements Progress {
+  private label = '';
+  private total: number | null = null;
+  private from = 0;
+  private bytes = 0;
+  private t0 = 0;
+  private last = 0;
+
+  constructor(private readonly out: { write(s: string): unknown; columns?: number } = process.stderr,
+    private readonly tty = !!process.stderr.isTTY, private readonly now = () => performance.now()) {}
+
+  private get quiet() { return log.level === 'warn' || log.level === 'error' || log.level === 'silent'; }
+
+  start(label: string, total: number | null, from: number) {
+    Object.assign(this, { label, total, from, bytes: from, t0: this.now(), last: 0 });
+    if (this.tty && !this.quiet) this.draw();
+  }
+
+  update(bytes: number) {
+    this.bytes = bytes;
+    const t = this.now();
+    if (this.tty && !this.quiet && t - this.last > 100) { this.last = t; this.draw(); }
+  }
+
+  done() {
+    if (this.quiet) return;
+    const secs = (this.now() - this.t0) / 1000;
+    if (this.tty) { this.draw(); this.out.write('\n'); return; }
+    const rate = secs > 0 ? ` at ${formatBytes((this.bytes - this.from) / secs)}/s` : '';
+    this.out.write(`downloaded ${this.label} (${formatBytes(this.bytes)}${this.from ? `, resumed at ${formatBytes(this.from)}` : ''}) in ${secs.toFixed(1)} s${rate}\n`);
+  }
+
+  fail() { if (this.tty && !this.quiet) this.out.write('\n'); }
+
+  line(): string {
+    const secs = Math.max((this.now() - this.t0) / 1000, 1e-3);
+    const speed = (this.bytes - this.from) / secs;
+    const size = this.total ? `${formatBytes(this.bytes)}/${formatBytes(this.total)}` : formatBytes(this.bytes);
+    if (!this.total) return `${this.label}  ${size}  ${formatBytes(speed)}/s`;
+    const frac = Math.min(this.bytes / this.total, 1);
+    const width = 24, full = Math.round(frac * width);
+    const eta = speed > 0 ? (this.total - this.bytes) / speed : Infinity;
+    return `${this.label} [${'#'.repeat(full)}${'.'.repeat(width - full)}] ${(frac * 100).toFixed(0).padStart(3)}%  ${size}  ${formatBytes(speed)}/s  ETA ${clock(eta)}`;
+  }
+
+  private draw() {
+    const cols = this.out.columns ?? 100;
+    this.out.write(`\r\x1b[K${this.line().slice(0, cols - 1)}`);
+  }
+}
