@@ -219,9 +219,10 @@ export class Gpu {
     const key = `${values instanceof Float32Array ? 'f' : 'u'}${values.join(',')}`;
     let b = this.uniforms.get(key);
     if (!b) {
-      const data = new Uint8Array(16);
-      data.set(new Uint8Array(values.buffer, values.byteOffset, Math.min(16, values.byteLength)));
-      b = this.buffer(16, `dims ${key}`, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+      const size = Math.max(16, Math.ceil(values.byteLength / 16) * 16);
+      const data = new Uint8Array(size);
+      data.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+      b = this.buffer(size, `dims ${key}`, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
       this.write(b, 0, data);
       this.uniforms.set(key, b);
     }

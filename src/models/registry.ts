@@ -1,9 +1,14 @@
 // The static list of architectures (bun build --compile must see every module): one import per model_type.
 import { UnsupportedModelError } from '../util/errors.ts';
 import type { Arch } from './arch.ts';
+import deltaNet from './delta_net.ts';
+import gatedDeltanet from './gated_deltanet.ts';
+import gla from './gla.ts';
+import llama from './llama.ts';
 import rwkv7 from './rwkv7.ts';
+import transformer from './transformer.ts';
 
-export const ARCHS: Arch[] = [rwkv7];
+export const ARCHS: Arch[] = [llama, rwkv7, transformer, gla, gatedDeltanet, deltaNet];
 
 export function supportedModelTypes(): string[] {
   return ARCHS.flatMap(a => a.modelTypes).sort();

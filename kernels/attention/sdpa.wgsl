@@ -1,0 +1,88 @@
+// sdpa: causal GQA softmax attention of each query token over its slot's KV cache, online softmax over key
+// blocks of WG (never materialising scores beyond one block); spec-deltanet-attention-qwen3next.md §1.7.
+//   p = cursor.pos + offset;  s_j = q·k_j·scale for j ≤ p (and j > p − W when windowed);  o = Σ softmax(s)_j v_j
+// Bindings: step uniform; stepmeta u32; q [N, H·D]; kc, vc [slots, ctx, KV·D]; out [N, H·D]; dims.
+// Dispatch: one workgroup of WG threads per (token, head), 2-D grid over N·H; thread i scores key j0+i, then
+// owns output dims i, i+WG, … (DPT of them). Runtime dims: H, KV, D, ctx, window, scale. Defines: WG, DPT. f32.
+#include "common.wgsl"
+
+struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, _a: u32, _b: u32 }
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
+@group(0) @binding(2) var<storage, read> q: array<f32>;            // [N, H·D]
+@group(0) @binding(3) var<storage, read> kc: array<f32>;           // [slots, ctx, KV·D]
+@group(0) @binding(4) var<storage, read> vc: array<f32>;           // [slots, ctx, KV·D]
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;    // [N, H·D]
+@group(0) @binding(6) var<uniform> dims: Dims;
+
+var<workgroup> qs: array<f32, WG * DPT>;
+var<workgroup> ps: array<f32, WG>;
+var<workgroup> red: array<f32, WG>;
+
+fn wg_reduce(v: f32, i: u32, is_max: bool) -> f32 {
+  red[i] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (i < s) { if (is_max) { red[i] = max(red[i], red[i + s]); } else { red[i] += red[i + s]; } }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(WG)
+fn sdpa(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) ng: vec3u) {
+  let H = dims.H;
+  let D = dims.D;
+  let th = wg.x + wg.y * ng.x;
+  if (th >= step.n * H) { return; }
+  let t = th / H;
+  let h = th % H;
+  let kh = h / (H / dims.KV);
+  let cur = step.cur_off + 4u * stepmeta[step.seq_off + t];
+  let slot = stepmeta[cur];
+  let p = stepmeta[cur + 3u] + t - stepmeta[cur + 1u];
+  var j0 = 0u;
+  if (dims.window > 0u && p + 1u > dims.window) { j0 = p + 1u - dims.window; }
+  let i = l.x;
+  for (var d = i; d < D; d += WG) { qs[d] = q[th * D + d]; }
+  workgroupBarrier();
+  let KVD = dims.KV * D;
+  let base = slot * dims.ctx * KVD + kh * D;
+  var m = -3.0e38;
+  var lsum = 0.0;
+  var acc: array<f32, DPT>;
+  for (var jb = j0; jb <= p; jb += WG) {
+    let j = jb + i;
+    var s = -3.0e38;
+    if (j <= p) {
+      var dot = 0.0;
+      let ko = base + j * KVD;
+      for (var d = 0u; d < D; d++) { dot += qs[d] * kc[ko + d]; }
+      s = dot * dims.scale;
+    }
+    let mn = max(m, wg_reduce(s, i, true));
+    var e = 0.0;
+    if (j <= p) { e = exp(s - mn); }
+    ps[i] = e;
+    let corr = exp(m - mn);
+    lsum = lsum * corr + wg_reduce(e, i, false);
+    m = mn;
+    let nb = min(WG, p + 1u - jb);
+    for (var k = 0u; k < DPT; k++) {
+      let d = i + k * WG;
+      var a = acc[k] * corr;
+      if (d < D) {
+        for (var jj = 0u; jj < nb; jj++) { a += ps[jj] * vc[base + (jb + jj) * KVD + d]; }
+      }
+      acc[k] = a;
+    }
+    workgroupBarrier();
+  }
+  for (var k = 0u; k < DPT; k++) {
+    let d = i + k * WG;
+    if (d < D) { out[th * D + d] = acc[k] / lsum; }
+  }
+}

@@ -1,0 +1,108 @@
+// Blocks shared by several architectures: softmax attention with a KV cache (GQA, q/k norm, RoPE, window) and the
+// SwiGLU MLP (spec-deltanet-attention-qwen3next.md §1.3, §1.6, §1.7).
+import { invFreq, ropeTable, type RopeScaling } from '../../kernels/attention/rope.ref.ts';
+import { rope } from '../../kernels/attention/rope.ts';
+import { kvStore, sdpa } from '../../kernels/attention/sdpa.ts';
+import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
+import { matmul } from '../../kernels/matmul/matmul.ts';
+import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
+import type { Backend, StateSpec, Tensor, Weight } from '../backend/backend.ts';
+import { num, str, unsupported } from '../load/config.ts';
+import type { WeightReader } from '../load/weights.ts';
+
+export interface AttnConfig {
+  H: number; KV: number; D: number; R: number;          // heads, kv heads, head dim, rotary dims
+  theta: number; scaling: RopeScaling; maxPos: number;
+  qkNormEps: number | null; zeroCentred: boolean; window: number;
+}
+
+export interface AttnWeights {
+  q: Weight; k: Weight; v: Weight; o: Weight;
+  qb: Weight | null; kb: Weight | null; vb: Weight | null; ob: Weight | null;
+  qn: Weight | null; kn: Weight | null;
+  rope: Weight;                                           // [2, P, R/2] cos/sin table
+}
+
+/** RoPE settings from an HF config: rope_parameters (transformers 5) or legacy rope_theta / rope_scaling. */
+export function ropeConfig(j: Record<string, unknown>, where: string, defTheta = 10000): { theta: number; scaling: RopeScaling } {
+  const rp = (j.rope_parameters ?? j.rope_scaling ?? {}) as Record<string, unknown>;
+  const theta = num({ ...j, ...rp }, 'rope_theta', where, defTheta);
+  const type = str(rp, 'rope_type', where, (rp.type as string) ?? 'default');
+  if (type === 'default') return { theta, scaling: { type: 'default' } };
+  if (type === 'llama3') return {
+    theta, scaling: { type: 'llama3', factor: num(rp, 'factor', where, 8), lowFreqFactor: num(rp, 'low_freq_factor', where, 1),
+      highFreqFactor: num(rp, 'high_freq_factor', where, 4), originalMax: num(rp, 'original_max_position_embeddings', where, 8192) },
+  };
+  return unsupported(where, 'rope_type', type, '"default", "llama3"');
+}
+
+export function attnState(c: AttnConfig, l: number, ctx: number): StateSpec[] {
+  return [{ key: `${l}.k`, cols: ctx * c.KV * c.D }, { key: `${l}.v`, cols: ctx * c.KV * c.D }];
+}
+
+export const MAX_ROPE_TABLE = 65536;
+
+/** Read one attention layer's weights; `names` maps q,k,v,o,q_norm,k_norm to checkpoint prefixes (no .weight). */
+export function loadAttention(c: AttnConfig, r: WeightReader, o: Backend, C: number, names: Record<'q' | 'k' | 'v' | 'o' | 'qn' | 'kn', string>,
+  bias: { qkv: boolean; o: boolean }, table: Weight): AttnWeights {
+  const mat = (n: string, s: number[]) => o.weight(n, r.read(n, s), true);
+  const vec = (n: string, s: number[]) => o.weight(n, r.read(n, s), false);
+  const { H, KV, D } = c;
+  return {
+    q: mat(`${names.q}.weight`, [H * D, C]), k: mat(`${names.k}.weight`, [KV * D, C]), v: mat(`${names.v}.weight`, [KV * D, C]), o: mat(`${names.o}.weight`, [C, H * D]),
+    qb: bias.qkv ? vec(`${names.q}.bias`, [H * D]) : null, kb: bias.qkv ? vec(`${names.k}.bias`, [KV * D]) : null,
+    vb: bias.qkv ? vec(`${names.v}.bias`, [KV * D]) : null, ob: bias.o ? vec(`${names.o}.bias`, [C]) : null,
+    qn: c.qkNormEps !== null ? vec(`${names.qn}.weight`, [D]) : null, kn: c.qkNormEps !== null ? vec(`${names.kn}.weight`, [D]) : null,
+    rope: table,
+  };
+}
+
+export function ropeWeight(c: AttnConfig, o: Backend): Weight {
+  const P = Math.min(c.maxPos, MAX_ROPE_TABLE);
+  return o.weight('rope', { shape: [2, P, c.R / 2], dtype: 'f32', f32: ropeTable(invFreq(c.theta, c.R, c.scaling), P) }, false);
+}
+
+/** x += o_proj(attention(h)) for layer l; h is the normed input [N, C]. */
+export async function attention(o: Backend, w: AttnWeights, c: AttnConfig, l: number, h: Tensor, x: Tensor): Promise<void> {
+  const q = o.act('q', c.H * c.D), k = o.act('k', c.KV * c.D), v = o.act('v', c.KV * c.D);
+  await matmul(o, h, w.q, w.qb, 'none', q);
+  await matmul(o, h, w.k, w.kb, 'none', k);
+  await matmul(o, h, w.v, w.vb, 'none', v);
+  let qr = q, kr = k;
+  if (w.qn && w.kn) {
+    qr = o.act('qn', c.H * c.D); kr = o.act('kn', c.KV * c.D);
+    await rmsNorm(o, q, w.qn, qr, { eps: c.qkNormEps!, headDim: c.D, plusOne: c.zeroCentred });
+    await rmsNorm(o, k, w.kn, kr, { eps: c.qkNormEps!, headDim: c.D, plusOne: c.zeroCentred });
+  }
+  await rope(o, qr, w.rope, { D: c.D, R: c.R });
+  await rope(o, kr, w.rope, { D: c.D, R: c.R });
+  const kc = o.state(`${l}.k`), vc = o.state(`${l}.v`);
+  const ctx = kc.cols / (c.KV * c.D);
+  await kvStore(o, kr, kc, ctx);
+  await kvStore(o, v, vc, ctx);
+  const att = o.act('att', c.H * c.D);
+  await sdpa(o, qr, kc, vc, att, { H: c.H, KV: c.KV, D: c.D, ctx, window: c.window });
+  await matmul(o, att, w.o, w.ob, 'none', x, true);
+}
+
+export interface MlpWeights { gate: Weight; up: Weight; down: Weight; gb: Weight | null; ub: Weight | null; db: Weight | null }
+
+export function loadMlp(r: WeightReader, o: Backend, prefix: string, C: number, I: number, bias = false): MlpWeights {
+  const mat = (n: string, s: number[]) => o.weight(n, r.read(n, s), true);
+  const vec = (n: string, s: number[]) => (bias ? o.weight(n, r.read(n, s), false) : null);
+  return {
+    gate: mat(`${prefix}.gate_proj.weight`, [I, C]), up: mat(`${prefix}.up_proj.weight`, [I, C]), down: mat(`${prefix}.down_proj.weight`, [C, I]),
+    gb: vec(`${prefix}.gate_proj.bias`, [I]), ub: vec(`${prefix}.up_proj.bias`, [I]), db: vec(`${prefix}.down_proj.bias`, [C]),
+  };
+}
+
+/** x += down(silu(gate(h)) ⊙ up(h)). */
+export async function mlp(o: Backend, w: MlpWeights, h: Tensor, x: Tensor): Promise<void> {
+  const I = w.gate.shape[0]!;
+  const g = o.act('mlp_g', I), u = o.act('mlp_u', I);
+  await matmul(o, h, w.gate, w.gb, 'none', g);
+  await matmul(o, h, w.up, w.ub, 'none', u);
+  const gu = o.act('mlp_gu', I);
+  await siluMul(o, g, u, gu);
+  await matmul(o, gu, w.down, w.db, 'none', x, true);
+}
