@@ -11,12 +11,16 @@ export interface GenerateOptions {
   stop?: string[];
   eosIds?: number[];
   signal?: AbortSignal;
+  /** Continue this slot's state (multi-turn chat); it is then not released. Default: a fresh slot. */
+  slot?: number;
 }
 
 export interface GenerateStats {
   promptTokens: number; generatedTokens: number;
   prefillMs: number; decodeMs: number;
   finishReason: 'eos' | 'stop' | 'length' | 'cancelled';
+  /** Generated tokens the slot's state has consumed (the last sampled one usually has not been fed). */
+  fedTokens: number;
 }
 
 export interface Piece { id: number | null; text: string }
@@ -28,8 +32,8 @@ export async function* generate(engine: Engine, tok: HfTokenizer | null, prompt:
   const stops = (opts.stop ?? []).filter(s => s.length > 0);
   const decoder = tok ? new StreamDecoder(tok, true) : null;
   const history = [...prompt];
-  const stats: GenerateStats = { promptTokens: prompt.length, generatedTokens: 0, prefillMs: 0, decodeMs: 0, finishReason: 'length' };
-  const slot = engine.acquire();
+  const stats: GenerateStats = { promptTokens: prompt.length, generatedTokens: 0, prefillMs: 0, decodeMs: 0, finishReason: 'length', fedTokens: 0 };
+  const slot = opts.slot ?? engine.acquire();
   let held = '';          // text not yet emitted because it may begin a stop string
   try {
     let t0 = performance.now();
@@ -54,12 +58,13 @@ export async function* generate(engine: Engine, tok: HfTokenizer | null, prompt:
       yield { id, text };
       if (stats.generatedTokens >= opts.maxTokens) break;
       [logits] = await engine.run([{ slot, tokens: [id] }]);
+      stats.fedTokens++;
     }
     stats.decodeMs = performance.now() - t0;
     const rest = stats.finishReason === 'stop' ? '' : held + (decoder ? decoder.flush() : '');
     if (rest) yield { id: null, text: rest };
   } finally {
-    engine.release(slot);
+    if (opts.slot === undefined) engine.release(slot);
   }
   return stats;
 }

@@ -38,7 +38,11 @@ export class HfTokenizer {
   readonly chatTemplate: string | null;
   private readonly addBos: boolean | null;
 
+  /** tokenizer_config.json as read (chat templates need its special tokens). */
+  readonly config: Json;
+
   private constructor(private readonly tok: Tokenizer, config: Json) {
+    this.config = config;
     let maxId = -1;
     for (const id of tok.get_vocab(true).values()) if (id > maxId) maxId = id;
     for (const id of tok.get_added_tokens_decoder().keys()) if (id > maxId) maxId = id;

@@ -108,17 +108,21 @@ describe('fla devices / --help / --version', () => {
 });
 
 describe.skipIf(!kjv)('fla ppl', () => {
-  test(`${DEVICE}: val.ids perplexity of kjv-rwkv7 within 1e-4 of val_loss`, () => {
-    const want = JSON.parse(readFileSync(join(kjv!, 'reference.json'), 'utf8')).val_loss as number;
-    const ids = readTensorFile(join(kjv!, 'reference.safetensors')).get('val.ids')!.data as Int32Array;
-    const f = join(mkdtempSync(join(tmpdir(), 'fla-ppl-')), 'val.json');
-    writeFileSync(f, JSON.stringify(Array.from(ids)));
-    const r = fla('ppl', '--ids', f, '--json', '--device', DEVICE);
-    expect(r.code).toBe(0);
-    const j = JSON.parse(r.out);
-    expect(j.windows).toBe(99);
-    expect(Math.abs(j.mean_nll - want) / want).toBeLessThan(1e-4);
-  });
+  for (const name of ['kjv-rwkv7', 'kjv-llama']) {
+    const dir = sharedModel(name);
+    test.skipIf(!dir)(`${DEVICE}: val.ids perplexity of ${name} within 1e-4 of val_loss`, () => {
+      const want = JSON.parse(readFileSync(join(dir!, 'reference.json'), 'utf8')).val_loss as number;
+      const ids = readTensorFile(join(dir!, 'reference.safetensors')).get('val.ids')!.data as Int32Array;
+      const f = join(mkdtempSync(join(tmpdir(), 'fla-ppl-')), 'val.json');
+      writeFileSync(f, JSON.stringify(Array.from(ids)));
+      // the embedded copy of kjv-rwkv7 is the default model; kjv-llama is read from shared/
+      const r = name === 'kjv-rwkv7' ? fla('ppl', '--ids', f, '--json', '--device', DEVICE) : fla('ppl', dir!, '--ids', f, '--json', '--device', DEVICE);
+      expect(r.code).toBe(0);
+      const j = JSON.parse(r.out);
+      expect(j.windows).toBe(99);
+      expect(Math.abs(j.mean_nll - want) / want).toBeLessThan(1e-4);
+    });
+  }
 
   test('--text tokenizes a text file', () => {
     const f = join(mkdtempSync(join(tmpdir(), 'fla-ppl-')), 'a.txt');

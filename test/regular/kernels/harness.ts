@@ -112,9 +112,6 @@ export interface Packed { data: Float32Array; shape: number[] }   // shape [plan
 export async function runOn(o: Backend, kind: 'cpu' | 'gpu', step: StepSpec, setup: Setup, body: Body): Promise<Record<string, Packed>> {
   if (setup.states) {
     o.allocState(setup.states, setup.slots ?? 1);
-    // GpuBackend queues the zeroing of new state until the next submit; a write() before it would be
-    // cleared again (see the report), so flush it with a read first.
-    await o.read(o.state(setup.states[0]!.key));
     for (const [key, data] of Object.entries(setup.init ?? {})) o.write(o.state(key), data);
   }
   o.beginStep({ ids: Int32Array.from(step.ids), cursors: step.cursors, keep: Int32Array.from(step.keep) });
