@@ -1,0 +1,83 @@
+// Pieces shared by fla's GLA, ABC and linear-attention models (spec-rwkv7-gla-abc.md §2.3 step 10, §0.2;
+// spec-deltanet-attention-qwen3next.md §2): config checks common to the fla skeleton, the SwiGLU MLP, and the
+// embedding → … → final RMSNorm → lm_head frame.
+import { embed, gatherKept } from '../../kernels/embed/embed.ts';
+import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
+import { matmul } from '../../kernels/matmul/matmul.ts';
+import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
+import type { Backend, Tensor, Weight } from '../backend/backend.ts';
+import { int, num, optInt, str, unsupported } from '../load/config.ts';
+import type { WeightReader } from '../load/weights.ts';
+
+type Json = Record<string, unknown>;
+
+/** Reject the options of the fla skeleton we do not implement (hybrid attention layers, attention residuals, non-SwiGLU MLP). */
+export function checkSkeleton(j: Json, where: string): void {
+  if (j.attn !== undefined && j.attn !== null) unsupported(where, 'attn', j.attn, 'null (hybrid attention layers are not implemented)');
+  if (j.attnres_block_size !== undefined && j.attnres_block_size !== null)
+    unsupported(where, 'attnres_block_size', j.attnres_block_size, 'null');
+  const act = str(j, 'hidden_act', where, 'swish');
+  if (act !== 'swish' && act !== 'silu') unsupported(where, 'hidden_act', act, '"swish"');
+}
+
+/** MLP width: intermediate_size, else 256·ceil(int(C·hidden_ratio·2/3)/256). */
+export function mlpWidth(j: Json, where: string, C: number): number {
+  const I = optInt(j, 'intermediate_size', where);
+  if (I !== null) return I;
+  return 256 * Math.ceil(Math.trunc(C * num(j, 'hidden_ratio', where, 4) * 2 / 3) / 256);
+}
+
+/** int(C·expand) and its split over heads (a divisor check naming the field). */
+export function expandDim(j: Json, key: string, def: number, C: number, H: number, where: string): { total: number; head: number } {
+  const total = Math.trunc(C * num(j, key, where, def));
+  if (total <= 0 || total % H !== 0) unsupported(where, key, j[key] ?? def, `a value making int(hidden_size·${key}) a positive multiple of num_heads`);
+  return { total, head: total / H };
+}
+
+export interface Frame { emb: Weight; norm: Weight; head: Weight }
+export interface Mlp { norm: Weight; gate: Weight; up: Weight; down: Weight }
+
+export function loadFrame(r: WeightReader, o: Backend, C: number, V: number, tie: boolean): Frame {
+  const emb = o.weight('model.embeddings.weight', r.read('model.embeddings.weight', [V, C]), true);
+  if (tie) r.ignore(n => n === 'lm_head.weight');
+  const head = tie || !r.has('lm_head.weight') ? emb : o.weight('lm_head.weight', r.read('lm_head.weight', [V, C]), true);
+  return { emb, norm: o.weight('model.norm.weight', r.read('model.norm.weight', [C]), false), head };
+}
+
+export function loadMlp(r: WeightReader, o: Backend, l: number, C: number, I: number): Mlp {
+  const p = `model.layers.${l}.`;
+  const mat = (n: string, s: number[]) => o.weight(n, r.read(n, s), true);
+  return {
+    norm: o.weight(`${p}mlp_norm.weight`, r.read(`${p}mlp_norm.weight`, [C]), false),
+    gate: mat(`${p}mlp.gate_proj.weight`, [I, C]), up: mat(`${p}mlp.up_proj.weight`, [I, C]), down: mat(`${p}mlp.down_proj.weight`, [C, I]),
+  };
+}
+
+/** x += down(silu(gate(h)) ⊙ up(h)), h = RMSNorm(x). */
+export async function mlpBlock(o: Backend, w: Mlp, x: Tensor, eps: number): Promise<void> {
+  const C = x.cols, I = w.gate.shape[0]!;
+  const h = o.act('h', C), g = o.act('mlp_g', I), u = o.act('mlp_u', I), gu = o.act('mlp_gu', I);
+  await rmsNorm(o, x, w.norm, h, { eps });
+  await matmul(o, h, w.gate, null, 'none', g);
+  await matmul(o, h, w.up, null, 'none', u);
+  await siluMul(o, g, u, gu);
+  await matmul(o, gu, w.down, null, 'none', x, true);
+}
+
+/** x = embeddings[ids]. */
+export async function embedTokens(o: Backend, f: Frame, C: number): Promise<Tensor> {
+  const x = o.act('x', C);
+  await embed(o, f.emb, x);
+  return x;
+}
+
+/** logits of the kept rows: lm_head(RMSNorm(x)). */
+export async function logitsOf(o: Backend, f: Frame, x: Tensor, eps: number, V: number): Promise<Tensor> {
+  const C = x.cols;
+  const xk = o.act('xk', C, { rows: 'k' }), xn = o.act('xn', C, { rows: 'k' });
+  await gatherKept(o, x, xk);
+  await rmsNorm(o, xk, f.norm, xn, { eps });
+  const logits = o.act('logits', V, { rows: 'k' });
+  await matmul(o, xn, f.head, null, 'none', logits);
+  return logits;
+}
