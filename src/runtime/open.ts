@@ -5,14 +5,14 @@ import type { Backend } from '../backend/backend.ts';
 import { CpuBackend } from '../backend/cpu.ts';
 import { GpuBackend } from '../backend/gpu.ts';
 import { Gpu, listAdapters } from '../gpu/device.ts';
+import { isHubId, pullModel, type PullOptions } from '../load/hub.ts';
+import { DEFAULT_MODEL_NAME, defaultModelDir } from '../load/default_model.ts';
 import { inspectModel, loadTokenizer, loadWeights, type Model } from '../load/model.ts';
 import type { HfTokenizer } from '../tokenizer/hf.ts';
 import { FlaError, UsageError } from '../util/errors.ts';
 import { log } from '../util/log.ts';
 
-/** The embedded default model (kjv-rwkv7), kept in the repository. */
-export const DEFAULT_MODEL_DIR = join(import.meta.dir, '../../models/kjv-rwkv7');
-export const DEFAULT_MODEL_NAME = 'kjv-rwkv7';
+export { DEFAULT_MODEL_NAME, defaultModelDir };
 
 export type DeviceSpec = { kind: 'auto' } | { kind: 'cpu' } | { kind: 'gpu'; index: number };
 
@@ -39,23 +39,29 @@ export async function openBackend(spec: DeviceSpec): Promise<Backend> {
 /** True when `arg` names a model: an existing folder or a hub id `org/name`. */
 export function looksLikeModel(arg: string): boolean {
   if (existsSync(arg)) return statSync(arg).isDirectory();
-  return /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(arg) && !/\s/.test(arg);
+  return isHubId(arg);
+}
+
+/** The folder a model argument names: the default, a local folder, or a hub id (org/name[@rev]) pulled into the HF cache. */
+export async function resolveModel(arg: string | undefined, hub: PullOptions = {}): Promise<string> {
+  if (arg !== undefined && !existsSync(arg) && isHubId(arg)) return (await pullModel(arg, hub)).dir;
+  return resolveModelDir(arg);
 }
 
 export function resolveModelDir(arg: string | undefined): string {
-  if (arg === undefined || arg === DEFAULT_MODEL_NAME) return DEFAULT_MODEL_DIR;
+  if (arg === undefined || arg === DEFAULT_MODEL_NAME) return defaultModelDir();
   if (existsSync(arg)) {
     if (!statSync(arg).isDirectory()) throw new UsageError(`${arg}: expected a model folder (with config.json and *.safetensors), got a file`);
     return arg;
   }
-  if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(arg)) throw new FlaError(`${arg}: not a local folder, and downloading from the Hugging Face Hub is not available yet`, 1);
+  if (isHubId(arg)) throw new FlaError(`${arg}: not a local folder (hub ids go through resolveModel)`, 1);
   throw new UsageError(`${arg}: no such model folder`);
 }
 
 export interface Session { model: Model; tokenizer: HfTokenizer | null; backend: Backend }
 
-export async function openSession(modelArg: string | undefined, device: DeviceSpec, needTokenizer: boolean): Promise<Session> {
-  const dir = resolveModelDir(modelArg);
+export async function openSession(modelArg: string | undefined, device: DeviceSpec, needTokenizer: boolean, hub: PullOptions = {}): Promise<Session> {
+  const dir = await resolveModel(modelArg, hub);
   const info = inspectModel(dir);          // config errors before any GPU work
   const tokenizer = needTokenizer || existsSync(join(dir, 'tokenizer.json')) ? loadTokenizer(dir) : null;
   const backend = await openBackend(device);

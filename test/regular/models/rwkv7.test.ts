@@ -3,7 +3,7 @@
 import { describe, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_MODEL_DIR } from '../../../src/runtime/open.ts';
+import { defaultModelDir } from '../../../src/runtime/open.ts';
 import { fixture, sharedModel } from '../../helpers/fixtures.ts';
 import { BACKENDS, argmaxRows, engine, greedyBatch, reference, relErr } from '../../helpers/model.ts';
 
@@ -66,7 +66,7 @@ describe.skipIf(!kjv)('kjv-rwkv7 golden', () => {
   const kind = BACKENDS.at(-1)!;   // the GPU when there is one (the CPU backend is checked on rwkv7-tiny)
   test(`${kind}: greedy generations gen.0-2 (64 tokens each, decoded together) equal the reference`, async () => {
     const ref = reference(kjv!);
-    const e = engine(DEFAULT_MODEL_DIR, kind);
+    const e = engine(defaultModelDir(), kind);
     const prompts = [0, 1, 2].map(g => ref.ints(`gen.${g}.prompt`));
     const got = await greedyBatch(e, prompts, [64, 64, 64]);
     for (let g = 0; g < 3; g++) expect(got[g], `gen.${g}`).toEqual(ref.ints(`gen.${g}.tokens`));
@@ -74,6 +74,6 @@ describe.skipIf(!kjv)('kjv-rwkv7 golden', () => {
 
   test('the embedded default model is the shared kjv-rwkv7', () => {
     for (const f of ['config.json', 'tokenizer.json', 'model.safetensors'])
-      expect(Bun.hash(readFileSync(join(DEFAULT_MODEL_DIR, f))), f).toBe(Bun.hash(readFileSync(join(kjv!, f))));
+      expect(Bun.hash(readFileSync(join(defaultModelDir(), f))), f).toBe(Bun.hash(readFileSync(join(kjv!, f))));
   });
 });

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ChatTemplate, encodeChat, type Message } from '../../../src/tokenizer/chat.ts';
-import { DEFAULT_MODEL_DIR } from '../../../src/runtime/open.ts';
+import { defaultModelDir } from '../../../src/runtime/open.ts';
 import { HfTokenizer } from '../../../src/tokenizer/hf.ts';
 
 const conv: Message[] = [
@@ -57,7 +57,7 @@ describe.skipIf(!llama3)('Llama-3 chat template', () => {
 test('a broken template is a FormatError naming the file; a folder without one gives null', () => {
   const d = mkdtempSync(join(tmpdir(), 'fla-chat-'));
   writeFileSync(join(d, 'chat_template.jinja'), '{% for m in messages %}{{ m.content }');
-  const tok = HfTokenizer.load(DEFAULT_MODEL_DIR);   // kjv: no chat template
+  const tok = HfTokenizer.load(defaultModelDir());   // kjv: no chat template
   expect(() => ChatTemplate.load(d, tok)).toThrow(/chat_template.jinja: cannot parse/);
   const e = mkdtempSync(join(tmpdir(), 'fla-chat-'));
   expect(ChatTemplate.load(e, tok)).toBeNull();
