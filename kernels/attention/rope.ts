@@ -16,7 +16,7 @@ export async function rope(o: Backend, x: Tensor, table: Weight, a: { D: number;
   if (o instanceof GpuBackend) {
     const s = o.step;
     o.push(await dispatch(o.gpu, { label: 'rope', source }, [{ buffer: s.uniform }, { buffer: s.meta }, o.view(x), o.weightView(table),
-      { buffer: o.gpu.uniform(new Uint32Array([H, a.D, a.R, P])) }], grid(Math.ceil(s.n * H * a.R / 2 / 64))));
+      { buffer: o.gpu.uniform(new Uint32Array([H, a.D, a.R, P])) }], grid(Math.ceil(s.n * H * a.R / 2 / 64))), { flops: 3 * s.n * H * a.R, bytes: 12 * s.n * H * a.R });
     return;
   }
   const c = o as CpuBackend;

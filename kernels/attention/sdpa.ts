@@ -17,11 +17,18 @@ export async function kvStore(o: Backend, x: Tensor, cache: Tensor, ctx: number)
   if (o instanceof GpuBackend) {
     const s = o.step;
     o.push(await dispatch(o.gpu, { label: 'kv_store', source: storeSrc }, [{ buffer: s.uniform }, { buffer: s.meta }, o.view(x), o.view(cache),
-      { buffer: o.gpu.uniform(new Uint32Array([x.cols, ctx])) }], grid(Math.ceil(s.n * x.cols / 64))));
+      { buffer: o.gpu.uniform(new Uint32Array([x.cols, ctx])) }], grid(Math.ceil(s.n * x.cols / 64))), { flops: 0, bytes: 8 * s.n * x.cols });
     return;
   }
   const c = o as CpuBackend;
   kvStoreRef(c.data(x), c.data(cache), c.step.cursors, x.cols, ctx);
+}
+
+/** FLOPs and bytes of attention for the step's queries: 4·D per (query, key), K and V rows read once per query head group. */
+function sdpaCost(cursors: { len: number; pos?: number }[], a: SdpaOp) {
+  let pairs = 0;
+  for (const c of cursors) for (let t = 0; t < c.len; t++) pairs += (c.pos ?? 0) + t + 1;
+  return { flops: 4 * a.D * a.H * pairs, bytes: 4 * 2 * a.D * a.KV * pairs + 8 * a.H * a.D * cursors.reduce((n, c) => n + c.len, 0) };
 }
 
 export interface SdpaOp { H: number; KV: number; D: number; ctx: number; window?: number; scale?: number }
@@ -37,7 +44,7 @@ export async function sdpa(o: Backend, q: Tensor, k: Tensor, v: Tensor, out: Ten
     new Float32Array(dims)[5] = scale;
     o.push(await dispatch(o.gpu, { label: 'sdpa', source: sdpaSrc, defines: { WG, DPT } },
       [{ buffer: s.uniform }, { buffer: s.meta }, o.view(q), o.view(k), o.view(v), o.view(out), { buffer: o.gpu.uniform(new Uint32Array(dims)) }],
-      grid(s.n * a.H)));
+      grid(s.n * a.H)), sdpaCost(o.step.cursors ?? [], a));
     return;
   }
   const c = o as CpuBackend;

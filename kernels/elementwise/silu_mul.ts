@@ -13,7 +13,7 @@ export async function siluMul(o: Backend, a: Tensor, b: Tensor, out: Tensor): Pr
     const s = o.step, rows = a.rows === 'k' ? s.k : s.n;
     o.push(await dispatch(o.gpu, { label: 'silu_mul', source, defines: { ROWS_K: a.rows === 'k' } },
       [{ buffer: s.uniform }, o.view(a), o.view(b), o.view(out), { buffer: o.gpu.uniform(new Uint32Array([a.cols])) }],
-      grid(Math.ceil(rows * a.cols / 64))));
+      grid(Math.ceil(rows * a.cols / 64))), { flops: 5 * rows * a.cols, bytes: 12 * rows * a.cols });
     return;
   }
   const c = o as CpuBackend;

@@ -24,7 +24,7 @@ export function buildGather(gpu: Gpu, s: StepCtx, a: { x: View; y: View; C: numb
 /** out[t] = table[ids[t]] for the step's tokens. */
 export async function embed(o: Backend, table: Weight, out: Tensor): Promise<void> {
   if (o instanceof GpuBackend) {
-    o.push(await build(o.gpu, o.step, { table: o.weightView(table), wdtype: o.weightDtype(table), x: o.view(out), C: out.cols }));
+    o.push(await build(o.gpu, o.step, { table: o.weightView(table), wdtype: o.weightDtype(table), x: o.view(out), C: out.cols }), { flops: 0, bytes: (o.weightDtype(table) === 'f32' ? 8 : 6) * o.step.n * out.cols });
     return;
   }
   const c = o as CpuBackend;
@@ -34,7 +34,7 @@ export async function embed(o: Backend, table: Weight, out: Tensor): Promise<voi
 /** out[j] = x[keep[j]]: the rows whose logits are kept ('n' rows → 'k' rows). */
 export async function gatherKept(o: Backend, x: Tensor, out: Tensor): Promise<void> {
   if (o instanceof GpuBackend) {
-    o.push(await buildGather(o.gpu, o.step, { x: o.view(x), y: o.view(out), C: x.cols }));
+    o.push(await buildGather(o.gpu, o.step, { x: o.view(x), y: o.view(out), C: x.cols }), { flops: 0, bytes: 8 * o.step.k * x.cols });
     return;
   }
   const c = o as CpuBackend;

@@ -62,10 +62,11 @@ export function cost(R: number, IN: number, OUT: number, wbytes: number) {
 export async function matmul(o: Backend, x: Tensor, w: Weight, bias: Weight | null, act: Act, out: Tensor, accumulate = false): Promise<void> {
   const [OUT, IN] = w.shape as [number, number];
   if (o instanceof GpuBackend) {
+    const rows = x.rows === 'k' ? o.step.k : o.step.n;
     o.push(await build(o.gpu, o.step, {
       x: o.view(x), w: o.weightView(w), wdtype: o.weightDtype(w), bias: bias ? o.weightView(bias) : null, y: o.view(out),
       IN, OUT, act, accumulate, rowsK: x.rows === 'k',
-    }));
+    }), cost(rows, IN, OUT, o.weightDtype(w) === 'f32' ? 4 : 2));
     return;
   }
   const c = o as CpuBackend;

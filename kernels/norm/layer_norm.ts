@@ -31,7 +31,7 @@ export function cost(R: number, C: number) {
 /** out = LayerNorm(x)·w (+ b), row by row ('n' or 'k' rows). */
 export async function layerNorm(o: Backend, x: Tensor, w: Weight, b: Weight | null, eps: number, out: Tensor): Promise<void> {
   if (o instanceof GpuBackend) {
-    o.push(await build(o.gpu, o.step, { x: o.view(x), w: o.weightView(w), b: b ? o.weightView(b) : null, y: o.view(out), C: x.cols, eps, rowsK: x.rows === 'k' }));
+    o.push(await build(o.gpu, o.step, { x: o.view(x), w: o.weightView(w), b: b ? o.weightView(b) : null, y: o.view(out), C: x.cols, eps, rowsK: x.rows === 'k' }), cost(x.rows === 'k' ? o.step.k : o.step.n, x.cols));
     return;
   }
   const c = o as CpuBackend;

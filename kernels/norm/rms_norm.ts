@@ -36,7 +36,7 @@ export async function rmsNorm(o: Backend, x: Tensor, w: Weight | null, out: Tens
     o.push(await build(o.gpu, o.step, {
       x: o.view(x), w: w ? o.weightView(w) : null, g: opts.gate ? o.view(opts.gate) : null, y: o.view(out),
       C, G, eps: opts.eps, plusOne: opts.plusOne ?? false, rowsK: x.rows === 'k',
-    }));
+    }), cost((x.rows === 'k' ? o.step.k : o.step.n) * G, C));
     return;
   }
   const c = o as CpuBackend;

@@ -25,7 +25,8 @@ export function buildStore(gpu: Gpu, s: StepCtx, a: { h: View; state: View; C: n
 /** out[m, t] = h[t] + (prev − h[t])·mix[m], prev = h[t−1] or the slot's shift state at a sequence start. */
 export async function tokenShift(o: Backend, h: Tensor, state: Tensor, mix: Weight, out: Tensor): Promise<void> {
   if (o instanceof GpuBackend) {
-    o.push(await build(o.gpu, o.step, { h: o.view(h), state: o.view(state), mix: o.weightView(mix), out: o.view(out), C: h.cols, M: out.planes }));
+    o.push(await build(o.gpu, o.step, { h: o.view(h), state: o.view(state), mix: o.weightView(mix), out: o.view(out), C: h.cols, M: out.planes }),
+      { flops: 2 * out.planes * o.step.n * h.cols, bytes: 4 * (1 + out.planes) * o.step.n * h.cols });
     return;
   }
   const c = o as CpuBackend;
@@ -35,7 +36,7 @@ export async function tokenShift(o: Backend, h: Tensor, state: Tensor, mix: Weig
 /** state[slot] = h[last token] for each sequence of the step. */
 export async function shiftStore(o: Backend, h: Tensor, state: Tensor): Promise<void> {
   if (o instanceof GpuBackend) {
-    o.push(await buildStore(o.gpu, o.step, { h: o.view(h), state: o.view(state), C: h.cols }));
+    o.push(await buildStore(o.gpu, o.step, { h: o.view(h), state: o.view(state), C: h.cols }), { flops: 0, bytes: 8 * o.step.b * h.cols });
     return;
   }
   const c = o as CpuBackend;

@@ -38,7 +38,7 @@ export async function wkv7(o: Backend, a: Wkv7Op): Promise<void> {
     o.push(await build(o.gpu, o.step, {
       proj: o.view(a.proj), vfirst: o.view(a.vfirst), vmix: a.vmix ? o.view(a.vmix) : o.dummyView, params: o.weightView(a.params),
       state: o.view(a.state), y: o.view(a.out), C: a.out.cols, D: a.D, first: a.vmix === null, fuseNorm: a.fuseNorm, gnEps: a.gnEps,
-    }));
+    }), { ...cost(o.step.n, a.out.cols, a.D), bytes: cost(o.step.n, a.out.cols, a.D).bytes + 8 * o.step.b * a.out.cols * a.D });
     return;
   }
   const c = o as CpuBackend;

@@ -15,6 +15,8 @@ export interface HostWeight {
   f32?: Float32Array;                 // f32 values (vectors always come this way)
   bits16?: Uint16Array;               // raw bf16/f16 bits of a matrix
   dtype: 'f32' | 'bf16' | 'f16';
+  /** Random values in [−scale, scale) made by the backend itself (fla bench --synthetic). */
+  synthetic?: { seed: number; scale: number };
 }
 
 /** One packed step: tokens of several sequences back to back, and which token rows to keep logits for. */

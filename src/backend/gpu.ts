@@ -1,7 +1,8 @@
 // The WebGPU backend: weights and state in GPU buffers, each op recorded as a dispatch, one submit per step,
 // and only the kept logits read back.
 import { fmtBytes, type Dispatch, type Gpu } from '../gpu/device.ts';
-import type { StepCtx, View, WeightDtype } from '../gpu/launch.ts';
+import { dispatch, grid, type StepCtx, type View, type WeightDtype } from '../gpu/launch.ts';
+import fillSrc from '../../kernels/util/fill_random.wgsl' with { type: 'text' };
 import { bf16ToF32, f16ToF32 } from '../load/safetensors.ts';
 import { GpuError } from '../util/errors.ts';
 import type { Backend, HostWeight, StateSpec, StepLayout, Tensor, Weight } from './backend.ts';
@@ -49,6 +50,7 @@ export class GpuBackend implements Backend {
   }
 
   weight(name: string, w: HostWeight, matrix: boolean): Weight {
+    if (w.synthetic) return this.syntheticWeight(name, w, matrix);
     let data: ArrayBufferView, dtype: WeightDtype;
     if (matrix && w.bits16 && (w.dtype === 'bf16' || w.dtype === 'f16')) { data = w.bits16; dtype = w.dtype; }
     else { data = w.f32 ?? (w.dtype === 'bf16' ? bf16ToF32(w.bits16!) : f16ToF32(w.bits16!)); dtype = 'f32'; }
@@ -61,9 +63,43 @@ export class GpuBackend implements Backend {
 
   get uploadedBytes(): number { return this.weightBytes; }
 
+  /** Random weights made on the GPU (fla bench --synthetic): bf16 matrices, f32 vectors, nothing uploaded. */
+  private syntheticWeight(name: string, w: HostWeight, matrix: boolean): Weight {
+    const n = w.shape.reduce((a, b) => a * b, 1), bf16 = matrix;
+    const bytes = bf16 ? 2 * n : 4 * n;
+    if (bytes > this.gpu.maxBinding) throw new GpuError(`${name}: ${fmtBytes(bytes)} exceeds the adapter's largest storage binding (${fmtBytes(this.gpu.maxBinding)})`);
+    const buffer = this.gpu.buffer(bytes, name);
+    const words = Math.ceil(bytes / 4);
+    const dims = new Uint32Array([words, w.synthetic!.seed, 0, bf16 ? 1 : 0]);
+    new Float32Array(dims.buffer)[2] = w.synthetic!.scale;
+    const fill = (async () => {
+      const d = await dispatch(this.gpu, { label: 'fill_random', source: fillSrc }, [{ buffer }, { buffer: this.gpu.uniform(dims) }], grid(Math.ceil(words / 256)));
+      const enc = this.gpu.device.createCommandEncoder();
+      this.gpu.encode(enc, [d]);
+      this.gpu.submit(enc);
+    })();
+    this.pendingFills.push(fill);
+    this.weightBytes += bytes;
+    return new GpuWeight(w.shape, { buffer, offset: 0, size: Math.ceil(bytes / 4) * 4 }, bf16 ? 'bf16' : 'f32');
+  }
+
+  private pendingFills: Promise<unknown>[] = [];
+
+  /** Wait until every synthetic weight has been filled (before timing anything). */
+  async settle(): Promise<void> {
+    await Promise.all(this.pendingFills);
+    this.pendingFills = [];
+    await this.gpu.device.queue.onSubmittedWorkDone();
+  }
+
+  /** Per-kernel GPU time of the steps run while profiling (timestamp queries around each dispatch). */
+  profile: Map<string, { ns: number; count: number; flops: number; bytes: number }> | null = null;
+
   allocState(specs: StateSpec[], slots: number): void {
     for (const s of this.states.values()) { this.gpu.forget(s.view.buffer); s.view.buffer.destroy(); }
     this.states.clear();
+    this.pendingClears = [];   // they named the buffers just destroyed
+    this.pendingCopies = [];
     for (const s of specs) {
       const bytes = 4 * s.cols * slots;
       const buffer = this.gpu.buffer(bytes, `state ${s.key}`);
@@ -106,7 +142,7 @@ export class GpuBackend implements Backend {
     }
     this.gpu.write(this.meta!, 0, meta);
     this.gpu.write(this.uniform, 0, new Uint32Array([n, k, b, this.capN, 0, n, 2 * n, 2 * n + 4 * b]));
-    this.ctx = { uniform: this.uniform, meta: this.meta!, dummy: this.dummy, n, k, b, cap: this.capN };
+    this.ctx = { uniform: this.uniform, meta: this.meta!, dummy: this.dummy, n, k, b, cap: this.capN, cursors: step.cursors };
     this.dispatches = [];
   }
 
@@ -146,8 +182,11 @@ export class GpuBackend implements Backend {
     return new GpuTensor({ buffer: g.view.buffer, offset: g.view.offset + i * size, size }, g.cols, 1, g.rows, g.cap);
   }
 
+  /** Take the dispatches recorded so far without running them (fla bench replays them to time a kernel). */
+  dispatchesForBench(): Dispatch[] { const d = this.dispatches; this.dispatches = []; this.ctx = null; return d; }
+
   /** Record a dispatch of the current step (ops in kernels/ call this). */
-  push(d: Dispatch): void { this.dispatches.push(d); }
+  push(d: Dispatch, cost?: { flops: number; bytes: number }): void { this.dispatches.push(cost ? { ...d, cost } : d); }
 
   /** The current step's GPU inputs (ops in kernels/ build their dispatches from it). */
   get step(): StepCtx { return this.s; }
@@ -184,12 +223,43 @@ export class GpuBackend implements Backend {
   async endStep(logits: Tensor): Promise<Float32Array> {
     const enc = this.gpu.device.createCommandEncoder();
     this.flushSlotOps(enc);
-    this.gpu.encode(enc, this.dispatches);
+    const timed = this.profile && this.gpu.timestamps ? this.encodeTimed(enc, this.dispatches) : null;
+    if (!timed) this.gpu.encode(enc, this.dispatches);
     this.dispatches = [];
     const v = T(logits);
     const bytes = 4 * this.s.k * logits.cols;
     this.ctx = null;
-    return new Float32Array(await this.gpu.read(v.buffer, v.offset, bytes, enc));
+    const out = new Float32Array(await this.gpu.read(v.buffer, v.offset, bytes, enc));
+    if (timed) await timed();
+    return out;
+  }
+
+  /** Encode each dispatch in its own pass with begin/end timestamps; the returned function reads and tallies them. */
+  private encodeTimed(enc: GPUCommandEncoder, ds: Dispatch[]): () => Promise<void> {
+    const n = ds.length;
+    const qs = this.gpu.device.createQuerySet({ type: 'timestamp', count: 2 * n });
+    const res = this.gpu.buffer(16 * n, 'timestamps', GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC);
+    ds.forEach((d, i) => {
+      const pass = enc.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+      pass.setPipeline(d.pipeline);
+      pass.setBindGroup(0, d.bindGroup);
+      pass.dispatchWorkgroups(...d.workgroups);
+      pass.end();
+    });
+    enc.resolveQuerySet(qs, 0, 2 * n, res, 0);
+    return async () => {
+      const t = new BigUint64Array(await this.gpu.read(res, 0, 16 * n));
+      ds.forEach((d, i) => {
+        const e = this.profile!.get(d.label) ?? { ns: 0, count: 0, flops: 0, bytes: 0 };
+        e.ns += Number(t[2 * i + 1]! - t[2 * i]!);
+        e.count++;
+        e.flops += d.cost?.flops ?? 0;
+        e.bytes += d.cost?.bytes ?? 0;
+        this.profile!.set(d.label, e);
+      });
+      qs.destroy();
+      res.destroy();
+    };
   }
 
   private flushSlotOps(enc: GPUCommandEncoder): void {

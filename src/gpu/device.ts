@@ -90,7 +90,8 @@ export async function listAdapters(): Promise<{ adapter: GPUAdapter; summary: Ad
   return out;
 }
 
-export type Dispatch = { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; workgroups: [number, number, number]; label: string };
+/** One recorded kernel launch; `cost` (FLOPs and bytes moved) feeds the per-kernel roofline of fla bench. */
+export type Dispatch = { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; workgroups: [number, number, number]; label: string; cost?: { flops: number; bytes: number } };
 
 export interface PipelineSpec {
   label: string;                          // kernel stem, for errors and profiling

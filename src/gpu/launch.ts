@@ -1,6 +1,7 @@
 // What every kernel wrapper needs to build a dispatch: the step's buffers and counts, and grid helpers.
 import type { Binding, Dispatch, Gpu, PipelineSpec } from './device.ts';
 import { pipelineKey } from './device.ts';
+import type { Cursor } from '../../kernels/step.ts';
 
 /** Per-step GPU inputs shared by all kernels: the Step uniform, the u32 meta buffer and the host-side counts. */
 export interface StepCtx {
@@ -8,6 +9,7 @@ export interface StepCtx {
   meta: GPUBuffer;
   dummy: GPUBuffer;   // 16 bytes bound where an optional input is absent
   n: number; k: number; b: number; cap: number;
+  cursors?: Cursor[];   // host copy of the step's cursors (for costs and dispatch sizes)
 }
 
 /** A range of a GPU buffer holding f32 (or packed 16-bit) data. */

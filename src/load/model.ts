@@ -26,14 +26,18 @@ export function readJson(path: string): Record<string, unknown> {
 /** Read config.json (and generation_config.json) and resolve the architecture; no weights touched. */
 export function inspectModel(dir: string): ModelInfo {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new FormatError(`${dir}: not a model folder`);
-  const where = join(dir, 'config.json');
-  const config = readJson(where);
-  const arch = getArch(config.model_type, where);
-  const cfg = arch.parseConfig(config, where);
-  let eos = ids(config, 'eos_token_id');
+  const info = inspectModelConfig(dir, readJson(join(dir, 'config.json')));
+  let eos = info.eosIds;
   const gen = join(dir, 'generation_config.json');
   if (existsSync(gen)) { const g = ids(readJson(gen), 'eos_token_id'); if (g.length) eos = g; }
-  return { dir, arch, cfg, config, eosIds: eos };
+  return { ...info, eosIds: eos };
+}
+
+/** Resolve the architecture of a parsed config.json (`dir` names it in errors). */
+export function inspectModelConfig(dir: string, config: Record<string, unknown>): ModelInfo {
+  const where = join(dir, 'config.json');
+  const arch = getArch(config.model_type, where);
+  return { dir, arch, cfg: arch.parseConfig(config, where), config, eosIds: ids(config, 'eos_token_id') };
 }
 
 export function loadWeights(info: ModelInfo, backend: Backend): Model {

@@ -1,0 +1,89 @@
+// fla bench: llama-bench style speed figures (pp, tg, TTFT, batched decode) with mean ± std, the roofline beside
+// each, and a per-kernel table from GPU timestamps.
+import { GpuBackend } from '../src/backend/gpu.ts';
+import { ceilings, decodeSpeed, kernelProfile, promptSpeed, stat, type Ceilings, type KernelRow, type Stat } from '../src/bench/harness.ts';
+import { syntheticModel } from '../src/bench/synthetic.ts';
+import { loadWeights, inspectModel } from '../src/load/model.ts';
+import { Engine } from '../src/runtime/engine.ts';
+import { openBackend, parseDevice, resolveModelDir } from '../src/runtime/open.ts';
+import { UsageError } from '../src/util/errors.ts';
+import { commit } from '../src/util/version.ts';
+import { optInt, rejectUnknown } from './options.ts';
+
+interface Row { test: string; value: Stat; unit: string; roofline: string }
+
+export async function benchCommand(modelArg: string | undefined, opts: Record<string, any>): Promise<number> {
+  rejectUnknown(opts, ['synthetic', 'p', 'promptTokens', 'n', 'genTokens', 'b', 'batch', 'r', 'reps', 'json', 'device', 'profile']);
+  const p = optInt(opts.promptTokens, '--prompt-tokens', 512, 1);
+  const n = optInt(opts.genTokens, '--gen-tokens', 128, 1);
+  const reps = optInt(opts.reps, '--reps', 3, 1, 100);
+  const batches = String(opts.batch ?? '1').split(',').map(s => optInt(s, '--batch', 1, 1, 4096));
+  if (opts.synthetic !== undefined && modelArg !== undefined) throw new UsageError('give a model or --synthetic NAME, not both');
+  const backend = await openBackend(parseDevice(opts.device));
+  try {
+    const log = (s: string) => process.stderr.write(s + '\n');
+    const model = opts.synthetic !== undefined ? syntheticModel(String(opts.synthetic), backend) : loadWeights(inspectModel(resolveModelDir(modelArg)), backend);
+    const gpu = backend instanceof GpuBackend ? backend : null;
+    if (gpu) await gpu.settle();
+    const maxB = Math.max(...batches);
+    const engine = new Engine(model, Math.max(maxB, 1), Math.max(p, 512), p + n + 16);
+    const weightBytes = gpu ? gpu.uploadedBytes : 0;
+    log(`measuring ceilings …`);
+    const ceil: Ceilings | null = gpu ? await ceilings(gpu) : null;
+    // ceilings() used the backend's step machinery: restore the model's state slots
+    backend.allocState(model.arch.state(model.cfg, engine.ctx), engine.slots);
+    const rows: Row[] = [];
+    const upTg = ceil && weightBytes ? ceil.gbs * 1e9 / weightBytes : null;            // tokens/s if weights stream at copy bandwidth
+    const upPp = ceil && weightBytes ? ceil.tflops * 1e12 / (2 * weightBytes / 2) : null; // tokens/s at peak, 2 FLOPs per bf16 weight
+    const frac = (v: number, up: number | null, what: string) => up ? `${(100 * v / up).toFixed(1)}% of ${fmt(up)} t/s (${what})` : '–';
+    log(`warm-up …`);
+    await promptSpeed(engine, Math.min(p, 64), 0);
+    await decodeSpeed(engine, 1, 4, 0);
+    log(`pp${p} …`);
+    const pp: number[] = [], ttft: number[] = [];
+    for (let r = 0; r < reps; r++) { const s = await promptSpeed(engine, p, r + 1); pp.push(s.tps); ttft.push(s.ttftMs); }
+    rows.push({ test: `pp${p}`, value: stat(pp), unit: 't/s', roofline: frac(stat(pp).mean, upPp, 'compute') });
+    rows.push({ test: `ttft (pp${p})`, value: stat(ttft), unit: 'ms', roofline: '–' });
+    log(`tg${n} …`);
+    const tg: number[] = [];
+    for (let r = 0; r < reps; r++) tg.push(await decodeSpeed(engine, 1, n, r + 1));
+    rows.push({ test: `tg${n}`, value: stat(tg), unit: 't/s', roofline: frac(stat(tg).mean, upTg, 'bandwidth') });
+    for (const b of batches.filter(b => b > 1)) {
+      log(`decode batch ${b} …`);
+      const xs: number[] = [];
+      for (let r = 0; r < reps; r++) xs.push(await decodeSpeed(engine, b, Math.min(n, 32), r + 1));
+      rows.push({ test: `tg b=${b}`, value: stat(xs), unit: 't/s', roofline: frac(stat(xs).mean, upTg ? upTg * b : null, 'bandwidth, weights read once per step') });
+    }
+    const kernels: Record<string, KernelRow[]> = {};
+    if (gpu?.gpu.timestamps && opts.profile !== false) {
+      kernels[`decode step (batch 1)`] = await kernelProfile(engine, () => decodeSpeed(engine, 1, 1, 9), ceil);
+      kernels[`prefill (${p} tokens)`] = await kernelProfile(engine, () => promptSpeed(engine, p, 9), ceil);
+    }
+    const header = {
+      device: backend.name, driver: gpu?.gpu.summary.name ?? 'cpu', backend: gpu?.gpu.summary.backend ?? 'cpu',
+      model: opts.synthetic !== undefined ? `synthetic ${opts.synthetic}` : model.dir, model_type: String(model.config.model_type),
+      dtype: 'bf16 weights, f32 compute', weight_bytes: weightBytes, commit: commit(), date: new Date().toISOString().slice(0, 10),
+      ceilings: ceil ? { copy_gbs: round(ceil.gbs), matmul_tflops: round(ceil.tflops, 4) } : null,
+    };
+    if (opts.json) {
+      process.stdout.write(JSON.stringify({ ...header, results: rows.map(r => ({ test: r.test, mean: round(r.value.mean), std: round(r.value.std), n: r.value.n, unit: r.unit, roofline: r.roofline })), kernels }) + '\n');
+      return 0;
+    }
+    const out: string[] = [];
+    out.push(`device: ${header.device} · model: ${header.model} (${header.model_type}, ${(weightBytes / 2 ** 20).toFixed(1)} MiB of weights) · ${header.dtype} · commit ${header.commit} · ${header.date}`);
+    if (ceil) out.push(`measured ceilings: copy ${fmt(ceil.gbs)} GB/s, f32 matmul ${ceil.tflops >= 1 ? ceil.tflops.toFixed(2) + " TFLOP/s" : fmt(ceil.tflops * 1000) + " GFLOP/s"}`);
+    out.push('', '| test | result | roofline |', '|---|---|---|');
+    for (const r of rows) out.push(`| ${r.test} | ${fmt(r.value.mean)} ± ${fmt(r.value.std)} ${r.unit} | ${r.roofline} |`);
+    for (const [what, ks] of Object.entries(kernels)) {
+      out.push('', `kernels, ${what}:`, '', '| kernel | calls | GPU ms | share | GB/s | % bandwidth | TFLOP/s | % peak |', '|---|---|---|---|---|---|---|---|');
+      for (const k of ks) out.push(`| ${k.kernel} | ${k.calls} | ${k.ms.toFixed(3)} | ${(100 * k.share).toFixed(1)}% | ${k.gbs === null ? '–' : fmt(k.gbs)} | ${k.bwFrac === null ? '–' : (100 * k.bwFrac).toFixed(1) + '%'} | ${k.tflops === null ? '–' : k.tflops.toFixed(3)} | ${k.peakFrac === null ? '–' : (100 * k.peakFrac).toFixed(1) + '%'} |`);
+    }
+    process.stdout.write(out.join('\n') + '\n');
+    return 0;
+  } finally {
+    backend.destroy();
+  }
+}
+
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));

@@ -1,0 +1,94 @@
+// fla bench measurements: prompt processing (pp), token generation (tg), time to first token, aggregate batched
+// decode, per-kernel GPU times from timestamp queries, and the adapter's measured bandwidth and compute ceilings.
+import { matmul } from '../../kernels/matmul/matmul.ts';
+import copySrc from '../../kernels/util/copy.wgsl' with { type: 'text' };
+import { GpuBackend } from '../backend/gpu.ts';
+import { dispatch, grid } from '../gpu/launch.ts';
+import type { Engine } from '../runtime/engine.ts';
+import { argmax } from '../runtime/sample.ts';
+
+export interface Stat { mean: number; std: number; n: number }
+
+export function stat(xs: number[]): Stat {
+  const n = xs.length, mean = xs.reduce((a, b) => a + b, 0) / n;
+  return { mean, std: n > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0, n };
+}
+
+function ids(n: number, V: number, seed: number): number[] {
+  return Array.from({ length: n }, (_, i) => (i * 7919 + seed * 104729) % V);
+}
+
+/** Prompt tokens/s of a p-token prefill in a fresh slot, and the time to first token (prefill + first sample). */
+export async function promptSpeed(e: Engine, p: number, seed: number): Promise<{ tps: number; ttftMs: number }> {
+  const slot = e.acquire();
+  try {
+    const t0 = performance.now();
+    const [logits] = await e.run([{ slot, tokens: ids(p, e.vocab, seed) }]);
+    argmax(logits!);
+    const ms = performance.now() - t0;
+    return { tps: p / (ms / 1000), ttftMs: ms };
+  } finally { e.release(slot); }
+}
+
+/** Aggregate decode tokens/s of b sequences advancing together for n steps (after a short prompt each). */
+export async function decodeSpeed(e: Engine, b: number, n: number, seed: number): Promise<number> {
+  const slots = Array.from({ length: b }, () => e.acquire());
+  try {
+    let logits = await e.run(slots.map((slot, i) => ({ slot, tokens: ids(8, e.vocab, seed + i) })));
+    const t0 = performance.now();
+    for (let s = 0; s < n; s++) logits = await e.run(slots.map((slot, i) => ({ slot, tokens: [argmax(logits[i]!)] })));
+    return (b * n) / ((performance.now() - t0) / 1000);
+  } finally { slots.forEach(s => e.release(s)); }
+}
+
+export interface KernelRow { kernel: string; calls: number; ms: number; share: number; gbs: number | null; tflops: number | null; bwFrac: number | null; peakFrac: number | null }
+
+/** Per-kernel GPU time of one run of `work`, with bytes/FLOPs against the ceilings. */
+export async function kernelProfile(e: Engine, work: () => Promise<unknown>, ceil: Ceilings | null): Promise<KernelRow[]> {
+  const o = e.model.backend;
+  if (!(o instanceof GpuBackend) || !o.gpu.timestamps) return [];
+  o.profile = new Map();
+  try { await work(); } finally { /* keep the tally */ }
+  const prof = o.profile;
+  o.profile = null;
+  const total = [...prof.values()].reduce((a, v) => a + v.ns, 0);
+  return [...prof.entries()].sort((a, b) => b[1].ns - a[1].ns).map(([kernel, v]) => {
+    const s = v.ns / 1e9;
+    const gbs = v.bytes ? v.bytes / s / 1e9 : null, tflops = v.flops ? v.flops / s / 1e12 : null;
+    return {
+      kernel, calls: v.count, ms: v.ns / 1e6, share: v.ns / total, gbs, tflops,
+      bwFrac: gbs !== null && ceil ? gbs / ceil.gbs : null, peakFrac: tflops !== null && ceil ? tflops / ceil.tflops : null,
+    };
+  });
+}
+
+export interface Ceilings { gbs: number; tflops: number }
+
+/** Measured on the adapter: a large buffer copy (GB/s, read + write) and a large f32-weight matmul (TFLOP/s). */
+export async function ceilings(o: GpuBackend): Promise<Ceilings> {
+  const gpu = o.gpu;
+  const bytes = Math.min(1 << 30, Math.floor(gpu.maxBinding / 2 / 16) * 16);
+  const a = gpu.buffer(bytes, 'copy src'), b = gpu.buffer(bytes, 'copy dst');
+  const d = await dispatch(gpu, { label: 'copy', source: copySrc }, [{ buffer: a }, { buffer: b }, { buffer: gpu.uniform(new Uint32Array([bytes / 16])) }], grid(Math.ceil(bytes / 16 / 256)));
+  const time = async (ds: () => Promise<void> | void, reps: number) => {
+    await ds();
+    await gpu.device.queue.onSubmittedWorkDone();
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) await ds();
+    await gpu.device.queue.onSubmittedWorkDone();
+    return (performance.now() - t0) / 1000 / reps;
+  };
+  const copyS = await time(() => { const enc = gpu.device.createCommandEncoder(); gpu.encode(enc, [d, d, d, d]); gpu.submit(enc); }, 5) / 4;
+  a.destroy(); b.destroy();
+  // matmul peak: 1024 rows × 4096 × 4096 f32 weights through the selected GEMM
+  const N = gpu.summary.type === 'cpu' ? 128 : 2048, IN = gpu.summary.type === 'cpu' ? 512 : 4096, OUT = IN;
+  o.allocState([], 1);
+  o.beginStep({ ids: new Int32Array(N), cursors: [{ slot: 0, start: 0, len: N }], keep: new Int32Array(0) });
+  const x = o.act('bench_x', IN), y = o.act('bench_y', OUT);
+  const w = o.weight('bench_w', { shape: [OUT, IN], dtype: 'f32', synthetic: { seed: 7, scale: 0.01 } }, false);
+  await o.settle();
+  await matmul(o, x, w, null, 'none', y);
+  const mm = o.dispatchesForBench();
+  const mmS = await time(() => { const enc = gpu.device.createCommandEncoder(); gpu.encode(enc, [...mm, ...mm, ...mm, ...mm]); gpu.submit(enc); }, 3) / 4;
+  return { gbs: (2 * bytes) / copyS / 1e9, tflops: (2 * N * IN * OUT) / mmS / 1e12 };
+}

@@ -1,0 +1,49 @@
+// Synthetic checkpoints for `fla bench --synthetic NAME`: real models' shapes (from their published configs) with
+// random weights made by the backend itself, so nothing is downloaded or uploaded.
+import type { Backend, HostWeight } from '../backend/backend.ts';
+import { inspectModelConfig, type Model } from '../load/model.ts';
+import { WeightReader } from '../load/weights.ts';
+import { UsageError } from '../util/errors.ts';
+
+/** config.json contents of each synthetic shape. */
+export const SHAPES: Record<string, Record<string, unknown>> = {
+  // fla-hub/rwkv7-0.1B-world and rwkv7-1.5B-world
+  'rwkv7-0.1b': { model_type: 'rwkv7', hidden_size: 768, num_hidden_layers: 12, head_dim: 64, vocab_size: 65536, decay_low_rank_dim: 64, a_low_rank_dim: 64, v_low_rank_dim: 32, gate_low_rank_dim: 128, norm_first: true, fuse_norm: true },
+  'rwkv7-1.5b': { model_type: 'rwkv7', hidden_size: 2048, num_hidden_layers: 24, head_dim: 64, vocab_size: 65536, decay_low_rank_dim: 96, a_low_rank_dim: 96, v_low_rank_dim: 64, gate_low_rank_dim: 256, norm_first: true, fuse_norm: true },
+  // fla-hub/gated_deltanet-1.3B (hidden 2048, 16 heads of 128 → expand_v 2 → value heads of 256)
+  'gated_deltanet-1.3b': { model_type: 'gated_deltanet', hidden_size: 2048, num_hidden_layers: 24, num_heads: 16, head_dim: 128, expand_v: 2, use_gate: true, use_short_conv: true, conv_size: 4, vocab_size: 32000, hidden_ratio: 4, norm_eps: 1e-6 },
+  // meta-llama/Llama-3.2-1B
+  'llama-1b': { model_type: 'llama', hidden_size: 2048, intermediate_size: 8192, num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 64, vocab_size: 128256, rms_norm_eps: 1e-5, max_position_embeddings: 131072, tie_word_embeddings: true, rope_parameters: { rope_type: 'llama3', rope_theta: 500000, factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } },
+};
+
+/** Random weights of the declared shapes; norms get weight 1 and biases 0 so activations stay in range. */
+class SyntheticReader extends WeightReader {
+  private seed = 1;
+  constructor() { super(null as never, 'synthetic'); }
+  override has(): boolean { return true; }
+  override read(name: string, shape: number[]): HostWeight {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (shape.length === 2 && shape[0]! > 1 && shape[1]! > 1) return { shape, dtype: 'bf16', synthetic: { seed: this.seed++, scale: 1 / Math.sqrt(shape[1]!) } };
+    const f = new Float32Array(n);
+    if (/norm.*weight$|weight$/.test(name) && /norm/.test(name)) f.fill(1);
+    else if (!name.endsWith('bias')) for (let i = 0; i < n; i++) f[i] = ((i * 2654435761 + this.seed) % 1000) / 2000;
+    this.seed++;
+    return { shape, dtype: 'f32', f32: f };
+  }
+  override f32(name: string, shape: number[]): Float32Array { return this.read(name, shape).f32!; }
+  override stack(names: string[], width: number): HostWeight {
+    const out = new Float32Array(names.length * width);
+    names.forEach((n, i) => out.set(this.f32(n, [width]), i * width));
+    return { shape: [names.length, width], dtype: 'f32', f32: out };
+  }
+  override checkAllUsed(): void {}
+  override ignore(): void {}
+}
+
+export function syntheticModel(name: string, backend: Backend): Model {
+  const config = SHAPES[name];
+  if (!config) throw new UsageError(`--synthetic ${name}: unknown shape (known: ${Object.keys(SHAPES).join(', ')})`);
+  const info = inspectModelConfig(`synthetic:${name}`, { ...config });
+  const weights = info.arch.load(info.cfg, new SyntheticReader(), backend);
+  return { ...info, weights, backend };
+}
