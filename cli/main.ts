@@ -149,6 +149,14 @@ export function handleError(e: unknown, verbose: boolean): number {
     if (verbose && err.stack) process.stderr.write(err.stack + '\n');
     return e.exitCode;
   }
+  const sys = err as NodeJS.ErrnoException;
+  if (sys?.code && typeof sys.code === 'string' && /^E[A-Z]+$/.test(sys.code)) {
+    // file-system failures the user can fix: name the path and the reason, no stack
+    const why: Record<string, string> = { ENOENT: 'no such file', EACCES: 'permission denied', EISDIR: 'is a directory', ENOSPC: 'disk full', EROFS: 'read-only file system' };
+    process.stderr.write(`error: ${sys.path ?? ''}${sys.path ? ': ' : ''}${why[sys.code] ?? sys.message}\n`);
+    if (verbose && err.stack) process.stderr.write(err.stack + '\n');
+    return 1;
+  }
   if (err?.name === 'CACError') {
     process.stderr.write(`error: ${err.message} (see fla --help)\n`);
     return 2;

@@ -1,18 +1,22 @@
 // fla ppl: mean next-token negative log-likelihood over non-overlapping windows of a text or id file.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { Engine } from '../src/runtime/engine.ts';
 import { openSession, parseDevice } from '../src/runtime/open.ts';
 import { perplexity } from '../src/runtime/ppl.ts';
 import { FormatError, UsageError } from '../src/util/errors.ts';
+import { HUB_OPTIONS, hubOptions } from './hub.ts';
 import { optInt, rejectUnknown } from './options.ts';
 
 export async function pplCommand(modelArg: string | undefined, opts: Record<string, any>): Promise<number> {
-  rejectUnknown(opts, ['text', 'ids', 'window', 'device', 'json', 'batch']);
+  rejectUnknown(opts, ['text', 'ids', 'window', 'device', 'json', 'batch', ...HUB_OPTIONS]);
+  const hub = hubOptions(opts);
   const window = optInt(opts.window, '--window', 512, 1);
   const batch = optInt(opts.batch, '--batch', 8, 1, 256);
   if ((opts.text === undefined) === (opts.ids === undefined)) throw new UsageError('give exactly one of --text FILE or --ids FILE');
   const file = String(opts.text ?? opts.ids);
-  if (!existsSync(file)) throw new UsageError(`${opts.text !== undefined ? '--text' : '--ids'} ${file}: file not found`);
+  const flag = opts.text !== undefined ? '--text' : '--ids';
+  if (!existsSync(file)) throw new UsageError(`${flag} ${file}: file not found`);
+  if (!statSync(file).isFile()) throw new UsageError(`${flag} ${file}: not a file`);
   const device = parseDevice(opts.device);
   let ids: number[] | null = null;
   if (opts.ids !== undefined) {
@@ -21,7 +25,7 @@ export async function pplCommand(modelArg: string | undefined, opts: Record<stri
     if (!Array.isArray(j) || !j.every(x => Number.isSafeInteger(x) && x >= 0)) throw new FormatError(`--ids ${file}: expected a JSON array of non-negative integer token ids`);
     ids = j as number[];
   }
-  const { model, tokenizer, backend } = await openSession(modelArg, device, ids === null);
+  const { model, tokenizer, backend } = await openSession(modelArg, device, ids === null, hub);
   try {
     if (ids === null) ids = tokenizer!.encode(readFileSync(file, 'utf8'));
     if (ids.length < window + 1) throw new UsageError(`${file}: ${ids.length} tokens, need at least --window + 1 = ${window + 1}`);

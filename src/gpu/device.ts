@@ -1,5 +1,6 @@
 // Owns the WebGPU device: adapter choice, features and limits, WGSL pipelines (cached by key),
 // bind groups (cached), buffers, uploads, readbacks, and error reporting.
+import { dlopen, FFIType } from 'bun:ffi';
 import { setupGlobals } from 'bun-webgpu';
 import { GpuError } from '../util/errors.ts';
 import { log } from '../util/log.ts';
@@ -67,8 +68,37 @@ function summarize(adapter: GPUAdapter): AdapterSummary {
   };
 }
 
+/**
+ * Run `fn` with the process's native stderr (fd 2) pointed at /dev/null: the Vulkan loader and Dawn print
+ * warnings and C++ frames there while probing for drivers, which would bury our one-line messages.
+ */
+async function quietNative<T>(fn: () => Promise<T>): Promise<T> {
+  if (log.level === 'debug' || process.platform !== 'linux') return fn();
+  let libc: ReturnType<typeof openLibc> | null = null;
+  try { libc = openLibc(); } catch { return fn(); }
+  const saved = libc.symbols.dup(2);
+  const devnull = libc.symbols.open(Buffer.from('/dev/null\0'), 1);
+  if (saved < 0 || devnull < 0) return fn();
+  libc.symbols.dup2(devnull, 2);
+  libc.symbols.close(devnull);
+  try { return await fn(); } finally { libc.symbols.dup2(saved, 2); libc.symbols.close(saved); libc.close(); }
+}
+
+function openLibc() {
+  return dlopen('libc.so.6', {
+    dup: { args: [FFIType.i32], returns: FFIType.i32 },
+    dup2: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    open: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+    close: { args: [FFIType.i32], returns: FFIType.i32 },
+  });
+}
+
 /** Adapters usable for compute. A Null backend (computes nothing) is never returned. */
 export async function listAdapters(): Promise<{ adapter: GPUAdapter; summary: AdapterSummary }[]> {
+  return quietNative(probeAdapters);
+}
+
+async function probeAdapters(): Promise<{ adapter: GPUAdapter; summary: AdapterSummary }[]> {
   let gpu: GPU | null;
   try { gpu = await initWebGpu(); } catch (e) {
     log.debug(`webgpu unavailable: ${(e as Error).message}`);
