@@ -3,13 +3,20 @@ import { Engine } from '../src/runtime/engine.ts';
 import { generate, type GenerateStats } from '../src/runtime/generate.ts';
 import { DEFAULT_MODEL_NAME, looksLikeModel, openSession, parseDevice } from '../src/runtime/open.ts';
 import { validateSampling } from '../src/runtime/sample.ts';
+import { ChatTemplate, encodeChat } from '../src/tokenizer/chat.ts';
 import { UsageError } from '../src/util/errors.ts';
+import { HUB_OPTIONS, hubOptions } from './hub.ts';
 import { optInt, optNum, optStrings, parseIds, rejectUnknown } from './options.ts';
+import { runPrompts } from './prompts.ts';
 
-export const RUN_OPTIONS = ['n', 't', 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'seed', 'stop', 'device', 'json', 'ids', 'echo'];
+export const RUN_OPTIONS = ['n', 't', 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'seed', 'stop', 'device', 'json', 'ids', 'echo', ...HUB_OPTIONS, 'chat', 'system', 'prompts', 'maxBatch'];
 
 export async function runCommand(a: string | undefined, b: string | undefined, opts: Record<string, any>): Promise<number> {
   rejectUnknown(opts, RUN_OPTIONS);
+  if (opts.prompts !== undefined) {
+    if (b !== undefined) throw new UsageError('--prompts reads the prompts from the file: give at most a MODEL');
+    return runPrompts(a, opts);
+  }
   // one positional: a model if it names a folder or org/name, else the prompt for the default model
   let modelArg: string | undefined, prompt: string | undefined;
   if (b !== undefined) { modelArg = a; prompt = b; }
@@ -22,6 +29,7 @@ export async function runCommand(a: string | undefined, b: string | undefined, o
     seed: opts.seed === undefined ? undefined : optInt(opts.seed, '--seed', 0),
   });
   const device = parseDevice(opts.device);
+  const hub = hubOptions(opts);
   const stop = optStrings(opts.stop);
   let ids: number[] | null = null;
   if (opts.ids !== undefined) {
@@ -30,8 +38,13 @@ export async function runCommand(a: string | undefined, b: string | undefined, o
   } else if (prompt === undefined) throw new UsageError(`missing prompt: fla run [MODEL] "PROMPT" (MODEL defaults to ${DEFAULT_MODEL_NAME})`);
   else if (prompt.length === 0) throw new UsageError('the prompt is empty');
 
-  const { model, tokenizer, backend } = await openSession(modelArg, device, ids === null);
+  const { model, tokenizer, backend } = await openSession(modelArg, device, ids === null, hub);
   try {
+    if (ids === null && opts.chat) {
+      const tpl = ChatTemplate.load(model.dir, tokenizer!);
+      if (!tpl) throw new UsageError(`--chat: ${model.dir} has no chat template (tokenizer_config.json chat_template or chat_template.jinja)`);
+      ids = encodeChat(tokenizer!, tpl, [...(opts.system ? [{ role: 'system' as const, content: String(opts.system) }] : []), { role: 'user', content: prompt! }]);
+    }
     if (ids === null) {
       ids = tokenizer!.encode(prompt!);
       if (ids.length === 0) throw new UsageError('the prompt encodes to no tokens');
@@ -47,7 +60,7 @@ export async function runCommand(a: string | undefined, b: string | undefined, o
     const it = generate(engine, tokenizer, ids, { maxTokens, sampling, stop, eosIds, signal: abort.signal });
     const out: number[] = [];
     let text = '';
-    if (!opts.json && opts.echo !== false && prompt !== undefined) process.stdout.write(prompt);
+    if (!opts.json && opts.echo !== false && prompt !== undefined && !opts.chat) process.stdout.write(prompt);
     let r = await it.next();
     while (!r.done) {
       if (r.value.id !== null) out.push(r.value.id);

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pkg from '../../package.json' with { type: 'json' };
-import { FlaError } from '../util/errors.ts';
+import { FlaError, UsageError } from '../util/errors.ts';
 import { hfHome, hubCacheDir } from './cache.ts';
 
 type Env = Record<string, string | undefined>;
@@ -32,8 +32,10 @@ export function findToken(env: Env): string | null {
 export function hubSettings(o: HubOptions = {}): HubSettings {
   const env = o.env ?? process.env;
   const secs = Number(env.HF_HUB_DOWNLOAD_TIMEOUT);
+  const endpoint = (o.endpoint ?? (env.HF_ENDPOINT || 'https://huggingface.co')).replace(/\/+$/, '');
+  if (!URL.canParse(endpoint) || !/^https?:$/.test(new URL(endpoint).protocol)) throw new UsageError(`HF_ENDPOINT must be an http(s) URL, got ${JSON.stringify(endpoint)}`);
   return {
-    endpoint: (o.endpoint ?? (env.HF_ENDPOINT || 'https://huggingface.co')).replace(/\/+$/, ''),
+    endpoint,
     token: o.token ?? findToken(env),
     offline: !!o.offline || truthy(env.HF_HUB_OFFLINE),
     cacheDir: o.cacheDir ?? hubCacheDir(env),
@@ -45,6 +47,7 @@ export function hubSettings(o: HubOptions = {}): HubSettings {
 /** A failed fetch (no HTTP answer): DNS, refused, reset, timeout. */
 export class NetworkError extends FlaError {}
 
+const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
 const TOKEN_HINT = 'pass a token with HF_TOKEN=hf_… or --token hf_…';
 
 export class HubClient {
@@ -61,7 +64,8 @@ export class HubClient {
    */
   async request(url: string, init: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal } = {}, what = url): Promise<Response> {
     const origin = new URL(this.s.endpoint).origin;
-    for (let hop = 0; hop < 10; hop++) {
+    let retries = 0;   // transient 5xx answers
+    for (let hop = 0; hop < 12; hop++) {
       const headers: Record<string, string> = { 'user-agent': `fla/${pkg.version}`, ...init.headers };
       if (this.s.token && new URL(url).origin === origin) headers.authorization = `Bearer ${this.s.token}`;
       let res: Response;
@@ -72,7 +76,8 @@ export class HubClient {
       }
       const loc = res.headers.get('location');
       if (res.status >= 300 && res.status < 400 && loc) { url = new URL(loc, url).href; continue; }
-      if (!res.ok && res.status !== 206 && res.status !== 416) throw this.httpError(res, what);
+      if (res.status >= 500 && retries++ < 2) { await res.body?.cancel(); await sleep(300 * retries); continue; }
+      if (!res.ok && res.status !== 416) throw this.httpError(res, what);
       return res;
     }
     throw new FlaError(`${this.repo}: too many redirects for ${what}`);

@@ -25,6 +25,7 @@ export class StderrProgress implements Progress {
   private bytes = 0;
   private t0 = 0;
   private last = 0;
+  private drawn = false;
 
   constructor(private readonly out: { write(s: string): unknown; columns?: number } = process.stderr,
     private readonly tty = !!process.stderr.isTTY, private readonly now = () => performance.now()) {}
@@ -45,26 +46,32 @@ export class StderrProgress implements Progress {
   done() {
     if (this.quiet) return;
     const secs = (this.now() - this.t0) / 1000;
-    if (this.tty) { this.draw(); this.out.write('\n'); return; }
+    if (this.tty) { this.draw(true); this.out.write('\n'); this.drawn = false; return; }
     const rate = secs > 0 ? ` at ${formatBytes((this.bytes - this.from) / secs)}/s` : '';
     this.out.write(`downloaded ${this.label} (${formatBytes(this.bytes)}${this.from ? `, resumed at ${formatBytes(this.from)}` : ''}) in ${secs.toFixed(1)} s${rate}\n`);
   }
 
-  fail() { if (this.tty && !this.quiet) this.out.write('\n'); }
+  fail() { if (this.drawn) this.out.write('\n'); this.drawn = false; }
 
-  line(): string {
+  /** The bar line, fitted into `cols` by shortening the label; `final` shows the elapsed time instead of the ETA. */
+  line(cols = 200, final = false): string {
     const secs = Math.max((this.now() - this.t0) / 1000, 1e-3);
     const speed = (this.bytes - this.from) / secs;
     const size = this.total ? `${formatBytes(this.bytes)}/${formatBytes(this.total)}` : formatBytes(this.bytes);
-    if (!this.total) return `${this.label}  ${size}  ${formatBytes(speed)}/s`;
-    const frac = Math.min(this.bytes / this.total, 1);
-    const width = 24, full = Math.round(frac * width);
-    const eta = speed > 0 ? (this.total - this.bytes) / speed : Infinity;
-    return `${this.label} [${'#'.repeat(full)}${'.'.repeat(width - full)}] ${(frac * 100).toFixed(0).padStart(3)}%  ${size}  ${formatBytes(speed)}/s  ETA ${clock(eta)}`;
+    let tail = `  ${size}  ${formatBytes(speed)}/s`;
+    if (this.total) {
+      const frac = Math.min(this.bytes / this.total, 1);
+      const width = 24, full = Math.round(frac * width);
+      const eta = speed > 0 ? (this.total - this.bytes) / speed : Infinity;
+      tail = ` [${'#'.repeat(full)}${'.'.repeat(width - full)}] ${(frac * 100).toFixed(0).padStart(3)}%${tail}  ${final ? `in ${clock(secs)}` : `ETA ${clock(eta)}`}`;
+    }
+    const room = cols - 1 - tail.length;
+    const label = this.label.length <= room ? this.label : room > 1 ? `…${this.label.slice(this.label.length - room + 1)}` : '';
+    return (label + tail).slice(0, cols - 1);
   }
 
-  private draw() {
-    const cols = this.out.columns ?? 100;
-    this.out.write(`\r\x1b[K${this.line().slice(0, cols - 1)}`);
+  private draw(final = false) {
+    this.out.write(`\r\x1b[K${this.line(this.out.columns ?? 100, final)}`);
+    this.drawn = true;
   }
 }

@@ -103,7 +103,7 @@ describe('fla devices / --help / --version', () => {
   test('--help and --version', () => {
     expect(fla('--help').out).toContain('run [model] [prompt]');
     expect(fla('run', '--help').out).toContain('--repetition-penalty');
-    expect(fla('--version').out).toMatch(/fla\/\d+\.\d+\.\d+/);
+    expect(fla('--version').out).toMatch(/^fla \d+\.\d+\.\d+ \(commit /);
   });
 });
 

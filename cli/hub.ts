@@ -1,0 +1,83 @@
+// fla pull / ls / rm: the Hugging Face cache from the command line; hubOptions() maps --revision/--token/--offline for run and ppl.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { hubCacheDir, listCached, parseRepoId, RepoCache } from '../src/load/cache.ts';
+import { pullModel, type PullOptions } from '../src/load/hub.ts';
+import { missingLocally } from '../src/load/hub_files.ts';
+import { readJson } from '../src/load/model.ts';
+import { formatBytes } from '../src/load/progress.ts';
+import { supportedModelTypes } from '../src/models/registry.ts';
+import { FlaError, UsageError } from '../src/util/errors.ts';
+import { log } from '../src/util/log.ts';
+import { rejectUnknown } from './options.ts';
+
+export const HUB_OPTIONS = ['revision', 'token', 'offline'];
+
+function optString(v: unknown, flag: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (Array.isArray(v)) throw new UsageError(`${flag} given more than once`);
+  if (typeof v === 'boolean' || String(v) === '') throw new UsageError(`${flag} needs a value`);
+  return String(v);
+}
+
+export function hubOptions(opts: Record<string, unknown>): PullOptions {
+  if (opts.offline !== undefined && typeof opts.offline !== 'boolean') throw new UsageError('--offline takes no value');
+  return { revision: optString(opts.revision, '--revision'), token: optString(opts.token, '--token'), offline: opts.offline === true };
+}
+
+export async function pullCommand(repo: string | undefined, opts: Record<string, unknown>): Promise<number> {
+  rejectUnknown(opts, HUB_OPTIONS);
+  if (!repo) throw new UsageError('missing model: fla pull ORG/NAME [--revision R]');
+  const r = await pullModel(repo, hubOptions(opts));
+  const what = r.downloaded.length ? `${r.downloaded.length} files downloaded` : 'already in the cache';
+  log.info(`${r.repo}@${r.revision} (${r.commit.slice(0, 7)}): ${what}`);
+  process.stdout.write(r.dir + '\n');
+  return 0;
+}
+
+interface LsRow { repo: string; revisions: { revision: string | null; commit: string }[]; size_bytes: number; model_type: string | null; supported: boolean; complete: boolean; path: string }
+
+export function lsRows(cacheDir = hubCacheDir()): LsRow[] {
+  const supported = new Set(supportedModelTypes());
+  return listCached(cacheDir).map(c => {
+    const named = Object.entries(c.refs).map(([revision, commit]) => ({ revision: revision as string | null, commit }));
+    const loose = c.snapshots.filter(s => !named.some(n => n.commit === s)).map(commit => ({ revision: null, commit }));
+    const shown = c.refs.main ?? named[0]?.commit ?? c.snapshots[0];
+    const snap = shown ? join(c.dir, 'snapshots', shown) : null;
+    let modelType: string | null = null;
+    try { if (snap && existsSync(join(snap, 'config.json'))) modelType = String(readJson(join(snap, 'config.json')).model_type ?? '') || null; } catch { /* unreadable config */ }
+    return {
+      repo: c.repo, revisions: [...named, ...loose], size_bytes: c.sizeBytes, model_type: modelType,
+      supported: modelType !== null && supported.has(modelType), complete: !!snap && missingLocally(snap).length === 0, path: c.dir,
+    };
+  });
+}
+
+export async function lsCommand(opts: Record<string, unknown>): Promise<number> {
+  rejectUnknown(opts, ['json']);
+  const cacheDir = hubCacheDir();
+  const rows = lsRows(cacheDir);
+  if (opts.json) { process.stdout.write(JSON.stringify(rows) + '\n'); return 0; }
+  if (!rows.length) { log.info(`no models in ${cacheDir}`); return 0; }
+  const table = [['REPO', 'REVISION', 'SIZE', 'MODEL_TYPE', 'SUPPORTED'], ...rows.map(r => [
+    r.repo, r.revisions.map(v => v.revision ? `${v.revision} (${v.commit.slice(0, 7)})` : v.commit.slice(0, 7)).join(', ') || '-',
+    formatBytes(r.size_bytes), r.model_type ?? '?', r.supported ? (r.complete ? 'yes' : 'yes (incomplete)') : 'no',
+  ])];
+  const w = table[0]!.map((_, i) => Math.max(...table.map(row => row[i]!.length)));
+  for (const row of table) process.stdout.write(row.map((c, i) => i === row.length - 1 ? c : c.padEnd(w[i]!)).join('  ') + '\n');
+  return 0;
+}
+
+export async function rmCommand(repoArg: string | undefined, opts: Record<string, unknown>): Promise<number> {
+  rejectUnknown(opts, []);
+  if (!repoArg) throw new UsageError('missing model: fla rm ORG/NAME');
+  const { repo, revision } = parseRepoId(repoArg);
+  if (revision) throw new UsageError(`fla rm removes every revision of a repo; give ${repo} without @${revision}`);
+  const cacheDir = hubCacheDir();
+  const cache = new RepoCache(cacheDir, repo);
+  if (!existsSync(cache.dir)) throw new FlaError(`${repo} is not in the cache (${cacheDir})`);
+  const size = lsRows(cacheDir).find(r => r.repo === repo)?.size_bytes ?? 0;
+  cache.remove();
+  log.info(`removed ${repo} (${formatBytes(size)}) from ${cacheDir}`);
+  return 0;
+}
