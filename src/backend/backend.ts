@@ -26,7 +26,10 @@ export interface StepLayout {
   keep: Int32Array;                   // [K] rows of ids whose logits come back
 }
 
-export interface StateSpec { key: string; cols: number }   // per-slot state of `cols` f32
+export interface StateSpec { key: string; cols: number }
+
+/** Opaque recorded work of one step (GPU dispatches), reusable while `epoch` holds. */
+export interface StepRecording { epoch: number; items: unknown[] }   // per-slot state of `cols` f32
 
 /**
  * Resources of one device: weights, per-slot state, activations of the current packed step. Ops live in
@@ -53,6 +56,13 @@ export interface Backend {
   read(t: Tensor): Promise<Float32Array>;
   /** Capacity rows of a tensor (the plane stride is capacity × cols). */
   capacity(t: Tensor): number;
+  /**
+   * Step recording for replay: `recording()` returns what the current step recorded plus an epoch that changes
+   * whenever buffers are reallocated; `replay(rec)` re-issues such a recording for a step of the same shape.
+   * The CPU backend returns null (it always runs the model).
+   */
+  recording(): StepRecording | null;
+  replay(rec: StepRecording): boolean;
   /** Run the recorded step and return the rows of `logits` ([K, V]). */
   endStep(logits: Tensor): Promise<Float32Array>;
   destroy(): void;

@@ -1,7 +1,7 @@
 // The CPU backend: ops run their plain TypeScript references (kernels/*.ref.ts) on these arrays. Slow but exact f32;
 // used for --device cpu, as the fallback when no adapter exists, and as the oracle in tests.
 import { bf16ToF32, f16ToF32 } from '../load/safetensors.ts';
-import type { Backend, HostWeight, StateSpec, StepLayout, Tensor, Weight } from './backend.ts';
+import type { StepRecording, Backend, HostWeight, StateSpec, StepLayout, Tensor, Weight } from './backend.ts';
 
 class CpuWeight implements Weight {
   constructor(readonly shape: readonly number[], readonly data: Float32Array) {}
@@ -84,6 +84,9 @@ export class CpuBackend implements Backend {
   get step(): StepLayout { return this.s; }
   data(t: Tensor): Float32Array { return T(t).data; }
   weightData(w: Weight): Float32Array { return W(w).data; }
+
+  recording(): null { return null; }
+  replay(): boolean { return false; }
 
   write(t: Tensor, data: Float32Array): void { T(t).data.set(data.subarray(0, T(t).data.length)); }
   async read(t: Tensor): Promise<Float32Array> { return T(t).data.slice(); }

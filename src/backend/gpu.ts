@@ -5,7 +5,7 @@ import { dispatch, grid, type StepCtx, type View, type WeightDtype } from '../gp
 import fillSrc from '../../kernels/util/fill_random.wgsl' with { type: 'text' };
 import { bf16ToF32, f16ToF32 } from '../load/safetensors.ts';
 import { GpuError } from '../util/errors.ts';
-import type { Backend, HostWeight, StateSpec, StepLayout, Tensor, Weight } from './backend.ts';
+import type { Backend, HostWeight, StateSpec, StepLayout, StepRecording, Tensor, Weight } from './backend.ts';
 
 class GpuWeight implements Weight {
   constructor(readonly shape: readonly number[], readonly view: View, readonly dtype: WeightDtype) {}
@@ -24,6 +24,8 @@ export class GpuBackend implements Backend {
   readonly name: string;
   private states = new Map<string, GpuTensor>();
   private acts = new Map<string, { buffer: GPUBuffer; bytes: number }>();
+  /** Bumped whenever buffers that recorded dispatches bind are replaced: recordings from older epochs are stale. */
+  private epoch = 0;
   private capN = 0;
   private capK = 0;
   private uniform: GPUBuffer;
@@ -96,6 +98,7 @@ export class GpuBackend implements Backend {
   profile: Map<string, { ns: number; count: number; flops: number; bytes: number }> | null = null;
 
   allocState(specs: StateSpec[], slots: number): void {
+    this.epoch++;
     for (const s of this.states.values()) { this.gpu.forget(s.view.buffer); s.view.buffer.destroy(); }
     this.states.clear();
     this.pendingClears = [];   // they named the buffers just destroyed
@@ -147,6 +150,7 @@ export class GpuBackend implements Backend {
   }
 
   private growActs(rows: 'n' | 'k', need: number): void {
+    this.epoch++;
     const cap = Math.ceil(need / ROW_ALIGN) * ROW_ALIGN;
     if (rows === 'n') this.capN = cap; else this.capK = cap;
     for (const [key, a] of this.acts) {
@@ -180,6 +184,14 @@ export class GpuBackend implements Backend {
     const g = t as GpuTensor;
     const size = 4 * g.cap * g.cols;
     return new GpuTensor({ buffer: g.view.buffer, offset: g.view.offset + i * size, size }, g.cols, 1, g.rows, g.cap);
+  }
+
+  recording(): StepRecording { return { epoch: this.epoch, items: [...this.dispatches] }; }
+
+  replay(rec: StepRecording): boolean {
+    if (rec.epoch !== this.epoch || !this.ctx) return false;
+    this.dispatches = rec.items as Dispatch[];
+    return true;
   }
 
   /** Take the dispatches recorded so far without running them (fla bench replays them to time a kernel). */

@@ -160,8 +160,9 @@ export class Gpu {
     this.maxInvocations = lim.maxComputeInvocationsPerWorkgroup;
     this.offsetAlign = lim.minStorageBufferOffsetAlignment;
     (device as any).onuncapturederror = (ev: any) => {
-      const msg = ev?.error?.message ?? String(ev);
-      log.error(`gpu: ${msg.split('\n')[0]}`);
+      const msg = String(ev?.error?.message ?? ev).split('\n')[0]!;
+      if (ev?.error?.constructor?.name?.includes('OutOfMemory') || /out of memory/i.test(msg)) this.lost ??= `out of GPU memory (${msg})`;
+      else log.error(`gpu: ${msg}`);
     };
     device.lost?.then((info: any) => { this.lost = info?.message || 'device lost'; }).catch(() => {});
   }
@@ -239,10 +240,9 @@ export class Gpu {
     const bytes = Math.max(16, Math.ceil(size / 16) * 16);
     const maxBuf = (this.device.limits as any).maxBufferSize as number;
     if (bytes > maxBuf) throw new GpuError(`${label}: needs a ${fmtBytes(bytes)} buffer, the adapter allows ${fmtBytes(maxBuf)}`);
-    this.device.pushErrorScope('out-of-memory');
-    const b = this.device.createBuffer({ size: bytes, usage, label });
-    this.device.popErrorScope().then(err => { if (err) this.lost ??= `out of GPU memory allocating ${label} (${fmtBytes(bytes)})`; });
-    return b;
+    // no error scope per buffer: bun-webgpu allows ~1000 pending callbacks, and a model has more buffers;
+    // out-of-memory surfaces through onuncapturederror and marks the device unusable
+    return this.device.createBuffer({ size: bytes, usage, label });
   }
 
   /** A small constant uniform buffer (kernel dims), shared by every dispatch with the same values. */

@@ -1,6 +1,6 @@
 // Runs packed steps of a loaded model: owns the state slots, splits work to the backend's step budget,
 // and returns the kept logits.
-import type { Cursor, StepLayout } from '../backend/backend.ts';
+import type { Cursor, StepLayout, StepRecording, Tensor } from '../backend/backend.ts';
 import type { Model } from '../load/model.ts';
 import { FlaError } from '../util/errors.ts';
 
@@ -86,10 +86,22 @@ export class Engine {
     return outs;
   }
 
+  // Steps of one shape (tokens, kept rows, sequences) record the same dispatches: replay them instead of re-running
+  // the model's JS (decode steps are dominated by it). Positions and ids reach kernels through per-step buffers.
+  private recordings = new Map<string, { rec: StepRecording; logits: Tensor }>();
+
   private async step(layout: StepLayout): Promise<Float32Array> {
     const o = this.model.backend;
     o.beginStep(layout);
-    const logits = await this.model.arch.forward(o, this.model.weights, this.model.cfg);
+    const key = `${layout.ids.length},${layout.keep.length},${layout.cursors.length}`;
+    const hit = this.recordings.get(key);
+    let logits: Tensor;
+    if (hit && process.env.FLA_NO_REPLAY !== '1' && o.replay(hit.rec)) logits = hit.logits;
+    else {
+      logits = await this.model.arch.forward(o, this.model.weights, this.model.cfg);
+      const rec = o.recording();
+      if (rec && layout.ids.length <= 16) this.recordings.set(key, { rec, logits });   // decode-sized steps repeat
+    }
     if (layout.keep.length === 0) {
       await o.endStep(logits);
       return new Float32Array(0);

@@ -5,6 +5,7 @@ declare const FLA_COMMIT: string | undefined;
 
 export function commit(): string {
   if (typeof FLA_COMMIT === 'string' && FLA_COMMIT) return FLA_COMMIT;
+  if (process.env.FLA_COMMIT) return process.env.FLA_COMMIT;   // a checkout copied without .git (GPU runs)
   try {
     const p = Bun.spawnSync(['git', 'rev-parse', '--short=12', 'HEAD'], { cwd: import.meta.dir, stderr: 'ignore' });
     const s = p.stdout.toString().trim();
