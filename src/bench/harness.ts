@@ -54,7 +54,8 @@ export async function kernelProfile(e: Engine, work: () => Promise<unknown>, cei
   const total = [...prof.values()].reduce((a, v) => a + v.ns, 0);
   return [...prof.entries()].sort((a, b) => b[1].ns - a[1].ns).map(([kernel, v]) => {
     const s = v.ns / 1e9;
-    const gbs = v.bytes ? v.bytes / s / 1e9 : null, tflops = v.flops ? v.flops / s / 1e12 : null;
+    // timestamps are quantized: a kernel shorter than one tick reads as 0 ns, and then has no rate
+    const gbs = v.bytes && s > 0 ? v.bytes / s / 1e9 : null, tflops = v.flops && s > 0 ? v.flops / s / 1e12 : null;
     return {
       kernel, calls: v.count, ms: v.ns / 1e6, share: v.ns / total, gbs, tflops,
       bwFrac: gbs !== null && ceil ? gbs / ceil.gbs : null, peakFrac: tflops !== null && ceil ? tflops / ceil.tflops : null,
