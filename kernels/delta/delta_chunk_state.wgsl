@@ -1,0 +1,108 @@
+// delta_chunk_state: the pass over each sequence's chunks of the chunked delta rule
+// (spec-deltanet-attention-qwen3next.md §10 steps 3–5). Per chunk (rows cs..cs+n−1, local i, j), value column c,
+// incoming state S_in (DK × BV block of S, in workgroup memory):
+//   x_i = β_i·(v_ic − e^{G_i}·(k̂_i·S_in[:, c]))          (U − W·S_in before the UT transform: T·x = U − W·S_in)
+//   δ_i = Σ_{j≤i} T_ij·x_j                                 (V_new, T = (I + A)^{−1} from delta_chunk_solve)
+//   o_ic = DK^{−1/2}·e^{G_i}·(q̂_i·S_in[:, c]) + Σ_{j≤i} B_ij·δ_j
+//   S[:, c] ← e^{G_{n−1}}·S_in[:, c] + Σ_j k̂_j·(e^{G_{n−1} − G_j}·δ_j)
+// Bindings: step uniform; stepmeta u32 (cursors); qk [2, cap, H·DK] (q̂, k̂); v [N, HV·DV]; gates [3, cap, HV]
+// (g, β, G); ab [3, cap, HV·CH] (A, B, T); state [slots, HV, DK, DV] f32 (K-first); o [N, HV·DV].
+// Dispatch: (HV·DV/BV, B) workgroups of BV·G threads: thread (g, c) owns column c and the chunk rows i ≡ g (mod G)
+// in the token phases, the state rows a ≡ g (mod G) in the state update. Runtime dims: H, HV, DV.
+// Defines: DK, BV, G, CH, QPT = CH / G, V_SILU. f32; four barriers per chunk.
+#include "common.wgsl"
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
+@group(0) @binding(2) var<storage, read> qk: array<f32>;           // [2, cap, H·DK]
+@group(0) @binding(3) var<storage, read> v: array<f32>;            // [N, HV·DV]
+@group(0) @binding(4) var<storage, read> gates: array<f32>;        // [3, cap, HV]
+@group(0) @binding(5) var<storage, read> ab: array<f32>;           // [3, cap, HV·CH]
+@group(0) @binding(6) var<storage, read_write> state: array<f32>;  // [slots, HV, DK, DV]
+@group(0) @binding(7) var<storage, read_write> o: array<f32>;      // [N, HV·DV]
+@group(0) @binding(8) var<uniform> dims: vec4u;                    // H, HV, DV
+
+var<workgroup> sh_S: array<f32, DK * BV>;   // S[a][c] at a·BV + c
+var<workgroup> sh_x: array<f32, CH * BV>;   // x, then e^{G_{n−1} − G_j}·δ_j
+var<workgroup> sh_d: array<f32, CH * BV>;   // δ
+
+@compute @workgroup_size(BV * G)
+fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u) {
+  let H = dims.x;
+  let HV = dims.y;
+  let DV = dims.z;
+  let seq = wg.y;
+  if (seq >= step.b) { return; }
+  let nb = DV / BV;
+  let hv = wg.x / nb;
+  let c = l.x % BV;
+  let g = l.x / BV;
+  let col = (wg.x % nb) * BV + c;
+  let h = hv / (HV / H);
+  let cur = step.cur_off + 4u * seq;
+  let slot = stepmeta[cur];
+  let start = stepmeta[cur + 1u];
+  let end = start + stepmeta[cur + 2u];
+  let base = (slot * HV + hv) * DK * DV + col;
+  for (var a = g; a < DK; a += G) { sh_S[a * BV + c] = state[base + a * DV]; }
+  workgroupBarrier();
+  let scale = inverseSqrt(f32(DK));
+  let kplane = step.cap * H * DK;
+  let gplane = step.cap * HV;
+  let bplane = step.cap * HV * CH;
+  for (var cs = start; cs < end; cs += CH) {
+    let n = min(CH, end - cs);
+    var qs: array<f32, QPT>;
+    for (var m = 0u; m < QPT; m++) {
+      let i = g + m * G;
+      if (i < n) {
+        let t = cs + i;
+        let ok = t * H * DK + h * DK;
+        var ks = 0.0;
+        var q_ = 0.0;
+        for (var a = 0u; a < DK; a++) {
+          let s = sh_S[a * BV + c];
+          ks = fma(qk[kplane + ok + a], s, ks);
+          q_ = fma(qk[ok + a], s, q_);
+        }
+        qs[m] = q_;
+        var vc = v[t * HV * DV + hv * DV + col];
+        if (V_SILU) { vc = vc * sigmoid(vc); }
+        sh_x[i * BV + c] = gates[gplane + t * HV + hv] * (vc - exp(gates[2u * gplane + t * HV + hv]) * ks);
+      }
+    }
+    workgroupBarrier();
+    for (var m = 0u; m < QPT; m++) {
+      let i = g + m * G;
+      if (i < n) {
+        let trow = 2u * bplane + (cs + i) * HV * CH + hv * CH;
+        var d = 0.0;
+        for (var j = 0u; j <= i; j++) { d = fma(ab[trow + j], sh_x[j * BV + c], d); }
+        sh_d[i * BV + c] = d;
+      }
+    }
+    workgroupBarrier();
+    let GL = gates[2u * gplane + (cs + n - 1u) * HV + hv];
+    for (var m = 0u; m < QPT; m++) {
+      let i = g + m * G;
+      if (i < n) {
+        let t = cs + i;
+        let Gi = gates[2u * gplane + t * HV + hv];
+        let brow = bplane + t * HV * CH + hv * CH;
+        var acc = scale * exp(Gi) * qs[m];
+        for (var j = 0u; j <= i; j++) { acc = fma(ab[brow + j], sh_d[j * BV + c], acc); }
+        o[t * HV * DV + hv * DV + col] = acc;
+        sh_x[i * BV + c] = exp(GL - Gi) * sh_d[i * BV + c];
+      }
+    }
+    workgroupBarrier();
+    let eL = exp(GL);
+    for (var a = g; a < DK; a += G) {
+      var s = sh_S[a * BV + c] * eL;
+      for (var j = 0u; j < n; j++) { s = fma(qk[kplane + (cs + j) * H * DK + h * DK + a], sh_x[j * BV + c], s); }
+      sh_S[a * BV + c] = s;
+    }
+    workgroupBarrier();
+  }
+  for (var a = g; a < DK; a += G) { state[base + a * DV] = sh_S[a * BV + c]; }
+}

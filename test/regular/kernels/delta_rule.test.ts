@@ -1,0 +1,96 @@
+// delta_rule (kernels/delta/: the recurrent kernel and the chunked prefill, each forced with FLA_KERNEL_DELTA)
+// against delta_rule.ref.ts (the token-by-token recurrence of spec §1.8): d_k, d_v ∈ {64, 128} including
+// d_k ≠ d_v, GVA ratios 1 and 2, gated (GDN: A_log/dt_bias/softplus) and ungated (DeltaNet) with β, zero and
+// random initial state, sequences of lengths 1, 63, 64, 65 packed on different slots (one slot untouched) and a
+// longer one alone (FLA_TEST_DELTA_LONG, default 1000). Compares the output and the whole state afterwards; and
+// the chunked kernel directly against the recurrent one on the GPU (same inputs, 1e-4).
+import { describe, test } from 'bun:test';
+import { prng, randn, randu } from '../../helpers/allclose.ts';
+import { HAS_GPU } from '../../helpers/gpu.ts';
+import { checkBoth, gpuBackend, hostWeight, packedStep, runOn, type Packed } from './harness.ts';
+import { expectClose } from '../../helpers/allclose.ts';
+import { deltaRule, type DeltaDims, type DeltaKernel } from '../../../kernels/delta/delta_rule.ts';
+
+const SLOTS = 5;
+const LONG = Number(process.env.FLA_TEST_DELTA_LONG ?? 1000);
+
+interface Case { DK: number; DV: number; H: number; r: number; gated: boolean; init: boolean; negEig?: boolean; qkNorm?: DeltaDims['qkNorm']; qkAct?: DeltaDims['qkAct']; vSilu?: boolean }
+
+/** Chunked vs recurrent on the GPU directly (not through the reference): both orders of arithmetic must agree. */
+async function chunkVsRecurrent(c: Case, seqs: { slot: number; len: number }[]): Promise<void> {
+  const runs: Record<string, Record<string, Packed>> = {};
+  for (const kernel of ['recurrent', 'chunk'] as DeltaKernel[]) runs[kernel] = await runCase(kernel, c, seqs, 1e-4, true);
+  for (const name of ['y', 'state'])
+    expectClose(runs.chunk![name]!.data, runs.recurrent![name]!.data, { rtol: 1e-4, what: `chunk vs recurrent ${name}`, shape: runs.chunk![name]!.shape });
+}
+
+async function runCase(kernel: DeltaKernel, c: Case, seqs: { slot: number; len: number }[], rtol = 1e-4, gpuOnly = false): Promise<Record<string, Packed>> {
+  const d: DeltaDims = { H: c.H, HV: c.H * c.r, DK: c.DK, DV: c.DV, qkNorm: c.qkNorm ?? 'l2', qkAct: c.qkAct ?? 'none', vSilu: c.vSilu ?? false, negEig: c.negEig ?? false };
+  const what = `delta_rule ${kernel} DK=${c.DK} DV=${c.DV} H=${c.H} HV=${d.HV} ${c.gated ? 'gated' : 'ungated'}${c.init ? ' init' : ''} ${d.qkNorm}/${d.qkAct}${d.vSilu ? '/vsilu' : ''}${d.negEig ? ' negEig' : ''} seqs ${seqs.map(s => `${s.len}@${s.slot}`).join(',')}`;
+  const rng = prng(what.replace(`delta_rule ${kernel}`, 'delta_rule'));   // the same inputs for both kernels
+  const step = packedStep(seqs);
+  const N = step.ids.length, KD = d.H * d.DK, VD = d.HV * d.DV, SC = VD * d.DK;
+  const q = randn(N * KD, rng), k = randn(N * KD, rng), v = randn(N * VD, rng);
+  // sum norm divides by Σx: keep it away from zero with positive features
+  if (d.qkNorm === 'sum') for (const x of [q, k]) for (let i = 0; i < x.length; i++) x[i] = Math.abs(x[i]!) + 0.1;
+  const a = randn(N * d.HV, rng), b = randn(N * d.HV, rng, 1.5);
+  const gp = new Float32Array(2 * d.HV);
+  gp.set(randu(d.HV, rng, -1, 1.5), 0);            // A_log: A ∈ (0.37, 4.5)
+  gp.set(randu(d.HV, rng, -5, -1), d.HV);          // dt_bias
+  const state = c.init ? randn(SLOTS * SC, rng, 0.3) : new Float32Array(SLOTS * SC);
+  const prev = process.env.FLA_KERNEL_DELTA;
+  process.env.FLA_KERNEL_DELTA = kernel;
+  try {
+    const setup = { states: [{ key: 'S', cols: SC }], slots: SLOTS, init: { S: state } };
+    const body = async (io: Parameters<Parameters<typeof checkBoth>[2]>[0]) => {
+      const qt = io.o.act('q', KD), kt = io.o.act('k', KD), vt = io.o.act('v', VD), at = io.o.act('a', d.HV), bt = io.o.act('b', d.HV), y = io.o.act('y', VD);
+      io.put(qt, q); io.put(kt, k); io.put(vt, v); io.put(at, a); io.put(bt, b); io.put(y);
+      const st = io.o.state('S');
+      await deltaRule(io.o, {
+        q: qt, k: kt, v: vt, a: c.gated ? at : null, gp: c.gated ? io.weight('gp', hostWeight(gp, [2, d.HV]), false) : null,
+        b: bt, state: st, out: y, d,
+      });
+      return { y, state: st };
+    };
+    if (gpuOnly) return await runOn(gpuBackend(), 'gpu', step, setup, body);
+    return await checkBoth(step, setup, body, { seed: rng, what, rtol });
+  } finally {
+    if (prev === undefined) delete process.env.FLA_KERNEL_DELTA; else process.env.FLA_KERNEL_DELTA = prev;
+  }
+}
+
+const PACKED = [{ slot: 2, len: 63 }, { slot: 0, len: 1 }, { slot: 4, len: 64 }, { slot: 3, len: 65 }];
+
+describe.skipIf(!HAS_GPU)('delta_rule', () => {
+  for (const kernel of ['recurrent', 'chunk'] as DeltaKernel[]) {
+    for (const [DK, DV] of [[64, 64], [128, 128], [64, 128], [128, 64]] as const) {
+      for (const r of [1, 2]) {
+        for (const gated of [true, false]) {
+          const init = (DK + DV + r + (gated ? 1 : 0)) % 2 === 0;   // half the cases start from a random state
+          test(`${kernel} DK=${DK} DV=${DV} GVA ${r} ${gated ? 'gated' : 'ungated'}${init ? ' init' : ''}: lengths 1, 63, 64, 65 packed`, async () => {
+            await runCase(kernel, { DK, DV, H: 2, r, gated, init }, PACKED);
+          });
+        }
+      }
+    }
+    for (const init of [false, true]) {
+      test(`${kernel} DK=128 DV=64 GVA 2 gated${init ? ' init' : ''}: one sequence of ${LONG}`, async () => {
+        await runCase(kernel, { DK: 128, DV: 64, H: 1, r: 2, gated: true, init }, [{ slot: 1, len: LONG }]);
+      });
+    }
+    test(`${kernel} DeltaNet options: sum norm, elu+1, v silu, negative eigenvalues`, async () => {
+      await runCase(kernel, { DK: 64, DV: 64, H: 2, r: 1, gated: false, init: true, qkNorm: 'sum', qkAct: 'elu', vSilu: true, negEig: true }, PACKED);
+    });
+    test(`${kernel} relu + l2, gated`, async () => {
+      await runCase(kernel, { DK: 64, DV: 128, H: 1, r: 2, gated: true, init: true, qkAct: 'relu' }, PACKED);
+    });
+    test(`${kernel} decode: one token in each of four slots`, async () => {
+      await runCase(kernel, { DK: 128, DV: 128, H: 2, r: 2, gated: true, init: true }, [{ slot: 3, len: 1 }, { slot: 1, len: 1 }, { slot: 0, len: 1 }, { slot: 2, len: 1 }]);
+    });
+  }
+  for (const init of [false, true]) {
+    test(`chunk equals recurrent on the GPU (1e-4), DK=64 DV=128 GVA 2 gated${init ? ' init' : ''}: lengths 1, 63, 64, 65 and ${LONG}`, async () => {
+      await chunkVsRecurrent({ DK: 64, DV: 128, H: 1, r: 2, gated: true, init }, [...PACKED, { slot: 1, len: LONG }]);
+    });
+  }
+});
