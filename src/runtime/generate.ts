@@ -69,14 +69,14 @@ export async function* generate(engine: Engine, tok: HfTokenizer | null, prompt:
   return stats;
 }
 
-function firstStop(text: string, stops: string[]): number {
+export function firstStop(text: string, stops: string[]): number {
   let best = -1;
   for (const s of stops) { const i = text.indexOf(s); if (i >= 0 && (best < 0 || i < best)) best = i; }
   return best;
 }
 
 /** Length of the longest suffix of `text` that is a proper prefix of some stop string. */
-function stopPrefixLen(text: string, stops: string[]): number {
+export function stopPrefixLen(text: string, stops: string[]): number {
   let best = 0;
   for (const s of stops) for (let k = Math.min(s.length - 1, text.length); k > best; k--) if (text.endsWith(s.slice(0, k))) { best = k; break; }
   return best;

@@ -1,0 +1,266 @@
+// Continuous batching on one Engine: admits requests into free slots, packs each step from a token budget
+// (decode tokens of running sequences first, then prefill chunks), samples and streams per request, and
+// frees a slot as soon as its sequence ends. Exactly one Engine.run is in flight at any time.
+import type { HfTokenizer } from '../tokenizer/hf.ts';
+import { StreamDecoder } from '../tokenizer/hf.ts';
+import { FlaError, GpuError, UsageError } from '../util/errors.ts';
+import type { Engine, SeqInput } from './engine.ts';
+import { firstStop, stopPrefixLen, type Piece } from './generate.ts';
+import { Sampler, type SamplingOptions } from './sample.ts';
+
+export interface GenRequest {
+  prompt: number[];
+  maxTokens: number;
+  sampling: SamplingOptions;
+  stop?: string[];
+  /** Default: the scheduler's. */
+  eosIds?: number[];
+  signal?: AbortSignal;
+}
+
+export type FinishReason = 'eos' | 'stop' | 'length' | 'cancelled' | 'error';
+
+export interface GenResult {
+  ids: number[]; text: string; finishReason: FinishReason;
+  promptTokens: number; generatedTokens: number;
+  /** Set when finishReason is 'error' (a failed step, or the scheduler shutting down). */
+  error?: Error;
+}
+
+/** More requests than --max-batch + --max-queue: the caller should retry later (HTTP 429). */
+export class QueueFullError extends FlaError {}
+/** The scheduler is draining or closed (HTTP 503). */
+export class ClosedError extends FlaError {}
+
+/** One request's output: an async iterator of pieces, and the result once it ends. */
+export class GenStream implements AsyncIterable<Piece> {
+  readonly result: Promise<GenResult>;
+  private pieces: Piece[] = [];
+  private wake: (() => void) | null = null;
+  private ended = false;
+  private resolve!: (r: GenResult) => void;
+
+  constructor() { this.result = new Promise(r => { this.resolve = r; }); }
+
+  push(p: Piece): void { this.pieces.push(p); this.wake?.(); }
+
+  end(r: GenResult): void { this.ended = true; this.resolve(r); this.wake?.(); }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Piece> {
+    for (;;) {
+      while (this.pieces.length) yield this.pieces.shift()!;
+      if (this.ended) return;
+      await new Promise<void>(r => { this.wake = r; });
+      this.wake = null;
+    }
+  }
+}
+
+interface Seq {
+  req: GenRequest; stream: GenStream; sampler: Sampler; decoder: StreamDecoder | null;
+  eos: Set<number>; stops: string[];
+  slot: number; fed: number; next: number | null;
+  history: number[]; out: number[]; text: string; held: string; done: boolean;
+}
+
+export interface SchedulerOptions {
+  /** Requests waiting for a slot beyond those running (--max-queue); more are refused with QueueFullError. */
+  maxQueue?: number;
+  eosIds?: number[];
+}
+
+export interface SchedulerStats {
+  running: number; queued: number; slots: number;
+  promptTokens: number; generatedTokens: number; steps: number;
+  finished: Record<FinishReason, number>;
+  /** Generated tokens per second over the last 10 s. */
+  tokensPerSecond: number;
+  /** Why the device stopped working, or null while it works. */
+  failure: string | null;
+}
+
+const RATE_WINDOW_MS = 10_000;
+
+export class Scheduler {
+  readonly maxQueue: number;
+  private readonly eosIds: number[];
+  private waiting: Seq[] = [];
+  private running: Seq[] = [];
+  private loopRunning = false;
+  private kick: (() => void) | null = null;
+  private closed = false;
+  private failure: string | null = null;
+  private counts = { promptTokens: 0, generatedTokens: 0, steps: 0 };
+  private finished: Record<FinishReason, number> = { eos: 0, stop: 0, length: 0, cancelled: 0, error: 0 };
+  private recent: [number, number][] = [];   // [time, tokens generated in that step]
+
+  constructor(readonly engine: Engine, readonly tokenizer: HfTokenizer | null, opts: SchedulerOptions = {}) {
+    this.maxQueue = opts.maxQueue ?? 64;
+    this.eosIds = opts.eosIds ?? [];
+  }
+
+  get slots(): number { return this.engine.slots; }
+
+  /** Longest prompt + max tokens a request may ask for (Infinity for recurrent models). */
+  get contextLimit(): number {
+    const m = this.engine.model;
+    return m.arch.dims(m.cfg).maxContext === null ? Infinity : this.engine.ctx;
+  }
+
+  /** Queue a request. Throws (before any GPU work) on a bad prompt, a full queue or a closed scheduler. */
+  submit(req: GenRequest): GenStream {
+    if (this.closed) throw new ClosedError('the server is shutting down');
+    if (this.failure) throw new GpuError(`the device failed: ${this.failure}`);
+    if (req.prompt.length === 0) throw new UsageError('the prompt is empty');
+    const V = this.engine.vocab;
+    for (const t of req.prompt) if (!Number.isInteger(t) || t < 0 || t >= V) throw new UsageError(`token id ${t} is out of range for a vocabulary of ${V}`);
+    if (req.prompt.length + req.maxTokens > this.contextLimit)
+      throw new UsageError(`prompt (${req.prompt.length} tokens) + max tokens ${req.maxTokens} exceeds the context of ${this.contextLimit} tokens`);
+    if (this.running.length + this.waiting.length >= this.slots + this.maxQueue)
+      throw new QueueFullError(`too many requests: ${this.slots} running and ${this.maxQueue} queued`);
+    const seq: Seq = {
+      req, stream: new GenStream(), sampler: new Sampler(req.sampling),
+      decoder: this.tokenizer ? new StreamDecoder(this.tokenizer, true) : null,
+      eos: new Set(req.eosIds ?? this.eosIds), stops: (req.stop ?? []).filter(s => s.length > 0),
+      slot: -1, fed: 0, next: null, history: [...req.prompt], out: [], text: '', held: '', done: false,
+    };
+    if (req.maxTokens === 0) { this.finish(seq, 'length'); return seq.stream; }
+    req.signal?.addEventListener('abort', () => this.kick?.(), { once: true });
+    this.waiting.push(seq);
+    this.start();
+    return seq.stream;
+  }
+
+  stats(): SchedulerStats {
+    const now = performance.now();
+    this.recent = this.recent.filter(([t]) => now - t < RATE_WINDOW_MS);
+    const n = this.recent.reduce((a, [, k]) => a + k, 0);
+    return {
+      running: this.running.length, queued: this.waiting.length, slots: this.slots, ...this.counts,
+      finished: { ...this.finished }, tokensPerSecond: n / (RATE_WINDOW_MS / 1000), failure: this.failure,
+    };
+  }
+
+  /** Refuse new requests; wait up to `ms` for the admitted ones to finish, then cancel the rest. */
+  async drain(ms: number): Promise<void> {
+    this.closed = true;
+    const until = performance.now() + ms;
+    while ((this.running.length || this.waiting.length) && performance.now() < until) await Bun.sleep(20);
+    const shutdown = new ClosedError('the server shut down before the request finished');
+    for (const s of [...this.waiting, ...this.running]) this.finish(s, 'error', shutdown);
+    this.kick?.();
+    while (this.loopRunning) await Bun.sleep(5);
+  }
+
+  private start(): void {
+    if (this.kick) this.kick();
+    else if (!this.loopRunning) { this.loopRunning = true; void this.loop(); }
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (!this.closed || this.running.length || this.waiting.length) {
+        this.reap();
+        this.admit();
+        if (!this.running.length) {
+          if (this.closed) break;
+          await new Promise<void>(r => { this.kick = r; });
+          this.kick = null;
+          continue;
+        }
+        await this.step();
+        await new Promise(r => setImmediate(r));   // let the server read requests and flush streams between steps
+      }
+    } finally {
+      this.loopRunning = false;
+    }
+  }
+
+  /** End cancelled requests, queued or running, and free their slots. */
+  private reap(): void {
+    for (const s of [...this.waiting, ...this.running]) if (s.req.signal?.aborted) this.finish(s, 'cancelled');
+  }
+
+  private admit(): void {
+    while (this.waiting.length && this.running.length < this.slots) {
+      const s = this.waiting.shift()!;
+      s.slot = this.engine.acquire();
+      this.running.push(s);
+    }
+  }
+
+  private async step(): Promise<void> {
+    const plan: { seq: Seq; input: SeqInput; sample: boolean }[] = [];
+    let budget = this.engine.budget;
+    for (const s of this.running) if (s.next !== null) { plan.push({ seq: s, input: { slot: s.slot, tokens: [s.next] }, sample: true }); budget--; }
+    budget = Math.max(budget, Math.min(64, this.engine.budget));   // a batch wider than the budget must not starve new prompts
+    for (const s of this.running) {
+      if (s.next !== null || budget <= 0) continue;
+      const take = Math.min(s.req.prompt.length - s.fed, budget);
+      plan.push({ seq: s, input: { slot: s.slot, tokens: s.req.prompt.slice(s.fed, s.fed + take) }, sample: s.fed + take === s.req.prompt.length });
+      s.fed += take;
+      budget -= take;
+      this.counts.promptTokens += take;
+    }
+    let logits: Float32Array[];
+    try {
+      logits = await this.engine.run(plan.map(p => p.input));
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      if (err instanceof GpuError) this.failure = err.message;
+      for (const p of plan) this.finish(p.seq, 'error', err);
+      return;
+    }
+    this.counts.steps++;
+    let made = 0;
+    plan.forEach((p, i) => {
+      if (!p.sample) return;
+      p.seq.next = null;
+      if (this.advance(p.seq, logits[i]!)) made++;
+    });
+    this.recent.push([performance.now(), made]);
+  }
+
+  /** Sample the next token of a sequence and stream it; true when a token was generated. */
+  private advance(s: Seq, logits: Float32Array): boolean {
+    if (s.done) return false;
+    if (s.req.signal?.aborted) { this.finish(s, 'cancelled'); return false; }
+    const id = s.sampler.sample(logits, s.history);
+    if (s.eos.has(id)) { this.finish(s, 'eos'); return false; }
+    s.history.push(id);
+    s.out.push(id);
+    this.counts.generatedTokens++;
+    let text = s.decoder ? s.decoder.push(id) : '';
+    if (s.stops.length) {
+      s.held += text;
+      const hit = firstStop(s.held, s.stops);
+      if (hit >= 0) { this.emit(s, { id, text: s.held.slice(0, hit) }); s.held = ''; this.finish(s, 'stop'); return true; }
+      const keep = stopPrefixLen(s.held, s.stops);
+      text = s.held.slice(0, s.held.length - keep);
+      s.held = s.held.slice(s.held.length - keep);
+    }
+    this.emit(s, { id, text });
+    if (s.out.length >= s.req.maxTokens) this.finish(s, 'length');
+    else s.next = id;
+    return true;
+  }
+
+  private emit(s: Seq, p: Piece): void {
+    s.text += p.text;
+    s.stream.push(p);
+  }
+
+  private finish(s: Seq, reason: FinishReason, error?: Error): void {
+    if (s.done) return;
+    s.done = true;
+    if (reason !== 'stop' && reason !== 'error') {
+      const rest = s.held + (s.decoder ? s.decoder.flush() : '');
+      if (rest) this.emit(s, { id: null, text: rest });
+    }
+    this.waiting = this.waiting.filter(x => x !== s);
+    const i = this.running.indexOf(s);
+    if (i >= 0) { this.running.splice(i, 1); this.engine.release(s.slot); }
+    this.finished[reason]++;
+    s.stream.end({ ids: s.out, text: s.text, finishReason: reason, promptTokens: s.req.prompt.length, generatedTokens: s.out.length, ...(error ? { error } : {}) });
+  }
+}

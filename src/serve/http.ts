@@ -1,0 +1,150 @@
+// The HTTP server (Bun.serve): routes, error responses, per-request log lines, and graceful shutdown.
+import { ClosedError, QueueFullError, type GenResult, type GenStream, type Scheduler } from '../runtime/scheduler.ts';
+import { ChatTemplate, encodeChat } from '../tokenizer/chat.ts';
+import type { HfTokenizer } from '../tokenizer/hf.ts';
+import { FlaError, GpuError, UsageError } from '../util/errors.ts';
+import { log } from '../util/log.ts';
+import { Metrics } from './metrics.ts';
+import { ApiError, chatCompletion, chunk, completion, errorBody, parseBody, parseChat, parseCompletion, usageChunk, type Ids } from './openai.ts';
+import { sseResponse } from './sse.ts';
+
+export interface ServerOptions {
+  scheduler: Scheduler;
+  tokenizer: HfTokenizer;
+  template: ChatTemplate | null;
+  modelName: string;
+  host: string;
+  port: number;
+  /** max_tokens when a request gives none (capped by the context). */
+  defaultMaxTokens: number;
+}
+
+export interface FlaServer {
+  url: string;
+  port: number;
+  /** Stop accepting, let admitted requests finish for up to graceMs (then cancel them), close. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+const json = (v: unknown, status = 200) => Response.json(v, { status });
+
+function apiError(e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  if (e instanceof QueueFullError) return new ApiError(429, e.message, null, 'rate_limit_error', 'queue_full');
+  if (e instanceof ClosedError) return new ApiError(503, e.message, null, 'server_error', 'shutting_down');
+  if (e instanceof GpuError) return new ApiError(503, e.message, null, 'server_error', 'device_error');
+  if (e instanceof UsageError) {
+    const ctx = /exceeds the context/.test(e.message);
+    return new ApiError(400, e.message, 'prompt', 'invalid_request_error', ctx ? 'context_length_exceeded' : null);
+  }
+  if (e instanceof FlaError) return new ApiError(500, e.message);
+  return new ApiError(500, `internal error: ${(e as Error)?.message ?? String(e)}`);
+}
+
+export function startServer(o: ServerOptions): FlaServer {
+  const { scheduler, tokenizer } = o;
+  const metrics = new Metrics();
+  const created = Math.floor(Date.now() / 1000);
+  let draining = false;
+  let nextId = 0;
+
+  const note = (req: Request, path: string, status: number, t0: number, extra = '') => {
+    metrics.count(status);
+    const line = `${req.method} ${path} ${status} ${(performance.now() - t0).toFixed(0)}ms${extra}`;
+    if (path === '/health' || path === '/metrics') log.debug(line); else log.info(line);
+  };
+  const summary = (r: GenResult) => ` prompt=${r.promptTokens} completion=${r.generatedTokens} finish=${r.finishReason}${r.error ? ` (${r.error.message})` : ''}`;
+
+  async function generation(req: Request, path: string, chat: boolean, t0: number): Promise<Response> {
+    const body = parseBody(await req.text());
+    const r = chat ? parseChat(body) : parseCompletion(body);
+    let ids: number[];
+    if ('messages' in r) {
+      if (!o.template) throw new ApiError(400, `model ${o.modelName} has no chat template (tokenizer_config.json chat_template or chat_template.jinja); use /v1/completions`, 'messages', 'invalid_request_error', 'no_chat_template');
+      try { ids = encodeChat(tokenizer, o.template, r.messages); } catch (e) { throw new ApiError(400, (e as Error).message, 'messages'); }
+    } else ids = typeof r.prompt === 'string' ? tokenizer.encode(r.prompt) : r.prompt;
+    if (ids.length === 0) throw new ApiError(400, 'the prompt encodes to no tokens', 'prompt');
+    const room = scheduler.contextLimit - ids.length;
+    const maxTokens = r.maxTokens ?? Math.max(0, Math.min(o.defaultMaxTokens, room));
+    const abort = new AbortController();
+    const stream: GenStream = scheduler.submit({ prompt: ids, maxTokens, sampling: r.sampling, stop: r.stop, signal: abort.signal });
+    req.signal.addEventListener('abort', () => abort.abort(), { once: true });
+    const k: Ids = { id: `${chat ? 'chatcmpl' : 'cmpl'}-${(nextId++).toString(36)}${Date.now().toString(36)}`, created: Math.floor(Date.now() / 1000), model: o.modelName };
+
+    if (!r.stream) {
+      const res = await stream.result;
+      if (res.finishReason === 'error') {
+        const e = apiError(res.error);
+        note(req, path, e.status, t0, summary(res));
+        return json(errorBody(e), e.status);
+      }
+      note(req, path, 200, t0, summary(res));
+      return json(chat ? chatCompletion(k, res) : completion(k, res));
+    }
+    async function* events() {
+      if (chat) yield chunk(k, true, null);
+      for await (const p of stream) if (p.text) yield chunk(k, chat, p.text);
+      const res = await stream.result;
+      if (res.finishReason === 'error') { yield errorBody(apiError(res.error)); return; }
+      yield chunk(k, chat, '', res.finishReason);
+      if (r.includeUsage) yield usageChunk(k, chat, res);
+    }
+    metrics.count(200);
+    return sseResponse(events(), () => abort.abort(), () => {
+      void stream.result.then(res => log.info(`${req.method} ${path} 200 ${(performance.now() - t0).toFixed(0)}ms stream${summary(res)}`));
+    });
+  }
+
+  async function route(req: Request, path: string, t0: number): Promise<Response> {
+    const get = req.method === 'GET' || req.method === 'HEAD', post = req.method === 'POST';
+    if (path === '/health' && get) {
+      const failure = scheduler.stats().failure;
+      const status = failure ? 503 : draining ? 503 : 200;
+      note(req, path, status, t0);
+      return json({ status: failure ? `device failed: ${failure}` : draining ? 'shutting down' : 'ok' }, status);
+    }
+    if (path === '/metrics' && get) {
+      note(req, path, 200, t0);
+      return new Response(metrics.render(scheduler.stats()), { headers: { 'content-type': 'text/plain; version=0.0.4' } });
+    }
+    if (path === '/v1/models' && get) {
+      note(req, path, 200, t0);
+      return json({ object: 'list', data: [{ id: o.modelName, object: 'model', created, owned_by: 'fla' }] });
+    }
+    if (path === '/v1/completions' && post) return generation(req, path, false, t0);
+    if (path === '/v1/chat/completions' && post) return generation(req, path, true, t0);
+    const known = ['/health', '/metrics', '/v1/models', '/v1/completions', '/v1/chat/completions'].includes(path);
+    if (known) throw new ApiError(405, `${req.method} is not allowed on ${path}`, null, 'invalid_request_error', 'method_not_allowed');
+    throw new ApiError(404, `no route ${req.method} ${path}`, null, 'invalid_request_error', 'not_found');
+  }
+
+  const server = Bun.serve({
+    hostname: o.host,
+    port: o.port,
+    idleTimeout: 0,                       // a long non-streaming generation sends nothing until it ends
+    maxRequestBodySize: 16 * 1024 * 1024,
+    async fetch(req) {
+      const t0 = performance.now();
+      const path = new URL(req.url).pathname;
+      try {
+        return await route(req, path, t0);
+      } catch (err) {
+        const e = apiError(err);
+        note(req, path, e.status, t0, `: ${e.message}`);
+        return json(errorBody(e), e.status);
+      }
+    },
+  });
+
+  return {
+    url: `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${server.port}`,
+    port: server.port!,
+    async shutdown(graceMs: number) {
+      draining = true;
+      const stopped = server.stop(false);
+      await scheduler.drain(graceMs);
+      await Promise.race([stopped, Bun.sleep(2000)]);   // let the last frames of finished streams go out
+      await server.stop(true);
+    },
+  };
+}
