@@ -32,6 +32,8 @@ if [ "${FLA_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null && grep -q 'VE
 fi
 
 if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm dependencies (npm ci) ..."
-  npm ci --no-audit --no-fund >&2
+  say "installing npm dependencies ..."
+  # not `npm ci`: bun-webgpu 0.1.7 names optional platform packages (darwin, win32) that were never published
+  # at that version, which npm ci reports as a lock file out of sync; npm install follows the lock file all the same
+  npm install --no-audit --no-fund >&2
 fi
