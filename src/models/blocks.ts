@@ -2,6 +2,7 @@
 // SwiGLU MLP (spec-deltanet-attention-qwen3next.md §1.3, §1.6, §1.7).
 import { invFreq, ropeTable, type RopeScaling } from '../../kernels/attention/rope.ref.ts';
 import { rope } from '../../kernels/attention/rope.ts';
+import { embed, gatherKept } from '../../kernels/embed/embed.ts';
 import { kvStore, sdpa } from '../../kernels/attention/sdpa.ts';
 import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
@@ -105,4 +106,27 @@ export async function mlp(o: Backend, w: MlpWeights, h: Tensor, x: Tensor): Prom
   const gu = o.act('mlp_gu', I);
   await siluMul(o, g, u, gu);
   await matmul(o, gu, w.down, w.db, 'none', x, true);
+}
+
+/** The pre-norm decoder shared by Llama-style models: x += attn(norm1(x)); x += mlp(norm2(x)). */
+export interface DecoderLayer { norm1: Weight; norm2: Weight; attn: AttnWeights; mlp: MlpWeights }
+export interface DecoderWeights { emb: Weight; layers: DecoderLayer[]; norm: Weight; head: Weight }
+
+/** Embed → layers → final RMSNorm of the kept rows → head; returns the logits [K, V]. */
+export async function decoderForward(o: Backend, w: DecoderWeights, c: { hidden: number; vocab: number; eps: number; attn: AttnConfig }): Promise<Tensor> {
+  const x = o.act('x', c.hidden), h = o.act('h', c.hidden);
+  await embed(o, w.emb, x);
+  for (let l = 0; l < w.layers.length; l++) {
+    const L = w.layers[l]!;
+    await rmsNorm(o, x, L.norm1, h, { eps: c.eps });
+    await attention(o, L.attn, c.attn, l, h, x);
+    await rmsNorm(o, x, L.norm2, h, { eps: c.eps });
+    await mlp(o, L.mlp, h, x);
+  }
+  const xk = o.act('xk', c.hidden, { rows: 'k' }), xn = o.act('xn', c.hidden, { rows: 'k' });
+  await gatherKept(o, x, xk);
+  await rmsNorm(o, xk, w.norm, xn, { eps: c.eps });
+  const logits = o.act('logits', c.vocab, { rows: 'k' });
+  await matmul(o, xn, w.head, null, 'none', logits);
+  return logits;
 }

@@ -1,12 +1,8 @@
 // Hugging Face Llama, Qwen2 and Qwen3 (spec-deltanet-attention-qwen3next.md §7): RMSNorm → GQA attention with
 // RoPE and a KV cache (Qwen2: q/k/v biases; Qwen3: per-head q/k RMSNorm) → SwiGLU MLP.
-import { embed, gatherKept } from '../../kernels/embed/embed.ts';
-import { matmul } from '../../kernels/matmul/matmul.ts';
-import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
-import type { Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import { defineArch } from './arch.ts';
-import { attention, attnState, loadAttention, loadMlp, mlp, ropeConfig, ropeWeight, type AttnConfig, type AttnWeights, type MlpWeights } from './blocks.ts';
+import { attnState, decoderForward, loadAttention, loadMlp, ropeConfig, ropeWeight, type AttnConfig, type DecoderLayer, type DecoderWeights } from './blocks.ts';
 
 export interface LlamaConfig {
   model_type: 'llama' | 'qwen2' | 'qwen3';
@@ -15,10 +11,8 @@ export interface LlamaConfig {
   max_position_embeddings: number; attn: AttnConfig;
 }
 
-interface Layer { in_norm: Weight; post_norm: Weight; attn: AttnWeights; mlp: MlpWeights }
-interface Weights { emb: Weight; layers: Layer[]; norm: Weight; head: Weight }
 
-export default defineArch<LlamaConfig, Weights>({
+export default defineArch<LlamaConfig, DecoderWeights>({
   modelTypes: ['llama', 'qwen2', 'qwen3'],
 
   parseConfig(j, where) {
@@ -52,11 +46,11 @@ export default defineArch<LlamaConfig, Weights>({
     const table = ropeWeight(c.attn, o);
     const qkvBias = c.model_type === 'qwen2' || c.attention_bias;
     r.ignore(n => n.endsWith('rotary_emb.inv_freq'));
-    const layers: Layer[] = [];
+    const layers: DecoderLayer[] = [];
     for (let l = 0; l < c.num_hidden_layers; l++) {
       const p = `model.layers.${l}.`, a = `${p}self_attn.`;
       layers.push({
-        in_norm: vec(`${p}input_layernorm.weight`), post_norm: vec(`${p}post_attention_layernorm.weight`),
+        norm1: vec(`${p}input_layernorm.weight`), norm2: vec(`${p}post_attention_layernorm.weight`),
         attn: loadAttention(c.attn, r, o, C, { q: `${a}q_proj`, k: `${a}k_proj`, v: `${a}v_proj`, o: `${a}o_proj`, qn: `${a}q_norm`, kn: `${a}k_norm` },
           { qkv: qkvBias, o: c.model_type !== 'qwen2' && c.attention_bias }, table),
         mlp: loadMlp(r, o, `${p}mlp`, C, c.intermediate_size, c.mlp_bias),
@@ -67,22 +61,5 @@ export default defineArch<LlamaConfig, Weights>({
     return { emb, layers, norm: vec('model.norm.weight'), head };
   },
 
-  async forward(o, w, c) {
-    const C = c.hidden_size, eps = c.rms_norm_eps;
-    const x = o.act('x', C), h = o.act('h', C);
-    await embed(o, w.emb, x);
-    for (let l = 0; l < w.layers.length; l++) {
-      const L = w.layers[l]!;
-      await rmsNorm(o, x, L.in_norm, h, { eps });
-      await attention(o, L.attn, c.attn, l, h, x);
-      await rmsNorm(o, x, L.post_norm, h, { eps });
-      await mlp(o, L.mlp, h, x);
-    }
-    const xk = o.act('xk', C, { rows: 'k' }), xn = o.act('xn', C, { rows: 'k' });
-    await gatherKept(o, x, xk);
-    await rmsNorm(o, xk, w.norm, xn, { eps });
-    const logits = o.act('logits', c.vocab_size, { rows: 'k' });
-    await matmul(o, xn, w.head, null, 'none', logits);
-    return logits;
-  },
+  forward: (o, w, c) => decoderForward(o, w, { hidden: c.hidden_size, vocab: c.vocab_size, eps: c.rms_norm_eps, attn: c.attn }),
 });

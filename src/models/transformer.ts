@@ -1,22 +1,16 @@
 // fla `transformer` (TransformerForCausalLM; spec-deltanet-attention-qwen3next.md §6): fla's skeleton (§2) with
 // GQA softmax attention (optional q/k norm with eps 1e-5, q/k/v biases, sliding window) and a SwiGLU MLP.
-import { embed, gatherKept } from '../../kernels/embed/embed.ts';
-import { matmul } from '../../kernels/matmul/matmul.ts';
-import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
-import type { Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import { defineArch } from './arch.ts';
-import { attention, attnState, loadAttention, loadMlp, mlp, ropeWeight, MAX_ROPE_TABLE, type AttnConfig, type AttnWeights, type MlpWeights } from './blocks.ts';
+import { attnState, decoderForward, loadAttention, loadMlp, ropeWeight, MAX_ROPE_TABLE, type AttnConfig, type DecoderLayer, type DecoderWeights } from './blocks.ts';
 
 export interface TransformerConfig {
   hidden_size: number; num_hidden_layers: number; intermediate_size: number; vocab_size: number;
   norm_eps: number; tie_word_embeddings: boolean; qkv_bias: boolean; max_position_embeddings: number; attn: AttnConfig;
 }
 
-interface Layer { attn_norm: Weight; mlp_norm: Weight; attn: AttnWeights; mlp: MlpWeights }
-interface Weights { emb: Weight; layers: Layer[]; norm: Weight; head: Weight }
 
-export default defineArch<TransformerConfig, Weights>({
+export default defineArch<TransformerConfig, DecoderWeights>({
   modelTypes: ['transformer'],
 
   parseConfig(j, where) {
@@ -48,11 +42,11 @@ export default defineArch<TransformerConfig, Weights>({
     const C = c.hidden_size;
     const vec = (n: string) => o.weight(n, r.read(n, [C]), false);
     const table = ropeWeight(c.attn, o);
-    const layers: Layer[] = [];
+    const layers: DecoderLayer[] = [];
     for (let l = 0; l < c.num_hidden_layers; l++) {
       const p = `model.layers.${l}.`, a = `${p}attn.`;
       layers.push({
-        attn_norm: vec(`${p}attn_norm.weight`), mlp_norm: vec(`${p}mlp_norm.weight`),
+        norm1: vec(`${p}attn_norm.weight`), norm2: vec(`${p}mlp_norm.weight`),
         attn: loadAttention(c.attn, r, o, C, { q: `${a}q_proj`, k: `${a}k_proj`, v: `${a}v_proj`, o: `${a}o_proj`, qn: `${a}q_norm`, kn: `${a}k_norm` },
           { qkv: c.qkv_bias, o: false }, table),
         mlp: loadMlp(r, o, `${p}mlp`, C, c.intermediate_size),
@@ -63,22 +57,5 @@ export default defineArch<TransformerConfig, Weights>({
     return { emb, layers, norm: vec('model.norm.weight'), head };
   },
 
-  async forward(o, w, c) {
-    const C = c.hidden_size, eps = c.norm_eps;
-    const x = o.act('x', C), h = o.act('h', C);
-    await embed(o, w.emb, x);
-    for (let l = 0; l < w.layers.length; l++) {
-      const L = w.layers[l]!;
-      await rmsNorm(o, x, L.attn_norm, h, { eps });
-      await attention(o, L.attn, c.attn, l, h, x);
-      await rmsNorm(o, x, L.mlp_norm, h, { eps });
-      await mlp(o, L.mlp, h, x);
-    }
-    const xk = o.act('xk', C, { rows: 'k' }), xn = o.act('xn', C, { rows: 'k' });
-    await gatherKept(o, x, xk);
-    await rmsNorm(o, xk, w.norm, xn, { eps });
-    const logits = o.act('logits', c.vocab_size, { rows: 'k' });
-    await matmul(o, xn, w.head, null, 'none', logits);
-    return logits;
-  },
+  forward: (o, w, c) => decoderForward(o, w, { hidden: c.hidden_size, vocab: c.vocab_size, eps: c.norm_eps, attn: c.attn }),
 });

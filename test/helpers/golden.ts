@@ -4,7 +4,7 @@ import { describe, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixture } from './fixtures.ts';
-import { BACKENDS, argmaxRows, engine, reference, relErr } from './model.ts';
+import { BACKENDS, argmaxRows, engine, greedyBatch, reference, relErr } from './model.ts';
 
 export function goldenSuite(name: string, opts: { tolerance?: number } = {}): void {
   const dir = fixture(name);
@@ -58,7 +58,7 @@ export function goldenSuite(name: string, opts: { tolerance?: number } = {}): vo
   });
 }
 
-/** Packed batches equal one-by-one runs (test/varlen). */
+/** Packed batches equal one-by-one runs; batched greedy decode equals one-by-one; budget splits are exact (test/varlen). */
 export function varlenSuite(name: string): void {
   const dir = fixture(name);
   describe.skipIf(!dir)(`${name} varlen`, () => {
@@ -77,6 +77,25 @@ export function varlenSuite(name: string): void {
         const packed = await e.run(seqs.map((s, i) => ({ slot: slots[i]!, tokens: s, keepAll: true })));
         slots.forEach(s => e.release(s));
         seqs.forEach((s, i) => expect(relErr(packed[i]!, alone[i]!), `sequence of ${s.length} tokens`).toBeLessThan(1e-5));
+      });
+
+      test(`${kind}: batched greedy decode equals one-by-one, sequences finishing at different steps`, async () => {
+        const ref = reference(dir!);
+        const e = engine(dir!, kind, 8, 4096);
+        const prompts = [ref.ints('input_ids.1'), ref.ints('gen.prompt'), ref.ints('input_ids.0'), ref.ints('input_ids.2').slice(0, 20)];
+        const steps = [12, 5, 9, 1];
+        const single: number[][] = [];
+        for (let i = 0; i < prompts.length; i++) single.push((await greedyBatch(e, [prompts[i]!], [steps[i]!]))[0]!);
+        expect(await greedyBatch(e, prompts, steps)).toEqual(single);
+      });
+
+      test(`${kind}: a step larger than the budget is split and still equals one pass`, async () => {
+        const ref = reference(dir!);
+        const whole = engine(dir!, kind, 2, 4096), split = engine(dir!, kind, 2, 64);
+        const ids = ref.ints('input_ids.5');
+        const a = (await whole.run([{ slot: whole.acquire(), tokens: ids, keepAll: true }]))[0]!;
+        const b = (await split.run([{ slot: split.acquire(), tokens: ids, keepAll: true }]))[0]!;
+        expect(relErr(b, a)).toBeLessThan(1e-5);
       });
     }
   });

@@ -1,8 +1,5 @@
-// Golden tests of linear attention against fla's fp32 references on linear_attn-tiny: logits of every reference sequence and greedy
-// tokens on every backend, and prefill-then-cached-decode equal to the uncached logits.
-import { describe } from 'bun:test';
-import { fixture } from '../../helpers/fixtures.ts';
-import { goldenSuite } from './linear_golden.ts';
+// Golden tests of `linear_attn` against fla's fp32 references (linear_attn-tiny): logits, greedy decode with its scores, and cached
+// decode equal to the uncached logits on every backend.
+import { goldenSuite } from '../../helpers/golden.ts';
 
-const tiny = fixture('linear_attn-tiny');
-describe.skipIf(!tiny)('linear_attn-tiny golden', () => goldenSuite(tiny!));
+goldenSuite('linear_attn-tiny');
