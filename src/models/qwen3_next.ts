@@ -1,0 +1,336 @@
+// Hugging Face Qwen3-Next (`qwen3_next`, Qwen3NextForCausalLM): spec-deltanet-attention-qwen3next.md §8.
+// Hybrid layers by `layer_types`: Gated DeltaNet (§8.4) or gated softmax attention (§8.5); sparse MoE with a shared
+// expert (§8.6) or a dense SwiGLU MLP; zero-centred RMSNorms (1 + w) everywhere except the GDN output norm.
+// The grouped checkpoint layouts (in_proj_qkvz / in_proj_ba per key head, q_proj with query and gate interleaved per
+// head, one conv over q|k|v) are split into plain per-part matrices at load time, so the forward uses the shared ops.
+// The MoE runs every expert densely over all tokens, scaled by the router's per-token weight (0 when not selected).
+import { rope } from '../../kernels/attention/rope.ts';
+import { kvStore, sdpa } from '../../kernels/attention/sdpa.ts';
+import { convState, shortConv } from '../../kernels/conv/short_conv.ts';
+import { CHUNK, deltaRule, deltaState, type DeltaDims } from '../../kernels/delta/delta_rule.ts';
+import { mul } from '../../kernels/elementwise/mul.ts';
+import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
+import { embed, gatherKept } from '../../kernels/embed/embed.ts';
+import { matmul } from '../../kernels/matmul/matmul.ts';
+import { moeRoute } from '../../kernels/moe/moe_route.ts';
+import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
+import type { Backend, HostWeight, StateSpec, Tensor, Weight } from '../backend/backend.ts';
+import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
+import type { WeightReader } from '../load/weights.ts';
+import { defineArch } from './arch.ts';
+import { attnState, loadMlp, mlp, MAX_ROPE_TABLE, ropeConfig, ropeWeight, type AttnConfig, type MlpWeights } from './blocks.ts';
+
+type LayerType = 'linear_attention' | 'full_attention';
+
+export interface Qwen3NextConfig {
+  hidden_size: number; num_hidden_layers: number; vocab_size: number; rms_norm_eps: number; tie_word_embeddings: boolean;
+  max_position_embeddings: number; attention_bias: boolean;
+  layer_types: LayerType[];
+  /** per layer: sparse MoE (true) or dense MLP of intermediate_size */
+  moe: boolean[];
+  intermediate_size: number;
+  attn: AttnConfig;
+  /** Gated DeltaNet mixer */
+  gdn: DeltaDims; conv_size: number;
+  num_experts: number; num_experts_per_tok: number; norm_topk_prob: boolean;
+  moe_intermediate_size: number; shared_expert_intermediate_size: number;
+}
+
+interface GdnWeights {
+  q: Weight; k: Weight; v: Weight; z: Weight; b: Weight; a: Weight; gp: Weight;
+  q_conv: Weight; k_conv: Weight; v_conv: Weight; norm: Weight; out: Weight;
+}
+interface GatedAttnWeights {
+  q: Weight; gate: Weight; k: Weight; v: Weight; o: Weight;
+  qb: Weight | null; gb: Weight | null; kb: Weight | null; vb: Weight | null; ob: Weight | null;
+  qn: Weight; kn: Weight; rope: Weight;
+}
+interface MoeWeights { router: Weight; experts: MlpWeights[]; shared: MlpWeights | null; sharedGate: Weight | null }
+interface Layer {
+  in_norm: Weight; post_norm: Weight;
+  gdn: GdnWeights | null; attn: GatedAttnWeights | null;
+  moe: MoeWeights | null; mlp: MlpWeights | null;
+}
+interface Weights { emb: Weight; layers: Layer[]; norm: Weight; head: Weight }
+
+type Json = Record<string, unknown>;
+
+/** Rows `rows` of a [*, cols] host weight (bf16/f16 bits or f32), as a new [rows.length, cols] weight. */
+function pickRows(w: HostWeight, rows: number[], cols: number): HostWeight {
+  const shape = rows.length === 1 && cols === 1 ? [1] : cols === 1 ? [rows.length] : [rows.length, cols];
+  if (w.bits16) {
+    const out = new Uint16Array(rows.length * cols);
+    rows.forEach((r, i) => out.set(w.bits16!.subarray(r * cols, (r + 1) * cols), i * cols));
+    return { shape, dtype: w.dtype, bits16: out };
+  }
+  const out = new Float32Array(rows.length * cols);
+  rows.forEach((r, i) => out.set(w.f32!.subarray(r * cols, (r + 1) * cols), i * cols));
+  return { shape, dtype: 'f32', f32: out };
+}
+
+const range = (start: number, n: number) => Array.from({ length: n }, (_, i) => start + i);
+
+/** Layer types from `layer_types`, or the legacy `full_attention_interval` (layer i is full iff (i+1) % interval == 0). */
+function layerTypes(j: Json, L: number, where: string): LayerType[] {
+  if (Array.isArray(j.layer_types)) {
+    const t = j.layer_types as unknown[];
+    if (t.length !== L || t.some(x => x !== 'linear_attention' && x !== 'full_attention'))
+      unsupported(where, 'layer_types', j.layer_types, `${L} entries of "linear_attention" / "full_attention"`);
+    return t as LayerType[];
+  }
+  const every = int(j, 'full_attention_interval', where, 4);
+  return Array.from({ length: L }, (_, i) => ((i + 1) % every === 0 ? 'full_attention' : 'linear_attention'));
+}
+
+export default defineArch<Qwen3NextConfig, Weights>({
+  modelTypes: ['qwen3_next'],
+
+  parseConfig(j, where) {
+    const d = int(j, 'hidden_size', where), L = int(j, 'num_hidden_layers', where);
+    const act = str(j, 'hidden_act', where, 'silu');
+    if (act !== 'silu') unsupported(where, 'hidden_act', act, '"silu"');
+    const eps = num(j, 'rms_norm_eps', where, 1e-6);
+    // full attention
+    const H = int(j, 'num_attention_heads', where, 16), KV = optInt(j, 'num_key_value_heads', where) ?? H;
+    if (H % KV) unsupported(where, 'num_key_value_heads', KV, `a divisor of num_attention_heads (${H})`);
+    const D = optInt(j, 'head_dim', where) ?? d / H;
+    if (!Number.isInteger(D)) unsupported(where, 'head_dim', D, 'an integer');
+    const rp = (j.rope_parameters ?? j.rope_scaling ?? {}) as Json;
+    const prf = num({ partial_rotary_factor: rp.partial_rotary_factor, ...j }, 'partial_rotary_factor', where, 0.25);
+    const R = Math.trunc(D * prf);
+    if (R < 2 || R % 2 || R > D) unsupported(where, 'partial_rotary_factor', prf, `a factor giving an even rotary dim in 2..${D}`);
+    const { theta, scaling } = ropeConfig(j, where);
+    const maxPos = int(j, 'max_position_embeddings', where, 32768);
+    if (j.use_sliding_window === true) unsupported(where, 'use_sliding_window', true, 'false');
+    // gated deltanet
+    const Hk = int(j, 'linear_num_key_heads', where, 16), HV = int(j, 'linear_num_value_heads', where, 32);
+    if (HV % Hk) unsupported(where, 'linear_num_value_heads', HV, `a multiple of linear_num_key_heads = ${Hk}`);
+    const DK = int(j, 'linear_key_head_dim', where, 128), DV = int(j, 'linear_value_head_dim', where, 128);
+    if (DK % 16 || DK > 512) unsupported(where, 'linear_key_head_dim', DK, 'a multiple of 16 up to 512');
+    if (DV % 16) unsupported(where, 'linear_value_head_dim', DV, 'a multiple of 16');
+    const W = int(j, 'linear_conv_kernel_dim', where, 4, 2);
+    if (W > 17) unsupported(where, 'linear_conv_kernel_dim', W, '2..17');
+    // MoE
+    const E = int(j, 'num_experts', where, 512, 0), K = int(j, 'num_experts_per_tok', where, 10);
+    if (E > 0 && K > E) unsupported(where, 'num_experts_per_tok', K, `at most num_experts = ${E}`);
+    const step = int(j, 'decoder_sparse_step', where, 1);
+    const mlpOnly = Array.isArray(j.mlp_only_layers) ? (j.mlp_only_layers as unknown[]) : [];
+    const moe = Array.from({ length: L }, (_, i) => E > 0 && (i + 1) % step === 0 && !mlpOnly.includes(i));
+    return {
+      hidden_size: d, num_hidden_layers: L, vocab_size: int(j, 'vocab_size', where, 151936), rms_norm_eps: eps,
+      tie_word_embeddings: bool(j, 'tie_word_embeddings', where, false), max_position_embeddings: maxPos,
+      attention_bias: bool(j, 'attention_bias', where, false), layer_types: layerTypes(j, L, where), moe,
+      intermediate_size: int(j, 'intermediate_size', where, 5632),
+      attn: { H, KV, D, R, theta, scaling, maxPos: Math.min(maxPos, MAX_ROPE_TABLE), qkNormEps: eps, zeroCentred: true, window: 0 },
+      gdn: { H: Hk, HV, DK, DV, qkNorm: 'l2', qkAct: 'none', vSilu: false, negEig: false }, conv_size: W,
+      num_experts: E, num_experts_per_tok: K, norm_topk_prob: bool(j, 'norm_topk_prob', where, true),
+      moe_intermediate_size: int(j, 'moe_intermediate_size', where, 512),
+      shared_expert_intermediate_size: int(j, 'shared_expert_intermediate_size', where, 512, 0),
+    };
+  },
+
+  dims(c) {
+    const g = c.gdn, a = c.attn;
+    const widest = Math.max(c.hidden_size, c.intermediate_size, c.moe_intermediate_size, c.shared_expert_intermediate_size, c.num_experts,
+      a.H * a.D, g.HV * g.DV, 3 * g.HV * CHUNK, 2 * g.H * g.DK);
+    return { hidden: c.hidden_size, vocab: c.vocab_size, maxPlanes: Math.ceil(widest / c.hidden_size), maxContext: Math.min(c.max_position_embeddings, MAX_ROPE_TABLE) };
+  },
+
+  state(c, ctx) {
+    const out: StateSpec[] = [];
+    const g = c.gdn, KD = g.H * g.DK;
+    c.layer_types.forEach((t, l) => {
+      if (t === 'full_attention') { out.push(...attnState(c.attn, l, ctx)); return; }
+      out.push(convState(`${l}.conv_q`, KD, c.conv_size), convState(`${l}.conv_k`, KD, c.conv_size),
+        convState(`${l}.conv_v`, g.HV * g.DV, c.conv_size), deltaState(`${l}.S`, g));
+    });
+    return out;
+  },
+
+  load(c, r, o) {
+    const d = c.hidden_size;
+    const mat = (n: string, s: number[]) => o.weight(n, r.read(n, s), true);
+    const vec = (n: string, s: number[]) => o.weight(n, r.read(n, s), false);
+    const table = ropeWeight(c.attn, o);
+    r.ignore(n => n.startsWith('mtp.') || n.endsWith('rotary_emb.inv_freq'));
+    const layers: Layer[] = [];
+    for (let l = 0; l < c.num_hidden_layers; l++) {
+      const p = `model.layers.${l}.`;
+      const full = c.layer_types[l] === 'full_attention';
+      layers.push({
+        in_norm: vec(`${p}input_layernorm.weight`, [d]), post_norm: vec(`${p}post_attention_layernorm.weight`, [d]),
+        gdn: full ? null : loadGdn(c, r, o, `${p}linear_attn.`),
+        attn: full ? loadGatedAttn(c, r, o, `${p}self_attn.`, table) : null,
+        moe: c.moe[l] ? loadMoe(c, r, o, `${p}mlp.`) : null,
+        mlp: c.moe[l] ? null : loadMlp(r, o, `${p}mlp`, d, c.intermediate_size),
+      });
+    }
+    const emb = mat('model.embed_tokens.weight', [c.vocab_size, d]);
+    let head = emb;
+    if (c.tie_word_embeddings) r.ignore(n => n === 'lm_head.weight');
+    else head = mat('lm_head.weight', [c.vocab_size, d]);
+    return { emb, layers, norm: vec('model.norm.weight', [d]), head };
+  },
+
+  async forward(o, w, c) {
+    const d = c.hidden_size, eps = c.rms_norm_eps;
+    const x = o.act('x', d), h = o.act('h', d);
+    await embed(o, w.emb, x);
+    for (let l = 0; l < w.layers.length; l++) {
+      const L = w.layers[l]!;
+      await rmsNorm(o, x, L.in_norm, h, { eps, plusOne: true });
+      if (L.gdn) await gatedDeltaNet(o, L.gdn, c, l, h, x);
+      else await gatedAttention(o, L.attn!, c.attn, l, h, x);
+      await rmsNorm(o, x, L.post_norm, h, { eps, plusOne: true });
+      if (L.moe) await sparseMoe(o, L.moe, c, h, x);
+      else await mlp(o, L.mlp!, h, x);
+    }
+    const xk = o.act('xk', d, { rows: 'k' }), xn = o.act('xn', d, { rows: 'k' });
+    await gatherKept(o, x, xk);
+    await rmsNorm(o, xk, w.norm, xn, { eps, plusOne: true });
+    const logits = o.act('logits', c.vocab_size, { rows: 'k' });
+    await matmul(o, xn, w.head, null, 'none', logits);
+    return logits;
+  },
+});
+
+// ---- Gated DeltaNet (§8.2 linear-attention keys, §8.4) ----
+
+function loadGdn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: string): GdnWeights {
+  const d = c.hidden_size, { H: Hk, HV, DK, DV } = c.gdn, rr = HV / Hk, KD = Hk * DK, VD = HV * DV, W = c.conv_size;
+  const G = 2 * DK + 2 * rr * DV;
+  const qkvz = r.read(`${a}in_proj_qkvz.weight`, [Hk * G, d]);
+  const rowsOf = (off: (j: number) => number, n: number) => Array.from({ length: Hk }, (_, j) => range(j * G + off(j), n)).flat();
+  const part = (name: string, rows: number[]) => o.weight(`${a}in_proj_qkvz.${name}`, pickRows(qkvz, rows, d), true);
+  const ba = r.read(`${a}in_proj_ba.weight`, [2 * HV, d]);
+  const baRows = (first: number) => Array.from({ length: Hk }, (_, j) => range(j * 2 * rr + first, rr)).flat();
+  const conv = r.f32(`${a}conv1d.weight`, [2 * KD + VD, 1, W]);
+  const convPart = (name: string, ch0: number, C: number) =>
+    o.weight(`${a}conv1d.${name}`, { shape: [C, 1, W], dtype: 'f32', f32: conv.slice(ch0 * W, (ch0 + C) * W) }, false);
+  return {
+    q: part('q', rowsOf(() => 0, DK)), k: part('k', rowsOf(() => DK, DK)),
+    v: part('v', rowsOf(() => 2 * DK, rr * DV)), z: part('z', rowsOf(() => 2 * DK + rr * DV, rr * DV)),
+    b: o.weight(`${a}in_proj_ba.b`, pickRows(ba, baRows(0), d), true), a: o.weight(`${a}in_proj_ba.a`, pickRows(ba, baRows(rr), d), true),
+    gp: o.weight(`${a}A_log|dt_bias`, r.stack([`${a}A_log`, `${a}dt_bias`], HV), false),
+    q_conv: convPart('q', 0, KD), k_conv: convPart('k', KD, KD), v_conv: convPart('v', 2 * KD, VD),
+    norm: o.weight(`${a}norm.weight`, r.read(`${a}norm.weight`, [DV]), false),
+    out: o.weight(`${a}out_proj.weight`, r.read(`${a}out_proj.weight`, [d, VD]), true),
+  };
+}
+
+async function gatedDeltaNet(o: Backend, w: GdnWeights, c: Qwen3NextConfig, l: number, h: Tensor, x: Tensor): Promise<void> {
+  const g = c.gdn, KD = g.H * g.DK, VD = g.HV * g.DV;
+  const qt = o.act('gdn_q_in', KD), kt = o.act('gdn_k_in', KD), vt = o.act('gdn_v_in', VD);
+  const q = o.act('gdn_q', KD), k = o.act('gdn_k', KD), v = o.act('gdn_v', VD);
+  const a = o.act('gdn_a', g.HV), b = o.act('gdn_b', g.HV), z = o.act('gdn_z', VD), y = o.act('gdn_y', VD), yn = o.act('gdn_yn', VD);
+  await matmul(o, h, w.q, null, 'none', qt);
+  await matmul(o, h, w.k, null, 'none', kt);
+  await matmul(o, h, w.v, null, 'none', vt);
+  await matmul(o, h, w.a, null, 'none', a);
+  await matmul(o, h, w.b, null, 'none', b);
+  await shortConv(o, qt, w.q_conv, o.state(`${l}.conv_q`), q, 'silu');
+  await shortConv(o, kt, w.k_conv, o.state(`${l}.conv_k`), k, 'silu');
+  await shortConv(o, vt, w.v_conv, o.state(`${l}.conv_v`), v, 'silu');
+  await deltaRule(o, { q, k, v, a, gp: w.gp, b, state: o.state(`${l}.S`), out: y, d: g });
+  await matmul(o, h, w.z, null, 'none', z);
+  await rmsNorm(o, y, w.norm, yn, { eps: c.rms_norm_eps, headDim: g.DV, gate: z });
+  await matmul(o, yn, w.out, null, 'none', x, true);
+}
+
+// ---- Gated attention (§8.5) ----
+
+function loadGatedAttn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: string, table: Weight): GatedAttnWeights {
+  const d = c.hidden_size, { H, KV, D } = c.attn, bias = c.attention_bias;
+  const mat = (n: string, s: number[]) => o.weight(n, r.read(n, s), true);
+  const vec = (n: string, s: number[]) => o.weight(n, r.read(n, s), false);
+  // q_proj rows: per head h, D rows of the query then D rows of the gate
+  const qRows = Array.from({ length: H }, (_, hh) => range(2 * hh * D, D)).flat(), gRows = qRows.map(i => i + D);
+  const qw = r.read(`${a}q_proj.weight`, [2 * H * D, d]);
+  const qbw = bias ? r.read(`${a}q_proj.bias`, [2 * H * D]) : null;
+  return {
+    q: o.weight(`${a}q_proj.q`, pickRows(qw, qRows, d), true), gate: o.weight(`${a}q_proj.gate`, pickRows(qw, gRows, d), true),
+    qb: qbw ? o.weight(`${a}q_proj.bias.q`, pickRows(qbw, qRows, 1), false) : null,
+    gb: qbw ? o.weight(`${a}q_proj.bias.gate`, pickRows(qbw, gRows, 1), false) : null,
+    k: mat(`${a}k_proj.weight`, [KV * D, d]), v: mat(`${a}v_proj.weight`, [KV * D, d]), o: mat(`${a}o_proj.weight`, [d, H * D]),
+    kb: bias ? vec(`${a}k_proj.bias`, [KV * D]) : null, vb: bias ? vec(`${a}v_proj.bias`, [KV * D]) : null,
+    ob: bias ? vec(`${a}o_proj.bias`, [d]) : null,
+    qn: vec(`${a}q_norm.weight`, [D]), kn: vec(`${a}k_norm.weight`, [D]), rope: table,
+  };
+}
+
+/** x += o_proj(attention(h) ⊙ σ(gate(h))) for layer l. */
+async function gatedAttention(o: Backend, w: GatedAttnWeights, c: AttnConfig, l: number, h: Tensor, x: Tensor): Promise<void> {
+  const { H, KV, D } = c;
+  const q = o.act('att_q', H * D), gate = o.act('att_gate', H * D), k = o.act('att_k', KV * D), v = o.act('att_v', KV * D);
+  const qn = o.act('att_qn', H * D), kn = o.act('att_kn', KV * D);
+  await matmul(o, h, w.q, w.qb, 'none', q);
+  await matmul(o, h, w.gate, w.gb, 'sigmoid', gate);
+  await matmul(o, h, w.k, w.kb, 'none', k);
+  await matmul(o, h, w.v, w.vb, 'none', v);
+  await rmsNorm(o, q, w.qn, qn, { eps: c.qkNormEps!, headDim: D, plusOne: true });
+  await rmsNorm(o, k, w.kn, kn, { eps: c.qkNormEps!, headDim: D, plusOne: true });
+  await rope(o, qn, w.rope, { D, R: c.R });
+  await rope(o, kn, w.rope, { D, R: c.R });
+  const kc = o.state(`${l}.k`), vc = o.state(`${l}.v`);
+  const ctx = kc.cols / (KV * D);
+  await kvStore(o, kn, kc, ctx);
+  await kvStore(o, v, vc, ctx);
+  const att = o.act('att', H * D), gated = o.act('att_gated', H * D);
+  await sdpa(o, qn, kc, vc, att, { H, KV, D, ctx, window: 0 });
+  await mul(o, att, gate, gated);
+  await matmul(o, gated, w.o, w.ob, 'none', x, true);
+}
+
+// ---- Sparse MoE with a shared expert (§8.2 MoE keys, §8.6) ----
+
+function loadMoe(c: Qwen3NextConfig, r: WeightReader, o: Backend, p: string): MoeWeights {
+  const d = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size, Ish = c.shared_expert_intermediate_size;
+  const experts: MlpWeights[] = [];
+  if (r.has(`${p}experts.gate_up_proj`)) {
+    // transformers 5 fused layout: gate_up_proj [E, 2I, d] (per expert I gate rows then I up rows), down_proj [E, d, I]
+    const gu = r.read(`${p}experts.gate_up_proj`, [E, 2 * I, d]), dn = r.read(`${p}experts.down_proj`, [E, d, I]);
+    for (let e = 0; e < E; e++) {
+      experts.push({
+        gate: o.weight(`${p}experts.${e}.gate`, pickRows(gu, range(e * 2 * I, I), d), true),
+        up: o.weight(`${p}experts.${e}.up`, pickRows(gu, range(e * 2 * I + I, I), d), true),
+        down: o.weight(`${p}experts.${e}.down`, pickRows(dn, range(e * d, d), I), true),
+        gb: null, ub: null, db: null,
+      });
+    }
+  } else {
+    for (let e = 0; e < E; e++) experts.push(loadMlp(r, o, `${p}experts.${e}`, d, I));
+  }
+  return {
+    router: o.weight(`${p}gate.weight`, r.read(`${p}gate.weight`, [E, d]), true), experts,
+    shared: Ish > 0 ? loadMlp(r, o, `${p}shared_expert`, d, Ish) : null,
+    sharedGate: Ish > 0 ? o.weight(`${p}shared_expert_gate.weight`, r.read(`${p}shared_expert_gate.weight`, [1, d]), true) : null,
+  };
+}
+
+/** x += Σ_e w_e(h)·SwiGLU_e(h) + σ(h·W_sg)·SwiGLU_shared(h): every expert over all tokens, weight 0 where unselected. */
+async function sparseMoe(o: Backend, w: MoeWeights, c: Qwen3NextConfig, h: Tensor, x: Tensor): Promise<void> {
+  const E = c.num_experts, I = c.moe_intermediate_size;
+  const logits = o.act('moe_logits', E), rw = o.act('moe_w', E);
+  await matmul(o, h, w.router, null, 'none', logits);
+  await moeRoute(o, logits, rw, c.num_experts_per_tok, c.norm_topk_prob);
+  const g = o.act('moe_g', I), u = o.act('moe_u', I), gu = o.act('moe_gu', I), gus = o.act('moe_gus', I);
+  for (let e = 0; e < E; e++) {
+    const ex = w.experts[e]!;
+    await matmul(o, h, ex.gate, null, 'none', g);
+    await matmul(o, h, ex.up, null, 'none', u);
+    await siluMul(o, g, u, gu);
+    await mul(o, gu, rw, gus, { col: e });
+    await matmul(o, gus, ex.down, null, 'none', x, true);
+  }
+  if (w.shared && w.sharedGate) {
+    const Ish = c.shared_expert_intermediate_size;
+    const sg = o.act('moe_sh_gate', 1), sgv = o.act('moe_sh_g', Ish), suv = o.act('moe_sh_u', Ish);
+    const sgu = o.act('moe_sh_gu', Ish), sgus = o.act('moe_sh_gus', Ish);
+    await matmul(o, h, w.sharedGate, null, 'sigmoid', sg);
+    await matmul(o, h, w.shared.gate, null, 'none', sgv);
+    await matmul(o, h, w.shared.up, null, 'none', suv);
+    await siluMul(o, sgv, suv, sgu);
+    await mul(o, sgu, sg, sgus, { col: 0 });
+    await matmul(o, sgus, w.shared.down, null, 'none', x, true);
+  }
+}

@@ -1,0 +1,53 @@
+// Golden tests of `qwen3_next` against the reference implementation's fp32 outputs (../shared/fixtures/qwen3_next-tiny),
+// plus the same checkpoint re-saved in the other layouts a Qwen3-Next folder may have: one module per expert
+// (experts.{e}.gate_proj/up_proj/down_proj) instead of the fused gate_up_proj, f32 instead of bf16, and the legacy
+// full_attention_interval instead of layer_types.
+import { describe, expect, test } from 'bun:test';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readTensorFile, writeSafetensors } from '../../../src/load/safetensors.ts';
+import { fixture } from '../../helpers/fixtures.ts';
+import { goldenSuite } from '../../helpers/golden.ts';
+import { engine, reference, relErr } from '../../helpers/model.ts';
+
+goldenSuite('qwen3_next-tiny');
+
+const dir = fixture('qwen3_next-tiny');
+describe.skipIf(!dir)('qwen3_next-tiny other checkpoint layouts', () => {
+  test('cpu: per-expert f32 tensors and full_attention_interval give the reference logits', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'fla-qwen3next-'));
+    try {
+      const cfg = JSON.parse(readFileSync(join(dir!, 'config.json'), 'utf8'));
+      delete cfg.layer_types;
+      cfg.full_attention_interval = 4;
+      writeFileSync(join(out, 'config.json'), JSON.stringify(cfg));
+      const I = cfg.moe_intermediate_size as number, d = cfg.hidden_size as number;
+      const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+      for (const [name, t] of readTensorFile(join(dir!, 'model.safetensors'))) {
+        const data = t.data as Float32Array;
+        const m = /^(.*\.mlp\.experts)\.(gate_up_proj|down_proj)$/.exec(name);
+        if (!m) { tensors[name] = { dtype: 'F32', shape: t.shape, data }; continue; }
+        for (let e = 0; e < t.shape[0]!; e++) {
+          const p = `${m[1]}.${e}.`;
+          if (m[2] === 'gate_up_proj') {
+            tensors[`${p}gate_proj.weight`] = { dtype: 'F32', shape: [I, d], data: data.slice(e * 2 * I * d, (e * 2 + 1) * I * d) };
+            tensors[`${p}up_proj.weight`] = { dtype: 'F32', shape: [I, d], data: data.slice((e * 2 + 1) * I * d, (e + 1) * 2 * I * d) };
+          } else {
+            tensors[`${p}down_proj.weight`] = { dtype: 'F32', shape: [d, I], data: data.slice(e * d * I, (e + 1) * d * I) };
+          }
+        }
+      }
+      writeSafetensors(join(out, 'model.safetensors'), tensors);
+      const ref = reference(dir!), e = engine(out, 'cpu');
+      for (const i of [1, 4]) {
+        const slot = e.acquire();
+        const [got] = await e.run([{ slot, tokens: ref.ints(`input_ids.${i}`), keepAll: true }]);
+        e.release(slot);
+        expect(relErr(got!, ref.floats(`logits.${i}`)), `sequence ${i}`).toBeLessThan(1e-4);
+      }
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
