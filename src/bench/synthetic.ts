@@ -12,6 +12,8 @@ export const SHAPES: Record<string, Record<string, unknown>> = {
   'rwkv7-1.5b': { model_type: 'rwkv7', hidden_size: 2048, num_hidden_layers: 24, head_dim: 64, vocab_size: 65536, decay_low_rank_dim: 96, a_low_rank_dim: 96, v_low_rank_dim: 64, gate_low_rank_dim: 256, norm_first: true, fuse_norm: true },
   // fla-hub/gated_deltanet-1.3B (hidden 2048, 16 heads of 128 → expand_v 2 → value heads of 256)
   'gated_deltanet-1.3b': { model_type: 'gated_deltanet', hidden_size: 2048, num_hidden_layers: 24, num_heads: 16, head_dim: 128, expand_v: 2, use_gate: true, use_short_conv: true, conv_size: 4, vocab_size: 32000, hidden_ratio: 4, norm_eps: 1e-6 },
+  // fla-hub/gla-1.3B
+  'gla-1.3b': { model_type: 'gla', hidden_size: 2048, num_hidden_layers: 24, num_heads: 4, expand_k: 0.5, expand_v: 1, use_gk: true, use_output_gate: true, vocab_size: 32000, hidden_ratio: 4, norm_eps: 1e-6 },
   // meta-llama/Llama-3.2-1B
   'llama-1b': { model_type: 'llama', hidden_size: 2048, intermediate_size: 8192, num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 64, vocab_size: 128256, rms_norm_eps: 1e-5, max_position_embeddings: 131072, tie_word_embeddings: true, rope_parameters: { rope_type: 'llama3', rope_theta: 500000, factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } },
 };

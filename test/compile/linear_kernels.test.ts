@@ -1,6 +1,7 @@
 // Compiles every pipeline variant of the gla, abc and feature_map wrappers (kernels/gla, kernels/abc,
 // kernels/linear_attn) through their build() functions, at the tiny-fixture shapes and fla's default head shapes
-// (GLA dk 256 / dv 512, ABC dk 256 / dv 512 / 64 slots, linear attention dk = dv = 512). Nothing is dispatched.
+// (GLA dk 256 / dv 512, ABC dk 256 / dv 512 / 64 slots, linear attention dk = dv = 512), and the three pipelines of
+// gla's chunked prefill (gla_chunk_{prep,attn,state}) per head shape × gate × feature map. Nothing is dispatched.
 import { describe, expect, test } from 'bun:test';
 import * as abc from '../../kernels/abc/abc.ts';
 import * as gla from '../../kernels/gla/gla.ts';
@@ -50,6 +51,39 @@ describe.skipIf(!HAS_GPU)('linear-attention kernels compile', () => {
         H: 2, HKV: 2, DK: 64, DV: 64, scale: 0.125, gateNormalizer: 16, clampMin: -1, fmap,
       }, small))).pipeline);
     expect(pipelines.size).toBe(5 * 4 + Object.keys(FMAP).length - 1);   // fmap 'none' gated 64/64 is built twice
+  });
+
+  test('gla_chunk_{prep,attn,state}: head shapes × gate × feature maps', async () => {
+    setup();
+    const pipelines = new Set<GPUComputePipeline>();
+    const sc = { qb: big, kb: big, A: big };
+    const shapes = [[32, 64], [64, 64], [64, 128], [128, 64], [128, 128], [256, 512], [512, 512]] as const;
+    for (const [DK, DV] of shapes) for (const gate of [false, true]) {
+      const geo = gla.chunkGeometry(DK, DV, g.maxInvocations, g.maxWorkgroupStorage)!;
+      expect(geo).not.toBeNull();
+      const ds = await built(`gla chunk DK=${DK} DV=${DV} gate=${gate}`, async () => {
+        const r = await gla.buildChunk(g, c, {
+          q: big, k: big, v: big, gk: gate ? big : null, state: big, o: big, normalize: false,
+          H: 2, HKV: 1, DK, DV, scale: DK ** -0.5, gateNormalizer: 16, clampMin: null, fmap: 'none',
+        }, sc, small);
+        return r[2]!;
+      });
+      expect(ds.workgroups).toEqual([2 * DV / geo.BV, 3, 1]);
+    }
+    for (const [DK, DV] of shapes) for (const gate of [false, true]) for (const fmap of Object.keys(FMAP) as Fmap[]) {
+      g.device.pushErrorScope('validation');
+      const r = await gla.buildChunk(g, c, {
+        q: big, k: big, v: big, gk: gate ? big : null, state: big, o: big, normalize: false,
+        H: 2, HKV: 2, DK, DV, scale: 0.125, gateNormalizer: 16, clampMin: -1, fmap,
+      }, sc, small);
+      const err = await g.device.popErrorScope();
+      if (err) throw new Error(`gla chunk DK=${DK} DV=${DV} gate=${gate} fmap=${fmap}: ${err.message}`);
+      expect(r.map(d => d.label)).toEqual(['gla_chunk_prep', 'gla_chunk_attn', 'gla_chunk_state']);
+      for (const d of r) pipelines.add(d.pipeline);
+    }
+    // prep: DK × gate × fmap; attn: DK × gate; state: DK (with its BV) × gate — DV is a runtime dim
+    const DKs = new Set(shapes.map(s => s[0])).size;
+    expect(pipelines.size).toBe(DKs * 2 * Object.keys(FMAP).length + DKs * 2 + DKs * 2);
   });
 
   test('abc_recurrent: tiny and default shapes', async () => {

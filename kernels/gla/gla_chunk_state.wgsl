@@ -1,0 +1,76 @@
+// gla_chunk_state: the pass over each sequence's chunks of the chunked GLA prefill (spec-rwkv7-gla-abc.md §2.4,
+// chunk_gla). Per chunk (tokens cs..cs+n−1, local i, j), value column c, incoming state S_in (DK × BV block of the
+// query head's S, in workgroup memory):
+//   o_ic = Σ_a qg_ia·S_in[a][c] + Σ_{j≤i} A_ij·v_jc          (qg = SCALE·FMAP(q)·e^{B_i}, A from gla_chunk_attn)
+//   S[a][c] ← e^{B_{n−1,a}}·S_in[a][c] + Σ_j kg_ja·v_jc      (kg = FMAP(k)·e^{B_{n−1} − B_j})
+// which is the recurrence S ← e^{g_t}·S + k_t v_tᵀ, o_t = (SCALE·q_t)ᵀ S of gla_recurrent, a chunk at a time.
+// Bindings: step uniform; stepmeta u32 (cursors); qb [2, cap, H·DK] (qf, qg); kb [3, cap, HKV·DK] (B, kf, kg);
+// v [N, HKV·DV]; A [cap, H·CH]; state [slots, H, DK, DV] f32 (S[i][j], i = key); o [N, H·DV].
+// Dispatch: (H·DV/BV, B) workgroups of BV·G threads: thread (g, c) owns column c and the chunk rows i ≡ g (mod G)
+// for the output, the state rows a ≡ g (mod G) for the update. Query head h reads kv head ⌊h·HKV/H⌋.
+// Runtime dims: H, HKV, DV. Defines: DK, BV, G, CH, QPT = CH / G, HAS_GATE. f32; three barriers per chunk.
+#include "common.wgsl"
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
+@group(0) @binding(2) var<storage, read> qb: array<f32>;           // [2, cap, H·DK]
+@group(0) @binding(3) var<storage, read> kb: array<f32>;           // [3, cap, HKV·DK]
+@group(0) @binding(4) var<storage, read> v: array<f32>;            // [N, HKV·DV]
+@group(0) @binding(5) var<storage, read> A: array<f32>;            // [cap, H·CH]
+@group(0) @binding(6) var<storage, read_write> state: array<f32>;  // [slots, H, DK, DV]
+@group(0) @binding(7) var<storage, read_write> o: array<f32>;      // [N, H·DV]
+@group(0) @binding(8) var<uniform> dims: vec4u;                    // H, HKV, DV
+
+var<workgroup> sh_S: array<f32, DK * BV>;   // S[a][c] at a·BV + c
+var<workgroup> sh_v: array<f32, CH * BV>;   // v of the chunk, v[j][c] at j·BV + c
+
+@compute @workgroup_size(BV * G)
+fn gla_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u) {
+  let H = dims.x;
+  let HKV = dims.y;
+  let DV = dims.z;
+  let seq = wg.y;
+  if (seq >= step.b) { return; }
+  let nb = DV / BV;
+  let h = wg.x / nb;
+  let c = l.x % BV;
+  let g = l.x / BV;
+  let col = (wg.x % nb) * BV + c;
+  let hk = h / (H / HKV);
+  let cur = step.cur_off + 4u * seq;
+  let slot = stepmeta[cur];
+  let start = stepmeta[cur + 1u];
+  let end = start + stepmeta[cur + 2u];
+  let base = (slot * H + h) * DK * DV + col;
+  for (var a = g; a < DK; a += G) { sh_S[a * BV + c] = state[base + a * DV]; }
+  let KW = HKV * DK;
+  let kplane = step.cap * KW;
+  let qplane = step.cap * H * DK;
+  for (var cs = start; cs < end; cs += CH) {
+    let n = min(CH, end - cs);
+    for (var j = g; j < n; j += G) { sh_v[j * BV + c] = v[((cs + j) * HKV + hk) * DV + col]; }
+    workgroupBarrier();
+    for (var m = 0u; m < QPT; m++) {
+      let i = g + m * G;
+      if (i < n) {
+        let t = cs + i;
+        let qrow = qplane + (t * H + h) * DK;
+        var acc = 0.0;
+        for (var a = 0u; a < DK; a++) { acc = fma(qb[qrow + a], sh_S[a * BV + c], acc); }
+        let arow = (t * H + h) * CH;
+        for (var j = 0u; j <= i; j++) { acc = fma(A[arow + j], sh_v[j * BV + c], acc); }
+        o[(t * H + h) * DV + col] = acc;
+      }
+    }
+    workgroupBarrier();
+    let lrow = (cs + n - 1u) * KW + hk * DK;
+    for (var a = g; a < DK; a += G) {
+      var s = sh_S[a * BV + c];
+      if (HAS_GATE) { s *= exp(kb[lrow + a]); }
+      for (var j = 0u; j < n; j++) { s = fma(kb[2u * kplane + (cs + j) * KW + hk * DK + a], sh_v[j * BV + c], s); }
+      sh_S[a * BV + c] = s;
+    }
+    workgroupBarrier();
+  }
+  for (var a = g; a < DK; a += G) { state[base + a * DV] = sh_S[a * BV + c]; }
+}
