@@ -62,6 +62,9 @@ export function select(s: StepCtx, d: { normalize: boolean; DK: number; DV: numb
   if (d.normalize || !chunkGeometry(d.DK, d.DV, gpu?.maxInvocations, gpu?.maxWorkgroupStorage)) return 'recurrent';
   const forced = process.env.FLA_KERNEL_GLA;
   if (forced === 'recurrent' || forced === 'chunk') return forced;
+  // measured: 1.38× faster prefill on an H200 (gla-1.3b, 4096 tokens), but 1.4–2× slower on lavapipe, whose
+  // "GPU" is the CPU running one sequence's recurrence at full speed anyway (BENCHMARKS.md)
+  if (gpu?.summary.type === 'cpu') return 'recurrent';
   return s.n > CHUNK ? 'chunk' : 'recurrent';
 }
 
