@@ -15,8 +15,13 @@ function locate(path: string, what: string): string | null {
   return null;
 }
 
-/** Path of fixtures/<name>, or null (with a message) when absent. */
+/** Fixtures this repository generates itself (test/fixtures/<name>, see test/fixtures/README.md). */
+export const LOCAL_FIXTURES = resolve(join(import.meta.dir, '../fixtures'));
+
+/** Path of fixtures/<name> (the repository's own first, then shared/), or null (with a message) when absent. */
 export function fixture(name: string): string | null {
+  const local = join(LOCAL_FIXTURES, name);
+  if (existsSync(join(local, 'config.json'))) return local;
   return locate(join(FIXTURES, name), `fixture ${name}`);
 }
 
