@@ -3,13 +3,13 @@
 import { shortConv, convState } from '../../kernels/conv/short_conv.ts';
 import { CHUNK, deltaRule, deltaState, type DeltaDims, type QkAct } from '../../kernels/delta/delta_rule.ts';
 import { embed, gatherKept } from '../../kernels/embed/embed.ts';
-import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
 import type { Backend, StateSpec, Tensor, Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import type { WeightReader } from '../load/weights.ts';
 import type { ModelDims } from './arch.ts';
+import { loadMlp, mlp, type MlpWeights } from './blocks.ts';
 
 /** What the two families have in common once their configs are read. */
 export interface DeltaModelConfig {
@@ -69,7 +69,7 @@ interface Layer {
   attn_norm: Weight; mlp_norm: Weight;
   q: Weight; k: Weight; v: Weight; a: Weight | null; gp: Weight | null; b: Weight | null; g: Weight | null;
   q_conv: Weight | null; k_conv: Weight | null; v_conv: Weight | null; o_norm: Weight; o: Weight;
-  gate: Weight; up: Weight; down: Weight;
+  mlp: MlpWeights;
 }
 export interface DeltaWeights { emb: Weight; layers: Layer[]; norm: Weight; head: Weight }
 
@@ -92,7 +92,7 @@ export function loadDelta(c: DeltaModelConfig, r: WeightReader, o: Backend): Del
       k_conv: c.use_short_conv ? vec(`${a}k_conv1d.weight`, [KD, 1, W]) : null,
       v_conv: c.use_short_conv ? vec(`${a}v_conv1d.weight`, [VD, 1, W]) : null,
       o_norm: vec(`${a}o_norm.weight`, [c.DV]), o: mat(`${a}o_proj.weight`, [d, VD]),
-      gate: mat(`${p}mlp.gate_proj.weight`, [I, d]), up: mat(`${p}mlp.up_proj.weight`, [I, d]), down: mat(`${p}mlp.down_proj.weight`, [d, I]),
+      mlp: loadMlp(r, o, `${p}mlp`, d, I),
     });
   }
   const emb = mat('model.embeddings.weight', [V, d]);
@@ -109,7 +109,6 @@ export async function forwardDelta(o: Backend, w: DeltaWeights, c: DeltaModelCon
   const qt = o.act('q_in', KD), kt = o.act('k_in', KD), vt = o.act('v_in', VD);
   const qc = o.act('q', KD), kc = o.act('k', KD), vc = o.act('v', VD);
   const at = o.act('a', c.HV), bt = o.act('b', c.HV), z = o.act('z', VD), y = o.act('y', VD), yn = o.act('yn', VD);
-  const mg = o.act('mlp_g', c.intermediate_size), mu = o.act('mlp_u', c.intermediate_size), mh = o.act('mlp_h', c.intermediate_size);
   await embed(o, w.emb, x);
   for (let l = 0; l < w.layers.length; l++) {
     const L = w.layers[l]!;
@@ -132,10 +131,7 @@ export async function forwardDelta(o: Backend, w: DeltaWeights, c: DeltaModelCon
     await rmsNorm(o, y, L.o_norm, yn, { eps, headDim: c.DV, gate: L.g ? z : null });
     await matmul(o, yn, L.o, null, 'none', x, true);
     await rmsNorm(o, x, L.mlp_norm, h, { eps });
-    await matmul(o, h, L.gate, null, 'none', mg);
-    await matmul(o, h, L.up, null, 'none', mu);
-    await siluMul(o, mg, mu, mh);
-    await matmul(o, mh, L.down, null, 'none', x, true);
+    await mlp(o, L.mlp, h, x);
   }
   const xk = o.act('xk', d, { rows: 'k' }), xn = o.act('xn', d, { rows: 'k' });
   await gatherKept(o, x, xk);

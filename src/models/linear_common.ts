@@ -2,12 +2,12 @@
 // spec-deltanet-attention-qwen3next.md §2): config checks common to the fla skeleton, the SwiGLU MLP, and the
 // embedding → … → final RMSNorm → lm_head frame.
 import { embed, gatherKept } from '../../kernels/embed/embed.ts';
-import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
 import type { Backend, Tensor, Weight } from '../backend/backend.ts';
 import { int, num, optInt, str, unsupported } from '../load/config.ts';
 import type { WeightReader } from '../load/weights.ts';
+import { loadMlp as loadSwiGlu, mlp as swiGlu, type MlpWeights } from './blocks.ts';
 
 type Json = Record<string, unknown>;
 
@@ -35,7 +35,7 @@ export function expandDim(j: Json, key: string, def: number, C: number, H: numbe
 }
 
 export interface Frame { emb: Weight; norm: Weight; head: Weight }
-export interface Mlp { norm: Weight; gate: Weight; up: Weight; down: Weight }
+export interface Mlp { norm: Weight; mlp: MlpWeights }
 
 export function loadFrame(r: WeightReader, o: Backend, C: number, V: number, tie: boolean): Frame {
   const emb = o.weight('model.embeddings.weight', r.read('model.embeddings.weight', [V, C]), true);
@@ -46,22 +46,14 @@ export function loadFrame(r: WeightReader, o: Backend, C: number, V: number, tie
 
 export function loadMlp(r: WeightReader, o: Backend, l: number, C: number, I: number): Mlp {
   const p = `model.layers.${l}.`;
-  const mat = (n: string, s: number[]) => o.weight(n, r.read(n, s), true);
-  return {
-    norm: o.weight(`${p}mlp_norm.weight`, r.read(`${p}mlp_norm.weight`, [C]), false),
-    gate: mat(`${p}mlp.gate_proj.weight`, [I, C]), up: mat(`${p}mlp.up_proj.weight`, [I, C]), down: mat(`${p}mlp.down_proj.weight`, [C, I]),
-  };
+  return { norm: o.weight(`${p}mlp_norm.weight`, r.read(`${p}mlp_norm.weight`, [C]), false), mlp: loadSwiGlu(r, o, `${p}mlp`, C, I) };
 }
 
 /** x += down(silu(gate(h)) ⊙ up(h)), h = RMSNorm(x). */
 export async function mlpBlock(o: Backend, w: Mlp, x: Tensor, eps: number): Promise<void> {
-  const C = x.cols, I = w.gate.shape[0]!;
-  const h = o.act('h', C), g = o.act('mlp_g', I), u = o.act('mlp_u', I), gu = o.act('mlp_gu', I);
+  const h = o.act('h', x.cols);
   await rmsNorm(o, x, w.norm, h, { eps });
-  await matmul(o, h, w.gate, null, 'none', g);
-  await matmul(o, h, w.up, null, 'none', u);
-  await siluMul(o, g, u, gu);
-  await matmul(o, gu, w.down, null, 'none', x, true);
+  await swiGlu(o, w.mlp, h, x);
 }
 
 /** x = embeddings[ids]. */
