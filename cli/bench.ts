@@ -26,12 +26,10 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     const gpu = backend instanceof GpuBackend ? backend : null;
     if (gpu) await gpu.settle();
     const maxB = Math.max(...batches);
-    const engine = new Engine(model, Math.max(maxB, 1), Math.max(p, 512), p + n + 16);
-    const weightBytes = gpu ? gpu.uploadedBytes : 0;
+    const weightBytes = gpu ? gpu.uploadedBytes : 0;                     // the model's alone, before the ceiling's matmul weight
     log(`measuring ceilings …`);
-    const ceil: Ceilings | null = gpu ? await ceilings(gpu) : null;
-    // ceilings() used the backend's step machinery: restore the model's state slots
-    backend.allocState(model.arch.state(model.cfg, engine.ctx), engine.slots);
+    const ceil: Ceilings | null = gpu ? await ceilings(gpu) : null;   // before the engine: it replaces the state slots
+    const engine = new Engine(model, Math.max(maxB, 1), Math.max(p, 512), p + n + 16);
     const rows: Row[] = [];
     const upTg = ceil && weightBytes ? ceil.gbs * 1e9 / weightBytes : null;            // tokens/s if weights stream at copy bandwidth
     const upPp = ceil && weightBytes ? ceil.tflops * 1e12 / (2 * weightBytes / 2) : null; // tokens/s at peak, 2 FLOPs per bf16 weight
