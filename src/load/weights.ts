@@ -1,6 +1,5 @@
 // Reads the tensors a model declares from a checkpoint, checks names, shapes and dtypes, and reports
 // missing or unexpected tensors with one clear line.
-import { basename } from 'node:path';
 import type { HostWeight } from '../backend/backend.ts';
 import { FormatError } from '../util/errors.ts';
 import type { Checkpoint } from './safetensors.ts';
@@ -58,5 +57,3 @@ export class WeightReader {
     }
   }
 }
-
-export function describeDir(dir: string): string { return basename(dir) || dir; }
