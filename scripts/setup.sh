@@ -18,16 +18,17 @@ if [ "${FLA_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null && grep -q 'VE
     say "not root: cannot install Mesa 25 (lavapipe); fla will run on the CPU backend unless a GPU driver exists"
   else
     say "adding bookworm-backports and installing Mesa 25 (lavapipe Vulkan driver) ..."
-    if [ -f /etc/apt/sources.list.d/debian.sources ] && ! grep -q 'bookworm-backports' /etc/apt/sources.list.d/debian.sources; then
-      # add the suite to the existing Debian source (keeps its mirror and keyring)
-      sed -i -E '0,/^Suites:.*\bbookworm\b/s//& bookworm-backports/' /etc/apt/sources.list.d/debian.sources
-    elif ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-      uri=$(grep -hE '^deb .* bookworm main' /etc/apt/sources.list 2>/dev/null | head -1 | awk '{print $2}')
-      echo "deb ${uri:-http://deb.debian.org/debian} bookworm-backports main" > /etc/apt/sources.list.d/bookworm-backports.list
+    # never edits an existing source: adds a file of its own, and only when no source has the suite
+    added=$(bash scripts/apt_backports.sh /etc/apt)
+    say "bookworm-backports: $added"
+    if apt-get update -qq >&2; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers >&2 || true
+    elif [[ "$added" == added\ * ]]; then
+      # the mirror has no backports: take our file out again so apt keeps working as before
+      rm -f "${added#added }"
+      say "warning: apt-get update failed with bookworm-backports; removed ${added#added }"
     fi
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers >&2
-    mesa_ok || say "warning: Mesa 25 did not install; GPU tests need it"
+    mesa_ok || say "warning: Mesa 25 did not install; fla runs on the CPU backend (GPU tests need lavapipe)"
   fi
 fi
 
