@@ -1,6 +1,8 @@
 // fla run: generate from a prompt, streaming text to stdout (or one JSON object with --json).
 import { Engine } from '../src/runtime/engine.ts';
 import { generate, type GenerateStats } from '../src/runtime/generate.ts';
+import type { Snapshot } from '../src/backend/backend.ts';
+import { loadState, saveState } from '../src/runtime/state_file.ts';
 import { DEFAULT_MODEL_NAME, looksLikeModel, openSession, parseDevice } from '../src/runtime/open.ts';
 import { validateSampling } from '../src/runtime/sample.ts';
 import { ChatTemplate, encodeChat } from '../src/tokenizer/chat.ts';
@@ -8,8 +10,9 @@ import { UsageError } from '../src/util/errors.ts';
 import { HUB_OPTIONS, hubOptions } from './hub.ts';
 import { optInt, optNum, optStrings, parseIds, rejectUnknown } from './options.ts';
 import { runPrompts } from './prompts.ts';
+import { STATE_CACHE_OPTIONS } from './state_cache.ts';
 
-export const RUN_OPTIONS = ['n', 't', 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'seed', 'stop', 'device', 'json', 'ids', 'echo', ...HUB_OPTIONS, 'chat', 'system', 'prompts', 'maxBatch'];
+export const RUN_OPTIONS = ['n', 't', 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'seed', 'stop', 'device', 'json', 'ids', 'echo', ...HUB_OPTIONS, 'chat', 'system', 'prompts', 'maxBatch', 'saveState', 'loadState', ...STATE_CACHE_OPTIONS];
 
 export async function runCommand(a: string | undefined, b: string | undefined, opts: Record<string, any>): Promise<number> {
   rejectUnknown(opts, RUN_OPTIONS);
@@ -17,6 +20,9 @@ export async function runCommand(a: string | undefined, b: string | undefined, o
     if (b !== undefined) throw new UsageError('--prompts reads the prompts from the file: give at most a MODEL');
     return runPrompts(a, opts);
   }
+  for (const k of STATE_CACHE_OPTIONS) if (opts[k] !== undefined) throw new UsageError(`--${k === 'stateCacheMb' ? 'state-cache-mb' : 'state-interval'} applies to --prompts (and fla serve)`);
+  for (const k of ['saveState', 'loadState'] as const)
+    if (opts[k] !== undefined && (typeof opts[k] !== 'string' || opts[k] === '')) throw new UsageError(`--${k === 'saveState' ? 'save-state' : 'load-state'} needs one FILE`);
   // one positional: a model if it names a folder or org/name, else the prompt for the default model
   let modelArg: string | undefined, prompt: string | undefined;
   if (b !== undefined) { modelArg = a; prompt = b; }
@@ -49,15 +55,27 @@ export async function runCommand(a: string | undefined, b: string | undefined, o
       ids = tokenizer!.encode(prompt!);
       if (ids.length === 0) throw new UsageError('the prompt encodes to no tokens');
     }
+    // --load-state: the saved tokens' state is restored and the prompt continues it
+    const loaded = opts.loadState !== undefined ? loadState(opts.loadState, model) : null;
+    const before = loaded?.tokens.length ?? 0;
     const dims = model.arch.dims(model.cfg);
-    if (dims.maxContext !== null && ids.length + maxTokens > dims.maxContext)
-      throw new UsageError(`prompt (${ids.length} tokens) + --max-tokens ${maxTokens} exceeds the model's context of ${dims.maxContext} tokens`);
+    if (dims.maxContext !== null && before + ids.length + maxTokens > dims.maxContext)
+      throw new UsageError(`prompt (${before ? `${before} loaded + ` : ''}${ids.length} tokens) + --max-tokens ${maxTokens} exceeds the model's context of ${dims.maxContext} tokens`);
     const engine = new Engine(model, 1);
+    let slot: number | undefined;
+    if (loaded) {
+      slot = engine.acquire();
+      backend.restore(loaded.snapshot, slot);
+      backend.freeSnapshot(loaded.snapshot);
+      engine.positions[slot] = before;
+    }
+    let saved: Snapshot | null = null;
+    const onPrefilled = opts.saveState === undefined ? undefined : (s: number) => { saved = backend.snapshot(s, before + ids!.length); };
     const abort = new AbortController();
     const onSigint = () => { if (abort.signal.aborted) process.exit(130); abort.abort(); };
     process.on('SIGINT', onSigint);
     const eosIds = [...new Set([...model.eosIds, ...(tokenizer?.eosIds ?? [])])];
-    const it = generate(engine, tokenizer, ids, { maxTokens, sampling, stop, eosIds, signal: abort.signal });
+    const it = generate(engine, tokenizer, ids, { maxTokens, sampling, stop, eosIds, signal: abort.signal, slot, onPrefilled });
     const out: number[] = [];
     let text = '';
     if (!opts.json && opts.echo !== false && prompt !== undefined && !opts.chat) process.stdout.write(prompt);
@@ -69,6 +87,7 @@ export async function runCommand(a: string | undefined, b: string | undefined, o
       r = await it.next();
     }
     const stats: GenerateStats = r.value;
+    if (saved) await saveState(opts.saveState, model, [...(loaded?.tokens ?? []), ...ids], saved);
     process.off('SIGINT', onSigint);
     const timings = {
       prompt_tokens: stats.promptTokens, generated_tokens: stats.generatedTokens,

@@ -13,6 +13,8 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** Continue this slot's state (multi-turn chat); it is then not released. Default: a fresh slot. */
   slot?: number;
+  /** Called once the prompt is in the slot's state, before the first token is sampled (fla run --save-state). */
+  onPrefilled?: (slot: number) => void;
 }
 
 export interface GenerateStats {
@@ -39,6 +41,7 @@ export async function* generate(engine: Engine, tok: HfTokenizer | null, prompt:
     let t0 = performance.now();
     let [logits] = await engine.run([{ slot, tokens: prompt }]);
     stats.prefillMs = performance.now() - t0;
+    opts.onPrefilled?.(slot);
     t0 = performance.now();
     while (stats.generatedTokens < opts.maxTokens) {
       if (opts.signal?.aborted) { stats.finishReason = 'cancelled'; break; }

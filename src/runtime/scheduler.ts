@@ -6,6 +6,7 @@ import { StreamDecoder } from '../tokenizer/hf.ts';
 import { FlaError, GpuError, UsageError } from '../util/errors.ts';
 import type { Engine, SeqInput } from './engine.ts';
 import { firstStop, stopPrefixLen, type Piece } from './generate.ts';
+import type { PrefixCache, PrefixCacheStats } from './prefix_cache.ts';
 import { Sampler, type SamplingOptions } from './sample.ts';
 
 export interface GenRequest {
@@ -23,6 +24,8 @@ export type FinishReason = 'eos' | 'stop' | 'length' | 'cancelled' | 'error';
 export interface GenResult {
   ids: number[]; text: string; finishReason: FinishReason;
   promptTokens: number; generatedTokens: number;
+  /** Prompt tokens whose state came from the prefix cache (not prefilled). */
+  cachedTokens: number;
   /** Set when finishReason is 'error' (a failed step, or the scheduler shutting down). */
   error?: Error;
 }
@@ -59,7 +62,7 @@ export class GenStream implements AsyncIterable<Piece> {
 interface Seq {
   req: GenRequest; stream: GenStream; sampler: Sampler; decoder: StreamDecoder | null;
   eos: Set<number>; stops: string[];
-  slot: number; fed: number; next: number | null;
+  slot: number; fed: number; next: number | null; cached: number;
   history: number[]; out: number[]; text: string; held: string; done: boolean;
 }
 
@@ -67,6 +70,8 @@ export interface SchedulerOptions {
   /** Requests waiting for a slot beyond those running (--max-queue); more are refused with QueueFullError. */
   maxQueue?: number;
   eosIds?: number[];
+  /** Restore prompt prefixes from, and checkpoint states into, this cache. */
+  prefixCache?: PrefixCache;
 }
 
 export interface SchedulerStats {
@@ -77,6 +82,7 @@ export interface SchedulerStats {
   tokensPerSecond: number;
   /** Why the device stopped working, or null while it works. */
   failure: string | null;
+  prefixCache: PrefixCacheStats | null;
 }
 
 const RATE_WINDOW_MS = 10_000;
@@ -93,10 +99,12 @@ export class Scheduler {
   private counts = { promptTokens: 0, generatedTokens: 0, steps: 0 };
   private finished: Record<FinishReason, number> = { eos: 0, stop: 0, length: 0, cancelled: 0, error: 0 };
   private recent: [number, number][] = [];   // [time, tokens generated in that step]
+  private readonly cache: PrefixCache | null;
 
   constructor(readonly engine: Engine, readonly tokenizer: HfTokenizer | null, opts: SchedulerOptions = {}) {
     this.maxQueue = opts.maxQueue ?? 64;
     this.eosIds = opts.eosIds ?? [];
+    this.cache = opts.prefixCache?.enabled ? opts.prefixCache : null;
   }
 
   get slots(): number { return this.engine.slots; }
@@ -122,7 +130,7 @@ export class Scheduler {
       req, stream: new GenStream(), sampler: new Sampler(req.sampling),
       decoder: this.tokenizer ? new StreamDecoder(this.tokenizer, true) : null,
       eos: new Set(req.eosIds ?? this.eosIds), stops: (req.stop ?? []).filter(s => s.length > 0),
-      slot: -1, fed: 0, next: null, history: [...req.prompt], out: [], text: '', held: '', done: false,
+      slot: -1, fed: 0, next: null, cached: 0, history: [...req.prompt], out: [], text: '', held: '', done: false,
     };
     if (req.maxTokens === 0) { this.finish(seq, 'length'); return seq.stream; }
     req.signal?.addEventListener('abort', () => this.kick?.(), { once: true });
@@ -138,6 +146,7 @@ export class Scheduler {
     return {
       running: this.running.length, queued: this.waiting.length, slots: this.slots, ...this.counts,
       finished: { ...this.finished }, tokensPerSecond: n / (RATE_WINDOW_MS / 1000), failure: this.failure,
+      prefixCache: this.cache?.stats() ?? null,
     };
   }
 
@@ -186,6 +195,7 @@ export class Scheduler {
       const s = this.waiting.shift()!;
       s.slot = this.engine.acquire();
       this.running.push(s);
+      if (this.cache) this.cache.record(this.resume(s));
     }
   }
 
@@ -196,7 +206,9 @@ export class Scheduler {
     budget = Math.max(budget, Math.min(64, this.engine.budget));   // a batch wider than the budget must not starve new prompts
     for (const s of this.running) {
       if (s.next !== null || budget <= 0) continue;
-      const take = Math.min(s.req.prompt.length - s.fed, budget);
+      if (this.cache) this.cache.recordSaved(this.resume(s));   // another sequence may have checkpointed our prefix
+      let take = Math.min(s.req.prompt.length - s.fed, budget);
+      if (this.cache) take = Math.min(take, this.cache.nextBoundary(s.fed) - s.fed);   // chunks end on checkpoints
       plan.push({ seq: s, input: { slot: s.slot, tokens: s.req.prompt.slice(s.fed, s.fed + take) }, sample: s.fed + take === s.req.prompt.length });
       s.fed += take;
       budget -= take;
@@ -212,6 +224,10 @@ export class Scheduler {
       return;
     }
     this.counts.steps++;
+    if (this.cache) for (const p of plan) {
+      const s = p.seq;
+      if (s.next === null && !s.done && (s.fed === s.req.prompt.length || s.fed % this.cache.interval === 0)) this.cache.insert(s.req.prompt.slice(0, s.fed), s.slot);
+    }
     let made = 0;
     plan.forEach((p, i) => {
       if (!p.sample) return;
@@ -245,6 +261,18 @@ export class Scheduler {
     return true;
   }
 
+  /** Restore the deepest checkpoint of s's prompt beyond what its slot holds; returns the tokens it saved. */
+  private resume(s: Seq): number {
+    const hit = this.cache!.lookup(s.req.prompt);
+    if (!hit || hit.depth <= s.fed) return 0;
+    this.cache!.restore(hit, s.slot);
+    const saved = hit.depth - s.fed;
+    this.engine.positions[s.slot] = hit.depth;
+    s.fed = hit.depth;
+    s.cached += saved;
+    return saved;
+  }
+
   private emit(s: Seq, p: Piece): void {
     s.text += p.text;
     s.stream.push(p);
@@ -259,8 +287,13 @@ export class Scheduler {
     }
     this.waiting = this.waiting.filter(x => x !== s);
     const i = this.running.indexOf(s);
-    if (i >= 0) { this.running.splice(i, 1); this.engine.release(s.slot); }
+    if (i >= 0) {
+      const fed = this.engine.positions[s.slot]!;   // tokens in the slot's state: the prompt and the replies fed back
+      if (this.cache && reason !== 'error' && fed > 0) this.cache.insert(s.history.slice(0, fed), s.slot);
+      this.running.splice(i, 1);
+      this.engine.release(s.slot);
+    }
     this.finished[reason]++;
-    s.stream.end({ ids: s.out, text: s.text, finishReason: reason, promptTokens: s.req.prompt.length, generatedTokens: s.out.length, ...(error ? { error } : {}) });
+    s.stream.end({ ids: s.out, text: s.text, finishReason: reason, promptTokens: s.req.prompt.length, generatedTokens: s.out.length, cachedTokens: s.cached, ...(error ? { error } : {}) });
   }
 }
