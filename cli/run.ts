@@ -55,13 +55,13 @@ export async function runCommand(a: string | undefined, b: string | undefined, o
       ids = tokenizer!.encode(prompt!);
       if (ids.length === 0) throw new UsageError('the prompt encodes to no tokens');
     }
+    const engine = new Engine(model, 1);
     // --load-state: the saved tokens' state is restored and the prompt continues it
     const loaded = opts.loadState !== undefined ? loadState(opts.loadState, model) : null;
     const before = loaded?.tokens.length ?? 0;
     const dims = model.arch.dims(model.cfg);
     if (dims.maxContext !== null && before + ids.length + maxTokens > dims.maxContext)
       throw new UsageError(`prompt (${before ? `${before} loaded + ` : ''}${ids.length} tokens) + --max-tokens ${maxTokens} exceeds the model's context of ${dims.maxContext} tokens`);
-    const engine = new Engine(model, 1);
     let slot: number | undefined;
     if (loaded) {
       slot = engine.acquire();
