@@ -20,7 +20,7 @@ export async function runCommand(a: string | undefined, b: string | undefined, o
     if (b !== undefined) throw new UsageError('--prompts reads the prompts from the file: give at most a MODEL');
     return runPrompts(a, opts);
   }
-  for (const k of STATE_CACHE_OPTIONS) if (opts[k] !== undefined) throw new UsageError(`--${k === 'stateCacheMb' ? 'state-cache-mb' : 'state-interval'} applies to --prompts (and fla serve)`);
+  for (const k of STATE_CACHE_OPTIONS) if (opts[k] !== undefined) throw new UsageError(`--${k.replace(/[A-Z]/g, c => '-' + c.toLowerCase())} applies to --prompts (and fla serve)`);
   for (const k of ['saveState', 'loadState'] as const)
     if (opts[k] !== undefined && (typeof opts[k] !== 'string' || opts[k] === '')) throw new UsageError(`--${k === 'saveState' ? 'save-state' : 'load-state'} needs one FILE`);
   // one positional: a model if it names a folder or org/name, else the prompt for the default model

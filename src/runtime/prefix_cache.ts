@@ -1,28 +1,39 @@
 // Prompt-state cache: snapshots of a slot's state (recurrent + conv/shift state; KV rows of attention layers)
 // taken at token boundaries, kept in a radix trie of their token prefixes. A request restores the deepest
-// snapshot on its path and prefills only the rest. Bounded in bytes (snapshots and trie edges), LRU eviction.
+// snapshot on its path and prefills only the rest. Bounded in bytes (snapshots and trie edges), LRU eviction;
+// with a host budget, checkpoints pushed off the device are copied to host memory first (LRU there too).
 import type { Backend, Snapshot } from '../backend/backend.ts';
 
-/** A checkpoint: the state after the first `depth` tokens of some path. */
-export interface CacheHit { readonly depth: number; readonly snapshot: Snapshot }
+/** A checkpoint: the state after the first `depth` tokens of some path (on the device, or spilled to the host). */
+export interface CacheHit { readonly depth: number; readonly snapshot: Snapshot | null; readonly host: Float32Array | null }
 
 export interface PrefixCacheOptions {
   /** Upper bound of the cache's memory (snapshots + trie), bytes; 0 = off. */
   maxBytes: number;
   /** Checkpoint every this many prompt tokens (prefill chunks end on multiples of it). Default 256. */
   interval?: number;
+  /** Host memory for checkpoints evicted from the device (0 = none: evicted checkpoints are dropped). */
+  hostBytes?: number;
 }
 
 export interface PrefixCacheStats {
   hits: number; misses: number; tokensSaved: number;
   /** Memory held now (snapshots + trie), bytes. */
   bytes: number; entries: number; evictions: number; maxBytes: number;
+  /** Checkpoints held in host memory, their bytes, and how many were moved there. */
+  hostEntries: number; hostBytes: number; spills: number;
 }
 
 /** Bytes a trie node costs besides its edge's tokens (object, child map entry): an estimate that errs high. */
 const NODE_BYTES = 160;
 
-interface Entry { node: Node; snapshot: Snapshot }
+interface Entry {
+  node: Node; depth: number; bytes: number;
+  /** On the device (also while its copy to the host is under way), else null. */
+  snapshot: Snapshot | null;
+  host: Float32Array | null;
+  spilling: boolean; dead: boolean;
+}
 
 class Node {
   children = new Map<number, Node>();
@@ -36,14 +47,21 @@ export class PrefixCache {
   private root = new Node(new Int32Array(0), 0, null);
   /** Entries from least to most recently used (a Map keeps insertion order; a touch re-inserts). */
   private lru = new Map<Entry, true>();
+  private hostLru = new Map<Entry, true>();
   private snapBytes = 0;
+  /** Device bytes of checkpoints being copied to the host: counted in `bytes` until freed, not as evictable. */
+  private spillingBytes = 0;
+  private hostUsed = 0;
+  private readonly hostMax: number;
+  private spills = new Set<Promise<void>>();
   private trieBytes = NODE_BYTES;
-  private counts = { hits: 0, misses: 0, tokensSaved: 0, evictions: 0 };
+  private counts = { hits: 0, misses: 0, tokensSaved: 0, evictions: 0, spills: 0 };
 
   constructor(readonly backend: Backend, opts: PrefixCacheOptions) {
     if (!(opts.maxBytes >= 0)) throw new Error(`prefix cache: maxBytes must be >= 0, got ${opts.maxBytes}`);
     this.maxBytes = opts.maxBytes;
     this.interval = Math.max(1, opts.interval ?? 256);
+    this.hostMax = Math.max(0, opts.hostBytes ?? 0);
   }
 
   get enabled(): boolean { return this.maxBytes > 0; }
@@ -68,11 +86,16 @@ export class PrefixCache {
     }
     if (!best) return null;
     this.touch(best);
-    return { depth: best.node.depth, snapshot: best.snapshot };
+    return { depth: best.depth, snapshot: best.snapshot, host: best.host };
   }
 
   /** Copy a checkpoint's state into `slot` (the caller sets the slot's position to hit.depth). */
-  restore(hit: CacheHit, slot: number): void { this.backend.restore(hit.snapshot, slot); }
+  restore(hit: CacheHit, slot: number): void {
+    if (hit.snapshot) { this.backend.restore(hit.snapshot, slot); return; }
+    const up = this.backend.uploadSnapshot(hit.host!, hit.depth);   // from the host: through a transient upload
+    this.backend.restore(up, slot);
+    this.backend.freeSnapshot(up);
+  }
 
   /** Count a request's outcome: a hit when `saved` > 0 tokens came from the cache. */
   record(saved: number): void {
@@ -113,32 +136,80 @@ export class PrefixCache {
   nextBoundary(fed: number): number { return (Math.floor(fed / this.interval) + 1) * this.interval; }
 
   stats(): PrefixCacheStats {
-    return { ...this.counts, bytes: this.bytes, entries: this.lru.size, maxBytes: this.maxBytes };
+    return {
+      ...this.counts, bytes: this.bytes, entries: this.lru.size + this.spillingCount, maxBytes: this.maxBytes,
+      hostEntries: this.hostLru.size, hostBytes: this.hostUsed,
+    };
   }
+
+  private spillingCount = 0;
+
+  /** Wait for the copies to the host under way. */
+  async settled(): Promise<void> { while (this.spills.size) await Promise.all([...this.spills]); }
 
   /** Drop every checkpoint. */
   clear(): void {
-    for (const e of [...this.lru.keys()]) this.evict(e);
+    for (const e of [...this.lru.keys(), ...this.hostLru.keys()]) this.evict(e);
+    this.forEachEntry(e => this.evict(e));   // those being spilled
+  }
+
+  private forEachEntry(f: (e: Entry) => void): void {
+    const walk = (n: Node) => { for (const c of [...n.children.values()]) walk(c); if (n.entry) f(n.entry); };
+    walk(this.root);
   }
 
   /** True when the new entry stayed (it is evicted itself only if it alone exceeds the bound). */
   private add(tokens: ArrayLike<number>, snapshot: Snapshot): boolean {
     const node = this.place(tokens);
-    const e: Entry = { node, snapshot };
+    const e: Entry = { node, depth: tokens.length, bytes: snapshot.bytes, snapshot, host: null, spilling: false, dead: false };
     node.entry = e;
     this.lru.set(e, true);
     this.snapBytes += snapshot.bytes;
-    // evict others first; the new entry goes last (it is the most recently used)
+    // push others off the device first; the new entry goes last (it is the most recently used)
     for (const old of this.lru.keys()) {
-      if (this.bytes <= this.maxBytes) break;
-      if (old !== e) this.evict(old);
+      if (this.bytes - this.spillingBytes <= this.maxBytes) break;
+      if (old !== e) this.pushOff(old);
     }
-    if (this.bytes <= this.maxBytes) return true;
+    if (this.bytes - this.spillingBytes <= this.maxBytes) return true;
     this.evict(e);
     return false;
   }
 
-  private touch(e: Entry): void { this.lru.delete(e); this.lru.set(e, true); }
+  /** Move a device checkpoint to the host when the host budget allows, else drop it. */
+  private pushOff(e: Entry): void {
+    if (e.bytes > this.hostMax) { this.evict(e); return; }
+    this.lru.delete(e);
+    e.spilling = true;
+    this.spillingBytes += e.bytes;
+    this.spillingCount++;
+    const snap = e.snapshot!;
+    const p = this.backend.readSnapshot(snap).then(data => {
+      this.backend.freeSnapshot(snap);
+      this.snapBytes -= e.bytes;
+      this.spillingBytes -= e.bytes;
+      this.spillingCount--;
+      e.spilling = false;
+      e.snapshot = null;
+      if (e.dead) return;
+      e.host = data;
+      this.hostLru.set(e, true);
+      this.hostUsed += e.bytes;
+      this.counts.spills++;
+      for (const old of this.hostLru.keys()) {
+        if (this.hostUsed <= this.hostMax) break;
+        this.evict(old);
+      }
+    }, () => {   // the device failed: forget the checkpoint
+      this.snapBytes -= e.bytes; this.spillingBytes -= e.bytes; this.spillingCount--; e.spilling = false; e.snapshot = null;
+      if (!e.dead) this.evict(e);
+    }).finally(() => this.spills.delete(p));
+    this.spills.add(p);
+  }
+
+  private touch(e: Entry): void {
+    const m = e.host ? this.hostLru : e.spilling ? null : this.lru;
+    if (m) { m.delete(e); m.set(e, true); }
+  }
 
   /** The node ending exactly at `tokens`, or null. */
   private find(tokens: ArrayLike<number>): Node | null {
@@ -182,9 +253,12 @@ export class PrefixCache {
   }
 
   private evict(e: Entry): void {
+    if (e.dead) return;
+    e.dead = true;
     this.lru.delete(e);
-    this.snapBytes -= e.snapshot.bytes;
-    this.backend.freeSnapshot(e.snapshot);
+    if (this.hostLru.delete(e)) { this.hostUsed -= e.bytes; e.host = null; }
+    else if (!e.spilling && e.snapshot) { this.snapBytes -= e.bytes; this.backend.freeSnapshot(e.snapshot); e.snapshot = null; }
+    // a spilling entry's device copy is freed when its readback ends
     this.counts.evictions++;
     const node = e.node;
     node.entry = null;

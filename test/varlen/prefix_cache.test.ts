@@ -1,6 +1,7 @@
 // The prompt-state cache on every fixture family and backend: a prompt resumed from a checkpoint gives the logits
 // (1e-5 relative) and greedy tokens of the same prompt run from scratch in one pass — for a hit exactly at a
-// checkpoint, between checkpoints, on a branch of the trie, after eviction and after a state file round trip.
+// checkpoint, between checkpoints, on a branch of the trie, after eviction, spilled to the host and after a state
+// file round trip.
 import { describe, expect, test } from 'bun:test';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -69,7 +70,7 @@ for (const name of FAMILIES) {
   const dir = fixture(name);
   describe.skipIf(!dir)(`${name} prefix cache`, () => {
     for (const kind of BACKENDS) {
-      test(`${kind}: hits at, between and on a branch of checkpoints, after eviction and after save/load equal a fresh run`, async () => {
+      test(`${kind}: hits at, between and on a branch of checkpoints, after eviction, from the host and after save/load equal a fresh run`, async () => {
         const e = engine(dir!, kind, 2, 4096);
         const V = e.vocab;
         const A = ids(1, 21, V), B = ids(2, 5, V), C = ids(3, 4, V), D = ids(4, 7, V), E = ids(5, 3, V);
@@ -91,6 +92,16 @@ for (const name of FAMILIES) {
         expect(st.bytes).toBeLessThanOrEqual(st.maxBytes);
         expect(small.lookup(A, 8)).toBeNull();                                                      // depth 8 was evicted
         await expectSame(e, small, [...A, ...B], 21, 'after eviction');
+
+        // the same bound with room on the host: 8 and 16 move there, and restore from there
+        const spill = new PrefixCache(e.model.backend, { maxBytes: Math.floor(1.5 * one) + 2048, hostBytes: 1 << 30, interval: INTERVAL });
+        await expectSame(e, spill, A, 0, 'spilling cache, first prompt');
+        await spill.settled();
+        expect(spill.stats()).toMatchObject({ entries: 1, hostEntries: 2 });
+        expect(spill.lookup([...A.slice(0, 18), ...C])?.snapshot).toBeNull();
+        await expectSame(e, spill, [...A.slice(0, 18), ...C], 16, 'restored from the host');
+        await spill.settled();
+        spill.clear();
 
         // state file: save the checkpoint after A, load it into a fresh cache
         const file = join(mkdtempSync(join(tmpdir(), 'fla-state-')), 'a.state');

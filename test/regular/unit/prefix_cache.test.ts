@@ -121,6 +121,33 @@ describe('PrefixCache', () => {
     expect(off.lookup([1, 2, 3, 4])).toBeNull();
   });
 
+  test('with a host budget, checkpoints pushed off the device move to the host and restore from there', async () => {
+    const o = backend();
+    const probe = new PrefixCache(o, { maxBytes: 1 << 20 });
+    const empty = probe.bytes;
+    probe.insert([7, 7], 0);
+    const snap = 4 * (6 + 2 * 3), node = probe.bytes - empty - snap;
+    // the trie of all four (it counts against the device bound) and one and a half snapshots
+    const c = new PrefixCache(o, { maxBytes: empty + 4 * node + Math.floor(1.5 * snap), hostBytes: 2 * snap, interval: 4 });
+    for (const v of [1, 2, 3, 4]) { fill(o, 0, 10 * v); c.insert([v, v], 0); }
+    await c.settled();
+    const st = c.stats();
+    expect(st).toMatchObject({ entries: 1, hostEntries: 2, hostBytes: 2 * snap, spills: 3 });
+    expect(st.bytes).toBeLessThanOrEqual(st.maxBytes);
+    expect(c.has([1, 1])).toBe(false);                         // pushed off the host too (its LRU)
+    const hit = c.lookup([2, 2, 0])!;
+    expect(hit.snapshot).toBeNull();
+    expect(hit.host).not.toBeNull();
+    c.restore(hit, 2);
+    expect(slotOf(o, 'S', 2, 6)).toEqual([20, 21, 22, 23, 24, 25]);
+    expect(slotOf(o, 'kv', 2, 12).slice(0, 6)).toEqual([20, 21, 22, 23, 24, 25]);
+    c.restore(c.lookup([4, 4, 0])!, 1);                           // still on the device
+    expect(slotOf(o, 'S', 1, 6)[0]).toBe(40);
+    c.clear();
+    await c.settled();
+    expect(c.stats()).toMatchObject({ entries: 0, hostEntries: 0, hostBytes: 0, bytes: empty });
+  });
+
   test('hits, misses and saved tokens are counted', () => {
     const c = new PrefixCache(backend(), { maxBytes: 1 << 20 });
     c.record(0); c.record(12); c.record(3); c.recordSaved(5);
