@@ -182,6 +182,7 @@ export class GpuBackend implements Backend {
     });
     meta.set(step.keep, 2 * n + 4 * b);
     if (meta.byteLength > this.metaBytes) {
+      this.epoch++;   // recorded steps bind the old buffer
       if (this.meta) { this.gpu.forget(this.meta); this.meta.destroy(); }
       this.metaBytes = Math.max(1024, meta.byteLength * 2);
       this.meta = this.gpu.buffer(this.metaBytes, 'meta');
