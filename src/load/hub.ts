@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { getArch } from '../models/registry.ts';
 import { FlaError, UsageError } from '../util/errors.ts';
 import { log } from '../util/log.ts';
-import { isCommit, parseRepoId, RepoCache } from './cache.ts';
+import { checkRevision, isBlobName, isCommit, parseRepoId, RepoCache } from './cache.ts';
 import { downloadBlob } from './download.ts';
 import { HubClient, type HubOptions, hubSettings, NetworkError, type RemoteFile } from './hub_api.ts';
 import { INDEX, missingLocally, smallFiles, weightFiles } from './hub_files.ts';
@@ -20,7 +20,7 @@ export const isHubId = (arg: string) => /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[\w./-]+)
 export async function pullModel(arg: string, o: PullOptions = {}): Promise<Pulled> {
   const ref = parseRepoId(arg);
   if (ref.revision && o.revision && ref.revision !== o.revision) throw new UsageError(`${arg}: revision given twice (@${ref.revision} and --revision ${o.revision})`);
-  const revision = o.revision ?? ref.revision ?? 'main';
+  const revision = checkRevision(o.revision ?? ref.revision ?? 'main', o.revision !== undefined ? '--revision' : 'revision');
   const repo = ref.repo;
   const s = hubSettings(o);
   const cache = new RepoCache(s.cacheDir, repo);
@@ -68,9 +68,9 @@ export async function pullModel(arg: string, o: PullOptions = {}): Promise<Pulle
       const m = meta.get(p);
       if (!m) throw new FlaError(`${repo}: ${p} is listed by the hub but has no file info at ${commit.slice(0, 7)}`);
       const blobName = m.lfs?.oid ?? m.oid;
-      if (!/^([0-9a-f]{40}|[0-9a-f]{64})$/.test(blobName)) throw new FlaError(`${repo}: the hub gave ${p} a malformed id ${JSON.stringify(blobName)}`);
+      if (!isBlobName(blobName)) throw new FlaError(`${repo}: the hub gave ${p} a malformed id ${JSON.stringify(blobName)}`);
       const fresh = await downloadBlob({
-        url: client.fileUrl(commit, p), blobPath: cache.blob(blobName), label: `${repo}/${p}`,
+        url: client.fileUrl(commit, p), blobPath: cache.blob(blobName), lockPath: cache.lock(blobName), label: `${repo}/${p}`,
         size: m.lfs?.size ?? m.size, sha256: m.lfs?.oid ?? null, gitSha1: m.lfs ? null : m.oid,
       }, client, progress);
       cache.link(commit, p, blobName);
