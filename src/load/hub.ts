@@ -1,5 +1,5 @@
 // org/name[@revision] → a snapshot folder in the Hugging Face cache, downloading what fla needs (config.json checked first).
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getArch } from '../models/registry.ts';
 import { FlaError, UsageError } from '../util/errors.ts';
@@ -8,11 +8,21 @@ import { checkRevision, isBlobName, isCommit, parseRepoId, RepoCache } from './c
 import { downloadBlob } from './download.ts';
 import { HubClient, type HubOptions, hubSettings, NetworkError, type RemoteFile } from './hub_api.ts';
 import { INDEX, missingLocally, smallFiles, weightFiles } from './hub_files.ts';
+import { checkWeightSizes, verifySnapshot } from './hub_verify.ts';
 import { readJson } from './model.ts';
 import { type Progress, StderrProgress } from './progress.ts';
 
-export interface PullOptions extends HubOptions { revision?: string; progress?: Progress }
-export interface Pulled { repo: string; revision: string; commit: string; dir: string; downloaded: string[] }
+export interface PullOptions extends HubOptions {
+  revision?: string;
+  progress?: Progress;
+  /** Re-hash the cached files against their sha256 / git sha1 first; damaged ones are deleted and downloaded again. */
+  verify?: boolean;
+}
+export interface Pulled {
+  repo: string; revision: string; commit: string; dir: string; downloaded: string[];
+  /** With verify: files re-hashed, and those that did not match. */
+  verified?: { checked: number; damaged: string[] };
+}
 
 /** True for an argument shaped like a hub id (org/name or org/name@revision). */
 export const isHubId = (arg: string) => /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[\w./-]+)?$/.test(arg);
@@ -25,12 +35,28 @@ export async function pullModel(arg: string, o: PullOptions = {}): Promise<Pulle
   const s = hubSettings(o);
   const cache = new RepoCache(s.cacheDir, repo);
   const named = revision === 'main' ? repo : `${repo}@${revision}`;
-  const done = (commit: string, downloaded: string[] = []): Pulled => ({ repo, revision, commit, dir: cache.snapshot(commit), downloaded });
+  const verified = o.verify ? { checked: 0, damaged: [] as string[] } : undefined;
+  const seen = new Set<string>();
+  const verifyCommit = async (commit: string | null) => {
+    if (!verified || commit === null || seen.has(commit)) return;
+    seen.add(commit);
+    const r = await verifySnapshot(cache, commit);
+    verified.checked += r.checked;
+    verified.damaged.push(...r.damaged);
+    for (const f of r.damaged) log.warn(`${named}: the cached ${f} does not match its sha256 / git sha1 (or is missing); deleted${s.offline ? '' : ', downloading it again'}`);
+  };
+  const done = (commit: string, downloaded: string[] = []): Pulled => {
+    const dir = cache.snapshot(commit);
+    if (existsSync(dir)) checkWeightSizes(dir, readdirSync(dir), named);
+    return { repo, revision, commit, dir, downloaded, ...(verified ? { verified } : {}) };
+  };
 
   const local = cache.localCommit(revision);
+  await verifyCommit(local);
   const localOk = local !== null && missingLocally(cache.snapshot(local)).length === 0;
   if (s.offline) {
     if (localOk) return done(local);
+    if (verified?.damaged.length) throw new FlaError(`${named}: ${verified.damaged.join(', ')} in the cache ${verified.damaged.length > 1 ? 'were' : 'was'} damaged and deleted; offline mode is on, so run fla pull ${named} with network access to download again`);
     throw new FlaError(`${named} is not in the Hugging Face cache (${cache.dir}) and offline mode is on (--offline / HF_HUB_OFFLINE); run fla pull ${named} with network access first`);
   }
   if (localOk && isCommit(revision)) return done(local);   // a commit never changes: no request
@@ -47,6 +73,7 @@ export async function pullModel(arg: string, o: PullOptions = {}): Promise<Pulle
     throw e;
   }
   const commit = info.sha;
+  await verifyCommit(commit);
   cache.writeRef(revision, commit);
   const snap = cache.snapshot(commit);
   const small = smallFiles(info.files);
