@@ -4,6 +4,7 @@ import type { Cursor, StepLayout, StepRecording, Tensor } from '../backend/backe
 import { StateSizeError } from '../backend/gpu.ts';
 import type { Model } from '../load/model.ts';
 import { FlaError, GpuError } from '../util/errors.ts';
+import { checkLogits } from '../util/finite.ts';
 
 /** One sequence's part of a step: its slot and the tokens to feed. keepAll returns logits for every token. */
 export interface SeqInput { slot: number; tokens: ArrayLike<number>; keepAll?: boolean }
@@ -107,7 +108,9 @@ export class Engine {
       await o.endStep(logits);
       return new Float32Array(0);
     }
-    return o.endStep(logits);
+    const out = await o.endStep(logits);
+    checkLogits(out, this.vocab);   // NaN/Inf would otherwise sample as token 0 (often EOS) and look like success
+    return out;
   }
 }
 
