@@ -13,15 +13,18 @@ function backend(slots = 3): CpuBackend {
   return o;
 }
 
+/** The CPU backend's array behind a state tensor. */
+const dataOf = (o: CpuBackend, key: string) => (o.state(key) as unknown as { data: Float32Array }).data;
+
 /** Fill slot `slot` of every state with value v + its index. */
 function fill(o: CpuBackend, slot: number, v: number): void {
   for (const sp of SPECS) {
-    const d = o.data(o.state(sp.key));
+    const d = dataOf(o, sp.key);
     for (let i = 0; i < sp.cols; i++) d[slot * sp.cols + i] = v + i;
   }
 }
 
-const slotOf = (o: CpuBackend, key: string, slot: number, cols: number) => Array.from(o.data(o.state(key)).subarray(slot * cols, (slot + 1) * cols));
+const slotOf = (o: CpuBackend, key: string, slot: number, cols: number) => Array.from(dataOf(o, key).subarray(slot * cols, (slot + 1) * cols));
 
 describe('backend snapshots', () => {
   test('snapshot then restore copies the whole recurrent state and the KV rows up to the depth', async () => {
