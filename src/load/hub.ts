@@ -9,9 +9,14 @@ import { downloadBlob } from './download.ts';
 import { HubClient, type HubOptions, hubSettings, NetworkError, type RemoteFile } from './hub_api.ts';
 import { INDEX, missingLocally, smallFiles, weightFiles } from './hub_files.ts';
 import { readJson } from './model.ts';
+import { loadTokenizer, tokenizerProblem } from '../tokenizer/tokenizer.ts';
 import { type Progress, StderrProgress } from './progress.ts';
 
-export interface PullOptions extends HubOptions { revision?: string; progress?: Progress }
+export interface PullOptions extends HubOptions {
+  revision?: string; progress?: Progress;
+  /** The caller will tokenize text: refuse a repo without a usable tokenizer before any weights are downloaded. */
+  needTokenizer?: boolean;
+}
 export interface Pulled { repo: string; revision: string; commit: string; dir: string; downloaded: string[] }
 
 /** True for an argument shaped like a hub id (org/name or org/name@revision). */
@@ -51,6 +56,8 @@ export async function pullModel(arg: string, o: PullOptions = {}): Promise<Pulle
   const snap = cache.snapshot(commit);
   const small = smallFiles(info.files);
   if (!small.includes('config.json')) throw new FlaError(`${repo}: the repo has no config.json, so it is not a transformers-style checkpoint fla can read`);
+  const noTokenizer = tokenizerProblem(info.files);
+  if (noTokenizer && o.needTokenizer) throw new FlaError(`${repo}: ${noTokenizer}; give the prompt as --ids, or use a repo that ships one`);
 
   // Everything needed already cached (from a previous pull or Python): no further request.
   const haveIndex = () => readFileSync(join(snap, INDEX), 'utf8');
@@ -82,6 +89,8 @@ export async function pullModel(arg: string, o: PullOptions = {}): Promise<Pulle
   await fetchFiles(['config.json'], small);
   checkArch(snap, repo);
   await fetchFiles(small);
+  if (noTokenizer) log.warn(`${repo}: ${noTokenizer}; only --ids prompts will work`);
+  else loadTokenizer(snap);      // a tokenizer that does not parse fails here, before the weights
   const weights = weightFiles(info.files, haveIndex, repo);
   await fetchFiles(weights);
   if (downloaded.length) log.debug(`${named}: ${downloaded.length} files into ${snap}`);

@@ -1,7 +1,7 @@
 // Single-sequence generation on the engine: chunked prefill, then one decode step per token, with
 // sampling, EOS, stop strings (held back until they can no longer match) and cancellation.
-import type { HfTokenizer } from '../tokenizer/hf.ts';
 import { StreamDecoder } from '../tokenizer/hf.ts';
+import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import type { Engine } from './engine.ts';
 import { Sampler, type SamplingOptions } from './sample.ts';
 
@@ -26,7 +26,7 @@ export interface GenerateStats {
 export interface Piece { id: number | null; text: string }
 
 /** Yields generated tokens with their text piece; returns the stats. The slot is released at the end. */
-export async function* generate(engine: Engine, tok: HfTokenizer | null, prompt: number[], opts: GenerateOptions): AsyncGenerator<Piece, GenerateStats> {
+export async function* generate(engine: Engine, tok: Tokenizer | null, prompt: number[], opts: GenerateOptions): AsyncGenerator<Piece, GenerateStats> {
   const sampler = new Sampler(opts.sampling);
   const eos = new Set(opts.eosIds ?? []);
   const stops = (opts.stop ?? []).filter(s => s.length > 0);

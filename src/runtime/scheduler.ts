@@ -1,8 +1,8 @@
 // Continuous batching on one Engine: admits requests into free slots, packs each step from a token budget
 // (decode tokens of running sequences first, then prefill chunks), samples and streams per request, and
 // frees a slot as soon as its sequence ends. Exactly one Engine.run is in flight at any time.
-import type { HfTokenizer } from '../tokenizer/hf.ts';
 import { StreamDecoder } from '../tokenizer/hf.ts';
+import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { FlaError, GpuError, UsageError } from '../util/errors.ts';
 import type { Engine, SeqInput } from './engine.ts';
 import { firstStop, stopPrefixLen, type Piece } from './generate.ts';
@@ -94,7 +94,7 @@ export class Scheduler {
   private finished: Record<FinishReason, number> = { eos: 0, stop: 0, length: 0, cancelled: 0, error: 0 };
   private recent: [number, number][] = [];   // [time, tokens generated in that step]
 
-  constructor(readonly engine: Engine, readonly tokenizer: HfTokenizer | null, opts: SchedulerOptions = {}) {
+  constructor(readonly engine: Engine, readonly tokenizer: Tokenizer | null, opts: SchedulerOptions = {}) {
     this.maxQueue = opts.maxQueue ?? 64;
     this.eosIds = opts.eosIds ?? [];
   }
