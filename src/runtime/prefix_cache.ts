@@ -2,7 +2,7 @@
 // taken at token boundaries, kept in a radix trie of their token prefixes. A request restores the deepest
 // snapshot on its path and prefills only the rest. Bounded in bytes (snapshots and trie edges), LRU eviction;
 // with a host budget, checkpoints pushed off the device are copied to host memory first (LRU there too).
-import type { Backend, Snapshot } from '../backend/backend.ts';
+import { snapshotParts, type Backend, type Snapshot } from '../backend/backend.ts';
 
 /** A checkpoint: the state after the first `depth` tokens of some path (on the device, or spilled to the host). */
 export interface CacheHit { readonly depth: number; readonly snapshot: Snapshot | null; readonly host: Float32Array | null }
@@ -116,8 +116,8 @@ export class PrefixCache {
     if (!this.enabled || tokens.length === 0) return;
     const at = this.find(tokens);
     if (at?.entry) { this.touch(at.entry); return; }
-    const bytes = this.backend.stateSpecs.reduce((a, s) => a + 4 * (s.tokenCols ? Math.min(s.cols, tokens.length * s.tokenCols) : s.cols), 0);
-    if (bytes + 4 * tokens.length + 2 * NODE_BYTES + NODE_BYTES > this.maxBytes) return;
+    const bytes = 4 * snapshotParts(this.backend.stateSpecs, tokens.length).reduce((a, b) => a + b, 0);
+    if (bytes + 4 * tokens.length + 3 * NODE_BYTES > this.maxBytes) return;   // could never fit beside the trie
     this.add(tokens, this.backend.snapshot(slot, tokens.length));
   }
 

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, openSync, readFileSync, readSync, closeSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { snapshotParts, type Backend, type Snapshot } from '../backend/backend.ts';
+import { snapshotParts, type Snapshot } from '../backend/backend.ts';
 import type { Model } from '../load/model.ts';
 import { FormatError } from '../util/errors.ts';
 
@@ -98,7 +98,8 @@ export function loadState(file: string, model: Model): LoadedState {
   if (16 + hl > buf.length) throw bad('truncated state file (header cut short)');
   let h: Header;
   try { h = JSON.parse(buf.toString('utf8', 16, 16 + hl)) as Header; } catch { throw bad('corrupt state file header'); }
-  if (!h || !Array.isArray(h.tokens) || !Array.isArray(h.states) || typeof h.weights_sha256 !== 'string' || !h.config) throw bad('corrupt state file header');
+  if (!h || !Array.isArray(h.tokens) || !Array.isArray(h.states) || typeof h.weights_sha256 !== 'string' || !h.config
+    || !h.tokens.every(t => Number.isSafeInteger(t) && t >= 0)) throw bad('corrupt state file header');
   if (h.model_type !== model.config.model_type) throw bad(`saved for a ${String(h.model_type)} model, not this ${String(model.config.model_type)} model (${model.dir})`);
   if (canon(h.config) !== canon(model.config)) throw bad(`saved for a model with another config.json than ${model.dir}`);
   if (h.weights_sha256 !== weightsHash(model.dir)) throw bad(`saved for a model with other weights than ${model.dir}`);
@@ -113,6 +114,3 @@ export function loadState(file: string, model: Model): LoadedState {
   new Uint8Array(data.buffer).set(buf.subarray(at, at + 4 * floats));
   return { tokens: h.tokens, snapshot: model.backend.uploadSnapshot(data, depth) };
 }
-
-/** Put a loaded state into `slot`; the slot's position must then be set to tokens.length. */
-export function restoreState(o: Backend, s: LoadedState, slot: number): void { o.restore(s.snapshot, slot); }
