@@ -91,6 +91,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--max-batch <n>', 'Sequences generated together (state slots; default 8)')
     .option('--max-queue <n>', 'Requests waiting beyond the batch; more get 429 (default 64)')
     .option('-n, --max-tokens <n>', 'max_tokens when a request gives none (default 256)')
+    .option('--max-tokens-limit <n>', 'Largest max_tokens a request may ask for; more is a 400 (default 4096)')
+    .option('--max-prompt-tokens <n>', 'Longest prompt in tokens; longer is a 400 (default 16384)')
     .option('--ctx <n>', 'Context size in tokens for attention models (default 4096)')
     .option('--device <d>', 'gpu, gpu:N or cpu (one server per GPU)')
     .option('--shutdown-timeout <s>', 'On SIGTERM/SIGINT, seconds to let in-flight requests finish (default 30)')

@@ -1,16 +1,18 @@
 // The HTTP server (Bun.serve): routes, error responses, per-request log lines, and graceful shutdown.
 import { ClosedError, QueueFullError, type GenResult, type GenStream, type Scheduler } from '../runtime/scheduler.ts';
 import { ChatTemplate, encodeChat } from '../tokenizer/chat.ts';
-import type { HfTokenizer } from '../tokenizer/hf.ts';
+import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { FlaError, GpuError, UsageError } from '../util/errors.ts';
 import { log } from '../util/log.ts';
 import { Metrics } from './metrics.ts';
-import { ApiError, chatCompletion, chunk, completion, errorBody, parseBody, parseChat, parseCompletion, usageChunk, type Ids } from './openai.ts';
+import {
+  ApiError, DEFAULT_LIMITS, chatCompletion, checkLimits, chunk, completion, errorBody, parseBody, parseChat, parseCompletion, usageChunk, type Ids, type RequestLimits,
+} from './openai.ts';
 import { sseResponse } from './sse.ts';
 
 export interface ServerOptions {
   scheduler: Scheduler;
-  tokenizer: HfTokenizer;
+  tokenizer: Tokenizer;
   template: ChatTemplate | null;
   modelName: string;
   host: string;
@@ -23,6 +25,8 @@ export interface ServerOptions {
   maxConnections?: number;
   /** Largest request body in bytes; larger ones get 413 (default 16 MiB). */
   maxBodyBytes?: number;
+  /** Largest prompt and max_tokens a request may ask for (default DEFAULT_LIMITS); over them is a 400. */
+  limits?: RequestLimits;
 }
 
 export interface FlaServer {
@@ -99,8 +103,10 @@ export function startServer(o: ServerOptions): FlaServer {
       try { ids = encodeChat(tokenizer, o.template, r.messages); } catch (e) { throw new ApiError(400, (e as Error).message, 'messages'); }
     } else ids = typeof r.prompt === 'string' ? tokenizer.encode(r.prompt) : r.prompt;
     if (ids.length === 0) throw new ApiError(400, 'the prompt encodes to no tokens', 'prompt');
+    const limits = o.limits ?? DEFAULT_LIMITS;
+    checkLimits(chat, ids.length, r.maxTokens, limits);
     const room = scheduler.contextLimit - ids.length;
-    const maxTokens = r.maxTokens ?? Math.max(0, Math.min(o.defaultMaxTokens, room));
+    const maxTokens = r.maxTokens ?? Math.max(0, Math.min(o.defaultMaxTokens, limits.maxTokens, room));
     const abort = new AbortController();
     const stream: GenStream = scheduler.submit({ prompt: ids, maxTokens, sampling: r.sampling, stop: r.stop, signal: abort.signal });
     req.signal.addEventListener('abort', () => abort.abort(), { once: true });
