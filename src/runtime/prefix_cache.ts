@@ -3,6 +3,7 @@
 // snapshot on its path and prefills only the rest. Bounded in bytes (snapshots and trie edges), LRU eviction;
 // with a host budget, checkpoints pushed off the device are copied to host memory first (LRU there too).
 import { snapshotParts, type Backend, type Snapshot } from '../backend/backend.ts';
+import { log } from '../util/log.ts';
 
 /** A checkpoint: the state after the first `depth` tokens of some path (on the device, or spilled to the host). */
 export interface CacheHit { readonly depth: number; readonly snapshot: Snapshot | null; readonly host: Float32Array | null }
@@ -118,7 +119,13 @@ export class PrefixCache {
     if (at?.entry) { this.touch(at.entry); return; }
     const bytes = 4 * snapshotParts(this.backend.stateSpecs, tokens.length).reduce((a, b) => a + b, 0);
     if (bytes + 4 * tokens.length + 3 * NODE_BYTES > this.maxBytes) return;   // could never fit beside the trie
-    this.add(tokens, this.backend.snapshot(slot, tokens.length));
+    let snap: Snapshot;
+    try { snap = this.backend.snapshot(slot, tokens.length); } catch (e) {   // e.g. over the adapter's largest buffer
+      if (!this.warned) log.warn(`prefix cache: a checkpoint of ${tokens.length} tokens was not taken (${(e as Error).message})`);
+      this.warned = true;
+      return;
+    }
+    this.add(tokens, snap);
   }
 
   /** Add a snapshot taken elsewhere (a state file): the cache then owns it. False when it cannot fit. */
@@ -143,6 +150,7 @@ export class PrefixCache {
   }
 
   private spillingCount = 0;
+  private warned = false;
 
   /** Wait for the copies to the host under way. */
   async settled(): Promise<void> { while (this.spills.size) await Promise.all([...this.spills]); }
