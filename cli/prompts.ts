@@ -5,7 +5,7 @@ import { Engine } from '../src/runtime/engine.ts';
 import { openSession, parseDevice } from '../src/runtime/open.ts';
 import { Scheduler, type GenStream } from '../src/runtime/scheduler.ts';
 import { ApiError, parseGenParams, type GenParams } from '../src/serve/openai.ts';
-import { ChatTemplate, encodeChat } from '../src/tokenizer/chat.ts';
+import { encodeChat, requireChatTemplate } from '../src/tokenizer/chat.ts';
 import { UsageError } from '../src/util/errors.ts';
 import { hubOptions } from './hub.ts';
 import { optInt, optNum, optStrings } from './options.ts';
@@ -51,8 +51,7 @@ export async function runPrompts(modelArg: string | undefined, opts: Record<stri
   const maxBatch = optInt(opts.maxBatch, '--max-batch', 16, 1, 1024);
   const { model, tokenizer, backend } = await openSession(modelArg, parseDevice(opts.device), true, hubOptions(opts));
   try {
-    const tpl = opts.chat ? ChatTemplate.load(model.dir, tokenizer!) : null;
-    if (opts.chat && !tpl) throw new UsageError(`--chat: ${model.dir} has no chat template (tokenizer_config.json chat_template or chat_template.jinja)`);
+    const tpl = opts.chat ? requireChatTemplate(model.dir, tokenizer!) : null;
     const ids = lines.map((l, i) => {
       const p = tpl ? encodeChat(tokenizer!, tpl, [...(opts.system ? [{ role: 'system' as const, content: String(opts.system) }] : []), { role: 'user', content: l.prompt }]) : tokenizer!.encode(l.prompt);
       if (p.length === 0) throw new UsageError(`--prompts: prompt ${i} encodes to no tokens`);
