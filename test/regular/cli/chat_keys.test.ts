@@ -40,8 +40,8 @@ def read_until(pat, limit):
             if pat and pat.encode() in out[mark:]: return True
     return pat == ''
 ok = True
+mark = 0
 for wait, keys in steps:
-    mark = len(out)
     if not read_until(wait, 60): ok = False; break
     mark = len(out)
     os.write(fd, keys.encode())
@@ -74,7 +74,7 @@ describe.skipIf(!rwkv)('fla chat keys', () => {
   test('Ctrl-C stops an endless reply and returns to the prompt; /help; unknown /command; Ctrl-C at an empty prompt quits with 0', () => {
     const r = pty([
       ['> ', '/help\r'], ['/drop', '/bogus\r'], ['unknown command /bogus', 'Who is Moses?\r'], ['', '\x03'],
-      ['[stopped]', ''], ['> ', 'And Aaron?\r'], ['> ', '\x03'],
+      ['[stopped]', 'And Aaron?\r'], ['', '\x03'], ['[stopped]', '\x03'],
     ], ['chat', dir, '-n', '-1', '--device', 'cpu', '-t', '0.8']);
     expect({ ok: r.ok, out: r.out }).toEqual({ ok: true, out: expect.any(String) });
     expect(r.code).toBe(0);
