@@ -11,7 +11,7 @@ import { randomSeed, validateSampling } from '../src/runtime/sample.ts';
 import { encodeChat, requireChatTemplate, type Message } from '../src/tokenizer/chat.ts';
 import { log } from '../src/util/log.ts';
 import { HUB_OPTIONS, hubOptions } from './hub.ts';
-import { optInt, optMaxTokens, optNum, optSeed, optStrings, rejectUnknown } from './options.ts';
+import { optInt, optMaxTokens, optNum, optSeed, optStops, rejectUnknown } from './options.ts';
 
 export const CHAT_HELP = [
   '/help         this list',
@@ -32,7 +32,7 @@ export async function chatCommand(modelArg: string | undefined, opts: Record<str
     seed: optSeed(opts.seed),
   });
   sampling.seed ??= randomSeed();
-  const stop = optStrings(opts.stop, '--stop');
+  const stop = optStops(opts.stop);
   const { model, tokenizer, backend } = await openSession(modelArg, parseDevice(opts.device), true, hubOptions(opts));
   try {
     const tpl = requireChatTemplate(model.dir, tokenizer!);

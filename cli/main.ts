@@ -82,7 +82,7 @@ export async function main(argv: string[]): Promise<number> {
     .action((model, opts) => { result = chatCommand(model, opts); });
 
   cli.command('bench [model]', 'Speed: prompt and generation tokens/s, TTFT, batched decode, per-kernel roofline')
-    .option('--synthetic <name>', 'Random weights of a real model shape: rwkv7-0.1b, rwkv7-1.5b, gated_deltanet-1.3b, llama-1b')
+    .option('--synthetic <name>', 'Random weights of a real model shape: rwkv7-0.1b, rwkv7-1.5b, gated_deltanet-1.3b, gla-1.3b, llama-1b')
     .option('-p, --prompt-tokens <n>', 'Prompt length (default 512)')
     .option('-n, --gen-tokens <n>', 'Generated tokens (default 128)')
     .option('-b, --batch <list>', 'Decode batch sizes, comma-separated (default 1)')

@@ -25,6 +25,11 @@ export function optStrings(v: unknown, flag = 'option'): string[] {
   return all.map(String);
 }
 
+/** --stop values: as typed, with the escapes \n \t \r \\ read as llama.cpp does (so --stop '\n\n' is two newlines). */
+export function optStops(v: unknown): string[] {
+  return optStrings(v, '--stop').map(s => s.replace(/\\([ntr\\])/g, (_, c: string) => ({ n: '\n', t: '\t', r: '\r', '\\': '\\' })[c]!));
+}
+
 /** A text option given once (--prompt, --file). */
 export function optText(v: unknown, flag: string): string | undefined {
   if (v === undefined) return undefined;

@@ -8,7 +8,7 @@ import { ApiError, parseGenParams, type GenParams } from '../src/serve/openai.ts
 import { encodeChat, requireChatTemplate } from '../src/tokenizer/chat.ts';
 import { UsageError } from '../src/util/errors.ts';
 import { hubOptions } from './hub.ts';
-import { optInt, optNum, optStrings } from './options.ts';
+import { optInt, optNum, optStops } from './options.ts';
 
 const LINE_FIELDS = new Set(['prompt', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'repetition_penalty', 'seed', 'stop']);
 
@@ -21,7 +21,7 @@ export function readPrompts(file: string, opts: Record<string, any>): Line[] {
     max_tokens: optInt(opts.maxTokens, '--max-tokens', 256, 0), temperature: optNum(opts.temperature, '--temperature'),
     top_k: optNum(opts.topK, '--top-k'), top_p: optNum(opts.topP, '--top-p'), min_p: optNum(opts.minP, '--min-p'),
     repetition_penalty: optNum(opts.repetitionPenalty, '--repetition-penalty'),
-    seed: opts.seed === undefined ? undefined : optInt(opts.seed, '--seed', 0), stop: optStrings(opts.stop),
+    seed: opts.seed === undefined ? undefined : optInt(opts.seed, '--seed', 0), stop: optStops(opts.stop),
   };
   const lines: Line[] = [];
   readFileSync(file, 'utf8').split('\n').forEach((text, i) => {

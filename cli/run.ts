@@ -6,7 +6,7 @@ import { randomSeed, validateSampling } from '../src/runtime/sample.ts';
 import { encodeChat, requireChatTemplate } from '../src/tokenizer/chat.ts';
 import { UsageError } from '../src/util/errors.ts';
 import { HUB_OPTIONS, hubOptions } from './hub.ts';
-import { optInt, optMaxTokens, optNum, optSeed, optStrings, optText, parseIds, readPromptFile, rejectUnknown } from './options.ts';
+import { optInt, optMaxTokens, optNum, optSeed, optStops, optText, parseIds, readPromptFile, rejectUnknown } from './options.ts';
 import { runPrompts } from './prompts.ts';
 
 export const RUN_OPTIONS = ['p', 'prompt', 'f', 'file', 'c', 'ctx', 'n', 't', 'temp', 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'seed', 'stop', 'device', 'json', 'ids', 'echo', ...HUB_OPTIONS, 'chat', 'system', 'prompts', 'maxBatch'];
@@ -42,7 +42,7 @@ export async function runCommand(first: string | undefined, more: string[] | str
   sampling.seed ??= randomSeed();           // drawn here so that --json can report it
   const device = parseDevice(opts.device);
   const hub = hubOptions(opts);
-  const stop = optStrings(opts.stop, '--stop');
+  const stop = optStops(opts.stop);
   let ids: number[] | null = null;
   let prompt: string | undefined = words.length ? words.join(' ') : fromFlag;
   if (file !== undefined) prompt = await readPromptFile(file, '--file');

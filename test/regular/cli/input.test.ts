@@ -74,6 +74,8 @@ describe.skipIf(!kjv)('fla run: prompts and options', () => {
     expect(free.text).toContain('\n');
     expect(r.finish_reason).toBe('stop');
     expect(r.text).toBe(free.text.slice(0, free.text.indexOf('\n')));
+    const typed = JSON.parse(fla(['run', 'And God said', '-t', '0', '-n', '40', '--device', 'cpu', '--json', '--stop', '\\n']).out);
+    expect(typed.text).toBe(r.text);                      // --stop "\n" as typed in a shell: the escape is read
     const s = JSON.parse(fla(['run', 'And God said', '-t', '0', '-n', '40', '--device', 'cpu', '--json', '--stop', ' ']).out);
     expect(s.text).toBe(free.text.slice(0, free.text.indexOf(' ')));
   });
