@@ -4,7 +4,7 @@
 import type { Backend, StateSpec, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { knob } from '../../src/util/knobs.ts';
-import { grid, kernel, op, scratch, u32, type Ctx, type Launch } from '../lib.ts';
+import { chunked, grid, kernel, op, scratch, u32, type Ctx, type Launch } from '../lib.ts';
 import recurrentSrc from './delta_rule_recurrent.wgsl' with { type: 'text' };
 import prepSrc from './delta_chunk_prep.wgsl' with { type: 'text' };
 import kktSrc from './delta_chunk_kkt.wgsl' with { type: 'text' };
@@ -87,8 +87,8 @@ export const deltaRuleOp = op<DeltaOp>({
       throw new ShapeError(`delta_rule: tensor widths do not fit H=${d.H} HV=${d.HV} DK=${d.DK} DV=${d.DV}`);
     checkDims(d);
   },
-  /** 'chunk' (the chunked WY/UT prefill) for steps of more than one chunk of tokens, 'recurrent' otherwise. */
-  select: (c: Ctx) => (c.step.n > CHUNK ? 'chunk' : 'recurrent'),
+  /** 'chunk' (the chunked WY/UT prefill) when a sequence has more than one chunk of tokens, on GPU adapters. */
+  select: (c: Ctx) => (chunked(c, CHUNK) ? 'chunk' : 'recurrent'),
   variants: {
     recurrent: {
       launches: (x, c) => {

@@ -42,7 +42,7 @@ export class CpuBackend implements Backend {
     op.ref(a, host);
   }
 
-  maxStepTokens(): number { return 1 << 16; }
+  async stepLimit(_dryRun?: () => Promise<unknown>): Promise<number> { return 1 << 16; }
 
   weight(_name: string, w: HostWeight): Weight {
     if (w.synthetic) {
