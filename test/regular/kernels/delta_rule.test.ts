@@ -67,7 +67,7 @@ describe.skipIf(!HAS_GPU)('delta_rule', () => {
     delete process.env.FLA_KERNEL_DELTA_RULE;
     try {
       const o = gpuBackend(), gpuAdapter = { ...o.adapter, type: 'discrete' }, cpuAdapter = { ...o.adapter, type: 'cpu' };
-      const a = {} as DeltaOp, pick = (lens: number[], adapter = gpuAdapter) => o.variant(deltaRuleOp, a, selectCtx(adapter, lens));
+      const a = { d: { DK: 64, DV: 64 } } as DeltaOp, pick = (lens: number[], adapter = gpuAdapter) => o.variant(deltaRuleOp, a, selectCtx(adapter, lens));
       expect(pick([64])).toBe('recurrent');
       expect(pick([65])).toBe('chunk');
       expect(pick([1, 65, 3])).toBe('chunk');
