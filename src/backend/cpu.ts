@@ -47,7 +47,7 @@ export class CpuBackend implements Backend {
     op.ref(a, host);
   }
 
-  maxStepTokens(): number { return 1 << 16; }
+  async stepLimit(_dryRun?: () => Promise<unknown>): Promise<number> { return 1 << 16; }
 
   private weightBytes = 0;
   /** Bytes of the weights held (f32 here), as GpuBackend counts what it uploaded: fla bench's header and roofline. */
