@@ -6,10 +6,10 @@ import { openSession, parseDevice } from '../src/runtime/open.ts';
 import { Scheduler, type GenStream } from '../src/runtime/scheduler.ts';
 import { loadState } from '../src/runtime/state_file.ts';
 import { ApiError, parseGenParams, type GenParams } from '../src/serve/openai.ts';
-import { ChatTemplate, encodeChat } from '../src/tokenizer/chat.ts';
+import { encodeChat, requireChatTemplate } from '../src/tokenizer/chat.ts';
 import { UsageError } from '../src/util/errors.ts';
 import { hubOptions } from './hub.ts';
-import { optInt, optNum, optStrings } from './options.ts';
+import { optInt, optNum, optStops } from './options.ts';
 import { makePrefixCache, stateCacheOptions } from './state_cache.ts';
 
 const LINE_FIELDS = new Set(['prompt', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'repetition_penalty', 'seed', 'stop']);
@@ -23,7 +23,7 @@ export function readPrompts(file: string, opts: Record<string, any>): Line[] {
     max_tokens: optInt(opts.maxTokens, '--max-tokens', 256, 0), temperature: optNum(opts.temperature, '--temperature'),
     top_k: optNum(opts.topK, '--top-k'), top_p: optNum(opts.topP, '--top-p'), min_p: optNum(opts.minP, '--min-p'),
     repetition_penalty: optNum(opts.repetitionPenalty, '--repetition-penalty'),
-    seed: opts.seed === undefined ? undefined : optInt(opts.seed, '--seed', 0), stop: optStrings(opts.stop),
+    seed: opts.seed === undefined ? undefined : optInt(opts.seed, '--seed', 0), stop: optStops(opts.stop),
   };
   const lines: Line[] = [];
   readFileSync(file, 'utf8').split('\n').forEach((text, i) => {
@@ -55,8 +55,7 @@ export async function runPrompts(modelArg: string | undefined, opts: Record<stri
   if (opts.saveState !== undefined) throw new UsageError('--save-state takes one prompt, not --prompts');
   const { model, tokenizer, backend } = await openSession(modelArg, parseDevice(opts.device), true, hubOptions(opts));
   try {
-    const tpl = opts.chat ? ChatTemplate.load(model.dir, tokenizer!) : null;
-    if (opts.chat && !tpl) throw new UsageError(`--chat: ${model.dir} has no chat template (tokenizer_config.json chat_template or chat_template.jinja)`);
+    const tpl = opts.chat ? requireChatTemplate(model.dir, tokenizer!) : null;
     const ids = lines.map((l, i) => {
       const p = tpl ? encodeChat(tokenizer!, tpl, [...(opts.system ? [{ role: 'system' as const, content: String(opts.system) }] : []), { role: 'user', content: l.prompt }]) : tokenizer!.encode(l.prompt);
       if (p.length === 0) throw new UsageError(`--prompts: prompt ${i} encodes to no tokens`);

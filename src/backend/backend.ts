@@ -49,8 +49,13 @@ export interface Backend {
   readonly adapter: Adapter;
   /** Run (record) op `op` on the current step with arguments `a`. */
   run<A>(op: Op<A>, a: A): Promise<void>;
-  /** Largest number of tokens one step may pack for a model of width C and vocab V. */
-  maxStepTokens(C: number, V: number, planes: number): number;
+  /**
+   * The largest number of tokens one step may pack, measured: the GPU backend runs `dryRun` (one model forward)
+   * on a one-token step that records and computes nothing, noting the widest per-token activation and op
+   * scratch (of every variant) it asks for, against the adapter's binding limit. The CPU backend has no such
+   * limit and does not call `dryRun`.
+   */
+  stepLimit(dryRun: () => Promise<unknown>): Promise<number>;
   weight(name: string, w: HostWeight, matrix: boolean): Weight;
   allocState(specs: StateSpec[], slots: number): void;
   state(key: string): Tensor;

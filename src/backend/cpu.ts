@@ -47,17 +47,23 @@ export class CpuBackend implements Backend {
     op.ref(a, host);
   }
 
-  maxStepTokens(): number { return 1 << 16; }
+  async stepLimit(_dryRun?: () => Promise<unknown>): Promise<number> { return 1 << 16; }
+
+  private weightBytes = 0;
+  /** Bytes of the weights held (f32 here), as GpuBackend counts what it uploaded: fla bench's header and roofline. */
+  get uploadedBytes(): number { return this.weightBytes; }
 
   weight(_name: string, w: HostWeight): Weight {
     if (w.synthetic) {
       const n = w.shape.reduce((a, b) => a * b, 1), f = new Float32Array(n);
       let s = w.synthetic.seed >>> 0 || 1;
       for (let i = 0; i < n; i++) { s ^= s << 13; s ^= s >>> 17; s ^= s << 5; f[i] = ((s >>> 0) / 4294967296 * 2 - 1) * w.synthetic.scale; }
+      this.weightBytes += f.byteLength;
       return new CpuWeight(w.shape, f);
     }
     let f = w.f32;
     if (!f) f = w.dtype === 'bf16' ? bf16ToF32(w.bits16!) : f16ToF32(w.bits16!);
+    this.weightBytes += f.byteLength;
     return new CpuWeight(w.shape, f);
   }
 

@@ -90,6 +90,11 @@ export class GpuBackend implements Backend {
   async build<A>(op: Op<A>, a: A, variant?: string): Promise<Dispatch[]> {
     op.check?.(a);
     const c = this.s;
+    if (this.dry) {   // measuring: the scratch of every variant (any may be chosen for a longer step), no launches
+      for (const v of Object.values(op.variants))
+        for (const s of Object.values(v.supports?.(a, c) ?? true ? v.scratch?.(a, c) ?? {} : {})) this.rowBytes = Math.max(this.rowBytes, 4 * (s.planes ?? 1) * s.cols);
+      return [];
+    }
     const name = variant ?? this.variant(op, a, c);
     const v = op.variants[name];
     if (!v) throw new Error(`op ${op.name} has no variant ${name}`);
@@ -126,12 +131,28 @@ export class GpuBackend implements Backend {
     throw new Error(`op ${op.name}: ${kernel}.${name} is bound to a tensor of another backend`);
   }
 
-  maxStepTokens(C: number, V: number, planes: number): number {
-    // the widest activation is planes × cap × C f32, and logits K × V: both must fit one binding
-    const byAct = Math.floor(this.gpu.maxBinding / (4 * planes * Math.max(C, 1)));
-    const byLogits = Math.floor(this.gpu.maxBinding / (4 * Math.max(V, 1)));
-    return Math.max(1, Math.floor(Math.min(byAct, byLogits, 8192) / ROW_ALIGN) * ROW_ALIGN || 1);
+  /** While measuring (stepLimit): ops record nothing, and act/scratch sizes are noted as bytes per token row. */
+  private dry = false;
+  private rowBytes = 0;
+
+  async stepLimit(dryRun: () => Promise<unknown>): Promise<number> {
+    this.dry = true;
+    this.rowBytes = 0;
+    try {
+      this.beginStep({ ids: Int32Array.of(0), cursors: [{ slot: 0, start: 0, len: 1, pos: 0 }], keep: Int32Array.of(0) });
+      await dryRun();
+    } finally {
+      this.dry = false;
+      this.dispatches = [];
+      this.ctx = null;
+    }
+    // every activation and scratch tensor is planes × cap × cols f32 (cap ≥ the step's rows): each must fit one binding
+    const rows = Math.floor(this.gpu.maxBinding / Math.max(this.rowBytes, 4));
+    return Math.max(1, Math.floor(Math.min(rows, 8192) / ROW_ALIGN) * ROW_ALIGN || 1);
   }
+
+  /** Bytes per token row of the widest tensor a step has asked for while measuring. */
+  get measuredRowBytes(): number { return this.rowBytes; }
 
   weight(name: string, w: HostWeight, matrix: boolean): Weight {
     if (w.synthetic) return this.syntheticWeight(name, w, matrix);
@@ -290,6 +311,7 @@ export class GpuBackend implements Backend {
     const cap = rows === 'n' ? this.capN : this.capK;
     const key = `${name}:${cols}:${planes}:${rows}`;
     const bytes = 4 * planes * cap * cols;
+    if (this.dry) this.rowBytes = Math.max(this.rowBytes, 4 * planes * cols);
     let a = this.acts.get(key);
     if (!a) {
       if (bytes > this.gpu.maxBinding) throw new GpuError(`activation ${name} needs ${fmtBytes(bytes)}, over the adapter's binding limit ${fmtBytes(this.gpu.maxBinding)}`);

@@ -57,6 +57,12 @@ function refuseUnsupported(b: Body): void {
   if (b.best_of !== undefined && b.best_of !== null && b.best_of !== 1) throw new ApiError(400, "only 'best_of': 1 is supported", 'best_of');
   for (const k of ['logprobs', 'echo', 'top_logprobs', 'suffix', 'tools', 'functions', 'logit_bias'])
     if (b[k] !== undefined && b[k] !== null && b[k] !== false) throw new ApiError(400, `'${k}' is not supported`, k);
+  // Constrained decoding is not implemented: refuse it rather than return unconstrained text.
+  const rf = b.response_format as { type?: unknown } | null | undefined;
+  if (rf !== undefined && rf !== null && !(typeof rf === 'object' && !Array.isArray(rf) && rf.type === 'text' && Object.keys(rf).length === 1))
+    throw new ApiError(400, `'response_format' is not supported (only {"type": "text"}); fla does not constrain output to JSON or a schema`, 'response_format');
+  for (const k of ['grammar', 'json_schema', 'guided_json', 'guided_regex', 'guided_choice', 'guided_grammar'])
+    if (b[k] !== undefined && b[k] !== null) throw new ApiError(400, `'${k}' is not supported: fla does not constrain output to a grammar`, k);
   for (const k of ['presence_penalty', 'frequency_penalty'])
     if (b[k] !== undefined && b[k] !== null && b[k] !== 0) throw new ApiError(400, `'${k}' is not supported (use repetition_penalty)`, k);
 }
