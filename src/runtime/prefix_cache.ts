@@ -149,9 +149,10 @@ export class PrefixCache {
     if (!this.shrink(e)) this.evict(e);
   }
 
-  /** Add a snapshot taken elsewhere (a state file): the cache then owns it. False when it cannot fit. */
+  /** Add a snapshot taken elsewhere (a state file): the cache then owns it. False when it cannot fit the bound or the slots. */
   adopt(tokens: ArrayLike<number>, snapshot: Snapshot): boolean {
-    if (!this.enabled || tokens.length === 0 || snapshot.depth !== tokens.length || snapshot.bytes + 4 * tokens.length + 3 * NODE_BYTES > this.maxBytes) {
+    const fits = snapshot.bytes === 4 * snapshotParts(this.backend.stateSpecs, tokens.length).reduce((a, b) => a + b, 0);   // not past the slots' context
+    if (!this.enabled || tokens.length === 0 || snapshot.depth !== tokens.length || !fits || snapshot.bytes + 4 * tokens.length + 3 * NODE_BYTES > this.maxBytes) {
       this.backend.freeSnapshot(snapshot);
       return false;
     }
