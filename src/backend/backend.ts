@@ -21,7 +21,19 @@ export interface HostWeight {
   synthetic?: { seed: number; scale: number };
 }
 
-export interface StateSpec { key: string; cols: number }
+/**
+ * One per-slot state tensor of `cols` f32. `tokenCols` marks a token-indexed state (a KV cache: row p of
+ * `tokenCols` f32 holds token p): a snapshot after d tokens needs only its first d rows.
+ */
+export interface StateSpec { key: string; cols: number; tokenCols?: number }
+
+/** A copy of one slot's state after `depth` tokens, held by the backend (prefix cache, state files). */
+export interface Snapshot { readonly depth: number; readonly bytes: number }
+
+/** f32 count of each state's part of a snapshot after `depth` tokens, in allocState order. */
+export function snapshotParts(specs: readonly StateSpec[], depth: number): number[] {
+  return specs.map(s => (s.tokenCols ? Math.min(s.cols, depth * s.tokenCols) : s.cols));
+}
 
 /** Opaque recorded work of one step (GPU dispatches), reusable while `epoch` holds. */
 export interface StepRecording { epoch: number; items: unknown[] }   // per-slot state of `cols` f32
@@ -48,6 +60,16 @@ export interface Backend {
   allocState(specs: StateSpec[], slots: number): void;
   state(key: string): Tensor;
   resetSlot(slot: number): void;
+  /** Copy slot `slot`'s state as it stands after `depth` tokens into a new snapshot (ordered after earlier work). */
+  snapshot(slot: number, depth: number): Snapshot;
+  /** Put a snapshot's state into `slot` (token-indexed states: their first `depth` rows). */
+  restore(snap: Snapshot, slot: number): void;
+  /** A snapshot's values on the host (the states' parts back to back, as snapshotParts lists them), and back. */
+  readSnapshot(snap: Snapshot): Promise<Float32Array>;
+  uploadSnapshot(data: Float32Array, depth: number): Snapshot;
+  freeSnapshot(snap: Snapshot): void;
+  /** The state specs of the last allocState. */
+  readonly stateSpecs: readonly StateSpec[];
 
   beginStep(step: StepLayout): void;
   act(name: string, cols: number, opts?: { planes?: number; rows?: 'n' | 'k' }): Tensor;

@@ -6,7 +6,7 @@ import { bf16ToF32, f16ToF32 } from '../load/safetensors.ts';
 import { GpuError, ShapeError } from '../util/errors.ts';
 import { kernelKnob, knob, checkKnobs } from '../util/knobs.ts';
 import { log } from '../util/log.ts';
-import type { Backend, HostWeight, StateSpec, StepLayout, StepRecording, Tensor, Weight } from './backend.ts';
+import { snapshotParts, type Backend, type HostWeight, type Snapshot, type StateSpec, type StepLayout, type StepRecording, type Tensor, type Weight } from './backend.ts';
 import fillSrc from './fill_random.wgsl' with { type: 'text' };
 import { stepShape, type Adapter, type Ctx, type Launch, type Op, type Resource } from './op.ts';
 
@@ -16,6 +16,10 @@ class GpuWeight implements Weight {
 
 class GpuTensor implements Tensor {
   constructor(readonly view: View, readonly cols: number, readonly planes: number, readonly rows: 'n' | 'k' | 'slots', readonly cap: number) {}
+}
+
+class GpuSnapshot implements Snapshot {
+  constructor(readonly depth: number, readonly bytes: number, readonly buffer: GPUBuffer) {}
 }
 
 /** A state tensor for all slots over the adapter's largest storage binding (the engine names the flags to lower). */
@@ -196,10 +200,13 @@ export class GpuBackend implements Backend {
   /** Per-kernel GPU time of the steps run while profiling (timestamp queries around each dispatch). */
   profile: Map<string, { ns: number; count: number; flops: number; bytes: number }> | null = null;
 
+  stateSpecs: readonly StateSpec[] = [];
+
   allocState(specs: StateSpec[], slots: number): void {
     for (const s of specs)   // checked before anything is freed: an oversized binding would only fail later, as a validation error
       if (4 * s.cols * slots > this.gpu.maxBinding) throw new StateSizeError(s.key, 4 * s.cols * slots, this.gpu.maxBinding, slots, Math.floor(this.gpu.maxBinding / (4 * s.cols)));
     this.epoch++;
+    this.stateSpecs = specs.slice();
     for (const s of this.states.values()) { this.gpu.forget(s.view.buffer); s.view.buffer.destroy(); }
     this.states.clear();
     this.pendingClears = [];   // they named the buffers just destroyed
@@ -221,6 +228,42 @@ export class GpuBackend implements Backend {
     for (const s of this.states.values()) this.pendingClears.push({ buffer: s.view.buffer, offset: 4 * slot * s.cols, size: 4 * s.cols });
   }
 
+  // Snapshots: one buffer each, filled/emptied with copyBufferToBuffer in a submit of their own, after any pending
+  // slot clears/copies (queue order keeps them after the steps already submitted and before later ones).
+  snapshot(slot: number, depth: number): Snapshot {
+    const parts = snapshotParts(this.stateSpecs, depth), bytes = 4 * parts.reduce((a, b) => a + b, 0);
+    const buffer = this.gpu.buffer(bytes, 'snapshot');
+    this.slotCopies((enc, s, i, off) => enc.copyBufferToBuffer(s.view.buffer, 4 * slot * s.cols, buffer, off, 4 * parts[i]!), parts);
+    return new GpuSnapshot(depth, bytes, buffer);
+  }
+
+  restore(snap: Snapshot, slot: number): void {
+    const { buffer, depth } = snap as GpuSnapshot, parts = snapshotParts(this.stateSpecs, depth);
+    this.slotCopies((enc, s, i, off) => enc.copyBufferToBuffer(buffer, off, s.view.buffer, 4 * slot * s.cols, 4 * parts[i]!), parts);
+  }
+
+  private slotCopies(copy: (enc: GPUCommandEncoder, s: GpuTensor, i: number, off: number) => void, parts: number[]): void {
+    const enc = this.gpu.device.createCommandEncoder();
+    this.flushSlotOps(enc);
+    let off = 0;
+    this.stateSpecs.forEach((sp, i) => {
+      if (parts[i]! > 0) copy(enc, this.states.get(sp.key)!, i, off);
+      off += 4 * parts[i]!;
+    });
+    this.gpu.submit(enc);
+  }
+
+  async readSnapshot(snap: Snapshot): Promise<Float32Array> {
+    const s = snap as GpuSnapshot;
+    return new Float32Array(await this.gpu.read(s.buffer, 0, s.bytes));
+  }
+
+  uploadSnapshot(data: Float32Array, depth: number): Snapshot {
+    return new GpuSnapshot(depth, data.byteLength, this.gpu.upload(data, 'snapshot'));
+  }
+
+  freeSnapshot(snap: Snapshot): void { (snap as GpuSnapshot).buffer.destroy(); }
+
   beginStep(step: StepLayout): void {
     this.gpu.checkAlive();
     const n = step.ids.length, k = step.keep.length, b = step.cursors.length;
@@ -235,6 +278,7 @@ export class GpuBackend implements Backend {
     });
     meta.set(step.keep, 2 * n + 4 * b);
     if (meta.byteLength > this.metaBytes) {
+      this.epoch++;   // recorded steps bind the old buffer
       if (this.meta) { this.gpu.forget(this.meta); this.meta.destroy(); }
       this.metaBytes = Math.max(1024, meta.byteLength * 2);
       this.meta = this.gpu.buffer(this.metaBytes, 'meta');
