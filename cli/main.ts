@@ -111,11 +111,13 @@ export async function main(argv: string[]): Promise<number> {
     .option('--revision <rev>', 'Branch, tag or commit (default main; also ORG/NAME@REV)')
     .option('--token <token>', 'Token for private or gated repos (default: HF_TOKEN, then $HF_HOME/token)')
     .option('--offline', 'Only check the cache (also HF_HUB_OFFLINE=1)')
+    .option('--verify', 'Re-hash the cached files (sha256 / git sha1) and download again those that do not match')
     .example('fla pull fla-hub/rwkv7-191M-world')
     .action((model, opts) => { result = pullCommand(model, opts); });
 
   cli.command('ls', 'List models in the Hugging Face cache (HF_HUB_CACHE)')
     .option('--json', 'Print JSON')
+    .option('--verify', 'Re-hash every cached blob; delete damaged ones and download them again')
     .action(opts => { result = lsCommand(opts); });
 
   cli.command('rm [model]', 'Remove a model from the Hugging Face cache')
