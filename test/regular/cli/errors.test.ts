@@ -126,7 +126,7 @@ describe('GPU faults', () => {
   });
   test.skipIf(!HAS_GPU)('a tensor over the adapter binding limit names the sizes (lavapipe: 128 MiB); under it, runs', () => {
     const limit = JSON.parse(fla(['devices', '--json']).out).adapters[0].maxStorageBufferBindingSize as number;
-    const r = fla(['bench', '--synthetic', 'rwkv7-1.5b', '-p', '8', '-n', '2', '-r', '1']);
+    const r = fla(['bench', '--synthetic', 'rwkv7-1.5b', '-p', '8', '-n', '2', '-r', '1', '--device', 'gpu']);
     if (limit >= 256 * 2 ** 20) {   // the 65536 × 2048 bf16 embedding (256 MiB) fits one binding: the bench must run
       expect(r.code, r.err).toBe(0);
       return;
