@@ -1,7 +1,8 @@
 // matmul op wrapper: y = act(x·Wᵀ + bias) (+ y). select() picks GEMV for few rows, the tiled GEMM otherwise.
 import type { Gpu, Dispatch } from '../../src/gpu/device.ts';
 import { binding, dispatch, grid, weightDefines, type StepCtx, type View, type WeightDtype } from '../../src/gpu/launch.ts';
-import { ShapeError } from '../../src/util/errors.ts';
+import { ShapeError, UsageError } from '../../src/util/errors.ts';
+import { buildF16, f16Unavailable, isF16Matmul, selectF16, type F16Matmul } from './matmul_sgmat.ts';
 import gemv from './matmul_gemv.wgsl' with { type: 'text' };
 import gemm from './matmul_gemm.wgsl' with { type: 'text' };
 import blocked from './matmul_blocked.wgsl' with { type: 'text' };
@@ -19,16 +20,25 @@ export interface MatmulArgs {
 
 const GEMV_RMAX = 4;
 
-export type MatmulKernel = 'gemv' | 'gemm' | 'blocked';
+export type MatmulKernel = 'gemv' | 'gemm' | 'blocked' | F16Matmul;
+const KERNELS = ['gemv', 'gemm', 'blocked', 'sgmat', 'sgmat_f16', 'f16split', 'f16single'];
 
 /**
- * 'gemv' while the rows fit a few GEMV passes; else the workgroup-tiled 'gemm' on GPUs, and 'blocked' (no
- * workgroup memory or barriers, which a CPU adapter emulates slowly) on CPU adapters. FLA_KERNEL_MATMUL forces one.
+ * 'gemv' while the rows fit a few GEMV passes; else for f16 weights 'sgmat' (matmul_sgmat.ts) where the adapter has
+ * subgroup matrices; else the workgroup-tiled 'gemm' on GPUs, and 'blocked' (no workgroup memory or barriers, which
+ * a CPU adapter emulates slowly) on CPU adapters. FLA_KERNEL_MATMUL forces one (an f16 variant only for f16 weights).
  */
-export function select(gpu: Gpu, rows: number): MatmulKernel {
+export function select(gpu: Gpu, rows: number, wdtype: WeightDtype = 'f32'): MatmulKernel {
   const forced = process.env.FLA_KERNEL_MATMUL;
-  if (forced === 'gemv' || forced === 'gemm' || forced === 'blocked') return forced;
+  if (forced) {
+    if (!KERNELS.includes(forced)) throw new UsageError(`FLA_KERNEL_MATMUL=${forced}: expected one of ${KERNELS.join(', ')}`);
+    if (!isF16Matmul(forced)) return forced as MatmulKernel;
+    const why = f16Unavailable(gpu, forced);
+    if (why) throw new UsageError(`FLA_KERNEL_MATMUL=${forced}: ${why}`);
+    if (wdtype === 'f16') return forced;   // tensors kept bf16 (values beyond f16) take the default below
+  }
   if (rows <= 2 * GEMV_RMAX) return 'gemv';
+  if (wdtype === 'f16') { const f = selectF16(gpu, rows); if (f) return f; }
   return gpu.summary.type === 'cpu' ? 'blocked' : 'gemm';
 }
 
@@ -41,7 +51,8 @@ export function build(gpu: Gpu, s: StepCtx, a: MatmulArgs): Promise<Dispatch> {
   };
   const entries = [{ buffer: s.uniform }, binding(a.x), binding(a.w), a.bias ? binding(a.bias) : { buffer: s.dummy }, binding(a.y),
     { buffer: gpu.uniform(new Uint32Array([a.IN, a.OUT])) }];
-  const kernel = select(gpu, rows);
+  const kernel = select(gpu, rows, a.wdtype);
+  if (isF16Matmul(kernel)) return buildF16(gpu, s, kernel, rows, a.OUT, defines, entries);
   if (kernel === 'blocked')
     return dispatch(gpu, { label: 'matmul_blocked', source: blocked, defines }, entries, grid(Math.ceil(Math.ceil(rows / 4) * Math.ceil(a.OUT / 4) / 64)));
   if (kernel === 'gemv') {

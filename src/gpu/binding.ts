@@ -2,7 +2,8 @@
 // package, the Dawn team's N-API addon). Both get the same instance toggles. FLA_WEBGPU forces one.
 import { ptr } from 'bun:ffi';
 import { UsageError } from '../util/errors.ts';
-import bunWebgpuPkg from 'bun-webgpu/package.json' with { type: 'json' };
+// bun-webgpu's "exports" hides its package.json from TypeScript: name the file
+import bunWebgpuPkg from '../../node_modules/bun-webgpu/package.json' with { type: 'json' };
 import dawnPkg from 'webgpu/package.json' with { type: 'json' };
 
 export type BindingName = 'bun-webgpu' | 'dawn';
