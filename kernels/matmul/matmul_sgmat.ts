@@ -1,52 +1,81 @@
-// The f16 variants of the matmul op (f16 weights, converted from bf16 at load): 'sgmat' (subgroup matrices,
-// x split into two f16 halves: f32-grade), 'sgmat_f16' (subgroup matrices, one f16 product: faster, looser),
-// and 'f16split' / 'f16single', the same arithmetic without subgroup matrices (any shader-f16 adapter).
-import type { Dispatch, Gpu } from '../../src/gpu/device.ts';
-import { F16_MATMULS, sgmatConfig, sgmatTile, type SgmatTile } from '../../src/gpu/f16.ts';
-import { dispatch, type StepCtx } from '../../src/gpu/launch.ts';
-import type { Binding } from '../../src/gpu/device.ts';
+// The f16 variants of the matmul op, for f16 weights (bf16 checkpoints are converted at load where these run):
+// 'sgmat' (subgroup matrices, x split into two f16 halves: f32-grade, the default from 16 rows), 'sgmat_f16'
+// (subgroup matrices, one f16 product: faster, rtol 1e-3), and 'f16split' / 'f16single', the same arithmetic
+// without subgroup matrices (any adapter with shader-f16; lavapipe tests the arithmetic with them).
+import { F16_MATMULS, sgmatConfig, type SubgroupMatrixConfig } from '../../src/util/f16.ts';
+import { kernel, rowsOf, u32, weightDefines, type Ctx, type Launch, type Variant } from '../lib.ts';
+import type { MatmulArgs } from './matmul.ts';
+import { ACT, type Act } from './matmul.ref.ts';
 import { LO_SHIFT } from './matmul_f16.ref.ts';
 import sgmatSrc from './matmul_sgmat.wgsl' with { type: 'text' };
 import f16Src from './matmul_f16.wgsl' with { type: 'text' };
 
 export type F16Matmul = typeof F16_MATMULS[number];
 
-export function isF16Matmul(k: string): k is F16Matmul {
-  return (F16_MATMULS as readonly string[]).includes(k);
-}
+const BINDINGS = ['step', 'x', 'W', 'bias', 'y', 'dims'] as const;
+export const F16_KERNELS = { sgmat: kernel('matmul_sgmat', sgmatSrc, BINDINGS), f16: kernel('matmul_f16', f16Src, BINDINGS) };
 
 /** Fewest rows for the subgroup-matrix GEMM (batched decode from 16 rows; fewer rows belong to GEMV). */
 export const SGMAT_MIN_ROWS = 16;
 
-/** Why `kind` cannot run on this adapter, or null when it can. */
-export function f16Unavailable(gpu: Gpu, kind: F16Matmul): string | null {
-  if (!gpu.f16) return 'the adapter has no shader-f16';
-  if (kind === 'sgmat' || kind === 'sgmat_f16') {
-    const c = sgmatConfig(gpu);
-    if (!c) return 'the adapter offers no f16 subgroup-matrix config with f32 results (see fla devices)';
-    if (!sgmatTile(gpu, c, kind === 'sgmat')) return `no tile fits ${gpu.maxWorkgroupStorage} bytes of workgroup memory`;
-  }
-  return null;
+/** WM×WN subgroups per workgroup, each TM×TN result matrices; K tiles of BK. */
+export interface SgmatTile { WM: number; WN: number; TM: number; TN: number; BK: number }
+
+/** Tiles from big to small: the first that fits the adapter's workgroup memory and invocations is used. */
+export const SGMAT_TILES: readonly SgmatTile[] = [
+  { WM: 2, WN: 4, TM: 4, TN: 2, BK: 32 },   // 128×128 with 16×16 matrices: 32 KiB split, 24 KiB single
+  { WM: 2, WN: 2, TM: 4, TN: 2, BK: 32 },   // 128×64
+  { WM: 2, WN: 2, TM: 2, TN: 2, BK: 32 },   // 64×64: 16 KiB split
+];
+
+/** Workgroup bytes: x hi (+ lo) and W staged as f16, one f32 result matrix per subgroup for the epilogue. */
+export function sgmatTileBytes(m: SubgroupMatrixConfig, t: SgmatTile, split: boolean): number {
+  const BM = t.WM * t.TM * m.M, BN = t.WN * t.TN * m.N;
+  return 2 * BM * t.BK * (split ? 2 : 1) + 2 * BN * t.BK + 4 * t.WM * t.WN * m.M * m.N;
 }
 
-/** The default f16 variant for `rows` rows of f16 weights: 'sgmat' where subgroup matrices are, else none. */
-export function selectF16(gpu: Gpu, rows: number): F16Matmul | null {
-  return rows >= SGMAT_MIN_ROWS && f16Unavailable(gpu, 'sgmat') === null ? 'sgmat' : null;
+/** FLA_SGMAT_TILE-free override for fla bench's tile sweep: set by sgmatTileOverride(). */
+let tileOverride: SgmatTile | null = null;
+export function sgmatTileOverride(t: SgmatTile | null): void { tileOverride = t; }
+
+/** The config and tile `split` uses on this adapter, or null where subgroup matrices cannot run it. */
+export function sgmatPlan(c: Ctx, split: boolean): { m: SubgroupMatrixConfig; t: SgmatTile } | null {
+  const A = c.adapter, m = sgmatConfig(A.subgroupMatrix);
+  if (!A.f16 || !m || !A.subgroupSize || (m.M * m.N) % A.subgroupSize !== 0) return null;
+  const fits = (t: SgmatTile) => t.BK % m.K === 0 && sgmatTileBytes(m, t, split) <= A.maxWorkgroupStorage && t.WM * t.WN * A.subgroupSize <= A.maxInvocations;
+  const t = tileOverride ? (fits(tileOverride) ? tileOverride : null) : SGMAT_TILES.find(fits) ?? null;
+  return t ? { m, t } : null;
 }
 
-/** One dispatch of an f16 variant; `entries` and `defines` as the matmul op builds them, `tile` to override (bench). */
-export function buildF16(gpu: Gpu, s: StepCtx, kind: F16Matmul, rows: number, OUT: number,
-  defines: Record<string, number | boolean>, entries: Binding[], tile?: SgmatTile): Promise<Dispatch> {
-  const split = kind === 'sgmat' || kind === 'f16split';
+/** The default f16 variant: 'sgmat' for f16 weights from 16 rows where subgroup matrices run it, else none. */
+export function selectF16(c: Ctx, a: MatmulArgs): F16Matmul | null {
+  return a.w.dtype === 'f16' && rowsOf(a.x, c) >= SGMAT_MIN_ROWS && sgmatPlan(c, true) ? 'sgmat' : null;
+}
+
+function defines(a: MatmulArgs, split: boolean): Record<string, number | boolean> {
+  return { ACT: ACT[a.act as Act], HAS_BIAS: a.bias !== null, ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(a.w.dtype), SPLIT: split, LO_SHIFT };
+}
+
+function launch(a: MatmulArgs, c: Ctx, kind: F16Matmul): Launch {
+  const [OUT, IN] = a.w.shape as [number, number];
+  const split = kind === 'sgmat' || kind === 'f16split', R = rowsOf(a.x, c);
+  const bind = { x: a.x, W: a.w, bias: a.bias, y: a.y, dims: u32(IN, OUT) };
+  const cost = { flops: 2 * R * IN * OUT, bytes: 2 * OUT * IN + 4 * R * (IN + OUT) };
   if (kind === 'f16split' || kind === 'f16single')
-    return dispatch(gpu, { label: 'matmul_f16', source: f16Src, defines: { ...defines, SPLIT: split, LO_SHIFT } },
-      entries, [Math.ceil(OUT / 64), Math.ceil(rows / 64), 1]);
-  const c = sgmatConfig(gpu)!;
-  const t = sgmatTile(gpu, c, split, tile);
-  if (!t) throw new Error(`matmul ${kind}: tile ${JSON.stringify(tile)} does not fit this adapter`);
-  const BM = t.WM * t.TM * c.M, BN = t.WN * t.TN * c.N;
-  return dispatch(gpu, {
-    label: 'matmul_sgmat', source: sgmatSrc,
-    defines: { ...defines, SPLIT: split, LO_SHIFT, SM_M: c.M, SM_N: c.N, SM_K: c.K, ...t, SG: gpu.summary.subgroupMinSize },
-  }, entries, [Math.ceil(OUT / BN), Math.ceil(rows / BM), 1]);
+    return { kernel: F16_KERNELS.f16, defines: defines(a, split), bind, cost, grid: [Math.ceil(OUT / 64), Math.ceil(R / 64), 1] };
+  const p = sgmatPlan(c, split)!;
+  const BM = p.t.WM * p.t.TM * p.m.M, BN = p.t.WN * p.t.TN * p.m.N;
+  return {
+    kernel: F16_KERNELS.sgmat, bind, cost, grid: [Math.ceil(OUT / BN), Math.ceil(R / BM), 1],
+    defines: { ...defines(a, split), SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, ...p.t, SG: c.adapter.subgroupSize },
+  };
 }
+
+const variant = (kind: F16Matmul): Variant<MatmulArgs> => ({
+  supports: (a, c) => a.w.dtype === 'f16' && c.adapter.f16 && (kind.startsWith('f16') || sgmatPlan(c, kind === 'sgmat') !== null),
+  launches: (a, c) => [launch(a, c, kind)],
+});
+
+export const F16_VARIANTS: Record<F16Matmul, Variant<MatmulArgs>> = {
+  sgmat: variant('sgmat'), sgmat_f16: variant('sgmat_f16'), f16split: variant('f16split'), f16single: variant('f16single'),
+};

@@ -1,7 +1,7 @@
 // Which WebGPU binding opens Dawn: bun-webgpu (bun:ffi over a C wrapper) or dawn.node (the `webgpu` npm
 // package, the Dawn team's N-API addon). Both get the same instance toggles. FLA_WEBGPU forces one.
 import { ptr } from 'bun:ffi';
-import { UsageError } from '../util/errors.ts';
+import { knob } from '../util/knobs.ts';
 // bun-webgpu's "exports" hides its package.json from TypeScript: name the file
 import bunWebgpuPkg from '../../node_modules/bun-webgpu/package.json' with { type: 'json' };
 import dawnPkg from 'webgpu/package.json' with { type: 'json' };
@@ -22,11 +22,10 @@ export interface WebGpuBinding {
   gpu: GPU;
 }
 
-/** The binding FLA_WEBGPU forces, or null for the automatic choice. A bad value is a UsageError. */
-export function forcedBinding(env = process.env.FLA_WEBGPU): BindingName | null {
-  if (env === undefined || env === '' || env === 'auto') return null;
-  if (env === 'bun-webgpu' || env === 'dawn') return env;
-  throw new UsageError(`FLA_WEBGPU=${JSON.stringify(env)}: expected bun-webgpu, dawn or auto`);
+/** The binding FLA_WEBGPU forces, or null for the automatic choice. A bad value is a UsageError (src/util/knobs.ts). */
+export function forcedBinding(): BindingName | null {
+  const v = knob('FLA_WEBGPU');
+  return v === undefined || v === 'auto' ? null : v as BindingName;
 }
 
 /** bun-webgpu 0.1.7 ships a native library for linux-x64 only (tooling.md); elsewhere only dawn.node runs. */
