@@ -4,7 +4,9 @@
 import { matmulOp } from '../kernels/matmul/matmul.ts';
 import { matmulRef } from '../kernels/matmul/matmul.ref.ts';
 import { matmulF16Ref } from '../kernels/matmul/matmul_f16.ref.ts';
-import { SGMAT_TILES, sgmatPlan, sgmatTileOverride } from '../kernels/matmul/matmul_sgmat.ts';
+import { F16_VARIANTS, SGMAT_TILES, sgmatPlan, sgmatTileOverride, type SgmatTile } from '../kernels/matmul/matmul_sgmat.ts';
+import { INCLUDES } from '../kernels/lib.ts';
+import { preprocess } from '../src/gpu/wgsl.ts';
 import { GpuBackend } from '../src/backend/gpu.ts';
 import { Gpu } from '../src/gpu/device.ts';
 
@@ -48,23 +50,60 @@ async function runAndRead(ds: Awaited<ReturnType<typeof o.build>>, t: Parameters
   return new Float32Array(await gpu.read(v.buffer, v.offset, 4 * n, enc));
 }
 
-const variants = ['sgmat', 'sgmat_f16', 'f16split'].filter(v => v === 'f16split' ? gpu.f16 : sgmatPlan({ adapter: o.adapter, step: { n: 64, k: 0, b: 1, lens: [64], maxLen: 64, cursors: [] } }, v === 'sgmat'));
-console.log(`variants here: ${variants.join(', ') || 'none'}; tiles: ${JSON.stringify(variants.filter(v => v.startsWith('sgmat')).map(v => [v, sgmatPlan({ adapter: o.adapter, step: { n: 64, k: 0, b: 1, lens: [64], maxLen: 64, cursors: [] } }, v === 'sgmat')]))}`);
+const ctx0 = { adapter: o.adapter, step: { n: 64, k: 0, b: 1, lens: [64], maxLen: 64, cursors: [] } };
+const variants = ['sgmat', 'sgmat_f16', 'f16split'].filter(v => v === 'f16split' ? gpu.f16 : sgmatPlan(ctx0, v === 'sgmat'));
+console.log(`variants here: ${variants.join(', ') || 'none'}`);
+
+/** Every diagnostic of the WGSL `variant` compiles to with tile `t` (the GpuError keeps only three lines). */
+async function diagnose(variant: string, t: SgmatTile | null): Promise<void> {
+  sgmatTileOverride(t);
+  step(64);
+  const a = { x: o.act('dx', 64), w: o.weight('dw', { shape: [64, 64], dtype: 'f16', bits16: new Uint16Array(64 * 64) }, true), bias: null, y: o.act('dy', 64), act: 'none' as const, accumulate: false };
+  const l = F16_VARIANTS[variant as 'sgmat']!.launches(a as any, { adapter: o.adapter, step: ctx0.step })[0]!;
+  const code = preprocess(l.kernel.source, l.defines ?? {}, { f16: gpu.f16, subgroups: gpu.subgroups }, INCLUDES);
+  const mod = gpu.device.createShaderModule({ code });
+  const info: any = await (mod as any).getCompilationInfo?.();
+  for (const m of info?.messages ?? []) if (m.type !== 'warning' || /deprecat/.test(m.message)) console.log(`  wgsl ${m.type} ${m.lineNum}:${m.linePos}: ${m.message}`);
+  const lines = code.split('\n');
+  for (const m of (info?.messages ?? []).filter((m: any) => m.type === 'error').slice(0, 3)) console.log(`  line ${m.lineNum}: ${lines[m.lineNum - 1]?.trim()}`);
+  o.dispatchesForBench();
+}
+
 let ok = true;
-for (const [R, IN, OUT] of [[17, 130, 200], [130, 256, 72], [65, 64, 130], [200, 1030, 260], [16, 2048, 128]] as const) {
+const good: Record<string, string[]> = { sgmat: [], sgmat_f16: [] };   // tiles that compile and are correct
+const shapes = [[17, 130, 200], [130, 256, 72], [65, 64, 130], [200, 1030, 260], [16, 2048, 128]] as const;
+const cases = shapes.map(([R, IN, OUT]) => {
   const x = rand(R * IN, 2), wf = Float32Array.from(rand(OUT * IN, 1 / Math.sqrt(IN)), Math.f16round);
   const f32 = new Float32Array(R * OUT), split = new Float32Array(R * OUT), single = new Float32Array(R * OUT);
   matmulRef(x, wf, null, f32, R, IN, OUT);
   matmulF16Ref(x, wf, null, split, R, IN, OUT, 'split');
   matmulF16Ref(x, wf, null, single, R, IN, OUT, 'single');
-  for (const v of variants) {
-    const y = await gpuMatmul(v, x, wf, R, IN, OUT);
-    const ref = v === 'sgmat_f16' ? single : split, eRef = relErr(y, ref), eF = relErr(y, f32);
-    const pass = v === 'sgmat_f16' ? eF < 1.5e-3 : eF < 1e-4;
-    ok &&= pass;
-    console.log(`check ${v.padEnd(9)} R=${R} IN=${IN} OUT=${OUT}: vs f16 ref ${eRef.toExponential(2)}, vs f32 matmul ${eF.toExponential(2)} ${pass ? 'ok' : 'FAIL'}`);
+  return { R, IN, OUT, x, wf, f32, split, single };
+});
+for (const v of variants) {
+  const tiles: (SgmatTile | null)[] = v === 'f16split' ? [null] : SGMAT_TILES.filter(t => { sgmatTileOverride(t); const p = sgmatPlan(ctx0, v === 'sgmat'); sgmatTileOverride(null); return p !== null; });
+  for (const t of tiles) {
+    sgmatTileOverride(t);
+    let pass = true;
+    try {
+      for (const c of cases) {
+        const y = await gpuMatmul(v, c.x, c.wf, c.R, c.IN, c.OUT);
+        const ref = v === 'sgmat_f16' ? c.single : c.split, eRef = relErr(y, ref), eF = relErr(y, c.f32);
+        const p = v === 'sgmat_f16' ? eF < 1.5e-3 : eF < 1e-4;
+        pass &&= p;
+        console.log(`check ${v.padEnd(9)} ${t?.name ?? ''} R=${c.R} IN=${c.IN} OUT=${c.OUT}: vs f16 ref ${eRef.toExponential(2)}, vs f32 matmul ${eF.toExponential(2)} ${p ? 'ok' : 'FAIL'}`);
+      }
+    } catch (e) {
+      pass = false;
+      console.log(`check ${v} ${t?.name ?? ''}: ${(e as Error).message.split('\n')[0]!.slice(0, 300)}`);
+      try { await diagnose(v, t); } catch (e2) { console.log(`  diagnose: ${(e2 as Error).message.slice(0, 200)}`); }
+    }
+    sgmatTileOverride(null);
+    if (t && pass) good[v]!.push(t.name);
+    if (v === 'f16split') ok &&= pass;
   }
 }
+console.log(`correct tiles: ${JSON.stringify(good)}`);
 
 // S³: time each variant and tile (and the f32 gemm on the same f16 weights) by replaying the dispatches
 step(S);
@@ -90,16 +129,23 @@ async function time(variant: string): Promise<number> {
 console.log(`weights ${w.dtype}; ${S}x${S}x${S}:`);
 console.log(`gemm (f32 FMA)            ${(await time('gemm')).toFixed(1)} TFLOP/s`);
 if (variants.includes('f16split')) console.log(`f16split (no matrices)    ${(await time('f16split')).toFixed(1)} TFLOP/s`);
+const tflops: Record<string, number> = {};
 for (const v of variants.filter(v => v.startsWith('sgmat'))) {
-  for (const t of SGMAT_TILES) {
+  for (const t of SGMAT_TILES.filter(t => good[v]!.includes(t.name))) {
     sgmatTileOverride(t);
-    if (!sgmatPlan({ adapter: o.adapter, step: { n: S, k: 0, b: 1, lens: [S], maxLen: S, cursors: [] } }, v === 'sgmat')) { console.log(`${v} tile ${JSON.stringify(t)}: does not fit`); continue; }
-    try { console.log(`${v.padEnd(9)} tile ${JSON.stringify(t)}: ${(await time(v)).toFixed(1)} TFLOP/s`); } catch (e) { console.log(`${v} tile ${JSON.stringify(t)}: ${(e as Error).message.split('\n')[0]}`); }
+    try { tflops[`${v}:${t.name}`] = await time(v); console.log(`${v.padEnd(9)} tile ${t.name}: ${tflops[`${v}:${t.name}`]!.toFixed(1)} TFLOP/s`); }
+    catch (e) { console.log(`${v} tile ${t.name}: ${(e as Error).message.split('\n')[0]!.slice(0, 300)}`); }
   }
   sgmatTileOverride(null);
 }
+// the fastest correct split tile's family (FLA_SGMAT_TILE names where the search starts)
+const best = Object.entries(tflops).filter(([k]) => k.startsWith('sgmat:')).sort((a, b) => b[1] - a[1])[0];
+const bestName = best ? best[0].split(':')[1]! : 'none';
+const family = bestName.startsWith('sg64') ? 'sg64' : bestName;
+console.log(`SGMAT_BEST=${family}`);
+if (best) sgmatTileOverride(SGMAT_TILES.find(t => t.name === bestName)!);
 // a check at S: a few rows of the big product against the f16 reference
-if (variants.includes('sgmat')) {
+if (best) {
   const y = await runAndRead(await o.build(matmulOp, args, 'sgmat'), yt, S * S);
   const rows = [0, 1, 127, 128, S - 1];
   const wv = new Float32Array(S * S);   // the synthetic weights, read back as f16

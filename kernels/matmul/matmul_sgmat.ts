@@ -3,6 +3,7 @@
 // (subgroup matrices, one f16 product: faster, rtol 1e-3), and 'f16split' / 'f16single', the same arithmetic
 // without subgroup matrices (any adapter with shader-f16; lavapipe tests the arithmetic with them).
 import { F16_MATMULS, sgmatConfig, type SubgroupMatrixConfig } from '../../src/util/f16.ts';
+import { knob } from '../../src/util/knobs.ts';
 import { kernel, rowsOf, u32, weightDefines, type Ctx, type Launch, type Variant } from '../lib.ts';
 import type { MatmulArgs } from './matmul.ts';
 import { ACT, type Act } from './matmul.ref.ts';
@@ -18,14 +19,20 @@ export const F16_KERNELS = { sgmat: kernel('matmul_sgmat', sgmatSrc, BINDINGS), 
 /** Fewest rows for the subgroup-matrix GEMM (batched decode from 16 rows; fewer rows belong to GEMV). */
 export const SGMAT_MIN_ROWS = 16;
 
-/** WM×WN subgroups per workgroup, each TM×TN result matrices; K tiles of BK. */
-export interface SgmatTile { WM: number; WN: number; TM: number; TN: number; BK: number }
+/** WM×WN subgroups per workgroup, each TM×TN result matrices; K tiles of BK; how matrix offsets stay legal (ONESG / NOUNIF). */
+export interface SgmatTile { name: string; WM: number; WN: number; TM: number; TN: number; BK: number; ONESG: boolean; NOUNIF: boolean }
 
-/** Tiles from big to small: the first that fits the adapter's workgroup memory and invocations is used. */
+/**
+ * Tiles from big to small: the first that fits the adapter's workgroup memory and invocations is used;
+ * FLA_SGMAT_TILE picks one by name. 'wg128' / 'wg64': 8 or 4 subgroups share staged x and W tiles (each subgroup's
+ * matrix offsets depend on its index, so the subgroup_uniformity diagnostic is off); 'sg64': one subgroup per
+ * workgroup (every offset workgroup-uniform), 64×64 single / 64×32 split.
+ */
 export const SGMAT_TILES: readonly SgmatTile[] = [
-  { WM: 2, WN: 4, TM: 4, TN: 2, BK: 32 },   // 128×128 with 16×16 matrices: 32 KiB split, 24 KiB single
-  { WM: 2, WN: 2, TM: 4, TN: 2, BK: 32 },   // 128×64
-  { WM: 2, WN: 2, TM: 2, TN: 2, BK: 32 },   // 64×64: 16 KiB split
+  { name: 'wg128', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, ONESG: false, NOUNIF: true },   // 128×128 with 16×16 matrices: 32 KiB split
+  { name: 'wg64', WM: 2, WN: 2, TM: 2, TN: 2, BK: 32, ONESG: false, NOUNIF: true },    // 64×64: 16 KiB split
+  { name: 'sg64', WM: 1, WN: 1, TM: 4, TN: 4, BK: 32, ONESG: true, NOUNIF: false },    // 64×64 per subgroup (single product)
+  { name: 'sg64x32', WM: 1, WN: 1, TM: 4, TN: 2, BK: 32, ONESG: true, NOUNIF: false }, // 64×32 per subgroup (split: 16 accumulators)
 ];
 
 /** Workgroup bytes: x hi (+ lo) and W staged as f16, one f32 result matrix per subgroup for the epilogue. */
@@ -34,7 +41,7 @@ export function sgmatTileBytes(m: SubgroupMatrixConfig, t: SgmatTile, split: boo
   return 2 * BM * t.BK * (split ? 2 : 1) + 2 * BN * t.BK + 4 * t.WM * t.WN * m.M * m.N;
 }
 
-/** FLA_SGMAT_TILE-free override for fla bench's tile sweep: set by sgmatTileOverride(). */
+/** A tile forced by fla's own scripts (scripts/bench_sgmat.ts sweeps them); FLA_SGMAT_TILE otherwise. */
 let tileOverride: SgmatTile | null = null;
 export function sgmatTileOverride(t: SgmatTile | null): void { tileOverride = t; }
 
@@ -42,8 +49,12 @@ export function sgmatTileOverride(t: SgmatTile | null): void { tileOverride = t;
 export function sgmatPlan(c: Ctx, split: boolean): { m: SubgroupMatrixConfig; t: SgmatTile } | null {
   const A = c.adapter, m = sgmatConfig(A.subgroupMatrix);
   if (!A.f16 || !m || !A.subgroupSize || (m.M * m.N) % A.subgroupSize !== 0) return null;
-  const fits = (t: SgmatTile) => t.BK % m.K === 0 && sgmatTileBytes(m, t, split) <= A.maxWorkgroupStorage && t.WM * t.WN * A.subgroupSize <= A.maxInvocations;
-  const t = tileOverride ? (fits(tileOverride) ? tileOverride : null) : SGMAT_TILES.find(fits) ?? null;
+  const fits = (t: SgmatTile) => t.BK % m.K === 0 && sgmatTileBytes(m, t, split) <= A.maxWorkgroupStorage && t.WM * t.WN * A.subgroupSize <= A.maxInvocations
+    && t.TM * t.TN * (split ? 2 : 1) <= 16;   // accumulators: 16 matrices of 16×16 f32 are 128 registers a lane
+  const named = knob('FLA_SGMAT_TILE');
+  const want = named ? SGMAT_TILES.find(t => t.name === named)! : null;
+  // a named tile that does not fit (e.g. sg64 for the split's 32 accumulators) gives the next smaller one that does
+  const t = tileOverride ? (fits(tileOverride) ? tileOverride : null) : SGMAT_TILES.slice(want ? SGMAT_TILES.indexOf(want) : 0).find(fits) ?? null;
   return t ? { m, t } : null;
 }
 
@@ -67,7 +78,8 @@ function launch(a: MatmulArgs, c: Ctx, kind: F16Matmul): Launch {
   const BM = p.t.WM * p.t.TM * p.m.M, BN = p.t.WN * p.t.TN * p.m.N;
   return {
     kernel: F16_KERNELS.sgmat, bind, cost, grid: [Math.ceil(OUT / BN), Math.ceil(R / BM), 1],
-    defines: { ...defines(a, split), SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, ...p.t, SG: c.adapter.subgroupSize },
+    defines: { ...defines(a, split), SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, WM: p.t.WM, WN: p.t.WN, TM: p.t.TM, TN: p.t.TN, BK: p.t.BK,
+      ONESG: p.t.ONESG, NOUNIF: p.t.NOUNIF, SG: c.adapter.subgroupSize },
   };
 }
 

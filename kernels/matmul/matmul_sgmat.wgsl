@@ -5,9 +5,14 @@
 // BM×BN block of y, each subgroup TM×TN matrices of SM_M×SM_N (one adapter config, f16 × f16 → f32, depth SM_K);
 // K tiles of BK staged as f16 in workgroup memory (x row-major [BM][BK], W [BN][BK], read as Wᵀ column-major).
 // Dispatch: (ceil(OUT/BN), ceil(R/BM)) workgroups of WM·WN·SG threads.
-// Defines: ACT, HAS_BIAS, ACCUM, ROWS_K, SPLIT, LO_SHIFT, SM_M, SM_N, SM_K, WM, WN, TM, TN, BK, SG.
+// Defines: ACT, HAS_BIAS, ACCUM, ROWS_K, SPLIT, LO_SHIFT, SM_M, SM_N, SM_K, WM, WN, TM, TN, BK, SG; ONESG (one
+// subgroup per workgroup: matrix offsets are then workgroup-uniform), NOUNIF (subgroup_uniformity diagnostic off:
+// the offsets of a subgroup's matrices depend on its index, uniform only within the subgroup).
 #include "common.wgsl"
 #include "act.wgsl"
+#if NOUNIF
+diagnostic(off, subgroup_uniformity);
+#endif
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<f32>;          // [R, IN]
@@ -36,7 +41,11 @@ fn matmul_sgmat(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) 
   let row0 = g.y * BM;
   if (row0 >= rows) { return; }
   let col0 = g.x * BN;
+#if ONESG
+  let sg = 0u;
+#else
   let sg = t / SG;
+#endif
   let lane = t % SG;
   let m0 = (sg % WM) * TM * SM_M;   // this subgroup's block inside the tile
   let n0 = (sg / WM) * TN * SM_N;
