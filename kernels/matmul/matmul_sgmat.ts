@@ -2,7 +2,7 @@
 // 'sgmat' (subgroup matrices, x split into two f16 halves: f32-grade, the default from 16 rows), 'sgmat_f16'
 // (subgroup matrices, one f16 product: faster, rtol 1e-3), and 'f16split' / 'f16single', the same arithmetic
 // without subgroup matrices (any adapter with shader-f16; lavapipe tests the arithmetic with them).
-import { F16_MATMULS, sgmatConfig, type SubgroupMatrixConfig } from '../../src/util/f16.ts';
+import { F16_MATMULS, SGMAT_BY_DEFAULT, sgmatConfig, type SubgroupMatrixConfig } from '../../src/util/f16.ts';
 import { knob } from '../../src/util/knobs.ts';
 import { kernel, rowsOf, u32, weightDefines, type Ctx, type Launch, type Variant } from '../lib.ts';
 import type { MatmulArgs } from './matmul.ts';
@@ -19,20 +19,19 @@ export const F16_KERNELS = { sgmat: kernel('matmul_sgmat', sgmatSrc, BINDINGS), 
 /** Fewest rows for the subgroup-matrix GEMM (batched decode from 16 rows; fewer rows belong to GEMV). */
 export const SGMAT_MIN_ROWS = 16;
 
-/** WM×WN subgroups per workgroup, each TM×TN result matrices; K tiles of BK; how matrix offsets stay legal (ONESG / NOUNIF). */
-export interface SgmatTile { name: string; WM: number; WN: number; TM: number; TN: number; BK: number; ONESG: boolean; NOUNIF: boolean }
+/** WM×WN subgroups per workgroup (ONESG: one), each TM×TN result matrices; K tiles of BK. */
+export interface SgmatTile { name: string; WM: number; WN: number; TM: number; TN: number; BK: number; ONESG: boolean }
 
 /**
  * Tiles from big to small: the first that fits the adapter's workgroup memory and invocations is used;
- * FLA_SGMAT_TILE picks one by name. 'wg128' / 'wg64': 8 or 4 subgroups share staged x and W tiles (each subgroup's
- * matrix offsets depend on its index, so the subgroup_uniformity diagnostic is off); 'sg64': one subgroup per
- * workgroup (every offset workgroup-uniform), 64×64 single / 64×32 split.
+ * FLA_SGMAT_TILE picks one by name (a tile too big for the variant gives the next one down). 'wg128' / 'wg64': 8 or
+ * 4 subgroups share the staged x and W tiles; 'sg64' / 'sg64x32': one subgroup per workgroup, 64×64 / 64×32.
  */
 export const SGMAT_TILES: readonly SgmatTile[] = [
-  { name: 'wg128', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, ONESG: false, NOUNIF: true },   // 128×128 with 16×16 matrices: 32 KiB split
-  { name: 'wg64', WM: 2, WN: 2, TM: 2, TN: 2, BK: 32, ONESG: false, NOUNIF: true },    // 64×64: 16 KiB split
-  { name: 'sg64', WM: 1, WN: 1, TM: 4, TN: 4, BK: 32, ONESG: true, NOUNIF: false },    // 64×64 per subgroup (single product)
-  { name: 'sg64x32', WM: 1, WN: 1, TM: 4, TN: 2, BK: 32, ONESG: true, NOUNIF: false }, // 64×32 per subgroup (split: 16 accumulators)
+  { name: 'wg128', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, ONESG: false },   // 128×128 with 16×16 matrices: 32 KiB split
+  { name: 'wg64', WM: 2, WN: 2, TM: 2, TN: 2, BK: 32, ONESG: false },    // 64×64: 16 KiB split
+  { name: 'sg64', WM: 1, WN: 1, TM: 4, TN: 4, BK: 32, ONESG: true },     // 64×64 in one subgroup (single product)
+  { name: 'sg64x32', WM: 1, WN: 1, TM: 4, TN: 2, BK: 32, ONESG: true },  // 64×32 in one subgroup (split: 16 accumulators)
 ];
 
 /** Workgroup bytes: x hi (+ lo) and W staged as f16, one f32 result matrix per subgroup for the epilogue. */
@@ -58,9 +57,9 @@ export function sgmatPlan(c: Ctx, split: boolean): { m: SubgroupMatrixConfig; t:
   return t ? { m, t } : null;
 }
 
-/** The default f16 variant: 'sgmat' for f16 weights from 16 rows where subgroup matrices run it, else none. */
+/** The default f16 variant: 'sgmat' for f16 weights from 16 rows where subgroup matrices run it (SGMAT_BY_DEFAULT), else none. */
 export function selectF16(c: Ctx, a: MatmulArgs): F16Matmul | null {
-  return a.w.dtype === 'f16' && rowsOf(a.x, c) >= SGMAT_MIN_ROWS && sgmatPlan(c, true) ? 'sgmat' : null;
+  return SGMAT_BY_DEFAULT && a.w?.dtype === 'f16' && rowsOf(a.x, c) >= SGMAT_MIN_ROWS && sgmatPlan(c, true) ? 'sgmat' : null;
 }
 
 function defines(a: MatmulArgs, split: boolean): Record<string, number | boolean> {
@@ -79,7 +78,7 @@ function launch(a: MatmulArgs, c: Ctx, kind: F16Matmul): Launch {
   return {
     kernel: F16_KERNELS.sgmat, bind, cost, grid: [Math.ceil(OUT / BN), Math.ceil(R / BM), 1],
     defines: { ...defines(a, split), SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, WM: p.t.WM, WN: p.t.WN, TM: p.t.TM, TN: p.t.TN, BK: p.t.BK,
-      ONESG: p.t.ONESG, NOUNIF: p.t.NOUNIF, SG: c.adapter.subgroupSize },
+      ONESG: p.t.ONESG, SG: c.adapter.subgroupSize },
   };
 }
 

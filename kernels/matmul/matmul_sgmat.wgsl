@@ -6,13 +6,11 @@
 // K tiles of BK staged as f16 in workgroup memory (x row-major [BM][BK], W [BN][BK], read as Wᵀ column-major).
 // Dispatch: (ceil(OUT/BN), ceil(R/BM)) workgroups of WM·WN·SG threads.
 // Defines: ACT, HAS_BIAS, ACCUM, ROWS_K, SPLIT, LO_SHIFT, SM_M, SM_N, SM_K, WM, WN, TM, TN, BK, SG; ONESG (one
-// subgroup per workgroup: matrix offsets are then workgroup-uniform), NOUNIF (subgroup_uniformity diagnostic off:
-// the offsets of a subgroup's matrices depend on its index, uniform only within the subgroup).
+// subgroup per workgroup). Matrix loads and stores need subgroup-uniform offsets: with several subgroups the
+// subgroup comes from @builtin(subgroup_id) (Tint rejects an offset computed from local_invocation_index,
+// "'subgroupMatrixStore' requires argument 1 to be uniform", even with the subgroup_uniformity diagnostic off).
 #include "common.wgsl"
 #include "act.wgsl"
-#if NOUNIF
-diagnostic(off, subgroup_uniformity);
-#endif
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<f32>;          // [R, IN]
@@ -33,7 +31,12 @@ var<workgroup> ws: array<f16, BN * BK>;
 var<workgroup> cs: array<f32, WM * WN * MN>;   // one result matrix per subgroup, for the epilogue
 
 @compute @workgroup_size(NT)
+#if ONESG
 fn matmul_sgmat(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) g: vec3u) {
+#else
+fn matmul_sgmat(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) g: vec3u,
+  @builtin(subgroup_id) sgid: u32, @builtin(subgroup_invocation_id) sgl: u32) {
+#endif
   let IN = dims.x;
   let OUT = dims.y;
   var rows = step.n;
@@ -43,10 +46,11 @@ fn matmul_sgmat(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) 
   let col0 = g.x * BN;
 #if ONESG
   let sg = 0u;
+  let lane = t;
 #else
-  let sg = t / SG;
+  let sg = sgid;
+  let lane = sgl;
 #endif
-  let lane = t % SG;
   let m0 = (sg % WM) * TM * SM_M;   // this subgroup's block inside the tile
   let n0 = (sg / WM) * TN * SM_N;
   var acc: array<subgroup_matrix_result<f32, SM_N, SM_M>, TM * TN>;

@@ -33,6 +33,15 @@ export function bunWebgpuBuilt(): boolean {
   return process.platform === 'linux' && process.arch === 'x64';
 }
 
+/**
+ * Bindings loaded so far. This map also keeps each GPU instance alive for the life of the process, which dawn.node
+ * needs: when the object create() returned is garbage-collected while a device made from it lives, the next event
+ * processing crashes ("The futex facility returned an unexpected error code" / std::system_error "Invalid argument",
+ * then a segfault), the crash issue 16 saw in popErrorScope. Reproducer: create([]) → requestAdapter →
+ * requestDevice, drop the create() result, then 300 × (pushErrorScope; await popErrorScope(); Bun.gc(true) every
+ * tenth; await setTimeout 0): crashes 3 runs in 3 under Bun 1.4.5 and under Node 20.20 (node --expose-gc, gc()),
+ * on lavapipe; none with the instance kept (test/regular/unit/dawn_lifetime.test.ts).
+ */
 const loaded = new Map<BindingName, WebGpuBinding>();
 
 /** Load `name` once per process (throws when its native library cannot be loaded). */

@@ -11,7 +11,7 @@ export function preprocess(source: string, defines: Record<string, number | bool
   includes: Readonly<Record<string, string>> = {}): string {
   const env: Record<string, number | boolean | string> = { SUBGROUPS: feat.subgroups, F16: feat.f16, ...defines };
   const lines = expandIncludes(source, includes).split('\n');
-  const out: string[] = [], directives: string[] = [];
+  const out: string[] = [];
   const stack: { active: boolean; taken: boolean }[] = [];
   const active = () => stack.every(s => s.active);
   for (const line of lines) {
@@ -27,17 +27,13 @@ export function preprocess(source: string, defines: Record<string, number | bool
       top.active = !top.taken;
     } else if (t === '#endif') {
       if (!stack.pop()) throw new Error('#endif without #if');
-    } else if (active()) {
-      if (/^diagnostic\(\s*\w+\s*,\s*\w+\s*\);$/.test(t)) directives.push(t);   // global directives go before every declaration
-      else out.push(line);
-    }
+    } else if (active()) out.push(line);
   }
   if (stack.length) throw new Error('#if without #endif');
   const prelude: string[] = [];
   if (truthy(env.SUBGROUPS) && /subgroup\w*\(/.test(out.join('\n'))) prelude.push('enable subgroups;');
   if (truthy(env.F16) && /\bf16\b/.test(out.join('\n'))) prelude.push('enable f16;');
   if (/\bsubgroupMatrix\w*[(<]/.test(out.join('\n'))) prelude.push('enable chromium_experimental_subgroup_matrix;');
-  prelude.push(...directives);
   for (const [k, v] of Object.entries(defines)) {
     if (typeof v === 'boolean') prelude.push(`const ${k}: bool = ${v};`);
     else if (typeof v === 'number') prelude.push(Number.isInteger(v) && v >= 0 ? `const ${k}: u32 = ${v}u;` : `const ${k}: f32 = ${v};`);

@@ -5,6 +5,15 @@
 /** One subgroup-matrix shape an adapter offers (chromium-experimental-subgroup-matrix). */
 export interface SubgroupMatrixConfig { componentType: string; resultComponentType: string; M: number; N: number; K: number }
 
+/**
+ * Whether the matmul op picks 'sgmat' on its own where the adapter has f16 subgroup matrices (and the GPU backend
+ * then converts bf16 weights to f16 at load). Off until the kernel is verified on the GPU machine: the first run
+ * on an H200 (dawn.node 0.6.2, driver 580.159.04) rejected matmul_sgmat.wgsl at shader-module creation; the tiles
+ * since rewritten for it (wg128/wg64 with subgroup_uniformity off, sg64) have not run there yet.
+ * FLA_KERNEL_MATMUL=sgmat / sgmat_f16 opt in. scripts/bench_sgmat.ts checks and times every tile.
+ */
+export const SGMAT_BY_DEFAULT = false;
+
 /** Matmul variants that read f16 weights only (kernels/matmul/matmul_sgmat.ts). */
 export const F16_MATMULS = ['sgmat', 'sgmat_f16', 'f16split', 'f16single'] as const;
 
