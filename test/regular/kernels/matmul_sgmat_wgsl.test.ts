@@ -19,7 +19,10 @@ const ctx: Ctx = { adapter: H200, step: { n: 130, k: 5, b: 1, lens: [130], maxLe
 async function nullDevice(): Promise<GPUDevice | null> {
   if (process.platform !== 'linux' || process.arch !== 'x64') return null;
   const { create } = createRequire(import.meta.url)('webgpu/dist/linux-x64/dawn.node');
-  const a = await create(['backend=null', 'enable-dawn-features=allow_unsafe_apis']).requestAdapter();
+  // the instance must outlive its device (src/gpu/binding.ts): keep it where no GC reaches
+  const gpu = create(['backend=null', 'enable-dawn-features=allow_unsafe_apis']);
+  (globalThis as any).__flaNullDawn = gpu;
+  const a = await gpu.requestAdapter();
   if (!a?.features.has('chromium-experimental-subgroup-matrix')) return null;
   return a.requestDevice({ requiredFeatures: ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix'] as GPUFeatureName[] });
 }
