@@ -15,8 +15,9 @@ describe('standalone binary', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fla-bin-'));   // /tmp has no node_modules above it
   const bin = join(dir, 'fla');
   const env = { PATH: '/usr/bin:/bin', HOME: dir, XDG_CACHE_HOME: join(dir, 'cache'), TMPDIR: dir };
-  const run = (...args: string[]) => {
-    const p = Bun.spawnSync([bin, ...args], { cwd: dir, env });
+  const run = (...args: string[]) => runEnv({}, ...args);
+  const runEnv = (extra: Record<string, string>, ...args: string[]) => {
+    const p = Bun.spawnSync([bin, ...args], { cwd: dir, env: { ...env, ...extra } });
     return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
   };
 
@@ -38,6 +39,15 @@ describe('standalone binary', () => {
     const r = run('devices', '--json');
     expect(r.code).toBe(0);
     if (HAS_GPU) expect(JSON.parse(r.out).adapters.length).toBeGreaterThan(0);
+  });
+
+  test('both WebGPU bindings are embedded: bun-webgpu and dawn.node each open the adapter', () => {
+    for (const b of ['bun-webgpu', 'dawn']) {
+      const r = runEnv({ FLA_WEBGPU: b }, 'devices', '--json');
+      expect(r.code).toBe(0);
+      if (HAS_GPU) expect(JSON.parse(r.out).adapters.map((a: any) => a.binding)).toContain(b);
+    }
+    expect(runEnv({ FLA_WEBGPU: 'nope' }, 'devices').err).toContain('FLA_WEBGPU=nope: expected one of auto, bun-webgpu, dawn');
   });
 
   test.skipIf(!kjv)('greedy run of the embedded default model equals the reference text (twice: extract, then reuse)', () => {
