@@ -3,33 +3,18 @@
 // 64 and 128 (and 80, 256 for the split kernel's thread layouts), GQA ratios 1, 2 and 4, a sliding window; each
 // sdpa variant forced with FLA_KERNEL_SDPA (single: prefill; split: split-K over the context plus a combine pass).
 // 16-bit caches are in attention_kv16.test.ts.
-import { describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { describe, expect, test } from 'bun:test';
 import { invFreq, ropeTable } from '../../../kernels/attention/rope.ref.ts';
 import { rope } from '../../../kernels/attention/rope.ts';
 import { kvStore, sdpa, sdpaOp, splitsOf } from '../../../kernels/attention/sdpa.ts';
-import type { Cursor } from '../../../src/backend/backend.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
-import { checkBoth, hostWeight, selectCtx, type StepSpec } from './harness.ts';
+import { stepOf, withSdpa } from './attention_steps.ts';
+import { checkBoth, hostWeight, selectCtx } from './harness.ts';
 
-setDefaultTimeout(120_000);   // the references of the 1000-token cases take seconds on a loaded machine
 
 const SLOTS = 3;
 type Seq = { slot: number; len: number; pos: number };
-
-export function stepOf(seqs: Seq[]): StepSpec {
-  const cursors: Cursor[] = [];
-  let start = 0;
-  for (const s of seqs) { cursors.push({ slot: s.slot, start, len: s.len, pos: s.pos }); start += s.len; }
-  return { ids: new Array(start).fill(0), cursors, keep: [start - 1] };
-}
-
-/** Run `f` with FLA_KERNEL_SDPA set to `v` (restored afterwards). */
-export async function withSdpa<T>(v: string, f: () => Promise<T>): Promise<T> {
-  const prev = process.env.FLA_KERNEL_SDPA;
-  process.env.FLA_KERNEL_SDPA = v;
-  try { return await f(); } finally { if (prev === undefined) delete process.env.FLA_KERNEL_SDPA; else process.env.FLA_KERNEL_SDPA = prev; }
-}
 
 async function attentionCase(variant: string, H: number, KV: number, D: number, seqs: Seq[], window = 0, ctxExtra = 0): Promise<void> {
   const what = `sdpa ${variant} H=${H} KV=${KV} D=${D} window=${window} seqs ${seqs.map(s => `${s.pos}+${s.len}@${s.slot}`).join(',')}`;
