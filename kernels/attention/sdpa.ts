@@ -83,7 +83,7 @@ export interface SdpaArgs extends SdpaOp { q: Tensor; k: Tensor; v: Tensor; out:
 
 function dimsOf(a: SdpaArgs, S: number) {
   const dims = new ArrayBuffer(32);
-  new Uint32Array(dims).set([a.H, a.KV, a.D, a.ctx, a.window ?? 0, 0, S]);
+  new Uint32Array(dims).set([a.H, a.KV, a.D, a.ctx, a.window ?? 0, 0, S, SPLIT_KPT]);
   new Float32Array(dims)[5] = a.scale ?? 1 / Math.sqrt(a.D);
   return uniformOf(new Uint32Array(dims));
 }
@@ -91,7 +91,7 @@ function dimsOf(a: SdpaArgs, S: number) {
 /** Decode-shaped steps (every sequence ≤ SPLIT_MAX_LEN tokens) over a cache longer than SPLIT_MIN_CTX take `split`. */
 export const SPLIT_MAX_LEN = 16;
 export const SPLIT_MIN_CTX = 256;
-const SPLIT_WG = 64;
+const SPLIT_WG = 64, SPLIT_KPT = 4;   // 64 threads, 256-key blocks
 const MAX_SPLITS = 128;
 
 /**
@@ -102,7 +102,7 @@ const MAX_SPLITS = 128;
 export function splitsOf(a: SdpaArgs, c: Ctx): number {
   const target = c.adapter.type === 'cpu' ? 64 : 2048;
   const budget = Math.floor(c.adapter.maxBinding / (4 * 128 * c.step.n * a.H * (a.D + 2)));   // the flat partial buffer at a 8192-row capacity
-  return Math.max(1, Math.min(Math.ceil(target / (c.step.n * a.H)), Math.ceil(a.ctx / SPLIT_WG), MAX_SPLITS, budget));
+  return Math.max(1, Math.min(Math.ceil(target / (c.step.n * a.H)), Math.ceil(a.ctx / (SPLIT_WG * SPLIT_KPT)), MAX_SPLITS, budget));
 }
 
 export const sdpaOp = op<SdpaArgs>({
@@ -132,7 +132,7 @@ export const sdpaOp = op<SdpaArgs>({
         const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * S * (a.D + 2);
         return [{
           kernel: SPLIT_KERNEL, grid: grid(c.step.n * S * a.H), cost: { flops: cost.flops, bytes: cost.bytes + part },
-          defines: { WG, NPAIR, R: Math.max(1, Math.floor(WG / NPAIR)), PPT: Math.ceil(NPAIR / WG), ...kvDefines(a.kv ?? 'f32') },
+          defines: { WG, KPT: SPLIT_KPT, NPAIR, R: Math.max(1, Math.floor(WG / NPAIR)), PPT: Math.ceil(NPAIR / WG), ...kvDefines(a.kv ?? 'f32') },
           bind: { q: a.q, kc: a.k, vc: a.v, part: scratch('part'), dims },
         }, {
           kernel: COMBINE_KERNEL, grid: grid(c.step.n * a.H), defines: { WG: 64 }, cost: { flops: 3 * part / 4, bytes: part + 4 * c.step.n * a.H * a.D },

@@ -1,17 +1,17 @@
 // sdpa_split: the first pass of split-K ("flash-decoding") attention. Each query token's key range j0..p (as in
 // sdpa.wgsl: causal, last W keys when windowed) is cut into S splits of `chunk` keys (ceil(L/S) rounded up to a
-// multiple of WG); one workgroup per (token, split, head) runs the online softmax over its split and writes the
+// multiple of the key block B = WG·KPT); one workgroup per (token, split, head) runs the online softmax over its split and writes the
 // partial (m, l, acc): m = max score, l = Σ exp(s − m), acc = Σ exp(s − m)·v (unnormalised). sdpa_combine.wgsl
 // merges the S partials. spec-deltanet-attention-qwen3next.md §1.7.
 // Bindings: step uniform; stepmeta u32; q [N, H·D] f32; kc, vc [slots, ctx, KV·D] stored as KVDT in u32 words
 // (kv_store.wgsl; defines KV16, KV_F16); part [N, H·S·(D+2)] f32 scratch; dims.
 // Dispatch: WG threads per workgroup, N·S·H workgroups (2-D grid), head fastest so the H/KV query heads of one
-// KV head and split run side by side and share the K/V rows in cache. Thread i scores key jb+i over D/2 element
-// pairs; for the values, thread i owns pair lane i % NPAIR (and lane + WG, …: PPT of them) of key group i / NPAIR
-// (R groups, keys jj ≡ group mod R); the groups are summed at the end. Defines: WG, NPAIR = D/2, R, PPT. f32.
+// KV head and split run side by side and share the K/V rows in cache. Per block of B keys, thread i scores keys
+// jb+i, jb+i+WG, … (KPT of them) over D/2 element pairs, then one max and one sum reduction; for the values, thread i owns pair lane i % NPAIR (and lane + WG, …: PPT of them) of key group i / NPAIR
+// (R groups, keys jj ≡ group mod R); the groups are summed at the end. Defines: WG, KPT, NPAIR = D/2, R, PPT; dims.kpt = KPT. f32.
 #include "common.wgsl"
 
-struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, S: u32, _a: u32 }
+struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, S: u32, kpt: u32 }
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
@@ -22,7 +22,7 @@ struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, S: u32
 @group(0) @binding(6) var<uniform> dims: Dims;
 
 var<workgroup> qs: array<vec2f, NPAIR>;
-var<workgroup> ps: array<f32, WG>;
+var<workgroup> ps: array<f32, WG * KPT>;
 var<workgroup> red: array<f32, WG>;
 var<workgroup> accs: array<vec2f, WG * PPT>;
 
@@ -75,7 +75,8 @@ fn sdpa_split(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg:
   var j0 = 0u;
   if (dims.window > 0u && p + 1u > dims.window) { j0 = p + 1u - dims.window; }
   let L = p + 1u - j0;
-  let chunk = ((L + S - 1u) / S + WG - 1u) / WG * WG;
+  let B = WG * KPT;
+  let chunk = ((L + S - 1u) / S + B - 1u) / B * B;
   let js = j0 + sp * chunk;
   let je = min(p + 1u, js + chunk);
   let i = l.x;
@@ -94,23 +95,33 @@ fn sdpa_split(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg:
   var m = -3.0e38;
   var lsum = 0.0;
   var acc: array<vec2f, PPT>;
-  for (var jb = js; jb < je; jb += WG) {
-    let j = jb + i;
-    var s = -3.0e38;
-    if (j < je) {
-      var dot = 0.0;
-      let ko = base + j * KVD;
-      for (var d2 = 0u; d2 < NPAIR; d2++) { let kk = kpair(ko + 2u * d2); dot += qs[d2].x * kk.x + qs[d2].y * kk.y; }
-      s = dot * dims.scale;
+  for (var jb = js; jb < je; jb += B) {
+    // the loop bound comes from the uniform: a KPT × NPAIR unrolled body takes minutes to compile on lavapipe
+    var bm = -3.0e38;
+    for (var k = 0u; k < dims.kpt; k++) {
+      let j = jb + i + k * WG;
+      var s = -3.0e38;
+      if (j < je) {
+        var dot = 0.0;
+        let ko = base + j * KVD;
+        for (var d2 = 0u; d2 < NPAIR; d2++) { let kk = kpair(ko + 2u * d2); dot += qs[d2].x * kk.x + qs[d2].y * kk.y; }
+        s = dot * dims.scale;
+      }
+      ps[i + k * WG] = s;   // this thread's own entries until the reduction's barriers
+      bm = max(bm, s);
     }
-    let mn = max(m, wg_reduce(s, i, true));
-    var e = 0.0;
-    if (j < je) { e = exp(s - mn); }
-    ps[i] = e;
+    let mn = max(m, wg_reduce(bm, i, true));
+    var esum = 0.0;
+    for (var k = 0u; k < dims.kpt; k++) {
+      var e = 0.0;
+      if (jb + i + k * WG < je) { e = exp(ps[i + k * WG] - mn); }
+      ps[i + k * WG] = e;
+      esum += e;
+    }
     let corr = exp(m - mn);
-    lsum = lsum * corr + wg_reduce(e, i, false);
+    lsum = lsum * corr + wg_reduce(esum, i, false);
     m = mn;
-    let nb = min(WG, je - jb);
+    let nb = min(B, je - jb);
     if (r < R) {
       for (var k = 0u; k < PPT; k++) {
         let d2 = lane + k * WG;

@@ -56,12 +56,13 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
     await attentionCase('single', 2, 2, 64, [{ slot: 1, len: 9, pos: 40 }], 16);
   });
 
-  // split: on a CPU adapter S = min(ceil(64 / (n·H)), ceil(ctx / 64)); each split takes ceil(L / S) keys rounded
-  // up to 64, so these lengths put the context's end just before, on and after split and block edges, and leave
-  // some splits empty.
+  // split: on a CPU adapter S = min(ceil(64 / (n·H)), ceil(ctx / 256)); each split takes ceil(L / S) keys rounded
+  // up to the 256-key block, so these lengths put the context's end just before, on and after split and block
+  // edges (ctx = the longest + 7: S = 5 at the longest, the 1025-key context leaves one key to the fifth split),
+  // and leave some splits empty.
   for (const [H, KV, D] of [[4, 4, 64], [4, 2, 128], [8, 2, 64], [2, 1, 256], [2, 2, 80]] as const) {
-    test(`split, H=${H} KV=${KV} D=${D}: decode of one sequence at contexts 1, 63, 64, 65, 1000, 1025`, async () => {
-      for (const pos of [0, 62, 63, 64, 999, 1024])
+    test(`split, H=${H} KV=${KV} D=${D}: decode of one sequence at contexts 1, 64, 65, 256, 257, 1000, 1025`, async () => {
+      for (const pos of [0, 63, 64, 255, 256, 999, 1024])
         await attentionCase('split', H, KV, D, [{ slot: 1, len: 1, pos }], 0, 7);
     });
   }
@@ -104,6 +105,6 @@ describe('sdpa select', () => {
   });
   test('one sequence at 32 K fills a discrete card: 32 heads × 64 splits', () => {
     expect(splitsOf(args(32768), selectCtx(adapter, [1]))).toBe(64);
-    expect(splitsOf(args(300), selectCtx(adapter, [1]))).toBe(5);   // no more splits than 64-key blocks
+    expect(splitsOf(args(300), selectCtx(adapter, [1]))).toBe(2);   // no more splits than 256-key blocks
   });
 });
