@@ -27,9 +27,9 @@ fn kv_store(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   let i = gid.x + gid.y * ng.x * 64u;
   if (i >= step.n * WW) { return; }
   let t = i / WW;
-  let cur = step.cur_off + 4u * stepmeta[step.seq_off + t];
-  let p = stepmeta[cur + 3u] + t - stepmeta[cur + 1u];
-  let o = (stepmeta[cur] * dims.y + p) * WW + i % WW;
+  let cu = cursor(seq_of(t));
+  let p = cu.pos + t - cu.start;
+  let o = (cu.slot * dims.y + p) * WW + i % WW;
 #if KV16
   let a = x[t * W + 2u * (i % WW)];
   let b = x[t * W + 2u * (i % WW) + 1u];

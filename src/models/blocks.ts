@@ -65,8 +65,8 @@ export function ropeConfig(j: Record<string, unknown>, where: string, defTheta =
 }
 
 export function attnState(c: AttnConfig, l: number, ctx: number): StateSpec[] {
-  const cols = kvCols(ctx, c.KV * c.D, kvCacheDtype());   // FLA_KV_CACHE: f32, or 16-bit pairs in u32 words
-  return [{ key: `${l}.k`, cols }, { key: `${l}.v`, cols }];
+  const cols = kvCols(ctx, c.KV * c.D, kvCacheDtype()), tokenCols = kvCols(1, c.KV * c.D, kvCacheDtype());   // FLA_KV_CACHE: f32, or 16-bit pairs in u32 words
+  return [{ key: `${l}.k`, cols, tokenCols }, { key: `${l}.v`, cols, tokenCols }];
 }
 
 export const MAX_ROPE_TABLE = 65536;
