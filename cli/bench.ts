@@ -87,7 +87,7 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     const kernels: Record<string, KernelRow[]> = {};
     if (gpu?.gpu.timestamps && opts.profile !== false) {
       kernels[`decode step (batch 1)`] = await kernelProfile(engine, () => decodeSpeed(engine, 1, 1, 9), ceil);
-      if (longCtx !== null) kernels[`decode step (batch 1, ${longCtx} tokens of context)`] = await kernelProfile(engine, () => longDecodeSpeed(engine, longCtx, 1, 9), ceil);
+      if (longCtx !== null) kernels[`decode step (batch 1, ${longCtx} tokens of context)`] = await kernelProfile(engine, () => longDecodeSpeed(engine, longCtx, 1, 9, true), ceil);
       kernels[`prefill (${p} tokens)`] = await kernelProfile(engine, () => promptSpeed(engine, p, 9), ceil);
     }
     const header = {

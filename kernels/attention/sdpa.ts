@@ -6,7 +6,7 @@
 import type { Backend, Tensor } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { knob } from '../../src/util/knobs.ts';
-import { grid, kernel, only, ONLY, op, scratch, u32, uniformOf, type Ctx, type Cursor, type Defines } from '../lib.ts';
+import { grid, kernel, only, ONLY, op, scratch, u32, uniformOf, type Ctx, type Cursor, type Defines, type Launch } from '../lib.ts';
 import { kvStoreRef, sdpaRef, type KvDtype } from './sdpa.ref.ts';
 import sdpaSrc from './sdpa.wgsl' with { type: 'text' };
 import splitSrc from './sdpa_split.wgsl' with { type: 'text' };
@@ -127,7 +127,7 @@ export const sdpaOp = op<SdpaArgs>({
       // The partials are used as one flat array of n·H·S·(D+2) floats: the scratch is at least 64 rows deep on the
       // GPU backend (its row capacity is a multiple of 64), so ceil(need / 64) columns hold them.
       scratch: (a, c) => ({ part: { cols: Math.ceil(c.step.n * a.H * splitsOf(a, c) * (a.D + 2) / 64) } }),
-      launches: (a, c) => {
+      launches: (a, c): Launch[] => {
         const WG = SPLIT_WG, NPAIR = a.D / 2, S = splitsOf(a, c), dims = dimsOf(a, S);
         const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * S * (a.D + 2);
         return [{

@@ -106,8 +106,11 @@ export function kvStates(e: Engine): { key: string; bytes: number }[] {
  * Decode tokens/s of one sequence with `ctx` tokens already in its KV cache: random keys and values are written
  * straight into the cache (one buffer of them, shared by every layer) instead of a prefill, then n tokens decode.
  */
-export async function longDecodeSpeed(e: Engine, ctx: number, n: number, seed: number): Promise<number> {
-  const o = e.model.backend, slot = e.acquire();
+export async function longDecodeSpeed(e: Engine, ctx: number, n: number, seed: number, rerecord = false): Promise<number> {
+  const o = e.model.backend, slot = e.acquire(), replay = process.env.FLA_NO_REPLAY;
+  // rerecord: run the model for each step (no replay), so the dispatches' costs count this context's KV bytes
+  // rather than those of the position the decode step was first recorded at (the per-kernel profile)
+  if (rerecord) process.env.FLA_NO_REPLAY = '1';
   try {
     const states = kvStates(e);
     if (states.length) {
@@ -125,5 +128,8 @@ export async function longDecodeSpeed(e: Engine, ctx: number, n: number, seed: n
     const t0 = performance.now();
     for (let s = 0; s < n; s++) [logits] = await e.run([{ slot, tokens: [argmax(logits!)] }]);
     return n / ((performance.now() - t0) / 1000);
-  } finally { e.release(slot); }
+  } finally {
+    e.release(slot);
+    if (rerecord) { if (replay === undefined) delete process.env.FLA_NO_REPLAY; else process.env.FLA_NO_REPLAY = replay; }
+  }
 }
