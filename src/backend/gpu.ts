@@ -3,12 +3,16 @@
 import { fmtBytes, type Dispatch, type Gpu } from '../gpu/device.ts';
 import { dispatch, grid, type StepCtx, type View, type WeightDtype } from '../gpu/launch.ts';
 import fillSrc from '../../kernels/util/fill_random.wgsl' with { type: 'text' };
+import fillFp8Src from '../../kernels/matmul/fill_fp8.wgsl' with { type: 'text' };
 import { bf16ToF32, f16ToF32 } from '../load/safetensors.ts';
 import { GpuError } from '../util/errors.ts';
 import type { Backend, HostWeight, StateSpec, StepLayout, StepRecording, Tensor, Weight } from './backend.ts';
 
+/** Block scales of an fp8 weight (layout in backend.ts Fp8Data). */
+export interface Fp8Scales { scale: View; rp: number; br: number; bc: number }
+
 class GpuWeight implements Weight {
-  constructor(readonly shape: readonly number[], readonly view: View, readonly dtype: WeightDtype) {}
+  constructor(readonly shape: readonly number[], readonly view: View, readonly dtype: WeightDtype, readonly fp8: Fp8Scales | null = null) {}
 }
 
 class GpuTensor implements Tensor {
@@ -53,6 +57,7 @@ export class GpuBackend implements Backend {
 
   weight(name: string, w: HostWeight, matrix: boolean): Weight {
     if (w.synthetic) return this.syntheticWeight(name, w, matrix);
+    if (w.fp8) return this.fp8Weight(name, w);
     let data: ArrayBufferView, dtype: WeightDtype;
     if (matrix && w.bits16 && (w.dtype === 'bf16' || w.dtype === 'f16')) { data = w.bits16; dtype = w.dtype; }
     else { data = w.f32 ?? (w.dtype === 'bf16' ? bf16ToF32(w.bits16!) : f16ToF32(w.bits16!)); dtype = 'f32'; }
@@ -63,10 +68,22 @@ export class GpuBackend implements Backend {
     return new GpuWeight(w.shape, { buffer, offset: 0, size: Math.ceil(data.byteLength / 4) * 4 }, dtype);
   }
 
+  /** F8_E4M3 bytes and their f32 block scales, both as uploaded (the kernels decode them). */
+  private fp8Weight(name: string, w: HostWeight): Weight {
+    const f = w.fp8!, n = f.bytes.byteLength;
+    if (n > this.gpu.maxBinding) throw new GpuError(`${name}: ${fmtBytes(n)} exceeds the adapter's largest storage binding (${fmtBytes(this.gpu.maxBinding)})`);
+    const padded = n % 4 ? (() => { const p = new Uint8Array(Math.ceil(n / 4) * 4); p.set(f.bytes); return p; })() : f.bytes;
+    const buffer = this.gpu.upload(padded, name), sbuf = this.gpu.upload(f.scale, `${name} scales`);
+    this.weightBytes += padded.byteLength + f.scale.byteLength;
+    return new GpuWeight(w.shape, { buffer, offset: 0, size: padded.byteLength }, 'fp8',
+      { scale: { buffer: sbuf, offset: 0, size: Math.ceil(f.scale.byteLength / 4) * 4 }, rp: f.rp, br: f.br, bc: f.bc });
+  }
+
   get uploadedBytes(): number { return this.weightBytes; }
 
   /** Random weights made on the GPU (fla bench --synthetic): bf16 matrices, f32 vectors, nothing uploaded. */
   private syntheticWeight(name: string, w: HostWeight, matrix: boolean): Weight {
+    if (matrix && w.dtype === 'fp8') return this.syntheticFp8(name, w);
     const n = w.shape.reduce((a, b) => a * b, 1), bf16 = matrix;
     const bytes = bf16 ? 2 * n : 4 * n;
     if (bytes > this.gpu.maxBinding) throw new GpuError(`${name}: ${fmtBytes(bytes)} exceeds the adapter's largest storage binding (${fmtBytes(this.gpu.maxBinding)})`);
@@ -83,6 +100,24 @@ export class GpuBackend implements Backend {
     this.pendingFills.push(fill);
     this.weightBytes += bytes;
     return new GpuWeight(w.shape, { buffer, offset: 0, size: Math.ceil(bytes / 4) * 4 }, bf16 ? 'bf16' : 'f32');
+  }
+
+  /** Random F8_E4M3 bytes (|e4m3| ≤ 1.875, see fill_fp8.wgsl) made on the GPU; 128×128 block scales uploaded. */
+  private syntheticFp8(name: string, w: HostWeight): Weight {
+    const C = w.shape.at(-1)!, R = w.shape.slice(0, -1).reduce((a, b) => a * b, 1), bytes = R * C;
+    if (bytes > this.gpu.maxBinding) throw new GpuError(`${name}: ${fmtBytes(bytes)} exceeds the adapter's largest storage binding (${fmtBytes(this.gpu.maxBinding)})`);
+    const rp = w.fp8Parts ?? R, S = (R / rp) * Math.ceil(rp / 128) * Math.ceil(C / 128);
+    const words = Math.ceil(bytes / 4), buffer = this.gpu.buffer(words * 4, name);
+    const sbuf = this.gpu.upload(new Float32Array(S).fill(w.synthetic!.scale / 1.875), `${name} scales`);
+    const fill = (async () => {
+      const d = await dispatch(this.gpu, { label: 'fill_fp8', source: fillFp8Src }, [{ buffer }, { buffer: this.gpu.uniform(new Uint32Array([words, w.synthetic!.seed, 0, 0])) }], grid(Math.ceil(words / 256)));
+      const enc = this.gpu.device.createCommandEncoder();
+      this.gpu.encode(enc, [d]);
+      this.gpu.submit(enc);
+    })();
+    this.pendingFills.push(fill);
+    this.weightBytes += words * 4 + 4 * S;
+    return new GpuWeight(w.shape, { buffer, offset: 0, size: words * 4 }, 'fp8', { scale: { buffer: sbuf, offset: 0, size: 4 * S }, rp, br: 128, bc: 128 });
   }
 
   private pendingFills: Promise<unknown>[] = [];
@@ -206,6 +241,8 @@ export class GpuBackend implements Backend {
   view(t: Tensor): View { return (t as GpuTensor).view; }
   weightView(w: Weight): View { return (w as GpuWeight).view; }
   weightDtype(w: Weight): WeightDtype { return (w as GpuWeight).dtype; }
+  /** Block scales of an fp8 weight (null for 16/32-bit weights). */
+  weightFp8(w: Weight): Fp8Scales | null { return (w as GpuWeight).fp8; }
   /** A 16-byte buffer bound where an optional input is absent. */
   get dummyView(): View { return { buffer: this.dummy, offset: 0, size: 16 }; }
 

@@ -33,10 +33,10 @@ export async function dispatch(gpu: Gpu, spec: PipelineSpec, entries: Binding[],
   return { pipeline, bindGroup, workgroups, label: spec.label };
 }
 
-export const WDT = { f32: 1, bf16: 2, f16: 3 } as const;
+export const WDT = { f32: 1, bf16: 2, f16: 3, fp8: 4 } as const;
 export type WeightDtype = keyof typeof WDT;
 
 /** Defines that select the weight unpacking in common.wgsl. */
 export function weightDefines(dtype: WeightDtype): Record<string, number | boolean> {
-  return { WDT: WDT[dtype], W_F32: dtype === 'f32', W_F16: dtype === 'f16' };
+  return { WDT: WDT[dtype], W_F32: dtype === 'f32', W_F16: dtype === 'f16', W_FP8: dtype === 'fp8' };
 }
