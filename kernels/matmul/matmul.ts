@@ -9,6 +9,7 @@ import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu.ts';
 import { GpuBackend } from '../../src/backend/gpu.ts';
 import { ACT, matmulRef, type Act } from './matmul.ref.ts';
+import { matmulFp8 } from './matmul_fp8.ts';
 
 export const BINDINGS = ['step', 'x', 'W', 'bias', 'y'] as const;
 
@@ -62,6 +63,7 @@ export function cost(R: number, IN: number, OUT: number, wbytes: number) {
 export async function matmul(o: Backend, x: Tensor, w: Weight, bias: Weight | null, act: Act, out: Tensor, accumulate = false): Promise<void> {
   const [OUT, IN] = w.shape as [number, number];
   if (o instanceof GpuBackend) {
+    if (o.weightDtype(w) === 'fp8') return matmulFp8(o, x, w, bias, act, out, accumulate);   // fp8 checkpoints
     const rows = x.rows === 'k' ? o.step.k : o.step.n;
     o.push(await build(o.gpu, o.step, {
       x: o.view(x), w: o.weightView(w), wdtype: o.weightDtype(w), bias: bias ? o.weightView(bias) : null, y: o.view(out),
