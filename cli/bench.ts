@@ -3,6 +3,7 @@
 import { GpuBackend } from '../src/backend/gpu.ts';
 import { ceilings, decodeSpeed, kernelProfile, promptSpeed, stat, type Ceilings, type KernelRow, type Stat } from '../src/bench/harness.ts';
 import { syntheticModel } from '../src/bench/synthetic.ts';
+import { expertTally } from '../kernels/moe/moe_experts.ts';
 import { loadWeights, inspectModel } from '../src/load/model.ts';
 import { Engine } from '../src/runtime/engine.ts';
 import { openBackend, parseDevice, resolveModelDir } from '../src/runtime/open.ts';
@@ -13,7 +14,10 @@ import { optInt, rejectUnknown } from './options.ts';
 interface Row { test: string; value: Stat; unit: string; roofline: string }
 
 export async function benchCommand(modelArg: string | undefined, opts: Record<string, any>): Promise<number> {
-  rejectUnknown(opts, ['synthetic', 'p', 'promptTokens', 'n', 'genTokens', 'b', 'batch', 'r', 'reps', 'json', 'device', 'profile']);
+  rejectUnknown(opts, ['synthetic', 'p', 'promptTokens', 'n', 'genTokens', 'b', 'batch', 'r', 'reps', 'json', 'device', 'profile', 'dtype']);
+  const dtype = String(opts.dtype ?? 'bf16');
+  if (dtype !== 'bf16' && dtype !== 'fp8') throw new UsageError(`--dtype ${dtype}: expected bf16 or fp8`);
+  if (opts.dtype !== undefined && opts.synthetic === undefined) throw new UsageError('--dtype applies to --synthetic shapes (a checkpoint has its own dtype)');
   const p = optInt(opts.promptTokens, '--prompt-tokens', 512, 1);
   const n = optInt(opts.genTokens, '--gen-tokens', 128, 1);
   const reps = optInt(opts.reps, '--reps', 3, 1, 100);
@@ -22,7 +26,7 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
   const backend = await openBackend(parseDevice(opts.device));
   try {
     const log = (s: string) => process.stderr.write(s + '\n');
-    const model = opts.synthetic !== undefined ? syntheticModel(String(opts.synthetic), backend) : loadWeights(inspectModel(resolveModelDir(modelArg)), backend);
+    const model = opts.synthetic !== undefined ? syntheticModel(String(opts.synthetic), backend, dtype) : loadWeights(inspectModel(resolveModelDir(modelArg)), backend);
     const gpu = backend instanceof GpuBackend ? backend : null;
     if (gpu) await gpu.settle();
     const maxB = Math.max(...batches);
@@ -31,8 +35,13 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     const ceil: Ceilings | null = gpu ? await ceilings(gpu) : null;   // before the engine: it replaces the state slots
     const engine = new Engine(model, Math.max(maxB, 1), Math.max(p, 512), p + n + 16);
     const rows: Row[] = [];
-    const upTg = ceil && weightBytes ? ceil.gbs * 1e9 / weightBytes : null;            // tokens/s if weights stream at copy bandwidth
-    const upPp = ceil && weightBytes ? ceil.tflops * 1e12 / (2 * weightBytes / 2) : null; // tokens/s at peak, 2 FLOPs per bf16 weight
+    // MoE: a token reads only its k routed experts of each layer (and the shared ones), not all E
+    const ex = expertTally.get(backend), K = Number(model.cfg?.num_experts_per_tok ?? 0);
+    const readBytes = ex && K ? weightBytes - ex.bytes * (1 - K / ex.E) : weightBytes;
+    const perWeight = dtype === 'fp8' ? 1 : 2;
+    if (readBytes !== weightBytes) log(`a token reads ${(readBytes / 2 ** 30).toFixed(2)} GiB of the ${(weightBytes / 2 ** 30).toFixed(2)} GiB of weights (top-${K} of ${ex!.E} experts)`);
+    const upTg = ceil && readBytes ? ceil.gbs * 1e9 / readBytes : null;               // tokens/s if the read weights stream at copy bandwidth
+    const upPp = ceil && readBytes ? ceil.tflops * 1e12 / (2 * readBytes / perWeight) : null; // tokens/s at peak, 2 FLOPs per weight read
     const frac = (v: number, up: number | null, what: string) => up ? `${(100 * v / up).toFixed(1)}% of ${fmt(up)} t/s (${what})` : '–';
     log(`warm-up …`);
     await promptSpeed(engine, Math.min(p, 64), 0);
@@ -60,7 +69,7 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     const header = {
       device: backend.name, driver: gpu?.gpu.summary.name ?? 'cpu', backend: gpu?.gpu.summary.backend ?? 'cpu',
       model: opts.synthetic !== undefined ? `synthetic ${opts.synthetic}` : model.dir, model_type: String(model.config.model_type),
-      dtype: 'bf16 weights, f32 compute', weight_bytes: weightBytes, commit: commit(), date: new Date().toISOString().slice(0, 10),
+      dtype: `${opts.synthetic !== undefined ? dtype : 'checkpoint'} weights, f32 compute`, weight_bytes: weightBytes, read_bytes_per_token: readBytes, commit: commit(), date: new Date().toISOString().slice(0, 10),
       ceilings: ceil ? { copy_gbs: round(ceil.gbs), matmul_tflops: round(ceil.tflops, 4) } : null,
     };
     if (opts.json) {

@@ -37,6 +37,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--no-echo', 'Do not print the prompt before the generated text')
     .option('--prompts <file>', 'JSONL of prompts run together (continuous batching); one JSON result line each, in order')
     .option('--max-batch <n>', 'With --prompts: sequences generated together (default 16)')
+    .option('--ctx <n>', 'Context size in tokens for attention models (default 4096); prints the memory the state takes')
     .option('--chat', "Wrap the prompt in the model's chat template (as one user turn)")
     .option('--system <text>', 'System message for --chat')
     .option('--revision <rev>', 'Hub model: branch, tag or commit (default main)')
@@ -74,7 +75,8 @@ export async function main(argv: string[]): Promise<number> {
     .action((model, opts) => { result = chatCommand(model, opts); });
 
   cli.command('bench [model]', 'Speed: prompt and generation tokens/s, TTFT, batched decode, per-kernel roofline')
-    .option('--synthetic <name>', 'Random weights of a real model shape: rwkv7-0.1b, rwkv7-1.5b, gated_deltanet-1.3b, llama-1b')
+    .option('--synthetic <name>', 'Random weights of a real model shape: rwkv7-0.1b, rwkv7-1.5b, gated_deltanet-1.3b, gla-1.3b, llama-1b, qwen3_next-80b-a3b (-e64, -e512), qwen3_moe-30b-a3b')
+    .option('--dtype <d>', 'Synthetic weights: bf16 or fp8 (F8_E4M3, 128×128 block scales; default bf16)')
     .option('-p, --prompt-tokens <n>', 'Prompt length (default 512)')
     .option('-n, --gen-tokens <n>', 'Generated tokens (default 128)')
     .option('-b, --batch <list>', 'Decode batch sizes, comma-separated (default 1)')

@@ -1,4 +1,5 @@
 // fla run: generate from a prompt, streaming text to stdout (or one JSON object with --json).
+import { GpuBackend } from '../src/backend/gpu.ts';
 import { Engine } from '../src/runtime/engine.ts';
 import { generate, type GenerateStats } from '../src/runtime/generate.ts';
 import { DEFAULT_MODEL_NAME, looksLikeModel, openSession, parseDevice } from '../src/runtime/open.ts';
@@ -9,7 +10,7 @@ import { HUB_OPTIONS, hubOptions } from './hub.ts';
 import { optInt, optNum, optStrings, parseIds, rejectUnknown } from './options.ts';
 import { runPrompts } from './prompts.ts';
 
-export const RUN_OPTIONS = ['n', 't', 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'seed', 'stop', 'device', 'json', 'ids', 'echo', ...HUB_OPTIONS, 'chat', 'system', 'prompts', 'maxBatch'];
+export const RUN_OPTIONS = ['n', 't', 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'seed', 'stop', 'device', 'json', 'ids', 'echo', ...HUB_OPTIONS, 'chat', 'system', 'prompts', 'maxBatch', 'ctx'];
 
 export async function runCommand(a: string | undefined, b: string | undefined, opts: Record<string, any>): Promise<number> {
   rejectUnknown(opts, RUN_OPTIONS);
@@ -23,6 +24,7 @@ export async function runCommand(a: string | undefined, b: string | undefined, o
   else if (a !== undefined && (opts.ids !== undefined || looksLikeModel(a))) modelArg = a;
   else prompt = a;
   const maxTokens = optInt(opts.maxTokens, '--max-tokens', 256, 0);
+  const ctx = opts.ctx === undefined ? undefined : optInt(opts.ctx, '--ctx', 4096, 16);
   const sampling = validateSampling({
     temperature: optNum(opts.temperature, '--temperature'), topK: optNum(opts.topK, '--top-k'), topP: optNum(opts.topP, '--top-p'),
     minP: optNum(opts.minP, '--min-p'), repetitionPenalty: optNum(opts.repetitionPenalty, '--repetition-penalty'),
@@ -52,7 +54,15 @@ export async function runCommand(a: string | undefined, b: string | undefined, o
     const dims = model.arch.dims(model.cfg);
     if (dims.maxContext !== null && ids.length + maxTokens > dims.maxContext)
       throw new UsageError(`prompt (${ids.length} tokens) + --max-tokens ${maxTokens} exceeds the model's context of ${dims.maxContext} tokens`);
-    const engine = new Engine(model, 1);
+    if (ctx !== undefined && dims.maxContext !== null && ctx > dims.maxContext)
+      throw new UsageError(`--ctx ${ctx} exceeds the model's context of ${dims.maxContext} tokens`);
+    const engine = new Engine(model, 1, 512, ctx);
+    // what the sequence's state takes (KV cache of attention layers, recurrent and conv state), beside the weights
+    const memory = { ctx: engine.ctx, state_bytes: model.arch.state(model.cfg, engine.ctx).reduce((a, sp) => a + 4 * sp.cols, 0),
+      weight_bytes: backend instanceof GpuBackend ? backend.uploadedBytes : null };
+    if (ctx !== undefined || opts.verbose)
+      process.stderr.write(`[memory] state ${fmtGiB(memory.state_bytes)} for a context of ${memory.ctx} tokens`
+        + (memory.weight_bytes !== null ? `; weights ${fmtGiB(memory.weight_bytes)}` : '') + '\n');
     const abort = new AbortController();
     const onSigint = () => { if (abort.signal.aborted) process.exit(130); abort.abort(); };
     process.on('SIGINT', onSigint);
@@ -79,7 +89,7 @@ export async function runCommand(a: string | undefined, b: string | undefined, o
     if (opts.json) {
       process.stdout.write(JSON.stringify({
         model: model.dir, device: backend.name, prompt_ids: ids, generated_ids: out, text, finish_reason: stats.finishReason,
-        seed: sampling.seed ?? null, timings,
+        seed: sampling.seed ?? null, timings, ...(ctx !== undefined ? { memory } : {}),
       }) + '\n');
     } else if (!text.endsWith('\n')) process.stdout.write('\n');
     if (process.stderr.isTTY || opts.verbose)
@@ -91,4 +101,5 @@ export async function runCommand(a: string | undefined, b: string | undefined, o
   }
 }
 
+const fmtGiB = (b: number) => b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`;
 const round = (x: number) => Number.isFinite(x) ? Math.round(x * 100) / 100 : 0;

@@ -22,6 +22,9 @@ import combineSrc from './moe_combine.wgsl' with { type: 'text' };
 /** One layer's routed experts: E experts of intermediate size I over hidden size C, in parts of `per` experts. */
 export interface ExpertWeights { E: number; I: number; C: number; per: number; gu: Weight[]; down: Weight[] }
 
+/** Per backend: bytes of all routed-expert tensors and the expert count (fla bench counts what a token really reads). */
+export const expertTally = new WeakMap<Backend, { bytes: number; E: number }>();
+
 /** Largest expert count of the grouping kernel (workgroup counters). */
 export const EMAX = 1024;
 /** Steps of at most this many tokens take the GEMV variant. */
@@ -62,6 +65,9 @@ export function expertWeights(o: Backend, name: string, gu: HostWeight, down: Ho
   const perExpert = 2 * I * C * Math.max(BYTES[gu.dtype], BYTES[down.dtype]);
   const per = o instanceof GpuBackend ? Math.max(1, Math.min(E, Math.floor(maxBytes / perExpert))) : E;
   const out: ExpertWeights = { E, I, C, per, gu: [], down: [] };
+  const t = expertTally.get(o) ?? { bytes: 0, E };
+  t.bytes += E * 3 * I * C * BYTES[gu.dtype] + (gu.fp8 ? 4 * (gu.fp8.scale.length + (down.fp8?.scale.length ?? 0)) : 0);
+  expertTally.set(o, t);
   for (let e0 = 0, p = 0; e0 < E; e0 += per, p++) {
     const n = Math.min(per, E - e0);
     out.gu.push(o.weight(`${name}.gate_up[${e0}:${e0 + n}]`, sliceExperts(gu, e0, n, 2 * I, C, 2 * p), true));

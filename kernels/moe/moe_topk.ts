@@ -9,12 +9,15 @@ import { ShapeError } from '../../src/util/errors.ts';
 import { moeTopkRef } from './moe_topk.ref.ts';
 import source from './moe_topk.wgsl' with { type: 'text' };
 
+/** Largest expert count (the probabilities of a row are kept in workgroup memory). */
+export const EMAX = 1024;
+
 export const BINDINGS = ['step', 'logits', 'sel', 'dims'] as const;
 
 export interface MoeTopkArgs { logits: View; sel: View; E: number; K: number; norm: boolean }
 
 export function build(gpu: Gpu, s: StepCtx, a: MoeTopkArgs): Promise<Dispatch> {
-  return dispatch(gpu, { label: 'moe_topk', source, defines: { NORM: a.norm } },
+  return dispatch(gpu, { label: 'moe_topk', source, defines: { NORM: a.norm, EMAX } },
     [{ buffer: s.uniform }, binding(a.logits), binding(a.sel), { buffer: gpu.uniform(new Uint32Array([a.E, a.K, 0, 0])) }],
     grid(s.n));
 }
@@ -26,7 +29,7 @@ export function cost(N: number, E: number, K: number) {
 /** sel [N, 2K] = the top `k` experts of each token and their weights, from router logits [N, E] ('n' rows). */
 export async function moeTopk(o: Backend, logits: Tensor, sel: Tensor, k: number, norm: boolean): Promise<void> {
   const E = logits.cols;
-  if (sel.cols !== 2 * k || k < 1 || k > E || logits.rows !== 'n' || sel.rows !== 'n')
+  if (sel.cols !== 2 * k || k < 1 || k > E || E > EMAX || logits.rows !== 'n' || sel.rows !== 'n')
     throw new ShapeError(`moe_topk: ${E} experts, top-${k}, selection of ${sel.cols} columns (expected ${2 * k})`);
   if (o instanceof GpuBackend) {
     o.push(await build(o.gpu, o.step, { logits: o.view(logits), sel: o.view(sel), E, K: k, norm }), cost(o.step.n, E, k));

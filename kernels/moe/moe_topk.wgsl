@@ -3,8 +3,8 @@
 //   sel[r, j] = expert index of the j-th (as f32), sel[r, K + j] = its weight p (NORM: p / Σ_top-K p).
 // Bindings: step uniform; logits [R, E] f32; sel [R, 2K] f32; dims (E, K). Defines: NORM.
 // Dispatch: one workgroup of 64 threads per row (R = step.n), 2-D grid. Each thread owns experts e ≡ lane (mod 64);
-// max, sum and each of the K selections are workgroup tree reductions; p is recomputed from the logits with the
-// same expression each time, so every comparison sees the same values.
+// max, sum and each of the K selections are workgroup tree reductions; p is computed once into workgroup memory
+// (E ≤ EMAX), so every comparison sees the same values.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -15,6 +15,7 @@
 const WG = 64u;
 var<workgroup> rv: array<f32, WG>;
 var<workgroup> ri: array<u32, WG>;
+var<workgroup> pw: array<f32, EMAX>;
 
 // (v, i) before (w, k) in the selection order: larger value first, lower index on ties
 fn before(v: f32, i: u32, w: f32, k: u32) -> bool { return v > w || (v == w && i < k); }
@@ -46,6 +47,7 @@ fn moe_topk(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: ve
     workgroupBarrier();
   }
   let inv = 1.0 / rv[0];
+  if (live) { for (var e = lane; e < E; e += WG) { pw[e] = exp(logits[base + e] - m) * inv; } }
   workgroupBarrier();
   var lv = 2.0;          // the previous selection; above every probability at first
   var li = 0u;
@@ -55,7 +57,7 @@ fn moe_topk(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: ve
     var bi = 0xffffffffu;
     if (live) {
       for (var e = lane; e < E; e += WG) {
-        let p = exp(logits[base + e] - m) * inv;
+        let p = pw[e];
         if (before(lv, li, p, e) && before(p, e, bv, bi)) { bv = p; bi = e; }
       }
     }

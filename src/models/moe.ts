@@ -53,7 +53,7 @@ function widen(w: HostWeight): Float32Array {
  */
 export function loadExperts(r: WeightReader, o: Backend, p: string, E: number, I: number, C: number): ExpertWeights {
   if (r.has(`${p}.gate_up_proj`)) {
-    const gu = r.read(`${p}.gate_up_proj`, [E, 2 * I, C]), dn = r.read(`${p}.down_proj`, [E, C, I]);
+    const gu = r.readQ(`${p}.gate_up_proj`, [E, 2 * I, C]), dn = r.readQ(`${p}.down_proj`, [E, C, I]);
     return expertWeights(o, p, gu, dn, E, I, C);
   }
   const gu: HostWeight[] = [], dn: HostWeight[] = [];

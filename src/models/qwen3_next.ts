@@ -23,7 +23,11 @@ import { dequantFp8 } from '../load/safetensors.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { defineArch } from './arch.ts';
 import { loadExperts, routedExperts } from './moe.ts';
-import { attnState, loadMlp, mlp, MAX_ROPE_TABLE, ropeConfig, ropeWeight, type AttnConfig, type MlpWeights } from './blocks.ts';
+import { attnState, loadMlp, mlp, ropeConfig, type AttnConfig, type MlpWeights } from './blocks.ts';
+import { invFreq, ropeTable } from '../../kernels/attention/rope.ref.ts';
+
+/** Positions of the RoPE table: the published 262 144-token context (only R = D/4 rotary dims, so 67 MB at most). */
+const MAX_POS = 262144;
 
 type LayerType = 'linear_attention' | 'full_attention';
 
@@ -63,6 +67,7 @@ type Json = Record<string, unknown>;
 /** Rows `rows` of a [*, cols] host weight (bf16/f16 bits or f32), as a new [rows.length, cols] weight. */
 function pickRows(w: HostWeight, rows: number[], cols: number): HostWeight {
   const shape = rows.length === 1 && cols === 1 ? [1] : cols === 1 ? [rows.length] : [rows.length, cols];
+  if (w.synthetic) return { shape, dtype: w.dtype, synthetic: { seed: w.synthetic.seed * 7919 + rows[0]! + 1, scale: w.synthetic.scale } };   // fla bench
   if (w.fp8) return pickFp8(w, rows, cols, shape);
   if (w.bits16) {
     const out = new Uint16Array(rows.length * cols);
@@ -146,7 +151,7 @@ export default defineArch<Qwen3NextConfig, Weights>({
       tie_word_embeddings: bool(j, 'tie_word_embeddings', where, false), max_position_embeddings: maxPos,
       attention_bias: bool(j, 'attention_bias', where, false), layer_types: layerTypes(j, L, where), moe,
       intermediate_size: int(j, 'intermediate_size', where, 5632),
-      attn: { H, KV, D, R, theta, scaling, maxPos: Math.min(maxPos, MAX_ROPE_TABLE), qkNormEps: eps, zeroCentred: true, window: 0 },
+      attn: { H, KV, D, R, theta, scaling, maxPos: Math.min(maxPos, MAX_POS), qkNormEps: eps, zeroCentred: true, window: 0 },
       gdn: { H: Hk, HV, DK, DV, qkNorm: 'l2', qkAct: 'none', vSilu: false, negEig: false }, conv_size: W,
       num_experts: E, num_experts_per_tok: K, norm_topk_prob: bool(j, 'norm_topk_prob', where, true),
       moe_intermediate_size: int(j, 'moe_intermediate_size', where, 512),
@@ -159,7 +164,7 @@ export default defineArch<Qwen3NextConfig, Weights>({
     const widest = Math.max(c.hidden_size, c.intermediate_size, c.moe_intermediate_size, c.shared_expert_intermediate_size, c.num_experts,
       c.num_experts_per_tok * Math.max(c.hidden_size, c.moe_intermediate_size) + 64,
       a.H * a.D, g.HV * g.DV, 3 * g.HV * CHUNK, 2 * g.H * g.DK);
-    return { hidden: c.hidden_size, vocab: c.vocab_size, maxPlanes: Math.ceil(widest / c.hidden_size), maxContext: Math.min(c.max_position_embeddings, MAX_ROPE_TABLE) };
+    return { hidden: c.hidden_size, vocab: c.vocab_size, maxPlanes: Math.ceil(widest / c.hidden_size), maxContext: Math.min(c.max_position_embeddings, MAX_POS) };
   },
 
   state(c, ctx) {
@@ -177,7 +182,7 @@ export default defineArch<Qwen3NextConfig, Weights>({
     const d = c.hidden_size;
     const mat = (n: string, s: number[]) => o.weight(n, r.readQ(n, s), true);
     const vec = (n: string, s: number[]) => o.weight(n, r.read(n, s), false);
-    const table = ropeWeight(c.attn, o);
+    const table = o.weight('rope', { shape: [2, c.attn.maxPos, c.attn.R / 2], dtype: 'f32', f32: ropeTable(invFreq(c.attn.theta, c.attn.R, c.attn.scaling), c.attn.maxPos) }, false);
     r.ignore(n => n.startsWith('mtp.') || n.endsWith('rotary_emb.inv_freq'));
     const layers: Layer[] = [];
     for (let l = 0; l < c.num_hidden_layers; l++) {
