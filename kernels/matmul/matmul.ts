@@ -1,76 +1,68 @@
-// matmul op wrapper: y = act(x·Wᵀ + bias) (+ y). select() picks GEMV for few rows, the tiled GEMM otherwise.
-import type { Gpu, Dispatch } from '../../src/gpu/device.ts';
-import { binding, dispatch, grid, weightDefines, type StepCtx, type View, type WeightDtype } from '../../src/gpu/launch.ts';
-import { ShapeError } from '../../src/util/errors.ts';
-import gemv from './matmul_gemv.wgsl' with { type: 'text' };
-import gemm from './matmul_gemm.wgsl' with { type: 'text' };
-import blocked from './matmul_blocked.wgsl' with { type: 'text' };
+// matmul op: y (+)= act(x·Wᵀ + bias). Variants: gemv (few rows), gemm (workgroup-tiled), blocked (CPU adapters).
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
-import { CpuBackend } from '../../src/backend/cpu.ts';
-import { GpuBackend } from '../../src/backend/gpu.ts';
+import { ShapeError } from '../../src/util/errors.ts';
+import { grid, kernel, op, rowsOf, u32, weightDefines, type Ctx, type Launch } from '../lib.ts';
+import blocked from './matmul_blocked.wgsl' with { type: 'text' };
+import gemm from './matmul_gemm.wgsl' with { type: 'text' };
+import gemv from './matmul_gemv.wgsl' with { type: 'text' };
 import { ACT, matmulRef, type Act } from './matmul.ref.ts';
-import { matmulFp8 } from './matmul_fp8.ts';
+import { matmulFp8Op } from './matmul_fp8.ts';
 
-export const BINDINGS = ['step', 'x', 'W', 'bias', 'y'] as const;
+const BINDINGS = ['step', 'x', 'W', 'bias', 'y', 'dims'] as const;
+export const KERNELS = {
+  gemv: kernel('matmul_gemv', gemv, BINDINGS),
+  gemm: kernel('matmul_gemm', gemm, BINDINGS),
+  blocked: kernel('matmul_blocked', blocked, BINDINGS),
+};
 
-export interface MatmulArgs {
-  x: View; w: View; wdtype: WeightDtype; bias: View | null; y: View;
-  IN: number; OUT: number; act: Act; accumulate: boolean; rowsK: boolean;
-}
+export interface MatmulArgs { x: Tensor; w: Weight; bias: Weight | null; y: Tensor; act: Act; accumulate: boolean }
 
 const GEMV_RMAX = 4;
 
-export type MatmulKernel = 'gemv' | 'gemm' | 'blocked';
+export type MatmulKernel = keyof typeof KERNELS;
 
-/**
- * 'gemv' while the rows fit a few GEMV passes; else the workgroup-tiled 'gemm' on GPUs, and 'blocked' (no
- * workgroup memory or barriers, which a CPU adapter emulates slowly) on CPU adapters. FLA_KERNEL_MATMUL forces one.
- */
-export function select(gpu: Gpu, rows: number): MatmulKernel {
-  const forced = process.env.FLA_KERNEL_MATMUL;
-  if (forced === 'gemv' || forced === 'gemm' || forced === 'blocked') return forced;
-  if (rows <= 2 * GEMV_RMAX) return 'gemv';
-  return gpu.summary.type === 'cpu' ? 'blocked' : 'gemm';
-}
-
-export function build(gpu: Gpu, s: StepCtx, a: MatmulArgs): Promise<Dispatch> {
-  if (a.IN % 2 !== 0) throw new ShapeError(`matmul: IN=${a.IN} must be even`);
-  const rows = a.rowsK ? s.k : s.n;
-  const defines = {
-    ACT: ACT[a.act], HAS_BIAS: a.bias !== null, ACCUM: a.accumulate, ROWS_K: a.rowsK,
-    ...weightDefines(a.wdtype),
+function base(a: MatmulArgs, c: Ctx, k: MatmulKernel, extra: Record<string, number> = {}): Omit<Launch, 'grid'> {
+  const [OUT, IN] = a.w.shape as [number, number];
+  return {
+    kernel: KERNELS[k], cost: cost(rowsOf(a.x, c), IN, OUT, a.w.dtype === 'f32' ? 4 : 2),
+    defines: { ACT: ACT[a.act], HAS_BIAS: a.bias !== null, ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(a.w.dtype), ...extra },
+    bind: { x: a.x, W: a.w, bias: a.bias, y: a.y, dims: u32(IN, OUT) },
   };
-  const entries = [{ buffer: s.uniform }, binding(a.x), binding(a.w), a.bias ? binding(a.bias) : { buffer: s.dummy }, binding(a.y),
-    { buffer: gpu.uniform(new Uint32Array([a.IN, a.OUT])) }];
-  const kernel = select(gpu, rows);
-  if (kernel === 'blocked')
-    return dispatch(gpu, { label: 'matmul_blocked', source: blocked, defines }, entries, grid(Math.ceil(Math.ceil(rows / 4) * Math.ceil(a.OUT / 4) / 64)));
-  if (kernel === 'gemv') {
-    const TPR = a.IN >= 1024 ? 64 : 32;
-    const RPW = Math.max(1, Math.min(8, Math.floor(gpu.maxInvocations / TPR), 256 / TPR));
-    const [x, y] = grid(Math.ceil(a.OUT / RPW));
-    return dispatch(gpu, { label: 'matmul_gemv', source: gemv, defines: { ...defines, TPR, RPW, RMAX: GEMV_RMAX } },
-      entries, [x, y, Math.ceil(rows / GEMV_RMAX)]);
-  }
-  return dispatch(gpu, { label: 'matmul_gemm', source: gemm, defines }, entries, [Math.ceil(a.OUT / 64), Math.ceil(rows / 64), 1]);
 }
+
+export const matmulOp = op<MatmulArgs>({
+  name: 'matmul',
+  check(a) {
+    const [OUT, IN] = a.w.shape as [number, number];
+    if (IN % 2 !== 0) throw new ShapeError(`matmul: IN=${IN} must be even`);
+    if (a.x.cols !== IN || a.y.cols !== OUT || a.x.rows !== a.y.rows) throw new ShapeError(`matmul: x ${a.x.cols} columns, weight [${OUT}, ${IN}], out ${a.y.cols}`);
+  },
+  /**
+   * 'gemv' while the rows fit a few GEMV passes; else the workgroup-tiled 'gemm' on GPUs, and 'blocked' (no
+   * workgroup memory or barriers, which a CPU adapter emulates slowly) on CPU adapters.
+   */
+  select: (c, a) => rowsOf(a.x, c) <= 2 * GEMV_RMAX ? 'gemv' : c.adapter.type === 'cpu' ? 'blocked' : 'gemm',
+  variants: {
+    gemv: {
+      launches: (a, c) => {
+        const IN = a.w.shape[1]!, OUT = a.w.shape[0]!;
+        const TPR = IN >= 1024 ? 64 : 32;
+        const RPW = Math.max(1, Math.min(8, Math.floor(c.adapter.maxInvocations / TPR), 256 / TPR));
+        const [x, y] = grid(Math.ceil(OUT / RPW));
+        return [{ ...base(a, c, 'gemv', { TPR, RPW, RMAX: GEMV_RMAX }), grid: [x, y, Math.ceil(rowsOf(a.x, c) / GEMV_RMAX)] }];
+      },
+    },
+    gemm: { launches: (a, c) => [{ ...base(a, c, 'gemm'), grid: [Math.ceil(a.w.shape[0]! / 64), Math.ceil(rowsOf(a.x, c) / 64), 1] }] },
+    blocked: { launches: (a, c) => [{ ...base(a, c, 'blocked'), grid: grid(Math.ceil(Math.ceil(rowsOf(a.x, c) / 4) * Math.ceil(a.w.shape[0]! / 4) / 64)) }] },
+  },
+  ref: (a, h) => matmulRef(h.data(a.x), h.data(a.w), a.bias ? h.data(a.bias) : null, h.data(a.y), h.cap(a.x), a.w.shape[1]!, a.w.shape[0]!, a.act, a.accumulate),
+});
 
 export function cost(R: number, IN: number, OUT: number, wbytes: number) {
   return { flops: 2 * R * IN * OUT, bytes: OUT * IN * wbytes + 4 * R * (IN + OUT) };
 }
 
 /** out (+)= act(x·wᵀ + bias): nn.Linear with a fused activation; rows of x are 'n' or 'k'. */
-export async function matmul(o: Backend, x: Tensor, w: Weight, bias: Weight | null, act: Act, out: Tensor, accumulate = false): Promise<void> {
-  const [OUT, IN] = w.shape as [number, number];
-  if (o instanceof GpuBackend) {
-    if (o.weightDtype(w) === 'fp8') return matmulFp8(o, x, w, bias, act, out, accumulate);   // fp8 checkpoints
-    const rows = x.rows === 'k' ? o.step.k : o.step.n;
-    o.push(await build(o.gpu, o.step, {
-      x: o.view(x), w: o.weightView(w), wdtype: o.weightDtype(w), bias: bias ? o.weightView(bias) : null, y: o.view(out),
-      IN, OUT, act, accumulate, rowsK: x.rows === 'k',
-    }), cost(rows, IN, OUT, o.weightDtype(w) === 'f32' ? 4 : 2));
-    return;
-  }
-  const c = o as CpuBackend;
-  matmulRef(c.data(x), c.weightData(w), bias ? c.weightData(bias) : null, c.data(out), c.capacity(x), IN, OUT, act, accumulate);
+export function matmul(o: Backend, x: Tensor, w: Weight, bias: Weight | null, act: Act, out: Tensor, accumulate = false): Promise<void> {
+  return o.run(w.dtype === 'fp8' ? matmulFp8Op : matmulOp, { x, w, bias, y: out, act, accumulate });   // fp8: checkpoints' F8_E4M3
 }

@@ -1,10 +1,10 @@
-// CPU reference of the fp8 matmul: the block-scaled F8_E4M3 weight dequantized (src/load/safetensors.ts dequantFp8),
-// then the f32 matmul reference — y[r, o] (+)= act(Σ_i x[r, i]·(e4m3(W[o, i])·scale[o, i]) + bias[o]).
-import type { Fp8Data } from '../../src/backend/backend.ts';
-import { dequantFp8 } from '../../src/load/safetensors.ts';
+// CPU reference of the fp8 matmul: y[r, o] (+)= act(Σ_i x[r, i]·Ŵ[o, i] + bias[o]) with Ŵ the dequantized weight,
+// Ŵ[o, i] = e4m3(W[o, i]) · scale[srow(o), ⌊i / bc⌋] (src/load/safetensors.ts dequantFp8, layout in backend.ts
+// Fp8Data). The CPU backend stores fp8 weights as Ŵ, so this is the f32 matmul of what it holds.
 import { matmulRef, type Act } from './matmul.ref.ts';
 
-export function matmulFp8Ref(x: Float32Array, w: Fp8Data, bias: Float32Array | null, y: Float32Array,
+/** x [R, IN], wDeq [OUT, IN] (dequantized), bias [OUT] | null → y [R, OUT]. */
+export function matmulFp8Ref(x: Float32Array, wDeq: Float32Array, bias: Float32Array | null, y: Float32Array,
   R: number, IN: number, OUT: number, act: Act = 'none', accumulate = false): void {
-  matmulRef(x, dequantFp8(w, OUT, IN), bias, y, R, IN, OUT, act, accumulate);
+  matmulRef(x, wDeq, bias, y, R, IN, OUT, act, accumulate);
 }

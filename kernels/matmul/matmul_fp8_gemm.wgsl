@@ -1,9 +1,10 @@
 // matmul_fp8_gemm: y[r, o] (+)= act(Σ_i x[r, i]·W[o, i] + bias[o]) for many rows (prefill), W an F8_E4M3 matrix
-// [OUT, IN] with block scales decoded by wquad() (kernels/moe/wquad.wgsl, prepended) while staging each tile.
+// [OUT, IN] with block scales decoded by wquad() (kernels/moe/wquad.wgsl) while staging each tile.
 // Bindings as matmul_fp8_gemv. Dispatch: (⌈OUT/64⌉, ⌈R/64⌉) workgroups of 256 threads, 64×64 output tiles, a 4×4
 // block per thread, K steps of 16 staged in workgroup memory (as matmul_gemm). Defines: ACT, HAS_BIAS, ACCUM, ROWS_K.
 #include "common.wgsl"
 #include "act.wgsl"
+#include "wquad.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<vec4f>;        // [R, IN/4]

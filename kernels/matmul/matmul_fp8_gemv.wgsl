@@ -1,5 +1,5 @@
 // matmul_fp8_gemv: y[r, o] (+)= act(Σ_i x[r, i]·W[o, i] + bias[o]) for few rows r (decode) with W an F8_E4M3 matrix
-// [OUT, IN] and its block scales, decoded in registers by wquad() (kernels/moe/wquad.wgsl, prepended): bandwidth-bound
+// [OUT, IN] and its block scales, decoded in registers by wquad() (kernels/moe/wquad.wgsl): bandwidth-bound
 // on one byte per weight.
 // Bindings: step; x [R, IN] f32; W [OUT, IN] bytes; bias [OUT] f32 (dummy if !HAS_BIAS); y [R, OUT] f32;
 // dims (IN, OUT), (0, SC), fq; S (scales). IN % 4 == 0.
@@ -8,6 +8,7 @@
 // ROWS_K. f32 accumulate.
 #include "common.wgsl"
 #include "act.wgsl"
+#include "wquad.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<vec4f>;        // [R, IN/4]

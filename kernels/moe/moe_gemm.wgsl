@@ -9,6 +9,7 @@
 // dims (IN, OUT, K, E0), (EP, SC, E), fq; S (fp8).
 // Dispatch: (⌈OUT / BN⌉, ⌈N·K / 64⌉ + E) workgroups of 256 threads (y beyond the tile count exit).
 #include "common.wgsl"
+#include "wquad.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> A: array<vec4f>;
@@ -16,9 +17,7 @@
 @group(0) @binding(3) var<storage, read> W: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<uniform> dims: array<vec4u, 3>;
-#if W_FP8
-@group(0) @binding(6) var<storage, read> S: array<f32>;
-#endif
+@group(0) @binding(6) var<storage, read> S: array<f32>;          // fp8 block scales (placeholder otherwise)
 
 const BM = 64u;
 const BK = 16u;
@@ -35,6 +34,7 @@ var<workgroup> tile: vec4u;                // expert, first perm position, segme
 
 @compute @workgroup_size(256)
 fn moe_gemm(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: vec3u) {
+  _ = &S;
   let IN = dims[0].x;
   let OUT = dims[0].y;
   let K = dims[0].z;

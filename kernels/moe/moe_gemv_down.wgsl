@@ -6,6 +6,7 @@
 // Dispatch: RPW output rows o per workgroup of TPR·RPW threads (2-D over row blocks), z = N tokens. Each lane
 // sums its quads over all K experts, then one workgroup tree reduction.
 #include "common.wgsl"
+#include "wquad.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> act: array<vec4f>;        // [N·K, I/4]
@@ -13,14 +14,13 @@
 @group(0) @binding(3) var<storage, read> W: array<u32>;            // [EP, C, I]
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;      // [N, C]
 @group(0) @binding(5) var<uniform> dims: array<vec4u, 3>;
-#if W_FP8
-@group(0) @binding(6) var<storage, read> S: array<f32>;
-#endif
+@group(0) @binding(6) var<storage, read> S: array<f32>;          // fp8 block scales (placeholder otherwise)
 
 var<workgroup> red: array<f32, TPR * RPW>;
 
 @compute @workgroup_size(TPR * RPW)
 fn moe_gemv_down(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+  _ = &S;
   let C = dims[0].x;
   let I = dims[0].y;
   let K = dims[0].z;

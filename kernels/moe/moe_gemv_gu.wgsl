@@ -6,6 +6,7 @@
 // Dispatch: RPW intermediate rows i per workgroup of TPR·RPW threads (2-D over row blocks), z = N·K assignments.
 // TPR lanes stride over C in quads, then a workgroup tree reduction. Only the chosen experts' rows are read.
 #include "common.wgsl"
+#include "wquad.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> h: array<vec4f>;          // [N, C/4]
@@ -13,14 +14,13 @@
 @group(0) @binding(3) var<storage, read> W: array<u32>;            // [EP, 2I, C]
 @group(0) @binding(4) var<storage, read_write> act: array<f32>;    // [N·K, I]
 @group(0) @binding(5) var<uniform> dims: array<vec4u, 3>;
-#if W_FP8
-@group(0) @binding(6) var<storage, read> S: array<f32>;
-#endif
+@group(0) @binding(6) var<storage, read> S: array<f32>;          // fp8 block scales (placeholder otherwise)
 
 var<workgroup> red: array<vec2f, TPR * RPW>;
 
 @compute @workgroup_size(TPR * RPW)
 fn moe_gemv_gu(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+  _ = &S;
   let C = dims[0].x;
   let I = dims[0].y;
   let K = dims[0].z;

@@ -1,11 +1,12 @@
-// Weight quads of the expert kernels (prepended by moe_experts.ts / matmul_fp8.ts): elements [g, 4q .. 4q+3] of a
+// Weight quads of the expert and fp8 kernels (`#include "wquad.wgsl"`): elements [g, 4q .. 4q+3] of a
 // row-major [rows, C] weight bound as `W: array<u32>` (C % 4 == 0), as f32.
 //   WDT 1 f32, 2 bf16, 3 f16: the packed values;
 //   WDT 4 F8_E4M3: one byte each, decoded with bit operations (sign, 4-bit exponent with bias 7, 3-bit mantissa;
 //   exponent 0 is subnormal m·2⁻⁹), times the block scale S[srow(g)·SC + 4q / BC] with
 //   srow(g) = ⌊g / RP⌋·SRP + ⌊(g mod RP) / BR⌋ (backend.ts Fp8Data).
 // Needs in the including file: W, `dims: array<vec4u, 3>` with dims[1].y = SC (scale columns) and
-// dims[2] = (RP, SRP, BR, BC), and for WDT 4 the scales `S: array<f32>` (bound last, only then).
+// dims[2] = (RP, SRP, BR, BC), and the scales `S: array<f32>` (a placeholder unless WDT 4; the kernels keep it in their
+// layout with `_ = &S;`).
 
 fn e4m3(b: u32) -> f32 {
   let m = b & 0x7fu;

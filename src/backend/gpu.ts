@@ -1,22 +1,30 @@
 // The WebGPU backend: weights and state in GPU buffers, each op recorded as a dispatch, one submit per step,
 // and only the kept logits read back.
-import { fmtBytes, type Dispatch, type Gpu } from '../gpu/device.ts';
-import { dispatch, grid, type StepCtx, type View, type WeightDtype } from '../gpu/launch.ts';
-import fillSrc from '../../kernels/util/fill_random.wgsl' with { type: 'text' };
-import fillFp8Src from '../../kernels/matmul/fill_fp8.wgsl' with { type: 'text' };
+import { fmtBytes, type Binding, type Dispatch, type Gpu } from '../gpu/device.ts';
+import { dispatch, grid, type View, type WeightDtype } from '../gpu/launch.ts';
 import { bf16ToF32, f16ToF32 } from '../load/safetensors.ts';
-import { GpuError } from '../util/errors.ts';
+import { GpuError, ShapeError } from '../util/errors.ts';
+import { kernelKnob, knob, checkKnobs } from '../util/knobs.ts';
+import { log } from '../util/log.ts';
 import type { Backend, HostWeight, StateSpec, StepLayout, StepRecording, Tensor, Weight } from './backend.ts';
-
-/** Block scales of an fp8 weight (layout in backend.ts Fp8Data). */
-export interface Fp8Scales { scale: View; rp: number; br: number; bc: number }
+import fillSrc from './fill_random.wgsl' with { type: 'text' };
+import fillFp8Src from './fill_fp8.wgsl' with { type: 'text' };
+import { stepShape, type Adapter, type Ctx, type Launch, type Op, type Resource } from './op.ts';
 
 class GpuWeight implements Weight {
-  constructor(readonly shape: readonly number[], readonly view: View, readonly dtype: WeightDtype, readonly fp8: Fp8Scales | null = null) {}
+  constructor(readonly shape: readonly number[], readonly view: View, readonly dtype: WeightDtype,
+    readonly fp8: { scales: GpuWeight; rp: number; br: number; bc: number } | null = null) {}
 }
 
 class GpuTensor implements Tensor {
   constructor(readonly view: View, readonly cols: number, readonly planes: number, readonly rows: 'n' | 'k' | 'slots', readonly cap: number) {}
+}
+
+/** A state tensor for all slots over the adapter's largest storage binding (the engine names the flags to lower). */
+export class StateSizeError extends GpuError {
+  constructor(readonly key: string, readonly bytes: number, readonly limit: number, readonly slots: number, readonly fit: number) {
+    super(`state ${key} needs ${fmtBytes(bytes)} for ${slots} sequences, over the adapter's largest storage binding (${fmtBytes(limit)}); at most ${fit} fit`);
+  }
 }
 
 const T = (t: Tensor) => (t as GpuTensor).view;
@@ -36,16 +44,84 @@ export class GpuBackend implements Backend {
   private meta: GPUBuffer | null = null;
   private metaBytes = 0;
   private dummy: GPUBuffer;
-  private ctx: StepCtx | null = null;
+  private ctx: Ctx | null = null;
   private dispatches: Dispatch[] = [];
   private pendingClears: { buffer: GPUBuffer; offset: number; size: number }[] = [];
-  private pendingCopies: { from: number; to: number }[] = [];
   private weightBytes = 0;
+  readonly adapter: Adapter;
+  /** (op, variant) pairs already logged (--verbose logs each choice once) */
+  private logged = new Set<string>();
 
   constructor(readonly gpu: Gpu) {
+    checkKnobs();
     this.name = `gpu (${gpu.summary.name}, ${gpu.summary.backend})`;
     this.uniform = gpu.buffer(32, 'step', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
     this.dummy = gpu.buffer(16, 'dummy');
+    this.adapter = {
+      kind: 'gpu', type: gpu.summary.type, f16: gpu.f16, subgroups: gpu.subgroups, subgroupSize: gpu.subgroupSize,
+      maxInvocations: gpu.maxInvocations, maxWorkgroupStorage: gpu.maxWorkgroupStorage, maxBinding: gpu.maxBinding,
+      features: new Set(gpu.summary.features),
+    };
+  }
+
+  /** The variant of `op` for these arguments on this step: FLA_KERNEL_<OP> if set and supported, else op.select. */
+  variant<A>(op: Op<A>, a: A, c: Ctx = this.s): string {
+    const names = Object.keys(op.variants);
+    let name: string | undefined;
+    if (names.length > 1) {
+      const forced = knob(kernelKnob(op.name));
+      if (forced !== undefined && !(forced in op.variants)) throw new ShapeError(`${kernelKnob(op.name)}=${forced}: op ${op.name} has variants ${names.join(', ')}`);
+      if (forced !== undefined && (op.variants[forced]!.supports?.(a, c) ?? true)) name = forced;
+    }
+    name ??= op.select(c, a);
+    if (!(name in op.variants)) throw new Error(`op ${op.name}: select chose '${name}', not one of ${names.join(', ')}`);
+    const key = `${op.name}:${name}`;
+    if (!this.logged.has(key)) { this.logged.add(key); log.debug(`op ${op.name}: variant ${name}`); }
+    return name;
+  }
+
+  async run<A>(op: Op<A>, a: A): Promise<void> {
+    for (const d of await this.build(op, a)) this.dispatches.push(d);
+  }
+
+  /** The dispatches `run` would record (compiled and bound), without recording them; `variant` forces one. */
+  async build<A>(op: Op<A>, a: A, variant?: string): Promise<Dispatch[]> {
+    op.check?.(a);
+    const c = this.s;
+    const name = variant ?? this.variant(op, a, c);
+    const v = op.variants[name];
+    if (!v) throw new Error(`op ${op.name} has no variant ${name}`);
+    const sc = new Map<string, Tensor>();
+    for (const [key, spec] of Object.entries(v.scratch?.(a, c) ?? {}))
+      sc.set(key, this.act(`${op.name}.${key}`, spec.cols, { planes: spec.planes, rows: spec.rows }));
+    const out: Dispatch[] = [];
+    for (const l of v.launches(a, c)) out.push(await this.launch(op, l, sc));
+    return out;
+  }
+
+  private async launch<A>(op: Op<A>, l: Launch, sc: Map<string, Tensor>): Promise<Dispatch> {
+    const k = l.kernel, byName: Record<string, Binding> = {};
+    for (const name of k.bindings) {
+      if (name === 'step') byName[name] = { buffer: this.uniform };
+      else if (name === 'stepmeta') byName[name] = { buffer: this.meta! };
+      else if (!(name in l.bind)) throw new Error(`op ${op.name}: launch of ${k.name} does not bind '${name}'`);
+      else byName[name] = this.resource(op, k.name, name, l.bind[name]!, sc);
+    }
+    for (const name of Object.keys(l.bind)) if (!k.bindings.includes(name)) throw new Error(`op ${op.name}: ${k.name} has no binding '${name}' (it has ${k.bindings.join(', ')})`);
+    const d = await dispatch(this.gpu, { label: k.name, source: k.source, defines: l.defines, includes: op.includes }, byName, l.grid);
+    return l.cost ? { ...d, cost: l.cost } : d;
+  }
+
+  private resource(op: { name: string }, kernel: string, name: string, r: Resource, sc: Map<string, Tensor>): Binding {
+    if (r === null) return { buffer: this.dummy };
+    if (r instanceof GpuTensor || r instanceof GpuWeight) return r.view;
+    if ('uniform' in r) return { buffer: this.gpu.uniform(r.uniform) };
+    if ('scratch' in r) {
+      const t = sc.get(r.scratch);
+      if (!t) throw new Error(`op ${op.name}: ${kernel}.${name} binds scratch '${r.scratch}', which the variant does not declare`);
+      return (t as GpuTensor).view;
+    }
+    throw new Error(`op ${op.name}: ${kernel}.${name} is bound to a tensor of another backend`);
   }
 
   maxStepTokens(C: number, V: number, planes: number): number {
@@ -75,8 +151,8 @@ export class GpuBackend implements Backend {
     const padded = n % 4 ? (() => { const p = new Uint8Array(Math.ceil(n / 4) * 4); p.set(f.bytes); return p; })() : f.bytes;
     const buffer = this.gpu.upload(padded, name), sbuf = this.gpu.upload(f.scale, `${name} scales`);
     this.weightBytes += padded.byteLength + f.scale.byteLength;
-    return new GpuWeight(w.shape, { buffer, offset: 0, size: padded.byteLength }, 'fp8',
-      { scale: { buffer: sbuf, offset: 0, size: Math.ceil(f.scale.byteLength / 4) * 4 }, rp: f.rp, br: f.br, bc: f.bc });
+    const scales = new GpuWeight([f.scale.length], { buffer: sbuf, offset: 0, size: Math.ceil(f.scale.byteLength / 4) * 4 }, 'f32');
+    return new GpuWeight(w.shape, { buffer, offset: 0, size: padded.byteLength }, 'fp8', { scales, rp: f.rp, br: f.br, bc: f.bc });
   }
 
   get uploadedBytes(): number { return this.weightBytes; }
@@ -92,7 +168,7 @@ export class GpuBackend implements Backend {
     const dims = new Uint32Array([words, w.synthetic!.seed, 0, bf16 ? 1 : 0]);
     new Float32Array(dims.buffer)[2] = w.synthetic!.scale;
     const fill = (async () => {
-      const d = await dispatch(this.gpu, { label: 'fill_random', source: fillSrc }, [{ buffer }, { buffer: this.gpu.uniform(dims) }], grid(Math.ceil(words / 256)));
+      const d = await dispatch(this.gpu, { label: 'fill_random', source: fillSrc }, { W: { buffer }, dims: { buffer: this.gpu.uniform(dims) } }, grid(Math.ceil(words / 256)));
       const enc = this.gpu.device.createCommandEncoder();
       this.gpu.encode(enc, [d]);
       this.gpu.submit(enc);
@@ -110,14 +186,15 @@ export class GpuBackend implements Backend {
     const words = Math.ceil(bytes / 4), buffer = this.gpu.buffer(words * 4, name);
     const sbuf = this.gpu.upload(new Float32Array(S).fill(w.synthetic!.scale / 1.875), `${name} scales`);
     const fill = (async () => {
-      const d = await dispatch(this.gpu, { label: 'fill_fp8', source: fillFp8Src }, [{ buffer }, { buffer: this.gpu.uniform(new Uint32Array([words, w.synthetic!.seed, 0, 0])) }], grid(Math.ceil(words / 256)));
+      const d = await dispatch(this.gpu, { label: 'fill_fp8', source: fillFp8Src }, { W: { buffer }, dims: { buffer: this.gpu.uniform(new Uint32Array([words, w.synthetic!.seed, 0, 0])) } }, grid(Math.ceil(words / 256)));
       const enc = this.gpu.device.createCommandEncoder();
       this.gpu.encode(enc, [d]);
       this.gpu.submit(enc);
     })();
     this.pendingFills.push(fill);
     this.weightBytes += words * 4 + 4 * S;
-    return new GpuWeight(w.shape, { buffer, offset: 0, size: words * 4 }, 'fp8', { scale: { buffer: sbuf, offset: 0, size: 4 * S }, rp, br: 128, bc: 128 });
+    const scales = new GpuWeight([S], { buffer: sbuf, offset: 0, size: 4 * S }, 'f32');
+    return new GpuWeight(w.shape, { buffer, offset: 0, size: words * 4 }, 'fp8', { scales, rp, br: 128, bc: 128 });
   }
 
   private pendingFills: Promise<unknown>[] = [];
@@ -133,11 +210,12 @@ export class GpuBackend implements Backend {
   profile: Map<string, { ns: number; count: number; flops: number; bytes: number }> | null = null;
 
   allocState(specs: StateSpec[], slots: number): void {
+    for (const s of specs)   // checked before anything is freed: an oversized binding would only fail later, as a validation error
+      if (4 * s.cols * slots > this.gpu.maxBinding) throw new StateSizeError(s.key, 4 * s.cols * slots, this.gpu.maxBinding, slots, Math.floor(this.gpu.maxBinding / (4 * s.cols)));
     this.epoch++;
     for (const s of this.states.values()) { this.gpu.forget(s.view.buffer); s.view.buffer.destroy(); }
     this.states.clear();
     this.pendingClears = [];   // they named the buffers just destroyed
-    this.pendingCopies = [];
     for (const s of specs) {
       const bytes = 4 * s.cols * slots;
       const buffer = this.gpu.buffer(bytes, `state ${s.key}`);
@@ -154,10 +232,6 @@ export class GpuBackend implements Backend {
 
   resetSlot(slot: number): void {
     for (const s of this.states.values()) this.pendingClears.push({ buffer: s.view.buffer, offset: 4 * slot * s.cols, size: 4 * s.cols });
-  }
-
-  copySlot(from: number, to: number): void {
-    this.pendingCopies.push({ from, to });
   }
 
   beginStep(step: StepLayout): void {
@@ -180,7 +254,7 @@ export class GpuBackend implements Backend {
     }
     this.gpu.write(this.meta!, 0, meta);
     this.gpu.write(this.uniform, 0, new Uint32Array([n, k, b, this.capN, 0, n, 2 * n, 2 * n + 4 * b]));
-    this.ctx = { uniform: this.uniform, meta: this.meta!, dummy: this.dummy, n, k, b, cap: this.capN, cursors: step.cursors };
+    this.ctx = { adapter: this.adapter, step: stepShape(step) };
     this.dispatches = [];
   }
 
@@ -196,7 +270,7 @@ export class GpuBackend implements Backend {
     }
   }
 
-  private get s(): StepCtx {
+  private get s(): Ctx {
     if (!this.ctx) throw new Error('no step begun');
     return this.ctx;
   }
@@ -232,22 +306,8 @@ export class GpuBackend implements Backend {
   /** Take the dispatches recorded so far without running them (fla bench replays them to time a kernel). */
   dispatchesForBench(): Dispatch[] { const d = this.dispatches; this.dispatches = []; this.ctx = null; return d; }
 
-  /** Record a dispatch of the current step (ops in kernels/ call this). */
-  push(d: Dispatch, cost?: { flops: number; bytes: number }): void { this.dispatches.push(cost ? { ...d, cost } : d); }
-
-  /** The current step's GPU inputs (ops in kernels/ build their dispatches from it). */
-  get step(): StepCtx { return this.s; }
-
-  view(t: Tensor): View { return (t as GpuTensor).view; }
-  weightView(w: Weight): View { return (w as GpuWeight).view; }
-  weightDtype(w: Weight): WeightDtype { return (w as GpuWeight).dtype; }
-  /** Block scales of an fp8 weight (null for 16/32-bit weights). */
-  weightFp8(w: Weight): Fp8Scales | null { return (w as GpuWeight).fp8; }
-  /** A 16-byte buffer bound where an optional input is absent. */
-  get dummyView(): View { return { buffer: this.dummy, offset: 0, size: 16 }; }
-
   write(t: Tensor, data: Float32Array): void {
-    if (this.pendingClears.length || this.pendingCopies.length) {   // zero/copy slots before the write lands
+    if (this.pendingClears.length) {   // zero slots before the write lands
       const enc = this.gpu.device.createCommandEncoder();
       this.flushSlotOps(enc);
       this.gpu.submit(enc);
@@ -268,7 +328,7 @@ export class GpuBackend implements Backend {
 
   capacity(t: Tensor): number { return (t as GpuTensor).cap; }
 
-  /** Encode pending slot clears/copies, then the step's dispatches (all in one submit with the readback). */
+  /** Encode pending slot clears, then the step's dispatches (all in one submit with the readback). */
   async endStep(logits: Tensor): Promise<Float32Array> {
     const enc = this.gpu.device.createCommandEncoder();
     this.flushSlotOps(enc);
@@ -276,7 +336,7 @@ export class GpuBackend implements Backend {
     if (!timed) this.gpu.encode(enc, this.dispatches);
     this.dispatches = [];
     const v = T(logits);
-    const bytes = 4 * this.s.k * logits.cols;
+    const bytes = 4 * this.s.step.k * logits.cols;
     this.ctx = null;
     const out = new Float32Array(await this.gpu.read(v.buffer, v.offset, bytes, enc));
     if (timed) await timed();
@@ -314,15 +374,6 @@ export class GpuBackend implements Backend {
   private flushSlotOps(enc: GPUCommandEncoder): void {
     for (const c of this.pendingClears) enc.clearBuffer(c.buffer, c.offset, c.size);
     this.pendingClears = [];
-    for (const { from, to } of this.pendingCopies) {
-      for (const s of this.states.values()) {
-        const size = 4 * s.cols;
-        const tmp = this.gpu.buffer(size, 'slot copy');
-        enc.copyBufferToBuffer(s.view.buffer, from * size, tmp, 0, size);
-        enc.copyBufferToBuffer(tmp, 0, s.view.buffer, to * size, size);
-      }
-    }
-    this.pendingCopies = [];
   }
 
   destroy(): void {

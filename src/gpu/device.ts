@@ -4,7 +4,7 @@ import { dlopen, FFIType } from 'bun:ffi';
 import { setupGlobals } from 'bun-webgpu';
 import { GpuError } from '../util/errors.ts';
 import { log } from '../util/log.ts';
-import { preprocess } from './wgsl.ts';
+import { bindingNames, preprocess } from './wgsl.ts';
 
 export interface AdapterSummary {
   name: string; vendor: string; backend: string; type: string;
@@ -128,6 +128,8 @@ export interface PipelineSpec {
   source: string;                         // WGSL with #if/#include
   defines?: Record<string, number | boolean | string>;
   overrides?: Record<string, number>;
+  /** files `#include "name"` may name */
+  includes?: Readonly<Record<string, string>>;
 }
 
 /** One WebGPU device with caches. Create with Gpu.create(). */
@@ -141,6 +143,7 @@ export class Gpu {
   readonly offsetAlign: number;
   readonly timestamps: boolean;
   private pipelines = new Map<string, GPUComputePipeline>();
+  private names = new WeakMap<GPUComputePipeline, { label: string; names: string[] }>();
   private bindGroups = new Map<string, GPUBindGroup>();
   private bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
@@ -159,12 +162,13 @@ export class Gpu {
     this.maxWorkgroupStorage = lim.maxComputeWorkgroupStorageSize;
     this.maxInvocations = lim.maxComputeInvocationsPerWorkgroup;
     this.offsetAlign = lim.minStorageBufferOffsetAlignment;
-    (device as any).onuncapturederror = (ev: any) => {
-      const msg = String(ev?.error?.message ?? ev).split('\n')[0]!;
-      if (ev?.error?.constructor?.name?.includes('OutOfMemory') || /out of memory/i.test(msg)) this.lost ??= `out of GPU memory (${msg})`;
-      else log.error(`gpu: ${msg}`);
-    };
-    device.lost?.then((info: any) => { this.lost = info?.message || 'device lost'; }).catch(() => {});
+    // Any error no scope captured (validation, out of memory, internal) means the work since then computed nothing
+    // trustworthy: mark the device failed so the next readback throws and callers fail instead of returning garbage.
+    (device as any).onuncapturederror = (ev: any) => this.fail(String(ev?.error?.message ?? ev), ev?.error?.constructor?.name ?? '');
+    device.lost?.then((info: any) => {
+      if (info?.reason === 'destroyed') this.lost ??= 'the device was destroyed';
+      else this.fail(`device lost: ${info?.message || 'no reason given'}`);
+    }).catch(() => {});
   }
 
   /** Open adapter `index` (from listAdapters) with every adapter limit and the useful features. */
@@ -188,7 +192,20 @@ export class Gpu {
   }
 
   checkAlive(): void {
-    if (this.lost) throw new GpuError(`GPU device lost: ${this.lost}`);
+    if (this.lost) throw new GpuError(`GPU device failed: ${this.lost}`);
+  }
+
+  /** Why the device stopped working, or null while it works. */
+  get failure(): string | null { return this.lost; }
+
+  /** Mark the device failed (first reason kept) and log it once. */
+  fail(message: string, kind = ''): void {
+    const msg = oneLine(message);
+    const why = /OutOfMemory/.test(kind) || /out of memory/i.test(msg) ? `out of GPU memory (${msg})`
+      : /Validation/.test(kind) ? `validation error: ${msg}` : msg;
+    if (this.lost) { log.debug(`gpu: ${why}`); return; }
+    this.lost = why;
+    log.error(`gpu: ${why}`);
   }
 
   /** A compute pipeline for `spec`, compiled once per (source, defines, overrides). */
@@ -197,8 +214,12 @@ export class Gpu {
     const hit = this.pipelines.get(key);
     if (hit) return hit;
     const t0 = performance.now();
-    const code = preprocess(spec.source, spec.defines ?? {}, { f16: this.f16, subgroups: this.subgroups });
     const label = `${spec.label}${describeVariant(spec)}`;
+    let code: string, names: string[];
+    try {
+      code = preprocess(spec.source, spec.defines ?? {}, { f16: this.f16, subgroups: this.subgroups }, spec.includes);
+      names = bindingNames(code);
+    } catch (e) { throw new GpuError(`kernel ${spec.label} (variant ${label}): ${(e as Error).message}`); }
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code, label });
     const modErr = await this.device.popErrorScope();
@@ -211,12 +232,29 @@ export class Gpu {
     const pErr = await this.device.popErrorScope();
     if (pErr) throw new GpuError(`pipeline error in kernel ${spec.label} (variant ${label}): ${oneLine(pErr.message)}`);
     this.pipelines.set(key, pipeline);
+    this.names.set(pipeline, { label: spec.label, names });
     log.debug(`compiled ${label} in ${(performance.now() - t0).toFixed(0)} ms`);
     return pipeline;
   }
 
-  /** A bind group for (pipeline, buffers with ranges), cached: createBindGroup costs ~30 µs here. */
-  bindGroup(pipeline: GPUComputePipeline, pipelineKeyStr: string, entries: Binding[]): GPUBindGroup {
+  /** The `@binding` names of a pipeline's WGSL, in binding order. */
+  bindingNames(pipeline: GPUComputePipeline): readonly string[] {
+    const n = this.names.get(pipeline);
+    if (!n) throw new Error('pipeline not made by Gpu.pipeline');
+    return n.names;
+  }
+
+  /**
+   * A bind group for (pipeline, buffers with ranges by binding name), cached: createBindGroup costs ~30 µs here.
+   * Every `@binding` of the WGSL must be given, and nothing else: a name mismatch is an error naming both lists.
+   */
+  bindGroup(pipeline: GPUComputePipeline, pipelineKeyStr: string, byName: Record<string, Binding>): GPUBindGroup {
+    const names = this.bindingNames(pipeline);
+    const extra = Object.keys(byName).filter(k => !names.includes(k));
+    const missing = names.filter(k => !(k in byName));
+    if (extra.length || missing.length)
+      throw new GpuError(`kernel ${this.names.get(pipeline)!.label}: bindings ${missing.length ? `missing ${missing.join(', ')}` : ''}${missing.length && extra.length ? '; ' : ''}${extra.length ? `not in the WGSL ${extra.join(', ')}` : ''} (the WGSL declares ${names.join(', ')})`);
+    const entries = names.map(k => byName[k]!);
     let key = pipelineKeyStr;
     for (const e of entries) key += `|${this.bufferId(e.buffer)}:${e.offset ?? 0}:${e.size ?? -1}`;
     const hit = this.bindGroups.get(key);
@@ -301,8 +339,15 @@ export class Gpu {
       const rb = this.device.createBuffer({ size: Math.max(bytes, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
       const enc = encoder ?? this.device.createCommandEncoder();
       enc.copyBufferToBuffer(src, offset, rb, 0, bytes);
+      // A step whose commands are invalid (a binding over the limit, a destroyed buffer) runs nothing: catch that
+      // here, with the readback, instead of handing back a buffer of zeros as logits.
+      this.device.pushErrorScope('validation');
       this.device.queue.submit([enc.finish()]);
-      await rb.mapAsync(GPUMapMode.READ);
+      const scope = this.device.popErrorScope();
+      try { await rb.mapAsync(GPUMapMode.READ); } finally {
+        const err = await scope.catch(() => null);
+        if (err) this.fail(err.message, 'Validation');
+      }
       this.checkAlive();
       const out = rb.getMappedRange().slice(0, size);
       rb.unmap();

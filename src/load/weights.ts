@@ -2,6 +2,7 @@
 // missing or unexpected tensors with one clear line.
 import type { HostWeight } from '../backend/backend.ts';
 import { FormatError } from '../util/errors.ts';
+import { firstNonFinite, firstNonFinite16 } from '../util/finite.ts';
 import { dequantFp8, type Checkpoint } from './safetensors.ts';
 
 const FLOAT = new Set(['F32', 'F16', 'BF16', 'F64', 'F8_E4M3']);
@@ -44,13 +45,14 @@ export class WeightReader {
   read(name: string, shape: number[]): HostWeight {
     const info = this.check(name, shape);
     this.used.add(name);
-    if (info.dtype === 'F8_E4M3') {
-      const q = this.fp8(name, shape);
-      return { shape, dtype: 'f32', f32: dequantFp8(q, q.bytes.length / shape.at(-1)!, shape.at(-1)!) };
-    }
-    if (info.dtype === 'BF16' || info.dtype === 'F16')
-      return { shape, dtype: info.dtype === 'BF16' ? 'bf16' : 'f16', bits16: this.ckpt.bits16(name), f32: undefined };
-    return { shape, dtype: 'f32', f32: this.ckpt.f32(name) };
+    const w: HostWeight = info.dtype === 'F8_E4M3'
+      ? (() => { const q = this.fp8(name, shape); return { shape, dtype: 'f32' as const, f32: dequantFp8(q, q.bytes.length / shape.at(-1)!, shape.at(-1)!) }; })()
+      : info.dtype === 'BF16' || info.dtype === 'F16'
+      ? { shape, dtype: info.dtype === 'BF16' ? 'bf16' : 'f16', bits16: this.ckpt.bits16(name), f32: undefined }
+      : { shape, dtype: 'f32', f32: this.ckpt.f32(name) };
+    const bad = w.bits16 ? firstNonFinite16(w.bits16, w.dtype as 'bf16' | 'f16') : firstNonFinite(w.f32!);
+    if (bad >= 0) throw new FormatError(`${this.where}: tensor ${name} holds a non-finite value (NaN or ±Inf) at element ${bad}; the checkpoint is broken`);
+    return w;
   }
 
   /**
@@ -75,7 +77,11 @@ export class WeightReader {
     const sd = this.ckpt.info(sn).dtype;
     if (!['F32', 'BF16', 'F16'].includes(sd)) throw new FormatError(`${this.where}: tensor ${sn} has dtype ${sd}, expected F32, BF16 or F16`);
     this.used.add(sn);
-    return { bytes: this.ckpt.bytes(name), scale: this.ckpt.f32(sn), rp: R, br: q.br, bc: q.bc };
+    const bytes = this.ckpt.bytes(name), scale = this.ckpt.f32(sn);
+    const nan = bytes.findIndex(b => (b & 0x7f) === 0x7f), bad = firstNonFinite(scale);
+    if (nan >= 0) throw new FormatError(`${this.where}: tensor ${name} holds an F8_E4M3 NaN at element ${nan}; the checkpoint is broken`);
+    if (bad >= 0) throw new FormatError(`${this.where}: tensor ${sn} holds a non-finite value (NaN or ±Inf) at element ${bad}; the checkpoint is broken`);
+    return { bytes, scale, rp: R, br: q.br, bc: q.bc };
   }
 
   /** Read as f32 (vectors, small parameters). */

@@ -2,14 +2,13 @@
 // (GQA attention with per-head q/k RMSNorm and RoPE) whose MLP is a sparse MoE of routed experts (router softmax,
 // top-k, norm_topk_prob; no shared expert) on layers (i+1) % decoder_sparse_step == 0 outside mlp_only_layers, a dense
 // SwiGLU MLP of intermediate_size elsewhere. The experts run routed (moe.ts): only the chosen ones.
-import { gatherKept, embed } from '../../kernels/embed/embed.ts';
-import { matmul } from '../../kernels/matmul/matmul.ts';
+import { embed } from '../../kernels/embed/embed.ts';
 import type { ExpertWeights } from '../../kernels/moe/moe_experts.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
 import type { Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import { defineArch } from './arch.ts';
-import { attention, attnState, loadAttention, loadMlp, mlp, ropeConfig, ropeWeight, type AttnConfig, type AttnWeights, type MlpWeights } from './blocks.ts';
+import { attention, attnState, loadAttention, loadHead, loadMlp, logits, mlp, ropeConfig, ropeWeight, type AttnConfig, type AttnWeights, type MlpWeights } from './blocks.ts';
 import { loadExperts, routedExperts } from './moe.ts';
 
 export interface Qwen3MoeConfig {
@@ -83,9 +82,7 @@ export default defineArch<Qwen3MoeConfig, Weights>({
       });
     }
     const emb = o.weight('model.embed_tokens.weight', r.read('model.embed_tokens.weight', [c.vocab_size, C]), true);
-    const head = c.tie_word_embeddings || !r.has('lm_head.weight') ? emb : o.weight('lm_head.weight', r.readQ('lm_head.weight', [c.vocab_size, C]), true);
-    if (c.tie_word_embeddings) r.ignore(n => n === 'lm_head.weight');
-    return { emb, layers, norm: vec('model.norm.weight'), head };
+    return { emb, layers, norm: vec('model.norm.weight'), head: loadHead(r, o, emb, c.tie_word_embeddings, c.vocab_size, C) };
   },
 
   async forward(o, w, c) {
@@ -100,11 +97,6 @@ export default defineArch<Qwen3MoeConfig, Weights>({
       if (L.experts) await routedExperts(o, L.router!, L.experts, c.num_experts_per_tok, c.norm_topk_prob, h, x);
       else await mlp(o, L.mlp!, h, x);
     }
-    const xk = o.act('xk', C, { rows: 'k' }), xn = o.act('xn', C, { rows: 'k' });
-    await gatherKept(o, x, xk);
-    await rmsNorm(o, xk, w.norm, xn, { eps });
-    const logits = o.act('logits', c.vocab_size, { rows: 'k' });
-    await matmul(o, xn, w.head, null, 'none', logits);
-    return logits;
+    return logits(o, x, w.head, (xk, xn) => rmsNorm(o, xk, w.norm, xn, { eps }));
   },
 });

@@ -14,7 +14,7 @@ import { CHUNK, deltaRule, deltaState, type DeltaDims } from '../../kernels/delt
 import { mul } from '../../kernels/elementwise/mul.ts';
 import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
 import type { ExpertWeights } from '../../kernels/moe/moe_experts.ts';
-import { embed, gatherKept } from '../../kernels/embed/embed.ts';
+import { embed } from '../../kernels/embed/embed.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
 import type { Backend, HostWeight, StateSpec, Tensor, Weight } from '../backend/backend.ts';
@@ -23,7 +23,7 @@ import { dequantFp8 } from '../load/safetensors.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { defineArch } from './arch.ts';
 import { loadExperts, routedExperts } from './moe.ts';
-import { attnState, loadMlp, mlp, ropeConfig, type AttnConfig, type MlpWeights } from './blocks.ts';
+import { attnState, loadHead, loadMlp, logits, mlp, ropeConfig, type AttnConfig, type MlpWeights } from './blocks.ts';
 import { invFreq, ropeTable } from '../../kernels/attention/rope.ref.ts';
 
 /** Positions of the RoPE table: the published 262 144-token context (only R = D/4 rotary dims, so 67 MB at most). */
@@ -197,10 +197,7 @@ export default defineArch<Qwen3NextConfig, Weights>({
       });
     }
     const emb = o.weight('model.embed_tokens.weight', r.read('model.embed_tokens.weight', [c.vocab_size, d]), true);
-    let head = emb;
-    if (c.tie_word_embeddings) r.ignore(n => n === 'lm_head.weight');
-    else head = mat('lm_head.weight', [c.vocab_size, d]);
-    return { emb, layers, norm: vec('model.norm.weight', [d]), head };
+    return { emb, layers, norm: vec('model.norm.weight', [d]), head: loadHead(r, o, emb, c.tie_word_embeddings, c.vocab_size, d) };
   },
 
   async forward(o, w, c) {
@@ -216,12 +213,7 @@ export default defineArch<Qwen3NextConfig, Weights>({
       if (L.moe) await sparseMoe(o, L.moe, c, h, x);
       else await mlp(o, L.mlp!, h, x);
     }
-    const xk = o.act('xk', d, { rows: 'k' }), xn = o.act('xn', d, { rows: 'k' });
-    await gatherKept(o, x, xk);
-    await rmsNorm(o, xk, w.norm, xn, { eps, plusOne: true });
-    const logits = o.act('logits', c.vocab_size, { rows: 'k' });
-    await matmul(o, xn, w.head, null, 'none', logits);
-    return logits;
+    return logits(o, x, w.head, (xk, xn) => rmsNorm(o, xk, w.norm, xn, { eps, plusOne: true }));
   },
 });
 

@@ -1,8 +1,10 @@
 // Runs packed steps of a loaded model: owns the state slots, splits work to the backend's step budget,
 // and returns the kept logits.
 import type { Cursor, StepLayout, StepRecording, Tensor } from '../backend/backend.ts';
+import { StateSizeError } from '../backend/gpu.ts';
 import type { Model } from '../load/model.ts';
-import { FlaError } from '../util/errors.ts';
+import { FlaError, GpuError } from '../util/errors.ts';
+import { checkLogits } from '../util/finite.ts';
 
 /** One sequence's part of a step: its slot and the tokens to feed. keepAll returns logits for every token. */
 export interface SeqInput { slot: number; tokens: ArrayLike<number>; keepAll?: boolean }
@@ -26,7 +28,7 @@ export class Engine {
     this.vocab = d.vocab;
     this.hidden = d.hidden;
     this.budget = Math.max(1, Math.min(maxStepTokens, model.backend.maxStepTokens(d.hidden, d.vocab, d.maxPlanes)));
-    model.backend.allocState(model.arch.state(model.cfg, this.ctx), slots);
+    allocStateOrExplain(model, this.ctx, slots, this.bounded);
     this.freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i);
     this.positions = new Array(slots).fill(0);
   }
@@ -106,6 +108,24 @@ export class Engine {
       await o.endStep(logits);
       return new Float32Array(0);
     }
-    return o.endStep(logits);
+    const out = await o.endStep(logits);
+    checkLogits(out, this.vocab);   // NaN/Inf would otherwise sample as token 0 (often EOS) and look like success
+    return out;
+  }
+}
+
+/** Allocate the state slots; state too large for the device is refused with the flags that shrink it. */
+function allocStateOrExplain(model: Model, ctx: number, slots: number, bounded: boolean): void {
+  const specs = model.arch.state(model.cfg, ctx);
+  try {
+    model.backend.allocState(specs, slots);
+  } catch (e) {
+    if (!(e instanceof StateSizeError)) throw e;
+    // Does this state shrink with the context (a KV cache) or only with the number of sequences?
+    const smaller = bounded && ctx > 16 ? model.arch.state(model.cfg, Math.floor(ctx / 2)).find(s => s.key === e.key) : undefined;
+    const full = specs.find(s => s.key === e.key)!;
+    const byCtx = smaller !== undefined && smaller.cols < full.cols;
+    const what = e.fit >= 1 ? `--max-batch (at most ${e.fit} sequences fit${byCtx ? ` at --ctx ${ctx}` : ''})` : '--max-batch';
+    throw new GpuError(`${e.message.replace(/; at most \d+ fit$/, '')}: lower ${what}${byCtx ? ' or --ctx' : ''}`);
   }
 }

@@ -40,9 +40,9 @@ function experts(E: number, I: number, C: number, dt: Dt, rng: Prng) {
 }
 
 async function withKernel<T>(k: string, f: () => Promise<T>): Promise<T> {
-  const old = process.env.FLA_KERNEL_MOE;
-  process.env.FLA_KERNEL_MOE = k;
-  try { return await f(); } finally { if (old === undefined) delete process.env.FLA_KERNEL_MOE; else process.env.FLA_KERNEL_MOE = old; }
+  const old = process.env.FLA_KERNEL_MOE_EXPERTS;
+  process.env.FLA_KERNEL_MOE_EXPERTS = k;
+  try { return await f(); } finally { if (old === undefined) delete process.env.FLA_KERNEL_MOE_EXPERTS; else process.env.FLA_KERNEL_MOE_EXPERTS = old; }
 }
 
 describe.skipIf(!HAS_GPU)('moe_topk', () => {

@@ -49,7 +49,7 @@ describe.skipIf(!HAS_GPU)('matmul_fp8', () => {
       const R = c.rowsK ? 3 : c.N;
       const w = fp8(c.OUT, c.IN, rng, c.br, c.bc, c.all), x = randn(R * c.IN, rng), y0 = randn(R * c.OUT, rng), b = randn(c.OUT, rng);
       for (const kernel of ['gemv', 'gemm']) {
-        process.env.FLA_KERNEL_MATMUL = kernel;
+        process.env.FLA_KERNEL_MATMUL_FP8 = kernel;
         try {
           await checkBoth(step, {}, async io => {
             const rows = c.rowsK ? 'k' : 'n';
@@ -59,7 +59,7 @@ describe.skipIf(!HAS_GPU)('matmul_fp8', () => {
             await matmul(io.o, xt, wt, bt, c.act ?? 'none', y, c.acc ?? false);
             return { y };
           }, { seed: rng, what: `${what} (${kernel})` });
-        } finally { delete process.env.FLA_KERNEL_MATMUL; }
+        } finally { delete process.env.FLA_KERNEL_MATMUL_FP8; }
       }
     }, 60_000);
   }

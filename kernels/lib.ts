@@ -1,0 +1,24 @@
+// What every op file imports: the op contract (src/backend/op.ts) and the WGSL files kernels may #include,
+// registered here (add a shared helper file to INCLUDES, then `#include "name"` it from any kernel).
+import { defineOp, type Op } from '../src/backend/op.ts';
+import common from './common.wgsl' with { type: 'text' };
+import act from './matmul/act.wgsl' with { type: 'text' };
+import wquad from './moe/wquad.wgsl' with { type: 'text' };
+
+export * from '../src/backend/op.ts';
+
+export const INCLUDES: Readonly<Record<string, string>> = { 'common.wgsl': common, 'act.wgsl': act, 'wquad.wgsl': wquad };
+
+/** defineOp with the kernels' includes registered. */
+export function op<A>(o: Op<A>): Op<A> {
+  return defineOp({ ...o, includes: { ...INCLUDES, ...o.includes } });
+}
+
+export { grid } from '../src/util/grid.ts';
+
+/** Defines that select the weight unpacking in common.wgsl (wpair) for a weight's storage dtype. */
+/** fp8 (F8_E4M3 with block scales) is decoded by wquad.wgsl only: kernels built on wpair never get fp8 weights. */
+export const WDT = { f32: 1, bf16: 2, f16: 3, fp8: 4 } as const;
+export function weightDefines(dtype: keyof typeof WDT): Record<string, number | boolean> {
+  return { WDT: WDT[dtype], W_F32: dtype === 'f32', W_F16: dtype === 'f16', W_FP8: dtype === 'fp8' };
+}
