@@ -6,7 +6,8 @@ import { describe, expect, test } from 'bun:test';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { inspectModel, loadWeights } from '../../../src/load/model.ts';
+import { SHAPES } from '../../../src/bench/synthetic.ts';
+import { inspectModel, inspectModelConfig, loadWeights } from '../../../src/load/model.ts';
 import { e4m3ToF32, readTensorFile, writeSafetensors, type StDtype } from '../../../src/load/safetensors.ts';
 import { CpuBackend } from '../../../src/backend/cpu.ts';
 import type { GpuBackend } from '../../../src/backend/gpu.ts';
@@ -163,3 +164,12 @@ describe.skipIf(!dir)('qwen3_moe-tiny other checkpoint layouts', () => {
 
 /** readTensorFile gives F8 values as f32; back to their bytes (exact: every value came from a byte). */
 function e4m3Byte(v: number): number { return toE4m3(v); }
+
+test('synthetic MoE shapes parse as their published configs', () => {
+  const next = inspectModelConfig('synthetic', { ...SHAPES['qwen3_next-80b-a3b']! }).cfg;
+  expect([next.num_hidden_layers, next.layer_types.filter((t: string) => t === 'full_attention').length, next.num_experts, next.num_experts_per_tok]).toEqual([48, 12, 512, 10]);
+  expect([next.attn.H, next.attn.KV, next.attn.D, next.attn.R, next.gdn.H, next.gdn.HV, next.gdn.DK, next.attn.maxPos]).toEqual([16, 2, 256, 64, 16, 32, 128, 262144]);
+  expect(inspectModelConfig('synthetic', { ...SHAPES['qwen3_next-80b-a3b-e64']! }).cfg.num_experts).toBe(64);
+  const moe = inspectModelConfig('synthetic', { ...SHAPES['qwen3_moe-30b-a3b']! }).cfg;
+  expect([moe.num_hidden_layers, moe.num_experts, moe.num_experts_per_tok, moe.moe.every((m: boolean) => m)]).toEqual([48, 128, 8, true]);
+});
