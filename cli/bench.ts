@@ -14,7 +14,8 @@ import { optInt, rejectUnknown } from './options.ts';
 interface Row { test: string; value: Stat; unit: string; roofline: string }
 
 export async function benchCommand(modelArg: string | undefined, opts: Record<string, any>): Promise<number> {
-  rejectUnknown(opts, ['synthetic', 'p', 'promptTokens', 'n', 'genTokens', 'b', 'batch', 'r', 'reps', 'json', 'device', 'profile', 'dtype']);
+  rejectUnknown(opts, ['synthetic', 'p', 'promptTokens', 'n', 'genTokens', 'b', 'batch', 'r', 'reps', 'json', 'device', 'profile', 'dtype', 'ctx']);
+  const ctxOpt = opts.ctx === undefined ? undefined : optInt(opts.ctx, '--ctx', 4096, 16);
   const dtype = String(opts.dtype ?? 'bf16');
   if (dtype !== 'bf16' && dtype !== 'fp8') throw new UsageError(`--dtype ${dtype}: expected bf16 or fp8`);
   if (opts.dtype !== undefined && opts.synthetic === undefined) throw new UsageError('--dtype applies to --synthetic shapes (a checkpoint has its own dtype)');
@@ -33,7 +34,9 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     const weightBytes = gpu ? gpu.uploadedBytes : 0;                     // the model's alone, before the ceiling's matmul weight
     log(`measuring ceilings …`);
     const ceil: Ceilings | null = gpu ? await ceilings(gpu) : null;   // before the engine: it replaces the state slots
-    const engine = new Engine(model, Math.max(maxB, 1), Math.max(p, 512), p + n + 16);
+    const engine = new Engine(model, Math.max(maxB, 1), Math.max(p, 512), Math.max(p + n + 16, ctxOpt ?? 0));
+    const stateBytes = model.arch.state(model.cfg, engine.ctx).reduce((a, sp) => a + 4 * sp.cols, 0) * Math.max(maxB, 1);
+    log(`state: ${(stateBytes / 2 ** 30).toFixed(2)} GiB for ${Math.max(maxB, 1)} sequence(s) of a ${engine.ctx}-token context; weights ${(weightBytes / 2 ** 30).toFixed(2)} GiB`);
     const rows: Row[] = [];
     // MoE: a token reads only its k routed experts of each layer (and the shared ones), not all E
     const ex = expertTally.get(backend), K = Number(model.cfg?.num_experts_per_tok ?? 0);
@@ -69,7 +72,7 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     const header = {
       device: backend.name, driver: gpu?.gpu.summary.name ?? 'cpu', backend: gpu?.gpu.summary.backend ?? 'cpu',
       model: opts.synthetic !== undefined ? `synthetic ${opts.synthetic}` : model.dir, model_type: String(model.config.model_type),
-      dtype: `${opts.synthetic !== undefined ? dtype : 'checkpoint'} weights, f32 compute`, weight_bytes: weightBytes, read_bytes_per_token: readBytes, commit: commit(), date: new Date().toISOString().slice(0, 10),
+      dtype: `${opts.synthetic !== undefined ? dtype : 'checkpoint'} weights, f32 compute`, weight_bytes: weightBytes, read_bytes_per_token: readBytes, ctx: engine.ctx, state_bytes: stateBytes, commit: commit(), date: new Date().toISOString().slice(0, 10),
       ceilings: ceil ? { copy_gbs: round(ceil.gbs), matmul_tflops: round(ceil.tflops, 4) } : null,
     };
     if (opts.json) {
