@@ -3,6 +3,7 @@
 import { GpuBackend } from '../src/backend/gpu.ts';
 import { ceilings, decodeSpeed, kernelProfile, kvCacheDtype, kvStates, longDecodeSpeed, promptSpeed, stat, type Ceilings, type KernelRow, type Stat } from '../src/bench/harness.ts';
 import { syntheticModel } from '../src/bench/synthetic.ts';
+import { expertTally } from '../kernels/moe/moe_experts.ts';
 import { loadWeights, inspectModel } from '../src/load/model.ts';
 import { Engine } from '../src/runtime/engine.ts';
 import { CpuBackend } from '../src/backend/cpu.ts';
@@ -32,7 +33,10 @@ export function formatStat(s: Stat): string {
 }
 
 export async function benchCommand(modelArg: string | undefined, opts: Record<string, any>): Promise<number> {
-  rejectUnknown(opts, ['synthetic', 'p', 'promptTokens', 'n', 'genTokens', 'b', 'batch', 'r', 'reps', 'json', 'device', 'profile', 'ctx', ...HUB_OPTIONS]);
+  rejectUnknown(opts, ['synthetic', 'p', 'promptTokens', 'n', 'genTokens', 'b', 'batch', 'r', 'reps', 'json', 'device', 'profile', 'dtype', 'ctx', ...HUB_OPTIONS]);
+  const dtype = String(opts.dtype ?? 'bf16');
+  if (dtype !== 'bf16' && dtype !== 'fp8') throw new UsageError(`--dtype ${dtype}: expected bf16 or fp8`);
+  if (opts.dtype !== undefined && opts.synthetic === undefined) throw new UsageError('--dtype applies to --synthetic shapes (a checkpoint has its own dtype)');
   const p = optInt(opts.promptTokens, '--prompt-tokens', 512, 1);
   const n = optInt(opts.genTokens, '--gen-tokens', 128, 1);
   const reps = optInt(opts.reps, '--reps', 3, 1, 100);
@@ -44,7 +48,7 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
   const backend = await openBackend(parseDevice(opts.device));
   try {
     const log = (s: string) => process.stderr.write(s + '\n');
-    const model = opts.synthetic !== undefined ? syntheticModel(String(opts.synthetic), backend) : loadWeights(inspectModel(dir!), backend);
+    const model = opts.synthetic !== undefined ? syntheticModel(String(opts.synthetic), backend, dtype) : loadWeights(inspectModel(dir!), backend);
     const gpu = backend instanceof GpuBackend ? backend : null;
     if (gpu) await gpu.settle();
     const maxB = Math.max(...batches);
@@ -53,10 +57,17 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     const ceil: Ceilings | null = gpu ? await ceilings(gpu) : null;   // before the engine: it replaces the state slots
     const engine = new Engine(model, Math.max(maxB, 1), Math.max(p, 512), Math.max(p, longCtx ?? 0) + n + 16);
     if (longCtx !== null && !kvStates(engine).length) throw new UsageError(`--ctx ${longCtx}: ${model.config.model_type} has no KV cache (its recurrent layers are O(1) per token)`);
+    const stateBytes = model.arch.state(model.cfg, engine.ctx).reduce((a, sp) => a + 4 * sp.cols, 0) * Math.max(maxB, 1);
+    log(`state: ${(stateBytes / 2 ** 30).toFixed(2)} GiB for ${Math.max(maxB, 1)} sequence(s) of a ${engine.ctx}-token context; weights ${(weightBytes / 2 ** 30).toFixed(2)} GiB`);
     const rows: Row[] = [];
-    const upTg = ceil && weightBytes ? ceil.gbs * 1e9 / weightBytes : null;            // tokens/s if weights stream at copy bandwidth
+    // MoE: a token reads only its k routed experts of each layer (and the shared ones), not all E
+    const ex = expertTally.get(backend), K = Number(model.cfg?.num_experts_per_tok ?? 0);
+    const readBytes = ex && K ? weightBytes - ex.bytes * (1 - K / ex.E) : weightBytes;
+    const perWeight = dtype === 'fp8' ? 1 : 2;
+    if (readBytes !== weightBytes) log(`a token reads ${(readBytes / 2 ** 30).toFixed(2)} GiB of the ${(weightBytes / 2 ** 30).toFixed(2)} GiB of weights (top-${K} of ${ex!.E} experts)`);
+    const upTg = ceil && readBytes ? ceil.gbs * 1e9 / readBytes : null;               // tokens/s if the read weights stream at copy bandwidth
     const peak = ceil ? (gpu?.f16Weights && ceil.tc && 'split' in ceil.tc ? ceil.tc.split : ceil.tflops) : 0;   // the GEMM prefill runs on
-    const upPp = ceil && weightBytes ? peak * 1e12 / (2 * weightBytes / 2) : null; // tokens/s at peak, 2 FLOPs per 16-bit weight
+    const upPp = ceil && readBytes ? peak * 1e12 / (2 * readBytes / perWeight) : null; // tokens/s at peak, 2 FLOPs per weight read
     const frac = roofline;
     log(`warm-up …`);
     await promptSpeed(engine, Math.min(p, 64), 0);
@@ -94,7 +105,7 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     const header = {
       device: backend.name, driver: gpu?.gpu.summary.name ?? 'cpu', backend: gpu?.gpu.summary.backend ?? 'cpu',
       model: opts.synthetic !== undefined ? `synthetic ${opts.synthetic}` : model.dir, model_type: String(model.config.model_type),
-      dtype: `${gpu?.f16Weights ? 'f16 weights (from bf16), f32-grade f16 tensor-core GEMM' : 'bf16 weights, f32 compute'}, ${kvCacheDtype()} KV cache`, weight_bytes: weightBytes, commit: commit(), date: new Date().toISOString().slice(0, 10),
+      dtype: `${opts.synthetic !== undefined ? dtype : 'checkpoint'} weights${gpu?.f16Weights ? ' (f16 from bf16), f32-grade f16 tensor-core GEMM' : ', f32 compute'}, ${kvCacheDtype()} KV cache`, weight_bytes: weightBytes, read_bytes_per_token: readBytes, ctx: engine.ctx, state_bytes: stateBytes, commit: commit(), date: new Date().toISOString().slice(0, 10),
       ceilings: ceil ? { copy_gbs: round(ceil.gbs), matmul_tflops: round(ceil.tflops, 4), tc_split_tflops: ceil.tc && 'split' in ceil.tc ? round(ceil.tc.split, 4) : null, tc_f16_tflops: ceil.tc && 'split' in ceil.tc ? round(ceil.tc.single, 4) : null, tc_error: ceil.tc && 'error' in ceil.tc ? ceil.tc.error : undefined } : null,
     };
     if (opts.json) {

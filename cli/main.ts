@@ -34,7 +34,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--repetition-penalty <r>', 'Penalise tokens already seen, 1 = off (default 1)')
     .option('--seed <n>', 'Random seed (same seed, same output)')
     .option('--stop <s>', 'Stop when this string appears (repeatable)', { type: [String] })
-    .option('-c, --ctx <n>', 'Context size in tokens for attention models (default 4096)')
+    .option('-c, --ctx <n>', 'Context size in tokens for attention models (default 4096); prints the memory the state takes')
     .option('--device <d>', 'gpu, gpu:N or cpu (default: a hardware GPU if any, else cpu)')
     .option('--json', 'Print one JSON object (ids, text, timings) instead of streaming')
     .option('--ids <ids>', 'Prompt as comma-separated token ids')
@@ -87,7 +87,9 @@ export async function main(argv: string[]): Promise<number> {
     .action((model, opts) => { result = chatCommand(model, opts); });
 
   cli.command('bench [model]', 'Speed: prompt and generation tokens/s, TTFT, batched decode, per-kernel roofline')
-    .option('--synthetic <name>', 'Random weights of a real model shape: rwkv7-0.1b, rwkv7-1.5b, gated_deltanet-1.3b, gla-1.3b, llama-1b')
+    .option('--synthetic <name>', 'Random weights of a real model shape: rwkv7-0.1b, rwkv7-1.5b, gated_deltanet-1.3b, gla-1.3b, llama-1b, qwen3_next-80b-a3b (-e64, -e512), qwen3_moe-30b-a3b')
+    .option('--dtype <d>', 'Synthetic weights: bf16 or fp8 (F8_E4M3, 128×128 block scales; default bf16)')
+    .option('--ctx <n>', 'Context the state is sized for (default: prompt + generated tokens); the state memory goes to stderr')
     .option('-p, --prompt-tokens <n>', 'Prompt length (default 512)')
     .option('-n, --gen-tokens <n>', 'Generated tokens (default 128)')
     .option('-b, --batch <list>', 'Decode batch sizes, comma-separated (default 1)')

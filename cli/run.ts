@@ -1,4 +1,5 @@
 // fla run: generate from a prompt, streaming text to stdout (or one JSON object with --json).
+import { GpuBackend } from '../src/backend/gpu.ts';
 import { Engine } from '../src/runtime/engine.ts';
 import { generate, type GenerateStats } from '../src/runtime/generate.ts';
 import type { Snapshot } from '../src/backend/backend.ts';
@@ -79,6 +80,12 @@ export async function runCommand(first: string | undefined, more: string[] | str
     if (ctx !== null && before + ids.length + maxTokens > ctx)
       throw new UsageError(`prompt (${held} tokens) + --max-tokens ${maxTokens} exceeds the ${ctx < dims.maxContext! ? `context of ${ctx} tokens (--ctx; the model allows ${dims.maxContext})` : `model's context of ${ctx} tokens`}`);
     const engine = new Engine(model, 1, 512, ctx ?? undefined);
+    // what the sequence's state takes (KV cache of attention layers, recurrent and conv state), beside the weights
+    const memory = { ctx: engine.ctx, state_bytes: model.arch.state(model.cfg, engine.ctx).reduce((a, sp) => a + 4 * sp.cols, 0),
+      weight_bytes: backend instanceof GpuBackend ? backend.uploadedBytes : null };
+    if (ctxArg !== undefined || opts.verbose)
+      process.stderr.write(`[memory] state ${fmtGiB(memory.state_bytes)} for a context of ${memory.ctx} tokens`
+        + (memory.weight_bytes !== null ? `; weights ${fmtGiB(memory.weight_bytes)}` : '') + '\n');
     let slot: number | undefined;
     if (loaded) {
       slot = engine.acquire();
@@ -115,7 +122,7 @@ export async function runCommand(first: string | undefined, more: string[] | str
     if (opts.json) {
       process.stdout.write(JSON.stringify({
         model: model.dir, device: backend.name, prompt_ids: ids, generated_ids: out, text, finish_reason: stats.finishReason,
-        seed: sampling.seed, timings,
+        seed: sampling.seed, timings, ...(ctxArg !== undefined ? { memory } : {}),
       }) + '\n');
     } else if (!text.endsWith('\n')) process.stdout.write('\n');
     if (process.stderr.isTTY || opts.verbose)
@@ -127,4 +134,5 @@ export async function runCommand(first: string | undefined, more: string[] | str
   }
 }
 
+const fmtGiB = (b: number) => b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`;
 const round = (x: number) => Number.isFinite(x) ? Math.round(x * 100) / 100 : 0;

@@ -5,11 +5,12 @@ import common from './common.wgsl' with { type: 'text' };
 import deltaCommon from './delta/delta_common.wgsl' with { type: 'text' };
 import glaCommon from './gla/gla_common.wgsl' with { type: 'text' };
 import act from './matmul/act.wgsl' with { type: 'text' };
+import wquad from './moe/wquad.wgsl' with { type: 'text' };
 
 export * from '../src/backend/op.ts';
 
 export const INCLUDES: Readonly<Record<string, string>> = {
-  'common.wgsl': common, 'act.wgsl': act, 'delta_common.wgsl': deltaCommon, 'gla_common.wgsl': glaCommon,
+  'common.wgsl': common, 'act.wgsl': act, 'delta_common.wgsl': deltaCommon, 'gla_common.wgsl': glaCommon, 'wquad.wgsl': wquad,
 };
 
 /** defineOp with the kernels' includes registered. */
@@ -20,7 +21,8 @@ export function op<A>(o: Op<A>): Op<A> {
 export { grid } from '../src/util/grid.ts';
 
 /** Defines that select the weight unpacking in common.wgsl (wpair) for a weight's storage dtype. */
-export const WDT = { f32: 1, bf16: 2, f16: 3 } as const;
+/** fp8 (F8_E4M3 with block scales) is decoded by wquad.wgsl only: kernels built on wpair never get fp8 weights. */
+export const WDT = { f32: 1, bf16: 2, f16: 3, fp8: 4 } as const;
 export function weightDefines(dtype: keyof typeof WDT): Record<string, number | boolean> {
-  return { WDT: WDT[dtype], W_F32: dtype === 'f32', W_F16: dtype === 'f16' };
+  return { WDT: WDT[dtype], W_F32: dtype === 'f32', W_F16: dtype === 'f16', W_FP8: dtype === 'fp8' };
 }

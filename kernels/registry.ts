@@ -13,7 +13,10 @@ import { embedOp, gatherRowsOp } from './embed/embed.ts';
 import { glaOp } from './gla/gla.ts';
 import { featureMapOp } from './linear_attn/feature_map.ts';
 import { matmulOp } from './matmul/matmul.ts';
+import { matmulFp8Op } from './matmul/matmul_fp8.ts';
+import { moeExpertsOp } from './moe/moe_experts.ts';
 import { moeRouteOp } from './moe/moe_route.ts';
+import { moeTopkOp } from './moe/moe_topk.ts';
 import { layerNormOp } from './norm/layer_norm.ts';
 import { rmsNormOp } from './norm/rms_norm.ts';
 import { shiftStoreOp, tokenShiftOp } from './rwkv7/token_shift.ts';
@@ -21,5 +24,5 @@ import { wkv7Op } from './rwkv7/wkv7.ts';
 
 export const OPS: readonly Op<any>[] = [
   abcOp, ropeOp, kvStoreOp, sdpaOp, shortConvOp, deltaRuleOp, mulOp, siluMulOp, embedOp, gatherRowsOp, glaOp,
-  featureMapOp, matmulOp, moeRouteOp, layerNormOp, rmsNormOp, tokenShiftOp, shiftStoreOp, wkv7Op,
+  featureMapOp, matmulOp, matmulFp8Op, moeRouteOp, moeTopkOp, moeExpertsOp, layerNormOp, rmsNormOp, tokenShiftOp, shiftStoreOp, wkv7Op,
 ];

@@ -8,6 +8,7 @@ import gemm from './matmul_gemm.wgsl' with { type: 'text' };
 import gemv from './matmul_gemv.wgsl' with { type: 'text' };
 import { ACT, matmulRef, type Act } from './matmul.ref.ts';
 import { F16_VARIANTS, selectF16 } from './matmul_sgmat.ts';
+import { matmulFp8Op } from './matmul_fp8.ts';
 
 export const BINDINGS = ['step', 'x', 'W', 'bias', 'y', 'dims'] as const;
 export const KERNELS = {
@@ -67,5 +68,5 @@ export function cost(R: number, IN: number, OUT: number, wbytes: number) {
 
 /** out (+)= act(x·wᵀ + bias): nn.Linear with a fused activation; rows of x are 'n' or 'k'. */
 export function matmul(o: Backend, x: Tensor, w: Weight, bias: Weight | null, act: Act, out: Tensor, accumulate = false): Promise<void> {
-  return o.run(matmulOp, { x, w, bias, y: out, act, accumulate });
+  return o.run(w.dtype === 'fp8' ? matmulFp8Op : matmulOp, { x, w, bias, y: out, act, accumulate });   // fp8: checkpoints' F8_E4M3
 }

@@ -5,8 +5,22 @@ import type { Adapter, Op } from './op.ts';
 
 export type { Cursor, StepLayout };
 
-/** A weight tensor on a backend (opaque to models except for its shape); dtype is how the device stores it. */
-export interface Weight { readonly shape: readonly number[]; readonly dtype: 'f32' | 'bf16' | 'f16' }
+/**
+ * A weight tensor on a backend (opaque to models except for its shape); dtype is how the device stores it. fp8:
+ * F8_E4M3 bytes whose block scales (layout in Fp8Data) are the f32 weight `fp8.scales`.
+ */
+export interface Weight {
+  readonly shape: readonly number[]; readonly dtype: 'f32' | 'bf16' | 'f16' | 'fp8';
+  readonly fp8?: { readonly scales: Weight; readonly rp: number; readonly br: number; readonly bc: number } | null;
+}
+
+/**
+ * F8_E4M3 weight [R, C] (row-major bytes) with block scales: element (r, c) = e4m3(bytes[r·C + c]) ·
+ * scale[srow(r)·SC + ⌊c / bc⌋], SC = ⌈C / bc⌉, where the rows are cut into parts of `rp` rows (a plain matrix: one
+ * part; an expert tensor [E, gate|up]: parts of I rows), each part with its own ⌈rp / br⌉ scale rows:
+ * srow(r) = ⌊r / rp⌋·⌈rp / br⌉ + ⌊(r mod rp) / br⌋.
+ */
+export interface Fp8Data { bytes: Uint8Array; scale: Float32Array; rp: number; br: number; bc: number }
 
 /** An activation or state tensor on a backend: `planes` × rows × cols, f32. */
 export interface Tensor { readonly cols: number; readonly planes: number; readonly rows: 'n' | 'k' | 'slots' }
@@ -16,9 +30,13 @@ export interface HostWeight {
   shape: number[];
   f32?: Float32Array;                 // f32 values (vectors always come this way)
   bits16?: Uint16Array;               // raw bf16/f16 bits of a matrix
-  dtype: 'f32' | 'bf16' | 'f16';
+  /** F8_E4M3 bytes of a matrix with its block scales (fp8 checkpoints, kept as bytes on the GPU). */
+  fp8?: Fp8Data;
+  dtype: 'f32' | 'bf16' | 'f16' | 'fp8';
   /** Random values in [−scale, scale) made by the backend itself (fla bench --synthetic). */
   synthetic?: { seed: number; scale: number };
+  /** Synthetic fp8: rows per scale part (Fp8Data.rp; default all rows). */
+  fp8Parts?: number;
 }
 
 /**

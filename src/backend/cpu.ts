@@ -1,6 +1,6 @@
 // The CPU backend: ops run their plain TypeScript references (kernels/*.ref.ts) on these arrays. Slow but exact f32;
 // used for --device cpu, as the fallback when no adapter exists, and as the oracle in tests.
-import { bf16ToF32, f16ToF32 } from '../load/safetensors.ts';
+import { bf16ToF32, dequantFp8, f16ToF32 } from '../load/safetensors.ts';
 import { checkKnobs } from '../util/knobs.ts';
 import { snapshotParts, type StepRecording, type Backend, type HostWeight, type Snapshot, type StateSpec, type StepLayout, type Tensor, type Weight } from './backend.ts';
 import type { Adapter, Host, Op } from './op.ts';
@@ -62,6 +62,7 @@ export class CpuBackend implements Backend {
       return new CpuWeight(w.shape, f);
     }
     let f = w.f32;
+    if (!f && w.fp8) f = dequantFp8(w.fp8, w.shape.slice(0, -1).reduce((a, b) => a * b, 1), w.shape.at(-1)!);
     if (!f) f = w.dtype === 'bf16' ? bf16ToF32(w.bits16!) : f16ToF32(w.bits16!);
     this.weightBytes += f.byteLength;
     return new CpuWeight(w.shape, f);

@@ -10,10 +10,12 @@ import { kernelKnob, knob, checkKnobs } from '../util/knobs.ts';
 import { log } from '../util/log.ts';
 import { snapshotParts, type Backend, type HostWeight, type Snapshot, type StateSpec, type StepLayout, type StepRecording, type Tensor, type Weight } from './backend.ts';
 import fillSrc from './fill_random.wgsl' with { type: 'text' };
+import fillFp8Src from './fill_fp8.wgsl' with { type: 'text' };
 import { stepShape, type Adapter, type Ctx, type Launch, type Op, type Resource } from './op.ts';
 
 class GpuWeight implements Weight {
-  constructor(readonly shape: readonly number[], readonly view: View, readonly dtype: WeightDtype) {}
+  constructor(readonly shape: readonly number[], readonly view: View, readonly dtype: WeightDtype,
+    readonly fp8: { scales: GpuWeight; rp: number; br: number; bc: number } | null = null) {}
 }
 
 class GpuTensor implements Tensor {
@@ -158,6 +160,7 @@ export class GpuBackend implements Backend {
 
   weight(name: string, w: HostWeight, matrix: boolean): Weight {
     if (w.synthetic) return this.syntheticWeight(name, w, matrix);
+    if (w.fp8) return this.fp8Weight(name, w);
     let data: ArrayBufferView, dtype: WeightDtype;
     if (matrix && w.bits16 && (w.dtype === 'bf16' || w.dtype === 'f16')) {
       data = w.bits16; dtype = w.dtype;
@@ -177,6 +180,17 @@ export class GpuBackend implements Backend {
     return new GpuWeight(w.shape, { buffer, offset: 0, size: Math.ceil(data.byteLength / 4) * 4 }, dtype);
   }
 
+  /** F8_E4M3 bytes and their f32 block scales, both as uploaded (the kernels decode them). */
+  private fp8Weight(name: string, w: HostWeight): Weight {
+    const f = w.fp8!, n = f.bytes.byteLength;
+    if (n > this.gpu.maxBinding) throw new GpuError(`${name}: ${fmtBytes(n)} exceeds the adapter's largest storage binding (${fmtBytes(this.gpu.maxBinding)})`);
+    const padded = n % 4 ? (() => { const p = new Uint8Array(Math.ceil(n / 4) * 4); p.set(f.bytes); return p; })() : f.bytes;
+    const buffer = this.gpu.upload(padded, name), sbuf = this.gpu.upload(f.scale, `${name} scales`);
+    this.weightBytes += padded.byteLength + f.scale.byteLength;
+    const scales = new GpuWeight([f.scale.length], { buffer: sbuf, offset: 0, size: Math.ceil(f.scale.byteLength / 4) * 4 }, 'f32');
+    return new GpuWeight(w.shape, { buffer, offset: 0, size: padded.byteLength }, 'fp8', { scales, rp: f.rp, br: f.br, bc: f.bc });
+  }
+
   get uploadedBytes(): number { return this.weightBytes; }
 
   /**
@@ -194,6 +208,7 @@ export class GpuBackend implements Backend {
 
   /** Random weights made on the GPU (fla bench --synthetic): bf16 matrices, f32 vectors, nothing uploaded. */
   private syntheticWeight(name: string, w: HostWeight, matrix: boolean): Weight {
+    if (matrix && w.dtype === 'fp8') return this.syntheticFp8(name, w);
     const n = w.shape.reduce((a, b) => a * b, 1), bf16 = matrix;
     const bytes = bf16 ? 2 * n : 4 * n;
     if (bytes > this.gpu.maxBinding) throw new GpuError(`${name}: ${fmtBytes(bytes)} exceeds the adapter's largest storage binding (${fmtBytes(this.gpu.maxBinding)})`);
@@ -213,6 +228,25 @@ export class GpuBackend implements Backend {
     this.pendingFills.push(fill);
     this.weightBytes += bytes;
     return new GpuWeight(w.shape, { buffer, offset: 0, size: Math.ceil(bytes / 4) * 4 }, bf16 ? (this.f16Weights ? 'f16' : 'bf16') : 'f32');
+  }
+
+  /** Random F8_E4M3 bytes (|e4m3| ≤ 1.875, see fill_fp8.wgsl) made on the GPU; 128×128 block scales uploaded. */
+  private syntheticFp8(name: string, w: HostWeight): Weight {
+    const C = w.shape.at(-1)!, R = w.shape.slice(0, -1).reduce((a, b) => a * b, 1), bytes = R * C;
+    if (bytes > this.gpu.maxBinding) throw new GpuError(`${name}: ${fmtBytes(bytes)} exceeds the adapter's largest storage binding (${fmtBytes(this.gpu.maxBinding)})`);
+    const rp = w.fp8Parts ?? R, S = (R / rp) * Math.ceil(rp / 128) * Math.ceil(C / 128);
+    const words = Math.ceil(bytes / 4), buffer = this.gpu.buffer(words * 4, name);
+    const sbuf = this.gpu.upload(new Float32Array(S).fill(w.synthetic!.scale / 1.875), `${name} scales`);
+    const fill = (async () => {
+      const d = await dispatch(this.gpu, { label: 'fill_fp8', source: fillFp8Src }, { W: { buffer }, dims: { buffer: this.gpu.uniform(new Uint32Array([words, w.synthetic!.seed, 0, 0])) } }, grid(Math.ceil(words / 256)));
+      const enc = this.gpu.device.createCommandEncoder();
+      this.gpu.encode(enc, [d]);
+      this.gpu.submit(enc);
+    })();
+    this.pendingFills.push(fill);
+    this.weightBytes += words * 4 + 4 * S;
+    const scales = new GpuWeight([S], { buffer: sbuf, offset: 0, size: 4 * S }, 'f32');
+    return new GpuWeight(w.shape, { buffer, offset: 0, size: words * 4 }, 'fp8', { scales, rp, br: 128, bc: 128 });
   }
 
   private pendingFills: Promise<unknown>[] = [];

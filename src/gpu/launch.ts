@@ -18,4 +18,4 @@ export async function dispatch(gpu: Gpu, spec: PipelineSpec, entries: Record<str
   return { pipeline, bindGroup, workgroups, label: spec.label };
 }
 
-export type WeightDtype = 'f32' | 'bf16' | 'f16';
+export type WeightDtype = 'f32' | 'bf16' | 'f16' | 'fp8';

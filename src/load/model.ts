@@ -7,7 +7,7 @@ import { getArch } from '../models/registry.ts';
 import { FormatError } from '../util/errors.ts';
 import { ids } from './config.ts';
 import { Checkpoint } from './safetensors.ts';
-import { WeightReader } from './weights.ts';
+import { parseQuant, WeightReader } from './weights.ts';
 
 export interface ModelInfo { dir: string; arch: Arch; cfg: any; config: Record<string, unknown>; eosIds: number[] }
 export interface Model extends ModelInfo { weights: unknown; backend: Backend }
@@ -36,12 +36,13 @@ export function inspectModel(dir: string): ModelInfo {
 export function inspectModelConfig(dir: string, config: Record<string, unknown>): ModelInfo {
   const where = join(dir, 'config.json');
   const arch = getArch(config.model_type, where);
+  parseQuant(config, where);   // an unsupported quantization is refused before any weights
   return { dir, arch, cfg: arch.parseConfig(config, where), config, eosIds: ids(config, 'eos_token_id') };
 }
 
 export function loadWeights(info: ModelInfo, backend: Backend): Model {
   const ckpt = Checkpoint.open(info.dir);
-  const reader = new WeightReader(ckpt, info.dir);
+  const reader = new WeightReader(ckpt, info.dir, parseQuant(info.config, join(info.dir, 'config.json')));
   const weights = info.arch.load(info.cfg, reader, backend);
   reader.checkAllUsed();
   return { ...info, weights, backend };

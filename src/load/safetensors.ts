@@ -318,6 +318,23 @@ function halfTable(): Float32Array {
 
 let e4m3: Float32Array | undefined, e5m2: Float32Array | undefined;
 
+/** F8_E4M3 ("fn": no infinities, S.1111.111 is NaN) byte → f32. */
+export function e4m3ToF32(b: number): number { return (e4m3 ??= fp8Table(4, 3, false))[b & 0xff]!; }
+
+/**
+ * The f32 values of a block-scaled F8_E4M3 matrix [R, C]: e4m3(bytes[r·C + c]) · scale[srow(r)·SC + ⌊c / bc⌋]
+ * (layout in backend.ts Fp8Data). The CPU backend's weights and the reference of every fp8 kernel.
+ */
+export function dequantFp8(d: { bytes: Uint8Array; scale: Float32Array; rp: number; br: number; bc: number }, R: number, C: number): Float32Array {
+  const t = (e4m3 ??= fp8Table(4, 3, false)), out = new Float32Array(R * C);
+  const SC = Math.ceil(C / d.bc), SRP = Math.ceil(d.rp / d.br);
+  for (let r = 0; r < R; r++) {
+    const srow = Math.floor(r / d.rp) * SRP + Math.floor((r % d.rp) / d.br);
+    for (let c = 0; c < C; c++) out[r * C + c] = Math.fround(t[d.bytes[r * C + c]!]! * d.scale[srow * SC + Math.floor(c / d.bc)]!);
+  }
+  return out;
+}
+
 // E4M3 is the "fn" variant (no infinities, only S.1111.111 is NaN); E5M2 follows IEEE rules.
 function fp8Table(expBits: number, manBits: number, ieee: boolean): Float32Array {
   const t = new Float32Array(256);

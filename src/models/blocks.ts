@@ -74,7 +74,7 @@ export const MAX_ROPE_TABLE = 65536;
 /** Read one attention layer's weights; `names` maps q,k,v,o,q_norm,k_norm to checkpoint prefixes (no .weight). */
 export function loadAttention(c: AttnConfig, r: WeightReader, o: Backend, C: number, names: Record<'q' | 'k' | 'v' | 'o' | 'qn' | 'kn', string>,
   bias: { qkv: boolean; o: boolean }, table: Weight): AttnWeights {
-  const mat = (n: string, s: number[]) => o.weight(n, r.read(n, s), true);
+  const mat = (n: string, s: number[]) => o.weight(n, r.readQ(n, s), true);
   const vec = (n: string, s: number[]) => o.weight(n, r.read(n, s), false);
   const { H, KV, D } = c;
   return {
@@ -117,7 +117,7 @@ export async function attention(o: Backend, w: AttnWeights, c: AttnConfig, l: nu
 export interface MlpWeights { gate: Weight; up: Weight; down: Weight; gb: Weight | null; ub: Weight | null; db: Weight | null }
 
 export function loadMlp(r: WeightReader, o: Backend, prefix: string, C: number, I: number, bias = false): MlpWeights {
-  const mat = (n: string, s: number[]) => o.weight(n, r.read(n, s), true);
+  const mat = (n: string, s: number[]) => o.weight(n, r.readQ(n, s), true);
   const vec = (n: string, s: number[]) => (bias ? o.weight(n, r.read(n, s), false) : null);
   return {
     gate: mat(`${prefix}.gate_proj.weight`, [I, C]), up: mat(`${prefix}.up_proj.weight`, [I, C]), down: mat(`${prefix}.down_proj.weight`, [C, I]),

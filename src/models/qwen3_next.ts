@@ -3,22 +3,31 @@
 // expert (§8.6) or a dense SwiGLU MLP; zero-centred RMSNorms (1 + w) everywhere except the GDN output norm.
 // The grouped checkpoint layouts (in_proj_qkvz / in_proj_ba per key head, q_proj with query and gate interleaved per
 // head, one conv over q|k|v) are split into plain per-part matrices at load time, so the forward uses the shared ops.
-// The MoE runs every expert densely over all tokens, scaled by the router's per-token weight (0 when not selected).
+// The MoE routes on the GPU (moe_topk) and runs only the chosen experts (moe_experts: a GEMV over their rows for
+// decode, a grouped GEMM over expert segments for prefill); the experts of a layer are one gate|up and one down tensor.
+// FP8 checkpoints (F8_E4M3 + weight_scale_inv) keep their bytes on the GPU for the experts and the matrices that are
+// not cut into parts; the cut ones (in_proj_qkvz/ba, q_proj) stay fp8 when the cuts fall on scale-block edges.
 import { rope } from '../../kernels/attention/rope.ts';
 import { kvCacheDtype, kvCtx, kvStore, sdpa } from '../../kernels/attention/sdpa.ts';
 import { convState, shortConv } from '../../kernels/conv/short_conv.ts';
 import { deltaRule, deltaState, type DeltaDims } from '../../kernels/delta/delta_rule.ts';
 import { mul } from '../../kernels/elementwise/mul.ts';
 import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
+import type { ExpertWeights } from '../../kernels/moe/moe_experts.ts';
 import { embed } from '../../kernels/embed/embed.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
-import { moeRoute } from '../../kernels/moe/moe_route.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
 import type { Backend, HostWeight, StateSpec, Tensor, Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
+import { dequantFp8 } from '../load/safetensors.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { defineArch } from './arch.ts';
-import { attnState, loadHead, loadMlp, logits, mlp, MAX_ROPE_TABLE, ropeConfig, ropeWeight, type AttnConfig, type MlpWeights } from './blocks.ts';
+import { loadExperts, routedExperts } from './moe.ts';
+import { attnState, loadHead, loadMlp, logits, mlp, ropeConfig, type AttnConfig, type MlpWeights } from './blocks.ts';
+import { invFreq, ropeTable } from '../../kernels/attention/rope.ref.ts';
+
+/** Positions of the RoPE table: the published 262 144-token context (only R = D/4 rotary dims, so 67 MB at most). */
+const MAX_POS = 262144;
 
 type LayerType = 'linear_attention' | 'full_attention';
 
@@ -45,7 +54,7 @@ interface GatedAttnWeights {
   qb: Weight | null; gb: Weight | null; kb: Weight | null; vb: Weight | null; ob: Weight | null;
   qn: Weight; kn: Weight; rope: Weight;
 }
-interface MoeWeights { router: Weight; experts: MlpWeights[]; shared: MlpWeights | null; sharedGate: Weight | null }
+interface MoeWeights { router: Weight; experts: ExpertWeights; shared: MlpWeights | null; sharedGate: Weight | null }
 interface Layer {
   in_norm: Weight; post_norm: Weight;
   gdn: GdnWeights | null; attn: GatedAttnWeights | null;
@@ -58,6 +67,8 @@ type Json = Record<string, unknown>;
 /** Rows `rows` of a [*, cols] host weight (bf16/f16 bits or f32), as a new [rows.length, cols] weight. */
 function pickRows(w: HostWeight, rows: number[], cols: number): HostWeight {
   const shape = rows.length === 1 && cols === 1 ? [1] : cols === 1 ? [rows.length] : [rows.length, cols];
+  if (w.synthetic) return { shape, dtype: w.dtype, synthetic: { seed: w.synthetic.seed * 7919 + rows[0]! + 1, scale: w.synthetic.scale } };   // fla bench
+  if (w.fp8) return pickFp8(w, rows, cols, shape);
   if (w.bits16) {
     const out = new Uint16Array(rows.length * cols);
     rows.forEach((r, i) => out.set(w.bits16!.subarray(r * cols, (r + 1) * cols), i * cols));
@@ -66,6 +77,25 @@ function pickRows(w: HostWeight, rows: number[], cols: number): HostWeight {
   const out = new Float32Array(rows.length * cols);
   rows.forEach((r, i) => out.set(w.f32!.subarray(r * cols, (r + 1) * cols), i * cols));
   return { shape, dtype: 'f32', f32: out };
+}
+
+/**
+ * Rows of an fp8 matrix: kept as fp8 when the rows come in runs that start on a scale-block edge and are whole blocks
+ * (or end the matrix), so each picked block keeps its scale row; otherwise dequantized to f32.
+ */
+function pickFp8(w: HostWeight, rows: number[], cols: number, shape: number[]): HostWeight {
+  const f = w.fp8!, R = f.bytes.length / cols, SC = Math.ceil(cols / f.bc);
+  const aligned = f.rp === R && rows.every((r, i) => (i % f.br === 0 ? r % f.br === 0 : r === rows[i - 1]! + 1))
+    && (rows.length % f.br === 0 || rows.at(-1) === R - 1);
+  if (!aligned) {
+    const all = dequantFp8(f, R, cols), out = new Float32Array(rows.length * cols);
+    rows.forEach((r, i) => out.set(all.subarray(r * cols, (r + 1) * cols), i * cols));
+    return { shape, dtype: 'f32', f32: out };
+  }
+  const bytes = new Uint8Array(rows.length * cols), blocks = Math.ceil(rows.length / f.br), scale = new Float32Array(blocks * SC);
+  rows.forEach((r, i) => bytes.set(f.bytes.subarray(r * cols, (r + 1) * cols), i * cols));
+  for (let b = 0; b < blocks; b++) { const sr = rows[b * f.br]! / f.br; scale.set(f.scale.subarray(sr * SC, (sr + 1) * SC), b * SC); }
+  return { shape, dtype: 'fp8', fp8: { bytes, scale, rp: rows.length, br: f.br, bc: f.bc } };
 }
 
 const range = (start: number, n: number) => Array.from({ length: n }, (_, i) => start + i);
@@ -121,7 +151,7 @@ export default defineArch<Qwen3NextConfig, Weights>({
       tie_word_embeddings: bool(j, 'tie_word_embeddings', where, false), max_position_embeddings: maxPos,
       attention_bias: bool(j, 'attention_bias', where, false), layer_types: layerTypes(j, L, where), moe,
       intermediate_size: int(j, 'intermediate_size', where, 5632),
-      attn: { H, KV, D, R, theta, scaling, maxPos: Math.min(maxPos, MAX_ROPE_TABLE), qkNormEps: eps, zeroCentred: true, window: 0 },
+      attn: { H, KV, D, R, theta, scaling, maxPos: Math.min(maxPos, MAX_POS), qkNormEps: eps, zeroCentred: true, window: 0 },
       gdn: { H: Hk, HV, DK, DV, qkNorm: 'l2', qkAct: 'none', vSilu: false, negEig: false }, conv_size: W,
       num_experts: E, num_experts_per_tok: K, norm_topk_prob: bool(j, 'norm_topk_prob', where, true),
       moe_intermediate_size: int(j, 'moe_intermediate_size', where, 512),
@@ -130,7 +160,7 @@ export default defineArch<Qwen3NextConfig, Weights>({
   },
 
   dims(c) {
-    return { hidden: c.hidden_size, vocab: c.vocab_size, maxContext: Math.min(c.max_position_embeddings, MAX_ROPE_TABLE) };
+    return { hidden: c.hidden_size, vocab: c.vocab_size, maxContext: Math.min(c.max_position_embeddings, MAX_POS) };
   },
 
   state(c, ctx) {
@@ -146,9 +176,9 @@ export default defineArch<Qwen3NextConfig, Weights>({
 
   load(c, r, o) {
     const d = c.hidden_size;
-    const mat = (n: string, s: number[]) => o.weight(n, r.read(n, s), true);
+    const mat = (n: string, s: number[]) => o.weight(n, r.readQ(n, s), true);
     const vec = (n: string, s: number[]) => o.weight(n, r.read(n, s), false);
-    const table = ropeWeight(c.attn, o);
+    const table = o.weight('rope', { shape: [2, c.attn.maxPos, c.attn.R / 2], dtype: 'f32', f32: ropeTable(invFreq(c.attn.theta, c.attn.R, c.attn.scaling), c.attn.maxPos) }, false);
     r.ignore(n => n.startsWith('mtp.') || n.endsWith('rotary_emb.inv_freq'));
     const layers: Layer[] = [];
     for (let l = 0; l < c.num_hidden_layers; l++) {
@@ -162,7 +192,7 @@ export default defineArch<Qwen3NextConfig, Weights>({
         mlp: c.moe[l] ? null : loadMlp(r, o, `${p}mlp`, d, c.intermediate_size),
       });
     }
-    const emb = mat('model.embed_tokens.weight', [c.vocab_size, d]);
+    const emb = o.weight('model.embed_tokens.weight', r.read('model.embed_tokens.weight', [c.vocab_size, d]), true);
     return { emb, layers, norm: vec('model.norm.weight', [d]), head: loadHead(r, o, emb, c.tie_word_embeddings, c.vocab_size, d) };
   },
 
@@ -188,10 +218,10 @@ export default defineArch<Qwen3NextConfig, Weights>({
 function loadGdn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: string): GdnWeights {
   const d = c.hidden_size, { H: Hk, HV, DK, DV } = c.gdn, rr = HV / Hk, KD = Hk * DK, VD = HV * DV, W = c.conv_size;
   const G = 2 * DK + 2 * rr * DV;
-  const qkvz = r.read(`${a}in_proj_qkvz.weight`, [Hk * G, d]);
+  const qkvz = r.readQ(`${a}in_proj_qkvz.weight`, [Hk * G, d]);
   const rowsOf = (off: (j: number) => number, n: number) => Array.from({ length: Hk }, (_, j) => range(j * G + off(j), n)).flat();
   const part = (name: string, rows: number[]) => o.weight(`${a}in_proj_qkvz.${name}`, pickRows(qkvz, rows, d), true);
-  const ba = r.read(`${a}in_proj_ba.weight`, [2 * HV, d]);
+  const ba = r.readQ(`${a}in_proj_ba.weight`, [2 * HV, d]);
   const baRows = (first: number) => Array.from({ length: Hk }, (_, j) => range(j * 2 * rr + first, rr)).flat();
   const conv = r.f32(`${a}conv1d.weight`, [2 * KD + VD, 1, W]);
   const convPart = (name: string, ch0: number, C: number) =>
@@ -203,7 +233,7 @@ function loadGdn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: string): Gd
     gp: o.weight(`${a}A_log|dt_bias`, r.stack([`${a}A_log`, `${a}dt_bias`], HV), false),
     q_conv: convPart('q', 0, KD), k_conv: convPart('k', KD, KD), v_conv: convPart('v', 2 * KD, VD),
     norm: o.weight(`${a}norm.weight`, r.read(`${a}norm.weight`, [DV]), false),
-    out: o.weight(`${a}out_proj.weight`, r.read(`${a}out_proj.weight`, [d, VD]), true),
+    out: o.weight(`${a}out_proj.weight`, r.readQ(`${a}out_proj.weight`, [d, VD]), true),
   };
 }
 
@@ -230,11 +260,11 @@ async function gatedDeltaNet(o: Backend, w: GdnWeights, c: Qwen3NextConfig, l: n
 
 function loadGatedAttn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: string, table: Weight): GatedAttnWeights {
   const d = c.hidden_size, { H, KV, D } = c.attn, bias = c.attention_bias;
-  const mat = (n: string, s: number[]) => o.weight(n, r.read(n, s), true);
+  const mat = (n: string, s: number[]) => o.weight(n, r.readQ(n, s), true);
   const vec = (n: string, s: number[]) => o.weight(n, r.read(n, s), false);
   // q_proj rows: per head h, D rows of the query then D rows of the gate
   const qRows = Array.from({ length: H }, (_, hh) => range(2 * hh * D, D)).flat(), gRows = qRows.map(i => i + D);
-  const qw = r.read(`${a}q_proj.weight`, [2 * H * D, d]);
+  const qw = r.readQ(`${a}q_proj.weight`, [2 * H * D, d]);
   const qbw = bias ? r.read(`${a}q_proj.bias`, [2 * H * D]) : null;
   return {
     q: o.weight(`${a}q_proj.q`, pickRows(qw, qRows, d), true), gate: o.weight(`${a}q_proj.gate`, pickRows(qw, gRows, d), true),
@@ -274,43 +304,16 @@ async function gatedAttention(o: Backend, w: GatedAttnWeights, c: AttnConfig, l:
 
 function loadMoe(c: Qwen3NextConfig, r: WeightReader, o: Backend, p: string): MoeWeights {
   const d = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size, Ish = c.shared_expert_intermediate_size;
-  const experts: MlpWeights[] = [];
-  if (r.has(`${p}experts.gate_up_proj`)) {
-    // transformers 5 fused layout: gate_up_proj [E, 2I, d] (per expert I gate rows then I up rows), down_proj [E, d, I]
-    const gu = r.read(`${p}experts.gate_up_proj`, [E, 2 * I, d]), dn = r.read(`${p}experts.down_proj`, [E, d, I]);
-    for (let e = 0; e < E; e++) {
-      experts.push({
-        gate: o.weight(`${p}experts.${e}.gate`, pickRows(gu, range(e * 2 * I, I), d), true),
-        up: o.weight(`${p}experts.${e}.up`, pickRows(gu, range(e * 2 * I + I, I), d), true),
-        down: o.weight(`${p}experts.${e}.down`, pickRows(dn, range(e * d, d), I), true),
-        gb: null, ub: null, db: null,
-      });
-    }
-  } else {
-    for (let e = 0; e < E; e++) experts.push(loadMlp(r, o, `${p}experts.${e}`, d, I));
-  }
   return {
-    router: o.weight(`${p}gate.weight`, r.read(`${p}gate.weight`, [E, d]), true), experts,
+    router: o.weight(`${p}gate.weight`, r.read(`${p}gate.weight`, [E, d]), true), experts: loadExperts(r, o, `${p}experts`, E, I, d),
     shared: Ish > 0 ? loadMlp(r, o, `${p}shared_expert`, d, Ish) : null,
     sharedGate: Ish > 0 ? o.weight(`${p}shared_expert_gate.weight`, r.read(`${p}shared_expert_gate.weight`, [1, d]), true) : null,
   };
 }
 
-/** x += Σ_e w_e(h)·SwiGLU_e(h) + σ(h·W_sg)·SwiGLU_shared(h): every expert over all tokens, weight 0 where unselected. */
+/** x += Σ_j w_j(h)·SwiGLU_{e_j}(h) over each token's top-k experts + σ(h·W_sg)·SwiGLU_shared(h). */
 async function sparseMoe(o: Backend, w: MoeWeights, c: Qwen3NextConfig, h: Tensor, x: Tensor): Promise<void> {
-  const E = c.num_experts, I = c.moe_intermediate_size;
-  const logits = o.act('moe_logits', E), rw = o.act('moe_w', E);
-  await matmul(o, h, w.router, null, 'none', logits);
-  await moeRoute(o, logits, rw, c.num_experts_per_tok, c.norm_topk_prob);
-  const g = o.act('moe_g', I), u = o.act('moe_u', I), gu = o.act('moe_gu', I), gus = o.act('moe_gus', I);
-  for (let e = 0; e < E; e++) {
-    const ex = w.experts[e]!;
-    await matmul(o, h, ex.gate, null, 'none', g);
-    await matmul(o, h, ex.up, null, 'none', u);
-    await siluMul(o, g, u, gu);
-    await mul(o, gu, rw, gus, { col: e });
-    await matmul(o, gus, ex.down, null, 'none', x, true);
-  }
+  await routedExperts(o, w.router, w.experts, c.num_experts_per_tok, c.norm_topk_prob, h, x);
   if (w.shared && w.sharedGate) {
     const Ish = c.shared_expert_intermediate_size;
     const sg = o.act('moe_sh_gate', 1), sgv = o.act('moe_sh_g', Ish), suv = o.act('moe_sh_u', Ish);

@@ -7,11 +7,12 @@ import gatedDeltanet from './gated_deltanet.ts';
 import gla from './gla.ts';
 import linear_attn from './linear_attn.ts';
 import llama from './llama.ts';
+import qwen3Moe from './qwen3_moe.ts';
 import qwen3Next from './qwen3_next.ts';
 import rwkv7 from './rwkv7.ts';
 import transformer from './transformer.ts';
 
-export const ARCHS: Arch[] = [llama, rwkv7, transformer, gla, gatedDeltanet, deltaNet, linear_attn, abc, qwen3Next];
+export const ARCHS: Arch[] = [llama, rwkv7, transformer, gla, gatedDeltanet, deltaNet, linear_attn, abc, qwen3Next, qwen3Moe];
 
 export function supportedModelTypes(): string[] {
   return ARCHS.flatMap(a => a.modelTypes).sort();

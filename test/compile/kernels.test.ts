@@ -14,6 +14,8 @@ import { FEATURE_LAYERS } from '../../kernels/linear_attn/feature_map.ref.ts';
 import { ACT, type Act } from '../../kernels/matmul/matmul.ref.ts';
 import gemmSource from '../../kernels/matmul/matmul_gemm.wgsl' with { type: 'text' };
 import { OPS } from '../../kernels/registry.ts';
+import { expertWeights, type ExpertWeights } from '../../kernels/moe/moe_experts.ts';
+import type { HostWeight } from '../../src/backend/backend.ts';
 import type { Kernel, Op } from '../../src/backend/op.ts';
 import { bindingNames } from '../../src/gpu/wgsl.ts';
 import { GpuError } from '../../src/util/errors.ts';
@@ -22,6 +24,18 @@ import { gpu, HAS_GPU } from '../helpers/gpu.ts';
 import { built, ctx, gpuBackend, state, step, t, w } from './build.ts';
 
 const ACTS = Object.keys(ACT) as Act[];
+
+/** A zero F8_E4M3 weight with 128×128 block scales (rp: rows per scale part). */
+function fp8(shape: number[], rp = shape.slice(0, -1).reduce((a, b) => a * b, 1)): HostWeight {
+  const C = shape.at(-1)!, R = shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  return { shape, dtype: 'fp8', fp8: { bytes: new Uint8Array(R * C), scale: new Float32Array((R / rp) * Math.ceil(rp / 128) * Math.ceil(C / 128)), rp, br: 128, bc: 128 } };
+}
+/** A layer of 4 routed experts (64 → 32) in bf16 or fp8, in two parts. */
+function experts(dt: 'bf16' | 'fp8'): ExpertWeights {
+  const gu = dt === 'fp8' ? fp8([4, 64, 64], 32) : { shape: [4, 64, 64], dtype: dt, bits16: new Uint16Array(4 * 64 * 64) };
+  const dn = dt === 'fp8' ? fp8([4, 64, 32], 64) : { shape: [4, 64, 32], dtype: dt, bits16: new Uint16Array(4 * 64 * 32) };
+  return expertWeights(gpuBackend(), `compile experts ${dt}`, gu, dn, 4, 32, 64, 2 * 64 * 64 * 2);
+}
 const DTYPES = ['f32', 'bf16', 'f16'] as const;
 const BOOLS = [false, true];
 const KV_DTYPES = ['f32', 'f16', 'bf16'] as const;
@@ -58,6 +72,9 @@ const CASES: Record<string, () => { what: string; args: any }[]> = {
     what: map, args: { x: t(128), W: FEATURE_LAYERS[map] ? w([FEATURE_LAYERS[map], 64, 64]) : null, b: FEATURE_LAYERS[map] ? w([FEATURE_LAYERS[map], 64]) : null, y: t(128, { name: 'y' }), map, DK: 64, norm: true },
   })),
   matmul: () => (['bf16', 'f16'] as const).map(dt => ({ what: `${dt} 130 → 200`, args: { x: t(130), w: w([200, 130], dt), bias: null, y: t(200), act: 'none', accumulate: false } })),
+  matmul_fp8: () => [{ what: 'fp8 132 → 200', args: { x: t(132), w: gpuBackend().weight('compile fp8', fp8([200, 132]), true), bias: null, y: t(200), act: 'none', accumulate: false } }],
+  moe_topk: () => BOOLS.map(norm => ({ what: `norm=${norm}`, args: { logits: t(8), sel: t(4, { name: 'sel' }), k: 2, norm } })),
+  moe_experts: () => (['bf16', 'fp8'] as const).map(dt => ({ what: `${dt} E 4 top-2`, args: { h: t(64), sel: t(4, { name: 'sel' }), w: experts(dt), y: t(64, { name: 'y' }) } })),
   moe_route: () => BOOLS.map(norm => ({ what: `norm=${norm}`, args: { logits: t(8), w: t(8, { name: 'w' }), k: 2, norm } })),
   layer_norm: () => [{ what: 'C 64', args: { x: t(64), w: w([64]), b: w([64]), y: t(64, { name: 'y' }), eps: 1e-5 } }],
   rms_norm: () => [{ what: 'C 64', args: { x: t(64), w: w([64]), g: null, y: t(64, { name: 'y' }), C: 64, G: 1, eps: 1e-6, plusOne: false } }],

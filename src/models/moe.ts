@@ -1,0 +1,74 @@
+// The routed experts of the MoE models (qwen3_next, qwen3_moe): one layer's experts read from either checkpoint
+// layout into one gate|up tensor [E, 2I, C] and one down tensor [E, C, I], and the routed forward (router → top-k on
+// the GPU → only the chosen experts). spec-deltanet-attention-qwen3next.md §8.6.
+import { expertWeights, moeExperts, type ExpertWeights } from '../../kernels/moe/moe_experts.ts';
+import { moeTopk } from '../../kernels/moe/moe_topk.ts';
+import { matmul } from '../../kernels/matmul/matmul.ts';
+import type { Backend, HostWeight, Tensor, Weight } from '../backend/backend.ts';
+import { dequantFp8 } from '../load/safetensors.ts';
+import type { WeightReader } from '../load/weights.ts';
+
+/**
+ * Stack host matrices (each [R_i, C]) into one [ΣR_i, C] tensor `shape`: fp8 when all are fp8 with the same blocks
+ * (each keeps its scale rows: rp = R of a part, all equal), 16-bit when all share a 16-bit dtype, f32 otherwise.
+ */
+export function stackRows(parts: HostWeight[], shape: number[]): HostWeight {
+  const C = shape.at(-1)!, rowsOf = (w: HostWeight) => w.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  const total = parts.reduce((n, w) => n + rowsOf(w) * C, 0);
+  const f0 = parts[0]!.fp8;
+  if (f0 && parts.every(w => w.fp8 && w.fp8.br === f0.br && w.fp8.bc === f0.bc && rowsOf(w) === rowsOf(parts[0]!))) {
+    const bytes = new Uint8Array(total), scale = new Float32Array(parts.reduce((n, w) => n + w.fp8!.scale.length, 0));
+    let b = 0, s = 0;
+    for (const w of parts) { bytes.set(w.fp8!.bytes, b); b += w.fp8!.bytes.length; scale.set(w.fp8!.scale, s); s += w.fp8!.scale.length; }
+    return { shape, dtype: 'fp8', fp8: { bytes, scale, rp: rowsOf(parts[0]!), br: f0.br, bc: f0.bc } };
+  }
+  const dt = parts[0]!.dtype;
+  if ((dt === 'bf16' || dt === 'f16') && parts.every(w => w.bits16 && w.dtype === dt)) {
+    const out = new Uint16Array(total);
+    let o = 0;
+    for (const w of parts) { out.set(w.bits16!, o); o += w.bits16!.length; }
+    return { shape, dtype: dt, bits16: out };
+  }
+  const out = new Float32Array(total);
+  let o = 0;
+  for (const w of parts) {
+    const f = w.f32 ?? (w.fp8 ? dequantFp8(w.fp8, rowsOf(w), C) : widen(w));
+    out.set(f, o);
+    o += f.length;
+  }
+  return { shape, dtype: 'f32', f32: out };
+}
+
+function widen(w: HostWeight): Float32Array {
+  const out = new Float32Array(w.bits16!.length);
+  if (w.dtype === 'bf16') { const u = new Uint32Array(out.buffer); w.bits16!.forEach((b, i) => { u[i] = b << 16; }); return out; }
+  const h = new Float16Array(w.bits16!.buffer, w.bits16!.byteOffset, w.bits16!.length);
+  for (let i = 0; i < h.length; i++) out[i] = h[i]!;
+  return out;
+}
+
+/**
+ * One layer's E experts (intermediate I, hidden C) under `p` (e.g. model.layers.0.mlp.experts): transformers 5's fused
+ * gate_up_proj [E, 2I, C] / down_proj [E, C, I], or per expert p.e.{gate,up,down}_proj.weight (fp8 with scales kept).
+ */
+export function loadExperts(r: WeightReader, o: Backend, p: string, E: number, I: number, C: number): ExpertWeights {
+  if (r.has(`${p}.gate_up_proj`)) {
+    const gu = r.readQ(`${p}.gate_up_proj`, [E, 2 * I, C]), dn = r.readQ(`${p}.down_proj`, [E, C, I]);
+    return expertWeights(o, p, gu, dn, E, I, C);
+  }
+  const gu: HostWeight[] = [], dn: HostWeight[] = [];
+  for (let e = 0; e < E; e++) {
+    gu.push(r.readQ(`${p}.${e}.gate_proj.weight`, [I, C]), r.readQ(`${p}.${e}.up_proj.weight`, [I, C]));
+    dn.push(r.readQ(`${p}.${e}.down_proj.weight`, [C, I]));
+  }
+  // gate|up per expert: the scale parts are I rows each (gate, then up), down parts C rows
+  return expertWeights(o, p, stackRows(gu, [E, 2 * I, C]), stackRows(dn, [E, C, I]), E, I, C);
+}
+
+/** x += Σ_j w_j(h)·SwiGLU_{e_j}(h) over each token's top-k experts (router softmax, top-k, optional renormalisation). */
+export async function routedExperts(o: Backend, router: Weight, experts: ExpertWeights, K: number, norm: boolean, h: Tensor, x: Tensor): Promise<void> {
+  const logits = o.act('moe_logits', experts.E), sel = o.act('moe_sel', 2 * K);
+  await matmul(o, h, router, null, 'none', logits);
+  await moeTopk(o, logits, sel, K, norm);
+  await moeExperts(o, h, sel, experts, x);
+}

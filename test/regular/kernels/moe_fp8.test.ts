@@ -1,0 +1,66 @@
+// F8_E4M3 weights decoded inside the kernels (kernels/moe/wquad.wgsl): the fp8 matmul (GEMV and tiled GEMM,
+// kernels/matmul/matmul_fp8*) against the dequantized reference on widths straddling the 64-wide tiles and the 128
+// scale blocks, every one of the 256 byte values (subnormals, ±0, the largest 448), other block sizes, bias,
+// activation, accumulation and kept rows.
+import { describe, expect, test } from 'bun:test';
+import type { HostWeight } from '../../../src/backend/backend.ts';
+import { matmul } from '../../../kernels/matmul/matmul.ts';
+import { e4m3ToF32 } from '../../../src/load/safetensors.ts';
+import { prng, randn, type Prng } from '../../helpers/allclose.ts';
+import { HAS_GPU } from '../../helpers/gpu.ts';
+import { checkBoth, hostWeight, simpleStep } from './harness.ts';
+
+function fp8(R: number, C: number, rng: Prng, br = 128, bc = 128, all = false): HostWeight {
+  const bytes = new Uint8Array(R * C);
+  for (let i = 0; i < bytes.length; i++) {
+    let b = all ? i % 256 : rng.int(256);
+    if ((b & 0x7f) === 0x7f) b = all ? b & 0x80 : b ^ 1;   // no NaN
+    bytes[i] = b;
+  }
+  const S = Math.ceil(R / br) * Math.ceil(C / bc);
+  return { shape: [R, C], dtype: 'fp8', fp8: { bytes, scale: Float32Array.from({ length: S }, () => rng.uniform(0.25, 4) / 448), rp: R, br, bc } };
+}
+
+test('e4m3 table: subnormals, zero, 448, sign', () => {
+  expect(e4m3ToF32(0x00)).toBe(0);
+  expect(e4m3ToF32(0x01)).toBe(2 ** -9);
+  expect(e4m3ToF32(0x07)).toBe(7 * 2 ** -9);
+  expect(e4m3ToF32(0x08)).toBe(2 ** -6);
+  expect(e4m3ToF32(0x38)).toBe(1);
+  expect(e4m3ToF32(0x7e)).toBe(448);
+  expect(e4m3ToF32(0xfe)).toBe(-448);
+  expect(Number.isNaN(e4m3ToF32(0x7f))).toBe(true);
+});
+
+describe.skipIf(!HAS_GPU)('matmul_fp8', () => {
+  const cases: { N: number; IN: number; OUT: number; br?: number; bc?: number; all?: boolean; bias?: boolean; act?: 'sigmoid'; acc?: boolean; rowsK?: boolean }[] = [
+    { N: 1, IN: 256, OUT: 16, all: true },
+    { N: 3, IN: 260, OUT: 131, bias: true },
+    { N: 8, IN: 132, OUT: 200, br: 64, bc: 32, acc: true },
+    { N: 65, IN: 388, OUT: 130, act: 'sigmoid' },
+    { N: 130, IN: 128, OUT: 67, bias: true, acc: true },
+    { N: 70, IN: 196, OUT: 40, rowsK: true },
+  ];
+  for (const c of cases) {
+    const what = `matmul_fp8 N=${c.N} ${c.IN}→${c.OUT} blocks ${c.br ?? 128}×${c.bc ?? 128}${c.bias ? ' bias' : ''}${c.act ? ` ${c.act}` : ''}${c.acc ? ' accumulate' : ''}${c.rowsK ? ' kept rows' : ''}`;
+    test(what, async () => {
+      const rng = prng(what);
+      const step = simpleStep(c.N, c.rowsK ? [0, 5, c.N - 1] : [c.N - 1]);
+      const R = c.rowsK ? 3 : c.N;
+      const w = fp8(c.OUT, c.IN, rng, c.br, c.bc, c.all), x = randn(R * c.IN, rng), y0 = randn(R * c.OUT, rng), b = randn(c.OUT, rng);
+      for (const kernel of ['gemv', 'gemm']) {
+        process.env.FLA_KERNEL_MATMUL_FP8 = kernel;
+        try {
+          await checkBoth(step, {}, async io => {
+            const rows = c.rowsK ? 'k' : 'n';
+            const xt = io.o.act('x', c.IN, { rows }), y = io.o.act('y', c.OUT, { rows });
+            io.put(xt, x); io.put(y, c.acc ? y0 : undefined);
+            const wt = io.weight('w', w), bt = c.bias ? io.weight('b', hostWeight(b, [c.OUT]), false) : null;
+            await matmul(io.o, xt, wt, bt, c.act ?? 'none', y, c.acc ?? false);
+            return { y };
+          }, { seed: rng, what: `${what} (${kernel})` });
+        } finally { delete process.env.FLA_KERNEL_MATMUL_FP8; }
+      }
+    }, 60_000);
+  }
+});
