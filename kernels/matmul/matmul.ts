@@ -1,10 +1,11 @@
 // matmul op wrapper: y = act(x·Wᵀ + bias) (+ y). select() picks GEMV for few rows, the tiled GEMM otherwise.
 import type { Gpu, Dispatch } from '../../src/gpu/device.ts';
 import { binding, dispatch, grid, weightDefines, type StepCtx, type View, type WeightDtype } from '../../src/gpu/launch.ts';
-import { ShapeError } from '../../src/util/errors.ts';
+import { ShapeError, UsageError } from '../../src/util/errors.ts';
 import gemv from './matmul_gemv.wgsl' with { type: 'text' };
 import gemm from './matmul_gemm.wgsl' with { type: 'text' };
 import blocked from './matmul_blocked.wgsl' with { type: 'text' };
+import * as gemvVec from './matmul_gemv_vec.ts';
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu.ts';
 import { GpuBackend } from '../../src/backend/gpu.ts';
@@ -19,16 +20,22 @@ export interface MatmulArgs {
 
 const GEMV_RMAX = 4;
 
-export type MatmulKernel = 'gemv' | 'gemm' | 'blocked';
+export type MatmulKernel = 'gemv_vec' | 'gemv_vec_wg' | 'gemv' | 'gemm' | 'blocked';
+const KERNELS: readonly MatmulKernel[] = ['gemv_vec', 'gemv_vec_wg', 'gemv', 'gemm', 'blocked'];
 
 /**
- * 'gemv' while the rows fit a few GEMV passes; else the workgroup-tiled 'gemm' on GPUs, and 'blocked' (no
- * workgroup memory or barriers, which a CPU adapter emulates slowly) on CPU adapters. FLA_KERNEL_MATMUL forces one.
+ * 'gemv_vec' (16-byte loads, subgroup reductions where the adapter has a fixed subgroup size; workgroup memory
+ * otherwise) up to 16 rows; else the workgroup-tiled 'gemm' on GPUs, and 'blocked' (no workgroup memory or
+ * barriers, which a CPU adapter emulates slowly) on CPU adapters. FLA_KERNEL_MATMUL forces one: 'gemv_vec_wg' is
+ * gemv_vec with the portable reduction, 'gemv' the previous 4-row GEMV.
  */
 export function select(gpu: Gpu, rows: number): MatmulKernel {
   const forced = process.env.FLA_KERNEL_MATMUL;
-  if (forced === 'gemv' || forced === 'gemm' || forced === 'blocked') return forced;
-  if (rows <= 2 * GEMV_RMAX) return 'gemv';
+  if (forced) {
+    if (!(KERNELS as readonly string[]).includes(forced)) throw new UsageError(`FLA_KERNEL_MATMUL must be one of ${KERNELS.join(', ')}, got ${forced}`);
+    return forced as MatmulKernel;
+  }
+  if (rows <= gemvVec.GEMV_VEC_RMAX) return 'gemv_vec';
   return gpu.summary.type === 'cpu' ? 'blocked' : 'gemm';
 }
 
@@ -42,6 +49,10 @@ export function build(gpu: Gpu, s: StepCtx, a: MatmulArgs): Promise<Dispatch> {
   const entries = [{ buffer: s.uniform }, binding(a.x), binding(a.w), a.bias ? binding(a.bias) : { buffer: s.dummy }, binding(a.y),
     { buffer: gpu.uniform(new Uint32Array([a.IN, a.OUT])) }];
   const kernel = select(gpu, rows);
+  if (kernel === 'gemv_vec' || kernel === 'gemv_vec_wg') {
+    const p = gemvVec.plan(gpu, rows, a.IN, a.OUT, a.wdtype, a.x.offset % 16 === 0, kernel === 'gemv_vec');
+    return gemvVec.build(gpu, p, defines, entries, a.IN, a.OUT);   // past 16 rows (forced): W is read once per 16
+  }
   if (kernel === 'blocked')
     return dispatch(gpu, { label: 'matmul_blocked', source: blocked, defines }, entries, grid(Math.ceil(Math.ceil(rows / 4) * Math.ceil(a.OUT / 4) / 64)));
   if (kernel === 'gemv') {
