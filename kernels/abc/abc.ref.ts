@@ -4,7 +4,7 @@
 //   Hk[i][m] = α_m·Hk[i][m] + k_i·β_m;  ok_m = Σ_i (scale·q_i)·Hk[i][m];  p = softmax_m(ok)
 //   Hv[m][j] = α_m·Hv[m][j] + β_m·v_j;  o_j = Σ_m p_m·Hv[m][j]
 // q, k arrive already rotated (RoPE is its own op). Produces o [N, H·DV] (before the gated output norm).
-import type { Cursor } from '../step.ts';
+import type { Cursor } from '../../src/util/step.ts';
 
 export interface AbcDims { H: number; DK: number; DV: number; M: number; scale: number; clampMin: number; clampMax: number }
 

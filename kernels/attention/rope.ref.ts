@@ -1,6 +1,6 @@
 // CPU reference of rotary position embeddings (spec-deltanet-attention-qwen3next.md §1.6): the host-side
 // cos/sin table with torch's fp32 rounding, and rotate-half (GPT-NeoX layout) on the first R dims of each head.
-import type { Cursor } from '../step.ts';
+import type { Cursor } from '../../src/util/step.ts';
 
 export interface RopeScaling { type: 'default' | 'llama3'; factor?: number; lowFreqFactor?: number; highFreqFactor?: number; originalMax?: number }
 

@@ -1,24 +1,37 @@
 // rope op: rotary position embedding in place on q or k ([N, H·D]) from a host-computed cos/sin table.
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
-import { CpuBackend } from '../../src/backend/cpu.ts';
-import { GpuBackend } from '../../src/backend/gpu.ts';
-import { dispatch, grid } from '../../src/gpu/launch.ts';
 import { ShapeError } from '../../src/util/errors.ts';
+import { grid, kernel, only, ONLY, op, u32 } from '../lib.ts';
 import { ropeRef } from './rope.ref.ts';
 import source from './rope.wgsl' with { type: 'text' };
 
-export const BINDINGS = ['step', 'stepmeta', 'x', 'table', 'dims'] as const;
+export const KERNEL = kernel('rope', source, ['step', 'stepmeta', 'x', 'table', 'dims']);
+
+/** x [N, H·D] in place; table is ropeTable(...) uploaded as a [2, P, R/2] f32 weight; R rotary dims of each head of D. */
+export interface RopeArgs { x: Tensor; table: Weight; D: number; R: number }
+
+export const ropeOp = op<RopeArgs>({
+  name: 'rope',
+  check(a) {
+    const H = a.x.cols / a.D;
+    if (!Number.isInteger(H) || a.R % 2 || a.R > a.D || a.table.shape[2] !== a.R / 2) throw new ShapeError(`rope: bad shapes (cols ${a.x.cols}, head dim ${a.D}, rotary dim ${a.R})`);
+  },
+  select: only(),
+  variants: {
+    [ONLY]: {
+      launches: (a, c) => {
+        const H = a.x.cols / a.D, n = c.step.n;
+        return [{
+          kernel: KERNEL, grid: grid(Math.ceil(n * H * a.R / 2 / 64)), cost: { flops: 3 * n * H * a.R, bytes: 12 * n * H * a.R },
+          bind: { x: a.x, table: a.table, dims: u32(H, a.D, a.R, a.table.shape[1]!) },
+        }];
+      },
+    },
+  },
+  ref: (a, h) => ropeRef(h.data(a.x), h.data(a.table), h.step.cursors, a.x.cols / a.D, a.D, a.R, a.table.shape[1]!),
+});
 
 /** x [N, H·D] in place; table is ropeTable(...) uploaded as a [2, P, R/2] f32 weight. */
-export async function rope(o: Backend, x: Tensor, table: Weight, a: { D: number; R: number }): Promise<void> {
-  const H = x.cols / a.D, P = table.shape[1]!;
-  if (!Number.isInteger(H) || a.R % 2 || a.R > a.D || table.shape[2] !== a.R / 2) throw new ShapeError(`rope: bad shapes (cols ${x.cols}, head dim ${a.D}, rotary dim ${a.R})`);
-  if (o instanceof GpuBackend) {
-    const s = o.step;
-    o.push(await dispatch(o.gpu, { label: 'rope', source }, [{ buffer: s.uniform }, { buffer: s.meta }, o.view(x), o.weightView(table),
-      { buffer: o.gpu.uniform(new Uint32Array([H, a.D, a.R, P])) }], grid(Math.ceil(s.n * H * a.R / 2 / 64))), { flops: 3 * s.n * H * a.R, bytes: 12 * s.n * H * a.R });
-    return;
-  }
-  const c = o as CpuBackend;
-  ropeRef(c.data(x), c.weightData(table), c.step.cursors, H, a.D, a.R, P);
+export function rope(o: Backend, x: Tensor, table: Weight, a: { D: number; R: number }): Promise<void> {
+  return o.run(ropeOp, { x, table, D: a.D, R: a.R });
 }

@@ -1,7 +1,7 @@
 // CPU reference of the KV-cache write and of causal softmax attention with GQA over a slot's cache
 // (spec-deltanet-attention-qwen3next.md §1.7): query at absolute position p sees keys 0..p (and only the last
 // W when windowed); scores q·k·scale, fp32 softmax, output Σ p·v, heads merged head-major.
-import type { Cursor } from '../step.ts';
+import type { Cursor } from '../../src/util/step.ts';
 
 export interface SdpaDims { H: number; KV: number; D: number; ctx: number; window: number; scale: number }
 

@@ -1,7 +1,7 @@
 // CPU reference of the short causal depthwise convolution (spec-deltanet-attention-qwen3next.md §1.4) with its
 // rolling per-slot state: y[t, c] = act(Σ_{j<W} w[c, j]·x[t−(W−1)+j, c]), where inputs before a sequence's first
 // token come from the slot's history (the last W−1 conv inputs, oldest first; zero for a fresh slot).
-import type { Cursor } from '../step.ts';
+import type { Cursor } from '../../src/util/step.ts';
 
 export type ConvAct = 'none' | 'silu';
 

@@ -4,7 +4,7 @@
 //   g = −exp(A_log[hv])·softplus(a + dt_bias[hv]) (0 without gate);  β = σ(b) (1 without beta), ×2 if negEig
 //   S ← e^g·S;  u = β·(v − Sᵀk);  S ← S + k·uᵀ;  o = Sᵀ(q·d_k^{−1/2})
 // State S is f32 [slots, HV, d_k, d_v] (K-first, S[a][c] at a·d_v + c).
-import type { Cursor } from '../step.ts';
+import type { Cursor } from '../../src/util/step.ts';
 
 export type QkNorm = 'l2' | 'sum' | 'none';
 export type QkAct = 'none' | 'silu' | 'relu' | 'elu';

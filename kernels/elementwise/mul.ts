@@ -1,37 +1,40 @@
 // mul op: y (+)= a ⊙ s elementwise, or a scaled per row by one column of s.
 import type { Backend, Tensor } from '../../src/backend/backend.ts';
-import { CpuBackend } from '../../src/backend/cpu.ts';
-import { GpuBackend } from '../../src/backend/gpu.ts';
-import type { Dispatch, Gpu } from '../../src/gpu/device.ts';
-import { binding, dispatch, grid, type StepCtx, type View } from '../../src/gpu/launch.ts';
 import { ShapeError } from '../../src/util/errors.ts';
+import { grid, kernel, only, ONLY, op, rowsOf, u32 } from '../lib.ts';
 import { mulRef } from './mul.ref.ts';
 import source from './mul.wgsl' with { type: 'text' };
 
-export const BINDINGS = ['step', 'a', 's', 'y', 'dims'] as const;
+export const KERNEL = kernel('mul', source, ['step', 'a', 's', 'y', 'dims']);
 
-export interface MulArgs { a: View; s: View; y: View; C: number; S: number; col: number | null; accumulate: boolean; rowsK: boolean }
+/** col: scale each row by column `col` of s instead of elementwise (null). */
+export interface MulArgs { a: Tensor; s: Tensor; y: Tensor; col: number | null; accumulate: boolean }
 
-export function build(gpu: Gpu, s: StepCtx, a: MulArgs): Promise<Dispatch> {
-  const rows = a.rowsK ? s.k : s.n;
-  return dispatch(gpu, { label: 'mul', source, defines: { BROADCAST: a.col !== null, ACCUM: a.accumulate, ROWS_K: a.rowsK } },
-    [{ buffer: s.uniform }, binding(a.a), binding(a.s), binding(a.y), { buffer: gpu.uniform(new Uint32Array([a.C, a.S, a.col ?? 0, 0])) }],
-    grid(Math.ceil(rows * a.C / 64)));
-}
+export const mulOp = op<MulArgs>({
+  name: 'mul',
+  check({ a, s, y, col }) {
+    if (y.cols !== a.cols || a.rows !== s.rows || a.rows !== y.rows || (col === null ? s.cols !== a.cols : col < 0 || col >= s.cols))
+      throw new ShapeError(`mul: a ${a.cols} columns, s ${s.cols}, out ${y.cols}, column ${col}`);
+  },
+  select: only(),
+  variants: {
+    [ONLY]: {
+      launches: (x, c) => {
+        const rows = rowsOf(x.a, c);
+        return [{
+          kernel: KERNEL, grid: grid(Math.ceil(rows * x.a.cols / 64)), cost: { flops: rows * x.a.cols * 2, bytes: 12 * rows * x.a.cols },
+          defines: { BROADCAST: x.col !== null, ACCUM: x.accumulate, ROWS_K: x.a.rows === 'k' },
+          bind: { a: x.a, s: x.s, y: x.y, dims: u32(x.a.cols, x.s.cols, x.col ?? 0, 0) },
+        }];
+      },
+    },
+  },
+  ref: (x, h) => mulRef(h.data(x.a), h.data(x.s), h.data(x.y), h.cap(x.a), x.a.cols, x.s.cols, x.col, x.accumulate),
+});
 
 export interface MulOpts { /** scale each row by column `col` of s instead of elementwise */ col?: number; accumulate?: boolean }
 
 /** out (+)= a ⊙ s (s as wide as a), or out (+)= a · s[:, col] per row. out must be a tensor of its own. */
-export async function mul(o: Backend, a: Tensor, s: Tensor, out: Tensor, opts: MulOpts = {}): Promise<void> {
-  const col = opts.col ?? null, accumulate = opts.accumulate ?? false;
-  if (out.cols !== a.cols || a.rows !== s.rows || a.rows !== out.rows || (col === null ? s.cols !== a.cols : col < 0 || col >= s.cols))
-    throw new ShapeError(`mul: a ${a.cols} columns, s ${s.cols}, out ${out.cols}, column ${col}`);
-  if (o instanceof GpuBackend) {
-    const rows = a.rows === 'k' ? o.step.k : o.step.n;
-    o.push(await build(o.gpu, o.step, { a: o.view(a), s: o.view(s), y: o.view(out), C: a.cols, S: s.cols, col, accumulate, rowsK: a.rows === 'k' }),
-      { flops: rows * a.cols * 2, bytes: 12 * rows * a.cols });
-    return;
-  }
-  const c = o as CpuBackend;
-  mulRef(c.data(a), c.data(s), c.data(out), c.capacity(a), a.cols, s.cols, col, accumulate);
+export function mul(o: Backend, a: Tensor, s: Tensor, out: Tensor, opts: MulOpts = {}): Promise<void> {
+  return o.run(mulOp, { a, s, y: out, col: opts.col ?? null, accumulate: opts.accumulate ?? false });
 }

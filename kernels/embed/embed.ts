@@ -1,42 +1,55 @@
-// embed and gather_rows op wrappers (kernels/embed/*.wgsl).
-import type { Gpu, Dispatch } from '../../src/gpu/device.ts';
-import { binding, dispatch, grid, weightDefines, type StepCtx, type View, type WeightDtype } from '../../src/gpu/launch.ts';
+// embed and gather_rows ops (kernels/embed/*.wgsl): token embedding lookup, and the kept rows of a step.
+import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
+import { ShapeError } from '../../src/util/errors.ts';
+import { grid, kernel, only, ONLY, op, u32, weightDefines } from '../lib.ts';
+import { embedRef, gatherRowsRef } from './embed.ref.ts';
 import embedSrc from './embed.wgsl' with { type: 'text' };
 import gatherSrc from './gather_rows.wgsl' with { type: 'text' };
-import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
-import { CpuBackend } from '../../src/backend/cpu.ts';
-import { GpuBackend } from '../../src/backend/gpu.ts';
-import { embedRef, gatherRowsRef } from './embed.ref.ts';
 
-export const BINDINGS = ['step', 'meta', 'W', 'x'] as const;
-export const GATHER_BINDINGS = ['step', 'meta', 'x', 'y'] as const;
+export const KERNEL = kernel('embed', embedSrc, ['step', 'stepmeta', 'W', 'x', 'dims']);
+export const GATHER_KERNEL = kernel('gather_rows', gatherSrc, ['step', 'stepmeta', 'x', 'y', 'dims']);
 
-export function build(gpu: Gpu, s: StepCtx, a: { table: View; wdtype: WeightDtype; x: View; C: number }): Promise<Dispatch> {
-  return dispatch(gpu, { label: 'embed', source: embedSrc, defines: weightDefines(a.wdtype) },
-    [{ buffer: s.uniform }, { buffer: s.meta }, binding(a.table), binding(a.x), { buffer: gpu.uniform(new Uint32Array([a.C])) }], grid(Math.ceil(s.n * a.C / 2 / 64)));
-}
+export interface EmbedArgs { table: Weight; out: Tensor }
 
-export function buildGather(gpu: Gpu, s: StepCtx, a: { x: View; y: View; C: number }): Promise<Dispatch> {
-  return dispatch(gpu, { label: 'gather_rows', source: gatherSrc },
-    [{ buffer: s.uniform }, { buffer: s.meta }, binding(a.x), binding(a.y), { buffer: gpu.uniform(new Uint32Array([a.C])) }], grid(Math.ceil(s.k * a.C / 64)));
-}
+export const embedOp = op<EmbedArgs>({
+  name: 'embed',
+  check(a) { if (a.out.rows !== 'n' || a.table.shape[1] !== a.out.cols) throw new ShapeError(`embed: table [${a.table.shape}] into ${a.out.cols} columns`); },
+  select: only(),
+  variants: {
+    [ONLY]: {
+      launches: (a, c) => [{
+        kernel: KERNEL, grid: grid(Math.ceil(c.step.n * a.out.cols / 2 / 64)), defines: weightDefines(a.table.dtype),
+        cost: { flops: 0, bytes: (a.table.dtype === 'f32' ? 8 : 6) * c.step.n * a.out.cols },
+        bind: { W: a.table, x: a.out, dims: u32(a.out.cols) },
+      }],
+    },
+  },
+  ref: (a, h) => embedRef(h.step.ids, h.data(a.table), h.data(a.out), a.out.cols),
+});
+
+export interface GatherArgs { x: Tensor; y: Tensor }
+
+export const gatherRowsOp = op<GatherArgs>({
+  name: 'gather_rows',
+  check(a) { if (a.x.rows !== 'n' || a.y.rows !== 'k' || a.x.cols !== a.y.cols) throw new ShapeError(`gather_rows: ${a.x.rows} rows of ${a.x.cols} → ${a.y.rows} rows of ${a.y.cols}`); },
+  select: only(),
+  variants: {
+    [ONLY]: {
+      launches: (a, c) => [{
+        kernel: GATHER_KERNEL, grid: grid(Math.ceil(c.step.k * a.x.cols / 64)), cost: { flops: 0, bytes: 8 * c.step.k * a.x.cols },
+        bind: { x: a.x, y: a.y, dims: u32(a.x.cols) },
+      }],
+    },
+  },
+  ref: (a, h) => gatherRowsRef(h.data(a.x), h.step.keep, h.data(a.y), a.x.cols),
+});
 
 /** out[t] = table[ids[t]] for the step's tokens. */
-export async function embed(o: Backend, table: Weight, out: Tensor): Promise<void> {
-  if (o instanceof GpuBackend) {
-    o.push(await build(o.gpu, o.step, { table: o.weightView(table), wdtype: o.weightDtype(table), x: o.view(out), C: out.cols }), { flops: 0, bytes: (o.weightDtype(table) === 'f32' ? 8 : 6) * o.step.n * out.cols });
-    return;
-  }
-  const c = o as CpuBackend;
-  embedRef(c.step.ids, c.weightData(table), c.data(out), out.cols);
+export function embed(o: Backend, table: Weight, out: Tensor): Promise<void> {
+  return o.run(embedOp, { table, out });
 }
 
 /** out[j] = x[keep[j]]: the rows whose logits are kept ('n' rows → 'k' rows). */
-export async function gatherKept(o: Backend, x: Tensor, out: Tensor): Promise<void> {
-  if (o instanceof GpuBackend) {
-    o.push(await buildGather(o.gpu, o.step, { x: o.view(x), y: o.view(out), C: x.cols }), { flops: 0, bytes: 8 * o.step.k * x.cols });
-    return;
-  }
-  const c = o as CpuBackend;
-  gatherRowsRef(c.data(x), c.step.keep, c.data(out), x.cols);
+export function gatherKept(o: Backend, x: Tensor, out: Tensor): Promise<void> {
+  return o.run(gatherRowsOp, { x, y: out });
 }

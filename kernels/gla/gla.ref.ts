@@ -4,7 +4,7 @@
 //   S[i][j] = exp(gk_i)·S[i][j] + k_i·v_j;  o_j = Σ_i (scale·q_i)·S[i][j]
 //   normalize: z_i += k_i;  o_j ← o_j / (Σ_i scale·q_i·z_i + 1e-10)
 // GQA: query head h reads kv head ⌊h / (H/HKV)⌋. Produces o [N, H·DV] (before the output norm).
-import type { Cursor } from '../step.ts';
+import type { Cursor } from '../../src/util/step.ts';
 
 /** Elementwise feature maps of GLA's `feature_map` (applied to q and k after the gate). */
 export const FMAP = { none: 0, relu: 1, sigmoid: 2, logsigmoid: 3, swish: 4, sqrelu: 5 } as const;

@@ -8,23 +8,23 @@
 // WG / TPR rows per workgroup, grid over x (and y past 65535) of ceil(OUT / (WG / TPR)); z over blocks of RB rows.
 // Lanes stride over the row's units, UNROLL units in flight per lane (loads issued before the FMAs; UNROLL · RB ≤ 16
 // keeps the shader small).
-// Reduction over the TPR lanes: SG_RED (a subgroup size SGS known to be fixed, lanes of a 1-D workgroup laid out
-// consecutively in subgroups): subgroupShuffleXor butterflies when TPR < SGS, subgroupAdd when TPR == SGS, plus a
-// workgroup-memory pass over the TPR / SGS subgroups when TPR > SGS; else (portable) a workgroup-memory tree.
+// Reduction over the TPR lanes: SG_RED (lanes of a 1-D workgroup laid out consecutively in subgroups of the runtime
+// size sg ≥ SGS, the adapter's smallest): subgroupShuffleXor butterflies when TPR < sg, subgroupAdd when TPR == sg,
+// plus a workgroup-memory pass over the TPR / sg subgroups when TPR > sg; else (portable) a workgroup-memory tree.
 // Defines: WG, RB, UNROLL, VEC, SG_RED, SGS, ACT, HAS_BIAS, ACCUM, ROWS_K, W_F32, W_F16 (WDT 0: no wpair()). Accumulates in f32.
 #include "common.wgsl"
 #include "act.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 #if VEC
-@group(0) @binding(1) var<storage, read> x: array<vec4f>;        // [R, IN / 4]
-@group(0) @binding(2) var<storage, read> W: array<vec4u>;        // [OUT, U]
+alias XUNIT = vec4f;
 alias WUNIT = vec4u;
 #else
-@group(0) @binding(1) var<storage, read> x: array<f32>;          // [R, IN]
-@group(0) @binding(2) var<storage, read> W: array<u32>;          // [OUT, U]
+alias XUNIT = f32;
 alias WUNIT = u32;
 #endif
+@group(0) @binding(1) var<storage, read> x: array<XUNIT>;        // [R, IN] (as IN / 4 vec4f when VEC)
+@group(0) @binding(2) var<storage, read> W: array<WUNIT>;        // [OUT, U]
 @group(0) @binding(3) var<storage, read> bias: array<f32>;       // [OUT]
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;    // [R, OUT]
 @group(0) @binding(5) var<uniform> dims: vec4u;                   // IN, OUT, U, TPR
@@ -71,7 +71,12 @@ fn dot_unit(w: u32, xr: u32, u: u32) -> f32 {
 #endif
 
 @compute @workgroup_size(WG)
+#if SG_RED
+fn matmul_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
+  @builtin(subgroup_size) sg: u32) {
+#else
 fn matmul_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#endif
   let IN = dims.x;
   let OUT = dims.y;
   let U = dims.z;
@@ -108,22 +113,22 @@ fn matmul_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_
   }
 
 #if SG_RED
-  if (TPR < SGS) {
+  if (TPR < sg) {
     for (var s = TPR / 2u; s > 0u; s >>= 1u) {
       for (var r = 0u; r < RB; r++) { acc[r] += subgroupShuffleXor(acc[r], s); }
     }
   } else {
     for (var r = 0u; r < RB; r++) { acc[r] = subgroupAdd(acc[r]); }
   }
-  if (TPR > SGS) {
-    // sum the TPR / SGS subgroups of each output row through workgroup memory
-    let sg = li / SGS;
-    if (li % SGS == 0u) { for (var r = 0u; r < RB; r++) { red[sg * RB + r] = acc[r]; } }
+  if (TPR > sg) {
+    // sum the TPR / sg subgroups of each output row through workgroup memory
+    let si = li / sg;
+    if (li % sg == 0u) { for (var r = 0u; r < RB; r++) { red[si * RB + r] = acc[r]; } }
     workgroupBarrier();
-    let first = sub * (TPR / SGS);
+    let first = sub * (TPR / sg);
     for (var r = 0u; r < RB; r++) {
       var v = 0.0;
-      for (var j = 0u; j < TPR / SGS; j++) { v += red[(first + j) * RB + r]; }
+      for (var j = 0u; j < TPR / sg; j++) { v += red[(first + j) * RB + r]; }
       acc[r] = v;
     }
   }

@@ -1,26 +1,35 @@
 // rms_norm op: RMSNorm over rows (optionally per head), zero-centred weight, SiLU gate.
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
-import { CpuBackend } from '../../src/backend/cpu.ts';
-import { GpuBackend } from '../../src/backend/gpu.ts';
-import type { Dispatch, Gpu } from '../../src/gpu/device.ts';
-import { binding, dispatch, grid, type StepCtx, type View } from '../../src/gpu/launch.ts';
 import { ShapeError } from '../../src/util/errors.ts';
+import { grid, kernel, op, only, ONLY, f32, rowsOf } from '../lib.ts';
 import { rmsNormRef } from './rms_norm.ref.ts';
 import source from './rms_norm.wgsl' with { type: 'text' };
 
-export const BINDINGS = ['step', 'x', 'w', 'g', 'y', 'dims'] as const;
+export const KERNEL = kernel('rms_norm', source, ['step', 'x', 'w', 'g', 'y', 'dims']);
 
-export interface RmsNormArgs { x: View; w: View | null; g: View | null; y: View; C: number; G: number; eps: number; plusOne: boolean; rowsK: boolean }
+/** x, g, y [rows, G·C]; w [C] or null; g null for no gate. */
+export interface RmsNormArgs { x: Tensor; w: Weight | null; g: Tensor | null; y: Tensor; C: number; G: number; eps: number; plusOne: boolean }
 
-export function build(gpu: Gpu, s: StepCtx, a: RmsNormArgs): Promise<Dispatch> {
-  const WG = Math.min(gpu.maxInvocations, a.C >= 256 ? 256 : a.C >= 128 ? 128 : 64);
-  const rows = (a.rowsK ? s.k : s.n) * a.G;
-  return dispatch(gpu, {
-    label: 'rms_norm', source,
-    defines: { WG, HAS_W: a.w !== null, PLUS_ONE: a.plusOne, HAS_GATE: a.g !== null, ROWS_K: a.rowsK },
-  }, [{ buffer: s.uniform }, binding(a.x), a.w ? binding(a.w) : { buffer: s.dummy }, a.g ? binding(a.g) : { buffer: s.dummy }, binding(a.y),
-    { buffer: gpu.uniform(new Float32Array([a.C, a.G, a.eps])) }], grid(rows));
-}
+export const rmsNormOp = op<RmsNormArgs>({
+  name: 'rms_norm',
+  check(a) { if (a.x.cols !== a.C * a.G) throw new ShapeError(`rms_norm: head dim ${a.C} does not divide ${a.x.cols}`); },
+  select: only(),
+  variants: {
+    [ONLY]: {
+      launches: (a, c) => {
+        const WG = Math.min(c.adapter.maxInvocations, a.C >= 256 ? 256 : a.C >= 128 ? 128 : 64);
+        const rows = rowsOf(a.x, c) * a.G;
+        return [{
+          kernel: KERNEL, grid: grid(rows), cost: cost(rows, a.C),
+          defines: { WG, HAS_W: a.w !== null, PLUS_ONE: a.plusOne, HAS_GATE: a.g !== null, ROWS_K: a.x.rows === 'k' },
+          bind: { x: a.x, w: a.w, g: a.g, y: a.y, dims: f32(a.C, a.G, a.eps) },
+        }];
+      },
+    },
+  },
+  ref: (a, h) => rmsNormRef(h.data(a.x), a.w ? h.data(a.w) : null, h.data(a.y), h.cap(a.x) * a.G, a.C,
+    { eps: a.eps, plusOne: a.plusOne, gate: a.g ? h.data(a.g) : null }),
+});
 
 export interface RmsNormOp { eps: number; headDim?: number; plusOne?: boolean; gate?: Tensor | null }
 
@@ -28,20 +37,10 @@ export interface RmsNormOp { eps: number; headDim?: number; plusOne?: boolean; g
  * out = RMSNorm(x)·w over rows of x.cols, or per head of `headDim` columns (w then has headDim entries).
  * x, gate and out share the layout [rows, cols]; w may be null.
  */
-export async function rmsNorm(o: Backend, x: Tensor, w: Weight | null, out: Tensor, opts: RmsNormOp): Promise<void> {
+export function rmsNorm(o: Backend, x: Tensor, w: Weight | null, out: Tensor, opts: RmsNormOp): Promise<void> {
   const C = opts.headDim ?? x.cols;
   if (x.cols % C !== 0) throw new ShapeError(`rms_norm: head dim ${C} does not divide ${x.cols}`);
-  const G = x.cols / C;
-  if (o instanceof GpuBackend) {
-    o.push(await build(o.gpu, o.step, {
-      x: o.view(x), w: w ? o.weightView(w) : null, g: opts.gate ? o.view(opts.gate) : null, y: o.view(out),
-      C, G, eps: opts.eps, plusOne: opts.plusOne ?? false, rowsK: x.rows === 'k',
-    }), cost((x.rows === 'k' ? o.step.k : o.step.n) * G, C));
-    return;
-  }
-  const c = o as CpuBackend;
-  rmsNormRef(c.data(x), w ? c.weightData(w) : null, c.data(out), c.capacity(x) * G, C,
-    { eps: opts.eps, plusOne: opts.plusOne, gate: opts.gate ? c.data(opts.gate) : null });
+  return o.run(rmsNormOp, { x, w, g: opts.gate ?? null, y: out, C, G: x.cols / C, eps: opts.eps, plusOne: opts.plusOne ?? false });
 }
 
 export function cost(R: number, C: number) {

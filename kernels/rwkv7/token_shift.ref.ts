@@ -1,6 +1,6 @@
 // CPU reference of RWKV token shift with mixing (spec §1.3 steps 2–3, §1.4): for each token t of a
 // sequence, prev = h[t−1], or the sequence's shift state for its first token; out[m, t] = h + (prev − h)·mix[m].
-import type { Cursor } from '../step.ts';
+import type { Cursor } from '../../src/util/step.ts';
 
 /** h [N, C], state [slots, C], mix [M, C] → out [M, cap, C] (plane stride cap·C). */
 export function tokenShiftRef(h: Float32Array, state: Float32Array, mix: Float32Array, out: Float32Array,

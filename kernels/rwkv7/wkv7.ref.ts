@@ -1,7 +1,7 @@
 // CPU reference of the RWKV7 time-mix core for one layer (spec §1.3 steps 5–11), token by token:
 // value residual, kk normalisation, key update, the generalized delta-rule recurrence, GroupNorm,
 // bonus term and output gate. Produces y = (GroupNorm(o) + bonus·v) ⊙ g, the o_proj input.
-import type { Cursor } from '../step.ts';
+import type { Cursor } from '../../src/util/step.ts';
 
 export interface Wkv7Dims { C: number; D: number; cap: number; first: boolean; fuseNorm: boolean; gnEps: number }
 

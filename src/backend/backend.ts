@@ -1,10 +1,12 @@
-// What models and ops see of a device: weights, state slots and step activations (GPU and CPU backends).
-import type { Cursor } from '../../kernels/step.ts';
+// What models and ops see of a device: weights, state slots and step activations (GPU and CPU backends), and
+// `run(op, args)`, the one way an op (src/backend/op.ts) reaches a device.
+import type { Cursor, StepLayout } from '../util/step.ts';
+import type { Adapter, Op } from './op.ts';
 
-export type { Cursor };
+export type { Cursor, StepLayout };
 
-/** A weight tensor on a backend (opaque to models except for its shape). */
-export interface Weight { readonly shape: readonly number[] }
+/** A weight tensor on a backend (opaque to models except for its shape); dtype is how the device stores it. */
+export interface Weight { readonly shape: readonly number[]; readonly dtype: 'f32' | 'bf16' | 'f16' }
 
 /** An activation or state tensor on a backend: `planes` × rows × cols, f32. */
 export interface Tensor { readonly cols: number; readonly planes: number; readonly rows: 'n' | 'k' | 'slots' }
@@ -19,13 +21,6 @@ export interface HostWeight {
   synthetic?: { seed: number; scale: number };
 }
 
-/** One packed step: tokens of several sequences back to back, and which token rows to keep logits for. */
-export interface StepLayout {
-  ids: Int32Array;                    // [N]
-  cursors: Cursor[];                  // [B], token ranges in ids, each with its state slot
-  keep: Int32Array;                   // [K] rows of ids whose logits come back
-}
-
 export interface StateSpec { key: string; cols: number }
 
 /** Opaque recorded work of one step (GPU dispatches), reusable while `epoch` holds. */
@@ -33,19 +28,21 @@ export interface StepRecording { epoch: number; items: unknown[] }   // per-slot
 
 /**
  * Resources of one device: weights, per-slot state, activations of the current packed step. Ops live in
- * kernels/ (each `<op>.ts` exports a function taking the backend: a dispatch on the GPU, the `.ref.ts` on the CPU).
+ * kernels/ (each `<op>.ts` declares an Op; `run` records its launches on the GPU, runs its `.ref.ts` on the CPU).
  */
 export interface Backend {
   readonly kind: 'gpu' | 'cpu';
   readonly name: string;
+  /** What ops' `select` sees of the device. */
+  readonly adapter: Adapter;
+  /** Run (record) op `op` on the current step with arguments `a`. */
+  run<A>(op: Op<A>, a: A): Promise<void>;
   /** Largest number of tokens one step may pack for a model of width C and vocab V. */
   maxStepTokens(C: number, V: number, planes: number): number;
   weight(name: string, w: HostWeight, matrix: boolean): Weight;
   allocState(specs: StateSpec[], slots: number): void;
   state(key: string): Tensor;
   resetSlot(slot: number): void;
-  /** Copy every state tensor of slot `from` into slot `to` (prefix reuse, forks). */
-  copySlot(from: number, to: number): void;
 
   beginStep(step: StepLayout): void;
   act(name: string, cols: number, opts?: { planes?: number; rows?: 'n' | 'k' }): Tensor;

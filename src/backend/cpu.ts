@@ -1,9 +1,12 @@
 // The CPU backend: ops run their plain TypeScript references (kernels/*.ref.ts) on these arrays. Slow but exact f32;
 // used for --device cpu, as the fallback when no adapter exists, and as the oracle in tests.
 import { bf16ToF32, f16ToF32 } from '../load/safetensors.ts';
+import { checkKnobs } from '../util/knobs.ts';
 import type { StepRecording, Backend, HostWeight, StateSpec, StepLayout, Tensor, Weight } from './backend.ts';
+import type { Adapter, Host, Op } from './op.ts';
 
 class CpuWeight implements Weight {
+  readonly dtype = 'f32' as const;
   constructor(readonly shape: readonly number[], readonly data: Float32Array) {}
 }
 
@@ -12,7 +15,11 @@ class CpuTensor implements Tensor {
 }
 
 const T = (t: Tensor) => t as CpuTensor;
-const W = (w: Weight) => w as CpuWeight;
+
+function hostData(t: Tensor | Weight): Float32Array {
+  if (t instanceof CpuTensor || t instanceof CpuWeight) return t.data;
+  throw new Error('cpu backend: a tensor of another backend');
+}
 
 export class CpuBackend implements Backend {
   readonly kind = 'cpu' as const;
@@ -21,6 +28,19 @@ export class CpuBackend implements Backend {
   private slots = 0;
   private layout: StepLayout | null = null;
   private acts = new Map<string, CpuTensor>();
+  readonly adapter: Adapter = {
+    kind: 'cpu', type: 'cpu', f16: false, subgroups: false, subgroupSize: 1,
+    maxInvocations: Infinity, maxWorkgroupStorage: Infinity, maxBinding: Infinity, features: new Set(),
+  };
+
+  constructor() { checkKnobs(); }
+
+  /** Ops run their reference on host arrays (every variant computes the same function). */
+  async run<A>(op: Op<A>, a: A): Promise<void> {
+    op.check?.(a);
+    const host: Host = { data: hostData, cap: t => T(t).cap, step: this.s };
+    op.ref(a, host);
+  }
 
   maxStepTokens(): number { return 1 << 16; }
 
@@ -52,10 +72,6 @@ export class CpuBackend implements Backend {
     for (const s of this.states.values()) s.data.fill(0, slot * s.cols, (slot + 1) * s.cols);
   }
 
-  copySlot(from: number, to: number): void {
-    for (const s of this.states.values()) s.data.copyWithin(to * s.cols, from * s.cols, (from + 1) * s.cols);
-  }
-
   beginStep(step: StepLayout): void {
     this.layout = step;
     this.acts.clear();
@@ -79,11 +95,6 @@ export class CpuBackend implements Backend {
     const c = T(t), n = c.cap * c.cols;
     return new CpuTensor(c.data.subarray(i * n, (i + 1) * n), c.cols, 1, c.rows, c.cap);
   }
-
-  /** The current step's layout (ops in kernels/ read cursors and ids from it). */
-  get step(): StepLayout { return this.s; }
-  data(t: Tensor): Float32Array { return T(t).data; }
-  weightData(w: Weight): Float32Array { return W(w).data; }
 
   recording(): null { return null; }
   replay(): boolean { return false; }

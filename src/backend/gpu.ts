@@ -1,11 +1,14 @@
 // The WebGPU backend: weights and state in GPU buffers, each op recorded as a dispatch, one submit per step,
 // and only the kept logits read back.
-import { fmtBytes, type Dispatch, type Gpu } from '../gpu/device.ts';
-import { dispatch, grid, type StepCtx, type View, type WeightDtype } from '../gpu/launch.ts';
-import fillSrc from '../../kernels/util/fill_random.wgsl' with { type: 'text' };
+import { fmtBytes, type Binding, type Dispatch, type Gpu } from '../gpu/device.ts';
+import { dispatch, grid, type View, type WeightDtype } from '../gpu/launch.ts';
 import { bf16ToF32, f16ToF32 } from '../load/safetensors.ts';
-import { GpuError } from '../util/errors.ts';
+import { GpuError, ShapeError } from '../util/errors.ts';
+import { kernelKnob, knob, checkKnobs } from '../util/knobs.ts';
+import { log } from '../util/log.ts';
 import type { Backend, HostWeight, StateSpec, StepLayout, StepRecording, Tensor, Weight } from './backend.ts';
+import fillSrc from './fill_random.wgsl' with { type: 'text' };
+import { stepShape, type Adapter, type Ctx, type Launch, type Op, type Resource } from './op.ts';
 
 class GpuWeight implements Weight {
   constructor(readonly shape: readonly number[], readonly view: View, readonly dtype: WeightDtype) {}
@@ -32,16 +35,84 @@ export class GpuBackend implements Backend {
   private meta: GPUBuffer | null = null;
   private metaBytes = 0;
   private dummy: GPUBuffer;
-  private ctx: StepCtx | null = null;
+  private ctx: Ctx | null = null;
   private dispatches: Dispatch[] = [];
   private pendingClears: { buffer: GPUBuffer; offset: number; size: number }[] = [];
-  private pendingCopies: { from: number; to: number }[] = [];
   private weightBytes = 0;
+  readonly adapter: Adapter;
+  /** (op, variant) pairs already logged (--verbose logs each choice once) */
+  private logged = new Set<string>();
 
   constructor(readonly gpu: Gpu) {
+    checkKnobs();
     this.name = `gpu (${gpu.summary.name}, ${gpu.summary.backend})`;
     this.uniform = gpu.buffer(32, 'step', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
     this.dummy = gpu.buffer(16, 'dummy');
+    this.adapter = {
+      kind: 'gpu', type: gpu.summary.type, f16: gpu.f16, subgroups: gpu.subgroups, subgroupSize: gpu.subgroupSize,
+      maxInvocations: gpu.maxInvocations, maxWorkgroupStorage: gpu.maxWorkgroupStorage, maxBinding: gpu.maxBinding,
+      features: new Set(gpu.summary.features),
+    };
+  }
+
+  /** The variant of `op` for these arguments on this step: FLA_KERNEL_<OP> if set and supported, else op.select. */
+  variant<A>(op: Op<A>, a: A, c: Ctx = this.s): string {
+    const names = Object.keys(op.variants);
+    let name: string | undefined;
+    if (names.length > 1) {
+      const forced = knob(kernelKnob(op.name));
+      if (forced !== undefined && !(forced in op.variants)) throw new ShapeError(`${kernelKnob(op.name)}=${forced}: op ${op.name} has variants ${names.join(', ')}`);
+      if (forced !== undefined && (op.variants[forced]!.supports?.(a, c) ?? true)) name = forced;
+    }
+    name ??= op.select(c, a);
+    if (!(name in op.variants)) throw new Error(`op ${op.name}: select chose '${name}', not one of ${names.join(', ')}`);
+    const key = `${op.name}:${name}`;
+    if (!this.logged.has(key)) { this.logged.add(key); log.debug(`op ${op.name}: variant ${name}`); }
+    return name;
+  }
+
+  async run<A>(op: Op<A>, a: A): Promise<void> {
+    for (const d of await this.build(op, a)) this.dispatches.push(d);
+  }
+
+  /** The dispatches `run` would record (compiled and bound), without recording them; `variant` forces one. */
+  async build<A>(op: Op<A>, a: A, variant?: string): Promise<Dispatch[]> {
+    op.check?.(a);
+    const c = this.s;
+    const name = variant ?? this.variant(op, a, c);
+    const v = op.variants[name];
+    if (!v) throw new Error(`op ${op.name} has no variant ${name}`);
+    const sc = new Map<string, Tensor>();
+    for (const [key, spec] of Object.entries(v.scratch?.(a, c) ?? {}))
+      sc.set(key, this.act(`${op.name}.${key}`, spec.cols, { planes: spec.planes, rows: spec.rows }));
+    const out: Dispatch[] = [];
+    for (const l of v.launches(a, c)) out.push(await this.launch(op, l, sc));
+    return out;
+  }
+
+  private async launch<A>(op: Op<A>, l: Launch, sc: Map<string, Tensor>): Promise<Dispatch> {
+    const k = l.kernel, byName: Record<string, Binding> = {};
+    for (const name of k.bindings) {
+      if (name === 'step') byName[name] = { buffer: this.uniform };
+      else if (name === 'stepmeta') byName[name] = { buffer: this.meta! };
+      else if (!(name in l.bind)) throw new Error(`op ${op.name}: launch of ${k.name} does not bind '${name}'`);
+      else byName[name] = this.resource(op, k.name, name, l.bind[name]!, sc);
+    }
+    for (const name of Object.keys(l.bind)) if (!k.bindings.includes(name)) throw new Error(`op ${op.name}: ${k.name} has no binding '${name}' (it has ${k.bindings.join(', ')})`);
+    const d = await dispatch(this.gpu, { label: k.name, source: k.source, defines: l.defines, includes: op.includes }, byName, l.grid);
+    return l.cost ? { ...d, cost: l.cost } : d;
+  }
+
+  private resource(op: { name: string }, kernel: string, name: string, r: Resource, sc: Map<string, Tensor>): Binding {
+    if (r === null) return { buffer: this.dummy };
+    if (r instanceof GpuTensor || r instanceof GpuWeight) return r.view;
+    if ('uniform' in r) return { buffer: this.gpu.uniform(r.uniform) };
+    if ('scratch' in r) {
+      const t = sc.get(r.scratch);
+      if (!t) throw new Error(`op ${op.name}: ${kernel}.${name} binds scratch '${r.scratch}', which the variant does not declare`);
+      return (t as GpuTensor).view;
+    }
+    throw new Error(`op ${op.name}: ${kernel}.${name} is bound to a tensor of another backend`);
   }
 
   maxStepTokens(C: number, V: number, planes: number): number {
@@ -75,7 +146,7 @@ export class GpuBackend implements Backend {
     const dims = new Uint32Array([words, w.synthetic!.seed, 0, bf16 ? 1 : 0]);
     new Float32Array(dims.buffer)[2] = w.synthetic!.scale;
     const fill = (async () => {
-      const d = await dispatch(this.gpu, { label: 'fill_random', source: fillSrc }, [{ buffer }, { buffer: this.gpu.uniform(dims) }], grid(Math.ceil(words / 256)));
+      const d = await dispatch(this.gpu, { label: 'fill_random', source: fillSrc }, { W: { buffer }, dims: { buffer: this.gpu.uniform(dims) } }, grid(Math.ceil(words / 256)));
       const enc = this.gpu.device.createCommandEncoder();
       this.gpu.encode(enc, [d]);
       this.gpu.submit(enc);
@@ -102,7 +173,6 @@ export class GpuBackend implements Backend {
     for (const s of this.states.values()) { this.gpu.forget(s.view.buffer); s.view.buffer.destroy(); }
     this.states.clear();
     this.pendingClears = [];   // they named the buffers just destroyed
-    this.pendingCopies = [];
     for (const s of specs) {
       const bytes = 4 * s.cols * slots;
       const buffer = this.gpu.buffer(bytes, `state ${s.key}`);
@@ -119,10 +189,6 @@ export class GpuBackend implements Backend {
 
   resetSlot(slot: number): void {
     for (const s of this.states.values()) this.pendingClears.push({ buffer: s.view.buffer, offset: 4 * slot * s.cols, size: 4 * s.cols });
-  }
-
-  copySlot(from: number, to: number): void {
-    this.pendingCopies.push({ from, to });
   }
 
   beginStep(step: StepLayout): void {
@@ -145,7 +211,7 @@ export class GpuBackend implements Backend {
     }
     this.gpu.write(this.meta!, 0, meta);
     this.gpu.write(this.uniform, 0, new Uint32Array([n, k, b, this.capN, 0, n, 2 * n, 2 * n + 4 * b]));
-    this.ctx = { uniform: this.uniform, meta: this.meta!, dummy: this.dummy, n, k, b, cap: this.capN, cursors: step.cursors };
+    this.ctx = { adapter: this.adapter, step: stepShape(step) };
     this.dispatches = [];
   }
 
@@ -161,7 +227,7 @@ export class GpuBackend implements Backend {
     }
   }
 
-  private get s(): StepCtx {
+  private get s(): Ctx {
     if (!this.ctx) throw new Error('no step begun');
     return this.ctx;
   }
@@ -197,20 +263,8 @@ export class GpuBackend implements Backend {
   /** Take the dispatches recorded so far without running them (fla bench replays them to time a kernel). */
   dispatchesForBench(): Dispatch[] { const d = this.dispatches; this.dispatches = []; this.ctx = null; return d; }
 
-  /** Record a dispatch of the current step (ops in kernels/ call this). */
-  push(d: Dispatch, cost?: { flops: number; bytes: number }): void { this.dispatches.push(cost ? { ...d, cost } : d); }
-
-  /** The current step's GPU inputs (ops in kernels/ build their dispatches from it). */
-  get step(): StepCtx { return this.s; }
-
-  view(t: Tensor): View { return (t as GpuTensor).view; }
-  weightView(w: Weight): View { return (w as GpuWeight).view; }
-  weightDtype(w: Weight): WeightDtype { return (w as GpuWeight).dtype; }
-  /** A 16-byte buffer bound where an optional input is absent. */
-  get dummyView(): View { return { buffer: this.dummy, offset: 0, size: 16 }; }
-
   write(t: Tensor, data: Float32Array): void {
-    if (this.pendingClears.length || this.pendingCopies.length) {   // zero/copy slots before the write lands
+    if (this.pendingClears.length) {   // zero slots before the write lands
       const enc = this.gpu.device.createCommandEncoder();
       this.flushSlotOps(enc);
       this.gpu.submit(enc);
@@ -231,7 +285,7 @@ export class GpuBackend implements Backend {
 
   capacity(t: Tensor): number { return (t as GpuTensor).cap; }
 
-  /** Encode pending slot clears/copies, then the step's dispatches (all in one submit with the readback). */
+  /** Encode pending slot clears, then the step's dispatches (all in one submit with the readback). */
   async endStep(logits: Tensor): Promise<Float32Array> {
     const enc = this.gpu.device.createCommandEncoder();
     this.flushSlotOps(enc);
@@ -239,7 +293,7 @@ export class GpuBackend implements Backend {
     if (!timed) this.gpu.encode(enc, this.dispatches);
     this.dispatches = [];
     const v = T(logits);
-    const bytes = 4 * this.s.k * logits.cols;
+    const bytes = 4 * this.s.step.k * logits.cols;
     this.ctx = null;
     const out = new Float32Array(await this.gpu.read(v.buffer, v.offset, bytes, enc));
     if (timed) await timed();
@@ -277,15 +331,6 @@ export class GpuBackend implements Backend {
   private flushSlotOps(enc: GPUCommandEncoder): void {
     for (const c of this.pendingClears) enc.clearBuffer(c.buffer, c.offset, c.size);
     this.pendingClears = [];
-    for (const { from, to } of this.pendingCopies) {
-      for (const s of this.states.values()) {
-        const size = 4 * s.cols;
-        const tmp = this.gpu.buffer(size, 'slot copy');
-        enc.copyBufferToBuffer(s.view.buffer, from * size, tmp, 0, size);
-        enc.copyBufferToBuffer(tmp, 0, s.view.buffer, to * size, size);
-      }
-    }
-    this.pendingCopies = [];
   }
 
   destroy(): void {

@@ -70,7 +70,7 @@ export async function ceilings(o: GpuBackend): Promise<Ceilings> {
   const gpu = o.gpu;
   const bytes = Math.min(1 << 30, Math.floor(gpu.maxBinding / 2 / 16) * 16);
   const a = gpu.buffer(bytes, 'copy src'), b = gpu.buffer(bytes, 'copy dst');
-  const d = await dispatch(gpu, { label: 'copy', source: copySrc }, [{ buffer: a }, { buffer: b }, { buffer: gpu.uniform(new Uint32Array([bytes / 16])) }], grid(Math.ceil(bytes / 16 / 256)));
+  const d = await dispatch(gpu, { label: 'copy', source: copySrc }, { src: { buffer: a }, dst: { buffer: b }, dims: { buffer: gpu.uniform(new Uint32Array([bytes / 16])) } }, grid(Math.ceil(bytes / 16 / 256)));
   const time = async (ds: () => Promise<void> | void, reps: number) => {
     await ds();
     await gpu.device.queue.onSubmittedWorkDone();

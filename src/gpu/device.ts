@@ -4,7 +4,7 @@ import { dlopen, FFIType } from 'bun:ffi';
 import { setupGlobals } from 'bun-webgpu';
 import { GpuError } from '../util/errors.ts';
 import { log } from '../util/log.ts';
-import { preprocess } from './wgsl.ts';
+import { bindingNames, preprocess } from './wgsl.ts';
 
 export interface AdapterSummary {
   name: string; vendor: string; backend: string; type: string;
@@ -128,6 +128,8 @@ export interface PipelineSpec {
   source: string;                         // WGSL with #if/#include
   defines?: Record<string, number | boolean | string>;
   overrides?: Record<string, number>;
+  /** files `#include "name"` may name */
+  includes?: Readonly<Record<string, string>>;
 }
 
 /** One WebGPU device with caches. Create with Gpu.create(). */
@@ -141,6 +143,7 @@ export class Gpu {
   readonly offsetAlign: number;
   readonly timestamps: boolean;
   private pipelines = new Map<string, GPUComputePipeline>();
+  private names = new WeakMap<GPUComputePipeline, { label: string; names: string[] }>();
   private bindGroups = new Map<string, GPUBindGroup>();
   private bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
@@ -197,8 +200,12 @@ export class Gpu {
     const hit = this.pipelines.get(key);
     if (hit) return hit;
     const t0 = performance.now();
-    const code = preprocess(spec.source, spec.defines ?? {}, { f16: this.f16, subgroups: this.subgroups });
     const label = `${spec.label}${describeVariant(spec)}`;
+    let code: string, names: string[];
+    try {
+      code = preprocess(spec.source, spec.defines ?? {}, { f16: this.f16, subgroups: this.subgroups }, spec.includes);
+      names = bindingNames(code);
+    } catch (e) { throw new GpuError(`kernel ${spec.label} (variant ${label}): ${(e as Error).message}`); }
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code, label });
     const modErr = await this.device.popErrorScope();
@@ -211,12 +218,29 @@ export class Gpu {
     const pErr = await this.device.popErrorScope();
     if (pErr) throw new GpuError(`pipeline error in kernel ${spec.label} (variant ${label}): ${oneLine(pErr.message)}`);
     this.pipelines.set(key, pipeline);
+    this.names.set(pipeline, { label: spec.label, names });
     log.debug(`compiled ${label} in ${(performance.now() - t0).toFixed(0)} ms`);
     return pipeline;
   }
 
-  /** A bind group for (pipeline, buffers with ranges), cached: createBindGroup costs ~30 µs here. */
-  bindGroup(pipeline: GPUComputePipeline, pipelineKeyStr: string, entries: Binding[]): GPUBindGroup {
+  /** The `@binding` names of a pipeline's WGSL, in binding order. */
+  bindingNames(pipeline: GPUComputePipeline): readonly string[] {
+    const n = this.names.get(pipeline);
+    if (!n) throw new Error('pipeline not made by Gpu.pipeline');
+    return n.names;
+  }
+
+  /**
+   * A bind group for (pipeline, buffers with ranges by binding name), cached: createBindGroup costs ~30 µs here.
+   * Every `@binding` of the WGSL must be given, and nothing else: a name mismatch is an error naming both lists.
+   */
+  bindGroup(pipeline: GPUComputePipeline, pipelineKeyStr: string, byName: Record<string, Binding>): GPUBindGroup {
+    const names = this.bindingNames(pipeline);
+    const extra = Object.keys(byName).filter(k => !names.includes(k));
+    const missing = names.filter(k => !(k in byName));
+    if (extra.length || missing.length)
+      throw new GpuError(`kernel ${this.names.get(pipeline)!.label}: bindings ${missing.length ? `missing ${missing.join(', ')}` : ''}${missing.length && extra.length ? '; ' : ''}${extra.length ? `not in the WGSL ${extra.join(', ')}` : ''} (the WGSL declares ${names.join(', ')})`);
+    const entries = names.map(k => byName[k]!);
     let key = pipelineKeyStr;
     for (const e of entries) key += `|${this.bufferId(e.buffer)}:${e.offset ?? 0}:${e.size ?? -1}`;
     const hit = this.bindGroups.get(key);

@@ -1,8 +1,5 @@
-// The tiny WGSL preprocessor: a prelude of `const` defines, `#if NAME` / `#else` / `#endif`, `#include "x"`.
-import common from '../../kernels/common.wgsl' with { type: 'text' };
-import act from '../../kernels/matmul/act.wgsl' with { type: 'text' };
-
-const INCLUDES: Record<string, string> = { 'common.wgsl': common, 'act.wgsl': act };
+// The tiny WGSL preprocessor: a prelude of `const` defines, `#if NAME` / `#else` / `#endif`, `#include "x"` (the
+// files a kernel may include are passed in: kernels/ registers its own, see kernels/lib.ts).
 
 export interface Features { f16: boolean; subgroups: boolean }
 
@@ -10,9 +7,10 @@ export interface Features { f16: boolean; subgroups: boolean }
  * Defines become `const NAME = value;` lines (numbers: u32 if integer, else f32; booleans: bool)
  * and are visible to `#if`. SUBGROUPS / F16 are set from the adapter unless given.
  */
-export function preprocess(source: string, defines: Record<string, number | boolean | string>, feat: Features): string {
+export function preprocess(source: string, defines: Record<string, number | boolean | string>, feat: Features,
+  includes: Readonly<Record<string, string>> = {}): string {
   const env: Record<string, number | boolean | string> = { SUBGROUPS: feat.subgroups, F16: feat.f16, ...defines };
-  const lines = expandIncludes(source).split('\n');
+  const lines = expandIncludes(source, includes).split('\n');
   const out: string[] = [];
   const stack: { active: boolean; taken: boolean }[] = [];
   const active = () => stack.every(s => s.active);
@@ -46,11 +44,23 @@ function truthy(v: unknown): boolean {
   return v !== undefined && v !== false && v !== 0 && v !== '' && v !== '0';
 }
 
-function expandIncludes(src: string, depth = 0): string {
+function expandIncludes(src: string, includes: Readonly<Record<string, string>>, depth = 0): string {
   if (depth > 4) throw new Error('#include nested too deep');
   return src.replace(/^\s*#include\s+"([^"]+)"\s*$/gm, (_, name: string) => {
-    const inc = INCLUDES[name];
-    if (inc === undefined) throw new Error(`#include "${name}": unknown file`);
-    return expandIncludes(inc, depth + 1);
+    const inc = includes[name];
+    if (inc === undefined) throw new Error(`#include "${name}": unknown file (known: ${Object.keys(includes).join(', ') || 'none'})`);
+    return expandIncludes(inc, includes, depth + 1);
   });
+}
+
+/** The `@binding(i) var… name` declarations of (preprocessed) WGSL, as names in binding order; gaps are errors. */
+export function bindingNames(code: string): string[] {
+  const out: string[] = [];
+  for (const m of code.matchAll(/@binding\((\d+)\)\s*var(?:<[^>]*>)?\s+(\w+)/g)) {
+    const i = Number(m[1]);
+    if (out[i] !== undefined) throw new Error(`@binding(${i}) declared twice (${out[i]}, ${m[2]})`);
+    out[i] = m[2]!;
+  }
+  for (let i = 0; i < out.length; i++) if (out[i] === undefined) throw new Error(`@binding(${i}) missing (bindings ${out.join(', ')})`);
+  return out;
 }

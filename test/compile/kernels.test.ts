@@ -1,135 +1,190 @@
-// Compiles every pipeline variant the kernel wrappers can produce on this adapter, through the
-// wrappers' own build() functions (so the defines are exactly what the backend would ask for), and
-// checks that WGSL errors surface as a GpuError naming the kernel. Only builds pipelines and bind
-// groups; nothing is dispatched (numerics are in test/regular/kernels).
+// Compiles every variant of every op in kernels/registry.ts on this adapter, through the backend's own build (the
+// defines, grids and named bindings are exactly what a step would record), and checks the contract itself: every
+// kernel's binding list matches its WGSL's @bindings, every .wgsl under kernels/ is launched by some op, every op
+// with choices has its FLA_KERNEL_<OP> knob, and WGSL errors surface as a GpuError naming the kernel. Nothing is
+// dispatched (numerics are in test/regular/kernels).
 import { describe, expect, test } from 'bun:test';
-import * as embed from '../../kernels/embed/embed.ts';
-import * as matmul from '../../kernels/matmul/matmul.ts';
+import { readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { abcStateCols } from '../../kernels/abc/abc.ref.ts';
+import siluSource from '../../kernels/elementwise/silu_mul.wgsl' with { type: 'text' };
+import { INCLUDES } from '../../kernels/lib.ts';
+import { glaStateCols } from '../../kernels/gla/gla.ref.ts';
+import { FEATURE_LAYERS } from '../../kernels/linear_attn/feature_map.ref.ts';
 import { ACT, type Act } from '../../kernels/matmul/matmul.ref.ts';
 import gemmSource from '../../kernels/matmul/matmul_gemm.wgsl' with { type: 'text' };
-import * as layerNorm from '../../kernels/norm/layer_norm.ts';
-import * as tokenShift from '../../kernels/rwkv7/token_shift.ts';
-import * as wkv7 from '../../kernels/rwkv7/wkv7.ts';
-import type { Dispatch, Gpu } from '../../src/gpu/device.ts';
-import type { StepCtx, View, WeightDtype } from '../../src/gpu/launch.ts';
+import { OPS } from '../../kernels/registry.ts';
+import type { Kernel, Op } from '../../src/backend/op.ts';
+import { bindingNames } from '../../src/gpu/wgsl.ts';
 import { GpuError } from '../../src/util/errors.ts';
+import { KNOBS, kernelKnob } from '../../src/util/knobs.ts';
 import { gpu, HAS_GPU } from '../helpers/gpu.ts';
+import { built, ctx, gpuBackend, state, step, t, w } from './build.ts';
 
 const ACTS = Object.keys(ACT) as Act[];
-const DTYPES: WeightDtype[] = ['f32', 'bf16', 'f16'];
+const DTYPES = ['f32', 'bf16', 'f16'] as const;
 const BOOLS = [false, true];
 
-// Buffers only have to be large enough for the bind groups; nothing runs.
-let g: Gpu, big: View, small: View;
-const ctxs = new Map<string, StepCtx>();
-function setup(): void {
-  if (big) return;
-  g = gpu!;
-  const buf = (bytes: number, label: string) => ({ buffer: g.buffer(bytes, label), offset: 0, size: bytes });
-  big = buf(1 << 20, 'compile test data');
-  small = buf(4096, 'compile test vector');
-}
-/** A step of n tokens, k kept rows, b sequences (select() and the grids read the counts). */
-function ctx(n: number, k: number, b = 2): StepCtx {
-  const key = `${n},${k},${b}`;
-  let c = ctxs.get(key);
-  if (!c) {
-    c = {
-      uniform: g.buffer(32, 'step', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST), meta: g.buffer(4096, 'meta'), dummy: g.buffer(16, 'dummy'),
-      n, k, b, cap: Math.ceil(n / 64) * 64,
-    };
-    ctxs.set(key, c);
-  }
-  return c;
-}
+/**
+ * Argument sets per op (made inside a step of 70 tokens in 3 sequences, 5 kept rows): each set is compiled with
+ * every variant that supports it. Wider enumerations of the defines are in the tests below and in delta.test.ts /
+ * linear_kernels.test.ts.
+ */
+const CASES: Record<string, () => { what: string; args: any }[]> = {
+  abc: () => [{ what: 'DK 64 DV 64 M 32', args: { q: t(128), k: t(128), v: t(128), s: t(64), state: state(abcStateCols({ H: 2, DK: 64, DV: 64, M: 32 })), out: t(128, { name: 'o' }), H: 2, DK: 64, DV: 64, M: 32, scale: 0.125, clampMin: -32, clampMax: 32 } }],
+  rope: () => [{ what: 'D 64 R 32', args: { x: t(128), table: w([2, 16, 16]), D: 64, R: 32 } }],
+  kv_store: () => [{ what: 'ctx 16', args: { x: t(64), cache: state(16 * 64), ctx: 16 } }],
+  sdpa: () => [{ what: 'GQA 4/2 D 64', args: { q: t(256), k: state(16 * 128), v: t(16 * 128, { name: 'vc' }), out: t(256, { name: 'o' }), H: 4, KV: 2, D: 64, ctx: 16 } }],
+  short_conv: () => BOOLS.map(silu => ({ what: `W 4 silu=${silu}`, args: { x: t(96), w: w([96, 1, 4]), state: state(3 * 96), y: t(96, { name: 'y' }), act: silu ? 'silu' : 'none' } })),
+  delta_rule: () => BOOLS.map(gate => ({
+    what: `DK 64 DV 64 gate=${gate}`,
+    args: { q: t(128), k: t(128, { name: 'k' }), v: t(256), a: gate ? t(4) : null, gp: gate ? w([2, 4]) : null, b: t(4, { name: 'b' }), state: state(4 * 64 * 64), out: t(256, { name: 'o' }),
+      d: { H: 2, HV: 4, DK: 64, DV: 64, qkAct: 'silu', qkNorm: 'l2', vSilu: false, negEig: false } },
+  })),
+  mul: () => [null, 1].flatMap(col => BOOLS.map(accumulate => ({ what: `col=${col} accumulate=${accumulate}`, args: { a: t(64), s: t(col === null ? 64 : 4, { name: 's' }), y: t(64, { name: 'y' }), col, accumulate } }))),
+  silu_mul: () => (['n', 'k'] as const).map(rows => ({ what: `rows ${rows}`, args: { a: t(64, { rows }), b: t(64, { rows, name: 'b' }), y: t(64, { rows, name: 'y' }) } })),
+  embed: () => DTYPES.map(dt => ({ what: dt, args: { table: w([100, 64], dt), out: t(64) } })),
+  gather_rows: () => [{ what: 'C 64', args: { x: t(64), y: t(64, { rows: 'k' }) } }],
+  gla: () => BOOLS.flatMap(gate => BOOLS.map(normalize => ({
+    what: `DK 64 DV 64 gate=${gate} normalize=${normalize}`,
+    args: { q: t(128), k: t(128, { name: 'k' }), v: t(128, { name: 'v' }), gk: gate ? t(128, { name: 'gk' }) : null, state: state(glaStateCols({ H: 2, DK: 64, DV: 64, normalize })),
+      out: t(128, { name: 'o' }), normalize, H: 2, HKV: 2, DK: 64, DV: 64, scale: 0.125, gateNormalizer: 16, clampMin: null, fmap: 'none' },
+  }))),
+  feature_map: () => (['elu', 't2r'] as const).map(map => ({
+    what: map, args: { x: t(128), W: FEATURE_LAYERS[map] ? w([FEATURE_LAYERS[map], 64, 64]) : null, b: FEATURE_LAYERS[map] ? w([FEATURE_LAYERS[map], 64]) : null, y: t(128, { name: 'y' }), map, DK: 64, norm: true },
+  })),
+  matmul: () => [{ what: 'bf16 130 → 200', args: { x: t(130), w: w([200, 130], 'bf16'), bias: null, y: t(200), act: 'none', accumulate: false } },
+    { what: 'bf16 264 → 200', args: { x: t(264), w: w([200, 264], 'bf16'), bias: null, y: t(200), act: 'none', accumulate: false } }],
+  argmax: () => [{ what: 'V 1000', args: { logits: t(1000, { rows: 'k' }), out: t(2, { rows: 'k', name: 'ids' }) } }],
+  moe_route: () => BOOLS.map(norm => ({ what: `norm=${norm}`, args: { logits: t(8), w: t(8, { name: 'w' }), k: 2, norm } })),
+  layer_norm: () => [{ what: 'C 64', args: { x: t(64), w: w([64]), b: w([64]), y: t(64, { name: 'y' }), eps: 1e-5 } }],
+  rms_norm: () => [{ what: 'C 64', args: { x: t(64), w: w([64]), g: null, y: t(64, { name: 'y' }), C: 64, G: 1, eps: 1e-6, plusOne: false } }],
+  token_shift: () => [1, 6].map(M => ({ what: `M ${M}`, args: { h: t(64), state: state(64), mix: w([M, 64]), out: t(64, { planes: M, name: 'out' }) } })),
+  shift_store: () => [{ what: 'C 64', args: { h: t(64), state: state(64) } }],
+  wkv7: () => BOOLS.map(first => ({ what: `D 64 first=${first}`, args: { proj: t(128, { planes: 6 }), vfirst: t(128, { name: 'vfirst' }), vmix: first ? null : t(128, { name: 'vmix' }), params: w([8, 128]), state: state(2 * 64 * 64), out: t(128, { name: 'y' }), D: 64, fuseNorm: true, gnEps: 64e-5 } })),
+};
 
-/** Build inside a validation scope, so bind-group errors (which do not throw) fail the test too. */
-async function built(what: string, make: () => Promise<Dispatch>): Promise<Dispatch> {
-  g.device.pushErrorScope('validation');
-  let d: Dispatch;
-  try {
-    d = await make();
-  } finally {
-    const err = await g.device.popErrorScope();
-    if (err) throw new Error(`${what}: ${err.message}`);
-  }
-  return d;
-}
+/** Every kernel the cases launch, by op. */
+const launched = new Map<string, Set<Kernel>>();
 
-describe.skipIf(!HAS_GPU)('every kernel variant compiles', () => {
-  // every matmul kernel, forced with FLA_KERNEL_MATMUL (the default choice depends on the adapter);
-  // GEMV with 32 lanes per row below IN 1024 and 64 from it
-  for (const [kernel, IN] of [['gemv', 64], ['gemv', 1024], ['gemm', 130], ['blocked', 130]] as const) {
-    test(`matmul_${kernel} IN=${IN}: ${ACTS.length} acts × bias × accumulate × rows k × ${DTYPES.length} dtypes`, async () => {
-      setup();
-      const pipelines = new Set<GPUComputePipeline>();
-      const prev = process.env.FLA_KERNEL_MATMUL;
-      process.env.FLA_KERNEL_MATMUL = kernel;
-      try {
-        for (const act of ACTS) for (const bias of BOOLS) for (const accumulate of BOOLS) for (const rowsK of BOOLS) for (const wdtype of DTYPES) {
-          const what = `matmul_${kernel} ${act} bias=${bias} accumulate=${accumulate} rowsK=${rowsK} ${wdtype}`;
-          const d = await built(what, () => matmul.build(g, ctx(70, 5), {
-            x: big, w: big, wdtype, bias: bias ? small : null, y: big, IN, OUT: 200, act, accumulate, rowsK,
-          }));
-          expect(d.label).toBe(`matmul_${kernel}`);
-          pipelines.add(d.pipeline);
+describe.skipIf(!HAS_GPU)('every op variant compiles', () => {
+  test('every op in the registry has compile cases', () => {
+    expect(OPS.map(o => o.name).filter(n => !CASES[n])).toEqual([]);
+    expect(new Set(OPS.map(o => o.name)).size).toBe(OPS.length);
+  });
+
+  for (const op of OPS as Op<any>[]) {
+    test(`${op.name}: ${Object.keys(op.variants).join(', ')}`, async () => {
+      step([50, 19, 1], 5);
+      const kernels = launched.get(op.name) ?? new Set<Kernel>();
+      launched.set(op.name, kernels);
+      let variants = 0;
+      for (const { what, args } of CASES[op.name]!()) {
+        for (const [name, v] of Object.entries(op.variants)) {
+          if (!(v.supports?.(args, ctx()) ?? true)) continue;
+          const ds = await built(`${op.name} ${name} ${what}`, op, args, name);
+          const ls = v.launches(args, ctx());
+          expect(ds.map(d => d.label)).toEqual(ls.map(l => l.kernel.name));
+          for (const l of ls) kernels.add(l.kernel);
+          variants++;
         }
-      } finally {
-        if (prev === undefined) delete process.env.FLA_KERNEL_MATMUL; else process.env.FLA_KERNEL_MATMUL = prev;
+        // and the default choice for this step
+        await built(`${op.name} selected ${what}`, op, args);
       }
-      expect(pipelines.size).toBe(ACTS.length * 2 * 2 * 2 * DTYPES.length);   // every combination is its own variant
+      expect(variants).toBeGreaterThanOrEqual(Object.keys(op.variants).length);
     });
   }
 
-  test('matmul default choice builds for few and many rows', async () => {
-    setup();
-    const prev = process.env.FLA_KERNEL_MATMUL;
-    delete process.env.FLA_KERNEL_MATMUL;
-    try {
-      for (const n of [1, 8, 9, 300])
-        await built(`matmul n=${n}`, () => matmul.build(g, ctx(n, 1), { x: big, w: big, wdtype: 'bf16', bias: null, y: big, IN: 64, OUT: 64, act: 'none', accumulate: false, rowsK: false }));
-    } finally {
-      if (prev !== undefined) process.env.FLA_KERNEL_MATMUL = prev;
+  test('every kernel binding list matches its WGSL, and every .wgsl under kernels/ is launched', () => {
+    const all = new Set<Kernel>();
+    for (const ks of launched.values()) for (const k of ks) all.add(k);
+    for (const k of all) expect({ kernel: k.name, bindings: bindingNames(k.source) }).toEqual({ kernel: k.name, bindings: [...k.bindings] });
+    const root = join(import.meta.dir, '../../kernels');
+    const files: string[] = [];
+    const walk = (d: string) => { for (const e of readdirSync(d, { withFileTypes: true })) e.isDirectory() ? walk(join(d, e.name)) : e.name.endsWith('.wgsl') && files.push(relative(root, join(d, e.name))); };
+    walk(root);
+    const entry = (f: string) => f.split('/').pop()!.replace(/\.wgsl$/, '');
+    const names = new Set([...all].map(k => k.name));
+    const includes = new Set(Object.keys(INCLUDES));
+    // util/copy.wgsl is fla bench's bandwidth probe, not an op
+    expect(files.filter(f => !includes.has(f.split('/').pop()!) && f !== 'util/copy.wgsl' && !names.has(entry(f)))).toEqual([]);
+  });
+
+  test('a binding name mismatch is an error naming the kernel and both lists', async () => {
+    step([3]);
+    const o = gpuBackend();
+    const op: Op<{ x: any; y: any }> = {
+      name: 'mismatch', select: () => 'default', ref: () => {}, includes: INCLUDES,
+      variants: { default: { launches: a => [{ kernel: { name: 'silu_mul', source: siluSource, bindings: ['step', 'a', 'bb', 'y', 'dims'] }, defines: { ROWS_K: false }, bind: { a: a.x, bb: a.x, y: a.y, dims: { uniform: new Uint32Array([8]) } }, grid: [1, 1, 1] }] } },
+    };
+    const err = await o.build(op, { x: t(8), y: t(8, { name: 'y' }) }).then(() => null, e => e as Error);
+    expect(err).toBeInstanceOf(GpuError);
+    expect(err!.message).toContain('silu_mul');
+    expect(err!.message).toContain('missing b');
+    expect(err!.message).toContain('not in the WGSL bb');
+  });
+
+  test('every op with more than one variant has a documented FLA_KERNEL_<OP> knob listing exactly its variants', () => {
+    for (const op of OPS) {
+      const names = Object.keys(op.variants);
+      if (names.length < 2) { expect(KNOBS[kernelKnob(op.name)]).toBeUndefined(); continue; }
+      expect({ op: op.name, values: KNOBS[kernelKnob(op.name)]?.values }).toEqual({ op: op.name, values: names });
     }
   });
 
-  test('layer_norm: workgroup 64 / 128 / 256 × bias × rows k', async () => {
-    setup();
+  // every matmul kernel × act × bias × accumulate × rows k × dtype is its own pipeline
+  for (const [kernel, IN] of [['gemv', 64], ['gemv', 1024], ['gemm', 130], ['blocked', 130]] as const) {
+    test(`matmul_${kernel} IN=${IN}: ${ACTS.length} acts × bias × accumulate × rows k × ${DTYPES.length} dtypes`, async () => {
+      step([70], 5);
+      const op = OPS.find(o => o.name === 'matmul')!;
+      const pipelines = new Set<GPUComputePipeline>();
+      for (const act of ACTS) for (const bias of BOOLS) for (const accumulate of BOOLS) for (const rows of ['n', 'k'] as const) for (const dt of DTYPES) {
+        const what = `matmul_${kernel} ${act} bias=${bias} accumulate=${accumulate} rows=${rows} ${dt}`;
+        const [d] = await built(what, op, { x: t(IN, { rows }), w: w([200, IN], dt), bias: bias ? w([200]) : null, y: t(200, { rows }), act, accumulate }, kernel);
+        expect(d!.label).toBe(`matmul_${kernel}`);
+        pipelines.add(d!.pipeline);
+      }
+      expect(pipelines.size).toBe(ACTS.length * 2 * 2 * 2 * DTYPES.length);
+    });
+  }
+
+  test('rms_norm: workgroup 64 / 128 / 256 × weight × plus one × gate × rows k (all five defines)', async () => {
+    step([70], 3);
+    const op = OPS.find(o => o.name === 'rms_norm')!;
     const pipelines = new Set<GPUComputePipeline>();
-    for (const C of [64, 128, 200, 256, 1000]) for (const bias of BOOLS) for (const rowsK of BOOLS) {
-      const d = await built(`layer_norm C=${C} bias=${bias} rowsK=${rowsK}`,
-        () => layerNorm.build(g, ctx(70, 3), { x: big, w: small, b: bias ? small : null, y: big, C, eps: 1e-5, rowsK }));
-      pipelines.add(d.pipeline);
+    for (const C of [64, 128, 256]) for (const hasW of BOOLS) for (const plusOne of BOOLS) for (const gate of BOOLS) for (const rows of ['n', 'k'] as const) {
+      const [d] = await built(`rms_norm C=${C} w=${hasW} plusOne=${plusOne} gate=${gate} rows=${rows}`, op, {
+        x: t(2 * C, { rows }), w: hasW ? w([C]) : null, g: gate ? t(2 * C, { rows, name: 'g' }) : null, y: t(2 * C, { rows, name: 'y' }), C, G: 2, eps: 1e-6, plusOne,
+      });
+      pipelines.add(d!.pipeline);
+    }
+    expect(pipelines.size).toBe(3 * 2 ** 4);
+  });
+
+  test('layer_norm: workgroup 64 / 128 / 256 × bias × rows k', async () => {
+    step([70], 3);
+    const op = OPS.find(o => o.name === 'layer_norm')!;
+    const pipelines = new Set<GPUComputePipeline>();
+    for (const C of [64, 128, 200, 256, 1000]) for (const bias of BOOLS) for (const rows of ['n', 'k'] as const) {
+      const [d] = await built(`layer_norm C=${C} bias=${bias} rows=${rows}`, op, { x: t(C, { rows }), w: w([C]), b: bias ? w([C]) : null, y: t(C, { rows, name: 'y' }), eps: 1e-5 });
+      pipelines.add(d!.pipeline);
     }
     expect(pipelines.size).toBe(3 * 2 * 2);   // C=200 shares WG 128, C=1000 WG 256
   });
 
-  test('wkv7_recurrent: D 64 / 128 × first × fuseNorm', async () => {
-    setup();
+  test('wkv7_recurrent: D 64 / 128 × first × fuseNorm; grid (heads, sequences)', async () => {
+    step([40, 30, 3], 3);
+    const op = OPS.find(o => o.name === 'wkv7')!;
     const pipelines = new Set<GPUComputePipeline>();
     for (const D of [64, 128]) for (const first of BOOLS) for (const fuseNorm of BOOLS) {
-      const d = await built(`wkv7 D=${D} first=${first} fuseNorm=${fuseNorm}`, () => wkv7.build(g, ctx(73, 3, 3), {
-        proj: big, vfirst: big, vmix: first ? small : big, params: small, state: big, y: big, C: 2 * D, D, first, fuseNorm, gnEps: D * 1e-5,
-      }));
-      expect(d.workgroups).toEqual([2, 3, 1]);   // (heads, sequences)
-      pipelines.add(d.pipeline);
+      const C = 2 * D;
+      const [d] = await built(`wkv7 D=${D} first=${first} fuseNorm=${fuseNorm}`, op, {
+        proj: t(C, { planes: 6 }), vfirst: t(C, { name: 'vfirst' }), vmix: first ? null : t(C, { name: 'vmix' }), params: w([8, C]), state: state(2 * D * D), out: t(C, { name: 'y' }), D, fuseNorm, gnEps: D * 1e-5,
+      });
+      expect(d!.workgroups).toEqual([2, 3, 1]);
+      pipelines.add(d!.pipeline);
     }
     expect(pipelines.size).toBe(8);
-  });
-
-  test('token_shift, shift_store', async () => {
-    setup();
-    for (const M of [1, 6])
-      await built(`token_shift M=${M}`, () => tokenShift.build(g, ctx(70, 1), { h: big, state: small, mix: small, out: big, C: 64, M }));
-    await built('shift_store', () => tokenShift.buildStore(g, ctx(70, 1), { h: big, state: small, C: 64 }));
-  });
-
-  test('embed × dtypes, gather_rows', async () => {
-    setup();
-    const pipelines = new Set<GPUComputePipeline>();
-    for (const wdtype of DTYPES) pipelines.add((await built(`embed ${wdtype}`, () => embed.build(g, ctx(70, 1), { table: big, wdtype, x: big, C: 64 }))).pipeline);
-    expect(pipelines.size).toBe(3);
-    await built('gather_rows', () => embed.buildGather(g, ctx(70, 5), { x: big, y: big, C: 64 }));
   });
 });
 
@@ -149,7 +204,11 @@ describe.skipIf(!HAS_GPU)('compile errors are GpuErrors naming the kernel', () =
     expect(broken).not.toBe(gemmSource);
     // a define no real build uses, so the pipeline cache (keyed by label and defines) cannot answer
     const defines = { ACT: 0, HAS_BIAS: false, ACCUM: false, ROWS_K: false, WDT: 2, W_F32: false, W_F16: false, BROKEN_TEST: 1 };
-    await rejects(gpu!.pipeline({ label: 'matmul_gemm', source: broken, defines }), 'matmul_gemm', 'BROKEN_TEST=1', 'fmaa');
+    await rejects(gpu!.pipeline({ label: 'matmul_gemm', source: broken, defines, includes: INCLUDES }), 'matmul_gemm', 'BROKEN_TEST=1', 'fmaa');
+  });
+
+  test('an unknown #include names the file and the known ones', async () => {
+    await rejects(gpu!.pipeline({ label: 'include_kernel', source: '#include "nope.wgsl"\n@compute @workgroup_size(1) fn include_kernel() {}', includes: INCLUDES }), 'include_kernel', 'nope.wgsl', 'common.wgsl');
   });
 
   test('type error', async () => {
@@ -162,7 +221,8 @@ describe.skipIf(!HAS_GPU)('compile errors are GpuErrors naming the kernel', () =
   });
 
   test('a working pipeline after the errors (the device survives)', async () => {
-    setup();
-    await built('gather_rows', () => embed.buildGather(g, ctx(3, 1), { x: big, y: big, C: 8 }));
+    step([3], 1);
+    await built('gather_rows', OPS.find(o => o.name === 'gather_rows')!, { x: t(8), y: t(8, { rows: 'k' }) });
   });
 });
+

@@ -8,10 +8,15 @@
 // derives its own stream from (base seed, tag), so FLA_TEST_SEED=<base> reproduces any single test,
 // whatever the order or the -t filter.
 
-/** Base seed of this run: FLA_TEST_SEED, else the clock. */
-export const BASE_SEED: number = process.env.FLA_TEST_SEED !== undefined
-  ? Number(process.env.FLA_TEST_SEED) >>> 0
-  : Date.now() >>> 0;
+/** Base seed of this run: FLA_TEST_SEED (a u32), else the clock; printed once to stderr so any run can be replayed. */
+export const BASE_SEED: number = baseSeed(process.env.FLA_TEST_SEED);
+process.stderr.write(`test inputs: seed ${BASE_SEED} (replay with FLA_TEST_SEED=${BASE_SEED})\n`);
+
+function baseSeed(v: string | undefined): number {
+  if (v === undefined || v === '') return Date.now() >>> 0;
+  if (!/^\d+$/.test(v) || Number(v) > 0xffffffff) throw new Error(`FLA_TEST_SEED=${v}: expected an integer in 0..4294967295`);
+  return Number(v);
+}
 
 let lastPrng: Prng | null = null;
 

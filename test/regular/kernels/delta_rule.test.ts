@@ -1,4 +1,4 @@
-// delta_rule (kernels/delta/: the recurrent kernel and the chunked prefill, each forced with FLA_KERNEL_DELTA)
+// delta_rule (kernels/delta/: the recurrent kernel and the chunked prefill, each forced with FLA_KERNEL_DELTA_RULE)
 // against delta_rule.ref.ts (the token-by-token recurrence of spec §1.8): d_k, d_v ∈ {64, 128} including
 // d_k ≠ d_v, GVA ratios 1 and 2, gated (GDN: A_log/dt_bias/softplus) and ungated (DeltaNet) with β, zero and
 // random initial state, sequences of lengths 1, 63, 64, 65 packed on different slots (one slot untouched) and a
@@ -38,8 +38,8 @@ async function runCase(kernel: DeltaKernel, c: Case, seqs: { slot: number; len: 
   gp.set(randu(d.HV, rng, -1, 1.5), 0);            // A_log: A ∈ (0.37, 4.5)
   gp.set(randu(d.HV, rng, -5, -1), d.HV);          // dt_bias
   const state = c.init ? randn(SLOTS * SC, rng, 0.3) : new Float32Array(SLOTS * SC);
-  const prev = process.env.FLA_KERNEL_DELTA;
-  process.env.FLA_KERNEL_DELTA = kernel;
+  const prev = process.env.FLA_KERNEL_DELTA_RULE;
+  process.env.FLA_KERNEL_DELTA_RULE = kernel;
   try {
     const setup = { states: [{ key: 'S', cols: SC }], slots: SLOTS, init: { S: state } };
     const body = async (io: Parameters<Parameters<typeof checkBoth>[2]>[0]) => {
@@ -55,7 +55,7 @@ async function runCase(kernel: DeltaKernel, c: Case, seqs: { slot: number; len: 
     if (gpuOnly) return await runOn(gpuBackend(), 'gpu', step, setup, body);
     return await checkBoth(step, setup, body, { seed: rng, what, rtol });
   } finally {
-    if (prev === undefined) delete process.env.FLA_KERNEL_DELTA; else process.env.FLA_KERNEL_DELTA = prev;
+    if (prev === undefined) delete process.env.FLA_KERNEL_DELTA_RULE; else process.env.FLA_KERNEL_DELTA_RULE = prev;
   }
 }
 

@@ -6,8 +6,8 @@
 import { describe, expect, test } from 'bun:test';
 import { expectClose, prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
-import { checkBoth, gpuBackend, packedStep, runOn, type Packed } from './harness.ts';
-import { gla, select, type GlaKernel } from '../../../kernels/gla/gla.ts';
+import { checkBoth, gpuBackend, packedStep, runOn, selectCtx, type Packed } from './harness.ts';
+import { gla, glaOp, type GlaArgs, type GlaKernel } from '../../../kernels/gla/gla.ts';
 import { glaStateCols, type Fmap } from '../../../kernels/gla/gla.ref.ts';
 
 const SLOTS = 6;
@@ -55,19 +55,24 @@ async function chunkVsRecurrent(c: Case, seqs: { slot: number; len: number }[]):
 const PACKED = [{ slot: 2, len: 63 }, { slot: 0, len: 1 }, { slot: 4, len: 64 }, { slot: 3, len: 65 }, { slot: 5, len: 200 }];
 
 describe.skipIf(!HAS_GPU)('gla chunked', () => {
-  test('select: chunk above one chunk of tokens, recurrent for decode and the normaliser; FLA_KERNEL_GLA forces', () => {
+  test('select: chunk above one chunk of tokens on a GPU adapter, recurrent for decode, CPU adapters and the normaliser; FLA_KERNEL_GLA forces', () => {
     const prev = process.env.FLA_KERNEL_GLA;
     delete process.env.FLA_KERNEL_GLA;
     try {
-      const s = (n: number) => ({ n } as Parameters<typeof select>[0]);
-      const d = { normalize: false, DK: 64, DV: 64 };
-      expect(select(s(64), d)).toBe('recurrent');
-      expect(select(s(65), d)).toBe('chunk');
-      expect(select(s(65), { ...d, normalize: true })).toBe('recurrent');
+      const o = gpuBackend(), gpuAdapter = { ...o.adapter, type: 'discrete' }, cpuAdapter = { ...o.adapter, type: 'cpu' };
+      const s = (lens: number[], adapter = gpuAdapter) => selectCtx(adapter, lens);
+      const d = { normalize: false, DK: 64, DV: 64 } as GlaArgs;
+      expect(o.variant(glaOp, d, s([64]))).toBe('recurrent');
+      expect(o.variant(glaOp, d, s([65]))).toBe('chunk');
+      expect(o.variant(glaOp, d, s([65], cpuAdapter))).toBe('recurrent');
+      expect(o.variant(glaOp, { ...d, normalize: true }, s([65]))).toBe('recurrent');
       process.env.FLA_KERNEL_GLA = 'recurrent';
-      expect(select(s(500), d)).toBe('recurrent');
+      expect(o.variant(glaOp, d, s([500]))).toBe('recurrent');
       process.env.FLA_KERNEL_GLA = 'chunk';
-      expect(select(s(1), d)).toBe('chunk');
+      expect(o.variant(glaOp, d, s([1]))).toBe('chunk');
+      expect(o.variant(glaOp, { ...d, normalize: true }, s([500]))).toBe('recurrent');
+      process.env.FLA_KERNEL_GLA = 'fast';
+      expect(() => o.variant(glaOp, d, s([1]))).toThrow('FLA_KERNEL_GLA=fast: expected one of recurrent, chunk');
     } finally {
       if (prev === undefined) delete process.env.FLA_KERNEL_GLA; else process.env.FLA_KERNEL_GLA = prev;
     }

@@ -9,6 +9,7 @@ import { expect } from 'bun:test';
 import type { Backend, Cursor, HostWeight, StateSpec, Tensor, Weight } from '../../../src/backend/backend.ts';
 import { CpuBackend } from '../../../src/backend/cpu.ts';
 import { GpuBackend } from '../../../src/backend/gpu.ts';
+import { stepShape, type Adapter, type Ctx } from '../../../src/backend/op.ts';
 import { expectClose, type Prng } from '../../helpers/allclose.ts';
 import { gpu } from '../../helpers/gpu.ts';
 
@@ -126,6 +127,12 @@ export async function runOn(o: Backend, kind: 'cpu' | 'gpu', step: StepSpec, set
 export function gpuBackend(): GpuBackend {
   if (!gpu) throw new Error('no GPU');
   return new GpuBackend(gpu);
+}
+
+/** The select context of a step of sequences with these lengths (k kept rows) on an adapter. */
+export function selectCtx(adapter: Adapter, lens: number[], k = lens.length): Ctx {
+  const s = packedStep(lens.map((len, slot) => ({ slot, len })));
+  return { adapter, step: stepShape({ ids: Int32Array.from(s.ids), cursors: s.cursors, keep: new Int32Array(k) }) };
 }
 
 export interface CheckOpts { rtol?: number; seed?: Prng; what?: string }

@@ -5,10 +5,10 @@
 import { describe, expect, test } from 'bun:test';
 import type { Act } from '../../../kernels/matmul/matmul.ref.ts';
 import { ShapeError } from '../../../src/util/errors.ts';
-import { select, type MatmulKernel } from '../../../kernels/matmul/matmul.ts';
+import { matmulOp, type MatmulArgs, type MatmulKernel } from '../../../kernels/matmul/matmul.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
 import { gpu, HAS_GPU } from '../../helpers/gpu.ts';
-import { checkBoth, gpuBackend, hostWeight, runOn, simpleStep, type StepSpec } from './harness.ts';
+import { checkBoth, gpuBackend, hostWeight, runOn, selectCtx, simpleStep, type StepSpec } from './harness.ts';
 import { matmul } from '../../../kernels/matmul/matmul.ts';
 
 const ACTS: Act[] = ['none', 'tanh', 'sigmoid', 'relu2', 'rwkv_decay'];
@@ -75,12 +75,13 @@ const ACT_CASES: { act: Act; dtype: Dtype; k: number }[] = FULL
 const label = (k: number) => `${k & 1 ? '+bias' : 'no bias'}${k & 2 ? ', accumulate' : ''}`;
 
 describe.skipIf(!HAS_GPU)('matmul', () => {
-  test('default choice: gemv up to 8 rows, then gemm (blocked on CPU adapters)', () => {
+  test('default choice: gemv_vec up to 16 rows, then gemm (blocked on CPU adapters)', () => {
     const big = gpu!.summary.type === 'cpu' ? 'blocked' : 'gemm';
     const prev = process.env.FLA_KERNEL_MATMUL;
     delete process.env.FLA_KERNEL_MATMUL;
     try {
-      expect(ROWS.map(r => select(gpu!, r))).toEqual(ROWS.map(r => (r <= 8 ? 'gemv' : big)));
+      const o = gpuBackend(), a = { x: { rows: 'n' } } as MatmulArgs;
+      expect(ROWS.map(r => o.variant(matmulOp, a, selectCtx(o.adapter, [r])))).toEqual(ROWS.map(r => (r <= 16 ? 'gemv_vec' : big)));
     } finally {
       if (prev !== undefined) process.env.FLA_KERNEL_MATMUL = prev;
     }

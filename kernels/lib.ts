@@ -1,0 +1,22 @@
+// What every op file imports: the op contract (src/backend/op.ts) and the WGSL files kernels may #include,
+// registered here (add a shared helper file to INCLUDES, then `#include "name"` it from any kernel).
+import { defineOp, type Op } from '../src/backend/op.ts';
+import common from './common.wgsl' with { type: 'text' };
+import act from './matmul/act.wgsl' with { type: 'text' };
+
+export * from '../src/backend/op.ts';
+
+export const INCLUDES: Readonly<Record<string, string>> = { 'common.wgsl': common, 'act.wgsl': act };
+
+/** defineOp with the kernels' includes registered. */
+export function op<A>(o: Op<A>): Op<A> {
+  return defineOp({ ...o, includes: { ...INCLUDES, ...o.includes } });
+}
+
+export { grid } from '../src/util/grid.ts';
+
+/** Defines that select the weight unpacking in common.wgsl (wpair) for a weight's storage dtype. */
+export const WDT = { f32: 1, bf16: 2, f16: 3 } as const;
+export function weightDefines(dtype: keyof typeof WDT): Record<string, number | boolean> {
+  return { WDT: WDT[dtype], W_F32: dtype === 'f32', W_F16: dtype === 'f16' };
+}

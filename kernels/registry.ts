@@ -1,0 +1,26 @@
+// Every op, in one list: tests walk it (every variant compiles, every WGSL's @bindings match its kernel's list,
+// every op with choices has a documented FLA_KERNEL_<OP> knob). A new op or fused variant: write its
+// <op>.wgsl, <op>.ts (an `op({...})` declaration) and <op>.ref.ts, then add it here.
+import type { Op } from '../src/backend/op.ts';
+import { abcOp } from './abc/abc.ts';
+import { ropeOp } from './attention/rope.ts';
+import { kvStoreOp, sdpaOp } from './attention/sdpa.ts';
+import { shortConvOp } from './conv/short_conv.ts';
+import { deltaRuleOp } from './delta/delta_rule.ts';
+import { mulOp } from './elementwise/mul.ts';
+import { siluMulOp } from './elementwise/silu_mul.ts';
+import { embedOp, gatherRowsOp } from './embed/embed.ts';
+import { glaOp } from './gla/gla.ts';
+import { featureMapOp } from './linear_attn/feature_map.ts';
+import { matmulOp } from './matmul/matmul.ts';
+import { moeRouteOp } from './moe/moe_route.ts';
+import { layerNormOp } from './norm/layer_norm.ts';
+import { rmsNormOp } from './norm/rms_norm.ts';
+import { shiftStoreOp, tokenShiftOp } from './rwkv7/token_shift.ts';
+import { wkv7Op } from './rwkv7/wkv7.ts';
+import { argmaxOp } from './sample/argmax.ts';
+
+export const OPS: readonly Op<any>[] = [
+  abcOp, ropeOp, kvStoreOp, sdpaOp, shortConvOp, deltaRuleOp, mulOp, siluMulOp, embedOp, gatherRowsOp, glaOp,
+  featureMapOp, matmulOp, moeRouteOp, layerNormOp, rmsNormOp, tokenShiftOp, shiftStoreOp, wkv7Op, argmaxOp,
+];

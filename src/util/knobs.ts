@@ -1,0 +1,45 @@
+// Every FLA_* environment knob that changes what fla computes or how: one table, validated on read. A bad value
+// is a one-line UsageError naming the knob and what it allows. README.md "Knobs" documents the same table.
+import { UsageError } from './errors.ts';
+
+export interface Knob {
+  /** allowed values; a number knob has `int` instead */
+  values?: readonly string[];
+  int?: { min: number; max: number; pow2?: boolean };
+  doc: string;
+}
+
+export const KNOBS: Record<string, Knob> = {
+  FLA_KERNEL_MATMUL: { values: ['gemv_vec', 'gemv_vec_wg', 'gemv', 'gemm', 'blocked'], doc: 'force the matmul variant (default: gemv_vec for ≤ 16 rows, else gemm; blocked on CPU adapters; gemv_vec_wg is gemv_vec without subgroup operations, gemv the older 4-row GEMV)' },
+  FLA_KERNEL_DELTA_RULE: { values: ['recurrent', 'chunk'], doc: 'force the delta-rule variant (default: chunk when a sequence of the step has more than 64 tokens on a GPU adapter)' },
+  FLA_KERNEL_GLA: { values: ['recurrent', 'chunk'], doc: 'force the GLA / linear-attention variant (same default as delta_rule; the normaliser always runs recurrent)' },
+  FLA_DELTA_CHUNK_BV: { int: { min: 4, max: 64, pow2: true }, doc: 'value columns per workgroup of delta_chunk_state (benchmarking; default 8)' },
+  FLA_NO_REPLAY: { values: ['0', '1'], doc: '1: run the model for every decode step instead of replaying the recorded dispatches' },
+};
+
+/** `FLA_KERNEL_<OP>`: the knob that forces a variant of op `name`. */
+export function kernelKnob(op: string): string { return `FLA_KERNEL_${op.toUpperCase()}`; }
+
+/** The validated value of knob `name`, or undefined when unset (or empty). */
+export function knob(name: string, env: Record<string, string | undefined> = process.env): string | undefined {
+  const spec = KNOBS[name];
+  if (!spec) throw new Error(`knob ${name} is not in src/util/knobs.ts`);
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  if (spec.values && !spec.values.includes(v)) throw new UsageError(`${name}=${v}: expected one of ${spec.values.join(', ')}`);
+  if (spec.int) {
+    const n = Number(v), { min, max, pow2 } = spec.int;
+    if (!/^\d+$/.test(v) || n < min || n > max || (pow2 && (n & (n - 1)) !== 0))
+      throw new UsageError(`${name}=${v}: expected ${pow2 ? 'a power of two' : 'an integer'} in ${min}..${max}`);
+  }
+  return v;
+}
+
+/** Check every knob set in `env`, and that no FLA_KERNEL_* names an op without variants to choose from. */
+export function checkKnobs(env: Record<string, string | undefined> = process.env): void {
+  for (const name of Object.keys(env)) {
+    if (name in KNOBS) knob(name, env);
+    else if (name.startsWith('FLA_KERNEL_') && env[name])
+      throw new UsageError(`${name}: unknown knob (known: ${Object.keys(KNOBS).filter(k => k.startsWith('FLA_KERNEL_')).join(', ')})`);
+  }
+}
