@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { hubCacheDir, listCached, parseRepoId, RepoCache } from '../src/load/cache.ts';
 import { pullModel, type PullOptions } from '../src/load/hub.ts';
 import { missingLocally } from '../src/load/hub_files.ts';
+import { verifyBlobs } from '../src/load/hub_verify.ts';
 import { readJson } from '../src/load/model.ts';
 import { formatBytes } from '../src/load/progress.ts';
 import { supportedModelTypes } from '../src/models/registry.ts';
@@ -26,16 +27,22 @@ export function hubOptions(opts: Record<string, unknown>): PullOptions {
 }
 
 export async function pullCommand(repo: string | undefined, opts: Record<string, unknown>): Promise<number> {
-  rejectUnknown(opts, HUB_OPTIONS);
+  rejectUnknown(opts, [...HUB_OPTIONS, 'verify']);
   if (!repo) throw new UsageError('missing model: fla pull ORG/NAME [--revision R]');
-  const r = await pullModel(repo, hubOptions(opts));
+  if (opts.verify !== undefined && typeof opts.verify !== 'boolean') throw new UsageError('--verify takes no value');
+  const r = await pullModel(repo, { ...hubOptions(opts), verify: opts.verify === true });
   const what = r.downloaded.length ? `${r.downloaded.length} files downloaded` : 'already in the cache';
-  log.info(`${r.repo}@${r.revision} (${r.commit.slice(0, 7)}): ${what}`);
+  const check = r.verified ? `; ${r.verified.checked} cached files re-hashed, ${r.verified.damaged.length ? `${r.verified.damaged.length} damaged and downloaded again` : 'all match'}` : '';
+  log.info(`${r.repo}@${r.revision} (${r.commit.slice(0, 7)}): ${what}${check}`);
   process.stdout.write(r.dir + '\n');
   return 0;
 }
 
-interface LsRow { repo: string; revisions: { revision: string | null; commit: string }[]; size_bytes: number; model_type: string | null; supported: boolean; complete: boolean; path: string }
+interface LsRow {
+  repo: string; revisions: { revision: string | null; commit: string }[]; size_bytes: number; model_type: string | null; supported: boolean; complete: boolean; path: string;
+  /** fla ls --verify: blobs re-hashed, the damaged ones (deleted), and the files downloaded again in their place. */
+  verified?: { checked: number; damaged: string[]; downloaded: string[]; error?: string };
+}
 
 export function lsRows(cacheDir = hubCacheDir()): LsRow[] {
   const supported = new Set(supportedModelTypes());
@@ -53,19 +60,49 @@ export function lsRows(cacheDir = hubCacheDir()): LsRow[] {
   });
 }
 
+/**
+ * fla ls --verify: re-hash every blob of every cached repo against its name; delete the damaged ones and download
+ * again what a snapshot that was complete now lacks. Returns the rows as they are afterwards.
+ */
+async function verifyCache(cacheDir: string, rows: LsRow[]): Promise<LsRow[]> {
+  const results = new Map<string, NonNullable<LsRow['verified']>>();
+  for (const row of rows) {
+    const cache = new RepoCache(cacheDir, row.repo);
+    const completeBefore = row.revisions.map(v => v.commit).filter(c => missingLocally(cache.snapshot(c)).length === 0);
+    const r = await verifyBlobs(cache);
+    const v: NonNullable<LsRow['verified']> = { checked: r.checked, damaged: r.damaged, downloaded: [] };
+    results.set(row.repo, v);
+    if (!r.damaged.length) continue;
+    log.warn(`${row.repo}: ${r.damaged.length} damaged blob${r.damaged.length > 1 ? 's' : ''} deleted (${r.damaged.map(b => b.slice(0, 12)).join(', ')}); downloading again`);
+    for (const commit of completeBefore) {
+      if (missingLocally(cache.snapshot(commit)).length === 0) continue;
+      try { v.downloaded.push(...(await pullModel(`${row.repo}@${commit}`)).downloaded); } catch (e) {
+        v.error = (e as Error).message;
+        log.warn(`${row.repo}@${commit.slice(0, 7)}: not downloaded again (${v.error}); run fla pull ${row.repo}@${commit} when the hub can be reached`);
+      }
+    }
+  }
+  return lsRows(cacheDir).map(row => ({ ...row, ...(results.has(row.repo) ? { verified: results.get(row.repo) } : {}) }));
+}
+
 export async function lsCommand(opts: Record<string, unknown>): Promise<number> {
-  rejectUnknown(opts, ['json']);
+  rejectUnknown(opts, ['json', 'verify']);
+  if (opts.verify !== undefined && typeof opts.verify !== 'boolean') throw new UsageError('--verify takes no value');
   const cacheDir = hubCacheDir();
-  const rows = lsRows(cacheDir);
-  if (opts.json) { process.stdout.write(JSON.stringify(rows) + '\n'); return 0; }
+  let rows = lsRows(cacheDir);
+  if (opts.verify) rows = await verifyCache(cacheDir, rows);
+  const code = rows.some(r => r.verified?.error) ? 1 : 0;   // damage left in the cache
+  if (opts.json) { process.stdout.write(JSON.stringify(rows) + '\n'); return code; }
   if (!rows.length) { log.info(`no models in ${cacheDir}`); return 0; }
-  const table = [['REPO', 'REVISION', 'SIZE', 'MODEL_TYPE', 'SUPPORTED'], ...rows.map(r => [
+  const verifiedCol = (r: LsRow) => !r.verified ? [] : [r.verified.error ? `${r.verified.damaged.length} damaged, not repaired`
+    : r.verified.damaged.length ? `${r.verified.damaged.length} damaged, downloaded again` : `ok (${r.verified.checked} files)`];
+  const table = [['REPO', 'REVISION', 'SIZE', 'MODEL_TYPE', 'SUPPORTED', ...(opts.verify ? ['VERIFIED'] : [])], ...rows.map(r => [
     r.repo, r.revisions.map(v => v.revision ? `${v.revision} (${v.commit.slice(0, 7)})` : v.commit.slice(0, 7)).join(', ') || '-',
-    formatBytes(r.size_bytes), r.model_type ?? '?', r.supported ? (r.complete ? 'yes' : 'yes (incomplete)') : 'no',
+    formatBytes(r.size_bytes), r.model_type ?? '?', r.supported ? (r.complete ? 'yes' : 'yes (incomplete)') : 'no', ...verifiedCol(r),
   ])];
   const w = table[0]!.map((_, i) => Math.max(...table.map(row => row[i]!.length)));
   for (const row of table) process.stdout.write(row.map((c, i) => i === row.length - 1 ? c : c.padEnd(w[i]!)).join('  ') + '\n');
-  return 0;
+  return code;
 }
 
 export async function rmCommand(repoArg: string | undefined, opts: Record<string, unknown>): Promise<number> {

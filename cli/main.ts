@@ -91,6 +91,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--max-batch <n>', 'Sequences generated together (state slots; default 8)')
     .option('--max-queue <n>', 'Requests waiting beyond the batch; more get 429 (default 64)')
     .option('-n, --max-tokens <n>', 'max_tokens when a request gives none (default 256)')
+    .option('--max-tokens-limit <n>', 'Largest max_tokens a request may ask for; more is a 400 (default 4096)')
+    .option('--max-prompt-tokens <n>', 'Longest prompt in tokens; longer is a 400 (default 16384)')
     .option('--ctx <n>', 'Context size in tokens for attention models (default 4096)')
     .option('--device <d>', 'gpu, gpu:N or cpu (one server per GPU)')
     .option('--shutdown-timeout <s>', 'On SIGTERM/SIGINT, seconds to let in-flight requests finish (default 30)')
@@ -109,11 +111,13 @@ export async function main(argv: string[]): Promise<number> {
     .option('--revision <rev>', 'Branch, tag or commit (default main; also ORG/NAME@REV)')
     .option('--token <token>', 'Token for private or gated repos (default: HF_TOKEN, then $HF_HOME/token)')
     .option('--offline', 'Only check the cache (also HF_HUB_OFFLINE=1)')
+    .option('--verify', 'Re-hash the cached files (sha256 / git sha1) and download again those that do not match')
     .example('fla pull fla-hub/rwkv7-191M-world')
     .action((model, opts) => { result = pullCommand(model, opts); });
 
   cli.command('ls', 'List models in the Hugging Face cache (HF_HUB_CACHE)')
     .option('--json', 'Print JSON')
+    .option('--verify', 'Re-hash every cached blob; delete damaged ones and download them again')
     .action(opts => { result = lsCommand(opts); });
 
   cli.command('rm [model]', 'Remove a model from the Hugging Face cache')

@@ -5,13 +5,14 @@ import { Engine } from '../src/runtime/engine.ts';
 import { DEFAULT_MODEL_NAME, openSession, parseDevice } from '../src/runtime/open.ts';
 import { Scheduler } from '../src/runtime/scheduler.ts';
 import { startServer } from '../src/serve/http.ts';
+import { DEFAULT_LIMITS } from '../src/serve/openai.ts';
 import { ChatTemplate } from '../src/tokenizer/chat.ts';
 import { UsageError } from '../src/util/errors.ts';
 import { log } from '../src/util/log.ts';
 import { HUB_OPTIONS, hubOptions } from './hub.ts';
 import { optInt, rejectUnknown } from './options.ts';
 
-export const SERVE_OPTIONS = ['host', 'port', 'maxBatch', 'maxQueue', 'maxTokens', 'ctx', 'device', 'shutdownTimeout', ...HUB_OPTIONS];
+export const SERVE_OPTIONS = ['host', 'port', 'maxBatch', 'maxQueue', 'maxTokens', 'maxTokensLimit', 'maxPromptTokens', 'ctx', 'device', 'shutdownTimeout', ...HUB_OPTIONS];
 
 export async function serveCommand(modelArg: string | undefined, opts: Record<string, any>): Promise<number> {
   rejectUnknown(opts, SERVE_OPTIONS);
@@ -21,6 +22,9 @@ export async function serveCommand(modelArg: string | undefined, opts: Record<st
   const maxBatch = optInt(opts.maxBatch, '--max-batch', 8, 1, 1024);
   const maxQueue = optInt(opts.maxQueue, '--max-queue', 64, 0);
   const maxTokens = optInt(opts.maxTokens, '--max-tokens', 256, 1);
+  const maxTokensLimit = optInt(opts.maxTokensLimit, '--max-tokens-limit', Math.max(DEFAULT_LIMITS.maxTokens, maxTokens), 1);
+  if (maxTokens > maxTokensLimit) throw new UsageError(`--max-tokens ${maxTokens} is over --max-tokens-limit ${maxTokensLimit}`);
+  const maxPromptTokens = optInt(opts.maxPromptTokens, '--max-prompt-tokens', DEFAULT_LIMITS.maxPromptTokens, 1);
   const ctx = optInt(opts.ctx, '--ctx', 4096, 16);
   const graceS = optInt(opts.shutdownTimeout, '--shutdown-timeout', 30, 0);
   const device = parseDevice(opts.device);
@@ -32,6 +36,7 @@ export async function serveCommand(modelArg: string | undefined, opts: Record<st
     const modelName = modelArg === undefined ? DEFAULT_MODEL_NAME : existsSync(modelArg) ? basename(resolve(modelArg)) : modelArg;
     const server = startServer({
       scheduler, tokenizer: tokenizer!, template: ChatTemplate.load(model.dir, tokenizer!), modelName, host, port, defaultMaxTokens: maxTokens,
+      limits: { maxPromptTokens, maxTokens: maxTokensLimit },
     });
     process.stdout.write(`listening on ${server.url}\n`);
     log.info(`fla serve: ${modelName} on ${backend.name}, ${maxBatch} slots, queue ${maxQueue}`);

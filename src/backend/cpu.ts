@@ -106,6 +106,9 @@ export class CpuBackend implements Backend {
   async endStep(logits: Tensor): Promise<Float32Array> {
     const out = T(logits).data.slice();
     this.layout = null;
+    // The CPU ops never wait for anything, so a generation would never let the event loop run: no SIGINT handler,
+    // no server requests. One macrotask turn per step lets them in (the GPU backend waits on its readback instead).
+    await new Promise<void>(r => setImmediate(r));
     return out;
   }
 

@@ -18,6 +18,13 @@ class GpuTensor implements Tensor {
   constructor(readonly view: View, readonly cols: number, readonly planes: number, readonly rows: 'n' | 'k' | 'slots', readonly cap: number) {}
 }
 
+/** A state tensor for all slots over the adapter's largest storage binding (the engine names the flags to lower). */
+export class StateSizeError extends GpuError {
+  constructor(readonly key: string, readonly bytes: number, readonly limit: number, readonly slots: number, readonly fit: number) {
+    super(`state ${key} needs ${fmtBytes(bytes)} for ${slots} sequences, over the adapter's largest storage binding (${fmtBytes(limit)}); at most ${fit} fit`);
+  }
+}
+
 const T = (t: Tensor) => (t as GpuTensor).view;
 const W = (w: Weight) => w as GpuWeight;
 const ROW_ALIGN = 64;
@@ -169,6 +176,8 @@ export class GpuBackend implements Backend {
   profile: Map<string, { ns: number; count: number; flops: number; bytes: number }> | null = null;
 
   allocState(specs: StateSpec[], slots: number): void {
+    for (const s of specs)   // checked before anything is freed: an oversized binding would only fail later, as a validation error
+      if (4 * s.cols * slots > this.gpu.maxBinding) throw new StateSizeError(s.key, 4 * s.cols * slots, this.gpu.maxBinding, slots, Math.floor(this.gpu.maxBinding / (4 * s.cols)));
     this.epoch++;
     for (const s of this.states.values()) { this.gpu.forget(s.view.buffer); s.view.buffer.destroy(); }
     this.states.clear();

@@ -162,12 +162,13 @@ export class Gpu {
     this.maxWorkgroupStorage = lim.maxComputeWorkgroupStorageSize;
     this.maxInvocations = lim.maxComputeInvocationsPerWorkgroup;
     this.offsetAlign = lim.minStorageBufferOffsetAlignment;
-    (device as any).onuncapturederror = (ev: any) => {
-      const msg = String(ev?.error?.message ?? ev).split('\n')[0]!;
-      if (ev?.error?.constructor?.name?.includes('OutOfMemory') || /out of memory/i.test(msg)) this.lost ??= `out of GPU memory (${msg})`;
-      else log.error(`gpu: ${msg}`);
-    };
-    device.lost?.then((info: any) => { this.lost = info?.message || 'device lost'; }).catch(() => {});
+    // Any error no scope captured (validation, out of memory, internal) means the work since then computed nothing
+    // trustworthy: mark the device failed so the next readback throws and callers fail instead of returning garbage.
+    (device as any).onuncapturederror = (ev: any) => this.fail(String(ev?.error?.message ?? ev), ev?.error?.constructor?.name ?? '');
+    device.lost?.then((info: any) => {
+      if (info?.reason === 'destroyed') this.lost ??= 'the device was destroyed';
+      else this.fail(`device lost: ${info?.message || 'no reason given'}`);
+    }).catch(() => {});
   }
 
   /** Open adapter `index` (from listAdapters) with every adapter limit and the useful features. */
@@ -191,7 +192,20 @@ export class Gpu {
   }
 
   checkAlive(): void {
-    if (this.lost) throw new GpuError(`GPU device lost: ${this.lost}`);
+    if (this.lost) throw new GpuError(`GPU device failed: ${this.lost}`);
+  }
+
+  /** Why the device stopped working, or null while it works. */
+  get failure(): string | null { return this.lost; }
+
+  /** Mark the device failed (first reason kept) and log it once. */
+  fail(message: string, kind = ''): void {
+    const msg = oneLine(message);
+    const why = /OutOfMemory/.test(kind) || /out of memory/i.test(msg) ? `out of GPU memory (${msg})`
+      : /Validation/.test(kind) ? `validation error: ${msg}` : msg;
+    if (this.lost) { log.debug(`gpu: ${why}`); return; }
+    this.lost = why;
+    log.error(`gpu: ${why}`);
   }
 
   /** A compute pipeline for `spec`, compiled once per (source, defines, overrides). */
@@ -325,8 +339,15 @@ export class Gpu {
       const rb = this.device.createBuffer({ size: Math.max(bytes, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
       const enc = encoder ?? this.device.createCommandEncoder();
       enc.copyBufferToBuffer(src, offset, rb, 0, bytes);
+      // A step whose commands are invalid (a binding over the limit, a destroyed buffer) runs nothing: catch that
+      // here, with the readback, instead of handing back a buffer of zeros as logits.
+      this.device.pushErrorScope('validation');
       this.device.queue.submit([enc.finish()]);
-      await rb.mapAsync(GPUMapMode.READ);
+      const scope = this.device.popErrorScope();
+      try { await rb.mapAsync(GPUMapMode.READ); } finally {
+        const err = await scope.catch(() => null);
+        if (err) this.fail(err.message, 'Validation');
+      }
       this.checkAlive();
       const out = rb.getMappedRange().slice(0, size);
       rb.unmap();

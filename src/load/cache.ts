@@ -1,8 +1,8 @@
 // The Hugging Face cache on disk, shared with Python huggingface_hub: its location and models--org--name/{blobs,refs,snapshots}.
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
-import { UsageError } from '../util/errors.ts';
+import { dirname, isAbsolute, join, relative } from 'node:path';
+import { FlaError, UsageError } from '../util/errors.ts';
 
 type Env = Record<string, string | undefined>;
 
@@ -19,6 +19,44 @@ export function hubCacheDir(env: Env = process.env): string {
 }
 
 export const isCommit = (rev: string) => /^[0-9a-f]{40}$/.test(rev);
+/** A blob's name in the cache: the LFS sha256 or the git blob sha1. */
+export const isBlobName = (name: string) => /^([0-9a-f]{40}|[0-9a-f]{64})$/.test(name);
+
+/**
+ * Why `rev` is not a revision the hub could answer (null when it is one): a 40-hex commit, or a branch/tag name by
+ * git's ref-name rules (git check-ref-format), which also keep refs/<revision> inside the cache: no "..", no
+ * component starting with "." or ending with ".lock", no leading, trailing or doubled "/", no backslash, no
+ * control characters, spaces or any of ~^:?*[ and no "@{".
+ */
+export function revisionProblem(rev: string): string | null {
+  if (isCommit(rev)) return null;
+  if (rev.length === 0) return 'it is empty';
+  if (rev.length > 255) return 'it is longer than 255 characters';
+  if (rev.includes('..')) return 'it contains ".."';
+  if (rev.includes('\\')) return 'it contains a backslash';
+  if (rev.startsWith('/') || rev.endsWith('/') || rev.includes('//')) return 'it starts or ends with "/" or has an empty component';
+  if (/[\x00-\x20\x7f~^:?*[]/.test(rev)) return 'it contains a space, a control character or one of ~^:?*[';
+  if (rev.includes('@{') || rev === '@') return 'it contains "@{" or is "@"';
+  if (rev.endsWith('.')) return 'it ends with "."';
+  if (rev.split('/').some(c => c.startsWith('.') || c.endsWith('.lock'))) return 'a component starts with "." or ends with ".lock"';
+  return null;
+}
+
+/** Throws a UsageError unless `rev` is a commit or a valid branch/tag name. */
+export function checkRevision(rev: string, what = 'revision'): string {
+  const why = revisionProblem(rev);
+  if (why) throw new UsageError(`${what} ${JSON.stringify(rev)} is not a branch, tag or 40-hex commit: ${why}`);
+  return rev;
+}
+
+/** join(root, ...parts), refused unless the result lies strictly inside root (no "..", no absolute part). */
+export function inside(root: string, ...parts: string[]): string {
+  const p = join(root, ...parts);
+  const rel = relative(root, p);
+  if (!rel || rel === '..' || rel.startsWith('../') || isAbsolute(rel) || parts.some(x => isAbsolute(x) || x.includes('\0')))
+    throw new FlaError(`refusing a cache path outside ${root}: ${JSON.stringify(parts.join('/'))}`);
+  return p;
+}
 
 export interface RepoRef { repo: string; revision: string | undefined }
 
@@ -28,6 +66,7 @@ export function parseRepoId(arg: string): RepoRef {
   const repo = m?.[1];
   if (!repo || /--|\.\./.test(repo) || repo.split('/').some(p => /^[-.]|[-.]$/.test(p) || p.length > 96))
     throw new UsageError(`${JSON.stringify(arg)} is not a Hugging Face model id (expected org/name or org/name@revision)`);
+  if (m[2] !== undefined) checkRevision(m[2], `${repo}@…: revision`);
   return { repo, revision: m[2] };
 }
 
@@ -39,16 +78,31 @@ export function repoFromFolder(folder: string): string | null {
   return folder.slice('models--'.length).replace(/--/g, '/');
 }
 
-/** One repo's folder in the cache. */
+/**
+ * One repo's folder in the cache. Every path it builds goes through inside(): refs/<revision> takes only valid
+ * revision names, snapshots/<commit> only 40-hex commits, blobs/<name> only hash names, and file paths inside a
+ * snapshot must stay in it, so a hostile revision, hub answer or shard name cannot reach outside the repo folder.
+ */
 export class RepoCache {
   readonly dir: string;
-  constructor(readonly cacheDir: string, readonly repo: string) { this.dir = join(cacheDir, repoFolderName(repo)); }
+  constructor(readonly cacheDir: string, readonly repo: string) { this.dir = inside(cacheDir, repoFolderName(parseRepoId(repo).repo)); }
 
-  blob(name: string): string { return join(this.dir, 'blobs', name); }
-  snapshot(commit: string): string { return join(this.dir, 'snapshots', commit); }
+  blob(name: string): string {
+    if (!isBlobName(name)) throw new FlaError(`${this.repo}: ${JSON.stringify(name)} is not a blob name (a sha256 or git sha1)`);
+    return inside(this.dir, 'blobs', name);
+  }
+  snapshot(commit: string): string {
+    if (!isCommit(commit)) throw new FlaError(`${this.repo}: ${JSON.stringify(commit)} is not a 40-hex commit`);
+    return inside(this.dir, 'snapshots', commit);
+  }
+  /** Where Python huggingface_hub takes its lock for a blob: <cache>/.locks/models--org--name/<blob>.lock. */
+  lock(name: string): string {
+    if (!isBlobName(name)) throw new FlaError(`${this.repo}: ${JSON.stringify(name)} is not a blob name (a sha256 or git sha1)`);
+    return inside(this.cacheDir, '.locks', repoFolderName(this.repo), `${name}.lock`);
+  }
 
   readRef(revision: string): string | null {
-    const p = join(this.dir, 'refs', revision);
+    const p = inside(this.dir, 'refs', checkRevision(revision));
     if (!existsSync(p) || !statSync(p).isFile()) return null;
     const sha = readFileSync(p, 'utf8').trim();
     return isCommit(sha) ? sha : null;
@@ -57,7 +111,8 @@ export class RepoCache {
   /** Python writes refs/<revision> (nested for "refs/pr/1") holding the bare sha, no newline. */
   writeRef(revision: string, commit: string): void {
     if (revision === commit || this.readRef(revision) === commit) return;
-    const p = join(this.dir, 'refs', revision);
+    if (!isCommit(commit)) throw new FlaError(`${this.repo}: ${JSON.stringify(commit)} is not a 40-hex commit`);
+    const p = inside(this.dir, 'refs', checkRevision(revision));
     mkdirSync(dirname(p), { recursive: true });
     const tmp = `${p}.${process.pid}.tmp`;
     writeFileSync(tmp, commit);
@@ -72,7 +127,7 @@ export class RepoCache {
 
   /** snapshots/<commit>/<path> → ../../blobs/<name>, relative like Python's; replaced atomically. */
   link(commit: string, path: string, blobName: string): string {
-    const dst = join(this.snapshot(commit), path);
+    const dst = inside(this.snapshot(commit), path);
     mkdirSync(dirname(dst), { recursive: true });
     const target = relative(dirname(dst), this.blob(blobName));
     try {
@@ -90,7 +145,7 @@ export class RepoCache {
 
   remove(): void {
     rmSync(this.dir, { recursive: true, force: true });
-    rmSync(join(this.cacheDir, '.locks', repoFolderName(this.repo)), { recursive: true, force: true });
+    rmSync(inside(this.cacheDir, '.locks', repoFolderName(this.repo)), { recursive: true, force: true });
   }
 }
 

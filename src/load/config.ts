@@ -14,9 +14,16 @@ export function optInt(j: Json, key: string, where: string): number | null {
   return j[key] === undefined || j[key] === null ? null : int(j, key, where);
 }
 
+// Fields whose value has a sign the math needs: a norm epsilon below 0 (sqrt of a negative variance) and a RoPE base
+// of 0 or less (log of it) give NaN at the first token, which would otherwise look like an answer ending at EOS.
+const NON_NEGATIVE = /(^|_)(eps|epsilon)$/;
+const POSITIVE = /^rope_theta$/;
+
 export function num(j: Json, key: string, where: string, def?: number): number {
   const v = j[key] ?? def;
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new FormatError(`${where}: config field ${key} must be a number, got ${JSON.stringify(j[key] ?? null)}`);
+  if (NON_NEGATIVE.test(key) && v < 0) throw new FormatError(`${where}: config field ${key} must be ≥ 0 (a norm epsilon), got ${v}`);
+  if (POSITIVE.test(key) && v <= 0) throw new FormatError(`${where}: config field ${key} must be > 0 (the RoPE base), got ${v}`);
   return v;
 }
 

@@ -1,11 +1,12 @@
 // One blob into the cache: lock, stream to <blob>.incomplete with Range resume, verify sha256 / git sha1, rename into place.
+import { dlopen, FFIType } from 'bun:ffi';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { FlaError } from '../util/errors.ts';
 import { log } from '../util/log.ts';
-import { type HubClient, NetworkError } from './hub_api.ts';
+import { type HubClient, NetworkError, RetryLaterError } from './hub_api.ts';
 import type { Progress } from './progress.ts';
 
 export interface BlobSpec {
@@ -15,6 +16,8 @@ export interface BlobSpec {
   size: number | null;
   sha256: string | null;      // LFS files
   gitSha1: string | null;     // regular files: the git blob id
+  /** Python huggingface_hub's lock for this blob (<cache>/.locks/models--org--name/<blob>.lock), taken with flock. */
+  lockPath?: string;
 }
 
 const RETRIES = 5;            // network interruptions resumed per verification attempt
@@ -28,16 +31,24 @@ const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
 export async function downloadBlob(spec: BlobSpec, client: HubClient, progress: Progress): Promise<boolean> {
   if (existsSync(spec.blobPath)) return false;
   try { mkdirSync(dirname(spec.blobPath), { recursive: true }); } catch (e) { throw diskError(e, dirname(spec.blobPath)); }
-  return withLock(`${spec.blobPath}.lock`, spec.label, async () => {
+  return withLock(spec, async () => {
     if (existsSync(spec.blobPath)) return false;   // another process finished it while we waited
     const tmp = `${spec.blobPath}.incomplete`;
-    for (let attempt = 0; ; attempt++) {
-      await fetchResumable(spec, tmp, client, progress);
-      const bad = await verify(spec, tmp);
-      if (!bad) break;
-      unlinkSync(tmp);
-      if (attempt === 1) throw new FlaError(`${spec.label}: the download does not match the hub's ${bad} twice; the file was deleted, not used`);
-      log.warn(`${spec.label}: ${bad} mismatch, downloading again`);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        await fetchResumable(spec, tmp, client, progress);
+        const bad = await verify(spec, tmp);
+        if (!bad) break;
+        unlinkSync(tmp);
+        if (attempt === 1) throw new FlaError(`${spec.label}: the download does not match the hub's ${bad} twice; the file was deleted, not used`);
+        log.warn(`${spec.label}: ${bad} mismatch, downloading again`);
+      }
+    } catch (e) {
+      // Keep a partial file only where a later run can resume it (an interruption with bytes already in).
+      const size = existsSync(tmp) ? statSync(tmp).size : 0;
+      const resumable = e instanceof NetworkError || e instanceof RetryLaterError;
+      if (existsSync(tmp) && (!resumable || size === 0)) try { unlinkSync(tmp); } catch { /* gone */ }
+      throw e;
     }
     renameSync(tmp, spec.blobPath);
     return true;
@@ -68,10 +79,12 @@ async function fetchOnce(spec: BlobSpec, tmp: string, from: number, client: HubC
   const ctl = new AbortController();
   let timer = setTimeout(() => ctl.abort(), client.s.timeoutMs);
   const poke = () => { clearTimeout(timer); timer = setTimeout(() => ctl.abort(), client.s.timeoutMs); };
-  const fh = await open(tmp, from > 0 ? 'a' : 'w').catch(e => { throw diskError(e, tmp); });
+  let fh: FileHandle | null = null;
   try {
     const res = await client.request(spec.url, { headers: from > 0 ? { range: `bytes=${from}-` } : {}, signal: ctl.signal }, basename(spec.label));
     let at = from;
+    // The file is opened only once the hub answered: a refused or redirected request leaves nothing behind.
+    fh = await open(tmp, from > 0 ? 'a' : 'w').catch(e => { throw diskError(e, tmp); });
     if (res.status === 416) {                              // our partial file is not a prefix the server knows
       if (spec.size === null) return;
       await fh.truncate(0);
@@ -92,7 +105,7 @@ async function fetchOnce(spec: BlobSpec, tmp: string, from: number, client: HubC
     if (spec.size === null || at >= spec.size) progress.done();
   } finally {
     clearTimeout(timer);
-    await fh.close();
+    await fh?.close();
   }
 }
 
@@ -122,8 +135,47 @@ async function verify(spec: BlobSpec, path: string): Promise<string | null> {
   return null;
 }
 
+const LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
+let flockFn: ((fd: number, op: number) => number) | null | undefined;
+
+/** libc flock(2), the lock Python's filelock takes; null where it cannot be loaded. */
+function flock(): ((fd: number, op: number) => number) | null {
+  if (flockFn !== undefined) return flockFn;
+  try {
+    const lib = dlopen(process.platform === 'darwin' ? 'libc.dylib' : 'libc.so.6', { flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 } });
+    flockFn = (fd, op) => lib.symbols.flock(fd, op) as number;
+  } catch { flockFn = null; }
+  return flockFn;
+}
+
+/**
+ * Hold the blob's lock while `fn` runs. With spec.lockPath and flock(2): an exclusive flock on the file Python
+ * huggingface_hub locks (the kernel drops it when a process dies; the file stays, as Python leaves it), so fla and
+ * Python pulling the same blob wait for each other. Otherwise an O_EXCL lock file next to the blob.
+ */
+async function withLock<T>(spec: BlobSpec, fn: () => Promise<T>): Promise<T> {
+  const lockFn = spec.lockPath ? flock() : null;
+  if (!spec.lockPath || !lockFn) return withLockFile(`${spec.blobPath}.lock`, spec.label, fn);
+  const path = spec.lockPath;
+  let fd: number;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    fd = openSync(path, 'a');
+  } catch (e) { throw diskError(e, path); }
+  try {
+    let waited = false;
+    while (lockFn(fd, LOCK_EX | LOCK_NB) !== 0) {
+      if (!waited) { log.info(`${spec.label}: waiting for another process downloading it`); waited = true; }
+      await sleep(150);
+    }
+    try { return await fn(); } finally { lockFn(fd, LOCK_UN); }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** An O_EXCL lock file holding {pid, host}; refreshed while held, broken when its process is gone or it went stale. */
-async function withLock<T>(path: string, label: string, fn: () => Promise<T>): Promise<T> {
+async function withLockFile<T>(path: string, label: string, fn: () => Promise<T>): Promise<T> {
   const me = JSON.stringify({ pid: process.pid, host: hostname() });
   let waited = false;
   for (;;) {
@@ -153,6 +205,7 @@ async function withLock<T>(path: string, label: string, fn: () => Promise<T>): P
     try { if (readLock(path) === me) unlinkSync(path); } catch { /* gone */ }
   }
 }
+
 
 function readLock(path: string): string | null {
   try { return readFileSync(path, 'utf8'); } catch { return null; }

@@ -1,18 +1,28 @@
 // org/name[@revision] → a snapshot folder in the Hugging Face cache, downloading what fla needs (config.json checked first).
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getArch } from '../models/registry.ts';
 import { FlaError, UsageError } from '../util/errors.ts';
 import { log } from '../util/log.ts';
-import { isCommit, parseRepoId, RepoCache } from './cache.ts';
+import { checkRevision, isBlobName, isCommit, parseRepoId, RepoCache } from './cache.ts';
 import { downloadBlob } from './download.ts';
 import { HubClient, type HubOptions, hubSettings, NetworkError, type RemoteFile } from './hub_api.ts';
 import { INDEX, missingLocally, smallFiles, weightFiles } from './hub_files.ts';
+import { checkWeightSizes, verifySnapshot } from './hub_verify.ts';
 import { readJson } from './model.ts';
 import { type Progress, StderrProgress } from './progress.ts';
 
-export interface PullOptions extends HubOptions { revision?: string; progress?: Progress }
-export interface Pulled { repo: string; revision: string; commit: string; dir: string; downloaded: string[] }
+export interface PullOptions extends HubOptions {
+  revision?: string;
+  progress?: Progress;
+  /** Re-hash the cached files against their sha256 / git sha1 first; damaged ones are deleted and downloaded again. */
+  verify?: boolean;
+}
+export interface Pulled {
+  repo: string; revision: string; commit: string; dir: string; downloaded: string[];
+  /** With verify: files re-hashed, and those that did not match. */
+  verified?: { checked: number; damaged: string[] };
+}
 
 /** True for an argument shaped like a hub id (org/name or org/name@revision). */
 export const isHubId = (arg: string) => /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[\w./-]+)?$/.test(arg);
@@ -20,17 +30,33 @@ export const isHubId = (arg: string) => /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[\w./-]+)
 export async function pullModel(arg: string, o: PullOptions = {}): Promise<Pulled> {
   const ref = parseRepoId(arg);
   if (ref.revision && o.revision && ref.revision !== o.revision) throw new UsageError(`${arg}: revision given twice (@${ref.revision} and --revision ${o.revision})`);
-  const revision = o.revision ?? ref.revision ?? 'main';
+  const revision = checkRevision(o.revision ?? ref.revision ?? 'main', o.revision !== undefined ? '--revision' : 'revision');
   const repo = ref.repo;
   const s = hubSettings(o);
   const cache = new RepoCache(s.cacheDir, repo);
   const named = revision === 'main' ? repo : `${repo}@${revision}`;
-  const done = (commit: string, downloaded: string[] = []): Pulled => ({ repo, revision, commit, dir: cache.snapshot(commit), downloaded });
+  const verified = o.verify ? { checked: 0, damaged: [] as string[] } : undefined;
+  const seen = new Set<string>();
+  const verifyCommit = async (commit: string | null) => {
+    if (!verified || commit === null || seen.has(commit)) return;
+    seen.add(commit);
+    const r = await verifySnapshot(cache, commit);
+    verified.checked += r.checked;
+    verified.damaged.push(...r.damaged);
+    for (const f of r.damaged) log.warn(`${named}: the cached ${f} does not match its sha256 / git sha1 (or is missing); deleted${s.offline ? '' : ', downloading it again'}`);
+  };
+  const done = (commit: string, downloaded: string[] = []): Pulled => {
+    const dir = cache.snapshot(commit);
+    if (existsSync(dir)) checkWeightSizes(dir, readdirSync(dir), named);
+    return { repo, revision, commit, dir, downloaded, ...(verified ? { verified } : {}) };
+  };
 
   const local = cache.localCommit(revision);
+  await verifyCommit(local);
   const localOk = local !== null && missingLocally(cache.snapshot(local)).length === 0;
   if (s.offline) {
     if (localOk) return done(local);
+    if (verified?.damaged.length) throw new FlaError(`${named}: ${verified.damaged.join(', ')} in the cache ${verified.damaged.length > 1 ? 'were' : 'was'} damaged and deleted; offline mode is on, so run fla pull ${named} with network access to download again`);
     throw new FlaError(`${named} is not in the Hugging Face cache (${cache.dir}) and offline mode is on (--offline / HF_HUB_OFFLINE); run fla pull ${named} with network access first`);
   }
   if (localOk && isCommit(revision)) return done(local);   // a commit never changes: no request
@@ -47,6 +73,7 @@ export async function pullModel(arg: string, o: PullOptions = {}): Promise<Pulle
     throw e;
   }
   const commit = info.sha;
+  await verifyCommit(commit);
   cache.writeRef(revision, commit);
   const snap = cache.snapshot(commit);
   const small = smallFiles(info.files);
@@ -68,9 +95,9 @@ export async function pullModel(arg: string, o: PullOptions = {}): Promise<Pulle
       const m = meta.get(p);
       if (!m) throw new FlaError(`${repo}: ${p} is listed by the hub but has no file info at ${commit.slice(0, 7)}`);
       const blobName = m.lfs?.oid ?? m.oid;
-      if (!/^([0-9a-f]{40}|[0-9a-f]{64})$/.test(blobName)) throw new FlaError(`${repo}: the hub gave ${p} a malformed id ${JSON.stringify(blobName)}`);
+      if (!isBlobName(blobName)) throw new FlaError(`${repo}: the hub gave ${p} a malformed id ${JSON.stringify(blobName)}`);
       const fresh = await downloadBlob({
-        url: client.fileUrl(commit, p), blobPath: cache.blob(blobName), label: `${repo}/${p}`,
+        url: client.fileUrl(commit, p), blobPath: cache.blob(blobName), lockPath: cache.lock(blobName), label: `${repo}/${p}`,
         size: m.lfs?.size ?? m.size, sha256: m.lfs?.oid ?? null, gitSha1: m.lfs ? null : m.oid,
       }, client, progress);
       cache.link(commit, p, blobName);

@@ -46,6 +46,8 @@ export function hubSettings(o: HubOptions = {}): HubSettings {
 
 /** A failed fetch (no HTTP answer): DNS, refused, reset, timeout. */
 export class NetworkError extends FlaError {}
+/** An answer that may go away on its own (HTTP 429, 5xx): a partial download is worth keeping for a resume. */
+export class RetryLaterError extends FlaError {}
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
 const TOKEN_HINT = 'pass a token with HF_TOKEN=hf_… or --token hf_…';
@@ -75,7 +77,15 @@ export class HubClient {
         throw this.networkError(e);
       }
       const loc = res.headers.get('location');
-      if (res.status >= 300 && res.status < 400 && loc) { url = new URL(loc, url).href; continue; }
+      if (res.status >= 300 && res.status < 400 && loc) {
+        await res.body?.cancel();
+        const next = URL.canParse(loc, url) ? new URL(loc, url) : null;
+        // Only http(s): a mirror must not make us read file://, data: or anything else into the cache.
+        if (!next || !/^https?:$/.test(next.protocol))
+          throw new FlaError(`${this.repo}: ${what}: the hub redirected to ${next ? `a ${next.protocol} URL` : `an invalid URL ${JSON.stringify(loc.slice(0, 80))}`}; only http(s) redirects are followed`);
+        url = next.href;
+        continue;
+      }
       if (res.status >= 500 && retries++ < 2) { await res.body?.cancel(); await sleep(300 * retries); continue; }
       if (!res.ok && res.status !== 416) throw this.httpError(res, what);
       return res;
@@ -102,8 +112,9 @@ export class HubClient {
     if (res.status === 401 || res.status === 403)
       return new FlaError(hasToken ? `${r}: the hub refused the token (HTTP ${res.status}); check HF_TOKEN / --token and your access to the repo`
         : `${r}: access denied (HTTP ${res.status}): private or gated repo; ${TOKEN_HINT}`);
-    if (res.status === 429) return new FlaError(`${r}: rate limited by ${this.s.endpoint} (HTTP 429); try again later${hasToken ? '' : ` or ${TOKEN_HINT}`}`);
-    return new FlaError(`${r}: ${what}: the hub answered HTTP ${res.status}${msg ? ` (${msg})` : ''}${res.status >= 500 ? '; try again later' : ''}`);
+    if (res.status === 429) return new RetryLaterError(`${r}: rate limited by ${this.s.endpoint} (HTTP 429); try again later${hasToken ? '' : ` or ${TOKEN_HINT}`}`);
+    const Err = res.status >= 500 ? RetryLaterError : FlaError;
+    return new Err(`${r}: ${what}: the hub answered HTTP ${res.status}${msg ? ` (${msg})` : ''}${res.status >= 500 ? '; try again later' : ''}`);
   }
 
   async json<T>(url: string, what: string, init?: { method?: string; body?: string; headers?: Record<string, string> }): Promise<T> {

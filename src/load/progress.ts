@@ -8,9 +8,11 @@ export interface Progress {
   fail(): void;
 }
 
+/** SI units, rounded: whole bytes below 1 kB (999.6 B shows as 1.00 kB), else 3 significant digits. */
 export function formatBytes(n: number): string {
   const u = ['B', 'kB', 'MB', 'GB', 'TB'];
   let i = 0;
+  n = Math.round(n);
   while (n >= 1000 && i < u.length - 1) { n /= 1000; i++; }
   return `${i === 0 ? n : n.toFixed(n < 10 ? 2 : 1)} ${u[i]}`;
 }

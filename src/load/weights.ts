@@ -2,6 +2,7 @@
 // missing or unexpected tensors with one clear line.
 import type { HostWeight } from '../backend/backend.ts';
 import { FormatError } from '../util/errors.ts';
+import { firstNonFinite, firstNonFinite16 } from '../util/finite.ts';
 import type { Checkpoint } from './safetensors.ts';
 
 const FLOAT = new Set(['F32', 'F16', 'BF16', 'F64']);
@@ -22,9 +23,12 @@ export class WeightReader {
     if (got !== want || squeeze(info.shape) !== squeeze(shape))
       throw new FormatError(`${this.where}: tensor ${name} has shape [${info.shape}], expected [${shape}]`);
     this.used.add(name);
-    if (info.dtype === 'BF16' || info.dtype === 'F16')
-      return { shape, dtype: info.dtype === 'BF16' ? 'bf16' : 'f16', bits16: this.ckpt.bits16(name), f32: undefined };
-    return { shape, dtype: 'f32', f32: this.ckpt.f32(name) };
+    const w: HostWeight = info.dtype === 'BF16' || info.dtype === 'F16'
+      ? { shape, dtype: info.dtype === 'BF16' ? 'bf16' : 'f16', bits16: this.ckpt.bits16(name), f32: undefined }
+      : { shape, dtype: 'f32', f32: this.ckpt.f32(name) };
+    const bad = w.bits16 ? firstNonFinite16(w.bits16, w.dtype as 'bf16' | 'f16') : firstNonFinite(w.f32!);
+    if (bad >= 0) throw new FormatError(`${this.where}: tensor ${name} holds a non-finite value (NaN or ±Inf) at element ${bad}; the checkpoint is broken`);
+    return w;
   }
 
   /** Read as f32 (vectors, small parameters). */

@@ -1,5 +1,5 @@
-// Blocks shared by several architectures: softmax attention with a KV cache (GQA, q/k norm, RoPE, window) and the
-// SwiGLU MLP (spec-deltanet-attention-qwen3next.md §1.3, §1.6, §1.7).
+// Blocks shared by several architectures: the output head and logits, softmax attention with a KV cache (GQA, q/k
+// norm, RoPE, window) and the SwiGLU MLP (spec-deltanet-attention-qwen3next.md §1.3, §1.6, §1.7).
 import { invFreq, ropeTable, type RopeScaling } from '../../kernels/attention/rope.ref.ts';
 import { rope } from '../../kernels/attention/rope.ts';
 import { embed, gatherKept } from '../../kernels/embed/embed.ts';
@@ -10,6 +10,33 @@ import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
 import type { Backend, StateSpec, Tensor, Weight } from '../backend/backend.ts';
 import { num, str, unsupported } from '../load/config.ts';
 import type { WeightReader } from '../load/weights.ts';
+import { FormatError } from '../util/errors.ts';
+
+/**
+ * The output head [V, C], as transformers builds it: with tie_word_embeddings the embedding matrix `emb` (a stored
+ * lm_head.weight, which transformers also saves for tied models, is ignored); without it lm_head.weight, which must
+ * then be in the checkpoint — a missing one is an error, never a silent tie.
+ */
+export function loadHead(r: WeightReader, o: Backend, emb: Weight, tie: boolean, V: number, C: number): Weight {
+  if (tie) {
+    r.ignore(n => n === 'lm_head.weight');
+    return emb;
+  }
+  if (!r.has('lm_head.weight'))
+    throw new FormatError(`${r.where}: missing tensor lm_head.weight (config.json has tie_word_embeddings: false; set it to true if the head is the embedding matrix)`);
+  return o.weight('lm_head.weight', r.read('lm_head.weight', [V, C]), true);
+}
+
+/** Logits of the kept rows [K, V] = head(norm(x[kept])); `norm(xk, xn)` writes the final norm of xk into xn. */
+export async function logits(o: Backend, x: Tensor, head: Weight, norm: (xk: Tensor, xn: Tensor) => Promise<void>): Promise<Tensor> {
+  const C = x.cols, V = head.shape[0]!;
+  const xk = o.act('xk', C, { rows: 'k' }), xn = o.act('xn', C, { rows: 'k' });
+  await gatherKept(o, x, xk);
+  await norm(xk, xn);
+  const out = o.act('logits', V, { rows: 'k' });
+  await matmul(o, xn, head, null, 'none', out);
+  return out;
+}
 
 export interface AttnConfig {
   H: number; KV: number; D: number; R: number;          // heads, kv heads, head dim, rotary dims
@@ -113,7 +140,7 @@ export interface DecoderLayer { norm1: Weight; norm2: Weight; attn: AttnWeights;
 export interface DecoderWeights { emb: Weight; layers: DecoderLayer[]; norm: Weight; head: Weight }
 
 /** Embed → layers → final RMSNorm of the kept rows → head; returns the logits [K, V]. */
-export async function decoderForward(o: Backend, w: DecoderWeights, c: { hidden: number; vocab: number; eps: number; attn: AttnConfig }): Promise<Tensor> {
+export async function decoderForward(o: Backend, w: DecoderWeights, c: { hidden: number; eps: number; attn: AttnConfig }): Promise<Tensor> {
   const x = o.act('x', c.hidden), h = o.act('h', c.hidden);
   await embed(o, w.emb, x);
   for (let l = 0; l < w.layers.length; l++) {
@@ -123,10 +150,5 @@ export async function decoderForward(o: Backend, w: DecoderWeights, c: { hidden:
     await rmsNorm(o, x, L.norm2, h, { eps: c.eps });
     await mlp(o, L.mlp, h, x);
   }
-  const xk = o.act('xk', c.hidden, { rows: 'k' }), xn = o.act('xn', c.hidden, { rows: 'k' });
-  await gatherKept(o, x, xk);
-  await rmsNorm(o, xk, w.norm, xn, { eps: c.eps });
-  const logits = o.act('logits', c.vocab, { rows: 'k' });
-  await matmul(o, xn, w.head, null, 'none', logits);
-  return logits;
+  return logits(o, x, w.head, (xk, xn) => rmsNorm(o, xk, w.norm, xn, { eps: c.eps }));
 }

@@ -2,14 +2,14 @@
 // (spec-deltanet-attention-qwen3next.md §2) around a delta-rule token mixer (§3.3 / §4.3).
 import { shortConv, convState } from '../../kernels/conv/short_conv.ts';
 import { CHUNK, deltaRule, deltaState, type DeltaDims, type QkAct } from '../../kernels/delta/delta_rule.ts';
-import { embed, gatherKept } from '../../kernels/embed/embed.ts';
+import { embed } from '../../kernels/embed/embed.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
 import type { Backend, StateSpec, Tensor, Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import type { WeightReader } from '../load/weights.ts';
 import type { ModelDims } from './arch.ts';
-import { loadMlp, mlp, type MlpWeights } from './blocks.ts';
+import { loadHead, loadMlp, logits, mlp, type MlpWeights } from './blocks.ts';
 
 /** What the two families have in common once their configs are read. */
 export interface DeltaModelConfig {
@@ -96,10 +96,7 @@ export function loadDelta(c: DeltaModelConfig, r: WeightReader, o: Backend): Del
     });
   }
   const emb = mat('model.embeddings.weight', [V, d]);
-  let head = emb;
-  if (c.tie_word_embeddings) r.ignore(n => n === 'lm_head.weight');
-  else head = mat('lm_head.weight', [V, d]);
-  return { emb, layers, norm: vec('model.norm.weight', [d]), head };
+  return { emb, layers, norm: vec('model.norm.weight', [d]), head: loadHead(r, o, emb, c.tie_word_embeddings, V, d) };
 }
 
 export async function forwardDelta(o: Backend, w: DeltaWeights, c: DeltaModelConfig): Promise<Tensor> {
@@ -133,10 +130,5 @@ export async function forwardDelta(o: Backend, w: DeltaWeights, c: DeltaModelCon
     await rmsNorm(o, x, L.mlp_norm, h, { eps });
     await mlp(o, L.mlp, h, x);
   }
-  const xk = o.act('xk', d, { rows: 'k' }), xn = o.act('xn', d, { rows: 'k' });
-  await gatherKept(o, x, xk);
-  await rmsNorm(o, xk, w.norm, xn, { eps });
-  const logits = o.act('logits', c.vocab_size, { rows: 'k' });
-  await matmul(o, xn, w.head, null, 'none', logits);
-  return logits;
+  return logits(o, x, w.head, (xk, xn) => rmsNorm(o, xk, w.norm, xn, { eps }));
 }

@@ -120,6 +120,6 @@ export default defineArch<LinearAttnConfig, Weights>({
       await matmul(o, on, L.o, null, 'none', x, true);
       await mlpBlock(o, L.mlp, x, eps);
     }
-    return logitsOf(o, w.frame, x, eps, c.vocab_size);
+    return logitsOf(o, w.frame, x, eps);
   },
 });

@@ -1,13 +1,12 @@
 // Pieces shared by fla's GLA, ABC and linear-attention models (spec-rwkv7-gla-abc.md §2.3 step 10, §0.2;
 // spec-deltanet-attention-qwen3next.md §2): config checks common to the fla skeleton, the SwiGLU MLP, and the
 // embedding → … → final RMSNorm → lm_head frame.
-import { embed, gatherKept } from '../../kernels/embed/embed.ts';
-import { matmul } from '../../kernels/matmul/matmul.ts';
+import { embed } from '../../kernels/embed/embed.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
 import type { Backend, Tensor, Weight } from '../backend/backend.ts';
 import { int, num, optInt, str, unsupported } from '../load/config.ts';
 import type { WeightReader } from '../load/weights.ts';
-import { loadMlp as loadSwiGlu, mlp as swiGlu, type MlpWeights } from './blocks.ts';
+import { loadHead, logits, loadMlp as loadSwiGlu, mlp as swiGlu, type MlpWeights } from './blocks.ts';
 
 type Json = Record<string, unknown>;
 
@@ -39,9 +38,7 @@ export interface Mlp { norm: Weight; mlp: MlpWeights }
 
 export function loadFrame(r: WeightReader, o: Backend, C: number, V: number, tie: boolean): Frame {
   const emb = o.weight('model.embeddings.weight', r.read('model.embeddings.weight', [V, C]), true);
-  if (tie) r.ignore(n => n === 'lm_head.weight');
-  const head = tie || !r.has('lm_head.weight') ? emb : o.weight('lm_head.weight', r.read('lm_head.weight', [V, C]), true);
-  return { emb, norm: o.weight('model.norm.weight', r.read('model.norm.weight', [C]), false), head };
+  return { emb, norm: o.weight('model.norm.weight', r.read('model.norm.weight', [C]), false), head: loadHead(r, o, emb, tie, V, C) };
 }
 
 export function loadMlp(r: WeightReader, o: Backend, l: number, C: number, I: number): Mlp {
@@ -64,12 +61,6 @@ export async function embedTokens(o: Backend, f: Frame, C: number): Promise<Tens
 }
 
 /** logits of the kept rows: lm_head(RMSNorm(x)). */
-export async function logitsOf(o: Backend, f: Frame, x: Tensor, eps: number, V: number): Promise<Tensor> {
-  const C = x.cols;
-  const xk = o.act('xk', C, { rows: 'k' }), xn = o.act('xn', C, { rows: 'k' });
-  await gatherKept(o, x, xk);
-  await rmsNorm(o, xk, f.norm, xn, { eps });
-  const logits = o.act('logits', V, { rows: 'k' });
-  await matmul(o, xn, f.head, null, 'none', logits);
-  return logits;
+export function logitsOf(o: Backend, f: Frame, x: Tensor, eps: number): Promise<Tensor> {
+  return logits(o, x, f.head, (xk, xn) => rmsNorm(o, xk, f.norm, xn, { eps }));
 }

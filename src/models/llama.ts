@@ -2,7 +2,7 @@
 // RoPE and a KV cache (Qwen2: q/k/v biases; Qwen3: per-head q/k RMSNorm) → SwiGLU MLP.
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import { defineArch } from './arch.ts';
-import { attnState, decoderForward, loadAttention, loadMlp, ropeConfig, ropeWeight, type AttnConfig, type DecoderLayer, type DecoderWeights } from './blocks.ts';
+import { attnState, decoderForward, loadAttention, loadHead, loadMlp, ropeConfig, ropeWeight, type AttnConfig, type DecoderLayer, type DecoderWeights } from './blocks.ts';
 
 export interface LlamaConfig {
   model_type: 'llama' | 'qwen2' | 'qwen3';
@@ -57,9 +57,8 @@ export default defineArch<LlamaConfig, DecoderWeights>({
       });
     }
     const emb = o.weight('model.embed_tokens.weight', r.read('model.embed_tokens.weight', [c.vocab_size, C]), true);
-    const head = c.tie_word_embeddings || !r.has('lm_head.weight') ? emb : o.weight('lm_head.weight', r.read('lm_head.weight', [c.vocab_size, C]), true);
-    return { emb, layers, norm: vec('model.norm.weight'), head };
+    return { emb, layers, norm: vec('model.norm.weight'), head: loadHead(r, o, emb, c.tie_word_embeddings, c.vocab_size, C) };
   },
 
-  forward: (o, w, c) => decoderForward(o, w, { hidden: c.hidden_size, vocab: c.vocab_size, eps: c.rms_norm_eps, attn: c.attn }),
+  forward: (o, w, c) => decoderForward(o, w, { hidden: c.hidden_size, eps: c.rms_norm_eps, attn: c.attn }),
 });

@@ -10,7 +10,7 @@ import { convState, shortConv } from '../../kernels/conv/short_conv.ts';
 import { CHUNK, deltaRule, deltaState, type DeltaDims } from '../../kernels/delta/delta_rule.ts';
 import { mul } from '../../kernels/elementwise/mul.ts';
 import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
-import { embed, gatherKept } from '../../kernels/embed/embed.ts';
+import { embed } from '../../kernels/embed/embed.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { moeRoute } from '../../kernels/moe/moe_route.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
@@ -18,7 +18,7 @@ import type { Backend, HostWeight, StateSpec, Tensor, Weight } from '../backend/
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { defineArch } from './arch.ts';
-import { attnState, loadMlp, mlp, MAX_ROPE_TABLE, ropeConfig, ropeWeight, type AttnConfig, type MlpWeights } from './blocks.ts';
+import { attnState, loadHead, loadMlp, logits, mlp, MAX_ROPE_TABLE, ropeConfig, ropeWeight, type AttnConfig, type MlpWeights } from './blocks.ts';
 
 type LayerType = 'linear_attention' | 'full_attention';
 
@@ -166,10 +166,7 @@ export default defineArch<Qwen3NextConfig, Weights>({
       });
     }
     const emb = mat('model.embed_tokens.weight', [c.vocab_size, d]);
-    let head = emb;
-    if (c.tie_word_embeddings) r.ignore(n => n === 'lm_head.weight');
-    else head = mat('lm_head.weight', [c.vocab_size, d]);
-    return { emb, layers, norm: vec('model.norm.weight', [d]), head };
+    return { emb, layers, norm: vec('model.norm.weight', [d]), head: loadHead(r, o, emb, c.tie_word_embeddings, c.vocab_size, d) };
   },
 
   async forward(o, w, c) {
@@ -185,12 +182,7 @@ export default defineArch<Qwen3NextConfig, Weights>({
       if (L.moe) await sparseMoe(o, L.moe, c, h, x);
       else await mlp(o, L.mlp!, h, x);
     }
-    const xk = o.act('xk', d, { rows: 'k' }), xn = o.act('xn', d, { rows: 'k' });
-    await gatherKept(o, x, xk);
-    await rmsNorm(o, xk, w.norm, xn, { eps, plusOne: true });
-    const logits = o.act('logits', c.vocab_size, { rows: 'k' });
-    await matmul(o, xn, w.head, null, 'none', logits);
-    return logits;
+    return logits(o, x, w.head, (xk, xn) => rmsNorm(o, xk, w.norm, xn, { eps, plusOne: true }));
   },
 });
 

@@ -1,5 +1,5 @@
 // RWKV7 (fla `rwkv7`, RWKV7ForCausalLM): spec-rwkv7-gla-abc.md §1. One packed step through the layers.
-import { embed, gatherKept } from '../../kernels/embed/embed.ts';
+import { embed } from '../../kernels/embed/embed.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { layerNorm } from '../../kernels/norm/layer_norm.ts';
 import { shiftStore, tokenShift } from '../../kernels/rwkv7/token_shift.ts';
@@ -8,6 +8,7 @@ import type { Backend, Tensor, Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { defineArch } from './arch.ts';
+import { loadHead, logits } from './blocks.ts';
 
 export interface Rwkv7Config {
   hidden_size: number; num_hidden_layers: number; head_dim: number; vocab_size: number;
@@ -92,8 +93,7 @@ export default defineArch<Rwkv7Config, Weights>({
       });
     }
     const emb = mat('model.embeddings.weight', [V, C]);
-    const head = c.tie_word_embeddings || !r.has('lm_head.weight') ? emb : mat('lm_head.weight', [V, C]);
-    return { emb, layers, norm: ln('model.norm'), head };
+    return { emb, layers, norm: ln('model.norm'), head: loadHead(r, o, emb, c.tie_word_embeddings, V, C) };
   },
 
   async forward(o, w, c) {
@@ -144,11 +144,6 @@ export default defineArch<Rwkv7Config, Weights>({
       await matmul(o, kx, L.key, null, 'relu2', ffk);
       await matmul(o, ffk, L.value, null, 'none', x, true);
     }
-    const xk = o.act('xk', C, { rows: 'k' }), xn = o.act('xn', C, { rows: 'k' });
-    await gatherKept(o, x, xk);
-    await layerNorm(o, xk, w.norm[0], w.norm[1], eps, xn);
-    const logits = o.act('logits', c.vocab_size, { rows: 'k' });
-    await matmul(o, xn, w.head, null, 'none', logits);
-    return logits;
+    return logits(o, x, w.head, (xk, xn) => layerNorm(o, xk, w.norm[0], w.norm[1], eps, xn));
   },
 });

@@ -2,7 +2,7 @@
 // GQA softmax attention (optional q/k norm with eps 1e-5, q/k/v biases, sliding window) and a SwiGLU MLP.
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import { defineArch } from './arch.ts';
-import { attnState, decoderForward, loadAttention, loadMlp, ropeWeight, MAX_ROPE_TABLE, type AttnConfig, type DecoderLayer, type DecoderWeights } from './blocks.ts';
+import { attnState, decoderForward, loadAttention, loadHead, loadMlp, ropeWeight, MAX_ROPE_TABLE, type AttnConfig, type DecoderLayer, type DecoderWeights } from './blocks.ts';
 
 export interface TransformerConfig {
   hidden_size: number; num_hidden_layers: number; intermediate_size: number; vocab_size: number;
@@ -53,9 +53,8 @@ export default defineArch<TransformerConfig, DecoderWeights>({
       });
     }
     const emb = o.weight('model.embeddings.weight', r.read('model.embeddings.weight', [c.vocab_size, C]), true);
-    const head = c.tie_word_embeddings || !r.has('lm_head.weight') ? emb : o.weight('lm_head.weight', r.read('lm_head.weight', [c.vocab_size, C]), true);
-    return { emb, layers, norm: vec('model.norm.weight'), head };
+    return { emb, layers, norm: vec('model.norm.weight'), head: loadHead(r, o, emb, c.tie_word_embeddings, c.vocab_size, C) };
   },
 
-  forward: (o, w, c) => decoderForward(o, w, { hidden: c.hidden_size, vocab: c.vocab_size, eps: c.norm_eps, attn: c.attn }),
+  forward: (o, w, c) => decoderForward(o, w, { hidden: c.hidden_size, eps: c.norm_eps, attn: c.attn }),
 });

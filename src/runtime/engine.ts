@@ -1,8 +1,10 @@
 // Runs packed steps of a loaded model: owns the state slots, splits work to the backend's step budget,
 // and returns the kept logits.
 import type { Cursor, StepLayout, StepRecording, Tensor } from '../backend/backend.ts';
+import { StateSizeError } from '../backend/gpu.ts';
 import type { Model } from '../load/model.ts';
-import { FlaError } from '../util/errors.ts';
+import { FlaError, GpuError } from '../util/errors.ts';
+import { checkLogits, NonFiniteError } from '../util/finite.ts';
 import { argmax } from '../../kernels/sample/argmax.ts';
 
 /** One sequence's part of a step: its slot and the tokens to feed. keepAll returns logits for every token. */
@@ -27,7 +29,7 @@ export class Engine {
     this.vocab = d.vocab;
     this.hidden = d.hidden;
     this.budget = Math.max(1, Math.min(maxStepTokens, model.backend.maxStepTokens(d.hidden, d.vocab, d.maxPlanes)));
-    model.backend.allocState(model.arch.state(model.cfg, this.ctx), slots);
+    allocStateOrExplain(model, this.ctx, slots, this.bounded);
     this.freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i);
     this.positions = new Array(slots).fill(0);
   }
@@ -133,6 +135,25 @@ export class Engine {
       await o.endStep(out);
       return new Float32Array(0);
     }
-    return o.endStep(out);
+    const data = await o.endStep(out);
+    // NaN/Inf would otherwise sample as token 0 (often EOS) and look like success; argmax flags them on the device
+    if (mode === 'logits') checkLogits(data, this.vocab);
+    return data;
+  }
+}
+
+/** Allocate the state slots; state too large for the device is refused with the flags that shrink it. */
+function allocStateOrExplain(model: Model, ctx: number, slots: number, bounded: boolean): void {
+  const specs = model.arch.state(model.cfg, ctx);
+  try {
+    model.backend.allocState(specs, slots);
+  } catch (e) {
+    if (!(e instanceof StateSizeError)) throw e;
+    // Does this state shrink with the context (a KV cache) or only with the number of sequences?
+    const smaller = bounded && ctx > 16 ? model.arch.state(model.cfg, Math.floor(ctx / 2)).find(s => s.key === e.key) : undefined;
+    const full = specs.find(s => s.key === e.key)!;
+    const byCtx = smaller !== undefined && smaller.cols < full.cols;
+    const what = e.fit >= 1 ? `--max-batch (at most ${e.fit} sequences fit${byCtx ? ` at --ctx ${ctx}` : ''})` : '--max-batch';
+    throw new GpuError(`${e.message.replace(/; at most \d+ fit$/, '')}: lower ${what}${byCtx ? ' or --ctx' : ''}`);
   }
 }

@@ -5,11 +5,7 @@ import { StreamDecoder } from '../tokenizer/hf.ts';
 import type { Engine } from './engine.ts';
 import { Sampler, type SamplingOptions } from './sample.ts';
 
-export interface GenerateOptions {
-  maxTokens: number;
-  sampling: SamplingOptions;
-  stop?: string[];
-  eosIds?: number[];
+export interface GenerateOptions extends DecodeOptions {
   signal?: AbortSignal;
   /** Continue this slot's state (multi-turn chat); it is then not released. Default: a fresh slot. */
   slot?: number;
@@ -25,44 +21,111 @@ export interface GenerateStats {
 
 export interface Piece { id: number | null; text: string }
 
+export type FinishReason = 'eos' | 'stop' | 'length' | 'cancelled' | 'error';
+
+export interface DecodeOptions {
+  maxTokens: number;
+  sampling: SamplingOptions;
+  stop?: string[];
+  eosIds?: number[];
+}
+
+/**
+ * One sequence's generation state, shared by generate() and the scheduler: samples each next token, ends at EOS, a
+ * stop string or max tokens, and holds back text that may begin a stop string until it can no longer match.
+ */
+export class SeqDecoder {
+  /** Generated ids (EOS excluded). */
+  readonly ids: number[] = [];
+  /** Why the sequence ended, or null while it runs. */
+  finish: FinishReason | null = null;
+  private readonly sampler: Sampler;
+  private readonly eos: Set<number>;
+  private readonly stops: string[];
+  private readonly decoder: StreamDecoder | null;
+  private readonly history: number[];
+  private held = '';          // text not yet emitted because it may begin a stop string
+
+  constructor(tok: HfTokenizer | null, prompt: number[], readonly opts: DecodeOptions) {
+    this.sampler = new Sampler(opts.sampling);
+    this.eos = new Set(opts.eosIds ?? []);
+    this.stops = (opts.stop ?? []).filter(s => s.length > 0);
+    this.decoder = tok ? new StreamDecoder(tok, true) : null;
+    this.history = [...prompt];
+    if (opts.maxTokens <= 0) this.finish = 'length';
+  }
+
+  /**
+   * Greedy with no repetition penalty: the token is the argmax of the logits alone, which the device can pick
+   * (Engine.runArgmax) so that only its id comes back; feed that id to nextId().
+   */
+  get greedy(): boolean {
+    const o = this.sampler.options;
+    return o.temperature === 0 && o.repetitionPenalty === 1;
+  }
+
+  /** Sample the next token from `logits`: its piece, or null at EOS. Sets `finish` when this ends the sequence. */
+  next(logits: Float32Array): Piece | null {
+    return this.nextId(this.sampler.sample(logits, this.history));
+  }
+
+  /** Take `id` as the next token (chosen on the device): as next(). */
+  nextId(id: number): Piece | null {
+    if (this.eos.has(id)) { this.finish = 'eos'; return null; }
+    this.history.push(id);
+    this.ids.push(id);
+    let text = this.decoder ? this.decoder.push(id) : '';
+    if (this.stops.length) {
+      this.held += text;
+      const hit = firstStop(this.held, this.stops);
+      if (hit >= 0) { text = this.held.slice(0, hit); this.held = ''; this.finish = 'stop'; return { id, text }; }
+      const keep = stopPrefixLen(this.held, this.stops);
+      text = this.held.slice(0, this.held.length - keep);
+      this.held = this.held.slice(this.held.length - keep);
+    }
+    if (this.ids.length >= this.opts.maxTokens) this.finish = 'length';
+    return { id, text };
+  }
+
+  /** End the sequence (keeping an earlier reason); returns the text still held back or buffered ('' after a stop or an error). */
+  close(reason: FinishReason): string {
+    this.finish ??= reason;
+    if (this.finish === 'stop' || this.finish === 'error') return '';
+    const rest = this.held + (this.decoder ? this.decoder.flush() : '');
+    this.held = '';
+    return rest;
+  }
+}
+
 /** Yields generated tokens with their text piece; returns the stats. The slot is released at the end. */
 export async function* generate(engine: Engine, tok: HfTokenizer | null, prompt: number[], opts: GenerateOptions): AsyncGenerator<Piece, GenerateStats> {
-  const sampler = new Sampler(opts.sampling);
-  const eos = new Set(opts.eosIds ?? []);
-  const stops = (opts.stop ?? []).filter(s => s.length > 0);
-  const decoder = tok ? new StreamDecoder(tok, true) : null;
-  const history = [...prompt];
+  const seq = new SeqDecoder(tok, prompt, opts);
   const stats: GenerateStats = { promptTokens: prompt.length, generatedTokens: 0, prefillMs: 0, decodeMs: 0, finishReason: 'length', fedTokens: 0 };
   const slot = opts.slot ?? engine.acquire();
-  let held = '';          // text not yet emitted because it may begin a stop string
   try {
     let t0 = performance.now();
-    let [logits] = await engine.run([{ slot, tokens: prompt }]);
+    // greedy: the device picks each token and only its id comes back (no logits readback, no host argmax)
+    const feed = async (tokens: number[]): Promise<() => Piece | null> => {
+      if (seq.greedy) { const [r] = await engine.runArgmax([{ slot, tokens }]); return () => seq.nextId(r!.id); }
+      const [logits] = await engine.run([{ slot, tokens }]);
+      return () => seq.next(logits!);
+    };
+    let pick = await feed(prompt);
     stats.prefillMs = performance.now() - t0;
     t0 = performance.now();
-    while (stats.generatedTokens < opts.maxTokens) {
-      if (opts.signal?.aborted) { stats.finishReason = 'cancelled'; break; }
-      const id = sampler.sample(logits!, history);
-      if (eos.has(id)) { stats.finishReason = 'eos'; break; }
-      history.push(id);
-      stats.generatedTokens++;
-      let text = decoder ? decoder.push(id) : '';
-      if (stops.length) {
-        held += text;
-        const hit = firstStop(held, stops);
-        if (hit >= 0) { yield { id, text: held.slice(0, hit) }; held = ''; stats.finishReason = 'stop'; break; }
-        const keep = stopPrefixLen(held, stops);
-        text = held.slice(0, held.length - keep);
-        held = held.slice(held.length - keep);
-      }
-      yield { id, text };
-      if (stats.generatedTokens >= opts.maxTokens) break;
-      [logits] = await engine.run([{ slot, tokens: [id] }]);
+    while (seq.finish === null) {
+      if (opts.signal?.aborted) { seq.finish = 'cancelled'; break; }
+      const piece = pick();
+      if (piece) yield piece;
+      if (seq.finish !== null) break;
+      pick = await feed([piece!.id!]);
       stats.fedTokens++;
     }
     stats.decodeMs = performance.now() - t0;
-    const rest = stats.finishReason === 'stop' ? '' : held + (decoder ? decoder.flush() : '');
+    const rest = seq.close('length');
     if (rest) yield { id: null, text: rest };
+    stats.generatedTokens = seq.ids.length;
+    stats.finishReason = seq.finish as GenerateStats['finishReason'];
   } finally {
     if (opts.slot === undefined) engine.release(slot);
   }

@@ -1,12 +1,14 @@
 // Continuous batching on one Engine: admits requests into free slots, packs each step from a token budget
-// (decode tokens of running sequences first, then prefill chunks), samples and streams per request, and
-// frees a slot as soon as its sequence ends. Exactly one Engine.run is in flight at any time.
+// (decode tokens of running sequences first, then the prefill budget shared round-robin by the prompts still
+// prefilling, so a long prompt cannot starve a short one), samples and streams per request through the same
+// SeqDecoder as generate(), and frees a slot as soon as its sequence ends. Exactly one Engine.run is in flight.
 import type { HfTokenizer } from '../tokenizer/hf.ts';
-import { StreamDecoder } from '../tokenizer/hf.ts';
 import { FlaError, GpuError, UsageError } from '../util/errors.ts';
 import type { Engine, SeqInput } from './engine.ts';
-import { firstStop, stopPrefixLen, type Piece } from './generate.ts';
-import { Sampler, type SamplingOptions } from './sample.ts';
+import { SeqDecoder, type FinishReason, type Piece } from './generate.ts';
+import type { SamplingOptions } from './sample.ts';
+
+export type { FinishReason } from './generate.ts';
 
 export interface GenRequest {
   prompt: number[];
@@ -17,8 +19,6 @@ export interface GenRequest {
   eosIds?: number[];
   signal?: AbortSignal;
 }
-
-export type FinishReason = 'eos' | 'stop' | 'length' | 'cancelled' | 'error';
 
 export interface GenResult {
   ids: number[]; text: string; finishReason: FinishReason;
@@ -57,10 +57,9 @@ export class GenStream implements AsyncIterable<Piece> {
 }
 
 interface Seq {
-  req: GenRequest; stream: GenStream; sampler: Sampler; decoder: StreamDecoder | null;
-  eos: Set<number>; stops: string[];
+  req: GenRequest; stream: GenStream; dec: SeqDecoder;
   slot: number; fed: number; next: number | null;
-  history: number[]; out: number[]; text: string; held: string; done: boolean;
+  text: string; done: boolean;
 }
 
 export interface SchedulerOptions {
@@ -93,6 +92,7 @@ export class Scheduler {
   private counts = { promptTokens: 0, generatedTokens: 0, steps: 0 };
   private finished: Record<FinishReason, number> = { eos: 0, stop: 0, length: 0, cancelled: 0, error: 0 };
   private recent: [number, number][] = [];   // [time, tokens generated in that step]
+  private turn = 0;                          // rotates which prefilling prompt gets a budget's remainder
 
   constructor(readonly engine: Engine, readonly tokenizer: HfTokenizer | null, opts: SchedulerOptions = {}) {
     this.maxQueue = opts.maxQueue ?? 64;
@@ -119,10 +119,8 @@ export class Scheduler {
     if (this.running.length + this.waiting.length >= this.slots + this.maxQueue)
       throw new QueueFullError(`too many requests: ${this.slots} running and ${this.maxQueue} queued`);
     const seq: Seq = {
-      req, stream: new GenStream(), sampler: new Sampler(req.sampling),
-      decoder: this.tokenizer ? new StreamDecoder(this.tokenizer, true) : null,
-      eos: new Set(req.eosIds ?? this.eosIds), stops: (req.stop ?? []).filter(s => s.length > 0),
-      slot: -1, fed: 0, next: null, history: [...req.prompt], out: [], text: '', held: '', done: false,
+      req, stream: new GenStream(), dec: new SeqDecoder(this.tokenizer, req.prompt, { ...req, eosIds: req.eosIds ?? this.eosIds }),
+      slot: -1, fed: 0, next: null, text: '', done: false,
     };
     if (req.maxTokens === 0) { this.finish(seq, 'length'); return seq.stream; }
     req.signal?.addEventListener('abort', () => this.kick?.(), { once: true });
@@ -194,17 +192,20 @@ export class Scheduler {
     let budget = this.engine.budget;
     for (const s of this.running) if (s.next !== null) { plan.push({ seq: s, input: { slot: s.slot, tokens: [s.next] }, sample: true }); budget--; }
     budget = Math.max(budget, Math.min(64, this.engine.budget));   // a batch wider than the budget must not starve new prompts
-    for (const s of this.running) {
-      if (s.next !== null || budget <= 0) continue;
-      const take = Math.min(s.req.prompt.length - s.fed, budget);
+    const prefilling = this.running.filter(s => s.next === null);
+    const shares = shareBudget(prefilling.map(s => s.req.prompt.length - s.fed), budget, this.turn++);
+    prefilling.forEach((s, i) => {
+      const take = shares[i]!;
+      if (take === 0) return;
       plan.push({ seq: s, input: { slot: s.slot, tokens: s.req.prompt.slice(s.fed, s.fed + take) }, sample: s.fed + take === s.req.prompt.length });
       s.fed += take;
-      budget -= take;
       this.counts.promptTokens += take;
-    }
-    let logits: Float32Array[];
+    });
+    // every sequence greedy: the device picks the tokens and only their ids come back
+    let logits: Float32Array[] | null = null, ids: number[] | null = null;
     try {
-      logits = await this.engine.run(plan.map(p => p.input));
+      if (plan.every(p => p.seq.dec.greedy)) ids = (await this.engine.runArgmax(plan.map(p => p.input))).map(r => r.id);
+      else logits = await this.engine.run(plan.map(p => p.input));
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       if (err instanceof GpuError) this.failure = err.message;
@@ -216,33 +217,20 @@ export class Scheduler {
     plan.forEach((p, i) => {
       if (!p.sample) return;
       p.seq.next = null;
-      if (this.advance(p.seq, logits[i]!)) made++;
+      if (this.advance(p.seq, logits ? logits[i]! : ids![i]!)) made++;
     });
     this.recent.push([performance.now(), made]);
   }
 
-  /** Sample the next token of a sequence and stream it; true when a token was generated. */
-  private advance(s: Seq, logits: Float32Array): boolean {
+  /** Sample the next token of a sequence (or take the id the device chose) and stream it; true when a token was generated. */
+  private advance(s: Seq, logits: Float32Array | number): boolean {
     if (s.done) return false;
     if (s.req.signal?.aborted) { this.finish(s, 'cancelled'); return false; }
-    const id = s.sampler.sample(logits, s.history);
-    if (s.eos.has(id)) { this.finish(s, 'eos'); return false; }
-    s.history.push(id);
-    s.out.push(id);
-    this.counts.generatedTokens++;
-    let text = s.decoder ? s.decoder.push(id) : '';
-    if (s.stops.length) {
-      s.held += text;
-      const hit = firstStop(s.held, s.stops);
-      if (hit >= 0) { this.emit(s, { id, text: s.held.slice(0, hit) }); s.held = ''; this.finish(s, 'stop'); return true; }
-      const keep = stopPrefixLen(s.held, s.stops);
-      text = s.held.slice(0, s.held.length - keep);
-      s.held = s.held.slice(s.held.length - keep);
-    }
-    this.emit(s, { id, text });
-    if (s.out.length >= s.req.maxTokens) this.finish(s, 'length');
-    else s.next = id;
-    return true;
+    const piece = typeof logits === 'number' ? s.dec.nextId(logits) : s.dec.next(logits);
+    if (piece) { this.counts.generatedTokens++; this.emit(s, piece); }
+    if (s.dec.finish !== null) this.finish(s, s.dec.finish);
+    else s.next = piece!.id;
+    return piece !== null;
   }
 
   private emit(s: Seq, p: Piece): void {
@@ -253,14 +241,33 @@ export class Scheduler {
   private finish(s: Seq, reason: FinishReason, error?: Error): void {
     if (s.done) return;
     s.done = true;
-    if (reason !== 'stop' && reason !== 'error') {
-      const rest = s.held + (s.decoder ? s.decoder.flush() : '');
-      if (rest) this.emit(s, { id: null, text: rest });
-    }
+    const rest = s.dec.close(reason);
+    if (rest) this.emit(s, { id: null, text: rest });
     this.waiting = this.waiting.filter(x => x !== s);
     const i = this.running.indexOf(s);
     if (i >= 0) { this.running.splice(i, 1); this.engine.release(s.slot); }
     this.finished[reason]++;
-    s.stream.end({ ids: s.out, text: s.text, finishReason: reason, promptTokens: s.req.prompt.length, generatedTokens: s.out.length, ...(error ? { error } : {}) });
+    s.stream.end({ ids: s.dec.ids, text: s.text, finishReason: reason, promptTokens: s.req.prompt.length, generatedTokens: s.dec.ids.length, ...(error ? { error } : {}) });
   }
+}
+
+/**
+ * Split `budget` prefill tokens over prompts with `left[i]` tokens still to feed: equal shares (a prompt needing
+ * less than its share gives the rest to the others), the indivisible remainder going first to prompt `turn mod n`
+ * onwards so that over successive steps no prompt is always last.
+ */
+export function shareBudget(left: number[], budget: number, turn = 0): number[] {
+  const take = left.map(() => 0);
+  let open = left.map((_, i) => i).filter(i => left[i]! > 0);
+  while (budget > 0 && open.length) {
+    const share = Math.floor(budget / open.length);
+    if (share === 0) {
+      const start = turn % open.length;
+      for (let j = 0; j < budget; j++) take[open[(start + j) % open.length]!]!++;
+      break;
+    }
+    for (const i of open) { const t = Math.min(share, left[i]! - take[i]!); take[i]! += t; budget -= t; }
+    open = open.filter(i => take[i]! < left[i]!);
+  }
+  return take;
 }

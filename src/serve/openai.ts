@@ -112,6 +112,21 @@ export function parseChat(b: Body): ApiRequest & { messages: Message[] } {
   return { ...common(b), messages };
 }
 
+/** What one request may ask for (`fla serve --max-prompt-tokens`, `--max-tokens-limit`). */
+export interface RequestLimits { maxPromptTokens: number; maxTokens: number }
+
+export const DEFAULT_LIMITS: RequestLimits = { maxPromptTokens: 16384, maxTokens: 4096 };
+
+/** 400s for a prompt or a max_tokens over the server's limits, as OpenAI words and codes them. */
+export function checkLimits(chat: boolean, promptTokens: number, maxTokens: number | undefined, l: RequestLimits): void {
+  if (promptTokens > l.maxPromptTokens)
+    throw new ApiError(400, `the prompt has ${promptTokens} tokens; this server accepts at most ${l.maxPromptTokens} (--max-prompt-tokens)`,
+      chat ? 'messages' : 'prompt', 'invalid_request_error', 'context_length_exceeded');
+  if (maxTokens !== undefined && maxTokens > l.maxTokens)
+    throw new ApiError(400, `'max_tokens' is too large: ${maxTokens}; this server allows at most ${l.maxTokens} (--max-tokens-limit)`,
+      'max_tokens', 'invalid_request_error', 'invalid_value');
+}
+
 export function finishReason(r: FinishReason): 'stop' | 'length' | null {
   return r === 'eos' || r === 'stop' ? 'stop' : r === 'length' ? 'length' : null;
 }

@@ -110,7 +110,9 @@ describe.skipIf(!TINY)('a killed pull', () => {
     const cut = Bun.file(partial).size;
     expect(cut).toBeGreaterThan(0);
     expect(cut).toBeLessThan(weights.length);
-    expect(existsSync(partial.replace('.incomplete', '.lock'))).toBe(true);
+    // the lock is Python's (.locks/models--…/<blob>.lock, an flock the kernel dropped with the process); none in blobs/
+    expect(existsSync(join(cache, '.locks', 'models--test-org--rwkv7-tiny', `${new Bun.CryptoHasher('sha256').update(weights).digest('hex')}.lock`))).toBe(true);
+    expect(existsSync(partial.replace('.incomplete', '.lock'))).toBe(false);
     hub!.clear();
     hub!.faults = {};
     const r = await fla(env(cache), 'pull', TINY_ID);

@@ -22,6 +22,8 @@ export interface Faults {
   status?: { match: RegExp; status: number; times?: number }[];            // request path → forced status
   ignoreRange?: boolean;
   slowMs?: number;                                                         // delay per 64 kB chunk of file bodies
+  anyRevision?: boolean;                                                   // hostile: answer model info for any revision name
+  redirect?: Record<string, string>;                                       // hostile: path → Location the resolve of that file redirects to
 }
 
 export interface Req { server: 'hub' | 'cdn'; method: string; path: string; range: string | null; auth: string | null }
@@ -88,6 +90,8 @@ export class MockHub {
       const file = m && [...this.repos.values()].flatMap(r => [...r.files.values()]).find(f => f.sha256 === m[1]);
       return file ? this.body(req, file, {}) : new Response('no such blob', { status: 404 });
     }
+    const rogue = this.faults.anyRevision && path.match(/^\/api\/models\/([^/]+\/[^/]+)\/revision\/(.+)$/);
+    if (rogue) return this.api(req, rogue[1]!, 'revision', this.repo(rogue[1]!)?.sha ?? rogue[2]!);
     let m = path.match(/^\/api\/models\/([^/]+\/[^/]+)(?:\/(revision|tree|paths-info)\/([^/]+)(?:\/(.*))?)?$/);
     if (m) return this.api(req, m[1]!, m[2] ?? 'revision', m[3] ?? 'main', m[4]);
     m = path.match(/^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/);
@@ -139,6 +143,8 @@ export class MockHub {
     if (repo instanceof Response) return repo;
     const sha = this.commit(repo, rev);
     if (!sha) return new Response('bad rev', { status: 404, headers: { 'x-error-code': 'RevisionNotFound' } });
+    const to = this.faults.redirect?.[path];
+    if (to) return new Response(null, { status: 302, headers: { location: to } });
     const f = repo.files.get(path);
     if (!f) return new Response('Entry not found', { status: 404, headers: { 'x-error-code': 'EntryNotFound' } });
     const h: Record<string, string> = { 'x-repo-commit': sha, etag: `"${f.lfs ? f.sha256 : f.gitSha1}"` };

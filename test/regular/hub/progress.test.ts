@@ -46,3 +46,16 @@ test('quiet below info; sizes in SI units', () => {
   expect(out.text).toBe('');
   expect([formatBytes(999), formatBytes(1500), formatBytes(1_631_080), formatBytes(7.3e9)]).toEqual(['999 B', '1.50 kB', '1.63 MB', '7.30 GB']);
 });
+
+test('rates and sizes are rounded: no long fractions of bytes per second', () => {
+  log.setLevel('info');
+  const { out, p, tick } = fake(false);
+  p.start('org/name/config.json', 700, 0);
+  tick(3000); p.update(700);
+  p.done();
+  expect(out.text).toBe('downloaded org/name/config.json (700 B) in 3.0 s at 233 B/s\n');
+  expect([formatBytes(233.33333), formatBytes(0.5), formatBytes(999.6)]).toEqual(['233 B', '1 B', '1.00 kB']);
+  const bar = fake(true);
+  bar.p.start('x', 1000, 0); bar.tick(3000); bar.p.update(100);
+  expect(bar.p.line(200)).toContain(' 33 B/s');
+});

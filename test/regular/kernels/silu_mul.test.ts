@@ -27,5 +27,5 @@ describe.skipIf(!HAS_GPU)('silu_mul', () => {
     await runCase(C, 'n');
     await runCase(C, 'k');
   });
-  test('large |a| (σ = 15): silu's tails', () => runCase(128, 'n', 15));
+  test('large |a| (σ = 15): the tails of silu', () => runCase(128, 'n', 15));
 });

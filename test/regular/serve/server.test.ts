@@ -6,6 +6,7 @@ import { generate } from '../../../src/runtime/generate.ts';
 import { validateSampling } from '../../../src/runtime/sample.ts';
 import { Scheduler } from '../../../src/runtime/scheduler.ts';
 import { startServer, type FlaServer } from '../../../src/serve/http.ts';
+import type { RequestLimits } from '../../../src/serve/openai.ts';
 import { ChatTemplate } from '../../../src/tokenizer/chat.ts';
 import { HfTokenizer } from '../../../src/tokenizer/hf.ts';
 import { sharedModel } from '../../helpers/fixtures.ts';
@@ -24,12 +25,12 @@ const TEXTS = [
 const MAX = [6, 9, 4, 12, 7, 10, 5, 8];
 const TEMPLATE = '{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}';
 
-function serve(dir: string, kind: 'gpu' | 'cpu', slots: number, maxQueue: number, opts: { ctx?: number; template?: boolean } = {}) {
+function serve(dir: string, kind: 'gpu' | 'cpu', slots: number, maxQueue: number, opts: { ctx?: number; template?: boolean; limits?: RequestLimits } = {}) {
   const engine = new Engine(load(dir, kind), slots, 512, opts.ctx);
   const tokenizer = HfTokenizer.load(dir);
   const scheduler = new Scheduler(engine, tokenizer, { maxQueue, eosIds: [0] });
   const template = opts.template ? new ChatTemplate(TEMPLATE, {}) : null;
-  const server = startServer({ scheduler, tokenizer, template, modelName: 'test-model', host: '127.0.0.1', port: 0, defaultMaxTokens: 16 });
+  const server = startServer({ scheduler, tokenizer, template, modelName: 'test-model', host: '127.0.0.1', port: 0, defaultMaxTokens: 16, limits: opts.limits });
   return { engine, tokenizer, scheduler, server };
 }
 
@@ -163,7 +164,7 @@ describe.skipIf(!kjv)('fla serve limits', () => {
     try {
       const url = `${s.server.url}/v1/completions`;
       const ac = new AbortController();
-      const running = [0, 1].map(() => fetch(url, { method: 'POST', body: JSON.stringify({ prompt: 'In the beginning', max_tokens: 5000, stream: true }), signal: ac.signal }));
+      const running = [0, 1].map(() => fetch(url, { method: 'POST', body: JSON.stringify({ prompt: 'In the beginning', max_tokens: 4000, stream: true }), signal: ac.signal }));
       expect(await until(async () => s.scheduler.stats().running + s.scheduler.stats().queued === 2)).toBe(true);
       const r = await post(url, { prompt: 'x', max_tokens: 1 });
       expect(r.status).toBe(429);
@@ -186,6 +187,37 @@ describe.skipIf(!kjv)('fla serve limits', () => {
       expect(r.json.error.code).toBe('context_length_exceeded');
       expect(s.scheduler.stats().steps).toBe(0);
       expect((await post(url, { prompt: 'And it came to pass', max_tokens: 4, temperature: 0 })).status).toBe(200);
+    } finally {
+      await s.server.shutdown(1000);
+    }
+  });
+
+  test('a prompt over --max-prompt-tokens and a max_tokens over --max-tokens-limit are OpenAI-style 400s', async () => {
+    const s = serve(kjv!, 'cpu', 1, 1, { template: true, limits: { maxPromptTokens: 16, maxTokens: 16 } });
+    try {
+      const url = s.server.url;
+      const long = 'And it came to pass '.repeat(5);
+      const cases: [string, Record<string, unknown>, string, string][] = [
+        ['/v1/completions', { prompt: long, max_tokens: 4 }, 'prompt', 'context_length_exceeded'],
+        ['/v1/completions', { prompt: Array.from({ length: 17 }, () => 1), max_tokens: 4 }, 'prompt', 'context_length_exceeded'],
+        ['/v1/chat/completions', { messages: [{ role: 'user', content: long }], max_tokens: 4 }, 'messages', 'context_length_exceeded'],
+        ['/v1/completions', { prompt: 'Amen', max_tokens: 17 }, 'max_tokens', 'invalid_value'],
+        ['/v1/completions', { prompt: 'Amen', max_completion_tokens: 17 }, 'max_tokens', 'invalid_value'],
+        ['/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], max_tokens: 100 }, 'max_tokens', 'invalid_value'],
+      ];
+      for (const [path, body, param, code] of cases) {
+        const r = await post(`${url}${path}`, body);
+        expect(r.status, JSON.stringify(body)).toBe(400);
+        expect(r.json.error).toMatchObject({ type: 'invalid_request_error', param, code });
+        expect(r.json.error.message).toMatch(param === 'max_tokens' ? /--max-tokens-limit/ : /--max-prompt-tokens/);
+      }
+      expect(s.scheduler.stats().steps).toBe(0);
+      const ok = await post(`${url}/v1/completions`, { prompt: 'Amen', max_tokens: 16, temperature: 0 });
+      expect(ok.status).toBe(200);
+      expect(ok.json.usage.completion_tokens).toBeLessThanOrEqual(16);
+      // without max_tokens a request gets min(default, limit) tokens: the default 16 here
+      const dflt = await post(`${url}/v1/completions`, { prompt: 'Amen', temperature: 0 });
+      expect(dflt.status).toBe(200);
     } finally {
       await s.server.shutdown(1000);
     }
