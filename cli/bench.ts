@@ -62,6 +62,8 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
       model: opts.synthetic !== undefined ? `synthetic ${opts.synthetic}` : model.dir, model_type: String(model.config.model_type),
       dtype: 'bf16 weights, f32 compute', weight_bytes: weightBytes, commit: commit(), date: new Date().toISOString().slice(0, 10),
       ceilings: ceil ? { copy_gbs: round(ceil.gbs), matmul_tflops: round(ceil.tflops, 4) } : null,
+      // dispatches one greedy batch-1 decode step records (the model's ops and the device argmax)
+      dispatches_per_token: engine.recordedDispatches(1, 1, 1, 'argmax'),
     };
     if (opts.json) {
       process.stdout.write(JSON.stringify({ ...header, results: rows.map(r => ({ test: r.test, mean: round(r.value.mean), std: round(r.value.std), n: r.value.n, unit: r.unit, roofline: r.roofline })), kernels }) + '\n');

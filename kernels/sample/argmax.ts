@@ -6,7 +6,7 @@ import { kernel, only, ONLY, op, scratch, u32 } from '../lib.ts';
 import { argmaxRef } from './argmax.ref.ts';
 import source from './argmax.wgsl' with { type: 'text' };
 
-export const KERNEL = kernel('argmax', source, ['step', 'logits', 'part', 'out', 'dims']);
+export const KERNEL = kernel('argmax', source, ['logits', 'part', 'out', 'dims']);
 
 const WG = 256;
 /** Segments per row: each lane of a segment reads about 4 values; at most 1024 segments. */

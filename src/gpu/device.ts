@@ -5,6 +5,7 @@ import { setupGlobals } from 'bun-webgpu';
 import { GpuError } from '../util/errors.ts';
 import { log } from '../util/log.ts';
 import { bindingNames, preprocess } from './wgsl.ts';
+import { knob } from '../util/knobs.ts';
 
 export interface AdapterSummary {
   name: string; vendor: string; backend: string; type: string;
@@ -31,10 +32,14 @@ async function initWebGpu(): Promise<GPU | null> {
 
 // tooling.md: the stock ticker loops setImmediate and eats a core while awaiting the GPU
 // (on lavapipe the "GPU" is that core). Spin 0.5 ms for low latency, then poll every 1 ms.
+// On a real GPU a decode step's readback is due within milliseconds: spin longer (spinMs, set per adapter by
+// Gpu.create; FLA_SPIN_MS overrides) so that no 1 ms sleep lands on every token.
+let spinMs = 0.5;
+const READBACK_POOL_BYTES = 4 << 20;
+
 function patchTicker(ticker: any): void {
   const proto = Object.getPrototypeOf(ticker);
   if (proto.__flaPatched) return;
-  const SPIN_MS = 0.5;
   const register = proto.register;
   proto.register = function (this: any) {
     if (!this.hasWaiting()) this._waitStart = performance.now();
@@ -48,7 +53,7 @@ function patchTicker(ticker: any): void {
       this._ticking = false;
       if (this.hasWaiting()) this.scheduleTick();
     };
-    if (performance.now() - (this._waitStart ?? 0) < SPIN_MS) setImmediate(run); else setTimeout(run, 1);
+    if (performance.now() - (this._waitStart ?? 0) < spinMs) setImmediate(run); else setTimeout(run, 1);
   };
   proto.__flaPatched = true;
 }
@@ -150,6 +155,7 @@ export class Gpu {
   private uniforms = new Map<string, GPUBuffer>();
   private lost: string | null = null;
   private readbackBusy: Promise<unknown> = Promise.resolve();
+  private readback: GPUBuffer | null = null;
 
   private constructor(readonly device: GPUDevice, readonly summary: AdapterSummary) {
     const f = new Set(summary.features);
@@ -182,6 +188,8 @@ export class Gpu {
     const requiredLimits = summary.limits;
     const wanted = ['shader-f16', 'subgroups', 'timestamp-query'].filter(f => adapter.features.has(f)) as GPUFeatureName[];
     const device = await adapter.requestDevice({ requiredFeatures: wanted, requiredLimits } as any);
+    const spin = knob('FLA_SPIN_MS');
+    spinMs = spin !== undefined ? Number(spin) : summary.type === 'cpu' ? 0.5 : 50;   // lavapipe's "GPU" is the core we would spin on
     return new Gpu(device, summary);
   }
 
@@ -336,7 +344,16 @@ export class Gpu {
     try {
       this.checkAlive();
       const bytes = Math.ceil(size / 4) * 4;
-      const rb = this.device.createBuffer({ size: Math.max(bytes, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
+      // small readbacks (a decode step's ids or logits) reuse one mappable buffer: reads are serialized
+      const pooled = bytes <= READBACK_POOL_BYTES;
+      let rb: GPUBuffer;
+      if (pooled) {
+        if (!this.readback || this.readback.size < bytes) {
+          this.readback?.destroy();
+          this.readback = this.device.createBuffer({ size: Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(bytes, 4)))), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
+        }
+        rb = this.readback;
+      } else rb = this.device.createBuffer({ size: Math.max(bytes, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
       const enc = encoder ?? this.device.createCommandEncoder();
       enc.copyBufferToBuffer(src, offset, rb, 0, bytes);
       // A step whose commands are invalid (a binding over the limit, a destroyed buffer) runs nothing: catch that
@@ -349,9 +366,9 @@ export class Gpu {
         if (err) this.fail(err.message, 'Validation');
       }
       this.checkAlive();
-      const out = rb.getMappedRange().slice(0, size);
+      const out = rb.getMappedRange(0, bytes).slice(0, size);
       rb.unmap();
-      rb.destroy();
+      if (!pooled) rb.destroy();
       return out;
     } finally {
       done();

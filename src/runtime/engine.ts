@@ -6,6 +6,8 @@ import type { Model } from '../load/model.ts';
 import { FlaError, GpuError } from '../util/errors.ts';
 import { checkLogits, NonFiniteError } from '../util/finite.ts';
 import { argmax } from '../../kernels/sample/argmax.ts';
+import { knob } from '../util/knobs.ts';
+import { argmax as hostArgmax } from './sample.ts';
 
 /** One sequence's part of a step: its slot and the tokens to feed. keepAll returns logits for every token. */
 export interface SeqInput { slot: number; tokens: ArrayLike<number>; keepAll?: boolean }
@@ -64,6 +66,10 @@ export class Engine {
    */
   async runArgmax(seqs: SeqInput[]): Promise<{ id: number; nonFinite: boolean }[]> {
     if (seqs.some(s => s.keepAll)) throw new FlaError('runArgmax: keepAll is not supported');
+    if (knob('FLA_HOST_ARGMAX') === '1') {   // as before device sampling: logits back, argmax on the host
+      const ls = await this.run(seqs);
+      return ls.map(l => ({ id: hostArgmax(l), nonFinite: false }));
+    }
     const outs = seqs.map(() => ({ id: 0, nonFinite: false }));
     await this.steps(seqs, 'argmax', (i, _row, data, j) => { outs[i] = { id: data[2 * j]!, nonFinite: data[2 * j + 1]! !== 0 }; });
     return outs;

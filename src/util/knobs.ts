@@ -14,6 +14,8 @@ export const KNOBS: Record<string, Knob> = {
   FLA_KERNEL_DELTA_RULE: { values: ['recurrent', 'chunk'], doc: 'force the delta-rule variant (default: chunk when a sequence of the step has more than 64 tokens on a GPU adapter)' },
   FLA_KERNEL_GLA: { values: ['recurrent', 'chunk'], doc: 'force the GLA / linear-attention variant (same default as delta_rule; the normaliser always runs recurrent)' },
   FLA_DELTA_CHUNK_BV: { int: { min: 4, max: 64, pow2: true }, doc: 'value columns per workgroup of delta_chunk_state (benchmarking; default 8)' },
+  FLA_HOST_ARGMAX: { values: ['0', '1'], doc: '1: greedy decode reads the logits back and picks the token on the host instead of on the device (comparison; same tokens)' },
+  FLA_SPIN_MS: { int: { min: 0, max: 1000 }, doc: 'milliseconds to busy-poll a pending GPU readback before polling every 1 ms (default 0.5 on CPU adapters, 50 on GPUs)' },
   FLA_NO_REPLAY: { values: ['0', '1'], doc: '1: run the model for every decode step instead of replaying the recorded dispatches' },
 };
 
