@@ -1,5 +1,5 @@
 // fla pull / ls / rm: the Hugging Face cache from the command line; hubOptions() maps --revision/--token/--offline for run and ppl.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { hubCacheDir, listCached, parseRepoId, RepoCache } from '../src/load/cache.ts';
 import { pullModel, type PullOptions } from '../src/load/hub.ts';
@@ -8,6 +8,7 @@ import { verifyBlobs } from '../src/load/hub_verify.ts';
 import { readJson } from '../src/load/model.ts';
 import { formatBytes } from '../src/load/progress.ts';
 import { supportedModelTypes } from '../src/models/registry.ts';
+import { tokenizerProblem } from '../src/tokenizer/tokenizer.ts';
 import { FlaError, UsageError } from '../src/util/errors.ts';
 import { log } from '../src/util/log.ts';
 import { rejectUnknown } from './options.ts';
@@ -39,7 +40,7 @@ export async function pullCommand(repo: string | undefined, opts: Record<string,
 }
 
 interface LsRow {
-  repo: string; revisions: { revision: string | null; commit: string }[]; size_bytes: number; model_type: string | null; supported: boolean; complete: boolean; path: string;
+  repo: string; revisions: { revision: string | null; commit: string }[]; size_bytes: number; model_type: string | null; supported: boolean; complete: boolean; tokenizer: boolean; path: string;
   /** fla ls --verify: blobs re-hashed, the damaged ones (deleted), and the files downloaded again in their place. */
   verified?: { checked: number; damaged: string[]; downloaded: string[]; error?: string };
 }
@@ -55,7 +56,8 @@ export function lsRows(cacheDir = hubCacheDir()): LsRow[] {
     try { if (snap && existsSync(join(snap, 'config.json'))) modelType = String(readJson(join(snap, 'config.json')).model_type ?? '') || null; } catch { /* unreadable config */ }
     return {
       repo: c.repo, revisions: [...named, ...loose], size_bytes: c.sizeBytes, model_type: modelType,
-      supported: modelType !== null && supported.has(modelType), complete: !!snap && missingLocally(snap).length === 0, path: c.dir,
+      supported: modelType !== null && supported.has(modelType), complete: !!snap && missingLocally(snap).length === 0,
+      tokenizer: !!snap && existsSync(snap) && tokenizerProblem(readdirSync(snap)) === null, path: c.dir,
     };
   });
 }
@@ -98,7 +100,7 @@ export async function lsCommand(opts: Record<string, unknown>): Promise<number> 
     : r.verified.damaged.length ? `${r.verified.damaged.length} damaged, downloaded again` : `ok (${r.verified.checked} files)`];
   const table = [['REPO', 'REVISION', 'SIZE', 'MODEL_TYPE', 'SUPPORTED', ...(opts.verify ? ['VERIFIED'] : [])], ...rows.map(r => [
     r.repo, r.revisions.map(v => v.revision ? `${v.revision} (${v.commit.slice(0, 7)})` : v.commit.slice(0, 7)).join(', ') || '-',
-    formatBytes(r.size_bytes), r.model_type ?? '?', r.supported ? (r.complete ? 'yes' : 'yes (incomplete)') : 'no', ...verifiedCol(r),
+    formatBytes(r.size_bytes), r.model_type ?? '?', !r.supported ? 'no' : !r.complete ? 'yes (incomplete)' : r.tokenizer ? 'yes' : 'yes (no tokenizer: --ids only)', ...verifiedCol(r),
   ])];
   const w = table[0]!.map((_, i) => Math.max(...table.map(row => row[i]!.length)));
   for (const row of table) process.stdout.write(row.map((c, i) => i === row.length - 1 ? c : c.padEnd(w[i]!)).join('  ') + '\n');

@@ -10,6 +10,7 @@ import { HubClient, type HubOptions, hubSettings, NetworkError, type RemoteFile 
 import { INDEX, missingLocally, smallFiles, weightFiles } from './hub_files.ts';
 import { checkWeightSizes, verifySnapshot } from './hub_verify.ts';
 import { readJson } from './model.ts';
+import { loadTokenizer, tokenizerProblem } from '../tokenizer/tokenizer.ts';
 import { type Progress, StderrProgress } from './progress.ts';
 
 export interface PullOptions extends HubOptions {
@@ -17,6 +18,8 @@ export interface PullOptions extends HubOptions {
   progress?: Progress;
   /** Re-hash the cached files against their sha256 / git sha1 first; damaged ones are deleted and downloaded again. */
   verify?: boolean;
+  /** The caller will tokenize text: refuse a repo without a usable tokenizer before any weights are downloaded. */
+  needTokenizer?: boolean;
 }
 export interface Pulled {
   repo: string; revision: string; commit: string; dir: string; downloaded: string[];
@@ -78,6 +81,8 @@ export async function pullModel(arg: string, o: PullOptions = {}): Promise<Pulle
   const snap = cache.snapshot(commit);
   const small = smallFiles(info.files);
   if (!small.includes('config.json')) throw new FlaError(`${repo}: the repo has no config.json, so it is not a transformers-style checkpoint fla can read`);
+  const noTokenizer = tokenizerProblem(info.files);
+  if (noTokenizer && o.needTokenizer) throw new FlaError(`${repo}: ${noTokenizer}; give the prompt as --ids, or use a repo that ships one`);
 
   // Everything needed already cached (from a previous pull or Python): no further request.
   const haveIndex = () => readFileSync(join(snap, INDEX), 'utf8');
@@ -109,6 +114,8 @@ export async function pullModel(arg: string, o: PullOptions = {}): Promise<Pulle
   await fetchFiles(['config.json'], small);
   checkArch(snap, repo);
   await fetchFiles(small);
+  if (noTokenizer) log.warn(`${repo}: ${noTokenizer}; only --ids prompts will work`);
+  else loadTokenizer(snap);      // a tokenizer that does not parse fails here, before the weights
   const weights = weightFiles(info.files, haveIndex, repo);
   await fetchFiles(weights);
   if (downloaded.length) log.debug(`${named}: ${downloaded.length} files into ${snap}`);

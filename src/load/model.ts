@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import type { Backend } from '../backend/backend.ts';
 import type { Arch } from '../models/arch.ts';
 import { getArch } from '../models/registry.ts';
-import { HfTokenizer } from '../tokenizer/hf.ts';
 import { FormatError } from '../util/errors.ts';
 import { ids } from './config.ts';
 import { Checkpoint } from './safetensors.ts';
@@ -46,8 +45,4 @@ export function loadWeights(info: ModelInfo, backend: Backend): Model {
   const weights = info.arch.load(info.cfg, reader, backend);
   reader.checkAllUsed();
   return { ...info, weights, backend };
-}
-
-export function loadTokenizer(dir: string): HfTokenizer {
-  return HfTokenizer.load(dir);
 }

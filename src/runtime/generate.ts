@@ -1,6 +1,6 @@
 // Single-sequence generation on the engine: chunked prefill, then one decode step per token, with
 // sampling, EOS, stop strings (held back until they can no longer match) and cancellation.
-import type { HfTokenizer } from '../tokenizer/hf.ts';
+import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { StreamDecoder } from '../tokenizer/hf.ts';
 import type { Engine } from './engine.ts';
 import { Sampler, type SamplingOptions } from './sample.ts';
@@ -46,7 +46,7 @@ export class SeqDecoder {
   private readonly history: number[];
   private held = '';          // text not yet emitted because it may begin a stop string
 
-  constructor(tok: HfTokenizer | null, prompt: number[], readonly opts: DecodeOptions) {
+  constructor(tok: Tokenizer | null, prompt: number[], readonly opts: DecodeOptions) {
     this.sampler = new Sampler(opts.sampling);
     this.eos = new Set(opts.eosIds ?? []);
     this.stops = (opts.stop ?? []).filter(s => s.length > 0);
@@ -98,7 +98,7 @@ export class SeqDecoder {
 }
 
 /** Yields generated tokens with their text piece; returns the stats. The slot is released at the end. */
-export async function* generate(engine: Engine, tok: HfTokenizer | null, prompt: number[], opts: GenerateOptions): AsyncGenerator<Piece, GenerateStats> {
+export async function* generate(engine: Engine, tok: Tokenizer | null, prompt: number[], opts: GenerateOptions): AsyncGenerator<Piece, GenerateStats> {
   const seq = new SeqDecoder(tok, prompt, opts);
   const stats: GenerateStats = { promptTokens: prompt.length, generatedTokens: 0, prefillMs: 0, decodeMs: 0, finishReason: 'length', fedTokens: 0 };
   const slot = opts.slot ?? engine.acquire();

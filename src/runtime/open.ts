@@ -1,14 +1,13 @@
 // Resolves what the user named: the device (gpu, gpu:N, cpu, or auto) and the model (a folder, or the embedded default).
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import type { Backend } from '../backend/backend.ts';
 import { CpuBackend } from '../backend/cpu.ts';
 import { GpuBackend } from '../backend/gpu.ts';
 import { Gpu, listAdapters } from '../gpu/device.ts';
 import { isHubId, pullModel, type PullOptions } from '../load/hub.ts';
 import { DEFAULT_MODEL_NAME, defaultModelDir } from '../load/default_model.ts';
-import { inspectModel, loadTokenizer, loadWeights, type Model } from '../load/model.ts';
-import type { HfTokenizer } from '../tokenizer/hf.ts';
+import { inspectModel, loadWeights, type Model } from '../load/model.ts';
+import { loadTokenizer, type Tokenizer, tokenizerProblem } from '../tokenizer/tokenizer.ts';
 import { FlaError, UsageError } from '../util/errors.ts';
 import { log } from '../util/log.ts';
 
@@ -58,12 +57,12 @@ export function resolveModelDir(arg: string | undefined): string {
   throw new UsageError(`${arg}: no such model folder`);
 }
 
-export interface Session { model: Model; tokenizer: HfTokenizer | null; backend: Backend }
+export interface Session { model: Model; tokenizer: Tokenizer | null; backend: Backend }
 
 export async function openSession(modelArg: string | undefined, device: DeviceSpec, needTokenizer: boolean, hub: PullOptions = {}): Promise<Session> {
-  const dir = await resolveModel(modelArg, hub);
+  const dir = await resolveModel(modelArg, { ...hub, needTokenizer });
   const info = inspectModel(dir);          // config errors before any GPU work
-  const tokenizer = needTokenizer || existsSync(join(dir, 'tokenizer.json')) ? loadTokenizer(dir) : null;
+  const tokenizer = needTokenizer || tokenizerProblem(readdirSync(dir)) === null ? loadTokenizer(dir) : null;
   const backend = await openBackend(device);
   const t0 = performance.now();
   const model = loadWeights(info, backend);

@@ -174,7 +174,13 @@ export class Sampler {
     if (temperature === 0) return argmax(vals);
 
     const inv = 1 / temperature;
-    if (inv !== 1) for (let i = 0; i < V; i++) vals[i] *= inv;
+    if (inv !== 1) {
+      // A temperature so small that the scaled logits leave f32's range (below ~1e-38) is greedy, not a draw among infinities.
+      let maxAbs = 0;
+      for (let i = 0; i < V; i++) { const a = Math.abs(vals[i]!); if (a !== Infinity && a > maxAbs) maxAbs = a; }
+      if (!(maxAbs * inv < 3e38)) return argmax(vals);
+      for (let i = 0; i < V; i++) vals[i] *= inv;
+    }
 
     // Top-k (partial selection) or all ids.
     const idx = this.idx;

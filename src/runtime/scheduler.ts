@@ -2,7 +2,7 @@
 // (decode tokens of running sequences first, then the prefill budget shared round-robin by the prompts still
 // prefilling, so a long prompt cannot starve a short one), samples and streams per request through the same
 // SeqDecoder as generate(), and frees a slot as soon as its sequence ends. Exactly one Engine.run is in flight.
-import type { HfTokenizer } from '../tokenizer/hf.ts';
+import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { FlaError, GpuError, UsageError } from '../util/errors.ts';
 import type { Engine, SeqInput } from './engine.ts';
 import { SeqDecoder, type FinishReason, type Piece } from './generate.ts';
@@ -94,7 +94,7 @@ export class Scheduler {
   private recent: [number, number][] = [];   // [time, tokens generated in that step]
   private turn = 0;                          // rotates which prefilling prompt gets a budget's remainder
 
-  constructor(readonly engine: Engine, readonly tokenizer: HfTokenizer | null, opts: SchedulerOptions = {}) {
+  constructor(readonly engine: Engine, readonly tokenizer: Tokenizer | null, opts: SchedulerOptions = {}) {
     this.maxQueue = opts.maxQueue ?? 64;
     this.eosIds = opts.eosIds ?? [];
   }

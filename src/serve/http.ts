@@ -1,7 +1,7 @@
 // The HTTP server (Bun.serve): routes, error responses, per-request log lines, and graceful shutdown.
 import { ClosedError, QueueFullError, type GenResult, type GenStream, type Scheduler } from '../runtime/scheduler.ts';
 import { ChatTemplate, encodeChat } from '../tokenizer/chat.ts';
-import type { HfTokenizer } from '../tokenizer/hf.ts';
+import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { FlaError, GpuError, UsageError } from '../util/errors.ts';
 import { log } from '../util/log.ts';
 import { Metrics } from './metrics.ts';
@@ -12,7 +12,7 @@ import { sseResponse } from './sse.ts';
 
 export interface ServerOptions {
   scheduler: Scheduler;
-  tokenizer: HfTokenizer;
+  tokenizer: Tokenizer;
   template: ChatTemplate | null;
   modelName: string;
   host: string;

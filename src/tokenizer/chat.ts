@@ -4,7 +4,7 @@ import { Template } from '@huggingface/jinja';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FlaError, FormatError } from '../util/errors.ts';
-import type { HfTokenizer } from './hf.ts';
+import type { Tokenizer } from './tokenizer.ts';
 
 export interface Message { role: 'system' | 'user' | 'assistant'; content: string }
 
@@ -19,7 +19,7 @@ export class ChatTemplate {
   }
 
   /** The template of a model folder: chat_template.jinja, else tokenizer_config.json's chat_template; null if none. */
-  static load(dir: string, tok: HfTokenizer): ChatTemplate | null {
+  static load(dir: string, tok: Tokenizer): ChatTemplate | null {
     const specials: Record<string, string> = {};
     for (const k of SPECIALS) {
       const v = tok.config[k] as unknown;
@@ -41,6 +41,6 @@ export class ChatTemplate {
 }
 
 /** Token ids of a rendered conversation: the template already holds BOS and the special tokens. */
-export function encodeChat(tok: HfTokenizer, tpl: ChatTemplate, messages: Message[], extra?: Record<string, unknown>): number[] {
+export function encodeChat(tok: Tokenizer, tpl: ChatTemplate, messages: Message[], extra?: Record<string, unknown>): number[] {
   return tok.encode(tpl.render(messages, true, extra), false);
 }

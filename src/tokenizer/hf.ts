@@ -132,7 +132,7 @@ export class StreamDecoder {
   private prefix = 0; // start of the window
   private read = 0; // ids before this are already emitted
 
-  constructor(private readonly tok: HfTokenizer, private readonly skipSpecial = false) {}
+  constructor(private readonly tok: { decode(ids: number[], skipSpecial?: boolean): string }, private readonly skipSpecial = false) {}
 
   push(id: number): string {
     this.ids.push(id);

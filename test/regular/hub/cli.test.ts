@@ -73,7 +73,7 @@ describe.skipIf(!TINY)('fla pull / ls / rm', () => {
     expect(table.code).toBe(0);
     const [head, row] = table.out.trim().split('\n');
     expect(head).toMatch(/^REPO\s+REVISION\s+SIZE\s+MODEL_TYPE\s+SUPPORTED$/);
-    expect(row).toMatch(new RegExp(`^test-org/rwkv7-tiny\\s+main \\(${TINY_SHA.slice(0, 7)}\\)\\s+1\\.6\\d MB\\s+rwkv7\\s+yes$`));
+    expect(row).toMatch(new RegExp(`^test-org/rwkv7-tiny\\s+main \\(${TINY_SHA.slice(0, 7)}\\)\\s+1\\.6\\d MB\\s+rwkv7\\s+yes \\(no tokenizer: --ids only\\)$`));
     const json = JSON.parse((await fla(env(cache), 'ls', '--json')).out);
     expect(json).toEqual([expect.objectContaining({ repo: TINY_ID, model_type: 'rwkv7', supported: true, complete: true })]);
     const rm = await fla(env(cache), 'rm', TINY_ID);

@@ -181,6 +181,14 @@ describe('Sampler', () => {
     expect(Math.abs(f[0]! - 1 / 3)).toBeLessThan(0.015);
   });
 
+  test('temperatures below ~1e-38 are greedy, not a draw among logits that overflowed f32', () => {
+    const rows = [Float32Array.of(3, 5, 4.9, -2), Float32Array.of(-7, -1, -1.5), Float32Array.of(1e30, 2e30, -Infinity, NaN)];
+    for (const t of [1e-37, 1e-39, 1e-45, Number.MIN_VALUE])
+      for (const x of rows)
+        for (const o of [{}, { topK: 2 }, { topP: 0.5 }, { minP: 0.1 }])
+          expect({ t, x: [...x], o, id: new Sampler(opts({ temperature: t, ...o })).sample(x, []) }).toEqual({ t, x: [...x], o, id: argmax(x) });
+  });
+
   test('NaN and -Infinity logits are never drawn', () => {
     const x = Float32Array.of(NaN, 0, -Infinity, 0, NaN);
     const f = freqs(new Sampler(opts({})), x, 2000);
