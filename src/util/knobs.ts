@@ -11,6 +11,7 @@ export interface Knob {
 
 export const KNOBS: Record<string, Knob> = {
   FLA_KERNEL_MATMUL: { values: ['gemv_vec', 'gemv_vec_wg', 'gemv', 'gemm', 'blocked'], doc: 'force the matmul variant (default: gemv_vec for ≤ 16 rows, else gemm; blocked on CPU adapters; gemv_vec_wg is gemv_vec without subgroup operations, gemv the older 4-row GEMV)' },
+  FLA_KERNEL_MATMUL_MULTI: { values: ['fused', 'split'], doc: 'force how sibling projections run (default: fused, one GEMV with the RMSNorm in its prologue, for ≤ 16 rows; split: rms_norm + one matmul each)' },
   FLA_KERNEL_DELTA_RULE: { values: ['recurrent', 'chunk'], doc: 'force the delta-rule variant (default: chunk when a sequence of the step has more than 64 tokens on a GPU adapter)' },
   FLA_KERNEL_GLA: { values: ['recurrent', 'chunk'], doc: 'force the GLA / linear-attention variant (same default as delta_rule; the normaliser always runs recurrent)' },
   FLA_DELTA_CHUNK_BV: { int: { min: 4, max: 64, pow2: true }, doc: 'value columns per workgroup of delta_chunk_state (benchmarking; default 8)' },

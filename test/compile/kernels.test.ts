@@ -55,6 +55,7 @@ const CASES: Record<string, () => { what: string; args: any }[]> = {
   })),
   matmul: () => [{ what: 'bf16 130 → 200', args: { x: t(130), w: w([200, 130], 'bf16'), bias: null, y: t(200), act: 'none', accumulate: false } },
     { what: 'bf16 264 → 200', args: { x: t(264), w: w([200, 264], 'bf16'), bias: null, y: t(200), act: 'none', accumulate: false } }],
+  matmul_multi: () => [{ what: '3 parts + norm', args: { x: t(64), norm: { w: w([64]), eps: 1e-5, h: t(64, { name: 'h' }) }, parts: [{ w: w([32, 64], 'bf16'), y: t(32, { name: 'q' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'k' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'v' }) }], act: 'none', accumulate: false } }],
   argmax: () => [{ what: 'V 1000', args: { logits: t(1000, { rows: 'k' }), out: t(2, { rows: 'k', name: 'ids' }) } }],
   moe_route: () => BOOLS.map(norm => ({ what: `norm=${norm}`, args: { logits: t(8), w: t(8, { name: 'w' }), k: 2, norm } })),
   layer_norm: () => [{ what: 'C 64', args: { x: t(64), w: w([64]), b: w([64]), y: t(64, { name: 'y' }), eps: 1e-5 } }],
