@@ -16,8 +16,15 @@ export const KERNEL = kernel('matmul_gemv_multi', source, ['step', 'x', 'gn', 'W
 /** Parts one fused dispatch takes at most (8 storage bindings: x, gn, 3 W, 3 y). */
 export const MULTI_MAX_PARTS = 3;
 
-export interface MultiPart { w: Weight; y: Tensor }
-/** norm: RMSNorm(x)·w with eps; h receives the normed rows on the split path only (the fused path never writes it). */
+/**
+ * One projection: its weight and output, its activation (default the op's), and the plane of the op's x it reads
+ * (default 0) with `xp`, that plane as a tensor (o.plane(x, plane): what the unfused path reads).
+ */
+export interface MultiPart { w: Weight; y: Tensor; act?: Act; plane?: number; xp?: Tensor }
+/**
+ * norm: RMSNorm(x)·w with eps (every part then reads plane 0); h receives the normed rows on the split path only
+ * (the fused path never writes it).
+ */
 export interface MatmulMultiArgs { x: Tensor; norm: { w: Weight; eps: number; h: Tensor } | null; parts: MultiPart[]; act: Act; accumulate: boolean }
 
 function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean): Launch {
@@ -32,13 +39,14 @@ function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean): Launch {
   const eps = new Uint32Array(new Float32Array([a.norm?.eps ?? 0]).buffer)[0]!;
   // absent inputs bind inputs already bound read-only, absent outputs a scratch each (never the shared placeholder,
   // which would then be bound both read-only and writable)
-  const bind: Launch['bind'] = { x: a.x, gn: a.norm?.w ?? a.x, dims: u32(IN, p.U, p.TPR, eps, outs[0]!, outs[1] ?? 0, outs[2] ?? 0, 0, starts[0], starts[1], 0, 0) };
+  const bind: Launch['bind'] = { x: a.x, gn: a.norm?.w ?? a.x, dims: u32(IN, p.U, p.TPR, eps, outs[0]!, outs[1] ?? 0, outs[2] ?? 0, 0, starts[0], starts[1], 0, 0,
+    a.parts[0]!.plane ?? 0, a.parts[1]?.plane ?? 0, a.parts[2]?.plane ?? 0, 0) };
   for (let i = 0; i < MULTI_MAX_PARTS; i++) { bind[`W${i}`] = a.parts[i]?.w ?? a.parts[0]!.w; bind[`y${i}`] = a.parts[i]?.y ?? scratch(`spare${i}`); }
   const bytes = a.parts.reduce((s, q) => s + matmulCost(rowsOf(a.x, c), IN, q.w.shape[0]!, dtype === 'f32' ? 4 : 2).bytes, 0);
   return {
     kernel: KERNEL, grid: [gx, gy, p.workgroups[2]], cost: { flops: 2 * rowsOf(a.x, c) * IN * total, bytes },
     defines: {
-      ACT: ACT[a.act], ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(dtype), WDT: 0, NP: a.parts.length, NORM: a.norm !== null,
+      ACT: 0, ACT0: ACT[a.parts[0]!.act ?? a.act], ACT1: ACT[a.parts[1]?.act ?? a.act], ACT2: ACT[a.parts[2]?.act ?? a.act], ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(dtype), WDT: 0, NP: a.parts.length, NORM: a.norm !== null,
       WG: p.WG, RB: p.RB, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
     },
     bind,
@@ -46,7 +54,8 @@ function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean): Launch {
 }
 
 function partArgs(a: MatmulMultiArgs, q: MultiPart): MatmulArgs {
-  return { x: a.norm ? a.norm.h : a.x, w: q.w, bias: null, y: q.y, act: a.act, accumulate: a.accumulate };
+  const x = a.norm ? a.norm.h : q.xp ?? a.x;
+  return { x, w: q.w, bias: null, y: q.y, act: q.act ?? a.act, accumulate: a.accumulate };
 }
 
 export const matmulMultiOp = op<MatmulMultiArgs>({
@@ -55,6 +64,9 @@ export const matmulMultiOp = op<MatmulMultiArgs>({
     const IN = a.x.cols;
     if (a.parts.length < 1) throw new ShapeError('matmul_multi: no parts');
     for (const q of a.parts) {
+      const pl = q.plane ?? 0;
+      if (!Number.isInteger(pl) || pl < 0 || pl >= a.x.planes || (pl > 0 && (a.norm || a.x.rows !== 'n' || !q.xp))) throw new ShapeError(`matmul_multi: plane ${pl} of a ${a.x.planes}-plane input (planes need rows 'n', no norm and the plane's tensor)`);
+      if (a.x.planes > 1 && (!q.xp || q.xp.planes !== 1)) throw new ShapeError('matmul_multi: a multi-plane input needs each part\'s plane tensor');
       if (q.w.shape[1] !== IN || q.y.cols !== q.w.shape[0] || q.y.rows !== a.x.rows) throw new ShapeError(`matmul_multi: x ${IN} columns, weight [${q.w.shape.join(', ')}], out ${q.y.cols}`);
     }
     if (a.norm && (a.norm.w.shape[0] !== IN || a.norm.h.cols !== IN)) throw new ShapeError(`matmul_multi: norm weight [${a.norm.w.shape.join(', ')}] for ${IN} columns`);
@@ -81,7 +93,7 @@ export const matmulMultiOp = op<MatmulMultiArgs>({
     },
   },
   ref: (a, h) => matmulMultiRef(h.data(a.x), a.norm ? { w: h.data(a.norm.w), eps: a.norm.eps, h: h.data(a.norm.h) } : null,
-    a.parts.map(q => ({ w: h.data(q.w), y: h.data(q.y), OUT: q.w.shape[0]! })), h.cap(a.x), a.x.cols, a.act, a.accumulate),
+    a.parts.map(q => ({ w: h.data(q.w), y: h.data(q.y), OUT: q.w.shape[0]!, plane: q.plane ?? 0, act: q.act ?? a.act })), h.cap(a.x), a.x.cols, a.accumulate),
 });
 
 function fusable(a: MatmulMultiArgs): boolean {

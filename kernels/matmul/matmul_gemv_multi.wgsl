@@ -1,14 +1,15 @@
 // matmul_gemv_multi: sibling projections of one input in one decode GEMV, with the RMSNorm that feeds them in its
-// prologue: for parts p < NP (NP ≤ 3), y_p[r, o] (+)= act(Σ_i n[r, i]·W_p[o, i]) where n = x when !NORM, else
-// n[r, i] = x[r, i]·gn[i]·rsqrt(mean_i x[r, i]² + eps) (the RMSNorm, its sum of squares taken from the same x loads).
+// prologue: for parts p < NP (NP ≤ 3), y_p[r, o] (+)= act_p(Σ_i n[r, i]·W_p[o, i]) where n is plane XP_p of x (planes of
+// step.cap rows) when !NORM, else n[r, i] = x[r, i]·gn[i]·rsqrt(mean_i x[r, i]² + eps) (the RMSNorm, its sum of
+// squares taken from the same x loads).
 // Bindings: step uniform; x [R, IN] f32; gn [IN] f32 (dummy if !NORM); W0..W2 [OUT_p, IN] packed (dummy past NP);
 // y0..y2 [R, OUT_p] f32 (dummy past NP); dims: (IN, U, TPR, eps bits), (OUT_0, OUT_1, OUT_2, 0),
-// (first workgroup of part 1, of part 2, 0, 0).
+// (first workgroup of part 1, of part 2, 0, 0), (plane of x read by part 0, 1, 2, 0).
 // Geometry, loads, reductions and defines as matmul_gemv_vec (WG, RB, UNROLL, VEC, SG_RED, SGS, ACT, ACCUM, ROWS_K,
-// W_F32, W_F16), plus NP and NORM; each part starts at a whole workgroup, so a workgroup reads one W_p.
+// W_F32, W_F16), plus NP, NORM and ACT0..ACT2 (each part's activation, codes as ACT); each part starts at a whole
+// workgroup, so a workgroup reads one W_p.
 // Accumulates in f32. Reference: the unfused rms_norm then one matmul per part (matmul_gemv_multi.ref.ts).
 #include "common.wgsl"
-#include "act.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 #if VEC
@@ -26,7 +27,7 @@ alias WUNIT = u32;
 @group(0) @binding(6) var<storage, read_write> y0: array<f32>;   // [R, OUT_0]
 @group(0) @binding(7) var<storage, read_write> y1: array<f32>;
 @group(0) @binding(8) var<storage, read_write> y2: array<f32>;
-@group(0) @binding(9) var<uniform> dims: array<vec4u, 3>;
+@group(0) @binding(9) var<uniform> dims: array<vec4u, 4>;
 
 #if SG_RED
 var<workgroup> red: array<f32, (WG / SGS) * RB * 2>;
@@ -44,6 +45,21 @@ fn yload(p: u32, i: u32) -> f32 {
   if (p == 0u) { return y0[i]; }
   if (p == 1u) { return y1[i]; }
   return y2[i];
+}
+
+// act.wgsl's activations by code, for the part's own code
+fn act_code(code: u32, v: f32) -> f32 {
+  if (code == 1u) { return tanh_stable(v); }
+  if (code == 2u) { return sigmoid(v); }
+  if (code == 3u) { let r = max(v, 0.0); return r * r; }
+  if (code == 4u) { return -0.6065306597126334 * sigmoid(v); }   // RWKV7 log-decay −e^{−0.5}·σ(v)
+  return v;
+}
+
+fn part_act(p: u32, v: f32) -> f32 {
+  if (p == 0u) { return act_code(ACT0, v); }
+  if (p == 1u) { return act_code(ACT1, v); }
+  return act_code(ACT2, v);
 }
 
 fn ystore(p: u32, i: u32, v: f32) {
@@ -126,7 +142,8 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
 #endif
   // x rows past the step's last are clamped to it: their sums are computed and never written
   var xr: array<u32, RB>;
-  for (var r = 0u; r < RB; r++) { xr[r] = min(r0 + r, rows - 1u) * xs; }
+  let xplane = dims[3][p] * step.cap * xs;
+  for (var r = 0u; r < RB; r++) { xr[r] = xplane + min(r0 + r, rows - 1u) * xs; }
   var acc: array<vec2f, RB>;     // (Σ w·x·gn, Σ x²) per row
   if (o < OUT) {
     let base = o * U;
@@ -186,7 +203,7 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
       if (r % TPR == lane && row < rows) {
         var s = acc[r].x;
         if (NORM) { s *= inverseSqrt(acc[r].y / f32(IN) + eps); }
-        var v = act(s);
+        var v = part_act(p, s);
         if (ACCUM) { v += yload(p, row * OUT + o); }
         ystore(p, row * OUT + o, v);
       }

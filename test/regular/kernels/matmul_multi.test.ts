@@ -1,7 +1,8 @@
 // matmul_multi (kernels/matmul/matmul_gemv_multi): sibling projections in one GEMV with the RMSNorm in its
 // prologue ('fused') against the CPU reference, which is the unfused path (rms_norm, then one matmul per part);
 // 'split' (that path on the GPU) too. Parts 1..3 of different widths (part boundaries inside a workgroup's rows),
-// with and without the norm, bf16 / f16 / f32, 16-byte and word loads, rows 1..16, accumulate, rows 'k'.
+// with and without the norm, bf16 / f16 / f32, 16-byte and word loads, rows 1..16, accumulate, rows 'k', parts reading
+// planes of one input with their own activations (RWKV7's r|k|v and LoRA down-projections).
 import { describe, expect, test } from 'bun:test';
 import { matmulMulti, matmulMultiOp, type MatmulMultiArgs } from '../../../kernels/matmul/matmul_gemv_multi.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
@@ -60,6 +61,30 @@ describe.skipIf(!HAS_GPU)('matmul_multi', () => {
   test('fused: wide rows (split-K over 256 lanes)', async () => {
     await runCase({ R: 1, IN: 8192, OUTS: [4, 3], norm: true, dtype: 'bf16', variant: 'fused' });
   }, SLOW);
+
+  // as RWKV7 records it: parts reading planes of the 6-plane token-shift mix, each with its own activation
+  for (const variant of ['fused', 'split'] as const) {
+    test(`planes of a 6-plane input, per-part activations [${variant}]`, async () => {
+      for (const R of [1, 3]) {
+        const IN = 64, OUTS = [32, 32, 48], planes = [1, 4, 5], acts = ['tanh', 'none', 'sigmoid'] as const;
+        const rng = prng(`matmul_multi planes ${variant} ${R}`);
+        const mix = randn(6 * R * IN, rng), ws = OUTS.map(o => randn(o * IN, rng, 0.2));
+        const prev = process.env.FLA_KERNEL_MATMUL_MULTI;
+        process.env.FLA_KERNEL_MATMUL_MULTI = variant;
+        try {
+          await checkBoth(simpleStep(R), {}, async io => {
+            const m = io.o.act('mix', IN, { planes: 6 });
+            io.put(m, mix);
+            const ys = OUTS.map((o, i) => { const y = io.o.act(`y${i}`, o); io.put(y); return y; });
+            await matmulMulti(io.o, m, null, OUTS.map((o, i) => ({ w: io.weight(`w${i}`, hostWeight(ws[i]!, [o, IN], 'bf16')), y: ys[i]!, plane: planes[i]!, xp: io.o.plane(m, planes[i]!), act: acts[i]! })));
+            return Object.fromEntries(ys.map((y, i) => [`y${i}`, y]));
+          }, { seed: rng, what: `matmul_multi planes [${variant}] R=${R}` });
+        } finally {
+          if (prev === undefined) delete process.env.FLA_KERNEL_MATMUL_MULTI; else process.env.FLA_KERNEL_MATMUL_MULTI = prev;
+        }
+      }
+    }, SLOW);
+  }
 
   test('split: the unfused launches', async () => {
     for (const R of [1, 20]) await runCase({ R, IN: 264, OUTS: [96, 40, 40], norm: true, dtype: 'bf16', variant: 'split' });
