@@ -5,35 +5,56 @@ import { ceilings, decodeSpeed, kernelProfile, promptSpeed, stat, type Ceilings,
 import { syntheticModel } from '../src/bench/synthetic.ts';
 import { loadWeights, inspectModel } from '../src/load/model.ts';
 import { Engine } from '../src/runtime/engine.ts';
-import { openBackend, parseDevice, resolveModelDir } from '../src/runtime/open.ts';
+import { CpuBackend } from '../src/backend/cpu.ts';
+import { openBackend, parseDevice, resolveModel } from '../src/runtime/open.ts';
 import { UsageError } from '../src/util/errors.ts';
 import { commit } from '../src/util/version.ts';
+import { HUB_OPTIONS, hubOptions } from './hub.ts';
 import { optInt, rejectUnknown } from './options.ts';
 
-interface Row { test: string; value: Stat; unit: string; roofline: string }
+/** A result against its upper bound: `fraction` of `bound` tokens/s (never above 1: a bound below the result was an underestimate). */
+export interface Roofline { fraction: number; bound: number; kind: string; capped: boolean }
+interface Row { test: string; value: Stat; unit: string; roofline: Roofline | null }
+
+export function roofline(v: number, up: number | null, kind: string): Roofline | null {
+  if (!up || !Number.isFinite(up) || !(v >= 0)) return null;
+  return { fraction: Math.min(1, v / up), bound: up, kind, capped: v > up };
+}
+
+export function formatRoofline(r: Roofline | null): string {
+  if (!r) return '–';
+  return r.capped ? `at or above the estimated ${fmt(r.bound)} t/s (${r.kind}; the estimate is low here)` : `${(100 * r.fraction).toFixed(1)}% of ${fmt(r.bound)} t/s (${r.kind})`;
+}
+
+/** "12.3 ± 0.4" over several repetitions; the mean alone for one. */
+export function formatStat(s: Stat): string {
+  return s.n > 1 ? `${fmt(s.mean)} ± ${fmt(s.std)}` : fmt(s.mean);
+}
 
 export async function benchCommand(modelArg: string | undefined, opts: Record<string, any>): Promise<number> {
-  rejectUnknown(opts, ['synthetic', 'p', 'promptTokens', 'n', 'genTokens', 'b', 'batch', 'r', 'reps', 'json', 'device', 'profile']);
+  rejectUnknown(opts, ['synthetic', 'p', 'promptTokens', 'n', 'genTokens', 'b', 'batch', 'r', 'reps', 'json', 'device', 'profile', ...HUB_OPTIONS]);
   const p = optInt(opts.promptTokens, '--prompt-tokens', 512, 1);
   const n = optInt(opts.genTokens, '--gen-tokens', 128, 1);
   const reps = optInt(opts.reps, '--reps', 3, 1, 100);
   const batches = String(opts.batch ?? '1').split(',').map(s => optInt(s, '--batch', 1, 1, 4096));
   if (opts.synthetic !== undefined && modelArg !== undefined) throw new UsageError('give a model or --synthetic NAME, not both');
+  const hub = hubOptions(opts);
+  const dir = opts.synthetic !== undefined ? null : await resolveModel(modelArg, hub);   // a hub id is pulled as fla run does
   const backend = await openBackend(parseDevice(opts.device));
   try {
     const log = (s: string) => process.stderr.write(s + '\n');
-    const model = opts.synthetic !== undefined ? syntheticModel(String(opts.synthetic), backend) : loadWeights(inspectModel(resolveModelDir(modelArg)), backend);
+    const model = opts.synthetic !== undefined ? syntheticModel(String(opts.synthetic), backend) : loadWeights(inspectModel(dir!), backend);
     const gpu = backend instanceof GpuBackend ? backend : null;
     if (gpu) await gpu.settle();
     const maxB = Math.max(...batches);
-    const weightBytes = gpu ? gpu.uploadedBytes : 0;                     // the model's alone, before the ceiling's matmul weight
+    const weightBytes = gpu ? gpu.uploadedBytes : backend instanceof CpuBackend ? backend.uploadedBytes : 0;   // the model's alone, before the ceiling's matmul weight
     log(`measuring ceilings …`);
     const ceil: Ceilings | null = gpu ? await ceilings(gpu) : null;   // before the engine: it replaces the state slots
     const engine = new Engine(model, Math.max(maxB, 1), Math.max(p, 512), p + n + 16);
     const rows: Row[] = [];
     const upTg = ceil && weightBytes ? ceil.gbs * 1e9 / weightBytes : null;            // tokens/s if weights stream at copy bandwidth
     const upPp = ceil && weightBytes ? ceil.tflops * 1e12 / (2 * weightBytes / 2) : null; // tokens/s at peak, 2 FLOPs per bf16 weight
-    const frac = (v: number, up: number | null, what: string) => up ? `${(100 * v / up).toFixed(1)}% of ${fmt(up)} t/s (${what})` : '–';
+    const frac = roofline;
     log(`warm-up …`);
     await promptSpeed(engine, Math.min(p, 64), 0);
     await decodeSpeed(engine, 1, 4, 0);
@@ -41,7 +62,7 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     const pp: number[] = [], ttft: number[] = [];
     for (let r = 0; r < reps; r++) { const s = await promptSpeed(engine, p, r + 1); pp.push(s.tps); ttft.push(s.ttftMs); }
     rows.push({ test: `pp${p}`, value: stat(pp), unit: 't/s', roofline: frac(stat(pp).mean, upPp, 'compute') });
-    rows.push({ test: `ttft (pp${p})`, value: stat(ttft), unit: 'ms', roofline: '–' });
+    rows.push({ test: `ttft (pp${p})`, value: stat(ttft), unit: 'ms', roofline: null });
     log(`tg${n} …`);
     const tg: number[] = [];
     for (let r = 0; r < reps; r++) tg.push(await decodeSpeed(engine, 1, n, r + 1));
@@ -66,14 +87,17 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
       dispatches_per_token: engine.recordedDispatches(1, 1, 1, 'argmax'),
     };
     if (opts.json) {
-      process.stdout.write(JSON.stringify({ ...header, results: rows.map(r => ({ test: r.test, mean: round(r.value.mean), std: round(r.value.std), n: r.value.n, unit: r.unit, roofline: r.roofline })), kernels }) + '\n');
+      process.stdout.write(JSON.stringify({ ...header, results: rows.map(r => ({
+        test: r.test, mean: round(r.value.mean), std: r.value.n > 1 ? round(r.value.std) : null, n: r.value.n, unit: r.unit,
+        roofline: r.roofline && { fraction: round(r.roofline.fraction, 4), bound_tokens_per_s: round(r.roofline.bound, 2), kind: r.roofline.kind, capped: r.roofline.capped },
+      })), kernels }) + '\n');
       return 0;
     }
     const out: string[] = [];
     out.push(`device: ${header.device} · model: ${header.model} (${header.model_type}, ${(weightBytes / 2 ** 20).toFixed(1)} MiB of weights) · ${header.dtype} · commit ${header.commit} · ${header.date}`);
     if (ceil) out.push(`measured ceilings: copy ${fmt(ceil.gbs)} GB/s, f32 matmul ${ceil.tflops >= 1 ? ceil.tflops.toFixed(2) + " TFLOP/s" : fmt(ceil.tflops * 1000) + " GFLOP/s"}`);
     out.push('', '| test | result | roofline |', '|---|---|---|');
-    for (const r of rows) out.push(`| ${r.test} | ${fmt(r.value.mean)} ± ${fmt(r.value.std)} ${r.unit} | ${r.roofline} |`);
+    for (const r of rows) out.push(`| ${r.test} | ${formatStat(r.value)} ${r.unit} | ${formatRoofline(r.roofline)} |`);
     for (const [what, ks] of Object.entries(kernels)) {
       out.push('', `kernels, ${what}:`, '', '| kernel | calls | GPU ms | share | GB/s | % bandwidth | TFLOP/s | % peak |', '|---|---|---|---|---|---|---|---|');
       for (const k of ks) out.push(`| ${k.kernel} | ${k.calls} | ${k.ms.toFixed(3)} | ${(100 * k.share).toFixed(1)}% | ${k.gbs === null ? '–' : fmt(k.gbs)} | ${k.bwFrac === null ? '–' : (100 * k.bwFrac).toFixed(1) + '%'} | ${k.tflops === null ? '–' : k.tflops.toFixed(3)} | ${k.peakFrac === null ? '–' : (100 * k.peakFrac).toFixed(1) + '%'} |`);

@@ -156,6 +156,8 @@ export class Gpu {
   private lost: string | null = null;
   private readbackBusy: Promise<unknown> = Promise.resolve();
   private readback: GPUBuffer | null = null;
+  /** Called after each pipeline compile (label, ms): the runtime tells the user about a long first-run compile. */
+  onCompiled: ((label: string, ms: number) => void) | null = null;
 
   private constructor(readonly device: GPUDevice, readonly summary: AdapterSummary) {
     const f = new Set(summary.features);
@@ -242,6 +244,7 @@ export class Gpu {
     this.pipelines.set(key, pipeline);
     this.names.set(pipeline, { label: spec.label, names });
     log.debug(`compiled ${label} in ${(performance.now() - t0).toFixed(0)} ms`);
+    this.onCompiled?.(label, performance.now() - t0);
     return pipeline;
   }
 

@@ -85,7 +85,12 @@ export function repoFromFolder(folder: string): string | null {
  */
 export class RepoCache {
   readonly dir: string;
-  constructor(readonly cacheDir: string, readonly repo: string) { this.dir = inside(cacheDir, repoFolderName(parseRepoId(repo).repo)); }
+  constructor(readonly cacheDir: string, readonly repo: string) {
+    // Not parseRepoId: Python also caches ids without an org (models--gpt2), which fla ls must still handle.
+    const folder = repoFolderName(repo);
+    if (!repo || /[/\\]/.test(folder) || /^\.|\.\./.test(repo)) throw new UsageError(`${JSON.stringify(repo)} is not a Hugging Face model id (expected org/name)`);
+    this.dir = inside(cacheDir, folder);
+  }
 
   blob(name: string): string {
     if (!isBlobName(name)) throw new FlaError(`${this.repo}: ${JSON.stringify(name)} is not a blob name (a sha256 or git sha1)`);

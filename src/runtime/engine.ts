@@ -15,7 +15,9 @@ export interface SeqInput { slot: number; tokens: ArrayLike<number>; keepAll?: b
 export class Engine {
   readonly vocab: number;
   readonly hidden: number;
-  readonly budget: number;
+  /** Tokens one step packs at most: the constructor's maxStepTokens, lowered by the backend's measured limit on the first run. */
+  budget: number;
+  private measured = false;
   private freeSlots: number[];
   /** Tokens each slot's state holds (positions for attention, limits for the KV cache). */
   readonly positions: number[];
@@ -30,7 +32,7 @@ export class Engine {
     this.ctx = Math.min(ctx ?? 4096, d.maxContext ?? Infinity);
     this.vocab = d.vocab;
     this.hidden = d.hidden;
-    this.budget = Math.max(1, Math.min(maxStepTokens, model.backend.maxStepTokens(d.hidden, d.vocab, d.maxPlanes)));
+    this.budget = Math.max(1, maxStepTokens);
     allocStateOrExplain(model, this.ctx, slots, this.bounded);
     this.freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i);
     this.positions = new Array(slots).fill(0);
@@ -49,11 +51,20 @@ export class Engine {
     if (!this.freeSlots.includes(slot)) this.freeSlots.push(slot);
   }
 
+  /** Measure the backend's step limit for this model (run() does it before its first step). */
+  async ready(): Promise<void> {
+    if (this.measured) return;
+    const m = this.model;
+    this.budget = Math.max(1, Math.min(this.budget, await m.backend.stepLimit(() => m.arch.forward(m.backend, m.weights, m.cfg))));
+    this.measured = true;
+  }
+
   /**
    * Feed tokens of several sequences (each continues from its slot's state). Returns, per sequence, its kept
    * logits: the last token's row, or every token's rows with keepAll. Work beyond the step budget is split.
    */
   async run(seqs: SeqInput[]): Promise<Float32Array[]> {
+    await this.ready();
     const V = this.vocab;
     const outs = seqs.map(s => new Float32Array((s.keepAll ? s.tokens.length : 1) * V));
     await this.steps(seqs, 'logits', (i, row, data, j) => outs[i]!.set(data.subarray(j * V, (j + 1) * V), row * V));
@@ -126,7 +137,7 @@ export class Engine {
     const key = `${layout.ids.length},${layout.keep.length},${layout.cursors.length},${mode}`;
     const hit = this.recordings.get(key);
     let out: Tensor;
-    if (hit && process.env.FLA_NO_REPLAY !== '1' && o.replay(hit.rec)) out = hit.out;
+    if (hit && knob('FLA_NO_REPLAY') !== '1' && o.replay(hit.rec)) out = hit.out;
     else {
       out = await this.model.arch.forward(o, this.model.weights, this.model.cfg);
       if (mode === 'argmax') {

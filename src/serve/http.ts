@@ -62,6 +62,7 @@ export function startServer(o: ServerOptions): FlaServer {
   let draining = false;
   let nextId = 0;
   const maxBody = o.maxBodyBytes ?? 16 * 1024 * 1024;
+  const idleS = o.idleTimeoutS ?? 30;
 
   const note = (req: Request, path: string, status: number, t0: number, extra = '') => {
     if (path !== '/metrics') metrics.count(status);   // scrapes are not requests of the service
@@ -95,7 +96,6 @@ export function startServer(o: ServerOptions): FlaServer {
 
   async function generation(req: Request, path: string, chat: boolean, t0: number): Promise<Response> {
     const body = parseBody(await readBody(req));
-    server.timeout(req, 0);               // the body is in: a long generation may send nothing until it ends
     const r = chat ? parseChat(body) : parseCompletion(body);
     let ids: number[];
     if ('messages' in r) {
@@ -109,11 +109,16 @@ export function startServer(o: ServerOptions): FlaServer {
     const maxTokens = r.maxTokens ?? Math.max(0, Math.min(o.defaultMaxTokens, limits.maxTokens, room));
     const abort = new AbortController();
     const stream: GenStream = scheduler.submit({ prompt: ids, maxTokens, sampling: r.sampling, stop: r.stop, signal: abort.signal });
+    // Admitted: a long generation may send nothing until it ends. The idle timeout comes back with the answer
+    // (an idle keep-alive connection must not hold a descriptor forever).
+    server.timeout(req, 0);
+    const restoreTimeout = () => { try { server.timeout(req, idleS); } catch { /* the connection is gone */ } };
     req.signal.addEventListener('abort', () => abort.abort(), { once: true });
     const k: Ids = { id: `${chat ? 'chatcmpl' : 'cmpl'}-${(nextId++).toString(36)}${Date.now().toString(36)}`, created: Math.floor(Date.now() / 1000), model: o.modelName };
 
     if (!r.stream) {
       const res = await stream.result;
+      restoreTimeout();
       if (res.finishReason === 'error') {
         const e = apiError(res.error, true);
         note(req, path, e.status, t0, summary(res));
@@ -131,6 +136,7 @@ export function startServer(o: ServerOptions): FlaServer {
       if (r.includeUsage) yield usageChunk(k, chat, res);
     }
     return sseResponse(events(), () => abort.abort(), () => {
+      restoreTimeout();
       void stream.result.then(res => note(req, path, 200, t0, ` stream${summary(res)}`));   // counted when it ends
     });
   }
@@ -164,7 +170,7 @@ export function startServer(o: ServerOptions): FlaServer {
     port: o.port,
     // A connection that sends nothing for this long (slow or stuck headers or body) is closed; generation requests
     // lift it once their body is in (server.timeout above).
-    idleTimeout: o.idleTimeoutS ?? 30,
+    idleTimeout: idleS,
     maxRequestBodySize: 2 ** 40,          // enforced by readBody, which answers 413 with a JSON body
     async fetch(req, srv) {
       const t0 = performance.now();

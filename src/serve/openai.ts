@@ -57,6 +57,12 @@ function refuseUnsupported(b: Body): void {
   if (b.best_of !== undefined && b.best_of !== null && b.best_of !== 1) throw new ApiError(400, "only 'best_of': 1 is supported", 'best_of');
   for (const k of ['logprobs', 'echo', 'top_logprobs', 'suffix', 'tools', 'functions', 'logit_bias'])
     if (b[k] !== undefined && b[k] !== null && b[k] !== false) throw new ApiError(400, `'${k}' is not supported`, k);
+  // Constrained decoding is not implemented: refuse it rather than return unconstrained text.
+  const rf = b.response_format as { type?: unknown } | null | undefined;
+  if (rf !== undefined && rf !== null && !(typeof rf === 'object' && !Array.isArray(rf) && rf.type === 'text' && Object.keys(rf).length === 1))
+    throw new ApiError(400, `'response_format' is not supported (only {"type": "text"}); fla does not constrain output to JSON or a schema`, 'response_format');
+  for (const k of ['grammar', 'json_schema', 'guided_json', 'guided_regex', 'guided_choice', 'guided_grammar'])
+    if (b[k] !== undefined && b[k] !== null) throw new ApiError(400, `'${k}' is not supported: fla does not constrain output to a grammar`, k);
   for (const k of ['presence_penalty', 'frequency_penalty'])
     if (b[k] !== undefined && b[k] !== null && b[k] !== 0) throw new ApiError(400, `'${k}' is not supported (use repetition_penalty)`, k);
 }
@@ -131,8 +137,12 @@ export function finishReason(r: FinishReason): 'stop' | 'length' | null {
   return r === 'eos' || r === 'stop' ? 'stop' : r === 'length' ? 'length' : null;
 }
 
-export function usage(promptTokens: number, completionTokens: number) {
-  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+/** OpenAI's usage object; prompt_tokens counts every prompt token, cached_tokens those restored from the prefix cache. */
+export function usage(promptTokens: number, completionTokens: number, cachedTokens = 0) {
+  return {
+    prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens,
+    prompt_tokens_details: { cached_tokens: cachedTokens },
+  };
 }
 
 export interface Ids { id: string; created: number; model: string }
@@ -141,7 +151,7 @@ export function completion(k: Ids, r: GenResult) {
   return {
     id: k.id, object: 'text_completion', created: k.created, model: k.model,
     choices: [{ index: 0, text: r.text, logprobs: null, finish_reason: finishReason(r.finishReason) }],
-    usage: usage(r.promptTokens, r.generatedTokens),
+    usage: usage(r.promptTokens, r.generatedTokens, r.cachedTokens),
   };
 }
 
@@ -149,7 +159,7 @@ export function chatCompletion(k: Ids, r: GenResult) {
   return {
     id: k.id, object: 'chat.completion', created: k.created, model: k.model,
     choices: [{ index: 0, message: { role: 'assistant', content: r.text }, logprobs: null, finish_reason: finishReason(r.finishReason) }],
-    usage: usage(r.promptTokens, r.generatedTokens),
+    usage: usage(r.promptTokens, r.generatedTokens, r.cachedTokens),
   };
 }
 
@@ -163,5 +173,5 @@ export function chunk(k: Ids, chat: boolean, text: string | null, finish: Finish
 }
 
 export function usageChunk(k: Ids, chat: boolean, r: GenResult) {
-  return { id: k.id, object: chat ? 'chat.completion.chunk' : 'text_completion', created: k.created, model: k.model, choices: [], usage: usage(r.promptTokens, r.generatedTokens) };
+  return { id: k.id, object: chat ? 'chat.completion.chunk' : 'text_completion', created: k.created, model: k.model, choices: [], usage: usage(r.promptTokens, r.generatedTokens, r.cachedTokens) };
 }

@@ -40,6 +40,13 @@ export class ChatTemplate {
   }
 }
 
+/** The template, or the one error every command gives for a model without one (fla chat, fla run --chat, --prompts --chat). */
+export function requireChatTemplate(dir: string, tok: Tokenizer): ChatTemplate {
+  const tpl = ChatTemplate.load(dir, tok);
+  if (!tpl) throw new FlaError(`${dir}: the model has no chat template (tokenizer_config.json chat_template or chat_template.jinja), so it cannot chat; use fla run without --chat`);
+  return tpl;
+}
+
 /** Token ids of a rendered conversation: the template already holds BOS and the special tokens. */
 export function encodeChat(tok: Tokenizer, tpl: ChatTemplate, messages: Message[], extra?: Record<string, unknown>): number[] {
   return tok.encode(tpl.render(messages, true, extra), false);

@@ -11,7 +11,7 @@ const fla = (...args: string[]) => {
 };
 
 test.skipIf(!HAS_GPU)('fla bench --synthetic rwkv7-0.1b (smoke)', () => {
-  const r = fla('bench', '--synthetic', 'rwkv7-0.1b', '-p', '16', '-n', '4', '-r', '1', '-b', '1,2', '--json');
+  const r = fla('bench', '--synthetic', 'rwkv7-0.1b', '-p', '16', '-n', '4', '-r', '1', '-b', '1,2', '--json', '--device', 'gpu');
   expect(r.code).toBe(0);
   const j = JSON.parse(r.out);
   expect(j.model).toBe('synthetic rwkv7-0.1b');

@@ -52,7 +52,7 @@ describe('fla run', () => {
   });
 
   const bad: [string[], RegExp][] = [
-    [['run', 'x', '--max-tokens=-1'], /--max-tokens must be an integer/],
+    [['run', 'x', '--max-tokens=-2'], /--max-tokens must be an integer ≥ 0, or -1 for "until EOS or the context", got "-2"/],
     [['run', 'x', '--top-p', '2'], /--top-p must be in \(0, 1\]/],
     [['run', 'x', '--temperature', 'hot'], /--temperature must be a number/],
     [['run', 'x', '--min-p', '1.5'], /--min-p/],
@@ -60,7 +60,7 @@ describe('fla run', () => {
     [['run', 'x', '--seed=-3'], /--seed/],
     [['run', 'x', '--device', 'tpu'], /--device must be gpu, gpu:N or cpu/],
     [['run', 'x', '--ids', '1,a'], /--ids must be comma-separated/],
-    [['run', 'x', '--bogus'], /Unknown option `--bogus`/],
+    [['run', 'x', '--bogus'], /^error: unknown option --bogus for fla run; see fla run --help$/m],
     [['run', ''], /the prompt is empty/],
     [['run'], /missing prompt/],
     [['frobnicate'], /unknown command 'frobnicate'/],
@@ -101,7 +101,7 @@ describe('fla devices / --help / --version', () => {
     if (HAS_GPU) expect(j.adapters[0].backend).toBe('vulkan');
   });
   test('--help and --version', () => {
-    expect(fla('--help').out).toContain('run [model] [prompt]');
+    expect(fla('--help').out).toContain('run [model] [...prompt]');
     expect(fla('run', '--help').out).toContain('--repetition-penalty');
     expect(fla('--version').out).toMatch(/^fla \d+\.\d+\.\d+ \(commit /);
   });

@@ -125,7 +125,7 @@ describe('GPU faults', () => {
     expectOneLine(fla(['run', '--ids', '1,2', '-n', '2', '--device', 'gpu'], env), 1, /no WebGPU adapter found/);
   });
   test.skipIf(!HAS_GPU)('a tensor over the adapter binding limit names the sizes (lavapipe: 128 MiB)', () => {
-    const r = fla(['bench', '--synthetic', 'rwkv7-1.5b', '-p', '8', '-n', '2', '-r', '1']);
+    const r = fla(['bench', '--synthetic', 'rwkv7-1.5b', '-p', '8', '-n', '2', '-r', '1', '--device', 'gpu']);
     if (r.code === 0) return;   // an adapter with larger bindings runs it
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/model\.embeddings\.weight: 256\.0 MiB exceeds the adapter's largest storage binding \(128\.0 MiB\)/);

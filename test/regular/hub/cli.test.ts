@@ -52,9 +52,9 @@ describe.skipIf(!TINY)('fla pull / ls / rm', () => {
       [['pull', TINY_ID], { HF_ENDPOINT: 'http://127.0.0.1:9' }, 1, /^error: cannot reach http:\/\/127\.0\.0\.1:9 .*--offline/],
       [['pull', 'not a repo'], {}, 2, /^error: "not a repo" is not a Hugging Face model id/],
       [['pull'], {}, 2, /^error: missing model: fla pull ORG\/NAME/],
-      [['pull', TINY_ID, '--revision'], {}, 2, /^error: option `--revision <rev>` value is missing/],
+      [['pull', TINY_ID, '--revision'], {}, 2, /^error: --revision needs a value; see fla pull --help/],
       [['rm', 'test-org/absent'], {}, 1, /^error: test-org\/absent is not in the cache/],
-      [['ls', '--bogus'], {}, 2, /^error: Unknown option `--bogus`/],
+      [['ls', '--bogus'], {}, 2, /^error: unknown option --bogus for fla ls; see fla ls --help/],
     ];
     for (const [args, extra, code, err] of cases) {
       const r = await fla(env(cache, extra), ...args);

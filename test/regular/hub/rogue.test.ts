@@ -94,3 +94,10 @@ describe.skipIf(!TINY)('a hostile hub', () => {
     expect(blobs(cache, TINY_ID).filter(b => b.endsWith('.incomplete'))).toEqual([]);
   });
 });
+
+test('RepoCache takes the ids Python caches (models--gpt2) and refuses ones that leave the cache', () => {
+  const { cache } = sandbox('ids');
+  expect(new RepoCache(cache, 'gpt2').dir).toBe(join(cache, 'models--gpt2'));
+  expect(new RepoCache(cache, 'org/name').dir).toBe(join(cache, 'models--org--name'));
+  for (const bad of ['a/b/c', '..', '../x', 'a/..', '.', 'a\\b', '']) expect(() => new RepoCache(cache, bad), bad).toThrow(/not a Hugging Face model id/);
+});

@@ -175,3 +175,25 @@ describe.skipIf(!kjv)('shutting down (cpu)', () => {
     await expect(fetch(`${s.url}/health`)).rejects.toThrow();
   });
 });
+
+describe.skipIf(!kjv)('keep-alive after an answer (cpu)', () => {
+  test('a connection left idle after its generation is closed by the idle timeout again', async () => {
+    const s = serveOn(load(kjv!, 'cpu'), kjv!, { idleTimeoutS: 1 });
+    try {
+      const t0 = Date.now();
+      const body = JSON.stringify({ prompt: 'In the beginning', max_tokens: 2, temperature: 0 });
+      let got = '';
+      const closed = await new Promise<number>(resolve => {
+        const sock = connect(s.server.port, '127.0.0.1', () => sock.write(`POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`));
+        sock.on('data', d => { got += d.toString(); });
+        sock.on('close', () => resolve(Date.now() - t0));
+        setTimeout(() => { sock.destroy(); resolve(-1); }, 10_000);
+      });
+      expect(got).toMatch(/^HTTP\/1\.1 200/);
+      expect(closed).toBeGreaterThan(0);
+      expect(closed).toBeLessThan(8000);
+    } finally {
+      await s.server.shutdown(1000);
+    }
+  }, 30_000);
+});
