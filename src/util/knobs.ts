@@ -10,8 +10,10 @@ export interface Knob {
 }
 
 export const KNOBS: Record<string, Knob> = {
-  FLA_KERNEL_MATMUL: { values: ['gemv_vec', 'gemv_vec_wg', 'gemv', 'gemm', 'blocked'], doc: 'force the matmul variant (default: gemv_vec for ≤ 16 rows, else gemm; blocked on CPU adapters; gemv_vec_wg is gemv_vec without subgroup operations, gemv the older 4-row GEMV)' },
+  FLA_KERNEL_MATMUL: { values: ['gemv_vec', 'gemv_vec_wg', 'gemv', 'gemm', 'blocked', 'sgmat', 'sgmat_f16', 'f16split', 'f16single'], doc: 'force the matmul variant (default: gemv_vec for ≤ 16 rows; from 16 rows sgmat where the adapter has f16 subgroup matrices; else gemm; blocked on CPU adapters). gemv_vec_wg: gemv_vec without subgroup operations; gemv: the older 4-row GEMV; sgmat_f16: one f16 product (faster, rtol 1e-3); f16split/f16single: the same arithmetic without subgroup matrices (shader-f16). An f16 variant also makes bf16 weights f16 at load' },
   FLA_KERNEL_MATMUL_MULTI: { values: ['fused', 'split'], doc: 'force how sibling projections run (default: fused, one GEMV with the RMSNorm in its prologue, for ≤ 16 rows; split: rms_norm + one matmul each)' },
+  FLA_SGMAT_TILE: { values: ['wg128', 'wg64', 'sg64', 'sg64x32'], doc: 'the tile of the subgroup-matrix GEMM (kernels/matmul/matmul_sgmat.ts; default: the biggest that fits)' },
+  FLA_WEBGPU: { values: ['auto', 'bun-webgpu', 'dawn'], doc: 'the WebGPU binding (default auto: bun-webgpu where it has a build, dawn.node where that offers more kernel features — shader-f16, subgroup matrices — or bun-webgpu fails to load)' },
   FLA_KERNEL_DELTA_RULE: { values: ['recurrent', 'chunk'], doc: 'force the delta-rule variant (default: chunk when a sequence of the step has more than 64 tokens on a GPU adapter)' },
   FLA_KERNEL_GLA: { values: ['recurrent', 'chunk'], doc: 'force the GLA / linear-attention variant (same default as delta_rule; the normaliser always runs recurrent)' },
   FLA_DELTA_CHUNK_BV: { int: { min: 4, max: 64, pow2: true }, doc: 'value columns per workgroup of delta_chunk_state (benchmarking; default 8)' },
