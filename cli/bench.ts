@@ -107,6 +107,8 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
       model: opts.synthetic !== undefined ? `synthetic ${opts.synthetic}` : model.dir, model_type: String(model.config.model_type),
       dtype: `${opts.synthetic !== undefined ? dtype : 'checkpoint'} weights${gpu?.f16Weights ? ' (f16 from bf16), f32-grade f16 tensor-core GEMM' : ', f32 compute'}, ${kvCacheDtype()} KV cache`, weight_bytes: weightBytes, read_bytes_per_token: readBytes, ctx: engine.ctx, state_bytes: stateBytes, commit: commit(), date: new Date().toISOString().slice(0, 10),
       ceilings: ceil ? { copy_gbs: round(ceil.gbs), matmul_tflops: round(ceil.tflops, 4), tc_split_tflops: ceil.tc && 'split' in ceil.tc ? round(ceil.tc.split, 4) : null, tc_f16_tflops: ceil.tc && 'split' in ceil.tc ? round(ceil.tc.single, 4) : null, tc_error: ceil.tc && 'error' in ceil.tc ? ceil.tc.error : undefined } : null,
+      // dispatches one greedy batch-1 decode step records (the model's ops and the device argmax)
+      dispatches_per_token: engine.recordedDispatches(1, 1, 1, 'argmax'),
     };
     if (opts.json) {
       process.stdout.write(JSON.stringify({ ...header, results: rows.map(r => ({

@@ -6,6 +6,7 @@ import { grid, kernel, op, rowsOf, u32, weightDefines, type Ctx, type Launch } f
 import blocked from './matmul_blocked.wgsl' with { type: 'text' };
 import gemm from './matmul_gemm.wgsl' with { type: 'text' };
 import gemv from './matmul_gemv.wgsl' with { type: 'text' };
+import { GEMV_VEC, GEMV_VEC_RMAX, gemvVecVariants } from './matmul_gemv_vec.ts';
 import { ACT, matmulRef, type Act } from './matmul.ref.ts';
 import { F16_VARIANTS, selectF16 } from './matmul_sgmat.ts';
 import { matmulFp8Op } from './matmul_fp8.ts';
@@ -15,15 +16,16 @@ export const KERNELS = {
   gemv: kernel('matmul_gemv', gemv, BINDINGS),
   gemm: kernel('matmul_gemm', gemm, BINDINGS),
   blocked: kernel('matmul_blocked', blocked, BINDINGS),
+  gemv_vec: GEMV_VEC,
 };
 
 export interface MatmulArgs { x: Tensor; w: Weight; bias: Weight | null; y: Tensor; act: Act; accumulate: boolean }
 
 const GEMV_RMAX = 4;
 
-export type MatmulKernel = keyof typeof KERNELS;
+export type MatmulKernel = 'gemv_vec' | 'gemv_vec_wg' | 'gemv' | 'gemm' | 'blocked';
 
-function base(a: MatmulArgs, c: Ctx, k: MatmulKernel, extra: Record<string, number> = {}): Omit<Launch, 'grid'> {
+function base(a: MatmulArgs, c: Ctx, k: keyof typeof KERNELS, extra: Record<string, number> = {}): Omit<Launch, 'grid'> {
   const [OUT, IN] = a.w.shape as [number, number];
   return {
     kernel: KERNELS[k], cost: cost(rowsOf(a.x, c), IN, OUT, a.w.dtype === 'f32' ? 4 : 2),
@@ -40,12 +42,14 @@ export const matmulOp = op<MatmulArgs>({
     if (a.x.cols !== IN || a.y.cols !== OUT || a.x.rows !== a.y.rows) throw new ShapeError(`matmul: x ${a.x.cols} columns, weight [${OUT}, ${IN}], out ${a.y.cols}`);
   },
   /**
-   * 'gemv' while the rows fit a few GEMV passes; else 'sgmat' for f16 weights on subgroup matrices (from 16 rows),
-   * else the workgroup-tiled 'gemm' on GPUs, and 'blocked' (no workgroup memory or barriers, which a CPU adapter
-   * emulates slowly) on CPU adapters.
+   * 'gemv_vec' up to 16 rows (16-byte loads, weights read once for all rows, subgroup reductions where the adapter
+   * has subgroups) unless 'sgmat' takes f16 weights on subgroup matrices (from 16 rows); else the workgroup-tiled
+   * 'gemm' on GPUs, and 'blocked' (no workgroup memory or barriers, which a CPU adapter emulates slowly) on CPU
+   * adapters. Forced only: 'gemv_vec_wg' (gemv_vec reducing through workgroup memory), 'gemv' (the previous 4-row GEMV).
    */
-  select: (c, a) => rowsOf(a.x, c) <= 2 * GEMV_RMAX ? 'gemv' : selectF16(c, a) ?? (c.adapter.type === 'cpu' ? 'blocked' : 'gemm'),
+  select: (c, a) => selectF16(c, a) ?? (rowsOf(a.x, c) <= GEMV_VEC_RMAX ? 'gemv_vec' : c.adapter.type === 'cpu' ? 'blocked' : 'gemm'),
   variants: {
+    ...gemvVecVariants((a, c) => cost(rowsOf(a.x, c), a.w.shape[1]!, a.w.shape[0]!, a.w.dtype === 'f32' ? 4 : 2)),
     gemv: {
       launches: (a, c) => {
         const IN = a.w.shape[1]!, OUT = a.w.shape[0]!;

@@ -38,9 +38,10 @@ export async function promptSpeed(e: Engine, p: number, seed: number): Promise<{
 export async function decodeSpeed(e: Engine, b: number, n: number, seed: number): Promise<number> {
   const slots = Array.from({ length: b }, () => e.acquire());
   try {
-    let logits = await e.run(slots.map((slot, i) => ({ slot, tokens: ids(8, e.vocab, seed + i) })));
+    // greedy, the tokens chosen on the device (only their ids come back), as fla run -t 0 decodes
+    let next = await e.runArgmax(slots.map((slot, i) => ({ slot, tokens: ids(8, e.vocab, seed + i) })));
     const t0 = performance.now();
-    for (let s = 0; s < n; s++) logits = await e.run(slots.map((slot, i) => ({ slot, tokens: [argmax(logits[i]!)] })));
+    for (let s = 0; s < n; s++) next = await e.runArgmax(slots.map((slot, i) => ({ slot, tokens: [next[i]!.id] })));
     return (b * n) / ((performance.now() - t0) / 1000);
   } finally { slots.forEach(s => e.release(s)); }
 }

@@ -127,12 +127,17 @@ async function loadBunWebgpu(): Promise<WebGpuBinding> {
 const keepAlive: unknown[] = [];
 
 // tooling.md: the stock ticker loops setImmediate and eats a core while awaiting the GPU
-// (on lavapipe the "GPU" is that core). Spin 0.5 ms for low latency, then poll every 1 ms.
+// (on lavapipe the "GPU" is that core). Spin 0.5 ms for low latency, then poll every 1 ms. On a real GPU a decode
+// step's readback is due within milliseconds: Gpu.create spins longer there (setSpinMs), so that no 1 ms sleep
+// lands on every token.
+let spinMs = 0.5;
+/** How long a pending GPU callback is busy-polled before polling every 1 ms (bun-webgpu's ticker). */
+export function setSpinMs(ms: number): void { spinMs = ms; }
+
 function patchTicker(ticker: any): void {
   if (!ticker) return;
   const proto = Object.getPrototypeOf(ticker);
   if (proto.__flaPatched) return;
-  const SPIN_MS = 0.5;
   const register = proto.register;
   proto.register = function (this: any) {
     if (!this.hasWaiting()) this._waitStart = performance.now();
@@ -146,7 +151,7 @@ function patchTicker(ticker: any): void {
       this._ticking = false;
       if (this.hasWaiting()) this.scheduleTick();
     };
-    if (performance.now() - (this._waitStart ?? 0) < SPIN_MS) setImmediate(run); else setTimeout(run, 1);
+    if (performance.now() - (this._waitStart ?? 0) < spinMs) setImmediate(run); else setTimeout(run, 1);
   };
   proto.__flaPatched = true;
 }

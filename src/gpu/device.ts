@@ -5,7 +5,10 @@ import { GpuError } from '../util/errors.ts';
 import { log } from '../util/log.ts';
 import { bindingNames, preprocess } from './wgsl.ts';
 import type { SubgroupMatrixConfig } from '../util/f16.ts';
-import { bunWebgpuBuilt, forcedBinding, installGlobals, loadBinding, type BindingName, type WebGpuBinding } from './binding.ts';
+import { bunWebgpuBuilt, forcedBinding, installGlobals, loadBinding, setSpinMs, type BindingName, type WebGpuBinding } from './binding.ts';
+import { knob } from '../util/knobs.ts';
+
+const READBACK_POOL_BYTES = 4 << 20;
 
 export type { SubgroupMatrixConfig };
 
@@ -173,6 +176,7 @@ export class Gpu {
   private uniforms = new Map<string, GPUBuffer>();
   private lost: string | null = null;
   private readbackBusy: Promise<unknown> = Promise.resolve();
+  private readback: GPUBuffer | null = null;
   /** Called after each pipeline compile (label, ms): the runtime tells the user about a long first-run compile. */
   onCompiled: ((label: string, ms: number) => void) | null = null;
 
@@ -211,6 +215,8 @@ export class Gpu {
     // is invalid for WGPUFeatureName" (garbage in its packed feature list; 1 run in 6, not reproduced in a loop): retry once
     const request = () => adapter.requestDevice({ requiredFeatures: wanted, requiredLimits } as any);
     const device = await request().catch(e => { log.debug(`requestDevice: ${oneLine(String(e))}; retrying`); return request(); });
+    const spin = knob('FLA_SPIN_MS');
+    setSpinMs(spin !== undefined ? Number(spin) : summary.type === 'cpu' ? 0.5 : 50);   // lavapipe's "GPU" is the core we would spin on
     return new Gpu(device, summary);
   }
 
@@ -366,7 +372,16 @@ export class Gpu {
     try {
       this.checkAlive();
       const bytes = Math.ceil(size / 4) * 4;
-      const rb = this.device.createBuffer({ size: Math.max(bytes, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
+      // small readbacks (a decode step's ids or logits) reuse one mappable buffer: reads are serialized
+      const pooled = bytes <= READBACK_POOL_BYTES;
+      let rb: GPUBuffer;
+      if (pooled) {
+        if (!this.readback || this.readback.size < bytes) {
+          this.readback?.destroy();
+          this.readback = this.device.createBuffer({ size: Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(bytes, 4)))), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
+        }
+        rb = this.readback;
+      } else rb = this.device.createBuffer({ size: Math.max(bytes, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
       const enc = encoder ?? this.device.createCommandEncoder();
       enc.copyBufferToBuffer(src, offset, rb, 0, bytes);
       // A step whose commands are invalid (a binding over the limit, a destroyed buffer) runs nothing: catch that
@@ -379,9 +394,9 @@ export class Gpu {
         if (err) this.fail(err.message, 'Validation');
       }
       this.checkAlive();
-      const out = rb.getMappedRange().slice(0, size);
+      const out = rb.getMappedRange(0, bytes).slice(0, size);
       rb.unmap();
-      rb.destroy();
+      if (!pooled) rb.destroy();
       return out;
     } finally {
       done();

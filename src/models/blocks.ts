@@ -5,6 +5,7 @@ import { rope } from '../../kernels/attention/rope.ts';
 import { embed, gatherKept } from '../../kernels/embed/embed.ts';
 import { kvCacheDtype, kvCols, kvCtx, kvStore, sdpa } from '../../kernels/attention/sdpa.ts';
 import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
+import { matmulMulti } from '../../kernels/matmul/matmul_gemv_multi.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
 import type { Backend, StateSpec, Tensor, Weight } from '../backend/backend.ts';
@@ -91,12 +92,19 @@ export function ropeWeight(c: AttnConfig, o: Backend): Weight {
   return o.weight('rope', { shape: [2, P, c.R / 2], dtype: 'f32', f32: ropeTable(invFreq(c.theta, c.R, c.scaling), P) }, false);
 }
 
-/** x += o_proj(attention(h)) for layer l; h is the normed input [N, C]. */
-export async function attention(o: Backend, w: AttnWeights, c: AttnConfig, l: number, h: Tensor, x: Tensor): Promise<void> {
+/**
+ * x += o_proj(attention(h)) for layer l; h is the normed input [N, C]. With `norm`, h = RMSNorm(x)·norm.w is
+ * computed here, inside the q|k|v projection where the step allows (matmul_multi; h is then scratch).
+ */
+export async function attention(o: Backend, w: AttnWeights, c: AttnConfig, l: number, h: Tensor, x: Tensor, norm?: { w: Weight; eps: number }): Promise<void> {
   const q = o.act('q', c.H * c.D), k = o.act('k', c.KV * c.D), v = o.act('v', c.KV * c.D);
-  await matmul(o, h, w.q, w.qb, 'none', q);
-  await matmul(o, h, w.k, w.kb, 'none', k);
-  await matmul(o, h, w.v, w.vb, 'none', v);
+  if (norm && !w.qb && !w.kb && !w.vb) await matmulMulti(o, x, { w: norm.w, eps: norm.eps, h }, [{ w: w.q, y: q }, { w: w.k, y: k }, { w: w.v, y: v }]);
+  else {
+    if (norm) await rmsNorm(o, x, norm.w, h, { eps: norm.eps });
+    await matmul(o, h, w.q, w.qb, 'none', q);
+    await matmul(o, h, w.k, w.kb, 'none', k);
+    await matmul(o, h, w.v, w.vb, 'none', v);
+  }
   let qr = q, kr = k;
   if (w.qn && w.kn) {
     qr = o.act('qn', c.H * c.D); kr = o.act('kn', c.KV * c.D);
@@ -125,12 +133,16 @@ export function loadMlp(r: WeightReader, o: Backend, prefix: string, C: number, 
   };
 }
 
-/** x += down(silu(gate(h)) ⊙ up(h)). */
-export async function mlp(o: Backend, w: MlpWeights, h: Tensor, x: Tensor): Promise<void> {
+/** x += down(silu(gate(h)) ⊙ up(h)). With `norm`, h = RMSNorm(x)·norm.w is computed here, as in attention(). */
+export async function mlp(o: Backend, w: MlpWeights, h: Tensor, x: Tensor, norm?: { w: Weight; eps: number }): Promise<void> {
   const I = w.gate.shape[0]!;
   const g = o.act('mlp_g', I), u = o.act('mlp_u', I);
-  await matmul(o, h, w.gate, w.gb, 'none', g);
-  await matmul(o, h, w.up, w.ub, 'none', u);
+  if (norm && !w.gb && !w.ub) await matmulMulti(o, x, { w: norm.w, eps: norm.eps, h }, [{ w: w.gate, y: g }, { w: w.up, y: u }]);
+  else {
+    if (norm) await rmsNorm(o, x, norm.w, h, { eps: norm.eps });
+    await matmul(o, h, w.gate, w.gb, 'none', g);
+    await matmul(o, h, w.up, w.ub, 'none', u);
+  }
   const gu = o.act('mlp_gu', I);
   await siluMul(o, g, u, gu);
   await matmul(o, gu, w.down, w.db, 'none', x, true);
@@ -146,10 +158,8 @@ export async function decoderForward(o: Backend, w: DecoderWeights, c: { hidden:
   await embed(o, w.emb, x);
   for (let l = 0; l < w.layers.length; l++) {
     const L = w.layers[l]!;
-    await rmsNorm(o, x, L.norm1, h, { eps: c.eps });
-    await attention(o, L.attn, c.attn, l, h, x);
-    await rmsNorm(o, x, L.norm2, h, { eps: c.eps });
-    await mlp(o, L.mlp, h, x);
+    await attention(o, L.attn, c.attn, l, h, x, { w: L.norm1, eps: c.eps });   // the norms run inside the projections
+    await mlp(o, L.mlp, h, x, { w: L.norm2, eps: c.eps });
   }
   return logits(o, x, w.head, (xk, xn) => rmsNorm(o, xk, w.norm, xn, { eps: c.eps }));
 }

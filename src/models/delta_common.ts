@@ -125,8 +125,7 @@ export async function forwardDelta(o: Backend, w: DeltaWeights, c: DeltaModelCon
     if (L.g) await matmul(o, h, L.g, null, 'none', z);
     await rmsNorm(o, y, L.o_norm, yn, { eps, headDim: c.DV, gate: L.g ? z : null });
     await matmul(o, yn, L.o, null, 'none', x, true);
-    await rmsNorm(o, x, L.mlp_norm, h, { eps });
-    await mlp(o, L.mlp, h, x);
+    await mlp(o, L.mlp, h, x, { w: L.mlp_norm, eps });   // the norm runs inside gate|up
   }
   return logits(o, x, w.head, (xk, xn) => rmsNorm(o, xk, w.norm, xn, { eps }));
 }

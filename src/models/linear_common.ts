@@ -49,8 +49,7 @@ export function loadMlp(r: WeightReader, o: Backend, l: number, C: number, I: nu
 /** x += down(silu(gate(h)) ⊙ up(h)), h = RMSNorm(x). */
 export async function mlpBlock(o: Backend, w: Mlp, x: Tensor, eps: number): Promise<void> {
   const h = o.act('h', x.cols);
-  await rmsNorm(o, x, w.norm, h, { eps });
-  await swiGlu(o, w.mlp, h, x);
+  await swiGlu(o, w.mlp, h, x, { w: w.norm, eps });   // the norm runs inside gate|up
 }
 
 /** x = embeddings[ids]. */

@@ -1,6 +1,8 @@
 // RWKV7 (fla `rwkv7`, RWKV7ForCausalLM): spec-rwkv7-gla-abc.md §1. One packed step through the layers.
 import { embed } from '../../kernels/embed/embed.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
+import type { Act } from '../../kernels/matmul/matmul.ref.ts';
+import { matmulMulti } from '../../kernels/matmul/matmul_gemv_multi.ts';
 import { layerNorm } from '../../kernels/norm/layer_norm.ts';
 import { shiftStore, tokenShift } from '../../kernels/rwkv7/token_shift.ts';
 import { wkv7 } from '../../kernels/rwkv7/wkv7.ts';
@@ -116,17 +118,14 @@ export default defineArch<Rwkv7Config, Weights>({
       const sa = o.state(`${l}.shift_attn`);
       await tokenShift(o, h, sa, L.x_mix, mix);
       await shiftStore(o, h, sa);
-      await matmul(o, P(mix, 0), L.r, null, 'none', P(proj, 0));
-      const lw = lora(c.decay_low_rank_dim);
-      await matmul(o, P(mix, 1), L.w1, null, 'tanh', lw);
+      // r|k|v and the LoRA down-projections w1|a1|g1 each as one GEMV over planes of mix on decode steps (matmul_multi)
+      const part = (w: Weight, y: Tensor, plane: number, act: Act = 'none') => ({ w, y, plane, xp: P(mix, plane), act });
+      await matmulMulti(o, mix, null, [part(L.r, P(proj, 0), 0), part(L.k, P(proj, 2), 2), part(L.v, P(proj, 3), 3)]);
+      // written by one dispatch: three distinct buffers even where ranks are equal
+      const lw = o.act('lora_w', c.decay_low_rank_dim), la = o.act('lora_a', c.a_low_rank_dim), lg = o.act('lora_g', c.gate_low_rank_dim);
+      await matmulMulti(o, mix, null, [part(L.w1, lw, 1, 'tanh'), part(L.a1, la, 4), part(L.g1, lg, 5, 'sigmoid')]);
       await matmul(o, lw, L.w2, L.w0, 'rwkv_decay', P(proj, 1));
-      await matmul(o, P(mix, 2), L.k, null, 'none', P(proj, 2));
-      await matmul(o, P(mix, 3), L.v, null, 'none', P(proj, 3));
-      const la = lora(c.a_low_rank_dim);
-      await matmul(o, P(mix, 4), L.a1, null, 'none', la);
       await matmul(o, la, L.a2, L.a0, 'sigmoid', P(proj, 4));
-      const lg = lora(c.gate_low_rank_dim);
-      await matmul(o, P(mix, 5), L.g1, null, 'sigmoid', lg);
       await matmul(o, lg, L.g2, null, 'none', P(proj, 5));
       if (L.v1) {
         const lv = lora(c.v_low_rank_dim);

@@ -4,8 +4,10 @@ import type { Cursor, StepLayout, StepRecording, Tensor } from '../backend/backe
 import { StateSizeError } from '../backend/gpu.ts';
 import type { Model } from '../load/model.ts';
 import { FlaError, GpuError } from '../util/errors.ts';
-import { checkLogits } from '../util/finite.ts';
+import { checkLogits, NonFiniteError } from '../util/finite.ts';
+import { argmax } from '../../kernels/sample/argmax.ts';
 import { knob } from '../util/knobs.ts';
+import { argmax as hostArgmax } from './sample.ts';
 
 /** One sequence's part of a step: its slot and the tokens to feed. keepAll returns logits for every token. */
 export interface SeqInput { slot: number; tokens: ArrayLike<number>; keepAll?: boolean }
@@ -65,6 +67,28 @@ export class Engine {
     await this.ready();
     const V = this.vocab;
     const outs = seqs.map(s => new Float32Array((s.keepAll ? s.tokens.length : 1) * V));
+    await this.steps(seqs, 'logits', (i, row, data, j) => outs[i]!.set(data.subarray(j * V, (j + 1) * V), row * V));
+    return outs;
+  }
+
+  /**
+   * Feed tokens as run() does and choose each sequence's next token greedily on the device: only the ids (and
+   * whether the last row's logits held NaN/±Inf) come back, not the logits. Same choice as sample.ts's argmax.
+   */
+  async runArgmax(seqs: SeqInput[]): Promise<{ id: number; nonFinite: boolean }[]> {
+    if (seqs.some(s => s.keepAll)) throw new FlaError('runArgmax: keepAll is not supported');
+    if (knob('FLA_HOST_ARGMAX') === '1') {   // as before device sampling: logits back, argmax on the host
+      const ls = await this.run(seqs);
+      return ls.map(l => ({ id: hostArgmax(l), nonFinite: false }));
+    }
+    const outs = seqs.map(() => ({ id: 0, nonFinite: false }));
+    await this.steps(seqs, 'argmax', (i, _row, data, j) => { outs[i] = { id: data[2 * j]!, nonFinite: data[2 * j + 1]! !== 0 }; });
+    return outs;
+  }
+
+  /** Pack and run steps within the budget; `got(seq, row, data, j)` receives kept row j of each step's output. */
+  private async steps(seqs: SeqInput[], mode: 'logits' | 'argmax', got: (seq: number, row: number, data: Float32Array, j: number) => void): Promise<void> {
+    const V = this.vocab;
     const done = seqs.map(() => 0);
     for (const s of seqs) {
       if (s.tokens.length === 0) throw new FlaError('empty token sequence');
@@ -78,14 +102,13 @@ export class Engine {
     while (done.some((d, i) => d < seqs[i]!.tokens.length)) {
       // pack as many pending tokens as the budget allows, in sequence order
       let n = 0;
-      const cursors: Cursor[] = [], owners: number[] = [], ids: number[] = [], keep: number[] = [], keepOwner: [number, number][] = [];
+      const cursors: Cursor[] = [], ids: number[] = [], keep: number[] = [], keepOwner: [number, number][] = [];
       for (let i = 0; i < seqs.length && n < this.budget; i++) {
         const s = seqs[i]!, left = s.tokens.length - done[i]!;
         if (left === 0) continue;
         const take = Math.min(left, this.budget - n);
         cursors.push({ slot: s.slot, start: n, len: take, pos: this.positions[s.slot]! });
         this.positions[s.slot]! += take;
-        owners.push(i);
         for (let t = 0; t < take; t++) ids.push(s.tokens[done[i]! + t]!);
         const end = done[i]! + take;
         if (s.keepAll) for (let t = 0; t < take; t++) { keep.push(n + t); keepOwner.push([i, done[i]! + t]); }
@@ -94,35 +117,45 @@ export class Engine {
         done[i] = end;
       }
       const layout: StepLayout = { ids: Int32Array.from(ids), cursors, keep: Int32Array.from(keep) };
-      const logits = await this.step(layout);
-      keepOwner.forEach(([i, row], j) => outs[i]!.set(logits.subarray(j * V, (j + 1) * V), row * V));
+      const data = await this.step(layout, keep.length ? mode : 'logits');
+      keepOwner.forEach(([i, row], j) => got(i, row, data, j));
     }
-    return outs;
   }
 
   // Steps of one shape (tokens, kept rows, sequences) record the same dispatches: replay them instead of re-running
   // the model's JS (decode steps are dominated by it). Positions and ids reach kernels through per-step buffers.
-  private recordings = new Map<string, { rec: StepRecording; logits: Tensor }>();
+  private recordings = new Map<string, { rec: StepRecording; out: Tensor }>();
 
-  private async step(layout: StepLayout): Promise<Float32Array> {
+  /** Dispatches the last recorded step of each shape issues (fla bench's dispatches_per_token). */
+  recordedDispatches(n: number, k: number, b: number, mode: 'logits' | 'argmax'): number | null {
+    return this.recordings.get(`${n},${k},${b},${mode}`)?.rec.items.length ?? null;
+  }
+
+  private async step(layout: StepLayout, mode: 'logits' | 'argmax'): Promise<Float32Array> {
     const o = this.model.backend;
     o.beginStep(layout);
-    const key = `${layout.ids.length},${layout.keep.length},${layout.cursors.length}`;
+    const key = `${layout.ids.length},${layout.keep.length},${layout.cursors.length},${mode}`;
     const hit = this.recordings.get(key);
-    let logits: Tensor;
-    if (hit && knob('FLA_NO_REPLAY') !== '1' && o.replay(hit.rec)) logits = hit.logits;
+    let out: Tensor;
+    if (hit && knob('FLA_NO_REPLAY') !== '1' && o.replay(hit.rec)) out = hit.out;
     else {
-      logits = await this.model.arch.forward(o, this.model.weights, this.model.cfg);
+      out = await this.model.arch.forward(o, this.model.weights, this.model.cfg);
+      if (mode === 'argmax') {
+        const ids = o.act('argmax_out', 2, { rows: 'k' });
+        await argmax(o, out, ids);
+        out = ids;
+      }
       const rec = o.recording();
-      if (rec && layout.ids.length <= 16) this.recordings.set(key, { rec, logits });   // decode-sized steps repeat
+      if (rec && layout.ids.length <= 16) this.recordings.set(key, { rec, out });   // decode-sized steps repeat
     }
     if (layout.keep.length === 0) {
-      await o.endStep(logits);
+      await o.endStep(out);
       return new Float32Array(0);
     }
-    const out = await o.endStep(logits);
-    checkLogits(out, this.vocab);   // NaN/Inf would otherwise sample as token 0 (often EOS) and look like success
-    return out;
+    const data = await o.endStep(out);
+    // NaN/Inf would otherwise sample as token 0 (often EOS) and look like success; argmax flags them on the device
+    if (mode === 'logits') checkLogits(data, this.vocab);
+    return data;
   }
 }
 

@@ -58,9 +58,22 @@ export class SeqDecoder {
     if (opts.maxTokens <= 0) this.finish = 'length';
   }
 
+  /**
+   * Greedy with no repetition penalty: the token is the argmax of the logits alone, which the device can pick
+   * (Engine.runArgmax) so that only its id comes back; feed that id to nextId().
+   */
+  get greedy(): boolean {
+    const o = this.sampler.options;
+    return o.temperature === 0 && o.repetitionPenalty === 1;
+  }
+
   /** Sample the next token from `logits`: its piece, or null at EOS. Sets `finish` when this ends the sequence. */
   next(logits: Float32Array): Piece | null {
-    const id = this.sampler.sample(logits, this.history);
+    return this.nextId(this.sampler.sample(logits, this.history));
+  }
+
+  /** Take `id` as the next token (chosen on the device): as next(). */
+  nextId(id: number): Piece | null {
     if (this.eos.has(id)) { this.finish = 'eos'; return null; }
     this.history.push(id);
     this.ids.push(id);
@@ -94,16 +107,22 @@ export async function* generate(engine: Engine, tok: Tokenizer | null, prompt: n
   const slot = opts.slot ?? engine.acquire();
   try {
     let t0 = performance.now();
-    let [logits] = await engine.run([{ slot, tokens: prompt }]);
+    // greedy: the device picks each token and only its id comes back (no logits readback, no host argmax)
+    const feed = async (tokens: number[]): Promise<() => Piece | null> => {
+      if (seq.greedy) { const [r] = await engine.runArgmax([{ slot, tokens }]); return () => seq.nextId(r!.id); }
+      const [logits] = await engine.run([{ slot, tokens }]);
+      return () => seq.next(logits!);
+    };
+    let pick = await feed(prompt);
     stats.prefillMs = performance.now() - t0;
     opts.onPrefilled?.(slot);
     t0 = performance.now();
     while (seq.finish === null) {
       if (opts.signal?.aborted) { seq.finish = 'cancelled'; break; }
-      const piece = seq.next(logits!);
+      const piece = pick();
       if (piece) yield piece;
       if (seq.finish !== null) break;
-      [logits] = await engine.run([{ slot, tokens: [piece!.id!] }]);
+      pick = await feed([piece!.id!]);
       stats.fedTokens++;
     }
     stats.decodeMs = performance.now() - t0;

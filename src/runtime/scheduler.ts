@@ -218,9 +218,12 @@ export class Scheduler {
       s.fed += take;
       this.counts.promptTokens += take;
     });
-    let logits: Float32Array[];
+    // every sequence greedy (and no prompt cache, which keeps prompt-end logits): the device picks the tokens and
+    // only their ids come back
+    let logits: Float32Array[] | null = null, ids: number[] | null = null;
     try {
-      logits = await this.engine.run(plan.map(p => p.input));
+      if (!this.cache && plan.every(p => p.seq.dec.greedy)) ids = (await this.engine.runArgmax(plan.map(p => p.input))).map(r => r.id);
+      else logits = await this.engine.run(plan.map(p => p.input));
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       if (err instanceof GpuError) this.failure = err.message;
@@ -230,22 +233,22 @@ export class Scheduler {
     this.counts.steps++;
     if (this.cache) plan.forEach((p, i) => {   // prompt ends keep their logits: a repeat of the whole prompt samples from them
       const s = p.seq, end = s.fed === s.req.prompt.length;
-      if (s.next === null && !s.done && (end || s.fed % this.cache!.interval === 0)) this.cache!.insert(s.req.prompt.slice(0, s.fed), s.slot, end && p.sample ? logits[i] : undefined);
+      if (s.next === null && !s.done && (end || s.fed % this.cache!.interval === 0)) this.cache!.insert(s.req.prompt.slice(0, s.fed), s.slot, end && p.sample ? logits![i] : undefined);
     });
     let made = 0;
     plan.forEach((p, i) => {
       if (!p.sample) return;
       p.seq.next = null;
-      if (this.advance(p.seq, logits[i]!)) made++;
+      if (this.advance(p.seq, logits ? logits[i]! : ids![i]!)) made++;
     });
     this.recent.push([performance.now(), made]);
   }
 
-  /** Sample the next token of a sequence and stream it; true when a token was generated. */
-  private advance(s: Seq, logits: Float32Array): boolean {
+  /** Sample the next token of a sequence (or take the id the device chose) and stream it; true when a token was generated. */
+  private advance(s: Seq, logits: Float32Array | number): boolean {
     if (s.done) return false;
     if (s.req.signal?.aborted) { this.finish(s, 'cancelled'); return false; }
-    const piece = s.dec.next(logits);
+    const piece = typeof logits === 'number' ? s.dec.nextId(logits) : s.dec.next(logits);
     if (piece) { this.counts.generatedTokens++; this.emit(s, piece); }
     if (s.dec.finish !== null) this.finish(s, s.dec.finish);
     else s.next = piece!.id;

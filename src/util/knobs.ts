@@ -10,7 +10,8 @@ export interface Knob {
 }
 
 export const KNOBS: Record<string, Knob> = {
-  FLA_KERNEL_MATMUL: { values: ['gemv', 'gemm', 'blocked', 'sgmat', 'sgmat_f16', 'f16split', 'f16single'], doc: 'force the matmul variant (default: gemv for ≤ 8 rows; from 16 rows sgmat where the adapter has f16 subgroup matrices; else gemm; blocked on CPU adapters). sgmat_f16: one f16 product (faster, rtol 1e-3); f16split/f16single: the same arithmetic without subgroup matrices (shader-f16). An f16 variant also makes bf16 weights f16 at load' },
+  FLA_KERNEL_MATMUL: { values: ['gemv_vec', 'gemv_vec_wg', 'gemv', 'gemm', 'blocked', 'sgmat', 'sgmat_f16', 'f16split', 'f16single'], doc: 'force the matmul variant (default: gemv_vec for ≤ 16 rows; from 16 rows sgmat where the adapter has f16 subgroup matrices; else gemm; blocked on CPU adapters). gemv_vec_wg: gemv_vec without subgroup operations; gemv: the older 4-row GEMV; sgmat_f16: one f16 product (faster, rtol 1e-3); f16split/f16single: the same arithmetic without subgroup matrices (shader-f16). An f16 variant also makes bf16 weights f16 at load' },
+  FLA_KERNEL_MATMUL_MULTI: { values: ['fused', 'split'], doc: 'force how sibling projections run (default: fused, one GEMV with the RMSNorm in its prologue, for ≤ 16 rows; split: rms_norm + one matmul each)' },
   FLA_SGMAT_TILE: { values: ['wg128', 'wg64', 'sg64', 'sg64x32'], doc: 'the tile of the subgroup-matrix GEMM (kernels/matmul/matmul_sgmat.ts; default: the biggest that fits)' },
   FLA_WEBGPU: { values: ['auto', 'bun-webgpu', 'dawn'], doc: 'the WebGPU binding (default auto: bun-webgpu where it has a build, dawn.node where that offers more kernel features — shader-f16, subgroup matrices — or bun-webgpu fails to load)' },
   FLA_KERNEL_MATMUL_FP8: { values: ['gemv', 'gemm'], doc: 'force the fp8-weight matmul variant (default: gemv for ≤ 8 rows, else gemm)' },
@@ -20,6 +21,8 @@ export const KNOBS: Record<string, Knob> = {
   FLA_KERNEL_SDPA: { values: ['single', 'split'], doc: 'force the attention variant (default: split — split-K over the context plus a combine pass — when every sequence of the step has ≤ 16 tokens and the cache holds > 256 tokens, else single)' },
   FLA_KV_CACHE: { values: ['f32', 'f16', 'bf16'], doc: 'KV-cache storage (default f32; f16/bf16 pack two values per u32 word, halving the bytes a long-context decode step reads, at ~1e-3 relative error in the logits)' },
   FLA_DELTA_CHUNK_BV: { int: { min: 4, max: 64, pow2: true }, doc: 'value columns per workgroup of delta_chunk_state (benchmarking; default 8)' },
+  FLA_HOST_ARGMAX: { values: ['0', '1'], doc: '1: greedy decode reads the logits back and picks the token on the host instead of on the device (comparison; same tokens)' },
+  FLA_SPIN_MS: { int: { min: 0, max: 1000 }, doc: 'milliseconds to busy-poll a pending GPU readback before polling every 1 ms (default 0.5 on CPU adapters, 50 on GPUs)' },
   FLA_NO_REPLAY: { values: ['0', '1'], doc: '1: run the model for every decode step instead of replaying the recorded dispatches' },
 };
 

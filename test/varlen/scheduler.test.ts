@@ -1,7 +1,7 @@
 // The continuous-batching scheduler on the default model (GPU if any, else CPU): batched greedy outputs equal
 // serial generate() while requests join and finish at different steps; cancellation, queue limit, context check.
 import { describe, expect, test } from 'bun:test';
-import { Engine } from '../../src/runtime/engine.ts';
+import { Engine, type SeqInput } from '../../src/runtime/engine.ts';
 import { generate } from '../../src/runtime/generate.ts';
 import { validateSampling } from '../../src/runtime/sample.ts';
 import { ClosedError, QueueFullError, Scheduler, type GenRequest } from '../../src/runtime/scheduler.ts';
@@ -45,14 +45,16 @@ describe.skipIf(!kjv)(`scheduler (${KIND})`, () => {
       serial.push({ ids, text, finish: r.value.finishReason });
     }
 
-    // count concurrent runs and steps that mix decode tokens with a prefill chunk
-    const run = engine.run.bind(engine);
+    // count concurrent runs and steps that mix decode tokens with a prefill chunk (greedy steps run as runArgmax)
+    const run = engine.run.bind(engine), runArgmax = engine.runArgmax.bind(engine);
     let inFlight = 0, maxInFlight = 0, mixed = 0;
-    engine.run = async seqs => {
+    const counted = <T>(f: (seqs: SeqInput[]) => Promise<T>) => async (seqs: SeqInput[]): Promise<T> => {
       maxInFlight = Math.max(maxInFlight, ++inFlight);
       if (seqs.some(s => s.tokens.length > 1) && seqs.some(s => s.tokens.length === 1)) mixed++;
-      try { return await run(seqs); } finally { inFlight--; }
+      try { return await f(seqs); } finally { inFlight--; }
     };
+    engine.run = counted(run);
+    engine.runArgmax = counted(runArgmax);
     try {
       const s = new Scheduler(engine, tok, { eosIds: [0] });     // 3 slots for 6 requests: the rest queue
       const streams = [0, 1, 2, 3, 4].map(i => s.submit(req(i)));
@@ -73,6 +75,7 @@ describe.skipIf(!kjv)(`scheduler (${KIND})`, () => {
       expect(st.generatedTokens).toBe(got.reduce((a, g) => a + g.generatedTokens, 0));
     } finally {
       engine.run = run;
+      engine.runArgmax = runArgmax;
     }
   });
 
@@ -114,8 +117,8 @@ describe.skipIf(!kjv)(`scheduler (${KIND})`, () => {
 
   test('a failed step ends its requests with an error and marks the device failed', async () => {
     const s = new Scheduler(engine, tok, { eosIds: [0] });
-    const run = engine.run;
-    engine.run = async () => { throw new GpuError('GPU device lost: test'); };
+    const run = engine.run, runArgmax = engine.runArgmax;
+    engine.run = engine.runArgmax = async () => { throw new GpuError('GPU device lost: test'); };
     try {
       const r = await s.submit(req(0)).result;
       expect(r.finishReason).toBe('error');
@@ -124,6 +127,7 @@ describe.skipIf(!kjv)(`scheduler (${KIND})`, () => {
       expect(() => s.submit(req(0))).toThrow(GpuError);
     } finally {
       engine.run = run;
+      engine.runArgmax = runArgmax;
     }
   });
 
@@ -145,8 +149,9 @@ describe.skipIf(!llama)('scheduler context limit', () => {
     const engine = new Engine(load(llama!, 'cpu'), 2, 512, 32);
     const s = new Scheduler(engine, HfTokenizer.load(llama!));
     let runs = 0;
-    const run = engine.run.bind(engine);
+    const run = engine.run.bind(engine), runArgmax = engine.runArgmax.bind(engine);
     engine.run = seqs => { runs++; return run(seqs); };
+    engine.runArgmax = seqs => { runs++; return runArgmax(seqs); };
     expect(() => s.submit({ prompt: new Array(40).fill(5), maxTokens: 1, sampling: greedy })).toThrow(/exceeds the context of 32 tokens/);
     expect(() => s.submit({ prompt: new Array(20).fill(5), maxTokens: 20, sampling: greedy })).toThrow(UsageError);
     expect(() => s.submit({ prompt: [engine.vocab], maxTokens: 1, sampling: greedy })).toThrow(/out of range/);

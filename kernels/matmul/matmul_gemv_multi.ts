@@ -1,0 +1,106 @@
+// matmul_multi op: sibling projections of one input (q|k|v, gate|up), optionally behind the RMSNorm that feeds
+// them, as one decode GEMV ('fused': the norm in its prologue, every part in one dispatch) or as the unfused
+// rms_norm + one matmul per part ('split': prefill-sized steps, and the reference the fused path is tested against).
+import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
+import { ShapeError } from '../../src/util/errors.ts';
+import { grid, kernel, op, ONLY, rowsOf, scratch, u32, weightDefines, type Ctx, type Launch } from '../lib.ts';
+import { rmsNormOp } from '../norm/rms_norm.ts';
+import { matmulOp, cost as matmulCost, type MatmulArgs } from './matmul.ts';
+import { ACT, type Act } from './matmul.ref.ts';
+import { matmulMultiRef } from './matmul_gemv_multi.ref.ts';
+import { GEMV_VEC_RMAX, plan } from './matmul_gemv_vec.ts';
+import source from './matmul_gemv_multi.wgsl' with { type: 'text' };
+
+export const KERNEL = kernel('matmul_gemv_multi', source, ['step', 'x', 'gn', 'W0', 'W1', 'W2', 'y0', 'y1', 'y2', 'dims']);
+
+/** Parts one fused dispatch takes at most (8 storage bindings: x, gn, 3 W, 3 y). */
+export const MULTI_MAX_PARTS = 3;
+
+/**
+ * One projection: its weight and output, its activation (default the op's), and the plane of the op's x it reads
+ * (default 0) with `xp`, that plane as a tensor (o.plane(x, plane): what the unfused path reads).
+ */
+export interface MultiPart { w: Weight; y: Tensor; act?: Act; plane?: number; xp?: Tensor }
+/**
+ * norm: RMSNorm(x)·w with eps (every part then reads plane 0); h receives the normed rows on the split path only
+ * (the fused path never writes it).
+ */
+export interface MatmulMultiArgs { x: Tensor; norm: { w: Weight; eps: number; h: Tensor } | null; parts: MultiPart[]; act: Act; accumulate: boolean }
+
+function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean): Launch {
+  const IN = a.x.cols, outs = a.parts.map(p => p.w.shape[0]!);
+  const total = outs.reduce((s, v) => s + v, 0);
+  const dtype = a.parts[0]!.w.dtype as 'f32' | 'bf16' | 'f16';
+  const p = plan(c.adapter, rowsOf(a.x, c), IN, total, dtype, subgroups);
+  const RPW = p.WG / p.TPR;
+  const wgs = outs.map(o => Math.ceil(o / RPW));
+  const starts = [wgs[0]!, wgs[0]! + (wgs[1] ?? 0)];
+  const [gx, gy] = grid(wgs.reduce((s, v) => s + v, 0));
+  const eps = new Uint32Array(new Float32Array([a.norm?.eps ?? 0]).buffer)[0]!;
+  // absent inputs bind inputs already bound read-only, absent outputs a scratch each (never the shared placeholder,
+  // which would then be bound both read-only and writable)
+  const bind: Launch['bind'] = { x: a.x, gn: a.norm?.w ?? a.x, dims: u32(IN, p.U, p.TPR, eps, outs[0]!, outs[1] ?? 0, outs[2] ?? 0, 0, starts[0], starts[1], 0, 0,
+    a.parts[0]!.plane ?? 0, a.parts[1]?.plane ?? 0, a.parts[2]?.plane ?? 0, 0) };
+  for (let i = 0; i < MULTI_MAX_PARTS; i++) { bind[`W${i}`] = a.parts[i]?.w ?? a.parts[0]!.w; bind[`y${i}`] = a.parts[i]?.y ?? scratch(`spare${i}`); }
+  const bytes = a.parts.reduce((s, q) => s + matmulCost(rowsOf(a.x, c), IN, q.w.shape[0]!, dtype === 'f32' ? 4 : 2).bytes, 0);
+  return {
+    kernel: KERNEL, grid: [gx, gy, p.workgroups[2]], cost: { flops: 2 * rowsOf(a.x, c) * IN * total, bytes },
+    defines: {
+      ACT: 0, ACT0: ACT[a.parts[0]!.act ?? a.act], ACT1: ACT[a.parts[1]?.act ?? a.act], ACT2: ACT[a.parts[2]?.act ?? a.act], ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(dtype), WDT: 0, NP: a.parts.length, NORM: a.norm !== null,
+      WG: p.WG, RB: p.RB, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
+    },
+    bind,
+  };
+}
+
+function partArgs(a: MatmulMultiArgs, q: MultiPart): MatmulArgs {
+  const x = a.norm ? a.norm.h : q.xp ?? a.x;
+  return { x, w: q.w, bias: null, y: q.y, act: q.act ?? a.act, accumulate: a.accumulate };
+}
+
+export const matmulMultiOp = op<MatmulMultiArgs>({
+  name: 'matmul_multi',
+  check(a) {
+    const IN = a.x.cols;
+    if (a.parts.length < 1) throw new ShapeError('matmul_multi: no parts');
+    for (const q of a.parts) {
+      const pl = q.plane ?? 0;
+      if (!Number.isInteger(pl) || pl < 0 || pl >= a.x.planes || (pl > 0 && (a.norm || a.x.rows !== 'n' || !q.xp))) throw new ShapeError(`matmul_multi: plane ${pl} of a ${a.x.planes}-plane input (planes need rows 'n', no norm and the plane's tensor)`);
+      if (a.x.planes > 1 && (!q.xp || q.xp.planes !== 1)) throw new ShapeError('matmul_multi: a multi-plane input needs each part\'s plane tensor');
+      if (q.w.shape[1] !== IN || q.y.cols !== q.w.shape[0] || q.y.rows !== a.x.rows) throw new ShapeError(`matmul_multi: x ${IN} columns, weight [${q.w.shape.join(', ')}], out ${q.y.cols}`);
+    }
+    if (a.norm && (a.norm.w.shape[0] !== IN || a.norm.h.cols !== IN)) throw new ShapeError(`matmul_multi: norm weight [${a.norm.w.shape.join(', ')}] for ${IN} columns`);
+    if (IN % 2 !== 0) throw new ShapeError(`matmul_multi: IN=${IN} must be even`);
+  },
+  /** 'fused' for decode-sized steps (≤ 16 rows) when the parts fit one dispatch; else 'split'. */
+  select: (c, a) => rowsOf(a.x, c) <= GEMV_VEC_RMAX && fusable(a) ? 'fused' : 'split',
+  variants: {
+    fused: {
+      supports: a => fusable(a),
+      scratch: a => Object.fromEntries(Array.from({ length: MULTI_MAX_PARTS - a.parts.length }, (_, j) => [`spare${a.parts.length + j}`, { cols: 4, rows: a.x.rows as 'n' | 'k' }])),
+      launches: (a, c) => [fusedLaunch(a, c, true)],
+    },
+    split: {
+      launches: (a, c) => {
+        const out: Launch[] = [];
+        if (a.norm) out.push(...rmsNormOp.variants[ONLY]!.launches({ x: a.x, w: a.norm.w, g: null, y: a.norm.h, C: a.x.cols, G: 1, eps: a.norm.eps, plusOne: false }, c));
+        for (const q of a.parts) {
+          const m = partArgs(a, q);
+          out.push(...matmulOp.variants[matmulOp.select(c, m)]!.launches(m, c));
+        }
+        return out;
+      },
+    },
+  },
+  ref: (a, h) => matmulMultiRef(h.data(a.x), a.norm ? { w: h.data(a.norm.w), eps: a.norm.eps, h: h.data(a.norm.h) } : null,
+    a.parts.map(q => ({ w: h.data(q.w), y: h.data(q.y), OUT: q.w.shape[0]!, plane: q.plane ?? 0, act: q.act ?? a.act })), h.cap(a.x), a.x.cols, a.accumulate),
+});
+
+function fusable(a: MatmulMultiArgs): boolean {
+  return a.parts.length <= MULTI_MAX_PARTS && a.parts.every(q => q.w.dtype === a.parts[0]!.w.dtype) && (a.norm === null || a.norm.w.dtype === 'f32');
+}
+
+/** y_p (+)= act(n·W_pᵀ) for each part, n = RMSNorm(x)·norm.w (written to norm.h only when unfused) or x. */
+export function matmulMulti(o: Backend, x: Tensor, norm: MatmulMultiArgs['norm'], parts: MultiPart[], act: Act = 'none', accumulate = false): Promise<void> {
+  return o.run(matmulMultiOp, { x, norm, parts, act, accumulate });
+}

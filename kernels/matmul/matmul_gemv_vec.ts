@@ -1,0 +1,67 @@
+// matmul's decode GEMV family (1..16 rows, weights read once for all of them): plan() picks the load width, lanes
+// per output row (split-K) and batch rows per pass from the shape and the adapter; matmul.ts lists the variants.
+import { grid, kernel, rowsOf, u32, weightDefines, type Adapter, type Ctx, type Defines, type Launch, type Variant } from '../lib.ts';
+import { ACT, type Act } from './matmul.ref.ts';
+import source from './matmul_gemv_vec.wgsl' with { type: 'text' };
+import type { Tensor, Weight } from '../../src/backend/backend.ts';
+
+/** Rows one dispatch holds in registers at most: matmul selects these variants up to here. */
+export const GEMV_VEC_RMAX = 16;
+
+export const GEMV_VEC = kernel('matmul_gemv_vec', source, ['step', 'x', 'W', 'bias', 'y', 'dims']);
+
+export interface GemvVecPlan {
+  WG: number; TPR: number; RB: number; UNROLL: number; VEC: boolean; SG_RED: boolean; SGS: number;
+  U: number;                          // load units per W row
+  workgroups: [number, number, number];
+}
+
+/** Threads a dispatch should launch to keep enough loads in flight on a large GPU (132 SMs × 1024). */
+const TARGET_THREADS = 1 << 17;
+
+/**
+ * Geometry for `rows` rows of x [rows, IN] times W [OUT, IN]. subgroups: reduce with subgroup operations where the
+ * adapter has them (SGS = its smallest subgroup size; the kernel reads the real one); else through workgroup memory.
+ * Activation rows start at multiples of 64 rows of 4-byte values, so x is always 16-byte aligned.
+ */
+export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 'f32' | 'bf16' | 'f16', subgroups: boolean): GemvVecPlan {
+  const epw = dtype === 'f32' ? 1 : 2;                  // elements per u32 word
+  const VEC = IN % (4 * epw) === 0;
+  const U = VEC ? IN / (4 * epw) : IN / epw;
+  const WG = Math.min(256, ad.maxInvocations);
+  const SGS = ad.subgroupSize;
+  const SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
+  // lanes per row: start at 32, widen (split-K) while the grid is small and each lane keeps ≥ 8 units,
+  // narrow while lanes would idle on a short row
+  let TPR = Math.min(32, WG);
+  while (TPR < WG && OUT * TPR < TARGET_THREADS && 8 * TPR <= U) TPR *= 2;
+  while (TPR > 1 && TPR > U) TPR /= 2;
+  const RB = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : rows <= 8 ? 8 : GEMV_VEC_RMAX;
+  const [gx, gy] = grid(Math.ceil(OUT / (WG / TPR)));
+  // units in flight per lane: 4, fewer as the rows held grow (UNROLL · RB ≤ 16 keeps the shader small)
+  return { WG, TPR, RB, UNROLL: Math.min(4, 16 / RB), VEC, SG_RED, SGS: SG_RED ? SGS : 0, U, workgroups: [gx, gy, Math.ceil(rows / RB)] };
+}
+
+interface Args { x: Tensor; w: Weight; bias: Weight | null; y: Tensor; act: Act; accumulate: boolean }
+
+function launch(a: Args, c: Ctx, subgroups: boolean, cost: Launch['cost']): Launch {
+  const [OUT, IN] = a.w.shape as [number, number];
+  const p = plan(c.adapter, rowsOf(a.x, c), IN, OUT, a.w.dtype as 'f32' | 'bf16' | 'f16', subgroups);
+  // WDT 0 leaves out common.wgsl's wpair(), which reads W as array<u32>; W_F32 / W_F16 pick the unpacking
+  const defines: Defines = {
+    ACT: ACT[a.act], HAS_BIAS: a.bias !== null, ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(a.w.dtype as 'f32' | 'bf16' | 'f16'), WDT: 0,
+    WG: p.WG, RB: p.RB, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
+  };
+  return { kernel: GEMV_VEC, defines, cost, grid: p.workgroups, bind: { x: a.x, W: a.w, bias: a.bias, y: a.y, dims: u32(IN, OUT, p.U, p.TPR) } };
+}
+
+/**
+ * The two variants: 'gemv_vec' (subgroup reductions where the adapter has subgroups) and 'gemv_vec_wg' (portable:
+ * workgroup memory). Past 16 rows (only when forced) W is read once per 16 rows.
+ */
+export function gemvVecVariants(cost: (a: Args, c: Ctx) => Launch['cost']): { gemv_vec: Variant<Args>; gemv_vec_wg: Variant<Args> } {
+  return {
+    gemv_vec: { launches: (a, c) => [launch(a, c, true, cost(a, c))] },
+    gemv_vec_wg: { launches: (a, c) => [launch(a, c, false, cost(a, c))] },
+  };
+}

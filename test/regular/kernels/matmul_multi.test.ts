@@ -1,0 +1,92 @@
+// matmul_multi (kernels/matmul/matmul_gemv_multi): sibling projections in one GEMV with the RMSNorm in its
+// prologue ('fused') against the CPU reference, which is the unfused path (rms_norm, then one matmul per part);
+// 'split' (that path on the GPU) too. Parts 1..3 of different widths (part boundaries inside a workgroup's rows),
+// with and without the norm, bf16 / f16 / f32, 16-byte and word loads, rows 1..16, accumulate, rows 'k', parts reading
+// planes of one input with their own activations (RWKV7's r|k|v and LoRA down-projections).
+import { describe, expect, test } from 'bun:test';
+import { matmulMulti, matmulMultiOp, type MatmulMultiArgs } from '../../../kernels/matmul/matmul_gemv_multi.ts';
+import { prng, randn } from '../../helpers/allclose.ts';
+import { HAS_GPU } from '../../helpers/gpu.ts';
+import { checkBoth, gpuBackend, hostWeight, selectCtx, simpleStep, type StepSpec } from './harness.ts';
+
+type Dtype = 'bf16' | 'f16' | 'f32';
+interface Case { R: number; IN: number; OUTS: number[]; norm: boolean; dtype: Dtype; accumulate?: boolean; rowsK?: boolean; variant: 'fused' | 'split' }
+const name = (c: Case) => `R=${c.R} IN=${c.IN} OUT=${c.OUTS.join('|')}${c.norm ? ' +norm' : ''} ${c.dtype}${c.accumulate ? ' +=' : ''}${c.rowsK ? ' rows k' : ''} [${c.variant}]`;
+
+async function runCase(c: Case): Promise<void> {
+  const rng = prng(`matmul_multi ${name(c)}`);
+  const step: StepSpec = c.rowsK ? simpleStep(c.R + 3, Array.from({ length: c.R }, (_, j) => (j * 5 + 2) % (c.R + 3))) : simpleStep(c.R);
+  const rows = c.rowsK ? 'k' as const : 'n' as const;
+  const x = randn(c.R * c.IN, rng, 2, 0.3);
+  const g = randn(c.IN, rng, 0.3, 1);
+  const ws = c.OUTS.map(o => randn(o * c.IN, rng, 1 / Math.sqrt(c.IN)));
+  const y0 = c.OUTS.map(o => randn(c.R * o, rng));
+  const prev = process.env.FLA_KERNEL_MATMUL_MULTI;
+  process.env.FLA_KERNEL_MATMUL_MULTI = c.variant;
+  try {
+    await checkBoth(step, {}, async io => {
+      const xt = io.o.act('x', c.IN, { rows }), h = io.o.act('h', c.IN, { rows });
+      io.put(xt, x);
+      const ys = c.OUTS.map((o, i) => { const y = io.o.act(`y${i}`, o, { rows }); io.put(y, c.accumulate ? y0[i] : undefined); return y; });
+      const parts = c.OUTS.map((o, i) => ({ w: io.weight(`w${i}`, hostWeight(ws[i]!, [o, c.IN], c.dtype)), y: ys[i]! }));
+      const norm = c.norm ? { w: io.weight('g', hostWeight(g, [c.IN]), false), eps: 1e-5, h } : null;
+      await matmulMulti(io.o, xt, norm, parts, 'none', c.accumulate ?? false);
+      return Object.fromEntries(ys.map((y, i) => [`y${i}`, y]));
+    }, { seed: rng, what: name(c) });
+  } finally {
+    if (prev === undefined) delete process.env.FLA_KERNEL_MATMUL_MULTI; else process.env.FLA_KERNEL_MATMUL_MULTI = prev;
+  }
+}
+
+const SLOW = 600_000;   // ms: cold shader JIT on lavapipe
+
+describe.skipIf(!HAS_GPU)('matmul_multi', () => {
+  test('default choice: fused up to 16 rows, then split', () => {
+    const o = gpuBackend(), a = { x: { rows: 'n' }, parts: [{ w: { dtype: 'bf16' } }], norm: null } as unknown as MatmulMultiArgs;
+    expect([1, 16, 17, 300].map(r => o.variant(matmulMultiOp, a, selectCtx(o.adapter, [r])))).toEqual(['fused', 'fused', 'split', 'split']);
+  });
+
+  test('fused: q|k|v with the norm, rows 1..16, bf16, 16-byte loads', async () => {
+    for (const R of [1, 2, 3, 5, 9, 16]) await runCase({ R, IN: 264, OUTS: [96, 40, 40], norm: true, dtype: 'bf16', variant: 'fused' });
+  }, SLOW);
+
+  test('fused: parts 1..3, with and without the norm, word loads, dtypes', async () => {
+    await runCase({ R: 1, IN: 130, OUTS: [70, 33], norm: true, dtype: 'bf16', variant: 'fused' });
+    await runCase({ R: 1, IN: 264, OUTS: [200], norm: false, dtype: 'f16', variant: 'fused' });
+    await runCase({ R: 1, IN: 264, OUTS: [17, 300, 5], norm: true, dtype: 'f32', variant: 'fused' });
+    await runCase({ R: 1, IN: 264, OUTS: [64, 64], norm: true, dtype: 'f16', accumulate: true, variant: 'fused' });
+    await runCase({ R: 3, IN: 264, OUTS: [64, 64], norm: true, dtype: 'bf16', rowsK: true, variant: 'fused' });
+  }, SLOW);
+
+  test('fused: wide rows (split-K over 256 lanes)', async () => {
+    await runCase({ R: 1, IN: 8192, OUTS: [4, 3], norm: true, dtype: 'bf16', variant: 'fused' });
+  }, SLOW);
+
+  // as RWKV7 records it: parts reading planes of the 6-plane token-shift mix, each with its own activation
+  for (const variant of ['fused', 'split'] as const) {
+    test(`planes of a 6-plane input, per-part activations [${variant}]`, async () => {
+      for (const R of [1, 3]) {
+        const IN = 64, OUTS = [32, 32, 48], planes = [1, 4, 5], acts = ['tanh', 'none', 'sigmoid'] as const;
+        const rng = prng(`matmul_multi planes ${variant} ${R}`);
+        const mix = randn(6 * R * IN, rng), ws = OUTS.map(o => randn(o * IN, rng, 0.2));
+        const prev = process.env.FLA_KERNEL_MATMUL_MULTI;
+        process.env.FLA_KERNEL_MATMUL_MULTI = variant;
+        try {
+          await checkBoth(simpleStep(R), {}, async io => {
+            const m = io.o.act('mix', IN, { planes: 6 });
+            io.put(m, mix);
+            const ys = OUTS.map((o, i) => { const y = io.o.act(`y${i}`, o); io.put(y); return y; });
+            await matmulMulti(io.o, m, null, OUTS.map((o, i) => ({ w: io.weight(`w${i}`, hostWeight(ws[i]!, [o, IN], 'bf16')), y: ys[i]!, plane: planes[i]!, xp: io.o.plane(m, planes[i]!), act: acts[i]! })));
+            return Object.fromEntries(ys.map((y, i) => [`y${i}`, y]));
+          }, { seed: rng, what: `matmul_multi planes [${variant}] R=${R}` });
+        } finally {
+          if (prev === undefined) delete process.env.FLA_KERNEL_MATMUL_MULTI; else process.env.FLA_KERNEL_MATMUL_MULTI = prev;
+        }
+      }
+    }, SLOW);
+  }
+
+  test('split: the unfused launches', async () => {
+    for (const R of [1, 20]) await runCase({ R, IN: 264, OUTS: [96, 40, 40], norm: true, dtype: 'bf16', variant: 'split' });
+  }, SLOW);
+});
