@@ -31,7 +31,7 @@ export function announceCompiles(gpu: Pick<Gpu, 'onCompiled'>, say: (m: string) 
     total += ms;
     if (!said && total > thresholdMs) {
       said = true;
-      say('compiling GPU kernels … (the first run on this machine takes a while; later runs reuse the driver\'s shader cache)');
+      say('compiling GPU kernels … (slow the first time on a machine; the driver caches them for later runs)');
     }
   };
 }
