@@ -38,7 +38,7 @@ export function announceCompiles(gpu: Pick<Gpu, 'onCompiled'>, say: (m: string) 
 
 async function gpuBackend(index: number): Promise<Backend> {
   const gpu = await Gpu.create(index);
-  announceCompiles(gpu);
+  if (process.stderr.isTTY || log.level === 'debug') announceCompiles(gpu);   // for a person waiting, as the progress bars
   return new GpuBackend(gpu);
 }
 
