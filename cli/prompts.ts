@@ -4,11 +4,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Engine } from '../src/runtime/engine.ts';
 import { openSession, parseDevice } from '../src/runtime/open.ts';
 import { Scheduler, type GenStream } from '../src/runtime/scheduler.ts';
+import { loadState } from '../src/runtime/state_file.ts';
 import { ApiError, parseGenParams, type GenParams } from '../src/serve/openai.ts';
 import { encodeChat, requireChatTemplate } from '../src/tokenizer/chat.ts';
 import { UsageError } from '../src/util/errors.ts';
 import { hubOptions } from './hub.ts';
 import { optInt, optNum, optStops } from './options.ts';
+import { makePrefixCache, stateCacheOptions } from './state_cache.ts';
 
 const LINE_FIELDS = new Set(['prompt', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'repetition_penalty', 'seed', 'stop']);
 
@@ -49,6 +51,8 @@ export async function runPrompts(modelArg: string | undefined, opts: Record<stri
   if (typeof opts.prompts !== 'string' && typeof opts.prompts !== 'number') throw new UsageError('--prompts needs one FILE.jsonl');
   const lines = readPrompts(String(opts.prompts), opts);
   const maxBatch = optInt(opts.maxBatch, '--max-batch', 16, 1, 1024);
+  const cacheOpts = stateCacheOptions(opts);
+  if (opts.saveState !== undefined) throw new UsageError('--save-state takes one prompt, not --prompts');
   const { model, tokenizer, backend } = await openSession(modelArg, parseDevice(opts.device), true, hubOptions(opts));
   try {
     const tpl = opts.chat ? requireChatTemplate(model.dir, tokenizer!) : null;
@@ -59,7 +63,13 @@ export async function runPrompts(modelArg: string | undefined, opts: Record<stri
     });
     const engine = new Engine(model, Math.min(maxBatch, lines.length));
     const eosIds = [...new Set([...model.eosIds, ...tokenizer!.eosIds])];
-    const scheduler = new Scheduler(engine, tokenizer, { maxQueue: lines.length, eosIds });
+    const prefixCache = makePrefixCache(cacheOpts, backend);
+    if (opts.loadState !== undefined) {   // the saved state seeds the cache: prompts that begin with its tokens start from it
+      if (!prefixCache) throw new UsageError('--load-state with --prompts needs the state cache (--state-cache-mb > 0)');
+      const st = loadState(String(opts.loadState), model);
+      if (!prefixCache.adopt(st.tokens, st.snapshot)) throw new UsageError(`--load-state: the state does not fit --state-cache-mb`);
+    }
+    const scheduler = new Scheduler(engine, tokenizer, { maxQueue: lines.length, eosIds, prefixCache });
     const abort = new AbortController();
     const onSigint = () => { if (abort.signal.aborted) process.exit(130); abort.abort(); };
     process.on('SIGINT', onSigint);
@@ -72,7 +82,7 @@ export async function runPrompts(modelArg: string | undefined, opts: Record<stri
       if (r.finishReason === 'error') failed = true;
       process.stdout.write(JSON.stringify({
         index: i, prompt: lines[i]!.prompt, text: r.text, generated_ids: r.ids, finish_reason: r.finishReason,
-        usage: { prompt_tokens: r.promptTokens, completion_tokens: r.generatedTokens, total_tokens: r.promptTokens + r.generatedTokens },
+        usage: { prompt_tokens: r.promptTokens, completion_tokens: r.generatedTokens, total_tokens: r.promptTokens + r.generatedTokens, prompt_tokens_details: { cached_tokens: r.cachedTokens } },
         ...(r.error ? { error: r.error.message } : {}),
       }) + '\n');
     }

@@ -1,6 +1,8 @@
 // fla run: generate from a prompt, streaming text to stdout (or one JSON object with --json).
 import { Engine } from '../src/runtime/engine.ts';
 import { generate, type GenerateStats } from '../src/runtime/generate.ts';
+import type { Snapshot } from '../src/backend/backend.ts';
+import { loadState, saveState } from '../src/runtime/state_file.ts';
 import { DEFAULT_MODEL_NAME, looksLikeModel, openSession, parseDevice } from '../src/runtime/open.ts';
 import { randomSeed, validateSampling } from '../src/runtime/sample.ts';
 import { encodeChat, requireChatTemplate } from '../src/tokenizer/chat.ts';
@@ -8,8 +10,9 @@ import { UsageError } from '../src/util/errors.ts';
 import { HUB_OPTIONS, hubOptions } from './hub.ts';
 import { optInt, optMaxTokens, optNum, optSeed, optStops, optText, parseIds, readPromptFile, rejectUnknown } from './options.ts';
 import { runPrompts } from './prompts.ts';
+import { STATE_CACHE_OPTIONS } from './state_cache.ts';
 
-export const RUN_OPTIONS = ['p', 'prompt', 'f', 'file', 'c', 'ctx', 'n', 't', 'temp', 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'seed', 'stop', 'device', 'json', 'ids', 'echo', ...HUB_OPTIONS, 'chat', 'system', 'prompts', 'maxBatch'];
+export const RUN_OPTIONS = ['p', 'prompt', 'f', 'file', 'c', 'ctx', 'n', 't', 'temp', 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'seed', 'stop', 'device', 'json', 'ids', 'echo', ...HUB_OPTIONS, 'chat', 'system', 'prompts', 'maxBatch', 'saveState', 'loadState', ...STATE_CACHE_OPTIONS];
 
 /** MODEL and the prompt from the words after `run`: the first word is the model when it names a folder or org/name. */
 export function splitModelAndPrompt(words: string[], hasIds: boolean): { modelArg?: string; words: string[] } {
@@ -30,6 +33,9 @@ export async function runCommand(first: string | undefined, more: string[] | str
     if (words.length || fromFlag !== undefined || file !== undefined) throw new UsageError('--prompts reads the prompts from the file: give at most a MODEL');
     return runPrompts(modelArg, opts);
   }
+  for (const k of STATE_CACHE_OPTIONS) if (opts[k] !== undefined) throw new UsageError(`--${k.replace(/[A-Z]/g, c => '-' + c.toLowerCase())} applies to --prompts (and fla serve)`);
+  for (const k of ['saveState', 'loadState'] as const)
+    if (opts[k] !== undefined && (typeof opts[k] !== 'string' || opts[k] === '')) throw new UsageError(`--${k === 'saveState' ? 'save-state' : 'load-state'} needs one FILE`);
   const given = [words.length ? 'prompt words' : null, fromFlag !== undefined ? '--prompt' : null, file !== undefined ? '--file' : null, opts.ids !== undefined ? '--ids' : null].filter(Boolean);
   if (given.length > 1) throw new UsageError(`give the prompt one way, got ${given.join(' and ')}`);
   const maxTokensArg = optMaxTokens(opts.maxTokens, 256);
@@ -63,17 +69,30 @@ export async function runCommand(first: string | undefined, more: string[] | str
     }
     const dims = model.arch.dims(model.cfg);
     const ctx = dims.maxContext === null ? null : Math.min(ctxArg ?? 4096, dims.maxContext);   // the engine's KV cache size
-    if (ctx !== null && ids.length >= ctx) throw new UsageError(`the prompt (${ids.length} tokens) fills the context of ${ctx} tokens${ctx < dims.maxContext! ? ' (raise --ctx)' : ''}`);
+    // --load-state: the saved tokens' state is restored and the prompt continues it
+    const loaded = opts.loadState !== undefined ? loadState(opts.loadState, model) : null;
+    const before = loaded?.tokens.length ?? 0;
+    const held = before ? `${before} loaded + ${ids.length} prompt` : `${ids.length}`;
+    if (ctx !== null && before + ids.length >= ctx) throw new UsageError(`the prompt (${held} tokens) fills the context of ${ctx} tokens${ctx < dims.maxContext! ? ' (raise --ctx)' : ''}`);
     // -1: until EOS, or the end of the context for attention models (recurrent state has no limit)
-    const maxTokens = maxTokensArg === -1 ? (ctx === null ? Infinity : ctx - ids.length) : maxTokensArg;
-    if (ctx !== null && ids.length + maxTokens > ctx)
-      throw new UsageError(`prompt (${ids.length} tokens) + --max-tokens ${maxTokens} exceeds the ${ctx < dims.maxContext! ? `context of ${ctx} tokens (--ctx; the model allows ${dims.maxContext})` : `model's context of ${ctx} tokens`}`);
+    const maxTokens = maxTokensArg === -1 ? (ctx === null ? Infinity : ctx - before - ids.length) : maxTokensArg;
+    if (ctx !== null && before + ids.length + maxTokens > ctx)
+      throw new UsageError(`prompt (${held} tokens) + --max-tokens ${maxTokens} exceeds the ${ctx < dims.maxContext! ? `context of ${ctx} tokens (--ctx; the model allows ${dims.maxContext})` : `model's context of ${ctx} tokens`}`);
     const engine = new Engine(model, 1, 512, ctx ?? undefined);
+    let slot: number | undefined;
+    if (loaded) {
+      slot = engine.acquire();
+      backend.restore(loaded.snapshot, slot);
+      backend.freeSnapshot(loaded.snapshot);
+      engine.positions[slot] = before;
+    }
+    let saved: Snapshot | null = null;
+    const onPrefilled = opts.saveState === undefined ? undefined : (s: number) => { saved = backend.snapshot(s, before + ids!.length); };
     const abort = new AbortController();
     const onSigint = () => { if (abort.signal.aborted) process.exit(130); abort.abort(); };
     process.on('SIGINT', onSigint);
     const eosIds = [...new Set([...model.eosIds, ...(tokenizer?.eosIds ?? [])])];
-    const it = generate(engine, tokenizer, ids, { maxTokens, sampling, stop, eosIds, signal: abort.signal });
+    const it = generate(engine, tokenizer, ids, { maxTokens, sampling, stop, eosIds, signal: abort.signal, slot, onPrefilled });
     const out: number[] = [];
     let text = '';
     if (!opts.json && opts.echo !== false && prompt !== undefined && !opts.chat) process.stdout.write(prompt);
@@ -85,6 +104,7 @@ export async function runCommand(first: string | undefined, more: string[] | str
       r = await it.next();
     }
     const stats: GenerateStats = r.value;
+    if (saved) await saveState(opts.saveState, model, [...(loaded?.tokens ?? []), ...ids], saved);
     process.off('SIGINT', onSigint);
     const timings = {
       prompt_tokens: stats.promptTokens, generated_tokens: stats.generatedTokens,

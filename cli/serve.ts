@@ -11,8 +11,9 @@ import { UsageError } from '../src/util/errors.ts';
 import { log } from '../src/util/log.ts';
 import { HUB_OPTIONS, hubOptions } from './hub.ts';
 import { optInt, rejectUnknown } from './options.ts';
+import { STATE_CACHE_OPTIONS, makePrefixCache, stateCacheOptions } from './state_cache.ts';
 
-export const SERVE_OPTIONS = ['host', 'port', 'maxBatch', 'maxQueue', 'maxTokens', 'maxTokensLimit', 'maxPromptTokens', 'ctx', 'device', 'shutdownTimeout', ...HUB_OPTIONS];
+export const SERVE_OPTIONS = ['host', 'port', 'maxBatch', 'maxQueue', 'maxTokens', 'maxTokensLimit', 'maxPromptTokens', 'ctx', 'device', 'shutdownTimeout', ...HUB_OPTIONS, ...STATE_CACHE_OPTIONS];
 
 export async function serveCommand(modelArg: string | undefined, opts: Record<string, any>): Promise<number> {
   rejectUnknown(opts, SERVE_OPTIONS);
@@ -28,11 +29,12 @@ export async function serveCommand(modelArg: string | undefined, opts: Record<st
   const ctx = optInt(opts.ctx, '--ctx', 4096, 16);
   const graceS = optInt(opts.shutdownTimeout, '--shutdown-timeout', 30, 0);
   const device = parseDevice(opts.device);
+  const cacheOpts = stateCacheOptions(opts);
   const { model, tokenizer, backend } = await openSession(modelArg, device, true, hubOptions(opts));
   try {
     const engine = new Engine(model, maxBatch, 512, ctx);
     const eosIds = [...new Set([...model.eosIds, ...tokenizer!.eosIds])];
-    const scheduler = new Scheduler(engine, tokenizer, { maxQueue, eosIds });
+    const scheduler = new Scheduler(engine, tokenizer, { maxQueue, eosIds, prefixCache: makePrefixCache(cacheOpts, backend) });
     const modelName = modelArg === undefined ? DEFAULT_MODEL_NAME : existsSync(modelArg) ? basename(resolve(modelArg)) : modelArg;
     const server = startServer({
       scheduler, tokenizer: tokenizer!, template: ChatTemplate.load(model.dir, tokenizer!), modelName, host, port, defaultMaxTokens: maxTokens,

@@ -1,4 +1,5 @@
-// Shared by every kernel: the per-step uniform and bf16/f16 weight unpacking.
+// Shared by every kernel: the per-step uniform, the cursor decode of the step metadata, bf16/f16 weight unpacking
+// and small math helpers.
 
 // One packed step: n tokens of b sequences; k kept rows (logits); cap = activation row capacity
 // (plane stride of planar activations); *_off index the u32 `meta` buffer:
@@ -28,3 +29,36 @@ fn tanh_stable(x: f32) -> f32 {
   let t = exp(-2.0 * abs(x));
   return sign(x) * (1.0 - t) / (1.0 + t);
 }
+
+// log(1 + x) accurate for small x (WGSL has no log1p)
+fn log1p_(x: f32) -> f32 {
+  let u = 1.0 + x;
+  if (u == 1.0) { return x; }
+  return log(u) * x / (u - 1.0);
+}
+
+fn logsigmoid(x: f32) -> f32 { return min(x, 0.0) - log1p_(exp(-abs(x))); }
+
+fn softplus(x: f32) -> f32 {
+  if (x > 20.0) { return x; }
+  return log(1.0 + exp(x));
+}
+
+// The step metadata, for kernels that bind `stepmeta` (HAS_STEPMETA is set by the preprocessor when they do).
+#if HAS_STEPMETA
+// A sequence of the step: its state slot, token range [start, start + len) and pos (tokens its slot already holds).
+struct Cursor { slot: u32, start: u32, len: u32, pos: u32 }
+
+fn cursor(s: u32) -> Cursor {
+  let c = step.cur_off + 4u * s;
+  return Cursor(stepmeta[c], stepmeta[c + 1u], stepmeta[c + 2u], stepmeta[c + 3u]);
+}
+
+// the sequence token t belongs to
+fn seq_of(t: u32) -> u32 { return stepmeta[step.seq_off + t]; }
+
+fn token_id(t: u32) -> u32 { return stepmeta[step.ids_off + t]; }
+
+// the token row of kept row j
+fn kept_row(j: u32) -> u32 { return stepmeta[step.keep_off + j]; }
+#endif

@@ -2,11 +2,15 @@
 // registered here (add a shared helper file to INCLUDES, then `#include "name"` it from any kernel).
 import { defineOp, type Op } from '../src/backend/op.ts';
 import common from './common.wgsl' with { type: 'text' };
+import deltaCommon from './delta/delta_common.wgsl' with { type: 'text' };
+import glaCommon from './gla/gla_common.wgsl' with { type: 'text' };
 import act from './matmul/act.wgsl' with { type: 'text' };
 
 export * from '../src/backend/op.ts';
 
-export const INCLUDES: Readonly<Record<string, string>> = { 'common.wgsl': common, 'act.wgsl': act };
+export const INCLUDES: Readonly<Record<string, string>> = {
+  'common.wgsl': common, 'act.wgsl': act, 'delta_common.wgsl': deltaCommon, 'gla_common.wgsl': glaCommon,
+};
 
 /** defineOp with the kernels' includes registered. */
 export function op<A>(o: Op<A>): Op<A> {

@@ -41,7 +41,7 @@ const prompt = Array.from({ length: T }, () => Math.floor(rnd() * 32000));
 console.log(`${gpu.summary.name} (${gpu.summary.backend}); gated_deltanet synthetic: hidden ${d}, ${L} layers, ${H} heads, d_k ${DK}, d_v ${DK * EV}; prompt ${T} tokens`);
 
 async function prefill(kernel: string): Promise<number> {
-  process.env.FLA_KERNEL_DELTA = kernel;
+  process.env.FLA_KERNEL_DELTA_RULE = kernel;
   const slot = e.acquire();
   const t0 = performance.now();
   await e.run([{ slot, tokens: prompt }]);
@@ -56,7 +56,7 @@ for (const [k, ms] of Object.entries(results)) {
   const best = Math.min(...ms);
   console.log(`prefill ${k.padEnd(9)}: best ${best.toFixed(1)} ms = ${(T / best * 1000).toFixed(0)} tok/s  (runs ${ms.map(m => m.toFixed(0)).join(', ')} ms)`);
 }
-delete process.env.FLA_KERNEL_DELTA;
+delete process.env.FLA_KERNEL_DELTA_RULE;
 const slot = e.acquire();
 await e.run([{ slot, tokens: prompt.slice(0, 16) }]);
 const t0 = performance.now();
@@ -76,7 +76,7 @@ console.log(`decode: ${(64 / ms * 1000).toFixed(1)} tok/s (64 steps after a 16-t
   const gp = o.weight('gp', { shape: [2, c.HV], dtype: 'f32', f32: Float32Array.from([...f32(c.HV, 0, 2.7), ...f32(c.HV, -5, -2)]) }, false);
   const d = { H: c.H, HV: c.HV, DK: c.DK, DV: c.DV, qkNorm: 'l2' as const, qkAct: 'none' as const, vSilu: false, negEig: false };
   for (const [kernel, bv] of [['chunk', '4'], ['chunk', '8'], ['chunk', '16'], ['chunk', '32'], ['chunk', ''], ['recurrent', '']]) {
-    process.env.FLA_KERNEL_DELTA = kernel;
+    process.env.FLA_KERNEL_DELTA_RULE = kernel;
     process.env.FLA_DELTA_CHUNK_BV = bv;
     const times: number[] = [];
     for (let rep = 0; rep < 4; rep++) {

@@ -28,12 +28,6 @@ var<workgroup> sh_b: array<f32, M>;
 var<workgroup> sh_z: array<f32, M>;
 var<workgroup> sh_ok: array<f32, M>;
 
-fn log1p_(x: f32) -> f32 {
-  let u = 1.0 + x;
-  if (u == 1.0) { return x; }
-  return log(u) * x / (u - 1.0);
-}
-
 @compute @workgroup_size(WG)
 fn abc_recurrent(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: vec3u) {
   let H = u32(dims.x);
@@ -41,11 +35,11 @@ fn abc_recurrent(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) 
   let h = g.x;
   let seq = g.y;
   if (seq >= step.b) { return; }
-  let cur = step.cur_off + 4u * seq;
-  let slot = stepmeta[cur];
-  let start = stepmeta[cur + 1u];
-  let len = stepmeta[cur + 2u];
-  let pos = stepmeta[cur + 3u];
+  let cu = cursor(seq);
+  let slot = cu.slot;
+  let start = cu.start;
+  let len = cu.len;
+  let pos = cu.pos;
   let SLOT = H * (DK * M + M * DV + M);
   let kb = slot * SLOT + h * DK * M;
   let vb = slot * SLOT + H * DK * M + h * M * DV;

@@ -15,7 +15,7 @@ fn kv_store(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   let i = gid.x + gid.y * ng.x * 64u;
   if (i >= step.n * W) { return; }
   let t = i / W;
-  let cur = step.cur_off + 4u * stepmeta[step.seq_off + t];
-  let p = stepmeta[cur + 3u] + t - stepmeta[cur + 1u];
-  cache[(stepmeta[cur] * dims.y + p) * W + i % W] = x[i];
+  let cu = cursor(seq_of(t));
+  let p = cu.pos + t - cu.start;
+  cache[(cu.slot * dims.y + p) * W + i % W] = x[i];
 }

@@ -21,8 +21,8 @@ fn rope(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) ng: 
   let i = idx % half;
   let th = idx / half;            // token · H + head
   let t = th / H;
-  let cur = step.cur_off + 4u * stepmeta[step.seq_off + t];
-  let p = min(stepmeta[cur + 3u] + t - stepmeta[cur + 1u], P - 1u);
+  let cu = cursor(seq_of(t));
+  let p = min(cu.pos + t - cu.start, P - 1u);
   let c = table[p * half + i];
   let s = table[P * half + p * half + i];
   let b = th * D;

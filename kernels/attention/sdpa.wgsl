@@ -41,9 +41,9 @@ fn sdpa(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u
   let t = th / H;
   let h = th % H;
   let kh = h / (H / dims.KV);
-  let cur = step.cur_off + 4u * stepmeta[step.seq_off + t];
-  let slot = stepmeta[cur];
-  let p = stepmeta[cur + 3u] + t - stepmeta[cur + 1u];
+  let cu = cursor(seq_of(t));
+  let slot = cu.slot;
+  let p = cu.pos + t - cu.start;
   var j0 = 0u;
   if (dims.window > 0u && p + 1u > dims.window) { j0 = p + 1u - dims.window; }
   let i = l.x;

@@ -18,10 +18,10 @@ fn conv_store(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups
   if (i >= step.b * C) { return; }
   let s = i / C;
   let c = i % C;
-  let cur = step.cur_off + 4u * s;
-  let slot = stepmeta[cur];
-  let start = stepmeta[cur + 1u];
-  let len = stepmeta[cur + 2u];
+  let cu = cursor(s);
+  let slot = cu.slot;
+  let start = cu.start;
+  let len = cu.len;
   if (len == 0u) { return; }
   var old: array<f32, 16>;   // W − 1 ≤ 16
   let base = slot * Hn * C + c;

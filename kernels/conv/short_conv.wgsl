@@ -21,9 +21,9 @@ fn short_conv(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups
   if (i >= step.n * C) { return; }
   let t = i / C;
   let c = i % C;
-  let cur = step.cur_off + 4u * stepmeta[step.seq_off + t];
-  let slot = stepmeta[cur];
-  let start = stepmeta[cur + 1u];
+  let cu = cursor(seq_of(t));
+  let slot = cu.slot;
+  let start = cu.start;
   let Hn = W - 1u;
   var s = 0.0;
   for (var j = 0u; j < W; j++) {

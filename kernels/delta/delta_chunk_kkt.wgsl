@@ -27,7 +27,7 @@ fn delta_chunk_kkt(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id
   let t = idx / HV;
   let hv = idx % HV;
   let h = hv / (HV / H);
-  let start = stepmeta[step.cur_off + 4u * stepmeta[step.seq_off + t] + 1u];
+  let start = cursor(seq_of(t)).start;
   let i = (t - start) % CH;
   let cs = t - i;
   let j = l.x;

@@ -6,6 +6,7 @@
 // Dispatch: one workgroup of WG threads per (token, q/k head), 2-D grid. Runtime dims: H, HV.
 // Defines: DK, WG, QK_ACT, QK_NORM, HAS_GATE, HAS_BETA, NEG_EIG. f32 tree reduction.
 #include "common.wgsl"
+#include "delta_common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> q: array<f32>;            // [N, H·DK]
@@ -18,18 +19,6 @@
 @group(0) @binding(8) var<uniform> dims: vec4u;                    // H, HV
 
 var<workgroup> red: array<vec2f, WG>;
-
-fn qk_act(x: f32) -> f32 {
-  if (QK_ACT == 1u) { return x * sigmoid(x); }
-  if (QK_ACT == 2u) { return max(x, 0.0); }
-  if (QK_ACT == 3u) { if (x > 0.0) { return x + 1.0; } return exp(x); }
-  return x;
-}
-
-fn softplus(x: f32) -> f32 {
-  if (x > 20.0) { return x; }
-  return log(1.0 + exp(x));
-}
 
 @compute @workgroup_size(WG)
 fn delta_chunk_prep(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) ng: vec3u) {

@@ -18,9 +18,9 @@ fn delta_chunk_solve(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_
   if (idx >= step.n * HV) { return; }
   let cs = idx / HV;
   let hv = idx % HV;
-  let cur = step.cur_off + 4u * stepmeta[step.seq_off + cs];
-  let start = stepmeta[cur + 1u];
-  let end = start + stepmeta[cur + 2u];
+  let cu = cursor(seq_of(cs));
+  let start = cu.start;
+  let end = start + cu.len;
   if ((cs - start) % CH != 0u) { return; }
   let n = min(CH, end - cs);
   let j = l.x;

@@ -4,7 +4,7 @@
 import type { Backend, StateSpec, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { knob } from '../../src/util/knobs.ts';
-import { grid, kernel, op, scratch, u32, type Ctx, type Launch } from '../lib.ts';
+import { chunked, grid, kernel, op, scratch, u32, type Ctx, type Launch } from '../lib.ts';
 import recurrentSrc from './delta_rule_recurrent.wgsl' with { type: 'text' };
 import prepSrc from './delta_chunk_prep.wgsl' with { type: 'text' };
 import kktSrc from './delta_chunk_kkt.wgsl' with { type: 'text' };
@@ -76,6 +76,11 @@ export function deltaState(key: string, d: Pick<DeltaDims, 'HV' | 'DK' | 'DV'>):
 }
 
 const dimsOf = (d: DeltaDims) => u32(d.H, d.HV, d.DV);
+
+/** The state pass needs a geometry that fits the adapter's workgroup limits. */
+function chunkFits(x: DeltaOp, c: Ctx): boolean {
+  try { chunkGeometry(x.d.DK, x.d.DV, c.adapter.maxInvocations, c.adapter.maxWorkgroupStorage); return true; } catch { return false; }
+}
 const gateDefines = (x: DeltaOp) => ({ HAS_GATE: x.a !== null, HAS_BETA: x.b !== null, NEG_EIG: x.d.negEig });
 
 export const deltaRuleOp = op<DeltaOp>({
@@ -87,8 +92,8 @@ export const deltaRuleOp = op<DeltaOp>({
       throw new ShapeError(`delta_rule: tensor widths do not fit H=${d.H} HV=${d.HV} DK=${d.DK} DV=${d.DV}`);
     checkDims(d);
   },
-  /** 'chunk' (the chunked WY/UT prefill) for steps of more than one chunk of tokens, 'recurrent' otherwise. */
-  select: (c: Ctx) => (c.step.n > CHUNK ? 'chunk' : 'recurrent'),
+  /** 'chunk' (the chunked WY/UT prefill) when a sequence has more than one chunk of tokens, on GPU adapters. */
+  select: (c: Ctx, x) => (chunked(c, CHUNK) && chunkFits(x, c) ? 'chunk' : 'recurrent'),
   variants: {
     recurrent: {
       launches: (x, c) => {
@@ -103,6 +108,7 @@ export const deltaRuleOp = op<DeltaOp>({
     // prep (norms, gates), kkt (A, B, G), solve (T), state pass (δ, o, S).
     // Scratch: q̂/k̂ [2, cap, H·DK], gates (g, β, G) [3, cap, HV], A/B/T rows [3, cap, HV·CH].
     chunk: {
+      supports: chunkFits,
       scratch: x => ({ qk: { cols: x.d.H * x.d.DK, planes: 2 }, gates: { cols: x.d.HV, planes: 3 }, ab: { cols: x.d.HV * CHUNK, planes: 3 } }),
       launches: (x, c): Launch[] => {
         const d = x.d, n = c.step.n, lim = c.adapter;

@@ -10,6 +10,7 @@
 // Runtime dims: H, HV, DV. Defines: DK, BV (power of two dividing DV), QK_ACT (0 none, 1 silu, 2 relu, 3 elu+1),
 // QK_NORM (0 none, 1 l2, 2 sum), V_SILU, HAS_GATE, HAS_BETA, NEG_EIG. All f32.
 #include "common.wgsl"
+#include "delta_common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
@@ -27,18 +28,6 @@ var<workgroup> sh_q: array<f32, DK>;
 var<workgroup> sh_k: array<f32, DK>;
 var<workgroup> red: array<vec2f, BV>;
 
-fn qk_act(x: f32) -> f32 {
-  if (QK_ACT == 1u) { return x * sigmoid(x); }
-  if (QK_ACT == 2u) { return max(x, 0.0); }
-  if (QK_ACT == 3u) { if (x > 0.0) { return x + 1.0; } return exp(x); }
-  return x;
-}
-
-fn softplus(x: f32) -> f32 {
-  if (x > 20.0) { return x; }
-  return log(1.0 + exp(x));
-}
-
 @compute @workgroup_size(BV)
 fn delta_rule_recurrent(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u) {
   let H = dims.x;
@@ -50,10 +39,10 @@ fn delta_rule_recurrent(@builtin(local_invocation_id) l: vec3u, @builtin(workgro
   let hv = wg.x / nb;
   let c = (wg.x % nb) * BV + l.x;
   let h = hv / (HV / H);
-  let cur = step.cur_off + 4u * seq;
-  let slot = stepmeta[cur];
-  let start = stepmeta[cur + 1u];
-  let len = stepmeta[cur + 2u];
+  let cu = cursor(seq);
+  let slot = cu.slot;
+  let start = cu.start;
+  let len = cu.len;
   let base = (slot * HV + hv) * DK * DV + c;
   var S: array<f32, DK>;
   for (var i = 0u; i < DK; i++) { S[i] = state[base + i * DV]; }

@@ -17,7 +17,7 @@ fn embed(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) ng:
   if (i >= step.n * (C / 2u)) { return; }
   let t = i / (C / 2u);
   let p = i % (C / 2u);
-  let id = stepmeta[step.ids_off + t];
+  let id = token_id(t);
   let v = wpair(id * (C / 2u) + p);
   x[t * C + 2u * p] = v.x;
   x[t * C + 2u * p + 1u] = v.y;

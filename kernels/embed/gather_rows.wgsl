@@ -16,5 +16,5 @@ fn gather_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroup
   if (i >= step.k * C) { return; }
   let j = i / C;
   let c = i % C;
-  y[i] = x[stepmeta[step.keep_off + j] * C + c];
+  y[i] = x[kept_row(j) * C + c];
 }

@@ -4,7 +4,7 @@
 // normaliser), chosen per step in `select`.
 import type { Backend, Tensor } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
-import { f32, grid, kernel, op, scratch, u32, type Ctx, type Launch } from '../lib.ts';
+import { chunked, f32, grid, kernel, op, scratch, u32, type Ctx, type Launch } from '../lib.ts';
 import { FMAP, glaRef, glaStateCols, glaValueTile, type Fmap } from './gla.ref.ts';
 import source from './gla_recurrent.wgsl' with { type: 'text' };
 import prepSrc from './gla_chunk_prep.wgsl' with { type: 'text' };
@@ -55,16 +55,10 @@ export const glaOp = op<GlaArgs>({
     if (a.H % a.HKV !== 0) throw new ShapeError(`gla: ${a.H} heads are not a multiple of ${a.HKV} kv heads`);
   },
   /**
-   * 'chunk' (the chunked prefill) for steps of more than one chunk of tokens, 'recurrent' otherwise (decode, short
-   * prompts) and always with the normaliser z (linear attention's normalize: kept on the recurrent kernel).
+   * 'chunk' (the chunked prefill) when a sequence has more than one chunk of tokens, on GPU adapters (the rule of
+   * delta_rule, `chunked`); 'recurrent' otherwise, and always with the normaliser z (linear attention's normalize).
    */
-  select: (c, a) => {
-    if (!chunkFits(a, c)) return 'recurrent';
-    // measured: 1.38× faster prefill on an H200 (gla-1.3b, 4096 tokens), but 1.4–2× slower on lavapipe, whose
-    // "GPU" is the CPU running one sequence's recurrence at full speed anyway (BENCHMARKS.md)
-    if (c.adapter.type === 'cpu') return 'recurrent';
-    return c.step.n > CHUNK ? 'chunk' : 'recurrent';
-  },
+  select: (c, a) => (chunkFits(a, c) && chunked(c, CHUNK) ? 'chunk' : 'recurrent'),
   variants: {
     recurrent: {
       launches: (a, c) => {

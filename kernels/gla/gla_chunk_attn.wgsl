@@ -26,8 +26,8 @@ fn gla_chunk_attn(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id)
   let t = idx / H;
   let h = idx % H;
   let hk = h / (H / HKV);
-  let seq = stepmeta[step.seq_off + t];
-  let start = stepmeta[step.cur_off + 4u * seq + 1u];
+  let seq = seq_of(t);
+  let start = cursor(seq).start;
   let cs = start + ((t - start) / CH) * CH;
   let KW = HKV * DK;
   let kplane = step.cap * KW;

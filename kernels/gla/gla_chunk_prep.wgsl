@@ -10,6 +10,7 @@
 // the chunk's tokens. Runtime dims: H, HKV, SCALE, GATE_NORM; dims2: CLAMP_MIN. Defines: DK, CH, WG, HAS_GATE, FMAP.
 // All arithmetic f32.
 #include "common.wgsl"
+#include "gla_common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
@@ -21,23 +22,6 @@
 @group(0) @binding(7) var<uniform> dims: vec4f;                  // H, HKV, SCALE, GATE_NORM
 @group(0) @binding(8) var<uniform> dims2: vec4f;                 // CLAMP_MIN
 
-fn log1p_(x: f32) -> f32 {
-  let u = 1.0 + x;
-  if (u == 1.0) { return x; }
-  return log(u) * x / (u - 1.0);
-}
-
-fn logsigmoid(x: f32) -> f32 { return min(x, 0.0) - log1p_(exp(-abs(x))); }
-
-fn fmap(x: f32) -> f32 {
-  if (FMAP == 1) { return max(x, 0.0); }
-  if (FMAP == 2) { return sigmoid(x); }
-  if (FMAP == 3) { return logsigmoid(x); }
-  if (FMAP == 4) { return x * sigmoid(x); }
-  if (FMAP == 5) { let r = max(x, 0.0); return r * r; }
-  return x;
-}
-
 @compute @workgroup_size(WG)
 fn gla_chunk_prep(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: vec3u) {
   let H = u32(dims.x);
@@ -48,9 +32,9 @@ fn gla_chunk_prep(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_
   let idx = gid.x;
   let seq = wg.y;
   if (seq >= step.b || idx >= HKV * DK) { return; }
-  let cur = step.cur_off + 4u * seq;
-  let start = stepmeta[cur + 1u];
-  let end = start + stepmeta[cur + 2u];
+  let cu = cursor(seq);
+  let start = cu.start;
+  let end = start + cu.len;
   let cs = start + wg.z * CH;
   if (cs >= end) { return; }
   let n = min(CH, end - cs);

@@ -37,10 +37,10 @@ fn gla_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id
   let g = l.x / BV;
   let col = (wg.x % nb) * BV + c;
   let hk = h / (H / HKV);
-  let cur = step.cur_off + 4u * seq;
-  let slot = stepmeta[cur];
-  let start = stepmeta[cur + 1u];
-  let end = start + stepmeta[cur + 2u];
+  let cu = cursor(seq);
+  let slot = cu.slot;
+  let start = cu.start;
+  let end = start + cu.len;
   let base = (slot * H + h) * DK * DV + col;
   for (var a = g; a < DK; a += G) { sh_S[a * BV + c] = state[base + a * DV]; }
   let KW = HKV * DK;

@@ -10,6 +10,7 @@
 // Runtime dims: H, HKV, SCALE, GATE_NORM, CLAMP_MIN (−3e38 = none). Defines: DK, DV, TV, HAS_GATE, NORMALIZE, FMAP.
 // All arithmetic f32.
 #include "common.wgsl"
+#include "gla_common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
@@ -27,23 +28,6 @@ var<workgroup> sh_k: array<f32, DK>;
 var<workgroup> sh_d: array<f32, DK>;
 var<workgroup> sh_z: array<f32, DK>;
 
-fn log1p_(x: f32) -> f32 {
-  let u = 1.0 + x;
-  if (u == 1.0) { return x; }
-  return log(u) * x / (u - 1.0);
-}
-
-fn logsigmoid(x: f32) -> f32 { return min(x, 0.0) - log1p_(exp(-abs(x))); }
-
-fn fmap(x: f32) -> f32 {
-  if (FMAP == 1) { return max(x, 0.0); }
-  if (FMAP == 2) { return sigmoid(x); }
-  if (FMAP == 3) { return logsigmoid(x); }
-  if (FMAP == 4) { return x * sigmoid(x); }
-  if (FMAP == 5) { let r = max(x, 0.0); return r * r; }
-  return x;
-}
-
 @compute @workgroup_size(TV)
 fn gla_recurrent(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: vec3u) {
   let H = u32(dims.x);
@@ -56,10 +40,10 @@ fn gla_recurrent(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) 
   let j = (g.x % tiles) * TV + l.x;
   let seq = g.y;
   if (seq >= step.b) { return; }
-  let cur = step.cur_off + 4u * seq;
-  let slot = stepmeta[cur];
-  let start = stepmeta[cur + 1u];
-  let len = stepmeta[cur + 2u];
+  let cu = cursor(seq);
+  let slot = cu.slot;
+  let start = cu.start;
+  let len = cu.len;
   let hk = h / (H / HKV);
   var SLOT = H * DK * DV;
   if (NORMALIZE) { SLOT += H * tiles * DK; }

@@ -16,8 +16,8 @@ fn shift_store(@builtin(global_invocation_id) gid: vec3u) {
   if (i >= step.b * C) { return; }
   let s = i / C;
   let c = i % C;
-  let cur = step.cur_off + 4u * s;
-  let len = stepmeta[cur + 2u];
+  let cu = cursor(s);
+  let len = cu.len;
   if (len == 0u) { return; }
-  state[stepmeta[cur] * C + c] = h[(stepmeta[cur + 1u] + len - 1u) * C + c];
+  state[cu.slot * C + c] = h[(cu.start + len - 1u) * C + c];
 }

@@ -21,10 +21,10 @@ fn token_shift(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroup
   if (i >= step.n * C) { return; }
   let t = i / C;
   let c = i % C;
-  let s = stepmeta[step.seq_off + t];
-  let cur = step.cur_off + 4u * s;
-  let slot = stepmeta[cur];
-  let start = stepmeta[cur + 1u];
+  let s = seq_of(t);
+  let cu = cursor(s);
+  let slot = cu.slot;
+  let start = cu.start;
   let x = h[i];
   var prev: f32;
   if (t == start) { prev = state[slot * C + c]; } else { prev = h[i - C]; }

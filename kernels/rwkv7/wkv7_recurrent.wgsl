@@ -45,10 +45,10 @@ fn wkv7_recurrent(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id)
   let h = g.x;
   let seq = g.y;
   if (seq >= step.b) { return; }
-  let cur = step.cur_off + 4u * seq;
-  let slot = stepmeta[cur];
-  let start = stepmeta[cur + 1u];
-  let len = stepmeta[cur + 2u];
+  let cu = cursor(seq);
+  let slot = cu.slot;
+  let start = cu.start;
+  let len = cu.len;
   let j = l.x;
   let base = (slot * H + h) * D * D;
   var S: array<f32, D>;

@@ -21,7 +21,19 @@ export interface HostWeight {
   synthetic?: { seed: number; scale: number };
 }
 
-export interface StateSpec { key: string; cols: number }
+/**
+ * One per-slot state tensor of `cols` f32. `tokenCols` marks a token-indexed state (a KV cache: row p of
+ * `tokenCols` f32 holds token p): a snapshot after d tokens needs only its first d rows.
+ */
+export interface StateSpec { key: string; cols: number; tokenCols?: number }
+
+/** A copy of one slot's state after `depth` tokens, held by the backend (prefix cache, state files). */
+export interface Snapshot { readonly depth: number; readonly bytes: number }
+
+/** f32 count of each state's part of a snapshot after `depth` tokens, in allocState order. */
+export function snapshotParts(specs: readonly StateSpec[], depth: number): number[] {
+  return specs.map(s => (s.tokenCols ? Math.min(s.cols, depth * s.tokenCols) : s.cols));
+}
 
 /** Opaque recorded work of one step (GPU dispatches), reusable while `epoch` holds. */
 export interface StepRecording { epoch: number; items: unknown[] }   // per-slot state of `cols` f32
@@ -37,12 +49,27 @@ export interface Backend {
   readonly adapter: Adapter;
   /** Run (record) op `op` on the current step with arguments `a`. */
   run<A>(op: Op<A>, a: A): Promise<void>;
-  /** Largest number of tokens one step may pack for a model of width C and vocab V. */
-  maxStepTokens(C: number, V: number, planes: number): number;
+  /**
+   * The largest number of tokens one step may pack, measured: the GPU backend runs `dryRun` (one model forward)
+   * on a one-token step that records and computes nothing, noting the widest per-token activation and op
+   * scratch (of every variant) it asks for, against the adapter's binding limit. The CPU backend has no such
+   * limit and does not call `dryRun`.
+   */
+  stepLimit(dryRun: () => Promise<unknown>): Promise<number>;
   weight(name: string, w: HostWeight, matrix: boolean): Weight;
   allocState(specs: StateSpec[], slots: number): void;
   state(key: string): Tensor;
   resetSlot(slot: number): void;
+  /** Copy slot `slot`'s state as it stands after `depth` tokens into a new snapshot (ordered after earlier work). */
+  snapshot(slot: number, depth: number): Snapshot;
+  /** Put a snapshot's state into `slot` (token-indexed states: their first `depth` rows). */
+  restore(snap: Snapshot, slot: number): void;
+  /** A snapshot's values on the host (the states' parts back to back, as snapshotParts lists them), and back. */
+  readSnapshot(snap: Snapshot): Promise<Float32Array>;
+  uploadSnapshot(data: Float32Array, depth: number): Snapshot;
+  freeSnapshot(snap: Snapshot): void;
+  /** The state specs of the last allocState. */
+  readonly stateSpecs: readonly StateSpec[];
 
   beginStep(step: StepLayout): void;
   act(name: string, cols: number, opts?: { planes?: number; rows?: 'n' | 'k' }): Tensor;

@@ -2,7 +2,7 @@
 // used for --device cpu, as the fallback when no adapter exists, and as the oracle in tests.
 import { bf16ToF32, f16ToF32 } from '../load/safetensors.ts';
 import { checkKnobs } from '../util/knobs.ts';
-import type { StepRecording, Backend, HostWeight, StateSpec, StepLayout, Tensor, Weight } from './backend.ts';
+import { snapshotParts, type StepRecording, type Backend, type HostWeight, type Snapshot, type StateSpec, type StepLayout, type Tensor, type Weight } from './backend.ts';
 import type { Adapter, Host, Op } from './op.ts';
 
 class CpuWeight implements Weight {
@@ -12,6 +12,11 @@ class CpuWeight implements Weight {
 
 class CpuTensor implements Tensor {
   constructor(readonly data: Float32Array, readonly cols: number, readonly planes: number, readonly rows: 'n' | 'k' | 'slots', readonly cap: number) {}
+}
+
+class CpuSnapshot implements Snapshot {
+  constructor(readonly depth: number, readonly data: Float32Array) {}
+  get bytes(): number { return this.data.byteLength; }
 }
 
 const T = (t: Tensor) => t as CpuTensor;
@@ -42,7 +47,7 @@ export class CpuBackend implements Backend {
     op.ref(a, host);
   }
 
-  maxStepTokens(): number { return 1 << 16; }
+  async stepLimit(_dryRun?: () => Promise<unknown>): Promise<number> { return 1 << 16; }
 
   private weightBytes = 0;
   /** Bytes of the weights held (f32 here), as GpuBackend counts what it uploaded: fla bench's header and roofline. */
@@ -62,8 +67,11 @@ export class CpuBackend implements Backend {
     return new CpuWeight(w.shape, f);
   }
 
+  stateSpecs: readonly StateSpec[] = [];
+
   allocState(specs: StateSpec[], slots: number): void {
     this.slots = slots;
+    this.stateSpecs = specs.slice();
     this.states.clear();
     for (const s of specs) this.states.set(s.key, new CpuTensor(new Float32Array(s.cols * slots), s.cols, 1, 'slots', slots));
   }
@@ -77,6 +85,31 @@ export class CpuBackend implements Backend {
   resetSlot(slot: number): void {
     for (const s of this.states.values()) s.data.fill(0, slot * s.cols, (slot + 1) * s.cols);
   }
+
+  snapshot(slot: number, depth: number): Snapshot {
+    const parts = snapshotParts(this.stateSpecs, depth), data = new Float32Array(parts.reduce((a, b) => a + b, 0));
+    let off = 0;
+    this.stateSpecs.forEach((sp, i) => {
+      const s = this.states.get(sp.key)!;
+      data.set(s.data.subarray(slot * s.cols, slot * s.cols + parts[i]!), off);
+      off += parts[i]!;
+    });
+    return new CpuSnapshot(depth, data);
+  }
+
+  restore(snap: Snapshot, slot: number): void {
+    const { data, depth } = snap as CpuSnapshot, parts = snapshotParts(this.stateSpecs, depth);
+    let off = 0;
+    this.stateSpecs.forEach((sp, i) => {
+      const s = this.states.get(sp.key)!;
+      s.data.set(data.subarray(off, off + parts[i]!), slot * s.cols);
+      off += parts[i]!;
+    });
+  }
+
+  async readSnapshot(snap: Snapshot): Promise<Float32Array> { return (snap as CpuSnapshot).data.slice(); }
+  uploadSnapshot(data: Float32Array, depth: number): Snapshot { return new CpuSnapshot(depth, data.slice()); }
+  freeSnapshot(): void {}
 
   beginStep(step: StepLayout): void {
     this.layout = step;

@@ -6,7 +6,7 @@ import { bf16ToF32, f16ToF32 } from '../load/safetensors.ts';
 import { GpuError, ShapeError } from '../util/errors.ts';
 import { kernelKnob, knob, checkKnobs } from '../util/knobs.ts';
 import { log } from '../util/log.ts';
-import type { Backend, HostWeight, StateSpec, StepLayout, StepRecording, Tensor, Weight } from './backend.ts';
+import { snapshotParts, type Backend, type HostWeight, type Snapshot, type StateSpec, type StepLayout, type StepRecording, type Tensor, type Weight } from './backend.ts';
 import fillSrc from './fill_random.wgsl' with { type: 'text' };
 import { stepShape, type Adapter, type Ctx, type Launch, type Op, type Resource } from './op.ts';
 
@@ -16,6 +16,10 @@ class GpuWeight implements Weight {
 
 class GpuTensor implements Tensor {
   constructor(readonly view: View, readonly cols: number, readonly planes: number, readonly rows: 'n' | 'k' | 'slots', readonly cap: number) {}
+}
+
+class GpuSnapshot implements Snapshot {
+  constructor(readonly depth: number, readonly bytes: number, readonly buffer: GPUBuffer) {}
 }
 
 /** A state tensor for all slots over the adapter's largest storage binding (the engine names the flags to lower). */
@@ -86,6 +90,11 @@ export class GpuBackend implements Backend {
   async build<A>(op: Op<A>, a: A, variant?: string): Promise<Dispatch[]> {
     op.check?.(a);
     const c = this.s;
+    if (this.dry) {   // measuring: the scratch of every variant (any may be chosen for a longer step), no launches
+      for (const v of Object.values(op.variants))
+        for (const s of Object.values(v.supports?.(a, c) ?? true ? v.scratch?.(a, c) ?? {} : {})) this.rowBytes = Math.max(this.rowBytes, 4 * (s.planes ?? 1) * s.cols);
+      return [];
+    }
     const name = variant ?? this.variant(op, a, c);
     const v = op.variants[name];
     if (!v) throw new Error(`op ${op.name} has no variant ${name}`);
@@ -122,12 +131,28 @@ export class GpuBackend implements Backend {
     throw new Error(`op ${op.name}: ${kernel}.${name} is bound to a tensor of another backend`);
   }
 
-  maxStepTokens(C: number, V: number, planes: number): number {
-    // the widest activation is planes × cap × C f32, and logits K × V: both must fit one binding
-    const byAct = Math.floor(this.gpu.maxBinding / (4 * planes * Math.max(C, 1)));
-    const byLogits = Math.floor(this.gpu.maxBinding / (4 * Math.max(V, 1)));
-    return Math.max(1, Math.floor(Math.min(byAct, byLogits, 8192) / ROW_ALIGN) * ROW_ALIGN || 1);
+  /** While measuring (stepLimit): ops record nothing, and act/scratch sizes are noted as bytes per token row. */
+  private dry = false;
+  private rowBytes = 0;
+
+  async stepLimit(dryRun: () => Promise<unknown>): Promise<number> {
+    this.dry = true;
+    this.rowBytes = 0;
+    try {
+      this.beginStep({ ids: Int32Array.of(0), cursors: [{ slot: 0, start: 0, len: 1, pos: 0 }], keep: Int32Array.of(0) });
+      await dryRun();
+    } finally {
+      this.dry = false;
+      this.dispatches = [];
+      this.ctx = null;
+    }
+    // every activation and scratch tensor is planes × cap × cols f32 (cap ≥ the step's rows): each must fit one binding
+    const rows = Math.floor(this.gpu.maxBinding / Math.max(this.rowBytes, 4));
+    return Math.max(1, Math.floor(Math.min(rows, 8192) / ROW_ALIGN) * ROW_ALIGN || 1);
   }
+
+  /** Bytes per token row of the widest tensor a step has asked for while measuring. */
+  get measuredRowBytes(): number { return this.rowBytes; }
 
   weight(name: string, w: HostWeight, matrix: boolean): Weight {
     if (w.synthetic) return this.syntheticWeight(name, w, matrix);
@@ -175,10 +200,13 @@ export class GpuBackend implements Backend {
   /** Per-kernel GPU time of the steps run while profiling (timestamp queries around each dispatch). */
   profile: Map<string, { ns: number; count: number; flops: number; bytes: number }> | null = null;
 
+  stateSpecs: readonly StateSpec[] = [];
+
   allocState(specs: StateSpec[], slots: number): void {
     for (const s of specs)   // checked before anything is freed: an oversized binding would only fail later, as a validation error
       if (4 * s.cols * slots > this.gpu.maxBinding) throw new StateSizeError(s.key, 4 * s.cols * slots, this.gpu.maxBinding, slots, Math.floor(this.gpu.maxBinding / (4 * s.cols)));
     this.epoch++;
+    this.stateSpecs = specs.slice();
     for (const s of this.states.values()) { this.gpu.forget(s.view.buffer); s.view.buffer.destroy(); }
     this.states.clear();
     this.pendingClears = [];   // they named the buffers just destroyed
@@ -200,6 +228,42 @@ export class GpuBackend implements Backend {
     for (const s of this.states.values()) this.pendingClears.push({ buffer: s.view.buffer, offset: 4 * slot * s.cols, size: 4 * s.cols });
   }
 
+  // Snapshots: one buffer each, filled/emptied with copyBufferToBuffer in a submit of their own, after any pending
+  // slot clears/copies (queue order keeps them after the steps already submitted and before later ones).
+  snapshot(slot: number, depth: number): Snapshot {
+    const parts = snapshotParts(this.stateSpecs, depth), bytes = 4 * parts.reduce((a, b) => a + b, 0);
+    const buffer = this.gpu.buffer(bytes, 'snapshot');
+    this.slotCopies((enc, s, i, off) => enc.copyBufferToBuffer(s.view.buffer, 4 * slot * s.cols, buffer, off, 4 * parts[i]!), parts);
+    return new GpuSnapshot(depth, bytes, buffer);
+  }
+
+  restore(snap: Snapshot, slot: number): void {
+    const { buffer, depth } = snap as GpuSnapshot, parts = snapshotParts(this.stateSpecs, depth);
+    this.slotCopies((enc, s, i, off) => enc.copyBufferToBuffer(buffer, off, s.view.buffer, 4 * slot * s.cols, 4 * parts[i]!), parts);
+  }
+
+  private slotCopies(copy: (enc: GPUCommandEncoder, s: GpuTensor, i: number, off: number) => void, parts: number[]): void {
+    const enc = this.gpu.device.createCommandEncoder();
+    this.flushSlotOps(enc);
+    let off = 0;
+    this.stateSpecs.forEach((sp, i) => {
+      if (parts[i]! > 0) copy(enc, this.states.get(sp.key)!, i, off);
+      off += 4 * parts[i]!;
+    });
+    this.gpu.submit(enc);
+  }
+
+  async readSnapshot(snap: Snapshot): Promise<Float32Array> {
+    const s = snap as GpuSnapshot;
+    return new Float32Array(await this.gpu.read(s.buffer, 0, s.bytes));
+  }
+
+  uploadSnapshot(data: Float32Array, depth: number): Snapshot {
+    return new GpuSnapshot(depth, data.byteLength, this.gpu.upload(data, 'snapshot'));
+  }
+
+  freeSnapshot(snap: Snapshot): void { (snap as GpuSnapshot).buffer.destroy(); }
+
   beginStep(step: StepLayout): void {
     this.gpu.checkAlive();
     const n = step.ids.length, k = step.keep.length, b = step.cursors.length;
@@ -214,6 +278,7 @@ export class GpuBackend implements Backend {
     });
     meta.set(step.keep, 2 * n + 4 * b);
     if (meta.byteLength > this.metaBytes) {
+      this.epoch++;   // recorded steps bind the old buffer
       if (this.meta) { this.gpu.forget(this.meta); this.meta.destroy(); }
       this.metaBytes = Math.max(1024, meta.byteLength * 2);
       this.meta = this.gpu.buffer(this.metaBytes, 'meta');
@@ -246,6 +311,7 @@ export class GpuBackend implements Backend {
     const cap = rows === 'n' ? this.capN : this.capK;
     const key = `${name}:${cols}:${planes}:${rows}`;
     const bytes = 4 * planes * cap * cols;
+    if (this.dry) this.rowBytes = Math.max(this.rowBytes, 4 * planes * cols);
     let a = this.acts.get(key);
     if (!a) {
       if (bytes > this.gpu.maxBinding) throw new GpuError(`activation ${name} needs ${fmtBytes(bytes)}, over the adapter's binding limit ${fmtBytes(this.gpu.maxBinding)}`);

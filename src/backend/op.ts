@@ -75,6 +75,15 @@ export function stepShape(l: StepLayout): StepShape {
   return { n: l.ids.length, k: l.keep.length, b: l.cursors.length, lens, maxLen: lens.reduce((a, b) => Math.max(a, b), 0), cursors: l.cursors };
 }
 
+/**
+ * The rule of the chunked recurrent ops (delta_rule, gla): chunk when some sequence of the step is longer than
+ * one chunk, on GPU adapters. A CPU adapter (lavapipe) runs each sequence's recurrence at full speed already:
+ * GLA's chunked prefill measured 1.4–2× slower there, 1.38× faster on an H200 (BENCHMARKS.md).
+ */
+export function chunked(c: Ctx, chunk: number): boolean {
+  return c.step.maxLen > chunk && c.adapter.type !== 'cpu';
+}
+
 /** Rows of the step a tensor with rows 'n' or 'k' has live. */
 export function rowsOf(t: Tensor, c: Ctx): number { return t.rows === 'k' ? c.step.k : c.step.n; }
 

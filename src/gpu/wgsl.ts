@@ -5,11 +5,15 @@ export interface Features { f16: boolean; subgroups: boolean }
 
 /**
  * Defines become `const NAME = value;` lines (numbers: u32 if integer, else f32; booleans: bool)
- * and are visible to `#if`. SUBGROUPS / F16 are set from the adapter unless given.
+ * and are visible to `#if`. SUBGROUPS / F16 are set from the adapter unless given; HAS_STEPMETA is true when the
+ * source declares a `stepmeta` binding.
  */
 export function preprocess(source: string, defines: Record<string, number | boolean | string>, feat: Features,
   includes: Readonly<Record<string, string>> = {}): string {
-  const env: Record<string, number | boolean | string> = { SUBGROUPS: feat.subgroups, F16: feat.f16, ...defines };
+  // HAS_STEPMETA: the kernel binds the step metadata, so common.wgsl's cursor() and friends may read it
+  const env: Record<string, number | boolean | string> = {
+    SUBGROUPS: feat.subgroups, F16: feat.f16, HAS_STEPMETA: /var<storage[^>]*>\s*stepmeta\b/.test(source), ...defines,
+  };
   const lines = expandIncludes(source, includes).split('\n');
   const out: string[] = [];
   const stack: { active: boolean; taken: boolean }[] = [];

@@ -51,7 +51,6 @@ export default defineArch<AbcConfig, Weights>({
 
   dims: c => ({
     hidden: c.hidden_size, vocab: c.vocab_size, maxContext: c.use_rope ? ABC_MAX_POSITIONS : null,
-    maxPlanes: Math.ceil(Math.max(c.intermediate_size, c.key_dim, c.value_dim, c.hidden_size, c.num_heads * c.num_slots) / c.hidden_size),
   }),
 
   state(c) {

@@ -2,7 +2,8 @@
 import type { Backend, StateSpec, Tensor } from '../backend/backend.ts';
 import type { WeightReader } from '../load/weights.ts';
 
-export interface ModelDims { hidden: number; vocab: number; maxPlanes: number; maxContext: number | null }
+/** What the runtime needs to know of a model up front (the step's memory is measured by the backend, not declared here). */
+export interface ModelDims { hidden: number; vocab: number; maxContext: number | null }
 
 export interface Arch<Cfg = any, Weights = any> {
   /** config.json model_type values this file handles. */

@@ -65,7 +65,8 @@ export function ropeConfig(j: Record<string, unknown>, where: string, defTheta =
 }
 
 export function attnState(c: AttnConfig, l: number, ctx: number): StateSpec[] {
-  return [{ key: `${l}.k`, cols: ctx * c.KV * c.D }, { key: `${l}.v`, cols: ctx * c.KV * c.D }];
+  const W = c.KV * c.D;
+  return [{ key: `${l}.k`, cols: ctx * W, tokenCols: W }, { key: `${l}.v`, cols: ctx * W, tokenCols: W }];
 }
 
 export const MAX_ROPE_TABLE = 65536;

@@ -1,7 +1,7 @@
 // Shared by the fla delta-rule families (gated_deltanet.ts, delta_net.ts): the fla block skeleton
 // (spec-deltanet-attention-qwen3next.md §2) around a delta-rule token mixer (§3.3 / §4.3).
 import { shortConv, convState } from '../../kernels/conv/short_conv.ts';
-import { CHUNK, deltaRule, deltaState, type DeltaDims, type QkAct } from '../../kernels/delta/delta_rule.ts';
+import { deltaRule, deltaState, type DeltaDims, type QkAct } from '../../kernels/delta/delta_rule.ts';
 import { embed } from '../../kernels/embed/embed.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
@@ -41,9 +41,7 @@ export function parseSkeleton(j: Json, where: string) {
 }
 
 export function deltaDims(c: DeltaModelConfig): ModelDims {
-  // the widest per-token activation, including the chunked path's scratch (A/B/T rows: 3 × HV × 64; q̂/k̂: 2 × H·DK)
-  const widest = Math.max(c.hidden_size, c.intermediate_size, c.HV * c.DV, 3 * c.HV * CHUNK, 2 * c.H * c.DK);
-  return { hidden: c.hidden_size, vocab: c.vocab_size, maxPlanes: Math.ceil(widest / c.hidden_size), maxContext: null };
+  return { hidden: c.hidden_size, vocab: c.vocab_size, maxContext: null };
 }
 
 const mixerDims = (c: DeltaModelConfig): DeltaDims => ({

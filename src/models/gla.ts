@@ -52,7 +52,6 @@ export default defineArch<GlaConfig, Weights>({
 
   dims: c => ({
     hidden: c.hidden_size, vocab: c.vocab_size, maxContext: null,
-    maxPlanes: Math.ceil(Math.max(c.intermediate_size, c.key_dim, c.value_dim, c.hidden_size) / c.hidden_size),
   }),
 
   state(c) {

@@ -36,7 +36,7 @@ export default defineArch<LlamaConfig, DecoderWeights>({
     };
   },
 
-  dims: c => ({ hidden: c.hidden_size, vocab: c.vocab_size, maxPlanes: 1, maxContext: Math.min(c.max_position_embeddings, 65536) }),
+  dims: c => ({ hidden: c.hidden_size, vocab: c.vocab_size, maxContext: Math.min(c.max_position_embeddings, 65536) }),
 
   state: (c, ctx) => Array.from({ length: c.num_hidden_layers }, (_, l) => attnState(c.attn, l, ctx)).flat(),
 

@@ -7,7 +7,7 @@
 import { rope } from '../../kernels/attention/rope.ts';
 import { kvStore, sdpa } from '../../kernels/attention/sdpa.ts';
 import { convState, shortConv } from '../../kernels/conv/short_conv.ts';
-import { CHUNK, deltaRule, deltaState, type DeltaDims } from '../../kernels/delta/delta_rule.ts';
+import { deltaRule, deltaState, type DeltaDims } from '../../kernels/delta/delta_rule.ts';
 import { mul } from '../../kernels/elementwise/mul.ts';
 import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
 import { embed } from '../../kernels/embed/embed.ts';
@@ -130,10 +130,7 @@ export default defineArch<Qwen3NextConfig, Weights>({
   },
 
   dims(c) {
-    const g = c.gdn, a = c.attn;
-    const widest = Math.max(c.hidden_size, c.intermediate_size, c.moe_intermediate_size, c.shared_expert_intermediate_size, c.num_experts,
-      a.H * a.D, g.HV * g.DV, 3 * g.HV * CHUNK, 2 * g.H * g.DK);
-    return { hidden: c.hidden_size, vocab: c.vocab_size, maxPlanes: Math.ceil(widest / c.hidden_size), maxContext: Math.min(c.max_position_embeddings, MAX_ROPE_TABLE) };
+    return { hidden: c.hidden_size, vocab: c.vocab_size, maxContext: Math.min(c.max_position_embeddings, MAX_ROPE_TABLE) };
   },
 
   state(c, ctx) {

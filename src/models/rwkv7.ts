@@ -61,7 +61,7 @@ export default defineArch<Rwkv7Config, Weights>({
     };
   },
 
-  dims: c => ({ hidden: c.hidden_size, vocab: c.vocab_size, maxPlanes: 6, maxContext: null }),
+  dims: c => ({ hidden: c.hidden_size, vocab: c.vocab_size, maxContext: null }),
 
   state(c) {
     const C = c.hidden_size, D = c.head_dim;

@@ -34,7 +34,7 @@ export default defineArch<TransformerConfig, DecoderWeights>({
   },
 
   // fla grows its rotary table on demand; we size it (and the context) by max_position_embeddings
-  dims: c => ({ hidden: c.hidden_size, vocab: c.vocab_size, maxPlanes: 1, maxContext: c.attn.maxPos }),
+  dims: c => ({ hidden: c.hidden_size, vocab: c.vocab_size, maxContext: c.attn.maxPos }),
 
   state: (c, ctx) => Array.from({ length: c.num_hidden_layers }, (_, l) => attnState(c.attn, l, ctx)).flat(),
 

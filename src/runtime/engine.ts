@@ -5,6 +5,7 @@ import { StateSizeError } from '../backend/gpu.ts';
 import type { Model } from '../load/model.ts';
 import { FlaError, GpuError } from '../util/errors.ts';
 import { checkLogits } from '../util/finite.ts';
+import { knob } from '../util/knobs.ts';
 
 /** One sequence's part of a step: its slot and the tokens to feed. keepAll returns logits for every token. */
 export interface SeqInput { slot: number; tokens: ArrayLike<number>; keepAll?: boolean }
@@ -12,7 +13,9 @@ export interface SeqInput { slot: number; tokens: ArrayLike<number>; keepAll?: b
 export class Engine {
   readonly vocab: number;
   readonly hidden: number;
-  readonly budget: number;
+  /** Tokens one step packs at most: the constructor's maxStepTokens, lowered by the backend's measured limit on the first run. */
+  budget: number;
+  private measured = false;
   private freeSlots: number[];
   /** Tokens each slot's state holds (positions for attention, limits for the KV cache). */
   readonly positions: number[];
@@ -27,7 +30,7 @@ export class Engine {
     this.ctx = Math.min(ctx ?? 4096, d.maxContext ?? Infinity);
     this.vocab = d.vocab;
     this.hidden = d.hidden;
-    this.budget = Math.max(1, Math.min(maxStepTokens, model.backend.maxStepTokens(d.hidden, d.vocab, d.maxPlanes)));
+    this.budget = Math.max(1, maxStepTokens);
     allocStateOrExplain(model, this.ctx, slots, this.bounded);
     this.freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i);
     this.positions = new Array(slots).fill(0);
@@ -46,11 +49,20 @@ export class Engine {
     if (!this.freeSlots.includes(slot)) this.freeSlots.push(slot);
   }
 
+  /** Measure the backend's step limit for this model (run() does it before its first step). */
+  async ready(): Promise<void> {
+    if (this.measured) return;
+    const m = this.model;
+    this.budget = Math.max(1, Math.min(this.budget, await m.backend.stepLimit(() => m.arch.forward(m.backend, m.weights, m.cfg))));
+    this.measured = true;
+  }
+
   /**
    * Feed tokens of several sequences (each continues from its slot's state). Returns, per sequence, its kept
    * logits: the last token's row, or every token's rows with keepAll. Work beyond the step budget is split.
    */
   async run(seqs: SeqInput[]): Promise<Float32Array[]> {
+    await this.ready();
     const V = this.vocab;
     const outs = seqs.map(s => new Float32Array((s.keepAll ? s.tokens.length : 1) * V));
     const done = seqs.map(() => 0);
@@ -98,7 +110,7 @@ export class Engine {
     const key = `${layout.ids.length},${layout.keep.length},${layout.cursors.length}`;
     const hit = this.recordings.get(key);
     let logits: Tensor;
-    if (hit && process.env.FLA_NO_REPLAY !== '1' && o.replay(hit.rec)) logits = hit.logits;
+    if (hit && knob('FLA_NO_REPLAY') !== '1' && o.replay(hit.rec)) logits = hit.logits;
     else {
       logits = await this.model.arch.forward(o, this.model.weights, this.model.cfg);
       const rec = o.recording();

@@ -9,6 +9,8 @@ export interface GenerateOptions extends DecodeOptions {
   signal?: AbortSignal;
   /** Continue this slot's state (multi-turn chat); it is then not released. Default: a fresh slot. */
   slot?: number;
+  /** Called once the prompt is in the slot's state, before the first token is sampled (fla run --save-state). */
+  onPrefilled?: (slot: number) => void;
 }
 
 export interface GenerateStats {
@@ -93,6 +95,7 @@ export async function* generate(engine: Engine, tok: Tokenizer | null, prompt: n
     let t0 = performance.now();
     let [logits] = await engine.run([{ slot, tokens: prompt }]);
     stats.prefillMs = performance.now() - t0;
+    opts.onPrefilled?.(slot);
     t0 = performance.now();
     while (seq.finish === null) {
       if (opts.signal?.aborted) { seq.finish = 'cancelled'; break; }

@@ -6,6 +6,7 @@ import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { FlaError, GpuError, UsageError } from '../util/errors.ts';
 import type { Engine, SeqInput } from './engine.ts';
 import { SeqDecoder, type FinishReason, type Piece } from './generate.ts';
+import type { PrefixCache, PrefixCacheStats } from './prefix_cache.ts';
 import type { SamplingOptions } from './sample.ts';
 
 export type { FinishReason } from './generate.ts';
@@ -23,6 +24,8 @@ export interface GenRequest {
 export interface GenResult {
   ids: number[]; text: string; finishReason: FinishReason;
   promptTokens: number; generatedTokens: number;
+  /** Prompt tokens whose state came from the prefix cache (not prefilled). */
+  cachedTokens: number;
   /** Set when finishReason is 'error' (a failed step, or the scheduler shutting down). */
   error?: Error;
 }
@@ -58,7 +61,7 @@ export class GenStream implements AsyncIterable<Piece> {
 
 interface Seq {
   req: GenRequest; stream: GenStream; dec: SeqDecoder;
-  slot: number; fed: number; next: number | null;
+  slot: number; fed: number; next: number | null; cached: number;
   text: string; done: boolean;
 }
 
@@ -66,6 +69,8 @@ export interface SchedulerOptions {
   /** Requests waiting for a slot beyond those running (--max-queue); more are refused with QueueFullError. */
   maxQueue?: number;
   eosIds?: number[];
+  /** Restore prompt prefixes from, and checkpoint states into, this cache. */
+  prefixCache?: PrefixCache;
 }
 
 export interface SchedulerStats {
@@ -76,6 +81,7 @@ export interface SchedulerStats {
   tokensPerSecond: number;
   /** Why the device stopped working, or null while it works. */
   failure: string | null;
+  prefixCache: PrefixCacheStats | null;
 }
 
 const RATE_WINDOW_MS = 10_000;
@@ -93,10 +99,12 @@ export class Scheduler {
   private finished: Record<FinishReason, number> = { eos: 0, stop: 0, length: 0, cancelled: 0, error: 0 };
   private recent: [number, number][] = [];   // [time, tokens generated in that step]
   private turn = 0;                          // rotates which prefilling prompt gets a budget's remainder
+  private readonly cache: PrefixCache | null;
 
   constructor(readonly engine: Engine, readonly tokenizer: Tokenizer | null, opts: SchedulerOptions = {}) {
     this.maxQueue = opts.maxQueue ?? 64;
     this.eosIds = opts.eosIds ?? [];
+    this.cache = opts.prefixCache?.enabled ? opts.prefixCache : null;
   }
 
   get slots(): number { return this.engine.slots; }
@@ -120,7 +128,7 @@ export class Scheduler {
       throw new QueueFullError(`too many requests: ${this.slots} running and ${this.maxQueue} queued`);
     const seq: Seq = {
       req, stream: new GenStream(), dec: new SeqDecoder(this.tokenizer, req.prompt, { ...req, eosIds: req.eosIds ?? this.eosIds }),
-      slot: -1, fed: 0, next: null, text: '', done: false,
+      slot: -1, fed: 0, next: null, cached: 0, text: '', done: false,
     };
     if (req.maxTokens === 0) { this.finish(seq, 'length'); return seq.stream; }
     req.signal?.addEventListener('abort', () => this.kick?.(), { once: true });
@@ -136,6 +144,7 @@ export class Scheduler {
     return {
       running: this.running.length, queued: this.waiting.length, slots: this.slots, ...this.counts,
       finished: { ...this.finished }, tokensPerSecond: n / (RATE_WINDOW_MS / 1000), failure: this.failure,
+      prefixCache: this.cache?.stats() ?? null,
     };
   }
 
@@ -184,6 +193,7 @@ export class Scheduler {
       const s = this.waiting.shift()!;
       s.slot = this.engine.acquire();
       this.running.push(s);
+      if (this.cache) this.cache.record(this.resume(s));
     }
   }
 
@@ -193,7 +203,10 @@ export class Scheduler {
     for (const s of this.running) if (s.next !== null) { plan.push({ seq: s, input: { slot: s.slot, tokens: [s.next] }, sample: true }); budget--; }
     budget = Math.max(budget, Math.min(64, this.engine.budget));   // a batch wider than the budget must not starve new prompts
     const prefilling = this.running.filter(s => s.next === null);
-    const shares = shareBudget(prefilling.map(s => s.req.prompt.length - s.fed), budget, this.turn++);
+    if (this.cache) for (const s of prefilling) this.cache.recordSaved(this.resume(s));   // another sequence may have checkpointed our prefix
+    // with the cache, chunks end on checkpoint boundaries
+    const until = (s: Seq) => this.cache ? Math.min(s.req.prompt.length, this.cache.nextBoundary(s.fed)) : s.req.prompt.length;
+    const shares = shareBudget(prefilling.map(s => until(s) - s.fed), budget, this.turn++);
     prefilling.forEach((s, i) => {
       const take = shares[i]!;
       if (take === 0) return;
@@ -211,6 +224,10 @@ export class Scheduler {
       return;
     }
     this.counts.steps++;
+    if (this.cache) for (const p of plan) {
+      const s = p.seq;
+      if (s.next === null && !s.done && (s.fed === s.req.prompt.length || s.fed % this.cache.interval === 0)) this.cache.insert(s.req.prompt.slice(0, s.fed), s.slot);
+    }
     let made = 0;
     plan.forEach((p, i) => {
       if (!p.sample) return;
@@ -231,6 +248,18 @@ export class Scheduler {
     return piece !== null;
   }
 
+  /** Restore the deepest checkpoint of s's prompt beyond what its slot holds; returns the tokens it saved. */
+  private resume(s: Seq): number {
+    const hit = this.cache!.lookup(s.req.prompt);
+    if (!hit || hit.depth <= s.fed) return 0;
+    this.cache!.restore(hit, s.slot);
+    const saved = hit.depth - s.fed;
+    this.engine.positions[s.slot] = hit.depth;
+    s.fed = hit.depth;
+    s.cached += saved;
+    return saved;
+  }
+
   private emit(s: Seq, p: Piece): void {
     s.text += p.text;
     s.stream.push(p);
@@ -243,9 +272,14 @@ export class Scheduler {
     if (rest) this.emit(s, { id: null, text: rest });
     this.waiting = this.waiting.filter(x => x !== s);
     const i = this.running.indexOf(s);
-    if (i >= 0) { this.running.splice(i, 1); this.engine.release(s.slot); }
+    if (i >= 0) {
+      const fed = this.engine.positions[s.slot]!;   // tokens in the slot's state: the prompt and the reply tokens fed back
+      if (this.cache && reason !== 'error' && fed > 0) this.cache.insert([...s.req.prompt, ...s.dec.ids].slice(0, fed), s.slot);
+      this.running.splice(i, 1);
+      this.engine.release(s.slot);
+    }
     this.finished[reason]++;
-    s.stream.end({ ids: s.dec.ids, text: s.text, finishReason: reason, promptTokens: s.req.prompt.length, generatedTokens: s.dec.ids.length, ...(error ? { error } : {}) });
+    s.stream.end({ ids: s.dec.ids, text: s.text, finishReason: reason, promptTokens: s.req.prompt.length, generatedTokens: s.dec.ids.length, cachedTokens: s.cached, ...(error ? { error } : {}) });
   }
 }
 

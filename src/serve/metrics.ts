@@ -23,6 +23,13 @@ export class Metrics {
     metric('fla_running_requests', 'gauge', 'Sequences in the running batch.', [['', s.running]]);
     metric('fla_batch_slots', 'gauge', 'Sequence slots (--max-batch).', [['', s.slots]]);
     metric('fla_generation_tokens_per_second', 'gauge', 'Generated tokens per second over the last 10 s.', [['', s.tokensPerSecond]]);
+    const c = s.prefixCache;
+    if (c) {
+      metric('fla_prefix_cache_hits_total', 'counter', 'Requests that restored a prompt prefix from the state cache.', [['', c.hits]]);
+      metric('fla_prefix_cache_misses_total', 'counter', 'Requests that found no prefix in the state cache.', [['', c.misses]]);
+      metric('fla_prefill_tokens_saved_total', 'counter', 'Prompt tokens restored from the state cache instead of prefilled.', [['', c.tokensSaved]]);
+      metric('fla_prefix_cache_bytes', 'gauge', 'Memory held by the state cache (checkpoints and trie), bytes.', [['', c.bytes]]);
+    }
     metric('fla_device_up', 'gauge', '1 while the device works, 0 once it failed.', [['', s.failure ? 0 : 1]]);
     return out.join('\n') + '\n';
   }

@@ -137,8 +137,12 @@ export function finishReason(r: FinishReason): 'stop' | 'length' | null {
   return r === 'eos' || r === 'stop' ? 'stop' : r === 'length' ? 'length' : null;
 }
 
-export function usage(promptTokens: number, completionTokens: number) {
-  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+/** OpenAI's usage object; prompt_tokens counts every prompt token, cached_tokens those restored from the prefix cache. */
+export function usage(promptTokens: number, completionTokens: number, cachedTokens = 0) {
+  return {
+    prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens,
+    prompt_tokens_details: { cached_tokens: cachedTokens },
+  };
 }
 
 export interface Ids { id: string; created: number; model: string }
@@ -147,7 +151,7 @@ export function completion(k: Ids, r: GenResult) {
   return {
     id: k.id, object: 'text_completion', created: k.created, model: k.model,
     choices: [{ index: 0, text: r.text, logprobs: null, finish_reason: finishReason(r.finishReason) }],
-    usage: usage(r.promptTokens, r.generatedTokens),
+    usage: usage(r.promptTokens, r.generatedTokens, r.cachedTokens),
   };
 }
 
@@ -155,7 +159,7 @@ export function chatCompletion(k: Ids, r: GenResult) {
   return {
     id: k.id, object: 'chat.completion', created: k.created, model: k.model,
     choices: [{ index: 0, message: { role: 'assistant', content: r.text }, logprobs: null, finish_reason: finishReason(r.finishReason) }],
-    usage: usage(r.promptTokens, r.generatedTokens),
+    usage: usage(r.promptTokens, r.generatedTokens, r.cachedTokens),
   };
 }
 
@@ -169,5 +173,5 @@ export function chunk(k: Ids, chat: boolean, text: string | null, finish: Finish
 }
 
 export function usageChunk(k: Ids, chat: boolean, r: GenResult) {
-  return { id: k.id, object: chat ? 'chat.completion.chunk' : 'text_completion', created: k.created, model: k.model, choices: [], usage: usage(r.promptTokens, r.generatedTokens) };
+  return { id: k.id, object: chat ? 'chat.completion.chunk' : 'text_completion', created: k.created, model: k.model, choices: [], usage: usage(r.promptTokens, r.generatedTokens, r.cachedTokens) };
 }

@@ -4,12 +4,12 @@
 // random initial state, sequences of lengths 1, 63, 64, 65 packed on different slots (one slot untouched) and a
 // longer one alone (FLA_TEST_DELTA_LONG, default 1000). Compares the output and the whole state afterwards; and
 // the chunked kernel directly against the recurrent one on the GPU (same inputs, 1e-4).
-import { describe, test } from 'bun:test';
+import { describe, expect, test } from 'bun:test';
 import { prng, randn, randu } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
-import { checkBoth, gpuBackend, hostWeight, packedStep, runOn, type Packed } from './harness.ts';
+import { checkBoth, gpuBackend, hostWeight, packedStep, runOn, selectCtx, type Packed } from './harness.ts';
 import { expectClose } from '../../helpers/allclose.ts';
-import { deltaRule, type DeltaDims, type DeltaKernel } from '../../../kernels/delta/delta_rule.ts';
+import { deltaRule, deltaRuleOp, type DeltaDims, type DeltaKernel, type DeltaOp } from '../../../kernels/delta/delta_rule.ts';
 
 const SLOTS = 5;
 const LONG = Number(process.env.FLA_TEST_DELTA_LONG ?? 1000);
@@ -62,6 +62,26 @@ async function runCase(kernel: DeltaKernel, c: Case, seqs: { slot: number; len: 
 const PACKED = [{ slot: 2, len: 63 }, { slot: 0, len: 1 }, { slot: 4, len: 64 }, { slot: 3, len: 65 }];
 
 describe.skipIf(!HAS_GPU)('delta_rule', () => {
+  test('select: chunk when a sequence is longer than one chunk, on GPU adapters (not per step: 65 one-token sequences decode recurrent); FLA_KERNEL_DELTA_RULE forces', () => {
+    const prev = process.env.FLA_KERNEL_DELTA_RULE;
+    delete process.env.FLA_KERNEL_DELTA_RULE;
+    try {
+      const o = gpuBackend(), gpuAdapter = { ...o.adapter, type: 'discrete' }, cpuAdapter = { ...o.adapter, type: 'cpu' };
+      const a = { d: { DK: 64, DV: 64 } } as DeltaOp, pick = (lens: number[], adapter = gpuAdapter) => o.variant(deltaRuleOp, a, selectCtx(adapter, lens));
+      expect(pick([64])).toBe('recurrent');
+      expect(pick([65])).toBe('chunk');
+      expect(pick([1, 65, 3])).toBe('chunk');
+      expect(pick(new Array(65).fill(1))).toBe('recurrent');
+      expect(pick([40, 40])).toBe('recurrent');
+      expect(pick([500], cpuAdapter)).toBe('recurrent');
+      process.env.FLA_KERNEL_DELTA_RULE = 'chunk';
+      expect(pick([1], cpuAdapter)).toBe('chunk');
+      process.env.FLA_KERNEL_DELTA_RULE = 'recurrent';
+      expect(pick([500])).toBe('recurrent');
+    } finally {
+      if (prev === undefined) delete process.env.FLA_KERNEL_DELTA_RULE; else process.env.FLA_KERNEL_DELTA_RULE = prev;
+    }
+  });
   for (const kernel of ['recurrent', 'chunk'] as DeltaKernel[]) {
     for (const [DK, DV] of [[64, 64], [128, 128], [64, 128], [128, 64]] as const) {
       for (const r of [1, 2]) {

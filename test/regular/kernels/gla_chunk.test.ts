@@ -65,6 +65,8 @@ describe.skipIf(!HAS_GPU)('gla chunked', () => {
       expect(o.variant(glaOp, d, s([64]))).toBe('recurrent');
       expect(o.variant(glaOp, d, s([65]))).toBe('chunk');
       expect(o.variant(glaOp, d, s([65], cpuAdapter))).toBe('recurrent');
+      expect(o.variant(glaOp, d, s(new Array(65).fill(1)))).toBe('recurrent');   // decode of 65 sequences
+      expect(o.variant(glaOp, d, s([2, 65]))).toBe('chunk');
       expect(o.variant(glaOp, { ...d, normalize: true }, s([65]))).toBe('recurrent');
       process.env.FLA_KERNEL_GLA = 'recurrent';
       expect(o.variant(glaOp, d, s([500]))).toBe('recurrent');

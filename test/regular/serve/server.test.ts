@@ -57,7 +57,7 @@ describe.skipIf(!kjv)(`fla serve in-process (${KIND})`, () => {
     expect(one.status).toBe(200);
     expect(one.json.choices[0].text).toBe(serial[3]!);
     expect(one.json.object).toBe('text_completion');
-    expect(one.json.usage).toEqual({ prompt_tokens: s.tokenizer.encode(TEXTS[3]!).length, completion_tokens: MAX[3], total_tokens: s.tokenizer.encode(TEXTS[3]!).length + MAX[3]! });
+    expect(one.json.usage).toEqual({ prompt_tokens: s.tokenizer.encode(TEXTS[3]!).length, completion_tokens: MAX[3], total_tokens: s.tokenizer.encode(TEXTS[3]!).length + MAX[3]!, prompt_tokens_details: { cached_tokens: 0 } });
     expect(one.json.choices[0].finish_reason).toBe('length');
   });
 
