@@ -31,15 +31,14 @@ export function announceCompiles(gpu: Pick<Gpu, 'onCompiled'>, say: (m: string) 
     total += ms;
     if (!said && total > thresholdMs) {
       said = true;
-      say('compiling GPU kernels … (the first run on this machine takes a while; later runs reuse the driver\'s shader cache)');
+      say('compiling GPU kernels … (slow the first time on a machine; the driver caches them for later runs)');
     }
   };
 }
 
 async function gpuBackend(index: number): Promise<Backend> {
   const gpu = await Gpu.create(index);
-  // a person waiting at a terminal is told; a script's stderr (and the tests') stays as it was
-  announceCompiles(gpu, m => { if (process.stderr.isTTY || log.level === 'debug') log.info(m); });
+  if (process.stderr.isTTY || log.level === 'debug') announceCompiles(gpu);   // for a person waiting, as the progress bars
   return new GpuBackend(gpu);
 }
 

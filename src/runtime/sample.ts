@@ -165,22 +165,12 @@ export class Sampler {
       this.gen = 0;
     }
     const vals = this.vals;
-    // NaN counts as -Infinity so that it can never be drawn.
-    for (let i = 0; i < V; i++) {
-      const v = logits[i];
-      vals[i] = v === v ? v : -Infinity;
-    }
-    if (repetitionPenalty !== 1) this.penalise(history, repetitionPenalty);
+    this.prepare(logits, history);
     if (temperature === 0) return argmax(vals);
 
     const inv = 1 / temperature;
-    if (inv !== 1) {
-      // A temperature so small that the scaled logits leave f32's range (below ~1e-38) is greedy, not a draw among infinities.
-      let maxAbs = 0;
-      for (let i = 0; i < V; i++) { const a = Math.abs(vals[i]!); if (a !== Infinity && a > maxAbs) maxAbs = a; }
-      if (!(maxAbs * inv < 3e38)) return argmax(vals);
-      for (let i = 0; i < V; i++) vals[i] *= inv;
-    }
+    if (inv === Infinity) return argmax(vals);
+    if (inv !== 1) for (let i = 0; i < V; i++) vals[i] *= inv;
 
     // Top-k (partial selection) or all ids.
     const idx = this.idx;
@@ -194,7 +184,12 @@ export class Sampler {
     // Softmax numerators relative to the max.
     let m = -Infinity;
     for (let j = 0; j < n; j++) if (vals[idx[j]] > m) m = vals[idx[j]];
-    if (!Number.isFinite(m)) return argmax(vals); // all masked, or +Infinity logits: no usable distribution
+    if (!Number.isFinite(m)) {
+      // All masked, or a temperature so small (below ~1e-38) that the scaled logits left f32's range: greedy on the
+      // unscaled values (not a draw among infinities).
+      this.prepare(logits, history);
+      return argmax(vals);
+    }
     const w = this.w;
     let z = 0;
     for (let j = 0; j < n; j++) {
@@ -231,6 +226,16 @@ export class Sampler {
       if (r < 0) return idx[j];
     }
     return idx[kept - 1]; // rounding left r >= 0
+  }
+
+  /** vals ← logits (NaN as -Infinity, so it can never be drawn), with the repetition penalty applied. */
+  private prepare(logits: Float32Array, history: ArrayLike<number>): void {
+    const vals = this.vals;
+    for (let i = 0; i < vals.length; i++) {
+      const v = logits[i]!;
+      vals[i] = v === v ? v : -Infinity;
+    }
+    if (this.options.repetitionPenalty !== 1) this.penalise(history, this.options.repetitionPenalty);
   }
 
   private penalise(history: ArrayLike<number>, p: number): void {

@@ -94,6 +94,13 @@ describe.skipIf(!kjv)('fla run: prompts and options', () => {
     oneLine(fla(['help', 'nope']), 2, /unknown command 'nope'/);
   });
 
+  test('fla run --chat and fla chat fail the same way on a model without a chat template', () => {
+    const a = fla(['run', 'hi', '--chat', '--device', 'cpu']), c = fla(['chat', '--device', 'cpu'], 'hi\n');
+    oneLine(a, 1, /the model has no chat template \(tokenizer_config\.json chat_template or chat_template\.jinja\), so it cannot chat/);
+    expect(c.code).toBe(a.code);
+    expect(c.err).toBe(a.err);
+  });
+
   test('fla, fla help, fla help run, fla run --help: help on stdout, exit 0; negated flags do not read "default: true"', () => {
     for (const args of [[], ['help'], ['--help']]) {
       const r = fla(args);
