@@ -34,7 +34,6 @@ export class StateSizeError extends GpuError {
 }
 
 const T = (t: Tensor) => (t as GpuTensor).view;
-const W = (w: Weight) => w as GpuWeight;
 const ROW_ALIGN = 64;
 
 export class GpuBackend implements Backend {
