@@ -1,7 +1,7 @@
 // fla bench: llama-bench style speed figures (pp, tg, TTFT, batched decode) with mean ± std, the roofline beside
 // each, and a per-kernel table from GPU timestamps.
 import { GpuBackend } from '../src/backend/gpu.ts';
-import { ceilings, decodeSpeed, kernelProfile, promptSpeed, stat, type Ceilings, type KernelRow, type Stat } from '../src/bench/harness.ts';
+import { ceilings, decodeSpeed, kernelProfile, kvCacheDtype, kvStates, longDecodeSpeed, promptSpeed, stat, type Ceilings, type KernelRow, type Stat } from '../src/bench/harness.ts';
 import { syntheticModel } from '../src/bench/synthetic.ts';
 import { loadWeights, inspectModel } from '../src/load/model.ts';
 import { Engine } from '../src/runtime/engine.ts';
@@ -32,10 +32,11 @@ export function formatStat(s: Stat): string {
 }
 
 export async function benchCommand(modelArg: string | undefined, opts: Record<string, any>): Promise<number> {
-  rejectUnknown(opts, ['synthetic', 'p', 'promptTokens', 'n', 'genTokens', 'b', 'batch', 'r', 'reps', 'json', 'device', 'profile', ...HUB_OPTIONS]);
+  rejectUnknown(opts, ['synthetic', 'p', 'promptTokens', 'n', 'genTokens', 'b', 'batch', 'r', 'reps', 'json', 'device', 'profile', 'ctx', ...HUB_OPTIONS]);
   const p = optInt(opts.promptTokens, '--prompt-tokens', 512, 1);
   const n = optInt(opts.genTokens, '--gen-tokens', 128, 1);
   const reps = optInt(opts.reps, '--reps', 3, 1, 100);
+  const longCtx = opts.ctx === undefined ? null : optInt(opts.ctx, '--ctx', 0, 1, 1 << 20);
   const batches = String(opts.batch ?? '1').split(',').map(s => optInt(s, '--batch', 1, 1, 4096));
   if (opts.synthetic !== undefined && modelArg !== undefined) throw new UsageError('give a model or --synthetic NAME, not both');
   const hub = hubOptions(opts);
@@ -50,7 +51,8 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     const weightBytes = gpu ? gpu.uploadedBytes : backend instanceof CpuBackend ? backend.uploadedBytes : 0;   // the model's alone, before the ceiling's matmul weight
     log(`measuring ceilings …`);
     const ceil: Ceilings | null = gpu ? await ceilings(gpu) : null;   // before the engine: it replaces the state slots
-    const engine = new Engine(model, Math.max(maxB, 1), Math.max(p, 512), p + n + 16);
+    const engine = new Engine(model, Math.max(maxB, 1), Math.max(p, 512), Math.max(p, longCtx ?? 0) + n + 16);
+    if (longCtx !== null && !kvStates(engine).length) throw new UsageError(`--ctx ${longCtx}: ${model.config.model_type} has no KV cache (its recurrent layers are O(1) per token)`);
     const rows: Row[] = [];
     const upTg = ceil && weightBytes ? ceil.gbs * 1e9 / weightBytes : null;            // tokens/s if weights stream at copy bandwidth
     const peak = ceil ? (gpu?.f16Weights && ceil.tc && 'split' in ceil.tc ? ceil.tc.split : ceil.tflops) : 0;   // the GEMM prefill runs on
@@ -74,15 +76,25 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
       for (let r = 0; r < reps; r++) xs.push(await decodeSpeed(engine, b, Math.min(n, 32), r + 1));
       rows.push({ test: `tg b=${b}`, value: stat(xs), unit: 't/s', roofline: frac(stat(xs).mean, upTg ? upTg * b : null, 'bandwidth, weights read once per step') });
     }
+    // a decode step at context C reads the weights and C rows of every layer's K and V
+    const kvBytes = (C: number) => kvStates(engine).reduce((a, s) => a + s.bytes * Math.min(1, (C + 1) / engine.ctx), 0);
+    if (longCtx !== null) {
+      log(`tg${n} at ${longCtx} tokens of context …`);
+      const xs: number[] = [];
+      for (let r = 0; r < reps; r++) xs.push(await longDecodeSpeed(engine, longCtx, n, r + 1));
+      const up = ceil && weightBytes ? ceil.gbs * 1e9 / (weightBytes + kvBytes(longCtx)) : null;
+      rows.push({ test: `tg${n} @ ctx ${longCtx}`, value: stat(xs), unit: 't/s', roofline: frac(stat(xs).mean, up, `bandwidth, weights + ${(kvBytes(longCtx) / 2 ** 20).toFixed(0)} MiB of KV per token`) });
+    }
     const kernels: Record<string, KernelRow[]> = {};
     if (gpu?.gpu.timestamps && opts.profile !== false) {
       kernels[`decode step (batch 1)`] = await kernelProfile(engine, () => decodeSpeed(engine, 1, 1, 9), ceil);
+      if (longCtx !== null) kernels[`decode step (batch 1, ${longCtx} tokens of context)`] = await kernelProfile(engine, () => longDecodeSpeed(engine, longCtx, 1, 9, true), ceil);
       kernels[`prefill (${p} tokens)`] = await kernelProfile(engine, () => promptSpeed(engine, p, 9), ceil);
     }
     const header = {
       device: backend.name, driver: gpu?.gpu.summary.name ?? 'cpu', backend: gpu?.gpu.summary.backend ?? 'cpu',
       model: opts.synthetic !== undefined ? `synthetic ${opts.synthetic}` : model.dir, model_type: String(model.config.model_type),
-      dtype: gpu?.f16Weights ? 'f16 weights (from bf16), f32-grade f16 tensor-core GEMM' : 'bf16 weights, f32 compute', weight_bytes: weightBytes, commit: commit(), date: new Date().toISOString().slice(0, 10),
+      dtype: `${gpu?.f16Weights ? 'f16 weights (from bf16), f32-grade f16 tensor-core GEMM' : 'bf16 weights, f32 compute'}, ${kvCacheDtype()} KV cache`, weight_bytes: weightBytes, commit: commit(), date: new Date().toISOString().slice(0, 10),
       ceilings: ceil ? { copy_gbs: round(ceil.gbs), matmul_tflops: round(ceil.tflops, 4), tc_split_tflops: ceil.tc && 'split' in ceil.tc ? round(ceil.tc.split, 4) : null, tc_f16_tflops: ceil.tc && 'split' in ceil.tc ? round(ceil.tc.single, 4) : null, tc_error: ceil.tc && 'error' in ceil.tc ? ceil.tc.error : undefined } : null,
     };
     if (opts.json) {

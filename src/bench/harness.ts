@@ -1,11 +1,15 @@
 // fla bench measurements: prompt processing (pp), token generation (tg), time to first token, aggregate batched
-// decode, per-kernel GPU times from timestamp queries, and the adapter's measured bandwidth and compute ceilings.
+// decode, long-context decode over a KV cache filled with random values, per-kernel GPU times from timestamp queries,
+// and the adapter's measured bandwidth and compute ceilings.
+import { kvCacheDtype } from '../../kernels/attention/sdpa.ts';
 import { matmul, matmulOp } from '../../kernels/matmul/matmul.ts';
 import copySrc from '../../kernels/util/copy.wgsl' with { type: 'text' };
 import { GpuBackend } from '../backend/gpu.ts';
 import { dispatch, grid } from '../gpu/launch.ts';
 import type { Engine } from '../runtime/engine.ts';
 import { argmax } from '../runtime/sample.ts';
+
+export { kvCacheDtype };
 
 export interface Stat { mean: number; std: number; n: number }
 
@@ -124,4 +128,41 @@ async function tensorCores(o: GpuBackend, time: (f: () => void, reps: number) =>
   } catch (e) {
     return { error: (e as Error).message.split('\n')[0]!.slice(0, 160) };
   } finally { o.dispatchesForBench(); }
+}
+
+/** The KV-cache states of a model (attention layers' `<l>.k` / `<l>.v`), with the bytes one slot's cache holds. */
+export function kvStates(e: Engine): { key: string; bytes: number }[] {
+  return e.model.arch.state(e.model.cfg, e.ctx).filter(s => /\.[kv]$/.test(s.key)).map(s => ({ key: s.key, bytes: 4 * s.cols }));
+}
+
+/**
+ * Decode tokens/s of one sequence with `ctx` tokens already in its KV cache: random keys and values are written
+ * straight into the cache (one buffer of them, shared by every layer) instead of a prefill, then n tokens decode.
+ */
+export async function longDecodeSpeed(e: Engine, ctx: number, n: number, seed: number, rerecord = false): Promise<number> {
+  const o = e.model.backend, slot = e.acquire(), replay = process.env.FLA_NO_REPLAY;
+  // rerecord: run the model for each step (no replay), so the dispatches' costs count this context's KV bytes
+  // rather than those of the position the decode step was first recorded at (the per-kernel profile)
+  if (rerecord) process.env.FLA_NO_REPLAY = '1';
+  try {
+    const states = kvStates(e);
+    if (states.length) {
+      const words = o.capacity(o.state(states[0]!.key)) * states[0]!.bytes / 4;
+      const vals = new Float32Array(kvCacheDtype() === 'f32' ? words : 2 * words);
+      let x = seed * 2654435761 >>> 0;
+      for (let i = 0; i < vals.length; i++) { x = (x * 1664525 + 1013904223) >>> 0; vals[i] = (x / 2 ** 31 - 1) * 1.7; }   // uniform, variance ≈ 1
+      const data = kvCacheDtype() === 'f32' ? vals : new Float32Array(words);
+      if (kvCacheDtype() === 'f16') new Float16Array(data.buffer).set(vals);
+      else if (kvCacheDtype() === 'bf16') { const u = new Uint16Array(data.buffer), f = new Uint32Array(vals.buffer); for (let i = 0; i < u.length; i++) u[i] = f[i]! >>> 16; }
+      for (const s of states) o.write(o.state(s.key), data);
+    }
+    e.positions[slot] = ctx;
+    let [logits] = await e.run([{ slot, tokens: [seed % e.vocab] }]);
+    const t0 = performance.now();
+    for (let s = 0; s < n; s++) [logits] = await e.run([{ slot, tokens: [argmax(logits!)] }]);
+    return n / ((performance.now() - t0) / 1000);
+  } finally {
+    e.release(slot);
+    if (rerecord) { if (replay === undefined) delete process.env.FLA_NO_REPLAY; else process.env.FLA_NO_REPLAY = replay; }
+  }
 }

@@ -3,7 +3,7 @@
 import { invFreq, ropeTable, type RopeScaling } from '../../kernels/attention/rope.ref.ts';
 import { rope } from '../../kernels/attention/rope.ts';
 import { embed, gatherKept } from '../../kernels/embed/embed.ts';
-import { kvStore, sdpa } from '../../kernels/attention/sdpa.ts';
+import { kvCacheDtype, kvCols, kvCtx, kvStore, sdpa } from '../../kernels/attention/sdpa.ts';
 import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
@@ -65,8 +65,8 @@ export function ropeConfig(j: Record<string, unknown>, where: string, defTheta =
 }
 
 export function attnState(c: AttnConfig, l: number, ctx: number): StateSpec[] {
-  const W = c.KV * c.D;
-  return [{ key: `${l}.k`, cols: ctx * W, tokenCols: W }, { key: `${l}.v`, cols: ctx * W, tokenCols: W }];
+  const cols = kvCols(ctx, c.KV * c.D, kvCacheDtype()), tokenCols = kvCols(1, c.KV * c.D, kvCacheDtype());   // FLA_KV_CACHE: f32, or 16-bit pairs in u32 words
+  return [{ key: `${l}.k`, cols, tokenCols }, { key: `${l}.v`, cols, tokenCols }];
 }
 
 export const MAX_ROPE_TABLE = 65536;
@@ -106,7 +106,7 @@ export async function attention(o: Backend, w: AttnWeights, c: AttnConfig, l: nu
   await rope(o, qr, w.rope, { D: c.D, R: c.R });
   await rope(o, kr, w.rope, { D: c.D, R: c.R });
   const kc = o.state(`${l}.k`), vc = o.state(`${l}.v`);
-  const ctx = kc.cols / (c.KV * c.D);
+  const ctx = kvCtx(kc, c.KV * c.D, kvCacheDtype());
   await kvStore(o, kr, kc, ctx);
   await kvStore(o, v, vc, ctx);
   const att = o.act('att', c.H * c.D);

@@ -5,7 +5,7 @@
 // head, one conv over q|k|v) are split into plain per-part matrices at load time, so the forward uses the shared ops.
 // The MoE runs every expert densely over all tokens, scaled by the router's per-token weight (0 when not selected).
 import { rope } from '../../kernels/attention/rope.ts';
-import { kvStore, sdpa } from '../../kernels/attention/sdpa.ts';
+import { kvCacheDtype, kvCtx, kvStore, sdpa } from '../../kernels/attention/sdpa.ts';
 import { convState, shortConv } from '../../kernels/conv/short_conv.ts';
 import { deltaRule, deltaState, type DeltaDims } from '../../kernels/delta/delta_rule.ts';
 import { mul } from '../../kernels/elementwise/mul.ts';
@@ -261,7 +261,7 @@ async function gatedAttention(o: Backend, w: GatedAttnWeights, c: AttnConfig, l:
   await rope(o, qn, w.rope, { D, R: c.R });
   await rope(o, kn, w.rope, { D, R: c.R });
   const kc = o.state(`${l}.k`), vc = o.state(`${l}.v`);
-  const ctx = kc.cols / (KV * D);
+  const ctx = kvCtx(kc, KV * D, kvCacheDtype());
   await kvStore(o, kn, kc, ctx);
   await kvStore(o, v, vc, ctx);
   const att = o.act('att', H * D), gated = o.act('att_gated', H * D);

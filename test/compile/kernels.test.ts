@@ -24,6 +24,7 @@ import { built, ctx, gpuBackend, state, step, t, w } from './build.ts';
 const ACTS = Object.keys(ACT) as Act[];
 const DTYPES = ['f32', 'bf16', 'f16'] as const;
 const BOOLS = [false, true];
+const KV_DTYPES = ['f32', 'f16', 'bf16'] as const;
 
 /**
  * Argument sets per op (made inside a step of 70 tokens in 3 sequences, 5 kept rows): each set is compiled with
@@ -33,8 +34,11 @@ const BOOLS = [false, true];
 const CASES: Record<string, () => { what: string; args: any }[]> = {
   abc: () => [{ what: 'DK 64 DV 64 M 32', args: { q: t(128), k: t(128), v: t(128), s: t(64), state: state(abcStateCols({ H: 2, DK: 64, DV: 64, M: 32 })), out: t(128, { name: 'o' }), H: 2, DK: 64, DV: 64, M: 32, scale: 0.125, clampMin: -32, clampMax: 32 } }],
   rope: () => [{ what: 'D 64 R 32', args: { x: t(128), table: w([2, 16, 16]), D: 64, R: 32 } }],
-  kv_store: () => [{ what: 'ctx 16', args: { x: t(64), cache: state(16 * 64), ctx: 16 } }],
-  sdpa: () => [{ what: 'GQA 4/2 D 64', args: { q: t(256), k: state(16 * 128), v: t(16 * 128, { name: 'vc' }), out: t(256, { name: 'o' }), H: 4, KV: 2, D: 64, ctx: 16 } }],
+  kv_store: () => KV_DTYPES.map(dt => ({ what: `ctx 16 ${dt}`, args: { x: t(64), cache: state(dt === 'f32' ? 16 * 64 : 8 * 64), ctx: 16, dtype: dt } })),
+  sdpa: () => KV_DTYPES.flatMap(kv => [64, 128, 256].map(D => {
+    const cols = (kv === 'f32' ? 16 : 8) * 2 * D;
+    return { what: `GQA 4/2 D ${D} kv ${kv}`, args: { q: t(4 * D), k: state(cols), v: t(cols, { name: 'vc' }), out: t(4 * D, { name: 'o' }), H: 4, KV: 2, D, ctx: 16, kv } };
+  })),
   short_conv: () => BOOLS.map(silu => ({ what: `W 4 silu=${silu}`, args: { x: t(96), w: w([96, 1, 4]), state: state(3 * 96), y: t(96, { name: 'y' }), act: silu ? 'silu' : 'none' } })),
   delta_rule: () => BOOLS.map(gate => ({
     what: `DK 64 DV 64 gate=${gate}`,

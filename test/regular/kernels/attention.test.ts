@@ -1,63 +1,83 @@
 // rope, kv_store and sdpa (kernels/attention): GPU against the CPU reference. Queries of several sequences in one
-// step, each continuing a cached prefix (cursor.pos), at lengths around the 64-key block edge and 1000,
-// head dims 64 and 128, GQA ratios 1, 2 and 4, and a sliding window.
+// step, each continuing a cached prefix (cursor.pos), at lengths around the 64-key block edge and 1000, head dims
+// 64 and 128 (and 80, 256 for the split kernel's thread layouts), GQA ratios 1, 2 and 4, a sliding window; each
+// sdpa variant forced with FLA_KERNEL_SDPA (single: prefill; split: split-K over the context plus a combine pass).
+// 16-bit caches are in attention_kv16.test.ts.
 import { describe, expect, test } from 'bun:test';
 import { invFreq, ropeTable } from '../../../kernels/attention/rope.ref.ts';
 import { rope } from '../../../kernels/attention/rope.ts';
-import { kvStore, sdpa } from '../../../kernels/attention/sdpa.ts';
-import type { Cursor } from '../../../src/backend/backend.ts';
+import { kvStore, sdpa, sdpaOp, splitsOf } from '../../../kernels/attention/sdpa.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
-import { checkBoth, hostWeight, type StepSpec } from './harness.ts';
+import { stepOf, withSdpa } from './attention_steps.ts';
+import { checkBoth, hostWeight, selectCtx } from './harness.ts';
+
 
 const SLOTS = 3;
+type Seq = { slot: number; len: number; pos: number };
 
-function stepOf(seqs: { slot: number; len: number; pos: number }[]): StepSpec {
-  const cursors: Cursor[] = [];
-  let start = 0;
-  for (const s of seqs) { cursors.push({ slot: s.slot, start, len: s.len, pos: s.pos }); start += s.len; }
-  return { ids: new Array(start).fill(0), cursors, keep: [start - 1] };
-}
-
-async function attentionCase(H: number, KV: number, D: number, seqs: { slot: number; len: number; pos: number }[], window = 0): Promise<void> {
-  const what = `sdpa H=${H} KV=${KV} D=${D} window=${window} seqs ${seqs.map(s => `${s.pos}+${s.len}@${s.slot}`).join(',')}`;
+async function attentionCase(variant: string, H: number, KV: number, D: number, seqs: Seq[], window = 0, ctxExtra = 0): Promise<void> {
+  const what = `sdpa ${variant} H=${H} KV=${KV} D=${D} window=${window} seqs ${seqs.map(s => `${s.pos}+${s.len}@${s.slot}`).join(',')}`;
   const rng = prng(what);
   const step = stepOf(seqs);
-  const N = step.ids.length, ctx = Math.max(...seqs.map(s => s.pos + s.len));
+  const N = step.ids.length, ctx = Math.max(...seqs.map(s => s.pos + s.len)) + ctxExtra;
   const q = randn(N * H * D, rng), k = randn(N * KV * D, rng), v = randn(N * KV * D, rng);
   const kc = randn(SLOTS * ctx * KV * D, rng), vc = randn(SLOTS * ctx * KV * D, rng);   // cached prefixes (and garbage beyond)
   const table = ropeTable(invFreq(10000, D), ctx);
-  await checkBoth(step, { states: [{ key: 'k', cols: ctx * KV * D }, { key: 'v', cols: ctx * KV * D }], slots: SLOTS, init: { k: kc, v: vc } }, async io => {
+  await withSdpa(variant, () => checkBoth(step, { states: [{ key: 'k', cols: ctx * KV * D }, { key: 'v', cols: ctx * KV * D }], slots: SLOTS, init: { k: kc, v: vc } }, async io => {
     const qt = io.o.act('q', H * D), kt = io.o.act('k', KV * D), vt = io.o.act('v', KV * D), out = io.o.act('out', H * D);
     io.put(qt, q); io.put(kt, k); io.put(vt, v); io.put(out);
     const tw = io.weight('rope', hostWeight(table, [2, ctx, D / 2]), false);
     await rope(io.o, qt, tw, { D, R: D });
     await rope(io.o, kt, tw, { D, R: D });
-    await kvStore(io.o, kt, io.o.state('k'), ctx);
-    await kvStore(io.o, vt, io.o.state('v'), ctx);
-    await sdpa(io.o, qt, io.o.state('k'), io.o.state('v'), out, { H, KV, D, ctx, window });
+    await kvStore(io.o, kt, io.o.state('k'), ctx, 'f32');
+    await kvStore(io.o, vt, io.o.state('v'), ctx, 'f32');
+    await sdpa(io.o, qt, io.o.state('k'), io.o.state('v'), out, { H, KV, D, ctx, window, kv: 'f32' });
     return { q: qt, k: kt, out, kc: io.o.state('k'), vc: io.o.state('v') };
-  }, { seed: rng, what });
+  }, { seed: rng, what }));
 }
 
 describe.skipIf(!HAS_GPU)('attention kernels', () => {
   for (const len of [1, 63, 64, 65]) {
-    test(`D=64 GQA 2: prefill of ${len} tokens from an empty cache`, async () => {
-      await attentionCase(4, 2, 64, [{ slot: 1, len, pos: 0 }]);
+    test(`single, D=64 GQA 2: prefill of ${len} tokens from an empty cache`, async () => {
+      await attentionCase('single', 4, 2, 64, [{ slot: 1, len, pos: 0 }]);
     });
   }
-  test('D=128 MHA: decode steps of three sequences with cached prefixes 0, 70 and 129', async () => {
-    await attentionCase(2, 2, 128, [{ slot: 0, len: 1, pos: 70 }, { slot: 2, len: 1, pos: 0 }, { slot: 1, len: 1, pos: 129 }]);
+  test('single, D=128 MHA: decode steps of three sequences with cached prefixes 0, 70 and 129', async () => {
+    await attentionCase('single', 2, 2, 128, [{ slot: 0, len: 1, pos: 70 }, { slot: 2, len: 1, pos: 0 }, { slot: 1, len: 1, pos: 129 }]);
   });
-  test('D=64 GQA 4: chunks continuing prefixes (pos 5 + 60, pos 64 + 3)', async () => {
-    await attentionCase(8, 2, 64, [{ slot: 2, len: 60, pos: 5 }, { slot: 0, len: 3, pos: 64 }]);
+  test('single, D=64 GQA 4: chunks continuing prefixes (pos 5 + 60, pos 64 + 3)', async () => {
+    await attentionCase('single', 8, 2, 64, [{ slot: 2, len: 60, pos: 5 }, { slot: 0, len: 3, pos: 64 }]);
   });
-  test('D=128 GQA 2: 1000 tokens', async () => {
-    await attentionCase(2, 1, 128, [{ slot: 0, len: 1000, pos: 0 }]);
+  test('single, D=128 GQA 2: 1000 tokens', async () => {
+    await attentionCase('single', 2, 1, 128, [{ slot: 0, len: 1000, pos: 0 }]);
   });
-  test('D=64: sliding window 16 over a 40-token prefix', async () => {
-    await attentionCase(2, 2, 64, [{ slot: 1, len: 9, pos: 40 }], 16);
+  test('single, D=64: sliding window 16 over a 40-token prefix', async () => {
+    await attentionCase('single', 2, 2, 64, [{ slot: 1, len: 9, pos: 40 }], 16);
   });
+
+  // split: on a CPU adapter S = min(ceil(64 / (n·H)), ceil(ctx / 256)); each split takes ceil(L / S) keys rounded
+  // up to the 256-key block, so these lengths put the context's end just before, on and after split and block
+  // edges (ctx = the longest + 7: S = 5 at the longest, the 1025-key context leaves one key to the fifth split),
+  // and leave some splits empty.
+  for (const [H, KV, D] of [[4, 4, 64], [4, 2, 128], [8, 2, 64], [2, 1, 256], [2, 2, 80]] as const) {
+    test(`split, H=${H} KV=${KV} D=${D}: decode of one sequence at contexts 1, 64, 65, 256, 257, 1000, 1025`, async () => {
+      for (const pos of [0, 63, 64, 255, 256, 999, 1024])
+        await attentionCase('split', H, KV, D, [{ slot: 1, len: 1, pos }], 0, 7);
+    });
+  }
+  test('split, D=128 GQA 4: three sequences at different positions (0, 129, 777) in one decode step', async () => {
+    await attentionCase('split', 8, 2, 128, [{ slot: 0, len: 1, pos: 129 }, { slot: 2, len: 1, pos: 0 }, { slot: 1, len: 1, pos: 777 }]);
+  });
+  test('split, D=64 GQA 2: short chunks (16 and 3 tokens) continuing prefixes 300 and 64', async () => {
+    await attentionCase('split', 4, 2, 64, [{ slot: 2, len: 16, pos: 300 }, { slot: 0, len: 3, pos: 64 }]);
+  });
+  test('split, D=64 and D=128: sliding window 100 over prefixes 40, 99, 100, 500', async () => {
+    for (const D of [64, 128])
+      await attentionCase('split', 4, 2, D, [{ slot: 1, len: 1, pos: 40 }, { slot: 0, len: 1, pos: 99 }, { slot: 2, len: 1, pos: 500 }], 100);
+    await attentionCase('split', 4, 2, 64, [{ slot: 1, len: 2, pos: 99 }, { slot: 0, len: 1, pos: 100 }], 100);
+  });
+
   test('partial rotary: R = D/4 leaves the other dims alone', async () => {
     const D = 64, R = 16, H = 2;
     const step = stepOf([{ slot: 0, len: 5, pos: 3 }]);
@@ -74,9 +94,17 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
   });
 });
 
-test('rope table: inv_freq matches torch fp32 for θ=10000, D=64 (spot values)', () => {
-  const inv = invFreq(10000, 64);
-  expect(inv[0]).toBe(1);
-  expect(inv[1]).toBe(Math.fround(0.7498942093324559));
-  expect(Math.abs(inv[31]! - 1.3335214e-4) / 1.3335214e-4).toBeLessThan(1e-6);
+describe('sdpa select', () => {
+  const adapter = { kind: 'gpu', type: 'discrete', f16: true, subgroups: true, subgroupSize: 32, maxInvocations: 1024, maxWorkgroupStorage: 32768, maxBinding: 2 ** 31, features: new Set<string>() } as const;
+  const args = (ctx: number) => ({ H: 32, KV: 8, D: 64, ctx }) as any;
+  test('decode-shaped steps over a long cache take split; prefill and short caches take single', () => {
+    expect(sdpaOp.select(selectCtx(adapter, [1]), args(32768))).toBe('split');
+    expect(sdpaOp.select(selectCtx(adapter, [1, 1, 1, 16]), args(4096))).toBe('split');
+    expect(sdpaOp.select(selectCtx(adapter, [17]), args(32768))).toBe('single');
+    expect(sdpaOp.select(selectCtx(adapter, [1]), args(256))).toBe('single');
+  });
+  test('one sequence at 32 K fills a discrete card: 32 heads × 64 splits', () => {
+    expect(splitsOf(args(32768), selectCtx(adapter, [1]))).toBe(64);
+    expect(splitsOf(args(300), selectCtx(adapter, [1]))).toBe(2);   // no more splits than 256-key blocks
+  });
 });

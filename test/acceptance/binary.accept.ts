@@ -1,13 +1,14 @@
-// The standalone binary (npm run build → dist/fla) copied alone to an empty folder with no node_modules above it:
-// --version, devices, and a greedy run of the embedded default model equal to the reference text.
+// Acceptance (scripts/acceptance.sh; not part of npm test): the standalone binary (npm run build → dist/fla) copied
+// alone to an empty folder with no node_modules above it: --version, devices, and a greedy run of the embedded default
+// model equal to the reference text.
 import { beforeAll, describe, expect, test } from 'bun:test';
 import { copyFileSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sharedModel } from '../../helpers/fixtures.ts';
-import { HAS_GPU } from '../../helpers/gpu.ts';
+import { sharedModel } from '../helpers/fixtures.ts';
+import { HAS_GPU } from '../helpers/gpu.ts';
 
-const ROOT = join(import.meta.dir, '../../..');
+const ROOT = join(import.meta.dir, '../..');
 const kjv = sharedModel('kjv-rwkv7');
 
 describe('standalone binary', () => {

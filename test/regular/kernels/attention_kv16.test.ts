@@ -1,0 +1,88 @@
+// 16-bit KV caches (FLA_KV_CACHE=f16 / bf16: two values per u32 word). kv_store on the GPU against the reference
+// packing (bf16 bit-exact; f16 within one f16 ulp, since WGSL leaves pack2x16float's rounding to the device), sdpa
+// (both variants) over 16-bit caches against the reference reading the same cache, and the variant's own error:
+// GPU attention over a 16-bit cache against the f32 reference over the unrounded values. Measured on lavapipe
+// (max|Δ|/max|want| of the outputs, unit-normal q, k, v): f16 ≈ 3e-4, bf16 ≈ 2.5e-3; the tolerances are about 2×.
+import { describe, expect, test } from 'bun:test';
+import { kvStore, sdpa } from '../../../kernels/attention/sdpa.ts';
+import { bf16Bits, kvStoreRef, sdpaRef } from '../../../kernels/attention/sdpa.ref.ts';
+import { compare, prng, randn } from '../../helpers/allclose.ts';
+import { HAS_GPU } from '../../helpers/gpu.ts';
+import { stepOf, withSdpa } from './attention_steps.ts';
+import { checkBoth, gpuBackend, runOn } from './harness.ts';
+
+
+const SLOTS = 3;
+/** the 16-bit variants' error against the f32 cache (2× measured), relative to the largest output */
+const TOL16: Record<'f16' | 'bf16', number> = { f16: 8e-4, bf16: 6e-3 };
+
+/** values as the state words of a 16-bit cache */
+function pack16(v: Float32Array, dt: 'f16' | 'bf16'): Float32Array {
+  const words = new Float32Array(v.length / 2);
+  if (dt === 'f16') new Float16Array(words.buffer).set(v);
+  else { const u = new Uint16Array(words.buffer); for (let i = 0; i < v.length; i++) u[i] = bf16Bits(v[i]!); }
+  return words;
+}
+
+type Seq = { slot: number; len: number; pos: number };
+
+async function kv16Case(variant: string, dt: 'f16' | 'bf16', H: number, KV: number, D: number, seqs: Seq[], window = 0): Promise<void> {
+  const what = `sdpa ${variant} kv ${dt} H=${H} KV=${KV} D=${D} window=${window} seqs ${seqs.map(s => `${s.pos}+${s.len}@${s.slot}`).join(',')}`;
+  const rng = prng(what);
+  const step = stepOf(seqs);
+  const N = step.ids.length, ctx = Math.max(...seqs.map(s => s.pos + s.len)) + 3, KVD = KV * D;
+  const q = randn(N * H * D, rng), k = randn(N * KVD, rng), v = randn(N * KVD, rng);
+  const kc = randn(SLOTS * ctx * KVD, rng), vc = randn(SLOTS * ctx * KVD, rng);
+  const cols = ctx * KVD / 2;
+  const want = await withSdpa(variant, () => checkBoth(step, { states: [{ key: 'k', cols }, { key: 'v', cols }], slots: SLOTS, init: { k: pack16(kc, dt), v: pack16(vc, dt) } }, async io => {
+    const qt = io.o.act('q', H * D), kt = io.o.act('k', KVD), vt = io.o.act('v', KVD), out = io.o.act('out', H * D);
+    io.put(qt, q); io.put(kt, k); io.put(vt, v); io.put(out);
+    await kvStore(io.o, kt, io.o.state('k'), ctx, dt);
+    await kvStore(io.o, vt, io.o.state('v'), ctx, dt);
+    await sdpa(io.o, qt, io.o.state('k'), io.o.state('v'), out, { H, KV, D, ctx, window, kv: dt });
+    return { out };
+  }, { seed: rng, what, rtol: 1e-4 }));
+  // the variant against the f32 cache of the same (unrounded) values
+  const kf = kc.slice(), vf = vc.slice(), f32 = new Float32Array(N * H * D);
+  kvStoreRef(k, kf, step.cursors, KVD, ctx);
+  kvStoreRef(v, vf, step.cursors, KVD, ctx);
+  sdpaRef(q, kf, vf, f32, step.cursors, { H, KV, D, ctx, window, scale: 1 / Math.sqrt(D) });
+  const st = compare(want.out!.data, f32, TOL16[dt]);
+  if (process.env.FLA_TEST_VERBOSE === '1') console.log(`${what}: vs the f32 cache max|Δ|/max|want| = ${st.rel.toExponential(2)}`);
+  expect(st.rel, `${what} against the f32 cache`).toBeLessThan(TOL16[dt]);
+  expect(st.rel, `${what}: a 16-bit cache that rounds nothing`).toBeGreaterThan(0);
+}
+
+describe.skipIf(!HAS_GPU)('16-bit KV caches', () => {
+  for (const dt of ['f16', 'bf16'] as const) {
+    test(`${dt}: kv_store packs as the reference does (odd KV·D/2 rows, three slots)`, async () => {
+      const KVD = 2 * 3 * 18, ctx = 9, rng = prng(`kv_store ${dt}`);   // 54 words a row
+      const step = stepOf([{ slot: 2, len: 5, pos: 4 }, { slot: 0, len: 1, pos: 0 }]);
+      const x = randn(6 * KVD, rng, 3);
+      const init = randn(SLOTS * ctx * KVD / 2, rng);
+      const o = gpuBackend();
+      const got = await runOn(o, 'gpu', step, { states: [{ key: 'c', cols: ctx * KVD / 2 }], slots: SLOTS, init: { c: init } }, async io => {
+        const xt = io.o.act('x', KVD);
+        io.put(xt, x);
+        await kvStore(io.o, xt, io.o.state('c'), ctx, dt);
+        return { c: io.o.state('c') };
+      });
+      const want = init.slice();
+      kvStoreRef(x, want, step.cursors, KVD, ctx, dt);
+      const gu = new Uint16Array(got.c!.data.buffer), wu = new Uint16Array(want.buffer);
+      let bad = 0;
+      for (let i = 0; i < wu.length; i++) if (gu[i] !== wu[i] && (dt === 'bf16' || Math.abs(gu[i]! - wu[i]!) > 1)) bad++;
+      expect(bad, `${dt} halves differing from the reference packing`).toBe(0);
+      expect(got.c!.data.length).toBe(SLOTS * ctx * KVD / 2);
+    });
+  }
+  for (const variant of ['single', 'split']) for (const dt of ['f16', 'bf16'] as const) {
+    test(`${variant}, ${dt}: GQA 4 D=64 and GQA 1 D=128, decode of three sequences (pos 0, 65, 700)`, async () => {
+      await kv16Case(variant, dt, 8, 2, 64, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]);
+      await kv16Case(variant, dt, 2, 2, 128, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]);
+    });
+    test(`${variant}, ${dt}: GQA 2 D=128, a 16-token chunk after 200 tokens and a window of 50`, async () => {
+      await kv16Case(variant, dt, 4, 2, 128, [{ slot: 0, len: 16, pos: 200 }, { slot: 2, len: 1, pos: 63 }], 50);
+    });
+  }
+});
