@@ -211,10 +211,17 @@ export class Gpu {
     // bun-webgpu rejects a partial requiredLimits: pass all of them (tooling.md).
     const requiredLimits = summary.limits;
     const wanted = ['shader-f16', 'subgroups', 'timestamp-query', SUBGROUP_MATRIX].filter(f => adapter.features.has(f)) as GPUFeatureName[];
-    // bun-webgpu: requestDevice failed now and then in test processes with "Invalid feature required: Value 1175
-    // is invalid for WGPUFeatureName" (garbage in its packed feature list; 1 run in 6, not reproduced in a loop): retry once
-    const request = () => adapter.requestDevice({ requiredFeatures: wanted, requiredLimits } as any);
-    const device = await request().catch(e => { log.debug(`requestDevice: ${oneLine(String(e))}; retrying`); return request(); });
+    // bun-webgpu: requestDevice fails now and then under load ("Invalid feature required: Value 1175 is invalid for
+    // WGPUFeatureName", seemingly its packed feature list freed before Dawn reads it: not reproduced in a loop). The
+    // failure also marks that adapter lost (a second requestDevice on it resolves to nothing), so retry on a fresh one.
+    let device: GPUDevice | null = null, why = '';
+    for (let attempt = 0; attempt < 3 && !device; attempt++) {
+      const ad = attempt === 0 ? adapter : (await listAdapters())[index]?.adapter;
+      if (!ad) break;
+      try { device = (await ad.requestDevice({ requiredFeatures: wanted, requiredLimits } as any)) ?? null; } catch (e) { why = oneLine(String((e as Error).message ?? e)); }
+      if (!device) log.debug(`requestDevice attempt ${attempt + 1}: ${why || 'no device'}`);
+    }
+    if (!device) throw new GpuError(`could not open ${summary.name}: ${why || 'requestDevice gave no device'}`);
     const spin = knob('FLA_SPIN_MS');
     setSpinMs(spin !== undefined ? Number(spin) : summary.type === 'cpu' ? 0.5 : 50);   // lavapipe's "GPU" is the core we would spin on
     return new Gpu(device, summary);
