@@ -55,7 +55,8 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     if (longCtx !== null && !kvStates(engine).length) throw new UsageError(`--ctx ${longCtx}: ${model.config.model_type} has no KV cache (its recurrent layers are O(1) per token)`);
     const rows: Row[] = [];
     const upTg = ceil && weightBytes ? ceil.gbs * 1e9 / weightBytes : null;            // tokens/s if weights stream at copy bandwidth
-    const upPp = ceil && weightBytes ? ceil.tflops * 1e12 / (2 * weightBytes / 2) : null; // tokens/s at peak, 2 FLOPs per bf16 weight
+    const peak = ceil ? (gpu?.f16Weights && ceil.tc && 'split' in ceil.tc ? ceil.tc.split : ceil.tflops) : 0;   // the GEMM prefill runs on
+    const upPp = ceil && weightBytes ? peak * 1e12 / (2 * weightBytes / 2) : null; // tokens/s at peak, 2 FLOPs per 16-bit weight
     const frac = roofline;
     log(`warm-up …`);
     await promptSpeed(engine, Math.min(p, 64), 0);
@@ -93,8 +94,8 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     const header = {
       device: backend.name, driver: gpu?.gpu.summary.name ?? 'cpu', backend: gpu?.gpu.summary.backend ?? 'cpu',
       model: opts.synthetic !== undefined ? `synthetic ${opts.synthetic}` : model.dir, model_type: String(model.config.model_type),
-      dtype: `bf16 weights, ${kvCacheDtype()} KV cache, f32 compute`, weight_bytes: weightBytes, commit: commit(), date: new Date().toISOString().slice(0, 10),
-      ceilings: ceil ? { copy_gbs: round(ceil.gbs), matmul_tflops: round(ceil.tflops, 4) } : null,
+      dtype: `${gpu?.f16Weights ? 'f16 weights (from bf16), f32-grade f16 tensor-core GEMM' : 'bf16 weights, f32 compute'}, ${kvCacheDtype()} KV cache`, weight_bytes: weightBytes, commit: commit(), date: new Date().toISOString().slice(0, 10),
+      ceilings: ceil ? { copy_gbs: round(ceil.gbs), matmul_tflops: round(ceil.tflops, 4), tc_split_tflops: ceil.tc && 'split' in ceil.tc ? round(ceil.tc.split, 4) : null, tc_f16_tflops: ceil.tc && 'split' in ceil.tc ? round(ceil.tc.single, 4) : null, tc_error: ceil.tc && 'error' in ceil.tc ? ceil.tc.error : undefined } : null,
     };
     if (opts.json) {
       process.stdout.write(JSON.stringify({ ...header, results: rows.map(r => ({
@@ -105,7 +106,8 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     }
     const out: string[] = [];
     out.push(`device: ${header.device} · model: ${header.model} (${header.model_type}, ${(weightBytes / 2 ** 20).toFixed(1)} MiB of weights) · ${header.dtype} · commit ${header.commit} · ${header.date}`);
-    if (ceil) out.push(`measured ceilings: copy ${fmt(ceil.gbs)} GB/s, f32 matmul ${ceil.tflops >= 1 ? ceil.tflops.toFixed(2) + " TFLOP/s" : fmt(ceil.tflops * 1000) + " GFLOP/s"}`);
+    if (ceil) out.push(`measured ceilings: copy ${fmt(ceil.gbs)} GB/s, f32 matmul ${ceil.tflops >= 1 ? ceil.tflops.toFixed(2) + " TFLOP/s" : fmt(ceil.tflops * 1000) + " GFLOP/s"}`
+      + `, tensor cores 4096³ ${!ceil.tc ? '– (no f16 subgroup matrices)' : 'error' in ceil.tc ? `failed (${ceil.tc.error})` : `${ceil.tc.split.toFixed(1)} TFLOP/s f32-grade (sgmat), ${ceil.tc.single.toFixed(1)} TFLOP/s f16 (sgmat_f16)`}`);
     out.push('', '| test | result | roofline |', '|---|---|---|');
     for (const r of rows) out.push(`| ${r.test} | ${formatStat(r.value)} ${r.unit} | ${formatRoofline(r.roofline)} |`);
     for (const [what, ks] of Object.entries(kernels)) {

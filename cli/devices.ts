@@ -1,11 +1,13 @@
 // fla devices: the WebGPU adapters found, with the features and limits that choose kernels.
-import { fmtBytes, listAdapters } from '../src/gpu/device.ts';
+import { fmtBytes, KERNEL_FEATURES, listAdapters } from '../src/gpu/device.ts';
 
 export async function devicesCommand(opts: { json?: boolean }): Promise<number> {
   const adapters = await listAdapters();
   const rows = adapters.map(({ summary: s }, i) => ({
     device: `gpu:${i}`, name: s.name, vendor: s.vendor, backend: s.backend, type: s.type,
-    features: ['shader-f16', 'subgroups', 'timestamp-query'].filter(f => s.features.includes(f)),
+    binding: s.binding, bindingVersion: s.bindingVersion,
+    features: KERNEL_FEATURES.filter(f => s.features.includes(f)),
+    subgroupMatrixConfigs: s.subgroupMatrixConfigs.map(c => `${c.componentType} ${c.M}x${c.N}x${c.K}->${c.resultComponentType}`),
     subgroupSize: s.subgroupMinSize === s.subgroupMaxSize ? s.subgroupMinSize : `${s.subgroupMinSize}-${s.subgroupMaxSize}`,
     maxStorageBufferBindingSize: s.limits.maxStorageBufferBindingSize, maxBufferSize: s.limits.maxBufferSize,
     maxComputeWorkgroupStorageSize: s.limits.maxComputeWorkgroupStorageSize,
@@ -17,8 +19,9 @@ export async function devicesCommand(opts: { json?: boolean }): Promise<number> 
   }
   for (const r of rows) {
     process.stdout.write(`${r.device}  ${r.name}\n`
-      + `        backend ${r.backend}, type ${r.type}, vendor ${r.vendor}\n`
+      + `        backend ${r.backend}, type ${r.type}, vendor ${r.vendor}; binding ${r.binding} ${r.bindingVersion}\n`
       + `        features: ${r.features.join(', ') || 'none'}; subgroup size ${r.subgroupSize}\n`
+      + (r.subgroupMatrixConfigs.length ? `        subgroup matrices: ${r.subgroupMatrixConfigs.join(', ')}\n` : '')
       + `        max binding ${fmtBytes(r.maxStorageBufferBindingSize!)}, max buffer ${fmtBytes(r.maxBufferSize!)}, `
       + `workgroup memory ${fmtBytes(r.maxComputeWorkgroupStorageSize!)}, invocations ${r.maxComputeInvocationsPerWorkgroup}\n`);
   }

@@ -67,7 +67,7 @@ export async function runPrompts(modelArg: string | undefined, opts: Record<stri
     if (opts.loadState !== undefined) {   // the saved state seeds the cache: prompts that begin with its tokens start from it
       if (!prefixCache) throw new UsageError('--load-state with --prompts needs the state cache (--state-cache-mb > 0)');
       const st = loadState(String(opts.loadState), model);
-      if (!prefixCache.adopt(st.tokens, st.snapshot)) throw new UsageError(`--load-state: the state does not fit --state-cache-mb`);
+      if (!prefixCache.adopt(st.tokens, st.snapshot)) throw new UsageError(`--load-state: the state (${st.tokens.length} tokens, ${st.snapshot.bytes} bytes) does not fit --state-cache-mb or the context`);
     }
     const scheduler = new Scheduler(engine, tokenizer, { maxQueue: lines.length, eosIds, prefixCache });
     const abort = new AbortController();

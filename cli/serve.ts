@@ -13,7 +13,7 @@ import { HUB_OPTIONS, hubOptions } from './hub.ts';
 import { optInt, rejectUnknown } from './options.ts';
 import { STATE_CACHE_OPTIONS, makePrefixCache, stateCacheOptions } from './state_cache.ts';
 
-export const SERVE_OPTIONS = ['host', 'port', 'maxBatch', 'maxQueue', 'maxTokens', 'maxTokensLimit', 'maxPromptTokens', 'ctx', 'device', 'shutdownTimeout', ...HUB_OPTIONS, ...STATE_CACHE_OPTIONS];
+export const SERVE_OPTIONS = ['host', 'port', 'maxBatch', 'maxQueue', 'n', 'maxTokens', 'maxTokensLimit', 'maxPromptTokens', 'ctx', 'device', 'shutdownTimeout', ...HUB_OPTIONS, ...STATE_CACHE_OPTIONS];
 
 export async function serveCommand(modelArg: string | undefined, opts: Record<string, any>): Promise<number> {
   rejectUnknown(opts, SERVE_OPTIONS);

@@ -1,4 +1,5 @@
-// matmul op: y (+)= act(x·Wᵀ + bias). Variants: gemv (few rows), gemm (workgroup-tiled), blocked (CPU adapters).
+// matmul op: y (+)= act(x·Wᵀ + bias). Variants: gemv (few rows), gemm (workgroup-tiled), blocked (CPU adapters),
+// and for f16 weights those of matmul_sgmat.ts (subgroup matrices; the same arithmetic without them).
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { grid, kernel, op, rowsOf, u32, weightDefines, type Ctx, type Launch } from '../lib.ts';
@@ -6,8 +7,9 @@ import blocked from './matmul_blocked.wgsl' with { type: 'text' };
 import gemm from './matmul_gemm.wgsl' with { type: 'text' };
 import gemv from './matmul_gemv.wgsl' with { type: 'text' };
 import { ACT, matmulRef, type Act } from './matmul.ref.ts';
+import { F16_VARIANTS, selectF16 } from './matmul_sgmat.ts';
 
-const BINDINGS = ['step', 'x', 'W', 'bias', 'y', 'dims'] as const;
+export const BINDINGS = ['step', 'x', 'W', 'bias', 'y', 'dims'] as const;
 export const KERNELS = {
   gemv: kernel('matmul_gemv', gemv, BINDINGS),
   gemm: kernel('matmul_gemm', gemm, BINDINGS),
@@ -37,10 +39,11 @@ export const matmulOp = op<MatmulArgs>({
     if (a.x.cols !== IN || a.y.cols !== OUT || a.x.rows !== a.y.rows) throw new ShapeError(`matmul: x ${a.x.cols} columns, weight [${OUT}, ${IN}], out ${a.y.cols}`);
   },
   /**
-   * 'gemv' while the rows fit a few GEMV passes; else the workgroup-tiled 'gemm' on GPUs, and 'blocked' (no
-   * workgroup memory or barriers, which a CPU adapter emulates slowly) on CPU adapters.
+   * 'gemv' while the rows fit a few GEMV passes; else 'sgmat' for f16 weights on subgroup matrices (from 16 rows),
+   * else the workgroup-tiled 'gemm' on GPUs, and 'blocked' (no workgroup memory or barriers, which a CPU adapter
+   * emulates slowly) on CPU adapters.
    */
-  select: (c, a) => rowsOf(a.x, c) <= 2 * GEMV_RMAX ? 'gemv' : c.adapter.type === 'cpu' ? 'blocked' : 'gemm',
+  select: (c, a) => rowsOf(a.x, c) <= 2 * GEMV_RMAX ? 'gemv' : selectF16(c, a) ?? (c.adapter.type === 'cpu' ? 'blocked' : 'gemm'),
   variants: {
     gemv: {
       launches: (a, c) => {
@@ -53,6 +56,7 @@ export const matmulOp = op<MatmulArgs>({
     },
     gemm: { launches: (a, c) => [{ ...base(a, c, 'gemm'), grid: [Math.ceil(a.w.shape[0]! / 64), Math.ceil(rowsOf(a.x, c) / 64), 1] }] },
     blocked: { launches: (a, c) => [{ ...base(a, c, 'blocked'), grid: grid(Math.ceil(Math.ceil(rowsOf(a.x, c) / 4) * Math.ceil(a.w.shape[0]! / 4) / 64)) }] },
+    ...F16_VARIANTS,
   },
   ref: (a, h) => matmulRef(h.data(a.x), h.data(a.w), a.bias ? h.data(a.bias) : null, h.data(a.y), h.cap(a.x), a.w.shape[1]!, a.w.shape[0]!, a.act, a.accumulate),
 });

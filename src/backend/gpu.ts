@@ -2,7 +2,9 @@
 // and only the kept logits read back.
 import { fmtBytes, type Binding, type Dispatch, type Gpu } from '../gpu/device.ts';
 import { dispatch, grid, type View, type WeightDtype } from '../gpu/launch.ts';
+import toF16Src from './bf16_to_f16.wgsl' with { type: 'text' };
 import { bf16ToF32, f16ToF32 } from '../load/safetensors.ts';
+import { bf16ToF16, F16_MATMULS, SGMAT_BY_DEFAULT, sgmatConfig } from '../util/f16.ts';
 import { GpuError, ShapeError } from '../util/errors.ts';
 import { kernelKnob, knob, checkKnobs } from '../util/knobs.ts';
 import { log } from '../util/log.ts';
@@ -62,7 +64,7 @@ export class GpuBackend implements Backend {
     this.adapter = {
       kind: 'gpu', type: gpu.summary.type, f16: gpu.f16, subgroups: gpu.subgroups, subgroupSize: gpu.subgroupSize,
       maxInvocations: gpu.maxInvocations, maxWorkgroupStorage: gpu.maxWorkgroupStorage, maxBinding: gpu.maxBinding,
-      features: new Set(gpu.summary.features),
+      features: new Set(gpu.summary.features), subgroupMatrix: gpu.subgroupMatrix,
     };
   }
 
@@ -157,8 +159,17 @@ export class GpuBackend implements Backend {
   weight(name: string, w: HostWeight, matrix: boolean): Weight {
     if (w.synthetic) return this.syntheticWeight(name, w, matrix);
     let data: ArrayBufferView, dtype: WeightDtype;
-    if (matrix && w.bits16 && (w.dtype === 'bf16' || w.dtype === 'f16')) { data = w.bits16; dtype = w.dtype; }
-    else { data = w.f32 ?? (w.dtype === 'bf16' ? bf16ToF32(w.bits16!) : f16ToF32(w.bits16!)); dtype = 'f32'; }
+    if (matrix && w.bits16 && (w.dtype === 'bf16' || w.dtype === 'f16')) {
+      data = w.bits16; dtype = w.dtype;
+      if (dtype === 'bf16' && this.f16Weights) {   // once, at load: the f16 GEMMs read f16
+        const c = bf16ToF16(w.bits16);
+        if (c.overflow) log.warn(`${name}: ${c.overflow} of ${c.data.length} values outside f16's range; kept bf16 (f32 GEMM)`);
+        else { data = c.data; dtype = 'f16'; }
+        if (c.rounded) log.debug(`${name}: ${c.rounded} values below f16's normal range rounded (error ≤ 2^-25 each)`);
+        this.f16Stats.tensors++; this.f16Stats.rounded += c.rounded;
+        if (c.overflow) this.f16Stats.kept.push(name);
+      }
+    } else { data = w.f32 ?? (w.dtype === 'bf16' ? bf16ToF32(w.bits16!) : f16ToF32(w.bits16!)); dtype = 'f32'; }
     if (data.byteLength > this.gpu.maxBinding)
       throw new GpuError(`${name}: ${fmtBytes(data.byteLength)} exceeds the adapter's largest storage binding (${fmtBytes(this.gpu.maxBinding)})`);
     const buffer = this.gpu.upload(data, name);
@@ -167,6 +178,19 @@ export class GpuBackend implements Backend {
   }
 
   get uploadedBytes(): number { return this.weightBytes; }
+
+  /**
+   * bf16 matrices become f16 at load where an f16 GEMM runs: FLA_KERNEL_MATMUL (as it is at load) names an f16
+   * variant (how lavapipe tests the f16 arithmetic), or SGMAT_BY_DEFAULT and the adapter has an f16 subgroup-matrix config.
+   */
+  get f16Weights(): boolean {
+    if (!this.gpu.f16) return false;
+    const forced = knob('FLA_KERNEL_MATMUL');
+    if (forced) return (F16_MATMULS as readonly string[]).includes(forced);
+    return SGMAT_BY_DEFAULT && sgmatConfig(this.gpu.subgroupMatrix) !== null;
+  }
+  /** What that conversion did: tensors seen, values rounded, tensors kept bf16 (values beyond f16's range). */
+  readonly f16Stats = { tensors: 0, rounded: 0, kept: [] as string[] };
 
   /** Random weights made on the GPU (fla bench --synthetic): bf16 matrices, f32 vectors, nothing uploaded. */
   private syntheticWeight(name: string, w: HostWeight, matrix: boolean): Weight {
@@ -179,13 +203,16 @@ export class GpuBackend implements Backend {
     new Float32Array(dims.buffer)[2] = w.synthetic!.scale;
     const fill = (async () => {
       const d = await dispatch(this.gpu, { label: 'fill_random', source: fillSrc }, { W: { buffer }, dims: { buffer: this.gpu.uniform(dims) } }, grid(Math.ceil(words / 256)));
+      const ds = [d];
+      if (bf16 && this.f16Weights)
+        ds.push(await dispatch(this.gpu, { label: 'bf16_to_f16', source: toF16Src }, { W: { buffer }, dims: { buffer: this.gpu.uniform(new Uint32Array([words])) } }, grid(Math.ceil(words / 256))));
       const enc = this.gpu.device.createCommandEncoder();
-      this.gpu.encode(enc, [d]);
+      this.gpu.encode(enc, ds);
       this.gpu.submit(enc);
     })();
     this.pendingFills.push(fill);
     this.weightBytes += bytes;
-    return new GpuWeight(w.shape, { buffer, offset: 0, size: Math.ceil(bytes / 4) * 4 }, bf16 ? 'bf16' : 'f32');
+    return new GpuWeight(w.shape, { buffer, offset: 0, size: Math.ceil(bytes / 4) * 4 }, bf16 ? (this.f16Weights ? 'f16' : 'bf16') : 'f32');
   }
 
   private pendingFills: Promise<unknown>[] = [];

@@ -3,6 +3,7 @@
 // adapter and step), `ref` (the CPU reference) and `check` (argument validation). A backend runs ops
 // (`Backend.run(op, args)`): the GPU backend selects, compiles, binds by name and records the launches; the CPU
 // backend calls `ref` on host arrays. Nothing here knows any particular op, and ops know no particular backend.
+import type { SubgroupMatrixConfig } from '../util/f16.ts';
 import type { Cursor, StepLayout } from '../util/step.ts';
 import type { Tensor, Weight } from './backend.ts';
 
@@ -57,6 +58,8 @@ export interface Adapter {
   maxWorkgroupStorage: number;
   maxBinding: number;
   features: ReadonlySet<string>;
+  /** subgroup-matrix shapes the device runs (absent or empty: none) */
+  subgroupMatrix?: readonly SubgroupMatrixConfig[];
 }
 
 /** The current step's shape: tokens n, kept rows k, sequences b, and each sequence's token count. */

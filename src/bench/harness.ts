@@ -1,7 +1,8 @@
 // fla bench measurements: prompt processing (pp), token generation (tg), time to first token, aggregate batched
-// decode, long-context decode over a KV cache filled with random values, per-kernel GPU times from timestamp queries, and the adapter's measured bandwidth and compute ceilings.
+// decode, long-context decode over a KV cache filled with random values, per-kernel GPU times from timestamp queries,
+// and the adapter's measured bandwidth and compute ceilings.
 import { kvCacheDtype } from '../../kernels/attention/sdpa.ts';
-import { matmul } from '../../kernels/matmul/matmul.ts';
+import { matmul, matmulOp } from '../../kernels/matmul/matmul.ts';
 import copySrc from '../../kernels/util/copy.wgsl' with { type: 'text' };
 import { GpuBackend } from '../backend/gpu.ts';
 import { dispatch, grid } from '../gpu/launch.ts';
@@ -66,9 +67,17 @@ export async function kernelProfile(e: Engine, work: () => Promise<unknown>, cei
   });
 }
 
-export interface Ceilings { gbs: number; tflops: number }
+export interface Ceilings {
+  gbs: number; tflops: number;
+  /** the f16 GEMM on subgroup matrices (tensor cores) at 4096³: f32-grade split and single product; null where the
+   *  adapter has none; error: why it did not run */
+  tc: { split: number; single: number } | { error: string } | null;
+}
 
-/** Measured on the adapter: a large buffer copy (GB/s, read + write) and a large f32-weight matmul (TFLOP/s). */
+/**
+ * Measured on the adapter: a large buffer copy (GB/s, read + write), a large f32-weight matmul (TFLOP/s), and
+ * where the adapter has f16 subgroup matrices the tensor-core GEMM at 4096 × 4096 × 4096 (both variants).
+ */
 export async function ceilings(o: GpuBackend): Promise<Ceilings> {
   const gpu = o.gpu;
   const bytes = Math.min(1 << 30, Math.floor(gpu.maxBinding / 2 / 16) * 16);
@@ -94,7 +103,31 @@ export async function ceilings(o: GpuBackend): Promise<Ceilings> {
   await matmul(o, x, w, null, 'none', y);
   const mm = o.dispatchesForBench();
   const mmS = await time(() => { const enc = gpu.device.createCommandEncoder(); gpu.encode(enc, [...mm, ...mm, ...mm, ...mm]); gpu.submit(enc); }, 3) / 4;
-  return { gbs: (2 * bytes) / copyS / 1e9, tflops: (2 * N * IN * OUT) / mmS / 1e12 };
+  return { gbs: (2 * bytes) / copyS / 1e9, tflops: (2 * N * IN * OUT) / mmS / 1e12, tc: await tensorCores(o, time) };
+}
+
+/** TFLOP/s of the sgmat and sgmat_f16 matmul variants at 4096³ (f16 weights), or null where they cannot run. */
+async function tensorCores(o: GpuBackend, time: (f: () => void, reps: number) => Promise<number>): Promise<Ceilings['tc']> {
+  const S = 4096, gpu = o.gpu;
+  const shape = { n: S, k: 0, b: 1, lens: [S], maxLen: S, cursors: [] };
+  const can = (v: string) => matmulOp.variants[v]!.supports?.({ x: { rows: 'n' }, w: { dtype: 'f16' } } as any, { adapter: o.adapter, step: shape }) ?? true;
+  if (!can('sgmat') || !can('sgmat_f16')) return null;
+  try {
+    o.beginStep({ ids: new Int32Array(S), cursors: [{ slot: 0, start: 0, len: S }], keep: new Int32Array(0) });
+    const x = o.act('bench_x', S), y = o.act('bench_y', S);
+    const h = new Float16Array(S * S);
+    for (let i = 0; i < h.length; i++) h[i] = ((i * 2654435761) % 1000 - 500) * 2e-5;
+    const w = o.weight('bench_w16', { shape: [S, S], dtype: 'f16', bits16: new Uint16Array(h.buffer) }, true);
+    const args = { x, w, bias: null, y, act: 'none' as const, accumulate: false };
+    const out: number[] = [];
+    for (const v of ['sgmat', 'sgmat_f16']) {
+      const ds = await o.build(matmulOp, args, v);
+      out.push((2 * S * S * S) / (await time(() => { const enc = gpu.device.createCommandEncoder(); gpu.encode(enc, [...ds, ...ds, ...ds, ...ds]); gpu.submit(enc); }, 3) / 4) / 1e12);
+    }
+    return { split: out[0]!, single: out[1]! };
+  } catch (e) {
+    return { error: (e as Error).message.split('\n')[0]!.slice(0, 160) };
+  } finally { o.dispatchesForBench(); }
 }
 
 /** The KV-cache states of a model (attention layers' `<l>.k` / `<l>.v`), with the bytes one slot's cache holds. */

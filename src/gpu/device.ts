@@ -1,70 +1,51 @@
 // Owns the WebGPU device: adapter choice, features and limits, WGSL pipelines (cached by key),
 // bind groups (cached), buffers, uploads, readbacks, and error reporting.
 import { dlopen, FFIType } from 'bun:ffi';
-import { setupGlobals } from 'bun-webgpu';
 import { GpuError } from '../util/errors.ts';
 import { log } from '../util/log.ts';
 import { bindingNames, preprocess } from './wgsl.ts';
+import type { SubgroupMatrixConfig } from '../util/f16.ts';
+import { bunWebgpuBuilt, forcedBinding, installGlobals, loadBinding, type BindingName, type WebGpuBinding } from './binding.ts';
+
+export type { SubgroupMatrixConfig };
 
 export interface AdapterSummary {
   name: string; vendor: string; backend: string; type: string;
   features: string[];
   limits: Record<string, number>;
   subgroupMinSize: number; subgroupMaxSize: number;
+  binding: BindingName; bindingVersion: string;
+  subgroupMatrixConfigs: SubgroupMatrixConfig[];
 }
+
+/** The adapter features that choose kernels (fla devices prints these). */
+export const KERNEL_FEATURES = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix', 'timestamp-query'] as const;
+export const SUBGROUP_MATRIX = 'chromium-experimental-subgroup-matrix';
 
 const BACKENDS: Record<number, string> = { 1: 'null', 2: 'webgpu', 3: 'd3d11', 4: 'd3d12', 5: 'metal', 6: 'vulkan', 7: 'opengl', 8: 'opengles' };
 const ADAPTER_TYPES: Record<number, string> = { 1: 'discrete', 2: 'integrated', 3: 'cpu', 4: 'unknown' };
 
-let globalsReady = false;
-
-/** Load bun-webgpu once and replace its busy-polling ticker with a short spin, then 1 ms sleeps. */
-async function initWebGpu(): Promise<GPU | null> {
-  if (!globalsReady) {
-    await setupGlobals();
-    globalsReady = true;
-    const ticker: any = (navigator.gpu as any)?._ticker;
-    if (ticker) patchTicker(ticker);
-  }
-  return navigator.gpu ?? null;
-}
-
-// tooling.md: the stock ticker loops setImmediate and eats a core while awaiting the GPU
-// (on lavapipe the "GPU" is that core). Spin 0.5 ms for low latency, then poll every 1 ms.
-function patchTicker(ticker: any): void {
-  const proto = Object.getPrototypeOf(ticker);
-  if (proto.__flaPatched) return;
-  const SPIN_MS = 0.5;
-  const register = proto.register;
-  proto.register = function (this: any) {
-    if (!this.hasWaiting()) this._waitStart = performance.now();
-    return register.call(this);
-  };
-  proto.scheduleTick = function (this: any) {
-    if (this._ticking) return;
-    this._ticking = true;
-    const run = () => {
-      this.lib.wgpuInstanceProcessEvents(this.instancePtr);
-      this._ticking = false;
-      if (this.hasWaiting()) this.scheduleTick();
-    };
-    if (performance.now() - (this._waitStart ?? 0) < SPIN_MS) setImmediate(run); else setTimeout(run, 1);
-  };
-  proto.__flaPatched = true;
-}
-
-function summarize(adapter: GPUAdapter): AdapterSummary {
+function summarize(adapter: GPUAdapter, b: WebGpuBinding): AdapterSummary {
   const info: any = adapter.info;
+  // dawn.node's GPUAdapterInfo has no backendType/adapterType: a fallback (software) adapter is the CPU,
+  // and Dawn's default backend per platform is the backend
+  const backendType = info.backendType ?? { linux: 6, darwin: 5, win32: 4 }[process.platform as string];
+  const adapterType = info.adapterType ?? (info.isFallbackAdapter || info.architecture === 'software' ? 3 : 4);
+  const features = [...adapter.features].map(String).sort();
   const limits: Record<string, number> = {};
   const L: any = adapter.limits;
   for (const k in L) if (typeof L[k] === 'number' && k !== 'nextInChain') limits[k] = L[k];
   return {
     // lavapipe puts the useful name in description, NVIDIA puts the driver version there and the card in device
     name: /^[A-Za-z]+: \d[\d.]* [\d.]+$/.test(info.description ?? '') && info.device ? `${info.device} (driver ${info.description.split(': ')[1]})` : info.description || info.device || 'unknown',
-    vendor: info.vendor ?? '', backend: BACKENDS[info.backendType] ?? String(info.backendType),
-    type: ADAPTER_TYPES[info.adapterType] ?? String(info.adapterType),
-    features: [...adapter.features].map(String).sort(),
-    limits, subgroupMinSize: info.subgroupMinSize ?? 0, subgroupMaxSize: info.subgroupMaxSize ?? 0,
+    vendor: info.vendor ?? '', backend: BACKENDS[backendType] ?? String(backendType),
+    type: ADAPTER_TYPES[adapterType] ?? String(adapterType),
+    features, limits, subgroupMinSize: info.subgroupMinSize ?? 0, subgroupMaxSize: info.subgroupMaxSize ?? 0,
+    binding: b.name, bindingVersion: b.version,
+    // bun-webgpu does not unpack WGPUAdapterPropertiesSubgroupMatrixConfigs: no configs, no matrix kernels
+    subgroupMatrixConfigs: features.includes(SUBGROUP_MATRIX)
+      ? [...(info.subgroupMatrixConfigs ?? [])].map((c: any) => ({ componentType: String(c.componentType), resultComponentType: String(c.resultComponentType), M: c.M, N: c.N, K: c.K }))
+      : [],
   };
 }
 
@@ -95,22 +76,61 @@ function openLibc() {
 
 /** Adapters usable for compute. A Null backend (computes nothing) is never returned. */
 export async function listAdapters(): Promise<{ adapter: GPUAdapter; summary: AdapterSummary }[]> {
-  return quietNative(probeAdapters);
+  const warnings: string[] = [];
+  try { return await quietNative(() => probeAdapters(warnings)); } finally { for (const w of warnings) log.warn(w); }   // after fd 2 is back
 }
 
-async function probeAdapters(): Promise<{ adapter: GPUAdapter; summary: AdapterSummary }[]> {
-  let gpu: GPU | null;
-  try { gpu = await initWebGpu(); } catch (e) {
-    log.debug(`webgpu unavailable: ${(e as Error).message}`);
-    return [];
+type Probed = { adapter: GPUAdapter; summary: AdapterSummary };
+let chosen: WebGpuBinding | null = null;
+
+/**
+ * FLA_WEBGPU forces a binding; otherwise bun-webgpu where it has a build, switching to dawn.node when a GPU
+ * adapter lacks a kernel feature (shader-f16, subgroup-matrix) and dawn.node offers more. A binding that
+ * fails to load falls back to the other with a one-line warning.
+ */
+async function probeAdapters(warnings: string[]): Promise<Probed[]> {
+  if (chosen) return adaptersOf(chosen);
+  const forced = forcedBinding();
+  const order: BindingName[] = forced ? [forced, forced === 'dawn' ? 'bun-webgpu' : 'dawn'] : bunWebgpuBuilt() ? ['bun-webgpu', 'dawn'] : ['dawn'];
+  let best: { b: WebGpuBinding; adapters: Probed[] } | null = null;
+  for (const name of order) {
+    let b: WebGpuBinding;
+    try { b = await loadBinding(name); } catch (e) {
+      const next = order[order.indexOf(name) + 1];
+      if (best) log.debug(`webgpu: ${name} unavailable: ${oneLine((e as Error).message)}`);
+      else warnings.push(`WebGPU binding ${name} failed to load (${oneLine((e as Error).message)})${next ? `; trying ${next}` : ''}`);
+      continue;
+    }
+    const adapters = await adaptersOf(b);
+    if (!best) {
+      best = { b, adapters };
+      if (forced) break;
+      if (!adapters.length) continue;                 // nothing usable here: see what the other finds
+      if (!adapters.some(a => a.summary.type !== 'cpu' && (!a.summary.features.includes('shader-f16') || !a.summary.subgroupMatrixConfigs.length))) break;
+      continue;                                       // a GPU without f16 or subgroup-matrix: does the other offer more?
+    }
+    if (adapters.length && (best.adapters.length === 0 || score(adapters[0]!.summary) > score(best.adapters[0]!.summary))) best = { b, adapters };
   }
-  if (!gpu) return [];
-  const out: { adapter: GPUAdapter; summary: AdapterSummary }[] = [];
+  if (!best) return [];
+  chosen = best.b;
+  installGlobals(chosen);
+  log.debug(`webgpu: ${chosen.name} ${chosen.version}`);
+  return best.adapters;
+}
+
+/** Kernel-choosing features of an adapter (timestamp-query aside), for comparing bindings. */
+function score(s: AdapterSummary): number {
+  return KERNEL_FEATURES.filter(f => f !== 'timestamp-query' && s.features.includes(f)).length + (s.subgroupMatrixConfigs.length ? 1 : 0);
+}
+
+async function adaptersOf(b: WebGpuBinding): Promise<Probed[]> {
+  installGlobals(b);
+  const out: Probed[] = [];
   const seen = new Set<string>();
   for (const opts of [{ powerPreference: 'high-performance' }, { powerPreference: 'low-power' }] as GPURequestAdapterOptions[]) {
-    const adapter = await gpu.requestAdapter(opts).catch(() => null);
+    const adapter = await b.gpu.requestAdapter(opts).catch(() => null);
     if (!adapter) continue;
-    const s = summarize(adapter);
+    const s = summarize(adapter, b);
     if (s.backend === 'null' || !s.vendor) continue;   // old Mesa: Dawn falls back to a null backend
     const key = `${s.name}|${s.backend}`;
     if (seen.has(key)) continue;
@@ -142,6 +162,9 @@ export class Gpu {
   readonly maxInvocations: number;
   readonly offsetAlign: number;
   readonly timestamps: boolean;
+  /** Subgroup-matrix shapes usable on this device: empty without the feature, or where the subgroup size varies
+   *  (kernels map invocation index / size to a subgroup). */
+  readonly subgroupMatrix: SubgroupMatrixConfig[];
   private pipelines = new Map<string, GPUComputePipeline>();
   private names = new WeakMap<GPUComputePipeline, { label: string; names: string[] }>();
   private bindGroups = new Map<string, GPUBindGroup>();
@@ -159,6 +182,7 @@ export class Gpu {
     this.subgroups = f.has('subgroups') && device.features.has('subgroups');
     this.subgroupSize = summary.subgroupMinSize || 0;
     this.timestamps = device.features.has('timestamp-query');
+    this.subgroupMatrix = device.features.has(SUBGROUP_MATRIX) && summary.subgroupMinSize === summary.subgroupMaxSize ? summary.subgroupMatrixConfigs : [];
     const lim = device.limits as any;
     this.maxBinding = lim.maxStorageBufferBindingSize;
     this.maxWorkgroupStorage = lim.maxComputeWorkgroupStorageSize;
@@ -182,8 +206,11 @@ export class Gpu {
     const { adapter, summary } = pick;
     // bun-webgpu rejects a partial requiredLimits: pass all of them (tooling.md).
     const requiredLimits = summary.limits;
-    const wanted = ['shader-f16', 'subgroups', 'timestamp-query'].filter(f => adapter.features.has(f)) as GPUFeatureName[];
-    const device = await adapter.requestDevice({ requiredFeatures: wanted, requiredLimits } as any);
+    const wanted = ['shader-f16', 'subgroups', 'timestamp-query', SUBGROUP_MATRIX].filter(f => adapter.features.has(f)) as GPUFeatureName[];
+    // bun-webgpu: requestDevice failed now and then in test processes with "Invalid feature required: Value 1175
+    // is invalid for WGPUFeatureName" (garbage in its packed feature list; 1 run in 6, not reproduced in a loop): retry once
+    const request = () => adapter.requestDevice({ requiredFeatures: wanted, requiredLimits } as any);
+    const device = await request().catch(e => { log.debug(`requestDevice: ${oneLine(String(e))}; retrying`); return request(); });
     return new Gpu(device, summary);
   }
 

@@ -37,6 +37,7 @@ export function preprocess(source: string, defines: Record<string, number | bool
   const prelude: string[] = [];
   if (truthy(env.SUBGROUPS) && /subgroup\w*\(/.test(out.join('\n'))) prelude.push('enable subgroups;');
   if (truthy(env.F16) && /\bf16\b/.test(out.join('\n'))) prelude.push('enable f16;');
+  if (/\bsubgroupMatrix\w*[(<]/.test(out.join('\n'))) prelude.push('enable chromium_experimental_subgroup_matrix;');
   for (const [k, v] of Object.entries(defines)) {
     if (typeof v === 'boolean') prelude.push(`const ${k}: bool = ${v};`);
     else if (typeof v === 'number') prelude.push(Number.isInteger(v) && v >= 0 ? `const ${k}: u32 = ${v}u;` : `const ${k}: f32 = ${v};`);

@@ -1,5 +1,6 @@
-// Single-sequence generation on the engine: chunked prefill, then one decode step per token, with
-// sampling, EOS, stop strings (held back until they can no longer match) and cancellation.
+// Single-sequence generation on the engine (fla run, fla chat): chunked prefill, then one decode step per token,
+// with cancellation. The per-sequence part (sampling, EOS, stop strings held back until they can no longer match,
+// max tokens) is SeqDecoder, which the scheduler uses too.
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { StreamDecoder } from '../tokenizer/hf.ts';
 import type { Engine } from './engine.ts';

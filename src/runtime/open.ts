@@ -38,7 +38,8 @@ export function announceCompiles(gpu: Pick<Gpu, 'onCompiled'>, say: (m: string) 
 
 async function gpuBackend(index: number): Promise<Backend> {
   const gpu = await Gpu.create(index);
-  announceCompiles(gpu);
+  // a person waiting at a terminal is told; a script's stderr (and the tests') stays as it was
+  announceCompiles(gpu, m => { if (process.stderr.isTTY || log.level === 'debug') log.info(m); });
   return new GpuBackend(gpu);
 }
 

@@ -6,7 +6,11 @@ import { snapshotParts, type Backend, type Snapshot } from '../backend/backend.t
 import { log } from '../util/log.ts';
 
 /** A checkpoint: the state after the first `depth` tokens of some path (on the device, or spilled to the host). */
-export interface CacheHit { readonly depth: number; readonly snapshot: Snapshot | null; readonly host: Float32Array | null }
+export interface CacheHit {
+  readonly depth: number; readonly snapshot: Snapshot | null; readonly host: Float32Array | null;
+  /** The logits after the last of the `depth` tokens, kept with prompt-end checkpoints (a whole repeated prompt). */
+  readonly logits: Float32Array | null;
+}
 
 export interface PrefixCacheOptions {
   /** Upper bound of the cache's memory (snapshots + trie), bytes; 0 = off. */
@@ -33,6 +37,7 @@ interface Entry {
   /** On the device (also while its copy to the host is under way), else null. */
   snapshot: Snapshot | null;
   host: Float32Array | null;
+  logits: Float32Array | null;
   spilling: boolean; dead: boolean;
 }
 
@@ -70,9 +75,11 @@ export class PrefixCache {
 
   /**
    * The deepest checkpoint on `tokens`' path at most `max` deep (default: one short of the whole sequence, so
-   * that at least one token is left to feed and give logits). Marks it recently used.
+   * that at least one token is left to feed and give logits; with `whole`, the whole sequence too when its
+   * checkpoint kept the logits). Marks it recently used.
    */
-  lookup(tokens: ArrayLike<number>, max = tokens.length - 1): CacheHit | null {
+  lookup(tokens: ArrayLike<number>, max = tokens.length - 1, whole = false): CacheHit | null {
+    if (whole) max = tokens.length;
     let node = this.root, best: Entry | null = null, i = 0;
     while (i < tokens.length) {
       const child = node.children.get(tokens[i]!);
@@ -83,11 +90,11 @@ export class PrefixCache {
       if (j < e.length) break;
       i += e.length;
       node = child;
-      if (node.entry) best = node.entry;
+      if (node.entry && (node.depth < tokens.length || !whole || node.entry.logits)) best = node.entry;
     }
     if (!best) return null;
     this.touch(best);
-    return { depth: best.depth, snapshot: best.snapshot, host: best.host };
+    return { depth: best.depth, snapshot: best.snapshot, host: best.host, logits: best.depth === tokens.length ? best.logits : null };
   }
 
   /** Copy a checkpoint's state into `slot` (the caller sets the slot's position to hit.depth). */
@@ -113,10 +120,14 @@ export class PrefixCache {
    * Checkpoint `slot`, whose state holds exactly `tokens`. A checkpoint already there is kept (marked used);
    * one that cannot fit the bound is not taken. Evicts least recently used checkpoints to stay in bounds.
    */
-  insert(tokens: ArrayLike<number>, slot: number): void {
+  insert(tokens: ArrayLike<number>, slot: number, logits?: Float32Array): void {
     if (!this.enabled || tokens.length === 0) return;
     const at = this.find(tokens);
-    if (at?.entry) { this.touch(at.entry); return; }
+    if (at?.entry) {
+      if (logits && !at.entry.logits) this.keepLogits(at.entry, logits);
+      this.touch(at.entry);
+      return;
+    }
     const bytes = 4 * snapshotParts(this.backend.stateSpecs, tokens.length).reduce((a, b) => a + b, 0);
     if (bytes + 4 * tokens.length + 3 * NODE_BYTES > this.maxBytes) return;   // could never fit beside the trie
     let snap: Snapshot;
@@ -125,18 +136,29 @@ export class PrefixCache {
       this.warned = true;
       return;
     }
-    this.add(tokens, snap);
+    const e = this.add(tokens, snap);
+    if (e && logits) this.keepLogits(e, logits);
   }
 
-  /** Add a snapshot taken elsewhere (a state file): the cache then owns it. False when it cannot fit. */
+  /** Keep a copy of the logits after a checkpoint's last token (counted in its bytes, held on the host). */
+  private keepLogits(e: Entry, logits: Float32Array): void {
+    if (e.spilling || e.host) return;   // only while on the device (its bytes are accounted there)
+    e.logits = logits.slice();
+    e.bytes += e.logits.byteLength;
+    this.snapBytes += e.logits.byteLength;
+    if (!this.shrink(e)) this.evict(e);
+  }
+
+  /** Add a snapshot taken elsewhere (a state file): the cache then owns it. False when it cannot fit the bound or the slots. */
   adopt(tokens: ArrayLike<number>, snapshot: Snapshot): boolean {
-    if (!this.enabled || tokens.length === 0 || snapshot.depth !== tokens.length || snapshot.bytes + 4 * tokens.length + 3 * NODE_BYTES > this.maxBytes) {
+    const fits = snapshot.bytes === 4 * snapshotParts(this.backend.stateSpecs, tokens.length).reduce((a, b) => a + b, 0);   // not past the slots' context
+    if (!this.enabled || tokens.length === 0 || snapshot.depth !== tokens.length || !fits || snapshot.bytes + 4 * tokens.length + 3 * NODE_BYTES > this.maxBytes) {
       this.backend.freeSnapshot(snapshot);
       return false;
     }
     const at = this.find(tokens);
     if (at?.entry) { this.backend.freeSnapshot(snapshot); this.touch(at.entry); return true; }
-    return this.add(tokens, snapshot);
+    return this.add(tokens, snapshot) !== null;
   }
 
   /** Where the prefill chunk starting after `fed` tokens should end at the latest: the next checkpoint boundary. */
@@ -166,21 +188,25 @@ export class PrefixCache {
     walk(this.root);
   }
 
-  /** True when the new entry stayed (it is evicted itself only if it alone exceeds the bound). */
-  private add(tokens: ArrayLike<number>, snapshot: Snapshot): boolean {
+  /** The new entry, or null when it did not stay (it is evicted itself only if it alone exceeds the bound). */
+  private add(tokens: ArrayLike<number>, snapshot: Snapshot): Entry | null {
     const node = this.place(tokens);
-    const e: Entry = { node, depth: tokens.length, bytes: snapshot.bytes, snapshot, host: null, spilling: false, dead: false };
+    const e: Entry = { node, depth: tokens.length, bytes: snapshot.bytes, snapshot, host: null, logits: null, spilling: false, dead: false };
     node.entry = e;
     this.lru.set(e, true);
     this.snapBytes += snapshot.bytes;
-    // push others off the device first; the new entry goes last (it is the most recently used)
+    if (this.shrink(e)) return e;
+    this.evict(e);
+    return null;
+  }
+
+  /** Push least recently used checkpoints other than `keep` off the device until within the bound; false if it cannot. */
+  private shrink(keep: Entry): boolean {
     for (const old of this.lru.keys()) {
       if (this.bytes - this.spillingBytes <= this.maxBytes) break;
-      if (old !== e) this.pushOff(old);
+      if (old !== keep) this.pushOff(old);
     }
-    if (this.bytes - this.spillingBytes <= this.maxBytes) return true;
-    this.evict(e);
-    return false;
+    return this.bytes - this.spillingBytes <= this.maxBytes;
   }
 
   /** Move a device checkpoint to the host when the host budget allows, else drop it. */

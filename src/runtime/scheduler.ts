@@ -193,7 +193,11 @@ export class Scheduler {
       const s = this.waiting.shift()!;
       s.slot = this.engine.acquire();
       this.running.push(s);
-      if (this.cache) this.cache.record(this.resume(s));
+      if (!this.cache) continue;
+      const r = this.resume(s, true);
+      this.cache.record(r.saved);
+      // the whole prompt was seen before: sample from its kept logits at once, no prefill step
+      if (r.logits && this.advance(s, r.logits.slice())) this.recent.push([performance.now(), 1]);
     }
   }
 
@@ -203,7 +207,7 @@ export class Scheduler {
     for (const s of this.running) if (s.next !== null) { plan.push({ seq: s, input: { slot: s.slot, tokens: [s.next] }, sample: true }); budget--; }
     budget = Math.max(budget, Math.min(64, this.engine.budget));   // a batch wider than the budget must not starve new prompts
     const prefilling = this.running.filter(s => s.next === null);
-    if (this.cache) for (const s of prefilling) this.cache.recordSaved(this.resume(s));   // another sequence may have checkpointed our prefix
+    if (this.cache) for (const s of prefilling) this.cache.recordSaved(this.resume(s).saved);   // another sequence may have checkpointed our prefix
     // with the cache, chunks end on checkpoint boundaries
     const until = (s: Seq) => this.cache ? Math.min(s.req.prompt.length, this.cache.nextBoundary(s.fed)) : s.req.prompt.length;
     const shares = shareBudget(prefilling.map(s => until(s) - s.fed), budget, this.turn++);
@@ -224,10 +228,10 @@ export class Scheduler {
       return;
     }
     this.counts.steps++;
-    if (this.cache) for (const p of plan) {
-      const s = p.seq;
-      if (s.next === null && !s.done && (s.fed === s.req.prompt.length || s.fed % this.cache.interval === 0)) this.cache.insert(s.req.prompt.slice(0, s.fed), s.slot);
-    }
+    if (this.cache) plan.forEach((p, i) => {   // prompt ends keep their logits: a repeat of the whole prompt samples from them
+      const s = p.seq, end = s.fed === s.req.prompt.length;
+      if (s.next === null && !s.done && (end || s.fed % this.cache!.interval === 0)) this.cache!.insert(s.req.prompt.slice(0, s.fed), s.slot, end && p.sample ? logits[i] : undefined);
+    });
     let made = 0;
     plan.forEach((p, i) => {
       if (!p.sample) return;
@@ -248,16 +252,19 @@ export class Scheduler {
     return piece !== null;
   }
 
-  /** Restore the deepest checkpoint of s's prompt beyond what its slot holds; returns the tokens it saved. */
-  private resume(s: Seq): number {
-    const hit = this.cache!.lookup(s.req.prompt);
-    if (!hit || hit.depth <= s.fed) return 0;
+  /**
+   * Restore the deepest checkpoint of s's prompt beyond what its slot holds: the tokens it saved, and with `whole`
+   * the logits to sample from when the checkpoint holds the whole prompt.
+   */
+  private resume(s: Seq, whole = false): { saved: number; logits: Float32Array | null } {
+    const hit = this.cache!.lookup(s.req.prompt, undefined, whole);
+    if (!hit || hit.depth <= s.fed) return { saved: 0, logits: null };
     this.cache!.restore(hit, s.slot);
     const saved = hit.depth - s.fed;
     this.engine.positions[s.slot] = hit.depth;
     s.fed = hit.depth;
     s.cached += saved;
-    return saved;
+    return { saved, logits: hit.logits };
   }
 
   private emit(s: Seq, p: Piece): void {

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, openSync, readFileSync, readSync, closeSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { snapshotParts, type Snapshot } from '../backend/backend.ts';
+import { snapshotParts, type Snapshot, type StateSpec } from '../backend/backend.ts';
 import type { Model } from '../load/model.ts';
 import { FormatError } from '../util/errors.ts';
 
@@ -103,9 +103,11 @@ export function loadState(file: string, model: Model): LoadedState {
   if (h.model_type !== model.config.model_type) throw bad(`saved for a ${String(h.model_type)} model, not this ${String(model.config.model_type)} model (${model.dir})`);
   if (canon(h.config) !== canon(model.config)) throw bad(`saved for a model with another config.json than ${model.dir}`);
   if (h.weights_sha256 !== weightsHash(model.dir)) throw bad(`saved for a model with other weights than ${model.dir}`);
-  const depth = h.tokens.length, specs = model.backend.stateSpecs, parts = snapshotParts(specs, depth);
+  // the model's states as its architecture declares them (token-indexed ones hold `depth` rows, whatever --ctx is)
+  const depth = h.tokens.length, specs = model.arch.state(model.cfg, 1) as StateSpec[];
+  const parts = specs.map(sp => (sp.tokenCols ? depth * sp.tokenCols : sp.cols));
   if (h.states.length !== specs.length || h.states.some((s, i) => s.key !== specs[i]!.key || s.floats !== parts[i]))
-    throw bad(`its states do not match the model's (${depth} tokens; a longer context than --ctx?)`);
+    throw bad(`its states do not match the model's (${depth} tokens)`);
   const at = 16 + hl + ((4 - (hl % 4)) % 4), floats = parts.reduce((a, b) => a + b, 0);
   if (buf.length < at + 4 * floats + END.length || buf.toString('latin1', at + 4 * floats, at + 4 * floats + END.length) !== END)
     throw bad(`truncated state file (${buf.length} bytes, expected ${at + 4 * floats + END.length})`);

@@ -10,7 +10,9 @@ export interface Knob {
 }
 
 export const KNOBS: Record<string, Knob> = {
-  FLA_KERNEL_MATMUL: { values: ['gemv', 'gemm', 'blocked'], doc: 'force the matmul variant (default: gemv for ≤ 8 rows, else gemm; blocked on CPU adapters)' },
+  FLA_KERNEL_MATMUL: { values: ['gemv', 'gemm', 'blocked', 'sgmat', 'sgmat_f16', 'f16split', 'f16single'], doc: 'force the matmul variant (default: gemv for ≤ 8 rows; from 16 rows sgmat where the adapter has f16 subgroup matrices; else gemm; blocked on CPU adapters). sgmat_f16: one f16 product (faster, rtol 1e-3); f16split/f16single: the same arithmetic without subgroup matrices (shader-f16). An f16 variant also makes bf16 weights f16 at load' },
+  FLA_SGMAT_TILE: { values: ['wg128', 'wg64', 'sg64', 'sg64x32'], doc: 'the tile of the subgroup-matrix GEMM (kernels/matmul/matmul_sgmat.ts; default: the biggest that fits)' },
+  FLA_WEBGPU: { values: ['auto', 'bun-webgpu', 'dawn'], doc: 'the WebGPU binding (default auto: bun-webgpu where it has a build, dawn.node where that offers more kernel features — shader-f16, subgroup matrices — or bun-webgpu fails to load)' },
   FLA_KERNEL_DELTA_RULE: { values: ['recurrent', 'chunk'], doc: 'force the delta-rule variant (default: chunk when a sequence of the step has more than 64 tokens on a GPU adapter)' },
   FLA_KERNEL_GLA: { values: ['recurrent', 'chunk'], doc: 'force the GLA / linear-attention variant (same default as delta_rule; the normaliser always runs recurrent)' },
   FLA_KERNEL_SDPA: { values: ['single', 'split'], doc: 'force the attention variant (default: split — split-K over the context plus a combine pass — when every sequence of the step has ≤ 16 tokens and the cache holds > 256 tokens, else single)' },

@@ -57,6 +57,26 @@ for (const name of FAMILIES) {
       cache.clear();
     });
 
+    test('a whole repeated prompt prefills nothing: it samples from the logits kept with its checkpoint', async () => {
+      const cache = new PrefixCache(model.backend, { maxBytes: 1 << 30, interval: 8 });
+      const s = new Scheduler(engine, null, { eosIds: [], prefixCache: cache });
+      const plainS = new Scheduler(engine, null, { eosIds: [] });
+      const P = ids(31, 19, V);
+      const sampled: GenRequest = { prompt: P, maxTokens: 6, sampling: validateSampling({ temperature: 0.9, seed: 5, topK: 0, topP: 1, minP: 0 }), eosIds: [] };
+      for (const r of [req(P, 6), sampled]) {
+        const want = await plainS.submit(r).result;
+        const first = await s.submit(r).result;
+        const before = s.stats().promptTokens;
+        const again = await s.submit(r).result;
+        expect(s.stats().promptTokens - before).toBe(0);
+        expect(again.cachedTokens).toBe(P.length);
+        expect(again.promptTokens).toBe(P.length);
+        expect(first.ids).toEqual(want.ids);
+        expect(again.ids).toEqual(want.ids);
+      }
+      cache.clear();
+    });
+
     test('a 20-turn chat prefills only the tokens no checkpoint holds', async () => {
       const cache = new PrefixCache(model.backend, { maxBytes: 1 << 30, interval: 16 });
       const s = new Scheduler(engine, null, { eosIds: [], prefixCache: cache });

@@ -61,7 +61,10 @@ describe.skipIf(!kjv)('fla serve process', () => {
   });
 
   test('usage errors are one line with exit code 2', () => {
-    for (const [args, re] of [[['--port', '70000'], /--port must be an integer in \[0, 65535\]/], [['--max-batch', '0'], /--max-batch/], [['--bogus'], /bogus/]] as const) {
+    for (const [args, re] of [[['--port', '70000'], /--port must be an integer in \[0, 65535\]/], [['--max-batch', '0'], /--max-batch/],
+      [['--bogus'], /bogus/],
+      [['-n', '300', '--max-tokens-limit', '200'], /--max-tokens 300 is over --max-tokens-limit 200/],
+      [['--max-prompt-tokens', '0'], /--max-prompt-tokens must be an integer/]] as const) {
       const r = fla('serve', ...args);
       expect(r.code).toBe(2);
       expect(r.out).toBe('');

@@ -159,6 +159,21 @@ describe('PrefixCache', () => {
     expect(c.stats().entries).toBe(0);
   });
 
+  test('a whole sequence hits only with `whole` and a checkpoint that kept its logits', () => {
+    const o = backend(), c = new PrefixCache(o, { maxBytes: 1 << 20, interval: 4 });
+    c.insert([1, 2, 3, 4], 0);
+    c.insert([1, 2, 3, 4, 5, 6], 0, new Float32Array([0.5, -1, 2]));
+    expect(c.lookup([1, 2, 3, 4, 5, 6])?.depth).toBe(4);
+    expect(c.lookup([1, 2, 3, 4, 5, 6], undefined, true)).toMatchObject({ depth: 6, logits: new Float32Array([0.5, -1, 2]) });
+    expect(c.lookup([1, 2, 3, 4], undefined, true)?.depth).toBeUndefined();   // its checkpoint has no logits
+    c.insert([1, 2, 3, 4], 0, new Float32Array([7]));                          // added to the existing checkpoint
+    expect(c.lookup([1, 2, 3, 4], undefined, true)?.logits).toEqual(new Float32Array([7]));
+    expect(c.lookup([1, 2, 3, 4, 5, 6, 7], undefined, true)).toMatchObject({ depth: 6, logits: null });   // not the whole sequence
+    const before = c.bytes;
+    c.clear();
+    expect(before - c.bytes).toBeGreaterThan(2 * 48 + 4 * 4);
+  });
+
   test('hits, misses and saved tokens are counted', () => {
     const c = new PrefixCache(backend(), { maxBytes: 1 << 20 });
     c.record(0); c.record(12); c.record(3); c.recordSaved(5);

@@ -1,21 +1,23 @@
-// The standalone binary (npm run build → dist/fla) copied alone to an empty folder with no node_modules above it:
-// --version, devices, and a greedy run of the embedded default model equal to the reference text.
+// Acceptance (scripts/acceptance.sh; not part of npm test): the standalone binary (npm run build → dist/fla) copied
+// alone to an empty folder with no node_modules above it: --version, devices, and a greedy run of the embedded default
+// model equal to the reference text.
 import { beforeAll, describe, expect, test } from 'bun:test';
 import { copyFileSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sharedModel } from '../../helpers/fixtures.ts';
-import { HAS_GPU } from '../../helpers/gpu.ts';
+import { sharedModel } from '../helpers/fixtures.ts';
+import { HAS_GPU } from '../helpers/gpu.ts';
 
-const ROOT = join(import.meta.dir, '../../..');
+const ROOT = join(import.meta.dir, '../..');
 const kjv = sharedModel('kjv-rwkv7');
 
 describe('standalone binary', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fla-bin-'));   // /tmp has no node_modules above it
   const bin = join(dir, 'fla');
   const env = { PATH: '/usr/bin:/bin', HOME: dir, XDG_CACHE_HOME: join(dir, 'cache'), TMPDIR: dir };
-  const run = (...args: string[]) => {
-    const p = Bun.spawnSync([bin, ...args], { cwd: dir, env });
+  const run = (...args: string[]) => runEnv({}, ...args);
+  const runEnv = (extra: Record<string, string>, ...args: string[]) => {
+    const p = Bun.spawnSync([bin, ...args], { cwd: dir, env: { ...env, ...extra } });
     return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
   };
 
@@ -37,6 +39,15 @@ describe('standalone binary', () => {
     const r = run('devices', '--json');
     expect(r.code).toBe(0);
     if (HAS_GPU) expect(JSON.parse(r.out).adapters.length).toBeGreaterThan(0);
+  });
+
+  test('both WebGPU bindings are embedded: bun-webgpu and dawn.node each open the adapter', () => {
+    for (const b of ['bun-webgpu', 'dawn']) {
+      const r = runEnv({ FLA_WEBGPU: b }, 'devices', '--json');
+      expect(r.code).toBe(0);
+      if (HAS_GPU) expect(JSON.parse(r.out).adapters.map((a: any) => a.binding)).toContain(b);
+    }
+    expect(runEnv({ FLA_WEBGPU: 'nope' }, 'devices').err).toContain('FLA_WEBGPU=nope: expected one of auto, bun-webgpu, dawn');
   });
 
   test.skipIf(!kjv)('greedy run of the embedded default model equals the reference text (twice: extract, then reuse)', () => {

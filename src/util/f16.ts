@@ -1,0 +1,61 @@
+// f16 facts shared by the GPU backend (which weights it converts at load) and the matmul op (which variant runs):
+// the f16 variants' names, the subgroup-matrix config the GEMM tiles with, and bf16 → f16 conversion
+// (exact for every bf16 value in f16's range).
+
+/** One subgroup-matrix shape an adapter offers (chromium-experimental-subgroup-matrix). */
+export interface SubgroupMatrixConfig { componentType: string; resultComponentType: string; M: number; N: number; K: number }
+
+/**
+ * Whether the matmul op picks 'sgmat' on its own where the adapter has f16 subgroup matrices (and the GPU backend
+ * then converts bf16 weights to f16 at load). Off until the kernel is verified on the GPU machine: the first run
+ * on an H200 (dawn.node 0.6.2, driver 580.159.04) rejected matmul_sgmat.wgsl at shader-module creation; the tiles
+ * since rewritten for it (wg128/wg64 with subgroup_uniformity off, sg64) have not run there yet.
+ * FLA_KERNEL_MATMUL=sgmat / sgmat_f16 opt in. scripts/bench_sgmat.ts checks and times every tile.
+ */
+export const SGMAT_BY_DEFAULT = false;
+
+/** Matmul variants that read f16 weights only (kernels/matmul/matmul_sgmat.ts). */
+export const F16_MATMULS = ['sgmat', 'sgmat_f16', 'f16split', 'f16single'] as const;
+
+/** The f16 × f16 → f32 config the subgroup-matrix GEMM tiles with: 16×16×16 if offered, else the largest. */
+export function sgmatConfig(configs: readonly SubgroupMatrixConfig[] | undefined): SubgroupMatrixConfig | null {
+  const ok = (configs ?? []).filter(c => c.componentType === 'f16' && c.resultComponentType === 'f32');
+  const is16 = (c: SubgroupMatrixConfig) => Number(c.M === 16 && c.N === 16 && c.K === 16);
+  ok.sort((a, b) => is16(b) - is16(a) || b.M * b.N * b.K - a.M * a.N * a.K);
+  return ok[0] ?? null;
+}
+
+/** What bf16 → f16 conversion of one tensor did: values that overflow f16 (tensor must stay bf16), values rounded (f16 subnormals). */
+export interface F16Conversion { overflow: number; rounded: number }
+
+let table: { bits: Uint16Array; kind: Uint8Array } | null = null;
+
+/** bf16 bits → f16 bits for all 65536 patterns, with 0 = exact, 1 = rounded (below f16's normal range), 2 = overflow (|v| > 65504, inf, nan). */
+function bf16ToF16Table() {
+  if (table) return table;
+  const bits = new Uint16Array(65536), kind = new Uint8Array(65536);
+  const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
+  const h = new Float16Array(1), hu = new Uint16Array(h.buffer);
+  for (let b = 0; b < 65536; b++) {
+    u32[0] = b << 16;
+    const v = f32[0]!;
+    h[0] = v;
+    bits[b] = hu[0]!;
+    kind[b] = !Number.isFinite(v) || Math.abs(v) > 65504 ? 2 : h[0] !== v ? 1 : 0;
+  }
+  return (table = { bits, kind });
+}
+
+/** Convert bf16 bits to f16 bits (exact for every bf16 value in f16's range; subnormals rounded to nearest). */
+export function bf16ToF16(src: Uint16Array): { data: Uint16Array } & F16Conversion {
+  const { bits, kind } = bf16ToF16Table();
+  const out = new Uint16Array(src.length);
+  let overflow = 0, rounded = 0;
+  for (let i = 0; i < src.length; i++) {
+    const b = src[i]!;
+    out[i] = bits[b]!;
+    const k = kind[b]!;
+    if (k) { if (k === 2) overflow++; else rounded++; }
+  }
+  return { data: out, overflow, rounded };
+}

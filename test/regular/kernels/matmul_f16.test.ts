@@ -1,0 +1,153 @@
+// The f16 GEMMs (kernels/matmul/matmul_sgmat.ts): the CPU reference of the split arithmetic against f64 (any
+// machine); bf16 → f16 conversion counts; the non-matrix f16 variants (f16split, f16single) on any adapter
+// with shader-f16 (lavapipe) against that reference and against the f32 matmul; the subgroup-matrix variants
+// (sgmat, sgmat_f16) where the adapter has an f16 subgroup-matrix config. Sizes straddle the 64/128 tiles.
+import { describe, expect, test } from 'bun:test';
+import { matmul, matmulOp } from '../../../kernels/matmul/matmul.ts';
+import { matmulRef, type Act } from '../../../kernels/matmul/matmul.ref.ts';
+import { LO_SHIFT, matmulF16Ref, splitF16 } from '../../../kernels/matmul/matmul_f16.ref.ts';
+import { sgmatPlan, type F16Matmul } from '../../../kernels/matmul/matmul_sgmat.ts';
+import type { GpuBackend } from '../../../src/backend/gpu.ts';
+import { stepShape } from '../../../src/backend/op.ts';
+import { bf16ToF16 } from '../../../src/util/f16.ts';
+import { prng, randn } from '../../helpers/allclose.ts';
+import { gpu, HAS_GPU } from '../../helpers/gpu.ts';
+import { checkBoth, gpuBackend, hostWeight, runOn, simpleStep } from './harness.ts';
+
+const f16vals = (v: Float32Array) => Float32Array.from(v, Math.f16round);
+
+/** max |got − want| / max |want| */
+function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let d = 0, m = 0;
+  for (let i = 0; i < want.length; i++) { d = Math.max(d, Math.abs(got[i]! - want[i]!)); m = Math.max(m, Math.abs(want[i]!)); }
+  return d / m;
+}
+
+function exactMatmul(x: Float32Array, w: Float32Array, R: number, IN: number, OUT: number): Float64Array {
+  const y = new Float64Array(R * OUT);
+  for (let r = 0; r < R; r++) for (let o = 0; o < OUT; o++) {
+    let s = 0;
+    for (let i = 0; i < IN; i++) s += x[r * IN + i]! * w[o * IN + i]!;
+    y[r * OUT + o] = s;
+  }
+  return y;
+}
+
+describe('f16 split arithmetic (CPU reference)', () => {
+  test('x = hi + lo·2^-LO_SHIFT carries ≥ 21 bits for |x| in [2^-14, 65504)', () => {
+    const rng = prng('split');
+    for (let k = 0; k < 20000; k++) {
+      const x = Math.fround(Math.min(60000, Math.max(2 ** -14, Math.exp(rng.normal() * 4))) * (rng.normal() < 0 ? -1 : 1));
+      const [hi, lo] = splitF16(x);
+      expect(Math.f16round(hi)).toBe(hi);
+      expect(Math.f16round(lo)).toBe(lo);
+      expect(Math.abs(hi + lo * 2 ** -LO_SHIFT - x)).toBeLessThanOrEqual(Math.abs(x) * 2 ** -21);
+    }
+  });
+
+  test('split is f32-grade against f64; single product is f16-grade and 100× worse', () => {
+    const R = 9, IN = 1000, OUT = 7, rng = prng('ref');
+    const x = randn(R * IN, rng), w = f16vals(randn(OUT * IN, rng, 1 / Math.sqrt(IN)));
+    const exact = exactMatmul(x, w, R, IN, OUT);
+    const ys = new Float32Array(R * OUT), y1 = new Float32Array(R * OUT), yf = new Float32Array(R * OUT);
+    matmulF16Ref(x, w, null, ys, R, IN, OUT, 'split');
+    matmulF16Ref(x, w, null, y1, R, IN, OUT, 'single');
+    matmulRef(x, w, null, yf, R, IN, OUT);
+    const es = relErr(ys, exact), e1 = relErr(y1, exact), ef = relErr(yf, exact);
+    // hi + lo holds 22 of x's 24 bits: measured 5.8e-7 here, the f32 matmul 4.4e-8, the single product 2.5e-4
+    expect(es).toBeLessThan(1.5e-6);
+    expect(ef).toBeLessThan(es);
+    expect(e1).toBeGreaterThan(100 * es);
+    expect(e1).toBeLessThan(3e-3);
+  });
+
+  test('bf16 → f16: exact in range, overflow and subnormal rounding counted', () => {
+    const vals = [0, 1, -2.5, 65280, 1e-3, 2 ** -14, 2 ** -17, (1 + 2 ** -7) * 2 ** -18, 1e5, -1e6, Infinity, NaN];
+    const u = new Uint32Array(Float32Array.from(vals).buffer);
+    const bits = Uint16Array.from(u, v => v >>> 16);   // these values are exact in bf16, except 1e-3 / 1e5 / 1e6 (truncated)
+    const c = bf16ToF16(bits);
+    const back = new Float16Array(c.data.buffer);
+    const asBf16 = Float32Array.from(bits, b => new Float32Array(new Uint32Array([b << 16]).buffer)[0]!);
+    for (const i of [0, 1, 2, 3, 4, 5, 6]) expect(back[i]).toBe(asBf16[i]!);
+    expect(c.overflow).toBe(4);   // 1e5, -1e6, inf, nan
+    expect(c.rounded).toBe(1);    // (1 + 2^-7)·2^-18 has a bit below f16's 2^-24
+  });
+});
+
+const ROWS = [1, 17, 65, 130];
+const SHAPES: [number, number][] = [[34, 17], [130, 200], [64, 130], [256, 64]];   // [IN, OUT]
+
+/** Per-variant tolerance against the f32 matmul (relative to the largest output), measured on lavapipe and H200. */
+// Measured on lavapipe: f16split ≤ 4.2e-7 against the f32 matmul and bit-equal to the f16 reference; f16single
+// ≤ 3.0e-4 plain, 6.6e-4 with bias and tanh (through the f32 reference). The single-product tolerance is 1.5e-3.
+const TOL: Record<F16Matmul, number> = { sgmat: 1e-4, f16split: 1e-4, sgmat_f16: 1.5e-3, f16single: 1.5e-3 };
+
+async function withKernel<T>(k: string, fn: () => Promise<T>): Promise<T> {
+  const prev = process.env.FLA_KERNEL_MATMUL;
+  process.env.FLA_KERNEL_MATMUL = k;
+  try { return await fn(); } finally { if (prev === undefined) delete process.env.FLA_KERNEL_MATMUL; else process.env.FLA_KERNEL_MATMUL = prev; }
+}
+
+/** Why `kind` cannot run here, or null. */
+function unavailable(kind: F16Matmul): string | null {
+  if (!gpu) return 'no GPU';
+  if (!gpu.f16) return 'no shader-f16';
+  if (kind.startsWith('f16')) return null;
+  const c = { adapter: gpuBackend().adapter, step: stepShape({ ids: new Int32Array(16), cursors: [{ slot: 0, start: 0, len: 16 }], keep: new Int32Array([15]) }) };
+  return sgmatPlan(c, kind === 'sgmat') ? null : 'no f16 subgroup-matrix config with f32 results that fits (see fla devices)';
+}
+
+function variantSuite(kind: F16Matmul) {
+  const why = unavailable(kind);
+  if (why) console.warn(`skip: matmul ${kind} (${why})`);
+  describe.skipIf(!HAS_GPU || why !== null)(`matmul ${kind}`, () => {
+    const split = kind === 'sgmat' || kind === 'f16split';
+    for (const R of ROWS) test(`R=${R}: IN×OUT ${SHAPES.map(s => s.join('×')).join(', ')}, against the f16 reference and the f32 matmul`, async () => {
+      for (const [IN, OUT] of SHAPES) {
+        const rng = prng(`${kind} ${R} ${IN} ${OUT}`);
+        const x = randn(R * IN, rng), w = randn(OUT * IN, rng, 1 / Math.sqrt(IN));
+        const got = await withKernel(kind, () => runOn(gpuBackend(), 'gpu', simpleStep(R), {}, async io => {
+          const xt = io.o.act('x', IN), yt = io.o.act('y', OUT);
+          io.put(xt, x);
+          io.put(yt);
+          const W = io.weight('w', hostWeight(w, [OUT, IN], 'bf16'));
+          expect(W.dtype).toBe('f16');   // converted at load because FLA_KERNEL_MATMUL names an f16 variant
+          expect((io.o as GpuBackend).variant(matmulOp, { x: xt, w: W, bias: null, y: yt, act: 'none', accumulate: false })).toBe(kind);
+          await matmul(io.o, xt, W, null, 'none', yt);
+          return { y: yt };
+        }));
+        // the GPU converted bf16 → f16 itself: the reference sees the same f16 values
+        const wb = Float32Array.from(hostWeight(w, [OUT, IN], 'bf16').bits16!, b => new Float32Array(new Uint32Array([b << 16]).buffer)[0]!);
+        const wf = f16vals(wb);
+        const ref = new Float32Array(R * OUT), f32 = new Float32Array(R * OUT);
+        matmulF16Ref(x, wf, null, ref, R, IN, OUT, split ? 'split' : 'single');
+        matmulRef(x, wf, null, f32, R, IN, OUT);
+        const y = got.y!.data;
+        const eRef = relErr(y, ref), eF32 = relErr(y, f32);
+        if (process.env.FLA_TEST_VERBOSE === '1') console.log(`${kind} R=${R} ${IN}×${OUT}: vs f16 ref ${eRef.toExponential(2)}, vs f32 ${eF32.toExponential(2)}`);
+        // same arithmetic, other summation order (tensor cores: other rounding inside the sum)
+        expect(eRef).toBeLessThan(kind.startsWith('sgmat') ? 2e-5 : 2e-6);
+        expect(eF32).toBeLessThan(TOL[kind]);
+      }
+    });
+
+    test('bias, activations, accumulate, rows k (through the f32 reference backend)', async () => {
+      const acts: Act[] = ['none', 'tanh', 'relu2'];
+      for (const [i, act] of acts.entries()) {
+        const R = 70, IN = 96, OUT = 72, rng = prng(`${kind} epi ${act}`);
+        const x = randn(R * IN, rng), w = randn(OUT * IN, rng, 1 / Math.sqrt(IN)), b = randn(OUT, rng, 0.5), y0 = randn(R * OUT, rng);
+        const accumulate = i !== 1;
+        await withKernel(kind, () => checkBoth(simpleStep(R), {}, async io => {
+          const xt = io.o.act('x', IN), yt = io.o.act('y', OUT);
+          io.put(xt, x);
+          io.put(yt, accumulate ? y0 : undefined);
+          // f16 weights on both backends: the CPU reference multiplies the same values in f32
+          await matmul(io.o, xt, io.weight('w', hostWeight(w, [OUT, IN], 'f16')), io.weight('b', hostWeight(b, [OUT]), false), act, yt, accumulate);
+          return { y: yt };
+        }, { rtol: split ? 1e-4 : TOL[kind], what: `${kind} ${act}` }));
+      }
+    });
+  });
+}
+
+for (const k of ['f16split', 'f16single', 'sgmat', 'sgmat_f16'] as const) variantSuite(k);

@@ -1,0 +1,53 @@
+// matmul_sgmat.wgsl through Tint on any machine: dawn.node's Null backend offers chromium-experimental-subgroup-matrix
+// (no configs, so no pipelines), which is enough to parse and resolve every tile × split × epilogue the matmul op
+// would launch on an H200 (f16 16×16×16 → f32, subgroup size 32, 48 KiB of workgroup memory). The first H200 run
+// failed exactly here ("'subgroupMatrixStore' requires argument 1 to be uniform"); lavapipe cannot compile it at all.
+import { describe, expect, test } from 'bun:test';
+import { createRequire } from 'node:module';
+import { INCLUDES } from '../../../kernels/lib.ts';
+import { F16_VARIANTS, SGMAT_TILES, sgmatPlan, sgmatTileOverride } from '../../../kernels/matmul/matmul_sgmat.ts';
+import type { Adapter, Ctx } from '../../../src/backend/op.ts';
+import { bindingNames, preprocess } from '../../../src/gpu/wgsl.ts';
+
+const H200: Adapter = {
+  kind: 'gpu', type: 'unknown', f16: true, subgroups: true, subgroupSize: 32, maxInvocations: 1024, maxWorkgroupStorage: 49152,
+  maxBinding: 2 ** 31 - 4, features: new Set(['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix']),
+  subgroupMatrix: [{ componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }, { componentType: 'f16', resultComponentType: 'f16', M: 16, N: 16, K: 16 }],
+};
+const ctx: Ctx = { adapter: H200, step: { n: 130, k: 5, b: 1, lens: [130], maxLen: 130, cursors: [] } };
+
+async function nullDevice(): Promise<GPUDevice | null> {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return null;
+  const { create } = createRequire(import.meta.url)('webgpu/dist/linux-x64/dawn.node');
+  // the instance must outlive its device (src/gpu/binding.ts): keep it where no GC reaches
+  const gpu = create(['backend=null', 'enable-dawn-features=allow_unsafe_apis']);
+  (globalThis as any).__flaNullDawn = gpu;
+  const a = await gpu.requestAdapter();
+  if (!a?.features.has('chromium-experimental-subgroup-matrix')) return null;
+  return a.requestDevice({ requiredFeatures: ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix'] as GPUFeatureName[] });
+}
+
+const device = await nullDevice();
+if (!device) console.warn('skip: matmul_sgmat WGSL (dawn.node Null backend with subgroup matrices unavailable here)');
+
+describe.skipIf(!device)('matmul_sgmat.wgsl resolves in Tint', () => {
+  for (const kind of ['sgmat', 'sgmat_f16'] as const) for (const tile of SGMAT_TILES) {
+    sgmatTileOverride(tile);
+    const fits = sgmatPlan(ctx, kind === 'sgmat') !== null;
+    sgmatTileOverride(null);
+    test.skipIf(!fits)(`${kind} ${tile.name}: act × bias × accumulate × rows k`, async () => {
+      sgmatTileOverride(tile);
+      try {
+        for (const act of ['none', 'tanh'] as const) for (const bias of [false, true]) for (const accumulate of [false, true]) for (const rows of ['n', 'k'] as const) {
+          const a = { x: { rows, cols: 130 }, w: { shape: [200, 130], dtype: 'f16' }, bias: bias ? { shape: [200], dtype: 'f32' } : null, y: { rows, cols: 200 }, act, accumulate } as any;
+          const [l] = F16_VARIANTS[kind].launches(a, ctx);
+          const code = preprocess(l!.kernel.source, l!.defines ?? {}, { f16: true, subgroups: true }, INCLUDES);
+          expect(bindingNames(code)).toEqual([...l!.kernel.bindings]);
+          const info = await device!.createShaderModule({ code }).getCompilationInfo();
+          const errors = info.messages.filter(m => m.type === 'error').map(m => `${m.lineNum}:${m.linePos} ${m.message}`);
+          expect({ act, bias, accumulate, rows, errors }).toEqual({ act, bias, accumulate, rows, errors: [] });
+        }
+      } finally { sgmatTileOverride(null); }
+    });
+  }
+});
