@@ -21,8 +21,8 @@ export const TOLERANCE: Record<string, number> = {
   'llama-tiny':           1.7e-6,  // measured: CPU backend 8.03e-07, lavapipe 6.93e-07
   'qwen2-tiny':           7.1e-7,  // measured: CPU backend 3.43e-07, lavapipe 3.51e-07
   'qwen3-tiny':           9.2e-7,  // measured: CPU backend 3.97e-07, lavapipe 4.57e-07
-  'qwen3_next-tiny':      1.2e-6,
-  'qwen3_moe-tiny':       7e-6,    // measured: CPU backend 3.4e-06, lavapipe 3.1e-06 (fixture made by transformers; see test/regular/models/qwen3_moe.test.ts)  // measured: CPU backend 5.57e-07, lavapipe 5.31e-07
+  'qwen3_next-tiny':      1.2e-6,  // measured: CPU backend 5.57e-07, lavapipe 5.31e-07
+  'qwen3_moe-tiny':       7e-6,    // measured: CPU backend 3.4e-06, lavapipe 3.1e-06 (test/fixtures/qwen3_moe-tiny, see qwen3_moe.test.ts)
   'rwkv7-tiny':           2.3e-6,  // measured: CPU backend 1.13e-06, lavapipe 1.09e-06
   'transformer-tiny':     1.4e-6,  // measured: CPU backend 6.21e-07, lavapipe 6.70e-07
 };

@@ -11,7 +11,7 @@ import { fixture } from '../../helpers/fixtures.ts';
 import { load, reference } from '../../helpers/model.ts';
 
 const NAMES = ['abc-tiny', 'delta_net-tiny', 'gated_deltanet-tiny', 'gla-tiny', 'linear_attn-tiny', 'llama-tiny', 'qwen2-tiny',
-  'qwen3-tiny', 'qwen3_next-tiny', 'rwkv7-tiny', 'transformer-tiny'];
+  'qwen3-tiny', 'qwen3_moe-tiny', 'qwen3_next-tiny', 'rwkv7-tiny', 'transformer-tiny'];
 const EMB = ['model.embed_tokens.weight', 'model.embeddings.weight'];
 type Tensors = Record<string, { dtype: StDtype; shape: number[]; data: Uint8Array }>;
 
