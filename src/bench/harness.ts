@@ -6,6 +6,7 @@ import { matmul, matmulOp } from '../../kernels/matmul/matmul.ts';
 import copySrc from '../../kernels/util/copy.wgsl' with { type: 'text' };
 import { GpuBackend } from '../backend/gpu.ts';
 import { dispatch, grid } from '../gpu/launch.ts';
+import { nativeStdoutToStderr } from '../gpu/device.ts';
 import type { Engine } from '../runtime/engine.ts';
 import { argmax } from '../runtime/sample.ts';
 
@@ -104,7 +105,7 @@ export async function ceilings(o: GpuBackend): Promise<Ceilings> {
   await matmul(o, x, w, null, 'none', y);
   const mm = o.dispatchesForBench();
   const mmS = await time(() => { const enc = gpu.device.createCommandEncoder(); gpu.encode(enc, [...mm, ...mm, ...mm, ...mm]); gpu.submit(enc); }, 3) / 4;
-  return { gbs: (2 * bytes) / copyS / 1e9, tflops: (2 * N * IN * OUT) / mmS / 1e12, tc: await tensorCores(o, time) };
+  return { gbs: (2 * bytes) / copyS / 1e9, tflops: (2 * N * IN * OUT) / mmS / 1e12, tc: await nativeStdoutToStderr(() => tensorCores(o, time)) };
 }
 
 /** TFLOP/s of the sgmat and sgmat_f16 matmul variants at 4096³ (f16 weights), or null where they cannot run. */

@@ -68,6 +68,21 @@ async function quietNative<T>(fn: () => Promise<T>): Promise<T> {
   try { return await fn(); } finally { libc.symbols.dup2(saved, 2); libc.symbols.close(saved); libc.close(); }
 }
 
+/**
+ * Run `fn` with the process's native stdout (fd 1) pointed at stderr: dawn.node prints shader compilation warnings
+ * ("Compilation log for [ShaderModule …]", e.g. Tint's deprecation notes on the subgroup-matrix builtins) to stdout,
+ * which must carry only results (fla bench --json). Only for spans that write nothing to stdout themselves.
+ */
+export async function nativeStdoutToStderr<T>(fn: () => Promise<T>): Promise<T> {
+  if (process.platform !== 'linux') return fn();
+  let libc: ReturnType<typeof openLibc> | null = null;
+  try { libc = openLibc(); } catch { return fn(); }
+  const saved = libc.symbols.dup(1);
+  if (saved < 0) { libc.close(); return fn(); }
+  libc.symbols.dup2(2, 1);
+  try { return await fn(); } finally { libc.symbols.dup2(saved, 1); libc.symbols.close(saved); libc.close(); }
+}
+
 function openLibc() {
   return dlopen('libc.so.6', {
     dup: { args: [FFIType.i32], returns: FFIType.i32 },
