@@ -1,6 +1,6 @@
 // The CPU backend: ops run their plain TypeScript references (kernels/*.ref.ts) on these arrays. Slow but exact f32;
 // used for --device cpu, as the fallback when no adapter exists, and as the oracle in tests.
-import { bf16ToF32, dequantFp8, f16ToF32 } from '../load/safetensors.ts';
+import { bf16ToF32, dequantFp8, f16ToF32 } from '../util/dtype.ts';
 import { checkKnobs } from '../util/knobs.ts';
 import { snapshotParts, type Backend, type HostWeight, type Snapshot, type StateSpec, type StepLayout, type Tensor, type Weight } from './backend.ts';
 import type { Adapter, Host, Op } from './op.ts';

@@ -3,7 +3,7 @@
 import { fmtBytes, type Binding, type Dispatch, type Gpu } from '../gpu/device.ts';
 import { dispatch, grid, type View, type WeightDtype } from '../gpu/launch.ts';
 import toF16Src from './bf16_to_f16.wgsl' with { type: 'text' };
-import { bf16ToF32, f16ToF32 } from '../load/safetensors.ts';
+import { bf16ToF32, f16ToF32 } from '../util/dtype.ts';
 import { bf16ToF16, F16_MATMULS, SGMAT_BY_DEFAULT, sgmatConfig } from '../util/f16.ts';
 import { GpuError, ShapeError } from '../util/errors.ts';
 import { kernelKnob, knob, checkKnobs } from '../util/knobs.ts';

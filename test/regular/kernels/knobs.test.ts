@@ -21,12 +21,15 @@ test('a bad value is a UsageError naming the knob and the allowed values', () =>
     expect(err).toBeInstanceOf(UsageError);
     expect((err as Error).message).toBe(msg);
   };
-  bad('FLA_KERNEL_MATMUL', 'fast', 'FLA_KERNEL_MATMUL=fast: expected one of gemv, gemm, blocked');
+  bad('FLA_KERNEL_MATMUL', 'fast', `FLA_KERNEL_MATMUL=fast: expected one of ${KNOBS.FLA_KERNEL_MATMUL!.values!.join(', ')}`);
+  expect(KNOBS.FLA_KERNEL_MATMUL!.values).toContain('gemm');
   bad('FLA_KERNEL_DELTA_RULE', 'chunked', 'FLA_KERNEL_DELTA_RULE=chunked: expected one of recurrent, chunk');
   bad('FLA_DELTA_CHUNK_BV', '12', 'FLA_DELTA_CHUNK_BV=12: expected a power of two in 4..64');
   bad('FLA_DELTA_CHUNK_BV', 'x', 'FLA_DELTA_CHUNK_BV=x: expected a power of two in 4..64');
   bad('FLA_NO_REPLAY', 'yes', 'FLA_NO_REPLAY=yes: expected one of 0, 1');
-  bad('FLA_KERNEL_DELTA', 'chunk', 'FLA_KERNEL_DELTA: unknown knob (known: FLA_KERNEL_MATMUL, FLA_KERNEL_DELTA_RULE, FLA_KERNEL_GLA)');
+  const kernelKnobs = Object.keys(KNOBS).filter(k => k.startsWith('FLA_KERNEL_'));
+  expect(kernelKnobs).toContain('FLA_KERNEL_DELTA_RULE');
+  bad('FLA_KERNEL_DELTA', 'chunk', `FLA_KERNEL_DELTA: unknown knob (known: ${kernelKnobs.join(', ')})`);
 });
 
 test('README.md documents every knob', () => {
