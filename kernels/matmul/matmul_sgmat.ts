@@ -23,21 +23,27 @@ export const SGMAT_MIN_ROWS = 16;
 export interface SgmatTile { name: string; WM: number; WN: number; TM: number; TN: number; BK: number; ONESG: boolean }
 
 /**
- * Tiles from big to small: the first that fits the adapter's workgroup memory and invocations is used;
- * FLA_SGMAT_TILE picks one by name (a tile too big for the variant gives the next one down). 'wg128' / 'wg64': 8 or
- * 4 subgroups share the staged x and W tiles; 'sg64' / 'sg64x32': one subgroup per workgroup, 64×64 / 64×32.
+ * Tiles, fastest measured first: the first that fits the adapter's workgroup memory and invocations is used;
+ * FLA_SGMAT_TILE picks one by name (a tile too big for the variant gives the next one down). 'wg128' / 'wg256' /
+ * 'wg128x64' / 'wg64': 8 or 4 subgroups share the staged x and W tiles; 'sg64' / 'sg64x32': one subgroup per
+ * workgroup, 64×64 / 64×32. The split variant keeps two accumulators a matrix, so its tiles hold half as many.
+ * H200 (dawn.node 0.6.2, Vulkan), 4096³, TFLOP/s: sgmat wg128 17.5, wg64 17.2, wg128x64 16.0, sg64x32 13.9;
+ * sgmat_f16 wg128 33.6, wg256 33.5, wg128k64 32.8, wg128x64 30.8, wg64 28.6, sg64x32 23.0, sg64 11.0 (f32 gemm 16.6).
  */
 export const SGMAT_TILES: readonly SgmatTile[] = [
-  { name: 'wg128', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, ONESG: false },   // 128×128 with 16×16 matrices: 32 KiB split
-  { name: 'wg64', WM: 2, WN: 2, TM: 2, TN: 2, BK: 32, ONESG: false },    // 64×64: 16 KiB split
-  { name: 'sg64', WM: 1, WN: 1, TM: 4, TN: 4, BK: 32, ONESG: true },     // 64×64 in one subgroup (single product)
-  { name: 'sg64x32', WM: 1, WN: 1, TM: 4, TN: 2, BK: 32, ONESG: true },  // 64×32 in one subgroup (split: 16 accumulators)
+  { name: 'wg128', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, ONESG: false },     // 128×128, 64×32 a subgroup: 30 KiB split
+  { name: 'wg256', WM: 2, WN: 4, TM: 4, TN: 4, BK: 32, ONESG: false },     // 128×256, 64×64 a subgroup (single product)
+  { name: 'wg128k64', WM: 2, WN: 4, TM: 4, TN: 2, BK: 64, ONESG: false },  // 128×128, K tiles of 64 (single: 36 KiB)
+  { name: 'wg128x64', WM: 2, WN: 2, TM: 4, TN: 2, BK: 32, ONESG: false },  // 128×64 with 4 subgroups: 20 KiB split
+  { name: 'wg64', WM: 2, WN: 2, TM: 2, TN: 2, BK: 32, ONESG: false },      // 64×64: 15 KiB split
+  { name: 'sg64', WM: 1, WN: 1, TM: 4, TN: 4, BK: 32, ONESG: true },       // 64×64 in one subgroup (single product)
+  { name: 'sg64x32', WM: 1, WN: 1, TM: 4, TN: 2, BK: 32, ONESG: true },    // 64×32 in one subgroup (split: 16 accumulators)
 ];
 
-/** Workgroup bytes: x hi (+ lo) and W staged as f16, one f32 result matrix per subgroup for the epilogue. */
+/** Workgroup bytes: x hi (+ lo) and W staged as f16 in rows of BK + 8 (one vec4<u32> of padding); the epilogue reuses x hi's. */
 export function sgmatTileBytes(m: SubgroupMatrixConfig, t: SgmatTile, split: boolean): number {
-  const BM = t.WM * t.TM * m.M, BN = t.WN * t.TN * m.N;
-  return 2 * BM * t.BK * (split ? 2 : 1) + 2 * BN * t.BK + 4 * t.WM * t.WN * m.M * m.N;
+  const BM = t.WM * t.TM * m.M, BN = t.WN * t.TN * m.N, row = 2 * (t.BK + 8);
+  return BM * row * (split ? 2 : 1) + BN * row;
 }
 
 /** A tile forced by fla's own scripts (scripts/bench_sgmat.ts sweeps them); FLA_SGMAT_TILE otherwise. */
@@ -48,7 +54,9 @@ export function sgmatTileOverride(t: SgmatTile | null): void { tileOverride = t;
 export function sgmatPlan(c: Ctx, split: boolean): { m: SubgroupMatrixConfig; t: SgmatTile } | null {
   const A = c.adapter, m = sgmatConfig(A.subgroupMatrix);
   if (!A.f16 || !m || !A.subgroupSize || (m.M * m.N) % A.subgroupSize !== 0) return null;
-  const fits = (t: SgmatTile) => t.BK % m.K === 0 && sgmatTileBytes(m, t, split) <= A.maxWorkgroupStorage && t.WM * t.WN * A.subgroupSize <= A.maxInvocations
+  const fits = (t: SgmatTile) => t.BK % m.K === 0 && t.BK % 8 === 0 && m.N % 4 === 0
+    && 4 * t.WM * t.WN * m.M * m.N <= 2 * t.WM * t.TM * m.M * (t.BK + 8)   // the epilogue's result matrices fit in x hi's memory
+    && sgmatTileBytes(m, t, split) <= A.maxWorkgroupStorage && t.WM * t.WN * A.subgroupSize <= A.maxInvocations
     && t.TM * t.TN * (split ? 2 : 1) <= 16;   // accumulators: 16 matrices of 16×16 f32 are 128 registers a lane
   const named = knob('FLA_SGMAT_TILE');
   const want = named ? SGMAT_TILES.find(t => t.name === named)! : null;
