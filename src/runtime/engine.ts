@@ -83,6 +83,10 @@ export class Engine {
     }
     const outs = seqs.map(() => ({ id: 0, nonFinite: false }));
     await this.steps(seqs, 'argmax', (i, _row, data, j) => { outs[i] = { id: data[2 * j]!, nonFinite: data[2 * j + 1]! !== 0 }; });
+    // the device flags a row with NaN/Inf logits: fail as checkLogits does on the logits path
+    const bad = outs.findIndex(o => o.nonFinite);
+    if (bad >= 0) throw new NonFiniteError(`the model produced a non-finite logit (sequence ${bad} of the step): `
+      + 'an activation overflowed or the weights are broken; the output would be garbage, so generation stopped');
     return outs;
   }
 
