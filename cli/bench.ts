@@ -1,6 +1,7 @@
 // fla bench: llama-bench style speed figures (pp, tg, TTFT, batched decode) with mean ± std, the roofline beside
 // each, and a per-kernel table from GPU timestamps.
 import { GpuBackend } from '../src/backend/gpu.ts';
+import { knob } from '../src/util/knobs.ts';
 import { ceilings, decodeSpeed, kernelProfile, kvCacheDtype, kvStates, longDecodeSpeed, promptSpeed, stat, type Ceilings, type KernelRow, type Stat } from '../src/bench/harness.ts';
 import { syntheticModel } from '../src/bench/synthetic.ts';
 import { expertTally } from '../kernels/moe/moe_experts.ts';
@@ -105,7 +106,7 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     const header = {
       device: backend.name, driver: gpu?.gpu.summary.name ?? 'cpu', backend: gpu?.gpu.summary.backend ?? 'cpu',
       model: opts.synthetic !== undefined ? `synthetic ${opts.synthetic}` : model.dir, model_type: String(model.config.model_type),
-      dtype: `${opts.synthetic !== undefined ? dtype : 'checkpoint'} weights${gpu?.f16Weights ? ' (f16 from bf16), f32-grade f16 tensor-core GEMM' : ', f32 compute'}, ${kvCacheDtype()} KV cache`, weight_bytes: weightBytes, read_bytes_per_token: readBytes, ctx: engine.ctx, state_bytes: stateBytes, commit: commit(), date: new Date().toISOString().slice(0, 10),
+      dtype: `${opts.synthetic !== undefined ? dtype : 'checkpoint'} weights${gpu?.f16Weights ? ` (f16 from bf16), ${f16GemmLabel()}` : ', f32 compute'}, ${kvCacheDtype()} KV cache`, weight_bytes: weightBytes, read_bytes_per_token: readBytes, ctx: engine.ctx, state_bytes: stateBytes, commit: commit(), date: new Date().toISOString().slice(0, 10),
       ceilings: ceil ? { copy_gbs: round(ceil.gbs), matmul_tflops: round(ceil.tflops, 4), tc_split_tflops: ceil.tc && 'split' in ceil.tc ? round(ceil.tc.split, 4) : null, tc_f16_tflops: ceil.tc && 'split' in ceil.tc ? round(ceil.tc.single, 4) : null, tc_error: ceil.tc && 'error' in ceil.tc ? ceil.tc.error : undefined } : null,
       // dispatches one greedy batch-1 decode step records (the model's ops and the device argmax)
       dispatches_per_token: engine.recordedDispatches(1, 1, 1, 'argmax'),
@@ -136,3 +137,12 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
 
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+/** What the f16 weights are multiplied with: the forced matmul variant (FLA_KERNEL_MATMUL), else the default sgmat. */
+function f16GemmLabel(): string {
+  const v = knob('FLA_KERNEL_MATMUL');
+  if (v === 'sgmat_f16') return 'single-product f16 tensor-core GEMM';
+  if (v === 'f16single') return 'single-product f16 GEMM (no matrices)';
+  if (v === 'f16split') return 'f32-grade split f16 GEMM (no matrices)';
+  return 'f32-grade f16 tensor-core GEMM';
+}
