@@ -2,7 +2,7 @@
 // and returns the kept logits.
 import type { Cursor, StepLayout, StepRecording, Tensor } from '../backend/backend.ts';
 import { StateSizeError } from '../backend/gpu.ts';
-import type { Model } from '../load/model.ts';
+import type { Model } from './model.ts';
 import { FlaError, GpuError } from '../util/errors.ts';
 import { checkLogits, NonFiniteError } from '../util/finite.ts';
 import { argmax } from '../../kernels/sample/argmax.ts';
