@@ -1,9 +1,13 @@
-// wkv7 op (kernels/rwkv7/wkv7_recurrent.wgsl): the RWKV7 time-mix core, recurrent over each sequence.
+// wkv7 op: the RWKV7 time-mix core. Variants: 'recurrent' (wkv7_recurrent.wgsl: decode, short steps and the fallback;
+// token by token over each sequence) and 'chunk' (wkv7_chunk.ts: chunked prefill, chunk 64), chosen per step in `select`.
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
-import { f32, kernel, only, ONLY, op } from '../lib.ts';
+import { chunked, f32, kernel, op } from '../lib.ts';
 import source from './wkv7_recurrent.wgsl' with { type: 'text' };
 import { wkv7Ref } from './wkv7.ref.ts';
+import { CHUNK, chunkFits, chunkVariant } from './wkv7_chunk.ts';
+
+export type Wkv7Kernel = 'recurrent' | 'chunk';
 
 export const KERNEL = kernel('wkv7_recurrent', source, ['step', 'stepmeta', 'proj', 'vfirst', 'vmix', 'params', 'state', 'y', 'dims']);
 
@@ -16,9 +20,10 @@ export const wkv7Op = op<Wkv7Op>({
     const C = a.out.cols;
     if (C % a.D !== 0 || (a.D & (a.D - 1)) !== 0) throw new ShapeError(`wkv7: head dim ${a.D} must be a power of two dividing C=${C}`);
   },
-  select: only(),
+  /** 'chunk' when a sequence of the step has more than one chunk of tokens, on GPU adapters (the rule of delta_rule). */
+  select: (c, a) => (chunked(c, CHUNK) && chunkFits(a, c) ? 'chunk' : 'recurrent'),
   variants: {
-    [ONLY]: {
+    recurrent: {
       launches: (a, c) => {
         const C = a.out.cols;
         if (a.D > c.adapter.maxInvocations) throw new ShapeError(`wkv7: head dim ${a.D} must be a power of two ≤ ${c.adapter.maxInvocations} dividing C=${C}`);
@@ -30,6 +35,7 @@ export const wkv7Op = op<Wkv7Op>({
         }];
       },
     },
+    chunk: chunkVariant,
   },
   ref: (a, h) => wkv7Ref(h.data(a.proj), h.data(a.vfirst), a.vmix ? h.data(a.vmix) : new Float32Array(0), h.data(a.params), h.data(a.state), h.data(a.out),
     h.step.cursors, { C: a.out.cols, D: a.D, cap: h.cap(a.proj), first: a.vmix === null, fuseNorm: a.fuseNorm, gnEps: a.gnEps }),

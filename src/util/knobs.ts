@@ -18,6 +18,7 @@ export const KNOBS: Record<string, Knob> = {
   FLA_KERNEL_MOE_EXPERTS: { values: ['gemv', 'grouped'], doc: 'force the routed-experts variant (default: gemv over the chosen experts for ≤ 8 tokens, else the grouped GEMM over expert segments)' },
   FLA_KERNEL_DELTA_RULE: { values: ['recurrent', 'chunk'], doc: 'force the delta-rule variant (default: chunk when a sequence of the step has more than 64 tokens on a GPU adapter)' },
   FLA_KERNEL_GLA: { values: ['recurrent', 'chunk'], doc: 'force the GLA / linear-attention variant (same default as delta_rule; the normaliser always runs recurrent)' },
+  FLA_KERNEL_WKV7: { values: ['recurrent', 'chunk'], doc: 'force the RWKV7 time-mix variant (default: chunk when a sequence of the step has more than 64 tokens on a GPU adapter; recurrent for decode and short steps)' },
   FLA_KERNEL_SDPA: { values: ['single', 'split'], doc: 'force the attention variant (default: split — split-K over the context plus a combine pass — when every sequence of the step has ≤ 16 tokens and the cache holds > 256 tokens, else single)' },
   FLA_KV_CACHE: { values: ['f32', 'f16', 'bf16'], doc: 'KV-cache storage (default f32; f16/bf16 pack two values per u32 word, halving the bytes a long-context decode step reads, at ~1e-3 relative error in the logits)' },
   FLA_DELTA_CHUNK_BV: { int: { min: 4, max: 64, pow2: true }, doc: 'value columns per workgroup of delta_chunk_state (benchmarking; default 8)' },

@@ -1,0 +1,75 @@
+// The 'chunk' variant of the wkv7 op (wkv7.ts): chunked prefill of the RWKV7 time-mix core, fla's DPLR
+// ("diagonal plus low rank") chunk algorithm in chunks of CHUNK tokens, five launches:
+//   prep  (wkv7_chunk_prep.wgsl)  per (sequence, chunk, head): v lerp, κ̂, k̃, bonus, cumulative log-decays Γ in the
+//                                 chunk and the decay-scaled rows rg, ag, bg, kg;
+//   mats  (wkv7_chunk_mats.wgsl)  per (token, head): the in-chunk matrices A_ab, A_ak, A_rb, A_rk;
+//   solve (wkv7_chunk_solve.wgsl) per (chunk, head): T = (I − A_ab)^{−1};
+//   state (wkv7_chunk_state.wgsl) per (head, column block, sequence): the pass over the chunks (o, S);
+//   out   (wkv7_chunk_out.wgsl)   per (token, head): GroupNorm, bonus, gate.
+// Numerics: every decay factor is e^{x} with x ≤ 0 (a difference of cumulative log-decays from the chunk start, or a
+// suffix sum), never a factorised e^{Γ_t}·e^{−Γ_s}, so nothing overflows however small the decays; the in-chunk sums
+// grow with the chunk (|Γ| ≤ 64·0.61 ≈ 39 for RWKV7's w ≥ −e^{−0.5}), an absolute exponent error of a few 1e-6.
+// Scratch: pre [6, cap, C] (Γ, α, β, k̃, v, o), gk [4, cap, C] (rg, ag, bg, kg), bon [cap, H], mat [5, cap, H·CH].
+import { ShapeError } from '../../src/util/errors.ts';
+import { f32, grid, kernel, scratch, u32, type Ctx, type Launch, type Variant } from '../lib.ts';
+import prepSrc from './wkv7_chunk_prep.wgsl' with { type: 'text' };
+import matsSrc from './wkv7_chunk_mats.wgsl' with { type: 'text' };
+import solveSrc from './wkv7_chunk_solve.wgsl' with { type: 'text' };
+import stateSrc from './wkv7_chunk_state.wgsl' with { type: 'text' };
+import outSrc from './wkv7_chunk_out.wgsl' with { type: 'text' };
+import type { Wkv7Op } from './wkv7.ts';
+
+export const CHUNK_KERNELS = {
+  prep: kernel('wkv7_chunk_prep', prepSrc, ['step', 'stepmeta', 'proj', 'vfirst', 'vmix', 'params', 'pre', 'gk', 'bon', 'dims']),
+  mats: kernel('wkv7_chunk_mats', matsSrc, ['step', 'stepmeta', 'proj', 'pre', 'mat', 'dims']),
+  solve: kernel('wkv7_chunk_solve', solveSrc, ['step', 'stepmeta', 'mat', 'dims']),
+  state: kernel('wkv7_chunk_state', stateSrc, ['step', 'stepmeta', 'pre', 'gk', 'mat', 'state', 'dims']),
+  out: kernel('wkv7_chunk_out', outSrc, ['step', 'proj', 'params', 'pre', 'bon', 'y', 'dims']),
+};
+
+/** Chunk length of the chunked prefill. */
+export const CHUNK = 64;
+
+/**
+ * Geometry of wkv7_chunk_state: BV columns × G row groups (G·BV = 256 threads or the adapter's limit, G ≤ CHUNK);
+ * the S block (D × BV) and three CHUNK × BV token blocks must fit 24 KiB of workgroup memory. null: none fits.
+ */
+export function chunkGeometry(D: number, maxInvocations = 256, maxWorkgroupStorage = 32768): { BV: number; G: number } | null {
+  const tpb = Math.min(256, maxInvocations);
+  const budget = Math.min(24576, maxWorkgroupStorage);
+  let BV = 8;
+  while (BV > 4 && (D % BV !== 0 || (D + 3 * CHUNK) * BV * 4 > budget)) BV >>= 1;
+  if (D % BV !== 0 || (D + 3 * CHUNK) * BV * 4 > budget || tpb % BV !== 0 || tpb / BV > CHUNK || CHUNK % (tpb / BV) !== 0) return null;
+  if (D > maxInvocations || CHUNK > maxInvocations) return null;
+  return { BV, G: tpb / BV };
+}
+
+export const chunkFits = (a: Wkv7Op, c: Ctx): boolean => chunkGeometry(a.D, c.adapter.maxInvocations, c.adapter.maxWorkgroupStorage) !== null;
+
+export const chunkVariant: Variant<Wkv7Op> = {
+  supports: chunkFits,
+  scratch: a => {
+    const C = a.out.cols;
+    return { pre: { cols: C, planes: 6 }, gk: { cols: C, planes: 4 }, bon: { cols: C / a.D }, mat: { cols: (C / a.D) * CHUNK, planes: 5 } };
+  },
+  launches: (a, c): Launch[] => {
+    const C = a.out.cols, D = a.D, H = C / D, n = c.step.n;
+    const geo = chunkGeometry(D, c.adapter.maxInvocations, c.adapter.maxWorkgroupStorage);
+    if (!geo) throw new ShapeError(`wkv7: no chunk geometry for head dim ${D}`);
+    const pre = scratch('pre'), gk = scratch('gk'), bon = scratch('bon'), mat = scratch('mat');
+    const dimsC = u32(C, 0, 0, 0);
+    return [
+      { kernel: CHUNK_KERNELS.prep, grid: [H, c.step.b, Math.max(1, Math.ceil(c.step.maxLen / CHUNK))],
+        defines: { D, CH: CHUNK, FIRST: a.vmix === null, FUSE_NORM: a.fuseNorm },
+        bind: { proj: a.proj, vfirst: a.vfirst, vmix: a.vmix, params: a.params, pre, gk, bon, dims: f32(C, 0, 0, 0) } },
+      { kernel: CHUNK_KERNELS.mats, grid: grid(n * H), defines: { D, CH: CHUNK }, bind: { proj: a.proj, pre, mat, dims: dimsC },
+        cost: { flops: 8 * n * CHUNK * C, bytes: 4 * n * (6 * C + 4 * H * CHUNK) } },
+      { kernel: CHUNK_KERNELS.solve, grid: grid(n * H), defines: { CH: CHUNK }, bind: { mat, dims: u32(H, 0, 0, 0) } },
+      { kernel: CHUNK_KERNELS.state, grid: [H * D / geo.BV, c.step.b, 1], defines: { D, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G },
+        bind: { pre, gk, mat, state: a.state, dims: dimsC },
+        cost: { flops: 8 * n * C * D + 8 * n * CHUNK * C, bytes: 4 * n * (7 * C + 5 * H * CHUNK) + 8 * c.step.b * C * D } },
+      { kernel: CHUNK_KERNELS.out, grid: grid(n * H), defines: { D },
+        bind: { proj: a.proj, params: a.params, pre, bon, y: a.out, dims: f32(C, a.gnEps, 0, 0) } },
+    ];
+  },
+};

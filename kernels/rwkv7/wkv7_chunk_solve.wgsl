@@ -1,0 +1,39 @@
+// wkv7_chunk_solve: the WY/UT transform of the chunked RWKV7 prefill (wkv7_chunk.ts): T = (I − A_ab)^{−1} per chunk
+// and head by forward substitution, one column per thread (A_ab strictly lower, from wkv7_chunk_mats):
+//   T_jj = 1,  T_ij = Σ_{m=j..i−1} A_ab[i, m]·T_mj  (i > j),  T_ij = 0 (i < j).
+// Then the chunk's removal reads u_i = α_iᵀ S_{i−1} satisfy u = T·(ag·S_in + A_ak·V) (wkv7_chunk_state).
+// Bindings: step uniform; stepmeta u32 (token → sequence, cursors); mat [5, cap, H·CH] (plane 0 read, plane 4 = T
+// written, row t = token cs + i). Dispatch: one workgroup of CH threads (thread = column j) per (token, head), 2-D
+// grid; only tokens that start a chunk do work. Runtime dims: H. Defines: CH. f32.
+#include "common.wgsl"
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
+@group(0) @binding(2) var<storage, read_write> mat: array<f32>;   // [5, cap, H·CH]
+@group(0) @binding(3) var<uniform> dims: vec4u;                   // H
+
+@compute @workgroup_size(CH)
+fn wkv7_chunk_solve(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) ng: vec3u) {
+  let H = dims.x;
+  let idx = wg.x + wg.y * ng.x;
+  if (idx >= step.n * H) { return; }
+  let cs = idx / H;
+  let h = idx % H;
+  let cu = cursor(seq_of(cs));
+  if ((cs - cu.start) % CH != 0u) { return; }
+  let n = min(CH, cu.start + cu.len - cs);
+  let j = l.x;
+  if (j >= n) { return; }
+  let tplane = 4u * step.cap * H * CH;
+  var col: array<f32, CH>;
+  for (var i = 0u; i < n; i++) {
+    var v = 0.0;
+    if (i == j) { v = 1.0; }
+    if (i > j) {
+      let arow = (cs + i) * H * CH + h * CH;
+      for (var m = j; m < i; m++) { v = fma(mat[arow + m], col[m], v); }
+    }
+    col[i] = v;
+    mat[tplane + (cs + i) * H * CH + h * CH + j] = v;
+  }
+}

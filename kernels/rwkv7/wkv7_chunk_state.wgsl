@@ -1,0 +1,107 @@
+// wkv7_chunk_state: the pass over each sequence's chunks of the chunked RWKV7 prefill (wkv7_chunk.ts). The recurrence
+// of wkv7_recurrent, S_t = diag(e^{w_t})·S_{t−1} + β_t·u_tᵀ + k̃_t·v_tᵀ with u_t = S_{t−1}ᵀα_t and o_t = S_tᵀr_t,
+// unrolled over a chunk (rows cs..cs+n−1, local i, j; value column c; incoming state S_in, a D × BV block in
+// workgroup memory):
+//   x_i = ag_i·S_in[:, c] + Σ_{j<i} A_ak[i, j]·v_jc          u_i = Σ_{j≤i} T_ij·x_j          (T = (I − A_ab)^{−1})
+//   o_ic = rg_i·S_in[:, c] + Σ_{j≤i} A_rb[i, j]·u_j + A_rk[i, j]·v_jc
+//   S[:, c] ← e^{Γ_{n−1}}·S_in[:, c] + Σ_j bg_j·u_j + kg_j·v_jc
+// (rg, ag, bg, kg: r, α, β, k̃ scaled by the in-chunk decays, wkv7_chunk_prep; A_*, T: wkv7_chunk_mats/_solve).
+// Bindings: step uniform; stepmeta u32 (cursors); pre [6, cap, C] (Γ, v read; plane 5 = o written); gk [4, cap, C]
+// (rg, ag, bg, kg); mat [5, cap, H·CH] (A_ab, A_ak, A_rb, A_rk, T); state [slots, H, D, D] f32 (S[i][j], i = key).
+// Dispatch: (H·D/BV, B) workgroups of BV·G threads: thread (g, c) owns column c and the chunk rows i ≡ g (mod G) in
+// the token phases, the state rows a ≡ g (mod G) in the update. Runtime dims: C. Defines: D, BV, G, CH, QPT = CH / G.
+// f32; four barriers per chunk.
+#include "common.wgsl"
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
+@group(0) @binding(2) var<storage, read_write> pre: array<f32>;    // [6, cap, C]
+@group(0) @binding(3) var<storage, read> gk: array<f32>;           // [4, cap, C]
+@group(0) @binding(4) var<storage, read> mat: array<f32>;          // [5, cap, H·CH]
+@group(0) @binding(5) var<storage, read_write> state: array<f32>;  // [slots, H, D, D]
+@group(0) @binding(6) var<uniform> dims: vec4u;                    // C
+
+var<workgroup> sh_S: array<f32, D * BV>;   // S[a][c] at a·BV + c
+var<workgroup> sh_v: array<f32, CH * BV>;  // v of the chunk
+var<workgroup> sh_x: array<f32, CH * BV>;  // x
+var<workgroup> sh_u: array<f32, CH * BV>;  // u
+
+@compute @workgroup_size(BV * G)
+fn wkv7_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u) {
+  let C = dims.x;
+  let H = C / D;
+  let seq = wg.y;
+  if (seq >= step.b) { return; }
+  let nb = D / BV;
+  let h = wg.x / nb;
+  let c = l.x % BV;
+  let g = l.x / BV;
+  let col = (wg.x % nb) * BV + c;
+  let cu = cursor(seq);
+  let start = cu.start;
+  let end = start + cu.len;
+  let base = (cu.slot * H + h) * D * D + col;
+  for (var a = g; a < D; a += G) { sh_S[a * BV + c] = state[base + a * D]; }
+  let P = step.cap * C;
+  let MP = step.cap * H * CH;
+  for (var cs = start; cs < end; cs += CH) {
+    let n = min(CH, end - cs);
+    for (var j = g; j < n; j += G) { sh_v[j * BV + c] = pre[4u * P + (cs + j) * C + h * D + col]; }
+    workgroupBarrier();
+    var qs: array<f32, QPT>;
+    for (var m = 0u; m < QPT; m++) {
+      let i = g + m * G;
+      if (i < n) {
+        let t = cs + i;
+        let ro = t * C + h * D;
+        var x = 0.0;
+        var q = 0.0;
+        for (var a = 0u; a < D; a++) {
+          let s = sh_S[a * BV + c];
+          x = fma(gk[P + ro + a], s, x);
+          q = fma(gk[ro + a], s, q);
+        }
+        let mrow = MP + t * H * CH + h * CH;
+        for (var j = 0u; j < i; j++) { x = fma(mat[mrow + j], sh_v[j * BV + c], x); }
+        qs[m] = q;
+        sh_x[i * BV + c] = x;
+      }
+    }
+    workgroupBarrier();
+    for (var m = 0u; m < QPT; m++) {
+      let i = g + m * G;
+      if (i < n) {
+        let trow = 4u * MP + (cs + i) * H * CH + h * CH;
+        var u = 0.0;
+        for (var j = 0u; j <= i; j++) { u = fma(mat[trow + j], sh_x[j * BV + c], u); }
+        sh_u[i * BV + c] = u;
+      }
+    }
+    workgroupBarrier();
+    for (var m = 0u; m < QPT; m++) {
+      let i = g + m * G;
+      if (i < n) {
+        let t = cs + i;
+        let mrow = t * H * CH + h * CH;
+        var o = qs[m];
+        for (var j = 0u; j <= i; j++) {
+          o = fma(mat[2u * MP + mrow + j], sh_u[j * BV + c], o);
+          o = fma(mat[3u * MP + mrow + j], sh_v[j * BV + c], o);
+        }
+        pre[5u * P + t * C + h * D + col] = o;
+      }
+    }
+    let lrow = (cs + n - 1u) * C + h * D;
+    for (var a = g; a < D; a += G) {
+      var s = sh_S[a * BV + c] * exp(pre[lrow + a]);
+      for (var j = 0u; j < n; j++) {
+        let ko = (cs + j) * C + h * D + a;
+        s = fma(gk[2u * P + ko], sh_u[j * BV + c], s);
+        s = fma(gk[3u * P + ko], sh_v[j * BV + c], s);
+      }
+      sh_S[a * BV + c] = s;
+    }
+    workgroupBarrier();
+  }
+  for (var a = g; a < D; a += G) { state[base + a * D] = sh_S[a * BV + c]; }
+}
