@@ -1,7 +1,7 @@
 // The 'chunk' variant of the wkv7 op (wkv7.ts): chunked prefill of the RWKV7 time-mix core, fla's DPLR
 // ("diagonal plus low rank") chunk algorithm in chunks of CHUNK tokens, five launches:
-//   prep  (wkv7_chunk_prep.wgsl)  per (sequence, chunk, head): v lerp, κ̂, k̃, bonus, cumulative log-decays Γ in the
-//                                 chunk and the decay-scaled rows rg, ag, bg, kg;
+//   prep  (wkv7_chunk_prep.wgsl)  per (token, head): v lerp, κ̂, k̃, bonus, the cumulative log-decay Γ in the chunk
+//                                 and the decay-scaled rows rg, ag, bg, kg;
 //   mats  (wkv7_chunk_mats.wgsl)  per (token, head): the in-chunk matrices A_ab, A_ak, A_rb, A_rk;
 //   solve (wkv7_chunk_solve.wgsl) per (chunk, head): T = (I − A_ab)^{−1};
 //   state (wkv7_chunk_state.wgsl) per (head, column block, sequence): the pass over the chunks (o, S);
@@ -32,7 +32,8 @@ export const CHUNK = 64;
 
 /**
  * Geometry of wkv7_chunk_state: BV columns × G row groups (G·BV = 256 threads or the adapter's limit, G ≤ CHUNK);
- * the S block (D × BV) and three CHUNK × BV token blocks must fit 24 KiB of workgroup memory. null: none fits.
+ * the S block (D × BV) and three CHUNK × BV token blocks must fit 24 KiB of workgroup memory (and wkv7_chunk_solve's
+ * CHUNK × CHUNK block the adapter's limit). null: none fits.
  */
 export function chunkGeometry(D: number, maxInvocations = 256, maxWorkgroupStorage = 32768): { BV: number; G: number } | null {
   const tpb = Math.min(256, maxInvocations);
@@ -40,7 +41,7 @@ export function chunkGeometry(D: number, maxInvocations = 256, maxWorkgroupStora
   let BV = 8;
   while (BV > 4 && (D % BV !== 0 || (D + 3 * CHUNK) * BV * 4 > budget)) BV >>= 1;
   if (D % BV !== 0 || (D + 3 * CHUNK) * BV * 4 > budget || tpb % BV !== 0 || tpb / BV > CHUNK || CHUNK % (tpb / BV) !== 0) return null;
-  if (D > maxInvocations || CHUNK > maxInvocations) return null;
+  if (D > maxInvocations || CHUNK > maxInvocations || CHUNK * CHUNK * 4 > maxWorkgroupStorage) return null;   // solve stages A_ab
   return { BV, G: tpb / BV };
 }
 
@@ -59,7 +60,7 @@ export const chunkVariant: Variant<Wkv7Op> = {
     const pre = scratch('pre'), gk = scratch('gk'), bon = scratch('bon'), mat = scratch('mat');
     const dimsC = u32(C, 0, 0, 0);
     return [
-      { kernel: CHUNK_KERNELS.prep, grid: [H, c.step.b, Math.max(1, Math.ceil(c.step.maxLen / CHUNK))],
+      { kernel: CHUNK_KERNELS.prep, grid: grid(n * H),
         defines: { D, CH: CHUNK, FIRST: a.vmix === null, FUSE_NORM: a.fuseNorm },
         bind: { proj: a.proj, vfirst: a.vfirst, vmix: a.vmix, params: a.params, pre, gk, bon, dims: f32(C, 0, 0, 0) } },
       { kernel: CHUNK_KERNELS.mats, grid: grid(n * H), defines: { D, CH: CHUNK }, bind: { proj: a.proj, pre, mat, dims: dimsC },

@@ -4,13 +4,16 @@
 // Then the chunk's removal reads u_i = α_iᵀ S_{i−1} satisfy u = T·(ag·S_in + A_ak·V) (wkv7_chunk_state).
 // Bindings: step uniform; stepmeta u32 (token → sequence, cursors); mat [5, cap, H·CH] (plane 0 read, plane 4 = T
 // written, row t = token cs + i). Dispatch: one workgroup of CH threads (thread = column j) per (token, head), 2-D
-// grid; only tokens that start a chunk do work. Runtime dims: H. Defines: CH. f32.
+// grid; only tokens that start a chunk do work (the chunk's A_ab staged in workgroup memory, CH² f32).
+// Runtime dims: H. Defines: CH. f32.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
 @group(0) @binding(2) var<storage, read_write> mat: array<f32>;   // [5, cap, H·CH]
 @group(0) @binding(3) var<uniform> dims: vec4u;                   // H
+
+var<workgroup> sh_a: array<f32, CH * CH>;   // the chunk's A_ab rows
 
 @compute @workgroup_size(CH)
 fn wkv7_chunk_solve(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) ng: vec3u) {
@@ -23,6 +26,8 @@ fn wkv7_chunk_solve(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_i
   if ((cs - cu.start) % CH != 0u) { return; }
   let n = min(CH, cu.start + cu.len - cs);
   let j = l.x;
+  for (var i = 0u; i < n; i++) { sh_a[i * CH + j] = mat[(cs + i) * H * CH + h * CH + j]; }
+  workgroupBarrier();
   if (j >= n) { return; }
   let tplane = 4u * step.cap * H * CH;
   var col: array<f32, CH>;
@@ -30,8 +35,7 @@ fn wkv7_chunk_solve(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_i
     var v = 0.0;
     if (i == j) { v = 1.0; }
     if (i > j) {
-      let arow = (cs + i) * H * CH + h * CH;
-      for (var m = j; m < i; m++) { v = fma(mat[arow + m], col[m], v); }
+      for (var m = j; m < i; m++) { v = fma(sh_a[i * CH + m], col[m], v); }
     }
     col[i] = v;
     mat[tplane + (cs + i) * H * CH + h * CH + j] = v;

@@ -1,4 +1,4 @@
-// The chunked variants on whole models: on a CPU adapter (lavapipe) delta_rule and gla select their recurrent
+// The chunked variants on whole models: on a CPU adapter (lavapipe) delta_rule, gla and wkv7 select their recurrent
 // variant, so the golden suites there never run the chunked prefill. Here each chunked family's fixture runs its
 // reference sequences with FLA_KERNEL_<OP>=chunk forced (sequences longer than one chunk of 64) on the GPU
 // against the fp32 reference logits, and a packed step that mixes a long prompt with one-token decodes.
@@ -12,6 +12,7 @@ const CASES = [
   { name: 'delta_net-tiny', knob: 'FLA_KERNEL_DELTA_RULE' },
   { name: 'qwen3_next-tiny', knob: 'FLA_KERNEL_DELTA_RULE' },
   { name: 'gla-tiny', knob: 'FLA_KERNEL_GLA' },
+  { name: 'rwkv7-tiny', knob: 'FLA_KERNEL_WKV7' },
 ];
 
 async function forced<T>(knob: string, value: string, f: () => Promise<T>): Promise<T> {
