@@ -11,6 +11,7 @@
 // grow with the chunk (|Γ| ≤ 64·0.61 ≈ 39 for RWKV7's w ≥ −e^{−0.5}), an absolute exponent error of a few 1e-6.
 // Scratch: pre [6, cap, C] (Γ, α, β, k̃, v, o), gk [4, cap, C] (rg, ag, bg, kg), bon [cap, H], mat [5, cap, H·CH].
 import { ShapeError } from '../../src/util/errors.ts';
+import { knob } from '../../src/util/knobs.ts';
 import { f32, grid, kernel, scratch, u32, type Ctx, type Launch, type Variant } from '../lib.ts';
 import prepSrc from './wkv7_chunk_prep.wgsl' with { type: 'text' };
 import matsSrc from './wkv7_chunk_mats.wgsl' with { type: 'text' };
@@ -38,7 +39,8 @@ export const CHUNK = 64;
 export function chunkGeometry(D: number, maxInvocations = 256, maxWorkgroupStorage = 32768): { BV: number; G: number } | null {
   const tpb = Math.min(256, maxInvocations);
   const budget = Math.min(24576, maxWorkgroupStorage);
-  let BV = 8;
+  const forced = Number(knob('FLA_WKV7_CHUNK_BV') ?? 0);   // benchmarking knob: columns per workgroup
+  let BV = forced > 0 ? Math.min(forced, D) : 8;   // 8 as delta_chunk_state (fastest there on an H100); 4 = one chunk row per thread
   while (BV > 4 && (D % BV !== 0 || (D + 3 * CHUNK) * BV * 4 > budget)) BV >>= 1;
   if (D % BV !== 0 || (D + 3 * CHUNK) * BV * 4 > budget || tpb % BV !== 0 || tpb / BV > CHUNK || CHUNK % (tpb / BV) !== 0) return null;
   if (D > maxInvocations || CHUNK > maxInvocations || CHUNK * CHUNK * 4 > maxWorkgroupStorage) return null;   // solve stages A_ab

@@ -22,6 +22,7 @@ export const KNOBS: Record<string, Knob> = {
   FLA_KERNEL_SDPA: { values: ['single', 'split'], doc: 'force the attention variant (default: split — split-K over the context plus a combine pass — when every sequence of the step has ≤ 16 tokens and the cache holds > 256 tokens, else single)' },
   FLA_KV_CACHE: { values: ['f32', 'f16', 'bf16'], doc: 'KV-cache storage (default f32; f16/bf16 pack two values per u32 word, halving the bytes a long-context decode step reads, at ~1e-3 relative error in the logits)' },
   FLA_DELTA_CHUNK_BV: { int: { min: 4, max: 64, pow2: true }, doc: 'value columns per workgroup of delta_chunk_state (benchmarking; default 8)' },
+  FLA_WKV7_CHUNK_BV: { int: { min: 4, max: 64, pow2: true }, doc: 'value columns per workgroup of wkv7_chunk_state (benchmarking; default 8, lowered to fit 24 KiB of workgroup memory)' },
   FLA_HOST_ARGMAX: { values: ['0', '1'], doc: '1: greedy decode reads the logits back and picks the token on the host instead of on the device (comparison; same tokens)' },
   FLA_SPIN_MS: { int: { min: 0, max: 1000 }, doc: 'milliseconds to busy-poll a pending GPU readback before polling every 1 ms (default 0.5 on CPU adapters, 50 on GPUs)' },
   FLA_DAWN_SKIP_VALIDATION: { values: ['0', '1'], doc: '1: dawn.node skips WebGPU validation of commands (less CPU per dispatch; an invalid command is then undefined behaviour, not an error)' },

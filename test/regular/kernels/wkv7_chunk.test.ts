@@ -4,13 +4,14 @@
 // different slots (one slot untouched) with random initial states, a 1000-token sequence; decays e^w with
 // w = −e^x, x uniform in [−9, 2.5] (decays from 0.9999 to 5e-6), RWKV7's own range w ∈ [−0.61, 0), and tokens whose
 // decays jump between near one and near zero inside a chunk; first layer (writes vfirst) and later layers, fused and
-// unfused kk norm. Packed equals one by one: a packed step gives each sequence what it gets alone. Compares y,
+// unfused kk norm; the state pass at 4, 8 and 16 value columns per workgroup. Packed equals one by one: a packed step gives each sequence what it gets alone. Compares y,
 // vfirst and the whole state afterwards.
 import { describe, expect, test } from 'bun:test';
 import { expectClose, prng, randn, randu, type Prng } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
 import { checkBoth, gpuBackend, hostWeight, packedStep, runOn, selectCtx, type Packed } from './harness.ts';
 import { wkv7, wkv7Op, type Wkv7Kernel, type Wkv7Op } from '../../../kernels/rwkv7/wkv7.ts';
+import { chunkGeometry } from '../../../kernels/rwkv7/wkv7_chunk.ts';
 
 const SLOTS = 6;
 const T = 120_000;   // shader compiles and the f64 reference on a loaded 2-core machine
@@ -137,6 +138,16 @@ describe.skipIf(!HAS_GPU)('wkv7 chunked', () => {
     chunkVsRecurrent({ D: 128, first: true, fuseNorm: true, decay: 'jumps' }, PACKED), T);
   test('chunk equals recurrent D=64: one sequence of 1000 tokens', () =>
     chunkVsRecurrent({ D: 64, first: false, fuseNorm: true, decay: 'rwkv7' }, [{ slot: 1, len: 1000 }]), T);
+  for (const bv of ['4', '16']) {
+    test(`chunk equals recurrent D=64 and 128 with FLA_WKV7_CHUNK_BV=${bv} (the state pass's other geometries)`, async () => {
+      const prev = process.env.FLA_WKV7_CHUNK_BV;
+      process.env.FLA_WKV7_CHUNK_BV = bv;
+      try {
+        expect(chunkGeometry(64)).toEqual({ BV: Number(bv), G: 256 / Number(bv) });
+        for (const D of [64, 128]) await chunkVsRecurrent({ D, first: false, fuseNorm: true, decay: 'wide' }, PACKED);
+      } finally { if (prev === undefined) delete process.env.FLA_WKV7_CHUNK_BV; else process.env.FLA_WKV7_CHUNK_BV = prev; }
+    }, T);
+  }
   test('chunk decode (forced): one token in each of three slots, vs reference', () =>
     runCase('chunk', { D: 64, first: false, fuseNorm: true, decay: 'rwkv7' }, [{ slot: 3, len: 1 }, { slot: 1, len: 1 }, { slot: 0, len: 1 }]), T);
   test('packed equals one by one (chunk): each sequence of a packed step as in a step of its own', async () => {
