@@ -3,7 +3,8 @@
 // threads per row, grid (1, K); every stage is a pass over the row, strided by WG lanes, with deterministic tree
 // reductions in workgroup memory (no atomics: the same inputs give the same token on every run).
 //   1. v = logits with NaN as −∞, then the repetition penalty (v > 0 ? v · (1/p) : v · p) on the row's history ids
-//      (params, distinct ids) → vals [K, V] (scratch). y = v · inv (inv = 1/T as f32).
+//      (params, distinct ids) → vals [K, V] (scratch; rows without a penalty read the logits, NaN keyed as −∞).
+//      y = v · inv (inv = 1/T as f32).
 //   2. m = max y; argmax of v (lowest id on ties). inv = 0 (greedy) or m not finite: out = argmax of v.
 //   3. top-k (0 < k < V): the k first tokens in the order (y descending, id ascending). The k-th key t_k comes from a
 //      bitwise search on order-preserving u32 keys of y, 4 bits a round (8 rounds of 15 candidate thresholds
@@ -40,6 +41,17 @@ fn key(v: f32) -> u32 {
   if ((b & 0x7fffffffu) == 0u) { b = 0u; }
   if ((b & 0x7f800000u) == 0x7f800000u && (b & 0x007fffffu) != 0u) { b = NEG_INF_BITS; }
   return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+fn is_nan(x: f32) -> bool {
+  let b = bitcast<u32>(x);
+  return (b & 0x7f800000u) == 0x7f800000u && (b & 0x007fffffu) != 0u;
+}
+
+// v at flat index j: the logit (unpenalised rows) or the penalised copy
+fn val(j: u32, penalised: bool) -> f32 {
+  if (penalised) { return vals[j]; }
+  return logits[j];
 }
 
 // −∞ at run time (a constant −∞ is a WGSL error)
@@ -105,36 +117,34 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   let nh = min(u32(params[pb + 12u]), P - 16u);
   let ipen = params[pb + 13u];
 
-  // 1. v
-  var flag = 0u;
-  for (var i = li; i < V; i += WG) {
-    let x = logits[base + i];
-    let b = bitcast<u32>(x);
-    if ((b & 0x7f800000u) == 0x7f800000u) {
-      flag = 1u;
-      if ((b & 0x007fffffu) != 0u) { vals[base + i] = neg_inf(); continue; }
+  // 1. v: without a penalty the logits themselves (a NaN's key is −∞'s), else vals
+  let penalised = pen != 1.0;
+  if (penalised) {
+    for (var i = li; i < V; i += WG) {
+      let x = logits[base + i];
+      vals[base + i] = select(x, neg_inf(), is_nan(x));
     }
-    vals[base + i] = x;
-  }
-  if (pen != 1.0) {
     storageBarrier();
     for (var j = li; j < nh; j += WG) {
       let id = u32(params[pb + 16u + j]);
       if (id >= V) { continue; }
       let x = logits[base + id];
-      let b = bitcast<u32>(x);
-      if ((b & 0x7f800000u) == 0x7f800000u && (b & 0x007fffffu) != 0u) { continue; }   // NaN stays −∞
+      if (is_nan(x)) { continue; }   // stays −∞
       vals[base + id] = select(x * pen, x * ipen, x > 0.0);
     }
+    storageBarrier();
   }
-  storageBarrier();
 
   // 2. max y, argmax v, flag
+  var flag = 0u;
   var ymax = 0u;
   var vbest = 0u;
   var vid = NONE;
   for (var i = li; i < V; i += WG) {
-    let v = vals[base + i];
+    let x = logits[base + i];
+    if ((bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u) { flag = 1u; }   // NaN or ±Inf (a bit test: no x != x under fast math)
+    var v = x;
+    if (penalised) { v = vals[base + i]; }
     let kv = key(v);
     if (better(kv, i, vbest, vid)) { vbest = kv; vid = i; }
     ymax = max(ymax, key(v * inv));
@@ -185,7 +195,7 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
     let isKey = stage == 0u || stage == 3u;
     let tie = select(f.tp, f.tk, stage == 1u);
     for (var i = li; i < V; i += WG) {
-      let y = vals[base + i] * inv;
+      let y = val(base + i, penalised) * inv;
       let ky = key(y);
       var x = 1.0;
       if (stage >= 2u) {
@@ -281,7 +291,7 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   var best = 0u;
   var bid = NONE;
   for (var i = li; i < V; i += WG) {
-    let y = vals[base + i] * inv;
+    let y = val(base + i, penalised) * inv;
     let ky = key(y);
     if (ky <= NEG_INF_KEY || !inK(f, ky, i) || !inP(f, ky, i)) { continue; }
     if (!inMin(f, weight(f, y, ky))) { continue; }
