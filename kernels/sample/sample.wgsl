@@ -16,12 +16,14 @@
 //      hash of (seed, stream, step, i); see sample.ref.ts for the hash and E's two formulas. Lowest id on ties.
 // Bindings: logits [K, V] f32; params [K, P] f32 (sample.ts PARAM_*: inv T, top-k, top-p, min-p, penalty, seed as
 // 4 × 16 bits, step as 2 × 16 bits, stream, history count, 1/penalty, 0, 0, then P − 16 history ids); vals [K, V] f32 scratch;
-// out [K, 2] f32. dims uniform: V, P. Defines: WG (a power of two, 64 … 128: hist is 16 · WG f32).
+// out [K, 2] f32; ids [K] u32 (the id again, which a pipelined decode step feeds to itself on the device, as
+// argmax's). dims uniform: V, P. Defines: WG (a power of two, 64 … 128: hist is 16 · WG f32).
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
 @group(0) @binding(2) var<storage, read_write> vals: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@group(0) @binding(4) var<uniform> dims: vec4u;   // V, P
+@group(0) @binding(4) var<storage, read_write> ids: array<u32>;
+@group(0) @binding(5) var<uniform> dims: vec4u;   // V, P
 
 const NEG_INF_BITS = 0xff800000u;
 const NEG_INF_KEY = 0x007fffffu;   // key(−∞)
@@ -167,7 +169,7 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   let m = unkey(mkey);
   // m not finite: every y −∞ (all masked) or a temperature so small that y left f32's range
   if (inv == 0.0 || mkey <= NEG_INF_KEY || mkey >= 0xff800000u) {
-    if (li == 0u) { out[2u * r] = f32(argmaxV); out[2u * r + 1u] = rowFlag; }
+    if (li == 0u) { out[2u * r] = f32(argmaxV); out[2u * r + 1u] = rowFlag; ids[r] = argmaxV; }
     return;
   }
 
@@ -305,7 +307,9 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
     workgroupBarrier();
   }
   if (li == 0u) {
-    out[2u * r] = f32(select(rb[0], argmaxV, rb[0] == NONE));
+    let id = select(rb[0], argmaxV, rb[0] == NONE);
+    out[2u * r] = f32(id);
     out[2u * r + 1u] = rowFlag;
+    ids[r] = id;
   }
 }
