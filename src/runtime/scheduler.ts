@@ -218,11 +218,13 @@ export class Scheduler {
       s.fed += take;
       this.counts.promptTokens += take;
     });
-    // every sequence greedy (and no prompt cache, which keeps prompt-end logits): the device picks the tokens and
-    // only their ids come back
+    // every sequence greedy, or sampling on a GPU (and no prompt cache, which keeps prompt-end logits): the device
+    // picks the tokens and only their ids come back
     let logits: Float32Array[] | null = null, ids: number[] | null = null;
     try {
-      if (!this.cache && plan.every(p => p.seq.dec.greedy)) ids = (await this.engine.runArgmax(plan.map(p => p.input))).map(r => r.id);
+      const onDevice = !this.cache && (plan.every(p => p.seq.dec.greedy) ? 'argmax' : this.engine.deviceSampling ? 'sample' : null);
+      const rows = onDevice === 'sample' ? plan.map(p => (p.seq.dec.greedy ? null : p.seq.dec.deviceRow())) : undefined;
+      if (onDevice) ids = (await this.engine.runArgmax(plan.map(p => p.input), rows)).map(r => r.id);
       else logits = await this.engine.run(plan.map(p => p.input));
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
