@@ -99,14 +99,19 @@ export function expo(h: number): number {
 
 const f = Math.fround;
 
-function key(v: number): number {   // order-preserving u32 key of an f32 (−0 as +0; NaN never reaches it)
-  const b = new Uint32Array(new Float32Array([v === 0 ? 0 : v]).buffer)[0]!;
-  return (b & 0x80000000 ? ~b : b | 0x80000000) >>> 0;
+/** Order-preserving u32 keys of f32 values (−0 as +0; NaN never reaches them). */
+function keys(y: Float32Array): Uint32Array {
+  const b = new Uint32Array(y.buffer.slice(y.byteOffset, y.byteOffset + 4 * y.length));
+  for (let i = 0; i < b.length; i++) {
+    const x = (b[i]! & 0x7fffffff) === 0 ? 0 : b[i]!;
+    b[i] = x & 0x80000000 ? ~x : x | 0x80000000;
+  }
+  return b;
 }
 
 export interface RowResult {
   id: number; nonFinite: number;
-  /** candidate ids in order (y descending, id ascending); null when the row was greedy */
+  /** candidate ids (in the order, y descending, id ascending, when a top-p cut was made); null when the row was greedy */
   cand: Int32Array | null;
   /** each candidate's y − log(E) */
   score?: Float64Array;
@@ -137,26 +142,40 @@ export function sampleRow(logits: Float32Array, off: number, V: number, p: Float
   for (let i = 0; i < V; i++) { y[i] = v[i]! * inv; if (y[i]! > m) m = y[i]!; }
   if (inv === 0 || !Number.isFinite(m)) return { id: am, nonFinite: bad, cand: null };
 
-  const order = Int32Array.from({ length: V }, (_, i) => i);
-  const ky = Uint32Array.from(y, key);
-  order.sort((a, b) => ky[b]! - ky[a]! || a - b);
+  const ky = keys(y);
+  const cmp = (a: number, b: number) => ky[b]! - ky[a]! || a - b;   // the order: y descending, id ascending
   const topK = p[PARAM_TOP_K]!, topP = p[PARAM_TOP_P]!, minP = p[PARAM_MIN_P]!;
-  const nk = topK > 0 && topK < V ? topK : V;
+  // top-k: the k first in the order (the key of the k-th from a sorted copy of the keys, its ties by id)
+  let members: number[] = [];
+  if (topK > 0 && topK < V) {
+    const tk = Uint32Array.from(ky).sort()[V - topK]!;
+    let ties = topK;
+    for (let i = 0; i < V; i++) if (ky[i]! > tk) ties--;
+    for (let i = 0; i < V; i++) if (ky[i]! > tk || (ky[i] === tk && ties-- > 0)) members.push(i);
+  } else members = Array.from({ length: V }, (_, i) => i);
+  const wOf = (i: number) => Math.exp(y[i]! - m);
   let z = 0;
-  const w = new Float64Array(nk);
-  for (let j = 0; j < nk; j++) { w[j] = Math.exp(y[order[j]!]! - m); z += w[j]!; }
-  // min-p keeps a prefix of the order (w falls along it)
-  let n = 0, mass = 0;
-  while (n < nk && (minP === 0 || w[n]! >= minP)) mass += w[n++]!;
-  if (topP < 1) {
-    const target = topP * z;
-    if (mass >= target) {
-      let cum = 0, j = 0;
-      while (j < n) { cum += w[j++]!; if (cum >= target) break; }
-      n = j;
+  for (const i of members) z += wOf(i);
+  // min-p and top-p keep prefixes of the order; sort only what a top-p cut can reach
+  let list = minP === 0 ? members : members.filter(i => wOf(i) >= minP);
+  let mass = 0;
+  for (const i of list) mass += wOf(i);
+  if (topP < 1 && mass >= topP * z) {
+    const goal = topP * z;
+    // the cut lies among the tokens of w ≥ b once those alone hold the goal (the rest come after them in the order)
+    for (let b = 1e-4; ; b = b > 1e-300 ? b / 100 : 0) {
+      const sub = list.filter(i => wOf(i) >= b);
+      let held = 0;
+      for (const i of sub) held += wOf(i);
+      if (held >= goal || b === 0) { list = sub; break; }
     }
+    list.sort(cmp);
+    let cum = 0, j = 0;
+    while (j < list.length) { cum += wOf(list[j++]!); if (cum >= goal) break; }
+    list = list.slice(0, j);
   }
-  const cand = order.slice(0, n);
+  const n = list.length;
+  const cand = Int32Array.from(list);
   const k = rowKey(p);
   const score = new Float64Array(n);
   let best = -1;

@@ -4,7 +4,7 @@
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { StreamDecoder } from '../tokenizer/hf.ts';
 import type { Engine } from './engine.ts';
-import type { SampleRow } from '../../kernels/sample/sample.ts';
+import { encodeRow, paramCols, sampleRow, type SampleRow } from '../../kernels/sample/sample.ref.ts';
 import { Sampler, type SamplingOptions } from './sample.ts';
 
 export interface GenerateOptions extends DecodeOptions {
@@ -79,6 +79,16 @@ export class SeqDecoder {
   deviceRow(ahead = 0): SampleRow {
     const history = this.sampler.options.repetitionPenalty !== 1 ? this.distinct.slice() : undefined;
     return { ...this.sampler.options, seed: this.sampler.seed, step: this.ids.length + ahead, history };
+  }
+
+  /**
+   * The token the device would draw from these logits (the reference of kernels/sample/sample.ts, on the host): for
+   * logits that came back anyway (the scheduler's prefix-cache steps), so a seed gives the same tokens either way.
+   */
+  deviceDraw(logits: Float32Array): number {
+    const row = this.deviceRow(), P = paramCols(row.history?.length ?? 0), p = new Float32Array(P);
+    encodeRow(p, 0, P, row);
+    return sampleRow(logits, 0, logits.length, p).id;
   }
 
   /** Whether device draws may run ahead of the host: only when no penalty needs the tokens not yet back. */
