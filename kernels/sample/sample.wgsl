@@ -28,8 +28,13 @@
 const NEG_INF_BITS = 0xff800000u;
 const NEG_INF_KEY = 0x007fffffu;   // key(−∞)
 const NONE = 0xffffffffu;
+const NB = 512u;         // fast path: bins of m − y, 1/16 wide (the last one: m − y ≥ 31.9375, or −∞)
+const SCALE = 16.0;
+const CAP = 1024u;       // fast path: candidates it holds (keys at hist[0, CAP), ids at hist[CAP, 2·CAP))
 
-var<workgroup> hist: array<f32, 16 * WG>;
+var<workgroup> hist: array<u32, 16 * WG>;   // f32 bits: the searches' columns; or the fast path's list
+var<workgroup> bins: array<atomic<u32>, NB>;
+var<workgroup> cnt: atomic<u32>;
 var<workgroup> part: array<f32, 128>;
 var<workgroup> ra: array<u32, WG>;
 var<workgroup> rb: array<u32, WG>;
@@ -62,6 +67,18 @@ fn neg_inf() -> f32 { var b = NEG_INF_BITS; return bitcast<f32>(b); }
 fn unkey(k: u32) -> f32 { return bitcast<f32>(select(~k, k & 0x7fffffffu, (k & 0x80000000u) != 0u)); }
 
 fn better(v: u32, i: u32, w: u32, j: u32) -> bool { return v > w || (v == w && i < j); }
+
+fn hadd(j: u32, x: f32) { hist[j] = bitcast<u32>(bitcast<f32>(hist[j]) + x); }
+
+// fast path: list entry a comes before entry b in the order (key descending, id ascending)
+fn before(a: u32, b: u32) -> bool {
+  let ka = hist[a];
+  let kb = hist[b];
+  return ka > kb || (ka == kb && hist[CAP + a] < hist[CAP + b]);
+}
+
+// fast path: the bin of a finite y (m − y ≥ 0)
+fn bin_of(m: f32, y: f32) -> u32 { return min(NB - 1u, u32(min(m - y, 64.0) * SCALE)); }
 
 // Digit d's total after a round's column sums (lane 0 only).
 fn digit(d: u32) -> f32 {
@@ -177,6 +194,133 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   let kOn = topK > 0u && topK < V;
   let pOn = topP < 1.0;
 
+  // Fast path (top-k, or min-p > 0): one pass counts the tokens per bin of m − y; the bins give a bound holding
+  // every token that top-k (with its mass, which top-p measures against) or min-p can keep. When at most CAP tokens
+  // lie within it, one more pass gathers them, a bitonic sort puts them in the order, lane 0 walks the filters along
+  // it, and the draw runs over the survivors: three passes over the row instead of the searches' ~20.
+  if (kOn || minP > 0.0) {
+    for (var b = li; b < NB; b += WG) { atomicStore(&bins[b], 0u); }
+    if (li == 0u) { atomicStore(&cnt, 0u); }
+    workgroupBarrier();
+    var zl = 0.0;
+    for (var i = li; i < V; i += WG) {
+      let y = val(base + i, penalised) * inv;
+      if (key(y) <= NEG_INF_KEY) { atomicAdd(&bins[NB - 1u], 1u); continue; }
+      atomicAdd(&bins[bin_of(m, y)], 1u);
+      if (!kOn) { zl += exp(y - m); }
+    }
+    hist[li] = bitcast<u32>(zl);
+    workgroupBarrier();
+    if (li == 0u) {
+      var bk = NB - 1u;
+      var c = 0u;
+      if (kOn) {
+        for (var b = 0u; b < NB; b++) { c += atomicLoad(&bins[b]); if (c >= topK) { bk = b; break; } }
+      }
+      var bm = NB - 1u;
+      if (minP > 0.0) { bm = min(NB - 1u, u32(min(-log(minP), 64.0) * SCALE) + 1u); }
+      var B = bm;
+      if (kOn) { B = select(min(bk, bm), bk, pOn); }
+      var C = 0u;
+      for (var b = 0u; b <= B; b++) { C += atomicLoad(&bins[b]); }
+      var np = 1u;
+      while (np < C) { np <<= 1u; }
+      var zall = 0.0;
+      for (var t = 0u; t < WG; t++) { zall += bitcast<f32>(hist[t]); }
+      bu = vec4u(select(0u, 1u, B < NB - 1u && C <= CAP), B, C, np);
+      part[0] = zall;
+    }
+    let fb = workgroupUniformLoad(&bu);
+    if (fb.x == 1u) {
+      let B = fb.y;
+      let C = fb.z;
+      let np = max(fb.w, 2u);
+      for (var i = li; i < V; i += WG) {
+        let y = val(base + i, penalised) * inv;
+        let ky = key(y);
+        if (ky <= NEG_INF_KEY || bin_of(m, y) > B) { continue; }
+        let j = atomicAdd(&cnt, 1u);
+        hist[j] = ky;
+        hist[CAP + j] = i;
+      }
+      for (var j = C + li; j < np; j += WG) { hist[j] = 0u; hist[CAP + j] = NONE; }
+      workgroupBarrier();
+      for (var k2 = 2u; k2 <= np; k2 <<= 1u) {
+        for (var j2 = k2 >> 1u; j2 > 0u; j2 >>= 1u) {
+          for (var t = li; t < np; t += WG) {
+            let q = t ^ j2;
+            if (q > t) {
+              let up = (t & k2) == 0u;
+              if ((up && before(q, t)) || (!up && before(t, q))) {
+                let kt = hist[t]; let it = hist[CAP + t];
+                hist[t] = hist[q]; hist[CAP + t] = hist[CAP + q];
+                hist[q] = kt; hist[CAP + q] = it;
+              }
+            }
+          }
+          workgroupBarrier();
+        }
+      }
+      // lane 0 walks the order: top-k, min-p, top-p (the same rules as the searches)
+      if (li == 0u) {
+        var nk = C;
+        if (kOn) { nk = min(topK, C); }
+        var z = part[0];
+        if (kOn) {
+          z = 0.0;
+          for (var j = 0u; j < nk; j++) { z += exp(unkey(hist[j]) - m); }
+        }
+        var n = 0u;
+        var mass = 0.0;
+        loop {
+          if (n >= nk) { break; }
+          let w = exp(unkey(hist[n]) - m);
+          if (minP > 0.0 && !(w >= minP)) { break; }
+          mass += w;
+          n++;
+        }
+        if (pOn && mass >= topP * z) {
+          let goal = topP * z;
+          var cum = 0.0;
+          var j = 0u;
+          loop {
+            if (j >= n) { break; }
+            cum += exp(unkey(hist[j]) - m);
+            j++;
+            if (cum >= goal) { break; }
+          }
+          n = j;
+        }
+        bu = vec4u(n, 0u, 0u, 0u);
+      }
+      let nc = workgroupUniformLoad(&bu).x;
+      let s0 = u32(params[pb + 5u]) | (u32(params[pb + 6u]) << 16u);
+      let s1 = u32(params[pb + 7u]) | (u32(params[pb + 8u]) << 16u);
+      let stepc = u32(params[pb + 9u]) | (u32(params[pb + 10u]) << 16u);
+      let rk = mix(mix(mix(mix(s0 ^ 0x9e3779b9u) ^ s1) ^ u32(params[pb + 11u])) ^ stepc);
+      var best = 0u;
+      var bid = NONE;
+      for (var j = li; j < nc; j += WG) {
+        let i = hist[CAP + j];
+        let sc = key(unkey(hist[j]) - log(expo(mix(rk ^ mix(i ^ 0x632be5abu)))));
+        if (better(sc, i, best, bid)) { best = sc; bid = i; }
+      }
+      ra[li] = best; rb[li] = bid;
+      workgroupBarrier();
+      for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (li < s && better(ra[li + s], rb[li + s], ra[li], rb[li])) { ra[li] = ra[li + s]; rb[li] = rb[li + s]; }
+        workgroupBarrier();
+      }
+      if (li == 0u) {
+        let id = select(rb[0], argmaxV, rb[0] == NONE);
+        out[2u * r] = f32(id);
+        out[2u * r + 1u] = rowFlag;
+        ids[r] = id;
+      }
+      return;
+    }
+  }
+
   // 3–4. The threshold searches, as stages of one loop (one copy of the pass and its reduction):
   //   0 top-k key: tk = the largest t with #{key ≥ t} ≥ k (8 rounds of 4 bits)
   //   1 top-k ties (when #{key ≥ tk} > k): ck = the largest c with #{key > tk} + #{key = tk, id < c} < k (6 rounds)
@@ -193,7 +337,7 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   var fsel = f32(V);
   loop {
     if (stage >= 6u) { break; }
-    for (var d = 0u; d < 16u; d++) { hist[d * WG + li] = 0.0; }
+    for (var d = 0u; d < 16u; d++) { hist[d * WG + li] = 0u; }
     let isKey = stage == 0u || stage == 3u;
     let tie = select(f.tp, f.tk, stage == 1u);
     for (var i = li; i < V; i += WG) {
@@ -204,13 +348,13 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
         if (!inK(f, ky, i)) { continue; }
         x = weight(f, y, ky);
         if (stage == 2u) {
-          hist[li] += x;
-          if (inMin(f, x)) { hist[WG + li] += x; }
+          hadd(li, x);
+          if (inMin(f, x)) { hadd(WG + li, x); }
           continue;
         }
         if (!inMin(f, x)) { continue; }
         if (stage == 4u) {
-          if (ky == f.tp) { hist[li] += 1.0; }
+          if (ky == f.tp) { hadd(li, 1.0); }
           continue;
         }
       }
@@ -222,7 +366,7 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
       } else if (ky == tie) {
         d = min(16u, ((i - prefix) >> shift) + 1u);
       }
-      if (d < 16u) { hist[d * WG + li] += x; }
+      if (d < 16u) { hadd(d * WG + li, x); }
     }
     // sum the columns in a fixed order: lane l < 128 adds the WG/8 columns of part l % 8 of digit l / 8 into
     // hist[digit][part], then lane 0 adds the 8 parts of each digit it reads
@@ -231,7 +375,7 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
       let d = li >> 3u;
       let p0 = (li & 7u) * (WG / 8u);
       var acc = 0.0;
-      for (var c = 0u; c < WG / 8u; c++) { acc += hist[d * WG + p0 + c]; }
+      for (var c = 0u; c < WG / 8u; c++) { acc += bitcast<f32>(hist[d * WG + p0 + c]); }
       part[li] = acc;
     }
     workgroupBarrier();
