@@ -13,7 +13,7 @@ export { encodeRow, paramCols, PARAM_FIXED, type SampleRow } from './sample.ref.
 
 export const KERNEL = kernel('sample', source, ['logits', 'params', 'vals', 'out', 'ids', 'dims']);
 
-const WG = 128;
+const WG = 128;   // sample.wgsl sums its columns with 128 lanes and holds 16 · WG u32 of workgroup memory
 
 export interface SampleArgs { logits: Tensor; params: Tensor; out: Tensor; ids: Tensor }
 
@@ -33,7 +33,7 @@ export const sampleOp = op<SampleArgs>({
         const V = a.logits.cols;
         return [{
           kernel: KERNEL, defines: { WG }, grid: [1, c.step.k, 1],
-          bind: { logits: a.logits, params: a.params, vals: scratch('vals'), out: a.out, ids: a.ids, dims: u32(V, a.params.cols) },
+          bind: { logits: a.logits, params: a.params, vals: scratch('vals'), out: a.out, ids: a.ids, dims: u32(V, a.params.cols, 16, WG / 8) },
           cost: { flops: 0, bytes: 8 * c.step.k * V },
         }];
       },

@@ -1,29 +1,34 @@
 // sample: per kept row r of logits [K, V] f32, one token drawn as src/runtime/sample.ts's Sampler filters it, and
 // whether the row holds any NaN/±Inf; out[r] = (id, flag) as f32, the layout of argmax.wgsl. One workgroup of WG
-// threads per row, grid (1, K); every stage is a pass over the row, strided by WG lanes, with deterministic tree
-// reductions in workgroup memory (no atomics: the same inputs give the same token on every run).
+// threads per row, grid (1, K); each stage is a pass over the row, strided by WG lanes. Sums are per-lane partials
+// added in a fixed tree and atomics only count or hand out slots, so the same inputs give the same token every run.
 //   1. v = logits with NaN as −∞, then the repetition penalty (v > 0 ? v · (1/p) : v · p) on the row's history ids
 //      (params, distinct ids) → vals [K, V] (scratch; rows without a penalty read the logits, NaN keyed as −∞).
 //      y = v · inv (inv = 1/T as f32).
 //   2. m = max y; argmax of v (lowest id on ties). inv = 0 (greedy) or m not finite: out = argmax of v.
-//   3. top-k (0 < k < V): the k first tokens in the order (y descending, id ascending). The k-th key t_k comes from a
-//      bitwise search on order-preserving u32 keys of y, 4 bits a round (8 rounds of 15 candidate thresholds
-//      counted at once); ties at t_k keep the lowest ids (the id cut c_k by a 6-round search over ids).
-//   4. w = exp(y − m) (f32). min-p keeps w ≥ minP. top-p (p < 1): goal = p · Σ_{top-k} w; when the min-p
-//      survivors hold at least goal, keep the shortest prefix of the order whose mass reaches it (threshold t_p
-//      and the id cut c_p among ties by the same searches on masses).
-//   5. Gumbel-max: the candidate of largest y + g_i, g_i = −log(E_i), E_i = −log(u_i) with u_i from a counter-based
+//   The filters, in the order (y descending, id ascending): top-k keeps its first k (0 < k < V); w = exp(y − m) (f32);
+//   min-p keeps w ≥ minP; top-p (p < 1): goal = p · Σ_{top-k} w, and when the min-p survivors hold at least goal,
+//   the shortest prefix of them whose mass reaches it. Two ways to find them:
+//   3a. fast path (top-k or min-p > 0): a pass counts tokens in 512 bins of m − y (1/16 wide); the bins bound the
+//      tokens top-k (with its mass) or min-p can keep. When ≤ 1024 lie within the bound, a pass gathers them into
+//      workgroup memory, a bitonic sort orders them and lane 0 walks the filters along the order.
+//   3b. otherwise, threshold searches on order-preserving u32 keys of y, 4 bits a round (15 thresholds counted at
+//      once, 8 rounds): t_k with #{key ≥ t_k} ≥ k, ties at t_k cut by id (6 rounds over ids); t_p, the largest key
+//      whose suffix mass over the top-k ∩ min-p survivors reaches goal, ties cut by id the same way.
+//   4. Gumbel-max: the candidate of largest y + g_i, g_i = −log(E_i), E_i = −log(u_i) with u_i from a counter-based
 //      hash of (seed, stream, step, i); see sample.ref.ts for the hash and E's two formulas. Lowest id on ties.
-// Bindings: logits [K, V] f32; params [K, P] f32 (sample.ts PARAM_*: inv T, top-k, top-p, min-p, penalty, seed as
-// 4 × 16 bits, step as 2 × 16 bits, stream, history count, 1/penalty, 0, 0, then P − 16 history ids); vals [K, V] f32 scratch;
-// out [K, 2] f32; ids [K] u32 (the id again, which a pipelined decode step feeds to itself on the device, as
-// argmax's). dims uniform: V, P. Defines: WG (a power of two, 64 … 128: hist is 16 · WG f32).
+// Loops whose bound is a define are written against dims (z = 16, w = WG / 8) so that the compiler keeps them
+// rolled: unrolled, the shader took over a minute to compile on lavapipe.
+// Bindings: logits [K, V] f32; params [K, P] f32 (sample.ref.ts PARAM_*: 1/T, top-k, top-p, min-p, penalty, seed as
+// 4 × 16 bits, step as 2 × 16 bits, stream, history count, 1/penalty, 0, 0, then P − 16 history ids); vals [K, V]
+// f32 scratch; out [K, 2] f32; ids [K] u32 (the id again, which a pipelined decode step feeds to itself on the
+// device, as argmax's). dims uniform: V, P, 16, WG / 8. Defines: WG = 128 (hist is 16 · WG u32; lanes < 128 sum it).
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
 @group(0) @binding(2) var<storage, read_write> vals: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read_write> ids: array<u32>;
-@group(0) @binding(5) var<uniform> dims: vec4u;   // V, P
+@group(0) @binding(5) var<uniform> dims: vec4u;   // V, P, 16 (digits a round), WG / 8 (loop bounds the compiler cannot unroll; WG / 2 = 4 · dims.w)
 
 const NEG_INF_BITS = 0xff800000u;
 const NEG_INF_KEY = 0x007fffffu;   // key(−∞)
@@ -83,7 +88,7 @@ fn bin_of(m: f32, y: f32) -> u32 { return min(NB - 1u, u32(min(m - y, 64.0) * SC
 // Digit d's total after a round's column sums (lane 0 only).
 fn digit(d: u32) -> f32 {
   var t = 0.0;
-  for (var p = 0u; p < 8u; p++) { t += part[d * 8u + p]; }
+  for (var p = 0u; p < dims.z / 2u; p++) { t += part[d * 8u + p]; }
   return t;
 }
 
@@ -170,7 +175,7 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   }
   ra[li] = vbest; rb[li] = vid; rc[li] = ymax; rd[li] = flag;
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+  for (var s = dims.w * 4u; s > 0u; s >>= 1u) {
     if (li < s) {
       if (better(ra[li + s], rb[li + s], ra[li], rb[li])) { ra[li] = ra[li + s]; rb[li] = rb[li + s]; }
       rc[li] = max(rc[li], rc[li + s]);
@@ -194,7 +199,7 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   let kOn = topK > 0u && topK < V;
   let pOn = topP < 1.0;
 
-  // Fast path (top-k, or min-p > 0): one pass counts the tokens per bin of m − y; the bins give a bound holding
+  // 3a. Fast path (top-k, or min-p > 0): one pass counts the tokens per bin of m − y; the bins give a bound holding
   // every token that top-k (with its mass, which top-p measures against) or min-p can keep. When at most CAP tokens
   // lie within it, one more pass gathers them, a bitonic sort puts them in the order, lane 0 walks the filters along
   // it, and the draw runs over the survivors: three passes over the row instead of the searches' ~20.
@@ -307,7 +312,7 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
       }
       ra[li] = best; rb[li] = bid;
       workgroupBarrier();
-      for (var s = WG / 2u; s > 0u; s >>= 1u) {
+      for (var s = dims.w * 4u; s > 0u; s >>= 1u) {
         if (li < s && better(ra[li + s], rb[li + s], ra[li], rb[li])) { ra[li] = ra[li + s]; rb[li] = rb[li + s]; }
         workgroupBarrier();
       }
@@ -321,7 +326,7 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
     }
   }
 
-  // 3–4. The threshold searches, as stages of one loop (one copy of the pass and its reduction):
+  // 3b. The threshold searches, as stages of one loop (one copy of the pass and its reduction):
   //   0 top-k key: tk = the largest t with #{key ≥ t} ≥ k (8 rounds of 4 bits)
   //   1 top-k ties (when #{key ≥ tk} > k): ck = the largest c with #{key > tk} + #{key = tk, id < c} < k (6 rounds)
   //   2 top-p tally: z = Σ_{top-k} w, have = Σ_{top-k ∩ min-p} w; goal = p · z (1 round)
@@ -330,6 +335,9 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   //   5 top-p ties (when that count > 1): cp = the largest c with Σ_{S, key > tp or (= tp, id < c)} w < goal
   // A round: each lane adds each value into its column of hist[digit][lane] (no atomics), a fixed tree sums the
   // columns, lane 0 picks the digit and broadcasts the new prefix.
+  // loop bounds from the uniform (16 digits, WG / 8 columns): rolled loops keep the shader small to compile
+  let nd = dims.z;
+  let nc8 = dims.w;
   var goal = f32(topK);
   var stage = select(select(6u, 2u, pOn), 0u, kOn);
   var prefix = 0u;
@@ -337,7 +345,7 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   var fsel = f32(V);
   loop {
     if (stage >= 6u) { break; }
-    for (var d = 0u; d < 16u; d++) { hist[d * WG + li] = 0u; }
+    for (var d = 0u; d < nd; d++) { hist[d * WG + li] = 0u; }
     let isKey = stage == 0u || stage == 3u;
     let tie = select(f.tp, f.tk, stage == 1u);
     for (var i = li; i < V; i += WG) {
@@ -375,7 +383,7 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
       let d = li >> 3u;
       let p0 = (li & 7u) * (WG / 8u);
       var acc = 0.0;
-      for (var c = 0u; c < WG / 8u; c++) { acc += bitcast<f32>(hist[d * WG + p0 + c]); }
+      for (var c = 0u; c < nc8; c++) { acc += bitcast<f32>(hist[d * WG + p0 + c]); }
       part[li] = acc;
     }
     workgroupBarrier();
@@ -387,14 +395,14 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
       var nf = fsel;
       if (isKey) {
         var acc = 0.0;
-        for (var j = 15u; j >= 1u; j--) {
+        for (var j = nd - 1u; j >= 1u; j--) {
           acc += digit(j);
           if (acc >= goal) { np = prefix | (j << shift); nf = acc; break; }
         }
       } else if (stage == 1u || stage == 5u) {
         var acc = 0.0;
         var jb = 0u;
-        for (var j = 0u; j < 16u; j++) {
+        for (var j = 0u; j < nd; j++) {
           acc += digit(j);
           if (acc < goal) { jb = j; }
         }
@@ -429,7 +437,7 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
     shift = select(28u, 20u, stage == 1u || stage == 5u);
   }
 
-  // 5. Gumbel-max over the candidates
+  // 4. Gumbel-max over the candidates
   let s0 = u32(params[pb + 5u]) | (u32(params[pb + 6u]) << 16u);
   let s1 = u32(params[pb + 7u]) | (u32(params[pb + 8u]) << 16u);
   let stepc = u32(params[pb + 9u]) | (u32(params[pb + 10u]) << 16u);
@@ -446,7 +454,7 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   }
   ra[li] = best; rb[li] = bid;
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+  for (var s = dims.w * 4u; s > 0u; s >>= 1u) {
     if (li < s && better(ra[li + s], rb[li + s], ra[li], rb[li])) { ra[li] = ra[li + s]; rb[li] = rb[li + s]; }
     workgroupBarrier();
   }

@@ -14,7 +14,10 @@ import { gpuBackend, runOn, simpleStep } from './harness.ts';
 type Opts = Omit<SampleRow, 'seed' | 'step' | 'history'>;
 const o = (temperature: number, topK: number, topP: number, minP: number, repetitionPenalty = 1): Opts => ({ temperature, topK, topP, minP, repetitionPenalty });
 
-/** Settings cycled over the rows: the defaults, each filter alone and at its edges, penalties, greedy. */
+/**
+ * Settings cycled over the rows: the defaults, each filter alone and at its edges, penalties, greedy; both of the
+ * kernel's paths (the fast path when top-k or min-p bounds the candidates to ≤ 1024 tokens, else the searches).
+ */
 const SETTINGS: Opts[] = [
   o(0.8, 40, 0.95, 0.05),
   o(1, 0, 1, 0),            // plain softmax over the whole vocabulary
@@ -28,6 +31,8 @@ const SETTINGS: Opts[] = [
   o(0, 0, 1, 0, 1.3),       // greedy on penalised logits
   o(0, 0, 1, 0),            // greedy: argmax
   o(2, 17, 0.99, 0.01),
+  o(1, 2000, 0.97, 0),      // more top-k tokens than the fast path holds (1024): the threshold searches
+  o(0.9, 900, 1, 1e-4),     // the fast path near its capacity
 ];
 
 /** K rows of V logits; kinds by row: random, ties (quantised values), NaN/Inf sprinkled, all −∞ but one, +Inf. */
@@ -67,14 +72,18 @@ function encode(rows: SampleRow[]): { P: number; params: Float32Array } {
 async function gpuSample(l: Float32Array, params: Float32Array, K: number, V: number, P: number): Promise<Float32Array> {
   const step = simpleStep(K + 2, Array.from({ length: K }, (_, j) => (j * 3 + 1) % (K + 2)));
   const res = await runOn(gpuBackend(), 'gpu', step, {}, async io => {
-    const lt = io.o.act('logits', V, { rows: 'k' }), pt = io.o.act('params', P, { rows: 'k' }), out = io.o.act('ids', 2, { rows: 'k' });
+    const lt = io.o.act('logits', V, { rows: 'k' }), pt = io.o.act('params', P, { rows: 'k' });
+    const out = io.o.act('out', 2, { rows: 'k' }), ids = io.o.act('ids', 1, { rows: 'k' });
     io.put(lt, l);
     io.put(pt, params);
     io.put(out);
-    await sample(io.o, lt, pt, out);
-    return { out };
+    io.put(ids);
+    await sample(io.o, lt, pt, out, ids);
+    return { out, ids };
   });
-  return res.out!.data;
+  const out = res.out!.data, ids = new Uint32Array(res.ids!.data.buffer, res.ids!.data.byteOffset, K);
+  for (let r = 0; r < K; r++) expect(ids[r]).toBe(out[2 * r]!);   // the feed ids are the chosen ids
+  return out;
 }
 
 /** The host Sampler's candidates for one row (its draw forced to the last candidate), finite-logit ids only; null when greedy. */
@@ -89,7 +98,7 @@ function hostCandidates(row: Float32Array, s: SampleRow): number[] | null {
   return [...idx.subarray(0, pos + 1)].filter(i => row[i]! > -Infinity).sort((a, b) => a - b);
 }
 
-const CASES: [number, number][] = [[1, 1], [12, 7], [12, 255], [12, 256], [12, 257], [24, 1000], [7, 50257], [3, 151936]];
+const CASES: [number, number][] = [[1, 1], [12, 7], [12, 255], [12, 256], [12, 257], [24, 1000], [7, 50257], [14, 151936]];
 
 describe.skipIf(!HAS_GPU)('sample', () => {
   for (const [K, V] of CASES) {
