@@ -11,11 +11,15 @@ const QK_NORMS: QkNorm[] = ['l2', 'sum', 'none'];
 const B = [false, true];
 
 describe.skipIf(!HAS_GPU)('delta-rule and short-conv variants compile', () => {
-  test('short_conv × silu, then conv_store', async () => {
+  test('short_conv × silu: fused, and split (short_conv then conv_store); a packed part of a wider row', async () => {
     step([50, 20], 2);
-    for (const act of ['none', 'silu'] as ConvAct[])
-      expect((await built(`short_conv ${act}`, shortConvOp, { x: t(96), w: w([96, 1, 4]), state: state(3 * 96), y: t(96, { name: 'y' }), act })).map(d => d.label))
-        .toEqual(['short_conv', 'conv_store']);
+    for (const act of ['none', 'silu'] as ConvAct[]) {
+      const a = { x: t(96), w: w([96, 1, 4]), state: state(3 * 96), y: t(96, { name: 'y' }), act };
+      expect((await built(`short_conv ${act}`, shortConvOp, a)).map(d => d.label)).toEqual(['short_conv_fused']);
+      expect((await built(`short_conv ${act} split`, shortConvOp, a, 'split')).map(d => d.label)).toEqual(['short_conv', 'conv_store']);
+      const p = { ...a, x: t(200, { name: 'p' }), xOff: 8, siluFrom: 64 };
+      expect((await built(`short_conv ${act} packed`, shortConvOp, p)).map(d => d.label)).toEqual(['short_conv_fused']);
+    }
   });
 
   const args = (d: DeltaDims, gate: boolean, beta: boolean): DeltaOp => ({
