@@ -22,7 +22,7 @@ export type { QkAct, QkNorm, DeltaDims };
 
 export const KERNELS = {
   recurrent: kernel('delta_rule_recurrent', recurrentSrc, ['step', 'stepmeta', 'q', 'k', 'v', 'ga', 'gb', 'gp', 'state', 'o', 'dims']),
-  fused: kernel('delta_rule_fused', fusedSrc, ['step', 'stepmeta', 'qkv', 'gab', 'gp', 'gn', 'state', 'o', 'dims']),
+  fused: kernel('delta_rule_fused', fusedSrc, ['step', 'stepmeta', 'qkv', 'gab', 'z', 'gp', 'gn', 'state', 'o', 'dims']),
   prep: kernel('delta_chunk_prep', prepSrc, ['step', 'q', 'k', 'ga', 'gb', 'gp', 'qk', 'gates', 'dims']),
   kkt: kernel('delta_chunk_kkt', kktSrc, ['step', 'stepmeta', 'qk', 'gates', 'ab', 'dims']),
   solve: kernel('delta_chunk_solve', solveSrc, ['step', 'stepmeta', 'ab', 'dims']),
@@ -41,7 +41,7 @@ export interface DeltaOp {
   state: Tensor; out: Tensor; d: DeltaDims;
   /**
    * The first column of q, k, v, a, b in their tensors' rows (default 0 each): parts of a packed projection (q, k
-   * and v may then be one tensor, and a, b and the norm's gate another).
+   * and v may then be one tensor, and a, b another; the 'fused' variant needs that).
    */
   off?: { q?: number; k?: number; v?: number; a?: number; b?: number };
   /** out = RMSNorm(o per value head)·w (⊙ silu(gate columns from gateOff)), instead of o itself */
@@ -102,11 +102,9 @@ function dimsOf(x: DeltaOp) {
 /** The least power of two ≥ n. */
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(n));
 
-/** The fused kernel's case: q, k, v one tensor, the present ones of a, b and the gate another; a norm; a head per workgroup. */
+/** The fused kernel's case: q, k, v one tensor, a and b (where present) another; a norm; a value head per workgroup. */
 function fusable(x: DeltaOp, c: Ctx): boolean {
-  if (!x.norm || x.q !== x.k || x.k !== x.v || x.d.DV > c.adapter.maxInvocations) return false;
-  const side = [x.a, x.b, x.norm.gate].filter(t => t !== null);
-  return side.every(t => t === side[0]);
+  return !!x.norm && x.q === x.k && x.k === x.v && (x.a === null || x.b === null || x.a === x.b) && x.d.DV <= c.adapter.maxInvocations;
 }
 
 /** The unfused path's norm: rms_norm over the raw output held in scratch 'y'. */
@@ -147,13 +145,13 @@ export const deltaRuleOp = op<DeltaOp>({
     fused: {
       supports: fusable,
       launches: (x, c) => {
-        const d = x.d, f = offOf(x), n = x.norm!, side = x.a ?? x.b ?? n.gate;
+        const d = x.d, f = offOf(x), n = x.norm!, side = x.a ?? x.b;
         const eps = new Uint32Array(new Float32Array([n.eps]).buffer)[0]!;
         return [{
           kernel: KERNELS.fused, grid: [d.HV, c.step.b, 1], cost: cost(c.step.n, d),
           defines: { DK: d.DK, BV: d.DV, RP: pow2(d.DV), QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], V_SILU: d.vSilu, HAS_Z: n.gate !== null, ...gateDefines(x) },
-          bind: { qkv: x.q, gab: side, gp: x.gp, gn: n.w, state: x.state, o: x.out,
-            dims: u32(d.H, d.HV, d.DV, eps, x.q.cols, f.q, f.k, f.v, side?.cols ?? 0, f.a, f.b, n.gateOff ?? 0) },
+          bind: { qkv: x.q, gab: side, z: n.gate, gp: x.gp, gn: n.w, state: x.state, o: x.out,
+            dims: u32(d.H, d.HV, d.DV, eps, x.q.cols, f.q, f.k, f.v, side?.cols ?? 0, f.a, f.b, 0, n.gate?.cols ?? 0, n.gateOff ?? 0, 0, 0) },
         }];
       },
     },

@@ -4,13 +4,14 @@
 // delta_rule_recurrent.wgsl, o = Sᵀq̂·DK^{−1/2}, then
 //   y = o / sqrt(mean_c(o²) + eps) · w_norm (· silu(z) if HAS_Z)       (over the head's DV columns)
 // Bindings: step uniform; stepmeta u32 (cursors); qkv f32: q, k, v of token t at qkv[t·S + qO …], [t·S + kO …],
-// [t·S + vO …] (one packed row, e.g. the short conv's output over q|k|v); gab f32: a, b, z of token t at
-// gab[t·P + aO …], [t·P + bO …], [t·P + zO …] (the projection row; dummy when none is present); gp [2, HV] f32 =
+// [t·S + vO …] (one packed row, e.g. the short conv's output over q|k|v); gab f32: a, b of token t at
+// gab[t·P + aO …], [t·P + bO …] (a projection row; dummy when neither is present); z f32: the gate of token t at
+// z[t·Z + zO …] (dummy if !HAS_Z; may be gab's tensor again); gp [2, HV] f32 =
 // A_log, dt_bias (dummy if !HAS_GATE); gn [DV] f32 (the norm weight, shared by the heads); state [slots, HV, DK, DV]
 // f32 (K-first); o [N, HV·DV] (normed).
 // Dispatch: (HV, B) workgroups of BV = DV threads: thread c owns column c of the head's S (DK registers), so the
 // norm's sum over the head is one workgroup reduction; q/k are staged in workgroup memory and their norms reduced
-// there. Runtime dims: (H, HV, DV, eps bits), (S, qO, kO, vO), (P, aO, bO, zO). Defines: DK, BV (= DV), RP (power of
+// there. Runtime dims: (H, HV, DV, eps bits), (S, qO, kO, vO), (P, aO, bO), (Z, zO). Defines: DK, BV (= DV), RP (power of
 // two ≥ BV), QK_ACT, QK_NORM, V_SILU, HAS_GATE, HAS_BETA, NEG_EIG, HAS_Z. All f32; tree reductions.
 #include "common.wgsl"
 #include "delta_common.wgsl"
@@ -19,11 +20,12 @@
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
 @group(0) @binding(2) var<storage, read> qkv: array<f32>;         // [N, S]
 @group(0) @binding(3) var<storage, read> gab: array<f32>;         // [N, P]
-@group(0) @binding(4) var<storage, read> gp: array<f32>;          // [2, HV]
-@group(0) @binding(5) var<storage, read> gn: array<f32>;          // [DV]
-@group(0) @binding(6) var<storage, read_write> state: array<f32>; // [slots, HV, DK, DV]
-@group(0) @binding(7) var<storage, read_write> o: array<f32>;     // [N, HV·DV]
-@group(0) @binding(8) var<uniform> dims: array<vec4u, 3>;         // (H, HV, DV, eps), (S, qO, kO, vO), (P, aO, bO, zO)
+@group(0) @binding(4) var<storage, read> z: array<f32>;           // [N, Z]
+@group(0) @binding(5) var<storage, read> gp: array<f32>;          // [2, HV]
+@group(0) @binding(6) var<storage, read> gn: array<f32>;          // [DV]
+@group(0) @binding(7) var<storage, read_write> state: array<f32>; // [slots, HV, DK, DV]
+@group(0) @binding(8) var<storage, read_write> o: array<f32>;     // [N, HV·DV]
+@group(0) @binding(9) var<uniform> dims: array<vec4u, 4>;         // (H, HV, DV, eps), (S, qO, kO, vO), (P, aO, bO), (Z, zO)
 
 var<workgroup> sh_q: array<f32, DK>;
 var<workgroup> sh_k: array<f32, DK>;
@@ -99,7 +101,7 @@ fn delta_rule_fused(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_i
     red[l.x] = vec2f(y * y, 0.0);
     reduce(l.x);
     var yn = y * inverseSqrt(red[0].x / f32(BV) + eps) * gn[c];
-    if (HAS_Z) { let z = gab[grow + G.w + hv * BV + c]; yn *= z * sigmoid(z); }
+    if (HAS_Z) { let zc = z[t * dims[3].x + dims[3].y + hv * BV + c]; yn *= zc * sigmoid(zc); }
     o[t * HV * BV + hv * BV + c] = yn;
     workgroupBarrier();                          // sh_q, sh_k and red[0] are read before the next token writes them
   }

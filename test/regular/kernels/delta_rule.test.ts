@@ -118,22 +118,23 @@ describe.skipIf(!HAS_GPU)('delta_rule', () => {
 
 // ---- the mixer's packed layout with the output norm (delta_common.ts): q|k|v one tensor, z|a|b in the projection row ----
 
-interface PackedCase { DK: number; DV: number; H: number; r: number; gated: boolean; gate: boolean; beta?: boolean; init: boolean; qkAct?: DeltaDims['qkAct']; vSilu?: boolean }
+interface PackedCase { DK: number; DV: number; H: number; r: number; gated: boolean; gate: boolean; beta?: boolean; init: boolean; qkAct?: DeltaDims['qkAct']; vSilu?: boolean; zSep?: boolean }
 
 /**
  * One step of the delta rule with o_norm over packed inputs: qkv [N, 7 + 2·KD + VD] (q, k, v from column 7 on, as
- * after the short conv of a wider row), proj [N, …] holding z, a, b at odd offsets; out = RMSNorm(o)·w (⊙ silu(z)).
+ * after the short conv of a wider row), proj [N, …] holding z, a, b at odd offsets (with zSep z in a tensor of its own,
+ * as Qwen3-Next's in_proj_qkvz and in_proj_ba give them); out = RMSNorm(o)·w (⊙ silu(z)).
  */
 async function runPacked(kernel: DeltaKernel, c: PackedCase, seqs: { slot: number; len: number }[], gpuOnly = false): Promise<Record<string, Packed>> {
   const beta = c.beta ?? true;
   const d: DeltaDims = { H: c.H, HV: c.H * c.r, DK: c.DK, DV: c.DV, qkNorm: 'l2', qkAct: c.qkAct ?? 'none', vSilu: c.vSilu ?? false, negEig: false };
-  const what = `delta_rule packed+norm ${kernel} DK=${c.DK} DV=${c.DV} H=${c.H} HV=${d.HV} ${c.gated ? 'gated' : 'ungated'}${c.gate ? ' z' : ''}${beta ? '' : ' no-beta'}${c.init ? ' init' : ''} seqs ${seqs.map(s => `${s.len}@${s.slot}`).join(',')}`;
+  const what = `delta_rule packed+norm ${kernel} DK=${c.DK} DV=${c.DV} H=${c.H} HV=${d.HV} ${c.gated ? 'gated' : 'ungated'}${c.gate ? (c.zSep ? ' z apart' : ' z') : ''}${beta ? '' : ' no-beta'}${c.init ? ' init' : ''} seqs ${seqs.map(s => `${s.len}@${s.slot}`).join(',')}`;
   const rng = prng(what.replace(` ${kernel}`, ''));
   const step = packedStep(seqs);
   const N = step.ids.length, KD = d.H * d.DK, VD = d.HV * d.DV, SC = VD * d.DK;
   const QO = 7, QC = QO + 2 * KD + VD;
   const ZO = 3, AO = ZO + VD + 5, BO = AO + d.HV + 2, PC = BO + d.HV + 1;
-  const qkv = randn(N * QC, rng), proj = randn(N * PC, rng);
+  const qkv = randn(N * QC, rng), proj = randn(N * PC, rng), zs = randn(N * (VD + 1), rng);
   const gp = new Float32Array(2 * d.HV);
   gp.set(randu(d.HV, rng, -1, 1.5), 0);
   gp.set(randu(d.HV, rng, -5, -1), d.HV);
@@ -144,12 +145,12 @@ async function runPacked(kernel: DeltaKernel, c: PackedCase, seqs: { slot: numbe
   try {
     const setup = { states: [{ key: 'S', cols: SC }], slots: SLOTS, init: { S: state } };
     const body = async (io: Parameters<Parameters<typeof checkBoth>[2]>[0]) => {
-      const qt = io.o.act('qkv', QC), pt = io.o.act('proj', PC), y = io.o.act('y', VD);
-      io.put(qt, qkv); io.put(pt, proj); io.put(y);
+      const qt = io.o.act('qkv', QC), pt = io.o.act('proj', PC), zt = io.o.act('z', VD + 1), y = io.o.act('y', VD);
+      io.put(qt, qkv); io.put(pt, proj); io.put(zt, zs); io.put(y);
       const st = io.o.state('S');
       const x: DeltaOp = {
         q: qt, k: qt, v: qt, a: c.gated ? pt : null, gp: c.gated ? io.weight('gp', hostWeight(gp, [2, d.HV]), false) : null, b: beta ? pt : null, state: st, out: y, d,
-        off: { q: QO, k: QO + KD, v: QO + 2 * KD, a: AO, b: BO }, norm: { w: io.weight('wn', hostWeight(wn, [d.DV]), false), gate: c.gate ? pt : null, gateOff: ZO, eps: 1e-6 },
+        off: { q: QO, k: QO + KD, v: QO + 2 * KD, a: AO, b: BO }, norm: { w: io.weight('wn', hostWeight(wn, [d.DV]), false), gate: c.gate ? (c.zSep ? zt : pt) : null, gateOff: c.zSep ? 1 : ZO, eps: 1e-6 },
       };
       if (io.kind === 'gpu') expect((io.o as GpuBackend).variant(deltaRuleOp, x, selectCtx(io.o.adapter, seqs.map(s => s.len)))).toBe(kernel);   // the forced variant runs
       await deltaRule(io.o, x);
@@ -179,6 +180,7 @@ describe.skipIf(!HAS_GPU)('delta_rule packed with the output norm', () => {
       expect(pick({ ...base, norm: null }, [1])).toBe('recurrent');
       expect(pick({ ...base, k: { cols: 500 } as any }, [1])).toBe('recurrent');
       expect(pick({ ...base, b: { cols: 900 } as any }, [1])).toBe('recurrent');
+      expect(pick({ ...base, norm: { ...n, gate: { cols: 256 } as any } }, [1])).toBe('fused');   // the gate may be a tensor of its own
       expect(pick({ ...base, d: { ...base.d, DV: 2 * o.adapter.maxInvocations } } as DeltaOp, [1])).toBe('recurrent');
     } finally {
       if (prev === undefined) delete process.env.FLA_KERNEL_DELTA_RULE; else process.env.FLA_KERNEL_DELTA_RULE = prev;
@@ -198,10 +200,13 @@ describe.skipIf(!HAS_GPU)('delta_rule packed with the output norm', () => {
       await runPacked(kernel, { DK: 64, DV: 64, H: 2, r: 1, gated: false, gate: false, beta: false, init: true, qkAct: 'elu', vSilu: true }, PACKED);
       await runPacked(kernel, { DK: 64, DV: 80, H: 1, r: 2, gated: true, gate: true, init: true }, PACKED);
     });
+    test(`${kernel} Qwen3-Next layout: the z gate in a tensor of its own, GVA 2, DK = DV = 128`, async () => {
+      await runPacked(kernel, { DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true, zSep: true }, PACKED);
+      await runPacked(kernel, { DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true, zSep: true }, DECODE4);
+    });
   }
   test('fused equals the unfused recurrent + rms_norm and the chunked + rms_norm on the GPU (1e-4)', async () => {
-    const c: PackedCase = { DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true };
-    for (const seqs of [PACKED, DECODE4]) {
+    for (const c of [{ DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true }, { DK: 64, DV: 128, H: 2, r: 1, gated: true, gate: true, init: true, zSep: true }] as PackedCase[]) for (const seqs of [PACKED, DECODE4]) {
       const f = await runPacked('fused', c, seqs, true);
       for (const other of ['recurrent', 'chunk'] as DeltaKernel[]) {
         const u = await runPacked(other, c, seqs, true);
