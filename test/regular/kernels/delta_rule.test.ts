@@ -3,7 +3,10 @@
 // d_k ≠ d_v, GVA ratios 1 and 2, gated (GDN: A_log/dt_bias/softplus) and ungated (DeltaNet) with β, zero and
 // random initial state, sequences of lengths 1, 63, 64, 65 packed on different slots (one slot untouched) and a
 // longer one alone (FLA_TEST_DELTA_LONG, default 1000). Compares the output and the whole state afterwards; and
-// the chunked kernel directly against the recurrent one on the GPU (same inputs, 1e-4).
+// the chunked kernel directly against the recurrent one on the GPU (same inputs, 1e-4). Then the models' packed
+// layout with the output norm (q|k|v in one tensor, a|b|z parts of the projection row, or z a tensor of its own):
+// the fused variant (norm in its epilogue), recurrent + rms_norm and chunk + rms_norm, each against the reference
+// (the unfused composition) and the fused one against the two unfused ones on the GPU.
 import { describe, expect, test } from 'bun:test';
 import { prng, randn, randu } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
