@@ -203,6 +203,9 @@ describe.skipIf(!HAS_GPU)('delta_rule packed with the output norm', () => {
       await runPacked(kernel, { DK: 64, DV: 64, H: 2, r: 1, gated: false, gate: false, beta: false, init: true, qkAct: 'elu', vSilu: true }, PACKED);
       await runPacked(kernel, { DK: 64, DV: 80, H: 1, r: 2, gated: true, gate: true, init: true }, PACKED);
     });
+    test(`${kernel} a long prefill (${Math.min(LONG, 300)} tokens) beside a decode, DK=64 DV=128 GVA 2`, async () => {
+      await runPacked(kernel, { DK: 64, DV: 128, H: 1, r: 2, gated: true, gate: true, init: true }, [{ slot: 1, len: Math.min(LONG, 300) }, { slot: 4, len: 1 }]);
+    });
     test(`${kernel} Qwen3-Next layout: the z gate in a tensor of its own, GVA 2, DK = DV = 128`, async () => {
       await runPacked(kernel, { DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true, zSep: true }, PACKED);
       await runPacked(kernel, { DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true, zSep: true }, DECODE4);
