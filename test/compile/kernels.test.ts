@@ -58,6 +58,11 @@ const CASES: Record<string, () => { what: string; args: any }[]> = {
     what: `DK 64 DV 64 gate=${gate}`,
     args: { q: t(128), k: t(128, { name: 'k' }), v: t(256), a: gate ? t(4) : null, gp: gate ? w([2, 4]) : null, b: t(4, { name: 'b' }), state: state(4 * 64 * 64), out: t(256, { name: 'o' }),
       d: { H: 2, HV: 4, DK: 64, DV: 64, qkAct: 'silu', qkNorm: 'l2', vSilu: false, negEig: false } },
+  })).concat(BOOLS.map(gate => {   // the packed projections of delta_common.ts with the output norm (the fused variant)
+    const qkv = t(512, { name: 'qkv' }), p = t(300, { name: 'proj' });
+    return { what: `packed + norm gate=${gate}`, args: { q: qkv, k: qkv, v: qkv, a: p, gp: w([2, 4]), b: p, state: state(4 * 64 * 64), out: t(256, { name: 'o' }),
+      off: { q: 0, k: 128, v: 256, a: 260, b: 270 }, norm: { w: w([64]), gate: gate ? p : null, gateOff: 2, eps: 1e-6 },
+      d: { H: 2, HV: 4, DK: 64, DV: 64, qkAct: 'silu', qkNorm: 'l2', vSilu: false, negEig: false } } };
   })),
   mul: () => [null, 1].flatMap(col => BOOLS.map(accumulate => ({ what: `col=${col} accumulate=${accumulate}`, args: { a: t(64), s: t(col === null ? 64 : 4, { name: 's' }), y: t(64, { name: 'y' }), col, accumulate } }))),
   silu_mul: () => (['n', 'k'] as const).map(rows => ({ what: `rows ${rows}`, args: { a: t(64, { rows }), b: t(64, { rows, name: 'b' }), y: t(64, { rows, name: 'y' }) } })),
