@@ -26,6 +26,6 @@ import { matmulMultiOp } from './matmul/matmul_gemv_multi.ts';
 
 export const OPS: readonly Op<any>[] = [
   abcOp, ropeOp, kvStoreOp, sdpaOp, shortConvOp, deltaRuleOp, mulOp, siluMulOp, embedOp, gatherRowsOp, glaOp,
-  featureMapOp, matmulOp, matmulFp8Op, moeRouteOp, moeTopkOp, moeExpertsOp, layerNormOp, rmsNormOp, tokenShiftOp, shiftStoreOp, wkv7Op,
+  featureMapOp, matmulOp, matmulFp8Op, moeRouteOp, moeTopkOp, moeExpertsOp, layerNormOp, rmsNormOp, tokenShiftOp, shiftStoreOp, lnShiftOp, wkv7Op,
   argmaxOp, matmulMultiOp,
 ];
