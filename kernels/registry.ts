@@ -20,6 +20,7 @@ import { moeTopkOp } from './moe/moe_topk.ts';
 import { layerNormOp } from './norm/layer_norm.ts';
 import { rmsNormOp } from './norm/rms_norm.ts';
 import { shiftStoreOp, tokenShiftOp } from './rwkv7/token_shift.ts';
+import { lnShiftOp } from './rwkv7/ln_shift.ts';
 import { wkv7Op } from './rwkv7/wkv7.ts';
 import { argmaxOp } from './sample/argmax.ts';
 import { matmulMultiOp } from './matmul/matmul_gemv_multi.ts';
