@@ -13,6 +13,11 @@ import { wkv7LoraRef, type LoraRanks } from './wkv7_lora.ref.ts';
 export const KERNEL = kernel('wkv7_lora', source, ['step', 'stepmeta', 'proj', 'lora', 'W', 'params', 'vfirst', 'state', 'y', 'dims']);
 export const UP_KERNEL = kernel('lora_up', upSource, ['step', 'lora', 'W', 'params', 'proj', 'vmix', 'dims']);
 
+/** Ways the fused prologue's dot products are split (workgroups of KS·D threads, at most 256). */
+export function splits(D: number, maxInvocations: number): number {
+  return Math.max(1, Math.min(4, Math.floor(Math.min(256, maxInvocations) / D)));
+}
+
 /** Longest sequence a step may have for 'fused' to be chosen. */
 export const FUSED_MAX_LEN = 16;
 
@@ -47,7 +52,7 @@ export const wkv7LoraOp = op<Wkv7LoraArgs>({
         const base = wkv7Cost(c.step.n, C, a.D);
         return [{
           kernel: KERNEL, grid: [C / a.D, c.step.b, 1],
-          defines: { D: a.D, R, RG: a.ranks.g, FIRST: a.ranks.v === 0, FUSE_NORM: a.fuseNorm, ...weightDefines(a.wu.dtype as 'f32' | 'bf16' | 'f16') },
+          defines: { D: a.D, KS: splits(a.D, c.adapter.maxInvocations), R, RG: a.ranks.g, FIRST: a.ranks.v === 0, FUSE_NORM: a.fuseNorm, ...weightDefines(a.wu.dtype as 'f32' | 'bf16' | 'f16') },
           cost: { flops: base.flops + 2 * c.step.n * R * C, bytes: base.bytes + 8 * c.step.b * C * a.D + c.step.b * R * C * (a.wu.dtype === 'f32' ? 4 : 2) },
           bind: { proj: a.proj, lora: a.lora, W: a.wu, params: a.params, vfirst: a.vfirst, state: a.state, y: a.out, dims: f32(C, a.gnEps, a.ranks.w, a.ranks.a) },
         }];

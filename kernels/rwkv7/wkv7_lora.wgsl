@@ -8,8 +8,11 @@
 // W [R, C] packed (WDT): the up-projections transposed and stacked (W2ᵀ, A2ᵀ, G2ᵀ, V2ᵀ), row i = lora column i;
 // params [8, C] = k_k, k_a, r_k, g_norm.weight, g_norm.bias, w0, a0, v0; vfirst [N, C] (written if FIRST);
 // state [slots, H, D, D] f32 (S[i][j], i = key); y [N, C].
-// Dispatch: (H, B) workgroups of D threads; thread j owns channel h·D + j and column j of S (D registers).
-// Runtime dims: C, GN_EPS, RW, RA (f32). Defines: D, R, RG, FIRST, FUSE_NORM, WDT/W_F32/W_F16. All arithmetic f32.
+// Dispatch: (H, B) workgroups of KS·D threads. The prologue's dot products are split KS ways (thread (q, j) sums rows
+// q, q + KS, … of each up-projection for channel h·D + j, four loads in flight; the KS partial sums are added in
+// order q = 0..KS−1 through workgroup memory); the recurrence then runs on the threads q = 0, thread j owning
+// column j of S (D registers); every thread takes part in every barrier.
+// Runtime dims: C, GN_EPS, RW, RA (f32). Defines: D, KS, R, RG, FIRST, FUSE_NORM, WDT/W_F32/W_F16. All arithmetic f32.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -30,12 +33,14 @@ var<workgroup> sh_kt: array<f32, D>;
 var<workgroup> sh_r: array<f32, D>;
 var<workgroup> sh_dec: array<f32, D>;
 var<workgroup> red: array<vec2f, D>;
+var<workgroup> part: array<vec4f, KS * D>;   // per (q, j): partial sums of the w, a, g, v up-projections
 
-fn wg_sum2(v: vec2f, j: u32) -> vec2f {
-  red[j] = v;
+// Sum of v over the threads q = 0 (the others pass v unused and take part in the barriers).
+fn wg_sum2(v: vec2f, j: u32, q: u32) -> vec2f {
+  if (q == 0u) { red[j] = v; }
   workgroupBarrier();
   for (var s = D / 2u; s > 0u; s >>= 1u) {
-    if (j < s) { red[j] += red[j + s]; }
+    if (q == 0u && j < s) { red[j] += red[j + s]; }
     workgroupBarrier();
   }
   let total = red[0];
@@ -43,18 +48,24 @@ fn wg_sum2(v: vec2f, j: u32) -> vec2f {
   return total;
 }
 
-// Σ_{i in [i0, i1)} sh_l[i]·W[i, c]
-fn up(i0: u32, i1: u32, c: u32, C: u32) -> f32 {
-  var s = 0.0;
-  let odd = (c & 1u) == 1u;
-  for (var i = i0; i < i1; i++) {
-    let p = wpair((i * C + c) >> 1u);
-    s += sh_l[i] * select(p.x, p.y, odd);
-  }
-  return s;
+fn wel(i: u32, c: u32, C: u32) -> f32 {
+  let p = wpair((i * C + c) >> 1u);
+  return select(p.x, p.y, (c & 1u) == 1u);
 }
 
-@compute @workgroup_size(D)
+// Σ sh_l[i]·W[i, c] over i = i0 + q, i0 + q + KS, … < i1, four loads in flight
+fn up(i0: u32, i1: u32, q: u32, c: u32, C: u32) -> f32 {
+  var s = vec4f(0.0);
+  var i = i0 + q;
+  for (; i + 3u * KS < i1; i += 4u * KS) {
+    let w = vec4f(wel(i, c, C), wel(i + KS, c, C), wel(i + 2u * KS, c, C), wel(i + 3u * KS, c, C));
+    s += vec4f(sh_l[i], sh_l[i + KS], sh_l[i + 2u * KS], sh_l[i + 3u * KS]) * w;
+  }
+  for (; i < i1; i += KS) { s.x += sh_l[i] * wel(i, c, C); }
+  return (s.x + s.y) + (s.z + s.w);
+}
+
+@compute @workgroup_size(KS * D)
 fn wkv7_lora(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: vec3u) {
   let C = u32(dims.x);
   let GN_EPS = dims.y;
@@ -68,52 +79,63 @@ fn wkv7_lora(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: v
   let slot = cu.slot;
   let start = cu.start;
   let len = cu.len;
-  let j = l.x;
+  let j = l.x % D;
+  let q = l.x / D;
   let base = (slot * H + h) * D * D;
   var S: array<f32, D>;
-  for (var i = 0u; i < D; i++) { S[i] = state[base + i * D + j]; }
+  if (q == 0u) { for (var i = 0u; i < D; i++) { S[i] = state[base + i * D + j]; } }
   let plane = step.cap * C;
   let c = h * D + j;
   for (var t = start; t < start + len; t++) {
-    for (var i = j; i < R; i += D) { sh_l[i] = lora[t * R + i]; }
+    for (var i = l.x; i < R; i += KS * D) { sh_l[i] = lora[t * R + i]; }
     workgroupBarrier();
     let tc = t * C + c;
-    let lw = -0.6065306597126334 * sigmoid(up(0u, RW, c, C) + params[5u * C + c]);
-    let a = sigmoid(up(RW, RW + RA, c, C) + params[6u * C + c]);
-    let gate = up(RW + RA, RW + RA + RG, c, C);
+    var pv = vec4f(up(0u, RW, q, c, C), up(RW, RW + RA, q, c, C), up(RW + RA, RW + RA + RG, q, c, C), 0.0);
+    if (!FIRST) { pv.w = up(RW + RA + RG, R, q, c, C); }
+    part[l.x] = pv;
+    workgroupBarrier();
+    var ps = part[j];
+    for (var k = 1u; k < KS; k++) { ps += part[k * D + j]; }
+    let lw = -0.6065306597126334 * sigmoid(ps.x + params[5u * C + c]);
+    let a = sigmoid(ps.y + params[6u * C + c]);
+    let gate = ps.z;
     let r = proj[tc];
     let k = proj[2u * plane + tc];
     var v = proj[3u * plane + tc];
     if (FIRST) {
-      vfirst[tc] = v;
+      if (q == 0u) { vfirst[tc] = v; }
     } else {
-      let m = sigmoid(up(RW + RA + RG, R, c, C) + params[7u * C + c]);
+      let m = sigmoid(ps.w + params[7u * C + c]);
       let vf = vfirst[tc];
       if (abs(m) < 0.5) { v = v + m * (vf - v); } else { v = vf - (vf - v) * (1.0 - m); }   // torch.lerp
     }
     let kk = k * params[c];
     let kt = k * (1.0 + (a - 1.0) * params[C + c]);
-    let sums = wg_sum2(vec2f(kk * kk, r * kt * params[2u * C + c]), j);   // its barriers also end this token's reads of sh_l
+    let sums = wg_sum2(vec2f(kk * kk, r * kt * params[2u * C + c]), j, q);   // its barriers also end this token's reads of sh_l and part
     var inv: f32;
     if (FUSE_NORM) { inv = inverseSqrt(sums.x + 1e-6); } else { inv = 1.0 / max(sqrt(sums.x), 1e-12); }
     let kn = kk * inv;
-    sh_kk[j] = kn;
-    sh_beta[j] = kn * a;
-    sh_kt[j] = kt;
-    sh_r[j] = r;
-    sh_dec[j] = exp(lw);
-    workgroupBarrier();
-    var u = 0.0;
-    for (var i = 0u; i < D; i++) { u -= sh_kk[i] * S[i]; }
-    var o = 0.0;
-    for (var i = 0u; i < D; i++) {
-      S[i] = sh_dec[i] * S[i] + sh_beta[i] * u + sh_kt[i] * v;
-      o += sh_r[i] * S[i];
+    if (q == 0u) {
+      sh_kk[j] = kn;
+      sh_beta[j] = kn * a;
+      sh_kt[j] = kt;
+      sh_r[j] = r;
+      sh_dec[j] = exp(lw);
     }
-    let mu = wg_sum2(vec2f(o, 0.0), j).x / f32(D);
-    let var_ = wg_sum2(vec2f((o - mu) * (o - mu), 0.0), j).x / f32(D);
+    workgroupBarrier();
+    var o = 0.0;
+    if (q == 0u) {
+      var u = 0.0;
+      for (var i = 0u; i < D; i++) { u -= sh_kk[i] * S[i]; }
+      for (var i = 0u; i < D; i++) {
+        S[i] = sh_dec[i] * S[i] + sh_beta[i] * u + sh_kt[i] * v;
+        o += sh_r[i] * S[i];
+      }
+    }
+    let mu = wg_sum2(vec2f(o, 0.0), j, q).x / f32(D);
+    let var_ = wg_sum2(vec2f((o - mu) * (o - mu), 0.0), j, q).x / f32(D);
     let on = (o - mu) * inverseSqrt(var_ + GN_EPS) * params[3u * C + c] + params[4u * C + c];
-    y[tc] = (on + sums.y * v) * gate;
+    if (q == 0u) { y[tc] = (on + sums.y * v) * gate; }
   }
-  for (var i = 0u; i < D; i++) { state[base + i * D + j] = S[i]; }
+  if (q == 0u) { for (var i = 0u; i < D; i++) { state[base + i * D + j] = S[i]; } }
 }
