@@ -1,9 +1,9 @@
 // wkv7_lora (kernels/rwkv7/wkv7_lora.wgsl 'fused', lora_up.wgsl + wkv7_recurrent.wgsl 'split'): the RWKV7 time-mix
 // core with its LoRA up-projections, against its reference and against the unfused GPU ops it replaces (four
 // matmuls with their activations into the w, a, g planes and vmix, then wkv7). Head dims 64 and 128 (two heads),
-// ranks of different sizes, bf16 and f32 up-projections; three sequences of lengths 1, 7 and 65 packed on different
-// slots (one more slot untouched) and a decode step of four; bf16, f16 and f32 up-projections; layer 0 (writes vfirst) and later layers. Compares y,
-// vfirst and the whole state afterwards.
+// ranks of different sizes, bf16, f16 and f32 up-projections; three sequences of lengths 1, 7 and 65 packed on
+// different slots (one more slot untouched) and a decode step of four; layer 0 (writes vfirst) and later layers.
+// Compares y, vfirst and the whole state afterwards.
 import { describe, expect, test } from 'bun:test';
 import { expectClose, prng, randn, randu, type Prng } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
