@@ -38,14 +38,16 @@ describe.skipIf(!device)('matmul_sgmat.wgsl resolves in Tint', () => {
     test.skipIf(!fits)(`${kind} ${tile.name}: act × bias × accumulate × rows k`, async () => {
       sgmatTileOverride(tile);
       try {
-        for (const act of ['none', 'tanh'] as const) for (const bias of [false, true]) for (const accumulate of [false, true]) for (const rows of ['n', 'k'] as const) {
-          const a = { x: { rows, cols: 130 }, w: { shape: [200, 130], dtype: 'f16' }, bias: bias ? { shape: [200], dtype: 'f32' } : null, y: { rows, cols: 200 }, act, accumulate } as any;
-          const [l] = F16_VARIANTS[kind].launches(a, ctx);
-          const code = preprocess(l!.kernel.source, l!.defines ?? {}, { f16: true, subgroups: true }, INCLUDES);
-          expect(bindingNames(code)).toEqual([...l!.kernel.bindings]);
-          const info = await device!.createShaderModule({ code }).getCompilationInfo();
-          const errors = info.messages.filter(m => m.type === 'error').map(m => `${m.lineNum}:${m.linePos} ${m.message}`);
-          expect({ act, bias, accumulate, rows, errors }).toEqual({ act, bias, accumulate, rows, errors: [] });
+        // IN 130: W read by u32 words; 128: as vec4<u32> (WV)
+        for (const act of ['none', 'tanh'] as const) for (const bias of [false, true]) for (const accumulate of [false, true]) for (const rows of ['n', 'k'] as const) for (const IN of [130, 128]) {
+          const a = { x: { rows, cols: IN }, w: { shape: [200, IN], dtype: 'f16' }, bias: bias ? { shape: [200], dtype: 'f32' } : null, y: { rows, cols: 200 }, act, accumulate } as any;
+          for (const l of F16_VARIANTS[kind].launches(a, ctx)) {   // the pre-pass, then the GEMM
+            const code = preprocess(l.kernel.source, l.defines ?? {}, { f16: true, subgroups: true }, INCLUDES);
+            expect(bindingNames(code)).toEqual([...l.kernel.bindings]);
+            const info = await device!.createShaderModule({ code }).getCompilationInfo();
+            const errors = info.messages.filter(m => m.type === 'error').map(m => `${m.lineNum}:${m.linePos} ${m.message}`);
+            expect({ act, bias, accumulate, rows, IN, errors }).toEqual({ act, bias, accumulate, rows, IN, errors: [] });
+          }
         }
       } finally { sgmatTileOverride(null); }
     });
