@@ -184,7 +184,7 @@ function launches(a: MatmulArgs, c: Ctx, kind: F16Matmul): Launch[] {
 
 const variant = (kind: F16Matmul): Variant<MatmulArgs> => ({
   supports: (a, c) => a.w.dtype === 'f16' && c.adapter.f16 && (kind.startsWith('f16') || sgmatPlan(c, kind === 'sgmat') !== null),
-  scratch: a => ({ xq: { cols: prepLayout(a.w.shape[1]!, kind === 'sgmat' || kind === 'f16split').RW, rows: a.x.rows } }),
+  scratch: a => ({ xq: { cols: prepLayout(a.w.shape[1]!, kind === 'sgmat' || kind === 'f16split').RW, rows: a.x.rows === 'k' ? 'k' : 'n' } }),
   launches: (a, c) => launches(a, c, kind),
 });
 
