@@ -14,6 +14,7 @@ import type { Tensor, Weight } from '../src/backend/backend.ts';
 import { Gpu } from '../src/gpu/device.ts';
 
 const quick = process.argv.includes('--quick');
+const SK_TILES = ['w128', 'q128', 'q128x64', 'q64', 'q64d', 'q64k64', 'q128x64k64'];
 const only = process.argv.slice(2).find(a => !a.startsWith('--'))?.split(',');
 const TILES = SGMAT_TILES.filter(t => !only || only.includes(t.name));
 const gpu = await Gpu.create();
@@ -44,8 +45,8 @@ async function read(t: Tensor, n: number): Promise<Float32Array> {
   return new Float32Array(await gpu.read(v.buffer, v.offset, 4 * n));
 }
 /** Build `variant` (tile t) for args, run once, read y. */
-async function runOnce(variant: string, t: SgmatTile | null, a: Args, n: number): Promise<Float32Array> {
-  sgmatTileOverride(t);
+async function runOnce(variant: string, t: SgmatTile | null, a: Args, n: number, sk: number | null = null): Promise<Float32Array> {
+  sgmatTileOverride(t, sk);
   try {
     const ds = await o.build(matmulOp, a, variant);
     const enc = gpu.device.createCommandEncoder();
@@ -54,9 +55,9 @@ async function runOnce(variant: string, t: SgmatTile | null, a: Args, n: number)
     return await read(a.y, n);
   } finally { sgmatTileOverride(null); }
 }
-/** TFLOP/s of `variant` (tile t): replays of the recorded dispatches, ≥ 40 ms of them. */
-async function tflops(variant: string, t: SgmatTile | null, a: Args, flop: number): Promise<number> {
-  sgmatTileOverride(t);
+/** TFLOP/s of `variant` (tile t): replays of the recorded dispatches, ≥ 25 ms of them. */
+async function tflops(variant: string, t: SgmatTile | null, a: Args, flop: number, sk: number | null = null): Promise<number> {
+  sgmatTileOverride(t, sk);
   let ds;
   try { ds = await o.build(matmulOp, a, variant); } finally { sgmatTileOverride(null); }
   const run = async (reps: number) => {
@@ -71,7 +72,7 @@ async function tflops(variant: string, t: SgmatTile | null, a: Args, flop: numbe
   const t1 = performance.now();
   await run(2);
   const one = Math.max(0.01, (performance.now() - t1) / 2);
-  const reps = Math.max(3, Math.min(200, Math.ceil(40 / one)));
+  const reps = Math.max(3, Math.min(200, Math.ceil(25 / one)));
   const t0 = performance.now();
   await run(reps);
   return flop / ((performance.now() - t0) / 1000 / reps) / 1e12;
@@ -80,7 +81,7 @@ async function tflops(variant: string, t: SgmatTile | null, a: Args, flop: numbe
 // 1. correctness on odd shapes (R, IN, OUT)
 let ok = true;
 const good: Record<string, Set<string>> = { sgmat: new Set(), sgmat_f16: new Set() };
-const shapes = quick ? [[17, 130, 200], [200, 1030, 264]] as const : [[17, 130, 200], [130, 256, 72], [65, 64, 130], [200, 1030, 264], [16, 2048, 128], [300, 520, 136]] as const;
+const shapes = quick ? [[17, 130, 200], [200, 1030, 264]] as const : [[17, 130, 200], [65, 64, 130], [200, 1030, 264], [300, 520, 136]] as const;
 for (const [R, IN, OUT] of shapes) {
   const x = rand(R * IN, 2), wf = Float32Array.from(rand(OUT * IN, 1 / Math.sqrt(IN)), Math.f16round);
   const f32 = new Float32Array(R * OUT), split = new Float32Array(R * OUT), single = new Float32Array(R * OUT);
@@ -96,26 +97,38 @@ for (const [R, IN, OUT] of shapes) {
   const a: Args = { x: xt, w, bias: null, y: yt, act: 'none', accumulate: false };
   const line: string[] = [];
   for (const v of [...variants, ...(gpu.f16 ? ['f16split'] : [])]) {
-    for (const t of v === 'f16split' ? [null] : fitting(v, R, OUT)) {
-      const name = `${v}${t ? ':' + t.name : ''}`;
+    const runs = v === 'f16split' ? [[null, 1] as const] : fitting(v, R, OUT).flatMap(t => SK_TILES.includes(t.name) ? [[t, 1], [t, 3]] as const : [[t, 1] as const]);
+    for (const [t, sk] of runs) {
+      const name = `${v}${t ? ':' + t.name : ''}${sk > 1 ? '/k' + sk : ''}`;
+      const bad = () => { if (t) { good[v]!.delete(t.name); good[v]!.add(`!${t.name}`); } };
       try {
-        const y = await runOnce(v, t, a, R * OUT);
+        const y = await runOnce(v, t, a, R * OUT, sk);
         const eRef = relErr(y, v === 'sgmat_f16' ? single : split), eF = relErr(y, f32);
         const pass = (v === 'sgmat_f16' ? eF < 1.5e-3 : eF < 1e-4) && eRef < (v === 'sgmat_f16' ? 1e-3 : 2e-5);
-        if (!pass) { ok = false; console.log(`check ${name} R=${R} IN=${IN} OUT=${OUT}: vs f16 ref ${eRef.toExponential(2)}, vs f32 ${eF.toExponential(2)} FAIL`); }
+        if (!pass) { ok = false; bad(); console.log(`check ${name} R=${R} IN=${IN} OUT=${OUT}: vs f16 ref ${eRef.toExponential(2)}, vs f32 ${eF.toExponential(2)} FAIL`); }
         else { line.push(`${name} ${eF.toExponential(1)}`); if (t && !good[v]!.has(`!${t.name}`)) good[v]!.add(t.name); }
-        if (!pass && t) { good[v]!.delete(t.name); good[v]!.add(`!${t.name}`); }
       } catch (e) {
         ok = false;
-        if (t) { good[v]!.delete(t.name); good[v]!.add(`!${t.name}`); }
+        bad();
         console.log(`check ${name} R=${R} IN=${IN} OUT=${OUT}: ${(e as Error).message.split('\n').slice(0, 3).join(' | ').slice(0, 400)}`);
       }
     }
   }
   console.log(`check R=${R} IN=${IN} OUT=${OUT} (error vs f32): ${line.join(', ')}`);
 }
+/** tiles also checked and timed with K split (split-K) */
 const goodTiles = (v: string) => TILES.filter(t => good[v]!.has(t.name));
 console.log(`correct tiles: ${variants.map(v => `${v} ${goodTiles(v).map(t => t.name).join(',')}`).join('; ')}`);
+
+// the GPU's clocks ramp up under load: ~1.5 s of 4096³ GEMMs before anything is timed
+if (variants.length) {
+  step(4096);
+  const xt = o.act('wx', 4096), yt = o.act('wy', 4096);
+  const w = o.weight('ww', { shape: [4096, 4096], dtype: 'bf16', synthetic: { seed: 5, scale: 0.02 } }, true);
+  await o.settle();
+  const t0 = performance.now();
+  while (performance.now() - t0 < 1500) await tflops(variants.at(-1)!, null, { x: xt, w, bias: null, y: yt, act: 'none', accumulate: false }, 1);
+}
 
 // 2. speed and error against the f32 GEMM at the prefill shapes and 4096³ (R×OUT×IN)
 const perf = !variants.length ? [[64, 256, 512]] : quick ? [[512, 2048, 2048], [4096, 4096, 4096]] : [[512, 2048, 2048], [512, 8192, 2048], [512, 2048, 8192], [512, 128256, 2048], [4096, 4096, 4096]];
@@ -134,14 +147,19 @@ for (const [R, OUT, IN] of perf) {
   row['gemm (f32 FMA)'] = (await tflops('gemm', null, a, flop)).toFixed(1);
   if (gpu.f16 && (!quick || !variants.length)) row['f16split'] = `${(await tflops('f16split', null, a, flop)).toFixed(1)} (${relErr(await runOnce('f16split', null, a, R! * OUT!), ref).toExponential(1)})`;
   for (const v of variants) {
-    const p = sgmatPlan(ctx(R!), isSplit(v), R!, OUT!);
+    const p = sgmatPlan(ctx(R!), isSplit(v), R!, OUT!, IN!);
     for (const t of goodTiles(v).filter(t => fitting(v, R!, OUT!).includes(t))) {
-      try {
-        const tf = await tflops(v, t, a, flop), e = relErr(await runOnce(v, t, a, R! * OUT!), ref);
-        row[`${v}:${t.name}${p?.t === t ? '*' : ''}`] = `${tf.toFixed(1)} (${e.toExponential(1)})`;
-        console.log(`${shape} ${v} ${t.name}${p?.t === t ? ' (select)' : ''}: ${tf.toFixed(1)} TFLOP/s, max rel err vs f32 gemm ${e.toExponential(2)}`);
-      } catch (e) { console.log(`${shape} ${v} ${t.name}: ${(e as Error).message.split('\n')[0]!.slice(0, 300)}`); }
+      const wgs = Math.ceil(R! / (t.WM * t.TM * 16)) * Math.ceil(OUT! / (t.WN * t.TN * 16));
+      for (const sk of SK_TILES.includes(t.name) && wgs < 120 && IN! >= 1024 ? [1, 2, 4, 8] : [1]) {
+        const sel = p?.t === t && p.sk === sk, label = `${v}:${t.name}${sk > 1 ? '/k' + sk : ''}`;
+        try {
+          const tf = await tflops(v, t, a, flop, sk), e = relErr(await runOnce(v, t, a, R! * OUT!, sk), ref);
+          row[`${label}${sel ? '*' : ''}`] = `${tf.toFixed(1)} (${e.toExponential(1)})`;
+          console.log(`${shape} ${label}${sel ? ' (select)' : ''}: ${tf.toFixed(1)} TFLOP/s, max rel err vs f32 gemm ${e.toExponential(2)}`);
+        } catch (e) { console.log(`${shape} ${label}: ${(e as Error).message.split('\n')[0]!.slice(0, 300)}`); }
+      }
     }
+    if (p) console.log(`${shape} ${v} select: ${p.t.name}${p.sk > 1 ? '/k' + p.sk : ''} ${(await tflops(v, null, a, flop)).toFixed(1)} TFLOP/s`);
   }
   console.log(`${shape} gemm (f32 FMA) ${row['gemm (f32 FMA)']} TFLOP/s${row['f16split'] ? `, f16split ${row['f16split']}` : ''}`);
   table[shape] = row;

@@ -6,11 +6,12 @@
 import { F16_MATMULS, SGMAT_BY_DEFAULT, sgmatConfig, type SubgroupMatrixConfig } from '../../src/util/f16.ts';
 import { grid } from '../../src/util/grid.ts';
 import { knob } from '../../src/util/knobs.ts';
-import { kernel, rowsOf, scratch, u32, weightDefines, type Ctx, type Kernel, type Launch, type Variant } from '../lib.ts';
+import { kernel, rowsOf, scratch, u32, weightDefines, type Ctx, type Kernel, type Launch, type ScratchSpec, type Variant } from '../lib.ts';
 import type { MatmulArgs } from './matmul.ts';
 import { ACT, type Act } from './matmul.ref.ts';
 import sgmatSrc from './matmul_sgmat.wgsl' with { type: 'text' };
 import prepSrc from './matmul_sgmat_prep.wgsl' with { type: 'text' };
+import reduceSrc from './matmul_sgmat_reduce.wgsl' with { type: 'text' };
 import f16Src from './matmul_f16.wgsl' with { type: 'text' };
 
 export type F16Matmul = typeof F16_MATMULS[number];
@@ -18,6 +19,7 @@ export type F16Matmul = typeof F16_MATMULS[number];
 const BINDINGS = ['step', 'xq', 'W', 'bias', 'y', 'dims'] as const;
 export const F16_KERNELS = {
   prep: kernel('matmul_sgmat_prep', prepSrc, ['step', 'x', 'xq', 'dims']),
+  reduce: kernel('matmul_sgmat_reduce', reduceSrc, ['step', 'part', 'xq', 'bias', 'y', 'dims']),
   f16: kernel('matmul_f16', f16Src, BINDINGS),
 };
 
@@ -33,18 +35,19 @@ export interface SgmatTile { name: string; WM: number; WN: number; TM: number; T
  */
 export const SGMAT_TILES: readonly SgmatTile[] = [
   { name: 'w128x256', WM: 2, WN: 4, TM: 4, TN: 4, BK: 32, DB: false },
-  { name: 'w128x256k16d', WM: 2, WN: 4, TM: 4, TN: 4, BK: 16, DB: true },
   { name: 'w256x128', WM: 4, WN: 2, TM: 4, TN: 4, BK: 32, DB: false },
   { name: 'w128', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, DB: false },
   { name: 'w128d', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, DB: true },
-  { name: 'w128k16d', WM: 2, WN: 4, TM: 4, TN: 2, BK: 16, DB: true },
   { name: 'w128k64', WM: 2, WN: 4, TM: 4, TN: 2, BK: 64, DB: false },
   { name: 'q128', WM: 2, WN: 2, TM: 4, TN: 4, BK: 32, DB: false },
-  { name: 'q128d', WM: 2, WN: 2, TM: 4, TN: 4, BK: 32, DB: true },
+  { name: 'q128k64', WM: 2, WN: 2, TM: 4, TN: 4, BK: 64, DB: false },
+  { name: 'q128x64', WM: 2, WN: 2, TM: 4, TN: 2, BK: 32, DB: false },
   { name: 'q128x64d', WM: 2, WN: 2, TM: 4, TN: 2, BK: 32, DB: true },
+  { name: 'q128x64k64', WM: 2, WN: 2, TM: 4, TN: 2, BK: 64, DB: false },
   { name: 'q64', WM: 2, WN: 2, TM: 2, TN: 2, BK: 32, DB: false },
   { name: 'q64d', WM: 2, WN: 2, TM: 2, TN: 2, BK: 32, DB: true },
-  { name: 'o64', WM: 1, WN: 1, TM: 4, TN: 4, BK: 32, DB: false },
+  { name: 'q64k64', WM: 2, WN: 2, TM: 2, TN: 2, BK: 64, DB: false },
+  { name: 'q64k64d', WM: 2, WN: 2, TM: 2, TN: 2, BK: 64, DB: true },
 ];
 
 /** Workgroup bytes: x hi (+ lo) and W staged as f16 in rows of BK + 8 (one vec4<u32> of padding), twice with DB. */
@@ -65,29 +68,32 @@ export function sgmatFits(c: Ctx, m: SubgroupMatrixConfig, t: SgmatTile, split: 
     && t.TM * t.TN <= 16;   // accumulators: 16 matrices of 16×16 f32 are 128 registers a lane
 }
 
-/** A tile forced by fla's own scripts (scripts/bench_sgmat.ts sweeps them); FLA_SGMAT_TILE otherwise. */
-let tileOverride: SgmatTile | null = null;
-export function sgmatTileOverride(t: SgmatTile | null): void { tileOverride = t; }
+/** A tile (and split-K count) forced by fla's own scripts (scripts/bench_sgmat.ts sweeps them); FLA_SGMAT_TILE otherwise. */
+let tileOverride: SgmatTile | null = null, splitOverride: number | null = null;
+export function sgmatTileOverride(t: SgmatTile | null, sk: number | null = null): void { tileOverride = t; splitOverride = sk; }
 
 /**
- * The default tile for R×OUT outputs: the biggest that still gives ≥ SGMAT_MIN_WG workgroups (a GPU of ~132
- * compute units wants at least that many), else the one giving most workgroups.
+ * The default tile for R×OUT outputs: the first of SGMAT_ORDER that still gives ≥ SGMAT_MIN_WG workgroups (a GPU
+ * of ~132 compute units wants at least that many), else the one giving most workgroups; where even that gives
+ * fewer, K is split into up to 8 slices of ≥ 512 (a second pass sums them).
  */
 export const SGMAT_ORDER = ['w128x256', 'w128', 'q128x64d', 'q64d'] as const;
 export const SGMAT_MIN_WG = 120;
+export interface SgmatPlan { m: SubgroupMatrixConfig; t: SgmatTile; sk: number }
 
-/** The config and tile `split` uses on this adapter for R rows and OUT columns, or null where subgroup matrices cannot run it. */
-export function sgmatPlan(c: Ctx, split: boolean, R = 4096, OUT = 4096): { m: SubgroupMatrixConfig; t: SgmatTile } | null {
+/** The config, tile and split-K count `split` uses on this adapter for R rows × OUT × IN, or null where subgroup matrices cannot run it. */
+export function sgmatPlan(c: Ctx, split: boolean, R = 4096, OUT = 4096, IN = 4096, rowsN = true): SgmatPlan | null {
   const A = c.adapter, m = sgmatConfig(A.subgroupMatrix);
   if (!A.f16 || !m || !A.subgroupSize) return null;
   const fits = (t: SgmatTile) => sgmatFits(c, m, t, split);
-  if (tileOverride) return fits(tileOverride) ? { m, t: tileOverride } : null;
-  const named = knob('FLA_SGMAT_TILE');
-  if (named) { const t = SGMAT_TILES.find(t => t.name === named)!; if (fits(t)) return { m, t }; }
-  const cands = SGMAT_ORDER.map(n => SGMAT_TILES.find(t => t.name === n)!).filter(fits);
   const wgs = (t: SgmatTile) => Math.ceil(R / (t.WM * t.TM * m.M)) * Math.ceil(OUT / (t.WN * t.TN * m.N));
+  const skFor = (t: SgmatTile) => !rowsN || R > 65535 ? 1 : Math.max(1, Math.min(8, Math.ceil(SGMAT_MIN_WG / wgs(t)), Math.floor(IN / 512)));
+  if (tileOverride) return fits(tileOverride) ? { m, t: tileOverride, sk: rowsN ? splitOverride ?? 1 : 1 } : null;
+  const named = knob('FLA_SGMAT_TILE');
+  if (named) { const t = SGMAT_TILES.find(t => t.name === named)!; if (fits(t)) return { m, t, sk: skFor(t) }; }
+  const cands = SGMAT_ORDER.map(n => SGMAT_TILES.find(t => t.name === n)!).filter(fits);
   const t = cands.find(t => wgs(t) >= SGMAT_MIN_WG) ?? cands.sort((a, b) => wgs(b) - wgs(a))[0] ?? SGMAT_TILES.find(fits);
-  return t ? { m, t } : null;
+  return t ? { m, t, sk: skFor(t) } : null;
 }
 
 /** The default f16 variant: 'sgmat' for f16 weights from 16 rows where subgroup matrices run it (SGMAT_BY_DEFAULT), else none. */
@@ -115,34 +121,43 @@ export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: Subgrou
     ...I(LX).flatMap(q => [`px${q} = xq[xo${q} + k0 / 8u];`, ...(split ? [`pl${q} = xq[xo${q} + KH + k0 / 8u];`] : [])]),
     ...I(LW).map(q => `pw${q} = wSlot(wn${q}, k0 + 8u * tc, IN);`),
   ];
-  const stage = [
-    ...I(LX).flatMap(q => [`xh[xb + (tr + ${q * RS}u) * KP + tc] = px${q};`, ...(split ? [`xl[xb + (tr + ${q * RS}u) * KP + tc] = pl${q};`] : [])]),
-    ...I(LW).map(q => `ws[wb + (tr + ${q * RS}u) * KP + tc] = pw${q};`),
+  const stage = (b: number) => [
+    ...I(LX).flatMap(q => [`xh[${b}u * XB + (tr + ${q * RS}u) * KP + tc] = px${q};`, ...(split ? [`xl[${b}u * XB + (tr + ${q * RS}u) * KP + tc] = pl${q};`] : [])]),
+    ...I(LW).map(q => `ws[${b}u * WB + (tr + ${q * RS}u) * KP + tc] = pw${q};`),
   ];
-  const L = (M: string, arr: string, base: string, off: string, layout: string) =>
-    `subgroupMatrixLoad<${M}, ${layout}>(&${arr}, ${base} + ${off}, KP)`;
-  const mma: string[] = [];
-  for (let kk = 0; kk < t.BK / m.K; kk++) {
-    const s = `${kk * m.K / 8}u`;
-    mma.push('{');
-    for (const j of I(t.TN)) mma.push(`  let b${j} = ${L('subgroup_matrix_right<f16, SM_N, SM_K>', 'ws', 'wb', `(n0 + ${j * m.N}u) * KP + ${s}`, 'col_major')};`);
-    for (const i of I(t.TM)) {
-      mma.push(`  let a${i} = ${L('subgroup_matrix_left<f16, SM_K, SM_M>', 'xh', 'xb', `(m0 + ${i * m.M}u) * KP + ${s}`, 'row_major')};`);
-      for (const j of I(t.TN)) mma.push(`  ${acc(i, j)} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, ${acc(i, j)});`);
-      if (split) {
-        mma.push(`  let l${i} = ${L('subgroup_matrix_left<f16, SM_K, SM_M>', 'xl', 'xb', `(m0 + ${i * m.M}u) * KP + ${s}`, 'row_major')};`);
-        for (const j of I(t.TN)) mma.push(`  ${acc(i, j)} = subgroupMatrixMultiplyAccumulate(l${i}, b${j}, ${acc(i, j)});`);
+  const L = (M: string, arr: string, off: string, layout: string) => `subgroupMatrixLoad<${M}, ${layout}>(&${arr}, ${off}, KP)`;
+  const mma = (b: number) => {
+    const out: string[] = [];
+    const xb = `${b}u * XB + `, wb = `${b}u * WB + `;
+    for (let kk = 0; kk < t.BK / m.K; kk++) {
+      const s = `${kk * m.K / 8}u`;
+      out.push('{');
+      for (const j of I(t.TN)) out.push(`  let b${j} = ${L('subgroup_matrix_right<f16, SM_N, SM_K>', 'ws', `${wb}(n0 + ${j * m.N}u) * KP + ${s}`, 'col_major')};`);
+      for (const i of I(t.TM)) {
+        out.push(`  let a${i} = ${L('subgroup_matrix_left<f16, SM_K, SM_M>', 'xh', `${xb}(m0 + ${i * m.M}u) * KP + ${s}`, 'row_major')};`);
+        for (const j of I(t.TN)) out.push(`  ${acc(i, j)} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, ${acc(i, j)});`);
+        if (split) {
+          out.push(`  let l${i} = ${L('subgroup_matrix_left<f16, SM_K, SM_M>', 'xl', `${xb}(m0 + ${i * m.M}u) * KP + ${s}`, 'row_major')};`);
+          for (const j of I(t.TN)) out.push(`  ${acc(i, j)} = subgroupMatrixMultiplyAccumulate(l${i}, b${j}, ${acc(i, j)});`);
+        }
       }
+      out.push('}');
     }
-    mma.push('}');
-  }
+    return out;
+  };
+  // K tile kt + b: stage it into buffer b, fetch the next one, multiply
+  const stepOf = (b: number) => [
+    ...stage(b), 'workgroupBarrier();',
+    `if (kt + ${b + 1}u < NK) {`, `  k0 = (kt + ${b + 1}u) * BK;`, ...fetch.map(l => '  ' + l), '}',
+    ...mma(b), ...(t.DB ? [] : ['workgroupBarrier();']),
+  ];
   const epilogue = I(t.TM).flatMap(i => I(t.TN).flatMap(j => [
     `subgroupMatrixStore<row_major>(&xh, c0, ${acc(i, j)}, SM_N / 4u);`,
     'workgroupBarrier();',
-    `emit(c0, lane, row0 + m0 + ${i * m.M}u, col0 + n0 + ${j * m.N}u, rows, OUT, XR);`,
+    `emit(c0, lane, row0 + m0 + ${i * m.M}u, col0 + n0 + ${j * m.N}u, rows, OUT, XR, g.z);`,
     'workgroupBarrier();',
   ]));
-  const gen: Record<string, string[]> = { decl, fetch, stage, mma, epilogue };
+  const gen: Record<string, string[]> = { decl, fetch, step0: stepOf(0), step1: stepOf(1), epilogue };
   const src = sgmatSrc.replace(/^(\s*)\/\/@ (\w+)\s*$/gm, (_, ind: string, name: string) => {
     const g = gen[name];
     if (!g) throw new Error(`matmul_sgmat.wgsl: no generator for //@ ${name}`);
@@ -174,17 +189,34 @@ function launches(a: MatmulArgs, c: Ctx, kind: F16Matmul): Launch[] {
   const cost = { flops: 2 * R * IN * OUT, bytes: 2 * OUT * IN + 4 * R * (RW + OUT) };
   if (kind === 'f16split' || kind === 'f16single')
     return [prep, { kernel: F16_KERNELS.f16, defines: { ...epilogueDefines(a), ...weightDefines(a.w.dtype), SPLIT: split }, bind: { ...bind, dims: u32(IN, OUT, RW, KPAD) }, cost, grid: [Math.ceil(OUT / 64), Math.ceil(R / 64), 1] }];
-  const p = sgmatPlan(c, split, R, OUT)!, t = p.t, SG = c.adapter.subgroupSize!;
+  const p = planOf(a, c, split), t = p.t, SG = c.adapter.subgroupSize!;
   const BM = t.WM * t.TM * p.m.M, BN = t.WN * t.TN * p.m.N;
-  return [prep, {
-    kernel: sgmatKernel(t, split, SG, p.m), bind: { ...bind, dims: u32(IN, OUT, RW / 4, KPAD / 8) }, cost, grid: [Math.ceil(OUT / BN), Math.ceil(R / BM), 1],
-    defines: { ...epilogueDefines(a), SPLIT: split, WV: IN % 8 === 0, DB: t.DB, SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, WM: t.WM, WN: t.WN, TM: t.TM, TN: t.TN, BK: t.BK, SG },
-  }];
+  const gemm: Launch = {
+    kernel: sgmatKernel(t, split, SG, p.m), bind: { ...bind, ...(p.sk > 1 ? { y: scratch('part') } : {}), dims: u32(IN, OUT, RW / 4, KPAD / 8) },
+    cost, grid: [Math.ceil(OUT / BN), Math.ceil(R / BM), p.sk],
+    defines: { ...epilogueDefines(a), SPLIT: split, WV: IN % 8 === 0, DB: t.DB, SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, WM: t.WM, WN: t.WN, TM: t.TM, TN: t.TN, BK: t.BK, SG, SPLITK: p.sk > 1, SK: p.sk },
+  };
+  if (p.sk === 1) return [prep, gemm];
+  const reduce: Launch = {
+    kernel: F16_KERNELS.reduce, defines: epilogueDefines(a), grid: [Math.ceil(OUT / 256), R, 1],
+    bind: { part: scratch('part'), xq: scratch('xq'), bias: a.bias, y: a.y, dims: u32(OUT, RW, p.sk) }, cost: { flops: 0, bytes: 4 * R * OUT * (p.sk + 1) },
+  };
+  return [prep, gemm, reduce];
+}
+
+function planOf(a: MatmulArgs, c: Ctx, split: boolean): SgmatPlan {
+  const [OUT, IN] = a.w.shape as [number, number];
+  return sgmatPlan(c, split, rowsOf(a.x, c), OUT, IN, a.x.rows === 'n')!;
 }
 
 const variant = (kind: F16Matmul): Variant<MatmulArgs> => ({
   supports: (a, c) => a.w.dtype === 'f16' && c.adapter.f16 && (kind.startsWith('f16') || sgmatPlan(c, kind === 'sgmat') !== null),
-  scratch: a => ({ xq: { cols: prepLayout(a.w.shape[1]!, kind === 'sgmat' || kind === 'f16split').RW, rows: a.x.rows === 'k' ? 'k' : 'n' } }),
+  scratch: (a, c): Record<string, ScratchSpec> => {
+    const split = kind === 'sgmat' || kind === 'f16split', rows = a.x.rows === 'k' ? 'k' as const : 'n' as const;
+    const xq = { cols: prepLayout(a.w.shape[1]!, split).RW, rows };
+    const sk = kind.startsWith('sgmat') && sgmatPlan(c, split) ? planOf(a, c, split).sk : 1;
+    return sk > 1 ? { xq, part: { cols: a.w.shape[0]!, planes: sk, rows } } : { xq };
+  },
   launches: (a, c) => launches(a, c, kind),
 });
 

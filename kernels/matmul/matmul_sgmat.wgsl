@@ -8,14 +8,14 @@
 // vec4<u32> (8 f16 a slot; x row-major [BM][BK], W [BN][BK] read as Wᵀ column-major), rows padded by one slot so a
 // fragment's 8-row phases fall in distinct banks. Every thread copies whole slots (16-byte global loads); the next K
 // tile is fetched into registers while the current one is multiplied; DB: two workgroup buffers and one barrier a
-// K tile, else one buffer and two. The epilogue passes each result matrix through this subgroup's slice of xh.
-// The lines `//@ NAME` are filled by matmul_sgmat.ts (sgmatSource) with straight-line code for the tile: every
+// K tile (the K loop unrolled twice, so buffer offsets stay constants), else one buffer and two. The epilogue passes each result matrix through this subgroup's slice of xh.
+// The lines `//@ NAME` are filled by matmul_sgmat.ts (sgmatKernel) with straight-line code for the tile: every
 // matrix, fragment and prefetch register a named value (no arrays of subgroup matrices to index dynamically).
 // Matrix loads and stores need subgroup-uniform offsets: the subgroup comes from @builtin(subgroup_id) (Tint rejects
 // one computed from local_invocation_index). Offsets and strides count p's array elements (vec4<u32> slots).
-// Dispatch: (ceil(OUT/BN), ceil(R/BM)) workgroups of WM·WN·SG threads.
+// Dispatch: (ceil(OUT/BN), ceil(R/BM), SK) workgroups of WM·WN·SG threads.
 // Defines: ACT, HAS_BIAS, ACCUM, ROWS_K, SPLIT, WV (IN % 8 == 0: W read as vec4<u32>), DB, SM_M, SM_N, SM_K, WM, WN,
-// TM, TN, BK, SG.
+// TM, TN, BK, SG; SPLITK (rows n only), SK.
 #include "common.wgsl"
 #include "act.wgsl"
 
@@ -65,18 +65,23 @@ fn wSlot(n: u32, k: u32, IN: u32) -> vec4<u32> {
 #endif
 }
 
-// y for result matrix (rb, cb), staged at xh[c0 ..] as row-major f32: scale, bias, activation, accumulate
-fn emit(c0: u32, lane: u32, rb: u32, cb: u32, rows: u32, OUT: u32, XR: u32) {
+// y for result matrix (rb, cb), staged at xh[c0 ..] as row-major f32: scale, bias, activation, accumulate; SPLITK:
+// the raw sum of this workgroup's slice z of K into plane z of y (a scratch of SK planes; matmul_sgmat_reduce finishes)
+fn emit(c0: u32, lane: u32, rb: u32, cb: u32, rows: u32, OUT: u32, XR: u32, z: u32) {
   for (var q = 0u; q < MN / SG; q++) {
     let e = lane + q * SG;
     let row = rb + e / SM_N;
     let o = cb + e % SM_N;
     if (row < rows && o < OUT) {
+#if SPLITK
+      y[z * step.cap * OUT + row * OUT + o] = bitcast<f32>(xh[c0 + e / 4u][e % 4u]);
+#else
       var r = bitcast<f32>(xh[c0 + e / 4u][e % 4u]) * bitcast<f32>(xq[row * XR + XR - 1u].x);
       if (HAS_BIAS) { r += bias[o]; }
       r = act(r);
       if (ACCUM) { r += y[row * OUT + o]; }
       y[row * OUT + o] = r;
+#endif
     }
   }
 }
@@ -100,21 +105,23 @@ fn matmul_sgmat(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) 
   let tc = t % KS;
   // rows past R (x) or OUT (W) are clamped, not zeroed: they only reach outputs that are not stored
   //@ decl
-  let NK = (IN + BK - 1u) / BK;
-  var k0 = 0u;
+  // K tiles k_lo .. NK (SPLITK: slice g.z of SK, as many tiles each)
+  var NK = (IN + BK - 1u) / BK;
+  var klo = 0u;
+#if SPLITK
+  let per = (NK + SK - 1u) / SK;
+  klo = min(NK, g.z * per);
+  NK = min(NK, klo + per);
+#endif
+  var k0 = klo * BK;
   //@ fetch
-  for (var kt = 0u; kt < NK; kt++) {
-    let xb = (kt % NBUF) * XB;
-    let wb = (kt % NBUF) * WB;
-    //@ stage
-    workgroupBarrier();
+  // K tile kt + b goes through buffer b (DB: the loop body is unrolled over both, so every offset is a constant)
+  for (var kt = klo; kt < NK; kt += NBUF) {
+    //@ step0
+#if DB
     if (kt + 1u < NK) {
-      k0 = (kt + 1u) * BK;
-      //@ fetch
+      //@ step1
     }
-    //@ mma
-#if !DB
-    workgroupBarrier();
 #endif
   }
   workgroupBarrier();

@@ -35,21 +35,25 @@ describe.skipIf(!device)('matmul_sgmat.wgsl resolves in Tint', () => {
     sgmatTileOverride(tile);
     const fits = sgmatPlan(ctx, kind === 'sgmat') !== null;
     sgmatTileOverride(null);
-    test.skipIf(!fits)(`${kind} ${tile.name}: act × bias × accumulate × rows k`, async () => {
-      sgmatTileOverride(tile);
-      try {
-        // IN 130: W read by u32 words; 128: as vec4<u32> (WV)
-        for (const act of ['none', 'tanh'] as const) for (const bias of [false, true]) for (const accumulate of [false, true]) for (const rows of ['n', 'k'] as const) for (const IN of [130, 128]) {
-          const a = { x: { rows, cols: IN }, w: { shape: [200, IN], dtype: 'f16' }, bias: bias ? { shape: [200], dtype: 'f32' } : null, y: { rows, cols: 200 }, act, accumulate } as any;
-          for (const l of F16_VARIANTS[kind].launches(a, ctx)) {   // the pre-pass, then the GEMM
-            const code = preprocess(l.kernel.source, l.defines ?? {}, { f16: true, subgroups: true }, INCLUDES);
-            expect(bindingNames(code)).toEqual([...l.kernel.bindings]);
-            const info = await device!.createShaderModule({ code }).getCompilationInfo();
-            const errors = info.messages.filter(m => m.type === 'error').map(m => `${m.lineNum}:${m.linePos} ${m.message}`);
-            expect({ act, bias, accumulate, rows, IN, errors }).toEqual({ act, bias, accumulate, rows, IN, errors: [] });
+    test.skipIf(!fits)(`${kind} ${tile.name}: act × bias × accumulate × rows k, K split in 1 or 3`, async () => {
+      for (const sk of [1, 3]) {
+        sgmatTileOverride(tile, sk);
+        try {
+          // IN 130: W read by u32 words; 128: as vec4<u32> (WV)
+          for (const act of ['none', 'tanh'] as const) for (const bias of [false, true]) for (const accumulate of [false, true]) for (const rows of ['n', 'k'] as const) for (const IN of [130, 128]) {
+            const a = { x: { rows, cols: IN }, w: { shape: [200, IN], dtype: 'f16' }, bias: bias ? { shape: [200], dtype: 'f32' } : null, y: { rows, cols: 200 }, act, accumulate } as any;
+            const ls = F16_VARIANTS[kind].launches(a, ctx);
+          expect(ls.length).toBe(sk > 1 && rows === 'n' ? 3 : 2);
+          for (const l of ls) {   // the pre-pass, the GEMM, with K split the reduction
+              const code = preprocess(l.kernel.source, l.defines ?? {}, { f16: true, subgroups: true }, INCLUDES);
+              expect(bindingNames(code)).toEqual([...l.kernel.bindings]);
+              const info = await device!.createShaderModule({ code }).getCompilationInfo();
+              const errors = info.messages.filter(m => m.type === 'error').map(m => `${m.lineNum}:${m.linePos} ${m.message}`);
+              expect({ act, bias, accumulate, rows, IN, sk, errors }).toEqual({ act, bias, accumulate, rows, IN, sk, errors: [] });
+            }
           }
-        }
-      } finally { sgmatTileOverride(null); }
+        } finally { sgmatTileOverride(null); }
+      }
     });
   }
 });
