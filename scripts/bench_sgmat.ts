@@ -3,7 +3,7 @@
 // and variant (pre-pass included) at 4096³ and at llama-1b's prefill shapes (R×OUT×IN = 512×2048×2048,
 // 512×8192×2048, 512×2048×8192, 512×128256×2048), each with its max relative error against the f32 FMA GEMM on the
 // same f16 weights, and what the op's select picks there.
-//   FLA_WEBGPU=dawn bun scripts/bench_sgmat.ts [--quick] [tile,tile,...]
+//   FLA_WEBGPU=dawn bun scripts/bench_sgmat.ts [--quick] [--splitk=none|only|both] [tile,tile,...]
 process.env.FLA_KERNEL_MATMUL ||= 'sgmat';   // synthetic bf16 weights become f16 on the GPU (what the f16 GEMMs read)
 import { matmulOp } from '../kernels/matmul/matmul.ts';
 import { matmulRef } from '../kernels/matmul/matmul.ref.ts';
@@ -14,6 +14,7 @@ import type { Tensor, Weight } from '../src/backend/backend.ts';
 import { Gpu } from '../src/gpu/device.ts';
 
 const quick = process.argv.includes('--quick');
+const splitk = process.argv.find(a => a.startsWith('--splitk='))?.slice(9) ?? 'both';   // none | only | both
 const SK_TILES = ['w128', 'q128', 'q128x64', 'q64', 'q64d', 'q64k64', 'q128x64k64'];
 const only = process.argv.slice(2).find(a => !a.startsWith('--'))?.split(',');
 const TILES = SGMAT_TILES.filter(t => !only || only.includes(t.name));
@@ -97,7 +98,7 @@ for (const [R, IN, OUT] of shapes) {
   const a: Args = { x: xt, w, bias: null, y: yt, act: 'none', accumulate: false };
   const line: string[] = [];
   for (const v of [...variants, ...(gpu.f16 ? ['f16split'] : [])]) {
-    const runs = v === 'f16split' ? [[null, 1] as const] : fitting(v, R, OUT).flatMap(t => SK_TILES.includes(t.name) ? [[t, 1], [t, 3]] as const : [[t, 1] as const]);
+    const runs = v === 'f16split' ? [[null, 1] as const] : fitting(v, R, OUT).flatMap(t => [...(splitk !== 'only' ? [[t, 1] as const] : []), ...(splitk !== 'none' && SK_TILES.includes(t.name) ? [[t, 3] as const] : [])]);
     for (const [t, sk] of runs) {
       const name = `${v}${t ? ':' + t.name : ''}${sk > 1 ? '/k' + sk : ''}`;
       const bad = () => { if (t) { good[v]!.delete(t.name); good[v]!.add(`!${t.name}`); } };
@@ -145,12 +146,13 @@ for (const [R, OUT, IN] of perf) {
   const ref = await runOnce('gemm', null, a, R! * OUT!);
   const row: Record<string, string> = {};
   row['gemm (f32 FMA)'] = (await tflops('gemm', null, a, flop)).toFixed(1);
-  if (gpu.f16 && (!quick || !variants.length)) row['f16split'] = `${(await tflops('f16split', null, a, flop)).toFixed(1)} (${relErr(await runOnce('f16split', null, a, R! * OUT!), ref).toExponential(1)})`;
+  if (gpu.f16 && splitk !== 'only' && (!quick || !variants.length)) row['f16split'] = `${(await tflops('f16split', null, a, flop)).toFixed(1)} (${relErr(await runOnce('f16split', null, a, R! * OUT!), ref).toExponential(1)})`;
   for (const v of variants) {
     const p = sgmatPlan(ctx(R!), isSplit(v), R!, OUT!, IN!);
     for (const t of goodTiles(v).filter(t => fitting(v, R!, OUT!).includes(t))) {
       const wgs = Math.ceil(R! / (t.WM * t.TM * 16)) * Math.ceil(OUT! / (t.WN * t.TN * 16));
-      for (const sk of SK_TILES.includes(t.name) && wgs < 120 && IN! >= 1024 ? [1, 2, 4, 8] : [1]) {
+      const sks = SK_TILES.includes(t.name) && wgs < 120 && IN! >= 1024 ? [1, 2, 4, 8] : [1];
+      for (const sk of sks.filter(k => splitk === 'both' || (splitk === 'none') === (k === 1))) {
         const sel = p?.t === t && p.sk === sk, label = `${v}:${t.name}${sk > 1 ? '/k' + sk : ''}`;
         try {
           const tf = await tflops(v, t, a, flop, sk), e = relErr(await runOnce(v, t, a, R! * OUT!, sk), ref);

@@ -73,15 +73,17 @@ fn emit(c0: u32, lane: u32, rb: u32, cb: u32, rows: u32, OUT: u32, XR: u32, z: u
     let row = rb + e / SM_N;
     let o = cb + e % SM_N;
     if (row < rows && o < OUT) {
-#if SPLITK
-      y[z * step.cap * OUT + row * OUT + o] = bitcast<f32>(xh[c0 + e / 4u][e % 4u]);
-#else
-      var r = bitcast<f32>(xh[c0 + e / 4u][e % 4u]) * bitcast<f32>(xq[row * XR + XR - 1u].x);
-      if (HAS_BIAS) { r += bias[o]; }
-      r = act(r);
-      if (ACCUM) { r += y[row * OUT + o]; }
-      y[row * OUT + o] = r;
-#endif
+      // one code path for both (a binding used by neither branch would drop out of the pipeline's layout)
+      var r = bitcast<f32>(xh[c0 + e / 4u][e % 4u]);
+      if (SPLITK) {
+        y[z * step.cap * OUT + row * OUT + o] = r;
+      } else {
+        r *= bitcast<f32>(xq[row * XR + XR - 1u].x);
+        if (HAS_BIAS) { r += bias[o]; }
+        r = act(r);
+        if (ACCUM) { r += y[row * OUT + o]; }
+        y[row * OUT + o] = r;
+      }
     }
   }
 }
@@ -108,11 +110,11 @@ fn matmul_sgmat(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) 
   // K tiles k_lo .. NK (SPLITK: slice g.z of SK, as many tiles each)
   var NK = (IN + BK - 1u) / BK;
   var klo = 0u;
-#if SPLITK
-  let per = (NK + SK - 1u) / SK;
-  klo = min(NK, g.z * per);
-  NK = min(NK, klo + per);
-#endif
+  if (SPLITK) {
+    let per = (NK + SK - 1u) / SK;
+    klo = min(NK, g.z * per);
+    NK = min(NK, klo + per);
+  }
   var k0 = klo * BK;
   //@ fetch
   // K tile kt + b goes through buffer b (DB: the loop body is unrolled over both, so every offset is a constant)
