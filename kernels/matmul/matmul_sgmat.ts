@@ -73,12 +73,17 @@ let tileOverride: SgmatTile | null = null, splitOverride: number | null = null;
 export function sgmatTileOverride(t: SgmatTile | null, sk: number | null = null): void { tileOverride = t; splitOverride = sk; }
 
 /**
- * The default tile for R×OUT outputs: the first of SGMAT_ORDER that still gives ≥ SGMAT_MIN_WG workgroups (a GPU
- * of ~132 compute units wants at least that many), else the one giving most workgroups; where even that gives
- * fewer, K is split into up to 8 slices of ≥ 512 (a second pass sums them).
+ * The default tile for R×OUT outputs: the first of SGMAT_ORDER[split or single] that still gives ≥ SGMAT_MIN_WG
+ * workgroups (the H200 has 132 compute units), else the one giving most workgroups; where even that gives fewer
+ * than SGMAT_SPLITK_WG, K is split into up to 4 slices of ≥ 512 (a second pass sums them). From the H200 sweep
+ * (scripts/bench_sgmat.ts, 2026-12-01; TFLOP/s split / single): 512×8192×2048 and larger outputs w128x256
+ * 90.8 / 122.0 (best: 90.8 / w256x128 125.5), 4096³ 100.9 / 155.0; 512×2048×2048 q128x64k64 52.1 (best) /
+ * q64k64 70.0 (best); 512×2048×8192 q128x64k64 68.4 (best) / q64k64 101.9 (best). Split-K measured no gain at
+ * 512×2048×2048 (w128 in 2 slices 49.4, 4 slices 16.0), so it is kept for outputs of very few tiles (batched decode).
  */
-export const SGMAT_ORDER = ['w128x256', 'w128', 'q128x64d', 'q64d'] as const;
+export const SGMAT_ORDER = { split: ['w128x256', 'q128x64k64', 'q64'], single: ['w128x256', 'q64k64', 'q64'] } as const;
 export const SGMAT_MIN_WG = 120;
+export const SGMAT_SPLITK_WG = 32;
 export interface SgmatPlan { m: SubgroupMatrixConfig; t: SgmatTile; sk: number }
 
 /** The config, tile and split-K count `split` uses on this adapter for R rows × OUT × IN, or null where subgroup matrices cannot run it. */
@@ -87,12 +92,13 @@ export function sgmatPlan(c: Ctx, split: boolean, R = 4096, OUT = 4096, IN = 409
   if (!A.f16 || !m || !A.subgroupSize) return null;
   const fits = (t: SgmatTile) => sgmatFits(c, m, t, split);
   const wgs = (t: SgmatTile) => Math.ceil(R / (t.WM * t.TM * m.M)) * Math.ceil(OUT / (t.WN * t.TN * m.N));
-  const skFor = (t: SgmatTile) => !rowsN || R > 65535 ? 1 : Math.max(1, Math.min(8, Math.ceil(SGMAT_MIN_WG / wgs(t)), Math.floor(IN / 512)));
+  const area = (t: SgmatTile) => t.WM * t.TM * t.WN * t.TN;   // ties (R or OUT below one tile): the smaller tile
+  const skFor = (t: SgmatTile) => !rowsN || R > 65535 || wgs(t) >= SGMAT_SPLITK_WG ? 1 : Math.max(1, Math.min(4, Math.ceil(2 * SGMAT_SPLITK_WG / wgs(t)), Math.floor(IN / 512)));
   if (tileOverride) return fits(tileOverride) ? { m, t: tileOverride, sk: rowsN ? splitOverride ?? 1 : 1 } : null;
   const named = knob('FLA_SGMAT_TILE');
   if (named) { const t = SGMAT_TILES.find(t => t.name === named)!; if (fits(t)) return { m, t, sk: skFor(t) }; }
-  const cands = SGMAT_ORDER.map(n => SGMAT_TILES.find(t => t.name === n)!).filter(fits);
-  const t = cands.find(t => wgs(t) >= SGMAT_MIN_WG) ?? cands.sort((a, b) => wgs(b) - wgs(a))[0] ?? SGMAT_TILES.find(fits);
+  const cands = SGMAT_ORDER[split ? 'split' : 'single'].map(n => SGMAT_TILES.find(t => t.name === n)!).filter(fits);
+  const t = cands.find(t => wgs(t) >= SGMAT_MIN_WG) ?? cands.sort((a, b) => wgs(b) - wgs(a) || area(a) - area(b))[0] ?? SGMAT_TILES.find(fits);
   return t ? { m, t, sk: skFor(t) } : null;
 }
 

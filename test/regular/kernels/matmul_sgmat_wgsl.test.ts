@@ -62,3 +62,25 @@ describe.skipIf(!device)('matmul_sgmat.wgsl resolves in Tint', () => {
     });
   }
 });
+
+describe('sgmatPlan on an H200-like adapter (the tiles the sweep measured fastest)', () => {
+  const plan = (split: boolean, R: number, OUT: number, IN: number, rowsN = true) => {
+    const p = sgmatPlan(ctx, split, R, OUT, IN, rowsN)!;
+    return `${p.t.name}${p.sk > 1 ? `/k${p.sk}` : ''}`;
+  };
+  test('large outputs w128x256; llama-1b q/o and down projections at 512 rows the 128×64 / 64×64 K-64 tiles', () => {
+    for (const split of [true, false]) {
+      expect(plan(split, 4096, 4096, 4096)).toBe('w128x256');
+      expect(plan(split, 512, 8192, 2048)).toBe('w128x256');
+      expect(plan(split, 512, 128256, 2048)).toBe('w128x256');
+      expect(plan(split, 512, 2048, 2048)).toBe(split ? 'q128x64k64' : 'q64k64');
+      expect(plan(split, 512, 2048, 8192)).toBe(split ? 'q128x64k64' : 'q64k64');
+    }
+  });
+  test('K split only for outputs of very few tiles, rows n only', () => {
+    expect(plan(true, 16, 512, 2048)).toBe('q64/k4');
+    expect(plan(true, 16, 512, 2048, false)).toBe('q64');
+    expect(plan(true, 16, 2048, 2048)).toBe('q64');
+    expect(plan(true, 16, 512, 512)).toBe('q64');   // K too short to split
+  });
+});
