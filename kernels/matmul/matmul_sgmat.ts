@@ -110,8 +110,8 @@ export function selectF16(c: Ctx, a: MatmulArgs): F16Matmul | null {
 const sources = new Map<string, Kernel>();
 
 /** matmul_sgmat.wgsl with its `//@ NAME` lines filled for tile t (straight-line code: every matrix a named value). */
-export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: SubgroupMatrixConfig): Kernel {
-  const key = `${t.WM},${t.WN},${t.TM},${t.TN},${t.BK},${split},${SG},${m.M}x${m.N}x${m.K}`;
+export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: SubgroupMatrixConfig, WV: boolean): Kernel {
+  const key = `${t.WM},${t.WN},${t.TM},${t.TN},${t.BK},${split},${SG},${m.M}x${m.N}x${m.K},${WV}`;
   let k = sources.get(key);
   if (k) return k;
   const BM = t.WM * t.TM * m.M, BN = t.WN * t.TN * m.N, NT = t.WM * t.WN * SG, RS = NT / (t.BK / 8);
@@ -163,7 +163,8 @@ export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: Subgrou
     `emit(c0, lane, row0 + m0 + ${i * m.M}u, col0 + n0 + ${j * m.N}u, rows, OUT, XR, g.z);`,
     'workgroupBarrier();',
   ]));
-  const gen: Record<string, string[]> = { decl, fetch, step0: stepOf(0), step1: stepOf(1), epilogue };
+  const wdecl = [`@group(0) @binding(2) var<storage, read> W: array<${WV ? 'vec4<u32>' : 'u32'}>;`];
+  const gen: Record<string, string[]> = { wdecl, decl, fetch, step0: stepOf(0), step1: stepOf(1), epilogue };
   const src = sgmatSrc.replace(/^(\s*)\/\/@ (\w+)\s*$/gm, (_, ind: string, name: string) => {
     const g = gen[name];
     if (!g) throw new Error(`matmul_sgmat.wgsl: no generator for //@ ${name}`);
@@ -198,7 +199,7 @@ function launches(a: MatmulArgs, c: Ctx, kind: F16Matmul): Launch[] {
   const p = planOf(a, c, split), t = p.t, SG = c.adapter.subgroupSize!;
   const BM = t.WM * t.TM * p.m.M, BN = t.WN * t.TN * p.m.N;
   const gemm: Launch = {
-    kernel: sgmatKernel(t, split, SG, p.m), bind: { ...bind, ...(p.sk > 1 ? { y: scratch('part') } : {}), dims: u32(IN, OUT, RW / 4, KPAD / 8) },
+    kernel: sgmatKernel(t, split, SG, p.m, IN % 8 === 0), bind: { ...bind, ...(p.sk > 1 ? { y: scratch('part') } : {}), dims: u32(IN, OUT, RW / 4, KPAD / 8) },
     cost, grid: [Math.ceil(OUT / BN), Math.ceil(R / BM), p.sk],
     defines: { ...epilogueDefines(a), SPLIT: split, WV: IN % 8 === 0, DB: t.DB, SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, WM: t.WM, WN: t.WN, TM: t.TM, TN: t.TN, BK: t.BK, SG, SPLITK: p.sk > 1, SK: p.sk },
   };

@@ -21,11 +21,9 @@
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> xq: array<vec4<u32>>;    // [R, XR] slots: hi [KH], (lo [KH]), 1/s
-#if WV
-@group(0) @binding(2) var<storage, read> W: array<vec4<u32>>;     // [OUT, IN/8]
-#else
-@group(0) @binding(2) var<storage, read> W: array<u32>;           // [OUT, IN/2] f16 pairs
-#endif
+// W [OUT, IN] f16: with WV as array<vec4<u32>> (IN/8 slots a row), else array<u32> (f16 pairs); one declaration,
+// chosen by matmul_sgmat.ts (two under #if would be two @binding(2) to the binding-list check)
+//@ wdecl
 @group(0) @binding(3) var<storage, read> bias: array<f32>;        // [OUT]
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;     // [R, OUT]
 @group(0) @binding(5) var<uniform> dims: vec4u;                    // IN, OUT, XR, KH (slots a row of xq, of its hi)

@@ -47,6 +47,7 @@ describe.skipIf(!device)('matmul_sgmat.wgsl resolves in Tint', () => {
           for (const l of ls) {   // the pre-pass, the GEMM, with K split the reduction
               const code = preprocess(l.kernel.source, l.defines ?? {}, { f16: true, subgroups: true }, INCLUDES);
               expect(bindingNames(code)).toEqual([...l.kernel.bindings]);
+            expect(bindingNames(l.kernel.source)).toEqual([...l.kernel.bindings]);   // as test/compile/kernels.test.ts reads it, unpreprocessed
             // every binding used past its declaration: one no code reads drops out of the pipeline's layout, and binding
             // it is a validation error (the first split-K run on the H200 lost the device so: bias only under #if)
             const bare = code.replace(/\/\/.*$/gm, '');
