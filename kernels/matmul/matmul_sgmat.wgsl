@@ -8,7 +8,9 @@
 // vec4<u32> (8 f16 a slot; x row-major [BM][BK], W [BN][BK] read as Wᵀ column-major), rows padded by one slot so a
 // fragment's 8-row phases fall in distinct banks. Every thread copies whole slots (16-byte global loads); the next K
 // tile is fetched into registers while the current one is multiplied; DB: two workgroup buffers and one barrier a
-// K tile (the K loop unrolled twice, so buffer offsets stay constants), else one buffer and two. The epilogue passes each result matrix through this subgroup's slice of xh.
+// K tile (the K loop unrolled twice, so buffer offsets stay constants), else one buffer and two. The epilogue passes
+// each result matrix through this subgroup's slice of xh. SPLITK: workgroup z sums only slice z of the K tiles and
+// writes it unscaled to plane z of y (then a scratch; matmul_sgmat_reduce adds the planes and finishes).
 // The lines `//@ NAME` are filled by matmul_sgmat.ts (sgmatKernel) with straight-line code for the tile: every
 // matrix, fragment and prefetch register a named value (no arrays of subgroup matrices to index dynamically).
 // Matrix loads and stores need subgroup-uniform offsets: the subgroup comes from @builtin(subgroup_id) (Tint rejects
