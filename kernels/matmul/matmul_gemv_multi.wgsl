@@ -1,12 +1,13 @@
 // matmul_gemv_multi: sibling projections of one input in one decode GEMV, with the RMSNorm that feeds them in its
 // prologue: for parts p < NP (NP ≤ 3), y_p[r, o] (+)= act_p(Σ_i n[r, i]·W_p[o, i]) where n is plane XP_p of x (planes of
 // step.cap rows) when !NORM, else n[r, i] = x[r, i]·gn[i]·rsqrt(mean_i x[r, i]² + eps) (the RMSNorm, its sum of
-// squares taken from the same x loads).
-// Bindings: step uniform; x [R, IN] f32; gn [IN] f32 (dummy if !NORM); W0..W2 [OUT_p, IN] packed (dummy past NP);
+// squares taken from the same x loads), or with GLU n[r, i] = silu(x[r, i])·gn[r, i] (SwiGLU: x the gate rows, gn the
+// up rows, as silu_mul computes it: the down projection's input).
+// Bindings: step uniform; x [R, IN] f32; gn [IN] f32 (NORM), [R, IN] f32 (GLU: same planes and rows as x), else dummy; W0..W2 [OUT_p, IN] packed (dummy past NP);
 // y0..y2 [R, OUT_p] f32 (dummy past NP); dims: (IN, U, TPR, eps bits), (OUT_0, OUT_1, OUT_2, 0),
 // (first workgroup of part 1, of part 2, 0, 0), (plane of x read by part 0, 1, 2, 0).
 // Geometry, loads, reductions and defines as matmul_gemv_vec (WG, RB, UNROLL, VEC, SG_RED, SGS, ACT, ACCUM, ROWS_K,
-// W_F32, W_F16), plus NP, NORM and ACT0..ACT2 (each part's activation, codes as ACT); each part starts at a whole
+// W_F32, W_F16), plus NP, NORM, GLU and ACT0..ACT2 (each part's activation, codes as ACT); each part starts at a whole
 // workgroup, so a workgroup reads one W_p.
 // Accumulates in f32. Reference: the unfused rms_norm then one matmul per part (matmul_gemv_multi.ref.ts).
 #include "common.wgsl"
@@ -20,7 +21,7 @@ alias XUNIT = f32;
 alias WUNIT = u32;
 #endif
 @group(0) @binding(1) var<storage, read> x: array<XUNIT>;        // [R, IN] (as IN / 4 vec4f when VEC)
-@group(0) @binding(2) var<storage, read> gn: array<XUNIT>;       // [IN]
+@group(0) @binding(2) var<storage, read> gn: array<XUNIT>;       // [IN] (NORM) or [R, IN] (GLU)
 @group(0) @binding(3) var<storage, read> W0: array<WUNIT>;       // [OUT_0, U]
 @group(0) @binding(4) var<storage, read> W1: array<WUNIT>;
 @group(0) @binding(5) var<storage, read> W2: array<WUNIT>;
@@ -73,6 +74,7 @@ fn dot_unit(w: vec4u, xr: u32, u: u32) -> vec2f {
   let a = x[xr + u];
   var ga = a;
   if (NORM) { ga = a * gn[u]; }
+  if (GLU) { ga = a * (1.0 / (1.0 + exp(-a))) * gn[xr + u]; }
   return vec2f(dot(bitcast<vec4f>(w), ga), dot(a, a));
 #else
   let a = x[xr + 2u * u];
@@ -80,6 +82,7 @@ fn dot_unit(w: vec4u, xr: u32, u: u32) -> vec2f {
   var ga = a;
   var gb = b;
   if (NORM) { ga = a * gn[2u * u]; gb = b * gn[2u * u + 1u]; }
+  if (GLU) { ga = a * (1.0 / (1.0 + exp(-a))) * gn[xr + 2u * u]; gb = b * (1.0 / (1.0 + exp(-b))) * gn[xr + 2u * u + 1u]; }
 #if W_F16
   let w0 = unpack2x16float(w.x); let w1 = unpack2x16float(w.y);
   let w2 = unpack2x16float(w.z); let w3 = unpack2x16float(w.w);
@@ -97,6 +100,7 @@ fn dot_unit(w: u32, xr: u32, u: u32) -> vec2f {
   let a = x[xr + u];
   var ga = a;
   if (NORM) { ga = a * gn[u]; }
+  if (GLU) { ga = a * sigmoid(a) * gn[xr + u]; }
   return vec2f(bitcast<f32>(w) * ga, a * a);
 #else
 #if W_F16
@@ -107,6 +111,7 @@ fn dot_unit(w: u32, xr: u32, u: u32) -> vec2f {
   let a = vec2f(x[xr + 2u * u], x[xr + 2u * u + 1u]);
   var ga = a;
   if (NORM) { ga = a * vec2f(gn[2u * u], gn[2u * u + 1u]); }
+  if (GLU) { ga = a * (1.0 / (1.0 + exp(-a))) * vec2f(gn[xr + 2u * u], gn[xr + 2u * u + 1u]); }
   return vec2f(dot(p, ga), dot(a, a));
 #endif
 }
