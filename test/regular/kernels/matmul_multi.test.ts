@@ -2,7 +2,8 @@
 // prologue ('fused') against the CPU reference, which is the unfused path (rms_norm, then one matmul per part);
 // 'split' (that path on the GPU) too. Parts 1..3 of different widths (part boundaries inside a workgroup's rows),
 // with and without the norm, bf16 / f16 / f32, 16-byte and word loads, rows 1..16, accumulate, rows 'k', parts reading
-// planes of one input with their own activations (RWKV7's r|k|v and LoRA down-projections).
+// planes of one input with their own activations (RWKV7's r|k|v and LoRA down-projections), and the SwiGLU prologue
+// (a down projection reading silu(gate)·up).
 import { describe, expect, test } from 'bun:test';
 import { matmulMulti, matmulMultiOp, type MatmulMultiArgs } from '../../../kernels/matmul/matmul_gemv_multi.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
@@ -79,6 +80,32 @@ describe.skipIf(!HAS_GPU)('matmul_multi', () => {
             await matmulMulti(io.o, m, null, OUTS.map((o, i) => ({ w: io.weight(`w${i}`, hostWeight(ws[i]!, [o, IN], 'bf16')), y: ys[i]!, plane: planes[i]!, xp: io.o.plane(m, planes[i]!), act: acts[i]! })));
             return Object.fromEntries(ys.map((y, i) => [`y${i}`, y]));
           }, { seed: rng, what: `matmul_multi planes [${variant}] R=${R}` });
+        } finally {
+          if (prev === undefined) delete process.env.FLA_KERNEL_MATMUL_MULTI; else process.env.FLA_KERNEL_MATMUL_MULTI = prev;
+        }
+      }
+    }, SLOW);
+  }
+
+  // the down projection of a SwiGLU MLP: x the gate rows, the up rows bound as the prologue's second input; the
+  // reference (and 'split') is silu_mul then the matmul; accumulate is the residual add
+  for (const variant of ['fused', 'split'] as const) {
+    test(`SwiGLU prologue: down(silu(gate)·up) += [${variant}]`, async () => {
+      const cases: [number, number, number, Dtype][] = variant === 'fused'
+        ? [[1, 264, 96, 'bf16'], [3, 264, 40, 'bf16'], [16, 264, 33, 'bf16'], [1, 130, 70, 'bf16'], [2, 264, 64, 'f16'], [1, 264, 17, 'f32'], [1, 8192, 5, 'bf16']]
+        : [[1, 264, 96, 'bf16'], [20, 264, 40, 'bf16']];
+      for (const [R, IN, OUT, dtype] of cases) {
+        const what = `matmul_multi glu [${variant}] R=${R} IN=${IN} OUT=${OUT} ${dtype}`, rng = prng(what);
+        const gate = randn(R * IN, rng, 2), up = randn(R * IN, rng), w = randn(OUT * IN, rng, 1 / Math.sqrt(IN)), y0 = randn(R * OUT, rng);
+        const prev = process.env.FLA_KERNEL_MATMUL_MULTI;
+        process.env.FLA_KERNEL_MATMUL_MULTI = variant;
+        try {
+          await checkBoth(simpleStep(R), {}, async io => {
+            const g = io.o.act('g', IN), u = io.o.act('u', IN), h = io.o.act('h', IN), y = io.o.act('y', OUT);
+            io.put(g, gate); io.put(u, up); io.put(y, y0);
+            await matmulMulti(io.o, g, null, [{ w: io.weight('w', hostWeight(w, [OUT, IN], dtype)), y }], 'none', true, { up: u, h });
+            return { y };
+          }, { seed: rng, what });
         } finally {
           if (prev === undefined) delete process.env.FLA_KERNEL_MATMUL_MULTI; else process.env.FLA_KERNEL_MATMUL_MULTI = prev;
         }
