@@ -58,9 +58,13 @@ export interface AttnWeights {
   aux: Weight | null;                                     // rope_kv's q/k norm weights and q/k/v biases (ropeKvAux)
 }
 
-/** A vector's f32 values from a host weight (read() gives 16-bit checkpoint vectors as their bits). */
-function hostF32(w: HostWeight): Float32Array {
+/**
+ * A vector's f32 values from a host weight (read() gives 16-bit checkpoint vectors as their bits); a synthetic one
+ * (fla bench --synthetic: made on the device) gets a constant, which times the same as any values.
+ */
+export function hostF32(w: HostWeight): Float32Array {
   if (w.f32) return w.f32;
+  if (w.synthetic) return new Float32Array(w.shape.reduce((a, b) => a * b, 1)).fill(w.synthetic.scale);   // fla bench: any values
   const b = w.bits16!;
   if (w.dtype === 'f16') return Float32Array.from(new Float16Array(b.buffer, b.byteOffset, b.length));
   const u = new Uint32Array(b.length);
