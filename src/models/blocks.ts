@@ -148,23 +148,21 @@ export function loadMlp(r: WeightReader, o: Backend, prefix: string, C: number, 
 }
 
 /**
- * x += down(silu(gate(h)) ⊙ up(h)). With `norm`, h = RMSNorm(x)·norm.w is computed here, as in attention(). The
- * SwiGLU product runs in the down projection's prologue (matmul_multi), the residual add in its epilogue.
+ * x += down(silu(gate(h)) ⊙ up(h)). With `norm`, h = RMSNorm(x)·norm.w is computed here, as in attention(). Without
+ * biases, gate|up is one GEMV with the norm in its prologue and the SwiGLU product in its epilogue (matmul_multi),
+ * and the down projection adds the residual: two dispatches.
  */
 export async function mlp(o: Backend, w: MlpWeights, h: Tensor, x: Tensor, norm?: { w: Weight; eps: number }): Promise<void> {
   const I = w.gate.shape[0]!;
-  const g = o.act('mlp_g', I), u = o.act('mlp_u', I);
-  if (norm && !w.gb && !w.ub) await matmulMulti(o, x, { w: norm.w, eps: norm.eps, h }, [{ w: w.gate, y: g }, { w: w.up, y: u }]);
+  const g = o.act('mlp_g', I), u = o.act('mlp_u', I), gu = o.act('mlp_gu', I);
+  if (!w.gb && !w.ub) await matmulMulti(o, norm ? x : h, norm ? { w: norm.w, eps: norm.eps, h } : null, [{ w: w.gate, y: g }, { w: w.up, y: u }], 'none', false, { out: gu });
   else {
     if (norm) await rmsNorm(o, x, norm.w, h, { eps: norm.eps });
     await matmul(o, h, w.gate, w.gb, 'none', g);
     await matmul(o, h, w.up, w.ub, 'none', u);
-  }
-  const gu = o.act('mlp_gu', I);
-  if (w.db) {
     await siluMul(o, g, u, gu);
-    await matmul(o, gu, w.down, w.db, 'none', x, true);
-  } else await matmulMulti(o, g, null, [{ w: w.down, y: x }], 'none', true, { up: u, h: gu });
+  }
+  await matmul(o, gu, w.down, w.db, 'none', x, true);
 }
 
 /** The pre-norm decoder shared by Llama-style models: x += attn(norm1(x)); x += mlp(norm2(x)). */

@@ -79,7 +79,7 @@ const CASES: Record<string, () => { what: string; args: any }[]> = {
   matmul: () => [...(['bf16', 'f16'] as const).map(dt => ({ what: `${dt} 130 → 200`, args: { x: t(130), w: w([200, 130], dt), bias: null, y: t(200), act: 'none', accumulate: false } })),
     { what: 'bf16 264 → 200', args: { x: t(264), w: w([200, 264], 'bf16'), bias: null, y: t(200), act: 'none', accumulate: false } }],
   matmul_multi: () => [{ what: '3 parts + norm', args: { x: t(64), norm: { w: w([64]), eps: 1e-5, h: t(64, { name: 'h' }) }, parts: [{ w: w([32, 64], 'bf16'), y: t(32, { name: 'q' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'k' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'v' }) }], act: 'none', accumulate: false } },
-    { what: 'SwiGLU down', args: { x: t(64), norm: null, glu: { up: t(64, { name: 'u' }), h: t(64, { name: 'h' }) }, parts: [{ w: w([32, 64], 'bf16'), y: t(32, { name: 'y' }) }], act: 'none', accumulate: true } }],
+    { what: 'gate|up + norm + SwiGLU', args: { x: t(64), norm: { w: w([64]), eps: 1e-5, h: t(64, { name: 'h' }) }, parts: [{ w: w([32, 64], 'bf16'), y: t(32, { name: 'q' }) }, { w: w([32, 64], 'bf16'), y: t(32, { name: 'k' }) }], act: 'none', accumulate: false, swiglu: { out: t(32, { name: 'gu' }) } } }],
   argmax: () => [{ what: 'V 1000', args: { logits: t(1000, { rows: 'k' }), out: t(2, { rows: 'k', name: 'ids' }) } }],
   matmul_fp8: () => [{ what: 'fp8 132 → 200', args: { x: t(132), w: gpuBackend().weight('compile fp8', fp8([200, 132]), true), bias: null, y: t(200), act: 'none', accumulate: false } }],
   moe_topk: () => BOOLS.map(norm => ({ what: `norm=${norm}`, args: { logits: t(8), sel: t(4, { name: 'sel' }), k: 2, norm } })),

@@ -2,8 +2,8 @@
 // prologue ('fused') against the CPU reference, which is the unfused path (rms_norm, then one matmul per part);
 // 'split' (that path on the GPU) too. Parts 1..3 of different widths (part boundaries inside a workgroup's rows),
 // with and without the norm, bf16 / f16 / f32, 16-byte and word loads, rows 1..16, accumulate, rows 'k', parts reading
-// planes of one input with their own activations (RWKV7's r|k|v and LoRA down-projections), and the SwiGLU prologue
-// (a down projection reading silu(gate)·up).
+// planes of one input with their own activations (RWKV7's r|k|v and LoRA down-projections), and gate|up with the
+// SwiGLU product silu(gate)·up in the epilogue.
 import { describe, expect, test } from 'bun:test';
 import { matmulMulti, matmulMultiOp, type MatmulMultiArgs } from '../../../kernels/matmul/matmul_gemv_multi.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
@@ -87,24 +87,31 @@ describe.skipIf(!HAS_GPU)('matmul_multi', () => {
     }, SLOW);
   }
 
-  // the down projection of a SwiGLU MLP: x the gate rows, the up rows bound as the prologue's second input; the
-  // reference (and 'split') is silu_mul then the matmul; accumulate is the residual add
+  // gate|up of a SwiGLU MLP with the product in the epilogue: each gate row paired with its up row in one workgroup;
+  // the reference (and 'split') is the two matmuls then silu_mul. Rows 1..20, with and without the norm, widths that
+  // leave the last workgroup's pairs partly empty, word loads, rows 'k', split-K rows (16384 wide: TPR = WG, halved to pair rows).
   for (const variant of ['fused', 'split'] as const) {
-    test(`SwiGLU prologue: down(silu(gate)·up) += [${variant}]`, async () => {
-      const cases: [number, number, number, Dtype][] = variant === 'fused'
-        ? [[1, 264, 96, 'bf16'], [3, 264, 40, 'bf16'], [16, 264, 33, 'bf16'], [1, 130, 70, 'bf16'], [2, 264, 64, 'f16'], [1, 264, 17, 'f32'], [1, 8192, 5, 'bf16']]
-        : [[1, 264, 96, 'bf16'], [20, 264, 40, 'bf16']];
-      for (const [R, IN, OUT, dtype] of cases) {
-        const what = `matmul_multi glu [${variant}] R=${R} IN=${IN} OUT=${OUT} ${dtype}`, rng = prng(what);
-        const gate = randn(R * IN, rng, 2), up = randn(R * IN, rng), w = randn(OUT * IN, rng, 1 / Math.sqrt(IN)), y0 = randn(R * OUT, rng);
+    test(`SwiGLU epilogue: silu(gate)·up [${variant}]`, async () => {
+      type G = [number, number, number, Dtype, boolean, boolean?];
+      const cases: G[] = variant === 'fused'
+        ? [[1, 264, 96, 'bf16', true], [3, 264, 40, 'bf16', true], [16, 264, 33, 'bf16', false], [1, 130, 70, 'bf16', true], [2, 264, 64, 'f16', true], [1, 264, 17, 'f32', false],
+          [1, 16384, 5, 'bf16', true], [3, 264, 48, 'bf16', true, true]]
+        : [[1, 264, 96, 'bf16', true], [20, 264, 40, 'bf16', true]];
+      for (const [R, IN, OUT, dtype, norm, rowsK] of cases) {
+        const what = `matmul_multi swiglu [${variant}] R=${R} IN=${IN} OUT=${OUT} ${dtype}${norm ? ' +norm' : ''}${rowsK ? ' rows k' : ''}`, rng = prng(what);
+        const step: StepSpec = rowsK ? simpleStep(R + 3, Array.from({ length: R }, (_, j) => (j * 5 + 2) % (R + 3))) : simpleStep(R);
+        const rows = rowsK ? 'k' as const : 'n' as const;
+        const x = randn(R * IN, rng, 2, 0.3), gn = randn(IN, rng, 0.3, 1);
+        const wg = randn(OUT * IN, rng, 2 / Math.sqrt(IN)), wu = randn(OUT * IN, rng, 1 / Math.sqrt(IN));
         const prev = process.env.FLA_KERNEL_MATMUL_MULTI;
         process.env.FLA_KERNEL_MATMUL_MULTI = variant;
         try {
-          await checkBoth(simpleStep(R), {}, async io => {
-            const g = io.o.act('g', IN), u = io.o.act('u', IN), h = io.o.act('h', IN), y = io.o.act('y', OUT);
-            io.put(g, gate); io.put(u, up); io.put(y, y0);
-            await matmulMulti(io.o, g, null, [{ w: io.weight('w', hostWeight(w, [OUT, IN], dtype)), y }], 'none', true, { up: u, h });
-            return { y };
+          await checkBoth(step, {}, async io => {
+            const xt = io.o.act('x', IN, { rows }), h = io.o.act('h', IN, { rows }), g = io.o.act('g', OUT, { rows }), u = io.o.act('u', OUT, { rows }), out = io.o.act('gu', OUT, { rows });
+            io.put(xt, x); io.put(out);
+            const parts = [{ w: io.weight('wg', hostWeight(wg, [OUT, IN], dtype)), y: g }, { w: io.weight('wu', hostWeight(wu, [OUT, IN], dtype)), y: u }];
+            await matmulMulti(io.o, xt, norm ? { w: io.weight('gn', hostWeight(gn, [IN]), false), eps: 1e-5, h } : null, parts, 'none', false, { out });
+            return { out };
           }, { seed: rng, what });
         } finally {
           if (prev === undefined) delete process.env.FLA_KERNEL_MATMUL_MULTI; else process.env.FLA_KERNEL_MATMUL_MULTI = prev;
