@@ -11,7 +11,7 @@ export interface Knob {
 
 export const KNOBS: Record<string, Knob> = {
   FLA_KERNEL_MATMUL: { values: ['gemv_vec', 'gemv_vec_wg', 'gemv', 'gemm', 'blocked', 'sgmat', 'sgmat_f16', 'f16split', 'f16single'], doc: 'force the matmul variant (default: gemv_vec for ≤ 16 rows; from 16 rows sgmat where the adapter has f16 subgroup matrices; else gemm; blocked on CPU adapters). gemv_vec_wg: gemv_vec without subgroup operations; gemv: the older 4-row GEMV; sgmat_f16: one f16 product (faster, rtol 1e-3); f16split/f16single: the same arithmetic without subgroup matrices (shader-f16). An f16 variant also makes bf16 weights f16 at load' },
-  FLA_KERNEL_MATMUL_MULTI: { values: ['fused', 'split'], doc: 'force how sibling projections run (default: fused, one GEMV with the RMSNorm in its prologue, for ≤ 16 rows; split: rms_norm + one matmul each)' },
+  FLA_KERNEL_MATMUL_MULTI: { values: ['fused', 'split'], doc: 'force how sibling projections run (default: fused, one GEMV with the RMSNorm in its prologue and, for gate|up, the SwiGLU product in its epilogue, for ≤ 16 rows; split: rms_norm + one matmul each + silu_mul)' },
   FLA_SGMAT_TILE: { values: ['wg128', 'wg256', 'wg128k64', 'wg128x64', 'wg64', 'sg64', 'sg64x32'], doc: 'the tile of the subgroup-matrix GEMM (kernels/matmul/matmul_sgmat.ts; default: the first of SGMAT_TILES that fits)' },
   FLA_WEBGPU: { values: ['auto', 'bun-webgpu', 'dawn'], doc: 'the WebGPU binding (default auto: bun-webgpu where it has a build, dawn.node where that offers more kernel features — shader-f16, subgroup matrices — or bun-webgpu fails to load)' },
   FLA_KERNEL_MATMUL_FP8: { values: ['gemv', 'gemm'], doc: 'force the fp8-weight matmul variant (default: gemv for ≤ 8 rows, else gemm)' },
