@@ -1,6 +1,7 @@
 // matmul_multi op: sibling projections of one input (q|k|v, gate|up), optionally behind the RMSNorm that feeds
-// them, and for gate|up optionally with the SwiGLU product silu(gate)·up in its epilogue, as one decode GEMV ('fused': the norm in its prologue, every part in one dispatch) or as the unfused
-// rms_norm + one matmul per part ('split': prefill-sized steps, and the reference the fused path is tested against).
+// them and, for gate|up, with the SwiGLU product silu(gate)·up after them, as one decode GEMV ('fused': the norm in
+// its prologue, the product in its epilogue, every part in one dispatch) or as the unfused rms_norm + one matmul per
+// part (+ silu_mul) ('split': prefill-sized steps, and the reference the fused path is tested against).
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { grid, kernel, op, ONLY, rowsOf, scratch, u32, weightDefines, type Ctx, type Launch } from '../lib.ts';
@@ -25,12 +26,9 @@ export const MULTI_MAX_PARTS = 3;
 export interface MultiPart { w: Weight; y: Tensor; act?: Act; plane?: number; xp?: Tensor }
 /**
  * norm: RMSNorm(x)·w with eps (every part then reads plane 0); h receives the normed rows on the split path only
- * (the fused path never writes it).
- */
-/**
- * swiglu: parts are [gate, up] of one width and swiglu.out receives silu(gate)·up (as silu_mul computes it); the
- * parts' outputs are then scratch, written on the split path only (the fused path pairs each gate row with its up
- * row in one workgroup and writes only the product).
+ * (the fused path never writes it). swiglu: parts are [gate, up] of one width and swiglu.out receives silu(gate)·up
+ * (as silu_mul computes it); the parts' outputs are then scratch, written on the split path only (the fused path
+ * pairs each gate row with its up row in one workgroup and writes only the product).
  */
 export interface MatmulMultiArgs {
   x: Tensor; norm: { w: Weight; eps: number; h: Tensor } | null; parts: MultiPart[]; act: Act; accumulate: boolean;
@@ -121,7 +119,10 @@ function fusable(a: MatmulMultiArgs): boolean {
   return a.parts.length <= MULTI_MAX_PARTS && a.parts.every(q => q.w.dtype === a.parts[0]!.w.dtype) && a.parts[0]!.w.dtype !== 'fp8' && (a.norm === null || a.norm.w.dtype === 'f32');
 }
 
-/** y_p (+)= act(n·W_pᵀ) for each part, n = RMSNorm(x)·norm.w (written to norm.h only when unfused) or x. */
+/**
+ * y_p (+)= act(n·W_pᵀ) for each part, n = RMSNorm(x)·norm.w (written to norm.h only when unfused) or x; with swiglu,
+ * swiglu.out = silu(y_0)·y_1 (y_0, y_1 then written only when unfused).
+ */
 export function matmulMulti(o: Backend, x: Tensor, norm: MatmulMultiArgs['norm'], parts: MultiPart[], act: Act = 'none', accumulate = false,
   swiglu: MatmulMultiArgs['swiglu'] = null): Promise<void> {
   return o.run(matmulMultiOp, { x, norm, parts, act, accumulate, swiglu });
