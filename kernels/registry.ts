@@ -4,6 +4,7 @@
 import type { Op } from '../src/backend/op.ts';
 import { abcOp } from './abc/abc.ts';
 import { ropeOp } from './attention/rope.ts';
+import { ropeKvOp } from './attention/rope_kv.ts';
 import { kvStoreOp, sdpaOp } from './attention/sdpa.ts';
 import { shortConvOp } from './conv/short_conv.ts';
 import { deltaRuleOp } from './delta/delta_rule.ts';
@@ -32,4 +33,5 @@ export const OPS: readonly Op<any>[] = [
   abcOp, ropeOp, kvStoreOp, sdpaOp, shortConvOp, deltaRuleOp, mulOp, siluMulOp, embedOp, gatherRowsOp, glaOp,
   featureMapOp, matmulOp, matmulFp8Op, moeRouteOp, moeTopkOp, moeExpertsOp, layerNormOp, rmsNormOp, tokenShiftOp, shiftStoreOp, lnShiftOp, wkv7Op, wkv7LoraOp, rwkv7ProjOp,
   argmaxOp, matmulMultiOp, sampleOp,
+  ropeKvOp,
 ];

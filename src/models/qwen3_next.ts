@@ -7,8 +7,8 @@
 // decode, a grouped GEMM over expert segments for prefill); the experts of a layer are one gate|up and one down tensor.
 // FP8 checkpoints (F8_E4M3 + weight_scale_inv) keep their bytes on the GPU for the experts and the matrices that are
 // not cut into parts; the cut ones (in_proj_qkvz/ba, q_proj) stay fp8 when the cuts fall on scale-block edges.
-import { rope } from '../../kernels/attention/rope.ts';
-import { kvCacheDtype, kvCtx, kvStore, sdpa } from '../../kernels/attention/sdpa.ts';
+import { ropeKv, ropeKvAux } from '../../kernels/attention/rope_kv.ts';
+import { kvCacheDtype, kvCtx, sdpa } from '../../kernels/attention/sdpa.ts';
 import { convState, shortConv } from '../../kernels/conv/short_conv.ts';
 import { deltaRule, deltaState, type DeltaDims } from '../../kernels/delta/delta_rule.ts';
 import { mul } from '../../kernels/elementwise/mul.ts';
@@ -16,6 +16,7 @@ import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
 import type { ExpertWeights } from '../../kernels/moe/moe_experts.ts';
 import { embed } from '../../kernels/embed/embed.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
+import { matmulMulti } from '../../kernels/matmul/matmul_gemv_multi.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
 import type { Backend, HostWeight, StateSpec, Tensor, Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
@@ -23,7 +24,7 @@ import { dequantFp8 } from '../load/safetensors.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { defineArch } from './arch.ts';
 import { loadExperts, routedExperts } from './moe.ts';
-import { attnState, loadHead, loadMlp, logits, mlp, ropeConfig, type AttnConfig, type MlpWeights } from './blocks.ts';
+import { attnState, hostF32, loadHead, loadMlp, logits, mlp, ropeConfig, type AttnConfig, type MlpWeights } from './blocks.ts';
 import { invFreq, ropeTable } from '../../kernels/attention/rope.ref.ts';
 
 /** Positions of the RoPE table: the published 262 144-token context (only R = D/4 rotary dims, so 67 MB at most). */
@@ -53,6 +54,7 @@ interface GatedAttnWeights {
   q: Weight; gate: Weight; k: Weight; v: Weight; o: Weight;
   qb: Weight | null; gb: Weight | null; kb: Weight | null; vb: Weight | null; ob: Weight | null;
   qn: Weight; kn: Weight; rope: Weight;
+  aux: Weight;                                 // rope_kv's q/k norm weights and q/k/v biases (ropeKvAux)
 }
 interface MoeWeights { router: Weight; experts: ExpertWeights; shared: MlpWeights | null; sharedGate: Weight | null }
 interface Layer {
@@ -256,36 +258,37 @@ function loadGatedAttn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: strin
   const qRows = Array.from({ length: H }, (_, hh) => range(2 * hh * D, D)).flat(), gRows = qRows.map(i => i + D);
   const qw = r.readQ(`${a}q_proj.weight`, [2 * H * D, d]);
   const qbw = bias ? r.read(`${a}q_proj.bias`, [2 * H * D]) : null;
+  const hv = (n: string, s: number[]) => { const w = r.read(n, s); return { w: o.weight(n, w, false), f: hostF32(w) }; };
+  const qn = hv(`${a}q_norm.weight`, [D]), kn = hv(`${a}k_norm.weight`, [D]);
+  const kb = bias ? hv(`${a}k_proj.bias`, [KV * D]) : null, vb = bias ? hv(`${a}v_proj.bias`, [KV * D]) : null;
+  const qbq = qbw ? pickRows(qbw, qRows, 1) : null;
+  const aux = ropeKvAux(c.attn, qn.f, kn.f, qbq ? hostF32(qbq) : null, kb?.f ?? null, vb?.f ?? null)!;
   return {
     q: o.weight(`${a}q_proj.q`, pickRows(qw, qRows, d), true), gate: o.weight(`${a}q_proj.gate`, pickRows(qw, gRows, d), true),
     qb: qbw ? o.weight(`${a}q_proj.bias.q`, pickRows(qbw, qRows, 1), false) : null,
     gb: qbw ? o.weight(`${a}q_proj.bias.gate`, pickRows(qbw, gRows, 1), false) : null,
     k: mat(`${a}k_proj.weight`, [KV * D, d]), v: mat(`${a}v_proj.weight`, [KV * D, d]), o: mat(`${a}o_proj.weight`, [d, H * D]),
-    kb: bias ? vec(`${a}k_proj.bias`, [KV * D]) : null, vb: bias ? vec(`${a}v_proj.bias`, [KV * D]) : null,
+    kb: kb?.w ?? null, vb: vb?.w ?? null,
     ob: bias ? vec(`${a}o_proj.bias`, [d]) : null,
-    qn: vec(`${a}q_norm.weight`, [D]), kn: vec(`${a}k_norm.weight`, [D]), rope: table,
+    qn: qn.w, kn: kn.w, rope: table,
+    aux: o.weight(`${a}rope_kv_aux`, { shape: [aux.length], dtype: 'f32', f32: aux }, false),
   };
 }
 
-/** x += o_proj(attention(h) ⊙ σ(gate(h))) for layer l. */
+/**
+ * x += o_proj(attention(h) ⊙ σ(gate(h))) for layer l: q|k|v as one GEMV (their biases added by rope_kv), the gate,
+ * rope_kv (biases, zero-centred q/k norms, RoPE, KV-cache append), sdpa, the gate product and o_proj.
+ */
 async function gatedAttention(o: Backend, w: GatedAttnWeights, c: AttnConfig, l: number, h: Tensor, x: Tensor): Promise<void> {
   const { H, KV, D } = c;
   const q = o.act('att_q', H * D), gate = o.act('att_gate', H * D), k = o.act('att_k', KV * D), v = o.act('att_v', KV * D);
-  const qn = o.act('att_qn', H * D), kn = o.act('att_kn', KV * D);
-  await matmul(o, h, w.q, w.qb, 'none', q);
+  await matmulMulti(o, h, null, [{ w: w.q, y: q }, { w: w.k, y: k }, { w: w.v, y: v }]);
   await matmul(o, h, w.gate, w.gb, 'sigmoid', gate);
-  await matmul(o, h, w.k, w.kb, 'none', k);
-  await matmul(o, h, w.v, w.vb, 'none', v);
-  await rmsNorm(o, q, w.qn, qn, { eps: c.qkNormEps!, headDim: D, plusOne: true });
-  await rmsNorm(o, k, w.kn, kn, { eps: c.qkNormEps!, headDim: D, plusOne: true });
-  await rope(o, qn, w.rope, { D, R: c.R });
-  await rope(o, kn, w.rope, { D, R: c.R });
-  const kc = o.state(`${l}.k`), vc = o.state(`${l}.v`);
-  const ctx = kvCtx(kc, KV * D, kvCacheDtype());
-  await kvStore(o, kn, kc, ctx);
-  await kvStore(o, v, vc, ctx);
+  const kc = o.state(`${l}.k`), vc = o.state(`${l}.v`), kv = kvCacheDtype();
+  const ctx = kvCtx(kc, KV * D, kv);
+  await ropeKv(o, { q, k, v, kc, vc, table: w.rope, aux: w.aux, H, KV, D, R: c.R, ctx, kv, norm: { eps: c.qkNormEps!, plusOne: true }, bias: !!(w.qb || w.kb || w.vb) });
   const att = o.act('att', H * D), gated = o.act('att_gated', H * D);
-  await sdpa(o, qn, kc, vc, att, { H, KV, D, ctx, window: 0 });
+  await sdpa(o, q, kc, vc, att, { H, KV, D, ctx, window: 0, kv });
   await mul(o, att, gate, gated);
   await matmul(o, gated, w.o, w.ob, 'none', x, true);
 }

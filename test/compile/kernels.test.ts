@@ -48,6 +48,11 @@ const KV_DTYPES = ['f32', 'f16', 'bf16'] as const;
 const CASES: Record<string, () => { what: string; args: any }[]> = {
   abc: () => [{ what: 'DK 64 DV 64 M 32', args: { q: t(128), k: t(128), v: t(128), s: t(64), state: state(abcStateCols({ H: 2, DK: 64, DV: 64, M: 32 })), out: t(128, { name: 'o' }), H: 2, DK: 64, DV: 64, M: 32, scale: 0.125, clampMin: -32, clampMax: 32 } }],
   rope: () => [{ what: 'D 64 R 32', args: { x: t(128), table: w([2, 16, 16]), D: 64, R: 32 } }],
+  rope_kv: () => KV_DTYPES.flatMap(kv => [[64, false, false], [128, true, false], [256, true, true], [64, false, true]].map(([D, norm, bias]) => {
+    const KVD = 2 * (D as number), cols = (kv === 'f32' ? 16 : 8) * KVD, aux = (norm ? 2 * (D as number) : 0) + (bias ? 4 * (D as number) + 2 * KVD : 0);
+    return { what: `D ${D} norm=${norm} bias=${bias} kv ${kv}`, args: { q: t(4 * (D as number)), k: t(KVD, { name: 'k' }), v: t(KVD, { name: 'v' }), kc: state(cols), vc: t(cols, { name: 'vc' }),
+      table: w([2, 16, (D as number) / 4]), aux: aux ? w([aux]) : null, H: 4, KV: 2, D, R: (D as number) / 2, ctx: 16, kv, norm: norm ? { eps: 1e-6, plusOne: bias } : null, bias } };
+  })),
   kv_store: () => KV_DTYPES.map(dt => ({ what: `ctx 16 ${dt}`, args: { x: t(64), cache: state(dt === 'f32' ? 16 * 64 : 8 * 64), ctx: 16, dtype: dt } })),
   sdpa: () => KV_DTYPES.flatMap(kv => [64, 128, 256].map(D => {
     const cols = (kv === 'f32' ? 16 : 8) * 2 * D;
@@ -78,7 +83,8 @@ const CASES: Record<string, () => { what: string; args: any }[]> = {
   })),
   matmul: () => [...(['bf16', 'f16'] as const).map(dt => ({ what: `${dt} 130 → 200`, args: { x: t(130), w: w([200, 130], dt), bias: null, y: t(200), act: 'none', accumulate: false } })),
     { what: 'bf16 264 → 200', args: { x: t(264), w: w([200, 264], 'bf16'), bias: null, y: t(200), act: 'none', accumulate: false } }],
-  matmul_multi: () => [{ what: '3 parts + norm', args: { x: t(64), norm: { w: w([64]), eps: 1e-5, h: t(64, { name: 'h' }) }, parts: [{ w: w([32, 64], 'bf16'), y: t(32, { name: 'q' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'k' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'v' }) }], act: 'none', accumulate: false } }],
+  matmul_multi: () => [{ what: '3 parts + norm', args: { x: t(64), norm: { w: w([64]), eps: 1e-5, h: t(64, { name: 'h' }) }, parts: [{ w: w([32, 64], 'bf16'), y: t(32, { name: 'q' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'k' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'v' }) }], act: 'none', accumulate: false } },
+    { what: 'gate|up + norm + SwiGLU', args: { x: t(64), norm: { w: w([64]), eps: 1e-5, h: t(64, { name: 'h' }) }, parts: [{ w: w([32, 64], 'bf16'), y: t(32, { name: 'q' }) }, { w: w([32, 64], 'bf16'), y: t(32, { name: 'k' }) }], act: 'none', accumulate: false, swiglu: { out: t(32, { name: 'gu' }) } } }],
   argmax: () => [{ what: 'V 1000', args: { logits: t(1000, { rows: 'k' }), out: t(2, { rows: 'k', name: 'out' }), ids: t(1, { rows: 'k', name: 'ids' }) } }],
   sample: () => [{ what: 'V 1000 P 48', args: { logits: t(1000, { rows: 'k' }), params: t(48, { rows: 'k', name: 'params' }), out: t(2, { rows: 'k', name: 'out' }), ids: t(1, { rows: 'k', name: 'ids' }) } }],
   matmul_fp8: () => [{ what: 'fp8 132 → 200', args: { x: t(132), w: gpuBackend().weight('compile fp8', fp8([200, 132]), true), bias: null, y: t(200), act: 'none', accumulate: false } }],
