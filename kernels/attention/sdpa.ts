@@ -1,8 +1,10 @@
 // kv_store and sdpa ops: append this step's keys/values to each slot's cache, then causal GQA attention.
 // The cache is stored as f32, f16 or bf16 (`KvDtype`, FLA_KV_CACHE): 16-bit pairs packed in u32 words halve the
-// bytes a long-context decode step reads. sdpa has two variants: `single` (one workgroup per query token and head,
-// online softmax over the whole context: prefill) and `split` (split-K / flash-decoding: each query's context cut
-// into S splits on S workgroups, then a combine pass; chosen for decode-shaped steps over a long cache).
+// bytes a long-context decode step reads. sdpa has three variants: `single` (one workgroup per query token and
+// head, online softmax over the whole context: prefill), `split` (split-K / flash-decoding: each query's context
+// cut into S splits, one workgroup per (token, KV head, split) reading each K/V row once for the H/KV query heads
+// that share it, then a combine pass; chosen for decode-shaped steps over a long cache; subgroup reductions where
+// the adapter has subgroups) and `split_wg` (the same reducing through workgroup memory: the portable fallback).
 import type { Backend, Tensor } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { knob } from '../../src/util/knobs.ts';
@@ -169,7 +171,7 @@ export const sdpaOp = op<SdpaArgs>({
     if (a.H % a.KV || a.q.cols !== a.H * a.D || a.k.cols !== kvCols(a.ctx, a.KV * a.D, a.kv ?? 'f32') || a.v.cols !== a.k.cols)
       throw new ShapeError(`sdpa: bad shapes (H ${a.H}, KV ${a.KV}, D ${a.D}, ctx ${a.ctx}, cache ${a.kv ?? 'f32'} of ${a.k.cols} columns)`);
   },
-  select: (c, a) => (c.step.maxLen <= SPLIT_MAX_LEN && a.ctx > SPLIT_MIN_CTX ? 'split' : 'single'),
+  select: (c, a) => (c.step.maxLen <= SPLIT_MAX_LEN && a.ctx > SPLIT_MIN_CTX && splitSupports(a) ? 'split' : 'single'),
   variants: {
     single: {
       launches: (a, c) => {

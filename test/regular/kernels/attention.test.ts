@@ -114,7 +114,7 @@ describe('sdpa select', () => {
     expect(sdpaOp.select(selectCtx(adapter, [1]), args(256))).toBe('single');
   });
   test('one sequence at 32 K fills a discrete card: llama-1b 8 KV heads × 64 splits, Qwen3-Next 2 × 256', () => {
-    expect(splitPlan(adapter, args(32768), true)).toMatchObject({ TPK: 16, UPL: 1, G: 4, KU: 4, KB: 32, SG_RED: true });
+    expect(splitPlan(adapter, args(32768), true)).toMatchObject({ TPK: 8, UPL: 2, G: 4, KU: 2, KB: 32, SG_RED: true });
     expect(splitsOf(args(32768), selectCtx(adapter, [1]))).toBe(64);
     expect(splitsOf(args(32768), selectCtx(adapter, [1, 1, 1, 1]))).toBe(16);
     expect(splitsOf(args(300), selectCtx(adapter, [1]))).toBe(5);   // each split at least two 32-key iterations

