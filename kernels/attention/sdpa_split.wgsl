@@ -179,7 +179,7 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
         pw[k * G + g] = e;
         lg += e;
       }
-      for (var i = 0u; i < UPL * EPU; i++) { acc[g * UPL * EPU + i] *= corr; }
+      if (mn > m[g]) { for (var i = 0u; i < UPL * EPU; i++) { acc[g * UPL * EPU + i] *= corr; } }   // a new max: rare after the first keys
       l[g] = lg;
       m[g] = mn;
     }
