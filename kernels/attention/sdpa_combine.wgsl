@@ -4,7 +4,7 @@
 // MLW + s·D, MLW = 2S rounded up to 4: sdpa_split.wgsl); out [N, H·D] f32 as vec4f; dims (as sdpa_split).
 // Dispatch: one workgroup of WG threads per (token, head), 2-D grid over N·H. The weights e^{m_s − M} go to
 // workgroup memory (tree reductions for M and the denominator); then thread i sums dims 4·(i % (D/4)) .. +3 over
-// the splits s ≡ i / (D/4) mod WG / (D/4), and the WG / (D/4) groups are summed. Defines: WG (≥ D/4), SMAX (≥ S). f32.
+// the splits s ≡ i / (D/4) mod WG / (D/4) (four loads in flight), and the WG / (D/4) groups are summed. Defines: WG (≥ D/4), SMAX (≥ S). f32.
 #include "common.wgsl"
 
 struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, S: u32, RS: u32 }
@@ -59,7 +59,15 @@ fn sdpa_combine(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id)
   var a = vec4f(0.0);
   if (sg < NG) {
     let ao = (row + MLW) / 4u + dq;
-    for (var s = sg; s < S; s += NG) { a += ws[s] * part[ao + s * Q]; }
+    var s = sg;
+    for (; s + 3u * NG < S; s += 4u * NG) {   // four loads in flight
+      let p0 = part[ao + s * Q];
+      let p1 = part[ao + (s + NG) * Q];
+      let p2 = part[ao + (s + 2u * NG) * Q];
+      let p3 = part[ao + (s + 3u * NG) * Q];
+      a += ws[s] * p0 + ws[s + NG] * p1 + ws[s + 2u * NG] * p2 + ws[s + 3u * NG] * p3;
+    }
+    for (; s < S; s += NG) { a += ws[s] * part[ao + s * Q]; }
   }
   red4[li] = a;
   workgroupBarrier();

@@ -78,6 +78,10 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
       await attentionCase(variant, 8, 2, 64, [{ slot: 1, len: 1, pos: variant === 'split' ? 3999 : 999 }], 0, 100);
       await attentionCase(variant, 8, 2, 128, [{ slot: 0, len: 1, pos: 129 }, { slot: 2, len: 1, pos: 0 }, { slot: 1, len: 1, pos: 777 }]);
     });
+    test(`${variant}: many splits (S = 42 at D=64, 13 at D=256: the combine's four-load loop and its remainder)`, async () => {
+      await withEnv('FLA_SDPA_SPLITS', '42', () => attentionCase(variant, 8, 2, 64, [{ slot: 0, len: 1, pos: 2999 }, { slot: 1, len: 1, pos: 700 }], 0, 7));
+      await withEnv('FLA_SDPA_SPLITS', '13', () => attentionCase(variant, 4, 1, 256, [{ slot: 0, len: 1, pos: 1999 }], 0, 7));
+    });
     test(`${variant}, D=64 GQA 2: short chunks (16 and 3 tokens) continuing prefixes 300 and 64`, async () => {
       await attentionCase(variant, 4, 2, 64, [{ slot: 2, len: 16, pos: 300 }, { slot: 0, len: 3, pos: 64 }]);
     });
