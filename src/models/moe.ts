@@ -1,8 +1,8 @@
 // The routed experts of the MoE models (qwen3_next, qwen3_moe): one layer's experts read from either checkpoint
 // layout into one gate|up tensor [E, 2I, C] and one down tensor [E, C, I], and the routed forward (router → top-k on
 // the GPU → only the chosen experts). spec-deltanet-attention-qwen3next.md §8.6.
-import { expertWeights, moeExperts, type ExpertWeights } from '../../kernels/moe/moe_experts.ts';
-import { moeTopk } from '../../kernels/moe/moe_topk.ts';
+import { expertWeights, moeExperts, sharedExpert, type ExpertWeights, type SharedExpert } from '../../kernels/moe/moe_experts.ts';
+import { moeTopk, selCols } from '../../kernels/moe/moe_topk.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import type { Backend, HostWeight, Tensor, Weight } from '../backend/backend.ts';
 import { dequantFp8 } from '../load/safetensors.ts';
@@ -65,10 +65,33 @@ export function loadExperts(r: WeightReader, o: Backend, p: string, E: number, I
   return expertWeights(o, p, stackRows(gu, [E, 2 * I, C]), stackRows(dn, [E, C, I]), E, I, C);
 }
 
-/** x += Σ_j w_j(h)·SwiGLU_{e_j}(h) over each token's top-k experts (router softmax, top-k, optional renormalisation). */
-export async function routedExperts(o: Backend, router: Weight, experts: ExpertWeights, K: number, norm: boolean, h: Tensor, x: Tensor): Promise<void> {
-  const logits = o.act('moe_logits', experts.E), sel = o.act('moe_sel', 2 * K);
+/**
+ * The shared expert under `p` (e.g. model.layers.0.mlp.shared_expert): gate_proj and up_proj [I, C] stacked into one
+ * gate|up tensor [2I, C] (fp8 kept with its scales), down_proj [C, I].
+ */
+export function loadSharedExpert(r: WeightReader, o: Backend, p: string, I: number, C: number): SharedExpert {
+  const gu = stackRows([r.readQ(`${p}.gate_proj.weight`, [I, C]), r.readQ(`${p}.up_proj.weight`, [I, C])], [2 * I, C]);
+  return sharedExpert(o, p, gu, r.readQ(`${p}.down_proj.weight`, [C, I]), I, C);
+}
+
+/**
+ * The router GEMV's weight: the router [E, C], with a shared expert's gate [1, C] as one more row (its logit then
+ * lands in the last column, which moe_topk turns into the gate).
+ */
+export function loadRouter(r: WeightReader, o: Backend, p: string, E: number, C: number, sharedGate: string | null): Weight {
+  const parts = [r.read(`${p}.weight`, [E, C]), ...(sharedGate ? [r.read(sharedGate, [1, C])] : [])];
+  return o.weight(`${p}.weight${sharedGate ? '|shared_expert_gate' : ''}`, parts.length === 1 ? parts[0]! : stackRows(parts, [E + 1, C]), true);
+}
+
+/**
+ * x += Σ_j w_j(h)·SwiGLU_{e_j}(h) over each token's top-k experts (router softmax, top-k, optional renormalisation),
+ * + σ(h·W_sg)·SwiGLU_shared(h) with a shared expert (its gate the router's last row). Four dispatches at decode:
+ * router GEMV, moe_topk, the experts' gate|up, their down projections with the combine and residual add.
+ */
+export async function routedExperts(o: Backend, router: Weight, experts: ExpertWeights, K: number, norm: boolean, h: Tensor, x: Tensor,
+  shared: SharedExpert | null = null): Promise<void> {
+  const logits = o.act('moe_logits', router.shape[0]!), sel = o.act('moe_sel', selCols(K, shared !== null));
   await matmul(o, h, router, null, 'none', logits);
-  await moeTopk(o, logits, sel, K, norm);
-  await moeExperts(o, h, sel, experts, x);
+  await moeTopk(o, logits, sel, K, norm, shared !== null);
+  await moeExperts(o, h, sel, experts, x, K, shared);
 }

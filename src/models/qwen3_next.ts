@@ -12,8 +12,7 @@ import { kvCacheDtype, kvCtx, kvStore, sdpa } from '../../kernels/attention/sdpa
 import { convState, shortConv } from '../../kernels/conv/short_conv.ts';
 import { deltaRule, deltaState, type DeltaDims } from '../../kernels/delta/delta_rule.ts';
 import { mul } from '../../kernels/elementwise/mul.ts';
-import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
-import type { ExpertWeights } from '../../kernels/moe/moe_experts.ts';
+import type { ExpertWeights, SharedExpert } from '../../kernels/moe/moe_experts.ts';
 import { embed } from '../../kernels/embed/embed.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
@@ -22,7 +21,7 @@ import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import { dequantFp8 } from '../load/safetensors.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { defineArch } from './arch.ts';
-import { loadExperts, routedExperts } from './moe.ts';
+import { loadExperts, loadRouter, loadSharedExpert, routedExperts } from './moe.ts';
 import { attnState, loadHead, loadMlp, logits, mlp, ropeConfig, type AttnConfig, type MlpWeights } from './blocks.ts';
 import { invFreq, ropeTable } from '../../kernels/attention/rope.ref.ts';
 
@@ -54,7 +53,7 @@ interface GatedAttnWeights {
   qb: Weight | null; gb: Weight | null; kb: Weight | null; vb: Weight | null; ob: Weight | null;
   qn: Weight; kn: Weight; rope: Weight;
 }
-interface MoeWeights { router: Weight; experts: ExpertWeights; shared: MlpWeights | null; sharedGate: Weight | null }
+interface MoeWeights { router: Weight; experts: ExpertWeights; shared: SharedExpert | null }
 interface Layer {
   in_norm: Weight; post_norm: Weight;
   gdn: GdnWeights | null; attn: GatedAttnWeights | null;
@@ -305,24 +304,13 @@ async function gatedAttention(o: Backend, w: GatedAttnWeights, c: AttnConfig, l:
 function loadMoe(c: Qwen3NextConfig, r: WeightReader, o: Backend, p: string): MoeWeights {
   const d = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size, Ish = c.shared_expert_intermediate_size;
   return {
-    router: o.weight(`${p}gate.weight`, r.read(`${p}gate.weight`, [E, d]), true), experts: loadExperts(r, o, `${p}experts`, E, I, d),
-    shared: Ish > 0 ? loadMlp(r, o, `${p}shared_expert`, d, Ish) : null,
-    sharedGate: Ish > 0 ? o.weight(`${p}shared_expert_gate.weight`, r.read(`${p}shared_expert_gate.weight`, [1, d]), true) : null,
+    router: loadRouter(r, o, `${p}gate`, E, d, Ish > 0 ? `${p}shared_expert_gate.weight` : null),
+    experts: loadExperts(r, o, `${p}experts`, E, I, d),
+    shared: Ish > 0 ? loadSharedExpert(r, o, `${p}shared_expert`, Ish, d) : null,
   };
 }
 
 /** x += Σ_j w_j(h)·SwiGLU_{e_j}(h) over each token's top-k experts + σ(h·W_sg)·SwiGLU_shared(h). */
 async function sparseMoe(o: Backend, w: MoeWeights, c: Qwen3NextConfig, h: Tensor, x: Tensor): Promise<void> {
-  await routedExperts(o, w.router, w.experts, c.num_experts_per_tok, c.norm_topk_prob, h, x);
-  if (w.shared && w.sharedGate) {
-    const Ish = c.shared_expert_intermediate_size;
-    const sg = o.act('moe_sh_gate', 1), sgv = o.act('moe_sh_g', Ish), suv = o.act('moe_sh_u', Ish);
-    const sgu = o.act('moe_sh_gu', Ish), sgus = o.act('moe_sh_gus', Ish);
-    await matmul(o, h, w.sharedGate, null, 'sigmoid', sg);
-    await matmul(o, h, w.shared.gate, null, 'none', sgv);
-    await matmul(o, h, w.shared.up, null, 'none', suv);
-    await siluMul(o, sgv, suv, sgu);
-    await mul(o, sgu, sg, sgus, { col: 0 });
-    await matmul(o, sgus, w.shared.down, null, 'none', x, true);
-  }
+  await routedExperts(o, w.router, w.experts, c.num_experts_per_tok, c.norm_topk_prob, h, x, w.shared);
 }
