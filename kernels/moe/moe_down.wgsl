@@ -23,6 +23,8 @@
 @group(0) @binding(7) var<storage, read> S: array<f32>;
 @group(0) @binding(8) var<storage, read> Ss: array<f32>;
 
+fn xin(xb: u32, q: u32) -> vec4f { return x[xb + q]; }
+
 #include "moe_unit.wgsl"
 
 #if SG_RED
@@ -105,13 +107,13 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
       }
       for (var k = 0u; k < UNROLL; k++) {
         let r = ex[jr[k]];
-        acc += wt[jr[k]] * wscale(false, select(r + o, 0u, r == 0xffffffffu), qr[k]) * wdot(wv[k], xb + jr[k] * (I / 4u) + qr[k] * (EPU / 4u));
+        acc += wt[jr[k]] * wscale(false, select(r + o, 0u, r == 0xffffffffu), qr[k]) * wdot(wv[k], xb + jr[k] * (I / 4u), qr[k] * (EPU / 4u));
       }
     }
     for (; v < V; v += TPR) {
       let r = ex[j];
       let gr = select(r + o, 0u, r == 0xffffffffu);
-      acc += wt[j] * wscale(false, gr, q) * wdot(W[gr * Ur + q], xb + j * (I / 4u) + q * (EPU / 4u));
+      acc += wt[j] * wscale(false, gr, q) * wdot(W[gr * Ur + q], xb + j * (I / 4u), q * (EPU / 4u));
       q += dq;
       j += dj;
       if (q >= Ur) { q -= Ur; j++; }
@@ -120,7 +122,7 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
   if (live && SHARED) {
     let xs = xb + K * (I / 4u);
     var s = 0.0;
-    for (var q = lane; q < Us; q += TPR) { s += wscale(true, o, q) * wdot(Ws[o * Us + q], xs + q * (EPU / 4u)); }
+    for (var q = lane; q < Us; q += TPR) { s += wscale(true, o, q) * wdot(Ws[o * Us + q], xs, q * (EPU / 4u)); }
     acc += wt[K] * s;
   }
 

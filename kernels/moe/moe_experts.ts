@@ -5,13 +5,16 @@
 // weight loads and subgroup reductions where the adapter has subgroups; 'gemv_wg' the same reducing through workgroup
 // memory (portable; chosen only when forced); 'grouped' for prefill (moe_group sorts the token·expert assignments by
 // expert, moe_gemm runs each expert segment's tiles for gate|up and for down, the shared expert as one dense segment,
-// moe_combine weights and adds them). FLA_KERNEL_MOE_EXPERTS=gemv|gemv_wg|grouped forces one.
+// moe_combine weights and adds them). With `norm`, h is first RMSNorm(h)·w: in moe_gu's prologue (gemv), by rms_norm
+// into norm.h (grouped). FLA_KERNEL_MOE_EXPERTS=gemv|gemv_wg|grouped forces one.
 // Expert weights are one tensor per layer and projection (gate|up [E, 2I, C]: per expert I gate rows then I up rows;
 // down [E, C, I]), bf16/f16/f32 or fp8 with block scales; past the adapter's largest binding they are cut into parts
 // of whole experts, one launch per part.
 import type { Backend, HostWeight, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
-import { grid, kernel, op, scratch, u32, weightDefines, type Ctx, type Launch, type ScratchSpec, type Variant } from '../lib.ts';
+import { grid, kernel, ONLY, op, scratch, u32, weightDefines, type Ctx, type Host, type Launch, type ScratchSpec, type Variant } from '../lib.ts';
+import { rmsNormOp } from '../norm/rms_norm.ts';
+import { rmsNormRef } from '../norm/rms_norm.ref.ts';
 import { moeExpertsRef } from './moe_experts.ref.ts';
 import guSrc from './moe_gu.wgsl' with { type: 'text' };
 import downSrc from './moe_down.wgsl' with { type: 'text' };
@@ -21,7 +24,7 @@ import gemmSrc from './moe_gemm.wgsl' with { type: 'text' };
 import combineSrc from './moe_combine.wgsl' with { type: 'text' };
 
 export const KERNELS = {
-  gu: kernel('moe_gu', guSrc, ['step', 'x', 'sel', 'W', 'Ws', 'act', 'dims', 'S', 'Ss']),
+  gu: kernel('moe_gu', guSrc, ['step', 'x', 'sel', 'W', 'Ws', 'act', 'dims', 'S', 'Ss', 'gn']),
   down: kernel('moe_down', downSrc, ['step', 'x', 'sel', 'W', 'Ws', 'y', 'dims', 'S', 'Ss']),
   group: kernel('moe_group', groupSrc, ['step', 'sel', 'grp', 'dims']),
   gemm: kernel('moe_gemm', gemmSrc, ['step', 'A', 'grp', 'W', 'out', 'dims', 'S']),
@@ -89,7 +92,11 @@ export function sharedExpert(o: Backend, name: string, gu: HostWeight, down: Hos
  * h [N, C] ('n' rows); sel [N, 2K] from moe_topk (with `shared`: [N, 2K + 1], the shared gate last); y [N, C] += the
  * routed experts (and the shared expert times its gate).
  */
-export interface MoeExpertsArgs { h: Tensor; sel: Tensor; w: ExpertWeights; y: Tensor; k: number; shared: SharedExpert | null }
+export interface MoeExpertsArgs {
+  h: Tensor; sel: Tensor; w: ExpertWeights; y: Tensor; k: number; shared: SharedExpert | null;
+  /** h = RMSNorm(h)·norm.w first (f32 weight): in the GEMVs' prologue, or written to norm.h for the grouped GEMM */
+  norm: { w: Weight; eps: number; h: Tensor } | null;
+}
 
 /** fp8 scale layout of a weight as the kernels' dims: (RP, SRP, BR, SC) and BC. */
 function fp8Layout(w: Weight, cols: number): { fq: number[]; bc: number } {
@@ -169,7 +176,7 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
       const lr = Wr ? fp8Layout(Wr, down ? I : C) : { fq: [1, 1, 1, 1], bc: 4 }, lsh = Ws ? fp8Layout(Ws, down ? Ish : C) : { fq: [1, 1, 1, 1], bc: 4 };
       const Ur = (down ? I : C) / EPU, Us = (down ? Ish : C) / EPU;
       const nR = q ? q.n : 0, readRows = q ? touched * q.n / E : 0;
-      const defines = { ...weightDefines(ws[0]!.dtype), WDT: 0, ...red, VEC, UNROLL: 4, ROUTED: q !== null, SHARED: Ws !== null };
+      const defines = { ...weightDefines(ws[0]!.dtype), WDT: 0, ...red, VEC, UNROLL: 4, ROUTED: q !== null, SHARED: Ws !== null, NORM: !down && !!a.norm };
       let TPR: number, grid3: [number, number, number], cost: Launch['cost'];
       if (!down) {
         const rows = Math.max(q ? I : 0, Ws ? Ish : 0), outs = N * ((q ? K * I : 0) + (Ws ? Ish : 0));
@@ -183,10 +190,11 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
         grid3 = [gx, gy, N];
         cost = { flops: 2 * N * ((q ? K * I * nR / E : 0) + Ish) * C, bytes: (readRows * I + (Ws ? Ish : 0)) * C * wbytes(ws[0]!) + 4 * N * (AW + 2 * C) };
       }
-      const dims = u32(C, I, K, q ? q.e0 : 0, nR, SW, Ish, AW, ...lr.fq, ...lsh.fq, lr.bc, lsh.bc, TPR, 0, Ur, Us, 0, 0);
+      const eps = new Uint32Array(new Float32Array([a.norm?.eps ?? 0]).buffer)[0]!;
+      const dims = u32(C, I, K, q ? q.e0 : 0, nR, SW, Ish, AW, ...lr.fq, ...lsh.fq, lr.bc, lsh.bc, TPR, down ? 0 : eps, Ur, Us, 0, 0);
       ls.push({ kernel: down ? KERNELS.down : KERNELS.gu, grid: grid3, defines, cost,
         bind: down ? { x: scratch('act'), sel: a.sel, W: Wr, Ws, y: a.y, dims, S: Wr?.fp8?.scales ?? null, Ss: Ws?.fp8?.scales ?? null }
-          : { x: a.h, sel: a.sel, W: Wr, Ws, act: scratch('act'), dims, S: Wr?.fp8?.scales ?? null, Ss: Ws?.fp8?.scales ?? null } });
+          : { x: a.h, sel: a.sel, W: Wr, Ws, act: scratch('act'), dims, S: Wr?.fp8?.scales ?? null, Ss: Ws?.fp8?.scales ?? null, gn: a.norm?.w ?? null } });
     }
   }
   return ls;
@@ -204,6 +212,8 @@ export const moeExpertsOp = op<MoeExpertsArgs>({
     const { E, I, C } = a.w, K = a.k, SW = 2 * K + (a.shared ? 1 : 0);
     if (a.h.cols !== C || a.y.cols !== C || a.sel.cols !== SW || !Number.isInteger(K) || K < 1 || K > E || K + 1 > KMAX || a.h.rows !== 'n' || a.sel.rows !== 'n' || a.y.rows !== 'n')
       throw new ShapeError(`moe_experts: h of ${a.h.cols} columns, selection of ${a.sel.cols} (expected ${SW}), output of ${a.y.cols}, for top-${K} (at most ${KMAX - 1}) of ${E} experts of ${C}→${I}`);
+    if (a.norm && (a.norm.w.dtype !== 'f32' || a.norm.w.shape[0] !== C || a.norm.h.cols !== C || a.norm.h.rows !== 'n'))
+      throw new ShapeError(`moe_experts: norm weight [${a.norm.w.shape}] ${a.norm.w.dtype} and normed rows of ${a.norm.h.cols} columns, expected f32 [${C}] and ${C}`);
     if (a.shared && (a.shared.gu.shape.join() !== `${2 * a.shared.I},${C}` || a.shared.down.shape.join() !== `${C},${a.shared.I}`))
       throw new ShapeError(`moe_experts: shared expert gate|up [${a.shared.gu.shape}] and down [${a.shared.down.shape}], expected [${2 * a.shared.I}, ${C}] and [${C}, ${a.shared.I}]`);
   },
@@ -219,19 +229,22 @@ export const moeExpertsOp = op<MoeExpertsArgs>({
       },
       launches: (a, c) => {
         const { E, I, C } = a.w, K = a.k, N = c.step.n, touched = Math.min(E, N * K), SW = a.sel.cols, sh = a.shared;
-        const ls: Launch[] = [{ kernel: KERNELS.group, grid: [1, 1, 1], defines: { EMAX }, bind: { sel: a.sel, grp: scratch('grp'), dims: u32(E, K, BM, SW) }, cost: { flops: 0, bytes: 12 * N * K } }];
+        const ls: Launch[] = [];
+        if (a.norm) ls.push(...rmsNormOp.variants[ONLY]!.launches({ x: a.h, w: a.norm.w, g: null, y: a.norm.h, C, G: 1, eps: a.norm.eps, plusOne: false }, c));
+        const hin = a.norm ? a.norm.h : a.h;
+        ls.push({ kernel: KERNELS.group, grid: [1, 1, 1], defines: { EMAX }, bind: { sel: a.sel, grp: scratch('grp'), dims: u32(E, K, BM, SW) }, cost: { flops: 0, bytes: 12 * N * K } });
         for (const [gateUp, ws, IN, OUT] of [[true, a.w.gu, C, I], [false, a.w.down, I, C]] as const) {
           for (const q of parts(a.w)) {
             const W = ws[q.p]!, x = partOf(W, IN);
             ls.push({ kernel: KERNELS.gemm, grid: [Math.ceil(OUT / (gateUp ? 32 : 64)), Math.ceil(N * K / BM) + E, 1], defines: { GATE_UP: gateUp, DENSE: false, ...x.defines },
-              bind: { A: gateUp ? a.h : scratch('act'), grp: scratch('grp'), W, out: scratch(gateUp ? 'act' : 'yk'), dims: u32(IN, OUT, K, q.e0, q.n, x.SC, E, 0, ...x.fq), S: x.S },
+              bind: { A: gateUp ? hin : scratch('act'), grp: scratch('grp'), W, out: scratch(gateUp ? 'act' : 'yk'), dims: u32(IN, OUT, K, q.e0, q.n, x.SC, E, 0, ...x.fq), S: x.S },
               cost: { flops: (gateUp ? 4 : 2) * N * K * I * C * q.n / E, bytes: touched * q.n / E * (gateUp ? 2 : 1) * I * C * wbytes(W) + 4 * N * K * (IN + OUT) } });
           }
           if (sh) {
             // the shared expert: every token, as one dense expert
             const W = gateUp ? sh.gu : sh.down, IN2 = gateUp ? C : sh.I, OUT2 = gateUp ? sh.I : C, x = partOf(W, IN2);
             ls.push({ kernel: KERNELS.gemm, grid: [Math.ceil(OUT2 / (gateUp ? 32 : 64)), Math.ceil(N / BM), 1], defines: { GATE_UP: gateUp, DENSE: true, ...x.defines },
-              bind: { A: gateUp ? a.h : scratch('acts'), grp: null, W, out: scratch(gateUp ? 'acts' : 'ys'), dims: u32(IN2, OUT2, 1, 0, 1, x.SC, 1, 0, ...x.fq), S: x.S },
+              bind: { A: gateUp ? hin : scratch('acts'), grp: null, W, out: scratch(gateUp ? 'acts' : 'ys'), dims: u32(IN2, OUT2, 1, 0, 1, x.SC, 1, 0, ...x.fq), S: x.S },
               cost: { flops: (gateUp ? 4 : 2) * N * sh.I * C, bytes: (gateUp ? 2 : 1) * sh.I * C * wbytes(W) + 4 * N * (IN2 + OUT2) } });
           }
         }
@@ -241,14 +254,22 @@ export const moeExpertsOp = op<MoeExpertsArgs>({
       },
     },
   },
-  ref: (a, h) => moeExpertsRef(h.data(a.h), h.data(a.sel), h.data(a.w.gu[0]!), h.data(a.w.down[0]!), h.data(a.y), h.step.ids.length, a.k, a.w.C, a.w.I,
+  ref: (a, h) => moeExpertsRef(a.norm ? normed(a, h) : h.data(a.h), h.data(a.sel), h.data(a.w.gu[0]!), h.data(a.w.down[0]!), h.data(a.y), h.step.ids.length, a.k, a.w.C, a.w.I,
     a.sel.cols, a.shared ? { gu: h.data(a.shared.gu), down: h.data(a.shared.down), I: a.shared.I } : null),
 });
+
+/** The CPU reference's normed rows (into norm.h). */
+function normed(a: MoeExpertsArgs, h: Host): Float32Array {
+  const out = h.data(a.norm!.h);
+  rmsNormRef(h.data(a.h), h.data(a.norm!.w), out, h.cap(a.h), a.w.C, { eps: a.norm!.eps });
+  return out;
+}
 
 /**
  * y += the routed experts of h ([N, C] 'n' rows) for the top-k selection sel (moe_topk), and with `shared` the shared
  * expert times its gate (sel's last column).
  */
-export function moeExperts(o: Backend, h: Tensor, sel: Tensor, w: ExpertWeights, y: Tensor, k: number, shared: SharedExpert | null = null): Promise<void> {
-  return o.run(moeExpertsOp, { h, sel, w, y, k, shared });
+export function moeExperts(o: Backend, h: Tensor, sel: Tensor, w: ExpertWeights, y: Tensor, k: number, shared: SharedExpert | null = null,
+  norm: MoeExpertsArgs['norm'] = null): Promise<void> {
+  return o.run(moeExpertsOp, { h, sel, w, y, k, shared, norm });
 }

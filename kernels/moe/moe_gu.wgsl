@@ -3,16 +3,18 @@
 //     act[t, j·I + i] = silu(h[t]·W[e, i]) · (h[t]·W[e, I + i])                   i < I
 //   shared (SHARED), one per token t:
 //     act[t, K·I + i] = silu(h[t]·Ws[i]) · (h[t]·Ws[Ish + i])                      i < Ish
+// NORM: h[t] = RMSNorm(x[t])·gn (eps = bitcast dims[4].w) in the prologue: each row's lanes also sum x² over the
+// row they stream, and both sums are scaled by rsqrt(mean x² + eps) after the reduction; else h = x.
 // W [EP, 2I, C] is the part's gate|up tensor (per expert I gate rows then I up rows), Ws [2Ish, C] the shared one,
 // both of one storage dtype, read in load units (moe_unit.wgsl) with fp8 block scales S / Ss.
-// Bindings: step; x = h [N, C] f32; sel [N, SW] f32 (moe_topk); W, Ws u32 units; act [N, AW] f32 (AW = K·I + Ish);
+// Bindings: step; x = h (or the rows to normalize) [N, C] f32; sel [N, SW] f32 (moe_topk); W, Ws u32 units; act [N, AW] f32 (AW = K·I + Ish);
 // dims: (C, I, K, E0), (EP, SW, Ish, AW), scale layout of W and of Ws (RP, SRP, BR, SC), (BC, BCs, TPR, 0),
-// (U, U, 0, 0) = units per row; S, Ss fp8 block scales (placeholders otherwise).
+// (U, U, 0, 0) = units per row; S, Ss fp8 block scales (placeholders otherwise); gn [C] f32 the norm weight (NORM).
 // Dispatch: workgroups of WG threads, TPR lanes (a power of two) per output row i (its gate and its up row, split-K
 // over the row's U units), WG / TPR rows per workgroup, a 2-D grid over row blocks of max(I, Ish); z = the N·K routed
 // assignments (ROUTED) then the N shared ones (SHARED). Each lane keeps 2·UNROLL units in flight (loads issued
 // first). Reduction: SG_RED subgroup shuffles/adds (+ a workgroup pass when TPR > the subgroup), else a
-// workgroup-memory tree (as matmul_gemv_vec). Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, W_*.
+// workgroup-memory tree (as matmul_gemv_vec). Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, NORM, W_*.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -24,13 +26,22 @@
 @group(0) @binding(6) var<uniform> dims: array<vec4u, 6>;
 @group(0) @binding(7) var<storage, read> S: array<f32>;
 @group(0) @binding(8) var<storage, read> Ss: array<f32>;
+@group(0) @binding(9) var<storage, read> gn: array<vec4f>;         // [C / 4] (NORM)
+
+fn xin(xb: u32, q: u32) -> vec4f {
+#if NORM
+  return x[xb + q] * gn[q];
+#else
+  return x[xb + q];
+#endif
+}
 
 #include "moe_unit.wgsl"
 
 #if SG_RED
-var<workgroup> red: array<vec2f, WG / SGS>;
+var<workgroup> red: array<vec3f, WG / SGS>;
 #else
-var<workgroup> red: array<vec2f, WG>;
+var<workgroup> red: array<vec3f, WG>;
 #endif
 
 fn ld(sh: bool, i: u32) -> WUNIT {
@@ -62,6 +73,7 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   _ = &Ws;
   _ = &S;
   _ = &Ss;
+  _ = &gn;
   let C = dims[0].x;
   let I = dims[0].y;
   let K = dims[0].z;
@@ -92,11 +104,14 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   let lane = li % TPR;
   let i = (g.x + g.y * ng.x) * (WG / TPR) + li / TPR;
   let live = ok && t < step.n && i < rows;
-  var acc = vec2f(0.0);
+  var acc = vec3f(0.0);      // gate sum, up sum, Σx² (NORM)
   if (live) {
     let gg = g0 + i;
     let gu = gg + rows;
     let xb = t * (C / 4u);
+    if (NORM) {
+      for (var q = lane; q < C / 4u; q += TPR) { let v = x[xb + q]; acc.z += dot(v, v); }
+    }
     var u = lane;
     for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
       var wg: array<WUNIT, UNROLL>;
@@ -104,15 +119,15 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
       for (var k = 0u; k < UNROLL; k++) { wg[k] = ld(sh, gg * U + u + k * TPR); wu[k] = ld(sh, gu * U + u + k * TPR); }
       for (var k = 0u; k < UNROLL; k++) {
         let uk = u + k * TPR;
-        let xq = xb + uk * (EPU / 4u);
-        acc += vec2f(wdot(wg[k], xq) * wscale(sh, gg, uk), wdot(wu[k], xq) * wscale(sh, gu, uk));
+        let lq = uk * (EPU / 4u);
+        acc += vec3f(wdot(wg[k], xb, lq) * wscale(sh, gg, uk), wdot(wu[k], xb, lq) * wscale(sh, gu, uk), 0.0);
       }
     }
     for (; u < U; u += TPR) {
       let w0 = ld(sh, gg * U + u);
       let w1 = ld(sh, gu * U + u);
-      let xq = xb + u * (EPU / 4u);
-      acc += vec2f(wdot(w0, xq) * wscale(sh, gg, u), wdot(w1, xq) * wscale(sh, gu, u));
+      let lq = u * (EPU / 4u);
+      acc += vec3f(wdot(w0, xb, lq) * wscale(sh, gg, u), wdot(w1, xb, lq) * wscale(sh, gu, u), 0.0);
     }
   }
 
@@ -126,7 +141,7 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
     if (li % sg == 0u) { red[li / sg] = acc; }
     workgroupBarrier();
     let first = (li / TPR) * (TPR / sg);
-    var v = vec2f(0.0);
+    var v = vec3f(0.0);
     for (var j = 0u; j < TPR / sg; j++) { v += red[first + j]; }
     acc = v;
   }
@@ -140,5 +155,12 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   acc = red[li - lane];
 #endif
 
-  if (live && lane == 0u) { act[t * AW + col + i] = acc.x / (1.0 + exp(-acc.x)) * acc.y; }
+  var gv = acc.x;
+  var uv = acc.y;
+  if (NORM) {
+    let rs = inverseSqrt(acc.z / f32(C) + bitcast<f32>(dims[4].w));
+    gv *= rs;
+    uv *= rs;
+  }
+  if (live && lane == 0u) { act[t * AW + col + i] = gv / (1.0 + exp(-gv)) * uv; }
 }

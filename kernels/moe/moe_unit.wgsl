@@ -3,8 +3,8 @@
 //   VEC: 16 bytes (vec4<u32>): 16 F8_E4M3, 8 bf16/f16 or 4 f32 (EPU elements; the row length a multiple of EPU and,
 //        for fp8, the scale-block width too);
 //   else one quad of 4 elements: u32 (fp8), vec2<u32> (bf16/f16), vec4<u32> (f32).
-// wdot(w, xq) = Σ of the unit's elements times the EPU / 4 quads x[xq], x[xq + 1], … of the including file's
-// `x: array<vec4f>`; for fp8 it is 2⁻⁸ times that sum before the block scale (the including file multiplies the
+// wdot(w, xb, lq) = Σ of the unit's elements times the EPU / 4 input quads xin(xb, lq), xin(xb, lq + 1), … (the
+// including file's `fn xin(row base, quad) -> vec4f`); for fp8 it is 2⁻⁸ times that sum before the block scale (the including file multiplies the
 // unit's scale by 256 = FP8_UNSCALE). fp8 decode: each byte s.eeee.mmm becomes the f16 s.0eeee.mmm0000000, whose
 // value is exactly 2⁻⁸ times the e4m3 value for every byte including the subnormals (f16 exponent 0; f16 → f32
 // conversion is exact); 0x7f/0xff (e4m3 NaN) decode to ±480, as in wquad.wgsl. Defines: VEC, W_FP8, W_F16, W_F32.
@@ -56,21 +56,21 @@ fn hquad(w: vec2u) -> vec4f {
 #endif
 }
 
-fn wdot(w: WUNIT, xq: u32) -> f32 {
+fn wdot(w: WUNIT, xb: u32, lq: u32) -> f32 {
 #if W_FP8
 #if VEC
-  return dot(f8quad(w.x), x[xq]) + dot(f8quad(w.y), x[xq + 1u]) + dot(f8quad(w.z), x[xq + 2u]) + dot(f8quad(w.w), x[xq + 3u]);
+  return dot(f8quad(w.x), xin(xb, lq)) + dot(f8quad(w.y), xin(xb, lq + 1u)) + dot(f8quad(w.z), xin(xb, lq + 2u)) + dot(f8quad(w.w), xin(xb, lq + 3u));
 #else
-  return dot(f8quad(w), x[xq]);
+  return dot(f8quad(w), xin(xb, lq));
 #endif
 #else
 #if W_F32
-  return dot(bitcast<vec4f>(w), x[xq]);
+  return dot(bitcast<vec4f>(w), xin(xb, lq));
 #else
 #if VEC
-  return dot(hquad(w.xy), x[xq]) + dot(hquad(w.zw), x[xq + 1u]);
+  return dot(hquad(w.xy), xin(xb, lq)) + dot(hquad(w.zw), xin(xb, lq + 1u));
 #else
-  return dot(hquad(w), x[xq]);
+  return dot(hquad(w), xin(xb, lq));
 #endif
 #endif
 #endif

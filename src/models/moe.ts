@@ -3,7 +3,9 @@
 // the GPU → only the chosen experts). spec-deltanet-attention-qwen3next.md §8.6.
 import { expertWeights, moeExperts, sharedExpert, type ExpertWeights, type SharedExpert } from '../../kernels/moe/moe_experts.ts';
 import { moeTopk, selCols } from '../../kernels/moe/moe_topk.ts';
-import { matmul } from '../../kernels/matmul/matmul.ts';
+import { matmulMulti } from '../../kernels/matmul/matmul_gemv_multi.ts';
+import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
+import { mlp, type MlpWeights } from './blocks.ts';
 import type { Backend, HostWeight, Tensor, Weight } from '../backend/backend.ts';
 import { dequantFp8 } from '../load/safetensors.ts';
 import type { WeightReader } from '../load/weights.ts';
@@ -85,13 +87,35 @@ export function loadRouter(r: WeightReader, o: Backend, p: string, E: number, C:
 
 /**
  * x += Σ_j w_j(h)·SwiGLU_{e_j}(h) over each token's top-k experts (router softmax, top-k, optional renormalisation),
- * + σ(h·W_sg)·SwiGLU_shared(h) with a shared expert (its gate the router's last row). Four dispatches at decode:
- * router GEMV, moe_topk, the experts' gate|up, their down projections with the combine and residual add.
+ * + σ(h·W_sg)·SwiGLU_shared(h) with a shared expert (its gate the router's last row), for h = RMSNorm(x)·norm.w
+ * (an f32 weight; zero-centred norms add the 1 at load). Four dispatches at decode: the router GEMV with the norm in
+ * its prologue, moe_topk, the experts' gate|up (the norm again in its prologue), their down projections with the
+ * combine and residual add. `h` receives the normed rows where a path needs them (prefill).
  */
-export async function routedExperts(o: Backend, router: Weight, experts: ExpertWeights, K: number, norm: boolean, h: Tensor, x: Tensor,
-  shared: SharedExpert | null = null): Promise<void> {
+export async function routedExperts(o: Backend, router: Weight, experts: ExpertWeights, K: number, normTopk: boolean, x: Tensor, h: Tensor,
+  norm: { w: Weight; eps: number }, shared: SharedExpert | null = null): Promise<void> {
   const logits = o.act('moe_logits', router.shape[0]!), sel = o.act('moe_sel', selCols(K, shared !== null));
-  await matmul(o, h, router, null, 'none', logits);
-  await moeTopk(o, logits, sel, K, norm, shared !== null);
-  await moeExperts(o, h, sel, experts, x, K, shared);
+  await matmulMulti(o, x, { ...norm, h }, [{ w: router, y: logits }]);
+  await moeTopk(o, logits, sel, K, normTopk, shared !== null);
+  await moeExperts(o, x, sel, experts, x, K, shared, { ...norm, h });
+}
+
+/** Whether any of the weights is fp8 (matmul_multi, which fuses norms and sibling projections, reads none). */
+export const hasFp8 = (...ws: Weight[]) => ws.some(w => w.dtype === 'fp8');
+
+/**
+ * x += the dense SwiGLU MLP of RMSNorm(x)·norm.w: the norm inside the gate|up GEMV (matmul_multi) for 16-bit/f32
+ * weights, a separate rms_norm into h for fp8 ones (matmul_multi reads no fp8).
+ */
+export async function denseMlp(o: Backend, w: MlpWeights, x: Tensor, h: Tensor, norm: { w: Weight; eps: number }): Promise<void> {
+  if (!hasFp8(w.gate, w.up)) return mlp(o, w, h, x, norm);
+  await rmsNorm(o, x, norm.w, h, { eps: norm.eps });
+  await mlp(o, w, h, x);
+}
+
+/** An RMSNorm weight as f32 (the fused prologues take f32), with the 1 of a zero-centred norm (1 + w) added. */
+export function normWeight(r: WeightReader, o: Backend, name: string, C: number, plusOne: boolean): Weight {
+  const w = r.read(name, [C]), f = Float32Array.from(w.f32 ?? widen(w));
+  if (plusOne) for (let i = 0; i < C; i++) f[i] = Math.fround(1 + f[i]!);
+  return o.weight(name, { shape: [C], dtype: 'f32', f32: f }, false);
 }

@@ -21,7 +21,8 @@ import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import { dequantFp8 } from '../load/safetensors.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { defineArch } from './arch.ts';
-import { loadExperts, loadRouter, loadSharedExpert, routedExperts } from './moe.ts';
+import { denseMlp, hasFp8, loadExperts, loadRouter, loadSharedExpert, normWeight, routedExperts } from './moe.ts';
+import { matmulMulti } from '../../kernels/matmul/matmul_gemv_multi.ts';
 import { attnState, loadHead, loadMlp, logits, mlp, ropeConfig, type AttnConfig, type MlpWeights } from './blocks.ts';
 import { invFreq, ropeTable } from '../../kernels/attention/rope.ref.ts';
 
@@ -184,7 +185,8 @@ export default defineArch<Qwen3NextConfig, Weights>({
       const p = `model.layers.${l}.`;
       const full = c.layer_types[l] === 'full_attention';
       layers.push({
-        in_norm: vec(`${p}input_layernorm.weight`, [d]), post_norm: vec(`${p}post_attention_layernorm.weight`, [d]),
+        // zero-centred norms as f32 1 + w (the fused prologues take a plain weight)
+        in_norm: normWeight(r, o, `${p}input_layernorm.weight`, d, true), post_norm: normWeight(r, o, `${p}post_attention_layernorm.weight`, d, true),
         gdn: full ? null : loadGdn(c, r, o, `${p}linear_attn.`),
         attn: full ? loadGatedAttn(c, r, o, `${p}self_attn.`, table) : null,
         moe: c.moe[l] ? loadMoe(c, r, o, `${p}mlp.`) : null,
@@ -201,12 +203,12 @@ export default defineArch<Qwen3NextConfig, Weights>({
     await embed(o, w.emb, x);
     for (let l = 0; l < w.layers.length; l++) {
       const L = w.layers[l]!;
-      await rmsNorm(o, x, L.in_norm, h, { eps, plusOne: true });
-      if (L.gdn) await gatedDeltaNet(o, L.gdn, c, l, h, x);
-      else await gatedAttention(o, L.attn!, c.attn, l, h, x);
-      await rmsNorm(o, x, L.post_norm, h, { eps, plusOne: true });
-      if (L.moe) await sparseMoe(o, L.moe, c, h, x);
-      else await mlp(o, L.mlp!, h, x);
+      // the input norm runs inside the mixer's projections
+      if (L.gdn) await gatedDeltaNet(o, L.gdn, c, l, x, h, { w: L.in_norm, eps });
+      else await gatedAttention(o, L.attn!, c.attn, l, x, h, { w: L.in_norm, eps });
+      // the post-attention norm runs inside the router GEMV and the experts' gate|up (or the MLP's gate|up)
+      if (L.moe) await routedExperts(o, L.moe.router, L.moe.experts, c.num_experts_per_tok, c.norm_topk_prob, x, h, { w: L.post_norm, eps }, L.moe.shared);
+      else await denseMlp(o, L.mlp!, x, h, { w: L.post_norm, eps });
     }
     return logits(o, x, w.head, (xk, xn) => rmsNorm(o, xk, w.norm, xn, { eps, plusOne: true }));
   },
@@ -236,21 +238,26 @@ function loadGdn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: string): Gd
   };
 }
 
-async function gatedDeltaNet(o: Backend, w: GdnWeights, c: Qwen3NextConfig, l: number, h: Tensor, x: Tensor): Promise<void> {
+/**
+ * x += the Gated DeltaNet mixer of RMSNorm(x)·norm.w: q|k|v and z|a|b as two GEMVs with the norm in their prologue
+ * (matmul_multi), or with fp8 projections (which it does not read) a separate rms_norm into h and one matmul each.
+ */
+async function gatedDeltaNet(o: Backend, w: GdnWeights, c: Qwen3NextConfig, l: number, x: Tensor, h: Tensor, norm: { w: Weight; eps: number }): Promise<void> {
   const g = c.gdn, KD = g.H * g.DK, VD = g.HV * g.DV;
   const qt = o.act('gdn_q_in', KD), kt = o.act('gdn_k_in', KD), vt = o.act('gdn_v_in', VD);
   const q = o.act('gdn_q', KD), k = o.act('gdn_k', KD), v = o.act('gdn_v', VD);
   const a = o.act('gdn_a', g.HV), b = o.act('gdn_b', g.HV), z = o.act('gdn_z', VD), y = o.act('gdn_y', VD), yn = o.act('gdn_yn', VD);
-  await matmul(o, h, w.q, null, 'none', qt);
-  await matmul(o, h, w.k, null, 'none', kt);
-  await matmul(o, h, w.v, null, 'none', vt);
-  await matmul(o, h, w.a, null, 'none', a);
-  await matmul(o, h, w.b, null, 'none', b);
+  if (!hasFp8(w.q, w.k, w.v, w.z, w.a, w.b)) {
+    await matmulMulti(o, x, { ...norm, h }, [{ w: w.q, y: qt }, { w: w.k, y: kt }, { w: w.v, y: vt }]);
+    await matmulMulti(o, x, { ...norm, h }, [{ w: w.z, y: z }, { w: w.a, y: a }, { w: w.b, y: b }]);
+  } else {
+    await rmsNorm(o, x, norm.w, h, { eps: norm.eps });
+    for (const [wt, out] of [[w.q, qt], [w.k, kt], [w.v, vt], [w.z, z], [w.a, a], [w.b, b]] as const) await matmul(o, h, wt, null, 'none', out);
+  }
   await shortConv(o, qt, w.q_conv, o.state(`${l}.conv_q`), q, 'silu');
   await shortConv(o, kt, w.k_conv, o.state(`${l}.conv_k`), k, 'silu');
   await shortConv(o, vt, w.v_conv, o.state(`${l}.conv_v`), v, 'silu');
   await deltaRule(o, { q, k, v, a, gp: w.gp, b, state: o.state(`${l}.S`), out: y, d: g });
-  await matmul(o, h, w.z, null, 'none', z);
   await rmsNorm(o, y, w.norm, yn, { eps: c.rms_norm_eps, headDim: g.DV, gate: z });
   await matmul(o, yn, w.out, null, 'none', x, true);
 }
@@ -276,15 +283,24 @@ function loadGatedAttn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: strin
   };
 }
 
-/** x += o_proj(attention(h) ⊙ σ(gate(h))) for layer l. */
-async function gatedAttention(o: Backend, w: GatedAttnWeights, c: AttnConfig, l: number, h: Tensor, x: Tensor): Promise<void> {
+/**
+ * x += o_proj(attention(h) ⊙ σ(gate(h))) for layer l, h = RMSNorm(x)·norm.w: inside q|gate|k and v GEMVs
+ * (matmul_multi) unless a projection has a bias or is fp8 (then a separate rms_norm into h and one matmul each).
+ */
+async function gatedAttention(o: Backend, w: GatedAttnWeights, c: AttnConfig, l: number, x: Tensor, h: Tensor, norm: { w: Weight; eps: number }): Promise<void> {
   const { H, KV, D } = c;
   const q = o.act('att_q', H * D), gate = o.act('att_gate', H * D), k = o.act('att_k', KV * D), v = o.act('att_v', KV * D);
   const qn = o.act('att_qn', H * D), kn = o.act('att_kn', KV * D);
-  await matmul(o, h, w.q, w.qb, 'none', q);
-  await matmul(o, h, w.gate, w.gb, 'sigmoid', gate);
-  await matmul(o, h, w.k, w.kb, 'none', k);
-  await matmul(o, h, w.v, w.vb, 'none', v);
+  if (!hasFp8(w.q, w.gate, w.k, w.v) && !w.qb && !w.gb && !w.kb && !w.vb) {
+    await matmulMulti(o, x, { ...norm, h }, [{ w: w.q, y: q }, { w: w.gate, y: gate, act: 'sigmoid' }, { w: w.k, y: k }]);
+    await matmulMulti(o, x, { ...norm, h }, [{ w: w.v, y: v }]);
+  } else {
+    await rmsNorm(o, x, norm.w, h, { eps: norm.eps });
+    await matmul(o, h, w.q, w.qb, 'none', q);
+    await matmul(o, h, w.gate, w.gb, 'sigmoid', gate);
+    await matmul(o, h, w.k, w.kb, 'none', k);
+    await matmul(o, h, w.v, w.vb, 'none', v);
+  }
   await rmsNorm(o, q, w.qn, qn, { eps: c.qkNormEps!, headDim: D, plusOne: true });
   await rmsNorm(o, k, w.kn, kn, { eps: c.qkNormEps!, headDim: D, plusOne: true });
   await rope(o, qn, w.rope, { D, R: c.R });
@@ -308,9 +324,4 @@ function loadMoe(c: Qwen3NextConfig, r: WeightReader, o: Backend, p: string): Mo
     experts: loadExperts(r, o, `${p}experts`, E, I, d),
     shared: Ish > 0 ? loadSharedExpert(r, o, `${p}shared_expert`, Ish, d) : null,
   };
-}
-
-/** x += Σ_j w_j(h)·SwiGLU_{e_j}(h) over each token's top-k experts + σ(h·W_sg)·SwiGLU_shared(h). */
-async function sparseMoe(o: Backend, w: MoeWeights, c: Qwen3NextConfig, h: Tensor, x: Tensor): Promise<void> {
-  await routedExperts(o, w.router, w.experts, c.num_experts_per_tok, c.norm_topk_prob, h, x, w.shared);
 }

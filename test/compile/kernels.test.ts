@@ -84,9 +84,9 @@ const CASES: Record<string, () => { what: string; args: any }[]> = {
   matmul_fp8: () => [{ what: 'fp8 132 → 200', args: { x: t(132), w: gpuBackend().weight('compile fp8', fp8([200, 132]), true), bias: null, y: t(200), act: 'none', accumulate: false } }],
   moe_topk: () => BOOLS.flatMap(norm => BOOLS.map(sh => ({ what: `norm=${norm} shared=${sh}`, args: { logits: t(sh ? 9 : 8), sel: t(sh ? 5 : 4, { name: 'sel' }), k: 2, norm, shared: sh } }))),
   moe_experts: () => (['bf16', 'fp8'] as const).flatMap(dt => [
-    { what: `${dt} E 4 top-2`, args: { h: t(64), sel: t(4, { name: 'sel' }), w: experts(dt), y: t(64, { name: 'y' }), k: 2, shared: null } },
-    { what: `${dt} E 4 top-2 + shared`, args: { h: t(64), sel: t(5, { name: 'sel' }), w: experts(dt), y: t(64, { name: 'y' }), k: 2, shared: shared(dt) } },
-    { what: `${dt} E 4 top-2 + shared of the other dtype`, args: { h: t(64), sel: t(5, { name: 'sel' }), w: experts(dt), y: t(64, { name: 'y' }), k: 2, shared: shared(dt === 'fp8' ? 'bf16' : 'fp8') } },
+    { what: `${dt} E 4 top-2`, args: { h: t(64), sel: t(4, { name: 'sel' }), w: experts(dt), y: t(64, { name: 'y' }), k: 2, shared: null, norm: null } },
+    { what: `${dt} E 4 top-2 + shared, norm`, args: { h: t(64), sel: t(5, { name: 'sel' }), w: experts(dt), y: t(64, { name: 'y' }), k: 2, shared: shared(dt), norm: { w: w([64]), eps: 1e-6, h: t(64, { name: 'hn' }) } } },
+    { what: `${dt} E 4 top-2 + shared of the other dtype`, args: { h: t(64), sel: t(5, { name: 'sel' }), w: experts(dt), y: t(64, { name: 'y' }), k: 2, shared: shared(dt === 'fp8' ? 'bf16' : 'fp8'), norm: null } },
   ]),
   moe_route: () => BOOLS.map(norm => ({ what: `norm=${norm}`, args: { logits: t(8), w: t(8, { name: 'w' }), k: 2, norm } })),
   layer_norm: () => [{ what: 'C 64', args: { x: t(64), w: w([64]), b: w([64]), y: t(64, { name: 'y' }), eps: 1e-5 } }],

@@ -12,6 +12,8 @@ import { expertWeights, moeExperts, sharedExpert } from '../../../kernels/moe/mo
 import { matmul } from '../../../kernels/matmul/matmul.ts';
 import { mul } from '../../../kernels/elementwise/mul.ts';
 import { siluMul } from '../../../kernels/elementwise/silu_mul.ts';
+import { rmsNorm } from '../../../kernels/norm/rms_norm.ts';
+import { rmsNormRef } from '../../../kernels/norm/rms_norm.ref.ts';
 import { moeRouteRef } from '../../../kernels/moe/moe_route.ref.ts';
 import { moeTopk, selCols } from '../../../kernels/moe/moe_topk.ts';
 import { dequantFp8 } from '../../../src/load/safetensors.ts';
@@ -81,7 +83,7 @@ describe.skipIf(!HAS_GPU)('moe_topk', () => {
 });
 
 type Kern = 'gemv' | 'gemv_wg' | 'grouped';
-interface Case { N: number; E: number; K: number; C: number; I: number; dt: Dt; kernel: Kern; parts?: number; shared?: { I: number; dt: Dt } }
+interface Case { N: number; E: number; K: number; C: number; I: number; dt: Dt; kernel: Kern; parts?: number; shared?: { I: number; dt: Dt }; norm?: boolean }
 
 const CASES: Case[] = [
   { N: 1, E: 5, K: 2, C: 68, I: 44, dt: 'f32', kernel: 'gemv' },
@@ -90,6 +92,8 @@ const CASES: Case[] = [
   { N: 7, E: 9, K: 9, C: 68, I: 20, dt: 'f32', kernel: 'gemv', parts: 3 },
   { N: 2, E: 6, K: 2, C: 260, I: 132, dt: 'fp8', kernel: 'gemv', parts: 2 },
   { N: 1, E: 7, K: 3, C: 256, I: 128, dt: 'fp8', kernel: 'gemv', shared: { I: 96, dt: 'fp8' } },
+  { N: 3, E: 7, K: 3, C: 256, I: 128, dt: 'fp8', kernel: 'gemv', shared: { I: 96, dt: 'fp8' }, norm: true },
+  { N: 2, E: 5, K: 2, C: 132, I: 36, dt: 'bf16', kernel: 'gemv_wg', norm: true },
   { N: 5, E: 9, K: 4, C: 136, I: 40, dt: 'bf16', kernel: 'gemv', shared: { I: 56, dt: 'bf16' } },
   { N: 3, E: 6, K: 2, C: 264, I: 132, dt: 'fp8', kernel: 'gemv', parts: 2, shared: { I: 36, dt: 'bf16' } },
   { N: 8, E: 4, K: 2, C: 128, I: 64, dt: 'bf16', kernel: 'gemv_wg', shared: { I: 96, dt: 'bf16' } },
@@ -100,6 +104,7 @@ const CASES: Case[] = [
   { N: 9, E: 64, K: 4, C: 64, I: 128, dt: 'bf16', kernel: 'grouped', parts: 3 },
   { N: 70, E: 6, K: 2, C: 260, I: 132, dt: 'fp8', kernel: 'grouped', parts: 2 },
   { N: 69, E: 7, K: 3, C: 136, I: 40, dt: 'bf16', kernel: 'grouped', shared: { I: 56, dt: 'bf16' } },
+  { N: 13, E: 7, K: 3, C: 136, I: 40, dt: 'bf16', kernel: 'grouped', shared: { I: 56, dt: 'bf16' }, norm: true },
   { N: 11, E: 6, K: 2, C: 256, I: 128, dt: 'fp8', kernel: 'grouped', shared: { I: 96, dt: 'fp8' } },
 ];
 
@@ -113,7 +118,7 @@ const as2d = (w: HostWeight): HostWeight => ({ ...w, shape: w.shape.slice(-2) })
 
 describe.skipIf(!HAS_GPU)('moe_experts', () => {
   for (const c of CASES) {
-    const name = `${c.kernel} ${c.dt} N=${c.N} E=${c.E} top-${c.K} C=${c.C} I=${c.I}${c.parts ? ` in ${c.parts} parts` : ''}${c.shared ? ` + shared ${c.shared.dt} I=${c.shared.I}` : ''}`;
+    const name = `${c.kernel} ${c.dt} N=${c.N} E=${c.E} top-${c.K} C=${c.C} I=${c.I}${c.parts ? ` in ${c.parts} parts` : ''}${c.shared ? ` + shared ${c.shared.dt} I=${c.shared.I}` : ''}${c.norm ? ', RMSNorm in the prologue' : ''}`;
     test(`${name}: GPU = reference = dense formula${c.shared ? ' = unfused ops' : ''}`, () => withKernel(c.kernel, async () => {
       const rng = prng(name);
       const { N, E, K, C, I } = c, hasSh = c.shared !== undefined, LW = E + (hasSh ? 1 : 0), SW = selCols(K, hasSh);
@@ -122,6 +127,10 @@ describe.skipIf(!HAS_GPU)('moe_experts', () => {
       for (let r = 0; r < N; r++) { logits.set(routed.subarray(r * E, (r + 1) * E), r * LW); if (hasSh) logits[r * LW + E] = gates[r]!; }
       const { gu, down } = experts(E, I, C, c.dt, rng);
       const sw = c.shared ? sharedWeights(c.shared.I, C, c.shared.dt, rng) : null, Is = c.shared?.I ?? 0;
+      const gn = Float32Array.from(randn(C, rng, 0.3), v => 1 + v), eps = 1e-6;
+      // with the norm, the experts read RMSNorm(h)·gn
+      const hn = h.slice();
+      if (c.norm) rmsNormRef(h, gn, hn, N, C, { eps });
       const perBytes = 2 * I * C * (c.dt === 'f32' ? 4 : c.dt === 'fp8' ? 1 : 2);
       const maxPart = c.parts ? Math.ceil(E / c.parts) * perBytes : Infinity;
       const want = await checkBoth(simpleStep(N), {}, async io => {
@@ -131,8 +140,11 @@ describe.skipIf(!HAS_GPU)('moe_experts', () => {
         if (io.kind === 'gpu' && c.parts) expect(w.gu.length).toBe(c.parts);
         await moeTopk(io.o, lt, sel, K, true, hasSh);
         const sh = sw ? sharedExpert(io.o, 'shared', stackRows([as2d(sw.gate), as2d(sw.up)], [2 * Is, C]), as2d(sw.down), Is, C) : null;
-        await moeExperts(io.o, ht, sel, w, y, K, sh);
+        const norm = c.norm ? { w: io.weight('gn', hostWeight(gn, [C]), false), eps, h: io.o.act('hn', C) } : null;
+        await moeExperts(io.o, ht, sel, w, y, K, sh, norm);
         if (!sw) return { y } as Record<string, Tensor>;
+        if (norm) await rmsNorm(io.o, ht, norm.w, norm.h, { eps });   // the unfused path reads the normed rows
+        const hin = norm ? norm.h : ht;
         // the unfused composition: routed experts alone, then the shared expert op by op
         const yu = io.o.act('yu', C), g = io.o.act('g', Is), u = io.o.act('u', Is), gu2 = io.o.act('gu', Is), gs = io.o.act('gs', Is);
         io.put(yu, y0);
@@ -140,9 +152,9 @@ describe.skipIf(!HAS_GPU)('moe_experts', () => {
         const sel2 = io.o.act('sel2', 2 * K), lt2 = io.o.act('logits2', E);
         io.put(lt2, routed); io.put(sel2);
         await moeTopk(io.o, lt2, sel2, K, true);
-        await moeExperts(io.o, ht, sel2, w, yu, K);
-        await matmul(io.o, ht, wg, null, 'none', g);
-        await matmul(io.o, ht, wu, null, 'none', u);
+        await moeExperts(io.o, hin, sel2, w, yu, K);
+        await matmul(io.o, hin, wg, null, 'none', g);
+        await matmul(io.o, hin, wu, null, 'none', u);
         await siluMul(io.o, g, u, gu2);
         await mul(io.o, gu2, sel, gs, { col: 2 * K });
         await matmul(io.o, gs, wd, null, 'none', yu, true);
@@ -152,17 +164,17 @@ describe.skipIf(!HAS_GPU)('moe_experts', () => {
       const f = (w: HostWeight, R: number, Cc: number) => w.fp8 ? dequantFp8(w.fp8, R, Cc) : w.f32 ?? bf16(w.bits16!);
       const dense = new Float32Array(N * E), yd = y0.slice();
       moeRouteRef(routed, dense, N, E, K, true);
-      moeDenseRef(h, dense, f(gu, E * 2 * I, C), f(down, E * C, I), yd, N, E, C, I);
+      moeDenseRef(hn, dense, f(gu, E * 2 * I, C), f(down, E * C, I), yd, N, E, C, I);
       if (sw) {
         const sgu = new Float32Array(2 * Is * C);
         sgu.set(f(sw.gate, Is, C)); sgu.set(f(sw.up, Is, C), Is * C);
         const one = new Float32Array(N);
         for (let t = 0; t < N; t++) one[t] = 1 / (1 + Math.exp(-gates[t]!));
-        moeDenseRef(h, one, sgu, f(sw.down, C, Is), yd, N, 1, C, Is);
+        moeDenseRef(hn, one, sgu, f(sw.down, C, Is), yd, N, 1, C, Is);
         expectClose(want.yu!.data, want.y!.data, { rtol: 1e-5, what: `${name} fused reference vs unfused ops`, seed: rng });
       }
       expectClose(want.y!.data, yd, { rtol: 1e-5, what: `${name} reference vs dense`, seed: rng });
-    }), 60_000);
+    }), 120_000);
   }
 });
 
