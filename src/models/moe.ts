@@ -3,7 +3,10 @@
 // the GPU → only the chosen experts). spec-deltanet-attention-qwen3next.md §8.6.
 import { expertWeights, moeExperts, sharedExpert, type ExpertWeights, type SharedExpert } from '../../kernels/moe/moe_experts.ts';
 import { moeTopk, selCols } from '../../kernels/moe/moe_topk.ts';
-import { matmulMulti } from '../../kernels/matmul/matmul_gemv_multi.ts';
+import { matmul } from '../../kernels/matmul/matmul.ts';
+import { matmulFp8Multi } from '../../kernels/matmul/matmul_fp8.ts';
+import { matmulMulti, MULTI_MAX_PARTS, type MultiPart } from '../../kernels/matmul/matmul_gemv_multi.ts';
+import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
 import { mlp, type MlpWeights } from './blocks.ts';
 import type { Backend, HostWeight, Tensor, Weight } from '../backend/backend.ts';
@@ -104,13 +107,31 @@ export async function routedExperts(o: Backend, router: Weight, experts: ExpertW
 export const hasFp8 = (...ws: Weight[]) => ws.some(w => w.dtype === 'fp8');
 
 /**
- * x += the dense SwiGLU MLP of RMSNorm(x)·norm.w: the norm inside the gate|up GEMV (matmul_multi) for 16-bit/f32
- * weights, a separate rms_norm into h for fp8 ones (matmul_multi reads no fp8).
+ * y_p = act_p(RMSNorm(x)·norm.w · W_pᵀ) for sibling projections (no bias) of one input, the norm inside the GEMVs:
+ * matmul_multi (three parts a dispatch) for 16-bit/f32 weights, matmul_fp8_multi (two a dispatch) when all are fp8;
+ * mixed dtypes: rms_norm into h, then one matmul each. h receives the normed rows where a path needs them.
  */
-export async function denseMlp(o: Backend, w: MlpWeights, x: Tensor, h: Tensor, norm: { w: Weight; eps: number }): Promise<void> {
-  if (!hasFp8(w.gate, w.up)) return mlp(o, w, h, x, norm);
+export async function normedProjections(o: Backend, x: Tensor, h: Tensor, norm: { w: Weight; eps: number }, parts: MultiPart[]): Promise<void> {
+  const n = { ...norm, h };
+  if (parts.every(p => p.w.dtype === 'fp8')) return matmulFp8Multi(o, x, n, parts);
+  if (!hasFp8(...parts.map(p => p.w))) {
+    for (let i = 0; i < parts.length; i += MULTI_MAX_PARTS) await matmulMulti(o, x, n, parts.slice(i, i + MULTI_MAX_PARTS));
+    return;
+  }
   await rmsNorm(o, x, norm.w, h, { eps: norm.eps });
-  await mlp(o, w, h, x);
+  for (const p of parts) await matmul(o, h, p.w, null, p.act ?? 'none', p.y);
+}
+
+/** x += the dense SwiGLU MLP of RMSNorm(x)·norm.w, the norm inside the gate|up GEMV. */
+export async function denseMlp(o: Backend, w: MlpWeights, x: Tensor, h: Tensor, norm: { w: Weight; eps: number }): Promise<void> {
+  if (w.gb || w.ub) {
+    await rmsNorm(o, x, norm.w, h, { eps: norm.eps });
+    return mlp(o, w, h, x);
+  }
+  const I = w.gate.shape[0]!, g = o.act('mlp_g', I), u = o.act('mlp_u', I), gu = o.act('mlp_gu', I);
+  await normedProjections(o, x, h, norm, [{ w: w.gate, y: g }, { w: w.up, y: u }]);
+  await siluMul(o, g, u, gu);
+  await matmul(o, gu, w.down, w.db, 'none', x, true);
 }
 
 /** An RMSNorm weight as f32 (the fused prologues take f32), with the 1 of a zero-centred norm (1 + w) added. */

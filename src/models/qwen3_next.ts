@@ -21,8 +21,7 @@ import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import { dequantFp8 } from '../load/safetensors.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { defineArch } from './arch.ts';
-import { denseMlp, hasFp8, loadExperts, loadRouter, loadSharedExpert, normWeight, routedExperts } from './moe.ts';
-import { matmulMulti } from '../../kernels/matmul/matmul_gemv_multi.ts';
+import { denseMlp, loadExperts, loadRouter, loadSharedExpert, normedProjections, normWeight, routedExperts } from './moe.ts';
 import { attnState, loadHead, loadMlp, logits, mlp, ropeConfig, type AttnConfig, type MlpWeights } from './blocks.ts';
 import { invFreq, ropeTable } from '../../kernels/attention/rope.ref.ts';
 
@@ -240,20 +239,14 @@ function loadGdn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: string): Gd
 
 /**
  * x += the Gated DeltaNet mixer of RMSNorm(x)·norm.w: q|k|v and z|a|b as two GEMVs with the norm in their prologue
- * (matmul_multi), or with fp8 projections (which it does not read) a separate rms_norm into h and one matmul each.
+ * (matmul_multi; fp8: three of two parts, matmul_fp8_multi).
  */
 async function gatedDeltaNet(o: Backend, w: GdnWeights, c: Qwen3NextConfig, l: number, x: Tensor, h: Tensor, norm: { w: Weight; eps: number }): Promise<void> {
   const g = c.gdn, KD = g.H * g.DK, VD = g.HV * g.DV;
   const qt = o.act('gdn_q_in', KD), kt = o.act('gdn_k_in', KD), vt = o.act('gdn_v_in', VD);
   const q = o.act('gdn_q', KD), k = o.act('gdn_k', KD), v = o.act('gdn_v', VD);
   const a = o.act('gdn_a', g.HV), b = o.act('gdn_b', g.HV), z = o.act('gdn_z', VD), y = o.act('gdn_y', VD), yn = o.act('gdn_yn', VD);
-  if (!hasFp8(w.q, w.k, w.v, w.z, w.a, w.b)) {
-    await matmulMulti(o, x, { ...norm, h }, [{ w: w.q, y: qt }, { w: w.k, y: kt }, { w: w.v, y: vt }]);
-    await matmulMulti(o, x, { ...norm, h }, [{ w: w.z, y: z }, { w: w.a, y: a }, { w: w.b, y: b }]);
-  } else {
-    await rmsNorm(o, x, norm.w, h, { eps: norm.eps });
-    for (const [wt, out] of [[w.q, qt], [w.k, kt], [w.v, vt], [w.z, z], [w.a, a], [w.b, b]] as const) await matmul(o, h, wt, null, 'none', out);
-  }
+  await normedProjections(o, x, h, norm, [{ w: w.q, y: qt }, { w: w.k, y: kt }, { w: w.v, y: vt }, { w: w.z, y: z }, { w: w.a, y: a }, { w: w.b, y: b }]);
   await shortConv(o, qt, w.q_conv, o.state(`${l}.conv_q`), q, 'silu');
   await shortConv(o, kt, w.k_conv, o.state(`${l}.conv_k`), k, 'silu');
   await shortConv(o, vt, w.v_conv, o.state(`${l}.conv_v`), v, 'silu');
@@ -285,16 +278,14 @@ function loadGatedAttn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: strin
 
 /**
  * x += o_proj(attention(h) ⊙ σ(gate(h))) for layer l, h = RMSNorm(x)·norm.w: inside q|gate|k and v GEMVs
- * (matmul_multi) unless a projection has a bias or is fp8 (then a separate rms_norm into h and one matmul each).
+ * (matmul_multi; fp8: q|gate and k|v, matmul_fp8_multi) unless a projection has a bias (then a separate rms_norm).
  */
 async function gatedAttention(o: Backend, w: GatedAttnWeights, c: AttnConfig, l: number, x: Tensor, h: Tensor, norm: { w: Weight; eps: number }): Promise<void> {
   const { H, KV, D } = c;
   const q = o.act('att_q', H * D), gate = o.act('att_gate', H * D), k = o.act('att_k', KV * D), v = o.act('att_v', KV * D);
   const qn = o.act('att_qn', H * D), kn = o.act('att_kn', KV * D);
-  if (!hasFp8(w.q, w.gate, w.k, w.v) && !w.qb && !w.gb && !w.kb && !w.vb) {
-    await matmulMulti(o, x, { ...norm, h }, [{ w: w.q, y: q }, { w: w.gate, y: gate, act: 'sigmoid' }, { w: w.k, y: k }]);
-    await matmulMulti(o, x, { ...norm, h }, [{ w: w.v, y: v }]);
-  } else {
+  if (!w.qb && !w.gb && !w.kb && !w.vb) await normedProjections(o, x, h, norm, [{ w: w.q, y: q }, { w: w.gate, y: gate, act: 'sigmoid' }, { w: w.k, y: k }, { w: w.v, y: v }]);
+  else {
     await rmsNorm(o, x, norm.w, h, { eps: norm.eps });
     await matmul(o, h, w.q, w.qb, 'none', q);
     await matmul(o, h, w.gate, w.gb, 'sigmoid', gate);
