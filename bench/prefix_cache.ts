@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { GpuBackend } from '../src/backend/gpu.ts';
 import { syntheticModel } from '../src/bench/synthetic.ts';
-import { inspectModel, loadWeights, type Model } from '../src/load/model.ts';
+import { inspectModel, loadWeights, type Model } from '../src/runtime/model.ts';
 import { Engine } from '../src/runtime/engine.ts';
 import { openBackend, parseDevice, resolveModelDir } from '../src/runtime/open.ts';
 import { PrefixCache } from '../src/runtime/prefix_cache.ts';

@@ -5,7 +5,7 @@ import { knob } from '../src/util/knobs.ts';
 import { ceilings, decodeSpeed, kernelProfile, kvCacheDtype, kvStates, longDecodeSpeed, promptSpeed, stat, type Ceilings, type KernelRow, type Stat } from '../src/bench/harness.ts';
 import { syntheticModel } from '../src/bench/synthetic.ts';
 import { expertTally } from '../kernels/moe/moe_experts.ts';
-import { loadWeights, inspectModel } from '../src/load/model.ts';
+import { loadWeights, inspectModel } from '../src/runtime/model.ts';
 import { Engine } from '../src/runtime/engine.ts';
 import { CpuBackend } from '../src/backend/cpu.ts';
 import { openBackend, parseDevice, resolveModel } from '../src/runtime/open.ts';

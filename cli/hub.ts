@@ -2,12 +2,13 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { hubCacheDir, listCached, parseRepoId, RepoCache } from '../src/load/cache.ts';
-import { pullModel, type PullOptions } from '../src/load/hub.ts';
+import type { PullOptions } from '../src/load/hub.ts';
 import { missingLocally } from '../src/load/hub_files.ts';
 import { verifyBlobs } from '../src/load/hub_verify.ts';
-import { readJson } from '../src/load/model.ts';
+import { readJson } from '../src/load/config.ts';
 import { formatBytes } from '../src/load/progress.ts';
 import { supportedModelTypes } from '../src/models/registry.ts';
+import { pullModel } from '../src/runtime/model.ts';
 import { tokenizerProblem } from '../src/tokenizer/tokenizer.ts';
 import { FlaError, UsageError } from '../src/util/errors.ts';
 import { log } from '../src/util/log.ts';

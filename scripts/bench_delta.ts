@@ -4,7 +4,7 @@
 import { GpuBackend } from '../src/backend/gpu.ts';
 import type { HostWeight } from '../src/backend/backend.ts';
 import { Gpu } from '../src/gpu/device.ts';
-import type { Model } from '../src/load/model.ts';
+import type { Model } from '../src/runtime/model.ts';
 import type { WeightReader } from '../src/load/weights.ts';
 import arch from '../src/models/gated_deltanet.ts';
 import { Engine } from '../src/runtime/engine.ts';

@@ -23,6 +23,12 @@ export interface MatmulArgs { x: Tensor; w: Weight; bias: Weight | null; y: Tens
 
 const GEMV_RMAX = 4;
 
+/** Rows gemv_vec takes by default: up to 16 everywhere, up to 64 on GPUs (not on CPU adapters: blocked wins there). */
+export const GEMV_VEC_GPU_ROWS = 64;
+export function gemvRows(c: Ctx, rows: number): boolean {
+  return rows <= GEMV_VEC_RMAX || (rows <= GEMV_VEC_GPU_ROWS && c.adapter.type !== 'cpu');
+}
+
 export type MatmulKernel = 'gemv_vec' | 'gemv_vec_wg' | 'gemv' | 'gemm' | 'blocked';
 
 function base(a: MatmulArgs, c: Ctx, k: keyof typeof KERNELS, extra: Record<string, number> = {}): Omit<Launch, 'grid'> {
@@ -46,8 +52,10 @@ export const matmulOp = op<MatmulArgs>({
    * has subgroups) unless 'sgmat' takes f16 weights on subgroup matrices (from 16 rows); else the workgroup-tiled
    * 'gemm' on GPUs, and 'blocked' (no workgroup memory or barriers, which a CPU adapter emulates slowly) on CPU
    * adapters. Forced only: 'gemv_vec_wg' (gemv_vec reducing through workgroup memory), 'gemv' (the previous 4-row GEMV).
+   * On GPUs gemv_vec also takes 17..64 rows (batched decode): groups of 16 rows side by side, each reading W, beat the
+   * 64×64-tile GEMM there (H200, llama-1b: batch 32 1 038 vs 631 t/s, batch 64 1 594 vs 1 111; BENCHMARKS.md).
    */
-  select: (c, a) => selectF16(c, a) ?? (rowsOf(a.x, c) <= GEMV_VEC_RMAX ? 'gemv_vec' : c.adapter.type === 'cpu' ? 'blocked' : 'gemm'),
+  select: (c, a) => selectF16(c, a) ?? (gemvRows(c, rowsOf(a.x, c)) ? 'gemv_vec' : c.adapter.type === 'cpu' ? 'blocked' : 'gemm'),
   variants: {
     ...gemvVecVariants((a, c) => cost(rowsOf(a.x, c), a.w.shape[1]!, a.w.shape[0]!, a.w.dtype === 'f32' ? 4 : 2)),
     gemv: {

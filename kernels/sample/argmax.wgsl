@@ -3,14 +3,16 @@
 // Two passes (FINAL false, then true), one workgroup of WG threads per (segment, row):
 //   pass 1, grid (G, K): segment g of each row (V / G values, strided by WG lanes) → part[r, g] = (value key, index, flag)
 //   pass 2, grid (1, K): the G partials of each row → out[r] = (index, 1 if the row had a NaN/±Inf else 0) as f32
-//   (exact: ids < 2^24), so that `out` is an ordinary f32 [K, 2] activation on every backend.
-// Bindings: logits [K, V] f32; part [K, 3G] u32 (value key, index, flag); out [K, 2] f32.
+//   (exact: ids < 2^24), so that `out` is an ordinary f32 [K, 2] activation on every backend; and ids[r] = the index
+//   as u32, which the next decode step copies into its token ids on the device (pipelined decode).
+// Bindings: logits [K, V] f32; part [K, 3G] u32 (value key, index, flag); out [K, 2] f32; ids [K] u32.
 // dims uniform: V, G.
 // Defines: WG (a power of two), FINAL.
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read_write> part: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<uniform> dims: vec4u;   // V, G
+@group(0) @binding(3) var<storage, read_write> ids: array<u32>;
+@group(0) @binding(4) var<uniform> dims: vec4u;   // V, G
 
 var<workgroup> bv: array<u32, WG>;
 var<workgroup> bi: array<u32, WG>;
@@ -68,8 +70,10 @@ fn argmax(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   }
   if (li == 0u) {
     if (FINAL) {
-      out[2u * r] = f32(select(bi[0], 0u, bi[0] == 0xffffffffu));
+      let id = select(bi[0], 0u, bi[0] == 0xffffffffu);
+      out[2u * r] = f32(id);
       out[2u * r + 1u] = f32(bf[0]);
+      ids[r] = id;
     } else {
       let p = 3u * (r * G + g.x);
       part[p] = bv[0];

@@ -89,7 +89,13 @@ export interface Backend {
   /** The state specs of the last allocState. */
   readonly stateSpecs: readonly StateSpec[];
 
-  beginStep(step: StepLayout): void;
+  /**
+   * Begin a packed step. `feed` (only where `feedsIds`): the step's token ids are the first N u32 of that tensor as
+   * the device holds it when the step runs (the argmax of the step before: pipelined decode); step.ids are ignored.
+   */
+  beginStep(step: StepLayout, feed?: Tensor): void;
+  /** Whether beginStep takes `feed` (the GPU backend; the CPU backend's host knows every id before a step). */
+  readonly feedsIds: boolean;
   act(name: string, cols: number, opts?: { planes?: number; rows?: 'n' | 'k' }): Tensor;
   plane(t: Tensor, i: number): Tensor;
 
@@ -105,7 +111,7 @@ export interface Backend {
    */
   recording(): StepRecording | null;
   replay(rec: StepRecording): boolean;
-  /** Run the recorded step and return the rows of `logits` ([K, V]). */
+  /** Run the recorded step and return the rows of `logits` ([K, V]); the GPU backend submits the step before returning. */
   endStep(logits: Tensor): Promise<Float32Array>;
   destroy(): void;
 }

@@ -112,6 +112,8 @@ export class CpuBackend implements Backend {
   uploadSnapshot(data: Float32Array, depth: number): Snapshot { return new CpuSnapshot(depth, data.slice()); }
   freeSnapshot(): void {}
 
+  readonly feedsIds = false;
+
   beginStep(step: StepLayout): void {
     this.layout = step;
     this.acts.clear();

@@ -324,9 +324,16 @@ export class GpuBackend implements Backend {
 
   freeSnapshot(snap: Snapshot): void { (snap as GpuSnapshot).buffer.destroy(); }
 
-  beginStep(step: StepLayout): void {
+  /** The GPU feeds a step's token ids from a tensor on the device (beginStep's `feed`). */
+  readonly feedsIds = true;
+  /** This step's ids come from this buffer range (copied into meta when the step's commands run). */
+  private feed: { buffer: GPUBuffer; offset: number; bytes: number } | null = null;
+
+  beginStep(step: StepLayout, feed?: Tensor): void {
     this.gpu.checkAlive();
     const n = step.ids.length, k = step.keep.length, b = step.cursors.length;
+    const grow = n > this.capN || k > this.capK || this.capK === 0;
+    if (feed && grow) throw new Error('beginStep: a step fed on the device cannot grow the activations (they hold its ids)');
     if (n > this.capN) this.growActs('n', Math.max(n, 1));
     if (k > this.capK || this.capK === 0) this.growActs('k', Math.max(k, 1));
     // meta = ids[n] | token→sequence[n] | cursors[4b] | keep[k]
@@ -343,7 +350,10 @@ export class GpuBackend implements Backend {
       this.metaBytes = Math.max(1024, meta.byteLength * 2);
       this.meta = this.gpu.buffer(this.metaBytes, 'meta');
     }
-    this.gpu.write(this.meta!, 0, meta);
+    // fed: the ids part of meta is written by the step's own first command, a copy from `feed`, once the step that
+    // computes them has run (queue order); the host's ids are placeholders
+    this.feed = feed ? { buffer: T(feed).buffer, offset: T(feed).offset, bytes: 4 * n } : null;
+    if (feed) this.gpu.write(this.meta!, 4 * n, meta.subarray(n)); else this.gpu.write(this.meta!, 0, meta);
     this.gpu.write(this.uniform, 0, new Uint32Array([n, k, b, this.capN, 0, n, 2 * n, 2 * n + 4 * b]));
     this.ctx = { adapter: this.adapter, step: stepShape(step) };
     this.dispatches = [];
@@ -420,19 +430,27 @@ export class GpuBackend implements Backend {
 
   capacity(t: Tensor): number { return (t as GpuTensor).cap; }
 
-  /** Encode pending slot clears, then the step's dispatches (all in one submit with the readback). */
-  async endStep(logits: Tensor): Promise<Float32Array> {
+  /**
+   * Encode pending slot clears, the fed ids' copy, then the step's dispatches, and submit them with the readback
+   * before returning (the next step may be begun and submitted while this one runs); the promise gives the rows.
+   */
+  endStep(logits: Tensor): Promise<Float32Array> {
     const enc = this.gpu.device.createCommandEncoder();
     this.flushSlotOps(enc);
+    if (this.feed) enc.copyBufferToBuffer(this.feed.buffer, this.feed.offset, this.meta!, 0, this.feed.bytes);
+    this.feed = null;
     const timed = this.profile && this.gpu.timestamps ? this.encodeTimed(enc, this.dispatches) : null;
     if (!timed) this.gpu.encode(enc, this.dispatches);
     this.dispatches = [];
     const v = T(logits);
     const bytes = 4 * this.s.step.k * logits.cols;
     this.ctx = null;
-    const out = new Float32Array(await this.gpu.read(v.buffer, v.offset, bytes, enc));
-    if (timed) await timed();
-    return out;
+    const read = this.gpu.read(v.buffer, v.offset, bytes, enc);
+    return (async () => {
+      const out = new Float32Array(await read);
+      if (timed) await timed();
+      return out;
+    })();
   }
 
   /** Encode each dispatch in its own pass with begin/end timestamps; the returned function reads and tallies them. */

@@ -35,14 +35,23 @@ export async function promptSpeed(e: Engine, p: number, seed: number): Promise<{
   } finally { e.release(slot); }
 }
 
-/** Aggregate decode tokens/s of b sequences advancing together for n steps (after a short prompt each). */
+/**
+ * Aggregate decode tokens/s of b sequences advancing together for n steps (after a short prompt each): greedy, the
+ * tokens chosen on the device and each step submitted before the previous one's ids are back, as fla run -t 0
+ * decodes (FLA_PIPELINE=0: one step at a time).
+ */
 export async function decodeSpeed(e: Engine, b: number, n: number, seed: number): Promise<number> {
   const slots = Array.from({ length: b }, () => e.acquire());
   try {
-    // greedy, the tokens chosen on the device (only their ids come back), as fla run -t 0 decodes
-    let next = await e.runArgmax(slots.map((slot, i) => ({ slot, tokens: ids(8, e.vocab, seed + i) })));
+    const first = await e.runArgmax(slots.map((slot, i) => ({ slot, tokens: ids(8, e.vocab, seed + i) })));
+    const ahead = e.canRunAhead(false);
     const t0 = performance.now();
-    for (let s = 0; s < n; s++) next = await e.runArgmax(slots.map((slot, i) => ({ slot, tokens: [next[i]!.id] })));
+    let inFlight = e.runArgmax(slots.map((slot, i) => ({ slot, tokens: [first[i]!.id] })));
+    for (let s = 1; s < n; s++) {
+      if (ahead) { const next = e.runArgmaxFed(slots); next.catch(() => {}); await inFlight; inFlight = next; }
+      else { const r = await inFlight; inFlight = e.runArgmax(slots.map((slot, i) => ({ slot, tokens: [r[i]!.id] }))); }
+    }
+    await inFlight;
     return (b * n) / ((performance.now() - t0) / 1000);
   } finally { slots.forEach(s => e.release(s)); }
 }

@@ -1,7 +1,7 @@
 // Synthetic checkpoints for `fla bench --synthetic NAME`: real models' shapes (from their published configs) with
 // random weights made by the backend itself, so nothing is downloaded or uploaded.
 import type { Backend, HostWeight } from '../backend/backend.ts';
-import { inspectModelConfig, type Model } from '../load/model.ts';
+import { inspectModelConfig, type Model } from '../runtime/model.ts';
 import { WeightReader } from '../load/weights.ts';
 import { UsageError } from '../util/errors.ts';
 

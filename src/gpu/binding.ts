@@ -79,9 +79,20 @@ function requireDawnAddon(): { create(flags: string[]): GPU; globals: Record<str
   throw new Error(`dawn.node has no build for ${host}${T ? ` (this binary was built for ${T})` : ''}`);
 }
 
+/**
+ * dawn.node applies its flags to the instance and to every device: the TOGGLES, timestamp_quantization off (fla
+ * bench's per-kernel table; Dawn rounds timestamps to ~65 µs otherwise), and the FLA_DAWN_* knobs' toggles.
+ */
+export function dawnFlags(): string[] {
+  const enable: string[] = [...TOGGLES];
+  if (knob('FLA_DAWN_SKIP_VALIDATION') === '1') enable.push('skip_validation');
+  if (knob('FLA_DAWN_ROBUSTNESS') === '0') enable.push('disable_robustness');
+  return [`enable-dawn-features=${enable.join(',')}`, 'disable-dawn-features=timestamp_quantization'];
+}
+
 function loadDawn(): WebGpuBinding {
   const addon = requireDawnAddon();
-  const gpu = addon.create([`enable-dawn-features=${TOGGLES.join(',')}`]);
+  const gpu = addon.create(dawnFlags());
   const b: WebGpuBinding = { name: 'dawn', version: dawnPkg.version, gpu };
   globalsOf.set(b, addon.globals);
   return b;

@@ -190,8 +190,8 @@ export class Gpu {
   private nextBufferId = 1;
   private uniforms = new Map<string, GPUBuffer>();
   private lost: string | null = null;
-  private readbackBusy: Promise<unknown> = Promise.resolve();
-  private readback: GPUBuffer | null = null;
+  /** Idle mappable buffers for small readbacks (a decode step's ids or logits), reused; a few reads may be in flight. */
+  private readbacks: GPUBuffer[] = [];
   /** Called after each pipeline compile (label, ms): the runtime tells the user about a long first-run compile. */
   onCompiled: ((label: string, ms: number) => void) | null = null;
 
@@ -385,44 +385,41 @@ export class Gpu {
     pass.end();
   }
 
-  /** Copy `size` bytes of `src` back to the host. One readback at a time (tooling.md: fences overlap badly). */
-  async read(src: GPUBuffer, offset: number, size: number, encoder?: GPUCommandEncoder): Promise<ArrayBuffer> {
-    const prev = this.readbackBusy;
-    let done!: () => void;
-    this.readbackBusy = new Promise<void>(r => { done = r; });
-    await prev;
-    try {
-      this.checkAlive();
-      const bytes = Math.ceil(size / 4) * 4;
-      // small readbacks (a decode step's ids or logits) reuse one mappable buffer: reads are serialized
-      const pooled = bytes <= READBACK_POOL_BYTES;
-      let rb: GPUBuffer;
-      if (pooled) {
-        if (!this.readback || this.readback.size < bytes) {
-          this.readback?.destroy();
-          this.readback = this.device.createBuffer({ size: Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(bytes, 4)))), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
-        }
-        rb = this.readback;
-      } else rb = this.device.createBuffer({ size: Math.max(bytes, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
-      const enc = encoder ?? this.device.createCommandEncoder();
-      enc.copyBufferToBuffer(src, offset, rb, 0, bytes);
-      // A step whose commands are invalid (a binding over the limit, a destroyed buffer) runs nothing: catch that
-      // here, with the readback, instead of handing back a buffer of zeros as logits.
-      this.device.pushErrorScope('validation');
-      this.device.queue.submit([enc.finish()]);
-      const scope = this.device.popErrorScope();
-      try { await rb.mapAsync(GPUMapMode.READ); } finally {
+  /**
+   * Copy `size` bytes of `src` back to the host. The copy (after `encoder`'s commands, if given) is submitted before
+   * this returns, so that a caller may submit the next step while this one runs (pipelined decode); the mapping
+   * resolves later. Reads in flight use separate buffers (tooling.md: fences, i.e. onSubmittedWorkDone, overlap
+   * badly; mapAsync on distinct buffers does not).
+   */
+  read(src: GPUBuffer, offset: number, size: number, encoder?: GPUCommandEncoder): Promise<ArrayBuffer> {
+    try { this.checkAlive(); } catch (e) { return Promise.reject(e); }
+    const bytes = Math.ceil(size / 4) * 4;
+    const pooled = bytes <= READBACK_POOL_BYTES;
+    let rb: GPUBuffer | undefined;
+    if (pooled) {
+      const i = this.readbacks.findIndex(b => b.size >= bytes);
+      if (i >= 0) rb = this.readbacks.splice(i, 1)[0];
+    }
+    rb ??= this.device.createBuffer({ size: pooled ? Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(bytes, 4)))) : Math.max(bytes, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
+    const enc = encoder ?? this.device.createCommandEncoder();
+    enc.copyBufferToBuffer(src, offset, rb, 0, bytes);
+    // A step whose commands are invalid (a binding over the limit, a destroyed buffer) runs nothing: catch that
+    // here, with the readback, instead of handing back a buffer of zeros as logits.
+    this.device.pushErrorScope('validation');
+    this.device.queue.submit([enc.finish()]);
+    const scope = this.device.popErrorScope();
+    const buf = rb;
+    return (async () => {
+      try { await buf.mapAsync(GPUMapMode.READ); } finally {
         const err = await scope.catch(() => null);
         if (err) this.fail(err.message, 'Validation');
       }
       this.checkAlive();
-      const out = rb.getMappedRange(0, bytes).slice(0, size);
-      rb.unmap();
-      if (!pooled) rb.destroy();
+      const out = buf.getMappedRange(0, bytes).slice(0, size);
+      buf.unmap();
+      if (pooled && this.readbacks.length < 4) this.readbacks.push(buf); else buf.destroy();
       return out;
-    } finally {
-      done();
-    }
+    })();
   }
 
   submit(encoder: GPUCommandEncoder): void {

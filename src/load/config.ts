@@ -1,4 +1,5 @@
 // Typed reads of config.json fields with one-line errors naming the field and what was expected.
+import { existsSync, readFileSync } from 'node:fs';
 import { FormatError, UnsupportedModelError } from '../util/errors.ts';
 
 type Json = Record<string, unknown>;
@@ -49,4 +50,14 @@ export function ids(j: Json, key: string): number[] {
 
 export function unsupported(where: string, field: string, value: unknown, supported: string): never {
   throw new UnsupportedModelError(`${where}: ${field} = ${JSON.stringify(value)} is not supported (supported: ${supported})`);
+}
+
+export function readJson(path: string): Record<string, unknown> {
+  if (!existsSync(path)) throw new FormatError(`${path}: file not found`);
+  let j: unknown;
+  try { j = JSON.parse(readFileSync(path, 'utf8')); } catch (e) {
+    throw new FormatError(`${path}: invalid JSON (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (!j || typeof j !== 'object' || Array.isArray(j)) throw new FormatError(`${path}: expected a JSON object`);
+  return j as Record<string, unknown>;
 }

@@ -1,7 +1,6 @@
 // org/name[@revision] → a snapshot folder in the Hugging Face cache, downloading what fla needs (config.json checked first).
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { getArch } from '../models/registry.ts';
 import { FlaError, UsageError } from '../util/errors.ts';
 import { log } from '../util/log.ts';
 import { checkRevision, isBlobName, isCommit, parseRepoId, RepoCache } from './cache.ts';
@@ -9,7 +8,7 @@ import { downloadBlob } from './download.ts';
 import { HubClient, type HubOptions, hubSettings, NetworkError, type RemoteFile } from './hub_api.ts';
 import { INDEX, missingLocally, smallFiles, weightFiles } from './hub_files.ts';
 import { checkWeightSizes, verifySnapshot } from './hub_verify.ts';
-import { readJson } from './model.ts';
+import { readJson } from './config.ts';
 import { loadTokenizer, tokenizerProblem } from '../tokenizer/tokenizer.ts';
 import { type Progress, StderrProgress } from './progress.ts';
 
@@ -30,7 +29,10 @@ export interface Pulled {
 /** True for an argument shaped like a hub id (org/name or org/name@revision). */
 export const isHubId = (arg: string) => /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[\w./-]+)?$/.test(arg);
 
-export async function pullModel(arg: string, o: PullOptions = {}): Promise<Pulled> {
+/** The caller's check of config.json (the architecture, from above src/load), run before any other file is fetched. */
+export type ConfigCheck = (config: Record<string, unknown>, where: string) => void;
+
+export async function pullRepo(arg: string, o: PullOptions, checkConfig: ConfigCheck): Promise<Pulled> {
   const ref = parseRepoId(arg);
   if (ref.revision && o.revision && ref.revision !== o.revision) throw new UsageError(`${arg}: revision given twice (@${ref.revision} and --revision ${o.revision})`);
   const revision = checkRevision(o.revision ?? ref.revision ?? 'main', o.revision !== undefined ? '--revision' : 'revision');
@@ -112,7 +114,7 @@ export async function pullModel(arg: string, o: PullOptions = {}): Promise<Pulle
 
   // config.json first: refuse an unsupported architecture before gigabytes of weights.
   await fetchFiles(['config.json'], small);
-  checkArch(snap, repo);
+  checkArch(snap, repo, checkConfig);
   await fetchFiles(small);
   if (noTokenizer) log.warn(`${repo}: ${noTokenizer}; only --ids prompts will work`);
   else loadTokenizer(snap);      // a tokenizer that does not parse fails here, before the weights
@@ -122,8 +124,7 @@ export async function pullModel(arg: string, o: PullOptions = {}): Promise<Pulle
   return done(commit, downloaded);
 }
 
-function checkArch(snap: string, repo: string): void {
+function checkArch(snap: string, repo: string, checkConfig: ConfigCheck): void {
   const where = `${repo}/config.json`;
-  const config = readJson(join(snap, 'config.json'));
-  getArch(config.model_type, where).parseConfig(config, where);
+  checkConfig(readJson(join(snap, 'config.json')), where);
 }

@@ -108,18 +108,13 @@ export const hasFp8 = (...ws: Weight[]) => ws.some(w => w.dtype === 'fp8');
 
 /**
  * y_p = act_p(RMSNorm(x)·norm.w · W_pᵀ) for sibling projections (no bias) of one input, the norm inside the GEMVs:
- * matmul_multi (three parts a dispatch) for 16-bit/f32 weights, matmul_fp8_multi (two a dispatch) when all are fp8;
- * mixed dtypes: rms_norm into h, then one matmul each. h receives the normed rows where a path needs them.
+ * the fp8 parts through matmul_fp8_multi (two a dispatch), the others through matmul_multi (three a dispatch; each
+ * call applies the norm itself). h receives the normed rows where a path needs them (prefill).
  */
 export async function normedProjections(o: Backend, x: Tensor, h: Tensor, norm: { w: Weight; eps: number }, parts: MultiPart[]): Promise<void> {
-  const n = { ...norm, h };
-  if (parts.every(p => p.w.dtype === 'fp8')) return matmulFp8Multi(o, x, n, parts);
-  if (!hasFp8(...parts.map(p => p.w))) {
-    for (let i = 0; i < parts.length; i += MULTI_MAX_PARTS) await matmulMulti(o, x, n, parts.slice(i, i + MULTI_MAX_PARTS));
-    return;
-  }
-  await rmsNorm(o, x, norm.w, h, { eps: norm.eps });
-  for (const p of parts) await matmul(o, h, p.w, null, p.act ?? 'none', p.y);
+  const n = { ...norm, h }, fp8 = parts.filter(p => p.w.dtype === 'fp8'), rest = parts.filter(p => p.w.dtype !== 'fp8');
+  if (fp8.length) await matmulFp8Multi(o, x, n, fp8);
+  for (let i = 0; i < rest.length; i += MULTI_MAX_PARTS) await matmulMulti(o, x, n, rest.slice(i, i + MULTI_MAX_PARTS));
 }
 
 /** x += the dense SwiGLU MLP of RMSNorm(x)·norm.w, the norm inside the gate|up GEMV. */

@@ -2,7 +2,7 @@
 // and returns the kept logits.
 import type { Cursor, StepLayout, StepRecording, Tensor } from '../backend/backend.ts';
 import { StateSizeError } from '../backend/gpu.ts';
-import type { Model } from '../load/model.ts';
+import type { Model } from './model.ts';
 import { FlaError, GpuError } from '../util/errors.ts';
 import { checkLogits, NonFiniteError } from '../util/finite.ts';
 import { argmax } from '../../kernels/sample/argmax.ts';
@@ -11,6 +11,15 @@ import { argmax as hostArgmax } from './sample.ts';
 
 /** One sequence's part of a step: its slot and the tokens to feed. keepAll returns logits for every token. */
 export interface SeqInput { slot: number; tokens: ArrayLike<number>; keepAll?: boolean }
+
+/** A greedy choice: the token id, and whether its logits row held NaN/±Inf. */
+export interface Pick { id: number; nonFinite: boolean }
+
+/** A greedy call, registered when it is made: its sequences, its result, and its last step's device ids. */
+interface Greedy {
+  slots: number[]; result: Promise<Pick[]>; resolve: (v: Pick[]) => void; reject: (e: unknown) => void;
+  ids: Tensor | null; keptSlots: number[] | null;
+}
 
 export class Engine {
   readonly vocab: number;
@@ -24,7 +33,7 @@ export class Engine {
 
   /** Tokens one sequence may hold: the KV cache size of attention layers (unbounded for recurrent models). */
   readonly ctx: number;
-  private readonly bounded: boolean;
+  readonly bounded: boolean;
 
   constructor(readonly model: Model, readonly slots = 1, maxStepTokens = 512, ctx?: number) {
     const d = model.arch.dims(model.cfg);
@@ -64,7 +73,6 @@ export class Engine {
    * logits: the last token's row, or every token's rows with keepAll. Work beyond the step budget is split.
    */
   async run(seqs: SeqInput[]): Promise<Float32Array[]> {
-    await this.ready();
     const V = this.vocab;
     const outs = seqs.map(s => new Float32Array((s.keepAll ? s.tokens.length : 1) * V));
     await this.steps(seqs, 'logits', (i, row, data, j) => outs[i]!.set(data.subarray(j * V, (j + 1) * V), row * V));
@@ -75,23 +83,83 @@ export class Engine {
    * Feed tokens as run() does and choose each sequence's next token greedily on the device: only the ids (and
    * whether the last row's logits held NaN/±Inf) come back, not the logits. Same choice as sample.ts's argmax.
    */
-  async runArgmax(seqs: SeqInput[]): Promise<{ id: number; nonFinite: boolean }[]> {
-    if (seqs.some(s => s.keepAll)) throw new FlaError('runArgmax: keepAll is not supported');
-    if (knob('FLA_HOST_ARGMAX') === '1') {   // as before device sampling: logits back, argmax on the host
-      const ls = await this.run(seqs);
-      return ls.map(l => ({ id: hostArgmax(l), nonFinite: false }));
-    }
+  async runArgmax(seqs: SeqInput[]): Promise<Pick[]> {
+    const g = this.greedyCall(seqs.map(s => s.slot));   // before any await: a runArgmaxFed may follow at once
+    try {
+      if (seqs.some(s => s.keepAll)) throw new FlaError('runArgmax: keepAll is not supported');
+      let outs: Pick[];
+      if (knob('FLA_HOST_ARGMAX') === '1') {   // as before device sampling: logits back, argmax on the host
+        const ls = await this.run(seqs);
+        outs = ls.map(l => ({ id: hostArgmax(l), nonFinite: false }));
+      } else outs = await this.argmaxSteps(seqs, g, null);
+      g.resolve(outs);
+      return failNonFinite(outs);
+    } catch (e) { g.reject(e); throw e; }
+  }
+
+  /**
+   * Pipelined greedy decode: feed each slot the token that the previous runArgmax/runArgmaxFed call chose for it,
+   * without waiting for that call, so that this step is submitted while the previous one runs. On the GPU the ids
+   * go from that step's argmax straight into this step's input on the device; elsewhere this waits for them.
+   * `slots` must be the previous greedy call's sequences, in order (one token each: a decode step).
+   */
+  async runArgmaxFed(slots: number[]): Promise<Pick[]> {
+    const prev = this.lastGreedy;
+    const g = this.greedyCall(slots);
+    try {
+      if (!prev || prev.slots.join() !== slots.join()) throw new Error(`runArgmaxFed: slots ${slots.join(',')} are not the previous greedy call's (${prev?.slots.join(',') ?? 'none'})`);
+      let outs: Pick[];
+      await this.ready();
+      if (this.model.backend.feedsIds && knob('FLA_HOST_ARGMAX') !== '1' && slots.length <= this.budget) outs = await this.argmaxSteps(slots.map(slot => ({ slot, tokens: [0] })), g, prev);
+      else {
+        const r = await prev.result;
+        outs = await this.argmaxSteps(slots.map((slot, i) => ({ slot, tokens: [r[i]!.id] })), g, null);
+      }
+      g.resolve(outs);
+      return failNonFinite(outs);
+    } catch (e) { g.reject(e); throw e; }
+  }
+
+  /**
+   * Whether generation may run one pipelined step ahead: the step past a sequence's end (fed the token that ended it)
+   * leaves its state one token further than a serial run would. Where the state is kept afterwards (`keep`: chat
+   * turns) that can be undone (rewind) only when every state is a KV cache.
+   */
+  canRunAhead(keep: boolean): boolean {
+    if (knob('FLA_PIPELINE') === '0' || knob('FLA_HOST_ARGMAX') === '1') return false;
+    return !keep || this.kvOnly;
+  }
+
+  /** Forget the last `n` tokens of a slot whose states are all KV caches (their rows are overwritten later). */
+  rewind(slot: number, n: number): void {
+    if (!this.kvOnly) throw new Error('rewind: the slot has recurrent state');
+    this.positions[slot] = Math.max(0, this.positions[slot]! - n);
+  }
+
+  private get kvOnly(): boolean { return this.model.backend.stateSpecs.every(s => s.tokenCols !== undefined); }
+
+  private greedyCall(slots: number[]): Greedy {
+    let resolve!: (v: Pick[]) => void, reject!: (e: unknown) => void;
+    const result = new Promise<Pick[]>((res, rej) => { resolve = res; reject = rej; });
+    result.catch(() => {});   // a fed call awaits it; nobody else need
+    const g: Greedy = { slots, result, resolve, reject, ids: null, keptSlots: null };
+    this.lastGreedy = g;
+    return g;
+  }
+
+  private async argmaxSteps(seqs: SeqInput[], g: Greedy, fedFrom: Greedy | null): Promise<Pick[]> {
     const outs = seqs.map(() => ({ id: 0, nonFinite: false }));
-    await this.steps(seqs, 'argmax', (i, _row, data, j) => { outs[i] = { id: data[2 * j]!, nonFinite: data[2 * j + 1]! !== 0 }; });
-    // the device flags a row with NaN/Inf logits: fail as checkLogits does on the logits path
-    const bad = outs.findIndex(o => o.nonFinite);
-    if (bad >= 0) throw new NonFiniteError(`the model produced a non-finite logit (sequence ${bad} of the step): `
-      + 'an activation overflowed or the weights are broken; the output would be garbage, so generation stopped');
+    await this.steps(seqs, 'argmax', (i, _row, data, j) => { outs[i] = { id: data[2 * j]!, nonFinite: data[2 * j + 1]! !== 0 }; }, g, fedFrom);
     return outs;
   }
 
-  /** Pack and run steps within the budget; `got(seq, row, data, j)` receives kept row j of each step's output. */
-  private async steps(seqs: SeqInput[], mode: 'logits' | 'argmax', got: (seq: number, row: number, data: Float32Array, j: number) => void): Promise<void> {
+  /**
+   * Pack and run steps within the budget; `got(seq, row, data, j)` receives kept row j of each step's output.
+   * Greedy calls pass their registration `g` (its device ids are noted); `fedFrom`: the ids are that call's.
+   */
+  private async steps(seqs: SeqInput[], mode: 'logits' | 'argmax', got: (seq: number, row: number, data: Float32Array, j: number) => void,
+    g: Greedy | null = null, fedFrom: Greedy | null = null): Promise<void> {
+    await this.ready();
     const V = this.vocab;
     const done = seqs.map(() => 0);
     for (const s of seqs) {
@@ -121,46 +189,79 @@ export class Engine {
         done[i] = end;
       }
       const layout: StepLayout = { ids: Int32Array.from(ids), cursors, keep: Int32Array.from(keep) };
-      const data = await this.step(layout, keep.length ? mode : 'logits');
+      const data = await this.step(layout, keep.length ? mode : 'logits', g, fedFrom);
       keepOwner.forEach(([i, row], j) => got(i, row, data, j));
     }
   }
 
+  /** What the next runArgmaxFed continues from: the last greedy call (registered when it was made). */
+  private lastGreedy: Greedy | null = null;
+  /** Steps are begun and submitted one at a time, in call order (the backend holds one open step). */
+  private submitted: Promise<void> = Promise.resolve();
+
   // Steps of one shape (tokens, kept rows, sequences) record the same dispatches: replay them instead of re-running
   // the model's JS (decode steps are dominated by it). Positions and ids reach kernels through per-step buffers.
-  private recordings = new Map<string, { rec: StepRecording; out: Tensor }>();
+  private recordings = new Map<string, { rec: StepRecording; out: Tensor; ids: Tensor | null }>();
 
   /** Dispatches the last recorded step of each shape issues (fla bench's dispatches_per_token). */
   recordedDispatches(n: number, k: number, b: number, mode: 'logits' | 'argmax'): number | null {
     return this.recordings.get(`${n},${k},${b},${mode}`)?.rec.items.length ?? null;
   }
 
-  private async step(layout: StepLayout, mode: 'logits' | 'argmax'): Promise<Float32Array> {
+  /**
+   * Begin, record or replay, and submit one step, after the previous step's submit (calls queue up in call order);
+   * the promise gives its kept rows once they are back. `fedFrom`: the token ids are that greedy call's, on the device.
+   */
+  private async step(layout: StepLayout, mode: 'logits' | 'argmax', g: Greedy | null, fedFrom: Greedy | null): Promise<Float32Array> {
+    const prev = this.submitted;
+    let submitted!: () => void;
+    this.submitted = new Promise(r => { submitted = r; });
+    let pending: Promise<Float32Array>;
     const o = this.model.backend;
-    o.beginStep(layout);
-    const key = `${layout.ids.length},${layout.keep.length},${layout.cursors.length},${mode}`;
-    const hit = this.recordings.get(key);
-    let out: Tensor;
-    if (hit && knob('FLA_NO_REPLAY') !== '1' && o.replay(hit.rec)) out = hit.out;
-    else {
-      out = await this.model.arch.forward(o, this.model.weights, this.model.cfg);
-      if (mode === 'argmax') {
-        const ids = o.act('argmax_out', 2, { rows: 'k' });
-        await argmax(o, out, ids);
-        out = ids;
+    try {
+      await prev;
+      let feed: Tensor | undefined;
+      if (fedFrom) {
+        // its last step has been submitted (call order); did it keep exactly these sequences' rows, in order?
+        if (fedFrom.ids && fedFrom.keptSlots?.join() === layout.cursors.map(c => c.slot).join()) feed = fedFrom.ids;
+        else { const r = await fedFrom.result; r.forEach((p, i) => { layout.ids[i] = p.id; }); }
       }
-      const rec = o.recording();
-      if (rec && layout.ids.length <= 16) this.recordings.set(key, { rec, out });   // decode-sized steps repeat
-    }
-    if (layout.keep.length === 0) {
-      await o.endStep(out);
-      return new Float32Array(0);
-    }
-    const data = await o.endStep(out);
+      o.beginStep(layout, feed);
+      const key = `${layout.ids.length},${layout.keep.length},${layout.cursors.length},${mode}`;
+      const hit = this.recordings.get(key);
+      let out: Tensor, ids: Tensor | null = null;
+      if (hit && knob('FLA_NO_REPLAY') !== '1' && o.replay(hit.rec)) ({ out, ids } = hit);
+      else {
+        out = await this.model.arch.forward(o, this.model.weights, this.model.cfg);
+        if (mode === 'argmax') {
+          const res = o.act('argmax_out', 2, { rows: 'k' });
+          ids = o.act('argmax_ids', 1, { rows: 'k' });
+          await argmax(o, out, res, ids);
+          out = res;
+        }
+        const rec = o.recording();
+        if (rec && layout.ids.length <= 16) this.recordings.set(key, { rec, out, ids });   // decode-sized steps repeat
+      }
+      if (g && mode === 'argmax') {   // the kept rows' sequences, for a fed step that follows
+        g.ids = ids;
+        g.keptSlots = Array.from(layout.keep, r => layout.cursors.find(c => r >= c.start && r < c.start + c.len)!.slot);
+      }
+      pending = o.endStep(out);   // the GPU backend has submitted the step when this returns
+    } finally { submitted(); }
+    const data = await pending;
+    if (layout.keep.length === 0) return new Float32Array(0);
     // NaN/Inf would otherwise sample as token 0 (often EOS) and look like success; argmax flags them on the device
     if (mode === 'logits') checkLogits(data, this.vocab);
     return data;
   }
+}
+
+/** The device flags a row with NaN/Inf logits: fail as checkLogits does on the logits path. */
+function failNonFinite(outs: { id: number; nonFinite: boolean }[]): { id: number; nonFinite: boolean }[] {
+  const bad = outs.findIndex(o => o.nonFinite);
+  if (bad >= 0) throw new NonFiniteError(`the model produced a non-finite logit (sequence ${bad} of the step): `
+    + 'an activation overflowed or the weights are broken; the output would be garbage, so generation stopped');
+  return outs;
 }
 
 /** Allocate the state slots; state too large for the device is refused with the flags that shrink it. */

@@ -100,11 +100,18 @@ export class SeqDecoder {
   }
 }
 
-/** Yields generated tokens with their text piece; returns the stats. The slot is released at the end. */
+/**
+ * Yields generated tokens with their text piece; returns the stats. The slot is released at the end.
+ * Greedy decode runs one step ahead (Engine.runArgmaxFed): the step that feeds token t is submitted before t is back
+ * on the host, so the GPU never waits for the host. The step past the end (it fed the EOS or stop token) is then
+ * counted in fedTokens — or undone (Engine.rewind) where the slot is kept and holds only KV caches; where the slot
+ * is kept and has recurrent state, decode does not run ahead.
+ */
 export async function* generate(engine: Engine, tok: Tokenizer | null, prompt: number[], opts: GenerateOptions): AsyncGenerator<Piece, GenerateStats> {
   const seq = new SeqDecoder(tok, prompt, opts);
   const stats: GenerateStats = { promptTokens: prompt.length, generatedTokens: 0, prefillMs: 0, decodeMs: 0, finishReason: 'length', fedTokens: 0 };
   const slot = opts.slot ?? engine.acquire();
+  const keep = opts.slot !== undefined;
   try {
     let t0 = performance.now();
     // greedy: the device picks each token and only its id comes back (no logits readback, no host argmax)
@@ -113,11 +120,13 @@ export async function* generate(engine: Engine, tok: Tokenizer | null, prompt: n
       const [logits] = await engine.run([{ slot, tokens }]);
       return () => seq.next(logits!);
     };
+    const ahead = seq.greedy && engine.canRunAhead(keep);
     let pick = await feed(prompt);
     stats.prefillMs = performance.now() - t0;
     opts.onPrefilled?.(slot);
     t0 = performance.now();
-    while (seq.finish === null) {
+    if (ahead) yield* decodeAhead(engine, seq, slot, pick, opts.signal, stats, keep);
+    else while (seq.finish === null) {
       if (opts.signal?.aborted) { seq.finish = 'cancelled'; break; }
       const piece = pick();
       if (piece) yield piece;
@@ -134,6 +143,40 @@ export async function* generate(engine: Engine, tok: Tokenizer | null, prompt: n
     if (opts.slot === undefined) engine.release(slot);
   }
   return stats;
+}
+
+/**
+ * Greedy decode one step ahead. Invariant at the top of the loop: `inFlight` will give the token after the last
+ * one the host has; when the sequence may go on past that token, the step feeding it is submitted first.
+ */
+async function* decodeAhead(engine: Engine, seq: SeqDecoder, slot: number, first: () => Piece | null, signal: AbortSignal | undefined,
+  stats: GenerateStats, keep: boolean): AsyncGenerator<Piece> {
+  const max = seq.opts.maxTokens;
+  let piece = first();
+  if (piece) yield piece;
+  if (seq.finish !== null || signal?.aborted) { seq.finish ??= 'cancelled'; return; }
+  let inFlight = engine.runArgmax([{ slot, tokens: [piece!.id!] }]);
+  stats.fedTokens++;
+  for (;;) {
+    // the token inFlight gives is generated token number seq.ids.length + 1: feed it ahead unless it is the last
+    const room = !engine.bounded || engine.positions[slot]! < engine.ctx;
+    const next = seq.ids.length + 1 < max && room ? engine.runArgmaxFed([slot]) : null;
+    next?.catch(() => {});   // awaited below, or dropped when the sequence ends first
+    const [r] = await inFlight;
+    piece = seq.nextId(r!.id);
+    if (piece) yield piece;
+    if (signal?.aborted) seq.finish ??= 'cancelled';
+    if (seq.finish !== null) {
+      if (next) {   // it fed the token that ended the sequence (or the last one before a cancel)
+        await next.catch(() => {});
+        if (keep) engine.rewind(slot, 1); else stats.fedTokens++;
+      }
+      return;
+    }
+    if (!next) { inFlight = engine.runArgmax([{ slot, tokens: [piece!.id!] }]); stats.fedTokens++; continue; }
+    inFlight = next;
+    stats.fedTokens++;
+  }
 }
 
 export function firstStop(text: string, stops: string[]): number {

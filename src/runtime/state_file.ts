@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, openSync, readFileSync, readSync, closeSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { snapshotParts, type Snapshot, type StateSpec } from '../backend/backend.ts';
-import type { Model } from '../load/model.ts';
+import type { Model } from './model.ts';
 import { FormatError } from '../util/errors.ts';
 
 const MAGIC = 'FLASTATE';

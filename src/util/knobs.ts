@@ -16,13 +16,17 @@ export const KNOBS: Record<string, Knob> = {
   FLA_WEBGPU: { values: ['auto', 'bun-webgpu', 'dawn'], doc: 'the WebGPU binding (default auto: bun-webgpu where it has a build, dawn.node where that offers more kernel features — shader-f16, subgroup matrices — or bun-webgpu fails to load)' },
   FLA_KERNEL_MATMUL_FP8: { values: ['gemv_vec', 'gemv_vec_wg', 'gemv', 'gemm'], doc: 'force the fp8-weight matmul variant (default: gemv_vec, 16-byte loads with subgroup reductions, for ≤ 8 rows, else gemm; gemv_vec_wg: gemv_vec reducing through workgroup memory; gemv: the earlier quad-load GEMV)' },
   FLA_KERNEL_MOE_EXPERTS: { values: ['gemv', 'gemv_wg', 'grouped'], doc: 'force the experts variant (default: gemv, the fused gate|up and down GEMVs over the chosen and shared experts with subgroup reductions, for ≤ 8 tokens, else the grouped GEMM over expert segments; gemv_wg: gemv reducing through workgroup memory)' },
-  FLA_KERNEL_DELTA_RULE: { values: ['recurrent', 'chunk'], doc: 'force the delta-rule variant (default: chunk when a sequence of the step has more than 64 tokens on a GPU adapter)' },
+  FLA_KERNEL_DELTA_RULE: { values: ['fused', 'recurrent', 'chunk'], doc: 'force the delta-rule variant (default: chunk when a sequence of the step has more than 64 tokens on a GPU adapter; else fused — the recurrence with the output RMSNorm in its epilogue, one workgroup per value head — where the inputs are packed projections, the op carries the norm and the value head fits a workgroup; else recurrent, with the norm as its own rms_norm dispatch)' },
+  FLA_KERNEL_SHORT_CONV: { values: ['fused', 'split'], doc: 'force the short-convolution variant (default: fused, the conv and its history update in one dispatch; split: short_conv then conv_store)' },
   FLA_KERNEL_GLA: { values: ['recurrent', 'chunk'], doc: 'force the GLA / linear-attention variant (same default as delta_rule; the normaliser always runs recurrent)' },
   FLA_KERNEL_SDPA: { values: ['single', 'split'], doc: 'force the attention variant (default: split — split-K over the context plus a combine pass — when every sequence of the step has ≤ 16 tokens and the cache holds > 256 tokens, else single)' },
   FLA_KV_CACHE: { values: ['f32', 'f16', 'bf16'], doc: 'KV-cache storage (default f32; f16/bf16 pack two values per u32 word, halving the bytes a long-context decode step reads, at ~1e-3 relative error in the logits)' },
   FLA_DELTA_CHUNK_BV: { int: { min: 4, max: 64, pow2: true }, doc: 'value columns per workgroup of delta_chunk_state (benchmarking; default 8)' },
   FLA_HOST_ARGMAX: { values: ['0', '1'], doc: '1: greedy decode reads the logits back and picks the token on the host instead of on the device (comparison; same tokens)' },
   FLA_SPIN_MS: { int: { min: 0, max: 1000 }, doc: 'milliseconds to busy-poll a pending GPU readback before polling every 1 ms (default 0.5 on CPU adapters, 50 on GPUs)' },
+  FLA_DAWN_SKIP_VALIDATION: { values: ['0', '1'], doc: '1: dawn.node skips WebGPU validation of commands (less CPU per dispatch; an invalid command is then undefined behaviour, not an error)' },
+  FLA_DAWN_ROBUSTNESS: { values: ['0', '1'], doc: '0: dawn.node compiles shaders without bounds checks on buffer accesses (disable_robustness; default 1)' },
+  FLA_PIPELINE: { values: ['0', '1'], doc: '0: greedy decode waits for each token before submitting the next step (default 1: the next step is submitted while the GPU runs the current one, its token fed on the device)' },
   FLA_NO_REPLAY: { values: ['0', '1'], doc: '1: run the model for every decode step instead of replaying the recorded dispatches' },
 };
 

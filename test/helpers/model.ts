@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Backend } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu.ts';
 import { GpuBackend } from '../../src/backend/gpu.ts';
-import { inspectModel, loadWeights, type Model } from '../../src/load/model.ts';
+import { inspectModel, loadWeights, type Model } from '../../src/runtime/model.ts';
 import { readTensorFile } from '../../src/load/safetensors.ts';
 import { Engine } from '../../src/runtime/engine.ts';
 import { gpu } from './gpu.ts';

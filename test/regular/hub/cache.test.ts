@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 
 import { join } from 'node:path';
 import { lsRows } from '../../../cli/hub.ts';
 import { listCached, parseRepoId, repoFromFolder, RepoCache } from '../../../src/load/cache.ts';
-import { inspectModel } from '../../../src/load/model.ts';
+import { inspectModel } from '../../../src/runtime/model.ts';
 import { opts, pull, repoDir, tempDir, TINY, TINY_ID, tinyRepo } from './helpers.ts';
 import { fakeSha, gitSha1Of, MockHub, sha256Of } from './mock_hub.ts';
 

@@ -2,7 +2,8 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pullModel, type PullOptions } from '../../../src/load/hub.ts';
+import type { PullOptions } from '../../../src/load/hub.ts';
+import { pullModel } from '../../../src/runtime/model.ts';
 import type { Progress } from '../../../src/load/progress.ts';
 import { fixture } from '../../helpers/fixtures.ts';
 import { fakeSha, MockHub, type MockRepo } from './mock_hub.ts';

@@ -2,7 +2,7 @@
 import { afterAll, beforeEach, describe, expect, test } from 'bun:test';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { inspectModel } from '../../../src/load/model.ts';
+import { inspectModel } from '../../../src/runtime/model.ts';
 import { Checkpoint } from '../../../src/load/safetensors.ts';
 import { blobs, link, opts, pull, repoDir, same, tempDir, TINY, TINY_ID, TINY_SHA, tinyRepo } from './helpers.ts';
 import { gitSha1Of, MockHub, sha256Of } from './mock_hub.ts';

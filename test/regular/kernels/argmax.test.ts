@@ -26,16 +26,18 @@ function logitsFor(K: number, V: number, tag: string): Float32Array {
   return l;
 }
 
-async function gpuArgmax(l: Float32Array, K: number, V: number): Promise<Float32Array> {
+async function gpuArgmax(l: Float32Array, K: number, V: number): Promise<{ out: Float32Array; ids: Uint32Array }> {
   const step = simpleStep(K + 2, Array.from({ length: K }, (_, j) => (j * 3 + 1) % (K + 2)));
   const res = await runOn(gpuBackend(), 'gpu', step, {}, async io => {
-    const lt = io.o.act('logits', V, { rows: 'k' }), out = io.o.act('ids', 2, { rows: 'k' });
+    const lt = io.o.act('logits', V, { rows: 'k' }), out = io.o.act('out', 2, { rows: 'k' }), ids = io.o.act('ids', 1, { rows: 'k' });
     io.put(lt, l);
     io.put(out);
-    await argmax(io.o, lt, out);
-    return { out };
+    io.put(ids, new Float32Array(K).fill(NaN));
+    await argmax(io.o, lt, out, ids);
+    return { out, ids };
   });
-  return res.out!.data;
+  const d = res.ids!.data;
+  return { out: res.out!.data, ids: new Uint32Array(d.buffer, d.byteOffset, K) };
 }
 
 const CASES: [number, number][] = [[1, 1], [5, 7], [5, 1023], [5, 1024], [5, 1025], [3, 50257], [2, 151936], [1, 300007]];
@@ -44,12 +46,12 @@ describe.skipIf(!HAS_GPU)('argmax', () => {
   for (const [K, V] of CASES) {
     test(`K=${K} V=${V}`, async () => {
       const l = logitsFor(K, V, 'gpu');
-      const got = await gpuArgmax(l, K, V);
+      const { out: got, ids } = await gpuArgmax(l, K, V);
       const want = argmaxRef(l, K, V);
       for (let r = 0; r < K; r++) {
         const row = l.subarray(r * V, (r + 1) * V);
         const host = new Sampler({ temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1 }).sample(row, []);
-        expect([got[2 * r], got[2 * r + 1]]).toEqual([want.ids[r], want.nonFinite[r]]);
+        expect([got[2 * r], got[2 * r + 1], ids[r]]).toEqual([want.ids[r], want.nonFinite[r], want.ids[r]]);
         expect(want.ids[r]).toBe(host);
         expect(want.nonFinite[r]).toBe(row.some(v => !Number.isFinite(v)) ? 1 : 0);
       }

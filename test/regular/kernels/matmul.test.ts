@@ -75,13 +75,13 @@ const ACT_CASES: { act: Act; dtype: Dtype; k: number }[] = FULL
 const label = (k: number) => `${k & 1 ? '+bias' : 'no bias'}${k & 2 ? ', accumulate' : ''}`;
 
 describe.skipIf(!HAS_GPU)('matmul', () => {
-  test('default choice: gemv_vec up to 16 rows, then gemm (blocked on CPU adapters)', () => {
+  test('default choice: gemv_vec up to 16 rows (64 on GPUs), then gemm (blocked on CPU adapters)', () => {
     const big = gpu!.summary.type === 'cpu' ? 'blocked' : 'gemm';
     const prev = process.env.FLA_KERNEL_MATMUL;
     delete process.env.FLA_KERNEL_MATMUL;
     try {
       const o = gpuBackend(), a = { x: { rows: 'n' } } as MatmulArgs;
-      expect(ROWS.map(r => o.variant(matmulOp, a, selectCtx(o.adapter, [r])))).toEqual(ROWS.map(r => (r <= 16 ? 'gemv_vec' : big)));
+      expect(ROWS.map(r => o.variant(matmulOp, a, selectCtx(o.adapter, [r])))).toEqual(ROWS.map(r => (r <= 16 || (r <= 64 && big === 'gemm') ? 'gemv_vec' : big)));
     } finally {
       if (prev !== undefined) process.env.FLA_KERNEL_MATMUL = prev;
     }

@@ -59,7 +59,8 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
     withKernel(undefined, async () => {
       const big = gpu!.summary.type === 'cpu' ? 'blocked' : 'gemm';
       const o = gpuBackend(), a = { x: { rows: 'n' } } as MatmulArgs;
-      expect([1, 8, 16, 17].map(r => o.variant(matmulOp, a, selectCtx(o.adapter, [r])))).toEqual(['gemv_vec', 'gemv_vec', 'gemv_vec', big]);
+      expect([1, 8, 16, 17, 64, 65].map(r => o.variant(matmulOp, a, selectCtx(o.adapter, [r]))))
+        .toEqual(['gemv_vec', 'gemv_vec', 'gemv_vec', ...(big === 'gemm' ? ['gemv_vec', 'gemv_vec', 'gemm'] : [big, big, big])]);
     }));
 
   test('plan: load width, lanes per row, register rows', () => {
@@ -82,6 +83,10 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
     describe(kernel, () => {
       test('rows 1..16 (RB 1, 2, 4, 8, 16), 264×130', async () => {
         for (let R = 1; R <= 16; R++) await runCase({ R, IN: 264, OUT: 130, act: 'none', bias: false, accumulate: false, dtype: 'bf16', kernel });
+      }, SLOW);
+
+      test('rows past 16 (row groups of 16 side by side, the batched-decode default on GPUs up to 64 rows)', async () => {
+        for (const R of [17, 33, 64]) await runCase({ R, IN: 264, OUT: 130, act: 'none', bias: R === 33, accumulate: R !== 17, dtype: 'bf16', kernel });
       }, SLOW);
 
       test(`every shape at 1 and 3 rows: ${SHAPES.map(s => s.join('×')).join(', ')}`, async () => {

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SHAPES } from '../../../src/bench/synthetic.ts';
-import { inspectModel, inspectModelConfig, loadWeights } from '../../../src/load/model.ts';
+import { inspectModel, inspectModelConfig, loadWeights } from '../../../src/runtime/model.ts';
 import { e4m3ToF32, readTensorFile, writeSafetensors, type StDtype } from '../../../src/load/safetensors.ts';
 import { CpuBackend } from '../../../src/backend/cpu.ts';
 import type { GpuBackend } from '../../../src/backend/gpu.ts';

@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { GpuBackend } from '../../../src/backend/gpu.ts';
 import { Gpu } from '../../../src/gpu/device.ts';
-import { inspectModel, loadWeights } from '../../../src/load/model.ts';
+import { inspectModel, loadWeights } from '../../../src/runtime/model.ts';
 import { Engine } from '../../../src/runtime/engine.ts';
 import { Scheduler } from '../../../src/runtime/scheduler.ts';
 import { startServer, type ServerOptions } from '../../../src/serve/http.ts';

@@ -3,7 +3,7 @@
 import { expect, test } from 'bun:test';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { inspectModelConfig } from '../../../src/load/model.ts';
+import { inspectModelConfig } from '../../../src/runtime/model.ts';
 import { FlaError } from '../../../src/util/errors.ts';
 import { FIXTURES } from '../../helpers/fixtures.ts';
 import { prng } from '../../helpers/allclose.ts';

@@ -4,7 +4,7 @@ import { describe, expect, test } from 'bun:test';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { inspectModel, loadWeights } from '../../../src/load/model.ts';
+import { inspectModel, loadWeights } from '../../../src/runtime/model.ts';
 import { CpuBackend } from '../../../src/backend/cpu.ts';
 import { Engine } from '../../../src/runtime/engine.ts';
 import { checkLogits, firstNonFinite, firstNonFinite16, NonFiniteError } from '../../../src/util/finite.ts';

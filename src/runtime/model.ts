@@ -1,26 +1,18 @@
-// Opens a checkpoint folder: config.json → architecture → weights uploaded to a backend, plus the tokenizer.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+// Assembles a model: config.json → architecture (from model_type, through the registry) → weights uploaded to a
+// backend. Above both src/models and src/load, so that load stays with files (safetensors, config, hub, cache).
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.ts';
+import { ids, readJson } from '../load/config.ts';
+import { type Pulled, pullRepo, type PullOptions } from '../load/hub.ts';
+import { Checkpoint } from '../load/safetensors.ts';
+import { parseQuant, WeightReader } from '../load/weights.ts';
 import type { Arch } from '../models/arch.ts';
 import { getArch } from '../models/registry.ts';
 import { FormatError } from '../util/errors.ts';
-import { ids } from './config.ts';
-import { Checkpoint } from './safetensors.ts';
-import { parseQuant, WeightReader } from './weights.ts';
 
 export interface ModelInfo { dir: string; arch: Arch; cfg: any; config: Record<string, unknown>; eosIds: number[] }
 export interface Model extends ModelInfo { weights: unknown; backend: Backend }
-
-export function readJson(path: string): Record<string, unknown> {
-  if (!existsSync(path)) throw new FormatError(`${path}: file not found`);
-  let j: unknown;
-  try { j = JSON.parse(readFileSync(path, 'utf8')); } catch (e) {
-    throw new FormatError(`${path}: invalid JSON (${(e as Error).message.split('\n')[0]})`);
-  }
-  if (!j || typeof j !== 'object' || Array.isArray(j)) throw new FormatError(`${path}: expected a JSON object`);
-  return j as Record<string, unknown>;
-}
 
 /** Read config.json (and generation_config.json) and resolve the architecture; no weights touched. */
 export function inspectModel(dir: string): ModelInfo {
@@ -46,4 +38,14 @@ export function loadWeights(info: ModelInfo, backend: Backend): Model {
   const weights = info.arch.load(info.cfg, reader, backend);
   reader.checkAllUsed();
   return { ...info, weights, backend };
+}
+
+/** The architecture check a hub download runs on config.json before any other file. */
+export function checkArchConfig(config: Record<string, unknown>, where: string): void {
+  getArch(config.model_type, where).parseConfig(config, where);
+}
+
+/** org/name[@revision] → a snapshot folder in the Hugging Face cache (an unsupported model_type is refused before the weights). */
+export function pullModel(arg: string, o: PullOptions = {}): Promise<Pulled> {
+  return pullRepo(arg, o, checkArchConfig);
 }
