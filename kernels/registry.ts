@@ -22,10 +22,11 @@ import { rmsNormOp } from './norm/rms_norm.ts';
 import { shiftStoreOp, tokenShiftOp } from './rwkv7/token_shift.ts';
 import { wkv7Op } from './rwkv7/wkv7.ts';
 import { argmaxOp } from './sample/argmax.ts';
+import { sampleOp } from './sample/sample.ts';
 import { matmulMultiOp } from './matmul/matmul_gemv_multi.ts';
 
 export const OPS: readonly Op<any>[] = [
   abcOp, ropeOp, kvStoreOp, sdpaOp, shortConvOp, deltaRuleOp, mulOp, siluMulOp, embedOp, gatherRowsOp, glaOp,
   featureMapOp, matmulOp, matmulFp8Op, moeRouteOp, moeTopkOp, moeExpertsOp, layerNormOp, rmsNormOp, tokenShiftOp, shiftStoreOp, wkv7Op,
-  argmaxOp, matmulMultiOp,
+  argmaxOp, matmulMultiOp, sampleOp,
 ];

@@ -23,6 +23,7 @@ export const KNOBS: Record<string, Knob> = {
   FLA_KV_CACHE: { values: ['f32', 'f16', 'bf16'], doc: 'KV-cache storage (default f32; f16/bf16 pack two values per u32 word, halving the bytes a long-context decode step reads, at ~1e-3 relative error in the logits)' },
   FLA_DELTA_CHUNK_BV: { int: { min: 4, max: 64, pow2: true }, doc: 'value columns per workgroup of delta_chunk_state (benchmarking; default 8)' },
   FLA_HOST_ARGMAX: { values: ['0', '1'], doc: '1: greedy decode reads the logits back and picks the token on the host instead of on the device (comparison; same tokens)' },
+  FLA_HOST_SAMPLING: { values: ['0', '1'], doc: '1: temperature sampling (temperature > 0 or a repetition penalty) reads each step\'s logits back and samples on the host (src/runtime/sample.ts\'s Sampler and its RNG) instead of drawing on the device (kernels/sample/sample.ts: the same candidates, a different draw for the same seed); the CPU backend always samples on the host' },
   FLA_SPIN_MS: { int: { min: 0, max: 1000 }, doc: 'milliseconds to busy-poll a pending GPU readback before polling every 1 ms (default 0.5 on CPU adapters, 50 on GPUs)' },
   FLA_DAWN_SKIP_VALIDATION: { values: ['0', '1'], doc: '1: dawn.node skips WebGPU validation of commands (less CPU per dispatch; an invalid command is then undefined behaviour, not an error)' },
   FLA_DAWN_ROBUSTNESS: { values: ['0', '1'], doc: '0: dawn.node compiles shaders without bounds checks on buffer accesses (disable_robustness; default 1)' },

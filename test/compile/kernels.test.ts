@@ -86,6 +86,7 @@ const CASES: Record<string, () => { what: string; args: any }[]> = {
     { what: 'bf16 264 → 200', args: { x: t(264), w: w([200, 264], 'bf16'), bias: null, y: t(200), act: 'none', accumulate: false } }],
   matmul_multi: () => [{ what: '3 parts + norm', args: { x: t(64), norm: { w: w([64]), eps: 1e-5, h: t(64, { name: 'h' }) }, parts: [{ w: w([32, 64], 'bf16'), y: t(32, { name: 'q' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'k' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'v' }) }], act: 'none', accumulate: false } }],
   argmax: () => [{ what: 'V 1000', args: { logits: t(1000, { rows: 'k' }), out: t(2, { rows: 'k', name: 'out' }), ids: t(1, { rows: 'k', name: 'ids' }) } }],
+  sample: () => [{ what: 'V 1000 P 48', args: { logits: t(1000, { rows: 'k' }), params: t(48, { rows: 'k', name: 'params' }), out: t(2, { rows: 'k', name: 'out' }), ids: t(1, { rows: 'k', name: 'ids' }) } }],
   matmul_fp8: () => [{ what: 'fp8 132 → 200', args: { x: t(132), w: gpuBackend().weight('compile fp8', fp8([200, 132]), true), bias: null, y: t(200), act: 'none', accumulate: false } }],
   moe_topk: () => BOOLS.flatMap(norm => BOOLS.map(sh => ({ what: `norm=${norm} shared=${sh}`, args: { logits: t(sh ? 9 : 8), sel: t(sh ? 5 : 4, { name: 'sel' }), k: 2, norm, shared: sh } }))),
   moe_experts: () => (['bf16', 'fp8'] as const).flatMap(dt => [
