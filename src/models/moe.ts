@@ -15,11 +15,18 @@ import type { WeightReader } from '../load/weights.ts';
 
 /**
  * Stack host matrices (each [R_i, C]) into one [ΣR_i, C] tensor `shape`: fp8 when all are fp8 with the same blocks
- * (each keeps its scale rows: rp = R of a part, all equal), 16-bit when all share a 16-bit dtype, f32 otherwise.
+ * (each keeps its scale rows: rp = R of a part, all equal), 16-bit when all share a 16-bit dtype, f32 otherwise;
+ * synthetic (fla bench) when any part is.
  */
 export function stackRows(parts: HostWeight[], shape: number[]): HostWeight {
   const C = shape.at(-1)!, rowsOf = (w: HostWeight) => w.shape.slice(0, -1).reduce((a, b) => a * b, 1);
   const total = parts.reduce((n, w) => n + rowsOf(w) * C, 0);
+  // fla bench's synthetic weights: random values of the stacked shape (an fp8 one keeps its parts' scale rows)
+  const syn = parts.find(w => w.synthetic);
+  if (syn) {
+    const fp8 = parts.every(w => w.dtype === 'fp8' && rowsOf(w) === rowsOf(parts[0]!));
+    return { shape, dtype: fp8 ? 'fp8' : 'bf16', synthetic: syn.synthetic, ...(fp8 ? { fp8Parts: rowsOf(parts[0]!) } : {}) };
+  }
   const f0 = parts[0]!.fp8;
   if (f0 && parts.every(w => w.fp8 && w.fp8.br === f0.br && w.fp8.bc === f0.bc && rowsOf(w) === rowsOf(parts[0]!))) {
     const bytes = new Uint8Array(total), scale = new Float32Array(parts.reduce((n, w) => n + w.fp8!.scale.length, 0));
