@@ -26,6 +26,8 @@ export const KERNELS = {
 };
 const INCLUDES = { 'moe_unit.wgsl': unitSrc };
 
+const pow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+
 /** Rows gemv_vec holds in registers at most (matmul_fp8 selects it up to here). */
 export const VEC_RMAX = 8;
 /** Threads a GEMV should launch to keep enough loads in flight on a large GPU (132 SMs × 1024). */
@@ -51,14 +53,16 @@ function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number }
   const fq = (w: Weight) => { const f = w.fp8!; return [f.rp, Math.ceil(f.rp / f.br), f.br, Math.ceil(IN / f.bc)]; };
   const p0 = parts[0]!, p1 = parts[1] ?? parts[0]!;
   const eps = new Uint32Array(new Float32Array([norm?.eps ?? 0]).buffer)[0]!;
+  // scale columns: a shift by log2(units per block) where every part's blocks hold a power of two of units
+  const COL_POW2 = parts.every(p => pow2(p.w.fp8!.bc / EPU)), col = (w: Weight) => COL_POW2 ? Math.log2(w.fp8!.bc / EPU) : w.fp8!.bc;
   return {
     kernel: KERNELS.gemv_vec, grid: [gx, gy, Math.ceil(rows / RB)],
     defines: {
       ...weightDefines('fp8'), WDT: 0, WG, RB, UNROLL: Math.max(1, Math.min(4, 8 / RB)), VEC, SG_RED, SGS: SG_RED ? SGS : 1, NP: parts.length,
-      NORM: norm !== null, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
+      NORM: norm !== null, COL_POW2, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
     },
     bind: { x, vb: norm?.w ?? bias, W0: p0.w, S0: p0.w.fp8!.scales, W1: p1.w, S1: p1.w.fp8!.scales, y0: p0.y, y1: parts[1] ? p1.y : scratch('spare'),
-      dims: u32(IN, U, TPR, eps, outs[0]!, outs[1] ?? 0, w0, 0, ...fq(p0.w), ...fq(p1.w), p0.w.fp8!.bc, p1.w.fp8!.bc, 0, 0) },
+      dims: u32(IN, U, TPR, eps, outs[0]!, outs[1] ?? 0, w0, 0, ...fq(p0.w), ...fq(p1.w), col(p0.w), col(p1.w), 0, 0) },
     cost: { flops: 2 * rows * IN * total, bytes: total * IN + 4 * rows * (IN + total) },
   };
 }

@@ -5,12 +5,12 @@
 // Bindings: step; x [R, IN] f32; vb f32: gn [IN] (NORM) or bias [OUT0] (HAS_BIAS, NP 1) or a placeholder;
 // W0/W1 load units (moe_unit.wgsl: VEC 16 bytes = 16 fp8, else 4); S0/S1 their scales; y0/y1 [R, OUT_p] f32;
 // dims (IN, U units per row, TPR, eps bits), (OUT0, OUT1, workgroups of part 0, 0), (RP, SRP, BR, SC) of W0 and
-// of W1, (BC0, BC1, 0, 0).
+// of W1, (BC0, BC1, 0, 0) (COL_POW2: log2 of each BC / EPU instead).
 // Dispatch: workgroups of WG threads, TPR lanes (a power of two) per output row (split-K over its U units),
 // WG / TPR rows per workgroup, a 2-D grid over both parts' row blocks, z over blocks of RB rows. Each lane keeps UNROLL
 // units in flight (loads first), decodes each unit once for all rows (f16 trick of moe_unit.wgsl), and with NORM also
 // sums x² over the row it streams; both sums reduce like matmul_gemv_vec (SG_RED subgroups, else workgroup memory).
-// Defines: WG, RB, UNROLL, VEC, SG_RED, SGS, NP, NORM, HAS_BIAS, ACCUM, ROWS_K, ACT0, ACT1. f32 accumulate.
+// Defines: WG, RB, UNROLL, VEC, SG_RED, SGS, NP, NORM, HAS_BIAS, ACCUM, ROWS_K, ACT0, ACT1, COL_POW2. f32 accumulate.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -53,7 +53,11 @@ fn ld(p1: bool, i: u32) -> WUNIT {
 fn wscale(p1: bool, g: u32, u: u32) -> f32 {
   let fq = select(dims[2], dims[3], p1);
   let srow = (g / fq.x) * fq.y + (g % fq.x) / fq.z;
+#if COL_POW2
+  let i = srow * fq.w + (u >> select(dims[4].x, dims[4].y, p1));   // units per scale block a power of two: its log2
+#else
   let i = srow * fq.w + (u * EPU) / select(dims[4].x, dims[4].y, p1);
+#endif
   if (p1) { return S1[i] * FP8_UNSCALE; }
   return S0[i] * FP8_UNSCALE;
 }

@@ -10,7 +10,7 @@
 // K·Ur routed units (expert j = unit / Ur, so short rows of many experts still fill every lane) and then the Us shared
 // units, UNROLL loads in flight per lane. The token's experts and weights are read once into workgroup memory.
 // Reduction as moe_gu. Rows whose token has no expert in this part (and no shared expert) are left untouched.
-// Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, KMAX, W_*.
+// Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, KMAX, COL_POW2, W_*.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -39,7 +39,11 @@ fn wscale(sh: bool, g: u32, u: u32) -> f32 {
 #if W_FP8
   let fq = select(dims[2], dims[3], sh);
   let srow = (g / fq.x) * fq.y + (g % fq.x) / fq.z;
+#if COL_POW2
+  let i = srow * fq.w + (u >> select(dims[4].x, dims[4].y, sh));   // units per scale block a power of two: its log2
+#else
   let i = srow * fq.w + (u * EPU) / select(dims[4].x, dims[4].y, sh);
+#endif
   if (sh) { return Ss[i] * FP8_UNSCALE; }
   return S[i] * FP8_UNSCALE;
 #else

@@ -128,6 +128,7 @@ export function select(c: Ctx): 'gemv' | 'grouped' { return c.step.n <= GEMV_MAX
 export const KMAX = 64;
 /** Threads a fused GEMV should launch to keep enough loads in flight on a large GPU (132 SMs × 1024). */
 const TARGET_THREADS = 1 << 17;
+const pow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 const EPU_VEC: Record<HostWeight['dtype'], number> = { f32: 4, bf16: 8, f16: 8, fp8: 16 };
 
 /** Elements per load unit for weights `ws` with rows of `lens` elements: 16 bytes where every row and fp8 block allows. */
@@ -176,7 +177,7 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
       const lr = Wr ? fp8Layout(Wr, down ? I : C) : { fq: [1, 1, 1, 1], bc: 4 }, lsh = Ws ? fp8Layout(Ws, down ? Ish : C) : { fq: [1, 1, 1, 1], bc: 4 };
       const Ur = (down ? I : C) / EPU, Us = (down ? Ish : C) / EPU;
       const nR = q ? q.n : 0, readRows = q ? touched * q.n / E : 0;
-      const defines = { ...weightDefines(ws[0]!.dtype), WDT: 0, ...red, VEC, UNROLL: 4, ROUTED: q !== null, SHARED: Ws !== null, NORM: !down && !!a.norm };
+      const defines: Record<string, number | boolean> = { ...weightDefines(ws[0]!.dtype), WDT: 0, ...red, VEC, UNROLL: 4, ROUTED: q !== null, SHARED: Ws !== null, NORM: !down && !!a.norm };
       let TPR: number, grid3: [number, number, number], cost: Launch['cost'];
       if (!down) {
         const rows = Math.max(q ? I : 0, Ws ? Ish : 0), outs = N * ((q ? K * I : 0) + (Ws ? Ish : 0));
@@ -191,7 +192,10 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
         cost = { flops: 2 * N * ((q ? K * I * nR / E : 0) + Ish) * C, bytes: (readRows * I + (Ws ? Ish : 0)) * C * wbytes(ws[0]!) + 4 * N * (AW + 2 * C) };
       }
       const eps = new Uint32Array(new Float32Array([a.norm?.eps ?? 0]).buffer)[0]!;
-      const dims = u32(C, I, K, q ? q.e0 : 0, nR, SW, Ish, AW, ...lr.fq, ...lsh.fq, lr.bc, lsh.bc, TPR, down ? 0 : eps, Ur, Us, 0, 0);
+      // fp8 scale columns: a shift by log2(units per block) where both sets' blocks hold a power of two of units
+      const COL_POW2 = ws.every(w => w.fp8 && pow2(w.fp8.bc / EPU)), col = (l: { bc: number }) => COL_POW2 ? Math.log2(l.bc / EPU) : l.bc;
+      defines.COL_POW2 = COL_POW2;
+      const dims = u32(C, I, K, q ? q.e0 : 0, nR, SW, Ish, AW, ...lr.fq, ...lsh.fq, col(Wr ? lr : lsh), col(Ws ? lsh : lr), TPR, down ? 0 : eps, Ur, Us, 0, 0);
       ls.push({ kernel: down ? KERNELS.down : KERNELS.gu, grid: grid3, defines, cost,
         bind: down ? { x: scratch('act'), sel: a.sel, W: Wr, Ws, y: a.y, dims, S: Wr?.fp8?.scales ?? null, Ss: Ws?.fp8?.scales ?? null }
           : { x: a.h, sel: a.sel, W: Wr, Ws, act: scratch('act'), dims, S: Wr?.fp8?.scales ?? null, Ss: Ws?.fp8?.scales ?? null, gn: a.norm?.w ?? null } });

@@ -8,13 +8,14 @@
 // W [EP, 2I, C] is the part's gate|up tensor (per expert I gate rows then I up rows), Ws [2Ish, C] the shared one,
 // both of one storage dtype, read in load units (moe_unit.wgsl) with fp8 block scales S / Ss.
 // Bindings: step; x = h (or the rows to normalize) [N, C] f32; sel [N, SW] f32 (moe_topk); W, Ws u32 units; act [N, AW] f32 (AW = K·I + Ish);
-// dims: (C, I, K, E0), (EP, SW, Ish, AW), scale layout of W and of Ws (RP, SRP, BR, SC), (BC, BCs, TPR, 0),
+// dims: (C, I, K, E0), (EP, SW, Ish, AW), scale layout of W and of Ws (RP, SRP, BR, SC), (BC, BCs, TPR, eps) (COL_POW2: log2 of
+// each BC / EPU instead of BC),
 // (U, U, 0, 0) = units per row; S, Ss fp8 block scales (placeholders otherwise); gn [C] f32 the norm weight (NORM).
 // Dispatch: workgroups of WG threads, TPR lanes (a power of two) per output row i (its gate and its up row, split-K
 // over the row's U units), WG / TPR rows per workgroup, a 2-D grid over row blocks of max(I, Ish); z = the N·K routed
 // assignments (ROUTED) then the N shared ones (SHARED). Each lane keeps 2·UNROLL units in flight (loads issued
 // first). Reduction: SG_RED subgroup shuffles/adds (+ a workgroup pass when TPR > the subgroup), else a
-// workgroup-memory tree (as matmul_gemv_vec). Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, NORM, W_*.
+// workgroup-memory tree (as matmul_gemv_vec). Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, NORM, W_*, COL_POW2.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -54,7 +55,11 @@ fn wscale(sh: bool, g: u32, u: u32) -> f32 {
 #if W_FP8
   let fq = select(dims[2], dims[3], sh);
   let srow = (g / fq.x) * fq.y + (g % fq.x) / fq.z;
+#if COL_POW2
+  let i = srow * fq.w + (u >> select(dims[4].x, dims[4].y, sh));   // units per scale block a power of two: its log2
+#else
   let i = srow * fq.w + (u * EPU) / select(dims[4].x, dims[4].y, sh);
+#endif
   if (sh) { return Ss[i] * FP8_UNSCALE; }
   return S[i] * FP8_UNSCALE;
 #else

@@ -39,6 +39,7 @@ describe.skipIf(!HAS_GPU)('matmul_fp8', () => {
     { N: 1, IN: 256, OUT: 16, all: true },
     { N: 3, IN: 260, OUT: 131, bias: true },
     { N: 8, IN: 132, OUT: 200, br: 64, bc: 32, acc: true },
+    { N: 2, IN: 192, OUT: 70, br: 64, bc: 48 },
     { N: 65, IN: 388, OUT: 130, act: 'sigmoid' },
     { N: 130, IN: 128, OUT: 67, bias: true, acc: true },
     { N: 70, IN: 196, OUT: 40, rowsK: true },
