@@ -10,7 +10,9 @@
 // K·Ur routed units (expert j = unit / Ur, so short rows of many experts still fill every lane) and then the Us shared
 // units, UNROLL loads in flight per lane. The token's experts and weights are read once into workgroup memory.
 // Reduction as moe_gu. Rows whose token has no expert in this part (and no shared expert) are left untouched.
-// Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, KMAX, COL_POW2, W_*.
+// ROW_FAST (fp8 with one scale part per expert, RP = C): a routed unit's scale is S[sb[j] + ⌊o / BR⌋·SC + col], the
+// expert's offset read once into workgroup memory and ⌊o / BR⌋ once per lane, instead of two divisions per unit.
+// Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, KMAX, COL_POW2, ROW_FAST, W_*.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -34,6 +36,7 @@ var<workgroup> red: array<f32, WG>;
 #endif
 var<workgroup> ex: array<u32, KMAX>;    // first W row of the token's j-th expert in this part (0xffffffff: not in it)
 var<workgroup> wt: array<f32, KMAX>;    // its weight (0 when not in this part); wt[K] the shared gate
+var<workgroup> sb: array<u32, KMAX>;    // ROW_FAST: its first scale row's offset in S (expert · SRP · SC)
 
 fn wscale(sh: bool, g: u32, u: u32) -> f32 {
 #if W_FP8
@@ -46,6 +49,19 @@ fn wscale(sh: bool, g: u32, u: u32) -> f32 {
 #endif
   if (sh) { return Ss[i] * FP8_UNSCALE; }
   return S[i] * FP8_UNSCALE;
+#else
+  return 1.0;
+#endif
+}
+
+// ROW_FAST: the routed scale of unit q of expert slot j for the lane's row block ob = ⌊o / BR⌋·SC
+fn rscale(j: u32, ob: u32, q: u32) -> f32 {
+#if W_FP8
+#if COL_POW2
+  return S[sb[j] + ob + (q >> dims[4].x)] * FP8_UNSCALE;
+#else
+  return S[sb[j] + ob + (q * EPU) / dims[4].x] * FP8_UNSCALE;
+#endif
 #else
   return 1.0;
 #endif
@@ -78,6 +94,7 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
     let inPart = ROUTED && e >= E0 && e < E0 + EP;
     ex[li] = select(0xffffffffu, (e - E0) * C, inPart);
     wt[li] = select(0.0, sel[t * SW + K + li], inPart);
+    sb[li] = select(0u, (e - E0) * dims[2].y * dims[2].w, inPart);
   }
   if (SHARED && li == K) { wt[K] = sel[t * SW + 2u * K]; }
   workgroupBarrier();
@@ -95,6 +112,7 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
     let dq = TPR % Ur;
     var j = lane / Ur;
     var q = lane % Ur;
+    let ob = (o / dims[2].z) * dims[2].w;
     var v = lane;
     for (; v + (UNROLL - 1u) * TPR < V; v += UNROLL * TPR) {
       var wv: array<WUNIT, UNROLL>;
@@ -111,13 +129,23 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
       }
       for (var k = 0u; k < UNROLL; k++) {
         let r = ex[jr[k]];
-        acc += wt[jr[k]] * wscale(false, select(r + o, 0u, r == 0xffffffffu), qr[k]) * wdot(wv[k], xb + jr[k] * (I / 4u), qr[k] * (EPU / 4u));
+#if ROW_FAST
+        let sc = rscale(jr[k], ob, qr[k]);
+#else
+        let sc = wscale(false, select(r + o, 0u, r == 0xffffffffu), qr[k]);
+#endif
+        acc += wt[jr[k]] * sc * wdot(wv[k], xb + jr[k] * (I / 4u), qr[k] * (EPU / 4u));
       }
     }
     for (; v < V; v += TPR) {
       let r = ex[j];
       let gr = select(r + o, 0u, r == 0xffffffffu);
-      acc += wt[j] * wscale(false, gr, q) * wdot(W[gr * Ur + q], xb + j * (I / 4u), q * (EPU / 4u));
+#if ROW_FAST
+      let sc = rscale(j, ob, q);
+#else
+      let sc = wscale(false, gr, q);
+#endif
+      acc += wt[j] * sc * wdot(W[gr * Ur + q], xb + j * (I / 4u), q * (EPU / 4u));
       q += dq;
       j += dj;
       if (q >= Ur) { q -= Ur; j++; }

@@ -195,6 +195,7 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
       // fp8 scale columns: a shift by log2(units per block) where both sets' blocks hold a power of two of units
       const COL_POW2 = ws.every(w => w.fp8 && pow2(w.fp8.bc / EPU)), col = (l: { bc: number }) => COL_POW2 ? Math.log2(l.bc / EPU) : l.bc;
       defines.COL_POW2 = COL_POW2;
+      defines.ROW_FAST = down && Wr?.fp8?.rp === C;   // one scale part per expert: moe_down's per-expert scale offsets
       const dims = u32(C, I, K, q ? q.e0 : 0, nR, SW, Ish, AW, ...lr.fq, ...lsh.fq, col(Wr ? lr : lsh), col(Ws ? lsh : lr), TPR, down ? 0 : eps, Ur, Us, 0, 0);
       ls.push({ kernel: down ? KERNELS.down : KERNELS.gu, grid: grid3, defines, cost,
         bind: down ? { x: scratch('act'), sel: a.sel, W: Wr, Ws, y: a.y, dims, S: Wr?.fp8?.scales ?? null, Ss: Ws?.fp8?.scales ?? null }

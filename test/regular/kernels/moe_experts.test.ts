@@ -41,8 +41,8 @@ function fp8Weight(E: number, R: number, C: number, rp: number, rng: Prng, br = 
 
 type Dt = 'f32' | 'bf16' | 'fp8';
 
-function experts(E: number, I: number, C: number, dt: Dt, rng: Prng, bc = 128) {
-  if (dt === 'fp8') return { gu: fp8Weight(E, 2 * I, C, I, rng, 128, bc), down: fp8Weight(E, C, I, C, rng, 128, bc) };
+function experts(E: number, I: number, C: number, dt: Dt, rng: Prng, bc = 128, downAll = false) {
+  if (dt === 'fp8') return { gu: fp8Weight(E, 2 * I, C, I, rng, 128, bc), down: fp8Weight(E, C, I, downAll ? E * C : C, rng, 128, bc) };
   const gu = randn(E * 2 * I * C, rng, 1 / Math.sqrt(C)), down = randn(E * C * I, rng, 1 / Math.sqrt(I));
   return { gu: hostWeight(gu, [E, 2 * I, C], dt), down: hostWeight(down, [E, C, I], dt) };
 }
@@ -83,7 +83,7 @@ describe.skipIf(!HAS_GPU)('moe_topk', () => {
 });
 
 type Kern = 'gemv' | 'gemv_wg' | 'grouped';
-interface Case { N: number; E: number; K: number; C: number; I: number; dt: Dt; kernel: Kern; parts?: number; shared?: { I: number; dt: Dt }; norm?: boolean; bc?: number }
+interface Case { N: number; E: number; K: number; C: number; I: number; dt: Dt; kernel: Kern; parts?: number; shared?: { I: number; dt: Dt }; norm?: boolean; bc?: number; downAll?: boolean }
 
 const CASES: Case[] = [
   { N: 1, E: 5, K: 2, C: 68, I: 44, dt: 'f32', kernel: 'gemv' },
@@ -94,6 +94,7 @@ const CASES: Case[] = [
   { N: 1, E: 7, K: 3, C: 256, I: 128, dt: 'fp8', kernel: 'gemv', shared: { I: 96, dt: 'fp8' } },
   { N: 3, E: 7, K: 3, C: 256, I: 128, dt: 'fp8', kernel: 'gemv', shared: { I: 96, dt: 'fp8' }, norm: true },
   { N: 2, E: 5, K: 2, C: 192, I: 96, dt: 'fp8', kernel: 'gemv', bc: 48 },   // 3 units per scale block: no shift
+  { N: 2, E: 5, K: 3, C: 256, I: 64, dt: 'fp8', kernel: 'gemv', downAll: true, shared: { I: 64, dt: 'fp8' } },   // down's scale rows over all experts
   { N: 2, E: 5, K: 2, C: 132, I: 36, dt: 'bf16', kernel: 'gemv_wg', norm: true },
   { N: 5, E: 9, K: 4, C: 136, I: 40, dt: 'bf16', kernel: 'gemv', shared: { I: 56, dt: 'bf16' } },
   { N: 3, E: 6, K: 2, C: 264, I: 132, dt: 'fp8', kernel: 'gemv', parts: 2, shared: { I: 36, dt: 'bf16' } },
@@ -119,14 +120,14 @@ const as2d = (w: HostWeight): HostWeight => ({ ...w, shape: w.shape.slice(-2) })
 
 describe.skipIf(!HAS_GPU)('moe_experts', () => {
   for (const c of CASES) {
-    const name = `${c.kernel} ${c.dt} N=${c.N} E=${c.E} top-${c.K} C=${c.C} I=${c.I}${c.parts ? ` in ${c.parts} parts` : ''}${c.shared ? ` + shared ${c.shared.dt} I=${c.shared.I}` : ''}${c.norm ? ', RMSNorm in the prologue' : ''}${c.bc ? `, blocks 128×${c.bc}` : ''}`;
+    const name = `${c.kernel} ${c.dt} N=${c.N} E=${c.E} top-${c.K} C=${c.C} I=${c.I}${c.parts ? ` in ${c.parts} parts` : ''}${c.shared ? ` + shared ${c.shared.dt} I=${c.shared.I}` : ''}${c.norm ? ', RMSNorm in the prologue' : ''}${c.bc ? `, blocks 128×${c.bc}` : ''}${c.downAll ? ', down scales over all experts' : ''}`;
     test(`${name}: GPU = reference = dense formula${c.shared ? ' = unfused ops' : ''}`, () => withKernel(c.kernel, async () => {
       const rng = prng(name);
       const { N, E, K, C, I } = c, hasSh = c.shared !== undefined, LW = E + (hasSh ? 1 : 0), SW = selCols(K, hasSh);
       const routed = routerLogits(N, E, rng), gates = randn(N, rng, 2), h = randn(N * C, rng), y0 = randn(N * C, rng);
       const logits = new Float32Array(N * LW);
       for (let r = 0; r < N; r++) { logits.set(routed.subarray(r * E, (r + 1) * E), r * LW); if (hasSh) logits[r * LW + E] = gates[r]!; }
-      const { gu, down } = experts(E, I, C, c.dt, rng, c.bc);
+      const { gu, down } = experts(E, I, C, c.dt, rng, c.bc, c.downAll);
       const sw = c.shared ? sharedWeights(c.shared.I, C, c.shared.dt, rng) : null, Is = c.shared?.I ?? 0;
       const gn = Float32Array.from(randn(C, rng, 0.3), v => 1 + v), eps = 1e-6;
       // with the norm, the experts read RMSNorm(h)·gn
