@@ -7,10 +7,10 @@ export interface SubgroupMatrixConfig { componentType: string; resultComponentTy
 
 /**
  * Whether the matmul op picks 'sgmat' on its own where the adapter has f16 subgroup matrices (and the GPU backend
- * then converts bf16 weights to f16 at load). Off until the kernel is verified on the GPU machine: the first run
- * on an H200 (dawn.node 0.6.2, driver 580.159.04) rejected matmul_sgmat.wgsl at shader-module creation; the tiles
- * since rewritten for it (wg128/wg64 with subgroup_uniformity off, sg64) have not run there yet.
- * FLA_KERNEL_MATMUL=sgmat / sgmat_f16 opt in. scripts/bench_sgmat.ts checks and times every tile.
+ * then converts bf16 weights to f16 at load). Off until an end-to-end bench confirms it: on the H200 (dawn.node
+ * 0.6.2) the GEMM itself runs 52–106 TFLOP/s f32-grade at llama-1b's prefill shapes against 10–17 for the f32 GEMM
+ * (BENCHMARKS.md, 2026-12-01), but `fla bench` warms up with 64 prompt tokens, so its first pp512 repetition also
+ * compiles the 512-row tiles. FLA_KERNEL_MATMUL=sgmat / sgmat_f16 opt in; scripts/bench_sgmat.ts checks and times every tile.
  */
 export const SGMAT_BY_DEFAULT = false;
 
