@@ -14,7 +14,7 @@ import { FEATURE_LAYERS } from '../../kernels/linear_attn/feature_map.ref.ts';
 import { ACT, type Act } from '../../kernels/matmul/matmul.ref.ts';
 import gemmSource from '../../kernels/matmul/matmul_gemm.wgsl' with { type: 'text' };
 import { OPS } from '../../kernels/registry.ts';
-import { expertWeights, type ExpertWeights } from '../../kernels/moe/moe_experts.ts';
+import { expertWeights, sharedExpert, type ExpertWeights, type SharedExpert } from '../../kernels/moe/moe_experts.ts';
 import type { HostWeight } from '../../src/backend/backend.ts';
 import type { Kernel, Op } from '../../src/backend/op.ts';
 import { bindingNames } from '../../src/gpu/wgsl.ts';
@@ -35,6 +35,12 @@ function experts(dt: 'bf16' | 'fp8'): ExpertWeights {
   const gu = dt === 'fp8' ? fp8([4, 64, 64], 32) : { shape: [4, 64, 64], dtype: dt, bits16: new Uint16Array(4 * 64 * 64) };
   const dn = dt === 'fp8' ? fp8([4, 64, 32], 64) : { shape: [4, 64, 32], dtype: dt, bits16: new Uint16Array(4 * 64 * 32) };
   return expertWeights(gpuBackend(), `compile experts ${dt}`, gu, dn, 4, 32, 64, 2 * 64 * 64 * 2);
+}
+/** A shared expert (64 → 48) in bf16 or fp8. */
+function shared(dt: 'bf16' | 'fp8'): SharedExpert {
+  const gu = dt === 'fp8' ? fp8([96, 64], 48) : { shape: [96, 64], dtype: dt, bits16: new Uint16Array(96 * 64) };
+  const dn = dt === 'fp8' ? fp8([64, 48]) : { shape: [64, 48], dtype: dt, bits16: new Uint16Array(64 * 48) };
+  return sharedExpert(gpuBackend(), `compile shared ${dt}`, gu, dn, 48, 64);
 }
 const DTYPES = ['f32', 'bf16', 'f16'] as const;
 const BOOLS = [false, true];
@@ -88,8 +94,12 @@ const CASES: Record<string, () => { what: string; args: any }[]> = {
   argmax: () => [{ what: 'V 1000', args: { logits: t(1000, { rows: 'k' }), out: t(2, { rows: 'k', name: 'out' }), ids: t(1, { rows: 'k', name: 'ids' }) } }],
   sample: () => [{ what: 'V 1000 P 48', args: { logits: t(1000, { rows: 'k' }), params: t(48, { rows: 'k', name: 'params' }), out: t(2, { rows: 'k', name: 'out' }), ids: t(1, { rows: 'k', name: 'ids' }) } }],
   matmul_fp8: () => [{ what: 'fp8 132 → 200', args: { x: t(132), w: gpuBackend().weight('compile fp8', fp8([200, 132]), true), bias: null, y: t(200), act: 'none', accumulate: false } }],
-  moe_topk: () => BOOLS.map(norm => ({ what: `norm=${norm}`, args: { logits: t(8), sel: t(4, { name: 'sel' }), k: 2, norm } })),
-  moe_experts: () => (['bf16', 'fp8'] as const).map(dt => ({ what: `${dt} E 4 top-2`, args: { h: t(64), sel: t(4, { name: 'sel' }), w: experts(dt), y: t(64, { name: 'y' }) } })),
+  moe_topk: () => BOOLS.flatMap(norm => BOOLS.map(sh => ({ what: `norm=${norm} shared=${sh}`, args: { logits: t(sh ? 9 : 8), sel: t(sh ? 5 : 4, { name: 'sel' }), k: 2, norm, shared: sh } }))),
+  moe_experts: () => (['bf16', 'fp8'] as const).flatMap(dt => [
+    { what: `${dt} E 4 top-2`, args: { h: t(64), sel: t(4, { name: 'sel' }), w: experts(dt), y: t(64, { name: 'y' }), k: 2, shared: null, norm: null } },
+    { what: `${dt} E 4 top-2 + shared, norm`, args: { h: t(64), sel: t(5, { name: 'sel' }), w: experts(dt), y: t(64, { name: 'y' }), k: 2, shared: shared(dt), norm: { w: w([64]), eps: 1e-6, h: t(64, { name: 'hn' }) } } },
+    { what: `${dt} E 4 top-2 + shared of the other dtype`, args: { h: t(64), sel: t(5, { name: 'sel' }), w: experts(dt), y: t(64, { name: 'y' }), k: 2, shared: shared(dt === 'fp8' ? 'bf16' : 'fp8'), norm: null } },
+  ]),
   moe_route: () => BOOLS.map(norm => ({ what: `norm=${norm}`, args: { logits: t(8), w: t(8, { name: 'w' }), k: 2, norm } })),
   layer_norm: () => [{ what: 'C 64', args: { x: t(64), w: w([64]), b: w([64]), y: t(64, { name: 'y' }), eps: 1e-5 } }],
   rms_norm: () => [{ what: 'C 64', args: { x: t(64), w: w([64]), g: null, y: t(64, { name: 'y' }), C: 64, G: 1, eps: 1e-6, plusOne: false } }],
@@ -150,7 +160,7 @@ describe.skipIf(!HAS_GPU)('every op variant compiles', () => {
     walk(root);
     const entry = (f: string) => f.split('/').pop()!.replace(/\.wgsl$/, '');
     const names = new Set([...all].map(k => k.name));
-    const includes = new Set(Object.keys(INCLUDES));
+    const includes = new Set([...Object.keys(INCLUDES), ...OPS.flatMap(op => Object.keys(op.includes ?? {}))]);   // shared and op-local includes
     // util/copy.wgsl is fla bench's bandwidth probe, not an op; matmul_sgmat and its split-K reduction need subgroup matrices (where the adapter has none, test/regular/kernels/matmul_f16.test.ts skips them; matmul_sgmat_wgsl.test.ts resolves both in Tint)
     const sgmat = (f: string) => (f === 'matmul/matmul_sgmat.wgsl' || f === 'matmul/matmul_sgmat_reduce.wgsl') && !gpu!.subgroupMatrix.length;
     expect(files.filter(f => !includes.has(f.split('/').pop()!) && f !== 'util/copy.wgsl' && !sgmat(f) && !names.has(entry(f)))).toEqual([]);
