@@ -72,6 +72,7 @@ function partArgs(a: MatmulMultiArgs, q: MultiPart): MatmulArgs {
 
 export const matmulMultiOp = op<MatmulMultiArgs>({
   name: 'matmul_multi',
+  includes: matmulFp8Op.includes,   // the split path launches matmul_fp8's kernels for fp8 parts
   check(a) {
     const IN = a.x.cols;
     if (a.parts.length < 1) throw new ShapeError('matmul_multi: no parts');
@@ -98,6 +99,8 @@ export const matmulMultiOp = op<MatmulMultiArgs>({
       launches: (a, c) => [fusedLaunch(a, c, true)],
     },
     split: {
+      // the scratch of each part's own matmul variant (matmul_fp8's gemv_vec binds a spare output)
+      scratch: (a, c) => Object.assign({}, ...a.parts.map(q => { const m = partArgs(a, q), mop = q.w.dtype === 'fp8' ? matmulFp8Op : matmulOp; return mop.variants[mop.select(c, m)]!.scratch?.(m, c) ?? {}; })),
       launches: (a, c) => {
         const out: Launch[] = [];
         if (a.norm) out.push(...rmsNormOp.variants[ONLY]!.launches({ x: a.x, w: a.norm.w, g: null, y: a.norm.h, C: a.x.cols, G: 1, eps: a.norm.eps, plusOne: false }, c));
