@@ -3,7 +3,7 @@
 // (subgroup matrices, one f16 product: faster, rtol 1e-3), and 'f16split' / 'f16single', the same arithmetic
 // without subgroup matrices (any adapter with shader-f16; lavapipe tests the arithmetic with them). Every variant
 // first runs matmul_sgmat_prep (x scaled per row and split into f16 once, into a scratch), then its GEMM.
-import { F16_MATMULS, SGMAT_BY_DEFAULT, sgmatConfig, type SubgroupMatrixConfig } from '../../src/util/f16.ts';
+import { F16_MATMULS, sgmatByDefault, sgmatConfig, type SubgroupMatrixConfig } from '../../src/util/f16.ts';
 import { grid } from '../../src/util/grid.ts';
 import { knob } from '../../src/util/knobs.ts';
 import { kernel, rowsOf, scratch, u32, weightDefines, type Ctx, type Kernel, type Launch, type ScratchSpec, type Variant } from '../lib.ts';
@@ -102,9 +102,9 @@ export function sgmatPlan(c: Ctx, split: boolean, R = 4096, OUT = 4096, IN = 409
   return t ? { m, t, sk: skFor(t) } : null;
 }
 
-/** The default f16 variant: 'sgmat' for f16 weights from 16 rows where subgroup matrices run it (SGMAT_BY_DEFAULT), else none. */
+/** The default f16 variant: 'sgmat' for f16 weights from 16 rows where subgroup matrices run it (FLA_TENSOR_CORES=1), else none. */
 export function selectF16(c: Ctx, a: MatmulArgs): F16Matmul | null {
-  return SGMAT_BY_DEFAULT && a.w?.dtype === 'f16' && rowsOf(a.x, c) >= SGMAT_MIN_ROWS && sgmatPlan(c, true) ? 'sgmat' : null;
+  return sgmatByDefault() && a.w?.dtype === 'f16' && rowsOf(a.x, c) >= SGMAT_MIN_ROWS && sgmatPlan(c, true) ? 'sgmat' : null;
 }
 
 const sources = new Map<string, Kernel>();
