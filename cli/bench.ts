@@ -71,8 +71,9 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     const upPp = ceil && readBytes ? peak * 1e12 / (2 * readBytes / perWeight) : null; // tokens/s at peak, 2 FLOPs per weight read
     const frac = roofline;
     log(`warm-up …`);
-    await promptSpeed(engine, Math.min(p, 64), 0);
-    await decodeSpeed(engine, 1, 4, 0);
+    // every shape timed below is compiled here first: a prompt of the full length (its GEMM tiles), and decode at each batch
+    await promptSpeed(engine, p, 0);
+    for (const b of new Set([1, ...batches])) await decodeSpeed(engine, b, 4, 0);
     log(`pp${p} …`);
     const pp: number[] = [], ttft: number[] = [];
     for (let r = 0; r < reps; r++) { const s = await promptSpeed(engine, p, r + 1); pp.push(s.tps); ttft.push(s.ttftMs); }

@@ -4,6 +4,7 @@
 import type { Op } from '../src/backend/op.ts';
 import { abcOp } from './abc/abc.ts';
 import { ropeOp } from './attention/rope.ts';
+import { ropeKvOp } from './attention/rope_kv.ts';
 import { kvStoreOp, sdpaOp } from './attention/sdpa.ts';
 import { shortConvOp } from './conv/short_conv.ts';
 import { deltaRuleOp } from './delta/delta_rule.ts';
@@ -20,13 +21,17 @@ import { moeTopkOp } from './moe/moe_topk.ts';
 import { layerNormOp } from './norm/layer_norm.ts';
 import { rmsNormOp } from './norm/rms_norm.ts';
 import { shiftStoreOp, tokenShiftOp } from './rwkv7/token_shift.ts';
+import { lnShiftOp } from './rwkv7/ln_shift.ts';
 import { wkv7Op } from './rwkv7/wkv7.ts';
+import { wkv7LoraOp } from './rwkv7/wkv7_lora.ts';
+import { rwkv7ProjOp } from './rwkv7/rwkv7_proj.ts';
 import { argmaxOp } from './sample/argmax.ts';
 import { sampleOp } from './sample/sample.ts';
 import { matmulMultiOp } from './matmul/matmul_gemv_multi.ts';
 
 export const OPS: readonly Op<any>[] = [
   abcOp, ropeOp, kvStoreOp, sdpaOp, shortConvOp, deltaRuleOp, mulOp, siluMulOp, embedOp, gatherRowsOp, glaOp,
-  featureMapOp, matmulOp, matmulFp8Op, moeRouteOp, moeTopkOp, moeExpertsOp, layerNormOp, rmsNormOp, tokenShiftOp, shiftStoreOp, wkv7Op,
+  featureMapOp, matmulOp, matmulFp8Op, moeRouteOp, moeTopkOp, moeExpertsOp, layerNormOp, rmsNormOp, tokenShiftOp, shiftStoreOp, lnShiftOp, wkv7Op, wkv7LoraOp, rwkv7ProjOp,
   argmaxOp, matmulMultiOp, sampleOp,
+  ropeKvOp,
 ];

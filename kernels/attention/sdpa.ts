@@ -1,12 +1,14 @@
 // kv_store and sdpa ops: append this step's keys/values to each slot's cache, then causal GQA attention.
 // The cache is stored as f32, f16 or bf16 (`KvDtype`, FLA_KV_CACHE): 16-bit pairs packed in u32 words halve the
-// bytes a long-context decode step reads. sdpa has two variants: `single` (one workgroup per query token and head,
-// online softmax over the whole context: prefill) and `split` (split-K / flash-decoding: each query's context cut
-// into S splits on S workgroups, then a combine pass; chosen for decode-shaped steps over a long cache).
+// bytes a long-context decode step reads. sdpa has three variants: `single` (one workgroup per query token and
+// head, online softmax over the whole context: prefill), `split` (split-K / flash-decoding: each query's context
+// cut into S splits, one workgroup per (token, KV head, split) reading each K/V row once for the H/KV query heads
+// that share it, then a combine pass; chosen for decode-shaped steps over a long cache; subgroup reductions where
+// the adapter has subgroups) and `split_wg` (the same reducing through workgroup memory: the portable fallback).
 import type { Backend, Tensor } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { knob } from '../../src/util/knobs.ts';
-import { grid, kernel, only, ONLY, op, scratch, u32, uniformOf, type Ctx, type Cursor, type Defines, type Launch } from '../lib.ts';
+import { grid, kernel, only, ONLY, op, scratch, u32, uniformOf, type Adapter, type Ctx, type Cursor, type Defines, type Launch } from '../lib.ts';
 import { kvStoreRef, sdpaRef, type KvDtype } from './sdpa.ref.ts';
 import sdpaSrc from './sdpa.wgsl' with { type: 'text' };
 import splitSrc from './sdpa_split.wgsl' with { type: 'text' };
@@ -81,9 +83,9 @@ function sdpaCost(cursors: readonly Cursor[], a: SdpaOp) {
 export interface SdpaOp { H: number; KV: number; D: number; ctx: number; window?: number; scale?: number; kv?: KvDtype }
 export interface SdpaArgs extends SdpaOp { q: Tensor; k: Tensor; v: Tensor; out: Tensor }
 
-function dimsOf(a: SdpaArgs, S: number) {
+function dimsOf(a: SdpaArgs, S: number, RS = 0) {
   const dims = new ArrayBuffer(32);
-  new Uint32Array(dims).set([a.H, a.KV, a.D, a.ctx, a.window ?? 0, 0, S, SPLIT_KPT]);
+  new Uint32Array(dims).set([a.H, a.KV, a.D, a.ctx, a.window ?? 0, 0, S, RS]);
   new Float32Array(dims)[5] = a.scale ?? 1 / Math.sqrt(a.D);
   return uniformOf(new Uint32Array(dims));
 }
@@ -91,19 +93,77 @@ function dimsOf(a: SdpaArgs, S: number) {
 /** Decode-shaped steps (every sequence ≤ SPLIT_MAX_LEN tokens) over a cache longer than SPLIT_MIN_CTX take `split`. */
 export const SPLIT_MAX_LEN = 16;
 export const SPLIT_MIN_CTX = 256;
-const SPLIT_WG = 64, SPLIT_KPT = 4;   // 64 threads, 256-key blocks
-const MAX_SPLITS = 128;
+const MAX_SPLITS = 256;
+
+/** The split kernel's thread layout (sdpa_split.wgsl's header says what each define does). */
+export interface SplitPlan {
+  WG: number; TPK: number; UPL: number; U: number; G: number; KU: number; SG_RED: boolean;
+  /** keys one iteration of a workgroup takes (its splits are multiples of this) */
+  KB: number;
+  /** workgroup floats: the merge buffer, and the dot products when reducing without subgroups */
+  SMF: number;
+}
 
 /**
- * Splits per query: enough workgroups to fill the card (≈ 2048 of 64 threads on a discrete GPU, 64 on a CPU
- * adapter), no more than the cache has 64-key blocks. Depends on (n, ctx) only, so replayed decode steps agree;
+ * Lanes per key TPK: a power of two, the fewest that hold q's share of a lane (G·D / TPK floats, and as many of
+ * acc) in 32 floats, at most 32 and the U 16-byte units of a key row (and, reducing with subgroups, the adapter's
+ * smallest subgroup): fewer lanes per key mean fewer shuffle steps and fewer lanes repeating each key's softmax.
+ * Each lane takes UPL = ceil(U / TPK) units of KU keys per iteration, KU·UPL·G ≤ 16 (≥ 1) bounding the registers
+ * of the loads in flight and the scores. WG = 128 (fewer where the
+ * workgroup memory of the merge would pass 16 KiB).
+ */
+export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean): SplitPlan {
+  const epu = (a.kv ?? 'f32') === 'f32' ? 4 : 8, U = a.D / epu, G = a.H / a.KV;
+  const SGS = ad.subgroupSize;
+  const SG_RED = subgroups && ad.subgroups && SGS >= 2 && (SGS & (SGS - 1)) === 0;
+  // the fewest lanes (≥ 2: a 32-byte sector per key) that keep q's share of a lane within 32 floats (G·D / TPK)
+  let TPK = 2;
+  while (TPK < G * a.D / 32 && TPK * 2 <= Math.min(U, 32)) TPK *= 2;
+  while (TPK > 1 && (TPK > U || (SG_RED && TPK > SGS))) TPK /= 2;
+  const UPL = Math.ceil(U / TPK), KU = Math.max(1, Math.min(4, Math.floor(16 / (UPL * G))));
+  const smf = (wg: number) => Math.max((wg / TPK) * a.D, SG_RED ? 1 : wg * KU * G);
+  let WG = Math.min(128, ad.maxInvocations);
+  while (WG > TPK && 4 * (smf(WG) + 2 * (WG / TPK)) > Math.min(16384, ad.maxWorkgroupStorage)) WG /= 2;
+  return { WG, TPK, UPL, U, G, KU, SG_RED, KB: (WG / TPK) * KU, SMF: smf(WG) };
+}
+
+/** Floats of one (token, head) row of the partials: m and l of the S splits (padded to 4), then S·D of acc. */
+export function partRow(S: number, D: number): number { return Math.ceil(2 * S / 4) * 4 + S * D; }
+
+/**
+ * Splits per query token: enough workgroups (n · KV · S) to fill the card — 512 on a GPU (≥ 2 a multiprocessor on
+ * a 132-SM H200, 4 on smaller cards), 16 on a CPU adapter, FLA_SDPA_SPLITS when set — and each split at least two
+ * iterations (2·KB keys) of the cache's capacity ctx. Depends on (n, ctx) only, so replayed decode steps agree;
  * splits past a short context's end are empty and cost one early return.
  */
-export function splitsOf(a: SdpaArgs, c: Ctx): number {
-  const target = c.adapter.type === 'cpu' ? 64 : 2048;
-  const budget = Math.floor(c.adapter.maxBinding / (4 * 128 * c.step.n * a.H * (a.D + 2)));   // the flat partial buffer at a 8192-row capacity
-  return Math.max(1, Math.min(Math.ceil(target / (c.step.n * a.H)), Math.ceil(a.ctx / (SPLIT_WG * SPLIT_KPT)), MAX_SPLITS, budget));
+export function splitsOf(a: SdpaArgs | SdpaOp, c: Ctx, p: SplitPlan = splitPlan(c.adapter, a, true)): number {
+  const forced = knob('FLA_SDPA_SPLITS');
+  const target = c.adapter.type === 'cpu' ? 16 : 512;
+  const want = forced ? Number(forced) : Math.ceil(target / (c.step.n * a.KV));
+  // the flat partial buffer at an 8192-row capacity (scratch columns are ceil(need / 64))
+  const budget = Math.floor(c.adapter.maxBinding / (4 * 128 * c.step.n * a.H * (a.D + 3)));
+  return Math.max(1, Math.min(want, Math.ceil(a.ctx / (2 * p.KB)), MAX_SPLITS, budget));
 }
+
+function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[] {
+  const p = splitPlan(c.adapter, a, subgroups), S = splitsOf(a, c, p), RS = partRow(S, a.D), dims = dimsOf(a, S, RS);
+  const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * RS;
+  return [{
+    kernel: SPLIT_KERNEL, grid: grid(c.step.n * a.KV * S), cost: { flops: cost.flops, bytes: cost.bytes + part },
+    defines: { WG: p.WG, TPK: p.TPK, UPL: p.UPL, U: p.U, G: p.G, KU: p.KU, SMF: p.SMF, SG_RED: p.SG_RED, ...kvDefines(a.kv ?? 'f32') },
+    bind: { q: a.q, kc: a.k, vc: a.v, part: scratch('part'), dims },
+  }, {
+    kernel: COMBINE_KERNEL, grid: grid(c.step.n * a.H), defines: { WG: 128, SMAX: MAX_SPLITS }, cost: { flops: 3 * part / 4, bytes: part + 4 * c.step.n * a.H * a.D },
+    bind: { part: scratch('part'), out: a.out, dims },
+  }];
+}
+
+/** The split variants run 16-byte units of a key row: D a multiple of 4 (f32 cache) or 8 (16-bit), up to 512. */
+const splitSupports = (a: SdpaArgs) => a.D % ((a.kv ?? 'f32') === 'f32' ? 4 : 8) === 0 && a.D <= 512;
+// The partials are used as one flat array of n·H·RS floats: the scratch is at least 64 rows deep on the GPU
+// backend (its row capacity is a multiple of 64), so ceil(need / 64) columns hold them.
+const splitScratch = (subgroups: boolean) => (a: SdpaArgs, c: Ctx) =>
+  ({ part: { cols: Math.ceil(c.step.n * a.H * partRow(splitsOf(a, c, splitPlan(c.adapter, a, subgroups)), a.D) / 64) } });
 
 export const sdpaOp = op<SdpaArgs>({
   name: 'sdpa',
@@ -111,7 +171,7 @@ export const sdpaOp = op<SdpaArgs>({
     if (a.H % a.KV || a.q.cols !== a.H * a.D || a.k.cols !== kvCols(a.ctx, a.KV * a.D, a.kv ?? 'f32') || a.v.cols !== a.k.cols)
       throw new ShapeError(`sdpa: bad shapes (H ${a.H}, KV ${a.KV}, D ${a.D}, ctx ${a.ctx}, cache ${a.kv ?? 'f32'} of ${a.k.cols} columns)`);
   },
-  select: (c, a) => (c.step.maxLen <= SPLIT_MAX_LEN && a.ctx > SPLIT_MIN_CTX ? 'split' : 'single'),
+  select: (c, a) => (c.step.maxLen <= SPLIT_MAX_LEN && a.ctx > SPLIT_MIN_CTX && splitSupports(a) ? 'split' : 'single'),
   variants: {
     single: {
       launches: (a, c) => {
@@ -122,24 +182,8 @@ export const sdpaOp = op<SdpaArgs>({
         }];
       },
     },
-    split: {
-      supports: a => a.D % 2 === 0,
-      // The partials are used as one flat array of n·H·S·(D+2) floats: the scratch is at least 64 rows deep on the
-      // GPU backend (its row capacity is a multiple of 64), so ceil(need / 64) columns hold them.
-      scratch: (a, c) => ({ part: { cols: Math.ceil(c.step.n * a.H * splitsOf(a, c) * (a.D + 2) / 64) } }),
-      launches: (a, c): Launch[] => {
-        const WG = SPLIT_WG, NPAIR = a.D / 2, S = splitsOf(a, c), dims = dimsOf(a, S);
-        const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * S * (a.D + 2);
-        return [{
-          kernel: SPLIT_KERNEL, grid: grid(c.step.n * S * a.H), cost: { flops: cost.flops, bytes: cost.bytes + part },
-          defines: { WG, KPT: SPLIT_KPT, NPAIR, R: Math.max(1, Math.floor(WG / NPAIR)), PPT: Math.ceil(NPAIR / WG), ...kvDefines(a.kv ?? 'f32') },
-          bind: { q: a.q, kc: a.k, vc: a.v, part: scratch('part'), dims },
-        }, {
-          kernel: COMBINE_KERNEL, grid: grid(c.step.n * a.H), defines: { WG: 64 }, cost: { flops: 3 * part / 4, bytes: part + 4 * c.step.n * a.H * a.D },
-          bind: { part: scratch('part'), out: a.out, dims },
-        }];
-      },
-    },
+    split: { supports: splitSupports, scratch: splitScratch(true), launches: (a, c) => splitLaunches(a, c, true) },
+    split_wg: { supports: splitSupports, scratch: splitScratch(false), launches: (a, c) => splitLaunches(a, c, false) },
   },
   ref: (a, h) => sdpaRef(h.data(a.q), h.data(a.k), h.data(a.v), h.data(a.out), h.step.cursors,
     { H: a.H, KV: a.KV, D: a.D, ctx: a.ctx, window: a.window ?? 0, scale: a.scale ?? 1 / Math.sqrt(a.D), kv: a.kv ?? 'f32' }),

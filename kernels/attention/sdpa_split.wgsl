@@ -1,146 +1,230 @@
-// sdpa_split: the first pass of split-K ("flash-decoding") attention. Each query token's key range j0..p (as in
-// sdpa.wgsl: causal, last W keys when windowed) is cut into S splits of `chunk` keys (ceil(L/S) rounded up to a
-// multiple of the key block B = WG·KPT); one workgroup per (token, split, head) runs the online softmax over its split and writes the
-// partial (m, l, acc): m = max score, l = Σ exp(s − m), acc = Σ exp(s − m)·v (unnormalised). sdpa_combine.wgsl
-// merges the S partials. spec-deltanet-attention-qwen3next.md §1.7.
-// Bindings: step uniform; stepmeta u32; q [N, H·D] f32; kc, vc [slots, ctx, KV·D] stored as KVDT in u32 words
-// (kv_store.wgsl; defines KV16, KV_F16); part [N, H·S·(D+2)] f32 scratch; dims.
-// Dispatch: WG threads per workgroup, N·S·H workgroups (2-D grid), head fastest so the H/KV query heads of one
-// KV head and split run side by side and share the K/V rows in cache. Per block of B keys, thread i scores keys
-// jb+i, jb+i+WG, … (KPT of them) over D/2 element pairs, then one max and one sum reduction; for the values, thread i owns pair lane i % NPAIR (and lane + WG, …: PPT of them) of key group i / NPAIR
-// (R groups, keys jj ≡ group mod R); the groups are summed at the end. Defines: WG, KPT, NPAIR = D/2, R, PPT; dims.kpt = KPT. f32.
+// sdpa_split: the first pass of split-K ("flash-decoding") attention, reading each K/V element once per query
+// token. Each query token's key range j0..p (as in sdpa.wgsl: causal, the last W keys when windowed) is cut into S
+// splits of `chunk` keys (ceil(L/S) rounded up to a multiple of the KB keys one iteration takes); one workgroup per
+// (token, KV head, split) scores all G = H/KV query heads of that KV head against each key of its split and writes
+// G partials (m, l, acc): m = max score, l = Σ exp(s − m), acc = Σ exp(s − m)·v (unnormalised). sdpa_combine.wgsl
+// merges the S partials of each (token, head). spec-deltanet-attention-qwen3next.md §1.7.
+// Bindings: step uniform; stepmeta u32; q [N, H·D] f32 (as vec4f); kc, vc [slots, ctx, KV·D] stored as KVDT in u32
+// words, read as 16-byte units (vec4u: 4 f32, or 8 bf16/f16 when KV16; KV_F16 picks f16); part f32 scratch, per
+// (token, head) row of dims.RS floats: m_s at s, l_s at S + s, acc_s at MLW + s·D (MLW = 2S rounded up to 4).
+// Dispatch: WG threads, N·KV·S workgroups (2-D grid), split fastest. Lanes come in groups of TPK (a power of two);
+// group kg takes keys jb + kg + k·KPI (k < KU, KPI = WG / TPK groups) of each block of KB = KPI·KU keys, lane
+// `lane` of it units lane + uu·TPK (uu < UPL) of the U units of a key row: it loads those units of K and V for
+// its KU keys first, then forms its share of the G dot products (q of its units held in registers, pre-scaled),
+// sums them over the group (SG_RED: subgroupShuffleXor butterflies, every lane ending with the same bits, the
+// group lying inside one subgroup since TPK ≤ the adapter's smallest subgroup; else through workgroup memory),
+// and runs its own online softmax per head over the keys its group sees — no barrier in the key loop. At the end
+// the KPI groups' states are merged per head through workgroup memory.
+// 16-bit units unpack to two vec4f: f16 as elements 0..3, 4..7; bf16 as the even and the odd elements (q and acc
+// are kept in the same order and put back in element order when written).
+// Defines: WG, TPK, UPL, U, G, KU, SMF (workgroup floats), SG_RED, KV16, KV_F16. Accumulates in f32.
 #include "common.wgsl"
 
-struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, S: u32, kpt: u32 }
+struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, S: u32, RS: u32 }
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
-@group(0) @binding(2) var<storage, read> q: array<f32>;            // [N, H·D]
-@group(0) @binding(3) var<storage, read> kc: array<u32>;           // [slots, ctx, KV·D]
-@group(0) @binding(4) var<storage, read> vc: array<u32>;           // [slots, ctx, KV·D]
-@group(0) @binding(5) var<storage, read_write> part: array<f32>;   // [N, H·S·(D+2)]
+@group(0) @binding(2) var<storage, read> q: array<vec4f>;          // [N, H·D]
+@group(0) @binding(3) var<storage, read> kc: array<vec4u>;         // [slots, ctx, KV·D]
+@group(0) @binding(4) var<storage, read> vc: array<vec4u>;         // [slots, ctx, KV·D]
+@group(0) @binding(5) var<storage, read_write> part: array<f32>;   // [N·H, RS]
 @group(0) @binding(6) var<uniform> dims: Dims;
 
-var<workgroup> qs: array<vec2f, NPAIR>;
-var<workgroup> ps: array<f32, WG * KPT>;
-var<workgroup> red: array<f32, WG>;
-var<workgroup> accs: array<vec2f, WG * PPT>;
+const KPI = WG / TPK;    // key groups
+const KB = KPI * KU;     // keys per iteration
+#if KV16
+const EPU = 2u;          // vec4f per unit
+#else
+const EPU = 1u;
+#endif
+const QN = G * UPL * EPU;
 
-// element pair (e, e+1) of a cache, e even
-fn unpack_pair(lo: u32, hi: u32, w: u32) -> vec2f {
+var<workgroup> sm: array<f32, SMF>;
+var<workgroup> mx: array<f32, KPI>;
+var<workgroup> ls: array<f32, KPI>;
+
+// a unit as vec4f: one for f32, two for 16-bit (f16: elements 0..3, 4..7; bf16: even, odd elements)
+fn unpk(w: vec4u) -> array<vec4f, EPU> {
 #if KV16
 #if KV_F16
-  return unpack2x16float(w);
+  return array<vec4f, EPU>(vec4f(unpack2x16float(w.x), unpack2x16float(w.y)), vec4f(unpack2x16float(w.z), unpack2x16float(w.w)));
 #else
-  return vec2f(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u));
+  return array<vec4f, EPU>(bitcast<vec4f>(w << vec4u(16u)), bitcast<vec4f>(w & vec4u(0xffff0000u)));
 #endif
 #else
-  return vec2f(bitcast<f32>(lo), bitcast<f32>(hi));
+  return array<vec4f, EPU>(bitcast<vec4f>(w));
 #endif
 }
-#if KV16
-fn kpair(e: u32) -> vec2f { return unpack_pair(0u, 0u, kc[e >> 1u]); }
-fn vpair(e: u32) -> vec2f { return unpack_pair(0u, 0u, vc[e >> 1u]); }
-#else
-fn kpair(e: u32) -> vec2f { return unpack_pair(kc[e], kc[e + 1u], 0u); }
-fn vpair(e: u32) -> vec2f { return unpack_pair(vc[e], vc[e + 1u], 0u); }
-#endif
 
-fn wg_reduce(v: f32, i: u32, is_max: bool) -> f32 {
-  red[i] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (i < s) { if (is_max) { red[i] = max(red[i], red[i + s]); } else { red[i] += red[i + s]; } }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
+// element-ordered vec4s (a: elements 0..3, b: 4..7) in unpk's order, and back
+fn to_unit_order(a: vec4f, b: vec4f) -> array<vec4f, 2> {
+#if KV_F16
+  return array<vec4f, 2>(a, b);
+#else
+  return array<vec4f, 2>(vec4f(a.x, a.z, b.x, b.z), vec4f(a.y, a.w, b.y, b.w));
+#endif
+}
+fn to_element_order(e: vec4f, o: vec4f) -> array<vec4f, 2> {
+#if KV_F16
+  return array<vec4f, 2>(e, o);
+#else
+  return array<vec4f, 2>(vec4f(e.x, o.x, e.y, o.y), vec4f(e.z, o.z, e.w, o.w));
+#endif
 }
 
 @compute @workgroup_size(WG)
-fn sdpa_split(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) ng: vec3u) {
+fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) ng: vec3u) {
   let H = dims.H;
   let D = dims.D;
   let S = dims.S;
+  let KV = dims.KV;
+  let RS = dims.RS;
+  let MLW = (2u * S + 3u) / 4u * 4u;
   let idx = wg.x + wg.y * ng.x;
-  if (idx >= step.n * S * H) { return; }
-  let h = idx % H;
-  let sp = (idx / H) % S;
-  let t = idx / (H * S);
-  let kh = h / (H / dims.KV);
+  if (idx >= step.n * S * KV) { return; }
+  let sp = idx % S;
+  let kh = (idx / S) % KV;
+  let t = idx / (S * KV);
   let cu = cursor(seq_of(t));
-  let slot = cu.slot;
   let p = cu.pos + t - cu.start;
   var j0 = 0u;
   if (dims.window > 0u && p + 1u > dims.window) { j0 = p + 1u - dims.window; }
   let L = p + 1u - j0;
-  let B = WG * KPT;
-  let chunk = ((L + S - 1u) / S + B - 1u) / B * B;
+  let chunk = ((L + S - 1u) / S + KB - 1u) / KB * KB;
   let js = j0 + sp * chunk;
   let je = min(p + 1u, js + chunk);
-  let i = l.x;
-  let po = t * H * S * (D + 2u) + (h * S + sp) * (D + 2u);
-  if (js >= je) {   // an empty split (short context): a partial that weighs nothing
-    if (i == 0u) { part[po] = -3.0e38; part[po + 1u] = 0.0; }
-    for (var d = i; d < D; d += WG) { part[po + 2u + d] = 0.0; }
+  let h0 = kh * G;
+  if (js >= je) {   // an empty split (short context): partials that weigh nothing
+    for (var g = 0u; g < G; g++) {
+      let row = (t * H + h0 + g) * RS;
+      if (li == 0u) { part[row + sp] = -3.0e38; part[row + S + sp] = 0.0; }
+      for (var d = li; d < D; d += WG) { part[row + MLW + sp * D + d] = 0.0; }
+    }
     return;
   }
-  for (var d2 = i; d2 < NPAIR; d2 += WG) { qs[d2] = vec2f(q[(t * H + h) * D + 2u * d2], q[(t * H + h) * D + 2u * d2 + 1u]); }
-  workgroupBarrier();
-  let KVD = dims.KV * D;
-  let base = slot * dims.ctx * KVD + kh * D;
-  let r = i / NPAIR;
-  let lane = i % NPAIR;
-  var m = -3.0e38;
-  var lsum = 0.0;
-  var acc: array<vec2f, PPT>;
-  for (var jb = js; jb < je; jb += B) {
-    // the loop bound comes from the uniform: a KPT × NPAIR unrolled body takes minutes to compile on lavapipe
-    var bm = -3.0e38;
-    for (var k = 0u; k < dims.kpt; k++) {
-      let j = jb + i + k * WG;
-      var s = -3.0e38;
-      if (j < je) {
-        var dot = 0.0;
-        let ko = base + j * KVD;
-        for (var d2 = 0u; d2 < NPAIR; d2++) { let kk = kpair(ko + 2u * d2); dot += qs[d2].x * kk.x + qs[d2].y * kk.y; }
-        s = dot * dims.scale;
+  let kg = li / TPK;
+  let lane = li % TPK;
+
+  // q of this lane's units for the G heads, scaled; units past U (U not a multiple of TPK) are zero
+  var qr: array<vec4f, QN>;
+  for (var g = 0u; g < G; g++) {
+    let qo = (t * H + h0 + g) * D / 4u;
+    for (var uu = 0u; uu < UPL; uu++) {
+      let u = lane + uu * TPK;
+      let uc = min(u, U - 1u);
+      var z = dims.scale;
+      if (u >= U) { z = 0.0; }
+#if KV16
+      let o = to_unit_order(q[qo + 2u * uc], q[qo + 2u * uc + 1u]);
+      qr[(g * UPL + uu) * 2u] = o[0] * z;
+      qr[(g * UPL + uu) * 2u + 1u] = o[1] * z;
+#else
+      qr[g * UPL + uu] = q[qo + uc] * z;
+#endif
+    }
+  }
+
+  let rstride = KV * U;                              // units per cache row
+  let rbase = cu.slot * dims.ctx * rstride + kh * U;  // key 0 of this slot and KV head
+  var m: array<f32, G>;
+  var l: array<f32, G>;
+  var acc: array<vec4f, QN>;
+  for (var g = 0u; g < G; g++) { m[g] = -3.0e38; }
+  for (var jb = js; jb < je; jb += KB) {
+    // all loads in flight first (keys past the split's end are clamped to its last and masked below)
+    var kw: array<vec4u, KU * UPL>;
+    var vw: array<vec4u, KU * UPL>;
+    for (var k = 0u; k < KU; k++) {
+      let r = rbase + min(jb + kg + k * KPI, je - 1u) * rstride;
+      for (var uu = 0u; uu < UPL; uu++) {
+        let u = min(lane + uu * TPK, U - 1u);
+        kw[k * UPL + uu] = kc[r + u];
+        vw[k * UPL + uu] = vc[r + u];
       }
-      ps[i + k * WG] = s;   // this thread's own entries until the reduction's barriers
-      bm = max(bm, s);
     }
-    let mn = max(m, wg_reduce(bm, i, true));
-    var esum = 0.0;
-    for (var k = 0u; k < dims.kpt; k++) {
-      var e = 0.0;
-      if (jb + i + k * WG < je) { e = exp(ps[i + k * WG] - mn); }
-      ps[i + k * WG] = e;
-      esum += e;
-    }
-    let corr = exp(m - mn);
-    lsum = lsum * corr + wg_reduce(esum, i, false);
-    m = mn;
-    let nb = min(B, je - jb);
-    if (r < R) {
-      for (var k = 0u; k < PPT; k++) {
-        let d2 = lane + k * WG;
-        var a = acc[k] * corr;
-        if (d2 < NPAIR) {
-          for (var jj = r; jj < nb; jj += R) { a += ps[jj] * vpair(base + (jb + jj) * KVD + 2u * d2); }
+    var s: array<f32, KU * G>;
+    for (var i = 0u; i < KU * G; i++) { s[i] = 0.0; }
+    for (var k = 0u; k < KU; k++) {
+      for (var uu = 0u; uu < UPL; uu++) {
+        let kv = unpk(kw[k * UPL + uu]);
+        for (var g = 0u; g < G; g++) {
+          for (var e = 0u; e < EPU; e++) { s[k * G + g] += dot(qr[(g * UPL + uu) * EPU + e], kv[e]); }
         }
-        acc[k] = a;
+      }
+    }
+#if SG_RED
+    for (var o = TPK / 2u; o > 0u; o >>= 1u) {
+      for (var i = 0u; i < KU * G; i++) { s[i] += subgroupShuffleXor(s[i], o); }
+    }
+#else
+    for (var i = 0u; i < KU * G; i++) { sm[li * KU * G + i] = s[i]; }
+    workgroupBarrier();
+    for (var i = 0u; i < KU * G; i++) {
+      var a = 0.0;
+      for (var x = 0u; x < TPK; x++) { a += sm[(kg * TPK + x) * KU * G + i]; }
+      s[i] = a;
+    }
+    workgroupBarrier();
+#endif
+    // online softmax of this group's keys, per head
+    var pw: array<f32, KU * G>;
+    for (var g = 0u; g < G; g++) {
+      var mn = m[g];
+      for (var k = 0u; k < KU; k++) { if (jb + kg + k * KPI < je) { mn = max(mn, s[k * G + g]); } }
+      let corr = exp(m[g] - mn);
+      var lg = l[g] * corr;
+      for (var k = 0u; k < KU; k++) {
+        var e = 0.0;
+        if (jb + kg + k * KPI < je) { e = exp(s[k * G + g] - mn); }
+        pw[k * G + g] = e;
+        lg += e;
+      }
+      if (mn > m[g]) { for (var i = 0u; i < UPL * EPU; i++) { acc[g * UPL * EPU + i] *= corr; } }   // a new max: rare after the first keys
+      l[g] = lg;
+      m[g] = mn;
+    }
+    for (var k = 0u; k < KU; k++) {
+      for (var uu = 0u; uu < UPL; uu++) {
+        let vv = unpk(vw[k * UPL + uu]);
+        for (var g = 0u; g < G; g++) {
+          for (var e = 0u; e < EPU; e++) { acc[(g * UPL + uu) * EPU + e] += pw[k * G + g] * vv[e]; }
+        }
+      }
+    }
+  }
+
+  // merge the KPI groups' states, one head at a time: sm holds each group's rescaled acc in element order
+  for (var g = 0u; g < G; g++) {
+    if (lane == 0u) { mx[kg] = m[g]; ls[kg] = l[g]; }
+    workgroupBarrier();
+    var M = -3.0e38;
+    for (var x = 0u; x < KPI; x++) { M = max(M, mx[x]); }
+    let w = exp(m[g] - M);   // 0 for a group that saw no key (m = −3e38); group 0 always sees one
+    for (var uu = 0u; uu < UPL; uu++) {
+      let u = lane + uu * TPK;
+      if (u < U) {
+#if KV16
+        let o = to_element_order(acc[(g * UPL + uu) * 2u], acc[(g * UPL + uu) * 2u + 1u]);
+        for (var c = 0u; c < 4u; c++) { sm[kg * D + 8u * u + c] = o[0][c] * w; sm[kg * D + 8u * u + 4u + c] = o[1][c] * w; }
+#else
+        let a = acc[g * UPL + uu];
+        for (var c = 0u; c < 4u; c++) { sm[kg * D + 4u * u + c] = a[c] * w; }
+#endif
       }
     }
     workgroupBarrier();
-  }
-  if (r < R) { for (var k = 0u; k < PPT; k++) { accs[r * NPAIR + lane + k * WG] = acc[k]; } }
-  workgroupBarrier();
-  if (i == 0u) { part[po] = m; part[po + 1u] = lsum; }
-  for (var d2 = i; d2 < NPAIR; d2 += WG) {
-    var a = vec2f(0.0);
-    for (var g = 0u; g < R; g++) { a += accs[g * NPAIR + d2]; }
-    part[po + 2u + 2u * d2] = a.x;
-    part[po + 3u + 2u * d2] = a.y;
+    let row = (t * H + h0 + g) * RS;
+    for (var d = li; d < D; d += WG) {
+      var a = 0.0;
+      for (var x = 0u; x < KPI; x++) { a += sm[x * D + d]; }
+      part[row + MLW + sp * D + d] = a;
+    }
+    if (li == 0u) {
+      var lsum = 0.0;
+      for (var x = 0u; x < KPI; x++) { lsum += ls[x] * exp(mx[x] - M); }
+      part[row + sp] = M;
+      part[row + S + sp] = lsum;
+    }
+    workgroupBarrier();
   }
 }

@@ -1,52 +1,57 @@
-// CPU reference of the f16 GEMMs (matmul_sgmat*.wgsl, matmul_f16*.wgsl), f16 rounding emulated:
-// W is f16 (bf16 weights converted at load), each activation is split into x = hi + lo·2^−LO_SHIFT with hi, lo f16,
-// and y = Σ W·hi + 2^−LO_SHIFT·Σ W·lo, every product exact in f32 (11 × 11 significant bits) and summed in f32.
-// 'single' drops the lo product: y = Σ W·hi, about f16's 2^−11 relative error per activation.
+// CPU reference of the f16 GEMMs (matmul_sgmat*.wgsl, matmul_f16.wgsl), f16 rounding emulated: W is f16 (bf16
+// weights converted at load); each row of x is scaled by a power of two s (its largest |x| into [2^13, 2^14)) and
+// each v = s·x split into hi = f16(v) and lo = f16(v − hi) (matmul_sgmat_prep.wgsl); y = (Σ W·hi + W·lo) / s with
+// one f32 accumulator, every product exact in f32 (11 × 11 significant bits). 'single' drops lo: about f16's 2^−11
+// relative error per activation.
 import { applyAct, type Act } from './matmul.ref.ts';
-
-/**
- * x − hi is at most half an ulp of hi (2^−11·|x|), so unscaled it would be an f16 subnormal for |x| < 2^−3 and
- * lose bits; scaled by 2^LO_SHIFT it is a normal f16 wherever hi is, and hi + lo carries 22 of x's 24 bits for
- * |x| in [2^−14, 65504). |x| ≥ 65504 overflows hi to ±inf (activations that large are not f16-able at all).
- */
-export const LO_SHIFT = 11;
 
 export type F16Mode = 'split' | 'single';
 
 const f16 = Math.f16round;
-
 const bits = new Float32Array(1), ubits = new Uint32Array(bits.buffer);
 
-/**
- * The two f16 halves of x: hi = x with its f32 significand rounded to f16's 11 bits by integer arithmetic
- * (ties away from zero), lo = f16((x − hi)·2^LO_SHIFT). The kernels do the same: a float round trip
- * f32(f16(x)) may be folded to x by a shader compiler (lavapipe's does), which would make lo zero.
- */
-export function splitF16(x: number): [number, number] {
-  bits[0] = x;
+/** v rounded to f16's 11 significant bits in integers (ties away from zero), as the kernels do it. */
+function hi11(v: number): number {
+  bits[0] = v;
   ubits[0] = (ubits[0]! + 0x1000) & 0xffffe000;
-  const hi = bits[0]!;
-  return [f16(hi), f16(Math.fround((x - hi) * 2 ** LO_SHIFT))];
+  return bits[0]!;
+}
+
+/** The power of two 2^k that puts max |row| into [2^13, 2^14) (k clamped to ±100; 1 for a zero or non-finite row). */
+export function rowScale(row: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < row.length; i++) m = Math.max(m, Math.abs(row[i]!));
+  if (m === 0 || !Number.isFinite(m)) return 1;
+  bits[0] = m;
+  const e = ((ubits[0]! >>> 23) & 0xff) - 127;
+  if (e === -127) return 1;   // f32 subnormal row maximum: the kernel's exponent field is 0
+  return 2 ** Math.max(-100, Math.min(100, 13 - e));
+}
+
+/** hi = f16(v) and lo = f16(v − hi) of one scaled activation v (hi through the 11-bit integer rounding). */
+export function splitF16(v: number): [number, number] {
+  const h = hi11(Math.fround(v));
+  return [f16(h), f16(Math.fround(Math.fround(v) - h))];
 }
 
 /**
  * x [R, IN], w [OUT, IN] holding f16 values (as f32), bias [OUT] | null → y [R, OUT]; accumulate adds into y.
- * Sums run in f32 in index order (the GPU's order differs; both round each step to f32).
+ * The sum runs in f32 in index order, hi then lo at each index (the GPU's order differs; both round each step to f32).
  */
 export function matmulF16Ref(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array,
   R: number, IN: number, OUT: number, mode: F16Mode, act: Act = 'none', accumulate = false): void {
-  const hi = new Float32Array(R * IN), lo = new Float32Array(R * IN);
-  for (let i = 0; i < R * IN; i++) [hi[i], lo[i]] = mode === 'split' ? splitF16(x[i]!) : [splitF16(x[i]!)[0], 0];
-  const scale = 2 ** -LO_SHIFT;
+  const hi = new Float32Array(IN), lo = new Float32Array(IN);
   for (let r = 0; r < R; r++) {
+    const row = x.subarray(r * IN, (r + 1) * IN), s = rowScale(row);
+    for (let i = 0; i < IN; i++) { const [h, l] = splitF16(Math.fround(row[i]! * s)); hi[i] = h; lo[i] = mode === 'split' ? l : 0; }
     for (let o = 0; o < OUT; o++) {
-      let sh = 0, sl = 0;
+      let acc = 0;
       for (let i = 0; i < IN; i++) {
         const wv = w[o * IN + i]!;
-        sh = Math.fround(sh + wv * hi[r * IN + i]!);   // f16·f16 is exact in f32
-        sl = Math.fround(sl + wv * lo[r * IN + i]!);
+        acc = Math.fround(acc + wv * hi[i]!);   // f16·f16 is exact in f32
+        if (mode === 'split') acc = Math.fround(acc + wv * lo[i]!);
       }
-      let v = applyAct(act, Math.fround(Math.fround(sh + Math.fround(sl * scale)) + (bias ? bias[o]! : 0)));
+      let v = applyAct(act, Math.fround(Math.fround(acc / s) + (bias ? bias[o]! : 0)));
       if (accumulate) v += y[r * OUT + o]!;
       y[r * OUT + o] = v;
     }

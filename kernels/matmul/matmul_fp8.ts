@@ -1,17 +1,78 @@
 // matmul_fp8 op: y = act(x·Wᵀ + bias) (+ y) for an F8_E4M3 weight (fp8 checkpoints) with its block scales, both as
-// stored, decoded inside the kernel (wquad.wgsl). Variants: gemv for decode-sized steps, the tiled gemm otherwise;
-// FLA_KERNEL_MATMUL_FP8=gemv|gemm forces one. matmul() routes fp8 weights here; the CPU backend holds them
-// dequantized, so the reference is the f32 matmul of the dequantized weight (matmul_fp8.ref.ts).
+// stored, decoded inside the kernel. Variants: gemv_vec for decode-sized steps (≤ 8 rows: 16-byte loads, split-K lanes
+// sized to fill the GPU, rows held in registers, subgroup reductions where the adapter has them), gemv_vec_wg (the same
+// reducing through workgroup memory), gemv (the earlier quad-load GEMV), the tiled gemm otherwise;
+// FLA_KERNEL_MATMUL_FP8=gemv_vec|gemv_vec_wg|gemv|gemm forces one. matmul() routes fp8 weights here; the CPU backend
+// holds them dequantized, so the reference is the f32 matmul of the dequantized weight (matmul_fp8.ref.ts).
+// matmul_fp8_multi op: sibling fp8 projections of one input behind the RMSNorm that feeds them (the fp8 counterpart
+// of matmul_multi): at decode two parts per gemv_vec dispatch with the norm in its prologue, else rms_norm + gemm.
+import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
-import { grid, kernel, op, rowsOf, u32, weightDefines, type Ctx, type Launch } from '../lib.ts';
-import { ACT } from './matmul.ref.ts';
+import { grid, kernel, only, ONLY, op, rowsOf, scratch, u32, weightDefines, type Ctx, type Launch, type Variant } from '../lib.ts';
+import { rmsNormOp } from '../norm/rms_norm.ts';
+import { rmsNormRef } from '../norm/rms_norm.ref.ts';
+import unitSrc from '../moe/moe_unit.wgsl' with { type: 'text' };
+import { ACT, matmulRef, type Act } from './matmul.ref.ts';
+import vecSrc from './matmul_fp8_gemv_vec.wgsl' with { type: 'text' };
 import { matmulFp8Ref } from './matmul_fp8.ref.ts';
 import type { MatmulArgs } from './matmul.ts';
 import gemvSrc from './matmul_fp8_gemv.wgsl' with { type: 'text' };
 import gemmSrc from './matmul_fp8_gemm.wgsl' with { type: 'text' };
 
 const BINDINGS = ['step', 'x', 'W', 'bias', 'y', 'dims', 'S'] as const;
-export const KERNELS = { gemv: kernel('matmul_fp8_gemv', gemvSrc, BINDINGS), gemm: kernel('matmul_fp8_gemm', gemmSrc, BINDINGS) };
+export const KERNELS = {
+  gemv: kernel('matmul_fp8_gemv', gemvSrc, BINDINGS), gemm: kernel('matmul_fp8_gemm', gemmSrc, BINDINGS),
+  gemv_vec: kernel('matmul_fp8_gemv_vec', vecSrc, ['step', 'x', 'vb', 'W0', 'S0', 'W1', 'S1', 'y0', 'y1', 'dims']),
+};
+const INCLUDES = { 'moe_unit.wgsl': unitSrc };
+
+const pow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+
+/** Rows gemv_vec holds in registers at most (matmul_fp8 selects it up to here). */
+export const VEC_RMAX = 8;
+/** Threads a GEMV should launch to keep enough loads in flight on a large GPU (132 SMs × 1024). */
+const TARGET_THREADS = 1 << 17;
+
+interface VecPart { w: Weight; y: Tensor; act: Act }
+
+/**
+ * One gemv_vec dispatch over one or two parts of x [rows, IN] (their weights fp8 [OUT_p, IN]), with the norm in the
+ * prologue or a bias (one part only). A missing second part binds part 0's weight and the scratch 'spare' as its output
+ * (never written: NP 1; a writable buffer may not be bound twice).
+ */
+function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number } | null, bias: Weight | null, accumulate: boolean, c: Ctx, subgroups: boolean): Launch {
+  const IN = x.cols, rows = rowsOf(x, c), ad = c.adapter, WG = Math.min(256, ad.maxInvocations);
+  const VEC = IN % 16 === 0 && parts.every(p => p.w.fp8!.bc % 16 === 0), EPU = VEC ? 16 : 4, U = IN / EPU;
+  const SGS = ad.subgroupSize, SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
+  const outs = parts.map(p => p.w.shape[0]!), total = outs.reduce((a, b) => a + b, 0);
+  let TPR = Math.min(32, WG);
+  while (TPR < WG && total * TPR < TARGET_THREADS && 8 * TPR <= U) TPR *= 2;
+  while (TPR > 1 && TPR > U) TPR /= 2;
+  const RB = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : VEC_RMAX, RPW = WG / TPR;
+  const w0 = Math.ceil(outs[0]! / RPW), w1 = outs[1] ? Math.ceil(outs[1] / RPW) : 0, [gx, gy] = grid(w0 + w1);
+  const fq = (w: Weight) => { const f = w.fp8!; return [f.rp, Math.ceil(f.rp / f.br), f.br, Math.ceil(IN / f.bc)]; };
+  const p0 = parts[0]!, p1 = parts[1] ?? parts[0]!;
+  const eps = new Uint32Array(new Float32Array([norm?.eps ?? 0]).buffer)[0]!;
+  // scale columns: a shift by log2(units per block) where every part's blocks hold a power of two of units
+  const COL_POW2 = parts.every(p => pow2(p.w.fp8!.bc / EPU)), col = (w: Weight) => COL_POW2 ? Math.log2(w.fp8!.bc / EPU) : w.fp8!.bc;
+  return {
+    kernel: KERNELS.gemv_vec, grid: [gx, gy, Math.ceil(rows / RB)],
+    defines: {
+      ...weightDefines('fp8'), WDT: 0, WG, RB, UNROLL: Math.max(1, Math.min(4, 8 / RB)), VEC, SG_RED, SGS: SG_RED ? SGS : 1, NP: parts.length,
+      NORM: norm !== null, COL_POW2, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
+    },
+    bind: { x, vb: norm?.w ?? bias, W0: p0.w, S0: p0.w.fp8!.scales, W1: p1.w, S1: p1.w.fp8!.scales, y0: p0.y, y1: parts[1] ? p1.y : scratch('spare'),
+      dims: u32(IN, U, TPR, eps, outs[0]!, outs[1] ?? 0, w0, 0, ...fq(p0.w), ...fq(p1.w), col(p0.w), col(p1.w), 0, 0) },
+    cost: { flops: 2 * rows * IN * total, bytes: total * IN + 4 * rows * (IN + total) },
+  };
+}
+
+const spare = (x: Tensor) => ({ spare: { cols: 4, rows: x.rows as 'n' | 'k' } });
+
+const vecVariant = (subgroups: boolean): Variant<MatmulArgs> => ({
+  scratch: a => spare(a.x),
+  launches: (a, c) => [vecLaunch(a.x, [{ w: a.w, y: a.y, act: a.act }], null, a.bias, a.accumulate, c, subgroups)],
+});
 
 const RMAX = 4;
 
@@ -36,8 +97,11 @@ export const matmulFp8Op = op<MatmulArgs>({
     if (IN % 4 !== 0) throw new ShapeError(`matmul_fp8: IN=${IN} must be a multiple of 4`);
     if (a.x.cols !== IN || a.y.cols !== OUT || a.x.rows !== a.y.rows) throw new ShapeError(`matmul_fp8: x ${a.x.cols} columns, weight [${OUT}, ${IN}], out ${a.y.cols}`);
   },
-  select: (c, a) => rowsOf(a.x, c) <= 2 * RMAX ? 'gemv' : 'gemm',
+  select: (c, a) => rowsOf(a.x, c) <= VEC_RMAX ? 'gemv_vec' : 'gemm',
+  includes: INCLUDES,
   variants: {
+    gemv_vec: vecVariant(true),
+    gemv_vec_wg: vecVariant(false),
     gemv: {
       launches: (a, c) => {
         const IN = a.w.shape[1]!, OUT = a.w.shape[0]!;
@@ -52,3 +116,56 @@ export const matmulFp8Op = op<MatmulArgs>({
   // the CPU backend's fp8 weights are already dequantized (dequantFp8): the f32 formula
   ref: (a, h) => matmulFp8Ref(h.data(a.x), h.data(a.w), a.bias ? h.data(a.bias) : null, h.data(a.y), h.cap(a.x), a.w.shape[1]!, a.w.shape[0]!, a.act, a.accumulate),
 });
+
+/** norm: RMSNorm(x)·w (f32 weight) before every part, written to h only on the unfused path. */
+export interface MatmulFp8MultiArgs { x: Tensor; norm: { w: Weight; eps: number; h: Tensor } | null; parts: { w: Weight; y: Tensor; act?: Act }[]; act: Act; accumulate: boolean }
+
+export const matmulFp8MultiOp = op<MatmulFp8MultiArgs>({
+  name: 'matmul_fp8_multi',
+  includes: INCLUDES,
+  check(a) {
+    const IN = a.x.cols;
+    if (a.parts.length < 1 || IN % 4) throw new ShapeError(`matmul_fp8_multi: ${a.parts.length} parts of IN=${IN} (a multiple of 4)`);
+    for (const q of a.parts) {
+      // (the CPU backend holds fp8 weights dequantized: f32 there)
+      if ((q.w.dtype !== 'fp8' && q.w.dtype !== 'f32') || q.w.shape[1] !== IN || q.y.cols !== q.w.shape[0] || q.y.rows !== a.x.rows)
+        throw new ShapeError(`matmul_fp8_multi: x ${IN} columns, ${q.w.dtype} weight [${q.w.shape.join(', ')}], out ${q.y.cols}`);
+    }
+    if (a.norm && (a.norm.w.dtype !== 'f32' || a.norm.w.shape[0] !== IN || a.norm.h.cols !== IN || a.norm.h.rows !== a.x.rows))
+      throw new ShapeError(`matmul_fp8_multi: norm weight [${a.norm.w.shape.join(', ')}] ${a.norm.w.dtype} for ${IN} columns`);
+  },
+  /** One variant: ≤ 8 rows, the parts two per gemv_vec dispatch with the norm in the prologue; else rms_norm + one matmul_fp8 each. */
+  select: only(),
+  variants: {
+    [ONLY]: {
+      scratch: a => spare(a.x),
+      launches: (a, c) => {
+        if (a.parts.some(q => !q.w.fp8)) throw new ShapeError('matmul_fp8_multi: a part is not fp8');
+        const parts = a.parts.map(q => ({ w: q.w, y: q.y, act: q.act ?? a.act }));
+        if (rowsOf(a.x, c) <= VEC_RMAX) {
+          const ls: Launch[] = [];
+          for (let i = 0; i < parts.length; i += 2) ls.push(vecLaunch(a.x, parts.slice(i, i + 2), a.norm, null, a.accumulate, c, true));
+          return ls;
+        }
+        const ls: Launch[] = [];
+        if (a.norm) ls.push(...rmsNormOp.variants[ONLY]!.launches({ x: a.x, w: a.norm.w, g: null, y: a.norm.h, C: a.x.cols, G: 1, eps: a.norm.eps, plusOne: false }, c));
+        for (const q of parts) {
+          const m: MatmulArgs = { x: a.norm ? a.norm.h : a.x, w: q.w, bias: null, y: q.y, act: q.act, accumulate: a.accumulate };
+          ls.push(...matmulFp8Op.variants[matmulFp8Op.select(c, m)]!.launches(m, c));
+        }
+        return ls;
+      },
+    },
+  },
+  ref: (a, h) => {
+    const R = h.cap(a.x), IN = a.x.cols;
+    let inp = h.data(a.x);
+    if (a.norm) { rmsNormRef(inp, h.data(a.norm.w), h.data(a.norm.h), R, IN, { eps: a.norm.eps }); inp = h.data(a.norm.h); }
+    for (const q of a.parts) matmulRef(inp, h.data(q.w), null, h.data(q.y), R, IN, q.w.shape[0]!, q.act ?? a.act, a.accumulate);
+  },
+});
+
+/** y_p (+)= act_p(n·W_pᵀ) for fp8 parts W_p, n = RMSNorm(x)·norm.w (into norm.h only when unfused) or x. */
+export function matmulFp8Multi(o: Backend, x: Tensor, norm: MatmulFp8MultiArgs['norm'], parts: MatmulFp8MultiArgs['parts'], act: Act = 'none', accumulate = false): Promise<void> {
+  return o.run(matmulFp8MultiOp, { x, norm, parts, act, accumulate });
+}

@@ -1,11 +1,14 @@
 // matmul_multi op: sibling projections of one input (q|k|v, gate|up), optionally behind the RMSNorm that feeds
-// them, as one decode GEMV ('fused': the norm in its prologue, every part in one dispatch) or as the unfused
-// rms_norm + one matmul per part ('split': prefill-sized steps, and the reference the fused path is tested against).
+// them and, for gate|up, with the SwiGLU product silu(gate)·up after them, as one decode GEMV ('fused': the norm in
+// its prologue, the product in its epilogue, every part in one dispatch) or as the unfused rms_norm + one matmul per
+// part (+ silu_mul) ('split': prefill-sized steps, and the reference the fused path is tested against).
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { grid, kernel, op, ONLY, rowsOf, scratch, u32, weightDefines, type Ctx, type Launch } from '../lib.ts';
 import { rmsNormOp } from '../norm/rms_norm.ts';
+import { siluMulOp } from '../elementwise/silu_mul.ts';
 import { matmulOp, cost as matmulCost, type MatmulArgs } from './matmul.ts';
+import { matmulFp8Op } from './matmul_fp8.ts';
 import { ACT, type Act } from './matmul.ref.ts';
 import { matmulMultiRef } from './matmul_gemv_multi.ref.ts';
 import { GEMV_VEC_RMAX, plan } from './matmul_gemv_vec.ts';
@@ -23,30 +26,39 @@ export const MULTI_MAX_PARTS = 3;
 export interface MultiPart { w: Weight; y: Tensor; act?: Act; plane?: number; xp?: Tensor }
 /**
  * norm: RMSNorm(x)·w with eps (every part then reads plane 0); h receives the normed rows on the split path only
- * (the fused path never writes it).
+ * (the fused path never writes it). swiglu: parts are [gate, up] of one width and swiglu.out receives silu(gate)·up
+ * (as silu_mul computes it); the parts' outputs are then scratch, written on the split path only (the fused path
+ * pairs each gate row with its up row in one workgroup and writes only the product).
  */
-export interface MatmulMultiArgs { x: Tensor; norm: { w: Weight; eps: number; h: Tensor } | null; parts: MultiPart[]; act: Act; accumulate: boolean }
+export interface MatmulMultiArgs {
+  x: Tensor; norm: { w: Weight; eps: number; h: Tensor } | null; parts: MultiPart[]; act: Act; accumulate: boolean;
+  swiglu?: { out: Tensor } | null;
+}
 
 function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean): Launch {
   const IN = a.x.cols, outs = a.parts.map(p => p.w.shape[0]!);
   const total = outs.reduce((s, v) => s + v, 0);
   const dtype = a.parts[0]!.w.dtype as 'f32' | 'bf16' | 'f16';
   const p = plan(c.adapter, rowsOf(a.x, c), IN, total, dtype, subgroups);
-  const RPW = p.WG / p.TPR;
-  const wgs = outs.map(o => Math.ceil(o / RPW));
-  const starts = [wgs[0]!, wgs[0]! + (wgs[1] ?? 0)];
+  const sw = !!a.swiglu;
+  const TPR = sw && p.TPR === p.WG ? p.WG / 2 : p.TPR;    // SwiGLU pairs two rows in a workgroup
+  const RPW = p.WG / TPR;
+  const wgs = sw ? [Math.ceil(2 * outs[0]! / RPW)] : outs.map(o => Math.ceil(o / RPW));
+  const starts = sw ? [wgs[0]!, wgs[0]!] : [wgs[0]!, wgs[0]! + (wgs[1] ?? 0)];
   const [gx, gy] = grid(wgs.reduce((s, v) => s + v, 0));
   const eps = new Uint32Array(new Float32Array([a.norm?.eps ?? 0]).buffer)[0]!;
   // absent inputs bind inputs already bound read-only, absent outputs a scratch each (never the shared placeholder,
   // which would then be bound both read-only and writable)
-  const bind: Launch['bind'] = { x: a.x, gn: a.norm?.w ?? a.x, dims: u32(IN, p.U, p.TPR, eps, outs[0]!, outs[1] ?? 0, outs[2] ?? 0, 0, starts[0], starts[1], 0, 0,
+  const bind: Launch['bind'] = { x: a.x, gn: a.norm?.w ?? a.x, dims: u32(IN, p.U, TPR, eps, outs[0]!, outs[1] ?? 0, outs[2] ?? 0, 0, starts[0], starts[1], 0, 0,
     a.parts[0]!.plane ?? 0, a.parts[1]?.plane ?? 0, a.parts[2]?.plane ?? 0, 0) };
   for (let i = 0; i < MULTI_MAX_PARTS; i++) { bind[`W${i}`] = a.parts[i]?.w ?? a.parts[0]!.w; bind[`y${i}`] = a.parts[i]?.y ?? scratch(`spare${i}`); }
+  if (a.swiglu) bind.y0 = a.swiglu.out;
   const bytes = a.parts.reduce((s, q) => s + matmulCost(rowsOf(a.x, c), IN, q.w.shape[0]!, dtype === 'f32' ? 4 : 2).bytes, 0);
   return {
     kernel: KERNEL, grid: [gx, gy, p.workgroups[2]], cost: { flops: 2 * rowsOf(a.x, c) * IN * total, bytes },
     defines: {
       ACT: 0, ACT0: ACT[a.parts[0]!.act ?? a.act], ACT1: ACT[a.parts[1]?.act ?? a.act], ACT2: ACT[a.parts[2]?.act ?? a.act], ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(dtype), WDT: 0, NP: a.parts.length, NORM: a.norm !== null,
+      SWIGLU: sw, PAIRS: sw ? RPW / 2 : 1,
       WG: p.WG, RB: p.RB, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
     },
     bind,
@@ -60,6 +72,7 @@ function partArgs(a: MatmulMultiArgs, q: MultiPart): MatmulArgs {
 
 export const matmulMultiOp = op<MatmulMultiArgs>({
   name: 'matmul_multi',
+  includes: matmulFp8Op.includes,   // the split path launches matmul_fp8's kernels for fp8 parts
   check(a) {
     const IN = a.x.cols;
     if (a.parts.length < 1) throw new ShapeError('matmul_multi: no parts');
@@ -71,6 +84,11 @@ export const matmulMultiOp = op<MatmulMultiArgs>({
     }
     if (a.norm && (a.norm.w.shape[0] !== IN || a.norm.h.cols !== IN)) throw new ShapeError(`matmul_multi: norm weight [${a.norm.w.shape.join(', ')}] for ${IN} columns`);
     if (IN % 2 !== 0) throw new ShapeError(`matmul_multi: IN=${IN} must be even`);
+    if (a.swiglu) {
+      const [g, u] = a.parts, O = g?.w.shape[0];
+      if (a.parts.length !== 2 || u!.w.shape[0] !== O || a.swiglu.out.cols !== O || a.swiglu.out.rows !== a.x.rows || a.accumulate || a.parts.some(q => (q.plane ?? 0) !== 0 || (q.act ?? a.act) !== 'none'))
+        throw new ShapeError('matmul_multi: SwiGLU takes two parts (gate, up) of one width, an output of that width, no activation, no accumulate, plane 0');
+    }
   },
   /** 'fused' for decode-sized steps (≤ 16 rows) when the parts fit one dispatch; else 'split'. */
   select: (c, a) => rowsOf(a.x, c) <= GEMV_VEC_RMAX && fusable(a) ? 'fused' : 'split',
@@ -81,26 +99,34 @@ export const matmulMultiOp = op<MatmulMultiArgs>({
       launches: (a, c) => [fusedLaunch(a, c, true)],
     },
     split: {
+      // the scratch of each part's own matmul variant (matmul_fp8's gemv_vec binds a spare output)
+      scratch: (a, c) => Object.assign({}, ...a.parts.map(q => { const m = partArgs(a, q), mop = q.w.dtype === 'fp8' ? matmulFp8Op : matmulOp; return mop.variants[mop.select(c, m)]!.scratch?.(m, c) ?? {}; })),
       launches: (a, c) => {
         const out: Launch[] = [];
         if (a.norm) out.push(...rmsNormOp.variants[ONLY]!.launches({ x: a.x, w: a.norm.w, g: null, y: a.norm.h, C: a.x.cols, G: 1, eps: a.norm.eps, plusOne: false }, c));
         for (const q of a.parts) {
-          const m = partArgs(a, q);
-          out.push(...matmulOp.variants[matmulOp.select(c, m)]!.launches(m, c));
+          const m = partArgs(a, q), mop = q.w.dtype === 'fp8' ? matmulFp8Op : matmulOp;
+          out.push(...mop.variants[mop.select(c, m)]!.launches(m, c));
         }
+        if (a.swiglu) out.push(...siluMulOp.variants[ONLY]!.launches({ a: a.parts[0]!.y, b: a.parts[1]!.y, y: a.swiglu.out }, c));
         return out;
       },
     },
   },
   ref: (a, h) => matmulMultiRef(h.data(a.x), a.norm ? { w: h.data(a.norm.w), eps: a.norm.eps, h: h.data(a.norm.h) } : null,
-    a.parts.map(q => ({ w: h.data(q.w), y: h.data(q.y), OUT: q.w.shape[0]!, plane: q.plane ?? 0, act: q.act ?? a.act })), h.cap(a.x), a.x.cols, a.accumulate),
+    a.parts.map(q => ({ w: h.data(q.w), y: h.data(q.y), OUT: q.w.shape[0]!, plane: q.plane ?? 0, act: q.act ?? a.act })), h.cap(a.x), a.x.cols, a.accumulate,
+    a.swiglu ? h.data(a.swiglu.out) : null),
 });
 
 function fusable(a: MatmulMultiArgs): boolean {
-  return a.parts.length <= MULTI_MAX_PARTS && a.parts.every(q => q.w.dtype === a.parts[0]!.w.dtype) && (a.norm === null || a.norm.w.dtype === 'f32');
+  return a.parts.length <= MULTI_MAX_PARTS && a.parts.every(q => q.w.dtype === a.parts[0]!.w.dtype) && a.parts[0]!.w.dtype !== 'fp8' && (a.norm === null || a.norm.w.dtype === 'f32');
 }
 
-/** y_p (+)= act(n·W_pᵀ) for each part, n = RMSNorm(x)·norm.w (written to norm.h only when unfused) or x. */
-export function matmulMulti(o: Backend, x: Tensor, norm: MatmulMultiArgs['norm'], parts: MultiPart[], act: Act = 'none', accumulate = false): Promise<void> {
-  return o.run(matmulMultiOp, { x, norm, parts, act, accumulate });
+/**
+ * y_p (+)= act(n·W_pᵀ) for each part, n = RMSNorm(x)·norm.w (written to norm.h only when unfused) or x; with swiglu,
+ * swiglu.out = silu(y_0)·y_1 (y_0, y_1 then written only when unfused).
+ */
+export function matmulMulti(o: Backend, x: Tensor, norm: MatmulMultiArgs['norm'], parts: MultiPart[], act: Act = 'none', accumulate = false,
+  swiglu: MatmulMultiArgs['swiglu'] = null): Promise<void> {
+  return o.run(matmulMultiOp, { x, norm, parts, act, accumulate, swiglu });
 }

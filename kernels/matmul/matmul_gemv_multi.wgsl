@@ -2,11 +2,14 @@
 // prologue: for parts p < NP (NP ≤ 3), y_p[r, o] (+)= act_p(Σ_i n[r, i]·W_p[o, i]) where n is plane XP_p of x (planes of
 // step.cap rows) when !NORM, else n[r, i] = x[r, i]·gn[i]·rsqrt(mean_i x[r, i]² + eps) (the RMSNorm, its sum of
 // squares taken from the same x loads).
+// SWIGLU (NP = 2, gate and up of the same OUT): the gate and up rows of one output o are neighbours in a workgroup
+// (sub-rows 2j, 2j + 1), and the gate row writes y0[r, o] = silu(g)·u (as silu_mul computes it) with the up row's
+// sum handed over through workgroup memory (PAIRS = (WG / TPR) / 2 pairs per workgroup); y1 is not written.
 // Bindings: step uniform; x [R, IN] f32; gn [IN] f32 (dummy if !NORM); W0..W2 [OUT_p, IN] packed (dummy past NP);
 // y0..y2 [R, OUT_p] f32 (dummy past NP); dims: (IN, U, TPR, eps bits), (OUT_0, OUT_1, OUT_2, 0),
 // (first workgroup of part 1, of part 2, 0, 0), (plane of x read by part 0, 1, 2, 0).
 // Geometry, loads, reductions and defines as matmul_gemv_vec (WG, RB, UNROLL, VEC, SG_RED, SGS, ACT, ACCUM, ROWS_K,
-// W_F32, W_F16), plus NP, NORM and ACT0..ACT2 (each part's activation, codes as ACT); each part starts at a whole
+// W_F32, W_F16), plus NP, NORM, SWIGLU, PAIRS and ACT0..ACT2 (each part's activation, codes as ACT); each part starts at a whole
 // workgroup, so a workgroup reads one W_p.
 // Accumulates in f32. Reference: the unfused rms_norm then one matmul per part (matmul_gemv_multi.ref.ts).
 #include "common.wgsl"
@@ -34,6 +37,7 @@ var<workgroup> red: array<f32, (WG / SGS) * RB * 2>;
 #else
 var<workgroup> red: array<f32, WG * RB * 2>;
 #endif
+var<workgroup> upv: array<f32, PAIRS * RB>;      // SWIGLU: each pair's up sums, per batch row (PAIRS 1 otherwise)
 
 fn wload(p: u32, i: u32) -> WUNIT {
   if (p == 0u) { return W0[i]; }
@@ -132,8 +136,9 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
   var first = 0u;
   if (NP > 1u && wg >= dims[2].x) { p = 1u; first = dims[2].x; }
   if (NP > 2u && wg >= dims[2].y) { p = 2u; first = dims[2].y; }
+  var o = (wg - first) * (WG / TPR) + sub;
+  if (SWIGLU) { p = sub % 2u; o = (wg * (WG / TPR) + sub) / 2u; }   // gate and up of output o side by side
   let OUT = dims[1][p];
-  let o = (wg - first) * (WG / TPR) + sub;
   let r0 = g.z * RB;
 #if VEC
   let xs = IN / 4u;      // x row stride in vec4f
@@ -197,7 +202,29 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
 #endif
 
   // every lane of the row now holds its sums: lane j writes batch rows j, j + TPR, …
-  if (o < OUT) {
+  if (SWIGLU) {
+    let pi = sub / 2u;
+    if (p == 1u && o < OUT) {
+      for (var r = 0u; r < RB; r++) {
+        if (r % TPR == lane) {
+          var s = acc[r].x;
+          if (NORM) { s *= inverseSqrt(acc[r].y / f32(IN) + eps); }
+          upv[pi * RB + r] = s;
+        }
+      }
+    }
+    workgroupBarrier();
+    if (p == 0u && o < OUT) {
+      for (var r = 0u; r < RB; r++) {
+        let row = r0 + r;
+        if (r % TPR == lane && row < rows) {
+          var s = acc[r].x;
+          if (NORM) { s *= inverseSqrt(acc[r].y / f32(IN) + eps); }
+          y0[row * OUT + o] = s * sigmoid(s) * upv[pi * RB + r];
+        }
+      }
+    }
+  } else if (o < OUT) {
     for (var r = 0u; r < RB; r++) {
       let row = r0 + r;
       if (r % TPR == lane && row < rows) {

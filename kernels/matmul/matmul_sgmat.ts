@@ -1,98 +1,230 @@
 // The f16 variants of the matmul op, for f16 weights (bf16 checkpoints are converted at load where these run):
 // 'sgmat' (subgroup matrices, x split into two f16 halves: f32-grade, the default from 16 rows), 'sgmat_f16'
 // (subgroup matrices, one f16 product: faster, rtol 1e-3), and 'f16split' / 'f16single', the same arithmetic
-// without subgroup matrices (any adapter with shader-f16; lavapipe tests the arithmetic with them).
-import { F16_MATMULS, SGMAT_BY_DEFAULT, sgmatConfig, type SubgroupMatrixConfig } from '../../src/util/f16.ts';
+// without subgroup matrices (any adapter with shader-f16; lavapipe tests the arithmetic with them). Every variant
+// first runs matmul_sgmat_prep (x scaled per row and split into f16 once, into a scratch), then its GEMM.
+import { F16_MATMULS, sgmatByDefault, sgmatConfig, type SubgroupMatrixConfig } from '../../src/util/f16.ts';
+import { grid } from '../../src/util/grid.ts';
 import { knob } from '../../src/util/knobs.ts';
-import { kernel, rowsOf, u32, weightDefines, type Ctx, type Launch, type Variant } from '../lib.ts';
+import { kernel, rowsOf, scratch, u32, weightDefines, type Ctx, type Kernel, type Launch, type ScratchSpec, type Variant } from '../lib.ts';
 import type { MatmulArgs } from './matmul.ts';
 import { ACT, type Act } from './matmul.ref.ts';
-import { LO_SHIFT } from './matmul_f16.ref.ts';
 import sgmatSrc from './matmul_sgmat.wgsl' with { type: 'text' };
+import prepSrc from './matmul_sgmat_prep.wgsl' with { type: 'text' };
+import reduceSrc from './matmul_sgmat_reduce.wgsl' with { type: 'text' };
 import f16Src from './matmul_f16.wgsl' with { type: 'text' };
 
 export type F16Matmul = typeof F16_MATMULS[number];
 
-const BINDINGS = ['step', 'x', 'W', 'bias', 'y', 'dims'] as const;
-export const F16_KERNELS = { sgmat: kernel('matmul_sgmat', sgmatSrc, BINDINGS), f16: kernel('matmul_f16', f16Src, BINDINGS) };
+const BINDINGS = ['step', 'xq', 'W', 'bias', 'y', 'dims'] as const;
+export const F16_KERNELS = {
+  prep: kernel('matmul_sgmat_prep', prepSrc, ['step', 'x', 'xq', 'dims']),
+  reduce: kernel('matmul_sgmat_reduce', reduceSrc, ['step', 'part', 'xq', 'bias', 'y', 'dims']),
+  f16: kernel('matmul_f16', f16Src, BINDINGS),
+};
 
 /** Fewest rows for the subgroup-matrix GEMM (batched decode from 16 rows; fewer rows belong to GEMV). */
 export const SGMAT_MIN_ROWS = 16;
 
-/** WM×WN subgroups per workgroup (ONESG: one), each TM×TN result matrices; K tiles of BK. */
-export interface SgmatTile { name: string; WM: number; WN: number; TM: number; TN: number; BK: number; ONESG: boolean }
+/** WM×WN subgroups per workgroup, each TM×TN result matrices; K tiles of BK; DB: two workgroup buffers (one barrier a K tile). */
+export interface SgmatTile { name: string; WM: number; WN: number; TM: number; TN: number; BK: number; DB: boolean }
 
 /**
- * Tiles, fastest measured first: the first that fits the adapter's workgroup memory and invocations is used;
- * FLA_SGMAT_TILE picks one by name (a tile too big for the variant gives the next one down). 'wg128' / 'wg256' /
- * 'wg128x64' / 'wg64': 8 or 4 subgroups share the staged x and W tiles; 'sg64' / 'sg64x32': one subgroup per
- * workgroup, 64×64 / 64×32. The split variant keeps two accumulators a matrix, so its tiles hold half as many.
- * H200 (dawn.node 0.6.2, Vulkan), 4096³, TFLOP/s: sgmat wg128 17.5, wg64 17.2, wg128x64 16.0, sg64x32 13.9;
- * sgmat_f16 wg128 33.6, wg256 33.5, wg128k64 32.8, wg128x64 30.8, wg64 28.6, sg64x32 23.0, sg64 11.0 (f32 gemm 16.6).
+ * The tiles (sizes for the 16×16×16 config; FLA_SGMAT_TILE forces one, scripts/bench_sgmat.ts sweeps them all).
+ * w: 8 subgroups, q: 4, o: 1; the number is the tile's rows × columns; k16/k64: K tiles of 16/64 (else 32); d: DB.
  */
 export const SGMAT_TILES: readonly SgmatTile[] = [
-  { name: 'wg128', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, ONESG: false },     // 128×128, 64×32 a subgroup: 30 KiB split
-  { name: 'wg256', WM: 2, WN: 4, TM: 4, TN: 4, BK: 32, ONESG: false },     // 128×256, 64×64 a subgroup (single product)
-  { name: 'wg128k64', WM: 2, WN: 4, TM: 4, TN: 2, BK: 64, ONESG: false },  // 128×128, K tiles of 64 (single: 36 KiB)
-  { name: 'wg128x64', WM: 2, WN: 2, TM: 4, TN: 2, BK: 32, ONESG: false },  // 128×64 with 4 subgroups: 20 KiB split
-  { name: 'wg64', WM: 2, WN: 2, TM: 2, TN: 2, BK: 32, ONESG: false },      // 64×64: 15 KiB split
-  { name: 'sg64', WM: 1, WN: 1, TM: 4, TN: 4, BK: 32, ONESG: true },       // 64×64 in one subgroup (single product)
-  { name: 'sg64x32', WM: 1, WN: 1, TM: 4, TN: 2, BK: 32, ONESG: true },    // 64×32 in one subgroup (split: 16 accumulators)
+  { name: 'w128x256', WM: 2, WN: 4, TM: 4, TN: 4, BK: 32, DB: false },
+  { name: 'w256x128', WM: 4, WN: 2, TM: 4, TN: 4, BK: 32, DB: false },
+  { name: 'w128', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, DB: false },
+  { name: 'w128d', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, DB: true },
+  { name: 'w128k64', WM: 2, WN: 4, TM: 4, TN: 2, BK: 64, DB: false },
+  { name: 'q128', WM: 2, WN: 2, TM: 4, TN: 4, BK: 32, DB: false },
+  { name: 'q128k64', WM: 2, WN: 2, TM: 4, TN: 4, BK: 64, DB: false },
+  { name: 'q128x64', WM: 2, WN: 2, TM: 4, TN: 2, BK: 32, DB: false },
+  { name: 'q128x64d', WM: 2, WN: 2, TM: 4, TN: 2, BK: 32, DB: true },
+  { name: 'q128x64k64', WM: 2, WN: 2, TM: 4, TN: 2, BK: 64, DB: false },
+  { name: 'q64', WM: 2, WN: 2, TM: 2, TN: 2, BK: 32, DB: false },
+  { name: 'q64d', WM: 2, WN: 2, TM: 2, TN: 2, BK: 32, DB: true },
+  { name: 'q64k64', WM: 2, WN: 2, TM: 2, TN: 2, BK: 64, DB: false },
+  { name: 'q64k64d', WM: 2, WN: 2, TM: 2, TN: 2, BK: 64, DB: true },
 ];
 
-/** Workgroup bytes: x hi (+ lo) and W staged as f16 in rows of BK + 8 (one vec4<u32> of padding); the epilogue reuses x hi's. */
+/** Workgroup bytes: x hi (+ lo) and W staged as f16 in rows of BK + 8 (one vec4<u32> of padding), twice with DB. */
 export function sgmatTileBytes(m: SubgroupMatrixConfig, t: SgmatTile, split: boolean): number {
   const BM = t.WM * t.TM * m.M, BN = t.WN * t.TN * m.N, row = 2 * (t.BK + 8);
-  return BM * row * (split ? 2 : 1) + BN * row;
+  return (t.DB ? 2 : 1) * (BM * row * (split ? 2 : 1) + BN * row);
 }
 
-/** A tile forced by fla's own scripts (scripts/bench_sgmat.ts sweeps them); FLA_SGMAT_TILE otherwise. */
-let tileOverride: SgmatTile | null = null;
-export function sgmatTileOverride(t: SgmatTile | null): void { tileOverride = t; }
+/** Whether tile `t` runs on this adapter with config `m`. */
+export function sgmatFits(c: Ctx, m: SubgroupMatrixConfig, t: SgmatTile, split: boolean): boolean {
+  const A = c.adapter, SG = A.subgroupSize ?? 0;
+  if (!SG) return false;
+  const BM = t.WM * t.TM * m.M, BN = t.WN * t.TN * m.N, NT = t.WM * t.WN * SG, KS = t.BK / 8, KP = KS + 1;
+  return t.BK % m.K === 0 && m.K % 8 === 0 && m.N % 4 === 0 && (m.M * m.N) % SG === 0
+    && NT % KS === 0 && (BM * KS) % NT === 0 && (BN * KS) % NT === 0   // every thread copies whole slots, as many each
+    && t.WM * t.WN * m.M * m.N * 4 <= (t.DB ? 2 : 1) * BM * KP * 16       // the epilogue's result matrices fit in x hi's memory
+    && sgmatTileBytes(m, t, split) <= A.maxWorkgroupStorage && NT <= A.maxInvocations
+    && t.TM * t.TN <= 16;   // accumulators: 16 matrices of 16×16 f32 are 128 registers a lane
+}
 
-/** The config and tile `split` uses on this adapter, or null where subgroup matrices cannot run it. */
-export function sgmatPlan(c: Ctx, split: boolean): { m: SubgroupMatrixConfig; t: SgmatTile } | null {
+/** A tile (and split-K count) forced by fla's own scripts (scripts/bench_sgmat.ts sweeps them); FLA_SGMAT_TILE otherwise. */
+let tileOverride: SgmatTile | null = null, splitOverride: number | null = null;
+export function sgmatTileOverride(t: SgmatTile | null, sk: number | null = null): void { tileOverride = t; splitOverride = sk; }
+
+/**
+ * The default tile for R×OUT outputs: the first of SGMAT_ORDER[split or single] that still gives ≥ SGMAT_MIN_WG
+ * workgroups (the H200 has 132 compute units), else the one giving most workgroups; where even that gives fewer
+ * than SGMAT_SPLITK_WG, K is split into up to 4 slices of ≥ 512 (a second pass sums them). From the H200 sweep
+ * (scripts/bench_sgmat.ts, 2026-12-01; TFLOP/s split / single): 512×8192×2048 and larger outputs w128x256
+ * 90.8 / 122.0 (best: 90.8 / w256x128 125.5), 4096³ 100.9 / 155.0; 512×2048×2048 q128x64k64 52.1 (best) /
+ * q64k64 70.0 (best); 512×2048×8192 q128x64k64 68.4 (best) / q64k64 101.9 (best). Split-K measured no gain at
+ * 512×2048×2048 (w128 in 2 slices 49.4, 4 slices 16.0), so it is kept for outputs of very few tiles (batched decode).
+ */
+export const SGMAT_ORDER = { split: ['w128x256', 'q128x64k64', 'q64'], single: ['w128x256', 'q64k64', 'q64'] } as const;
+export const SGMAT_MIN_WG = 120;
+export const SGMAT_SPLITK_WG = 32;
+export interface SgmatPlan { m: SubgroupMatrixConfig; t: SgmatTile; sk: number }
+
+/** The config, tile and split-K count `split` uses on this adapter for R rows × OUT × IN, or null where subgroup matrices cannot run it. */
+export function sgmatPlan(c: Ctx, split: boolean, R = 4096, OUT = 4096, IN = 4096, rowsN = true): SgmatPlan | null {
   const A = c.adapter, m = sgmatConfig(A.subgroupMatrix);
-  if (!A.f16 || !m || !A.subgroupSize || (m.M * m.N) % A.subgroupSize !== 0) return null;
-  const fits = (t: SgmatTile) => t.BK % m.K === 0 && t.BK % 8 === 0 && m.N % 4 === 0
-    && 4 * t.WM * t.WN * m.M * m.N <= 2 * t.WM * t.TM * m.M * (t.BK + 8)   // the epilogue's result matrices fit in x hi's memory
-    && sgmatTileBytes(m, t, split) <= A.maxWorkgroupStorage && t.WM * t.WN * A.subgroupSize <= A.maxInvocations
-    && t.TM * t.TN * (split ? 2 : 1) <= 16;   // accumulators: 16 matrices of 16×16 f32 are 128 registers a lane
+  if (!A.f16 || !m || !A.subgroupSize) return null;
+  const fits = (t: SgmatTile) => sgmatFits(c, m, t, split);
+  const wgs = (t: SgmatTile) => Math.ceil(R / (t.WM * t.TM * m.M)) * Math.ceil(OUT / (t.WN * t.TN * m.N));
+  const area = (t: SgmatTile) => t.WM * t.TM * t.WN * t.TN;   // ties (R or OUT below one tile): the smaller tile
+  const skFor = (t: SgmatTile) => !rowsN || R > 65535 || wgs(t) >= SGMAT_SPLITK_WG ? 1 : Math.max(1, Math.min(4, Math.ceil(2 * SGMAT_SPLITK_WG / wgs(t)), Math.floor(IN / 512)));
+  if (tileOverride) return fits(tileOverride) ? { m, t: tileOverride, sk: rowsN ? splitOverride ?? 1 : 1 } : null;
   const named = knob('FLA_SGMAT_TILE');
-  const want = named ? SGMAT_TILES.find(t => t.name === named)! : null;
-  // a named tile that does not fit (e.g. sg64 for the split's 32 accumulators) gives the next smaller one that does
-  const t = tileOverride ? (fits(tileOverride) ? tileOverride : null) : SGMAT_TILES.slice(want ? SGMAT_TILES.indexOf(want) : 0).find(fits) ?? null;
-  return t ? { m, t } : null;
+  if (named) { const t = SGMAT_TILES.find(t => t.name === named)!; if (fits(t)) return { m, t, sk: skFor(t) }; }
+  const cands = SGMAT_ORDER[split ? 'split' : 'single'].map(n => SGMAT_TILES.find(t => t.name === n)!).filter(fits);
+  const t = cands.find(t => wgs(t) >= SGMAT_MIN_WG) ?? cands.sort((a, b) => wgs(b) - wgs(a) || area(a) - area(b))[0] ?? SGMAT_TILES.find(fits);
+  return t ? { m, t, sk: skFor(t) } : null;
 }
 
-/** The default f16 variant: 'sgmat' for f16 weights from 16 rows where subgroup matrices run it (SGMAT_BY_DEFAULT), else none. */
+/** The default f16 variant: 'sgmat' for f16 weights from 16 rows where subgroup matrices run it (FLA_TENSOR_CORES=1), else none. */
 export function selectF16(c: Ctx, a: MatmulArgs): F16Matmul | null {
-  return SGMAT_BY_DEFAULT && a.w?.dtype === 'f16' && rowsOf(a.x, c) >= SGMAT_MIN_ROWS && sgmatPlan(c, true) ? 'sgmat' : null;
+  return sgmatByDefault() && a.w?.dtype === 'f16' && rowsOf(a.x, c) >= SGMAT_MIN_ROWS && sgmatPlan(c, true) ? 'sgmat' : null;
 }
 
-function defines(a: MatmulArgs, split: boolean): Record<string, number | boolean> {
-  return { ACT: ACT[a.act as Act], HAS_BIAS: a.bias !== null, ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(a.w.dtype), SPLIT: split, LO_SHIFT };
-}
+const sources = new Map<string, Kernel>();
 
-function launch(a: MatmulArgs, c: Ctx, kind: F16Matmul): Launch {
-  const [OUT, IN] = a.w.shape as [number, number];
-  const split = kind === 'sgmat' || kind === 'f16split', R = rowsOf(a.x, c);
-  const bind = { x: a.x, W: a.w, bias: a.bias, y: a.y, dims: u32(IN, OUT) };
-  const cost = { flops: 2 * R * IN * OUT, bytes: 2 * OUT * IN + 4 * R * (IN + OUT) };
-  if (kind === 'f16split' || kind === 'f16single')
-    return { kernel: F16_KERNELS.f16, defines: defines(a, split), bind, cost, grid: [Math.ceil(OUT / 64), Math.ceil(R / 64), 1] };
-  const p = sgmatPlan(c, split)!;
-  const BM = p.t.WM * p.t.TM * p.m.M, BN = p.t.WN * p.t.TN * p.m.N;
-  return {
-    kernel: F16_KERNELS.sgmat, bind, cost, grid: [Math.ceil(OUT / BN), Math.ceil(R / BM), 1],
-    defines: { ...defines(a, split), SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, WM: p.t.WM, WN: p.t.WN, TM: p.t.TM, TN: p.t.TN, BK: p.t.BK,
-      ONESG: p.t.ONESG, SG: c.adapter.subgroupSize },
+/** matmul_sgmat.wgsl with its `//@ NAME` lines filled for tile t (straight-line code: every matrix a named value). */
+export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: SubgroupMatrixConfig, WV: boolean): Kernel {
+  const key = `${t.WM},${t.WN},${t.TM},${t.TN},${t.BK},${split},${SG},${m.M}x${m.N}x${m.K},${WV}`;
+  let k = sources.get(key);
+  if (k) return k;
+  const BM = t.WM * t.TM * m.M, BN = t.WN * t.TN * m.N, NT = t.WM * t.WN * SG, RS = NT / (t.BK / 8);
+  const LX = BM / RS, LW = BN / RS;
+  const I = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const acc = (i: number, j: number) => `acc${i}_${j}`;
+  const decl = [
+    ...I(LX).flatMap(q => [`let xo${q} = min(row0 + tr + ${q * RS}u, rows - 1u) * XR + tc;`, `var px${q}: vec4<u32>;`, ...(split ? [`var pl${q}: vec4<u32>;`] : [])]),
+    ...I(LW).flatMap(q => [`let wn${q} = min(col0 + tr + ${q * RS}u, OUT - 1u);`, `var pw${q}: vec4<u32>;`]),
+    ...I(t.TM).flatMap(i => I(t.TN).map(j => `var ${acc(i, j)}: subgroup_matrix_result<f32, SM_N, SM_M>;`)),
+  ];
+  const fetch = [
+    ...I(LX).flatMap(q => [`px${q} = xq[xo${q} + k0 / 8u];`, ...(split ? [`pl${q} = xq[xo${q} + KH + k0 / 8u];`] : [])]),
+    ...I(LW).map(q => `pw${q} = wSlot(wn${q}, k0 + 8u * tc, IN);`),
+  ];
+  const stage = (b: number) => [
+    ...I(LX).flatMap(q => [`xh[${b}u * XB + (tr + ${q * RS}u) * KP + tc] = px${q};`, ...(split ? [`xl[${b}u * XB + (tr + ${q * RS}u) * KP + tc] = pl${q};`] : [])]),
+    ...I(LW).map(q => `ws[${b}u * WB + (tr + ${q * RS}u) * KP + tc] = pw${q};`),
+  ];
+  const L = (M: string, arr: string, off: string, layout: string) => `subgroupMatrixLoad<${M}, ${layout}>(&${arr}, ${off}, KP)`;
+  const mma = (b: number) => {
+    const out: string[] = [];
+    const xb = `${b}u * XB + `, wb = `${b}u * WB + `;
+    for (let kk = 0; kk < t.BK / m.K; kk++) {
+      const s = `${kk * m.K / 8}u`;
+      out.push('{');
+      for (const j of I(t.TN)) out.push(`  let b${j} = ${L('subgroup_matrix_right<f16, SM_N, SM_K>', 'ws', `${wb}(n0 + ${j * m.N}u) * KP + ${s}`, 'col_major')};`);
+      for (const i of I(t.TM)) {
+        out.push(`  let a${i} = ${L('subgroup_matrix_left<f16, SM_K, SM_M>', 'xh', `${xb}(m0 + ${i * m.M}u) * KP + ${s}`, 'row_major')};`);
+        for (const j of I(t.TN)) out.push(`  ${acc(i, j)} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, ${acc(i, j)});`);
+        if (split) {
+          out.push(`  let l${i} = ${L('subgroup_matrix_left<f16, SM_K, SM_M>', 'xl', `${xb}(m0 + ${i * m.M}u) * KP + ${s}`, 'row_major')};`);
+          for (const j of I(t.TN)) out.push(`  ${acc(i, j)} = subgroupMatrixMultiplyAccumulate(l${i}, b${j}, ${acc(i, j)});`);
+        }
+      }
+      out.push('}');
+    }
+    return out;
   };
+  // K tile kt + b: stage it into buffer b, fetch the next one, multiply
+  const stepOf = (b: number) => [
+    ...stage(b), 'workgroupBarrier();',
+    `if (kt + ${b + 1}u < NK) {`, `  k0 = (kt + ${b + 1}u) * BK;`, ...fetch.map(l => '  ' + l), '}',
+    ...mma(b), ...(t.DB ? [] : ['workgroupBarrier();']),
+  ];
+  const epilogue = I(t.TM).flatMap(i => I(t.TN).flatMap(j => [
+    `subgroupMatrixStore<row_major>(&xh, c0, ${acc(i, j)}, SM_N / 4u);`,
+    'workgroupBarrier();',
+    `emit(c0, lane, row0 + m0 + ${i * m.M}u, col0 + n0 + ${j * m.N}u, rows, OUT, XR, g.z);`,
+    'workgroupBarrier();',
+  ]));
+  const wdecl = [`@group(0) @binding(2) var<storage, read> W: array<${WV ? 'vec4<u32>' : 'u32'}>;`];
+  const gen: Record<string, string[]> = { wdecl, decl, fetch, step0: stepOf(0), step1: stepOf(1), epilogue };
+  const src = sgmatSrc.replace(/^(\s*)\/\/@ (\w+)\s*$/gm, (_, ind: string, name: string) => {
+    const g = gen[name];
+    if (!g) throw new Error(`matmul_sgmat.wgsl: no generator for //@ ${name}`);
+    return g.map(l => ind + l).join('\n');
+  });
+  k = kernel('matmul_sgmat', src, BINDINGS);
+  sources.set(key, k);
+  return k;
+}
+
+/** Activation layout of the pre-pass: KPAD = IN rounded up to 64; a row holds hi (+ lo) as f16 pairs, then 1/s and 3 zero words. */
+export function prepLayout(IN: number, split: boolean): { KPAD: number; RW: number } {
+  const KPAD = Math.ceil(IN / 64) * 64;
+  return { KPAD, RW: (split ? KPAD : KPAD / 2) + 4 };
+}
+
+function epilogueDefines(a: MatmulArgs): Record<string, number | boolean> {
+  return { ACT: ACT[a.act as Act], HAS_BIAS: a.bias !== null, ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k' };
+}
+
+function launches(a: MatmulArgs, c: Ctx, kind: F16Matmul): Launch[] {
+  const [OUT, IN] = a.w.shape as [number, number];
+  const split = kind === 'sgmat' || kind === 'f16split', R = rowsOf(a.x, c), { KPAD, RW } = prepLayout(IN, split);
+  const prep: Launch = {
+    kernel: F16_KERNELS.prep, defines: { ROWS_K: a.x.rows === 'k', SPLIT: split }, grid: grid(R),
+    bind: { x: a.x, xq: scratch('xq'), dims: u32(IN, RW, KPAD) }, cost: { flops: 0, bytes: 4 * R * (IN + RW) },
+  };
+  const bind = { xq: scratch('xq'), W: a.w, bias: a.bias, y: a.y };
+  const cost = { flops: 2 * R * IN * OUT, bytes: 2 * OUT * IN + 4 * R * (RW + OUT) };
+  if (kind === 'f16split' || kind === 'f16single')
+    return [prep, { kernel: F16_KERNELS.f16, defines: { ...epilogueDefines(a), ...weightDefines(a.w.dtype), SPLIT: split }, bind: { ...bind, dims: u32(IN, OUT, RW, KPAD) }, cost, grid: [Math.ceil(OUT / 64), Math.ceil(R / 64), 1] }];
+  const p = planOf(a, c, split), t = p.t, SG = c.adapter.subgroupSize!;
+  const BM = t.WM * t.TM * p.m.M, BN = t.WN * t.TN * p.m.N;
+  const gemm: Launch = {
+    kernel: sgmatKernel(t, split, SG, p.m, IN % 8 === 0), bind: { ...bind, ...(p.sk > 1 ? { y: scratch('part') } : {}), dims: u32(IN, OUT, RW / 4, KPAD / 8) },
+    cost, grid: [Math.ceil(OUT / BN), Math.ceil(R / BM), p.sk],
+    defines: { ...epilogueDefines(a), SPLIT: split, WV: IN % 8 === 0, DB: t.DB, SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, WM: t.WM, WN: t.WN, TM: t.TM, TN: t.TN, BK: t.BK, SG, SPLITK: p.sk > 1, SK: p.sk },
+  };
+  if (p.sk === 1) return [prep, gemm];
+  const reduce: Launch = {
+    kernel: F16_KERNELS.reduce, defines: epilogueDefines(a), grid: [Math.ceil(OUT / 256), R, 1],
+    bind: { part: scratch('part'), xq: scratch('xq'), bias: a.bias, y: a.y, dims: u32(OUT, RW, p.sk) }, cost: { flops: 0, bytes: 4 * R * OUT * (p.sk + 1) },
+  };
+  return [prep, gemm, reduce];
+}
+
+function planOf(a: MatmulArgs, c: Ctx, split: boolean): SgmatPlan {
+  const [OUT, IN] = a.w.shape as [number, number];
+  return sgmatPlan(c, split, rowsOf(a.x, c), OUT, IN, a.x.rows === 'n')!;
 }
 
 const variant = (kind: F16Matmul): Variant<MatmulArgs> => ({
   supports: (a, c) => a.w.dtype === 'f16' && c.adapter.f16 && (kind.startsWith('f16') || sgmatPlan(c, kind === 'sgmat') !== null),
-  launches: (a, c) => [launch(a, c, kind)],
+  scratch: (a, c): Record<string, ScratchSpec> => {
+    const split = kind === 'sgmat' || kind === 'f16split', rows = a.x.rows === 'k' ? 'k' as const : 'n' as const;
+    const xq = { cols: prepLayout(a.w.shape[1]!, split).RW, rows };
+    const sk = kind.startsWith('sgmat') && sgmatPlan(c, split) ? planOf(a, c, split).sk : 1;
+    return sk > 1 ? { xq, part: { cols: a.w.shape[0]!, planes: sk, rows } } : { xq };
+  },
+  launches: (a, c) => launches(a, c, kind),
 });
 
 export const F16_VARIANTS: Record<F16Matmul, Variant<MatmulArgs>> = {

@@ -1,195 +1,132 @@
 // matmul_sgmat: y[r, o] (+)= act(Σ_i x[r, i]·W[o, i] + bias[o]) on subgroup matrices (tensor cores): f16 weights,
-// f16 activations, f32 accumulation. SPLIT (f32-grade, the default): x = hi + lo·2^−LO_SHIFT, hi and lo f16,
-// y = W·hi + 2^−LO_SHIFT·W·lo (two products); else one product of f16(x). CPU reference: matmul_f16.ref.ts.
-// Bindings: as matmul_gemm, W packed f16 pairs. Tiles: a workgroup of WM×WN subgroups (SG lanes each) owns a
-// BM×BN block of y, each subgroup TM×TN matrices of SM_M×SM_N (one adapter config, f16 × f16 → f32, depth SM_K);
-// every A fragment is reused across the subgroup's TN B fragments and every B fragment across its TM A fragments.
-// K tiles of BK staged in workgroup memory as vec4<u32> (8 f16 a slot; x row-major [BM][BK], W [BN][BK] read as Wᵀ
-// column-major), rows padded by one slot (PAD) so a fragment's 8-row phases fall in distinct banks. Each thread
-// stages whole slots: 8 consecutive x values (converted to hi / lo once, at staging) and 4 W words. The next K tile
-// is fetched into registers while the current one is multiplied (two barriers a tile). The epilogue reuses xh's
-// memory for one f32 result matrix per subgroup.
-// Dispatch: (ceil(OUT/BN), ceil(R/BM)) workgroups of WM·WN·SG threads.
-// Defines: ACT, HAS_BIAS, ACCUM, ROWS_K, SPLIT, LO_SHIFT, SM_M, SM_N, SM_K, WM, WN, TM, TN, BK, SG; ONESG (one
-// subgroup per workgroup). Matrix loads and stores need subgroup-uniform offsets: with several subgroups the
-// subgroup comes from @builtin(subgroup_id) (Tint rejects an offset computed from local_invocation_index,
-// "'subgroupMatrixStore' requires argument 1 to be uniform", even with the subgroup_uniformity diagnostic off).
-// Loads and stores use Dawn's current form, subgroupMatrixLoad<T, row_major | col_major>(p, offset, stride), offset
-// and stride counted in p's array elements (vec4<u32> slots here); the bool-argument form is deprecated.
+// f16 activations from matmul_sgmat_prep (xq: per row s·x as hi, with SPLIT lo, f16, then 1/s), f32 accumulation.
+// SPLIT (f32-grade): acc += W·hi + W·lo in one accumulator; else W·hi alone. y = acc·(1/s). CPU reference:
+// matmul_f16.ref.ts.
+// Tiles: a workgroup of WM×WN subgroups (SG lanes each) owns a BM×BN block of y, each subgroup TM×TN result matrices
+// of SM_M×SM_N (one adapter config, f16 × f16 → f32, depth SM_K); each B fragment (W) serves the subgroup's TM A
+// fragments (hi and lo), each A fragment its TN B fragments. K tiles of BK are staged in workgroup memory as
+// vec4<u32> (8 f16 a slot; x row-major [BM][BK], W [BN][BK] read as Wᵀ column-major), rows padded by one slot so a
+// fragment's 8-row phases fall in distinct banks. Every thread copies whole slots (16-byte global loads); the next K
+// tile is fetched into registers while the current one is multiplied; DB: two workgroup buffers and one barrier a
+// K tile (the K loop unrolled twice, so buffer offsets stay constants), else one buffer and two. The epilogue passes
+// each result matrix through this subgroup's slice of xh. SPLITK: workgroup z sums only slice z of the K tiles and
+// writes it unscaled to plane z of y (then a scratch; matmul_sgmat_reduce adds the planes and finishes).
+// The lines `//@ NAME` are filled by matmul_sgmat.ts (sgmatKernel) with straight-line code for the tile: every
+// matrix, fragment and prefetch register a named value (no arrays of subgroup matrices to index dynamically).
+// Matrix loads and stores need subgroup-uniform offsets: the subgroup comes from @builtin(subgroup_id) (Tint rejects
+// one computed from local_invocation_index). Offsets and strides count p's array elements (vec4<u32> slots).
+// Dispatch: (ceil(OUT/BN), ceil(R/BM), SK) workgroups of WM·WN·SG threads.
+// Defines: ACT, HAS_BIAS, ACCUM, ROWS_K, SPLIT, WV (IN % 8 == 0: W read as vec4<u32>), DB, SM_M, SM_N, SM_K, WM, WN,
+// TM, TN, BK, SG; SPLITK (rows n only), SK.
 #include "common.wgsl"
 #include "act.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<storage, read> x: array<f32>;          // [R, IN]
-@group(0) @binding(2) var<storage, read> W: array<u32>;          // [OUT, IN] f16 pairs
-@group(0) @binding(3) var<storage, read> bias: array<f32>;       // [OUT]
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;    // [R, OUT]
-@group(0) @binding(5) var<uniform> dims: vec4u;                   // IN, OUT
+@group(0) @binding(1) var<storage, read> xq: array<vec4<u32>>;    // [R, XR] slots: hi [KH], (lo [KH]), 1/s
+// W [OUT, IN] f16: with WV as array<vec4<u32>> (IN/8 slots a row), else array<u32> (f16 pairs); one declaration,
+// chosen by matmul_sgmat.ts (two under #if would be two @binding(2) to the binding-list check)
+//@ wdecl
+@group(0) @binding(3) var<storage, read> bias: array<f32>;        // [OUT]
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;     // [R, OUT]
+@group(0) @binding(5) var<uniform> dims: vec4u;                    // IN, OUT, XR, KH (slots a row of xq, of its hi)
 
 const BM = WM * TM * SM_M;
 const BN = WN * TN * SM_N;
 const NT = WM * WN * SG;
 const MN = SM_M * SM_N;
-const KS = BK / 8u;          // vec4<u32> slots in a K tile row
+const KS = BK / 8u;          // slots in a K tile row
 const KP = KS + 1u;          // padded row stride in slots
-const XS = BM * KS;          // x slots a K tile
-const WS = BN * KS;          // W slots a K tile
-const LX = (XS + NT - 1u) / NT;   // x slots per thread
-const LW = (WS + NT - 1u) / NT;   // W slots per thread
-var<workgroup> xh: array<vec4<u32>, BM * KP>;
-#if SPLIT
-var<workgroup> xl: array<vec4<u32>, BM * KP>;
+const XB = BM * KP;          // one x buffer
+const WB = BN * KP;          // one W buffer
+const RS = NT / KS;          // rows one pass of the workgroup's threads copies
+#if DB
+const NBUF = 2u;
+#else
+const NBUF = 1u;
 #endif
-var<workgroup> ws: array<vec4<u32>, BN * KP>;
+var<workgroup> xh: array<vec4<u32>, NBUF * XB>;
+#if SPLIT
+var<workgroup> xl: array<vec4<u32>, NBUF * XB>;
+#endif
+var<workgroup> ws: array<vec4<u32>, NBUF * WB>;
 
-// f16 element i of W (any alignment)
-fn wAt(i: u32) -> u32 { return (W[i / 2u] >> (16u * (i % 2u))) & 0xffffu; }
+// W[n, k .. k + 8) as f16, zero from IN on
+fn wSlot(n: u32, k: u32, IN: u32) -> vec4<u32> {
+#if WV
+  if (k >= IN) { return vec4<u32>(0u); }
+  return W[(n * IN + k) / 8u];
+#else
+  var h: array<u32, 8>;
+  for (var c = 0u; c < 8u; c++) {
+    let i = n * IN + k + c;
+    h[c] = select(0u, (W[i / 2u] >> (16u * (i % 2u))) & 0xffffu, k + c < IN);
+  }
+  return vec4<u32>(h[0] | (h[1] << 16u), h[2] | (h[3] << 16u), h[4] | (h[5] << 16u), h[6] | (h[7] << 16u));
+#endif
+}
+
+// y for result matrix (rb, cb), staged at xh[c0 ..] as row-major f32: scale, bias, activation, accumulate; SPLITK:
+// the raw sum of this workgroup's slice z of K into plane z of y (a scratch of SK planes; matmul_sgmat_reduce finishes)
+fn emit(c0: u32, lane: u32, rb: u32, cb: u32, rows: u32, OUT: u32, XR: u32, z: u32) {
+  for (var q = 0u; q < MN / SG; q++) {
+    let e = lane + q * SG;
+    let row = rb + e / SM_N;
+    let o = cb + e % SM_N;
+    if (row < rows && o < OUT) {
+      // one code path for both (a binding used by neither branch would drop out of the pipeline's layout)
+      var r = bitcast<f32>(xh[c0 + e / 4u][e % 4u]);
+      if (SPLITK) {
+        y[z * step.cap * OUT + row * OUT + o] = r;
+      } else {
+        r *= bitcast<f32>(xq[row * XR + XR - 1u].x);
+        if (HAS_BIAS) { r += bias[o]; }
+        r = act(r);
+        if (ACCUM) { r += y[row * OUT + o]; }
+        y[row * OUT + o] = r;
+      }
+    }
+  }
+}
 
 @compute @workgroup_size(NT)
-#if ONESG
-fn matmul_sgmat(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) g: vec3u) {
-#else
 fn matmul_sgmat(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) g: vec3u,
-  @builtin(subgroup_id) sgid: u32, @builtin(subgroup_invocation_id) sgl: u32) {
-#endif
+  @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
   let IN = dims.x;
   let OUT = dims.y;
+  let XR = dims.z;
+  let KH = dims.w;
   var rows = step.n;
   if (ROWS_K) { rows = step.k; }
   let row0 = g.y * BM;
   if (row0 >= rows) { return; }
   let col0 = g.x * BN;
-#if ONESG
-  let sg = 0u;
-  let lane = t;
-#else
-  let sg = sgid;
-  let lane = sgl;
-#endif
   let m0 = (sg % WM) * TM * SM_M;   // this subgroup's block inside the tile
   let n0 = (sg / WM) * TN * SM_N;
-  var acc: array<subgroup_matrix_result<f32, SM_N, SM_M>, TM * TN>;
-#if SPLIT
-  var accl: array<subgroup_matrix_result<f32, SM_N, SM_M>, TM * TN>;
-#endif
-  // the next K tile in registers: 8 x values and 4 W words a slot
-  var px: array<array<f32, 8>, LX>;
-  var pw: array<vec4<u32>, LW>;
-  let vec = IN % 8u == 0u;
-  for (var k0 = 0u; k0 < IN + BK; k0 += BK) {
-    if (k0 > 0u) {
-      // stage the fetched tile (k0 − BK): x split into hi / lo once here
-      for (var q = 0u; q < LX; q++) {
-        let e = t + q * NT;
-        if (e < XS) {
-          var h: array<f16, 8>;
-          var l: array<f16, 8>;
-          for (var c = 0u; c < 8u; c++) {
-            let v = px[q][c];
-            // hi: v rounded to f16's 11 significant bits in integers (no f32(f16(v)) round trip, which compilers may fold away)
-            let h32 = bitcast<f32>((bitcast<u32>(v) + 0x1000u) & 0xffffe000u);
-            h[c] = f16(h32);
-            l[c] = f16((v - h32) * f32(1u << LO_SHIFT));
-          }
-          let s = (e / KS) * KP + e % KS;
-          xh[s] = vec4<u32>(bitcast<u32>(vec2<f16>(h[0], h[1])), bitcast<u32>(vec2<f16>(h[2], h[3])),
-            bitcast<u32>(vec2<f16>(h[4], h[5])), bitcast<u32>(vec2<f16>(h[6], h[7])));
-#if SPLIT
-          xl[s] = vec4<u32>(bitcast<u32>(vec2<f16>(l[0], l[1])), bitcast<u32>(vec2<f16>(l[2], l[3])),
-            bitcast<u32>(vec2<f16>(l[4], l[5])), bitcast<u32>(vec2<f16>(l[6], l[7])));
-#endif
-        }
-      }
-      for (var q = 0u; q < LW; q++) {
-        let e = t + q * NT;
-        if (e < WS) { ws[(e / KS) * KP + e % KS] = pw[q]; }
-      }
-      workgroupBarrier();
-    }
-    if (k0 < IN) {
-      // fetch tile k0 (zeros past the edges)
-      for (var q = 0u; q < LX; q++) {
-        let e = t + q * NT;
-        let r = row0 + e / KS;
-        let k = k0 + 8u * (e % KS);
-        if (e < XS && r < rows) {
-          let b = r * IN + k;
-          if (k + 8u <= IN) {
-            for (var c = 0u; c < 8u; c++) { px[q][c] = x[b + c]; }
-          } else {
-            for (var c = 0u; c < 8u; c++) { px[q][c] = select(0.0, x[min(b + c, r * IN + IN - 1u)], k + c < IN); }
-          }
-        } else {
-          for (var c = 0u; c < 8u; c++) { px[q][c] = 0.0; }
-        }
-      }
-      for (var q = 0u; q < LW; q++) {
-        let e = t + q * NT;
-        let n = col0 + e / KS;
-        let k = k0 + 8u * (e % KS);
-        var v = vec4<u32>(0u);
-        if (e < WS && n < OUT) {
-          let b = n * IN + k;
-          if (vec && k + 8u <= IN) {
-            v = vec4<u32>(W[b / 2u], W[b / 2u + 1u], W[b / 2u + 2u], W[b / 2u + 3u]);
-          } else {
-            var h: array<u32, 8>;
-            for (var c = 0u; c < 8u; c++) { h[c] = select(0u, wAt(min(b + c, n * IN + IN - 1u)), k + c < IN); }
-            v = vec4<u32>(h[0] | (h[1] << 16u), h[2] | (h[3] << 16u), h[4] | (h[5] << 16u), h[6] | (h[7] << 16u));
-          }
-        }
-        pw[q] = v;
-      }
-    }
-    if (k0 > 0u) {
-      for (var kk = 0u; kk < BK; kk += SM_K) {
-        var b: array<subgroup_matrix_right<f16, SM_N, SM_K>, TN>;
-        for (var j = 0u; j < TN; j++) {
-          b[j] = subgroupMatrixLoad<subgroup_matrix_right<f16, SM_N, SM_K>, col_major>(&ws, (n0 + j * SM_N) * KP + kk / 8u, KP);
-        }
-        for (var i = 0u; i < TM; i++) {
-          let a = subgroupMatrixLoad<subgroup_matrix_left<f16, SM_K, SM_M>, row_major>(&xh, (m0 + i * SM_M) * KP + kk / 8u, KP);
-#if SPLIT
-          let al = subgroupMatrixLoad<subgroup_matrix_left<f16, SM_K, SM_M>, row_major>(&xl, (m0 + i * SM_M) * KP + kk / 8u, KP);
-#endif
-          for (var j = 0u; j < TN; j++) {
-            acc[i * TN + j] = subgroupMatrixMultiplyAccumulate(a, b[j], acc[i * TN + j]);
-#if SPLIT
-            accl[i * TN + j] = subgroupMatrixMultiplyAccumulate(al, b[j], accl[i * TN + j]);
-#endif
-          }
-        }
-      }
-      workgroupBarrier();
-    }
+  // the slots this thread copies: rows tr + q·RS of the tile, slot tc of each K tile row
+  let tr = t / KS;
+  let tc = t % KS;
+  // rows past R (x) or OUT (W) are clamped, not zeroed: they only reach outputs that are not stored
+  //@ decl
+  // K tiles k_lo .. NK (SPLITK: slice g.z of SK, as many tiles each)
+  var NK = (IN + BK - 1u) / BK;
+  var klo = 0u;
+  if (SPLITK) {
+    let per = (NK + SK - 1u) / SK;
+    klo = min(NK, g.z * per);
+    NK = min(NK, klo + per);
   }
-  // epilogue: each result matrix goes through this subgroup's slice of xh (MN f32 = MN/4 slots; the lo product after the hi one)
+  var k0 = klo * BK;
+  //@ fetch
+  // K tile kt + b goes through buffer b (DB: the loop body is unrolled over both, so every offset is a constant)
+  for (var kt = klo; kt < NK; kt += NBUF) {
+    //@ step0
+#if DB
+    if (kt + 1u < NK) {
+      //@ step1
+    }
+#endif
+  }
+  workgroupBarrier();
   let c0 = sg * (MN / 4u);
-  for (var i = 0u; i < TM; i++) {
-    for (var j = 0u; j < TN; j++) {
-      var v: array<f32, MN / SG>;
-      subgroupMatrixStore<row_major>(&xh, c0, acc[i * TN + j], SM_N / 4u);
-      workgroupBarrier();
-      for (var q = 0u; q < MN / SG; q++) { let e = lane + q * SG; v[q] = bitcast<f32>(xh[c0 + e / 4u][e % 4u]); }
-#if SPLIT
-      workgroupBarrier();
-      subgroupMatrixStore<row_major>(&xh, c0, accl[i * TN + j], SM_N / 4u);
-      workgroupBarrier();
-      for (var q = 0u; q < MN / SG; q++) { let e = lane + q * SG; v[q] += bitcast<f32>(xh[c0 + e / 4u][e % 4u]) / f32(1u << LO_SHIFT); }
-#endif
-      workgroupBarrier();
-      for (var q = 0u; q < MN / SG; q++) {
-        let e = lane + q * SG;
-        let row = row0 + m0 + i * SM_M + e / SM_N;
-        let o = col0 + n0 + j * SM_N + e % SM_N;
-        if (row < rows && o < OUT) {
-          var r = v[q];
-          if (HAS_BIAS) { r += bias[o]; }
-          r = act(r);
-          if (ACCUM) { r += y[row * OUT + o]; }
-          y[row * OUT + o] = r;
-        }
-      }
-    }
-  }
+  //@ epilogue
 }

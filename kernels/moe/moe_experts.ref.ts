@@ -2,15 +2,29 @@
 // K chosen experts e_j = sel[t, j] with weight w_j = sel[t, K + j]:
 //   a = silu(h[t]·W_gate[e]ᵀ) ⊙ (h[t]·W_up[e]ᵀ),   y[t] += Σ_j w_j · a·W_down[e]ᵀ
 // gu [E, 2I, C] holds per expert the I gate rows then the I up rows; down [E, C, I]. Only the chosen experts run.
+// With a shared expert (gate|up [2Is, C], down [C, Is]) and its gate s = sel[t, 2K]: y[t] += s · SwiGLU_shared(h[t]).
 
+export interface SharedRef { gu: Float32Array; down: Float32Array; I: number }
+
+/** sel rows are SW wide (2K, or 2K + 1 with the shared gate last). */
 export function moeExpertsRef(h: Float32Array, sel: Float32Array, gu: Float32Array, down: Float32Array, y: Float32Array,
-  N: number, K: number, C: number, I: number): void {
+  N: number, K: number, C: number, I: number, SW = 2 * K, shared: SharedRef | null = null): void {
+  if (shared) {
+    // the shared expert as a one-expert selection of weight s, added after the routed sum of each token
+    const one = new Float32Array(2);
+    for (let t = 0; t < N; t++) {
+      moeExpertsRef(h.subarray(t * C, (t + 1) * C), sel.subarray(t * SW, (t + 1) * SW), gu, down, y.subarray(t * C, (t + 1) * C), 1, K, C, I, SW);
+      one[1] = sel[t * SW + 2 * K]!;
+      moeExpertsRef(h.subarray(t * C, (t + 1) * C), one, shared.gu, shared.down, y.subarray(t * C, (t + 1) * C), 1, 1, C, shared.I);
+    }
+    return;
+  }
   const a = new Float32Array(I), yk = new Float64Array(C);
   for (let t = 0; t < N; t++) {
     const x = h.subarray(t * C, (t + 1) * C);
     yk.fill(0);
     for (let j = 0; j < K; j++) {
-      const e = sel[t * 2 * K + j]!, w = sel[t * 2 * K + K + j]!;
+      const e = sel[t * SW + j]!, w = sel[t * SW + K + j]!;
       const g0 = e * 2 * I * C;
       for (let i = 0; i < I; i++) {
         let g = 0, u = 0;

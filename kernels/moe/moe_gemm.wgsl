@@ -8,6 +8,8 @@
 // Bindings: step; A f32 (h [N, C] or act [N·K, I]); grp u32 (moe_group); W u32; out f32 (act [N·K, I] or yk [N·K, C]);
 // dims (IN, OUT, K, E0), (EP, SC, E), fq; S (fp8).
 // Dispatch: (⌈OUT / BN⌉, ⌈N·K / 64⌉ + E) workgroups of 256 threads (y beyond the tile count exit).
+// DENSE (the shared expert): one expert (W [rows, IN], E0 = 0, EP = 1) over every token, tile y = tokens
+// [64y, 64y + 64), output row = token; grp is not read; dispatch (⌈OUT / BN⌉, ⌈N / 64⌉).
 #include "common.wgsl"
 #include "wquad.wgsl"
 
@@ -46,10 +48,15 @@ fn moe_gemm(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: ve
   let P = H + 2u * ((NK + BM - 1u) / BM + E);
   if (l.x == 0u) {
     var tv = vec4u(0u);
+#if DENSE
+    _ = &grp;
+    if (g.y * BM < step.n) { tv = vec4u(E0, g.y * BM, step.n, 1u); }
+#else
     if (g.y < grp[0]) {
       let e = grp[H + 2u * g.y];
       tv = vec4u(e, grp[H + 2u * g.y + 1u], grp[2u + e], select(0u, 1u, e >= E0 && e < E0 + EP));
     }
+#endif
     tile = tv;
   }
   let tv = workgroupUniformLoad(&tile);
@@ -60,10 +67,15 @@ fn moe_gemm(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: ve
     var ar = 0xffffffffu;
     var orr = 0u;
     if (p < tv.z) {
+#if DENSE
+      orr = p;
+      ar = p;
+#else
       orr = grp[P + p];
       ar = orr;
 #if GATE_UP
       ar = orr / K;
+#endif
 #endif
     }
     arow[l.x] = ar;

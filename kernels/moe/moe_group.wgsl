@@ -5,7 +5,7 @@
 //   grp[H + 2τ], +1     tile τ: its expert and its first position in perm (segments cut in tiles of BM rows)
 //   grp[P + p]          perm: the assignments of each expert's segment (any order inside a segment)
 // with H = E + 2 and P = H + 2·(⌈N·K / BM⌉ + E). Experts no token picked have empty segments and no tiles.
-// Bindings: step uniform; sel [N, 2K] f32; grp u32; dims (E, K, BM). Dispatch: one workgroup of 256 threads.
+// Bindings: step uniform; sel [N, SW] f32 (SW = 2K, or 2K + 1 with a shared gate); grp u32; dims (E, K, BM, SW). Dispatch: one workgroup of 256 threads.
 // Counts and cursors are workgroup atomics (E ≤ EMAX); the order inside a segment varies from run to run, which
 // changes nothing: every row of the GEMMs is computed on its own.
 #include "common.wgsl"
@@ -13,7 +13,7 @@
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> sel: array<f32>;          // [N, 2K]
 @group(0) @binding(2) var<storage, read_write> grp: array<u32>;
-@group(0) @binding(3) var<uniform> dims: vec4u;                     // E, K, BM
+@group(0) @binding(3) var<uniform> dims: vec4u;                     // E, K, BM, SW
 
 const WG = 256u;
 var<workgroup> cnt: array<atomic<u32>, EMAX>;
@@ -29,7 +29,7 @@ fn moe_group(@builtin(local_invocation_id) l: vec3u) {
   let P = H + 2u * ((NK + BM - 1u) / BM + E);
   for (var e = l.x; e < E; e += WG) { atomicStore(&cnt[e], 0u); }
   workgroupBarrier();
-  for (var i = l.x; i < NK; i += WG) { atomicAdd(&cnt[u32(sel[(i / K) * 2u * K + i % K])], 1u); }
+  for (var i = l.x; i < NK; i += WG) { atomicAdd(&cnt[u32(sel[(i / K) * dims.w + i % K])], 1u); }
   workgroupBarrier();
   if (l.x == 0u) {
     var off = 0u;
@@ -50,7 +50,7 @@ fn moe_group(@builtin(local_invocation_id) l: vec3u) {
   }
   workgroupBarrier();
   for (var i = l.x; i < NK; i += WG) {
-    let p = atomicAdd(&cur[u32(sel[(i / K) * 2u * K + i % K])], 1u);
+    let p = atomicAdd(&cur[u32(sel[(i / K) * dims.w + i % K])], 1u);
     grp[P + p] = i;
   }
 }

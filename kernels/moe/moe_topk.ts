@@ -1,5 +1,7 @@
 // moe_topk op: the MoE router's top-K experts of each token, compact: sel [N, 2K] = K expert indices, then their
-// weights (softmax over all E, optionally renormalised over the K). The routed expert kernels (moe_experts) read it.
+// weights (softmax over all E, optionally renormalised over the K). With `shared`, the logits carry one more column
+// (the shared expert's gate logit, the router GEMV's last row) and sel one more: its sigmoid, sel [N, 2K + 1].
+// The expert kernels (moe_experts) read it.
 import type { Backend, Tensor } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { grid, kernel, only, ONLY, op, u32 } from '../lib.ts';
@@ -11,7 +13,11 @@ export const KERNEL = kernel('moe_topk', source, ['step', 'logits', 'sel', 'dims
 /** Largest expert count (the probabilities of a row are kept in workgroup memory). */
 export const EMAX = 1024;
 
-export interface MoeTopkArgs { logits: Tensor; sel: Tensor; k: number; norm: boolean }
+export interface MoeTopkArgs { logits: Tensor; sel: Tensor; k: number; norm: boolean; shared: boolean }
+
+const expertsOf = (a: MoeTopkArgs) => a.logits.cols - (a.shared ? 1 : 0);
+/** Columns of moe_topk's selection for top-k (with a shared expert gate: one more). */
+export const selCols = (k: number, shared: boolean) => 2 * k + (shared ? 1 : 0);
 
 export function cost(N: number, E: number, K: number) {
   return { flops: N * E * (2 * K + 4), bytes: 4 * N * (E + 2 * K) };
@@ -19,24 +25,27 @@ export function cost(N: number, E: number, K: number) {
 
 export const moeTopkOp = op<MoeTopkArgs>({
   name: 'moe_topk',
-  check({ logits, sel, k }) {
-    const E = logits.cols;
-    if (sel.cols !== 2 * k || k < 1 || k > E || E > EMAX || logits.rows !== 'n' || sel.rows !== 'n')
-      throw new ShapeError(`moe_topk: ${E} experts (at most ${EMAX}), top-${k}, selection of ${sel.cols} columns (expected ${2 * k})`);
+  check(a) {
+    const { logits, sel, k } = a, E = expertsOf(a);
+    if (sel.cols !== selCols(k, a.shared) || k < 1 || k > E || E > EMAX || logits.rows !== 'n' || sel.rows !== 'n')
+      throw new ShapeError(`moe_topk: ${E} experts (at most ${EMAX}), top-${k}, selection of ${sel.cols} columns (expected ${selCols(k, a.shared)})`);
   },
   select: only(),
   variants: {
     [ONLY]: {
       launches: (a, c) => [{
-        kernel: KERNEL, grid: grid(c.step.n), defines: { NORM: a.norm, EMAX }, cost: cost(c.step.n, a.logits.cols, a.k),
-        bind: { logits: a.logits, sel: a.sel, dims: u32(a.logits.cols, a.k, 0, 0) },
+        kernel: KERNEL, grid: grid(c.step.n), defines: { NORM: a.norm, SHARED: a.shared, EMAX }, cost: cost(c.step.n, expertsOf(a), a.k),
+        bind: { logits: a.logits, sel: a.sel, dims: u32(expertsOf(a), a.k, a.logits.cols, a.sel.cols) },
       }],
     },
   },
-  ref: (a, h) => moeTopkRef(h.data(a.logits), h.data(a.sel), h.step.ids.length, a.logits.cols, a.k, a.norm),
+  ref: (a, h) => moeTopkRef(h.data(a.logits), h.data(a.sel), h.step.ids.length, expertsOf(a), a.k, a.norm, a.shared),
 });
 
-/** sel [N, 2K] = the top `k` experts of each token and their weights, from router logits [N, E] ('n' rows). */
-export function moeTopk(o: Backend, logits: Tensor, sel: Tensor, k: number, norm: boolean): Promise<void> {
-  return o.run(moeTopkOp, { logits, sel, k, norm });
+/**
+ * sel [N, 2K] = the top `k` experts of each token and their weights, from router logits [N, E] ('n' rows); `shared`:
+ * logits [N, E + 1] whose last column is the shared expert's gate logit, sel [N, 2K + 1] ending with its sigmoid.
+ */
+export function moeTopk(o: Backend, logits: Tensor, sel: Tensor, k: number, norm: boolean, shared = false): Promise<void> {
+  return o.run(moeTopkOp, { logits, sel, k, norm, shared });
 }

@@ -1,7 +1,9 @@
 // moe_topk: the MoE router's top-K experts per token (spec-deltanet-attention-qwen3next.md §8.6), compact form.
 //   p = softmax(logits[r, :]) over E experts (f32); the K largest p in (value descending, index ascending) order;
-//   sel[r, j] = expert index of the j-th (as f32), sel[r, K + j] = its weight p (NORM: p / Σ_top-K p).
-// Bindings: step uniform; logits [R, E] f32; sel [R, 2K] f32; dims (E, K). Defines: NORM.
+//   sel[r, j] = expert index of the j-th (as f32), sel[r, K + j] = its weight p (NORM: p / Σ_top-K p);
+//   SHARED: logits has one more column, the shared expert's gate logit, and sel[r, 2K] = σ(that logit).
+// Bindings: step uniform; logits [R, LW] f32 (LW = E, or E + 1 with SHARED); sel [R, SW] f32 (SW = 2K, or 2K + 1);
+// dims (E, K, LW, SW). Defines: NORM, SHARED.
 // Dispatch: one workgroup of 64 threads per row (R = step.n), 2-D grid. Each thread owns experts e ≡ lane (mod 64);
 // max, sum and each of the K selections are workgroup tree reductions; p is computed once into workgroup memory
 // (E ≤ EMAX), so every comparison sees the same values.
@@ -10,7 +12,7 @@
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;      // [R, E]
 @group(0) @binding(2) var<storage, read_write> sel: array<f32>;   // [R, 2K]
-@group(0) @binding(3) var<uniform> dims: vec4u;                    // E, K
+@group(0) @binding(3) var<uniform> dims: vec4u;                    // E, K, LW, SW
 
 const WG = 64u;
 var<workgroup> rv: array<f32, WG>;
@@ -27,7 +29,8 @@ fn moe_topk(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: ve
   let E = dims.x;
   let K = dims.y;
   let lane = l.x;
-  let base = r * E;
+  let base = r * dims.z;
+  let so = r * dims.w;
   var m = -3.0e38;
   if (live) { for (var e = lane; e < E; e += WG) { m = max(m, logits[base + e]); } }
   rv[lane] = m;
@@ -72,10 +75,11 @@ fn moe_topk(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: ve
     li = ri[0];
     workgroupBarrier();
     tot += lv;
-    if (live && lane == 0u) { sel[r * 2u * K + j] = f32(li); sel[r * 2u * K + K + j] = lv; }
+    if (live && lane == 0u) { sel[so + j] = f32(li); sel[so + K + j] = lv; }
   }
   if (NORM && live && lane == 0u) {
     let f = 1.0 / tot;
-    for (var j = 0u; j < K; j++) { sel[r * 2u * K + K + j] *= f; }
+    for (var j = 0u; j < K; j++) { sel[so + K + j] *= f; }
   }
+  if (SHARED && live && lane == 0u) { sel[so + 2u * K] = 1.0 / (1.0 + exp(-logits[base + E])); }
 }

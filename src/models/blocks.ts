@@ -1,14 +1,14 @@
 // Blocks shared by several architectures: the output head and logits, softmax attention with a KV cache (GQA, q/k
 // norm, RoPE, window) and the SwiGLU MLP (spec-deltanet-attention-qwen3next.md §1.3, §1.6, §1.7).
 import { invFreq, ropeTable, type RopeScaling } from '../../kernels/attention/rope.ref.ts';
-import { rope } from '../../kernels/attention/rope.ts';
+import { ropeKv, ropeKvAux } from '../../kernels/attention/rope_kv.ts';
 import { embed, gatherKept } from '../../kernels/embed/embed.ts';
-import { kvCacheDtype, kvCols, kvCtx, kvStore, sdpa } from '../../kernels/attention/sdpa.ts';
+import { kvCacheDtype, kvCols, kvCtx, sdpa } from '../../kernels/attention/sdpa.ts';
 import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
 import { matmulMulti } from '../../kernels/matmul/matmul_gemv_multi.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
-import type { Backend, StateSpec, Tensor, Weight } from '../backend/backend.ts';
+import type { Backend, HostWeight, StateSpec, Tensor, Weight } from '../backend/backend.ts';
 import { num, str, unsupported } from '../load/config.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { FormatError } from '../util/errors.ts';
@@ -28,14 +28,19 @@ export function loadHead(r: WeightReader, o: Backend, emb: Weight, tie: boolean,
   return o.weight('lm_head.weight', r.read('lm_head.weight', [V, C]), true);
 }
 
-/** Logits of the kept rows [K, V] = head(norm(x[kept])); `norm(xk, xn)` writes the final norm of xk into xn. */
-export async function logits(o: Backend, x: Tensor, head: Weight, norm: (xk: Tensor, xn: Tensor) => Promise<void>): Promise<Tensor> {
+/**
+ * Logits of the kept rows [K, V] = head(norm(x[kept])); `norm(xk, xn)` writes the final norm of xk into xn, or
+ * `norm` is a plain RMSNorm's weight and eps, which then runs in the head GEMV's prologue (matmul_multi).
+ */
+export async function logits(o: Backend, x: Tensor, head: Weight, norm: ((xk: Tensor, xn: Tensor) => Promise<void>) | { w: Weight; eps: number }): Promise<Tensor> {
   const C = x.cols, V = head.shape[0]!;
   const xk = o.act('xk', C, { rows: 'k' }), xn = o.act('xn', C, { rows: 'k' });
   await gatherKept(o, x, xk);
-  await norm(xk, xn);
   const out = o.act('logits', V, { rows: 'k' });
-  await matmul(o, xn, head, null, 'none', out);
+  if (typeof norm === 'function') {
+    await norm(xk, xn);
+    await matmul(o, xn, head, null, 'none', out);
+  } else await matmulMulti(o, xk, { w: norm.w, eps: norm.eps, h: xn }, [{ w: head, y: out }]);
   return out;
 }
 
@@ -50,6 +55,21 @@ export interface AttnWeights {
   qb: Weight | null; kb: Weight | null; vb: Weight | null; ob: Weight | null;
   qn: Weight | null; kn: Weight | null;
   rope: Weight;                                           // [2, P, R/2] cos/sin table
+  aux: Weight | null;                                     // rope_kv's q/k norm weights and q/k/v biases (ropeKvAux)
+}
+
+/**
+ * A vector's f32 values from a host weight (read() gives 16-bit checkpoint vectors as their bits); a synthetic one
+ * (fla bench --synthetic: made on the device) gets a constant, which times the same as any values.
+ */
+export function hostF32(w: HostWeight): Float32Array {
+  if (w.f32) return w.f32;
+  if (w.synthetic) return new Float32Array(w.shape.reduce((a, b) => a * b, 1)).fill(w.synthetic.scale);   // fla bench: any values
+  const b = w.bits16!;
+  if (w.dtype === 'f16') return Float32Array.from(new Float16Array(b.buffer, b.byteOffset, b.length));
+  const u = new Uint32Array(b.length);
+  for (let i = 0; i < b.length; i++) u[i] = b[i]! << 16;
+  return new Float32Array(u.buffer);
 }
 
 /** RoPE settings from an HF config: rope_parameters (transformers 5) or legacy rope_theta / rope_scaling. */
@@ -76,15 +96,20 @@ export const MAX_ROPE_TABLE = 65536;
 export function loadAttention(c: AttnConfig, r: WeightReader, o: Backend, C: number, names: Record<'q' | 'k' | 'v' | 'o' | 'qn' | 'kn', string>,
   bias: { qkv: boolean; o: boolean }, table: Weight): AttnWeights {
   const mat = (n: string, s: number[]) => o.weight(n, r.readQ(n, s), true);
-  const vec = (n: string, s: number[]) => o.weight(n, r.read(n, s), false);
+  const host: Record<string, Float32Array> = {};
+  const vec = (n: string, s: number[]) => { const hw = r.read(n, s); host[n] = hostF32(hw); return o.weight(n, hw, false); };
   const { H, KV, D } = c;
-  return {
+  const w: AttnWeights = {
     q: mat(`${names.q}.weight`, [H * D, C]), k: mat(`${names.k}.weight`, [KV * D, C]), v: mat(`${names.v}.weight`, [KV * D, C]), o: mat(`${names.o}.weight`, [C, H * D]),
     qb: bias.qkv ? vec(`${names.q}.bias`, [H * D]) : null, kb: bias.qkv ? vec(`${names.k}.bias`, [KV * D]) : null,
     vb: bias.qkv ? vec(`${names.v}.bias`, [KV * D]) : null, ob: bias.o ? vec(`${names.o}.bias`, [C]) : null,
     qn: c.qkNormEps !== null ? vec(`${names.qn}.weight`, [D]) : null, kn: c.qkNormEps !== null ? vec(`${names.kn}.weight`, [D]) : null,
-    rope: table,
+    rope: table, aux: null,
   };
+  const h = (n: string) => host[n] ?? null;
+  const aux = ropeKvAux(c, h(`${names.qn}.weight`), h(`${names.kn}.weight`), h(`${names.q}.bias`), h(`${names.k}.bias`), h(`${names.v}.bias`));
+  if (aux) w.aux = o.weight(`${names.q}.rope_kv_aux`, { shape: [aux.length], dtype: 'f32', f32: aux }, false);
+  return w;
 }
 
 export function ropeWeight(c: AttnConfig, o: Backend): Weight {
@@ -94,31 +119,20 @@ export function ropeWeight(c: AttnConfig, o: Backend): Weight {
 
 /**
  * x += o_proj(attention(h)) for layer l; h is the normed input [N, C]. With `norm`, h = RMSNorm(x)·norm.w is
- * computed here, inside the q|k|v projection where the step allows (matmul_multi; h is then scratch).
+ * computed here, inside the q|k|v projection where the step allows (matmul_multi; h is then scratch). The q/k/v
+ * biases, q/k norms, RoPE and the KV-cache append run as one rope_kv dispatch: decode is then q|k|v, rope_kv, sdpa
+ * and o-proj (with the residual add).
  */
 export async function attention(o: Backend, w: AttnWeights, c: AttnConfig, l: number, h: Tensor, x: Tensor, norm?: { w: Weight; eps: number }): Promise<void> {
   const q = o.act('q', c.H * c.D), k = o.act('k', c.KV * c.D), v = o.act('v', c.KV * c.D);
-  if (norm && !w.qb && !w.kb && !w.vb) await matmulMulti(o, x, { w: norm.w, eps: norm.eps, h }, [{ w: w.q, y: q }, { w: w.k, y: k }, { w: w.v, y: v }]);
-  else {
-    if (norm) await rmsNorm(o, x, norm.w, h, { eps: norm.eps });
-    await matmul(o, h, w.q, w.qb, 'none', q);
-    await matmul(o, h, w.k, w.kb, 'none', k);
-    await matmul(o, h, w.v, w.vb, 'none', v);
-  }
-  let qr = q, kr = k;
-  if (w.qn && w.kn) {
-    qr = o.act('qn', c.H * c.D); kr = o.act('kn', c.KV * c.D);
-    await rmsNorm(o, q, w.qn, qr, { eps: c.qkNormEps!, headDim: c.D, plusOne: c.zeroCentred });
-    await rmsNorm(o, k, w.kn, kr, { eps: c.qkNormEps!, headDim: c.D, plusOne: c.zeroCentred });
-  }
-  await rope(o, qr, w.rope, { D: c.D, R: c.R });
-  await rope(o, kr, w.rope, { D: c.D, R: c.R });
-  const kc = o.state(`${l}.k`), vc = o.state(`${l}.v`);
-  const ctx = kvCtx(kc, c.KV * c.D, kvCacheDtype());
-  await kvStore(o, kr, kc, ctx);
-  await kvStore(o, v, vc, ctx);
+  const parts = [{ w: w.q, y: q }, { w: w.k, y: k }, { w: w.v, y: v }];
+  await matmulMulti(o, norm ? x : h, norm ? { w: norm.w, eps: norm.eps, h } : null, parts);   // the biases are added by rope_kv
+  const kc = o.state(`${l}.k`), vc = o.state(`${l}.v`), kv = kvCacheDtype();
+  const ctx = kvCtx(kc, c.KV * c.D, kv);
+  await ropeKv(o, { q, k, v, kc, vc, table: w.rope, aux: w.aux, H: c.H, KV: c.KV, D: c.D, R: c.R, ctx, kv,
+    norm: w.qn && w.kn ? { eps: c.qkNormEps!, plusOne: c.zeroCentred } : null, bias: !!(w.qb || w.kb || w.vb) });
   const att = o.act('att', c.H * c.D);
-  await sdpa(o, qr, kc, vc, att, { H: c.H, KV: c.KV, D: c.D, ctx, window: c.window });
+  await sdpa(o, q, kc, vc, att, { H: c.H, KV: c.KV, D: c.D, ctx, window: c.window, kv });
   await matmul(o, att, w.o, w.ob, 'none', x, true);
 }
 
@@ -133,18 +147,21 @@ export function loadMlp(r: WeightReader, o: Backend, prefix: string, C: number, 
   };
 }
 
-/** x += down(silu(gate(h)) ⊙ up(h)). With `norm`, h = RMSNorm(x)·norm.w is computed here, as in attention(). */
+/**
+ * x += down(silu(gate(h)) ⊙ up(h)). With `norm`, h = RMSNorm(x)·norm.w is computed here, as in attention(). Without
+ * biases, gate|up is one GEMV with the norm in its prologue and the SwiGLU product in its epilogue (matmul_multi),
+ * and the down projection adds the residual: two dispatches.
+ */
 export async function mlp(o: Backend, w: MlpWeights, h: Tensor, x: Tensor, norm?: { w: Weight; eps: number }): Promise<void> {
   const I = w.gate.shape[0]!;
-  const g = o.act('mlp_g', I), u = o.act('mlp_u', I);
-  if (norm && !w.gb && !w.ub) await matmulMulti(o, x, { w: norm.w, eps: norm.eps, h }, [{ w: w.gate, y: g }, { w: w.up, y: u }]);
+  const g = o.act('mlp_g', I), u = o.act('mlp_u', I), gu = o.act('mlp_gu', I);
+  if (!w.gb && !w.ub) await matmulMulti(o, norm ? x : h, norm ? { w: norm.w, eps: norm.eps, h } : null, [{ w: w.gate, y: g }, { w: w.up, y: u }], 'none', false, { out: gu });
   else {
     if (norm) await rmsNorm(o, x, norm.w, h, { eps: norm.eps });
     await matmul(o, h, w.gate, w.gb, 'none', g);
     await matmul(o, h, w.up, w.ub, 'none', u);
+    await siluMul(o, g, u, gu);
   }
-  const gu = o.act('mlp_gu', I);
-  await siluMul(o, g, u, gu);
   await matmul(o, gu, w.down, w.db, 'none', x, true);
 }
 
@@ -161,5 +178,5 @@ export async function decoderForward(o: Backend, w: DecoderWeights, c: { hidden:
     await attention(o, L.attn, c.attn, l, h, x, { w: L.norm1, eps: c.eps });   // the norms run inside the projections
     await mlp(o, L.mlp, h, x, { w: L.norm2, eps: c.eps });
   }
-  return logits(o, x, w.head, (xk, xn) => rmsNorm(o, xk, w.norm, xn, { eps: c.eps }));
+  return logits(o, x, w.head, { w: w.norm, eps: c.eps });   // the final norm runs inside the head GEMV
 }

@@ -9,7 +9,7 @@ import type { Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import { defineArch } from './arch.ts';
 import { attention, attnState, loadAttention, loadHead, loadMlp, logits, mlp, ropeConfig, ropeWeight, type AttnConfig, type AttnWeights, type MlpWeights } from './blocks.ts';
-import { loadExperts, routedExperts } from './moe.ts';
+import { denseMlp, hasFp8, loadExperts, loadRouter, normWeight, routedExperts } from './moe.ts';
 
 export interface Qwen3MoeConfig {
   hidden_size: number; num_hidden_layers: number; vocab_size: number; rms_norm_eps: number; tie_word_embeddings: boolean;
@@ -73,10 +73,10 @@ export default defineArch<Qwen3MoeConfig, Weights>({
     for (let l = 0; l < c.num_hidden_layers; l++) {
       const p = `model.layers.${l}.`, a = `${p}self_attn.`, m = `${p}mlp.`;
       layers.push({
-        norm1: vec(`${p}input_layernorm.weight`), norm2: vec(`${p}post_attention_layernorm.weight`),
+        norm1: normWeight(r, o, `${p}input_layernorm.weight`, C, false), norm2: normWeight(r, o, `${p}post_attention_layernorm.weight`, C, false),
         attn: loadAttention(c.attn, r, o, C, { q: `${a}q_proj`, k: `${a}k_proj`, v: `${a}v_proj`, o: `${a}o_proj`, qn: `${a}q_norm`, kn: `${a}k_norm` },
           { qkv: c.attention_bias, o: c.attention_bias }, table),
-        router: c.moe[l] ? o.weight(`${m}gate.weight`, r.read(`${m}gate.weight`, [c.num_experts, C]), true) : null,
+        router: c.moe[l] ? loadRouter(r, o, `${m}gate`, c.num_experts, C, null) : null,
         experts: c.moe[l] ? loadExperts(r, o, `${m}experts`, c.num_experts, c.moe_intermediate_size, C) : null,
         mlp: c.moe[l] ? null : loadMlp(r, o, `${p}mlp`, C, c.intermediate_size),
       });
@@ -91,11 +91,15 @@ export default defineArch<Qwen3MoeConfig, Weights>({
     await embed(o, w.emb, x);
     for (let l = 0; l < w.layers.length; l++) {
       const L = w.layers[l]!;
-      await rmsNorm(o, x, L.norm1, h, { eps });
-      await attention(o, L.attn, c.attn, l, h, x);
-      await rmsNorm(o, x, L.norm2, h, { eps });
-      if (L.experts) await routedExperts(o, L.router!, L.experts, c.num_experts_per_tok, c.norm_topk_prob, h, x);
-      else await mlp(o, L.mlp!, h, x);
+      // the input norm inside the q|k|v GEMV (matmul_multi reads no fp8: a separate rms_norm then)
+      if (!hasFp8(L.attn.q, L.attn.k, L.attn.v)) await attention(o, L.attn, c.attn, l, h, x, { w: L.norm1, eps });
+      else {
+        await rmsNorm(o, x, L.norm1, h, { eps });
+        await attention(o, L.attn, c.attn, l, h, x);
+      }
+      // the post-attention norm runs inside the router GEMV and the experts' gate|up (or the MLP's gate|up)
+      if (L.experts) await routedExperts(o, L.router!, L.experts, c.num_experts_per_tok, c.norm_topk_prob, x, h, { w: L.norm2, eps });
+      else await denseMlp(o, L.mlp!, x, h, { w: L.norm2, eps });
     }
     return logits(o, x, w.head, (xk, xn) => rmsNorm(o, xk, w.norm, xn, { eps }));
   },

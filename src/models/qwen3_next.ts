@@ -7,23 +7,23 @@
 // decode, a grouped GEMM over expert segments for prefill); the experts of a layer are one gate|up and one down tensor.
 // FP8 checkpoints (F8_E4M3 + weight_scale_inv) keep their bytes on the GPU for the experts and the matrices that are
 // not cut into parts; the cut ones (in_proj_qkvz/ba, q_proj) stay fp8 when the cuts fall on scale-block edges.
-import { rope } from '../../kernels/attention/rope.ts';
-import { kvCacheDtype, kvCtx, kvStore, sdpa } from '../../kernels/attention/sdpa.ts';
+import { ropeKv, ropeKvAux } from '../../kernels/attention/rope_kv.ts';
+import { kvCacheDtype, kvCtx, sdpa } from '../../kernels/attention/sdpa.ts';
 import { convState, shortConv } from '../../kernels/conv/short_conv.ts';
 import { deltaRule, deltaState, type DeltaDims } from '../../kernels/delta/delta_rule.ts';
 import { mul } from '../../kernels/elementwise/mul.ts';
-import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
-import type { ExpertWeights } from '../../kernels/moe/moe_experts.ts';
+import type { ExpertWeights, SharedExpert } from '../../kernels/moe/moe_experts.ts';
 import { embed } from '../../kernels/embed/embed.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
+import { matmulMulti } from '../../kernels/matmul/matmul_gemv_multi.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
 import type { Backend, HostWeight, StateSpec, Tensor, Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import { dequantFp8 } from '../load/safetensors.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { defineArch } from './arch.ts';
-import { loadExperts, routedExperts } from './moe.ts';
-import { attnState, loadHead, loadMlp, logits, mlp, ropeConfig, type AttnConfig, type MlpWeights } from './blocks.ts';
+import { denseMlp, loadExperts, loadRouter, loadSharedExpert, normedProjections, normWeight, routedExperts } from './moe.ts';
+import { attnState, hostF32, loadHead, loadMlp, logits, mlp, ropeConfig, type AttnConfig, type MlpWeights } from './blocks.ts';
 import { invFreq, ropeTable } from '../../kernels/attention/rope.ref.ts';
 
 /** Positions of the RoPE table: the published 262 144-token context (only R = D/4 rotary dims, so 67 MB at most). */
@@ -53,8 +53,9 @@ interface GatedAttnWeights {
   q: Weight; gate: Weight; k: Weight; v: Weight; o: Weight;
   qb: Weight | null; gb: Weight | null; kb: Weight | null; vb: Weight | null; ob: Weight | null;
   qn: Weight; kn: Weight; rope: Weight;
+  aux: Weight;                                 // rope_kv's q/k norm weights and q/k/v biases (ropeKvAux)
 }
-interface MoeWeights { router: Weight; experts: ExpertWeights; shared: MlpWeights | null; sharedGate: Weight | null }
+interface MoeWeights { router: Weight; experts: ExpertWeights; shared: SharedExpert | null }
 interface Layer {
   in_norm: Weight; post_norm: Weight;
   gdn: GdnWeights | null; attn: GatedAttnWeights | null;
@@ -184,7 +185,8 @@ export default defineArch<Qwen3NextConfig, Weights>({
       const p = `model.layers.${l}.`;
       const full = c.layer_types[l] === 'full_attention';
       layers.push({
-        in_norm: vec(`${p}input_layernorm.weight`, [d]), post_norm: vec(`${p}post_attention_layernorm.weight`, [d]),
+        // zero-centred norms as f32 1 + w (the fused prologues take a plain weight)
+        in_norm: normWeight(r, o, `${p}input_layernorm.weight`, d, true), post_norm: normWeight(r, o, `${p}post_attention_layernorm.weight`, d, true),
         gdn: full ? null : loadGdn(c, r, o, `${p}linear_attn.`),
         attn: full ? loadGatedAttn(c, r, o, `${p}self_attn.`, table) : null,
         moe: c.moe[l] ? loadMoe(c, r, o, `${p}mlp.`) : null,
@@ -201,12 +203,12 @@ export default defineArch<Qwen3NextConfig, Weights>({
     await embed(o, w.emb, x);
     for (let l = 0; l < w.layers.length; l++) {
       const L = w.layers[l]!;
-      await rmsNorm(o, x, L.in_norm, h, { eps, plusOne: true });
-      if (L.gdn) await gatedDeltaNet(o, L.gdn, c, l, h, x);
-      else await gatedAttention(o, L.attn!, c.attn, l, h, x);
-      await rmsNorm(o, x, L.post_norm, h, { eps, plusOne: true });
-      if (L.moe) await sparseMoe(o, L.moe, c, h, x);
-      else await mlp(o, L.mlp!, h, x);
+      // the input norm runs inside the mixer's projections
+      if (L.gdn) await gatedDeltaNet(o, L.gdn, c, l, x, h, { w: L.in_norm, eps });
+      else await gatedAttention(o, L.attn!, c.attn, l, x, h, { w: L.in_norm, eps });
+      // the post-attention norm runs inside the router GEMV and the experts' gate|up (or the MLP's gate|up)
+      if (L.moe) await routedExperts(o, L.moe.router, L.moe.experts, c.num_experts_per_tok, c.norm_topk_prob, x, h, { w: L.post_norm, eps }, L.moe.shared);
+      else await denseMlp(o, L.mlp!, x, h, { w: L.post_norm, eps });
     }
     return logits(o, x, w.head, (xk, xn) => rmsNorm(o, xk, w.norm, xn, { eps, plusOne: true }));
   },
@@ -232,12 +234,15 @@ function loadGdn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: string): Gd
   };
 }
 
-/** x += out_proj(gated RMSNorm(delta rule(conv(q|k|v)), z)): two projections, one conv, the delta rule with the norm. */
-async function gatedDeltaNet(o: Backend, w: GdnWeights, c: Qwen3NextConfig, l: number, h: Tensor, x: Tensor): Promise<void> {
+/**
+ * x += out_proj(gated RMSNorm(delta rule(conv(q|k|v)), z)) of h = RMSNorm(x)·norm.w: the q|k|v|z and a|b projections
+ * with the norm in their prologue (one GEMV; fp8 q|k|v|z and dequantized a|b: two), one conv, the delta rule with the
+ * gated norm.
+ */
+async function gatedDeltaNet(o: Backend, w: GdnWeights, c: Qwen3NextConfig, l: number, x: Tensor, h: Tensor, norm: { w: Weight; eps: number }): Promise<void> {
   const g = c.gdn, KD = g.H * g.DK, VD = g.HV * g.DV;
   const p = o.act('gdn_qkvz', 2 * KD + 2 * VD), ba = o.act('gdn_ba', 2 * g.HV), qkv = o.act('gdn_qkv', 2 * KD + VD), yn = o.act('gdn_yn', VD);
-  await matmul(o, h, w.qkvz, null, 'none', p);
-  await matmul(o, h, w.ba, null, 'none', ba);
+  await normedProjections(o, x, h, norm, [{ w: w.qkvz, y: p }, { w: w.ba, y: ba }]);
   await shortConv(o, p, w.conv, o.state(`${l}.conv`), qkv, 'silu');   // the q|k|v columns of p
   await deltaRule(o, {
     q: qkv, k: qkv, v: qkv, a: ba, gp: w.gp, b: ba, state: o.state(`${l}.S`), out: yn, d: g,
@@ -256,36 +261,45 @@ function loadGatedAttn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: strin
   const qRows = Array.from({ length: H }, (_, hh) => range(2 * hh * D, D)).flat(), gRows = qRows.map(i => i + D);
   const qw = r.readQ(`${a}q_proj.weight`, [2 * H * D, d]);
   const qbw = bias ? r.read(`${a}q_proj.bias`, [2 * H * D]) : null;
+  const hv = (n: string, s: number[]) => { const w = r.read(n, s); return { w: o.weight(n, w, false), f: hostF32(w) }; };
+  const qn = hv(`${a}q_norm.weight`, [D]), kn = hv(`${a}k_norm.weight`, [D]);
+  const kb = bias ? hv(`${a}k_proj.bias`, [KV * D]) : null, vb = bias ? hv(`${a}v_proj.bias`, [KV * D]) : null;
+  const qbq = qbw ? pickRows(qbw, qRows, 1) : null;
+  const aux = ropeKvAux(c.attn, qn.f, kn.f, qbq ? hostF32(qbq) : null, kb?.f ?? null, vb?.f ?? null)!;
   return {
     q: o.weight(`${a}q_proj.q`, pickRows(qw, qRows, d), true), gate: o.weight(`${a}q_proj.gate`, pickRows(qw, gRows, d), true),
     qb: qbw ? o.weight(`${a}q_proj.bias.q`, pickRows(qbw, qRows, 1), false) : null,
     gb: qbw ? o.weight(`${a}q_proj.bias.gate`, pickRows(qbw, gRows, 1), false) : null,
     k: mat(`${a}k_proj.weight`, [KV * D, d]), v: mat(`${a}v_proj.weight`, [KV * D, d]), o: mat(`${a}o_proj.weight`, [d, H * D]),
-    kb: bias ? vec(`${a}k_proj.bias`, [KV * D]) : null, vb: bias ? vec(`${a}v_proj.bias`, [KV * D]) : null,
+    kb: kb?.w ?? null, vb: vb?.w ?? null,
     ob: bias ? vec(`${a}o_proj.bias`, [d]) : null,
-    qn: vec(`${a}q_norm.weight`, [D]), kn: vec(`${a}k_norm.weight`, [D]), rope: table,
+    qn: qn.w, kn: kn.w, rope: table,
+    aux: o.weight(`${a}rope_kv_aux`, { shape: [aux.length], dtype: 'f32', f32: aux }, false),
   };
 }
 
-/** x += o_proj(attention(h) ⊙ σ(gate(h))) for layer l. */
-async function gatedAttention(o: Backend, w: GatedAttnWeights, c: AttnConfig, l: number, h: Tensor, x: Tensor): Promise<void> {
+/**
+/**
+ * x += o_proj(attention(h) ⊙ σ(gate(h))) for layer l, h = RMSNorm(x)·norm.w: inside the q|gate|k and v GEMVs
+ * (normedProjections: matmul_multi; fp8: matmul_fp8_multi); with projection biases, a separate rms_norm, q|k|v as one
+ * GEMV and the gate (rope_kv adds the q/k/v biases). Then rope_kv (zero-centred q/k norms, RoPE, KV-cache append),
+ * sdpa, the gate product and o_proj.
+ */
+async function gatedAttention(o: Backend, w: GatedAttnWeights, c: AttnConfig, l: number, x: Tensor, h: Tensor, norm: { w: Weight; eps: number }): Promise<void> {
   const { H, KV, D } = c;
   const q = o.act('att_q', H * D), gate = o.act('att_gate', H * D), k = o.act('att_k', KV * D), v = o.act('att_v', KV * D);
-  const qn = o.act('att_qn', H * D), kn = o.act('att_kn', KV * D);
-  await matmul(o, h, w.q, w.qb, 'none', q);
-  await matmul(o, h, w.gate, w.gb, 'sigmoid', gate);
-  await matmul(o, h, w.k, w.kb, 'none', k);
-  await matmul(o, h, w.v, w.vb, 'none', v);
-  await rmsNorm(o, q, w.qn, qn, { eps: c.qkNormEps!, headDim: D, plusOne: true });
-  await rmsNorm(o, k, w.kn, kn, { eps: c.qkNormEps!, headDim: D, plusOne: true });
-  await rope(o, qn, w.rope, { D, R: c.R });
-  await rope(o, kn, w.rope, { D, R: c.R });
-  const kc = o.state(`${l}.k`), vc = o.state(`${l}.v`);
-  const ctx = kvCtx(kc, KV * D, kvCacheDtype());
-  await kvStore(o, kn, kc, ctx);
-  await kvStore(o, v, vc, ctx);
+  const bias = !!(w.qb || w.kb || w.vb);
+  if (!bias && !w.gb) await normedProjections(o, x, h, norm, [{ w: w.q, y: q }, { w: w.gate, y: gate, act: 'sigmoid' }, { w: w.k, y: k }, { w: w.v, y: v }]);
+  else {
+    await rmsNorm(o, x, norm.w, h, { eps: norm.eps });
+    await matmulMulti(o, h, null, [{ w: w.q, y: q }, { w: w.k, y: k }, { w: w.v, y: v }]);
+    await matmul(o, h, w.gate, w.gb, 'sigmoid', gate);
+  }
+  const kc = o.state(`${l}.k`), vc = o.state(`${l}.v`), kv = kvCacheDtype();
+  const ctx = kvCtx(kc, KV * D, kv);
+  await ropeKv(o, { q, k, v, kc, vc, table: w.rope, aux: w.aux, H, KV, D, R: c.R, ctx, kv, norm: { eps: c.qkNormEps!, plusOne: true }, bias });
   const att = o.act('att', H * D), gated = o.act('att_gated', H * D);
-  await sdpa(o, qn, kc, vc, att, { H, KV, D, ctx, window: 0 });
+  await sdpa(o, q, kc, vc, att, { H, KV, D, ctx, window: 0, kv });
   await mul(o, att, gate, gated);
   await matmul(o, gated, w.o, w.ob, 'none', x, true);
 }
@@ -295,24 +309,8 @@ async function gatedAttention(o: Backend, w: GatedAttnWeights, c: AttnConfig, l:
 function loadMoe(c: Qwen3NextConfig, r: WeightReader, o: Backend, p: string): MoeWeights {
   const d = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size, Ish = c.shared_expert_intermediate_size;
   return {
-    router: o.weight(`${p}gate.weight`, r.read(`${p}gate.weight`, [E, d]), true), experts: loadExperts(r, o, `${p}experts`, E, I, d),
-    shared: Ish > 0 ? loadMlp(r, o, `${p}shared_expert`, d, Ish) : null,
-    sharedGate: Ish > 0 ? o.weight(`${p}shared_expert_gate.weight`, r.read(`${p}shared_expert_gate.weight`, [1, d]), true) : null,
+    router: loadRouter(r, o, `${p}gate`, E, d, Ish > 0 ? `${p}shared_expert_gate.weight` : null),
+    experts: loadExperts(r, o, `${p}experts`, E, I, d),
+    shared: Ish > 0 ? loadSharedExpert(r, o, `${p}shared_expert`, Ish, d) : null,
   };
-}
-
-/** x += Σ_j w_j(h)·SwiGLU_{e_j}(h) over each token's top-k experts + σ(h·W_sg)·SwiGLU_shared(h). */
-async function sparseMoe(o: Backend, w: MoeWeights, c: Qwen3NextConfig, h: Tensor, x: Tensor): Promise<void> {
-  await routedExperts(o, w.router, w.experts, c.num_experts_per_tok, c.norm_topk_prob, h, x);
-  if (w.shared && w.sharedGate) {
-    const Ish = c.shared_expert_intermediate_size;
-    const sg = o.act('moe_sh_gate', 1), sgv = o.act('moe_sh_g', Ish), suv = o.act('moe_sh_u', Ish);
-    const sgu = o.act('moe_sh_gu', Ish), sgus = o.act('moe_sh_gus', Ish);
-    await matmul(o, h, w.sharedGate, null, 'sigmoid', sg);
-    await matmul(o, h, w.shared.gate, null, 'none', sgv);
-    await matmul(o, h, w.shared.up, null, 'none', suv);
-    await siluMul(o, sgv, suv, sgu);
-    await mul(o, sgu, sg, sgus, { col: 0 });
-    await matmul(o, sgus, w.shared.down, null, 'none', x, true);
-  }
 }

@@ -114,7 +114,7 @@ export class Engine {
     try {
       if (!prev || prev.slots.join() !== slots.join()) throw new Error(`runArgmaxFed: slots ${slots.join(',')} are not the previous greedy call's (${prev?.slots.join(',') ?? 'none'})`);
       let outs: Pick[];
-      await this.ready();
+      if (!this.measured) await this.ready();   // once measured, a step is packed (positions advanced) synchronously at the call
       if (this.model.backend.feedsIds && knob('FLA_HOST_ARGMAX') !== '1' && slots.length <= this.budget) outs = await this.argmaxSteps(slots.map(slot => ({ slot, tokens: [0] })), g, prev, rows);
       else {
         const r = await prev.result;
@@ -164,7 +164,7 @@ export class Engine {
    */
   private async steps(seqs: SeqInput[], mode: Mode, got: (seq: number, row: number, data: Float32Array, j: number) => void,
     g: Greedy | null = null, fedFrom: Greedy | null = null, rows?: (SampleRow | null)[]): Promise<void> {
-    await this.ready();
+    if (!this.measured) await this.ready();   // once measured, a step is packed (positions advanced) synchronously at the call
     const V = this.vocab;
     const done = seqs.map(() => 0);
     for (const s of seqs) {

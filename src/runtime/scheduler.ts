@@ -1,7 +1,8 @@
 // Continuous batching on one Engine: admits requests into free slots, packs each step from a token budget
 // (decode tokens of running sequences first, then the prefill budget shared round-robin by the prompts still
 // prefilling, so a long prompt cannot starve a short one), samples and streams per request through the same
-// SeqDecoder as generate(), and frees a slot as soon as its sequence ends. Exactly one Engine.run is in flight.
+// SeqDecoder as generate(), and frees a slot as soon as its sequence ends. One step is in flight, and while the batch
+// is decode-only and unchanged, the next one too (submitted ahead, its tokens fed on the device: stepAhead).
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { FlaError, GpuError, UsageError } from '../util/errors.ts';
 import type { Engine, SeqInput } from './engine.ts';
@@ -201,7 +202,58 @@ export class Scheduler {
     }
   }
 
+  /**
+   * A decode step submitted one step ahead (Engine.runArgmaxFed): it fed each of `seqs` the token the step before
+   * it picks, before that token was back. While the batch stays the same, each step submits the next one first.
+   */
+  private ahead: { seqs: Seq[]; ids: Promise<{ id: number }[]> } | null = null;
+
+  /** May a decode step of exactly `seqs` (all running, each fed its next token) be followed by one submitted ahead? */
+  private canRunAhead(seqs: Seq[], onDevice: 'argmax' | 'sample' | null): boolean {
+    const e = this.engine;
+    return onDevice !== null && !this.cache && e.canRunAhead(false)
+      && (this.waiting.length === 0 || this.running.length >= this.slots)   // no prompt will join the batch
+      && seqs.length === this.running.length && seqs.length <= e.budget
+      && seqs.every(s => !s.done && !s.req.signal?.aborted && s.next !== null && (s.dec.greedy || s.dec.feedsAhead)
+        // the token this step picks is not the last, and the context has room for feeding it
+        && s.dec.ids.length + 1 < s.req.maxTokens && (!e.bounded || e.positions[s.slot]! < e.ctx));
+  }
+
+  private rowsOf(seqs: Seq[], onDevice: 'argmax' | 'sample' | null, ahead: number) {
+    return onDevice === 'sample' ? seqs.map(s => (s.dec.greedy ? null : s.dec.deviceRow(ahead))) : undefined;
+  }
+
+  /** Take the step submitted ahead: submit the next one while the batch is unchanged, then stream its tokens. */
+  private async stepAhead(a: { seqs: Seq[]; ids: Promise<{ id: number }[]> }): Promise<void> {
+    this.ahead = null;
+    const onDevice = a.seqs.every(s => s.dec.greedy) ? 'argmax' : 'sample';
+    // every sequence still running and fed ahead: the next step feeds each the token `a` gives
+    let next: Promise<{ id: number }[]> | null = null;
+    if (this.canRunAhead(a.seqs, onDevice)) {
+      next = this.engine.runArgmaxFed(a.seqs.map(s => s.slot), this.rowsOf(a.seqs, onDevice, 1));
+      next.catch(() => {});
+    }
+    let ids: number[];
+    try { ids = (await a.ids).map(r => r.id); } catch (e) { this.failStep(a.seqs, e); return; }
+    this.counts.steps++;
+    let made = 0;
+    a.seqs.forEach((s, i) => {
+      if (s.done) return;   // ended while this step ran (its slot may be another request's now: that reset comes after it)
+      s.next = null;
+      if (this.advance(s, ids[i]!)) made++;
+    });
+    this.recent.push([performance.now(), made]);
+    if (next) this.ahead = { seqs: a.seqs, ids: next };
+  }
+
+  private failStep(seqs: Seq[], e: unknown): void {
+    const err = e instanceof Error ? e : new Error(String(e));
+    if (err instanceof GpuError) this.failure = err.message;
+    for (const s of seqs) this.finish(s, 'error', err);
+  }
+
   private async step(): Promise<void> {
+    if (this.ahead) return this.stepAhead(this.ahead);
     const plan: { seq: Seq; input: SeqInput; sample: boolean }[] = [];
     let budget = this.engine.budget;
     for (const s of this.running) if (s.next !== null) { plan.push({ seq: s, input: { slot: s.slot, tokens: [s.next] }, sample: true }); budget--; }
@@ -224,13 +276,20 @@ export class Scheduler {
     try {
       const keepsLogits = this.cache && plan.some(p => p.seq.next === null);
       const onDevice = !keepsLogits && (plan.every(p => p.seq.dec.greedy) ? 'argmax' : this.engine.deviceSampling ? 'sample' : null);
-      const rows = onDevice === 'sample' ? plan.map(p => (p.seq.dec.greedy ? null : p.seq.dec.deviceRow())) : undefined;
-      if (onDevice) ids = (await this.engine.runArgmax(plan.map(p => p.input), rows)).map(r => r.id);
-      else logits = await this.engine.run(plan.map(p => p.input));
+      const rows = this.rowsOf(plan.map(p => p.seq), onDevice || null, 0);
+      if (onDevice) {
+        const main = this.engine.runArgmax(plan.map(p => p.input), rows);
+        // a decode-only step of the whole batch: submit the next step, fed on the device, before this one is back
+        const seqs = plan.map(p => p.seq);
+        if (plan.every(p => p.input.tokens.length === 1 && p.sample) && this.canRunAhead(seqs, onDevice)) {
+          const ids = this.engine.runArgmaxFed(seqs.map(s => s.slot), this.rowsOf(seqs, onDevice, 1));
+          ids.catch(() => {});
+          this.ahead = { seqs, ids };
+        }
+        ids = (await main).map(r => r.id);
+      } else logits = await this.engine.run(plan.map(p => p.input));
     } catch (e) {
-      const err = e instanceof Error ? e : new Error(String(e));
-      if (err instanceof GpuError) this.failure = err.message;
-      for (const p of plan) this.finish(p.seq, 'error', err);
+      this.failStep(plan.map(p => p.seq), e);
       return;
     }
     this.counts.steps++;

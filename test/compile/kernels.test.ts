@@ -14,7 +14,7 @@ import { FEATURE_LAYERS } from '../../kernels/linear_attn/feature_map.ref.ts';
 import { ACT, type Act } from '../../kernels/matmul/matmul.ref.ts';
 import gemmSource from '../../kernels/matmul/matmul_gemm.wgsl' with { type: 'text' };
 import { OPS } from '../../kernels/registry.ts';
-import { expertWeights, type ExpertWeights } from '../../kernels/moe/moe_experts.ts';
+import { expertWeights, sharedExpert, type ExpertWeights, type SharedExpert } from '../../kernels/moe/moe_experts.ts';
 import type { HostWeight } from '../../src/backend/backend.ts';
 import type { Kernel, Op } from '../../src/backend/op.ts';
 import { bindingNames } from '../../src/gpu/wgsl.ts';
@@ -36,6 +36,12 @@ function experts(dt: 'bf16' | 'fp8'): ExpertWeights {
   const dn = dt === 'fp8' ? fp8([4, 64, 32], 64) : { shape: [4, 64, 32], dtype: dt, bits16: new Uint16Array(4 * 64 * 32) };
   return expertWeights(gpuBackend(), `compile experts ${dt}`, gu, dn, 4, 32, 64, 2 * 64 * 64 * 2);
 }
+/** A shared expert (64 → 48) in bf16 or fp8. */
+function shared(dt: 'bf16' | 'fp8'): SharedExpert {
+  const gu = dt === 'fp8' ? fp8([96, 64], 48) : { shape: [96, 64], dtype: dt, bits16: new Uint16Array(96 * 64) };
+  const dn = dt === 'fp8' ? fp8([64, 48]) : { shape: [64, 48], dtype: dt, bits16: new Uint16Array(64 * 48) };
+  return sharedExpert(gpuBackend(), `compile shared ${dt}`, gu, dn, 48, 64);
+}
 const DTYPES = ['f32', 'bf16', 'f16'] as const;
 const BOOLS = [false, true];
 const KV_DTYPES = ['f32', 'f16', 'bf16'] as const;
@@ -48,6 +54,11 @@ const KV_DTYPES = ['f32', 'f16', 'bf16'] as const;
 const CASES: Record<string, () => { what: string; args: any }[]> = {
   abc: () => [{ what: 'DK 64 DV 64 M 32', args: { q: t(128), k: t(128), v: t(128), s: t(64), state: state(abcStateCols({ H: 2, DK: 64, DV: 64, M: 32 })), out: t(128, { name: 'o' }), H: 2, DK: 64, DV: 64, M: 32, scale: 0.125, clampMin: -32, clampMax: 32 } }],
   rope: () => [{ what: 'D 64 R 32', args: { x: t(128), table: w([2, 16, 16]), D: 64, R: 32 } }],
+  rope_kv: () => KV_DTYPES.flatMap(kv => [[64, false, false], [128, true, false], [256, true, true], [64, false, true]].map(([D, norm, bias]) => {
+    const KVD = 2 * (D as number), cols = (kv === 'f32' ? 16 : 8) * KVD, aux = (norm ? 2 * (D as number) : 0) + (bias ? 4 * (D as number) + 2 * KVD : 0);
+    return { what: `D ${D} norm=${norm} bias=${bias} kv ${kv}`, args: { q: t(4 * (D as number)), k: t(KVD, { name: 'k' }), v: t(KVD, { name: 'v' }), kc: state(cols), vc: t(cols, { name: 'vc' }),
+      table: w([2, 16, (D as number) / 4]), aux: aux ? w([aux]) : null, H: 4, KV: 2, D, R: (D as number) / 2, ctx: 16, kv, norm: norm ? { eps: 1e-6, plusOne: bias } : null, bias } };
+  })),
   kv_store: () => KV_DTYPES.map(dt => ({ what: `ctx 16 ${dt}`, args: { x: t(64), cache: state(dt === 'f32' ? 16 * 64 : 8 * 64), ctx: 16, dtype: dt } })),
   sdpa: () => KV_DTYPES.flatMap(kv => [64, 128, 256].map(D => {
     const cols = (kv === 'f32' ? 16 : 8) * 2 * D;
@@ -78,17 +89,33 @@ const CASES: Record<string, () => { what: string; args: any }[]> = {
   })),
   matmul: () => [...(['bf16', 'f16'] as const).map(dt => ({ what: `${dt} 130 → 200`, args: { x: t(130), w: w([200, 130], dt), bias: null, y: t(200), act: 'none', accumulate: false } })),
     { what: 'bf16 264 → 200', args: { x: t(264), w: w([200, 264], 'bf16'), bias: null, y: t(200), act: 'none', accumulate: false } }],
-  matmul_multi: () => [{ what: '3 parts + norm', args: { x: t(64), norm: { w: w([64]), eps: 1e-5, h: t(64, { name: 'h' }) }, parts: [{ w: w([32, 64], 'bf16'), y: t(32, { name: 'q' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'k' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'v' }) }], act: 'none', accumulate: false } }],
+  matmul_multi: () => [{ what: '3 parts + norm', args: { x: t(64), norm: { w: w([64]), eps: 1e-5, h: t(64, { name: 'h' }) }, parts: [{ w: w([32, 64], 'bf16'), y: t(32, { name: 'q' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'k' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'v' }) }], act: 'none', accumulate: false } },
+    { what: 'gate|up + norm + SwiGLU', args: { x: t(64), norm: { w: w([64]), eps: 1e-5, h: t(64, { name: 'h' }) }, parts: [{ w: w([32, 64], 'bf16'), y: t(32, { name: 'q' }) }, { w: w([32, 64], 'bf16'), y: t(32, { name: 'k' }) }], act: 'none', accumulate: false, swiglu: { out: t(32, { name: 'gu' }) } } }],
   argmax: () => [{ what: 'V 1000', args: { logits: t(1000, { rows: 'k' }), out: t(2, { rows: 'k', name: 'out' }), ids: t(1, { rows: 'k', name: 'ids' }) } }],
   sample: () => [{ what: 'V 1000 P 48', args: { logits: t(1000, { rows: 'k' }), params: t(48, { rows: 'k', name: 'params' }), out: t(2, { rows: 'k', name: 'out' }), ids: t(1, { rows: 'k', name: 'ids' }) } }],
   matmul_fp8: () => [{ what: 'fp8 132 → 200', args: { x: t(132), w: gpuBackend().weight('compile fp8', fp8([200, 132]), true), bias: null, y: t(200), act: 'none', accumulate: false } }],
-  moe_topk: () => BOOLS.map(norm => ({ what: `norm=${norm}`, args: { logits: t(8), sel: t(4, { name: 'sel' }), k: 2, norm } })),
-  moe_experts: () => (['bf16', 'fp8'] as const).map(dt => ({ what: `${dt} E 4 top-2`, args: { h: t(64), sel: t(4, { name: 'sel' }), w: experts(dt), y: t(64, { name: 'y' }) } })),
+  moe_topk: () => BOOLS.flatMap(norm => BOOLS.map(sh => ({ what: `norm=${norm} shared=${sh}`, args: { logits: t(sh ? 9 : 8), sel: t(sh ? 5 : 4, { name: 'sel' }), k: 2, norm, shared: sh } }))),
+  moe_experts: () => (['bf16', 'fp8'] as const).flatMap(dt => [
+    { what: `${dt} E 4 top-2`, args: { h: t(64), sel: t(4, { name: 'sel' }), w: experts(dt), y: t(64, { name: 'y' }), k: 2, shared: null, norm: null } },
+    { what: `${dt} E 4 top-2 + shared, norm`, args: { h: t(64), sel: t(5, { name: 'sel' }), w: experts(dt), y: t(64, { name: 'y' }), k: 2, shared: shared(dt), norm: { w: w([64]), eps: 1e-6, h: t(64, { name: 'hn' }) } } },
+    { what: `${dt} E 4 top-2 + shared of the other dtype`, args: { h: t(64), sel: t(5, { name: 'sel' }), w: experts(dt), y: t(64, { name: 'y' }), k: 2, shared: shared(dt === 'fp8' ? 'bf16' : 'fp8'), norm: null } },
+  ]),
   moe_route: () => BOOLS.map(norm => ({ what: `norm=${norm}`, args: { logits: t(8), w: t(8, { name: 'w' }), k: 2, norm } })),
   layer_norm: () => [{ what: 'C 64', args: { x: t(64), w: w([64]), b: w([64]), y: t(64, { name: 'y' }), eps: 1e-5 } }],
   rms_norm: () => [{ what: 'C 64', args: { x: t(64), w: w([64]), g: null, y: t(64, { name: 'y' }), C: 64, G: 1, eps: 1e-6, plusOne: false } }],
   token_shift: () => [1, 6].map(M => ({ what: `M ${M}`, args: { h: t(64), state: state(64), mix: w([M, 64]), out: t(64, { planes: M, name: 'out' }) } })),
   shift_store: () => [{ what: 'C 64', args: { h: t(64), state: state(64) } }],
+  ln_shift: () => [1, 6].flatMap(M => BOOLS.map(pre => ({ what: `M ${M} pre=${pre}`, args: { x: t(64), nw: w([pre ? 4 : 2, 64]), state: state(64), mix: w([M, 64]), out: t(64, { planes: M, name: 'out' }), xo: pre ? t(64, { name: 'xo' }) : null, eps: 1e-5 } }))),
+  wkv7_lora: () => (['bf16', 'f32'] as const).flatMap(dt => BOOLS.map(first => {
+    const ranks = { w: 32, a: 32, g: 64, v: first ? 0 : 16 }, R = ranks.w + ranks.a + ranks.g + ranks.v;
+    return { what: `D 64 ${dt} first=${first}`, args: { proj: t(128, { planes: 6 }), lora: t(R, { name: 'lora' }), wu: w([R, 128], dt), ranks, params: w([8, 128]), vfirst: t(128, { name: 'vfirst' }), state: state(2 * 64 * 64), out: t(128, { name: 'y' }), D: 64, fuseNorm: true, gnEps: 64e-5 } };
+  })),
+  rwkv7_proj: () => (['bf16', 'f16', 'f32'] as const).map(dt => {
+    const ranks = { w: 32, a: 32, g: 64, v: 16 }, R = 144;
+    const mix = t(128, { planes: 6 }), proj = t(128, { planes: 6, name: 'proj' });
+    const planes = (x: typeof mix) => Array.from({ length: 6 }, (_, i) => gpuBackend().plane(x, i));
+    return { what: `C 128 ${dt}`, args: { mix, mixPlanes: planes(mix), wr: w([128, 128], dt), wk: w([128, 128], dt), wv: w([128, 128], dt), wl: w([R, 128], dt), ranks, proj, projPlanes: planes(proj), lora: t(R, { name: 'lora' }) } };
+  }),
   wkv7: () => BOOLS.map(first => ({ what: `D 64 first=${first}`, args: { proj: t(128, { planes: 6 }), vfirst: t(128, { name: 'vfirst' }), vmix: first ? null : t(128, { name: 'vmix' }), params: w([8, 128]), state: state(2 * 64 * 64), out: t(128, { name: 'y' }), D: 64, fuseNorm: true, gnEps: 64e-5 } })),
 };
 
@@ -133,9 +160,9 @@ describe.skipIf(!HAS_GPU)('every op variant compiles', () => {
     walk(root);
     const entry = (f: string) => f.split('/').pop()!.replace(/\.wgsl$/, '');
     const names = new Set([...all].map(k => k.name));
-    const includes = new Set(Object.keys(INCLUDES));
-    // util/copy.wgsl is fla bench's bandwidth probe, not an op; matmul_sgmat needs subgroup matrices (where the adapter has none, test/regular/kernels/matmul_f16.test.ts skips it)
-    const sgmat = (f: string) => f === 'matmul/matmul_sgmat.wgsl' && !gpu!.subgroupMatrix.length;
+    const includes = new Set([...Object.keys(INCLUDES), ...OPS.flatMap(op => Object.keys(op.includes ?? {}))]);   // shared and op-local includes
+    // util/copy.wgsl is fla bench's bandwidth probe, not an op; matmul_sgmat and its split-K reduction need subgroup matrices (where the adapter has none, test/regular/kernels/matmul_f16.test.ts skips them; matmul_sgmat_wgsl.test.ts resolves both in Tint)
+    const sgmat = (f: string) => (f === 'matmul/matmul_sgmat.wgsl' || f === 'matmul/matmul_sgmat_reduce.wgsl') && !gpu!.subgroupMatrix.length;
     expect(files.filter(f => !includes.has(f.split('/').pop()!) && f !== 'util/copy.wgsl' && !sgmat(f) && !names.has(entry(f)))).toEqual([]);
   });
 

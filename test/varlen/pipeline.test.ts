@@ -4,6 +4,7 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { generate, type GenerateOptions, type GenerateStats } from '../../src/runtime/generate.ts';
 import type { Engine } from '../../src/runtime/engine.ts';
+import { Scheduler } from '../../src/runtime/scheduler.ts';
 import { fixture } from '../helpers/fixtures.ts';
 import { BACKENDS, engine } from '../helpers/model.ts';
 
@@ -84,4 +85,28 @@ for (const name of FIXTURES) {
       }, 120_000);
     });
   }
+}
+
+// fla serve: a decode-only step of the whole batch submits the next one ahead; requests joining (a full batch with
+// one queued) and finishing at different lengths must give the tokens of the serial scheduler
+for (const name of FIXTURES) {
+  const dir = fixture(name);
+  describe.skipIf(!dir || !BACKENDS.includes('gpu'))(`pipelined scheduler ${name} (gpu)`, () => {
+    test('same tokens as FLA_PIPELINE=0, and steps were fed on the device', async () => {
+      const e = engine(dir!, 'gpu', 2, 64);
+      let fed = 0;
+      const f = e.runArgmaxFed.bind(e);
+      e.runArgmaxFed = (...a: Parameters<typeof f>) => { fed++; return f(...a); };
+      const s = new Scheduler(e, null, { eosIds: [] });
+      const greedy = { temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1 };
+      const run = async (pipeline: boolean) => {
+        if (pipeline) delete process.env.FLA_PIPELINE; else process.env.FLA_PIPELINE = '0';
+        const rs = [[1, 2, 3], [4, 5, 6, 7], [8, 9]].map((prompt, i) => s.submit({ prompt, maxTokens: 10 + 5 * i, sampling: greedy }));
+        return Promise.all(rs.map(r => r.result.then(x => x.ids)));
+      };
+      const serial = await run(false), fedSerial = fed, piped = await run(true);
+      expect(piped).toEqual(serial);
+      expect([fedSerial, fed > 10]).toEqual([0, true]);
+    }, 120_000);
+  });
 }

@@ -1,19 +1,20 @@
 // rope, kv_store and sdpa (kernels/attention): GPU against the CPU reference. Queries of several sequences in one
-// step, each continuing a cached prefix (cursor.pos), at lengths around the 64-key block edge and 1000, head dims
-// 64 and 128 (and 80, 256 for the split kernel's thread layouts), GQA ratios 1, 2 and 4, a sliding window; each
-// sdpa variant forced with FLA_KERNEL_SDPA (single: prefill; split: split-K over the context plus a combine pass).
+// step, each continuing a cached prefix (cursor.pos): for single at lengths around its 64-key block edge and 1000;
+// for split / split_wg around their key blocks and split edges up to 3000 and 4000 keys, head dims 64, 128 and 256,
+// GQA ratios 1, 2, 4 and 8, a sliding window, multi-token chunks; each sdpa variant forced with FLA_KERNEL_SDPA
+// (single: prefill; split: split-K over the context plus a combine pass; split_wg: split without subgroups).
 // 16-bit caches are in attention_kv16.test.ts.
 import { describe, expect, test } from 'bun:test';
 import { invFreq, ropeTable } from '../../../kernels/attention/rope.ref.ts';
 import { rope } from '../../../kernels/attention/rope.ts';
-import { kvStore, sdpa, sdpaOp, splitsOf } from '../../../kernels/attention/sdpa.ts';
+import { kvStore, sdpa, sdpaOp, splitPlan, splitsOf } from '../../../kernels/attention/sdpa.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
-import { stepOf, withSdpa } from './attention_steps.ts';
-import { checkBoth, hostWeight, selectCtx } from './harness.ts';
+import { stepOf, withEnv, withSdpa } from './attention_steps.ts';
+import { checkBoth, gpuBackend, hostWeight, selectCtx } from './harness.ts';
 
 
-const SLOTS = 3;
+const SLOTS = 8;
 type Seq = { slot: number; len: number; pos: number };
 
 async function attentionCase(variant: string, H: number, KV: number, D: number, seqs: Seq[], window = 0, ctxExtra = 0): Promise<void> {
@@ -56,27 +57,40 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
     await attentionCase('single', 2, 2, 64, [{ slot: 1, len: 9, pos: 40 }], 16);
   });
 
-  // split: on a CPU adapter S = min(ceil(64 / (n·H)), ceil(ctx / 256)); each split takes ceil(L / S) keys rounded
-  // up to the 256-key block, so these lengths put the context's end just before, on and after split and block
-  // edges (ctx = the longest + 7: S = 5 at the longest, the 1025-key context leaves one key to the fifth split),
-  // and leave some splits empty.
-  for (const [H, KV, D] of [[4, 4, 64], [4, 2, 128], [8, 2, 64], [2, 1, 256], [2, 2, 80]] as const) {
-    test(`split, H=${H} KV=${KV} D=${D}: decode of one sequence at contexts 1, 64, 65, 256, 257, 1000, 1025`, async () => {
-      for (const pos of [0, 63, 64, 255, 256, 999, 1024])
-        await attentionCase('split', H, KV, D, [{ slot: 1, len: 1, pos }], 0, 7);
+  // split / split_wg: FLA_SDPA_SPLITS forces S = 5 splits; each split takes ceil(L / S) keys rounded up to the KB
+  // keys of one iteration (splitPlan: KB depends on the adapter's subgroup size, the head dim and the GQA ratio), so
+  // one decode step of 8 sequences puts a context's end (L = pos + 1) at 1, KB − 1, KB, KB + 1 (one key past the
+  // first block), 5·KB − 1, 5·KB, 5·KB + 1 (a split edge: three splits busy, two empty) and 3000 (several blocks
+  // a split, the last one part-full).
+  // split_wg (workgroup-memory reductions: two barriers a block, slow on lavapipe) runs fewer shapes, up to 1500 keys.
+  const SHAPES = { split: [[4, 4, 64], [8, 2, 128], [16, 2, 256], [8, 1, 64]], split_wg: [[4, 4, 64], [16, 2, 256]] } as const;
+  for (const variant of ['split', 'split_wg'] as const) for (const [H, KV, D] of SHAPES[variant]) {
+    const longest = variant === 'split' ? 3000 : 1500;
+    test(`${variant}, H=${H} KV=${KV} D=${D}: decode of 8 sequences across block and split edges, up to ${longest} keys`, async () => {
+      const ad = gpuBackend().adapter, KB = splitPlan(ad, { H, KV, D, ctx: longest + 7, kv: 'f32' }, variant === 'split').KB;
+      const ls = [1, KB - 1, KB, KB + 1, 5 * KB - 1, 5 * KB, 5 * KB + 1, longest];
+      expect(ls.every((L, i) => i === 0 || L > ls[i - 1]!)).toBe(true);
+      await withEnv('FLA_SDPA_SPLITS', '5', () => attentionCase(variant, H, KV, D, ls.map((L, slot) => ({ slot, len: 1, pos: L - 1 })), 0, 7));
     });
   }
-  test('split, D=128 GQA 4: three sequences at different positions (0, 129, 777) in one decode step', async () => {
-    await attentionCase('split', 8, 2, 128, [{ slot: 0, len: 1, pos: 129 }, { slot: 2, len: 1, pos: 0 }, { slot: 1, len: 1, pos: 777 }]);
-  });
-  test('split, D=64 GQA 2: short chunks (16 and 3 tokens) continuing prefixes 300 and 64', async () => {
-    await attentionCase('split', 4, 2, 64, [{ slot: 2, len: 16, pos: 300 }, { slot: 0, len: 3, pos: 64 }]);
-  });
-  test('split, D=64 and D=128: sliding window 100 over prefixes 40, 99, 100, 500', async () => {
-    for (const D of [64, 128])
-      await attentionCase('split', 4, 2, D, [{ slot: 1, len: 1, pos: 40 }, { slot: 0, len: 1, pos: 99 }, { slot: 2, len: 1, pos: 500 }], 100);
-    await attentionCase('split', 4, 2, 64, [{ slot: 1, len: 2, pos: 99 }, { slot: 0, len: 1, pos: 100 }], 100);
-  });
+  for (const variant of ['split', 'split_wg']) {
+    test(`${variant}, D=64 GQA 4: one sequence at ${variant === 'split' ? 4000 : 1000} keys, S from splitsOf (and packed steps: three sequences)`, async () => {
+      await attentionCase(variant, 8, 2, 64, [{ slot: 1, len: 1, pos: variant === 'split' ? 3999 : 999 }], 0, 100);
+      await attentionCase(variant, 8, 2, 128, [{ slot: 0, len: 1, pos: 129 }, { slot: 2, len: 1, pos: 0 }, { slot: 1, len: 1, pos: 777 }]);
+    });
+    test(`${variant}: many splits (S = 42 at D=64, 13 at D=256: the combine's four-load loop and its remainder)`, async () => {
+      await withEnv('FLA_SDPA_SPLITS', '42', () => attentionCase(variant, 8, 2, 64, [{ slot: 0, len: 1, pos: 2999 }, { slot: 1, len: 1, pos: 700 }], 0, 7));
+      await withEnv('FLA_SDPA_SPLITS', '13', () => attentionCase(variant, 4, 1, 256, [{ slot: 0, len: 1, pos: 1999 }], 0, 7));
+    });
+    test(`${variant}, D=64 GQA 2: short chunks (16 and 3 tokens) continuing prefixes 300 and 64`, async () => {
+      await attentionCase(variant, 4, 2, 64, [{ slot: 2, len: 16, pos: 300 }, { slot: 0, len: 3, pos: 64 }]);
+    });
+    test(`${variant}, D=64 and D=128: sliding window 100 over prefixes 40, 99, 100, 500`, async () => {
+      for (const D of [64, 128])
+        await attentionCase(variant, 4, 2, D, [{ slot: 1, len: 1, pos: 40 }, { slot: 0, len: 1, pos: 99 }, { slot: 2, len: 1, pos: 500 }], 100);
+      await attentionCase(variant, 4, 2, 64, [{ slot: 1, len: 2, pos: 99 }, { slot: 0, len: 1, pos: 100 }], 100);
+    });
+  }
 
   test('partial rotary: R = D/4 leaves the other dims alone', async () => {
     const D = 64, R = 16, H = 2;
@@ -103,8 +117,20 @@ describe('sdpa select', () => {
     expect(sdpaOp.select(selectCtx(adapter, [17]), args(32768))).toBe('single');
     expect(sdpaOp.select(selectCtx(adapter, [1]), args(256))).toBe('single');
   });
-  test('one sequence at 32 K fills a discrete card: 32 heads × 64 splits', () => {
+  test('one sequence at 32 K fills a discrete card: llama-1b 8 KV heads × 64 splits, Qwen3-Next 2 × 256', () => {
+    expect(splitPlan(adapter, args(32768), true)).toMatchObject({ TPK: 8, UPL: 2, G: 4, KU: 2, KB: 32, SG_RED: true });
     expect(splitsOf(args(32768), selectCtx(adapter, [1]))).toBe(64);
-    expect(splitsOf(args(300), selectCtx(adapter, [1]))).toBe(2);   // no more splits than 256-key blocks
+    expect(splitsOf(args(32768), selectCtx(adapter, [1, 1, 1, 1]))).toBe(16);
+    expect(splitsOf(args(300), selectCtx(adapter, [1]))).toBe(5);   // each split at least two 32-key iterations
+    const q3n = { H: 16, KV: 2, D: 256, ctx: 32768 } as any;
+    expect(splitPlan(adapter, q3n, true)).toMatchObject({ TPK: 32, UPL: 2, KU: 1 });
+    expect(splitsOf(q3n, selectCtx(adapter, [1]))).toBe(256);
+    expect(splitPlan(adapter, { ...q3n, kv: 'f16' }, true)).toMatchObject({ TPK: 32, UPL: 1, KU: 2, KB: 8 });
+  });
+  test('FLA_SDPA_SPLITS forces S (within the cache\'s blocks)', async () => {
+    await withEnv('FLA_SDPA_SPLITS', '7', async () => {
+      expect(splitsOf(args(32768), selectCtx(adapter, [1]))).toBe(7);
+      expect(splitsOf(args(100), selectCtx(adapter, [1]))).toBe(2);
+    });
   });
 });

@@ -76,10 +76,14 @@ describe.skipIf(!HAS_GPU)('16-bit KV caches', () => {
       expect(got.c!.data.length).toBe(SLOTS * ctx * KVD / 2);
     });
   }
-  for (const variant of ['single', 'split']) for (const dt of ['f16', 'bf16'] as const) {
+  for (const variant of ['single', 'split', 'split_wg']) for (const dt of ['f16', 'bf16'] as const) {
     test(`${variant}, ${dt}: GQA 4 D=64 and GQA 1 D=128, decode of three sequences (pos 0, 65, 700)`, async () => {
       await kv16Case(variant, dt, 8, 2, 64, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]);
       await kv16Case(variant, dt, 2, 2, 128, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]);
+    });
+    const far = variant === 'split' ? 2000 : 700;   // split_wg is slow on lavapipe
+    test(`${variant}, ${dt}: GQA 8 D=256 (Qwen3-Next's gated attention), decode at 1, 300 and ${far} keys`, async () => {
+      await kv16Case(variant, dt, 16, 2, 256, [{ slot: 0, len: 1, pos: 299 }, { slot: 2, len: 1, pos: 0 }, { slot: 1, len: 1, pos: far - 1 }]);
     });
     test(`${variant}, ${dt}: GQA 2 D=128, a 16-token chunk after 200 tokens and a window of 50`, async () => {
       await kv16Case(variant, dt, 4, 2, 128, [{ slot: 0, len: 16, pos: 200 }, { slot: 2, len: 1, pos: 63 }], 50);

@@ -9,10 +9,13 @@ export function stepOf(seqs: { slot: number; len: number; pos: number }[]): Step
   return { ids: new Array(start).fill(0), cursors, keep: [start - 1] };
 }
 
-/** Run `f` with FLA_KERNEL_SDPA set to `v` (restored afterwards). */
-export async function withSdpa<T>(v: string, f: () => Promise<T>): Promise<T> {
-  const prev = process.env.FLA_KERNEL_SDPA;
-  process.env.FLA_KERNEL_SDPA = v;
-  try { return await f(); } finally { if (prev === undefined) delete process.env.FLA_KERNEL_SDPA; else process.env.FLA_KERNEL_SDPA = prev; }
+/** Run `f` with the environment variable `name` set to `v` (restored afterwards). */
+export async function withEnv<T>(name: string, v: string, f: () => Promise<T>): Promise<T> {
+  const prev = process.env[name];
+  process.env[name] = v;
+  try { return await f(); } finally { if (prev === undefined) delete process.env[name]; else process.env[name] = prev; }
 }
+
+/** Run `f` with FLA_KERNEL_SDPA set to `v` (restored afterwards). */
+export function withSdpa<T>(v: string, f: () => Promise<T>): Promise<T> { return withEnv('FLA_KERNEL_SDPA', v, f); }
 

@@ -5,7 +5,7 @@
 import { describe, expect, test } from 'bun:test';
 import { matmul, matmulOp } from '../../../kernels/matmul/matmul.ts';
 import { matmulRef, type Act } from '../../../kernels/matmul/matmul.ref.ts';
-import { LO_SHIFT, matmulF16Ref, splitF16 } from '../../../kernels/matmul/matmul_f16.ref.ts';
+import { matmulF16Ref, rowScale, splitF16 } from '../../../kernels/matmul/matmul_f16.ref.ts';
 import { sgmatPlan, type F16Matmul } from '../../../kernels/matmul/matmul_sgmat.ts';
 import type { GpuBackend } from '../../../src/backend/gpu.ts';
 import { stepShape } from '../../../src/backend/op.ts';
@@ -34,30 +34,44 @@ function exactMatmul(x: Float32Array, w: Float32Array, R: number, IN: number, OU
 }
 
 describe('f16 split arithmetic (CPU reference)', () => {
-  test('x = hi + lo·2^-LO_SHIFT carries ≥ 21 bits for |x| in [2^-14, 65504)', () => {
+  test('v = hi + lo carries ≥ 21 bits for |v| in [2^-3, 2^14); the row scale puts max |x| in [2^13, 2^14)', () => {
     const rng = prng('split');
     for (let k = 0; k < 20000; k++) {
-      const x = Math.fround(Math.min(60000, Math.max(2 ** -14, Math.exp(rng.normal() * 4))) * (rng.normal() < 0 ? -1 : 1));
-      const [hi, lo] = splitF16(x);
+      const v = Math.fround(Math.min(16000, Math.max(2 ** -3, Math.exp(rng.normal() * 3))) * (rng.normal() < 0 ? -1 : 1));
+      const [hi, lo] = splitF16(v);
       expect(Math.f16round(hi)).toBe(hi);
       expect(Math.f16round(lo)).toBe(lo);
-      expect(Math.abs(hi + lo * 2 ** -LO_SHIFT - x)).toBeLessThanOrEqual(Math.abs(x) * 2 ** -21);
+      expect(Math.abs(hi + lo - v)).toBeLessThanOrEqual(Math.abs(v) * 2 ** -21);
     }
+    for (const m of [1e-20, 3e-7, 0.5, 1, 7, 9000, 1e30]) {
+      const s = rowScale([m / 3, -m, 0]);
+      expect(Number.isInteger(Math.log2(s))).toBe(true);
+      expect(m * s).toBeGreaterThanOrEqual(2 ** 13 * (1 - 1e-7));
+      expect(m * s).toBeLessThan(2 ** 14);
+    }
+    expect(rowScale([0, 0])).toBe(1);
+    expect(rowScale([1, Infinity])).toBe(1);
   });
 
   test('split is f32-grade against f64; single product is f16-grade and 100× worse', () => {
     const R = 9, IN = 1000, OUT = 7, rng = prng('ref');
-    const x = randn(R * IN, rng), w = f16vals(randn(OUT * IN, rng, 1 / Math.sqrt(IN)));
+    // rows of very different scales (the per-row power of two keeps lo a normal f16 on each)
+    const x = Float32Array.from(randn(R * IN, rng), (v, i) => v * 10 ** (Math.floor(i / IN) - 5)), w = f16vals(randn(OUT * IN, rng, 1 / Math.sqrt(IN)));
     const exact = exactMatmul(x, w, R, IN, OUT);
     const ys = new Float32Array(R * OUT), y1 = new Float32Array(R * OUT), yf = new Float32Array(R * OUT);
     matmulF16Ref(x, w, null, ys, R, IN, OUT, 'split');
     matmulF16Ref(x, w, null, y1, R, IN, OUT, 'single');
     matmulRef(x, w, null, yf, R, IN, OUT);
-    const es = relErr(ys, exact), e1 = relErr(y1, exact), ef = relErr(yf, exact);
-    // hi + lo holds 22 of x's 24 bits: measured 5.8e-7 here, the f32 matmul 4.4e-8, the single product 2.5e-4
-    expect(es).toBeLessThan(1.5e-6);
+    // worst row (each row relative to its own largest output)
+    const rowErr = (y: ArrayLike<number>) => Math.max(...Array.from({ length: R }, (_, r) =>
+      relErr(Array.from({ length: OUT }, (_, o) => y[r * OUT + o]!), Array.from({ length: OUT }, (_, o) => exact[r * OUT + o]!))));
+    const es = rowErr(ys), e1 = rowErr(y1), ef = rowErr(yf);
+    // hi + lo holds 22 of x's 24 bits, and the one f32 accumulator takes 2·IN sequential adds: measured 1.2e-6 to
+    // 2.2e-6 over seeds here (worst row), the f32 matmul 3.7e-8, the single product 8.2e-4
+    if (process.env.FLA_TEST_VERBOSE === '1') console.log(`split ${es.toExponential(2)}, f32 ${ef.toExponential(2)}, single ${e1.toExponential(2)}`);
+    expect(es).toBeLessThan(5e-6);
     expect(ef).toBeLessThan(es);
-    expect(e1).toBeGreaterThan(100 * es);
+    expect(e1).toBeGreaterThan(50 * es);
     expect(e1).toBeLessThan(3e-3);
   });
 

@@ -2,7 +2,8 @@
 // prologue ('fused') against the CPU reference, which is the unfused path (rms_norm, then one matmul per part);
 // 'split' (that path on the GPU) too. Parts 1..3 of different widths (part boundaries inside a workgroup's rows),
 // with and without the norm, bf16 / f16 / f32, 16-byte and word loads, rows 1..16, accumulate, rows 'k', parts reading
-// planes of one input with their own activations (RWKV7's r|k|v and LoRA down-projections).
+// planes of one input with their own activations (RWKV7's r|k|v and LoRA down-projections), and gate|up with the
+// SwiGLU product silu(gate)·up in the epilogue.
 import { describe, expect, test } from 'bun:test';
 import { matmulMulti, matmulMultiOp, type MatmulMultiArgs } from '../../../kernels/matmul/matmul_gemv_multi.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
@@ -79,6 +80,39 @@ describe.skipIf(!HAS_GPU)('matmul_multi', () => {
             await matmulMulti(io.o, m, null, OUTS.map((o, i) => ({ w: io.weight(`w${i}`, hostWeight(ws[i]!, [o, IN], 'bf16')), y: ys[i]!, plane: planes[i]!, xp: io.o.plane(m, planes[i]!), act: acts[i]! })));
             return Object.fromEntries(ys.map((y, i) => [`y${i}`, y]));
           }, { seed: rng, what: `matmul_multi planes [${variant}] R=${R}` });
+        } finally {
+          if (prev === undefined) delete process.env.FLA_KERNEL_MATMUL_MULTI; else process.env.FLA_KERNEL_MATMUL_MULTI = prev;
+        }
+      }
+    }, SLOW);
+  }
+
+  // gate|up of a SwiGLU MLP with the product in the epilogue: each gate row paired with its up row in one workgroup;
+  // the reference (and 'split') is the two matmuls then silu_mul. Rows 1..20, with and without the norm, widths that
+  // leave the last workgroup's pairs partly empty, word loads, rows 'k', split-K rows (16384 wide: TPR = WG, halved to pair rows).
+  for (const variant of ['fused', 'split'] as const) {
+    test(`SwiGLU epilogue: silu(gate)·up [${variant}]`, async () => {
+      type G = [number, number, number, Dtype, boolean, boolean?];
+      const cases: G[] = variant === 'fused'
+        ? [[1, 264, 96, 'bf16', true], [3, 264, 40, 'bf16', true], [16, 264, 33, 'bf16', false], [1, 130, 70, 'bf16', true], [2, 264, 64, 'f16', true], [1, 264, 17, 'f32', false],
+          [1, 16384, 5, 'bf16', true], [3, 264, 48, 'bf16', true, true]]
+        : [[1, 264, 96, 'bf16', true], [20, 264, 40, 'bf16', true]];
+      for (const [R, IN, OUT, dtype, norm, rowsK] of cases) {
+        const what = `matmul_multi swiglu [${variant}] R=${R} IN=${IN} OUT=${OUT} ${dtype}${norm ? ' +norm' : ''}${rowsK ? ' rows k' : ''}`, rng = prng(what);
+        const step: StepSpec = rowsK ? simpleStep(R + 3, Array.from({ length: R }, (_, j) => (j * 5 + 2) % (R + 3))) : simpleStep(R);
+        const rows = rowsK ? 'k' as const : 'n' as const;
+        const x = randn(R * IN, rng, 2, 0.3), gn = randn(IN, rng, 0.3, 1);
+        const wg = randn(OUT * IN, rng, 2 / Math.sqrt(IN)), wu = randn(OUT * IN, rng, 1 / Math.sqrt(IN));
+        const prev = process.env.FLA_KERNEL_MATMUL_MULTI;
+        process.env.FLA_KERNEL_MATMUL_MULTI = variant;
+        try {
+          await checkBoth(step, {}, async io => {
+            const xt = io.o.act('x', IN, { rows }), h = io.o.act('h', IN, { rows }), g = io.o.act('g', OUT, { rows }), u = io.o.act('u', OUT, { rows }), out = io.o.act('gu', OUT, { rows });
+            io.put(xt, x); io.put(out);
+            const parts = [{ w: io.weight('wg', hostWeight(wg, [OUT, IN], dtype)), y: g }, { w: io.weight('wu', hostWeight(wu, [OUT, IN], dtype)), y: u }];
+            await matmulMulti(io.o, xt, norm ? { w: io.weight('gn', hostWeight(gn, [IN]), false), eps: 1e-5, h } : null, parts, 'none', false, { out });
+            return { out };
+          }, { seed: rng, what });
         } finally {
           if (prev === undefined) delete process.env.FLA_KERNEL_MATMUL_MULTI; else process.env.FLA_KERNEL_MATMUL_MULTI = prev;
         }

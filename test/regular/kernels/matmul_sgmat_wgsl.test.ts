@@ -35,19 +35,53 @@ describe.skipIf(!device)('matmul_sgmat.wgsl resolves in Tint', () => {
     sgmatTileOverride(tile);
     const fits = sgmatPlan(ctx, kind === 'sgmat') !== null;
     sgmatTileOverride(null);
-    test.skipIf(!fits)(`${kind} ${tile.name}: act × bias × accumulate × rows k`, async () => {
-      sgmatTileOverride(tile);
-      try {
-        for (const act of ['none', 'tanh'] as const) for (const bias of [false, true]) for (const accumulate of [false, true]) for (const rows of ['n', 'k'] as const) {
-          const a = { x: { rows, cols: 130 }, w: { shape: [200, 130], dtype: 'f16' }, bias: bias ? { shape: [200], dtype: 'f32' } : null, y: { rows, cols: 200 }, act, accumulate } as any;
-          const [l] = F16_VARIANTS[kind].launches(a, ctx);
-          const code = preprocess(l!.kernel.source, l!.defines ?? {}, { f16: true, subgroups: true }, INCLUDES);
-          expect(bindingNames(code)).toEqual([...l!.kernel.bindings]);
-          const info = await device!.createShaderModule({ code }).getCompilationInfo();
-          const errors = info.messages.filter(m => m.type === 'error').map(m => `${m.lineNum}:${m.linePos} ${m.message}`);
-          expect({ act, bias, accumulate, rows, errors }).toEqual({ act, bias, accumulate, rows, errors: [] });
-        }
-      } finally { sgmatTileOverride(null); }
+    test.skipIf(!fits)(`${kind} ${tile.name}: act × bias × accumulate × rows k, K split in 1 or 3`, async () => {
+      for (const sk of [1, 3]) {
+        sgmatTileOverride(tile, sk);
+        try {
+          // IN 130: W read by u32 words; 128: as vec4<u32> (WV)
+          for (const act of ['none', 'tanh'] as const) for (const bias of [false, true]) for (const accumulate of [false, true]) for (const rows of ['n', 'k'] as const) for (const IN of [130, 128]) {
+            const a = { x: { rows, cols: IN }, w: { shape: [200, IN], dtype: 'f16' }, bias: bias ? { shape: [200], dtype: 'f32' } : null, y: { rows, cols: 200 }, act, accumulate } as any;
+            const ls = F16_VARIANTS[kind].launches(a, ctx);
+          expect(ls.length).toBe(sk > 1 && rows === 'n' ? 3 : 2);
+          for (const l of ls) {   // the pre-pass, the GEMM, with K split the reduction
+              const code = preprocess(l.kernel.source, l.defines ?? {}, { f16: true, subgroups: true }, INCLUDES);
+              expect(bindingNames(code)).toEqual([...l.kernel.bindings]);
+            expect(bindingNames(l.kernel.source)).toEqual([...l.kernel.bindings]);   // as test/compile/kernels.test.ts reads it, unpreprocessed
+            // every binding used past its declaration: one no code reads drops out of the pipeline's layout, and binding
+            // it is a validation error (the first split-K run on the H200 lost the device so: bias only under #if)
+            const bare = code.replace(/\/\/.*$/gm, '');
+            const unused = l.kernel.bindings.filter(b => (bare.match(new RegExp(`\\b${b}\\b`, 'g')) ?? []).length < 2);
+            expect({ kernel: l.kernel.name, unused }).toEqual({ kernel: l.kernel.name, unused: [] });
+              const info = await device!.createShaderModule({ code }).getCompilationInfo();
+              const errors = info.messages.filter(m => m.type === 'error').map(m => `${m.lineNum}:${m.linePos} ${m.message}`);
+              expect({ act, bias, accumulate, rows, IN, sk, errors }).toEqual({ act, bias, accumulate, rows, IN, sk, errors: [] });
+            }
+          }
+        } finally { sgmatTileOverride(null); }
+      }
     });
   }
+});
+
+describe('sgmatPlan on an H200-like adapter (the tiles the sweep measured fastest)', () => {
+  const plan = (split: boolean, R: number, OUT: number, IN: number, rowsN = true) => {
+    const p = sgmatPlan(ctx, split, R, OUT, IN, rowsN)!;
+    return `${p.t.name}${p.sk > 1 ? `/k${p.sk}` : ''}`;
+  };
+  test('large outputs w128x256; llama-1b q/o and down projections at 512 rows the 128×64 / 64×64 K-64 tiles', () => {
+    for (const split of [true, false]) {
+      expect(plan(split, 4096, 4096, 4096)).toBe('w128x256');
+      expect(plan(split, 512, 8192, 2048)).toBe('w128x256');
+      expect(plan(split, 512, 128256, 2048)).toBe('w128x256');
+      expect(plan(split, 512, 2048, 2048)).toBe(split ? 'q128x64k64' : 'q64k64');
+      expect(plan(split, 512, 2048, 8192)).toBe(split ? 'q128x64k64' : 'q64k64');
+    }
+  });
+  test('K split only for outputs of very few tiles, rows n only', () => {
+    expect(plan(true, 16, 512, 2048)).toBe('q64/k4');
+    expect(plan(true, 16, 512, 2048, false)).toBe('q64');
+    expect(plan(true, 16, 2048, 2048)).toBe('q64');
+    expect(plan(true, 16, 512, 512)).toBe('q64');   // K too short to split
+  });
 });

@@ -1,0 +1,186 @@
+// moe_down: the down projections of the routed experts and of the shared expert for few tokens (decode) in one launch,
+// weighted, summed and added to the residual:
+//   y[t, o] += Σ_j [e_j in this part] w_j · act[t, j·I ..]·W[e_j, o]   (ROUTED; e_j = sel[t, j], w_j = sel[t, K + j])
+//            + s_t · act[t, K·I ..]·Ws[o]                               (SHARED; s_t = sel[t, 2K], the shared gate)
+// W [EP, C, I] is the part's down tensor (experts [E0, E0 + EP)), Ws [C, Ish] the shared one; one storage dtype, read
+// in load units (moe_unit.wgsl) with fp8 block scales S / Ss.
+// Bindings: step; x = act [N, AW] f32 (moe_gu); sel [N, SW] f32; W, Ws u32 units; y [N, C] f32; dims as moe_gu with
+// (Ur, Us, 0, 0) = units per row of W and of Ws; S, Ss.
+// Dispatch: z = token t; a 2-D grid over blocks of WG / TPR output rows o; TPR lanes per output row split the
+// K·Ur routed units (expert j = unit / Ur, so short rows of many experts still fill every lane) and then the Us shared
+// units, UNROLL loads in flight per lane. The token's experts and weights are read once into workgroup memory.
+// Reduction as moe_gu. Rows whose token has no expert in this part (and no shared expert) are left untouched.
+// ROW_FAST (fp8 with one scale part per expert, RP = C): a routed unit's scale is S[sb[j] + ⌊o / BR⌋·SC + col], the
+// expert's offset read once into workgroup memory and ⌊o / BR⌋ once per lane, instead of two divisions per unit.
+// Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, KMAX, COL_POW2, ROW_FAST, W_*.
+#include "common.wgsl"
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> x: array<vec4f>;          // act [N, AW / 4]
+@group(0) @binding(2) var<storage, read> sel: array<f32>;          // [N, SW]
+@group(0) @binding(3) var<storage, read> W: array<WUNIT>;          // [EP, C, Ur]
+@group(0) @binding(4) var<storage, read> Ws: array<WUNIT>;         // [C, Us]
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;      // [N, C]
+@group(0) @binding(6) var<uniform> dims: array<vec4u, 6>;
+@group(0) @binding(7) var<storage, read> S: array<f32>;
+@group(0) @binding(8) var<storage, read> Ss: array<f32>;
+
+fn xin(xb: u32, q: u32) -> vec4f { return x[xb + q]; }
+
+#include "moe_unit.wgsl"
+
+#if SG_RED
+var<workgroup> red: array<f32, WG / SGS>;
+#else
+var<workgroup> red: array<f32, WG>;
+#endif
+var<workgroup> ex: array<u32, KMAX>;    // first W row of the token's j-th expert in this part (0xffffffff: not in it)
+var<workgroup> wt: array<f32, KMAX>;    // its weight (0 when not in this part); wt[K] the shared gate
+var<workgroup> sb: array<u32, KMAX>;    // ROW_FAST: its first scale row's offset in S (expert · SRP · SC)
+
+fn wscale(sh: bool, g: u32, u: u32) -> f32 {
+#if W_FP8
+  let fq = select(dims[2], dims[3], sh);
+  let srow = (g / fq.x) * fq.y + (g % fq.x) / fq.z;
+#if COL_POW2
+  let i = srow * fq.w + (u >> select(dims[4].x, dims[4].y, sh));   // units per scale block a power of two: its log2
+#else
+  let i = srow * fq.w + (u * EPU) / select(dims[4].x, dims[4].y, sh);
+#endif
+  if (sh) { return Ss[i] * FP8_UNSCALE; }
+  return S[i] * FP8_UNSCALE;
+#else
+  return 1.0;
+#endif
+}
+
+// ROW_FAST: the routed scale of unit q of expert slot j for the lane's row block ob = ⌊o / BR⌋·SC
+fn rscale(j: u32, ob: u32, q: u32) -> f32 {
+#if W_FP8
+#if COL_POW2
+  return S[sb[j] + ob + (q >> dims[4].x)] * FP8_UNSCALE;
+#else
+  return S[sb[j] + ob + (q * EPU) / dims[4].x] * FP8_UNSCALE;
+#endif
+#else
+  return 1.0;
+#endif
+}
+
+@compute @workgroup_size(WG)
+#if SG_RED
+fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
+  @builtin(subgroup_size) sg: u32) {
+#else
+fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#endif
+  _ = &W;
+  _ = &Ws;
+  _ = &S;
+  _ = &Ss;
+  let C = dims[0].x;
+  let I = dims[0].y;
+  let K = dims[0].z;
+  let E0 = dims[0].w;
+  let EP = dims[1].x;
+  let SW = dims[1].y;
+  let AW = dims[1].w;
+  let TPR = dims[4].z;
+  let Ur = dims[5].x;
+  let Us = dims[5].y;
+  let t = g.z;
+  if (li < K) {
+    let e = u32(sel[t * SW + li]);
+    let inPart = ROUTED && e >= E0 && e < E0 + EP;
+    ex[li] = select(0xffffffffu, (e - E0) * C, inPart);
+    wt[li] = select(0.0, sel[t * SW + K + li], inPart);
+    sb[li] = select(0u, (e - E0) * dims[2].y * dims[2].w, inPart);
+  }
+  if (SHARED && li == K) { wt[K] = sel[t * SW + 2u * K]; }
+  workgroupBarrier();
+  var any = SHARED;
+  for (var j = 0u; j < K; j++) { any = any || ex[j] != 0xffffffffu; }
+
+  let lane = li % TPR;
+  let o = (g.x + g.y * ng.x) * (WG / TPR) + li / TPR;
+  let live = o < C && t < step.n;
+  let xb = t * (AW / 4u);
+  var acc = 0.0;
+  if (live && ROUTED) {
+    let V = K * Ur;
+    let dj = TPR / Ur;
+    let dq = TPR % Ur;
+    var j = lane / Ur;
+    var q = lane % Ur;
+    let ob = (o / dims[2].z) * dims[2].w;
+    var v = lane;
+    for (; v + (UNROLL - 1u) * TPR < V; v += UNROLL * TPR) {
+      var wv: array<WUNIT, UNROLL>;
+      var jr: array<u32, UNROLL>;
+      var qr: array<u32, UNROLL>;
+      for (var k = 0u; k < UNROLL; k++) {
+        jr[k] = j;
+        qr[k] = q;
+        let r = ex[j];
+        wv[k] = W[select(r + o, 0u, r == 0xffffffffu) * Ur + q];
+        q += dq;
+        j += dj;
+        if (q >= Ur) { q -= Ur; j++; }
+      }
+      for (var k = 0u; k < UNROLL; k++) {
+        let r = ex[jr[k]];
+#if ROW_FAST
+        let sc = rscale(jr[k], ob, qr[k]);
+#else
+        let sc = wscale(false, select(r + o, 0u, r == 0xffffffffu), qr[k]);
+#endif
+        acc += wt[jr[k]] * sc * wdot(wv[k], xb + jr[k] * (I / 4u), qr[k] * (EPU / 4u));
+      }
+    }
+    for (; v < V; v += TPR) {
+      let r = ex[j];
+      let gr = select(r + o, 0u, r == 0xffffffffu);
+#if ROW_FAST
+      let sc = rscale(j, ob, q);
+#else
+      let sc = wscale(false, gr, q);
+#endif
+      acc += wt[j] * sc * wdot(W[gr * Ur + q], xb + j * (I / 4u), q * (EPU / 4u));
+      q += dq;
+      j += dj;
+      if (q >= Ur) { q -= Ur; j++; }
+    }
+  }
+  if (live && SHARED) {
+    let xs = xb + K * (I / 4u);
+    var s = 0.0;
+    for (var q = lane; q < Us; q += TPR) { s += wscale(true, o, q) * wdot(Ws[o * Us + q], xs, q * (EPU / 4u)); }
+    acc += wt[K] * s;
+  }
+
+#if SG_RED
+  if (TPR < sg) {
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) { acc += subgroupShuffleXor(acc, s); }
+  } else {
+    acc = subgroupAdd(acc);
+  }
+  if (TPR > sg) {
+    if (li % sg == 0u) { red[li / sg] = acc; }
+    workgroupBarrier();
+    let first = (li / TPR) * (TPR / sg);
+    var v = 0.0;
+    for (var j = 0u; j < TPR / sg; j++) { v += red[first + j]; }
+    acc = v;
+  }
+#else
+  red[li] = acc;
+  workgroupBarrier();
+  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  acc = red[li - lane];
+#endif
+
+  if (live && any && lane == 0u) { y[t * C + o] += acc; }
+}

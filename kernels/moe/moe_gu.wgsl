@@ -1,0 +1,171 @@
+// moe_gu: gate|up of the routed experts and of the shared expert for few tokens (decode) in one launch, SwiGLU fused:
+//   routed (ROUTED), assignment a = t·K + j, e = sel[t, j] in this part [E0, E0 + EP):
+//     act[t, j·I + i] = silu(h[t]·W[e, i]) · (h[t]·W[e, I + i])                   i < I
+//   shared (SHARED), one per token t:
+//     act[t, K·I + i] = silu(h[t]·Ws[i]) · (h[t]·Ws[Ish + i])                      i < Ish
+// NORM: h[t] = RMSNorm(x[t])·gn (eps = bitcast dims[4].w) in the prologue: each row's lanes also sum x² over the
+// row they stream, and both sums are scaled by rsqrt(mean x² + eps) after the reduction; else h = x.
+// W [EP, 2I, C] is the part's gate|up tensor (per expert I gate rows then I up rows), Ws [2Ish, C] the shared one,
+// both of one storage dtype, read in load units (moe_unit.wgsl) with fp8 block scales S / Ss.
+// Bindings: step; x = h (or the rows to normalize) [N, C] f32; sel [N, SW] f32 (moe_topk); W, Ws u32 units; act [N, AW] f32 (AW = K·I + Ish);
+// dims: (C, I, K, E0), (EP, SW, Ish, AW), scale layout of W and of Ws (RP, SRP, BR, SC), (BC, BCs, TPR, eps) (COL_POW2: log2 of
+// each BC / EPU instead of BC),
+// (U, U, 0, 0) = units per row; S, Ss fp8 block scales (placeholders otherwise); gn [C] f32 the norm weight (NORM).
+// Dispatch: workgroups of WG threads, TPR lanes (a power of two) per output row i (its gate and its up row, split-K
+// over the row's U units), WG / TPR rows per workgroup, a 2-D grid over row blocks of max(I, Ish); z = the N·K routed
+// assignments (ROUTED) then the N shared ones (SHARED). Each lane keeps 2·UNROLL units in flight (loads issued
+// first). Reduction: SG_RED subgroup shuffles/adds (+ a workgroup pass when TPR > the subgroup), else a
+// workgroup-memory tree (as matmul_gemv_vec). Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, NORM, W_*, COL_POW2.
+#include "common.wgsl"
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> x: array<vec4f>;          // h [N, C / 4]
+@group(0) @binding(2) var<storage, read> sel: array<f32>;          // [N, SW]
+@group(0) @binding(3) var<storage, read> W: array<WUNIT>;          // [EP, 2I, U]
+@group(0) @binding(4) var<storage, read> Ws: array<WUNIT>;         // [2Ish, U]
+@group(0) @binding(5) var<storage, read_write> act: array<f32>;    // [N, AW]
+@group(0) @binding(6) var<uniform> dims: array<vec4u, 6>;
+@group(0) @binding(7) var<storage, read> S: array<f32>;
+@group(0) @binding(8) var<storage, read> Ss: array<f32>;
+@group(0) @binding(9) var<storage, read> gn: array<vec4f>;         // [C / 4] (NORM)
+
+fn xin(xb: u32, q: u32) -> vec4f {
+#if NORM
+  return x[xb + q] * gn[q];
+#else
+  return x[xb + q];
+#endif
+}
+
+#include "moe_unit.wgsl"
+
+#if SG_RED
+var<workgroup> red: array<vec3f, WG / SGS>;
+#else
+var<workgroup> red: array<vec3f, WG>;
+#endif
+
+fn ld(sh: bool, i: u32) -> WUNIT {
+  if (sh) { return Ws[i]; }
+  return W[i];
+}
+
+// the block scale of row g, unit u (× FP8_UNSCALE); 1 unless fp8
+fn wscale(sh: bool, g: u32, u: u32) -> f32 {
+#if W_FP8
+  let fq = select(dims[2], dims[3], sh);
+  let srow = (g / fq.x) * fq.y + (g % fq.x) / fq.z;
+#if COL_POW2
+  let i = srow * fq.w + (u >> select(dims[4].x, dims[4].y, sh));   // units per scale block a power of two: its log2
+#else
+  let i = srow * fq.w + (u * EPU) / select(dims[4].x, dims[4].y, sh);
+#endif
+  if (sh) { return Ss[i] * FP8_UNSCALE; }
+  return S[i] * FP8_UNSCALE;
+#else
+  return 1.0;
+#endif
+}
+
+@compute @workgroup_size(WG)
+#if SG_RED
+fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
+  @builtin(subgroup_size) sg: u32) {
+#else
+fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#endif
+  _ = &W;
+  _ = &Ws;
+  _ = &S;
+  _ = &Ss;
+  _ = &gn;
+  let C = dims[0].x;
+  let I = dims[0].y;
+  let K = dims[0].z;
+  let E0 = dims[0].w;
+  let EP = dims[1].x;
+  let SW = dims[1].y;
+  let Ish = dims[1].z;
+  let AW = dims[1].w;
+  let TPR = dims[4].z;
+  let U = dims[5].x;
+  var nr = 0u;
+  if (ROUTED) { nr = step.n * K; }
+  let a = g.z;
+  let sh = a >= nr;
+  var t = a - nr;
+  var rows = Ish;
+  var col = K * I;
+  var g0 = 0u;
+  var ok = SHARED;
+  if (!sh) {
+    t = a / K;
+    let e = u32(sel[t * SW + a % K]);
+    ok = e >= E0 && e < E0 + EP;
+    rows = I;
+    col = (a % K) * I;
+    g0 = (e - E0) * 2u * I;
+  }
+  let lane = li % TPR;
+  let i = (g.x + g.y * ng.x) * (WG / TPR) + li / TPR;
+  let live = ok && t < step.n && i < rows;
+  var acc = vec3f(0.0);      // gate sum, up sum, Σx² (NORM)
+  if (live) {
+    let gg = g0 + i;
+    let gu = gg + rows;
+    let xb = t * (C / 4u);
+    if (NORM) {
+      for (var q = lane; q < C / 4u; q += TPR) { let v = x[xb + q]; acc.z += dot(v, v); }
+    }
+    var u = lane;
+    for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
+      var wg: array<WUNIT, UNROLL>;
+      var wu: array<WUNIT, UNROLL>;
+      for (var k = 0u; k < UNROLL; k++) { wg[k] = ld(sh, gg * U + u + k * TPR); wu[k] = ld(sh, gu * U + u + k * TPR); }
+      for (var k = 0u; k < UNROLL; k++) {
+        let uk = u + k * TPR;
+        let lq = uk * (EPU / 4u);
+        acc += vec3f(wdot(wg[k], xb, lq) * wscale(sh, gg, uk), wdot(wu[k], xb, lq) * wscale(sh, gu, uk), 0.0);
+      }
+    }
+    for (; u < U; u += TPR) {
+      let w0 = ld(sh, gg * U + u);
+      let w1 = ld(sh, gu * U + u);
+      let lq = u * (EPU / 4u);
+      acc += vec3f(wdot(w0, xb, lq) * wscale(sh, gg, u), wdot(w1, xb, lq) * wscale(sh, gu, u), 0.0);
+    }
+  }
+
+#if SG_RED
+  if (TPR < sg) {
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) { acc += subgroupShuffleXor(acc, s); }
+  } else {
+    acc = subgroupAdd(acc);
+  }
+  if (TPR > sg) {
+    if (li % sg == 0u) { red[li / sg] = acc; }
+    workgroupBarrier();
+    let first = (li / TPR) * (TPR / sg);
+    var v = vec3f(0.0);
+    for (var j = 0u; j < TPR / sg; j++) { v += red[first + j]; }
+    acc = v;
+  }
+#else
+  red[li] = acc;
+  workgroupBarrier();
+  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  acc = red[li - lane];
+#endif
+
+  var gv = acc.x;
+  var uv = acc.y;
+  if (NORM) {
+    let rs = inverseSqrt(acc.z / f32(C) + bitcast<f32>(dims[4].w));
+    gv *= rs;
+    uv *= rs;
+  }
+  if (live && lane == 0u) { act[t * AW + col + i] = gv / (1.0 + exp(-gv)) * uv; }
+}
