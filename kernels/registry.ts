@@ -20,12 +20,15 @@ import { moeTopkOp } from './moe/moe_topk.ts';
 import { layerNormOp } from './norm/layer_norm.ts';
 import { rmsNormOp } from './norm/rms_norm.ts';
 import { shiftStoreOp, tokenShiftOp } from './rwkv7/token_shift.ts';
+import { lnShiftOp } from './rwkv7/ln_shift.ts';
 import { wkv7Op } from './rwkv7/wkv7.ts';
+import { wkv7LoraOp } from './rwkv7/wkv7_lora.ts';
+import { rwkv7ProjOp } from './rwkv7/rwkv7_proj.ts';
 import { argmaxOp } from './sample/argmax.ts';
 import { matmulMultiOp } from './matmul/matmul_gemv_multi.ts';
 
 export const OPS: readonly Op<any>[] = [
   abcOp, ropeOp, kvStoreOp, sdpaOp, shortConvOp, deltaRuleOp, mulOp, siluMulOp, embedOp, gatherRowsOp, glaOp,
-  featureMapOp, matmulOp, matmulFp8Op, moeRouteOp, moeTopkOp, moeExpertsOp, layerNormOp, rmsNormOp, tokenShiftOp, shiftStoreOp, wkv7Op,
+  featureMapOp, matmulOp, matmulFp8Op, moeRouteOp, moeTopkOp, moeExpertsOp, layerNormOp, rmsNormOp, tokenShiftOp, shiftStoreOp, lnShiftOp, wkv7Op, wkv7LoraOp, rwkv7ProjOp,
   argmaxOp, matmulMultiOp,
 ];

@@ -1,12 +1,12 @@
 // RWKV7 (fla `rwkv7`, RWKV7ForCausalLM): spec-rwkv7-gla-abc.md §1. One packed step through the layers.
 import { embed } from '../../kernels/embed/embed.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
-import type { Act } from '../../kernels/matmul/matmul.ref.ts';
-import { matmulMulti } from '../../kernels/matmul/matmul_gemv_multi.ts';
 import { layerNorm } from '../../kernels/norm/layer_norm.ts';
-import { shiftStore, tokenShift } from '../../kernels/rwkv7/token_shift.ts';
-import { wkv7 } from '../../kernels/rwkv7/wkv7.ts';
-import type { Backend, Tensor, Weight } from '../backend/backend.ts';
+import { lnShift } from '../../kernels/rwkv7/ln_shift.ts';
+import { rwkv7Proj } from '../../kernels/rwkv7/rwkv7_proj.ts';
+import { wkv7Lora } from '../../kernels/rwkv7/wkv7_lora.ts';
+import type { LoraRanks } from '../../kernels/rwkv7/wkv7_lora.ref.ts';
+import type { Backend, HostWeight, Tensor, Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { defineArch } from './arch.ts';
@@ -19,16 +19,59 @@ export interface Rwkv7Config {
   decay_low_rank_dim: number; gate_low_rank_dim: number; a_low_rank_dim: number; v_low_rank_dim: number;
 }
 
+/**
+ * One layer as the fused decode path reads it (repacked at load). attn_nw / ffn_nw [2, C]: LayerNorm weight and bias
+ * (zeros where norm_bias is false); layer 0 with norm_first: attn_nw [4, C] with the pre-norm's weight and bias after.
+ * wl [R, C]: the LoRA down-projections W1, A1, G1, V1 stacked; wu [R, C]: their up-projections transposed and stacked
+ * (W2ᵀ, A2ᵀ, G2ᵀ, V2ᵀ), row i pairing with column i of the down-projections (layer 0 has no V1/V2: R without rv).
+ */
 interface Layer {
-  attn_norm: [Weight, Weight | null]; ffn_norm: [Weight, Weight | null]; pre_norm?: [Weight, Weight | null];
+  attn_nw: Weight; ffn_nw: Weight;
   x_mix: Weight;           // [6, C]: x_r, x_w, x_k, x_v, x_a, x_g
-  params: Weight;          // [5, C]: k_k, k_a, r_k, g_norm.weight, g_norm.bias
+  params: Weight;          // [8, C]: k_k, k_a, r_k, g_norm.weight, g_norm.bias, w0, a0, v0 (zeros in layer 0)
   r: Weight; k: Weight; v: Weight; o: Weight;
-  w1: Weight; w2: Weight; w0: Weight; a1: Weight; a2: Weight; a0: Weight;
-  g1: Weight; g2: Weight; v1?: Weight; v2?: Weight; v0?: Weight;
+  wl: Weight; wu: Weight; ranks: LoraRanks;
   ffn_x_k: Weight; key: Weight; value: Weight;
 }
-interface Weights { emb: Weight; layers: Layer[]; norm: [Weight, Weight | null]; head: Weight }
+interface Weights { emb: Weight; layers: Layer[]; norm: [Weight, Weight | null]; head: Weight; pre: boolean }
+
+/** f32 values of a host weight (vectors, or a matrix whose parts differ in dtype). */
+function hostF32(w: HostWeight): Float32Array {
+  if (w.f32) return w.f32;
+  const b = w.bits16!;
+  if (w.dtype === 'f16') return Float32Array.from(new Float16Array(b.buffer, b.byteOffset, b.length));
+  const u = new Uint32Array(b.length);
+  for (let i = 0; i < b.length; i++) u[i] = b[i]! << 16;
+  return new Float32Array(u.buffer);
+}
+
+/** Host matrices [r_i, cols] stacked by rows into one [Σ r_i, cols] (bf16/f16 bits kept when all share the dtype). */
+function stackRows(ws: HostWeight[], cols: number): HostWeight {
+  const rows = ws.reduce((s, w) => s + w.shape[0]!, 0), shape = [rows, cols];
+  if (ws.some(w => w.synthetic)) return { shape, dtype: 'bf16', synthetic: { seed: ws[0]!.synthetic!.seed * 7919 + rows, scale: ws[0]!.synthetic!.scale } };   // fla bench
+  const d = ws[0]!.dtype;
+  if (ws.every(w => w.bits16 && w.dtype === d)) {
+    const out = new Uint16Array(rows * cols);
+    let o = 0;
+    for (const w of ws) { out.set(w.bits16!, o); o += w.bits16!.length; }
+    return { shape, dtype: d, bits16: out };
+  }
+  const out = new Float32Array(rows * cols);
+  let o = 0;
+  for (const w of ws) { const f = hostF32(w); out.set(f, o); o += f.length; }
+  return { shape, dtype: 'f32', f32: out };
+}
+
+/** A host matrix [R, C] transposed to [C, R], in its own dtype. */
+function transpose(w: HostWeight): HostWeight {
+  const [R, C] = w.shape as [number, number];
+  const shape = [C, R];
+  if (w.synthetic) return { ...w, shape };
+  const src = w.bits16 ?? w.f32!;
+  const out = w.bits16 ? new Uint16Array(R * C) : new Float32Array(R * C);
+  for (let i = 0; i < R; i++) for (let j = 0; j < C; j++) out[j * R + i] = src[i * C + j]!;
+  return w.bits16 ? { shape, dtype: w.dtype, bits16: out as Uint16Array } : { shape, dtype: w.dtype, f32: out as Float32Array };
+}
 
 // Python round() (half to even), used by fla for null low-rank dims (spec §1.1).
 const pyRound = (x: number) => { const f = Math.floor(x), d = x - f; return d > 0.5 || (d === 0.5 && f % 2 === 1) ? f + 1 : f; };
@@ -77,69 +120,67 @@ export default defineArch<Rwkv7Config, Weights>({
     const mat = (n: string, s: number[]) => o.weight(n, r.read(n, s), true);
     const vec = (n: string, s: number[]) => o.weight(n, r.read(n, s), false);
     const ln = (p: string): [Weight, Weight | null] => [vec(`${p}.weight`, [C]), c.norm_bias ? vec(`${p}.bias`, [C]) : null];
+    // LayerNorm weight and bias rows (a zero bias where there is none), for ln_shift
+    const lnRows = (p: string): Float32Array => {
+      const out = new Float32Array(2 * C);
+      out.set(r.f32(`${p}.weight`, [C]), 0);
+      if (c.norm_bias) out.set(r.f32(`${p}.bias`, [C]), C);
+      return out;
+    };
     const layers: Layer[] = [];
     for (let l = 0; l < c.num_hidden_layers; l++) {
       const p = `model.layers.${l}.`, a = `${p}attn.`;
-      const rw = c.decay_low_rank_dim, ra = c.a_low_rank_dim, rg = c.gate_low_rank_dim, rv = c.v_low_rank_dim;
+      const ranks: LoraRanks = { w: c.decay_low_rank_dim, a: c.a_low_rank_dim, g: c.gate_low_rank_dim, v: l > 0 ? c.v_low_rank_dim : 0 };
       const x_mix = o.weight(`${a}x_*`, r.stack(['r', 'w', 'k', 'v', 'a', 'g'].map(n => `${a}x_${n}`), C), false);
-      const params = o.weight(`${a}params`, r.stack([`${a}k_k`, `${a}k_a`, `${a}r_k`, `${a}g_norm.weight`, `${a}g_norm.bias`], C), false);
+      const pnames = [`${a}k_k`, `${a}k_a`, `${a}r_k`, `${a}g_norm.weight`, `${a}g_norm.bias`, `${a}w_lora.lora.2.bias`, `${a}a_lora.lora.2.bias`];
+      if (l > 0) pnames.push(`${a}v_lora.lora.2.bias`);
+      const pv = new Float32Array(8 * C);
+      pv.set(r.stack(pnames, C).f32!);
+      const params = o.weight(`${a}params`, { shape: [8, C], dtype: 'f32', f32: pv }, false);
+      const pre = l === 0 && c.norm_first;
+      const attnRows = lnRows(`${p}attn_norm`);
+      const attnNw = pre ? (() => { const f = new Float32Array(4 * C); f.set(attnRows); f.set(lnRows(`${p}pre_norm`), 2 * C); return f; })() : attnRows;
+      const lo = (n: string, rk: number) => r.read(`${a}${n}_lora.lora.0.weight`, [rk, C]);
+      const hi = (n: string, rk: number) => transpose(r.read(`${a}${n}_lora.lora.2.weight`, [C, rk]));
+      const ls: [string, number][] = [['w', ranks.w], ['a', ranks.a], ['g', ranks.g], ...(l > 0 ? [['v', ranks.v] as [string, number]] : [])];
       layers.push({
-        pre_norm: l === 0 && c.norm_first ? ln(`${p}pre_norm`) : undefined,
-        attn_norm: ln(`${p}attn_norm`), ffn_norm: ln(`${p}ffn_norm`), x_mix, params,
+        attn_nw: o.weight(`${p}attn_norm*`, { shape: [pre ? 4 : 2, C], dtype: 'f32', f32: attnNw }, false),
+        ffn_nw: o.weight(`${p}ffn_norm*`, { shape: [2, C], dtype: 'f32', f32: lnRows(`${p}ffn_norm`) }, false),
+        x_mix, params,
         r: mat(`${a}r_proj.weight`, [C, C]), k: mat(`${a}k_proj.weight`, [C, C]), v: mat(`${a}v_proj.weight`, [C, C]), o: mat(`${a}o_proj.weight`, [C, C]),
-        w1: mat(`${a}w_lora.lora.0.weight`, [rw, C]), w2: mat(`${a}w_lora.lora.2.weight`, [C, rw]), w0: vec(`${a}w_lora.lora.2.bias`, [C]),
-        a1: mat(`${a}a_lora.lora.0.weight`, [ra, C]), a2: mat(`${a}a_lora.lora.2.weight`, [C, ra]), a0: vec(`${a}a_lora.lora.2.bias`, [C]),
-        g1: mat(`${a}g_lora.lora.0.weight`, [rg, C]), g2: mat(`${a}g_lora.lora.2.weight`, [C, rg]),
-        ...(l > 0 ? { v1: mat(`${a}v_lora.lora.0.weight`, [rv, C]), v2: mat(`${a}v_lora.lora.2.weight`, [C, rv]), v0: vec(`${a}v_lora.lora.2.bias`, [C]) } : {}),
+        wl: o.weight(`${a}*_lora.lora.0.weight`, stackRows(ls.map(([n, rk]) => lo(n, rk)), C), true),
+        wu: o.weight(`${a}*_lora.lora.2.weight (transposed)`, stackRows(ls.map(([n, rk]) => hi(n, rk)), C), true),
+        ranks,
         ffn_x_k: vec(`${p}ffn.x_k`, [1, C]), key: mat(`${p}ffn.key.weight`, [I, C]), value: mat(`${p}ffn.value.weight`, [C, I]),
       });
     }
     const emb = mat('model.embeddings.weight', [V, C]);
-    return { emb, layers, norm: ln('model.norm'), head: loadHead(r, o, emb, c.tie_word_embeddings, V, C) };
+    return { emb, layers, norm: ln('model.norm'), head: loadHead(r, o, emb, c.tie_word_embeddings, V, C), pre: c.norm_first };
   },
 
   async forward(o, w, c) {
     const C = c.hidden_size, D = c.head_dim, eps = c.norm_eps;
-    const x = o.act('x', C), h = o.act('h', C), y = o.act('y', C);
+    const x = o.act('x', C), y = o.act('y', C);
     const mix = o.act('mix', C, { planes: 6 }), proj = o.act('proj', C, { planes: 6 });
-    const vfirst = o.act('vfirst', C), vmix = o.act('vmix', C), ffk = o.act('ffk', c.intermediate_size);
-    const P = (t: Tensor, i: number) => o.plane(t, i);
-    const lora = (r: number) => o.act(`lora${r}`, r);
-    const first = w.layers[0]!;
-    if (first.pre_norm) {
-      const e = o.act('emb', C);
-      await embed(o, w.emb, e);
-      await layerNorm(o, e, first.pre_norm[0], first.pre_norm[1], eps, x);
-    } else await embed(o, w.emb, x);
+    const vfirst = o.act('vfirst', C), ffk = o.act('ffk', c.intermediate_size);
+    const planes = (t: Tensor) => Array.from({ length: 6 }, (_, i) => o.plane(t, i));
+    const mixPlanes = planes(mix), projPlanes = planes(proj);
+    const e = w.pre ? o.act('emb', C) : x;
+    await embed(o, w.emb, e);
     for (let l = 0; l < w.layers.length; l++) {
       const L = w.layers[l]!;
-      // time mix (§1.3)
-      await layerNorm(o, x, L.attn_norm[0], L.attn_norm[1], eps, h);
-      const sa = o.state(`${l}.shift_attn`);
-      await tokenShift(o, h, sa, L.x_mix, mix);
-      await shiftStore(o, h, sa);
-      // r|k|v and the LoRA down-projections w1|a1|g1 each as one GEMV over planes of mix on decode steps (matmul_multi)
-      const part = (w: Weight, y: Tensor, plane: number, act: Act = 'none') => ({ w, y, plane, xp: P(mix, plane), act });
-      await matmulMulti(o, mix, null, [part(L.r, P(proj, 0), 0), part(L.k, P(proj, 2), 2), part(L.v, P(proj, 3), 3)]);
-      // written by one dispatch: three distinct buffers even where ranks are equal
-      const lw = o.act('lora_w', c.decay_low_rank_dim), la = o.act('lora_a', c.a_low_rank_dim), lg = o.act('lora_g', c.gate_low_rank_dim);
-      await matmulMulti(o, mix, null, [part(L.w1, lw, 1, 'tanh'), part(L.a1, la, 4), part(L.g1, lg, 5, 'sigmoid')]);
-      await matmul(o, lw, L.w2, L.w0, 'rwkv_decay', P(proj, 1));
-      await matmul(o, la, L.a2, L.a0, 'sigmoid', P(proj, 4));
-      await matmul(o, lg, L.g2, null, 'none', P(proj, 5));
-      if (L.v1) {
-        const lv = lora(c.v_low_rank_dim);
-        await matmul(o, P(mix, 3), L.v1, null, 'none', lv);
-        await matmul(o, lv, L.v2!, L.v0!, 'sigmoid', vmix);
-      }
-      await wkv7(o, { proj, vfirst, vmix: L.v1 ? vmix : null, params: L.params, state: o.state(`${l}.wkv`), out: y, D, fuseNorm: c.fuse_norm, gnEps: D * eps });
+      // time mix (§1.3): [pre-norm →] LayerNorm → token shift (state stored); seven projections; the recurrence with
+      // its LoRA up-projections and gates; o_proj into the residual
+      const pre = l === 0 && w.pre;
+      await lnShift(o, { x: pre ? e : x, nw: L.attn_nw, state: o.state(`${l}.shift_attn`), mix: L.x_mix, out: mix, xo: pre ? x : null, eps });
+      const R = L.ranks.w + L.ranks.a + L.ranks.g + L.ranks.v;
+      const lora = o.act(`lora${R}`, R);
+      await rwkv7Proj(o, { mix, mixPlanes, wr: L.r, wk: L.k, wv: L.v, wl: L.wl, ranks: L.ranks, proj, projPlanes, lora });
+      await wkv7Lora(o, { proj, lora, wu: L.wu, ranks: L.ranks, params: L.params, vfirst, state: o.state(`${l}.wkv`), out: y, D, fuseNorm: c.fuse_norm, gnEps: D * eps });
       await matmul(o, y, L.o, null, 'none', x, true);
       // channel mix (§1.4)
-      await layerNorm(o, x, L.ffn_norm[0], L.ffn_norm[1], eps, h);
-      const sf = o.state(`${l}.shift_ffn`);
-      const kx = P(mix, 0);
-      await tokenShift(o, h, sf, L.ffn_x_k, kx);
-      await shiftStore(o, h, sf);
+      const kx = mixPlanes[0]!;
+      await lnShift(o, { x, nw: L.ffn_nw, state: o.state(`${l}.shift_ffn`), mix: L.ffn_x_k, out: kx, xo: null, eps });
       await matmul(o, kx, L.key, null, 'relu2', ffk);
       await matmul(o, ffk, L.value, null, 'none', x, true);
     }

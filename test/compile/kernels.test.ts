@@ -83,6 +83,17 @@ const CASES: Record<string, () => { what: string; args: any }[]> = {
   rms_norm: () => [{ what: 'C 64', args: { x: t(64), w: w([64]), g: null, y: t(64, { name: 'y' }), C: 64, G: 1, eps: 1e-6, plusOne: false } }],
   token_shift: () => [1, 6].map(M => ({ what: `M ${M}`, args: { h: t(64), state: state(64), mix: w([M, 64]), out: t(64, { planes: M, name: 'out' }) } })),
   shift_store: () => [{ what: 'C 64', args: { h: t(64), state: state(64) } }],
+  ln_shift: () => [1, 6].flatMap(M => BOOLS.map(pre => ({ what: `M ${M} pre=${pre}`, args: { x: t(64), nw: w([pre ? 4 : 2, 64]), state: state(64), mix: w([M, 64]), out: t(64, { planes: M, name: 'out' }), xo: pre ? t(64, { name: 'xo' }) : null, eps: 1e-5 } }))),
+  wkv7_lora: () => (['bf16', 'f32'] as const).flatMap(dt => BOOLS.map(first => {
+    const ranks = { w: 32, a: 32, g: 64, v: first ? 0 : 16 }, R = ranks.w + ranks.a + ranks.g + ranks.v;
+    return { what: `D 64 ${dt} first=${first}`, args: { proj: t(128, { planes: 6 }), lora: t(R, { name: 'lora' }), wu: w([R, 128], dt), ranks, params: w([8, 128]), vfirst: t(128, { name: 'vfirst' }), state: state(2 * 64 * 64), out: t(128, { name: 'y' }), D: 64, fuseNorm: true, gnEps: 64e-5 } };
+  })),
+  rwkv7_proj: () => (['bf16', 'f16', 'f32'] as const).map(dt => {
+    const ranks = { w: 32, a: 32, g: 64, v: 16 }, R = 144;
+    const mix = t(128, { planes: 6 }), proj = t(128, { planes: 6, name: 'proj' });
+    const planes = (x: typeof mix) => Array.from({ length: 6 }, (_, i) => gpuBackend().plane(x, i));
+    return { what: `C 128 ${dt}`, args: { mix, mixPlanes: planes(mix), wr: w([128, 128], dt), wk: w([128, 128], dt), wv: w([128, 128], dt), wl: w([R, 128], dt), ranks, proj, projPlanes: planes(proj), lora: t(R, { name: 'lora' }) } };
+  }),
   wkv7: () => BOOLS.map(first => ({ what: `D 64 first=${first}`, args: { proj: t(128, { planes: 6 }), vfirst: t(128, { name: 'vfirst' }), vmix: first ? null : t(128, { name: 'vmix' }), params: w([8, 128]), state: state(2 * 64 * 64), out: t(128, { name: 'y' }), D: 64, fuseNorm: true, gnEps: 64e-5 } })),
 };
 

@@ -1,0 +1,133 @@
+// rwkv7_proj: RWKV7's seven projections of the mixed token (spec-rwkv7-gla-abc.md §1.3 step 4) as one decode GEMV
+// over four weights, each output row reading its own mix plane: segments s = 0..6 are
+//   r = xr·Wrᵀ, k = xk·Wkᵀ, v = xv·Wvᵀ (into proj planes 0, 2, 3), and the LoRA down-projections
+//   tanh(xw·W1ᵀ), xa·A1ᵀ, σ(xg·G1ᵀ), xv·V1ᵀ (into lora columns [0, RW), [RW, +RA), [+RA, +RG), [+RG, R)),
+// the four down-projections stacked in Wl [R, C]. Mix planes: r 0, w 1, k 2, v 3, a 4, g 5.
+// Bindings: step uniform; x [6, cap, C] f32 (read as vec4f); Wr, Wk, Wv [C, C], Wl [R, C] packed (16-byte units:
+// 8 bf16/f16 or 4 f32); proj [6, cap, C]; lora [N, R]; dims: C, U (units per row), TPR, R | segment ends (workgroup
+// counts, cumulative) e0..e3 | e4..e6 | RW, RA, RG, RV.
+// Dispatch: workgroups of WG threads, TPR lanes (a power of two) per output row (split-K), WG / TPR rows per
+// workgroup; each segment starts at a fresh workgroup (grid over x, and y past 65535); z over blocks of RB rows.
+// A segment with no workgroups is skipped ('split' runs only the LoRA segments here). Lanes stride over the units,
+// UNROLL in flight; reduction through workgroup memory (portable). Defines: WG, RB, UNROLL, W_F32, W_F16.
+#include "common.wgsl"
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> x: array<vec4f>;        // [6, cap, C / 4]
+@group(0) @binding(2) var<storage, read> Wr: array<vec4u>;
+@group(0) @binding(3) var<storage, read> Wk: array<vec4u>;
+@group(0) @binding(4) var<storage, read> Wv: array<vec4u>;
+@group(0) @binding(5) var<storage, read> Wl: array<vec4u>;
+@group(0) @binding(6) var<storage, read_write> proj: array<f32>; // [6, cap, C]
+@group(0) @binding(7) var<storage, read_write> lora: array<f32>; // [N, R]
+@group(0) @binding(8) var<uniform> dims: array<vec4u, 4>;
+
+var<workgroup> red: array<f32, WG * RB>;
+
+fn wload(s: u32, i: u32) -> vec4u {
+  if (s == 0u) { return Wr[i]; }
+  if (s == 1u) { return Wk[i]; }
+  if (s == 2u) { return Wv[i]; }
+  return Wl[i];
+}
+
+// Unit u of a W row (as loaded) times the same unit of x row `xr` (its first vec4f index).
+fn dot_unit(w: vec4u, xr: u32, u: u32) -> f32 {
+#if W_F32
+  return dot(bitcast<vec4f>(w), x[xr + u]);
+#else
+  let a = x[xr + 2u * u];
+  let b = x[xr + 2u * u + 1u];
+#if W_F16
+  let w0 = unpack2x16float(w.x); let w1 = unpack2x16float(w.y);
+  let w2 = unpack2x16float(w.z); let w3 = unpack2x16float(w.w);
+  return dot(vec4f(w0, w1), a) + dot(vec4f(w2, w3), b);
+#else
+  let lo = bitcast<vec4f>(w << vec4u(16u));            // elements 0, 2, 4, 6
+  let hi = bitcast<vec4f>(w & vec4u(0xffff0000u));     // elements 1, 3, 5, 7
+  return dot(vec4f(lo.x, hi.x, lo.y, hi.y), a) + dot(vec4f(lo.z, hi.z, lo.w, hi.w), b);
+#endif
+#endif
+}
+
+fn seg_end(s: u32) -> u32 {
+  if (s < 4u) { return dims[1][s]; }
+  return dims[2][s - 4u];
+}
+
+@compute @workgroup_size(WG)
+fn rwkv7_proj(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+  let C = dims[0].x;
+  let U = dims[0].y;
+  let TPR = dims[0].z;
+  let R = dims[0].w;
+  let rows = step.n;
+  let wg = g.x + g.y * ng.x;
+  var s = 0u;
+  while (s < 7u && wg >= seg_end(s)) { s++; }
+  if (s == 7u) { return; }   // uniform per workgroup
+  var begin = 0u;
+  if (s > 0u) { begin = seg_end(s - 1u); }
+  // segment geometry: rows, x plane (= proj plane for r, k, v), first row among the stacked LoRA rows
+  let RW = dims[3].x;
+  let RA = dims[3].y;
+  let RG = dims[3].z;
+  var len = C;
+  var xp = 0u;
+  var lofs = 0u;
+  switch s {
+    case 1u: { xp = 2u; }
+    case 2u: { xp = 3u; }
+    case 3u: { len = RW; xp = 1u; }
+    case 4u: { len = RA; xp = 4u; lofs = RW; }
+    case 5u: { len = RG; xp = 5u; lofs = RW + RA; }
+    case 6u: { len = dims[3].w; xp = 3u; lofs = RW + RA + RG; }
+    default: {}
+  }
+  let lane = li % TPR;
+  let sub = li / TPR;
+  let o = (wg - begin) * (WG / TPR) + sub;
+  let r0 = g.z * RB;
+  let xs = C / 4u;
+  var acc: array<f32, RB>;
+  var xr: array<u32, RB>;
+  for (var r = 0u; r < RB; r++) { xr[r] = (xp * step.cap + min(r0 + r, rows - 1u)) * xs; }
+  if (o < len) {
+    let base = (lofs + o) * U;
+    var u = lane;
+    for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
+      var wv: array<vec4u, UNROLL>;
+      for (var k = 0u; k < UNROLL; k++) { wv[k] = wload(s, base + u + k * TPR); }   // all loads in flight first
+      for (var k = 0u; k < UNROLL; k++) {
+        for (var r = 0u; r < RB; r++) { acc[r] += dot_unit(wv[k], xr[r], u + k * TPR); }
+      }
+    }
+    for (; u < U; u += TPR) {
+      let w0 = wload(s, base + u);
+      for (var r = 0u; r < RB; r++) { acc[r] += dot_unit(w0, xr[r], u); }
+    }
+  }
+  for (var r = 0u; r < RB; r++) { red[li * RB + r] = acc[r]; }
+  workgroupBarrier();
+  for (var st = TPR / 2u; st > 0u; st >>= 1u) {
+    if (lane < st) {
+      for (var r = 0u; r < RB; r++) { red[li * RB + r] += red[(li + st) * RB + r]; }
+    }
+    workgroupBarrier();
+  }
+  if (o < len) {
+    for (var r = 0u; r < RB; r++) {
+      let row = r0 + r;
+      if (r % TPR == lane && row < rows) {
+        var v = red[(li - lane) * RB + r];
+        if (s < 3u) {
+          proj[(xp * step.cap + row) * C + o] = v;
+        } else {
+          if (s == 3u) { v = tanh_stable(v); }
+          if (s == 5u) { v = sigmoid(v); }
+          lora[row * R + lofs + o] = v;
+        }
+      }
+    }
+  }
+}

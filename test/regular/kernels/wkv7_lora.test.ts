@@ -1,0 +1,124 @@
+// wkv7_lora (kernels/rwkv7/wkv7_lora.wgsl 'fused', lora_up.wgsl + wkv7_recurrent.wgsl 'split'): the RWKV7 time-mix
+// core with its LoRA up-projections, against its reference and against the unfused GPU ops it replaces (four
+// matmuls with their activations into the w, a, g planes and vmix, then wkv7). Head dims 64 and 128 (two heads),
+// ranks of different sizes, bf16 and f32 up-projections; three sequences of lengths 1, 7 and 65 packed on different
+// slots (one more slot untouched) and a decode step of four; layer 0 (writes vfirst) and later layers. Compares y,
+// vfirst and the whole state afterwards.
+import { describe, expect, test } from 'bun:test';
+import { expectClose, prng, randn, randu, type Prng } from '../../helpers/allclose.ts';
+import { HAS_GPU } from '../../helpers/gpu.ts';
+import { checkBoth, gpuBackend, hostWeight, packedStep, runOn, selectCtx, type Body } from './harness.ts';
+import { wkv7Lora, wkv7LoraOp } from '../../../kernels/rwkv7/wkv7_lora.ts';
+import type { LoraRanks } from '../../../kernels/rwkv7/wkv7_lora.ref.ts';
+import { wkv7 } from '../../../kernels/rwkv7/wkv7.ts';
+import { matmul } from '../../../kernels/matmul/matmul.ts';
+import type { Act } from '../../../kernels/matmul/matmul.ref.ts';
+import { CpuBackend } from '../../../src/backend/cpu.ts';
+
+const SLOTS = 4;
+type Seqs = { slot: number; len: number }[];
+const PACKED: Seqs = [{ slot: 2, len: 7 }, { slot: 0, len: 1 }, { slot: 3, len: 65 }];
+
+function projPlanes(N: number, C: number, rng: Prng): Float32Array {
+  const P = N * C, out = new Float32Array(6 * P);
+  out.set(randn(P, rng, 0.5), 0);          // r
+  out.set(randn(P, rng), P);               // w, a, g: overwritten (split) or unread (fused)
+  out.set(randn(P, rng, 0.5), 2 * P);      // k
+  out.set(randn(P, rng), 3 * P);           // v
+  out.set(randn(2 * P, rng), 4 * P);
+  return out;
+}
+
+async function runCase(D: number, ranks: LoraRanks, dtype: 'f32' | 'bf16', variant: 'fused' | 'split', seqs: Seqs = PACKED, fuseNorm = false): Promise<void> {
+  const H = 2, C = H * D, R = ranks.w + ranks.a + ranks.g + ranks.v, first = ranks.v === 0;
+  const what = `wkv7_lora D=${D} ranks ${ranks.w},${ranks.a},${ranks.g},${ranks.v} ${dtype} [${variant}] seqs ${seqs.map(s => `${s.len}@${s.slot}`).join(',')}`;
+  const rng = prng(what);
+  const step = packedStep(seqs);
+  const N = step.ids.length;
+  const proj = projPlanes(N, C, rng);
+  const lora = new Float32Array(N * R);
+  for (let t = 0; t < N; t++) {
+    const row = lora.subarray(t * R, (t + 1) * R);
+    row.set(randu(ranks.w, rng, -1, 1), 0);                       // tanh(…)
+    row.set(randn(ranks.a, rng, 0.5), ranks.w);
+    row.set(randu(ranks.g, rng, 0, 1), ranks.w + ranks.a);        // σ(…)
+    row.set(randn(ranks.v, rng, 0.5), ranks.w + ranks.a + ranks.g);
+  }
+  const wu = randn(R * C, rng, 1 / Math.sqrt(32));                // [R, C]
+  const params = new Float32Array(8 * C);
+  params.set(randu(C, rng, 0.5, 1.5), 0);        // k_k
+  params.set(randu(C, rng, 0, 1), C);            // k_a
+  params.set(randn(C, rng, 0.3), 2 * C);         // r_k
+  params.set(randn(C, rng, 0.2, 1), 3 * C);      // g_norm.weight
+  params.set(randn(C, rng, 0.2), 4 * C);         // g_norm.bias
+  params.set(randn(C, rng, 0.5, -1), 5 * C);     // w0
+  params.set(randn(C, rng, 0.5), 6 * C);         // a0
+  params.set(randn(C, rng, 0.5), 7 * C);         // v0
+  const vfirst = randn(N * C, rng);
+  const state = randn(SLOTS * C * D, rng, 0.3);
+  const setup = { states: [{ key: 'wkv', cols: C * D }], slots: SLOTS, init: { wkv: state } };
+  const inputs = (io: Parameters<Body>[0]) => {
+    const p = io.o.act('proj', C, { planes: 6 }), l = io.o.act('lora', R), vf = io.o.act('vfirst', C), y = io.o.act('y', C);
+    io.put(p, proj); io.put(l, lora); io.put(vf, first ? undefined : vfirst); io.put(y);
+    return { p, l, vf, y, st: io.o.state('wkv'), params: io.weight('params', hostWeight(params, [8, C]), false) };
+  };
+  const fused: Body = async io => {
+    const { p, l, vf, y, st, params: pw } = inputs(io);
+    await wkv7Lora(io.o, { proj: p, lora: l, wu: io.weight('wu', hostWeight(wu, [R, C], dtype)), ranks, params: pw, vfirst: vf, state: st, out: y, D, fuseNorm, gnEps: D * 1e-5 });
+    return { y, vfirst: vf, state: st };
+  };
+  // the unfused path: each up-projection an nn.Linear [C, r] (the transposed rows of wu) into its own tensor
+  const unfused: Body = async io => {
+    const { p, l, vf, y, st, params: pw } = inputs(io);
+    const lin = async (i0: number, r: number, bias: number | null, act: Act, out: ReturnType<typeof io.o.act>) => {
+      const w = new Float32Array(C * r), x = new Float32Array(N * r);
+      for (let i = 0; i < r; i++) for (let c = 0; c < C; c++) w[c * r + i] = wu[(i0 + i) * C + c]!;
+      for (let t = 0; t < N; t++) x.set(lora.subarray(t * R + i0, t * R + i0 + r), t * r);
+      const xt = io.o.act(`x${i0}`, r);
+      io.put(xt, x);
+      const b = bias === null ? null : io.weight(`b${i0}`, hostWeight(params.slice(bias * C, (bias + 1) * C), [C]), false);
+      await matmul(io.o, xt, io.weight(`w${i0}`, hostWeight(w, [C, r], dtype)), b, act, out);
+    };
+    const vm = io.o.act('vmix', C);
+    await lin(0, ranks.w, 5, 'rwkv_decay', io.o.plane(p, 1));
+    await lin(ranks.w, ranks.a, 6, 'sigmoid', io.o.plane(p, 4));
+    await lin(ranks.w + ranks.a, ranks.g, null, 'none', io.o.plane(p, 5));
+    if (!first) await lin(ranks.w + ranks.a + ranks.g, ranks.v, 7, 'sigmoid', vm);
+    void l;
+    await wkv7(io.o, { proj: p, vfirst: vf, vmix: first ? null : vm, params: pw, state: st, out: y, D, fuseNorm, gnEps: D * 1e-5 });
+    return { y, vfirst: vf, state: st };
+  };
+  const prev = process.env.FLA_KERNEL_WKV7_LORA;
+  process.env.FLA_KERNEL_WKV7_LORA = variant;
+  try {
+    // bf16 weights: the references read the same rounded values (the CPU backend rounds them as the GPU stores them)
+    const want = await checkBoth(step, setup, fused, { seed: rng, what });
+    const unf = await runOn(gpuBackend(), 'gpu', step, setup, unfused);
+    for (const k of Object.keys(want)) {
+      expect(unf[k]!.shape).toEqual(want[k]!.shape);
+      expectClose(unf[k]!.data, want[k]!.data, { what: `${what} ${k} (unfused GPU ops)`, seed: rng });
+    }
+  } finally {
+    if (prev === undefined) delete process.env.FLA_KERNEL_WKV7_LORA; else process.env.FLA_KERNEL_WKV7_LORA = prev;
+  }
+}
+
+describe.skipIf(!HAS_GPU)('wkv7_lora', () => {
+  test('select: fused while every sequence has ≤ 16 tokens', () => {
+    const o = new CpuBackend();
+    expect([[1], [1, 1, 1], [16, 1], [17], [1, 300]].map(l => wkv7LoraOp.select(selectCtx(o.adapter, l), null as never))).toEqual(['fused', 'fused', 'fused', 'split', 'split']);
+  });
+  for (const variant of ['fused', 'split'] as const) {
+    for (const D of [64, 128]) {
+      test(`D=${D} later layer, bf16 [${variant}]`, async () => {
+        await runCase(D, D === 64 ? { w: 32, a: 32, g: 64, v: 16 } : { w: 64, a: 40, g: 48, v: 24 }, 'bf16', variant);
+      }, 60_000);
+      test(`D=${D} layer 0 (writes vfirst), f32 [${variant}]`, async () => {
+        await runCase(D, { w: 32, a: 24, g: 32, v: 0 }, 'f32', variant);
+      }, 60_000);
+    }
+    test(`D=64 decode, one token in each of four slots, fuseNorm [${variant}]`, async () => {
+      await runCase(64, { w: 32, a: 32, g: 32, v: 16 }, 'bf16', variant, [{ slot: 3, len: 1 }, { slot: 1, len: 1 }, { slot: 0, len: 1 }, { slot: 2, len: 1 }], true);
+    }, 60_000);
+  }
+});
