@@ -2,7 +2,8 @@
 // ("diagonal plus low rank") chunk algorithm in chunks of CHUNK tokens, five launches:
 //   prep  (wkv7_chunk_prep.wgsl)  per (token, head): v lerp, κ̂, k̃, bonus, the cumulative log-decay Γ in the chunk
 //                                 and the decay-scaled rows rg, ag, bg, kg;
-//   mats  (wkv7_chunk_mats.wgsl)  per (token, head): the in-chunk matrices A_ab, A_ak, A_rb, A_rk;
+//   mats  (wkv7_chunk_mats.wgsl)  per (chunk, head): the in-chunk matrices A_ab, A_ak, A_rb, A_rk (a tiled product with
+//                                 one exponential per (row, column, channel));
 //   solve (wkv7_chunk_solve.wgsl) per (chunk, head): T = (I − A_ab)^{−1};
 //   state (wkv7_chunk_state.wgsl) per (head, column block, sequence): the pass over the chunks (o, S);
 //   out   (wkv7_chunk_out.wgsl)   per (token, head): GroupNorm, bonus, gate.
@@ -30,6 +31,8 @@ export const CHUNK_KERNELS = {
 
 /** Chunk length of the chunked prefill. */
 export const CHUNK = 64;
+/** Channels per staged tile of wkv7_chunk_mats: six CHUNK × KC f32 blocks (12 KiB) within WebGPU's default 16 KiB. */
+const MATS_KC = 8;
 
 /**
  * Geometry of wkv7_chunk_state: BV columns × G row groups (G·BV = 256 threads or the adapter's limit, G ≤ CHUNK);
@@ -43,7 +46,8 @@ export function chunkGeometry(D: number, maxInvocations = 256, maxWorkgroupStora
   let BV = forced > 0 ? Math.min(forced, D) : 8;   // 8 as delta_chunk_state (fastest there on an H100); 4 = one chunk row per thread
   while (BV > 4 && (D % BV !== 0 || (D + 3 * CHUNK) * BV * 4 > budget)) BV >>= 1;
   if (D % BV !== 0 || (D + 3 * CHUNK) * BV * 4 > budget || tpb % BV !== 0 || tpb / BV > CHUNK || CHUNK % (tpb / BV) !== 0) return null;
-  if (D > maxInvocations || CHUNK > maxInvocations || CHUNK * CHUNK * 4 > maxWorkgroupStorage) return null;   // solve stages A_ab
+  // prep/out: D threads; mats: 256 threads; solve stages A_ab (CHUNK² f32)
+  if (D > maxInvocations || maxInvocations < 256 || CHUNK * CHUNK * 4 > maxWorkgroupStorage || D % MATS_KC !== 0) return null;
   return { BV, G: tpb / BV };
 }
 
@@ -60,14 +64,14 @@ export const chunkVariant: Variant<Wkv7Op> = {
     const geo = chunkGeometry(D, c.adapter.maxInvocations, c.adapter.maxWorkgroupStorage);
     if (!geo) throw new ShapeError(`wkv7: no chunk geometry for head dim ${D}`);
     const pre = scratch('pre'), gk = scratch('gk'), bon = scratch('bon'), mat = scratch('mat');
-    const dimsC = u32(C, 0, 0, 0);
+    const dimsC = u32(C, 0, 0, 0), chunkGrid: [number, number, number] = [H, c.step.b, Math.max(1, Math.ceil(c.step.maxLen / CHUNK))];
     return [
       { kernel: CHUNK_KERNELS.prep, grid: grid(n * H),
         defines: { D, CH: CHUNK, FIRST: a.vmix === null, FUSE_NORM: a.fuseNorm },
         bind: { proj: a.proj, vfirst: a.vfirst, vmix: a.vmix, params: a.params, pre, gk, bon, dims: f32(C, 0, 0, 0) } },
-      { kernel: CHUNK_KERNELS.mats, grid: grid(n * H), defines: { D, CH: CHUNK }, bind: { proj: a.proj, pre, mat, dims: dimsC },
-        cost: { flops: 8 * n * CHUNK * C, bytes: 4 * n * (6 * C + 4 * H * CHUNK) } },
-      { kernel: CHUNK_KERNELS.solve, grid: grid(n * H), defines: { CH: CHUNK }, bind: { mat, dims: u32(H, 0, 0, 0) } },
+      { kernel: CHUNK_KERNELS.mats, grid: chunkGrid, defines: { D, CH: CHUNK, KC: MATS_KC }, bind: { proj: a.proj, pre, mat, dims: dimsC },
+        cost: { flops: 4 * n * Math.min(CHUNK, c.step.maxLen) * C, bytes: 4 * n * (6 * C + 4 * H * CHUNK) } },
+      { kernel: CHUNK_KERNELS.solve, grid: chunkGrid, defines: { CH: CHUNK }, bind: { mat, dims: u32(H, 0, 0, 0) } },
       { kernel: CHUNK_KERNELS.state, grid: [H * D / geo.BV, c.step.b, 1], defines: { D, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G },
         bind: { pre, gk, mat, state: a.state, dims: dimsC },
         cost: { flops: 8 * n * C * D + 8 * n * CHUNK * C, bytes: 4 * n * (7 * C + 5 * H * CHUNK) + 8 * c.step.b * C * D } },

@@ -2,9 +2,9 @@
 // and head by forward substitution, one column per thread (A_ab strictly lower, from wkv7_chunk_mats):
 //   T_jj = 1,  T_ij = Σ_{m=j..i−1} A_ab[i, m]·T_mj  (i > j),  T_ij = 0 (i < j).
 // Then the chunk's removal reads u_i = α_iᵀ S_{i−1} satisfy u = T·(ag·S_in + A_ak·V) (wkv7_chunk_state).
-// Bindings: step uniform; stepmeta u32 (token → sequence, cursors); mat [5, cap, H·CH] (plane 0 read, plane 4 = T
-// written, row t = token cs + i). Dispatch: one workgroup of CH threads (thread = column j) per (token, head), 2-D
-// grid; only tokens that start a chunk do work (the chunk's A_ab staged in workgroup memory, CH² f32).
+// Bindings: step uniform; stepmeta u32 (cursors); mat [5, cap, H·CH] (plane 0 read, plane 4 = T written, row
+// t = token cs + i). Dispatch: (H, B, ⌈max len / CH⌉) workgroups of CH threads (thread = column j), one per chunk
+// and head; the chunk's A_ab staged in workgroup memory (CH² f32).
 // Runtime dims: H. Defines: CH. f32.
 #include "common.wgsl"
 
@@ -16,15 +16,16 @@
 var<workgroup> sh_a: array<f32, CH * CH>;   // the chunk's A_ab rows
 
 @compute @workgroup_size(CH)
-fn wkv7_chunk_solve(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) ng: vec3u) {
+fn wkv7_chunk_solve(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u) {
   let H = dims.x;
-  let idx = wg.x + wg.y * ng.x;
-  if (idx >= step.n * H) { return; }
-  let cs = idx / H;
-  let h = idx % H;
-  let cu = cursor(seq_of(cs));
-  if ((cs - cu.start) % CH != 0u) { return; }
-  let n = min(CH, cu.start + cu.len - cs);
+  let h = wg.x;
+  let seq = wg.y;
+  if (seq >= step.b) { return; }
+  let cu = cursor(seq);
+  let end = cu.start + cu.len;
+  let cs = cu.start + wg.z * CH;
+  if (cs >= end) { return; }
+  let n = min(CH, end - cs);
   let j = l.x;
   for (var i = 0u; i < n; i++) { sh_a[i * CH + j] = mat[(cs + i) * H * CH + h * CH + j]; }
   workgroupBarrier();

@@ -16,7 +16,7 @@
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
 @group(0) @binding(2) var<storage, read_write> pre: array<f32>;    // [6, cap, C]
-@group(0) @binding(3) var<storage, read> gk: array<f32>;           // [4, cap, C]
+@group(0) @binding(3) var<storage, read> gk: array<vec4f>;         // [4, cap, C] as vec4 (C, D, cap·C multiples of 4)
 @group(0) @binding(4) var<storage, read> mat: array<f32>;          // [5, cap, H·CH]
 @group(0) @binding(5) var<storage, read_write> state: array<f32>;  // [slots, H, D, D]
 @group(0) @binding(6) var<uniform> dims: vec4u;                    // C
@@ -56,10 +56,14 @@ fn wkv7_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_i
         let ro = t * C + h * D;
         var x = 0.0;
         var q = 0.0;
-        for (var a = 0u; a < D; a++) {
-          let s = sh_S[a * BV + c];
-          x = fma(gk[P + ro + a], s, x);
-          q = fma(gk[ro + a], s, q);
+        for (var a4 = 0u; a4 < D / 4u; a4++) {
+          let ag = gk[(P + ro) / 4u + a4];
+          let rg = gk[ro / 4u + a4];
+          for (var e = 0u; e < 4u; e++) {
+            let s = sh_S[(4u * a4 + e) * BV + c];
+            x = fma(ag[e], s, x);
+            q = fma(rg[e], s, q);
+          }
         }
         let mrow = MP + t * H * CH + h * CH;
         for (var j = 0u; j < i; j++) { x = fma(mat[mrow + j], sh_v[j * BV + c], x); }
@@ -96,8 +100,8 @@ fn wkv7_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_i
       var s = sh_S[a * BV + c] * exp(pre[lrow + a]);
       for (var j = 0u; j < n; j++) {
         let ko = (cs + j) * C + h * D + a;
-        s = fma(gk[2u * P + ko], sh_u[j * BV + c], s);
-        s = fma(gk[3u * P + ko], sh_v[j * BV + c], s);
+        s = fma(gk[(2u * P + ko) / 4u][ko % 4u], sh_u[j * BV + c], s);
+        s = fma(gk[(3u * P + ko) / 4u][ko % 4u], sh_v[j * BV + c], s);
       }
       sh_S[a * BV + c] = s;
     }
