@@ -6,9 +6,11 @@
 //   o_ic = DK^{−1/2}·e^{G_i}·(q̂_i·S_in[:, c]) + Σ_{j≤i} B_ij·δ_j
 //   S[:, c] ← e^{G_{n−1}}·S_in[:, c] + Σ_j k̂_j·(e^{G_{n−1} − G_j}·δ_j)
 // Bindings: step uniform; stepmeta u32 (cursors); qk [2, cap, H·DK] (q̂, k̂); v [N, HV·DV]; gates [3, cap, HV]
-// (g, β, G); ab [3, cap, HV·CH] (A, B, T); state [slots, HV, DK, DV] f32 (K-first); o [N, HV·DV].
+// (g, β, G); ab [3, cap, HV·CH] (A, B, T); state [slots, HV, DK, DV] f32 (K-first); o [N, HV·DV]; v may be a part of
+// a wider packed row (row stride vS, first column vO).
 // Dispatch: (HV·DV/BV, B) workgroups of BV·G threads: thread (g, c) owns column c and the chunk rows i ≡ g (mod G)
-// in the token phases, the state rows a ≡ g (mod G) in the state update. Runtime dims: H, HV, DV.
+// in the token phases, the state rows a ≡ g (mod G) in the state update. Runtime dims: (H, HV, DV), (vS, vO) (the
+// layout dims of delta_rule_recurrent: dims[2].xy).
 // Defines: DK, BV, G, CH, QPT = CH / G, V_SILU. f32; four barriers per chunk.
 #include "common.wgsl"
 
@@ -20,7 +22,7 @@
 @group(0) @binding(5) var<storage, read> ab: array<f32>;           // [3, cap, HV·CH]
 @group(0) @binding(6) var<storage, read_write> state: array<f32>;  // [slots, HV, DK, DV]
 @group(0) @binding(7) var<storage, read_write> o: array<f32>;      // [N, HV·DV]
-@group(0) @binding(8) var<uniform> dims: vec4u;                    // H, HV, DV
+@group(0) @binding(8) var<uniform> dims: array<vec4u, 4>;          // (H, HV, DV), _, (vS, vO, _, _), _
 
 var<workgroup> sh_S: array<f32, DK * BV>;   // S[a][c] at a·BV + c
 var<workgroup> sh_x: array<f32, CH * BV>;   // x, then e^{G_{n−1} − G_j}·δ_j
@@ -28,9 +30,9 @@ var<workgroup> sh_d: array<f32, CH * BV>;   // δ
 
 @compute @workgroup_size(BV * G)
 fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u) {
-  let H = dims.x;
-  let HV = dims.y;
-  let DV = dims.z;
+  let H = dims[0].x;
+  let HV = dims[0].y;
+  let DV = dims[0].z;
   let seq = wg.y;
   if (seq >= step.b) { return; }
   let nb = DV / BV;
@@ -66,7 +68,7 @@ fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_
           q_ = fma(qk[ok + a], s, q_);
         }
         qs[m] = q_;
-        var vc = v[t * HV * DV + hv * DV + col];
+        var vc = v[t * dims[2].x + dims[2].y + hv * DV + col];
         if (V_SILU) { vc = vc * sigmoid(vc); }
         sh_x[i * BV + c] = gates[gplane + t * HV + hv] * (vc - exp(gates[2u * gplane + t * HV + hv]) * ks);
       }

@@ -1,21 +1,28 @@
 // delta_rule op: the (gated) delta-rule token mixer core of Gated DeltaNet / DeltaNet / Qwen3-Next linear
-// attention. Variants: 'recurrent' (delta_rule_recurrent.wgsl: decode and short prefill; one step per token) and
-// 'chunk' (delta_chunk_{prep,kkt,solve,state}.wgsl: chunked prefill, chunk 64), chosen per step in `select`.
+// attention, optionally with the mixer's output norm (RMSNorm per value head, SiLU-gated or not). Variants:
+// 'fused' (delta_rule_fused.wgsl: the recurrence with the norm in its epilogue, inputs read from packed
+// projection rows, one workgroup per value head: decode in one dispatch), 'recurrent' (delta_rule_recurrent.wgsl:
+// decode and short prefill; one step per token) and 'chunk' (delta_chunk_{prep,kkt,solve,state}.wgsl: chunked
+// prefill, chunk 64), chosen per step in `select`; the last two run the norm as an rms_norm launch of their own.
 import type { Backend, StateSpec, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { knob } from '../../src/util/knobs.ts';
-import { chunked, grid, kernel, op, scratch, u32, type Ctx, type Launch } from '../lib.ts';
+import { chunked, grid, kernel, op, scratch, u32, type Ctx, type Launch, type ScratchSpec } from '../lib.ts';
 import recurrentSrc from './delta_rule_recurrent.wgsl' with { type: 'text' };
 import prepSrc from './delta_chunk_prep.wgsl' with { type: 'text' };
 import kktSrc from './delta_chunk_kkt.wgsl' with { type: 'text' };
 import solveSrc from './delta_chunk_solve.wgsl' with { type: 'text' };
 import stateSrc from './delta_chunk_state.wgsl' with { type: 'text' };
+import fusedSrc from './delta_rule_fused.wgsl' with { type: 'text' };
 import { deltaRuleRef, type DeltaDims, type QkAct, type QkNorm } from './delta_rule.ref.ts';
+import { rmsNormRef } from '../norm/rms_norm.ref.ts';
+import { rmsNormLaunch, type RmsNormArgs } from '../norm/rms_norm.ts';
 
 export type { QkAct, QkNorm, DeltaDims };
 
 export const KERNELS = {
   recurrent: kernel('delta_rule_recurrent', recurrentSrc, ['step', 'stepmeta', 'q', 'k', 'v', 'ga', 'gb', 'gp', 'state', 'o', 'dims']),
+  fused: kernel('delta_rule_fused', fusedSrc, ['step', 'stepmeta', 'qkv', 'gab', 'z', 'gp', 'gn', 'state', 'o', 'dims']),
   prep: kernel('delta_chunk_prep', prepSrc, ['step', 'q', 'k', 'ga', 'gb', 'gp', 'qk', 'gates', 'dims']),
   kkt: kernel('delta_chunk_kkt', kktSrc, ['step', 'stepmeta', 'qk', 'gates', 'ab', 'dims']),
   solve: kernel('delta_chunk_solve', solveSrc, ['step', 'stepmeta', 'ab', 'dims']),
@@ -32,9 +39,19 @@ export interface DeltaOp {
   /** raw β projection [N, HV], null for β = 1 */
   b: Tensor | null;
   state: Tensor; out: Tensor; d: DeltaDims;
+  /**
+   * The first column of q, k, v, a, b in their tensors' rows (default 0 each): parts of a packed projection (q, k
+   * and v may then be one tensor, and a, b another; the 'fused' variant needs that).
+   */
+  off?: { q?: number; k?: number; v?: number; a?: number; b?: number };
+  /** out = RMSNorm(o per value head)·w (⊙ silu(gate columns from gateOff)), instead of o itself */
+  norm?: DeltaNorm | null;
 }
 
-export type DeltaKernel = 'recurrent' | 'chunk';
+/** The output norm of the mixer: w [DV] shared by the heads (fla o_norm, Qwen3-Next norm), optional SiLU gate z. */
+export interface DeltaNorm { w: Weight; gate: Tensor | null; gateOff?: number; eps: number }
+
+export type DeltaKernel = 'fused' | 'recurrent' | 'chunk';
 
 /** Chunk length of the chunked prefill (spec §10). */
 export const CHUNK = 64;
@@ -75,7 +92,30 @@ export function deltaState(key: string, d: Pick<DeltaDims, 'HV' | 'DK' | 'DV'>):
   return { key, cols: d.HV * d.DK * d.DV };
 }
 
-const dimsOf = (d: DeltaDims) => u32(d.H, d.HV, d.DV);
+const offOf = (x: DeltaOp) => ({ q: x.off?.q ?? 0, k: x.off?.k ?? 0, v: x.off?.v ?? 0, a: x.off?.a ?? 0, b: x.off?.b ?? 0 });
+/** Shapes, then each input's row stride and first column (delta_rule_recurrent, delta_chunk_prep, delta_chunk_state). */
+function dimsOf(x: DeltaOp) {
+  const d = x.d, f = offOf(x);
+  return u32(d.H, d.HV, d.DV, 0, x.q.cols, f.q, x.k.cols, f.k, x.v.cols, f.v, x.a?.cols ?? 0, f.a, x.b?.cols ?? 0, f.b, 0, 0);
+}
+
+/** The least power of two ≥ n. */
+const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(n));
+
+/** The fused kernel's case: q, k, v one tensor, a and b (where present) another; a norm; a value head per workgroup. */
+function fusable(x: DeltaOp, c: Ctx): boolean {
+  return !!x.norm && x.q === x.k && x.k === x.v && (x.a === null || x.b === null || x.a === x.b) && x.d.DV <= c.adapter.maxInvocations;
+}
+
+/** The unfused path's norm: rms_norm over the raw output held in scratch 'y'. */
+function normLaunch(x: DeltaOp, c: Ctx): Launch[] {
+  const n = x.norm;
+  if (!n) return [];
+  const a: RmsNormArgs = { x: x.out, w: n.w, g: n.gate, gOff: n.gateOff, y: x.out, C: x.d.DV, G: x.d.HV, eps: n.eps, plusOne: false };
+  return [rmsNormLaunch(a, c, scratch('y'))];
+}
+const rawOut = (x: DeltaOp) => (x.norm ? scratch('y') : x.out);
+const normScratch = (x: DeltaOp): Record<string, ScratchSpec> => (x.norm ? { y: { cols: x.d.HV * x.d.DV } } : {});
 
 /** The state pass needs a geometry that fits the adapter's workgroup limits. */
 function chunkFits(x: DeltaOp, c: Ctx): boolean {
@@ -88,28 +128,49 @@ export const deltaRuleOp = op<DeltaOp>({
   check(x) {
     const d = x.d;
     if ((x.a === null) !== (x.gp === null)) throw new ShapeError('delta_rule: the gate needs both a and A_log/dt_bias');
-    if (x.q.cols !== d.H * d.DK || x.k.cols !== d.H * d.DK || x.v.cols !== d.HV * d.DV || x.out.cols !== d.HV * d.DV || x.state.cols !== d.HV * d.DK * d.DV)
+    const f = offOf(x), fits = (t: Tensor | null, o: number, w: number) => t === null || (Number.isInteger(o) && o >= 0 && o + w <= t.cols);
+    if (!fits(x.q, f.q, d.H * d.DK) || !fits(x.k, f.k, d.H * d.DK) || !fits(x.v, f.v, d.HV * d.DV) || !fits(x.a, f.a, d.HV) || !fits(x.b, f.b, d.HV)
+      || x.out.cols !== d.HV * d.DV || x.state.cols !== d.HV * d.DK * d.DV)
       throw new ShapeError(`delta_rule: tensor widths do not fit H=${d.H} HV=${d.HV} DK=${d.DK} DV=${d.DV}`);
+    if (x.norm && (x.norm.w.shape.reduce((p, v) => p * v, 1) !== d.DV || !fits(x.norm.gate, x.norm.gateOff ?? 0, d.HV * d.DV)))
+      throw new ShapeError(`delta_rule: norm weight [${x.norm.w.shape}] / gate do not fit HV=${d.HV} DV=${d.DV}`);
     checkDims(d);
   },
-  /** 'chunk' (the chunked WY/UT prefill) when a sequence has more than one chunk of tokens, on GPU adapters. */
-  select: (c: Ctx, x) => (chunked(c, CHUNK) && chunkFits(x, c) ? 'chunk' : 'recurrent'),
+  /**
+   * 'chunk' (the chunked WY/UT prefill) when a sequence has more than one chunk of tokens, on GPU adapters; else
+   * 'fused' where the inputs are packed and the op carries the norm; else 'recurrent'.
+   */
+  select: (c: Ctx, x) => (chunked(c, CHUNK) && chunkFits(x, c) ? 'chunk' : fusable(x, c) ? 'fused' : 'recurrent'),
   variants: {
+    fused: {
+      supports: fusable,
+      launches: (x, c) => {
+        const d = x.d, f = offOf(x), n = x.norm!, side = x.a ?? x.b;
+        const eps = new Uint32Array(new Float32Array([n.eps]).buffer)[0]!;
+        return [{
+          kernel: KERNELS.fused, grid: [d.HV, c.step.b, 1], cost: cost(c.step.n, d),
+          defines: { DK: d.DK, BV: d.DV, RP: pow2(d.DV), QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], V_SILU: d.vSilu, HAS_Z: n.gate !== null, ...gateDefines(x) },
+          bind: { qkv: x.q, gab: side, z: n.gate, gp: x.gp, gn: n.w, state: x.state, o: x.out,
+            dims: u32(d.H, d.HV, d.DV, eps, x.q.cols, f.q, f.k, f.v, side?.cols ?? 0, f.a, f.b, 0, n.gate?.cols ?? 0, n.gateOff ?? 0, 0, 0) },
+        }];
+      },
+    },
     recurrent: {
+      scratch: normScratch,
       launches: (x, c) => {
         const d = x.d, BV = blockV(d.DV, c.adapter.maxInvocations);
         return [{
           kernel: KERNELS.recurrent, grid: [d.HV * d.DV / BV, c.step.b, 1],
           defines: { DK: d.DK, BV, QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], V_SILU: d.vSilu, ...gateDefines(x) },
-          bind: { q: x.q, k: x.k, v: x.v, ga: x.a, gb: x.b, gp: x.gp, state: x.state, o: x.out, dims: dimsOf(d) },
-        }];
+          bind: { q: x.q, k: x.k, v: x.v, ga: x.a, gb: x.b, gp: x.gp, state: x.state, o: rawOut(x), dims: dimsOf(x) },
+        }, ...normLaunch(x, c)];
       },
     },
     // prep (norms, gates), kkt (A, B, G), solve (T), state pass (δ, o, S).
     // Scratch: q̂/k̂ [2, cap, H·DK], gates (g, β, G) [3, cap, HV], A/B/T rows [3, cap, HV·CH].
     chunk: {
       supports: chunkFits,
-      scratch: x => ({ qk: { cols: x.d.H * x.d.DK, planes: 2 }, gates: { cols: x.d.HV, planes: 3 }, ab: { cols: x.d.HV * CHUNK, planes: 3 } }),
+      scratch: x => ({ qk: { cols: x.d.H * x.d.DK, planes: 2 }, gates: { cols: x.d.HV, planes: 3 }, ab: { cols: x.d.HV * CHUNK, planes: 3 }, ...normScratch(x) }),
       launches: (x, c): Launch[] => {
         const d = x.d, n = c.step.n, lim = c.adapter;
         const WG = Math.min(64, lim.maxInvocations);
@@ -118,18 +179,31 @@ export const deltaRuleOp = op<DeltaOp>({
         return [
           { kernel: KERNELS.prep, grid: grid(n * d.H),
             defines: { DK: d.DK, WG, QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], ...gateDefines(x) },
-            bind: { q: x.q, k: x.k, ga: x.a, gb: x.b, gp: x.gp, qk, gates, dims: dimsOf(d) } },
-          { kernel: KERNELS.kkt, grid: grid(n * d.HV), defines: { DK: d.DK, CH: CHUNK }, bind: { qk, gates, ab, dims: dimsOf(d) } },
+            bind: { q: x.q, k: x.k, ga: x.a, gb: x.b, gp: x.gp, qk, gates, dims: dimsOf(x) } },
+          { kernel: KERNELS.kkt, grid: grid(n * d.HV), defines: { DK: d.DK, CH: CHUNK }, bind: { qk, gates, ab, dims: u32(d.H, d.HV, d.DV) } },
           { kernel: KERNELS.solve, grid: grid(n * d.HV), defines: { CH: CHUNK }, bind: { ab, dims: u32(d.HV) } },
           { kernel: KERNELS.state, grid: [d.HV * d.DV / geo.BV, c.step.b, 1],
             defines: { DK: d.DK, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, V_SILU: d.vSilu },
-            bind: { qk, v: x.v, gates, ab, state: x.state, o: x.out, dims: dimsOf(d) } },
+            bind: { qk, v: x.v, gates, ab, state: x.state, o: rawOut(x), dims: dimsOf(x) } },
+          ...normLaunch(x, c),
         ];
       },
     },
   },
-  ref: (x, h) => deltaRuleRef(h.data(x.q), h.data(x.k), h.data(x.v), x.a ? h.data(x.a) : null, x.b ? h.data(x.b) : null,
-    x.gp ? h.data(x.gp) : null, h.data(x.state), h.data(x.out), h.step.cursors, x.d),
+  // the unfused composition: each input's part gathered, the delta rule, then the norm
+  ref: (x, h) => {
+    const d = x.d, f = offOf(x), R = h.cap(x.out), KD = d.H * d.DK, VD = d.HV * d.DV;
+    const part = (t: Tensor, off: number, w: number) => {
+      const src = h.data(t), out = new Float32Array(R * w);
+      for (let r = 0; r < R; r++) out.set(src.subarray(r * t.cols + off, r * t.cols + off + w), r * w);
+      return out;
+    };
+    const raw = x.norm ? new Float32Array(R * VD) : h.data(x.out);
+    deltaRuleRef(part(x.q, f.q, KD), part(x.k, f.k, KD), part(x.v, f.v, VD), x.a ? part(x.a, f.a, d.HV) : null, x.b ? part(x.b, f.b, d.HV) : null,
+      x.gp ? h.data(x.gp) : null, h.data(x.state), raw, h.step.cursors, d);
+    const n = x.norm;
+    if (n) rmsNormRef(raw, h.data(n.w), h.data(x.out), R * d.HV, d.DV, { eps: n.eps, gate: n.gate ? h.data(n.gate) : null, gS: n.gate?.cols, gOff: n.gateOff, G: d.HV });
+  },
 });
 
 /** out = the delta rule over each sequence of the step, continuing (and advancing) each slot's state. */

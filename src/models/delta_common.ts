@@ -4,10 +4,13 @@ import { shortConv, convState } from '../../kernels/conv/short_conv.ts';
 import { deltaRule, deltaState, type DeltaDims, type QkAct } from '../../kernels/delta/delta_rule.ts';
 import { embed } from '../../kernels/embed/embed.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
+import { matmulMulti } from '../../kernels/matmul/matmul_gemv_multi.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
-import type { Backend, StateSpec, Tensor, Weight } from '../backend/backend.ts';
+import type { Backend, HostWeight, StateSpec, Tensor, Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import type { WeightReader } from '../load/weights.ts';
+import { bf16ToF32, f16ToF32 } from '../util/dtype.ts';
+import { FormatError } from '../util/errors.ts';
 import type { ModelDims } from './arch.ts';
 import { loadHead, loadMlp, logits, mlp, type MlpWeights } from './blocks.ts';
 
@@ -54,76 +57,103 @@ const mixerDims = (c: DeltaModelConfig): DeltaDims => ({
 export function deltaStates(c: DeltaModelConfig): StateSpec[] {
   const out: StateSpec[] = [];
   for (let l = 0; l < c.num_hidden_layers; l++) {
-    if (c.use_short_conv) {
-      out.push(convState(`${l}.conv_q`, c.H * c.DK, c.conv_size), convState(`${l}.conv_k`, c.H * c.DK, c.conv_size),
-        convState(`${l}.conv_v`, c.HV * c.DV, c.conv_size));
-    }
+    if (c.use_short_conv) out.push(convState(`${l}.conv`, 2 * c.H * c.DK + c.HV * c.DV, c.conv_size));   // one history over q|k|v
     out.push(deltaState(`${l}.S`, c));
   }
   return out;
 }
 
+/**
+ * Where each projection sits in the packed projection row of a layer, q|k|v|z|a|b (z, a, b where the family has
+ * them): one matrix, so the layer's pre-norm and all its projections are one GEMV at decode.
+ */
+export function projLayout(c: DeltaModelConfig) {
+  const KD = c.H * c.DK, VD = c.HV * c.DV;
+  const z = 2 * KD + VD, a = z + (c.use_gate ? VD : 0), b = a + (c.decay ? c.HV : 0), cols = b + (c.use_beta ? c.HV : 0);
+  return { q: 0, k: KD, v: 2 * KD, z, a, b, cols, qkv: 2 * KD + VD };
+}
+
 interface Layer {
   attn_norm: Weight; mlp_norm: Weight;
-  q: Weight; k: Weight; v: Weight; a: Weight | null; gp: Weight | null; b: Weight | null; g: Weight | null;
-  q_conv: Weight | null; k_conv: Weight | null; v_conv: Weight | null; o_norm: Weight; o: Weight;
+  /** q|k|v|z|a|b stacked [projLayout.cols, d]; the q|k|v convs stacked [qkv, 1, W] */
+  proj: Weight; conv: Weight | null;
+  gp: Weight | null; o_norm: Weight; o: Weight;
   mlp: MlpWeights;
 }
 export interface DeltaWeights { emb: Weight; layers: Layer[]; norm: Weight; head: Weight }
 
+/** Matrices with the same columns stacked by rows (one dtype: mixed ones are widened to f32). */
+function stackRows(ws: HostWeight[], cols: number): HostWeight {
+  const rows = ws.reduce((n, w) => n + w.shape[0]!, 0), shape = [rows, cols];
+  const first = ws[0]!;
+  if (ws.every(w => w.synthetic)) return { shape, dtype: first.dtype, synthetic: first.synthetic };   // fla bench
+  if (ws.every(w => w.bits16 && w.dtype === first.dtype)) {
+    const out = new Uint16Array(rows * cols);
+    let at = 0;
+    for (const w of ws) { out.set(w.bits16!, at); at += w.bits16!.length; }
+    return { shape, dtype: first.dtype, bits16: out };
+  }
+  const out = new Float32Array(rows * cols);
+  let at = 0;
+  for (const w of ws) {
+    const f = w.f32 ?? (w.dtype === 'bf16' ? bf16ToF32(w.bits16!) : w.dtype === 'f16' ? f16ToF32(w.bits16!) : null);
+    if (!f) throw new FormatError(`cannot stack a ${w.dtype} matrix with the layer's other projections`);
+    out.set(f, at);
+    at += f.length;
+  }
+  return { shape, dtype: 'f32', f32: out };
+}
+
 export function loadDelta(c: DeltaModelConfig, r: WeightReader, o: Backend): DeltaWeights {
   const d = c.hidden_size, V = c.vocab_size, I = c.intermediate_size, KD = c.H * c.DK, VD = c.HV * c.DV, W = c.conv_size;
-  const mat = (n: string, s: number[]) => o.weight(n, r.read(n, s), true);
   const vec = (n: string, s: number[]) => o.weight(n, r.read(n, s), false);
   r.ignore(n => /^model\.layers\.\d+\.attn\.D$/.test(n));   // unused parameter of checkpoints before fla 834989cc (§11.16)
   const layers: Layer[] = [];
   for (let l = 0; l < c.num_hidden_layers; l++) {
     const p = `model.layers.${l}.`, a = `${p}attn.`;
+    const parts: [string, number][] = [['q_proj', KD], ['k_proj', KD], ['v_proj', VD]];
+    if (c.use_gate) parts.push(['g_proj', VD]);
+    if (c.decay) parts.push(['a_proj', c.HV]);
+    if (c.use_beta) parts.push(['b_proj', c.HV]);
+    const proj = stackRows(parts.map(([n, rows]) => r.read(`${a}${n}.weight`, [rows, d])), d);
+    let conv: Weight | null = null;
+    if (c.use_short_conv) {
+      const taps = new Float32Array((2 * KD + VD) * W);
+      let at = 0;
+      for (const [n, C] of [['q', KD], ['k', KD], ['v', VD]] as const) { taps.set(r.f32(`${a}${n}_conv1d.weight`, [C, 1, W]), at); at += C * W; }
+      conv = o.weight(`${a}q|k|v_conv1d.weight`, { shape: [2 * KD + VD, 1, W], dtype: 'f32', f32: taps }, false);
+    }
     layers.push({
       attn_norm: vec(`${p}attn_norm.weight`, [d]), mlp_norm: vec(`${p}mlp_norm.weight`, [d]),
-      q: mat(`${a}q_proj.weight`, [KD, d]), k: mat(`${a}k_proj.weight`, [KD, d]), v: mat(`${a}v_proj.weight`, [VD, d]),
-      a: c.decay ? mat(`${a}a_proj.weight`, [c.HV, d]) : null,
+      proj: o.weight(`${a}${parts.map(([n]) => n).join('|')}.weight`, proj, true), conv,
       gp: c.decay ? o.weight(`${a}A_log|dt_bias`, r.stack([`${a}A_log`, `${a}dt_bias`], c.HV), false) : null,
-      b: c.use_beta ? mat(`${a}b_proj.weight`, [c.HV, d]) : null,
-      g: c.use_gate ? mat(`${a}g_proj.weight`, [VD, d]) : null,
-      q_conv: c.use_short_conv ? vec(`${a}q_conv1d.weight`, [KD, 1, W]) : null,
-      k_conv: c.use_short_conv ? vec(`${a}k_conv1d.weight`, [KD, 1, W]) : null,
-      v_conv: c.use_short_conv ? vec(`${a}v_conv1d.weight`, [VD, 1, W]) : null,
-      o_norm: vec(`${a}o_norm.weight`, [c.DV]), o: mat(`${a}o_proj.weight`, [d, VD]),
+      o_norm: vec(`${a}o_norm.weight`, [c.DV]), o: o.weight(`${a}o_proj.weight`, r.read(`${a}o_proj.weight`, [d, VD]), true),
       mlp: loadMlp(r, o, `${p}mlp`, d, I),
     });
   }
-  const emb = mat('model.embeddings.weight', [V, d]);
+  const emb = o.weight('model.embeddings.weight', r.read('model.embeddings.weight', [V, d]), true);
   return { emb, layers, norm: vec('model.norm.weight', [d]), head: loadHead(r, o, emb, c.tie_word_embeddings, V, d) };
 }
 
+/**
+ * Per layer: x → attn_norm and every projection (one GEMV at decode) → one short conv over q|k|v (its history
+ * updated in place) → the delta rule with o_norm (and the g gate) in its epilogue → o_proj added into x → MLP.
+ */
 export async function forwardDelta(o: Backend, w: DeltaWeights, c: DeltaModelConfig): Promise<Tensor> {
-  const d = c.hidden_size, KD = c.H * c.DK, VD = c.HV * c.DV, eps = c.norm_eps;
-  const md = mixerDims(c);
+  const d = c.hidden_size, VD = c.HV * c.DV, eps = c.norm_eps;
+  const md = mixerDims(c), lay = projLayout(c);
   const x = o.act('x', d), h = o.act('h', d);
-  const qt = o.act('q_in', KD), kt = o.act('k_in', KD), vt = o.act('v_in', VD);
-  const qc = o.act('q', KD), kc = o.act('k', KD), vc = o.act('v', VD);
-  const at = o.act('a', c.HV), bt = o.act('b', c.HV), z = o.act('z', VD), y = o.act('y', VD), yn = o.act('yn', VD);
+  const P = o.act('proj', lay.cols), qkv = c.use_short_conv ? o.act('qkv', lay.qkv) : P, yn = o.act('yn', VD);
   await embed(o, w.emb, x);
   for (let l = 0; l < w.layers.length; l++) {
     const L = w.layers[l]!;
-    await rmsNorm(o, x, L.attn_norm, h, { eps });
-    await matmul(o, h, L.q, null, 'none', qt);
-    await matmul(o, h, L.k, null, 'none', kt);
-    await matmul(o, h, L.v, null, 'none', vt);
-    if (L.a) await matmul(o, h, L.a, null, 'none', at);
-    if (L.b) await matmul(o, h, L.b, null, 'none', bt);
-    let q = qt, k = kt, v = vt;
-    if (c.use_short_conv) {
-      const qkAct = c.qk_activation === 'silu' ? 'silu' : 'none';
-      await shortConv(o, qt, L.q_conv!, o.state(`${l}.conv_q`), qc, qkAct);
-      await shortConv(o, kt, L.k_conv!, o.state(`${l}.conv_k`), kc, qkAct);
-      await shortConv(o, vt, L.v_conv!, o.state(`${l}.conv_v`), vc, 'silu');
-      q = qc; k = kc; v = vc;
-    }
-    await deltaRule(o, { q, k, v, a: L.a ? at : null, gp: L.gp, b: L.b ? bt : null, state: o.state(`${l}.S`), out: y, d: md });
-    if (L.g) await matmul(o, h, L.g, null, 'none', z);
-    await rmsNorm(o, y, L.o_norm, yn, { eps, headDim: c.DV, gate: L.g ? z : null });
+    await matmulMulti(o, x, { w: L.attn_norm, eps, h }, [{ w: L.proj, y: P }]);
+    // with the short conv, SiLU on q/k happens in it only for qk_activation silu; v always takes it (§4.3 step 2)
+    if (L.conv) await shortConv(o, P, L.conv, o.state(`${l}.conv`), qkv, c.qk_activation === 'silu' ? 'silu' : 'none', { siluFrom: lay.v });
+    await deltaRule(o, {
+      q: qkv, k: qkv, v: qkv, a: c.decay ? P : null, gp: L.gp, b: c.use_beta ? P : null, state: o.state(`${l}.S`), out: yn, d: md,
+      off: { q: lay.q, k: lay.k, v: lay.v, a: lay.a, b: lay.b }, norm: { w: L.o_norm, gate: c.use_gate ? P : null, gateOff: lay.z, eps },
+    });
     await matmul(o, yn, L.o, null, 'none', x, true);
     await mlp(o, L.mlp, h, x, { w: L.mlp_norm, eps });   // the norm runs inside gate|up
   }

@@ -46,8 +46,8 @@ export interface Qwen3NextConfig {
 }
 
 interface GdnWeights {
-  q: Weight; k: Weight; v: Weight; z: Weight; b: Weight; a: Weight; gp: Weight;
-  q_conv: Weight; k_conv: Weight; v_conv: Weight; norm: Weight; out: Weight;
+  /** in_proj_qkvz's rows regrouped q|k|v|z, in_proj_ba's a|b; conv1d over q|k|v */
+  qkvz: Weight; ba: Weight; gp: Weight; conv: Weight; norm: Weight; out: Weight;
 }
 interface GatedAttnWeights {
   q: Weight; gate: Weight; k: Weight; v: Weight; o: Weight;
@@ -168,8 +168,7 @@ export default defineArch<Qwen3NextConfig, Weights>({
     const g = c.gdn, KD = g.H * g.DK;
     c.layer_types.forEach((t, l) => {
       if (t === 'full_attention') { out.push(...attnState(c.attn, l, ctx)); return; }
-      out.push(convState(`${l}.conv_q`, KD, c.conv_size), convState(`${l}.conv_k`, KD, c.conv_size),
-        convState(`${l}.conv_v`, g.HV * g.DV, c.conv_size), deltaState(`${l}.S`, g));
+      out.push(convState(`${l}.conv`, 2 * KD + g.HV * g.DV, c.conv_size), deltaState(`${l}.S`, g));   // one history over q|k|v
     });
     return out;
   },
@@ -223,36 +222,27 @@ function loadGdn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: string): Gd
   const part = (name: string, rows: number[]) => o.weight(`${a}in_proj_qkvz.${name}`, pickRows(qkvz, rows, d), true);
   const ba = r.readQ(`${a}in_proj_ba.weight`, [2 * HV, d]);
   const baRows = (first: number) => Array.from({ length: Hk }, (_, j) => range(j * 2 * rr + first, rr)).flat();
-  const conv = r.f32(`${a}conv1d.weight`, [2 * KD + VD, 1, W]);
-  const convPart = (name: string, ch0: number, C: number) =>
-    o.weight(`${a}conv1d.${name}`, { shape: [C, 1, W], dtype: 'f32', f32: conv.slice(ch0 * W, (ch0 + C) * W) }, false);
   return {
-    q: part('q', rowsOf(() => 0, DK)), k: part('k', rowsOf(() => DK, DK)),
-    v: part('v', rowsOf(() => 2 * DK, rr * DV)), z: part('z', rowsOf(() => 2 * DK + rr * DV, rr * DV)),
-    b: o.weight(`${a}in_proj_ba.b`, pickRows(ba, baRows(0), d), true), a: o.weight(`${a}in_proj_ba.a`, pickRows(ba, baRows(rr), d), true),
+    qkvz: part('q|k|v|z', [...rowsOf(() => 0, DK), ...rowsOf(() => DK, DK), ...rowsOf(() => 2 * DK, rr * DV), ...rowsOf(() => 2 * DK + rr * DV, rr * DV)]),
+    ba: o.weight(`${a}in_proj_ba.a|b`, pickRows(ba, [...baRows(rr), ...baRows(0)], d), true),
     gp: o.weight(`${a}A_log|dt_bias`, r.stack([`${a}A_log`, `${a}dt_bias`], HV), false),
-    q_conv: convPart('q', 0, KD), k_conv: convPart('k', KD, KD), v_conv: convPart('v', 2 * KD, VD),
+    conv: o.weight(`${a}conv1d.weight`, r.read(`${a}conv1d.weight`, [2 * KD + VD, 1, W]), false),
     norm: o.weight(`${a}norm.weight`, r.read(`${a}norm.weight`, [DV]), false),
     out: o.weight(`${a}out_proj.weight`, r.readQ(`${a}out_proj.weight`, [d, VD]), true),
   };
 }
 
+/** x += out_proj(gated RMSNorm(delta rule(conv(q|k|v)), z)): two projections, one conv, the delta rule with the norm. */
 async function gatedDeltaNet(o: Backend, w: GdnWeights, c: Qwen3NextConfig, l: number, h: Tensor, x: Tensor): Promise<void> {
   const g = c.gdn, KD = g.H * g.DK, VD = g.HV * g.DV;
-  const qt = o.act('gdn_q_in', KD), kt = o.act('gdn_k_in', KD), vt = o.act('gdn_v_in', VD);
-  const q = o.act('gdn_q', KD), k = o.act('gdn_k', KD), v = o.act('gdn_v', VD);
-  const a = o.act('gdn_a', g.HV), b = o.act('gdn_b', g.HV), z = o.act('gdn_z', VD), y = o.act('gdn_y', VD), yn = o.act('gdn_yn', VD);
-  await matmul(o, h, w.q, null, 'none', qt);
-  await matmul(o, h, w.k, null, 'none', kt);
-  await matmul(o, h, w.v, null, 'none', vt);
-  await matmul(o, h, w.a, null, 'none', a);
-  await matmul(o, h, w.b, null, 'none', b);
-  await shortConv(o, qt, w.q_conv, o.state(`${l}.conv_q`), q, 'silu');
-  await shortConv(o, kt, w.k_conv, o.state(`${l}.conv_k`), k, 'silu');
-  await shortConv(o, vt, w.v_conv, o.state(`${l}.conv_v`), v, 'silu');
-  await deltaRule(o, { q, k, v, a, gp: w.gp, b, state: o.state(`${l}.S`), out: y, d: g });
-  await matmul(o, h, w.z, null, 'none', z);
-  await rmsNorm(o, y, w.norm, yn, { eps: c.rms_norm_eps, headDim: g.DV, gate: z });
+  const p = o.act('gdn_qkvz', 2 * KD + 2 * VD), ba = o.act('gdn_ba', 2 * g.HV), qkv = o.act('gdn_qkv', 2 * KD + VD), yn = o.act('gdn_yn', VD);
+  await matmul(o, h, w.qkvz, null, 'none', p);
+  await matmul(o, h, w.ba, null, 'none', ba);
+  await shortConv(o, p, w.conv, o.state(`${l}.conv`), qkv, 'silu');   // the q|k|v columns of p
+  await deltaRule(o, {
+    q: qkv, k: qkv, v: qkv, a: ba, gp: w.gp, b: ba, state: o.state(`${l}.S`), out: yn, d: g,
+    off: { k: KD, v: 2 * KD, b: g.HV }, norm: { w: w.norm, gate: p, gateOff: 2 * KD + VD, eps: c.rms_norm_eps },
+  });
   await matmul(o, yn, w.out, null, 'none', x, true);
 }
 

@@ -6,6 +6,7 @@ import type { Model } from './model.ts';
 import { FlaError, GpuError } from '../util/errors.ts';
 import { checkLogits, NonFiniteError } from '../util/finite.ts';
 import { argmax } from '../../kernels/sample/argmax.ts';
+import { encodeRow, paramCols, sample, type SampleRow } from '../../kernels/sample/sample.ts';
 import { knob } from '../util/knobs.ts';
 import { argmax as hostArgmax } from './sample.ts';
 
@@ -79,19 +80,23 @@ export class Engine {
     return outs;
   }
 
+  /** Whether generation should sample on the device (GPU backends, unless FLA_HOST_SAMPLING=1). */
+  get deviceSampling(): boolean { return this.model.backend.kind === 'gpu' && knob('FLA_HOST_SAMPLING') !== '1'; }
+
   /**
    * Feed tokens as run() does and choose each sequence's next token greedily on the device: only the ids (and
    * whether the last row's logits held NaN/±Inf) come back, not the logits. Same choice as sample.ts's argmax.
+   * With `rows` (per sequence; null: greedy), the device draws each token as kernels/sample/sample.ts does instead.
    */
-  async runArgmax(seqs: SeqInput[]): Promise<Pick[]> {
+  async runArgmax(seqs: SeqInput[], rows?: (SampleRow | null)[]): Promise<Pick[]> {
     const g = this.greedyCall(seqs.map(s => s.slot));   // before any await: a runArgmaxFed may follow at once
     try {
       if (seqs.some(s => s.keepAll)) throw new FlaError('runArgmax: keepAll is not supported');
       let outs: Pick[];
-      if (knob('FLA_HOST_ARGMAX') === '1') {   // as before device sampling: logits back, argmax on the host
+      if (!rows && knob('FLA_HOST_ARGMAX') === '1') {   // as before device sampling: logits back, argmax on the host
         const ls = await this.run(seqs);
         outs = ls.map(l => ({ id: hostArgmax(l), nonFinite: false }));
-      } else outs = await this.argmaxSteps(seqs, g, null);
+      } else outs = await this.argmaxSteps(seqs, g, null, rows);
       g.resolve(outs);
       return failNonFinite(outs);
     } catch (e) { g.reject(e); throw e; }
@@ -103,17 +108,17 @@ export class Engine {
    * go from that step's argmax straight into this step's input on the device; elsewhere this waits for them.
    * `slots` must be the previous greedy call's sequences, in order (one token each: a decode step).
    */
-  async runArgmaxFed(slots: number[]): Promise<Pick[]> {
+  async runArgmaxFed(slots: number[], rows?: (SampleRow | null)[]): Promise<Pick[]> {
     const prev = this.lastGreedy;
     const g = this.greedyCall(slots);
     try {
       if (!prev || prev.slots.join() !== slots.join()) throw new Error(`runArgmaxFed: slots ${slots.join(',')} are not the previous greedy call's (${prev?.slots.join(',') ?? 'none'})`);
       let outs: Pick[];
       await this.ready();
-      if (this.model.backend.feedsIds && knob('FLA_HOST_ARGMAX') !== '1' && slots.length <= this.budget) outs = await this.argmaxSteps(slots.map(slot => ({ slot, tokens: [0] })), g, prev);
+      if (this.model.backend.feedsIds && knob('FLA_HOST_ARGMAX') !== '1' && slots.length <= this.budget) outs = await this.argmaxSteps(slots.map(slot => ({ slot, tokens: [0] })), g, prev, rows);
       else {
         const r = await prev.result;
-        outs = await this.argmaxSteps(slots.map((slot, i) => ({ slot, tokens: [r[i]!.id] })), g, null);
+        outs = await this.argmaxSteps(slots.map((slot, i) => ({ slot, tokens: [r[i]!.id] })), g, null, rows);
       }
       g.resolve(outs);
       return failNonFinite(outs);
@@ -147,9 +152,9 @@ export class Engine {
     return g;
   }
 
-  private async argmaxSteps(seqs: SeqInput[], g: Greedy, fedFrom: Greedy | null): Promise<Pick[]> {
+  private async argmaxSteps(seqs: SeqInput[], g: Greedy, fedFrom: Greedy | null, rows?: (SampleRow | null)[]): Promise<Pick[]> {
     const outs = seqs.map(() => ({ id: 0, nonFinite: false }));
-    await this.steps(seqs, 'argmax', (i, _row, data, j) => { outs[i] = { id: data[2 * j]!, nonFinite: data[2 * j + 1]! !== 0 }; }, g, fedFrom);
+    await this.steps(seqs, rows ? 'sample' : 'argmax', (i, _row, data, j) => { outs[i] = { id: data[2 * j]!, nonFinite: data[2 * j + 1]! !== 0 }; }, g, fedFrom, rows);
     return outs;
   }
 
@@ -157,8 +162,8 @@ export class Engine {
    * Pack and run steps within the budget; `got(seq, row, data, j)` receives kept row j of each step's output.
    * Greedy calls pass their registration `g` (its device ids are noted); `fedFrom`: the ids are that call's.
    */
-  private async steps(seqs: SeqInput[], mode: 'logits' | 'argmax', got: (seq: number, row: number, data: Float32Array, j: number) => void,
-    g: Greedy | null = null, fedFrom: Greedy | null = null): Promise<void> {
+  private async steps(seqs: SeqInput[], mode: Mode, got: (seq: number, row: number, data: Float32Array, j: number) => void,
+    g: Greedy | null = null, fedFrom: Greedy | null = null, rows?: (SampleRow | null)[]): Promise<void> {
     await this.ready();
     const V = this.vocab;
     const done = seqs.map(() => 0);
@@ -189,7 +194,7 @@ export class Engine {
         done[i] = end;
       }
       const layout: StepLayout = { ids: Int32Array.from(ids), cursors, keep: Int32Array.from(keep) };
-      const data = await this.step(layout, keep.length ? mode : 'logits', g, fedFrom);
+      const data = await this.step(layout, keep.length ? mode : 'logits', g, fedFrom, mode === 'sample' && keep.length ? sampleParams(keepOwner.map(([i]) => rows![i] ?? null)) : null);
       keepOwner.forEach(([i, row], j) => got(i, row, data, j));
     }
   }
@@ -204,7 +209,7 @@ export class Engine {
   private recordings = new Map<string, { rec: StepRecording; out: Tensor; ids: Tensor | null }>();
 
   /** Dispatches the last recorded step of each shape issues (fla bench's dispatches_per_token). */
-  recordedDispatches(n: number, k: number, b: number, mode: 'logits' | 'argmax'): number | null {
+  recordedDispatches(n: number, k: number, b: number, mode: 'logits' | 'argmax' | 'sample'): number | null {
     return this.recordings.get(`${n},${k},${b},${mode}`)?.rec.items.length ?? null;
   }
 
@@ -212,7 +217,7 @@ export class Engine {
    * Begin, record or replay, and submit one step, after the previous step's submit (calls queue up in call order);
    * the promise gives its kept rows once they are back. `fedFrom`: the token ids are that greedy call's, on the device.
    */
-  private async step(layout: StepLayout, mode: 'logits' | 'argmax', g: Greedy | null, fedFrom: Greedy | null): Promise<Float32Array> {
+  private async step(layout: StepLayout, mode: Mode, g: Greedy | null, fedFrom: Greedy | null, params: SampleParams | null = null): Promise<Float32Array> {
     const prev = this.submitted;
     let submitted!: () => void;
     this.submitted = new Promise(r => { submitted = r; });
@@ -227,22 +232,25 @@ export class Engine {
         else { const r = await fedFrom.result; r.forEach((p, i) => { layout.ids[i] = p.id; }); }
       }
       o.beginStep(layout, feed);
-      const key = `${layout.ids.length},${layout.keep.length},${layout.cursors.length},${mode}`;
+      const key = `${layout.ids.length},${layout.keep.length},${layout.cursors.length},${mode}${params ? `:${params.cols}` : ''}`;
+      // the rows' sampling settings go in before the step's dispatches (a replayed step binds the same tensor)
+      const pt = params ? o.act('sample_params', params.cols, { rows: 'k' }) : null;
+      if (pt) o.write(pt, params!.data);
       const hit = this.recordings.get(key);
       let out: Tensor, ids: Tensor | null = null;
       if (hit && knob('FLA_NO_REPLAY') !== '1' && o.replay(hit.rec)) ({ out, ids } = hit);
       else {
         out = await this.model.arch.forward(o, this.model.weights, this.model.cfg);
-        if (mode === 'argmax') {
+        if (mode !== 'logits') {
           const res = o.act('argmax_out', 2, { rows: 'k' });
           ids = o.act('argmax_ids', 1, { rows: 'k' });
-          await argmax(o, out, res, ids);
+          if (pt) await sample(o, out, pt, res, ids); else await argmax(o, out, res, ids);
           out = res;
         }
         const rec = o.recording();
         if (rec && layout.ids.length <= 16) this.recordings.set(key, { rec, out, ids });   // decode-sized steps repeat
       }
-      if (g && mode === 'argmax') {   // the kept rows' sequences, for a fed step that follows
+      if (g && mode !== 'logits') {   // the kept rows' sequences, for a fed step that follows
         g.ids = ids;
         g.keptSlots = Array.from(layout.keep, r => layout.cursors.find(c => r >= c.start && r < c.start + c.len)!.slot);
       }
@@ -254,6 +262,20 @@ export class Engine {
     if (mode === 'logits') checkLogits(data, this.vocab);
     return data;
   }
+}
+
+type Mode = 'logits' | 'argmax' | 'sample';
+
+/** A step's sampling settings: one params row per kept row (kernels/sample/sample.ref.ts encodeRow). */
+interface SampleParams { cols: number; data: Float32Array }
+
+const GREEDY_ROW: SampleRow = { temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, seed: 0, step: 0 };
+
+function sampleParams(rows: (SampleRow | null)[]): SampleParams {
+  const cols = Math.max(...rows.map(r => paramCols(r && r.repetitionPenalty !== 1 ? r.history?.length ?? 0 : 0)));
+  const data = new Float32Array(rows.length * cols);
+  rows.forEach((r, j) => encodeRow(data, j * cols, cols, r ?? GREEDY_ROW));
+  return { cols, data };
 }
 
 /** The device flags a row with NaN/Inf logits: fail as checkLogits does on the logits path. */

@@ -4,6 +4,7 @@
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { StreamDecoder } from '../tokenizer/hf.ts';
 import type { Engine } from './engine.ts';
+import { encodeRow, paramCols, sampleRow, type SampleRow } from '../../kernels/sample/sample.ref.ts';
 import { Sampler, type SamplingOptions } from './sample.ts';
 
 export interface GenerateOptions extends DecodeOptions {
@@ -47,6 +48,8 @@ export class SeqDecoder {
   private readonly stops: string[];
   private readonly decoder: StreamDecoder | null;
   private readonly history: number[];
+  private readonly distinct: number[] = [];   // the history's ids once each (the device's penalty set)
+  private readonly seen = new Set<number>();
   private held = '';          // text not yet emitted because it may begin a stop string
 
   constructor(tok: Tokenizer | null, prompt: number[], readonly opts: DecodeOptions) {
@@ -55,6 +58,7 @@ export class SeqDecoder {
     this.stops = (opts.stop ?? []).filter(s => s.length > 0);
     this.decoder = tok ? new StreamDecoder(tok, true) : null;
     this.history = [...prompt];
+    if (opts.sampling.repetitionPenalty !== 1) for (const id of prompt) this.see(id);
     if (opts.maxTokens <= 0) this.finish = 'length';
   }
 
@@ -67,6 +71,33 @@ export class SeqDecoder {
     return o.temperature === 0 && o.repetitionPenalty === 1;
   }
 
+  /**
+   * This sequence's draw `ahead` tokens after the next one, on the device (Engine.runArgmax with rows): its settings,
+   * seed, draw index (= generated tokens before it, so a seed gives the same tokens with or without pipelining) and
+   * penalty history. kernels/sample/sample.ref.ts says how that draw relates to the host Sampler's.
+   */
+  deviceRow(ahead = 0): SampleRow {
+    const history = this.sampler.options.repetitionPenalty !== 1 ? this.distinct.slice() : undefined;
+    return { ...this.sampler.options, seed: this.sampler.seed, step: this.ids.length + ahead, history };
+  }
+
+  /**
+   * The token the device would draw from these logits (the reference of kernels/sample/sample.ts, on the host): for
+   * logits that came back anyway (the scheduler's prefix-cache steps), so a seed gives the same tokens either way.
+   */
+  deviceDraw(logits: Float32Array): number {
+    const row = this.deviceRow(), P = paramCols(row.history?.length ?? 0), p = new Float32Array(P);
+    encodeRow(p, 0, P, row);
+    return sampleRow(logits, 0, logits.length, p).id;
+  }
+
+  /** Whether device draws may run ahead of the host: only when no penalty needs the tokens not yet back. */
+  get feedsAhead(): boolean { return this.sampler.options.repetitionPenalty === 1; }
+
+  private see(id: number): void {
+    if (!this.seen.has(id)) { this.seen.add(id); this.distinct.push(id); }
+  }
+
   /** Sample the next token from `logits`: its piece, or null at EOS. Sets `finish` when this ends the sequence. */
   next(logits: Float32Array): Piece | null {
     return this.nextId(this.sampler.sample(logits, this.history));
@@ -76,6 +107,7 @@ export class SeqDecoder {
   nextId(id: number): Piece | null {
     if (this.eos.has(id)) { this.finish = 'eos'; return null; }
     this.history.push(id);
+    if (this.sampler.options.repetitionPenalty !== 1) this.see(id);
     this.ids.push(id);
     let text = this.decoder ? this.decoder.push(id) : '';
     if (this.stops.length) {
@@ -102,8 +134,9 @@ export class SeqDecoder {
 
 /**
  * Yields generated tokens with their text piece; returns the stats. The slot is released at the end.
- * Greedy decode runs one step ahead (Engine.runArgmaxFed): the step that feeds token t is submitted before t is back
- * on the host, so the GPU never waits for the host. The step past the end (it fed the EOS or stop token) is then
+ * Greedy decode, and sampling on a GPU (Engine.deviceSampling), pick each token on the device; they run one step
+ * ahead (Engine.runArgmaxFed; sampling only without a repetition penalty, whose history the host must send): the
+ * step that feeds token t is submitted before t is back on the host, so the GPU never waits for the host. The step past the end (it fed the EOS or stop token) is then
  * counted in fedTokens — or undone (Engine.rewind) where the slot is kept and holds only KV caches; where the slot
  * is kept and has recurrent state, decode does not run ahead.
  */
@@ -114,18 +147,19 @@ export async function* generate(engine: Engine, tok: Tokenizer | null, prompt: n
   const keep = opts.slot !== undefined;
   try {
     let t0 = performance.now();
-    // greedy: the device picks each token and only its id comes back (no logits readback, no host argmax)
+    // greedy, or sampling on a GPU: the device picks each token and only its id comes back (no logits readback)
+    const onDevice = !seq.greedy && engine.deviceSampling;
     const feed = async (tokens: number[]): Promise<() => Piece | null> => {
-      if (seq.greedy) { const [r] = await engine.runArgmax([{ slot, tokens }]); return () => seq.nextId(r!.id); }
+      if (seq.greedy || onDevice) { const [r] = await engine.runArgmax([{ slot, tokens }], onDevice ? [seq.deviceRow()] : undefined); return () => seq.nextId(r!.id); }
       const [logits] = await engine.run([{ slot, tokens }]);
       return () => seq.next(logits!);
     };
-    const ahead = seq.greedy && engine.canRunAhead(keep);
+    const ahead = (seq.greedy || (onDevice && seq.feedsAhead)) && engine.canRunAhead(keep);
     let pick = await feed(prompt);
     stats.prefillMs = performance.now() - t0;
     opts.onPrefilled?.(slot);
     t0 = performance.now();
-    if (ahead) yield* decodeAhead(engine, seq, slot, pick, opts.signal, stats, keep);
+    if (ahead) yield* decodeAhead(engine, seq, slot, pick, opts.signal, stats, keep, onDevice);
     else while (seq.finish === null) {
       if (opts.signal?.aborted) { seq.finish = 'cancelled'; break; }
       const piece = pick();
@@ -150,17 +184,18 @@ export async function* generate(engine: Engine, tok: Tokenizer | null, prompt: n
  * one the host has; when the sequence may go on past that token, the step feeding it is submitted first.
  */
 async function* decodeAhead(engine: Engine, seq: SeqDecoder, slot: number, first: () => Piece | null, signal: AbortSignal | undefined,
-  stats: GenerateStats, keep: boolean): AsyncGenerator<Piece> {
+  stats: GenerateStats, keep: boolean, onDevice: boolean): AsyncGenerator<Piece> {
+  const rows = (ahead: number) => (onDevice ? [seq.deviceRow(ahead)] : undefined);
   const max = seq.opts.maxTokens;
   let piece = first();
   if (piece) yield piece;
   if (seq.finish !== null || signal?.aborted) { seq.finish ??= 'cancelled'; return; }
-  let inFlight = engine.runArgmax([{ slot, tokens: [piece!.id!] }]);
+  let inFlight = engine.runArgmax([{ slot, tokens: [piece!.id!] }], rows(0));
   stats.fedTokens++;
   for (;;) {
     // the token inFlight gives is generated token number seq.ids.length + 1: feed it ahead unless it is the last
     const room = !engine.bounded || engine.positions[slot]! < engine.ctx;
-    const next = seq.ids.length + 1 < max && room ? engine.runArgmaxFed([slot]) : null;
+    const next = seq.ids.length + 1 < max && room ? engine.runArgmaxFed([slot], rows(1)) : null;
     next?.catch(() => {});   // awaited below, or dropped when the sequence ends first
     const [r] = await inFlight;
     piece = seq.nextId(r!.id);
@@ -173,7 +208,7 @@ async function* decodeAhead(engine: Engine, seq: SeqDecoder, slot: number, first
       }
       return;
     }
-    if (!next) { inFlight = engine.runArgmax([{ slot, tokens: [piece!.id!] }]); stats.fedTokens++; continue; }
+    if (!next) { inFlight = engine.runArgmax([{ slot, tokens: [piece!.id!] }], rows(0)); stats.fedTokens++; continue; }
     inFlight = next;
     stats.fedTokens++;
   }

@@ -218,11 +218,14 @@ export class Scheduler {
       s.fed += take;
       this.counts.promptTokens += take;
     });
-    // every sequence greedy (and no prompt cache, which keeps prompt-end logits): the device picks the tokens and
-    // only their ids come back
+    // every sequence greedy, or sampling on a GPU (and, with the prefix cache, no prompt chunk in the step: prompt
+    // ends keep their logits): the device picks the tokens and only their ids come back
     let logits: Float32Array[] | null = null, ids: number[] | null = null;
     try {
-      if (!this.cache && plan.every(p => p.seq.dec.greedy)) ids = (await this.engine.runArgmax(plan.map(p => p.input))).map(r => r.id);
+      const keepsLogits = this.cache && plan.some(p => p.seq.next === null);
+      const onDevice = !keepsLogits && (plan.every(p => p.seq.dec.greedy) ? 'argmax' : this.engine.deviceSampling ? 'sample' : null);
+      const rows = onDevice === 'sample' ? plan.map(p => (p.seq.dec.greedy ? null : p.seq.dec.deviceRow())) : undefined;
+      if (onDevice) ids = (await this.engine.runArgmax(plan.map(p => p.input), rows)).map(r => r.id);
       else logits = await this.engine.run(plan.map(p => p.input));
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
@@ -248,7 +251,9 @@ export class Scheduler {
   private advance(s: Seq, logits: Float32Array | number): boolean {
     if (s.done) return false;
     if (s.req.signal?.aborted) { this.finish(s, 'cancelled'); return false; }
-    const piece = typeof logits === 'number' ? s.dec.nextId(logits) : s.dec.next(logits);
+    // logits back (prefix cache) while others sample on the device: draw as the device would
+    const piece = typeof logits === 'number' ? s.dec.nextId(logits)
+      : this.engine.deviceSampling && !s.dec.greedy ? s.dec.nextId(s.dec.deviceDraw(logits)) : s.dec.next(logits);
     if (piece) { this.counts.generatedTokens++; this.emit(s, piece); }
     if (s.dec.finish !== null) this.finish(s, s.dec.finish);
     else s.next = piece!.id;

@@ -11,11 +11,15 @@ const QK_NORMS: QkNorm[] = ['l2', 'sum', 'none'];
 const B = [false, true];
 
 describe.skipIf(!HAS_GPU)('delta-rule and short-conv variants compile', () => {
-  test('short_conv × silu, then conv_store', async () => {
+  test('short_conv × silu: fused, and split (short_conv then conv_store); a packed part of a wider row', async () => {
     step([50, 20], 2);
-    for (const act of ['none', 'silu'] as ConvAct[])
-      expect((await built(`short_conv ${act}`, shortConvOp, { x: t(96), w: w([96, 1, 4]), state: state(3 * 96), y: t(96, { name: 'y' }), act })).map(d => d.label))
-        .toEqual(['short_conv', 'conv_store']);
+    for (const act of ['none', 'silu'] as ConvAct[]) {
+      const a = { x: t(96), w: w([96, 1, 4]), state: state(3 * 96), y: t(96, { name: 'y' }), act };
+      expect((await built(`short_conv ${act}`, shortConvOp, a)).map(d => d.label)).toEqual(['short_conv_fused']);
+      expect((await built(`short_conv ${act} split`, shortConvOp, a, 'split')).map(d => d.label)).toEqual(['short_conv', 'conv_store']);
+      const p = { ...a, x: t(200, { name: 'p' }), xOff: 8, siluFrom: 64 };
+      expect((await built(`short_conv ${act} packed`, shortConvOp, p)).map(d => d.label)).toEqual(['short_conv_fused']);
+    }
   });
 
   const args = (d: DeltaDims, gate: boolean, beta: boolean): DeltaOp => ({
@@ -31,6 +35,30 @@ describe.skipIf(!HAS_GPU)('delta-rule and short-conv variants compile', () => {
       expect((await built(what, deltaRuleOp, args(d, gate, beta), 'recurrent')).map(x => x.label)).toEqual(['delta_rule_recurrent']);
       expect((await built(what, deltaRuleOp, args(d, gate, beta), 'chunk')).map(x => x.label))
         .toEqual(['delta_chunk_prep', 'delta_chunk_kkt', 'delta_chunk_solve', 'delta_chunk_state']);
+    }
+  });
+
+  // the packed projections of delta_common.ts with the output norm: fused (one kernel), or the norm after the others
+  const packed = (d: DeltaDims, gate: boolean, beta: boolean, z: boolean): DeltaOp => {
+    const KD = d.H * d.DK, VD = d.HV * d.DV, qkv = t(2 * KD + VD + 3, { name: 'qkv' }), p = t(VD + 2 * d.HV + 5, { name: 'proj' });
+    return { ...args(d, gate, beta), q: qkv, k: qkv, v: qkv, a: gate ? p : null, b: beta ? p : null,
+      off: { q: 3, k: 3 + KD, v: 3 + 2 * KD, a: VD + 1, b: VD + 2 + d.HV }, norm: { w: w([d.DV]), gate: z ? p : null, gateOff: 0, eps: 1e-6 } };
+  };
+
+  test('packed with the output norm: fused × activation × gate × beta × z; recurrent and chunked then rms_norm; DV 48, 128, 256', async () => {
+    step([50, 20], 2);
+    for (const qkAct of QK_ACTS) for (const gate of B) for (const beta of B) for (const z of B) {
+      const d: DeltaDims = { H: 2, HV: 4, DK: 64, DV: 64, qkAct, qkNorm: 'l2', vSilu: !gate, negEig: false };
+      const what = `delta packed ${qkAct} gate=${gate} beta=${beta} z=${z}`;
+      expect((await built(what, deltaRuleOp, packed(d, gate, beta, z), 'fused')).map(x => x.label)).toEqual(['delta_rule_fused']);
+    }
+    const d: DeltaDims = { H: 2, HV: 4, DK: 64, DV: 64, qkAct: 'none', qkNorm: 'l2', vSilu: false, negEig: false };
+    expect((await built('delta packed recurrent', deltaRuleOp, packed(d, true, true, true), 'recurrent')).map(x => x.label)).toEqual(['delta_rule_recurrent', 'rms_norm']);
+    expect((await built('delta packed chunk', deltaRuleOp, packed(d, true, true, true), 'chunk')).map(x => x.label))
+      .toEqual(['delta_chunk_prep', 'delta_chunk_kkt', 'delta_chunk_solve', 'delta_chunk_state', 'rms_norm']);
+    for (const [DK, DV] of [[128, 48], [128, 128], [128, 256], [256, 128]]) {
+      const e: DeltaDims = { ...d, H: 1, HV: 2, DK: DK!, DV: DV! };
+      expect((await built(`delta packed fused DK=${DK} DV=${DV}`, deltaRuleOp, packed(e, true, true, true), 'fused')).map(x => x.label)).toEqual(['delta_rule_fused']);
     }
   });
 

@@ -58,6 +58,11 @@ const CASES: Record<string, () => { what: string; args: any }[]> = {
     what: `DK 64 DV 64 gate=${gate}`,
     args: { q: t(128), k: t(128, { name: 'k' }), v: t(256), a: gate ? t(4) : null, gp: gate ? w([2, 4]) : null, b: t(4, { name: 'b' }), state: state(4 * 64 * 64), out: t(256, { name: 'o' }),
       d: { H: 2, HV: 4, DK: 64, DV: 64, qkAct: 'silu', qkNorm: 'l2', vSilu: false, negEig: false } },
+  })).concat(BOOLS.map(gate => {   // the packed projections of delta_common.ts with the output norm (the fused variant)
+    const qkv = t(512, { name: 'qkv' }), p = t(300, { name: 'proj' });
+    return { what: `packed + norm gate=${gate}`, args: { q: qkv, k: qkv, v: qkv, a: p, gp: w([2, 4]), b: p, state: state(4 * 64 * 64), out: t(256, { name: 'o' }),
+      off: { q: 0, k: 128, v: 256, a: 260, b: 270 }, norm: { w: w([64]), gate: gate ? p : null, gateOff: 2, eps: 1e-6 },
+      d: { H: 2, HV: 4, DK: 64, DV: 64, qkAct: 'silu', qkNorm: 'l2', vSilu: false, negEig: false } } };
   })),
   mul: () => [null, 1].flatMap(col => BOOLS.map(accumulate => ({ what: `col=${col} accumulate=${accumulate}`, args: { a: t(64), s: t(col === null ? 64 : 4, { name: 's' }), y: t(64, { name: 'y' }), col, accumulate } }))),
   silu_mul: () => (['n', 'k'] as const).map(rows => ({ what: `rows ${rows}`, args: { a: t(64, { rows }), b: t(64, { rows, name: 'b' }), y: t(64, { rows, name: 'y' }) } })),
@@ -74,7 +79,8 @@ const CASES: Record<string, () => { what: string; args: any }[]> = {
   matmul: () => [...(['bf16', 'f16'] as const).map(dt => ({ what: `${dt} 130 → 200`, args: { x: t(130), w: w([200, 130], dt), bias: null, y: t(200), act: 'none', accumulate: false } })),
     { what: 'bf16 264 → 200', args: { x: t(264), w: w([200, 264], 'bf16'), bias: null, y: t(200), act: 'none', accumulate: false } }],
   matmul_multi: () => [{ what: '3 parts + norm', args: { x: t(64), norm: { w: w([64]), eps: 1e-5, h: t(64, { name: 'h' }) }, parts: [{ w: w([32, 64], 'bf16'), y: t(32, { name: 'q' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'k' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'v' }) }], act: 'none', accumulate: false } }],
-  argmax: () => [{ what: 'V 1000', args: { logits: t(1000, { rows: 'k' }), out: t(2, { rows: 'k', name: 'ids' }) } }],
+  argmax: () => [{ what: 'V 1000', args: { logits: t(1000, { rows: 'k' }), out: t(2, { rows: 'k', name: 'out' }), ids: t(1, { rows: 'k', name: 'ids' }) } }],
+  sample: () => [{ what: 'V 1000 P 48', args: { logits: t(1000, { rows: 'k' }), params: t(48, { rows: 'k', name: 'params' }), out: t(2, { rows: 'k', name: 'out' }), ids: t(1, { rows: 'k', name: 'ids' }) } }],
   matmul_fp8: () => [{ what: 'fp8 132 → 200', args: { x: t(132), w: gpuBackend().weight('compile fp8', fp8([200, 132]), true), bias: null, y: t(200), act: 'none', accumulate: false } }],
   moe_topk: () => BOOLS.map(norm => ({ what: `norm=${norm}`, args: { logits: t(8), sel: t(4, { name: 'sel' }), k: 2, norm } })),
   moe_experts: () => (['bf16', 'fp8'] as const).map(dt => ({ what: `${dt} E 4 top-2`, args: { h: t(64), sel: t(4, { name: 'sel' }), w: experts(dt), y: t(64, { name: 'y' }) } })),

@@ -3,13 +3,17 @@
 // d_k ≠ d_v, GVA ratios 1 and 2, gated (GDN: A_log/dt_bias/softplus) and ungated (DeltaNet) with β, zero and
 // random initial state, sequences of lengths 1, 63, 64, 65 packed on different slots (one slot untouched) and a
 // longer one alone (FLA_TEST_DELTA_LONG, default 1000). Compares the output and the whole state afterwards; and
-// the chunked kernel directly against the recurrent one on the GPU (same inputs, 1e-4).
+// the chunked kernel directly against the recurrent one on the GPU (same inputs, 1e-4). Then the models' packed
+// layout with the output norm (q|k|v in one tensor, a|b|z parts of the projection row, or z a tensor of its own):
+// the fused variant (norm in its epilogue), recurrent + rms_norm and chunk + rms_norm, each against the reference
+// (the unfused composition) and the fused one against the two unfused ones on the GPU.
 import { describe, expect, test } from 'bun:test';
 import { prng, randn, randu } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
 import { checkBoth, gpuBackend, hostWeight, packedStep, runOn, selectCtx, type Packed } from './harness.ts';
 import { expectClose } from '../../helpers/allclose.ts';
 import { deltaRule, deltaRuleOp, type DeltaDims, type DeltaKernel, type DeltaOp } from '../../../kernels/delta/delta_rule.ts';
+import type { GpuBackend } from '../../../src/backend/gpu.ts';
 
 const SLOTS = 5;
 const LONG = Number(process.env.FLA_TEST_DELTA_LONG ?? 1000);
@@ -113,4 +117,107 @@ describe.skipIf(!HAS_GPU)('delta_rule', () => {
       await chunkVsRecurrent({ DK: 64, DV: 128, H: 1, r: 2, gated: true, init }, [...PACKED, { slot: 1, len: LONG }]);
     });
   }
+});
+
+// ---- the mixer's packed layout with the output norm (delta_common.ts): q|k|v one tensor, z|a|b in the projection row ----
+
+interface PackedCase { DK: number; DV: number; H: number; r: number; gated: boolean; gate: boolean; beta?: boolean; init: boolean; qkAct?: DeltaDims['qkAct']; vSilu?: boolean; zSep?: boolean }
+
+/**
+ * One step of the delta rule with o_norm over packed inputs: qkv [N, 7 + 2·KD + VD] (q, k, v from column 7 on, as
+ * after the short conv of a wider row), proj [N, …] holding z, a, b at odd offsets (with zSep z in a tensor of its own,
+ * as Qwen3-Next's in_proj_qkvz and in_proj_ba give them); out = RMSNorm(o)·w (⊙ silu(z)).
+ */
+async function runPacked(kernel: DeltaKernel, c: PackedCase, seqs: { slot: number; len: number }[], gpuOnly = false): Promise<Record<string, Packed>> {
+  const beta = c.beta ?? true;
+  const d: DeltaDims = { H: c.H, HV: c.H * c.r, DK: c.DK, DV: c.DV, qkNorm: 'l2', qkAct: c.qkAct ?? 'none', vSilu: c.vSilu ?? false, negEig: false };
+  const what = `delta_rule packed+norm ${kernel} DK=${c.DK} DV=${c.DV} H=${c.H} HV=${d.HV} ${c.gated ? 'gated' : 'ungated'}${c.gate ? (c.zSep ? ' z apart' : ' z') : ''}${beta ? '' : ' no-beta'}${c.init ? ' init' : ''} seqs ${seqs.map(s => `${s.len}@${s.slot}`).join(',')}`;
+  const rng = prng(what.replace(` ${kernel}`, ''));
+  const step = packedStep(seqs);
+  const N = step.ids.length, KD = d.H * d.DK, VD = d.HV * d.DV, SC = VD * d.DK;
+  const QO = 7, QC = QO + 2 * KD + VD;
+  const ZO = 3, AO = ZO + VD + 5, BO = AO + d.HV + 2, PC = BO + d.HV + 1;
+  const qkv = randn(N * QC, rng), proj = randn(N * PC, rng), zs = randn(N * (VD + 1), rng);
+  const gp = new Float32Array(2 * d.HV);
+  gp.set(randu(d.HV, rng, -1, 1.5), 0);
+  gp.set(randu(d.HV, rng, -5, -1), d.HV);
+  const wn = randu(d.DV, rng, 0.5, 1.5);
+  const state = c.init ? randn(SLOTS * SC, rng, 0.3) : new Float32Array(SLOTS * SC);
+  const prev = process.env.FLA_KERNEL_DELTA_RULE;
+  process.env.FLA_KERNEL_DELTA_RULE = kernel;
+  try {
+    const setup = { states: [{ key: 'S', cols: SC }], slots: SLOTS, init: { S: state } };
+    const body = async (io: Parameters<Parameters<typeof checkBoth>[2]>[0]) => {
+      const qt = io.o.act('qkv', QC), pt = io.o.act('proj', PC), zt = io.o.act('z', VD + 1), y = io.o.act('y', VD);
+      io.put(qt, qkv); io.put(pt, proj); io.put(zt, zs); io.put(y);
+      const st = io.o.state('S');
+      const x: DeltaOp = {
+        q: qt, k: qt, v: qt, a: c.gated ? pt : null, gp: c.gated ? io.weight('gp', hostWeight(gp, [2, d.HV]), false) : null, b: beta ? pt : null, state: st, out: y, d,
+        off: { q: QO, k: QO + KD, v: QO + 2 * KD, a: AO, b: BO }, norm: { w: io.weight('wn', hostWeight(wn, [d.DV]), false), gate: c.gate ? (c.zSep ? zt : pt) : null, gateOff: c.zSep ? 1 : ZO, eps: 1e-6 },
+      };
+      if (io.kind === 'gpu') expect((io.o as GpuBackend).variant(deltaRuleOp, x, selectCtx(io.o.adapter, seqs.map(s => s.len)))).toBe(kernel);   // the forced variant runs
+      await deltaRule(io.o, x);
+      return { y, state: st };
+    };
+    if (gpuOnly) return await runOn(gpuBackend(), 'gpu', step, setup, body);
+    return await checkBoth(step, setup, body, { seed: rng, what });
+  } finally {
+    if (prev === undefined) delete process.env.FLA_KERNEL_DELTA_RULE; else process.env.FLA_KERNEL_DELTA_RULE = prev;
+  }
+}
+
+const DECODE4 = [{ slot: 3, len: 1 }, { slot: 1, len: 1 }, { slot: 0, len: 1 }, { slot: 2, len: 1 }];
+
+describe.skipIf(!HAS_GPU)('delta_rule packed with the output norm', () => {
+  test('select: fused for decode of packed inputs with a norm; recurrent unpacked or without the norm; chunk for long sequences', () => {
+    const prev = process.env.FLA_KERNEL_DELTA_RULE;
+    delete process.env.FLA_KERNEL_DELTA_RULE;
+    try {
+      const o = gpuBackend(), gpuAdapter = { ...o.adapter, type: 'discrete' };
+      const P = { cols: 900 } as any, Q = { cols: 500 } as any, n = { w: {} as any, gate: P, eps: 1e-6 };
+      const base = { d: { H: 2, HV: 2, DK: 64, DV: 128 }, q: Q, k: Q, v: Q, a: P, b: P, norm: n } as unknown as DeltaOp;
+      const pick = (a: DeltaOp, lens: number[]) => o.variant(deltaRuleOp, a, selectCtx(gpuAdapter, lens));
+      expect(pick(base, [1, 1, 1])).toBe('fused');
+      expect(pick(base, [64])).toBe('fused');
+      expect(pick(base, [65])).toBe('chunk');
+      expect(pick({ ...base, norm: null }, [1])).toBe('recurrent');
+      expect(pick({ ...base, k: { cols: 500 } as any }, [1])).toBe('recurrent');
+      expect(pick({ ...base, b: { cols: 900 } as any }, [1])).toBe('recurrent');
+      expect(pick({ ...base, norm: { ...n, gate: { cols: 256 } as any } }, [1])).toBe('fused');   // the gate may be a tensor of its own
+      expect(pick({ ...base, d: { ...base.d, DV: 2 * o.adapter.maxInvocations } } as DeltaOp, [1])).toBe('recurrent');
+    } finally {
+      if (prev === undefined) delete process.env.FLA_KERNEL_DELTA_RULE; else process.env.FLA_KERNEL_DELTA_RULE = prev;
+    }
+  });
+  for (const kernel of ['fused', 'recurrent', 'chunk'] as DeltaKernel[]) {
+    for (const [DK, DV] of [[64, 64], [128, 128], [64, 128], [128, 64]] as const) {
+      for (const r of [1, 2]) {
+        const gated = (DK + r) % 3 !== 0, gate = (DV + r) % 2 === 1 || DK === DV, init = (DK + DV + r) % 2 === 0;
+        test(`${kernel} DK=${DK} DV=${DV} GVA ${r} ${gated ? 'gated' : 'ungated'}${gate ? ' z' : ''}: lengths 1, 63, 64, 65 packed, then decode`, async () => {
+          await runPacked(kernel, { DK, DV, H: 2, r, gated, gate, init }, PACKED);
+          await runPacked(kernel, { DK, DV, H: 2, r, gated, gate, init: true }, DECODE4);
+        });
+      }
+    }
+    test(`${kernel} DeltaNet shape: no gate, no β, elu+1, v silu; DV = 80 (not a power of two)`, async () => {
+      await runPacked(kernel, { DK: 64, DV: 64, H: 2, r: 1, gated: false, gate: false, beta: false, init: true, qkAct: 'elu', vSilu: true }, PACKED);
+      await runPacked(kernel, { DK: 64, DV: 80, H: 1, r: 2, gated: true, gate: true, init: true }, PACKED);
+    });
+    test(`${kernel} a long prefill (${Math.min(LONG, 300)} tokens) beside a decode, DK=64 DV=128 GVA 2`, async () => {
+      await runPacked(kernel, { DK: 64, DV: 128, H: 1, r: 2, gated: true, gate: true, init: true }, [{ slot: 1, len: Math.min(LONG, 300) }, { slot: 4, len: 1 }]);
+    });
+    test(`${kernel} Qwen3-Next layout: the z gate in a tensor of its own, GVA 2, DK = DV = 128`, async () => {
+      await runPacked(kernel, { DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true, zSep: true }, PACKED);
+      await runPacked(kernel, { DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true, zSep: true }, DECODE4);
+    });
+  }
+  test('fused equals the unfused recurrent + rms_norm and the chunked + rms_norm on the GPU (1e-4)', async () => {
+    for (const c of [{ DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true }, { DK: 64, DV: 128, H: 2, r: 1, gated: true, gate: true, init: true, zSep: true }] as PackedCase[]) for (const seqs of [PACKED, DECODE4]) {
+      const f = await runPacked('fused', c, seqs, true);
+      for (const other of ['recurrent', 'chunk'] as DeltaKernel[]) {
+        const u = await runPacked(other, c, seqs, true);
+        for (const name of ['y', 'state']) expectClose(f[name]!.data, u[name]!.data, { rtol: 1e-4, what: `fused vs ${other} ${name}`, shape: f[name]!.shape });
+      }
+    }
+  });
 });
