@@ -3,7 +3,9 @@
 //   proj[1] = −e^{−0.5}·σ(w0 + l_w·W2ᵀ)   proj[4] = σ(a0 + l_a·A2ᵀ)   proj[5] = l_g·G2ᵀ   vmix = σ(v0 + l_v·V2ᵀ) (not FIRST)
 // Bindings: step uniform; lora [N, R]; W [R, C] packed (WDT), the transposed up-projections stacked;
 // params [8, C] (w0, a0, v0 at planes 5, 6, 7); proj [6, cap, C] (planes 1, 4, 5 written); vmix [N, C].
-// Dispatch: one thread per (t, c), 64 per workgroup, 2-D grid. Runtime dims: C, RW, RA. Defines: R, RG, FIRST, WDT.
+// Dispatch: one thread per (channel c, block of 4 tokens), 64 per workgroup, 2-D grid: each weight element loaded
+// is used for the 4 tokens (rows past the step's last are clamped, computed and not written).
+// Runtime dims: C, RW, RA. Defines: R, RG, FIRST, WDT.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -14,12 +16,14 @@
 @group(0) @binding(5) var<storage, read_write> vmix: array<f32>;  // [N, C]
 @group(0) @binding(6) var<uniform> dims: vec4u;                   // C, RW, RA
 
-fn up(t: u32, i0: u32, i1: u32, c: u32, C: u32) -> f32 {
-  var s = 0.0;
+// Σ_{i in [i0, i1)} lora[t_k, i]·W[i, c] for the four tokens t_k of the block (row offsets tr[k] = t_k·R)
+fn up(tr: vec4u, i0: u32, i1: u32, c: u32, C: u32) -> vec4f {
+  var s = vec4f(0.0);
   let odd = (c & 1u) == 1u;
   for (var i = i0; i < i1; i++) {
     let p = wpair((i * C + c) >> 1u);
-    s += lora[t * R + i] * select(p.x, p.y, odd);
+    let w = select(p.x, p.y, odd);
+    s += vec4f(lora[tr.x + i], lora[tr.y + i], lora[tr.z + i], lora[tr.w + i]) * w;
   }
   return s;
 }
@@ -30,12 +34,25 @@ fn lora_up(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   let RW = dims.y;
   let RA = dims.z;
   let i = gid.x + gid.y * ng.x * 64u;
-  if (i >= step.n * C) { return; }
-  let t = i / C;
+  let blocks = (step.n + 3u) / 4u;
+  if (i >= blocks * C) { return; }
+  let t0 = (i / C) * 4u;
   let c = i % C;
   let plane = step.cap * C;
-  proj[plane + i] = -0.6065306597126334 * sigmoid(up(t, 0u, RW, c, C) + params[5u * C + c]);
-  proj[4u * plane + i] = sigmoid(up(t, RW, RW + RA, c, C) + params[6u * C + c]);
-  proj[5u * plane + i] = up(t, RW + RA, RW + RA + RG, c, C);
-  if (!FIRST) { vmix[i] = sigmoid(up(t, RW + RA + RG, R, c, C) + params[7u * C + c]); }
+  let tr = min(vec4u(t0) + vec4u(0u, 1u, 2u, 3u), vec4u(step.n - 1u)) * R;
+  let w = up(tr, 0u, RW, c, C);
+  let a = up(tr, RW, RW + RA, c, C);
+  let g = up(tr, RW + RA, RW + RA + RG, c, C);
+  var v = vec4f(0.0);
+  if (!FIRST) { v = up(tr, RW + RA + RG, R, c, C); }
+  for (var k = 0u; k < 4u; k++) {
+    let t = t0 + k;
+    if (t < step.n) {
+      let o = t * C + c;
+      proj[plane + o] = -0.6065306597126334 * sigmoid(w[k] + params[5u * C + c]);
+      proj[4u * plane + o] = sigmoid(a[k] + params[6u * C + c]);
+      proj[5u * plane + o] = g[k];
+      if (!FIRST) { vmix[o] = sigmoid(v[k] + params[7u * C + c]); }
+    }
+  }
 }

@@ -6,10 +6,12 @@ import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { grid, kernel, op, u32, type Ctx, type Launch } from '../lib.ts';
 import { matmulOp, type MatmulArgs } from '../matmul/matmul.ts';
-import { GEMV_VEC_RMAX } from '../matmul/matmul_gemv_vec.ts';
 import source from './rwkv7_proj.wgsl' with { type: 'text' };
 import { rwkv7ProjRef } from './rwkv7_proj.ref.ts';
 import type { LoraRanks } from './wkv7_lora.ref.ts';
+
+/** Rows one fused dispatch holds in registers at most (workgroup memory: WG · RB f32 ≤ 16 KiB); 'fused' is chosen up to here. */
+export const PROJ_RMAX = 16;
 
 export const KERNEL = kernel('rwkv7_proj', source, ['step', 'x', 'Wr', 'Wk', 'Wv', 'Wl', 'proj', 'lora', 'dims']);
 
@@ -35,7 +37,7 @@ function gemv(a: Rwkv7ProjArgs, c: Ctx, rkv: boolean): Launch {
   const ends: number[] = [];
   let e = 0;
   for (const l of lens) { e += Math.ceil(l / RPW); ends.push(e); }
-  const RB = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : rows <= 8 ? 8 : GEMV_VEC_RMAX;
+  const RB = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : rows <= 8 ? 8 : PROJ_RMAX;
   const [gx, gy] = grid(e);
   const wbytes = f32w ? 4 : 2, outs = lens.reduce((s, v) => s + v, 0);
   return {
@@ -65,7 +67,7 @@ export const rwkv7ProjOp = op<Rwkv7ProjArgs>({
     if (a.wl.dtype === 'fp8') throw new ShapeError('rwkv7_proj: the stacked LoRA weight must be f32, bf16 or f16');
   },
   /** 'fused' for ≤ 16 rows when the four weights share a dtype; else 'split'. */
-  select: (c, a) => (c.step.n <= GEMV_VEC_RMAX && sameDtype(a) ? 'fused' : 'split'),
+  select: (c, a) => (c.step.n <= PROJ_RMAX && sameDtype(a) ? 'fused' : 'split'),
   variants: {
     fused: {
       supports: a => sameDtype(a),

@@ -21,6 +21,9 @@ export function splits(D: number, maxInvocations: number): number {
   return Math.max(1, Math.min(4, Math.floor(Math.min(256, maxInvocations) / D)));
 }
 
+/** Tokens each lora_up thread takes (each weight load serves them all; lora_up.wgsl's vec4 accumulators). */
+const UP_TB = 4;
+
 /** Longest sequence a step may have for 'fused' to be chosen. */
 export const FUSED_MAX_LEN = 16;
 
@@ -46,9 +49,9 @@ const core = (a: Wkv7LoraArgs): Wkv7Op => ({
 function upLaunch(a: Wkv7LoraArgs, c: Ctx): Launch {
   const C = a.out.cols, R = sumRanks(a.ranks);
   return {
-    kernel: UP_KERNEL, grid: grid(Math.ceil(c.step.n * C / 64)),
+    kernel: UP_KERNEL, grid: grid(Math.ceil(Math.ceil(c.step.n / UP_TB) * C / 64)),
     defines: { R, RG: a.ranks.g, FIRST: a.ranks.v === 0, ...weightDefines(a.wu.dtype as 'f32' | 'bf16' | 'f16') },
-    cost: { flops: 2 * c.step.n * R * C, bytes: R * C * (a.wu.dtype === 'f32' ? 4 : 2) + 4 * c.step.n * (R + 4 * C) },
+    cost: { flops: 2 * c.step.n * R * C, bytes: Math.ceil(c.step.n / UP_TB) * R * C * (a.wu.dtype === 'f32' ? 4 : 2) + 4 * c.step.n * (R + 4 * C) },
     bind: { lora: a.lora, W: a.wu, params: a.params, proj: a.proj, vmix: scratch('vmix'), dims: u32(C, a.ranks.w, a.ranks.a) },
   };
 }

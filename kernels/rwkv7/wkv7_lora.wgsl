@@ -9,7 +9,7 @@
 // params [8, C] = k_k, k_a, r_k, g_norm.weight, g_norm.bias, w0, a0, v0; vfirst [N, C] (written if FIRST);
 // state [slots, H, D, D] f32 (S[i][j], i = key); y [N, C].
 // Dispatch: (H, B) workgroups of KS·D threads. The prologue's dot products are split KS ways (thread (q, j) sums rows
-// q, q + KS, … of each up-projection for channel h·D + j, four loads in flight; the KS partial sums are added in
+// q, q + KS, … of each up-projection for channel h·D + j, eight loads in flight; the KS partial sums are added in
 // order q = 0..KS−1 through workgroup memory); the recurrence then runs on the threads q = 0, thread j owning
 // column j of S (D registers); every thread takes part in every barrier.
 // Runtime dims: C, GN_EPS, RW, RA (f32). Defines: D, KS, R, RG, FIRST, FUSE_NORM, WDT/W_F32/W_F16. All arithmetic f32.
@@ -53,13 +53,15 @@ fn wel(i: u32, c: u32, C: u32) -> f32 {
   return select(p.x, p.y, (c & 1u) == 1u);
 }
 
-// Σ sh_l[i]·W[i, c] over i = i0 + q, i0 + q + KS, … < i1, four loads in flight
+// Σ sh_l[i]·W[i, c] over i = i0 + q, i0 + q + KS, … < i1, eight loads in flight
 fn up(i0: u32, i1: u32, q: u32, c: u32, C: u32) -> f32 {
   var s = vec4f(0.0);
   var i = i0 + q;
-  for (; i + 3u * KS < i1; i += 4u * KS) {
-    let w = vec4f(wel(i, c, C), wel(i + KS, c, C), wel(i + 2u * KS, c, C), wel(i + 3u * KS, c, C));
-    s += vec4f(sh_l[i], sh_l[i + KS], sh_l[i + 2u * KS], sh_l[i + 3u * KS]) * w;
+  for (; i + 7u * KS < i1; i += 8u * KS) {
+    let w0 = vec4f(wel(i, c, C), wel(i + KS, c, C), wel(i + 2u * KS, c, C), wel(i + 3u * KS, c, C));
+    let w1 = vec4f(wel(i + 4u * KS, c, C), wel(i + 5u * KS, c, C), wel(i + 6u * KS, c, C), wel(i + 7u * KS, c, C));
+    s += vec4f(sh_l[i], sh_l[i + KS], sh_l[i + 2u * KS], sh_l[i + 3u * KS]) * w0;
+    s += vec4f(sh_l[i + 4u * KS], sh_l[i + 5u * KS], sh_l[i + 6u * KS], sh_l[i + 7u * KS]) * w1;
   }
   for (; i < i1; i += KS) { s.x += sh_l[i] * wel(i, c, C); }
   return (s.x + s.y) + (s.z + s.w);

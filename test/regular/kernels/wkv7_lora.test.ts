@@ -1,9 +1,9 @@
 // wkv7_lora (kernels/rwkv7/wkv7_lora.wgsl 'fused', lora_up.wgsl + wkv7_recurrent.wgsl 'split'): the RWKV7 time-mix
 // core with its LoRA up-projections, against its reference and against the unfused GPU ops it replaces (four
 // matmuls with their activations into the w, a, g planes and vmix, then wkv7). Head dims 64 and 128 (two heads),
-// ranks of different sizes, bf16 and f32 up-projections; three sequences of lengths 1, 7 and 65 packed on different
-// slots (one more slot untouched) and a decode step of four; layer 0 (writes vfirst) and later layers. Compares y,
-// vfirst and the whole state afterwards.
+// ranks of different sizes, bf16, f16 and f32 up-projections; three sequences of lengths 1, 7 and 65 packed on
+// different slots (one more slot untouched) and a decode step of four; layer 0 (writes vfirst) and later layers.
+// Compares y, vfirst and the whole state afterwards.
 import { describe, expect, test } from 'bun:test';
 import { expectClose, prng, randn, randu, type Prng } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
@@ -29,7 +29,7 @@ function projPlanes(N: number, C: number, rng: Prng): Float32Array {
   return out;
 }
 
-async function runCase(D: number, ranks: LoraRanks, dtype: 'f32' | 'bf16', variant: 'fused' | 'split' | 'chunk', seqs: Seqs = PACKED, fuseNorm = false): Promise<void> {
+async function runCase(D: number, ranks: LoraRanks, dtype: 'f32' | 'bf16' | 'f16', variant: 'fused' | 'split' | 'chunk', seqs: Seqs = PACKED, fuseNorm = false): Promise<void> {
   const H = 2, C = H * D, R = ranks.w + ranks.a + ranks.g + ranks.v, first = ranks.v === 0;
   const what = `wkv7_lora D=${D} ranks ${ranks.w},${ranks.a},${ranks.g},${ranks.v} ${dtype} [${variant}] seqs ${seqs.map(s => `${s.len}@${s.slot}`).join(',')}`;
   const rng = prng(what);
@@ -112,8 +112,8 @@ describe.skipIf(!HAS_GPU)('wkv7_lora', () => {
   });
   for (const variant of ['fused', 'split', 'chunk'] as const) {
     for (const D of [64, 128]) {
-      test(`D=${D} later layer, bf16 [${variant}]`, async () => {
-        await runCase(D, D === 64 ? { w: 32, a: 32, g: 64, v: 16 } : { w: 64, a: 40, g: 48, v: 24 }, 'bf16', variant);
+      test(`D=${D} later layer, ${D === 64 ? 'bf16' : 'f16'} [${variant}]`, async () => {
+        await runCase(D, D === 64 ? { w: 32, a: 32, g: 64, v: 16 } : { w: 64, a: 40, g: 48, v: 24 }, D === 64 ? 'bf16' : 'f16', variant);
       }, 60_000);
       test(`D=${D} layer 0 (writes vfirst), f32 [${variant}]`, async () => {
         await runCase(D, { w: 32, a: 24, g: 32, v: 0 }, 'f32', variant);
