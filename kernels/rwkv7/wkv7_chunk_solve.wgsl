@@ -5,7 +5,7 @@
 // Bindings: step uniform; stepmeta u32 (cursors); mat [5, cap, H·CH] (plane 0 read, plane 4 = T written, row
 // t = token cs + i). Dispatch: (H, B, ⌈max len / CH⌉) workgroups of CH threads (thread = column j), one per chunk
 // and head; the chunk's A_ab staged in workgroup memory (CH² f32).
-// Runtime dims: H. Defines: CH. f32.
+// Runtime dims: H. Defines: CH. f32 (each sum in four interleaved partial sums).
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -35,8 +35,15 @@ fn wkv7_chunk_solve(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_i
   for (var i = 0u; i < n; i++) {
     var v = 0.0;
     if (i == j) { v = 1.0; }
-    if (i > j) {
-      for (var m = j; m < i; m++) { v = fma(sh_a[i * CH + m], col[m], v); }
+    if (i > j) {   // four partial sums (m ≡ j, j+1, j+2, j+3 mod 4): four independent FMA chains
+      var p = vec4f(0.0);
+      var m = j;
+      for (; m + 4u <= i; m += 4u) {
+        let ar = i * CH + m;
+        p = fma(vec4f(sh_a[ar], sh_a[ar + 1u], sh_a[ar + 2u], sh_a[ar + 3u]), vec4f(col[m], col[m + 1u], col[m + 2u], col[m + 3u]), p);
+      }
+      for (; m < i; m++) { p.x = fma(sh_a[i * CH + m], col[m], p.x); }
+      v = (p.x + p.y) + (p.z + p.w);
     }
     col[i] = v;
     mat[tplane + (cs + i) * H * CH + h * CH + j] = v;

@@ -87,23 +87,25 @@ fn wkv7_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_i
       if (i < n) {
         let t = cs + i;
         let mrow = t * H * CH + h * CH;
-        var o = qs[m];
+        var ou = 0.0;
+        var ov = 0.0;
         for (var j = 0u; j <= i; j++) {
-          o = fma(mat[2u * MP + mrow + j], sh_u[j * BV + c], o);
-          o = fma(mat[3u * MP + mrow + j], sh_v[j * BV + c], o);
+          ou = fma(mat[2u * MP + mrow + j], sh_u[j * BV + c], ou);
+          ov = fma(mat[3u * MP + mrow + j], sh_v[j * BV + c], ov);
         }
-        pre[5u * P + t * C + h * D + col] = o;
+        pre[5u * P + t * C + h * D + col] = qs[m] + (ou + ov);
       }
     }
     let lrow = (cs + n - 1u) * C + h * D;
     for (var a = g; a < D; a += G) {
-      var s = sh_S[a * BV + c] * exp(pre[lrow + a]);
+      var su = 0.0;
+      var sv = 0.0;
       for (var j = 0u; j < n; j++) {
         let ko = (cs + j) * C + h * D + a;
-        s = fma(gk[(2u * P + ko) / 4u][ko % 4u], sh_u[j * BV + c], s);
-        s = fma(gk[(3u * P + ko) / 4u][ko % 4u], sh_v[j * BV + c], s);
+        su = fma(gk[(2u * P + ko) / 4u][ko % 4u], sh_u[j * BV + c], su);
+        sv = fma(gk[(3u * P + ko) / 4u][ko % 4u], sh_v[j * BV + c], sv);
       }
-      sh_S[a * BV + c] = s;
+      sh_S[a * BV + c] = sh_S[a * BV + c] * exp(pre[lrow + a]) + (su + sv);
     }
     workgroupBarrier();
   }

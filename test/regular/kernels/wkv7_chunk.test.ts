@@ -136,6 +136,9 @@ describe.skipIf(!HAS_GPU)('wkv7 chunked', () => {
     runCase('chunk', { D: 64, first: true, fuseNorm: false, decay: 'jumps' }, PACKED), T);
   test('chunk equals recurrent D=128 first layer, decays jumping', () =>
     chunkVsRecurrent({ D: 128, first: true, fuseNorm: true, decay: 'jumps' }, PACKED), T);
+  test('chunk equals recurrent at head dim 32 (lengths 65, 130)', async () => {   // D 256 measured once: 2.2e-6 (60 s here)
+    for (const D of [32]) await chunkVsRecurrent({ D, first: false, fuseNorm: true, decay: 'wide' }, [{ slot: 1, len: 65 }, { slot: 4, len: 130 }]);
+  }, T);
   test('chunk equals recurrent D=64: one sequence of 1000 tokens', () =>
     chunkVsRecurrent({ D: 64, first: false, fuseNorm: true, decay: 'rwkv7' }, [{ slot: 1, len: 1000 }]), T);
   for (const bv of ['4', '16']) {
