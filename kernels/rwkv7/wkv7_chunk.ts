@@ -8,9 +8,12 @@
 //   state (wkv7_chunk_state.wgsl) per (head, column block, sequence): the pass over the chunks (o, S);
 //   out   (wkv7_chunk_out.wgsl)   per (token, head): GroupNorm, bonus, gate.
 // Numerics: every decay factor is e^{x} with x ≤ 0 (a difference of cumulative log-decays from the chunk start, or a
-// suffix sum), never a factorised e^{Γ_t}·e^{−Γ_s}, so nothing overflows however small the decays; the in-chunk sums
-// grow with the chunk (|Γ| ≤ 64·0.61 ≈ 39 for RWKV7's w ≥ −e^{−0.5}), an absolute exponent error of a few 1e-6.
-// Scratch: pre [6, cap, C] (Γ, α, β, k̃, v, o), gk [4, cap, C] (rg, ag, bg, kg), bon [cap, H], mat [5, cap, H·CH].
+// suffix sum), never a factorised e^{Γ_t}·e^{−Γ_s}, so nothing overflows however small the decays; chunk 64 then costs
+// no range, only the size of Γ (|Γ| ≤ 64·0.61 ≈ 39 for RWKV7's w ≥ −e^{−0.5}, where one f32 ulp is 4e-6): Γ is summed
+// compensated (hi + lo) and exponentiated as e^{hi}·e^{lo} or e^{(hi−hi)+(lo−lo)}. Without that kjv-rwkv7's 2-window
+// NLL was 3.1e-8 from the reference (lavapipe), with it 1.5e-8 (recurrent 9.8e-9; the test allows 2e-8).
+// Scratch: pre [6, cap, C] (Γ's hi, α, β, k̃, v, o), gk [5, cap, C] (rg, ag, bg, kg, Γ's lo), bon [cap, H],
+// mat [5, cap, H·CH] (A_ab, A_ak, A_rb, A_rk, T).
 import { ShapeError } from '../../src/util/errors.ts';
 import { knob } from '../../src/util/knobs.ts';
 import { f32, grid, kernel, scratch, u32, type Ctx, type Launch, type Variant } from '../lib.ts';
@@ -23,7 +26,7 @@ import type { Wkv7Op } from './wkv7.ts';
 
 export const CHUNK_KERNELS = {
   prep: kernel('wkv7_chunk_prep', prepSrc, ['step', 'stepmeta', 'proj', 'vfirst', 'vmix', 'params', 'pre', 'gk', 'bon', 'dims']),
-  mats: kernel('wkv7_chunk_mats', matsSrc, ['step', 'stepmeta', 'proj', 'pre', 'mat', 'dims']),
+  mats: kernel('wkv7_chunk_mats', matsSrc, ['step', 'stepmeta', 'proj', 'pre', 'gk', 'mat', 'dims']),
   solve: kernel('wkv7_chunk_solve', solveSrc, ['step', 'stepmeta', 'mat', 'dims']),
   state: kernel('wkv7_chunk_state', stateSrc, ['step', 'stepmeta', 'pre', 'gk', 'mat', 'state', 'dims']),
   out: kernel('wkv7_chunk_out', outSrc, ['step', 'proj', 'params', 'pre', 'bon', 'y', 'dims']),
@@ -31,7 +34,7 @@ export const CHUNK_KERNELS = {
 
 /** Chunk length of the chunked prefill. */
 export const CHUNK = 64;
-/** Channels per staged tile of wkv7_chunk_mats: six CHUNK × KC f32 blocks (12 KiB) within WebGPU's default 16 KiB. */
+/** Channels per staged tile of wkv7_chunk_mats: seven CHUNK × KC f32 blocks (14 KiB) within WebGPU's default 16 KiB. */
 const MATS_KC = 8;
 
 /**
@@ -57,7 +60,7 @@ export const chunkVariant: Variant<Wkv7Op> = {
   supports: chunkFits,
   scratch: a => {
     const C = a.out.cols;
-    return { pre: { cols: C, planes: 6 }, gk: { cols: C, planes: 4 }, bon: { cols: C / a.D }, mat: { cols: (C / a.D) * CHUNK, planes: 5 } };
+    return { pre: { cols: C, planes: 6 }, gk: { cols: C, planes: 5 }, bon: { cols: C / a.D }, mat: { cols: (C / a.D) * CHUNK, planes: 5 } };
   },
   launches: (a, c): Launch[] => {
     const C = a.out.cols, D = a.D, H = C / D, n = c.step.n;
@@ -68,8 +71,8 @@ export const chunkVariant: Variant<Wkv7Op> = {
     return [
       { kernel: CHUNK_KERNELS.prep, grid: grid(n * H),
         defines: { D, CH: CHUNK, FIRST: a.vmix === null, FUSE_NORM: a.fuseNorm },
-        bind: { proj: a.proj, vfirst: a.vfirst, vmix: a.vmix, params: a.params, pre, gk, bon, dims: f32(C, 0, 0, 0) } },
-      { kernel: CHUNK_KERNELS.mats, grid: chunkGrid, defines: { D, CH: CHUNK, KC: MATS_KC }, bind: { proj: a.proj, pre, mat, dims: dimsC },
+        bind: { proj: a.proj, vfirst: a.vfirst, vmix: a.vmix, params: a.params, pre, gk, bon, dims: f32(C, 1, 0, 0) } },
+      { kernel: CHUNK_KERNELS.mats, grid: chunkGrid, defines: { D, CH: CHUNK, KC: MATS_KC }, bind: { proj: a.proj, pre, gk, mat, dims: dimsC },
         cost: { flops: 4 * n * Math.min(CHUNK, c.step.maxLen) * C, bytes: 4 * n * (6 * C + 4 * H * CHUNK) } },
       { kernel: CHUNK_KERNELS.solve, grid: chunkGrid, defines: { CH: CHUNK }, bind: { mat, dims: u32(H, 0, 0, 0) } },
       { kernel: CHUNK_KERNELS.state, grid: [H * D / geo.BV, c.step.b, 1], defines: { D, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G },

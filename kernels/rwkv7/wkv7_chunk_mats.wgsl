@@ -5,23 +5,26 @@
 //   A_ab[i, j] = Σ_c α_tc·β_sc·e_ij,c          A_ak[i, j] = Σ_c α_tc·k̃_sc·e_ij,c           (j < i, else 0)
 //   A_rb[i, j] = Σ_c r_tc·d_tc·β_sc·e_ij,c     A_rk[i, j] = Σ_c r_tc·d_tc·k̃_sc·e_ij,c      (j < i)
 //   A_rb[i, i] = Σ_c r_tc·β_tc,                 A_rk[i, i] = Σ_c r_tc·k̃_tc,                 0 for j > i
-// Bindings: step uniform; stepmeta u32 (cursors); proj [6, cap, C] (r, w read); pre [6, cap, C] (Γ, α, β, k̃ read);
+// Bindings: step uniform; stepmeta u32 (cursors); proj [6, cap, C] (r, w read); pre [6, cap, C] (Γ's hi, α, β, k̃
+// read); gk [5, cap, C] (Γ's lo at plane 4);
 // mat [5, cap, H·CH] (planes A_ab, A_ak, A_rb, A_rk written at row t, column j; plane 4 = T, by wkv7_chunk_solve).
 // Dispatch: (H, B, ⌈max len / CH⌉) workgroups of 256 threads = 16 × 16 blocks of (CH/16)² (i, j) pairs; the chunk's
 // rows are staged KC channels at a time in workgroup memory (token-major). Blocks above the diagonal only write zeros.
-// Runtime dims: C. Defines: D, CH, KC. f32; each sum runs over the channels in order c = 0..D−1.
+// Runtime dims: C. Defines: D, CH, KC (seven CH × KC f32 blocks). f32; each sum runs over the channels in order c = 0..D−1.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
 @group(0) @binding(2) var<storage, read> proj: array<f32>;        // [6, cap, C]
 @group(0) @binding(3) var<storage, read> pre: array<f32>;         // [6, cap, C]
-@group(0) @binding(4) var<storage, read_write> mat: array<f32>;   // [5, cap, H·CH]
-@group(0) @binding(5) var<uniform> dims: vec4u;                   // C
+@group(0) @binding(4) var<storage, read> gk: array<f32>;          // [5, cap, C] (plane 4: Γ's lo)
+@group(0) @binding(5) var<storage, read_write> mat: array<f32>;   // [5, cap, H·CH]
+@group(0) @binding(6) var<uniform> dims: vec4u;                   // C
 
 const PB = CH / 16u;   // rows (and columns) per thread block
 
-var<workgroup> sh_g: array<f32, CH * KC>;    // Γ
+var<workgroup> sh_g: array<f32, CH * KC>;    // Γ (hi)
+var<workgroup> sh_gl: array<f32, CH * KC>;   // Γ's lo
 var<workgroup> sh_al: array<f32, CH * KC>;   // α
 var<workgroup> sh_b: array<f32, CH * KC>;    // β
 var<workgroup> sh_k: array<f32, CH * KC>;    // k̃
@@ -54,6 +57,7 @@ fn wkv7_chunk_mats(@builtin(local_invocation_index) lid: u32, @builtin(workgroup
     for (var e = lid; e < CH * KC; e += 256u) {
       let tok = e / KC;
       var g = 0.0;
+      var gl = 0.0;
       var al = 0.0;
       var b = 0.0;
       var k = 0.0;
@@ -62,6 +66,7 @@ fn wkv7_chunk_mats(@builtin(local_invocation_index) lid: u32, @builtin(workgroup
       if (tok < n) {
         let tc = (cs + tok) * C + h * D + c0 + e % KC;
         g = pre[tc];
+        gl = gk[4u * plane + tc];
         al = pre[plane + tc];
         b = pre[2u * plane + tc];
         k = pre[3u * plane + tc];
@@ -69,6 +74,7 @@ fn wkv7_chunk_mats(@builtin(local_invocation_index) lid: u32, @builtin(workgroup
         rd = r * exp(proj[plane + tc]);
       }
       sh_g[e] = g;
+      sh_gl[e] = gl;
       sh_al[e] = al;
       sh_b[e] = b;
       sh_k[e] = k;
@@ -81,7 +87,8 @@ fn wkv7_chunk_mats(@builtin(local_invocation_index) lid: u32, @builtin(workgroup
         for (var pi = 0u; pi < PB; pi++) {
           let i = ty * PB + pi;
           var gp = 0.0;
-          if (i > 0u) { gp = sh_g[(i - 1u) * KC + cc]; }
+          var gpl = 0.0;
+          if (i > 0u) { gp = sh_g[(i - 1u) * KC + cc]; gpl = sh_gl[(i - 1u) * KC + cc]; }
           let al = sh_al[i * KC + cc];
           let rd = sh_rd[i * KC + cc];
           for (var pj = 0u; pj < PB; pj++) {
@@ -90,7 +97,7 @@ fn wkv7_chunk_mats(@builtin(local_invocation_index) lid: u32, @builtin(workgroup
             let b = sh_b[j * KC + cc];
             let k = sh_k[j * KC + cc];
             if (j < i) {
-              let ex = exp(gp - sh_g[j * KC + cc]);
+              let ex = exp((gp - sh_g[j * KC + cc]) + (gpl - sh_gl[j * KC + cc]));   // hi − hi: exact where it matters (Sterbenz)
               let be = b * ex;
               let ke = k * ex;
               ab[q] = fma(al, be, ab[q]);

@@ -4,10 +4,10 @@
 // workgroup memory):
 //   x_i = ag_i·S_in[:, c] + Σ_{j<i} A_ak[i, j]·v_jc          u_i = Σ_{j≤i} T_ij·x_j          (T = (I − A_ab)^{−1})
 //   o_ic = rg_i·S_in[:, c] + Σ_{j≤i} A_rb[i, j]·u_j + A_rk[i, j]·v_jc
-//   S[:, c] ← e^{Γ_{n−1}}·S_in[:, c] + Σ_j bg_j·u_j + kg_j·v_jc
+//   S[:, c] ← e^{Γ_{n−1}}·S_in[:, c] (e^{hi}·e^{lo}) + Σ_j bg_j·u_j + kg_j·v_jc
 // (rg, ag, bg, kg: r, α, β, k̃ scaled by the in-chunk decays, wkv7_chunk_prep; A_*, T: wkv7_chunk_mats/_solve).
-// Bindings: step uniform; stepmeta u32 (cursors); pre [6, cap, C] (Γ, v read; plane 5 = o written); gk [4, cap, C]
-// (rg, ag, bg, kg); mat [5, cap, H·CH] (A_ab, A_ak, A_rb, A_rk, T); state [slots, H, D, D] f32 (S[i][j], i = key).
+// Bindings: step uniform; stepmeta u32 (cursors); pre [6, cap, C] (Γ's hi, v read; plane 5 = o written); gk [5, cap, C]
+// (rg, ag, bg, kg, Γ's lo); mat [5, cap, H·CH] (A_ab, A_ak, A_rb, A_rk, T); state [slots, H, D, D] f32 (S[i][j], i = key).
 // Dispatch: (H·D/BV, B) workgroups of BV·G threads: thread (g, c) owns column c and the chunk rows i ≡ g (mod G) in
 // the token phases, the state rows a ≡ g (mod G) in the update. Runtime dims: C. Defines: D, BV, G, CH, QPT = CH / G.
 // f32; four barriers per chunk.
@@ -16,7 +16,7 @@
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
 @group(0) @binding(2) var<storage, read_write> pre: array<f32>;    // [6, cap, C]
-@group(0) @binding(3) var<storage, read> gk: array<vec4f>;         // [4, cap, C] as vec4 (C, D, cap·C multiples of 4)
+@group(0) @binding(3) var<storage, read> gk: array<vec4f>;         // [5, cap, C] as vec4 (C, D, cap·C multiples of 4)
 @group(0) @binding(4) var<storage, read> mat: array<f32>;          // [5, cap, H·CH]
 @group(0) @binding(5) var<storage, read_write> state: array<f32>;  // [slots, H, D, D]
 @group(0) @binding(6) var<uniform> dims: vec4u;                    // C
@@ -105,7 +105,7 @@ fn wkv7_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_i
         su = fma(gk[(2u * P + ko) / 4u][ko % 4u], sh_u[j * BV + c], su);
         sv = fma(gk[(3u * P + ko) / 4u][ko % 4u], sh_v[j * BV + c], sv);
       }
-      sh_S[a * BV + c] = sh_S[a * BV + c] * exp(pre[lrow + a]) + (su + sv);
+      sh_S[a * BV + c] = sh_S[a * BV + c] * (exp(pre[lrow + a]) * exp(gk[(4u * P + lrow + a) / 4u][(lrow + a) % 4u])) + (su + sv);
     }
     workgroupBarrier();
   }
