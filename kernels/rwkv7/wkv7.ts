@@ -1,11 +1,11 @@
 // wkv7 op: the RWKV7 time-mix core. Variants: 'recurrent' (wkv7_recurrent.wgsl: decode, short steps and the fallback;
-// token by token over each sequence) and 'chunk' (wkv7_chunk.ts: chunked prefill, chunk 64), chosen per step in `select`.
+// token by token over each sequence) and 'chunk' (wkv7_chunk.ts: chunked prefill, chunk 32), chosen per step in `select`.
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { chunked, f32, kernel, op } from '../lib.ts';
 import source from './wkv7_recurrent.wgsl' with { type: 'text' };
 import { wkv7Ref } from './wkv7.ref.ts';
-import { CHUNK, chunkFits, chunkVariant } from './wkv7_chunk.ts';
+import { CHUNK_MIN_LEN, chunkFits, chunkVariant } from './wkv7_chunk.ts';
 
 export type Wkv7Kernel = 'recurrent' | 'chunk';
 
@@ -20,8 +20,8 @@ export const wkv7Op = op<Wkv7Op>({
     const C = a.out.cols;
     if (C % a.D !== 0 || (a.D & (a.D - 1)) !== 0) throw new ShapeError(`wkv7: head dim ${a.D} must be a power of two dividing C=${C}`);
   },
-  /** 'chunk' when a sequence of the step has more than one chunk of tokens, on GPU adapters (the rule of delta_rule). */
-  select: (c, a) => (chunked(c, CHUNK) && chunkFits(a, c) ? 'chunk' : 'recurrent'),
+  /** 'chunk' when a sequence of the step has more than 64 tokens, on GPU adapters (the rule of delta_rule). */
+  select: (c, a) => (chunked(c, CHUNK_MIN_LEN) && chunkFits(a, c) ? 'chunk' : 'recurrent'),
   variants: {
     recurrent: {
       launches: (a, c) => {

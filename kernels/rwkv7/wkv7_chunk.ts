@@ -1,5 +1,5 @@
 // The 'chunk' variant of the wkv7 op (wkv7.ts): chunked prefill of the RWKV7 time-mix core, fla's DPLR
-// ("diagonal plus low rank") chunk algorithm in chunks of CHUNK tokens, five launches:
+// ("diagonal plus low rank") chunk algorithm in chunks of CHUNK = 32 tokens, five launches:
 //   prep  (wkv7_chunk_prep.wgsl)  per (token, head): v lerp, κ̂, k̃, bonus, the cumulative log-decay Γ in the chunk
 //                                 and the decay-scaled rows rg, ag, bg, kg;
 //   mats  (wkv7_chunk_mats.wgsl)  per (chunk, head): the in-chunk matrices A_ab, A_ak, A_rb, A_rk (a tiled product with
@@ -11,7 +11,7 @@
 // suffix sum), never a factorised e^{Γ_t}·e^{−Γ_s}, so nothing overflows however small the decays; chunk 64 then costs
 // no range, only the size of Γ (|Γ| ≤ 64·0.61 ≈ 39 for RWKV7's w ≥ −e^{−0.5}, where one f32 ulp is 4e-6): Γ is summed
 // compensated (hi + lo) and exponentiated as e^{hi}·e^{lo} or e^{(hi−hi)+(lo−lo)}. Without that kjv-rwkv7's 2-window
-// NLL was 3.1e-8 from the reference (lavapipe), with it 1.5e-8 (recurrent 9.8e-9; the test allows 2e-8).
+// NLL at chunk 64 was 3.1e-8 from the reference (lavapipe), with it 1.5e-8 (recurrent 9.8e-9); CHUNK says why 32.
 // Scratch: pre [6, cap, C] (Γ's hi, α, β, k̃, v, o), gk [5, cap, C] (rg, ag, bg, kg, Γ's lo), bon [cap, H],
 // mat [5, cap, H·CH] (A_ab, A_ak, A_rb, A_rk, T).
 import { ShapeError } from '../../src/util/errors.ts';
@@ -32,13 +32,20 @@ export const CHUNK_KERNELS = {
   out: kernel('wkv7_chunk_out', outSrc, ['step', 'proj', 'params', 'pre', 'bon', 'y', 'dims']),
 };
 
-/** Chunk length of the chunked prefill. */
-export const CHUNK = 64;
+/**
+ * Chunk length of the chunked prefill. 32, not 64: |Γ| stays ≤ 19.4 and T's substitution 32 rows deep, and the kernel
+ * tests' error against the f64 reference is 2–3× smaller (wide decays: D 64 1.2e-6 vs 2.9e-6, D 128 6.3e-7 vs 2.1e-6);
+ * the state pass's serial chain per chunk is about a third as long, so twice the chunks cost no more. kjv-rwkv7's
+ * 2-window NLL moves with every build at the 1e-8 level (chunk 32: 3.7e-8 here, 4.4e-9 with fuse-rwkv7's prologue).
+ */
+export const CHUNK = 32;
+/** Steps whose longest sequence has more tokens than this take the chunked prefill (the house rule of 64). */
+export const CHUNK_MIN_LEN = 64;
 /** Channels per staged tile of wkv7_chunk_mats: seven CHUNK × KC f32 blocks (14 KiB) within WebGPU's default 16 KiB. */
 const MATS_KC = 8;
 
 /**
- * Geometry of wkv7_chunk_state: BV columns × G row groups (G·BV = 256 threads or the adapter's limit, G ≤ CHUNK);
+ * Geometry of wkv7_chunk_state: BV columns × G row groups (G = min(256 threads or the adapter's limit / BV, CHUNK));
  * the S block (D × BV) and three CHUNK × BV token blocks must fit 24 KiB of workgroup memory (and wkv7_chunk_solve's
  * CHUNK × CHUNK block the adapter's limit). null: none fits.
  */
@@ -48,10 +55,11 @@ export function chunkGeometry(D: number, maxInvocations = 256, maxWorkgroupStora
   const forced = Number(knob('FLA_WKV7_CHUNK_BV') ?? 0);   // benchmarking knob: columns per workgroup
   let BV = forced > 0 ? Math.min(forced, D) : 8;   // 8 as delta_chunk_state (fastest there on an H100); 4 = one chunk row per thread
   while (BV > 4 && (D % BV !== 0 || (D + 3 * CHUNK) * BV * 4 > budget)) BV >>= 1;
-  if (D % BV !== 0 || (D + 3 * CHUNK) * BV * 4 > budget || tpb % BV !== 0 || tpb / BV > CHUNK || CHUNK % (tpb / BV) !== 0) return null;
+  const G = Math.min(tpb / BV, CHUNK);
+  if (D % BV !== 0 || (D + 3 * CHUNK) * BV * 4 > budget || tpb % BV !== 0 || CHUNK % G !== 0) return null;
   // prep/out: D threads; mats: 256 threads; solve stages A_ab (CHUNK² f32)
   if (D > maxInvocations || maxInvocations < 256 || CHUNK * CHUNK * 4 > maxWorkgroupStorage || D % MATS_KC !== 0) return null;
-  return { BV, G: tpb / BV };
+  return { BV, G };
 }
 
 export const chunkFits = (a: Wkv7Op, c: Ctx): boolean => chunkGeometry(a.D, c.adapter.maxInvocations, c.adapter.maxWorkgroupStorage) !== null;
