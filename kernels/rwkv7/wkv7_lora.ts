@@ -1,11 +1,14 @@
 // wkv7_lora op: the RWKV7 time-mix core with its LoRA up-projections and gate math. 'fused' (kernels/rwkv7/
 // wkv7_lora.wgsl): one dispatch, the up-projections in the recurrence's prologue, token by token; 'split': lora_up
 // (every token in parallel: the up-projections into proj's w, a, g planes and vmix) then wkv7_recurrent, for steps
-// with long sequences, whose recurrence would otherwise also carry the up-projections serially.
+// with long sequences, whose recurrence would otherwise also carry the up-projections serially; 'chunk': lora_up then
+// the wkv7 op's chunked prefill (wkv7_chunk.ts), where that op would choose it (or FLA_KERNEL_WKV7=chunk forces it).
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
-import { f32, grid, kernel, ONLY, op, scratch, u32, weightDefines } from '../lib.ts';
-import { cost as wkv7Cost, wkv7Op } from './wkv7.ts';
+import { knob } from '../../src/util/knobs.ts';
+import { f32, grid, kernel, op, scratch, u32, weightDefines, type Ctx, type Launch } from '../lib.ts';
+import { cost as wkv7Cost, wkv7Op, type Wkv7Op } from './wkv7.ts';
+import { chunkFits, chunkVariant } from './wkv7_chunk.ts';
 import source from './wkv7_lora.wgsl' with { type: 'text' };
 import upSource from './lora_up.wgsl' with { type: 'text' };
 import { wkv7LoraRef, type LoraRanks } from './wkv7_lora.ref.ts';
@@ -36,6 +39,30 @@ export interface Wkv7LoraArgs {
 
 const sumRanks = (r: LoraRanks) => r.w + r.a + r.g + r.v;
 
+/** The wkv7 op's arguments for the core after lora_up (vmix: lora_up's scratch; null on layer 0). */
+const core = (a: Wkv7LoraArgs): Wkv7Op => ({
+  proj: a.proj, vfirst: a.vfirst, vmix: a.ranks.v === 0 ? null : scratch('vmix') as never, params: a.params, state: a.state, out: a.out,
+  D: a.D, fuseNorm: a.fuseNorm, gnEps: a.gnEps,
+});
+
+/** lora_up: the up-projections of every token in parallel into proj's w, a, g planes and vmix. */
+function upLaunch(a: Wkv7LoraArgs, c: Ctx): Launch {
+  const C = a.out.cols, R = sumRanks(a.ranks);
+  return {
+    kernel: UP_KERNEL, grid: grid(Math.ceil(Math.ceil(c.step.n / UP_TB) * C / 64)),
+    defines: { R, RG: a.ranks.g, FIRST: a.ranks.v === 0, ...weightDefines(a.wu.dtype as 'f32' | 'bf16' | 'f16') },
+    cost: { flops: 2 * c.step.n * R * C, bytes: Math.ceil(c.step.n / UP_TB) * R * C * (a.wu.dtype === 'f32' ? 4 : 2) + 4 * c.step.n * (R + 4 * C) },
+    bind: { lora: a.lora, W: a.wu, params: a.params, proj: a.proj, vmix: scratch('vmix'), dims: u32(C, a.ranks.w, a.ranks.a) },
+  };
+}
+
+/** Past FUSED_MAX_LEN: 'chunk' where the wkv7 op would chunk (FLA_KERNEL_WKV7 forces either way), else 'split'. */
+function longVariant(c: Ctx, a: Wkv7LoraArgs): 'split' | 'chunk' {
+  const forced = knob('FLA_KERNEL_WKV7'), w = { D: a.D } as Wkv7Op;
+  if (forced) return forced === 'chunk' && chunkFits(w, c) ? 'chunk' : 'split';
+  return wkv7Op.select(c, w) === 'chunk' ? 'chunk' : 'split';
+}
+
 export const wkv7LoraOp = op<Wkv7LoraArgs>({
   name: 'wkv7_lora',
   check(a) {
@@ -45,8 +72,8 @@ export const wkv7LoraOp = op<Wkv7LoraArgs>({
       throw new ShapeError(`wkv7_lora: lora ${a.lora.cols} columns, up-projections [${a.wu.shape.join(', ')}], params [${a.params.shape.join(', ')}] for ranks ${R} and C=${C}`);
     if (a.wu.dtype === 'fp8' || C % 2 !== 0) throw new ShapeError(`wkv7_lora: up-projections must be f32, bf16 or f16 with C even`);
   },
-  /** 'fused' while every sequence of the step has ≤ FUSED_MAX_LEN tokens (decode), else 'split'. */
-  select: c => (c.step.maxLen <= FUSED_MAX_LEN ? 'fused' : 'split'),
+  /** 'fused' while every sequence of the step has ≤ FUSED_MAX_LEN tokens (decode), else 'chunk' or 'split' (longVariant). */
+  select: (c, a) => (c.step.maxLen <= FUSED_MAX_LEN ? 'fused' : longVariant(c, a)),
   variants: {
     fused: {
       launches: (a, c) => {
@@ -63,16 +90,12 @@ export const wkv7LoraOp = op<Wkv7LoraArgs>({
     },
     split: {
       scratch: a => ({ vmix: { cols: a.out.cols } }),
-      launches: (a, c) => {
-        const C = a.out.cols, R = sumRanks(a.ranks), first = a.ranks.v === 0;
-        const up = {
-          kernel: UP_KERNEL, grid: grid(Math.ceil(Math.ceil(c.step.n / UP_TB) * C / 64)),
-          defines: { R, RG: a.ranks.g, FIRST: first, ...weightDefines(a.wu.dtype as 'f32' | 'bf16' | 'f16') },
-          cost: { flops: 2 * c.step.n * R * C, bytes: Math.ceil(c.step.n / UP_TB) * R * C * (a.wu.dtype === 'f32' ? 4 : 2) + 4 * c.step.n * (R + 4 * C) },
-          bind: { lora: a.lora, W: a.wu, params: a.params, proj: a.proj, vmix: scratch('vmix'), dims: u32(C, a.ranks.w, a.ranks.a) },
-        };
-        return [up, ...wkv7Op.variants[ONLY]!.launches({ proj: a.proj, vfirst: a.vfirst, vmix: first ? null : scratch('vmix') as never, params: a.params, state: a.state, out: a.out, D: a.D, fuseNorm: a.fuseNorm, gnEps: a.gnEps }, c)];
-      },
+      launches: (a, c) => [upLaunch(a, c), ...wkv7Op.variants.recurrent!.launches(core(a), c)],
+    },
+    chunk: {
+      supports: (a, c) => chunkFits(core(a), c),
+      scratch: (a, c) => ({ vmix: { cols: a.out.cols }, ...chunkVariant.scratch!(core(a), c) }),
+      launches: (a, c) => [upLaunch(a, c), ...chunkVariant.launches(core(a), c)],
     },
   },
   ref: (a, h) => wkv7LoraRef(h.data(a.proj), h.data(a.lora), h.data(a.wu), h.data(a.params), h.data(a.vfirst), h.data(a.state), h.data(a.out),

@@ -29,7 +29,7 @@ function projPlanes(N: number, C: number, rng: Prng): Float32Array {
   return out;
 }
 
-async function runCase(D: number, ranks: LoraRanks, dtype: 'f32' | 'bf16' | 'f16', variant: 'fused' | 'split', seqs: Seqs = PACKED, fuseNorm = false): Promise<void> {
+async function runCase(D: number, ranks: LoraRanks, dtype: 'f32' | 'bf16' | 'f16', variant: 'fused' | 'split' | 'chunk', seqs: Seqs = PACKED, fuseNorm = false): Promise<void> {
   const H = 2, C = H * D, R = ranks.w + ranks.a + ranks.g + ranks.v, first = ranks.v === 0;
   const what = `wkv7_lora D=${D} ranks ${ranks.w},${ranks.a},${ranks.g},${ranks.v} ${dtype} [${variant}] seqs ${seqs.map(s => `${s.len}@${s.slot}`).join(',')}`;
   const rng = prng(what);
@@ -104,11 +104,13 @@ async function runCase(D: number, ranks: LoraRanks, dtype: 'f32' | 'bf16' | 'f16
 }
 
 describe.skipIf(!HAS_GPU)('wkv7_lora', () => {
-  test('select: fused while every sequence has ≤ 16 tokens', () => {
-    const o = new CpuBackend();
-    expect([[1], [1, 1, 1], [16, 1], [17], [1, 300]].map(l => wkv7LoraOp.select(selectCtx(o.adapter, l), null as never))).toEqual(['fused', 'fused', 'fused', 'split', 'split']);
+  test('select: fused while every sequence has ≤ 16 tokens; past that chunk where wkv7 chunks (> 64 tokens, GPU adapters)', () => {
+    const o = new CpuBackend(), gpuAdapter = { ...o.adapter, type: 'discrete', maxInvocations: 256, maxWorkgroupStorage: 32768 };
+    const a = { D: 64 } as never;
+    expect([[1], [1, 1, 1], [16, 1], [17], [1, 300]].map(l => wkv7LoraOp.select(selectCtx(o.adapter, l), a))).toEqual(['fused', 'fused', 'fused', 'split', 'split']);
+    expect([[16, 1], [17], [64], [1, 300]].map(l => wkv7LoraOp.select(selectCtx(gpuAdapter, l), a))).toEqual(['fused', 'split', 'split', 'chunk']);
   });
-  for (const variant of ['fused', 'split'] as const) {
+  for (const variant of ['fused', 'split', 'chunk'] as const) {
     for (const D of [64, 128]) {
       test(`D=${D} later layer, ${D === 64 ? 'bf16' : 'f16'} [${variant}]`, async () => {
         await runCase(D, D === 64 ? { w: 32, a: 32, g: 64, v: 16 } : { w: 64, a: 40, g: 48, v: 24 }, D === 64 ? 'bf16' : 'f16', variant);
