@@ -36,7 +36,7 @@ export const CHUNK_KERNELS = {
  * Chunk length of the chunked prefill. 32, not 64: |Γ| stays ≤ 19.4 and T's substitution 32 rows deep, and the kernel
  * tests' error against the f64 reference is 2–3× smaller (wide decays: D 64 1.2e-6 vs 2.9e-6, D 128 6.3e-7 vs 2.1e-6);
  * the state pass's serial chain per chunk is about a third as long, so twice the chunks cost no more. kjv-rwkv7's
- * 2-window NLL moves with every build at the 1e-8 level (chunk 32: 3.7e-8 here, 4.4e-9 with fuse-rwkv7's prologue).
+ * 2-window NLL moves with every build at the 1e-8 level (chunk 32: 4.4e-9; 3.7e-8 before the fused prologue landed).
  */
 export const CHUNK = 32;
 /** Steps whose longest sequence has more tokens than this take the chunked prefill (the house rule of 64). */
