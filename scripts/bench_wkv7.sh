@@ -2,9 +2,9 @@
 # RWKV7 prefill, recurrent vs chunked wkv7 (kernels/rwkv7/wkv7_chunk.ts), on the GPU machine; results on stdout.
 #   scripts/bench_wkv7.sh [prompt tokens=512]
 # 1. the chunked kernels' tests on this GPU (there select picks 'chunk' by default above 64 tokens);
-# 2. fla bench rwkv7-1.5b (per-kernel profile) with FLA_KERNEL_WKV7=recurrent (the old prefill), the default (chunk
-#    for the prompt, recurrent / fused decode), and the default at 4 / 16 state columns per workgroup (FLA_WKV7_CHUNK_BV;
-#    default 8). Forcing FLA_KERNEL_WKV7=chunk would also run decode steps chunked (slower there), so it is not used.
+# 2. fla bench rwkv7-1.5b (per-kernel profile) with FLA_KERNEL_WKV7=recurrent (the old prefill: wkv7_lora 'split',
+#    lora_up + wkv7_recurrent), the default ('chunk' for steps over 64 tokens: lora_up + wkv7_chunk_*; decode stays
+#    wkv7_lora 'fused'), and the default at 4 / 16 state columns per workgroup (FLA_WKV7_CHUNK_BV; default 8).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 P=${1:-512}
