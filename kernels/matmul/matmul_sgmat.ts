@@ -23,8 +23,11 @@ export const F16_KERNELS = {
   f16: kernel('matmul_f16', f16Src, BINDINGS),
 };
 
-/** Fewest rows for the subgroup-matrix GEMM (batched decode from 16 rows; fewer rows belong to GEMV). */
-export const SGMAT_MIN_ROWS = 16;
+/**
+ * Fewest rows the subgroup-matrix GEMM takes by default (FLA_TENSOR_CORES=1): 17. H200, llama-1b batched decode: at 16
+ * rows gemv_vec 1 682 t/s vs sgmat 1 315; at 64 rows sgmat 5 288 vs gemv_vec 2 308 (BENCHMARKS.md, 2026-12-02).
+ */
+export const SGMAT_MIN_ROWS = 17;
 
 /** WM×WN subgroups per workgroup, each TM×TN result matrices; K tiles of BK; DB: two workgroup buffers (one barrier a K tile). */
 export interface SgmatTile { name: string; WM: number; WN: number; TM: number; TN: number; BK: number; DB: boolean }
