@@ -76,12 +76,17 @@ describe.skipIf(!HAS_GPU)('16-bit KV caches', () => {
       expect(got.c!.data.length).toBe(SLOTS * ctx * KVD / 2);
     });
   }
+  // split_wg differs from split only in its reductions (their 16-bit unpacking is shared): on lavapipe, where each of its
+  // shaders takes 10–70 s to compile, it runs the first case with the f16 cache only (f32 caches: attention.test.ts)
   for (const variant of ['single', 'split', 'split_wg']) for (const dt of ['f16', 'bf16'] as const) {
+    const wgOnly = variant === 'split_wg';
+    if (wgOnly && dt === 'bf16') continue;
     test(`${variant}, ${dt}: GQA 4 D=64 and GQA 1 D=128, decode of three sequences (pos 0, 65, 700)`, async () => {
       await kv16Case(variant, dt, 8, 2, 64, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]);
       await kv16Case(variant, dt, 2, 2, 128, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]);
     });
-    const far = variant === 'split' ? 2000 : 700;   // split_wg is slow on lavapipe
+    if (wgOnly) continue;
+    const far = variant === 'split' ? 2000 : 700;
     test(`${variant}, ${dt}: GQA 8 D=256 (Qwen3-Next's gated attention), decode at 1, 300 and ${far} keys`, async () => {
       await kv16Case(variant, dt, 16, 2, 256, [{ slot: 0, len: 1, pos: 299 }, { slot: 2, len: 1, pos: 0 }, { slot: 1, len: 1, pos: far - 1 }]);
     });
