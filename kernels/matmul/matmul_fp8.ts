@@ -18,13 +18,18 @@ import { matmulFp8Ref } from './matmul_fp8.ref.ts';
 import type { MatmulArgs } from './matmul.ts';
 import gemvSrc from './matmul_fp8_gemv.wgsl' with { type: 'text' };
 import gemmSrc from './matmul_fp8_gemm.wgsl' with { type: 'text' };
+import coreSrc from './matmul_fp8_gemv_core.wgsl' with { type: 'text' };
+import convSrc from './matmul_fp8_gemv_conv.wgsl' with { type: 'text' };
+import { shortConvOp } from '../conv/short_conv.ts';
+import { convStoreRef, shortConvRef } from '../conv/short_conv.ref.ts';
 
 const BINDINGS = ['step', 'x', 'W', 'bias', 'y', 'dims', 'S'] as const;
 export const KERNELS = {
   gemv: kernel('matmul_fp8_gemv', gemvSrc, BINDINGS), gemm: kernel('matmul_fp8_gemm', gemmSrc, BINDINGS),
   gemv_vec: kernel('matmul_fp8_gemv_vec', vecSrc, ['step', 'x', 'vb', 'W0', 'S0', 'W1', 'S1', 'y0', 'y1', 'dims']),
+  gemv_conv: kernel('matmul_fp8_gemv_conv', convSrc, ['step', 'x', 'vb', 'W0', 'S0', 'stepmeta', 'cst', 'y0', 'cy', 'dims']),
 };
-const INCLUDES = { 'moe_unit.wgsl': unitSrc };
+const INCLUDES = { 'moe_unit.wgsl': unitSrc, 'matmul_fp8_gemv_core.wgsl': coreSrc };
 
 const pow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 
@@ -40,7 +45,8 @@ interface VecPart { w: Weight; y: Tensor; act: Act }
  * prologue or a bias (one part only). A missing second part binds part 0's weight and the scratch 'spare' as its output
  * (never written: NP 1; a writable buffer may not be bound twice).
  */
-function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number } | null, bias: Weight | null, accumulate: boolean, c: Ctx, subgroups: boolean): Launch {
+function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number } | null, bias: Weight | null, accumulate: boolean, c: Ctx, subgroups: boolean,
+  conv: (MatmulFp8ConvArgs['conv'] & { C: number; W: number }) | null = null): Launch {
   const IN = x.cols, rows = rowsOf(x, c), ad = c.adapter, WG = Math.min(256, ad.maxInvocations);
   const VEC = IN % 16 === 0 && parts.every(p => p.w.fp8!.bc % 16 === 0), EPU = VEC ? 16 : 4, U = IN / EPU;
   const SGS = ad.subgroupSize, SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
@@ -55,15 +61,24 @@ function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number }
   const eps = new Uint32Array(new Float32Array([norm?.eps ?? 0]).buffer)[0]!;
   // scale columns: a shift by log2(units per block) where every part's blocks hold a power of two of units
   const COL_POW2 = parts.every(p => pow2(p.w.fp8!.bc / EPU)), col = (w: Weight) => COL_POW2 ? Math.log2(w.fp8!.bc / EPU) : w.fp8!.bc;
+  const defines = {
+    ...weightDefines('fp8'), WDT: 0, WG, RB, UNROLL: Math.max(1, Math.min(4, 8 / RB)), VEC, SG_RED, SGS: SG_RED ? SGS : 1, NP: parts.length,
+    NORM: norm !== null, COL_POW2, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
+  };
+  const cost = { flops: 2 * rows * IN * total, bytes: total * IN + 4 * rows * (IN + total) };
+  if (conv) {
+    return {
+      kernel: KERNELS.gemv_conv, grid: [gx, gy, Math.ceil(rows / RB)], defines: { ...defines, CONV: true, HAS_STEPMETA: true, CONV_SILU: conv.act === 'silu' },
+      bind: { x, vb: conv.aux, W0: p0.w, S0: p0.w.fp8!.scales, cst: conv.state, y0: p0.y, cy: conv.y,
+        dims: u32(IN, U, TPR, eps, outs[0]!, 0, w0, 0, ...fq(p0.w), ...fq(p0.w), col(p0.w), 0, conv.C, conv.W) },
+      cost: { flops: cost.flops + 2 * rows * conv.C * conv.W, bytes: cost.bytes + 4 * rows * conv.C * (2 * conv.W) },
+    };
+  }
   return {
-    kernel: KERNELS.gemv_vec, grid: [gx, gy, Math.ceil(rows / RB)],
-    defines: {
-      ...weightDefines('fp8'), WDT: 0, WG, RB, UNROLL: Math.max(1, Math.min(4, 8 / RB)), VEC, SG_RED, SGS: SG_RED ? SGS : 1, NP: parts.length,
-      NORM: norm !== null, COL_POW2, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
-    },
+    kernel: KERNELS.gemv_vec, grid: [gx, gy, Math.ceil(rows / RB)], defines,
     bind: { x, vb: norm?.w ?? bias, W0: p0.w, S0: p0.w.fp8!.scales, W1: p1.w, S1: p1.w.fp8!.scales, y0: p0.y, y1: parts[1] ? p1.y : scratch('spare'),
       dims: u32(IN, U, TPR, eps, outs[0]!, outs[1] ?? 0, w0, 0, ...fq(p0.w), ...fq(p1.w), col(p0.w), col(p1.w), 0, 0) },
-    cost: { flops: 2 * rows * IN * total, bytes: total * IN + 4 * rows * (IN + total) },
+    cost,
   };
 }
 
@@ -168,4 +183,62 @@ export const matmulFp8MultiOp = op<MatmulFp8MultiArgs>({
 /** y_p (+)= act_p(n·W_pᵀ) for fp8 parts W_p, n = RMSNorm(x)·norm.w (into norm.h only when unfused) or x. */
 export function matmulFp8Multi(o: Backend, x: Tensor, norm: MatmulFp8MultiArgs['norm'], parts: MatmulFp8MultiArgs['parts'], act: Act = 'none', accumulate = false): Promise<void> {
   return o.run(matmulFp8MultiOp, { x, norm, parts, act, accumulate });
+}
+
+/**
+ * matmul_fp8_conv: y = RMSNorm(x)·norm.w · Wᵀ for an fp8 W [OUT, IN], and the causal depthwise conv (with its per-slot
+ * history, as short_conv) over y's first C columns into conv.y [rows, C] (Qwen3-Next's in_proj → conv1d over q|k|v).
+ * conv.w is the conv's [C, 1, W] f32 taps, conv.aux the same taps behind the norm weight (f32 [IN + C·W]: what the fused
+ * kernel reads). Variants: 'fused' for decode steps (≤ VEC_RMAX rows, one token per sequence): one
+ * matmul_fp8_gemv_conv dispatch, the conv in the GEMV's epilogue; 'split' otherwise: matmul_fp8_multi's launches, then
+ * short_conv's. FLA_KERNEL_MATMUL_FP8_CONV=fused|split forces one (fused only on decode steps).
+ */
+export interface MatmulFp8ConvArgs {
+  x: Tensor; norm: { w: Weight; eps: number; h: Tensor }; w: Weight; y: Tensor;
+  conv: { w: Weight; aux: Weight; state: Tensor; y: Tensor; act: 'silu' | 'none' };
+}
+
+const convDims = (a: MatmulFp8ConvArgs) => ({ C: a.conv.y.cols, W: a.conv.w.shape.reduce((p, d) => p * d, 1) / a.conv.y.cols });
+
+export const matmulFp8ConvOp = op<MatmulFp8ConvArgs>({
+  name: 'matmul_fp8_conv',
+  includes: INCLUDES,
+  check(a) {
+    const IN = a.x.cols, [OUT] = a.w.shape as [number, number], { C, W } = convDims(a);
+    if ((a.w.dtype !== 'fp8' && a.w.dtype !== 'f32') || a.w.shape[1] !== IN || a.y.cols !== OUT || a.y.rows !== a.x.rows || a.x.rows !== 'n' || IN % 4)
+      throw new ShapeError(`matmul_fp8_conv: x ${IN} columns (a multiple of 4), ${a.w.dtype} weight [${a.w.shape.join(', ')}], out ${a.y.cols}`);
+    if (!Number.isInteger(W) || W < 2 || W > 17 || C > OUT || a.conv.state.cols !== (W - 1) * C || a.conv.y.rows !== 'n' || a.conv.aux.shape[0] !== IN + C * W)
+      throw new ShapeError(`matmul_fp8_conv: conv taps [${a.conv.w.shape}] / history ${a.conv.state.cols} / aux [${a.conv.aux.shape}] do not fit ${C} of the ${OUT} output channels`);
+    if (a.norm.w.dtype !== 'f32' || a.norm.w.shape[0] !== IN || a.norm.h.cols !== IN)
+      throw new ShapeError(`matmul_fp8_conv: norm weight [${a.norm.w.shape.join(', ')}] ${a.norm.w.dtype} for ${IN} columns`);
+  },
+  select: c => (c.step.n <= VEC_RMAX && c.step.maxLen <= 1 ? 'fused' : 'split'),
+  variants: {
+    fused: {
+      supports: (_a, c) => c.step.n <= VEC_RMAX && c.step.maxLen <= 1,
+      scratch: a => spare(a.x),
+      launches: (a, c) => [vecLaunch(a.x, [{ w: a.w, y: a.y, act: 'none' }], a.norm, null, false, c, true, { ...a.conv, ...convDims(a) })],
+    },
+    split: {
+      scratch: a => spare(a.x),
+      launches: (a, c) => {
+        const m: MatmulFp8MultiArgs = { x: a.x, norm: a.norm, parts: [{ w: a.w, y: a.y }], act: 'none', accumulate: false };
+        const sc = { x: a.y, w: a.conv.w, state: a.conv.state, y: a.conv.y, act: a.conv.act };
+        return [...matmulFp8MultiOp.variants[ONLY]!.launches(m, c), ...shortConvOp.variants[shortConvOp.select(c, sc)]!.launches(sc, c)];
+      },
+    },
+  },
+  ref: (a, h) => {
+    const R = h.cap(a.x), IN = a.x.cols, OUT = a.w.shape[0]!, { C, W } = convDims(a);
+    rmsNormRef(h.data(a.x), h.data(a.norm.w), h.data(a.norm.h), R, IN, { eps: a.norm.eps });
+    matmulRef(h.data(a.norm.h), h.data(a.w), null, h.data(a.y), R, IN, OUT, 'none', false);
+    const lay = { xS: OUT, xO: 0, split: C }, cur = h.step.cursors;
+    shortConvRef(h.data(a.y), h.data(a.conv.w), h.data(a.conv.state), h.data(a.conv.y), cur, C, W, a.conv.act, lay);
+    convStoreRef(h.data(a.y), h.data(a.conv.state), cur, C, W, lay);
+  },
+});
+
+/** y = RMSNorm(x)·norm.w · Wᵀ (fp8 W) and conv.y = the causal conv of y's first conv.y.cols columns (matmul_fp8_conv). */
+export function matmulFp8Conv(o: Backend, x: Tensor, norm: MatmulFp8ConvArgs['norm'], w: Weight, y: Tensor, conv: MatmulFp8ConvArgs['conv']): Promise<void> {
+  return o.run(matmulFp8ConvOp, { x, norm, w, y, conv });
 }

@@ -16,13 +16,14 @@ import type { ExpertWeights, SharedExpert } from '../../kernels/moe/moe_experts.
 import { embed } from '../../kernels/embed/embed.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { matmulMulti } from '../../kernels/matmul/matmul_gemv_multi.ts';
+import { matmulFp8Conv } from '../../kernels/matmul/matmul_fp8.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
 import type { Backend, HostWeight, StateSpec, Tensor, Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import { dequantFp8 } from '../load/safetensors.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { defineArch } from './arch.ts';
-import { denseMlp, loadExperts, loadRouter, loadSharedExpert, normedProjections, normWeight, routedExperts } from './moe.ts';
+import { denseMlp, loadExperts, loadRouter, loadSharedExpert, normedProjections, normWeight, routedExperts, stackRows } from './moe.ts';
 import { attnState, hostF32, loadHead, loadMlp, logits, mlp, ropeConfig, type AttnConfig, type MlpWeights } from './blocks.ts';
 import { invFreq, ropeTable } from '../../kernels/attention/rope.ref.ts';
 
@@ -46,8 +47,12 @@ export interface Qwen3NextConfig {
 }
 
 interface GdnWeights {
-  /** in_proj_qkvz's rows regrouped q|k|v|z, in_proj_ba's a|b; conv1d over q|k|v */
-  qkvz: Weight; ba: Weight; gp: Weight; conv: Weight; norm: Weight; out: Weight;
+  /**
+   * in_proj_qkvz's rows regrouped q|k|v|z and in_proj_ba's a|b stacked into one q|k|v|z|a|b (proj), or where they
+   * cannot stack (fp8 and dequantized parts) the two apart (qkvz, ba); conv1d over q|k|v (conv, and aux = the input
+   * norm's weight then the conv taps: the fused fp8 projection's prologue and epilogue)
+   */
+  proj: Weight | null; qkvz: Weight | null; ba: Weight | null; gp: Weight; conv: Weight; aux: Weight | null; norm: Weight; out: Weight;
 }
 interface GatedAttnWeights {
   q: Weight; gate: Weight; k: Weight; v: Weight; o: Weight;
@@ -81,22 +86,42 @@ function pickRows(w: HostWeight, rows: number[], cols: number): HostWeight {
 }
 
 /**
- * Rows of an fp8 matrix: kept as fp8 when the rows come in runs that start on a scale-block edge and are whole blocks
- * (or end the matrix), so each picked block keeps its scale row; otherwise dequantized to f32.
+ * Rows of an fp8 matrix: kept as fp8 when every block of br picked rows takes all its rows from one scale block of the
+ * source (runs of whole blocks, or rows reordered inside one block, as in_proj_ba's 64 rows), so each block keeps its
+ * scale row; otherwise dequantized to f32.
  */
 function pickFp8(w: HostWeight, rows: number[], cols: number, shape: number[]): HostWeight {
-  const f = w.fp8!, R = f.bytes.length / cols, SC = Math.ceil(cols / f.bc);
-  const aligned = f.rp === R && rows.every((r, i) => (i % f.br === 0 ? r % f.br === 0 : r === rows[i - 1]! + 1))
-    && (rows.length % f.br === 0 || rows.at(-1) === R - 1);
+  const f = w.fp8!, R = f.bytes.length / cols, SC = Math.ceil(cols / f.bc), blocks = Math.ceil(rows.length / f.br);
+  const src = (b: number) => Math.floor(rows[b * f.br]! / f.br);
+  const aligned = f.rp === R && rows.every((r, i) => Math.floor(r / f.br) === src(Math.floor(i / f.br)));
   if (!aligned) {
     const all = dequantFp8(f, R, cols), out = new Float32Array(rows.length * cols);
     rows.forEach((r, i) => out.set(all.subarray(r * cols, (r + 1) * cols), i * cols));
     return { shape, dtype: 'f32', f32: out };
   }
-  const bytes = new Uint8Array(rows.length * cols), blocks = Math.ceil(rows.length / f.br), scale = new Float32Array(blocks * SC);
+  const bytes = new Uint8Array(rows.length * cols), scale = new Float32Array(blocks * SC);
   rows.forEach((r, i) => bytes.set(f.bytes.subarray(r * cols, (r + 1) * cols), i * cols));
-  for (let b = 0; b < blocks; b++) { const sr = rows[b * f.br]! / f.br; scale.set(f.scale.subarray(sr * SC, (sr + 1) * SC), b * SC); }
+  for (let b = 0; b < blocks; b++) { const sr = src(b); scale.set(f.scale.subarray(sr * SC, (sr + 1) * SC), b * SC); }
   return { shape, dtype: 'fp8', fp8: { bytes, scale, rp: rows.length, br: f.br, bc: f.bc } };
+}
+
+/**
+ * Matrices [R_i, C] stacked into one [ΣR_i, C]: fp8 when all are single-part fp8 of the same blocks and every part
+ * but the last is whole scale blocks (the scale rows then simply follow each other); 16-bit / f32 as moe.ts's
+ * stackRows; null when fp8 and other dtypes mix (the caller keeps the parts apart).
+ */
+function stackProj(parts: HostWeight[], C: number): HostWeight | null {
+  const R = parts.reduce((n, w) => n + w.shape[0]!, 0), shape = [R, C];
+  const fp8 = parts.filter(w => w.dtype === 'fp8').length;
+  if (fp8 && fp8 < parts.length) return null;
+  if (!fp8) return stackRows(parts, shape);
+  if (parts.some(w => w.synthetic)) return { shape, dtype: 'fp8', synthetic: parts[0]!.synthetic ?? parts.find(w => w.synthetic)!.synthetic };
+  const f0 = parts[0]!.fp8!;
+  if (!parts.every((w, i) => w.fp8!.br === f0.br && w.fp8!.bc === f0.bc && w.fp8!.rp === w.shape[0] && (i === parts.length - 1 || w.shape[0]! % f0.br === 0))) return null;
+  const bytes = new Uint8Array(R * C), scale = new Float32Array(parts.reduce((n, w) => n + w.fp8!.scale.length, 0));
+  let b = 0, sc = 0;
+  for (const w of parts) { bytes.set(w.fp8!.bytes, b); b += w.fp8!.bytes.length; scale.set(w.fp8!.scale, sc); sc += w.fp8!.scale.length; }
+  return { shape, dtype: 'fp8', fp8: { bytes, scale, rp: R, br: f0.br, bc: f0.bc } };
 }
 
 const range = (start: number, n: number) => Array.from({ length: n }, (_, i) => start + i);
@@ -187,7 +212,7 @@ export default defineArch<Qwen3NextConfig, Weights>({
       layers.push({
         // zero-centred norms as f32 1 + w (the fused prologues take a plain weight)
         in_norm: normWeight(r, o, `${p}input_layernorm.weight`, d, true), post_norm: normWeight(r, o, `${p}post_attention_layernorm.weight`, d, true),
-        gdn: full ? null : loadGdn(c, r, o, `${p}linear_attn.`),
+        gdn: full ? null : loadGdn(c, r, o, `${p}linear_attn.`, o.kind === 'gpu' ? hostF32(r.read(`${p}input_layernorm.weight`, [d])) : null),
         attn: full ? loadGatedAttn(c, r, o, `${p}self_attn.`, table) : null,
         moe: c.moe[l] ? loadMoe(c, r, o, `${p}mlp.`) : null,
         mlp: c.moe[l] ? null : loadMlp(r, o, `${p}mlp`, d, c.intermediate_size),
@@ -216,37 +241,61 @@ export default defineArch<Qwen3NextConfig, Weights>({
 
 // ---- Gated DeltaNet (§8.2 linear-attention keys, §8.4) ----
 
-function loadGdn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: string): GdnWeights {
+function loadGdn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: string, inNorm: Float32Array | null): GdnWeights {
   const d = c.hidden_size, { H: Hk, HV, DK, DV } = c.gdn, rr = HV / Hk, KD = Hk * DK, VD = HV * DV, W = c.conv_size;
   const G = 2 * DK + 2 * rr * DV;
   const qkvz = r.readQ(`${a}in_proj_qkvz.weight`, [Hk * G, d]);
   const rowsOf = (off: (j: number) => number, n: number) => Array.from({ length: Hk }, (_, j) => range(j * G + off(j), n)).flat();
-  const part = (name: string, rows: number[]) => o.weight(`${a}in_proj_qkvz.${name}`, pickRows(qkvz, rows, d), true);
   const ba = r.readQ(`${a}in_proj_ba.weight`, [2 * HV, d]);
   const baRows = (first: number) => Array.from({ length: Hk }, (_, j) => range(j * 2 * rr + first, rr)).flat();
+  const qkvzH = pickRows(qkvz, [...rowsOf(() => 0, DK), ...rowsOf(() => DK, DK), ...rowsOf(() => 2 * DK, rr * DV), ...rowsOf(() => 2 * DK + rr * DV, rr * DV)], d);
+  const baH = pickRows(ba, [...baRows(rr), ...baRows(0)], d);
+  const stacked = stackProj([qkvzH, baH], d);
+  const convH = r.read(`${a}conv1d.weight`, [2 * KD + VD, 1, W]);
+  // the fused fp8 projection reads the input norm's weight (1 + w, as normWeight) and then the conv taps from one buffer
+  let aux: Weight | null = null;
+  if (stacked?.dtype === 'fp8' && inNorm) {
+    const f = new Float32Array(d + (2 * KD + VD) * W);
+    for (let i = 0; i < d; i++) f[i] = Math.fround(1 + inNorm[i]!);
+    f.set(hostF32(convH), d);
+    aux = o.weight(`${a}input_layernorm|conv1d`, { shape: [f.length], dtype: 'f32', f32: f }, false);
+  }
   return {
-    qkvz: part('q|k|v|z', [...rowsOf(() => 0, DK), ...rowsOf(() => DK, DK), ...rowsOf(() => 2 * DK, rr * DV), ...rowsOf(() => 2 * DK + rr * DV, rr * DV)]),
-    ba: o.weight(`${a}in_proj_ba.a|b`, pickRows(ba, [...baRows(rr), ...baRows(0)], d), true),
+    proj: stacked ? o.weight(`${a}in_proj.q|k|v|z|a|b`, stacked, true) : null,
+    qkvz: stacked ? null : o.weight(`${a}in_proj_qkvz.q|k|v|z`, qkvzH, true),
+    ba: stacked ? null : o.weight(`${a}in_proj_ba.a|b`, baH, true),
     gp: o.weight(`${a}A_log|dt_bias`, r.stack([`${a}A_log`, `${a}dt_bias`], HV), false),
-    conv: o.weight(`${a}conv1d.weight`, r.read(`${a}conv1d.weight`, [2 * KD + VD, 1, W]), false),
+    conv: o.weight(`${a}conv1d.weight`, convH, false), aux,
     norm: o.weight(`${a}norm.weight`, r.read(`${a}norm.weight`, [DV]), false),
     out: o.weight(`${a}out_proj.weight`, r.readQ(`${a}out_proj.weight`, [d, VD]), true),
   };
 }
 
 /**
- * x += out_proj(gated RMSNorm(delta rule(conv(q|k|v)), z)) of h = RMSNorm(x)·norm.w: the q|k|v|z and a|b projections
- * with the norm in their prologue (one GEMV; fp8 q|k|v|z and dequantized a|b: two), one conv, the delta rule with the
- * gated norm.
+ * x += out_proj(gated RMSNorm(delta rule(conv(q|k|v)), z)) of h = RMSNorm(x)·norm.w: the stacked q|k|v|z|a|b
+ * projection with the norm in its prologue — fp8: with the conv in its epilogue at decode (matmul_fp8_conv: one
+ * dispatch), else one GEMV and one conv (q|k|v|z and a|b apart where they cannot stack: two GEMVs) — then the delta
+ * rule with the gated norm and out_proj added into x.
  */
 async function gatedDeltaNet(o: Backend, w: GdnWeights, c: Qwen3NextConfig, l: number, x: Tensor, h: Tensor, norm: { w: Weight; eps: number }): Promise<void> {
-  const g = c.gdn, KD = g.H * g.DK, VD = g.HV * g.DV;
-  const p = o.act('gdn_qkvz', 2 * KD + 2 * VD), ba = o.act('gdn_ba', 2 * g.HV), qkv = o.act('gdn_qkv', 2 * KD + VD), yn = o.act('gdn_yn', VD);
-  await normedProjections(o, x, h, norm, [{ w: w.qkvz, y: p }, { w: w.ba, y: ba }]);
-  await shortConv(o, p, w.conv, o.state(`${l}.conv`), qkv, 'silu');   // the q|k|v columns of p
+  const g = c.gdn, KD = g.H * g.DK, VD = g.HV * g.DV, AB = 2 * KD + 2 * VD;
+  const qkv = o.act('gdn_qkv', 2 * KD + VD), yn = o.act('gdn_yn', VD), cs = o.state(`${l}.conv`);
+  let p: Tensor, ab: Tensor, abOff: number;
+  if (w.proj) {
+    p = o.act('gdn_proj', AB + 2 * g.HV); ab = p; abOff = AB;
+    if (w.proj.dtype === 'fp8' && w.aux) await matmulFp8Conv(o, x, { ...norm, h }, w.proj, p, { w: w.conv, aux: w.aux, state: cs, y: qkv, act: 'silu' });
+    else {
+      await normedProjections(o, x, h, norm, [{ w: w.proj, y: p }]);
+      await shortConv(o, p, w.conv, cs, qkv, 'silu');   // the q|k|v columns of p
+    }
+  } else {
+    p = o.act('gdn_qkvz', AB); ab = o.act('gdn_ba', 2 * g.HV); abOff = 0;
+    await normedProjections(o, x, h, norm, [{ w: w.qkvz!, y: p }, { w: w.ba!, y: ab }]);
+    await shortConv(o, p, w.conv, cs, qkv, 'silu');
+  }
   await deltaRule(o, {
-    q: qkv, k: qkv, v: qkv, a: ba, gp: w.gp, b: ba, state: o.state(`${l}.S`), out: yn, d: g,
-    off: { k: KD, v: 2 * KD, b: g.HV }, norm: { w: w.norm, gate: p, gateOff: 2 * KD + VD, eps: c.rms_norm_eps },
+    q: qkv, k: qkv, v: qkv, a: ab, gp: w.gp, b: ab, state: o.state(`${l}.S`), out: yn, d: g,
+    off: { k: KD, v: 2 * KD, a: abOff, b: abOff + g.HV }, norm: { w: w.norm, gate: p, gateOff: 2 * KD + VD, eps: c.rms_norm_eps },
   });
   await matmul(o, yn, w.out, null, 'none', x, true);
 }

@@ -60,12 +60,18 @@ describe.skipIf(!HAS_GPU)('moe_topk', () => {
       const routed = routerLogits(N, E, rng), gates = randn(N, rng, 3), LW = E + (shared ? 1 : 0), SW = selCols(K, shared);
       const logits = new Float32Array(N * LW);
       for (let r = 0; r < N; r++) { logits.set(routed.subarray(r * E, (r + 1) * E), r * LW); if (shared) logits[r * LW + E] = gates[r]!; }
-      const want = await checkBoth(simpleStep(N), {}, async io => {
-        const lt = io.o.act('logits', LW), sel = io.o.act('sel', SW);
-        io.put(lt, logits); io.put(sel);
-        await moeTopk(io.o, lt, sel, K, norm, shared);
-        return { sel };
-      }, { seed: rng, what });
+      let want!: Awaited<ReturnType<typeof checkBoth>>;
+      for (const kernel of ['subgroup', 'wg']) {
+        process.env.FLA_KERNEL_MOE_TOPK = kernel;
+        try {
+          want = await checkBoth(simpleStep(N), {}, async io => {
+            const lt = io.o.act('logits', LW), sel = io.o.act('sel', SW);
+            io.put(lt, logits); io.put(sel);
+            await moeTopk(io.o, lt, sel, K, norm, shared);
+            return { sel };
+          }, { seed: rng, what: `${what} (${kernel})` });
+        } finally { delete process.env.FLA_KERNEL_MOE_TOPK; }
+      }
       const sel = want.sel!.data;
       // the compact selection equals the dense router's non-zero weights
       const dense = new Float32Array(N * E);

@@ -6,11 +6,11 @@
 import { describe, expect, test } from 'bun:test';
 import type { HostWeight } from '../../../src/backend/backend.ts';
 import { matmul } from '../../../kernels/matmul/matmul.ts';
-import { matmulFp8Multi } from '../../../kernels/matmul/matmul_fp8.ts';
+import { matmulFp8Conv, matmulFp8Multi } from '../../../kernels/matmul/matmul_fp8.ts';
 import { e4m3ToF32 } from '../../../src/load/safetensors.ts';
 import { prng, randn, type Prng } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
-import { checkBoth, hostWeight, simpleStep } from './harness.ts';
+import { checkBoth, hostWeight, packedStep, simpleStep } from './harness.ts';
 
 function fp8(R: number, C: number, rng: Prng, br = 128, bc = 128, all = false): HostWeight {
   const bytes = new Uint8Array(R * C);
@@ -90,6 +90,42 @@ describe.skipIf(!HAS_GPU)('matmul_fp8_multi', () => {
         await matmulFp8Multi(io.o, xt, norm, ws.map((w, i) => ({ w: io.weight(`w${i}`, w), y: ys[i]!, act: c.acts?.[i] })), 'none', c.acc ?? false);
         return Object.fromEntries(ys.map((y, i) => [`y${i}`, y]));
       }, { seed: rng, what });
+    }, 120_000);
+  }
+});
+
+describe.skipIf(!HAS_GPU)('matmul_fp8_conv', () => {
+  // decode steps (one token per sequence, slots out of order, one slot fresh) take 'fused'; a prefill step 'split'
+  const cases: { seqs: { slot: number; len: number }[]; IN: number; OUT: number; C: number; W: number; silu: boolean; bc?: number }[] = [
+    { seqs: [{ slot: 0, len: 1 }], IN: 256, OUT: 200, C: 96, W: 4, silu: true },
+    { seqs: [{ slot: 2, len: 1 }, { slot: 0, len: 1 }, { slot: 3, len: 1 }], IN: 260, OUT: 131, C: 131, W: 3, silu: false },
+    { seqs: [{ slot: 1, len: 1 }, { slot: 3, len: 1 }], IN: 384, OUT: 300, C: 260, W: 4, silu: true, bc: 64 },
+    { seqs: [{ slot: 1, len: 3 }, { slot: 2, len: 2 }], IN: 256, OUT: 200, C: 96, W: 4, silu: true },
+  ];
+  const SLOTS = 4;
+  for (const c of cases) {
+    const N = c.seqs.reduce((n, s) => n + s.len, 0);
+    const what = `matmul_fp8_conv ${c.seqs.map(s => `slot ${s.slot}×${s.len}`).join(', ')} ${c.IN}→${c.OUT}, conv over ${c.C} W ${c.W}${c.silu ? ' silu' : ''}`;
+    test(what, async () => {
+      const rng = prng(what);
+      const w = fp8(c.OUT, c.IN, rng, 128, c.bc ?? 128), x = randn(N * c.IN, rng), gn = Float32Array.from(randn(c.IN, rng, 0.3), v => 1 + v);
+      const taps = randn(c.C * c.W, rng, 0.5), hist = randn(SLOTS * (c.W - 1) * c.C, rng);
+      hist.fill(0, 0, (c.W - 1) * c.C);   // slot 0 fresh
+      const aux = new Float32Array(c.IN + c.C * c.W);
+      aux.set(gn); aux.set(taps, c.IN);
+      const setup = { states: [{ key: 'conv', cols: (c.W - 1) * c.C }], slots: SLOTS, init: { conv: hist } };
+      for (const kernel of N === c.seqs.length ? ['fused', 'split'] : [undefined]) {
+        if (kernel) process.env.FLA_KERNEL_MATMUL_FP8_CONV = kernel;
+        try {
+          await checkBoth(packedStep(c.seqs), setup, async io => {
+            const xt = io.o.act('x', c.IN), y = io.o.act('y', c.OUT), cy = io.o.act('cy', c.C), st = io.o.state('conv');
+            io.put(xt, x); io.put(y); io.put(cy);
+            await matmulFp8Conv(io.o, xt, { w: io.weight('gn', hostWeight(gn, [c.IN]), false), eps: 1e-6, h: io.o.act('h', c.IN) }, io.weight('w', w), y,
+              { w: io.weight('taps', hostWeight(taps, [c.C, 1, c.W]), false), aux: io.weight('aux', hostWeight(aux, [aux.length]), false), state: st, y: cy, act: c.silu ? 'silu' : 'none' });
+            return { y, cy, state: st };
+          }, { seed: rng, what: `${what} (${kernel ?? 'selected'})` });
+        } finally { delete process.env.FLA_KERNEL_MATMUL_FP8_CONV; }
+      }
     }, 120_000);
   }
 });

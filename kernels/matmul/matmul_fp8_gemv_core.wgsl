@@ -1,0 +1,227 @@
+// The body of matmul_fp8_gemv_vec.wgsl and matmul_fp8_gemv_conv.wgsl (`#include "matmul_fp8_gemv_core.wgsl"` after
+// their bindings): the doc of matmul_fp8_gemv_vec.wgsl; CONV selects the conv epilogue and the entry name.
+
+fn xin(xb: u32, q: u32) -> vec4f { return x[xb + q]; }
+
+#include "moe_unit.wgsl"
+
+const QPU = EPU / 4u;
+
+// the activation of code a (ACT in matmul.ref.ts, as act.wgsl)
+fn act_code(v: f32, a: u32) -> f32 {
+  if (a == 1u) { return tanh_stable(v); }
+  if (a == 2u) { return sigmoid(v); }
+  if (a == 3u) { let r = max(v, 0.0); return r * r; }
+  if (a == 4u) { return -0.6065306597126334 * sigmoid(v); }
+  return v;
+}
+
+#if SG_RED
+var<workgroup> red: array<f32, (WG / SGS) * RB * 2u>;
+#else
+var<workgroup> red: array<f32, WG * RB * 2u>;
+#endif
+
+fn ld(p1: bool, i: u32) -> WUNIT {
+#if !CONV
+  if (p1) { return W1[i]; }
+#endif
+  return W0[i];
+}
+
+fn wscale(p1: bool, g: u32, u: u32) -> f32 {
+  let fq = select(dims[2], dims[3], p1);
+  let srow = (g / fq.x) * fq.y + (g % fq.x) / fq.z;
+#if COL_POW2
+  let i = srow * fq.w + (u >> select(dims[4].x, dims[4].y, p1));   // units per scale block a power of two: its log2
+#else
+  let i = srow * fq.w + (u * EPU) / select(dims[4].x, dims[4].y, p1);
+#endif
+#if !CONV
+  if (p1) { return S1[i] * FP8_UNSCALE; }
+#endif
+  return S0[i] * FP8_UNSCALE;
+}
+
+#if CONV
+// output column o < CC of the single token (row) of its sequence is also the newest input of channel o's causal
+// conv: cy[row, o] = act(Σ_j taps[o, j]·(history, v)_j) (taps in vb after the IN norm weights, order as
+// short_conv.wgsl), and the history shifts by one, v last. One row per sequence: no other lane touches the channel.
+fn conv_out(row: u32, o: u32, v: f32) {
+  let CC = dims[4].z;
+  let W = dims[4].w;
+  let Hn = W - 1u;
+  let base = cursor(seq_of(row)).slot * Hn * CC + o;
+  let tb = dims[0].x + o * W;
+  var s = 0.0;
+  var prev = 0.0;
+  for (var j = 0u; j < Hn; j++) {
+    let h = cst[base + j * CC];
+    s = fma(vb[tb + j], h, s);
+    if (j > 0u) { cst[base + (j - 1u) * CC] = h; }
+  }
+  s = fma(vb[tb + Hn], v, s);
+  cst[base + (Hn - 1u) * CC] = v;
+  if (CONV_SILU) { s = s * sigmoid(s); }
+  cy[row * CC + o] = s;
+}
+#endif
+
+// the unit's quads (2⁻⁸ × e4m3; NORM: times the norm weight's quads u·QPU …, once for all rows)
+fn quads(w: WUNIT, u: u32) -> array<vec4f, QPU> {
+  var q: array<vec4f, QPU>;
+#if VEC
+  q[0] = f8quad(w.x);
+  q[1] = f8quad(w.y);
+  q[2] = f8quad(w.z);
+  q[3] = f8quad(w.w);
+#else
+  q[0] = f8quad(w);
+#endif
+  if (NORM) {
+    for (var j = 0u; j < QPU; j++) {
+      let i = 4u * (u * QPU + j);
+      q[j] *= vec4f(vb[i], vb[i + 1u], vb[i + 2u], vb[i + 3u]);
+    }
+  }
+  return q;
+}
+
+@compute @workgroup_size(WG)
+#if CONV
+#if SG_RED
+fn matmul_fp8_gemv_conv(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
+  @builtin(subgroup_size) sg: u32) {
+#else
+fn matmul_fp8_gemv_conv(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#endif
+  _ = &cst;
+  _ = &cy;
+#else
+#if SG_RED
+fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
+  @builtin(subgroup_size) sg: u32) {
+#else
+fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#endif
+  _ = &W1;
+  _ = &S1;
+  _ = &y1;
+#endif
+  _ = &vb;
+  _ = &W0;
+  _ = &S0;
+  let IN = dims[0].x;
+  let U = dims[0].y;
+  let TPR = dims[0].z;
+  var rows = step.n;
+  if (ROWS_K) { rows = step.k; }
+  let wgi = g.x + g.y * ng.x;
+  let p1 = NP > 1u && wgi >= dims[1].z;
+  var lw = wgi;
+  var OUT = dims[1].x;
+  if (p1) { lw = wgi - dims[1].z; OUT = dims[1].y; }
+  let lane = li % TPR;
+  let o = lw * (WG / TPR) + li / TPR;
+  let r0 = g.z * RB;
+  // rows past the step's last are clamped to it: their sums are computed and never written
+  var xr: array<u32, RB>;
+  for (var r = 0u; r < RB; r++) { xr[r] = min(r0 + r, rows - 1u) * (IN / 4u); }
+  var acc: array<f32, RB>;
+  var ss: array<f32, RB>;
+  if (o < OUT) {
+    if (NORM) {
+      for (var q = lane; q < IN / 4u; q += TPR) {
+        for (var r = 0u; r < RB; r++) { let v = x[xr[r] + q]; ss[r] += dot(v, v); }
+      }
+    }
+    let base = o * U;
+    var u = lane;
+    for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
+      var wv: array<WUNIT, UNROLL>;
+      for (var k = 0u; k < UNROLL; k++) { wv[k] = ld(p1, base + u + k * TPR); }   // all loads in flight first
+      for (var k = 0u; k < UNROLL; k++) {
+        let uk = u + k * TPR;
+        let s = wscale(p1, o, uk);
+        let qs = quads(wv[k], uk);
+        for (var r = 0u; r < RB; r++) {
+          var d = 0.0;
+          for (var j = 0u; j < QPU; j++) { d += dot(qs[j], x[xr[r] + uk * QPU + j]); }
+          acc[r] += s * d;
+        }
+      }
+    }
+    for (; u < U; u += TPR) {
+      let s = wscale(p1, o, u);
+      let qs = quads(ld(p1, base + u), u);
+      for (var r = 0u; r < RB; r++) {
+        var d = 0.0;
+        for (var j = 0u; j < QPU; j++) { d += dot(qs[j], x[xr[r] + u * QPU + j]); }
+        acc[r] += s * d;
+      }
+    }
+  }
+
+#if SG_RED
+  if (TPR < sg) {
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+      for (var r = 0u; r < RB; r++) { acc[r] += subgroupShuffleXor(acc[r], s); ss[r] += subgroupShuffleXor(ss[r], s); }
+    }
+  } else {
+    for (var r = 0u; r < RB; r++) { acc[r] = subgroupAdd(acc[r]); ss[r] = subgroupAdd(ss[r]); }
+  }
+  if (TPR > sg) {
+    let si = li / sg;
+    if (li % sg == 0u) { for (var r = 0u; r < RB; r++) { red[(si * RB + r) * 2u] = acc[r]; red[(si * RB + r) * 2u + 1u] = ss[r]; } }
+    workgroupBarrier();
+    let first = (li / TPR) * (TPR / sg);
+    for (var r = 0u; r < RB; r++) {
+      var v = 0.0;
+      var w = 0.0;
+      for (var j = 0u; j < TPR / sg; j++) { v += red[((first + j) * RB + r) * 2u]; w += red[((first + j) * RB + r) * 2u + 1u]; }
+      acc[r] = v;
+      ss[r] = w;
+    }
+  }
+#else
+  for (var r = 0u; r < RB; r++) { red[(li * RB + r) * 2u] = acc[r]; red[(li * RB + r) * 2u + 1u] = ss[r]; }
+  workgroupBarrier();
+  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) {
+      for (var r = 0u; r < RB; r++) {
+        red[(li * RB + r) * 2u] += red[((li + s) * RB + r) * 2u];
+        red[(li * RB + r) * 2u + 1u] += red[((li + s) * RB + r) * 2u + 1u];
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var r = 0u; r < RB; r++) { acc[r] = red[((li - lane) * RB + r) * 2u]; ss[r] = red[((li - lane) * RB + r) * 2u + 1u]; }
+#endif
+
+  // every lane of the row now holds its sums: lane j writes batch rows j, j + TPR, …
+  if (o < OUT) {
+    var hb = 0.0;
+    if (HAS_BIAS) { hb = vb[o]; }
+    for (var r = 0u; r < RB; r++) {
+      let row = r0 + r;
+      if (r % TPR == lane && row < rows) {
+        var v = acc[r];
+        if (NORM) { v *= inverseSqrt(ss[r] / f32(IN) + bitcast<f32>(dims[0].w)); }
+#if CONV
+        y0[row * OUT + o] = v;
+        if (o < dims[4].z) { conv_out(row, o, v); }
+#else
+        if (p1) {
+          v = act_code(v + hb, ACT1);
+          if (ACCUM) { v += y1[row * OUT + o]; }
+          y1[row * OUT + o] = v;
+        } else {
+          v = act_code(v + hb, ACT0);
+          if (ACCUM) { v += y0[row * OUT + o]; }
+          y0[row * OUT + o] = v;
+        }
+#endif
+      }
+    }
+  }
+}
