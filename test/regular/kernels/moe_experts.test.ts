@@ -20,7 +20,7 @@ import { dequantFp8 } from '../../../src/load/safetensors.ts';
 import { stackRows } from '../../../src/models/moe.ts';
 import { expectClose, prng, randn, type Prng } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
-import { checkBoth, hostWeight, simpleStep } from './harness.ts';
+import { checkBoth, gpuBackend, hostWeight, runOn, simpleStep, type Io } from './harness.ts';
 
 /** Router logits [N, E]: random, with row 0 all tied and row 1 tied at the top (when N allows). */
 function routerLogits(N: number, E: number, rng: Prng): Float32Array {
@@ -54,22 +54,28 @@ async function withKernel<T>(k: string, f: () => Promise<T>): Promise<T> {
 }
 
 describe.skipIf(!HAS_GPU)('moe_topk', () => {
-  for (const [N, E, K, norm, shared] of [[70, 4, 2, true, false], [9, 64, 8, false, true], [3, 512, 10, true, true], [5, 7, 7, true, false], [4, 5, 2, true, true]] as const) {
+  for (const [N, E, K, norm, shared] of [[70, 4, 2, true, false], [9, 64, 8, false, true], [3, 512, 10, true, true], [5, 7, 7, true, false], [4, 5, 2, true, true], [3, 300, 9, false, false]] as const) {
     test(`N=${N} E=${E} top-${K} norm=${norm}${shared ? ' + shared gate' : ''}, tied rows`, async () => {
       const what = `moe_topk N=${N} E=${E} K=${K} ${norm} ${shared}`, rng = prng(what);
       const routed = routerLogits(N, E, rng), gates = randn(N, rng, 3), LW = E + (shared ? 1 : 0), SW = selCols(K, shared);
       const logits = new Float32Array(N * LW);
       for (let r = 0; r < N; r++) { logits.set(routed.subarray(r * E, (r + 1) * E), r * LW); if (shared) logits[r * LW + E] = gates[r]!; }
-      let want!: Awaited<ReturnType<typeof checkBoth>>;
+      const body = async (io: Io) => {
+        const lt = io.o.act('logits', LW), sel = io.o.act('sel', SW);
+        io.put(lt, logits); io.put(sel);
+        await moeTopk(io.o, lt, sel, K, norm, shared);
+        return { sel };
+      };
+      const want = await checkBoth(simpleStep(N), {}, body, { seed: rng, what });
+      // each variant: the same experts in the same order, weights within 1e-6 (checkBoth's tolerance scales with the indices)
       for (const kernel of ['subgroup', 'wg']) {
         process.env.FLA_KERNEL_MOE_TOPK = kernel;
         try {
-          want = await checkBoth(simpleStep(N), {}, async io => {
-            const lt = io.o.act('logits', LW), sel = io.o.act('sel', SW);
-            io.put(lt, logits); io.put(sel);
-            await moeTopk(io.o, lt, sel, K, norm, shared);
-            return { sel };
-          }, { seed: rng, what: `${what} (${kernel})` });
+          const got = (await runOn(gpuBackend(), 'gpu', simpleStep(N), {}, body)).sel!.data, w = want.sel!.data;
+          for (let r = 0; r < N; r++) {
+            expect(Array.from(got.subarray(r * SW, r * SW + K))).toEqual(Array.from(w.subarray(r * SW, r * SW + K)));
+            for (let j = K; j < SW; j++) expect(Math.abs(got[r * SW + j]! - w[r * SW + j]!)).toBeLessThan(1e-6);
+          }
         } finally { delete process.env.FLA_KERNEL_MOE_TOPK; }
       }
       const sel = want.sel!.data;
