@@ -9,6 +9,8 @@
 // Dispatch: z = token t; a 2-D grid over blocks of WG / TPR output rows o; TPR lanes per output row split the
 // K·Ur routed units (expert j = unit / Ur, so short rows of many experts still fill every lane) and then the Us shared
 // units, UNROLL loads in flight per lane. The token's experts and weights are read once into workgroup memory.
+// ROUTE: sel is the router's logits [N, LW = SW] and the workgroup selects the token's experts and weights itself
+// (moe_route_sg.wgsl, as moe_gu), the shared gate σ(logit E) as moe_topk.
 // Reduction as moe_gu. Rows whose token has no expert in this part (and no shared expert) are left untouched.
 // ROW_FAST (fp8 with one scale part per expert, RP = C): a routed unit's scale is S[sb[j] + ⌊o / BR⌋·SC + col], the
 // expert's offset read once into workgroup memory and ⌊o / BR⌋ once per lane, instead of two divisions per unit.
@@ -28,6 +30,11 @@
 fn xin(xb: u32, q: u32) -> vec4f { return x[xb + q]; }
 
 #include "moe_unit.wgsl"
+
+#if ROUTE
+fn rt_logit(i: u32) -> f32 { return sel[i]; }
+#include "moe_route_sg.wgsl"
+#endif
 
 #if SG_RED
 var<workgroup> red: array<f32, WG / SGS>;
@@ -70,7 +77,7 @@ fn rscale(j: u32, ob: u32, q: u32) -> f32 {
 @compute @workgroup_size(WG)
 #if SG_RED
 fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
-  @builtin(subgroup_size) sg: u32) {
+  @builtin(subgroup_size) sg: u32, @builtin(subgroup_invocation_id) sl: u32) {
 #else
 fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
 #endif
@@ -89,6 +96,17 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
   let Ur = dims[5].x;
   let Us = dims[5].y;
   let t = g.z;
+#if ROUTE
+  route(li, sl, sg, t * SW, dims[5].z, K, t < step.n);
+  if (li < K) {
+    let e = rt_e[li];
+    let inPart = ROUTED && e >= E0 && e < E0 + EP;
+    ex[li] = select(0xffffffffu, (e - E0) * C, inPart);
+    wt[li] = select(0.0, rt_w[li], inPart);
+    sb[li] = select(0u, (e - E0) * dims[2].y * dims[2].w, inPart);
+  }
+  if (SHARED && li == K && t < step.n) { wt[K] = 1.0 / (1.0 + exp(-sel[t * SW + dims[5].z])); }
+#else
   if (li < K) {
     let e = u32(sel[t * SW + li]);
     let inPart = ROUTED && e >= E0 && e < E0 + EP;
@@ -97,6 +115,7 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
     sb[li] = select(0u, (e - E0) * dims[2].y * dims[2].w, inPart);
   }
   if (SHARED && li == K) { wt[K] = sel[t * SW + 2u * K]; }
+#endif
   workgroupBarrier();
   var any = SHARED;
   for (var j = 0u; j < K; j++) { any = any || ex[j] != 0xffffffffu; }

@@ -7,6 +7,9 @@
 // expert, moe_gemm runs each expert segment's tiles for gate|up and for down, the shared expert as one dense segment,
 // moe_combine weights and adds them). With `norm`, h is first RMSNorm(h)·w: in moe_gu's prologue (gemv), by rms_norm
 // into norm.h (grouped). FLA_KERNEL_MOE_EXPERTS=gemv|gemv_wg|grouped forces one.
+// Given the router's logits instead of a selection, the op routes itself: 'gemv' on adapters with subgroups selects
+// each token's top-k inside moe_gu's and moe_down's prologue (moe_route_sg.wgsl: a decode layer's MoE is then the
+// router GEMV and these two launches), the other variants launch moe_topk into sel first.
 // Expert weights are one tensor per layer and projection (gate|up [E, 2I, C]: per expert I gate rows then I up rows;
 // down [E, C, I]), bf16/f16/f32 or fp8 with block scales; past the adapter's largest binding they are cut into parts
 // of whole experts, one launch per part.
@@ -22,6 +25,9 @@ import unitSrc from './moe_unit.wgsl' with { type: 'text' };
 import groupSrc from './moe_group.wgsl' with { type: 'text' };
 import gemmSrc from './moe_gemm.wgsl' with { type: 'text' };
 import combineSrc from './moe_combine.wgsl' with { type: 'text' };
+import routeSrc from './moe_route_sg.wgsl' with { type: 'text' };
+import { moeTopkOp } from './moe_topk.ts';
+import { moeTopkRef } from './moe_topk.ref.ts';
 
 export const KERNELS = {
   gu: kernel('moe_gu', guSrc, ['step', 'x', 'sel', 'W', 'Ws', 'act', 'dims', 'S', 'Ss', 'gn']),
@@ -94,6 +100,12 @@ export function sharedExpert(o: Backend, name: string, gu: HostWeight, down: Hos
  */
 export interface MoeExpertsArgs {
   h: Tensor; sel: Tensor; w: ExpertWeights; y: Tensor; k: number; shared: SharedExpert | null;
+  /**
+   * The router's logits [N, E (+ 1: the shared gate's)]: the op routes itself (softmax top-k, renormalised with
+   * normTopk) — inside the fused GEMVs where the adapter has subgroups, else moe_topk into sel first; null: sel
+   * holds moe_topk's selection already.
+   */
+  logits?: Tensor | null; normTopk?: boolean;
   /** h = RMSNorm(h)·norm.w first (f32 weight): in the GEMVs' prologue, or written to norm.h for the grouped GEMM */
   norm: { w: Weight; eps: number; h: Tensor } | null;
 }
@@ -167,6 +179,10 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
     else jobs.push({ p: null, withShared: true });
   }
   const ls: Launch[] = [];
+  // routing: in the GEMVs' prologue (subgroups), else moe_topk first
+  const route = !!a.logits && SG_RED && WG >= 64 && EMAX % WG === 0;
+  if (a.logits && !route) ls.push(...topkLaunches(a, c));
+  const SWb = route ? a.logits!.cols : SW;
   for (const down of [false, true]) {
     for (const j of jobs) {
       const q = j.p === null ? null : parts(a.w)[j.p]!;
@@ -177,7 +193,8 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
       const lr = Wr ? fp8Layout(Wr, down ? I : C) : { fq: [1, 1, 1, 1], bc: 4 }, lsh = Ws ? fp8Layout(Ws, down ? Ish : C) : { fq: [1, 1, 1, 1], bc: 4 };
       const Ur = (down ? I : C) / EPU, Us = (down ? Ish : C) / EPU;
       const nR = q ? q.n : 0, readRows = q ? touched * q.n / E : 0;
-      const defines: Record<string, number | boolean> = { ...weightDefines(ws[0]!.dtype), WDT: 0, ...red, VEC, UNROLL: 4, ROUTED: q !== null, SHARED: Ws !== null, NORM: !down && !!a.norm };
+      const defines: Record<string, number | boolean> = { ...weightDefines(ws[0]!.dtype), WDT: 0, ...red, VEC, UNROLL: 4, ROUTED: q !== null, SHARED: Ws !== null, NORM: !down && !!a.norm,
+        ROUTE: route, NORM_TOPK: !!a.normTopk, EMAX };
       let TPR: number, grid3: [number, number, number], cost: Launch['cost'];
       if (!down) {
         const rows = Math.max(q ? I : 0, Ws ? Ish : 0), outs = N * ((q ? K * I : 0) + (Ws ? Ish : 0));
@@ -196,13 +213,20 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
       const COL_POW2 = ws.every(w => w.fp8 && pow2(w.fp8.bc / EPU)), col = (l: { bc: number }) => COL_POW2 ? Math.log2(l.bc / EPU) : l.bc;
       defines.COL_POW2 = COL_POW2;
       defines.ROW_FAST = down && Wr?.fp8?.rp === C;   // one scale part per expert: moe_down's per-expert scale offsets
-      const dims = u32(C, I, K, q ? q.e0 : 0, nR, SW, Ish, AW, ...lr.fq, ...lsh.fq, col(Wr ? lr : lsh), col(Ws ? lsh : lr), TPR, down ? 0 : eps, Ur, Us, 0, 0);
+      const dims = u32(C, I, K, q ? q.e0 : 0, nR, SWb, Ish, AW, ...lr.fq, ...lsh.fq, col(Wr ? lr : lsh), col(Ws ? lsh : lr), TPR, down ? 0 : eps, Ur, Us, E, 0);
+      const sel = route ? a.logits! : a.sel;
       ls.push({ kernel: down ? KERNELS.down : KERNELS.gu, grid: grid3, defines, cost,
-        bind: down ? { x: scratch('act'), sel: a.sel, W: Wr, Ws, y: a.y, dims, S: Wr?.fp8?.scales ?? null, Ss: Ws?.fp8?.scales ?? null }
-          : { x: a.h, sel: a.sel, W: Wr, Ws, act: scratch('act'), dims, S: Wr?.fp8?.scales ?? null, Ss: Ws?.fp8?.scales ?? null, gn: a.norm?.w ?? null } });
+        bind: down ? { x: scratch('act'), sel, W: Wr, Ws, y: a.y, dims, S: Wr?.fp8?.scales ?? null, Ss: Ws?.fp8?.scales ?? null }
+          : { x: a.h, sel, W: Wr, Ws, act: scratch('act'), dims, S: Wr?.fp8?.scales ?? null, Ss: Ws?.fp8?.scales ?? null, gn: a.norm?.w ?? null } });
     }
   }
   return ls;
+}
+
+/** moe_topk's launches writing sel from the logits (where the op routes and the GEMVs cannot). */
+function topkLaunches(a: MoeExpertsArgs, c: Ctx): Launch[] {
+  const t = { logits: a.logits!, sel: a.sel, k: a.k, norm: !!a.normTopk, shared: a.shared !== null };
+  return moeTopkOp.variants[moeTopkOp.select(c, t)]!.launches(t, c);
 }
 
 const fused = (subgroups: boolean): Variant<MoeExpertsArgs> => ({
@@ -212,11 +236,13 @@ const fused = (subgroups: boolean): Variant<MoeExpertsArgs> => ({
 
 export const moeExpertsOp = op<MoeExpertsArgs>({
   name: 'moe_experts',
-  includes: { 'moe_unit.wgsl': unitSrc },
+  includes: { 'moe_unit.wgsl': unitSrc, 'moe_route_sg.wgsl': routeSrc },
   check(a) {
     const { E, I, C } = a.w, K = a.k, SW = 2 * K + (a.shared ? 1 : 0);
     if (a.h.cols !== C || a.y.cols !== C || a.sel.cols !== SW || !Number.isInteger(K) || K < 1 || K > E || K + 1 > KMAX || a.h.rows !== 'n' || a.sel.rows !== 'n' || a.y.rows !== 'n')
       throw new ShapeError(`moe_experts: h of ${a.h.cols} columns, selection of ${a.sel.cols} (expected ${SW}), output of ${a.y.cols}, for top-${K} (at most ${KMAX - 1}) of ${E} experts of ${C}→${I}`);
+    if (a.logits && (a.logits.cols !== E + (a.shared ? 1 : 0) || a.logits.rows !== 'n'))
+      throw new ShapeError(`moe_experts: router logits of ${a.logits.cols} columns, expected ${E + (a.shared ? 1 : 0)} (${E} experts${a.shared ? ' and the shared gate' : ''})`);
     if (a.norm && (a.norm.w.dtype !== 'f32' || a.norm.w.shape[0] !== C || a.norm.h.cols !== C || a.norm.h.rows !== 'n'))
       throw new ShapeError(`moe_experts: norm weight [${a.norm.w.shape}] ${a.norm.w.dtype} and normed rows of ${a.norm.h.cols} columns, expected f32 [${C}] and ${C}`);
     if (a.shared && (a.shared.gu.shape.join() !== `${2 * a.shared.I},${C}` || a.shared.down.shape.join() !== `${C},${a.shared.I}`))
@@ -234,7 +260,7 @@ export const moeExpertsOp = op<MoeExpertsArgs>({
       },
       launches: (a, c) => {
         const { E, I, C } = a.w, K = a.k, N = c.step.n, touched = Math.min(E, N * K), SW = a.sel.cols, sh = a.shared;
-        const ls: Launch[] = [];
+        const ls: Launch[] = a.logits ? topkLaunches(a, c) : [];
         if (a.norm) ls.push(...rmsNormOp.variants[ONLY]!.launches({ x: a.h, w: a.norm.w, g: null, y: a.norm.h, C, G: 1, eps: a.norm.eps, plusOne: false }, c));
         const hin = a.norm ? a.norm.h : a.h;
         ls.push({ kernel: KERNELS.group, grid: [1, 1, 1], defines: { EMAX }, bind: { sel: a.sel, grp: scratch('grp'), dims: u32(E, K, BM, SW) }, cost: { flops: 0, bytes: 12 * N * K } });
@@ -259,9 +285,14 @@ export const moeExpertsOp = op<MoeExpertsArgs>({
       },
     },
   },
-  ref: (a, h) => moeExpertsRef(a.norm ? normed(a, h) : h.data(a.h), h.data(a.sel), h.data(a.w.gu[0]!), h.data(a.w.down[0]!), h.data(a.y), h.step.ids.length, a.k, a.w.C, a.w.I,
-    a.sel.cols, a.shared ? { gu: h.data(a.shared.gu), down: h.data(a.shared.down), I: a.shared.I } : null),
+  ref: (a, h) => {
+    if (a.logits) moeTopkRef(h.data(a.logits), h.data(a.sel), h.step.ids.length, a.w.E, a.k, !!a.normTopk, a.shared !== null);
+    refExperts(a, h);
+  },
 });
+
+const refExperts = (a: MoeExpertsArgs, h: Host) => moeExpertsRef(a.norm ? normed(a, h) : h.data(a.h), h.data(a.sel), h.data(a.w.gu[0]!), h.data(a.w.down[0]!), h.data(a.y), h.step.ids.length, a.k, a.w.C, a.w.I,
+    a.sel.cols, a.shared ? { gu: h.data(a.shared.gu), down: h.data(a.shared.down), I: a.shared.I } : null);
 
 /** The CPU reference's normed rows (into norm.h). */
 function normed(a: MoeExpertsArgs, h: Host): Float32Array {
@@ -275,6 +306,6 @@ function normed(a: MoeExpertsArgs, h: Host): Float32Array {
  * expert times its gate (sel's last column).
  */
 export function moeExperts(o: Backend, h: Tensor, sel: Tensor, w: ExpertWeights, y: Tensor, k: number, shared: SharedExpert | null = null,
-  norm: MoeExpertsArgs['norm'] = null): Promise<void> {
-  return o.run(moeExpertsOp, { h, sel, w, y, k, shared, norm });
+  norm: MoeExpertsArgs['norm'] = null, route: { logits: Tensor; normTopk: boolean } | null = null): Promise<void> {
+  return o.run(moeExpertsOp, { h, sel, w, y, k, shared, norm, logits: route?.logits ?? null, normTopk: route?.normTopk ?? false });
 }

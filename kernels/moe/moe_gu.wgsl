@@ -3,6 +3,9 @@
 //     act[t, j·I + i] = silu(h[t]·W[e, i]) · (h[t]·W[e, I + i])                   i < I
 //   shared (SHARED), one per token t:
 //     act[t, K·I + i] = silu(h[t]·Ws[i]) · (h[t]·Ws[Ish + i])                      i < Ish
+// ROUTE (with SG_RED): sel is the router's logits [N, LW = SW] (E = dims[5].z experts, then the shared gate's logit)
+// and each workgroup of a routed assignment first selects its token's top-K itself (moe_route_sg.wgsl: the same
+// experts in the same order as moe_topk), so no moe_topk dispatch runs before it.
 // NORM: h[t] = RMSNorm(x[t])·gn (eps = bitcast dims[4].w) in the prologue: each row's lanes also sum x² over the
 // row they stream, and both sums are scaled by rsqrt(mean x² + eps) after the reduction; else h = x.
 // W [EP, 2I, C] is the part's gate|up tensor (per expert I gate rows then I up rows), Ws [2Ish, C] the shared one,
@@ -39,6 +42,11 @@ fn xin(xb: u32, q: u32) -> vec4f {
 
 #include "moe_unit.wgsl"
 
+#if ROUTE
+fn rt_logit(i: u32) -> f32 { return sel[i]; }
+#include "moe_route_sg.wgsl"
+#endif
+
 #if SG_RED
 var<workgroup> red: array<vec3f, WG / SGS>;
 #else
@@ -70,7 +78,7 @@ fn wscale(sh: bool, g: u32, u: u32) -> f32 {
 @compute @workgroup_size(WG)
 #if SG_RED
 fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
-  @builtin(subgroup_size) sg: u32) {
+  @builtin(subgroup_size) sg: u32, @builtin(subgroup_invocation_id) sl: u32) {
 #else
 fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
 #endif
@@ -100,7 +108,12 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   var ok = SHARED;
   if (!sh) {
     t = a / K;
+#if ROUTE
+    route(li, sl, sg, t * SW, dims[5].z, K, true);   // (a workgroup-uniform branch)
+    let e = rt_e[a % K];
+#else
     let e = u32(sel[t * SW + a % K]);
+#endif
     ok = e >= E0 && e < E0 + EP;
     rows = I;
     col = (a % K) * I;

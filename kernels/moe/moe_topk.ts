@@ -9,6 +9,7 @@ import { grid, kernel, op, u32, type Ctx } from '../lib.ts';
 import { moeTopkRef } from './moe_topk.ref.ts';
 import source from './moe_topk.wgsl' with { type: 'text' };
 import sgSource from './moe_topk_sg.wgsl' with { type: 'text' };
+import routeSrc from './moe_route_sg.wgsl' with { type: 'text' };
 
 export const KERNEL = kernel('moe_topk', source, ['step', 'logits', 'sel', 'dims']);
 export const SG_KERNEL = kernel('moe_topk_sg', sgSource, ['step', 'logits', 'sel', 'dims']);
@@ -32,6 +33,7 @@ export function cost(N: number, E: number, K: number) {
 
 export const moeTopkOp = op<MoeTopkArgs>({
   name: 'moe_topk',
+  includes: { 'moe_route_sg.wgsl': routeSrc },
   check(a) {
     const { logits, sel, k } = a, E = expertsOf(a);
     if (sel.cols !== selCols(k, a.shared) || k < 1 || k > E || E > EMAX || logits.rows !== 'n' || sel.rows !== 'n')
@@ -43,7 +45,7 @@ export const moeTopkOp = op<MoeTopkArgs>({
     subgroup: {
       supports: (_a, c) => sgOk(c),
       launches: (a, c) => [{
-        kernel: SG_KERNEL, grid: grid(c.step.n), defines: { NORM: a.norm, SHARED: a.shared, EMAX, WG: SG_WG }, cost: cost(c.step.n, expertsOf(a), a.k),
+        kernel: SG_KERNEL, grid: grid(c.step.n), defines: { NORM_TOPK: a.norm, SHARED: a.shared, EMAX, KMAX: EMAX, WG: SG_WG }, cost: cost(c.step.n, expertsOf(a), a.k),
         bind: { logits: a.logits, sel: a.sel, dims: u32(expertsOf(a), a.k, a.logits.cols, a.sel.cols) },
       }],
     },

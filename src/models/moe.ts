@@ -2,7 +2,7 @@
 // layout into one gate|up tensor [E, 2I, C] and one down tensor [E, C, I], and the routed forward (router → top-k on
 // the GPU → only the chosen experts). spec-deltanet-attention-qwen3next.md §8.6.
 import { expertWeights, moeExperts, sharedExpert, type ExpertWeights, type SharedExpert } from '../../kernels/moe/moe_experts.ts';
-import { moeTopk, selCols } from '../../kernels/moe/moe_topk.ts';
+import { selCols } from '../../kernels/moe/moe_topk.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { matmulFp8Multi } from '../../kernels/matmul/matmul_fp8.ts';
 import { matmulMulti, MULTI_MAX_PARTS, type MultiPart } from '../../kernels/matmul/matmul_gemv_multi.ts';
@@ -98,16 +98,15 @@ export function loadRouter(r: WeightReader, o: Backend, p: string, E: number, C:
 /**
  * x += Σ_j w_j(h)·SwiGLU_{e_j}(h) over each token's top-k experts (router softmax, top-k, optional renormalisation),
  * + σ(h·W_sg)·SwiGLU_shared(h) with a shared expert (its gate the router's last row), for h = RMSNorm(x)·norm.w
- * (an f32 weight; zero-centred norms add the 1 at load). Four dispatches at decode: the router GEMV with the norm in
- * its prologue, moe_topk, the experts' gate|up (the norm again in its prologue), their down projections with the
- * combine and residual add. `h` receives the normed rows where a path needs them (prefill).
+ * (an f32 weight; zero-centred norms add the 1 at load). Three dispatches at decode on adapters with subgroups: the
+ * router GEMV with the norm in its prologue, the experts' gate|up (the top-k and the norm again in its prologue),
+ * their down projections (the top-k again) with the combine and residual add; elsewhere moe_topk runs between. `h` receives the normed rows where a path needs them (prefill).
  */
 export async function routedExperts(o: Backend, router: Weight, experts: ExpertWeights, K: number, normTopk: boolean, x: Tensor, h: Tensor,
   norm: { w: Weight; eps: number }, shared: SharedExpert | null = null): Promise<void> {
   const logits = o.act('moe_logits', router.shape[0]!), sel = o.act('moe_sel', selCols(K, shared !== null));
   await matmulMulti(o, x, { ...norm, h }, [{ w: router, y: logits }]);
-  await moeTopk(o, logits, sel, K, normTopk, shared !== null);
-  await moeExperts(o, x, sel, experts, x, K, shared, { ...norm, h });
+  await moeExperts(o, x, sel, experts, x, K, shared, { ...norm, h }, { logits, normTopk });   // routes itself (top-k in its prologue at decode)
 }
 
 /** Whether any of the weights is fp8 (matmul_multi, which fuses norms and sibling projections, reads none). */

@@ -95,7 +95,7 @@ describe.skipIf(!HAS_GPU)('moe_topk', () => {
 });
 
 type Kern = 'gemv' | 'gemv_wg' | 'grouped';
-interface Case { N: number; E: number; K: number; C: number; I: number; dt: Dt; kernel: Kern; parts?: number; shared?: { I: number; dt: Dt }; norm?: boolean; bc?: number; downAll?: boolean }
+interface Case { N: number; E: number; K: number; C: number; I: number; dt: Dt; kernel: Kern; parts?: number; shared?: { I: number; dt: Dt }; norm?: boolean; bc?: number; downAll?: boolean; route?: boolean }
 
 const CASES: Case[] = [
   { N: 1, E: 5, K: 2, C: 68, I: 44, dt: 'f32', kernel: 'gemv' },
@@ -120,6 +120,13 @@ const CASES: Case[] = [
   { N: 69, E: 7, K: 3, C: 136, I: 40, dt: 'bf16', kernel: 'grouped', shared: { I: 56, dt: 'bf16' } },
   { N: 13, E: 7, K: 3, C: 136, I: 40, dt: 'bf16', kernel: 'grouped', shared: { I: 56, dt: 'bf16' }, norm: true },
   { N: 11, E: 6, K: 2, C: 256, I: 128, dt: 'fp8', kernel: 'grouped', shared: { I: 96, dt: 'fp8' } },
+  // the op routing itself from the logits (gemv: the top-k in moe_gu's and moe_down's prologue; else moe_topk first)
+  { N: 3, E: 7, K: 3, C: 256, I: 128, dt: 'fp8', kernel: 'gemv', shared: { I: 96, dt: 'fp8' }, norm: true, route: true },
+  { N: 3, E: 33, K: 3, C: 132, I: 36, dt: 'bf16', kernel: 'gemv', route: true },
+  { N: 2, E: 300, K: 10, C: 64, I: 32, dt: 'f32', kernel: 'gemv', shared: { I: 32, dt: 'f32' }, route: true },
+  { N: 7, E: 9, K: 9, C: 68, I: 20, dt: 'f32', kernel: 'gemv', parts: 3, route: true },
+  { N: 2, E: 6, K: 2, C: 256, I: 144, dt: 'fp8', kernel: 'gemv_wg', shared: { I: 128, dt: 'fp8' }, route: true },
+  { N: 13, E: 7, K: 3, C: 136, I: 40, dt: 'bf16', kernel: 'grouped', shared: { I: 56, dt: 'bf16' }, norm: true, route: true },
 ];
 
 /** A shared expert's gate, up [I, C] and down [C, I] host weights. */
@@ -132,7 +139,7 @@ const as2d = (w: HostWeight): HostWeight => ({ ...w, shape: w.shape.slice(-2) })
 
 describe.skipIf(!HAS_GPU)('moe_experts', () => {
   for (const c of CASES) {
-    const name = `${c.kernel} ${c.dt} N=${c.N} E=${c.E} top-${c.K} C=${c.C} I=${c.I}${c.parts ? ` in ${c.parts} parts` : ''}${c.shared ? ` + shared ${c.shared.dt} I=${c.shared.I}` : ''}${c.norm ? ', RMSNorm in the prologue' : ''}${c.bc ? `, blocks 128×${c.bc}` : ''}${c.downAll ? ', down scales over all experts' : ''}`;
+    const name = `${c.route ? 'routing itself, ' : ''}${c.kernel} ${c.dt} N=${c.N} E=${c.E} top-${c.K} C=${c.C} I=${c.I}${c.parts ? ` in ${c.parts} parts` : ''}${c.shared ? ` + shared ${c.shared.dt} I=${c.shared.I}` : ''}${c.norm ? ', RMSNorm in the prologue' : ''}${c.bc ? `, blocks 128×${c.bc}` : ''}${c.downAll ? ', down scales over all experts' : ''}`;
     test(`${name}: GPU = reference = dense formula${c.shared ? ' = unfused ops' : ''}`, () => withKernel(c.kernel, async () => {
       const rng = prng(name);
       const { N, E, K, C, I } = c, hasSh = c.shared !== undefined, LW = E + (hasSh ? 1 : 0), SW = selCols(K, hasSh);
@@ -152,10 +159,11 @@ describe.skipIf(!HAS_GPU)('moe_experts', () => {
         io.put(lt, logits); io.put(sel); io.put(ht, h); io.put(y, y0);
         const w = expertWeights(io.o, 'experts', gu, down, E, I, C, maxPart);
         if (io.kind === 'gpu' && c.parts) expect(w.gu.length).toBe(c.parts);
-        await moeTopk(io.o, lt, sel, K, true, hasSh);
+        if (!c.route) await moeTopk(io.o, lt, sel, K, true, hasSh);
         const sh = sw ? sharedExpert(io.o, 'shared', stackRows([as2d(sw.gate), as2d(sw.up)], [2 * Is, C]), as2d(sw.down), Is, C) : null;
         const norm = c.norm ? { w: io.weight('gn', hostWeight(gn, [C]), false), eps, h: io.o.act('hn', C) } : null;
-        await moeExperts(io.o, ht, sel, w, y, K, sh, norm);
+        await moeExperts(io.o, ht, sel, w, y, K, sh, norm, c.route ? { logits: lt, normTopk: true } : null);
+        if (c.route) await moeTopk(io.o, lt, sel, K, true, hasSh);   // (the unfused composition below reads it)
         if (!sw) return { y } as Record<string, Tensor>;
         if (norm) await rmsNorm(io.o, ht, norm.w, norm.h, { eps });   // the unfused path reads the normed rows
         const hin = norm ? norm.h : ht;
