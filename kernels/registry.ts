@@ -14,7 +14,7 @@ import { embedOp, gatherRowsOp } from './embed/embed.ts';
 import { glaOp } from './gla/gla.ts';
 import { featureMapOp } from './linear_attn/feature_map.ts';
 import { matmulOp } from './matmul/matmul.ts';
-import { matmulFp8ConvOp, matmulFp8Op } from './matmul/matmul_fp8.ts';
+import { matmulFp8ConvOp, matmulFp8GatedOp, matmulFp8Op, matmulFp8SegOp } from './matmul/matmul_fp8.ts';
 import { moeExpertsOp } from './moe/moe_experts.ts';
 import { moeRouteOp } from './moe/moe_route.ts';
 import { moeTopkOp } from './moe/moe_topk.ts';
@@ -31,7 +31,7 @@ import { matmulMultiOp } from './matmul/matmul_gemv_multi.ts';
 
 export const OPS: readonly Op<any>[] = [
   abcOp, ropeOp, kvStoreOp, sdpaOp, shortConvOp, deltaRuleOp, mulOp, siluMulOp, embedOp, gatherRowsOp, glaOp,
-  featureMapOp, matmulOp, matmulFp8Op, matmulFp8ConvOp, moeRouteOp, moeTopkOp, moeExpertsOp, layerNormOp, rmsNormOp, tokenShiftOp, shiftStoreOp, lnShiftOp, wkv7Op, wkv7LoraOp, rwkv7ProjOp,
+  featureMapOp, matmulOp, matmulFp8Op, matmulFp8ConvOp, matmulFp8SegOp, matmulFp8GatedOp, moeRouteOp, moeTopkOp, moeExpertsOp, layerNormOp, rmsNormOp, tokenShiftOp, shiftStoreOp, lnShiftOp, wkv7Op, wkv7LoraOp, rwkv7ProjOp,
   argmaxOp, matmulMultiOp, sampleOp,
   ropeKvOp,
 ];

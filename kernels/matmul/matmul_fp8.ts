@@ -20,6 +20,9 @@ import gemvSrc from './matmul_fp8_gemv.wgsl' with { type: 'text' };
 import gemmSrc from './matmul_fp8_gemm.wgsl' with { type: 'text' };
 import coreSrc from './matmul_fp8_gemv_core.wgsl' with { type: 'text' };
 import convSrc from './matmul_fp8_gemv_conv.wgsl' with { type: 'text' };
+import segSrc from './matmul_fp8_gemv_seg.wgsl' with { type: 'text' };
+import gateSrc from './matmul_fp8_gemv_gate.wgsl' with { type: 'text' };
+import { mulOp } from '../elementwise/mul.ts';
 import { shortConvOp } from '../conv/short_conv.ts';
 import { convStoreRef, shortConvRef } from '../conv/short_conv.ref.ts';
 
@@ -28,6 +31,8 @@ export const KERNELS = {
   gemv: kernel('matmul_fp8_gemv', gemvSrc, BINDINGS), gemm: kernel('matmul_fp8_gemm', gemmSrc, BINDINGS),
   gemv_vec: kernel('matmul_fp8_gemv_vec', vecSrc, ['step', 'x', 'vb', 'W0', 'S0', 'W1', 'S1', 'y0', 'y1', 'dims']),
   gemv_conv: kernel('matmul_fp8_gemv_conv', convSrc, ['step', 'x', 'vb', 'W0', 'S0', 'stepmeta', 'cst', 'y0', 'cy', 'dims']),
+  gemv_seg: kernel('matmul_fp8_gemv_seg', segSrc, ['step', 'x', 'vb', 'W0', 'S0', 'y2', 'y3', 'y0', 'y1', 'dims']),
+  gemv_gate: kernel('matmul_fp8_gemv_gate', gateSrc, ['step', 'x', 'vb', 'W0', 'S0', 'xg', 'y0', 'dims']),
 };
 const INCLUDES = { 'moe_unit.wgsl': unitSrc, 'matmul_fp8_gemv_core.wgsl': coreSrc };
 
@@ -45,8 +50,10 @@ interface VecPart { w: Weight; y: Tensor; act: Act }
  * prologue or a bias (one part only). A missing second part binds part 0's weight and the scratch 'spare' as its output
  * (never written: NP 1; a writable buffer may not be bound twice).
  */
+type VecMode = { conv: MatmulFp8ConvArgs['conv'] & { C: number; W: number } } | { seg: { y: Tensor; act: Act }[] } | { gate: Tensor };
+
 function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number } | null, bias: Weight | null, accumulate: boolean, c: Ctx, subgroups: boolean,
-  conv: (MatmulFp8ConvArgs['conv'] & { C: number; W: number }) | null = null): Launch {
+  mode: VecMode | null = null): Launch {
   const IN = x.cols, rows = rowsOf(x, c), ad = c.adapter, WG = Math.min(256, ad.maxInvocations);
   const VEC = IN % 16 === 0 && parts.every(p => p.w.fp8!.bc % 16 === 0), EPU = VEC ? 16 : 4, U = IN / EPU;
   const SGS = ad.subgroupSize, SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
@@ -66,6 +73,25 @@ function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number }
     NORM: norm !== null, COL_POW2, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
   };
   const cost = { flops: 2 * rows * IN * total, bytes: total * IN + 4 * rows * (IN + total) };
+  const conv = mode && 'conv' in mode ? mode.conv : null;
+  if (mode && 'seg' in mode) {
+    const sz = mode.seg.map(q => q.y.cols), at = (i: number) => sz.slice(0, i).reduce((a, b) => a + b, 0);
+    const ys = [0, 1, 2, 3].map(i => mode.seg[i]?.y ?? scratch(`spare${i}`)), acts = [0, 1, 2, 3].map(i => ACT[mode.seg[i]?.act ?? 'none']);
+    return {
+      kernel: KERNELS.gemv_seg, grid: [gx, gy, Math.ceil(rows / RB)], defines: { ...defines, SEG: true, ACT0: acts[0]!, ACT1: acts[1]!, ACT2: acts[2]!, ACT3: acts[3]! },
+      bind: { x, vb: norm?.w ?? null, W0: p0.w, S0: p0.w.fp8!.scales, y0: ys[0]!, y1: ys[1]!, y2: ys[2]!, y3: ys[3]!,
+        dims: u32(IN, U, TPR, eps, outs[0]!, Math.min(at(1), total), w0, 0, ...fq(p0.w), ...fq(p0.w), col(p0.w), 0, Math.min(at(2), total), Math.min(at(3), total)) },
+      cost,
+    };
+  }
+  if (mode && 'gate' in mode) {
+    return {
+      kernel: KERNELS.gemv_gate, grid: [gx, gy, Math.ceil(rows / RB)], defines: { ...defines, GATE: true },
+      bind: { x, vb: bias, W0: p0.w, S0: p0.w.fp8!.scales, xg: mode.gate, y0: p0.y,
+        dims: u32(IN, U, TPR, eps, outs[0]!, 0, w0, 0, ...fq(p0.w), ...fq(p0.w), col(p0.w), 0, 0, 0) },
+      cost: { ...cost, bytes: cost.bytes + 4 * rows * IN },
+    };
+  }
   if (conv) {
     return {
       kernel: KERNELS.gemv_conv, grid: [gx, gy, Math.ceil(rows / RB)], defines: { ...defines, CONV: true, HAS_STEPMETA: true, CONV_SILU: conv.act === 'silu' },
@@ -75,7 +101,7 @@ function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number }
     };
   }
   return {
-    kernel: KERNELS.gemv_vec, grid: [gx, gy, Math.ceil(rows / RB)], defines,
+    kernel: KERNELS.gemv_vec, grid: [gx, gy, Math.ceil(rows / RB)], defines: { ...defines, PARTS2: true },
     bind: { x, vb: norm?.w ?? bias, W0: p0.w, S0: p0.w.fp8!.scales, W1: p1.w, S1: p1.w.fp8!.scales, y0: p0.y, y1: parts[1] ? p1.y : scratch('spare'),
       dims: u32(IN, U, TPR, eps, outs[0]!, outs[1] ?? 0, w0, 0, ...fq(p0.w), ...fq(p1.w), col(p0.w), col(p1.w), 0, 0) },
     cost,
@@ -217,7 +243,7 @@ export const matmulFp8ConvOp = op<MatmulFp8ConvArgs>({
     fused: {
       supports: (_a, c) => c.step.n <= VEC_RMAX && c.step.maxLen <= 1,
       scratch: a => spare(a.x),
-      launches: (a, c) => [vecLaunch(a.x, [{ w: a.w, y: a.y, act: 'none' }], a.norm, null, false, c, true, { ...a.conv, ...convDims(a) })],
+      launches: (a, c) => [vecLaunch(a.x, [{ w: a.w, y: a.y, act: 'none' }], a.norm, null, false, c, true, { conv: { ...a.conv, ...convDims(a) } })],
     },
     split: {
       scratch: a => spare(a.x),
@@ -241,4 +267,104 @@ export const matmulFp8ConvOp = op<MatmulFp8ConvArgs>({
 /** y = RMSNorm(x)·norm.w · Wᵀ (fp8 W) and conv.y = the causal conv of y's first conv.y.cols columns (matmul_fp8_conv). */
 export function matmulFp8Conv(o: Backend, x: Tensor, norm: MatmulFp8ConvArgs['norm'], w: Weight, y: Tensor, conv: MatmulFp8ConvArgs['conv']): Promise<void> {
   return o.run(matmulFp8ConvOp, { x, norm, w, y, conv });
+}
+
+/**
+ * matmul_fp8_seg: y_i = act_i(RMSNorm(x)·norm.w · W_iᵀ) for 1–4 projections stacked in one fp8 weight W [ΣOUT_i, IN]
+ * (rows of segment i after those of the segments before it; the scales index W's rows as one matrix), each
+ * into its own tensor (Qwen3-Next's q | gate (sigmoid) | k | v). Variants: 'fused' at ≤ VEC_RMAX rows: one
+ * matmul_fp8_gemv_seg dispatch with the norm in its prologue; 'split': rms_norm into norm.h, then one tiled GEMM per
+ * segment over its rows of W. FLA_KERNEL_MATMUL_FP8_SEG=fused|split forces one.
+ */
+export interface MatmulFp8SegArgs { x: Tensor; norm: { w: Weight; eps: number; h: Tensor }; w: Weight; outs: { y: Tensor; act: Act }[] }
+
+export const matmulFp8SegOp = op<MatmulFp8SegArgs>({
+  name: 'matmul_fp8_seg',
+  includes: INCLUDES,
+  check(a) {
+    const IN = a.x.cols, total = a.outs.reduce((n, q) => n + q.y.cols, 0);
+    if ((a.w.dtype !== 'fp8' && a.w.dtype !== 'f32') || a.w.shape[1] !== IN || a.w.shape[0] !== total || IN % 4 || a.outs.length < 1 || a.outs.length > 4 || a.outs.some(q => q.y.rows !== a.x.rows))
+      throw new ShapeError(`matmul_fp8_seg: x ${IN} columns (a multiple of 4), ${a.w.dtype} weight [${a.w.shape.join(', ')}], 1–4 outputs of ${a.outs.map(q => q.y.cols).join(' + ')} rows`);
+    if (a.norm.w.dtype !== 'f32' || a.norm.w.shape[0] !== IN || a.norm.h.cols !== IN)
+      throw new ShapeError(`matmul_fp8_seg: norm weight [${a.norm.w.shape.join(', ')}] ${a.norm.w.dtype} for ${IN} columns`);
+  },
+  select: (c, a) => (rowsOf(a.x, c) <= VEC_RMAX ? 'fused' : 'split'),
+  variants: {
+    fused: {
+      scratch: a => ({ ...spare(a.x), spare1: { cols: 4, rows: a.x.rows as 'n' | 'k' }, spare2: { cols: 4, rows: a.x.rows as 'n' | 'k' }, spare3: { cols: 4, rows: a.x.rows as 'n' | 'k' } }),
+      launches: (a, c) => [vecLaunch(a.x, [{ w: a.w, y: a.outs[0]!.y, act: 'none' }], a.norm, null, false, c, true, { seg: a.outs })],
+    },
+    split: {
+      launches: (a, c) => {
+        const IN = a.x.cols, f = a.w.fp8!;
+        const ls: Launch[] = rmsNormOp.variants[ONLY]!.launches({ x: a.x, w: a.norm.w, g: null, y: a.norm.h, C: IN, G: 1, eps: a.norm.eps, plusOne: false }, c);
+        let r0 = 0;
+        for (const q of a.outs) {
+          const OUT = q.y.cols;
+          ls.push({ kernel: KERNELS.gemm, grid: [Math.ceil(OUT / 64), Math.ceil(rowsOf(a.x, c) / 64), 1], cost: cost(rowsOf(a.x, c), IN, OUT),
+            defines: { ACT: ACT[q.act], HAS_BIAS: false, ACCUM: false, ROWS_K: a.x.rows === 'k', ...weightDefines('fp8') },
+            bind: { x: a.norm.h, W: a.w, bias: null, y: q.y, dims: u32(IN, OUT, r0, 0, 0, Math.ceil(IN / f.bc), 0, 0, f.rp, Math.ceil(f.rp / f.br), f.br, f.bc), S: f.scales } });
+          r0 += OUT;
+        }
+        return ls;
+      },
+    },
+  },
+  ref: (a, h) => {
+    const R = h.cap(a.x), IN = a.x.cols, W = h.data(a.w);
+    rmsNormRef(h.data(a.x), h.data(a.norm.w), h.data(a.norm.h), R, IN, { eps: a.norm.eps });
+    let r0 = 0;
+    for (const q of a.outs) {
+      matmulRef(h.data(a.norm.h), W.subarray(r0 * IN, (r0 + q.y.cols) * IN), null, h.data(q.y), R, IN, q.y.cols, q.act, false);
+      r0 += q.y.cols;
+    }
+  },
+});
+
+/** outs_i = act_i(RMSNorm(x)·norm.w · W_iᵀ) for the segments of a stacked fp8 weight (matmul_fp8_seg). */
+export function matmulFp8Seg(o: Backend, x: Tensor, norm: MatmulFp8SegArgs['norm'], w: Weight, outs: MatmulFp8SegArgs['outs']): Promise<void> {
+  return o.run(matmulFp8SegOp, { x, norm, w, outs });
+}
+
+/**
+ * matmul_fp8_gated: y (+)= act((x ⊙ g)·Wᵀ + bias) for an fp8 W (Qwen3-Next's o_proj of attention ⊙ σ(gate)).
+ * Variants: 'fused' at ≤ VEC_RMAX rows: one matmul_fp8_gemv_gate dispatch, the product formed as it reads its input;
+ * 'split': mul into scratch, then matmul_fp8. FLA_KERNEL_MATMUL_FP8_GATED=fused|split forces one.
+ */
+export interface MatmulFp8GatedArgs extends MatmulArgs { g: Tensor }
+
+export const matmulFp8GatedOp = op<MatmulFp8GatedArgs>({
+  name: 'matmul_fp8_gated',
+  includes: INCLUDES,
+  check(a) {
+    const [OUT, IN] = a.w.shape as [number, number];
+    if ((a.w.dtype !== 'fp8' && a.w.dtype !== 'f32') || IN % 4 || a.x.cols !== IN || a.g.cols !== IN || a.y.cols !== OUT || a.x.rows !== a.y.rows || a.g.rows !== a.x.rows)
+      throw new ShapeError(`matmul_fp8_gated: x ${a.x.cols} / gate ${a.g.cols} columns, ${a.w.dtype} weight [${OUT}, ${IN}] (IN a multiple of 4), out ${a.y.cols}`);
+  },
+  select: (c, a) => (rowsOf(a.x, c) <= VEC_RMAX ? 'fused' : 'split'),
+  variants: {
+    fused: {
+      scratch: a => spare(a.x),
+      launches: (a, c) => [vecLaunch(a.x, [{ w: a.w, y: a.y, act: a.act }], null, a.bias, a.accumulate, c, true, { gate: a.g })],
+    },
+    split: {
+      scratch: a => ({ xg: { cols: a.x.cols, rows: a.x.rows as 'n' | 'k' }, ...spare(a.x) }),
+      launches: (a, c) => {
+        // the product goes to scratch 'xg' (a scratch reference standing in for the tensor: same columns and rows)
+        const xg = { ...scratch('xg'), cols: a.x.cols, rows: a.x.rows } as unknown as Tensor;
+        const mm: MatmulArgs = { x: xg, w: a.w, bias: a.bias, y: a.y, act: a.act, accumulate: a.accumulate };
+        return [...mulOp.variants[ONLY]!.launches({ a: a.x, s: a.g, y: xg, col: null, accumulate: false }, c), ...matmulFp8Op.variants[matmulFp8Op.select(c, mm)]!.launches(mm, c)];
+      },
+    },
+  },
+  ref: (a, h) => {
+    const x = h.data(a.x), g = h.data(a.g), xg = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) xg[i] = x[i]! * g[i]!;
+    matmulFp8Ref(xg, h.data(a.w), a.bias ? h.data(a.bias) : null, h.data(a.y), h.cap(a.x), a.w.shape[1]!, a.w.shape[0]!, a.act, a.accumulate);
+  },
+});
+
+/** y (+)= act((x ⊙ g)·Wᵀ + bias) for an fp8 W (matmul_fp8_gated). */
+export function matmulFp8Gated(o: Backend, x: Tensor, g: Tensor, w: Weight, bias: Weight | null, act: Act, y: Tensor, accumulate = false): Promise<void> {
+  return o.run(matmulFp8GatedOp, { x, g, w, bias, y, act, accumulate });
 }

@@ -1,5 +1,6 @@
 // matmul_fp8_gemm: y[r, o] (+)= act(Σ_i x[r, i]·W[o, i] + bias[o]) for many rows (prefill), W an F8_E4M3 matrix
 // [OUT, IN] with block scales decoded by wquad() (kernels/moe/wquad.wgsl) while staging each tile.
+// W's rows from dims[0].z on (R0: a row range of a stacked weight, its scale rows with it; 0 otherwise).
 // Bindings as matmul_fp8_gemv. Dispatch: (⌈OUT/64⌉, ⌈R/64⌉) workgroups of 256 threads, 64×64 output tiles, a 4×4
 // block per thread, K steps of 16 staged in workgroup memory (as matmul_gemm). Defines: ACT, HAS_BIAS, ACCUM, ROWS_K.
 #include "common.wgsl"
@@ -24,6 +25,7 @@ var<workgroup> ws: array<f32, BK * BN>;
 fn matmul_fp8_gemm(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: vec3u) {
   let IN = dims[0].x;
   let OUT = dims[0].y;
+  let R0 = dims[0].z;
   var rows = step.n;
   if (ROWS_K) { rows = step.k; }
   let row0 = g.y * BM;
@@ -39,7 +41,7 @@ fn matmul_fp8_gemm(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id
     var xv = vec4f(0.0);
     if (row0 + sr < rows && 4u * kq < IN) { xv = x[(row0 + sr) * (IN / 4u) + kq]; }
     var wv = vec4f(0.0);
-    if (col0 + sr < OUT && 4u * kq < IN) { wv = wquad(col0 + sr, kq, IN); }
+    if (col0 + sr < OUT && 4u * kq < IN) { wv = wquad(R0 + col0 + sr, kq, IN); }
     for (var c = 0u; c < 4u; c++) {
       xs[(4u * sq + c) * BM + sr] = xv[c];
       ws[(4u * sq + c) * BN + sr] = wv[c];

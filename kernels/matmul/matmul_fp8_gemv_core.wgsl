@@ -1,7 +1,17 @@
-// The body of matmul_fp8_gemv_vec.wgsl and matmul_fp8_gemv_conv.wgsl (`#include "matmul_fp8_gemv_core.wgsl"` after
-// their bindings): the doc of matmul_fp8_gemv_vec.wgsl; CONV selects the conv epilogue and the entry name.
+// The body of matmul_fp8_gemv_vec.wgsl, _conv.wgsl, _seg.wgsl and _gate.wgsl (`#include "matmul_fp8_gemv_core.wgsl"`
+// after their bindings): the doc of matmul_fp8_gemv_vec.wgsl. Exactly one of PARTS2 (vec: one or two parts), CONV,
+// SEG, GATE is set by the wrapper's launch; it selects the bindings the body uses, the epilogue and the entry name.
 
 fn xin(xb: u32, q: u32) -> vec4f { return x[xb + q]; }
+
+// input quad i of the GEMV: x, or (GATE) x ⊙ xg
+fn xv(i: u32) -> vec4f {
+#if GATE
+  return x[i] * xg[i];
+#else
+  return x[i];
+#endif
+}
 
 #include "moe_unit.wgsl"
 
@@ -23,7 +33,7 @@ var<workgroup> red: array<f32, WG * RB * 2u>;
 #endif
 
 fn ld(p1: bool, i: u32) -> WUNIT {
-#if !CONV
+#if PARTS2
   if (p1) { return W1[i]; }
 #endif
   return W0[i];
@@ -37,7 +47,7 @@ fn wscale(p1: bool, g: u32, u: u32) -> f32 {
 #else
   let i = srow * fq.w + (u * EPU) / select(dims[4].x, dims[4].y, p1);
 #endif
-#if !CONV
+#if PARTS2
   if (p1) { return S1[i] * FP8_UNSCALE; }
 #endif
   return S0[i] * FP8_UNSCALE;
@@ -97,7 +107,28 @@ fn matmul_fp8_gemv_conv(@builtin(local_invocation_index) li: u32, @builtin(workg
 #endif
   _ = &cst;
   _ = &cy;
+#endif
+#if SEG
+#if SG_RED
+fn matmul_fp8_gemv_seg(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
+  @builtin(subgroup_size) sg: u32) {
 #else
+fn matmul_fp8_gemv_seg(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#endif
+  _ = &y1;
+  _ = &y2;
+  _ = &y3;
+#endif
+#if GATE
+#if SG_RED
+fn matmul_fp8_gemv_gate(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
+  @builtin(subgroup_size) sg: u32) {
+#else
+fn matmul_fp8_gemv_gate(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#endif
+  _ = &xg;
+#endif
+#if PARTS2
 #if SG_RED
 fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
   @builtin(subgroup_size) sg: u32) {
@@ -132,7 +163,7 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
   if (o < OUT) {
     if (NORM) {
       for (var q = lane; q < IN / 4u; q += TPR) {
-        for (var r = 0u; r < RB; r++) { let v = x[xr[r] + q]; ss[r] += dot(v, v); }
+        for (var r = 0u; r < RB; r++) { let v = xv(xr[r] + q); ss[r] += dot(v, v); }
       }
     }
     let base = o * U;
@@ -146,7 +177,7 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
         let qs = quads(wv[k], uk);
         for (var r = 0u; r < RB; r++) {
           var d = 0.0;
-          for (var j = 0u; j < QPU; j++) { d += dot(qs[j], x[xr[r] + uk * QPU + j]); }
+          for (var j = 0u; j < QPU; j++) { d += dot(qs[j], xv(xr[r] + uk * QPU + j)); }
           acc[r] += s * d;
         }
       }
@@ -156,7 +187,7 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
       let qs = quads(ld(p1, base + u), u);
       for (var r = 0u; r < RB; r++) {
         var d = 0.0;
-        for (var j = 0u; j < QPU; j++) { d += dot(qs[j], x[xr[r] + u * QPU + j]); }
+        for (var j = 0u; j < QPU; j++) { d += dot(qs[j], xv(xr[r] + u * QPU + j)); }
         acc[r] += s * d;
       }
     }
@@ -210,7 +241,23 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
 #if CONV
         y0[row * OUT + o] = v;
         if (o < dims[4].z) { conv_out(row, o, v); }
-#else
+#endif
+#if SEG
+        // rows [0, s1) → y0, [s1, s2) → y1, [s2, s3) → y2, [s3, OUT) → y3 (s = dims[1].y, dims[4].z, dims[4].w)
+        let s1 = dims[1].y;
+        let s2 = dims[4].z;
+        let s3 = dims[4].w;
+        if (o < s1) { y0[row * s1 + o] = act_code(v, ACT0); }
+        else if (o < s2) { y1[row * (s2 - s1) + o - s1] = act_code(v, ACT1); }
+        else if (o < s3) { y2[row * (s3 - s2) + o - s2] = act_code(v, ACT2); }
+        else { y3[row * (OUT - s3) + o - s3] = act_code(v, ACT3); }
+#endif
+#if GATE
+        v = act_code(v + hb, ACT0);
+        if (ACCUM) { v += y0[row * OUT + o]; }
+        y0[row * OUT + o] = v;
+#endif
+#if PARTS2
         if (p1) {
           v = act_code(v + hb, ACT1);
           if (ACCUM) { v += y1[row * OUT + o]; }

@@ -16,7 +16,7 @@ import type { ExpertWeights, SharedExpert } from '../../kernels/moe/moe_experts.
 import { embed } from '../../kernels/embed/embed.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { matmulMulti } from '../../kernels/matmul/matmul_gemv_multi.ts';
-import { matmulFp8Conv } from '../../kernels/matmul/matmul_fp8.ts';
+import { matmulFp8Conv, matmulFp8Gated, matmulFp8Seg } from '../../kernels/matmul/matmul_fp8.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
 import type { Backend, HostWeight, StateSpec, Tensor, Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
@@ -55,7 +55,10 @@ interface GdnWeights {
   proj: Weight | null; qkvz: Weight | null; ba: Weight | null; gp: Weight; conv: Weight; aux: Weight | null; norm: Weight; out: Weight;
 }
 interface GatedAttnWeights {
-  q: Weight; gate: Weight; k: Weight; v: Weight; o: Weight;
+  /** fp8 checkpoints without biases: q | gate | k | v stacked in one weight (qgkv; the four null), else apart */
+  qgkv: Weight | null; q: Weight | null; gate: Weight | null; k: Weight | null; v: Weight | null; o: Weight;
+  /** o_proj is fp8: the gate product runs inside its GEMV (matmul_fp8_gated) */
+  oFp8: boolean;
   qb: Weight | null; gb: Weight | null; kb: Weight | null; vb: Weight | null; ob: Weight | null;
   qn: Weight; kn: Weight; rope: Weight;
   aux: Weight;                                 // rope_kv's q/k norm weights and q/k/v biases (ropeKvAux)
@@ -304,7 +307,6 @@ async function gatedDeltaNet(o: Backend, w: GdnWeights, c: Qwen3NextConfig, l: n
 
 function loadGatedAttn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: string, table: Weight): GatedAttnWeights {
   const d = c.hidden_size, { H, KV, D } = c.attn, bias = c.attention_bias;
-  const mat = (n: string, s: number[]) => o.weight(n, r.readQ(n, s), true);
   const vec = (n: string, s: number[]) => o.weight(n, r.read(n, s), false);
   // q_proj rows: per head h, D rows of the query then D rows of the gate
   const qRows = Array.from({ length: H }, (_, hh) => range(2 * hh * D, D)).flat(), gRows = qRows.map(i => i + D);
@@ -315,11 +317,16 @@ function loadGatedAttn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: strin
   const kb = bias ? hv(`${a}k_proj.bias`, [KV * D]) : null, vb = bias ? hv(`${a}v_proj.bias`, [KV * D]) : null;
   const qbq = qbw ? pickRows(qbw, qRows, 1) : null;
   const aux = ropeKvAux(c.attn, qn.f, kn.f, qbq ? hostF32(qbq) : null, kb?.f ?? null, vb?.f ?? null)!;
+  const qh = pickRows(qw, qRows, d), gh = pickRows(qw, gRows, d), kh = r.readQ(`${a}k_proj.weight`, [KV * D, d]), vh = r.readQ(`${a}v_proj.weight`, [KV * D, d]);
+  const st = bias ? null : stackProj([qh, gh, kh, vh], d), qgkv = st?.dtype === 'fp8' ? st : null;
+  const oh = r.readQ(`${a}o_proj.weight`, [d, H * D]);
   return {
-    q: o.weight(`${a}q_proj.q`, pickRows(qw, qRows, d), true), gate: o.weight(`${a}q_proj.gate`, pickRows(qw, gRows, d), true),
+    qgkv: qgkv ? o.weight(`${a}q|gate|k|v_proj`, qgkv, true) : null,
+    q: qgkv ? null : o.weight(`${a}q_proj.q`, qh, true), gate: qgkv ? null : o.weight(`${a}q_proj.gate`, gh, true),
     qb: qbw ? o.weight(`${a}q_proj.bias.q`, pickRows(qbw, qRows, 1), false) : null,
     gb: qbw ? o.weight(`${a}q_proj.bias.gate`, pickRows(qbw, gRows, 1), false) : null,
-    k: mat(`${a}k_proj.weight`, [KV * D, d]), v: mat(`${a}v_proj.weight`, [KV * D, d]), o: mat(`${a}o_proj.weight`, [d, H * D]),
+    k: qgkv ? null : o.weight(`${a}k_proj.weight`, kh, true), v: qgkv ? null : o.weight(`${a}v_proj.weight`, vh, true),
+    o: o.weight(`${a}o_proj.weight`, oh, true), oFp8: oh.dtype === 'fp8',
     kb: kb?.w ?? null, vb: vb?.w ?? null,
     ob: bias ? vec(`${a}o_proj.bias`, [d]) : null,
     qn: qn.w, kn: kn.w, rope: table,
@@ -328,27 +335,30 @@ function loadGatedAttn(c: Qwen3NextConfig, r: WeightReader, o: Backend, a: strin
 }
 
 /**
-/**
- * x += o_proj(attention(h) ⊙ σ(gate(h))) for layer l, h = RMSNorm(x)·norm.w: inside the q|gate|k and v GEMVs
- * (normedProjections: matmul_multi; fp8: matmul_fp8_multi); with projection biases, a separate rms_norm, q|k|v as one
- * GEMV and the gate (rope_kv adds the q/k/v biases). Then rope_kv (zero-centred q/k norms, RoPE, KV-cache append),
- * sdpa, the gate product and o_proj.
+ * x += o_proj(attention(h) ⊙ σ(gate(h))) for layer l, h = RMSNorm(x)·norm.w: fp8 without biases, q|gate|k|v stacked in
+ * one GEMV with the norm in its prologue (matmul_fp8_seg); else inside the q|gate|k and v GEMVs (normedProjections:
+ * matmul_multi); with projection biases, a separate rms_norm, q|k|v as one GEMV and the gate (rope_kv adds the q/k/v
+ * biases). Then rope_kv (zero-centred q/k norms, RoPE, KV-cache append), sdpa, and o_proj of the gated attention
+ * (fp8: the gate product inside o_proj's GEMV, matmul_fp8_gated; else mul, then the GEMV).
  */
 async function gatedAttention(o: Backend, w: GatedAttnWeights, c: AttnConfig, l: number, x: Tensor, h: Tensor, norm: { w: Weight; eps: number }): Promise<void> {
   const { H, KV, D } = c;
   const q = o.act('att_q', H * D), gate = o.act('att_gate', H * D), k = o.act('att_k', KV * D), v = o.act('att_v', KV * D);
   const bias = !!(w.qb || w.kb || w.vb);
-  if (!bias && !w.gb) await normedProjections(o, x, h, norm, [{ w: w.q, y: q }, { w: w.gate, y: gate, act: 'sigmoid' }, { w: w.k, y: k }, { w: w.v, y: v }]);
+  if (w.qgkv) await matmulFp8Seg(o, x, { ...norm, h }, w.qgkv, [{ y: q, act: 'none' }, { y: gate, act: 'sigmoid' }, { y: k, act: 'none' }, { y: v, act: 'none' }]);
+  else if (!bias && !w.gb) await normedProjections(o, x, h, norm, [{ w: w.q!, y: q }, { w: w.gate!, y: gate, act: 'sigmoid' }, { w: w.k!, y: k }, { w: w.v!, y: v }]);
   else {
     await rmsNorm(o, x, norm.w, h, { eps: norm.eps });
-    await matmulMulti(o, h, null, [{ w: w.q, y: q }, { w: w.k, y: k }, { w: w.v, y: v }]);
-    await matmul(o, h, w.gate, w.gb, 'sigmoid', gate);
+    await matmulMulti(o, h, null, [{ w: w.q!, y: q }, { w: w.k!, y: k }, { w: w.v!, y: v }]);
+    await matmul(o, h, w.gate!, w.gb, 'sigmoid', gate);
   }
   const kc = o.state(`${l}.k`), vc = o.state(`${l}.v`), kv = kvCacheDtype();
   const ctx = kvCtx(kc, KV * D, kv);
   await ropeKv(o, { q, k, v, kc, vc, table: w.rope, aux: w.aux, H, KV, D, R: c.R, ctx, kv, norm: { eps: c.qkNormEps!, plusOne: true }, bias });
-  const att = o.act('att', H * D), gated = o.act('att_gated', H * D);
+  const att = o.act('att', H * D);
   await sdpa(o, q, kc, vc, att, { H, KV, D, ctx, window: 0, kv });
+  if (w.oFp8) return matmulFp8Gated(o, att, gate, w.o, w.ob, 'none', x, true);   // o_proj(att ⊙ gate), the product in its loads
+  const gated = o.act('att_gated', H * D);
   await mul(o, att, gate, gated);
   await matmul(o, gated, w.o, w.ob, 'none', x, true);
 }

@@ -94,6 +94,11 @@ const CASES: Record<string, () => { what: string; args: any }[]> = {
   argmax: () => [{ what: 'V 1000', args: { logits: t(1000, { rows: 'k' }), out: t(2, { rows: 'k', name: 'out' }), ids: t(1, { rows: 'k', name: 'ids' }) } }],
   sample: () => [{ what: 'V 1000 P 48', args: { logits: t(1000, { rows: 'k' }), params: t(48, { rows: 'k', name: 'params' }), out: t(2, { rows: 'k', name: 'out' }), ids: t(1, { rows: 'k', name: 'ids' }) } }],
   matmul_fp8: () => [{ what: 'fp8 132 → 200', args: { x: t(132), w: gpuBackend().weight('compile fp8', fp8([200, 132]), true), bias: null, y: t(200), act: 'none', accumulate: false } }],
+  matmul_fp8_conv: () => [{ what: 'fp8 128 → 200, conv over 96 W 4', args: { x: t(128), norm: { w: w([128]), eps: 1e-6, h: t(128, { name: 'h' }) }, w: gpuBackend().weight('compile fp8 conv', fp8([200, 128]), true), y: t(200, { name: 'y' }),
+    conv: { w: w([96, 1, 4]), aux: w([128 + 96 * 4]), state: state(3 * 96), y: t(96, { name: 'cy' }), act: 'silu' } } }],
+  matmul_fp8_seg: () => [{ what: 'fp8 128 → 128|128|16|8', args: { x: t(128), norm: { w: w([128]), eps: 1e-6, h: t(128, { name: 'h' }) }, w: gpuBackend().weight('compile fp8 seg', fp8([280, 128]), true),
+    outs: [{ y: t(128, { name: 'q' }), act: 'none' }, { y: t(128, { name: 'g' }), act: 'sigmoid' }, { y: t(16, { name: 'k' }), act: 'none' }, { y: t(8, { name: 'v' }), act: 'none' }] } }],
+  matmul_fp8_gated: () => [{ what: 'fp8 128 → 64 accumulate', args: { x: t(128), g: t(128, { name: 'g' }), w: gpuBackend().weight('compile fp8 gated', fp8([64, 128]), true), bias: null, y: t(64, { name: 'y' }), act: 'none', accumulate: true } }],
   moe_topk: () => BOOLS.flatMap(norm => BOOLS.map(sh => ({ what: `norm=${norm} shared=${sh}`, args: { logits: t(sh ? 9 : 8), sel: t(sh ? 5 : 4, { name: 'sel' }), k: 2, norm, shared: sh } }))),
   moe_experts: () => (['bf16', 'fp8'] as const).flatMap(dt => [
     { what: `${dt} E 4 top-2`, args: { h: t(64), sel: t(4, { name: 'sel' }), w: experts(dt), y: t(64, { name: 'y' }), k: 2, shared: null, norm: null } },

@@ -6,7 +6,7 @@
 import { describe, expect, test } from 'bun:test';
 import type { HostWeight } from '../../../src/backend/backend.ts';
 import { matmul } from '../../../kernels/matmul/matmul.ts';
-import { matmulFp8Conv, matmulFp8Multi } from '../../../kernels/matmul/matmul_fp8.ts';
+import { matmulFp8Conv, matmulFp8Gated, matmulFp8Multi, matmulFp8Seg } from '../../../kernels/matmul/matmul_fp8.ts';
 import { e4m3ToF32 } from '../../../src/load/safetensors.ts';
 import { prng, randn, type Prng } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
@@ -125,6 +125,47 @@ describe.skipIf(!HAS_GPU)('matmul_fp8_conv', () => {
             return { y, cy, state: st };
           }, { seed: rng, what: `${what} (${kernel ?? 'selected'})` });
         } finally { delete process.env.FLA_KERNEL_MATMUL_FP8_CONV; }
+      }
+    }, 120_000);
+  }
+});
+
+describe.skipIf(!HAS_GPU)('matmul_fp8_seg and matmul_fp8_gated', () => {
+  // q | gate (sigmoid) | k | v of one stacked weight; rows 1, 3 (fused) and 9 (split: a GEMM per segment)
+  for (const [N, IN, segs, bc] of [[1, 256, [128, 128, 32, 20], 128], [3, 260, [64, 64, 24], 64], [9, 256, [128, 128, 64, 64], 128], [2, 128, [40], 128]] as const) {
+    const what = `matmul_fp8_seg N=${N} ${IN}→${segs.join('|')} blocks 64×${bc}`;
+    test(what, async () => {
+      const rng = prng(what), total = segs.reduce((a, b) => a + b, 0);
+      const w = fp8(total, IN, rng, 64, bc), x = randn(N * IN, rng), gn = Float32Array.from(randn(IN, rng, 0.3), v => 1 + v);
+      for (const kernel of N <= 8 ? ['fused', 'split'] : [undefined]) {
+        if (kernel) process.env.FLA_KERNEL_MATMUL_FP8_SEG = kernel;
+        try {
+          await checkBoth(simpleStep(N), {}, async io => {
+            const xt = io.o.act('x', IN), ys = segs.map((n, i) => io.o.act(`y${i}`, n));
+            io.put(xt, x); ys.forEach(y => io.put(y));
+            await matmulFp8Seg(io.o, xt, { w: io.weight('gn', hostWeight(gn, [IN]), false), eps: 1e-6, h: io.o.act('h', IN) }, io.weight('w', w),
+              ys.map((y, i) => ({ y, act: i === 1 ? 'sigmoid' as const : 'none' as const })));
+            return Object.fromEntries(ys.map((y, i) => [`y${i}`, y]));
+          }, { seed: rng, what: `${what} (${kernel ?? 'selected'})` });
+        } finally { delete process.env.FLA_KERNEL_MATMUL_FP8_SEG; }
+      }
+    }, 120_000);
+  }
+  for (const [N, IN, OUT, bias] of [[1, 256, 72, false], [4, 260, 33, true], [11, 128, 40, false]] as const) {
+    const what = `matmul_fp8_gated N=${N} ${IN}→${OUT}${bias ? ' bias' : ''} accumulate`;
+    test(what, async () => {
+      const rng = prng(what);
+      const w = fp8(OUT, IN, rng), x = randn(N * IN, rng), g = randn(N * IN, rng), y0 = randn(N * OUT, rng), b = randn(OUT, rng);
+      for (const kernel of N <= 8 ? ['fused', 'split'] : [undefined]) {
+        if (kernel) process.env.FLA_KERNEL_MATMUL_FP8_GATED = kernel;
+        try {
+          await checkBoth(simpleStep(N), {}, async io => {
+            const xt = io.o.act('x', IN), gt = io.o.act('g', IN), y = io.o.act('y', OUT);
+            io.put(xt, x); io.put(gt, g); io.put(y, y0);
+            await matmulFp8Gated(io.o, xt, gt, io.weight('w', w), bias ? io.weight('b', hostWeight(b, [OUT]), false) : null, 'none', y, true);
+            return { y };
+          }, { seed: rng, what: `${what} (${kernel ?? 'selected'})` });
+        } finally { delete process.env.FLA_KERNEL_MATMUL_FP8_GATED; }
       }
     }, 120_000);
   }
