@@ -93,7 +93,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('-n, --gen-tokens <n>', 'Generated tokens (default 128)')
     .option('-b, --batch <list>', 'Decode batch sizes, comma-separated (default 1)')
     .option('-r, --reps <n>', 'Repetitions after warm-up (default 3)')
-    .option('--ctx <n>', 'Also decode with this many tokens already in the KV cache (random keys/values, no prefill); the state is sized for max(prompt, N) + generated tokens and its memory goes to stderr')
+    .option('--ctx <n>', 'Also decode with this many tokens already in the KV cache (random keys/values, no prefill); the state is sized for it, its memory goes to stderr')
     .option('--no-profile', 'Skip the per-kernel timestamp profile (it runs by default where the GPU has timestamps)')
     .option('--device <d>', 'gpu, gpu:N or cpu')
     .option('--json', 'Print JSON')
