@@ -51,7 +51,8 @@ const KV_DTYPES = ['f32', 'f16', 'bf16'] as const;
  * every variant that supports it. Wider enumerations of the defines are in the tests below and in delta.test.ts /
  * linear_kernels.test.ts.
  */
-const CASES: Record<string, () => { what: string; args: any }[]> = {
+// a case may name the step it compiles at (lens of its sequences; default [50, 19, 1] with 5 kept rows)
+const CASES: Record<string, () => { what: string; args: any; lens?: number[] }[]> = {
   abc: () => [{ what: 'DK 64 DV 64 M 32', args: { q: t(128), k: t(128), v: t(128), s: t(64), state: state(abcStateCols({ H: 2, DK: 64, DV: 64, M: 32 })), out: t(128, { name: 'o' }), H: 2, DK: 64, DV: 64, M: 32, scale: 0.125, clampMin: -32, clampMax: 32 } }],
   rope: () => [{ what: 'D 64 R 32', args: { x: t(128), table: w([2, 16, 16]), D: 64, R: 32 } }],
   rope_kv: () => KV_DTYPES.flatMap(kv => [[64, false, false], [128, true, false], [256, true, true], [64, false, true]].map(([D, norm, bias]) => {
@@ -94,8 +95,8 @@ const CASES: Record<string, () => { what: string; args: any }[]> = {
   argmax: () => [{ what: 'V 1000', args: { logits: t(1000, { rows: 'k' }), out: t(2, { rows: 'k', name: 'out' }), ids: t(1, { rows: 'k', name: 'ids' }) } }],
   sample: () => [{ what: 'V 1000 P 48', args: { logits: t(1000, { rows: 'k' }), params: t(48, { rows: 'k', name: 'params' }), out: t(2, { rows: 'k', name: 'out' }), ids: t(1, { rows: 'k', name: 'ids' }) } }],
   matmul_fp8: () => [{ what: 'fp8 132 → 200', args: { x: t(132), w: gpuBackend().weight('compile fp8', fp8([200, 132]), true), bias: null, y: t(200), act: 'none', accumulate: false } }],
-  matmul_fp8_conv: () => [{ what: 'fp8 128 → 200, conv over 96 W 4', args: { x: t(128), norm: { w: w([128]), eps: 1e-6, h: t(128, { name: 'h' }) }, w: gpuBackend().weight('compile fp8 conv', fp8([200, 128]), true), y: t(200, { name: 'y' }),
-    conv: { w: w([96, 1, 4]), aux: w([128 + 96 * 4]), state: state(3 * 96), y: t(96, { name: 'cy' }), act: 'silu' } } }],
+  matmul_fp8_conv: () => [[50, 19, 1], [1, 1, 1]].map(lens => ({ what: `fp8 128 → 200, conv over 96 W 4, sequences of ${lens.join(', ')}`, lens, args: { x: t(128), norm: { w: w([128]), eps: 1e-6, h: t(128, { name: 'h' }) }, w: gpuBackend().weight('compile fp8 conv', fp8([200, 128]), true), y: t(200, { name: 'y' }),
+    conv: { w: w([96, 1, 4]), aux: w([128 + 96 * 4]), state: state(3 * 96), y: t(96, { name: 'cy' }), act: 'silu' } } })),
   matmul_fp8_seg: () => [{ what: 'fp8 128 → 128|128|16|8', args: { x: t(128), norm: { w: w([128]), eps: 1e-6, h: t(128, { name: 'h' }) }, w: gpuBackend().weight('compile fp8 seg', fp8([280, 128]), true),
     outs: [{ y: t(128, { name: 'q' }), act: 'none' }, { y: t(128, { name: 'g' }), act: 'sigmoid' }, { y: t(16, { name: 'k' }), act: 'none' }, { y: t(8, { name: 'v' }), act: 'none' }] } }],
   matmul_fp8_gated: () => [{ what: 'fp8 128 → 64 accumulate', args: { x: t(128), g: t(128, { name: 'g' }), w: gpuBackend().weight('compile fp8 gated', fp8([64, 128]), true), bias: null, y: t(64, { name: 'y' }), act: 'none', accumulate: true } }],
@@ -139,7 +140,8 @@ describe.skipIf(!HAS_GPU)('every op variant compiles', () => {
       const kernels = launched.get(op.name) ?? new Set<Kernel>();
       launched.set(op.name, kernels);
       let variants = 0;
-      for (const { what, args } of CASES[op.name]!()) {
+      for (const { what, args, lens } of CASES[op.name]!()) {
+        if (lens) step(lens); else step([50, 19, 1], 5);
         for (const [name, v] of Object.entries(op.variants)) {
           if (!(v.supports?.(args, ctx()) ?? true)) continue;
           const ds = await built(`${op.name} ${name} ${what}`, op, args, name);
