@@ -65,7 +65,10 @@ function widen(w: HostWeight): Float32Array {
  */
 export function loadExperts(r: WeightReader, o: Backend, p: string, E: number, I: number, C: number): ExpertWeights {
   if (r.has(`${p}.gate_up_proj`)) {
-    const gu = r.readQ(`${p}.gate_up_proj`, [E, 2 * I, C]), dn = r.readQ(`${p}.down_proj`, [E, C, I]);
+    // fla bench's synthetic fp8 experts take the scale layout of the published per-expert checkpoints (parts of I
+    // gate or up rows, C down rows), as the branch below builds it
+    const parts = (w: HostWeight, rp: number): HostWeight => (w.synthetic && w.dtype === 'fp8' && w.fp8Parts === undefined ? { ...w, fp8Parts: rp } : w);
+    const gu = parts(r.readQ(`${p}.gate_up_proj`, [E, 2 * I, C]), I), dn = parts(r.readQ(`${p}.down_proj`, [E, C, I]), C);
     return expertWeights(o, p, gu, dn, E, I, C);
   }
   const gu: HostWeight[] = [], dn: HostWeight[] = [];
