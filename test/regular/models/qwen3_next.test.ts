@@ -3,7 +3,7 @@
 // (experts.{e}.gate_proj/up_proj/down_proj) instead of the fused gate_up_proj, f32 instead of bf16, and the legacy
 // full_attention_interval instead of layer_types; and as an fp8 checkpoint (F8_E4M3 + weight_scale_inv, blocks 32×32)
 // whose logits equal those of its dequantized f32 copy at prefill and decode (the fp8 GEMVs of matmul_fp8_multi behind
-// the norms, the fp8 routed and shared experts folded into moe_gu / moe_down).
+// the norms, the fp8 routed and shared experts folded into moe_gu / moe_down), one sequence and three decoded together.
 import { describe, expect, test } from 'bun:test';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -71,6 +71,15 @@ describe.skipIf(!dir)('qwen3_next-tiny fp8', () => {
       for (const t of ids.slice(40, 44)) {
         const [dx] = await fp8.run([{ slot: s1, tokens: [t] }]), [dy] = await f32.run([{ slot: s2, tokens: [t] }]);
         expect(relErr(dx!, dy!), 'decode').toBeLessThan(1e-5);
+      }
+      // batched decode (the conv in the in_proj GEMV's epilogue, one history per slot): three sequences of one token a
+      // step equal the f32 copy run one sequence at a time
+      const sa = [s1, fp8.acquire(), fp8.acquire()], sb = [s2, f32.acquire(), f32.acquire()], pre = [ids.slice(0, 7), ids.slice(3, 20)];
+      for (let i = 0; i < 2; i++) { await fp8.run([{ slot: sa[i + 1]!, tokens: pre[i]! }]); await f32.run([{ slot: sb[i + 1]!, tokens: pre[i]! }]); }
+      for (let k = 0; k < 3; k++) {
+        const toks = [ids[44 + k]!, ids[10 + k]!, ids[25 + k]!];
+        const dx = await fp8.run(sa.map((slot, i) => ({ slot, tokens: [toks[i]!] })));
+        for (let i = 0; i < 3; i++) expect(relErr(dx[i]!, (await f32.run([{ slot: sb[i]!, tokens: [toks[i]!] }]))[0]!), `batched decode, sequence ${i}`).toBeLessThan(1e-5);
       }
     } finally { rmSync(a, { recursive: true, force: true }); rmSync(b, { recursive: true, force: true }); }
   }, 300_000);
