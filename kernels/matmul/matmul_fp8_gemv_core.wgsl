@@ -39,13 +39,18 @@ fn ld(p1: bool, i: u32) -> WUNIT {
   return W0[i];
 }
 
-fn wscale(p1: bool, g: u32, u: u32) -> f32 {
+// the first scale of row g (its scale row × SC): computed once per lane, outside the unit loop
+fn srow_of(p1: bool, g: u32) -> u32 {
   let fq = select(dims[2], dims[3], p1);
-  let srow = (g / fq.x) * fq.y + (g % fq.x) / fq.z;
+  return ((g / fq.x) * fq.y + (g % fq.x) / fq.z) * fq.w;
+}
+
+// the block scale of unit u of the row whose first scale is at sr (× FP8_UNSCALE)
+fn wscale(p1: bool, sr: u32, u: u32) -> f32 {
 #if COL_POW2
-  let i = srow * fq.w + (u >> select(dims[4].x, dims[4].y, p1));   // units per scale block a power of two: its log2
+  let i = sr + (u >> select(dims[4].x, dims[4].y, p1));   // units per scale block a power of two: its log2
 #else
-  let i = srow * fq.w + (u * EPU) / select(dims[4].x, dims[4].y, p1);
+  let i = sr + (u * EPU) / select(dims[4].x, dims[4].y, p1);
 #endif
 #if PARTS2
   if (p1) { return S1[i] * FP8_UNSCALE; }
@@ -167,13 +172,14 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
       }
     }
     let base = o * U;
+    let sr = srow_of(p1, o);
     var u = lane;
     for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
       var wv: array<WUNIT, UNROLL>;
       for (var k = 0u; k < UNROLL; k++) { wv[k] = ld(p1, base + u + k * TPR); }   // all loads in flight first
       for (var k = 0u; k < UNROLL; k++) {
         let uk = u + k * TPR;
-        let s = wscale(p1, o, uk);
+        let s = wscale(p1, sr, uk);
         let qs = quads(wv[k], uk);
         for (var r = 0u; r < RB; r++) {
           var d = 0.0;
@@ -183,7 +189,7 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
       }
     }
     for (; u < U; u += TPR) {
-      let s = wscale(p1, o, u);
+      let s = wscale(p1, sr, u);
       let qs = quads(ld(p1, base + u), u);
       for (var r = 0u; r < RB; r++) {
         var d = 0.0;

@@ -59,14 +59,23 @@ fn ld(sh: bool, i: u32) -> WUNIT {
 }
 
 // the block scale of row g, unit u (× FP8_UNSCALE); 1 unless fp8
-fn wscale(sh: bool, g: u32, u: u32) -> f32 {
+// the first scale of row g (its scale row × SC), once per lane outside the unit loop; 0 unless fp8
+fn srow_of(sh: bool, g: u32) -> u32 {
 #if W_FP8
   let fq = select(dims[2], dims[3], sh);
-  let srow = (g / fq.x) * fq.y + (g % fq.x) / fq.z;
-#if COL_POW2
-  let i = srow * fq.w + (u >> select(dims[4].x, dims[4].y, sh));   // units per scale block a power of two: its log2
+  return ((g / fq.x) * fq.y + (g % fq.x) / fq.z) * fq.w;
 #else
-  let i = srow * fq.w + (u * EPU) / select(dims[4].x, dims[4].y, sh);
+  return 0u;
+#endif
+}
+
+// the block scale of unit u of the row whose first scale is at sr (× FP8_UNSCALE); 1 unless fp8
+fn wscale(sh: bool, sr: u32, u: u32) -> f32 {
+#if W_FP8
+#if COL_POW2
+  let i = sr + (u >> select(dims[4].x, dims[4].y, sh));   // units per scale block a power of two: its log2
+#else
+  let i = sr + (u * EPU) / select(dims[4].x, dims[4].y, sh);
 #endif
   if (sh) { return Ss[i] * FP8_UNSCALE; }
   return S[i] * FP8_UNSCALE;
@@ -126,6 +135,8 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   if (live) {
     let gg = g0 + i;
     let gu = gg + rows;
+    let sg0 = srow_of(sh, gg);
+    let su0 = srow_of(sh, gu);
     let xb = t * (C / 4u);
     if (NORM) {
       for (var q = lane; q < C / 4u; q += TPR) { let v = x[xb + q]; acc.z += dot(v, v); }
@@ -138,14 +149,14 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
       for (var k = 0u; k < UNROLL; k++) {
         let uk = u + k * TPR;
         let lq = uk * (EPU / 4u);
-        acc += vec3f(wdot(wg[k], xb, lq) * wscale(sh, gg, uk), wdot(wu[k], xb, lq) * wscale(sh, gu, uk), 0.0);
+        acc += vec3f(wdot(wg[k], xb, lq) * wscale(sh, sg0, uk), wdot(wu[k], xb, lq) * wscale(sh, su0, uk), 0.0);
       }
     }
     for (; u < U; u += TPR) {
       let w0 = ld(sh, gg * U + u);
       let w1 = ld(sh, gu * U + u);
       let lq = u * (EPU / 4u);
-      acc += vec3f(wdot(w0, xb, lq) * wscale(sh, gg, u), wdot(w1, xb, lq) * wscale(sh, gu, u), 0.0);
+      acc += vec3f(wdot(w0, xb, lq) * wscale(sh, sg0, u), wdot(w1, xb, lq) * wscale(sh, su0, u), 0.0);
     }
   }
 
