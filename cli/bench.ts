@@ -58,6 +58,9 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     const ceil: Ceilings | null = gpu ? await ceilings(gpu) : null;   // before the engine: it replaces the state slots
     const engine = new Engine(model, Math.max(maxB, 1), Math.max(p, 512), Math.max(p, longCtx ?? 0) + n + 16);
     if (longCtx !== null && !kvStates(engine).length) throw new UsageError(`--ctx ${longCtx}: ${model.config.model_type} has no KV cache (its recurrent layers are O(1) per token)`);
+    // the long decode feeds n + 1 tokens after the --ctx cached ones: they must fit the model's context
+    if (longCtx !== null && longCtx + n + 1 > engine.ctx)
+      throw new UsageError(`--ctx ${longCtx}: with --gen-tokens ${n} the decode needs ${longCtx + n + 1} positions, more than the model's context of ${engine.ctx} tokens (use --ctx ${engine.ctx - n - 1} at most)`);
     const stateBytes = model.arch.state(model.cfg, engine.ctx).reduce((a, sp) => a + 4 * sp.cols, 0) * Math.max(maxB, 1);
     log(`state: ${(stateBytes / 2 ** 30).toFixed(2)} GiB for ${Math.max(maxB, 1)} sequence(s) of a ${engine.ctx}-token context; weights ${(weightBytes / 2 ** 30).toFixed(2)} GiB`);
     const rows: Row[] = [];
