@@ -13,12 +13,14 @@ import { kvStoreRef, sdpaRef, type KvDtype } from './sdpa.ref.ts';
 import sdpaSrc from './sdpa.wgsl' with { type: 'text' };
 import splitSrc from './sdpa_split.wgsl' with { type: 'text' };
 import combineSrc from './sdpa_combine.wgsl' with { type: 'text' };
+import flashSrc from './sdpa_flash.wgsl' with { type: 'text' };
 import storeSrc from './kv_store.wgsl' with { type: 'text' };
 
 export type { KvDtype };
 
 export const KERNEL = kernel('sdpa', sdpaSrc, ['step', 'stepmeta', 'q', 'kc', 'vc', 'out', 'dims']);
 export const SPLIT_KERNEL = kernel('sdpa_split', splitSrc, ['step', 'stepmeta', 'q', 'kc', 'vc', 'part', 'dims']);
+export const FLASH_KERNEL = kernel('sdpa_flash', flashSrc, ['step', 'stepmeta', 'q', 'kc', 'vc', 'out', 'dims']);
 export const COMBINE_KERNEL = kernel('sdpa_combine', combineSrc, ['step', 'part', 'out', 'dims']);
 export const STORE_KERNEL = kernel('kv_store', storeSrc, ['step', 'stepmeta', 'x', 'cache', 'dims']);
 
@@ -145,6 +147,38 @@ export function splitsOf(a: SdpaArgs | SdpaOp, c: Ctx, p: SplitPlan = splitPlan(
   return Math.max(1, Math.min(want, Math.ceil(a.ctx / (2 * p.KB)), MAX_SPLITS, budget));
 }
 
+/**
+ * sdpa_flash's tiles (its header says what each define does): TX threads share a row group of 4 query rows (16
+ * for D ≥ 256, 8 where D/4 is a multiple of 8, else 4); key tiles of BC = 32 keys (16 where 32 do not fit); BR
+ * query rows a workgroup, the most of 64, 32, 16 whose Q, K/V, P and reduction tiles fit the adapter's workgroup
+ * memory (FLA_SDPA_BR caps it). null where D is not a multiple of 16 or past 256, or nothing fits: then `single`.
+ */
+export interface FlashPlan { D4: number; BR: number; BC: number; TX: number; WG: number; KPT: number; DV4: number; RS: number; PSF: number }
+export function flashPlan(ad: Adapter, D: number): FlashPlan | null {
+  if (D % 16 || D > 256) return null;
+  const D4 = D / 4, TX = D4 >= 64 && D4 % 16 === 0 ? 16 : D4 % 8 === 0 ? 8 : 4, RS = D4 + 1;
+  const cap = Number(knob('FLA_SDPA_BR') ?? 64);
+  for (const BC of [32, 16]) for (const BR of [64, 32, 16]) {
+    if (BR > cap || BC < TX) continue;
+    const WG = (BR / 4) * TX, PSF = BC + 1;
+    const bytes = 4 * (4 * BR * RS + 4 * BC * RS + BR * PSF + BR * TX);
+    if (bytes <= ad.maxWorkgroupStorage && WG <= ad.maxInvocations) return { D4, BR, BC, TX, WG, KPT: BC / TX, DV4: D4 / TX, RS, PSF };
+  }
+  return null;
+}
+
+/** Row tiles of BR rows a sequence: the longest sequence's tokens × the G query heads of a KV head. */
+const flashTiles = (a: SdpaOp, c: Ctx, p: FlashPlan) => Math.ceil(c.step.maxLen * (a.H / a.KV) / p.BR);
+
+function flashLaunches(a: SdpaArgs, c: Ctx): Launch[] {
+  const p = flashPlan(c.adapter, a.D)!, TPS = flashTiles(a, c, p);
+  return [{
+    kernel: FLASH_KERNEL, grid: grid(c.step.b * TPS * a.KV), cost: sdpaCost(c.step.cursors, a),
+    defines: { D4: p.D4, BR: p.BR, BC: p.BC, TX: p.TX, WG: p.WG, KPT: p.KPT, DV4: p.DV4, RS: p.RS, PSF: p.PSF, ...kvDefines(a.kv ?? 'f32') },
+    bind: { q: a.q, kc: a.k, vc: a.v, out: a.out, dims: dimsOf(a, TPS) },
+  }];
+}
+
 function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[] {
   const p = splitPlan(c.adapter, a, subgroups), S = splitsOf(a, c, p), RS = partRow(S, a.D), dims = dimsOf(a, S, RS);
   const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * RS;
@@ -171,8 +205,12 @@ export const sdpaOp = op<SdpaArgs>({
     if (a.H % a.KV || a.q.cols !== a.H * a.D || a.k.cols !== kvCols(a.ctx, a.KV * a.D, a.kv ?? 'f32') || a.v.cols !== a.k.cols)
       throw new ShapeError(`sdpa: bad shapes (H ${a.H}, KV ${a.KV}, D ${a.D}, ctx ${a.ctx}, cache ${a.kv ?? 'f32'} of ${a.k.cols} columns)`);
   },
-  select: (c, a) => (c.step.maxLen <= SPLIT_MAX_LEN && a.ctx > SPLIT_MIN_CTX && splitSupports(a) ? 'split' : 'single'),
+  select: (c, a) => {
+    if (c.step.maxLen <= SPLIT_MAX_LEN) return a.ctx > SPLIT_MIN_CTX && splitSupports(a) ? 'split' : 'single';
+    return flashPlan(c.adapter, a.D) ? 'flash' : 'single';
+  },
   variants: {
+    flash: { supports: (a, c) => flashPlan(c.adapter, a.D) !== null, launches: flashLaunches },
     single: {
       launches: (a, c) => {
         const WG = 64, DPT = Math.ceil(a.D / WG);

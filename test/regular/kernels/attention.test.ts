@@ -57,6 +57,32 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
     await attentionCase('single', 2, 2, 64, [{ slot: 1, len: 9, pos: 40 }], 16);
   });
 
+  // flash: BR query rows (tokens × G heads) per workgroup and BC = 32 keys a tile (flashPlan; 16 rows on lavapipe
+  // at D=128), so lengths around 32-key tiles and 64-row tiles, GQA 1, 2, 4 and 8, head dims 32, 64, 128 (and 48:
+  // TX = 4), continued prefixes, packed sequences of different lengths in one step, a sliding window, FLA_SDPA_BR.
+  const FLASH: [number, number, number, Seq[]][] = [
+    [4, 2, 64, [{ slot: 1, len: 17, pos: 0 }]],
+    [4, 2, 64, [{ slot: 1, len: 31, pos: 0 }, { slot: 3, len: 33, pos: 0 }, { slot: 0, len: 65, pos: 0 }]],
+    [8, 2, 128, [{ slot: 2, len: 97, pos: 5 }, { slot: 0, len: 20, pos: 64 }]],
+    [8, 1, 64, [{ slot: 0, len: 200, pos: 31 }]],
+    [2, 2, 128, [{ slot: 4, len: 129, pos: 0 }, { slot: 5, len: 1, pos: 40 }]],
+    [4, 4, 32, [{ slot: 0, len: 70, pos: 0 }]],
+    [6, 3, 48, [{ slot: 1, len: 40, pos: 3 }]],
+  ];
+  for (const [H, KV, D, seqs] of FLASH) {
+    test(`flash, H=${H} KV=${KV} D=${D}: ${seqs.map(s => `${s.pos}+${s.len}`).join(', ')}`, async () => {
+      await attentionCase('flash', H, KV, D, seqs);
+    });
+  }
+  test('flash: sliding windows 16 and 40 over tiles, BR capped to 16 and 32', async () => {
+    await attentionCase('flash', 4, 2, 64, [{ slot: 1, len: 90, pos: 7 }, { slot: 2, len: 30, pos: 0 }], 16);
+    await withEnv('FLA_SDPA_BR', '16', () => attentionCase('flash', 4, 2, 64, [{ slot: 0, len: 100, pos: 0 }], 40));
+    await withEnv('FLA_SDPA_BR', '32', () => attentionCase('flash', 8, 2, 128, [{ slot: 0, len: 50, pos: 0 }, { slot: 1, len: 19, pos: 2 }]));
+  });
+  test('flash, D=128 GQA 2: 1000 tokens', async () => {
+    await attentionCase('flash', 2, 1, 128, [{ slot: 0, len: 1000, pos: 0 }]);
+  });
+
   // split / split_wg: FLA_SDPA_SPLITS forces S = 5 splits; each split takes ceil(L / S) keys rounded up to the KB
   // keys of one iteration (splitPlan: KB depends on the adapter's subgroup size, the head dim and the GQA ratio), so
   // one decode step of 8 sequences puts a context's end (L = pos + 1) at 1, KB − 1, KB, KB + 1 (one key past the
@@ -111,10 +137,11 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
 describe('sdpa select', () => {
   const adapter = { kind: 'gpu', type: 'discrete', f16: true, subgroups: true, subgroupSize: 32, maxInvocations: 1024, maxWorkgroupStorage: 32768, maxBinding: 2 ** 31, features: new Set<string>() } as const;
   const args = (ctx: number) => ({ H: 32, KV: 8, D: 64, ctx }) as any;
-  test('decode-shaped steps over a long cache take split; prefill and short caches take single', () => {
+  test('decode-shaped steps over a long cache take split; short caches single; prefill flash where its tiles fit', () => {
     expect(sdpaOp.select(selectCtx(adapter, [1]), args(32768))).toBe('split');
     expect(sdpaOp.select(selectCtx(adapter, [1, 1, 1, 16]), args(4096))).toBe('split');
-    expect(sdpaOp.select(selectCtx(adapter, [17]), args(32768))).toBe('single');
+    expect(sdpaOp.select(selectCtx(adapter, [17]), args(32768))).toBe('flash');
+    expect(sdpaOp.select(selectCtx(adapter, [17]), { ...args(4096), D: 40 })).toBe('single');
     expect(sdpaOp.select(selectCtx(adapter, [1]), args(256))).toBe('single');
   });
   test('one sequence at 32 K fills a discrete card: llama-1b 8 KV heads × 64 splits, Qwen3-Next 2 × 256', () => {
