@@ -149,15 +149,17 @@ export function splitsOf(a: SdpaArgs | SdpaOp, c: Ctx, p: SplitPlan = splitPlan(
 
 /**
  * sdpa_flash's tiles (its header says what each define does): TX threads share a row group of 4 query rows (16
- * for D ≥ 256, 8 where D/4 is a multiple of 8, else 4); key tiles of BC = 32 keys (16 where 32 do not fit); BR
- * query rows a workgroup, the most of 64, 32, 16 whose Q, K/V, P and reduction tiles fit the adapter's workgroup
- * memory (FLA_SDPA_BR caps it). null where D is not a multiple of 16 or past 256, or nothing fits: then `single`.
+ * for D ≥ 256, 8 where D/4 is a multiple of 8, else 4; FLA_SDPA_TX where it divides D/4); key tiles of BC = 32
+ * keys (16 where 32 do not fit); BR query rows a workgroup, the most of 64, 32, 16 up to FLA_SDPA_BR (default 32:
+ * twice the workgroups of 64, for the causal imbalance) whose Q, K/V, P and reduction tiles fit the adapter's
+ * workgroup memory. null where D is not a multiple of 16 or past 256, or nothing fits: then `single`.
  */
 export interface FlashPlan { D4: number; BR: number; BC: number; TX: number; WG: number; KPT: number; DV4: number; RS: number; PSF: number }
 export function flashPlan(ad: Adapter, D: number): FlashPlan | null {
   if (D % 16 || D > 256) return null;
-  const D4 = D / 4, TX = D4 >= 64 && D4 % 16 === 0 ? 16 : D4 % 8 === 0 ? 8 : 4, RS = D4 + 1;
-  const cap = Number(knob('FLA_SDPA_BR') ?? 64);
+  const D4 = D / 4, tx = Number(knob('FLA_SDPA_TX') ?? 0), RS = D4 + 1;
+  const TX = tx && D4 % tx === 0 ? tx : D4 >= 64 && D4 % 16 === 0 ? 16 : D4 % 8 === 0 ? 8 : 4;
+  const cap = Number(knob('FLA_SDPA_BR') ?? 32);
   for (const BC of [32, 16]) for (const BR of [64, 32, 16]) {
     if (BR > cap || BC < TX) continue;
     const WG = (BR / 4) * TX, PSF = BC + 1;

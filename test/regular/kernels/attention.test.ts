@@ -7,7 +7,7 @@
 import { describe, expect, test } from 'bun:test';
 import { invFreq, ropeTable } from '../../../kernels/attention/rope.ref.ts';
 import { rope } from '../../../kernels/attention/rope.ts';
-import { kvStore, sdpa, sdpaOp, splitPlan, splitsOf } from '../../../kernels/attention/sdpa.ts';
+import { flashPlan, kvStore, sdpa, sdpaOp, splitPlan, splitsOf } from '../../../kernels/attention/sdpa.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
 import { stepOf, withEnv, withSdpa } from './attention_steps.ts';
@@ -57,7 +57,7 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
     await attentionCase('single', 2, 2, 64, [{ slot: 1, len: 9, pos: 40 }], 16);
   });
 
-  // flash: BR query rows (tokens × G heads) per workgroup and BC = 32 keys a tile (flashPlan; 16 rows on lavapipe
+  // flash: BR query rows (tokens × G heads) per workgroup and BC = 32 keys a tile (flashPlan: 32 rows, 16 on lavapipe
   // at D=128), so lengths around 32-key tiles and 64-row tiles, GQA 1, 2, 4 and 8, head dims 32, 64, 128 (and 48:
   // TX = 4), continued prefixes, packed sequences of different lengths in one step, a sliding window, FLA_SDPA_BR.
   const FLASH: [number, number, number, Seq[]][] = [
@@ -78,6 +78,11 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
     await attentionCase('flash', 4, 2, 64, [{ slot: 1, len: 90, pos: 7 }, { slot: 2, len: 30, pos: 0 }], 16);
     await withEnv('FLA_SDPA_BR', '16', () => attentionCase('flash', 4, 2, 64, [{ slot: 0, len: 100, pos: 0 }], 40));
     await withEnv('FLA_SDPA_BR', '32', () => attentionCase('flash', 8, 2, 128, [{ slot: 0, len: 50, pos: 0 }, { slot: 1, len: 19, pos: 2 }]));
+  });
+  test('flash: FLA_SDPA_TX 16 and 4 (threads a row group) at D=64, BR 64 where it fits', async () => {
+    await withEnv('FLA_SDPA_TX', '16', () => attentionCase('flash', 8, 2, 64, [{ slot: 0, len: 77, pos: 9 }, { slot: 1, len: 30, pos: 0 }]));
+    await withEnv('FLA_SDPA_TX', '4', () => attentionCase('flash', 8, 2, 64, [{ slot: 0, len: 77, pos: 9 }, { slot: 1, len: 30, pos: 0 }], 20));
+    await withEnv('FLA_SDPA_BR', '64', () => attentionCase('flash', 4, 1, 64, [{ slot: 0, len: 150, pos: 0 }]));
   });
   test('flash, D=128 GQA 2: 1000 tokens', async () => {
     await attentionCase('flash', 2, 1, 128, [{ slot: 0, len: 1000, pos: 0 }]);
@@ -153,6 +158,17 @@ describe('sdpa select', () => {
     expect(splitPlan(adapter, q3n, true)).toMatchObject({ TPK: 32, UPL: 2, KU: 1 });
     expect(splitsOf(q3n, selectCtx(adapter, [1]))).toBe(256);
     expect(splitPlan(adapter, { ...q3n, kv: 'f16' }, true)).toMatchObject({ TPK: 32, UPL: 1, KU: 2, KB: 8 });
+  });
+  test('flashPlan: tiles from the head dim and the workgroup memory; none past it (then single)', async () => {
+    const big = { ...adapter, maxWorkgroupStorage: 49152 }, small = { ...adapter, maxWorkgroupStorage: 16384 };
+    expect(flashPlan(big, 64)).toMatchObject({ BR: 32, BC: 32, TX: 8, WG: 64, KPT: 4, DV4: 2 });
+    expect(flashPlan(adapter, 128)).toMatchObject({ BR: 16, BC: 32, TX: 8, DV4: 4 });   // 32 KiB (lavapipe)
+    expect(flashPlan(big, 256)).toMatchObject({ BR: 16, BC: 16, TX: 16, KPT: 1, DV4: 4 });
+    expect(flashPlan(adapter, 256)).toBeNull();
+    expect(flashPlan(small, 128)).toBeNull();
+    expect(flashPlan(big, 40)).toBeNull();
+    await withEnv('FLA_SDPA_BR', '64', async () => expect(flashPlan(big, 64)).toMatchObject({ BR: 64, WG: 128 }));
+    await withEnv('FLA_SDPA_TX', '16', async () => expect(flashPlan(big, 64)).toMatchObject({ TX: 16, KPT: 2, DV4: 1 }));
   });
   test('FLA_SDPA_SPLITS forces S (within the cache\'s blocks)', async () => {
     await withEnv('FLA_SDPA_SPLITS', '7', async () => {
