@@ -119,6 +119,7 @@ const normScratch = (x: DeltaOp): Record<string, ScratchSpec> => (x.norm ? { y: 
 
 /** The state pass needs a geometry that fits the adapter's workgroup limits. */
 function chunkFits(x: DeltaOp, c: Ctx): boolean {
+  if (x.d.DK % 4) return false;   // delta_chunk_kkt reads q̂, k̂ as vec4
   try { chunkGeometry(x.d.DK, x.d.DV, c.adapter.maxInvocations, c.adapter.maxWorkgroupStorage); return true; } catch { return false; }
 }
 const gateDefines = (x: DeltaOp) => ({ HAS_GATE: x.a !== null, HAS_BETA: x.b !== null, NEG_EIG: x.d.negEig });
@@ -176,12 +177,14 @@ export const deltaRuleOp = op<DeltaOp>({
         const WG = Math.min(64, lim.maxInvocations);
         const geo = chunkGeometry(d.DK, d.DV, lim.maxInvocations, lim.maxWorkgroupStorage);
         const qk = scratch('qk'), gates = scratch('gates'), ab = scratch('ab');
+        const MC = Math.ceil(c.step.maxLen / CHUNK), DK4 = d.DK / 4;   // chunks of the longest sequence; kkt reads q̂, k̂ as vec4
         return [
           { kernel: KERNELS.prep, grid: grid(n * d.H),
             defines: { DK: d.DK, WG, QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], ...gateDefines(x) },
             bind: { q: x.q, k: x.k, ga: x.a, gb: x.b, gp: x.gp, qk, gates, dims: dimsOf(x) } },
-          { kernel: KERNELS.kkt, grid: grid(n * d.HV), defines: { DK: d.DK, CH: CHUNK }, bind: { qk, gates, ab, dims: u32(d.H, d.HV, d.DV) } },
-          { kernel: KERNELS.solve, grid: grid(n * d.HV), defines: { CH: CHUNK }, bind: { ab, dims: u32(d.HV) } },
+          { kernel: KERNELS.kkt, grid: grid(c.step.b * MC * d.HV), defines: { DK4, CH: CHUNK, SL: DK4 % 8 === 0 ? 8 : DK4 % 4 === 0 ? 4 : DK4 % 2 === 0 ? 2 : 1 },
+            bind: { qk, gates, ab, dims: u32(d.H, d.HV, MC) } },
+          { kernel: KERNELS.solve, grid: grid(c.step.b * MC * d.HV), defines: { CH: CHUNK }, bind: { ab, dims: u32(d.HV, MC) } },
           { kernel: KERNELS.state, grid: [d.HV * d.DV / geo.BV, c.step.b, 1],
             defines: { DK: d.DK, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, V_SILU: d.vSilu },
             bind: { qk, v: x.v, gates, ab, state: x.state, o: rawOut(x), dims: dimsOf(x) } },
