@@ -65,8 +65,10 @@ export function chunkGeometry(DK: number, DV: number, maxInvocations = 256, maxW
   const budget = Math.min(24576, maxWorkgroupStorage);
   const forced = Number(knob('FLA_DELTA_CHUNK_BV') ?? 0);   // benchmarking knob: columns per workgroup
   let BV = forced > 0 ? forced : 8;   // 8 was fastest on an H100 for DK 128 and 256 (BENCHMARKS.md): more workgroups in flight
-  while (BV > 4 && (DV % BV !== 0 || (DK + 2 * CHUNK) * BV * 4 > budget)) BV >>= 1;
-  if (DV % BV !== 0 || (DK + 2 * CHUNK) * BV * 4 > budget || tpb % BV !== 0 || tpb / BV > CHUNK || CHUNK % (tpb / BV) !== 0) throw new ShapeError(`delta_rule: no chunk geometry for DK=${DK} DV=${DV}`);
+  // the S block (transposed, each column padded by one vec4) and the two token blocks
+  const bytes = (bv: number) => (DK + 4 + 2 * CHUNK) * bv * 4;
+  while (BV > 4 && (DV % BV !== 0 || bytes(BV) > budget)) BV >>= 1;
+  if (DV % BV !== 0 || bytes(BV) > budget || tpb % BV !== 0 || tpb / BV > CHUNK || CHUNK % (tpb / BV) !== 0) throw new ShapeError(`delta_rule: no chunk geometry for DK=${DK} DV=${DV}`);
   return { BV, G: tpb / BV };
 }
 
@@ -119,7 +121,6 @@ const normScratch = (x: DeltaOp): Record<string, ScratchSpec> => (x.norm ? { y: 
 
 /** The state pass needs a geometry that fits the adapter's workgroup limits. */
 function chunkFits(x: DeltaOp, c: Ctx): boolean {
-  if (x.d.DK % 4) return false;   // delta_chunk_kkt reads q̂, k̂ as vec4
   try { chunkGeometry(x.d.DK, x.d.DV, c.adapter.maxInvocations, c.adapter.maxWorkgroupStorage); return true; } catch { return false; }
 }
 const gateDefines = (x: DeltaOp) => ({ HAS_GATE: x.a !== null, HAS_BETA: x.b !== null, NEG_EIG: x.d.negEig });
@@ -177,7 +178,7 @@ export const deltaRuleOp = op<DeltaOp>({
         const WG = Math.min(64, lim.maxInvocations);
         const geo = chunkGeometry(d.DK, d.DV, lim.maxInvocations, lim.maxWorkgroupStorage);
         const qk = scratch('qk'), gates = scratch('gates'), ab = scratch('ab');
-        const MC = Math.ceil(c.step.maxLen / CHUNK), DK4 = d.DK / 4;   // chunks of the longest sequence; kkt reads q̂, k̂ as vec4
+        const MC = Math.ceil(c.step.maxLen / CHUNK), DK4 = d.DK / 4;   // chunks of the longest sequence; kkt and state read q̂, k̂ as vec4 (checkDims: DK a multiple of 16)
         return [
           { kernel: KERNELS.prep, grid: grid(n * d.H),
             defines: { DK: d.DK, WG, QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], ...gateDefines(x) },
@@ -186,7 +187,7 @@ export const deltaRuleOp = op<DeltaOp>({
             bind: { qk, gates, ab, dims: u32(d.H, d.HV, MC) } },
           { kernel: KERNELS.solve, grid: grid(c.step.b * MC * d.HV), defines: { CH: CHUNK }, bind: { ab, dims: u32(d.HV, MC) } },
           { kernel: KERNELS.state, grid: [d.HV * d.DV / geo.BV, c.step.b, 1],
-            defines: { DK: d.DK, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, V_SILU: d.vSilu },
+            defines: { DK4, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, V_SILU: d.vSilu },
             bind: { qk, v: x.v, gates, ab, state: x.state, o: rawOut(x), dims: dimsOf(x) } },
           ...normLaunch(x, c),
         ];
