@@ -12,7 +12,8 @@
 // in the token phases, the state rows 4a4 … 4a4 + 3 for a4 ≡ g (mod G) in the state update. S_in is held transposed
 // (St[c][a4], vec4 over 4 key rows, row stride DK4 + 1 vec4 so the 16-byte reads of neighbouring columns hit
 // distinct banks); q̂ and k̂ are read as vec4 straight from memory (the same address across the BV threads of a row
-// group: one broadcast load feeds QPT tokens' 8 FMAs each). Runtime dims: (H, HV, DV), (vS, vO) (the layout dims of
+// group: one broadcast load feeds QPT tokens' 8 FMAs each); T and B rows as vec4 against x / δ held column-wise.
+// Runtime dims: (H, HV, DV), (vS, vO) (the layout dims of
 // delta_rule_recurrent: dims[2].xy).
 // Defines: DK4 = DK / 4, BV, G, CH, QPT = CH / G, V_SILU. f32; four barriers per chunk.
 #include "common.wgsl"
@@ -22,15 +23,20 @@
 @group(0) @binding(2) var<storage, read> qk: array<vec4f>;         // [2, cap, H·DK]
 @group(0) @binding(3) var<storage, read> v: array<f32>;            // [N, HV·DV]
 @group(0) @binding(4) var<storage, read> gates: array<f32>;        // [3, cap, HV]
-@group(0) @binding(5) var<storage, read> ab: array<f32>;           // [3, cap, HV·CH]
+@group(0) @binding(5) var<storage, read> ab: array<vec4f>;         // [3, cap, HV·CH] as vec4 (CH a multiple of 4)
 @group(0) @binding(6) var<storage, read_write> state: array<f32>;  // [slots, HV, DK, DV]
 @group(0) @binding(7) var<storage, read_write> o: array<f32>;      // [N, HV·DV]
 @group(0) @binding(8) var<uniform> dims: array<vec4u, 4>;          // (H, HV, DV), _, (vS, vO, _, _), _
 
 const RS: u32 = DK4 + 1u;
 var<workgroup> St: array<vec4f, BV * RS>;   // S[4a4 .. 4a4+3][c] at c·RS + a4
-var<workgroup> sh_x: array<f32, CH * BV>;   // x, then e^{G_{n−1} − G_j}·δ_j
-var<workgroup> sh_d: array<f32, CH * BV>;   // δ
+const XS: u32 = CH + 1u;   // token-block row stride: a column's rows are contiguous, neighbouring columns in distinct banks
+var<workgroup> sh_x: array<f32, BV * XS>;   // x, then e^{G_{n−1} − G_j}·δ_j, x[j][c] at c·XS + j
+var<workgroup> sh_d: array<f32, BV * XS>;   // δ
+
+// four consecutive rows of a column of x / δ (rows past the chunk's n hold finite leftovers: their T, B entries are 0)
+fn xrow(o: u32) -> vec4f { return vec4f(sh_x[o], sh_x[o + 1u], sh_x[o + 2u], sh_x[o + 3u]); }
+fn drow(o: u32) -> vec4f { return vec4f(sh_d[o], sh_d[o + 1u], sh_d[o + 2u], sh_d[o + 3u]); }
 
 @compute @workgroup_size(BV * G)
 fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u) {
@@ -78,17 +84,18 @@ fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_
         let t = cs + i;
         var vc = v[t * dims[2].x + dims[2].y + hv * DV + col];
         if (V_SILU) { vc = vc * sigmoid(vc); }
-        sh_x[i * BV + c] = gates[gplane + t * HV + hv] * (vc - exp(gates[2u * gplane + t * HV + hv]) * ks[m]);
+        sh_x[c * XS + i] = gates[gplane + t * HV + hv] * (vc - exp(gates[2u * gplane + t * HV + hv]) * ks[m]);
       }
     }
     workgroupBarrier();
     for (var m = 0u; m < QPT; m++) {
       let i = g + m * G;
       if (i < n) {
-        let trow = 2u * bplane + (cs + i) * HV * CH + hv * CH;
+        // T[i][j] = 0 for j > i (delta_chunk_solve writes the whole row), so the last vec4 may run past i
+        let trow = (2u * bplane + (cs + i) * HV * CH + hv * CH) / 4u;
         var d = 0.0;
-        for (var j = 0u; j <= i; j++) { d = fma(ab[trow + j], sh_x[j * BV + c], d); }
-        sh_d[i * BV + c] = d;
+        for (var j4 = 0u; j4 <= i / 4u; j4++) { d += dot(ab[trow + j4], xrow(c * XS + 4u * j4)); }
+        sh_d[c * XS + i] = d;
       }
     }
     workgroupBarrier();
@@ -98,18 +105,18 @@ fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_
       if (i < n) {
         let t = cs + i;
         let Gi = gates[2u * gplane + t * HV + hv];
-        let brow = bplane + t * HV * CH + hv * CH;
+        let brow = (bplane + t * HV * CH + hv * CH) / 4u;   // B[i][j] = 0 for j > i (delta_chunk_kkt)
         var acc = scale * exp(Gi) * qs[m];
-        for (var j = 0u; j <= i; j++) { acc = fma(ab[brow + j], sh_d[j * BV + c], acc); }
+        for (var j4 = 0u; j4 <= i / 4u; j4++) { acc += dot(ab[brow + j4], drow(c * XS + 4u * j4)); }
         o[t * HV * DV + hv * DV + col] = acc;
-        sh_x[i * BV + c] = exp(GL - Gi) * sh_d[i * BV + c];
+        sh_x[c * XS + i] = exp(GL - Gi) * sh_d[c * XS + i];
       }
     }
     workgroupBarrier();
     let eL = exp(GL);
     for (var a4 = g; a4 < DK4; a4 += G) {
       var s = St[c * RS + a4] * eL;
-      for (var j = 0u; j < n; j++) { s = fma(qk[kplane + ((cs + j) * H + h) * DK4 + a4], vec4f(sh_x[j * BV + c]), s); }
+      for (var j = 0u; j < n; j++) { s = fma(qk[kplane + ((cs + j) * H + h) * DK4 + a4], vec4f(sh_x[c * XS + j]), s); }
       St[c * RS + a4] = s;
     }
     workgroupBarrier();

@@ -65,8 +65,8 @@ export function chunkGeometry(DK: number, DV: number, maxInvocations = 256, maxW
   const budget = Math.min(24576, maxWorkgroupStorage);
   const forced = Number(knob('FLA_DELTA_CHUNK_BV') ?? 0);   // benchmarking knob: columns per workgroup
   let BV = forced > 0 ? forced : 8;   // 8 was fastest on an H100 for DK 128 and 256 (BENCHMARKS.md): more workgroups in flight
-  // the S block (transposed, each column padded by one vec4) and the two token blocks
-  const bytes = (bv: number) => (DK + 4 + 2 * CHUNK) * bv * 4;
+  // the S block (transposed, each column padded by one vec4) and the two token blocks (each column padded by one)
+  const bytes = (bv: number) => (DK + 4 + 2 * (CHUNK + 1)) * bv * 4;
   while (BV > 4 && (DV % BV !== 0 || bytes(BV) > budget)) BV >>= 1;
   if (DV % BV !== 0 || bytes(BV) > budget || tpb % BV !== 0 || tpb / BV > CHUNK || CHUNK % (tpb / BV) !== 0) throw new ShapeError(`delta_rule: no chunk geometry for DK=${DK} DV=${DV}`);
   return { BV, G: tpb / BV };
