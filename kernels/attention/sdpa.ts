@@ -1,15 +1,21 @@
 // kv_store and sdpa ops: append this step's keys/values to each slot's cache, then causal GQA attention.
 // The cache is stored as f32, f16 or bf16 (`KvDtype`, FLA_KV_CACHE): 16-bit pairs packed in u32 words halve the
-// bytes a long-context decode step reads. sdpa has three variants: `single` (one workgroup per query token and
-// head, online softmax over the whole context: prefill), `split` (split-K / flash-decoding: each query's context
-// cut into S splits, one workgroup per (token, KV head, split) reading each K/V row once for the H/KV query heads
-// that share it, then a combine pass; chosen for decode-shaped steps over a long cache; subgroup reductions where
-// the adapter has subgroups) and `split_wg` (the same reducing through workgroup memory: the portable fallback).
+// bytes a long-context decode step reads. sdpa has five variants: `flash` (prefill-shaped steps, past
+// SPLIT_MAX_LEN tokens: tiles of query rows — tokens × the query heads of a KV head — walk the causal keys in tiles
+// held in workgroup memory, online softmax, f32; where its tiles fit the adapter), `flash_sgmat` (flash's two
+// products on subgroup matrices, each operand split into f16 hi + lo: f32-grade; forced only, FLA_KERNEL_SDPA, until
+// measured on a GPU with subgroup matrices), `single` (one workgroup per query token and head, online softmax over
+// the whole context: short steps over short caches, and the portable fallback), `split` (split-K /
+// flash-decoding: each query's context cut into S splits, one workgroup per (token, KV head, split) reading each K/V
+// row once for the H/KV query heads that share it, then a combine pass; chosen for decode-shaped steps over a long
+// cache; subgroup reductions where the adapter has subgroups) and `split_wg` (the same reducing through workgroup
+// memory: the portable fallback).
 import type { Backend, Tensor } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { knob } from '../../src/util/knobs.ts';
 import { grid, kernel, only, ONLY, op, scratch, u32, uniformOf, type Adapter, type Ctx, type Cursor, type Defines, type Launch } from '../lib.ts';
 import { kvStoreRef, sdpaRef, type KvDtype } from './sdpa.ref.ts';
+import { sgmatFlashKernel, sgmatFlashPlan } from './sdpa_sgmat.ts';
 import sdpaSrc from './sdpa.wgsl' with { type: 'text' };
 import splitSrc from './sdpa_split.wgsl' with { type: 'text' };
 import combineSrc from './sdpa_combine.wgsl' with { type: 'text' };
@@ -181,6 +187,16 @@ function flashLaunches(a: SdpaArgs, c: Ctx): Launch[] {
   }];
 }
 
+/** flash on subgroup matrices (sdpa_sgmat.wgsl): the same tiles' two products as three f16 products each (f32-grade). */
+function sgmatLaunches(a: SdpaArgs, c: Ctx): Launch[] {
+  const p = sgmatFlashPlan(c.adapter, a.D)!, TPS = Math.ceil(c.step.maxLen * (a.H / a.KV) / p.BR);
+  return [{
+    kernel: sgmatFlashKernel(a.D, p.BC), grid: grid(c.step.b * TPS * a.KV), cost: sdpaCost(c.step.cursors, a),
+    defines: { D: a.D, NS: p.NS, BC: p.BC, ...kvDefines(a.kv ?? 'f32') },
+    bind: { q: a.q, kc: a.k, vc: a.v, out: a.out, dims: dimsOf(a, TPS) },
+  }];
+}
+
 function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[] {
   const p = splitPlan(c.adapter, a, subgroups), S = splitsOf(a, c, p), RS = partRow(S, a.D), dims = dimsOf(a, S, RS);
   const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * RS;
@@ -213,6 +229,7 @@ export const sdpaOp = op<SdpaArgs>({
   },
   variants: {
     flash: { supports: (a, c) => flashPlan(c.adapter, a.D) !== null, launches: flashLaunches },
+    flash_sgmat: { supports: (a, c) => sgmatFlashPlan(c.adapter, a.D) !== null, launches: sgmatLaunches },
     single: {
       launches: (a, c) => {
         const WG = 64, DPT = Math.ceil(a.D / WG);

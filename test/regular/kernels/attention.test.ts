@@ -8,6 +8,7 @@ import { describe, expect, test } from 'bun:test';
 import { invFreq, ropeTable } from '../../../kernels/attention/rope.ref.ts';
 import { rope } from '../../../kernels/attention/rope.ts';
 import { flashPlan, kvStore, sdpa, sdpaOp, splitPlan, splitsOf } from '../../../kernels/attention/sdpa.ts';
+import { sgmatFlashPlan } from '../../../kernels/attention/sdpa_sgmat.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
 import { stepOf, withEnv, withSdpa } from './attention_steps.ts';
@@ -86,6 +87,16 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
   });
   test('flash, D=128 GQA 2: 1000 tokens', async () => {
     await attentionCase('flash', 2, 1, 128, [{ slot: 0, len: 1000, pos: 0 }]);
+  });
+
+  // flash_sgmat (subgroup matrices: the GPU machine only): the flash shapes at D 64 and 128 and 16-bit caches, f32-grade
+  // (rtol 1e-4 like every f32 path; FLA_TEST_VERBOSE=1 prints the measured error)
+  const sgmat = HAS_GPU && sgmatFlashPlan(gpuBackend().adapter, 64) !== null;
+  test.skipIf(!sgmat)('flash_sgmat: the flash shapes at head dims 64 and 128, windows, packed sequences', async () => {
+    for (const [H, KV, D, seqs] of FLASH) if (D === 64 || D === 128) await attentionCase('flash_sgmat', H, KV, D, seqs);
+    await attentionCase('flash_sgmat', 4, 2, 64, [{ slot: 1, len: 90, pos: 7 }, { slot: 2, len: 30, pos: 0 }], 16);
+    await attentionCase('flash_sgmat', 8, 2, 128, [{ slot: 0, len: 300, pos: 0 }, { slot: 1, len: 19, pos: 2 }], 40);
+    await attentionCase('flash_sgmat', 32, 8, 64, [{ slot: 0, len: 512, pos: 0 }]);   // llama-1b's heads
   });
 
   // split / split_wg: FLA_SDPA_SPLITS forces S = 5 splits; each split takes ceil(L / S) keys rounded up to the KB

@@ -5,6 +5,7 @@
 // (max|Δ|/max|want| of the outputs, unit-normal q, k, v): f16 ≈ 3e-4, bf16 ≈ 2.5e-3; the tolerances are about 2×.
 import { describe, expect, test } from 'bun:test';
 import { kvStore, sdpa } from '../../../kernels/attention/sdpa.ts';
+import { sgmatFlashPlan } from '../../../kernels/attention/sdpa_sgmat.ts';
 import { bf16Bits, kvStoreRef, sdpaRef } from '../../../kernels/attention/sdpa.ref.ts';
 import { compare, prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
@@ -74,6 +75,13 @@ describe.skipIf(!HAS_GPU)('16-bit KV caches', () => {
       for (let i = 0; i < wu.length; i++) if (gu[i] !== wu[i] && (dt === 'bf16' || Math.abs(gu[i]! - wu[i]!) > 1)) bad++;
       expect(bad, `${dt} halves differing from the reference packing`).toBe(0);
       expect(got.c!.data.length).toBe(SLOTS * ctx * KVD / 2);
+    });
+  }
+  const sgmat = HAS_GPU && sgmatFlashPlan(gpuBackend().adapter, 64) !== null;
+  for (const dt of ['f16', 'bf16'] as const) {
+    test.skipIf(!sgmat)(`flash_sgmat, ${dt}: GQA 4 D=64 and GQA 2 D=128 prefill chunks, a window of 50`, async () => {
+      await kv16Case('flash_sgmat', dt, 8, 2, 64, [{ slot: 1, len: 70, pos: 0 }, { slot: 0, len: 20, pos: 65 }]);
+      await kv16Case('flash_sgmat', dt, 4, 2, 128, [{ slot: 2, len: 40, pos: 30 }, { slot: 0, len: 1, pos: 7 }], 50);
     });
   }
   for (const dt of ['f16', 'bf16'] as const) {
