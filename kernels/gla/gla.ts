@@ -31,14 +31,16 @@ export const CHUNK = 64;
 
 /**
  * Geometry of gla_chunk_state: BV columns × G row groups (G·BV = 256 threads or the adapter's limit, G ≤ CH); the
- * S block (DK × BV) and the chunk's v block (CH × BV) must fit 24 KiB of workgroup memory. null: no geometry fits.
+ * S block (DK × BV) and the chunk's v block (CH × BV) must fit 24 KiB of workgroup memory; DK a multiple of 4 (S
+ * is held as vec4 over key rows). null: no geometry fits.
  */
 export function chunkGeometry(DK: number, DV: number, maxInvocations = 256, maxWorkgroupStorage = 32768): { BV: number; G: number } | null {
   const tpb = Math.min(256, maxInvocations);
   const budget = Math.min(24576, maxWorkgroupStorage);
   let BV = 8;
-  while (BV > 4 && (DV % BV !== 0 || (DK + CHUNK) * BV * 4 > budget)) BV >>= 1;
-  if (DV % BV !== 0 || (DK + CHUNK) * BV * 4 > budget || tpb % BV !== 0 || tpb / BV > CHUNK || CHUNK % (tpb / BV) !== 0 || CHUNK > maxInvocations) return null;
+  const bytes = (bv: number) => (DK + 4 + CHUNK) * bv * 4;   // S transposed (each column padded by a vec4), v
+  while (BV > 4 && (DV % BV !== 0 || bytes(BV) > budget)) BV >>= 1;
+  if (DK % 4 !== 0 || DV % BV !== 0 || bytes(BV) > budget || tpb % BV !== 0 || tpb / BV > CHUNK || CHUNK % (tpb / BV) !== 0 || CHUNK > maxInvocations) return null;
   return { BV, G: tpb / BV };
 }
 
