@@ -85,6 +85,10 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
     await withEnv('FLA_SDPA_TX', '4', () => attentionCase('flash', 8, 2, 64, [{ slot: 0, len: 77, pos: 9 }, { slot: 1, len: 30, pos: 0 }], 20));
     await withEnv('FLA_SDPA_BR', '64', () => attentionCase('flash', 4, 1, 64, [{ slot: 0, len: 150, pos: 0 }]));
   });
+  // D = 256 (Qwen3-Next's gated attention) needs 35 KiB of workgroup memory (BR 16, BC 16, TX 16): the GPU machine
+  test.skipIf(!HAS_GPU || flashPlan(gpuBackend().adapter, 256) === null)('flash, D=256 GQA 8: 100 tokens after 7, and 40 from empty', async () => {
+    await attentionCase('flash', 16, 2, 256, [{ slot: 0, len: 100, pos: 7 }, { slot: 1, len: 40, pos: 0 }]);
+  });
   test('flash, D=128 GQA 2: 1000 tokens', async () => {
     await attentionCase('flash', 2, 1, 128, [{ slot: 0, len: 1000, pos: 0 }]);
   });
