@@ -1,6 +1,7 @@
 // sdpa_sgmat: sdpa_flash's tiled causal GQA attention with its two products on subgroup matrices (tensor cores),
-// f32-grade: each operand x is split into two f16 values, x = hi + lo (lo = f16(x − hi)), and each product is the
-// three f16 products hi·hi + hi·lo + lo·hi accumulated in f32 (the lo·lo term, ~2⁻²² relative, is dropped).
+// f32-grade: each operand x is split into two f16 values, x = hi + lo (hi: x rounded to 11 significant bits, lo =
+// f16(x − hi)), and each product is the three f16 products hi·hi + hi·lo + lo·hi accumulated in f32 (the lo·lo term,
+// ~2⁻²² relative, is dropped). Operands must lie in f16's range (|x| < 65504; q, k, v of the models here do).
 // One workgroup of NS subgroups (SG = 32 lanes) takes BR = 16·NS query rows of one sequence and one KV head (row r:
 // token r / G, query head kh·G + r % G) and walks the causal key range in tiles of BC keys. Subgroup s owns rows
 // 16s … 16s + 15: its Q fragments (D/16 of hi and of lo) stay in registers the whole loop; per tile
@@ -41,10 +42,14 @@ var<workgroup> st: array<vec4u, BR * SWS>;        // subgroup s: rows 16s … of
 var<workgroup> ph: array<vec4u, BR * PSL>;        // P hi (f16), rows as st
 var<workgroup> pl: array<vec4u, BR * PSL>;        // P lo
 
-// two f32 → (hi pair, lo pair) of f16
+// v rounded to f16's 11 significant bits (ties away from zero), as f32: in integers, because a float round trip
+// f32(f16(v)) may be folded away by the compiler (on the H200 it was: lo came out 0, the products f16-grade)
+fn hi11(v: f32) -> f32 { return bitcast<f32>((bitcast<u32>(v) + 0x1000u) & 0xffffe000u); }
+
+// two f32 → (hi pair, lo pair) of f16: hi = f16(hi11(v)) (exact in f16's normal range), lo = f16(v − hi)
 fn split2(v: vec2f) -> vec2u {
-  let h = pack2x16float(v);
-  return vec2u(h, pack2x16float(v - unpack2x16float(h)));
+  let h = vec2f(hi11(v.x), hi11(v.y));
+  return vec2u(pack2x16float(h), pack2x16float(v - h));
 }
 
 // row r, slot d8 of th / tl ← 8 values
