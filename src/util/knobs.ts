@@ -33,6 +33,7 @@ export const KNOBS: Record<string, Knob> = {
   FLA_SPIN_MS: { int: { min: 0, max: 1000 }, doc: 'milliseconds to busy-poll a pending GPU readback before polling every 1 ms (default 0.5 on CPU adapters, 50 on GPUs)' },
   FLA_DAWN_SKIP_VALIDATION: { values: ['0', '1'], doc: '1: dawn.node skips WebGPU validation of commands (less CPU per dispatch; an invalid command is then undefined behaviour, not an error)' },
   FLA_DAWN_ROBUSTNESS: { values: ['0', '1'], doc: '0: dawn.node compiles shaders without bounds checks on buffer accesses (disable_robustness; default 1)' },
+  FLA_GUARD_BUFFERS: { values: ['0', '1'], doc: 'tests: 1 gives every storage and uniform buffer a trailing canary region, bindings that end at a buffer\'s end reach into it, and every canary is checked at each readback: a write past the end of a buffer is an error naming it, a read past it gets NaN (docs/bounds.md)' },
   FLA_PIPELINE: { values: ['0', '1'], doc: '0: greedy decode waits for each token before submitting the next step (default 1: the next step is submitted while the GPU runs the current one, its token fed on the device)' },
   FLA_NO_REPLAY: { values: ['0', '1'], doc: '1: run the model for every decode step instead of replaying the recorded dispatches' },
 };
