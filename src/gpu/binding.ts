@@ -20,6 +20,8 @@ export interface WebGpuBinding {
   name: BindingName;
   version: string;
   gpu: GPU;
+  /** dawn.node: whether devices of this instance keep Dawn's robustness (bounds checks); bun-webgpu always does */
+  robust: boolean;
 }
 
 /** The binding FLA_WEBGPU forces, or null for the automatic choice. A bad value is a UsageError (src/util/knobs.ts). */
@@ -42,16 +44,33 @@ export function bunWebgpuBuilt(): boolean {
  * tenth; await setTimeout 0): crashes 3 runs in 3 under Bun 1.4.5 and under Node 20.20 (node --expose-gc, gc()),
  * on lavapipe; none with the instance kept (test/regular/unit/dawn_lifetime.test.ts).
  */
-const loaded = new Map<BindingName, WebGpuBinding>();
+const loaded = new Map<string, WebGpuBinding>();
 
-/** Load `name` once per process (throws when its native library cannot be loaded). */
-export async function loadBinding(name: BindingName): Promise<WebGpuBinding> {
-  const hit = loaded.get(name);
+/**
+ * Load `name` once per process (throws when its native library cannot be loaded). dawn.node takes its toggles per
+ * instance, so `robust` (dawn.node only) names one of two instances: the default one follows FLA_DAWN_ROBUSTNESS
+ * (dawnRobust()), the robust one (`robust: true`) is what Gpu.create opens a CPU adapter with unless the knob is set.
+ */
+export async function loadBinding(name: BindingName, opts: { robust?: boolean } = {}): Promise<WebGpuBinding> {
+  const robust = name === 'dawn' ? opts.robust ?? dawnRobust() : true;
+  const key = `${name}${robust ? '' : ':fast'}`;
+  const hit = loaded.get(key);
   if (hit) return hit;
-  const b = name === 'dawn' ? loadDawn() : await loadBunWebgpu();
-  loaded.set(name, b);
+  const b = name === 'dawn' ? loadDawn(robust) : await loadBunWebgpu();
+  loaded.set(key, b);
   return b;
 }
+
+/**
+ * Whether dawn.node devices keep robustness. Default: no — Dawn's disable_robustness, which on Vulkan drops Tint's
+ * index clamping and leaves robustBufferAccess(2) off in vkCreateDevice (docs/bounds.md: every kernel is in bounds
+ * by construction, and FLA_GUARD_BUFFERS=1 tests it); decode 9–15 % faster on an H200. FLA_DAWN_ROBUSTNESS=1 keeps
+ * it. A CPU adapter (lavapipe, which bounds-checks storage buffers itself) keeps it unless the knob says 0.
+ */
+export function dawnRobust(): boolean { return knob('FLA_DAWN_ROBUSTNESS') === '1'; }
+
+/** FLA_DAWN_ROBUSTNESS is set (either way): a CPU adapter then follows it too. */
+export function dawnRobustnessForced(): boolean { return knob('FLA_DAWN_ROBUSTNESS') !== undefined; }
 
 /** Globals (GPUBufferUsage, GPUMapMode, …) from the binding the device was opened with. */
 export function installGlobals(b: WebGpuBinding): void {
@@ -81,19 +100,20 @@ function requireDawnAddon(): { create(flags: string[]): GPU; globals: Record<str
 
 /**
  * dawn.node applies its flags to the instance and to every device: the TOGGLES, timestamp_quantization off (fla
- * bench's per-kernel table; Dawn rounds timestamps to ~65 µs otherwise), and the FLA_DAWN_* knobs' toggles.
+ * bench's per-kernel table; Dawn rounds timestamps to ~65 µs otherwise), FLA_DAWN_SKIP_VALIDATION's toggle, and
+ * disable_robustness unless `robust`.
  */
-export function dawnFlags(): string[] {
+export function dawnFlags(robust = dawnRobust()): string[] {
   const enable: string[] = [...TOGGLES];
   if (knob('FLA_DAWN_SKIP_VALIDATION') === '1') enable.push('skip_validation');
-  if (knob('FLA_DAWN_ROBUSTNESS') === '0') enable.push('disable_robustness');
+  if (!robust) enable.push('disable_robustness');
   return [`enable-dawn-features=${enable.join(',')}`, 'disable-dawn-features=timestamp_quantization'];
 }
 
-function loadDawn(): WebGpuBinding {
+function loadDawn(robust: boolean): WebGpuBinding {
   const addon = requireDawnAddon();
-  const gpu = addon.create(dawnFlags());
-  const b: WebGpuBinding = { name: 'dawn', version: dawnPkg.version, gpu };
+  const gpu = addon.create(dawnFlags(robust));
+  const b: WebGpuBinding = { name: 'dawn', version: dawnPkg.version, gpu, robust };
   globalsOf.set(b, addon.globals);
   return b;
 }
@@ -130,7 +150,7 @@ async function loadBunWebgpu(): Promise<WebGpuBinding> {
     keepAlive.push(names, list, toggles, desc);          // Dawn copies the toggles, but keep them anyway
   }
   patchTicker(gpu._ticker);
-  const b: WebGpuBinding = { name: 'bun-webgpu', version: bunWebgpuPkg.version, gpu };
+  const b: WebGpuBinding = { name: 'bun-webgpu', version: bunWebgpuPkg.version, gpu, robust: true };
   globalsOf.set(b, mod.globalConstructors ?? {});
   return b;
 }

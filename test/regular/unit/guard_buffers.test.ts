@@ -7,8 +7,10 @@ import { bunWebgpuBuilt } from '../../../src/gpu/binding.ts';
 import { CANARY_WORD } from '../../../src/gpu/guard.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
 
-function probe(env: Record<string, string>): { binding: string; guarded: boolean; read: number | null; past64: number | null; error: string | null } {
-  const p = Bun.spawnSync([process.execPath, join(import.meta.dir, '../../helpers/guard_probe.ts')], { env: { ...process.env, FLA_GUARD_BUFFERS: '1', ...env }, stderr: 'pipe' });
+interface Probe { binding: string; guarded: boolean; robust: boolean; type: string; read: number | null; past64: number | null; wg: number | null; error: string | null }
+
+function probe(env: Record<string, string>, guard = '1'): Probe {
+  const p = Bun.spawnSync([process.execPath, join(import.meta.dir, '../../helpers/guard_probe.ts')], { env: { ...process.env, FLA_GUARD_BUFFERS: guard, ...env }, stderr: 'pipe' });
   if (p.exitCode !== 0) throw new Error(`guard_probe exited ${p.exitCode}: ${p.stderr.toString().trim().split('\n').slice(-3).join(' | ')}`);
   return JSON.parse(p.stdout.toString().trim().split('\n').at(-1)!);
 }
@@ -27,3 +29,17 @@ for (const binding of bindings) for (const robustness of ['0', '1']) {
     expect(r).toMatchObject({ binding, guarded: true, read: 115, past64: CANARY_WORD, error: null });
   }, 60000);
 }
+
+// What FLA_DAWN_ROBUSTNESS does where these tests run: a workgroup array read one past its end is clamped to its last
+// element (4) with robustness, and reads what lies past it without (lavapipe: the next array's first word, 11).
+// A CPU adapter keeps robustness by default (binding.ts dawnRobust); bun-webgpu always does (it takes no such toggle).
+test.skipIf(!HAS_GPU)('dawn.node: FLA_DAWN_ROBUSTNESS=0 removes the index clamping, =1 keeps it; a CPU adapter keeps it by default', () => {
+  const off = probe({ FLA_WEBGPU: 'dawn', FLA_DAWN_ROBUSTNESS: '0', GUARD_PROBE_PAST: '1' }, '0');
+  const on = probe({ FLA_WEBGPU: 'dawn', FLA_DAWN_ROBUSTNESS: '1', GUARD_PROBE_PAST: '1' }, '0');
+  const dflt = probe({ FLA_WEBGPU: 'dawn', FLA_DAWN_ROBUSTNESS: '', GUARD_PROBE_PAST: '1' }, '0');
+  expect(off).toMatchObject({ binding: 'dawn', robust: false, error: null });
+  expect(off.wg).not.toBe(4);
+  expect(on).toMatchObject({ binding: 'dawn', robust: true, wg: 4, error: null });
+  expect(dflt).toMatchObject({ binding: 'dawn', robust: dflt.type === 'cpu', error: null });
+  if (dflt.type === 'cpu') expect(dflt.wg).toBe(4); else expect(dflt.wg).not.toBe(4);
+}, 60000);
