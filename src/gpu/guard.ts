@@ -9,7 +9,7 @@ import { GpuError } from '../util/errors.ts';
 /** The canary word: f32 quiet NaN 0x7fc1_7e01, its 16-bit halves f16 NaNs (0x7fc1 also a bf16 NaN). */
 export const CANARY_WORD = 0x7fc17e01;
 const MIN_CANARY = 256;
-const MAX_CANARY = 256 << 10;
+const MAX_CANARY = 4 << 10;
 
 interface Guard { ref: WeakRef<GPUBuffer>; label: string; logical: number; canary: number; dead: boolean }
 
@@ -19,8 +19,11 @@ export class BufferGuards {
 
   constructor(private readonly device: GPUDevice) {}
 
-  /** Canary bytes for a buffer of `logical` bytes: as long as the buffer, within 256 B .. 256 KiB. */
-  static canaryBytes(logical: number): number { return Math.min(MAX_CANARY, Math.max(MIN_CANARY, Math.ceil(logical / 16) * 16)); }
+  /**
+   * Canary bytes for a buffer of `logical` bytes: an eighth of it, within 256 B .. 4 KiB (every readback reads them all
+   * back; an overrun longer than that lands in the next buffer's memory, most likely in its canary).
+   */
+  static canaryBytes(logical: number): number { return Math.min(MAX_CANARY, Math.max(MIN_CANARY, Math.ceil(logical / 128) * 16)); }
 
   /** Create a guarded buffer: `logical` bytes (a multiple of 16) that kernels may use, then the canary. */
   create(logical: number, label: string, usage: number): GPUBuffer {
