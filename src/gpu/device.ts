@@ -213,7 +213,7 @@ export class Gpu {
     this.maxWorkgroupStorage = lim.maxComputeWorkgroupStorageSize;
     this.maxInvocations = lim.maxComputeInvocationsPerWorkgroup;
     this.offsetAlign = lim.minStorageBufferOffsetAlignment;
-    this.guards = knob('FLA_GUARD_BUFFERS') === '1' ? new BufferGuards(device) : null;
+    this.guards = knob('FLA_GUARD_BUFFERS') === '1' ? new BufferGuards(device, this.maxBinding) : null;
     // Any error no scope captured (validation, out of memory, internal) means the work since then computed nothing
     // trustworthy: mark the device failed so the next readback throws and callers fail instead of returning garbage.
     (device as any).onuncapturederror = (ev: any) => this.fail(String(ev?.error?.message ?? ev), ev?.error?.constructor?.name ?? '');

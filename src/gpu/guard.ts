@@ -17,7 +17,8 @@ export class BufferGuards {
   private list: Guard[] = [];
   private byBuffer = new WeakMap<GPUBuffer, Guard>();
 
-  constructor(private readonly device: GPUDevice) {}
+  /** `maxBinding`: the adapter's storage binding limit (a view already that long cannot reach into its canary) */
+  constructor(private readonly device: GPUDevice, private readonly maxBinding: number) {}
 
   /**
    * Canary bytes for a buffer of `logical` bytes: an eighth of it, within 256 B .. 4 KiB (every readback reads them all
@@ -54,7 +55,7 @@ export class BufferGuards {
     if (!g) return size;
     const end = size === undefined ? g.logical : offset + size;
     if (end > g.logical) throw new GpuError(`FLA_GUARD_BUFFERS: ${what} binds ${offset}..${end} of '${g.label}', which holds ${g.logical} bytes`);
-    return end === g.logical ? g.logical + g.canary - offset : size;
+    return end === g.logical && g.logical + g.canary - offset <= this.maxBinding ? g.logical + g.canary - offset : size;
   }
 
   /** Check every live canary (after the work submitted so far); a changed one throws, naming buffer and offset. */
