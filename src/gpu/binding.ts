@@ -44,33 +44,24 @@ export function bunWebgpuBuilt(): boolean {
  * tenth; await setTimeout 0): crashes 3 runs in 3 under Bun 1.4.5 and under Node 20.20 (node --expose-gc, gc()),
  * on lavapipe; none with the instance kept (test/regular/unit/dawn_lifetime.test.ts).
  */
-const loaded = new Map<string, WebGpuBinding>();
+const loaded = new Map<BindingName, WebGpuBinding>();
 
-/**
- * Load `name` once per process (throws when its native library cannot be loaded). dawn.node takes its toggles per
- * instance, so `robust` (dawn.node only) names one of two instances: the default one follows FLA_DAWN_ROBUSTNESS
- * (dawnRobust()), the robust one (`robust: true`) is what Gpu.create opens a CPU adapter with unless the knob is set.
- */
-export async function loadBinding(name: BindingName, opts: { robust?: boolean } = {}): Promise<WebGpuBinding> {
-  const robust = name === 'dawn' ? opts.robust ?? dawnRobust() : true;
-  const key = `${name}${robust ? '' : ':fast'}`;
-  const hit = loaded.get(key);
+/** Load `name` once per process (throws when its native library cannot be loaded). */
+export async function loadBinding(name: BindingName): Promise<WebGpuBinding> {
+  const hit = loaded.get(name);
   if (hit) return hit;
-  const b = name === 'dawn' ? loadDawn(robust) : await loadBunWebgpu();
-  loaded.set(key, b);
+  const b = name === 'dawn' ? loadDawn(dawnRobust()) : await loadBunWebgpu();
+  loaded.set(name, b);
   return b;
 }
 
 /**
- * Whether dawn.node devices keep robustness. Default: no — Dawn's disable_robustness, which on Vulkan drops Tint's
- * index clamping and leaves robustBufferAccess(2) off in vkCreateDevice (docs/bounds.md: every kernel is in bounds
- * by construction, and FLA_GUARD_BUFFERS=1 tests it); decode 9–15 % faster on an H200. FLA_DAWN_ROBUSTNESS=1 keeps
- * it. A CPU adapter (lavapipe, which bounds-checks storage buffers itself) keeps it unless the knob says 0.
+ * Whether dawn.node devices keep WebGPU robustness: yes unless FLA_DAWN_ROBUSTNESS=0, which adds Dawn's
+ * disable_robustness — on Vulkan no Tint index clamping and no robustBufferAccess(2) in vkCreateDevice. Every kernel
+ * stays in bounds by construction (docs/bounds.md; FLA_GUARD_BUFFERS=1 tests it), but on an H200 the toggle made
+ * batch-1 decode faster and prefill and batch-8 decode slower (llama-1b, one A/B), so it is not the default.
  */
-export function dawnRobust(): boolean { return knob('FLA_DAWN_ROBUSTNESS') === '1'; }
-
-/** FLA_DAWN_ROBUSTNESS is set (either way): a CPU adapter then follows it too. */
-export function dawnRobustnessForced(): boolean { return knob('FLA_DAWN_ROBUSTNESS') !== undefined; }
+export function dawnRobust(): boolean { return knob('FLA_DAWN_ROBUSTNESS') !== '0'; }
 
 /** Globals (GPUBufferUsage, GPUMapMode, …) from the binding the device was opened with. */
 export function installGlobals(b: WebGpuBinding): void {

@@ -5,7 +5,7 @@ import { GpuError } from '../util/errors.ts';
 import { log } from '../util/log.ts';
 import { bindingNames, preprocess } from './wgsl.ts';
 import type { SubgroupMatrixConfig } from '../util/f16.ts';
-import { bunWebgpuBuilt, dawnRobustnessForced, forcedBinding, installGlobals, loadBinding, setSpinMs, type BindingName, type WebGpuBinding } from './binding.ts';
+import { bunWebgpuBuilt, forcedBinding, installGlobals, loadBinding, setSpinMs, type BindingName, type WebGpuBinding } from './binding.ts';
 import { knob } from '../util/knobs.ts';
 import { BufferGuards } from './guard.ts';
 
@@ -19,7 +19,7 @@ export interface AdapterSummary {
   limits: Record<string, number>;
   subgroupMinSize: number; subgroupMaxSize: number;
   binding: BindingName; bindingVersion: string;
-  /** whether a device opened on it keeps WebGPU robustness (bounds checks; dawn.node drops them on GPUs, docs/bounds.md) */
+  /** whether a device opened on it keeps WebGPU robustness (bounds checks; FLA_DAWN_ROBUSTNESS=0 drops them on dawn.node, docs/bounds.md) */
   robust: boolean;
   subgroupMatrixConfigs: SubgroupMatrixConfig[];
 }
@@ -48,7 +48,7 @@ function summarize(adapter: GPUAdapter, b: WebGpuBinding): AdapterSummary {
     type: ADAPTER_TYPES[adapterType] ?? String(adapterType),
     features, limits, subgroupMinSize: info.subgroupMinSize ?? 0, subgroupMaxSize: info.subgroupMaxSize ?? 0,
     binding: b.name, bindingVersion: b.version,
-    robust: b.robust || (adapterType === 3 && !dawnRobustnessForced()),
+    robust: b.robust,
     // bun-webgpu does not unpack WGPUAdapterPropertiesSubgroupMatrixConfigs: no configs, no matrix kernels
     subgroupMatrixConfigs: features.includes(SUBGROUP_MATRIX)
       ? [...(info.subgroupMatrixConfigs ?? [])].map((c: any) => ({ componentType: String(c.componentType), resultComponentType: String(c.resultComponentType), M: c.M, N: c.N, K: c.K }))
@@ -229,21 +229,7 @@ export class Gpu {
     if (adapters.length === 0) throw new GpuError('no WebGPU adapter found (is a Vulkan driver installed? see README "When things go wrong")');
     const pick = adapters[index];
     if (!pick) throw new GpuError(`--device gpu:${index}: only ${adapters.length} adapter(s) found (run 'fla devices')`);
-    let { adapter, summary } = pick;
-    // dawn.node's instance has robustness off (binding.ts dawnRobust); a CPU adapter keeps it unless
-    // FLA_DAWN_ROBUSTNESS says otherwise, through the robust instance's handle on the same adapter
-    const robustTwin = summary.robust && summary.binding === 'dawn' && chosen !== null && !chosen.robust;
-    const reopen = async (): Promise<Probed | undefined> => {
-      if (!robustTwin) return (await listAdapters())[index];
-      const name = summary.name, backend = summary.backend;
-      const twins = await quietNative(async () => adaptersOf(await loadBinding('dawn', { robust: true })));
-      return twins.find(a => a.summary.name === name && a.summary.backend === backend);
-    };
-    if (robustTwin) {
-      const twin = await reopen();
-      if (!twin) throw new GpuError(`could not open ${summary.name} with robustness kept (set FLA_DAWN_ROBUSTNESS=0 to open it without)`);
-      ({ adapter, summary } = twin);
-    }
+    const { adapter, summary } = pick;
     // bun-webgpu rejects a partial requiredLimits: pass all of them (tooling.md).
     const requiredLimits = summary.limits;
     const wanted = ['shader-f16', 'subgroups', 'timestamp-query', SUBGROUP_MATRIX].filter(f => adapter.features.has(f)) as GPUFeatureName[];
@@ -252,7 +238,7 @@ export class Gpu {
     // failure also marks that adapter lost (a second requestDevice on it resolves to nothing), so retry on a fresh one.
     let device: GPUDevice | null = null, why = '';
     for (let attempt = 0; attempt < 3 && !device; attempt++) {
-      const ad = attempt === 0 ? adapter : (await reopen())?.adapter;
+      const ad = attempt === 0 ? adapter : (await listAdapters())[index]?.adapter;
       if (!ad) break;
       try { device = (await ad.requestDevice({ requiredFeatures: wanted, requiredLimits } as any)) ?? null; } catch (e) { why = oneLine(String((e as Error).message ?? e)); }
       if (!device) log.debug(`requestDevice attempt ${attempt + 1}: ${why || 'no device'}`);
