@@ -1,6 +1,6 @@
 // In-kernel routing of the fused decode GEMVs (moe_gu, moe_down with ROUTE): moe_topk_sg.wgsl's selection for one
 // token row, by the whole workgroup, into workgroup memory — rt_e[j] = the j-th expert (value descending, lower index
-// first on ties), rt_w[j] = its softmax probability (NORM_TOPK: renormalised over the K) — so the router's logits go
+// first on ties; always < E, as moe_topk stores it, even when NaN logits select none), rt_w[j] = its softmax probability (NORM_TOPK: renormalised over the K) — so the router's logits go
 // straight from its GEMV to the experts (no moe_topk dispatch). Every workgroup of the token computes the same
 // selection from the same logits. Needs in the including file: step, WG (≥ 64, dividing EMAX), EMAX, KMAX,
 // NORM_TOPK, and `fn rt_logit(i: u32) -> f32` (logit i of the bound router logits [N, LW]). Call route() from uniform control flow (barriers inside); it
@@ -60,7 +60,7 @@ fn route(lane: u32, sl: u32, sgs: u32, base: u32, E: u32, K: u32, live: bool) {
     var wi = rt_i[b][0];
     for (var s = 1u; s < nsg; s++) { if (rt_before(rt_v[b][s], rt_i[b][s], wv, wi)) { wv = rt_v[b][s]; wi = rt_i[b][s]; } }
     tot += wv;
-    if (lane == 0u) { rt_e[k] = wi; rt_w[k] = wv; }
+    if (lane == 0u) { rt_e[k] = min(wi, E - 1u); rt_w[k] = wv; }   // NaN logits select none: an id < E all the same (as moe_topk)
     if (wi % WG == lane && wi != 0xffffffffu) {
       taken |= 1u << (wi / WG);
       bv = -1.0;
