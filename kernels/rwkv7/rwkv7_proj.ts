@@ -1,6 +1,7 @@
 // rwkv7_proj op: RWKV7's r, k, v projections and LoRA down-projections of the mixed token. 'fused'
 // (kernels/rwkv7/rwkv7_proj.wgsl): all seven as one GEMV, each output row reading its own mix plane, for decode-sized
-// steps (≤ 16 rows); 'split': r, k, v as three matmuls (the GEMM for prefill) and the LoRA segments through the same
+// steps (≤ 16 rows), reducing with subgroup operations where the adapter has them; 'fused_wg' (forced only): the
+// same through workgroup memory (the portable path 'fused' takes without subgroups); 'split': r, k, v as three matmuls (the GEMM for prefill) and the LoRA segments through the same
 // GEMV kernel (the stacked LoRA weight is small: read once per 16 rows).
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
@@ -25,28 +26,42 @@ export interface Rwkv7ProjArgs {
   proj: Tensor; projPlanes: Tensor[]; lora: Tensor;
 }
 
-function gemv(a: Rwkv7ProjArgs, c: Ctx, rkv: boolean): Launch {
-  const C = a.mix.cols, R = a.lora.cols, rows = c.step.n;
+/** Threads a dispatch should launch to keep enough loads in flight on a large GPU (132 SMs × 1024), as gemv_vec. */
+const TARGET_THREADS = 1 << 17;
+
+/**
+ * The fused GEMV over the segments (rkv false: the LoRA segments only). subgroups: reduce with subgroup operations
+ * where the adapter has them; else through workgroup memory. Lanes per row: from 32, widened (split-K) while the grid
+ * is small and each lane keeps ≥ 8 units, narrowed while lanes would idle on a short row; units in flight per lane:
+ * up to 8, fewer as the rows held grow (UNROLL · RB ≤ 16) and never more than a lane has.
+ */
+function gemv(a: Rwkv7ProjArgs, c: Ctx, rkv: boolean, subgroups: boolean): Launch {
+  const C = a.mix.cols, R = a.lora.cols, rows = c.step.n, ad = c.adapter;
   const f32w = a.wl.dtype === 'f32';
   const U = C / (f32w ? 4 : 8);
-  const WG = Math.min(256, c.adapter.maxInvocations);
+  const WG = Math.min(256, ad.maxInvocations);
+  const SGS = ad.subgroupSize;
+  const SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
+  const lens = [rkv ? C : 0, rkv ? C : 0, rkv ? C : 0, a.ranks.w, a.ranks.a, a.ranks.g, a.ranks.v];
+  const outs = lens.reduce((s, v) => s + v, 0);
   let TPR = Math.min(32, WG);
+  while (TPR < WG && outs * TPR < TARGET_THREADS && 8 * TPR <= U) TPR *= 2;
   while (TPR > 1 && TPR > U) TPR /= 2;
   const RPW = WG / TPR;
-  const lens = [rkv ? C : 0, rkv ? C : 0, rkv ? C : 0, a.ranks.w, a.ranks.a, a.ranks.g, a.ranks.v];
   const ends: number[] = [];
   let e = 0;
   for (const l of lens) { e += Math.ceil(l / RPW); ends.push(e); }
   const RB = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : rows <= 8 ? 8 : PROJ_RMAX;
+  const UNROLL = Math.max(1, Math.min(8, 16 / RB, Math.floor(U / TPR)));
   const [gx, gy] = grid(e);
-  const wbytes = f32w ? 4 : 2, outs = lens.reduce((s, v) => s + v, 0);
+  const wbytes = f32w ? 4 : 2;
   return {
     kernel: KERNEL, grid: [gx, gy, Math.ceil(rows / RB)],
-    defines: { WG, RB, UNROLL: Math.min(4, 16 / RB), W_F32: f32w, W_F16: a.wl.dtype === 'f16' },
+    defines: { WG, TPR, U, RB, UNROLL, SG_RED, SGS: SG_RED ? SGS : 1, W_F32: f32w, W_F16: a.wl.dtype === 'f16' },
     cost: { flops: 2 * rows * C * outs, bytes: outs * C * wbytes + 4 * rows * (4 * C + outs) },
     bind: {
       x: a.mix, Wr: a.wr, Wk: a.wk, Wv: a.wv, Wl: a.wl, proj: a.proj, lora: a.lora,
-      dims: u32(C, U, TPR, R, ends[0]!, ends[1]!, ends[2]!, ends[3]!, ends[4]!, ends[5]!, ends[6]!, 0, a.ranks.w, a.ranks.a, a.ranks.g, a.ranks.v),
+      dims: u32(C, 0, R, 0, ends[0]!, ends[1]!, ends[2]!, ends[3]!, ends[4]!, ends[5]!, ends[6]!, 0, a.ranks.w, a.ranks.a, a.ranks.g, a.ranks.v),
     },
   };
 }
@@ -71,7 +86,11 @@ export const rwkv7ProjOp = op<Rwkv7ProjArgs>({
   variants: {
     fused: {
       supports: a => sameDtype(a),
-      launches: (a, c) => [gemv(a, c, true)],
+      launches: (a, c) => [gemv(a, c, true, true)],
+    },
+    fused_wg: {
+      supports: a => sameDtype(a),
+      launches: (a, c) => [gemv(a, c, true, false)],
     },
     split: {
       launches: (a, c) => {
@@ -81,7 +100,7 @@ export const rwkv7ProjOp = op<Rwkv7ProjArgs>({
           out.push(...matmulOp.variants[matmulOp.select(c, m)]!.launches(m, c));
         }
         // the LoRA segments alone: the r, k, v weights are bound (unread) only to fill their bindings
-        out.push(gemv({ ...a, wr: a.wl, wk: a.wl, wv: a.wl }, c, false));
+        out.push(gemv({ ...a, wr: a.wl, wk: a.wl, wv: a.wl }, c, false, true));
         return out;
       },
     },
