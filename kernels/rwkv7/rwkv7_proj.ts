@@ -8,6 +8,7 @@ import { ShapeError } from '../../src/util/errors.ts';
 import { grid, kernel, op, u32, type Ctx, type Launch } from '../lib.ts';
 import { matmulOp, type MatmulArgs } from '../matmul/matmul.ts';
 import source from './rwkv7_proj.wgsl' with { type: 'text' };
+import gemvSource from './rwkv7_gemv.wgsl' with { type: 'text' };
 import { rwkv7ProjRef } from './rwkv7_proj.ref.ts';
 import type { LoraRanks } from './wkv7_lora.ref.ts';
 
@@ -72,6 +73,7 @@ function sameDtype(a: Rwkv7ProjArgs): boolean {
 
 export const rwkv7ProjOp = op<Rwkv7ProjArgs>({
   name: 'rwkv7_proj',
+  includes: { 'rwkv7_gemv.wgsl': gemvSource },
   check(a) {
     const C = a.mix.cols, R = a.ranks.w + a.ranks.a + a.ranks.g + a.ranks.v;
     if (C % 8 !== 0) throw new ShapeError(`rwkv7_proj: hidden size ${C} must be a multiple of 8`);

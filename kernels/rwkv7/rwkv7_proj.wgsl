@@ -13,7 +13,8 @@
 // segment's own binding (a switch outside the batch) before any FMA. As matmul_gemv_vec, the reduction over the TPR
 // lanes is SG_RED (subgroupShuffleXor / subgroupAdd, then workgroup memory across subgroups when TPR > sg; lanes of a
 // 1-D workgroup consecutive in subgroups of size sg ≥ SGS) or, portable, a workgroup-memory tree.
-// Defines: WG, TPR, U, RB, UNROLL, SG_RED, SGS, W_F32, W_F16. Accumulates in f32.
+// Defines: WG, TPR, U, RB, UNROLL, SG_RED, SGS, W_F32, W_F16. Accumulates in f32. The weight loads, the unit's dot
+// product and the segment table: rwkv7_gemv.wgsl (shared with rwkv7_proj_ln).
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -32,49 +33,11 @@ var<workgroup> red: array<f32, (WG / SGS) * RB>;
 var<workgroup> red: array<f32, WG * RB>;
 #endif
 
-// UNROLL units of weight binding b (0 Wr, 1 Wk, 2 Wv, 3 Wl) from unit i, TPR apart
-fn load_batch(b: u32, i: u32) -> array<vec4u, UNROLL> {
-  var w: array<vec4u, UNROLL>;
-  switch b {
-    case 0u: { for (var k = 0u; k < UNROLL; k++) { w[k] = Wr[i + k * TPR]; } }
-    case 1u: { for (var k = 0u; k < UNROLL; k++) { w[k] = Wk[i + k * TPR]; } }
-    case 2u: { for (var k = 0u; k < UNROLL; k++) { w[k] = Wv[i + k * TPR]; } }
-    default: { for (var k = 0u; k < UNROLL; k++) { w[k] = Wl[i + k * TPR]; } }
-  }
-  return w;
-}
-
-fn load_one(b: u32, i: u32) -> vec4u {
-  switch b {
-    case 0u: { return Wr[i]; }
-    case 1u: { return Wk[i]; }
-    case 2u: { return Wv[i]; }
-    default: { return Wl[i]; }
-  }
-}
+#include "rwkv7_gemv.wgsl"
 
 // Unit u of a W row (as loaded) times the same unit of x row `xr` (its first vec4f index).
 fn dot_unit(w: vec4u, xr: u32, u: u32) -> f32 {
-#if W_F32
-  return dot(bitcast<vec4f>(w), x[xr + u]);
-#else
-  let a = x[xr + 2u * u];
-  let b = x[xr + 2u * u + 1u];
-#if W_F16
-  let w0 = unpack2x16float(w.x); let w1 = unpack2x16float(w.y);
-  let w2 = unpack2x16float(w.z); let w3 = unpack2x16float(w.w);
-  return dot(vec4f(w0, w1), a) + dot(vec4f(w2, w3), b);
-#else
-  let lo = bitcast<vec4f>(w << vec4u(16u));            // elements 0, 2, 4, 6
-  let hi = bitcast<vec4f>(w & vec4u(0xffff0000u));     // elements 1, 3, 5, 7
-  return dot(vec4f(lo.x, hi.x, lo.y, hi.y), a) + dot(vec4f(lo.z, hi.z, lo.w, hi.w), b);
-#endif
-#endif
-}
-
-fn seg_end(s: u32) -> u32 {
-  if (s < 4u) { return dims[1][s]; }
-  return dims[2][s - 4u];
+  return wdot(w, x[xr + XPU * u], x[xr + XPU * u + XPU - 1u]);
 }
 
 @compute @workgroup_size(WG)
@@ -93,22 +56,10 @@ fn rwkv7_proj(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g
   if (s == 7u) { return; }   // uniform per workgroup
   var begin = 0u;
   if (s > 0u) { begin = seg_end(s - 1u); }
-  // segment geometry: rows, x plane (= proj plane for r, k, v), first row among the stacked LoRA rows
-  let RW = dims[3].x;
-  let RA = dims[3].y;
-  let RG = dims[3].z;
-  var len = C;
-  var xp = 0u;
-  var lofs = 0u;
-  switch s {
-    case 1u: { xp = 2u; }
-    case 2u: { xp = 3u; }
-    case 3u: { len = RW; xp = 1u; }
-    case 4u: { len = RA; xp = 4u; lofs = RW; }
-    case 5u: { len = RG; xp = 5u; lofs = RW + RA; }
-    case 6u: { len = dims[3].w; xp = 3u; lofs = RW + RA + RG; }
-    default: {}
-  }
+  let sgm = segment(s, C);
+  let len = sgm.len;
+  let xp = sgm.xp;
+  let lofs = sgm.lofs;
   let b = min(s, 3u);
   let lane = li % TPR;
   let sub = li / TPR;

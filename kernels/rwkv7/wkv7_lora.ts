@@ -1,12 +1,15 @@
 // wkv7_lora op: the RWKV7 time-mix core with its LoRA up-projections and gate math. 'fused' (kernels/rwkv7/
-// wkv7_lora.wgsl): one dispatch, the up-projections in the recurrence's prologue, token by token; 'split': lora_up
+// wkv7_lora.wgsl): one dispatch, the up-projections in the recurrence's prologue, token by token, their weight rows
+// loaded in parallel across the workgroup (16-byte units, a batch of rows in flight per thread) and the state spread
+// over P threads per column, with subgroup reductions where the adapter has them; 'fused_wg' (forced only): the same
+// reducing through workgroup memory; 'split': lora_up
 // (every token in parallel: the up-projections into proj's w, a, g planes and vmix) then wkv7_recurrent, for steps
 // with long sequences, whose recurrence would otherwise also carry the up-projections serially; 'chunk': lora_up then
 // the wkv7 op's chunked prefill (wkv7_chunk.ts), where that op would choose it (or FLA_KERNEL_WKV7=chunk forces it).
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { knob } from '../../src/util/knobs.ts';
-import { f32, grid, kernel, op, scratch, u32, weightDefines, type Ctx, type Launch } from '../lib.ts';
+import { f32, grid, kernel, op, scratch, u32, weightDefines, type Adapter, type Ctx, type Launch } from '../lib.ts';
 import { cost as wkv7Cost, wkv7Op, type Wkv7Op } from './wkv7.ts';
 import { chunkFits, chunkVariant } from './wkv7_chunk.ts';
 import source from './wkv7_lora.wgsl' with { type: 'text' };
@@ -16,9 +19,26 @@ import { wkv7LoraRef, type LoraRanks } from './wkv7_lora.ref.ts';
 export const KERNEL = kernel('wkv7_lora', source, ['step', 'stepmeta', 'proj', 'lora', 'W', 'params', 'vfirst', 'state', 'y', 'dims']);
 export const UP_KERNEL = kernel('lora_up', upSource, ['step', 'lora', 'W', 'params', 'proj', 'vmix', 'dims']);
 
-/** Ways the fused prologue's dot products are split (workgroups of KS·D threads, at most 256). */
-export function splits(D: number, maxInvocations: number): number {
-  return Math.max(1, Math.min(4, Math.floor(Math.min(256, maxInvocations) / D)));
+/** The fused kernel's geometry: workgroup size, threads per column of S, elements per 16-byte weight unit, subgroups. */
+export interface FusedPlan { WG: number; P: number; EPU: number; SG_RED: boolean; SGS: number }
+
+/**
+ * WG: the largest power of two ≤ 256 (and the adapter's limit) whose workgroup memory fits, at least D; null when
+ * none does or the head's columns are not whole 16-byte units. subgroups: reduce with subgroup operations where the
+ * adapter has them (subgroups of at least P lanes).
+ */
+export function fusedPlan(D: number, C: number, dtype: 'f32' | 'bf16' | 'f16', ad: Adapter, subgroups: boolean): FusedPlan | null {
+  const EPU = dtype === 'f32' ? 4 : 8;
+  if (D % EPU !== 0 || C % EPU !== 0) return null;
+  let WG = 1;
+  while (WG * 2 <= Math.min(256, ad.maxInvocations)) WG *= 2;
+  for (; WG >= D; WG /= 2) {
+    const P = WG / D, SGS = ad.subgroupSize;
+    const SG_RED = subgroups && ad.subgroups && SGS >= P && SGS <= WG && (SGS & (SGS - 1)) === 0;
+    const bytes = 4 * (WG * EPU + 4 * WG + 7 * D) + (SG_RED ? 8 * (WG / SGS) : 12 * WG);
+    if (bytes <= ad.maxWorkgroupStorage) return { WG, P, EPU, SG_RED, SGS: SG_RED ? SGS : 1 };
+  }
+  return null;
 }
 
 /** Tokens each lora_up thread takes (each weight load serves them all; lora_up.wgsl's vec4 accumulators). */
@@ -56,6 +76,23 @@ function upLaunch(a: Wkv7LoraArgs, c: Ctx): Launch {
   };
 }
 
+/** The fused kernel's launch (subgroups: where the adapter has them). */
+function fusedLaunch(a: Wkv7LoraArgs, c: Ctx, subgroups: boolean): Launch {
+  const C = a.out.cols, R = sumRanks(a.ranks), dt = a.wu.dtype as 'f32' | 'bf16' | 'f16';
+  const p = fusedPlan(a.D, C, dt, c.adapter, subgroups);
+  if (!p) throw new ShapeError(`wkv7_lora: head dim ${a.D} does not fit the fused kernel on this adapter (${c.adapter.maxInvocations} invocations, ${c.adapter.maxWorkgroupStorage} bytes of workgroup memory)`);
+  const base = wkv7Cost(c.step.n, C, a.D);
+  return {
+    kernel: KERNEL, grid: [C / a.D, c.step.b, 1],
+    defines: {
+      D: a.D, WG: p.WG, P: p.P, EPU: p.EPU, FIRST: a.ranks.v === 0, FUSE_NORM: a.fuseNorm,
+      W_F32: dt === 'f32', W_F16: dt === 'f16', SG_RED: p.SG_RED, SGS: p.SGS,
+    },
+    cost: { flops: base.flops + 2 * c.step.n * R * C, bytes: base.bytes + 8 * c.step.b * C * a.D + c.step.b * R * C * (dt === 'f32' ? 4 : 2) },
+    bind: { proj: a.proj, lora: a.lora, W: a.wu, params: a.params, vfirst: a.vfirst, state: a.state, y: a.out, dims: u32(C, new Uint32Array(new Float32Array([a.gnEps]).buffer)[0]!, R, 0, a.ranks.w, a.ranks.a, a.ranks.g, 0) },
+  };
+}
+
 /** Past FUSED_MAX_LEN: 'chunk' where the wkv7 op would chunk (FLA_KERNEL_WKV7 forces either way), else 'split'. */
 function longVariant(c: Ctx, a: Wkv7LoraArgs): 'split' | 'chunk' {
   const forced = knob('FLA_KERNEL_WKV7'), w = { D: a.D } as Wkv7Op;
@@ -73,20 +110,15 @@ export const wkv7LoraOp = op<Wkv7LoraArgs>({
     if (a.wu.dtype === 'fp8' || C % 2 !== 0) throw new ShapeError(`wkv7_lora: up-projections must be f32, bf16 or f16 with C even`);
   },
   /** 'fused' while every sequence of the step has ≤ FUSED_MAX_LEN tokens (decode), else 'chunk' or 'split' (longVariant). */
-  select: (c, a) => (c.step.maxLen <= FUSED_MAX_LEN ? 'fused' : longVariant(c, a)),
+  select: (c, a) => (c.step.maxLen <= FUSED_MAX_LEN && fusedPlan(a.D, a.out.cols, a.wu.dtype as 'f32' | 'bf16' | 'f16', c.adapter, true) ? 'fused' : longVariant(c, a)),
   variants: {
     fused: {
-      launches: (a, c) => {
-        const C = a.out.cols, R = sumRanks(a.ranks);
-        if (a.D > c.adapter.maxInvocations) throw new ShapeError(`wkv7_lora: head dim ${a.D} must be ≤ ${c.adapter.maxInvocations}`);
-        const base = wkv7Cost(c.step.n, C, a.D);
-        return [{
-          kernel: KERNEL, grid: [C / a.D, c.step.b, 1],
-          defines: { D: a.D, KS: splits(a.D, c.adapter.maxInvocations), R, RG: a.ranks.g, FIRST: a.ranks.v === 0, FUSE_NORM: a.fuseNorm, ...weightDefines(a.wu.dtype as 'f32' | 'bf16' | 'f16') },
-          cost: { flops: base.flops + 2 * c.step.n * R * C, bytes: base.bytes + 8 * c.step.b * C * a.D + c.step.b * R * C * (a.wu.dtype === 'f32' ? 4 : 2) },
-          bind: { proj: a.proj, lora: a.lora, W: a.wu, params: a.params, vfirst: a.vfirst, state: a.state, y: a.out, dims: f32(C, a.gnEps, a.ranks.w, a.ranks.a) },
-        }];
-      },
+      supports: (a, c) => fusedPlan(a.D, a.out.cols, a.wu.dtype as 'f32' | 'bf16' | 'f16', c.adapter, true) !== null,
+      launches: (a, c) => [fusedLaunch(a, c, true)],
+    },
+    fused_wg: {
+      supports: (a, c) => fusedPlan(a.D, a.out.cols, a.wu.dtype as 'f32' | 'bf16' | 'f16', c.adapter, false) !== null,
+      launches: (a, c) => [fusedLaunch(a, c, false)],
     },
     split: {
       scratch: a => ({ vmix: { cols: a.out.cols } }),
