@@ -2,12 +2,14 @@
 // (spec-rwkv7-gla-abc.md §1.3 steps 1–4). Per row t (slot s_t): h = LN(x_t) (x_t ← LN_pre(e_t) first when PRE),
 // the segment's mixed row xm = h + (shift[s_t] − h)⊙mix[plane] built in workgroup memory, then the seven projections
 // of rwkv7_proj (same segments, lanes, reduction) from it. The shift state is only read here: the first workgroup
-// writes h to hout (and LN_pre(e) to xo when PRE), and the state store happens after this dispatch (wkv7_lora's
-// SHIFT epilogue), so no workgroup can see a half-updated state.
-// Bindings: step uniform; stepmeta (cursors, token→sequence); xin [N, C] (x, or e when PRE) as vec4f; nw [2 | 4, C]
-// (LN weight, bias, then the pre-norm's) as vec4f; shift [slots, C] as vec4f; xmix [6, C] as vec4f; Wr, Wk, Wv, Wl
-// as rwkv7_proj; proj [6, cap, C]; lora [N, R]; hout [N, C] (h, as vec4f); xo [N, C] (LN_pre(e) when PRE) as vec4f;
-// dims: C, 0, R, 0 | segment ends | … | RW, RA, RG, RV (rwkv7_proj's); EPS in dims[0].w (f32 bits).
+// writes h to proj plane 4 (and LN_pre(e) to xo when PRE), and the state store happens after this dispatch
+// (wkv7_lora's SHIFT epilogue), so no workgroup can see a half-updated state.
+// Bindings (ten storage buffers, the portable limit): step uniform; stepmeta (cursors, token→sequence); xin [N, C]
+// (x, or e when PRE) as vec4f; lnw [NWR + 6, C] as vec4f: LN weight, bias (then the pre-norm's when PRE: NWR 4, else
+// 2), then the six mix rows; shift [slots, C] as vec4f; Wr, Wk, Wv, Wl as rwkv7_proj; proj [6, cap, C]: r, k, v into
+// planes 0, 2, 3 as rwkv7_proj, the activated LoRA row into plane 1 (row stride C, R ≤ C) and h into plane 4 (planes
+// the split path's w and a would use); xo [N, C] (LN_pre(e) when PRE) as vec4f; dims: C, 0, R, EPS (f32 bits) |
+// segment ends | … | RW, RA, RG, RV (rwkv7_proj's).
 // Dispatch as rwkv7_proj (z over blocks of RB rows). Prologue: each thread takes EV = ⌈C / (4·WG)⌉ vec4f of the row,
 // two-pass f32 statistics (subgroupAdd + workgroup memory when SG_RED, else a workgroup tree), one row after the
 // other; the lane's first batch of weight units is loaded before the prologue, each later batch while the previous
@@ -17,18 +19,21 @@
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
 @group(0) @binding(2) var<storage, read> xin: array<vec4f>;      // [N, C / 4]
-@group(0) @binding(3) var<storage, read> nw: array<vec4f>;       // [2 | 4, C / 4]
+@group(0) @binding(3) var<storage, read> lnw: array<vec4f>;      // [NWR + 6, C / 4]
 @group(0) @binding(4) var<storage, read> shift: array<vec4f>;    // [slots, C / 4]
-@group(0) @binding(5) var<storage, read> xmix: array<vec4f>;     // [6, C / 4]
-@group(0) @binding(6) var<storage, read> Wr: array<vec4u>;
-@group(0) @binding(7) var<storage, read> Wk: array<vec4u>;
-@group(0) @binding(8) var<storage, read> Wv: array<vec4u>;
-@group(0) @binding(9) var<storage, read> Wl: array<vec4u>;
-@group(0) @binding(10) var<storage, read_write> proj: array<f32>; // [6, cap, C]
-@group(0) @binding(11) var<storage, read_write> lora: array<f32>; // [N, R]
-@group(0) @binding(12) var<storage, read_write> hout: array<vec4f>; // [N, C / 4]
-@group(0) @binding(13) var<storage, read_write> xo: array<vec4f>;   // [N, C / 4]
-@group(0) @binding(14) var<uniform> dims: array<vec4u, 4>;
+@group(0) @binding(5) var<storage, read> Wr: array<vec4u>;
+@group(0) @binding(6) var<storage, read> Wk: array<vec4u>;
+@group(0) @binding(7) var<storage, read> Wv: array<vec4u>;
+@group(0) @binding(8) var<storage, read> Wl: array<vec4u>;
+@group(0) @binding(9) var<storage, read_write> proj: array<f32>; // [6, cap, C]
+@group(0) @binding(10) var<storage, read_write> xo: array<vec4f>; // [N, C / 4]
+@group(0) @binding(11) var<uniform> dims: array<vec4u, 4>;
+
+#if PRE
+const NWR = 4u;
+#else
+const NWR = 2u;
+#endif
 
 var<workgroup> xs: array<vec4f, RB * XV>;   // the mixed rows of this segment's plane
 #if SG_RED
@@ -73,7 +78,6 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
 fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
 #endif
   let C = dims[0].x;
-  let R = dims[0].z;
   let EPS = bitcast<f32>(dims[0].w);
   let rows = step.n;
   let wg = g.x + g.y * ng.x;
@@ -121,7 +125,7 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
 #endif
       for (var k = 0u; k < EV; k++) {
         let i = min(li + k * WG, XV - 1u);
-        xv[k] = (xv[k] - mu) * rs * nw[2u * XV + i] + nw[3u * XV + i];
+        xv[k] = (xv[k] - mu) * rs * lnw[2u * XV + i] + lnw[3u * XV + i];
         if (wg == 0u && r0 + r < rows && li + k * WG < XV) { xo[row * XV + i] = xv[k]; }
       }
     }
@@ -142,10 +146,13 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
     for (var k = 0u; k < EV; k++) {
       let i = li + k * WG;
       if (i < XV) {
-        let h = (xv[k] - mu) * rs * nw[i] + nw[XV + i];
-        if (wg == 0u && r0 + r < rows) { hout[row * XV + i] = h; }
+        let h = (xv[k] - mu) * rs * lnw[i] + lnw[XV + i];
+        if (wg == 0u && r0 + r < rows) {
+          let hb = (4u * step.cap + row) * C + 4u * i;
+          proj[hb] = h.x; proj[hb + 1u] = h.y; proj[hb + 2u] = h.z; proj[hb + 3u] = h.w;
+        }
         let d = shift[slot * XV + i] - h;
-        xs[r * XV + i] = fma(d, xmix[xp * XV + i], h);
+        xs[r * XV + i] = fma(d, lnw[(NWR + xp) * XV + i], h);
       }
     }
   }
@@ -210,7 +217,7 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
         } else {
           if (s == 3u) { v = tanh_stable(v); }
           if (s == 5u) { v = sigmoid(v); }
-          lora[row * R + lofs + o] = v;
+          proj[(step.cap + row) * C + lofs + o] = v;
         }
       }
     }

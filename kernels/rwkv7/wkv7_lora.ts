@@ -15,8 +15,11 @@ import { chunkFits, chunkVariant } from './wkv7_chunk.ts';
 import source from './wkv7_lora.wgsl' with { type: 'text' };
 import upSource from './lora_up.wgsl' with { type: 'text' };
 import { wkv7LoraRef, type LoraRanks } from './wkv7_lora.ref.ts';
+import { shiftStoreOp } from './token_shift.ts';
+import { shiftStoreRef } from './token_shift.ref.ts';
+import { partLaunches } from './compose.ts';
 
-export const KERNEL = kernel('wkv7_lora', source, ['step', 'stepmeta', 'proj', 'lora', 'W', 'params', 'vfirst', 'state', 'y', 'dims']);
+export const KERNEL = kernel('wkv7_lora', source, ['step', 'stepmeta', 'proj', 'lora', 'W', 'params', 'vfirst', 'state', 'y', 'hsrc', 'shift', 'dims']);
 export const UP_KERNEL = kernel('lora_up', upSource, ['step', 'lora', 'W', 'params', 'proj', 'vmix', 'dims']);
 
 /** The fused kernel's geometry: workgroup size, threads per column of S, elements per 16-byte weight unit, subgroups. */
@@ -55,6 +58,8 @@ export const FUSED_MAX_LEN = 16;
 export interface Wkv7LoraArgs {
   proj: Tensor; lora: Tensor; wu: Weight; ranks: LoraRanks; params: Weight; vfirst: Tensor; state: Tensor; out: Tensor;
   D: number; fuseNorm: boolean; gnEps: number;
+  /** 'fused' only: store the time-mix shift state, state[slot] ← h[last token of the sequence] (after rwkv7_proj_ln). */
+  shift?: { h: Tensor; state: Tensor } | null;
 }
 
 const sumRanks = (r: LoraRanks) => r.w + r.a + r.g + r.v;
@@ -68,6 +73,7 @@ const core = (a: Wkv7LoraArgs): Wkv7Op => ({
 /** lora_up: the up-projections of every token in parallel into proj's w, a, g planes and vmix. */
 function upLaunch(a: Wkv7LoraArgs, c: Ctx): Launch {
   const C = a.out.cols, R = sumRanks(a.ranks);
+  if (a.lora.cols !== R) throw new ShapeError(`wkv7_lora: lora_up reads lora rows of ${R} columns, got ${a.lora.cols}`);
   return {
     kernel: UP_KERNEL, grid: grid(Math.ceil(Math.ceil(c.step.n / UP_TB) * C / 64)),
     defines: { R, RG: a.ranks.g, FIRST: a.ranks.v === 0, ...weightDefines(a.wu.dtype as 'f32' | 'bf16' | 'f16') },
@@ -77,7 +83,7 @@ function upLaunch(a: Wkv7LoraArgs, c: Ctx): Launch {
 }
 
 /** The fused kernel's launch (subgroups: where the adapter has them). */
-function fusedLaunch(a: Wkv7LoraArgs, c: Ctx, subgroups: boolean): Launch {
+export function fusedLaunch(a: Wkv7LoraArgs, c: Ctx, subgroups: boolean): Launch {
   const C = a.out.cols, R = sumRanks(a.ranks), dt = a.wu.dtype as 'f32' | 'bf16' | 'f16';
   const p = fusedPlan(a.D, C, dt, c.adapter, subgroups);
   if (!p) throw new ShapeError(`wkv7_lora: head dim ${a.D} does not fit the fused kernel on this adapter (${c.adapter.maxInvocations} invocations, ${c.adapter.maxWorkgroupStorage} bytes of workgroup memory)`);
@@ -86,12 +92,24 @@ function fusedLaunch(a: Wkv7LoraArgs, c: Ctx, subgroups: boolean): Launch {
     kernel: KERNEL, grid: [C / a.D, c.step.b, 1],
     defines: {
       D: a.D, WG: p.WG, P: p.P, EPU: p.EPU, FIRST: a.ranks.v === 0, FUSE_NORM: a.fuseNorm,
-      W_F32: dt === 'f32', W_F16: dt === 'f16', SG_RED: p.SG_RED, SGS: p.SGS,
+      W_F32: dt === 'f32', W_F16: dt === 'f16', SG_RED: p.SG_RED, SGS: p.SGS, SHIFT: !!a.shift,
     },
     cost: { flops: base.flops + 2 * c.step.n * R * C, bytes: base.bytes + 8 * c.step.b * C * a.D + c.step.b * R * C * (dt === 'f32' ? 4 : 2) },
-    bind: { proj: a.proj, lora: a.lora, W: a.wu, params: a.params, vfirst: a.vfirst, state: a.state, y: a.out, dims: u32(C, new Uint32Array(new Float32Array([a.gnEps]).buffer)[0]!, R, 0, a.ranks.w, a.ranks.a, a.ranks.g, 0) },
+    // without SHIFT: hsrc and shift are unread (proj read twice, the backend's placeholder)
+    bind: { proj: a.proj, lora: a.lora, W: a.wu, params: a.params, vfirst: a.vfirst, state: a.state, y: a.out, hsrc: a.shift?.h ?? a.proj, shift: a.shift?.state ?? null, dims: u32(C, new Uint32Array(new Float32Array([a.gnEps]).buffer)[0]!, R, a.lora.cols, a.ranks.w, a.ranks.a, a.ranks.g, 0) },
   };
 }
+
+/** lora rows of stride ls (≥ R) as the reference's [rows, R]. */
+function loraRows(l: Float32Array, ls: number, R: number): Float32Array {
+  if (ls === R) return l;
+  const rows = l.length / ls, out = new Float32Array(rows * R);
+  for (let t = 0; t < rows; t++) out.set(l.subarray(t * ls, t * ls + R), t * R);
+  return out;
+}
+
+/** split, chunk: the shift-state store as its own dispatch (shift_store). */
+const shiftLaunches = (a: Wkv7LoraArgs, c: Ctx): Launch[] => (a.shift ? partLaunches(shiftStoreOp, a.shift, c) : []);
 
 /** Past FUSED_MAX_LEN: 'chunk' where the wkv7 op would chunk (FLA_KERNEL_WKV7 forces either way), else 'split'. */
 function longVariant(c: Ctx, a: Wkv7LoraArgs): 'split' | 'chunk' {
@@ -105,7 +123,7 @@ export const wkv7LoraOp = op<Wkv7LoraArgs>({
   check(a) {
     const C = a.out.cols, R = sumRanks(a.ranks);
     if (C % a.D !== 0 || (a.D & (a.D - 1)) !== 0) throw new ShapeError(`wkv7_lora: head dim ${a.D} must be a power of two dividing C=${C}`);
-    if (a.lora.cols !== R || a.wu.shape[0] !== R || a.wu.shape[1] !== C || a.params.shape[0] !== 8 || a.params.shape[1] !== C || a.proj.planes !== 6 || a.proj.cols !== C)
+    if (a.lora.cols < R || a.wu.shape[0] !== R || a.wu.shape[1] !== C || a.params.shape[0] !== 8 || a.params.shape[1] !== C || a.proj.planes !== 6 || a.proj.cols !== C)
       throw new ShapeError(`wkv7_lora: lora ${a.lora.cols} columns, up-projections [${a.wu.shape.join(', ')}], params [${a.params.shape.join(', ')}] for ranks ${R} and C=${C}`);
     if (a.wu.dtype === 'fp8' || C % 2 !== 0) throw new ShapeError(`wkv7_lora: up-projections must be f32, bf16 or f16 with C even`);
   },
@@ -122,16 +140,19 @@ export const wkv7LoraOp = op<Wkv7LoraArgs>({
     },
     split: {
       scratch: a => ({ vmix: { cols: a.out.cols } }),
-      launches: (a, c) => [upLaunch(a, c), ...wkv7Op.variants.recurrent!.launches(core(a), c)],
+      launches: (a, c) => [upLaunch(a, c), ...wkv7Op.variants.recurrent!.launches(core(a), c), ...shiftLaunches(a, c)],
     },
     chunk: {
       supports: (a, c) => chunkFits(core(a), c),
       scratch: (a, c) => ({ vmix: { cols: a.out.cols }, ...chunkVariant.scratch!(core(a), c) }),
-      launches: (a, c) => [upLaunch(a, c), ...chunkVariant.launches(core(a), c)],
+      launches: (a, c) => [upLaunch(a, c), ...chunkVariant.launches(core(a), c), ...shiftLaunches(a, c)],
     },
   },
-  ref: (a, h) => wkv7LoraRef(h.data(a.proj), h.data(a.lora), h.data(a.wu), h.data(a.params), h.data(a.vfirst), h.data(a.state), h.data(a.out),
-    h.step.cursors, { C: a.out.cols, D: a.D, cap: h.cap(a.proj), ranks: a.ranks, fuseNorm: a.fuseNorm, gnEps: a.gnEps }),
+  ref: (a, h) => {
+    wkv7LoraRef(h.data(a.proj), loraRows(h.data(a.lora), a.lora.cols, sumRanks(a.ranks)), h.data(a.wu), h.data(a.params), h.data(a.vfirst), h.data(a.state), h.data(a.out),
+      h.step.cursors, { C: a.out.cols, D: a.D, cap: h.cap(a.proj), ranks: a.ranks, fuseNorm: a.fuseNorm, gnEps: a.gnEps });
+    if (a.shift) shiftStoreRef(h.data(a.shift.h), h.data(a.shift.state), h.step.cursors, a.out.cols);
+  },
 });
 
 /** The RWKV7 time-mix core of one layer with its LoRA up-projections (ranks.v 0 = layer 0, which writes vfirst). */

@@ -7,7 +7,8 @@
 // Bindings: step uniform; stepmeta u32 (cursors); proj [6, cap, C] (planes r 0, k 2, v 3 read); lora [N, R];
 // W [R, C] packed as 16-byte units (EPU = 8 bf16/f16 or 4 f32 each): the up-projections transposed and stacked
 // (W2ᵀ, A2ᵀ, G2ᵀ, V2ᵀ), row i = lora column i; params [8, C] = k_k, k_a, r_k, g_norm.weight, g_norm.bias, w0, a0, v0;
-// vfirst [N, C] (written if FIRST); state [slots, H, D, D] f32 (S[i][j], i = key); y [N, C].
+// vfirst [N, C] (written if FIRST); state [slots, H, D, D] f32 (S[i][j], i = key); y [N, C]; with SHIFT, hsrc [N, C]
+// (the LayerNorm rows rwkv7_proj_ln wrote) and shift [slots, C] (the time-mix shift state, stored from the last row).
 // Dispatch: (H, B) workgroups of WG threads (a power of two, D ≤ WG).
 // Prologue, per token: the head's D columns of a row of W are CU = D / EPU units; thread li loads unit li % CU of
 // rows li / CU + k·NRG (NRG = WG / CU row groups), all of a batch of 8 rows in flight before any FMA, each row's
@@ -18,21 +19,23 @@
 // when SG_RED, else workgroup memory), the GroupNorm statistics over the workgroup (subgroupAdd + workgroup memory,
 // or a workgroup tree). The channel quantities (κ̂, κ̂⊙a, k̃, r, e^w, v, g) are computed by threads li < D for
 // channel h·D + li and shared through workgroup memory. Every thread takes part in every barrier.
-// Runtime dims: C, GN_EPS, R, RW, RA, RG (the ranks' sum and the first three). Defines: D, WG, P, EPU, FIRST,
-// FUSE_NORM, W_F32, W_F16, SG_RED, SGS.
+// Runtime dims: C, GN_EPS, R, LS (lora's row stride), RW, RA, RG (the ranks' sum and the first three). Defines: D, WG, P, EPU, FIRST,
+// FUSE_NORM, SHIFT, W_F32, W_F16, SG_RED, SGS.
 // All arithmetic f32.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
 @group(0) @binding(2) var<storage, read> proj: array<f32>;        // [6, cap, C]
-@group(0) @binding(3) var<storage, read> lora: array<f32>;        // [N, R]
+@group(0) @binding(3) var<storage, read> lora: array<f32>;        // [N, LS] (row stride LS ≥ R)
 @group(0) @binding(4) var<storage, read> W: array<vec4u>;         // [R, C / EPU]
 @group(0) @binding(5) var<storage, read> params: array<f32>;      // [8, C]
 @group(0) @binding(6) var<storage, read_write> vfirst: array<f32>; // [N, C]
 @group(0) @binding(7) var<storage, read_write> state: array<f32>; // [slots, H, D, D]
 @group(0) @binding(8) var<storage, read_write> y: array<f32>;     // [N, C]
-@group(0) @binding(9) var<uniform> dims: array<vec4u, 2>;          // C, GN_EPS (f32 bits), R, 0 | RW, RA, RG, 0
+@group(0) @binding(9) var<storage, read> hsrc: array<f32>;       // [N, C] (SHIFT)
+@group(0) @binding(10) var<storage, read_write> shift: array<f32>; // [slots, C] (SHIFT)
+@group(0) @binding(11) var<uniform> dims: array<vec4u, 2>;          // C, GN_EPS (f32 bits), R, LS | RW, RA, RG, 0
 
 const CU = D / EPU;                  // units per row of the head's columns
 const NRG = WG / CU;                 // row groups of the prologue
@@ -140,6 +143,7 @@ fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g:
   let C = dims[0].x;
   let GN_EPS = bitcast<f32>(dims[0].y);
   let R = dims[0].z;
+  let LS = dims[0].w;
   let RW = dims[1].x;
   let RA = dims[1].y;
   let RG = dims[1].z;
@@ -181,7 +185,7 @@ fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g:
         let i = rg + (k0 + q) * NRG;
         let ic = min(i, R - 1u);
         wv[q] = W[ic * wrow + wofs];
-        lv[q] = select(0.0, lora[t * R + ic], i < R);
+        lv[q] = select(0.0, lora[t * LS + ic], i < R);
       }
       for (var q = 0u; q < KB; q++) {
         let i = rg + (k0 + q) * NRG;
@@ -272,4 +276,6 @@ fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g:
     workgroupBarrier();   // this token's reads of the sh_ arrays end before the next token's writes
   }
   for (var i = 0u; i < SR; i++) { state[base + (p * SR + i) * D + jc] = S[i]; }
+  // SHIFT: the time-mix shift state of the slot becomes h of the sequence's last token (rwkv7_proj_ln only read it)
+  if (SHIFT && li < D && cur.len > 0u) { shift[cur.slot * C + c] = hsrc[(cur.start + cur.len - 1u) * C + c]; }
 }
