@@ -9,7 +9,7 @@ import { ShapeError } from '../../src/util/errors.ts';
 import { op, type Ctx, type Launch } from '../lib.ts';
 import { mergeScratch, partLaunches, partScratch } from './compose.ts';
 import { lnShiftOp, type LnShiftArgs } from './ln_shift.ts';
-import { lnLaunch, lnRowBlock, PROJ_INCLUDES, rwkv7ProjOp, type Rwkv7ProjArgs } from './rwkv7_proj.ts';
+import { lnLaunch, lnRowBlock, PROJ_INCLUDES, PROJ_RMAX, rwkv7ProjOp, type Rwkv7ProjArgs } from './rwkv7_proj.ts';
 import { fusedLaunch, fusedPlan, wkv7LoraOp, type Wkv7LoraArgs } from './wkv7_lora.ts';
 
 /**
@@ -46,8 +46,11 @@ export const rwkv7TmixOp = op<Rwkv7TmixArgs>({
     rwkv7ProjOp.check?.(a.proj);
     wkv7LoraOp.check?.(a.core);
   },
-  /** 'ln' where it fits (a decode step of one-token sequences), else 'ops'. */
-  select: (c, a) => (lnFits(a, c, true) ? 'ln' : 'ops'),
+  /**
+   * 'ln' where it fits (a decode step of one-token sequences) with all the step's rows in one pass over the weights
+   * (more rows than fit workgroup memory would read the weights once per row block: forced only), else 'ops'.
+   */
+  select: (c, a) => (lnFits(a, c, true) && lnRowBlock(a.proj, c) >= Math.min(c.step.n, PROJ_RMAX) ? 'ln' : 'ops'),
   variants: {
     ln: { supports: (a, c) => lnFits(a, c, true), launches: (a, c) => lnLaunches(a, c, true) },
     ln_wg: { supports: (a, c) => lnFits(a, c, false), launches: (a, c) => lnLaunches(a, c, false) },
