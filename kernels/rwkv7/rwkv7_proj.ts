@@ -18,7 +18,7 @@ import { mergeScratch, partLaunches, partScratch } from './compose.ts';
 export const PROJ_RMAX = 16;
 
 export const KERNEL = kernel('rwkv7_proj', source, ['step', 'x', 'Wr', 'Wk', 'Wv', 'Wl', 'proj', 'lora', 'dims']);
-export const LN_KERNEL = kernel('rwkv7_proj_ln', lnSource, ['step', 'stepmeta', 'xin', 'lnw', 'shift', 'Wr', 'Wk', 'Wv', 'Wl', 'proj', 'xo', 'dims']);
+export const LN_KERNEL = kernel('rwkv7_proj_ln', lnSource, ['step', 'stepmeta', 'xin', 'lnw', 'shift', 'Wr', 'Wk', 'Wv', 'Wl', 'proj', 'dims']);
 
 /**
  * mix [6 planes, C] (r, w, k, v, a, g) with mixPlanes[i] = o.plane(mix, i); wr, wk, wv [C, C]; wl [R, C]: W1, A1,
@@ -81,17 +81,17 @@ function gemv(a: Rwkv7ProjArgs, c: Ctx, rkv: boolean, subgroups: boolean): Launc
 }
 
 /**
- * rwkv7_proj_ln's inputs: ln_shift's, with lnw [2 | 4 + 6, C] = the LayerNorm rows then the six mix rows (the shift
- * state is only read). It writes r, k, v into proj planes 0, 2, 3, the activated LoRA rows into plane 1 (row stride C)
- * and h into plane 4; a.lora is not written.
+ * rwkv7_proj_ln's inputs: ln_shift's without the pre-norm, with lnw [2 + 6, C] = the LayerNorm rows then the six mix
+ * rows (the shift state is only read). It writes r, k, v into proj planes 0, 2, 3, the activated LoRA rows into
+ * plane 1 (row stride C) and h into plane 4; a.lora is not written.
  */
-export interface ProjLnArgs { x: Tensor; lnw: Weight; state: Tensor; xo: Tensor | null; eps: number }
+export interface ProjLnArgs { x: Tensor; lnw: Weight; state: Tensor; eps: number }
 
 /** Rows rwkv7_proj_ln holds per pass: the step's row block, halved until the mixed rows fit workgroup memory (0: none fit). */
 export function lnRowBlock(a: Rwkv7ProjArgs, c: Ctx, subgroups = true): number {
   const p = plan(a, c, true, subgroups, 1), ad = c.adapter;
   for (let RB = rowBlock(c.step.n); RB >= 1; RB /= 2) {
-    const red = p.SG_RED ? 4 * (p.WG / p.SGS) * (RB + 1) : 4 * p.WG * RB;
+    const red = p.SG_RED ? 4 * (p.WG / p.SGS) * (RB + 1) : 4 * p.WG * RB;   // rwkv7_proj_ln's red, red2
     if (RB * a.mix.cols * 4 + red <= ad.maxWorkgroupStorage) return RB;
   }
   return 0;
@@ -109,12 +109,12 @@ export function lnLaunch(a: Rwkv7ProjArgs, ln: ProjLnArgs, c: Ctx, subgroups: bo
   return {
     kernel: LN_KERNEL, grid: [gx, gy, blocks],
     defines: {
-      WG: p.WG, TPR: p.TPR, U: p.U, RB, UNROLL: p.UNROLL, XV: C / 4, EV: Math.ceil(C / 4 / p.WG), PRE: ln.xo !== null,
+      WG: p.WG, TPR: p.TPR, U: p.U, RB, UNROLL: p.UNROLL, XV: C / 4, EV: Math.ceil(C / 4 / p.WG),
       SG_RED: p.SG_RED, SGS: p.SGS, W_F32: f32w, W_F16: a.wl.dtype === 'f16',
     },
     cost: { flops: 2 * rows * C * p.outs, bytes: p.outs * C * (f32w ? 4 : 2) * blocks + 4 * rows * (4 * C + p.outs) },
     bind: {
-      xin: ln.x, lnw: ln.lnw, shift: ln.state, Wr: a.wr, Wk: a.wk, Wv: a.wv, Wl: a.wl, proj: a.proj, xo: ln.xo, dims: dims(a, p, eps),
+      xin: ln.x, lnw: ln.lnw, shift: ln.state, Wr: a.wr, Wk: a.wk, Wv: a.wv, Wl: a.wl, proj: a.proj, dims: dims(a, p, eps),
     },
   };
 }

@@ -1,19 +1,18 @@
 // rwkv7_proj_ln: ln_shift in the prologue of rwkv7_proj, for decode steps whose sequences have one token each
-// (spec-rwkv7-gla-abc.md §1.3 steps 1–4). Per row t (slot s_t): h = LN(x_t) (x_t ← LN_pre(e_t) first when PRE),
+// (spec-rwkv7-gla-abc.md §1.3 steps 1–4), past layer 0 (no pre-norm). Per row t (slot s_t): h = LN(x_t),
 // the segment's mixed row xm = h + (shift[s_t] − h)⊙mix[plane] built in workgroup memory, then the seven projections
 // of rwkv7_proj (same segments, lanes, reduction) from it. The shift state is only read here: the first workgroup
-// writes h to proj plane 4 (and LN_pre(e) to xo when PRE), and the state store happens after this dispatch
+// writes h to proj plane 4, and the state store happens after this dispatch
 // (wkv7_lora's SHIFT epilogue), so no workgroup can see a half-updated state.
-// Bindings (ten storage buffers, the portable limit): step uniform; stepmeta (cursors, token→sequence); xin [N, C]
-// (x, or e when PRE) as vec4f; lnw [NWR + 6, C] as vec4f: LN weight, bias (then the pre-norm's when PRE: NWR 4, else
-// 2), then the six mix rows; shift [slots, C] as vec4f; Wr, Wk, Wv, Wl as rwkv7_proj; proj [6, cap, C]: r, k, v into
-// planes 0, 2, 3 as rwkv7_proj, the activated LoRA row into plane 1 (row stride C, R ≤ C) and h into plane 4 (planes
-// the split path's w and a would use); xo [N, C] (LN_pre(e) when PRE) as vec4f; dims: C, 0, R, EPS (f32 bits) |
-// segment ends | … | RW, RA, RG, RV (rwkv7_proj's).
+// Bindings (nine storage buffers): step uniform; stepmeta (cursors, token→sequence); xin [N, C] as vec4f; lnw [8, C]
+// as vec4f: LN weight, bias, then the six mix rows; shift [slots, C] as vec4f; Wr, Wk, Wv, Wl as rwkv7_proj;
+// proj [6, cap, C]: r, k, v into planes 0, 2, 3 as rwkv7_proj, the activated LoRA row into plane 1 (row stride C,
+// R ≤ C) and h into plane 4 (planes the split path's w and a would use); dims: C, 0, R, EPS (f32 bits) | segment
+// ends | … | RW, RA, RG, RV (rwkv7_proj's).
 // Dispatch as rwkv7_proj (z over blocks of RB rows). Prologue: each thread takes EV = ⌈C / (4·WG)⌉ vec4f of the row,
 // two-pass f32 statistics (subgroupAdd + workgroup memory when SG_RED, else a workgroup tree), one row after the
 // other; the lane's first batch of weight units is loaded before the prologue, each later batch while the previous
-// one is summed. Defines: WG, TPR, U, RB, UNROLL, XV (= C / 4), EV, PRE, SG_RED, SGS, W_F32, W_F16.
+// one is summed. Defines: WG, TPR, U, RB, UNROLL, XV (= C / 4), EV, SG_RED, SGS, W_F32, W_F16.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -26,14 +25,9 @@
 @group(0) @binding(7) var<storage, read> Wv: array<vec4u>;
 @group(0) @binding(8) var<storage, read> Wl: array<vec4u>;
 @group(0) @binding(9) var<storage, read_write> proj: array<f32>; // [6, cap, C]
-@group(0) @binding(10) var<storage, read_write> xo: array<vec4f>; // [N, C / 4]
-@group(0) @binding(11) var<uniform> dims: array<vec4u, 4>;
+@group(0) @binding(10) var<uniform> dims: array<vec4u, 4>;
 
-#if PRE
-const NWR = 4u;
-#else
-const NWR = 2u;
-#endif
+const NWR = 2u;   // LayerNorm rows before the mix rows in lnw
 
 var<workgroup> xs: array<vec4f, RB * XV>;   // the mixed rows of this segment's plane
 #if SG_RED
@@ -108,27 +102,6 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
     let slot = cursor(seq_of(row)).slot;
     var xv: array<vec4f, EV>;
     for (var k = 0u; k < EV; k++) { xv[k] = xin[row * XV + min(li + k * WG, XV - 1u)]; }
-    if (PRE) {
-      var sm = 0.0;
-      for (var k = 0u; k < EV; k++) { if (li + k * WG < XV) { sm += dot(xv[k], vec4f(1.0)); } }
-#if SG_RED
-      let mu = wg_sum(sm, li, sg) / fc;
-#else
-      let mu = wg_sum(sm, li) / fc;
-#endif
-      var q = 0.0;
-      for (var k = 0u; k < EV; k++) { if (li + k * WG < XV) { let d = xv[k] - mu; q += dot(d, d); } }
-#if SG_RED
-      let rs = inverseSqrt(wg_sum(q, li, sg) / fc + EPS);
-#else
-      let rs = inverseSqrt(wg_sum(q, li) / fc + EPS);
-#endif
-      for (var k = 0u; k < EV; k++) {
-        let i = min(li + k * WG, XV - 1u);
-        xv[k] = (xv[k] - mu) * rs * lnw[2u * XV + i] + lnw[3u * XV + i];
-        if (wg == 0u && r0 + r < rows && li + k * WG < XV) { xo[row * XV + i] = xv[k]; }
-      }
-    }
     var sm = 0.0;
     for (var k = 0u; k < EV; k++) { if (li + k * WG < XV) { sm += dot(xv[k], vec4f(1.0)); } }
 #if SG_RED

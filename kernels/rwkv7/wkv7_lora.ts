@@ -19,7 +19,7 @@ import { shiftStoreOp } from './token_shift.ts';
 import { shiftStoreRef } from './token_shift.ref.ts';
 import { partLaunches } from './compose.ts';
 
-export const KERNEL = kernel('wkv7_lora', source, ['step', 'stepmeta', 'proj', 'lora', 'W', 'params', 'vfirst', 'state', 'y', 'hsrc', 'shift', 'dims']);
+export const KERNEL = kernel('wkv7_lora', source, ['step', 'stepmeta', 'proj', 'lora', 'W', 'params', 'vfirst', 'state', 'y', 'shift', 'dims']);
 export const UP_KERNEL = kernel('lora_up', upSource, ['step', 'lora', 'W', 'params', 'proj', 'vmix', 'dims']);
 
 /** The fused kernel's geometry: workgroup size, threads per column of S, elements per 16-byte weight unit, subgroups. */
@@ -58,7 +58,10 @@ export const FUSED_MAX_LEN = 16;
 export interface Wkv7LoraArgs {
   proj: Tensor; lora: Tensor; wu: Weight; ranks: LoraRanks; params: Weight; vfirst: Tensor; state: Tensor; out: Tensor;
   D: number; fuseNorm: boolean; gnEps: number;
-  /** 'fused' only: store the time-mix shift state, state[slot] ← h[last token of the sequence] (after rwkv7_proj_ln). */
+  /**
+   * Store the time-mix shift state, state[slot] ← h[last token of the sequence] (after rwkv7_proj_ln), h being proj's
+   * plane 4 (h: that plane's tensor).
+   */
   shift?: { h: Tensor; state: Tensor } | null;
 }
 
@@ -95,8 +98,8 @@ export function fusedLaunch(a: Wkv7LoraArgs, c: Ctx, subgroups: boolean): Launch
       W_F32: dt === 'f32', W_F16: dt === 'f16', SG_RED: p.SG_RED, SGS: p.SGS, SHIFT: !!a.shift,
     },
     cost: { flops: base.flops + 2 * c.step.n * R * C, bytes: base.bytes + 8 * c.step.b * C * a.D + c.step.b * R * C * (dt === 'f32' ? 4 : 2) },
-    // without SHIFT: hsrc and shift are unread (proj read twice, the backend's placeholder)
-    bind: { proj: a.proj, lora: a.lora, W: a.wu, params: a.params, vfirst: a.vfirst, state: a.state, y: a.out, hsrc: a.shift?.h ?? a.proj, shift: a.shift?.state ?? null, dims: u32(C, new Uint32Array(new Float32Array([a.gnEps]).buffer)[0]!, R, a.lora.cols, a.ranks.w, a.ranks.a, a.ranks.g, 0) },
+    // without SHIFT, shift is unread (the backend's placeholder)
+    bind: { proj: a.proj, lora: a.lora, W: a.wu, params: a.params, vfirst: a.vfirst, state: a.state, y: a.out, shift: a.shift?.state ?? null, dims: u32(C, new Uint32Array(new Float32Array([a.gnEps]).buffer)[0]!, R, a.lora.cols, a.ranks.w, a.ranks.a, a.ranks.g, 0) },
   };
 }
 

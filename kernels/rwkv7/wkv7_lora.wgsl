@@ -7,8 +7,9 @@
 // Bindings: step uniform; stepmeta u32 (cursors); proj [6, cap, C] (planes r 0, k 2, v 3 read); lora [N, R];
 // W [R, C] packed as 16-byte units (EPU = 8 bf16/f16 or 4 f32 each): the up-projections transposed and stacked
 // (W2ᵀ, A2ᵀ, G2ᵀ, V2ᵀ), row i = lora column i; params [8, C] = k_k, k_a, r_k, g_norm.weight, g_norm.bias, w0, a0, v0;
-// vfirst [N, C] (written if FIRST); state [slots, H, D, D] f32 (S[i][j], i = key); y [N, C]; with SHIFT, hsrc [N, C]
-// (the LayerNorm rows rwkv7_proj_ln wrote) and shift [slots, C] (the time-mix shift state, stored from the last row).
+// vfirst [N, C] (written if FIRST); state [slots, H, D, D] f32 (S[i][j], i = key); y [N, C]; with SHIFT, shift
+// [slots, C]: the time-mix shift state, stored from the last row of proj plane 4 (the LayerNorm rows rwkv7_proj_ln
+// wrote there). Nine storage buffers.
 // Dispatch: (H, B) workgroups of WG threads (a power of two, D ≤ WG).
 // Prologue, per token: the head's D columns of a row of W are CU = D / EPU units; thread li loads unit li % CU of
 // rows li / CU + k·NRG (NRG = WG / CU row groups), all of a batch of 8 rows in flight before any FMA, each row's
@@ -33,9 +34,8 @@
 @group(0) @binding(6) var<storage, read_write> vfirst: array<f32>; // [N, C]
 @group(0) @binding(7) var<storage, read_write> state: array<f32>; // [slots, H, D, D]
 @group(0) @binding(8) var<storage, read_write> y: array<f32>;     // [N, C]
-@group(0) @binding(9) var<storage, read> hsrc: array<f32>;       // [N, C] (SHIFT)
-@group(0) @binding(10) var<storage, read_write> shift: array<f32>; // [slots, C] (SHIFT)
-@group(0) @binding(11) var<uniform> dims: array<vec4u, 2>;          // C, GN_EPS (f32 bits), R, LS | RW, RA, RG, 0
+@group(0) @binding(9) var<storage, read_write> shift: array<f32>; // [slots, C] (SHIFT)
+@group(0) @binding(10) var<uniform> dims: array<vec4u, 2>;          // C, GN_EPS (f32 bits), R, LS | RW, RA, RG, 0
 
 const CU = D / EPU;                  // units per row of the head's columns
 const NRG = WG / CU;                 // row groups of the prologue
@@ -276,6 +276,7 @@ fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g:
     workgroupBarrier();   // this token's reads of the sh_ arrays end before the next token's writes
   }
   for (var i = 0u; i < SR; i++) { state[base + (p * SR + i) * D + jc] = S[i]; }
-  // SHIFT: the time-mix shift state of the slot becomes h of the sequence's last token (rwkv7_proj_ln only read it)
-  if (SHIFT && li < D && cur.len > 0u) { shift[cur.slot * C + c] = hsrc[(cur.start + cur.len - 1u) * C + c]; }
+  // SHIFT: the time-mix shift state of the slot becomes h (proj plane 4) of the sequence's last token (rwkv7_proj_ln
+  // only read it)
+  if (SHIFT && li < D && cur.len > 0u) { shift[cur.slot * C + c] = proj[4u * plane + (cur.start + cur.len - 1u) * C + c]; }
 }

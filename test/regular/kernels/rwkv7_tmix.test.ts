@@ -2,9 +2,9 @@
 // token shift in the prologue of rwkv7_proj_ln.wgsl, the shift-state store in wkv7_lora's epilogue), 'ln_wg' (the
 // same through workgroup memory) and 'ops' (the three ops) — against the reference (the three ops' references in
 // order) and against the three ops run one by one on the GPU. Decode steps of one-token sequences on scattered
-// slots, head dims 64 and 128, layer 0 (pre-norm, writes vfirst) and later layers, bf16 / f16 / f32 weights, hidden
-// sizes whose rows straddle the lanes and workgroups (128, 256, 384); a prefill step and LoRA ranks past C fall back to
-// 'ops' (each case checks which variant ran). Compares
+// slots, head dims 64 and 128, first-layer ranks (writes vfirst) and later layers, bf16 / f16 / f32 weights, hidden
+// sizes whose rows straddle the lanes and workgroups (128, 256, 384); a prefill step, the layer-0 pre-norm and LoRA
+// ranks past C fall back to 'ops' (each case checks which variant ran). Compares
 // r, k, v, the core's output, vfirst, the wkv and shift states and LN_pre(e).
 import { describe, expect, test } from 'bun:test';
 import { expectClose, prng, randn, randu } from '../../helpers/allclose.ts';
@@ -84,20 +84,23 @@ const DECODE: Seqs = [{ slot: 3, len: 1 }, { slot: 0, len: 1 }, { slot: 4, len: 
 describe.skipIf(!HAS_GPU)('rwkv7_tmix', () => {
   test('select: ln for steps of one-token sequences, else ops', () => {
     const o = new CpuBackend(), w = (dtype: string, shape: number[]) => ({ dtype, shape }) as never;
-    const a = { ln: {}, lnw: w('f32', [8, 256]), proj: { mix: { cols: 256 }, lora: { cols: 144 }, wr: w('bf16', []), wk: w('bf16', []), wv: w('bf16', []), wl: w('bf16', []), ranks: { w: 32, a: 32, g: 64, v: 16 } }, core: { D: 64, wu: w('bf16', []) } } as never;
+    const a = { ln: { xo: null }, lnw: w('f32', [8, 256]), proj: { mix: { cols: 256 }, lora: { cols: 144 }, wr: w('bf16', []), wk: w('bf16', []), wv: w('bf16', []), wl: w('bf16', []), ranks: { w: 32, a: 32, g: 64, v: 16 } }, core: { D: 64, wu: w('bf16', []) } } as never;
     expect([[1], [1, 1, 1], [1, 0, 1], [2], [1, 3]].map(l => rwkv7TmixOp.select(selectCtx(o.adapter, l), a))).toEqual(['ln', 'ln', 'ln', 'ops', 'ops']);
   });
   test('C=256 D=64 bf16 later layer, decode of three slots [ln]', async () => {
     await runCase(256, 64, { w: 32, a: 32, g: 64, v: 16 }, false, 'bf16', 'ln', DECODE);
   }, 120_000);
-  test('C=128 D=64 f32 layer 0 (pre-norm, vfirst), one slot [ln]', async () => {
-    await runCase(128, 64, { w: 32, a: 24, g: 32, v: 0 }, true, 'f32', 'ln', [{ slot: 2, len: 1 }]);
+  test('C=128 D=64 f32 first layer ranks (writes vfirst), one slot [ln]', async () => {
+    await runCase(128, 64, { w: 32, a: 24, g: 32, v: 0 }, false, 'f32', 'ln', [{ slot: 2, len: 1 }]);
+  }, 120_000);
+  test('C=128 D=64 f32 layer 0 with the pre-norm: forced ln falls back to ops', async () => {
+    await runCase(128, 64, { w: 32, a: 24, g: 32, v: 0 }, true, 'f32', 'ln', [{ slot: 2, len: 1 }], 'ops');
   }, 120_000);
   test('C=256 D=128 f16 later layer, decode of two slots [ln]', async () => {
     await runCase(256, 128, { w: 64, a: 40, g: 48, v: 24 }, false, 'f16', 'ln', [{ slot: 1, len: 1 }, { slot: 4, len: 1 }]);
   }, 120_000);
-  test('C=384 D=64 bf16 layer 0, ranks as kjv-rwkv7, decode of three slots [ln]', async () => {
-    await runCase(384, 64, { w: 32, a: 32, g: 64, v: 0 }, true, 'bf16', 'ln', DECODE);
+  test('C=384 D=64 bf16, ranks as kjv-rwkv7, decode of three slots [ln]', async () => {
+    await runCase(384, 64, { w: 32, a: 32, g: 64, v: 16 }, false, 'bf16', 'ln', DECODE);
   }, 120_000);
   test('C=256 D=64 bf16 later layer, decode of three slots [ln_wg]', async () => {
     await runCase(256, 64, { w: 32, a: 32, g: 64, v: 16 }, false, 'bf16', 'ln_wg', DECODE);
