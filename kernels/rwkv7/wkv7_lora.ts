@@ -85,6 +85,14 @@ function upLaunch(a: Wkv7LoraArgs, c: Ctx): Launch {
   };
 }
 
+/** Rows per thread in one batch of the fused prologue's loads: all of them up to 16 (a power of two, at least 4). */
+function rowBatch(R: number, p: FusedPlan): number {
+  const rows = Math.ceil(R / ((p.WG * p.EPU) / (p.WG / p.P)));   // R / NRG, NRG = WG / (D / EPU) = WG · EPU / D
+  let KB = 4;
+  while (KB < 16 && KB < rows) KB *= 2;
+  return KB;
+}
+
 /** The fused kernel's launch (subgroups: where the adapter has them). */
 export function fusedLaunch(a: Wkv7LoraArgs, c: Ctx, subgroups: boolean): Launch {
   const C = a.out.cols, R = sumRanks(a.ranks), dt = a.wu.dtype as 'f32' | 'bf16' | 'f16';
@@ -94,7 +102,7 @@ export function fusedLaunch(a: Wkv7LoraArgs, c: Ctx, subgroups: boolean): Launch
   return {
     kernel: KERNEL, grid: [C / a.D, c.step.b, 1],
     defines: {
-      D: a.D, WG: p.WG, P: p.P, EPU: p.EPU, FIRST: a.ranks.v === 0, FUSE_NORM: a.fuseNorm,
+      D: a.D, WG: p.WG, P: p.P, EPU: p.EPU, KB: rowBatch(R, p), FIRST: a.ranks.v === 0, FUSE_NORM: a.fuseNorm,
       W_F32: dt === 'f32', W_F16: dt === 'f16', SG_RED: p.SG_RED, SGS: p.SGS, SHIFT: !!a.shift,
     },
     cost: { flops: base.flops + 2 * c.step.n * R * C, bytes: base.bytes + 8 * c.step.b * C * a.D + c.step.b * R * C * (dt === 'f32' ? 4 : 2) },

@@ -12,7 +12,7 @@
 // wrote there). Nine storage buffers.
 // Dispatch: (H, B) workgroups of WG threads (a power of two, D ≤ WG).
 // Prologue, per token: the head's D columns of a row of W are CU = D / EPU units; thread li loads unit li % CU of
-// rows li / CU + k·NRG (NRG = WG / CU row groups), all of a batch of 8 rows in flight before any FMA, each row's
+// rows li / CU + k·NRG (NRG = WG / CU row groups), all of a batch of KB rows in flight before any FMA, each row's
 // product added to the sum of its segment (w, a, g, v: the row range decides, by select). The NRG partial sums of
 // each (segment, channel) are added through workgroup memory in two stages (P = WG / D threads per channel, then
 // the P partials in order). Recurrence: thread li owns rows [p·D/P, (p+1)·D/P) of column j = li / P of S
@@ -20,8 +20,8 @@
 // when SG_RED, else workgroup memory), the GroupNorm statistics over the workgroup (subgroupAdd + workgroup memory,
 // or a workgroup tree). The channel quantities (κ̂, κ̂⊙a, k̃, r, e^w, v, g) are computed by threads li < D for
 // channel h·D + li and shared through workgroup memory. Every thread takes part in every barrier.
-// Runtime dims: C, GN_EPS, R, LS (lora's row stride), RW, RA, RG (the ranks' sum and the first three). Defines: D, WG, P, EPU, FIRST,
-// FUSE_NORM, SHIFT, W_F32, W_F16, SG_RED, SGS.
+// Runtime dims: C, GN_EPS, R, LS (lora's row stride), RW, RA, RG (the ranks' sum and the first three).
+// Defines: D, WG, P, EPU, KB, FIRST, FUSE_NORM, SHIFT, W_F32, W_F16, SG_RED, SGS.
 // All arithmetic f32.
 #include "common.wgsl"
 
@@ -39,7 +39,6 @@
 
 const CU = D / EPU;                  // units per row of the head's columns
 const NRG = WG / CU;                 // row groups of the prologue
-const KB = 8u;                       // rows per batch of loads
 const SR = D / P;                    // rows of S per thread
 
 var<workgroup> part: array<f32, WG * EPU>;   // [NRG, D]: one segment's partial sums per row group
