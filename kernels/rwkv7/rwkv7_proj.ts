@@ -5,6 +5,7 @@
 // GEMV kernel (the stacked LoRA weight is small: read once per 16 rows).
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
+import { knob } from '../../src/util/knobs.ts';
 import { grid, kernel, op, u32, type Ctx, type Launch, type Uniform } from '../lib.ts';
 import { matmulOp, type MatmulArgs } from '../matmul/matmul.ts';
 import source from './rwkv7_proj.wgsl' with { type: 'text' };
@@ -41,7 +42,7 @@ interface Plan { WG: number; TPR: number; U: number; UNROLL: number; SG_RED: boo
  * lanes would idle on a short row; units in flight per lane: up to 8, fewer as the rows held grow (UNROLL · RB ≤ 16)
  * and never more than a lane has. subgroups: reduce with subgroup operations where the adapter has them.
  */
-function plan(a: Rwkv7ProjArgs, c: Ctx, rkv: boolean, subgroups: boolean, RB: number): Plan {
+function plan(a: Rwkv7ProjArgs, c: Ctx, rkv: boolean, subgroups: boolean, RB: number, RPT = 1): Plan {
   const C = a.mix.cols, ad = c.adapter;
   const U = C / (a.wl.dtype === 'f32' ? 4 : 8);
   const WG = Math.min(256, ad.maxInvocations);
@@ -52,7 +53,7 @@ function plan(a: Rwkv7ProjArgs, c: Ctx, rkv: boolean, subgroups: boolean, RB: nu
   let TPR = Math.min(32, WG);
   while (TPR < WG && outs * TPR < TARGET_THREADS && 8 * TPR <= U) TPR *= 2;
   while (TPR > 1 && TPR > U) TPR /= 2;
-  const RPW = WG / TPR;
+  const RPW = (WG / TPR) * RPT;
   const ends: number[] = [];
   let e = 0;
   for (const l of lens) { e += Math.ceil(l / RPW); ends.push(e); }
@@ -97,19 +98,26 @@ export function lnRowBlock(a: Rwkv7ProjArgs, c: Ctx, subgroups = true): number {
   return 0;
 }
 
+/** Output rows per lane group of rwkv7_proj_ln: FLA_RWKV7_LN_RPT (benchmarking), default 1. */
+function lnRowsPerGroup(): number {
+  const v = knob('FLA_RWKV7_LN_RPT');
+  return v === undefined ? 1 : Number(v);
+}
+
 /** The LayerNorm + token shift + seven projections for a step of one-token sequences (rwkv7_proj_ln.wgsl). */
 export function lnLaunch(a: Rwkv7ProjArgs, ln: ProjLnArgs, c: Ctx, subgroups: boolean): Launch {
   const C = a.mix.cols, rows = c.step.n, f32w = a.wl.dtype === 'f32';
   const RB = lnRowBlock(a, c, subgroups);
   if (RB === 0 || C % 4 !== 0) throw new ShapeError(`rwkv7_proj_ln: a row of ${C} columns does not fit ${c.adapter.maxWorkgroupStorage} bytes of workgroup memory`);
-  const p = plan(a, c, true, subgroups, RB);
+  const RPT = lnRowsPerGroup();
+  const p = plan(a, c, true, subgroups, RB, RPT);
   const [gx, gy] = grid(p.ends[6]!);
   const eps = new Uint32Array(new Float32Array([ln.eps]).buffer)[0]!;
   const blocks = Math.ceil(rows / RB);
   return {
     kernel: LN_KERNEL, grid: [gx, gy, blocks],
     defines: {
-      WG: p.WG, TPR: p.TPR, U: p.U, RB, UNROLL: p.UNROLL, XV: C / 4, EV: Math.ceil(C / 4 / p.WG),
+      WG: p.WG, TPR: p.TPR, U: p.U, RB, UNROLL: p.UNROLL, RPT, XV: C / 4, EV: Math.ceil(C / 4 / p.WG),
       SG_RED: p.SG_RED, SGS: p.SGS, W_F32: f32w, W_F16: a.wl.dtype === 'f16',
     },
     cost: { flops: 2 * rows * C * p.outs, bytes: p.outs * C * (f32w ? 4 : 2) * blocks + 4 * rows * (4 * C + p.outs) },

@@ -12,7 +12,9 @@
 // Dispatch as rwkv7_proj (z over blocks of RB rows). Prologue: each thread takes EV = ⌈C / (4·WG)⌉ vec4f of the row,
 // two-pass f32 statistics (subgroupAdd + workgroup memory when SG_RED, else a workgroup tree), one row after the
 // other; the lane's first batch of weight units is loaded before the prologue, each later batch while the previous
-// one is summed. Defines: WG, TPR, U, RB, UNROLL, XV (= C / 4), EV, SG_RED, SGS, W_F32, W_F16.
+// one is summed. Each lane group takes RPT output rows, WG / TPR apart (fewer workgroups, each building the mixed
+// rows once: the prologue reads ~5 rows of C f32 per workgroup). Defines: WG, TPR, U, RB, UNROLL, RPT, XV (= C / 4),
+// EV, SG_RED, SGS, W_F32, W_F16.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -87,13 +89,11 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
   let b = min(s, 3u);
   let lane = li % TPR;
   let sub = li / TPR;
-  let o = (wg - begin) * (WG / TPR) + sub;
+  let o0 = (wg - begin) * RPT * (WG / TPR) + sub;   // this lane group's first output row (then + WG / TPR, …)
   let r0 = g.z * RB;
-  let live = o < len;
-  let base = (lofs + min(o, len - 1u)) * U;
   // the lane's first batch of weights, in flight through the prologue
   var wv: array<vec4u, UNROLL>;
-  if (live && lane + (UNROLL - 1u) * TPR < U) { wv = load_batch(b, base + lane); }
+  if (o0 < len && lane + (UNROLL - 1u) * TPR < U) { wv = load_batch(b, (lofs + o0) * U + lane); }
 
   // prologue: the mixed rows into xs
   let fc = f32(C);
@@ -131,7 +131,13 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
   }
   workgroupBarrier();
 
-  var acc: array<f32, RB>;
+  // RPT output rows per lane group, one after the other (the mixed rows built once for all of them)
+  for (var j = 0u; j < RPT; j++) {
+  let o = o0 + j * (WG / TPR);
+  let live = o < len;
+  let base = (lofs + min(o, len - 1u)) * U;
+  if (j > 0u && live && lane + (UNROLL - 1u) * TPR < U) { wv = load_batch(b, base + lane); }
+  var acc = array<f32, RB>();
   if (live) {
     var u = lane;
     for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
@@ -194,5 +200,7 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
         }
       }
     }
+  }
+  workgroupBarrier();   // red is reused by the next output row
   }
 }

@@ -102,6 +102,15 @@ describe.skipIf(!HAS_GPU)('rwkv7_tmix', () => {
   test('C=384 D=64 bf16, ranks as kjv-rwkv7, decode of three slots [ln]', async () => {
     await runCase(384, 64, { w: 32, a: 32, g: 64, v: 16 }, false, 'bf16', 'ln', DECODE);
   }, 120_000);
+  test('C=384 D=64 bf16, four output rows per lane group (FLA_RWKV7_LN_RPT=4; segments end mid-group) [ln]', async () => {
+    const prev = process.env.FLA_RWKV7_LN_RPT;
+    process.env.FLA_RWKV7_LN_RPT = '4';
+    try {
+      await runCase(384, 64, { w: 32, a: 40, g: 64, v: 16 }, false, 'bf16', 'ln', DECODE);
+    } finally {
+      if (prev === undefined) delete process.env.FLA_RWKV7_LN_RPT; else process.env.FLA_RWKV7_LN_RPT = prev;
+    }
+  }, 120_000);
   test('C=256 D=64 bf16 later layer, decode of three slots [ln_wg]', async () => {
     await runCase(256, 64, { w: 32, a: 32, g: 64, v: 16 }, false, 'bf16', 'ln_wg', DECODE);
   }, 120_000);
