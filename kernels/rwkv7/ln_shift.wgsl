@@ -12,7 +12,7 @@
 // previous token's, or (at a sequence's first token) its last token's, whose h it stores as the new state after
 // reading the old one: the only workgroups touching a slot's state are its first token's, each its own columns, and
 // each thread reads its column of the state before writing it. A one-token sequence's other row is the row itself.
-// The column's own loads are issued first, before the statistics. Runtime dims: C, EPS. Defines: WG, EPT, NB, M,
+// The token's row and the column's own loads are issued first, before the cursor and the statistics. Runtime dims: C, EPS. Defines: WG, EPT, NB, M,
 // PRE, SG_RED, SGS.
 #include "common.wgsl"
 
@@ -69,29 +69,29 @@ fn ln_shift(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) g:
   let wi = g.x + g.y * ng.x;
   let t = wi / NB;
   if (t >= step.n) { return; }   // uniform per workgroup
-  let cu = cursor(seq_of(t));
-  let first = t == cu.start;
-  // the other row: the previous token's, or the sequence's last token's at its first token
-  var o = t - 1u;
-  if (first) { o = cu.start + cu.len - 1u; }
-  // this thread's output column: its loads first
+  // this thread's output column and the token's own row first (they do not wait for the cursor)
   let c = (wi % NB) * WG + lid;
   let live = c < C;
   let cc = min(c, C - 1u);
-  let sb = cu.slot * C;
   let xt_c = x[t * C + cc];
-  let xo_c = x[o * C + cc];
-  var old = 0.0;
-  if (first && live) { old = state[sb + cc]; }
   var mixc: array<f32, M>;
   for (var m = 0u; m < M; m++) { mixc[m] = mix[m * C + cc]; }
-  // the rows in registers
   var vt: array<f32, EPT>;
-  var vo: array<f32, EPT>;
-  for (var k = 0u; k < EPT; k++) {
-    let i = min(lid + k * WG, C - 1u);
-    vt[k] = x[t * C + i];
-    vo[k] = x[o * C + i];
+  for (var k = 0u; k < EPT; k++) { vt[k] = x[t * C + min(lid + k * WG, C - 1u)]; }
+  let cu = cursor(seq_of(t));
+  let first = t == cu.start;
+  // the other row: the previous token's, or the sequence's last token's at its first token (the row itself for a
+  // one-token sequence: no second load)
+  var o = t - 1u;
+  if (first) { o = cu.start + cu.len - 1u; }
+  let sb = cu.slot * C;
+  var old = 0.0;
+  if (first && live) { old = state[sb + cc]; }
+  var xo_c = xt_c;
+  var vo = vt;
+  if (o != t) {   // uniform per workgroup
+    xo_c = x[o * C + cc];
+    for (var k = 0u; k < EPT; k++) { vo[k] = x[o * C + min(lid + k * WG, C - 1u)]; }
   }
   let fc = f32(C);
   var pst = vec2f(0.0, 1.0);   // pre-norm mean, 1/σ of row t (PRE)

@@ -95,13 +95,25 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
   var wv: array<vec4u, UNROLL>;
   if (o0 < len && lane + (UNROLL - 1u) * TPR < U) { wv = load_batch(b, (lofs + o0) * U + lane); }
 
-  // prologue: the mixed rows into xs
+  // prologue: the mixed rows into xs. The LayerNorm and mix rows of this thread's columns, then per row x and the
+  // shift state, are all loaded before the row's statistics.
   let fc = f32(C);
+  var nwv: array<vec4f, EV>;
+  var nbv: array<vec4f, EV>;
+  var mxv: array<vec4f, EV>;
+  for (var k = 0u; k < EV; k++) {
+    let i = min(li + k * WG, XV - 1u);
+    nwv[k] = lnw[i];
+    nbv[k] = lnw[XV + i];
+    mxv[k] = lnw[(NWR + xp) * XV + i];
+  }
   for (var r = 0u; r < RB; r++) {
     let row = min(r0 + r, rows - 1u);
-    let slot = cursor(seq_of(row)).slot;
     var xv: array<vec4f, EV>;
     for (var k = 0u; k < EV; k++) { xv[k] = xin[row * XV + min(li + k * WG, XV - 1u)]; }
+    let slot = cursor(seq_of(row)).slot;
+    var sv: array<vec4f, EV>;
+    for (var k = 0u; k < EV; k++) { sv[k] = shift[slot * XV + min(li + k * WG, XV - 1u)]; }
     var sm = 0.0;
     for (var k = 0u; k < EV; k++) { if (li + k * WG < XV) { sm += dot(xv[k], vec4f(1.0)); } }
 #if SG_RED
@@ -119,13 +131,12 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
     for (var k = 0u; k < EV; k++) {
       let i = li + k * WG;
       if (i < XV) {
-        let h = (xv[k] - mu) * rs * lnw[i] + lnw[XV + i];
+        let h = (xv[k] - mu) * rs * nwv[k] + nbv[k];
         if (wg == 0u && r0 + r < rows) {
           let hb = (4u * step.cap + row) * C + 4u * i;
           proj[hb] = h.x; proj[hb + 1u] = h.y; proj[hb + 2u] = h.z; proj[hb + 3u] = h.w;
         }
-        let d = shift[slot * XV + i] - h;
-        xs[r * XV + i] = fma(d, lnw[(NWR + xp) * XV + i], h);
+        xs[r * XV + i] = fma(sv[k] - h, mxv[k], h);
       }
     }
   }

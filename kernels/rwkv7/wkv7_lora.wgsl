@@ -151,13 +151,6 @@ fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g:
   let h = g.x;
   let seq = g.y;
   if (seq >= step.b) { return; }   // uniform per workgroup
-  let cur = cursor(seq);
-  let base = (cur.slot * H + h) * D * D;
-  // recurrence role: column jc, rows [p·SR, p·SR + SR)
-  let jc = li / P;
-  let p = li % P;
-  var S: array<f32, SR>;
-  for (var i = 0u; i < SR; i++) { S[i] = state[base + (p * SR + i) * D + jc]; }
   // prologue role: unit cu of rows rg + k·NRG
   let cu = li % CU;
   let rg = li / CU;
@@ -166,6 +159,25 @@ fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g:
   // channel role (li < D): channel c
   let j = min(li, D - 1u);
   let c = h * D + j;
+  // what depends on neither the cursor nor the token first: this channel's parameters and the first batch of weights
+  let pkk = params[c];
+  let pka = params[C + c];
+  let prk = params[2u * C + c];
+  let pw0 = params[5u * C + c];
+  let pa0 = params[6u * C + c];
+  let pv0 = params[7u * C + c];
+  var wv0: array<vec4u, KB>;
+  for (var q = 0u; q < KB; q++) { wv0[q] = W[min(rg + q * NRG, R - 1u) * wrow + wofs]; }
+  // recurrence role: column jc (channel cj), rows [p·SR, p·SR + SR); its GroupNorm weight and bias
+  let jc = li / P;
+  let p = li % P;
+  let cj = h * D + jc;
+  let pgw = params[3u * C + cj];
+  let pgb = params[4u * C + cj];
+  let cur = cursor(seq);
+  let base = (cur.slot * H + h) * D * D;
+  var S: array<f32, SR>;
+  for (var i = 0u; i < SR; i++) { S[i] = state[base + (p * SR + i) * D + jc]; }
   let plane = step.cap * C;
   for (var t = cur.start; t < cur.start + cur.len; t++) {
     let tc = t * C + c;
@@ -180,11 +192,14 @@ fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g:
     for (var k0 = 0u; k0 < KR; k0 += KB) {
       var wv: array<vec4u, KB>;
       var lv: array<f32, KB>;
+      if (k0 == 0u && t == cur.start) {
+        wv = wv0;
+      } else {
+        for (var q = 0u; q < KB; q++) { wv[q] = W[min(rg + (k0 + q) * NRG, R - 1u) * wrow + wofs]; }
+      }
       for (var q = 0u; q < KB; q++) {
         let i = rg + (k0 + q) * NRG;
-        let ic = min(i, R - 1u);
-        wv[q] = W[ic * wrow + wofs];
-        lv[q] = select(0.0, lora[t * LS + ic], i < R);
+        lv[q] = select(0.0, lora[t * LS + min(i, R - 1u)], i < R);
       }
       for (var q = 0u; q < KB; q++) {
         let i = rg + (k0 + q) * NRG;
@@ -210,19 +225,19 @@ fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g:
       ps += vec4f(part2[q * D + j], part2[(P + q) * D + j], part2[(2u * P + q) * D + j], part2[(3u * P + q) * D + j]);
     }
     // channel quantities (threads li < D; the others compute the same for channel D − 1 and drop it)
-    let lw = -0.6065306597126334 * sigmoid(ps.x + params[5u * C + c]);
-    let a = sigmoid(ps.y + params[6u * C + c]);
+    let lw = -0.6065306597126334 * sigmoid(ps.x + pw0);
+    let a = sigmoid(ps.y + pa0);
     if (FIRST) {
       if (li < D) { vfirst[tc] = v; }
     } else {
-      let m = sigmoid(ps.w + params[7u * C + c]);
+      let m = sigmoid(ps.w + pv0);
       let vf = vfirst[tc];
       if (abs(m) < 0.5) { v = v + m * (vf - v); } else { v = vf - (vf - v) * (1.0 - m); }   // torch.lerp
     }
-    let kk = k * params[c];
-    let kt = k * (1.0 + (a - 1.0) * params[C + c]);
+    let kk = k * pkk;
+    let kt = k * (1.0 + (a - 1.0) * pka);
     var contrib = vec2f(0.0);
-    if (li < D) { contrib = vec2f(kk * kk, r * kt * params[2u * C + c]); }
+    if (li < D) { contrib = vec2f(kk * kk, r * kt * prk); }
 #if SG_RED
     let sums = wg_sum2(contrib, li, sg);
 #else
@@ -268,8 +283,7 @@ fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g:
     let var_ = wg_sum2(vec2f(select(0.0, d * d, p == 0u), 0.0), li).x / f32(D);
 #endif
     if (p == 0u) {
-      let cj = h * D + jc;
-      let on = d * inverseSqrt(var_ + GN_EPS) * params[3u * C + cj] + params[4u * C + cj];
+      let on = d * inverseSqrt(var_ + GN_EPS) * pgw + pgb;
       y[t * C + cj] = (on + sums.y * vj) * sh_g[jc];
     }
     workgroupBarrier();   // this token's reads of the sh_ arrays end before the next token's writes
