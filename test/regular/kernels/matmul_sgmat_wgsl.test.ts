@@ -5,7 +5,7 @@
 import { describe, expect, test } from 'bun:test';
 import { createRequire } from 'node:module';
 import { INCLUDES } from '../../../kernels/lib.ts';
-import { F16_VARIANTS, SGMAT_TILES, sgmatPlan, sgmatTileOverride } from '../../../kernels/matmul/matmul_sgmat.ts';
+import { F16_VARIANTS, SGMAT_FLUSH_K, SGMAT_TILES, sgmatPlan, sgmatTileOverride } from '../../../kernels/matmul/matmul_sgmat.ts';
 import type { Adapter, Ctx } from '../../../src/backend/op.ts';
 import { bindingNames, preprocess } from '../../../src/gpu/wgsl.ts';
 
@@ -31,13 +31,15 @@ const device = await nullDevice();
 if (!device) console.warn('skip: matmul_sgmat WGSL (dawn.node Null backend with subgroup matrices unavailable here)');
 
 describe.skipIf(!device)('matmul_sgmat.wgsl resolves in Tint', () => {
-  for (const kind of ['sgmat', 'sgmat_f16'] as const) for (const tile of SGMAT_TILES) {
-    sgmatTileOverride(tile);
+  // sgmat with and without the accumulator flush (SGMAT_FLUSH_K: the default; without, scripts/bench_sgmat.ts compares)
+  for (const [kind, flush] of [['sgmat', true], ['sgmat', false], ['sgmat_f16', null]] as const) for (const tile of SGMAT_TILES) {
+    sgmatTileOverride(tile, null, flush);
     const fits = sgmatPlan(ctx, kind === 'sgmat') !== null;
     sgmatTileOverride(null);
-    test.skipIf(!fits)(`${kind} ${tile.name}: act × bias × accumulate × rows k, K split in 1 or 3`, async () => {
+    const what = kind === 'sgmat' ? `${kind} (${flush ? 'flush' : 'one chain'})` : kind;
+    test.skipIf(!fits)(`${what} ${tile.name}: act × bias × accumulate × rows k, K split in 1 or 3`, async () => {
       for (const sk of [1, 3]) {
-        sgmatTileOverride(tile, sk);
+        sgmatTileOverride(tile, sk, flush);
         try {
           // IN 130: W read by u32 words; 128: as vec4<u32> (WV)
           for (const act of ['none', 'tanh'] as const) for (const bias of [false, true]) for (const accumulate of [false, true]) for (const rows of ['n', 'k'] as const) for (const IN of [130, 128]) {
@@ -69,14 +71,19 @@ describe('sgmatPlan on an H200-like adapter (the tiles the sweep measured fastes
     const p = sgmatPlan(ctx, split, R, OUT, IN, rowsN)!;
     return `${p.t.name}${p.sk > 1 ? `/k${p.sk}` : ''}`;
   };
-  test('large outputs w128x256; llama-1b q/o and down projections at 512 rows the 128×64 / 64×64 K-64 tiles', () => {
+  test('large outputs w128x256 (split, with its f32 sums: w128); llama-1b q/o and down projections at 512 rows the 128×64 / 64×64 K-64 tiles', () => {
     for (const split of [true, false]) {
-      expect(plan(split, 4096, 4096, 4096)).toBe('w128x256');
-      expect(plan(split, 512, 8192, 2048)).toBe('w128x256');
-      expect(plan(split, 512, 128256, 2048)).toBe('w128x256');
+      expect(plan(split, 4096, 4096, 4096)).toBe(split ? 'w128' : 'w128x256');
+      expect(plan(split, 512, 8192, 2048)).toBe(split ? 'w128' : 'w128x256');
+      expect(plan(split, 512, 128256, 2048)).toBe(split ? 'w128' : 'w128x256');
       expect(plan(split, 512, 2048, 2048)).toBe(split ? 'q128x64k64' : 'q64k64');
       expect(plan(split, 512, 2048, 8192)).toBe(split ? 'q128x64k64' : 'q64k64');
     }
+  });
+  test('the split restarts its accumulators every SGMAT_FLUSH_K of K; the single product never', () => {
+    expect(sgmatPlan(ctx, true, 4096, 4096, 4096)!.fl * 32).toBe(SGMAT_FLUSH_K);    // w128: K tiles of 32
+    expect(sgmatPlan(ctx, true, 512, 2048, 2048)!.fl * 64).toBe(SGMAT_FLUSH_K);     // q128x64k64: K tiles of 64
+    expect(sgmatPlan(ctx, false, 4096, 4096, 4096)!.fl).toBe(0);
   });
   test('K split only for outputs of very few tiles, rows n only', () => {
     expect(plan(true, 16, 512, 2048)).toBe('q64/k4');
