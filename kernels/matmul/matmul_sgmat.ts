@@ -24,7 +24,7 @@ export const F16_KERNELS = {
 };
 
 /**
- * Fewest rows the subgroup-matrix GEMM takes by default (FLA_TENSOR_CORES=1): 17. H200, llama-1b batched decode: at 16
+ * Fewest rows the subgroup-matrix GEMM takes by default (unless FLA_TENSOR_CORES=0): 17. H200, llama-1b batched decode: at 16
  * rows gemv_vec 1 682 t/s vs sgmat 1 315; at 64 rows sgmat 5 288 vs gemv_vec 2 308 (BENCHMARKS.md, 2026-12-02).
  */
 export const SGMAT_MIN_ROWS = 17;
@@ -119,7 +119,7 @@ export function sgmatPlan(c: Ctx, split: boolean, R = 4096, OUT = 4096, IN = 409
   return t ? { m, t, sk: skFor(t), fl: fl(t) } : null;
 }
 
-/** The default f16 variant: 'sgmat' for f16 weights from 16 rows where subgroup matrices run it (FLA_TENSOR_CORES=1), else none. */
+/** The default f16 variant: 'sgmat' for f16 weights past 16 rows where subgroup matrices run it (unless FLA_TENSOR_CORES=0), else none. */
 export function selectF16(c: Ctx, a: MatmulArgs): F16Matmul | null {
   return sgmatByDefault() && a.w?.dtype === 'f16' && rowsOf(a.x, c) >= SGMAT_MIN_ROWS && sgmatPlan(c, true) ? 'sgmat' : null;
 }

@@ -55,6 +55,11 @@ function sameDtype(a: Rwkv7ProjArgs): boolean {
   return [a.wr, a.wk, a.wv].every(w => w.dtype === a.wl.dtype);
 }
 
+/** The split variant's r, k, v matmuls (proj planes 0, 2, 3). */
+function splitParts(a: Rwkv7ProjArgs): MatmulArgs[] {
+  return ([[a.wr, 0], [a.wk, 2], [a.wv, 3]] as const).map(([w, p]) => ({ x: a.mixPlanes[p]!, w, bias: null, y: a.projPlanes[p]!, act: 'none', accumulate: false }));
+}
+
 export const rwkv7ProjOp = op<Rwkv7ProjArgs>({
   name: 'rwkv7_proj',
   check(a) {
@@ -74,12 +79,11 @@ export const rwkv7ProjOp = op<Rwkv7ProjArgs>({
       launches: (a, c) => [gemv(a, c, true)],
     },
     split: {
+      // the scratch of each matmul's own variant (sgmat's pre-split activations)
+      scratch: (a, c) => Object.assign({}, ...splitParts(a).map(m => matmulOp.variants[matmulOp.select(c, m)]!.scratch?.(m, c) ?? {})),
       launches: (a, c) => {
         const out: Launch[] = [];
-        for (const [w, p] of [[a.wr, 0], [a.wk, 2], [a.wv, 3]] as const) {
-          const m: MatmulArgs = { x: a.mixPlanes[p]!, w, bias: null, y: a.projPlanes[p]!, act: 'none', accumulate: false };
-          out.push(...matmulOp.variants[matmulOp.select(c, m)]!.launches(m, c));
-        }
+        for (const m of splitParts(a)) out.push(...matmulOp.variants[matmulOp.select(c, m)]!.launches(m, c));
         // the LoRA segments alone: the r, k, v weights are bound (unread) only to fill their bindings
         out.push(gemv({ ...a, wr: a.wl, wk: a.wl, wv: a.wl }, c, false));
         return out;

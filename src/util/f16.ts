@@ -3,18 +3,36 @@
 // (exact for every bf16 value in f16's range).
 
 import { knob } from './knobs.ts';
+import { log } from './log.ts';
 
 /** One subgroup-matrix shape an adapter offers (chromium-experimental-subgroup-matrix). */
 export interface SubgroupMatrixConfig { componentType: string; resultComponentType: string; M: number; N: number; K: number }
 
 /**
  * Whether the matmul op picks 'sgmat' on its own where the adapter has f16 subgroup matrices (and the GPU backend
- * then converts bf16 weights to f16 at load): FLA_TENSOR_CORES=1. Not the default: the split arithmetic is within
- * ~1e-5 of the f32 GEMM (BENCHMARKS.md), an order of magnitude above the f32 path's error on the fixtures, so it is a
- * named, opt-in path with its own measured tolerance rather than a silent change. On the H200 (dawn.node 0.6.2) the
- * GEMM runs 52–106 TFLOP/s f32-grade at llama-1b's prefill shapes against 10–17 for the f32 GEMM.
+ * then converts bf16 weights to f16 at load): the default, FLA_TENSOR_CORES=0 turns it off. The split arithmetic is
+ * f32-grade: its error grew with K on the tensor cores (1.3e-5 of the f32 GEMM at K 4096, truncating accumulation)
+ * until the accumulators were restarted every SGMAT_FLUSH_K (kernels/matmul/matmul_sgmat.ts); the CPU model of that
+ * is within 1–2× of the f32 path on every fixture (scripts/sgmat_golden.ts). On the H200 (dawn.node 0.6.2):
+ * llama-1b pp512 10.3 k t/s against 4.6 k with the f32 GEMM (before the restarts, BENCHMARKS.md).
  */
-export function sgmatByDefault(): boolean { return knob('FLA_TENSOR_CORES') === '1'; }
+export function sgmatByDefault(): boolean { return knob('FLA_TENSOR_CORES') !== '0'; }
+
+let warned = false;
+/**
+ * Whether the GPU backend runs the tensor-core GEMM (and so converts bf16 matrices to f16 at load) on an adapter with
+ * shader-f16 `f16` and these subgroup-matrix configs: by default where an f16 → f32 config exists; FLA_TENSOR_CORES=0
+ * never; =1 insists, with one warning where the adapter cannot (no shader-f16 or no such config: bun-webgpu on NVIDIA,
+ * lavapipe, see `fla devices`).
+ */
+export function tensorCores(f16: boolean, configs: readonly SubgroupMatrixConfig[] | undefined): boolean {
+  const ok = f16 && sgmatConfig(configs) !== null;
+  if (!ok && knob('FLA_TENSOR_CORES') === '1' && !warned) {
+    warned = true;
+    log.warn(`FLA_TENSOR_CORES=1: this adapter has no ${f16 ? 'f16 subgroup-matrix config with f32 results' : 'shader-f16'} (see fla devices); GEMMs stay on the f32 path`);
+  }
+  return ok && sgmatByDefault();
+}
 
 /** Matmul variants that read f16 weights only (kernels/matmul/matmul_sgmat.ts). */
 export const F16_MATMULS = ['sgmat', 'sgmat_f16', 'f16split', 'f16single'] as const;
