@@ -3,7 +3,7 @@
 // and variant (pre-pass included) at 4096³ and at llama-1b's prefill shapes (R×OUT×IN = 512×2048×2048,
 // 512×8192×2048, 512×2048×8192, 512×128256×2048), each with its max relative error against the f32 FMA GEMM on the
 // same f16 weights, and what the op's select picks there.
-//   FLA_WEBGPU=dawn bun scripts/bench_sgmat.ts [--quick] [--splitk=none|only|both] [--noflush] [tile,tile,...]
+//   FLA_WEBGPU=dawn bun scripts/bench_sgmat.ts [--quick] [--splitk=none|only|both] [--noflush] [--variant=V] [tile,tile,...]
 // --noflush: the split variant as one accumulator chain over all of K (no SGMAT_FLUSH_K restarts: the kernel before
 // them, whose error grows with K), so its 16-matrix tiles fit again.
 process.env.FLA_KERNEL_MATMUL ||= 'sgmat';   // synthetic bf16 weights become f16 on the GPU (what the f16 GEMMs read)
@@ -40,7 +40,8 @@ const step = (R: number) => o.beginStep({ ids: new Int32Array(R), cursors: [{ sl
 const ctx = (R: number) => ({ adapter: o.adapter, step: { n: R, k: 0, b: 1, lens: [R], maxLen: R, cursors: [] } });
 const isSplit = (v: string) => v === 'sgmat' || v === 'f16split';
 const fitting = (v: string, R: number, OUT: number) => TILES.filter(t => { sgmatTileOverride(t, null, flush); const p = sgmatPlan(ctx(R), isSplit(v), R, OUT); sgmatTileOverride(null); return p !== null; });
-const variants = ['sgmat', 'sgmat_f16'].filter(v => sgmatPlan(ctx(64), isSplit(v)));
+const onlyVariant = process.argv.find(a => a.startsWith('--variant='))?.slice(10);   // sgmat | sgmat_f16: that one alone
+const variants = ['sgmat', 'sgmat_f16'].filter(v => (!onlyVariant || v === onlyVariant) && sgmatPlan(ctx(64), isSplit(v)));
 console.log(`variants here: ${[...variants, ...(gpu.f16 ? ['f16split'] : [])].join(', ') || 'none'}`);
 
 type Args = { x: Tensor; w: Weight; bias: null; y: Tensor; act: 'none'; accumulate: false };

@@ -34,7 +34,9 @@ export interface SgmatTile { name: string; WM: number; WN: number; TM: number; T
 
 /**
  * The tiles (sizes for the 16×16×16 config; FLA_SGMAT_TILE forces one, scripts/bench_sgmat.ts sweeps them all).
- * w: 8 subgroups, q: 4, o: 1; the number is the tile's rows × columns; k16/k64: K tiles of 16/64 (else 32); d: DB.
+ * w: 8 subgroups, q: 4, o: 1; the number is the tile's rows × columns; k16/k64: K tiles of 16/64 (else 32); d: DB;
+ * c: a subgroup's block 2×4 matrices instead of 4×2 (w128c, q64x128: for the split with its sums, 8 matrices a
+ * subgroup, where x's two halves make rows dearer than columns: 8 fragment loads for 16 products instead of 10).
  */
 export const SGMAT_TILES: readonly SgmatTile[] = [
   { name: 'w128x256', WM: 2, WN: 4, TM: 4, TN: 4, BK: 32, DB: false },
@@ -42,11 +44,14 @@ export const SGMAT_TILES: readonly SgmatTile[] = [
   { name: 'w128', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, DB: false },
   { name: 'w128d', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, DB: true },
   { name: 'w128k64', WM: 2, WN: 4, TM: 4, TN: 2, BK: 64, DB: false },
+  { name: 'w128c', WM: 4, WN: 2, TM: 2, TN: 4, BK: 32, DB: false },
   { name: 'q128', WM: 2, WN: 2, TM: 4, TN: 4, BK: 32, DB: false },
   { name: 'q128k64', WM: 2, WN: 2, TM: 4, TN: 4, BK: 64, DB: false },
   { name: 'q128x64', WM: 2, WN: 2, TM: 4, TN: 2, BK: 32, DB: false },
   { name: 'q128x64d', WM: 2, WN: 2, TM: 4, TN: 2, BK: 32, DB: true },
   { name: 'q128x64k64', WM: 2, WN: 2, TM: 4, TN: 2, BK: 64, DB: false },
+  { name: 'q64x128', WM: 2, WN: 2, TM: 2, TN: 4, BK: 32, DB: false },
+  { name: 'q64x128k64', WM: 2, WN: 2, TM: 2, TN: 4, BK: 64, DB: false },
   { name: 'q64', WM: 2, WN: 2, TM: 2, TN: 2, BK: 32, DB: false },
   { name: 'q64d', WM: 2, WN: 2, TM: 2, TN: 2, BK: 32, DB: true },
   { name: 'q64k64', WM: 2, WN: 2, TM: 2, TN: 2, BK: 64, DB: false },
