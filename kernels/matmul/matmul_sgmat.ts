@@ -175,18 +175,25 @@ export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: Subgrou
     }
     return out;
   };
-  // every FL K tiles: each accumulator through this subgroup's slice of xh into its f32 sums (round-to-nearest adds),
-  // then restarted (DB: no barrier ends the multiply, so one comes first)
+  // every FL K tiles: each accumulator through this subgroup's slice of a workgroup array into its f32 sums (round-to-
+  // nearest adds), then restarted; as many at once as arrays hold every subgroup's slice (xh; xl with the split; ws
+  // where its W tile is big enough), two barriers a round (DB: no barrier ends the multiply, so one comes first)
+  const NB = t.DB ? 2 : 1, slots = t.WM * t.WN * m.M * m.N / 4;
+  const places = ['xh', ...(split ? ['xl'] : []), ...(NB * BN * (t.BK / 8 + 1) >= slots ? ['ws'] : [])];
+  const mats = each((i, j) => [[i, j] as const]);
   const flush = (b: number) => !FL ? [] : [
     `if ((kt + ${b + 1}u - klo) % ${FL}u == 0u) {`,
     ...(t.DB ? ['  workgroupBarrier();'] : []),
-    ...each((i, j) => [
-      `  subgroupMatrixStore<row_major>(&xh, c0, ${acc(i, j)}, SM_N / 4u);`,
-      '  workgroupBarrier();',
-      ...I(MQ).map(q => `  ${sum(i, j)}[${q}u] += bitcast<f32>(xh[fq + ${q * SG / 4}u][fr]);`),
-      '  workgroupBarrier();',
-      `  ${acc(i, j)} = subgroup_matrix_result<f32, SM_N, SM_M>();`,
-    ]),
+    ...I(Math.ceil(mats.length / places.length)).flatMap(r => {
+      const group = mats.slice(r * places.length, (r + 1) * places.length);
+      return [
+        ...group.map(([i, j], p) => `  subgroupMatrixStore<row_major>(&${places[p]}, c0, ${acc(i, j)}, SM_N / 4u);`),
+        '  workgroupBarrier();',
+        ...group.flatMap(([i, j], p) => I(MQ).map(q => `  ${sum(i, j)}[${q}u] += bitcast<f32>(${places[p]}[fq + ${q * SG / 4}u][fr]);`)),
+        '  workgroupBarrier();',
+        ...group.map(([i, j]) => `  ${acc(i, j)} = subgroup_matrix_result<f32, SM_N, SM_M>();`),
+      ];
+    }),
     '}',
   ];
   // K tile kt + b: stage it into buffer b, fetch the next one, multiply
