@@ -18,7 +18,7 @@ import { SGMAT_FLUSH_K } from '../kernels/matmul/matmul_sgmat.ts';
 import { rmsNormRef } from '../kernels/norm/rms_norm.ref.ts';
 import { siluMulRef } from '../kernels/elementwise/silu_mul.ref.ts';
 import type { Host } from '../src/backend/op.ts';
-import { bf16ToF16 } from '../src/util/f16.ts';
+import { bf16ToF16, f16Refused } from '../src/util/f16.ts';
 import { fixture } from '../test/helpers/fixtures.ts';
 import { goldenError, TOLERANCE } from '../test/helpers/golden.ts';
 
@@ -73,7 +73,8 @@ matmulMultiOp.ref = (a: MatmulMultiArgs, h: Host) => {
 function conversion(dir: string): string {
   const buf = readFileSync(join(dir, 'model.safetensors'));
   const n = Number(buf.readBigUInt64LE(0)), header = JSON.parse(buf.subarray(8, 8 + n).toString());
-  let mats = 0, vals = 0, rounded = 0, over = 0, worst = '', worstN = 0, withRounded = 0;
+  let mats = 0, vals = 0, rounded = 0, over = 0, worst = '', worstN = 0, withRounded = 0, maxRel = 0;
+  const kept: string[] = [];
   for (const [name, t] of Object.entries(header) as [string, any][]) {
     if (name === '__metadata__' || t.dtype !== 'BF16' || t.shape.length !== 2) continue;
     const [a, b] = t.data_offsets as [number, number];
@@ -82,8 +83,11 @@ function conversion(dir: string): string {
     mats++; vals += bits.length; rounded += c.rounded; over += c.overflow;
     if (c.rounded) withRounded++;
     if (c.rounded > worstN) { worstN = c.rounded; worst = `${name} ${c.rounded}/${bits.length}`; }
+    const why = f16Refused(c);
+    if (why) kept.push(`${name} (${why})`); else maxRel = Math.max(maxRel, c.rel);
   }
-  return `${mats} matrices, ${vals} values: ${rounded} rounded (f16 subnormal, |Δ| ≤ 2^-25 each; in ${withRounded} matrices, most ${worst || '-'}), ${over} beyond f16`;
+  return `${mats} matrices, ${vals} values: ${rounded} rounded (f16 subnormal, |Δ| ≤ 2^-25 each; in ${withRounded} matrices, most ${worst || '-'}), ${over} beyond f16; `
+    + `kept bf16: ${kept.join(', ') || 'none'}; largest rel of the converted ${maxRel.toExponential(1)}`;
 }
 
 const list = names.length ? names : Object.keys(TOLERANCE);

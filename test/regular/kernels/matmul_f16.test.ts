@@ -9,7 +9,7 @@ import { matmulF16Ref, rowScale, splitF16 } from '../../../kernels/matmul/matmul
 import { SGMAT_FLUSH_K, sgmatPlan, sgmatTileOverride, type F16Matmul } from '../../../kernels/matmul/matmul_sgmat.ts';
 import type { GpuBackend } from '../../../src/backend/gpu.ts';
 import { stepShape } from '../../../src/backend/op.ts';
-import { bf16ToF16 } from '../../../src/util/f16.ts';
+import { bf16ToF16, F16_MAX_REL, f16Refused } from '../../../src/util/f16.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
 import { gpu, HAS_GPU } from '../../helpers/gpu.ts';
 import { checkBoth, gpuBackend, hostWeight, runOn, simpleStep } from './harness.ts';
@@ -111,6 +111,15 @@ describe('f16 split arithmetic (CPU reference)', () => {
     for (const i of [0, 1, 2, 3, 4, 5, 6]) expect(back[i]).toBe(asBf16[i]!);
     expect(c.overflow).toBe(4);   // 1e5, -1e6, inf, nan
     expect(c.rounded).toBe(1);    // (1 + 2^-7)·2^-18 has a bit below f16's 2^-24
+    expect(f16Refused(c)).toContain('beyond');
+    // rel = √(ΣΔ²/Σw²): a tensor of normal-range values with one tiny value is converted; one of tiny values is not
+    const bitsOf = (v: number[]) => Uint16Array.from(new Uint32Array(Float32Array.from(v).buffer), u => u >>> 16);
+    const ok = bf16ToF16(bitsOf([0.5, -0.25, 0.125, (1 + 2 ** -7) * 2 ** -18])), tiny = bf16ToF16(bitsOf([(1 + 2 ** -7) * 2 ** -18, 2 ** -20, 3 * 2 ** -26]));
+    expect(ok.rounded).toBe(1);
+    expect(ok.rel).toBeLessThan(F16_MAX_REL);
+    expect(f16Refused(ok)).toBeNull();
+    expect(tiny.rel).toBeGreaterThan(1e-3);
+    expect(f16Refused(tiny)).toContain('below f16');
   });
 });
 
