@@ -246,7 +246,8 @@ function launches(a: MatmulArgs, c: Ctx, kind: F16Matmul): Launch[] {
   const gemm: Launch = {
     kernel: sgmatKernel(t, split, SG, p.m, IN % 8 === 0, p.fl), bind: { ...bind, ...(p.sk > 1 ? { y: scratch('part') } : {}), dims: u32(IN, OUT, RW / 4, KPAD / 8) },
     cost, grid: [Math.ceil(OUT / BN), Math.ceil(R / BM), p.sk],
-    defines: { ...epilogueDefines(a), SPLIT: split, WV: IN % 8 === 0, DB: t.DB, SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, WM: t.WM, WN: t.WN, TM: t.TM, TN: t.TN, BK: t.BK, SG, SPLITK: p.sk > 1, SK: p.sk },
+    defines: { ...epilogueDefines(a), SPLIT: split, WV: IN % 8 === 0, DB: t.DB, SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, WM: t.WM, WN: t.WN, TM: t.TM, TN: t.TN, BK: t.BK, SG, SPLITK: p.sk > 1, SK: p.sk,
+      FL: p.fl },   // FL shapes only the generated source, but pipelines are cached by label and defines
   };
   if (p.sk === 1) return [prep, gemm];
   const reduce: Launch = {

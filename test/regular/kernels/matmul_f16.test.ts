@@ -6,7 +6,7 @@ import { describe, expect, test } from 'bun:test';
 import { matmul, matmulOp } from '../../../kernels/matmul/matmul.ts';
 import { matmulRef, type Act } from '../../../kernels/matmul/matmul.ref.ts';
 import { matmulF16Ref, rowScale, splitF16 } from '../../../kernels/matmul/matmul_f16.ref.ts';
-import { SGMAT_FLUSH_K, sgmatPlan, sgmatTileOverride, type F16Matmul } from '../../../kernels/matmul/matmul_sgmat.ts';
+import { SGMAT_FLUSH_K, SGMAT_TILES, sgmatPlan, sgmatTileOverride, type F16Matmul } from '../../../kernels/matmul/matmul_sgmat.ts';
 import type { GpuBackend } from '../../../src/backend/gpu.ts';
 import { stepShape } from '../../../src/backend/op.ts';
 import { bf16ToF16, F16_MAX_REL, f16Refused } from '../../../src/util/f16.ts';
@@ -185,8 +185,10 @@ function variantSuite(kind: F16Matmul) {
       const R = 48, IN = 4096, OUT = 96, rng = prng('sgmat K 4096');
       const x = randn(R * IN, rng), w = randn(OUT * IN, rng, 1 / Math.sqrt(IN));
       const ys: Float32Array[] = [];
-      for (const flush of [true, false]) {   // false: one chain, the kernel before SGMAT_FLUSH_K (printed, not asserted)
-        sgmatTileOverride(null, null, flush);
+      // tile q64 with K unsplit: one accumulator chain per output over all of K, restarted every SGMAT_FLUSH_K (flush)
+      // or not (the kernel before SGMAT_FLUSH_K: printed, not asserted)
+      for (const flush of [true, false]) {
+        sgmatTileOverride(SGMAT_TILES.find(t => t.name === 'q64')!, 1, flush);
         try {
           const got = await withKernel(kind, () => runOn(gpuBackend(), 'gpu', simpleStep(R), {}, async io => {
             const xt = io.o.act('x', IN), yt = io.o.act('y', OUT), yg = io.o.act('yg', OUT);
