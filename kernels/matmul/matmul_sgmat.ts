@@ -70,7 +70,9 @@ export function sgmatTileBytes(m: SubgroupMatrixConfig, t: SgmatTile, split: boo
  * a bias that grows linearly with the chain — H200, against the f32 GEMM: 5.4e-6 at K 2048, 1.3e-5 at 4096, 2.3e-5 at
  * 8192 (BENCHMARKS.md, 2026-12-01), reproduced by the CPU model of scripts/sgmat_error.ts. Restarting every 256 K
  * elements and adding each chunk into f32 sums (round-to-nearest) brings the model to 0.5–1e-6 at every K, below
- * the f32 GEMM's own 2–5e-6. The sums take as many registers as the accumulators.
+ * the f32 GEMM's own 2–5e-6. The sums take as many registers as the accumulators. H200 (2026-12-02, GPU.sh of
+ * engineer tc): against the f32 GEMM 2.1e-6 at 512×2048×2048 and 3.3e-6 at 4096³ (were 5.4e-6 / 1.3e-5); against f64
+ * at K 4096 6.5–6.9e-7, the f32 GEMM 2.1e-6; 4096³ 87.7 TFLOP/s (w128; the one-chain w128x256 100.9–107.7).
  */
 export const SGMAT_FLUSH_K = 256;
 
@@ -100,6 +102,8 @@ export function sgmatTileOverride(t: SgmatTile | null, sk: number | null = null,
  * q64k64 70.0 (best); 512×2048×8192 q128x64k64 68.4 (best) / q64k64 101.9 (best). Split-K measured no gain at
  * 512×2048×2048 (w128 in 2 slices 49.4, 4 slices 16.0), so it is kept for outputs of very few tiles (batched decode).
  */
+// flush (the split with its sums, 8 matrices a subgroup), H200 2026-12-02: 4096³ w128 87.7, w128c 82.9, q64x128 79.2,
+// q128x64k64 54.5, q64x128k64 53.1; 512×2048×2048 q128x64k64 43.8, q64x128 41.8, q64x128k64 39.9, w128 34.7, w128c 31.1
 export const SGMAT_ORDER = { split: ['w128x256', 'q128x64k64', 'q64'], flush: ['w128', 'q128x64k64', 'q64'], single: ['w128x256', 'q64k64', 'q64'] } as const;
 export const SGMAT_MIN_WG = 120;
 export const SGMAT_SPLITK_WG = 32;
