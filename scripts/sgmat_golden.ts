@@ -18,6 +18,8 @@ import { SGMAT_FLUSH_K } from '../kernels/matmul/matmul_sgmat.ts';
 import { rmsNormRef } from '../kernels/norm/rms_norm.ref.ts';
 import { siluMulRef } from '../kernels/elementwise/silu_mul.ref.ts';
 import type { Host } from '../src/backend/op.ts';
+import { CpuBackend } from '../src/backend/cpu.ts';
+import type { HostWeight } from '../src/backend/backend.ts';
 import { bf16ToF16, f16Refused } from '../src/util/f16.ts';
 import { fixture } from '../test/helpers/fixtures.ts';
 import { goldenError, TOLERANCE } from '../test/helpers/golden.ts';
@@ -42,6 +44,17 @@ function f16Weight(w: Float32Array): Float32Array | null {
   return v;
 }
 const rows = (h: Host, t: { rows: string }) => t.rows === 'k' ? h.step.keep.length : h.step.ids.length;
+
+// every bf16 matrix as the GPU backend loads it for the f16 GEMMs: f16 where f16Refused allows (embeddings, LoRA and
+// projections alike: every op then reads the f16 values), else bf16; f16Of then finds them exact
+const origWeight = CpuBackend.prototype.weight;
+CpuBackend.prototype.weight = function (this: CpuBackend, name: string, w: HostWeight, matrix?: boolean) {
+  if (current && matrix && w.dtype === 'bf16' && w.bits16 && !w.synthetic) {
+    const c = bf16ToF16(w.bits16);
+    if (!f16Refused(c)) return origWeight.call(this, name, { ...w, dtype: 'f16', bits16: c.data });
+  }
+  return origWeight.call(this, name, w);
+} as typeof CpuBackend.prototype.weight;
 
 const origMatmul = matmulOp.ref, origMulti = matmulMultiOp.ref;
 let current: Mode | null = null;
