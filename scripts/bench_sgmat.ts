@@ -3,7 +3,9 @@
 // and variant (pre-pass included) at 4096³ and at llama-1b's prefill shapes (R×OUT×IN = 512×2048×2048,
 // 512×8192×2048, 512×2048×8192, 512×128256×2048), each with its max relative error against the f32 FMA GEMM on the
 // same f16 weights, and what the op's select picks there.
-//   FLA_WEBGPU=dawn bun scripts/bench_sgmat.ts [--quick] [--splitk=none|only|both] [tile,tile,...]
+//   FLA_WEBGPU=dawn bun scripts/bench_sgmat.ts [--quick] [--splitk=none|only|both] [--noflush] [--variant=V] [tile,tile,...]
+// --noflush: the split variant as one accumulator chain over all of K (no SGMAT_FLUSH_K restarts: the kernel before
+// them, whose error grows with K), so its 16-matrix tiles fit again.
 process.env.FLA_KERNEL_MATMUL ||= 'sgmat';   // synthetic bf16 weights become f16 on the GPU (what the f16 GEMMs read)
 import { matmulOp } from '../kernels/matmul/matmul.ts';
 import { matmulRef } from '../kernels/matmul/matmul.ref.ts';
@@ -14,6 +16,7 @@ import type { Tensor, Weight } from '../src/backend/backend.ts';
 import { Gpu } from '../src/gpu/device.ts';
 
 const quick = process.argv.includes('--quick');
+const flush = process.argv.includes('--noflush') ? false : null;
 const splitk = process.argv.find(a => a.startsWith('--splitk='))?.slice(9) ?? 'both';   // none | only | both
 const SK_TILES = ['w128', 'q128', 'q128x64', 'q64', 'q64d', 'q64k64', 'q128x64k64'];
 const only = process.argv.slice(2).find(a => !a.startsWith('--'))?.split(',');
@@ -36,8 +39,9 @@ const relErr = (g: Float32Array, w: Float32Array) => {
 const step = (R: number) => o.beginStep({ ids: new Int32Array(R), cursors: [{ slot: 0, start: 0, len: R }], keep: new Int32Array(0) });
 const ctx = (R: number) => ({ adapter: o.adapter, step: { n: R, k: 0, b: 1, lens: [R], maxLen: R, cursors: [] } });
 const isSplit = (v: string) => v === 'sgmat' || v === 'f16split';
-const fitting = (v: string, R: number, OUT: number) => TILES.filter(t => { sgmatTileOverride(t); const p = sgmatPlan(ctx(R), isSplit(v), R, OUT); sgmatTileOverride(null); return p !== null; });
-const variants = ['sgmat', 'sgmat_f16'].filter(v => sgmatPlan(ctx(64), isSplit(v)));
+const fitting = (v: string, R: number, OUT: number) => TILES.filter(t => { sgmatTileOverride(t, null, flush); const p = sgmatPlan(ctx(R), isSplit(v), R, OUT); sgmatTileOverride(null); return p !== null; });
+const onlyVariant = process.argv.find(a => a.startsWith('--variant='))?.slice(10);   // sgmat | sgmat_f16: that one alone
+const variants = ['sgmat', 'sgmat_f16'].filter(v => (!onlyVariant || v === onlyVariant) && sgmatPlan(ctx(64), isSplit(v)));
 console.log(`variants here: ${[...variants, ...(gpu.f16 ? ['f16split'] : [])].join(', ') || 'none'}`);
 
 type Args = { x: Tensor; w: Weight; bias: null; y: Tensor; act: 'none'; accumulate: false };
@@ -47,7 +51,7 @@ async function read(t: Tensor, n: number): Promise<Float32Array> {
 }
 /** Build `variant` (tile t) for args, run once, read y. */
 async function runOnce(variant: string, t: SgmatTile | null, a: Args, n: number, sk: number | null = null): Promise<Float32Array> {
-  sgmatTileOverride(t, sk);
+  sgmatTileOverride(t, sk, flush);
   try {
     const ds = await o.build(matmulOp, a, variant);
     const enc = gpu.device.createCommandEncoder();
@@ -58,7 +62,7 @@ async function runOnce(variant: string, t: SgmatTile | null, a: Args, n: number,
 }
 /** TFLOP/s of `variant` (tile t): replays of the recorded dispatches, ≥ 25 ms of them. */
 async function tflops(variant: string, t: SgmatTile | null, a: Args, flop: number, sk: number | null = null): Promise<number> {
-  sgmatTileOverride(t, sk);
+  sgmatTileOverride(t, sk, flush);
   let ds;
   try { ds = await o.build(matmulOp, a, variant); } finally { sgmatTileOverride(null); }
   const run = async (reps: number) => {

@@ -24,7 +24,7 @@ export const F16_KERNELS = {
 };
 
 /**
- * Fewest rows the subgroup-matrix GEMM takes by default (FLA_TENSOR_CORES=1): 17. H200, llama-1b batched decode: at 16
+ * Fewest rows the subgroup-matrix GEMM takes by default (unless FLA_TENSOR_CORES=0): 17. H200, llama-1b batched decode: at 16
  * rows gemv_vec 1 682 t/s vs sgmat 1 315; at 64 rows sgmat 5 288 vs gemv_vec 2 308 (BENCHMARKS.md, 2026-12-02).
  */
 export const SGMAT_MIN_ROWS = 17;
@@ -34,7 +34,9 @@ export interface SgmatTile { name: string; WM: number; WN: number; TM: number; T
 
 /**
  * The tiles (sizes for the 16×16×16 config; FLA_SGMAT_TILE forces one, scripts/bench_sgmat.ts sweeps them all).
- * w: 8 subgroups, q: 4, o: 1; the number is the tile's rows × columns; k16/k64: K tiles of 16/64 (else 32); d: DB.
+ * w: 8 subgroups, q: 4, o: 1; the number is the tile's rows × columns; k16/k64: K tiles of 16/64 (else 32); d: DB;
+ * c: a subgroup's block 2×4 matrices instead of 4×2 (w128c, q64x128: for the split with its sums, 8 matrices a
+ * subgroup, where x's two halves make rows dearer than columns: 8 fragment loads for 16 products instead of 10).
  */
 export const SGMAT_TILES: readonly SgmatTile[] = [
   { name: 'w128x256', WM: 2, WN: 4, TM: 4, TN: 4, BK: 32, DB: false },
@@ -42,11 +44,14 @@ export const SGMAT_TILES: readonly SgmatTile[] = [
   { name: 'w128', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, DB: false },
   { name: 'w128d', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, DB: true },
   { name: 'w128k64', WM: 2, WN: 4, TM: 4, TN: 2, BK: 64, DB: false },
+  { name: 'w128c', WM: 4, WN: 2, TM: 2, TN: 4, BK: 32, DB: false },
   { name: 'q128', WM: 2, WN: 2, TM: 4, TN: 4, BK: 32, DB: false },
   { name: 'q128k64', WM: 2, WN: 2, TM: 4, TN: 4, BK: 64, DB: false },
   { name: 'q128x64', WM: 2, WN: 2, TM: 4, TN: 2, BK: 32, DB: false },
   { name: 'q128x64d', WM: 2, WN: 2, TM: 4, TN: 2, BK: 32, DB: true },
   { name: 'q128x64k64', WM: 2, WN: 2, TM: 4, TN: 2, BK: 64, DB: false },
+  { name: 'q64x128', WM: 2, WN: 2, TM: 2, TN: 4, BK: 32, DB: false },
+  { name: 'q64x128k64', WM: 2, WN: 2, TM: 2, TN: 4, BK: 64, DB: false },
   { name: 'q64', WM: 2, WN: 2, TM: 2, TN: 2, BK: 32, DB: false },
   { name: 'q64d', WM: 2, WN: 2, TM: 2, TN: 2, BK: 32, DB: true },
   { name: 'q64k64', WM: 2, WN: 2, TM: 2, TN: 2, BK: 64, DB: false },
@@ -59,8 +64,20 @@ export function sgmatTileBytes(m: SubgroupMatrixConfig, t: SgmatTile, split: boo
   return (t.DB ? 2 : 1) * (BM * row * (split ? 2 : 1) + BN * row);
 }
 
-/** Whether tile `t` runs on this adapter with config `m`. */
-export function sgmatFits(c: Ctx, m: SubgroupMatrixConfig, t: SgmatTile, split: boolean): boolean {
+/**
+ * K elements between restarts of the split variant's accumulators (0: none). The tensor cores add each 16-product
+ * block into the f32 accumulator with truncation, not round-to-nearest (Fasi et al. 2021; Khattak & Mikaitis 2025):
+ * a bias that grows linearly with the chain — H200, against the f32 GEMM: 5.4e-6 at K 2048, 1.3e-5 at 4096, 2.3e-5 at
+ * 8192 (BENCHMARKS.md, 2026-12-01), reproduced by the CPU model of scripts/sgmat_error.ts. Restarting every 256 K
+ * elements and adding each chunk into f32 sums (round-to-nearest) brings the model to 0.5–1e-6 at every K, below
+ * the f32 GEMM's own 2–5e-6. The sums take as many registers as the accumulators. H200 (2026-12-02, GPU.sh of
+ * engineer tc): against the f32 GEMM 2.1e-6 at 512×2048×2048 and 3.3e-6 at 4096³ (were 5.4e-6 / 1.3e-5); against f64
+ * at K 4096 6.5–6.9e-7, the f32 GEMM 2.1e-6; 4096³ 87.7 TFLOP/s (w128; the one-chain w128x256 100.9–107.7).
+ */
+export const SGMAT_FLUSH_K = 256;
+
+/** Whether tile `t` runs on this adapter with config `m` (flush: with the f32 sums of SGMAT_FLUSH_K). */
+export function sgmatFits(c: Ctx, m: SubgroupMatrixConfig, t: SgmatTile, split: boolean, flush = false): boolean {
   const A = c.adapter, SG = A.subgroupSize ?? 0;
   if (!SG) return false;
   const BM = t.WM * t.TM * m.M, BN = t.WN * t.TN * m.N, NT = t.WM * t.WN * SG, KS = t.BK / 8, KP = KS + 1;
@@ -68,12 +85,13 @@ export function sgmatFits(c: Ctx, m: SubgroupMatrixConfig, t: SgmatTile, split: 
     && NT % KS === 0 && (BM * KS) % NT === 0 && (BN * KS) % NT === 0   // every thread copies whole slots, as many each
     && t.WM * t.WN * m.M * m.N * 4 <= (t.DB ? 2 : 1) * BM * KP * 16       // the epilogue's result matrices fit in x hi's memory
     && sgmatTileBytes(m, t, split) <= A.maxWorkgroupStorage && NT <= A.maxInvocations
-    && t.TM * t.TN <= 16;   // accumulators: 16 matrices of 16×16 f32 are 128 registers a lane
+    && (!flush || SG % 4 === 0)
+    && (flush ? 2 : 1) * t.TM * t.TN <= 16;   // accumulators (and sums): 16 matrices of 16×16 f32 are 128 registers a lane
 }
 
-/** A tile (and split-K count) forced by fla's own scripts (scripts/bench_sgmat.ts sweeps them); FLA_SGMAT_TILE otherwise. */
-let tileOverride: SgmatTile | null = null, splitOverride: number | null = null;
-export function sgmatTileOverride(t: SgmatTile | null, sk: number | null = null): void { tileOverride = t; splitOverride = sk; }
+/** A tile (split-K count, flush on/off) forced by fla's own scripts (scripts/bench_sgmat.ts sweeps them); FLA_SGMAT_TILE otherwise. */
+let tileOverride: SgmatTile | null = null, splitOverride: number | null = null, flushOverride: boolean | null = null;
+export function sgmatTileOverride(t: SgmatTile | null, sk: number | null = null, flush: boolean | null = null): void { tileOverride = t; splitOverride = sk; flushOverride = flush; }
 
 /**
  * The default tile for R×OUT outputs: the first of SGMAT_ORDER[split or single] that still gives ≥ SGMAT_MIN_WG
@@ -84,28 +102,33 @@ export function sgmatTileOverride(t: SgmatTile | null, sk: number | null = null)
  * q64k64 70.0 (best); 512×2048×8192 q128x64k64 68.4 (best) / q64k64 101.9 (best). Split-K measured no gain at
  * 512×2048×2048 (w128 in 2 slices 49.4, 4 slices 16.0), so it is kept for outputs of very few tiles (batched decode).
  */
-export const SGMAT_ORDER = { split: ['w128x256', 'q128x64k64', 'q64'], single: ['w128x256', 'q64k64', 'q64'] } as const;
+// flush (the split with its sums, 8 matrices a subgroup), H200 2026-12-02: 4096³ w128 87.7, w128c 82.9, q64x128 79.2,
+// q128x64k64 54.5, q64x128k64 53.1; 512×2048×2048 q128x64k64 43.8, q64x128 41.8, q64x128k64 39.9, w128 34.7, w128c 31.1
+export const SGMAT_ORDER = { split: ['w128x256', 'q128x64k64', 'q64'], flush: ['w128', 'q128x64k64', 'q64'], single: ['w128x256', 'q64k64', 'q64'] } as const;
 export const SGMAT_MIN_WG = 120;
 export const SGMAT_SPLITK_WG = 32;
-export interface SgmatPlan { m: SubgroupMatrixConfig; t: SgmatTile; sk: number }
+/** sk: K slices (split-K); fl: K tiles between accumulator restarts (0: none; the split variant's SGMAT_FLUSH_K). */
+export interface SgmatPlan { m: SubgroupMatrixConfig; t: SgmatTile; sk: number; fl: number }
 
 /** The config, tile and split-K count `split` uses on this adapter for R rows × OUT × IN, or null where subgroup matrices cannot run it. */
 export function sgmatPlan(c: Ctx, split: boolean, R = 4096, OUT = 4096, IN = 4096, rowsN = true): SgmatPlan | null {
   const A = c.adapter, m = sgmatConfig(A.subgroupMatrix);
   if (!A.f16 || !m || !A.subgroupSize) return null;
-  const fits = (t: SgmatTile) => sgmatFits(c, m, t, split);
+  const flush = split && SGMAT_FLUSH_K > 0 && flushOverride !== false;
+  const fits = (t: SgmatTile) => sgmatFits(c, m, t, split, flush);
+  const fl = (t: SgmatTile) => flush ? Math.max(1, Math.round(SGMAT_FLUSH_K / t.BK)) : 0;
   const wgs = (t: SgmatTile) => Math.ceil(R / (t.WM * t.TM * m.M)) * Math.ceil(OUT / (t.WN * t.TN * m.N));
   const area = (t: SgmatTile) => t.WM * t.TM * t.WN * t.TN;   // ties (R or OUT below one tile): the smaller tile
   const skFor = (t: SgmatTile) => !rowsN || R > 65535 || wgs(t) >= SGMAT_SPLITK_WG ? 1 : Math.max(1, Math.min(4, Math.ceil(2 * SGMAT_SPLITK_WG / wgs(t)), Math.floor(IN / 512)));
-  if (tileOverride) return fits(tileOverride) ? { m, t: tileOverride, sk: rowsN ? splitOverride ?? 1 : 1 } : null;
+  if (tileOverride) return fits(tileOverride) ? { m, t: tileOverride, sk: rowsN ? splitOverride ?? 1 : 1, fl: fl(tileOverride) } : null;
   const named = knob('FLA_SGMAT_TILE');
-  if (named) { const t = SGMAT_TILES.find(t => t.name === named)!; if (fits(t)) return { m, t, sk: skFor(t) }; }
-  const cands = SGMAT_ORDER[split ? 'split' : 'single'].map(n => SGMAT_TILES.find(t => t.name === n)!).filter(fits);
+  if (named) { const t = SGMAT_TILES.find(t => t.name === named)!; if (fits(t)) return { m, t, sk: skFor(t), fl: fl(t) }; }
+  const cands = SGMAT_ORDER[flush ? 'flush' : split ? 'split' : 'single'].map(n => SGMAT_TILES.find(t => t.name === n)!).filter(fits);
   const t = cands.find(t => wgs(t) >= SGMAT_MIN_WG) ?? cands.sort((a, b) => wgs(b) - wgs(a) || area(a) - area(b))[0] ?? SGMAT_TILES.find(fits);
-  return t ? { m, t, sk: skFor(t) } : null;
+  return t ? { m, t, sk: skFor(t), fl: fl(t) } : null;
 }
 
-/** The default f16 variant: 'sgmat' for f16 weights from 16 rows where subgroup matrices run it (FLA_TENSOR_CORES=1), else none. */
+/** The default f16 variant: 'sgmat' for f16 weights past 16 rows where subgroup matrices run it (unless FLA_TENSOR_CORES=0), else none. */
 export function selectF16(c: Ctx, a: MatmulArgs): F16Matmul | null {
   return sgmatByDefault() && a.w?.dtype === 'f16' && rowsOf(a.x, c) >= SGMAT_MIN_ROWS && sgmatPlan(c, true) ? 'sgmat' : null;
 }
@@ -113,18 +136,20 @@ export function selectF16(c: Ctx, a: MatmulArgs): F16Matmul | null {
 const sources = new Map<string, Kernel>();
 
 /** matmul_sgmat.wgsl with its `//@ NAME` lines filled for tile t (straight-line code: every matrix a named value). */
-export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: SubgroupMatrixConfig, WV: boolean): Kernel {
-  const key = `${t.WM},${t.WN},${t.TM},${t.TN},${t.BK},${split},${SG},${m.M}x${m.N}x${m.K},${WV}`;
+export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: SubgroupMatrixConfig, WV: boolean, FL = 0): Kernel {
+  const key = `${t.WM},${t.WN},${t.TM},${t.TN},${t.BK},${split},${SG},${m.M}x${m.N}x${m.K},${WV},${FL}`;
   let k = sources.get(key);
   if (k) return k;
   const BM = t.WM * t.TM * m.M, BN = t.WN * t.TN * m.N, NT = t.WM * t.WN * SG, RS = NT / (t.BK / 8);
   const LX = BM / RS, LW = BN / RS;
   const I = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const acc = (i: number, j: number) => `acc${i}_${j}`;
+  const acc = (i: number, j: number) => `acc${i}_${j}`, sum = (i: number, j: number) => `s${i}_${j}`, MQ = m.M * m.N / SG;
+  const each = <T>(f: (i: number, j: number) => T[]) => I(t.TM).flatMap(i => I(t.TN).flatMap(j => f(i, j)));
   const decl = [
     ...I(LX).flatMap(q => [`let xo${q} = min(row0 + tr + ${q * RS}u, rows - 1u) * XR + tc;`, `var px${q}: vec4<u32>;`, ...(split ? [`var pl${q}: vec4<u32>;`] : [])]),
     ...I(LW).flatMap(q => [`let wn${q} = min(col0 + tr + ${q * RS}u, OUT - 1u);`, `var pw${q}: vec4<u32>;`]),
     ...I(t.TM).flatMap(i => I(t.TN).map(j => `var ${acc(i, j)}: subgroup_matrix_result<f32, SM_N, SM_M>;`)),
+    ...(FL ? each((i, j) => [`var ${sum(i, j)}: array<f32, MQ>;`]) : []),
   ];
   const fetch = [
     ...I(LX).flatMap(q => [`px${q} = xq[xo${q} + k0 / 8u];`, ...(split ? [`pl${q} = xq[xo${q} + KH + k0 / 8u];`] : [])]),
@@ -154,18 +179,39 @@ export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: Subgrou
     }
     return out;
   };
+  // every FL K tiles: each accumulator through this subgroup's slice of a workgroup array into its f32 sums (round-to-
+  // nearest adds), then restarted; as many at once as arrays hold every subgroup's slice (xh; xl with the split; ws
+  // where its W tile is big enough), two barriers a round (DB: no barrier ends the multiply, so one comes first)
+  const NB = t.DB ? 2 : 1, slots = t.WM * t.WN * m.M * m.N / 4;
+  const places = ['xh', ...(split ? ['xl'] : []), ...(NB * BN * (t.BK / 8 + 1) >= slots ? ['ws'] : [])];
+  const mats = each((i, j) => [[i, j] as const]);
+  const flush = (b: number) => !FL ? [] : [
+    `if ((kt + ${b + 1}u - klo) % ${FL}u == 0u) {`,
+    ...(t.DB ? ['  workgroupBarrier();'] : []),
+    ...I(Math.ceil(mats.length / places.length)).flatMap(r => {
+      const group = mats.slice(r * places.length, (r + 1) * places.length);
+      return [
+        ...group.map(([i, j], p) => `  subgroupMatrixStore<row_major>(&${places[p]}, c0, ${acc(i, j)}, SM_N / 4u);`),
+        '  workgroupBarrier();',
+        ...group.flatMap(([i, j], p) => I(MQ).map(q => `  ${sum(i, j)}[${q}u] += bitcast<f32>(${places[p]}[fq + ${q * SG / 4}u][fr]);`)),
+        '  workgroupBarrier();',
+        ...group.map(([i, j]) => `  ${acc(i, j)} = subgroup_matrix_result<f32, SM_N, SM_M>();`),
+      ];
+    }),
+    '}',
+  ];
   // K tile kt + b: stage it into buffer b, fetch the next one, multiply
   const stepOf = (b: number) => [
     ...stage(b), 'workgroupBarrier();',
     `if (kt + ${b + 1}u < NK) {`, `  k0 = (kt + ${b + 1}u) * BK;`, ...fetch.map(l => '  ' + l), '}',
-    ...mma(b), ...(t.DB ? [] : ['workgroupBarrier();']),
+    ...mma(b), ...(t.DB ? [] : ['workgroupBarrier();']), ...flush(b),
   ];
-  const epilogue = I(t.TM).flatMap(i => I(t.TN).flatMap(j => [
+  const epilogue = each((i, j) => [
     `subgroupMatrixStore<row_major>(&xh, c0, ${acc(i, j)}, SM_N / 4u);`,
     'workgroupBarrier();',
-    `emit(c0, lane, row0 + m0 + ${i * m.M}u, col0 + n0 + ${j * m.N}u, rows, OUT, XR, g.z);`,
+    `emit(c0, lane, row0 + m0 + ${i * m.M}u, col0 + n0 + ${j * m.N}u, rows, OUT, XR, g.z, ${FL ? sum(i, j) : 'array<f32, MQ>()'});`,
     'workgroupBarrier();',
-  ]));
+  ]);
   const wdecl = [`@group(0) @binding(2) var<storage, read> W: array<${WV ? 'vec4<u32>' : 'u32'}>;`];
   const gen: Record<string, string[]> = { wdecl, decl, fetch, step0: stepOf(0), step1: stepOf(1), epilogue };
   const src = sgmatSrc.replace(/^(\s*)\/\/@ (\w+)\s*$/gm, (_, ind: string, name: string) => {
@@ -202,9 +248,10 @@ function launches(a: MatmulArgs, c: Ctx, kind: F16Matmul): Launch[] {
   const p = planOf(a, c, split), t = p.t, SG = c.adapter.subgroupSize!;
   const BM = t.WM * t.TM * p.m.M, BN = t.WN * t.TN * p.m.N;
   const gemm: Launch = {
-    kernel: sgmatKernel(t, split, SG, p.m, IN % 8 === 0), bind: { ...bind, ...(p.sk > 1 ? { y: scratch('part') } : {}), dims: u32(IN, OUT, RW / 4, KPAD / 8) },
+    kernel: sgmatKernel(t, split, SG, p.m, IN % 8 === 0, p.fl), bind: { ...bind, ...(p.sk > 1 ? { y: scratch('part') } : {}), dims: u32(IN, OUT, RW / 4, KPAD / 8) },
     cost, grid: [Math.ceil(OUT / BN), Math.ceil(R / BM), p.sk],
-    defines: { ...epilogueDefines(a), SPLIT: split, WV: IN % 8 === 0, DB: t.DB, SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, WM: t.WM, WN: t.WN, TM: t.TM, TN: t.TN, BK: t.BK, SG, SPLITK: p.sk > 1, SK: p.sk },
+    defines: { ...epilogueDefines(a), SPLIT: split, WV: IN % 8 === 0, DB: t.DB, SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, WM: t.WM, WN: t.WN, TM: t.TM, TN: t.TN, BK: t.BK, SG, SPLITK: p.sk > 1, SK: p.sk,
+      FL: p.fl },   // FL shapes only the generated source, but pipelines are cached by label and defines
   };
   if (p.sk === 1) return [prep, gemm];
   const reduce: Launch = {

@@ -1,7 +1,9 @@
 // matmul_sgmat: y[r, o] (+)= act(Σ_i x[r, i]·W[o, i] + bias[o]) on subgroup matrices (tensor cores): f16 weights,
 // f16 activations from matmul_sgmat_prep (xq: per row s·x as hi, with SPLIT lo, f16, then 1/s), f32 accumulation.
 // SPLIT (f32-grade): acc += W·hi + W·lo in one accumulator; else W·hi alone. y = acc·(1/s). CPU reference:
-// matmul_f16.ref.ts.
+// matmul_f16.ref.ts. With the split the accumulators restart every FL K tiles (matmul_sgmat.ts, SGMAT_FLUSH_K):
+// each goes through this subgroup's slice of xh into f32 sums held by the lanes (MQ values each), because the
+// tensor cores truncate when they add into the accumulator and that bias grows with the length of the chain.
 // Tiles: a workgroup of WM×WN subgroups (SG lanes each) owns a BM×BN block of y, each subgroup TM×TN result matrices
 // of SM_M×SM_N (one adapter config, f16 × f16 → f32, depth SM_K); each B fragment (W) serves the subgroup's TM A
 // fragments (hi and lo), each A fragment its TN B fragments. K tiles of BK are staged in workgroup memory as
@@ -34,6 +36,7 @@ const BM = WM * TM * SM_M;
 const BN = WN * TN * SM_N;
 const NT = WM * WN * SG;
 const MN = SM_M * SM_N;
+const MQ = MN / SG;          // elements of one result matrix a lane holds in the epilogue (and in the flush sums)
 const KS = BK / 8u;          // slots in a K tile row
 const KP = KS + 1u;          // padded row stride in slots
 const XB = BM * KP;          // one x buffer
@@ -67,14 +70,14 @@ fn wSlot(n: u32, k: u32, IN: u32) -> vec4<u32> {
 
 // y for result matrix (rb, cb), staged at xh[c0 ..] as row-major f32: scale, bias, activation, accumulate; SPLITK:
 // the raw sum of this workgroup's slice z of K into plane z of y (a scratch of SK planes; matmul_sgmat_reduce finishes)
-fn emit(c0: u32, lane: u32, rb: u32, cb: u32, rows: u32, OUT: u32, XR: u32, z: u32) {
-  for (var q = 0u; q < MN / SG; q++) {
+fn emit(c0: u32, lane: u32, rb: u32, cb: u32, rows: u32, OUT: u32, XR: u32, z: u32, s: array<f32, MQ>) {
+  for (var q = 0u; q < MQ; q++) {
     let e = lane + q * SG;
     let row = rb + e / SM_N;
     let o = cb + e % SM_N;
     if (row < rows && o < OUT) {
       // one code path for both (a binding used by neither branch would drop out of the pipeline's layout)
-      var r = bitcast<f32>(xh[c0 + e / 4u][e % 4u]);
+      var r = s[q] + bitcast<f32>(xh[c0 + e / 4u][e % 4u]);
       if (SPLITK) {
         y[z * step.cap * OUT + row * OUT + o] = r;
       } else {
@@ -116,6 +119,10 @@ fn matmul_sgmat(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) 
     NK = min(NK, klo + per);
   }
   var k0 = klo * BK;
+  // this subgroup's slice of xh for the result matrices (epilogue, flushes), and this lane's first word there
+  let c0 = sg * (MN / 4u);
+  let fq = c0 + lane / 4u;
+  let fr = lane % 4u;
   //@ fetch
   // K tile kt + b goes through buffer b (DB: the loop body is unrolled over both, so every offset is a constant)
   for (var kt = klo; kt < NK; kt += NBUF) {
@@ -127,6 +134,5 @@ fn matmul_sgmat(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) 
 #endif
   }
   workgroupBarrier();
-  let c0 = sg * (MN / 4u);
   //@ epilogue
 }

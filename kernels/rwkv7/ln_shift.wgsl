@@ -5,11 +5,15 @@
 // Bindings: step uniform; stepmeta u32 (token→sequence, cursors); x [N, C] (e when PRE); nw [2 or 4, C] = LN weight,
 // bias (then pre weight, pre bias when PRE; a zero bias where the model has none); state [slots, C]; mix [M, C];
 // out [M, cap, C] (plane stride step.cap·C); xo [N, C] (written when PRE; else a placeholder).
-// Dispatch: one workgroup of WG threads per token row (2-D grid). Runtime dims: C, M, EPS.
-// Each row's workgroup also normalises one more row: the previous token's, or (at a sequence's first token) its last
-// token's, whose h it stores as the new state after reading the old one: the only workgroup touching a slot's state
-// is its first token's, and each thread reads its columns of the state before writing them. Two-pass f32 statistics
-// with a workgroup tree reduction, as layer_norm.
+// Dispatch: NB workgroups of WG threads per token row (block b writes columns [b·WG, b·WG + WG), one per thread),
+// over a 2-D grid of N·NB. Every workgroup of a row takes the full-row statistics itself: its threads hold EPT =
+// ⌈C / WG⌉ columns of the row (and of the other row) in registers, two-pass f32 mean and variance of both rows at once
+// (subgroupAdd then workgroup memory across the subgroups when SG_RED, else a workgroup tree). The other row is the
+// previous token's, or (at a sequence's first token) its last token's, whose h it stores as the new state after
+// reading the old one: the only workgroups touching a slot's state are its first token's, each its own columns, and
+// each thread reads its column of the state before writing it. A one-token sequence's other row is the row itself.
+// The token's row and the column's own loads are issued first, before the cursor and the statistics. Runtime dims: C, EPS. Defines: WG, EPT, NB, M,
+// PRE, SG_RED, SGS.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -20,11 +24,27 @@
 @group(0) @binding(5) var<storage, read> mix: array<f32>;          // [M, C]
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;    // [M, cap, C]
 @group(0) @binding(7) var<storage, read_write> xo: array<f32>;     // [N, C]
-@group(0) @binding(8) var<uniform> dims: vec4f;                    // C, M, EPS
+@group(0) @binding(8) var<uniform> dims: vec4f;                    // C, M (unused: a define), EPS
 
-var<workgroup> red: array<f32, WG>;
+#if SG_RED
+var<workgroup> red: array<vec2f, WG / SGS>;
+#else
+var<workgroup> red: array<vec2f, WG>;
+#endif
 
-fn wg_sum(v: f32, lid: u32) -> f32 {
+// Sum of v over the workgroup (every thread gets it; every thread must call it).
+#if SG_RED
+fn wg_sum2(v: vec2f, lid: u32, sg: u32) -> vec2f {
+  let s = subgroupAdd(v);
+  if (lid % sg == 0u) { red[lid / sg] = s; }
+  workgroupBarrier();
+  var total = vec2f(0.0);
+  for (var i = 0u; i < WG / sg; i++) { total += red[i]; }
+  workgroupBarrier();
+  return total;
+}
+#else
+fn wg_sum2(v: vec2f, lid: u32) -> vec2f {
   red[lid] = v;
   workgroupBarrier();
   for (var s = WG / 2u; s > 0u; s >>= 1u) {
@@ -35,67 +55,103 @@ fn wg_sum(v: f32, lid: u32) -> f32 {
   workgroupBarrier();
   return total;
 }
-
-// Element c of the LayerNorm input row `row` (LN_pre(e) when PRE, with the pre-norm statistics `ps`).
-fn xin(row: u32, c: u32, C: u32, ps: vec2f) -> f32 {
-  let v = x[row * C + c];
-  if (PRE) { return (v - ps.x) * ps.y * nw[2u * C + c] + nw[3u * C + c]; }
-  return v;
-}
-
-// Mean and 1/sqrt(var + EPS) of input row `row`.
-fn stats(row: u32, C: u32, EPS: f32, ps: vec2f, lid: u32) -> vec2f {
-  var s = 0.0;
-  for (var c = lid; c < C; c += WG) { s += xin(row, c, C, ps); }
-  let mu = wg_sum(s, lid) / f32(C);
-  var v = 0.0;
-  for (var c = lid; c < C; c += WG) { let d = xin(row, c, C, ps) - mu; v += d * d; }
-  return vec2f(mu, inverseSqrt(wg_sum(v, lid) / f32(C) + EPS));
-}
-
-// Statistics of the raw row (the pre-norm's, when PRE).
-fn raw_stats(row: u32, C: u32, EPS: f32, lid: u32) -> vec2f {
-  var s = 0.0;
-  for (var c = lid; c < C; c += WG) { s += x[row * C + c]; }
-  let mu = wg_sum(s, lid) / f32(C);
-  var v = 0.0;
-  for (var c = lid; c < C; c += WG) { let d = x[row * C + c] - mu; v += d * d; }
-  return vec2f(mu, inverseSqrt(wg_sum(v, lid) / f32(C) + EPS));
-}
-
-fn normed(row: u32, c: u32, C: u32, ps: vec2f, st: vec2f) -> f32 {
-  return (xin(row, c, C, ps) - st.x) * st.y * nw[c] + nw[C + c];
-}
+#endif
 
 @compute @workgroup_size(WG)
-fn ln_shift(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#if SG_RED
+fn ln_shift(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
+  @builtin(subgroup_size) sg: u32) {
+#else
+fn ln_shift(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#endif
   let C = u32(dims.x);
-  let M = u32(dims.y);
   let EPS = dims.z;
-  let t = g.x + g.y * ng.x;
+  let wi = g.x + g.y * ng.x;
+  let t = wi / NB;
   if (t >= step.n) { return; }   // uniform per workgroup
+  // this thread's output column and the token's own row first (they do not wait for the cursor)
+  let c = (wi % NB) * WG + lid;
+  let live = c < C;
+  let cc = min(c, C - 1u);
+  let xt_c = x[t * C + cc];
+  var mixc: array<f32, M>;
+  for (var m = 0u; m < M; m++) { mixc[m] = mix[m * C + cc]; }
+  var vt: array<f32, EPT>;
+  for (var k = 0u; k < EPT; k++) { vt[k] = x[t * C + min(lid + k * WG, C - 1u)]; }
   let cu = cursor(seq_of(t));
   let first = t == cu.start;
-  // the other row: the previous token's, or the sequence's last token's at its first token
+  // the other row: the previous token's, or the sequence's last token's at its first token (the row itself for a
+  // one-token sequence: no second load)
   var o = t - 1u;
   if (first) { o = cu.start + cu.len - 1u; }
-  var ps_t = vec2f(0.0);
-  var ps_o = vec2f(0.0);
-  if (PRE) {
-    ps_t = raw_stats(t, C, EPS, l.x);
-    ps_o = raw_stats(o, C, EPS, l.x);
-  }
-  let st_t = stats(t, C, EPS, ps_t, l.x);
-  let st_o = stats(o, C, EPS, ps_o, l.x);
   let sb = cu.slot * C;
-  for (var c = l.x; c < C; c += WG) {
-    let h = normed(t, c, C, ps_t, st_t);
-    let ho = normed(o, c, C, ps_o, st_o);
-    var prev = ho;
-    if (first) { prev = state[sb + c]; }
-    let d = prev - h;
-    for (var m = 0u; m < M; m++) { out[m * step.cap * C + t * C + c] = fma(d, mix[m * C + c], h); }
-    if (PRE) { xo[t * C + c] = xin(t, c, C, ps_t); }
-    if (first) { state[sb + c] = ho; }   // after this thread's read of the same element
+  var old = 0.0;
+  if (first && live) { old = state[sb + cc]; }
+  var xo_c = xt_c;
+  var vo = vt;
+  if (o != t) {   // uniform per workgroup
+    xo_c = x[o * C + cc];
+    for (var k = 0u; k < EPT; k++) { vo[k] = x[o * C + min(lid + k * WG, C - 1u)]; }
   }
+  let fc = f32(C);
+  var pst = vec2f(0.0, 1.0);   // pre-norm mean, 1/σ of row t (PRE)
+  var pso = vec2f(0.0, 1.0);
+  if (PRE) {
+    var s = vec2f(0.0);
+    for (var k = 0u; k < EPT; k++) { if (lid + k * WG < C) { s += vec2f(vt[k], vo[k]); } }
+#if SG_RED
+    let mu = wg_sum2(s, lid, sg) / fc;
+#else
+    let mu = wg_sum2(s, lid) / fc;
+#endif
+    var q = vec2f(0.0);
+    for (var k = 0u; k < EPT; k++) { if (lid + k * WG < C) { let d = vec2f(vt[k], vo[k]) - mu; q += d * d; } }
+#if SG_RED
+    let rs = inverseSqrt(wg_sum2(q, lid, sg) / fc + EPS);
+#else
+    let rs = inverseSqrt(wg_sum2(q, lid) / fc + EPS);
+#endif
+    pst = vec2f(mu.x, rs.x);
+    pso = vec2f(mu.y, rs.y);
+    for (var k = 0u; k < EPT; k++) {
+      let i = min(lid + k * WG, C - 1u);
+      let w = nw[2u * C + i];
+      let b = nw[3u * C + i];
+      vt[k] = (vt[k] - mu.x) * rs.x * w + b;
+      vo[k] = (vo[k] - mu.y) * rs.y * w + b;
+    }
+  }
+  var s = vec2f(0.0);
+  for (var k = 0u; k < EPT; k++) { if (lid + k * WG < C) { s += vec2f(vt[k], vo[k]); } }
+#if SG_RED
+  let mu = wg_sum2(s, lid, sg) / fc;
+#else
+  let mu = wg_sum2(s, lid) / fc;
+#endif
+  var q = vec2f(0.0);
+  for (var k = 0u; k < EPT; k++) { if (lid + k * WG < C) { let d = vec2f(vt[k], vo[k]) - mu; q += d * d; } }
+#if SG_RED
+  let rs = inverseSqrt(wg_sum2(q, lid, sg) / fc + EPS);
+#else
+  let rs = inverseSqrt(wg_sum2(q, lid) / fc + EPS);
+#endif
+  if (!live) { return; }
+  var it = xt_c;
+  var io = xo_c;
+  if (PRE) {
+    let w = nw[2u * C + c];
+    let b = nw[3u * C + c];
+    it = (it - pst.x) * pst.y * w + b;
+    io = (io - pso.x) * pso.y * w + b;
+    xo[t * C + c] = it;
+  }
+  let w = nw[c];
+  let b = nw[C + c];
+  let h = (it - mu.x) * rs.x * w + b;
+  let ho = (io - mu.y) * rs.y * w + b;
+  var prev = ho;
+  if (first) { prev = old; }
+  let d = prev - h;
+  for (var m = 0u; m < M; m++) { out[m * step.cap * C + t * C + c] = fma(d, mixc[m], h); }
+  if (first) { state[sb + c] = ho; }   // after this thread's read of the same element
 }

@@ -1,19 +1,25 @@
 // rwkv7_proj op: RWKV7's r, k, v projections and LoRA down-projections of the mixed token. 'fused'
 // (kernels/rwkv7/rwkv7_proj.wgsl): all seven as one GEMV, each output row reading its own mix plane, for decode-sized
-// steps (≤ 16 rows); 'split': r, k, v as three matmuls (the GEMM for prefill) and the LoRA segments through the same
+// steps (≤ 16 rows), reducing with subgroup operations where the adapter has them; 'fused_wg' (forced only): the
+// same through workgroup memory (the portable path 'fused' takes without subgroups); 'split': r, k, v as three matmuls (the GEMM for prefill) and the LoRA segments through the same
 // GEMV kernel (the stacked LoRA weight is small: read once per 16 rows).
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
-import { grid, kernel, op, u32, type Ctx, type Launch } from '../lib.ts';
+import { knob } from '../../src/util/knobs.ts';
+import { grid, kernel, op, u32, type Ctx, type Launch, type Uniform } from '../lib.ts';
 import { matmulOp, type MatmulArgs } from '../matmul/matmul.ts';
 import source from './rwkv7_proj.wgsl' with { type: 'text' };
+import gemvSource from './rwkv7_gemv.wgsl' with { type: 'text' };
+import lnSource from './rwkv7_proj_ln.wgsl' with { type: 'text' };
 import { rwkv7ProjRef } from './rwkv7_proj.ref.ts';
 import type { LoraRanks } from './wkv7_lora.ref.ts';
+import { mergeScratch, partLaunches, partScratch } from './compose.ts';
 
 /** Rows one fused dispatch holds in registers at most (workgroup memory: WG · RB f32 ≤ 16 KiB); 'fused' is chosen up to here. */
 export const PROJ_RMAX = 16;
 
 export const KERNEL = kernel('rwkv7_proj', source, ['step', 'x', 'Wr', 'Wk', 'Wv', 'Wl', 'proj', 'lora', 'dims']);
+export const LN_KERNEL = kernel('rwkv7_proj_ln', lnSource, ['step', 'stepmeta', 'xin', 'lnw', 'shift', 'Wr', 'Wk', 'Wv', 'Wl', 'proj', 'dims']);
 
 /**
  * mix [6 planes, C] (r, w, k, v, a, g) with mixPlanes[i] = o.plane(mix, i); wr, wk, wv [C, C]; wl [R, C]: W1, A1,
@@ -25,38 +31,117 @@ export interface Rwkv7ProjArgs {
   proj: Tensor; projPlanes: Tensor[]; lora: Tensor;
 }
 
-function gemv(a: Rwkv7ProjArgs, c: Ctx, rkv: boolean): Launch {
-  const C = a.mix.cols, R = a.lora.cols, rows = c.step.n;
-  const f32w = a.wl.dtype === 'f32';
-  const U = C / (f32w ? 4 : 8);
-  const WG = Math.min(256, c.adapter.maxInvocations);
-  let TPR = Math.min(32, WG);
-  while (TPR > 1 && TPR > U) TPR /= 2;
-  const RPW = WG / TPR;
+/** Threads a dispatch should launch to keep enough loads in flight on a large GPU (132 SMs × 1024), as gemv_vec. */
+const TARGET_THREADS = 1 << 17;
+
+/** The fused GEMV's geometry (gemv, lnLaunch). */
+interface Plan { WG: number; TPR: number; U: number; UNROLL: number; SG_RED: boolean; SGS: number; ends: number[]; outs: number }
+
+/**
+ * Lanes per row: from 32, widened (split-K) while the grid is small and each lane keeps ≥ 8 units, narrowed while
+ * lanes would idle on a short row; units in flight per lane: up to 8, fewer as the rows held grow (UNROLL · RB ≤ 16)
+ * and never more than a lane has. subgroups: reduce with subgroup operations where the adapter has them.
+ */
+function plan(a: Rwkv7ProjArgs, c: Ctx, rkv: boolean, subgroups: boolean, RB: number, RPT = 1): Plan {
+  const C = a.mix.cols, ad = c.adapter;
+  const U = C / (a.wl.dtype === 'f32' ? 4 : 8);
+  const WG = Math.min(256, ad.maxInvocations);
+  const SGS = ad.subgroupSize;
+  const SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
   const lens = [rkv ? C : 0, rkv ? C : 0, rkv ? C : 0, a.ranks.w, a.ranks.a, a.ranks.g, a.ranks.v];
+  const outs = lens.reduce((s, v) => s + v, 0);
+  let TPR = Math.min(32, WG);
+  while (TPR < WG && outs * TPR < TARGET_THREADS && 8 * TPR <= U) TPR *= 2;
+  while (TPR > 1 && TPR > U) TPR /= 2;
+  const RPW = (WG / TPR) * RPT;
   const ends: number[] = [];
   let e = 0;
   for (const l of lens) { e += Math.ceil(l / RPW); ends.push(e); }
-  const RB = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : rows <= 8 ? 8 : PROJ_RMAX;
-  const [gx, gy] = grid(e);
-  const wbytes = f32w ? 4 : 2, outs = lens.reduce((s, v) => s + v, 0);
+  const UNROLL = Math.max(1, Math.min(8, 16 / RB, Math.floor(U / TPR)));
+  return { WG, TPR, U, UNROLL, SG_RED, SGS: SG_RED ? SGS : 1, ends, outs };
+}
+
+const rowBlock = (rows: number) => (rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : rows <= 8 ? 8 : PROJ_RMAX);
+
+function dims(a: Rwkv7ProjArgs, p: Plan, w3: number): Uniform {
+  const e = p.ends;
+  return u32(a.mix.cols, 0, a.lora.cols, w3, e[0]!, e[1]!, e[2]!, e[3]!, e[4]!, e[5]!, e[6]!, 0, a.ranks.w, a.ranks.a, a.ranks.g, a.ranks.v);
+}
+
+/** The fused GEMV over the segments (rkv false: the LoRA segments only). */
+function gemv(a: Rwkv7ProjArgs, c: Ctx, rkv: boolean, subgroups: boolean): Launch {
+  const C = a.mix.cols, rows = c.step.n, f32w = a.wl.dtype === 'f32';
+  const RB = rowBlock(rows), p = plan(a, c, rkv, subgroups, RB);
+  const [gx, gy] = grid(p.ends[6]!);
   return {
     kernel: KERNEL, grid: [gx, gy, Math.ceil(rows / RB)],
-    defines: { WG, RB, UNROLL: Math.min(4, 16 / RB), W_F32: f32w, W_F16: a.wl.dtype === 'f16' },
-    cost: { flops: 2 * rows * C * outs, bytes: outs * C * wbytes + 4 * rows * (4 * C + outs) },
+    defines: { WG: p.WG, TPR: p.TPR, U: p.U, RB, UNROLL: p.UNROLL, SG_RED: p.SG_RED, SGS: p.SGS, W_F32: f32w, W_F16: a.wl.dtype === 'f16' },
+    cost: { flops: 2 * rows * C * p.outs, bytes: p.outs * C * (f32w ? 4 : 2) + 4 * rows * (4 * C + p.outs) },
+    bind: { x: a.mix, Wr: a.wr, Wk: a.wk, Wv: a.wv, Wl: a.wl, proj: a.proj, lora: a.lora, dims: dims(a, p, 0) },
+  };
+}
+
+/**
+ * rwkv7_proj_ln's inputs: ln_shift's without the pre-norm, with lnw [2 + 6, C] = the LayerNorm rows then the six mix
+ * rows (the shift state is only read). It writes r, k, v into proj planes 0, 2, 3, the activated LoRA rows into
+ * plane 1 (row stride C) and h into plane 4; a.lora is not written.
+ */
+export interface ProjLnArgs { x: Tensor; lnw: Weight; state: Tensor; eps: number }
+
+/** Rows rwkv7_proj_ln holds per pass: the step's row block, halved until the mixed rows fit workgroup memory (0: none fit). */
+export function lnRowBlock(a: Rwkv7ProjArgs, c: Ctx, subgroups = true): number {
+  const p = plan(a, c, true, subgroups, 1), ad = c.adapter;
+  for (let RB = rowBlock(c.step.n); RB >= 1; RB /= 2) {
+    const red = p.SG_RED ? 4 * (p.WG / p.SGS) * (RB + 1) : 4 * p.WG * RB;   // rwkv7_proj_ln's red, red2
+    if (RB * a.mix.cols * 4 + red <= ad.maxWorkgroupStorage) return RB;
+  }
+  return 0;
+}
+
+/** Output rows per lane group of rwkv7_proj_ln: FLA_RWKV7_LN_RPT (benchmarking), default 1. */
+function lnRowsPerGroup(): number {
+  const v = knob('FLA_RWKV7_LN_RPT');
+  return v === undefined ? 1 : Number(v);
+}
+
+/** The LayerNorm + token shift + seven projections for a step of one-token sequences (rwkv7_proj_ln.wgsl). */
+export function lnLaunch(a: Rwkv7ProjArgs, ln: ProjLnArgs, c: Ctx, subgroups: boolean): Launch {
+  const C = a.mix.cols, rows = c.step.n, f32w = a.wl.dtype === 'f32';
+  const RB = lnRowBlock(a, c, subgroups);
+  if (RB === 0 || C % 4 !== 0) throw new ShapeError(`rwkv7_proj_ln: a row of ${C} columns does not fit ${c.adapter.maxWorkgroupStorage} bytes of workgroup memory`);
+  const RPT = lnRowsPerGroup();
+  const p = plan(a, c, true, subgroups, RB, RPT);
+  const [gx, gy] = grid(p.ends[6]!);
+  const eps = new Uint32Array(new Float32Array([ln.eps]).buffer)[0]!;
+  const blocks = Math.ceil(rows / RB);
+  return {
+    kernel: LN_KERNEL, grid: [gx, gy, blocks],
+    defines: {
+      WG: p.WG, TPR: p.TPR, U: p.U, RB, UNROLL: p.UNROLL, RPT, XV: C / 4, EV: Math.ceil(C / 4 / p.WG),
+      SG_RED: p.SG_RED, SGS: p.SGS, W_F32: f32w, W_F16: a.wl.dtype === 'f16',
+    },
+    cost: { flops: 2 * rows * C * p.outs, bytes: p.outs * C * (f32w ? 4 : 2) * blocks + 4 * rows * (4 * C + p.outs) },
     bind: {
-      x: a.mix, Wr: a.wr, Wk: a.wk, Wv: a.wv, Wl: a.wl, proj: a.proj, lora: a.lora,
-      dims: u32(C, U, TPR, R, ends[0]!, ends[1]!, ends[2]!, ends[3]!, ends[4]!, ends[5]!, ends[6]!, 0, a.ranks.w, a.ranks.a, a.ranks.g, a.ranks.v),
+      xin: ln.x, lnw: ln.lnw, shift: ln.state, Wr: a.wr, Wk: a.wk, Wv: a.wv, Wl: a.wl, proj: a.proj, dims: dims(a, p, eps),
     },
   };
+}
+
+/** split: r, k, v as matmuls (each the variant matmul itself would run, with its scratch). */
+function rkvMatmuls(a: Rwkv7ProjArgs): MatmulArgs[] {
+  return ([[a.wr, 0], [a.wk, 2], [a.wv, 3]] as const).map(([w, p]) => ({ x: a.mixPlanes[p]!, w, bias: null, y: a.projPlanes[p]!, act: 'none', accumulate: false }));
 }
 
 function sameDtype(a: Rwkv7ProjArgs): boolean {
   return [a.wr, a.wk, a.wv].every(w => w.dtype === a.wl.dtype);
 }
 
+/** The rwkv7_gemv.wgsl include of both kernels. */
+export const PROJ_INCLUDES = { 'rwkv7_gemv.wgsl': gemvSource };
+
 export const rwkv7ProjOp = op<Rwkv7ProjArgs>({
   name: 'rwkv7_proj',
+  includes: PROJ_INCLUDES,
   check(a) {
     const C = a.mix.cols, R = a.ranks.w + a.ranks.a + a.ranks.g + a.ranks.v;
     if (C % 8 !== 0) throw new ShapeError(`rwkv7_proj: hidden size ${C} must be a multiple of 8`);
@@ -71,17 +156,19 @@ export const rwkv7ProjOp = op<Rwkv7ProjArgs>({
   variants: {
     fused: {
       supports: a => sameDtype(a),
-      launches: (a, c) => [gemv(a, c, true)],
+      launches: (a, c) => [gemv(a, c, true, true)],
+    },
+    fused_wg: {
+      supports: a => sameDtype(a),
+      launches: (a, c) => [gemv(a, c, true, false)],
     },
     split: {
+      scratch: (a, c) => mergeScratch(...rkvMatmuls(a).map(m => partScratch(matmulOp, m, c))),
       launches: (a, c) => {
         const out: Launch[] = [];
-        for (const [w, p] of [[a.wr, 0], [a.wk, 2], [a.wv, 3]] as const) {
-          const m: MatmulArgs = { x: a.mixPlanes[p]!, w, bias: null, y: a.projPlanes[p]!, act: 'none', accumulate: false };
-          out.push(...matmulOp.variants[matmulOp.select(c, m)]!.launches(m, c));
-        }
+        for (const m of rkvMatmuls(a)) out.push(...partLaunches(matmulOp, m, c));
         // the LoRA segments alone: the r, k, v weights are bound (unread) only to fill their bindings
-        out.push(gemv({ ...a, wr: a.wl, wk: a.wl, wv: a.wl }, c, false));
+        out.push(gemv({ ...a, wr: a.wl, wk: a.wl, wv: a.wl }, c, false, true));
         return out;
       },
     },

@@ -4,12 +4,17 @@
 //   tanh(xw·W1ᵀ), xa·A1ᵀ, σ(xg·G1ᵀ), xv·V1ᵀ (into lora columns [0, RW), [RW, +RA), [+RA, +RG), [+RG, R)),
 // the four down-projections stacked in Wl [R, C]. Mix planes: r 0, w 1, k 2, v 3, a 4, g 5.
 // Bindings: step uniform; x [6, cap, C] f32 (read as vec4f); Wr, Wk, Wv [C, C], Wl [R, C] packed (16-byte units:
-// 8 bf16/f16 or 4 f32); proj [6, cap, C]; lora [N, R]; dims: C, U (units per row), TPR, R | segment ends (workgroup
-// counts, cumulative) e0..e3 | e4..e6 | RW, RA, RG, RV.
+// 8 bf16/f16 or 4 f32); proj [6, cap, C]; lora [N, R]; dims: C, 0, R, 0 | segment ends (workgroup counts,
+// cumulative) e0..e3 | e4..e6 | RW, RA, RG, RV.
 // Dispatch: workgroups of WG threads, TPR lanes (a power of two) per output row (split-K), WG / TPR rows per
 // workgroup; each segment starts at a fresh workgroup (grid over x, and y past 65535); z over blocks of RB rows.
-// A segment with no workgroups is skipped ('split' runs only the LoRA segments here). Lanes stride over the units,
-// UNROLL in flight; reduction through workgroup memory (portable). Defines: WG, RB, UNROLL, W_F32, W_F16.
+// A segment with no workgroups is skipped ('split' runs only the LoRA segments here). Each lane takes units
+// lane, lane + TPR, … of its row (U per row, a define), UNROLL in flight: the loads of one batch are issued from the
+// segment's own binding (a switch outside the batch) before any FMA. As matmul_gemv_vec, the reduction over the TPR
+// lanes is SG_RED (subgroupShuffleXor / subgroupAdd, then workgroup memory across subgroups when TPR > sg; lanes of a
+// 1-D workgroup consecutive in subgroups of size sg ≥ SGS) or, portable, a workgroup-memory tree.
+// Defines: WG, TPR, U, RB, UNROLL, SG_RED, SGS, W_F32, W_F16. Accumulates in f32. The weight loads, the unit's dot
+// product and the segment table: rwkv7_gemv.wgsl (shared with rwkv7_proj_ln).
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -22,45 +27,28 @@
 @group(0) @binding(7) var<storage, read_write> lora: array<f32>; // [N, R]
 @group(0) @binding(8) var<uniform> dims: array<vec4u, 4>;
 
+#if SG_RED
+var<workgroup> red: array<f32, (WG / SGS) * RB>;
+#else
 var<workgroup> red: array<f32, WG * RB>;
+#endif
 
-fn wload(s: u32, i: u32) -> vec4u {
-  if (s == 0u) { return Wr[i]; }
-  if (s == 1u) { return Wk[i]; }
-  if (s == 2u) { return Wv[i]; }
-  return Wl[i];
-}
+#include "rwkv7_gemv.wgsl"
 
 // Unit u of a W row (as loaded) times the same unit of x row `xr` (its first vec4f index).
 fn dot_unit(w: vec4u, xr: u32, u: u32) -> f32 {
-#if W_F32
-  return dot(bitcast<vec4f>(w), x[xr + u]);
-#else
-  let a = x[xr + 2u * u];
-  let b = x[xr + 2u * u + 1u];
-#if W_F16
-  let w0 = unpack2x16float(w.x); let w1 = unpack2x16float(w.y);
-  let w2 = unpack2x16float(w.z); let w3 = unpack2x16float(w.w);
-  return dot(vec4f(w0, w1), a) + dot(vec4f(w2, w3), b);
-#else
-  let lo = bitcast<vec4f>(w << vec4u(16u));            // elements 0, 2, 4, 6
-  let hi = bitcast<vec4f>(w & vec4u(0xffff0000u));     // elements 1, 3, 5, 7
-  return dot(vec4f(lo.x, hi.x, lo.y, hi.y), a) + dot(vec4f(lo.z, hi.z, lo.w, hi.w), b);
-#endif
-#endif
-}
-
-fn seg_end(s: u32) -> u32 {
-  if (s < 4u) { return dims[1][s]; }
-  return dims[2][s - 4u];
+  return wdot(w, x[xr + XPU * u], x[xr + XPU * u + XPU - 1u]);
 }
 
 @compute @workgroup_size(WG)
+#if SG_RED
+fn rwkv7_proj(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
+  @builtin(subgroup_size) sg: u32) {
+#else
 fn rwkv7_proj(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#endif
   let C = dims[0].x;
-  let U = dims[0].y;
-  let TPR = dims[0].z;
-  let R = dims[0].w;
+  let R = dims[0].z;
   let rows = step.n;
   let wg = g.x + g.y * ng.x;
   var s = 0u;
@@ -68,45 +56,55 @@ fn rwkv7_proj(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g
   if (s == 7u) { return; }   // uniform per workgroup
   var begin = 0u;
   if (s > 0u) { begin = seg_end(s - 1u); }
-  // segment geometry: rows, x plane (= proj plane for r, k, v), first row among the stacked LoRA rows
-  let RW = dims[3].x;
-  let RA = dims[3].y;
-  let RG = dims[3].z;
-  var len = C;
-  var xp = 0u;
-  var lofs = 0u;
-  switch s {
-    case 1u: { xp = 2u; }
-    case 2u: { xp = 3u; }
-    case 3u: { len = RW; xp = 1u; }
-    case 4u: { len = RA; xp = 4u; lofs = RW; }
-    case 5u: { len = RG; xp = 5u; lofs = RW + RA; }
-    case 6u: { len = dims[3].w; xp = 3u; lofs = RW + RA + RG; }
-    default: {}
-  }
+  let sgm = segment(s, C);
+  let len = sgm.len;
+  let xp = sgm.xp;
+  let lofs = sgm.lofs;
+  let b = min(s, 3u);
   let lane = li % TPR;
   let sub = li / TPR;
   let o = (wg - begin) * (WG / TPR) + sub;
   let r0 = g.z * RB;
-  let xs = C / 4u;
   var acc: array<f32, RB>;
   var xr: array<u32, RB>;
-  for (var r = 0u; r < RB; r++) { xr[r] = (xp * step.cap + min(r0 + r, rows - 1u)) * xs; }
+  // x rows past the step's last are clamped to it: their sums are computed and never written
+  for (var r = 0u; r < RB; r++) { xr[r] = (xp * step.cap + min(r0 + r, rows - 1u)) * (C / 4u); }
   if (o < len) {
     let base = (lofs + o) * U;
     var u = lane;
     for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
-      var wv: array<vec4u, UNROLL>;
-      for (var k = 0u; k < UNROLL; k++) { wv[k] = wload(s, base + u + k * TPR); }   // all loads in flight first
+      let wv = load_batch(b, base + u);   // all loads in flight first
       for (var k = 0u; k < UNROLL; k++) {
         for (var r = 0u; r < RB; r++) { acc[r] += dot_unit(wv[k], xr[r], u + k * TPR); }
       }
     }
     for (; u < U; u += TPR) {
-      let w0 = wload(s, base + u);
+      let w0 = load_one(b, base + u);
       for (var r = 0u; r < RB; r++) { acc[r] += dot_unit(w0, xr[r], u); }
     }
   }
+
+#if SG_RED
+  if (TPR < sg) {
+    for (var st = TPR / 2u; st > 0u; st >>= 1u) {
+      for (var r = 0u; r < RB; r++) { acc[r] += subgroupShuffleXor(acc[r], st); }
+    }
+  } else {
+    for (var r = 0u; r < RB; r++) { acc[r] = subgroupAdd(acc[r]); }
+  }
+  if (TPR > sg) {
+    // sum the TPR / sg subgroups of each output row through workgroup memory
+    let si = li / sg;
+    if (li % sg == 0u) { for (var r = 0u; r < RB; r++) { red[si * RB + r] = acc[r]; } }
+    workgroupBarrier();
+    let first = sub * (TPR / sg);
+    for (var r = 0u; r < RB; r++) {
+      var v = 0.0;
+      for (var j = 0u; j < TPR / sg; j++) { v += red[(first + j) * RB + r]; }
+      acc[r] = v;
+    }
+  }
+#else
   for (var r = 0u; r < RB; r++) { red[li * RB + r] = acc[r]; }
   workgroupBarrier();
   for (var st = TPR / 2u; st > 0u; st >>= 1u) {
@@ -115,11 +113,15 @@ fn rwkv7_proj(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g
     }
     workgroupBarrier();
   }
+  for (var r = 0u; r < RB; r++) { acc[r] = red[(li - lane) * RB + r]; }
+#endif
+
+  // every lane of the row now holds its sums: lane j writes batch rows j, j + TPR, …
   if (o < len) {
     for (var r = 0u; r < RB; r++) {
       let row = r0 + r;
       if (r % TPR == lane && row < rows) {
-        var v = red[(li - lane) * RB + r];
+        var v = acc[r];
         if (s < 3u) {
           proj[(xp * step.cap + row) * C + o] = v;
         } else {

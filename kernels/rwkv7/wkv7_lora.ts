@@ -1,24 +1,47 @@
 // wkv7_lora op: the RWKV7 time-mix core with its LoRA up-projections and gate math. 'fused' (kernels/rwkv7/
-// wkv7_lora.wgsl): one dispatch, the up-projections in the recurrence's prologue, token by token; 'split': lora_up
+// wkv7_lora.wgsl): one dispatch, the up-projections in the recurrence's prologue, token by token, their weight rows
+// loaded in parallel across the workgroup (16-byte units, a batch of rows in flight per thread) and the state spread
+// over P threads per column, with subgroup reductions where the adapter has them; 'fused_wg' (forced only): the same
+// reducing through workgroup memory; 'split': lora_up
 // (every token in parallel: the up-projections into proj's w, a, g planes and vmix) then wkv7_recurrent, for steps
 // with long sequences, whose recurrence would otherwise also carry the up-projections serially; 'chunk': lora_up then
 // the wkv7 op's chunked prefill (wkv7_chunk.ts), where that op would choose it (or FLA_KERNEL_WKV7=chunk forces it).
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { knob } from '../../src/util/knobs.ts';
-import { f32, grid, kernel, op, scratch, u32, weightDefines, type Ctx, type Launch } from '../lib.ts';
+import { f32, grid, kernel, op, scratch, u32, weightDefines, type Adapter, type Ctx, type Launch } from '../lib.ts';
 import { cost as wkv7Cost, wkv7Op, type Wkv7Op } from './wkv7.ts';
 import { chunkFits, chunkVariant } from './wkv7_chunk.ts';
 import source from './wkv7_lora.wgsl' with { type: 'text' };
 import upSource from './lora_up.wgsl' with { type: 'text' };
 import { wkv7LoraRef, type LoraRanks } from './wkv7_lora.ref.ts';
+import { shiftStoreOp } from './token_shift.ts';
+import { shiftStoreRef } from './token_shift.ref.ts';
+import { partLaunches } from './compose.ts';
 
-export const KERNEL = kernel('wkv7_lora', source, ['step', 'stepmeta', 'proj', 'lora', 'W', 'params', 'vfirst', 'state', 'y', 'dims']);
+export const KERNEL = kernel('wkv7_lora', source, ['step', 'stepmeta', 'proj', 'lora', 'W', 'params', 'vfirst', 'state', 'y', 'shift', 'dims']);
 export const UP_KERNEL = kernel('lora_up', upSource, ['step', 'lora', 'W', 'params', 'proj', 'vmix', 'dims']);
 
-/** Ways the fused prologue's dot products are split (workgroups of KS·D threads, at most 256). */
-export function splits(D: number, maxInvocations: number): number {
-  return Math.max(1, Math.min(4, Math.floor(Math.min(256, maxInvocations) / D)));
+/** The fused kernel's geometry: workgroup size, threads per column of S, elements per 16-byte weight unit, subgroups. */
+export interface FusedPlan { WG: number; P: number; EPU: number; SG_RED: boolean; SGS: number }
+
+/**
+ * WG: the largest power of two ≤ 256 (and the adapter's limit) whose workgroup memory fits, at least D; null when
+ * none does or the head's columns are not whole 16-byte units. subgroups: reduce with subgroup operations where the
+ * adapter has them (subgroups of at least P lanes).
+ */
+export function fusedPlan(D: number, C: number, dtype: 'f32' | 'bf16' | 'f16', ad: Adapter, subgroups: boolean): FusedPlan | null {
+  const EPU = dtype === 'f32' ? 4 : 8;
+  if (D % EPU !== 0 || C % EPU !== 0) return null;
+  let WG = 1;
+  while (WG * 2 <= Math.min(256, ad.maxInvocations)) WG *= 2;
+  for (; WG >= D; WG /= 2) {
+    const P = WG / D, SGS = ad.subgroupSize;
+    const SG_RED = subgroups && ad.subgroups && SGS >= P && SGS <= WG && (SGS & (SGS - 1)) === 0;
+    const bytes = 4 * (WG * EPU + 4 * WG + 7 * D) + (SG_RED ? 8 * (WG / SGS) : 12 * WG);
+    if (bytes <= ad.maxWorkgroupStorage) return { WG, P, EPU, SG_RED, SGS: SG_RED ? SGS : 1 };
+  }
+  return null;
 }
 
 /** Tokens each lora_up thread takes (each weight load serves them all; lora_up.wgsl's vec4 accumulators). */
@@ -35,6 +58,11 @@ export const FUSED_MAX_LEN = 16;
 export interface Wkv7LoraArgs {
   proj: Tensor; lora: Tensor; wu: Weight; ranks: LoraRanks; params: Weight; vfirst: Tensor; state: Tensor; out: Tensor;
   D: number; fuseNorm: boolean; gnEps: number;
+  /**
+   * Store the time-mix shift state, state[slot] ← h[last token of the sequence] (after rwkv7_proj_ln), h being proj's
+   * plane 4 (h: that plane's tensor).
+   */
+  shift?: { h: Tensor; state: Tensor } | null;
 }
 
 const sumRanks = (r: LoraRanks) => r.w + r.a + r.g + r.v;
@@ -48,6 +76,7 @@ const core = (a: Wkv7LoraArgs): Wkv7Op => ({
 /** lora_up: the up-projections of every token in parallel into proj's w, a, g planes and vmix. */
 function upLaunch(a: Wkv7LoraArgs, c: Ctx): Launch {
   const C = a.out.cols, R = sumRanks(a.ranks);
+  if (a.lora.cols !== R) throw new ShapeError(`wkv7_lora: lora_up reads lora rows of ${R} columns, got ${a.lora.cols}`);
   return {
     kernel: UP_KERNEL, grid: grid(Math.ceil(Math.ceil(c.step.n / UP_TB) * C / 64)),
     defines: { R, RG: a.ranks.g, FIRST: a.ranks.v === 0, ...weightDefines(a.wu.dtype as 'f32' | 'bf16' | 'f16') },
@@ -55,6 +84,43 @@ function upLaunch(a: Wkv7LoraArgs, c: Ctx): Launch {
     bind: { lora: a.lora, W: a.wu, params: a.params, proj: a.proj, vmix: scratch('vmix'), dims: u32(C, a.ranks.w, a.ranks.a) },
   };
 }
+
+/** Rows per thread in one batch of the fused prologue's loads: all of them up to 16 (a power of two, at least 4). */
+function rowBatch(R: number, p: FusedPlan): number {
+  const rows = Math.ceil(R / ((p.WG * p.EPU) / (p.WG / p.P)));   // R / NRG, NRG = WG / (D / EPU) = WG · EPU / D
+  let KB = 4;
+  while (KB < 16 && KB < rows) KB *= 2;
+  return KB;
+}
+
+/** The fused kernel's launch (subgroups: where the adapter has them). */
+export function fusedLaunch(a: Wkv7LoraArgs, c: Ctx, subgroups: boolean): Launch {
+  const C = a.out.cols, R = sumRanks(a.ranks), dt = a.wu.dtype as 'f32' | 'bf16' | 'f16';
+  const p = fusedPlan(a.D, C, dt, c.adapter, subgroups);
+  if (!p) throw new ShapeError(`wkv7_lora: head dim ${a.D} does not fit the fused kernel on this adapter (${c.adapter.maxInvocations} invocations, ${c.adapter.maxWorkgroupStorage} bytes of workgroup memory)`);
+  const base = wkv7Cost(c.step.n, C, a.D);
+  return {
+    kernel: KERNEL, grid: [C / a.D, c.step.b, 1],
+    defines: {
+      D: a.D, WG: p.WG, P: p.P, EPU: p.EPU, KB: rowBatch(R, p), FIRST: a.ranks.v === 0, FUSE_NORM: a.fuseNorm,
+      W_F32: dt === 'f32', W_F16: dt === 'f16', SG_RED: p.SG_RED, SGS: p.SGS, SHIFT: !!a.shift,
+    },
+    cost: { flops: base.flops + 2 * c.step.n * R * C, bytes: base.bytes + 8 * c.step.b * C * a.D + c.step.b * R * C * (dt === 'f32' ? 4 : 2) },
+    // without SHIFT, shift is unread (the backend's placeholder)
+    bind: { proj: a.proj, lora: a.lora, W: a.wu, params: a.params, vfirst: a.vfirst, state: a.state, y: a.out, shift: a.shift?.state ?? null, dims: u32(C, new Uint32Array(new Float32Array([a.gnEps]).buffer)[0]!, R, a.lora.cols, a.ranks.w, a.ranks.a, a.ranks.g, 0) },
+  };
+}
+
+/** lora rows of stride ls (≥ R) as the reference's [rows, R]. */
+function loraRows(l: Float32Array, ls: number, R: number): Float32Array {
+  if (ls === R) return l;
+  const rows = l.length / ls, out = new Float32Array(rows * R);
+  for (let t = 0; t < rows; t++) out.set(l.subarray(t * ls, t * ls + R), t * R);
+  return out;
+}
+
+/** split, chunk: the shift-state store as its own dispatch (shift_store). */
+const shiftLaunches = (a: Wkv7LoraArgs, c: Ctx): Launch[] => (a.shift ? partLaunches(shiftStoreOp, a.shift, c) : []);
 
 /** Past FUSED_MAX_LEN: 'chunk' where the wkv7 op would chunk (FLA_KERNEL_WKV7 forces either way), else 'split'. */
 function longVariant(c: Ctx, a: Wkv7LoraArgs): 'split' | 'chunk' {
@@ -68,38 +134,36 @@ export const wkv7LoraOp = op<Wkv7LoraArgs>({
   check(a) {
     const C = a.out.cols, R = sumRanks(a.ranks);
     if (C % a.D !== 0 || (a.D & (a.D - 1)) !== 0) throw new ShapeError(`wkv7_lora: head dim ${a.D} must be a power of two dividing C=${C}`);
-    if (a.lora.cols !== R || a.wu.shape[0] !== R || a.wu.shape[1] !== C || a.params.shape[0] !== 8 || a.params.shape[1] !== C || a.proj.planes !== 6 || a.proj.cols !== C)
+    if (a.lora.cols < R || a.wu.shape[0] !== R || a.wu.shape[1] !== C || a.params.shape[0] !== 8 || a.params.shape[1] !== C || a.proj.planes !== 6 || a.proj.cols !== C)
       throw new ShapeError(`wkv7_lora: lora ${a.lora.cols} columns, up-projections [${a.wu.shape.join(', ')}], params [${a.params.shape.join(', ')}] for ranks ${R} and C=${C}`);
     if (a.wu.dtype === 'fp8' || C % 2 !== 0) throw new ShapeError(`wkv7_lora: up-projections must be f32, bf16 or f16 with C even`);
   },
   /** 'fused' while every sequence of the step has ≤ FUSED_MAX_LEN tokens (decode), else 'chunk' or 'split' (longVariant). */
-  select: (c, a) => (c.step.maxLen <= FUSED_MAX_LEN ? 'fused' : longVariant(c, a)),
+  select: (c, a) => (c.step.maxLen <= FUSED_MAX_LEN && fusedPlan(a.D, a.out.cols, a.wu.dtype as 'f32' | 'bf16' | 'f16', c.adapter, true) ? 'fused' : longVariant(c, a)),
   variants: {
     fused: {
-      launches: (a, c) => {
-        const C = a.out.cols, R = sumRanks(a.ranks);
-        if (a.D > c.adapter.maxInvocations) throw new ShapeError(`wkv7_lora: head dim ${a.D} must be ≤ ${c.adapter.maxInvocations}`);
-        const base = wkv7Cost(c.step.n, C, a.D);
-        return [{
-          kernel: KERNEL, grid: [C / a.D, c.step.b, 1],
-          defines: { D: a.D, KS: splits(a.D, c.adapter.maxInvocations), R, RG: a.ranks.g, FIRST: a.ranks.v === 0, FUSE_NORM: a.fuseNorm, ...weightDefines(a.wu.dtype as 'f32' | 'bf16' | 'f16') },
-          cost: { flops: base.flops + 2 * c.step.n * R * C, bytes: base.bytes + 8 * c.step.b * C * a.D + c.step.b * R * C * (a.wu.dtype === 'f32' ? 4 : 2) },
-          bind: { proj: a.proj, lora: a.lora, W: a.wu, params: a.params, vfirst: a.vfirst, state: a.state, y: a.out, dims: f32(C, a.gnEps, a.ranks.w, a.ranks.a) },
-        }];
-      },
+      supports: (a, c) => fusedPlan(a.D, a.out.cols, a.wu.dtype as 'f32' | 'bf16' | 'f16', c.adapter, true) !== null,
+      launches: (a, c) => [fusedLaunch(a, c, true)],
+    },
+    fused_wg: {
+      supports: (a, c) => fusedPlan(a.D, a.out.cols, a.wu.dtype as 'f32' | 'bf16' | 'f16', c.adapter, false) !== null,
+      launches: (a, c) => [fusedLaunch(a, c, false)],
     },
     split: {
       scratch: a => ({ vmix: { cols: a.out.cols } }),
-      launches: (a, c) => [upLaunch(a, c), ...wkv7Op.variants.recurrent!.launches(core(a), c)],
+      launches: (a, c) => [upLaunch(a, c), ...wkv7Op.variants.recurrent!.launches(core(a), c), ...shiftLaunches(a, c)],
     },
     chunk: {
       supports: (a, c) => chunkFits(core(a), c),
       scratch: (a, c) => ({ vmix: { cols: a.out.cols }, ...chunkVariant.scratch!(core(a), c) }),
-      launches: (a, c) => [upLaunch(a, c), ...chunkVariant.launches(core(a), c)],
+      launches: (a, c) => [upLaunch(a, c), ...chunkVariant.launches(core(a), c), ...shiftLaunches(a, c)],
     },
   },
-  ref: (a, h) => wkv7LoraRef(h.data(a.proj), h.data(a.lora), h.data(a.wu), h.data(a.params), h.data(a.vfirst), h.data(a.state), h.data(a.out),
-    h.step.cursors, { C: a.out.cols, D: a.D, cap: h.cap(a.proj), ranks: a.ranks, fuseNorm: a.fuseNorm, gnEps: a.gnEps }),
+  ref: (a, h) => {
+    wkv7LoraRef(h.data(a.proj), loraRows(h.data(a.lora), a.lora.cols, sumRanks(a.ranks)), h.data(a.wu), h.data(a.params), h.data(a.vfirst), h.data(a.state), h.data(a.out),
+      h.step.cursors, { C: a.out.cols, D: a.D, cap: h.cap(a.proj), ranks: a.ranks, fuseNorm: a.fuseNorm, gnEps: a.gnEps });
+    if (a.shift) shiftStoreRef(h.data(a.shift.h), h.data(a.shift.state), h.step.cursors, a.out.cols);
+  },
 });
 
 /** The RWKV7 time-mix core of one layer with its LoRA up-projections (ranks.v 0 = layer 0, which writes vfirst). */

@@ -5,139 +5,291 @@
 // then as wkv7_recurrent: v ← lerp(v, v_first, m); κ̂ = norm(k⊙k_k); k̃ = k⊙(1 + (a−1)⊙k_a);
 //   u = −κ̂ᵀS;  S ← diag(e^w)·S + (κ̂⊙a)·uᵀ + k̃·vᵀ;  o = rᵀS;  y = (GroupNorm(o) + (Σ r⊙k̃⊙r_k)·v) ⊙ g
 // Bindings: step uniform; stepmeta u32 (cursors); proj [6, cap, C] (planes r 0, k 2, v 3 read); lora [N, R];
-// W [R, C] packed (WDT): the up-projections transposed and stacked (W2ᵀ, A2ᵀ, G2ᵀ, V2ᵀ), row i = lora column i;
-// params [8, C] = k_k, k_a, r_k, g_norm.weight, g_norm.bias, w0, a0, v0; vfirst [N, C] (written if FIRST);
-// state [slots, H, D, D] f32 (S[i][j], i = key); y [N, C].
-// Dispatch: (H, B) workgroups of KS·D threads. The prologue's dot products are split KS ways (thread (q, j) sums rows
-// q, q + KS, … of each up-projection for channel h·D + j, eight loads in flight; the KS partial sums are added in
-// order q = 0..KS−1 through workgroup memory); the recurrence then runs on the threads q = 0, thread j owning
-// column j of S (D registers); every thread takes part in every barrier.
-// Runtime dims: C, GN_EPS, RW, RA (f32). Defines: D, KS, R, RG, FIRST, FUSE_NORM, WDT/W_F32/W_F16. All arithmetic f32.
+// W [R, C] packed as 16-byte units (EPU = 8 bf16/f16 or 4 f32 each): the up-projections transposed and stacked
+// (W2ᵀ, A2ᵀ, G2ᵀ, V2ᵀ), row i = lora column i; params [8, C] = k_k, k_a, r_k, g_norm.weight, g_norm.bias, w0, a0, v0;
+// vfirst [N, C] (written if FIRST); state [slots, H, D, D] f32 (S[i][j], i = key); y [N, C]; with SHIFT, shift
+// [slots, C]: the time-mix shift state, stored from the last row of proj plane 4 (the LayerNorm rows rwkv7_proj_ln
+// wrote there). Nine storage buffers.
+// Dispatch: (H, B) workgroups of WG threads (a power of two, D ≤ WG).
+// Prologue, per token: the head's D columns of a row of W are CU = D / EPU units; thread li loads unit li % CU of
+// rows li / CU + k·NRG (NRG = WG / CU row groups), all of a batch of KB rows in flight before any FMA, each row's
+// product added to the sum of its segment (w, a, g, v: the row range decides, by select). The NRG partial sums of
+// each (segment, channel) are added through workgroup memory in two stages (P = WG / D threads per channel, then
+// the P partials in order). Recurrence: thread li owns rows [p·D/P, (p+1)·D/P) of column j = li / P of S
+// (p = li % P, SR = D / P registers); u and o are summed over the P threads of a column (subgroupShuffleXor
+// when SG_RED, else workgroup memory), the GroupNorm statistics over the workgroup (subgroupAdd + workgroup memory,
+// or a workgroup tree). The channel quantities (κ̂, κ̂⊙a, k̃, r, e^w, v, g) are computed by threads li < D for
+// channel h·D + li and shared through workgroup memory. Every thread takes part in every barrier.
+// Runtime dims: C, GN_EPS, R, LS (lora's row stride), RW, RA, RG (the ranks' sum and the first three).
+// Defines: D, WG, P, EPU, KB, FIRST, FUSE_NORM, SHIFT, W_F32, W_F16, SG_RED, SGS.
+// All arithmetic f32.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
 @group(0) @binding(2) var<storage, read> proj: array<f32>;        // [6, cap, C]
-@group(0) @binding(3) var<storage, read> lora: array<f32>;        // [N, R]
-@group(0) @binding(4) var<storage, read> W: array<u32>;           // [R, C] packed
+@group(0) @binding(3) var<storage, read> lora: array<f32>;        // [N, LS] (row stride LS ≥ R)
+@group(0) @binding(4) var<storage, read> W: array<vec4u>;         // [R, C / EPU]
 @group(0) @binding(5) var<storage, read> params: array<f32>;      // [8, C]
 @group(0) @binding(6) var<storage, read_write> vfirst: array<f32>; // [N, C]
 @group(0) @binding(7) var<storage, read_write> state: array<f32>; // [slots, H, D, D]
 @group(0) @binding(8) var<storage, read_write> y: array<f32>;     // [N, C]
-@group(0) @binding(9) var<uniform> dims: vec4f;                   // C, GN_EPS, RW, RA
+@group(0) @binding(9) var<storage, read_write> shift: array<f32>; // [slots, C] (SHIFT)
+@group(0) @binding(10) var<uniform> dims: array<vec4u, 2>;          // C, GN_EPS (f32 bits), R, LS | RW, RA, RG, 0
 
-var<workgroup> sh_l: array<f32, R>;
+const CU = D / EPU;                  // units per row of the head's columns
+const NRG = WG / CU;                 // row groups of the prologue
+const SR = D / P;                    // rows of S per thread
+
+var<workgroup> part: array<f32, WG * EPU>;   // [NRG, D]: one segment's partial sums per row group
+var<workgroup> part2: array<f32, 4 * WG>;    // [4 segments, P, D]
 var<workgroup> sh_kk: array<f32, D>;
 var<workgroup> sh_beta: array<f32, D>;
 var<workgroup> sh_kt: array<f32, D>;
 var<workgroup> sh_r: array<f32, D>;
 var<workgroup> sh_dec: array<f32, D>;
-var<workgroup> red: array<vec2f, D>;
-var<workgroup> part: array<vec4f, KS * D>;   // per (q, j): partial sums of the w, a, g, v up-projections
+var<workgroup> sh_v: array<f32, D>;
+var<workgroup> sh_g: array<f32, D>;
+#if SG_RED
+var<workgroup> red: array<vec2f, WG / SGS>;
+#else
+var<workgroup> red: array<vec2f, WG>;
+var<workgroup> redp: array<f32, WG>;
+#endif
 
-// Sum of v over the threads q = 0 (the others pass v unused and take part in the barriers).
-fn wg_sum2(v: vec2f, j: u32, q: u32) -> vec2f {
-  if (q == 0u) { red[j] = v; }
+fn unpack(w: vec4u) -> array<f32, EPU> {
+  var e: array<f32, EPU>;
+#if W_F32
+  let f = bitcast<vec4f>(w);
+  for (var k = 0u; k < 4u; k++) { e[k] = f[k]; }
+#else
+  for (var k = 0u; k < 4u; k++) {
+#if W_F16
+    let p = unpack2x16float(w[k]);
+#else
+    let p = vec2f(bitcast<f32>(w[k] << 16u), bitcast<f32>(w[k] & 0xffff0000u));
+#endif
+    e[2u * k] = p.x;
+    e[2u * k + 1u] = p.y;
+  }
+#endif
+  return e;
+}
+
+// Sum of v over the workgroup (every thread gets it; every thread must call it).
+#if SG_RED
+fn wg_sum2(v: vec2f, li: u32, sg: u32) -> vec2f {
+  let s = subgroupAdd(v);
+  if (li % sg == 0u) { red[li / sg] = s; }
   workgroupBarrier();
-  for (var s = D / 2u; s > 0u; s >>= 1u) {
-    if (q == 0u && j < s) { red[j] += red[j + s]; }
+  var total = vec2f(0.0);
+  for (var i = 0u; i < WG / sg; i++) { total += red[i]; }
+  workgroupBarrier();
+  return total;
+}
+#else
+fn wg_sum2(v: vec2f, li: u32) -> vec2f {
+  red[li] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] += red[li + s]; }
     workgroupBarrier();
   }
   let total = red[0];
   workgroupBarrier();
   return total;
 }
+#endif
 
-fn wel(i: u32, c: u32, C: u32) -> f32 {
-  let p = wpair((i * C + c) >> 1u);
-  return select(p.x, p.y, (c & 1u) == 1u);
+// Sum of v over the P threads of a column (lanes li − li % P … + P − 1).
+#if SG_RED
+fn col_sum(v: f32, li: u32, sg: u32) -> f32 {
+  var s = v;
+  for (var m = 1u; m < P; m <<= 1u) { s += subgroupShuffleXor(s, m); }
+  return s;
+}
+#else
+fn col_sum(v: f32, li: u32) -> f32 {
+  redp[li] = v;
+  workgroupBarrier();
+  var s = 0.0;
+  for (var q = 0u; q < P; q++) { s += redp[li - li % P + q]; }
+  workgroupBarrier();
+  return s;
+}
+#endif
+
+// Segment s's partial sums (this thread's EPU channels) into part2[s]: two stages through workgroup memory.
+fn reduce_seg(s: u32, acc: array<f32, EPU>, li: u32) {
+  let cu = li % CU;
+  let rg = li / CU;
+  for (var e = 0u; e < EPU; e++) { part[rg * D + cu * EPU + e] = acc[e]; }
+  workgroupBarrier();
+  let ch = li % D;
+  let q = li / D;
+  var v = 0.0;
+  for (var g = q; g < NRG; g += P) { v += part[g * D + ch]; }
+  part2[(s * P + q) * D + ch] = v;
+  workgroupBarrier();
 }
 
-// Σ sh_l[i]·W[i, c] over i = i0 + q, i0 + q + KS, … < i1, eight loads in flight
-fn up(i0: u32, i1: u32, q: u32, c: u32, C: u32) -> f32 {
-  var s = vec4f(0.0);
-  var i = i0 + q;
-  for (; i + 7u * KS < i1; i += 8u * KS) {
-    let w0 = vec4f(wel(i, c, C), wel(i + KS, c, C), wel(i + 2u * KS, c, C), wel(i + 3u * KS, c, C));
-    let w1 = vec4f(wel(i + 4u * KS, c, C), wel(i + 5u * KS, c, C), wel(i + 6u * KS, c, C), wel(i + 7u * KS, c, C));
-    s += vec4f(sh_l[i], sh_l[i + KS], sh_l[i + 2u * KS], sh_l[i + 3u * KS]) * w0;
-    s += vec4f(sh_l[i + 4u * KS], sh_l[i + 5u * KS], sh_l[i + 6u * KS], sh_l[i + 7u * KS]) * w1;
-  }
-  for (; i < i1; i += KS) { s.x += sh_l[i] * wel(i, c, C); }
-  return (s.x + s.y) + (s.z + s.w);
-}
-
-@compute @workgroup_size(KS * D)
-fn wkv7_lora(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: vec3u) {
-  let C = u32(dims.x);
-  let GN_EPS = dims.y;
-  let RW = u32(dims.z);
-  let RA = u32(dims.w);
+@compute @workgroup_size(WG)
+#if SG_RED
+fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(subgroup_size) sg: u32) {
+#else
+fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u) {
+#endif
+  let C = dims[0].x;
+  let GN_EPS = bitcast<f32>(dims[0].y);
+  let R = dims[0].z;
+  let LS = dims[0].w;
+  let RW = dims[1].x;
+  let RA = dims[1].y;
+  let RG = dims[1].z;
+  let KR = (R + NRG - 1u) / NRG;     // rows per thread
   let H = C / D;
   let h = g.x;
   let seq = g.y;
-  if (seq >= step.b) { return; }
-  let cu = cursor(seq);
-  let slot = cu.slot;
-  let start = cu.start;
-  let len = cu.len;
-  let j = l.x % D;
-  let q = l.x / D;
-  let base = (slot * H + h) * D * D;
-  var S: array<f32, D>;
-  if (q == 0u) { for (var i = 0u; i < D; i++) { S[i] = state[base + i * D + j]; } }
-  let plane = step.cap * C;
+  if (seq >= step.b) { return; }   // uniform per workgroup
+  // prologue role: unit cu of rows rg + k·NRG
+  let cu = li % CU;
+  let rg = li / CU;
+  let wrow = C / EPU;                // units per row of W
+  let wofs = h * CU + cu;
+  // channel role (li < D): channel c
+  let j = min(li, D - 1u);
   let c = h * D + j;
-  for (var t = start; t < start + len; t++) {
-    for (var i = l.x; i < R; i += KS * D) { sh_l[i] = lora[t * R + i]; }
-    workgroupBarrier();
+  // what depends on neither the cursor nor the token first: this channel's parameters and the first batch of weights
+  let pkk = params[c];
+  let pka = params[C + c];
+  let prk = params[2u * C + c];
+  let pw0 = params[5u * C + c];
+  let pa0 = params[6u * C + c];
+  let pv0 = params[7u * C + c];
+  var wv0: array<vec4u, KB>;
+  for (var q = 0u; q < KB; q++) { wv0[q] = W[min(rg + q * NRG, R - 1u) * wrow + wofs]; }
+  // recurrence role: column jc (channel cj), rows [p·SR, p·SR + SR); its GroupNorm weight and bias
+  let jc = li / P;
+  let p = li % P;
+  let cj = h * D + jc;
+  let pgw = params[3u * C + cj];
+  let pgb = params[4u * C + cj];
+  let cur = cursor(seq);
+  let base = (cur.slot * H + h) * D * D;
+  var S: array<f32, SR>;
+  for (var i = 0u; i < SR; i++) { S[i] = state[base + (p * SR + i) * D + jc]; }
+  let plane = step.cap * C;
+  for (var t = cur.start; t < cur.start + cur.len; t++) {
     let tc = t * C + c;
-    var pv = vec4f(up(0u, RW, q, c, C), up(RW, RW + RA, q, c, C), up(RW + RA, RW + RA + RG, q, c, C), 0.0);
-    if (!FIRST) { pv.w = up(RW + RA + RG, R, q, c, C); }
-    part[l.x] = pv;
-    workgroupBarrier();
-    var ps = part[j];
-    for (var k = 1u; k < KS; k++) { ps += part[k * D + j]; }
-    let lw = -0.6065306597126334 * sigmoid(ps.x + params[5u * C + c]);
-    let a = sigmoid(ps.y + params[6u * C + c]);
-    let gate = ps.z;
+    // this channel's inputs, loaded with the prologue's
     let r = proj[tc];
     let k = proj[2u * plane + tc];
     var v = proj[3u * plane + tc];
+    var aw = array<f32, EPU>();
+    var aa = array<f32, EPU>();
+    var ag = array<f32, EPU>();
+    var av = array<f32, EPU>();
+    for (var k0 = 0u; k0 < KR; k0 += KB) {
+      var wv: array<vec4u, KB>;
+      var lv: array<f32, KB>;
+      if (k0 == 0u && t == cur.start) {
+        wv = wv0;
+      } else {
+        for (var q = 0u; q < KB; q++) { wv[q] = W[min(rg + (k0 + q) * NRG, R - 1u) * wrow + wofs]; }
+      }
+      for (var q = 0u; q < KB; q++) {
+        let i = rg + (k0 + q) * NRG;
+        lv[q] = select(0.0, lora[t * LS + min(i, R - 1u)], i < R);
+      }
+      for (var q = 0u; q < KB; q++) {
+        let i = rg + (k0 + q) * NRG;
+        let e = unpack(wv[q]);
+        let lw = select(0.0, lv[q], i < RW);
+        let la = select(0.0, lv[q], i >= RW && i < RW + RA);
+        let lg = select(0.0, lv[q], i >= RW + RA && i < RW + RA + RG);
+        let lx = select(0.0, lv[q], i >= RW + RA + RG);
+        for (var u = 0u; u < EPU; u++) {
+          aw[u] += lw * e[u];
+          aa[u] += la * e[u];
+          ag[u] += lg * e[u];
+          av[u] += lx * e[u];
+        }
+      }
+    }
+    reduce_seg(0u, aw, li);
+    reduce_seg(1u, aa, li);
+    reduce_seg(2u, ag, li);
+    if (!FIRST) { reduce_seg(3u, av, li); }
+    var ps = vec4f(0.0);
+    for (var q = 0u; q < P; q++) {
+      ps += vec4f(part2[q * D + j], part2[(P + q) * D + j], part2[(2u * P + q) * D + j], part2[(3u * P + q) * D + j]);
+    }
+    // channel quantities (threads li < D; the others compute the same for channel D − 1 and drop it)
+    let lw = -0.6065306597126334 * sigmoid(ps.x + pw0);
+    let a = sigmoid(ps.y + pa0);
     if (FIRST) {
-      if (q == 0u) { vfirst[tc] = v; }
+      if (li < D) { vfirst[tc] = v; }
     } else {
-      let m = sigmoid(ps.w + params[7u * C + c]);
+      let m = sigmoid(ps.w + pv0);
       let vf = vfirst[tc];
       if (abs(m) < 0.5) { v = v + m * (vf - v); } else { v = vf - (vf - v) * (1.0 - m); }   // torch.lerp
     }
-    let kk = k * params[c];
-    let kt = k * (1.0 + (a - 1.0) * params[C + c]);
-    let sums = wg_sum2(vec2f(kk * kk, r * kt * params[2u * C + c]), j, q);   // its barriers also end this token's reads of sh_l and part
+    let kk = k * pkk;
+    let kt = k * (1.0 + (a - 1.0) * pka);
+    var contrib = vec2f(0.0);
+    if (li < D) { contrib = vec2f(kk * kk, r * kt * prk); }
+#if SG_RED
+    let sums = wg_sum2(contrib, li, sg);
+#else
+    let sums = wg_sum2(contrib, li);
+#endif
     var inv: f32;
     if (FUSE_NORM) { inv = inverseSqrt(sums.x + 1e-6); } else { inv = 1.0 / max(sqrt(sums.x), 1e-12); }
     let kn = kk * inv;
-    if (q == 0u) {
+    if (li < D) {
       sh_kk[j] = kn;
       sh_beta[j] = kn * a;
       sh_kt[j] = kt;
       sh_r[j] = r;
       sh_dec[j] = exp(lw);
+      sh_v[j] = v;
+      sh_g[j] = ps.z;
     }
     workgroupBarrier();
-    var o = 0.0;
-    if (q == 0u) {
-      var u = 0.0;
-      for (var i = 0u; i < D; i++) { u -= sh_kk[i] * S[i]; }
-      for (var i = 0u; i < D; i++) {
-        S[i] = sh_dec[i] * S[i] + sh_beta[i] * u + sh_kt[i] * v;
-        o += sh_r[i] * S[i];
-      }
+    // column jc, rows p·SR … : u = −κ̂ᵀS, then S and o = rᵀS
+    var up = 0.0;
+    for (var i = 0u; i < SR; i++) { up -= sh_kk[p * SR + i] * S[i]; }
+#if SG_RED
+    let u = col_sum(up, li, sg);
+#else
+    let u = col_sum(up, li);
+#endif
+    let vj = sh_v[jc];
+    var op = 0.0;
+    for (var i = 0u; i < SR; i++) {
+      let ki = p * SR + i;
+      S[i] = sh_dec[ki] * S[i] + sh_beta[ki] * u + sh_kt[ki] * vj;
+      op += sh_r[ki] * S[i];
     }
-    let mu = wg_sum2(vec2f(o, 0.0), j, q).x / f32(D);
-    let var_ = wg_sum2(vec2f((o - mu) * (o - mu), 0.0), j, q).x / f32(D);
-    let on = (o - mu) * inverseSqrt(var_ + GN_EPS) * params[3u * C + c] + params[4u * C + c];
-    if (q == 0u) { y[tc] = (on + sums.y * v) * gate; }
+#if SG_RED
+    let o = col_sum(op, li, sg);
+    let mu = wg_sum2(vec2f(select(0.0, o, p == 0u), 0.0), li, sg).x / f32(D);
+    let d = o - mu;
+    let var_ = wg_sum2(vec2f(select(0.0, d * d, p == 0u), 0.0), li, sg).x / f32(D);
+#else
+    let o = col_sum(op, li);
+    let mu = wg_sum2(vec2f(select(0.0, o, p == 0u), 0.0), li).x / f32(D);
+    let d = o - mu;
+    let var_ = wg_sum2(vec2f(select(0.0, d * d, p == 0u), 0.0), li).x / f32(D);
+#endif
+    if (p == 0u) {
+      let on = d * inverseSqrt(var_ + GN_EPS) * pgw + pgb;
+      y[t * C + cj] = (on + sums.y * vj) * sh_g[jc];
+    }
+    workgroupBarrier();   // this token's reads of the sh_ arrays end before the next token's writes
   }
-  if (q == 0u) { for (var i = 0u; i < D; i++) { state[base + i * D + j] = S[i]; } }
+  for (var i = 0u; i < SR; i++) { state[base + (p * SR + i) * D + jc] = S[i]; }
+  // SHIFT: the time-mix shift state of the slot becomes h (proj plane 4) of the sequence's last token (rwkv7_proj_ln
+  // only read it)
+  if (SHIFT && li < D && cur.len > 0u) { shift[cur.slot * C + c] = proj[4u * plane + (cur.start + cur.len - 1u) * C + c]; }
 }

@@ -4,7 +4,7 @@ import { fmtBytes, type Binding, type Dispatch, type Gpu } from '../gpu/device.t
 import { dispatch, grid, type View, type WeightDtype } from '../gpu/launch.ts';
 import toF16Src from './bf16_to_f16.wgsl' with { type: 'text' };
 import { bf16ToF32, f16ToF32 } from '../util/dtype.ts';
-import { bf16ToF16, F16_MATMULS, sgmatByDefault, sgmatConfig } from '../util/f16.ts';
+import { bf16ToF16, F16_MATMULS, f16Refused, tensorCores } from '../util/f16.ts';
 import { GpuError, ShapeError } from '../util/errors.ts';
 import { kernelKnob, knob, checkKnobs } from '../util/knobs.ts';
 import { log } from '../util/log.ts';
@@ -164,12 +164,12 @@ export class GpuBackend implements Backend {
     if (matrix && w.bits16 && (w.dtype === 'bf16' || w.dtype === 'f16')) {
       data = w.bits16; dtype = w.dtype;
       if (dtype === 'bf16' && this.f16Weights) {   // once, at load: the f16 GEMMs read f16
-        const c = bf16ToF16(w.bits16);
-        if (c.overflow) log.warn(`${name}: ${c.overflow} of ${c.data.length} values outside f16's range; kept bf16 (f32 GEMM)`);
+        const c = bf16ToF16(w.bits16), refused = f16Refused(c);
+        if (refused) (c.overflow ? log.warn : log.debug)(`${name}: ${refused} (of ${c.data.length}); kept bf16 (f32 path)`);
         else { data = c.data; dtype = 'f16'; }
-        if (c.rounded) log.debug(`${name}: ${c.rounded} values below f16's normal range rounded (error ≤ 2^-25 each)`);
+        if (c.rounded && !refused) log.debug(`${name}: ${c.rounded} values below f16's normal range rounded (error ≤ 2^-25 each, ${c.rel.toExponential(1)} of the tensor)`);
         this.f16Stats.tensors++; this.f16Stats.rounded += c.rounded;
-        if (c.overflow) this.f16Stats.kept.push(name);
+        if (refused) this.f16Stats.kept.push(name);
       }
     } else { data = w.f32 ?? (w.dtype === 'bf16' ? bf16ToF32(w.bits16!) : f16ToF32(w.bits16!)); dtype = 'f32'; }
     if (data.byteLength > this.gpu.maxBinding)
@@ -194,13 +194,13 @@ export class GpuBackend implements Backend {
 
   /**
    * bf16 matrices become f16 at load where an f16 GEMM runs: FLA_KERNEL_MATMUL (as it is at load) names an f16
-   * variant (how lavapipe tests the f16 arithmetic), or FLA_TENSOR_CORES=1 and the adapter has an f16 subgroup-matrix config.
+   * variant (how lavapipe tests the f16 arithmetic), or the adapter has an f16 subgroup-matrix config (unless
+   * FLA_TENSOR_CORES=0; util/f16.ts tensorCores).
    */
   get f16Weights(): boolean {
-    if (!this.gpu.f16) return false;
     const forced = knob('FLA_KERNEL_MATMUL');
-    if (forced) return (F16_MATMULS as readonly string[]).includes(forced);
-    return sgmatByDefault() && sgmatConfig(this.gpu.subgroupMatrix) !== null;
+    if (forced) return this.gpu.f16 && (F16_MATMULS as readonly string[]).includes(forced);
+    return tensorCores(this.gpu.f16, this.gpu.subgroupMatrix);
   }
   /** What that conversion did: tensors seen, values rounded, tensors kept bf16 (values beyond f16's range). */
   readonly f16Stats = { tensors: 0, rounded: 0, kept: [] as string[] };

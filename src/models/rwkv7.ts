@@ -3,8 +3,7 @@ import { embed } from '../../kernels/embed/embed.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { layerNorm } from '../../kernels/norm/layer_norm.ts';
 import { lnShift } from '../../kernels/rwkv7/ln_shift.ts';
-import { rwkv7Proj } from '../../kernels/rwkv7/rwkv7_proj.ts';
-import { wkv7Lora } from '../../kernels/rwkv7/wkv7_lora.ts';
+import { rwkv7Tmix } from '../../kernels/rwkv7/rwkv7_tmix.ts';
 import type { LoraRanks } from '../../kernels/rwkv7/wkv7_lora.ref.ts';
 import type { Backend, HostWeight, Tensor, Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
@@ -28,6 +27,7 @@ export interface Rwkv7Config {
 interface Layer {
   attn_nw: Weight; ffn_nw: Weight;
   x_mix: Weight;           // [6, C]: x_r, x_w, x_k, x_v, x_a, x_g
+  attn_lnw: Weight;        // [attn_nw rows + 6, C]: attn_nw then x_mix (rwkv7_tmix's decode path reads both as one)
   params: Weight;          // [8, C]: k_k, k_a, r_k, g_norm.weight, g_norm.bias, w0, a0, v0 (zeros in layer 0)
   r: Weight; k: Weight; v: Weight; o: Weight;
   wl: Weight; wu: Weight; ranks: LoraRanks;
@@ -131,7 +131,8 @@ export default defineArch<Rwkv7Config, Weights>({
     for (let l = 0; l < c.num_hidden_layers; l++) {
       const p = `model.layers.${l}.`, a = `${p}attn.`;
       const ranks: LoraRanks = { w: c.decay_low_rank_dim, a: c.a_low_rank_dim, g: c.gate_low_rank_dim, v: l > 0 ? c.v_low_rank_dim : 0 };
-      const x_mix = o.weight(`${a}x_*`, r.stack(['r', 'w', 'k', 'v', 'a', 'g'].map(n => `${a}x_${n}`), C), false);
+      const xmixHost = r.stack(['r', 'w', 'k', 'v', 'a', 'g'].map(n => `${a}x_${n}`), C);
+      const x_mix = o.weight(`${a}x_*`, xmixHost, false);
       const pnames = [`${a}k_k`, `${a}k_a`, `${a}r_k`, `${a}g_norm.weight`, `${a}g_norm.bias`, `${a}w_lora.lora.2.bias`, `${a}a_lora.lora.2.bias`];
       if (l > 0) pnames.push(`${a}v_lora.lora.2.bias`);
       const pv = new Float32Array(8 * C);
@@ -143,8 +144,12 @@ export default defineArch<Rwkv7Config, Weights>({
       const lo = (n: string, rk: number) => r.read(`${a}${n}_lora.lora.0.weight`, [rk, C]);
       const hi = (n: string, rk: number) => transpose(r.read(`${a}${n}_lora.lora.2.weight`, [C, rk]));
       const ls: [string, number][] = [['w', ranks.w], ['a', ranks.a], ['g', ranks.g], ...(l > 0 ? [['v', ranks.v] as [string, number]] : [])];
+      const nr = pre ? 4 : 2, lnw = new Float32Array((nr + 6) * C);
+      lnw.set(attnNw);
+      lnw.set(xmixHost.f32!, nr * C);
       layers.push({
-        attn_nw: o.weight(`${p}attn_norm*`, { shape: [pre ? 4 : 2, C], dtype: 'f32', f32: attnNw }, false),
+        attn_nw: o.weight(`${p}attn_norm*`, { shape: [nr, C], dtype: 'f32', f32: attnNw }, false),
+        attn_lnw: o.weight(`${p}attn_norm* + ${a}x_*`, { shape: [nr + 6, C], dtype: 'f32', f32: lnw }, false),
         ffn_nw: o.weight(`${p}ffn_norm*`, { shape: [2, C], dtype: 'f32', f32: lnRows(`${p}ffn_norm`) }, false),
         x_mix, params,
         r: mat(`${a}r_proj.weight`, [C, C]), k: mat(`${a}k_proj.weight`, [C, C]), v: mat(`${a}v_proj.weight`, [C, C]), o: mat(`${a}o_proj.weight`, [C, C]),
@@ -170,13 +175,15 @@ export default defineArch<Rwkv7Config, Weights>({
     for (let l = 0; l < w.layers.length; l++) {
       const L = w.layers[l]!;
       // time mix (§1.3): [pre-norm →] LayerNorm → token shift (state stored); seven projections; the recurrence with
-      // its LoRA up-projections and gates; o_proj into the residual
+      // its LoRA up-projections and gates (one op: rwkv7_tmix); o_proj into the residual
       const pre = l === 0 && w.pre;
-      await lnShift(o, { x: pre ? e : x, nw: L.attn_nw, state: o.state(`${l}.shift_attn`), mix: L.x_mix, out: mix, xo: pre ? x : null, eps });
       const R = L.ranks.w + L.ranks.a + L.ranks.g + L.ranks.v;
       const lora = o.act(`lora${R}`, R);
-      await rwkv7Proj(o, { mix, mixPlanes, wr: L.r, wk: L.k, wv: L.v, wl: L.wl, ranks: L.ranks, proj, projPlanes, lora });
-      await wkv7Lora(o, { proj, lora, wu: L.wu, ranks: L.ranks, params: L.params, vfirst, state: o.state(`${l}.wkv`), out: y, D, fuseNorm: c.fuse_norm, gnEps: D * eps });
+      await rwkv7Tmix(o, {
+        ln: { x: pre ? e : x, nw: L.attn_nw, state: o.state(`${l}.shift_attn`), mix: L.x_mix, out: mix, xo: pre ? x : null, eps }, lnw: L.attn_lnw,
+        proj: { mix, mixPlanes, wr: L.r, wk: L.k, wv: L.v, wl: L.wl, ranks: L.ranks, proj, projPlanes, lora },
+        core: { proj, lora, wu: L.wu, ranks: L.ranks, params: L.params, vfirst, state: o.state(`${l}.wkv`), out: y, D, fuseNorm: c.fuse_norm, gnEps: D * eps },
+      });
       await matmul(o, y, L.o, null, 'none', x, true);
       // channel mix (§1.4)
       const kx = mixPlanes[0]!;

@@ -46,6 +46,24 @@ const DTYPES = ['f32', 'bf16', 'f16'] as const;
 const BOOLS = [false, true];
 const KV_DTYPES = ['f32', 'f16', 'bf16'] as const;
 
+/** rwkv7_tmix's arguments at C 256 (4 heads of 64; LoRA ranks summing to 144 ≤ C), layer 0 (pre-norm) or later. */
+function tmixArgs(dt: 'f32' | 'bf16' | 'f16', pre: boolean): { what: string; args: any } {
+  const C = 256, ranks = { w: 32, a: 32, g: 64, v: pre ? 0 : 16 }, R = ranks.w + ranks.a + ranks.g + ranks.v, nr = pre ? 4 : 2;
+  const mix = t(C, { planes: 6, name: 'tmix mix' }), proj = t(C, { planes: 6, name: 'tmix proj' }), lora = t(R, { name: 'tmix lora' });
+  const planes = (x: typeof mix) => Array.from({ length: 6 }, (_, i) => gpuBackend().plane(x, i));
+  const st = gpuBackend();
+  st.allocState([{ key: 'tmix shift', cols: C }, { key: 'tmix wkv', cols: C * 64 }], 4);
+  return {
+    what: `C ${C} ${dt} pre=${pre}`,
+    args: {
+      ln: { x: t(C, { name: 'tmix x' }), nw: w([nr, C]), state: st.state('tmix shift'), mix: w([6, C]), out: mix, xo: pre ? t(C, { name: 'tmix xo' }) : null, eps: 1e-5 },
+      lnw: w([nr + 6, C]),
+      proj: { mix, mixPlanes: planes(mix), wr: w([C, C], dt), wk: w([C, C], dt), wv: w([C, C], dt), wl: w([R, C], dt), ranks, proj, projPlanes: planes(proj), lora },
+      core: { proj, lora, wu: w([R, C], dt), ranks, params: w([8, C]), vfirst: t(C, { name: 'tmix vfirst' }), state: st.state('tmix wkv'), out: t(C, { name: 'tmix y' }), D: 64, fuseNorm: true, gnEps: 64e-5 },
+    },
+  };
+}
+
 /**
  * Argument sets per op (made inside a step of 70 tokens in 3 sequences, 5 kept rows): each set is compiled with
  * every variant that supports it. Wider enumerations of the defines are in the tests below and in delta.test.ts /
@@ -122,6 +140,7 @@ const CASES: Record<string, () => { what: string; args: any; lens?: number[] }[]
     const planes = (x: typeof mix) => Array.from({ length: 6 }, (_, i) => gpuBackend().plane(x, i));
     return { what: `C 128 ${dt}`, args: { mix, mixPlanes: planes(mix), wr: w([128, 128], dt), wk: w([128, 128], dt), wv: w([128, 128], dt), wl: w([R, 128], dt), ranks, proj, projPlanes: planes(proj), lora: t(R, { name: 'lora' }) } };
   }),
+  rwkv7_tmix: () => [tmixArgs('bf16', false), tmixArgs('f16', true), tmixArgs('f32', false)],
   wkv7: () => BOOLS.map(first => ({ what: `D 64 first=${first}`, args: { proj: t(128, { planes: 6 }), vfirst: t(128, { name: 'vfirst' }), vmix: first ? null : t(128, { name: 'vmix' }), params: w([8, 128]), state: state(2 * 64 * 64), out: t(128, { name: 'y' }), D: 64, fuseNorm: true, gnEps: 64e-5 } })),
 };
 
@@ -156,6 +175,20 @@ describe.skipIf(!HAS_GPU)('every op variant compiles', () => {
       expect(variants).toBeGreaterThanOrEqual(Object.keys(op.variants).length);
     });
   }
+
+  test('rwkv7_tmix: ln and ln_wg on a decode step of one-token sequences (bf16 / f16 / f32)', async () => {
+    step([1, 1, 1], 3);
+    const op = OPS.find(o => o.name === 'rwkv7_tmix')!;
+    const kernels = launched.get(op.name) ?? new Set<Kernel>();
+    launched.set(op.name, kernels);
+    for (const dt of ['bf16', 'f16', 'f32'] as const) for (const name of ['ln', 'ln_wg']) {
+      const { what, args } = tmixArgs(dt, false);
+      expect(op.variants[name]!.supports!(args, ctx())).toBe(true);
+      const ds = await built(`rwkv7_tmix ${name} ${what}`, op, args, name);
+      expect(ds.map(d => d.label)).toEqual(['rwkv7_proj_ln', 'wkv7_lora']);
+      for (const l of op.variants[name]!.launches(args, ctx())) kernels.add(l.kernel);
+    }
+  });
 
   test('every kernel binding list matches its WGSL, and every .wgsl under kernels/ is launched', () => {
     const all = new Set<Kernel>();

@@ -2,7 +2,8 @@
 // reference and against the unfused GPU ops it replaces (layer_norm [+ pre layer_norm], token_shift, shift_store).
 // Widths straddling the workgroup (64, 130, 200, 320), several sequences packed on their own slots at different
 // positions (some resuming from a nonzero shift state, some of one token, one of 70 tokens), 6 mix planes (time mix,
-// with and without the layer-0 pre-norm) and 1 (channel mix). Checks the mixed planes, the state and LN_pre(e).
+// with and without the layer-0 pre-norm) and 1 (channel mix); rows of several column blocks (1000); the portable
+// workgroup-memory reduction ('fused_wg') on two cases. Checks the mixed planes, the state and LN_pre(e).
 import { describe, expect, test } from 'bun:test';
 import { expectClose, prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
@@ -13,8 +14,8 @@ import { shiftStore, tokenShift } from '../../../kernels/rwkv7/token_shift.ts';
 
 const SLOTS = 6;
 
-async function runCase(C: number, M: number, pre: boolean, seqs: { slot: number; len: number }[], warm: number[]): Promise<void> {
-  const what = `ln_shift C=${C} M=${M}${pre ? ' pre' : ''} seqs ${seqs.map(s => `${s.len}@${s.slot}`).join(',')}`;
+async function runCase(C: number, M: number, pre: boolean, seqs: { slot: number; len: number }[], warm: number[], variant: 'fused' | 'fused_wg' = 'fused'): Promise<void> {
+  const what = `ln_shift C=${C} M=${M}${pre ? ' pre' : ''} seqs ${seqs.map(s => `${s.len}@${s.slot}`).join(',')} [${variant}]`;
   const rng = prng(what);
   const step = packedStep(seqs);
   const N = step.ids.length;
@@ -48,11 +49,17 @@ async function runCase(C: number, M: number, pre: boolean, seqs: { slot: number;
     await shiftStore(io.o, h, st);
     return { out, state: st, xo };
   };
-  const want = await checkBoth(step, setup, fused, { seed: rng, what });
-  const unf = await runOn(gpuBackend(), 'gpu', step, setup, unfused);
-  for (const k of Object.keys(want)) {
-    expect(unf[k]!.shape).toEqual(want[k]!.shape);
-    expectClose(unf[k]!.data, want[k]!.data, { what: `${what} ${k} (unfused GPU ops)`, seed: rng });
+  const prev = process.env.FLA_KERNEL_LN_SHIFT;
+  process.env.FLA_KERNEL_LN_SHIFT = variant;
+  try {
+    const want = await checkBoth(step, setup, fused, { seed: rng, what });
+    const unf = await runOn(gpuBackend(), 'gpu', step, setup, unfused);
+    for (const k of Object.keys(want)) {
+      expect(unf[k]!.shape).toEqual(want[k]!.shape);
+      expectClose(unf[k]!.data, want[k]!.data, { what: `${what} ${k} (unfused GPU ops)`, seed: rng });
+    }
+  } finally {
+    if (prev === undefined) delete process.env.FLA_KERNEL_LN_SHIFT; else process.env.FLA_KERNEL_LN_SHIFT = prev;
   }
 }
 
@@ -72,4 +79,14 @@ describe.skipIf(!HAS_GPU)('ln_shift', () => {
   test('C=256 M=1: decode of one sequence', async () => {
     await runCase(256, 1, false, [{ slot: 5, len: 1 }], [5]);
   });
+  test('C=1000 M=6 pre: rows of four column blocks, the last one partial; decode and a short prefill', async () => {
+    await runCase(1000, 6, true, [{ slot: 0, len: 1 }, { slot: 3, len: 4 }], [0, 3]);
+  }, 60_000);
+  // the portable reduction (what 'fused' runs without subgroups)
+  test('C=320 M=6 pre: prefill and decode together [fused_wg]', async () => {
+    await runCase(320, 6, true, [{ slot: 1, len: 33 }, { slot: 2, len: 0 }, { slot: 4, len: 1 }], [1, 2, 4], 'fused_wg');
+  }, 60_000);
+  test('C=200 M=1: decode, two slots resuming [fused_wg]', async () => {
+    await runCase(200, 1, false, [{ slot: 1, len: 1 }, { slot: 4, len: 1 }], [1, 4], 'fused_wg');
+  }, 60_000);
 });

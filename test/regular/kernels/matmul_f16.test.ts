@@ -6,10 +6,10 @@ import { describe, expect, test } from 'bun:test';
 import { matmul, matmulOp } from '../../../kernels/matmul/matmul.ts';
 import { matmulRef, type Act } from '../../../kernels/matmul/matmul.ref.ts';
 import { matmulF16Ref, rowScale, splitF16 } from '../../../kernels/matmul/matmul_f16.ref.ts';
-import { sgmatPlan, type F16Matmul } from '../../../kernels/matmul/matmul_sgmat.ts';
+import { SGMAT_FLUSH_K, SGMAT_TILES, sgmatPlan, sgmatTileOverride, type F16Matmul } from '../../../kernels/matmul/matmul_sgmat.ts';
 import type { GpuBackend } from '../../../src/backend/gpu.ts';
 import { stepShape } from '../../../src/backend/op.ts';
-import { bf16ToF16 } from '../../../src/util/f16.ts';
+import { bf16ToF16, F16_MAX_REL, f16Refused } from '../../../src/util/f16.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
 import { gpu, HAS_GPU } from '../../helpers/gpu.ts';
 import { checkBoth, gpuBackend, hostWeight, runOn, simpleStep } from './harness.ts';
@@ -75,6 +75,32 @@ describe('f16 split arithmetic (CPU reference)', () => {
     expect(e1).toBeLessThan(3e-3);
   });
 
+  test('tensor-core summation (the ref\'s truncating mma model): one chain grows with K; restarting every SGMAT_FLUSH_K is f32-grade', () => {
+    // the model reproduces the H200's error of the one-chain kernel against the f32 GEMM (1.3e-5 at K 4096): its
+    // bias grows linearly with the chain; restarts every SGMAT_FLUSH_K (matmul_sgmat's flush) bring it under the f32
+    // FMA chain's own error. Measured here (scripts/sgmat_error.ts, normal x, worst row): f32 1.9e-6, one chain 1.3e-5,
+    // with restarts 1.0e-6.
+    const R = 3, IN = 4096, OUT = 16, rng = prng('mma');
+    const x = randn(R * IN, rng), w = f16vals(randn(OUT * IN, rng, 1 / Math.sqrt(IN)));
+    const exact = exactMatmul(x, w, R, IN, OUT);
+    const f32 = new Float64Array(R * OUT);
+    for (let r = 0; r < R; r++) for (let o = 0; o < OUT; o++) {
+      let s = 0;
+      for (let i = 0; i < IN; i++) s = Math.fround(s + x[r * IN + i]! * w[o * IN + i]!);   // an f32 FMA chain
+      f32[r * OUT + o] = s;
+    }
+    const run = (chunk: number) => {
+      const y = new Float32Array(R * OUT);
+      matmulF16Ref(x, w, null, y, R, IN, OUT, 'split', 'none', false, { mma: { block: 16, extraBits: 3 }, chunk });
+      return relErr(y, exact);
+    };
+    const ef = relErr(f32, exact), chain = run(0), flushed = run(SGMAT_FLUSH_K);
+    if (process.env.FLA_TEST_VERBOSE === '1') console.log(`f32 ${ef.toExponential(2)}, one chain ${chain.toExponential(2)}, restarts ${flushed.toExponential(2)}`);
+    expect(chain).toBeGreaterThan(3 * ef);
+    expect(flushed).toBeLessThan(2 * ef);
+    expect(flushed).toBeLessThan(2e-6);
+  });
+
   test('bf16 → f16: exact in range, overflow and subnormal rounding counted', () => {
     const vals = [0, 1, -2.5, 65280, 1e-3, 2 ** -14, 2 ** -17, (1 + 2 ** -7) * 2 ** -18, 1e5, -1e6, Infinity, NaN];
     const u = new Uint32Array(Float32Array.from(vals).buffer);
@@ -85,11 +111,21 @@ describe('f16 split arithmetic (CPU reference)', () => {
     for (const i of [0, 1, 2, 3, 4, 5, 6]) expect(back[i]).toBe(asBf16[i]!);
     expect(c.overflow).toBe(4);   // 1e5, -1e6, inf, nan
     expect(c.rounded).toBe(1);    // (1 + 2^-7)·2^-18 has a bit below f16's 2^-24
+    expect(f16Refused(c)).toContain('beyond');
+    // rel = √(ΣΔ²/Σw²): a tensor of normal-range values with one tiny value is converted; one of tiny values is not
+    const bitsOf = (v: number[]) => Uint16Array.from(new Uint32Array(Float32Array.from(v).buffer), u => u >>> 16);
+    const ok = bf16ToF16(bitsOf([0.5, -0.25, 0.125, (1 + 2 ** -7) * 2 ** -18])), tiny = bf16ToF16(bitsOf([(1 + 2 ** -7) * 2 ** -18, 2 ** -20, 3 * 2 ** -26]));
+    expect(ok.rounded).toBe(1);
+    expect(ok.rel).toBeLessThan(F16_MAX_REL);
+    expect(f16Refused(ok)).toBeNull();
+    expect(tiny.rel).toBeGreaterThan(1e-3);
+    expect(f16Refused(tiny)).toContain('below f16');
   });
 });
 
 const ROWS = [1, 17, 65, 130];
-const SHAPES: [number, number][] = [[34, 17], [130, 200], [64, 130], [256, 64]];   // [IN, OUT]
+// [IN, OUT]; 1030: K past four of sgmat's accumulator restarts (SGMAT_FLUSH_K) and, at 17 rows, split in 2 slices
+const SHAPES: [number, number][] = [[34, 17], [130, 200], [64, 130], [256, 64], [1030, 72]];
 
 /** Per-variant tolerance against the f32 matmul (relative to the largest output), measured on lavapipe and H200. */
 // Measured on lavapipe: f16split ≤ 4.2e-7 against the f32 matmul and bit-equal to the f16 reference; f16single
@@ -143,6 +179,36 @@ function variantSuite(kind: F16Matmul) {
         expect(eRef).toBeLessThan(kind.startsWith('sgmat') ? 2e-5 : 2e-6);
         expect(eF32).toBeLessThan(TOL[kind]);
       }
+    });
+
+    if (kind === 'sgmat') test('K 4096: error against f64 within 2× of the f32 GEMM\'s (accumulators restarted every SGMAT_FLUSH_K)', async () => {
+      const R = 48, IN = 4096, OUT = 96, rng = prng('sgmat K 4096');
+      const x = randn(R * IN, rng), w = randn(OUT * IN, rng, 1 / Math.sqrt(IN));
+      const ys: Float32Array[] = [];
+      // tile q64 with K unsplit: one accumulator chain per output over all of K, restarted every SGMAT_FLUSH_K (flush)
+      // or not (the kernel before SGMAT_FLUSH_K: printed, not asserted)
+      for (const flush of [true, false]) {
+        sgmatTileOverride(SGMAT_TILES.find(t => t.name === 'q64')!, 1, flush);
+        try {
+          const got = await withKernel(kind, () => runOn(gpuBackend(), 'gpu', simpleStep(R), {}, async io => {
+            const xt = io.o.act('x', IN), yt = io.o.act('y', OUT), yg = io.o.act('yg', OUT);
+            io.put(xt, x);
+            io.put(yt);
+            io.put(yg);
+            const W = io.weight('w', hostWeight(w, [OUT, IN], 'bf16'));
+            await matmul(io.o, xt, W, null, 'none', yt);
+            process.env.FLA_KERNEL_MATMUL = 'gemm';   // the f32 FMA GEMM on the same f16 weights (withKernel restores)
+            await matmul(io.o, xt, W, null, 'none', yg);
+            return { y: yt, yg };
+          }));
+          ys.push(got.y!.data, got.yg!.data);
+        } finally { sgmatTileOverride(null); }
+      }
+      const wb = Float32Array.from(hostWeight(w, [OUT, IN], 'bf16').bits16!, b => new Float32Array(new Uint32Array([b << 16]).buffer)[0]!);
+      const exact = exactMatmul(x, f16vals(wb), R, IN, OUT);
+      const [es, eg, e1] = [ys[0]!, ys[1]!, ys[2]!].map(y => relErr(y, exact)) as [number, number, number];
+      console.log(`sgmat K ${IN} against f64: ${es.toExponential(2)} (one chain ${e1.toExponential(2)}), f32 gemm ${eg.toExponential(2)}`);
+      expect(es).toBeLessThan(2 * Math.max(eg, 1e-6));
     });
 
     test('bias, activations, accumulate, rows k (through the f32 reference backend)', async () => {

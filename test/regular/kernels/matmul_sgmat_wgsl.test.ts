@@ -5,7 +5,9 @@
 import { describe, expect, test } from 'bun:test';
 import { createRequire } from 'node:module';
 import { INCLUDES } from '../../../kernels/lib.ts';
-import { F16_VARIANTS, SGMAT_TILES, sgmatPlan, sgmatTileOverride } from '../../../kernels/matmul/matmul_sgmat.ts';
+import { F16_VARIANTS, SGMAT_FLUSH_K, SGMAT_TILES, selectF16, sgmatPlan, sgmatTileOverride } from '../../../kernels/matmul/matmul_sgmat.ts';
+import { matmulMultiOp } from '../../../kernels/matmul/matmul_gemv_multi.ts';
+import { rwkv7ProjOp } from '../../../kernels/rwkv7/rwkv7_proj.ts';
 import type { Adapter, Ctx } from '../../../src/backend/op.ts';
 import { bindingNames, preprocess } from '../../../src/gpu/wgsl.ts';
 
@@ -31,13 +33,15 @@ const device = await nullDevice();
 if (!device) console.warn('skip: matmul_sgmat WGSL (dawn.node Null backend with subgroup matrices unavailable here)');
 
 describe.skipIf(!device)('matmul_sgmat.wgsl resolves in Tint', () => {
-  for (const kind of ['sgmat', 'sgmat_f16'] as const) for (const tile of SGMAT_TILES) {
-    sgmatTileOverride(tile);
+  // sgmat with and without the accumulator flush (SGMAT_FLUSH_K: the default; without, scripts/bench_sgmat.ts compares)
+  for (const [kind, flush] of [['sgmat', true], ['sgmat', false], ['sgmat_f16', null]] as const) for (const tile of SGMAT_TILES) {
+    sgmatTileOverride(tile, null, flush);
     const fits = sgmatPlan(ctx, kind === 'sgmat') !== null;
     sgmatTileOverride(null);
-    test.skipIf(!fits)(`${kind} ${tile.name}: act × bias × accumulate × rows k, K split in 1 or 3`, async () => {
+    const what = kind === 'sgmat' ? `${kind} (${flush ? 'flush' : 'one chain'})` : kind;
+    test.skipIf(!fits)(`${what} ${tile.name}: act × bias × accumulate × rows k, K split in 1 or 3`, async () => {
       for (const sk of [1, 3]) {
-        sgmatTileOverride(tile, sk);
+        sgmatTileOverride(tile, sk, flush);
         try {
           // IN 130: W read by u32 words; 128: as vec4<u32> (WV)
           for (const act of ['none', 'tanh'] as const) for (const bias of [false, true]) for (const accumulate of [false, true]) for (const rows of ['n', 'k'] as const) for (const IN of [130, 128]) {
@@ -69,19 +73,45 @@ describe('sgmatPlan on an H200-like adapter (the tiles the sweep measured fastes
     const p = sgmatPlan(ctx, split, R, OUT, IN, rowsN)!;
     return `${p.t.name}${p.sk > 1 ? `/k${p.sk}` : ''}`;
   };
-  test('large outputs w128x256; llama-1b q/o and down projections at 512 rows the 128×64 / 64×64 K-64 tiles', () => {
+  test('large outputs w128x256 (split, with its f32 sums: w128); llama-1b q/o and down projections at 512 rows the 128×64 / 64×64 K-64 tiles', () => {
     for (const split of [true, false]) {
-      expect(plan(split, 4096, 4096, 4096)).toBe('w128x256');
-      expect(plan(split, 512, 8192, 2048)).toBe('w128x256');
-      expect(plan(split, 512, 128256, 2048)).toBe('w128x256');
+      expect(plan(split, 4096, 4096, 4096)).toBe(split ? 'w128' : 'w128x256');
+      expect(plan(split, 512, 8192, 2048)).toBe(split ? 'w128' : 'w128x256');
+      expect(plan(split, 512, 128256, 2048)).toBe(split ? 'w128' : 'w128x256');
       expect(plan(split, 512, 2048, 2048)).toBe(split ? 'q128x64k64' : 'q64k64');
       expect(plan(split, 512, 2048, 8192)).toBe(split ? 'q128x64k64' : 'q64k64');
     }
+  });
+  test('the split restarts its accumulators every SGMAT_FLUSH_K of K; the single product never', () => {
+    expect(sgmatPlan(ctx, true, 4096, 4096, 4096)!.fl * 32).toBe(SGMAT_FLUSH_K);    // w128: K tiles of 32
+    expect(sgmatPlan(ctx, true, 512, 2048, 2048)!.fl * 64).toBe(SGMAT_FLUSH_K);     // q128x64k64: K tiles of 64
+    expect(sgmatPlan(ctx, false, 4096, 4096, 4096)!.fl).toBe(0);
   });
   test('K split only for outputs of very few tiles, rows n only', () => {
     expect(plan(true, 16, 512, 2048)).toBe('q64/k4');
     expect(plan(true, 16, 512, 2048, false)).toBe('q64');
     expect(plan(true, 16, 2048, 2048)).toBe('q64');
     expect(plan(true, 16, 512, 512)).toBe('q64');   // K too short to split
+  });
+});
+
+describe('ops that launch the matmul op\'s variants declare their scratch (the tensor-core default on an H200-like adapter)', () => {
+  // rwkv7_proj's split path crashed rwkv7 prefill with FLA_TENSOR_CORES=1 on the H200 ("matmul_sgmat_prep.xq binds
+  // scratch 'xq', which the variant does not declare"); every scratch a launch binds must be in the variant's scratch
+  const scratchBound = (ls: { bind: Record<string, unknown> }[]) =>
+    [...new Set(ls.flatMap(l => Object.values(l.bind).flatMap(r => r && typeof r === 'object' && 'scratch' in r ? [(r as { scratch: string }).scratch] : [])))].sort();
+  const t = (cols: number, planes = 1) => ({ rows: 'n', cols, planes }) as any;
+  const w = (shape: number[]) => ({ shape, dtype: 'f16' }) as any;
+  const c: Ctx = { adapter: H200, step: { n: 130, k: 5, b: 1, lens: [130], maxLen: 130, cursors: [] } };
+  test('rwkv7_proj split, matmul_multi split: sgmat chosen past 16 rows, its xq declared', () => {
+    const C = 256, ranks = { w: 32, a: 32, g: 64, v: 32 }, R = 160;
+    const pa = { mix: t(C, 6), mixPlanes: Array.from({ length: 6 }, () => t(C)), wr: w([C, C]), wk: w([C, C]), wv: w([C, C]), wl: w([R, C]), ranks, proj: t(C, 6), projPlanes: Array.from({ length: 6 }, () => t(C)), lora: t(R) };
+    const ma = { x: t(C), norm: null, parts: [{ w: w([512, C]), y: t(512) }, { w: w([128, C]), y: t(128) }], act: 'none', accumulate: false } as any;
+    expect(selectF16(c, { x: t(C), w: w([C, C]), bias: null, y: t(C), act: 'none', accumulate: false })).toBe('sgmat');
+    for (const [name, v, a] of [['rwkv7_proj', rwkv7ProjOp.variants.split!, pa], ['matmul_multi', matmulMultiOp.variants.split!, ma]] as const) {
+      const bound = scratchBound((v.launches as any)(a, c)), declared = Object.keys((v.scratch as any)?.(a, c) ?? {}).sort();
+      expect(bound, name).toContain('xq');
+      expect({ name, missing: bound.filter(s => !declared.includes(s)) }).toEqual({ name, missing: [] });
+    }
   });
 });

@@ -2,7 +2,7 @@
 // GEMV ('fused') or three matmuls + the LoRA GEMV ('split'), against the reference and against seven unfused GPU
 // matmuls with their activations. Hidden sizes whose rows straddle the lanes (64, 136, 264, 520), ranks of
 // different sizes (layer 0 without V1), bf16 / f16 / f32 weights, decode steps of 1..16 rows of several sequences and
-// prefill steps past 16 rows.
+// prefill steps past 16 rows; the portable workgroup-memory reduction ('fused_wg') on two of them.
 import { describe, expect, test } from 'bun:test';
 import { expectClose, prng, randn, type Prng } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
@@ -15,7 +15,7 @@ import { CpuBackend } from '../../../src/backend/cpu.ts';
 
 type Dtype = 'f32' | 'bf16' | 'f16';
 
-async function runCase(C: number, ranks: LoraRanks, dtype: Dtype, variant: 'fused' | 'split', seqs: { slot: number; len: number }[]): Promise<void> {
+async function runCase(C: number, ranks: LoraRanks, dtype: Dtype, variant: 'fused' | 'fused_wg' | 'split', seqs: { slot: number; len: number }[]): Promise<void> {
   const R = ranks.w + ranks.a + ranks.g + ranks.v;
   const what = `rwkv7_proj C=${C} ranks ${ranks.w},${ranks.a},${ranks.g},${ranks.v} ${dtype} [${variant}] seqs ${seqs.map(s => s.len).join(',')}`;
   const rng: Prng = prng(what);
@@ -95,6 +95,16 @@ describe.skipIf(!HAS_GPU)('rwkv7_proj', () => {
       await runCase(520, { w: 64, a: 32, g: 96, v: 16 }, 'bf16', variant, ones(1));
     }, 60_000);
   }
+  // the portable reduction (what 'fused' runs without subgroups): two cases, its shaders are slow to build on lavapipe
+  test('C=136 f32, layer 0 ranks, two sequences of 2 and 3 tokens [fused_wg]', async () => {
+    await runCase(136, { w: 32, a: 24, g: 40, v: 0 }, 'f32', 'fused_wg', [{ slot: 0, len: 2 }, { slot: 1, len: 3 }]);
+  }, 60_000);
+  test('C=520 bf16, one sequence [fused_wg]', async () => {
+    await runCase(520, { w: 64, a: 32, g: 96, v: 16 }, 'bf16', 'fused_wg', ones(1));
+  }, 60_000);
+  test('C=1024 bf16, two sequences: several unrolled batches per lane [fused]', async () => {
+    await runCase(1024, { w: 64, a: 64, g: 128, v: 32 }, 'bf16', 'fused', ones(2));
+  }, 60_000);
   test('C=136 bf16, prefill of 40 tokens packed with 2 decode rows [split]', async () => {
     await runCase(136, { w: 32, a: 32, g: 64, v: 16 }, 'bf16', 'split', [{ slot: 0, len: 40 }, { slot: 1, len: 1 }, { slot: 2, len: 1 }]);
   }, 60_000);

@@ -29,7 +29,7 @@ function projPlanes(N: number, C: number, rng: Prng): Float32Array {
   return out;
 }
 
-async function runCase(D: number, ranks: LoraRanks, dtype: 'f32' | 'bf16' | 'f16', variant: 'fused' | 'split' | 'chunk', seqs: Seqs = PACKED, fuseNorm = false): Promise<void> {
+async function runCase(D: number, ranks: LoraRanks, dtype: 'f32' | 'bf16' | 'f16', variant: 'fused' | 'fused_wg' | 'split' | 'chunk', seqs: Seqs = PACKED, fuseNorm = false): Promise<void> {
   const H = 2, C = H * D, R = ranks.w + ranks.a + ranks.g + ranks.v, first = ranks.v === 0;
   const what = `wkv7_lora D=${D} ranks ${ranks.w},${ranks.a},${ranks.g},${ranks.v} ${dtype} [${variant}] seqs ${seqs.map(s => `${s.len}@${s.slot}`).join(',')}`;
   const rng = prng(what);
@@ -106,7 +106,7 @@ async function runCase(D: number, ranks: LoraRanks, dtype: 'f32' | 'bf16' | 'f16
 describe.skipIf(!HAS_GPU)('wkv7_lora', () => {
   test('select: fused while every sequence has ≤ 16 tokens; past that chunk where wkv7 chunks (> 64 tokens, GPU adapters)', () => {
     const o = new CpuBackend(), gpuAdapter = { ...o.adapter, type: 'discrete', maxInvocations: 256, maxWorkgroupStorage: 32768 };
-    const a = { D: 64 } as never;
+    const a = { D: 64, wu: { dtype: 'bf16' }, out: { cols: 128 } } as never;
     expect([[1], [1, 1, 1], [16, 1], [17], [1, 300]].map(l => wkv7LoraOp.select(selectCtx(o.adapter, l), a))).toEqual(['fused', 'fused', 'fused', 'split', 'split']);
     expect([[16, 1], [17], [64], [1, 300]].map(l => wkv7LoraOp.select(selectCtx(gpuAdapter, l), a))).toEqual(['fused', 'split', 'split', 'chunk']);
   });
@@ -123,4 +123,20 @@ describe.skipIf(!HAS_GPU)('wkv7_lora', () => {
       await runCase(64, { w: 32, a: 32, g: 32, v: 16 }, 'bf16', variant, [{ slot: 3, len: 1 }, { slot: 1, len: 1 }, { slot: 0, len: 1 }, { slot: 2, len: 1 }], true);
     }, 60_000);
   }
+  // the fused kernel's row batches: ranks that are not multiples of the row groups, more rows than one batch
+  test('D=64 ranks 96, 96, 256, 64 (rwkv7-1.5b), decode of two slots [fused]', async () => {
+    await runCase(64, { w: 96, a: 96, g: 256, v: 64 }, 'bf16', 'fused', [{ slot: 1, len: 1 }, { slot: 3, len: 1 }]);
+  }, 120_000);
+  test('D=128 ranks 40, 24, 72, 20, f32, decode of one slot [fused]', async () => {
+    await runCase(128, { w: 40, a: 24, g: 72, v: 20 }, 'f32', 'fused', [{ slot: 2, len: 1 }]);
+  }, 120_000);
+  // the portable reductions (what 'fused' runs without subgroups)
+  for (const D of [64, 128]) {
+    test(`D=${D} later layer, ${D === 64 ? 'bf16' : 'f16'} [fused_wg]`, async () => {
+      await runCase(D, D === 64 ? { w: 32, a: 32, g: 64, v: 16 } : { w: 64, a: 40, g: 48, v: 24 }, D === 64 ? 'bf16' : 'f16', 'fused_wg');
+    }, 120_000);
+  }
+  test('D=64 layer 0 (writes vfirst), f32 [fused_wg]', async () => {
+    await runCase(64, { w: 32, a: 24, g: 32, v: 0 }, 'f32', 'fused_wg');
+  }, 120_000);
 });

@@ -1,0 +1,217 @@
+// rwkv7_proj_ln: ln_shift in the prologue of rwkv7_proj, for decode steps whose sequences have one token each
+// (spec-rwkv7-gla-abc.md §1.3 steps 1–4), past layer 0 (no pre-norm). Per row t (slot s_t): h = LN(x_t),
+// the segment's mixed row xm = h + (shift[s_t] − h)⊙mix[plane] built in workgroup memory, then the seven projections
+// of rwkv7_proj (same segments, lanes, reduction) from it. The shift state is only read here: the first workgroup
+// writes h to proj plane 4, and the state store happens after this dispatch
+// (wkv7_lora's SHIFT epilogue), so no workgroup can see a half-updated state.
+// Bindings (nine storage buffers): step uniform; stepmeta (cursors, token→sequence); xin [N, C] as vec4f; lnw [8, C]
+// as vec4f: LN weight, bias, then the six mix rows; shift [slots, C] as vec4f; Wr, Wk, Wv, Wl as rwkv7_proj;
+// proj [6, cap, C]: r, k, v into planes 0, 2, 3 as rwkv7_proj, the activated LoRA row into plane 1 (row stride C,
+// R ≤ C) and h into plane 4 (planes the split path's w and a would use); dims: C, 0, R, EPS (f32 bits) | segment
+// ends | … | RW, RA, RG, RV (rwkv7_proj's).
+// Dispatch as rwkv7_proj (z over blocks of RB rows). Prologue: each thread takes EV = ⌈C / (4·WG)⌉ vec4f of the row,
+// two-pass f32 statistics (subgroupAdd + workgroup memory when SG_RED, else a workgroup tree), one row after the
+// other; the lane's first batch of weight units is loaded before the prologue, each later batch while the previous
+// one is summed. Each lane group takes RPT output rows, WG / TPR apart (fewer workgroups, each building the mixed
+// rows once: the prologue reads ~5 rows of C f32 per workgroup). Defines: WG, TPR, U, RB, UNROLL, RPT, XV (= C / 4),
+// EV, SG_RED, SGS, W_F32, W_F16.
+#include "common.wgsl"
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
+@group(0) @binding(2) var<storage, read> xin: array<vec4f>;      // [N, C / 4]
+@group(0) @binding(3) var<storage, read> lnw: array<vec4f>;      // [NWR + 6, C / 4]
+@group(0) @binding(4) var<storage, read> shift: array<vec4f>;    // [slots, C / 4]
+@group(0) @binding(5) var<storage, read> Wr: array<vec4u>;
+@group(0) @binding(6) var<storage, read> Wk: array<vec4u>;
+@group(0) @binding(7) var<storage, read> Wv: array<vec4u>;
+@group(0) @binding(8) var<storage, read> Wl: array<vec4u>;
+@group(0) @binding(9) var<storage, read_write> proj: array<f32>; // [6, cap, C]
+@group(0) @binding(10) var<uniform> dims: array<vec4u, 4>;
+
+const NWR = 2u;   // LayerNorm rows before the mix rows in lnw
+
+var<workgroup> xs: array<vec4f, RB * XV>;   // the mixed rows of this segment's plane
+#if SG_RED
+var<workgroup> red: array<f32, (WG / SGS) * RB>;
+var<workgroup> red2: array<f32, WG / SGS>;
+#else
+var<workgroup> red: array<f32, WG * RB>;
+#endif
+
+#include "rwkv7_gemv.wgsl"
+
+// Sum of v over the workgroup (every thread gets it; every thread must call it).
+#if SG_RED
+fn wg_sum(v: f32, li: u32, sg: u32) -> f32 {
+  let s = subgroupAdd(v);
+  if (li % sg == 0u) { red2[li / sg] = s; }
+  workgroupBarrier();
+  var total = 0.0;
+  for (var i = 0u; i < WG / sg; i++) { total += red2[i]; }
+  workgroupBarrier();
+  return total;
+}
+#else
+fn wg_sum(v: f32, li: u32) -> f32 {
+  red[li] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+#endif
+
+@compute @workgroup_size(WG)
+#if SG_RED
+fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
+  @builtin(subgroup_size) sg: u32) {
+#else
+fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#endif
+  let C = dims[0].x;
+  let EPS = bitcast<f32>(dims[0].w);
+  let rows = step.n;
+  let wg = g.x + g.y * ng.x;
+  var s = 0u;
+  while (s < 7u && wg >= seg_end(s)) { s++; }
+  if (s == 7u) { return; }   // uniform per workgroup
+  var begin = 0u;
+  if (s > 0u) { begin = seg_end(s - 1u); }
+  let sgm = segment(s, C);
+  let len = sgm.len;
+  let xp = sgm.xp;
+  let lofs = sgm.lofs;
+  let b = min(s, 3u);
+  let lane = li % TPR;
+  let sub = li / TPR;
+  let o0 = (wg - begin) * RPT * (WG / TPR) + sub;   // this lane group's first output row (then + WG / TPR, …)
+  let r0 = g.z * RB;
+  // the lane's first batch of weights, in flight through the prologue
+  var wv: array<vec4u, UNROLL>;
+  if (o0 < len && lane + (UNROLL - 1u) * TPR < U) { wv = load_batch(b, (lofs + o0) * U + lane); }
+
+  // prologue: the mixed rows into xs. The LayerNorm and mix rows of this thread's columns, then per row x and the
+  // shift state, are all loaded before the row's statistics.
+  let fc = f32(C);
+  var nwv: array<vec4f, EV>;
+  var nbv: array<vec4f, EV>;
+  var mxv: array<vec4f, EV>;
+  for (var k = 0u; k < EV; k++) {
+    let i = min(li + k * WG, XV - 1u);
+    nwv[k] = lnw[i];
+    nbv[k] = lnw[XV + i];
+    mxv[k] = lnw[(NWR + xp) * XV + i];
+  }
+  for (var r = 0u; r < RB; r++) {
+    let row = min(r0 + r, rows - 1u);
+    var xv: array<vec4f, EV>;
+    for (var k = 0u; k < EV; k++) { xv[k] = xin[row * XV + min(li + k * WG, XV - 1u)]; }
+    let slot = cursor(seq_of(row)).slot;
+    var sv: array<vec4f, EV>;
+    for (var k = 0u; k < EV; k++) { sv[k] = shift[slot * XV + min(li + k * WG, XV - 1u)]; }
+    var sm = 0.0;
+    for (var k = 0u; k < EV; k++) { if (li + k * WG < XV) { sm += dot(xv[k], vec4f(1.0)); } }
+#if SG_RED
+    let mu = wg_sum(sm, li, sg) / fc;
+#else
+    let mu = wg_sum(sm, li) / fc;
+#endif
+    var q = 0.0;
+    for (var k = 0u; k < EV; k++) { if (li + k * WG < XV) { let d = xv[k] - mu; q += dot(d, d); } }
+#if SG_RED
+    let rs = inverseSqrt(wg_sum(q, li, sg) / fc + EPS);
+#else
+    let rs = inverseSqrt(wg_sum(q, li) / fc + EPS);
+#endif
+    for (var k = 0u; k < EV; k++) {
+      let i = li + k * WG;
+      if (i < XV) {
+        let h = (xv[k] - mu) * rs * nwv[k] + nbv[k];
+        if (wg == 0u && r0 + r < rows) {
+          let hb = (4u * step.cap + row) * C + 4u * i;
+          proj[hb] = h.x; proj[hb + 1u] = h.y; proj[hb + 2u] = h.z; proj[hb + 3u] = h.w;
+        }
+        xs[r * XV + i] = fma(sv[k] - h, mxv[k], h);
+      }
+    }
+  }
+  workgroupBarrier();
+
+  // RPT output rows per lane group, one after the other (the mixed rows built once for all of them)
+  for (var j = 0u; j < RPT; j++) {
+  let o = o0 + j * (WG / TPR);
+  let live = o < len;
+  let base = (lofs + min(o, len - 1u)) * U;
+  if (j > 0u && live && lane + (UNROLL - 1u) * TPR < U) { wv = load_batch(b, base + lane); }
+  var acc = array<f32, RB>();
+  if (live) {
+    var u = lane;
+    for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
+      let cur = wv;
+      let nu = u + UNROLL * TPR;
+      if (nu + (UNROLL - 1u) * TPR < U) { wv = load_batch(b, base + nu); }   // the next batch in flight
+      for (var k = 0u; k < UNROLL; k++) {
+        let uk = XPU * (u + k * TPR);
+        for (var r = 0u; r < RB; r++) { acc[r] += wdot(cur[k], xs[r * XV + uk], xs[r * XV + uk + XPU - 1u]); }
+      }
+    }
+    for (; u < U; u += TPR) {
+      let w0 = load_one(b, base + u);
+      for (var r = 0u; r < RB; r++) { acc[r] += wdot(w0, xs[r * XV + XPU * u], xs[r * XV + XPU * u + XPU - 1u]); }
+    }
+  }
+
+#if SG_RED
+  if (TPR < sg) {
+    for (var st = TPR / 2u; st > 0u; st >>= 1u) {
+      for (var r = 0u; r < RB; r++) { acc[r] += subgroupShuffleXor(acc[r], st); }
+    }
+  } else {
+    for (var r = 0u; r < RB; r++) { acc[r] = subgroupAdd(acc[r]); }
+  }
+  if (TPR > sg) {
+    let si = li / sg;
+    if (li % sg == 0u) { for (var r = 0u; r < RB; r++) { red[si * RB + r] = acc[r]; } }
+    workgroupBarrier();
+    let first = sub * (TPR / sg);
+    for (var r = 0u; r < RB; r++) {
+      var v = 0.0;
+      for (var j = 0u; j < TPR / sg; j++) { v += red[(first + j) * RB + r]; }
+      acc[r] = v;
+    }
+  }
+#else
+  for (var r = 0u; r < RB; r++) { red[li * RB + r] = acc[r]; }
+  workgroupBarrier();
+  for (var st = TPR / 2u; st > 0u; st >>= 1u) {
+    if (lane < st) {
+      for (var r = 0u; r < RB; r++) { red[li * RB + r] += red[(li + st) * RB + r]; }
+    }
+    workgroupBarrier();
+  }
+  for (var r = 0u; r < RB; r++) { acc[r] = red[(li - lane) * RB + r]; }
+#endif
+
+  if (live) {
+    for (var r = 0u; r < RB; r++) {
+      let row = r0 + r;
+      if (r % TPR == lane && row < rows) {
+        var v = acc[r];
+        if (s < 3u) {
+          proj[(xp * step.cap + row) * C + o] = v;
+        } else {
+          if (s == 3u) { v = tanh_stable(v); }
+          if (s == 5u) { v = sigmoid(v); }
+          proj[(step.cap + row) * C + lofs + o] = v;
+        }
+      }
+    }
+  }
+  workgroupBarrier();   // red is reused by the next output row
+  }
+}
