@@ -39,11 +39,11 @@ function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean): Launch {
   const IN = a.x.cols, outs = a.parts.map(p => p.w.shape[0]!);
   const total = outs.reduce((s, v) => s + v, 0);
   const dtype = a.parts[0]!.w.dtype as 'f32' | 'bf16' | 'f16';
-  const p = plan(c.adapter, rowsOf(a.x, c), IN, total, dtype, subgroups);
   const sw = !!a.swiglu;
-  const TPR = sw && p.TPR === p.WG ? p.WG / 2 : p.TPR;    // SwiGLU pairs two rows in a workgroup
-  const RPW = p.WG / TPR;
-  const wgs = sw ? [Math.ceil(2 * outs[0]! / RPW)] : outs.map(o => Math.ceil(o / RPW));
+  const p = plan(c.adapter, rowsOf(a.x, c), IN, total, dtype, subgroups, sw);
+  const TPR = p.TPR, RPW = p.WG / TPR;
+  const per = sw ? p.CB / 2 : p.CB;                      // outputs per lane group (SwiGLU: gate|up pairs)
+  const wgs = sw ? [Math.ceil(Math.ceil(outs[0]! / per) / RPW)] : outs.map(o => Math.ceil(Math.ceil(o / per) / RPW));
   const starts = sw ? [wgs[0]!, wgs[0]!] : [wgs[0]!, wgs[0]! + (wgs[1] ?? 0)];
   const [gx, gy] = grid(wgs.reduce((s, v) => s + v, 0));
   const eps = new Uint32Array(new Float32Array([a.norm?.eps ?? 0]).buffer)[0]!;
@@ -58,8 +58,8 @@ function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean): Launch {
     kernel: KERNEL, grid: [gx, gy, p.workgroups[2]], cost: { flops: 2 * rowsOf(a.x, c) * IN * total, bytes },
     defines: {
       ACT: 0, ACT0: ACT[a.parts[0]!.act ?? a.act], ACT1: ACT[a.parts[1]?.act ?? a.act], ACT2: ACT[a.parts[2]?.act ?? a.act], ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(dtype), WDT: 0, NP: a.parts.length, NORM: a.norm !== null,
-      SWIGLU: sw, PAIRS: sw ? RPW / 2 : 1,
-      WG: p.WG, RB: p.RB, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
+      SWIGLU: sw,
+      WG: p.WG, RB: p.RB, CB: p.CB, E: p.E, TS: p.TS, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
     },
     bind,
   };
