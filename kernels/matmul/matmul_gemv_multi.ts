@@ -7,7 +7,7 @@ import { ShapeError } from '../../src/util/errors.ts';
 import { grid, kernel, op, ONLY, rowsOf, scratch, u32, weightDefines, type Ctx, type Launch } from '../lib.ts';
 import { rmsNormOp } from '../norm/rms_norm.ts';
 import { siluMulOp } from '../elementwise/silu_mul.ts';
-import { matmulOp, cost as matmulCost, type MatmulArgs } from './matmul.ts';
+import { gemvRows, matmulOp, cost as matmulCost, type MatmulArgs } from './matmul.ts';
 import { matmulFp8Op } from './matmul_fp8.ts';
 import { ACT, type Act } from './matmul.ref.ts';
 import { matmulMultiRef } from './matmul_gemv_multi.ref.ts';
@@ -59,7 +59,7 @@ function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean): Launch {
     defines: {
       ACT: 0, ACT0: ACT[a.parts[0]!.act ?? a.act], ACT1: ACT[a.parts[1]?.act ?? a.act], ACT2: ACT[a.parts[2]?.act ?? a.act], ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(dtype), WDT: 0, NP: a.parts.length, NORM: a.norm !== null,
       SWIGLU: sw,
-      WG: p.WG, RB: p.RB, CB: p.CB, E: p.E, TS: p.TS, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
+      WG: p.WG, RB: p.RB, CB: p.CB, CV2: p.CB === 2, CV4: p.CB === 4, E: p.E, TS: p.TS, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
     },
     bind,
   };
@@ -90,13 +90,22 @@ export const matmulMultiOp = op<MatmulMultiArgs>({
         throw new ShapeError('matmul_multi: SwiGLU takes two parts (gate, up) of one width, an output of that width, no activation, no accumulate, plane 0');
     }
   },
-  /** 'fused' for decode-sized steps (≤ 16 rows) when the parts fit one dispatch; else 'split'. */
-  select: (c, a) => rowsOf(a.x, c) <= GEMV_VEC_RMAX && fusable(a) ? 'fused' : 'split',
+  /**
+   * 'fused' for decode-sized steps when the parts fit one dispatch: ≤ 16 rows, and on GPUs up to 64 rows (batched
+   * decode, register-tiled) where matmul would run the parts on gemv_vec too (not where it picks subgroup matrices);
+   * else 'split'. Forced only: 'fused_wg' (fused reducing through workgroup memory: the path of adapters without subgroups).
+   */
+  select: (c, a) => fusable(a) && (rowsOf(a.x, c) <= GEMV_VEC_RMAX || (gemvRows(c, rowsOf(a.x, c)) && matmulOp.select(c, partArgs(a, a.parts[0]!)) === 'gemv_vec')) ? 'fused' : 'split',
   variants: {
     fused: {
       supports: a => fusable(a),
-      scratch: a => Object.fromEntries(Array.from({ length: MULTI_MAX_PARTS - a.parts.length }, (_, j) => [`spare${a.parts.length + j}`, { cols: 4, rows: a.x.rows as 'n' | 'k' }])),
+      scratch: a => spares(a),
       launches: (a, c) => [fusedLaunch(a, c, true)],
+    },
+    fused_wg: {
+      supports: a => fusable(a),
+      scratch: a => spares(a),
+      launches: (a, c) => [fusedLaunch(a, c, false)],
     },
     split: {
       // the scratch of each part's own matmul variant (matmul_fp8's gemv_vec binds a spare output)
@@ -117,6 +126,10 @@ export const matmulMultiOp = op<MatmulMultiArgs>({
     a.parts.map(q => ({ w: h.data(q.w), y: h.data(q.y), OUT: q.w.shape[0]!, plane: q.plane ?? 0, act: q.act ?? a.act })), h.cap(a.x), a.x.cols, a.accumulate,
     a.swiglu ? h.data(a.swiglu.out) : null),
 });
+
+function spares(a: MatmulMultiArgs): Record<string, { cols: number; rows: 'n' | 'k' }> {
+  return Object.fromEntries(Array.from({ length: MULTI_MAX_PARTS - a.parts.length }, (_, j) => [`spare${a.parts.length + j}`, { cols: 4, rows: a.x.rows as 'n' | 'k' }]));
+}
 
 function fusable(a: MatmulMultiArgs): boolean {
   return a.parts.length <= MULTI_MAX_PARTS && a.parts.every(q => q.w.dtype === a.parts[0]!.w.dtype) && a.parts[0]!.w.dtype !== 'fp8' && (a.norm === null || a.norm.w.dtype === 'f32');

@@ -2,7 +2,7 @@
 // prologue: for parts p < NP (NP ≤ 3), y_p[r, o] (+)= act_p(Σ_i n[r, i]·W_p[o, i]) where n is plane XP_p of x (planes of
 // step.cap rows) when !NORM, else n[r, i] = x[r, i]·gn[i]·rsqrt(mean_i x[r, i]² + eps) (the RMSNorm, its sum of
 // squares taken from the same x loads).
-// Geometry, loads, register tile, reductions and defines as matmul_gemv_vec (WG, RB, CB, E, TS, UNROLL, VEC, SG_RED,
+// Geometry, loads, register tile, reductions and defines as matmul_gemv_vec (WG, RB, CB, CV2, CV4, E, TS, UNROLL, VEC, SG_RED,
 // SGS, ACT, ACCUM, ROWS_K, W_F32, W_F16): a lane group owns CB consecutive columns of one part (each part starts at a
 // whole workgroup, so a workgroup reads one W_p), plus NP, NORM, SWIGLU and ACT0..ACT2 (each part's activation, codes
 // as ACT).
@@ -34,6 +34,15 @@ alias WUNIT = u32;
 @group(0) @binding(8) var<storage, read_write> y2: array<f32>;
 @group(0) @binding(9) var<uniform> dims: array<vec4u, 4>;
 
+#if CV4
+alias CV = vec4f;            // the CB columns of one batch row
+#else
+#if CV2
+alias CV = vec2f;
+#else
+alias CV = f32;
+#endif
+#endif
 const N = RB * CB;           // sums per lane (SWIGLU: gate half, then up half)
 const M = N >> TS;           // sums per lane after the transposing steps
 const H = max(CB / 2u, 1u);  // SWIGLU: outputs per lane group
@@ -153,10 +162,42 @@ fn vi(r: u32, c: u32) -> u32 {
   return r * CB + c;
 }
 
-// acc[vi(r, c)] += W unit of column c · (gn ·) x unit u of row r, ss[r] += Σ x² of it, for the CB loaded units w
-fn tile(acc: ptr<function, array<f32, N>>, ss: ptr<function, array<f32, RB>>, w: array<WUNIT, CB>, xr: array<u32, RB>, u: u32) {
-  var wf: array<array<f32, E>, CB>;
-  for (var c = 0u; c < CB; c++) { wf[c] = wvals(w[c]); }
+// The CB loaded units unpacked and transposed: element e of every column.
+fn columns(w: array<WUNIT, CB>) -> array<CV, E> {
+  var f: array<array<f32, E>, CB>;
+  for (var c = 0u; c < CB; c++) { f[c] = wvals(w[c]); }
+  var t: array<CV, E>;
+  for (var e = 0u; e < E; e++) {
+#if CV4
+    t[e] = vec4f(f[0][e], f[1][e], f[2][e], f[3][e]);
+#else
+#if CV2
+    t[e] = vec2f(f[0][e], f[1][e]);
+#else
+    t[e] = f[0][e];
+#endif
+#endif
+  }
+  return t;
+}
+
+// column c of a row's vector
+fn col(v: CV, c: u32) -> f32 {
+#if CV4
+  return v[c];
+#else
+#if CV2
+  return v[c];
+#else
+  return v;
+#endif
+#endif
+}
+
+// acc[r] (the CB columns of batch row r) += the CB loaded W units · (gn ·) x unit u of row r, ss[r] += Σ x² of it:
+// the units are unpacked once and transposed to t[e] (element e of every column), so a row costs E vector FMAs
+fn tile(acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32, RB>>, w: array<WUNIT, CB>, xr: array<u32, RB>, u: u32) {
+  let t = columns(w);
   var gv: array<f32, E>;
   if (NORM) { gv = gvals(u); }
   for (var r = 0u; r < RB; r++) {
@@ -166,11 +207,9 @@ fn tile(acc: ptr<function, array<f32, N>>, ss: ptr<function, array<f32, RB>>, w:
       for (var e = 0u; e < E; e++) { q = fma(xv[e], xv[e], q); xv[e] *= gv[e]; }
       (*ss)[r] = q;
     }
-    for (var c = 0u; c < CB; c++) {
-      var s = (*acc)[vi(r, c)];
-      for (var e = 0u; e < E; e++) { s = fma(wf[c][e], xv[e], s); }
-      (*acc)[vi(r, c)] = s;
-    }
+    var s = (*acc)[r];
+    for (var e = 0u; e < E; e++) { s = fma(t[e], CV(xv[e]), s); }
+    (*acc)[r] = s;
   }
 }
 
@@ -214,7 +253,7 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
   var xr: array<u32, RB>;
   let xplane = dims[3][p] * step.cap * xs;
   for (var r = 0u; r < RB; r++) { xr[r] = xplane + min(r0 + r, rows - 1u) * xs; }
-  var acc: array<f32, N>;
+  var av: array<CV, RB>;
   var ss: array<f32, RB>;        // Σ x² per row (NORM)
   if (o0 < OUT) {
     // column c: its part and W row (rows past OUT clamped to the last: computed, never written)
@@ -232,14 +271,18 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
       for (var k = 0u; k < UNROLL; k++) {
         for (var c = 0u; c < CB; c++) { wv[k][c] = wload(wp[c], wb[c] + u + k * TPR); }   // all loads in flight first
       }
-      for (var k = 0u; k < UNROLL; k++) { tile(&acc, &ss, wv[k], xr, u + k * TPR); }
+      for (var k = 0u; k < UNROLL; k++) { tile(&av, &ss, wv[k], xr, u + k * TPR); }
     }
     for (; u < U; u += TPR) {
       var w1: array<WUNIT, CB>;
       for (var c = 0u; c < CB; c++) { w1[c] = wload(wp[c], wb[c] + u); }
-      tile(&acc, &ss, w1, xr, u);
+      tile(&av, &ss, w1, xr, u);
     }
   }
+
+  // the sums flat at vi(r, c)
+  var acc: array<f32, N>;
+  for (var r = 0u; r < RB; r++) { for (var c = 0u; c < CB; c++) { acc[vi(r, c)] = col(av[r], c); } }
 
 #if SG_RED
   // transposing steps (as matmul_gemv_vec): stride 1, 2, 4, the lane with the stride bit set keeping the upper half

@@ -77,7 +77,7 @@ function launch(a: Args, c: Ctx, subgroups: boolean, cost: Launch['cost']): Laun
   // WDT 0 leaves out common.wgsl's wpair(), which reads W as array<u32>; W_F32 / W_F16 pick the unpacking
   const defines: Defines = {
     ACT: ACT[a.act], HAS_BIAS: a.bias !== null, ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(a.w.dtype as 'f32' | 'bf16' | 'f16'), WDT: 0,
-    WG: p.WG, RB: p.RB, CB: p.CB, E: p.E, TS: p.TS, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
+    WG: p.WG, RB: p.RB, CB: p.CB, CV2: p.CB === 2, CV4: p.CB === 4, E: p.E, TS: p.TS, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
   };
   return { kernel: GEMV_VEC, defines, cost, grid: p.workgroups, bind: { x: a.x, W: a.w, bias: a.bias, y: a.y, dims: u32(IN, OUT, p.U, p.TPR) } };
 }

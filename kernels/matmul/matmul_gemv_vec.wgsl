@@ -16,7 +16,7 @@
 // stride), then plain subgroupShuffleXor butterflies over the M = N >> TS sums left up to min(TPR, sg), plus a
 // workgroup-memory pass over the TPR / sg subgroups when TPR > sg; else (portable, TS 0) a workgroup-memory tree in
 // chunks of RC ≤ 16 sums. Afterwards slot i of a lane whose low TS lane bits are b holds sum j = i + voff(b) (j = r·CB + c).
-// Defines: WG, RB, CB, E, TS, UNROLL, VEC, SG_RED, SGS, ACT, HAS_BIAS, ACCUM, ROWS_K, W_F32, W_F16 (WDT 0: no wpair()).
+// Defines: WG, RB, CB (1, 2 or 4: CV2 / CV4 say which vector holds a row's columns), E, TS, UNROLL, VEC, SG_RED, SGS, ACT, HAS_BIAS, ACCUM, ROWS_K, W_F32, W_F16 (WDT 0: no wpair()).
 // Accumulates in f32 (fma chains).
 #include "common.wgsl"
 #include "act.wgsl"
@@ -35,6 +35,15 @@ alias WUNIT = u32;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;    // [R, OUT]
 @group(0) @binding(5) var<uniform> dims: vec4u;                   // IN, OUT, U, TPR
 
+#if CV4
+alias CV = vec4f;            // the CB columns of one batch row
+#else
+#if CV2
+alias CV = vec2f;
+#else
+alias CV = f32;
+#endif
+#endif
 const N = RB * CB;           // sums per lane
 const M = N >> TS;           // sums per lane after the transposing steps
 #if SG_RED
@@ -96,17 +105,47 @@ fn xvals(xr: u32, u: u32) -> array<f32, E> {
 #endif
 }
 
-// acc[r·CB + c] += W unit of column c · x unit u of row r, for the CB loaded units w
-fn tile(acc: ptr<function, array<f32, N>>, w: array<WUNIT, CB>, xr: array<u32, RB>, u: u32) {
-  var wf: array<array<f32, E>, CB>;
-  for (var c = 0u; c < CB; c++) { wf[c] = wvals(w[c]); }
+// The CB loaded units unpacked and transposed: element e of every column.
+fn columns(w: array<WUNIT, CB>) -> array<CV, E> {
+  var f: array<array<f32, E>, CB>;
+  for (var c = 0u; c < CB; c++) { f[c] = wvals(w[c]); }
+  var t: array<CV, E>;
+  for (var e = 0u; e < E; e++) {
+#if CV4
+    t[e] = vec4f(f[0][e], f[1][e], f[2][e], f[3][e]);
+#else
+#if CV2
+    t[e] = vec2f(f[0][e], f[1][e]);
+#else
+    t[e] = f[0][e];
+#endif
+#endif
+  }
+  return t;
+}
+
+// column c of a row's vector
+fn col(v: CV, c: u32) -> f32 {
+#if CV4
+  return v[c];
+#else
+#if CV2
+  return v[c];
+#else
+  return v;
+#endif
+#endif
+}
+
+// acc[r] (the CB columns of batch row r) += the CB loaded W units · x unit u of row r: the units are unpacked once
+// and transposed to t[e] (element e of every column), so a row costs E vector FMAs on one x load
+fn tile(acc: ptr<function, array<CV, RB>>, w: array<WUNIT, CB>, xr: array<u32, RB>, u: u32) {
+  let t = columns(w);
   for (var r = 0u; r < RB; r++) {
     let xv = xvals(xr[r], u);
-    for (var c = 0u; c < CB; c++) {
-      var s = (*acc)[r * CB + c];
-      for (var e = 0u; e < E; e++) { s = fma(wf[c][e], xv[e], s); }
-      (*acc)[r * CB + c] = s;
-    }
+    var s = (*acc)[r];
+    for (var e = 0u; e < E; e++) { s = fma(t[e], CV(xv[e]), s); }
+    (*acc)[r] = s;
   }
 }
 
@@ -142,7 +181,7 @@ fn matmul_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_
   // x rows past the step's last are clamped to it: their sums are computed and never written
   var xr: array<u32, RB>;
   for (var r = 0u; r < RB; r++) { xr[r] = min(r0 + r, rows - 1u) * xs; }
-  var acc: array<f32, N>;
+  var av: array<CV, RB>;
   if (o0 < OUT) {
     var wb: array<u32, CB>;
     for (var c = 0u; c < CB; c++) { wb[c] = min(o0 + c, OUT - 1u) * U; }
@@ -152,14 +191,18 @@ fn matmul_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_
       for (var k = 0u; k < UNROLL; k++) {
         for (var c = 0u; c < CB; c++) { wv[k][c] = W[wb[c] + u + k * TPR]; }   // all loads in flight first
       }
-      for (var k = 0u; k < UNROLL; k++) { tile(&acc, wv[k], xr, u + k * TPR); }
+      for (var k = 0u; k < UNROLL; k++) { tile(&av, wv[k], xr, u + k * TPR); }
     }
     for (; u < U; u += TPR) {
       var w1: array<WUNIT, CB>;
       for (var c = 0u; c < CB; c++) { w1[c] = W[wb[c] + u]; }
-      tile(&acc, w1, xr, u);
+      tile(&av, w1, xr, u);
     }
   }
+
+  // the sums flat, j = r·CB + c
+  var acc: array<f32, N>;
+  for (var r = 0u; r < RB; r++) { for (var c = 0u; c < CB; c++) { acc[r * CB + c] = col(av[r], c); } }
 
 #if SG_RED
   // transposing steps: stride s = 1, 2, 4; h = sums kept; the lane with the stride bit set keeps the upper half
