@@ -194,14 +194,14 @@ fn col(v: CV, c: u32) -> f32 {
 #endif
 }
 
-// acc[r] (the CB columns of batch row r) += the CB loaded W units · (gn ·) x unit u of row r, ss[r] += Σ x² of it:
+// acc[r] (the CB columns of batch row r of the block xg) += the CB loaded W units · (gn ·) x unit u of row r, ss[r] += Σ x² of it:
 // the units are unpacked once and transposed to t[e] (element e of every column), so a row costs E vector FMAs
-fn tile(acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32, RB>>, w: array<WUNIT, CB>, xr: array<u32, RB>, u: u32) {
+fn tile(acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32, RB>>, w: array<WUNIT, CB>, xg: vec4u, u: u32) {
   let t = columns(w);
   var gv: array<f32, E>;
   if (NORM) { gv = gvals(u); }
   for (var r = 0u; r < RB; r++) {
-    var xv = xvals(xr[r], u);
+    var xv = xvals(xg.x + min(xg.y + r, xg.z) * xg.w, u);
     if (NORM) {
       var q = (*ss)[r];
       for (var e = 0u; e < E; e++) { q = fma(xv[e], xv[e], q); xv[e] *= gv[e]; }
@@ -250,9 +250,7 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
   let xs = IN;
 #endif
   // x rows past the step's last are clamped to it: their sums are computed and never written
-  var xr: array<u32, RB>;
-  let xplane = dims[3][p] * step.cap * xs;
-  for (var r = 0u; r < RB; r++) { xr[r] = xplane + min(r0 + r, rows - 1u) * xs; }
+  let xg = vec4u(dims[3][p] * step.cap * xs, r0, rows - 1u, xs);   // row r of the block: x[xg.x + min(xg.y + r, xg.z) · xg.w]
   var av: array<CV, RB>;
   var ss: array<f32, RB>;        // Σ x² per row (NORM)
   if (o0 < OUT) {
@@ -271,12 +269,12 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
       for (var k = 0u; k < UNROLL; k++) {
         for (var c = 0u; c < CB; c++) { wv[k][c] = wload(wp[c], wb[c] + u + k * TPR); }   // all loads in flight first
       }
-      for (var k = 0u; k < UNROLL; k++) { tile(&av, &ss, wv[k], xr, u + k * TPR); }
+      for (var k = 0u; k < UNROLL; k++) { tile(&av, &ss, wv[k], xg, u + k * TPR); }
     }
     for (; u < U; u += TPR) {
       var w1: array<WUNIT, CB>;
       for (var c = 0u; c < CB; c++) { w1[c] = wload(wp[c], wb[c] + u); }
-      tile(&av, &ss, w1, xr, u);
+      tile(&av, &ss, w1, xg, u);
     }
   }
 

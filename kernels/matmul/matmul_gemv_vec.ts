@@ -1,5 +1,6 @@
-// matmul's decode GEMV family (1..16 rows, weights read once for all of them): plan() picks the load width, lanes
-// per output row (split-K) and batch rows per pass from the shape and the adapter; matmul.ts lists the variants.
+// matmul's decode GEMV family (1..16 rows held in registers, weights read once for all of them; blocks of 16 rows past
+// that): plan() picks the load width, lanes per lane group (split-K), batch rows per pass and output columns per lane
+// group (the register tile: each x load serves CB columns) from the shape and the adapter; matmul.ts lists the variants.
 import { grid, kernel, rowsOf, u32, weightDefines, type Adapter, type Ctx, type Defines, type Launch, type Variant } from '../lib.ts';
 import { ACT, type Act } from './matmul.ref.ts';
 import source from './matmul_gemv_vec.wgsl' with { type: 'text' };
@@ -48,7 +49,8 @@ export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 
   const WG = Math.min(256, ad.maxInvocations);
   const SGS = ad.subgroupSize;
   const SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
-  const RB = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : rows <= 8 ? 8 : GEMV_VEC_RMAX;
+  const rbMax = Number(knob('FLA_GEMV_ROWS') ?? GEMV_VEC_RMAX);
+  const RB = Math.min(rbMax, rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : rows <= 8 ? 8 : GEMV_VEC_RMAX);
   let CB = Math.max(pairs ? 2 : 1, gemvCols(RB));
   // the subgroup reduction keeps RB·CB sums per subgroup in workgroup memory (matmul_multi: plus RB sums of squares)
   while (SG_RED && CB > (pairs ? 2 : 1) && (WG / SGS) * RB * (CB + 1) * 4 > ad.maxWorkgroupStorage) CB /= 2;
@@ -84,7 +86,7 @@ function launch(a: Args, c: Ctx, subgroups: boolean, cost: Launch['cost']): Laun
 
 /**
  * The two variants: 'gemv_vec' (subgroup reductions where the adapter has subgroups) and 'gemv_vec_wg' (portable:
- * workgroup memory). Past 16 rows (only when forced) W is read once per 16 rows.
+ * workgroup memory). Past 16 rows W is read once per block of 16 rows (from L2 after the first).
  */
 export function gemvVecVariants(cost: (a: Args, c: Ctx) => Launch['cost']): { gemv_vec: Variant<Args>; gemv_vec_wg: Variant<Args> } {
   return {

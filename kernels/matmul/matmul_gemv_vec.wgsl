@@ -137,12 +137,12 @@ fn col(v: CV, c: u32) -> f32 {
 #endif
 }
 
-// acc[r] (the CB columns of batch row r) += the CB loaded W units · x unit u of row r: the units are unpacked once
+// acc[r] (the CB columns of batch row r of the block xg) += the CB loaded W units · x unit u of row r: the units are unpacked once
 // and transposed to t[e] (element e of every column), so a row costs E vector FMAs on one x load
-fn tile(acc: ptr<function, array<CV, RB>>, w: array<WUNIT, CB>, xr: array<u32, RB>, u: u32) {
+fn tile(acc: ptr<function, array<CV, RB>>, w: array<WUNIT, CB>, xg: vec4u, u: u32) {
   let t = columns(w);
   for (var r = 0u; r < RB; r++) {
-    let xv = xvals(xr[r], u);
+    let xv = xvals(xg.x + min(xg.y + r, xg.z) * xg.w, u);
     var s = (*acc)[r];
     for (var e = 0u; e < E; e++) { s = fma(t[e], CV(xv[e]), s); }
     (*acc)[r] = s;
@@ -179,8 +179,7 @@ fn matmul_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_
   let xs = IN;
 #endif
   // x rows past the step's last are clamped to it: their sums are computed and never written
-  var xr: array<u32, RB>;
-  for (var r = 0u; r < RB; r++) { xr[r] = min(r0 + r, rows - 1u) * xs; }
+  let xg = vec4u(0u, r0, rows - 1u, xs);   // batch row r of the block starts at x[xg.x + min(xg.y + r, xg.z) · xg.w]
   var av: array<CV, RB>;
   if (o0 < OUT) {
     var wb: array<u32, CB>;
@@ -191,12 +190,12 @@ fn matmul_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_
       for (var k = 0u; k < UNROLL; k++) {
         for (var c = 0u; c < CB; c++) { wv[k][c] = W[wb[c] + u + k * TPR]; }   // all loads in flight first
       }
-      for (var k = 0u; k < UNROLL; k++) { tile(&av, wv[k], xr, u + k * TPR); }
+      for (var k = 0u; k < UNROLL; k++) { tile(&av, wv[k], xg, u + k * TPR); }
     }
     for (; u < U; u += TPR) {
       var w1: array<WUNIT, CB>;
       for (var c = 0u; c < CB; c++) { w1[c] = W[wb[c] + u]; }
-      tile(&av, w1, xr, u);
+      tile(&av, w1, xg, u);
     }
   }
 

@@ -75,7 +75,7 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
     expect(p(16, 64, 8).workgroups[2]).toBe(1);
     // register tile: 1 column at one row, 2 at two, 4 from three; the transposing reduction steps fit the group
     expect([1, 2, 3, 8, 16, 64].map(R => p(R, 2048, 2048).CB)).toEqual([1, 2, 4, 4, 4, 4]);
-    expect([1, 2, 8].map(R => p(R, 2048, 2048).TS)).toEqual(ad.subgroups ? [0, 1, Math.min(3, Math.log2(ad.subgroupSize))] : [0, 0, 0]);
+    expect([1, 2, 8].map(R => p(R, 2048, 2048).TS)).toEqual(ad.subgroups ? [0, Math.min(2, Math.log2(ad.subgroupSize)), Math.min(3, Math.log2(ad.subgroupSize))] : [0, 0, 0]);
     expect(p(3, 40, 200).TPR).toBe(4);
     if (ad.subgroups) expect(p(3, 40, 200).TS).toBe(Math.min(2, Math.log2(ad.subgroupSize)));
     expect(plan(ad, 8, 2048, 2048, 'bf16', false).TS).toBe(0);
@@ -96,11 +96,13 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
         for (let R = 1; R <= 16; R++) await runCase({ R, IN: 264, OUT: 130, act: 'none', bias: false, accumulate: false, dtype: 'bf16', kernel });
       }, SLOW);
 
-      test('column tiles 1, 2, 4 (FLA_GEMV_COLS) at 7 and 33 rows, 264×130 and 40×200 (4 lanes a group)', async () => {
+      // the default tile (4 columns from 3 rows) runs in every case above; each new tile is a lavapipe JIT of ~30 s
+      const cols = kernel === 'gemv_vec' ? ['1', '2'] : ['2'];
+      test(`column tiles ${cols.join(', ')} (FLA_GEMV_COLS) at 7 and 33 rows, 264×130 and 40×200 (4 lanes a group)`, async () => {
         const prev = process.env.FLA_GEMV_COLS;
         try {
-          for (const cols of ['1', '2', '4']) {
-            process.env.FLA_GEMV_COLS = cols;
+          for (const c of cols) {
+            process.env.FLA_GEMV_COLS = c;
             for (const R of [7, 33]) await runCase({ R, IN: 264, OUT: 130, act: 'none', bias: false, accumulate: false, dtype: 'bf16', kernel });
             await runCase({ R: 9, IN: 40, OUT: 200, act: 'none', bias: true, accumulate: true, dtype: 'bf16', kernel });
           }
