@@ -2,7 +2,7 @@
 // each, and a per-kernel table from GPU timestamps.
 import { GpuBackend } from '../src/backend/gpu.ts';
 import { knob } from '../src/util/knobs.ts';
-import { ceilings, decodeSpeed, kernelProfile, kvCacheDtype, kvStates, longDecodeSpeed, promptSpeed, stat, type Ceilings, type KernelRow, type Stat } from '../src/bench/harness.ts';
+import { ceilings, decodeSpeed, decodeStepProfile, kernelProfile, kvCacheDtype, kvStates, longDecodeSpeed, promptSpeed, stat, type Ceilings, type KernelRow, type Stat } from '../src/bench/harness.ts';
 import { syntheticModel } from '../src/bench/synthetic.ts';
 import { expertTally } from '../kernels/moe/moe_experts.ts';
 import { loadWeights, inspectModel } from '../src/runtime/model.ts';
@@ -100,7 +100,7 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     }
     const kernels: Record<string, KernelRow[]> = {};
     if (gpu?.gpu.timestamps && opts.profile !== false) {
-      kernels[`decode step (batch 1)`] = await kernelProfile(engine, () => decodeSpeed(engine, 1, 1, 9), ceil);
+      kernels[`decode step (batch 1)`] = await decodeStepProfile(engine, ceil);
       if (longCtx !== null) kernels[`decode step (batch 1, ${longCtx} tokens of context)`] = await kernelProfile(engine, () => longDecodeSpeed(engine, longCtx, 1, 9, true), ceil);
       kernels[`prefill (${p} tokens)`] = await kernelProfile(engine, () => promptSpeed(engine, p, 9), ceil);
     }

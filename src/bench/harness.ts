@@ -56,6 +56,15 @@ export async function decodeSpeed(e: Engine, b: number, n: number, seed: number)
   } finally { slots.forEach(s => e.release(s)); }
 }
 
+/** Per-kernel GPU time of one batch-1 decode step (after an 8-token prompt that is not profiled). */
+export async function decodeStepProfile(e: Engine, ceil: Ceilings | null): Promise<KernelRow[]> {
+  const slot = e.acquire();
+  try {
+    const first = await e.runArgmax([{ slot, tokens: ids(8, e.vocab, 9) }]);
+    return await kernelProfile(e, () => e.runArgmax([{ slot, tokens: [first[0]!.id] }]), ceil);
+  } finally { e.release(slot); }
+}
+
 export interface KernelRow { kernel: string; calls: number; ms: number; share: number; gbs: number | null; tflops: number | null; bwFrac: number | null; peakFrac: number | null }
 
 /** Per-kernel GPU time of one run of `work`, with bytes/FLOPs against the ceilings. */
