@@ -61,6 +61,8 @@ export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 
   let TPR = Math.min(32, WG);
   if (N === 1) while (TPR < WG && groups * TPR < TARGET_THREADS && 8 * TPR <= U) TPR *= 2;
   else while (TPR < WG && groups * z * TPR < TILED_THREADS && 4 * TPR <= U) TPR *= 2;
+  const lanes = knob('FLA_GEMV_LANES');
+  if (lanes !== undefined) TPR = Math.min(Number(lanes), WG);
   while (TPR > 1 && TPR > U) TPR /= 2;
   // transposing reduction steps: at most 3, each needs a stride bit inside the group and the subgroup
   let TS = 0;

@@ -83,6 +83,15 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
     const prev = process.env.FLA_GEMV_COLS;
     process.env.FLA_GEMV_COLS = '2';
     try { expect(p(8, 2048, 2048).CB).toBe(2); } finally { if (prev === undefined) delete process.env.FLA_GEMV_COLS; else process.env.FLA_GEMV_COLS = prev; }
+    const knobs = { FLA_GEMV_LANES: process.env.FLA_GEMV_LANES, FLA_GEMV_ROWS: process.env.FLA_GEMV_ROWS };
+    process.env.FLA_GEMV_LANES = '128';
+    process.env.FLA_GEMV_ROWS = '8';
+    try {
+      expect([p(1, 2048, 2048).TPR, p(1, 40, 200).TPR]).toEqual([128, 4]);   // forced, then narrowed to a short row's units
+      expect([p(16, 2048, 2048).RB, p(64, 2048, 2048).workgroups[2]]).toEqual([8, 8]);
+    } finally {
+      for (const [k, v] of Object.entries(knobs)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    }
     expect(plan(ad, 16, 64, 8, 'bf16', false).SG_RED).toBe(false);
     if (ad.subgroups) expect(p(1, 64, 8).SG_RED).toBe(true);
   });
