@@ -194,22 +194,36 @@ fn col(v: CV, c: u32) -> f32 {
 #endif
 }
 
-// acc[r] (the CB columns of batch row r of the block xg) += the CB loaded W units · (gn ·) x unit u of row r, ss[r] += Σ x² of it:
-// the units are unpacked once and transposed to t[e] (element e of every column), so a row costs E vector FMAs
+// acc[r] (the CB columns of batch row r of the block xg) += t · (gn ·) x unit u of row r (E vector FMAs on one x
+// load), ss[r] += Σ x² of it
+fn tile_row(acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32, RB>>, t: array<CV, E>, gv: array<f32, E>, xg: vec4u, u: u32, r: u32) {
+  var xv = xvals(xg.x + min(xg.y + r, xg.z) * xg.w, u);
+  if (NORM) {
+    var q = (*ss)[r];
+    for (var e = 0u; e < E; e++) { q = fma(xv[e], xv[e], q); xv[e] *= gv[e]; }
+    (*ss)[r] = q;
+  }
+  var s = (*acc)[r];
+  for (var e = 0u; e < E; e++) { s = fma(t[e], CV(xv[e]), s); }
+  (*acc)[r] = s;
+}
+
+// every row of the block += the CB loaded W units (unpacked once and transposed to t[e], element e of every column)
 fn tile(acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32, RB>>, w: array<WUNIT, CB>, xg: vec4u, u: u32) {
   let t = columns(w);
   var gv: array<f32, E>;
   if (NORM) { gv = gvals(u); }
-  for (var r = 0u; r < RB; r++) {
-    var xv = xvals(xg.x + min(xg.y + r, xg.z) * xg.w, u);
-    if (NORM) {
-      var q = (*ss)[r];
-      for (var e = 0u; e < E; e++) { q = fma(xv[e], xv[e], q); xv[e] *= gv[e]; }
-      (*ss)[r] = q;
-    }
-    var s = (*acc)[r];
-    for (var e = 0u; e < E; e++) { s = fma(t[e], CV(xv[e]), s); }
-    (*acc)[r] = s;
+  // rows by explicit calls (RB a power of two ≤ 16): every acc index a constant once the call is inlined, with no
+  // reliance on the driver unrolling a 16-trip loop whose body is E vector FMAs
+  tile_row(acc, ss, t, gv, xg, u, 0u);
+  if (RB > 1u) { tile_row(acc, ss, t, gv, xg, u, 1u); }
+  if (RB > 2u) { tile_row(acc, ss, t, gv, xg, u, 2u); tile_row(acc, ss, t, gv, xg, u, 3u); }
+  if (RB > 4u) {
+    tile_row(acc, ss, t, gv, xg, u, 4u); tile_row(acc, ss, t, gv, xg, u, 5u); tile_row(acc, ss, t, gv, xg, u, 6u); tile_row(acc, ss, t, gv, xg, u, 7u);
+  }
+  if (RB > 8u) {
+    tile_row(acc, ss, t, gv, xg, u, 8u); tile_row(acc, ss, t, gv, xg, u, 9u); tile_row(acc, ss, t, gv, xg, u, 10u); tile_row(acc, ss, t, gv, xg, u, 11u);
+    tile_row(acc, ss, t, gv, xg, u, 12u); tile_row(acc, ss, t, gv, xg, u, 13u); tile_row(acc, ss, t, gv, xg, u, 14u); tile_row(acc, ss, t, gv, xg, u, 15u);
   }
 }
 

@@ -137,15 +137,28 @@ fn col(v: CV, c: u32) -> f32 {
 #endif
 }
 
-// acc[r] (the CB columns of batch row r of the block xg) += the CB loaded W units · x unit u of row r: the units are unpacked once
-// and transposed to t[e] (element e of every column), so a row costs E vector FMAs on one x load
+// acc[r] (the CB columns of batch row r of the block xg) += t · x unit u of row r: E vector FMAs on one x load
+fn tile_row(acc: ptr<function, array<CV, RB>>, t: array<CV, E>, xg: vec4u, u: u32, r: u32) {
+  let xv = xvals(xg.x + min(xg.y + r, xg.z) * xg.w, u);
+  var s = (*acc)[r];
+  for (var e = 0u; e < E; e++) { s = fma(t[e], CV(xv[e]), s); }
+  (*acc)[r] = s;
+}
+
+// every row of the block += the CB loaded W units (unpacked once and transposed to t[e], element e of every column)
 fn tile(acc: ptr<function, array<CV, RB>>, w: array<WUNIT, CB>, xg: vec4u, u: u32) {
   let t = columns(w);
-  for (var r = 0u; r < RB; r++) {
-    let xv = xvals(xg.x + min(xg.y + r, xg.z) * xg.w, u);
-    var s = (*acc)[r];
-    for (var e = 0u; e < E; e++) { s = fma(t[e], CV(xv[e]), s); }
-    (*acc)[r] = s;
+  // rows by explicit calls (RB a power of two ≤ 16): every acc index a constant once the call is inlined, with no
+  // reliance on the driver unrolling a 16-trip loop whose body is E vector FMAs
+  tile_row(acc, t, xg, u, 0u);
+  if (RB > 1u) { tile_row(acc, t, xg, u, 1u); }
+  if (RB > 2u) { tile_row(acc, t, xg, u, 2u); tile_row(acc, t, xg, u, 3u); }
+  if (RB > 4u) {
+    tile_row(acc, t, xg, u, 4u); tile_row(acc, t, xg, u, 5u); tile_row(acc, t, xg, u, 6u); tile_row(acc, t, xg, u, 7u);
+  }
+  if (RB > 8u) {
+    tile_row(acc, t, xg, u, 8u); tile_row(acc, t, xg, u, 9u); tile_row(acc, t, xg, u, 10u); tile_row(acc, t, xg, u, 11u);
+    tile_row(acc, t, xg, u, 12u); tile_row(acc, t, xg, u, 13u); tile_row(acc, t, xg, u, 14u); tile_row(acc, t, xg, u, 15u);
   }
 }
 

@@ -6,6 +6,7 @@
 // SwiGLU product silu(gate)·up in the epilogue; rows 1..64 (register tiles of 1..16 rows × 1..4 columns, blocks of 16
 // rows past 16); 'fused_wg' (the same without subgroup operations).
 import { describe, expect, test } from 'bun:test';
+import { matmulOp, type MatmulArgs } from '../../../kernels/matmul/matmul.ts';
 import { matmulMulti, matmulMultiOp, type MatmulMultiArgs } from '../../../kernels/matmul/matmul_gemv_multi.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
 import { gpu, HAS_GPU } from '../../helpers/gpu.ts';
@@ -46,8 +47,10 @@ const SLOW = 600_000;   // ms: cold shader JIT on lavapipe
 describe.skipIf(!HAS_GPU)('matmul_multi', () => {
   test('default choice: fused up to 16 rows (64 on GPUs, where matmul picks gemv_vec), then split', () => {
     const o = gpuBackend(), a = { x: { rows: 'n', cols: 64 }, parts: [{ w: { dtype: 'bf16', shape: [64, 64] }, y: { rows: 'n' } }], norm: null, act: 'none', accumulate: false } as unknown as MatmulMultiArgs;
-    const gpuRows = gpu!.summary.type !== 'cpu' && !process.env.FLA_TENSOR_CORES;
-    expect([1, 16, 17, 64, 65, 300].map(r => o.variant(matmulMultiOp, a, selectCtx(o.adapter, [r])))).toEqual(['fused', 'fused', gpuRows ? 'fused' : 'split', gpuRows ? 'fused' : 'split', 'split', 'split']);
+    // past 16 rows: fused on GPUs exactly where matmul would run the part on gemv_vec (not on subgroup matrices)
+    const part = { x: a.x, w: a.parts[0]!.w, bias: null, y: a.parts[0]!.y, act: 'none', accumulate: false } as MatmulArgs;
+    const gemv = (r: number) => gpu!.summary.type !== 'cpu' && o.variant(matmulOp, part, selectCtx(o.adapter, [r])) === 'gemv_vec' ? 'fused' : 'split';
+    expect([1, 16, 17, 64, 65, 300].map(r => o.variant(matmulMultiOp, a, selectCtx(o.adapter, [r])))).toEqual(['fused', 'fused', gemv(17), gemv(64), 'split', 'split']);
   });
 
   // register tiles: RB 1/2/4/8/16 rows × CB 1/2/4 columns; 40 and 96 are not multiples of a workgroup's columns
