@@ -11,7 +11,7 @@ import { gemvRows, matmulOp, cost as matmulCost, type MatmulArgs } from './matmu
 import { matmulFp8Op } from './matmul_fp8.ts';
 import { ACT, type Act } from './matmul.ref.ts';
 import { matmulMultiRef } from './matmul_gemv_multi.ref.ts';
-import { GEMV_VEC_RMAX, plan } from './matmul_gemv_vec.ts';
+import { GEMV_MULTI_RMAX, GEMV_VEC_RMAX, plan, rowLoop } from './matmul_gemv_vec.ts';
 import source from './matmul_gemv_multi.wgsl' with { type: 'text' };
 
 export const KERNEL = kernel('matmul_gemv_multi', source, ['step', 'x', 'gn', 'W0', 'W1', 'W2', 'y0', 'y1', 'y2', 'dims']);
@@ -40,7 +40,7 @@ function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean): Launch {
   const total = outs.reduce((s, v) => s + v, 0);
   const dtype = a.parts[0]!.w.dtype as 'f32' | 'bf16' | 'f16';
   const sw = !!a.swiglu;
-  const p = plan(c.adapter, rowsOf(a.x, c), IN, total, dtype, subgroups, sw);
+  const p = plan(c.adapter, rowsOf(a.x, c), IN, total, dtype, subgroups, sw, GEMV_MULTI_RMAX);
   const TPR = p.TPR, RPW = p.WG / TPR;
   const per = sw ? p.CB / 2 : p.CB;                      // outputs per lane group (SwiGLU: gate|up pairs)
   const wgs = sw ? [Math.ceil(Math.ceil(outs[0]! / per) / RPW)] : outs.map(o => Math.ceil(Math.ceil(o / per) / RPW));
@@ -59,7 +59,7 @@ function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean): Launch {
     defines: {
       ACT: 0, ACT0: ACT[a.parts[0]!.act ?? a.act], ACT1: ACT[a.parts[1]?.act ?? a.act], ACT2: ACT[a.parts[2]?.act ?? a.act], ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(dtype), WDT: 0, NP: a.parts.length, NORM: a.norm !== null,
       SWIGLU: sw,
-      WG: p.WG, RB: p.RB, CB: p.CB, CV2: p.CB === 2, CV4: p.CB === 4, E: p.E, TS: p.TS, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
+      WG: p.WG, RB: p.RB, ROW_LOOP: rowLoop(), CB: p.CB, CV2: p.CB === 2, CV4: p.CB === 4, E: p.E, TS: p.TS, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
     },
     bind,
   };

@@ -213,6 +213,9 @@ fn tile(acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32, RB>>, w:
   let t = columns(w);
   var gv: array<f32, E>;
   if (NORM) { gv = gvals(u); }
+#if ROW_LOOP
+  for (var r = 0u; r < RB; r++) { tile_row(acc, ss, t, gv, xg, u, r); }
+#else
   // rows by explicit calls (RB a power of two ≤ 16): every acc index a constant once the call is inlined, with no
   // reliance on the driver unrolling a 16-trip loop whose body is E vector FMAs
   tile_row(acc, ss, t, gv, xg, u, 0u);
@@ -225,6 +228,7 @@ fn tile(acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32, RB>>, w:
     tile_row(acc, ss, t, gv, xg, u, 8u); tile_row(acc, ss, t, gv, xg, u, 9u); tile_row(acc, ss, t, gv, xg, u, 10u); tile_row(acc, ss, t, gv, xg, u, 11u);
     tile_row(acc, ss, t, gv, xg, u, 12u); tile_row(acc, ss, t, gv, xg, u, 13u); tile_row(acc, ss, t, gv, xg, u, 14u); tile_row(acc, ss, t, gv, xg, u, 15u);
   }
+#endif
 }
 
 // first sum held by a lane whose low TS lane bits are b (after the transposing steps)

@@ -38,10 +38,12 @@ export function gemvCols(rb: number, env: Record<string, string | undefined> = p
 /**
  * Geometry for `rows` rows of x [rows, IN] times W [OUT, IN]. subgroups: reduce with subgroup operations where the
  * adapter has them (SGS = its smallest subgroup size; the kernel reads the real one); else through workgroup memory.
- * pairs: the columns come in gate|up pairs (CB ≥ 2, half from each; OUT counts both). Activation rows start at
+ * pairs: the columns come in gate|up pairs (CB ≥ 2, half from each; OUT counts both). rmax: rows a lane holds at most
+ * (FLA_GEMV_ROWS overrides). Activation rows start at
  * multiples of 64 rows of 4-byte values, so x is always 16-byte aligned.
  */
-export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 'f32' | 'bf16' | 'f16', subgroups: boolean, pairs = false): GemvVecPlan {
+export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 'f32' | 'bf16' | 'f16', subgroups: boolean, pairs = false,
+  rmax = GEMV_VEC_RMAX): GemvVecPlan {
   const epw = dtype === 'f32' ? 1 : 2;                  // elements per u32 word
   const VEC = IN % (4 * epw) === 0;
   const U = VEC ? IN / (4 * epw) : IN / epw;
@@ -49,7 +51,7 @@ export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 
   const WG = Math.min(256, ad.maxInvocations);
   const SGS = ad.subgroupSize;
   const SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
-  const rbMax = Number(knob('FLA_GEMV_ROWS') ?? GEMV_VEC_RMAX);
+  const rbMax = Number(knob('FLA_GEMV_ROWS') ?? rmax);
   const RB = Math.min(rbMax, rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : rows <= 8 ? 8 : GEMV_VEC_RMAX);
   let CB = Math.max(pairs ? 2 : 1, gemvCols(RB));
   // the subgroup reduction keeps RB·CB sums per subgroup in workgroup memory (matmul_multi: plus RB sums of squares)
@@ -73,6 +75,13 @@ export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 
   return { WG, TPR, RB, CB, E, TS, UNROLL, VEC, SG_RED, SGS: SG_RED ? SGS : 0, U, groups, workgroups: [gx, gy, z] };
 }
 
+/** FLA_GEMV_ROW_LOOP=1: a tile's batch rows as a loop for the driver to unroll instead of explicit calls (A/B). */
+export function rowLoop(): boolean { return knob('FLA_GEMV_ROW_LOOP') === '1'; }
+
+/** Rows matmul_multi's fused GEMV holds at most: its norm sums and part selection cost registers (H200, 64 rows,
+ * llama-1b gate|up: 16 rows a lane 401 µs, 8 rows 265 µs; q|k|v 145 vs 70 µs). */
+export const GEMV_MULTI_RMAX = 8;
+
 interface Args { x: Tensor; w: Weight; bias: Weight | null; y: Tensor; act: Act; accumulate: boolean }
 
 function launch(a: Args, c: Ctx, subgroups: boolean, cost: Launch['cost']): Launch {
@@ -81,7 +90,7 @@ function launch(a: Args, c: Ctx, subgroups: boolean, cost: Launch['cost']): Laun
   // WDT 0 leaves out common.wgsl's wpair(), which reads W as array<u32>; W_F32 / W_F16 pick the unpacking
   const defines: Defines = {
     ACT: ACT[a.act], HAS_BIAS: a.bias !== null, ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(a.w.dtype as 'f32' | 'bf16' | 'f16'), WDT: 0,
-    WG: p.WG, RB: p.RB, CB: p.CB, CV2: p.CB === 2, CV4: p.CB === 4, E: p.E, TS: p.TS, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
+    WG: p.WG, RB: p.RB, ROW_LOOP: rowLoop(), CB: p.CB, CV2: p.CB === 2, CV4: p.CB === 4, E: p.E, TS: p.TS, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
   };
   return { kernel: GEMV_VEC, defines, cost, grid: p.workgroups, bind: { x: a.x, W: a.w, bias: a.bias, y: a.y, dims: u32(IN, OUT, p.U, p.TPR) } };
 }

@@ -148,6 +148,9 @@ fn tile_row(acc: ptr<function, array<CV, RB>>, t: array<CV, E>, xg: vec4u, u: u3
 // every row of the block += the CB loaded W units (unpacked once and transposed to t[e], element e of every column)
 fn tile(acc: ptr<function, array<CV, RB>>, w: array<WUNIT, CB>, xg: vec4u, u: u32) {
   let t = columns(w);
+#if ROW_LOOP
+  for (var r = 0u; r < RB; r++) { tile_row(acc, t, xg, u, r); }
+#else
   // rows by explicit calls (RB a power of two ≤ 16): every acc index a constant once the call is inlined, with no
   // reliance on the driver unrolling a 16-trip loop whose body is E vector FMAs
   tile_row(acc, t, xg, u, 0u);
@@ -160,6 +163,7 @@ fn tile(acc: ptr<function, array<CV, RB>>, w: array<WUNIT, CB>, xg: vec4u, u: u3
     tile_row(acc, t, xg, u, 8u); tile_row(acc, t, xg, u, 9u); tile_row(acc, t, xg, u, 10u); tile_row(acc, t, xg, u, 11u);
     tile_row(acc, t, xg, u, 12u); tile_row(acc, t, xg, u, 13u); tile_row(acc, t, xg, u, 14u); tile_row(acc, t, xg, u, 15u);
   }
+#endif
 }
 
 // first sum held by a lane whose low TS lane bits are b (after the transposing steps)

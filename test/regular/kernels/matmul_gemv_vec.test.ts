@@ -118,6 +118,12 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
         } finally { if (prev === undefined) delete process.env.FLA_GEMV_COLS; else process.env.FLA_GEMV_COLS = prev; }
       }, SLOW);
 
+      test('rows as a loop (FLA_GEMV_ROW_LOOP=1) at 8 rows', async () => {
+        const prev = process.env.FLA_GEMV_ROW_LOOP;
+        process.env.FLA_GEMV_ROW_LOOP = '1';
+        try { await runCase({ R: 8, IN: 264, OUT: 130, act: 'none', bias: false, accumulate: false, dtype: 'bf16', kernel }); } finally { if (prev === undefined) delete process.env.FLA_GEMV_ROW_LOOP; else process.env.FLA_GEMV_ROW_LOOP = prev; }
+      }, SLOW);
+
       test('rows past 16 (row groups of 16 side by side, the batched-decode default on GPUs up to 64 rows)', async () => {
         for (const R of [17, 33, 64]) await runCase({ R, IN: 264, OUT: 130, act: 'none', bias: false, accumulate: false, dtype: 'bf16', kernel });   // the RB 16 shader of the case above: no new compile
       }, SLOW);

@@ -53,9 +53,17 @@ describe.skipIf(!HAS_GPU)('matmul_multi', () => {
     expect([1, 16, 17, 64, 65, 300].map(r => o.variant(matmulMultiOp, a, selectCtx(o.adapter, [r])))).toEqual(['fused', 'fused', gemv(17), gemv(64), 'split', 'split']);
   });
 
-  // register tiles: RB 1/2/4/8/16 rows × CB 1/2/4 columns; 40 and 96 are not multiples of a workgroup's columns
-  test('fused: q|k|v with the norm, rows 1..64 (batched decode past 16: blocks of 16 rows), bf16, 16-byte loads', async () => {
+  // register tiles: RB 1/2/4/8 rows (blocks of 8 past 8) × CB 1/2/4 columns; 40 and 96 are not multiples of a workgroup's columns
+  test('fused: q|k|v with the norm, rows 1..64 (blocks of 8 rows past 8), bf16, 16-byte loads', async () => {
     for (const R of [1, 2, 3, 5, 7, 8, 9, 16, 17, 33, 64]) await runCase({ R, IN: 264, OUTS: [96, 40, 40], norm: true, dtype: 'bf16', variant: 'fused' });
+  }, SLOW);
+
+  test('fused knobs: 16 rows a lane (FLA_GEMV_ROWS=16; default 8), rows as a loop (FLA_GEMV_ROW_LOOP=1)', async () => {
+    for (const [k, v, R] of [['FLA_GEMV_ROWS', '16', 16], ['FLA_GEMV_ROW_LOOP', '1', 8]] as const) {
+      const prev = process.env[k];
+      process.env[k] = v;
+      try { await runCase({ R, IN: 264, OUTS: [96, 40, 40], norm: true, dtype: 'bf16', variant: 'fused' }); } finally { if (prev === undefined) delete process.env[k]; else process.env[k] = prev; }
+    }
   }, SLOW);
 
   test('fused_wg (workgroup-memory reductions: adapters without subgroups)', async () => {
