@@ -238,6 +238,29 @@ fn voff(b: u32) -> u32 {
   return o;
 }
 
+// column c's part: the gate|up half under SWIGLU, else the group's part pc
+fn colpart(pc: u32, c: u32) -> u32 {
+  if (SWIGLU) { return c / H; }
+  return pc;
+}
+
+// the lane's units of part pc (a constant at every call) for the CB W rows at wb, UNROLL units in flight
+fn accum(pc: u32, acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32, RB>>, wb: array<u32, CB>, xg: vec4u, lane: u32, TPR: u32, U: u32) {
+  var u = lane;
+  for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
+    var wv: array<array<WUNIT, CB>, UNROLL>;
+    for (var k = 0u; k < UNROLL; k++) {
+      for (var c = 0u; c < CB; c++) { wv[k][c] = wload(colpart(pc, c), wb[c] + u + k * TPR); }   // all loads in flight first
+    }
+    for (var k = 0u; k < UNROLL; k++) { tile(acc, ss, wv[k], xg, u + k * TPR); }
+  }
+  for (; u < U; u += TPR) {
+    var w1: array<WUNIT, CB>;
+    for (var c = 0u; c < CB; c++) { w1[c] = wload(colpart(pc, c), wb[c] + u); }
+    tile(acc, ss, w1, xg, u);
+  }
+}
+
 @compute @workgroup_size(WG)
 #if SG_RED
 fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
@@ -272,28 +295,17 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
   var av: array<CV, RB>;
   var ss: array<f32, RB>;        // Σ x² per row (NORM)
   if (o0 < OUT) {
-    // column c: its part and W row (rows past OUT clamped to the last: computed, never written)
-    var wp: array<u32, CB>;
+    // column c's W row (rows past OUT clamped to the last: computed, never written)
     var wb: array<u32, CB>;
     for (var c = 0u; c < CB; c++) {
-      wp[c] = p;
       var oc = o0 + c;
-      if (SWIGLU) { wp[c] = c / H; oc = o0 + c % H; }
+      if (SWIGLU) { oc = o0 + c % H; }
       wb[c] = min(oc, OUT - 1u) * U;
     }
-    var u = lane;
-    for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
-      var wv: array<array<WUNIT, CB>, UNROLL>;
-      for (var k = 0u; k < UNROLL; k++) {
-        for (var c = 0u; c < CB; c++) { wv[k][c] = wload(wp[c], wb[c] + u + k * TPR); }   // all loads in flight first
-      }
-      for (var k = 0u; k < UNROLL; k++) { tile(&av, &ss, wv[k], xg, u + k * TPR); }
-    }
-    for (; u < U; u += TPR) {
-      var w1: array<WUNIT, CB>;
-      for (var c = 0u; c < CB; c++) { w1[c] = wload(wp[c], wb[c] + u); }
-      tile(&av, &ss, w1, xg, u);
-    }
+    // one call per part with the part a constant, so that each load's binding is known and a step's loads issue together
+    if (SWIGLU || NP == 1u || p == 0u) { accum(0u, &av, &ss, wb, xg, lane, TPR, U); }
+    else if (NP == 2u || p == 1u) { accum(1u, &av, &ss, wb, xg, lane, TPR, U); }
+    else { accum(2u, &av, &ss, wb, xg, lane, TPR, U); }
   }
 
   // the sums flat at vi(r, c)
