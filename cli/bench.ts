@@ -106,6 +106,7 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     }
     const header = {
       device: backend.name, driver: gpu?.gpu.summary.name ?? 'cpu', backend: gpu?.gpu.summary.backend ?? 'cpu',
+      binding: gpu ? `${gpu.gpu.summary.binding} ${gpu.gpu.summary.bindingVersion}` : null, robustness: gpu?.gpu.summary.robust ?? null,
       model: opts.synthetic !== undefined ? `synthetic ${opts.synthetic}` : model.dir, model_type: String(model.config.model_type),
       dtype: `${opts.synthetic !== undefined ? dtype : 'checkpoint'} weights${gpu?.f16Weights ? ` (f16 from bf16), ${f16GemmLabel()}` : ', f32 compute'}, ${kvCacheDtype()} KV cache`, weight_bytes: weightBytes, read_bytes_per_token: readBytes, ctx: engine.ctx, state_bytes: stateBytes, commit: commit(), date: new Date().toISOString().slice(0, 10),
       ceilings: ceil ? { copy_gbs: round(ceil.gbs), matmul_tflops: round(ceil.tflops, 4), tc_split_tflops: ceil.tc && 'split' in ceil.tc ? round(ceil.tc.split, 4) : null, tc_f16_tflops: ceil.tc && 'split' in ceil.tc ? round(ceil.tc.single, 4) : null, tc_error: ceil.tc && 'error' in ceil.tc ? ceil.tc.error : undefined } : null,

@@ -1,24 +1,32 @@
 // kv_store and sdpa ops: append this step's keys/values to each slot's cache, then causal GQA attention.
 // The cache is stored as f32, f16 or bf16 (`KvDtype`, FLA_KV_CACHE): 16-bit pairs packed in u32 words halve the
-// bytes a long-context decode step reads. sdpa has three variants: `single` (one workgroup per query token and
-// head, online softmax over the whole context: prefill), `split` (split-K / flash-decoding: each query's context
-// cut into S splits, one workgroup per (token, KV head, split) reading each K/V row once for the H/KV query heads
-// that share it, then a combine pass; chosen for decode-shaped steps over a long cache; subgroup reductions where
-// the adapter has subgroups) and `split_wg` (the same reducing through workgroup memory: the portable fallback).
+// bytes a long-context decode step reads. sdpa has five variants: `flash` (prefill-shaped steps, past
+// SPLIT_MAX_LEN tokens: tiles of query rows — tokens × the query heads of a KV head — walk the causal keys in tiles
+// held in workgroup memory, online softmax, f32; where its tiles fit the adapter), `flash_sgmat` (flash's two
+// products on subgroup matrices, each operand split into f16 hi + lo: f32-grade; forced only, FLA_KERNEL_SDPA, until
+// measured on a GPU with subgroup matrices), `single` (one workgroup per query token and head, online softmax over
+// the whole context: short steps over short caches, and the portable fallback), `split` (split-K /
+// flash-decoding: each query's context cut into S splits, one workgroup per (token, KV head, split) reading each K/V
+// row once for the H/KV query heads that share it, then a combine pass; chosen for decode-shaped steps over a long
+// cache; subgroup reductions where the adapter has subgroups) and `split_wg` (the same reducing through workgroup
+// memory: the portable fallback).
 import type { Backend, Tensor } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { knob } from '../../src/util/knobs.ts';
 import { grid, kernel, only, ONLY, op, scratch, u32, uniformOf, type Adapter, type Ctx, type Cursor, type Defines, type Launch } from '../lib.ts';
 import { kvStoreRef, sdpaRef, type KvDtype } from './sdpa.ref.ts';
+import { sgmatFlashKernel, sgmatFlashPlan } from './sdpa_sgmat.ts';
 import sdpaSrc from './sdpa.wgsl' with { type: 'text' };
 import splitSrc from './sdpa_split.wgsl' with { type: 'text' };
 import combineSrc from './sdpa_combine.wgsl' with { type: 'text' };
+import flashSrc from './sdpa_flash.wgsl' with { type: 'text' };
 import storeSrc from './kv_store.wgsl' with { type: 'text' };
 
 export type { KvDtype };
 
 export const KERNEL = kernel('sdpa', sdpaSrc, ['step', 'stepmeta', 'q', 'kc', 'vc', 'out', 'dims']);
 export const SPLIT_KERNEL = kernel('sdpa_split', splitSrc, ['step', 'stepmeta', 'q', 'kc', 'vc', 'part', 'dims']);
+export const FLASH_KERNEL = kernel('sdpa_flash', flashSrc, ['step', 'stepmeta', 'q', 'kc', 'vc', 'out', 'dims']);
 export const COMBINE_KERNEL = kernel('sdpa_combine', combineSrc, ['step', 'part', 'out', 'dims']);
 export const STORE_KERNEL = kernel('kv_store', storeSrc, ['step', 'stepmeta', 'x', 'cache', 'dims']);
 
@@ -145,6 +153,50 @@ export function splitsOf(a: SdpaArgs | SdpaOp, c: Ctx, p: SplitPlan = splitPlan(
   return Math.max(1, Math.min(want, Math.ceil(a.ctx / (2 * p.KB)), MAX_SPLITS, budget));
 }
 
+/**
+ * sdpa_flash's tiles (its header says what each define does): TX threads share a row group of 4 query rows (16
+ * for D ≥ 256, 8 where D/4 is a multiple of 8, else 4; FLA_SDPA_TX where it divides D/4); key tiles of BC = 32
+ * keys (16 where 32 do not fit); BR query rows a workgroup, the most of 64, 32, 16 up to FLA_SDPA_BR (default 32:
+ * twice the workgroups of 64, for the causal imbalance) whose Q, K/V, P and reduction tiles fit the adapter's
+ * workgroup memory. null where D is not a multiple of 16 or past 256, or nothing fits: then `single`.
+ */
+export interface FlashPlan { D4: number; BR: number; BC: number; TX: number; WG: number; KPT: number; DV4: number; RS: number; PSF: number }
+export function flashPlan(ad: Adapter, D: number): FlashPlan | null {
+  if (D % 16 || D > 256) return null;
+  const D4 = D / 4, tx = Number(knob('FLA_SDPA_TX') ?? 0), RS = D4 + 1;
+  const TX = tx && D4 % tx === 0 ? tx : D4 >= 64 && D4 % 16 === 0 ? 16 : D4 % 8 === 0 ? 8 : 4;
+  const cap = Number(knob('FLA_SDPA_BR') ?? 32);
+  for (const BC of [32, 16]) for (const BR of [64, 32, 16]) {
+    if (BR > cap || BC < TX) continue;
+    const WG = (BR / 4) * TX, PSF = BC + 1;
+    const bytes = 4 * (4 * BR * RS + 4 * BC * RS + BR * PSF + BR * TX);
+    if (bytes <= ad.maxWorkgroupStorage && WG <= ad.maxInvocations) return { D4, BR, BC, TX, WG, KPT: BC / TX, DV4: D4 / TX, RS, PSF };
+  }
+  return null;
+}
+
+/** Row tiles of BR rows a sequence: the longest sequence's tokens × the G query heads of a KV head. */
+const flashTiles = (a: SdpaOp, c: Ctx, p: FlashPlan) => Math.ceil(c.step.maxLen * (a.H / a.KV) / p.BR);
+
+function flashLaunches(a: SdpaArgs, c: Ctx): Launch[] {
+  const p = flashPlan(c.adapter, a.D)!, TPS = flashTiles(a, c, p);
+  return [{
+    kernel: FLASH_KERNEL, grid: grid(c.step.b * TPS * a.KV), cost: sdpaCost(c.step.cursors, a),
+    defines: { D4: p.D4, BR: p.BR, BC: p.BC, TX: p.TX, WG: p.WG, KPT: p.KPT, DV4: p.DV4, RS: p.RS, PSF: p.PSF, ...kvDefines(a.kv ?? 'f32') },
+    bind: { q: a.q, kc: a.k, vc: a.v, out: a.out, dims: dimsOf(a, TPS) },
+  }];
+}
+
+/** flash on subgroup matrices (sdpa_sgmat.wgsl): the same tiles' two products as three f16 products each (f32-grade). */
+function sgmatLaunches(a: SdpaArgs, c: Ctx): Launch[] {
+  const p = sgmatFlashPlan(c.adapter, a.D)!, TPS = Math.ceil(c.step.maxLen * (a.H / a.KV) / p.BR);
+  return [{
+    kernel: sgmatFlashKernel(a.D, p.BC), grid: grid(c.step.b * TPS * a.KV), cost: sdpaCost(c.step.cursors, a),
+    defines: { D: a.D, NS: p.NS, BC: p.BC, ...kvDefines(a.kv ?? 'f32') },
+    bind: { q: a.q, kc: a.k, vc: a.v, out: a.out, dims: dimsOf(a, TPS) },
+  }];
+}
+
 function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[] {
   const p = splitPlan(c.adapter, a, subgroups), S = splitsOf(a, c, p), RS = partRow(S, a.D), dims = dimsOf(a, S, RS);
   const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * RS;
@@ -171,8 +223,13 @@ export const sdpaOp = op<SdpaArgs>({
     if (a.H % a.KV || a.q.cols !== a.H * a.D || a.k.cols !== kvCols(a.ctx, a.KV * a.D, a.kv ?? 'f32') || a.v.cols !== a.k.cols)
       throw new ShapeError(`sdpa: bad shapes (H ${a.H}, KV ${a.KV}, D ${a.D}, ctx ${a.ctx}, cache ${a.kv ?? 'f32'} of ${a.k.cols} columns)`);
   },
-  select: (c, a) => (c.step.maxLen <= SPLIT_MAX_LEN && a.ctx > SPLIT_MIN_CTX && splitSupports(a) ? 'split' : 'single'),
+  select: (c, a) => {
+    if (c.step.maxLen <= SPLIT_MAX_LEN) return a.ctx > SPLIT_MIN_CTX && splitSupports(a) ? 'split' : 'single';
+    return flashPlan(c.adapter, a.D) ? 'flash' : 'single';
+  },
   variants: {
+    flash: { supports: (a, c) => flashPlan(c.adapter, a.D) !== null, launches: flashLaunches },
+    flash_sgmat: { supports: (a, c) => sgmatFlashPlan(c.adapter, a.D) !== null, launches: sgmatLaunches },
     single: {
       launches: (a, c) => {
         const WG = 64, DPT = Math.ceil(a.D / WG);

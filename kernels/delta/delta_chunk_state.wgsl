@@ -5,28 +5,38 @@
 //   δ_i = Σ_{j≤i} T_ij·x_j                                 (V_new, T = (I + A)^{−1} from delta_chunk_solve)
 //   o_ic = DK^{−1/2}·e^{G_i}·(q̂_i·S_in[:, c]) + Σ_{j≤i} B_ij·δ_j
 //   S[:, c] ← e^{G_{n−1}}·S_in[:, c] + Σ_j k̂_j·(e^{G_{n−1} − G_j}·δ_j)
-// Bindings: step uniform; stepmeta u32 (cursors); qk [2, cap, H·DK] (q̂, k̂); v [N, HV·DV]; gates [3, cap, HV]
+// Bindings: step uniform; stepmeta u32 (cursors); qk [2, cap, H·DK] (q̂, k̂) as vec4; v [N, HV·DV]; gates [3, cap, HV]
 // (g, β, G); ab [3, cap, HV·CH] (A, B, T); state [slots, HV, DK, DV] f32 (K-first); o [N, HV·DV]; v may be a part of
 // a wider packed row (row stride vS, first column vO).
-// Dispatch: (HV·DV/BV, B) workgroups of BV·G threads: thread (g, c) owns column c and the chunk rows i ≡ g (mod G)
-// in the token phases, the state rows a ≡ g (mod G) in the state update. Runtime dims: (H, HV, DV), (vS, vO) (the
-// layout dims of delta_rule_recurrent: dims[2].xy).
-// Defines: DK, BV, G, CH, QPT = CH / G, V_SILU. f32; four barriers per chunk.
+// Dispatch: (HV·DV/BV, B) workgroups of BV·G threads; thread (g, c) owns column c and the chunk rows i ≡ g (mod G)
+// in the token phases, the state rows 4a4 … 4a4 + 3 for a4 ≡ g (mod G) in the state update. S_in is held transposed
+// (St[c][a4], vec4 over 4 key rows, row stride DK4 + 1 vec4 so the 16-byte reads of neighbouring columns hit
+// distinct banks); q̂ and k̂ are read as vec4 straight from memory (the same address across the BV threads of a row
+// group: one broadcast load feeds QPT tokens' 8 FMAs each); T and B rows as vec4 against x / δ held column-wise.
+// Runtime dims: (H, HV, DV), (vS, vO) (the layout dims of
+// delta_rule_recurrent: dims[2].xy).
+// Defines: DK4 = DK / 4, BV, G, CH, QPT = CH / G, V_SILU. f32; four barriers per chunk.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
-@group(0) @binding(2) var<storage, read> qk: array<f32>;           // [2, cap, H·DK]
+@group(0) @binding(2) var<storage, read> qk: array<vec4f>;         // [2, cap, H·DK]
 @group(0) @binding(3) var<storage, read> v: array<f32>;            // [N, HV·DV]
 @group(0) @binding(4) var<storage, read> gates: array<f32>;        // [3, cap, HV]
-@group(0) @binding(5) var<storage, read> ab: array<f32>;           // [3, cap, HV·CH]
+@group(0) @binding(5) var<storage, read> ab: array<vec4f>;         // [3, cap, HV·CH] as vec4 (CH a multiple of 4)
 @group(0) @binding(6) var<storage, read_write> state: array<f32>;  // [slots, HV, DK, DV]
 @group(0) @binding(7) var<storage, read_write> o: array<f32>;      // [N, HV·DV]
 @group(0) @binding(8) var<uniform> dims: array<vec4u, 4>;          // (H, HV, DV), _, (vS, vO, _, _), _
 
-var<workgroup> sh_S: array<f32, DK * BV>;   // S[a][c] at a·BV + c
-var<workgroup> sh_x: array<f32, CH * BV>;   // x, then e^{G_{n−1} − G_j}·δ_j
-var<workgroup> sh_d: array<f32, CH * BV>;   // δ
+const RS: u32 = DK4 + 1u;
+var<workgroup> St: array<vec4f, BV * RS>;   // S[4a4 .. 4a4+3][c] at c·RS + a4
+const XS: u32 = CH + 1u;   // token-block row stride: a column's rows are contiguous, neighbouring columns in distinct banks
+var<workgroup> sh_x: array<f32, BV * XS>;   // x, then e^{G_{n−1} − G_j}·δ_j, x[j][c] at c·XS + j
+var<workgroup> sh_d: array<f32, BV * XS>;   // δ
+
+// four consecutive rows of a column of x / δ (rows past the chunk's n hold finite leftovers: their T, B entries are 0)
+fn xrow(o: u32) -> vec4f { return vec4f(sh_x[o], sh_x[o + 1u], sh_x[o + 2u], sh_x[o + 3u]); }
+fn drow(o: u32) -> vec4f { return vec4f(sh_d[o], sh_d[o + 1u], sh_d[o + 2u], sh_d[o + 3u]); }
 
 @compute @workgroup_size(BV * G)
 fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u) {
@@ -45,42 +55,47 @@ fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_
   let slot = cu.slot;
   let start = cu.start;
   let end = start + cu.len;
-  let base = (slot * HV + hv) * DK * DV + col;
-  for (var a = g; a < DK; a += G) { sh_S[a * BV + c] = state[base + a * DV]; }
+  let base = (slot * HV + hv) * DK4 * 4u * DV + col;
+  for (var a4 = g; a4 < DK4; a4 += G) {
+    let a = base + 4u * a4 * DV;
+    St[c * RS + a4] = vec4f(state[a], state[a + DV], state[a + 2u * DV], state[a + 3u * DV]);
+  }
   workgroupBarrier();
-  let scale = inverseSqrt(f32(DK));
-  let kplane = step.cap * H * DK;
+  let scale = inverseSqrt(f32(DK4 * 4u));
+  let kplane = step.cap * H * DK4;
   let gplane = step.cap * HV;
   let bplane = step.cap * HV * CH;
   for (var cs = start; cs < end; cs += CH) {
     let n = min(CH, end - cs);
-    var qs: array<f32, QPT>;
+    var ks = array<f32, QPT>();
+    var qs = array<f32, QPT>();
+    for (var a4 = 0u; a4 < DK4; a4++) {
+      let s = St[c * RS + a4];
+      for (var m = 0u; m < QPT; m++) {
+        let i = min(g + m * G, n - 1u);   // rows past the chunk repeat its last (never stored)
+        let ok = ((cs + i) * H + h) * DK4 + a4;
+        ks[m] += dot(qk[kplane + ok], s);
+        qs[m] += dot(qk[ok], s);
+      }
+    }
     for (var m = 0u; m < QPT; m++) {
       let i = g + m * G;
       if (i < n) {
         let t = cs + i;
-        let ok = t * H * DK + h * DK;
-        var ks = 0.0;
-        var q_ = 0.0;
-        for (var a = 0u; a < DK; a++) {
-          let s = sh_S[a * BV + c];
-          ks = fma(qk[kplane + ok + a], s, ks);
-          q_ = fma(qk[ok + a], s, q_);
-        }
-        qs[m] = q_;
         var vc = v[t * dims[2].x + dims[2].y + hv * DV + col];
         if (V_SILU) { vc = vc * sigmoid(vc); }
-        sh_x[i * BV + c] = gates[gplane + t * HV + hv] * (vc - exp(gates[2u * gplane + t * HV + hv]) * ks);
+        sh_x[c * XS + i] = gates[gplane + t * HV + hv] * (vc - exp(gates[2u * gplane + t * HV + hv]) * ks[m]);
       }
     }
     workgroupBarrier();
     for (var m = 0u; m < QPT; m++) {
       let i = g + m * G;
       if (i < n) {
-        let trow = 2u * bplane + (cs + i) * HV * CH + hv * CH;
+        // T[i][j] = 0 for j > i (delta_chunk_solve writes the whole row), so the last vec4 may run past i
+        let trow = (2u * bplane + (cs + i) * HV * CH + hv * CH) / 4u;
         var d = 0.0;
-        for (var j = 0u; j <= i; j++) { d = fma(ab[trow + j], sh_x[j * BV + c], d); }
-        sh_d[i * BV + c] = d;
+        for (var j4 = 0u; j4 <= i / 4u; j4++) { d += dot(ab[trow + j4], xrow(c * XS + 4u * j4)); }
+        sh_d[c * XS + i] = d;
       }
     }
     workgroupBarrier();
@@ -90,21 +105,28 @@ fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_
       if (i < n) {
         let t = cs + i;
         let Gi = gates[2u * gplane + t * HV + hv];
-        let brow = bplane + t * HV * CH + hv * CH;
+        let brow = (bplane + t * HV * CH + hv * CH) / 4u;   // B[i][j] = 0 for j > i (delta_chunk_kkt)
         var acc = scale * exp(Gi) * qs[m];
-        for (var j = 0u; j <= i; j++) { acc = fma(ab[brow + j], sh_d[j * BV + c], acc); }
+        for (var j4 = 0u; j4 <= i / 4u; j4++) { acc += dot(ab[brow + j4], drow(c * XS + 4u * j4)); }
         o[t * HV * DV + hv * DV + col] = acc;
-        sh_x[i * BV + c] = exp(GL - Gi) * sh_d[i * BV + c];
+        sh_x[c * XS + i] = exp(GL - Gi) * sh_d[c * XS + i];
       }
     }
     workgroupBarrier();
     let eL = exp(GL);
-    for (var a = g; a < DK; a += G) {
-      var s = sh_S[a * BV + c] * eL;
-      for (var j = 0u; j < n; j++) { s = fma(qk[kplane + (cs + j) * H * DK + h * DK + a], sh_x[j * BV + c], s); }
-      sh_S[a * BV + c] = s;
+    for (var a4 = g; a4 < DK4; a4 += G) {
+      var s = St[c * RS + a4] * eL;
+      for (var j = 0u; j < n; j++) { s = fma(qk[kplane + ((cs + j) * H + h) * DK4 + a4], vec4f(sh_x[c * XS + j]), s); }
+      St[c * RS + a4] = s;
     }
     workgroupBarrier();
   }
-  for (var a = g; a < DK; a += G) { state[base + a * DV] = sh_S[a * BV + c]; }
+  for (var a4 = g; a4 < DK4; a4 += G) {
+    let a = base + 4u * a4 * DV;
+    let s = St[c * RS + a4];
+    state[a] = s.x;
+    state[a + DV] = s.y;
+    state[a + 2u * DV] = s.z;
+    state[a + 3u * DV] = s.w;
+  }
 }

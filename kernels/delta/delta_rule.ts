@@ -65,8 +65,10 @@ export function chunkGeometry(DK: number, DV: number, maxInvocations = 256, maxW
   const budget = Math.min(24576, maxWorkgroupStorage);
   const forced = Number(knob('FLA_DELTA_CHUNK_BV') ?? 0);   // benchmarking knob: columns per workgroup
   let BV = forced > 0 ? forced : 8;   // 8 was fastest on an H100 for DK 128 and 256 (BENCHMARKS.md): more workgroups in flight
-  while (BV > 4 && (DV % BV !== 0 || (DK + 2 * CHUNK) * BV * 4 > budget)) BV >>= 1;
-  if (DV % BV !== 0 || (DK + 2 * CHUNK) * BV * 4 > budget || tpb % BV !== 0 || tpb / BV > CHUNK || CHUNK % (tpb / BV) !== 0) throw new ShapeError(`delta_rule: no chunk geometry for DK=${DK} DV=${DV}`);
+  // the S block (transposed, each column padded by one vec4) and the two token blocks (each column padded by one)
+  const bytes = (bv: number) => (DK + 4 + 2 * (CHUNK + 1)) * bv * 4;
+  while (BV > 4 && (DV % BV !== 0 || bytes(BV) > budget)) BV >>= 1;
+  if (DV % BV !== 0 || bytes(BV) > budget || tpb % BV !== 0 || tpb / BV > CHUNK || CHUNK % (tpb / BV) !== 0) throw new ShapeError(`delta_rule: no chunk geometry for DK=${DK} DV=${DV}`);
   return { BV, G: tpb / BV };
 }
 
@@ -176,14 +178,16 @@ export const deltaRuleOp = op<DeltaOp>({
         const WG = Math.min(64, lim.maxInvocations);
         const geo = chunkGeometry(d.DK, d.DV, lim.maxInvocations, lim.maxWorkgroupStorage);
         const qk = scratch('qk'), gates = scratch('gates'), ab = scratch('ab');
+        const MC = Math.ceil(c.step.maxLen / CHUNK), DK4 = d.DK / 4;   // chunks of the longest sequence; kkt and state read q̂, k̂ as vec4 (checkDims: DK a multiple of 16)
         return [
           { kernel: KERNELS.prep, grid: grid(n * d.H),
             defines: { DK: d.DK, WG, QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], ...gateDefines(x) },
             bind: { q: x.q, k: x.k, ga: x.a, gb: x.b, gp: x.gp, qk, gates, dims: dimsOf(x) } },
-          { kernel: KERNELS.kkt, grid: grid(n * d.HV), defines: { DK: d.DK, CH: CHUNK }, bind: { qk, gates, ab, dims: u32(d.H, d.HV, d.DV) } },
-          { kernel: KERNELS.solve, grid: grid(n * d.HV), defines: { CH: CHUNK }, bind: { ab, dims: u32(d.HV) } },
+          { kernel: KERNELS.kkt, grid: grid(c.step.b * MC * d.HV), defines: { DK4, CH: CHUNK, SL: DK4 % 8 === 0 ? 8 : DK4 % 4 === 0 ? 4 : DK4 % 2 === 0 ? 2 : 1 },
+            bind: { qk, gates, ab, dims: u32(d.H, d.HV, MC) } },
+          { kernel: KERNELS.solve, grid: grid(c.step.b * MC * d.HV), defines: { CH: CHUNK }, bind: { ab, dims: u32(d.HV, MC) } },
           { kernel: KERNELS.state, grid: [d.HV * d.DV / geo.BV, c.step.b, 1],
-            defines: { DK: d.DK, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, V_SILU: d.vSilu },
+            defines: { DK4, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, V_SILU: d.vSilu },
             bind: { qk, v: x.v, gates, ab, state: x.state, o: rawOut(x), dims: dimsOf(x) } },
           ...normLaunch(x, c),
         ];

@@ -31,15 +31,22 @@ export const CHUNK = 64;
 
 /**
  * Geometry of gla_chunk_state: BV columns × G row groups (G·BV = 256 threads or the adapter's limit, G ≤ CH); the
- * S block (DK × BV) and the chunk's v block (CH × BV) must fit 24 KiB of workgroup memory. null: no geometry fits.
+ * S block (DK × BV) and the chunk's v block (CH × BV) must fit 24 KiB of workgroup memory; DK a multiple of 4 (S
+ * is held as vec4 over key rows). null: no geometry fits.
  */
 export function chunkGeometry(DK: number, DV: number, maxInvocations = 256, maxWorkgroupStorage = 32768): { BV: number; G: number } | null {
   const tpb = Math.min(256, maxInvocations);
   const budget = Math.min(24576, maxWorkgroupStorage);
   let BV = 8;
-  while (BV > 4 && (DV % BV !== 0 || (DK + CHUNK) * BV * 4 > budget)) BV >>= 1;
-  if (DV % BV !== 0 || (DK + CHUNK) * BV * 4 > budget || tpb % BV !== 0 || tpb / BV > CHUNK || CHUNK % (tpb / BV) !== 0 || CHUNK > maxInvocations) return null;
+  const bytes = (bv: number) => (DK + 4 + CHUNK) * bv * 4;   // S transposed (each column padded by a vec4), v
+  while (BV > 4 && (DV % BV !== 0 || bytes(BV) > budget)) BV >>= 1;
+  if (DK % 4 !== 0 || DV % BV !== 0 || bytes(BV) > budget || tpb % BV !== 0 || tpb / BV > CHUNK || CHUNK % (tpb / BV) !== 0 || maxInvocations < 256) return null;   // gla_chunk_attn: 256 threads
   return { BV, G: tpb / BV };
+}
+
+/** gla_chunk_attn's slab of key dims: the most of 32, 16, 8, 4 dividing DK whose three CH × (SL + 1) f32 blocks fit. */
+export function attnSlab(DK: number, maxWorkgroupStorage: number): number {
+  return [32, 16, 8].find(sl => DK % sl === 0 && 3 * CHUNK * (sl + 1) * 4 <= maxWorkgroupStorage) ?? 4;
 }
 
 /** The chunked kernels have no normaliser z, and need a state-pass geometry that fits the adapter. */
@@ -82,11 +89,13 @@ export const glaOp = op<GlaArgs>({
         if (!geo) throw new ShapeError(`gla: no chunk geometry for DK=${a.DK} DV=${a.DV}`);
         const WG = Math.min(64, c.adapter.maxInvocations), HAS_GATE = a.gk !== null, n = c.step.n;
         const dimsU = u32(a.H, a.HKV, a.DV, 0), qb = scratch('qb'), kb = scratch('kb'), A = scratch('A');
+        const MC = Math.max(1, Math.ceil(c.step.maxLen / CHUNK));   // chunks of the longest sequence (gla_chunk_attn's grid)
         return [
           { kernel: KERNELS.prep, grid: [Math.ceil(a.HKV * a.DK / WG), c.step.b, Math.max(1, Math.ceil(n / CHUNK))],
             defines: { DK: a.DK, CH: CHUNK, WG, HAS_GATE, FMAP: FMAP[a.fmap] },
             bind: { q: a.q, k: a.k, gk: a.gk, qb, kb, dims: dims(a), dims2: dims2(a) } },
-          { kernel: KERNELS.attn, grid: grid(n * a.H), defines: { DK: a.DK, CH: CHUNK, HAS_GATE }, bind: { qb, kb, A, dims: dimsU } },
+          { kernel: KERNELS.attn, grid: grid(c.step.b * MC * a.H), defines: { DK: a.DK, CH: CHUNK, SL: attnSlab(a.DK, c.adapter.maxWorkgroupStorage), HAS_GATE },
+            bind: { qb, kb, A, dims: u32(a.H, a.HKV, MC, 0) } },
           { kernel: KERNELS.state, grid: [a.H * a.DV / geo.BV, c.step.b, 1],
             defines: { DK: a.DK, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, HAS_GATE },
             bind: { qb, kb, v: a.v, A, state: a.state, o: a.out, dims: dimsU } },

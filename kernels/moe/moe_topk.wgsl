@@ -75,7 +75,7 @@ fn moe_topk(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: ve
     li = ri[0];
     workgroupBarrier();
     tot += lv;
-    if (live && lane == 0u) { sel[so + j] = f32(li); sel[so + K + j] = lv; }
+    if (live && lane == 0u) { sel[so + j] = f32(min(li, E - 1u)); sel[so + K + j] = lv; }   // NaN logits select none: an id < E all the same
   }
   if (NORM && live && lane == 0u) {
     let f = 1.0 / tot;

@@ -54,9 +54,10 @@ export function chunkGeometry(D: number, maxInvocations = 256, maxWorkgroupStora
   const budget = Math.min(24576, maxWorkgroupStorage);
   const forced = Number(knob('FLA_WKV7_CHUNK_BV') ?? 0);   // benchmarking knob: columns per workgroup
   let BV = forced > 0 ? Math.min(forced, D) : 8;   // 8 as delta_chunk_state (fastest there on an H100); 4 = one chunk row per thread
-  while (BV > 4 && (D % BV !== 0 || (D + 3 * CHUNK) * BV * 4 > budget)) BV >>= 1;
+  const bytes = (bv: number) => (D + 4 + 3 * CHUNK) * bv * 4;   // S transposed (each column padded by a vec4), v, x, u
+  while (BV > 4 && (D % BV !== 0 || bytes(BV) > budget)) BV >>= 1;
   const G = Math.min(tpb / BV, CHUNK);
-  if (D % BV !== 0 || (D + 3 * CHUNK) * BV * 4 > budget || tpb % BV !== 0 || CHUNK % G !== 0) return null;
+  if (D % BV !== 0 || D % 4 !== 0 || bytes(BV) > budget || tpb % BV !== 0 || CHUNK % G !== 0) return null;
   // prep/out: D threads; mats: 256 threads; solve stages A_ab (CHUNK² f32)
   if (D > maxInvocations || maxInvocations < 256 || CHUNK * CHUNK * 4 > maxWorkgroupStorage || D % MATS_KC !== 0) return null;
   return { BV, G };

@@ -9,7 +9,9 @@
 // Bindings: step uniform; stepmeta u32 (cursors); pre [6, cap, C] (Γ's hi, v read; plane 5 = o written); gk [5, cap, C]
 // (rg, ag, bg, kg, Γ's lo); mat [5, cap, H·CH] (A_ab, A_ak, A_rb, A_rk, T); state [slots, H, D, D] f32 (S[i][j], i = key).
 // Dispatch: (H·D/BV, B) workgroups of BV·G threads: thread (g, c) owns column c and the chunk rows i ≡ g (mod G) in
-// the token phases, the state rows a ≡ g (mod G) in the update. Runtime dims: C. Defines: D, BV, G, CH, QPT = CH / G.
+// the token phases, the state rows 4a4 … 4a4 + 3 for a4 ≡ g (mod G) in the update. S_in is held transposed (St[c][a4],
+// vec4 over 4 key rows, row stride D/4 + 1 vec4 so neighbouring columns' 16-byte reads hit distinct banks), so the
+// r/α and β/k̃ products are vec4 dot products and FMAs. Runtime dims: C. Defines: D, BV, G, CH, QPT = CH / G.
 // f32; four barriers per chunk.
 #include "common.wgsl"
 
@@ -21,7 +23,9 @@
 @group(0) @binding(5) var<storage, read_write> state: array<f32>;  // [slots, H, D, D]
 @group(0) @binding(6) var<uniform> dims: vec4u;                    // C
 
-var<workgroup> sh_S: array<f32, D * BV>;   // S[a][c] at a·BV + c
+const D4: u32 = D / 4u;
+const RS: u32 = D4 + 1u;
+var<workgroup> St: array<vec4f, BV * RS>;  // S[4a4 .. 4a4+3][c] at c·RS + a4
 var<workgroup> sh_v: array<f32, CH * BV>;  // v of the chunk
 var<workgroup> sh_x: array<f32, CH * BV>;  // x
 var<workgroup> sh_u: array<f32, CH * BV>;  // u
@@ -41,33 +45,34 @@ fn wkv7_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_i
   let start = cu.start;
   let end = start + cu.len;
   let base = (cu.slot * H + h) * D * D + col;
-  for (var a = g; a < D; a += G) { sh_S[a * BV + c] = state[base + a * D]; }
+  for (var a4 = g; a4 < D4; a4 += G) {
+    let a = base + 4u * a4 * D;
+    St[c * RS + a4] = vec4f(state[a], state[a + D], state[a + 2u * D], state[a + 3u * D]);
+  }
   let P = step.cap * C;
+  let P4 = P / 4u;
   let MP = step.cap * H * CH;
   for (var cs = start; cs < end; cs += CH) {
     let n = min(CH, end - cs);
     for (var j = g; j < n; j += G) { sh_v[j * BV + c] = pre[4u * P + (cs + j) * C + h * D + col]; }
     workgroupBarrier();
-    var qs: array<f32, QPT>;
+    var xs = array<f32, QPT>();
+    var qs = array<f32, QPT>();
+    for (var a4 = 0u; a4 < D4; a4++) {
+      let s = St[c * RS + a4];
+      for (var m = 0u; m < QPT; m++) {
+        let r4 = ((cs + min(g + m * G, n - 1u)) * C + h * D) / 4u + a4;   // rows past the chunk repeat its last (never stored)
+        xs[m] += dot(gk[P4 + r4], s);
+        qs[m] += dot(gk[r4], s);
+      }
+    }
     for (var m = 0u; m < QPT; m++) {
       let i = g + m * G;
       if (i < n) {
         let t = cs + i;
-        let ro = t * C + h * D;
-        var x = 0.0;
-        var q = 0.0;
-        for (var a4 = 0u; a4 < D / 4u; a4++) {
-          let ag = gk[(P + ro) / 4u + a4];
-          let rg = gk[ro / 4u + a4];
-          for (var e = 0u; e < 4u; e++) {
-            let s = sh_S[(4u * a4 + e) * BV + c];
-            x = fma(ag[e], s, x);
-            q = fma(rg[e], s, q);
-          }
-        }
         let mrow = MP + t * H * CH + h * CH;
+        var x = xs[m];
         for (var j = 0u; j < i; j++) { x = fma(mat[mrow + j], sh_v[j * BV + c], x); }
-        qs[m] = q;
         sh_x[i * BV + c] = x;
       }
     }
@@ -97,17 +102,26 @@ fn wkv7_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_i
       }
     }
     let lrow = (cs + n - 1u) * C + h * D;
-    for (var a = g; a < D; a += G) {
-      var su = 0.0;
-      var sv = 0.0;
+    for (var a4 = g; a4 < D4; a4 += G) {
+      var su = vec4f(0.0);
+      var sv = vec4f(0.0);
       for (var j = 0u; j < n; j++) {
-        let ko = (cs + j) * C + h * D + a;
-        su = fma(gk[(2u * P + ko) / 4u][ko % 4u], sh_u[j * BV + c], su);
-        sv = fma(gk[(3u * P + ko) / 4u][ko % 4u], sh_v[j * BV + c], sv);
+        let k4 = ((cs + j) * C + h * D) / 4u + a4;
+        su = fma(gk[2u * P4 + k4], vec4f(sh_u[j * BV + c]), su);
+        sv = fma(gk[3u * P4 + k4], vec4f(sh_v[j * BV + c]), sv);
       }
-      sh_S[a * BV + c] = sh_S[a * BV + c] * (exp(pre[lrow + a]) * exp(gk[(4u * P + lrow + a) / 4u][(lrow + a) % 4u])) + (su + sv);
+      let a = lrow + 4u * a4;
+      let hi = vec4f(pre[a], pre[a + 1u], pre[a + 2u], pre[a + 3u]);
+      St[c * RS + a4] = St[c * RS + a4] * (exp(hi) * exp(gk[4u * P4 + a / 4u])) + (su + sv);
     }
     workgroupBarrier();
   }
-  for (var a = g; a < D; a += G) { state[base + a * D] = sh_S[a * BV + c]; }
+  for (var a4 = g; a4 < D4; a4 += G) {
+    let a = base + 4u * a4 * D;
+    let s = St[c * RS + a4];
+    state[a] = s.x;
+    state[a + D] = s.y;
+    state[a + 2u * D] = s.z;
+    state[a + 3u * D] = s.w;
+  }
 }

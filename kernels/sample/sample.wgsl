@@ -245,8 +245,7 @@ fn sample(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
         let ky = key(y);
         if (ky <= NEG_INF_KEY || bin_of(m, y) > B) { continue; }
         let j = atomicAdd(&cnt, 1u);
-        hist[j] = ky;
-        hist[CAP + j] = i;
+        if (j < CAP) { hist[j] = ky; hist[CAP + j] = i; }   // C ≤ CAP; the guard keeps hist in bounds by construction
       }
       for (var j = C + li; j < np; j += WG) { hist[j] = 0u; hist[CAP + j] = NONE; }
       workgroupBarrier();

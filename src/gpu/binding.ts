@@ -20,6 +20,8 @@ export interface WebGpuBinding {
   name: BindingName;
   version: string;
   gpu: GPU;
+  /** dawn.node: whether devices of this instance keep Dawn's robustness (bounds checks); bun-webgpu always does */
+  robust: boolean;
 }
 
 /** The binding FLA_WEBGPU forces, or null for the automatic choice. A bad value is a UsageError (src/util/knobs.ts). */
@@ -48,10 +50,18 @@ const loaded = new Map<BindingName, WebGpuBinding>();
 export async function loadBinding(name: BindingName): Promise<WebGpuBinding> {
   const hit = loaded.get(name);
   if (hit) return hit;
-  const b = name === 'dawn' ? loadDawn() : await loadBunWebgpu();
+  const b = name === 'dawn' ? loadDawn(dawnRobust()) : await loadBunWebgpu();
   loaded.set(name, b);
   return b;
 }
+
+/**
+ * Whether dawn.node devices keep WebGPU robustness: yes unless FLA_DAWN_ROBUSTNESS=0, which adds Dawn's
+ * disable_robustness — on Vulkan no Tint index clamping and no robustBufferAccess(2) in vkCreateDevice. Every kernel
+ * stays in bounds by construction (docs/bounds.md; FLA_GUARD_BUFFERS=1 tests it), but on an H200 the toggle made
+ * batch-1 decode faster and prefill and batch-8 decode slower (llama-1b, one A/B), so it is not the default.
+ */
+export function dawnRobust(): boolean { return knob('FLA_DAWN_ROBUSTNESS') !== '0'; }
 
 /** Globals (GPUBufferUsage, GPUMapMode, …) from the binding the device was opened with. */
 export function installGlobals(b: WebGpuBinding): void {
@@ -81,19 +91,20 @@ function requireDawnAddon(): { create(flags: string[]): GPU; globals: Record<str
 
 /**
  * dawn.node applies its flags to the instance and to every device: the TOGGLES, timestamp_quantization off (fla
- * bench's per-kernel table; Dawn rounds timestamps to ~65 µs otherwise), and the FLA_DAWN_* knobs' toggles.
+ * bench's per-kernel table; Dawn rounds timestamps to ~65 µs otherwise), FLA_DAWN_SKIP_VALIDATION's toggle, and
+ * disable_robustness unless `robust`.
  */
-export function dawnFlags(): string[] {
+export function dawnFlags(robust = dawnRobust()): string[] {
   const enable: string[] = [...TOGGLES];
   if (knob('FLA_DAWN_SKIP_VALIDATION') === '1') enable.push('skip_validation');
-  if (knob('FLA_DAWN_ROBUSTNESS') === '0') enable.push('disable_robustness');
+  if (!robust) enable.push('disable_robustness');
   return [`enable-dawn-features=${enable.join(',')}`, 'disable-dawn-features=timestamp_quantization'];
 }
 
-function loadDawn(): WebGpuBinding {
+function loadDawn(robust: boolean): WebGpuBinding {
   const addon = requireDawnAddon();
-  const gpu = addon.create(dawnFlags());
-  const b: WebGpuBinding = { name: 'dawn', version: dawnPkg.version, gpu };
+  const gpu = addon.create(dawnFlags(robust));
+  const b: WebGpuBinding = { name: 'dawn', version: dawnPkg.version, gpu, robust };
   globalsOf.set(b, addon.globals);
   return b;
 }
@@ -130,7 +141,7 @@ async function loadBunWebgpu(): Promise<WebGpuBinding> {
     keepAlive.push(names, list, toggles, desc);          // Dawn copies the toggles, but keep them anyway
   }
   patchTicker(gpu._ticker);
-  const b: WebGpuBinding = { name: 'bun-webgpu', version: bunWebgpuPkg.version, gpu };
+  const b: WebGpuBinding = { name: 'bun-webgpu', version: bunWebgpuPkg.version, gpu, robust: true };
   globalsOf.set(b, mod.globalConstructors ?? {});
   return b;
 }

@@ -7,6 +7,7 @@ import { bindingNames, preprocess } from './wgsl.ts';
 import type { SubgroupMatrixConfig } from '../util/f16.ts';
 import { bunWebgpuBuilt, forcedBinding, installGlobals, loadBinding, setSpinMs, type BindingName, type WebGpuBinding } from './binding.ts';
 import { knob } from '../util/knobs.ts';
+import { BufferGuards } from './guard.ts';
 
 const READBACK_POOL_BYTES = 4 << 20;
 
@@ -18,6 +19,8 @@ export interface AdapterSummary {
   limits: Record<string, number>;
   subgroupMinSize: number; subgroupMaxSize: number;
   binding: BindingName; bindingVersion: string;
+  /** whether a device opened on it keeps WebGPU robustness (bounds checks; FLA_DAWN_ROBUSTNESS=0 drops them on dawn.node, docs/bounds.md) */
+  robust: boolean;
   subgroupMatrixConfigs: SubgroupMatrixConfig[];
 }
 
@@ -45,6 +48,7 @@ function summarize(adapter: GPUAdapter, b: WebGpuBinding): AdapterSummary {
     type: ADAPTER_TYPES[adapterType] ?? String(adapterType),
     features, limits, subgroupMinSize: info.subgroupMinSize ?? 0, subgroupMaxSize: info.subgroupMaxSize ?? 0,
     binding: b.name, bindingVersion: b.version,
+    robust: b.robust,
     // bun-webgpu does not unpack WGPUAdapterPropertiesSubgroupMatrixConfigs: no configs, no matrix kernels
     subgroupMatrixConfigs: features.includes(SUBGROUP_MATRIX)
       ? [...(info.subgroupMatrixConfigs ?? [])].map((c: any) => ({ componentType: String(c.componentType), resultComponentType: String(c.resultComponentType), M: c.M, N: c.N, K: c.K }))
@@ -192,6 +196,8 @@ export class Gpu {
   private lost: string | null = null;
   /** Idle mappable buffers for small readbacks (a decode step's ids or logits), reused; a few reads may be in flight. */
   private readbacks: GPUBuffer[] = [];
+  /** FLA_GUARD_BUFFERS=1 (tests): canaries after every storage/uniform buffer, checked at each readback (guard.ts) */
+  readonly guards: BufferGuards | null;
   /** Called after each pipeline compile (label, ms): the runtime tells the user about a long first-run compile. */
   onCompiled: ((label: string, ms: number) => void) | null = null;
 
@@ -207,6 +213,7 @@ export class Gpu {
     this.maxWorkgroupStorage = lim.maxComputeWorkgroupStorageSize;
     this.maxInvocations = lim.maxComputeInvocationsPerWorkgroup;
     this.offsetAlign = lim.minStorageBufferOffsetAlignment;
+    this.guards = knob('FLA_GUARD_BUFFERS') === '1' ? new BufferGuards(device, this.maxBinding) : null;
     // Any error no scope captured (validation, out of memory, internal) means the work since then computed nothing
     // trustworthy: mark the device failed so the next readback throws and callers fail instead of returning garbage.
     (device as any).onuncapturederror = (ev: any) => this.fail(String(ev?.error?.message ?? ev), ev?.error?.constructor?.name ?? '');
@@ -327,7 +334,7 @@ export class Gpu {
     if (hit) return hit;
     const bg = this.device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
-      entries: entries.map((e, i) => ({ binding: i, resource: { buffer: e.buffer, offset: e.offset ?? 0, size: e.size } })),
+      entries: entries.map((e, i) => ({ binding: i, resource: { buffer: e.buffer, offset: e.offset ?? 0, size: this.guards ? this.guards.range(e.buffer, e.offset ?? 0, e.size, `kernel ${this.names.get(pipeline)!.label} binding ${names[i]}`) : e.size } })),
     });
     if (this.bindGroups.size > 20000) this.bindGroups.clear();
     this.bindGroups.set(key, bg);
@@ -346,6 +353,7 @@ export class Gpu {
     if (bytes > maxBuf) throw new GpuError(`${label}: needs a ${fmtBytes(bytes)} buffer, the adapter allows ${fmtBytes(maxBuf)}`);
     // no error scope per buffer: bun-webgpu allows ~1000 pending callbacks, and a model has more buffers;
     // out-of-memory surfaces through onuncapturederror and marks the device unusable
+    if (this.guards && usage & (GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM)) return this.guards.create(bytes, label, usage);
     return this.device.createBuffer({ size: bytes, usage, label });
   }
 
@@ -426,6 +434,7 @@ export class Gpu {
       const out = buf.getMappedRange(0, bytes).slice(0, size);
       buf.unmap();
       if (pooled && this.readbacks.length < 4) this.readbacks.push(buf); else buf.destroy();
+      if (this.guards) await this.guards.check();
       return out;
     })();
   }

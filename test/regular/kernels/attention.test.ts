@@ -7,7 +7,8 @@
 import { describe, expect, test } from 'bun:test';
 import { invFreq, ropeTable } from '../../../kernels/attention/rope.ref.ts';
 import { rope } from '../../../kernels/attention/rope.ts';
-import { kvStore, sdpa, sdpaOp, splitPlan, splitsOf } from '../../../kernels/attention/sdpa.ts';
+import { flashPlan, kvStore, sdpa, sdpaOp, splitPlan, splitsOf } from '../../../kernels/attention/sdpa.ts';
+import { sgmatFlashPlan } from '../../../kernels/attention/sdpa_sgmat.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
 import { stepOf, withEnv, withSdpa } from './attention_steps.ts';
@@ -55,6 +56,51 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
   });
   test('single, D=64: sliding window 16 over a 40-token prefix', async () => {
     await attentionCase('single', 2, 2, 64, [{ slot: 1, len: 9, pos: 40 }], 16);
+  });
+
+  // flash: BR query rows (tokens × G heads) per workgroup and BC = 32 keys a tile (flashPlan: 32 rows, 16 on lavapipe
+  // at D=128), so lengths around 32-key tiles and 64-row tiles, GQA 1, 2, 4 and 8, head dims 32, 64, 128 (and 48:
+  // TX = 4), continued prefixes, packed sequences of different lengths in one step, a sliding window, FLA_SDPA_BR.
+  const FLASH: [number, number, number, Seq[]][] = [
+    [4, 2, 64, [{ slot: 1, len: 17, pos: 0 }]],
+    [4, 2, 64, [{ slot: 1, len: 31, pos: 0 }, { slot: 3, len: 33, pos: 0 }, { slot: 0, len: 65, pos: 0 }]],
+    [8, 2, 128, [{ slot: 2, len: 97, pos: 5 }, { slot: 0, len: 20, pos: 64 }]],
+    [8, 1, 64, [{ slot: 0, len: 200, pos: 31 }]],
+    [2, 2, 128, [{ slot: 4, len: 129, pos: 0 }, { slot: 5, len: 1, pos: 40 }]],
+    [4, 4, 32, [{ slot: 0, len: 70, pos: 0 }]],
+    [6, 3, 48, [{ slot: 1, len: 40, pos: 3 }]],
+  ];
+  for (const [H, KV, D, seqs] of FLASH) {
+    test(`flash, H=${H} KV=${KV} D=${D}: ${seqs.map(s => `${s.pos}+${s.len}`).join(', ')}`, async () => {
+      await attentionCase('flash', H, KV, D, seqs);
+    });
+  }
+  test('flash: sliding windows 16 and 40 over tiles, BR capped to 16 and 32', async () => {
+    await attentionCase('flash', 4, 2, 64, [{ slot: 1, len: 90, pos: 7 }, { slot: 2, len: 30, pos: 0 }], 16);
+    await withEnv('FLA_SDPA_BR', '16', () => attentionCase('flash', 4, 2, 64, [{ slot: 0, len: 100, pos: 0 }], 40));
+    await withEnv('FLA_SDPA_BR', '32', () => attentionCase('flash', 8, 2, 128, [{ slot: 0, len: 50, pos: 0 }, { slot: 1, len: 19, pos: 2 }]));
+  });
+  test('flash: FLA_SDPA_TX 16 and 4 (threads a row group) at D=64, BR 64 where it fits', async () => {
+    await withEnv('FLA_SDPA_TX', '16', () => attentionCase('flash', 8, 2, 64, [{ slot: 0, len: 77, pos: 9 }, { slot: 1, len: 30, pos: 0 }]));
+    await withEnv('FLA_SDPA_TX', '4', () => attentionCase('flash', 8, 2, 64, [{ slot: 0, len: 77, pos: 9 }, { slot: 1, len: 30, pos: 0 }], 20));
+    await withEnv('FLA_SDPA_BR', '64', () => attentionCase('flash', 4, 1, 64, [{ slot: 0, len: 150, pos: 0 }]));
+  });
+  // D = 256 (Qwen3-Next's gated attention) needs 35 KiB of workgroup memory (BR 16, BC 16, TX 16): the GPU machine
+  test.skipIf(!HAS_GPU || flashPlan(gpuBackend().adapter, 256) === null)('flash, D=256 GQA 8: 100 tokens after 7, and 40 from empty', async () => {
+    await attentionCase('flash', 16, 2, 256, [{ slot: 0, len: 100, pos: 7 }, { slot: 1, len: 40, pos: 0 }]);
+  });
+  test('flash, D=128 GQA 2: 1000 tokens', async () => {
+    await attentionCase('flash', 2, 1, 128, [{ slot: 0, len: 1000, pos: 0 }]);
+  });
+
+  // flash_sgmat (subgroup matrices: the GPU machine only): the flash shapes at D 64 and 128 and 16-bit caches, f32-grade
+  // (rtol 1e-4 like every f32 path; FLA_TEST_VERBOSE=1 prints the measured error)
+  const sgmat = HAS_GPU && sgmatFlashPlan(gpuBackend().adapter, 64) !== null;
+  test.skipIf(!sgmat)('flash_sgmat: the flash shapes at head dims 64 and 128, windows, packed sequences', async () => {
+    for (const [H, KV, D, seqs] of FLASH) if (D === 64 || D === 128) await attentionCase('flash_sgmat', H, KV, D, seqs);
+    await attentionCase('flash_sgmat', 4, 2, 64, [{ slot: 1, len: 90, pos: 7 }, { slot: 2, len: 30, pos: 0 }], 16);
+    await attentionCase('flash_sgmat', 8, 2, 128, [{ slot: 0, len: 300, pos: 0 }, { slot: 1, len: 19, pos: 2 }], 40);
+    await attentionCase('flash_sgmat', 32, 8, 64, [{ slot: 0, len: 512, pos: 0 }]);   // llama-1b's heads
   });
 
   // split / split_wg: FLA_SDPA_SPLITS forces S = 5 splits; each split takes ceil(L / S) keys rounded up to the KB
@@ -111,10 +157,11 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
 describe('sdpa select', () => {
   const adapter = { kind: 'gpu', type: 'discrete', f16: true, subgroups: true, subgroupSize: 32, maxInvocations: 1024, maxWorkgroupStorage: 32768, maxBinding: 2 ** 31, features: new Set<string>() } as const;
   const args = (ctx: number) => ({ H: 32, KV: 8, D: 64, ctx }) as any;
-  test('decode-shaped steps over a long cache take split; prefill and short caches take single', () => {
+  test('decode-shaped steps over a long cache take split; short caches single; prefill flash where its tiles fit', () => {
     expect(sdpaOp.select(selectCtx(adapter, [1]), args(32768))).toBe('split');
     expect(sdpaOp.select(selectCtx(adapter, [1, 1, 1, 16]), args(4096))).toBe('split');
-    expect(sdpaOp.select(selectCtx(adapter, [17]), args(32768))).toBe('single');
+    expect(sdpaOp.select(selectCtx(adapter, [17]), args(32768))).toBe('flash');
+    expect(sdpaOp.select(selectCtx(adapter, [17]), { ...args(4096), D: 40 })).toBe('single');
     expect(sdpaOp.select(selectCtx(adapter, [1]), args(256))).toBe('single');
   });
   test('one sequence at 32 K fills a discrete card: llama-1b 8 KV heads × 64 splits, Qwen3-Next 2 × 256', () => {
@@ -126,6 +173,17 @@ describe('sdpa select', () => {
     expect(splitPlan(adapter, q3n, true)).toMatchObject({ TPK: 32, UPL: 2, KU: 1 });
     expect(splitsOf(q3n, selectCtx(adapter, [1]))).toBe(256);
     expect(splitPlan(adapter, { ...q3n, kv: 'f16' }, true)).toMatchObject({ TPK: 32, UPL: 1, KU: 2, KB: 8 });
+  });
+  test('flashPlan: tiles from the head dim and the workgroup memory; none past it (then single)', async () => {
+    const big = { ...adapter, maxWorkgroupStorage: 49152 }, small = { ...adapter, maxWorkgroupStorage: 16384 };
+    expect(flashPlan(big, 64)).toMatchObject({ BR: 32, BC: 32, TX: 8, WG: 64, KPT: 4, DV4: 2 });
+    expect(flashPlan(adapter, 128)).toMatchObject({ BR: 16, BC: 32, TX: 8, DV4: 4 });   // 32 KiB (lavapipe)
+    expect(flashPlan(big, 256)).toMatchObject({ BR: 16, BC: 16, TX: 16, KPT: 1, DV4: 4 });
+    expect(flashPlan(adapter, 256)).toBeNull();
+    expect(flashPlan(small, 128)).toBeNull();
+    expect(flashPlan(big, 40)).toBeNull();
+    await withEnv('FLA_SDPA_BR', '64', async () => expect(flashPlan(big, 64)).toMatchObject({ BR: 64, WG: 128 }));
+    await withEnv('FLA_SDPA_TX', '16', async () => expect(flashPlan(big, 64)).toMatchObject({ TX: 16, KPT: 2, DV4: 1 }));
   });
   test('FLA_SDPA_SPLITS forces S (within the cache\'s blocks)', async () => {
     await withEnv('FLA_SDPA_SPLITS', '7', async () => {

@@ -1,10 +1,11 @@
 // 16-bit KV caches (FLA_KV_CACHE=f16 / bf16: two values per u32 word). kv_store on the GPU against the reference
 // packing (bf16 bit-exact; f16 within one f16 ulp, since WGSL leaves pack2x16float's rounding to the device), sdpa
-// (both variants) over 16-bit caches against the reference reading the same cache, and the variant's own error:
+// (every variant) over 16-bit caches against the reference reading the same cache, and the variant's own error:
 // GPU attention over a 16-bit cache against the f32 reference over the unrounded values. Measured on lavapipe
 // (max|Δ|/max|want| of the outputs, unit-normal q, k, v): f16 ≈ 3e-4, bf16 ≈ 2.5e-3; the tolerances are about 2×.
 import { describe, expect, test } from 'bun:test';
 import { kvStore, sdpa } from '../../../kernels/attention/sdpa.ts';
+import { sgmatFlashPlan } from '../../../kernels/attention/sdpa_sgmat.ts';
 import { bf16Bits, kvStoreRef, sdpaRef } from '../../../kernels/attention/sdpa.ref.ts';
 import { compare, prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
@@ -74,6 +75,19 @@ describe.skipIf(!HAS_GPU)('16-bit KV caches', () => {
       for (let i = 0; i < wu.length; i++) if (gu[i] !== wu[i] && (dt === 'bf16' || Math.abs(gu[i]! - wu[i]!) > 1)) bad++;
       expect(bad, `${dt} halves differing from the reference packing`).toBe(0);
       expect(got.c!.data.length).toBe(SLOTS * ctx * KVD / 2);
+    });
+  }
+  const sgmat = HAS_GPU && sgmatFlashPlan(gpuBackend().adapter, 64) !== null;
+  for (const dt of ['f16', 'bf16'] as const) {
+    test.skipIf(!sgmat)(`flash_sgmat, ${dt}: GQA 4 D=64 and GQA 2 D=128 prefill chunks, a window of 50`, async () => {
+      await kv16Case('flash_sgmat', dt, 8, 2, 64, [{ slot: 1, len: 70, pos: 0 }, { slot: 0, len: 20, pos: 65 }]);
+      await kv16Case('flash_sgmat', dt, 4, 2, 128, [{ slot: 2, len: 40, pos: 30 }, { slot: 0, len: 1, pos: 7 }], 50);
+    });
+  }
+  for (const dt of ['f16', 'bf16'] as const) {
+    test(`flash, ${dt}: GQA 4 D=64 and GQA 2 D=128 prefill chunks (70 from empty, 20 after 65), a window of 50`, async () => {
+      await kv16Case('flash', dt, 8, 2, 64, [{ slot: 1, len: 70, pos: 0 }, { slot: 0, len: 20, pos: 65 }]);
+      await kv16Case('flash', dt, 4, 2, 128, [{ slot: 2, len: 40, pos: 30 }, { slot: 0, len: 1, pos: 7 }], 50);
     });
   }
   // split_wg differs from split only in its reductions (their 16-bit unpacking is shared): on lavapipe, where each of its

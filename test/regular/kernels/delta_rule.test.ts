@@ -112,6 +112,15 @@ describe.skipIf(!HAS_GPU)('delta_rule', () => {
       await runCase(kernel, { DK: 128, DV: 128, H: 2, r: 2, gated: true, init: true }, [{ slot: 3, len: 1 }, { slot: 1, len: 1 }, { slot: 0, len: 1 }, { slot: 2, len: 1 }]);
     });
   }
+  // delta_chunk_state's geometry: BV columns × G = 256 / BV row groups, QPT = 64 / G chunk rows a thread
+  for (const bv of ['4', '16']) {
+    test(`chunk with FLA_DELTA_CHUNK_BV=${bv}, DK=128 DV=128 GVA 2 gated init: lengths 1, 63, 64, 65 and 200`, async () => {
+      const prev = process.env.FLA_DELTA_CHUNK_BV;
+      process.env.FLA_DELTA_CHUNK_BV = bv;
+      try { await runCase('chunk', { DK: 128, DV: 128, H: 1, r: 2, gated: true, init: true }, [...PACKED, { slot: 1, len: 200 }]); }
+      finally { if (prev === undefined) delete process.env.FLA_DELTA_CHUNK_BV; else process.env.FLA_DELTA_CHUNK_BV = prev; }
+    });
+  }
   for (const init of [false, true]) {
     test(`chunk equals recurrent on the GPU (1e-4), DK=64 DV=128 GVA 2 gated${init ? ' init' : ''}: lengths 1, 63, 64, 65 and ${LONG}`, async () => {
       await chunkVsRecurrent({ DK: 64, DV: 128, H: 1, r: 2, gated: true, init }, [...PACKED, { slot: 1, len: LONG }]);
