@@ -52,8 +52,9 @@ export const matmulOp = op<MatmulArgs>({
    * has subgroups) unless 'sgmat' takes f16 weights on subgroup matrices (from 16 rows); else the workgroup-tiled
    * 'gemm' on GPUs, and 'blocked' (no workgroup memory or barriers, which a CPU adapter emulates slowly) on CPU
    * adapters. Forced only: 'gemv_vec_wg' (gemv_vec reducing through workgroup memory), 'gemv' (the previous 4-row GEMV).
-   * On GPUs gemv_vec also takes 17..64 rows (batched decode): groups of 16 rows side by side, each reading W, beat the
-   * 64×64-tile GEMM there (H200, llama-1b: batch 32 1 038 vs 631 t/s, batch 64 1 594 vs 1 111; BENCHMARKS.md).
+   * On GPUs gemv_vec also takes 17..64 rows (batched decode): blocks of 16 rows, each a register tile of 16 rows × 4
+   * output columns per lane group (x bytes per FMA 4 / 4, W bytes 2 / 16), where the 64×64-tile GEMM's grid for a
+   * 2048-wide output is 32 workgroups on 132 SMs.
    */
   select: (c, a) => selectF16(c, a) ?? (gemvRows(c, rowsOf(a.x, c)) ? 'gemv_vec' : c.adapter.type === 'cpu' ? 'blocked' : 'gemm'),
   variants: {

@@ -7,11 +7,11 @@ import { ShapeError } from '../../src/util/errors.ts';
 import { grid, kernel, op, ONLY, rowsOf, scratch, u32, weightDefines, type Ctx, type Launch } from '../lib.ts';
 import { rmsNormOp } from '../norm/rms_norm.ts';
 import { siluMulOp } from '../elementwise/silu_mul.ts';
-import { matmulOp, cost as matmulCost, type MatmulArgs } from './matmul.ts';
+import { gemvRows, matmulOp, cost as matmulCost, type MatmulArgs } from './matmul.ts';
 import { matmulFp8Op } from './matmul_fp8.ts';
 import { ACT, type Act } from './matmul.ref.ts';
 import { matmulMultiRef } from './matmul_gemv_multi.ref.ts';
-import { GEMV_VEC_RMAX, plan } from './matmul_gemv_vec.ts';
+import { GEMV_MULTI_RMAX, GEMV_VEC_RMAX, plan, rowLoop } from './matmul_gemv_vec.ts';
 import source from './matmul_gemv_multi.wgsl' with { type: 'text' };
 
 export const KERNEL = kernel('matmul_gemv_multi', source, ['step', 'x', 'gn', 'W0', 'W1', 'W2', 'y0', 'y1', 'y2', 'dims']);
@@ -39,11 +39,11 @@ function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean): Launch {
   const IN = a.x.cols, outs = a.parts.map(p => p.w.shape[0]!);
   const total = outs.reduce((s, v) => s + v, 0);
   const dtype = a.parts[0]!.w.dtype as 'f32' | 'bf16' | 'f16';
-  const p = plan(c.adapter, rowsOf(a.x, c), IN, total, dtype, subgroups);
   const sw = !!a.swiglu;
-  const TPR = sw && p.TPR === p.WG ? p.WG / 2 : p.TPR;    // SwiGLU pairs two rows in a workgroup
-  const RPW = p.WG / TPR;
-  const wgs = sw ? [Math.ceil(2 * outs[0]! / RPW)] : outs.map(o => Math.ceil(o / RPW));
+  const p = plan(c.adapter, rowsOf(a.x, c), IN, total, dtype, subgroups, sw, GEMV_MULTI_RMAX);
+  const TPR = p.TPR, RPW = p.WG / TPR;
+  const per = sw ? p.CB / 2 : p.CB;                      // outputs per lane group (SwiGLU: gate|up pairs)
+  const wgs = sw ? [Math.ceil(Math.ceil(outs[0]! / per) / RPW)] : outs.map(o => Math.ceil(Math.ceil(o / per) / RPW));
   const starts = sw ? [wgs[0]!, wgs[0]!] : [wgs[0]!, wgs[0]! + (wgs[1] ?? 0)];
   const [gx, gy] = grid(wgs.reduce((s, v) => s + v, 0));
   const eps = new Uint32Array(new Float32Array([a.norm?.eps ?? 0]).buffer)[0]!;
@@ -58,8 +58,8 @@ function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean): Launch {
     kernel: KERNEL, grid: [gx, gy, p.workgroups[2]], cost: { flops: 2 * rowsOf(a.x, c) * IN * total, bytes },
     defines: {
       ACT: 0, ACT0: ACT[a.parts[0]!.act ?? a.act], ACT1: ACT[a.parts[1]?.act ?? a.act], ACT2: ACT[a.parts[2]?.act ?? a.act], ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(dtype), WDT: 0, NP: a.parts.length, NORM: a.norm !== null,
-      SWIGLU: sw, PAIRS: sw ? RPW / 2 : 1,
-      WG: p.WG, RB: p.RB, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
+      SWIGLU: sw,
+      WG: p.WG, RB: p.RB, ROW_LOOP: rowLoop(), CB: p.CB, CV2: p.CB === 2, CV4: p.CB === 4, E: p.E, TS: p.TS, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
     },
     bind,
   };
@@ -90,13 +90,22 @@ export const matmulMultiOp = op<MatmulMultiArgs>({
         throw new ShapeError('matmul_multi: SwiGLU takes two parts (gate, up) of one width, an output of that width, no activation, no accumulate, plane 0');
     }
   },
-  /** 'fused' for decode-sized steps (≤ 16 rows) when the parts fit one dispatch; else 'split'. */
-  select: (c, a) => rowsOf(a.x, c) <= GEMV_VEC_RMAX && fusable(a) ? 'fused' : 'split',
+  /**
+   * 'fused' for decode-sized steps when the parts fit one dispatch: ≤ 16 rows, and on GPUs up to 64 rows (batched
+   * decode, register-tiled) where matmul would run the parts on gemv_vec too (not where it picks subgroup matrices);
+   * else 'split'. Forced only: 'fused_wg' (fused reducing through workgroup memory: the path of adapters without subgroups).
+   */
+  select: (c, a) => fusable(a) && (rowsOf(a.x, c) <= GEMV_VEC_RMAX || (gemvRows(c, rowsOf(a.x, c)) && matmulOp.select(c, partArgs(a, a.parts[0]!)) === 'gemv_vec')) ? 'fused' : 'split',
   variants: {
     fused: {
       supports: a => fusable(a),
-      scratch: a => Object.fromEntries(Array.from({ length: MULTI_MAX_PARTS - a.parts.length }, (_, j) => [`spare${a.parts.length + j}`, { cols: 4, rows: a.x.rows as 'n' | 'k' }])),
+      scratch: a => spares(a),
       launches: (a, c) => [fusedLaunch(a, c, true)],
+    },
+    fused_wg: {
+      supports: a => fusable(a),
+      scratch: a => spares(a),
+      launches: (a, c) => [fusedLaunch(a, c, false)],
     },
     split: {
       // the scratch of each part's own matmul variant (matmul_fp8's gemv_vec binds a spare output)
@@ -117,6 +126,10 @@ export const matmulMultiOp = op<MatmulMultiArgs>({
     a.parts.map(q => ({ w: h.data(q.w), y: h.data(q.y), OUT: q.w.shape[0]!, plane: q.plane ?? 0, act: q.act ?? a.act })), h.cap(a.x), a.x.cols, a.accumulate,
     a.swiglu ? h.data(a.swiglu.out) : null),
 });
+
+function spares(a: MatmulMultiArgs): Record<string, { cols: number; rows: 'n' | 'k' }> {
+  return Object.fromEntries(Array.from({ length: MULTI_MAX_PARTS - a.parts.length }, (_, j) => [`spare${a.parts.length + j}`, { cols: 4, rows: a.x.rows as 'n' | 'k' }]));
+}
 
 function fusable(a: MatmulMultiArgs): boolean {
   return a.parts.length <= MULTI_MAX_PARTS && a.parts.every(q => q.w.dtype === a.parts[0]!.w.dtype) && a.parts[0]!.w.dtype !== 'fp8' && (a.norm === null || a.norm.w.dtype === 'f32');

@@ -2,15 +2,17 @@
 // prologue: for parts p < NP (NP ≤ 3), y_p[r, o] (+)= act_p(Σ_i n[r, i]·W_p[o, i]) where n is plane XP_p of x (planes of
 // step.cap rows) when !NORM, else n[r, i] = x[r, i]·gn[i]·rsqrt(mean_i x[r, i]² + eps) (the RMSNorm, its sum of
 // squares taken from the same x loads).
-// SWIGLU (NP = 2, gate and up of the same OUT): the gate and up rows of one output o are neighbours in a workgroup
-// (sub-rows 2j, 2j + 1), and the gate row writes y0[r, o] = silu(g)·u (as silu_mul computes it) with the up row's
-// sum handed over through workgroup memory (PAIRS = (WG / TPR) / 2 pairs per workgroup); y1 is not written.
+// Geometry, loads, register tile, reductions and defines as matmul_gemv_vec (WG, RB, CB, CV2, CV4, E, TS, UNROLL, VEC, SG_RED,
+// SGS, ACT, ACCUM, ROWS_K, W_F32, W_F16): a lane group owns CB consecutive columns of one part (each part starts at a
+// whole workgroup, so a workgroup reads one W_p), plus NP, NORM, SWIGLU and ACT0..ACT2 (each part's activation, codes
+// as ACT).
+// SWIGLU (NP = 2, gate and up of the same OUT, CB ≥ 2): a lane group owns H = CB / 2 outputs o0 .. o0 + H - 1, its
+// columns c < H the gate rows (W0) and c ≥ H the up rows (W1) of them; sums are laid out gate half then up half, so
+// after the reduction each gate sum's up sum sits in the same slot of the lane across stride 1 (or in the lane itself
+// when TS = 0), and the group writes y0[r, o] = silu(g)·u (as silu_mul computes it); y1 is not written.
 // Bindings: step uniform; x [R, IN] f32; gn [IN] f32 (dummy if !NORM); W0..W2 [OUT_p, IN] packed (dummy past NP);
 // y0..y2 [R, OUT_p] f32 (dummy past NP); dims: (IN, U, TPR, eps bits), (OUT_0, OUT_1, OUT_2, 0),
 // (first workgroup of part 1, of part 2, 0, 0), (plane of x read by part 0, 1, 2, 0).
-// Geometry, loads, reductions and defines as matmul_gemv_vec (WG, RB, UNROLL, VEC, SG_RED, SGS, ACT, ACCUM, ROWS_K,
-// W_F32, W_F16), plus NP, NORM, SWIGLU, PAIRS and ACT0..ACT2 (each part's activation, codes as ACT); each part starts at a whole
-// workgroup, so a workgroup reads one W_p.
 // Accumulates in f32. Reference: the unfused rms_norm then one matmul per part (matmul_gemv_multi.ref.ts).
 #include "common.wgsl"
 
@@ -32,12 +34,25 @@ alias WUNIT = u32;
 @group(0) @binding(8) var<storage, read_write> y2: array<f32>;
 @group(0) @binding(9) var<uniform> dims: array<vec4u, 4>;
 
-#if SG_RED
-var<workgroup> red: array<f32, (WG / SGS) * RB * 2>;
+#if CV4
+alias CV = vec4f;            // the CB columns of one batch row
 #else
-var<workgroup> red: array<f32, WG * RB * 2>;
+#if CV2
+alias CV = vec2f;
+#else
+alias CV = f32;
 #endif
-var<workgroup> upv: array<f32, PAIRS * RB>;      // SWIGLU: each pair's up sums, per batch row (PAIRS 1 otherwise)
+#endif
+const N = RB * CB;           // sums per lane (SWIGLU: gate half, then up half)
+const M = N >> TS;           // sums per lane after the transposing steps
+const H = max(CB / 2u, 1u);  // SWIGLU: outputs per lane group
+#if SG_RED
+var<workgroup> red: array<f32, (WG / SGS) * N>;
+var<workgroup> redss: array<f32, (WG / SGS) * RB>;
+#else
+const RC = min(N, 16u);      // sums per pass of the workgroup-memory tree (≥ RB: the sums of squares take one pass)
+var<workgroup> red: array<f32, WG * RC>;
+#endif
 
 fn wload(p: u32, i: u32) -> WUNIT {
   if (p == 0u) { return W0[i]; }
@@ -70,51 +85,181 @@ fn ystore(p: u32, i: u32, v: f32) {
   if (p == 0u) { y0[i] = v; } else if (p == 1u) { y1[i] = v; } else { y2[i] = v; }
 }
 
-// Unit u of W times the same unit of x row `xr` (times gn when NORM): (Σ w·x·gn, Σ x²).
+// The E weights of one unit, in element order.
+fn wvals(w: WUNIT) -> array<f32, E> {
 #if VEC
-fn dot_unit(w: vec4u, xr: u32, u: u32) -> vec2f {
 #if W_F32
-  let a = x[xr + u];
-  var ga = a;
-  if (NORM) { ga = a * gn[u]; }
-  return vec2f(dot(bitcast<vec4f>(w), ga), dot(a, a));
+  let f = bitcast<vec4f>(w);
+  return array<f32, E>(f.x, f.y, f.z, f.w);
 #else
-  let a = x[xr + 2u * u];
-  let b = x[xr + 2u * u + 1u];
-  var ga = a;
-  var gb = b;
-  if (NORM) { ga = a * gn[2u * u]; gb = b * gn[2u * u + 1u]; }
 #if W_F16
-  let w0 = unpack2x16float(w.x); let w1 = unpack2x16float(w.y);
-  let w2 = unpack2x16float(w.z); let w3 = unpack2x16float(w.w);
-  return vec2f(dot(vec4f(w0, w1), ga) + dot(vec4f(w2, w3), gb), dot(a, a) + dot(b, b));
+  let a = unpack2x16float(w.x); let b = unpack2x16float(w.y);
+  let c = unpack2x16float(w.z); let d = unpack2x16float(w.w);
+  return array<f32, E>(a.x, a.y, b.x, b.y, c.x, c.y, d.x, d.y);
 #else
   let lo = bitcast<vec4f>(w << vec4u(16u));            // elements 0, 2, 4, 6
   let hi = bitcast<vec4f>(w & vec4u(0xffff0000u));     // elements 1, 3, 5, 7
-  return vec2f(dot(vec4f(lo.x, hi.x, lo.y, hi.y), ga) + dot(vec4f(lo.z, hi.z, lo.w, hi.w), gb), dot(a, a) + dot(b, b));
+  return array<f32, E>(lo.x, hi.x, lo.y, hi.y, lo.z, hi.z, lo.w, hi.w);
 #endif
 #endif
-}
 #else
-fn dot_unit(w: u32, xr: u32, u: u32) -> vec2f {
 #if W_F32
-  let a = x[xr + u];
-  var ga = a;
-  if (NORM) { ga = a * gn[u]; }
-  return vec2f(bitcast<f32>(w) * ga, a * a);
+  return array<f32, E>(bitcast<f32>(w));
 #else
 #if W_F16
   let p = unpack2x16float(w);
 #else
   let p = vec2f(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u));
 #endif
-  let a = vec2f(x[xr + 2u * u], x[xr + 2u * u + 1u]);
-  var ga = a;
-  if (NORM) { ga = a * vec2f(gn[2u * u], gn[2u * u + 1u]); }
-  return vec2f(dot(p, ga), dot(a, a));
+  return array<f32, E>(p.x, p.y);
+#endif
 #endif
 }
+
+// The E values of x row `xr` (its first index in x's element type) under unit u.
+fn xvals(xr: u32, u: u32) -> array<f32, E> {
+#if VEC
+#if W_F32
+  let a = x[xr + u];
+  return array<f32, E>(a.x, a.y, a.z, a.w);
+#else
+  let a = x[xr + 2u * u];
+  let b = x[xr + 2u * u + 1u];
+  return array<f32, E>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
 #endif
+#else
+#if W_F32
+  return array<f32, E>(x[xr + u]);
+#else
+  return array<f32, E>(x[xr + 2u * u], x[xr + 2u * u + 1u]);
+#endif
+#endif
+}
+
+// The E norm weights under unit u.
+fn gvals(u: u32) -> array<f32, E> {
+#if VEC
+#if W_F32
+  let a = gn[u];
+  return array<f32, E>(a.x, a.y, a.z, a.w);
+#else
+  let a = gn[2u * u];
+  let b = gn[2u * u + 1u];
+  return array<f32, E>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
+#endif
+#else
+#if W_F32
+  return array<f32, E>(gn[u]);
+#else
+  return array<f32, E>(gn[2u * u], gn[2u * u + 1u]);
+#endif
+#endif
+}
+
+// where column c's sum of batch row r sits
+fn vi(r: u32, c: u32) -> u32 {
+  if (SWIGLU) { return (c / H) * (N / 2u) + r * H + c % H; }
+  return r * CB + c;
+}
+
+// The CB loaded units unpacked and transposed: element e of every column.
+fn columns(w: array<WUNIT, CB>) -> array<CV, E> {
+  var f: array<array<f32, E>, CB>;
+  for (var c = 0u; c < CB; c++) { f[c] = wvals(w[c]); }
+  var t: array<CV, E>;
+  for (var e = 0u; e < E; e++) {
+#if CV4
+    t[e] = vec4f(f[0][e], f[1][e], f[2][e], f[3][e]);
+#else
+#if CV2
+    t[e] = vec2f(f[0][e], f[1][e]);
+#else
+    t[e] = f[0][e];
+#endif
+#endif
+  }
+  return t;
+}
+
+// column c of a row's vector
+fn col(v: CV, c: u32) -> f32 {
+#if CV4
+  return v[c];
+#else
+#if CV2
+  return v[c];
+#else
+  return v;
+#endif
+#endif
+}
+
+// acc[r] (the CB columns of batch row r of the block xg) += t · (gn ·) x unit u of row r (E vector FMAs on one x
+// load), ss[r] += Σ x² of it
+fn tile_row(acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32, RB>>, t: array<CV, E>, gv: array<f32, E>, xg: vec4u, u: u32, r: u32) {
+  var xv = xvals(xg.x + min(xg.y + r, xg.z) * xg.w, u);
+  if (NORM) {
+    var q = (*ss)[r];
+    for (var e = 0u; e < E; e++) { q = fma(xv[e], xv[e], q); xv[e] *= gv[e]; }
+    (*ss)[r] = q;
+  }
+  var s = (*acc)[r];
+  for (var e = 0u; e < E; e++) { s = fma(t[e], CV(xv[e]), s); }
+  (*acc)[r] = s;
+}
+
+// every row of the block += the CB loaded W units (unpacked once and transposed to t[e], element e of every column)
+fn tile(acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32, RB>>, w: array<WUNIT, CB>, xg: vec4u, u: u32) {
+  let t = columns(w);
+  var gv: array<f32, E>;
+  if (NORM) { gv = gvals(u); }
+#if ROW_LOOP
+  for (var r = 0u; r < RB; r++) { tile_row(acc, ss, t, gv, xg, u, r); }
+#else
+  // rows by explicit calls (RB a power of two ≤ 16): every acc index a constant once the call is inlined, with no
+  // reliance on the driver unrolling a 16-trip loop whose body is E vector FMAs
+  tile_row(acc, ss, t, gv, xg, u, 0u);
+  if (RB > 1u) { tile_row(acc, ss, t, gv, xg, u, 1u); }
+  if (RB > 2u) { tile_row(acc, ss, t, gv, xg, u, 2u); tile_row(acc, ss, t, gv, xg, u, 3u); }
+  if (RB > 4u) {
+    tile_row(acc, ss, t, gv, xg, u, 4u); tile_row(acc, ss, t, gv, xg, u, 5u); tile_row(acc, ss, t, gv, xg, u, 6u); tile_row(acc, ss, t, gv, xg, u, 7u);
+  }
+  if (RB > 8u) {
+    tile_row(acc, ss, t, gv, xg, u, 8u); tile_row(acc, ss, t, gv, xg, u, 9u); tile_row(acc, ss, t, gv, xg, u, 10u); tile_row(acc, ss, t, gv, xg, u, 11u);
+    tile_row(acc, ss, t, gv, xg, u, 12u); tile_row(acc, ss, t, gv, xg, u, 13u); tile_row(acc, ss, t, gv, xg, u, 14u); tile_row(acc, ss, t, gv, xg, u, 15u);
+  }
+#endif
+}
+
+// first sum held by a lane whose low TS lane bits are b (after the transposing steps)
+fn voff(b: u32) -> u32 {
+  var o = 0u;
+  for (var t = 0u; t < TS; t++) { o += ((b >> t) & 1u) * (N >> (t + 1u)); }
+  return o;
+}
+
+// column c's part: the gate|up half under SWIGLU, else the group's part pc
+fn colpart(pc: u32, c: u32) -> u32 {
+  if (SWIGLU) { return c / H; }
+  return pc;
+}
+
+// the lane's units of part pc (a constant at every call) for the CB W rows at wb, UNROLL units in flight
+fn accum(pc: u32, acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32, RB>>, wb: array<u32, CB>, xg: vec4u, lane: u32, TPR: u32, U: u32) {
+  var u = lane;
+  for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
+    var wv: array<array<WUNIT, CB>, UNROLL>;
+    for (var k = 0u; k < UNROLL; k++) {
+      for (var c = 0u; c < CB; c++) { wv[k][c] = wload(colpart(pc, c), wb[c] + u + k * TPR); }   // all loads in flight first
+    }
+    for (var k = 0u; k < UNROLL; k++) { tile(acc, ss, wv[k], xg, u + k * TPR); }
+  }
+  for (; u < U; u += TPR) {
+    var w1: array<WUNIT, CB>;
+    for (var c = 0u; c < CB; c++) { w1[c] = wload(colpart(pc, c), wb[c] + u); }
+    tile(acc, ss, w1, xg, u);
+  }
+}
 
 @compute @workgroup_size(WG)
 #if SG_RED
@@ -134,10 +279,10 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
   let wg = g.x + g.y * ng.x;
   var p = 0u;
   var first = 0u;
-  if (NP > 1u && wg >= dims[2].x) { p = 1u; first = dims[2].x; }
-  if (NP > 2u && wg >= dims[2].y) { p = 2u; first = dims[2].y; }
-  var o = (wg - first) * (WG / TPR) + sub;
-  if (SWIGLU) { p = sub % 2u; o = (wg * (WG / TPR) + sub) / 2u; }   // gate and up of output o side by side
+  if (!SWIGLU && NP > 1u && wg >= dims[2].x) { p = 1u; first = dims[2].x; }
+  if (!SWIGLU && NP > 2u && wg >= dims[2].y) { p = 2u; first = dims[2].y; }
+  var o0 = ((wg - first) * (WG / TPR) + sub) * CB;
+  if (SWIGLU) { o0 = (wg * (WG / TPR) + sub) * H; }
   let OUT = dims[1][p];
   let r0 = g.z * RB;
 #if VEC
@@ -146,90 +291,139 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
   let xs = IN;
 #endif
   // x rows past the step's last are clamped to it: their sums are computed and never written
-  var xr: array<u32, RB>;
-  let xplane = dims[3][p] * step.cap * xs;
-  for (var r = 0u; r < RB; r++) { xr[r] = xplane + min(r0 + r, rows - 1u) * xs; }
-  var acc: array<vec2f, RB>;     // (Σ w·x·gn, Σ x²) per row
-  if (o < OUT) {
-    let base = o * U;
-    var u = lane;
-    for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
-      var wv: array<WUNIT, UNROLL>;
-      for (var k = 0u; k < UNROLL; k++) { wv[k] = wload(p, base + u + k * TPR); }   // all loads in flight first
-      for (var k = 0u; k < UNROLL; k++) {
-        for (var r = 0u; r < RB; r++) { acc[r] += dot_unit(wv[k], xr[r], u + k * TPR); }
-      }
+  let xg = vec4u(dims[3][p] * step.cap * xs, r0, rows - 1u, xs);   // row r of the block: x[xg.x + min(xg.y + r, xg.z) · xg.w]
+  var av: array<CV, RB>;
+  var ss: array<f32, RB>;        // Σ x² per row (NORM)
+  if (o0 < OUT) {
+    // column c's W row (rows past OUT clamped to the last: computed, never written)
+    var wb: array<u32, CB>;
+    for (var c = 0u; c < CB; c++) {
+      var oc = o0 + c;
+      if (SWIGLU) { oc = o0 + c % H; }
+      wb[c] = min(oc, OUT - 1u) * U;
     }
-    for (; u < U; u += TPR) {
-      let w0 = wload(p, base + u);
-      for (var r = 0u; r < RB; r++) { acc[r] += dot_unit(w0, xr[r], u); }
-    }
+    // one call per part with the part a constant, so that each load's binding is known and a step's loads issue together
+    if (SWIGLU || NP == 1u || p == 0u) { accum(0u, &av, &ss, wb, xg, lane, TPR, U); }
+    else if (NP == 2u || p == 1u) { accum(1u, &av, &ss, wb, xg, lane, TPR, U); }
+    else { accum(2u, &av, &ss, wb, xg, lane, TPR, U); }
   }
 
+  // the sums flat at vi(r, c)
+  var acc: array<f32, N>;
+  for (var r = 0u; r < RB; r++) { for (var c = 0u; c < CB; c++) { acc[vi(r, c)] = col(av[r], c); } }
+
 #if SG_RED
-  if (TPR < sg) {
-    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-      for (var r = 0u; r < RB; r++) { acc[r] += subgroupShuffleXor(acc[r], s); }
+  // transposing steps (as matmul_gemv_vec): stride 1, 2, 4, the lane with the stride bit set keeping the upper half
+  if (TS > 0u) {
+    let hi = (lane & 1u) != 0u;
+    for (var i = 0u; i < N / 2u; i++) {
+      let keep = select(acc[i], acc[i + N / 2u], hi);
+      let send = select(acc[i + N / 2u], acc[i], hi);
+      acc[i] = keep + subgroupShuffleXor(send, 1u);
     }
-  } else {
-    for (var r = 0u; r < RB; r++) { acc[r] = subgroupAdd(acc[r]); }
   }
+  if (TS > 1u) {
+    let hi = (lane & 2u) != 0u;
+    for (var i = 0u; i < N / 4u; i++) {
+      let keep = select(acc[i], acc[i + N / 4u], hi);
+      let send = select(acc[i + N / 4u], acc[i], hi);
+      acc[i] = keep + subgroupShuffleXor(send, 2u);
+    }
+  }
+  if (TS > 2u) {
+    let hi = (lane & 4u) != 0u;
+    for (var i = 0u; i < N / 8u; i++) {
+      let keep = select(acc[i], acc[i + N / 8u], hi);
+      let send = select(acc[i + N / 8u], acc[i], hi);
+      acc[i] = keep + subgroupShuffleXor(send, 4u);
+    }
+  }
+  let span = min(TPR, sg);
+  for (var s = 1u << TS; s < span; s <<= 1u) {
+    for (var i = 0u; i < M; i++) { acc[i] += subgroupShuffleXor(acc[i], s); }
+  }
+  if (NORM) {
+    for (var s = 1u; s < span; s <<= 1u) {
+      for (var r = 0u; r < RB; r++) { ss[r] += subgroupShuffleXor(ss[r], s); }
+    }
+  }
+  let lb = lane & ((1u << TS) - 1u);
   if (TPR > sg) {
-    // sum the TPR / sg subgroups of each output row through workgroup memory
+    // sum the TPR / sg subgroups of each group through workgroup memory
     let si = li / sg;
-    if (li % sg == 0u) { for (var r = 0u; r < RB; r++) { red[2u * (si * RB + r)] = acc[r].x; red[2u * (si * RB + r) + 1u] = acc[r].y; } }
+    if ((li % sg) >> TS == 0u) { for (var i = 0u; i < M; i++) { red[((si << TS) | lb) * M + i] = acc[i]; } }
+    if (NORM && li % sg == 0u) { for (var r = 0u; r < RB; r++) { redss[si * RB + r] = ss[r]; } }
     workgroupBarrier();
     let f0 = sub * (TPR / sg);
-    for (var r = 0u; r < RB; r++) {
-      var v = vec2f(0.0);
-      for (var j = 0u; j < TPR / sg; j++) { v += vec2f(red[2u * ((f0 + j) * RB + r)], red[2u * ((f0 + j) * RB + r) + 1u]); }
-      acc[r] = v;
+    for (var i = 0u; i < M; i++) {
+      var v = 0.0;
+      for (var j = 0u; j < TPR / sg; j++) { v += red[(((f0 + j) << TS) | lb) * M + i]; }
+      acc[i] = v;
+    }
+    if (NORM) {
+      for (var r = 0u; r < RB; r++) {
+        var v = 0.0;
+        for (var j = 0u; j < TPR / sg; j++) { v += redss[(f0 + j) * RB + r]; }
+        ss[r] = v;
+      }
     }
   }
 #else
-  for (var r = 0u; r < RB; r++) { red[2u * (li * RB + r)] = acc[r].x; red[2u * (li * RB + r) + 1u] = acc[r].y; }
-  workgroupBarrier();
-  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-    if (lane < s) {
-      for (var r = 0u; r < RB; r++) {
-        red[2u * (li * RB + r)] += red[2u * ((li + s) * RB + r)];
-        red[2u * (li * RB + r) + 1u] += red[2u * ((li + s) * RB + r) + 1u];
+  let lb = 0u;
+  for (var q = 0u; q < N / RC; q++) {
+    for (var e = 0u; e < RC; e++) { red[li * RC + e] = acc[q * RC + e]; }
+    workgroupBarrier();
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+      if (lane < s) {
+        for (var e = 0u; e < RC; e++) { red[li * RC + e] += red[(li + s) * RC + e]; }
       }
+      workgroupBarrier();
     }
+    for (var e = 0u; e < RC; e++) { acc[q * RC + e] = red[(li - lane) * RC + e]; }
     workgroupBarrier();
   }
-  for (var r = 0u; r < RB; r++) { acc[r] = vec2f(red[2u * ((li - lane) * RB + r)], red[2u * ((li - lane) * RB + r) + 1u]); }
+  if (NORM) {
+    for (var r = 0u; r < RB; r++) { red[li * RC + r] = ss[r]; }
+    workgroupBarrier();
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+      if (lane < s) {
+        for (var r = 0u; r < RB; r++) { red[li * RC + r] += red[(li + s) * RC + r]; }
+      }
+      workgroupBarrier();
+    }
+    for (var r = 0u; r < RB; r++) { ss[r] = red[(li - lane) * RC + r]; }
+  }
 #endif
 
-  // every lane of the row now holds its sums: lane j writes batch rows j, j + TPR, …
-  if (SWIGLU) {
-    let pi = sub / 2u;
-    if (p == 1u && o < OUT) {
-      for (var r = 0u; r < RB; r++) {
-        if (r % TPR == lane) {
-          var s = acc[r].x;
-          if (NORM) { s *= inverseSqrt(acc[r].y / f32(IN) + eps); }
-          upv[pi * RB + r] = s;
-        }
-      }
-    }
-    workgroupBarrier();
-    if (p == 0u && o < OUT) {
-      for (var r = 0u; r < RB; r++) {
-        let row = r0 + r;
-        if (r % TPR == lane && row < rows) {
-          var s = acc[r].x;
-          if (NORM) { s *= inverseSqrt(acc[r].y / f32(IN) + eps); }
-          y0[row * OUT + o] = s * sigmoid(s) * upv[pi * RB + r];
-        }
-      }
-    }
-  } else if (o < OUT) {
-    for (var r = 0u; r < RB; r++) {
+  // lanes of one low-bit class hold the same sums: of those, class member m writes slots i ≡ m (mod TPR >> TS)
+  let f = voff(lb);
+  let mates = TPR >> TS;
+  for (var i = 0u; i < M; i++) {
+    let j = f + i;
+    if (SWIGLU) {
+      // the up sum of gate sum j (< N / 2) is sum j + N / 2: slot i across stride 1, or slot i + N / 2 here
+#if SG_RED
+      var up: f32;
+      if (TS > 0u) { up = subgroupShuffleXor(acc[i], 1u); } else { up = acc[(i + N / 2u) % N]; }
+#else
+      let up = acc[(i + N / 2u) % N];
+#endif
+      let r = j / H;
       let row = r0 + r;
-      if (r % TPR == lane && row < rows) {
-        var s = acc[r].x;
-        if (NORM) { s *= inverseSqrt(acc[r].y / f32(IN) + eps); }
+      let o = o0 + j % H;
+      if (j < N / 2u && (lane >> TS) == i % mates && row < rows && o < OUT) {
+        var gs = acc[i];
+        var us = up;
+        if (NORM) { let k = inverseSqrt(ss[r] / f32(IN) + eps); gs *= k; us *= k; }
+        y0[row * OUT + o] = gs * sigmoid(gs) * us;
+      }
+    } else {
+      let r = j / CB;
+      let row = r0 + r;
+      let o = o0 + j % CB;
+      if ((lane >> TS) == i % mates && row < rows && o < OUT) {
+        var s = acc[i];
+        if (NORM) { s *= inverseSqrt(ss[r] / f32(IN) + eps); }
         var v = part_act(p, s);
         if (ACCUM) { v += yload(p, row * OUT + o); }
         ystore(p, row * OUT + o, v);

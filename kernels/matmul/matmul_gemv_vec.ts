@@ -1,9 +1,11 @@
-// matmul's decode GEMV family (1..16 rows, weights read once for all of them): plan() picks the load width, lanes
-// per output row (split-K) and batch rows per pass from the shape and the adapter; matmul.ts lists the variants.
+// matmul's decode GEMV family (1..16 rows held in registers, weights read once for all of them; blocks of 16 rows past
+// that): plan() picks the load width, lanes per lane group (split-K), batch rows per pass and output columns per lane
+// group (the register tile: each x load serves CB columns) from the shape and the adapter; matmul.ts lists the variants.
 import { grid, kernel, rowsOf, u32, weightDefines, type Adapter, type Ctx, type Defines, type Launch, type Variant } from '../lib.ts';
 import { ACT, type Act } from './matmul.ref.ts';
 import source from './matmul_gemv_vec.wgsl' with { type: 'text' };
 import type { Tensor, Weight } from '../../src/backend/backend.ts';
+import { knob } from '../../src/util/knobs.ts';
 
 /** Rows one dispatch holds in registers at most: matmul selects these variants up to here. */
 export const GEMV_VEC_RMAX = 16;
@@ -11,36 +13,74 @@ export const GEMV_VEC_RMAX = 16;
 export const GEMV_VEC = kernel('matmul_gemv_vec', source, ['step', 'x', 'W', 'bias', 'y', 'dims']);
 
 export interface GemvVecPlan {
-  WG: number; TPR: number; RB: number; UNROLL: number; VEC: boolean; SG_RED: boolean; SGS: number;
+  WG: number; TPR: number; RB: number; CB: number; E: number; TS: number; UNROLL: number; VEC: boolean; SG_RED: boolean; SGS: number;
   U: number;                          // load units per W row
+  groups: number;                     // lane groups: ceil(OUT / CB) (ceil(OUT / (CB / 2)) of gate|up pairs)
   workgroups: [number, number, number];
 }
 
 /** Threads a dispatch should launch to keep enough loads in flight on a large GPU (132 SMs × 1024). */
 const TARGET_THREADS = 1 << 17;
+/** Threads of a register-tiled (CB > 1) dispatch: about one wave of a large GPU at ~128 registers a thread. */
+const TILED_THREADS = 1 << 16;
+
+/**
+ * Output columns a lane group holds for `rb` register rows: 1 at one row (bandwidth-bound: nothing to reuse), else
+ * 2 at two rows, 4 from three (x bytes per FMA 4 / CB, W bytes 2 / RB: 1.25 B/FMA at 8 rows, 1.1 at 16, against 4.1
+ * for one column, whose x re-reads from L1 held batched decode to ~4 TFLOP/s on an H200). FLA_GEMV_COLS overrides.
+ */
+export function gemvCols(rb: number, env: Record<string, string | undefined> = process.env): number {
+  const k = knob('FLA_GEMV_COLS', env);
+  if (k !== undefined) return Number(k);
+  return rb <= 1 ? 1 : rb <= 2 ? 2 : 4;
+}
 
 /**
  * Geometry for `rows` rows of x [rows, IN] times W [OUT, IN]. subgroups: reduce with subgroup operations where the
  * adapter has them (SGS = its smallest subgroup size; the kernel reads the real one); else through workgroup memory.
- * Activation rows start at multiples of 64 rows of 4-byte values, so x is always 16-byte aligned.
+ * pairs: the columns come in gate|up pairs (CB ≥ 2, half from each; OUT counts both). rmax: rows a lane holds at most
+ * (FLA_GEMV_ROWS overrides). Activation rows start at
+ * multiples of 64 rows of 4-byte values, so x is always 16-byte aligned.
  */
-export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 'f32' | 'bf16' | 'f16', subgroups: boolean): GemvVecPlan {
+export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 'f32' | 'bf16' | 'f16', subgroups: boolean, pairs = false,
+  rmax = GEMV_VEC_RMAX): GemvVecPlan {
   const epw = dtype === 'f32' ? 1 : 2;                  // elements per u32 word
   const VEC = IN % (4 * epw) === 0;
   const U = VEC ? IN / (4 * epw) : IN / epw;
+  const E = VEC ? 4 * epw : epw;
   const WG = Math.min(256, ad.maxInvocations);
   const SGS = ad.subgroupSize;
   const SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
-  // lanes per row: start at 32, widen (split-K) while the grid is small and each lane keeps ≥ 8 units,
-  // narrow while lanes would idle on a short row
+  const rbMax = Number(knob('FLA_GEMV_ROWS') ?? rmax);
+  const RB = Math.min(rbMax, rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : rows <= 8 ? 8 : GEMV_VEC_RMAX);
+  let CB = Math.max(pairs ? 2 : 1, gemvCols(RB));
+  // the subgroup reduction keeps RB·CB sums per subgroup in workgroup memory (matmul_multi: plus RB sums of squares)
+  while (SG_RED && CB > (pairs ? 2 : 1) && (WG / SGS) * RB * (CB + 1) * 4 > ad.maxWorkgroupStorage) CB /= 2;
+  const N = RB * CB, z = Math.ceil(rows / RB);
+  const groups = Math.ceil(OUT / CB);
+  // lanes per group: start at 32, widen (split-K) while the grid is small and each lane keeps enough units (8 for
+  // one column, bandwidth-bound; 2 for a register tile, FMA-bound), narrow while lanes would idle on a short row
   let TPR = Math.min(32, WG);
-  while (TPR < WG && OUT * TPR < TARGET_THREADS && 8 * TPR <= U) TPR *= 2;
+  if (N === 1) while (TPR < WG && groups * TPR < TARGET_THREADS && 8 * TPR <= U) TPR *= 2;
+  else while (TPR < WG && groups * z * TPR < TILED_THREADS && 4 * TPR <= U) TPR *= 2;
+  const lanes = knob('FLA_GEMV_LANES');
+  if (lanes !== undefined) TPR = Math.min(Number(lanes), WG);
   while (TPR > 1 && TPR > U) TPR /= 2;
-  const RB = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : rows <= 8 ? 8 : GEMV_VEC_RMAX;
-  const [gx, gy] = grid(Math.ceil(OUT / (WG / TPR)));
-  // units in flight per lane: 4, fewer as the rows held grow (UNROLL · RB ≤ 16 keeps the shader small)
-  return { WG, TPR, RB, UNROLL: Math.min(4, 16 / RB), VEC, SG_RED, SGS: SG_RED ? SGS : 0, U, workgroups: [gx, gy, Math.ceil(rows / RB)] };
+  // transposing reduction steps: at most 3, each needs a stride bit inside the group and the subgroup
+  let TS = 0;
+  if (SG_RED) while (TS < 3 && 2 << TS <= Math.min(N, TPR, SGS)) TS++;
+  const [gx, gy] = grid(Math.ceil(groups / (WG / TPR)));
+  // units in flight per lane: 4 for a few sums, fewer as the register tile grows (keeps the registers ≲ 128)
+  const UNROLL = N <= 4 ? 4 : N <= 16 ? 2 : 1;
+  return { WG, TPR, RB, CB, E, TS, UNROLL, VEC, SG_RED, SGS: SG_RED ? SGS : 0, U, groups, workgroups: [gx, gy, z] };
 }
+
+/** FLA_GEMV_ROW_LOOP=1: a tile's batch rows as a loop for the driver to unroll instead of explicit calls (A/B). */
+export function rowLoop(): boolean { return knob('FLA_GEMV_ROW_LOOP') === '1'; }
+
+/** Rows matmul_multi's fused GEMV holds at most: its norm sums and part selection cost registers (H200, 64 rows,
+ * llama-1b gate|up: 16 rows a lane 401 µs, 8 rows 265 µs; q|k|v 145 vs 70 µs). */
+export const GEMV_MULTI_RMAX = 8;
 
 interface Args { x: Tensor; w: Weight; bias: Weight | null; y: Tensor; act: Act; accumulate: boolean }
 
@@ -50,14 +90,14 @@ function launch(a: Args, c: Ctx, subgroups: boolean, cost: Launch['cost']): Laun
   // WDT 0 leaves out common.wgsl's wpair(), which reads W as array<u32>; W_F32 / W_F16 pick the unpacking
   const defines: Defines = {
     ACT: ACT[a.act], HAS_BIAS: a.bias !== null, ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(a.w.dtype as 'f32' | 'bf16' | 'f16'), WDT: 0,
-    WG: p.WG, RB: p.RB, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
+    WG: p.WG, RB: p.RB, ROW_LOOP: rowLoop(), CB: p.CB, CV2: p.CB === 2, CV4: p.CB === 4, E: p.E, TS: p.TS, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
   };
   return { kernel: GEMV_VEC, defines, cost, grid: p.workgroups, bind: { x: a.x, W: a.w, bias: a.bias, y: a.y, dims: u32(IN, OUT, p.U, p.TPR) } };
 }
 
 /**
  * The two variants: 'gemv_vec' (subgroup reductions where the adapter has subgroups) and 'gemv_vec_wg' (portable:
- * workgroup memory). Past 16 rows (only when forced) W is read once per 16 rows.
+ * workgroup memory). Past 16 rows W is read once per block of 16 rows (from L2 after the first).
  */
 export function gemvVecVariants(cost: (a: Args, c: Ctx) => Launch['cost']): { gemv_vec: Variant<Args>; gemv_vec_wg: Variant<Args> } {
   return {

@@ -1,17 +1,23 @@
 // matmul_gemv_vec: y[r, o] (+)= act(Σ_i x[r, i]·W[o, i] + bias[o]) for 1..RB rows r (decode), at the bandwidth
 // limit on W: each weight is read once for all RB rows, which are held in registers.
 // Bindings: step uniform; x [R, IN] f32; W [OUT, IN] packed (WDT); bias [OUT] f32 (dummy if !HAS_BIAS); y [R, OUT] f32.
-// Runtime dims uniform: IN, OUT, U (load units per W row), TPR (lanes per output row: a power of two ≤ WG).
+// Runtime dims uniform: IN, OUT, U (load units per W row), TPR (lanes per lane group: a power of two ≤ WG).
 // A load unit is 16 bytes of W (vec4<u32>: 8 bf16/f16 or 4 f32) when VEC (IN % 8 == 0, or IN % 4 == 0 for f32),
-// else one u32 word (2 bf16/f16 or 1 f32); x is read as vec4<f32> when VEC, else as f32.
-// Dispatch: workgroups of WG threads; TPR lanes (a power of two) cooperate on one output row (split-K over IN),
-// WG / TPR rows per workgroup, grid over x (and y past 65535) of ceil(OUT / (WG / TPR)); z over blocks of RB rows.
-// Lanes stride over the row's units, UNROLL units in flight per lane (loads issued before the FMAs; UNROLL · RB ≤ 16
-// keeps the shader small).
-// Reduction over the TPR lanes: SG_RED (lanes of a 1-D workgroup laid out consecutively in subgroups of the runtime
-// size sg ≥ SGS, the adapter's smallest): subgroupShuffleXor butterflies when TPR < sg, subgroupAdd when TPR == sg,
-// plus a workgroup-memory pass over the TPR / sg subgroups when TPR > sg; else (portable) a workgroup-memory tree.
-// Defines: WG, RB, UNROLL, VEC, SG_RED, SGS, ACT, HAS_BIAS, ACCUM, ROWS_K, W_F32, W_F16 (WDT 0: no wpair()). Accumulates in f32.
+// else one u32 word (2 bf16/f16 or 1 f32): E elements; x is read as vec4<f32> when VEC, else as f32.
+// Register tile: a lane group of TPR lanes owns CB consecutive output columns o0 .. o0 + CB - 1 (split-K over IN: the
+// lanes stride over the units) for RB batch rows, N = RB·CB sums per lane. Per unit a lane loads CB W units (unpacked
+// once) and, per batch row, one unit of x that serves all CB columns: x bytes per FMA fall as 4 / CB, W bytes as 2 / RB
+// (bf16), which moves batched decode from L1-bound to FMA-bound. Columns past OUT read the last row and are never written.
+// Dispatch: workgroups of WG threads, WG / TPR lane groups each; grid over x (and y past 65535) of
+// ceil(ceil(OUT / CB) / (WG / TPR)); z over blocks of RB rows. UNROLL units in flight per lane (loads issued first).
+// Reduction over the TPR lanes of a group: SG_RED (lanes of a 1-D workgroup laid out consecutively in subgroups of the
+// runtime size sg ≥ SGS, the adapter's smallest): TS transposing butterfly steps (strides 1, 2, 4: each halves the sums a
+// lane carries, the lane keeping the half its stride bit selects, so N sums cost N - N / 2^TS shuffles instead of N per
+// stride), then plain subgroupShuffleXor butterflies over the M = N >> TS sums left up to min(TPR, sg), plus a
+// workgroup-memory pass over the TPR / sg subgroups when TPR > sg; else (portable, TS 0) a workgroup-memory tree in
+// chunks of RC ≤ 16 sums. Afterwards slot i of a lane whose low TS lane bits are b holds sum j = i + voff(b) (j = r·CB + c).
+// Defines: WG, RB, CB (1, 2 or 4: CV2 / CV4 say which vector holds a row's columns), E, TS, UNROLL, VEC, SG_RED, SGS, ACT, HAS_BIAS, ACCUM, ROWS_K, W_F32, W_F16 (WDT 0: no wpair()).
+// Accumulates in f32 (fma chains).
 #include "common.wgsl"
 #include "act.wgsl"
 
@@ -29,46 +35,143 @@ alias WUNIT = u32;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;    // [R, OUT]
 @group(0) @binding(5) var<uniform> dims: vec4u;                   // IN, OUT, U, TPR
 
-#if SG_RED
-// one partial sum per (subgroup, batch row) when a row spans several subgroups
-var<workgroup> red: array<f32, (WG / SGS) * RB>;
+#if CV4
+alias CV = vec4f;            // the CB columns of one batch row
 #else
-var<workgroup> red: array<f32, WG * RB>;
+#if CV2
+alias CV = vec2f;
+#else
+alias CV = f32;
+#endif
+#endif
+const N = RB * CB;           // sums per lane
+const M = N >> TS;           // sums per lane after the transposing steps
+#if SG_RED
+// M sums per (subgroup, low-bit class) when a group spans several subgroups
+var<workgroup> red: array<f32, (WG / SGS) * N>;
+#else
+const RC = min(N, 16u);      // sums per pass of the workgroup-memory tree
+var<workgroup> red: array<f32, WG * RC>;
 #endif
 
-// Unit u of W (as loaded) times the same unit of x row `xr` (the row's first x index in x's element type).
+// The E weights of one unit, in element order.
+fn wvals(w: WUNIT) -> array<f32, E> {
 #if VEC
-fn dot_unit(w: vec4u, xr: u32, u: u32) -> f32 {
 #if W_F32
-  return dot(bitcast<vec4f>(w), x[xr + u]);
+  let f = bitcast<vec4f>(w);
+  return array<f32, E>(f.x, f.y, f.z, f.w);
 #else
-  let a = x[xr + 2u * u];
-  let b = x[xr + 2u * u + 1u];
 #if W_F16
-  let w0 = unpack2x16float(w.x); let w1 = unpack2x16float(w.y);
-  let w2 = unpack2x16float(w.z); let w3 = unpack2x16float(w.w);
-  return dot(vec4f(w0, w1), a) + dot(vec4f(w2, w3), b);
+  let a = unpack2x16float(w.x); let b = unpack2x16float(w.y);
+  let c = unpack2x16float(w.z); let d = unpack2x16float(w.w);
+  return array<f32, E>(a.x, a.y, b.x, b.y, c.x, c.y, d.x, d.y);
 #else
   let lo = bitcast<vec4f>(w << vec4u(16u));            // elements 0, 2, 4, 6
   let hi = bitcast<vec4f>(w & vec4u(0xffff0000u));     // elements 1, 3, 5, 7
-  return dot(vec4f(lo.x, hi.x, lo.y, hi.y), a) + dot(vec4f(lo.z, hi.z, lo.w, hi.w), b);
+  return array<f32, E>(lo.x, hi.x, lo.y, hi.y, lo.z, hi.z, lo.w, hi.w);
 #endif
 #endif
-}
 #else
-fn dot_unit(w: u32, xr: u32, u: u32) -> f32 {
 #if W_F32
-  return bitcast<f32>(w) * x[xr + u];
+  return array<f32, E>(bitcast<f32>(w));
 #else
 #if W_F16
   let p = unpack2x16float(w);
 #else
   let p = vec2f(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u));
 #endif
-  return p.x * x[xr + 2u * u] + p.y * x[xr + 2u * u + 1u];
+  return array<f32, E>(p.x, p.y);
+#endif
 #endif
 }
+
+// The E values of x row `xr` (its first index in x's element type) under unit u.
+fn xvals(xr: u32, u: u32) -> array<f32, E> {
+#if VEC
+#if W_F32
+  let a = x[xr + u];
+  return array<f32, E>(a.x, a.y, a.z, a.w);
+#else
+  let a = x[xr + 2u * u];
+  let b = x[xr + 2u * u + 1u];
+  return array<f32, E>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
 #endif
+#else
+#if W_F32
+  return array<f32, E>(x[xr + u]);
+#else
+  return array<f32, E>(x[xr + 2u * u], x[xr + 2u * u + 1u]);
+#endif
+#endif
+}
+
+// The CB loaded units unpacked and transposed: element e of every column.
+fn columns(w: array<WUNIT, CB>) -> array<CV, E> {
+  var f: array<array<f32, E>, CB>;
+  for (var c = 0u; c < CB; c++) { f[c] = wvals(w[c]); }
+  var t: array<CV, E>;
+  for (var e = 0u; e < E; e++) {
+#if CV4
+    t[e] = vec4f(f[0][e], f[1][e], f[2][e], f[3][e]);
+#else
+#if CV2
+    t[e] = vec2f(f[0][e], f[1][e]);
+#else
+    t[e] = f[0][e];
+#endif
+#endif
+  }
+  return t;
+}
+
+// column c of a row's vector
+fn col(v: CV, c: u32) -> f32 {
+#if CV4
+  return v[c];
+#else
+#if CV2
+  return v[c];
+#else
+  return v;
+#endif
+#endif
+}
+
+// acc[r] (the CB columns of batch row r of the block xg) += t · x unit u of row r: E vector FMAs on one x load
+fn tile_row(acc: ptr<function, array<CV, RB>>, t: array<CV, E>, xg: vec4u, u: u32, r: u32) {
+  let xv = xvals(xg.x + min(xg.y + r, xg.z) * xg.w, u);
+  var s = (*acc)[r];
+  for (var e = 0u; e < E; e++) { s = fma(t[e], CV(xv[e]), s); }
+  (*acc)[r] = s;
+}
+
+// every row of the block += the CB loaded W units (unpacked once and transposed to t[e], element e of every column)
+fn tile(acc: ptr<function, array<CV, RB>>, w: array<WUNIT, CB>, xg: vec4u, u: u32) {
+  let t = columns(w);
+#if ROW_LOOP
+  for (var r = 0u; r < RB; r++) { tile_row(acc, t, xg, u, r); }
+#else
+  // rows by explicit calls (RB a power of two ≤ 16): every acc index a constant once the call is inlined, with no
+  // reliance on the driver unrolling a 16-trip loop whose body is E vector FMAs
+  tile_row(acc, t, xg, u, 0u);
+  if (RB > 1u) { tile_row(acc, t, xg, u, 1u); }
+  if (RB > 2u) { tile_row(acc, t, xg, u, 2u); tile_row(acc, t, xg, u, 3u); }
+  if (RB > 4u) {
+    tile_row(acc, t, xg, u, 4u); tile_row(acc, t, xg, u, 5u); tile_row(acc, t, xg, u, 6u); tile_row(acc, t, xg, u, 7u);
+  }
+  if (RB > 8u) {
+    tile_row(acc, t, xg, u, 8u); tile_row(acc, t, xg, u, 9u); tile_row(acc, t, xg, u, 10u); tile_row(acc, t, xg, u, 11u);
+    tile_row(acc, t, xg, u, 12u); tile_row(acc, t, xg, u, 13u); tile_row(acc, t, xg, u, 14u); tile_row(acc, t, xg, u, 15u);
+  }
+#endif
+}
+
+// first sum held by a lane whose low TS lane bits are b (after the transposing steps)
+fn voff(b: u32) -> u32 {
+  var o = 0u;
+  for (var t = 0u; t < TS; t++) { o += ((b >> t) & 1u) * (N >> (t + 1u)); }
+  return o;
+}
 
 @compute @workgroup_size(WG)
 #if SG_RED
@@ -85,7 +188,7 @@ fn matmul_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_
   if (ROWS_K) { rows = step.k; }
   let lane = li % TPR;
   let sub = li / TPR;
-  let o = (g.x + g.y * ng.x) * (WG / TPR) + sub;
+  let o0 = ((g.x + g.y * ng.x) * (WG / TPR) + sub) * CB;
   let r0 = g.z * RB;
 #if VEC
   let xs = IN / 4u;      // x row stride in vec4f
@@ -93,68 +196,102 @@ fn matmul_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_
   let xs = IN;
 #endif
   // x rows past the step's last are clamped to it: their sums are computed and never written
-  var xr: array<u32, RB>;
-  for (var r = 0u; r < RB; r++) { xr[r] = min(r0 + r, rows - 1u) * xs; }
-  var acc: array<f32, RB>;
-  if (o < OUT) {
-    let base = o * U;
+  let xg = vec4u(0u, r0, rows - 1u, xs);   // batch row r of the block starts at x[xg.x + min(xg.y + r, xg.z) · xg.w]
+  var av: array<CV, RB>;
+  if (o0 < OUT) {
+    var wb: array<u32, CB>;
+    for (var c = 0u; c < CB; c++) { wb[c] = min(o0 + c, OUT - 1u) * U; }
     var u = lane;
     for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
-      var wv: array<WUNIT, UNROLL>;
-      for (var k = 0u; k < UNROLL; k++) { wv[k] = W[base + u + k * TPR]; }   // all loads in flight first
+      var wv: array<array<WUNIT, CB>, UNROLL>;
       for (var k = 0u; k < UNROLL; k++) {
-        for (var r = 0u; r < RB; r++) { acc[r] += dot_unit(wv[k], xr[r], u + k * TPR); }
+        for (var c = 0u; c < CB; c++) { wv[k][c] = W[wb[c] + u + k * TPR]; }   // all loads in flight first
       }
+      for (var k = 0u; k < UNROLL; k++) { tile(&av, wv[k], xg, u + k * TPR); }
     }
     for (; u < U; u += TPR) {
-      let w0 = W[base + u];
-      for (var r = 0u; r < RB; r++) { acc[r] += dot_unit(w0, xr[r], u); }
+      var w1: array<WUNIT, CB>;
+      for (var c = 0u; c < CB; c++) { w1[c] = W[wb[c] + u]; }
+      tile(&av, w1, xg, u);
     }
   }
 
+  // the sums flat, j = r·CB + c
+  var acc: array<f32, N>;
+  for (var r = 0u; r < RB; r++) { for (var c = 0u; c < CB; c++) { acc[r * CB + c] = col(av[r], c); } }
+
 #if SG_RED
-  if (TPR < sg) {
-    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-      for (var r = 0u; r < RB; r++) { acc[r] += subgroupShuffleXor(acc[r], s); }
+  // transposing steps: stride s = 1, 2, 4; h = sums kept; the lane with the stride bit set keeps the upper half
+  if (TS > 0u) {
+    let hi = (lane & 1u) != 0u;
+    for (var i = 0u; i < N / 2u; i++) {
+      let keep = select(acc[i], acc[i + N / 2u], hi);
+      let send = select(acc[i + N / 2u], acc[i], hi);
+      acc[i] = keep + subgroupShuffleXor(send, 1u);
     }
-  } else {
-    for (var r = 0u; r < RB; r++) { acc[r] = subgroupAdd(acc[r]); }
   }
+  if (TS > 1u) {
+    let hi = (lane & 2u) != 0u;
+    for (var i = 0u; i < N / 4u; i++) {
+      let keep = select(acc[i], acc[i + N / 4u], hi);
+      let send = select(acc[i + N / 4u], acc[i], hi);
+      acc[i] = keep + subgroupShuffleXor(send, 2u);
+    }
+  }
+  if (TS > 2u) {
+    let hi = (lane & 4u) != 0u;
+    for (var i = 0u; i < N / 8u; i++) {
+      let keep = select(acc[i], acc[i + N / 8u], hi);
+      let send = select(acc[i + N / 8u], acc[i], hi);
+      acc[i] = keep + subgroupShuffleXor(send, 4u);
+    }
+  }
+  let span = min(TPR, sg);
+  for (var s = 1u << TS; s < span; s <<= 1u) {
+    for (var i = 0u; i < M; i++) { acc[i] += subgroupShuffleXor(acc[i], s); }
+  }
+  let lb = lane & ((1u << TS) - 1u);
   if (TPR > sg) {
-    // sum the TPR / sg subgroups of each output row through workgroup memory
+    // sum the TPR / sg subgroups of each group through workgroup memory
     let si = li / sg;
-    if (li % sg == 0u) { for (var r = 0u; r < RB; r++) { red[si * RB + r] = acc[r]; } }
+    if ((li % sg) >> TS == 0u) { for (var i = 0u; i < M; i++) { red[((si << TS) | lb) * M + i] = acc[i]; } }
     workgroupBarrier();
-    let first = sub * (TPR / sg);
-    for (var r = 0u; r < RB; r++) {
+    let f0 = sub * (TPR / sg);
+    for (var i = 0u; i < M; i++) {
       var v = 0.0;
-      for (var j = 0u; j < TPR / sg; j++) { v += red[(first + j) * RB + r]; }
-      acc[r] = v;
+      for (var j = 0u; j < TPR / sg; j++) { v += red[(((f0 + j) << TS) | lb) * M + i]; }
+      acc[i] = v;
     }
   }
 #else
-  for (var r = 0u; r < RB; r++) { red[li * RB + r] = acc[r]; }
-  workgroupBarrier();
-  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-    if (lane < s) {
-      for (var r = 0u; r < RB; r++) { red[li * RB + r] += red[(li + s) * RB + r]; }
+  let lb = 0u;
+  for (var q = 0u; q < N / RC; q++) {
+    for (var e = 0u; e < RC; e++) { red[li * RC + e] = acc[q * RC + e]; }
+    workgroupBarrier();
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+      if (lane < s) {
+        for (var e = 0u; e < RC; e++) { red[li * RC + e] += red[(li + s) * RC + e]; }
+      }
+      workgroupBarrier();
     }
+    for (var e = 0u; e < RC; e++) { acc[q * RC + e] = red[(li - lane) * RC + e]; }
     workgroupBarrier();
   }
-  for (var r = 0u; r < RB; r++) { acc[r] = red[(li - lane) * RB + r]; }
 #endif
 
-  // every lane of the row now holds its sums: lane j writes batch rows j, j + TPR, …
-  if (o < OUT) {
-    var hb = 0.0;
-    if (HAS_BIAS) { hb = bias[o]; }
-    for (var r = 0u; r < RB; r++) {
-      let row = r0 + r;
-      if (r % TPR == lane && row < rows) {
-        var v = act(acc[r] + hb);
-        if (ACCUM) { v += y[row * OUT + o]; }
-        y[row * OUT + o] = v;
-      }
+  // lanes of one low-bit class hold the same sums: of those, lane class member m writes slots i ≡ m (mod TPR >> TS)
+  let first = voff(lb);
+  let mates = TPR >> TS;
+  for (var i = 0u; i < M; i++) {
+    let j = first + i;
+    let row = r0 + j / CB;
+    let o = o0 + j % CB;
+    if ((lane >> TS) == i % mates && row < rows && o < OUT) {
+      var v = acc[i];
+      if (HAS_BIAS) { v += bias[o]; }
+      v = act(v);
+      if (ACCUM) { v += y[row * OUT + o]; }
+      y[row * OUT + o] = v;
     }
   }
 }

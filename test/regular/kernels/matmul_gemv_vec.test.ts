@@ -2,8 +2,9 @@
 // reduction ('gemv_vec') and the portable workgroup-memory one ('gemv_vec_wg'), forced with FLA_KERNEL_MATMUL:
 // rows 1..16 (every register block RB 1/2/4/8/16, rows not a multiple of RB), IN a multiple of 8 (16-byte loads)
 // and not (word loads), OUT not a multiple of the rows per workgroup, lanes per row from 1 to 256 (split-K),
-// bf16 / f16 / f32 weights, every activation, bias, accumulate, rows 'k', plane views. plan() is checked so that
-// each case really exercises the geometry it names.
+// bf16 / f16 / f32 weights, every activation, bias, accumulate, rows 'k', plane views; register tiles of 1, 2 and 4
+// output columns (FLA_GEMV_COLS) with the transposing reduction inside one subgroup and across subgroups. plan() is
+// checked so that each case really exercises the geometry it names.
 import { describe, expect, test } from 'bun:test';
 import type { Act } from '../../../kernels/matmul/matmul.ref.ts';
 import { matmul, matmulOp, type MatmulArgs } from '../../../kernels/matmul/matmul.ts';
@@ -72,6 +73,25 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
     expect(p(1, 36, 8, 'bf16').VEC).toBe(false);
     expect([1, 2, 3, 4, 5, 8, 9, 16].map(R => p(R, 64, 8).RB)).toEqual([1, 2, 4, 4, 8, 8, 16, 16]);
     expect(p(16, 64, 8).workgroups[2]).toBe(1);
+    // register tile: 1 column at one row, 2 at two, 4 from three; the transposing reduction steps fit the group
+    expect([1, 2, 3, 8, 16, 64].map(R => p(R, 2048, 2048).CB)).toEqual([1, 2, 4, 4, 4, 4]);
+    expect([1, 2, 8].map(R => p(R, 2048, 2048).TS)).toEqual(ad.subgroups ? [0, Math.min(2, Math.log2(ad.subgroupSize)), Math.min(3, Math.log2(ad.subgroupSize))] : [0, 0, 0]);
+    expect(p(3, 40, 200).TPR).toBe(4);
+    if (ad.subgroups) expect(p(3, 40, 200).TS).toBe(Math.min(2, Math.log2(ad.subgroupSize)));
+    expect(plan(ad, 8, 2048, 2048, 'bf16', false).TS).toBe(0);
+    expect(p(64, 2048, 2048).workgroups[2]).toBe(4);
+    const prev = process.env.FLA_GEMV_COLS;
+    process.env.FLA_GEMV_COLS = '2';
+    try { expect(p(8, 2048, 2048).CB).toBe(2); } finally { if (prev === undefined) delete process.env.FLA_GEMV_COLS; else process.env.FLA_GEMV_COLS = prev; }
+    const knobs = { FLA_GEMV_LANES: process.env.FLA_GEMV_LANES, FLA_GEMV_ROWS: process.env.FLA_GEMV_ROWS };
+    process.env.FLA_GEMV_LANES = '128';
+    process.env.FLA_GEMV_ROWS = '8';
+    try {
+      expect([p(1, 2048, 2048).TPR, p(1, 40, 200).TPR]).toEqual([128, 4]);   // forced, then narrowed to a short row's units
+      expect([p(16, 2048, 2048).RB, p(64, 2048, 2048).workgroups[2]]).toEqual([8, 8]);
+    } finally {
+      for (const [k, v] of Object.entries(knobs)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    }
     expect(plan(ad, 16, 64, 8, 'bf16', false).SG_RED).toBe(false);
     if (ad.subgroups) expect(p(1, 64, 8).SG_RED).toBe(true);
   });
@@ -83,6 +103,25 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
     describe(kernel, () => {
       test('rows 1..16 (RB 1, 2, 4, 8, 16), 264×130', async () => {
         for (let R = 1; R <= 16; R++) await runCase({ R, IN: 264, OUT: 130, act: 'none', bias: false, accumulate: false, dtype: 'bf16', kernel });
+      }, SLOW);
+
+      // the default tile (4 columns from 3 rows) runs in every case above; each new tile is a lavapipe JIT of ~30 s
+      const cols = kernel === 'gemv_vec' ? ['1', '2'] : ['2'];
+      test(`column tiles ${cols.join(', ')} (FLA_GEMV_COLS) at 7 and 33 rows, 264×130 and 40×200 (4 lanes a group)`, async () => {
+        const prev = process.env.FLA_GEMV_COLS;
+        try {
+          for (const c of cols) {
+            process.env.FLA_GEMV_COLS = c;
+            for (const R of [7, 33]) await runCase({ R, IN: 264, OUT: 130, act: 'none', bias: false, accumulate: false, dtype: 'bf16', kernel });
+            await runCase({ R: 9, IN: 40, OUT: 200, act: 'none', bias: true, accumulate: true, dtype: 'bf16', kernel });
+          }
+        } finally { if (prev === undefined) delete process.env.FLA_GEMV_COLS; else process.env.FLA_GEMV_COLS = prev; }
+      }, SLOW);
+
+      test('rows as a loop (FLA_GEMV_ROW_LOOP=1) at 8 rows', async () => {
+        const prev = process.env.FLA_GEMV_ROW_LOOP;
+        process.env.FLA_GEMV_ROW_LOOP = '1';
+        try { await runCase({ R: 8, IN: 264, OUT: 130, act: 'none', bias: false, accumulate: false, dtype: 'bf16', kernel }); } finally { if (prev === undefined) delete process.env.FLA_GEMV_ROW_LOOP; else process.env.FLA_GEMV_ROW_LOOP = prev; }
       }, SLOW);
 
       test('rows past 16 (row groups of 16 side by side, the batched-decode default on GPUs up to 64 rows)', async () => {

@@ -3,15 +3,18 @@
 // 'split' (that path on the GPU) too. Parts 1..3 of different widths (part boundaries inside a workgroup's rows),
 // with and without the norm, bf16 / f16 / f32, 16-byte and word loads, rows 1..16, accumulate, rows 'k', parts reading
 // planes of one input with their own activations (RWKV7's r|k|v and LoRA down-projections), and gate|up with the
-// SwiGLU product silu(gate)·up in the epilogue.
+// SwiGLU product silu(gate)·up in the epilogue; rows 1..64 (register tiles of 1..16 rows × 1..4 columns, blocks of 16
+// rows past 16); 'fused_wg' (the same without subgroup operations).
 import { describe, expect, test } from 'bun:test';
+import { matmulOp, type MatmulArgs } from '../../../kernels/matmul/matmul.ts';
 import { matmulMulti, matmulMultiOp, type MatmulMultiArgs } from '../../../kernels/matmul/matmul_gemv_multi.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
-import { HAS_GPU } from '../../helpers/gpu.ts';
+import { gpu, HAS_GPU } from '../../helpers/gpu.ts';
 import { checkBoth, gpuBackend, hostWeight, selectCtx, simpleStep, type StepSpec } from './harness.ts';
 
 type Dtype = 'bf16' | 'f16' | 'f32';
-interface Case { R: number; IN: number; OUTS: number[]; norm: boolean; dtype: Dtype; accumulate?: boolean; rowsK?: boolean; variant: 'fused' | 'split' }
+type Variant = 'fused' | 'fused_wg' | 'split';
+interface Case { R: number; IN: number; OUTS: number[]; norm: boolean; dtype: Dtype; accumulate?: boolean; rowsK?: boolean; variant: Variant }
 const name = (c: Case) => `R=${c.R} IN=${c.IN} OUT=${c.OUTS.join('|')}${c.norm ? ' +norm' : ''} ${c.dtype}${c.accumulate ? ' +=' : ''}${c.rowsK ? ' rows k' : ''} [${c.variant}]`;
 
 async function runCase(c: Case): Promise<void> {
@@ -42,13 +45,30 @@ async function runCase(c: Case): Promise<void> {
 const SLOW = 600_000;   // ms: cold shader JIT on lavapipe
 
 describe.skipIf(!HAS_GPU)('matmul_multi', () => {
-  test('default choice: fused up to 16 rows, then split', () => {
-    const o = gpuBackend(), a = { x: { rows: 'n' }, parts: [{ w: { dtype: 'bf16' } }], norm: null } as unknown as MatmulMultiArgs;
-    expect([1, 16, 17, 300].map(r => o.variant(matmulMultiOp, a, selectCtx(o.adapter, [r])))).toEqual(['fused', 'fused', 'split', 'split']);
+  test('default choice: fused up to 16 rows (64 on GPUs, where matmul picks gemv_vec), then split', () => {
+    const o = gpuBackend(), a = { x: { rows: 'n', cols: 64 }, parts: [{ w: { dtype: 'bf16', shape: [64, 64] }, y: { rows: 'n' } }], norm: null, act: 'none', accumulate: false } as unknown as MatmulMultiArgs;
+    // past 16 rows: fused on GPUs exactly where matmul would run the part on gemv_vec (not on subgroup matrices)
+    const part = { x: a.x, w: a.parts[0]!.w, bias: null, y: a.parts[0]!.y, act: 'none', accumulate: false } as MatmulArgs;
+    const gemv = (r: number) => gpu!.summary.type !== 'cpu' && o.variant(matmulOp, part, selectCtx(o.adapter, [r])) === 'gemv_vec' ? 'fused' : 'split';
+    expect([1, 16, 17, 64, 65, 300].map(r => o.variant(matmulMultiOp, a, selectCtx(o.adapter, [r])))).toEqual(['fused', 'fused', gemv(17), gemv(64), 'split', 'split']);
   });
 
-  test('fused: q|k|v with the norm, rows 1..16, bf16, 16-byte loads', async () => {
-    for (const R of [1, 2, 3, 5, 9, 16]) await runCase({ R, IN: 264, OUTS: [96, 40, 40], norm: true, dtype: 'bf16', variant: 'fused' });
+  // register tiles: RB 1/2/4/8 rows (blocks of 8 past 8) × CB 1/2/4 columns; 40 and 96 are not multiples of a workgroup's columns
+  test('fused: q|k|v with the norm, rows 1..64 (blocks of 8 rows past 8), bf16, 16-byte loads', async () => {
+    for (const R of [1, 2, 3, 5, 7, 8, 9, 16, 17, 33, 64]) await runCase({ R, IN: 264, OUTS: [96, 40, 40], norm: true, dtype: 'bf16', variant: 'fused' });
+  }, SLOW);
+
+  test('fused knobs: 16 rows a lane (FLA_GEMV_ROWS=16; default 8), rows as a loop (FLA_GEMV_ROW_LOOP=1)', async () => {
+    for (const [k, v, R] of [['FLA_GEMV_ROWS', '16', 16], ['FLA_GEMV_ROW_LOOP', '1', 8]] as const) {
+      const prev = process.env[k];
+      process.env[k] = v;
+      try { await runCase({ R, IN: 264, OUTS: [96, 40, 40], norm: true, dtype: 'bf16', variant: 'fused' }); } finally { if (prev === undefined) delete process.env[k]; else process.env[k] = prev; }
+    }
+  }, SLOW);
+
+  test('fused_wg (workgroup-memory reductions: adapters without subgroups)', async () => {
+    for (const R of [1, 2, 8, 17]) await runCase({ R, IN: 264, OUTS: [96, 40, 40], norm: true, dtype: 'bf16', variant: 'fused_wg' });
+    await runCase({ R: 3, IN: 130, OUTS: [70, 33], norm: false, dtype: 'f16', accumulate: true, variant: 'fused_wg' });
   }, SLOW);
 
   test('fused: parts 1..3, with and without the norm, word loads, dtypes', async () => {
@@ -87,15 +107,16 @@ describe.skipIf(!HAS_GPU)('matmul_multi', () => {
     }, SLOW);
   }
 
-  // gate|up of a SwiGLU MLP with the product in the epilogue: each gate row paired with its up row in one workgroup;
-  // the reference (and 'split') is the two matmuls then silu_mul. Rows 1..20, with and without the norm, widths that
-  // leave the last workgroup's pairs partly empty, word loads, rows 'k', split-K rows (16384 wide: TPR = WG, halved to pair rows).
-  for (const variant of ['fused', 'split'] as const) {
+  // gate|up of a SwiGLU MLP with the product in the epilogue: each lane group holds gate and up columns of the same
+  // outputs; the reference (and 'split') is the two matmuls then silu_mul. Rows 1..64, with and without the norm,
+  // widths that leave the last lane group's columns partly empty, word loads, rows 'k', split-K rows (16384 wide).
+  for (const variant of ['fused', 'fused_wg', 'split'] as const) {
     test(`SwiGLU epilogue: silu(gate)·up [${variant}]`, async () => {
       type G = [number, number, number, Dtype, boolean, boolean?];
-      const cases: G[] = variant === 'fused'
+      const cases: G[] = variant === 'fused_wg' ? [[1, 264, 96, 'bf16', true], [7, 264, 40, 'bf16', true], [2, 130, 70, 'f32', false]]
+        : variant === 'fused'
         ? [[1, 264, 96, 'bf16', true], [3, 264, 40, 'bf16', true], [16, 264, 33, 'bf16', false], [1, 130, 70, 'bf16', true], [2, 264, 64, 'f16', true], [1, 264, 17, 'f32', false],
-          [1, 16384, 5, 'bf16', true], [3, 264, 48, 'bf16', true, true]]
+          [1, 16384, 5, 'bf16', true], [3, 264, 48, 'bf16', true, true], [8, 264, 70, 'bf16', true], [33, 264, 40, 'bf16', true], [64, 264, 33, 'bf16', false]]
         : [[1, 264, 96, 'bf16', true], [20, 264, 40, 'bf16', true]];
       for (const [R, IN, OUT, dtype, norm, rowsK] of cases) {
         const what = `matmul_multi swiglu [${variant}] R=${R} IN=${IN} OUT=${OUT} ${dtype}${norm ? ' +norm' : ''}${rowsK ? ' rows k' : ''}`, rng = prng(what);
