@@ -6,6 +6,8 @@
 // beyond f16's range). Only this script swaps the references (it patches the op objects in its own process).
 //   bun scripts/sgmat_golden.ts [--rows=17] [fixture …]    --rows=17: f16 arithmetic only for steps of ≥ 17 rows
 //   (the GPU default, SGMAT_MIN_ROWS); default: every step (FLA_KERNEL_MATMUL=sgmat forces that)
+//   bun scripts/sgmat_golden.ts --rows=17 --varlen [fixture …]   the varlen suite's packed-vs-alone error under that
+//   emulation
 //   bun scripts/sgmat_golden.ts --gpu [fixture …]   the GPU backend as it runs (no references swapped): its golden
 //   error per fixture, with the matmul variants it chose (FLA_TENSOR_CORES=0 for the f32 path)
 import { readFileSync } from 'node:fs';
@@ -22,7 +24,7 @@ import { CpuBackend } from '../src/backend/cpu.ts';
 import type { HostWeight } from '../src/backend/backend.ts';
 import { bf16ToF16, f16Refused } from '../src/util/f16.ts';
 import { fixture } from '../test/helpers/fixtures.ts';
-import { goldenError, TOLERANCE } from '../test/helpers/golden.ts';
+import { goldenError, packedErrors, TOLERANCE } from '../test/helpers/golden.ts';
 
 const minRows = Number(process.argv.find(a => a.startsWith('--rows='))?.slice(7) ?? 1);
 const names = process.argv.slice(2).filter(a => !a.startsWith('--'));
@@ -104,6 +106,19 @@ function conversion(dir: string): string {
 }
 
 const list = names.length ? names : Object.keys(TOLERANCE);
+if (process.argv.includes('--varlen')) {
+  // the varlen suite's packed = alone measure with the GPU default emulated (--rows=17: packed steps of ≥ 17 rows
+  // take the sgmat arithmetic, a sequence alone below that the f32 path on f16 weights)
+  for (const name of list) {
+    const dir = fixture(name);
+    if (!dir) continue;
+    current = MODES[1]!;
+    const errs = await packedErrors(dir, 'cpu');
+    current = null;
+    console.log(`${name}: packed vs alone, sgmat above ${minRows - 1} rows: ${errs.map(e => `${e.len} tok ${e.err.toExponential(2)}`).join(', ')}`);
+  }
+  process.exit(0);
+}
 if (process.argv.includes('--gpu')) {
   const { GpuBackend } = await import('../src/backend/gpu.ts');
   const { gpu } = await import('../test/helpers/gpu.ts');
