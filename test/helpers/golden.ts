@@ -134,7 +134,7 @@ export async function packedErrors(dir: string, kind: BackendKind): Promise<{ le
   const ref = reference(dir);
   const e = engine(dir, kind, 8, 4096);
   const be = e.model.backend, tc = be instanceof GpuBackend && be.gpu.subgroupMatrix && be.f16Weights;
-  const seqs = [5, 0, 3, 1, 4, 2].map(i => ref.ints(`input_ids.${i}`));
+  const order = [5, 0, 3, 1, 4, 2], seqs = order.map(i => ref.ints(`input_ids.${i}`));
   const alone: Float32Array[] = [];
   for (const s of seqs) {
     const slot = e.acquire();
@@ -144,7 +144,6 @@ export async function packedErrors(dir: string, kind: BackendKind): Promise<{ le
   const slots = seqs.map(() => e.acquire());
   const packed = await e.run(seqs.map((s, i) => ({ slot: slots[i]!, tokens: s, keepAll: true })));
   slots.forEach(s => e.release(s));
-  const order = [5, 0, 3, 1, 4, 2];
   return seqs.map((s, i) => tc && s.length < SGMAT_MIN_ROWS
     ? { len: s.length, err: relErr(packed[i]!, ref.floats(`logits.${order[i]}`)), vsRef: true }
     : { len: s.length, err: relErr(packed[i]!, alone[i]!), vsRef: false });
