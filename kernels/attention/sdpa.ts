@@ -106,6 +106,8 @@ const MAX_SPLITS = 256;
 /** The split kernel's thread layout (sdpa_split.wgsl's header says what each define does). */
 export interface SplitPlan {
   WG: number; TPK: number; UPL: number; U: number; G: number; KU: number; SG_RED: boolean;
+  /** prefetch: the next iteration's K/V loads issued before this one's arithmetic (twice the load registers) */
+  PF: boolean;
   /** keys one iteration of a workgroup takes (its splits are multiples of this) */
   KB: number;
   /** workgroup floats: the merge buffer, and the dot products when reducing without subgroups */
@@ -121,19 +123,24 @@ export interface SplitPlan {
  * workgroup memory of the merge would pass 16 KiB).
  */
 export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean): SplitPlan {
-  const epu = (a.kv ?? 'f32') === 'f32' ? 4 : 8, U = a.D / epu, G = a.H / a.KV;
+  const epu = (a.kv ?? 'f32') === 'f32' ? 4 : 8, U = a.D / epu, G = a.H / a.KV, tw = splitTweak ?? {};
   const SGS = ad.subgroupSize;
   const SG_RED = subgroups && ad.subgroups && SGS >= 2 && (SGS & (SGS - 1)) === 0;
   // the fewest lanes (≥ 2: a 32-byte sector per key) that keep q's share of a lane within 32 floats (G·D / TPK)
-  let TPK = 2;
-  while (TPK < G * a.D / 32 && TPK * 2 <= Math.min(U, 32)) TPK *= 2;
+  let TPK = tw.TPK ?? 2;
+  if (tw.TPK === undefined) while (TPK < G * a.D / 32 && TPK * 2 <= Math.min(U, 32)) TPK *= 2;
   while (TPK > 1 && (TPK > U || (SG_RED && TPK > SGS))) TPK /= 2;
-  const UPL = Math.ceil(U / TPK), KU = Math.max(1, Math.min(4, Math.floor(16 / (UPL * G))));
+  const UPL = Math.ceil(U / TPK), KU = tw.KU ?? Math.max(1, Math.min(4, Math.floor(16 / (UPL * G))));
   const smf = (wg: number) => Math.max((wg / TPK) * a.D, SG_RED ? 1 : wg * KU * G);
-  let WG = Math.min(128, ad.maxInvocations);
+  let WG = Math.min(tw.WG ?? 128, ad.maxInvocations);
   while (WG > TPK && 4 * (smf(WG) + 2 * (WG / TPK)) > Math.min(16384, ad.maxWorkgroupStorage)) WG /= 2;
-  return { WG, TPK, UPL, U, G, KU, SG_RED, KB: (WG / TPK) * KU, SMF: smf(WG) };
+  return { WG, TPK, UPL, U, G, KU, SG_RED, PF: tw.PF ?? false, KB: (WG / TPK) * KU, SMF: smf(WG) };
 }
+
+/** Plan fields scripts/bench_attn.ts sweeps on the GPU machine (null: the plan above). Not a user setting. */
+export type SplitTweak = Partial<Pick<SplitPlan, 'TPK' | 'KU' | 'WG' | 'PF'>>;
+let splitTweak: SplitTweak | null = null;
+export function splitPlanOverride(t: SplitTweak | null): void { splitTweak = t; }
 
 /** Floats of one (token, head) row of the partials: m and l of the S splits (padded to 4), then S·D of acc. */
 export function partRow(S: number, D: number): number { return Math.ceil(2 * S / 4) * 4 + S * D; }
@@ -202,7 +209,7 @@ function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[] {
   const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * RS;
   return [{
     kernel: SPLIT_KERNEL, grid: grid(c.step.n * a.KV * S), cost: { flops: cost.flops, bytes: cost.bytes + part },
-    defines: { WG: p.WG, TPK: p.TPK, UPL: p.UPL, U: p.U, G: p.G, KU: p.KU, SMF: p.SMF, SG_RED: p.SG_RED, ...kvDefines(a.kv ?? 'f32') },
+    defines: { WG: p.WG, TPK: p.TPK, UPL: p.UPL, U: p.U, G: p.G, KU: p.KU, SMF: p.SMF, SG_RED: p.SG_RED, PF: p.PF, ...kvDefines(a.kv ?? 'f32') },
     bind: { q: a.q, kc: a.k, vc: a.v, part: scratch('part'), dims },
   }, {
     kernel: COMBINE_KERNEL, grid: grid(c.step.n * a.H), defines: { WG: 128, SMAX: MAX_SPLITS }, cost: { flops: 3 * part / 4, bytes: part + 4 * c.step.n * a.H * a.D },

@@ -157,7 +157,8 @@ export function kvStates(e: Engine): { key: string; bytes: number }[] {
 
 /**
  * Decode tokens/s of one sequence with `ctx` tokens already in its KV cache: random keys and values are written
- * straight into the cache (one buffer of them, shared by every layer) instead of a prefill, then n tokens decode.
+ * straight into the cache (one buffer of them, shared by every layer) instead of a prefill, then n tokens decode
+ * greedily, chosen on the device and pipelined as decodeSpeed does (as fla run -t 0 decodes).
  */
 export async function longDecodeSpeed(e: Engine, ctx: number, n: number, seed: number, rerecord = false): Promise<number> {
   const o = e.model.backend, slot = e.acquire(), replay = process.env.FLA_NO_REPLAY;
@@ -177,9 +178,16 @@ export async function longDecodeSpeed(e: Engine, ctx: number, n: number, seed: n
       for (const s of states) o.write(o.state(s.key), data);
     }
     e.positions[slot] = ctx;
-    let [logits] = await e.run([{ slot, tokens: [seed % e.vocab] }]);
+    // greedy and pipelined on the device as decodeSpeed (the rerecorded profile runs one step at a time)
+    const first = await e.runArgmax([{ slot, tokens: [seed % e.vocab] }]);
+    const ahead = !rerecord && e.canRunAhead(false);
     const t0 = performance.now();
-    for (let s = 0; s < n; s++) [logits] = await e.run([{ slot, tokens: [argmax(logits!)] }]);
+    let inFlight = e.runArgmax([{ slot, tokens: [first[0]!.id] }]);
+    for (let s = 1; s < n; s++) {
+      if (ahead) { const next = e.runArgmaxFed([slot]); next.catch(() => {}); await inFlight; inFlight = next; }
+      else { const r = await inFlight; inFlight = e.runArgmax([{ slot, tokens: [r[0]!.id] }]); }
+    }
+    await inFlight;
     return n / ((performance.now() - t0) / 1000);
   } finally {
     e.release(slot);

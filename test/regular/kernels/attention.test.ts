@@ -7,7 +7,7 @@
 import { describe, expect, test } from 'bun:test';
 import { invFreq, ropeTable } from '../../../kernels/attention/rope.ref.ts';
 import { rope } from '../../../kernels/attention/rope.ts';
-import { flashPlan, kvStore, sdpa, sdpaOp, splitPlan, splitsOf } from '../../../kernels/attention/sdpa.ts';
+import { flashPlan, kvStore, sdpa, sdpaOp, splitPlan, splitPlanOverride, splitsOf, type SplitTweak } from '../../../kernels/attention/sdpa.ts';
 import { sgmatFlashPlan } from '../../../kernels/attention/sdpa_sgmat.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
@@ -137,6 +137,20 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
       await attentionCase(variant, 4, 2, 64, [{ slot: 1, len: 2, pos: 99 }, { slot: 0, len: 1, pos: 100 }], 100);
     });
   }
+
+  // the split plans scripts/bench_attn.ts sweeps (splitPlanOverride): prefetch of the next iteration's K/V, other key
+  // unrolls and lanes per key; splits of 5 over 8 sequences ending at the block and split edges
+  for (const tw of [{ PF: true }, { KU: 1, PF: true }, { KU: 4 }, { TPK: 16, PF: true }, { WG: 64 }] as SplitTweak[])
+    test(`split with plan ${JSON.stringify(tw)}, D=64 GQA 4 and D=128 GQA 2: decode across block and split edges`, async () => {
+      splitPlanOverride(tw);
+      try {
+        for (const [H, KV, D] of [[8, 2, 64], [4, 2, 128]] as const) {
+          const KB = splitPlan(gpuBackend().adapter, { H, KV, D, ctx: 1007, kv: 'f32' }, true).KB;
+          const ls = [1, KB - 1, KB + 1, 2 * KB, 5 * KB - 1, 5 * KB + 1, 600];
+          await withEnv('FLA_SDPA_SPLITS', '5', () => attentionCase('split', H, KV, D, ls.map((L, slot) => ({ slot, len: 1, pos: L - 1 })), 0, 7));
+        }
+      } finally { splitPlanOverride(null); }
+    }, 60_000);
 
   test('partial rotary: R = D/4 leaves the other dims alone', async () => {
     const D = 64, R = 16, H = 2;
