@@ -1,7 +1,9 @@
 // sdpa_sgmat: sdpa_flash's tiled causal GQA attention with its two products on subgroup matrices (tensor cores),
 // f32-grade: each operand x is split into two f16 values, x = hi + lo (hi: x rounded to 11 significant bits, lo =
 // f16(x − hi)), and each product is the three f16 products hi·hi + hi·lo + lo·hi accumulated in f32 (the lo·lo term,
-// ~2⁻²² relative, is dropped). Operands must lie in f16's range (|x| < 65504; q, k, v of the models here do).
+// ~2⁻²² relative, is dropped). Operands must lie in f16's range (|x| < 65504; q, k, v of the models here do); lo
+// loses bits below f16's normal range (|x| < 2⁻²), an absolute error ≤ 2⁻²⁵ — P (in [0, 1]) is therefore split as
+// P·2¹³ and the P·V result scaled back by 2⁻¹³ (exact), so its error stays relative down to P ≈ 2⁻¹³.
 // One workgroup of NS subgroups (SG = 32 lanes) takes BR = 16·NS query rows of one sequence and one KV head (row r:
 // token r / G, query head kh·G + r % G) and walks the causal key range in tiles of BC keys. Subgroup s owns rows
 // 16s … 16s + 15: its Q fragments (D/16 of hi and of lo) stay in registers the whole loop; per tile
@@ -35,6 +37,7 @@ const SW: u32 = max(BC, D);               // staging row (f32)
 const SWS: u32 = SW / 4u;                 // … in slots
 const PSL: u32 = BC / 8u + 1u;            // P row stride (slots)
 const NEG: f32 = -3.0e38;
+const PSC: f32 = 8192.0;                  // P (≤ 1) is split as P·2¹³: its lo stays in f16's normal range down to P ≈ 2⁻¹³
 
 var<workgroup> th: array<vec4u, BR * RSL>;        // Q, then each K and V tile: f16 hi (BR ≥ BC rows)
 var<workgroup> tl: array<vec4u, BR * RSL>;        // … lo
@@ -181,7 +184,7 @@ fn sdpa_sgmat(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
         let e0 = select(0.0, exp(s[e + 2u * k] - mn), key <= p && key >= lo);
         let e1 = select(0.0, exp(s[e + 2u * k + 1u] - mn), key + 1u <= p && key + 1u >= lo);
         ls += e0 + e1;
-        let sp = split2(vec2f(e0, e1));
+        let sp = split2(vec2f(e0, e1) * PSC);
         hs[k] = sp.x;
         ls4[k] = sp.y;
       }
@@ -195,7 +198,7 @@ fn sdpa_sgmat(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
     workgroupBarrier();   // P·V staged
     for (var nf = 0u; nf < D / 16u; nf++) {
       for (var e = 0u; e < 8u; e++) {
-        o[nf * 8u + e] = o[nf * 8u + e] * corr + st_at(4u * sb + rl * SW + nf * 16u + hf * 8u + e);
+        o[nf * 8u + e] = o[nf * 8u + e] * corr + st_at(4u * sb + rl * SW + nf * 16u + hf * 8u + e) * (1.0 / PSC);
       }
     }
   }
