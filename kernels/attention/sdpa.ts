@@ -21,6 +21,11 @@ import splitSrc from './sdpa_split.wgsl' with { type: 'text' };
 import combineSrc from './sdpa_combine.wgsl' with { type: 'text' };
 import flashSrc from './sdpa_flash.wgsl' with { type: 'text' };
 import storeSrc from './kv_store.wgsl' with { type: 'text' };
+import tileSrc from './sdpa_tile.wgsl' with { type: 'text' };
+import treeSrc from './sdpa_tree.wgsl' with { type: 'text' };
+
+/** The WGSL pieces the sdpa kernels share (#include). */
+export const SDPA_INCLUDES = { 'sdpa_tile.wgsl': tileSrc, 'sdpa_tree.wgsl': treeSrc };
 
 export type { KvDtype };
 
@@ -226,6 +231,7 @@ const splitScratch = (subgroups: boolean) => (a: SdpaArgs, c: Ctx) =>
 
 export const sdpaOp = op<SdpaArgs>({
   name: 'sdpa',
+  includes: SDPA_INCLUDES,
   check(a) {
     if (a.H % a.KV || a.q.cols !== a.H * a.D || a.k.cols !== kvCols(a.ctx, a.KV * a.D, a.kv ?? 'f32') || a.v.cols !== a.k.cols)
       throw new ShapeError(`sdpa: bad shapes (H ${a.H}, KV ${a.KV}, D ${a.D}, ctx ${a.ctx}, cache ${a.kv ?? 'f32'} of ${a.k.cols} columns)`);

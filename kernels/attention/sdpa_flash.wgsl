@@ -13,6 +13,7 @@
 // keeps the 16-byte reads of neighbouring key rows in distinct banks), PSF (f32 row stride of P: BC + 1).
 // Runtime dims: H, KV, ctx, window, scale, TPS. f32 throughout (16-bit caches are widened on load).
 #include "common.wgsl"
+#include "sdpa_tile.wgsl"
 
 struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, TPS: u32, _b: u32 }
 
@@ -30,16 +31,6 @@ var<workgroup> qs: array<vec4f, BR * RS>;
 var<workgroup> kvs: array<vec4f, BC * RS>;
 var<workgroup> ps: array<f32, BR * PSF>;
 var<workgroup> red: array<f32, BR * TX>;
-
-#if KV16
-fn widen(w: vec2u) -> vec4f {
-#if KV_F16
-  return vec4f(unpack2x16float(w.x), unpack2x16float(w.y));
-#else
-  return vec4f(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u), bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u));
-#endif
-}
-#endif
 
 // keys jb … jb + BC − 1 of cache `which` (0: K, 1: V) into kvs; rows past jmax are zeros (never read garbage:
 // a masked score's 0 times a NaN would still be NaN)
@@ -80,22 +71,14 @@ fn sdpa_flash(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg:
   let KV = dims.KV;
   let H = dims.H;
   let G = H / KV;
-  let wid = wg.x + wg.y * ng.x;
-  let per_seq = dims.TPS * KV;
-  let sq = wid / per_seq;
-  if (sq >= step.b) { return; }
-  let tile = dims.TPS - 1u - (wid % per_seq) / KV;   // the longest causal rows first
-  let kh = (wid % per_seq) % KV;
-  let cu = cursor(sq);
-  let rows = cu.len * G;
-  let r0 = tile * BR;
-  if (r0 >= rows) { return; }
-  let rlast = min(r0 + BR, rows) - 1u;
-  let pmin = cu.pos + r0 / G;
-  let pmax = cu.pos + rlast / G;
-  var jstart = 0u;
-  if (dims.window > 0u && pmin + 1u > dims.window) { jstart = pmin + 1u - dims.window; }
-  jstart = (jstart / BC) * BC;
+  let rt = row_tile(wg.x + wg.y * ng.x);
+  if (rt.r0 >= rt.rows) { return; }
+  let kh = rt.kh;
+  let cu = rt.cu;
+  let rows = rt.rows;
+  let r0 = rt.r0;
+  let pmax = rt.pmax;
+  let jstart = rt.jstart;
 
   // the Q tile (rows past the sequence's are zeros)
   for (var e = lid; e < BR * D4; e += WG) {

@@ -16,6 +16,7 @@
 // Bindings, dims, dispatch and grid: as sdpa_flash.wgsl (b · TPS · KV workgroups, the longest causal rows first).
 // Defines: D, NS, BC, KV16, KV_F16.
 #include "common.wgsl"
+#include "sdpa_tile.wgsl"
 
 struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, TPS: u32, _b: u32 }
 
@@ -65,16 +66,6 @@ fn stage(r: u32, d8: u32, a: vec4f, b: vec4f) {
   tl[r * RSL + d8] = vec4u(s0.y, s1.y, s2.y, s3.y);
 }
 
-#if KV16
-fn widen(w: vec2u) -> vec4f {
-#if KV_F16
-  return vec4f(unpack2x16float(w.x), unpack2x16float(w.y));
-#else
-  return vec4f(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u), bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u));
-#endif
-}
-#endif
-
 // keys jb … jb + BC − 1 of cache `which` (0: K, 1: V) into th / tl; rows past jmax are zeros
 fn load_tile(which: u32, base: u32, KVD: u32, jb: u32, jmax: u32, lid: u32) {
   for (var e = lid; e < BC * D8; e += WG) {
@@ -106,22 +97,14 @@ fn sdpa_sgmat(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
   let KV = dims.KV;
   let H = dims.H;
   let G = H / KV;
-  let wid = wg.x + wg.y * ng.x;
-  let per_seq = dims.TPS * KV;
-  let sq = wid / per_seq;
-  if (sq >= step.b) { return; }
-  let tile = dims.TPS - 1u - (wid % per_seq) / KV;   // the longest causal rows first
-  let kh = (wid % per_seq) % KV;
-  let cu = cursor(sq);
-  let rows = cu.len * G;
-  let r0 = tile * BR;
-  if (r0 >= rows) { return; }
-  let rlast = min(r0 + BR, rows) - 1u;
-  let pmin = cu.pos + r0 / G;
-  let pmax = cu.pos + rlast / G;
-  var jstart = 0u;
-  if (dims.window > 0u && pmin + 1u > dims.window) { jstart = pmin + 1u - dims.window; }
-  jstart = (jstart / BC) * BC;
+  let rt = row_tile(wg.x + wg.y * ng.x);
+  if (rt.r0 >= rt.rows) { return; }
+  let kh = rt.kh;
+  let cu = rt.cu;
+  let rows = rt.rows;
+  let r0 = rt.r0;
+  let pmax = rt.pmax;
+  let jstart = rt.jstart;
 
   // Q (rows past the sequence's are zeros) → this subgroup's fragments
   for (var e = lid; e < BR * D8; e += WG) {

@@ -40,7 +40,7 @@ describe.skipIf(!device)('sdpa_sgmat.wgsl resolves in Tint', () => {
       const ls = sdpaOp.variants.flash_sgmat!.launches(a, ctx);
       expect(ls.length).toBe(1);
       const l = ls[0]!;
-      const code = preprocess(l.kernel.source, l.defines ?? {}, { f16: true, subgroups: true }, INCLUDES);
+      const code = preprocess(l.kernel.source, l.defines ?? {}, { f16: true, subgroups: true }, { ...INCLUDES, ...sdpaOp.includes });
       expect(bindingNames(code)).toEqual([...l.kernel.bindings]);
       const info = await device!.createShaderModule({ code }).getCompilationInfo();
       const errors = info.messages.filter(m => m.type === 'error').map(m => `${m.lineNum}:${m.linePos} ${m.message}`);
