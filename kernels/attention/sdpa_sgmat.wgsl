@@ -95,16 +95,9 @@ fn st_at(i: u32) -> f32 { return bitcast<f32>(st[i / 4u][i % 4u]); }
 fn sdpa_sgmat(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) ng: vec3u,
   @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
   let KV = dims.KV;
-  let H = dims.H;
-  let G = H / KV;
+  let G = dims.H / KV;
   let rt = row_tile(wg.x + wg.y * ng.x);
   if (rt.r0 >= rt.rows) { return; }
-  let kh = rt.kh;
-  let cu = rt.cu;
-  let rows = rt.rows;
-  let r0 = rt.r0;
-  let pmax = rt.pmax;
-  let jstart = rt.jstart;
 
   // Q (rows past the sequence's are zeros) → this subgroup's fragments
   for (var e = lid; e < BR * D8; e += WG) {
@@ -112,9 +105,9 @@ fn sdpa_sgmat(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
     let d8 = e % D8;
     var a = vec4f(0.0);
     var b = vec4f(0.0);
-    if (r0 + r < rows) {
-      let rr = r0 + r;
-      let o = ((cu.start + rr / G) * H + kh * G + rr % G) * D4 + 2u * d8;
+    if (rt.r0 + r < rt.rows) {
+      let rr = rt.r0 + r;
+      let o = q_row(rt, rr) * D4 + 2u * d8;
       a = q[o];
       b = q[o + 1u];
     }
@@ -127,11 +120,11 @@ fn sdpa_sgmat(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
   // this lane's row (rl) and half (hf)
   let rl = lane / 2u;
   let hf = lane % 2u;
-  let rr = r0 + 16u * sg + rl;
-  let p = cu.pos + rr / G;
+  let rr = rt.r0 + 16u * sg + rl;
+  let p = rt.cu.pos + rr / G;
   var lo = 0u;
   if (dims.window > 0u && p + 1u > dims.window) { lo = p + 1u - dims.window; }
-  if (rr >= rows) { lo = 0xffffffffu; }
+  if (rr >= rt.rows) { lo = 0xffffffffu; }
   var m = NEG;
   var lsum = 0.0;
   var o = array<f32, D / 2u>();   // dims nf·16 + hf·8 + e of this row (nf < D/16, e < 8)
@@ -139,13 +132,13 @@ fn sdpa_sgmat(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
   let pb = 16u * sg * PSL;        // … and P rows
 
   let KVD = KV * D;
-  let base = cu.slot * dims.ctx * KVD + kh * D;
-  for (var jb = jstart; jb <= pmax; jb += BC) {
-    load_tile(0u, base, KVD, jb, pmax, lid);
+  let base = rt.cu.slot * dims.ctx * KVD + rt.kh * D;
+  for (var jb = rt.jstart; jb <= rt.pmax; jb += BC) {
+    load_tile(0u, base, KVD, jb, rt.pmax, lid);
     workgroupBarrier();
     //@ scores
     workgroupBarrier();   // S staged; K read
-    load_tile(1u, base, KVD, jb, pmax, lid);
+    load_tile(1u, base, KVD, jb, rt.pmax, lid);
     // softmax of row rl over keys hf·BC/2 …
     var s = array<f32, BC / 2u>();
     var mx = NEG;
@@ -187,8 +180,8 @@ fn sdpa_sgmat(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
   }
 
   let L = lsum + subgroupShuffleXor(lsum, 1u);
-  if (rr < rows) {
-    let ob = ((cu.start + rr / G) * H + kh * G + rr % G) * D;
+  if (rr < rt.rows) {
+    let ob = q_row(rt, rr) * D;
     for (var nf = 0u; nf < D / 16u; nf++) {
       for (var e = 0u; e < 8u; e++) { out[ob + nf * 16u + hf * 8u + e] = o[nf * 8u + e] / L; }
     }

@@ -40,3 +40,9 @@ fn row_tile(wid: u32) -> RowTile {
   t.jstart = (js / BC) * BC;
   return t;
 }
+
+// the q / out row (token · H + head) of the tile's row rr (r0 ≤ rr < rows)
+fn q_row(t: RowTile, rr: u32) -> u32 {
+  let G = dims.H / dims.KV;
+  return (t.cu.start + rr / G) * dims.H + t.kh * G + rr % G;
+}
