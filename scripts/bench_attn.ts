@@ -115,7 +115,12 @@ if (!has('decode-only')) {
     const check = H === 8;
     let want: Float32Array | null = null;
     if (check) { want = new Float32Array(P * H * D); sdpaRef(qv, kv0, kv1, want, cursors, { H, KV, D, ctx, window: 0, scale: 1 / Math.sqrt(D), kv: 'f32' }); }
-    for (const v of ['flash', 'flash_sgmat', 'single']) {
+    // flash's tile knobs too (timed shapes only): env settings read when its launches are built
+    const runs: [string, Record<string, string>][] = [['flash', {}], ['flash_sgmat', {}], ['single', {}]];
+    if (H !== 8 && !quick) for (const e of <Record<string, string>[]>[{ FLA_SDPA_TX: '16' }, { FLA_SDPA_TX: '4' }, { FLA_SDPA_BR: '16' }, { FLA_SDPA_BR: '64' }, { FLA_SDPA_BR: '16', FLA_SDPA_TX: '16' }]) runs.push(['flash', e]);
+    for (const [v, env] of runs) {
+      const name = `${v}${Object.keys(env).length ? ' ' + Object.entries(env).map(([k, x]) => `${k}=${x}`).join(' ') : ''}`;
+      Object.assign(process.env, env);
       try {
         o.beginStep(layout);
         const ds = await o.build(sdpaOp, a, v);
@@ -123,10 +128,10 @@ if (!has('decode-only')) {
         const got = await readT(out, P * H * D);
         const ms = H === 8 ? NaN : await time(ds);
         const flop = 4 * D * H * (P * (P + 1) / 2);
-        console.log(`prefill ${v} H ${H} KV ${KV} D ${D} ${P} tokens: ${isNaN(ms) ? '–' : `${(ms * 1000).toFixed(1)} µs = ${(flop / ms / 1e9).toFixed(2)} TFLOP/s`}${want ? `; max|Δ|/max|want| ${relErr(got, want).toExponential(2)}` : ''}`);
+        console.log(`prefill ${name} H ${H} KV ${KV} D ${D} ${P} tokens: ${isNaN(ms) ? '–' : `${(ms * 1000).toFixed(1)} µs = ${(flop / ms / 1e9).toFixed(2)} TFLOP/s`}${want ? `; max|Δ|/max|want| ${relErr(got, want).toExponential(2)}` : ''}`);
       } catch (e) {
-        console.log(`prefill ${v} H ${H} D ${D}: ${(e as Error).message.split('\n')[0]!.slice(0, 200)}`);
-      }
+        console.log(`prefill ${name} H ${H} D ${D}: ${(e as Error).message.split('\n')[0]!.slice(0, 200)}`);
+      } finally { for (const k of Object.keys(env)) delete process.env[k]; }
     }
   }
 }
