@@ -1,6 +1,6 @@
 // Summarise `fla bench --json` output (stdin) for the attention runs: the results, and per kernel table the sdpa rows
-export {};
 // and the top rows by GPU time.   $BUN scripts/attn_summary.ts < bench.json
+export {};
 const lines = (await new Response(Bun.stdin.stream()).text()).split('\n').filter(l => l.startsWith('{'));
 for (const l of lines) {
   const j = JSON.parse(l);
