@@ -1,10 +1,10 @@
 // Attention kernels on the GPU machine (issues 15, 16), outside a model:
-// 1. decode: one token of llama-1b's attention (H 32, KV 8, D 64) over CTX cached keys (default 32 768), split-K
+// 1. prefill: each prefill variant (flash, flash_sgmat where the adapter has subgroup matrices, single) at
+//    llama-1b's pp512 shape and at D 128, µs per layer and its max|Δ|/max|want| against the f32 CPU reference.
+// 2. decode: one token of llama-1b's attention (H 32, KV 8, D 64) over CTX cached keys (default 32 768), split-K
 //    (split + combine) for each KV-cache dtype and a sweep of split plans (FLA_SDPA_SPLITS, the plan fields of
 //    splitPlanOverride): µs per layer and GB/s of K/V read, over L layers' distinct caches (past the L2), each
-//    output checked against the default plan's (and the default's against the CPU reference at f32);
-// 2. prefill: each prefill variant (flash, flash_sgmat where the adapter has subgroup matrices, single) at
-//    llama-1b's pp512 shape and at D 128, µs per layer and its max|Δ|/max|want| against the f32 CPU reference.
+//    output checked against the CPU reference;
 //   FLA_WEBGPU=dawn bun scripts/bench_attn.ts [--ctx=N] [--quick] [--decode-only] [--prefill-only]
 import { sdpaOp, kvCols, splitPlan, splitPlanOverride, splitsOf, type SplitTweak } from '../kernels/attention/sdpa.ts';
 import { sdpaRef, bf16Bits, type KvDtype } from '../kernels/attention/sdpa.ref.ts';
@@ -52,9 +52,48 @@ async function time(ds: unknown[]): Promise<number> {
 }
 const step1 = (pos: number) => ({ ids: new Int32Array(1), cursors: [{ slot: 0, start: 0, len: 1, pos }], keep: new Int32Array(1) });
 
-// 1. decode over CTX keys
+// 1. prefill: P tokens from an empty cache (the cache holds their keys, as after kv_store)
+if (!has('decode-only')) {
+  const P = 512;
+  // llama-1b's shape and D 128 timed; H 8 (two sequences) checked against the CPU reference
+  for (const [H, KV, D] of [[32, 8, 64], [32, 8, 128], [8, 2, 64], [8, 2, 128]] as const) {
+    const ctx = P + 64, cols = kvCols(ctx, KV * D, 'f32');
+    o.allocState([{ key: 'k', cols }, { key: 'v', cols }], 1);
+    const kv0 = rand(ctx * KV * D), kv1 = rand(ctx * KV * D);
+    o.write(o.state('k'), kv0); o.write(o.state('v'), kv1);
+    // two sequences in the error check (D 64, H 8): 300 tokens after a 13-token prefix, then 212 from the start
+    const cursors = H === 8 ? [{ slot: 0, start: 0, len: 300, pos: 13 }, { slot: 0, start: 300, len: P - 300, pos: 0 }] : [{ slot: 0, start: 0, len: P, pos: 0 }];
+    const layout = { ids: new Int32Array(P), cursors, keep: new Int32Array(1) };
+    o.beginStep(layout);
+    const qv = rand(P * H * D), q = o.act('q', H * D), out = o.act('out', H * D);
+    const full = new Float32Array(o.capacity(q) * H * D); full.set(qv); o.write(q, full);
+    const a = { H, KV, D, ctx, kv: 'f32' as const, q, k: o.state('k'), v: o.state('v'), out };
+    const check = H === 8;
+    let want: Float32Array | null = null;
+    if (check) { want = new Float32Array(P * H * D); sdpaRef(qv, kv0, kv1, want, cursors, { H, KV, D, ctx, window: 0, scale: 1 / Math.sqrt(D), kv: 'f32' }); }
+    // flash's tile knobs too (timed shapes only): env settings read when its launches are built
+    const runs: [string, Record<string, string>][] = [['flash', {}], ['flash_sgmat', {}], ['single', {}]];
+    if (H !== 8 && !quick) for (const e of <Record<string, string>[]>[{ FLA_SDPA_TX: '16' }, { FLA_SDPA_TX: '4' }, { FLA_SDPA_BR: '16' }, { FLA_SDPA_BR: '64' }, { FLA_SDPA_BR: '16', FLA_SDPA_TX: '16' }]) runs.push(['flash', e]);
+    for (const [v, env] of runs) {
+      const name = `${v}${Object.keys(env).length ? ' ' + Object.entries(env).map(([k, x]) => `${k}=${x}`).join(' ') : ''}`;
+      Object.assign(process.env, env);
+      try {
+        o.beginStep(layout);
+        const ds = await o.build(sdpaOp, a, v);
+        const enc = gpu.device.createCommandEncoder(); gpu.encode(enc, ds as never); gpu.submit(enc);
+        const got = await readT(out, P * H * D);
+        const ms = H === 8 ? NaN : await time(ds);
+        const flop = 4 * D * H * (P * (P + 1) / 2);
+        console.log(`prefill ${name} H ${H} KV ${KV} D ${D} ${P} tokens: ${isNaN(ms) ? '–' : `${(ms * 1000).toFixed(1)} µs = ${(flop / ms / 1e9).toFixed(2)} TFLOP/s`}${want ? `; max|Δ|/max|want| ${relErr(got, want).toExponential(2)}` : ''}`);
+      } catch (e) {
+        console.log(`prefill ${name} H ${H} D ${D}: ${(e as Error).message.split('\n')[0]!.slice(0, 200)}`);
+      } finally { for (const k of Object.keys(env)) delete process.env[k]; }
+    }
+  }
+}
+// 2. decode over CTX keys
 if (!has('prefill-only')) {
-  const H = 32, KV = 8, D = 64, L = quick ? 2 : 4, pos = CTX - 1;
+  const H = 32, KV = 8, D = 64, L = quick ? 2 : 3, pos = CTX - 1;
   const kv0 = rand(CTX * KV * D), kv1 = rand(CTX * KV * D);
   for (const dt of ['f32', 'f16', 'bf16'] as KvDtype[]) {
     const cols = kvCols(CTX, KV * D, dt);
@@ -96,43 +135,4 @@ if (!has('prefill-only')) {
   }
 }
 
-// 2. prefill: P tokens from an empty cache (the cache holds their keys, as after kv_store)
-if (!has('decode-only')) {
-  const P = 512;
-  // llama-1b's shape and D 128 timed; H 8 (two sequences) checked against the CPU reference
-  for (const [H, KV, D] of [[32, 8, 64], [32, 8, 128], [8, 2, 64], [8, 2, 128]] as const) {
-    const ctx = P + 64, cols = kvCols(ctx, KV * D, 'f32');
-    o.allocState([{ key: 'k', cols }, { key: 'v', cols }], 1);
-    const kv0 = rand(ctx * KV * D), kv1 = rand(ctx * KV * D);
-    o.write(o.state('k'), kv0); o.write(o.state('v'), kv1);
-    // two sequences in the error check (D 64, H 8): 300 tokens after a 13-token prefix, then 212 from the start
-    const cursors = H === 8 ? [{ slot: 0, start: 0, len: 300, pos: 13 }, { slot: 0, start: 300, len: P - 300, pos: 0 }] : [{ slot: 0, start: 0, len: P, pos: 0 }];
-    const layout = { ids: new Int32Array(P), cursors, keep: new Int32Array(1) };
-    o.beginStep(layout);
-    const qv = rand(P * H * D), q = o.act('q', H * D), out = o.act('out', H * D);
-    const full = new Float32Array(o.capacity(q) * H * D); full.set(qv); o.write(q, full);
-    const a = { H, KV, D, ctx, kv: 'f32' as const, q, k: o.state('k'), v: o.state('v'), out };
-    const check = H === 8;
-    let want: Float32Array | null = null;
-    if (check) { want = new Float32Array(P * H * D); sdpaRef(qv, kv0, kv1, want, cursors, { H, KV, D, ctx, window: 0, scale: 1 / Math.sqrt(D), kv: 'f32' }); }
-    // flash's tile knobs too (timed shapes only): env settings read when its launches are built
-    const runs: [string, Record<string, string>][] = [['flash', {}], ['flash_sgmat', {}], ['single', {}]];
-    if (H !== 8 && !quick) for (const e of <Record<string, string>[]>[{ FLA_SDPA_TX: '16' }, { FLA_SDPA_TX: '4' }, { FLA_SDPA_BR: '16' }, { FLA_SDPA_BR: '64' }, { FLA_SDPA_BR: '16', FLA_SDPA_TX: '16' }]) runs.push(['flash', e]);
-    for (const [v, env] of runs) {
-      const name = `${v}${Object.keys(env).length ? ' ' + Object.entries(env).map(([k, x]) => `${k}=${x}`).join(' ') : ''}`;
-      Object.assign(process.env, env);
-      try {
-        o.beginStep(layout);
-        const ds = await o.build(sdpaOp, a, v);
-        const enc = gpu.device.createCommandEncoder(); gpu.encode(enc, ds as never); gpu.submit(enc);
-        const got = await readT(out, P * H * D);
-        const ms = H === 8 ? NaN : await time(ds);
-        const flop = 4 * D * H * (P * (P + 1) / 2);
-        console.log(`prefill ${name} H ${H} KV ${KV} D ${D} ${P} tokens: ${isNaN(ms) ? '–' : `${(ms * 1000).toFixed(1)} µs = ${(flop / ms / 1e9).toFixed(2)} TFLOP/s`}${want ? `; max|Δ|/max|want| ${relErr(got, want).toExponential(2)}` : ''}`);
-      } catch (e) {
-        console.log(`prefill ${name} H ${H} D ${D}: ${(e as Error).message.split('\n')[0]!.slice(0, 200)}`);
-      } finally { for (const k of Object.keys(env)) delete process.env[k]; }
-    }
-  }
-}
 process.exit(0);
