@@ -5,7 +5,7 @@
 //    (split + combine) for each KV-cache dtype and a sweep of split plans (FLA_SDPA_SPLITS, the plan fields of
 //    splitPlanOverride): µs per layer and GB/s of K/V read, over L layers' distinct caches (past the L2), each
 //    output checked against the CPU reference;
-//   FLA_WEBGPU=dawn bun scripts/bench_attn.ts [--ctx=N] [--quick] [--decode-only] [--prefill-only]
+//   FLA_WEBGPU=dawn bun scripts/bench_attn.ts [--ctx=N] [--p=N (prefill tokens, default 512; > 212)] [--quick] [--decode-only] [--prefill-only]
 import { sdpaOp, kvCols, splitPlan, splitPlanOverride, splitsOf, type SplitTweak } from '../kernels/attention/sdpa.ts';
 import { sdpaRef, bf16Bits, type KvDtype } from '../kernels/attention/sdpa.ref.ts';
 import { GpuBackend } from '../src/backend/gpu.ts';
@@ -54,7 +54,7 @@ const step1 = (pos: number) => ({ ids: new Int32Array(1), cursors: [{ slot: 0, s
 
 // 1. prefill: P tokens from an empty cache (the cache holds their keys, as after kv_store)
 if (!has('decode-only')) {
-  const P = 512;
+  const P = Number(arg('p') ?? 512);
   // llama-1b's shape and D 128 timed; H 8 (two sequences) checked against the CPU reference
   for (const [H, KV, D] of [[32, 8, 64], [32, 8, 128], [8, 2, 64], [8, 2, 128]] as const) {
     const ctx = P + 64, cols = kvCols(ctx, KV * D, 'f32');
@@ -62,7 +62,7 @@ if (!has('decode-only')) {
     const kv0 = rand(ctx * KV * D), kv1 = rand(ctx * KV * D);
     o.write(o.state('k'), kv0); o.write(o.state('v'), kv1);
     // two sequences in the error check (D 64, H 8): 300 tokens after a 13-token prefix, then 212 from the start
-    const cursors = H === 8 ? [{ slot: 0, start: 0, len: 300, pos: 13 }, { slot: 0, start: 300, len: P - 300, pos: 0 }] : [{ slot: 0, start: 0, len: P, pos: 0 }];
+    const cursors = H === 8 ? [{ slot: 0, start: 0, len: P - 212, pos: 13 }, { slot: 0, start: P - 212, len: 212, pos: 0 }] : [{ slot: 0, start: 0, len: P, pos: 0 }];
     const layout = { ids: new Int32Array(P), cursors, keep: new Int32Array(1) };
     o.beginStep(layout);
     const qv = rand(P * H * D), q = o.act('q', H * D), out = o.act('out', H * D);
