@@ -11,13 +11,16 @@ import { sdpaRef, bf16Bits, type KvDtype } from '../kernels/attention/sdpa.ref.t
 import { GpuBackend } from '../src/backend/gpu.ts';
 import type { Tensor } from '../src/backend/backend.ts';
 import { Gpu } from '../src/gpu/device.ts';
+import { appendFileSync } from 'node:fs';
 
+// each line also appended to $ATTN_LOG when set (kept if the run is cut short)
+const log = (line: string) => { console.log(line); if (process.env.ATTN_LOG) appendFileSync(process.env.ATTN_LOG, line + '\n'); };
 const arg = (k: string) => process.argv.find(a => a.startsWith(`--${k}=`))?.slice(k.length + 3);
 const has = (k: string) => process.argv.includes(`--${k}`);
 const CTX = Number(arg('ctx') ?? 32768), quick = has('quick');
 const gpu = await Gpu.create();
 const o = new GpuBackend(gpu);
-console.log(`${gpu.summary.name} (${gpu.summary.backend}, ${gpu.summary.binding}); subgroups ${o.adapter.subgroups} (${o.adapter.subgroupSize}), subgroup matrices ${gpu.subgroupMatrix.length}`);
+log(`${gpu.summary.name} (${gpu.summary.backend}, ${gpu.summary.binding}); subgroups ${o.adapter.subgroups} (${o.adapter.subgroupSize}), subgroup matrices ${gpu.subgroupMatrix.length}`);
 
 let seed = 7;
 const rnd = () => { seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0; return seed / 4294967296 * 2 - 1; };
@@ -84,9 +87,9 @@ if (!has('decode-only')) {
         const got = await readT(out, P * H * D);
         const ms = H === 8 ? NaN : await time(ds);
         const flop = 4 * D * H * (P * (P + 1) / 2);
-        console.log(`prefill ${name} H ${H} KV ${KV} D ${D} ${P} tokens: ${isNaN(ms) ? '–' : `${(ms * 1000).toFixed(1)} µs = ${(flop / ms / 1e9).toFixed(2)} TFLOP/s`}${want ? `; max|Δ|/max|want| ${relErr(got, want).toExponential(2)}` : ''}`);
+        log(`prefill ${name} H ${H} KV ${KV} D ${D} ${P} tokens: ${isNaN(ms) ? '–' : `${(ms * 1000).toFixed(1)} µs = ${(flop / ms / 1e9).toFixed(2)} TFLOP/s`}${want ? `; max|Δ|/max|want| ${relErr(got, want).toExponential(2)}` : ''}`);
       } catch (e) {
-        console.log(`prefill ${name} H ${H} D ${D}: ${(e as Error).message.split('\n')[0]!.slice(0, 200)}`);
+        log(`prefill ${name} H ${H} D ${D}: ${(e as Error).message.split('\n')[0]!.slice(0, 200)}`);
       } finally { for (const k of Object.keys(env)) delete process.env[k]; }
     }
   }
@@ -127,9 +130,9 @@ if (!has('prefill-only')) {
         for (let l = 0; l < L; l++) { const d = await o.build(sdpaOp, args(l), 'split'); ds.push(...d); dsSplit.push(d[0]); }
         const ms = await time(ds) / L, msSplit = await time(dsSplit) / L;
         const Sx = splitsOf(args(0), ctx1, p);
-        console.log(`decode ${dt} ctx ${CTX} ${name} (S ${Sx}, WG ${p.WG} TPK ${p.TPK} UPL ${p.UPL} KU ${p.KU} PF ${p.PF}): split+combine ${(ms * 1000).toFixed(1)} µs = ${(bytes / ms / 1e6).toFixed(0)} GB/s; split ${(msSplit * 1000).toFixed(1)} µs = ${(bytes / msSplit / 1e6).toFixed(0)} GB/s;${err}`);
+        log(`decode ${dt} ctx ${CTX} ${name} (S ${Sx}, WG ${p.WG} TPK ${p.TPK} UPL ${p.UPL} KU ${p.KU} PF ${p.PF}): split+combine ${(ms * 1000).toFixed(1)} µs = ${(bytes / ms / 1e6).toFixed(0)} GB/s; split ${(msSplit * 1000).toFixed(1)} µs = ${(bytes / msSplit / 1e6).toFixed(0)} GB/s;${err}`);
       } catch (e) {
-        console.log(`decode ${dt} ${name}: ${(e as Error).message.split('\n').slice(0, 2).join(' | ').slice(0, 300)}`);
+        log(`decode ${dt} ${name}: ${(e as Error).message.split('\n').slice(0, 2).join(' | ').slice(0, 300)}`);
       } finally { splitPlanOverride(null); delete process.env.FLA_SDPA_SPLITS; }
     }
   }
