@@ -19,3 +19,6 @@ export async function withEnv<T>(name: string, v: string, f: () => Promise<T>): 
 /** Run `f` with FLA_KERNEL_SDPA set to `v` (restored afterwards). */
 export function withSdpa<T>(v: string, f: () => Promise<T>): Promise<T> { return withEnv('FLA_KERNEL_SDPA', v, f); }
 
+
+/** flash_sgmat's tolerance (max|Δ|/max|want| against the f32 reference): about twice its error measured on the H200. */
+export const SGMAT_RTOL = 1e-4;
