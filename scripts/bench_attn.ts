@@ -5,7 +5,7 @@
 //    (split + combine) for each KV-cache dtype and a sweep of split plans (FLA_SDPA_SPLITS, the plan fields of
 //    splitPlanOverride): µs per layer and GB/s of K/V read, over L layers' distinct caches (past the L2), each
 //    output checked against the CPU reference;
-//   FLA_WEBGPU=dawn bun scripts/bench_attn.ts [--ctx=N] [--p=N (prefill tokens, default 512; > 212)] [--quick] [--decode-only] [--prefill-only]
+//   FLA_WEBGPU=dawn bun scripts/bench_attn.ts [--ctx=N] [--p=N (prefill tokens, default 512; > 212)] [--quick] [--focus (decode: the plans near the defaults)] [--decode-only] [--prefill-only]
 import { sdpaOp, kvCols, splitPlan, splitPlanOverride, splitsOf, type SplitTweak } from '../kernels/attention/sdpa.ts';
 import { sdpaRef, bf16Bits, type KvDtype } from '../kernels/attention/sdpa.ref.ts';
 import { GpuBackend } from '../src/backend/gpu.ts';
@@ -112,11 +112,15 @@ if (!has('prefill-only')) {
     sdpaRef(qv, w0, w1, want, [{ slot: 0, start: 0, len: 1, pos }], { H, KV, D, ctx: CTX, window: 0, scale: 1 / Math.sqrt(D), kv: dt });
     const ctx1 = { adapter: o.adapter, step: { n: 1, k: 1, b: 1, lens: [1], maxLen: 1, cursors: step1(pos).cursors } } as unknown as Parameters<typeof splitsOf>[1];
     // plans × split counts (null: the defaults); the 16-bit caches sweep fewer
-    const plans: (SplitTweak | null)[] = quick ? [null, { PF: true }] : dt === 'f32'
+    // --focus: the defaults beside the plans near them (and the defaults before the H200 sweep: f32 WG 128, 16-bit KU 4 without PF)
+    const focus: (SplitTweak | null)[] = dt === 'f32'
+      ? [null, { WG: 128 }, { PF: true }, { KU: 1, PF: true }, { WG: 32 }, { WG: 32, PF: true }, { TPK: 4 }]
+      : [null, { KU: 4, PF: false }, { WG: 64 }, { WG: 64, KU: 1 }, { KU: 1 }, { PF: false }];
+    const plans: (SplitTweak | null)[] = has('focus') ? focus : quick ? [null, { PF: true }] : dt === 'f32'
       ? [null, { PF: true }, { KU: 4 }, { KU: 1, PF: true }, { TPK: 16 }, { TPK: 16, PF: true }, { TPK: 4 }, { WG: 256 }, { WG: 256, PF: true }, { WG: 64 }]
       : [null, { PF: true }, { KU: 2, PF: true }];
     const sweep: [string, SplitTweak | null, number | null][] = [];
-    for (const t of plans) for (const S of quick ? [null] : [null, 128, 256]) sweep.push([t ? JSON.stringify(t) : 'default', t, S]);
+    for (const t of plans) for (const S of quick || has('focus') ? [null] : [null, 128, 256]) sweep.push([t ? JSON.stringify(t) : 'default', t, S]);
     for (const [name, t, S] of sweep) {
       if (S !== null) process.env.FLA_SDPA_SPLITS = String(S); else delete process.env.FLA_SDPA_SPLITS;
       splitPlanOverride(t);

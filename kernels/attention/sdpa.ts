@@ -3,8 +3,9 @@
 // bytes a long-context decode step reads. sdpa has five variants: `flash` (prefill-shaped steps, past
 // SPLIT_MAX_LEN tokens: tiles of query rows — tokens × the query heads of a KV head — walk the causal keys in tiles
 // held in workgroup memory, online softmax, f32; where its tiles fit the adapter), `flash_sgmat` (flash's two
-// products on subgroup matrices, each operand split into f16 hi + lo: f32-grade; forced only, FLA_KERNEL_SDPA, until
-// measured on a GPU with subgroup matrices), `single` (one workgroup per query token and head, online softmax over
+// products on subgroup matrices, each operand split into f16 hi + lo: f32-grade, 3.9e-7 / 5.4e-7 at D 64 / 128 over
+// 512 tokens on an H200; forced only, FLA_KERNEL_SDPA: flash with 16 threads a row group was faster there, 87 vs 107 µs
+// at llama-1b's pp512 layer, 250 vs 326 at D 128), `single` (one workgroup per query token and head, online softmax over
 // the whole context: short steps over short caches, and the portable fallback), `split` (split-K /
 // flash-decoding: each query's context cut into S splits, one workgroup per (token, KV head, split) reading each K/V
 // row once for the H/KV query heads that share it, then a combine pass; chosen for decode-shaped steps over a long
@@ -123,9 +124,12 @@ export interface SplitPlan {
  * Lanes per key TPK: a power of two, the fewest that hold q's share of a lane (G·D / TPK floats, and as many of
  * acc) in 32 floats, at most 32 and the U 16-byte units of a key row (and, reducing with subgroups, the adapter's
  * smallest subgroup): fewer lanes per key mean fewer shuffle steps and fewer lanes repeating each key's softmax.
- * Each lane takes UPL = ceil(U / TPK) units of KU keys per iteration, KU·UPL·G ≤ 16 (≥ 1) bounding the registers
- * of the loads in flight and the scores. WG = 128 (fewer where the
- * workgroup memory of the merge would pass 16 KiB).
+ * Each lane takes UPL = ceil(U / TPK) units of KU keys per iteration, KU·UPL·G ≤ 16 (f32 cache) or ≤ 8 with the
+ * next iteration's loads prefetched (PF; 16-bit caches), ≥ 1, bounding the registers of the loads in flight and the
+ * scores; WG = 64 threads (f32 cache) or 128 (16-bit), fewer where the workgroup memory of the merge would pass 16 KiB.
+ * Measured on an H200 at llama-1b's 32 K-context decode (H 32, KV 8, D 64: scripts/bench_attn.ts, µs a layer for
+ * split + combine): f32 cache 260 with KU 2 at WG 128 → 105 at WG 64 (KU 1 with PF 115, WG 256 108; TPK 16 200);
+ * f16 160 with KU 4 → 90 with KU 2 and PF (bf16 149 → 92); more splits than 512 workgroups' worth were slower.
  */
 export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean): SplitPlan {
   const epu = (a.kv ?? 'f32') === 'f32' ? 4 : 8, U = a.D / epu, G = a.H / a.KV, tw = splitTweak ?? {};
@@ -135,11 +139,12 @@ export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean): SplitPlan
   let TPK = tw.TPK ?? 2;
   if (tw.TPK === undefined) while (TPK < G * a.D / 32 && TPK * 2 <= Math.min(U, 32)) TPK *= 2;
   while (TPK > 1 && (TPK > U || (SG_RED && TPK > SGS))) TPK /= 2;
-  const UPL = Math.ceil(U / TPK), KU = tw.KU ?? Math.max(1, Math.min(4, Math.floor(16 / (UPL * G))));
+  const kv16 = (a.kv ?? 'f32') !== 'f32';
+  const UPL = Math.ceil(U / TPK), KU = tw.KU ?? Math.max(1, Math.min(4, Math.floor((kv16 ? 8 : 16) / (UPL * G))));
   const smf = (wg: number) => Math.max((wg / TPK) * a.D, SG_RED ? 1 : wg * KU * G);
-  let WG = Math.min(tw.WG ?? 128, ad.maxInvocations);
+  let WG = Math.min(tw.WG ?? (kv16 ? 128 : 64), ad.maxInvocations);
   while (WG > TPK && 4 * (smf(WG) + 2 * (WG / TPK)) > Math.min(16384, ad.maxWorkgroupStorage)) WG /= 2;
-  return { WG, TPK, UPL, U, G, KU, SG_RED, PF: tw.PF ?? false, KB: (WG / TPK) * KU, SMF: smf(WG) };
+  return { WG, TPK, UPL, U, G, KU, SG_RED, PF: tw.PF ?? kv16, KB: (WG / TPK) * KU, SMF: smf(WG) };
 }
 
 /** Plan fields scripts/bench_attn.ts sweeps on the GPU machine (null: the plan above). Not a user setting. */
@@ -167,7 +172,8 @@ export function splitsOf(a: SdpaArgs | SdpaOp, c: Ctx, p: SplitPlan = splitPlan(
 
 /**
  * sdpa_flash's tiles (its header says what each define does): TX threads share a row group of 4 query rows (16
- * for D ≥ 256, 8 where D/4 is a multiple of 8, else 4; FLA_SDPA_TX where it divides D/4); key tiles of BC = 32
+ * where D/4 is a multiple of 16, 8 where of 8, else 4; FLA_SDPA_TX where it divides D/4: on an H200 at llama-1b's
+ * pp512, H 32 KV 8, TX 16 took 87 µs a layer at D 64 and 250 at D 128, TX 8 134 and 444); key tiles of BC = 32
  * keys (16 where 32 do not fit); BR query rows a workgroup, the most of 64, 32, 16 up to FLA_SDPA_BR (default 32:
  * twice the workgroups of 64, for the causal imbalance) whose Q, K/V, P and reduction tiles fit the adapter's
  * workgroup memory. null where D is not a multiple of 16 or past 256, or nothing fits: then `single`.
@@ -176,7 +182,7 @@ export interface FlashPlan { D4: number; BR: number; BC: number; TX: number; WG:
 export function flashPlan(ad: Adapter, D: number): FlashPlan | null {
   if (D % 16 || D > 256) return null;
   const D4 = D / 4, tx = Number(knob('FLA_SDPA_TX') ?? 0), RS = D4 + 1;
-  const TX = tx && D4 % tx === 0 ? tx : D4 >= 64 && D4 % 16 === 0 ? 16 : D4 % 8 === 0 ? 8 : 4;
+  const TX = tx && D4 % tx === 0 ? tx : D4 % 16 === 0 ? 16 : D4 % 8 === 0 ? 8 : 4;
   const cap = Number(knob('FLA_SDPA_BR') ?? 32);
   for (const BC of [32, 16]) for (const BR of [64, 32, 16]) {
     if (BR > cap || BC < TX) continue;

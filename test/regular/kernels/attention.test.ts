@@ -180,30 +180,33 @@ describe('sdpa select', () => {
     expect(sdpaOp.select(selectCtx(adapter, [1]), args(256))).toBe('single');
   });
   test('one sequence at 32 K fills a discrete card: llama-1b 8 KV heads × 64 splits, Qwen3-Next 2 × 256', () => {
-    expect(splitPlan(adapter, args(32768), true)).toMatchObject({ TPK: 8, UPL: 2, G: 4, KU: 2, KB: 32, SG_RED: true });
+    expect(splitPlan(adapter, args(32768), true)).toMatchObject({ WG: 64, TPK: 8, UPL: 2, G: 4, KU: 2, KB: 16, SG_RED: true, PF: false });
+    expect(splitPlan(adapter, { ...args(32768), kv: 'f16' }, true)).toMatchObject({ WG: 128, TPK: 8, UPL: 1, KU: 2, KB: 32, PF: true });
     expect(splitsOf(args(32768), selectCtx(adapter, [1]))).toBe(64);
     expect(splitsOf(args(32768), selectCtx(adapter, [1, 1, 1, 1]))).toBe(16);
-    expect(splitsOf(args(300), selectCtx(adapter, [1]))).toBe(5);   // each split at least two 32-key iterations
+    expect(splitsOf(args(300), selectCtx(adapter, [1]))).toBe(10);   // each split at least two 16-key iterations
     const q3n = { H: 16, KV: 2, D: 256, ctx: 32768 } as any;
     expect(splitPlan(adapter, q3n, true)).toMatchObject({ TPK: 32, UPL: 2, KU: 1 });
     expect(splitsOf(q3n, selectCtx(adapter, [1]))).toBe(256);
-    expect(splitPlan(adapter, { ...q3n, kv: 'f16' }, true)).toMatchObject({ TPK: 32, UPL: 1, KU: 2, KB: 8 });
+    expect(splitPlan(adapter, { ...q3n, kv: 'f16' }, true)).toMatchObject({ TPK: 32, UPL: 1, KU: 1, KB: 4, PF: true });
   });
   test('flashPlan: tiles from the head dim and the workgroup memory; none past it (then single)', async () => {
     const big = { ...adapter, maxWorkgroupStorage: 49152 }, small = { ...adapter, maxWorkgroupStorage: 16384 };
-    expect(flashPlan(big, 64)).toMatchObject({ BR: 32, BC: 32, TX: 8, WG: 64, KPT: 4, DV4: 2 });
-    expect(flashPlan(adapter, 128)).toMatchObject({ BR: 16, BC: 32, TX: 8, DV4: 4 });   // 32 KiB (lavapipe)
+    expect(flashPlan(big, 64)).toMatchObject({ BR: 32, BC: 32, TX: 16, WG: 128, KPT: 2, DV4: 1 });
+    expect(flashPlan(big, 128)).toMatchObject({ BR: 32, BC: 32, TX: 16, WG: 128, DV4: 2 });
+    expect(flashPlan(big, 32)).toMatchObject({ TX: 8 });
+    expect(flashPlan(adapter, 128)).toMatchObject({ BR: 16, BC: 32, TX: 16, DV4: 2 });   // 32 KiB (lavapipe)
     expect(flashPlan(big, 256)).toMatchObject({ BR: 16, BC: 16, TX: 16, KPT: 1, DV4: 4 });
     expect(flashPlan(adapter, 256)).toBeNull();
     expect(flashPlan(small, 128)).toBeNull();
     expect(flashPlan(big, 40)).toBeNull();
-    await withEnv('FLA_SDPA_BR', '64', async () => expect(flashPlan(big, 64)).toMatchObject({ BR: 64, WG: 128 }));
-    await withEnv('FLA_SDPA_TX', '16', async () => expect(flashPlan(big, 64)).toMatchObject({ TX: 16, KPT: 2, DV4: 1 }));
+    await withEnv('FLA_SDPA_BR', '64', async () => expect(flashPlan(big, 64)).toMatchObject({ BR: 64, WG: 256 }));
+    await withEnv('FLA_SDPA_TX', '8', async () => expect(flashPlan(big, 64)).toMatchObject({ TX: 8, KPT: 4, DV4: 2 }));
   });
   test('FLA_SDPA_SPLITS forces S (within the cache\'s blocks)', async () => {
     await withEnv('FLA_SDPA_SPLITS', '7', async () => {
       expect(splitsOf(args(32768), selectCtx(adapter, [1]))).toBe(7);
-      expect(splitsOf(args(100), selectCtx(adapter, [1]))).toBe(2);
+      expect(splitsOf(args(100), selectCtx(adapter, [1]))).toBe(4);   // 100 keys: at most ceil(100 / (2 · 16)) splits
     });
   });
 });
