@@ -126,7 +126,8 @@ export interface SplitPlan {
  * smallest subgroup): fewer lanes per key mean fewer shuffle steps and fewer lanes repeating each key's softmax.
  * Each lane takes UPL = ceil(U / TPK) units of KU keys per iteration, KU·UPL·G ≤ 16 (f32 cache) or ≤ 8 with the
  * next iteration's loads prefetched (PF; 16-bit caches), ≥ 1, bounding the registers of the loads in flight and the
- * scores; WG = 64 threads (f32 cache) or 128 (16-bit), fewer where the workgroup memory of the merge would pass 16 KiB.
+ * scores; WG = 64 threads (f32 cache; at least 4 key groups) or 128 (16-bit), fewer where the workgroup memory of
+ * the merge would pass 16 KiB.
  * Measured on an H200 at llama-1b's 32 K-context decode (H 32, KV 8, D 64: scripts/bench_attn.ts, µs a layer for
  * split + combine): f32 cache 260 with KU 2 at WG 128 → 105 at WG 64 (KU 1 with PF 115, WG 256 108; TPK 16 200);
  * f16 160 with KU 4 → 90 with KU 2 and PF (bf16 149 → 92); more splits than 512 workgroups' worth were slower.
@@ -142,7 +143,7 @@ export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean): SplitPlan
   const kv16 = (a.kv ?? 'f32') !== 'f32';
   const UPL = Math.ceil(U / TPK), KU = tw.KU ?? Math.max(1, Math.min(4, Math.floor((kv16 ? 8 : 16) / (UPL * G))));
   const smf = (wg: number) => Math.max((wg / TPK) * a.D, SG_RED ? 1 : wg * KU * G);
-  let WG = Math.min(tw.WG ?? (kv16 ? 128 : 64), ad.maxInvocations);
+  let WG = Math.min(tw.WG ?? (kv16 ? 128 : Math.max(64, 4 * TPK)), ad.maxInvocations);
   while (WG > TPK && 4 * (smf(WG) + 2 * (WG / TPK)) > Math.min(16384, ad.maxWorkgroupStorage)) WG /= 2;
   return { WG, TPK, UPL, U, G, KU, SG_RED, PF: tw.PF ?? kv16, KB: (WG / TPK) * KU, SMF: smf(WG) };
 }

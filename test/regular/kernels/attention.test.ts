@@ -186,7 +186,7 @@ describe('sdpa select', () => {
     expect(splitsOf(args(32768), selectCtx(adapter, [1, 1, 1, 1]))).toBe(16);
     expect(splitsOf(args(300), selectCtx(adapter, [1]))).toBe(10);   // each split at least two 16-key iterations
     const q3n = { H: 16, KV: 2, D: 256, ctx: 32768 } as any;
-    expect(splitPlan(adapter, q3n, true)).toMatchObject({ TPK: 32, UPL: 2, KU: 1 });
+    expect(splitPlan(adapter, q3n, true)).toMatchObject({ WG: 128, TPK: 32, UPL: 2, KU: 1 });   // ≥ 4 key groups
     expect(splitsOf(q3n, selectCtx(adapter, [1]))).toBe(256);
     expect(splitPlan(adapter, { ...q3n, kv: 'f16' }, true)).toMatchObject({ TPK: 32, UPL: 1, KU: 1, KB: 4, PF: true });
   });
