@@ -14,8 +14,12 @@ import { checkBoth, gpuBackend, runOn } from './harness.ts';
 
 
 const SLOTS = 3;
-/** the 16-bit variants' error against the f32 cache (2× measured), relative to the largest output */
-const TOL16: Record<'f16' | 'bf16', number> = { f16: 8e-4, bf16: 6e-3 };
+/**
+ * the 16-bit variants' error against the f32 cache, relative to the largest output: the inputs are fresh each run
+ * (FLA_TEST_SEED), and bf16's rounding alone moved the GQA 2 D=128 window case from 3.9e-3 to 6.0e-3 across seeds
+ * (6e-3, 2× one measurement, failed once): bf16 1e-2; f16 8e-4 (2× measured)
+ */
+const TOL16: Record<'f16' | 'bf16', number> = { f16: 8e-4, bf16: 1e-2 };
 
 /** values as the state words of a 16-bit cache */
 function pack16(v: Float32Array, dt: 'f16' | 'bf16'): Float32Array {
