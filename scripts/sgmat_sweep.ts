@@ -66,13 +66,13 @@ const PRE: [number, number][] = [[2048, 2048], [3072, 2048], [2048, 8192], [1638
 const listed = arg('shapes')?.split(',').map(s => s.split('x').map(Number) as [number, number, number]);
 const D32: [number, number][] = [[2048, 2048], [3072, 2048], [2048, 8192], [16384, 2048]];
 const shapes: [number, number, number][] = listed ?? [   // in order of what matters most (the budget may cut the tail)
-  ...(all || has('decode') ? DEC.map(([O, I]) => [64, O, I] as [number, number, number]) : []),
+  ...(all || has('decode') ? [...DEC, [128256, 2048]].map(([O, I]) => [64, O, I] as [number, number, number]) : []),
   ...(all || has('prefill') ? PRE.map(([O, I]) => [512, O, I] as [number, number, number]) : []),
-  ...(all || has('decode') ? [...D32.map(([O, I]) => [32, O, I] as [number, number, number]), [17, 2048, 2048], [64, 128256, 2048]] as [number, number, number][] : []),
+  ...(all || has('decode') ? [...D32.map(([O, I]) => [32, O, I] as [number, number, number]), [17, 2048, 2048], [16, 2048, 2048], [16, 16384, 2048]] as [number, number, number][] : []),
   ...(all || has('big') ? [[4096, 4096, 4096]] as [number, number, number][] : []),
 ];
-const THIN = ['n32', 'n32x64', 'n64', 'n64k64', 'n64x64', 'n64w8d', 'q64', 'q64k64'];   // 33+ rows: the 64-row ones
-const WIDE = ['q128x64k64', 'q64x128', 'q64', 'q64k64', 'w128', 'q128x64', 'n64', 'n64k64'];
+const THIN = ['n32', 'n32d', 'n32x64', 'n64', 'n64d', 'n64k64', 'n64x64', 'n64w8d', 'q64', 'q64k64'];   // 33+ rows: the 64-row ones
+const WIDE = ['q128x64k64', 'q64x128', 'q64', 'q64k64', 'q64d', 'q64k64d', 'w128', 'q128x64', 'q128x64d', 'n64', 'n64k64'];
 
 for (const [R, OUT, IN] of shapes) {
   if (performance.now() - t00 > budget) { console.log(`budget spent: ${R}x${OUT}x${IN} and after skipped`); break; }
@@ -112,6 +112,7 @@ for (const [R, OUT, IN] of shapes) {
     return `, err ${(d / m).toExponential(2)}`;
   };
   const measure = async (label: string, variant: string, t: SgmatTile | null, sk = 1) => {
+    if (performance.now() - t00 > budget + 4000) return Infinity;   // past the budget: finish the shape quietly
     try {
       const ds = await build(variant, t, sk, a), us = await time(ds);
       const e = err(await output(ds, yt, R * OUT));
@@ -125,6 +126,10 @@ for (const [R, OUT, IN] of shapes) {
   if (R <= 64) await measure('gemv_vec', 'gemv_vec', null);
   if (R >= 4096) {
     for (const n of ['w128', 'w128c', 'q64x128']) await measure(`sgmat ${n}`, 'sgmat', SGMAT_TILES.find(t => t.name === n)!);
+    for (const fk of ['512', '1024']) {
+      process.env.FLA_SGMAT_FLUSH_K = fk;
+      try { await measure(`sgmat w128 flush ${fk}`, 'sgmat', SGMAT_TILES.find(t => t.name === 'w128')!); } finally { delete process.env.FLA_SGMAT_FLUSH_K; }
+    }
     const ps = sgmatPlan(ctx(R), false, R, OUT, IN);
     await measure(`select sgmat_f16 ${ps ? ps.t.name : '-'}`, 'sgmat_f16', null);
     for (const n of ['w128x256', 'w256x128']) await measure(`sgmat_f16 ${n}`, 'sgmat_f16', SGMAT_TILES.find(t => t.name === n)!);
@@ -139,14 +144,20 @@ for (const [R, OUT, IN] of shapes) {
     sgmatTileOverride(null);
     if (!fits) { console.log(`${shape} ${n}: does not fit`); continue; }
     const wgs = Math.ceil(R / (t.WM * t.TM * 16)) * Math.ceil(OUT / (t.WN * t.TN * 16));
-    for (const sk of R <= 64 ? [1, 2, 4, 8, 16] : [1, 2, 4]) {
-      if (sk > 1 && (IN / sk < 256 || wgs * sk > 2200)) continue;
+    for (const sk of R <= 64 ? [1, 4, 8, 16] : [1, 2, 4]) {
+      if (sk > 1 && (IN / sk < 256 || wgs * sk > 1100)) continue;
       const us = await measure(`sgmat ${n}/k${sk} (${wgs * sk} wg)`, 'sgmat', t, sk);
       best.push([`${n}/k${sk}`, us]);
     }
   }
   best.sort((a, b) => a[1] - b[1]);
   console.log(`${shape} BEST ${best.slice(0, 4).map(([n, us]) => `${n} ${(flop / us / 1e6).toFixed(1)}`).join(', ')}`);
+  // the two best with longer accumulator chains (fewer restarts: faster, less accurate)
+  if (R >= 512 || OUT * IN >= 16e6) for (const [n] of best.slice(0, 2)) for (const fk of ['512', '1024']) {
+    const [tn, k] = n.split('/k');
+    process.env.FLA_SGMAT_FLUSH_K = fk;
+    try { await measure(`sgmat ${n} flush ${fk}`, 'sgmat', SGMAT_TILES.find(t => t.name === tn)!, Number(k)); } finally { delete process.env.FLA_SGMAT_FLUSH_K; }
+  }
 }
 console.log(`sweep done in ${((performance.now() - t00) / 1000).toFixed(1)} s`);
 process.exit(0);

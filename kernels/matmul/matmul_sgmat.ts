@@ -59,8 +59,10 @@ export const SGMAT_TILES: readonly SgmatTile[] = [
   // thin tiles for batched decode (17..64 rows): one subgroup row, the subgroups side by side along the output
   // (x's fragments shared by all, each W fragment loaded by one); n32: 32 rows, n64: 64; w8: 8 subgroups
   { name: 'n32', WM: 1, WN: 4, TM: 2, TN: 2, BK: 64, DB: false },
+  { name: 'n32d', WM: 1, WN: 4, TM: 2, TN: 2, BK: 32, DB: true },
   { name: 'n32x64', WM: 1, WN: 4, TM: 2, TN: 1, BK: 64, DB: false },
   { name: 'n64', WM: 1, WN: 4, TM: 4, TN: 2, BK: 32, DB: false },
+  { name: 'n64d', WM: 1, WN: 4, TM: 4, TN: 2, BK: 32, DB: true },
   { name: 'n64k64', WM: 1, WN: 4, TM: 4, TN: 2, BK: 64, DB: false },
   { name: 'n64x64', WM: 1, WN: 4, TM: 4, TN: 1, BK: 64, DB: false },
   { name: 'n64w8d', WM: 1, WN: 8, TM: 4, TN: 1, BK: 32, DB: true },
@@ -129,7 +131,8 @@ export function sgmatPlan(c: Ctx, split: boolean, R = 4096, OUT = 4096, IN = 409
   if (!A.f16 || !m || !A.subgroupSize) return null;
   const flush = split && SGMAT_FLUSH_K > 0 && flushOverride !== false;
   const fits = (t: SgmatTile) => sgmatFits(c, m, t, split, flush);
-  const fl = (t: SgmatTile) => flush ? Math.max(1, Math.round(SGMAT_FLUSH_K / t.BK)) : 0;
+  const flushK = Number(knob('FLA_SGMAT_FLUSH_K') ?? SGMAT_FLUSH_K);
+  const fl = (t: SgmatTile) => flush ? Math.max(1, Math.round(flushK / t.BK)) : 0;
   const wgs = (t: SgmatTile) => Math.ceil(R / (t.WM * t.TM * m.M)) * Math.ceil(OUT / (t.WN * t.TN * m.N));
   const area = (t: SgmatTile) => t.WM * t.TM * t.WN * t.TN;   // ties (R or OUT below one tile): the smaller tile
   const maxSk = (t: SgmatTile) => Math.max(1, Math.min(SGMAT_SK_MAX, Math.floor(IN / Math.max(SGMAT_SLICE_K, t.BK))));
@@ -204,7 +207,7 @@ export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: Subgrou
   const places = ['xh', ...(split ? ['xl'] : []), ...(NB * BN * (t.BK / 8 + 1) >= slots ? ['ws'] : [])];
   const mats = each((i, j) => [[i, j] as const]);
   const flush = (b: number) => !FL ? [] : [
-    `if ((kt + ${b + 1}u - klo) % ${FL}u == 0u) {`,
+    `if ((kt + ${b + 1}u - klo) % ${FL}u == 0u && kt + ${b + 1}u < NK) {`,   // the last: the epilogue adds acc + sums itself
     ...(t.DB ? ['  workgroupBarrier();'] : []),
     ...I(Math.ceil(mats.length / places.length)).flatMap(r => {
       const group = mats.slice(r * places.length, (r + 1) * places.length);
