@@ -72,7 +72,7 @@ const shapes: [number, number, number][] = listed ?? [   // in order of what mat
   ...(all || has('big') ? [[4096, 4096, 4096]] as [number, number, number][] : []),
 ];
 const THIN = ['n32', 'n32d', 'n32x64', 'n64', 'n64d', 'n64k64', 'n64x64', 'n64w8d', 'q64', 'q64k64'];   // 33+ rows: the 64-row ones
-const WIDE = ['q128x64k64', 'q64x128', 'q64', 'q64k64', 'q64d', 'q64k64d', 'w128', 'q128x64', 'q128x64d', 'n64', 'n64k64'];
+const WIDE = ['q128x64k64', 'w128x64', 'w64x128k64', 'q64x128', 'q64', 'q64k64', 'q64d', 'q64k64d', 'w128', 'q128x64', 'q128x64d', 'n64', 'n64k64'];
 
 for (const [R, OUT, IN] of shapes) {
   if (performance.now() - t00 > budget) { console.log(`budget spent: ${R}x${OUT}x${IN} and after skipped`); break; }

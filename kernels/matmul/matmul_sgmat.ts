@@ -45,6 +45,8 @@ export const SGMAT_TILES: readonly SgmatTile[] = [
   { name: 'w128d', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, DB: true },
   { name: 'w128k64', WM: 2, WN: 4, TM: 4, TN: 2, BK: 64, DB: false },
   { name: 'w128c', WM: 4, WN: 2, TM: 2, TN: 4, BK: 32, DB: false },
+  { name: 'w128x64', WM: 2, WN: 4, TM: 4, TN: 1, BK: 32, DB: false },
+  { name: 'w64x128k64', WM: 2, WN: 4, TM: 2, TN: 2, BK: 64, DB: false },
   { name: 'q128', WM: 2, WN: 2, TM: 4, TN: 4, BK: 32, DB: false },
   { name: 'q128k64', WM: 2, WN: 2, TM: 4, TN: 4, BK: 64, DB: false },
   { name: 'q128x64', WM: 2, WN: 2, TM: 4, TN: 2, BK: 32, DB: false },
