@@ -284,6 +284,16 @@ function launches(a: MatmulArgs, c: Ctx, kind: F16Matmul): Launch[] {
   return [prep, gemm, reduce];
 }
 
+/**
+ * `ls` without a pre-pass that repeats one already in `done` (same x, same layout into the same scratch xq): ops that
+ * run several matmuls on one x (matmul_multi's split: q, k, v; gate, up) split x into f16 once. x is not written
+ * between them (each part writes its own output).
+ */
+export function sharePrep(done: readonly Launch[], ls: Launch[]): Launch[] {
+  const same = (a: Launch, b: Launch) => a.kernel === b.kernel && a.bind.x === b.bind.x && JSON.stringify([a.bind.dims, a.defines, a.grid]) === JSON.stringify([b.bind.dims, b.defines, b.grid]);
+  return ls.filter(l => l.kernel !== F16_KERNELS.prep || !done.some(d => same(d, l)));
+}
+
 /** The split-K partial sums' scratch, named by its size: ops that run several matmuls (matmul_multi) merge their scratch by name. */
 const partName = (OUT: number, sk: number) => `part${sk}x${OUT}`;
 

@@ -119,4 +119,10 @@ describe('ops that launch the matmul op\'s variants declare their scratch (the t
       expect({ name, missing: bound.filter(s => !declared.includes(s)) }).toEqual({ name, missing: [] });
     }
   });
+  test('matmul_multi split: one x pre-pass for all parts on the same x, one each where a part has its own', () => {
+    const C = 256, parts = [{ w: w([512, C]), y: t(512) }, { w: w([128, C]), y: t(128) }, { w: w([128, C]), y: t(128) }];
+    const preps = (a: any) => (matmulMultiOp.variants.split!.launches as any)(a, c).filter((l: any) => l.kernel.name === 'matmul_sgmat_prep').length;
+    expect(preps({ x: t(C), norm: null, parts, act: 'none', accumulate: false })).toBe(1);
+    expect(preps({ x: t(C), norm: null, parts: [...parts, { w: w([64, C]), y: t(64), xp: t(C) }], act: 'none', accumulate: false })).toBe(2);
+  });
 });
