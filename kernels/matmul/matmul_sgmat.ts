@@ -110,8 +110,14 @@ export function sgmatTileOverride(t: SgmatTile | null, sk: number | null = null,
  * workgroups (the H200 has 132 compute units), else the one giving most workgroups; up to 64 rows (batched decode)
  * the first of SGMAT_THIN[32 or 64 rows] that fits. Where the tile gives fewer than SGMAT_MIN_WG workgroups, K is
  * split into slices (workgroup z of the grid sums slice z; matmul_sgmat_reduce adds them): enough for
- * SGMAT_SPLITK_TARGET workgroups, each slice ≥ SGMAT_SLICE_K (the split's restart block: a slice is summed into f32
- * exactly as a block is, so splitting costs no accuracy), at most SGMAT_SK_MAX. Rows k (a step's last tokens) never split.
+ * SGMAT_SPLITK_TARGET workgroups up to 64 rows (SGMAT_MIN_WG past that), each slice ≥ SGMAT_SLICE_K (the split's
+ * restart block: a slice is summed into f32 exactly as a block is, so splitting costs no accuracy), at most
+ * SGMAT_SK_MAX. Rows k (a step's last tokens) never split. H200 (2026-12-02, scripts/sgmat_sweep.ts, µs per call with
+ * the pre-pass and reduce): 64×3072×2048 n64 k1 70.7, k4 30.7, k8 27.6 (29 TFLOP/s; the 64×64 tile of before, q64
+ * k1, 241); 32×2048×8192 n32 k1 133, k4 48.5, k8 34.0, k16 43.9 (gemv_vec 87.7); 32×3072×2048 n32 k4 19.2, k8 22.2
+ * (gemv_vec 29.2); 16 rows: gemv_vec 12.9, n32x64 k4 11.5 (so 16 rows stay on gemv_vec). At 512 rows split-K did
+ * not pay where the tile gives 128 workgroups (512×2048×2048 q128x64k64 k1 54.8 TFLOP/s, k2 51.7, k4 44.9).
+ * Restarting every 512 instead of 256 gained nothing (32×2048×8192 31.4 vs 31.6 TFLOP/s) for 1.7× the error.
  * From the H200 sweep (scripts/bench_sgmat.ts, 2026-12-01; TFLOP/s split / single): 512×8192×2048 and larger outputs
  * w128x256 90.8 / 122.0 (best: 90.8 / w256x128 125.5), 4096³ 100.9 / 155.0; 512×2048×2048 q128x64k64 52.1 (best) /
  * q64k64 70.0 (best); 512×2048×8192 q128x64k64 68.4 (best) / q64k64 101.9 (best).
@@ -123,7 +129,7 @@ export const SGMAT_THIN = { 32: ['n32', 'q64'], 64: ['n64', 'q64'] } as const;
 export const SGMAT_MIN_WG = 120;
 export const SGMAT_SPLITK_TARGET = 264;
 export const SGMAT_SLICE_K = 256;
-export const SGMAT_SK_MAX = 16;
+export const SGMAT_SK_MAX = 8;
 /** sk: K slices (split-K); fl: K tiles between accumulator restarts (0: none; the split variant's SGMAT_FLUSH_K). */
 export interface SgmatPlan { m: SubgroupMatrixConfig; t: SgmatTile; sk: number; fl: number }
 
@@ -140,7 +146,7 @@ export function sgmatPlan(c: Ctx, split: boolean, R = 4096, OUT = 4096, IN = 409
   const maxSk = (t: SgmatTile) => Math.max(1, Math.min(SGMAT_SK_MAX, Math.floor(IN / Math.max(SGMAT_SLICE_K, t.BK))));
   const forced = knob('FLA_SGMAT_SPLITK');
   const skFor = (t: SgmatTile) => !rowsN || R > 65535 ? 1 : forced ? Math.min(Number(forced), Math.ceil(IN / t.BK))
-    : wgs(t) >= SGMAT_MIN_WG ? 1 : Math.min(maxSk(t), Math.ceil(SGMAT_SPLITK_TARGET / wgs(t)));
+    : wgs(t) >= SGMAT_MIN_WG ? 1 : Math.min(maxSk(t), Math.ceil((R <= 64 ? SGMAT_SPLITK_TARGET : SGMAT_MIN_WG) / wgs(t)));
   if (tileOverride) return fits(tileOverride) ? { m, t: tileOverride, sk: rowsN ? Math.min(splitOverride ?? 1, Math.ceil(IN / tileOverride.BK)) : 1, fl: fl(tileOverride) } : null;
   const named = knob('FLA_SGMAT_TILE');
   if (named) { const t = SGMAT_TILES.find(t => t.name === named)!; if (fits(t)) return { m, t, sk: skFor(t), fl: fl(t) }; }

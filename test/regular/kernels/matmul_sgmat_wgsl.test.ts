@@ -87,14 +87,15 @@ describe('sgmatPlan on an H200-like adapter (the tiles the sweep measured fastes
     expect(sgmatPlan(ctx, true, 512, 2048, 2048)!.fl * 64).toBe(SGMAT_FLUSH_K);     // q128x64k64: K tiles of 64
     expect(sgmatPlan(ctx, false, 4096, 4096, 4096)!.fl).toBe(0);
   });
-  test('batched decode (≤ 64 rows): the thin tiles, K split for ≥ 264 workgroups in slices ≥ 256 of K (at most 16), rows n only', () => {
+  test('batched decode (≤ 64 rows): the thin tiles, K split for ≥ 264 workgroups in slices ≥ 256 of K (at most 8), rows n only', () => {
     expect(plan(true, 16, 512, 2048)).toBe('n32/k8');
     expect(plan(true, 16, 512, 2048, false)).toBe('n32');
     expect(plan(true, 17, 2048, 2048)).toBe('n32/k8');
     expect(plan(true, 16, 512, 512)).toBe('n32/k2');   // K too short for more slices
     expect(plan(true, 64, 2048, 2048)).toBe('n64/k8');
     expect(plan(true, 64, 3072, 2048)).toBe('n64/k8');
-    expect(plan(true, 64, 2048, 8192)).toBe('n64/k16');
+    expect(plan(true, 64, 2048, 8192)).toBe('n64/k8');
+    expect(plan(true, 512, 512, 2048)).toBe('q64/k2');     // past 64 rows: slices up to one wave (120 workgroups)
     expect(plan(true, 64, 16384, 2048)).toBe('n64');   // 128 workgroups
     expect(plan(true, 64, 128256, 2048)).toBe('n64');
   });
