@@ -3,7 +3,7 @@
 // call and the max error against f64 on sampled outputs (every row, 48 columns; relative to the largest of them),
 // beside the f32 FMA GEMM, gemv_vec (≤ 64 rows) and what sgmatPlan picks. One line a measurement, as it goes;
 // --budget=S stops starting new shapes after S seconds (GPU.sh runs it under a hard cap).
-//   FLA_WEBGPU=dawn bun scripts/sgmat_sweep.ts [--decode] [--prefill] [--big] [--shapes=RxOUTxIN,...] [--budget=60]
+//   FLA_WEBGPU=dawn bun scripts/sgmat_sweep.ts [--decode] [--prefill] [--big] [--shapes=RxOUTxIN,...] [--tiles=a,b] [--budget=60]
 process.env.FLA_KERNEL_MATMUL ||= 'sgmat';   // weights stay f16 on the GPU (what the f16 GEMMs read)
 import { matmulOp } from '../kernels/matmul/matmul.ts';
 import { SGMAT_TILES, sgmatPlan, sgmatTileOverride, type SgmatTile } from '../kernels/matmul/matmul_sgmat.ts';
@@ -136,7 +136,7 @@ for (const [R, OUT, IN] of shapes) {
     continue;
   }
   const best: [string, number][] = [];
-  for (const n of R <= 64 ? THIN : WIDE) {
+  for (const n of arg('tiles')?.split(',') ?? (R <= 64 ? THIN : WIDE)) {
     const t = SGMAT_TILES.find(t => t.name === n)!;
     if (R > 32 && t.WM * t.TM * 16 < 64) continue;
     sgmatTileOverride(t, 1);
