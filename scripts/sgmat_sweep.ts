@@ -10,6 +10,7 @@ import { SGMAT_TILES, sgmatPlan, sgmatTileOverride, type SgmatTile } from '../ke
 import type { Tensor, Weight } from '../src/backend/backend.ts';
 import { GpuBackend } from '../src/backend/gpu.ts';
 import { Gpu } from '../src/gpu/device.ts';
+import { replayMs } from './sgmat_replay.ts';
 
 const arg = (n: string) => process.argv.find(a => a.startsWith(`--${n}=`))?.slice(n.length + 3);
 const has = (n: string) => process.argv.includes(`--${n}`);
@@ -31,14 +32,7 @@ async function build(variant: string, t: SgmatTile | null, sk: number, a: Args) 
 }
 /** µs per call: replays of the recorded dispatches, ≥ 6 ms of them after one warm run. */
 async function time(ds: Awaited<ReturnType<typeof build>>): Promise<number> {
-  const run = async (reps: number) => {
-    const enc = gpu.device.createCommandEncoder();
-    for (let i = 0; i < reps; i++) gpu.encode(enc, ds);
-    gpu.submit(enc);
-    const t0 = performance.now();
-    await gpu.device.queue.onSubmittedWorkDone();
-    return performance.now() - t0;
-  };
+  const run = (reps: number) => replayMs(gpu, ds, reps);
   await run(2);
   const one = Math.max(0.004, (await run(4)) / 4);
   const reps = Math.max(4, Math.min(400, Math.ceil(6 / one)));
