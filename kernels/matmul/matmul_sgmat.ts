@@ -130,6 +130,8 @@ export const SGMAT_MIN_WG = 120;
 export const SGMAT_SPLITK_TARGET = 264;
 export const SGMAT_SLICE_K = 256;
 export const SGMAT_SK_MAX = 8;
+/** Partial sums a row at most (slices × OUT): the scratch is planes × the step capacity × OUT, 96 KiB a row here. */
+export const SGMAT_PART_COLS = 24576;
 /** sk: K slices (split-K); fl: K tiles between accumulator restarts (0: none; the split variant's SGMAT_FLUSH_K). */
 export interface SgmatPlan { m: SubgroupMatrixConfig; t: SgmatTile; sk: number; fl: number }
 
@@ -143,7 +145,7 @@ export function sgmatPlan(c: Ctx, split: boolean, R = 4096, OUT = 4096, IN = 409
   const fl = (t: SgmatTile) => flush ? Math.max(1, Math.round(flushK / t.BK)) : 0;
   const wgs = (t: SgmatTile) => Math.ceil(R / (t.WM * t.TM * m.M)) * Math.ceil(OUT / (t.WN * t.TN * m.N));
   const area = (t: SgmatTile) => t.WM * t.TM * t.WN * t.TN;   // ties (R or OUT below one tile): the smaller tile
-  const maxSk = (t: SgmatTile) => Math.max(1, Math.min(SGMAT_SK_MAX, Math.floor(IN / Math.max(SGMAT_SLICE_K, t.BK))));
+  const maxSk = (t: SgmatTile) => Math.max(1, Math.min(SGMAT_SK_MAX, Math.floor(IN / Math.max(SGMAT_SLICE_K, t.BK)), Math.floor(SGMAT_PART_COLS / OUT)));
   const forced = knob('FLA_SGMAT_SPLITK');
   const skFor = (t: SgmatTile) => !rowsN || R > 65535 ? 1 : forced ? Math.min(Number(forced), Math.ceil(IN / t.BK))
     : wgs(t) >= SGMAT_MIN_WG ? 1 : Math.min(maxSk(t), Math.ceil((R <= 64 ? SGMAT_SPLITK_TARGET : SGMAT_MIN_WG) / wgs(t)));

@@ -97,6 +97,7 @@ describe('sgmatPlan on an H200-like adapter (the tiles the sweep measured fastes
     expect(plan(true, 64, 2048, 8192)).toBe('n64/k8');
     expect(plan(true, 512, 512, 2048)).toBe('q64/k2');     // past 64 rows: slices up to one wave (120 workgroups)
     expect(plan(true, 64, 16384, 2048)).toBe('n64');   // 128 workgroups
+    expect(plan(true, 64, 8192, 2048)).toBe('n64/k3');   // 64 workgroups; partial sums ≤ SGMAT_PART_COLS a row
     expect(plan(true, 64, 128256, 2048)).toBe('n64');
   });
 });
