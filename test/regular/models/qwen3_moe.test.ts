@@ -16,9 +16,9 @@ import { perExpert, toE4m3, writeFp8 } from '../../helpers/fp8_checkpoint.ts';
 import { goldenSuite } from '../../helpers/golden.ts';
 import { BACKENDS, engine, reference, relErr } from '../../helpers/model.ts';
 
-// the f32 one-module-per-expert copy against the reference, sequences 1 and 5: measured 2.06e-6 (CPU backend),
-// 2.32e-6 (lavapipe), 2026-12-02 (vocab 128 regeneration)
-const TOL = 4.7e-6;
+// the f32 one-module-per-expert copy against the reference, sequences 1 and 5: measured 3.50e-6 (CPU backend),
+// 1.64e-6 (lavapipe), 2026-12-02 (vocab 96 regeneration)
+const TOL = 7e-6;
 goldenSuite('qwen3_moe-tiny');
 
 const dir = fixture('qwen3_moe-tiny');
