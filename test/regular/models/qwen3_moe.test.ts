@@ -1,5 +1,5 @@
 // Golden tests of `qwen3_moe` against transformers' fp32 outputs on the repository's own fixture
-// test/fixtures/qwen3_moe-tiny (made by test/fixtures/gen/qwen3_moe_tiny.py: 7 experts top-3, a dense mlp_only layer),
+// test/fixtures/qwen3_moe-tiny (made by test/fixtures/gen/make.py: 7 experts top-3, a dense mlp_only layer),
 // the same checkpoint re-saved with one module per expert, and as an fp8 checkpoint (F8_E4M3 + weight_scale_inv,
 // quantization_config fp8) whose logits equal those of its dequantized f32 copy; bad fp8 checkpoints are one-line errors.
 import { describe, expect, test } from 'bun:test';
