@@ -56,13 +56,13 @@ export async function decodeSpeed(e: Engine, b: number, n: number, seed: number)
   } finally { slots.forEach(s => e.release(s)); }
 }
 
-/** Per-kernel GPU time of one batch-1 decode step (after an 8-token prompt that is not profiled). */
-export async function decodeStepProfile(e: Engine, ceil: Ceilings | null): Promise<KernelRow[]> {
-  const slot = e.acquire();
+/** Per-kernel GPU time of one decode step of b sequences (after an 8-token prompt each that is not profiled). */
+export async function decodeStepProfile(e: Engine, ceil: Ceilings | null, b = 1): Promise<KernelRow[]> {
+  const slots = Array.from({ length: b }, () => e.acquire());
   try {
-    const first = await e.runArgmax([{ slot, tokens: ids(8, e.vocab, 9) }]);
-    return await kernelProfile(e, () => e.runArgmax([{ slot, tokens: [first[0]!.id] }]), ceil);
-  } finally { e.release(slot); }
+    const first = await e.runArgmax(slots.map((slot, i) => ({ slot, tokens: ids(8, e.vocab, 9 + i) })));
+    return await kernelProfile(e, () => e.runArgmax(slots.map((slot, i) => ({ slot, tokens: [first[i]!.id] }))), ceil);
+  } finally { slots.forEach(s => e.release(s)); }
 }
 
 export interface KernelRow { kernel: string; calls: number; ms: number; share: number; gbs: number | null; tflops: number | null; bwFrac: number | null; peakFrac: number | null }
