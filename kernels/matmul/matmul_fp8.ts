@@ -175,28 +175,14 @@ export const matmulFp8MultiOp = op<MatmulFp8MultiArgs>({
     if (a.norm && (a.norm.w.dtype !== 'f32' || a.norm.w.shape[0] !== IN || a.norm.h.cols !== IN || a.norm.h.rows !== a.x.rows))
       throw new ShapeError(`matmul_fp8_multi: norm weight [${a.norm.w.shape.join(', ')}] ${a.norm.w.dtype} for ${IN} columns`);
   },
-  /** One variant: ≤ 8 rows, the parts two per gemv_vec dispatch with the norm in the prologue; else rms_norm + one matmul_fp8 each. */
+  /**
+   * ≤ 8 rows: the parts two per gemv_vec dispatch with the norm in the prologue; else rms_norm + one matmul_fp8 each.
+   * 'wg' (only when forced): the same, reducing through workgroup memory instead of subgroups (the portable path).
+   */
   select: only(),
   variants: {
-    [ONLY]: {
-      scratch: a => spare(a.x),
-      launches: (a, c) => {
-        if (a.parts.some(q => !q.w.fp8)) throw new ShapeError('matmul_fp8_multi: a part is not fp8');
-        const parts = a.parts.map(q => ({ w: q.w, y: q.y, act: q.act ?? a.act }));
-        if (rowsOf(a.x, c) <= VEC_RMAX) {
-          const ls: Launch[] = [];
-          for (let i = 0; i < parts.length; i += 2) ls.push(vecLaunch(a.x, parts.slice(i, i + 2), a.norm, null, a.accumulate, c, true));
-          return ls;
-        }
-        const ls: Launch[] = [];
-        if (a.norm) ls.push(...rmsNormOp.variants[ONLY]!.launches({ x: a.x, w: a.norm.w, g: null, y: a.norm.h, C: a.x.cols, G: 1, eps: a.norm.eps, plusOne: false }, c));
-        for (const q of parts) {
-          const m: MatmulArgs = { x: a.norm ? a.norm.h : a.x, w: q.w, bias: null, y: q.y, act: q.act, accumulate: a.accumulate };
-          ls.push(...matmulFp8Op.variants[matmulFp8Op.select(c, m)]!.launches(m, c));
-        }
-        return ls;
-      },
-    },
+    [ONLY]: multiVariant(true),
+    wg: multiVariant(false),
   },
   ref: (a, h) => {
     const R = h.cap(a.x), IN = a.x.cols;
@@ -205,6 +191,28 @@ export const matmulFp8MultiOp = op<MatmulFp8MultiArgs>({
     for (const q of a.parts) matmulRef(inp, h.data(q.w), null, h.data(q.y), R, IN, q.w.shape[0]!, q.act ?? a.act, a.accumulate);
   },
 });
+
+function multiVariant(subgroups: boolean): Variant<MatmulFp8MultiArgs> {
+  return {
+    scratch: a => spare(a.x),
+    launches: (a, c) => {
+      if (a.parts.some(q => !q.w.fp8)) throw new ShapeError('matmul_fp8_multi: a part is not fp8');
+      const parts = a.parts.map(q => ({ w: q.w, y: q.y, act: q.act ?? a.act }));
+      if (rowsOf(a.x, c) <= VEC_RMAX) {
+        const ls: Launch[] = [];
+        for (let i = 0; i < parts.length; i += 2) ls.push(vecLaunch(a.x, parts.slice(i, i + 2), a.norm, null, a.accumulate, c, subgroups));
+        return ls;
+      }
+      const ls: Launch[] = [];
+      if (a.norm) ls.push(...rmsNormOp.variants[ONLY]!.launches({ x: a.x, w: a.norm.w, g: null, y: a.norm.h, C: a.x.cols, G: 1, eps: a.norm.eps, plusOne: false }, c));
+      for (const q of parts) {
+        const m: MatmulArgs = { x: a.norm ? a.norm.h : a.x, w: q.w, bias: null, y: q.y, act: q.act, accumulate: a.accumulate };
+        ls.push(...matmulFp8Op.variants[matmulFp8Op.select(c, m)]!.launches(m, c));
+      }
+      return ls;
+    },
+  };
+}
 
 /** y_p (+)= act_p(n·W_pᵀ) for fp8 parts W_p, n = RMSNorm(x)·norm.w (into norm.h only when unfused) or x. */
 export function matmulFp8Multi(o: Backend, x: Tensor, norm: MatmulFp8MultiArgs['norm'], parts: MatmulFp8MultiArgs['parts'], act: Act = 'none', accumulate = false): Promise<void> {

@@ -27,9 +27,9 @@ fn act_code(v: f32, a: u32) -> f32 {
 }
 
 #if SG_RED
-var<workgroup> red: array<f32, (WG / SGS) * RB * 2u>;
+var<workgroup> red: array<f32, (WG / SGS) * RB>;
 #else
-var<workgroup> red: array<f32, WG * RB * 2u>;
+var<workgroup> red: array<f32, WG * RB>;
 #endif
 
 fn ld(p1: bool, i: u32) -> WUNIT {
@@ -102,6 +102,41 @@ fn quads(w: WUNIT, u: u32) -> array<vec4f, QPU> {
   return q;
 }
 
+// NORM: rsqrt(mean x[row]² + eps) of each of the RB rows, summed by the whole workgroup (every thread a strided share of
+// the row, then a subgroup / workgroup-memory reduction through red); from uniform control flow (barriers inside).
+fn norm_scales(li: u32, sg: u32, xr: array<u32, RB>) -> array<f32, RB> {
+  let IN = dims[0].x;
+  var ss: array<f32, RB>;
+  for (var r = 0u; r < RB; r++) {
+    var s = 0.0;
+    for (var q = li; q < IN / 4u; q += WG) { let v = xv(xr[r] + q); s += dot(v, v); }
+    ss[r] = s;
+  }
+#if SG_RED
+  for (var r = 0u; r < RB; r++) { ss[r] = subgroupAdd(ss[r]); }
+  if (li % sg == 0u) { for (var r = 0u; r < RB; r++) { red[(li / sg) * RB + r] = ss[r]; } }
+  workgroupBarrier();
+  for (var r = 0u; r < RB; r++) {
+    var v = 0.0;
+    for (var j = 0u; j < WG / sg; j++) { v += red[j * RB + r]; }
+    ss[r] = v;
+  }
+#else
+  for (var r = 0u; r < RB; r++) { red[li * RB + r] = ss[r]; }
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (li < s) {
+      for (var r = 0u; r < RB; r++) { red[li * RB + r] += red[(li + s) * RB + r]; }
+    }
+    workgroupBarrier();
+  }
+  for (var r = 0u; r < RB; r++) { ss[r] = red[r]; }
+#endif
+  var rs: array<f32, RB>;
+  for (var r = 0u; r < RB; r++) { rs[r] = inverseSqrt(ss[r] / f32(IN) + bitcast<f32>(dims[0].w)); }
+  return rs;
+}
+
 @compute @workgroup_size(WG)
 #if CONV
 #if SG_RED
@@ -164,19 +199,28 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
   var xr: array<u32, RB>;
   for (var r = 0u; r < RB; r++) { xr[r] = min(r0 + r, rows - 1u) * (IN / 4u); }
   var acc: array<f32, RB>;
-  var ss: array<f32, RB>;
+  let base = o * U;
+  var wv: array<WUNIT, UNROLL>;
+  // NORM: the first loads go out before the norm's prologue, which the whole workgroup shares
+  let pre = NORM && o < OUT && lane + (UNROLL - 1u) * TPR < U;
+  if (pre) {
+    for (var k = 0u; k < UNROLL; k++) { wv[k] = ld(p1, base + lane + k * TPR); }
+  }
+  var rs: array<f32, RB>;
+  if (NORM) {
+#if SG_RED
+    rs = norm_scales(li, sg, xr);
+#else
+    rs = norm_scales(li, 1u, xr);
+#endif
+  }
   if (o < OUT) {
-    if (NORM) {
-      for (var q = lane; q < IN / 4u; q += TPR) {
-        for (var r = 0u; r < RB; r++) { let v = xv(xr[r] + q); ss[r] += dot(v, v); }
-      }
-    }
-    let base = o * U;
     let sr = srow_of(p1, o);
     var u = lane;
     for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
-      var wv: array<WUNIT, UNROLL>;
-      for (var k = 0u; k < UNROLL; k++) { wv[k] = ld(p1, base + u + k * TPR); }   // all loads in flight first
+      if (!pre || u != lane) {
+        for (var k = 0u; k < UNROLL; k++) { wv[k] = ld(p1, base + u + k * TPR); }   // all loads in flight first
+      }
       for (var k = 0u; k < UNROLL; k++) {
         let uk = u + k * TPR;
         let s = wscale(p1, sr, uk);
@@ -202,37 +246,34 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
 #if SG_RED
   if (TPR < sg) {
     for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-      for (var r = 0u; r < RB; r++) { acc[r] += subgroupShuffleXor(acc[r], s); ss[r] += subgroupShuffleXor(ss[r], s); }
+      for (var r = 0u; r < RB; r++) { acc[r] += subgroupShuffleXor(acc[r], s); }
     }
   } else {
-    for (var r = 0u; r < RB; r++) { acc[r] = subgroupAdd(acc[r]); ss[r] = subgroupAdd(ss[r]); }
+    for (var r = 0u; r < RB; r++) { acc[r] = subgroupAdd(acc[r]); }
   }
   if (TPR > sg) {
     let si = li / sg;
-    if (li % sg == 0u) { for (var r = 0u; r < RB; r++) { red[(si * RB + r) * 2u] = acc[r]; red[(si * RB + r) * 2u + 1u] = ss[r]; } }
+    if (NORM) { workgroupBarrier(); }   // norm_scales' reads of red are done
+    if (li % sg == 0u) { for (var r = 0u; r < RB; r++) { red[si * RB + r] = acc[r]; } }
     workgroupBarrier();
     let first = (li / TPR) * (TPR / sg);
     for (var r = 0u; r < RB; r++) {
       var v = 0.0;
-      var w = 0.0;
-      for (var j = 0u; j < TPR / sg; j++) { v += red[((first + j) * RB + r) * 2u]; w += red[((first + j) * RB + r) * 2u + 1u]; }
+      for (var j = 0u; j < TPR / sg; j++) { v += red[(first + j) * RB + r]; }
       acc[r] = v;
-      ss[r] = w;
     }
   }
 #else
-  for (var r = 0u; r < RB; r++) { red[(li * RB + r) * 2u] = acc[r]; red[(li * RB + r) * 2u + 1u] = ss[r]; }
+  if (NORM) { workgroupBarrier(); }   // norm_scales' reads of red are done
+  for (var r = 0u; r < RB; r++) { red[li * RB + r] = acc[r]; }
   workgroupBarrier();
   for (var s = TPR / 2u; s > 0u; s >>= 1u) {
     if (lane < s) {
-      for (var r = 0u; r < RB; r++) {
-        red[(li * RB + r) * 2u] += red[((li + s) * RB + r) * 2u];
-        red[(li * RB + r) * 2u + 1u] += red[((li + s) * RB + r) * 2u + 1u];
-      }
+      for (var r = 0u; r < RB; r++) { red[li * RB + r] += red[(li + s) * RB + r]; }
     }
     workgroupBarrier();
   }
-  for (var r = 0u; r < RB; r++) { acc[r] = red[((li - lane) * RB + r) * 2u]; ss[r] = red[((li - lane) * RB + r) * 2u + 1u]; }
+  for (var r = 0u; r < RB; r++) { acc[r] = red[(li - lane) * RB + r]; }
 #endif
 
   // every lane of the row now holds its sums: lane j writes batch rows j, j + TPR, …
@@ -243,7 +284,7 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
       let row = r0 + r;
       if (r % TPR == lane && row < rows) {
         var v = acc[r];
-        if (NORM) { v *= inverseSqrt(ss[r] / f32(IN) + bitcast<f32>(dims[0].w)); }
+        if (NORM) { v *= rs[r]; }
 #if CONV
         y0[row * OUT + o] = v;
         if (o < dims[4].z) { conv_out(row, o, v); }

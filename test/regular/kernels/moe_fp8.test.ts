@@ -75,6 +75,8 @@ describe.skipIf(!HAS_GPU)('matmul_fp8_multi', () => {
     { N: 8, IN: 384, outs: [48], norm: false, acc: true },
     { N: 5, IN: 128, outs: [36, 36, 12, 12], norm: true, bc: 32 },
     { N: 9, IN: 256, outs: [64, 40, 72], norm: true, acts: ['none', 'sigmoid', 'none'] },
+    // a row of 128 units: split-K lanes wider than a subgroup, the unrolled loop, the workgroup-wide norm prologue
+    { N: 2, IN: 2048, outs: [40, 9], norm: true },
   ];
   for (const c of cases) {
     const what = `matmul_fp8_multi N=${c.N} ${c.IN}→${c.outs.join('|')}${c.norm ? ' behind RMSNorm' : ''}${c.bc ? ` blocks 128×${c.bc}` : ''}${c.acc ? ' accumulate' : ''}`;
@@ -82,14 +84,20 @@ describe.skipIf(!HAS_GPU)('matmul_fp8_multi', () => {
       const rng = prng(what);
       const ws = c.outs.map(o => fp8(o, c.IN, rng, 128, c.bc ?? 128)), x = randn(c.N * c.IN, rng), gn = Float32Array.from(randn(c.IN, rng, 0.3), v => 1 + v);
       const y0 = c.outs.map(o => randn(c.N * o, rng));
-      await checkBoth(simpleStep(c.N), {}, async io => {
-        const xt = io.o.act('x', c.IN), ys = c.outs.map((o, i) => io.o.act(`y${i}`, o));
-        io.put(xt, x);
-        ys.forEach((y, i) => io.put(y, c.acc ? y0[i] : undefined));
-        const norm = c.norm ? { w: io.weight('gn', hostWeight(gn, [c.IN]), false), eps: 1e-6, h: io.o.act('h', c.IN) } : null;
-        await matmulFp8Multi(io.o, xt, norm, ws.map((w, i) => ({ w: io.weight(`w${i}`, w), y: ys[i]!, act: c.acts?.[i] })), 'none', c.acc ?? false);
-        return Object.fromEntries(ys.map((y, i) => [`y${i}`, y]));
-      }, { seed: rng, what });
+      // ≤ 8 rows: the subgroup reductions (default) and the workgroup-memory ones ('wg')
+      for (const variant of c.N <= 8 ? ['default', 'wg'] : ['default']) {
+        process.env.FLA_KERNEL_MATMUL_FP8_MULTI = variant;
+        try {
+          await checkBoth(simpleStep(c.N), {}, async io => {
+            const xt = io.o.act('x', c.IN), ys = c.outs.map((o, i) => io.o.act(`y${i}`, o));
+            io.put(xt, x);
+            ys.forEach((y, i) => io.put(y, c.acc ? y0[i] : undefined));
+            const norm = c.norm ? { w: io.weight('gn', hostWeight(gn, [c.IN]), false), eps: 1e-6, h: io.o.act('h', c.IN) } : null;
+            await matmulFp8Multi(io.o, xt, norm, ws.map((w, i) => ({ w: io.weight(`w${i}`, w), y: ys[i]!, act: c.acts?.[i] })), 'none', c.acc ?? false);
+            return Object.fromEntries(ys.map((y, i) => [`y${i}`, y]));
+          }, { seed: rng, what: `${what} (${variant})` });
+        } finally { delete process.env.FLA_KERNEL_MATMUL_FP8_MULTI; }
+      }
     }, 120_000);
   }
 });
