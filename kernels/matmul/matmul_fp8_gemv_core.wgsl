@@ -102,40 +102,21 @@ fn quads(w: WUNIT, u: u32) -> array<vec4f, QPU> {
   return q;
 }
 
+#if NORM
 // NORM: rsqrt(mean x[row]² + eps) of each of the RB rows, summed by the whole workgroup (every thread a strided share of
-// the row, then a subgroup / workgroup-memory reduction through red); from uniform control flow (barriers inside).
+// the row, then wg_sum of moe_unit.wgsl); from uniform control flow (barriers inside).
 fn norm_scales(li: u32, sg: u32, xr: array<u32, RB>) -> array<f32, RB> {
   let IN = dims[0].x;
   var ss: array<f32, RB>;
   for (var r = 0u; r < RB; r++) {
-    var s = 0.0;
-    for (var q = li; q < IN / 4u; q += WG) { let v = xv(xr[r] + q); s += dot(v, v); }
-    ss[r] = s;
+    for (var q = li; q < IN / 4u; q += WG) { let v = xv(xr[r] + q); ss[r] += dot(v, v); }
   }
-#if SG_RED
-  for (var r = 0u; r < RB; r++) { ss[r] = subgroupAdd(ss[r]); }
-  if (li % sg == 0u) { for (var r = 0u; r < RB; r++) { red[(li / sg) * RB + r] = ss[r]; } }
-  workgroupBarrier();
-  for (var r = 0u; r < RB; r++) {
-    var v = 0.0;
-    for (var j = 0u; j < WG / sg; j++) { v += red[j * RB + r]; }
-    ss[r] = v;
-  }
-#else
-  for (var r = 0u; r < RB; r++) { red[li * RB + r] = ss[r]; }
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (li < s) {
-      for (var r = 0u; r < RB; r++) { red[li * RB + r] += red[(li + s) * RB + r]; }
-    }
-    workgroupBarrier();
-  }
-  for (var r = 0u; r < RB; r++) { ss[r] = red[r]; }
-#endif
+  ss = wg_sum(li, sg, ss);
   var rs: array<f32, RB>;
   for (var r = 0u; r < RB; r++) { rs[r] = inverseSqrt(ss[r] / f32(IN) + bitcast<f32>(dims[0].w)); }
   return rs;
 }
+#endif
 
 @compute @workgroup_size(WG)
 #if CONV
@@ -207,13 +188,13 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
     for (var k = 0u; k < UNROLL; k++) { wv[k] = ld(p1, base + lane + k * TPR); }
   }
   var rs: array<f32, RB>;
-  if (NORM) {
+#if NORM
 #if SG_RED
-    rs = norm_scales(li, sg, xr);
+  rs = norm_scales(li, sg, xr);
 #else
-    rs = norm_scales(li, 1u, xr);
+  rs = norm_scales(li, 1u, xr);
 #endif
-  }
+#endif
   if (o < OUT) {
     let sr = srow_of(p1, o);
     var u = lane;
@@ -253,7 +234,6 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
   }
   if (TPR > sg) {
     let si = li / sg;
-    if (NORM) { workgroupBarrier(); }   // norm_scales' reads of red are done
     if (li % sg == 0u) { for (var r = 0u; r < RB; r++) { red[si * RB + r] = acc[r]; } }
     workgroupBarrier();
     let first = (li / TPR) * (TPR / sg);
@@ -264,7 +244,6 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
     }
   }
 #else
-  if (NORM) { workgroupBarrier(); }   // norm_scales' reads of red are done
   for (var r = 0u; r < RB; r++) { red[li * RB + r] = acc[r]; }
   workgroupBarrier();
   for (var s = TPR / 2u; s > 0u; s >>= 1u) {

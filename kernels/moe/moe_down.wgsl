@@ -9,12 +9,13 @@
 // Dispatch: z = token t; a 2-D grid over blocks of WG / TPR output rows o; TPR lanes per output row split the
 // K·Ur routed units (expert j = unit / Ur, so short rows of many experts still fill every lane) and then the Us shared
 // units, UNROLL loads in flight per lane. The token's experts and weights are read once into workgroup memory.
-// ROUTE: sel is the router's logits [N, LW = SW] and the workgroup selects the token's experts and weights itself
-// (moe_route_sg.wgsl, as moe_gu), the shared gate σ(logit E) as moe_topk.
+// Where the token's selection comes from: SEL_IN sel (moe_topk's); ROUTE: sel is the router's logits [N, LW = SW] and
+// the workgroup selects the token's experts and weights itself (moe_route_sg.wgsl, as moe_gu), the shared gate
+// σ(logit E) as moe_topk; ROUTE_IN: moe_gu (ROUTE_OUT) wrote it into act's columns K·I + Ish .. (sel unread).
 // Reduction as moe_gu. Rows whose token has no expert in this part (and no shared expert) are left untouched.
 // ROW_FAST (fp8 with one scale part per expert, RP = C): a routed unit's scale is S[sb[j] + ⌊o / BR⌋·SC + col], the
 // expert's offset read once into workgroup memory and ⌊o / BR⌋ once per lane, instead of two divisions per unit.
-// Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, KMAX, COL_POW2, ROW_FAST, W_*.
+// Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, KMAX, COL_POW2, ROW_FAST, W_*, one of SEL_IN / ROUTE / ROUTE_IN.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -28,6 +29,9 @@
 @group(0) @binding(8) var<storage, read> Ss: array<f32>;
 
 fn xin(xb: u32, q: u32) -> vec4f { return x[xb + q]; }
+
+// element i of act
+fn xf(i: u32) -> f32 { return x[i / 4u][i % 4u]; }
 
 #include "moe_unit.wgsl"
 
@@ -85,6 +89,7 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
   _ = &Ws;
   _ = &S;
   _ = &Ss;
+  _ = &sel;
   let C = dims[0].x;
   let I = dims[0].y;
   let K = dims[0].z;
@@ -106,7 +111,8 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
     sb[li] = select(0u, (e - E0) * dims[2].y * dims[2].w, inPart);
   }
   if (SHARED && li == K && t < step.n) { wt[K] = 1.0 / (1.0 + exp(-sel[t * SW + dims[5].z])); }
-#else
+#endif
+#if SEL_IN
   if (li < K) {
     let e = u32(sel[t * SW + li]);
     let inPart = ROUTED && e >= E0 && e < E0 + EP;
@@ -115,6 +121,18 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
     sb[li] = select(0u, (e - E0) * dims[2].y * dims[2].w, inPart);
   }
   if (SHARED && li == K) { wt[K] = sel[t * SW + 2u * K]; }
+#endif
+#if ROUTE_IN
+  // moe_gu (ROUTE_OUT) left the token's selection in act's columns RT = K·I + Ish ..
+  let rb = min(t, step.n - 1u) * AW + K * I + dims[1].z;
+  if (li < K) {
+    let e = u32(xf(rb + li));
+    let inPart = ROUTED && t < step.n && e >= E0 && e < E0 + EP;
+    ex[li] = select(0xffffffffu, (e - E0) * C, inPart);
+    wt[li] = select(0.0, xf(rb + K + li), inPart);
+    sb[li] = select(0u, (e - E0) * dims[2].y * dims[2].w, inPart);
+  }
+  if (SHARED && li == K && t < step.n) { wt[K] = xf(rb + 2u * K); }
 #endif
   workgroupBarrier();
   var any = SHARED;

@@ -16,6 +16,7 @@
 import type { Backend, HostWeight, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { grid, kernel, ONLY, op, scratch, u32, weightDefines, type Ctx, type Host, type Launch, type ScratchSpec, type Variant } from '../lib.ts';
+import { knob } from '../../src/util/knobs.ts';
 import { rmsNormOp } from '../norm/rms_norm.ts';
 import { rmsNormRef } from '../norm/rms_norm.ref.ts';
 import { moeExpertsRef } from './moe_experts.ref.ts';
@@ -164,7 +165,7 @@ function lanes(WG: number, outputs: number, units: number): number {
  * where the adapter has them.
  */
 function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] {
-  const { E, I, C } = a.w, K = a.k, N = c.step.n, SW = a.sel.cols, sh = a.shared, Ish = sh?.I ?? 0, AW = K * I + Ish;
+  const { E, I, C } = a.w, K = a.k, N = c.step.n, SW = a.sel.cols, sh = a.shared, Ish = sh?.I ?? 0, AW = actCols(K, I, Ish);
   const touched = Math.min(E, N * K), ad = c.adapter, WG = Math.min(256, ad.maxInvocations);
   const SGS = ad.subgroupSize, SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
   const red = { WG, SG_RED, SGS: SG_RED ? SGS : 1, KMAX };
@@ -181,6 +182,8 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
   const ls: Launch[] = [];
   // routing: in the GEMVs' prologue (subgroups), else moe_topk first
   const route = !!a.logits && SG_RED && WG >= 64 && EMAX % WG === 0;
+  // moe_down takes moe_gu's selection (act's last columns) unless FLA_MOE_DOWN_ROUTE=self has it route again
+  const routeOnce = route && knob('FLA_MOE_DOWN_ROUTE') !== 'self';
   if (a.logits && !route) ls.push(...topkLaunches(a, c));
   const SWb = route ? a.logits!.cols : SW;
   for (const down of [false, true]) {
@@ -193,8 +196,9 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
       const lr = Wr ? fp8Layout(Wr, down ? I : C) : { fq: [1, 1, 1, 1], bc: 4 }, lsh = Ws ? fp8Layout(Ws, down ? Ish : C) : { fq: [1, 1, 1, 1], bc: 4 };
       const Ur = (down ? I : C) / EPU, Us = (down ? Ish : C) / EPU;
       const nR = q ? q.n : 0, readRows = q ? touched * q.n / E : 0;
-      const defines: Record<string, number | boolean> = { ...weightDefines(ws[0]!.dtype), WDT: 0, ...red, VEC, UNROLL: 4, ROUTED: q !== null, SHARED: Ws !== null, NORM: !down && !!a.norm,
-        ROUTE: route, NORM_TOPK: !!a.normTopk, EMAX };
+      const defines: Record<string, number | boolean> = { ...weightDefines(ws[0]!.dtype), WDT: 0, ...red, VEC, UNROLL: 4, ROUTED: q !== null, SHARED: Ws !== null,
+        NORM: !down && !!a.norm, WG_SUM: !down && !!a.norm, WSR: 1, NORM_TOPK: !!a.normTopk, EMAX,
+        ...(down ? { ROUTE: route && !routeOnce, ROUTE_IN: routeOnce, SEL_IN: !route } : { ROUTE: route, ROUTE_OUT: routeOnce }) };
       let TPR: number, grid3: [number, number, number], cost: Launch['cost'];
       if (!down) {
         const rows = Math.max(q ? I : 0, Ws ? Ish : 0), outs = N * ((q ? K * I : 0) + (Ws ? Ish : 0));
@@ -229,8 +233,11 @@ function topkLaunches(a: MoeExpertsArgs, c: Ctx): Launch[] {
   return moeTopkOp.variants[moeTopkOp.select(c, t)]!.launches(t, c);
 }
 
+/** Columns of the fused GEMVs' act rows: the K routed and the shared SwiGLU outputs, then moe_gu's selection (2K + 1, padded to 4). */
+const actCols = (K: number, I: number, Ish: number) => K * I + Ish + 4 * Math.ceil((2 * K + 1) / 4);
+
 const fused = (subgroups: boolean): Variant<MoeExpertsArgs> => ({
-  scratch: a => ({ act: { cols: a.k * a.w.I + (a.shared?.I ?? 0) } }),
+  scratch: a => ({ act: { cols: actCols(a.k, a.w.I, a.shared?.I ?? 0) } }),
   launches: (a, c) => fusedLaunches(a, c, subgroups),
 });
 

@@ -5,12 +5,15 @@
 //     act[t, K·I + i] = silu(h[t]·Ws[i]) · (h[t]·Ws[Ish + i])                      i < Ish
 // ROUTE (with SG_RED): sel is the router's logits [N, LW = SW] (E = dims[5].z experts, then the shared gate's logit)
 // and each workgroup of a routed assignment first selects its token's top-K itself (moe_route_sg.wgsl: the same
-// experts in the same order as moe_topk), so no moe_topk dispatch runs before it.
-// NORM: h[t] = RMSNorm(x[t])·gn (eps = bitcast dims[4].w) in the prologue: each row's lanes also sum x² over the
-// row they stream, and both sums are scaled by rsqrt(mean x² + eps) after the reduction; else h = x.
+// experts in the same order as moe_topk), so no moe_topk dispatch runs before it. ROUTE_OUT (with ROUTE): the token's
+// first routed workgroup also writes the selection into act's last 2K + 1 columns (from RT = K·I + Ish: the K experts
+// as f32, their K weights, the shared gate σ(logit E)), which moe_down reads instead of routing again.
+// NORM: h[t] = RMSNorm(x[t])·gn (eps = bitcast dims[4].w) in the prologue: the whole workgroup sums x[t]² once
+// (wg_sum of moe_unit.wgsl) and the lanes' sums are scaled by rsqrt(mean x² + eps) after the reduction; else h = x.
 // W [EP, 2I, C] is the part's gate|up tensor (per expert I gate rows then I up rows), Ws [2Ish, C] the shared one,
 // both of one storage dtype, read in load units (moe_unit.wgsl) with fp8 block scales S / Ss.
-// Bindings: step; x = h (or the rows to normalize) [N, C] f32; sel [N, SW] f32 (moe_topk); W, Ws u32 units; act [N, AW] f32 (AW = K·I + Ish);
+// Bindings: step; x = h (or the rows to normalize) [N, C] f32; sel [N, SW] f32 (moe_topk); W, Ws u32 units; act [N, AW] f32
+// (AW ≥ K·I + Ish, + 2K + 1 with ROUTE_OUT, a multiple of 4);
 // dims: (C, I, K, E0), (EP, SW, Ish, AW), scale layout of W and of Ws (RP, SRP, BR, SC), (BC, BCs, TPR, eps) (COL_POW2: log2 of
 // each BC / EPU instead of BC),
 // (U, U, 0, 0) = units per row; S, Ss fp8 block scales (placeholders otherwise); gn [C] f32 the norm weight (NORM).
@@ -18,7 +21,8 @@
 // over the row's U units), WG / TPR rows per workgroup, a 2-D grid over row blocks of max(I, Ish); z = the N·K routed
 // assignments (ROUTED) then the N shared ones (SHARED). Each lane keeps 2·UNROLL units in flight (loads issued
 // first). Reduction: SG_RED subgroup shuffles/adds (+ a workgroup pass when TPR > the subgroup), else a
-// workgroup-memory tree (as matmul_gemv_vec). Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, NORM, W_*, COL_POW2.
+// workgroup-memory tree (as matmul_gemv_vec). Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, NORM (with WG_SUM,
+// WSR 1), ROUTE, ROUTE_OUT, W_*, COL_POW2.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -48,9 +52,9 @@ fn rt_logit(i: u32) -> f32 { return sel[i]; }
 #endif
 
 #if SG_RED
-var<workgroup> red: array<vec3f, WG / SGS>;
+var<workgroup> red: array<vec2f, WG / SGS>;
 #else
-var<workgroup> red: array<vec3f, WG>;
+var<workgroup> red: array<vec2f, WG>;
 #endif
 
 fn ld(sh: bool, i: u32) -> WUNIT {
@@ -127,20 +131,37 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
     rows = I;
     col = (a % K) * I;
     g0 = (e - E0) * 2u * I;
+#if ROUTE_OUT
+    // the token's first routed workgroup hands the selection to moe_down: act[t, RT ..] = experts, weights, shared gate
+    if (a % K == 0u && g.x == 0u && g.y == 0u && t < step.n) {
+      let rb = t * AW + K * I + Ish;
+      if (li < K) { act[rb + li] = f32(rt_e[li]); act[rb + K + li] = rt_w[li]; }
+      if (li == K) { act[rb + 2u * K] = 1.0 / (1.0 + exp(-sel[t * SW + dims[5].z])); }
+    }
+#endif
   }
   let lane = li % TPR;
   let i = (g.x + g.y * ng.x) * (WG / TPR) + li / TPR;
   let live = ok && t < step.n && i < rows;
-  var acc = vec3f(0.0);      // gate sum, up sum, Σx² (NORM)
+  let xb = min(t, step.n - 1u) * (C / 4u);
+  var rs = 1.0;
+#if NORM
+  // rsqrt(mean x[t]² + eps), summed once by the whole workgroup
+  var ss = array<f32, 1>(0.0);
+  for (var q = li; q < C / 4u; q += WG) { let v = x[xb + q]; ss[0] += dot(v, v); }
+#if SG_RED
+  ss = wg_sum(li, sg, ss);
+#else
+  ss = wg_sum(li, 1u, ss);
+#endif
+  rs = inverseSqrt(ss[0] / f32(C) + bitcast<f32>(dims[4].w));
+#endif
+  var acc = vec2f(0.0);      // gate sum, up sum
   if (live) {
     let gg = g0 + i;
     let gu = gg + rows;
     let sg0 = srow_of(sh, gg);
     let su0 = srow_of(sh, gu);
-    let xb = t * (C / 4u);
-    if (NORM) {
-      for (var q = lane; q < C / 4u; q += TPR) { let v = x[xb + q]; acc.z += dot(v, v); }
-    }
     var u = lane;
     for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
       var wg: array<WUNIT, UNROLL>;
@@ -149,14 +170,14 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
       for (var k = 0u; k < UNROLL; k++) {
         let uk = u + k * TPR;
         let lq = uk * (EPU / 4u);
-        acc += vec3f(wdot(wg[k], xb, lq) * wscale(sh, sg0, uk), wdot(wu[k], xb, lq) * wscale(sh, su0, uk), 0.0);
+        acc += vec2f(wdot(wg[k], xb, lq) * wscale(sh, sg0, uk), wdot(wu[k], xb, lq) * wscale(sh, su0, uk));
       }
     }
     for (; u < U; u += TPR) {
       let w0 = ld(sh, gg * U + u);
       let w1 = ld(sh, gu * U + u);
       let lq = u * (EPU / 4u);
-      acc += vec3f(wdot(w0, xb, lq) * wscale(sh, sg0, u), wdot(w1, xb, lq) * wscale(sh, su0, u), 0.0);
+      acc += vec2f(wdot(w0, xb, lq) * wscale(sh, sg0, u), wdot(w1, xb, lq) * wscale(sh, su0, u));
     }
   }
 
@@ -170,7 +191,7 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
     if (li % sg == 0u) { red[li / sg] = acc; }
     workgroupBarrier();
     let first = (li / TPR) * (TPR / sg);
-    var v = vec3f(0.0);
+    var v = vec2f(0.0);
     for (var j = 0u; j < TPR / sg; j++) { v += red[first + j]; }
     acc = v;
   }
@@ -184,12 +205,7 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   acc = red[li - lane];
 #endif
 
-  var gv = acc.x;
-  var uv = acc.y;
-  if (NORM) {
-    let rs = inverseSqrt(acc.z / f32(C) + bitcast<f32>(dims[4].w));
-    gv *= rs;
-    uv *= rs;
-  }
+  let gv = acc.x * rs;
+  let uv = acc.y * rs;
   if (live && lane == 0u) { act[t * AW + col + i] = gv / (1.0 + exp(-gv)) * uv; }
 }

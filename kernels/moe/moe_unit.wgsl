@@ -75,3 +75,40 @@ fn wdot(w: WUNIT, xb: u32, lq: u32) -> f32 {
 #endif
 #endif
 }
+
+#if WG_SUM
+// wg_sum(li, sg, v)[r] = Σ over the workgroup's threads of v[r], r < WSR, returned to every thread (li = local
+// invocation index, sg = the subgroup size, unused without SG_RED): a subgroup sum then one pass over the subgroups'
+// partials (SG_RED), else a workgroup-memory tree. Call it once per kernel, from uniform control flow (barriers inside).
+// Defines: WG_SUM, WSR, WG, SG_RED, SGS.
+#if SG_RED
+var<workgroup> wsum: array<f32, (WG / SGS) * WSR>;
+#else
+var<workgroup> wsum: array<f32, WG * WSR>;
+#endif
+
+fn wg_sum(li: u32, sg: u32, v: array<f32, WSR>) -> array<f32, WSR> {
+  var s = v;
+#if SG_RED
+  for (var r = 0u; r < WSR; r++) { s[r] = subgroupAdd(s[r]); }
+  if (li % sg == 0u) { for (var r = 0u; r < WSR; r++) { wsum[(li / sg) * WSR + r] = s[r]; } }
+  workgroupBarrier();
+  for (var r = 0u; r < WSR; r++) {
+    var t = 0.0;
+    for (var j = 0u; j < WG / sg; j++) { t += wsum[j * WSR + r]; }
+    s[r] = t;
+  }
+#else
+  for (var r = 0u; r < WSR; r++) { wsum[li * WSR + r] = s[r]; }
+  workgroupBarrier();
+  for (var h = WG / 2u; h > 0u; h >>= 1u) {
+    if (li < h) {
+      for (var r = 0u; r < WSR; r++) { wsum[li * WSR + r] += wsum[(li + h) * WSR + r]; }
+    }
+    workgroupBarrier();
+  }
+  for (var r = 0u; r < WSR; r++) { s[r] = wsum[r]; }
+#endif
+  return s;
+}
+#endif
