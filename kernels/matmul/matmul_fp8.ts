@@ -8,6 +8,7 @@
 // of matmul_multi): at decode two parts per gemv_vec dispatch with the norm in its prologue, else rms_norm + gemm.
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
+import { knob } from '../../src/util/knobs.ts';
 import { grid, kernel, only, ONLY, op, rowsOf, scratch, u32, weightDefines, type Ctx, type Launch, type Variant } from '../lib.ts';
 import { rmsNormOp } from '../norm/rms_norm.ts';
 import { rmsNormRef } from '../norm/rms_norm.ref.ts';
@@ -40,6 +41,8 @@ const pow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 
 /** Rows gemv_vec holds in registers at most (matmul_fp8 selects it up to here). */
 export const VEC_RMAX = 8;
+/** Workgroup memory the decode GEMVs may give to their staged input rows (XS). */
+const XS_BYTES = 16384;
 /** Threads a GEMV should launch to keep enough loads in flight on a large GPU (132 SMs × 1024). */
 const TARGET_THREADS = 1 << 17;
 
@@ -66,11 +69,13 @@ function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number }
   const fq = (w: Weight) => { const f = w.fp8!; return [f.rp, Math.ceil(f.rp / f.br), f.br, Math.ceil(IN / f.bc)]; };
   const p0 = parts[0]!, p1 = parts[1] ?? parts[0]!;
   const eps = new Uint32Array(new Float32Array([norm?.eps ?? 0]).buffer)[0]!;
+  // the input rows staged in workgroup memory once per workgroup where they fit (FLA_FP8_XS=0: read from x by every lane group)
+  const XS = knob('FLA_FP8_XS') !== '0' && RB * IN * 4 <= Math.min(XS_BYTES, ad.maxWorkgroupStorage / 2);
   // scale columns: a shift by log2(units per block) where every part's blocks hold a power of two of units
   const COL_POW2 = parts.every(p => pow2(p.w.fp8!.bc / EPU)), col = (w: Weight) => COL_POW2 ? Math.log2(w.fp8!.bc / EPU) : w.fp8!.bc;
   const defines = {
     ...weightDefines('fp8'), WDT: 0, WG, RB, UNROLL: Math.max(1, Math.min(4, 8 / RB)), VEC, SG_RED, SGS: SG_RED ? SGS : 1, NP: parts.length,
-    NORM: norm !== null, WG_SUM: norm !== null, WSR: RB, COL_POW2, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
+    NORM: norm !== null, WG_SUM: norm !== null, WSR: RB, XS, XQ: IN / 4, COL_POW2, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
   };
   const cost = { flops: 2 * rows * IN * total, bytes: total * IN + 4 * rows * (IN + total) };
   const conv = mode && 'conv' in mode ? mode.conv : null;

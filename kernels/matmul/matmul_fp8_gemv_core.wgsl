@@ -17,6 +17,20 @@ fn xv(i: u32) -> vec4f {
 
 const QPU = EPU / 4u;
 
+#if XS
+// XS: the RB input rows (x, x ⊙ xg with GATE, n = x·gn with NORM before its rsqrt) staged once per workgroup
+var<workgroup> xs: array<vec4f, RB * XQ>;
+#endif
+
+// input quad q of batch row r (xr: the rows' first quads in x)
+fn xrow(xr: array<u32, RB>, r: u32, q: u32) -> vec4f {
+#if XS
+  return xs[r * XQ + q];
+#else
+  return xv(xr[r] + q);
+#endif
+}
+
 // the activation of code a (ACT in matmul.ref.ts, as act.wgsl)
 fn act_code(v: f32, a: u32) -> f32 {
   if (a == 1u) { return tanh_stable(v); }
@@ -93,7 +107,7 @@ fn quads(w: WUNIT, u: u32) -> array<vec4f, QPU> {
 #else
   q[0] = f8quad(w);
 #endif
-  if (NORM) {
+  if (NORM && !XS) {
     for (var j = 0u; j < QPU; j++) {
       let i = 4u * (u * QPU + j);
       q[j] *= vec4f(vb[i], vb[i + 1u], vb[i + 2u], vb[i + 3u]);
@@ -109,9 +123,15 @@ fn norm_scales(li: u32, sg: u32, xr: array<u32, RB>) -> array<f32, RB> {
   let IN = dims[0].x;
   var ss: array<f32, RB>;
   for (var r = 0u; r < RB; r++) {
-    for (var q = li; q < IN / 4u; q += WG) { let v = xv(xr[r] + q); ss[r] += dot(v, v); }
+    for (var q = li; q < IN / 4u; q += WG) {
+      let v = xv(xr[r] + q);
+      ss[r] += dot(v, v);
+#if XS
+      xs[r * XQ + q] = v * vec4f(vb[4u * q], vb[4u * q + 1u], vb[4u * q + 2u], vb[4u * q + 3u]);
+#endif
+    }
   }
-  ss = wg_sum(li, sg, ss);
+  ss = wg_sum(li, sg, ss);   // (its barrier also publishes xs)
   var rs: array<f32, RB>;
   for (var r = 0u; r < RB; r++) { rs[r] = inverseSqrt(ss[r] / f32(IN) + bitcast<f32>(dims[0].w)); }
   return rs;
@@ -182,8 +202,8 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
   var acc: array<f32, RB>;
   let base = o * U;
   var wv: array<WUNIT, UNROLL>;
-  // NORM: the first loads go out before the norm's prologue, which the whole workgroup shares
-  let pre = NORM && o < OUT && lane + (UNROLL - 1u) * TPR < U;
+  // NORM / XS: the first loads go out before the prologue the whole workgroup shares
+  let pre = (NORM || XS) && o < OUT && lane + (UNROLL - 1u) * TPR < U;
   if (pre) {
     for (var k = 0u; k < UNROLL; k++) { wv[k] = ld(p1, base + lane + k * TPR); }
   }
@@ -193,6 +213,13 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
   rs = norm_scales(li, sg, xr);
 #else
   rs = norm_scales(li, 1u, xr);
+#endif
+#else
+#if XS
+  for (var r = 0u; r < RB; r++) {
+    for (var q = li; q < XQ; q += WG) { xs[r * XQ + q] = xv(xr[r] + q); }
+  }
+  workgroupBarrier();
 #endif
 #endif
   if (o < OUT) {
@@ -208,7 +235,7 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
         let qs = quads(wv[k], uk);
         for (var r = 0u; r < RB; r++) {
           var d = 0.0;
-          for (var j = 0u; j < QPU; j++) { d += dot(qs[j], xv(xr[r] + uk * QPU + j)); }
+          for (var j = 0u; j < QPU; j++) { d += dot(qs[j], xrow(xr, r, uk * QPU + j)); }
           acc[r] += s * d;
         }
       }
@@ -218,7 +245,7 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
       let qs = quads(ld(p1, base + u), u);
       for (var r = 0u; r < RB; r++) {
         var d = 0.0;
-        for (var j = 0u; j < QPU; j++) { d += dot(qs[j], xv(xr[r] + u * QPU + j)); }
+        for (var j = 0u; j < QPU; j++) { d += dot(qs[j], xrow(xr, r, u * QPU + j)); }
         acc[r] += s * d;
       }
     }
