@@ -139,6 +139,8 @@ export function select(c: Ctx): 'gemv' | 'grouped' { return c.step.n <= GEMV_MAX
 
 /** Largest top-k (+ 1 for the shared gate) of the fused GEMVs' per-token tables (workgroup memory). */
 export const KMAX = 64;
+/** Workgroup memory moe_gu may give to its staged input row (XS). */
+const XS_BYTES = 16384;
 /** Threads a fused GEMV should launch to keep enough loads in flight on a large GPU (132 SMs × 1024). */
 const TARGET_THREADS = 1 << 17;
 const pow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
@@ -184,6 +186,8 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
   const route = !!a.logits && SG_RED && WG >= 64 && EMAX % WG === 0;
   // moe_down takes moe_gu's selection (act's last columns) unless FLA_MOE_DOWN_ROUTE=self has it route again
   const routeOnce = route && knob('FLA_MOE_DOWN_ROUTE') !== 'self';
+  // moe_gu stages each workgroup's token row in workgroup memory where it fits (FLA_FP8_XS=0: read by every lane group)
+  const xs = knob('FLA_FP8_XS') !== '0' && 4 * C <= Math.min(XS_BYTES, ad.maxWorkgroupStorage / 2);
   if (a.logits && !route) ls.push(...topkLaunches(a, c));
   const SWb = route ? a.logits!.cols : SW;
   for (const down of [false, true]) {
@@ -198,7 +202,7 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
       const nR = q ? q.n : 0, readRows = q ? touched * q.n / E : 0;
       const defines: Record<string, number | boolean> = { ...weightDefines(ws[0]!.dtype), WDT: 0, ...red, VEC, UNROLL: 4, ROUTED: q !== null, SHARED: Ws !== null,
         NORM: !down && !!a.norm, WG_SUM: !down && !!a.norm, WSR: 1, NORM_TOPK: !!a.normTopk, EMAX,
-        ...(down ? { ROUTE: route && !routeOnce, ROUTE_IN: routeOnce, SEL_IN: !route } : { ROUTE: route, ROUTE_OUT: routeOnce }) };
+        ...(down ? { ROUTE: route && !routeOnce, ROUTE_IN: routeOnce, SEL_IN: !route } : { ROUTE: route, ROUTE_OUT: routeOnce, XS: xs, XQ: C / 4 }) };
       let TPR: number, grid3: [number, number, number], cost: Launch['cost'];
       if (!down) {
         const rows = Math.max(q ? I : 0, Ws ? Ish : 0), outs = N * ((q ? K * I : 0) + (Ws ? Ish : 0));

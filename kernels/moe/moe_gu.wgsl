@@ -10,6 +10,7 @@
 // as f32, their K weights, the shared gate σ(logit E)), which moe_down reads instead of routing again.
 // NORM: h[t] = RMSNorm(x[t])·gn (eps = bitcast dims[4].w) in the prologue: the whole workgroup sums x[t]² once
 // (wg_sum of moe_unit.wgsl) and the lanes' sums are scaled by rsqrt(mean x² + eps) after the reduction; else h = x.
+// XS: the workgroup stages its token's x (times gn with NORM) in workgroup memory first (C × 4 bytes).
 // W [EP, 2I, C] is the part's gate|up tensor (per expert I gate rows then I up rows), Ws [2Ish, C] the shared one,
 // both of one storage dtype, read in load units (moe_unit.wgsl) with fp8 block scales S / Ss.
 // Bindings: step; x = h (or the rows to normalize) [N, C] f32; sel [N, SW] f32 (moe_topk); W, Ws u32 units; act [N, AW] f32
@@ -22,7 +23,7 @@
 // assignments (ROUTED) then the N shared ones (SHARED). Each lane keeps 2·UNROLL units in flight (loads issued
 // first). Reduction: SG_RED subgroup shuffles/adds (+ a workgroup pass when TPR > the subgroup), else a
 // workgroup-memory tree (as matmul_gemv_vec). Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, NORM (with WG_SUM,
-// WSR 1), ROUTE, ROUTE_OUT, W_*, COL_POW2.
+// WSR 1), ROUTE, ROUTE_OUT, XS (XQ = C / 4), W_*, COL_POW2.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -36,11 +37,20 @@
 @group(0) @binding(8) var<storage, read> Ss: array<f32>;
 @group(0) @binding(9) var<storage, read> gn: array<vec4f>;         // [C / 4] (NORM)
 
+#if XS
+// XS: the token's input row (times gn with NORM) staged once per workgroup
+var<workgroup> xs: array<vec4f, XQ>;
+#endif
+
 fn xin(xb: u32, q: u32) -> vec4f {
+#if XS
+  return xs[q];
+#else
 #if NORM
   return x[xb + q] * gn[q];
 #else
   return x[xb + q];
+#endif
 #endif
 }
 
@@ -145,8 +155,20 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   let live = ok && t < step.n && i < rows;
   let xb = min(t, step.n - 1u) * (C / 4u);
   var rs = 1.0;
+#if XS
+  for (var q = li; q < C / 4u; q += WG) {
 #if NORM
-  // rsqrt(mean x[t]² + eps), summed once by the whole workgroup
+    xs[q] = x[xb + q] * gn[q];
+#else
+    xs[q] = x[xb + q];
+#endif
+  }
+#if !NORM
+  workgroupBarrier();
+#endif
+#endif
+#if NORM
+  // rsqrt(mean x[t]² + eps), summed once by the whole workgroup (wg_sum's barrier also publishes xs)
   var ss = array<f32, 1>(0.0);
   for (var q = li; q < C / 4u; q += WG) { let v = x[xb + q]; ss[0] += dot(v, v); }
 #if SG_RED
