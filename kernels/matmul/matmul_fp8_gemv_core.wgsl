@@ -138,6 +138,17 @@ fn norm_scales(li: u32, sg: u32, xr: array<u32, RB>) -> array<f32, RB> {
 }
 #endif
 
+// acc[r] += Ŵ unit u (loaded as w, its row's first scale at sr) · the matching input quads of batch row r, every row
+fn add_unit(acc: ptr<function, array<f32, RB>>, p1: bool, sr: u32, xr: array<u32, RB>, w: WUNIT, u: u32) {
+  let s = wscale(p1, sr, u);
+  let qs = quads(w, u);
+  for (var r = 0u; r < RB; r++) {
+    var d = 0.0;
+    for (var j = 0u; j < QPU; j++) { d += dot(qs[j], xrow(xr, r, u * QPU + j)); }
+    (*acc)[r] += s * d;
+  }
+}
+
 @compute @workgroup_size(WG)
 #if CONV
 #if SG_RED
@@ -229,26 +240,9 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
       if (!pre || u != lane) {
         for (var k = 0u; k < UNROLL; k++) { wv[k] = ld(p1, base + u + k * TPR); }   // all loads in flight first
       }
-      for (var k = 0u; k < UNROLL; k++) {
-        let uk = u + k * TPR;
-        let s = wscale(p1, sr, uk);
-        let qs = quads(wv[k], uk);
-        for (var r = 0u; r < RB; r++) {
-          var d = 0.0;
-          for (var j = 0u; j < QPU; j++) { d += dot(qs[j], xrow(xr, r, uk * QPU + j)); }
-          acc[r] += s * d;
-        }
-      }
+      for (var k = 0u; k < UNROLL; k++) { add_unit(&acc, p1, sr, xr, wv[k], u + k * TPR); }
     }
-    for (; u < U; u += TPR) {
-      let s = wscale(p1, sr, u);
-      let qs = quads(ld(p1, base + u), u);
-      for (var r = 0u; r < RB; r++) {
-        var d = 0.0;
-        for (var j = 0u; j < QPU; j++) { d += dot(qs[j], xrow(xr, r, u * QPU + j)); }
-        acc[r] += s * d;
-      }
-    }
+    for (; u < U; u += TPR) { add_unit(&acc, p1, sr, xr, ld(p1, base + u), u); }
   }
 
 #if SG_RED

@@ -40,30 +40,10 @@ fn rt_logit(i: u32) -> f32 { return sel[i]; }
 #include "moe_route_sg.wgsl"
 #endif
 
-#if SG_RED
-var<workgroup> red: array<f32, WG / SGS>;
-#else
-var<workgroup> red: array<f32, WG>;
-#endif
+alias LSUM = f32;   // lane_sum: the output row's sum
 var<workgroup> ex: array<u32, KMAX>;    // first W row of the token's j-th expert in this part (0xffffffff: not in it)
 var<workgroup> wt: array<f32, KMAX>;    // its weight (0 when not in this part); wt[K] the shared gate
 var<workgroup> sb: array<u32, KMAX>;    // ROW_FAST: its first scale row's offset in S (expert · SRP · SC)
-
-fn wscale(sh: bool, g: u32, u: u32) -> f32 {
-#if W_FP8
-  let fq = select(dims[2], dims[3], sh);
-  let srow = (g / fq.x) * fq.y + (g % fq.x) / fq.z;
-#if COL_POW2
-  let i = srow * fq.w + (u >> select(dims[4].x, dims[4].y, sh));   // units per scale block a power of two: its log2
-#else
-  let i = srow * fq.w + (u * EPU) / select(dims[4].x, dims[4].y, sh);
-#endif
-  if (sh) { return Ss[i] * FP8_UNSCALE; }
-  return S[i] * FP8_UNSCALE;
-#else
-  return 1.0;
-#endif
-}
 
 // ROW_FAST: the routed scale of unit q of expert slot j for the lane's row block ob = ⌊o / BR⌋·SC
 fn rscale(j: u32, ob: u32, q: u32) -> f32 {
@@ -169,7 +149,7 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
 #if ROW_FAST
         let sc = rscale(jr[k], ob, qr[k]);
 #else
-        let sc = wscale(false, select(r + o, 0u, r == 0xffffffffu), qr[k]);
+        let sc = wscale(false, srow_of(false, select(r + o, 0u, r == 0xffffffffu)), qr[k]);
 #endif
         acc += wt[jr[k]] * sc * wdot(wv[k], xb + jr[k] * (I / 4u), qr[k] * (EPU / 4u));
       }
@@ -180,7 +160,7 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
 #if ROW_FAST
       let sc = rscale(j, ob, q);
 #else
-      let sc = wscale(false, gr, q);
+      let sc = wscale(false, srow_of(false, gr), q);
 #endif
       acc += wt[j] * sc * wdot(W[gr * Ur + q], xb + j * (I / 4u), q * (EPU / 4u));
       q += dq;
@@ -191,32 +171,15 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
   if (live && SHARED) {
     let xs = xb + K * (I / 4u);
     var s = 0.0;
-    for (var q = lane; q < Us; q += TPR) { s += wscale(true, o, q) * wdot(Ws[o * Us + q], xs, q * (EPU / 4u)); }
+    let so = srow_of(true, o);
+    for (var q = lane; q < Us; q += TPR) { s += wscale(true, so, q) * wdot(Ws[o * Us + q], xs, q * (EPU / 4u)); }
     acc += wt[K] * s;
   }
 
 #if SG_RED
-  if (TPR < sg) {
-    for (var s = TPR / 2u; s > 0u; s >>= 1u) { acc += subgroupShuffleXor(acc, s); }
-  } else {
-    acc = subgroupAdd(acc);
-  }
-  if (TPR > sg) {
-    if (li % sg == 0u) { red[li / sg] = acc; }
-    workgroupBarrier();
-    let first = (li / TPR) * (TPR / sg);
-    var v = 0.0;
-    for (var j = 0u; j < TPR / sg; j++) { v += red[first + j]; }
-    acc = v;
-  }
+  acc = lane_sum(li, sg, TPR, acc);
 #else
-  red[li] = acc;
-  workgroupBarrier();
-  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-    if (lane < s) { red[li] += red[li + s]; }
-    workgroupBarrier();
-  }
-  acc = red[li - lane];
+  acc = lane_sum(li, 1u, TPR, acc);
 #endif
 
   if (live && any && lane == 0u) { y[t * C + o] += acc; }

@@ -61,41 +61,11 @@ fn rt_logit(i: u32) -> f32 { return sel[i]; }
 #include "moe_route_sg.wgsl"
 #endif
 
-#if SG_RED
-var<workgroup> red: array<vec2f, WG / SGS>;
-#else
-var<workgroup> red: array<vec2f, WG>;
-#endif
+alias LSUM = vec2f;   // lane_sum: the gate and up sums
 
 fn ld(sh: bool, i: u32) -> WUNIT {
   if (sh) { return Ws[i]; }
   return W[i];
-}
-
-// the block scale of row g, unit u (× FP8_UNSCALE); 1 unless fp8
-// the first scale of row g (its scale row × SC), once per lane outside the unit loop; 0 unless fp8
-fn srow_of(sh: bool, g: u32) -> u32 {
-#if W_FP8
-  let fq = select(dims[2], dims[3], sh);
-  return ((g / fq.x) * fq.y + (g % fq.x) / fq.z) * fq.w;
-#else
-  return 0u;
-#endif
-}
-
-// the block scale of unit u of the row whose first scale is at sr (× FP8_UNSCALE); 1 unless fp8
-fn wscale(sh: bool, sr: u32, u: u32) -> f32 {
-#if W_FP8
-#if COL_POW2
-  let i = sr + (u >> select(dims[4].x, dims[4].y, sh));   // units per scale block a power of two: its log2
-#else
-  let i = sr + (u * EPU) / select(dims[4].x, dims[4].y, sh);
-#endif
-  if (sh) { return Ss[i] * FP8_UNSCALE; }
-  return S[i] * FP8_UNSCALE;
-#else
-  return 1.0;
-#endif
 }
 
 @compute @workgroup_size(WG)
@@ -204,27 +174,9 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   }
 
 #if SG_RED
-  if (TPR < sg) {
-    for (var s = TPR / 2u; s > 0u; s >>= 1u) { acc += subgroupShuffleXor(acc, s); }
-  } else {
-    acc = subgroupAdd(acc);
-  }
-  if (TPR > sg) {
-    if (li % sg == 0u) { red[li / sg] = acc; }
-    workgroupBarrier();
-    let first = (li / TPR) * (TPR / sg);
-    var v = vec2f(0.0);
-    for (var j = 0u; j < TPR / sg; j++) { v += red[first + j]; }
-    acc = v;
-  }
+  acc = lane_sum(li, sg, TPR, acc);
 #else
-  red[li] = acc;
-  workgroupBarrier();
-  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-    if (lane < s) { red[li] += red[li + s]; }
-    workgroupBarrier();
-  }
-  acc = red[li - lane];
+  acc = lane_sum(li, 1u, TPR, acc);
 #endif
 
   let gv = acc.x * rs;

@@ -112,3 +112,72 @@ fn wg_sum(li: u32, sg: u32, v: array<f32, WSR>) -> array<f32, WSR> {
   return s;
 }
 #endif
+
+#if MOE_GEMV
+// The fused expert GEMVs' (moe_gu, moe_down: MOE_GEMV) fp8 block scales and lane-group reduction. Needs in the
+// including file: S, Ss (the routed / shared scales), dims with the scale layouts of W and Ws in dims[2] / dims[3]
+// (RP, SRP, BR, SC) and dims[4].xy = their BC (COL_POW2: log2 of BC / EPU), `alias LSUM` (the type summed), WG, SGS.
+
+// the first scale of row g of W or (sh) Ws (its scale row × SC), once per lane outside the unit loop; 0 unless fp8
+fn srow_of(sh: bool, g: u32) -> u32 {
+#if W_FP8
+  let fq = select(dims[2], dims[3], sh);
+  return ((g / fq.x) * fq.y + (g % fq.x) / fq.z) * fq.w;
+#else
+  return 0u;
+#endif
+}
+
+// the block scale of unit u of the row whose first scale is at sr (× FP8_UNSCALE); 1 unless fp8
+fn wscale(sh: bool, sr: u32, u: u32) -> f32 {
+#if W_FP8
+#if COL_POW2
+  let i = sr + (u >> select(dims[4].x, dims[4].y, sh));   // units per scale block a power of two: its log2
+#else
+  let i = sr + (u * EPU) / select(dims[4].x, dims[4].y, sh);
+#endif
+  if (sh) { return Ss[i] * FP8_UNSCALE; }
+  return S[i] * FP8_UNSCALE;
+#else
+  return 1.0;
+#endif
+}
+
+#if SG_RED
+var<workgroup> red: array<LSUM, WG / SGS>;
+#else
+var<workgroup> red: array<LSUM, WG>;
+#endif
+
+// the sum of v over the TPR lanes (a power of two) of the thread's lane group, for every lane: subgroup butterflies /
+// adds plus a workgroup-memory pass over the subgroups when TPR > sg (SG_RED), else a workgroup-memory tree. From uniform
+// control flow (barriers inside).
+fn lane_sum(li: u32, sg: u32, TPR: u32, v: LSUM) -> LSUM {
+  var acc = v;
+#if SG_RED
+  if (TPR < sg) {
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) { acc += subgroupShuffleXor(acc, s); }
+  } else {
+    acc = subgroupAdd(acc);
+  }
+  if (TPR > sg) {
+    if (li % sg == 0u) { red[li / sg] = acc; }
+    workgroupBarrier();
+    let first = (li / TPR) * (TPR / sg);
+    var t = LSUM(0.0);
+    for (var j = 0u; j < TPR / sg; j++) { t += red[first + j]; }
+    acc = t;
+  }
+#else
+  let lane = li % TPR;
+  red[li] = acc;
+  workgroupBarrier();
+  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  acc = red[li - lane];
+#endif
+  return acc;
+}
+#endif
