@@ -1,8 +1,7 @@
 // matmul_fp8 op: y = act(x·Wᵀ + bias) (+ y) for an F8_E4M3 weight (fp8 checkpoints) with its block scales, both as
 // stored, decoded inside the kernel. Variants: gemv_vec for decode-sized steps (≤ 8 rows: 16-byte loads, split-K lanes
 // sized to fill the GPU, rows held in registers, subgroup reductions where the adapter has them), gemv_vec_wg (the same
-// reducing through workgroup memory), gemv (the earlier quad-load GEMV), the tiled gemm otherwise;
-// FLA_KERNEL_MATMUL_FP8=gemv_vec|gemv_vec_wg|gemv|gemm forces one. matmul() routes fp8 weights here; the CPU backend
+// reducing through workgroup memory), the tiled gemm otherwise; FLA_KERNEL_MATMUL_FP8=gemv_vec|gemv_vec_wg|gemm forces one. matmul() routes fp8 weights here; the CPU backend
 // holds them dequantized, so the reference is the f32 matmul of the dequantized weight (matmul_fp8.ref.ts).
 // matmul_fp8_multi op: sibling fp8 projections of one input behind the RMSNorm that feeds them (the fp8 counterpart
 // of matmul_multi): at decode two parts per gemv_vec dispatch with the norm in its prologue, else rms_norm + gemm.
@@ -17,7 +16,6 @@ import { ACT, matmulRef, type Act } from './matmul.ref.ts';
 import vecSrc from './matmul_fp8_gemv_vec.wgsl' with { type: 'text' };
 import { matmulFp8Ref } from './matmul_fp8.ref.ts';
 import type { MatmulArgs } from './matmul.ts';
-import gemvSrc from './matmul_fp8_gemv.wgsl' with { type: 'text' };
 import gemmSrc from './matmul_fp8_gemm.wgsl' with { type: 'text' };
 import coreSrc from './matmul_fp8_gemv_core.wgsl' with { type: 'text' };
 import convSrc from './matmul_fp8_gemv_conv.wgsl' with { type: 'text' };
@@ -29,7 +27,7 @@ import { convStoreRef, shortConvRef } from '../conv/short_conv.ref.ts';
 
 const BINDINGS = ['step', 'x', 'W', 'bias', 'y', 'dims', 'S'] as const;
 export const KERNELS = {
-  gemv: kernel('matmul_fp8_gemv', gemvSrc, BINDINGS), gemm: kernel('matmul_fp8_gemm', gemmSrc, BINDINGS),
+  gemm: kernel('matmul_fp8_gemm', gemmSrc, BINDINGS),
   gemv_vec: kernel('matmul_fp8_gemv_vec', vecSrc, ['step', 'x', 'vb', 'W0', 'S0', 'W1', 'S1', 'y0', 'y1', 'dims']),
   gemv_conv: kernel('matmul_fp8_gemv_conv', convSrc, ['step', 'x', 'vb', 'W0', 'S0', 'stepmeta', 'cst', 'y0', 'cy', 'dims']),
   gemv_seg: kernel('matmul_fp8_gemv_seg', segSrc, ['step', 'x', 'vb', 'W0', 'S0', 'y2', 'y3', 'y0', 'y1', 'dims']),
@@ -63,14 +61,17 @@ function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number }
   const outs = parts.map(p => p.w.shape[0]!), total = outs.reduce((a, b) => a + b, 0);
   let TPR = Math.min(32, WG);
   while (TPR < WG && total * TPR < TARGET_THREADS && 8 * TPR <= U) TPR *= 2;
+  const forced = knob('FLA_FP8_LANES');
+  if (forced) TPR = Math.min(WG, Number(forced));
   while (TPR > 1 && TPR > U) TPR /= 2;
   const RB = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : VEC_RMAX, RPW = WG / TPR;
   const w0 = Math.ceil(outs[0]! / RPW), w1 = outs[1] ? Math.ceil(outs[1] / RPW) : 0, [gx, gy] = grid(w0 + w1);
   const fq = (w: Weight) => { const f = w.fp8!; return [f.rp, Math.ceil(f.rp / f.br), f.br, Math.ceil(IN / f.bc)]; };
   const p0 = parts[0]!, p1 = parts[1] ?? parts[0]!;
   const eps = new Uint32Array(new Float32Array([norm?.eps ?? 0]).buffer)[0]!;
-  // the input rows staged in workgroup memory once per workgroup where they fit (FLA_FP8_XS=0: read from x by every lane group)
-  const XS = knob('FLA_FP8_XS') !== '0' && RB * IN * 4 <= Math.min(XS_BYTES, ad.maxWorkgroupStorage / 2);
+  // the input rows staged in workgroup memory once per workgroup where they fit, behind a norm or a gate (H200: in_proj
+  // 77 → 30 µs, o_proj gated 18.4 → 17.2; a plain x 13.0 → 15.3, so not there); FLA_FP8_XS=0: read by every lane group
+  const XS = knob('FLA_FP8_XS') !== '0' && (norm !== null || (mode !== null && 'gate' in mode)) && RB * IN * 4 <= Math.min(XS_BYTES, ad.maxWorkgroupStorage / 2);
   // scale columns: a shift by log2(units per block) where every part's blocks hold a power of two of units
   const COL_POW2 = parts.every(p => pow2(p.w.fp8!.bc / EPU)), col = (w: Weight) => COL_POW2 ? Math.log2(w.fp8!.bc / EPU) : w.fp8!.bc;
   const defines = {
@@ -120,8 +121,6 @@ const vecVariant = (subgroups: boolean): Variant<MatmulArgs> => ({
   launches: (a, c) => [vecLaunch(a.x, [{ w: a.w, y: a.y, act: a.act }], null, a.bias, a.accumulate, c, subgroups)],
 });
 
-const RMAX = 4;
-
 export function cost(R: number, IN: number, OUT: number) {
   return { flops: 2 * R * IN * OUT, bytes: OUT * IN + 4 * R * (IN + OUT) };
 }
@@ -148,15 +147,6 @@ export const matmulFp8Op = op<MatmulArgs>({
   variants: {
     gemv_vec: vecVariant(true),
     gemv_vec_wg: vecVariant(false),
-    gemv: {
-      launches: (a, c) => {
-        const IN = a.w.shape[1]!, OUT = a.w.shape[0]!;
-        const TPR = IN / 4 >= 256 ? 64 : 32;
-        const RPW = Math.max(1, Math.min(8, Math.floor(c.adapter.maxInvocations / TPR), 256 / TPR));
-        const [x, y] = grid(Math.ceil(OUT / RPW));
-        return [{ ...base(a, c, 'gemv', { TPR, RPW, RMAX }), grid: [x, y, Math.ceil(rowsOf(a.x, c) / RMAX)] }];
-      },
-    },
     gemm: { launches: (a, c) => [{ ...base(a, c, 'gemm'), grid: [Math.ceil(a.w.shape[0]! / 64), Math.ceil(rowsOf(a.x, c) / 64), 1] }] },
   },
   // the CPU backend's fp8 weights are already dequantized (dequantFp8): the f32 formula

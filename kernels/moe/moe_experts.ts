@@ -157,6 +157,8 @@ function unitOf(ws: Weight[], lens: number[]): { VEC: boolean; EPU: number } {
 function lanes(WG: number, outputs: number, units: number): number {
   let TPR = Math.min(32, WG);
   while (TPR < WG && outputs * TPR < TARGET_THREADS && 4 * TPR <= units) TPR *= 2;
+  const forced = knob('FLA_FP8_LANES');
+  if (forced) TPR = Math.min(WG, Number(forced));
   while (TPR > 1 && TPR > units) TPR /= 2;
   return TPR;
 }

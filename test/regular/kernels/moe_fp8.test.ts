@@ -1,5 +1,5 @@
 // F8_E4M3 weights decoded inside the kernels (kernels/moe/wquad.wgsl, moe_unit.wgsl): the fp8 matmul (16-byte-load
-// GEMV with subgroup / workgroup reductions, the quad GEMV and the tiled GEMM, kernels/matmul/matmul_fp8*) against the
+// GEMV with subgroup / workgroup reductions and the tiled GEMM, kernels/matmul/matmul_fp8*) against the
 // dequantized reference on widths straddling the 64-wide tiles and the 128 scale blocks, every one of the 256 byte
 // values (subnormals, ±0, the largest 448), other block sizes, bias, activation, accumulation and kept rows; and
 // matmul_fp8_multi (sibling projections behind their RMSNorm, two per dispatch) against its unfused reference.
@@ -51,7 +51,7 @@ describe.skipIf(!HAS_GPU)('matmul_fp8', () => {
       const step = simpleStep(c.N, c.rowsK ? [0, 5, c.N - 1] : [c.N - 1]);
       const R = c.rowsK ? 3 : c.N;
       const w = fp8(c.OUT, c.IN, rng, c.br, c.bc, c.all), x = randn(R * c.IN, rng), y0 = randn(R * c.OUT, rng), b = randn(c.OUT, rng);
-      for (const kernel of c.N <= 8 ? ['gemv_vec', 'gemv_vec_wg', 'gemv', 'gemm'] : ['gemv', 'gemm']) {
+      for (const kernel of c.N <= 8 ? ['gemv_vec', 'gemv_vec_wg', 'gemm'] : ['gemm']) {
         process.env.FLA_KERNEL_MATMUL_FP8 = kernel;
         try {
           await checkBoth(step, {}, async io => {
