@@ -55,7 +55,7 @@ type VecMode = { conv: MatmulFp8ConvArgs['conv'] & { C: number; W: number } } | 
 
 function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number } | null, bias: Weight | null, accumulate: boolean, c: Ctx, subgroups: boolean,
   mode: VecMode | null = null): Launch {
-  const IN = x.cols, rows = rowsOf(x, c), ad = c.adapter, WG = Math.min(256, ad.maxInvocations);
+  const IN = x.cols, rows = rowsOf(x, c), ad = c.adapter, WG = Math.min(Number(knob('FLA_FP8_WG') ?? 256), ad.maxInvocations);
   const VEC = IN % 16 === 0 && parts.every(p => p.w.fp8!.bc % 16 === 0), EPU = VEC ? 16 : 4, U = IN / EPU;
   const SGS = ad.subgroupSize, SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
   const outs = parts.map(p => p.w.shape[0]!), total = outs.reduce((a, b) => a + b, 0);

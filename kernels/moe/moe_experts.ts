@@ -170,7 +170,7 @@ function lanes(WG: number, outputs: number, units: number): number {
  */
 function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] {
   const { E, I, C } = a.w, K = a.k, N = c.step.n, SW = a.sel.cols, sh = a.shared, Ish = sh?.I ?? 0, AW = actCols(K, I, Ish);
-  const touched = Math.min(E, N * K), ad = c.adapter, WG = Math.min(256, ad.maxInvocations);
+  const touched = Math.min(E, N * K), ad = c.adapter, WG = Math.min(Number(knob('FLA_FP8_WG') ?? 256), ad.maxInvocations);
   const SGS = ad.subgroupSize, SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
   const red = { WG, SG_RED, SGS: SG_RED ? SGS : 1, KMAX };
   // what each launch runs: a routed part and/or the shared expert, with one dtype and one load unit
