@@ -41,6 +41,8 @@ const pow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 export const VEC_RMAX = 8;
 /** Workgroup memory the decode GEMVs may give to their staged input rows (XS). */
 const XS_BYTES = 16384;
+/** Lanes per row behind a staged input (XS), where the grid stays large: 16 rows or more a workgroup of 256. */
+const XS_TPR = 16;
 /** Threads a GEMV should launch to keep enough loads in flight on a large GPU (132 SMs × 1024). */
 const TARGET_THREADS = 1 << 17;
 
@@ -59,23 +61,27 @@ function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number }
   const VEC = IN % 16 === 0 && parts.every(p => p.w.fp8!.bc % 16 === 0), EPU = VEC ? 16 : 4, U = IN / EPU;
   const SGS = ad.subgroupSize, SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
   const outs = parts.map(p => p.w.shape[0]!), total = outs.reduce((a, b) => a + b, 0);
+  const RB = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : VEC_RMAX;
+  // the input rows staged in workgroup memory once per workgroup where they fit, behind a norm or a gate (H200: in_proj
+  // 77 → 30 µs, o_proj gated 18.4 → 17.2; a plain x 13.0 → 15.3, so not there); FLA_FP8_XS=0: read by every lane group
+  const XS = knob('FLA_FP8_XS') !== '0' && (norm !== null || (mode !== null && 'gate' in mode)) && RB * IN * 4 <= Math.min(XS_BYTES, ad.maxWorkgroupStorage / 2);
   let TPR = Math.min(32, WG);
   while (TPR < WG && total * TPR < TARGET_THREADS && 8 * TPR <= U) TPR *= 2;
+  // staged (XS): narrower lane groups where the grid stays large, so a workgroup's staging reads (x and the norm weight:
+  // 8 bytes a column) are at most half the weight bytes it streams
+  if (XS) while (TPR > XS_TPR && (total * TPR) / 2 >= TARGET_THREADS / 2) TPR /= 2;
   const forced = knob('FLA_FP8_LANES');
   if (forced) TPR = Math.min(WG, Number(forced));
   while (TPR > 1 && TPR > U) TPR /= 2;
-  const RB = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : VEC_RMAX, RPW = WG / TPR;
+  const RPW = WG / TPR;
   const w0 = Math.ceil(outs[0]! / RPW), w1 = outs[1] ? Math.ceil(outs[1] / RPW) : 0, [gx, gy] = grid(w0 + w1);
   const fq = (w: Weight) => { const f = w.fp8!; return [f.rp, Math.ceil(f.rp / f.br), f.br, Math.ceil(IN / f.bc)]; };
   const p0 = parts[0]!, p1 = parts[1] ?? parts[0]!;
   const eps = new Uint32Array(new Float32Array([norm?.eps ?? 0]).buffer)[0]!;
-  // the input rows staged in workgroup memory once per workgroup where they fit, behind a norm or a gate (H200: in_proj
-  // 77 → 30 µs, o_proj gated 18.4 → 17.2; a plain x 13.0 → 15.3, so not there); FLA_FP8_XS=0: read by every lane group
-  const XS = knob('FLA_FP8_XS') !== '0' && (norm !== null || (mode !== null && 'gate' in mode)) && RB * IN * 4 <= Math.min(XS_BYTES, ad.maxWorkgroupStorage / 2);
   // scale columns: a shift by log2(units per block) where every part's blocks hold a power of two of units
   const COL_POW2 = parts.every(p => pow2(p.w.fp8!.bc / EPU)), col = (w: Weight) => COL_POW2 ? Math.log2(w.fp8!.bc / EPU) : w.fp8!.bc;
   const defines = {
-    ...weightDefines('fp8'), WDT: 0, WG, RB, UNROLL: Math.max(1, Math.min(4, 8 / RB)), VEC, SG_RED, SGS: SG_RED ? SGS : 1, NP: parts.length,
+    ...weightDefines('fp8'), WDT: 0, WG, RB, UNROLL: RB === 1 && U >= 8 * TPR ? 8 : Math.max(1, Math.min(4, 8 / RB)), VEC, SG_RED, SGS: SG_RED ? SGS : 1, NP: parts.length,
     NORM: norm !== null, WG_SUM: norm !== null, WSR: RB, XS, XQ: IN / 4, COL_POW2, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
   };
   const cost = { flops: 2 * rows * IN * total, bytes: total * IN + 4 * rows * (IN + total) };

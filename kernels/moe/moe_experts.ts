@@ -153,10 +153,12 @@ function unitOf(ws: Weight[], lens: number[]): { VEC: boolean; EPU: number } {
   return { VEC, EPU: VEC ? EPU : 4 };
 }
 
-/** Lanes per output: from 32, widened (split-K) while the grid is small and each lane keeps ≥ 4 units, narrowed on short rows. */
-function lanes(WG: number, outputs: number, units: number): number {
+/** Lanes per output: from 32, widened (split-K) while the grid is small and each lane keeps ≥ 4 units, narrowed on short rows (and to 16 behind a staged row where the grid allows). */
+function lanes(WG: number, outputs: number, units: number, staged = false): number {
   let TPR = Math.min(32, WG);
   while (TPR < WG && outputs * TPR < TARGET_THREADS && 4 * TPR <= units) TPR *= 2;
+  // a staged input row (moe_gu XS): narrower lane groups where the grid stays large (more rows a workgroup per staging and routing)
+  if (staged) while (TPR > 16 && (outputs * TPR) / 2 >= TARGET_THREADS / 2) TPR /= 2;
   const forced = knob('FLA_FP8_LANES');
   if (forced) TPR = Math.min(WG, Number(forced));
   while (TPR > 1 && TPR > units) TPR /= 2;
@@ -208,7 +210,7 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
       let TPR: number, grid3: [number, number, number], cost: Launch['cost'];
       if (!down) {
         const rows = Math.max(q ? I : 0, Ws ? Ish : 0), outs = N * ((q ? K * I : 0) + (Ws ? Ish : 0));
-        TPR = lanes(WG, outs, Ur);
+        TPR = lanes(WG, outs, Ur, xs);
         const [gx, gy] = grid(Math.ceil(rows / (WG / TPR)));
         grid3 = [gx, gy, (q ? N * K : 0) + (Ws ? N : 0)];
         cost = { flops: 4 * N * ((q ? K * I * nR / E : 0) + Ish) * C, bytes: (readRows * 2 * I + (Ws ? 2 * Ish : 0)) * C * wbytes(ws[0]!) + 4 * N * (C + AW) };

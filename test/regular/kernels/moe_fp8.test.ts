@@ -43,6 +43,7 @@ describe.skipIf(!HAS_GPU)('matmul_fp8', () => {
     { N: 65, IN: 388, OUT: 130, act: 'sigmoid' },
     { N: 130, IN: 128, OUT: 67, bias: true, acc: true },
     { N: 70, IN: 196, OUT: 40, rowsK: true },
+    { N: 1, IN: 4096, OUT: 40, acc: true },   // 8 units a lane: UNROLL 8
   ];
   for (const c of cases) {
     const what = `matmul_fp8 N=${c.N} ${c.IN}→${c.OUT} blocks ${c.br ?? 128}×${c.bc ?? 128}${c.bias ? ' bias' : ''}${c.act ? ` ${c.act}` : ''}${c.acc ? ' accumulate' : ''}${c.rowsK ? ' kept rows' : ''}`;
@@ -77,6 +78,9 @@ describe.skipIf(!HAS_GPU)('matmul_fp8_multi', () => {
     { N: 9, IN: 256, outs: [64, 40, 72], norm: true, acts: ['none', 'sigmoid', 'none'] },
     // a row of 128 units: split-K lanes wider than a subgroup, the unrolled loop, the workgroup-wide norm prologue
     { N: 2, IN: 2048, outs: [40, 9], norm: true },
+    // a tall staged GEMV: lane groups narrowed to 16 (16 rows a workgroup); a 4096-wide row staged whole, 8 units a lane
+    { N: 1, IN: 512, outs: [4200], norm: true },
+    { N: 1, IN: 4096, outs: [24, 8], norm: true },
   ];
   for (const c of cases) {
     const what = `matmul_fp8_multi N=${c.N} ${c.IN}→${c.outs.join('|')}${c.norm ? ' behind RMSNorm' : ''}${c.bc ? ` blocks 128×${c.bc}` : ''}${c.acc ? ' accumulate' : ''}`;
