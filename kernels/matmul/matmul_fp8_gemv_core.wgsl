@@ -40,11 +40,6 @@ fn act_code(v: f32, a: u32) -> f32 {
   return v;
 }
 
-#if SG_RED
-var<workgroup> red: array<f32, (WG / SGS) * RB>;
-#else
-var<workgroup> red: array<f32, WG * RB>;
-#endif
 
 fn ld(p1: bool, i: u32) -> WUNIT {
 #if PARTS2
@@ -118,7 +113,7 @@ fn quads(w: WUNIT, u: u32) -> array<vec4f, QPU> {
 
 #if NORM
 // NORM: rsqrt(mean x[row]² + eps) of each of the RB rows, summed by the whole workgroup (every thread a strided share of
-// the row, then wg_sum of moe_unit.wgsl); from uniform control flow (barriers inside).
+// the row, then lane_sum of moe_unit.wgsl over all WG lanes); from uniform control flow (barriers inside).
 fn norm_scales(li: u32, sg: u32, xr: array<u32, RB>) -> array<f32, RB> {
   let IN = dims[0].x;
   var ss: array<f32, RB>;
@@ -131,7 +126,10 @@ fn norm_scales(li: u32, sg: u32, xr: array<u32, RB>) -> array<f32, RB> {
 #endif
     }
   }
-  ss = wg_sum(li, sg, ss);   // (its barrier also publishes xs)
+#if XS
+  workgroupBarrier();   // xs published
+#endif
+  ss = lane_sum(li, sg, WG, ss);
   var rs: array<f32, RB>;
   for (var r = 0u; r < RB; r++) { rs[r] = inverseSqrt(ss[r] / f32(IN) + bitcast<f32>(dims[0].w)); }
   return rs;
@@ -246,34 +244,9 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
   }
 
 #if SG_RED
-  if (TPR < sg) {
-    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-      for (var r = 0u; r < RB; r++) { acc[r] += subgroupShuffleXor(acc[r], s); }
-    }
-  } else {
-    for (var r = 0u; r < RB; r++) { acc[r] = subgroupAdd(acc[r]); }
-  }
-  if (TPR > sg) {
-    let si = li / sg;
-    if (li % sg == 0u) { for (var r = 0u; r < RB; r++) { red[si * RB + r] = acc[r]; } }
-    workgroupBarrier();
-    let first = (li / TPR) * (TPR / sg);
-    for (var r = 0u; r < RB; r++) {
-      var v = 0.0;
-      for (var j = 0u; j < TPR / sg; j++) { v += red[(first + j) * RB + r]; }
-      acc[r] = v;
-    }
-  }
+  acc = lane_sum(li, sg, TPR, acc);
 #else
-  for (var r = 0u; r < RB; r++) { red[li * RB + r] = acc[r]; }
-  workgroupBarrier();
-  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-    if (lane < s) {
-      for (var r = 0u; r < RB; r++) { red[li * RB + r] += red[(li + s) * RB + r]; }
-    }
-    workgroupBarrier();
-  }
-  for (var r = 0u; r < RB; r++) { acc[r] = red[(li - lane) * RB + r]; }
+  acc = lane_sum(li, 1u, TPR, acc);
 #endif
 
   // every lane of the row now holds its sums: lane j writes batch rows j, j + TPR, …

@@ -40,7 +40,6 @@ fn rt_logit(i: u32) -> f32 { return sel[i]; }
 #include "moe_route_sg.wgsl"
 #endif
 
-alias LSUM = f32;   // lane_sum: the output row's sum
 var<workgroup> ex: array<u32, KMAX>;    // first W row of the token's j-th expert in this part (0xffffffff: not in it)
 var<workgroup> wt: array<f32, KMAX>;    // its weight (0 when not in this part); wt[K] the shared gate
 var<workgroup> sb: array<u32, KMAX>;    // ROW_FAST: its first scale row's offset in S (expert · SRP · SC)
@@ -177,9 +176,9 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
   }
 
 #if SG_RED
-  acc = lane_sum(li, sg, TPR, acc);
+  acc = lane_sum(li, sg, TPR, array<f32, 1>(acc))[0];
 #else
-  acc = lane_sum(li, 1u, TPR, acc);
+  acc = lane_sum(li, 1u, TPR, array<f32, 1>(acc))[0];
 #endif
 
   if (live && any && lane == 0u) { y[t * C + o] += acc; }

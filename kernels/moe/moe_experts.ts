@@ -205,7 +205,7 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
       const Ur = (down ? I : C) / EPU, Us = (down ? Ish : C) / EPU;
       const nR = q ? q.n : 0, readRows = q ? touched * q.n / E : 0;
       const defines: Record<string, number | boolean> = { ...weightDefines(ws[0]!.dtype), WDT: 0, ...red, VEC, UNROLL: 4, ROUTED: q !== null, SHARED: Ws !== null,
-        NORM: !down && !!a.norm, WG_SUM: !down && !!a.norm, WSR: 1, MOE_GEMV: true, NORM_TOPK: !!a.normTopk, EMAX, RT_K: rtK(K),
+        NORM: !down && !!a.norm, WSR: down ? 1 : 2, MOE_GEMV: true, NORM_TOPK: !!a.normTopk, EMAX, RT_K: rtK(K),
         ...(down ? { ROUTE: route && !routeOnce, ROUTE_IN: routeOnce, SEL_IN: !route } : { ROUTE: route, ROUTE_OUT: routeOnce, XS: xs, XQ: C / 4 }) };
       let TPR: number, grid3: [number, number, number], cost: Launch['cost'];
       if (!down) {

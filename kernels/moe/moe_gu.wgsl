@@ -9,7 +9,7 @@
 // first routed workgroup also writes the selection into act's last 2K + 1 columns (from RT = K·I + Ish: the K experts
 // as f32, their K weights, the shared gate σ(logit E)), which moe_down reads instead of routing again.
 // NORM: h[t] = RMSNorm(x[t])·gn (eps = bitcast dims[4].w) in the prologue: the whole workgroup sums x[t]² once
-// (wg_sum of moe_unit.wgsl) and the lanes' sums are scaled by rsqrt(mean x² + eps) after the reduction; else h = x.
+// (lane_sum of moe_unit.wgsl over all WG lanes) and the lanes' sums are scaled by rsqrt(mean x² + eps) after the reduction; else h = x.
 // XS: the workgroup stages its token's x (times gn with NORM) in workgroup memory first (C × 4 bytes).
 // W [EP, 2I, C] is the part's gate|up tensor (per expert I gate rows then I up rows), Ws [2Ish, C] the shared one,
 // both of one storage dtype, read in load units (moe_unit.wgsl) with fp8 block scales S / Ss.
@@ -22,8 +22,8 @@
 // over the row's U units), WG / TPR rows per workgroup, a 2-D grid over row blocks of max(I, Ish); z = the N·K routed
 // assignments (ROUTED) then the N shared ones (SHARED). Each lane keeps 2·UNROLL units in flight (loads issued
 // first). Reduction: SG_RED subgroup shuffles/adds (+ a workgroup pass when TPR > the subgroup), else a
-// workgroup-memory tree (as matmul_gemv_vec). Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, NORM (with WG_SUM,
-// WSR 1), ROUTE, ROUTE_OUT, XS (XQ = C / 4), W_*, COL_POW2.
+// workgroup-memory tree (as matmul_gemv_vec). Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, NORM, WSR (2),
+// ROUTE, ROUTE_OUT, XS (XQ = C / 4), W_*, COL_POW2.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -61,7 +61,6 @@ fn rt_logit(i: u32) -> f32 { return sel[i]; }
 #include "moe_route_sg.wgsl"
 #endif
 
-alias LSUM = vec2f;   // lane_sum: the gate and up sums
 
 fn ld(sh: bool, i: u32) -> WUNIT {
   if (sh) { return Ws[i]; }
@@ -125,26 +124,30 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   let live = ok && t < step.n && i < rows;
   let xb = min(t, step.n - 1u) * (C / 4u);
   var rs = 1.0;
+  // one pass over the token's row: Σx² (NORM) and the staged row (XS)
+  var ss = array<f32, 2>(0.0, 0.0);
+  if (NORM || XS) {
+    for (var q = li; q < C / 4u; q += WG) {
+      let v = x[xb + q];
+      ss[0] += dot(v, v);
 #if XS
-  for (var q = li; q < C / 4u; q += WG) {
 #if NORM
-    xs[q] = x[xb + q] * gn[q];
+      xs[q] = v * gn[q];
 #else
-    xs[q] = x[xb + q];
+      xs[q] = v;
 #endif
+#endif
+    }
   }
-#if !NORM
-  workgroupBarrier();
-#endif
+#if XS
+  workgroupBarrier();   // xs published
 #endif
 #if NORM
-  // rsqrt(mean x[t]² + eps), summed once by the whole workgroup (wg_sum's barrier also publishes xs)
-  var ss = array<f32, 1>(0.0);
-  for (var q = li; q < C / 4u; q += WG) { let v = x[xb + q]; ss[0] += dot(v, v); }
+  // rsqrt(mean x[t]² + eps), summed once by the whole workgroup
 #if SG_RED
-  ss = wg_sum(li, sg, ss);
+  ss = lane_sum(li, sg, WG, ss);
 #else
-  ss = wg_sum(li, 1u, ss);
+  ss = lane_sum(li, 1u, WG, ss);
 #endif
   rs = inverseSqrt(ss[0] / f32(C) + bitcast<f32>(dims[4].w));
 #endif
@@ -173,11 +176,13 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
     }
   }
 
+  var gu2 = array<f32, 2>(acc.x, acc.y);
 #if SG_RED
-  acc = lane_sum(li, sg, TPR, acc);
+  gu2 = lane_sum(li, sg, TPR, gu2);
 #else
-  acc = lane_sum(li, 1u, TPR, acc);
+  gu2 = lane_sum(li, 1u, TPR, gu2);
 #endif
+  acc = vec2f(gu2[0], gu2[1]);
 
   let gv = acc.x * rs;
   let uv = acc.y * rs;

@@ -76,47 +76,11 @@ fn wdot(w: WUNIT, xb: u32, lq: u32) -> f32 {
 #endif
 }
 
-#if WG_SUM
-// wg_sum(li, sg, v)[r] = Σ over the workgroup's threads of v[r], r < WSR, returned to every thread (li = local
-// invocation index, sg = the subgroup size, unused without SG_RED): a subgroup sum then one pass over the subgroups'
-// partials (SG_RED), else a workgroup-memory tree. Call it once per kernel, from uniform control flow (barriers inside).
-// Defines: WG_SUM, WSR, WG, SG_RED, SGS.
-#if SG_RED
-var<workgroup> wsum: array<f32, (WG / SGS) * WSR>;
-#else
-var<workgroup> wsum: array<f32, WG * WSR>;
-#endif
-
-fn wg_sum(li: u32, sg: u32, v: array<f32, WSR>) -> array<f32, WSR> {
-  var s = v;
-#if SG_RED
-  for (var r = 0u; r < WSR; r++) { s[r] = subgroupAdd(s[r]); }
-  if (li % sg == 0u) { for (var r = 0u; r < WSR; r++) { wsum[(li / sg) * WSR + r] = s[r]; } }
-  workgroupBarrier();
-  for (var r = 0u; r < WSR; r++) {
-    var t = 0.0;
-    for (var j = 0u; j < WG / sg; j++) { t += wsum[j * WSR + r]; }
-    s[r] = t;
-  }
-#else
-  for (var r = 0u; r < WSR; r++) { wsum[li * WSR + r] = s[r]; }
-  workgroupBarrier();
-  for (var h = WG / 2u; h > 0u; h >>= 1u) {
-    if (li < h) {
-      for (var r = 0u; r < WSR; r++) { wsum[li * WSR + r] += wsum[(li + h) * WSR + r]; }
-    }
-    workgroupBarrier();
-  }
-  for (var r = 0u; r < WSR; r++) { s[r] = wsum[r]; }
-#endif
-  return s;
-}
-#endif
 
 #if MOE_GEMV
-// The fused expert GEMVs' (moe_gu, moe_down: MOE_GEMV) fp8 block scales and lane-group reduction. Needs in the
-// including file: S, Ss (the routed / shared scales), dims with the scale layouts of W and Ws in dims[2] / dims[3]
-// (RP, SRP, BR, SC) and dims[4].xy = their BC (COL_POW2: log2 of BC / EPU), `alias LSUM` (the type summed), WG, SGS.
+// The fused expert GEMVs' (moe_gu, moe_down: MOE_GEMV) fp8 block scales. Needs in the including file: S, Ss (the
+// routed / shared scales), dims with the scale layouts of W and Ws in dims[2] / dims[3] (RP, SRP, BR, SC) and
+// dims[4].xy = their BC (COL_POW2: log2 of BC / EPU).
 
 // the first scale of row g of W or (sh) Ws (its scale row × SC), once per lane outside the unit loop; 0 unless fp8
 fn srow_of(sh: bool, g: u32) -> u32 {
@@ -143,41 +107,52 @@ fn wscale(sh: bool, sr: u32, u: u32) -> f32 {
 #endif
 }
 
-#if SG_RED
-var<workgroup> red: array<LSUM, WG / SGS>;
-#else
-var<workgroup> red: array<LSUM, WG>;
 #endif
 
-// the sum of v over the TPR lanes (a power of two) of the thread's lane group, for every lane: subgroup butterflies /
-// adds plus a workgroup-memory pass over the subgroups when TPR > sg (SG_RED), else a workgroup-memory tree. From uniform
-// control flow (barriers inside).
-fn lane_sum(li: u32, sg: u32, TPR: u32, v: LSUM) -> LSUM {
-  var acc = v;
+// lane_sum(li, sg, TPR, v)[r] = Σ of v[r] (r < WSR) over the thread's lane group of TPR lanes (a power of two ≤ WG, the
+// groups laid out consecutively; TPR = WG: the whole workgroup), for every lane of the group (li = local invocation
+// index, sg = the subgroup size, unused without SG_RED): subgroup butterflies (TPR < sg) or adds, plus a pass over the
+// group's subgroups through workgroup memory when TPR > sg (SG_RED), else a workgroup-memory tree. From uniform control
+// flow (barriers inside, the first guarding wsum's reuse: callable more than once). Defines: WSR, WG, SG_RED, SGS.
+#if SG_RED
+var<workgroup> wsum: array<f32, (WG / SGS) * WSR>;
+#else
+var<workgroup> wsum: array<f32, WG * WSR>;
+#endif
+
+fn lane_sum(li: u32, sg: u32, TPR: u32, v: array<f32, WSR>) -> array<f32, WSR> {
+  var s = v;
 #if SG_RED
   if (TPR < sg) {
-    for (var s = TPR / 2u; s > 0u; s >>= 1u) { acc += subgroupShuffleXor(acc, s); }
+    for (var h = TPR / 2u; h > 0u; h >>= 1u) {
+      for (var r = 0u; r < WSR; r++) { s[r] += subgroupShuffleXor(s[r], h); }
+    }
   } else {
-    acc = subgroupAdd(acc);
+    for (var r = 0u; r < WSR; r++) { s[r] = subgroupAdd(s[r]); }
   }
   if (TPR > sg) {
-    if (li % sg == 0u) { red[li / sg] = acc; }
+    workgroupBarrier();
+    if (li % sg == 0u) { for (var r = 0u; r < WSR; r++) { wsum[(li / sg) * WSR + r] = s[r]; } }
     workgroupBarrier();
     let first = (li / TPR) * (TPR / sg);
-    var t = LSUM(0.0);
-    for (var j = 0u; j < TPR / sg; j++) { t += red[first + j]; }
-    acc = t;
+    for (var r = 0u; r < WSR; r++) {
+      var t = 0.0;
+      for (var j = 0u; j < TPR / sg; j++) { t += wsum[(first + j) * WSR + r]; }
+      s[r] = t;
+    }
   }
 #else
   let lane = li % TPR;
-  red[li] = acc;
   workgroupBarrier();
-  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-    if (lane < s) { red[li] += red[li + s]; }
+  for (var r = 0u; r < WSR; r++) { wsum[li * WSR + r] = s[r]; }
+  workgroupBarrier();
+  for (var h = TPR / 2u; h > 0u; h >>= 1u) {
+    if (lane < h) {
+      for (var r = 0u; r < WSR; r++) { wsum[li * WSR + r] += wsum[(li + h) * WSR + r]; }
+    }
     workgroupBarrier();
   }
-  acc = red[li - lane];
+  for (var r = 0u; r < WSR; r++) { s[r] = wsum[(li - lane) * WSR + r]; }
 #endif
-  return acc;
+  return s;
 }
-#endif
