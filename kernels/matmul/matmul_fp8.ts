@@ -1,6 +1,8 @@
 // matmul_fp8 op: y = act(x·Wᵀ + bias) (+ y) for an F8_E4M3 weight (fp8 checkpoints) with its block scales, both as
 // stored, decoded inside the kernel. Variants: gemv_vec for decode-sized steps (≤ 8 rows: 16-byte loads, split-K lanes
-// sized to fill the GPU, rows held in registers, subgroup reductions where the adapter has them), gemv_vec_wg (the same
+// sized to fill the GPU, rows held in registers, subgroup reductions where the adapter has them; behind a norm or a
+// gate the input rows staged in workgroup memory once per workgroup, XS, FLA_FP8_XS; FLA_FP8_LANES / _WG / _UNROLL
+// for A/B of the launch shape), gemv_vec_wg (the same
 // reducing through workgroup memory), the tiled gemm otherwise; FLA_KERNEL_MATMUL_FP8=gemv_vec|gemv_vec_wg|gemm forces one. matmul() routes fp8 weights here; the CPU backend
 // holds them dequantized, so the reference is the f32 matmul of the dequantized weight (matmul_fp8.ref.ts).
 // matmul_fp8_multi op: sibling fp8 projections of one input behind the RMSNorm that feeds them (the fp8 counterpart
