@@ -128,7 +128,7 @@ export function lnLaunch(a: Rwkv7ProjArgs, ln: ProjLnArgs, c: Ctx, subgroups: bo
 }
 
 /** split: r, k, v as matmuls (each the variant matmul itself would run, with its scratch). */
-function rkvMatmuls(a: Rwkv7ProjArgs): MatmulArgs[] {
+export function rkvMatmuls(a: Rwkv7ProjArgs): MatmulArgs[] {
   return ([[a.wr, 0], [a.wk, 2], [a.wv, 3]] as const).map(([w, p]) => ({ x: a.mixPlanes[p]!, w, bias: null, y: a.projPlanes[p]!, act: 'none', accumulate: false }));
 }
 

@@ -26,7 +26,7 @@ export const UP_KERNEL = kernel('lora_up', upSource, ['step', 'lora', 'W', 'para
 export interface FusedPlan { WG: number; P: number; EPU: number; SG_RED: boolean; SGS: number }
 
 /**
- * WG: the largest power of two ≤ 256 (and the adapter's limit) whose workgroup memory fits, at least D; null when
+ * WG: the largest power of two ≤ 256 (the adapter's limit, FLA_WKV7_LORA_WG) whose workgroup memory fits, at least D; null when
  * none does or the head's columns are not whole 16-byte units. subgroups: reduce with subgroup operations where the
  * adapter has them (subgroups of at least P lanes).
  */
@@ -34,7 +34,8 @@ export function fusedPlan(D: number, C: number, dtype: 'f32' | 'bf16' | 'f16', a
   const EPU = dtype === 'f32' ? 4 : 8;
   if (D % EPU !== 0 || C % EPU !== 0) return null;
   let WG = 1;
-  while (WG * 2 <= Math.min(256, ad.maxInvocations)) WG *= 2;
+  const cap = Math.min(256, ad.maxInvocations, Number(knob('FLA_WKV7_LORA_WG') ?? 256));   // FLA_WKV7_LORA_WG: benchmarking
+  while (WG * 2 <= cap) WG *= 2;
   for (; WG >= D; WG /= 2) {
     const P = WG / D, SGS = ad.subgroupSize;
     const SG_RED = subgroups && ad.subgroups && SGS >= P && SGS <= WG && (SGS & (SGS - 1)) === 0;

@@ -5,6 +5,7 @@ import { layerNorm } from '../../kernels/norm/layer_norm.ts';
 import { lnShift } from '../../kernels/rwkv7/ln_shift.ts';
 import { rwkv7Tmix } from '../../kernels/rwkv7/rwkv7_tmix.ts';
 import type { LoraRanks } from '../../kernels/rwkv7/wkv7_lora.ref.ts';
+import type { LoraMats } from '../../kernels/rwkv7/rwkv7_tmix.ts';
 import type { Backend, HostWeight, Tensor, Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import type { WeightReader } from '../load/weights.ts';
@@ -31,6 +32,8 @@ interface Layer {
   params: Weight;          // [8, C]: k_k, k_a, r_k, g_norm.weight, g_norm.bias, w0, a0, v0 (zeros in layer 0)
   r: Weight; k: Weight; v: Weight; o: Weight;
   wl: Weight; wu: Weight; ranks: LoraRanks;
+  /** the LoRA matrices as the checkpoint has them, for prefill (rwkv7_tmix 'mm': tensor-core GEMMs) */
+  lm: Pick<LoraMats, 'down' | 'up' | 'bias'>;
   ffn_x_k: Weight; key: Weight; value: Weight;
 }
 interface Weights { emb: Weight; layers: Layer[]; norm: [Weight, Weight | null]; head: Weight; pre: boolean }
@@ -156,6 +159,11 @@ export default defineArch<Rwkv7Config, Weights>({
         wl: o.weight(`${a}*_lora.lora.0.weight`, stackRows(ls.map(([n, rk]) => lo(n, rk)), C), true),
         wu: o.weight(`${a}*_lora.lora.2.weight (transposed)`, stackRows(ls.map(([n, rk]) => hi(n, rk)), C), true),
         ranks,
+        lm: {
+          down: ls.map(([n, rk]) => o.weight(`${a}${n}_lora.lora.0.weight`, lo(n, rk), true)),
+          up: ls.map(([n, rk]) => mat(`${a}${n}_lora.lora.2.weight`, [C, rk])),
+          bias: ls.filter(([n]) => n !== 'g').map(([n]) => vec(`${a}${n}_lora.lora.2.bias`, [C])),
+        },
         ffn_x_k: vec(`${p}ffn.x_k`, [1, C]), key: mat(`${p}ffn.key.weight`, [I, C]), value: mat(`${p}ffn.value.weight`, [C, I]),
       });
     }
@@ -167,7 +175,7 @@ export default defineArch<Rwkv7Config, Weights>({
     const C = c.hidden_size, D = c.head_dim, eps = c.norm_eps;
     const x = o.act('x', C), y = o.act('y', C);
     const mix = o.act('mix', C, { planes: 6 }), proj = o.act('proj', C, { planes: 6 });
-    const vfirst = o.act('vfirst', C), ffk = o.act('ffk', c.intermediate_size);
+    const vfirst = o.act('vfirst', C), ffk = o.act('ffk', c.intermediate_size), vmix = o.act('vmix', C);
     const planes = (t: Tensor) => Array.from({ length: 6 }, (_, i) => o.plane(t, i));
     const mixPlanes = planes(mix), projPlanes = planes(proj);
     const e = w.pre ? o.act('emb', C) : x;
@@ -179,10 +187,13 @@ export default defineArch<Rwkv7Config, Weights>({
       const pre = l === 0 && w.pre;
       const R = L.ranks.w + L.ranks.a + L.ranks.g + L.ranks.v;
       const lora = o.act(`lora${R}`, R);
+      const rk = [L.ranks.w, L.ranks.a, L.ranks.g, ...(L.ranks.v ? [L.ranks.v] : [])];
+      const mm = { ...L.lm, rows: rk.map((r, i) => o.act(`lora_${'wagv'[i]}${r}`, r)), vmix: L.ranks.v ? vmix : null };
       await rwkv7Tmix(o, {
         ln: { x: pre ? e : x, nw: L.attn_nw, state: o.state(`${l}.shift_attn`), mix: L.x_mix, out: mix, xo: pre ? x : null, eps }, lnw: L.attn_lnw,
         proj: { mix, mixPlanes, wr: L.r, wk: L.k, wv: L.v, wl: L.wl, ranks: L.ranks, proj, projPlanes, lora },
         core: { proj, lora, wu: L.wu, ranks: L.ranks, params: L.params, vfirst, state: o.state(`${l}.wkv`), out: y, D, fuseNorm: c.fuse_norm, gnEps: D * eps },
+        mm,
       });
       await matmul(o, y, L.o, null, 'none', x, true);
       // channel mix (§1.4)
