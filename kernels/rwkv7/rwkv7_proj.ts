@@ -19,7 +19,7 @@ import { mergeScratch, partLaunches, partScratch } from './compose.ts';
 export const PROJ_RMAX = 16;
 
 export const KERNEL = kernel('rwkv7_proj', source, ['step', 'x', 'Wr', 'Wk', 'Wv', 'Wl', 'proj', 'lora', 'dims']);
-export const LN_KERNEL = kernel('rwkv7_proj_ln', lnSource, ['step', 'stepmeta', 'xin', 'lnw', 'shift', 'Wr', 'Wk', 'Wv', 'Wl', 'proj', 'dims']);
+export const LN_KERNEL = kernel('rwkv7_proj_ln', lnSource, ['step', 'stepmeta', 'xin', 'lnw', 'shift', 'Wr', 'Wk', 'Wv', 'Wl', 'proj', 'xo', 'dims']);
 
 /**
  * mix [6 planes, C] (r, w, k, v, a, g) with mixPlanes[i] = o.plane(mix, i); wr, wk, wv [C, C]; wl [R, C]: W1, A1,
@@ -82,11 +82,12 @@ function gemv(a: Rwkv7ProjArgs, c: Ctx, rkv: boolean, subgroups: boolean): Launc
 }
 
 /**
- * rwkv7_proj_ln's inputs: ln_shift's without the pre-norm, with lnw [2 + 6, C] = the LayerNorm rows then the six mix
- * rows (the shift state is only read). It writes r, k, v into proj planes 0, 2, 3, the activated LoRA rows into
- * plane 1 (row stride C) and h into plane 4; a.lora is not written.
+ * rwkv7_proj_ln's inputs: ln_shift's, with lnw [NWR + 6, C] = the LayerNorm rows (weight, bias; with xo then the
+ * pre-norm's: NWR 4, else 2) then the six mix rows (the shift state is only read). It writes r, k, v into proj
+ * planes 0, 2, 3, the activated LoRA rows into plane 1 (row stride C), h into plane 4 and, with xo (layer 0's
+ * pre-norm: x is the embedding), LN_pre(x) into xo; a.lora is not written.
  */
-export interface ProjLnArgs { x: Tensor; lnw: Weight; state: Tensor; eps: number }
+export interface ProjLnArgs { x: Tensor; lnw: Weight; state: Tensor; eps: number; xo?: Tensor | null }
 
 /** Rows rwkv7_proj_ln holds per pass: the step's row block, halved until the mixed rows fit workgroup memory (0: none fit). */
 export function lnRowBlock(a: Rwkv7ProjArgs, c: Ctx, subgroups = true): number {
@@ -117,12 +118,12 @@ export function lnLaunch(a: Rwkv7ProjArgs, ln: ProjLnArgs, c: Ctx, subgroups: bo
   return {
     kernel: LN_KERNEL, grid: [gx, gy, blocks],
     defines: {
-      WG: p.WG, TPR: p.TPR, U: p.U, RB, UNROLL: p.UNROLL, RPT, XV: C / 4, EV: Math.ceil(C / 4 / p.WG),
+      WG: p.WG, TPR: p.TPR, U: p.U, RB, UNROLL: p.UNROLL, RPT, XV: C / 4, EV: Math.ceil(C / 4 / p.WG), PRE: !!ln.xo,
       SG_RED: p.SG_RED, SGS: p.SGS, W_F32: f32w, W_F16: a.wl.dtype === 'f16',
     },
     cost: { flops: 2 * rows * C * p.outs, bytes: p.outs * C * (f32w ? 4 : 2) * blocks + 4 * rows * (4 * C + p.outs) },
     bind: {
-      xin: ln.x, lnw: ln.lnw, shift: ln.state, Wr: a.wr, Wk: a.wk, Wv: a.wv, Wl: a.wl, proj: a.proj, dims: dims(a, p, eps),
+      xin: ln.x, lnw: ln.lnw, shift: ln.state, Wr: a.wr, Wk: a.wk, Wv: a.wv, Wl: a.wl, proj: a.proj, xo: ln.xo ?? null, dims: dims(a, p, eps),
     },
   };
 }

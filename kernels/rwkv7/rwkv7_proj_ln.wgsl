@@ -1,20 +1,23 @@
 // rwkv7_proj_ln: ln_shift in the prologue of rwkv7_proj, for decode steps whose sequences have one token each
-// (spec-rwkv7-gla-abc.md §1.3 steps 1–4), past layer 0 (no pre-norm). Per row t (slot s_t): h = LN(x_t),
+// (spec-rwkv7-gla-abc.md §1.3 steps 1–4). With PRE (layer 0, norm_first) x_t ← LN_pre(e_t) first, which the first
+// workgroup writes to xo (the residual stream from then on). Per row t (slot s_t): h = LN(x_t),
 // the segment's mixed row xm = h + (shift[s_t] − h)⊙mix[plane] built in workgroup memory, then the seven projections
 // of rwkv7_proj (same segments, lanes, reduction) from it. The shift state is only read here: the first workgroup
 // writes h to proj plane 4, and the state store happens after this dispatch
 // (wkv7_lora's SHIFT epilogue), so no workgroup can see a half-updated state.
-// Bindings (nine storage buffers): step uniform; stepmeta (cursors, token→sequence); xin [N, C] as vec4f; lnw [8, C]
-// as vec4f: LN weight, bias, then the six mix rows; shift [slots, C] as vec4f; Wr, Wk, Wv, Wl as rwkv7_proj;
+// Bindings (ten storage buffers, WebGPU's usual most): step uniform; stepmeta (cursors, token→sequence); xin [N, C]
+// as vec4f (e with PRE); lnw [NWR + 6, C] as vec4f: LN weight, bias (then with PRE the pre-norm's weight and bias:
+// NWR = 4, else 2), then the six mix rows; shift [slots, C] as vec4f; Wr, Wk, Wv, Wl as rwkv7_proj;
 // proj [6, cap, C]: r, k, v into planes 0, 2, 3 as rwkv7_proj, the activated LoRA row into plane 1 (row stride C,
-// R ≤ C) and h into plane 4 (planes the split path's w and a would use); dims: C, 0, R, EPS (f32 bits) | segment
+// R ≤ C) and h into plane 4 (planes the split path's w and a would use); xo [N, C] as vec4f (written with PRE, else
+// a placeholder); dims: C, 0, R, EPS (f32 bits) | segment
 // ends | … | RW, RA, RG, RV (rwkv7_proj's).
 // Dispatch as rwkv7_proj (z over blocks of RB rows). Prologue: each thread takes EV = ⌈C / (4·WG)⌉ vec4f of the row,
 // two-pass f32 statistics (subgroupAdd + workgroup memory when SG_RED, else a workgroup tree), one row after the
 // other; the lane's first batch of weight units is loaded before the prologue, each later batch while the previous
 // one is summed. Each lane group takes RPT output rows, WG / TPR apart (fewer workgroups, each building the mixed
 // rows once: the prologue reads ~5 rows of C f32 per workgroup). Defines: WG, TPR, U, RB, UNROLL, RPT, XV (= C / 4),
-// EV, SG_RED, SGS, W_F32, W_F16.
+// EV, PRE, SG_RED, SGS, W_F32, W_F16.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -27,9 +30,14 @@
 @group(0) @binding(7) var<storage, read> Wv: array<vec4u>;
 @group(0) @binding(8) var<storage, read> Wl: array<vec4u>;
 @group(0) @binding(9) var<storage, read_write> proj: array<f32>; // [6, cap, C]
-@group(0) @binding(10) var<uniform> dims: array<vec4u, 4>;
+@group(0) @binding(10) var<storage, read_write> xo: array<vec4f>; // [N, C / 4] (PRE)
+@group(0) @binding(11) var<uniform> dims: array<vec4u, 4>;
 
-const NWR = 2u;   // LayerNorm rows before the mix rows in lnw
+#if PRE
+const NWR = 4u;   // LayerNorm rows before the mix rows in lnw: weight, bias, pre weight, pre bias
+#else
+const NWR = 2u;   // LayerNorm rows before the mix rows in lnw: weight, bias
+#endif
 
 var<workgroup> xs: array<vec4f, RB * XV>;   // the mixed rows of this segment's plane
 #if SG_RED
@@ -101,11 +109,17 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
   var nwv: array<vec4f, EV>;
   var nbv: array<vec4f, EV>;
   var mxv: array<vec4f, EV>;
+  var pwv: array<vec4f, EV>;
+  var pbv: array<vec4f, EV>;
   for (var k = 0u; k < EV; k++) {
     let i = min(li + k * WG, XV - 1u);
     nwv[k] = lnw[i];
     nbv[k] = lnw[XV + i];
     mxv[k] = lnw[(NWR + xp) * XV + i];
+    if (PRE) {
+      pwv[k] = lnw[2u * XV + i];
+      pbv[k] = lnw[3u * XV + i];
+    }
   }
   for (var r = 0u; r < RB; r++) {
     let row = min(r0 + r, rows - 1u);
@@ -114,6 +128,28 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
     let slot = cursor(seq_of(row)).slot;
     var sv: array<vec4f, EV>;
     for (var k = 0u; k < EV; k++) { sv[k] = shift[slot * XV + min(li + k * WG, XV - 1u)]; }
+    if (PRE) {
+      // x ← LN_pre(e), the residual stream: the first workgroup stores it
+      var pm = 0.0;
+      for (var k = 0u; k < EV; k++) { if (li + k * WG < XV) { pm += dot(xv[k], vec4f(1.0)); } }
+#if SG_RED
+      let pmu = wg_sum(pm, li, sg) / fc;
+#else
+      let pmu = wg_sum(pm, li) / fc;
+#endif
+      var pq = 0.0;
+      for (var k = 0u; k < EV; k++) { if (li + k * WG < XV) { let d = xv[k] - pmu; pq += dot(d, d); } }
+#if SG_RED
+      let prs = inverseSqrt(wg_sum(pq, li, sg) / fc + EPS);
+#else
+      let prs = inverseSqrt(wg_sum(pq, li) / fc + EPS);
+#endif
+      for (var k = 0u; k < EV; k++) {
+        xv[k] = (xv[k] - pmu) * prs * pwv[k] + pbv[k];
+        let i = li + k * WG;
+        if (wg == 0u && r0 + r < rows && i < XV) { xo[row * XV + i] = xv[k]; }
+      }
+    }
     var sm = 0.0;
     for (var k = 0u; k < EV; k++) { if (li + k * WG < XV) { sm += dot(xv[k], vec4f(1.0)); } }
 #if SG_RED

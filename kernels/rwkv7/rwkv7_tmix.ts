@@ -1,5 +1,5 @@
 // rwkv7_tmix op: the front of RWKV7's time mix — ln_shift, rwkv7_proj, wkv7_lora — as one op, so that a decode step
-// whose sequences have one token each (past layer 0) runs the LayerNorm and token shift in the prologue of the projection GEMV
+// whose sequences have one token each (layer 0 with its pre-norm too) runs the LayerNorm and token shift in the prologue of the projection GEMV
 // (rwkv7_proj_ln.wgsl: every workgroup takes the row statistics itself and only reads the shift state) and stores
 // the shift state in wkv7_lora's epilogue (SHIFT): two dispatches instead of three. 'ln': that, subgroup reductions
 // where the adapter has them; 'ln_wg' (forced only): the same through workgroup memory; 'ops': the three ops, each
@@ -63,19 +63,18 @@ function mmCore(a: Rwkv7TmixArgs): Wkv7Op {
 }
 
 /**
- * 'ln' runs: one-token sequences, no pre-norm (layer 0 runs 'ops': rwkv7_proj_ln stays within nine storage buffers),
- * LoRA ranks summing to at most C, one dtype for the four projection weights, a row block that fits, the fused core.
+ * 'ln' runs: one-token sequences (layer 0's pre-norm too: rwkv7_proj_ln writes LN_pre(e) to ln.xo), LoRA ranks summing to at most C, one dtype for the four projection weights, a row block that fits, the fused core.
  */
 function lnFits(a: Rwkv7TmixArgs, c: Ctx, subgroups: boolean): boolean {
   const p = a.proj, C = p.mix.cols;
-  return c.step.maxLen <= 1 && a.ln.xo === null && C % 4 === 0 && p.lora.cols <= C && [p.wr, p.wk, p.wv].every(w => w.dtype === p.wl.dtype) && lnRowBlock(p, c, subgroups) > 0
+  return c.step.maxLen <= 1 && C % 4 === 0 && p.lora.cols <= C && [p.wr, p.wk, p.wv].every(w => w.dtype === p.wl.dtype) && lnRowBlock(p, c, subgroups) > 0
     && fusedPlan(a.core.D, C, a.core.wu.dtype as 'f32' | 'bf16' | 'f16', c.adapter, subgroups) !== null;
 }
 
 function lnLaunches(a: Rwkv7TmixArgs, c: Ctx, subgroups: boolean): Launch[] {
   const { ln, proj, core } = a;
   return [
-    lnLaunch(proj, { x: ln.x, lnw: a.lnw, state: ln.state, eps: ln.eps }, c, subgroups),
+    lnLaunch(proj, { x: ln.x, lnw: a.lnw, state: ln.state, eps: ln.eps, xo: ln.xo }, c, subgroups),
     fusedLaunch({ ...core, lora: proj.projPlanes[1]!, shift: { h: proj.projPlanes[4]!, state: ln.state } }, c, subgroups),
   ];
 }

@@ -60,6 +60,12 @@ function tmixArgs(dt: 'f32' | 'bf16' | 'f16', pre: boolean): { what: string; arg
       lnw: w([nr + 6, C]),
       proj: { mix, mixPlanes: planes(mix), wr: w([C, C], dt), wk: w([C, C], dt), wv: w([C, C], dt), wl: w([R, C], dt), ranks, proj, projPlanes: planes(proj), lora },
       core: { proj, lora, wu: w([R, C], dt), ranks, params: w([8, C]), vfirst: t(C, { name: 'tmix vfirst' }), state: st.state('tmix wkv'), out: t(C, { name: 'tmix y' }), D: 64, fuseNorm: true, gnEps: 64e-5 },
+      // 'mm' (prefill): the LoRA matrices as a checkpoint has them
+      mm: (() => {
+        const rk = [ranks.w, ranks.a, ranks.g, ...(pre ? [] : [ranks.v])];
+        return { down: rk.map(r => w([r, C], dt)), up: rk.map(r => w([C, r], dt)), bias: rk.slice(0, pre ? 2 : 3).map(() => w([C])),
+          rows: rk.map((r, i) => t(r, { name: `tmix lora ${i}` })), vmix: pre ? null : t(C, { name: 'tmix vmix' }) };
+      })(),
     },
   };
 }
@@ -181,8 +187,8 @@ describe.skipIf(!HAS_GPU)('every op variant compiles', () => {
     const op = OPS.find(o => o.name === 'rwkv7_tmix')!;
     const kernels = launched.get(op.name) ?? new Set<Kernel>();
     launched.set(op.name, kernels);
-    for (const dt of ['bf16', 'f16', 'f32'] as const) for (const name of ['ln', 'ln_wg']) {
-      const { what, args } = tmixArgs(dt, false);
+    for (const dt of ['bf16', 'f16', 'f32'] as const) for (const name of ['ln', 'ln_wg']) for (const pre of [false, true]) {
+      const { what, args } = tmixArgs(dt, pre);
       expect(op.variants[name]!.supports!(args, ctx())).toBe(true);
       const ds = await built(`rwkv7_tmix ${name} ${what}`, op, args, name);
       expect(ds.map(d => d.label)).toEqual(['rwkv7_proj_ln', 'wkv7_lora']);

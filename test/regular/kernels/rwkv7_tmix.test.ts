@@ -3,8 +3,8 @@
 // same through workgroup memory) and 'ops' (the three ops) — against the reference (the three ops' references in
 // order) and against the three ops run one by one on the GPU. Decode steps of one-token sequences on scattered
 // slots, head dims 64 and 128, first-layer ranks (writes vfirst) and later layers, bf16 / f16 / f32 weights, hidden
-// sizes whose rows straddle the lanes and workgroups (128, 256, 384); a prefill step, the layer-0 pre-norm and LoRA
-// ranks past C fall back to 'ops'; prefill steps with a sequence past 16 tokens run 'mm' (the LoRA as matmuls) where
+// sizes whose rows straddle the lanes and workgroups (128, 256, 384), the layer-0 pre-norm; a short prefill step and
+// LoRA ranks past C fall back to 'ops'; prefill steps with a sequence past 16 tokens run 'mm' (the LoRA as matmuls) where
 // the arguments carry the LoRA matrices, 'ops' when forced (each case checks which variant ran). Compares
 // r, k, v, the core's output, vfirst, the wkv and shift states and LN_pre(e).
 import { describe, expect, test } from 'bun:test';
@@ -107,8 +107,14 @@ describe.skipIf(!HAS_GPU)('rwkv7_tmix', () => {
   test('C=128 D=64 f32 first layer ranks (writes vfirst), one slot [ln]', async () => {
     await runCase(128, 64, { w: 32, a: 24, g: 32, v: 0 }, false, 'f32', 'ln', [{ slot: 2, len: 1 }]);
   }, 120_000);
-  test('C=128 D=64 f32 layer 0 with the pre-norm: forced ln falls back to ops', async () => {
-    await runCase(128, 64, { w: 32, a: 24, g: 32, v: 0 }, true, 'f32', 'ln', [{ slot: 2, len: 1 }], 'ops');
+  test('C=128 D=64 f32 layer 0 with the pre-norm (writes LN_pre(e) and vfirst), one slot [ln]', async () => {
+    await runCase(128, 64, { w: 32, a: 24, g: 32, v: 0 }, true, 'f32', 'ln', [{ slot: 2, len: 1 }]);
+  }, 120_000);
+  test('C=384 D=64 bf16 layer 0 with the pre-norm, decode of three slots [ln]', async () => {
+    await runCase(384, 64, { w: 32, a: 32, g: 64, v: 0 }, true, 'bf16', 'ln', DECODE);
+  }, 120_000);
+  test('C=256 D=128 f16 layer 0 with the pre-norm, decode of two slots [ln_wg]', async () => {
+    await runCase(256, 128, { w: 64, a: 40, g: 48, v: 0 }, true, 'f16', 'ln_wg', [{ slot: 1, len: 1 }, { slot: 4, len: 1 }]);
   }, 120_000);
   test('C=256 D=128 f16 later layer, decode of two slots [ln]', async () => {
     await runCase(256, 128, { w: 64, a: 40, g: 48, v: 24 }, false, 'f16', 'ln', [{ slot: 1, len: 1 }, { slot: 4, len: 1 }]);
