@@ -1,6 +1,9 @@
 // rwkv7_proj_ln: ln_shift in the prologue of rwkv7_proj, for decode steps whose sequences have one token each
 // (spec-rwkv7-gla-abc.md §1.3 steps 1–4). With PRE (layer 0, norm_first) x_t ← LN_pre(e_t) first, which the first
-// workgroup writes to xo (the residual stream from then on). Per row t (slot s_t): h = LN(x_t),
+// workgroup writes to aux (the residual stream from then on). With PREV the first workgroup also stores the previous
+// layer's channel-mix shift state: aux[s_t] ← proj plane 5 row t (its h, which rwkv7_cmix left there). With CMIX
+// the kernel is RWKV7's channel-mix key instead (§1.4, rwkv7_cmix): one segment of I = dims[0].y rows (Wr = the
+// key weight), one mix row, relu(·)² into proj = ffk [N, I], h into aux [N, C]. Per row t (slot s_t): h = LN(x_t),
 // the segment's mixed row xm = h + (shift[s_t] − h)⊙mix[plane] built in workgroup memory, then the seven projections
 // of rwkv7_proj (same segments, lanes, reduction) from it. The shift state is only read here: the first workgroup
 // writes h to proj plane 4, and the state store happens after this dispatch
@@ -9,15 +12,16 @@
 // as vec4f (e with PRE); lnw [NWR + 6, C] as vec4f: LN weight, bias (then with PRE the pre-norm's weight and bias:
 // NWR = 4, else 2), then the six mix rows; shift [slots, C] as vec4f; Wr, Wk, Wv, Wl as rwkv7_proj;
 // proj [6, cap, C]: r, k, v into planes 0, 2, 3 as rwkv7_proj, the activated LoRA row into plane 1 (row stride C,
-// R ≤ C) and h into plane 4 (planes the split path's w and a would use); xo [N, C] as vec4f (written with PRE, else
-// a placeholder); dims: C, 0, R, EPS (f32 bits) | segment
+// R ≤ C) and h into plane 4 (planes the split path's w and a would use); aux as vec4f: xo [N, C] with PRE, the
+// previous layer's channel-mix shift state [slots, C] with PREV, h [N, C] with CMIX, else a placeholder; dims: C,
+// I (CMIX), R, EPS (f32 bits) | segment
 // ends | … | RW, RA, RG, RV (rwkv7_proj's).
 // Dispatch as rwkv7_proj (z over blocks of RB rows). Prologue: each thread takes EV = ⌈C / (4·WG)⌉ vec4f of the row,
 // two-pass f32 statistics (subgroupAdd + workgroup memory when SG_RED, else a workgroup tree), one row after the
 // other; the lane's first batch of weight units is loaded before the prologue, each later batch while the previous
 // one is summed. Each lane group takes RPT output rows, WG / TPR apart (fewer workgroups, each building the mixed
 // rows once: the prologue reads ~5 rows of C f32 per workgroup). Defines: WG, TPR, U, RB, UNROLL, RPT, XV (= C / 4),
-// EV, PRE, SG_RED, SGS, W_F32, W_F16.
+// EV, PRE, PREV, CMIX, SG_RED, SGS, W_F32, W_F16.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -30,7 +34,7 @@
 @group(0) @binding(7) var<storage, read> Wv: array<vec4u>;
 @group(0) @binding(8) var<storage, read> Wl: array<vec4u>;
 @group(0) @binding(9) var<storage, read_write> proj: array<f32>; // [6, cap, C]
-@group(0) @binding(10) var<storage, read_write> xo: array<vec4f>; // [N, C / 4] (PRE)
+@group(0) @binding(10) var<storage, read_write> aux: array<vec4f>; // PRE: xo [N, C / 4]; PREV: [slots, C / 4]; CMIX: h [N, C / 4]
 @group(0) @binding(11) var<uniform> dims: array<vec4u, 4>;
 
 #if PRE
@@ -91,7 +95,8 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
   var begin = 0u;
   if (s > 0u) { begin = seg_end(s - 1u); }
   let sgm = segment(s, C);
-  let len = sgm.len;
+  var len = sgm.len;
+  if (CMIX) { len = dims[0].y; }
   let xp = sgm.xp;
   let lofs = sgm.lofs;
   let b = min(s, 3u);
@@ -147,7 +152,7 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
       for (var k = 0u; k < EV; k++) {
         xv[k] = (xv[k] - pmu) * prs * pwv[k] + pbv[k];
         let i = li + k * WG;
-        if (wg == 0u && r0 + r < rows && i < XV) { xo[row * XV + i] = xv[k]; }
+        if (wg == 0u && r0 + r < rows && i < XV) { aux[row * XV + i] = xv[k]; }
       }
     }
     var sm = 0.0;
@@ -169,8 +174,16 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
       if (i < XV) {
         let h = (xv[k] - mu) * rs * nwv[k] + nbv[k];
         if (wg == 0u && r0 + r < rows) {
-          let hb = (4u * step.cap + row) * C + 4u * i;
-          proj[hb] = h.x; proj[hb + 1u] = h.y; proj[hb + 2u] = h.z; proj[hb + 3u] = h.w;
+          if (CMIX) {
+            aux[row * XV + i] = h;
+          } else {
+            let hb = (4u * step.cap + row) * C + 4u * i;
+            proj[hb] = h.x; proj[hb + 1u] = h.y; proj[hb + 2u] = h.z; proj[hb + 3u] = h.w;
+          }
+          if (PREV) {
+            let pb = (5u * step.cap + row) * C + 4u * i;
+            aux[slot * XV + i] = vec4f(proj[pb], proj[pb + 1u], proj[pb + 2u], proj[pb + 3u]);
+          }
         }
         xs[r * XV + i] = fma(sv[k] - h, mxv[k], h);
       }
@@ -238,7 +251,10 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
       let row = r0 + r;
       if (r % TPR == lane && row < rows) {
         var v = acc[r];
-        if (s < 3u) {
+        if (CMIX) {
+          let q = max(v, 0.0);
+          proj[row * len + o] = q * q;
+        } else if (s < 3u) {
           proj[(xp * step.cap + row) * C + o] = v;
         } else {
           if (s == 3u) { v = tanh_stable(v); }

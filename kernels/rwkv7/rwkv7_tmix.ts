@@ -16,6 +16,8 @@ import { matmulOp, type MatmulArgs } from '../matmul/matmul.ts';
 import type { Act } from '../matmul/matmul.ref.ts';
 import { mergeScratch, partLaunches, partScratch } from './compose.ts';
 import { lnShiftOp, type LnShiftArgs } from './ln_shift.ts';
+import { cmixDeferred, type Rwkv7CmixArgs } from './rwkv7_cmix.ts';
+import { shiftStoreOp } from './token_shift.ts';
 import { lnLaunch, lnRowBlock, PROJ_INCLUDES, PROJ_RMAX, rkvMatmuls, rwkv7ProjOp, type Rwkv7ProjArgs } from './rwkv7_proj.ts';
 import { wkv7Op, type Wkv7Op } from './wkv7.ts';
 import { FUSED_MAX_LEN, fusedLaunch, fusedPlan, wkv7LoraOp, type Wkv7LoraArgs } from './wkv7_lora.ts';
@@ -25,7 +27,22 @@ import { FUSED_MAX_LEN, fusedLaunch, fusedPlan, wkv7LoraOp, type Wkv7LoraArgs } 
  * ln.mix's (the one weight rwkv7_proj_ln reads for both). In 'ln' the LoRA rows and h travel in proj planes 1 and 4
  * (the split path's w and a planes), proj.lora and the mix planes are not written.
  */
-export interface Rwkv7TmixArgs { ln: LnShiftArgs; lnw: Weight; proj: Rwkv7ProjArgs; core: Wkv7LoraArgs; mm?: LoraMats | null }
+export interface Rwkv7TmixArgs {
+  ln: LnShiftArgs; lnw: Weight; proj: Rwkv7ProjArgs; core: Wkv7LoraArgs; mm?: LoraMats | null;
+  /**
+   * The previous layer's rwkv7_cmix arguments (its hout: proj plane 5): where that op left its shift state unstored
+   * (cmixDeferred), this op stores it from hout first — in rwkv7_proj_ln's first workgroup ('ln'), else as a
+   * shift_store dispatch before anything writes plane 5. Not with the pre-norm (layer 0).
+   */
+  prevCmix?: Rwkv7CmixArgs | null;
+}
+
+/** The previous layer's deferred channel-mix shift-state store, if any: h (proj plane 5) and the state. */
+function prevStore(a: Rwkv7TmixArgs, c: Ctx): { h: Tensor; state: Tensor } | null {
+  const p = a.prevCmix;
+  return p && cmixDeferred(p, c) ? { h: p.hout!, state: p.ln.state } : null;
+}
+const prevLaunches = (a: Rwkv7TmixArgs, c: Ctx): Launch[] => { const s = prevStore(a, c); return s ? partLaunches(shiftStoreOp, s, c) : []; };
 
 /**
  * The LoRA as 'mm' runs it, segments w, a, g, v in order (v absent in layer 0: ranks.v 0): down [r, C] (W1, A1, G1,
@@ -74,7 +91,7 @@ function lnFits(a: Rwkv7TmixArgs, c: Ctx, subgroups: boolean): boolean {
 function lnLaunches(a: Rwkv7TmixArgs, c: Ctx, subgroups: boolean): Launch[] {
   const { ln, proj, core } = a;
   return [
-    lnLaunch(proj, { x: ln.x, lnw: a.lnw, state: ln.state, eps: ln.eps, xo: ln.xo }, c, subgroups),
+    lnLaunch(proj, { x: ln.x, lnw: a.lnw, state: ln.state, eps: ln.eps, xo: ln.xo, prev: prevStore(a, c)?.state ?? null }, c, subgroups),
     fusedLaunch({ ...core, lora: proj.projPlanes[1]!, shift: { h: proj.projPlanes[4]!, state: ln.state } }, c, subgroups),
   ];
 }
@@ -91,6 +108,7 @@ export const rwkv7TmixOp = op<Rwkv7TmixArgs>({
     rwkv7ProjOp.check?.(a.proj);
     wkv7LoraOp.check?.(a.core);
     if (a.mm && !mmFits(a)) throw new ShapeError('rwkv7_tmix: the LoRA matrices (mm) do not match the ranks and hidden size');
+    if (a.prevCmix && (a.ln.xo || a.prevCmix.hout !== a.proj.projPlanes[5])) throw new ShapeError('rwkv7_tmix: prevCmix needs its hout to be proj plane 5, and no pre-norm');
   },
   /**
    * 'ln' where it fits (a decode step of one-token sequences) with all the step's rows in one pass over the weights
@@ -105,15 +123,16 @@ export const rwkv7TmixOp = op<Rwkv7TmixArgs>({
     ln_wg: { supports: (a, c) => lnFits(a, c, false), launches: (a, c) => lnLaunches(a, c, false) },
     ops: {
       scratch: (a, c) => mergeScratch(partScratch(lnShiftOp, a.ln, c), partScratch(rwkv7ProjOp, a.proj, c), partScratch(wkv7LoraOp, a.core, c)),
-      launches: (a, c) => [...partLaunches(lnShiftOp, a.ln, c), ...partLaunches(rwkv7ProjOp, a.proj, c), ...partLaunches(wkv7LoraOp, a.core, c)],
+      launches: (a, c) => [...prevLaunches(a, c), ...partLaunches(lnShiftOp, a.ln, c), ...partLaunches(rwkv7ProjOp, a.proj, c), ...partLaunches(wkv7LoraOp, a.core, c)],
     },
     mm: {
       supports: a => mmFits(a),
       scratch: (a, c) => mergeScratch(partScratch(lnShiftOp, a.ln, c), ...mmMatmuls(a).map(m => partScratch(matmulOp, m, c)), partScratch(wkv7Op, mmCore(a), c)),
-      launches: (a, c) => [...partLaunches(lnShiftOp, a.ln, c), ...mmMatmuls(a).flatMap(m => partLaunches(matmulOp, m, c)), ...partLaunches(wkv7Op, mmCore(a), c)],
+      launches: (a, c) => [...prevLaunches(a, c), ...partLaunches(lnShiftOp, a.ln, c), ...mmMatmuls(a).flatMap(m => partLaunches(matmulOp, m, c)), ...partLaunches(wkv7Op, mmCore(a), c)],
     },
   },
-  // the unfused ops in order (rwkv7_tmix.ref: ln_shift.ref, rwkv7_proj.ref, wkv7_lora.ref; 'mm' computes the same)
+  // the unfused ops in order (rwkv7_tmix.ref: ln_shift.ref, rwkv7_proj.ref, wkv7_lora.ref; 'mm' computes the same);
+  // prevCmix's store has nothing to do here: rwkv7_cmix.ref stored that state already
   ref: (a, h) => {
     lnShiftOp.ref(a.ln, h);
     rwkv7ProjOp.ref(a.proj, h);

@@ -147,6 +147,11 @@ const CASES: Record<string, () => { what: string; args: any; lens?: number[] }[]
     return { what: `C 128 ${dt}`, args: { mix, mixPlanes: planes(mix), wr: w([128, 128], dt), wk: w([128, 128], dt), wv: w([128, 128], dt), wl: w([R, 128], dt), ranks, proj, projPlanes: planes(proj), lora: t(R, { name: 'lora' }) } };
   }),
   rwkv7_tmix: () => [tmixArgs('bf16', false), tmixArgs('f16', true), tmixArgs('f32', false)],
+  // 'ln' needs one-token sequences (its own step), 'ops' any
+  rwkv7_cmix: () => (['bf16', 'f16', 'f32'] as const).flatMap(dt => [[50, 19, 1], [1, 1, 1]].map(lens => ({
+    what: `C 128 I 512 ${dt} seqs ${lens.join(',')}`, lens,
+    args: { ln: { x: t(128), nw: w([2, 128]), state: state(128), mix: w([1, 128]), out: t(128, { name: 'kx' }), xo: null, eps: 1e-5 }, lnw: w([3, 128]), key: w([512, 128], dt), ffk: t(512, { name: 'ffk' }), hout: t(128, { name: 'hout' }) },
+  }))),
   wkv7: () => BOOLS.map(first => ({ what: `D 64 first=${first}`, args: { proj: t(128, { planes: 6 }), vfirst: t(128, { name: 'vfirst' }), vmix: first ? null : t(128, { name: 'vmix' }), params: w([8, 128]), state: state(2 * 64 * 64), out: t(128, { name: 'y' }), D: 64, fuseNorm: true, gnEps: 64e-5 } })),
 };
 
