@@ -16,10 +16,10 @@ import { cmixLaunch, lnRowBlockC, PROJ_INCLUDES, PROJ_RMAX } from './rwkv7_proj.
 
 /**
  * ln: ln_shift's arguments for one mix plane (ln.out: xk [N, C], ln.xo null); lnw [3, C]: ln.nw's rows then ln.mix's
- * (the one weight the fused kernel reads); key [I, C]; ffk [N, I] ← relu(xk·keyᵀ)². hout [N, C]: h = LN(x) of every
- * row is written there and the shift state (ln.state) may be left unstored: the caller must then pass these arguments
- * as the next rwkv7_tmix's prevCmix, which stores it (cmixDeferred says whether it must). Without hout the state is
- * stored here.
+ * (the one weight the fused kernel reads); key [I, C]; ffk [N, I] ← relu(xk·keyᵀ)². hout [N, C]: where the op
+ * defers (cmixDeferred: 'ln', 'ln_wg'), h = LN(x) of every row is written there and the shift state (ln.state) left
+ * unstored — the caller passes these arguments as the next rwkv7_tmix's prevCmix, which stores it; elsewhere the
+ * state is stored here and hout is not written (the reference always writes it). Without hout: never deferred.
  */
 export interface Rwkv7CmixArgs { ln: LnShiftArgs; lnw: Weight; key: Weight; ffk: Tensor; hout?: Tensor | null }
 
