@@ -25,10 +25,13 @@ export interface Rwkv7CmixArgs { ln: LnShiftArgs; lnw: Weight; key: Weight; ffk:
 
 const keyMatmul = (a: Rwkv7CmixArgs): MatmulArgs => ({ x: a.ln.out, w: a.key, bias: null, y: a.ffk, act: 'relu2', accumulate: false });
 
-/** 'ln' runs: one-token sequences, hout given, a row that fits workgroup memory for the step's row block, 16-byte weight units. */
-function lnFits(a: Rwkv7CmixArgs, c: Ctx, subgroups: boolean): boolean {
-  const C = a.ln.x.cols, n = c.step.n;
-  return c.step.maxLen <= 1 && !!a.hout && C % 8 === 0 && a.key.dtype !== 'fp8' && lnRowBlockC(C, c, subgroups) >= Math.min(n, PROJ_RMAX);
+/**
+ * 'ln' runs: one-token sequences, hout given, 16-byte weight units, a row that fits workgroup memory — for select, all
+ * the step's rows in one pass over the weights (more rows than fit would read the key once per row block: forced only).
+ */
+function lnFits(a: Rwkv7CmixArgs, c: Ctx, subgroups: boolean, onePass = false): boolean {
+  const C = a.ln.x.cols, RB = lnRowBlockC(C, c, subgroups);
+  return c.step.maxLen <= 1 && !!a.hout && C % 8 === 0 && a.key.dtype !== 'fp8' && RB > 0 && (!onePass || RB >= Math.min(c.step.n, PROJ_RMAX));
 }
 
 export const rwkv7CmixOp = op<Rwkv7CmixArgs>({
@@ -44,7 +47,7 @@ export const rwkv7CmixOp = op<Rwkv7CmixArgs>({
     matmulOp.check?.(keyMatmul(a));
   },
   /** 'ln' where it fits (a decode step of one-token sequences, hout given), else 'ops'. */
-  select: (c, a) => (lnFits(a, c, true) ? 'ln' : 'ops'),
+  select: (c, a) => (lnFits(a, c, true, true) ? 'ln' : 'ops'),
   variants: {
     ln: { supports: (a, c) => lnFits(a, c, true), launches: (a, c) => [cmixLaunch(a.key, a.ffk, { x: a.ln.x, lnw: a.lnw, state: a.ln.state, eps: a.ln.eps }, a.hout!, c, true)] },
     ln_wg: { supports: (a, c) => lnFits(a, c, false), launches: (a, c) => [cmixLaunch(a.key, a.ffk, { x: a.ln.x, lnw: a.lnw, state: a.ln.state, eps: a.ln.eps }, a.hout!, c, false)] },

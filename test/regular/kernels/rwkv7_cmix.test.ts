@@ -91,6 +91,9 @@ describe.skipIf(!HAS_GPU)('rwkv7_cmix', () => {
   test('C=1088 I=264 f32 (two vec4 of the row a thread), one slot [ln]', async () => {
     await runCase(1088, 264, 'f32', 'ln', [{ slot: 2, len: 1 }]);
   }, 120_000);
+  test('C=2048 I=256 bf16, decode of three slots in two row blocks (forced: select wants one pass) [ln]', async () => {
+    await runCase(2048, 256, 'bf16', 'ln', DECODE);
+  }, 120_000);
   test('C=256 I=512 bf16, decode of three slots [ln_wg]', async () => {
     await runCase(256, 512, 'bf16', 'ln_wg', DECODE);
   }, 120_000);
