@@ -9,11 +9,11 @@ import { knob } from '../../src/util/knobs.ts';
 import { grid, kernel, op, u32, type Ctx, type Launch, type Uniform } from '../lib.ts';
 import { matmulOp, type MatmulArgs } from '../matmul/matmul.ts';
 import source from './rwkv7_proj.wgsl' with { type: 'text' };
-import gemvSource from './rwkv7_gemv.wgsl' with { type: 'text' };
 import lnSource from './rwkv7_proj_ln.wgsl' with { type: 'text' };
 import { rwkv7ProjRef } from './rwkv7_proj.ref.ts';
 import type { LoraRanks } from './wkv7_lora.ref.ts';
 import { mergeScratch, partLaunches, partScratch } from './compose.ts';
+import { RWKV7_INCLUDES } from './includes.ts';
 
 /** Rows one fused dispatch holds in registers at most (workgroup memory: WG · RB f32 ≤ 16 KiB); 'fused' is chosen up to here. */
 export const PROJ_RMAX = 16;
@@ -100,7 +100,7 @@ export function lnRowBlockC(C: number, c: Ctx, subgroups = true): number {
   const ad = c.adapter, WG = Math.min(256, ad.maxInvocations), SGS = ad.subgroupSize;
   const SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
   for (let RB = rowBlock(c.step.n); RB >= 1; RB /= 2) {
-    const red = SG_RED ? 4 * (WG / SGS) * (RB + 1) : 4 * WG * RB;   // rwkv7_proj_ln's red, red2
+    const red = SG_RED ? (4 * RB + 8) * (WG / SGS) : (4 * RB + 8) * WG;   // rwkv7_gemv.wgsl's red, rwkv7_red.wgsl's wred
     if (RB * C * 4 + red <= ad.maxWorkgroupStorage) return RB;
   }
   return 0;
@@ -175,8 +175,8 @@ function sameDtype(a: Rwkv7ProjArgs): boolean {
   return [a.wr, a.wk, a.wv].every(w => w.dtype === a.wl.dtype);
 }
 
-/** The rwkv7_gemv.wgsl include of both kernels. */
-export const PROJ_INCLUDES = { 'rwkv7_gemv.wgsl': gemvSource };
+/** The includes of both kernels (rwkv7_gemv.wgsl, rwkv7_red.wgsl). */
+export const PROJ_INCLUDES = RWKV7_INCLUDES;
 
 export const rwkv7ProjOp = op<Rwkv7ProjArgs>({
   name: 'rwkv7_proj',

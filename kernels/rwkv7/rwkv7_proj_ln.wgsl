@@ -44,39 +44,20 @@ const NWR = 2u;   // LayerNorm rows before the mix rows in lnw: weight, bias
 #endif
 
 var<workgroup> xs: array<vec4f, RB * XV>;   // the mixed rows of this segment's plane
-#if SG_RED
-var<workgroup> red: array<f32, (WG / SGS) * RB>;
-var<workgroup> red2: array<f32, WG / SGS>;
-#else
-var<workgroup> red: array<f32, WG * RB>;
-#endif
 
 #include "rwkv7_gemv.wgsl"
+#include "rwkv7_red.wgsl"
 
-// Sum of v over the workgroup (every thread gets it; every thread must call it).
-#if SG_RED
-fn wg_sum(v: f32, li: u32, sg: u32) -> f32 {
-  let s = subgroupAdd(v);
-  if (li % sg == 0u) { red2[li / sg] = s; }
-  workgroupBarrier();
-  var total = 0.0;
-  for (var i = 0u; i < WG / sg; i++) { total += red2[i]; }
-  workgroupBarrier();
-  return total;
+// Two-pass f32 mean and 1/σ of a row held as EV vec4f a thread (units li + k·WG < XV).
+fn row_stats(xv: array<vec4f, EV>, C: u32, EPS: f32, li: u32, sg: u32) -> vec2f {
+  let fc = f32(C);
+  var sm = 0.0;
+  for (var k = 0u; k < EV; k++) { if (li + k * WG < XV) { sm += dot(xv[k], vec4f(1.0)); } }
+  let mu = wg_sum(sm, li, sg) / fc;
+  var q = 0.0;
+  for (var k = 0u; k < EV; k++) { if (li + k * WG < XV) { let d = xv[k] - mu; q += dot(d, d); } }
+  return vec2f(mu, inverseSqrt(wg_sum(q, li, sg) / fc + EPS));
 }
-#else
-fn wg_sum(v: f32, li: u32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { red[li] += red[li + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
-#endif
 
 @compute @workgroup_size(WG)
 #if SG_RED
@@ -84,6 +65,7 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
   @builtin(subgroup_size) sg: u32) {
 #else
 fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+  let sg = 1u;
 #endif
   let C = dims[0].x;
   let EPS = bitcast<f32>(dims[0].w);
@@ -110,7 +92,6 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
 
   // prologue: the mixed rows into xs. The LayerNorm and mix rows of this thread's columns, then per row x and the
   // shift state, are all loaded before the row's statistics.
-  let fc = f32(C);
   var nwv: array<vec4f, EV>;
   var nbv: array<vec4f, EV>;
   var mxv: array<vec4f, EV>;
@@ -135,40 +116,18 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
     for (var k = 0u; k < EV; k++) { sv[k] = shift[slot * XV + min(li + k * WG, XV - 1u)]; }
     if (PRE) {
       // x ← LN_pre(e), the residual stream: the first workgroup stores it
-      var pm = 0.0;
-      for (var k = 0u; k < EV; k++) { if (li + k * WG < XV) { pm += dot(xv[k], vec4f(1.0)); } }
-#if SG_RED
-      let pmu = wg_sum(pm, li, sg) / fc;
-#else
-      let pmu = wg_sum(pm, li) / fc;
-#endif
-      var pq = 0.0;
-      for (var k = 0u; k < EV; k++) { if (li + k * WG < XV) { let d = xv[k] - pmu; pq += dot(d, d); } }
-#if SG_RED
-      let prs = inverseSqrt(wg_sum(pq, li, sg) / fc + EPS);
-#else
-      let prs = inverseSqrt(wg_sum(pq, li) / fc + EPS);
-#endif
+      let ps = row_stats(xv, C, EPS, li, sg);
+      let pmu = ps.x;
+      let prs = ps.y;
       for (var k = 0u; k < EV; k++) {
         xv[k] = (xv[k] - pmu) * prs * pwv[k] + pbv[k];
         let i = li + k * WG;
         if (wg == 0u && r0 + r < rows && i < XV) { aux[row * XV + i] = xv[k]; }
       }
     }
-    var sm = 0.0;
-    for (var k = 0u; k < EV; k++) { if (li + k * WG < XV) { sm += dot(xv[k], vec4f(1.0)); } }
-#if SG_RED
-    let mu = wg_sum(sm, li, sg) / fc;
-#else
-    let mu = wg_sum(sm, li) / fc;
-#endif
-    var q = 0.0;
-    for (var k = 0u; k < EV; k++) { if (li + k * WG < XV) { let d = xv[k] - mu; q += dot(d, d); } }
-#if SG_RED
-    let rs = inverseSqrt(wg_sum(q, li, sg) / fc + EPS);
-#else
-    let rs = inverseSqrt(wg_sum(q, li) / fc + EPS);
-#endif
+    let st = row_stats(xv, C, EPS, li, sg);
+    let mu = st.x;
+    let rs = st.y;
     for (var k = 0u; k < EV; k++) {
       let i = li + k * WG;
       if (i < XV) {
@@ -215,36 +174,7 @@ fn rwkv7_proj_ln(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
     }
   }
 
-#if SG_RED
-  if (TPR < sg) {
-    for (var st = TPR / 2u; st > 0u; st >>= 1u) {
-      for (var r = 0u; r < RB; r++) { acc[r] += subgroupShuffleXor(acc[r], st); }
-    }
-  } else {
-    for (var r = 0u; r < RB; r++) { acc[r] = subgroupAdd(acc[r]); }
-  }
-  if (TPR > sg) {
-    let si = li / sg;
-    if (li % sg == 0u) { for (var r = 0u; r < RB; r++) { red[si * RB + r] = acc[r]; } }
-    workgroupBarrier();
-    let first = sub * (TPR / sg);
-    for (var r = 0u; r < RB; r++) {
-      var v = 0.0;
-      for (var j = 0u; j < TPR / sg; j++) { v += red[(first + j) * RB + r]; }
-      acc[r] = v;
-    }
-  }
-#else
-  for (var r = 0u; r < RB; r++) { red[li * RB + r] = acc[r]; }
-  workgroupBarrier();
-  for (var st = TPR / 2u; st > 0u; st >>= 1u) {
-    if (lane < st) {
-      for (var r = 0u; r < RB; r++) { red[li * RB + r] += red[(li + st) * RB + r]; }
-    }
-    workgroupBarrier();
-  }
-  for (var r = 0u; r < RB; r++) { acc[r] = red[(li - lane) * RB + r]; }
-#endif
+  acc = group_sum(acc, li, sg);
 
   if (live) {
     for (var r = 0u; r < RB; r++) {

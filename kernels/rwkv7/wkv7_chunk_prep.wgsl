@@ -26,19 +26,10 @@
 @group(0) @binding(8) var<storage, read_write> bon: array<f32>;   // [cap, H]
 @group(0) @binding(9) var<uniform> dims: vec4f;                   // C, 1.0
 
-var<workgroup> red: array<vec2f, D>;
+#include "rwkv7_red.wgsl"
+#include "wkv7_chan.wgsl"
 
-fn wg_sum2(v: vec2f, j: u32) -> vec2f {
-  red[j] = v;
-  workgroupBarrier();
-  for (var s = D / 2u; s > 0u; s >>= 1u) {
-    if (j < s) { red[j] += red[j + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
+
 
 // a + w for a = (hi, lo), an unevaluated sum: TwoSum's rounding error of hi + w goes into lo. `one` is 1.0 read from
 // the dims uniform: multiplied into the intermediates, it keeps shader compilers (which may treat these additions as
@@ -91,13 +82,12 @@ fn wkv7_chunk_prep(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id
   } else {
     let m = vmix[tc];
     let vf = vfirst[tc];
-    if (abs(m) < 0.5) { v = v + m * (vf - v); } else { v = vf - (vf - v) * (1.0 - m); }   // torch.lerp
+    v = lerp_v(v, vf, m);
   }
   let kk = k * params[c];
   let kt = k * (1.0 + (a - 1.0) * params[C + c]);
-  let sums = wg_sum2(vec2f(kk * kk, r * kt * params[2u * C + c]), j);
-  var inv: f32;
-  if (FUSE_NORM) { inv = inverseSqrt(sums.x + 1e-6); } else { inv = 1.0 / max(sqrt(sums.x), 1e-12); }
+  let sums = wg_sum2(vec2f(kk * kk, r * kt * params[2u * C + c]), j, 1u);
+  let inv = knorm(sums.x);
   let kn = kk * inv;
   let beta = kn * a;
   let one = dims.y;

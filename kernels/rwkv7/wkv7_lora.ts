@@ -18,6 +18,7 @@ import { wkv7LoraRef, type LoraRanks } from './wkv7_lora.ref.ts';
 import { shiftStoreOp } from './token_shift.ts';
 import { shiftStoreRef } from './token_shift.ref.ts';
 import { partLaunches } from './compose.ts';
+import { RWKV7_INCLUDES } from './includes.ts';
 
 export const KERNEL = kernel('wkv7_lora', source, ['step', 'stepmeta', 'proj', 'lora', 'W', 'params', 'vfirst', 'state', 'y', 'shift', 'dims']);
 export const UP_KERNEL = kernel('lora_up', upSource, ['step', 'lora', 'W', 'params', 'proj', 'vmix', 'dims']);
@@ -132,6 +133,7 @@ function longVariant(c: Ctx, a: Wkv7LoraArgs): 'split' | 'chunk' {
 
 export const wkv7LoraOp = op<Wkv7LoraArgs>({
   name: 'wkv7_lora',
+  includes: RWKV7_INCLUDES,
   check(a) {
     const C = a.out.cols, R = sumRanks(a.ranks);
     if (C % a.D !== 0 || (a.D & (a.D - 1)) !== 0) throw new ShapeError(`wkv7_lora: head dim ${a.D} must be a power of two dividing C=${C}`);

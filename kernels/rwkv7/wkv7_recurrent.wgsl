@@ -23,19 +23,10 @@ var<workgroup> sh_beta: array<f32, D>;
 var<workgroup> sh_kt: array<f32, D>;
 var<workgroup> sh_r: array<f32, D>;
 var<workgroup> sh_dec: array<f32, D>;
-var<workgroup> red: array<vec2f, D>;
+#include "rwkv7_red.wgsl"
+#include "wkv7_chan.wgsl"
 
-fn wg_sum2(v: vec2f, j: u32) -> vec2f {
-  red[j] = v;
-  workgroupBarrier();
-  for (var s = D / 2u; s > 0u; s >>= 1u) {
-    if (j < s) { red[j] += red[j + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
+
 
 @compute @workgroup_size(D)
 fn wkv7_recurrent(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: vec3u) {
@@ -66,13 +57,12 @@ fn wkv7_recurrent(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id)
     } else {
       let m = vmix[tc];
       let vf = vfirst[tc];
-      if (abs(m) < 0.5) { v = v + m * (vf - v); } else { v = vf - (vf - v) * (1.0 - m); }   // torch.lerp
+      v = lerp_v(v, vf, m);
     }
     let kk = k * params[c];
     let kt = k * (1.0 + (a - 1.0) * params[C + c]);
-    let sums = wg_sum2(vec2f(kk * kk, r * kt * params[2u * C + c]), j);
-    var inv: f32;
-    if (FUSE_NORM) { inv = inverseSqrt(sums.x + 1e-6); } else { inv = 1.0 / max(sqrt(sums.x), 1e-12); }
+    let sums = wg_sum2(vec2f(kk * kk, r * kt * params[2u * C + c]), j, 1u);
+    let inv = knorm(sums.x);
     let kn = kk * inv;
     sh_kk[j] = kn;
     sh_beta[j] = kn * a;
@@ -87,8 +77,8 @@ fn wkv7_recurrent(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id)
       S[i] = sh_dec[i] * S[i] + sh_beta[i] * u + sh_kt[i] * v;
       o += sh_r[i] * S[i];
     }
-    let mu = wg_sum2(vec2f(o, 0.0), j).x / f32(D);
-    let var_ = wg_sum2(vec2f((o - mu) * (o - mu), 0.0), j).x / f32(D);
+    let mu = wg_sum2(vec2f(o, 0.0), j, 1u).x / f32(D);
+    let var_ = wg_sum2(vec2f((o - mu) * (o - mu), 0.0), j, 1u).x / f32(D);
     let on = (o - mu) * inverseSqrt(var_ + GN_EPS) * params[3u * C + c] + params[4u * C + c];
     y[tc] = (on + sums.y * v) * proj[5u * plane + tc];
   }
