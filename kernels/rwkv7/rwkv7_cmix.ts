@@ -46,8 +46,11 @@ export const rwkv7CmixOp = op<Rwkv7CmixArgs>({
     lnShiftOp.check?.(a.ln);
     matmulOp.check?.(keyMatmul(a));
   },
-  /** 'ln' where it fits (a decode step of one-token sequences, hout given), else 'ops'. */
-  select: (c, a) => (lnFits(a, c, true, true) ? 'ln' : 'ops'),
+  /**
+   * 'ops': 'ln' is forced only — its key GEMV (rwkv7_proj_ln.wgsl) streamed ~1.0 TB/s on the H200 against gemv_vec's
+   * 1.6, and the dispatch it saves did not pay for that (rwkv7-1.5b tg64 461 t/s with it, 545 without, 2026-12-02).
+   */
+  select: () => 'ops',
   variants: {
     ln: { supports: (a, c) => lnFits(a, c, true), launches: (a, c) => [cmixLaunch(a.key, a.ffk, { x: a.ln.x, lnw: a.lnw, state: a.ln.state, eps: a.ln.eps }, a.hout!, c, true)] },
     ln_wg: { supports: (a, c) => lnFits(a, c, false), launches: (a, c) => [cmixLaunch(a.key, a.ffk, { x: a.ln.x, lnw: a.lnw, state: a.ln.state, eps: a.ln.eps }, a.hout!, c, false)] },

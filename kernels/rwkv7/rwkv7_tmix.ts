@@ -3,8 +3,9 @@
 // (rwkv7_proj_ln.wgsl: every workgroup takes the row statistics itself and only reads the shift state) and stores
 // the shift state in wkv7_lora's epilogue (SHIFT): two dispatches instead of three. 'ln': that, subgroup reductions
 // where the adapter has them; 'ln_wg' (forced only): the same through workgroup memory; 'ops': the three ops, each
-// as it would run on its own (their own FLA_KERNEL_* knobs apply), for every other step; 'mm' (prefill: a sequence
-// past FUSED_MAX_LEN tokens, where the model gives the LoRA matrices as the checkpoint has them): ln_shift, then the
+// as it would run on its own (their own FLA_KERNEL_* knobs apply), for every other step; 'mm' (forced only, for a
+// step with a sequence past FUSED_MAX_LEN tokens, where the model gives the LoRA matrices as the checkpoint has them —
+// rwkv7.ts loads them only when FLA_KERNEL_RWKV7_TMIX=mm): ln_shift, then the
 // r, k, v projections and the LoRA down- and up-projections as eleven matmuls (the tensor-core GEMM where the adapter
 // has one) with their activations in the epilogues, then the wkv7 op's core (chunked or recurrent) — instead of
 // rwkv7_proj's LoRA GEMV and wkv7_lora's lora_up, which run those products on f32 FMAs (H200, rwkv7-1.5b pp512:
@@ -20,7 +21,7 @@ import { cmixDeferred, type Rwkv7CmixArgs } from './rwkv7_cmix.ts';
 import { shiftStoreOp } from './token_shift.ts';
 import { lnLaunch, lnRowBlock, PROJ_INCLUDES, PROJ_RMAX, rkvMatmuls, rwkv7ProjOp, type Rwkv7ProjArgs } from './rwkv7_proj.ts';
 import { wkv7Op, type Wkv7Op } from './wkv7.ts';
-import { FUSED_MAX_LEN, fusedLaunch, fusedPlan, wkv7LoraOp, type Wkv7LoraArgs } from './wkv7_lora.ts';
+import { fusedLaunch, fusedPlan, wkv7LoraOp, type Wkv7LoraArgs } from './wkv7_lora.ts';
 
 /**
  * ln.out is proj.mix; core reads proj.proj and proj.lora (no core.shift); lnw [ln.nw rows + 6, C]: ln.nw's rows then
@@ -112,12 +113,11 @@ export const rwkv7TmixOp = op<Rwkv7TmixArgs>({
   },
   /**
    * 'ln' where it fits (a decode step of one-token sequences) with all the step's rows in one pass over the weights
-   * (more rows than fit workgroup memory would read the weights once per row block: forced only); 'mm' where a
-   * sequence has more than FUSED_MAX_LEN tokens (wkv7_lora would leave its fused kernel) and the model gave the LoRA
-   * matrices; else 'ops'.
+   * (more rows than fit workgroup memory would read the weights once per row block: forced only); else 'ops'.
+   * 'mm' is forced only: on the H200 (rwkv7-1.5b pp512, 2026-12-02) its kernels took 49 ms of GPU time against 51
+   * for 'ops', but the prefill ran 157 ms against 66 (3 264 against 7 799 t/s), the gap not in the kernel table.
    */
-  select: (c, a) => (lnFits(a, c, true) && lnRowBlock(a.proj, c) >= Math.min(c.step.n, PROJ_RMAX) ? 'ln'
-    : c.step.maxLen > FUSED_MAX_LEN && mmFits(a) ? 'mm' : 'ops'),
+  select: (c, a) => (lnFits(a, c, true) && lnRowBlock(a.proj, c) >= Math.min(c.step.n, PROJ_RMAX) ? 'ln' : 'ops'),
   variants: {
     ln: { supports: (a, c) => lnFits(a, c, true), launches: (a, c) => lnLaunches(a, c, true) },
     ln_wg: { supports: (a, c) => lnFits(a, c, false), launches: (a, c) => lnLaunches(a, c, false) },

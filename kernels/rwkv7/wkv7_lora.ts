@@ -27,7 +27,7 @@ export const UP_KERNEL = kernel('lora_up', upSource, ['step', 'lora', 'W', 'para
 export interface FusedPlan { WG: number; P: number; EPU: number; SG_RED: boolean; SGS: number }
 
 /**
- * WG: the largest power of two ≤ 256 (the adapter's limit, FLA_WKV7_LORA_WG) whose workgroup memory fits, at least D; null when
+ * WG: the largest power of two ≤ 2·D, 256 and the adapter's limit (FLA_WKV7_LORA_WG instead of 2·D) whose workgroup memory fits, at least D; null when
  * none does or the head's columns are not whole 16-byte units. subgroups: reduce with subgroup operations where the
  * adapter has them (subgroups of at least P lanes).
  */
@@ -35,7 +35,9 @@ export function fusedPlan(D: number, C: number, dtype: 'f32' | 'bf16' | 'f16', a
   const EPU = dtype === 'f32' ? 4 : 8;
   if (D % EPU !== 0 || C % EPU !== 0) return null;
   let WG = 1;
-  const cap = Math.min(256, ad.maxInvocations, Number(knob('FLA_WKV7_LORA_WG') ?? 256));   // FLA_WKV7_LORA_WG: benchmarking
+  // two threads per column of S by default (H200, rwkv7-1.5b D 64: 128 threads tg64 518 t/s, 256 threads 461);
+  // FLA_WKV7_LORA_WG: benchmarking
+  const cap = Math.min(256, ad.maxInvocations, Number(knob('FLA_WKV7_LORA_WG') ?? 2 * D));
   while (WG * 2 <= cap) WG *= 2;
   for (; WG >= D; WG /= 2) {
     const P = WG / D, SGS = ad.subgroupSize;
@@ -87,12 +89,17 @@ function upLaunch(a: Wkv7LoraArgs, c: Ctx): Launch {
   };
 }
 
-/** Rows per thread in one batch of the fused prologue's loads: all of them up to 16 (a power of two, at least 4). */
+/**
+ * Rows per thread in one batch of the fused prologue's loads: the fewest batches of at most 20 rows, evened out
+ * (rwkv7-1.5b's 544 rows at 128 threads are 34 a thread: two batches of 17, where batches of 16 took three round
+ * trips); FLA_WKV7_LORA_KB forces it (benchmarking).
+ */
 function rowBatch(R: number, p: FusedPlan): number {
   const rows = Math.ceil(R / ((p.WG * p.EPU) / (p.WG / p.P)));   // R / NRG, NRG = WG / (D / EPU) = WG · EPU / D
-  let KB = 4;
-  while (KB < 16 && KB < rows) KB *= 2;
-  return KB;
+  const forced = knob('FLA_WKV7_LORA_KB');
+  if (forced !== undefined) return Number(forced);
+  const batches = Math.max(1, Math.ceil(rows / 20));
+  return Math.max(1, Math.ceil(rows / batches));
 }
 
 /** The fused kernel's launch (subgroups: where the adapter has them). */

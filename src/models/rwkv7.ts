@@ -10,6 +10,7 @@ import type { Backend, HostWeight, Tensor, Weight } from '../backend/backend.ts'
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { defineArch } from './arch.ts';
+import { knob } from '../util/knobs.ts';
 import { loadHead, logits } from './blocks.ts';
 
 export interface Rwkv7Config {
@@ -33,8 +34,8 @@ interface Layer {
   params: Weight;          // [8, C]: k_k, k_a, r_k, g_norm.weight, g_norm.bias, w0, a0, v0 (zeros in layer 0)
   r: Weight; k: Weight; v: Weight; o: Weight;
   wl: Weight; wu: Weight; ranks: LoraRanks;
-  /** the LoRA matrices as the checkpoint has them, for prefill (rwkv7_tmix 'mm': tensor-core GEMMs) */
-  lm: Pick<LoraMats, 'down' | 'up' | 'bias'>;
+  /** the LoRA matrices as the checkpoint has them, for rwkv7_tmix 'mm' (loaded only when FLA_KERNEL_RWKV7_TMIX=mm) */
+  lm: Pick<LoraMats, 'down' | 'up' | 'bias'> | null;
   ffn_x_k: Weight; key: Weight; value: Weight;
 }
 interface Weights { emb: Weight; layers: Layer[]; norm: [Weight, Weight | null]; head: Weight; pre: boolean }
@@ -132,6 +133,7 @@ export default defineArch<Rwkv7Config, Weights>({
       return out;
     };
     const layers: Layer[] = [];
+    const wantMm = knob('FLA_KERNEL_RWKV7_TMIX') === 'mm';   // the LoRA matrices twice in memory only when asked for
     for (let l = 0; l < c.num_hidden_layers; l++) {
       const p = `model.layers.${l}.`, a = `${p}attn.`;
       const ranks: LoraRanks = { w: c.decay_low_rank_dim, a: c.a_low_rank_dim, g: c.gate_low_rank_dim, v: l > 0 ? c.v_low_rank_dim : 0 };
@@ -161,11 +163,11 @@ export default defineArch<Rwkv7Config, Weights>({
         wl: o.weight(`${a}*_lora.lora.0.weight`, stackRows(ls.map(([n, rk]) => lo(n, rk)), C), true),
         wu: o.weight(`${a}*_lora.lora.2.weight (transposed)`, stackRows(ls.map(([n, rk]) => hi(n, rk)), C), true),
         ranks,
-        lm: {
+        lm: wantMm ? {
           down: ls.map(([n, rk]) => o.weight(`${a}${n}_lora.lora.0.weight`, lo(n, rk), true)),
           up: ls.map(([n, rk]) => mat(`${a}${n}_lora.lora.2.weight`, [C, rk])),
           bias: ls.filter(([n]) => n !== 'g').map(([n]) => vec(`${a}${n}_lora.lora.2.bias`, [C])),
-        },
+        } : null,
         ffn_x_k: vec(`${p}ffn.x_k`, [1, C]), key: mat(`${p}ffn.key.weight`, [I, C]), value: mat(`${p}ffn.value.weight`, [C, I]),
       });
     }
@@ -191,7 +193,7 @@ export default defineArch<Rwkv7Config, Weights>({
       const R = L.ranks.w + L.ranks.a + L.ranks.g + L.ranks.v;
       const lora = o.act(`lora${R}`, R);
       const rk = [L.ranks.w, L.ranks.a, L.ranks.g, ...(L.ranks.v ? [L.ranks.v] : [])];
-      const mm = { ...L.lm, rows: rk.map((r, i) => o.act(`lora_${'wagv'[i]}${r}`, r)), vmix: L.ranks.v ? vmix : null };
+      const mm = L.lm && { ...L.lm, rows: rk.map((r, i) => o.act(`lora_${'wagv'[i]}${r}`, r)), vmix: L.ranks.v ? vmix : null };
       await rwkv7Tmix(o, {
         ln: { x: pre ? e : x, nw: L.attn_nw, state: o.state(`${l}.shift_attn`), mix: L.x_mix, out: mix, xo: pre ? x : null, eps }, lnw: L.attn_lnw,
         proj: { mix, mixPlanes, wr: L.r, wk: L.k, wv: L.v, wl: L.wl, ranks: L.ranks, proj, projPlanes, lora },

@@ -1,6 +1,6 @@
 // rwkv7_cmix (kernels/rwkv7/rwkv7_cmix.ts): RWKV7's channel-mix LayerNorm + token shift + key projection with relu²
 // as one op — 'ln' (the LayerNorm in the prologue of rwkv7_proj_ln.wgsl with CMIX, h into hout, the shift state left
-// to the next layer's time mix), 'ln_wg' (the same through workgroup memory) and 'ops' (ln_shift + matmul) — against
+// to the next layer's time mix; forced only), 'ln_wg' (the same through workgroup memory) and 'ops' (ln_shift + matmul, the default) — against
 // the reference (ln_shift.ref, matmul.ref, h) and against the two ops run one by one on the GPU. The state store a
 // deferring 'ln' leaves is completed as rwkv7_tmix's prevCmix does (shift_store from hout) when cmixDeferred says so.
 // Decode steps of one-token sequences on scattered slots, hidden sizes whose rows straddle the workgroup (128, 384,
@@ -75,12 +75,14 @@ async function runCase(C: number, I: number, dtype: 'f32' | 'bf16' | 'f16', vari
 const DECODE: Seqs = [{ slot: 3, len: 1 }, { slot: 0, len: 1 }, { slot: 4, len: 1 }];
 
 describe.skipIf(!HAS_GPU)('rwkv7_cmix', () => {
-  test('select: ln for steps of one-token sequences with hout, else ops', () => {
+  test('select: ops (ln forced only); ln supports steps of one-token sequences with hout', () => {
     const o = new CpuBackend(), w = (dtype: string, shape: number[]) => ({ dtype, shape }) as never;
     const a = { ln: { x: { cols: 256 } }, lnw: w('f32', [3, 256]), key: w('bf16', [1024, 256]), hout: { cols: 256 } } as never;
     const none = { ...(a as object), hout: null } as never;
-    expect([[1], [1, 1, 1], [1, 0, 1], [2], [1, 3]].map(l => rwkv7CmixOp.select(selectCtx(o.adapter, l), a))).toEqual(['ln', 'ln', 'ln', 'ops', 'ops']);
-    expect(rwkv7CmixOp.select(selectCtx(o.adapter, [1]), none)).toBe('ops');
+    const lens = [[1], [1, 1, 1], [1, 0, 1], [2], [1, 3]];
+    expect(lens.map(l => rwkv7CmixOp.select(selectCtx(o.adapter, l), a))).toEqual(['ops', 'ops', 'ops', 'ops', 'ops']);
+    expect(lens.map(l => rwkv7CmixOp.variants.ln!.supports!(a, selectCtx(o.adapter, l)))).toEqual([true, true, true, false, false]);
+    expect(rwkv7CmixOp.variants.ln!.supports!(none, selectCtx(o.adapter, [1]))).toBe(false);
   });
   test('C=256 I=1024 bf16, decode of three slots [ln]', async () => {
     await runCase(256, 1024, 'bf16', 'ln', DECODE);

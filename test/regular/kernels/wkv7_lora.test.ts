@@ -127,6 +127,15 @@ describe.skipIf(!HAS_GPU)('wkv7_lora', () => {
   test('D=64 ranks 96, 96, 256, 64 (rwkv7-1.5b), decode of two slots [fused]', async () => {
     await runCase(64, { w: 96, a: 96, g: 256, v: 64 }, 'bf16', 'fused', [{ slot: 1, len: 1 }, { slot: 3, len: 1 }]);
   }, 120_000);
+  test('D=64 ranks 96, 96, 256, 64 in batches of 3 rows a thread (FLA_WKV7_LORA_KB=3: the last batch partial) [fused]', async () => {
+    const prev = process.env.FLA_WKV7_LORA_KB;
+    process.env.FLA_WKV7_LORA_KB = '3';
+    try {
+      await runCase(64, { w: 96, a: 96, g: 256, v: 64 }, 'bf16', 'fused', [{ slot: 1, len: 1 }, { slot: 3, len: 1 }]);
+    } finally {
+      if (prev === undefined) delete process.env.FLA_WKV7_LORA_KB; else process.env.FLA_WKV7_LORA_KB = prev;
+    }
+  }, 120_000);
   test('D=128 ranks 40, 24, 72, 20, f32, decode of one slot [fused]', async () => {
     await runCase(128, { w: 40, a: 24, g: 72, v: 20 }, 'f32', 'fused', [{ slot: 2, len: 1 }]);
   }, 120_000);
