@@ -28,6 +28,7 @@
 
 #include "rwkv7_red.wgsl"
 #include "wkv7_chan.wgsl"
+#include "wkv7_token.wgsl"
 
 
 
@@ -73,22 +74,12 @@ fn wkv7_chunk_prep(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id
   let c = h * D + j;
   let plane = step.cap * C;
   let tc = t * C + c;
-  let r = proj[tc];
-  let k = proj[2u * plane + tc];
-  var v = proj[3u * plane + tc];
-  let a = proj[4u * plane + tc];
-  if (FIRST) {
-    vfirst[tc] = v;
-  } else {
-    let m = vmix[tc];
-    let vf = vfirst[tc];
-    v = lerp_v(v, vf, m);
-  }
-  let kk = k * params[c];
-  let kt = k * (1.0 + (a - 1.0) * params[C + c]);
-  let sums = wg_sum2(vec2f(kk * kk, r * kt * params[2u * C + c]), j, 1u);
-  let inv = knorm(sums.x);
-  let kn = kk * inv;
+  let ti = token_inputs(tc, c, C, plane, j);
+  let r = ti.r;
+  let a = ti.a;
+  let v = ti.v;
+  let kt = ti.kt;
+  let kn = ti.kn;
   let beta = kn * a;
   let one = dims.y;
   let gprev = wsum(cs, t, c, C, plane, one);
@@ -105,5 +96,5 @@ fn wkv7_chunk_prep(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id
   let e = exp2f(sfx);
   gk[2u * plane + tc] = beta * e;
   gk[3u * plane + tc] = kt * e;
-  if (j == 0u) { bon[t * H + h] = sums.y; }
+  if (j == 0u) { bon[t * H + h] = ti.bonus; }
 }

@@ -25,6 +25,7 @@ var<workgroup> sh_r: array<f32, D>;
 var<workgroup> sh_dec: array<f32, D>;
 #include "rwkv7_red.wgsl"
 #include "wkv7_chan.wgsl"
+#include "wkv7_token.wgsl"
 
 
 
@@ -48,22 +49,12 @@ fn wkv7_recurrent(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id)
   let c = h * D + j;
   for (var t = start; t < start + len; t++) {
     let tc = t * C + c;
-    let r = proj[tc];
-    let k = proj[2u * plane + tc];
-    var v = proj[3u * plane + tc];
-    let a = proj[4u * plane + tc];
-    if (FIRST) {
-      vfirst[tc] = v;
-    } else {
-      let m = vmix[tc];
-      let vf = vfirst[tc];
-      v = lerp_v(v, vf, m);
-    }
-    let kk = k * params[c];
-    let kt = k * (1.0 + (a - 1.0) * params[C + c]);
-    let sums = wg_sum2(vec2f(kk * kk, r * kt * params[2u * C + c]), j, 1u);
-    let inv = knorm(sums.x);
-    let kn = kk * inv;
+    let ti = token_inputs(tc, c, C, plane, j);
+    let r = ti.r;
+    let a = ti.a;
+    let v = ti.v;
+    let kt = ti.kt;
+    let kn = ti.kn;
     sh_kk[j] = kn;
     sh_beta[j] = kn * a;
     sh_kt[j] = kt;
@@ -80,7 +71,7 @@ fn wkv7_recurrent(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id)
     let mu = wg_sum2(vec2f(o, 0.0), j, 1u).x / f32(D);
     let var_ = wg_sum2(vec2f((o - mu) * (o - mu), 0.0), j, 1u).x / f32(D);
     let on = (o - mu) * inverseSqrt(var_ + GN_EPS) * params[3u * C + c] + params[4u * C + c];
-    y[tc] = (on + sums.y * v) * proj[5u * plane + tc];
+    y[tc] = (on + ti.bonus * v) * proj[5u * plane + tc];
   }
   for (var i = 0u; i < D; i++) { state[base + i * D + j] = S[i]; }
 }
