@@ -8,9 +8,10 @@
 // missing hout and a forced 'ops' run 'ops' (each case checks which variant ran and whether it deferred). Compares
 // ffk, the shift state and (where the op deferred) hout.
 import { describe, expect, test } from 'bun:test';
-import { expectClose, prng, randn, randu } from '../../helpers/allclose.ts';
+import { prng, randn, randu } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
-import { checkBoth, gpuBackend, hostWeight, packedStep, runOn, selectCtx, type Body } from './harness.ts';
+import { hostWeight, packedStep, selectCtx, type Body } from './harness.ts';
+import { checkFused } from './rwkv7_helpers.ts';
 import { cmixDeferred, rwkv7Cmix, rwkv7CmixOp, type Rwkv7CmixArgs } from '../../../kernels/rwkv7/rwkv7_cmix.ts';
 import { lnShift } from '../../../kernels/rwkv7/ln_shift.ts';
 import { matmul } from '../../../kernels/matmul/matmul.ts';
@@ -58,18 +59,7 @@ async function runCase(C: number, I: number, dtype: 'f32' | 'bf16' | 'f16', vari
     }
     return out;
   };
-  const prev = process.env.FLA_KERNEL_RWKV7_CMIX;
-  process.env.FLA_KERNEL_RWKV7_CMIX = variant;
-  try {
-    const want = await checkBoth(step, setup, body(true), { seed: rng, what });
-    const unf = await runOn(gpuBackend(), 'gpu', step, setup, body(false));
-    for (const k of Object.keys(unf)) {
-      expect(unf[k]!.shape).toEqual(want[k]!.shape);
-      expectClose(unf[k]!.data, want[k]!.data, { what: `${what} ${k} (ln_shift + matmul on the GPU)`, seed: rng });
-    }
-  } finally {
-    if (prev === undefined) delete process.env.FLA_KERNEL_RWKV7_CMIX; else process.env.FLA_KERNEL_RWKV7_CMIX = prev;
-  }
+  await checkFused('FLA_KERNEL_RWKV7_CMIX', variant, step, setup, body(true), body(false), rng, what);
 }
 
 const DECODE: Seqs = [{ slot: 3, len: 1 }, { slot: 0, len: 1 }, { slot: 4, len: 1 }];

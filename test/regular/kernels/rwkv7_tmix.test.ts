@@ -8,9 +8,10 @@
 // the arguments carry the LoRA matrices, 'ops' when forced (each case checks which variant ran). Compares
 // r, k, v, the core's output, vfirst, the wkv and shift states and LN_pre(e).
 import { describe, expect, test } from 'bun:test';
-import { expectClose, prng, randn, randu } from '../../helpers/allclose.ts';
+import { prng, randn, randu } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
-import { checkBoth, gpuBackend, hostWeight, packedStep, runOn, selectCtx, type Body } from './harness.ts';
+import { hostWeight, packedStep, selectCtx, type Body } from './harness.ts';
+import { checkFused, withEnv } from './rwkv7_helpers.ts';
 import { rwkv7Tmix, rwkv7TmixOp } from '../../../kernels/rwkv7/rwkv7_tmix.ts';
 import { lnShift } from '../../../kernels/rwkv7/ln_shift.ts';
 import { rwkv7Proj } from '../../../kernels/rwkv7/rwkv7_proj.ts';
@@ -79,18 +80,7 @@ async function runCase(C: number, D: number, ranks: LoraRanks, pre: boolean, dty
     if (pre) out.xo = xo;
     return out;
   };
-  const prev = process.env.FLA_KERNEL_RWKV7_TMIX;
-  process.env.FLA_KERNEL_RWKV7_TMIX = variant;
-  try {
-    const want = await checkBoth(step, setup, body(true), { seed: rng, what });
-    const unf = await runOn(gpuBackend(), 'gpu', step, setup, body(false));
-    for (const k of Object.keys(want)) {
-      expect(unf[k]!.shape).toEqual(want[k]!.shape);
-      expectClose(unf[k]!.data, want[k]!.data, { what: `${what} ${k} (the three ops on the GPU)`, seed: rng });
-    }
-  } finally {
-    if (prev === undefined) delete process.env.FLA_KERNEL_RWKV7_TMIX; else process.env.FLA_KERNEL_RWKV7_TMIX = prev;
-  }
+  await checkFused('FLA_KERNEL_RWKV7_TMIX', variant, step, setup, body(true), body(false), rng, what);
 }
 
 const DECODE: Seqs = [{ slot: 3, len: 1 }, { slot: 0, len: 1 }, { slot: 4, len: 1 }];
@@ -123,13 +113,9 @@ describe.skipIf(!HAS_GPU)('rwkv7_tmix', () => {
     await runCase(384, 64, { w: 32, a: 32, g: 64, v: 16 }, false, 'bf16', 'ln', DECODE);
   }, 120_000);
   test('C=384 D=64 bf16, four output rows per lane group (FLA_RWKV7_LN_RPT=4; segments end mid-group) [ln]', async () => {
-    const prev = process.env.FLA_RWKV7_LN_RPT;
-    process.env.FLA_RWKV7_LN_RPT = '4';
-    try {
-      await runCase(384, 64, { w: 32, a: 40, g: 64, v: 16 }, false, 'bf16', 'ln', DECODE);
-    } finally {
-      if (prev === undefined) delete process.env.FLA_RWKV7_LN_RPT; else process.env.FLA_RWKV7_LN_RPT = prev;
-    }
+    await withEnv('FLA_RWKV7_LN_RPT', '4', async () => {
+        await runCase(384, 64, { w: 32, a: 40, g: 64, v: 16 }, false, 'bf16', 'ln', DECODE);
+    });
   }, 120_000);
   test('C=256 D=64 bf16 later layer, decode of three slots [ln_wg]', async () => {
     await runCase(256, 64, { w: 32, a: 32, g: 64, v: 16 }, false, 'bf16', 'ln_wg', DECODE);
