@@ -26,13 +26,14 @@ import { wkv7Op } from './rwkv7/wkv7.ts';
 import { wkv7LoraOp } from './rwkv7/wkv7_lora.ts';
 import { rwkv7ProjOp } from './rwkv7/rwkv7_proj.ts';
 import { rwkv7TmixOp } from './rwkv7/rwkv7_tmix.ts';
+import { rwkv7CmixOp } from './rwkv7/rwkv7_cmix.ts';
 import { argmaxOp } from './sample/argmax.ts';
 import { sampleOp } from './sample/sample.ts';
 import { matmulMultiOp } from './matmul/matmul_gemv_multi.ts';
 
 export const OPS: readonly Op<any>[] = [
   abcOp, ropeOp, kvStoreOp, sdpaOp, shortConvOp, deltaRuleOp, mulOp, siluMulOp, embedOp, gatherRowsOp, glaOp,
-  featureMapOp, matmulOp, matmulFp8Op, matmulFp8ConvOp, matmulFp8SegOp, matmulFp8GatedOp, moeRouteOp, moeTopkOp, moeExpertsOp, layerNormOp, rmsNormOp, tokenShiftOp, shiftStoreOp, lnShiftOp, wkv7Op, wkv7LoraOp, rwkv7ProjOp, rwkv7TmixOp,
+  featureMapOp, matmulOp, matmulFp8Op, matmulFp8ConvOp, matmulFp8SegOp, matmulFp8GatedOp, moeRouteOp, moeTopkOp, moeExpertsOp, layerNormOp, rmsNormOp, tokenShiftOp, shiftStoreOp, lnShiftOp, wkv7Op, wkv7LoraOp, rwkv7ProjOp, rwkv7TmixOp, rwkv7CmixOp,
   argmaxOp, matmulMultiOp, sampleOp,
   ropeKvOp,
 ];

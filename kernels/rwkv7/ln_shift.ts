@@ -9,6 +9,7 @@ import { f32, grid, kernel, op, type Ctx, type Launch } from '../lib.ts';
 import { workgroup } from '../norm/layer_norm.ts';
 import source from './ln_shift.wgsl' with { type: 'text' };
 import { lnShiftRef } from './ln_shift.ref.ts';
+import { RWKV7_INCLUDES } from './includes.ts';
 
 export const KERNEL = kernel('ln_shift', source, ['step', 'stepmeta', 'x', 'nw', 'state', 'mix', 'out', 'xo', 'dims']);
 
@@ -33,6 +34,7 @@ function launch(a: LnShiftArgs, c: Ctx, subgroups: boolean): Launch {
 
 export const lnShiftOp = op<LnShiftArgs>({
   name: 'ln_shift',
+  includes: RWKV7_INCLUDES,
   check(a) {
     const C = a.x.cols, planes = a.xo ? 4 : 2;
     if (a.nw.shape[0] !== planes || a.nw.shape[1] !== C) throw new ShapeError(`ln_shift: norm weights [${a.nw.shape.join(', ')}], expected [${planes}, ${C}]`);

@@ -26,36 +26,18 @@
 @group(0) @binding(7) var<storage, read_write> xo: array<f32>;     // [N, C]
 @group(0) @binding(8) var<uniform> dims: vec4f;                    // C, M (unused: a define), EPS
 
-#if SG_RED
-var<workgroup> red: array<vec2f, WG / SGS>;
-#else
-var<workgroup> red: array<vec2f, WG>;
-#endif
+#include "rwkv7_red.wgsl"
 
-// Sum of v over the workgroup (every thread gets it; every thread must call it).
-#if SG_RED
-fn wg_sum2(v: vec2f, lid: u32, sg: u32) -> vec2f {
-  let s = subgroupAdd(v);
-  if (lid % sg == 0u) { red[lid / sg] = s; }
-  workgroupBarrier();
-  var total = vec2f(0.0);
-  for (var i = 0u; i < WG / sg; i++) { total += red[i]; }
-  workgroupBarrier();
-  return total;
+// Two-pass f32 mean and 1/σ of two rows at once (x: row a, y: row b), each thread holding columns lid + k·WG < C.
+fn stats2(a: array<f32, EPT>, b: array<f32, EPT>, C: u32, EPS: f32, lid: u32, sg: u32) -> array<vec2f, 2> {
+  let fc = f32(C);
+  var s = vec2f(0.0);
+  for (var k = 0u; k < EPT; k++) { if (lid + k * WG < C) { s += vec2f(a[k], b[k]); } }
+  let mu = wg_sum2(s, lid, sg) / fc;
+  var q = vec2f(0.0);
+  for (var k = 0u; k < EPT; k++) { if (lid + k * WG < C) { let d = vec2f(a[k], b[k]) - mu; q += d * d; } }
+  return array<vec2f, 2>(mu, inverseSqrt(wg_sum2(q, lid, sg) / fc + EPS));
 }
-#else
-fn wg_sum2(v: vec2f, lid: u32) -> vec2f {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
-#endif
 
 @compute @workgroup_size(WG)
 #if SG_RED
@@ -63,6 +45,7 @@ fn ln_shift(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) g:
   @builtin(subgroup_size) sg: u32) {
 #else
 fn ln_shift(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+  let sg = 1u;
 #endif
   let C = u32(dims.x);
   let EPS = dims.z;
@@ -93,24 +76,12 @@ fn ln_shift(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) g:
     xo_c = x[o * C + cc];
     for (var k = 0u; k < EPT; k++) { vo[k] = x[o * C + min(lid + k * WG, C - 1u)]; }
   }
-  let fc = f32(C);
   var pst = vec2f(0.0, 1.0);   // pre-norm mean, 1/σ of row t (PRE)
   var pso = vec2f(0.0, 1.0);
   if (PRE) {
-    var s = vec2f(0.0);
-    for (var k = 0u; k < EPT; k++) { if (lid + k * WG < C) { s += vec2f(vt[k], vo[k]); } }
-#if SG_RED
-    let mu = wg_sum2(s, lid, sg) / fc;
-#else
-    let mu = wg_sum2(s, lid) / fc;
-#endif
-    var q = vec2f(0.0);
-    for (var k = 0u; k < EPT; k++) { if (lid + k * WG < C) { let d = vec2f(vt[k], vo[k]) - mu; q += d * d; } }
-#if SG_RED
-    let rs = inverseSqrt(wg_sum2(q, lid, sg) / fc + EPS);
-#else
-    let rs = inverseSqrt(wg_sum2(q, lid) / fc + EPS);
-#endif
+    let st = stats2(vt, vo, C, EPS, lid, sg);
+    let mu = st[0];
+    let rs = st[1];
     pst = vec2f(mu.x, rs.x);
     pso = vec2f(mu.y, rs.y);
     for (var k = 0u; k < EPT; k++) {
@@ -121,20 +92,9 @@ fn ln_shift(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) g:
       vo[k] = (vo[k] - mu.y) * rs.y * w + b;
     }
   }
-  var s = vec2f(0.0);
-  for (var k = 0u; k < EPT; k++) { if (lid + k * WG < C) { s += vec2f(vt[k], vo[k]); } }
-#if SG_RED
-  let mu = wg_sum2(s, lid, sg) / fc;
-#else
-  let mu = wg_sum2(s, lid) / fc;
-#endif
-  var q = vec2f(0.0);
-  for (var k = 0u; k < EPT; k++) { if (lid + k * WG < C) { let d = vec2f(vt[k], vo[k]) - mu; q += d * d; } }
-#if SG_RED
-  let rs = inverseSqrt(wg_sum2(q, lid, sg) / fc + EPS);
-#else
-  let rs = inverseSqrt(wg_sum2(q, lid) / fc + EPS);
-#endif
+  let st = stats2(vt, vo, C, EPS, lid, sg);
+  let mu = st[0];
+  let rs = st[1];
   if (!live) { return; }
   var it = xt_c;
   var io = xo_c;

@@ -1,5 +1,51 @@
 // rwkv7_gemv.wgsl: what rwkv7_proj and rwkv7_proj_ln share — loads of the four weight bindings (Wr, Wk, Wv, Wl,
-// declared by the including kernel as array<vec4u>), the 16-byte unit's dot product, the segment table in dims.
+// declared by the including kernel as array<vec4u>), the 16-byte unit's dot product, the segment table in dims, the
+// lane group's reduction (defines WG, TPR, RB, SG_RED, SGS; the entry point passes sg, 1 without SG_RED).
+
+#if SG_RED
+var<workgroup> red: array<f32, (WG / SGS) * RB>;
+#else
+var<workgroup> red: array<f32, WG * RB>;
+#endif
+
+// The RB sums of each lane group (TPR lanes, lane = li % TPR) added over the group; every lane gets them. SG_RED:
+// subgroupShuffleXor / subgroupAdd, then workgroup memory across the subgroups when TPR > sg; else a workgroup tree.
+// Every thread must call it; red may be written again only after a barrier.
+fn group_sum(a: array<f32, RB>, li: u32, sg: u32) -> array<f32, RB> {
+  var acc = a;
+  let lane = li % TPR;
+#if SG_RED
+  if (TPR < sg) {
+    for (var st = TPR / 2u; st > 0u; st >>= 1u) {
+      for (var r = 0u; r < RB; r++) { acc[r] += subgroupShuffleXor(acc[r], st); }
+    }
+  } else {
+    for (var r = 0u; r < RB; r++) { acc[r] = subgroupAdd(acc[r]); }
+  }
+  if (TPR > sg) {
+    let si = li / sg;
+    if (li % sg == 0u) { for (var r = 0u; r < RB; r++) { red[si * RB + r] = acc[r]; } }
+    workgroupBarrier();
+    let first = (li / TPR) * (TPR / sg);
+    for (var r = 0u; r < RB; r++) {
+      var v = 0.0;
+      for (var j = 0u; j < TPR / sg; j++) { v += red[(first + j) * RB + r]; }
+      acc[r] = v;
+    }
+  }
+#else
+  for (var r = 0u; r < RB; r++) { red[li * RB + r] = acc[r]; }
+  workgroupBarrier();
+  for (var st = TPR / 2u; st > 0u; st >>= 1u) {
+    if (lane < st) {
+      for (var r = 0u; r < RB; r++) { red[li * RB + r] += red[(li + st) * RB + r]; }
+    }
+    workgroupBarrier();
+  }
+  for (var r = 0u; r < RB; r++) { acc[r] = red[(li - lane) * RB + r]; }
+#endif
+  return acc;
+}
 
 // UNROLL units of weight binding b (0 Wr, 1 Wk, 2 Wv, 3 Wl) from unit i, TPR apart
 fn load_batch(b: u32, i: u32) -> array<vec4u, UNROLL> {

@@ -27,11 +27,6 @@
 @group(0) @binding(7) var<storage, read_write> lora: array<f32>; // [N, R]
 @group(0) @binding(8) var<uniform> dims: array<vec4u, 4>;
 
-#if SG_RED
-var<workgroup> red: array<f32, (WG / SGS) * RB>;
-#else
-var<workgroup> red: array<f32, WG * RB>;
-#endif
 
 #include "rwkv7_gemv.wgsl"
 
@@ -46,6 +41,7 @@ fn rwkv7_proj(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g
   @builtin(subgroup_size) sg: u32) {
 #else
 fn rwkv7_proj(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+  let sg = 1u;
 #endif
   let C = dims[0].x;
   let R = dims[0].z;
@@ -84,37 +80,7 @@ fn rwkv7_proj(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g
     }
   }
 
-#if SG_RED
-  if (TPR < sg) {
-    for (var st = TPR / 2u; st > 0u; st >>= 1u) {
-      for (var r = 0u; r < RB; r++) { acc[r] += subgroupShuffleXor(acc[r], st); }
-    }
-  } else {
-    for (var r = 0u; r < RB; r++) { acc[r] = subgroupAdd(acc[r]); }
-  }
-  if (TPR > sg) {
-    // sum the TPR / sg subgroups of each output row through workgroup memory
-    let si = li / sg;
-    if (li % sg == 0u) { for (var r = 0u; r < RB; r++) { red[si * RB + r] = acc[r]; } }
-    workgroupBarrier();
-    let first = sub * (TPR / sg);
-    for (var r = 0u; r < RB; r++) {
-      var v = 0.0;
-      for (var j = 0u; j < TPR / sg; j++) { v += red[(first + j) * RB + r]; }
-      acc[r] = v;
-    }
-  }
-#else
-  for (var r = 0u; r < RB; r++) { red[li * RB + r] = acc[r]; }
-  workgroupBarrier();
-  for (var st = TPR / 2u; st > 0u; st >>= 1u) {
-    if (lane < st) {
-      for (var r = 0u; r < RB; r++) { red[li * RB + r] += red[(li + st) * RB + r]; }
-    }
-    workgroupBarrier();
-  }
-  for (var r = 0u; r < RB; r++) { acc[r] = red[(li - lane) * RB + r]; }
-#endif
+  acc = group_sum(acc, li, sg);
 
   // every lane of the row now holds its sums: lane j writes batch rows j, j + TPR, …
   if (o < len) {

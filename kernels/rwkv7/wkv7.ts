@@ -5,7 +5,8 @@ import { ShapeError } from '../../src/util/errors.ts';
 import { chunked, f32, kernel, op } from '../lib.ts';
 import source from './wkv7_recurrent.wgsl' with { type: 'text' };
 import { wkv7Ref } from './wkv7.ref.ts';
-import { CHUNK_MIN_LEN, chunkFits, chunkVariant } from './wkv7_chunk.ts';
+import { CHUNK_MIN_LEN, chunkFits, chunkVariant, RED_D } from './wkv7_chunk.ts';
+import { RWKV7_INCLUDES } from './includes.ts';
 
 export type Wkv7Kernel = 'recurrent' | 'chunk';
 
@@ -16,6 +17,7 @@ export interface Wkv7Op { proj: Tensor; vfirst: Tensor; vmix: Tensor | null; par
 
 export const wkv7Op = op<Wkv7Op>({
   name: 'wkv7',
+  includes: RWKV7_INCLUDES,
   check(a) {
     const C = a.out.cols;
     if (C % a.D !== 0 || (a.D & (a.D - 1)) !== 0) throw new ShapeError(`wkv7: head dim ${a.D} must be a power of two dividing C=${C}`);
@@ -29,7 +31,7 @@ export const wkv7Op = op<Wkv7Op>({
         if (a.D > c.adapter.maxInvocations) throw new ShapeError(`wkv7: head dim ${a.D} must be a power of two ≤ ${c.adapter.maxInvocations} dividing C=${C}`);
         const base = cost(c.step.n, C, a.D);
         return [{
-          kernel: KERNEL, grid: [C / a.D, c.step.b, 1], defines: { D: a.D, FIRST: a.vmix === null, FUSE_NORM: a.fuseNorm },
+          kernel: KERNEL, grid: [C / a.D, c.step.b, 1], defines: { D: a.D, FIRST: a.vmix === null, FUSE_NORM: a.fuseNorm, ...RED_D(a.D) },
           cost: { ...base, bytes: base.bytes + 8 * c.step.b * C * a.D },
           bind: { proj: a.proj, vfirst: a.vfirst, vmix: a.vmix, params: a.params, state: a.state, y: a.out, dims: f32(C, a.gnEps) },
         }];

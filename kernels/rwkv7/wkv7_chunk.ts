@@ -39,6 +39,9 @@ export const CHUNK_KERNELS = {
  * 2-window NLL moves with every build at the 1e-8 level (chunk 32: 4.4e-9; 3.7e-8 before the fused prologue landed).
  */
 export const CHUNK = 32;
+
+/** rwkv7_red.wgsl's defines for a workgroup of D threads summing through workgroup memory (the D-thread kernels). */
+export const RED_D = (D: number) => ({ WG: D, SG_RED: false, SGS: 1 });
 /** Steps whose longest sequence has more tokens than this take the chunked prefill (the house rule of 64). */
 export const CHUNK_MIN_LEN = 64;
 /** Channels per staged tile of wkv7_chunk_mats: seven CHUNK × KC f32 blocks (14 KiB) within WebGPU's default 16 KiB. */
@@ -79,7 +82,7 @@ export const chunkVariant: Variant<Wkv7Op> = {
     const dimsC = u32(C, 0, 0, 0), chunkGrid: [number, number, number] = [H, c.step.b, Math.max(1, Math.ceil(c.step.maxLen / CHUNK))];
     return [
       { kernel: CHUNK_KERNELS.prep, grid: grid(n * H),
-        defines: { D, CH: CHUNK, FIRST: a.vmix === null, FUSE_NORM: a.fuseNorm },
+        defines: { D, CH: CHUNK, FIRST: a.vmix === null, FUSE_NORM: a.fuseNorm, ...RED_D(D) },
         bind: { proj: a.proj, vfirst: a.vfirst, vmix: a.vmix, params: a.params, pre, gk, bon, dims: f32(C, 1, 0, 0) } },
       { kernel: CHUNK_KERNELS.mats, grid: chunkGrid, defines: { D, CH: CHUNK, KC: MATS_KC }, bind: { proj: a.proj, pre, gk, mat, dims: dimsC },
         cost: { flops: 4 * n * Math.min(CHUNK, c.step.maxLen) * C, bytes: 4 * n * (6 * C + 4 * H * CHUNK) } },
@@ -87,7 +90,7 @@ export const chunkVariant: Variant<Wkv7Op> = {
       { kernel: CHUNK_KERNELS.state, grid: [H * D / geo.BV, c.step.b, 1], defines: { D, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G },
         bind: { pre, gk, mat, state: a.state, dims: dimsC },
         cost: { flops: 8 * n * C * D + 8 * n * CHUNK * C, bytes: 4 * n * (7 * C + 5 * H * CHUNK) + 8 * c.step.b * C * D } },
-      { kernel: CHUNK_KERNELS.out, grid: grid(n * H), defines: { D },
+      { kernel: CHUNK_KERNELS.out, grid: grid(n * H), defines: { D, ...RED_D(D) },
         bind: { proj: a.proj, params: a.params, pre, bon, y: a.out, dims: f32(C, a.gnEps, 0, 0) } },
     ];
   },

@@ -14,19 +14,9 @@
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;     // [N, C]
 @group(0) @binding(6) var<uniform> dims: vec4f;                   // C, GN_EPS
 
-var<workgroup> red: array<f32, D>;
+#include "rwkv7_red.wgsl"
 
-fn wg_sum(v: f32, j: u32) -> f32 {
-  red[j] = v;
-  workgroupBarrier();
-  for (var s = D / 2u; s > 0u; s >>= 1u) {
-    if (j < s) { red[j] += red[j + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
+
 
 @compute @workgroup_size(D)
 fn wkv7_chunk_out(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) ng: vec3u) {
@@ -42,8 +32,8 @@ fn wkv7_chunk_out(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id)
   let tc = t * C + c;
   let P = step.cap * C;
   let o = pre[5u * P + tc];
-  let mu = wg_sum(o, j) / f32(D);
-  let var_ = wg_sum((o - mu) * (o - mu), j) / f32(D);
+  let mu = wg_sum(o, j, 1u) / f32(D);
+  let var_ = wg_sum((o - mu) * (o - mu), j, 1u) / f32(D);
   let on = (o - mu) * inverseSqrt(var_ + GN_EPS) * params[3u * C + c] + params[4u * C + c];
   y[tc] = (on + bon[t * H + h] * pre[4u * P + tc]) * proj[5u * P + tc];
 }

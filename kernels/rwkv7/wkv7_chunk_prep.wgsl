@@ -26,19 +26,11 @@
 @group(0) @binding(8) var<storage, read_write> bon: array<f32>;   // [cap, H]
 @group(0) @binding(9) var<uniform> dims: vec4f;                   // C, 1.0
 
-var<workgroup> red: array<vec2f, D>;
+#include "rwkv7_red.wgsl"
+#include "wkv7_chan.wgsl"
+#include "wkv7_token.wgsl"
 
-fn wg_sum2(v: vec2f, j: u32) -> vec2f {
-  red[j] = v;
-  workgroupBarrier();
-  for (var s = D / 2u; s > 0u; s >>= 1u) {
-    if (j < s) { red[j] += red[j + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
+
 
 // a + w for a = (hi, lo), an unevaluated sum: TwoSum's rounding error of hi + w goes into lo. `one` is 1.0 read from
 // the dims uniform: multiplied into the intermediates, it keeps shader compilers (which may treat these additions as
@@ -82,23 +74,12 @@ fn wkv7_chunk_prep(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id
   let c = h * D + j;
   let plane = step.cap * C;
   let tc = t * C + c;
-  let r = proj[tc];
-  let k = proj[2u * plane + tc];
-  var v = proj[3u * plane + tc];
-  let a = proj[4u * plane + tc];
-  if (FIRST) {
-    vfirst[tc] = v;
-  } else {
-    let m = vmix[tc];
-    let vf = vfirst[tc];
-    if (abs(m) < 0.5) { v = v + m * (vf - v); } else { v = vf - (vf - v) * (1.0 - m); }   // torch.lerp
-  }
-  let kk = k * params[c];
-  let kt = k * (1.0 + (a - 1.0) * params[C + c]);
-  let sums = wg_sum2(vec2f(kk * kk, r * kt * params[2u * C + c]), j);
-  var inv: f32;
-  if (FUSE_NORM) { inv = inverseSqrt(sums.x + 1e-6); } else { inv = 1.0 / max(sqrt(sums.x), 1e-12); }
-  let kn = kk * inv;
+  let ti = token_inputs(tc, c, C, plane, j);
+  let r = ti.r;
+  let a = ti.a;
+  let v = ti.v;
+  let kt = ti.kt;
+  let kn = ti.kn;
   let beta = kn * a;
   let one = dims.y;
   let gprev = wsum(cs, t, c, C, plane, one);
@@ -115,5 +96,5 @@ fn wkv7_chunk_prep(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id
   let e = exp2f(sfx);
   gk[2u * plane + tc] = beta * e;
   gk[3u * plane + tc] = kt * e;
-  if (j == 0u) { bon[t * H + h] = sums.y; }
+  if (j == 0u) { bon[t * H + h] = ti.bonus; }
 }

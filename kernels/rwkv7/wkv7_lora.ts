@@ -18,6 +18,7 @@ import { wkv7LoraRef, type LoraRanks } from './wkv7_lora.ref.ts';
 import { shiftStoreOp } from './token_shift.ts';
 import { shiftStoreRef } from './token_shift.ref.ts';
 import { partLaunches } from './compose.ts';
+import { RWKV7_INCLUDES } from './includes.ts';
 
 export const KERNEL = kernel('wkv7_lora', source, ['step', 'stepmeta', 'proj', 'lora', 'W', 'params', 'vfirst', 'state', 'y', 'shift', 'dims']);
 export const UP_KERNEL = kernel('lora_up', upSource, ['step', 'lora', 'W', 'params', 'proj', 'vmix', 'dims']);
@@ -26,7 +27,7 @@ export const UP_KERNEL = kernel('lora_up', upSource, ['step', 'lora', 'W', 'para
 export interface FusedPlan { WG: number; P: number; EPU: number; SG_RED: boolean; SGS: number }
 
 /**
- * WG: the largest power of two ≤ 256 (and the adapter's limit) whose workgroup memory fits, at least D; null when
+ * WG: the largest power of two ≤ 2·D, 256 and the adapter's limit (FLA_WKV7_LORA_WG instead of 2·D) whose workgroup memory fits, at least D; null when
  * none does or the head's columns are not whole 16-byte units. subgroups: reduce with subgroup operations where the
  * adapter has them (subgroups of at least P lanes).
  */
@@ -34,7 +35,10 @@ export function fusedPlan(D: number, C: number, dtype: 'f32' | 'bf16' | 'f16', a
   const EPU = dtype === 'f32' ? 4 : 8;
   if (D % EPU !== 0 || C % EPU !== 0) return null;
   let WG = 1;
-  while (WG * 2 <= Math.min(256, ad.maxInvocations)) WG *= 2;
+  // two threads per column of S by default (H200, rwkv7-1.5b D 64: 128 threads tg64 518 t/s, 256 threads 461);
+  // FLA_WKV7_LORA_WG: benchmarking
+  const cap = Math.min(256, ad.maxInvocations, Number(knob('FLA_WKV7_LORA_WG') ?? 2 * D));
+  while (WG * 2 <= cap) WG *= 2;
   for (; WG >= D; WG /= 2) {
     const P = WG / D, SGS = ad.subgroupSize;
     const SG_RED = subgroups && ad.subgroups && SGS >= P && SGS <= WG && (SGS & (SGS - 1)) === 0;
@@ -85,12 +89,17 @@ function upLaunch(a: Wkv7LoraArgs, c: Ctx): Launch {
   };
 }
 
-/** Rows per thread in one batch of the fused prologue's loads: all of them up to 16 (a power of two, at least 4). */
+/**
+ * Rows per thread in one batch of the fused prologue's loads: the fewest batches of at most 20 rows, evened out
+ * (rwkv7-1.5b's 544 rows at 128 threads are 34 a thread: two batches of 17, where batches of 16 took three round
+ * trips); FLA_WKV7_LORA_KB forces it (benchmarking).
+ */
 function rowBatch(R: number, p: FusedPlan): number {
   const rows = Math.ceil(R / ((p.WG * p.EPU) / (p.WG / p.P)));   // R / NRG, NRG = WG / (D / EPU) = WG · EPU / D
-  let KB = 4;
-  while (KB < 16 && KB < rows) KB *= 2;
-  return KB;
+  const forced = knob('FLA_WKV7_LORA_KB');
+  if (forced !== undefined) return Number(forced);
+  const batches = Math.max(1, Math.ceil(rows / 20));
+  return Math.max(1, Math.ceil(rows / batches));
 }
 
 /** The fused kernel's launch (subgroups: where the adapter has them). */
@@ -131,6 +140,7 @@ function longVariant(c: Ctx, a: Wkv7LoraArgs): 'split' | 'chunk' {
 
 export const wkv7LoraOp = op<Wkv7LoraArgs>({
   name: 'wkv7_lora',
+  includes: RWKV7_INCLUDES,
   check(a) {
     const C = a.out.cols, R = sumRanks(a.ranks);
     if (C % a.D !== 0 || (a.D & (a.D - 1)) !== 0) throw new ShapeError(`wkv7_lora: head dim ${a.D} must be a power of two dividing C=${C}`);

@@ -50,12 +50,11 @@ var<workgroup> sh_r: array<f32, D>;
 var<workgroup> sh_dec: array<f32, D>;
 var<workgroup> sh_v: array<f32, D>;
 var<workgroup> sh_g: array<f32, D>;
-#if SG_RED
-var<workgroup> red: array<vec2f, WG / SGS>;
-#else
-var<workgroup> red: array<vec2f, WG>;
+#if !SG_RED
 var<workgroup> redp: array<f32, WG>;
 #endif
+#include "rwkv7_red.wgsl"
+#include "wkv7_chan.wgsl"
 
 fn unpack(w: vec4u) -> array<f32, EPU> {
   var e: array<f32, EPU>;
@@ -76,48 +75,20 @@ fn unpack(w: vec4u) -> array<f32, EPU> {
   return e;
 }
 
-// Sum of v over the workgroup (every thread gets it; every thread must call it).
-#if SG_RED
-fn wg_sum2(v: vec2f, li: u32, sg: u32) -> vec2f {
-  let s = subgroupAdd(v);
-  if (li % sg == 0u) { red[li / sg] = s; }
-  workgroupBarrier();
-  var total = vec2f(0.0);
-  for (var i = 0u; i < WG / sg; i++) { total += red[i]; }
-  workgroupBarrier();
-  return total;
-}
-#else
-fn wg_sum2(v: vec2f, li: u32) -> vec2f {
-  red[li] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { red[li] += red[li + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
-#endif
-
 // Sum of v over the P threads of a column (lanes li − li % P … + P − 1).
+fn col_sum(v: f32, li: u32) -> f32 {
 #if SG_RED
-fn col_sum(v: f32, li: u32, sg: u32) -> f32 {
   var s = v;
   for (var m = 1u; m < P; m <<= 1u) { s += subgroupShuffleXor(s, m); }
-  return s;
-}
 #else
-fn col_sum(v: f32, li: u32) -> f32 {
   redp[li] = v;
   workgroupBarrier();
   var s = 0.0;
   for (var q = 0u; q < P; q++) { s += redp[li - li % P + q]; }
   workgroupBarrier();
+#endif
   return s;
 }
-#endif
 
 // Segment s's partial sums (this thread's EPU channels) into part2[s]: two stages through workgroup memory.
 fn reduce_seg(s: u32, acc: array<f32, EPU>, li: u32) {
@@ -138,6 +109,7 @@ fn reduce_seg(s: u32, acc: array<f32, EPU>, li: u32) {
 fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(subgroup_size) sg: u32) {
 #else
 fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u) {
+  let sg = 1u;
 #endif
   let C = dims[0].x;
   let GN_EPS = bitcast<f32>(dims[0].y);
@@ -232,19 +204,14 @@ fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g:
     } else {
       let m = sigmoid(ps.w + pv0);
       let vf = vfirst[tc];
-      if (abs(m) < 0.5) { v = v + m * (vf - v); } else { v = vf - (vf - v) * (1.0 - m); }   // torch.lerp
+      v = lerp_v(v, vf, m);
     }
     let kk = k * pkk;
     let kt = k * (1.0 + (a - 1.0) * pka);
     var contrib = vec2f(0.0);
     if (li < D) { contrib = vec2f(kk * kk, r * kt * prk); }
-#if SG_RED
     let sums = wg_sum2(contrib, li, sg);
-#else
-    let sums = wg_sum2(contrib, li);
-#endif
-    var inv: f32;
-    if (FUSE_NORM) { inv = inverseSqrt(sums.x + 1e-6); } else { inv = 1.0 / max(sqrt(sums.x), 1e-12); }
+    let inv = knorm(sums.x);
     let kn = kk * inv;
     if (li < D) {
       sh_kk[j] = kn;
@@ -259,11 +226,7 @@ fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g:
     // column jc, rows p·SR … : u = −κ̂ᵀS, then S and o = rᵀS
     var up = 0.0;
     for (var i = 0u; i < SR; i++) { up -= sh_kk[p * SR + i] * S[i]; }
-#if SG_RED
-    let u = col_sum(up, li, sg);
-#else
     let u = col_sum(up, li);
-#endif
     let vj = sh_v[jc];
     var op = 0.0;
     for (var i = 0u; i < SR; i++) {
@@ -271,17 +234,10 @@ fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g:
       S[i] = sh_dec[ki] * S[i] + sh_beta[ki] * u + sh_kt[ki] * vj;
       op += sh_r[ki] * S[i];
     }
-#if SG_RED
-    let o = col_sum(op, li, sg);
-    let mu = wg_sum2(vec2f(select(0.0, o, p == 0u), 0.0), li, sg).x / f32(D);
-    let d = o - mu;
-    let var_ = wg_sum2(vec2f(select(0.0, d * d, p == 0u), 0.0), li, sg).x / f32(D);
-#else
     let o = col_sum(op, li);
-    let mu = wg_sum2(vec2f(select(0.0, o, p == 0u), 0.0), li).x / f32(D);
+    let mu = wg_sum(select(0.0, o, p == 0u), li, sg) / f32(D);
     let d = o - mu;
-    let var_ = wg_sum2(vec2f(select(0.0, d * d, p == 0u), 0.0), li).x / f32(D);
-#endif
+    let var_ = wg_sum(select(0.0, d * d, p == 0u), li, sg) / f32(D);
     if (p == 0u) {
       let on = d * inverseSqrt(var_ + GN_EPS) * pgw + pgb;
       y[t * C + cj] = (on + sums.y * vj) * sh_g[jc];

@@ -23,19 +23,11 @@ var<workgroup> sh_beta: array<f32, D>;
 var<workgroup> sh_kt: array<f32, D>;
 var<workgroup> sh_r: array<f32, D>;
 var<workgroup> sh_dec: array<f32, D>;
-var<workgroup> red: array<vec2f, D>;
+#include "rwkv7_red.wgsl"
+#include "wkv7_chan.wgsl"
+#include "wkv7_token.wgsl"
 
-fn wg_sum2(v: vec2f, j: u32) -> vec2f {
-  red[j] = v;
-  workgroupBarrier();
-  for (var s = D / 2u; s > 0u; s >>= 1u) {
-    if (j < s) { red[j] += red[j + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
+
 
 @compute @workgroup_size(D)
 fn wkv7_recurrent(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) g: vec3u) {
@@ -57,23 +49,12 @@ fn wkv7_recurrent(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id)
   let c = h * D + j;
   for (var t = start; t < start + len; t++) {
     let tc = t * C + c;
-    let r = proj[tc];
-    let k = proj[2u * plane + tc];
-    var v = proj[3u * plane + tc];
-    let a = proj[4u * plane + tc];
-    if (FIRST) {
-      vfirst[tc] = v;
-    } else {
-      let m = vmix[tc];
-      let vf = vfirst[tc];
-      if (abs(m) < 0.5) { v = v + m * (vf - v); } else { v = vf - (vf - v) * (1.0 - m); }   // torch.lerp
-    }
-    let kk = k * params[c];
-    let kt = k * (1.0 + (a - 1.0) * params[C + c]);
-    let sums = wg_sum2(vec2f(kk * kk, r * kt * params[2u * C + c]), j);
-    var inv: f32;
-    if (FUSE_NORM) { inv = inverseSqrt(sums.x + 1e-6); } else { inv = 1.0 / max(sqrt(sums.x), 1e-12); }
-    let kn = kk * inv;
+    let ti = token_inputs(tc, c, C, plane, j);
+    let r = ti.r;
+    let a = ti.a;
+    let v = ti.v;
+    let kt = ti.kt;
+    let kn = ti.kn;
     sh_kk[j] = kn;
     sh_beta[j] = kn * a;
     sh_kt[j] = kt;
@@ -87,10 +68,10 @@ fn wkv7_recurrent(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id)
       S[i] = sh_dec[i] * S[i] + sh_beta[i] * u + sh_kt[i] * v;
       o += sh_r[i] * S[i];
     }
-    let mu = wg_sum2(vec2f(o, 0.0), j).x / f32(D);
-    let var_ = wg_sum2(vec2f((o - mu) * (o - mu), 0.0), j).x / f32(D);
+    let mu = wg_sum2(vec2f(o, 0.0), j, 1u).x / f32(D);
+    let var_ = wg_sum2(vec2f((o - mu) * (o - mu), 0.0), j, 1u).x / f32(D);
     let on = (o - mu) * inverseSqrt(var_ + GN_EPS) * params[3u * C + c] + params[4u * C + c];
-    y[tc] = (on + sums.y * v) * proj[5u * plane + tc];
+    y[tc] = (on + ti.bonus * v) * proj[5u * plane + tc];
   }
   for (var i = 0u; i < D; i++) { state[base + i * D + j] = S[i]; }
 }

@@ -2,13 +2,15 @@
 import { embed } from '../../kernels/embed/embed.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { layerNorm } from '../../kernels/norm/layer_norm.ts';
-import { lnShift } from '../../kernels/rwkv7/ln_shift.ts';
 import { rwkv7Tmix } from '../../kernels/rwkv7/rwkv7_tmix.ts';
+import { rwkv7Cmix, type Rwkv7CmixArgs } from '../../kernels/rwkv7/rwkv7_cmix.ts';
 import type { LoraRanks } from '../../kernels/rwkv7/wkv7_lora.ref.ts';
+import type { LoraMats } from '../../kernels/rwkv7/rwkv7_tmix.ts';
 import type { Backend, HostWeight, Tensor, Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { defineArch } from './arch.ts';
+import { knob } from '../util/knobs.ts';
 import { loadHead, logits } from './blocks.ts';
 
 export interface Rwkv7Config {
@@ -26,11 +28,14 @@ export interface Rwkv7Config {
  */
 interface Layer {
   attn_nw: Weight; ffn_nw: Weight;
+  ffn_lnw: Weight;         // [3, C]: ffn_nw then ffn.x_k (rwkv7_cmix's decode path reads both as one)
   x_mix: Weight;           // [6, C]: x_r, x_w, x_k, x_v, x_a, x_g
   attn_lnw: Weight;        // [attn_nw rows + 6, C]: attn_nw then x_mix (rwkv7_tmix's decode path reads both as one)
   params: Weight;          // [8, C]: k_k, k_a, r_k, g_norm.weight, g_norm.bias, w0, a0, v0 (zeros in layer 0)
   r: Weight; k: Weight; v: Weight; o: Weight;
   wl: Weight; wu: Weight; ranks: LoraRanks;
+  /** the LoRA matrices as the checkpoint has them, for rwkv7_tmix 'mm' (loaded only when FLA_KERNEL_RWKV7_TMIX=mm) */
+  lm: Pick<LoraMats, 'down' | 'up' | 'bias'> | null;
   ffn_x_k: Weight; key: Weight; value: Weight;
 }
 interface Weights { emb: Weight; layers: Layer[]; norm: [Weight, Weight | null]; head: Weight; pre: boolean }
@@ -128,6 +133,7 @@ export default defineArch<Rwkv7Config, Weights>({
       return out;
     };
     const layers: Layer[] = [];
+    const wantMm = knob('FLA_KERNEL_RWKV7_TMIX') === 'mm';   // the LoRA matrices twice in memory only when asked for
     for (let l = 0; l < c.num_hidden_layers; l++) {
       const p = `model.layers.${l}.`, a = `${p}attn.`;
       const ranks: LoraRanks = { w: c.decay_low_rank_dim, a: c.a_low_rank_dim, g: c.gate_low_rank_dim, v: l > 0 ? c.v_low_rank_dim : 0 };
@@ -151,11 +157,17 @@ export default defineArch<Rwkv7Config, Weights>({
         attn_nw: o.weight(`${p}attn_norm*`, { shape: [nr, C], dtype: 'f32', f32: attnNw }, false),
         attn_lnw: o.weight(`${p}attn_norm* + ${a}x_*`, { shape: [nr + 6, C], dtype: 'f32', f32: lnw }, false),
         ffn_nw: o.weight(`${p}ffn_norm*`, { shape: [2, C], dtype: 'f32', f32: lnRows(`${p}ffn_norm`) }, false),
+        ffn_lnw: o.weight(`${p}ffn_norm* + ${p}ffn.x_k`, { shape: [3, C], dtype: 'f32', f32: (() => { const f = new Float32Array(3 * C); f.set(lnRows(`${p}ffn_norm`)); f.set(r.f32(`${p}ffn.x_k`, [1, C]), 2 * C); return f; })() }, false),
         x_mix, params,
         r: mat(`${a}r_proj.weight`, [C, C]), k: mat(`${a}k_proj.weight`, [C, C]), v: mat(`${a}v_proj.weight`, [C, C]), o: mat(`${a}o_proj.weight`, [C, C]),
         wl: o.weight(`${a}*_lora.lora.0.weight`, stackRows(ls.map(([n, rk]) => lo(n, rk)), C), true),
         wu: o.weight(`${a}*_lora.lora.2.weight (transposed)`, stackRows(ls.map(([n, rk]) => hi(n, rk)), C), true),
         ranks,
+        lm: wantMm ? {
+          down: ls.map(([n, rk]) => o.weight(`${a}${n}_lora.lora.0.weight`, lo(n, rk), true)),
+          up: ls.map(([n, rk]) => mat(`${a}${n}_lora.lora.2.weight`, [C, rk])),
+          bias: ls.filter(([n]) => n !== 'g').map(([n]) => vec(`${a}${n}_lora.lora.2.bias`, [C])),
+        } : null,
         ffn_x_k: vec(`${p}ffn.x_k`, [1, C]), key: mat(`${p}ffn.key.weight`, [I, C]), value: mat(`${p}ffn.value.weight`, [C, I]),
       });
     }
@@ -167,11 +179,12 @@ export default defineArch<Rwkv7Config, Weights>({
     const C = c.hidden_size, D = c.head_dim, eps = c.norm_eps;
     const x = o.act('x', C), y = o.act('y', C);
     const mix = o.act('mix', C, { planes: 6 }), proj = o.act('proj', C, { planes: 6 });
-    const vfirst = o.act('vfirst', C), ffk = o.act('ffk', c.intermediate_size);
+    const vfirst = o.act('vfirst', C), ffk = o.act('ffk', c.intermediate_size), vmix = o.act('vmix', C);
     const planes = (t: Tensor) => Array.from({ length: 6 }, (_, i) => o.plane(t, i));
     const mixPlanes = planes(mix), projPlanes = planes(proj);
     const e = w.pre ? o.act('emb', C) : x;
     await embed(o, w.emb, e);
+    let prevCmix: Rwkv7CmixArgs | null = null;
     for (let l = 0; l < w.layers.length; l++) {
       const L = w.layers[l]!;
       // time mix (§1.3): [pre-norm →] LayerNorm → token shift (state stored); seven projections; the recurrence with
@@ -179,16 +192,24 @@ export default defineArch<Rwkv7Config, Weights>({
       const pre = l === 0 && w.pre;
       const R = L.ranks.w + L.ranks.a + L.ranks.g + L.ranks.v;
       const lora = o.act(`lora${R}`, R);
+      const rk = [L.ranks.w, L.ranks.a, L.ranks.g, ...(L.ranks.v ? [L.ranks.v] : [])];
+      const mm = L.lm && { ...L.lm, rows: rk.map((r, i) => o.act(`lora_${'wagv'[i]}${r}`, r)), vmix: L.ranks.v ? vmix : null };
       await rwkv7Tmix(o, {
         ln: { x: pre ? e : x, nw: L.attn_nw, state: o.state(`${l}.shift_attn`), mix: L.x_mix, out: mix, xo: pre ? x : null, eps }, lnw: L.attn_lnw,
         proj: { mix, mixPlanes, wr: L.r, wk: L.k, wv: L.v, wl: L.wl, ranks: L.ranks, proj, projPlanes, lora },
         core: { proj, lora, wu: L.wu, ranks: L.ranks, params: L.params, vfirst, state: o.state(`${l}.wkv`), out: y, D, fuseNorm: c.fuse_norm, gnEps: D * eps },
+        mm, prevCmix,
       });
       await matmul(o, y, L.o, null, 'none', x, true);
-      // channel mix (§1.4)
+      // channel mix (§1.4): LayerNorm → token shift → key with relu² (one op: rwkv7_cmix; past the last layer, h goes
+      // to proj plane 5 for the next layer's time mix, which may store this layer's shift state from it)
       const kx = mixPlanes[0]!;
-      await lnShift(o, { x, nw: L.ffn_nw, state: o.state(`${l}.shift_ffn`), mix: L.ffn_x_k, out: kx, xo: null, eps });
-      await matmul(o, kx, L.key, null, 'relu2', ffk);
+      const cm: Rwkv7CmixArgs = {
+        ln: { x, nw: L.ffn_nw, state: o.state(`${l}.shift_ffn`), mix: L.ffn_x_k, out: kx, xo: null, eps }, lnw: L.ffn_lnw, key: L.key, ffk,
+        hout: l + 1 < w.layers.length ? projPlanes[5]! : null,
+      };
+      await rwkv7Cmix(o, cm);
+      prevCmix = cm.hout ? cm : null;
       await matmul(o, ffk, L.value, null, 'none', x, true);
     }
     return logits(o, x, w.head, (xk, xn) => layerNorm(o, xk, w.norm[0], w.norm[1], eps, xn));

@@ -60,6 +60,12 @@ function tmixArgs(dt: 'f32' | 'bf16' | 'f16', pre: boolean): { what: string; arg
       lnw: w([nr + 6, C]),
       proj: { mix, mixPlanes: planes(mix), wr: w([C, C], dt), wk: w([C, C], dt), wv: w([C, C], dt), wl: w([R, C], dt), ranks, proj, projPlanes: planes(proj), lora },
       core: { proj, lora, wu: w([R, C], dt), ranks, params: w([8, C]), vfirst: t(C, { name: 'tmix vfirst' }), state: st.state('tmix wkv'), out: t(C, { name: 'tmix y' }), D: 64, fuseNorm: true, gnEps: 64e-5 },
+      // 'mm' (prefill): the LoRA matrices as a checkpoint has them
+      mm: (() => {
+        const rk = [ranks.w, ranks.a, ranks.g, ...(pre ? [] : [ranks.v])];
+        return { down: rk.map(r => w([r, C], dt)), up: rk.map(r => w([C, r], dt)), bias: rk.slice(0, pre ? 2 : 3).map(() => w([C])),
+          rows: rk.map((r, i) => t(r, { name: `tmix lora ${i}` })), vmix: pre ? null : t(C, { name: 'tmix vmix' }) };
+      })(),
     },
   };
 }
@@ -141,6 +147,11 @@ const CASES: Record<string, () => { what: string; args: any; lens?: number[] }[]
     return { what: `C 128 ${dt}`, args: { mix, mixPlanes: planes(mix), wr: w([128, 128], dt), wk: w([128, 128], dt), wv: w([128, 128], dt), wl: w([R, 128], dt), ranks, proj, projPlanes: planes(proj), lora: t(R, { name: 'lora' }) } };
   }),
   rwkv7_tmix: () => [tmixArgs('bf16', false), tmixArgs('f16', true), tmixArgs('f32', false)],
+  // 'ln' needs one-token sequences (its own step), 'ops' any
+  rwkv7_cmix: () => (['bf16', 'f16', 'f32'] as const).flatMap(dt => [[50, 19, 1], [1, 1, 1]].map(lens => ({
+    what: `C 128 I 512 ${dt} seqs ${lens.join(',')}`, lens,
+    args: { ln: { x: t(128), nw: w([2, 128]), state: state(128), mix: w([1, 128]), out: t(128, { name: 'kx' }), xo: null, eps: 1e-5 }, lnw: w([3, 128]), key: w([512, 128], dt), ffk: t(512, { name: 'ffk' }), hout: t(128, { name: 'hout' }) },
+  }))),
   wkv7: () => BOOLS.map(first => ({ what: `D 64 first=${first}`, args: { proj: t(128, { planes: 6 }), vfirst: t(128, { name: 'vfirst' }), vmix: first ? null : t(128, { name: 'vmix' }), params: w([8, 128]), state: state(2 * 64 * 64), out: t(128, { name: 'y' }), D: 64, fuseNorm: true, gnEps: 64e-5 } })),
 };
 
@@ -181,8 +192,8 @@ describe.skipIf(!HAS_GPU)('every op variant compiles', () => {
     const op = OPS.find(o => o.name === 'rwkv7_tmix')!;
     const kernels = launched.get(op.name) ?? new Set<Kernel>();
     launched.set(op.name, kernels);
-    for (const dt of ['bf16', 'f16', 'f32'] as const) for (const name of ['ln', 'ln_wg']) {
-      const { what, args } = tmixArgs(dt, false);
+    for (const dt of ['bf16', 'f16', 'f32'] as const) for (const name of ['ln', 'ln_wg']) for (const pre of [false, true]) {
+      const { what, args } = tmixArgs(dt, pre);
       expect(op.variants[name]!.supports!(args, ctx())).toBe(true);
       const ds = await built(`rwkv7_tmix ${name} ${what}`, op, args, name);
       expect(ds.map(d => d.label)).toEqual(['rwkv7_proj_ln', 'wkv7_lora']);

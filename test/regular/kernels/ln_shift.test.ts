@@ -4,10 +4,11 @@
 // positions (some resuming from a nonzero shift state, some of one token, one of 70 tokens), 6 mix planes (time mix,
 // with and without the layer-0 pre-norm) and 1 (channel mix); rows of several column blocks (1000); the portable
 // workgroup-memory reduction ('fused_wg') on two cases. Checks the mixed planes, the state and LN_pre(e).
-import { describe, expect, test } from 'bun:test';
-import { expectClose, prng, randn } from '../../helpers/allclose.ts';
+import { describe, test } from 'bun:test';
+import { prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
-import { checkBoth, gpuBackend, hostWeight, packedStep, runOn, type Body } from './harness.ts';
+import { hostWeight, packedStep, type Body } from './harness.ts';
+import { checkFused } from './rwkv7_helpers.ts';
 import { lnShift } from '../../../kernels/rwkv7/ln_shift.ts';
 import { layerNorm } from '../../../kernels/norm/layer_norm.ts';
 import { shiftStore, tokenShift } from '../../../kernels/rwkv7/token_shift.ts';
@@ -49,18 +50,7 @@ async function runCase(C: number, M: number, pre: boolean, seqs: { slot: number;
     await shiftStore(io.o, h, st);
     return { out, state: st, xo };
   };
-  const prev = process.env.FLA_KERNEL_LN_SHIFT;
-  process.env.FLA_KERNEL_LN_SHIFT = variant;
-  try {
-    const want = await checkBoth(step, setup, fused, { seed: rng, what });
-    const unf = await runOn(gpuBackend(), 'gpu', step, setup, unfused);
-    for (const k of Object.keys(want)) {
-      expect(unf[k]!.shape).toEqual(want[k]!.shape);
-      expectClose(unf[k]!.data, want[k]!.data, { what: `${what} ${k} (unfused GPU ops)`, seed: rng });
-    }
-  } finally {
-    if (prev === undefined) delete process.env.FLA_KERNEL_LN_SHIFT; else process.env.FLA_KERNEL_LN_SHIFT = prev;
-  }
+  await checkFused('FLA_KERNEL_LN_SHIFT', variant, step, setup, fused, unfused, rng, what);
 }
 
 describe.skipIf(!HAS_GPU)('ln_shift', () => {

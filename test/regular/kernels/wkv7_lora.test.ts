@@ -5,9 +5,10 @@
 // different slots (one more slot untouched) and a decode step of four; layer 0 (writes vfirst) and later layers.
 // Compares y, vfirst and the whole state afterwards.
 import { describe, expect, test } from 'bun:test';
-import { expectClose, prng, randn, randu, type Prng } from '../../helpers/allclose.ts';
+import { prng, randn, randu, type Prng } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
-import { checkBoth, gpuBackend, hostWeight, packedStep, runOn, selectCtx, type Body } from './harness.ts';
+import { hostWeight, packedStep, selectCtx, type Body } from './harness.ts';
+import { checkFused, withEnv } from './rwkv7_helpers.ts';
 import { wkv7Lora, wkv7LoraOp } from '../../../kernels/rwkv7/wkv7_lora.ts';
 import type { LoraRanks } from '../../../kernels/rwkv7/wkv7_lora.ref.ts';
 import { wkv7 } from '../../../kernels/rwkv7/wkv7.ts';
@@ -88,19 +89,7 @@ async function runCase(D: number, ranks: LoraRanks, dtype: 'f32' | 'bf16' | 'f16
     await wkv7(io.o, { proj: p, vfirst: vf, vmix: first ? null : vm, params: pw, state: st, out: y, D, fuseNorm, gnEps: D * 1e-5 });
     return { y, vfirst: vf, state: st };
   };
-  const prev = process.env.FLA_KERNEL_WKV7_LORA;
-  process.env.FLA_KERNEL_WKV7_LORA = variant;
-  try {
-    // bf16 weights: the references read the same rounded values (the CPU backend rounds them as the GPU stores them)
-    const want = await checkBoth(step, setup, fused, { seed: rng, what });
-    const unf = await runOn(gpuBackend(), 'gpu', step, setup, unfused);
-    for (const k of Object.keys(want)) {
-      expect(unf[k]!.shape).toEqual(want[k]!.shape);
-      expectClose(unf[k]!.data, want[k]!.data, { what: `${what} ${k} (unfused GPU ops)`, seed: rng });
-    }
-  } finally {
-    if (prev === undefined) delete process.env.FLA_KERNEL_WKV7_LORA; else process.env.FLA_KERNEL_WKV7_LORA = prev;
-  }
+  await checkFused('FLA_KERNEL_WKV7_LORA', variant, step, setup, fused, unfused, rng, what);
 }
 
 describe.skipIf(!HAS_GPU)('wkv7_lora', () => {
@@ -126,6 +115,11 @@ describe.skipIf(!HAS_GPU)('wkv7_lora', () => {
   // the fused kernel's row batches: ranks that are not multiples of the row groups, more rows than one batch
   test('D=64 ranks 96, 96, 256, 64 (rwkv7-1.5b), decode of two slots [fused]', async () => {
     await runCase(64, { w: 96, a: 96, g: 256, v: 64 }, 'bf16', 'fused', [{ slot: 1, len: 1 }, { slot: 3, len: 1 }]);
+  }, 120_000);
+  test('D=64 ranks 96, 96, 256, 64 in batches of 3 rows a thread (FLA_WKV7_LORA_KB=3: the last batch partial) [fused]', async () => {
+    await withEnv('FLA_WKV7_LORA_KB', '3', async () => {
+        await runCase(64, { w: 96, a: 96, g: 256, v: 64 }, 'bf16', 'fused', [{ slot: 1, len: 1 }, { slot: 3, len: 1 }]);
+    });
   }, 120_000);
   test('D=128 ranks 40, 24, 72, 20, f32, decode of one slot [fused]', async () => {
     await runCase(128, { w: 40, a: 24, g: 72, v: 20 }, 'f32', 'fused', [{ slot: 2, len: 1 }]);
