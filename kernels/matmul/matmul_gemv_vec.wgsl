@@ -17,6 +17,10 @@
 // workgroup-memory pass over the TPR / sg subgroups when TPR > sg; else (portable, TS 0) a workgroup-memory tree in
 // chunks of RC ≤ 16 sums. Afterwards slot i of a lane whose low TS lane bits are b holds sum j = i + voff(b) (j = r·CB + c).
 // Defines: WG, RB, CB (1, 2 or 4: CV2 / CV4 say which vector holds a row's columns), E, TS, UNROLL, VEC, SG_RED, SGS, ACT, HAS_BIAS, ACCUM, ROWS_K, W_F32, W_F16 (WDT 0: no wpair()).
+// COMB (matmul_gemv_comb.ts: attention's output projection with split-K attention's combine pass folded in; VEC,
+// rows 'n'): binding 1 is `part`, the partials of sdpa_split.wgsl for the x [R, IN = H·D] it stands for, and binding 6
+// `cdims` (H, D, S, RS); each workgroup first combines its block's RB rows of x into workgroup memory (CIN = IN,
+// CH = H: its sizes), then runs as above on them.
 // Accumulates in f32 (fma chains).
 #include "common.wgsl"
 #include "act.wgsl"
@@ -29,11 +33,21 @@ alias WUNIT = vec4u;
 alias XUNIT = f32;
 alias WUNIT = u32;
 #endif
+#if COMB
+@group(0) @binding(1) var<storage, read> part: array<vec4f>;     // split-K attention partials [R·H, RS / 4]
+var<workgroup> x: array<XUNIT, RB * CIN / 4u>;                    // the block's RB rows, combined from part
+#else
 @group(0) @binding(1) var<storage, read> x: array<XUNIT>;        // [R, IN] (as IN / 4 vec4f when VEC)
+#endif
 @group(0) @binding(2) var<storage, read> W: array<WUNIT>;        // [OUT, U]
 @group(0) @binding(3) var<storage, read> bias: array<f32>;       // [OUT]
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;    // [R, OUT]
 @group(0) @binding(5) var<uniform> dims: vec4u;                   // IN, OUT, U, TPR
+#if COMB
+@group(0) @binding(6) var<uniform> cdims: vec4u;                  // H, D, S, RS of the partials
+var<workgroup> cmax: array<f32, RB * CH>;                         // per (row, head): max_s m_s
+var<workgroup> cden: array<f32, RB * CH>;                         // Σ_s e^{m_s − M} l_s
+#endif
 
 #if CV4
 alias CV = vec4f;            // the CB columns of one batch row
@@ -166,6 +180,41 @@ fn tile(acc: ptr<function, array<CV, RB>>, w: array<WUNIT, CB>, xg: vec4u, u: u3
 #endif
 }
 
+#if COMB
+fn partf(i: u32) -> f32 { return part[i / 4u][i % 4u]; }
+
+// x rows r0 .. r0 + nr - 1 of the block into workgroup memory, from split-K attention's partials (sdpa_split.wgsl:
+// per (token, head) row of RS floats, m_s at s, l_s at S + s, acc_s at MLW + s·D): x[r, h·D + d] =
+// Σ_s e^{m_s − M} acc_s[d] / Σ_s e^{m_s − M} l_s, M = max_s m_s, as sdpa_combine.wgsl (sums in split order).
+fn combine(li: u32, r0: u32, nr: u32) {
+  let H = cdims.x;
+  let Q = cdims.y / 4u;        // vec4f of a head
+  let S = cdims.z;
+  let RS = cdims.w;
+  let MLW = (2u * S + 3u) / 4u * 4u;
+  for (var t = li; t < nr * H; t += WG) {
+    let b = (r0 * H + t) * RS;
+    var m = -3.0e38;
+    for (var s = 0u; s < S; s++) { m = max(m, partf(b + s)); }
+    var l = 0.0;
+    for (var s = 0u; s < S; s++) { l += exp(partf(b + s) - m) * partf(b + S + s); }
+    cmax[t] = m;
+    cden[t] = l;
+  }
+  workgroupBarrier();
+  for (var k = li; k < nr * H * Q; k += WG) {
+    let t = k / Q;
+    let b = (r0 * H + t) * RS;
+    let m = cmax[t];
+    let a0 = (b + MLW) / 4u + k % Q;
+    var a = vec4f(0.0);
+    for (var s = 0u; s < S; s++) { a += exp(partf(b + s) - m) * part[a0 + s * Q]; }
+    x[k] = a / cden[t];      // row t / H, element (t % H)·D + 4·(k % Q): k in row-major order
+  }
+  workgroupBarrier();
+}
+#endif
+
 // first sum held by a lane whose low TS lane bits are b (after the transposing steps)
 fn voff(b: u32) -> u32 {
   var o = 0u;
@@ -174,11 +223,15 @@ fn voff(b: u32) -> u32 {
 }
 
 @compute @workgroup_size(WG)
-#if SG_RED
-fn matmul_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
-  @builtin(subgroup_size) sg: u32) {
+#if COMB
+fn matmul_gemv_comb(
 #else
-fn matmul_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+fn matmul_gemv_vec(
+#endif
+#if SG_RED
+  @builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u, @builtin(subgroup_size) sg: u32) {
+#else
+  @builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
 #endif
   let IN = dims.x;
   let OUT = dims.y;
@@ -196,7 +249,14 @@ fn matmul_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_
   let xs = IN;
 #endif
   // x rows past the step's last are clamped to it: their sums are computed and never written
+#if COMB
+  // x holds the block's rows only (combined here): row r of the block at r · xs
+  let nr = select(0u, min(rows - r0, RB), r0 < rows);
+  combine(li, r0, nr);
+  let xg = vec4u(0u, 0u, max(nr, 1u) - 1u, xs);
+#else
   let xg = vec4u(0u, r0, rows - 1u, xs);   // batch row r of the block starts at x[xg.x + min(xg.y + r, xg.z) · xg.w]
+#endif
   var av: array<CV, RB>;
   if (o0 < OUT) {
     var wb: array<u32, CB>;
