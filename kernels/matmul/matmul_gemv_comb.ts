@@ -10,8 +10,8 @@ import { ShapeError } from '../../src/util/errors.ts';
 import { kernelKnob, knob } from '../../src/util/knobs.ts';
 import { kernel, op, rowsOf, scratch, u32, weightDefines, type Ctx, type Launch, type Op } from '../lib.ts';
 import { kvCacheDtype, partRow, sdpa, sdpaOp, splitLaunches, splitPlan, splitScratch, splitsOf, splitSupports, type SdpaArgs, type SdpaOp } from '../attention/sdpa.ts';
-import { sdpaRef } from '../attention/sdpa.ref.ts';
-import { matmulRef, ACT } from './matmul.ref.ts';
+import { ACT } from './matmul.ref.ts';
+import { attnOutRef } from './matmul_gemv_comb.ref.ts';
 import { cost as matmulCost, matmul, matmulOp, type MatmulArgs } from './matmul.ts';
 import { plan, rowLoop, type GemvVecPlan } from './matmul_gemv_vec.ts';
 import source from './matmul_gemv_vec.wgsl' with { type: 'text' };
@@ -93,11 +93,9 @@ export const attnOutOp = op<AttnOutArgs>({
       launches: (a, c) => [...sdpaOp.variants[pick(sdpaOp, a, c)]!.launches(a, c), ...matmulOp.variants[pick(matmulOp, mmArgs(a), c)]!.launches(mmArgs(a), c)],
     },
   },
-  ref: (a, h) => {
-    sdpaRef(h.data(a.q), h.data(a.k), h.data(a.v), h.data(a.out), h.step.cursors,
-      { H: a.H, KV: a.KV, D: a.D, ctx: a.ctx, window: a.window ?? 0, scale: a.scale ?? 1 / Math.sqrt(a.D), kv: a.kv ?? 'f32' });
-    matmulRef(h.data(a.out), h.data(a.w), a.bias ? h.data(a.bias) : null, h.data(a.y), h.cap(a.out), a.w.shape[1]!, a.w.shape[0]!, 'none', a.accumulate);
-  },
+  ref: (a, h) => attnOutRef(h.data(a.q), h.data(a.k), h.data(a.v), h.data(a.out), h.step.cursors,
+    { H: a.H, KV: a.KV, D: a.D, ctx: a.ctx, window: a.window ?? 0, scale: a.scale ?? 1 / Math.sqrt(a.D), kv: a.kv ?? 'f32' },
+    h.data(a.w), a.bias ? h.data(a.bias) : null, h.data(a.y), h.cap(a.out), a.w.shape[0]!, a.accumulate),
 });
 
 /**
