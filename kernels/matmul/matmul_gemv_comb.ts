@@ -8,7 +8,7 @@
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { kernelKnob, knob } from '../../src/util/knobs.ts';
-import { kernel, op, rowsOf, scratch, u32, weightDefines, type Ctx, type Launch, type Op } from '../lib.ts';
+import { grid, kernel, op, rowsOf, scratch, u32, weightDefines, type Ctx, type Launch, type Op } from '../lib.ts';
 import { kvCacheDtype, partRow, sdpa, sdpaOp, splitLaunches, splitPlan, splitScratch, splitsOf, splitSupports, type SdpaArgs, type SdpaOp } from '../attention/sdpa.ts';
 import { ACT } from './matmul.ref.ts';
 import { attnOutRef } from './matmul_gemv_comb.ref.ts';
@@ -46,6 +46,12 @@ export function combPlan(a: AttnOutArgs, c: Ctx, subgroups: boolean): GemvVecPla
   for (const rmax of [16, 8, 4, 2, 1]) {
     const p = plan(c.adapter, rowsOf(a.out, c), IN, OUT, dtype, subgroups, false, rmax);
     if (!p.VEC) return null;
+    const lanes = knob('FLA_GEMV_COMB_LANES');
+    if (lanes !== undefined && p.TS === 0) {   // fewer lanes a group: more columns a workgroup, fewer re-reads of the partials
+      p.TPR = Math.max(1, Math.min(Number(lanes), p.WG, p.U));
+      const [gx, gy] = grid(Math.ceil(p.groups / (p.WG / p.TPR)));
+      p.workgroups = [gx, gy, p.workgroups[2]];
+    }
     if (p.RB <= rmax && combBytes(p, IN, a.H) <= c.adapter.maxWorkgroupStorage) return p;
   }
   return null;

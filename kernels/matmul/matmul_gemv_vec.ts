@@ -71,7 +71,7 @@ export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 
   if (SG_RED) while (TS < 3 && 2 << TS <= Math.min(N, TPR, SGS)) TS++;
   const [gx, gy] = grid(Math.ceil(groups / (WG / TPR)));
   // units in flight per lane: 4 for a few sums, fewer as the register tile grows (keeps the registers ≲ 128)
-  const UNROLL = N <= 4 ? 4 : N <= 16 ? 2 : 1;
+  const UNROLL = Number(knob('FLA_GEMV_UNROLL') ?? (N <= 4 ? 4 : N <= 16 ? 2 : 1));
   return { WG, TPR, RB, CB, E, TS, UNROLL, VEC, SG_RED, SGS: SG_RED ? SGS : 0, U, groups, workgroups: [gx, gy, z] };
 }
 

@@ -24,15 +24,9 @@
 // Accumulates in f32 (fma chains).
 #include "common.wgsl"
 #include "act.wgsl"
+#include "matmul_gemv_common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
-#if VEC
-alias XUNIT = vec4f;
-alias WUNIT = vec4u;
-#else
-alias XUNIT = f32;
-alias WUNIT = u32;
-#endif
 #if COMB
 @group(0) @binding(1) var<storage, read> part: array<vec4f>;     // split-K attention partials [R·H, RS / 4]
 var<workgroup> x: array<XUNIT, RB * CIN / 4u>;                    // the block's RB rows, combined from part
@@ -49,136 +43,9 @@ var<workgroup> cmax: array<f32, RB * CH>;                         // per (row, h
 var<workgroup> cden: array<f32, RB * CH>;                         // Σ_s e^{m_s − M} l_s
 #endif
 
-#if CV4
-alias CV = vec4f;            // the CB columns of one batch row
-#else
-#if CV2
-alias CV = vec2f;
-#else
-alias CV = f32;
-#endif
-#endif
-const N = RB * CB;           // sums per lane
-const M = N >> TS;           // sums per lane after the transposing steps
-#if SG_RED
-// M sums per (subgroup, low-bit class) when a group spans several subgroups
-var<workgroup> red: array<f32, (WG / SGS) * N>;
-#else
-const RC = min(N, 16u);      // sums per pass of the workgroup-memory tree
-var<workgroup> red: array<f32, WG * RC>;
-#endif
 
-// The E weights of one unit, in element order.
-fn wvals(w: WUNIT) -> array<f32, E> {
-#if VEC
-#if W_F32
-  let f = bitcast<vec4f>(w);
-  return array<f32, E>(f.x, f.y, f.z, f.w);
-#else
-#if W_F16
-  let a = unpack2x16float(w.x); let b = unpack2x16float(w.y);
-  let c = unpack2x16float(w.z); let d = unpack2x16float(w.w);
-  return array<f32, E>(a.x, a.y, b.x, b.y, c.x, c.y, d.x, d.y);
-#else
-  let lo = bitcast<vec4f>(w << vec4u(16u));            // elements 0, 2, 4, 6
-  let hi = bitcast<vec4f>(w & vec4u(0xffff0000u));     // elements 1, 3, 5, 7
-  return array<f32, E>(lo.x, hi.x, lo.y, hi.y, lo.z, hi.z, lo.w, hi.w);
-#endif
-#endif
-#else
-#if W_F32
-  return array<f32, E>(bitcast<f32>(w));
-#else
-#if W_F16
-  let p = unpack2x16float(w);
-#else
-  let p = vec2f(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u));
-#endif
-  return array<f32, E>(p.x, p.y);
-#endif
-#endif
-}
-
-// The E values of x row `xr` (its first index in x's element type) under unit u.
-fn xvals(xr: u32, u: u32) -> array<f32, E> {
-#if VEC
-#if W_F32
-  let a = x[xr + u];
-  return array<f32, E>(a.x, a.y, a.z, a.w);
-#else
-  let a = x[xr + 2u * u];
-  let b = x[xr + 2u * u + 1u];
-  return array<f32, E>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
-#endif
-#else
-#if W_F32
-  return array<f32, E>(x[xr + u]);
-#else
-  return array<f32, E>(x[xr + 2u * u], x[xr + 2u * u + 1u]);
-#endif
-#endif
-}
-
-// The CB loaded units unpacked and transposed: element e of every column.
-fn columns(w: array<WUNIT, CB>) -> array<CV, E> {
-  var f: array<array<f32, E>, CB>;
-  for (var c = 0u; c < CB; c++) { f[c] = wvals(w[c]); }
-  var t: array<CV, E>;
-  for (var e = 0u; e < E; e++) {
-#if CV4
-    t[e] = vec4f(f[0][e], f[1][e], f[2][e], f[3][e]);
-#else
-#if CV2
-    t[e] = vec2f(f[0][e], f[1][e]);
-#else
-    t[e] = f[0][e];
-#endif
-#endif
-  }
-  return t;
-}
-
-// column c of a row's vector
-fn col(v: CV, c: u32) -> f32 {
-#if CV4
-  return v[c];
-#else
-#if CV2
-  return v[c];
-#else
-  return v;
-#endif
-#endif
-}
-
-// acc[r] (the CB columns of batch row r of the block xg) += t · x unit u of row r: E vector FMAs on one x load
-fn tile_row(acc: ptr<function, array<CV, RB>>, t: array<CV, E>, xg: vec4u, u: u32, r: u32) {
-  let xv = xvals(xg.x + min(xg.y + r, xg.z) * xg.w, u);
-  var s = (*acc)[r];
-  for (var e = 0u; e < E; e++) { s = fma(t[e], CV(xv[e]), s); }
-  (*acc)[r] = s;
-}
-
-// every row of the block += the CB loaded W units (unpacked once and transposed to t[e], element e of every column)
-fn tile(acc: ptr<function, array<CV, RB>>, w: array<WUNIT, CB>, xg: vec4u, u: u32) {
-  let t = columns(w);
-#if ROW_LOOP
-  for (var r = 0u; r < RB; r++) { tile_row(acc, t, xg, u, r); }
-#else
-  // rows by explicit calls (RB a power of two ≤ 16): every acc index a constant once the call is inlined, with no
-  // reliance on the driver unrolling a 16-trip loop whose body is E vector FMAs
-  tile_row(acc, t, xg, u, 0u);
-  if (RB > 1u) { tile_row(acc, t, xg, u, 1u); }
-  if (RB > 2u) { tile_row(acc, t, xg, u, 2u); tile_row(acc, t, xg, u, 3u); }
-  if (RB > 4u) {
-    tile_row(acc, t, xg, u, 4u); tile_row(acc, t, xg, u, 5u); tile_row(acc, t, xg, u, 6u); tile_row(acc, t, xg, u, 7u);
-  }
-  if (RB > 8u) {
-    tile_row(acc, t, xg, u, 8u); tile_row(acc, t, xg, u, 9u); tile_row(acc, t, xg, u, 10u); tile_row(acc, t, xg, u, 11u);
-    tile_row(acc, t, xg, u, 12u); tile_row(acc, t, xg, u, 13u); tile_row(acc, t, xg, u, 14u); tile_row(acc, t, xg, u, 15u);
-  }
-#endif
-}
+// unit i of W for column c
+fn wunit(pc: u32, c: u32, i: u32) -> WUNIT { return W[i]; }
 
 #if COMB
 fn partf(i: u32) -> f32 { return part[i / 4u][i % 4u]; }
@@ -214,13 +81,6 @@ fn combine(li: u32, r0: u32, nr: u32) {
   workgroupBarrier();
 }
 #endif
-
-// first sum held by a lane whose low TS lane bits are b (after the transposing steps)
-fn voff(b: u32) -> u32 {
-  var o = 0u;
-  for (var t = 0u; t < TS; t++) { o += ((b >> t) & 1u) * (N >> (t + 1u)); }
-  return o;
-}
 
 @compute @workgroup_size(WG)
 #if COMB
@@ -261,19 +121,7 @@ fn matmul_gemv_vec(
   if (o0 < OUT) {
     var wb: array<u32, CB>;
     for (var c = 0u; c < CB; c++) { wb[c] = min(o0 + c, OUT - 1u) * U; }
-    var u = lane;
-    for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
-      var wv: array<array<WUNIT, CB>, UNROLL>;
-      for (var k = 0u; k < UNROLL; k++) {
-        for (var c = 0u; c < CB; c++) { wv[k][c] = W[wb[c] + u + k * TPR]; }   // all loads in flight first
-      }
-      for (var k = 0u; k < UNROLL; k++) { tile(&av, wv[k], xg, u + k * TPR); }
-    }
-    for (; u < U; u += TPR) {
-      var w1: array<WUNIT, CB>;
-      for (var c = 0u; c < CB; c++) { w1[c] = W[wb[c] + u]; }
-      tile(&av, w1, xg, u);
-    }
+    accum(0u, &av, wb, xg, lane, TPR, U);
   }
 
   // the sums flat, j = r·CB + c
@@ -281,62 +129,9 @@ fn matmul_gemv_vec(
   for (var r = 0u; r < RB; r++) { for (var c = 0u; c < CB; c++) { acc[r * CB + c] = col(av[r], c); } }
 
 #if SG_RED
-  // transposing steps: stride s = 1, 2, 4; h = sums kept; the lane with the stride bit set keeps the upper half
-  if (TS > 0u) {
-    let hi = (lane & 1u) != 0u;
-    for (var i = 0u; i < N / 2u; i++) {
-      let keep = select(acc[i], acc[i + N / 2u], hi);
-      let send = select(acc[i + N / 2u], acc[i], hi);
-      acc[i] = keep + subgroupShuffleXor(send, 1u);
-    }
-  }
-  if (TS > 1u) {
-    let hi = (lane & 2u) != 0u;
-    for (var i = 0u; i < N / 4u; i++) {
-      let keep = select(acc[i], acc[i + N / 4u], hi);
-      let send = select(acc[i + N / 4u], acc[i], hi);
-      acc[i] = keep + subgroupShuffleXor(send, 2u);
-    }
-  }
-  if (TS > 2u) {
-    let hi = (lane & 4u) != 0u;
-    for (var i = 0u; i < N / 8u; i++) {
-      let keep = select(acc[i], acc[i + N / 8u], hi);
-      let send = select(acc[i + N / 8u], acc[i], hi);
-      acc[i] = keep + subgroupShuffleXor(send, 4u);
-    }
-  }
-  let span = min(TPR, sg);
-  for (var s = 1u << TS; s < span; s <<= 1u) {
-    for (var i = 0u; i < M; i++) { acc[i] += subgroupShuffleXor(acc[i], s); }
-  }
-  let lb = lane & ((1u << TS) - 1u);
-  if (TPR > sg) {
-    // sum the TPR / sg subgroups of each group through workgroup memory
-    let si = li / sg;
-    if ((li % sg) >> TS == 0u) { for (var i = 0u; i < M; i++) { red[((si << TS) | lb) * M + i] = acc[i]; } }
-    workgroupBarrier();
-    let f0 = sub * (TPR / sg);
-    for (var i = 0u; i < M; i++) {
-      var v = 0.0;
-      for (var j = 0u; j < TPR / sg; j++) { v += red[(((f0 + j) << TS) | lb) * M + i]; }
-      acc[i] = v;
-    }
-  }
+  let lb = reduce(&acc, li, lane, sub, TPR, sg);
 #else
-  let lb = 0u;
-  for (var q = 0u; q < N / RC; q++) {
-    for (var e = 0u; e < RC; e++) { red[li * RC + e] = acc[q * RC + e]; }
-    workgroupBarrier();
-    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-      if (lane < s) {
-        for (var e = 0u; e < RC; e++) { red[li * RC + e] += red[(li + s) * RC + e]; }
-      }
-      workgroupBarrier();
-    }
-    for (var e = 0u; e < RC; e++) { acc[q * RC + e] = red[(li - lane) * RC + e]; }
-    workgroupBarrier();
-  }
+  let lb = reduce(&acc, li, lane, sub, TPR);
 #endif
 
   // lanes of one low-bit class hold the same sums: of those, lane class member m writes slots i ≡ m (mod TPR >> TS)

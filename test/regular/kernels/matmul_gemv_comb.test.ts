@@ -84,7 +84,8 @@ describe.skipIf(!HAS_GPU)('attn_out', () => {
       for (const c of variant === 'fused_wg' ? CASES.slice(0, 3) : CASES) await vsRef(variant, c);
     }, SLOW);
   }
-  test('fused against split (sdpa_combine + gemv_vec) on the GPU', async () => {
+  test('fused against split (sdpa_combine + gemv_vec) on the GPU; 4 lanes a group at one row (FLA_GEMV_COMB_LANES)', async () => {
     for (const c of CASES) await fusedVsSplit(c);
+    await withEnv('FLA_GEMV_COMB_LANES', '4', () => fusedVsSplit(CASES[0]!));
   }, SLOW);
 });
