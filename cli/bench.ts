@@ -103,7 +103,7 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
     }
     const kernels: Record<string, KernelRow[]> = {};
     if (gpu?.gpu.timestamps && opts.profile !== false) {
-      kernels[`decode step (batch 1)`] = await decodeStepProfile(engine, ceil);
+      for (const b of new Set([1, ...batches])) kernels[`decode step (batch ${b})`] = await decodeStepProfile(engine, ceil, b);
       if (longCtx !== null) kernels[`decode step (batch 1, ${longCtx} tokens of context)`] = await kernelProfile(engine, () => longDecodeSpeed(engine, longCtx, 1, 9, true), ceil);
       kernels[`prefill (${p} tokens)`] = await kernelProfile(engine, () => promptSpeed(engine, p, 9), ceil);
     }

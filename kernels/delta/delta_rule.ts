@@ -104,6 +104,19 @@ function dimsOf(x: DeltaOp) {
 /** The least power of two ≥ n. */
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(n));
 
+/**
+ * Row lanes of the fused kernel: RL threads a value column, each holding DK / RL rows of S (more loads in flight and
+ * shorter FMA chains for the one workgroup a head). FLA_DELTA_FUSED_RL forces it (lowered to what fits); default the
+ * most that keep DV · RL ≤ 512 threads and the adapter's limit.
+ */
+export function fusedRowLanes(DK: number, DV: number, maxInvocations: number): number {
+  const forced = Number(knob('FLA_DELTA_FUSED_RL') ?? 0);
+  let rl = forced > 0 ? forced : 8;
+  const cap = forced > 0 ? maxInvocations : Math.min(512, maxInvocations);
+  while (rl > 1 && (DK % rl !== 0 || DV * rl > cap)) rl >>= 1;
+  return rl;
+}
+
 /** The fused kernel's case: q, k, v one tensor, a and b (where present) another; a norm; a value head per workgroup. */
 function fusable(x: DeltaOp, c: Ctx): boolean {
   return !!x.norm && x.q === x.k && x.k === x.v && (x.a === null || x.b === null || x.a === x.b) && x.d.DV <= c.adapter.maxInvocations;
@@ -147,11 +160,11 @@ export const deltaRuleOp = op<DeltaOp>({
     fused: {
       supports: fusable,
       launches: (x, c) => {
-        const d = x.d, f = offOf(x), n = x.norm!, side = x.a ?? x.b;
+        const d = x.d, f = offOf(x), n = x.norm!, side = x.a ?? x.b, RL = fusedRowLanes(d.DK, d.DV, c.adapter.maxInvocations);
         const eps = new Uint32Array(new Float32Array([n.eps]).buffer)[0]!;
         return [{
           kernel: KERNELS.fused, grid: [d.HV, c.step.b, 1], cost: cost(c.step.n, d),
-          defines: { DK: d.DK, BV: d.DV, RP: pow2(d.DV), QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], V_SILU: d.vSilu, HAS_Z: n.gate !== null, ...gateDefines(x) },
+          defines: { DK: d.DK, BV: d.DV, RL, RP: pow2(d.DV * RL), QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], V_SILU: d.vSilu, HAS_Z: n.gate !== null, ...gateDefines(x) },
           bind: { qkv: x.q, gab: side, z: n.gate, gp: x.gp, gn: n.w, state: x.state, o: x.out,
             dims: u32(d.H, d.HV, d.DV, eps, x.q.cols, f.q, f.k, f.v, side?.cols ?? 0, f.a, f.b, 0, n.gate?.cols ?? 0, n.gateOff ?? 0, 0, 0) },
         }];

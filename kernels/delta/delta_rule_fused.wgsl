@@ -9,10 +9,12 @@
 // z[t·Z + zO …] (dummy if !HAS_Z; may be gab's tensor again); gp [2, HV] f32 =
 // A_log, dt_bias (dummy if !HAS_GATE); gn [DV] f32 (the norm weight, shared by the heads); state [slots, HV, DK, DV]
 // f32 (K-first); o [N, HV·DV] (normed).
-// Dispatch: (HV, B) workgroups of BV = DV threads: thread c owns column c of the head's S (DK registers), so the
-// norm's sum over the head is one workgroup reduction; q/k are staged in workgroup memory and their norms reduced
-// there. Runtime dims: (H, HV, DV, eps bits), (S, qO, kO, vO), (P, aO, bO), (Z, zO). Defines: DK, BV (= DV), RP (power of
-// two ≥ BV), QK_ACT, QK_NORM, V_SILU, HAS_GATE, HAS_BETA, NEG_EIG, HAS_Z. All f32; tree reductions.
+// Dispatch: (HV, B) workgroups of NT = BV·RL threads (BV = DV): thread (c, r) = (li mod BV, li / BV) owns rows
+// [r·DR, (r+1)·DR) of column c of the head's S (DR = DK / RL registers); its partial sums over those rows meet in
+// workgroup memory (RL = 1: one thread a column, as before). The norm's sum over the head is one workgroup reduction;
+// q/k are staged in workgroup memory and their norms reduced there. Runtime dims: (H, HV, DV, eps bits), (S, qO, kO,
+// vO), (P, aO, bO), (Z, zO). Defines: DK, BV (= DV), RL (row lanes, divides DK), RP (power of two ≥ BV·RL), QK_ACT,
+// QK_NORM, V_SILU, HAS_GATE, HAS_BETA, NEG_EIG, HAS_Z. All f32; tree reductions.
 #include "common.wgsl"
 #include "delta_common.wgsl"
 
@@ -27,20 +29,35 @@
 @group(0) @binding(8) var<storage, read_write> o: array<f32>;     // [N, HV·DV]
 @group(0) @binding(9) var<uniform> dims: array<vec4u, 4>;         // (H, HV, DV, eps), (S, qO, kO, vO), (P, aO, bO), (Z, zO)
 
+const NT = BV * RL;
+const DR = DK / RL;
+
 var<workgroup> sh_q: array<f32, DK>;
 var<workgroup> sh_k: array<f32, DK>;
-var<workgroup> red: array<vec2f, BV>;
+var<workgroup> red: array<vec2f, NT>;
+var<workgroup> rows: array<f32, NT>;   // the row lanes' partial sums, [RL, BV]
 
-// red[0] ← Σ red[0..BV) (BV need not be a power of two); every thread reads red[0] after it
+// red[0] ← Σ red[0..NT) (NT need not be a power of two); every thread reads red[0] after it
 fn reduce(li: u32) {
   workgroupBarrier();
   for (var s = RP / 2u; s > 0u; s >>= 1u) {
-    if (li < s && li + s < BV) { red[li] += red[li + s]; }
+    if (li < s && li + s < NT) { red[li] += red[li + s]; }
     workgroupBarrier();
   }
 }
 
-@compute @workgroup_size(BV)
+// Σ over the row lanes of column c of each thread's x (every row lane of the column gets the sum)
+fn acrossRows(li: u32, c: u32, x: f32) -> f32 {
+  if (RL == 1u) { return x; }
+  rows[li] = x;
+  workgroupBarrier();
+  var t = 0.0;
+  for (var r = 0u; r < RL; r++) { t += rows[r * BV + c]; }
+  workgroupBarrier();                          // every lane has read rows before they are written again
+  return t;
+}
+
+@compute @workgroup_size(NT)
 fn delta_rule_fused(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u) {
   let H = dims[0].x;
   let HV = dims[0].y;
@@ -50,12 +67,14 @@ fn delta_rule_fused(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_i
   let seq = wg.y;
   if (seq >= step.b) { return; }
   let hv = wg.x;
-  let c = l.x;
+  let li = l.x;
+  let c = li % BV;
+  let r0 = (li / BV) * DR;
   let h = hv / (HV / H);
   let cu = cursor(seq);
-  let base = (cu.slot * HV + hv) * DK * BV + c;
-  var S: array<f32, DK>;
-  for (var i = 0u; i < DK; i++) { S[i] = state[base + i * BV]; }
+  let base = ((cu.slot * HV + hv) * DK + r0) * BV + c;
+  var S: array<f32, DR>;
+  for (var i = 0u; i < DR; i++) { S[i] = state[base + i * BV]; }
   let scale = inverseSqrt(f32(DK));
   var A = 0.0;
   var dtb = 0.0;
@@ -65,15 +84,15 @@ fn delta_rule_fused(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_i
     let qo = row + L.y + h * DK;
     let ko = row + L.z + h * DK;
     var part = vec2f(0.0);
-    for (var i = l.x; i < DK; i += BV) {
+    for (var i = li; i < DK; i += NT) {
       let qa = qk_act(qkv[qo + i]);
       let ka = qk_act(qkv[ko + i]);
       sh_q[i] = qa;
       sh_k[i] = ka;
       if (QK_NORM == 1u) { part += vec2f(qa * qa, ka * ka); } else { part += vec2f(qa, ka); }
     }
-    red[l.x] = part;
-    reduce(l.x);
+    red[li] = part;
+    reduce(li);
     var inv = vec2f(1.0);
     if (QK_NORM == 1u) { inv = inverseSqrt(red[0] + vec2f(1e-6)); }
     if (QK_NORM == 2u) { inv = 1.0 / red[0]; }
@@ -86,24 +105,26 @@ fn delta_rule_fused(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_i
     var vc = qkv[row + L.w + hv * BV + c];
     if (V_SILU) { vc = vc * sigmoid(vc); }
     var p = 0.0;
-    for (var i = 0u; i < DK; i++) {
+    for (var i = 0u; i < DR; i++) {
       S[i] *= dec;
-      p = fma(S[i], sh_k[i], p);
+      p = fma(S[i], sh_k[r0 + i], p);
     }
+    p = acrossRows(li, c, p);
     let u = beta * (vc - p * inv.y) * inv.y;     // k̂ = k·inv.y: S += k·(inv.y·u)
     var acc = 0.0;
-    for (var i = 0u; i < DK; i++) {
-      S[i] = fma(sh_k[i], u, S[i]);
-      acc = fma(S[i], sh_q[i], acc);
+    for (var i = 0u; i < DR; i++) {
+      S[i] = fma(sh_k[r0 + i], u, S[i]);
+      acc = fma(S[i], sh_q[r0 + i], acc);
     }
+    acc = acrossRows(li, c, acc);
     let y = acc * inv.x * scale;
     workgroupBarrier();                          // every thread has read red[0]
-    red[l.x] = vec2f(y * y, 0.0);
-    reduce(l.x);
+    red[li] = select(vec2f(0.0), vec2f(y * y, 0.0), li < BV);
+    reduce(li);
     var yn = y * inverseSqrt(red[0].x / f32(BV) + eps) * gn[c];
     if (HAS_Z) { let zc = z[t * dims[3].x + dims[3].y + hv * BV + c]; yn *= zc * sigmoid(zc); }
-    o[t * HV * BV + hv * BV + c] = yn;
+    if (li < BV) { o[t * HV * BV + hv * BV + c] = yn; }
     workgroupBarrier();                          // sh_q, sh_k and red[0] are read before the next token writes them
   }
-  for (var i = 0u; i < DK; i++) { state[base + i * BV] = S[i]; }
+  for (var i = 0u; i < DR; i++) { state[base + i * BV] = S[i]; }
 }

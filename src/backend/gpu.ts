@@ -460,9 +460,11 @@ export class GpuBackend implements Backend {
     const res = this.gpu.buffer(16 * n, 'timestamps', GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC);
     ds.forEach((d, i) => {
       const pass = enc.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
-      pass.setPipeline(d.pipeline);
-      pass.setBindGroup(0, d.bindGroup);
-      pass.dispatchWorkgroups(...d.workgroups);
+      if (d.workgroups.every(n => n > 0)) {   // an empty grid: timed as nothing (as encode skips it)
+        pass.setPipeline(d.pipeline);
+        pass.setBindGroup(0, d.bindGroup);
+        pass.dispatchWorkgroups(...d.workgroups);
+      }
       pass.end();
     });
     enc.resolveQuerySet(qs, 0, 2 * n, res, 0);

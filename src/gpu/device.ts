@@ -394,6 +394,8 @@ export class Gpu {
     if (!dispatches.length) return;
     const pass = encoder.beginComputePass();
     for (const d of dispatches) {
+      // an empty grid (e.g. an expert segment no token chose) does nothing; Dawn would warn about it on stdout
+      if (!d.workgroups[0] || !d.workgroups[1] || !d.workgroups[2]) continue;
       pass.setPipeline(d.pipeline);
       pass.setBindGroup(0, d.bindGroup);
       pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);

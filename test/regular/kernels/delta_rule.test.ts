@@ -12,7 +12,7 @@ import { prng, randn, randu } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
 import { checkBoth, gpuBackend, hostWeight, packedStep, runOn, selectCtx, type Packed } from './harness.ts';
 import { expectClose } from '../../helpers/allclose.ts';
-import { deltaRule, deltaRuleOp, type DeltaDims, type DeltaKernel, type DeltaOp } from '../../../kernels/delta/delta_rule.ts';
+import { deltaRule, deltaRuleOp, fusedRowLanes, type DeltaDims, type DeltaKernel, type DeltaOp } from '../../../kernels/delta/delta_rule.ts';
 import type { GpuBackend } from '../../../src/backend/gpu.ts';
 
 const SLOTS = 5;
@@ -220,6 +220,26 @@ describe.skipIf(!HAS_GPU)('delta_rule packed with the output norm', () => {
       await runPacked(kernel, { DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true, zSep: true }, DECODE4);
     });
   }
+  for (const rl of ['1', '2', '4', '8']) {
+    test(`fused with FLA_DELTA_FUSED_RL=${rl} (row lanes a column): DK=128 DV=128 decode, DK=64 DV=80 packed, DK=128 DV=256 decode`, async () => {
+      const prev = process.env.FLA_DELTA_FUSED_RL;
+      process.env.FLA_DELTA_FUSED_RL = rl;
+      try {
+        await runPacked('fused', { DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true, zSep: true }, DECODE4);
+        await runPacked('fused', { DK: 64, DV: 80, H: 1, r: 2, gated: true, gate: true, init: true }, PACKED);
+        await runPacked('fused', { DK: 128, DV: 256, H: 2, r: 1, gated: true, gate: true, init: true }, DECODE4);
+      } finally { if (prev === undefined) delete process.env.FLA_DELTA_FUSED_RL; else process.env.FLA_DELTA_FUSED_RL = prev; }
+    });
+  }
+  test('fusedRowLanes: the most that fit 512 threads by default, a forced count lowered to what divides DK and fits the adapter', () => {
+    const prev = process.env.FLA_DELTA_FUSED_RL;
+    delete process.env.FLA_DELTA_FUSED_RL;
+    try {
+      expect([fusedRowLanes(128, 256, 1024), fusedRowLanes(128, 128, 1024), fusedRowLanes(64, 80, 1024), fusedRowLanes(128, 128, 256), fusedRowLanes(6, 64, 1024)]).toEqual([2, 4, 4, 2, 2]);
+      process.env.FLA_DELTA_FUSED_RL = '8';
+      expect([fusedRowLanes(128, 256, 1024), fusedRowLanes(128, 128, 1024), fusedRowLanes(128, 128, 256), fusedRowLanes(4, 64, 1024)]).toEqual([4, 8, 2, 4]);
+    } finally { if (prev === undefined) delete process.env.FLA_DELTA_FUSED_RL; else process.env.FLA_DELTA_FUSED_RL = prev; }
+  });
   test('fused equals the unfused recurrent + rms_norm and the chunked + rms_norm on the GPU (1e-4)', async () => {
     for (const c of [{ DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true }, { DK: 64, DV: 128, H: 2, r: 1, gated: true, gate: true, init: true, zSep: true }] as PackedCase[]) for (const seqs of [PACKED, DECODE4]) {
       const f = await runPacked('fused', c, seqs, true);
