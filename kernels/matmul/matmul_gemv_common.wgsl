@@ -233,8 +233,8 @@ fn reduce(acc: ptr<function, array<f32, N>>, li: u32, lane: u32, sub: u32, TPR: 
   return lb;
 }
 #else
-fn reduce(acc: ptr<function, array<f32, N>>, li: u32, lane: u32, sub: u32, TPR: u32) -> u32 {
-  // a workgroup-memory tree in chunks of RC sums
+fn reduce(acc: ptr<function, array<f32, N>>, li: u32, lane: u32, sub: u32, TPR: u32, sg: u32) -> u32 {
+  // a workgroup-memory tree in chunks of RC sums (sg unused: the kernel's entry has no subgroup size)
   for (var q = 0u; q < N / RC; q++) {
     for (var e = 0u; e < RC; e++) { red[li * RC + e] = (*acc)[q * RC + e]; }
     workgroupBarrier();

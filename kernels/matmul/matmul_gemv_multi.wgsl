@@ -79,11 +79,7 @@ fn wunit(pc: u32, c: u32, i: u32) -> WUNIT { return wload(colpart(pc, c), i); }
 
 #if NORM
 // Σ_i x[r, i]² of the block's rows r (clamped as the loads are), summed over the workgroup: every thread gets them
-#if SG_RED
 fn sumsq(li: u32, xg: vec4u, U: u32, sg: u32) -> array<f32, RB> {
-#else
-fn sumsq(li: u32, xg: vec4u, U: u32) -> array<f32, RB> {
-#endif
   var q: array<f32, RB>;
   for (var u = li; u < U; u += WG) {
     for (var r = 0u; r < RB; r++) {
@@ -115,11 +111,14 @@ fn sumsq(li: u32, xg: vec4u, U: u32) -> array<f32, RB> {
 #endif
 
 @compute @workgroup_size(WG)
+fn matmul_gemv_multi(
 #if SG_RED
-fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
-  @builtin(subgroup_size) sg: u32) {
+  @builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u, @builtin(subgroup_size) sg: u32) {
 #else
-fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+  @builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#endif
+#if !SG_RED
+  let sg = 1u;           // unused: the reductions go through workgroup memory
 #endif
   let IN = dims[0].x;
   let U = dims[0].y;
@@ -150,11 +149,7 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
   _ = gn[0];                     // the binding stays in the layout
 #endif
 #if NORM
-#if SG_RED
   ss = sumsq(li, xg, U, sg);
-#else
-  ss = sumsq(li, xg, U);
-#endif
 #endif
   var av: array<CV, RB>;
   if (o0 < OUT) {
@@ -175,11 +170,7 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
   var acc: array<f32, N>;
   for (var r = 0u; r < RB; r++) { for (var c = 0u; c < CB; c++) { acc[vi(r, c)] = col(av[r], c); } }
 
-#if SG_RED
   let lb = reduce(&acc, li, lane, sub, TPR, sg);
-#else
-  let lb = reduce(&acc, li, lane, sub, TPR);
-#endif
 
   // lanes of one low-bit class hold the same sums: of those, class member m writes slots i ≡ m (mod TPR >> TS)
   let f = voff(lb);

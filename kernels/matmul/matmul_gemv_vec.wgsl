@@ -93,6 +93,9 @@ fn matmul_gemv_vec(
 #else
   @builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
 #endif
+#if !SG_RED
+  let sg = 1u;           // unused: the reductions go through workgroup memory
+#endif
   let IN = dims.x;
   let OUT = dims.y;
   let U = dims.z;
@@ -128,11 +131,7 @@ fn matmul_gemv_vec(
   var acc: array<f32, N>;
   for (var r = 0u; r < RB; r++) { for (var c = 0u; c < CB; c++) { acc[r * CB + c] = col(av[r], c); } }
 
-#if SG_RED
   let lb = reduce(&acc, li, lane, sub, TPR, sg);
-#else
-  let lb = reduce(&acc, li, lane, sub, TPR);
-#endif
 
   // lanes of one low-bit class hold the same sums: of those, lane class member m writes slots i ≡ m (mod TPR >> TS)
   let first = voff(lb);

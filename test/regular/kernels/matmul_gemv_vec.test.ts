@@ -124,6 +124,16 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
         try { await runCase({ R: 8, IN: 264, OUT: 130, act: 'none', bias: false, accumulate: false, dtype: 'bf16', kernel }); } finally { if (prev === undefined) delete process.env.FLA_GEMV_ROW_LOOP; else process.env.FLA_GEMV_ROW_LOOP = prev; }
       }, SLOW);
 
+      test('units in flight (FLA_GEMV_UNROLL) 8 and 1 at 1 and 5 rows, 1030×41 (word loads) and 264×130 (4 lanes a group: the unrolled loop and its remainder)', async () => {
+        const prev = process.env.FLA_GEMV_UNROLL;
+        try {
+          for (const un of ['8', '1']) {
+            process.env.FLA_GEMV_UNROLL = un;
+            for (const R of [1, 5]) for (const [IN, OUT] of [[1030, 41], [264, 130]] as const) await runCase({ R, IN, OUT, act: 'none', bias: true, accumulate: false, dtype: 'bf16', kernel });
+          }
+        } finally { if (prev === undefined) delete process.env.FLA_GEMV_UNROLL; else process.env.FLA_GEMV_UNROLL = prev; }
+      }, SLOW);
+
       test('rows past 16 (row groups of 16 side by side, the batched-decode default on GPUs up to 64 rows)', async () => {
         for (const R of [17, 33, 64]) await runCase({ R, IN: 264, OUT: 130, act: 'none', bias: false, accumulate: false, dtype: 'bf16', kernel });   // the RB 16 shader of the case above: no new compile
       }, SLOW);
