@@ -1,10 +1,10 @@
 // attn_out op: y (+)= sdpa(q, k, v)·Wᵀ + bias — attention followed by its output projection. For decode-shaped
 // steps where sdpa runs split-K ('split': sdpa_split writes per-split partials, sdpa_combine merges them) and the
 // projection runs on gemv_vec, 'fused' folds the combine pass into the GEMV's prologue (matmul_gemv_vec.wgsl, COMB):
-// each workgroup merges its block's rows of the attention output from the partials into workgroup memory while the
-// weights stream after it — two dispatches instead of three. 'split' is sdpa then matmul, each as it would run alone
-// (every other step, and the reference the fused path is tested against); the attention output `out` is written on
-// the split path only.
+// each workgroup merges its block's rows of the attention output from the partials into workgroup memory, then
+// streams the weights — two dispatches instead of three (forced only for now: see select). 'split' is sdpa then
+// matmul, each as it would run alone (the default, and the reference the fused path is tested against); the
+// attention output `out` is written on the split path only.
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { kernelKnob, knob } from '../../src/util/knobs.ts';
@@ -74,6 +74,9 @@ function combLaunch(a: AttnOutArgs, c: Ctx, subgroups: boolean): Launch {
   };
 }
 
+/** Whether select picks 'fused' where it can (false: measured slower, see select). */
+export const FUSED_WHERE_FITS = false;
+
 const fusable = (subgroups: boolean) => (a: AttnOutArgs, c: Ctx) => a.out.rows === 'n' && splitSupports(a) && combPlan(a, c, subgroups) !== null;
 
 export const attnOutOp = op<AttnOutArgs>({
@@ -85,8 +88,14 @@ export const attnOutOp = op<AttnOutArgs>({
     sdpaOp.check!(a);
     matmulOp.check!(mmArgs(a));
   },
-  /** 'fused' where sdpa would run split-K and the projection gemv_vec, and the fused kernel fits; else 'split'. */
-  select: (c, a) => pick(sdpaOp, a, c) === 'split' && pick(matmulOp, mmArgs(a), c) === 'gemv_vec' && fusable(true)(a, c) ? 'fused' : 'split',
+  /**
+   * 'split' (forced only: 'fused', 'fused_wg'). fused saves a dispatch a layer but each of its workgroups re-reads
+   * every partial of its rows (S·(D + 2) floats a head, ~10× the attention output at S = 10): on an H200 (llama-1b,
+   * pp512 + tg64, 2026-12-02) batch 1 ran 693 t/s fused (FLA_GEMV_COMB_LANES=8) against 741 split, and the fused
+   * kernel took 57 µs a call at 8 rows. FUSED_WHERE_FITS is the rule to restore once it wins: where sdpa would run
+   * split-K, the projection gemv_vec, and the fused kernel fits.
+   */
+  select: (c, a) => FUSED_WHERE_FITS && pick(sdpaOp, a, c) === 'split' && pick(matmulOp, mmArgs(a), c) === 'gemv_vec' && fusable(true)(a, c) ? 'fused' : 'split',
   variants: {
     fused: { supports: fusable(true), scratch: splitScratch(true), launches: (a, c) => [splitLaunches(a, c, true)[0]!, combLaunch(a, c, true)] },
     // forced only: the portable reductions of both kernels (adapters without subgroups)

@@ -1,8 +1,7 @@
 // matmul_gemv_multi: sibling projections of one input in one decode GEMV, with the RMSNorm that feeds them in its
 // prologue: for parts p < NP (NP ≤ 3), y_p[r, o] (+)= act_p(Σ_i n[r, i]·W_p[o, i]) where n is plane XP_p of x (planes of
-// step.cap rows) when !NORM, else n[r, i] = x[r, i]·gn[i]·rsqrt(mean_i x[r, i]² + eps) (the RMSNorm: each
-// workgroup first sums the squares of its block's rows; gn scales the W elements in the tile, once for all rows, and
-// the rsqrt the sums in the epilogue).
+// step.cap rows) when !NORM, else n[r, i] = x[r, i]·gn[i]·rsqrt(mean_i x[r, i]² + eps) (the RMSNorm, its sum of
+// squares taken from the same x loads).
 // Geometry, loads, register tile, reductions and defines as matmul_gemv_vec (WG, RB, CB, CV2, CV4, E, TS, UNROLL, VEC, SG_RED,
 // SGS, ACT, ACCUM, ROWS_K, W_F32, W_F16): a lane group owns CB consecutive columns of one part (each part starts at a
 // whole workgroup, so a workgroup reads one W_p), plus NP, NORM, SWIGLU and ACT0..ACT2 (each part's activation, codes
@@ -30,6 +29,13 @@
 @group(0) @binding(9) var<uniform> dims: array<vec4u, 4>;
 
 const H = max(CB / 2u, 1u);  // SWIGLU: outputs per lane group
+#if SG_RED
+var<workgroup> red: array<f32, (WG / SGS) * N>;
+var<workgroup> redss: array<f32, (WG / SGS) * RB>;
+#else
+const RC = min(N, 16u);      // sums per pass of the workgroup-memory tree (≥ RB: the sums of squares take one pass)
+var<workgroup> red: array<f32, WG * RC>;
+#endif
 
 fn wload(p: u32, i: u32) -> WUNIT {
   if (p == 0u) { return W0[i]; }
@@ -62,11 +68,73 @@ fn ystore(p: u32, i: u32, v: f32) {
   if (p == 0u) { y0[i] = v; } else if (p == 1u) { y1[i] = v; } else { y2[i] = v; }
 }
 
+
+
+// The E norm weights under unit u.
+fn gvals(u: u32) -> array<f32, E> {
+#if VEC
+#if W_F32
+  let a = gn[u];
+  return array<f32, E>(a.x, a.y, a.z, a.w);
+#else
+  let a = gn[2u * u];
+  let b = gn[2u * u + 1u];
+  return array<f32, E>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
+#endif
+#else
+#if W_F32
+  return array<f32, E>(gn[u]);
+#else
+  return array<f32, E>(gn[2u * u], gn[2u * u + 1u]);
+#endif
+#endif
+}
+
 // where column c's sum of batch row r sits
 fn vi(r: u32, c: u32) -> u32 {
   if (SWIGLU) { return (c / H) * (N / 2u) + r * H + c % H; }
   return r * CB + c;
 }
+
+
+
+// acc[r] (the CB columns of batch row r of the block xg) += t · (gn ·) x unit u of row r (E vector FMAs on one x
+// load), ss[r] += Σ x² of it
+fn tile_row(acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32, RB>>, t: array<CV, E>, gv: array<f32, E>, xg: vec4u, u: u32, r: u32) {
+  var xv = xvals(xg.x + min(xg.y + r, xg.z) * xg.w, u);
+  if (NORM) {
+    var q = (*ss)[r];
+    for (var e = 0u; e < E; e++) { q = fma(xv[e], xv[e], q); xv[e] *= gv[e]; }
+    (*ss)[r] = q;
+  }
+  var s = (*acc)[r];
+  for (var e = 0u; e < E; e++) { s = fma(t[e], CV(xv[e]), s); }
+  (*acc)[r] = s;
+}
+
+// every row of the block += the CB loaded W units (unpacked once and transposed to t[e], element e of every column)
+fn tile(acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32, RB>>, w: array<WUNIT, CB>, xg: vec4u, u: u32) {
+  let t = columns(w);
+  var gv: array<f32, E>;
+  if (NORM) { gv = gvals(u); }
+#if ROW_LOOP
+  for (var r = 0u; r < RB; r++) { tile_row(acc, ss, t, gv, xg, u, r); }
+#else
+  // rows by explicit calls (RB a power of two ≤ 16): every acc index a constant once the call is inlined, with no
+  // reliance on the driver unrolling a 16-trip loop whose body is E vector FMAs
+  tile_row(acc, ss, t, gv, xg, u, 0u);
+  if (RB > 1u) { tile_row(acc, ss, t, gv, xg, u, 1u); }
+  if (RB > 2u) { tile_row(acc, ss, t, gv, xg, u, 2u); tile_row(acc, ss, t, gv, xg, u, 3u); }
+  if (RB > 4u) {
+    tile_row(acc, ss, t, gv, xg, u, 4u); tile_row(acc, ss, t, gv, xg, u, 5u); tile_row(acc, ss, t, gv, xg, u, 6u); tile_row(acc, ss, t, gv, xg, u, 7u);
+  }
+  if (RB > 8u) {
+    tile_row(acc, ss, t, gv, xg, u, 8u); tile_row(acc, ss, t, gv, xg, u, 9u); tile_row(acc, ss, t, gv, xg, u, 10u); tile_row(acc, ss, t, gv, xg, u, 11u);
+    tile_row(acc, ss, t, gv, xg, u, 12u); tile_row(acc, ss, t, gv, xg, u, 13u); tile_row(acc, ss, t, gv, xg, u, 14u); tile_row(acc, ss, t, gv, xg, u, 15u);
+  }
+#endif
+}
+
 
 // column c's part: the gate|up half under SWIGLU, else the group's part pc
 fn colpart(pc: u32, c: u32) -> u32 {
@@ -74,51 +142,29 @@ fn colpart(pc: u32, c: u32) -> u32 {
   return pc;
 }
 
-// unit i of the W binding of column c's part (pc: the group's part, a constant at every call)
-fn wunit(pc: u32, c: u32, i: u32) -> WUNIT { return wload(colpart(pc, c), i); }
-
-#if NORM
-// Σ_i x[r, i]² of the block's rows r (clamped as the loads are), summed over the workgroup: every thread gets them
-fn sumsq(li: u32, xg: vec4u, U: u32, sg: u32) -> array<f32, RB> {
-  var q: array<f32, RB>;
-  for (var u = li; u < U; u += WG) {
-    for (var r = 0u; r < RB; r++) {
-      let xv = xvals(xg.x + min(xg.y + r, xg.z) * xg.w, u);
-      for (var e = 0u; e < E; e++) { q[r] = fma(xv[e], xv[e], q[r]); }
+// the lane's units of part pc (a constant at every call) for the CB W rows at wb, UNROLL units in flight
+fn accum(pc: u32, acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32, RB>>, wb: array<u32, CB>, xg: vec4u, lane: u32, TPR: u32, U: u32) {
+  var u = lane;
+  for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
+    var wv: array<array<WUNIT, CB>, UNROLL>;
+    for (var k = 0u; k < UNROLL; k++) {
+      for (var c = 0u; c < CB; c++) { wv[k][c] = wload(colpart(pc, c), wb[c] + u + k * TPR); }   // all loads in flight first
     }
+    for (var k = 0u; k < UNROLL; k++) { tile(acc, ss, wv[k], xg, u + k * TPR); }
   }
-#if SG_RED
-  for (var r = 0u; r < RB; r++) { q[r] = subgroupAdd(q[r]); }
-  if (li % sg == 0u) { for (var r = 0u; r < RB; r++) { red[(li / sg) * RB + r] = q[r]; } }
-  workgroupBarrier();
-  for (var r = 0u; r < RB; r++) {
-    var v = 0.0;
-    for (var j = 0u; j < WG / sg; j++) { v += red[j * RB + r]; }
-    q[r] = v;
+  for (; u < U; u += TPR) {
+    var w1: array<WUNIT, CB>;
+    for (var c = 0u; c < CB; c++) { w1[c] = wload(colpart(pc, c), wb[c] + u); }
+    tile(acc, ss, w1, xg, u);
   }
-#else
-  for (var r = 0u; r < RB; r++) { red[li * RC + r] = q[r]; }
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { for (var r = 0u; r < RB; r++) { red[li * RC + r] += red[(li + s) * RC + r]; } }
-    workgroupBarrier();
-  }
-  for (var r = 0u; r < RB; r++) { q[r] = red[r]; }
-#endif
-  workgroupBarrier();   // red is the reduction's next
-  return q;
 }
-#endif
 
 @compute @workgroup_size(WG)
-fn matmul_gemv_multi(
 #if SG_RED
-  @builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u, @builtin(subgroup_size) sg: u32) {
+fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
+  @builtin(subgroup_size) sg: u32) {
 #else
-  @builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
-#endif
-#if !SG_RED
-  let sg = 1u;           // unused: the reductions go through workgroup memory
+fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
 #endif
   let IN = dims[0].x;
   let U = dims[0].y;
@@ -144,14 +190,8 @@ fn matmul_gemv_multi(
 #endif
   // x rows past the step's last are clamped to it: their sums are computed and never written
   let xg = vec4u(dims[3][p] * step.cap * xs, r0, rows - 1u, xs);   // row r of the block: x[xg.x + min(xg.y + r, xg.z) · xg.w]
-  var ss: array<f32, RB>;        // Σ x² per row (NORM)
-#if !NORM
-  _ = gn[0];                     // the binding stays in the layout
-#endif
-#if NORM
-  ss = sumsq(li, xg, U, sg);
-#endif
   var av: array<CV, RB>;
+  var ss: array<f32, RB>;        // Σ x² per row (NORM)
   if (o0 < OUT) {
     // column c's W row (rows past OUT clamped to the last: computed, never written)
     var wb: array<u32, CB>;
@@ -161,16 +201,97 @@ fn matmul_gemv_multi(
       wb[c] = min(oc, OUT - 1u) * U;
     }
     // one call per part with the part a constant, so that each load's binding is known and a step's loads issue together
-    if (SWIGLU || NP == 1u || p == 0u) { accum(0u, &av, wb, xg, lane, TPR, U); }
-    else if (NP == 2u || p == 1u) { accum(1u, &av, wb, xg, lane, TPR, U); }
-    else { accum(2u, &av, wb, xg, lane, TPR, U); }
+    if (SWIGLU || NP == 1u || p == 0u) { accum(0u, &av, &ss, wb, xg, lane, TPR, U); }
+    else if (NP == 2u || p == 1u) { accum(1u, &av, &ss, wb, xg, lane, TPR, U); }
+    else { accum(2u, &av, &ss, wb, xg, lane, TPR, U); }
   }
 
   // the sums flat at vi(r, c)
   var acc: array<f32, N>;
   for (var r = 0u; r < RB; r++) { for (var c = 0u; c < CB; c++) { acc[vi(r, c)] = col(av[r], c); } }
 
-  let lb = reduce(&acc, li, lane, sub, TPR, sg);
+#if SG_RED
+  // transposing steps (as matmul_gemv_vec): stride 1, 2, 4, the lane with the stride bit set keeping the upper half
+  if (TS > 0u) {
+    let hi = (lane & 1u) != 0u;
+    for (var i = 0u; i < N / 2u; i++) {
+      let keep = select(acc[i], acc[i + N / 2u], hi);
+      let send = select(acc[i + N / 2u], acc[i], hi);
+      acc[i] = keep + subgroupShuffleXor(send, 1u);
+    }
+  }
+  if (TS > 1u) {
+    let hi = (lane & 2u) != 0u;
+    for (var i = 0u; i < N / 4u; i++) {
+      let keep = select(acc[i], acc[i + N / 4u], hi);
+      let send = select(acc[i + N / 4u], acc[i], hi);
+      acc[i] = keep + subgroupShuffleXor(send, 2u);
+    }
+  }
+  if (TS > 2u) {
+    let hi = (lane & 4u) != 0u;
+    for (var i = 0u; i < N / 8u; i++) {
+      let keep = select(acc[i], acc[i + N / 8u], hi);
+      let send = select(acc[i + N / 8u], acc[i], hi);
+      acc[i] = keep + subgroupShuffleXor(send, 4u);
+    }
+  }
+  let span = min(TPR, sg);
+  for (var s = 1u << TS; s < span; s <<= 1u) {
+    for (var i = 0u; i < M; i++) { acc[i] += subgroupShuffleXor(acc[i], s); }
+  }
+  if (NORM) {
+    for (var s = 1u; s < span; s <<= 1u) {
+      for (var r = 0u; r < RB; r++) { ss[r] += subgroupShuffleXor(ss[r], s); }
+    }
+  }
+  let lb = lane & ((1u << TS) - 1u);
+  if (TPR > sg) {
+    // sum the TPR / sg subgroups of each group through workgroup memory
+    let si = li / sg;
+    if ((li % sg) >> TS == 0u) { for (var i = 0u; i < M; i++) { red[((si << TS) | lb) * M + i] = acc[i]; } }
+    if (NORM && li % sg == 0u) { for (var r = 0u; r < RB; r++) { redss[si * RB + r] = ss[r]; } }
+    workgroupBarrier();
+    let f0 = sub * (TPR / sg);
+    for (var i = 0u; i < M; i++) {
+      var v = 0.0;
+      for (var j = 0u; j < TPR / sg; j++) { v += red[(((f0 + j) << TS) | lb) * M + i]; }
+      acc[i] = v;
+    }
+    if (NORM) {
+      for (var r = 0u; r < RB; r++) {
+        var v = 0.0;
+        for (var j = 0u; j < TPR / sg; j++) { v += redss[(f0 + j) * RB + r]; }
+        ss[r] = v;
+      }
+    }
+  }
+#else
+  let lb = 0u;
+  for (var q = 0u; q < N / RC; q++) {
+    for (var e = 0u; e < RC; e++) { red[li * RC + e] = acc[q * RC + e]; }
+    workgroupBarrier();
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+      if (lane < s) {
+        for (var e = 0u; e < RC; e++) { red[li * RC + e] += red[(li + s) * RC + e]; }
+      }
+      workgroupBarrier();
+    }
+    for (var e = 0u; e < RC; e++) { acc[q * RC + e] = red[(li - lane) * RC + e]; }
+    workgroupBarrier();
+  }
+  if (NORM) {
+    for (var r = 0u; r < RB; r++) { red[li * RC + r] = ss[r]; }
+    workgroupBarrier();
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+      if (lane < s) {
+        for (var r = 0u; r < RB; r++) { red[li * RC + r] += red[(li + s) * RC + r]; }
+      }
+      workgroupBarrier();
+    }
+    for (var r = 0u; r < RB; r++) { ss[r] = red[(li - lane) * RC + r]; }
+  }
+#endif
 
   // lanes of one low-bit class hold the same sums: of those, class member m writes slots i ≡ m (mod TPR >> TS)
   let f = voff(lb);

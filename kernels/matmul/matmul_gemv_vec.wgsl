@@ -23,8 +23,8 @@
 // CH = H: its sizes), then runs as above on them.
 // Accumulates in f32 (fma chains).
 #include "common.wgsl"
-#include "act.wgsl"
 #include "matmul_gemv_common.wgsl"
+#include "act.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 #if COMB
@@ -43,9 +43,46 @@ var<workgroup> cmax: array<f32, RB * CH>;                         // per (row, h
 var<workgroup> cden: array<f32, RB * CH>;                         // Σ_s e^{m_s − M} l_s
 #endif
 
+#if SG_RED
+// M sums per (subgroup, low-bit class) when a group spans several subgroups
+var<workgroup> red: array<f32, (WG / SGS) * N>;
+#else
+const RC = min(N, 16u);      // sums per pass of the workgroup-memory tree
+var<workgroup> red: array<f32, WG * RC>;
+#endif
 
-// unit i of W for column c
-fn wunit(pc: u32, c: u32, i: u32) -> WUNIT { return W[i]; }
+
+
+
+
+// acc[r] (the CB columns of batch row r of the block xg) += t · x unit u of row r: E vector FMAs on one x load
+fn tile_row(acc: ptr<function, array<CV, RB>>, t: array<CV, E>, xg: vec4u, u: u32, r: u32) {
+  let xv = xvals(xg.x + min(xg.y + r, xg.z) * xg.w, u);
+  var s = (*acc)[r];
+  for (var e = 0u; e < E; e++) { s = fma(t[e], CV(xv[e]), s); }
+  (*acc)[r] = s;
+}
+
+// every row of the block += the CB loaded W units (unpacked once and transposed to t[e], element e of every column)
+fn tile(acc: ptr<function, array<CV, RB>>, w: array<WUNIT, CB>, xg: vec4u, u: u32) {
+  let t = columns(w);
+#if ROW_LOOP
+  for (var r = 0u; r < RB; r++) { tile_row(acc, t, xg, u, r); }
+#else
+  // rows by explicit calls (RB a power of two ≤ 16): every acc index a constant once the call is inlined, with no
+  // reliance on the driver unrolling a 16-trip loop whose body is E vector FMAs
+  tile_row(acc, t, xg, u, 0u);
+  if (RB > 1u) { tile_row(acc, t, xg, u, 1u); }
+  if (RB > 2u) { tile_row(acc, t, xg, u, 2u); tile_row(acc, t, xg, u, 3u); }
+  if (RB > 4u) {
+    tile_row(acc, t, xg, u, 4u); tile_row(acc, t, xg, u, 5u); tile_row(acc, t, xg, u, 6u); tile_row(acc, t, xg, u, 7u);
+  }
+  if (RB > 8u) {
+    tile_row(acc, t, xg, u, 8u); tile_row(acc, t, xg, u, 9u); tile_row(acc, t, xg, u, 10u); tile_row(acc, t, xg, u, 11u);
+    tile_row(acc, t, xg, u, 12u); tile_row(acc, t, xg, u, 13u); tile_row(acc, t, xg, u, 14u); tile_row(acc, t, xg, u, 15u);
+  }
+#endif
+}
 
 #if COMB
 fn partf(i: u32) -> f32 { return part[i / 4u][i % 4u]; }
@@ -82,6 +119,7 @@ fn combine(li: u32, r0: u32, nr: u32) {
 }
 #endif
 
+
 @compute @workgroup_size(WG)
 #if COMB
 fn matmul_gemv_comb(
@@ -92,9 +130,6 @@ fn matmul_gemv_vec(
   @builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u, @builtin(subgroup_size) sg: u32) {
 #else
   @builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
-#endif
-#if !SG_RED
-  let sg = 1u;           // unused: the reductions go through workgroup memory
 #endif
   let IN = dims.x;
   let OUT = dims.y;
@@ -124,14 +159,83 @@ fn matmul_gemv_vec(
   if (o0 < OUT) {
     var wb: array<u32, CB>;
     for (var c = 0u; c < CB; c++) { wb[c] = min(o0 + c, OUT - 1u) * U; }
-    accum(0u, &av, wb, xg, lane, TPR, U);
+    var u = lane;
+    for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
+      var wv: array<array<WUNIT, CB>, UNROLL>;
+      for (var k = 0u; k < UNROLL; k++) {
+        for (var c = 0u; c < CB; c++) { wv[k][c] = W[wb[c] + u + k * TPR]; }   // all loads in flight first
+      }
+      for (var k = 0u; k < UNROLL; k++) { tile(&av, wv[k], xg, u + k * TPR); }
+    }
+    for (; u < U; u += TPR) {
+      var w1: array<WUNIT, CB>;
+      for (var c = 0u; c < CB; c++) { w1[c] = W[wb[c] + u]; }
+      tile(&av, w1, xg, u);
+    }
   }
 
   // the sums flat, j = r·CB + c
   var acc: array<f32, N>;
   for (var r = 0u; r < RB; r++) { for (var c = 0u; c < CB; c++) { acc[r * CB + c] = col(av[r], c); } }
 
-  let lb = reduce(&acc, li, lane, sub, TPR, sg);
+#if SG_RED
+  // transposing steps: stride s = 1, 2, 4; h = sums kept; the lane with the stride bit set keeps the upper half
+  if (TS > 0u) {
+    let hi = (lane & 1u) != 0u;
+    for (var i = 0u; i < N / 2u; i++) {
+      let keep = select(acc[i], acc[i + N / 2u], hi);
+      let send = select(acc[i + N / 2u], acc[i], hi);
+      acc[i] = keep + subgroupShuffleXor(send, 1u);
+    }
+  }
+  if (TS > 1u) {
+    let hi = (lane & 2u) != 0u;
+    for (var i = 0u; i < N / 4u; i++) {
+      let keep = select(acc[i], acc[i + N / 4u], hi);
+      let send = select(acc[i + N / 4u], acc[i], hi);
+      acc[i] = keep + subgroupShuffleXor(send, 2u);
+    }
+  }
+  if (TS > 2u) {
+    let hi = (lane & 4u) != 0u;
+    for (var i = 0u; i < N / 8u; i++) {
+      let keep = select(acc[i], acc[i + N / 8u], hi);
+      let send = select(acc[i + N / 8u], acc[i], hi);
+      acc[i] = keep + subgroupShuffleXor(send, 4u);
+    }
+  }
+  let span = min(TPR, sg);
+  for (var s = 1u << TS; s < span; s <<= 1u) {
+    for (var i = 0u; i < M; i++) { acc[i] += subgroupShuffleXor(acc[i], s); }
+  }
+  let lb = lane & ((1u << TS) - 1u);
+  if (TPR > sg) {
+    // sum the TPR / sg subgroups of each group through workgroup memory
+    let si = li / sg;
+    if ((li % sg) >> TS == 0u) { for (var i = 0u; i < M; i++) { red[((si << TS) | lb) * M + i] = acc[i]; } }
+    workgroupBarrier();
+    let f0 = sub * (TPR / sg);
+    for (var i = 0u; i < M; i++) {
+      var v = 0.0;
+      for (var j = 0u; j < TPR / sg; j++) { v += red[(((f0 + j) << TS) | lb) * M + i]; }
+      acc[i] = v;
+    }
+  }
+#else
+  let lb = 0u;
+  for (var q = 0u; q < N / RC; q++) {
+    for (var e = 0u; e < RC; e++) { red[li * RC + e] = acc[q * RC + e]; }
+    workgroupBarrier();
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+      if (lane < s) {
+        for (var e = 0u; e < RC; e++) { red[li * RC + e] += red[(li + s) * RC + e]; }
+      }
+      workgroupBarrier();
+    }
+    for (var e = 0u; e < RC; e++) { acc[q * RC + e] = red[(li - lane) * RC + e]; }
+    workgroupBarrier();
+  }
+#endif
 
   // lanes of one low-bit class hold the same sums: of those, lane class member m writes slots i ≡ m (mod TPR >> TS)
   let first = voff(lb);

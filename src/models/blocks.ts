@@ -122,8 +122,8 @@ export function ropeWeight(c: AttnConfig, o: Backend): Weight {
  * x += o_proj(attention(h)) for layer l; h is the normed input [N, C]. With `norm`, h = RMSNorm(x)·norm.w is
  * computed here, inside the q|k|v projection where the step allows (matmul_multi; h is then scratch). The q/k/v
  * biases, q/k norms, RoPE and the KV-cache append run as one rope_kv dispatch: decode is then q|k|v, rope_kv, sdpa
- * and o-proj (with the residual add); over a long cache sdpa runs split-K and its combine pass runs in o-proj's
- * prologue (attn_out).
+ * and o-proj (with the residual add), both through attn_out (whose fused variant, forced only for now, runs the
+ * split-K attention's combine pass in o-proj's prologue).
  */
 export async function attention(o: Backend, w: AttnWeights, c: AttnConfig, l: number, h: Tensor, x: Tensor, norm?: { w: Weight; eps: number }): Promise<void> {
   const q = o.act('q', c.H * c.D), k = o.act('k', c.KV * c.D), v = o.act('v', c.KV * c.D);

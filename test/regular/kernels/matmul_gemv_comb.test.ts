@@ -7,7 +7,7 @@
 // splits), bf16 / f16 / f32 weights, a bias, OUT not a multiple of a workgroup's columns; the select rule.
 import { describe, expect, test } from 'bun:test';
 import { kvStore } from '../../../kernels/attention/sdpa.ts';
-import { attnOut, attnOutOp, combPlan, type AttnOutArgs } from '../../../kernels/matmul/matmul_gemv_comb.ts';
+import { attnOut, attnOutOp, combPlan, FUSED_WHERE_FITS, type AttnOutArgs } from '../../../kernels/matmul/matmul_gemv_comb.ts';
 import { expectClose, prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
 import { stepOf, withEnv } from './attention_steps.ts';
@@ -60,13 +60,15 @@ const SLOW = 600_000;   // ms: cold shader JIT on lavapipe
 const decode = (n: number, pmax = 1500): Seq[] => Array.from({ length: n }, (_, i) => ({ slot: i, len: 1, pos: n === 1 ? pmax : 40 + Math.floor((pmax - 40) * i / (n - 1)) }));
 
 describe.skipIf(!HAS_GPU)('attn_out', () => {
-  test('select: fused for decode over a long cache, split for short caches and prefill', () => {
+  test('select: split (fused forced only: FUSED_WHERE_FITS); where it would fuse: decode over a long cache', () => {
     const o = gpuBackend();
     const w = { shape: [200, 256], dtype: 'bf16' } as any;
     const a = (ctx: number) => ({ H: 4, KV: 2, D: 64, ctx, kv: 'f32', out: { rows: 'n', cols: 256 }, w, bias: null, y: { rows: 'n', cols: 200 }, accumulate: true }) as unknown as AttnOutArgs;
     expect([o.variant(attnOutOp, a(1000), selectCtx(o.adapter, [1])), o.variant(attnOutOp, a(1000), selectCtx(o.adapter, [1, 1, 1, 1, 1, 1, 1, 1])),
       o.variant(attnOutOp, a(200), selectCtx(o.adapter, [1])), o.variant(attnOutOp, a(1000), selectCtx(o.adapter, [64]))])
-      .toEqual(['fused', 'fused', 'split', 'split']);
+      .toEqual([FUSED_WHERE_FITS ? 'fused' : 'split', FUSED_WHERE_FITS ? 'fused' : 'split', 'split', 'split']);
+    const ctx = selectCtx(o.adapter, [1]);
+    expect([attnOutOp.variants.fused!.supports!(a(1000), ctx), attnOutOp.variants.fused!.supports!({ ...a(1000), out: { rows: 'k', cols: 256 } } as any, ctx)]).toEqual([true, false]);
     // the block's rows fit the workgroup memory: fewer register rows where IN is wide
     const p = combPlan({ ...a(1000), w: { shape: [2048, 2048], dtype: 'bf16' } } as any, selectCtx(o.adapter, [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]), true);
     expect(p === null || 4 * p.RB * 2048 <= o.adapter.maxWorkgroupStorage).toBe(true);

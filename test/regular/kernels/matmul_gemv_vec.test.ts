@@ -77,6 +77,9 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
     expect([1, 2, 3, 8, 16, 64].map(R => p(R, 2048, 2048).CB)).toEqual([1, 2, 4, 4, 4, 4]);
     expect([1, 2, 8].map(R => p(R, 2048, 2048).TS)).toEqual(ad.subgroups ? [0, Math.min(2, Math.log2(ad.subgroupSize)), Math.min(3, Math.log2(ad.subgroupSize))] : [0, 0, 0]);
     expect(p(3, 40, 200).TPR).toBe(4);
+    // gate|up pairs at one row: 16 lanes a group on a wide grid (llama-1b's 8192 pairs), widened on a small one
+    expect([plan(ad, 1, 2048, 16384, 'bf16', true, true).TPR, plan(ad, 1, 2048, 256, 'bf16', true, true).TPR, plan(ad, 2, 2048, 16384, 'bf16', true, true).TPR])
+      .toEqual([Math.min(16, ad.maxInvocations), Math.min(128, ad.maxInvocations), Math.min(32, ad.maxInvocations)]);
     if (ad.subgroups) expect(p(3, 40, 200).TS).toBe(Math.min(2, Math.log2(ad.subgroupSize)));
     expect(plan(ad, 8, 2048, 2048, 'bf16', false).TS).toBe(0);
     expect(p(64, 2048, 2048).workgroups[2]).toBe(4);
