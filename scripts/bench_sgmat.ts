@@ -14,6 +14,7 @@ import { SGMAT_TILES, sgmatPlan, sgmatTileOverride, type SgmatTile } from '../ke
 import { GpuBackend } from '../src/backend/gpu.ts';
 import type { Tensor, Weight } from '../src/backend/backend.ts';
 import { Gpu } from '../src/gpu/device.ts';
+import { replayMs } from './sgmat_replay.ts';
 
 const quick = process.argv.includes('--quick');
 const flush = process.argv.includes('--noflush') ? false : null;
@@ -63,16 +64,9 @@ async function runOnce(variant: string, t: SgmatTile | null, a: Args, n: number,
 /** TFLOP/s of `variant` (tile t): replays of the recorded dispatches, ≥ 25 ms of them. */
 async function tflops(variant: string, t: SgmatTile | null, a: Args, flop: number, sk: number | null = null): Promise<number> {
   sgmatTileOverride(t, sk, flush);
-  let ds;
+  let ds!: Awaited<ReturnType<typeof o.build>>;
   try { ds = await o.build(matmulOp, a, variant); } finally { sgmatTileOverride(null); }
-  const run = async (reps: number) => {
-    const enc = gpu.device.createCommandEncoder();
-    for (let i = 0; i < reps; i++) gpu.encode(enc, ds);
-    gpu.submit(enc);
-    const t0 = performance.now();
-    await gpu.device.queue.onSubmittedWorkDone();
-    return performance.now() - t0;
-  };
+  const run = (reps: number) => replayMs(gpu, ds, reps);
   await run(1);
   const t1 = performance.now();
   await run(2);

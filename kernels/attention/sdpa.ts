@@ -3,8 +3,9 @@
 // bytes a long-context decode step reads. sdpa has five variants: `flash` (prefill-shaped steps, past
 // SPLIT_MAX_LEN tokens: tiles of query rows — tokens × the query heads of a KV head — walk the causal keys in tiles
 // held in workgroup memory, online softmax, f32; where its tiles fit the adapter), `flash_sgmat` (flash's two
-// products on subgroup matrices, each operand split into f16 hi + lo: f32-grade; forced only, FLA_KERNEL_SDPA, until
-// measured on a GPU with subgroup matrices), `single` (one workgroup per query token and head, online softmax over
+// products on subgroup matrices, each operand split into f16 hi + lo: f32-grade, 3.9e-7 / 5.4e-7 at D 64 / 128 over
+// 512 tokens on an H200; forced only, FLA_KERNEL_SDPA: flash with 16 threads a row group was faster there, 87 vs 107 µs
+// at llama-1b's pp512 layer, 250 vs 326 at D 128), `single` (one workgroup per query token and head, online softmax over
 // the whole context: short steps over short caches, and the portable fallback), `split` (split-K /
 // flash-decoding: each query's context cut into S splits, one workgroup per (token, KV head, split) reading each K/V
 // row once for the H/KV query heads that share it, then a combine pass; chosen for decode-shaped steps over a long
@@ -21,6 +22,11 @@ import splitSrc from './sdpa_split.wgsl' with { type: 'text' };
 import combineSrc from './sdpa_combine.wgsl' with { type: 'text' };
 import flashSrc from './sdpa_flash.wgsl' with { type: 'text' };
 import storeSrc from './kv_store.wgsl' with { type: 'text' };
+import tileSrc from './sdpa_tile.wgsl' with { type: 'text' };
+import treeSrc from './sdpa_tree.wgsl' with { type: 'text' };
+
+/** The WGSL pieces the sdpa kernels share (#include). */
+export const SDPA_INCLUDES = { 'sdpa_tile.wgsl': tileSrc, 'sdpa_tree.wgsl': treeSrc };
 
 export type { KvDtype };
 
@@ -106,6 +112,8 @@ const MAX_SPLITS = 256;
 /** The split kernel's thread layout (sdpa_split.wgsl's header says what each define does). */
 export interface SplitPlan {
   WG: number; TPK: number; UPL: number; U: number; G: number; KU: number; SG_RED: boolean;
+  /** prefetch: the next iteration's K/V loads issued before this one's arithmetic (twice the load registers) */
+  PF: boolean;
   /** keys one iteration of a workgroup takes (its splits are multiples of this) */
   KB: number;
   /** workgroup floats: the merge buffer, and the dot products when reducing without subgroups */
@@ -116,24 +124,34 @@ export interface SplitPlan {
  * Lanes per key TPK: a power of two, the fewest that hold q's share of a lane (G·D / TPK floats, and as many of
  * acc) in 32 floats, at most 32 and the U 16-byte units of a key row (and, reducing with subgroups, the adapter's
  * smallest subgroup): fewer lanes per key mean fewer shuffle steps and fewer lanes repeating each key's softmax.
- * Each lane takes UPL = ceil(U / TPK) units of KU keys per iteration, KU·UPL·G ≤ 16 (≥ 1) bounding the registers
- * of the loads in flight and the scores. WG = 128 (fewer where the
- * workgroup memory of the merge would pass 16 KiB).
+ * Each lane takes UPL = ceil(U / TPK) units of KU keys per iteration, KU·UPL·G ≤ 16 (f32 cache) or ≤ 8 with the
+ * next iteration's loads prefetched (PF; 16-bit caches), ≥ 1, bounding the registers of the loads in flight and the
+ * scores; WG = 64 threads (f32 cache; at least 4 key groups) or 128 (16-bit), fewer where the workgroup memory of
+ * the merge would pass 16 KiB.
+ * Measured on an H200 at llama-1b's 32 K-context decode (H 32, KV 8, D 64: scripts/bench_attn.ts, µs a layer for
+ * split + combine): f32 cache 260 with KU 2 at WG 128 → 105 at WG 64 (KU 1 with PF 115, WG 256 108; TPK 16 200);
+ * f16 160 with KU 4 → 90 with KU 2 and PF (bf16 149 → 92); more splits than 512 workgroups' worth were slower.
  */
 export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean): SplitPlan {
-  const epu = (a.kv ?? 'f32') === 'f32' ? 4 : 8, U = a.D / epu, G = a.H / a.KV;
+  const epu = (a.kv ?? 'f32') === 'f32' ? 4 : 8, U = a.D / epu, G = a.H / a.KV, tw = splitTweak ?? {};
   const SGS = ad.subgroupSize;
   const SG_RED = subgroups && ad.subgroups && SGS >= 2 && (SGS & (SGS - 1)) === 0;
   // the fewest lanes (≥ 2: a 32-byte sector per key) that keep q's share of a lane within 32 floats (G·D / TPK)
-  let TPK = 2;
-  while (TPK < G * a.D / 32 && TPK * 2 <= Math.min(U, 32)) TPK *= 2;
+  let TPK = tw.TPK ?? 2;
+  if (tw.TPK === undefined) while (TPK < G * a.D / 32 && TPK * 2 <= Math.min(U, 32)) TPK *= 2;
   while (TPK > 1 && (TPK > U || (SG_RED && TPK > SGS))) TPK /= 2;
-  const UPL = Math.ceil(U / TPK), KU = Math.max(1, Math.min(4, Math.floor(16 / (UPL * G))));
+  const kv16 = (a.kv ?? 'f32') !== 'f32';
+  const UPL = Math.ceil(U / TPK), KU = tw.KU ?? Math.max(1, Math.min(4, Math.floor((kv16 ? 8 : 16) / (UPL * G))));
   const smf = (wg: number) => Math.max((wg / TPK) * a.D, SG_RED ? 1 : wg * KU * G);
-  let WG = Math.min(128, ad.maxInvocations);
+  let WG = Math.min(tw.WG ?? (kv16 ? 128 : Math.max(64, 4 * TPK)), ad.maxInvocations);
   while (WG > TPK && 4 * (smf(WG) + 2 * (WG / TPK)) > Math.min(16384, ad.maxWorkgroupStorage)) WG /= 2;
-  return { WG, TPK, UPL, U, G, KU, SG_RED, KB: (WG / TPK) * KU, SMF: smf(WG) };
+  return { WG, TPK, UPL, U, G, KU, SG_RED, PF: tw.PF ?? kv16, KB: (WG / TPK) * KU, SMF: smf(WG) };
 }
+
+/** Plan fields scripts/bench_attn.ts sweeps on the GPU machine (null: the plan above). Not a user setting. */
+export type SplitTweak = Partial<Pick<SplitPlan, 'TPK' | 'KU' | 'WG' | 'PF'>>;
+let splitTweak: SplitTweak | null = null;
+export function splitPlanOverride(t: SplitTweak | null): void { splitTweak = t; }
 
 /** Floats of one (token, head) row of the partials: m and l of the S splits (padded to 4), then S·D of acc. */
 export function partRow(S: number, D: number): number { return Math.ceil(2 * S / 4) * 4 + S * D; }
@@ -155,7 +173,8 @@ export function splitsOf(a: SdpaArgs | SdpaOp, c: Ctx, p: SplitPlan = splitPlan(
 
 /**
  * sdpa_flash's tiles (its header says what each define does): TX threads share a row group of 4 query rows (16
- * for D ≥ 256, 8 where D/4 is a multiple of 8, else 4; FLA_SDPA_TX where it divides D/4); key tiles of BC = 32
+ * where D/4 is a multiple of 16, 8 where of 8, else 4; FLA_SDPA_TX where it divides D/4: on an H200 at llama-1b's
+ * pp512, H 32 KV 8, TX 16 took 87 µs a layer at D 64 and 250 at D 128, TX 8 134 and 444); key tiles of BC = 32
  * keys (16 where 32 do not fit); BR query rows a workgroup, the most of 64, 32, 16 up to FLA_SDPA_BR (default 32:
  * twice the workgroups of 64, for the causal imbalance) whose Q, K/V, P and reduction tiles fit the adapter's
  * workgroup memory. null where D is not a multiple of 16 or past 256, or nothing fits: then `single`.
@@ -164,7 +183,7 @@ export interface FlashPlan { D4: number; BR: number; BC: number; TX: number; WG:
 export function flashPlan(ad: Adapter, D: number): FlashPlan | null {
   if (D % 16 || D > 256) return null;
   const D4 = D / 4, tx = Number(knob('FLA_SDPA_TX') ?? 0), RS = D4 + 1;
-  const TX = tx && D4 % tx === 0 ? tx : D4 >= 64 && D4 % 16 === 0 ? 16 : D4 % 8 === 0 ? 8 : 4;
+  const TX = tx && D4 % tx === 0 ? tx : D4 % 16 === 0 ? 16 : D4 % 8 === 0 ? 8 : 4;
   const cap = Number(knob('FLA_SDPA_BR') ?? 32);
   for (const BC of [32, 16]) for (const BR of [64, 32, 16]) {
     if (BR > cap || BC < TX) continue;
@@ -202,7 +221,7 @@ export function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[]
   const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * RS;
   return [{
     kernel: SPLIT_KERNEL, grid: grid(c.step.n * a.KV * S), cost: { flops: cost.flops, bytes: cost.bytes + part },
-    defines: { WG: p.WG, TPK: p.TPK, UPL: p.UPL, U: p.U, G: p.G, KU: p.KU, SMF: p.SMF, SG_RED: p.SG_RED, ...kvDefines(a.kv ?? 'f32') },
+    defines: { WG: p.WG, TPK: p.TPK, UPL: p.UPL, U: p.U, G: p.G, KU: p.KU, SMF: p.SMF, SG_RED: p.SG_RED, PF: p.PF, ...kvDefines(a.kv ?? 'f32') },
     bind: { q: a.q, kc: a.k, vc: a.v, part: scratch('part'), dims },
   }, {
     kernel: COMBINE_KERNEL, grid: grid(c.step.n * a.H), defines: { WG: 128, SMAX: MAX_SPLITS }, cost: { flops: 3 * part / 4, bytes: part + 4 * c.step.n * a.H * a.D },
@@ -219,6 +238,7 @@ export const splitScratch = (subgroups: boolean) => (a: SdpaArgs, c: Ctx) =>
 
 export const sdpaOp = op<SdpaArgs>({
   name: 'sdpa',
+  includes: SDPA_INCLUDES,
   check(a) {
     if (a.H % a.KV || a.q.cols !== a.H * a.D || a.k.cols !== kvCols(a.ctx, a.KV * a.D, a.kv ?? 'f32') || a.v.cols !== a.k.cols)
       throw new ShapeError(`sdpa: bad shapes (H ${a.H}, KV ${a.KV}, D ${a.D}, ctx ${a.ctx}, cache ${a.kv ?? 'f32'} of ${a.k.cols} columns)`);

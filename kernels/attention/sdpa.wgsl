@@ -6,6 +6,7 @@
 // Dispatch: one workgroup of WG threads per (token, head), 2-D grid over N·H; thread i scores key j0+i, then
 // owns output dims i, i+WG, … (DPT of them). Runtime dims: H, KV, D, ctx, window, scale. Defines: WG, DPT. f32.
 #include "common.wgsl"
+#include "sdpa_tree.wgsl"
 
 struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, _a: u32, _b: u32 }
 
@@ -43,14 +44,7 @@ fn vget(i: u32) -> f32 { return bitcast<f32>(vc[i]); }
 
 fn wg_reduce(v: f32, i: u32, is_max: bool) -> f32 {
   red[i] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (i < s) { if (is_max) { red[i] = max(red[i], red[i + s]); } else { red[i] += red[i + s]; } }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
+  return wg_tree(i, is_max);
 }
 
 @compute @workgroup_size(WG)

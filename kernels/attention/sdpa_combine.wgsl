@@ -6,6 +6,7 @@
 // workgroup memory (tree reductions for M and the denominator); then thread i sums dims 4·(i % (D/4)) .. +3 over
 // the splits s ≡ i / (D/4) mod WG / (D/4) (four loads in flight), and the WG / (D/4) groups are summed. Defines: WG (≥ D/4), SMAX (≥ S). f32.
 #include "common.wgsl"
+#include "sdpa_tree.wgsl"
 
 struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, S: u32, RS: u32 }
 
@@ -20,17 +21,6 @@ var<workgroup> red4: array<vec4f, WG>;
 
 fn partf(i: u32) -> f32 { return part[i / 4u][i % 4u]; }
 
-fn tree(i: u32, is_max: bool) -> f32 {
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (i < s) { if (is_max) { red[i] = max(red[i], red[i + s]); } else { red[i] += red[i + s]; } }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
 @compute @workgroup_size(WG)
 fn sdpa_combine(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) ng: vec3u) {
   let H = dims.H;
@@ -43,7 +33,7 @@ fn sdpa_combine(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id)
   var mloc = -3.0e38;
   for (var s = li; s < S; s += WG) { mloc = max(mloc, partf(row + s)); }
   red[li] = mloc;
-  let M = tree(li, true);
+  let M = wg_tree(li, true);
   var lloc = 0.0;
   for (var s = li; s < S; s += WG) {
     let w = exp(partf(row + s) - M);
@@ -51,7 +41,7 @@ fn sdpa_combine(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id)
     lloc += w * partf(row + S + s);
   }
   red[li] = lloc;
-  let den = tree(li, false);   // its barriers also publish ws
+  let den = wg_tree(li, false);   // its barriers also publish ws
   let Q = D / 4u;
   let NG = WG / Q;
   let dq = li % Q;

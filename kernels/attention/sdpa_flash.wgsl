@@ -13,6 +13,7 @@
 // keeps the 16-byte reads of neighbouring key rows in distinct banks), PSF (f32 row stride of P: BC + 1).
 // Runtime dims: H, KV, ctx, window, scale, TPS. f32 throughout (16-bit caches are widened on load).
 #include "common.wgsl"
+#include "sdpa_tile.wgsl"
 
 struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, TPS: u32, _b: u32 }
 
@@ -30,16 +31,6 @@ var<workgroup> qs: array<vec4f, BR * RS>;
 var<workgroup> kvs: array<vec4f, BC * RS>;
 var<workgroup> ps: array<f32, BR * PSF>;
 var<workgroup> red: array<f32, BR * TX>;
-
-#if KV16
-fn widen(w: vec2u) -> vec4f {
-#if KV_F16
-  return vec4f(unpack2x16float(w.x), unpack2x16float(w.y));
-#else
-  return vec4f(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u), bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u));
-#endif
-}
-#endif
 
 // keys jb … jb + BC − 1 of cache `which` (0: K, 1: V) into kvs; rows past jmax are zeros (never read garbage:
 // a masked score's 0 times a NaN would still be NaN)
@@ -78,33 +69,18 @@ fn sdpa_flash(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg:
   let tx = lid % TX;
   let ty = lid / TX;
   let KV = dims.KV;
-  let H = dims.H;
-  let G = H / KV;
-  let wid = wg.x + wg.y * ng.x;
-  let per_seq = dims.TPS * KV;
-  let sq = wid / per_seq;
-  if (sq >= step.b) { return; }
-  let tile = dims.TPS - 1u - (wid % per_seq) / KV;   // the longest causal rows first
-  let kh = (wid % per_seq) % KV;
-  let cu = cursor(sq);
-  let rows = cu.len * G;
-  let r0 = tile * BR;
-  if (r0 >= rows) { return; }
-  let rlast = min(r0 + BR, rows) - 1u;
-  let pmin = cu.pos + r0 / G;
-  let pmax = cu.pos + rlast / G;
-  var jstart = 0u;
-  if (dims.window > 0u && pmin + 1u > dims.window) { jstart = pmin + 1u - dims.window; }
-  jstart = (jstart / BC) * BC;
+  let G = dims.H / KV;
+  let rt = row_tile(wg.x + wg.y * ng.x);
+  if (rt.r0 >= rt.rows) { return; }
 
   // the Q tile (rows past the sequence's are zeros)
   for (var e = lid; e < BR * D4; e += WG) {
     let r = e / D4;
     let d4 = e % D4;
     var v = vec4f(0.0);
-    if (r0 + r < rows) {
-      let rr = r0 + r;
-      v = q[((cu.start + rr / G) * H + kh * G + rr % G) * D4 + d4];
+    if (rt.r0 + r < rt.rows) {
+      let rr = rt.r0 + r;
+      v = q[q_row(rt, rr) * D4 + d4];
     }
     qs[r * RS + d4] = v;
   }
@@ -115,20 +91,20 @@ fn sdpa_flash(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg:
   var m: array<f32, 4>;
   var lsum: array<f32, 4>;
   for (var i = 0u; i < 4u; i++) {
-    let rr = r0 + 4u * ty + i;
-    p[i] = cu.pos + rr / G;
+    let rr = rt.r0 + 4u * ty + i;
+    p[i] = rt.cu.pos + rr / G;
     lo[i] = 0u;
     if (dims.window > 0u && p[i] + 1u > dims.window) { lo[i] = p[i] + 1u - dims.window; }
-    if (rr >= rows) { lo[i] = 0xffffffffu; }
+    if (rr >= rt.rows) { lo[i] = 0xffffffffu; }
     m[i] = NEG;
     lsum[i] = 0.0;
   }
   var acc: array<vec4f, 4u * DV4>;
 
   let KVD = KV * D4 * 4u;
-  let base = cu.slot * dims.ctx * KVD + kh * D4 * 4u;
-  for (var jb = jstart; jb <= pmax; jb += BC) {
-    load_tile(0u, base, KVD, jb, pmax, lid);
+  let base = rt.cu.slot * dims.ctx * KVD + rt.kh * D4 * 4u;
+  for (var jb = rt.jstart; jb <= rt.pmax; jb += BC) {
+    load_tile(0u, base, KVD, jb, rt.pmax, lid);
     workgroupBarrier();
     var s = array<f32, 4u * KPT>();
     for (var d4 = 0u; d4 < D4; d4++) {
@@ -172,7 +148,7 @@ fn sdpa_flash(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg:
       lsum[i] = ls;
     }
     workgroupBarrier();   // P written, and every thread is done with the K tile
-    load_tile(1u, base, KVD, jb, pmax, lid);
+    load_tile(1u, base, KVD, jb, rt.pmax, lid);
     workgroupBarrier();
     for (var j = 0u; j < BC; j++) {
       let p0 = ps[(4u * ty) * PSF + j];
@@ -194,11 +170,11 @@ fn sdpa_flash(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg:
   for (var i = 0u; i < 4u; i++) { red[(4u * ty + i) * TX + tx] = lsum[i]; }
   workgroupBarrier();
   for (var i = 0u; i < 4u; i++) {
-    let rr = r0 + 4u * ty + i;
-    if (rr < rows) {
+    let rr = rt.r0 + 4u * ty + i;
+    if (rr < rt.rows) {
       var L = 0.0;
       for (var x = 0u; x < TX; x++) { L += red[(4u * ty + i) * TX + x]; }
-      let o = ((cu.start + rr / G) * H + kh * G + rr % G) * D4;
+      let o = q_row(rt, rr) * D4;
       for (var k = 0u; k < DV4; k++) { out[o + tx + TX * k] = acc[i * DV4 + k] / L; }
     }
   }

@@ -1,7 +1,9 @@
 // sdpa_sgmat: sdpa_flash's tiled causal GQA attention with its two products on subgroup matrices (tensor cores),
 // f32-grade: each operand x is split into two f16 values, x = hi + lo (hi: x rounded to 11 significant bits, lo =
 // f16(x − hi)), and each product is the three f16 products hi·hi + hi·lo + lo·hi accumulated in f32 (the lo·lo term,
-// ~2⁻²² relative, is dropped). Operands must lie in f16's range (|x| < 65504; q, k, v of the models here do).
+// ~2⁻²² relative, is dropped). Operands must lie in f16's range (|x| < 65504; q, k, v of the models here do); lo
+// loses bits below f16's normal range (|x| < 2⁻²), an absolute error ≤ 2⁻²⁵ — P (in [0, 1]) is therefore split as
+// P·2¹³ and the P·V result scaled back by 2⁻¹³ (exact), so its error stays relative down to P ≈ 2⁻¹³.
 // One workgroup of NS subgroups (SG = 32 lanes) takes BR = 16·NS query rows of one sequence and one KV head (row r:
 // token r / G, query head kh·G + r % G) and walks the causal key range in tiles of BC keys. Subgroup s owns rows
 // 16s … 16s + 15: its Q fragments (D/16 of hi and of lo) stay in registers the whole loop; per tile
@@ -14,6 +16,7 @@
 // Bindings, dims, dispatch and grid: as sdpa_flash.wgsl (b · TPS · KV workgroups, the longest causal rows first).
 // Defines: D, NS, BC, KV16, KV_F16.
 #include "common.wgsl"
+#include "sdpa_tile.wgsl"
 
 struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, TPS: u32, _b: u32 }
 
@@ -35,6 +38,7 @@ const SW: u32 = max(BC, D);               // staging row (f32)
 const SWS: u32 = SW / 4u;                 // … in slots
 const PSL: u32 = BC / 8u + 1u;            // P row stride (slots)
 const NEG: f32 = -3.0e38;
+const PSC: f32 = 8192.0;                  // P (≤ 1) is split as P·2¹³: its lo stays in f16's normal range down to P ≈ 2⁻¹³
 
 var<workgroup> th: array<vec4u, BR * RSL>;        // Q, then each K and V tile: f16 hi (BR ≥ BC rows)
 var<workgroup> tl: array<vec4u, BR * RSL>;        // … lo
@@ -61,16 +65,6 @@ fn stage(r: u32, d8: u32, a: vec4f, b: vec4f) {
   th[r * RSL + d8] = vec4u(s0.x, s1.x, s2.x, s3.x);
   tl[r * RSL + d8] = vec4u(s0.y, s1.y, s2.y, s3.y);
 }
-
-#if KV16
-fn widen(w: vec2u) -> vec4f {
-#if KV_F16
-  return vec4f(unpack2x16float(w.x), unpack2x16float(w.y));
-#else
-  return vec4f(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u), bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u));
-#endif
-}
-#endif
 
 // keys jb … jb + BC − 1 of cache `which` (0: K, 1: V) into th / tl; rows past jmax are zeros
 fn load_tile(which: u32, base: u32, KVD: u32, jb: u32, jmax: u32, lid: u32) {
@@ -101,24 +95,9 @@ fn st_at(i: u32) -> f32 { return bitcast<f32>(st[i / 4u][i % 4u]); }
 fn sdpa_sgmat(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) ng: vec3u,
   @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
   let KV = dims.KV;
-  let H = dims.H;
-  let G = H / KV;
-  let wid = wg.x + wg.y * ng.x;
-  let per_seq = dims.TPS * KV;
-  let sq = wid / per_seq;
-  if (sq >= step.b) { return; }
-  let tile = dims.TPS - 1u - (wid % per_seq) / KV;   // the longest causal rows first
-  let kh = (wid % per_seq) % KV;
-  let cu = cursor(sq);
-  let rows = cu.len * G;
-  let r0 = tile * BR;
-  if (r0 >= rows) { return; }
-  let rlast = min(r0 + BR, rows) - 1u;
-  let pmin = cu.pos + r0 / G;
-  let pmax = cu.pos + rlast / G;
-  var jstart = 0u;
-  if (dims.window > 0u && pmin + 1u > dims.window) { jstart = pmin + 1u - dims.window; }
-  jstart = (jstart / BC) * BC;
+  let G = dims.H / KV;
+  let rt = row_tile(wg.x + wg.y * ng.x);
+  if (rt.r0 >= rt.rows) { return; }
 
   // Q (rows past the sequence's are zeros) → this subgroup's fragments
   for (var e = lid; e < BR * D8; e += WG) {
@@ -126,9 +105,9 @@ fn sdpa_sgmat(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
     let d8 = e % D8;
     var a = vec4f(0.0);
     var b = vec4f(0.0);
-    if (r0 + r < rows) {
-      let rr = r0 + r;
-      let o = ((cu.start + rr / G) * H + kh * G + rr % G) * D4 + 2u * d8;
+    if (rt.r0 + r < rt.rows) {
+      let rr = rt.r0 + r;
+      let o = q_row(rt, rr) * D4 + 2u * d8;
       a = q[o];
       b = q[o + 1u];
     }
@@ -141,11 +120,11 @@ fn sdpa_sgmat(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
   // this lane's row (rl) and half (hf)
   let rl = lane / 2u;
   let hf = lane % 2u;
-  let rr = r0 + 16u * sg + rl;
-  let p = cu.pos + rr / G;
+  let rr = rt.r0 + 16u * sg + rl;
+  let p = rt.cu.pos + rr / G;
   var lo = 0u;
   if (dims.window > 0u && p + 1u > dims.window) { lo = p + 1u - dims.window; }
-  if (rr >= rows) { lo = 0xffffffffu; }
+  if (rr >= rt.rows) { lo = 0xffffffffu; }
   var m = NEG;
   var lsum = 0.0;
   var o = array<f32, D / 2u>();   // dims nf·16 + hf·8 + e of this row (nf < D/16, e < 8)
@@ -153,13 +132,13 @@ fn sdpa_sgmat(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
   let pb = 16u * sg * PSL;        // … and P rows
 
   let KVD = KV * D;
-  let base = cu.slot * dims.ctx * KVD + kh * D;
-  for (var jb = jstart; jb <= pmax; jb += BC) {
-    load_tile(0u, base, KVD, jb, pmax, lid);
+  let base = rt.cu.slot * dims.ctx * KVD + rt.kh * D;
+  for (var jb = rt.jstart; jb <= rt.pmax; jb += BC) {
+    load_tile(0u, base, KVD, jb, rt.pmax, lid);
     workgroupBarrier();
     //@ scores
     workgroupBarrier();   // S staged; K read
-    load_tile(1u, base, KVD, jb, pmax, lid);
+    load_tile(1u, base, KVD, jb, rt.pmax, lid);
     // softmax of row rl over keys hf·BC/2 …
     var s = array<f32, BC / 2u>();
     var mx = NEG;
@@ -181,7 +160,7 @@ fn sdpa_sgmat(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
         let e0 = select(0.0, exp(s[e + 2u * k] - mn), key <= p && key >= lo);
         let e1 = select(0.0, exp(s[e + 2u * k + 1u] - mn), key + 1u <= p && key + 1u >= lo);
         ls += e0 + e1;
-        let sp = split2(vec2f(e0, e1));
+        let sp = split2(vec2f(e0, e1) * PSC);
         hs[k] = sp.x;
         ls4[k] = sp.y;
       }
@@ -195,14 +174,14 @@ fn sdpa_sgmat(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
     workgroupBarrier();   // P·V staged
     for (var nf = 0u; nf < D / 16u; nf++) {
       for (var e = 0u; e < 8u; e++) {
-        o[nf * 8u + e] = o[nf * 8u + e] * corr + st_at(4u * sb + rl * SW + nf * 16u + hf * 8u + e);
+        o[nf * 8u + e] = o[nf * 8u + e] * corr + st_at(4u * sb + rl * SW + nf * 16u + hf * 8u + e) * (1.0 / PSC);
       }
     }
   }
 
   let L = lsum + subgroupShuffleXor(lsum, 1u);
-  if (rr < rows) {
-    let ob = ((cu.start + rr / G) * H + kh * G + rr % G) * D;
+  if (rr < rt.rows) {
+    let ob = q_row(rt, rr) * D;
     for (var nf = 0u; nf < D / 16u; nf++) {
       for (var e = 0u; e < 8u; e++) { out[ob + nf * 16u + hf * 8u + e] = o[nf * 8u + e] / L; }
     }

@@ -17,7 +17,8 @@
 // the KPI groups' states are merged per head through workgroup memory.
 // 16-bit units unpack to two vec4f: f16 as elements 0..3, 4..7; bf16 as the even and the odd elements (q and acc
 // are kept in the same order and put back in element order when written).
-// Defines: WG, TPK, UPL, U, G, KU, SMF (workgroup floats), SG_RED, KV16, KV_F16. Accumulates in f32.
+// PF (prefetch): the next iteration's K/V units are loaded before this one's arithmetic, one iteration of loads always
+// in flight. Defines: WG, TPK, UPL, U, G, KU, SMF (workgroup floats), SG_RED, PF, KV16, KV_F16. Accumulates in f32.
 #include "common.wgsl"
 
 struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, S: u32, RS: u32 }
@@ -70,6 +71,22 @@ fn to_element_order(e: vec4f, o: vec4f) -> array<vec4f, 2> {
 #else
   return array<vec4f, 2>(vec4f(e.x, o.x, e.y, o.y), vec4f(e.z, o.z, e.w, o.w));
 #endif
+}
+
+struct KvUnits { k: array<vec4u, KU * UPL>, v: array<vec4u, KU * UPL> }
+
+// the K and V units this lane reads for keys jb + kg + k·KPI (k < KU), clamped to the split's last key je − 1
+fn load_kv(rbase: u32, rstride: u32, jb: u32, je: u32, kg: u32, lane: u32) -> KvUnits {
+  var w: KvUnits;
+  for (var k = 0u; k < KU; k++) {
+    let r = rbase + min(jb + kg + k * KPI, je - 1u) * rstride;
+    for (var uu = 0u; uu < UPL; uu++) {
+      let u = min(lane + uu * TPK, U - 1u);
+      w.k[k * UPL + uu] = kc[r + u];
+      w.v[k * UPL + uu] = vc[r + u];
+    }
+  }
+  return w;
 }
 
 @compute @workgroup_size(WG)
@@ -130,18 +147,20 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
   var l: array<f32, G>;
   var acc: array<vec4f, QN>;
   for (var g = 0u; g < G; g++) { m[g] = -3.0e38; }
+#if PF
+  var nx = load_kv(rbase, rstride, js, je, kg, lane);
+#endif
   for (var jb = js; jb < je; jb += KB) {
-    // all loads in flight first (keys past the split's end are clamped to its last and masked below)
-    var kw: array<vec4u, KU * UPL>;
-    var vw: array<vec4u, KU * UPL>;
-    for (var k = 0u; k < KU; k++) {
-      let r = rbase + min(jb + kg + k * KPI, je - 1u) * rstride;
-      for (var uu = 0u; uu < UPL; uu++) {
-        let u = min(lane + uu * TPK, U - 1u);
-        kw[k * UPL + uu] = kc[r + u];
-        vw[k * UPL + uu] = vc[r + u];
-      }
-    }
+    // all loads in flight first (keys past the split's end are clamped to its last and masked below); PF: this
+    // iteration's were issued during the last one, the next one's go out now
+#if PF
+    let cur = nx;
+    if (jb + KB < je) { nx = load_kv(rbase, rstride, jb + KB, je, kg, lane); }
+#else
+    let cur = load_kv(rbase, rstride, jb, je, kg, lane);
+#endif
+    let kw = cur.k;
+    let vw = cur.v;
     var s: array<f32, KU * G>;
     for (var i = 0u; i < KU * G; i++) { s[i] = 0.0; }
     for (var k = 0u; k < KU; k++) {

@@ -1,13 +1,15 @@
 // matmul_fp8 op: y = act(x·Wᵀ + bias) (+ y) for an F8_E4M3 weight (fp8 checkpoints) with its block scales, both as
 // stored, decoded inside the kernel. Variants: gemv_vec for decode-sized steps (≤ 8 rows: 16-byte loads, split-K lanes
-// sized to fill the GPU, rows held in registers, subgroup reductions where the adapter has them), gemv_vec_wg (the same
-// reducing through workgroup memory), gemv (the earlier quad-load GEMV), the tiled gemm otherwise;
-// FLA_KERNEL_MATMUL_FP8=gemv_vec|gemv_vec_wg|gemv|gemm forces one. matmul() routes fp8 weights here; the CPU backend
+// sized to fill the GPU, rows held in registers, subgroup reductions where the adapter has them; behind a norm or a
+// gate the input rows staged in workgroup memory once per workgroup, XS, FLA_FP8_XS; FLA_FP8_LANES / _WG / _UNROLL
+// for A/B of the launch shape), gemv_vec_wg (the same
+// reducing through workgroup memory), the tiled gemm otherwise; FLA_KERNEL_MATMUL_FP8=gemv_vec|gemv_vec_wg|gemm forces one. matmul() routes fp8 weights here; the CPU backend
 // holds them dequantized, so the reference is the f32 matmul of the dequantized weight (matmul_fp8.ref.ts).
 // matmul_fp8_multi op: sibling fp8 projections of one input behind the RMSNorm that feeds them (the fp8 counterpart
 // of matmul_multi): at decode two parts per gemv_vec dispatch with the norm in its prologue, else rms_norm + gemm.
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
+import { knob } from '../../src/util/knobs.ts';
 import { grid, kernel, only, ONLY, op, rowsOf, scratch, u32, weightDefines, type Ctx, type Launch, type Variant } from '../lib.ts';
 import { rmsNormOp } from '../norm/rms_norm.ts';
 import { rmsNormRef } from '../norm/rms_norm.ref.ts';
@@ -16,7 +18,6 @@ import { ACT, matmulRef, type Act } from './matmul.ref.ts';
 import vecSrc from './matmul_fp8_gemv_vec.wgsl' with { type: 'text' };
 import { matmulFp8Ref } from './matmul_fp8.ref.ts';
 import type { MatmulArgs } from './matmul.ts';
-import gemvSrc from './matmul_fp8_gemv.wgsl' with { type: 'text' };
 import gemmSrc from './matmul_fp8_gemm.wgsl' with { type: 'text' };
 import coreSrc from './matmul_fp8_gemv_core.wgsl' with { type: 'text' };
 import convSrc from './matmul_fp8_gemv_conv.wgsl' with { type: 'text' };
@@ -28,7 +29,7 @@ import { convStoreRef, shortConvRef } from '../conv/short_conv.ref.ts';
 
 const BINDINGS = ['step', 'x', 'W', 'bias', 'y', 'dims', 'S'] as const;
 export const KERNELS = {
-  gemv: kernel('matmul_fp8_gemv', gemvSrc, BINDINGS), gemm: kernel('matmul_fp8_gemm', gemmSrc, BINDINGS),
+  gemm: kernel('matmul_fp8_gemm', gemmSrc, BINDINGS),
   gemv_vec: kernel('matmul_fp8_gemv_vec', vecSrc, ['step', 'x', 'vb', 'W0', 'S0', 'W1', 'S1', 'y0', 'y1', 'dims']),
   gemv_conv: kernel('matmul_fp8_gemv_conv', convSrc, ['step', 'x', 'vb', 'W0', 'S0', 'stepmeta', 'cst', 'y0', 'cy', 'dims']),
   gemv_seg: kernel('matmul_fp8_gemv_seg', segSrc, ['step', 'x', 'vb', 'W0', 'S0', 'y2', 'y3', 'y0', 'y1', 'dims']),
@@ -40,6 +41,10 @@ const pow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 
 /** Rows gemv_vec holds in registers at most (matmul_fp8 selects it up to here). */
 export const VEC_RMAX = 8;
+/** Workgroup memory the decode GEMVs may give to their staged input rows (XS). */
+const XS_BYTES = 16384;
+/** Lanes per row behind a staged input (XS), where the grid stays large: 16 rows or more a workgroup of 256. */
+const XS_TPR = 16;
 /** Threads a GEMV should launch to keep enough loads in flight on a large GPU (132 SMs × 1024). */
 const TARGET_THREADS = 1 << 17;
 
@@ -54,14 +59,23 @@ type VecMode = { conv: MatmulFp8ConvArgs['conv'] & { C: number; W: number } } | 
 
 function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number } | null, bias: Weight | null, accumulate: boolean, c: Ctx, subgroups: boolean,
   mode: VecMode | null = null): Launch {
-  const IN = x.cols, rows = rowsOf(x, c), ad = c.adapter, WG = Math.min(256, ad.maxInvocations);
+  const IN = x.cols, rows = rowsOf(x, c), ad = c.adapter, WG = Math.min(Number(knob('FLA_FP8_WG') ?? 256), ad.maxInvocations);
   const VEC = IN % 16 === 0 && parts.every(p => p.w.fp8!.bc % 16 === 0), EPU = VEC ? 16 : 4, U = IN / EPU;
   const SGS = ad.subgroupSize, SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
   const outs = parts.map(p => p.w.shape[0]!), total = outs.reduce((a, b) => a + b, 0);
+  const RB = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : VEC_RMAX;
+  // the input rows staged in workgroup memory once per workgroup where they fit, behind a norm or a gate (H200: in_proj
+  // 77 → 30 µs, o_proj gated 18.4 → 17.2; a plain x 13.0 → 15.3, so not there); FLA_FP8_XS=0: read by every lane group
+  const XS = knob('FLA_FP8_XS') !== '0' && (norm !== null || (mode !== null && 'gate' in mode)) && RB * IN * 4 <= Math.min(XS_BYTES, ad.maxWorkgroupStorage / 2);
   let TPR = Math.min(32, WG);
   while (TPR < WG && total * TPR < TARGET_THREADS && 8 * TPR <= U) TPR *= 2;
+  // staged (XS): narrower lane groups where the grid stays large, so a workgroup's staging reads (x and the norm weight:
+  // 8 bytes a column) are at most half the weight bytes it streams
+  if (XS) while (TPR > XS_TPR && (total * TPR) / 2 >= TARGET_THREADS / 2) TPR /= 2;
+  const forced = knob('FLA_FP8_LANES');
+  if (forced) TPR = Math.min(WG, Number(forced));
   while (TPR > 1 && TPR > U) TPR /= 2;
-  const RB = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : VEC_RMAX, RPW = WG / TPR;
+  const RPW = WG / TPR;
   const w0 = Math.ceil(outs[0]! / RPW), w1 = outs[1] ? Math.ceil(outs[1] / RPW) : 0, [gx, gy] = grid(w0 + w1);
   const fq = (w: Weight) => { const f = w.fp8!; return [f.rp, Math.ceil(f.rp / f.br), f.br, Math.ceil(IN / f.bc)]; };
   const p0 = parts[0]!, p1 = parts[1] ?? parts[0]!;
@@ -69,8 +83,8 @@ function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number }
   // scale columns: a shift by log2(units per block) where every part's blocks hold a power of two of units
   const COL_POW2 = parts.every(p => pow2(p.w.fp8!.bc / EPU)), col = (w: Weight) => COL_POW2 ? Math.log2(w.fp8!.bc / EPU) : w.fp8!.bc;
   const defines = {
-    ...weightDefines('fp8'), WDT: 0, WG, RB, UNROLL: Math.max(1, Math.min(4, 8 / RB)), VEC, SG_RED, SGS: SG_RED ? SGS : 1, NP: parts.length,
-    NORM: norm !== null, COL_POW2, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
+    ...weightDefines('fp8'), WDT: 0, WG, RB, UNROLL: Number(knob('FLA_FP8_UNROLL') ?? (RB === 1 && U >= 8 * TPR ? 8 : Math.max(1, Math.min(4, 8 / RB)))), VEC, SG_RED, SGS: SG_RED ? SGS : 1, NP: parts.length,
+    NORM: norm !== null, WSR: RB, XS, XQ: IN / 4, COL_POW2, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
   };
   const cost = { flops: 2 * rows * IN * total, bytes: total * IN + 4 * rows * (IN + total) };
   const conv = mode && 'conv' in mode ? mode.conv : null;
@@ -115,8 +129,6 @@ const vecVariant = (subgroups: boolean): Variant<MatmulArgs> => ({
   launches: (a, c) => [vecLaunch(a.x, [{ w: a.w, y: a.y, act: a.act }], null, a.bias, a.accumulate, c, subgroups)],
 });
 
-const RMAX = 4;
-
 export function cost(R: number, IN: number, OUT: number) {
   return { flops: 2 * R * IN * OUT, bytes: OUT * IN + 4 * R * (IN + OUT) };
 }
@@ -143,15 +155,6 @@ export const matmulFp8Op = op<MatmulArgs>({
   variants: {
     gemv_vec: vecVariant(true),
     gemv_vec_wg: vecVariant(false),
-    gemv: {
-      launches: (a, c) => {
-        const IN = a.w.shape[1]!, OUT = a.w.shape[0]!;
-        const TPR = IN / 4 >= 256 ? 64 : 32;
-        const RPW = Math.max(1, Math.min(8, Math.floor(c.adapter.maxInvocations / TPR), 256 / TPR));
-        const [x, y] = grid(Math.ceil(OUT / RPW));
-        return [{ ...base(a, c, 'gemv', { TPR, RPW, RMAX }), grid: [x, y, Math.ceil(rowsOf(a.x, c) / RMAX)] }];
-      },
-    },
     gemm: { launches: (a, c) => [{ ...base(a, c, 'gemm'), grid: [Math.ceil(a.w.shape[0]! / 64), Math.ceil(rowsOf(a.x, c) / 64), 1] }] },
   },
   // the CPU backend's fp8 weights are already dequantized (dequantFp8): the f32 formula
@@ -175,28 +178,14 @@ export const matmulFp8MultiOp = op<MatmulFp8MultiArgs>({
     if (a.norm && (a.norm.w.dtype !== 'f32' || a.norm.w.shape[0] !== IN || a.norm.h.cols !== IN || a.norm.h.rows !== a.x.rows))
       throw new ShapeError(`matmul_fp8_multi: norm weight [${a.norm.w.shape.join(', ')}] ${a.norm.w.dtype} for ${IN} columns`);
   },
-  /** One variant: ≤ 8 rows, the parts two per gemv_vec dispatch with the norm in the prologue; else rms_norm + one matmul_fp8 each. */
+  /**
+   * ≤ 8 rows: the parts two per gemv_vec dispatch with the norm in the prologue; else rms_norm + one matmul_fp8 each.
+   * 'wg' (only when forced): the same, reducing through workgroup memory instead of subgroups (the portable path).
+   */
   select: only(),
   variants: {
-    [ONLY]: {
-      scratch: a => spare(a.x),
-      launches: (a, c) => {
-        if (a.parts.some(q => !q.w.fp8)) throw new ShapeError('matmul_fp8_multi: a part is not fp8');
-        const parts = a.parts.map(q => ({ w: q.w, y: q.y, act: q.act ?? a.act }));
-        if (rowsOf(a.x, c) <= VEC_RMAX) {
-          const ls: Launch[] = [];
-          for (let i = 0; i < parts.length; i += 2) ls.push(vecLaunch(a.x, parts.slice(i, i + 2), a.norm, null, a.accumulate, c, true));
-          return ls;
-        }
-        const ls: Launch[] = [];
-        if (a.norm) ls.push(...rmsNormOp.variants[ONLY]!.launches({ x: a.x, w: a.norm.w, g: null, y: a.norm.h, C: a.x.cols, G: 1, eps: a.norm.eps, plusOne: false }, c));
-        for (const q of parts) {
-          const m: MatmulArgs = { x: a.norm ? a.norm.h : a.x, w: q.w, bias: null, y: q.y, act: q.act, accumulate: a.accumulate };
-          ls.push(...matmulFp8Op.variants[matmulFp8Op.select(c, m)]!.launches(m, c));
-        }
-        return ls;
-      },
-    },
+    [ONLY]: multiVariant(true),
+    wg: multiVariant(false),
   },
   ref: (a, h) => {
     const R = h.cap(a.x), IN = a.x.cols;
@@ -205,6 +194,28 @@ export const matmulFp8MultiOp = op<MatmulFp8MultiArgs>({
     for (const q of a.parts) matmulRef(inp, h.data(q.w), null, h.data(q.y), R, IN, q.w.shape[0]!, q.act ?? a.act, a.accumulate);
   },
 });
+
+function multiVariant(subgroups: boolean): Variant<MatmulFp8MultiArgs> {
+  return {
+    scratch: a => spare(a.x),
+    launches: (a, c) => {
+      if (a.parts.some(q => !q.w.fp8)) throw new ShapeError('matmul_fp8_multi: a part is not fp8');
+      const parts = a.parts.map(q => ({ w: q.w, y: q.y, act: q.act ?? a.act }));
+      if (rowsOf(a.x, c) <= VEC_RMAX) {
+        const ls: Launch[] = [];
+        for (let i = 0; i < parts.length; i += 2) ls.push(vecLaunch(a.x, parts.slice(i, i + 2), a.norm, null, a.accumulate, c, subgroups));
+        return ls;
+      }
+      const ls: Launch[] = [];
+      if (a.norm) ls.push(...rmsNormOp.variants[ONLY]!.launches({ x: a.x, w: a.norm.w, g: null, y: a.norm.h, C: a.x.cols, G: 1, eps: a.norm.eps, plusOne: false }, c));
+      for (const q of parts) {
+        const m: MatmulArgs = { x: a.norm ? a.norm.h : a.x, w: q.w, bias: null, y: q.y, act: q.act, accumulate: a.accumulate };
+        ls.push(...matmulFp8Op.variants[matmulFp8Op.select(c, m)]!.launches(m, c));
+      }
+      return ls;
+    },
+  };
+}
 
 /** y_p (+)= act_p(n·W_pᵀ) for fp8 parts W_p, n = RMSNorm(x)·norm.w (into norm.h only when unfused) or x. */
 export function matmulFp8Multi(o: Backend, x: Tensor, norm: MatmulFp8MultiArgs['norm'], parts: MatmulFp8MultiArgs['parts'], act: Act = 'none', accumulate = false): Promise<void> {

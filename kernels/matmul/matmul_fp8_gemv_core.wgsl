@@ -17,6 +17,20 @@ fn xv(i: u32) -> vec4f {
 
 const QPU = EPU / 4u;
 
+#if XS
+// XS: the RB input rows (x, x ⊙ xg with GATE, n = x·gn with NORM before its rsqrt) staged once per workgroup
+var<workgroup> xs: array<vec4f, RB * XQ>;
+#endif
+
+// input quad q of batch row r (xr: the rows' first quads in x)
+fn xrow(xr: array<u32, RB>, r: u32, q: u32) -> vec4f {
+#if XS
+  return xs[r * XQ + q];
+#else
+  return xv(xr[r] + q);
+#endif
+}
+
 // the activation of code a (ACT in matmul.ref.ts, as act.wgsl)
 fn act_code(v: f32, a: u32) -> f32 {
   if (a == 1u) { return tanh_stable(v); }
@@ -26,11 +40,6 @@ fn act_code(v: f32, a: u32) -> f32 {
   return v;
 }
 
-#if SG_RED
-var<workgroup> red: array<f32, (WG / SGS) * RB * 2u>;
-#else
-var<workgroup> red: array<f32, WG * RB * 2u>;
-#endif
 
 fn ld(p1: bool, i: u32) -> WUNIT {
 #if PARTS2
@@ -93,13 +102,49 @@ fn quads(w: WUNIT, u: u32) -> array<vec4f, QPU> {
 #else
   q[0] = f8quad(w);
 #endif
-  if (NORM) {
+  if (NORM && !XS) {
     for (var j = 0u; j < QPU; j++) {
       let i = 4u * (u * QPU + j);
       q[j] *= vec4f(vb[i], vb[i + 1u], vb[i + 2u], vb[i + 3u]);
     }
   }
   return q;
+}
+
+#if NORM
+// NORM: rsqrt(mean x[row]² + eps) of each of the RB rows, summed by the whole workgroup (every thread a strided share of
+// the row, then lane_sum of moe_unit.wgsl over all WG lanes); from uniform control flow (barriers inside).
+fn norm_scales(li: u32, sg: u32, xr: array<u32, RB>) -> array<f32, RB> {
+  let IN = dims[0].x;
+  var ss: array<f32, RB>;
+  for (var r = 0u; r < RB; r++) {
+    for (var q = li; q < IN / 4u; q += WG) {
+      let v = xv(xr[r] + q);
+      ss[r] += dot(v, v);
+#if XS
+      xs[r * XQ + q] = v * vec4f(vb[4u * q], vb[4u * q + 1u], vb[4u * q + 2u], vb[4u * q + 3u]);
+#endif
+    }
+  }
+#if XS
+  workgroupBarrier();   // xs published
+#endif
+  ss = lane_sum(li, sg, WG, ss);
+  var rs: array<f32, RB>;
+  for (var r = 0u; r < RB; r++) { rs[r] = inverseSqrt(ss[r] / f32(IN) + bitcast<f32>(dims[0].w)); }
+  return rs;
+}
+#endif
+
+// acc[r] += Ŵ unit u (loaded as w, its row's first scale at sr) · the matching input quads of batch row r, every row
+fn add_unit(acc: ptr<function, array<f32, RB>>, p1: bool, sr: u32, xr: array<u32, RB>, w: WUNIT, u: u32) {
+  let s = wscale(p1, sr, u);
+  let qs = quads(w, u);
+  for (var r = 0u; r < RB; r++) {
+    var d = 0.0;
+    for (var j = 0u; j < QPU; j++) { d += dot(qs[j], xrow(xr, r, u * QPU + j)); }
+    (*acc)[r] += s * d;
+  }
 }
 
 @compute @workgroup_size(WG)
@@ -164,75 +209,44 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
   var xr: array<u32, RB>;
   for (var r = 0u; r < RB; r++) { xr[r] = min(r0 + r, rows - 1u) * (IN / 4u); }
   var acc: array<f32, RB>;
-  var ss: array<f32, RB>;
+  let base = o * U;
+  var wv: array<WUNIT, UNROLL>;
+  // NORM / XS: the first loads go out before the prologue the whole workgroup shares
+  let pre = (NORM || XS) && o < OUT && lane + (UNROLL - 1u) * TPR < U;
+  if (pre) {
+    for (var k = 0u; k < UNROLL; k++) { wv[k] = ld(p1, base + lane + k * TPR); }
+  }
+  var rs: array<f32, RB>;
+#if NORM
+#if SG_RED
+  rs = norm_scales(li, sg, xr);
+#else
+  rs = norm_scales(li, 1u, xr);
+#endif
+#else
+#if XS
+  for (var r = 0u; r < RB; r++) {
+    for (var q = li; q < XQ; q += WG) { xs[r * XQ + q] = xv(xr[r] + q); }
+  }
+  workgroupBarrier();
+#endif
+#endif
   if (o < OUT) {
-    if (NORM) {
-      for (var q = lane; q < IN / 4u; q += TPR) {
-        for (var r = 0u; r < RB; r++) { let v = xv(xr[r] + q); ss[r] += dot(v, v); }
-      }
-    }
-    let base = o * U;
     let sr = srow_of(p1, o);
     var u = lane;
     for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
-      var wv: array<WUNIT, UNROLL>;
-      for (var k = 0u; k < UNROLL; k++) { wv[k] = ld(p1, base + u + k * TPR); }   // all loads in flight first
-      for (var k = 0u; k < UNROLL; k++) {
-        let uk = u + k * TPR;
-        let s = wscale(p1, sr, uk);
-        let qs = quads(wv[k], uk);
-        for (var r = 0u; r < RB; r++) {
-          var d = 0.0;
-          for (var j = 0u; j < QPU; j++) { d += dot(qs[j], xv(xr[r] + uk * QPU + j)); }
-          acc[r] += s * d;
-        }
+      if (!pre || u != lane) {
+        for (var k = 0u; k < UNROLL; k++) { wv[k] = ld(p1, base + u + k * TPR); }   // all loads in flight first
       }
+      for (var k = 0u; k < UNROLL; k++) { add_unit(&acc, p1, sr, xr, wv[k], u + k * TPR); }
     }
-    for (; u < U; u += TPR) {
-      let s = wscale(p1, sr, u);
-      let qs = quads(ld(p1, base + u), u);
-      for (var r = 0u; r < RB; r++) {
-        var d = 0.0;
-        for (var j = 0u; j < QPU; j++) { d += dot(qs[j], xv(xr[r] + u * QPU + j)); }
-        acc[r] += s * d;
-      }
-    }
+    for (; u < U; u += TPR) { add_unit(&acc, p1, sr, xr, ld(p1, base + u), u); }
   }
 
 #if SG_RED
-  if (TPR < sg) {
-    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-      for (var r = 0u; r < RB; r++) { acc[r] += subgroupShuffleXor(acc[r], s); ss[r] += subgroupShuffleXor(ss[r], s); }
-    }
-  } else {
-    for (var r = 0u; r < RB; r++) { acc[r] = subgroupAdd(acc[r]); ss[r] = subgroupAdd(ss[r]); }
-  }
-  if (TPR > sg) {
-    let si = li / sg;
-    if (li % sg == 0u) { for (var r = 0u; r < RB; r++) { red[(si * RB + r) * 2u] = acc[r]; red[(si * RB + r) * 2u + 1u] = ss[r]; } }
-    workgroupBarrier();
-    let first = (li / TPR) * (TPR / sg);
-    for (var r = 0u; r < RB; r++) {
-      var v = 0.0;
-      var w = 0.0;
-      for (var j = 0u; j < TPR / sg; j++) { v += red[((first + j) * RB + r) * 2u]; w += red[((first + j) * RB + r) * 2u + 1u]; }
-      acc[r] = v;
-      ss[r] = w;
-    }
-  }
+  acc = lane_sum(li, sg, TPR, acc);
 #else
-  for (var r = 0u; r < RB; r++) { red[(li * RB + r) * 2u] = acc[r]; red[(li * RB + r) * 2u + 1u] = ss[r]; }
-  workgroupBarrier();
-  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-    if (lane < s) {
-      for (var r = 0u; r < RB; r++) {
-        red[(li * RB + r) * 2u] += red[((li + s) * RB + r) * 2u];
-        red[(li * RB + r) * 2u + 1u] += red[((li + s) * RB + r) * 2u + 1u];
-      }
-    }
-    workgroupBarrier();
-  }
-  for (var r = 0u; r < RB; r++) { acc[r] = red[((li - lane) * RB + r) * 2u]; ss[r] = red[((li - lane) * RB + r) * 2u + 1u]; }
+  acc = lane_sum(li, 1u, TPR, acc);
 #endif
 
   // every lane of the row now holds its sums: lane j writes batch rows j, j + TPR, …
@@ -243,7 +257,7 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
       let row = r0 + r;
       if (r % TPR == lane && row < rows) {
         var v = acc[r];
-        if (NORM) { v *= inverseSqrt(ss[r] / f32(IN) + bitcast<f32>(dims[0].w)); }
+        if (NORM) { v *= rs[r]; }
 #if CONV
         y0[row * OUT + o] = v;
         if (o < dims[4].z) { conv_out(row, o, v); }

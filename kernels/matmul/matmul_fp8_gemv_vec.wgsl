@@ -8,9 +8,13 @@
 // of W1, (BC0, BC1, 0, 0) (COL_POW2: log2 of each BC / EPU instead).
 // Dispatch: workgroups of WG threads, TPR lanes (a power of two) per output row (split-K over its U units),
 // WG / TPR rows per workgroup, a 2-D grid over both parts' row blocks, z over blocks of RB rows. Each lane keeps UNROLL
-// units in flight (loads first), decodes each unit once for all rows (f16 trick of moe_unit.wgsl), and with NORM also
-// sums x² over the row it streams; both sums reduce like matmul_gemv_vec (SG_RED subgroups, else workgroup memory).
-// Defines: WG, RB, UNROLL, VEC, SG_RED, SGS, NP, NORM, HAS_BIAS, ACCUM, ROWS_K, ACT0, ACT1, COL_POW2. f32 accumulate.
+// units in flight (loads first), decodes each unit once for all rows (f16 trick of moe_unit.wgsl); the sums reduce
+// over the lane group with lane_sum (moe_unit.wgsl: SG_RED subgroups, else workgroup memory). NORM: the lanes issue
+// their first loads, then the whole workgroup sums each row's x² once (norm_scales), and the sums are scaled by
+// rsqrt(mean x² + eps) after the reduction. XS: the workgroup first stages its RB input rows in workgroup memory (x,
+// x ⊙ xg with GATE, x·gn with NORM; XQ = IN / 4 quads a row), which every lane group then reads.
+// Defines: WG, RB, WSR (= RB), UNROLL, VEC, SG_RED, SGS, NP, NORM, XS, XQ, HAS_BIAS, ACCUM, ROWS_K, ACT0, ACT1,
+// COL_POW2. f32 accumulate.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;

@@ -11,6 +11,7 @@ import { gemvRows, matmulOp, cost as matmulCost, type MatmulArgs } from './matmu
 import { matmulFp8Op } from './matmul_fp8.ts';
 import { ACT, type Act } from './matmul.ref.ts';
 import { matmulMultiRef } from './matmul_gemv_multi.ref.ts';
+import { sharePrep } from './matmul_sgmat.ts';
 import { GEMV_MULTI_RMAX, GEMV_VEC_RMAX, plan, rowLoop } from './matmul_gemv_vec.ts';
 import source from './matmul_gemv_multi.wgsl' with { type: 'text' };
 
@@ -115,7 +116,7 @@ export const matmulMultiOp = op<MatmulMultiArgs>({
         if (a.norm) out.push(...rmsNormOp.variants[ONLY]!.launches({ x: a.x, w: a.norm.w, g: null, y: a.norm.h, C: a.x.cols, G: 1, eps: a.norm.eps, plusOne: false }, c));
         for (const q of a.parts) {
           const m = partArgs(a, q), mop = q.w.dtype === 'fp8' ? matmulFp8Op : matmulOp;
-          out.push(...mop.variants[mop.select(c, m)]!.launches(m, c));
+          out.push(...sharePrep(out, mop.variants[mop.select(c, m)]!.launches(m, c)));   // x split into f16 once for all parts
         }
         if (a.swiglu) out.push(...siluMulOp.variants[ONLY]!.launches({ a: a.parts[0]!.y, b: a.parts[1]!.y, y: a.swiglu.out }, c));
         return out;

@@ -45,6 +45,8 @@ export const SGMAT_TILES: readonly SgmatTile[] = [
   { name: 'w128d', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, DB: true },
   { name: 'w128k64', WM: 2, WN: 4, TM: 4, TN: 2, BK: 64, DB: false },
   { name: 'w128c', WM: 4, WN: 2, TM: 2, TN: 4, BK: 32, DB: false },
+  { name: 'w128x64', WM: 2, WN: 4, TM: 4, TN: 1, BK: 32, DB: false },
+  { name: 'w64x128k64', WM: 2, WN: 4, TM: 2, TN: 2, BK: 64, DB: false },
   { name: 'q128', WM: 2, WN: 2, TM: 4, TN: 4, BK: 32, DB: false },
   { name: 'q128k64', WM: 2, WN: 2, TM: 4, TN: 4, BK: 64, DB: false },
   { name: 'q128x64', WM: 2, WN: 2, TM: 4, TN: 2, BK: 32, DB: false },
@@ -56,6 +58,16 @@ export const SGMAT_TILES: readonly SgmatTile[] = [
   { name: 'q64d', WM: 2, WN: 2, TM: 2, TN: 2, BK: 32, DB: true },
   { name: 'q64k64', WM: 2, WN: 2, TM: 2, TN: 2, BK: 64, DB: false },
   { name: 'q64k64d', WM: 2, WN: 2, TM: 2, TN: 2, BK: 64, DB: true },
+  // thin tiles for batched decode (17..64 rows): one subgroup row, the subgroups side by side along the output
+  // (x's fragments shared by all, each W fragment loaded by one); n32: 32 rows, n64: 64; w8: 8 subgroups
+  { name: 'n32', WM: 1, WN: 4, TM: 2, TN: 2, BK: 64, DB: false },
+  { name: 'n32d', WM: 1, WN: 4, TM: 2, TN: 2, BK: 32, DB: true },
+  { name: 'n32x64', WM: 1, WN: 4, TM: 2, TN: 1, BK: 64, DB: false },
+  { name: 'n64', WM: 1, WN: 4, TM: 4, TN: 2, BK: 32, DB: false },
+  { name: 'n64d', WM: 1, WN: 4, TM: 4, TN: 2, BK: 32, DB: true },
+  { name: 'n64k64', WM: 1, WN: 4, TM: 4, TN: 2, BK: 64, DB: false },
+  { name: 'n64x64', WM: 1, WN: 4, TM: 4, TN: 1, BK: 64, DB: false },
+  { name: 'n64w8d', WM: 1, WN: 8, TM: 4, TN: 1, BK: 32, DB: true },
 ];
 
 /** Workgroup bytes: x hi (+ lo) and W staged as f16 in rows of BK + 8 (one vec4<u32> of padding), twice with DB. */
@@ -94,19 +106,32 @@ let tileOverride: SgmatTile | null = null, splitOverride: number | null = null, 
 export function sgmatTileOverride(t: SgmatTile | null, sk: number | null = null, flush: boolean | null = null): void { tileOverride = t; splitOverride = sk; flushOverride = flush; }
 
 /**
- * The default tile for R×OUT outputs: the first of SGMAT_ORDER[split or single] that still gives ≥ SGMAT_MIN_WG
- * workgroups (the H200 has 132 compute units), else the one giving most workgroups; where even that gives fewer
- * than SGMAT_SPLITK_WG, K is split into up to 4 slices of ≥ 512 (a second pass sums them). From the H200 sweep
- * (scripts/bench_sgmat.ts, 2026-12-01; TFLOP/s split / single): 512×8192×2048 and larger outputs w128x256
- * 90.8 / 122.0 (best: 90.8 / w256x128 125.5), 4096³ 100.9 / 155.0; 512×2048×2048 q128x64k64 52.1 (best) /
- * q64k64 70.0 (best); 512×2048×8192 q128x64k64 68.4 (best) / q64k64 101.9 (best). Split-K measured no gain at
- * 512×2048×2048 (w128 in 2 slices 49.4, 4 slices 16.0), so it is kept for outputs of very few tiles (batched decode).
+ * The default tile for R×OUT outputs: the first of SGMAT_ORDER[flush, split or single] that still gives ≥ SGMAT_MIN_WG
+ * workgroups (the H200 has 132 compute units), else the one giving most workgroups; up to 64 rows (batched decode)
+ * the first of SGMAT_THIN[32 or 64 rows] that fits. Where the tile gives fewer than SGMAT_MIN_WG workgroups, K is
+ * split into slices (workgroup z of the grid sums slice z; matmul_sgmat_reduce adds them): enough for
+ * SGMAT_SPLITK_TARGET workgroups up to 64 rows (SGMAT_MIN_WG past that), each slice ≥ SGMAT_SLICE_K (the split's
+ * restart block: a slice is summed into f32 exactly as a block is, so splitting costs no accuracy), at most
+ * SGMAT_SK_MAX. Rows k (a step's last tokens) never split. H200 (2026-12-02, scripts/sgmat_sweep.ts, µs per call with
+ * the pre-pass and reduce): 64×3072×2048 n64 k1 70.7, k4 30.7, k8 27.6 (29 TFLOP/s; the 64×64 tile of before, q64
+ * k1, 241); 32×2048×8192 n32 k1 133, k4 48.5, k8 34.0, k16 43.9 (gemv_vec 87.7); 32×3072×2048 n32 k4 19.2, k8 22.2
+ * (gemv_vec 29.2); 16 rows: gemv_vec 12.9, n32x64 k4 11.5 (so 16 rows stay on gemv_vec). At 512 rows split-K did
+ * not pay where the tile gives 128 workgroups (512×2048×2048 q128x64k64 k1 54.8 TFLOP/s, k2 51.7, k4 44.9).
+ * Restarting every 512 instead of 256 gained nothing (32×2048×8192 31.4 vs 31.6 TFLOP/s) for 1.7× the error.
+ * From the H200 sweep (scripts/bench_sgmat.ts, 2026-12-01; TFLOP/s split / single): 512×8192×2048 and larger outputs
+ * w128x256 90.8 / 122.0 (best: 90.8 / w256x128 125.5), 4096³ 100.9 / 155.0; 512×2048×2048 q128x64k64 52.1 (best) /
+ * q64k64 70.0 (best); 512×2048×8192 q128x64k64 68.4 (best) / q64k64 101.9 (best).
  */
 // flush (the split with its sums, 8 matrices a subgroup), H200 2026-12-02: 4096³ w128 87.7, w128c 82.9, q64x128 79.2,
 // q128x64k64 54.5, q64x128k64 53.1; 512×2048×2048 q128x64k64 43.8, q64x128 41.8, q64x128k64 39.9, w128 34.7, w128c 31.1
 export const SGMAT_ORDER = { split: ['w128x256', 'q128x64k64', 'q64'], flush: ['w128', 'q128x64k64', 'q64'], single: ['w128x256', 'q64k64', 'q64'] } as const;
+export const SGMAT_THIN = { 32: ['n32', 'q64'], 64: ['n64', 'q64'] } as const;
 export const SGMAT_MIN_WG = 120;
-export const SGMAT_SPLITK_WG = 32;
+export const SGMAT_SPLITK_TARGET = 264;
+export const SGMAT_SLICE_K = 256;
+export const SGMAT_SK_MAX = 8;
+/** Partial sums a row at most (slices × OUT): the scratch is planes × the step capacity × OUT, 96 KiB a row here. */
+export const SGMAT_PART_COLS = 24576;
 /** sk: K slices (split-K); fl: K tiles between accumulator restarts (0: none; the split variant's SGMAT_FLUSH_K). */
 export interface SgmatPlan { m: SubgroupMatrixConfig; t: SgmatTile; sk: number; fl: number }
 
@@ -116,15 +141,21 @@ export function sgmatPlan(c: Ctx, split: boolean, R = 4096, OUT = 4096, IN = 409
   if (!A.f16 || !m || !A.subgroupSize) return null;
   const flush = split && SGMAT_FLUSH_K > 0 && flushOverride !== false;
   const fits = (t: SgmatTile) => sgmatFits(c, m, t, split, flush);
-  const fl = (t: SgmatTile) => flush ? Math.max(1, Math.round(SGMAT_FLUSH_K / t.BK)) : 0;
+  const flushK = Number(knob('FLA_SGMAT_FLUSH_K') ?? SGMAT_FLUSH_K);
+  const fl = (t: SgmatTile) => flush ? Math.max(1, Math.round(flushK / t.BK)) : 0;
   const wgs = (t: SgmatTile) => Math.ceil(R / (t.WM * t.TM * m.M)) * Math.ceil(OUT / (t.WN * t.TN * m.N));
   const area = (t: SgmatTile) => t.WM * t.TM * t.WN * t.TN;   // ties (R or OUT below one tile): the smaller tile
-  const skFor = (t: SgmatTile) => !rowsN || R > 65535 || wgs(t) >= SGMAT_SPLITK_WG ? 1 : Math.max(1, Math.min(4, Math.ceil(2 * SGMAT_SPLITK_WG / wgs(t)), Math.floor(IN / 512)));
-  if (tileOverride) return fits(tileOverride) ? { m, t: tileOverride, sk: rowsN ? splitOverride ?? 1 : 1, fl: fl(tileOverride) } : null;
+  const maxSk = (t: SgmatTile) => Math.max(1, Math.min(SGMAT_SK_MAX, Math.floor(IN / Math.max(SGMAT_SLICE_K, t.BK)), Math.floor(SGMAT_PART_COLS / OUT)));
+  const forced = knob('FLA_SGMAT_SPLITK');
+  const skFor = (t: SgmatTile) => !rowsN || R > 65535 ? 1 : forced ? Math.min(Number(forced), Math.ceil(IN / t.BK))
+    : wgs(t) >= SGMAT_MIN_WG ? 1 : Math.min(maxSk(t), Math.ceil((R <= 64 ? SGMAT_SPLITK_TARGET : SGMAT_MIN_WG) / wgs(t)));
+  if (tileOverride) return fits(tileOverride) ? { m, t: tileOverride, sk: rowsN ? Math.min(splitOverride ?? 1, Math.ceil(IN / tileOverride.BK)) : 1, fl: fl(tileOverride) } : null;
   const named = knob('FLA_SGMAT_TILE');
   if (named) { const t = SGMAT_TILES.find(t => t.name === named)!; if (fits(t)) return { m, t, sk: skFor(t), fl: fl(t) }; }
-  const cands = SGMAT_ORDER[flush ? 'flush' : split ? 'split' : 'single'].map(n => SGMAT_TILES.find(t => t.name === n)!).filter(fits);
-  const t = cands.find(t => wgs(t) >= SGMAT_MIN_WG) ?? cands.sort((a, b) => wgs(b) - wgs(a) || area(a) - area(b))[0] ?? SGMAT_TILES.find(fits);
+  const byName = (ns: readonly string[]) => ns.map(n => SGMAT_TILES.find(t => t.name === n)!).filter(fits);
+  const thin = R <= 64 ? byName(SGMAT_THIN[R <= 32 ? 32 : 64])[0] : undefined;
+  const cands = byName(SGMAT_ORDER[flush ? 'flush' : split ? 'split' : 'single']);
+  const t = thin ?? cands.find(t => wgs(t) >= SGMAT_MIN_WG) ?? cands.sort((a, b) => wgs(b) - wgs(a) || area(a) - area(b))[0] ?? SGMAT_TILES.find(fits);
   return t ? { m, t, sk: skFor(t), fl: fl(t) } : null;
 }
 
@@ -186,7 +217,7 @@ export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: Subgrou
   const places = ['xh', ...(split ? ['xl'] : []), ...(NB * BN * (t.BK / 8 + 1) >= slots ? ['ws'] : [])];
   const mats = each((i, j) => [[i, j] as const]);
   const flush = (b: number) => !FL ? [] : [
-    `if ((kt + ${b + 1}u - klo) % ${FL}u == 0u) {`,
+    `if ((kt + ${b + 1}u - klo) % ${FL}u == 0u && kt + ${b + 1}u < NK) {`,   // the last: the epilogue adds acc + sums itself
     ...(t.DB ? ['  workgroupBarrier();'] : []),
     ...I(Math.ceil(mats.length / places.length)).flatMap(r => {
       const group = mats.slice(r * places.length, (r + 1) * places.length);
@@ -245,21 +276,34 @@ function launches(a: MatmulArgs, c: Ctx, kind: F16Matmul): Launch[] {
   const cost = { flops: 2 * R * IN * OUT, bytes: 2 * OUT * IN + 4 * R * (RW + OUT) };
   if (kind === 'f16split' || kind === 'f16single')
     return [prep, { kernel: F16_KERNELS.f16, defines: { ...epilogueDefines(a), ...weightDefines(a.w.dtype), SPLIT: split }, bind: { ...bind, dims: u32(IN, OUT, RW, KPAD) }, cost, grid: [Math.ceil(OUT / 64), Math.ceil(R / 64), 1] }];
-  const p = planOf(a, c, split), t = p.t, SG = c.adapter.subgroupSize!;
+  const p = planOf(a, c, split), t = p.t, SG = c.adapter.subgroupSize!, part = scratch(partName(OUT, p.sk));
   const BM = t.WM * t.TM * p.m.M, BN = t.WN * t.TN * p.m.N;
   const gemm: Launch = {
-    kernel: sgmatKernel(t, split, SG, p.m, IN % 8 === 0, p.fl), bind: { ...bind, ...(p.sk > 1 ? { y: scratch('part') } : {}), dims: u32(IN, OUT, RW / 4, KPAD / 8) },
+    kernel: sgmatKernel(t, split, SG, p.m, IN % 8 === 0, p.fl), bind: { ...bind, ...(p.sk > 1 ? { y: part } : {}), dims: u32(IN, OUT, RW / 4, KPAD / 8) },
     cost, grid: [Math.ceil(OUT / BN), Math.ceil(R / BM), p.sk],
-    defines: { ...epilogueDefines(a), SPLIT: split, WV: IN % 8 === 0, DB: t.DB, SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, WM: t.WM, WN: t.WN, TM: t.TM, TN: t.TN, BK: t.BK, SG, SPLITK: p.sk > 1, SK: p.sk,
+    defines: { ...epilogueDefines(a), SPLIT: split, WV: IN % 8 === 0, DB: t.DB, SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, WM: t.WM, WN: t.WN, TM: t.TM, TN: t.TN, BK: t.BK, SG, SPLITK: p.sk > 1,
       FL: p.fl },   // FL shapes only the generated source, but pipelines are cached by label and defines
   };
   if (p.sk === 1) return [prep, gemm];
   const reduce: Launch = {
     kernel: F16_KERNELS.reduce, defines: epilogueDefines(a), grid: [Math.ceil(OUT / 256), R, 1],
-    bind: { part: scratch('part'), xq: scratch('xq'), bias: a.bias, y: a.y, dims: u32(OUT, RW, p.sk) }, cost: { flops: 0, bytes: 4 * R * OUT * (p.sk + 1) },
+    bind: { part, xq: scratch('xq'), bias: a.bias, y: a.y, dims: u32(OUT, RW, p.sk) }, cost: { flops: 0, bytes: 4 * R * OUT * (p.sk + 1) },
   };
   return [prep, gemm, reduce];
 }
+
+/**
+ * `ls` without a pre-pass that repeats one already in `done` (same x, same layout into the same scratch xq): ops that
+ * run several matmuls on one x (matmul_multi's split: q, k, v; gate, up) split x into f16 once. x is not written
+ * between them (each part writes its own output).
+ */
+export function sharePrep(done: readonly Launch[], ls: Launch[]): Launch[] {
+  const same = (a: Launch, b: Launch) => a.kernel === b.kernel && a.bind.x === b.bind.x && JSON.stringify([a.bind.dims, a.defines, a.grid]) === JSON.stringify([b.bind.dims, b.defines, b.grid]);
+  return ls.filter(l => l.kernel !== F16_KERNELS.prep || !done.some(d => same(d, l)));
+}
+
+/** The split-K partial sums' scratch, named by its size: ops that run several matmuls (matmul_multi) merge their scratch by name. */
+const partName = (OUT: number, sk: number) => `part${sk}x${OUT}`;
 
 function planOf(a: MatmulArgs, c: Ctx, split: boolean): SgmatPlan {
   const [OUT, IN] = a.w.shape as [number, number];
@@ -272,7 +316,7 @@ const variant = (kind: F16Matmul): Variant<MatmulArgs> => ({
     const split = kind === 'sgmat' || kind === 'f16split', rows = a.x.rows === 'k' ? 'k' as const : 'n' as const;
     const xq = { cols: prepLayout(a.w.shape[1]!, split).RW, rows };
     const sk = kind.startsWith('sgmat') && sgmatPlan(c, split) ? planOf(a, c, split).sk : 1;
-    return sk > 1 ? { xq, part: { cols: a.w.shape[0]!, planes: sk, rows } } : { xq };
+    return sk > 1 ? { xq, [partName(a.w.shape[0]!, sk)]: { cols: a.w.shape[0]!, planes: sk, rows } } : { xq };
   },
   launches: (a, c) => launches(a, c, kind),
 });

@@ -19,7 +19,7 @@
 // one computed from local_invocation_index). Offsets and strides count p's array elements (vec4<u32> slots).
 // Dispatch: (ceil(OUT/BN), ceil(R/BM), SK) workgroups of WM·WN·SG threads.
 // Defines: ACT, HAS_BIAS, ACCUM, ROWS_K, SPLIT, WV (IN % 8 == 0: W read as vec4<u32>), DB, SM_M, SM_N, SM_K, WM, WN,
-// TM, TN, BK, SG; SPLITK (rows n only), SK.
+// TM, TN, BK, SG; SPLITK (rows n only; the slices are the grid's z).
 #include "common.wgsl"
 #include "act.wgsl"
 
@@ -93,7 +93,7 @@ fn emit(c0: u32, lane: u32, rb: u32, cb: u32, rows: u32, OUT: u32, XR: u32, z: u
 
 @compute @workgroup_size(NT)
 fn matmul_sgmat(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) g: vec3u,
-  @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32, @builtin(num_workgroups) ng: vec3u) {
   let IN = dims.x;
   let OUT = dims.y;
   let XR = dims.z;
@@ -110,11 +110,11 @@ fn matmul_sgmat(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) 
   let tc = t % KS;
   // rows past R (x) or OUT (W) are clamped, not zeroed: they only reach outputs that are not stored
   //@ decl
-  // K tiles k_lo .. NK (SPLITK: slice g.z of SK, as many tiles each)
+  // K tiles k_lo .. NK (SPLITK: slice g.z of the grid's ng.z, as many tiles each; a slice past the end sums nothing)
   var NK = (IN + BK - 1u) / BK;
   var klo = 0u;
   if (SPLITK) {
-    let per = (NK + SK - 1u) / SK;
+    let per = (NK + ng.z - 1u) / ng.z;
     klo = min(NK, g.z * per);
     NK = min(NK, klo + per);
   }

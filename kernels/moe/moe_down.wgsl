@@ -9,12 +9,13 @@
 // Dispatch: z = token t; a 2-D grid over blocks of WG / TPR output rows o; TPR lanes per output row split the
 // K·Ur routed units (expert j = unit / Ur, so short rows of many experts still fill every lane) and then the Us shared
 // units, UNROLL loads in flight per lane. The token's experts and weights are read once into workgroup memory.
-// ROUTE: sel is the router's logits [N, LW = SW] and the workgroup selects the token's experts and weights itself
-// (moe_route_sg.wgsl, as moe_gu), the shared gate σ(logit E) as moe_topk.
+// Where the token's selection comes from: SEL_IN sel (moe_topk's); ROUTE: sel is the router's logits [N, LW = SW] and
+// the workgroup selects the token's experts and weights itself (moe_route_sg.wgsl, as moe_gu), the shared gate
+// σ(logit E) as moe_topk; ROUTE_IN: moe_gu (ROUTE_OUT) wrote it into act's columns K·I + Ish .. (sel unread).
 // Reduction as moe_gu. Rows whose token has no expert in this part (and no shared expert) are left untouched.
 // ROW_FAST (fp8 with one scale part per expert, RP = C): a routed unit's scale is S[sb[j] + ⌊o / BR⌋·SC + col], the
 // expert's offset read once into workgroup memory and ⌊o / BR⌋ once per lane, instead of two divisions per unit.
-// Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, KMAX, COL_POW2, ROW_FAST, W_*.
+// Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, KMAX, COL_POW2, ROW_FAST, W_*, one of SEL_IN / ROUTE / ROUTE_IN.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -29,6 +30,9 @@
 
 fn xin(xb: u32, q: u32) -> vec4f { return x[xb + q]; }
 
+// element i of act
+fn xf(i: u32) -> f32 { return x[i / 4u][i % 4u]; }
+
 #include "moe_unit.wgsl"
 
 #if ROUTE
@@ -36,30 +40,9 @@ fn rt_logit(i: u32) -> f32 { return sel[i]; }
 #include "moe_route_sg.wgsl"
 #endif
 
-#if SG_RED
-var<workgroup> red: array<f32, WG / SGS>;
-#else
-var<workgroup> red: array<f32, WG>;
-#endif
 var<workgroup> ex: array<u32, KMAX>;    // first W row of the token's j-th expert in this part (0xffffffff: not in it)
 var<workgroup> wt: array<f32, KMAX>;    // its weight (0 when not in this part); wt[K] the shared gate
 var<workgroup> sb: array<u32, KMAX>;    // ROW_FAST: its first scale row's offset in S (expert · SRP · SC)
-
-fn wscale(sh: bool, g: u32, u: u32) -> f32 {
-#if W_FP8
-  let fq = select(dims[2], dims[3], sh);
-  let srow = (g / fq.x) * fq.y + (g % fq.x) / fq.z;
-#if COL_POW2
-  let i = srow * fq.w + (u >> select(dims[4].x, dims[4].y, sh));   // units per scale block a power of two: its log2
-#else
-  let i = srow * fq.w + (u * EPU) / select(dims[4].x, dims[4].y, sh);
-#endif
-  if (sh) { return Ss[i] * FP8_UNSCALE; }
-  return S[i] * FP8_UNSCALE;
-#else
-  return 1.0;
-#endif
-}
 
 // ROW_FAST: the routed scale of unit q of expert slot j for the lane's row block ob = ⌊o / BR⌋·SC
 fn rscale(j: u32, ob: u32, q: u32) -> f32 {
@@ -85,6 +68,7 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
   _ = &Ws;
   _ = &S;
   _ = &Ss;
+  _ = &sel;
   let C = dims[0].x;
   let I = dims[0].y;
   let K = dims[0].z;
@@ -106,7 +90,8 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
     sb[li] = select(0u, (e - E0) * dims[2].y * dims[2].w, inPart);
   }
   if (SHARED && li == K && t < step.n) { wt[K] = 1.0 / (1.0 + exp(-sel[t * SW + dims[5].z])); }
-#else
+#endif
+#if SEL_IN
   if (li < K) {
     let e = u32(sel[t * SW + li]);
     let inPart = ROUTED && e >= E0 && e < E0 + EP;
@@ -115,6 +100,18 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
     sb[li] = select(0u, (e - E0) * dims[2].y * dims[2].w, inPart);
   }
   if (SHARED && li == K) { wt[K] = sel[t * SW + 2u * K]; }
+#endif
+#if ROUTE_IN
+  // moe_gu (ROUTE_OUT) left the token's selection in act's columns RT = K·I + Ish ..
+  let rb = min(t, step.n - 1u) * AW + K * I + dims[1].z;
+  if (li < K) {
+    let e = u32(xf(rb + li));
+    let inPart = ROUTED && t < step.n && e >= E0 && e < E0 + EP;
+    ex[li] = select(0xffffffffu, (e - E0) * C, inPart);
+    wt[li] = select(0.0, xf(rb + K + li), inPart);
+    sb[li] = select(0u, (e - E0) * dims[2].y * dims[2].w, inPart);
+  }
+  if (SHARED && li == K && t < step.n) { wt[K] = xf(rb + 2u * K); }
 #endif
   workgroupBarrier();
   var any = SHARED;
@@ -151,7 +148,7 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
 #if ROW_FAST
         let sc = rscale(jr[k], ob, qr[k]);
 #else
-        let sc = wscale(false, select(r + o, 0u, r == 0xffffffffu), qr[k]);
+        let sc = wscale(false, srow_of(false, select(r + o, 0u, r == 0xffffffffu)), qr[k]);
 #endif
         acc += wt[jr[k]] * sc * wdot(wv[k], xb + jr[k] * (I / 4u), qr[k] * (EPU / 4u));
       }
@@ -162,7 +159,7 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
 #if ROW_FAST
       let sc = rscale(j, ob, q);
 #else
-      let sc = wscale(false, gr, q);
+      let sc = wscale(false, srow_of(false, gr), q);
 #endif
       acc += wt[j] * sc * wdot(W[gr * Ur + q], xb + j * (I / 4u), q * (EPU / 4u));
       q += dq;
@@ -173,32 +170,15 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
   if (live && SHARED) {
     let xs = xb + K * (I / 4u);
     var s = 0.0;
-    for (var q = lane; q < Us; q += TPR) { s += wscale(true, o, q) * wdot(Ws[o * Us + q], xs, q * (EPU / 4u)); }
+    let so = srow_of(true, o);
+    for (var q = lane; q < Us; q += TPR) { s += wscale(true, so, q) * wdot(Ws[o * Us + q], xs, q * (EPU / 4u)); }
     acc += wt[K] * s;
   }
 
 #if SG_RED
-  if (TPR < sg) {
-    for (var s = TPR / 2u; s > 0u; s >>= 1u) { acc += subgroupShuffleXor(acc, s); }
-  } else {
-    acc = subgroupAdd(acc);
-  }
-  if (TPR > sg) {
-    if (li % sg == 0u) { red[li / sg] = acc; }
-    workgroupBarrier();
-    let first = (li / TPR) * (TPR / sg);
-    var v = 0.0;
-    for (var j = 0u; j < TPR / sg; j++) { v += red[first + j]; }
-    acc = v;
-  }
+  acc = lane_sum(li, sg, TPR, array<f32, 1>(acc))[0];
 #else
-  red[li] = acc;
-  workgroupBarrier();
-  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-    if (lane < s) { red[li] += red[li + s]; }
-    workgroupBarrier();
-  }
-  acc = red[li - lane];
+  acc = lane_sum(li, 1u, TPR, array<f32, 1>(acc))[0];
 #endif
 
   if (live && any && lane == 0u) { y[t * C + o] += acc; }

@@ -16,6 +16,7 @@
 import type { Backend, HostWeight, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { grid, kernel, ONLY, op, scratch, u32, weightDefines, type Ctx, type Host, type Launch, type ScratchSpec, type Variant } from '../lib.ts';
+import { knob } from '../../src/util/knobs.ts';
 import { rmsNormOp } from '../norm/rms_norm.ts';
 import { rmsNormRef } from '../norm/rms_norm.ref.ts';
 import { moeExpertsRef } from './moe_experts.ref.ts';
@@ -26,7 +27,7 @@ import groupSrc from './moe_group.wgsl' with { type: 'text' };
 import gemmSrc from './moe_gemm.wgsl' with { type: 'text' };
 import combineSrc from './moe_combine.wgsl' with { type: 'text' };
 import routeSrc from './moe_route_sg.wgsl' with { type: 'text' };
-import { moeTopkOp } from './moe_topk.ts';
+import { moeTopkOp, rtK } from './moe_topk.ts';
 import { moeTopkRef } from './moe_topk.ref.ts';
 
 export const KERNELS = {
@@ -138,6 +139,8 @@ export function select(c: Ctx): 'gemv' | 'grouped' { return c.step.n <= GEMV_MAX
 
 /** Largest top-k (+ 1 for the shared gate) of the fused GEMVs' per-token tables (workgroup memory). */
 export const KMAX = 64;
+/** Workgroup memory moe_gu may give to its staged input row (XS). */
+const XS_BYTES = 16384;
 /** Threads a fused GEMV should launch to keep enough loads in flight on a large GPU (132 SMs × 1024). */
 const TARGET_THREADS = 1 << 17;
 const pow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
@@ -150,10 +153,14 @@ function unitOf(ws: Weight[], lens: number[]): { VEC: boolean; EPU: number } {
   return { VEC, EPU: VEC ? EPU : 4 };
 }
 
-/** Lanes per output: from 32, widened (split-K) while the grid is small and each lane keeps ≥ 4 units, narrowed on short rows. */
-function lanes(WG: number, outputs: number, units: number): number {
+/** Lanes per output: from 32, widened (split-K) while the grid is small and each lane keeps ≥ 4 units, narrowed on short rows (and to 16 behind a staged row where the grid allows). */
+function lanes(WG: number, outputs: number, units: number, staged = false): number {
   let TPR = Math.min(32, WG);
   while (TPR < WG && outputs * TPR < TARGET_THREADS && 4 * TPR <= units) TPR *= 2;
+  // a staged input row (moe_gu XS): narrower lane groups where the grid stays large (more rows a workgroup per staging and routing)
+  if (staged) while (TPR > 16 && (outputs * TPR) / 2 >= TARGET_THREADS / 2) TPR /= 2;
+  const forced = knob('FLA_FP8_LANES');
+  if (forced) TPR = Math.min(WG, Number(forced));
   while (TPR > 1 && TPR > units) TPR /= 2;
   return TPR;
 }
@@ -164,8 +171,8 @@ function lanes(WG: number, outputs: number, units: number): number {
  * where the adapter has them.
  */
 function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] {
-  const { E, I, C } = a.w, K = a.k, N = c.step.n, SW = a.sel.cols, sh = a.shared, Ish = sh?.I ?? 0, AW = K * I + Ish;
-  const touched = Math.min(E, N * K), ad = c.adapter, WG = Math.min(256, ad.maxInvocations);
+  const { E, I, C } = a.w, K = a.k, N = c.step.n, SW = a.sel.cols, sh = a.shared, Ish = sh?.I ?? 0, AW = actCols(K, I, Ish);
+  const touched = Math.min(E, N * K), ad = c.adapter, WG = Math.min(Number(knob('FLA_FP8_WG') ?? 256), ad.maxInvocations);
   const SGS = ad.subgroupSize, SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
   const red = { WG, SG_RED, SGS: SG_RED ? SGS : 1, KMAX };
   // what each launch runs: a routed part and/or the shared expert, with one dtype and one load unit
@@ -181,6 +188,10 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
   const ls: Launch[] = [];
   // routing: in the GEMVs' prologue (subgroups), else moe_topk first
   const route = !!a.logits && SG_RED && WG >= 64 && EMAX % WG === 0;
+  // moe_down takes moe_gu's selection (act's last columns) unless FLA_MOE_DOWN_ROUTE=self has it route again
+  const routeOnce = route && knob('FLA_MOE_DOWN_ROUTE') !== 'self';
+  // moe_gu stages each workgroup's token row in workgroup memory where it fits (FLA_FP8_XS=0: read by every lane group)
+  const xs = knob('FLA_FP8_XS') !== '0' && 4 * C <= Math.min(XS_BYTES, ad.maxWorkgroupStorage / 2);
   if (a.logits && !route) ls.push(...topkLaunches(a, c));
   const SWb = route ? a.logits!.cols : SW;
   for (const down of [false, true]) {
@@ -193,12 +204,13 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
       const lr = Wr ? fp8Layout(Wr, down ? I : C) : { fq: [1, 1, 1, 1], bc: 4 }, lsh = Ws ? fp8Layout(Ws, down ? Ish : C) : { fq: [1, 1, 1, 1], bc: 4 };
       const Ur = (down ? I : C) / EPU, Us = (down ? Ish : C) / EPU;
       const nR = q ? q.n : 0, readRows = q ? touched * q.n / E : 0;
-      const defines: Record<string, number | boolean> = { ...weightDefines(ws[0]!.dtype), WDT: 0, ...red, VEC, UNROLL: 4, ROUTED: q !== null, SHARED: Ws !== null, NORM: !down && !!a.norm,
-        ROUTE: route, NORM_TOPK: !!a.normTopk, EMAX };
+      const defines: Record<string, number | boolean> = { ...weightDefines(ws[0]!.dtype), WDT: 0, ...red, VEC, UNROLL: 4, ROUTED: q !== null, SHARED: Ws !== null,
+        NORM: !down && !!a.norm, WSR: down ? 1 : 2, MOE_GEMV: true, NORM_TOPK: !!a.normTopk, EMAX, RT_K: rtK(K),
+        ...(down ? { ROUTE: route && !routeOnce, ROUTE_IN: routeOnce, SEL_IN: !route } : { ROUTE: route, ROUTE_OUT: routeOnce, XS: xs, XQ: C / 4 }) };
       let TPR: number, grid3: [number, number, number], cost: Launch['cost'];
       if (!down) {
         const rows = Math.max(q ? I : 0, Ws ? Ish : 0), outs = N * ((q ? K * I : 0) + (Ws ? Ish : 0));
-        TPR = lanes(WG, outs, Ur);
+        TPR = lanes(WG, outs, Ur, xs);
         const [gx, gy] = grid(Math.ceil(rows / (WG / TPR)));
         grid3 = [gx, gy, (q ? N * K : 0) + (Ws ? N : 0)];
         cost = { flops: 4 * N * ((q ? K * I * nR / E : 0) + Ish) * C, bytes: (readRows * 2 * I + (Ws ? 2 * Ish : 0)) * C * wbytes(ws[0]!) + 4 * N * (C + AW) };
@@ -229,8 +241,11 @@ function topkLaunches(a: MoeExpertsArgs, c: Ctx): Launch[] {
   return moeTopkOp.variants[moeTopkOp.select(c, t)]!.launches(t, c);
 }
 
+/** Columns of the fused GEMVs' act rows: the K routed and the shared SwiGLU outputs, then moe_gu's selection (2K + 1, padded to 4). */
+const actCols = (K: number, I: number, Ish: number) => K * I + Ish + 4 * Math.ceil((2 * K + 1) / 4);
+
 const fused = (subgroups: boolean): Variant<MoeExpertsArgs> => ({
-  scratch: a => ({ act: { cols: a.k * a.w.I + (a.shared?.I ?? 0) } }),
+  scratch: a => ({ act: { cols: actCols(a.k, a.w.I, a.shared?.I ?? 0) } }),
   launches: (a, c) => fusedLaunches(a, c, subgroups),
 });
 

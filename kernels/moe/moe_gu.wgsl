@@ -5,12 +5,16 @@
 //     act[t, K·I + i] = silu(h[t]·Ws[i]) · (h[t]·Ws[Ish + i])                      i < Ish
 // ROUTE (with SG_RED): sel is the router's logits [N, LW = SW] (E = dims[5].z experts, then the shared gate's logit)
 // and each workgroup of a routed assignment first selects its token's top-K itself (moe_route_sg.wgsl: the same
-// experts in the same order as moe_topk), so no moe_topk dispatch runs before it.
-// NORM: h[t] = RMSNorm(x[t])·gn (eps = bitcast dims[4].w) in the prologue: each row's lanes also sum x² over the
-// row they stream, and both sums are scaled by rsqrt(mean x² + eps) after the reduction; else h = x.
+// experts in the same order as moe_topk), so no moe_topk dispatch runs before it. ROUTE_OUT (with ROUTE): the token's
+// first routed workgroup also writes the selection into act's last 2K + 1 columns (from RT = K·I + Ish: the K experts
+// as f32, their K weights, the shared gate σ(logit E)), which moe_down reads instead of routing again.
+// NORM: h[t] = RMSNorm(x[t])·gn (eps = bitcast dims[4].w) in the prologue: the whole workgroup sums x[t]² once
+// (lane_sum of moe_unit.wgsl over all WG lanes) and the lanes' sums are scaled by rsqrt(mean x² + eps) after the reduction; else h = x.
+// XS: the workgroup stages its token's x (times gn with NORM) in workgroup memory first (C × 4 bytes).
 // W [EP, 2I, C] is the part's gate|up tensor (per expert I gate rows then I up rows), Ws [2Ish, C] the shared one,
 // both of one storage dtype, read in load units (moe_unit.wgsl) with fp8 block scales S / Ss.
-// Bindings: step; x = h (or the rows to normalize) [N, C] f32; sel [N, SW] f32 (moe_topk); W, Ws u32 units; act [N, AW] f32 (AW = K·I + Ish);
+// Bindings: step; x = h (or the rows to normalize) [N, C] f32; sel [N, SW] f32 (moe_topk); W, Ws u32 units; act [N, AW] f32
+// (AW ≥ K·I + Ish, + 2K + 1 with ROUTE_OUT, a multiple of 4);
 // dims: (C, I, K, E0), (EP, SW, Ish, AW), scale layout of W and of Ws (RP, SRP, BR, SC), (BC, BCs, TPR, eps) (COL_POW2: log2 of
 // each BC / EPU instead of BC),
 // (U, U, 0, 0) = units per row; S, Ss fp8 block scales (placeholders otherwise); gn [C] f32 the norm weight (NORM).
@@ -18,7 +22,8 @@
 // over the row's U units), WG / TPR rows per workgroup, a 2-D grid over row blocks of max(I, Ish); z = the N·K routed
 // assignments (ROUTED) then the N shared ones (SHARED). Each lane keeps 2·UNROLL units in flight (loads issued
 // first). Reduction: SG_RED subgroup shuffles/adds (+ a workgroup pass when TPR > the subgroup), else a
-// workgroup-memory tree (as matmul_gemv_vec). Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, NORM, W_*, COL_POW2.
+// workgroup-memory tree (as matmul_gemv_vec). Defines: WG, UNROLL, VEC, SG_RED, SGS, ROUTED, SHARED, NORM, WSR (2),
+// ROUTE, ROUTE_OUT, XS (XQ = C / 4), W_*, COL_POW2.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -32,11 +37,20 @@
 @group(0) @binding(8) var<storage, read> Ss: array<f32>;
 @group(0) @binding(9) var<storage, read> gn: array<vec4f>;         // [C / 4] (NORM)
 
+#if XS
+// XS: the token's input row (times gn with NORM) staged once per workgroup
+var<workgroup> xs: array<vec4f, XQ>;
+#endif
+
 fn xin(xb: u32, q: u32) -> vec4f {
+#if XS
+  return xs[q];
+#else
 #if NORM
   return x[xb + q] * gn[q];
 #else
   return x[xb + q];
+#endif
 #endif
 }
 
@@ -47,41 +61,10 @@ fn rt_logit(i: u32) -> f32 { return sel[i]; }
 #include "moe_route_sg.wgsl"
 #endif
 
-#if SG_RED
-var<workgroup> red: array<vec3f, WG / SGS>;
-#else
-var<workgroup> red: array<vec3f, WG>;
-#endif
 
 fn ld(sh: bool, i: u32) -> WUNIT {
   if (sh) { return Ws[i]; }
   return W[i];
-}
-
-// the block scale of row g, unit u (× FP8_UNSCALE); 1 unless fp8
-// the first scale of row g (its scale row × SC), once per lane outside the unit loop; 0 unless fp8
-fn srow_of(sh: bool, g: u32) -> u32 {
-#if W_FP8
-  let fq = select(dims[2], dims[3], sh);
-  return ((g / fq.x) * fq.y + (g % fq.x) / fq.z) * fq.w;
-#else
-  return 0u;
-#endif
-}
-
-// the block scale of unit u of the row whose first scale is at sr (× FP8_UNSCALE); 1 unless fp8
-fn wscale(sh: bool, sr: u32, u: u32) -> f32 {
-#if W_FP8
-#if COL_POW2
-  let i = sr + (u >> select(dims[4].x, dims[4].y, sh));   // units per scale block a power of two: its log2
-#else
-  let i = sr + (u * EPU) / select(dims[4].x, dims[4].y, sh);
-#endif
-  if (sh) { return Ss[i] * FP8_UNSCALE; }
-  return S[i] * FP8_UNSCALE;
-#else
-  return 1.0;
-#endif
 }
 
 @compute @workgroup_size(WG)
@@ -127,20 +110,53 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
     rows = I;
     col = (a % K) * I;
     g0 = (e - E0) * 2u * I;
+#if ROUTE_OUT
+    // the token's first routed workgroup hands the selection to moe_down: act[t, RT ..] = experts, weights, shared gate
+    if (a % K == 0u && g.x == 0u && g.y == 0u && t < step.n) {
+      let rb = t * AW + K * I + Ish;
+      if (li < K) { act[rb + li] = f32(rt_e[li]); act[rb + K + li] = rt_w[li]; }
+      if (li == K) { act[rb + 2u * K] = 1.0 / (1.0 + exp(-sel[t * SW + dims[5].z])); }
+    }
+#endif
   }
   let lane = li % TPR;
   let i = (g.x + g.y * ng.x) * (WG / TPR) + li / TPR;
   let live = ok && t < step.n && i < rows;
-  var acc = vec3f(0.0);      // gate sum, up sum, Σx² (NORM)
+  let xb = min(t, step.n - 1u) * (C / 4u);
+  var rs = 1.0;
+  // one pass over the token's row: Σx² (NORM) and the staged row (XS)
+  var ss = array<f32, 2>(0.0, 0.0);
+  if (NORM || XS) {
+    for (var q = li; q < C / 4u; q += WG) {
+      let v = x[xb + q];
+      ss[0] += dot(v, v);
+#if XS
+#if NORM
+      xs[q] = v * gn[q];
+#else
+      xs[q] = v;
+#endif
+#endif
+    }
+  }
+#if XS
+  workgroupBarrier();   // xs published
+#endif
+#if NORM
+  // rsqrt(mean x[t]² + eps), summed once by the whole workgroup
+#if SG_RED
+  ss = lane_sum(li, sg, WG, ss);
+#else
+  ss = lane_sum(li, 1u, WG, ss);
+#endif
+  rs = inverseSqrt(ss[0] / f32(C) + bitcast<f32>(dims[4].w));
+#endif
+  var acc = vec2f(0.0);      // gate sum, up sum
   if (live) {
     let gg = g0 + i;
     let gu = gg + rows;
     let sg0 = srow_of(sh, gg);
     let su0 = srow_of(sh, gu);
-    let xb = t * (C / 4u);
-    if (NORM) {
-      for (var q = lane; q < C / 4u; q += TPR) { let v = x[xb + q]; acc.z += dot(v, v); }
-    }
     var u = lane;
     for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
       var wg: array<WUNIT, UNROLL>;
@@ -149,47 +165,26 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
       for (var k = 0u; k < UNROLL; k++) {
         let uk = u + k * TPR;
         let lq = uk * (EPU / 4u);
-        acc += vec3f(wdot(wg[k], xb, lq) * wscale(sh, sg0, uk), wdot(wu[k], xb, lq) * wscale(sh, su0, uk), 0.0);
+        acc += vec2f(wdot(wg[k], xb, lq) * wscale(sh, sg0, uk), wdot(wu[k], xb, lq) * wscale(sh, su0, uk));
       }
     }
     for (; u < U; u += TPR) {
       let w0 = ld(sh, gg * U + u);
       let w1 = ld(sh, gu * U + u);
       let lq = u * (EPU / 4u);
-      acc += vec3f(wdot(w0, xb, lq) * wscale(sh, sg0, u), wdot(w1, xb, lq) * wscale(sh, su0, u), 0.0);
+      acc += vec2f(wdot(w0, xb, lq) * wscale(sh, sg0, u), wdot(w1, xb, lq) * wscale(sh, su0, u));
     }
   }
 
+  var gu2 = array<f32, 2>(acc.x, acc.y);
 #if SG_RED
-  if (TPR < sg) {
-    for (var s = TPR / 2u; s > 0u; s >>= 1u) { acc += subgroupShuffleXor(acc, s); }
-  } else {
-    acc = subgroupAdd(acc);
-  }
-  if (TPR > sg) {
-    if (li % sg == 0u) { red[li / sg] = acc; }
-    workgroupBarrier();
-    let first = (li / TPR) * (TPR / sg);
-    var v = vec3f(0.0);
-    for (var j = 0u; j < TPR / sg; j++) { v += red[first + j]; }
-    acc = v;
-  }
+  gu2 = lane_sum(li, sg, TPR, gu2);
 #else
-  red[li] = acc;
-  workgroupBarrier();
-  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-    if (lane < s) { red[li] += red[li + s]; }
-    workgroupBarrier();
-  }
-  acc = red[li - lane];
+  gu2 = lane_sum(li, 1u, TPR, gu2);
 #endif
+  acc = vec2f(gu2[0], gu2[1]);
 
-  var gv = acc.x;
-  var uv = acc.y;
-  if (NORM) {
-    let rs = inverseSqrt(acc.z / f32(C) + bitcast<f32>(dims[4].w));
-    gv *= rs;
-    uv *= rs;
-  }
+  let gv = acc.x * rs;
+  let uv = acc.y * rs;
   if (live && lane == 0u) { act[t * AW + col + i] = gv / (1.0 + exp(-gv)) * uv; }
 }

@@ -5,6 +5,7 @@
 // adapter has subgroups) and 'wg' (moe_topk.wgsl, workgroup trees, portable); FLA_KERNEL_MOE_TOPK=subgroup|wg forces one.
 import type { Backend, Tensor } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
+import { knob } from '../../src/util/knobs.ts';
 import { grid, kernel, op, u32, type Ctx } from '../lib.ts';
 import { moeTopkRef } from './moe_topk.ref.ts';
 import source from './moe_topk.wgsl' with { type: 'text' };
@@ -24,6 +25,11 @@ const sgOk = (c: Ctx) => c.adapter.subgroups && c.adapter.maxInvocations >= SG_W
 export interface MoeTopkArgs { logits: Tensor; sel: Tensor; k: number; norm: boolean; shared: boolean }
 
 const expertsOf = (a: MoeTopkArgs) => a.logits.cols - (a.shared ? 1 : 0);
+/** Largest top-k of route()'s two-barrier path (moe_route_sg.wgsl RT_K: a sorted list of k per subgroup in workgroup memory). */
+export const RT_KMAX = 16;
+/** RT_K for a top-k: k where the two-barrier path takes it, else 0 (route()'s round-per-barrier path); FLA_MOE_ROUTE=rounds forces the latter. */
+export const rtK = (k: number) => (k <= RT_KMAX && knob('FLA_MOE_ROUTE') !== 'rounds' ? k : 0);
+
 /** Columns of moe_topk's selection for top-k (with a shared expert gate: one more). */
 export const selCols = (k: number, shared: boolean) => 2 * k + (shared ? 1 : 0);
 
@@ -45,7 +51,7 @@ export const moeTopkOp = op<MoeTopkArgs>({
     subgroup: {
       supports: (_a, c) => sgOk(c),
       launches: (a, c) => [{
-        kernel: SG_KERNEL, grid: grid(c.step.n), defines: { NORM_TOPK: a.norm, SHARED: a.shared, EMAX, KMAX: EMAX, WG: SG_WG }, cost: cost(c.step.n, expertsOf(a), a.k),
+        kernel: SG_KERNEL, grid: grid(c.step.n), defines: { NORM_TOPK: a.norm, SHARED: a.shared, EMAX, KMAX: EMAX, WG: SG_WG, SGS: c.adapter.subgroupSize, RT_K: rtK(a.k) }, cost: cost(c.step.n, expertsOf(a), a.k),
         bind: { logits: a.logits, sel: a.sel, dims: u32(expertsOf(a), a.k, a.logits.cols, a.sel.cols) },
       }],
     },

@@ -75,3 +75,84 @@ fn wdot(w: WUNIT, xb: u32, lq: u32) -> f32 {
 #endif
 #endif
 }
+
+
+#if MOE_GEMV
+// The fused expert GEMVs' (moe_gu, moe_down: MOE_GEMV) fp8 block scales. Needs in the including file: S, Ss (the
+// routed / shared scales), dims with the scale layouts of W and Ws in dims[2] / dims[3] (RP, SRP, BR, SC) and
+// dims[4].xy = their BC (COL_POW2: log2 of BC / EPU).
+
+// the first scale of row g of W or (sh) Ws (its scale row × SC), once per lane outside the unit loop; 0 unless fp8
+fn srow_of(sh: bool, g: u32) -> u32 {
+#if W_FP8
+  let fq = select(dims[2], dims[3], sh);
+  return ((g / fq.x) * fq.y + (g % fq.x) / fq.z) * fq.w;
+#else
+  return 0u;
+#endif
+}
+
+// the block scale of unit u of the row whose first scale is at sr (× FP8_UNSCALE); 1 unless fp8
+fn wscale(sh: bool, sr: u32, u: u32) -> f32 {
+#if W_FP8
+#if COL_POW2
+  let i = sr + (u >> select(dims[4].x, dims[4].y, sh));   // units per scale block a power of two: its log2
+#else
+  let i = sr + (u * EPU) / select(dims[4].x, dims[4].y, sh);
+#endif
+  if (sh) { return Ss[i] * FP8_UNSCALE; }
+  return S[i] * FP8_UNSCALE;
+#else
+  return 1.0;
+#endif
+}
+
+#endif
+
+// lane_sum(li, sg, TPR, v)[r] = Σ of v[r] (r < WSR) over the thread's lane group of TPR lanes (a power of two ≤ WG, the
+// groups laid out consecutively; TPR = WG: the whole workgroup), for every lane of the group (li = local invocation
+// index, sg = the subgroup size, unused without SG_RED): subgroup butterflies (TPR < sg) or adds, plus a pass over the
+// group's subgroups through workgroup memory when TPR > sg (SG_RED), else a workgroup-memory tree. From uniform control
+// flow (barriers inside, the first guarding wsum's reuse: callable more than once). Defines: WSR, WG, SG_RED, SGS.
+#if SG_RED
+var<workgroup> wsum: array<f32, (WG / SGS) * WSR>;
+#else
+var<workgroup> wsum: array<f32, WG * WSR>;
+#endif
+
+fn lane_sum(li: u32, sg: u32, TPR: u32, v: array<f32, WSR>) -> array<f32, WSR> {
+  var s = v;
+#if SG_RED
+  if (TPR < sg) {
+    for (var h = TPR / 2u; h > 0u; h >>= 1u) {
+      for (var r = 0u; r < WSR; r++) { s[r] += subgroupShuffleXor(s[r], h); }
+    }
+  } else {
+    for (var r = 0u; r < WSR; r++) { s[r] = subgroupAdd(s[r]); }
+  }
+  if (TPR > sg) {
+    workgroupBarrier();
+    if (li % sg == 0u) { for (var r = 0u; r < WSR; r++) { wsum[(li / sg) * WSR + r] = s[r]; } }
+    workgroupBarrier();
+    let first = (li / TPR) * (TPR / sg);
+    for (var r = 0u; r < WSR; r++) {
+      var t = 0.0;
+      for (var j = 0u; j < TPR / sg; j++) { t += wsum[(first + j) * WSR + r]; }
+      s[r] = t;
+    }
+  }
+#else
+  let lane = li % TPR;
+  workgroupBarrier();
+  for (var r = 0u; r < WSR; r++) { wsum[li * WSR + r] = s[r]; }
+  workgroupBarrier();
+  for (var h = TPR / 2u; h > 0u; h >>= 1u) {
+    if (lane < h) {
+      for (var r = 0u; r < WSR; r++) { wsum[li * WSR + r] += wsum[(li + h) * WSR + r]; }
+    }
+    workgroupBarrier();
+  }
+  for (var r = 0u; r < WSR; r++) { s[r] = wsum[(li - lane) * WSR + r]; }
+#endif
+  return s;
+}

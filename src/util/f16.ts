@@ -16,7 +16,8 @@ export interface SubgroupMatrixConfig { componentType: string; resultComponentTy
  * is within 1–2.3× of the f32 path on every fixture (scripts/sgmat_golden.ts), and the H200 measured the same
  * (llama-tiny 1.15e-6 against 8.0e-7, qwen3_next-tiny 8.7e-7 against 5.6e-7; K 4096 against f64: 6.9e-7, the f32
  * GEMM 2.1e-6). H200 (dawn.node 0.6.2, 2026-12-02): llama-1b pp512 9.3 k t/s against 4.6 k with the f32 GEMM
- * (10.3 k before the restarts), batch-64 decode 5.1 k against 2.3 k.
+ * (10.3 k before the restarts), batch-64 decode 5.1 k against 2.3 k; 8.7 k with the thin tiles and split-K of
+ * sgmatPlan (engineer gemm's GPU.sh, 06:00, one repetition).
  */
 export function sgmatByDefault(): boolean { return knob('FLA_TENSOR_CORES') !== '0'; }
 

@@ -7,11 +7,11 @@
 import { describe, expect, test } from 'bun:test';
 import { invFreq, ropeTable } from '../../../kernels/attention/rope.ref.ts';
 import { rope } from '../../../kernels/attention/rope.ts';
-import { flashPlan, kvStore, sdpa, sdpaOp, splitPlan, splitsOf } from '../../../kernels/attention/sdpa.ts';
+import { flashPlan, kvStore, sdpa, sdpaOp, splitPlan, splitPlanOverride, splitsOf, type SplitTweak } from '../../../kernels/attention/sdpa.ts';
 import { sgmatFlashPlan } from '../../../kernels/attention/sdpa_sgmat.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
-import { stepOf, withEnv, withSdpa } from './attention_steps.ts';
+import { SGMAT_RTOL, stepOf, withEnv, withSdpa } from './attention_steps.ts';
 import { checkBoth, gpuBackend, hostWeight, selectCtx } from './harness.ts';
 
 
@@ -19,6 +19,7 @@ const SLOTS = 8;
 type Seq = { slot: number; len: number; pos: number };
 
 async function attentionCase(variant: string, H: number, KV: number, D: number, seqs: Seq[], window = 0, ctxExtra = 0): Promise<void> {
+  const rtol = variant === 'flash_sgmat' ? SGMAT_RTOL : 1e-4;
   const what = `sdpa ${variant} H=${H} KV=${KV} D=${D} window=${window} seqs ${seqs.map(s => `${s.pos}+${s.len}@${s.slot}`).join(',')}`;
   const rng = prng(what);
   const step = stepOf(seqs);
@@ -36,7 +37,7 @@ async function attentionCase(variant: string, H: number, KV: number, D: number, 
     await kvStore(io.o, vt, io.o.state('v'), ctx, 'f32');
     await sdpa(io.o, qt, io.o.state('k'), io.o.state('v'), out, { H, KV, D, ctx, window, kv: 'f32' });
     return { q: qt, k: kt, out, kc: io.o.state('k'), vc: io.o.state('v') };
-  }, { seed: rng, what }));
+  }, { seed: rng, what, rtol }));
 }
 
 describe.skipIf(!HAS_GPU)('attention kernels', () => {
@@ -94,7 +95,7 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
   });
 
   // flash_sgmat (subgroup matrices: the GPU machine only): the flash shapes at D 64 and 128 and 16-bit caches, f32-grade
-  // (rtol 1e-4 like every f32 path; FLA_TEST_VERBOSE=1 prints the measured error)
+  // (rtol SGMAT_RTOL, attention_steps.ts; FLA_TEST_VERBOSE=1 prints the measured error)
   const sgmat = HAS_GPU && sgmatFlashPlan(gpuBackend().adapter, 64) !== null;
   test.skipIf(!sgmat)('flash_sgmat: the flash shapes at head dims 64 and 128, windows, packed sequences', async () => {
     for (const [H, KV, D, seqs] of FLASH) if (D === 64 || D === 128) await attentionCase('flash_sgmat', H, KV, D, seqs);
@@ -138,6 +139,20 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
     });
   }
 
+  // the split plans scripts/bench_attn.ts sweeps (splitPlanOverride): prefetch of the next iteration's K/V, other key
+  // unrolls and lanes per key; splits of 5 over 8 sequences ending at the block and split edges
+  for (const tw of [{ PF: true }, { KU: 1, PF: true }, { KU: 4 }, { TPK: 16, PF: true }, { WG: 64 }] as SplitTweak[])
+    test(`split with plan ${JSON.stringify(tw)}, D=64 GQA 4 and D=128 GQA 2: decode across block and split edges`, async () => {
+      splitPlanOverride(tw);
+      try {
+        for (const [H, KV, D] of [[8, 2, 64], [4, 2, 128]] as const) {
+          const KB = splitPlan(gpuBackend().adapter, { H, KV, D, ctx: 1007, kv: 'f32' }, true).KB;
+          const ls = [1, KB - 1, KB + 1, 2 * KB, 5 * KB - 1, 5 * KB + 1, 600];
+          await withEnv('FLA_SDPA_SPLITS', '5', () => attentionCase('split', H, KV, D, ls.map((L, slot) => ({ slot, len: 1, pos: L - 1 })), 0, 7));
+        }
+      } finally { splitPlanOverride(null); }
+    }, 60_000);
+
   test('partial rotary: R = D/4 leaves the other dims alone', async () => {
     const D = 64, R = 16, H = 2;
     const step = stepOf([{ slot: 0, len: 5, pos: 3 }]);
@@ -165,30 +180,33 @@ describe('sdpa select', () => {
     expect(sdpaOp.select(selectCtx(adapter, [1]), args(256))).toBe('single');
   });
   test('one sequence at 32 K fills a discrete card: llama-1b 8 KV heads × 64 splits, Qwen3-Next 2 × 256', () => {
-    expect(splitPlan(adapter, args(32768), true)).toMatchObject({ TPK: 8, UPL: 2, G: 4, KU: 2, KB: 32, SG_RED: true });
+    expect(splitPlan(adapter, args(32768), true)).toMatchObject({ WG: 64, TPK: 8, UPL: 2, G: 4, KU: 2, KB: 16, SG_RED: true, PF: false });
+    expect(splitPlan(adapter, { ...args(32768), kv: 'f16' }, true)).toMatchObject({ WG: 128, TPK: 8, UPL: 1, KU: 2, KB: 32, PF: true });
     expect(splitsOf(args(32768), selectCtx(adapter, [1]))).toBe(64);
     expect(splitsOf(args(32768), selectCtx(adapter, [1, 1, 1, 1]))).toBe(16);
-    expect(splitsOf(args(300), selectCtx(adapter, [1]))).toBe(5);   // each split at least two 32-key iterations
+    expect(splitsOf(args(300), selectCtx(adapter, [1]))).toBe(10);   // each split at least two 16-key iterations
     const q3n = { H: 16, KV: 2, D: 256, ctx: 32768 } as any;
-    expect(splitPlan(adapter, q3n, true)).toMatchObject({ TPK: 32, UPL: 2, KU: 1 });
+    expect(splitPlan(adapter, q3n, true)).toMatchObject({ WG: 128, TPK: 32, UPL: 2, KU: 1 });   // ≥ 4 key groups
     expect(splitsOf(q3n, selectCtx(adapter, [1]))).toBe(256);
-    expect(splitPlan(adapter, { ...q3n, kv: 'f16' }, true)).toMatchObject({ TPK: 32, UPL: 1, KU: 2, KB: 8 });
+    expect(splitPlan(adapter, { ...q3n, kv: 'f16' }, true)).toMatchObject({ TPK: 32, UPL: 1, KU: 1, KB: 4, PF: true });
   });
   test('flashPlan: tiles from the head dim and the workgroup memory; none past it (then single)', async () => {
     const big = { ...adapter, maxWorkgroupStorage: 49152 }, small = { ...adapter, maxWorkgroupStorage: 16384 };
-    expect(flashPlan(big, 64)).toMatchObject({ BR: 32, BC: 32, TX: 8, WG: 64, KPT: 4, DV4: 2 });
-    expect(flashPlan(adapter, 128)).toMatchObject({ BR: 16, BC: 32, TX: 8, DV4: 4 });   // 32 KiB (lavapipe)
+    expect(flashPlan(big, 64)).toMatchObject({ BR: 32, BC: 32, TX: 16, WG: 128, KPT: 2, DV4: 1 });
+    expect(flashPlan(big, 128)).toMatchObject({ BR: 32, BC: 32, TX: 16, WG: 128, DV4: 2 });
+    expect(flashPlan(big, 32)).toMatchObject({ TX: 8 });
+    expect(flashPlan(adapter, 128)).toMatchObject({ BR: 16, BC: 32, TX: 16, DV4: 2 });   // 32 KiB (lavapipe)
     expect(flashPlan(big, 256)).toMatchObject({ BR: 16, BC: 16, TX: 16, KPT: 1, DV4: 4 });
     expect(flashPlan(adapter, 256)).toBeNull();
     expect(flashPlan(small, 128)).toBeNull();
     expect(flashPlan(big, 40)).toBeNull();
-    await withEnv('FLA_SDPA_BR', '64', async () => expect(flashPlan(big, 64)).toMatchObject({ BR: 64, WG: 128 }));
-    await withEnv('FLA_SDPA_TX', '16', async () => expect(flashPlan(big, 64)).toMatchObject({ TX: 16, KPT: 2, DV4: 1 }));
+    await withEnv('FLA_SDPA_BR', '64', async () => expect(flashPlan(big, 64)).toMatchObject({ BR: 64, WG: 256 }));
+    await withEnv('FLA_SDPA_TX', '8', async () => expect(flashPlan(big, 64)).toMatchObject({ TX: 8, KPT: 4, DV4: 2 }));
   });
   test('FLA_SDPA_SPLITS forces S (within the cache\'s blocks)', async () => {
     await withEnv('FLA_SDPA_SPLITS', '7', async () => {
       expect(splitsOf(args(32768), selectCtx(adapter, [1]))).toBe(7);
-      expect(splitsOf(args(100), selectCtx(adapter, [1]))).toBe(2);
+      expect(splitsOf(args(100), selectCtx(adapter, [1]))).toBe(4);   // 100 keys: at most ceil(100 / (2 · 16)) splits
     });
   });
 });

@@ -9,13 +9,17 @@ import { sgmatFlashPlan } from '../../../kernels/attention/sdpa_sgmat.ts';
 import { bf16Bits, kvStoreRef, sdpaRef } from '../../../kernels/attention/sdpa.ref.ts';
 import { compare, prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
-import { stepOf, withSdpa } from './attention_steps.ts';
+import { SGMAT_RTOL, stepOf, withSdpa } from './attention_steps.ts';
 import { checkBoth, gpuBackend, runOn } from './harness.ts';
 
 
 const SLOTS = 3;
-/** the 16-bit variants' error against the f32 cache (2× measured), relative to the largest output */
-const TOL16: Record<'f16' | 'bf16', number> = { f16: 8e-4, bf16: 6e-3 };
+/**
+ * the 16-bit variants' error against the f32 cache, relative to the largest output: the inputs are fresh each run
+ * (FLA_TEST_SEED), and bf16's rounding alone moved the GQA 2 D=128 window case from 3.9e-3 to 6.0e-3 across seeds
+ * (6e-3, 2× one measurement, failed once): bf16 1e-2; f16 8e-4 (2× measured)
+ */
+const TOL16: Record<'f16' | 'bf16', number> = { f16: 8e-4, bf16: 1e-2 };
 
 /** values as the state words of a 16-bit cache */
 function pack16(v: Float32Array, dt: 'f16' | 'bf16'): Float32Array {
@@ -42,7 +46,7 @@ async function kv16Case(variant: string, dt: 'f16' | 'bf16', H: number, KV: numb
     await kvStore(io.o, vt, io.o.state('v'), ctx, dt);
     await sdpa(io.o, qt, io.o.state('k'), io.o.state('v'), out, { H, KV, D, ctx, window, kv: dt });
     return { out };
-  }, { seed: rng, what, rtol: 1e-4 }));
+  }, { seed: rng, what, rtol: variant === 'flash_sgmat' ? SGMAT_RTOL : 1e-4 }));
   // the variant against the f32 cache of the same (unrounded) values
   const kf = kc.slice(), vf = vc.slice(), f32 = new Float32Array(N * H * D);
   kvStoreRef(k, kf, step.cursors, KVD, ctx);

@@ -211,6 +211,39 @@ function variantSuite(kind: F16Matmul) {
       expect(es).toBeLessThan(2 * Math.max(eg, 1e-6));
     });
 
+    if (kind === 'sgmat') test('batched decode: the thin tiles with K split in 1, 3 or 8 slices, against f64 within 2× of the f32 GEMM\'s', async () => {
+      // IN 2056: a partial last K tile, slices of unequal length (and with 8 of a K-32 tile's 65, a short last one)
+      const IN = 2056, OUT = 200;
+      for (const R of [17, 40, 64]) {
+        const rng = prng(`sgmat thin ${R}`);
+        const x = randn(R * IN, rng), w = randn(OUT * IN, rng, 1 / Math.sqrt(IN));
+        // the thin tiles sgmatPlan picks (n32 to 32 rows, n64 to 64) and two more shapes of them; each pipeline's first
+        // compile takes ~0.2 s on the H200 (all nine thin tiles timed out at bun's default 5 s)
+        const plans = SGMAT_TILES.filter(t => ['n32', 'n32x64', 'n64', 'n64d'].includes(t.name) && t.WM * t.TM * 16 >= R).flatMap(t => [1, 3, 8].map(sk => [t, sk] as const));
+        const got = await withKernel(kind, () => runOn(gpuBackend(), 'gpu', simpleStep(R), {}, async io => {
+          const xt = io.o.act('x', IN), yg = io.o.act('yg', OUT), out: Record<string, unknown> = { yg };
+          io.put(xt, x);
+          io.put(yg);
+          const W = io.weight('w', hostWeight(w, [OUT, IN], 'bf16'));
+          for (const [i, [t, sk]] of plans.entries()) {
+            const yt = io.o.act(`y${i}`, OUT);
+            io.put(yt);
+            sgmatTileOverride(t, sk);
+            try { await matmul(io.o, xt, W, null, 'none', yt); } finally { sgmatTileOverride(null); }
+            out[`y${i}`] = yt;
+          }
+          process.env.FLA_KERNEL_MATMUL = 'gemm';   // the f32 FMA GEMM on the same f16 weights (withKernel restores)
+          await matmul(io.o, xt, W, null, 'none', yg);
+          return out as any;
+        }));
+        const wb = Float32Array.from(hostWeight(w, [OUT, IN], 'bf16').bits16!, b => new Float32Array(new Uint32Array([b << 16]).buffer)[0]!);
+        const exact = exactMatmul(x, f16vals(wb), R, IN, OUT), eg = relErr((got as any).yg.data, exact);
+        const errs = plans.map(([t, sk], i) => [`${t.name}/k${sk}`, relErr((got as any)[`y${i}`].data, exact)] as const);
+        console.log(`sgmat R=${R} K ${IN} against f64: ${errs.map(([n, e]) => `${n} ${e.toExponential(2)}`).join(', ')}; f32 gemm ${eg.toExponential(2)}`);
+        for (const [n, e] of errs) expect({ n, ok: e < 2 * Math.max(eg, 1e-6) }).toEqual({ n, ok: true });
+      }
+    }, 60_000);
+
     test('bias, activations, accumulate, rows k (through the f32 reference backend)', async () => {
       const acts: Act[] = ['none', 'tanh', 'relu2'];
       for (const [i, act] of acts.entries()) {

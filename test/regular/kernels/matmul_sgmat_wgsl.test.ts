@@ -87,11 +87,18 @@ describe('sgmatPlan on an H200-like adapter (the tiles the sweep measured fastes
     expect(sgmatPlan(ctx, true, 512, 2048, 2048)!.fl * 64).toBe(SGMAT_FLUSH_K);     // q128x64k64: K tiles of 64
     expect(sgmatPlan(ctx, false, 4096, 4096, 4096)!.fl).toBe(0);
   });
-  test('K split only for outputs of very few tiles, rows n only', () => {
-    expect(plan(true, 16, 512, 2048)).toBe('q64/k4');
-    expect(plan(true, 16, 512, 2048, false)).toBe('q64');
-    expect(plan(true, 16, 2048, 2048)).toBe('q64');
-    expect(plan(true, 16, 512, 512)).toBe('q64');   // K too short to split
+  test('batched decode (≤ 64 rows): the thin tiles, K split for ≥ 264 workgroups in slices ≥ 256 of K (at most 8), rows n only', () => {
+    expect(plan(true, 16, 512, 2048)).toBe('n32/k8');
+    expect(plan(true, 16, 512, 2048, false)).toBe('n32');
+    expect(plan(true, 17, 2048, 2048)).toBe('n32/k8');
+    expect(plan(true, 16, 512, 512)).toBe('n32/k2');   // K too short for more slices
+    expect(plan(true, 64, 2048, 2048)).toBe('n64/k8');
+    expect(plan(true, 64, 3072, 2048)).toBe('n64/k8');
+    expect(plan(true, 64, 2048, 8192)).toBe('n64/k8');
+    expect(plan(true, 512, 512, 2048)).toBe('q64/k2');     // past 64 rows: slices up to one wave (120 workgroups)
+    expect(plan(true, 64, 16384, 2048)).toBe('n64');   // 128 workgroups
+    expect(plan(true, 64, 8192, 2048)).toBe('n64/k3');   // 64 workgroups; partial sums ≤ SGMAT_PART_COLS a row
+    expect(plan(true, 64, 128256, 2048)).toBe('n64');
   });
 });
 
@@ -113,5 +120,11 @@ describe('ops that launch the matmul op\'s variants declare their scratch (the t
       expect(bound, name).toContain('xq');
       expect({ name, missing: bound.filter(s => !declared.includes(s)) }).toEqual({ name, missing: [] });
     }
+  });
+  test('matmul_multi split: one x pre-pass for all parts on the same x, one each where a part has its own', () => {
+    const C = 256, parts = [{ w: w([512, C]), y: t(512) }, { w: w([128, C]), y: t(128) }, { w: w([128, C]), y: t(128) }];
+    const preps = (a: any) => (matmulMultiOp.variants.split!.launches as any)(a, c).filter((l: any) => l.kernel.name === 'matmul_sgmat_prep').length;
+    expect(preps({ x: t(C), norm: null, parts, act: 'none', accumulate: false })).toBe(1);
+    expect(preps({ x: t(C), norm: null, parts: [...parts, { w: w([64, C]), y: t(64), xp: t(C) }], act: 'none', accumulate: false })).toBe(2);
   });
 });

@@ -54,7 +54,7 @@ async function withKernel<T>(k: string, f: () => Promise<T>): Promise<T> {
 }
 
 describe.skipIf(!HAS_GPU)('moe_topk', () => {
-  for (const [N, E, K, norm, shared] of [[70, 4, 2, true, false], [9, 64, 8, false, true], [3, 512, 10, true, true], [5, 7, 7, true, false], [4, 5, 2, true, true], [3, 300, 9, false, false]] as const) {
+  for (const [N, E, K, norm, shared] of [[70, 4, 2, true, false], [9, 64, 8, false, true], [3, 512, 10, true, true], [5, 7, 7, true, false], [4, 5, 2, true, true], [3, 300, 9, false, false], [4, 100, 20, true, true]] as const) {
     test(`N=${N} E=${E} top-${K} norm=${norm}${shared ? ' + shared gate' : ''}, tied rows`, async () => {
       const what = `moe_topk N=${N} E=${E} K=${K} ${norm} ${shared}`, rng = prng(what);
       const routed = routerLogits(N, E, rng), gates = randn(N, rng, 3), LW = E + (shared ? 1 : 0), SW = selCols(K, shared);
@@ -67,16 +67,18 @@ describe.skipIf(!HAS_GPU)('moe_topk', () => {
         return { sel };
       };
       const want = await checkBoth(simpleStep(N), {}, body, { seed: rng, what });
-      // each variant: the same experts in the same order, weights within 1e-6 (checkBoth's tolerance scales with the indices)
-      for (const kernel of ['subgroup', 'wg']) {
+      // each variant: the same experts in the same order, weights within 1e-6 (checkBoth's tolerance scales with the indices);
+      // the subgroup one with its per-subgroup lists (top-k ≤ 16, the default) and with a barrier per round
+      for (const [kernel, route] of [['subgroup', 'lists'], ['subgroup', 'rounds'], ['wg', 'lists']]) {
         process.env.FLA_KERNEL_MOE_TOPK = kernel;
+        process.env.FLA_MOE_ROUTE = route;
         try {
           const got = (await runOn(gpuBackend(), 'gpu', simpleStep(N), {}, body)).sel!.data, w = want.sel!.data;
           for (let r = 0; r < N; r++) {
             expect(Array.from(got.subarray(r * SW, r * SW + K))).toEqual(Array.from(w.subarray(r * SW, r * SW + K)));
             for (let j = K; j < SW; j++) expect(Math.abs(got[r * SW + j]! - w[r * SW + j]!)).toBeLessThan(1e-6);
           }
-        } finally { delete process.env.FLA_KERNEL_MOE_TOPK; }
+        } finally { delete process.env.FLA_KERNEL_MOE_TOPK; delete process.env.FLA_MOE_ROUTE; }
       }
       const sel = want.sel!.data;
       // the compact selection equals the dense router's non-zero weights

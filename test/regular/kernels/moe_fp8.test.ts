@@ -1,5 +1,5 @@
 // F8_E4M3 weights decoded inside the kernels (kernels/moe/wquad.wgsl, moe_unit.wgsl): the fp8 matmul (16-byte-load
-// GEMV with subgroup / workgroup reductions, the quad GEMV and the tiled GEMM, kernels/matmul/matmul_fp8*) against the
+// GEMV with subgroup / workgroup reductions and the tiled GEMM, kernels/matmul/matmul_fp8*) against the
 // dequantized reference on widths straddling the 64-wide tiles and the 128 scale blocks, every one of the 256 byte
 // values (subnormals, ±0, the largest 448), other block sizes, bias, activation, accumulation and kept rows; and
 // matmul_fp8_multi (sibling projections behind their RMSNorm, two per dispatch) against its unfused reference.
@@ -43,6 +43,7 @@ describe.skipIf(!HAS_GPU)('matmul_fp8', () => {
     { N: 65, IN: 388, OUT: 130, act: 'sigmoid' },
     { N: 130, IN: 128, OUT: 67, bias: true, acc: true },
     { N: 70, IN: 196, OUT: 40, rowsK: true },
+    { N: 1, IN: 4096, OUT: 40, acc: true },   // 8 units a lane: UNROLL 8
   ];
   for (const c of cases) {
     const what = `matmul_fp8 N=${c.N} ${c.IN}→${c.OUT} blocks ${c.br ?? 128}×${c.bc ?? 128}${c.bias ? ' bias' : ''}${c.act ? ` ${c.act}` : ''}${c.acc ? ' accumulate' : ''}${c.rowsK ? ' kept rows' : ''}`;
@@ -51,7 +52,7 @@ describe.skipIf(!HAS_GPU)('matmul_fp8', () => {
       const step = simpleStep(c.N, c.rowsK ? [0, 5, c.N - 1] : [c.N - 1]);
       const R = c.rowsK ? 3 : c.N;
       const w = fp8(c.OUT, c.IN, rng, c.br, c.bc, c.all), x = randn(R * c.IN, rng), y0 = randn(R * c.OUT, rng), b = randn(c.OUT, rng);
-      for (const kernel of c.N <= 8 ? ['gemv_vec', 'gemv_vec_wg', 'gemv', 'gemm'] : ['gemv', 'gemm']) {
+      for (const kernel of c.N <= 8 ? ['gemv_vec', 'gemv_vec_wg', 'gemm'] : ['gemm']) {
         process.env.FLA_KERNEL_MATMUL_FP8 = kernel;
         try {
           await checkBoth(step, {}, async io => {
@@ -75,6 +76,11 @@ describe.skipIf(!HAS_GPU)('matmul_fp8_multi', () => {
     { N: 8, IN: 384, outs: [48], norm: false, acc: true },
     { N: 5, IN: 128, outs: [36, 36, 12, 12], norm: true, bc: 32 },
     { N: 9, IN: 256, outs: [64, 40, 72], norm: true, acts: ['none', 'sigmoid', 'none'] },
+    // a row of 128 units: split-K lanes wider than a subgroup, the unrolled loop, the workgroup-wide norm prologue
+    { N: 2, IN: 2048, outs: [40, 9], norm: true },
+    // a tall staged GEMV: lane groups narrowed to 16 (16 rows a workgroup); a 4096-wide row staged whole, 8 units a lane
+    { N: 1, IN: 512, outs: [4200], norm: true },
+    { N: 1, IN: 4096, outs: [24, 8], norm: true },
   ];
   for (const c of cases) {
     const what = `matmul_fp8_multi N=${c.N} ${c.IN}→${c.outs.join('|')}${c.norm ? ' behind RMSNorm' : ''}${c.bc ? ` blocks 128×${c.bc}` : ''}${c.acc ? ' accumulate' : ''}`;
@@ -82,14 +88,20 @@ describe.skipIf(!HAS_GPU)('matmul_fp8_multi', () => {
       const rng = prng(what);
       const ws = c.outs.map(o => fp8(o, c.IN, rng, 128, c.bc ?? 128)), x = randn(c.N * c.IN, rng), gn = Float32Array.from(randn(c.IN, rng, 0.3), v => 1 + v);
       const y0 = c.outs.map(o => randn(c.N * o, rng));
-      await checkBoth(simpleStep(c.N), {}, async io => {
-        const xt = io.o.act('x', c.IN), ys = c.outs.map((o, i) => io.o.act(`y${i}`, o));
-        io.put(xt, x);
-        ys.forEach((y, i) => io.put(y, c.acc ? y0[i] : undefined));
-        const norm = c.norm ? { w: io.weight('gn', hostWeight(gn, [c.IN]), false), eps: 1e-6, h: io.o.act('h', c.IN) } : null;
-        await matmulFp8Multi(io.o, xt, norm, ws.map((w, i) => ({ w: io.weight(`w${i}`, w), y: ys[i]!, act: c.acts?.[i] })), 'none', c.acc ?? false);
-        return Object.fromEntries(ys.map((y, i) => [`y${i}`, y]));
-      }, { seed: rng, what });
+      // ≤ 8 rows: the subgroup reductions (default) and the workgroup-memory ones ('wg')
+      for (const variant of c.N <= 8 ? ['default', 'wg'] : ['default']) {
+        process.env.FLA_KERNEL_MATMUL_FP8_MULTI = variant;
+        try {
+          await checkBoth(simpleStep(c.N), {}, async io => {
+            const xt = io.o.act('x', c.IN), ys = c.outs.map((o, i) => io.o.act(`y${i}`, o));
+            io.put(xt, x);
+            ys.forEach((y, i) => io.put(y, c.acc ? y0[i] : undefined));
+            const norm = c.norm ? { w: io.weight('gn', hostWeight(gn, [c.IN]), false), eps: 1e-6, h: io.o.act('h', c.IN) } : null;
+            await matmulFp8Multi(io.o, xt, norm, ws.map((w, i) => ({ w: io.weight(`w${i}`, w), y: ys[i]!, act: c.acts?.[i] })), 'none', c.acc ?? false);
+            return Object.fromEntries(ys.map((y, i) => [`y${i}`, y]));
+          }, { seed: rng, what: `${what} (${variant})` });
+        } finally { delete process.env.FLA_KERNEL_MATMUL_FP8_MULTI; }
+      }
     }, 120_000);
   }
 });

@@ -1,0 +1,145 @@
+// Attention kernels on the GPU machine (issues 15, 16), outside a model:
+// 1. prefill: each prefill variant (flash, flash_sgmat where the adapter has subgroup matrices, single) at
+//    llama-1b's pp512 shape and at D 128, µs per layer and its max|Δ|/max|want| against the f32 CPU reference.
+// 2. decode: one token of llama-1b's attention (H 32, KV 8, D 64) over CTX cached keys (default 32 768), split-K
+//    (split + combine) for each KV-cache dtype and a sweep of split plans (FLA_SDPA_SPLITS, the plan fields of
+//    splitPlanOverride): µs per layer and GB/s of K/V read, over L layers' distinct caches (past the L2), each
+//    output checked against the CPU reference;
+//   FLA_WEBGPU=dawn bun scripts/bench_attn.ts [--ctx=N] [--p=N (prefill tokens, default 512; > 212)] [--quick] [--focus (decode: the plans near the defaults)] [--decode-only] [--prefill-only]
+import { sdpaOp, kvCols, splitPlan, splitPlanOverride, splitsOf, type SplitTweak } from '../kernels/attention/sdpa.ts';
+import { sdpaRef, bf16Bits, type KvDtype } from '../kernels/attention/sdpa.ref.ts';
+import { GpuBackend } from '../src/backend/gpu.ts';
+import type { Tensor } from '../src/backend/backend.ts';
+import { Gpu } from '../src/gpu/device.ts';
+import { appendFileSync } from 'node:fs';
+
+// each line also appended to $ATTN_LOG when set (kept if the run is cut short)
+const log = (line: string) => { console.log(line); if (process.env.ATTN_LOG) appendFileSync(process.env.ATTN_LOG, line + '\n'); };
+const arg = (k: string) => process.argv.find(a => a.startsWith(`--${k}=`))?.slice(k.length + 3);
+const has = (k: string) => process.argv.includes(`--${k}`);
+const CTX = Number(arg('ctx') ?? 32768), quick = has('quick');
+const gpu = await Gpu.create();
+const o = new GpuBackend(gpu);
+log(`${gpu.summary.name} (${gpu.summary.backend}, ${gpu.summary.binding}); subgroups ${o.adapter.subgroups} (${o.adapter.subgroupSize}), subgroup matrices ${gpu.subgroupMatrix.length}`);
+
+let seed = 7;
+const rnd = () => { seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0; return seed / 4294967296 * 2 - 1; };
+const rand = (n: number) => { const a = new Float32Array(n); for (let i = 0; i < n; i++) a[i] = rnd() * 1.7; return a; };
+/** f32 values → the state words of a `dt` cache */
+function words(vals: Float32Array, dt: KvDtype): Float32Array {
+  if (dt === 'f32') return vals;
+  const w = new Float32Array(vals.length / 2);
+  if (dt === 'f16') new Float16Array(w.buffer).set(vals);
+  else { const u = new Uint16Array(w.buffer); for (let i = 0; i < vals.length; i++) u[i] = bf16Bits(vals[i]!); }
+  return w;
+}
+const relErr = (g: Float32Array, w: Float32Array) => {
+  let d = 0, m = 0;
+  for (let i = 0; i < w.length; i++) { const a = Math.abs(g[i]! - w[i]!); if (!(a <= d)) d = a !== a ? Infinity : a; m = Math.max(m, Math.abs(w[i]!)); }
+  return d / m;
+};
+async function readT(t: Tensor, n: number): Promise<Float32Array> { return (await o.read(t)).slice(0, n); }
+/** ms per replay of `ds` (≥ 20 ms of replays) */
+async function time(ds: unknown[]): Promise<number> {
+  const run = async (reps: number) => {
+    const enc = gpu.device.createCommandEncoder();
+    for (let i = 0; i < reps; i++) gpu.encode(enc, ds as never);
+    gpu.submit(enc);
+    const t0 = performance.now();
+    await gpu.device.queue.onSubmittedWorkDone();
+    return performance.now() - t0;
+  };
+  await run(1);
+  const one = Math.max(0.005, await run(2) / 2), reps = Math.max(3, Math.min(400, Math.ceil(20 / one)));
+  return await run(reps) / reps;
+}
+const step1 = (pos: number) => ({ ids: new Int32Array(1), cursors: [{ slot: 0, start: 0, len: 1, pos }], keep: new Int32Array(1) });
+
+// 1. prefill: P tokens from an empty cache (the cache holds their keys, as after kv_store)
+if (!has('decode-only')) {
+  const P = Number(arg('p') ?? 512);
+  // llama-1b's shape and D 128 timed; H 8 (two sequences) checked against the CPU reference
+  for (const [H, KV, D] of [[32, 8, 64], [32, 8, 128], [8, 2, 64], [8, 2, 128]] as const) {
+    const ctx = P + 64, cols = kvCols(ctx, KV * D, 'f32');
+    o.allocState([{ key: 'k', cols }, { key: 'v', cols }], 1);
+    const kv0 = rand(ctx * KV * D), kv1 = rand(ctx * KV * D);
+    o.write(o.state('k'), kv0); o.write(o.state('v'), kv1);
+    // two sequences in the error check (D 64, H 8): 300 tokens after a 13-token prefix, then 212 from the start
+    const cursors = H === 8 ? [{ slot: 0, start: 0, len: P - 212, pos: 13 }, { slot: 0, start: P - 212, len: 212, pos: 0 }] : [{ slot: 0, start: 0, len: P, pos: 0 }];
+    const layout = { ids: new Int32Array(P), cursors, keep: new Int32Array(1) };
+    o.beginStep(layout);
+    const qv = rand(P * H * D), q = o.act('q', H * D), out = o.act('out', H * D);
+    const full = new Float32Array(o.capacity(q) * H * D); full.set(qv); o.write(q, full);
+    const a = { H, KV, D, ctx, kv: 'f32' as const, q, k: o.state('k'), v: o.state('v'), out };
+    const check = H === 8;
+    let want: Float32Array | null = null;
+    if (check) { want = new Float32Array(P * H * D); sdpaRef(qv, kv0, kv1, want, cursors, { H, KV, D, ctx, window: 0, scale: 1 / Math.sqrt(D), kv: 'f32' }); }
+    // flash's tile knobs too (timed shapes only): env settings read when its launches are built
+    const runs: [string, Record<string, string>][] = [['flash', {}], ['flash_sgmat', {}], ['single', {}]];
+    if (H !== 8 && !quick) for (const e of <Record<string, string>[]>[{ FLA_SDPA_TX: '16' }, { FLA_SDPA_TX: '4' }, { FLA_SDPA_BR: '16' }, { FLA_SDPA_BR: '64' }, { FLA_SDPA_BR: '16', FLA_SDPA_TX: '16' }]) runs.push(['flash', e]);
+    for (const [v, env] of runs) {
+      const name = `${v}${Object.keys(env).length ? ' ' + Object.entries(env).map(([k, x]) => `${k}=${x}`).join(' ') : ''}`;
+      Object.assign(process.env, env);
+      try {
+        o.beginStep(layout);
+        const ds = await o.build(sdpaOp, a, v);
+        const enc = gpu.device.createCommandEncoder(); gpu.encode(enc, ds as never); gpu.submit(enc);
+        const got = await readT(out, P * H * D);
+        const ms = H === 8 ? NaN : await time(ds);
+        const flop = 4 * D * H * (P * (P + 1) / 2);
+        log(`prefill ${name} H ${H} KV ${KV} D ${D} ${P} tokens: ${isNaN(ms) ? '–' : `${(ms * 1000).toFixed(1)} µs = ${(flop / ms / 1e9).toFixed(2)} TFLOP/s`}${want ? `; max|Δ|/max|want| ${relErr(got, want).toExponential(2)}` : ''}`);
+      } catch (e) {
+        log(`prefill ${name} H ${H} D ${D}: ${(e as Error).message.split('\n')[0]!.slice(0, 200)}`);
+      } finally { for (const k of Object.keys(env)) delete process.env[k]; }
+    }
+  }
+}
+// 2. decode over CTX keys
+if (!has('prefill-only')) {
+  const H = 32, KV = 8, D = 64, L = quick ? 2 : 3, pos = CTX - 1;
+  const kv0 = rand(CTX * KV * D), kv1 = rand(CTX * KV * D);
+  for (const dt of ['f32', 'f16', 'bf16'] as KvDtype[]) {
+    const cols = kvCols(CTX, KV * D, dt);
+    o.allocState(Array.from({ length: L }, (_, l) => [{ key: `${l}.k`, cols }, { key: `${l}.v`, cols }]).flat(), 1);
+    const w0 = words(kv0, dt), w1 = words(kv1, dt);
+    for (let l = 0; l < L; l++) { o.write(o.state(`${l}.k`), l % 2 ? w1 : w0); o.write(o.state(`${l}.v`), l % 2 ? w0 : w1); }
+    o.beginStep(step1(pos));
+    const qv = rand(H * D), q = o.act('q', H * D), out = o.act('out', H * D);
+    o.write(q, qv);
+    const args = (l: number) => ({ H, KV, D, ctx: CTX, kv: dt, q, k: o.state(`${l}.k`), v: o.state(`${l}.v`), out });
+    const bytes = 2 * CTX * KV * D * (dt === 'f32' ? 4 : 2);
+    const want = new Float32Array(H * D);
+    sdpaRef(qv, w0, w1, want, [{ slot: 0, start: 0, len: 1, pos }], { H, KV, D, ctx: CTX, window: 0, scale: 1 / Math.sqrt(D), kv: dt });
+    const ctx1 = { adapter: o.adapter, step: { n: 1, k: 1, b: 1, lens: [1], maxLen: 1, cursors: step1(pos).cursors } } as unknown as Parameters<typeof splitsOf>[1];
+    // plans × split counts (null: the defaults); the 16-bit caches sweep fewer
+    // --focus: the defaults beside the plans near them (and the defaults before the H200 sweep: f32 WG 128, 16-bit KU 4 without PF)
+    const focus: (SplitTweak | null)[] = dt === 'f32'
+      ? [null, { WG: 128 }, { PF: true }, { KU: 1, PF: true }, { WG: 32 }, { WG: 32, PF: true }, { TPK: 4 }]
+      : [null, { KU: 4, PF: false }, { WG: 64 }, { WG: 64, KU: 1 }, { KU: 1 }, { PF: false }];
+    const plans: (SplitTweak | null)[] = has('focus') ? focus : quick ? [null, { PF: true }] : dt === 'f32'
+      ? [null, { PF: true }, { KU: 4 }, { KU: 1, PF: true }, { TPK: 16 }, { TPK: 16, PF: true }, { TPK: 4 }, { WG: 256 }, { WG: 256, PF: true }, { WG: 64 }]
+      : [null, { PF: true }, { KU: 2, PF: true }];
+    const sweep: [string, SplitTweak | null, number | null][] = [];
+    for (const t of plans) for (const S of quick || has('focus') ? [null] : [null, 128, 256]) sweep.push([t ? JSON.stringify(t) : 'default', t, S]);
+    for (const [name, t, S] of sweep) {
+      if (S !== null) process.env.FLA_SDPA_SPLITS = String(S); else delete process.env.FLA_SDPA_SPLITS;
+      splitPlanOverride(t);
+      try {
+        const p = splitPlan(o.adapter, args(0), true);
+        const ds0 = await o.build(sdpaOp, args(0), 'split');
+        const got = await (async () => { o.beginStep(step1(pos)); const enc = gpu.device.createCommandEncoder(); gpu.encode(enc, ds0 as never); gpu.submit(enc); return readT(out, H * D); })();
+        let err = '';
+        err = ` vs CPU ${relErr(got, want).toExponential(2)}`;
+        const ds: unknown[] = [], dsSplit: unknown[] = [];
+        for (let l = 0; l < L; l++) { const d = await o.build(sdpaOp, args(l), 'split'); ds.push(...d); dsSplit.push(d[0]); }
+        const ms = await time(ds) / L, msSplit = await time(dsSplit) / L;
+        const Sx = splitsOf(args(0), ctx1, p);
+        log(`decode ${dt} ctx ${CTX} ${name} (S ${Sx}, WG ${p.WG} TPK ${p.TPK} UPL ${p.UPL} KU ${p.KU} PF ${p.PF}): split+combine ${(ms * 1000).toFixed(1)} µs = ${(bytes / ms / 1e6).toFixed(0)} GB/s; split ${(msSplit * 1000).toFixed(1)} µs = ${(bytes / msSplit / 1e6).toFixed(0)} GB/s;${err}`);
+      } catch (e) {
+        log(`decode ${dt} ${name}: ${(e as Error).message.split('\n').slice(0, 2).join(' | ').slice(0, 300)}`);
+      } finally { splitPlanOverride(null); delete process.env.FLA_SDPA_SPLITS; }
+    }
+  }
+}
+
+process.exit(0);
