@@ -81,6 +81,7 @@ const fusable = (subgroups: boolean) => (a: AttnOutArgs, c: Ctx) => a.out.rows =
 
 export const attnOutOp = op<AttnOutArgs>({
   name: 'attn_out',
+  includes: sdpaOp.includes,   // the attention kernels' own includes (the split path launches sdpa's variants)
   check(a) {
     const [OUT, IN] = a.w.shape as [number, number];
     if (IN !== a.H * a.D || a.out.cols !== IN || a.y.cols !== OUT || a.y.rows !== a.out.rows || (a.bias && a.bias.shape[0] !== OUT))
