@@ -26,12 +26,13 @@ const ROWS = arg('rows', '1,8,16').split(',').map(Number);
 const COLS = arg('cols', 'd').split(',');
 const RBS = arg('rb', 'd').split(',');   // FLA_GEMV_ROWS values ('d': default)
 const LANES = arg('lanes', 'd').split(',');   // FLA_GEMV_LANES values
+const UNROLLS = arg('unroll', 'd').split(',');   // FLA_GEMV_UNROLL values
 const KERNELS = arg('kernels', 'gemv_vec').split(',');
 const REPS = 50;
 const lanesOf = (R: number, IN: number, total: number, kind: Kind) => plan(o.adapter, R, IN, total, 'bf16', true, kind === 'swiglu').TPR;
 console.log(`device: ${gpu.summary.name} (subgroup ${gpu.summary.subgroupMinSize}-${gpu.summary.subgroupMaxSize})`);
-console.log('| shape | OUT×IN | rows | kernel | cols | rb | lanes | µs/dispatch | GB/s (weights) | TFLOP/s |');
-console.log('|---|---|---|---|---|---|---|---|---|---|');
+console.log('| shape | OUT×IN | rows | kernel | cols | rb | lanes | unroll | µs/dispatch | GB/s (weights) | TFLOP/s |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 const weight = (OUT: number, IN: number, tag: string) => o.weight(`w${tag}${OUT}x${IN}`, { shape: [OUT, IN], dtype: 'bf16', synthetic: { seed: 3, scale: 0.01 } }, true);
 for (const [OUT, IN, what, kind] of SHAPES) {
   const parts = kind === 'qkv' ? [[OUT, 'q'], [OUT / 4, 'k'], [OUT / 4, 'v']] as const : kind === 'swiglu' ? [[OUT, 'g'], [OUT, 'u']] as const : [[OUT, 'm']] as const;
@@ -41,11 +42,12 @@ for (const [OUT, IN, what, kind] of SHAPES) {
   await o.settle();
   for (const R of ROWS) {
     for (const k of kind === 'mm' ? KERNELS : ['fused']) {
-      for (const cols of COLS) for (const rb of RBS) for (const ln of LANES) {
+      for (const cols of COLS) for (const rb of RBS) for (const ln of LANES) for (const un of UNROLLS) {
         if (kind === 'mm') process.env.FLA_KERNEL_MATMUL = k; else process.env.FLA_KERNEL_MATMUL_MULTI = k;
         if (cols === 'd') delete process.env.FLA_GEMV_COLS; else process.env.FLA_GEMV_COLS = cols;
         if (rb === 'd') delete process.env.FLA_GEMV_ROWS; else process.env.FLA_GEMV_ROWS = rb;
         if (ln === 'd') delete process.env.FLA_GEMV_LANES; else process.env.FLA_GEMV_LANES = ln;
+        if (un === 'd') delete process.env.FLA_GEMV_UNROLL; else process.env.FLA_GEMV_UNROLL = un;
         o.allocState([], 1);
         o.beginStep({ ids: new Int32Array(R), cursors: [{ slot: 0, start: 0, len: R }], keep: new Int32Array(0) });
         const x = o.act('px', IN), h = o.act('ph', IN);
@@ -59,7 +61,7 @@ for (const [OUT, IN, what, kind] of SHAPES) {
         const t0 = performance.now();
         await run(); await run();
         const us = (performance.now() - t0) * 1000 / (2 * REPS * ds.length);
-        console.log(`| ${what} | ${total}×${IN} | ${R} | ${k}${ds.length > 1 ? ` (${ds.length} dispatches)` : ''} | ${cols} | ${rb} | ${ln === 'd' ? `d (${lanesOf(R, IN, total, kind)})` : ln} | ${us.toFixed(2)} | ${(2 * total * IN / (us * 1e3)).toPrecision(3)} | ${(2 * R * total * IN / (us * 1e6)).toPrecision(3)} |`);
+        console.log(`| ${what} | ${total}×${IN} | ${R} | ${k}${ds.length > 1 ? ` (${ds.length} dispatches)` : ''} | ${cols} | ${rb} | ${ln === 'd' ? `d (${lanesOf(R, IN, total, kind)})` : ln} | ${un} | ${us.toFixed(2)} | ${(2 * total * IN / (us * 1e3)).toPrecision(3)} | ${(2 * R * total * IN / (us * 1e6)).toPrecision(3)} |`);
       }
     }
   }

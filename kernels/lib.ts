@@ -5,12 +5,14 @@ import common from './common.wgsl' with { type: 'text' };
 import deltaCommon from './delta/delta_common.wgsl' with { type: 'text' };
 import glaCommon from './gla/gla_common.wgsl' with { type: 'text' };
 import act from './matmul/act.wgsl' with { type: 'text' };
+import gemvCommon from './matmul/matmul_gemv_common.wgsl' with { type: 'text' };
 import wquad from './moe/wquad.wgsl' with { type: 'text' };
 
 export * from '../src/backend/op.ts';
 
 export const INCLUDES: Readonly<Record<string, string>> = {
   'common.wgsl': common, 'act.wgsl': act, 'delta_common.wgsl': deltaCommon, 'gla_common.wgsl': glaCommon, 'wquad.wgsl': wquad,
+  'matmul_gemv_common.wgsl': gemvCommon,
 };
 
 /** defineOp with the kernels' includes registered. */

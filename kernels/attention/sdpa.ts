@@ -216,7 +216,7 @@ function sgmatLaunches(a: SdpaArgs, c: Ctx): Launch[] {
   }];
 }
 
-function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[] {
+export function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[] {
   const p = splitPlan(c.adapter, a, subgroups), S = splitsOf(a, c, p), RS = partRow(S, a.D), dims = dimsOf(a, S, RS);
   const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * RS;
   return [{
@@ -230,10 +230,10 @@ function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[] {
 }
 
 /** The split variants run 16-byte units of a key row: D a multiple of 4 (f32 cache) or 8 (16-bit), up to 512. */
-const splitSupports = (a: SdpaArgs) => a.D % ((a.kv ?? 'f32') === 'f32' ? 4 : 8) === 0 && a.D <= 512;
+export const splitSupports = (a: SdpaArgs) => a.D % ((a.kv ?? 'f32') === 'f32' ? 4 : 8) === 0 && a.D <= 512;
 // The partials are used as one flat array of n·H·RS floats: the scratch is at least 64 rows deep on the GPU
 // backend (its row capacity is a multiple of 64), so ceil(need / 64) columns hold them.
-const splitScratch = (subgroups: boolean) => (a: SdpaArgs, c: Ctx) =>
+export const splitScratch = (subgroups: boolean) => (a: SdpaArgs, c: Ctx) =>
   ({ part: { cols: Math.ceil(c.step.n * a.H * partRow(splitsOf(a, c, splitPlan(c.adapter, a, subgroups)), a.D) / 64) } });
 
 export const sdpaOp = op<SdpaArgs>({

@@ -17,35 +17,32 @@
 // workgroup-memory pass over the TPR / sg subgroups when TPR > sg; else (portable, TS 0) a workgroup-memory tree in
 // chunks of RC ≤ 16 sums. Afterwards slot i of a lane whose low TS lane bits are b holds sum j = i + voff(b) (j = r·CB + c).
 // Defines: WG, RB, CB (1, 2 or 4: CV2 / CV4 say which vector holds a row's columns), E, TS, UNROLL, VEC, SG_RED, SGS, ACT, HAS_BIAS, ACCUM, ROWS_K, W_F32, W_F16 (WDT 0: no wpair()).
+// COMB (matmul_gemv_comb.ts: attention's output projection with split-K attention's combine pass folded in; VEC,
+// rows 'n'): binding 1 is `part`, the partials of sdpa_split.wgsl for the x [R, IN = H·D] it stands for, and binding 6
+// `cdims` (H, D, S, RS); each workgroup first combines its block's RB rows of x into workgroup memory (CIN = IN,
+// CH = H: its sizes), then runs as above on them.
 // Accumulates in f32 (fma chains).
 #include "common.wgsl"
+#include "matmul_gemv_common.wgsl"
 #include "act.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
-#if VEC
-alias XUNIT = vec4f;
-alias WUNIT = vec4u;
+#if COMB
+@group(0) @binding(1) var<storage, read> part: array<vec4f>;     // split-K attention partials [R·H, RS / 4]
+var<workgroup> x: array<XUNIT, RB * CIN / 4u>;                    // the block's RB rows, combined from part
 #else
-alias XUNIT = f32;
-alias WUNIT = u32;
-#endif
 @group(0) @binding(1) var<storage, read> x: array<XUNIT>;        // [R, IN] (as IN / 4 vec4f when VEC)
+#endif
 @group(0) @binding(2) var<storage, read> W: array<WUNIT>;        // [OUT, U]
 @group(0) @binding(3) var<storage, read> bias: array<f32>;       // [OUT]
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;    // [R, OUT]
 @group(0) @binding(5) var<uniform> dims: vec4u;                   // IN, OUT, U, TPR
+#if COMB
+@group(0) @binding(6) var<uniform> cdims: vec4u;                  // H, D, S, RS of the partials
+var<workgroup> cmax: array<f32, RB * CH>;                         // per (row, head): max_s m_s
+var<workgroup> cden: array<f32, RB * CH>;                         // Σ_s e^{m_s − M} l_s
+#endif
 
-#if CV4
-alias CV = vec4f;            // the CB columns of one batch row
-#else
-#if CV2
-alias CV = vec2f;
-#else
-alias CV = f32;
-#endif
-#endif
-const N = RB * CB;           // sums per lane
-const M = N >> TS;           // sums per lane after the transposing steps
 #if SG_RED
 // M sums per (subgroup, low-bit class) when a group spans several subgroups
 var<workgroup> red: array<f32, (WG / SGS) * N>;
@@ -54,88 +51,9 @@ const RC = min(N, 16u);      // sums per pass of the workgroup-memory tree
 var<workgroup> red: array<f32, WG * RC>;
 #endif
 
-// The E weights of one unit, in element order.
-fn wvals(w: WUNIT) -> array<f32, E> {
-#if VEC
-#if W_F32
-  let f = bitcast<vec4f>(w);
-  return array<f32, E>(f.x, f.y, f.z, f.w);
-#else
-#if W_F16
-  let a = unpack2x16float(w.x); let b = unpack2x16float(w.y);
-  let c = unpack2x16float(w.z); let d = unpack2x16float(w.w);
-  return array<f32, E>(a.x, a.y, b.x, b.y, c.x, c.y, d.x, d.y);
-#else
-  let lo = bitcast<vec4f>(w << vec4u(16u));            // elements 0, 2, 4, 6
-  let hi = bitcast<vec4f>(w & vec4u(0xffff0000u));     // elements 1, 3, 5, 7
-  return array<f32, E>(lo.x, hi.x, lo.y, hi.y, lo.z, hi.z, lo.w, hi.w);
-#endif
-#endif
-#else
-#if W_F32
-  return array<f32, E>(bitcast<f32>(w));
-#else
-#if W_F16
-  let p = unpack2x16float(w);
-#else
-  let p = vec2f(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u));
-#endif
-  return array<f32, E>(p.x, p.y);
-#endif
-#endif
-}
 
-// The E values of x row `xr` (its first index in x's element type) under unit u.
-fn xvals(xr: u32, u: u32) -> array<f32, E> {
-#if VEC
-#if W_F32
-  let a = x[xr + u];
-  return array<f32, E>(a.x, a.y, a.z, a.w);
-#else
-  let a = x[xr + 2u * u];
-  let b = x[xr + 2u * u + 1u];
-  return array<f32, E>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
-#endif
-#else
-#if W_F32
-  return array<f32, E>(x[xr + u]);
-#else
-  return array<f32, E>(x[xr + 2u * u], x[xr + 2u * u + 1u]);
-#endif
-#endif
-}
 
-// The CB loaded units unpacked and transposed: element e of every column.
-fn columns(w: array<WUNIT, CB>) -> array<CV, E> {
-  var f: array<array<f32, E>, CB>;
-  for (var c = 0u; c < CB; c++) { f[c] = wvals(w[c]); }
-  var t: array<CV, E>;
-  for (var e = 0u; e < E; e++) {
-#if CV4
-    t[e] = vec4f(f[0][e], f[1][e], f[2][e], f[3][e]);
-#else
-#if CV2
-    t[e] = vec2f(f[0][e], f[1][e]);
-#else
-    t[e] = f[0][e];
-#endif
-#endif
-  }
-  return t;
-}
 
-// column c of a row's vector
-fn col(v: CV, c: u32) -> f32 {
-#if CV4
-  return v[c];
-#else
-#if CV2
-  return v[c];
-#else
-  return v;
-#endif
-#endif
-}
 
 // acc[r] (the CB columns of batch row r of the block xg) += t · x unit u of row r: E vector FMAs on one x load
 fn tile_row(acc: ptr<function, array<CV, RB>>, t: array<CV, E>, xg: vec4u, u: u32, r: u32) {
@@ -166,19 +84,52 @@ fn tile(acc: ptr<function, array<CV, RB>>, w: array<WUNIT, CB>, xg: vec4u, u: u3
 #endif
 }
 
-// first sum held by a lane whose low TS lane bits are b (after the transposing steps)
-fn voff(b: u32) -> u32 {
-  var o = 0u;
-  for (var t = 0u; t < TS; t++) { o += ((b >> t) & 1u) * (N >> (t + 1u)); }
-  return o;
+#if COMB
+fn partf(i: u32) -> f32 { return part[i / 4u][i % 4u]; }
+
+// x rows r0 .. r0 + nr - 1 of the block into workgroup memory, from split-K attention's partials (sdpa_split.wgsl:
+// per (token, head) row of RS floats, m_s at s, l_s at S + s, acc_s at MLW + s·D): x[r, h·D + d] =
+// Σ_s e^{m_s − M} acc_s[d] / Σ_s e^{m_s − M} l_s, M = max_s m_s, as sdpa_combine.wgsl (sums in split order).
+fn combine(li: u32, r0: u32, nr: u32) {
+  let H = cdims.x;
+  let Q = cdims.y / 4u;        // vec4f of a head
+  let S = cdims.z;
+  let RS = cdims.w;
+  let MLW = (2u * S + 3u) / 4u * 4u;
+  for (var t = li; t < nr * H; t += WG) {
+    let b = (r0 * H + t) * RS;
+    var m = -3.0e38;
+    for (var s = 0u; s < S; s++) { m = max(m, partf(b + s)); }
+    var l = 0.0;
+    for (var s = 0u; s < S; s++) { l += exp(partf(b + s) - m) * partf(b + S + s); }
+    cmax[t] = m;
+    cden[t] = l;
+  }
+  workgroupBarrier();
+  for (var k = li; k < nr * H * Q; k += WG) {
+    let t = k / Q;
+    let b = (r0 * H + t) * RS;
+    let m = cmax[t];
+    let a0 = (b + MLW) / 4u + k % Q;
+    var a = vec4f(0.0);
+    for (var s = 0u; s < S; s++) { a += exp(partf(b + s) - m) * part[a0 + s * Q]; }
+    x[k] = a / cden[t];      // row t / H, element (t % H)·D + 4·(k % Q): k in row-major order
+  }
+  workgroupBarrier();
 }
+#endif
+
 
 @compute @workgroup_size(WG)
-#if SG_RED
-fn matmul_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
-  @builtin(subgroup_size) sg: u32) {
+#if COMB
+fn matmul_gemv_comb(
 #else
-fn matmul_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+fn matmul_gemv_vec(
+#endif
+#if SG_RED
+  @builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u, @builtin(subgroup_size) sg: u32) {
+#else
+  @builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
 #endif
   let IN = dims.x;
   let OUT = dims.y;
@@ -196,7 +147,14 @@ fn matmul_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_
   let xs = IN;
 #endif
   // x rows past the step's last are clamped to it: their sums are computed and never written
+#if COMB
+  // x holds the block's rows only (combined here): row r of the block at r · xs
+  let nr = select(0u, min(rows - r0, RB), r0 < rows);
+  combine(li, r0, nr);
+  let xg = vec4u(0u, 0u, max(nr, 1u) - 1u, xs);
+#else
   let xg = vec4u(0u, r0, rows - 1u, xs);   // batch row r of the block starts at x[xg.x + min(xg.y + r, xg.z) · xg.w]
+#endif
   var av: array<CV, RB>;
   if (o0 < OUT) {
     var wb: array<u32, CB>;

@@ -3,8 +3,9 @@
 import { invFreq, ropeTable, type RopeScaling } from '../../kernels/attention/rope.ref.ts';
 import { ropeKv, ropeKvAux } from '../../kernels/attention/rope_kv.ts';
 import { embed, gatherKept } from '../../kernels/embed/embed.ts';
-import { kvCacheDtype, kvCols, kvCtx, sdpa } from '../../kernels/attention/sdpa.ts';
+import { kvCacheDtype, kvCols, kvCtx } from '../../kernels/attention/sdpa.ts';
 import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
+import { attnOut } from '../../kernels/matmul/matmul_gemv_comb.ts';
 import { matmulMulti } from '../../kernels/matmul/matmul_gemv_multi.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
@@ -121,7 +122,8 @@ export function ropeWeight(c: AttnConfig, o: Backend): Weight {
  * x += o_proj(attention(h)) for layer l; h is the normed input [N, C]. With `norm`, h = RMSNorm(x)·norm.w is
  * computed here, inside the q|k|v projection where the step allows (matmul_multi; h is then scratch). The q/k/v
  * biases, q/k norms, RoPE and the KV-cache append run as one rope_kv dispatch: decode is then q|k|v, rope_kv, sdpa
- * and o-proj (with the residual add).
+ * and o-proj (with the residual add), both through attn_out (whose fused variant, forced only for now, runs the
+ * split-K attention's combine pass in o-proj's prologue).
  */
 export async function attention(o: Backend, w: AttnWeights, c: AttnConfig, l: number, h: Tensor, x: Tensor, norm?: { w: Weight; eps: number }): Promise<void> {
   const q = o.act('q', c.H * c.D), k = o.act('k', c.KV * c.D), v = o.act('v', c.KV * c.D);
@@ -132,8 +134,7 @@ export async function attention(o: Backend, w: AttnWeights, c: AttnConfig, l: nu
   await ropeKv(o, { q, k, v, kc, vc, table: w.rope, aux: w.aux, H: c.H, KV: c.KV, D: c.D, R: c.R, ctx, kv,
     norm: w.qn && w.kn ? { eps: c.qkNormEps!, plusOne: c.zeroCentred } : null, bias: !!(w.qb || w.kb || w.vb) });
   const att = o.act('att', c.H * c.D);
-  await sdpa(o, q, kc, vc, att, { H: c.H, KV: c.KV, D: c.D, ctx, window: c.window, kv });
-  await matmul(o, att, w.o, w.ob, 'none', x, true);
+  await attnOut(o, q, kc, vc, att, { H: c.H, KV: c.KV, D: c.D, ctx, window: c.window, kv }, w.o, w.ob, x);   // o_proj + residual (split-K's combine folded in)
 }
 
 export interface MlpWeights { gate: Weight; up: Weight; down: Weight; gb: Weight | null; ub: Weight | null; db: Weight | null }

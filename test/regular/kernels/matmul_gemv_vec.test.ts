@@ -77,6 +77,9 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
     expect([1, 2, 3, 8, 16, 64].map(R => p(R, 2048, 2048).CB)).toEqual([1, 2, 4, 4, 4, 4]);
     expect([1, 2, 8].map(R => p(R, 2048, 2048).TS)).toEqual(ad.subgroups ? [0, Math.min(2, Math.log2(ad.subgroupSize)), Math.min(3, Math.log2(ad.subgroupSize))] : [0, 0, 0]);
     expect(p(3, 40, 200).TPR).toBe(4);
+    // gate|up pairs at one row: 16 lanes a group on a wide grid (llama-1b's 8192 pairs), widened on a small one
+    expect([plan(ad, 1, 2048, 16384, 'bf16', true, true).TPR, plan(ad, 1, 2048, 256, 'bf16', true, true).TPR, plan(ad, 2, 2048, 16384, 'bf16', true, true).TPR])
+      .toEqual([Math.min(16, ad.maxInvocations), Math.min(128, ad.maxInvocations), Math.min(32, ad.maxInvocations)]);
     if (ad.subgroups) expect(p(3, 40, 200).TS).toBe(Math.min(2, Math.log2(ad.subgroupSize)));
     expect(plan(ad, 8, 2048, 2048, 'bf16', false).TS).toBe(0);
     expect(p(64, 2048, 2048).workgroups[2]).toBe(4);
@@ -122,6 +125,16 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
         const prev = process.env.FLA_GEMV_ROW_LOOP;
         process.env.FLA_GEMV_ROW_LOOP = '1';
         try { await runCase({ R: 8, IN: 264, OUT: 130, act: 'none', bias: false, accumulate: false, dtype: 'bf16', kernel }); } finally { if (prev === undefined) delete process.env.FLA_GEMV_ROW_LOOP; else process.env.FLA_GEMV_ROW_LOOP = prev; }
+      }, SLOW);
+
+      test('units in flight (FLA_GEMV_UNROLL) 8 and 1 at 1 and 5 rows, 1030×41 (word loads) and 264×130 (4 lanes a group: the unrolled loop and its remainder)', async () => {
+        const prev = process.env.FLA_GEMV_UNROLL;
+        try {
+          for (const un of ['8', '1']) {
+            process.env.FLA_GEMV_UNROLL = un;
+            for (const R of [1, 5]) for (const [IN, OUT] of [[1030, 41], [264, 130]] as const) await runCase({ R, IN, OUT, act: 'none', bias: true, accumulate: false, dtype: 'bf16', kernel });
+          }
+        } finally { if (prev === undefined) delete process.env.FLA_GEMV_UNROLL; else process.env.FLA_GEMV_UNROLL = prev; }
       }, SLOW);
 
       test('rows past 16 (row groups of 16 side by side, the batched-decode default on GPUs up to 64 rows)', async () => {
