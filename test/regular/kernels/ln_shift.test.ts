@@ -56,27 +56,27 @@ async function runCase(C: number, M: number, pre: boolean, seqs: { slot: number;
 describe.skipIf(!HAS_GPU)('ln_shift', () => {
   test('C=64 M=6 pre: four sequences (lengths 5, 1, 9, 1), two resuming', async () => {
     await runCase(64, 6, true, [{ slot: 2, len: 5 }, { slot: 0, len: 1 }, { slot: 3, len: 9 }, { slot: 5, len: 1 }], [2, 5, 4]);
-  }, 60_000);
+  }, 300_000);
   test('C=200 M=6: decode, one token in each of three slots, all resuming', async () => {
     await runCase(200, 6, false, [{ slot: 1, len: 1 }, { slot: 4, len: 1 }, { slot: 0, len: 1 }], [0, 1, 2, 3, 4, 5]);
-  }, 60_000);
+  }, 300_000);
   test('C=130 M=1: prefill of 70 tokens packed with a short resuming sequence', async () => {
     await runCase(130, 1, false, [{ slot: 3, len: 70 }, { slot: 1, len: 3 }], [1, 3]);
-  }, 60_000);
+  }, 300_000);
   test('C=320 M=6 pre: prefill and decode together; an empty sequence leaves its slot alone', async () => {
     await runCase(320, 6, true, [{ slot: 1, len: 33 }, { slot: 2, len: 0 }, { slot: 4, len: 1 }], [1, 2, 4]);
-  }, 60_000);
+  }, 300_000);
   test('C=256 M=1: decode of one sequence', async () => {
     await runCase(256, 1, false, [{ slot: 5, len: 1 }], [5]);
   });
   test('C=1000 M=6 pre: rows of four column blocks, the last one partial; decode and a short prefill', async () => {
     await runCase(1000, 6, true, [{ slot: 0, len: 1 }, { slot: 3, len: 4 }], [0, 3]);
-  }, 60_000);
+  }, 300_000);
   // the portable reduction (what 'fused' runs without subgroups)
   test('C=320 M=6 pre: prefill and decode together [fused_wg]', async () => {
     await runCase(320, 6, true, [{ slot: 1, len: 33 }, { slot: 2, len: 0 }, { slot: 4, len: 1 }], [1, 2, 4], 'fused_wg');
-  }, 60_000);
+  }, 300_000);
   test('C=200 M=1: decode, two slots resuming [fused_wg]', async () => {
     await runCase(200, 1, false, [{ slot: 1, len: 1 }, { slot: 4, len: 1 }], [1, 4], 'fused_wg');
-  }, 60_000);
+  }, 300_000);
 });

@@ -65,7 +65,7 @@ describe.skipIf(!HAS_GPU)('matmul_fp8', () => {
           }, { seed: rng, what: `${what} (${kernel})` });
         } finally { delete process.env.FLA_KERNEL_MATMUL_FP8; }
       }
-    }, 120_000);
+    }, 300_000);
   }
 });
 
@@ -102,7 +102,7 @@ describe.skipIf(!HAS_GPU)('matmul_fp8_multi', () => {
           }, { seed: rng, what: `${what} (${variant})` });
         } finally { delete process.env.FLA_KERNEL_MATMUL_FP8_MULTI; }
       }
-    }, 120_000);
+    }, 300_000);
   }
 });
 
@@ -138,7 +138,7 @@ describe.skipIf(!HAS_GPU)('matmul_fp8_conv', () => {
           }, { seed: rng, what: `${what} (${kernel ?? 'selected'})` });
         } finally { delete process.env.FLA_KERNEL_MATMUL_FP8_CONV; }
       }
-    }, 120_000);
+    }, 300_000);
   }
 });
 
@@ -161,7 +161,7 @@ describe.skipIf(!HAS_GPU)('matmul_fp8_seg and matmul_fp8_gated', () => {
           }, { seed: rng, what: `${what} (${kernel ?? 'selected'})` });
         } finally { delete process.env.FLA_KERNEL_MATMUL_FP8_SEG; }
       }
-    }, 120_000);
+    }, 300_000);
   }
   for (const [N, IN, OUT, bias] of [[1, 256, 72, false], [4, 260, 33, true], [11, 128, 40, false]] as const) {
     const what = `matmul_fp8_gated N=${N} ${IN}→${OUT}${bias ? ' bias' : ''} accumulate`;
@@ -179,6 +179,6 @@ describe.skipIf(!HAS_GPU)('matmul_fp8_seg and matmul_fp8_gated', () => {
           }, { seed: rng, what: `${what} (${kernel ?? 'selected'})` });
         } finally { delete process.env.FLA_KERNEL_MATMUL_FP8_GATED; }
       }
-    }, 120_000);
+    }, 300_000);
   }
 });

@@ -76,26 +76,26 @@ describe.skipIf(!HAS_GPU)('rwkv7_cmix', () => {
   });
   test('C=256 I=1024 bf16, decode of three slots [ln]', async () => {
     await runCase(256, 1024, 'bf16', 'ln', DECODE);
-  }, 120_000);
+  }, 300_000);
   test('C=384 I=520 f16 (key rows end mid-workgroup), decode of two slots [ln]', async () => {
     await runCase(384, 520, 'f16', 'ln', [{ slot: 1, len: 1 }, { slot: 4, len: 1 }]);
-  }, 120_000);
+  }, 300_000);
   test('C=1088 I=264 f32 (two vec4 of the row a thread), one slot [ln]', async () => {
     await runCase(1088, 264, 'f32', 'ln', [{ slot: 2, len: 1 }]);
-  }, 120_000);
+  }, 300_000);
   test('C=2048 I=256 bf16, decode of three slots in two row blocks (forced: select wants one pass) [ln]', async () => {
     await runCase(2048, 256, 'bf16', 'ln', DECODE);
-  }, 120_000);
+  }, 300_000);
   test('C=256 I=512 bf16, decode of three slots [ln_wg]', async () => {
     await runCase(256, 512, 'bf16', 'ln_wg', DECODE);
-  }, 120_000);
+  }, 300_000);
   test('C=128 I=512 bf16, decode without hout: forced ln falls back to ops', async () => {
     await runCase(128, 512, 'bf16', 'ln', DECODE, 'ops', false);
-  }, 120_000);
+  }, 300_000);
   test('C=128 I=256 bf16, prefill of 5 tokens and a decode row: forced ln falls back to ops', async () => {
     await runCase(128, 256, 'bf16', 'ln', [{ slot: 1, len: 5 }, { slot: 3, len: 1 }], 'ops');
-  }, 120_000);
+  }, 300_000);
   test('C=256 I=512 f16, decode forced to ops [ops]', async () => {
     await runCase(256, 512, 'f16', 'ops', DECODE);
-  }, 120_000);
+  }, 300_000);
 });

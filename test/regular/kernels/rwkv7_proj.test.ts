@@ -84,31 +84,31 @@ describe.skipIf(!HAS_GPU)('rwkv7_proj', () => {
   for (const variant of ['fused', 'split'] as const) {
     test(`C=64 bf16, decode of 1, 3 and 16 sequences [${variant}]`, async () => {
       for (const n of [1, 3, 16]) await runCase(64, { w: 32, a: 32, g: 32, v: 16 }, 'bf16', variant, ones(n));
-    }, 120_000);
+    }, 300_000);
     test(`C=136 f32, layer 0 ranks, two sequences of 2 and 3 tokens [${variant}]`, async () => {
       await runCase(136, { w: 32, a: 24, g: 40, v: 0 }, 'f32', variant, [{ slot: 0, len: 2 }, { slot: 1, len: 3 }]);
-    }, 60_000);
+    }, 300_000);
     test(`C=264 f16, decode of 5 sequences [${variant}]`, async () => {
       await runCase(264, { w: 64, a: 64, g: 128, v: 32 }, 'f16', variant, ones(5));
-    }, 60_000);
+    }, 300_000);
     test(`C=520 bf16, one sequence [${variant}]`, async () => {
       await runCase(520, { w: 64, a: 32, g: 96, v: 16 }, 'bf16', variant, ones(1));
-    }, 60_000);
+    }, 300_000);
   }
   // the portable reduction (what 'fused' runs without subgroups): two cases, its shaders are slow to build on lavapipe
   test('C=136 f32, layer 0 ranks, two sequences of 2 and 3 tokens [fused_wg]', async () => {
     await runCase(136, { w: 32, a: 24, g: 40, v: 0 }, 'f32', 'fused_wg', [{ slot: 0, len: 2 }, { slot: 1, len: 3 }]);
-  }, 60_000);
+  }, 300_000);
   test('C=520 bf16, one sequence [fused_wg]', async () => {
     await runCase(520, { w: 64, a: 32, g: 96, v: 16 }, 'bf16', 'fused_wg', ones(1));
-  }, 60_000);
+  }, 300_000);
   test('C=1024 bf16, two sequences: several unrolled batches per lane [fused]', async () => {
     await runCase(1024, { w: 64, a: 64, g: 128, v: 32 }, 'bf16', 'fused', ones(2));
-  }, 60_000);
+  }, 300_000);
   test('C=136 bf16, prefill of 40 tokens packed with 2 decode rows [split]', async () => {
     await runCase(136, { w: 32, a: 32, g: 64, v: 16 }, 'bf16', 'split', [{ slot: 0, len: 40 }, { slot: 1, len: 1 }, { slot: 2, len: 1 }]);
-  }, 60_000);
+  }, 300_000);
   test('C=64 f32, 20 rows forced through the fused GEMV (two row blocks) [fused]', async () => {
     await runCase(64, { w: 32, a: 32, g: 32, v: 16 }, 'f32', 'fused', [{ slot: 0, len: 13 }, { slot: 1, len: 7 }]);
-  }, 60_000);
+  }, 300_000);
 });

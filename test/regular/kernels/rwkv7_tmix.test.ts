@@ -93,49 +93,49 @@ describe.skipIf(!HAS_GPU)('rwkv7_tmix', () => {
   });
   test('C=256 D=64 bf16 later layer, decode of three slots [ln]', async () => {
     await runCase(256, 64, { w: 32, a: 32, g: 64, v: 16 }, false, 'bf16', 'ln', DECODE);
-  }, 120_000);
+  }, 300_000);
   test('C=128 D=64 f32 first layer ranks (writes vfirst), one slot [ln]', async () => {
     await runCase(128, 64, { w: 32, a: 24, g: 32, v: 0 }, false, 'f32', 'ln', [{ slot: 2, len: 1 }]);
-  }, 120_000);
+  }, 300_000);
   test('C=128 D=64 f32 layer 0 with the pre-norm (writes LN_pre(e) and vfirst), one slot [ln]', async () => {
     await runCase(128, 64, { w: 32, a: 24, g: 32, v: 0 }, true, 'f32', 'ln', [{ slot: 2, len: 1 }]);
-  }, 120_000);
+  }, 300_000);
   test('C=384 D=64 bf16 layer 0 with the pre-norm, decode of three slots [ln]', async () => {
     await runCase(384, 64, { w: 32, a: 32, g: 64, v: 0 }, true, 'bf16', 'ln', DECODE);
-  }, 120_000);
+  }, 300_000);
   test('C=256 D=128 f16 layer 0 with the pre-norm, decode of two slots [ln_wg]', async () => {
     await runCase(256, 128, { w: 64, a: 40, g: 48, v: 0 }, true, 'f16', 'ln_wg', [{ slot: 1, len: 1 }, { slot: 4, len: 1 }]);
-  }, 120_000);
+  }, 300_000);
   test('C=256 D=128 f16 later layer, decode of two slots [ln]', async () => {
     await runCase(256, 128, { w: 64, a: 40, g: 48, v: 24 }, false, 'f16', 'ln', [{ slot: 1, len: 1 }, { slot: 4, len: 1 }]);
-  }, 120_000);
+  }, 300_000);
   test('C=384 D=64 bf16, ranks as kjv-rwkv7, decode of three slots [ln]', async () => {
     await runCase(384, 64, { w: 32, a: 32, g: 64, v: 16 }, false, 'bf16', 'ln', DECODE);
-  }, 120_000);
+  }, 300_000);
   test('C=384 D=64 bf16, four output rows per lane group (FLA_RWKV7_LN_RPT=4; segments end mid-group) [ln]', async () => {
     await withEnv('FLA_RWKV7_LN_RPT', '4', async () => {
         await runCase(384, 64, { w: 32, a: 40, g: 64, v: 16 }, false, 'bf16', 'ln', DECODE);
     });
-  }, 120_000);
+  }, 300_000);
   test('C=256 D=64 bf16 later layer, decode of three slots [ln_wg]', async () => {
     await runCase(256, 64, { w: 32, a: 32, g: 64, v: 16 }, false, 'bf16', 'ln_wg', DECODE);
-  }, 120_000);
+  }, 300_000);
   test('C=128 D=64 bf16, LoRA ranks summing past C: forced ln falls back to ops', async () => {
     await runCase(128, 64, { w: 32, a: 32, g: 64, v: 16 }, false, 'bf16', 'ln', DECODE, 'ops');
-  }, 120_000);
+  }, 300_000);
   test('C=128 D=64 bf16 prefill of 5 tokens and a decode row: ln forced falls back to ops', async () => {
     await runCase(128, 64, { w: 32, a: 32, g: 32, v: 0 }, true, 'bf16', 'ln', [{ slot: 1, len: 5 }, { slot: 3, len: 1 }], 'ops');
-  }, 120_000);
+  }, 300_000);
   test('C=256 D=64 bf16 later layer, prefill of 20 and 33 tokens and a decode row [mm]', async () => {
     await runCase(256, 64, { w: 32, a: 32, g: 64, v: 16 }, false, 'bf16', 'mm', [{ slot: 1, len: 20 }, { slot: 4, len: 1 }, { slot: 0, len: 33 }]);
-  }, 120_000);
+  }, 300_000);
   test('C=128 D=64 f32 layer 0 with the pre-norm, prefill of 17 tokens [mm] (writes vfirst)', async () => {
     await runCase(128, 64, { w: 32, a: 24, g: 32, v: 0 }, true, 'f32', 'mm', [{ slot: 2, len: 17 }]);
-  }, 120_000);
+  }, 300_000);
   test('C=256 D=128 f16 later layer, prefill of 70 tokens (chunked core where the adapter chunks) [mm]', async () => {
     await runCase(256, 128, { w: 64, a: 40, g: 48, v: 24 }, false, 'f16', 'mm', [{ slot: 3, len: 70 }, { slot: 0, len: 2 }]);
-  }, 120_000);
+  }, 300_000);
   test('C=128 D=64 bf16 prefill of 20 tokens forced to ops [ops]', async () => {
     await runCase(128, 64, { w: 32, a: 32, g: 32, v: 16 }, false, 'bf16', 'ops', [{ slot: 1, len: 20 }]);
-  }, 120_000);
+  }, 300_000);
 });

@@ -103,34 +103,34 @@ describe.skipIf(!HAS_GPU)('wkv7_lora', () => {
     for (const D of [64, 128]) {
       test(`D=${D} later layer, ${D === 64 ? 'bf16' : 'f16'} [${variant}]`, async () => {
         await runCase(D, D === 64 ? { w: 32, a: 32, g: 64, v: 16 } : { w: 64, a: 40, g: 48, v: 24 }, D === 64 ? 'bf16' : 'f16', variant);
-      }, 60_000);
+      }, 300_000);
       test(`D=${D} layer 0 (writes vfirst), f32 [${variant}]`, async () => {
         await runCase(D, { w: 32, a: 24, g: 32, v: 0 }, 'f32', variant);
-      }, 60_000);
+      }, 300_000);
     }
     test(`D=64 decode, one token in each of four slots, fuseNorm [${variant}]`, async () => {
       await runCase(64, { w: 32, a: 32, g: 32, v: 16 }, 'bf16', variant, [{ slot: 3, len: 1 }, { slot: 1, len: 1 }, { slot: 0, len: 1 }, { slot: 2, len: 1 }], true);
-    }, 60_000);
+    }, 300_000);
   }
   // the fused kernel's row batches: ranks that are not multiples of the row groups, more rows than one batch
   test('D=64 ranks 96, 96, 256, 64 (rwkv7-1.5b), decode of two slots [fused]', async () => {
     await runCase(64, { w: 96, a: 96, g: 256, v: 64 }, 'bf16', 'fused', [{ slot: 1, len: 1 }, { slot: 3, len: 1 }]);
-  }, 120_000);
+  }, 300_000);
   test('D=64 ranks 96, 96, 256, 64 in batches of 3 rows a thread (FLA_WKV7_LORA_KB=3: the last batch partial) [fused]', async () => {
     await withEnv('FLA_WKV7_LORA_KB', '3', async () => {
         await runCase(64, { w: 96, a: 96, g: 256, v: 64 }, 'bf16', 'fused', [{ slot: 1, len: 1 }, { slot: 3, len: 1 }]);
     });
-  }, 120_000);
+  }, 300_000);
   test('D=128 ranks 40, 24, 72, 20, f32, decode of one slot [fused]', async () => {
     await runCase(128, { w: 40, a: 24, g: 72, v: 20 }, 'f32', 'fused', [{ slot: 2, len: 1 }]);
-  }, 120_000);
+  }, 300_000);
   // the portable reductions (what 'fused' runs without subgroups)
   for (const D of [64, 128]) {
     test(`D=${D} later layer, ${D === 64 ? 'bf16' : 'f16'} [fused_wg]`, async () => {
       await runCase(D, D === 64 ? { w: 32, a: 32, g: 64, v: 16 } : { w: 64, a: 40, g: 48, v: 24 }, D === 64 ? 'bf16' : 'f16', 'fused_wg');
-    }, 120_000);
+    }, 300_000);
   }
   test('D=64 layer 0 (writes vfirst), f32 [fused_wg]', async () => {
     await runCase(64, { w: 32, a: 24, g: 32, v: 0 }, 'f32', 'fused_wg');
-  }, 120_000);
+  }, 300_000);
 });
