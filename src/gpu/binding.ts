@@ -156,6 +156,31 @@ let spinMs = 0.5;
 /** How long a pending GPU callback is busy-polled before polling every 1 ms (bun-webgpu's ticker). */
 export function setSpinMs(ms: number): void { spinMs = ms; }
 
+/**
+ * dawn.node polls the same way: while one of its promises is pending, its AsyncRunner hands the global setImmediate
+ * a native callback that runs wgpuInstanceProcessEvents and schedules itself again (29 000 calls in 0.46 s of
+ * waiting for lavapipe, measured; under load half of a dawn.node process's CPU samples, the other half lavapipe
+ * compiling). On a CPU adapter that loop takes the cores lavapipe compiles and runs on, so there a streak of its
+ * callbacks (none 10 ms apart) spins for spinMs, then each runs on a 1 ms timer. Not on GPUs: a pipelined decode keeps the streak
+ * unbroken and its readbacks are due within a millisecond.
+ */
+export function throttleDawnPolling(): void {
+  const g = globalThis as any;
+  if (g.__flaDawnThrottled) return;
+  g.__flaDawnThrottled = true;
+  const setImmediateWas = g.setImmediate;
+  let streakStart = 0, last = -Infinity;
+  g.setImmediate = function (this: unknown, fn: unknown, ...args: unknown[]) {
+    if (typeof fn === 'function' && !args.length && fn.length === 0 && fn.name === '' && Function.prototype.toString.call(fn).includes('[native code]')) {
+      const now = performance.now();
+      if (now - last > 10) streakStart = now;   // a new wait: no callback of the loop for 10 ms
+      last = now;
+      if (now - streakStart >= spinMs) return setTimeout(fn as () => void, 1);
+    }
+    return setImmediateWas.call(this, fn, ...args);
+  };
+}
+
 function patchTicker(ticker: any): void {
   if (!ticker) return;
   const proto = Object.getPrototypeOf(ticker);

@@ -5,7 +5,7 @@ import { GpuError } from '../util/errors.ts';
 import { log } from '../util/log.ts';
 import { bindingNames, preprocess } from './wgsl.ts';
 import type { SubgroupMatrixConfig } from '../util/f16.ts';
-import { bunWebgpuBuilt, forcedBinding, installGlobals, loadBinding, setSpinMs, type BindingName, type WebGpuBinding } from './binding.ts';
+import { bunWebgpuBuilt, forcedBinding, installGlobals, loadBinding, setSpinMs, throttleDawnPolling, type BindingName, type WebGpuBinding } from './binding.ts';
 import { knob } from '../util/knobs.ts';
 import { BufferGuards } from './guard.ts';
 
@@ -246,6 +246,7 @@ export class Gpu {
     if (!device) throw new GpuError(`could not open ${summary.name}: ${why || 'requestDevice gave no device'}`);
     const spin = knob('FLA_SPIN_MS');
     setSpinMs(spin !== undefined ? Number(spin) : summary.type === 'cpu' ? 0.5 : 50);   // lavapipe's "GPU" is the core we would spin on
+    if (chosen?.name === 'dawn' && summary.type === 'cpu') throttleDawnPolling();
     return new Gpu(device, summary);
   }
 
