@@ -161,8 +161,8 @@ export function setSpinMs(ms: number): void { spinMs = ms; }
  * a native callback that runs wgpuInstanceProcessEvents and schedules itself again (29 000 calls in 0.46 s of
  * waiting for lavapipe, measured; under load half of a dawn.node process's CPU samples, the other half lavapipe
  * compiling). On a CPU adapter that loop takes the cores lavapipe compiles and runs on, so there a streak of its
- * callbacks (none 10 ms apart) spins for spinMs, then each runs on a 1 ms timer. Not on GPUs: a pipelined decode keeps the streak
- * unbroken and its readbacks are due within a millisecond.
+ * callbacks (none 10 ms apart) spins for spinMs, then each runs on a 1 ms timer. Not on GPUs: a pipelined decode
+ * keeps the streak unbroken and its readbacks are due within a millisecond.
  */
 export function throttleDawnPolling(): void {
   const g = globalThis as any;
