@@ -2,7 +2,18 @@
 // FLA_KERNEL_* variant) against the reference on both backends and against its unfused ops on the GPU.
 import { expect } from 'bun:test';
 import { expectClose, type Prng } from '../../helpers/allclose.ts';
+import { gpu } from '../../helpers/gpu.ts';
 import { checkBoth, gpuBackend, runOn, type Body, type Setup, type StepSpec } from './harness.ts';
+
+/**
+ * True (skip) on a CPU adapter under the other WebGPU binding than `binding`: on lavapipe each fused RWKV7 decode
+ * shader variant takes tens of seconds to compile with a cold shader cache, and CI runs npm test once per binding
+ * (.ci/run), so the variants beyond the main path are split between the two passes; each still runs in one of them.
+ * On a GPU (or with FLA_TEST_ALL_BINDINGS=1) every case runs.
+ */
+export function otherBindingOnCpu(binding: 'bun-webgpu' | 'dawn'): boolean {
+  return !!gpu && gpu.summary.type === 'cpu' && gpu.summary.binding !== binding && process.env.FLA_TEST_ALL_BINDINGS !== '1';
+}
 
 /** fn with environment variable `name` set to `value`, restored after. */
 export async function withEnv<T>(name: string, value: string, fn: () => Promise<T>): Promise<T> {
