@@ -9,7 +9,7 @@ g.setImmediate = function (this: unknown, fn: any, ...args: unknown[]) {
   if (typeof fn === 'function' && Function.prototype.toString.call(fn).includes('[native code]')) calls++;
   return setImmediateWas.call(this, fn, ...args);
 };
-const { Gpu } = await import('../../src/gpu/device.ts');
+const { Gpu } = await import('../../src/gpu/device.ts');   // after the wrapper: the binding loads with the device module
 const gpu = await Gpu.create();
 const buf = gpu.buffer(64 << 20, 'polling probe');
 calls = 0;
@@ -21,3 +21,5 @@ while (performance.now() - t0 < 300) {
   await gpu.device.queue.onSubmittedWorkDone();
 }
 console.log(`${gpu.summary.type} ${calls} ${(performance.now() - t0).toFixed(0)}`);
+
+export {};
