@@ -12,6 +12,7 @@ import { fixture } from '../../helpers/fixtures.ts';
 import { gpu, HAS_GPU } from '../../helpers/gpu.ts';
 
 const ROOT = join(import.meta.dir, '../../..');
+const T = 300_000;   // spawned runs compiling shaders on a loaded 2-core machine
 const fla = (...args: string[]) => {
   const p = Bun.spawnSync([process.execPath, join(ROOT, 'cli/main.ts'), ...args], { cwd: ROOT });
   return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
@@ -27,7 +28,7 @@ test('fla bench --synthetic rwkv7-0.1b on the CPU backend (smoke)', () => {
   for (const x of j.results) expect(x.mean).toBeGreaterThan(0);
   expect(j.ceilings).toBeNull();
   expect(j.kernels).toEqual({});
-});
+}, T);
 
 test.skipIf(!HAS_GPU)('synthetic weights on the device: rwkv7-0.1b has its size; bf16 matrices and f32 vectors are uniform in ±scale, one seed each', async () => {
   const o = new GpuBackend(gpu!);
@@ -53,7 +54,7 @@ test.skipIf(!HAS_GPU)('synthetic weights on the device: rwkv7-0.1b has its size;
     expect(Math.abs(sumAbs / a.length - 0.25)).toBeLessThan(0.01);   // E|U(−s, s)| = s/2
     expect(same).toBeLessThan(a.length / 100);                         // another seed, other values
   }
-});
+}, T);
 
 const tiny = fixture('rwkv7-tiny');
 test.skipIf(!HAS_GPU || !tiny)('fla bench on rwkv7-tiny: per-kernel tables of a decode step at every batch size and of the prefill', () => {
@@ -68,7 +69,7 @@ test.skipIf(!HAS_GPU || !tiny)('fla bench on rwkv7-tiny: per-kernel tables of a 
     expect(rows.length).toBeGreaterThan(0);
     expect(rows.reduce((t, k) => t + k.ms, 0)).toBeGreaterThan(0);
   }
-});
+}, T);
 
 test.skipIf(!HAS_GPU || !tiny)('fla bench on rwkv7-tiny --no-profile: the figures and ceilings, no kernel tables', () => {
   const r = fla('bench', tiny!, '-p', '16', '-n', '4', '-r', '1', '-b', '1', '--json', '--no-profile', '--device', 'gpu');
@@ -78,10 +79,10 @@ test.skipIf(!HAS_GPU || !tiny)('fla bench on rwkv7-tiny --no-profile: the figure
   for (const x of j.results) expect(x.mean).toBeGreaterThan(0);
   expect(j.ceilings.copy_gbs).toBeGreaterThan(0);
   expect(j.kernels).toEqual({});
-});
+}, T);
 
 test('unknown synthetic shape: one-line usage error', () => {
   const r = fla('bench', '--synthetic', 'gpt-9', '--device', 'cpu');
   expect(r.code).toBe(2);
   expect(r.err).toMatch(/--synthetic gpt-9: unknown shape \(known: rwkv7-0.1b/);
-});
+}, T);
