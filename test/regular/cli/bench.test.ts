@@ -12,7 +12,7 @@ import { fixture } from '../../helpers/fixtures.ts';
 import { gpu, HAS_GPU } from '../../helpers/gpu.ts';
 
 const ROOT = join(import.meta.dir, '../../..');
-const T = 300_000;   // spawned runs compiling shaders on a loaded 2-core machine
+const T = 600_000;   // spawned runs compiling shaders on a loaded 2-core machine (npm test's own limit)
 const fla = (...args: string[]) => {
   const p = Bun.spawnSync([process.execPath, join(ROOT, 'cli/main.ts'), ...args], { cwd: ROOT });
   return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
