@@ -79,7 +79,7 @@ if (!process.argv.includes('--nocheck') && o.adapter.subgroupMatrix?.length) {
     const a: Args = { x: xt, w, bias: null, y: yt, act: 'none', accumulate: false };
     const line: string[] = [];
     const specs: Spec[] = [{ variant: 'sgmat', t: null, sk: null, fuse: '0' }, { variant: 'sgmat', t: null, sk: null, fuse: '1' },
-      ...['w128', 'q128x64k64', 'q64', 'n32', 'n64', 'w128k16d'].flatMap(n => [1, 3].map(sk => ({ variant: 'sgmat', t: tile(n), sk, fuse: '1' as const })))];
+      ...([['w128', 3], ['q128x64k64', 1], ['q64', 3], ['n64', 3], ['w128k16d', 1], ['w128o', 1], ['n32o', 3]] as const).map(([n, sk]) => ({ variant: 'sgmat', t: tile(n), sk, fuse: '1' as const }))];
     for (const s of specs) {
       if (s.t) { sgmatTileOverride(s.t, s.sk); const fits = sgmatPlan(ctx(R), true, R, OUT, IN) !== null; sgmatTileOverride(null); if (!fits) continue; }
       try {
@@ -109,10 +109,10 @@ const listed = arg('shapes')?.split(',').map(s => s.split('x').map(Number) as [n
 const extra = arg('tiles')?.split(',') ?? [];
 const PLAN: [number, number, number, Spec[]][] = (listed ?? [[4096, 4096, 4096], [512, 2048, 8192], [512, 8192, 2048], [64, 3072, 2048], [512, 2048, 2048]]).map(([R, OUT, IN]) => [R, OUT, IN, [
   S('sgmat', null, '0'), S('sgmat', null, '1'),
-  ...(R >= 4096 ? [S('sgmat', 'w128k16d', '0'), S('sgmat', 'w128k16d', '1'), S('sgmat', 'w128c', '1'),
+  ...(R >= 4096 ? [S('sgmat', 'w128o', '1'), S('sgmat', 'w128k16d', '1'), S('sgmat', 'w128k16do', '1'), S('sgmat', 'w128k16d', '0'),
     S('sgmat_f16', null, null), S('sgmat_f16', 'w256x128', null), S('sgmat_f16', 'w128x256k16d', null), S('sgmat_f16', 'w256x128k16d', null)] : []),
-  ...(R === 512 ? [S('sgmat', 'w128k16d', '1'), S('sgmat', 'q64', '1')] : []),
-  ...(R <= 64 ? [S('sgmat', 'n64', '1', 4), S('sgmat', 'n64d', '1', 8), S('sgmat', 'n64', '0', 4)] : []),
+  ...(R === 512 ? [S('sgmat', 'w128o', '1'), S('sgmat', 'q128x64k64o', '1'), S('sgmat', 'w128k16d', '1'), S('sgmat', 'q64', '1')] : []),
+  ...(R <= 64 ? [S('sgmat', 'n64o', '1', 8), S('sgmat', 'n64', '1', 4), S('sgmat', 'n64d', '1', 8)] : []),
   ...extra.map(n => S('sgmat', n, '1')),
 ]]);
 const rows: string[] = [];

@@ -31,7 +31,7 @@ export const F16_KERNELS = {
 export const SGMAT_MIN_ROWS = 17;
 
 /** WM×WN subgroups per workgroup, each TM×TN result matrices; K tiles of BK; DB: two workgroup buffers (one barrier a K tile). */
-export interface SgmatTile { name: string; WM: number; WN: number; TM: number; TN: number; BK: number; DB: boolean }
+export interface SgmatTile { name: string; WM: number; WN: number; TM: number; TN: number; BK: number; DB: boolean; MO?: boolean }
 
 /**
  * The tiles (sizes for the 16×16×16 config; FLA_SGMAT_TILE forces one, scripts/bench_sgmat.ts sweeps them all).
@@ -52,6 +52,13 @@ export const SGMAT_TILES: readonly SgmatTile[] = [
   { name: 'w128k16d', WM: 2, WN: 4, TM: 4, TN: 2, BK: 16, DB: true },
   { name: 'w128x256k16d', WM: 2, WN: 4, TM: 4, TN: 4, BK: 16, DB: true },
   { name: 'w256x128k16d', WM: 4, WN: 2, TM: 4, TN: 4, BK: 16, DB: true },
+  // o: the split's products in two passes, every W·hi then every W·lo (each accumulator's two products TM·TN apart
+  // instead of TN: longer distance between dependent tensor-core steps; candidates, 2026-12-02)
+  { name: 'w128o', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, DB: false, MO: true },
+  { name: 'w128k16do', WM: 2, WN: 4, TM: 4, TN: 2, BK: 16, DB: true, MO: true },
+  { name: 'q128x64k64o', WM: 2, WN: 2, TM: 4, TN: 2, BK: 64, DB: false, MO: true },
+  { name: 'n64o', WM: 1, WN: 4, TM: 4, TN: 2, BK: 32, DB: false, MO: true },
+  { name: 'n32o', WM: 1, WN: 4, TM: 2, TN: 2, BK: 64, DB: false, MO: true },
   { name: 'q128', WM: 2, WN: 2, TM: 4, TN: 4, BK: 32, DB: false },
   { name: 'q128k64', WM: 2, WN: 2, TM: 4, TN: 4, BK: 64, DB: false },
   { name: 'q128x64', WM: 2, WN: 2, TM: 4, TN: 2, BK: 32, DB: false },
@@ -187,7 +194,7 @@ const sources = new Map<string, Kernel>();
 /** matmul_sgmat.wgsl with its `//@ NAME` lines filled for tile t (straight-line code: every matrix a named value). */
 export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: SubgroupMatrixConfig, WV: boolean, FL = 0, fused = false, XV = false): Kernel {
   if (fused && !(split && FL)) throw new Error('matmul_sgmat: the fused x split needs the split variant with its restarts (FL > 0)');
-  const key = `${t.WM},${t.WN},${t.TM},${t.TN},${t.BK},${split},${SG},${m.M}x${m.N}x${m.K},${WV},${FL},${fused},${XV}`;
+  const key = `${t.WM},${t.WN},${t.TM},${t.TN},${t.BK},${t.MO ?? false},${split},${SG},${m.M}x${m.N}x${m.K},${WV},${FL},${fused},${XV}`;
   let k = sources.get(key);
   if (k) return k;
   const BM = t.WM * t.TM * m.M, BN = t.WN * t.TN * m.N, NT = t.WM * t.WN * SG, RS = NT / (t.BK / 8);
@@ -232,6 +239,12 @@ export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: Subgrou
       const s = `${kk * m.K / 8}u`;
       out.push('{');
       for (const j of I(t.TN)) out.push(`  let b${j} = ${L('subgroup_matrix_right<f16, SM_N, SM_K>', 'ws', `${wb}(n0 + ${j * m.N}u) * KP + ${s}`, 'col_major')};`);
+      if (t.MO) {   // every hi product, then every lo product
+        const A = (arr: string, v: string) => I(t.TM).map(i => `  let ${v}${i} = ${L('subgroup_matrix_left<f16, SM_K, SM_M>', arr, `${xb}(m0 + ${i * m.M}u) * KP + ${s}`, 'row_major')};`);
+        const P = (v: string) => each((i, j) => [`  ${acc(i, j)} = subgroupMatrixMultiplyAccumulate(${v}${i}, b${j}, ${acc(i, j)});`]);
+        out.push(...A('xh', 'a'), ...(split ? A('xl', 'l') : []), ...P('a'), ...(split ? P('l') : []), '}');
+        continue;
+      }
       for (const i of I(t.TM)) {
         out.push(`  let a${i} = ${L('subgroup_matrix_left<f16, SM_K, SM_M>', 'xh', `${xb}(m0 + ${i * m.M}u) * KP + ${s}`, 'row_major')};`);
         for (const j of I(t.TN)) out.push(`  ${acc(i, j)} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, ${acc(i, j)});`);
