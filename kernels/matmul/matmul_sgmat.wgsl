@@ -147,7 +147,7 @@ fn emit(c0: u32, lane: u32, rb: u32, lr: u32, cb: u32, rows: u32, OUT: u32, XR: 
 }
 
 @compute @workgroup_size(NT)
-fn matmul_sgmat(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) g: vec3u,
+fn matmul_sgmat(@builtin(workgroup_id) g: vec3u,
   @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32, @builtin(num_workgroups) ng: vec3u) {
   let IN = dims.x;
   let OUT = dims.y;
@@ -160,7 +160,9 @@ fn matmul_sgmat(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) 
   let col0 = g.x * BN;
   let m0 = (sg % WM) * TM * SM_M;   // this subgroup's block inside the tile
   let n0 = (sg / WM) * TN * SM_N;
-  // the slots this thread copies: rows tr + q·RS of the tile, slot tc of each K tile row
+  // the slots this thread copies: rows tr + q·RS of the tile, slot tc of each K tile row. Thread t numbered by subgroup
+  // and lane (not local_invocation_index: no order of lanes is promised), so the KS threads of a row are lanes t ^ 1, …
+  let t = sg * SG + lane;
   let tr = t / KS;
   let tc = t % KS;
   // rows past R (x) or OUT (W) are clamped, not zeroed: they only reach outputs that are not stored
