@@ -1,8 +1,8 @@
 // A/B of the subgroup-matrix GEMM in one process (the same command in two processes has differed up to 3× on the
 // H200): at each R×OUT×IN, variants interleaved A, B, A, B … (µs a call with every pass of the plan, TFLOP/s, max error
 // against f64 on sampled outputs relative to their largest), after a correctness check of the fused x split
-// (FLA_SGMAT_FUSE=1) on odd shapes against the f16 reference and the f32 one. A variant is `name:tile/kSK@fuse`
-// (tile `select`: sgmatPlan's; fuse 0 / 1: FLA_SGMAT_FUSE; sgmat_f16: the single product).
+// (FLA_SGMAT_FUSE=1, 2) on odd shapes against the f16 reference and the f32 one. A variant is `name:tile/kSK@fuse`
+// (tile `select`: sgmatPlan's; fuse 0 / 1 / 2: FLA_SGMAT_FUSE; sgmat_f16: the single product).
 //   FLA_WEBGPU=dawn bun scripts/sgmat_ab.ts [--budget=S] [--reps=N] [--shapes=RxOUTxIN,...] [--tiles=a,b] [--nocheck]
 process.env.FLA_KERNEL_MATMUL ||= 'sgmat';   // weights stay f16 on the GPU (what the f16 GEMMs read)
 import { matmulOp } from '../kernels/matmul/matmul.ts';
@@ -27,7 +27,7 @@ const ctx = (R: number) => ({ adapter: o.adapter, step: { n: R, k: 0, b: 1, lens
 const step = (R: number) => o.beginStep({ ids: new Int32Array(R), cursors: [{ slot: 0, start: 0, len: R }], keep: new Int32Array(0) });
 const tile = (n: string) => { const t = SGMAT_TILES.find(t => t.name === n); if (!t) throw new Error(`no tile ${n}`); return t; };
 
-interface Spec { variant: string; t: SgmatTile | null; sk: number | null; fuse: '0' | '1' | null }
+interface Spec { variant: string; t: SgmatTile | null; sk: number | null; fuse: '0' | '1' | '2' | null }
 const label = (s: Spec) => `${s.variant}:${s.t?.name ?? 'select'}${s.sk ? `/k${s.sk}` : ''}${s.fuse ? `@${s.fuse}` : ''}`;
 async function build(s: Spec, a: Args) {
   const env = process.env.FLA_SGMAT_FUSE;
@@ -78,7 +78,8 @@ if (!process.argv.includes('--nocheck') && o.adapter.subgroupMatrix?.length) {
     const w = o.weight(`cw${R}x${IN}x${OUT}`, { shape: [OUT, IN], dtype: 'f16', bits16: new Uint16Array(Float16Array.from(wf).buffer) }, true);
     const a: Args = { x: xt, w, bias: null, y: yt, act: 'none', accumulate: false };
     const line: string[] = [];
-    const specs: Spec[] = [{ variant: 'sgmat', t: null, sk: null, fuse: '0' }, { variant: 'sgmat', t: null, sk: null, fuse: '1' },
+    const specs: Spec[] = [{ variant: 'sgmat', t: null, sk: null, fuse: '0' }, { variant: 'sgmat', t: null, sk: null, fuse: '1' }, { variant: 'sgmat', t: null, sk: null, fuse: '2' },
+      ...([['w128', 3], ['n64', 3], ['w128k16d', 1]] as const).map(([n, sk]) => ({ variant: 'sgmat', t: tile(n), sk, fuse: '2' as const })),
       ...([['w128', 3], ['q128x64k64', 1], ['q64', 3], ['n64', 3], ['w128k16d', 1], ['w128o', 1], ['n32o', 3]] as const).map(([n, sk]) => ({ variant: 'sgmat', t: tile(n), sk, fuse: '1' as const }))];
     for (const s of specs) {
       if (s.t) { sgmatTileOverride(s.t, s.sk); const fits = sgmatPlan(ctx(R), true, R, OUT, IN) !== null; sgmatTileOverride(null); if (!fits) continue; }
@@ -104,11 +105,11 @@ if (o.adapter.subgroupMatrix?.length) {
 }
 
 // 2. speed: per shape the specs, interleaved REPS times
-const S = (variant: string, t: string | null, fuse: '0' | '1' | null, sk: number | null = null): Spec => ({ variant, t: t ? tile(t) : null, sk, fuse });
+const S = (variant: string, t: string | null, fuse: '0' | '1' | '2' | null, sk: number | null = null): Spec => ({ variant, t: t ? tile(t) : null, sk, fuse });
 const listed = arg('shapes')?.split(',').map(s => s.split('x').map(Number) as [number, number, number]);
 const extra = arg('tiles')?.split(',') ?? [];
 const PLAN: [number, number, number, Spec[]][] = (listed ?? [[4096, 4096, 4096], [512, 2048, 8192], [512, 8192, 2048], [64, 3072, 2048], [512, 2048, 2048]]).map(([R, OUT, IN]) => [R, OUT, IN, [
-  S('sgmat', null, '0'), S('sgmat', null, '1'),
+  S('sgmat', null, '0'), S('sgmat', null, '1'), S('sgmat', null, '2'),
   ...(R >= 4096 ? [S('sgmat', 'w128o', '1'), S('sgmat', 'w128k16d', '1'), S('sgmat', 'w128k16do', '1'), S('sgmat', 'w128k16d', '0'),
     S('sgmat_f16', null, null), S('sgmat_f16', 'w256x128', null), S('sgmat_f16', 'w128x256k16d', null), S('sgmat_f16', 'w256x128k16d', null)] : []),
   ...(R === 512 ? [S('sgmat', 'w128o', '1'), S('sgmat', 'q128x64k64o', '1'), S('sgmat', 'w128k16d', '1'), S('sgmat', 'q64', '1')] : []),

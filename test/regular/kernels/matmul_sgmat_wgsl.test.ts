@@ -37,12 +37,13 @@ describe.skipIf(!device)('matmul_sgmat.wgsl resolves in Tint', () => {
   // The tiles a plan picks by default take every epilogue (act × bias × accumulate); the others, whose epilogue is the
   // same code, one (tanh, bias, accumulate) beside the plain one — each with both row kinds and both W layouts.
   const planned = new Set<string>([...Object.values(SGMAT_ORDER).flat(), ...Object.values(SGMAT_THIN).flat()]);
-  // With the flush also the fused x split (FLA_SGMAT_FUSE=1: x read as f32 and split while staged, no pre-pass).
-  for (const [kind, flush, fuse] of [['sgmat', true, '0'], ['sgmat', true, '1'], ['sgmat', false, null], ['sgmat_f16', null, null]] as const) for (const tile of SGMAT_TILES) {
+  // With the flush also the fused x split (FLA_SGMAT_FUSE=1: x read as f32 and split while staged, no pre-pass; 2: its
+  // maxima read one restart block ahead): the planned tiles (2: one plain, one thin, one double-buffered).
+  for (const [kind, flush, fuse] of [['sgmat', true, '0'], ['sgmat', true, '1'], ['sgmat', true, '2'], ['sgmat', false, null], ['sgmat_f16', null, null]] as const) for (const tile of SGMAT_TILES) {
     sgmatTileOverride(tile, null, flush);
-    const fits = sgmatPlan(ctx, kind === 'sgmat') !== null && (fuse !== '1' || planned.has(tile.name));   // fused: the planned tiles
+    const fits = sgmatPlan(ctx, kind === 'sgmat') !== null && (fuse !== '1' || planned.has(tile.name)) && (fuse !== '2' || ['w128', 'n64', 'w128k16d'].includes(tile.name));
     sgmatTileOverride(null);
-    const what = kind === 'sgmat' ? `${kind} (${flush ? `flush${fuse === '1' ? ', fused x split' : ''}` : 'one chain'})` : kind;
+    const what = kind === 'sgmat' ? `${kind} (${flush ? `flush${fuse === '1' ? ', fused x split' : fuse === '2' ? ', fused x split, maxima ahead' : ''}` : 'one chain'})` : kind;
     test.skipIf(!fits)(`${what} ${tile.name}: act × bias × accumulate × rows k, K split in 1 or 3`, async () => {
       const env = process.env.FLA_SGMAT_FUSE;
       if (fuse) process.env.FLA_SGMAT_FUSE = fuse;
@@ -50,13 +51,13 @@ describe.skipIf(!device)('matmul_sgmat.wgsl resolves in Tint', () => {
         sgmatTileOverride(tile, sk, flush);
         try {
           // IN 130: W read by u32 words; 128: as vec4<u32> (WV)
-          const epilogues = planned.has(tile.name) && fuse !== '1'   // fused: its epilogue is the pre-pass one's but for the scale
+          const epilogues = planned.has(tile.name) && (fuse ?? '0') === '0'   // fused: its epilogue is the pre-pass one's but for the scale
             ? (['none', 'tanh'] as const).flatMap(act => [false, true].flatMap(bias => [false, true].map(accumulate => ({ act, bias, accumulate }))))
             : [{ act: 'none' as const, bias: false, accumulate: false }, { act: 'tanh' as const, bias: true, accumulate: true }];
           for (const { act, bias, accumulate } of epilogues) for (const rows of ['n', 'k'] as const) for (const IN of [130, 128]) {
             const a = { x: { rows, cols: IN }, w: { shape: [200, IN], dtype: 'f16' }, bias: bias ? { shape: [200], dtype: 'f32' } : null, y: { rows, cols: 200 }, act, accumulate } as any;
             const ls = F16_VARIANTS[kind].launches(a, ctx);
-          const fused = fuse === '1';   // no pre-pass; x bound in place of xq
+          const fused = fuse === '1' || fuse === '2';   // no pre-pass; x bound in place of xq
           expect(ls.length).toBe((fused ? 1 : 2) + (sk > 1 && rows === 'n' ? 1 : 0));
           expect(ls.some(l => l.kernel.name === 'matmul_sgmat_prep')).toBe(!fused);
           expect(ls.find(l => l.kernel.name === 'matmul_sgmat')!.bind).toHaveProperty(fused ? 'x' : 'xq');
