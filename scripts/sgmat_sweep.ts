@@ -65,8 +65,8 @@ const shapes: [number, number, number][] = listed ?? [   // in order of what mat
   ...(all || has('decode') ? [...D32.map(([O, I]) => [32, O, I] as [number, number, number]), [17, 2048, 2048], [16, 2048, 2048], [16, 16384, 2048]] as [number, number, number][] : []),
   ...(all || has('big') ? [[4096, 4096, 4096]] as [number, number, number][] : []),
 ];
-const THIN = ['n32', 'n32o', 'n32d', 'n32x64', 'n64', 'n64o', 'n64d', 'n64k64', 'n64x64', 'n64w8d', 'q64', 'q64k64'];   // 33+ rows: the 64-row ones
-const WIDE = ['q128x64k64', 'q128x64k64o', 'w128o', 'w128k16d', 'w128k16do', 'w128x64', 'w64x128k64', 'q64x128', 'q64', 'q64k64', 'q64d', 'q64k64d', 'w128', 'q128x64', 'q128x64d', 'n64', 'n64k64'];
+const THIN = ['n32', 'n32d', 'n32x64', 'n64', 'n64d', 'n64k64', 'n64x64', 'n64w8d', 'q64', 'q64k64'];   // 33+ rows: the 64-row ones
+const WIDE = ['q128x64k64', 'w128x64', 'w64x128k64', 'q64x128', 'q64', 'q64k64', 'q64d', 'q64k64d', 'w128', 'q128x64', 'q128x64d', 'n64', 'n64k64'];
 
 for (const [R, OUT, IN] of shapes) {
   if (performance.now() - t00 > budget) { console.log(`budget spent: ${R}x${OUT}x${IN} and after skipped`); break; }
@@ -119,14 +119,14 @@ for (const [R, OUT, IN] of shapes) {
   await measure('gemm (f32)', 'gemm', null);
   if (R <= 64) await measure('gemv_vec', 'gemv_vec', null);
   if (R >= 4096) {
-    for (const n of ['w128', 'w128o', 'w128k16d', 'w128k16do', 'w128c', 'q64x128']) await measure(`sgmat ${n}`, 'sgmat', SGMAT_TILES.find(t => t.name === n)!);
+    for (const n of ['w128', 'w128c', 'q64x128']) await measure(`sgmat ${n}`, 'sgmat', SGMAT_TILES.find(t => t.name === n)!);
     for (const fk of ['512', '1024']) {
       process.env.FLA_SGMAT_FLUSH_K = fk;
       try { await measure(`sgmat w128 flush ${fk}`, 'sgmat', SGMAT_TILES.find(t => t.name === 'w128')!); } finally { delete process.env.FLA_SGMAT_FLUSH_K; }
     }
     const ps = sgmatPlan(ctx(R), false, R, OUT, IN);
     await measure(`select sgmat_f16 ${ps ? ps.t.name : '-'}`, 'sgmat_f16', null);
-    for (const n of ['w128x256', 'w256x128', 'w128x256k16d', 'w256x128k16d']) await measure(`sgmat_f16 ${n}`, 'sgmat_f16', SGMAT_TILES.find(t => t.name === n)!);
+    for (const n of ['w128x256', 'w256x128']) await measure(`sgmat_f16 ${n}`, 'sgmat_f16', SGMAT_TILES.find(t => t.name === n)!);
     continue;
   }
   const best: [string, number][] = [];

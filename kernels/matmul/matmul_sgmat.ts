@@ -31,7 +31,7 @@ export const F16_KERNELS = {
 export const SGMAT_MIN_ROWS = 17;
 
 /** WM×WN subgroups per workgroup, each TM×TN result matrices; K tiles of BK; DB: two workgroup buffers (one barrier a K tile). */
-export interface SgmatTile { name: string; WM: number; WN: number; TM: number; TN: number; BK: number; DB: boolean; MO?: boolean }
+export interface SgmatTile { name: string; WM: number; WN: number; TM: number; TN: number; BK: number; DB: boolean }
 
 /**
  * The tiles (sizes for the 16×16×16 config; FLA_SGMAT_TILE forces one, scripts/bench_sgmat.ts sweeps them all).
@@ -48,17 +48,6 @@ export const SGMAT_TILES: readonly SgmatTile[] = [
   { name: 'w128c', WM: 4, WN: 2, TM: 2, TN: 4, BK: 32, DB: false },
   { name: 'w128x64', WM: 2, WN: 4, TM: 4, TN: 1, BK: 32, DB: false },
   { name: 'w64x128k64', WM: 2, WN: 4, TM: 2, TN: 2, BK: 64, DB: false },
-  // K tiles of 16, two buffers: one barrier a 16 of K, half the staging registers (candidates, 2026-12-02)
-  { name: 'w128k16d', WM: 2, WN: 4, TM: 4, TN: 2, BK: 16, DB: true },
-  { name: 'w128x256k16d', WM: 2, WN: 4, TM: 4, TN: 4, BK: 16, DB: true },
-  { name: 'w256x128k16d', WM: 4, WN: 2, TM: 4, TN: 4, BK: 16, DB: true },
-  // o: the split's products in two passes, every W·hi then every W·lo (each accumulator's two products TM·TN apart
-  // instead of TN: longer distance between dependent tensor-core steps; candidates, 2026-12-02)
-  { name: 'w128o', WM: 2, WN: 4, TM: 4, TN: 2, BK: 32, DB: false, MO: true },
-  { name: 'w128k16do', WM: 2, WN: 4, TM: 4, TN: 2, BK: 16, DB: true, MO: true },
-  { name: 'q128x64k64o', WM: 2, WN: 2, TM: 4, TN: 2, BK: 64, DB: false, MO: true },
-  { name: 'n64o', WM: 1, WN: 4, TM: 4, TN: 2, BK: 32, DB: false, MO: true },
-  { name: 'n32o', WM: 1, WN: 4, TM: 2, TN: 2, BK: 64, DB: false, MO: true },
   { name: 'q128', WM: 2, WN: 2, TM: 4, TN: 4, BK: 32, DB: false },
   { name: 'q128k64', WM: 2, WN: 2, TM: 4, TN: 4, BK: 64, DB: false },
   { name: 'q128x64', WM: 2, WN: 2, TM: 4, TN: 2, BK: 32, DB: false },
@@ -151,16 +140,22 @@ export const SGMAT_PART_COLS = 24576;
 export interface SgmatPlan { m: SubgroupMatrixConfig; t: SgmatTile; sk: number; fl: number; fused: boolean; ahead: boolean }
 
 /**
- * How the split GEMM (with restarts) gets x's halves: 0 the pre-pass, 1 fused (each restart block's maxima read at its
- * start), 2 fused with the maxima read one block ahead, spread over the K tiles' steps. FLA_SGMAT_FUSE forces; else SGMAT_FUSE.
+ * How the split GEMM (with restarts every fl K tiles) gets x's halves for K tiles NK split in sk slices: 0 the pre-pass,
+ * 1 fused (each restart block's maxima read at its start), 2 fused with the maxima read one block ahead, spread over
+ * the K tiles' steps. FLA_SGMAT_FUSE forces one; by default 1 where every workgroup sums at most SGMAT_FUSE_BLOCKS
+ * restart blocks (its maxima then a prologue the pre-pass's dispatch costs more than), else 0.
  */
-function fuseMode(fl: number): 0 | 1 | 2 {
+function fuseMode(fl: number, NK: number, sk: number): 0 | 1 | 2 {
   if (!fl) return 0;
   const f = knob('FLA_SGMAT_FUSE');
-  return f ? Number(f) as 0 | 1 | 2 : SGMAT_FUSE;
+  return f ? Number(f) as 0 | 1 | 2 : Math.ceil(NK / sk) <= SGMAT_FUSE_BLOCKS * fl ? 1 : 0;
 }
-/** The x split by default (FLA_SGMAT_FUSE=0|1|2 forces one). */
-export const SGMAT_FUSE: 0 | 1 | 2 = 1;
+/**
+ * H200 (2026-12-02, scripts/sgmat_ab.ts, one process): 4096³ w128 pre-pass 84.9 TFLOP/s (1 619 µs with it), fused
+ * 60.4 (2 276: 16 restart blocks a workgroup, each waiting for its maxima); llama-1b batch-64 decode (K slices of one
+ * block) 6 409 t/s fused against 5 206 with the pre-pass, pp512 6 478 ± 1 579 against 8 992 ± 5 700 (two processes).
+ */
+export const SGMAT_FUSE_BLOCKS = 1;
 
 /** The config, tile and split-K count `split` uses on this adapter for R rows × OUT × IN, or null where subgroup matrices cannot run it. */
 export function sgmatPlan(c: Ctx, split: boolean, R = 4096, OUT = 4096, IN = 4096, rowsN = true): SgmatPlan | null {
@@ -176,7 +171,10 @@ export function sgmatPlan(c: Ctx, split: boolean, R = 4096, OUT = 4096, IN = 409
   const forced = knob('FLA_SGMAT_SPLITK');
   const skFor = (t: SgmatTile) => !rowsN || R > 65535 ? 1 : forced ? Math.min(Number(forced), Math.ceil(IN / t.BK))
     : wgs(t) >= SGMAT_MIN_WG ? 1 : Math.min(maxSk(t), Math.ceil((R <= 64 ? SGMAT_SPLITK_TARGET : SGMAT_MIN_WG) / wgs(t)));
-  const plan = (t: SgmatTile, sk: number): SgmatPlan => ({ m, t, sk, fl: fl(t), fused: fuseMode(fl(t)) > 0, ahead: fuseMode(fl(t)) === 2 && fl(t) > 1 });
+  const plan = (t: SgmatTile, sk: number): SgmatPlan => {
+    const f = fuseMode(fl(t), Math.ceil(IN / t.BK), sk);
+    return { m, t, sk, fl: fl(t), fused: f > 0, ahead: f === 2 && fl(t) > 1 };
+  };
   if (tileOverride) return fits(tileOverride) ? plan(tileOverride, rowsN ? Math.min(splitOverride ?? 1, Math.ceil(IN / tileOverride.BK)) : 1) : null;
   const named = knob('FLA_SGMAT_TILE');
   if (named) { const t = SGMAT_TILES.find(t => t.name === named)!; if (fits(t)) return plan(t, skFor(t)); }
@@ -197,7 +195,7 @@ const sources = new Map<string, Kernel>();
 /** matmul_sgmat.wgsl with its `//@ NAME` lines filled for tile t (straight-line code: every matrix a named value). */
 export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: SubgroupMatrixConfig, WV: boolean, FL = 0, fused = false, XV = false, ahead = false): Kernel {
   if (fused && !(split && FL)) throw new Error('matmul_sgmat: the fused x split needs the split variant with its restarts (FL > 0)');
-  const key = `${t.WM},${t.WN},${t.TM},${t.TN},${t.BK},${t.MO ?? false},${split},${SG},${m.M}x${m.N}x${m.K},${WV},${FL},${fused},${XV},${ahead}`;
+  const key = `${t.WM},${t.WN},${t.TM},${t.TN},${t.BK},${split},${SG},${m.M}x${m.N}x${m.K},${WV},${FL},${fused},${XV},${ahead}`;
   let k = sources.get(key);
   if (k) return k;
   const BM = t.WM * t.TM * m.M, BN = t.WN * t.TN * m.N, NT = t.WM * t.WN * SG, RS = NT / (t.BK / 8);
@@ -246,12 +244,6 @@ export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: Subgrou
       const s = `${kk * m.K / 8}u`;
       out.push('{');
       for (const j of I(t.TN)) out.push(`  let b${j} = ${L('subgroup_matrix_right<f16, SM_N, SM_K>', 'ws', `${wb}(n0 + ${j * m.N}u) * KP + ${s}`, 'col_major')};`);
-      if (t.MO) {   // every hi product, then every lo product
-        const A = (arr: string, v: string) => I(t.TM).map(i => `  let ${v}${i} = ${L('subgroup_matrix_left<f16, SM_K, SM_M>', arr, `${xb}(m0 + ${i * m.M}u) * KP + ${s}`, 'row_major')};`);
-        const P = (v: string) => each((i, j) => [`  ${acc(i, j)} = subgroupMatrixMultiplyAccumulate(${v}${i}, b${j}, ${acc(i, j)});`]);
-        out.push(...A('xh', 'a'), ...(split ? A('xl', 'l') : []), ...P('a'), ...(split ? P('l') : []), '}');
-        continue;
-      }
       for (const i of I(t.TM)) {
         out.push(`  let a${i} = ${L('subgroup_matrix_left<f16, SM_K, SM_M>', 'xh', `${xb}(m0 + ${i * m.M}u) * KP + ${s}`, 'row_major')};`);
         for (const j of I(t.TN)) out.push(`  ${acc(i, j)} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, ${acc(i, j)});`);
