@@ -2,7 +2,9 @@
 // 'sgmat' (subgroup matrices, x split into two f16 halves: f32-grade, the default from 16 rows), 'sgmat_f16'
 // (subgroup matrices, one f16 product: faster, rtol 1e-3), and 'f16split' / 'f16single', the same arithmetic
 // without subgroup matrices (any adapter with shader-f16; lavapipe tests the arithmetic with them). Every variant
-// first runs matmul_sgmat_prep (x scaled per row and split into f16 once, into a scratch), then its GEMM.
+// first runs matmul_sgmat_prep (x scaled per row and split into f16 once, into a scratch), then its GEMM — but 'sgmat'
+// where its plan fuses the split (SgmatPlan.fused, FLA_SGMAT_FUSE): the GEMM then reads x as f32 and splits it while
+// it stages it, scaled per row and per restart block (matmul_f16.ref.ts blockScale).
 import { F16_MATMULS, sgmatByDefault, sgmatConfig, type SubgroupMatrixConfig } from '../../src/util/f16.ts';
 import { grid } from '../../src/util/grid.ts';
 import { knob } from '../../src/util/knobs.ts';
