@@ -1,8 +1,8 @@
 // A/B of the subgroup-matrix GEMM in one process (the same command in two processes has differed up to 3× on the
 // H200): at each R×OUT×IN, variants interleaved A, B, A, B … (µs a call with every pass of the plan, TFLOP/s, max error
 // against f64 on sampled outputs relative to their largest), after a correctness check of the fused x split
-// (FLA_SGMAT_FUSE=1, 2) on odd shapes against the f16 reference and the f32 one. A variant is `name:tile/kSK@fuse`
-// (tile `select`: sgmatPlan's; fuse 0 / 1 / 2: FLA_SGMAT_FUSE; sgmat_f16: the single product).
+// (FLA_SGMAT_FUSE=1) on odd shapes against the f16 reference and the f32 one. A variant is `name:tile/kSK@fuse`
+// (tile `select`: sgmatPlan's; fuse 0 / 1: FLA_SGMAT_FUSE; sgmat_f16: the single product).
 //   FLA_WEBGPU=dawn bun scripts/sgmat_ab.ts [--budget=S] [--reps=N] [--shapes=RxOUTxIN,...] [--tiles=a,b] [--nocheck|--quickcheck] [--big]
 // --big: the single product's tiles at 4096³ too. Weights past 40 M values are synthetic (no error column).
 process.env.FLA_KERNEL_MATMUL ||= 'sgmat';   // weights stay f16 on the GPU (what the f16 GEMMs read)
@@ -28,7 +28,7 @@ const ctx = (R: number) => ({ adapter: o.adapter, step: { n: R, k: 0, b: 1, lens
 const step = (R: number) => o.beginStep({ ids: new Int32Array(R), cursors: [{ slot: 0, start: 0, len: R }], keep: new Int32Array(0) });
 const tile = (n: string) => { const t = SGMAT_TILES.find(t => t.name === n); if (!t) throw new Error(`no tile ${n}`); return t; };
 
-interface Spec { variant: string; t: SgmatTile | null; sk: number | null; fuse: '0' | '1' | '2' | null }
+interface Spec { variant: string; t: SgmatTile | null; sk: number | null; fuse: '0' | '1' | null }
 const label = (s: Spec) => `${s.variant}:${s.t?.name ?? 'select'}${s.sk ? `/k${s.sk}` : ''}${s.fuse ? `@${s.fuse}` : ''}`;
 async function build(s: Spec, a: Args) {
   const env = process.env.FLA_SGMAT_FUSE;
@@ -63,7 +63,7 @@ const relErr = (g: Float32Array, w: Float32Array) => {
 // 1. correctness of the fused x split (and the pre-pass path beside it) on odd shapes, rows straddling the tiles,
 // IN not a multiple of 4 or 8, rows of very different magnitude (the scale is per row and per 256 of K)
 let ok = true;
-const quickCheck = process.argv.includes('--quickcheck');   // two shapes; the fused tiles with maxima ahead (2) only
+const quickCheck = process.argv.includes('--quickcheck');   // two shapes, fewer tiles
 if (!process.argv.includes('--nocheck') && o.adapter.subgroupMatrix?.length) {
   for (const [R, IN, OUT] of (quickCheck ? [[65, 1030, 264], [200, 2052, 136]] : [[17, 130, 200], [65, 1030, 264], [200, 2052, 136], [300, 520, 300]]) as [number, number, number][]) {
     const x = new Float32Array(R * IN);
@@ -80,9 +80,8 @@ if (!process.argv.includes('--nocheck') && o.adapter.subgroupMatrix?.length) {
     const w = o.weight(`cw${R}x${IN}x${OUT}`, { shape: [OUT, IN], dtype: 'f16', bits16: new Uint16Array(Float16Array.from(wf).buffer) }, true);
     const a: Args = { x: xt, w, bias: null, y: yt, act: 'none', accumulate: false };
     const line: string[] = [];
-    const specs: Spec[] = [{ variant: 'sgmat', t: null, sk: null, fuse: '0' }, { variant: 'sgmat', t: null, sk: null, fuse: '1' }, { variant: 'sgmat', t: null, sk: null, fuse: '2' },
-      ...(quickCheck ? [] : ([['w128', 3], ['q128x64k64', 1], ['q64', 3], ['n64', 3]] as const).map(([n, sk]) => ({ variant: 'sgmat', t: tile(n), sk, fuse: '1' as const }))),
-      ...([['w128', 3], ['n64', 3], ['q128x64k64', 1]] as const).map(([n, sk]) => ({ variant: 'sgmat', t: tile(n), sk, fuse: '2' as const }))];
+    const specs: Spec[] = [{ variant: 'sgmat', t: null, sk: null, fuse: '0' }, { variant: 'sgmat', t: null, sk: null, fuse: '1' },
+      ...([['w128', 3], ['q128x64k64', 1], ...(quickCheck ? [] : [['q64', 3]] as const), ['n64', 3]] as const).map(([n, sk]) => ({ variant: 'sgmat', t: tile(n), sk, fuse: '1' as const }))];
     for (const s of specs) {
       if (s.t) { sgmatTileOverride(s.t, s.sk); const fits = sgmatPlan(ctx(R), true, R, OUT, IN) !== null; sgmatTileOverride(null); if (!fits) continue; }
       try {
@@ -107,14 +106,14 @@ if (o.adapter.subgroupMatrix?.length) {
 }
 
 // 2. speed: per shape the specs, interleaved REPS times
-const S = (variant: string, t: string | null, fuse: '0' | '1' | '2' | null, sk: number | null = null): Spec => ({ variant, t: t ? tile(t) : null, sk, fuse });
+const S = (variant: string, t: string | null, fuse: '0' | '1' | null, sk: number | null = null): Spec => ({ variant, t: t ? tile(t) : null, sk, fuse });
 const listed = arg('shapes')?.split(',').map(s => s.split('x').map(Number) as [number, number, number]);
 const extra = arg('tiles')?.split(',') ?? [];
 // llama-1b's GEMMs: prefill (512 rows) and batch-64 decode (q|k|v 3072, o 2048, gate / up 8192, down; lm_head)
 const DEFAULT: [number, number, number][] = [[4096, 4096, 4096], [512, 2048, 8192], [512, 8192, 2048], [64, 3072, 2048], [512, 2048, 2048],
   [64, 2048, 2048], [64, 8192, 2048], [64, 2048, 8192], [64, 128256, 2048], [512, 128256, 2048]];
 const PLAN: [number, number, number, Spec[]][] = (listed ?? DEFAULT).map(([R, OUT, IN]) => [R, OUT, IN, [
-  S('sgmat', null, '0'), S('sgmat', null, '1'), S('sgmat', null, '2'),
+  S('sgmat', null, '0'), S('sgmat', null, '1'),
   ...(R >= 4096 && process.argv.includes('--big') ? [S('sgmat_f16', null, null), S('sgmat_f16', 'w256x128', null)] : []),
   ...extra.map(n => S('sgmat', n, '1')),
 ]]);

@@ -139,23 +139,26 @@ export const SGMAT_PART_COLS = 24576;
  * sk: K slices (split-K); fl: K tiles between accumulator restarts (0: none; the split variant's SGMAT_FLUSH_K);
  * fused: x split into f16 inside the GEMM (no pre-pass; the split with restarts only: the scale is per restart block).
  */
-export interface SgmatPlan { m: SubgroupMatrixConfig; t: SgmatTile; sk: number; fl: number; fused: boolean; ahead: boolean }
+export interface SgmatPlan { m: SubgroupMatrixConfig; t: SgmatTile; sk: number; fl: number; fused: boolean }
 
 /**
- * How the split GEMM (with restarts every fl K tiles) gets x's halves for K tiles NK split in sk slices: 0 the pre-pass,
- * 1 fused (each restart block's maxima read at its start), 2 fused with the maxima read one block ahead, spread over
- * the K tiles' steps. FLA_SGMAT_FUSE forces one; by default 1 where every workgroup sums at most SGMAT_FUSE_BLOCKS
- * restart blocks (its maxima then a prologue the pre-pass's dispatch costs more than), else 0.
+ * Whether the split GEMM (with restarts every fl K tiles) splits x itself for K tiles NK in sk slices: FLA_SGMAT_FUSE=0|1
+ * forces; by default where every workgroup sums at most SGMAT_FUSE_BLOCKS restart blocks (split-K decode), else the
+ * pre-pass (its main loop is faster: longer K ranges pay more than the pre-pass costs).
  */
-function fuseMode(fl: number, NK: number, sk: number): 0 | 1 | 2 {
-  if (!fl) return 0;
+function fuses(fl: number, NK: number, sk: number): boolean {
+  if (!fl) return false;
   const f = knob('FLA_SGMAT_FUSE');
-  return f ? Number(f) as 0 | 1 | 2 : Math.ceil(NK / sk) <= SGMAT_FUSE_BLOCKS * fl ? 1 : 0;
+  return f ? f === '1' : Math.ceil(NK / sk) <= SGMAT_FUSE_BLOCKS * fl;
 }
 /**
- * H200 (2026-12-02, scripts/sgmat_ab.ts, one process): 4096³ w128 pre-pass 84.9 TFLOP/s (1 619 µs with it), fused
- * 60.4 (2 276: 16 restart blocks a workgroup, each waiting for its maxima); llama-1b batch-64 decode (K slices of one
- * block) 6 409 t/s fused against 5 206 with the pre-pass, pp512 6 478 ± 1 579 against 8 992 ± 5 700 (two processes).
+ * H200 (2026-12-02, scripts/sgmat_ab.ts, one process, µs a call with every pass; pre-pass / fused): 4096³ w128 1 592 /
+ * 2 327 (86.3 / 59.1 TFLOP/s), 512×2048×2048 q128x64k64 322 / 550, 512×2048×8192 1 187 / 2 446, 512×8192×2048 w128
+ * 694 / 934; batch-64 decode (n64, K slices): 64×3072×2048 (k8: one block a workgroup) 125 / 113, 64×2048×2048 (k8)
+ * 103 / 89, 64×2048×8192 (k8: four blocks) 287 / 278, 64×8192×2048 (k3: three) 252 / 256 (that run's small shapes were
+ * ~4× slower than other runs'; the ratios are the measure). The maxima read one block ahead (spread over the K steps)
+ * was slower still (4096³ 2 727). llama-1b `fla bench -b 1,64` (one process each): batch 64 6 966 t/s with this
+ * default, 4 446 with the pre-pass everywhere, 6 360 fused everywhere (whose pp512 falls: 5 796).
  */
 export const SGMAT_FUSE_BLOCKS = 1;
 
@@ -174,8 +177,7 @@ export function sgmatPlan(c: Ctx, split: boolean, R = 4096, OUT = 4096, IN = 409
   const skFor = (t: SgmatTile) => !rowsN || R > 65535 ? 1 : forced ? Math.min(Number(forced), Math.ceil(IN / t.BK))
     : wgs(t) >= SGMAT_MIN_WG ? 1 : Math.min(maxSk(t), Math.ceil((R <= 64 ? SGMAT_SPLITK_TARGET : SGMAT_MIN_WG) / wgs(t)));
   const plan = (t: SgmatTile, sk: number): SgmatPlan => {
-    const f = fuseMode(fl(t), Math.ceil(IN / t.BK), sk);
-    return { m, t, sk, fl: fl(t), fused: f > 0, ahead: f === 2 && fl(t) > 1 };
+    return { m, t, sk, fl: fl(t), fused: fuses(fl(t), Math.ceil(IN / t.BK), sk) };
   };
   if (tileOverride) return fits(tileOverride) ? plan(tileOverride, rowsN ? Math.min(splitOverride ?? 1, Math.ceil(IN / tileOverride.BK)) : 1) : null;
   const named = knob('FLA_SGMAT_TILE');
@@ -195,9 +197,9 @@ export function selectF16(c: Ctx, a: MatmulArgs): F16Matmul | null {
 const sources = new Map<string, Kernel>();
 
 /** matmul_sgmat.wgsl with its `//@ NAME` lines filled for tile t (straight-line code: every matrix a named value). */
-export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: SubgroupMatrixConfig, WV: boolean, FL = 0, fused = false, XV = false, ahead = false): Kernel {
+export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: SubgroupMatrixConfig, WV: boolean, FL = 0, fused = false, XV = false): Kernel {
   if (fused && !(split && FL)) throw new Error('matmul_sgmat: the fused x split needs the split variant with its restarts (FL > 0)');
-  const key = `${t.WM},${t.WN},${t.TM},${t.TN},${t.BK},${split},${SG},${m.M}x${m.N}x${m.K},${WV},${FL},${fused},${XV},${ahead}`;
+  const key = `${t.WM},${t.WN},${t.TM},${t.TN},${t.BK},${split},${SG},${m.M}x${m.N}x${m.K},${WV},${FL},${fused},${XV}`;
   let k = sources.get(key);
   if (k) return k;
   const BM = t.WM * t.TM * m.M, BN = t.WN * t.TN * m.N, NT = t.WM * t.WN * SG, RS = NT / (t.BK / 8);
@@ -206,7 +208,7 @@ export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: Subgrou
   const acc = (i: number, j: number) => `acc${i}_${j}`, sum = (i: number, j: number) => `s${i}_${j}`, MQ = m.M * m.N / SG;
   const each = <T>(f: (i: number, j: number) => T[]) => I(t.TM).flatMap(i => I(t.TN).flatMap(j => f(i, j)));
   const decl = [
-    ...I(LX).flatMap(q => fused ? [`let xo${q} = min(row0 + tr + ${q * RS}u, rows - 1u) * IN;`, `var px${q}: mat2x4<f32>;`, `var sc${q} = 1.0;`, ...(ahead ? [`var la${q}: mat2x4<f32>;`, `var mn${q} = 0.0;`] : [])]
+    ...I(LX).flatMap(q => fused ? [`let xo${q} = min(row0 + tr + ${q * RS}u, rows - 1u) * IN;`, `var px${q}: mat2x4<f32>;`, `var sc${q} = 1.0;`]
       : [`let xo${q} = min(row0 + tr + ${q * RS}u, rows - 1u) * XR + tc;`, `var px${q}: vec4<u32>;`, ...(split ? [`var pl${q}: vec4<u32>;`] : [])]),
     ...I(LW).flatMap(q => [`let wn${q} = min(col0 + tr + ${q * RS}u, OUT - 1u);`, `var pw${q}: vec4<u32>;`]),
     ...I(t.TM).flatMap(i => I(t.TN).map(j => `var ${acc(i, j)}: subgroup_matrix_result<f32, SM_N, SM_M>;`)),
@@ -220,14 +222,10 @@ export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: Subgrou
   // stages, clamped to the last tile: no branches, the loads independent; then over the KS lanes that share the row),
   // its scale s (sc) and 1/s for the flushes and the epilogue (isc; the last flush's barriers finished its readers)
   const KS = t.BK / 8;
-  // ahead: only the first block is scanned so; each K tile's step loads its slots of the tile FL on (la, folded into mn
-  // after the multiply), so the next block's maxima are ready when it starts
   const scan = (b: number) => !fused ? [] : [
     `if ((kt + ${b}u - klo) % ${FL}u == 0u) {`,
     ...I(LX).map(q => `  var mx${q} = 0.0;`),
-    ...(ahead ? [`  if (kt + ${b}u == klo) {`] : []),
-    ...I(FL).flatMap(i => I(LX).map(q => `  ${ahead ? '  ' : ''}mx${q} = max(mx${q}, absMax(xSlot(xo${q}, min(kt + ${b + i}u, NK - 1u) * BK + 8u * tc, IN)));`)),
-    ...(ahead ? ['  } else {', ...I(LX).map(q => `    mx${q} = mn${q};`), '  }', ...I(LX).map(q => `  mn${q} = 0.0;`)] : []),
+    ...I(FL).flatMap(i => I(LX).map(q => `  mx${q} = max(mx${q}, absMax(xSlot(xo${q}, min(kt + ${b + i}u, NK - 1u) * BK + 8u * tc, IN)));`)),
     ...I(Math.log2(KS)).flatMap(l => I(LX).map(q => `  mx${q} = max(mx${q}, subgroupShuffleXor(mx${q}, ${1 << l}u));`)),
     ...I(LX).flatMap(q => [`  sc${q} = rowScale(mx${q});`, `  if (tc == 0u) { isc[tr + ${q * RS}u] = 1.0 / sc${q}; }`]),
     '}',
@@ -283,8 +281,7 @@ export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: Subgrou
   const stepOf = (b: number) => [
     ...stage(b), 'workgroupBarrier();',
     `if (kt + ${b + 1}u < NK) {`, `  k0 = (kt + ${b + 1}u) * BK;`, ...fetch.map(l => '  ' + l), '}',
-    ...(ahead ? [`if (kt + ${b + FL}u < NK) {`, ...I(LX).map(q => `  la${q} = xSlot(xo${q}, (kt + ${b + FL}u) * BK + 8u * tc, IN);`), '} else {', ...I(LX).map(q => `  la${q} = mat2x4<f32>();`), '}'] : []),
-    ...mma(b), ...I(ahead ? LX : 0).map(q => `mn${q} = max(mn${q}, absMax(la${q}));`), ...(t.DB ? [] : ['workgroupBarrier();']), ...flush(b),
+    ...mma(b), ...(t.DB ? [] : ['workgroupBarrier();']), ...flush(b),
   ];
   const epilogue = each((i, j) => [
     `subgroupMatrixStore<row_major>(&xh, c0, ${acc(i, j)}, SM_N / 4u);`,
@@ -330,11 +327,11 @@ function launches(a: MatmulArgs, c: Ctx, kind: F16Matmul): Launch[] {
   const BM = t.WM * t.TM * p.m.M, BN = t.WN * t.TN * p.m.N, XV = IN % 4 === 0;
   // fused: x itself in place of the pre-pass's xq (f32: as many bytes as hi + lo), no pre-pass
   const gemm: Launch = {
-    kernel: sgmatKernel(t, split, SG, p.m, IN % 8 === 0, p.fl, p.fused, XV, p.ahead),
+    kernel: sgmatKernel(t, split, SG, p.m, IN % 8 === 0, p.fl, p.fused, XV),
     bind: { ...(p.fused ? { x: a.x, W: a.w, bias: a.bias, y: a.y } : bind), ...(p.sk > 1 ? { y: part } : {}), dims: u32(IN, OUT, RW / 4, KPAD / 8) },
     cost: p.fused ? { flops: cost.flops, bytes: 2 * OUT * IN + 4 * R * (IN + OUT) } : cost, grid: [Math.ceil(OUT / BN), Math.ceil(R / BM), p.sk],
     defines: { ...epilogueDefines(a), SPLIT: split, WV: IN % 8 === 0, DB: t.DB, SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, WM: t.WM, WN: t.WN, TM: t.TM, TN: t.TN, BK: t.BK, SG, SPLITK: p.sk > 1,
-      FUSED: p.fused, XV, AHEAD: p.ahead, FL: p.fl },   // FL shapes only the generated source, but pipelines are cached by label and defines
+      FUSED: p.fused, XV, FL: p.fl },   // FL shapes only the generated source, but pipelines are cached by label and defines
   };
   if (p.sk === 1) return p.fused ? [gemm] : [prep, gemm];
   const reduce: Launch = {
@@ -367,7 +364,7 @@ const variant = (kind: F16Matmul): Variant<MatmulArgs> => ({
   scratch: (a, c): Record<string, ScratchSpec> => {
     const split = kind === 'sgmat' || kind === 'f16split', rows = a.x.rows === 'k' ? 'k' as const : 'n' as const;
     const p = kind.startsWith('sgmat') && sgmatPlan(c, split) ? planOf(a, c, split) : null, sk = p?.sk ?? 1;
-    const xq = p?.fused ? {} : { xq: { cols: prepLayout(a.w.shape[1]!, split).RW, rows } };
+    const xq: Record<string, ScratchSpec> = p?.fused ? {} : { xq: { cols: prepLayout(a.w.shape[1]!, split).RW, rows } };
     return sk > 1 ? { ...xq, [partName(a.w.shape[0]!, sk)]: { cols: a.w.shape[0]!, planes: sk, rows } } : xq;
   },
   launches: (a, c) => launches(a, c, kind),

@@ -37,13 +37,13 @@ describe.skipIf(!device)('matmul_sgmat.wgsl resolves in Tint', () => {
   // The tiles a plan picks by default take every epilogue (act × bias × accumulate); the others, whose epilogue is the
   // same code, one (tanh, bias, accumulate) beside the plain one — each with both row kinds and both W layouts.
   const planned = new Set<string>([...Object.values(SGMAT_ORDER).flat(), ...Object.values(SGMAT_THIN).flat()]);
-  // With the flush also the fused x split (FLA_SGMAT_FUSE=1: x read as f32 and split while staged, no pre-pass; 2: its
-  // maxima read one restart block ahead): the planned tiles (2: one wide, one thin, one double-buffered).
-  for (const [kind, flush, fuse] of [['sgmat', true, '0'], ['sgmat', true, '1'], ['sgmat', true, '2'], ['sgmat', false, null], ['sgmat_f16', null, null]] as const) for (const tile of SGMAT_TILES) {
+  // With the flush also the fused x split (FLA_SGMAT_FUSE=1: x read as f32 and split while staged, no pre-pass): the
+  // thin tiles it runs on by default (split-K decode) and the wide one FLA_SGMAT_FUSE=1 puts it on.
+  for (const [kind, flush, fuse] of [['sgmat', true, '0'], ['sgmat', true, '1'], ['sgmat', false, null], ['sgmat_f16', null, null]] as const) for (const tile of SGMAT_TILES) {
     sgmatTileOverride(tile, null, flush);
-    const fits = sgmatPlan(ctx, kind === 'sgmat') !== null && (fuse !== '1' || planned.has(tile.name)) && (fuse !== '2' || ['w128', 'n64', 'q64d'].includes(tile.name));
+    const fits = sgmatPlan(ctx, kind === 'sgmat') !== null && (fuse !== '1' || ['n32', 'n64', 'w128'].includes(tile.name));
     sgmatTileOverride(null);
-    const what = kind === 'sgmat' ? `${kind} (${flush ? `flush${fuse === '1' ? ', fused x split' : fuse === '2' ? ', fused x split, maxima ahead' : ''}` : 'one chain'})` : kind;
+    const what = kind === 'sgmat' ? `${kind} (${flush ? `flush${fuse === '1' ? ', fused x split' : ''}` : 'one chain'})` : kind;
     test.skipIf(!fits)(`${what} ${tile.name}: act × bias × accumulate × rows k, K split in 1 or 3`, async () => {
       const env = process.env.FLA_SGMAT_FUSE;
       if (fuse) process.env.FLA_SGMAT_FUSE = fuse;
@@ -57,7 +57,7 @@ describe.skipIf(!device)('matmul_sgmat.wgsl resolves in Tint', () => {
           for (const { act, bias, accumulate } of epilogues) for (const rows of ['n', 'k'] as const) for (const IN of [130, 128]) {
             const a = { x: { rows, cols: IN }, w: { shape: [200, IN], dtype: 'f16' }, bias: bias ? { shape: [200], dtype: 'f32' } : null, y: { rows, cols: 200 }, act, accumulate } as any;
             const ls = F16_VARIANTS[kind].launches(a, ctx);
-          const fused = fuse === '1' || fuse === '2';   // no pre-pass; x bound in place of xq
+          const fused = fuse === '1';   // no pre-pass; x bound in place of xq
           expect(ls.length).toBe((fused ? 1 : 2) + (sk > 1 && rows === 'n' ? 1 : 0));
           expect(ls.some(l => l.kernel.name === 'matmul_sgmat_prep')).toBe(!fused);
           expect(ls.find(l => l.kernel.name === 'matmul_sgmat')!.bind).toHaveProperty(fused ? 'x' : 'xq');
@@ -102,14 +102,14 @@ describe('sgmatPlan on an H200-like adapter (the tiles the sweep measured fastes
     expect(sgmatPlan(ctx, false, 4096, 4096, 4096)!.fl).toBe(0);
   });
   test('the fused x split where every workgroup sums one restart block (split-K decode), the pre-pass elsewhere; FLA_SGMAT_FUSE forces', () => {
-    const f = (R: number, OUT: number, IN: number) => { const p = sgmatPlan(ctx, true, R, OUT, IN)!; return `${p.fused ? 'fused' : 'prep'}${p.ahead ? '+ahead' : ''}`; };
+    const f = (R: number, OUT: number, IN: number) => sgmatPlan(ctx, true, R, OUT, IN)!.fused ? 'fused' : 'prep';
     const env = process.env.FLA_SGMAT_FUSE;
     try {
       delete process.env.FLA_SGMAT_FUSE;
       expect([f(64, 3072, 2048), f(32, 2048, 2048), f(64, 2048, 8192), f(64, 16384, 2048), f(512, 2048, 2048), f(4096, 4096, 4096)]).toEqual(['fused', 'fused', 'prep', 'prep', 'prep', 'prep']);
       expect(sgmatPlan(ctx, false, 64, 3072, 2048)!.fused).toBe(false);   // the single product: no restarts, no fused split
-      process.env.FLA_SGMAT_FUSE = '2';
-      expect([f(64, 3072, 2048), f(4096, 4096, 4096)]).toEqual(['fused+ahead', 'fused+ahead']);
+      process.env.FLA_SGMAT_FUSE = '1';
+      expect([f(64, 3072, 2048), f(4096, 4096, 4096)]).toEqual(['fused', 'fused']);
       process.env.FLA_SGMAT_FUSE = '0';
       expect(f(64, 3072, 2048)).toBe('prep');
     } finally { if (env === undefined) delete process.env.FLA_SGMAT_FUSE; else process.env.FLA_SGMAT_FUSE = env; }
