@@ -9,7 +9,8 @@
 //           bit-exact (matmul_f16.ref.ts `mma`): each multiply-accumulate of 16 products into the f32 accumulator
 //           aligns the 17 terms to the largest exponent, drops what falls below 24 + `extra` bits of it and truncates
 //           the sum to f32 (round toward zero); extra 3 reproduces the H200's 1.3e-5 / 2.3e-5 at K 4096 / 8192
-//   tc+flush  tc with the accumulator restarted every SGMAT_FLUSH_K and added into f32 sums (matmul_sgmat now)
+//   tc+flush  tc with the accumulator restarted every SGMAT_FLUSH_K and added into f32 sums (matmul_sgmat with the pre-pass)
+//   tc+fused  tc+flush with the row scale taken per restart block (matmul_sgmat's fused x split, FLA_SGMAT_FUSE=1)
 //   bun scripts/sgmat_error.ts [--extra=3] [--quick]
 import { matmulF16Ref } from '../kernels/matmul/matmul_f16.ref.ts';
 import { SGMAT_FLUSH_K } from '../kernels/matmul/matmul_sgmat.ts';
@@ -61,9 +62,9 @@ const noscale: Method = (x, w, R, IN, OUT) => {
 };
 
 /** The split as matmul_sgmat runs it on tensor cores (the `mma` model of matmul_f16.ref.ts); flush: SGMAT_FLUSH_K. */
-const tc = (flush: boolean, mode: 'split' | 'single' = 'split'): Method => (x, w, R, IN, OUT) => {
+const tc = (flush: boolean, mode: 'split' | 'single' = 'split', blockScale = false): Method => (x, w, R, IN, OUT) => {
   const y = new Float32Array(R * OUT);
-  matmulF16Ref(x, w, null, y, R, IN, OUT, mode, 'none', false, { mma: { block: 16, extraBits: EXTRA }, chunk: flush ? SGMAT_FLUSH_K : 0 });
+  matmulF16Ref(x, w, null, y, R, IN, OUT, mode, 'none', false, { mma: { block: 16, extraBits: EXTRA }, chunk: flush ? SGMAT_FLUSH_K : 0, blockScale });
   return Float64Array.from(y);
 };
 
@@ -96,7 +97,7 @@ function errs(y: Float64Array, want: Float64Array, R: number, OUT: number): { ma
 }
 
 const methods: [string, Method][] = [
-  ['f32', fma32], ['ref', refOf('split')], ['single', refOf('single')], ['noscale', noscale], ['tc', tc(false)], ['tc+flush', tc(true)],
+  ['f32', fma32], ['ref', refOf('split')], ['single', refOf('single')], ['noscale', noscale], ['tc', tc(false)], ['tc+flush', tc(true)], ['tc+fused', tc(true, 'split', true)],
 ];
 const KINDS = ['normal', 'heavy', 'mixed', 'small', 'outlier', 'postnorm'];
 const INS = quick ? [128, 2048] : [128, 2048, 4096, 8192];

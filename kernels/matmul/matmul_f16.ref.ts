@@ -8,11 +8,13 @@
 // products added into the accumulator in one step that aligns every term to the largest exponent, drops the bits
 // below 24 + extraBits of it and truncates the sum to f32 (round toward zero: the behaviour Fasi et al. 2021 and
 // Khattak & Mikaitis 2025 measured on V100…H100). The model is not bit-exact; with extraBits 3 it gives the growth
-// of the error with K measured on the H200 (scripts/sgmat_error.ts).
+// of the error with K measured on the H200 (scripts/sgmat_error.ts). `blockScale` (with `chunk`) models the fused x
+// split (matmul_sgmat.wgsl FUSED): the row scale s is taken per chunk of K from that chunk's largest |x|, and each
+// chunk's sum enters the total as acc·(1/s).
 import { applyAct, type Act } from './matmul.ref.ts';
 
 export type F16Mode = 'split' | 'single';
-export interface F16RefOptions { chunk?: number; mma?: { block: number; extraBits: number } }
+export interface F16RefOptions { chunk?: number; mma?: { block: number; extraBits: number }; blockScale?: boolean }
 
 const f16 = Math.f16round;
 const bits = new Float32Array(1), ubits = new Uint32Array(bits.buffer);
@@ -66,9 +68,15 @@ export function matmulF16Ref(x: Float32Array, w: Float32Array, bias: Float32Arra
   R: number, IN: number, OUT: number, mode: F16Mode, act: Act = 'none', accumulate = false, opt: F16RefOptions = {}): void {
   const hi = new Float32Array(IN), lo = new Float32Array(IN);
   const B = opt.mma?.block ?? 1, ph = new Float64Array(B), pl = new Float64Array(B), chunk = opt.chunk || Infinity;
+  if (opt.blockScale && !opt.chunk) throw new Error('matmulF16Ref: blockScale needs chunk');
+  const inv = new Float32Array(IN);   // 1/s of each element's chunk (one s a row without blockScale)
   for (let r = 0; r < R; r++) {
-    const row = x.subarray(r * IN, (r + 1) * IN), s = rowScale(row);
-    for (let i = 0; i < IN; i++) { const [h, l] = splitF16(Math.fround(row[i]! * s)); hi[i] = h; lo[i] = mode === 'split' ? l : 0; }
+    const row = x.subarray(r * IN, (r + 1) * IN), S = opt.blockScale ? chunk : IN;
+    for (let c = 0; c < IN; c += S) {
+      const part = row.subarray(c, Math.min(IN, c + S)), s = rowScale(part);
+      for (let i = c; i < c + part.length; i++) { const [h, l] = splitF16(Math.fround(row[i]! * s)); hi[i] = h; lo[i] = mode === 'split' ? l : 0; inv[i] = 1 / s; }
+    }
+    const s = opt.blockScale ? 1 : 1 / inv[0]!;   // blockScale: every chunk enters the total scaled already
     for (let o = 0; o < OUT; o++) {
       let acc = 0, total = 0;
       for (let i = 0; i < IN; i += B) {
@@ -82,9 +90,9 @@ export function matmulF16Ref(x: Float32Array, w: Float32Array, bias: Float32Arra
           acc = Math.fround(acc + wv * hi[i]!);   // f16·f16 is exact in f32
           if (mode === 'split') acc = Math.fround(acc + wv * lo[i]!);
         }
-        if ((i + B) % chunk === 0) { total = Math.fround(total + acc); acc = 0; }
+        if ((i + B) % chunk === 0) { total = Math.fround(total + (opt.blockScale ? Math.fround(acc * inv[i]!) : acc)); acc = 0; }
       }
-      acc = Math.fround(total + acc);
+      acc = Math.fround(total + (opt.blockScale ? Math.fround(acc * inv[IN - 1]!) : acc));
       let v = applyAct(act, Math.fround(Math.fround(acc / s) + (bias ? bias[o]! : 0)));
       if (accumulate) v += y[r * OUT + o]!;
       y[r * OUT + o] = v;

@@ -2,7 +2,9 @@
 // 'sgmat' (subgroup matrices, x split into two f16 halves: f32-grade, the default from 16 rows), 'sgmat_f16'
 // (subgroup matrices, one f16 product: faster, rtol 1e-3), and 'f16split' / 'f16single', the same arithmetic
 // without subgroup matrices (any adapter with shader-f16; lavapipe tests the arithmetic with them). Every variant
-// first runs matmul_sgmat_prep (x scaled per row and split into f16 once, into a scratch), then its GEMM.
+// first runs matmul_sgmat_prep (x scaled per row and split into f16 once, into a scratch), then its GEMM — but 'sgmat'
+// where its plan fuses the split (SgmatPlan.fused, FLA_SGMAT_FUSE): the GEMM then reads x as f32 and splits it while
+// it stages it, scaled per row and per restart block (matmul_f16.ref.ts blockScale).
 import { F16_MATMULS, sgmatByDefault, sgmatConfig, type SubgroupMatrixConfig } from '../../src/util/f16.ts';
 import { grid } from '../../src/util/grid.ts';
 import { knob } from '../../src/util/knobs.ts';
@@ -17,6 +19,7 @@ import f16Src from './matmul_f16.wgsl' with { type: 'text' };
 export type F16Matmul = typeof F16_MATMULS[number];
 
 const BINDINGS = ['step', 'xq', 'W', 'bias', 'y', 'dims'] as const;
+const FUSED_BINDINGS = ['step', 'x', 'W', 'bias', 'y', 'dims'] as const;
 export const F16_KERNELS = {
   prep: kernel('matmul_sgmat_prep', prepSrc, ['step', 'x', 'xq', 'dims']),
   reduce: kernel('matmul_sgmat_reduce', reduceSrc, ['step', 'part', 'xq', 'bias', 'y', 'dims']),
@@ -70,10 +73,10 @@ export const SGMAT_TILES: readonly SgmatTile[] = [
   { name: 'n64w8d', WM: 1, WN: 8, TM: 4, TN: 1, BK: 32, DB: true },
 ];
 
-/** Workgroup bytes: x hi (+ lo) and W staged as f16 in rows of BK + 8 (one vec4<u32> of padding), twice with DB. */
-export function sgmatTileBytes(m: SubgroupMatrixConfig, t: SgmatTile, split: boolean): number {
+/** Workgroup bytes: x hi (+ lo) and W staged as f16 in rows of BK + 8 (one vec4<u32> of padding), twice with DB; fused: + 1/s a row. */
+export function sgmatTileBytes(m: SubgroupMatrixConfig, t: SgmatTile, split: boolean, fused = false): number {
   const BM = t.WM * t.TM * m.M, BN = t.WN * t.TN * m.N, row = 2 * (t.BK + 8);
-  return (t.DB ? 2 : 1) * (BM * row * (split ? 2 : 1) + BN * row);
+  return (t.DB ? 2 : 1) * (BM * row * (split ? 2 : 1) + BN * row) + (fused ? 4 * BM : 0);
 }
 
 /**
@@ -96,7 +99,7 @@ export function sgmatFits(c: Ctx, m: SubgroupMatrixConfig, t: SgmatTile, split: 
   return t.BK % m.K === 0 && m.K % 8 === 0 && m.N % 4 === 0 && (m.M * m.N) % SG === 0
     && NT % KS === 0 && (BM * KS) % NT === 0 && (BN * KS) % NT === 0   // every thread copies whole slots, as many each
     && t.WM * t.WN * m.M * m.N * 4 <= (t.DB ? 2 : 1) * BM * KP * 16       // the epilogue's result matrices fit in x hi's memory
-    && sgmatTileBytes(m, t, split) <= A.maxWorkgroupStorage && NT <= A.maxInvocations
+    && sgmatTileBytes(m, t, split, flush) <= A.maxWorkgroupStorage && NT <= A.maxInvocations
     && (!flush || SG % 4 === 0)
     && (flush ? 2 : 1) * t.TM * t.TN <= 16;   // accumulators (and sums): 16 matrices of 16×16 f32 are 128 registers a lane
 }
@@ -132,8 +135,32 @@ export const SGMAT_SLICE_K = 256;
 export const SGMAT_SK_MAX = 8;
 /** Partial sums a row at most (slices × OUT): the scratch is planes × the step capacity × OUT, 96 KiB a row here. */
 export const SGMAT_PART_COLS = 24576;
-/** sk: K slices (split-K); fl: K tiles between accumulator restarts (0: none; the split variant's SGMAT_FLUSH_K). */
-export interface SgmatPlan { m: SubgroupMatrixConfig; t: SgmatTile; sk: number; fl: number }
+/**
+ * sk: K slices (split-K); fl: K tiles between accumulator restarts (0: none; the split variant's SGMAT_FLUSH_K);
+ * fused: x split into f16 inside the GEMM (no pre-pass; the split with restarts only: the scale is per restart block).
+ */
+export interface SgmatPlan { m: SubgroupMatrixConfig; t: SgmatTile; sk: number; fl: number; fused: boolean }
+
+/**
+ * Whether the split GEMM (with restarts every fl K tiles) splits x itself for K tiles NK in sk slices: FLA_SGMAT_FUSE=0|1
+ * forces; by default where every workgroup sums at most SGMAT_FUSE_BLOCKS restart blocks (split-K decode), else the
+ * pre-pass (its main loop is faster: longer K ranges pay more than the pre-pass costs).
+ */
+function fuses(fl: number, NK: number, sk: number): boolean {
+  if (!fl) return false;
+  const f = knob('FLA_SGMAT_FUSE');
+  return f ? f === '1' : Math.ceil(NK / sk) <= SGMAT_FUSE_BLOCKS * fl;
+}
+/**
+ * H200 (2026-12-02, scripts/sgmat_ab.ts, one process, µs a call with every pass; pre-pass / fused): 4096³ w128 1 592 /
+ * 2 327 (86.3 / 59.1 TFLOP/s), 512×2048×2048 q128x64k64 322 / 550, 512×2048×8192 1 187 / 2 446, 512×8192×2048 w128
+ * 694 / 934; batch-64 decode (n64, K slices): 64×3072×2048 (k8: one block a workgroup) 125 / 113, 64×2048×2048 (k8)
+ * 103 / 89, 64×2048×8192 (k8: four blocks) 287 / 278, 64×8192×2048 (k3: three) 252 / 256 (that run's small shapes were
+ * ~4× slower than other runs'; the ratios are the measure). The maxima read one block ahead (spread over the K steps)
+ * was slower still (4096³ 2 727). llama-1b `fla bench -b 1,64` (one process each): batch 64 6 966 t/s with this
+ * default, 4 446 with the pre-pass everywhere, 6 360 fused everywhere (whose pp512 falls: 5 796).
+ */
+export const SGMAT_FUSE_BLOCKS = 1;
 
 /** The config, tile and split-K count `split` uses on this adapter for R rows × OUT × IN, or null where subgroup matrices cannot run it. */
 export function sgmatPlan(c: Ctx, split: boolean, R = 4096, OUT = 4096, IN = 4096, rowsN = true): SgmatPlan | null {
@@ -149,14 +176,17 @@ export function sgmatPlan(c: Ctx, split: boolean, R = 4096, OUT = 4096, IN = 409
   const forced = knob('FLA_SGMAT_SPLITK');
   const skFor = (t: SgmatTile) => !rowsN || R > 65535 ? 1 : forced ? Math.min(Number(forced), Math.ceil(IN / t.BK))
     : wgs(t) >= SGMAT_MIN_WG ? 1 : Math.min(maxSk(t), Math.ceil((R <= 64 ? SGMAT_SPLITK_TARGET : SGMAT_MIN_WG) / wgs(t)));
-  if (tileOverride) return fits(tileOverride) ? { m, t: tileOverride, sk: rowsN ? Math.min(splitOverride ?? 1, Math.ceil(IN / tileOverride.BK)) : 1, fl: fl(tileOverride) } : null;
+  const plan = (t: SgmatTile, sk: number): SgmatPlan => {
+    return { m, t, sk, fl: fl(t), fused: fuses(fl(t), Math.ceil(IN / t.BK), sk) };
+  };
+  if (tileOverride) return fits(tileOverride) ? plan(tileOverride, rowsN ? Math.min(splitOverride ?? 1, Math.ceil(IN / tileOverride.BK)) : 1) : null;
   const named = knob('FLA_SGMAT_TILE');
-  if (named) { const t = SGMAT_TILES.find(t => t.name === named)!; if (fits(t)) return { m, t, sk: skFor(t), fl: fl(t) }; }
+  if (named) { const t = SGMAT_TILES.find(t => t.name === named)!; if (fits(t)) return plan(t, skFor(t)); }
   const byName = (ns: readonly string[]) => ns.map(n => SGMAT_TILES.find(t => t.name === n)!).filter(fits);
   const thin = R <= 64 ? byName(SGMAT_THIN[R <= 32 ? 32 : 64])[0] : undefined;
   const cands = byName(SGMAT_ORDER[flush ? 'flush' : split ? 'split' : 'single']);
   const t = thin ?? cands.find(t => wgs(t) >= SGMAT_MIN_WG) ?? cands.sort((a, b) => wgs(b) - wgs(a) || area(a) - area(b))[0] ?? SGMAT_TILES.find(fits);
-  return t ? { m, t, sk: skFor(t), fl: fl(t) } : null;
+  return t ? plan(t, skFor(t)) : null;
 }
 
 /** The default f16 variant: 'sgmat' for f16 weights past 16 rows where subgroup matrices run it (unless FLA_TENSOR_CORES=0), else none. */
@@ -167,8 +197,9 @@ export function selectF16(c: Ctx, a: MatmulArgs): F16Matmul | null {
 const sources = new Map<string, Kernel>();
 
 /** matmul_sgmat.wgsl with its `//@ NAME` lines filled for tile t (straight-line code: every matrix a named value). */
-export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: SubgroupMatrixConfig, WV: boolean, FL = 0): Kernel {
-  const key = `${t.WM},${t.WN},${t.TM},${t.TN},${t.BK},${split},${SG},${m.M}x${m.N}x${m.K},${WV},${FL}`;
+export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: SubgroupMatrixConfig, WV: boolean, FL = 0, fused = false, XV = false): Kernel {
+  if (fused && !(split && FL)) throw new Error('matmul_sgmat: the fused x split needs the split variant with its restarts (FL > 0)');
+  const key = `${t.WM},${t.WN},${t.TM},${t.TN},${t.BK},${split},${SG},${m.M}x${m.N}x${m.K},${WV},${FL},${fused},${XV}`;
   let k = sources.get(key);
   if (k) return k;
   const BM = t.WM * t.TM * m.M, BN = t.WN * t.TN * m.N, NT = t.WM * t.WN * SG, RS = NT / (t.BK / 8);
@@ -177,17 +208,32 @@ export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: Subgrou
   const acc = (i: number, j: number) => `acc${i}_${j}`, sum = (i: number, j: number) => `s${i}_${j}`, MQ = m.M * m.N / SG;
   const each = <T>(f: (i: number, j: number) => T[]) => I(t.TM).flatMap(i => I(t.TN).flatMap(j => f(i, j)));
   const decl = [
-    ...I(LX).flatMap(q => [`let xo${q} = min(row0 + tr + ${q * RS}u, rows - 1u) * XR + tc;`, `var px${q}: vec4<u32>;`, ...(split ? [`var pl${q}: vec4<u32>;`] : [])]),
+    ...I(LX).flatMap(q => fused ? [`let xo${q} = min(row0 + tr + ${q * RS}u, rows - 1u) * IN;`, `var px${q}: mat2x4<f32>;`, `var sc${q} = 1.0;`]
+      : [`let xo${q} = min(row0 + tr + ${q * RS}u, rows - 1u) * XR + tc;`, `var px${q}: vec4<u32>;`, ...(split ? [`var pl${q}: vec4<u32>;`] : [])]),
     ...I(LW).flatMap(q => [`let wn${q} = min(col0 + tr + ${q * RS}u, OUT - 1u);`, `var pw${q}: vec4<u32>;`]),
     ...I(t.TM).flatMap(i => I(t.TN).map(j => `var ${acc(i, j)}: subgroup_matrix_result<f32, SM_N, SM_M>;`)),
     ...(FL ? each((i, j) => [`var ${sum(i, j)}: array<f32, MQ>;`]) : []),
   ];
   const fetch = [
-    ...I(LX).flatMap(q => [`px${q} = xq[xo${q} + k0 / 8u];`, ...(split ? [`pl${q} = xq[xo${q} + KH + k0 / 8u];`] : [])]),
+    ...I(LX).flatMap(q => fused ? [`px${q} = xSlot(xo${q}, k0 + 8u * tc, IN);`] : [`px${q} = xq[xo${q} + k0 / 8u];`, ...(split ? [`pl${q} = xq[xo${q} + KH + k0 / 8u];`] : [])]),
     ...I(LW).map(q => `pw${q} = wSlot(wn${q}, k0 + 8u * tc, IN);`),
   ];
+  // FUSED: at the first K tile of a restart block, each row's largest |x| over the block (the FL tiles' slots this thread
+  // stages, clamped to the last tile: no branches, the loads independent; then over the KS lanes that share the row),
+  // its scale s (sc) and 1/s for the flushes and the epilogue (isc; the last flush's barriers finished its readers)
+  const KS = t.BK / 8;
+  const scan = (b: number) => !fused ? [] : [
+    `if ((kt + ${b}u - klo) % ${FL}u == 0u) {`,
+    ...I(LX).map(q => `  var mx${q} = 0.0;`),
+    ...I(FL).flatMap(i => I(LX).map(q => `  mx${q} = max(mx${q}, absMax(xSlot(xo${q}, min(kt + ${b + i}u, NK - 1u) * BK + 8u * tc, IN)));`)),
+    ...I(Math.log2(KS)).flatMap(l => I(LX).map(q => `  mx${q} = max(mx${q}, subgroupShuffleXor(mx${q}, ${1 << l}u));`)),
+    ...I(LX).flatMap(q => [`  sc${q} = rowScale(mx${q});`, `  if (tc == 0u) { isc[tr + ${q * RS}u] = 1.0 / sc${q}; }`]),
+    '}',
+  ];
   const stage = (b: number) => [
-    ...I(LX).flatMap(q => [`xh[${b}u * XB + (tr + ${q * RS}u) * KP + tc] = px${q};`, ...(split ? [`xl[${b}u * XB + (tr + ${q * RS}u) * KP + tc] = pl${q};`] : [])]),
+    ...scan(b),
+    ...I(LX).flatMap(q => fused ? [`{`, `  let hl = splitX(px${q}, sc${q});`, `  xh[${b}u * XB + (tr + ${q * RS}u) * KP + tc] = hl[0];`, `  xl[${b}u * XB + (tr + ${q * RS}u) * KP + tc] = hl[1];`, `}`]
+      : [`xh[${b}u * XB + (tr + ${q * RS}u) * KP + tc] = px${q};`, ...(split ? [`xl[${b}u * XB + (tr + ${q * RS}u) * KP + tc] = pl${q};`] : [])]),
     ...I(LW).map(q => `ws[${b}u * WB + (tr + ${q * RS}u) * KP + tc] = pw${q};`),
   ];
   const L = (M: string, arr: string, off: string, layout: string) => `subgroupMatrixLoad<${M}, ${layout}>(&${arr}, ${off}, KP)`;
@@ -224,7 +270,7 @@ export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: Subgrou
       return [
         ...group.map(([i, j], p) => `  subgroupMatrixStore<row_major>(&${places[p]}, c0, ${acc(i, j)}, SM_N / 4u);`),
         '  workgroupBarrier();',
-        ...group.flatMap(([i, j], p) => I(MQ).map(q => `  ${sum(i, j)}[${q}u] += bitcast<f32>(${places[p]}[fq + ${q * SG / 4}u][fr]);`)),
+        ...group.flatMap(([i, j], p) => I(MQ).map(q => `  ${sum(i, j)}[${q}u] += bitcast<f32>(${places[p]}[fq + ${q * SG / 4}u][fr])${fused ? ` * isc[m0 + ${i * m.M}u + (lane + ${q * SG}u) / SM_N]` : ''};`)),
         '  workgroupBarrier();',
         ...group.map(([i, j]) => `  ${acc(i, j)} = subgroup_matrix_result<f32, SM_N, SM_M>();`),
       ];
@@ -240,17 +286,18 @@ export function sgmatKernel(t: SgmatTile, split: boolean, SG: number, m: Subgrou
   const epilogue = each((i, j) => [
     `subgroupMatrixStore<row_major>(&xh, c0, ${acc(i, j)}, SM_N / 4u);`,
     'workgroupBarrier();',
-    `emit(c0, lane, row0 + m0 + ${i * m.M}u, col0 + n0 + ${j * m.N}u, rows, OUT, XR, g.z, ${FL ? sum(i, j) : 'array<f32, MQ>()'});`,
+    `emit(c0, lane, row0 + m0 + ${i * m.M}u, m0 + ${i * m.M}u, col0 + n0 + ${j * m.N}u, rows, OUT, XR, g.z, ${FL ? sum(i, j) : 'array<f32, MQ>()'});`,
     'workgroupBarrier();',
   ]);
   const wdecl = [`@group(0) @binding(2) var<storage, read> W: array<${WV ? 'vec4<u32>' : 'u32'}>;`];
-  const gen: Record<string, string[]> = { wdecl, decl, fetch, step0: stepOf(0), step1: stepOf(1), epilogue };
+  const xdecl = [fused ? `@group(0) @binding(1) var<storage, read> x: array<${XV ? 'vec4<f32>' : 'f32'}>;` : '@group(0) @binding(1) var<storage, read> xq: array<vec4<u32>>;'];
+  const gen: Record<string, string[]> = { xdecl, wdecl, decl, fetch, step0: stepOf(0), step1: stepOf(1), epilogue };
   const src = sgmatSrc.replace(/^(\s*)\/\/@ (\w+)\s*$/gm, (_, ind: string, name: string) => {
     const g = gen[name];
     if (!g) throw new Error(`matmul_sgmat.wgsl: no generator for //@ ${name}`);
     return g.map(l => ind + l).join('\n');
   });
-  k = kernel('matmul_sgmat', src, BINDINGS);
+  k = kernel('matmul_sgmat', src, fused ? FUSED_BINDINGS : BINDINGS);
   sources.set(key, k);
   return k;
 }
@@ -277,19 +324,21 @@ function launches(a: MatmulArgs, c: Ctx, kind: F16Matmul): Launch[] {
   if (kind === 'f16split' || kind === 'f16single')
     return [prep, { kernel: F16_KERNELS.f16, defines: { ...epilogueDefines(a), ...weightDefines(a.w.dtype), SPLIT: split }, bind: { ...bind, dims: u32(IN, OUT, RW, KPAD) }, cost, grid: [Math.ceil(OUT / 64), Math.ceil(R / 64), 1] }];
   const p = planOf(a, c, split), t = p.t, SG = c.adapter.subgroupSize!, part = scratch(partName(OUT, p.sk));
-  const BM = t.WM * t.TM * p.m.M, BN = t.WN * t.TN * p.m.N;
+  const BM = t.WM * t.TM * p.m.M, BN = t.WN * t.TN * p.m.N, XV = IN % 4 === 0;
+  // fused: x itself in place of the pre-pass's xq (f32: as many bytes as hi + lo), no pre-pass
   const gemm: Launch = {
-    kernel: sgmatKernel(t, split, SG, p.m, IN % 8 === 0, p.fl), bind: { ...bind, ...(p.sk > 1 ? { y: part } : {}), dims: u32(IN, OUT, RW / 4, KPAD / 8) },
-    cost, grid: [Math.ceil(OUT / BN), Math.ceil(R / BM), p.sk],
+    kernel: sgmatKernel(t, split, SG, p.m, IN % 8 === 0, p.fl, p.fused, XV),
+    bind: { ...(p.fused ? { x: a.x, W: a.w, bias: a.bias, y: a.y } : bind), ...(p.sk > 1 ? { y: part } : {}), dims: u32(IN, OUT, RW / 4, KPAD / 8) },
+    cost: p.fused ? { flops: cost.flops, bytes: 2 * OUT * IN + 4 * R * (IN + OUT) } : cost, grid: [Math.ceil(OUT / BN), Math.ceil(R / BM), p.sk],
     defines: { ...epilogueDefines(a), SPLIT: split, WV: IN % 8 === 0, DB: t.DB, SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, WM: t.WM, WN: t.WN, TM: t.TM, TN: t.TN, BK: t.BK, SG, SPLITK: p.sk > 1,
-      FL: p.fl },   // FL shapes only the generated source, but pipelines are cached by label and defines
+      FUSED: p.fused, XV, FL: p.fl },   // FL shapes only the generated source, but pipelines are cached by label and defines
   };
-  if (p.sk === 1) return [prep, gemm];
+  if (p.sk === 1) return p.fused ? [gemm] : [prep, gemm];
   const reduce: Launch = {
-    kernel: F16_KERNELS.reduce, defines: epilogueDefines(a), grid: [Math.ceil(OUT / 256), R, 1],
-    bind: { part, xq: scratch('xq'), bias: a.bias, y: a.y, dims: u32(OUT, RW, p.sk) }, cost: { flops: 0, bytes: 4 * R * OUT * (p.sk + 1) },
+    kernel: F16_KERNELS.reduce, defines: { ...epilogueDefines(a), SCALED: p.fused }, grid: [Math.ceil(OUT / 256), R, 1],
+    bind: { part, xq: p.fused ? a.x : scratch('xq'), bias: a.bias, y: a.y, dims: u32(OUT, RW, p.sk) }, cost: { flops: 0, bytes: 4 * R * OUT * (p.sk + 1) },
   };
-  return [prep, gemm, reduce];
+  return p.fused ? [gemm, reduce] : [prep, gemm, reduce];
 }
 
 /**
@@ -314,9 +363,9 @@ const variant = (kind: F16Matmul): Variant<MatmulArgs> => ({
   supports: (a, c) => a.w.dtype === 'f16' && c.adapter.f16 && (kind.startsWith('f16') || sgmatPlan(c, kind === 'sgmat') !== null),
   scratch: (a, c): Record<string, ScratchSpec> => {
     const split = kind === 'sgmat' || kind === 'f16split', rows = a.x.rows === 'k' ? 'k' as const : 'n' as const;
-    const xq = { cols: prepLayout(a.w.shape[1]!, split).RW, rows };
-    const sk = kind.startsWith('sgmat') && sgmatPlan(c, split) ? planOf(a, c, split).sk : 1;
-    return sk > 1 ? { xq, [partName(a.w.shape[0]!, sk)]: { cols: a.w.shape[0]!, planes: sk, rows } } : { xq };
+    const p = kind.startsWith('sgmat') && sgmatPlan(c, split) ? planOf(a, c, split) : null, sk = p?.sk ?? 1;
+    const xq: Record<string, ScratchSpec> = p?.fused ? {} : { xq: { cols: prepLayout(a.w.shape[1]!, split).RW, rows } };
+    return sk > 1 ? { ...xq, [partName(a.w.shape[0]!, sk)]: { cols: a.w.shape[0]!, planes: sk, rows } } : xq;
   },
   launches: (a, c) => launches(a, c, kind),
 });

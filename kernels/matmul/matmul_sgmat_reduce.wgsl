@@ -1,7 +1,8 @@
 // matmul_sgmat_reduce: the second pass of matmul_sgmat split over K (SPLITK): y[r, o] (+)= act((Σ_z part[z, r, o])·(1/s_r)
 // + bias[o]), the SK partial sums of slices of K that matmul_sgmat wrote unscaled, 1/s_r from the pre-pass row of xq.
 // Bindings: step, part [SK planes of cap × OUT] (a scratch), xq (u32 words, RW a row), bias, y, dims (OUT, RW, SK).
-// Dispatch: (ceil(OUT/256), R) workgroups of 256. Defines: ACT, HAS_BIAS, ACCUM.
+// Dispatch: (ceil(OUT/256), R) workgroups of 256. Defines: ACT, HAS_BIAS, ACCUM; SCALED (the fused GEMM's planes, scaled
+// already: xq is then bound to x, which nothing reads, so that one layout serves both).
 #include "common.wgsl"
 #include "act.wgsl"
 
@@ -22,7 +23,8 @@ fn matmul_sgmat_reduce(@builtin(global_invocation_id) gid: vec3u, @builtin(workg
   if (row >= step.n || o >= OUT) { return; }
   var v = 0.0;
   for (var z = 0u; z < SK; z++) { v += part[z * step.cap * OUT + row * OUT + o]; }
-  var r = v * bitcast<f32>(xq[row * RW + RW - 4u]);
+  var r = v;
+  if (!SCALED) { r *= bitcast<f32>(xq[row * RW + RW - 4u]); }
   if (HAS_BIAS) { r += bias[o]; }
   r = act(r);
   if (ACCUM) { r += y[row * OUT + o]; }

@@ -73,6 +73,10 @@ describe('f16 split arithmetic (CPU reference)', () => {
     expect(ef).toBeLessThan(es);
     expect(e1).toBeGreaterThan(50 * es);
     expect(e1).toBeLessThan(3e-3);
+    // the fused x split's scale per row and per SGMAT_FLUSH_K of K (blockScale): as f32-grade
+    const yb = new Float32Array(R * OUT);
+    matmulF16Ref(x, w, null, yb, R, IN, OUT, 'split', 'none', false, { chunk: SGMAT_FLUSH_K, blockScale: true });
+    expect(rowErr(yb)).toBeLessThan(5e-6);
   });
 
   test('tensor-core summation (the ref\'s truncating mma model): one chain grows with K; restarting every SGMAT_FLUSH_K is f32-grade', () => {
@@ -95,10 +99,14 @@ describe('f16 split arithmetic (CPU reference)', () => {
       return relErr(y, exact);
     };
     const ef = relErr(f32, exact), chain = run(0), flushed = run(SGMAT_FLUSH_K);
-    if (process.env.FLA_TEST_VERBOSE === '1') console.log(`f32 ${ef.toExponential(2)}, one chain ${chain.toExponential(2)}, restarts ${flushed.toExponential(2)}`);
+    const fy = new Float32Array(R * OUT);   // the fused x split: the scale per restart block too
+    matmulF16Ref(x, w, null, fy, R, IN, OUT, 'split', 'none', false, { mma: { block: 16, extraBits: 3 }, chunk: SGMAT_FLUSH_K, blockScale: true });
+    const fused = relErr(fy, exact);
+    if (process.env.FLA_TEST_VERBOSE === '1') console.log(`f32 ${ef.toExponential(2)}, one chain ${chain.toExponential(2)}, restarts ${flushed.toExponential(2)}, fused ${fused.toExponential(2)}`);
     expect(chain).toBeGreaterThan(3 * ef);
     expect(flushed).toBeLessThan(2 * ef);
     expect(flushed).toBeLessThan(2e-6);
+    expect(fused).toBeLessThan(2e-6);
   });
 
   test('bf16 → f16: exact in range, overflow and subnormal rounding counted', () => {
@@ -187,8 +195,11 @@ function variantSuite(kind: F16Matmul) {
       const ys: Float32Array[] = [];
       // tile q64 with K unsplit: one accumulator chain per output over all of K, restarted every SGMAT_FLUSH_K (flush)
       // or not (the kernel before SGMAT_FLUSH_K: printed, not asserted)
-      for (const flush of [true, false]) {
+      // with the flush both x splits: the pre-pass (FLA_SGMAT_FUSE=0) and the fused one (1: the scale per restart block)
+      for (const [flush, fuse] of [[true, '0'], [true, '1'], [false, '0']] as const) {
         sgmatTileOverride(SGMAT_TILES.find(t => t.name === 'q64')!, 1, flush);
+        const env = process.env.FLA_SGMAT_FUSE;
+        process.env.FLA_SGMAT_FUSE = fuse;
         try {
           const got = await withKernel(kind, () => runOn(gpuBackend(), 'gpu', simpleStep(R), {}, async io => {
             const xt = io.o.act('x', IN), yt = io.o.act('y', OUT), yg = io.o.act('yg', OUT);
@@ -202,13 +213,17 @@ function variantSuite(kind: F16Matmul) {
             return { y: yt, yg };
           }));
           ys.push(got.y!.data, got.yg!.data);
-        } finally { sgmatTileOverride(null); }
+        } finally {
+          sgmatTileOverride(null);
+          if (env === undefined) delete process.env.FLA_SGMAT_FUSE; else process.env.FLA_SGMAT_FUSE = env;
+        }
       }
       const wb = Float32Array.from(hostWeight(w, [OUT, IN], 'bf16').bits16!, b => new Float32Array(new Uint32Array([b << 16]).buffer)[0]!);
       const exact = exactMatmul(x, f16vals(wb), R, IN, OUT);
-      const [es, eg, e1] = [ys[0]!, ys[1]!, ys[2]!].map(y => relErr(y, exact)) as [number, number, number];
-      console.log(`sgmat K ${IN} against f64: ${es.toExponential(2)} (one chain ${e1.toExponential(2)}), f32 gemm ${eg.toExponential(2)}`);
+      const [es, eg, ef, e1] = [ys[0]!, ys[1]!, ys[2]!, ys[4]!].map(y => relErr(y, exact)) as [number, number, number, number];
+      console.log(`sgmat K ${IN} against f64: ${es.toExponential(2)}, fused x split ${ef.toExponential(2)} (one chain ${e1.toExponential(2)}), f32 gemm ${eg.toExponential(2)}`);
       expect(es).toBeLessThan(2 * Math.max(eg, 1e-6));
+      expect(ef).toBeLessThan(2 * Math.max(eg, 1e-6));
     });
 
     if (kind === 'sgmat') test('batched decode: the thin tiles with K split in 1, 3 or 8 slices, against f64 within 2× of the f32 GEMM\'s', async () => {
