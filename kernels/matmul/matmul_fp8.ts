@@ -83,7 +83,7 @@ function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number }
   // scale columns: a shift by log2(units per block) where every part's blocks hold a power of two of units
   const COL_POW2 = parts.every(p => pow2(p.w.fp8!.bc / EPU)), col = (w: Weight) => COL_POW2 ? Math.log2(w.fp8!.bc / EPU) : w.fp8!.bc;
   const defines = {
-    ...weightDefines('fp8'), WDT: 0, WG, RB, UNROLL: Number(knob('FLA_FP8_UNROLL') ?? (RB === 1 && U >= 8 * TPR ? 8 : Math.max(1, Math.min(4, 8 / RB)))), VEC, SG_RED, SGS: SG_RED ? SGS : 1, NP: parts.length,
+    ...weightDefines('fp8'), F8_ASR: knob('FLA_FP8_DECODE') === 'asr', WDT: 0, WG, RB, UNROLL: Number(knob('FLA_FP8_UNROLL') ?? (RB === 1 && U >= 8 * TPR ? 8 : Math.max(1, Math.min(4, 8 / RB)))), VEC, SG_RED, SGS: SG_RED ? SGS : 1, NP: parts.length,
     NORM: norm !== null, WSR: RB, XS, XQ: IN / 4, COL_POW2, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
   };
   const cost = { flops: 2 * rows * IN * total, bytes: total * IN + 4 * rows * (IN + total) };
