@@ -9,7 +9,7 @@ el() { echo "[$(( $(date +%s) - t0 )) s] $*" >> "$OUT/timeline.txt"; }
 
 # 1. every case, each launch alone (in-pass µs and timestamped kernel µs): new loads vs old, f16 vs asr decode
 el probe-split
-timeout 30 $P --split --reps 40 --out "$OUT/probe_split.md" --env '' --env 'FLA_MOE_LOADS=old' --env 'FLA_FP8_DECODE=asr' > /dev/null 2> "$OUT/probe_split.err"
+timeout 30 $P --split --reps 40 --out "$OUT/probe_split.md" --env '' --env 'FLA_MOE_LOADS=old' --env 'FLA_FP8_DECODE=asr' --env 'FLA_FP8_ROWS=2' > /dev/null 2> "$OUT/probe_split.err"
 el "probe-split rc=$?"
 
 # 2. the experts: launch shape sweep (same process)
@@ -19,8 +19,9 @@ timeout 15 $P --shapes moe --split --reps 40 --out "$OUT/probe_moe.md" --env '' 
 el "probe-moe rc=$?"
 
 # 3. the dense fp8 GEMVs: launch shape sweep
-timeout 15 $P --shapes 'in_proj,q|g|k|v,out_proj,o_proj' --reps 40 --out "$OUT/probe_proj.md" --env '' --env 'FLA_FP8_LANES=8' --env 'FLA_FP8_LANES=32' --env 'FLA_FP8_LANES=64' --env 'FLA_FP8_WG=128' \
+timeout 18 $P --shapes 'in_proj,q|g|k|v,out_proj,o_proj' --reps 40 --out "$OUT/probe_proj.md" --env '' --env 'FLA_FP8_LANES=8' --env 'FLA_FP8_LANES=32' --env 'FLA_FP8_LANES=64' --env 'FLA_FP8_WG=128' \
   --env 'FLA_FP8_WG=512' --env 'FLA_FP8_UNROLL=4' --env 'FLA_FP8_XS=0' --env 'FLA_FP8_DECODE=asr' --env 'FLA_FP8_DECODE=asr FLA_FP8_LANES=32' \
+  --env 'FLA_FP8_ROWS=2' --env 'FLA_FP8_ROWS=2 FLA_FP8_LANES=8' --env 'FLA_FP8_ROWS=2 FLA_FP8_LANES=32' --env 'FLA_FP8_ROWS=4' --env 'FLA_FP8_ROWS=2 FLA_FP8_DECODE=asr' \
   > /dev/null 2> "$OUT/probe_proj.err"
 el "probe-proj rc=$?"
 

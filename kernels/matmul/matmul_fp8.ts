@@ -64,18 +64,21 @@ function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number }
   const SGS = ad.subgroupSize, SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
   const outs = parts.map(p => p.w.shape[0]!), total = outs.reduce((a, b) => a + b, 0);
   const RB = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : VEC_RMAX;
+  // OR outputs per lane group (FLA_FP8_ROWS; default 1): each input quad a lane reads serves OR weight rows
+  const OR = Number(knob('FLA_FP8_ROWS') ?? 1);
   // the input rows staged in workgroup memory once per workgroup where they fit, behind a norm or a gate (H200: in_proj
   // 77 → 30 µs, o_proj gated 18.4 → 17.2; a plain x 13.0 → 15.3, so not there); FLA_FP8_XS=0: read by every lane group
   const XS = knob('FLA_FP8_XS') !== '0' && (norm !== null || (mode !== null && 'gate' in mode)) && RB * IN * 4 <= Math.min(XS_BYTES, ad.maxWorkgroupStorage / 2);
   let TPR = Math.min(32, WG);
-  while (TPR < WG && total * TPR < TARGET_THREADS && 8 * TPR <= U) TPR *= 2;
+  const groups = Math.ceil(total / OR);
+  while (TPR < WG && groups * TPR < TARGET_THREADS && 8 * TPR <= U) TPR *= 2;
   // staged (XS): narrower lane groups where the grid stays large, so a workgroup's staging reads (x and the norm weight:
   // 8 bytes a column) are at most half the weight bytes it streams
-  if (XS) while (TPR > XS_TPR && (total * TPR) / 2 >= TARGET_THREADS / 2) TPR /= 2;
+  if (XS) while (TPR > XS_TPR && (groups * TPR) / 2 >= TARGET_THREADS / 2) TPR /= 2;
   const forced = knob('FLA_FP8_LANES');
   if (forced) TPR = Math.min(WG, Number(forced));
   while (TPR > 1 && TPR > U) TPR /= 2;
-  const RPW = WG / TPR;
+  const RPW = (WG / TPR) * OR;
   const w0 = Math.ceil(outs[0]! / RPW), w1 = outs[1] ? Math.ceil(outs[1] / RPW) : 0, [gx, gy] = grid(w0 + w1);
   const fq = (w: Weight) => { const f = w.fp8!; return [f.rp, Math.ceil(f.rp / f.br), f.br, Math.ceil(IN / f.bc)]; };
   const p0 = parts[0]!, p1 = parts[1] ?? parts[0]!;
@@ -84,7 +87,7 @@ function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number }
   const COL_POW2 = parts.every(p => pow2(p.w.fp8!.bc / EPU)), col = (w: Weight) => COL_POW2 ? Math.log2(w.fp8!.bc / EPU) : w.fp8!.bc;
   const defines = {
     ...weightDefines('fp8'), F8_ASR: knob('FLA_FP8_DECODE') === 'asr', WDT: 0, WG, RB, UNROLL: Number(knob('FLA_FP8_UNROLL') ?? (RB === 1 && U >= 8 * TPR ? 8 : Math.max(1, Math.min(4, 8 / RB)))), VEC, SG_RED, SGS: SG_RED ? SGS : 1, NP: parts.length,
-    NORM: norm !== null, WSR: RB, XS, XQ: IN / 4, COL_POW2, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
+    NORM: norm !== null, WSR: RB * OR, OR, XS, XQ: IN / 4, COL_POW2, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
   };
   const cost = { flops: 2 * rows * IN * total, bytes: total * IN + 4 * rows * (IN + total) };
   const conv = mode && 'conv' in mode ? mode.conv : null;
