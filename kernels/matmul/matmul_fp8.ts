@@ -1,8 +1,8 @@
 // matmul_fp8 op: y = act(x·Wᵀ + bias) (+ y) for an F8_E4M3 weight (fp8 checkpoints) with its block scales, both as
 // stored, decoded inside the kernel. Variants: gemv_vec for decode-sized steps (≤ 8 rows: 16-byte loads, split-K lanes
 // sized to fill the GPU, rows held in registers, subgroup reductions where the adapter has them; behind a norm or a
-// gate the input rows staged in workgroup memory once per workgroup, XS, FLA_FP8_XS; FLA_FP8_LANES / _WG / _UNROLL
-// for A/B of the launch shape), gemv_vec_wg (the same
+// gate the input rows staged in workgroup memory once per workgroup, XS, FLA_FP8_XS; at one row each lane group
+// computes two outputs, FLA_FP8_ROWS; FLA_FP8_LANES / _WG / _UNROLL for A/B of the launch shape), gemv_vec_wg (the same
 // reducing through workgroup memory), the tiled gemm otherwise; FLA_KERNEL_MATMUL_FP8=gemv_vec|gemv_vec_wg|gemm forces one. matmul() routes fp8 weights here; the CPU backend
 // holds them dequantized, so the reference is the f32 matmul of the dequantized weight (matmul_fp8.ref.ts).
 // matmul_fp8_multi op: sibling fp8 projections of one input behind the RMSNorm that feeds them (the fp8 counterpart
@@ -64,8 +64,10 @@ function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number }
   const SGS = ad.subgroupSize, SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
   const outs = parts.map(p => p.w.shape[0]!), total = outs.reduce((a, b) => a + b, 0);
   const RB = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : VEC_RMAX;
-  // OR outputs per lane group (FLA_FP8_ROWS; default 1): each input quad a lane reads serves OR weight rows
-  const OR = Number(knob('FLA_FP8_ROWS') ?? 1);
+  // OR outputs per lane group (FLA_FP8_ROWS): each input quad a lane reads serves OR weight rows; 2 at one row (H200,
+  // Qwen3-Next-80B shapes, µs a call: out_proj 12.4 → 11.1, o_proj gated 13.0 → 11.8, q|g|k|v 24.7 → 23.1, in_proj
+  // 29.9 → 25.7), 1 with more rows (their RB accumulators already)
+  const OR = Number(knob('FLA_FP8_ROWS') ?? (RB === 1 ? 2 : 1));
   // the input rows staged in workgroup memory once per workgroup where they fit, behind a norm or a gate (H200: in_proj
   // 77 → 30 µs, o_proj gated 18.4 → 17.2; a plain x 13.0 → 15.3, so not there); FLA_FP8_XS=0: read by every lane group
   const XS = knob('FLA_FP8_XS') !== '0' && (norm !== null || (mode !== null && 'gate' in mode)) && RB * IN * 4 <= Math.min(XS_BYTES, ad.maxWorkgroupStorage / 2);
@@ -86,7 +88,7 @@ function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number }
   // scale columns: a shift by log2(units per block) where every part's blocks hold a power of two of units
   const COL_POW2 = parts.every(p => pow2(p.w.fp8!.bc / EPU)), col = (w: Weight) => COL_POW2 ? Math.log2(w.fp8!.bc / EPU) : w.fp8!.bc;
   const defines = {
-    ...weightDefines('fp8'), F8_ASR: knob('FLA_FP8_DECODE') === 'asr', WDT: 0, WG, RB, UNROLL: Number(knob('FLA_FP8_UNROLL') ?? (RB === 1 && U >= 8 * TPR ? 8 : Math.max(1, Math.min(4, 8 / RB)))), VEC, SG_RED, SGS: SG_RED ? SGS : 1, NP: parts.length,
+    ...weightDefines('fp8'), WDT: 0, WG, RB, UNROLL: Number(knob('FLA_FP8_UNROLL') ?? (RB === 1 && U >= 8 * TPR ? 8 : Math.max(1, Math.min(4, 8 / RB)))), VEC, SG_RED, SGS: SG_RED ? SGS : 1, NP: parts.length,
     NORM: norm !== null, WSR: RB * OR, OR, XS, XQ: IN / 4, COL_POW2, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
   };
   const cost = { flops: 2 * rows * IN * total, bytes: total * IN + 4 * rows * (IN + total) };

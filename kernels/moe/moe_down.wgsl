@@ -113,7 +113,6 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
   }
   if (SHARED && li == K && t < step.n) { wt[K] = xf(rb + 2u * K); }
 #endif
-  if (li == K) { ex[K] = 0xffffffffu; sb[K] = 0u; }
   workgroupBarrier();
   var any = SHARED;
   for (var j = 0u; j < K; j++) { any = any || ex[j] != 0xffffffffu; }
@@ -123,65 +122,6 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
   let live = o < C && t < step.n;
   let xb = t * (AW / 4u);
   var acc = 0.0;
-#if LOADS1
-  // LOADS1: one predicated pass over the routed units and (SH_FOLD: the shared expert as slot K, its rows as long as
-  // a routed expert's) the shared ones, UNROLL loads a lane in flight per batch (the host sizes UNROLL so that a lane's
-  // units are one batch where they fit 8)
-  if (live && (ROUTED || SH_FOLD)) {
-    var NS = 0u;
-    if (ROUTED) { NS = K; }
-    if (SH_FOLD) { NS += 1u; }
-    let V = NS * Ur;
-    let dj = TPR / Ur;
-    let dq = TPR % Ur;
-    var j = lane / Ur;
-    var q = lane % Ur;
-    let ob = (o / dims[2].z) * dims[2].w;
-    let so = srow_of(true, o);
-    for (var v = lane; v < V; v += UNROLL * TPR) {
-      var wv: array<WUNIT, UNROLL>;
-      var jr: array<u32, UNROLL>;
-      var qr: array<u32, UNROLL>;
-      for (var k = 0u; k < UNROLL; k++) {
-        jr[k] = j;
-        qr[k] = q;
-        if (v + k * TPR < V) {
-          if (SH_FOLD && j == K) { wv[k] = Ws[o * Us + q]; }
-          else {
-            let r = ex[j];
-            wv[k] = W[select(r + o, 0u, r == 0xffffffffu) * Ur + q];
-          }
-        }
-        q += dq;
-        j += dj;
-        if (q >= Ur) { q -= Ur; j++; }
-      }
-      for (var k = 0u; k < UNROLL; k++) {
-        if (v + k * TPR < V) {
-          let jj = jr[k];
-          var sc: f32;
-          if (SH_FOLD && jj == K) { sc = wscale(true, so, qr[k]); }
-          else {
-#if ROW_FAST
-            sc = rscale(jj, ob, qr[k]);
-#else
-            let r = ex[jj];
-            sc = wscale(false, srow_of(false, select(r + o, 0u, r == 0xffffffffu)), qr[k]);
-#endif
-          }
-          acc += wt[jj] * sc * wdot(wv[k], xb + jj * (I / 4u), qr[k] * (EPU / 4u));
-        }
-      }
-    }
-  }
-  if (live && SHARED && !SH_FOLD) {
-    let xs = xb + K * (I / 4u);
-    var s = 0.0;
-    let so = srow_of(true, o);
-    for (var q = lane; q < Us; q += TPR) { s += wscale(true, so, q) * wdot(Ws[o * Us + q], xs, q * (EPU / 4u)); }
-    acc += wt[K] * s;
-  }
-#else
   if (live && ROUTED) {
     let V = K * Ur;
     let dj = TPR / Ur;
@@ -234,8 +174,6 @@ fn moe_down(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: 
     for (var q = lane; q < Us; q += TPR) { s += wscale(true, so, q) * wdot(Ws[o * Us + q], xs, q * (EPU / 4u)); }
     acc += wt[K] * s;
   }
-
-#endif
 
 #if SG_RED
   acc = lane_sum(li, sg, TPR, array<f32, 1>(acc))[0];

@@ -192,10 +192,6 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
   const routeOnce = route && knob('FLA_MOE_DOWN_ROUTE') !== 'self';
   // moe_gu stages each workgroup's token row in workgroup memory where it fits (FLA_FP8_XS=0: read by every lane group)
   const xs = knob('FLA_FP8_XS') !== '0' && 4 * C <= Math.min(XS_BYTES, ad.maxWorkgroupStorage / 2);
-  // FLA_MOE_LOADS=one (default): every lane's weight loads in one predicated batch where they fit 8, moe_gu's first
-  // batch before its norm reduction and its token row read beside the router logits, moe_down's shared expert folded
-  // into the routed units; old: the loops as before (UNROLL 4, the rest one unit at a time)
-  const loads1 = knob('FLA_MOE_LOADS') !== 'old';
   if (a.logits && !route) ls.push(...topkLaunches(a, c));
   const SWb = route ? a.logits!.cols : SW;
   for (const down of [false, true]) {
@@ -208,7 +204,7 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
       const lr = Wr ? fp8Layout(Wr, down ? I : C) : { fq: [1, 1, 1, 1], bc: 4 }, lsh = Ws ? fp8Layout(Ws, down ? Ish : C) : { fq: [1, 1, 1, 1], bc: 4 };
       const Ur = (down ? I : C) / EPU, Us = (down ? Ish : C) / EPU;
       const nR = q ? q.n : 0, readRows = q ? touched * q.n / E : 0;
-      const defines: Record<string, number | boolean> = { ...weightDefines(ws[0]!.dtype), WDT: 0, ...red, VEC, UNROLL: 4, ROUTED: q !== null, SHARED: Ws !== null, LOADS1: loads1, SH_FOLD: false, F8_ASR: knob('FLA_FP8_DECODE') === 'asr',
+      const defines: Record<string, number | boolean> = { ...weightDefines(ws[0]!.dtype), WDT: 0, ...red, VEC, UNROLL: Number(knob('FLA_MOE_UNROLL') ?? 4), ROUTED: q !== null, SHARED: Ws !== null,
         NORM: !down && !!a.norm, WSR: down ? 1 : 2, MOE_GEMV: true, NORM_TOPK: !!a.normTopk, EMAX, RT_K: rtK(K),
         ...(down ? { ROUTE: route && !routeOnce, ROUTE_IN: routeOnce, SEL_IN: !route } : { ROUTE: route, ROUTE_OUT: routeOnce, XS: xs, XQ: C / 4 }) };
       let TPR: number, grid3: [number, number, number], cost: Launch['cost'];
@@ -223,14 +219,6 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
         const [gx, gy] = grid(Math.ceil(C / (WG / TPR)));
         grid3 = [gx, gy, N];
         cost = { flops: 2 * N * ((q ? K * I * nR / E : 0) + Ish) * C, bytes: (readRows * I + (Ws ? Ish : 0)) * C * wbytes(ws[0]!) + 4 * N * (AW + 2 * C) };
-      }
-      if (loads1) {
-        // one batch of loads a lane where its units fit 8: moe_gu's Ur units of a gate and an up row, moe_down's
-        // routed units and (SH_FOLD, the shared rows as long as a routed expert's) the shared ones
-        const fold = down && q !== null && Ws !== null && Us === Ur;
-        const units = down ? ((q ? K : 0) + (fold ? 1 : 0)) * Ur : Ur;
-        defines.SH_FOLD = fold;
-        defines.UNROLL = Number(knob('FLA_MOE_UNROLL') ?? Math.min(8, Math.max(1, Math.ceil(units / TPR))));
       }
       const eps = new Uint32Array(new Float32Array([a.norm?.eps ?? 0]).buffer)[0]!;
       // fp8 scale columns: a shift by log2(units per block) where both sets' blocks hold a power of two of units

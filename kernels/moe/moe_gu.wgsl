@@ -94,30 +94,12 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   let a = g.z;
   let sh = a >= nr;
   var t = a - nr;
-  if (!sh) { t = a / K; }
-#if LOADS1
-  // LOADS1: the token row's pass (Σx², the staged row) goes out first, its loads in flight with the router logits'
-  let xb = min(t, step.n - 1u) * (C / 4u);
-  var ss = array<f32, 2>(0.0, 0.0);
-  if (NORM || XS) {
-    for (var q = li; q < C / 4u; q += WG) {
-      let v = x[xb + q];
-      ss[0] += dot(v, v);
-#if XS
-#if NORM
-      xs[q] = v * gn[q];
-#else
-      xs[q] = v;
-#endif
-#endif
-    }
-  }
-#endif
   var rows = Ish;
   var col = K * I;
   var g0 = 0u;
   var ok = SHARED;
   if (!sh) {
+    t = a / K;
 #if ROUTE
     route(li, sl, sg, t * SW, dims[5].z, K, true);   // (a workgroup-uniform branch)
     let e = rt_e[a % K];
@@ -140,53 +122,8 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   let lane = li % TPR;
   let i = (g.x + g.y * ng.x) * (WG / TPR) + li / TPR;
   let live = ok && t < step.n && i < rows;
-  var rs = 1.0;
-  var acc = vec2f(0.0);      // gate sum, up sum
-#if LOADS1
-  // the first UNROLL units of the gate and the up row go out before the norm's reduction (barriers), the rest
-  // (U > UNROLL·TPR) in further batches; units past the row are not loaded (predicated)
-  let gg = g0 + i;
-  let gu = gg + rows;
-  var wg: array<WUNIT, UNROLL>;
-  var wu: array<WUNIT, UNROLL>;
-  if (live) {
-    for (var k = 0u; k < UNROLL; k++) {
-      let uk = lane + k * TPR;
-      if (uk < U) { wg[k] = ld(sh, gg * U + uk); wu[k] = ld(sh, gu * U + uk); }
-    }
-  }
-#if XS
-  workgroupBarrier();   // xs published
-#endif
-#if NORM
-#if SG_RED
-  ss = lane_sum(li, sg, WG, ss);
-#else
-  ss = lane_sum(li, 1u, WG, ss);
-#endif
-  rs = inverseSqrt(ss[0] / f32(C) + bitcast<f32>(dims[4].w));
-#endif
-  if (live) {
-    let sg0 = srow_of(sh, gg);
-    let su0 = srow_of(sh, gu);
-    for (var u = lane; u < U; u += UNROLL * TPR) {
-      if (u != lane) {
-        for (var k = 0u; k < UNROLL; k++) {
-          let uk = u + k * TPR;
-          if (uk < U) { wg[k] = ld(sh, gg * U + uk); wu[k] = ld(sh, gu * U + uk); }
-        }
-      }
-      for (var k = 0u; k < UNROLL; k++) {
-        let uk = u + k * TPR;
-        if (uk < U) {
-          let lq = uk * (EPU / 4u);
-          acc += vec2f(wdot(wg[k], xb, lq) * wscale(sh, sg0, uk), wdot(wu[k], xb, lq) * wscale(sh, su0, uk));
-        }
-      }
-    }
-  }
-#else
   let xb = min(t, step.n - 1u) * (C / 4u);
+  var rs = 1.0;
   // one pass over the token's row: Σx² (NORM) and the staged row (XS)
   var ss = array<f32, 2>(0.0, 0.0);
   if (NORM || XS) {
@@ -214,7 +151,7 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
 #endif
   rs = inverseSqrt(ss[0] / f32(C) + bitcast<f32>(dims[4].w));
 #endif
-  acc = vec2f(0.0);
+  var acc = vec2f(0.0);      // gate sum, up sum
   if (live) {
     let gg = g0 + i;
     let gu = gg + rows;
@@ -238,8 +175,6 @@ fn moe_gu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
       acc += vec2f(wdot(w0, xb, lq) * wscale(sh, sg0, u), wdot(w1, xb, lq) * wscale(sh, su0, u));
     }
   }
-
-#endif
 
   var gu2 = array<f32, 2>(acc.x, acc.y);
 #if SG_RED

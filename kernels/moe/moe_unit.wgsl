@@ -42,23 +42,11 @@ fn f8pair(t: u32) -> vec2f {
 }
 
 // the 4 fp8 of one word in byte order, 2⁻⁸ × e4m3
-#if F8_ASR
-// F8_ASR (FLA_FP8_DECODE=asr): no f16 conversion. Byte k moved to the top (w << 24 − 8k) and shifted right
-// arithmetically by 4 leaves s.ssss.eeee.mmm at bits 31..20; with bits 30..27 (the sign's copies) and those below 20
-// cleared, the f32 is ±2⁻¹²⁰ × e4m3 for every byte — exponent field eeee, and for eeee = 0 an f32 subnormal
-// (0.mmm × 2⁻¹²⁶ = 2⁻¹²⁰ × 0.mmm × 2⁻⁶) — then × 2¹¹² (exact) gives 2⁻⁸ × e4m3 as the f16 path. NaN bytes: ±480 × 2⁻⁸ as there.
-// Exact only where f32 subnormals are kept (else the 14 subnormal byte values of each sign decode to 0).
-fn f8quad(w: u32) -> vec4f {
-  let s = bitcast<vec4i>(vec4u(w << 24u, w << 16u, w << 8u, w)) >> vec4u(4u);
-  return bitcast<vec4f>(bitcast<vec4u>(s) & vec4u(0x87f00000u)) * 5.192296858534828e33;
-}
-#else
 fn f8quad(w: u32) -> vec4f {
   let e = f8pair(w);
   let o = f8pair(w >> 8u);
   return vec4f(e.x, o.x, e.y, o.y);
 }
-#endif
 
 fn hquad(w: vec2u) -> vec4f {
 #if W_F16

@@ -127,8 +127,6 @@ const CASES: Case[] = [
   { N: 3, E: 33, K: 3, C: 132, I: 36, dt: 'bf16', kernel: 'gemv', route: true },
   { N: 2, E: 300, K: 10, C: 64, I: 32, dt: 'f32', kernel: 'gemv', shared: { I: 32, dt: 'f32' }, route: true },
   { N: 7, E: 9, K: 9, C: 68, I: 20, dt: 'f32', kernel: 'gemv', parts: 3, route: true },
-  // the shared expert's rows as long as a routed one's: moe_down folds it into the routed units (FLA_MOE_LOADS=one)
-  { N: 3, E: 9, K: 4, C: 256, I: 128, dt: 'fp8', kernel: 'gemv', shared: { I: 128, dt: 'fp8' }, norm: true, route: true },
   { N: 2, E: 6, K: 2, C: 256, I: 144, dt: 'fp8', kernel: 'gemv_wg', shared: { I: 128, dt: 'fp8' }, route: true },
   { N: 13, E: 7, K: 3, C: 136, I: 40, dt: 'bf16', kernel: 'grouped', shared: { I: 56, dt: 'bf16' }, norm: true, route: true },
 ];
