@@ -1,8 +1,8 @@
 // matmul_fp8 op: y = act(x·Wᵀ + bias) (+ y) for an F8_E4M3 weight (fp8 checkpoints) with its block scales, both as
 // stored, decoded inside the kernel. Variants: gemv_vec for decode-sized steps (≤ 8 rows: 16-byte loads, split-K lanes
 // sized to fill the GPU, rows held in registers, subgroup reductions where the adapter has them; behind a norm or a
-// gate the input rows staged in workgroup memory once per workgroup, XS, FLA_FP8_XS; FLA_FP8_LANES / _WG / _UNROLL
-// for A/B of the launch shape), gemv_vec_wg (the same
+// gate the input rows staged in workgroup memory once per workgroup, XS, FLA_FP8_XS; FLA_FP8_ROWS (outputs per lane
+// group) / _LANES / _WG / _UNROLL for A/B of the launch shape), gemv_vec_wg (the same
 // reducing through workgroup memory), the tiled gemm otherwise; FLA_KERNEL_MATMUL_FP8=gemv_vec|gemv_vec_wg|gemm forces one. matmul() routes fp8 weights here; the CPU backend
 // holds them dequantized, so the reference is the f32 matmul of the dequantized weight (matmul_fp8.ref.ts).
 // matmul_fp8_multi op: sibling fp8 projections of one input behind the RMSNorm that feeds them (the fp8 counterpart
@@ -64,18 +64,25 @@ function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number }
   const SGS = ad.subgroupSize, SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
   const outs = parts.map(p => p.w.shape[0]!), total = outs.reduce((a, b) => a + b, 0);
   const RB = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : VEC_RMAX;
+  // OR outputs per lane group (FLA_FP8_ROWS, default 1): each input quad a lane reads serves OR weight rows. H200,
+  // Qwen3-Next-80B shapes at one row, fp8_probe µs a call, ROWS 1 / 2 / 2 with FLA_FP8_UNROLL=4: in_proj 28.4–30.3 /
+  // 30.7–31.7 / 23.0, q|g|k|v 28.6–29.3 / 26.0–26.2 / 21.0, out_proj 13.6–15.5 / 11.1–14.9 / 14.1, o_proj gated
+  // 16.2–17.2 / 15.1–15.2 / 13.7; fla bench tg32 with ROWS 2 alone 184.4, 187.8 against 189.7, 190.2 (A B A B): not the
+  // default until the bench shows a gain
+  const OR = Number(knob('FLA_FP8_ROWS') ?? 1);
   // the input rows staged in workgroup memory once per workgroup where they fit, behind a norm or a gate (H200: in_proj
   // 77 → 30 µs, o_proj gated 18.4 → 17.2; a plain x 13.0 → 15.3, so not there); FLA_FP8_XS=0: read by every lane group
   const XS = knob('FLA_FP8_XS') !== '0' && (norm !== null || (mode !== null && 'gate' in mode)) && RB * IN * 4 <= Math.min(XS_BYTES, ad.maxWorkgroupStorage / 2);
   let TPR = Math.min(32, WG);
-  while (TPR < WG && total * TPR < TARGET_THREADS && 8 * TPR <= U) TPR *= 2;
+  const groups = Math.ceil(total / OR);
+  while (TPR < WG && groups * TPR < TARGET_THREADS && 8 * TPR <= U) TPR *= 2;
   // staged (XS): narrower lane groups where the grid stays large, so a workgroup's staging reads (x and the norm weight:
   // 8 bytes a column) are at most half the weight bytes it streams
-  if (XS) while (TPR > XS_TPR && (total * TPR) / 2 >= TARGET_THREADS / 2) TPR /= 2;
+  if (XS) while (TPR > XS_TPR && (groups * TPR) / 2 >= TARGET_THREADS / 2) TPR /= 2;
   const forced = knob('FLA_FP8_LANES');
   if (forced) TPR = Math.min(WG, Number(forced));
   while (TPR > 1 && TPR > U) TPR /= 2;
-  const RPW = WG / TPR;
+  const RPW = (WG / TPR) * OR;
   const w0 = Math.ceil(outs[0]! / RPW), w1 = outs[1] ? Math.ceil(outs[1] / RPW) : 0, [gx, gy] = grid(w0 + w1);
   const fq = (w: Weight) => { const f = w.fp8!; return [f.rp, Math.ceil(f.rp / f.br), f.br, Math.ceil(IN / f.bc)]; };
   const p0 = parts[0]!, p1 = parts[1] ?? parts[0]!;
@@ -84,7 +91,7 @@ function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number }
   const COL_POW2 = parts.every(p => pow2(p.w.fp8!.bc / EPU)), col = (w: Weight) => COL_POW2 ? Math.log2(w.fp8!.bc / EPU) : w.fp8!.bc;
   const defines = {
     ...weightDefines('fp8'), WDT: 0, WG, RB, UNROLL: Number(knob('FLA_FP8_UNROLL') ?? (RB === 1 && U >= 8 * TPR ? 8 : Math.max(1, Math.min(4, 8 / RB)))), VEC, SG_RED, SGS: SG_RED ? SGS : 1, NP: parts.length,
-    NORM: norm !== null, WSR: RB, XS, XQ: IN / 4, COL_POW2, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
+    NORM: norm !== null, WSR: RB * OR, OR, XS, XQ: IN / 4, COL_POW2, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
   };
   const cost = { flops: 2 * rows * IN * total, bytes: total * IN + 4 * rows * (IN + total) };
   const conv = mode && 'conv' in mode ? mode.conv : null;

@@ -116,7 +116,7 @@ fn quads(w: WUNIT, u: u32) -> array<vec4f, QPU> {
 // the row, then lane_sum of moe_unit.wgsl over all WG lanes); from uniform control flow (barriers inside).
 fn norm_scales(li: u32, sg: u32, xr: array<u32, RB>) -> array<f32, RB> {
   let IN = dims[0].x;
-  var ss: array<f32, RB>;
+  var ss: array<f32, WSR>;   // (the first RB used: lane_sum's width)
   for (var r = 0u; r < RB; r++) {
     for (var q = li; q < IN / 4u; q += WG) {
       let v = xv(xr[r] + q);
@@ -136,14 +136,20 @@ fn norm_scales(li: u32, sg: u32, xr: array<u32, RB>) -> array<f32, RB> {
 }
 #endif
 
-// acc[r] += Ŵ unit u (loaded as w, its row's first scale at sr) · the matching input quads of batch row r, every row
-fn add_unit(acc: ptr<function, array<f32, RB>>, p1: bool, sr: u32, xr: array<u32, RB>, w: WUNIT, u: u32) {
-  let s = wscale(p1, sr, u);
-  let qs = quads(w, u);
+// acc[r·OR + c] += Ŵ unit u of the lane group's output c (loaded as w[c], its row's first scale at sr[c]) · the
+// matching input quads of batch row r, every row (each input quad read once for the OR outputs)
+fn add_unit(acc: ptr<function, array<f32, RB * OR>>, p1: bool, sr: array<u32, OR>, xr: array<u32, RB>, w: array<WUNIT, OR>, u: u32) {
+  var s: array<f32, OR>;
+  var qs: array<array<vec4f, QPU>, OR>;
+  for (var c = 0u; c < OR; c++) { s[c] = wscale(p1, sr[c], u); qs[c] = quads(w[c], u); }
   for (var r = 0u; r < RB; r++) {
-    var d = 0.0;
-    for (var j = 0u; j < QPU; j++) { d += dot(qs[j], xrow(xr, r, u * QPU + j)); }
-    (*acc)[r] += s * d;
+    var d: array<f32, OR>;
+    for (var c = 0u; c < OR; c++) { d[c] = 0.0; }   // (explicitly: a loop-local var is not re-zeroed every iteration everywhere)
+    for (var j = 0u; j < QPU; j++) {
+      let xq = xrow(xr, r, u * QPU + j);
+      for (var c = 0u; c < OR; c++) { d[c] += dot(qs[c][j], xq); }
+    }
+    for (var c = 0u; c < OR; c++) { (*acc)[r * OR + c] += s[c] * d[c]; }
   }
 }
 
@@ -203,18 +209,20 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
   var OUT = dims[1].x;
   if (p1) { lw = wgi - dims[1].z; OUT = dims[1].y; }
   let lane = li % TPR;
-  let o = lw * (WG / TPR) + li / TPR;
+  // OR outputs per lane group: o … o + OR − 1 (past OUT: loads clamped to the last row, nothing written)
+  let o = (lw * (WG / TPR) + li / TPR) * OR;
   let r0 = g.z * RB;
   // rows past the step's last are clamped to it: their sums are computed and never written
   var xr: array<u32, RB>;
   for (var r = 0u; r < RB; r++) { xr[r] = min(r0 + r, rows - 1u) * (IN / 4u); }
-  var acc: array<f32, RB>;
-  let base = o * U;
-  var wv: array<WUNIT, UNROLL>;
+  var acc: array<f32, RB * OR>;
+  var base: array<u32, OR>;
+  for (var c = 0u; c < OR; c++) { base[c] = min(o + c, OUT - 1u) * U; }
+  var wv: array<array<WUNIT, OR>, UNROLL>;
   // NORM / XS: the first loads go out before the prologue the whole workgroup shares
   let pre = (NORM || XS) && o < OUT && lane + (UNROLL - 1u) * TPR < U;
   if (pre) {
-    for (var k = 0u; k < UNROLL; k++) { wv[k] = ld(p1, base + lane + k * TPR); }
+    for (var k = 0u; k < UNROLL; k++) { for (var c = 0u; c < OR; c++) { wv[k][c] = ld(p1, base[c] + lane + k * TPR); } }
   }
   var rs: array<f32, RB>;
 #if NORM
@@ -232,15 +240,21 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
 #endif
 #endif
   if (o < OUT) {
-    let sr = srow_of(p1, o);
+    var sr: array<u32, OR>;
+    for (var c = 0u; c < OR; c++) { sr[c] = srow_of(p1, min(o + c, OUT - 1u)); }
     var u = lane;
     for (; u + (UNROLL - 1u) * TPR < U; u += UNROLL * TPR) {
       if (!pre || u != lane) {
-        for (var k = 0u; k < UNROLL; k++) { wv[k] = ld(p1, base + u + k * TPR); }   // all loads in flight first
+        // all loads in flight first
+        for (var k = 0u; k < UNROLL; k++) { for (var c = 0u; c < OR; c++) { wv[k][c] = ld(p1, base[c] + u + k * TPR); } }
       }
       for (var k = 0u; k < UNROLL; k++) { add_unit(&acc, p1, sr, xr, wv[k], u + k * TPR); }
     }
-    for (; u < U; u += TPR) { add_unit(&acc, p1, sr, xr, ld(p1, base + u), u); }
+    for (; u < U; u += TPR) {
+      var w1: array<WUNIT, OR>;
+      for (var c = 0u; c < OR; c++) { w1[c] = ld(p1, base[c] + u); }
+      add_unit(&acc, p1, sr, xr, w1, u);
+    }
   }
 
 #if SG_RED
@@ -249,46 +263,49 @@ fn matmul_fp8_gemv_vec(@builtin(local_invocation_index) li: u32, @builtin(workgr
   acc = lane_sum(li, 1u, TPR, acc);
 #endif
 
-  // every lane of the row now holds its sums: lane j writes batch rows j, j + TPR, …
-  if (o < OUT) {
-    var hb = 0.0;
-    if (HAS_BIAS) { hb = vb[o]; }
-    for (var r = 0u; r < RB; r++) {
-      let row = r0 + r;
-      if (r % TPR == lane && row < rows) {
-        var v = acc[r];
-        if (NORM) { v *= rs[r]; }
-#if CONV
-        y0[row * OUT + o] = v;
-        if (o < dims[4].z) { conv_out(row, o, v); }
-#endif
-#if SEG
-        // rows [0, s1) → y0, [s1, s2) → y1, [s2, s3) → y2, [s3, OUT) → y3 (s = dims[1].y, dims[4].z, dims[4].w)
-        let s1 = dims[1].y;
-        let s2 = dims[4].z;
-        let s3 = dims[4].w;
-        if (o < s1) { y0[row * s1 + o] = act_code(v, ACT0); }
-        else if (o < s2) { y1[row * (s2 - s1) + o - s1] = act_code(v, ACT1); }
-        else if (o < s3) { y2[row * (s3 - s2) + o - s2] = act_code(v, ACT2); }
-        else { y3[row * (OUT - s3) + o - s3] = act_code(v, ACT3); }
-#endif
-#if GATE
-        v = act_code(v + hb, ACT0);
-        if (ACCUM) { v += y0[row * OUT + o]; }
-        y0[row * OUT + o] = v;
-#endif
-#if PARTS2
-        if (p1) {
-          v = act_code(v + hb, ACT1);
-          if (ACCUM) { v += y1[row * OUT + o]; }
-          y1[row * OUT + o] = v;
-        } else {
+  // every lane of the group now holds its sums: lane j writes sums j, j + TPR, … (sum r·OR + c: batch row r, output o + c)
+  for (var c = 0u; c < OR; c++) {
+    let oc = o + c;
+    if (oc < OUT) {
+      var hb = 0.0;
+      if (HAS_BIAS) { hb = vb[oc]; }
+      for (var r = 0u; r < RB; r++) {
+        let row = r0 + r;
+        if ((r * OR + c) % TPR == lane && row < rows) {
+          var v = acc[r * OR + c];
+          if (NORM) { v *= rs[r]; }
+  #if CONV
+          y0[row * OUT + oc] = v;
+          if (oc < dims[4].z) { conv_out(row, oc, v); }
+  #endif
+  #if SEG
+          // rows [0, s1) → y0, [s1, s2) → y1, [s2, s3) → y2, [s3, OUT) → y3 (s = dims[1].y, dims[4].z, dims[4].w)
+          let s1 = dims[1].y;
+          let s2 = dims[4].z;
+          let s3 = dims[4].w;
+          if (oc < s1) { y0[row * s1 + oc] = act_code(v, ACT0); }
+          else if (oc < s2) { y1[row * (s2 - s1) + oc - s1] = act_code(v, ACT1); }
+          else if (oc < s3) { y2[row * (s3 - s2) + oc - s2] = act_code(v, ACT2); }
+          else { y3[row * (OUT - s3) + oc - s3] = act_code(v, ACT3); }
+  #endif
+  #if GATE
           v = act_code(v + hb, ACT0);
-          if (ACCUM) { v += y0[row * OUT + o]; }
-          y0[row * OUT + o] = v;
+          if (ACCUM) { v += y0[row * OUT + oc]; }
+          y0[row * OUT + oc] = v;
+  #endif
+  #if PARTS2
+          if (p1) {
+            v = act_code(v + hb, ACT1);
+            if (ACCUM) { v += y1[row * OUT + oc]; }
+            y1[row * OUT + oc] = v;
+          } else {
+            v = act_code(v + hb, ACT0);
+            if (ACCUM) { v += y0[row * OUT + oc]; }
+            y0[row * OUT + oc] = v;
+          }
+  #endif
         }
-#endif
       }
     }
-  }
+}
 }

@@ -13,7 +13,8 @@
 // their first loads, then the whole workgroup sums each row's x² once (norm_scales), and the sums are scaled by
 // rsqrt(mean x² + eps) after the reduction. XS: the workgroup first stages its RB input rows in workgroup memory (x,
 // x ⊙ xg with GATE, x·gn with NORM; XQ = IN / 4 quads a row), which every lane group then reads.
-// Defines: WG, RB, WSR (= RB), UNROLL, VEC, SG_RED, SGS, NP, NORM, XS, XQ, HAS_BIAS, ACCUM, ROWS_K, ACT0, ACT1,
+// OR (FLA_FP8_ROWS): each lane group computes OR consecutive outputs, every input quad it reads used for all of them.
+// Defines: WG, RB, OR, WSR (= RB · OR), UNROLL, VEC, SG_RED, SGS, NP, NORM, XS, XQ, HAS_BIAS, ACCUM, ROWS_K, ACT0, ACT1,
 // COL_POW2. f32 accumulate.
 #include "common.wgsl"
 

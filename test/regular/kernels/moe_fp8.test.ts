@@ -12,10 +12,11 @@ import { prng, randn, type Prng } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
 import { checkBoth, hostWeight, packedStep, simpleStep } from './harness.ts';
 
-function fp8(R: number, C: number, rng: Prng, br = 128, bc = 128, all = false): HostWeight {
+function fp8(R: number, C: number, rng: Prng, br = 128, bc = 128, all = false, sub = false): HostWeight {
   const bytes = new Uint8Array(R * C);
   for (let i = 0; i < bytes.length; i++) {
-    let b = all ? i % 256 : rng.int(256);
+    // sub: only the subnormals (exponent 0, mantissa 1-7) of either sign
+    let b = sub ? (1 + rng.int(7)) | (rng.int(2) << 7) : all ? i % 256 : rng.int(256);
     if ((b & 0x7f) === 0x7f) b = all ? b & 0x80 : b ^ 1;   // no NaN
     bytes[i] = b;
   }
@@ -35,8 +36,9 @@ test('e4m3 table: subnormals, zero, 448, sign', () => {
 });
 
 describe.skipIf(!HAS_GPU)('matmul_fp8', () => {
-  const cases: { N: number; IN: number; OUT: number; br?: number; bc?: number; all?: boolean; bias?: boolean; act?: 'sigmoid'; acc?: boolean; rowsK?: boolean }[] = [
+  const cases: { N: number; IN: number; OUT: number; br?: number; bc?: number; all?: boolean; sub?: boolean; bias?: boolean; act?: 'sigmoid'; acc?: boolean; rowsK?: boolean; or?: '2' | '4' }[] = [
     { N: 1, IN: 256, OUT: 16, all: true },
+    { N: 2, IN: 256, OUT: 24, sub: true },   // subnormal weights only: a decode that flushes them gives 0
     { N: 3, IN: 260, OUT: 131, bias: true },
     { N: 8, IN: 132, OUT: 200, br: 64, bc: 32, acc: true },
     { N: 2, IN: 192, OUT: 70, br: 64, bc: 48 },
@@ -44,16 +46,20 @@ describe.skipIf(!HAS_GPU)('matmul_fp8', () => {
     { N: 130, IN: 128, OUT: 67, bias: true, acc: true },
     { N: 70, IN: 196, OUT: 40, rowsK: true },
     { N: 1, IN: 4096, OUT: 40, acc: true },   // 8 units a lane: UNROLL 8
+    // FLA_FP8_ROWS: 2 / 4 outputs a lane group, the last group of an odd OUT partly past it
+    { N: 3, IN: 260, OUT: 131, bias: true, or: '2' },
+    { N: 1, IN: 2048, OUT: 43, acc: true, or: '4' },
   ];
   for (const c of cases) {
-    const what = `matmul_fp8 N=${c.N} ${c.IN}→${c.OUT} blocks ${c.br ?? 128}×${c.bc ?? 128}${c.bias ? ' bias' : ''}${c.act ? ` ${c.act}` : ''}${c.acc ? ' accumulate' : ''}${c.rowsK ? ' kept rows' : ''}`;
+    const what = `matmul_fp8 N=${c.N} ${c.IN}→${c.OUT} blocks ${c.br ?? 128}×${c.bc ?? 128}${c.sub ? ' subnormal weights' : ''}${c.bias ? ' bias' : ''}${c.act ? ` ${c.act}` : ''}${c.acc ? ' accumulate' : ''}${c.rowsK ? ' kept rows' : ''}${c.or ? `, ${c.or} outputs a lane group` : ''}`;
     test(what, async () => {
       const rng = prng(what);
       const step = simpleStep(c.N, c.rowsK ? [0, 5, c.N - 1] : [c.N - 1]);
       const R = c.rowsK ? 3 : c.N;
-      const w = fp8(c.OUT, c.IN, rng, c.br, c.bc, c.all), x = randn(R * c.IN, rng), y0 = randn(R * c.OUT, rng), b = randn(c.OUT, rng);
-      for (const kernel of c.N <= 8 ? ['gemv_vec', 'gemv_vec_wg', 'gemm'] : ['gemm']) {
+      const w = fp8(c.OUT, c.IN, rng, c.br, c.bc, c.all, c.sub), x = randn(R * c.IN, rng), y0 = randn(R * c.OUT, rng), b = randn(c.OUT, rng);
+      for (const kernel of c.or ? ['gemv_vec', 'gemv_vec_wg'] : c.N <= 8 ? ['gemv_vec', 'gemv_vec_wg', 'gemm'] : ['gemm']) {
         process.env.FLA_KERNEL_MATMUL_FP8 = kernel;
+        if (c.or) process.env.FLA_FP8_ROWS = c.or;
         try {
           await checkBoth(step, {}, async io => {
             const rows = c.rowsK ? 'k' : 'n';
@@ -63,7 +69,7 @@ describe.skipIf(!HAS_GPU)('matmul_fp8', () => {
             await matmul(io.o, xt, wt, bt, c.act ?? 'none', y, c.acc ?? false);
             return { y };
           }, { seed: rng, what: `${what} (${kernel})` });
-        } finally { delete process.env.FLA_KERNEL_MATMUL_FP8; }
+        } finally { delete process.env.FLA_KERNEL_MATMUL_FP8; delete process.env.FLA_FP8_ROWS; }
       }
     }, 300_000);
   }
