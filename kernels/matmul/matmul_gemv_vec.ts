@@ -48,12 +48,15 @@ export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 
   const VEC = IN % (4 * epw) === 0;
   const U = VEC ? IN / (4 * epw) : IN / epw;
   const E = VEC ? 4 * epw : epw;
-  const WG = Math.min(256, ad.maxInvocations);
   const SGS = ad.subgroupSize;
-  const SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
+  const SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= Math.min(256, ad.maxInvocations) && (SGS & (SGS - 1)) === 0;
   const rbMax = Number(knob('FLA_GEMV_ROWS') ?? rmax);
   const RB = Math.min(rbMax, rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : rows <= 8 ? 8 : GEMV_VEC_RMAX);
-  let CB = Math.max(pairs ? 2 : 1, gemvCols(RB));
+  // measured per-shape geometry (gemvRule) on the subgroup path; the portable path keeps the geometry below
+  const r: GemvRule = SG_RED && knob('FLA_GEMV_TUNED') !== '0' ? gemvRule(RB, IN, OUT, pairs) : {};
+  const wgKnob = knob('FLA_GEMV_WG');
+  const WG = SG_RED ? Math.max(SGS, Math.min(Number(wgKnob ?? r.WG ?? 256), ad.maxInvocations)) : Math.min(256, ad.maxInvocations);
+  let CB = Math.max(pairs ? 2 : 1, knob('FLA_GEMV_COLS') === undefined && r.CB !== undefined ? r.CB : gemvCols(RB));
   // the subgroup reduction keeps RB·CB sums per subgroup in workgroup memory (matmul_multi: plus RB sums of squares)
   while (SG_RED && CB > (pairs ? 2 : 1) && (WG / SGS) * RB * (CB + 1) * 4 > ad.maxWorkgroupStorage) CB /= 2;
   const N = RB * CB, z = Math.ceil(rows / RB);
@@ -65,7 +68,7 @@ export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 
   let TPR = Math.min(pairs && RB === 1 ? 16 : 32, WG);
   if (N === 1) while (TPR < WG && groups * TPR < TARGET_THREADS && 8 * TPR <= U) TPR *= 2;
   else while (TPR < WG && groups * z * TPR < TILED_THREADS && 4 * TPR <= U) TPR *= 2;
-  const lanes = knob('FLA_GEMV_LANES');
+  const lanes = knob('FLA_GEMV_LANES') ?? r.TPR;
   if (lanes !== undefined) TPR = Math.min(Number(lanes), WG);
   while (TPR > 1 && TPR > U) TPR /= 2;
   // transposing reduction steps: at most 3, each needs a stride bit inside the group and the subgroup
@@ -73,8 +76,21 @@ export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 
   if (SG_RED) while (TS < 3 && 2 << TS <= Math.min(N, TPR, SGS)) TS++;
   const [gx, gy] = grid(Math.ceil(groups / (WG / TPR)));
   // units in flight per lane: 4 for a few sums, fewer as the register tile grows (keeps the registers ≲ 128)
-  const UNROLL = Number(knob('FLA_GEMV_UNROLL') ?? (N <= 4 ? 4 : N <= 16 ? 2 : 1));
+  const UNROLL = Number(knob('FLA_GEMV_UNROLL') ?? r.UNROLL ?? (N <= 4 ? 4 : N <= 16 ? 2 : 1));
   return { WG, TPR, RB, CB, E, TS, UNROLL, VEC, SG_RED, SGS: SG_RED ? SGS : 0, U, groups, workgroups: [gx, gy, z] };
+}
+
+/** Geometry a rule sets (unset: plan's own choice): threads a workgroup, columns a lane group, lanes a group, units in flight. */
+export interface GemvRule { WG?: number; CB?: number; TPR?: number; UNROLL?: number }
+
+/**
+ * The decode GEMVs' geometry by shape where subgroups reduce, from the H200 sweeps of bench/gemv_probe.ts (see
+ * BENCHMARKS.md): rb register rows, IN × OUT (gate|up pairs: OUT counts both). FLA_GEMV_TUNED=0 leaves plan's
+ * previous geometry (A/B); FLA_GEMV_WG / _COLS / _LANES / _UNROLL override each field.
+ */
+export function gemvRule(rb: number, IN: number, OUT: number, pairs: boolean): GemvRule {
+  void rb; void IN; void OUT; void pairs;
+  return {};
 }
 
 /** FLA_GEMV_ROW_LOOP=1: a tile's batch rows as a loop for the driver to unroll instead of explicit calls (A/B). */
