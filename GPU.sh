@@ -1,8 +1,13 @@
 #!/bin/bash
-# gemvtune round 1: the decode-GEMV sweep (bench/gemv_probe.ts --sweep) over every decode GEMV shape of llama-1b,
-# rwkv7-1.5b, gated_deltanet-1.3b at 1 and 8 rows, in one process; JSON lines written as it goes.
+# gemvtune round 2: the per-shape rules (gemvRule) against the previous geometry (FLA_GEMV_TUNED=0), per decode GEMV
+# in one process (interleaved twice), then fla bench of the three models, previous and tuned in alternating processes.
 cd "$(dirname "$0")"
 export FLA_WEBGPU=dawn
-nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw --format=csv > "$OUT/gpu.txt" 2>&1
-timeout 84 "$BUN" bench/gemv_probe.ts --sweep --budget 70 --json "$OUT/sweep.jsonl" > "$OUT/sweep.md" 2> "$OUT/sweep.err"
-echo "rc $?" >> "$OUT/sweep.err"
+left() { echo $((86 - SECONDS)); }
+timeout 30 "$BUN" bench/gemv_probe.ts --ab 2 --split --json "$OUT/ab.jsonl" > "$OUT/ab.md" 2> "$OUT/ab.err"; echo "probe rc $? at $SECONDS s" >> "$OUT/log.txt"
+for run in "llama-1b 0" "llama-1b 1" "gated_deltanet-1.3b 1" "gated_deltanet-1.3b 0" "rwkv7-1.5b 0" "rwkv7-1.5b 1"; do
+  set -- $run
+  [ "$(left)" -gt 8 ] || break
+  FLA_GEMV_TUNED=$2 timeout "$(left)" "$BUN" cli/main.ts bench --synthetic "$1" -p 64 -n 64 -b 1,8 -r 2 --no-profile --json > "$OUT/bench_$1_tuned$2.json" 2> "$OUT/bench_$1_tuned$2.err"
+  echo "$1 tuned=$2 rc $? at $SECONDS s" >> "$OUT/log.txt"
+done

@@ -7,7 +7,8 @@
 //
 //   bun bench/gemv_probe.ts [--rows 1,8] [--shapes all|NAME,...] [--cols d,1,2] [--lanes d,32] [--unroll d,4] [--wg d,256]
 //     one line per combination of the knobs (FLA_GEMV_COLS / _LANES / _UNROLL / _WG; 'd': the default) and the
-//     default (rules) against FLA_GEMV_TUNED=0 (the previous geometry)
+//     (when any is given) after the previous geometry (FLA_GEMV_TUNED=0) and the tuned default, interleaved --ab N
+//     times (default 1); --split: also matmul_multi's unfused path for the fused shapes
 //   bun bench/gemv_probe.ts --sweep [--budget 60] [--json out.jsonl]
 //     per (shape, rows): the previous and the tuned default, then columns × unroll × lanes at 256 threads, then the
 //     best columns × unroll at 128 and 512 threads over lanes; every measurement as a JSON line, the best per shape
@@ -51,7 +52,7 @@ const SHAPES = pick === 'all' ? ALL : ALL.filter(s => pick.split(',').some(p => 
 const ROWS = arg('rows', '1,8').split(',').map(Number);
 const jsonOut = arg('json', '');
 if (jsonOut) writeFileSync(jsonOut, '');
-const KNOB = { cols: 'FLA_GEMV_COLS', lanes: 'FLA_GEMV_LANES', unroll: 'FLA_GEMV_UNROLL', wg: 'FLA_GEMV_WG', tuned: 'FLA_GEMV_TUNED' } as const;
+const KNOB = { cols: 'FLA_GEMV_COLS', lanes: 'FLA_GEMV_LANES', unroll: 'FLA_GEMV_UNROLL', wg: 'FLA_GEMV_WG', tuned: 'FLA_GEMV_TUNED', multi: 'FLA_KERNEL_MATMUL_MULTI' } as const;
 type Cfg = Partial<Record<keyof typeof KNOB, string>>;
 const ROTATE_BYTES = Number(arg('rotate', '192')) * 1e6, MIN_DISPATCHES = 48;
 
@@ -80,13 +81,16 @@ async function measure(L: Loaded, R: number, cfg: Cfg): Promise<{ us: number; TP
     if (s.kind === 'mm') await matmul(o, x, ws[0]!, null, s.act ?? 'none', ys[0]!, s.acc ?? false);
     else await matmulMulti(o, x, { w: L.gn, eps: 1e-5, h }, parts, 'none', false, s.kind === 'swiglu' ? { out: gu } : null);
   }
-  const ds = o.dispatchesForBench(), reps = Math.max(1, Math.ceil(MIN_DISPATCHES / ds.length));
+  // passes of ≥ 48 calls and ≥ ~3 ms (5 µs + the weights at 2 TB/s a call): the submit and wake-up around a pass
+  // then stay within a few % of it
+  const ds = o.dispatchesForBench(), n = L.copies.length, est = 5 + 2 * L.total * s.IN / 2e6;
+  const reps = Math.max(1, Math.ceil(MIN_DISPATCHES / n), Math.ceil(3000 / (n * est)));
   const list = Array.from({ length: reps }, () => ds).flat();
   const run = async () => { const t = performance.now(); const enc = gpu.device.createCommandEncoder(); gpu.encode(enc, list); gpu.submit(enc); await gpu.device.queue.onSubmittedWorkDone(); return performance.now() - t; };
-  await run();
+  await run(); await run();
   let best = Infinity;
   for (let i = 0; i < 3; i++) best = Math.min(best, await run());
-  return { us: best * 1000 / list.length, TPR: p.TPR, CB: p.CB, UNROLL: p.UNROLL, WG: p.WG };
+  return { us: best * 1000 / (reps * n), TPR: p.TPR, CB: p.CB, UNROLL: p.UNROLL, WG: p.WG };
 }
 
 const gbs = (L: Loaded, us: number) => 2 * L.total * L.s.IN / (us * 1e3);
@@ -127,14 +131,21 @@ if (process.argv.includes('--sweep')) {
   console.log(`\n${HEAD}\n${summary.join('\n')}`);
   console.log(`sweep: ${((performance.now() - t00) / 1000).toFixed(1)} s`);
 } else {
+  const AB = Number(arg('ab', '1')), SPLIT = process.argv.includes('--split');
   const COLS = arg('cols', 'd').split(','), LANES = arg('lanes', 'd').split(','), UNROLLS = arg('unroll', 'd').split(','), WGS = arg('wg', 'd').split(',');
   console.log(HEAD);
   for (const s of SHAPES) {
     const L = load(s);
     await o.settle();
     for (const R of ROWS) {
-      const prev = await measure(L, R, { tuned: '0' }); record(L, R, 'previous', { tuned: '0' }, prev);
-      console.log(fmt(L, R, 'previous (FLA_GEMV_TUNED=0)', prev));
+      for (let k = 0; k < AB; k++) {   // previous and tuned default, interleaved
+        const prev = await measure(L, R, { tuned: '0' }); record(L, R, 'previous', { tuned: '0' }, prev);
+        console.log(fmt(L, R, 'previous (FLA_GEMV_TUNED=0)', prev));
+        const dflt = await measure(L, R, {}); record(L, R, 'tuned', {}, dflt);
+        console.log(fmt(L, R, 'tuned (default)', dflt));
+      }
+      if (SPLIT && s.kind !== 'mm') { const m = await measure(L, R, { multi: 'split' }); record(L, R, 'split', { multi: 'split' }, m); console.log(fmt(L, R, 'split (FLA_KERNEL_MATMUL_MULTI=split)', m)); }
+      if (!process.argv.includes('--cols') && !process.argv.includes('--lanes') && !process.argv.includes('--unroll') && !process.argv.includes('--wg')) continue;
       for (const cols of COLS) for (const lanes of LANES) for (const unroll of UNROLLS) for (const wg of WGS) {
         const cfg: Cfg = { cols, lanes, unroll, wg }, m = await measure(L, R, cfg);
         record(L, R, 'default', cfg, m);

@@ -52,8 +52,9 @@ export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 
   const SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= Math.min(256, ad.maxInvocations) && (SGS & (SGS - 1)) === 0;
   const rbMax = Number(knob('FLA_GEMV_ROWS') ?? rmax);
   const RB = Math.min(rbMax, rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : rows <= 8 ? 8 : GEMV_VEC_RMAX);
-  // measured per-shape geometry (gemvRule) on the subgroup path; the portable path keeps the geometry below
-  const r: GemvRule = SG_RED && knob('FLA_GEMV_TUNED') !== '0' ? gemvRule(RB, IN, OUT, pairs) : {};
+  // measured per-shape geometry (gemvRule) on the subgroup path, 16-byte loads, one block of 1 or 8 rows; the
+  // portable path and the other cases keep the geometry below
+  const r: GemvRule = SG_RED && VEC && (RB === 1 || RB === 8) && rows <= RB && knob('FLA_GEMV_TUNED') !== '0' ? gemvRule(RB as 1 | 8, U, OUT, pairs) : {};
   const wgKnob = knob('FLA_GEMV_WG');
   const WG = SG_RED ? Math.max(SGS, Math.min(Number(wgKnob ?? r.WG ?? 256), ad.maxInvocations)) : Math.min(256, ad.maxInvocations);
   let CB = Math.max(pairs ? 2 : 1, knob('FLA_GEMV_COLS') === undefined && r.CB !== undefined ? r.CB : gemvCols(RB));
@@ -84,13 +85,30 @@ export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 
 export interface GemvRule { WG?: number; CB?: number; TPR?: number; UNROLL?: number }
 
 /**
- * The decode GEMVs' geometry by shape where subgroups reduce, from the H200 sweeps of bench/gemv_probe.ts (see
- * BENCHMARKS.md): rb register rows, IN × OUT (gate|up pairs: OUT counts both). FLA_GEMV_TUNED=0 leaves plan's
- * previous geometry (A/B); FLA_GEMV_WG / _COLS / _LANES / _UNROLL override each field.
+ * The decode GEMVs' geometry by shape where subgroups reduce, from the H200 sweep of bench/gemv_probe.ts
+ * (2026-12-02, every decode GEMV of llama-1b, rwkv7-1.5b and gated_deltanet-1.3b, weights streamed from HBM; µs a
+ * dispatch, previous → rule; BENCHMARKS.md has the table). rb: register rows (one block: rows ≤ rb); units: 16-byte
+ * load units of a W row; OUT counts both halves of gate|up pairs.
+ * - One row: 2 columns a lane group (4 for gate|up pairs: 2 outputs), lanes from 16 doubled while the grid stays
+ *   within 2^17 threads (16 on the heads, 128 on 2048-wide outputs), 8 units in flight (2 for pairs): llama-1b head
+ *   177 → 135 (3.9 TB/s), rwkv7 head 75 → 68, gated_deltanet head 53 → 40 and q|k|v|z|a|b 26 → 21, gate|up 28 → 24
+ *   (llama) and 26 → 22, down 16.5 → 14.9 (llama) and 13.6 → 12.5, rwkv7 key 17.1 → 14.4, o 9.2 → 8.9.
+ * - Eight rows (5..8 rows): 4 columns, 2 units in flight (was 1), lanes from 8 doubled while the grid stays within
+ *   2^16 threads and each lane has 4 units; 128 threads a workgroup at 8 rows on outputs up to 16 K wide (more
+ *   workgroups a multiprocessor): at 8 rows llama-1b head 244 → 223, down 24.3 → 20.4, o 12.6 → 11.6; gated_deltanet
+ *   head 74.5 → 62, gate|up 38.6 → 31.1, q|k|v|z|a|b 40 → 33, down 19.3 → 17.4.
  */
-export function gemvRule(rb: number, IN: number, OUT: number, pairs: boolean): GemvRule {
-  void rb; void IN; void OUT; void pairs;
-  return {};
+export function gemvRule(rb: 1 | 8, units: number, OUT: number, pairs: boolean): GemvRule {
+  if (rb === 1) {
+    const CB = pairs ? 4 : 2, groups = Math.ceil(OUT / CB);
+    let TPR = 16;
+    while (TPR < 256 && groups * 2 * TPR <= 1 << 17 && 4 * TPR <= units) TPR *= 2;
+    return { CB, TPR, UNROLL: pairs ? 2 : 8 };
+  }
+  const groups = Math.ceil(OUT / 4);
+  let TPR = 8;
+  while (TPR < 256 && groups * 2 * TPR <= 1 << 16 && 8 * TPR <= units) TPR *= 2;
+  return { CB: 4, TPR, UNROLL: 2, ...(OUT <= 16384 ? { WG: 128 } : {}) };
 }
 
 /** FLA_GEMV_ROW_LOOP=1: a tile's batch rows as a loop for the driver to unroll instead of explicit calls (A/B). */
