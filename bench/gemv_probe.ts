@@ -8,7 +8,7 @@
 //   bun bench/gemv_probe.ts [--rows 1,8] [--shapes all|NAME,...] [--cols d,1,2] [--lanes d,32] [--unroll d,4] [--wg d,256]
 //     one line per combination of the knobs (FLA_GEMV_COLS / _LANES / _UNROLL / _WG; 'd': the default) and the
 //     (when any is given) after the previous geometry (FLA_GEMV_TUNED=0) and the tuned default, interleaved --ab N
-//     times (default 1); --split: also matmul_multi's unfused path for the fused shapes
+//     times (default 1); --split: also matmul_multi's unfused path for the fused shapes, and q|k|v with FLA_GEMV_PART_RT=1
 //   bun bench/gemv_probe.ts --sweep [--budget 60] [--json out.jsonl]
 //     per (shape, rows): the previous and the tuned default, then columns × unroll × lanes at 256 threads, then the
 //     best columns × unroll at 128 and 512 threads over lanes; every measurement as a JSON line, the best per shape
@@ -52,7 +52,7 @@ const SHAPES = pick === 'all' ? ALL : ALL.filter(s => pick.split(',').some(p => 
 const ROWS = arg('rows', '1,8').split(',').map(Number);
 const jsonOut = arg('json', '');
 if (jsonOut) writeFileSync(jsonOut, '');
-const KNOB = { cols: 'FLA_GEMV_COLS', lanes: 'FLA_GEMV_LANES', unroll: 'FLA_GEMV_UNROLL', wg: 'FLA_GEMV_WG', tuned: 'FLA_GEMV_TUNED', multi: 'FLA_KERNEL_MATMUL_MULTI' } as const;
+const KNOB = { cols: 'FLA_GEMV_COLS', lanes: 'FLA_GEMV_LANES', unroll: 'FLA_GEMV_UNROLL', wg: 'FLA_GEMV_WG', tuned: 'FLA_GEMV_TUNED', multi: 'FLA_KERNEL_MATMUL_MULTI', partrt: 'FLA_GEMV_PART_RT' } as const;
 type Cfg = Partial<Record<keyof typeof KNOB, string>>;
 const ROTATE_BYTES = Number(arg('rotate', '192')) * 1e6, MIN_DISPATCHES = 48;
 
@@ -145,6 +145,7 @@ if (process.argv.includes('--sweep')) {
         console.log(fmt(L, R, 'tuned (default)', dflt));
       }
       if (SPLIT && s.kind !== 'mm') { const m = await measure(L, R, { multi: 'split' }); record(L, R, 'split', { multi: 'split' }, m); console.log(fmt(L, R, 'split (FLA_KERNEL_MATMUL_MULTI=split)', m)); }
+      if (SPLIT && s.kind === 'qkv') { const m = await measure(L, R, { partrt: '1' }); record(L, R, 'partrt', { partrt: '1' }, m); console.log(fmt(L, R, 'tuned + FLA_GEMV_PART_RT=1', m)); }
       if (!process.argv.includes('--cols') && !process.argv.includes('--lanes') && !process.argv.includes('--unroll') && !process.argv.includes('--wg')) continue;
       for (const cols of COLS) for (const lanes of LANES) for (const unroll of UNROLLS) for (const wg of WGS) {
         const cfg: Cfg = { cols, lanes, unroll, wg }, m = await measure(L, R, cfg);
