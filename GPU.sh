@@ -5,9 +5,11 @@ cd "$(dirname "$0")"
 export FLA_WEBGPU=dawn
 left() { echo $((86 - SECONDS)); }
 timeout 30 "$BUN" bench/gemv_probe.ts --ab 2 --split --json "$OUT/ab.jsonl" > "$OUT/ab.md" 2> "$OUT/ab.err"; echo "probe rc $? at $SECONDS s" >> "$OUT/log.txt"
-for run in "llama-1b 0" "llama-1b 1" "gated_deltanet-1.3b 1" "gated_deltanet-1.3b 0" "rwkv7-1.5b 0" "rwkv7-1.5b 1"; do
+n=0
+for run in "llama-1b 0" "llama-1b 1" "gated_deltanet-1.3b 1" "gated_deltanet-1.3b 0" "rwkv7-1.5b 0" "rwkv7-1.5b 1" "llama-1b 1" "llama-1b 0"; do
+  n=$((n + 1))
   set -- $run
-  [ "$(left)" -gt 8 ] || break
-  FLA_GEMV_TUNED=$2 timeout "$(left)" "$BUN" cli/main.ts bench --synthetic "$1" -p 64 -n 64 -b 1,8 -r 2 --no-profile --json > "$OUT/bench_$1_tuned$2.json" 2> "$OUT/bench_$1_tuned$2.err"
+  [ "$(left)" -gt 10 ] || break
+  FLA_GEMV_TUNED=$2 timeout "$(left)" "$BUN" cli/main.ts bench --synthetic "$1" -p 64 -n 64 -b 1,8 -r 2 --no-profile --json > "$OUT/bench${n}_$1_tuned$2.json" 2> "$OUT/bench${n}_$1_tuned$2.err"
   echo "$1 tuned=$2 rc $? at $SECONDS s" >> "$OUT/log.txt"
 done
