@@ -85,12 +85,13 @@ export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 
 export interface GemvRule { WG?: number; CB?: number; TPR?: number; UNROLL?: number }
 
 /**
- * The decode GEMVs' geometry by shape where subgroups reduce, from the H200 sweep of bench/gemv_probe.ts
- * (2026-12-02, every decode GEMV of llama-1b, rwkv7-1.5b and gated_deltanet-1.3b, weights streamed from HBM; µs a
- * dispatch, previous → rule; BENCHMARKS.md has the table). rb: register rows (one block: rows ≤ rb); units: 16-byte
- * load units of a W row; OUT counts both halves of gate|up pairs.
+ * The decode GEMVs' geometry by shape where subgroups reduce, from the H200 sweep of `bun bench/gemv_probe.ts
+ * --sweep` (2026-12-02, every decode GEMV of llama-1b, rwkv7-1.5b and gated_deltanet-1.3b, weights streamed from
+ * HBM; µs a dispatch, previous → rule). rb: register rows (one block: rows ≤ rb); units: 16-byte load units of a W
+ * row; OUT counts both halves of gate|up pairs.
  * - One row: 2 columns a lane group (4 for gate|up pairs: 2 outputs), lanes from 16 doubled while the grid stays
- *   within 2^17 threads (16 on the heads, 128 on 2048-wide outputs), 8 units in flight (2 for pairs): llama-1b head
+ *   within 2^17 threads and each lane keeps 2 units (16 on the heads, 128 on 2048-wide outputs), 8 units in flight
+ *   (2 for pairs): llama-1b head
  *   177 → 135 (3.9 TB/s), rwkv7 head 75 → 68, gated_deltanet head 53 → 40 and q|k|v|z|a|b 26 → 21, gate|up 28 → 24
  *   (llama) and 26 → 22, down 16.5 → 14.9 (llama) and 13.6 → 12.5, rwkv7 key 17.1 → 14.4, o 9.2 → 8.9.
  * - Eight rows (5..8 rows): 4 columns, 2 units in flight (was 1), lanes from 8 doubled while the grid stays within
