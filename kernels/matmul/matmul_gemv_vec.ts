@@ -39,11 +39,11 @@ export function gemvCols(rb: number, env: Record<string, string | undefined> = p
  * Geometry for `rows` rows of x [rows, IN] times W [OUT, IN]. subgroups: reduce with subgroup operations where the
  * adapter has them (SGS = its smallest subgroup size; the kernel reads the real one); else through workgroup memory.
  * pairs: the columns come in gate|up pairs (CB ≥ 2, half from each; OUT counts both). rmax: rows a lane holds at most
- * (FLA_GEMV_ROWS overrides). Activation rows start at
+ * (FLA_GEMV_ROWS overrides). ruled: take gemvRule's geometry where it applies. Activation rows start at
  * multiples of 64 rows of 4-byte values, so x is always 16-byte aligned.
  */
 export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 'f32' | 'bf16' | 'f16', subgroups: boolean, pairs = false,
-  rmax = GEMV_VEC_RMAX): GemvVecPlan {
+  rmax = GEMV_VEC_RMAX, ruled = true): GemvVecPlan {
   const epw = dtype === 'f32' ? 1 : 2;                  // elements per u32 word
   const VEC = IN % (4 * epw) === 0;
   const U = VEC ? IN / (4 * epw) : IN / epw;
@@ -54,7 +54,7 @@ export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 
   const RB = Math.min(rbMax, rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : rows <= 8 ? 8 : GEMV_VEC_RMAX);
   // measured per-shape geometry (gemvRule) on the subgroup path, 16-byte loads, one block of 1 or 8 rows; the
   // portable path and the other cases keep the geometry below
-  const r: GemvRule = SG_RED && VEC && (RB === 1 || RB === 8) && rows <= RB && knob('FLA_GEMV_TUNED') !== '0' ? gemvRule(RB as 1 | 8, U, OUT, pairs) : {};
+  const r: GemvRule = ruled && SG_RED && VEC && (RB === 1 || RB === 8) && rows <= RB && knob('FLA_GEMV_TUNED') !== '0' ? gemvRule(RB as 1 | 8, U, OUT, pairs) : {};
   const wgKnob = knob('FLA_GEMV_WG');
   const WG = SG_RED ? Math.max(SGS, Math.min(Number(wgKnob ?? r.WG ?? 256), ad.maxInvocations)) : Math.min(256, ad.maxInvocations);
   let CB = Math.max(pairs ? 2 : 1, knob('FLA_GEMV_COLS') === undefined && r.CB !== undefined ? r.CB : gemvCols(RB));
