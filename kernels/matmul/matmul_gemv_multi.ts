@@ -70,7 +70,8 @@ function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean): Launch {
 /**
  * Whether the fused kernel picks each load's part at run time (PART_RT) rather than inlining the accumulation loop
  * once per part: only for 2-3 parts without SwiGLU at 2+ rows, where NP copies of the register-tiled loop are large
- * (H200, llama-1b q|k|v at 8 rows: 51 µs a call, 4× o_proj's per byte). FLA_GEMV_PART_RT forces it either way.
+ * FLA_GEMV_PART_RT forces it either way. Off by default: slower on an H200 (2026-12-02, llama-1b q|k|v, µs a call:
+ * 1 row 11.1 inlined vs 15.2 at run time, 8 rows 16.5 vs 20.5; fla bench tg64 710 vs 666-670 t/s).
  */
 export function partRt(parts: number, swiglu: boolean, rb: number): boolean {
   const k = knob('FLA_GEMV_PART_RT');

@@ -91,13 +91,14 @@ export interface GemvRule { WG?: number; CB?: number; TPR?: number; UNROLL?: num
  * row; OUT counts both halves of gate|up pairs.
  * - One row: 2 columns a lane group (4 for gate|up pairs: 2 outputs), lanes from 16 doubled while the grid stays
  *   within 2^17 threads and each lane keeps 2 units (16 on the heads, 128 on 2048-wide outputs), 8 units in flight
- *   (2 for pairs): llama-1b head
- *   177 → 135 (3.9 TB/s), rwkv7 head 75 → 68, gated_deltanet head 53 → 40 and q|k|v|z|a|b 26 → 21, gate|up 28 → 24
- *   (llama) and 26 → 22, down 16.5 → 14.9 (llama) and 13.6 → 12.5, rwkv7 key 17.1 → 14.4, o 9.2 → 8.9.
+ *   (2 for pairs): llama-1b head 176.6 → 133.9 (3.9 TB/s), q|k|v 12.8 → 11.1, gate|up 25.6 → 23.1, down 19.3 → 17.5;
+ *   rwkv7 head 79 → 72, key 20.2 → 17.6; gated_deltanet head 53.9 → 40.8, q|k|v|z|a|b 25.2 → 20.6, gate|up 22.4 →
+ *   18.9, down 13.6 → 12.7, o 11.6 → 11.0; o (2048 × 2048) 9.2 either way.
  * - Eight rows (5..8 rows): 4 columns, 2 units in flight (was 1), lanes from 8 doubled while the grid stays within
- *   2^16 threads and each lane has 4 units; 128 threads a workgroup at 8 rows on outputs up to 16 K wide (more
- *   workgroups a multiprocessor): at 8 rows llama-1b head 244 → 223, down 24.3 → 20.4, o 12.6 → 11.6; gated_deltanet
- *   head 74.5 → 62, gate|up 38.6 → 31.1, q|k|v|z|a|b 40 → 33, down 19.3 → 17.4.
+ *   2^16 threads and each lane keeps 4 units, 128 threads a workgroup on outputs up to 16 K wide (more workgroups a
+ *   multiprocessor): llama-1b head 248.6 → 228.7, q|k|v 22.9 → 16.5, down 30.4 → 27.8, o 12.7 → 11.6; rwkv7 head
+ *   114.6 → 101.1, key 26.7 → 21.8; gated_deltanet head 72.9 → 61.6, q|k|v|z|a|b 38.6 → 34.0, gate|up 35.5 → 30.7,
+ *   down 19.7 → 17.0, o 16.0 → 15.0. Not llama-1b's gate|up (8192 pairs): 40–42 µs as before, 50–69 with the rule.
  */
 export function gemvRule(rb: 1 | 8, units: number, OUT: number, pairs: boolean): GemvRule {
   if (rb === 1) {
@@ -106,6 +107,7 @@ export function gemvRule(rb: 1 | 8, units: number, OUT: number, pairs: boolean):
     while (TPR < 256 && groups * 2 * TPR <= 1 << 17 && 4 * TPR <= units) TPR *= 2;
     return { CB, TPR, UNROLL: pairs ? 2 : 8 };
   }
+  if (pairs && OUT >= 16384) return {};                  // llama-1b's gate|up: 40-42 µs as before, 50-69 with the rule
   const groups = Math.ceil(OUT / 4);
   let TPR = 8;
   while (TPR < 256 && groups * 2 * TPR <= 1 << 16 && 8 * TPR <= units) TPR *= 2;

@@ -121,6 +121,7 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
       .toEqual([{ CB: 2, TPR: 16, UNROLL: 8 }, { CB: 2, TPR: 128, UNROLL: 8 }, { CB: 2, TPR: 128, UNROLL: 8 }, { CB: 4, TPR: 32, UNROLL: 2 }]);
     expect([gemvRule(8, 256, 128256, false), gemvRule(8, 256, 2048, false), gemvRule(8, 1024, 2048, false), gemvRule(8, 256, 11264, true)])
       .toEqual([{ CB: 4, TPR: 8, UNROLL: 2 }, { CB: 4, TPR: 64, UNROLL: 2, WG: 128 }, { CB: 4, TPR: 128, UNROLL: 2, WG: 128 }, { CB: 4, TPR: 16, UNROLL: 2, WG: 128 }]);
+    expect(gemvRule(8, 256, 16384, true)).toEqual({});   // llama-1b's gate|up at 8 rows: the previous geometry
     if (!ad.subgroups || ad.subgroupSize > 128 || ad.maxInvocations < 256) return;
     expect(g(1, 2048, 128256)).toEqual([256, 2, 16, 8]);
     expect(g(8, 2048, 2048)).toEqual([Math.max(128, ad.subgroupSize), 4, 64, 2]);
