@@ -4,6 +4,7 @@
 // part (+ silu_mul) ('split': prefill-sized steps, and the reference the fused path is tested against).
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
+import { knob } from '../../src/util/knobs.ts';
 import { grid, kernel, op, ONLY, rowsOf, scratch, u32, weightDefines, type Ctx, type Launch } from '../lib.ts';
 import { rmsNormOp } from '../norm/rms_norm.ts';
 import { siluMulOp } from '../elementwise/silu_mul.ts';
@@ -59,12 +60,26 @@ function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean): Launch {
     kernel: KERNEL, grid: [gx, gy, p.workgroups[2]], cost: { flops: 2 * rowsOf(a.x, c) * IN * total, bytes },
     defines: {
       ACT: 0, ACT0: ACT[a.parts[0]!.act ?? a.act], ACT1: ACT[a.parts[1]?.act ?? a.act], ACT2: ACT[a.parts[2]?.act ?? a.act], ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(dtype), WDT: 0, NP: a.parts.length, NORM: a.norm !== null,
-      SWIGLU: sw,
+      SWIGLU: sw, PART_RT: partRt(a.parts.length, sw, p.RB),
       WG: p.WG, RB: p.RB, ROW_LOOP: rowLoop(), CB: p.CB, CV2: p.CB === 2, CV4: p.CB === 4, E: p.E, TS: p.TS, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
     },
     bind,
   };
 }
+
+/**
+ * Whether the fused kernel picks each load's part at run time (PART_RT) rather than inlining the accumulation loop
+ * once per part: only for 2-3 parts without SwiGLU at 2+ rows, where NP copies of the register-tiled loop are large
+ * FLA_GEMV_PART_RT forces it either way. Off by default: slower on an H200 (2026-12-02, llama-1b q|k|v, µs a call:
+ * 1 row 11.1 inlined vs 15.2 at run time, 8 rows 16.5 vs 20.5; fla bench tg64 710 vs 666-670 t/s).
+ */
+export function partRt(parts: number, swiglu: boolean, rb: number): boolean {
+  const k = knob('FLA_GEMV_PART_RT');
+  if (parts < 2 || swiglu) return false;
+  return k !== undefined ? k === '1' : PART_RT_DEFAULT && rb > 1;
+}
+/** partRt's default at 2+ rows. */
+const PART_RT_DEFAULT = false;
 
 function partArgs(a: MatmulMultiArgs, q: MultiPart): MatmulArgs {
   const x = a.norm ? a.norm.h : q.xp ?? a.x;

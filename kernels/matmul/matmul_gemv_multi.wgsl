@@ -10,6 +10,7 @@
 // columns c < H the gate rows (W0) and c ≥ H the up rows (W1) of them; sums are laid out gate half then up half, so
 // after the reduction each gate sum's up sum sits in the same slot of the lane across stride 1 (or in the lane itself
 // when TS = 0), and the group writes y0[r, o] = silu(g)·u (as silu_mul computes it); y1 is not written.
+// PART_RT: the loads' part chosen at run time (one copy of the accumulation loop) instead of one inlined copy per part.
 // Bindings: step uniform; x [R, IN] f32; gn [IN] f32 (dummy if !NORM); W0..W2 [OUT_p, IN] packed (dummy past NP);
 // y0..y2 [R, OUT_p] f32 (dummy past NP); dims: (IN, U, TPR, eps bits), (OUT_0, OUT_1, OUT_2, 0),
 // (first workgroup of part 1, of part 2, 0, 0), (plane of x read by part 0, 1, 2, 0).
@@ -200,10 +201,15 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
       if (SWIGLU) { oc = o0 + c % H; }
       wb[c] = min(oc, OUT - 1u) * U;
     }
+#if PART_RT
+    // one call with the part a run-time (workgroup-uniform) value: one copy of the tile's code instead of NP
+    accum(select(p, 0u, SWIGLU), &av, &ss, wb, xg, lane, TPR, U);
+#else
     // one call per part with the part a constant, so that each load's binding is known and a step's loads issue together
     if (SWIGLU || NP == 1u || p == 0u) { accum(0u, &av, &ss, wb, xg, lane, TPR, U); }
     else if (NP == 2u || p == 1u) { accum(1u, &av, &ss, wb, xg, lane, TPR, U); }
     else { accum(2u, &av, &ss, wb, xg, lane, TPR, U); }
+#endif
   }
 
   // the sums flat at vi(r, c)

@@ -39,21 +39,25 @@ export function gemvCols(rb: number, env: Record<string, string | undefined> = p
  * Geometry for `rows` rows of x [rows, IN] times W [OUT, IN]. subgroups: reduce with subgroup operations where the
  * adapter has them (SGS = its smallest subgroup size; the kernel reads the real one); else through workgroup memory.
  * pairs: the columns come in gate|up pairs (CB ≥ 2, half from each; OUT counts both). rmax: rows a lane holds at most
- * (FLA_GEMV_ROWS overrides). Activation rows start at
+ * (FLA_GEMV_ROWS overrides). ruled: take gemvRule's geometry where it applies. Activation rows start at
  * multiples of 64 rows of 4-byte values, so x is always 16-byte aligned.
  */
 export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 'f32' | 'bf16' | 'f16', subgroups: boolean, pairs = false,
-  rmax = GEMV_VEC_RMAX): GemvVecPlan {
+  rmax = GEMV_VEC_RMAX, ruled = true): GemvVecPlan {
   const epw = dtype === 'f32' ? 1 : 2;                  // elements per u32 word
   const VEC = IN % (4 * epw) === 0;
   const U = VEC ? IN / (4 * epw) : IN / epw;
   const E = VEC ? 4 * epw : epw;
-  const WG = Math.min(256, ad.maxInvocations);
   const SGS = ad.subgroupSize;
-  const SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= WG && (SGS & (SGS - 1)) === 0;
+  const SG_RED = subgroups && ad.subgroups && SGS > 0 && SGS <= Math.min(256, ad.maxInvocations) && (SGS & (SGS - 1)) === 0;
   const rbMax = Number(knob('FLA_GEMV_ROWS') ?? rmax);
   const RB = Math.min(rbMax, rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : rows <= 8 ? 8 : GEMV_VEC_RMAX);
-  let CB = Math.max(pairs ? 2 : 1, gemvCols(RB));
+  // measured per-shape geometry (gemvRule) on the subgroup path, 16-byte loads, one block of 1 or 8 rows; the
+  // portable path and the other cases keep the geometry below
+  const r: GemvRule = ruled && SG_RED && VEC && (RB === 1 || RB === 8) && rows <= RB && knob('FLA_GEMV_TUNED') !== '0' ? gemvRule(RB as 1 | 8, U, OUT, pairs) : {};
+  const wgKnob = knob('FLA_GEMV_WG');
+  const WG = SG_RED ? Math.max(SGS, Math.min(Number(wgKnob ?? r.WG ?? 256), ad.maxInvocations)) : Math.min(256, ad.maxInvocations);
+  let CB = Math.max(pairs ? 2 : 1, knob('FLA_GEMV_COLS') === undefined && r.CB !== undefined ? r.CB : gemvCols(RB));
   // the subgroup reduction keeps RB·CB sums per subgroup in workgroup memory (matmul_multi: plus RB sums of squares)
   while (SG_RED && CB > (pairs ? 2 : 1) && (WG / SGS) * RB * (CB + 1) * 4 > ad.maxWorkgroupStorage) CB /= 2;
   const N = RB * CB, z = Math.ceil(rows / RB);
@@ -65,7 +69,7 @@ export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 
   let TPR = Math.min(pairs && RB === 1 ? 16 : 32, WG);
   if (N === 1) while (TPR < WG && groups * TPR < TARGET_THREADS && 8 * TPR <= U) TPR *= 2;
   else while (TPR < WG && groups * z * TPR < TILED_THREADS && 4 * TPR <= U) TPR *= 2;
-  const lanes = knob('FLA_GEMV_LANES');
+  const lanes = knob('FLA_GEMV_LANES') ?? r.TPR;
   if (lanes !== undefined) TPR = Math.min(Number(lanes), WG);
   while (TPR > 1 && TPR > U) TPR /= 2;
   // transposing reduction steps: at most 3, each needs a stride bit inside the group and the subgroup
@@ -73,8 +77,41 @@ export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 
   if (SG_RED) while (TS < 3 && 2 << TS <= Math.min(N, TPR, SGS)) TS++;
   const [gx, gy] = grid(Math.ceil(groups / (WG / TPR)));
   // units in flight per lane: 4 for a few sums, fewer as the register tile grows (keeps the registers ≲ 128)
-  const UNROLL = Number(knob('FLA_GEMV_UNROLL') ?? (N <= 4 ? 4 : N <= 16 ? 2 : 1));
+  const UNROLL = Number(knob('FLA_GEMV_UNROLL') ?? r.UNROLL ?? (N <= 4 ? 4 : N <= 16 ? 2 : 1));
   return { WG, TPR, RB, CB, E, TS, UNROLL, VEC, SG_RED, SGS: SG_RED ? SGS : 0, U, groups, workgroups: [gx, gy, z] };
+}
+
+/** Geometry a rule sets (unset: plan's own choice): threads a workgroup, columns a lane group, lanes a group, units in flight. */
+export interface GemvRule { WG?: number; CB?: number; TPR?: number; UNROLL?: number }
+
+/**
+ * The decode GEMVs' geometry by shape where subgroups reduce, from the H200 sweep of `bun bench/gemv_probe.ts
+ * --sweep` (2026-12-02, every decode GEMV of llama-1b, rwkv7-1.5b and gated_deltanet-1.3b, weights streamed from
+ * HBM; µs a dispatch, previous → rule). rb: register rows (one block: rows ≤ rb); units: 16-byte load units of a W
+ * row; OUT counts both halves of gate|up pairs.
+ * - One row: 2 columns a lane group (4 for gate|up pairs: 2 outputs), lanes from 16 doubled while the grid stays
+ *   within 2^17 threads and each lane keeps 2 units (16 on the heads, 128 on 2048-wide outputs), 8 units in flight
+ *   (2 for pairs): llama-1b head 176.6 → 133.9 (3.9 TB/s), q|k|v 12.8 → 11.1, gate|up 25.6 → 23.1, down 19.3 → 17.5;
+ *   rwkv7 head 79 → 72, key 20.2 → 17.6; gated_deltanet head 53.9 → 40.8, q|k|v|z|a|b 25.2 → 20.6, gate|up 22.4 →
+ *   18.9, down 13.6 → 12.7, o 11.6 → 11.0; o (2048 × 2048) 9.2 either way.
+ * - Eight rows (5..8 rows): 4 columns, 2 units in flight (was 1), lanes from 8 doubled while the grid stays within
+ *   2^16 threads and each lane keeps 4 units, 128 threads a workgroup on outputs up to 16 K wide (more workgroups a
+ *   multiprocessor): llama-1b head 248.6 → 228.7, q|k|v 22.9 → 16.5, down 30.4 → 27.8, o 12.7 → 11.6; rwkv7 head
+ *   114.6 → 101.1, key 26.7 → 21.8; gated_deltanet head 72.9 → 61.6, q|k|v|z|a|b 38.6 → 34.0, gate|up 35.5 → 30.7,
+ *   down 19.7 → 17.0, o 16.0 → 15.0. Not llama-1b's gate|up (8192 pairs): 40–42 µs as before, 50–69 with the rule.
+ */
+export function gemvRule(rb: 1 | 8, units: number, OUT: number, pairs: boolean): GemvRule {
+  if (rb === 1) {
+    const CB = pairs ? 4 : 2, groups = Math.ceil(OUT / CB);
+    let TPR = 16;
+    while (TPR < 256 && groups * 2 * TPR <= 1 << 17 && 4 * TPR <= units) TPR *= 2;
+    return { CB, TPR, UNROLL: pairs ? 2 : 8 };
+  }
+  if (pairs && OUT >= 16384) return {};                  // llama-1b's gate|up: 40-42 µs as before, 50-69 with the rule
+  const groups = Math.ceil(OUT / 4);
+  let TPR = 8;
+  while (TPR < 256 && groups * 2 * TPR <= 1 << 16 && 8 * TPR <= units) TPR *= 2;
+  return { CB: 4, TPR, UNROLL: 2, ...(OUT <= 16384 ? { WG: 128 } : {}) };
 }
 
 /** FLA_GEMV_ROW_LOOP=1: a tile's batch rows as a loop for the driver to unroll instead of explicit calls (A/B). */

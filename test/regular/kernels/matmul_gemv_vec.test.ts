@@ -8,7 +8,7 @@
 import { describe, expect, test } from 'bun:test';
 import type { Act } from '../../../kernels/matmul/matmul.ref.ts';
 import { matmul, matmulOp, type MatmulArgs } from '../../../kernels/matmul/matmul.ts';
-import { plan } from '../../../kernels/matmul/matmul_gemv_vec.ts';
+import { gemvRule, plan } from '../../../kernels/matmul/matmul_gemv_vec.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
 import { gpu, HAS_GPU } from '../../helpers/gpu.ts';
 import { checkBoth, gpuBackend, hostWeight, selectCtx, simpleStep, type StepSpec } from './harness.ts';
@@ -27,6 +27,19 @@ async function withKernel<T>(kernel: string | undefined, fn: () => Promise<T>): 
   try { return await fn(); } finally {
     if (prev === undefined) delete process.env.FLA_KERNEL_MATMUL; else process.env.FLA_KERNEL_MATMUL = prev;
   }
+}
+
+/** fn with the knobs set (restored after, also when fn throws) */
+function withEnv<T>(env: Record<string, string>, fn: () => T): T {
+  const prev = Object.fromEntries(Object.keys(env).map(k => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  const restore = () => { for (const [k, v] of Object.entries(prev)) if (v === undefined) delete process.env[k]; else process.env[k] = v; };
+  try {
+    const r = fn();
+    if (r instanceof Promise) return r.finally(restore) as T;
+    restore();
+    return r;
+  } catch (e) { restore(); throw e; }
 }
 
 async function runCase(c: Case): Promise<void> {
@@ -64,7 +77,8 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
         .toEqual(['gemv_vec', 'gemv_vec', 'gemv_vec', ...(big === 'gemm' ? ['gemv_vec', 'gemv_vec', 'gemm'] : [big, big, big])]);
     }));
 
-  test('plan: load width, lanes per row, register rows', () => {
+  // the geometry before the per-shape rules (FLA_GEMV_TUNED=0; also the portable path's and the other row counts')
+  test('plan: load width, lanes per row, register rows', () => withEnv({ FLA_GEMV_TUNED: '0' }, () => {
     const ad = gpuBackend().adapter;
     const p = (R: number, IN: number, OUT: number, dtype: Dtype = 'bf16') => plan(ad, R, IN, OUT, dtype, true);
     expect([p(1, 8, 37).TPR, p(1, 40, 200).TPR, p(1, 264, 130).TPR, p(1, 16384, 3).TPR]).toEqual([1, 4, 32, 256]);
@@ -97,6 +111,25 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
     }
     expect(plan(ad, 16, 64, 8, 'bf16', false).SG_RED).toBe(false);
     if (ad.subgroups) expect(p(1, 64, 8).SG_RED).toBe(true);
+  }));
+
+  test('plan: the measured rules (gemvRule) at 1 and 8 rows where subgroups reduce; knobs override them', () => {
+    const ad = gpuBackend().adapter;
+    const g = (R: number, IN: number, OUT: number, pairs = false, sg = true) => { const q = plan(ad, R, IN, OUT, 'bf16', sg, pairs); return [q.WG, q.CB, q.TPR, q.UNROLL]; };
+    // the decode shapes of the sweep: heads 16 lanes, 2048-wide outputs 128; 8 rows: 128 threads up to 16 K outputs
+    expect([gemvRule(1, 256, 128256, false), gemvRule(1, 256, 2048, false), gemvRule(1, 1024, 2048, false), gemvRule(1, 256, 16384, true)])
+      .toEqual([{ CB: 2, TPR: 16, UNROLL: 8 }, { CB: 2, TPR: 128, UNROLL: 8 }, { CB: 2, TPR: 128, UNROLL: 8 }, { CB: 4, TPR: 32, UNROLL: 2 }]);
+    expect([gemvRule(8, 256, 128256, false), gemvRule(8, 256, 2048, false), gemvRule(8, 1024, 2048, false), gemvRule(8, 256, 11264, true)])
+      .toEqual([{ CB: 4, TPR: 8, UNROLL: 2 }, { CB: 4, TPR: 64, UNROLL: 2, WG: 128 }, { CB: 4, TPR: 128, UNROLL: 2, WG: 128 }, { CB: 4, TPR: 16, UNROLL: 2, WG: 128 }]);
+    expect(gemvRule(8, 256, 16384, true)).toEqual({});   // llama-1b's gate|up at 8 rows: the previous geometry
+    if (!ad.subgroups || ad.subgroupSize > 128 || ad.maxInvocations < 256) return;
+    expect(g(1, 2048, 128256)).toEqual([256, 2, 16, 8]);
+    expect(g(8, 2048, 2048)).toEqual([Math.max(128, ad.subgroupSize), 4, 64, 2]);
+    expect(g(5, 2048, 2048)).toEqual(g(8, 2048, 2048));
+    // not ruled: 2 to 4 rows, two blocks, word loads, the portable path
+    expect([g(3, 2048, 2048), g(9, 2048, 2048), g(1, 2050, 2048), g(1, 2048, 2048, false, false)].map(v => v[1])).toEqual([4, 4, 1, 1]);
+    withEnv({ FLA_GEMV_WG: '512', FLA_GEMV_COLS: '1', FLA_GEMV_LANES: '64', FLA_GEMV_UNROLL: '4' }, () => expect(g(1, 2048, 128256)).toEqual([Math.min(512, ad.maxInvocations), 1, 64, 4]));
+    withEnv({ FLA_GEMV_TUNED: '0' }, () => expect(g(1, 2048, 128256)).toEqual([256, 1, 32, 4]));
   });
 
   // Lavapipe JIT-compiles each new variant at its first dispatch (RB 16: ~30 s on a loaded machine; Mesa's disk
@@ -135,6 +168,18 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
             for (const R of [1, 5]) for (const [IN, OUT] of [[1030, 41], [264, 130]] as const) await runCase({ R, IN, OUT, act: 'none', bias: true, accumulate: false, dtype: 'bf16', kernel });
           }
         } finally { if (prev === undefined) delete process.env.FLA_GEMV_UNROLL; else process.env.FLA_GEMV_UNROLL = prev; }
+      }, SLOW);
+
+      // the rules' geometry runs in the cases above (1 row: 2 columns, 8 units in flight; 5..8 rows: 4 columns, 2 in
+      // flight, 128 threads); here a grid wide enough that 1-row lanes stay at 16 and run the 8-unit loop and its
+      // remainder (129 units), 8195 outputs (an odd last column pair, a partial last workgroup), then 8 rows on it;
+      // and the previous geometry (FLA_GEMV_TUNED=0) at 1 and 8 rows
+      test('tuned geometry on a wide grid: 1 and 6 rows of 1032×8195; the previous geometry at 1 and 8 rows', async () => {
+        // (epilogues as cases above use at these geometries: no new shader to JIT)
+        await runCase({ R: 1, IN: 1032, OUT: 8195, act: 'none', bias: true, accumulate: true, dtype: 'bf16', kernel });
+        await runCase({ R: 6, IN: 1032, OUT: 8195, act: 'none', bias: false, accumulate: false, dtype: 'bf16', kernel });
+        // gemv_vec_wg never takes the rules
+        if (kernel === 'gemv_vec') await withEnv({ FLA_GEMV_TUNED: '0' }, async () => { for (const R of [1, 8]) await runCase({ R, IN: 264, OUT: 130, act: 'none', bias: false, accumulate: false, dtype: 'bf16', kernel }); });
       }, SLOW);
 
       test('rows past 16 (row groups of 16 side by side, the batched-decode default on GPUs up to 64 rows)', async () => {

@@ -58,8 +58,8 @@ describe.skipIf(!HAS_GPU)('matmul_multi', () => {
     for (const R of [1, 2, 3, 5, 7, 8, 9, 16, 17, 33, 64]) await runCase({ R, IN: 264, OUTS: [96, 40, 40], norm: true, dtype: 'bf16', variant: 'fused' });
   }, SLOW);
 
-  test('fused knobs: 16 rows a lane (FLA_GEMV_ROWS=16; default 8), rows as a loop (FLA_GEMV_ROW_LOOP=1)', async () => {
-    for (const [k, v, R] of [['FLA_GEMV_ROWS', '16', 16], ['FLA_GEMV_ROW_LOOP', '1', 8]] as const) {
+  test('fused knobs: 16 rows a lane (FLA_GEMV_ROWS=16; default 8), rows as a loop (FLA_GEMV_ROW_LOOP=1), the part at run time (FLA_GEMV_PART_RT=1) at 1 and 7 rows', async () => {
+    for (const [k, v, R] of [['FLA_GEMV_ROWS', '16', 16], ['FLA_GEMV_ROW_LOOP', '1', 8], ['FLA_GEMV_PART_RT', '1', 1], ['FLA_GEMV_PART_RT', '1', 7]] as const) {
       const prev = process.env[k];
       process.env[k] = v;
       try { await runCase({ R, IN: 264, OUTS: [96, 40, 40], norm: true, dtype: 'bf16', variant: 'fused' }); } finally { if (prev === undefined) delete process.env[k]; else process.env[k] = prev; }
