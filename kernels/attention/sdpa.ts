@@ -104,9 +104,14 @@ function dimsOf(a: SdpaArgs, S: number, RS = 0) {
   return uniformOf(new Uint32Array(dims));
 }
 
-/** Decode-shaped steps (every sequence ≤ SPLIT_MAX_LEN tokens) over a cache longer than SPLIT_MIN_CTX take `split`. */
+/**
+ * Decode-shaped steps (every sequence ≤ SPLIT_MAX_LEN tokens) take `direct` over a cache of at most directMaxCtx
+ * rows (FLA_SDPA_DIRECT_MAX_CTX, else DIRECT_MAX_CTX), `split` over a longer one. The capacity, not the position,
+ * decides, so replayed decode steps agree.
+ */
 export const SPLIT_MAX_LEN = 16;
-export const SPLIT_MIN_CTX = 256;
+export const DIRECT_MAX_CTX = 1024;
+export const directMaxCtx = (c: Ctx) => Number(knob('FLA_SDPA_DIRECT_MAX_CTX') ?? DIRECT_MAX_CTX);
 const MAX_SPLITS = 256;
 
 /** The split kernel's thread layout (sdpa_split.wgsl's header says what each define does). */
@@ -132,8 +137,8 @@ export interface SplitPlan {
  * split + combine): f32 cache 260 with KU 2 at WG 128 → 105 at WG 64 (KU 1 with PF 115, WG 256 108; TPK 16 200);
  * f16 160 with KU 4 → 90 with KU 2 and PF (bf16 149 → 92); more splits than 512 workgroups' worth were slower.
  */
-export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean): SplitPlan {
-  const epu = (a.kv ?? 'f32') === 'f32' ? 4 : 8, U = a.D / epu, G = a.H / a.KV, tw = splitTweak ?? {};
+export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean, G = a.H / a.KV): SplitPlan {
+  const epu = (a.kv ?? 'f32') === 'f32' ? 4 : 8, U = a.D / epu, tw = splitTweak ?? {};
   const SGS = ad.subgroupSize;
   const SG_RED = subgroups && ad.subgroups && SGS >= 2 && (SGS & (SGS - 1)) === 0;
   // the fewest lanes (≥ 2: a 32-byte sector per key) that keep q's share of a lane within 32 floats (G·D / TPK)
@@ -216,12 +221,42 @@ function sgmatLaunches(a: SdpaArgs, c: Ctx): Launch[] {
   }];
 }
 
+const splitDefines = (p: SplitPlan): Defines =>
+  ({ WG: p.WG, TPK: p.TPK, UPL: p.UPL, U: p.U, G: p.G, KU: p.KU, SMF: p.SMF, SG_RED: p.SG_RED, PF: p.PF });
+
+/**
+ * `direct`'s query heads a workgroup (a power of two dividing H/KV; FLA_SDPA_DIRECT_HEADS where it divides): the
+ * most that keep n·H/GH ≥ DIRECT_WGS workgroups — at batch 1 one head a workgroup (32 for llama-1b, each
+ * re-reading its KV head's rows, from the L2 after the first), fewer re-reads once the batch fills the card.
+ */
+export const DIRECT_WGS = 128;
+export function directHeads(a: SdpaOp, c: Ctx): number {
+  const G = a.H / a.KV, forced = Number(knob('FLA_SDPA_DIRECT_HEADS') ?? 0);
+  if (forced && G % forced === 0) return forced;
+  let GH = 1;
+  while (GH * 2 <= G && G % (GH * 2) === 0 && c.step.n * a.H / (GH * 2) >= DIRECT_WGS) GH *= 2;
+  return GH;
+}
+
+/**
+ * `direct`: sdpa_split's kernel with one split a query (DIRECT): one workgroup per (token, GH query heads) walks
+ * the whole context and writes the attention output — no partials, no combine dispatch.
+ */
+export function directLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[] {
+  const GH = directHeads(a, c), p = splitPlan(c.adapter, a, subgroups, GH);
+  return [{
+    kernel: SPLIT_KERNEL, grid: grid(c.step.n * (a.H / GH)), cost: sdpaCost(c.step.cursors, a),
+    defines: { ...splitDefines(p), HG: a.H / a.KV / GH, DIRECT: true, ...kvDefines(a.kv ?? 'f32') },
+    bind: { q: a.q, kc: a.k, vc: a.v, part: a.out, dims: dimsOf(a, 1, 0) },
+  }];
+}
+
 export function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[] {
   const p = splitPlan(c.adapter, a, subgroups), S = splitsOf(a, c, p), RS = partRow(S, a.D), dims = dimsOf(a, S, RS);
   const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * RS;
   return [{
     kernel: SPLIT_KERNEL, grid: grid(c.step.n * a.KV * S), cost: { flops: cost.flops, bytes: cost.bytes + part },
-    defines: { WG: p.WG, TPK: p.TPK, UPL: p.UPL, U: p.U, G: p.G, KU: p.KU, SMF: p.SMF, SG_RED: p.SG_RED, PF: p.PF, ...kvDefines(a.kv ?? 'f32') },
+    defines: { ...splitDefines(p), HG: 1, DIRECT: false, ...kvDefines(a.kv ?? 'f32') },
     bind: { q: a.q, kc: a.k, vc: a.v, part: scratch('part'), dims },
   }, {
     kernel: COMBINE_KERNEL, grid: grid(c.step.n * a.H), defines: { WG: 128, SMAX: MAX_SPLITS }, cost: { flops: 3 * part / 4, bytes: part + 4 * c.step.n * a.H * a.D },
@@ -244,7 +279,8 @@ export const sdpaOp = op<SdpaArgs>({
       throw new ShapeError(`sdpa: bad shapes (H ${a.H}, KV ${a.KV}, D ${a.D}, ctx ${a.ctx}, cache ${a.kv ?? 'f32'} of ${a.k.cols} columns)`);
   },
   select: (c, a) => {
-    if (c.step.maxLen <= SPLIT_MAX_LEN) return a.ctx > SPLIT_MIN_CTX && splitSupports(a) ? 'split' : 'single';
+    if (c.step.maxLen <= SPLIT_MAX_LEN && splitSupports(a)) return a.ctx > directMaxCtx(c) ? 'split' : 'direct';
+    if (c.step.maxLen <= SPLIT_MAX_LEN) return 'single';
     return flashPlan(c.adapter, a.D) ? 'flash' : 'single';
   },
   variants: {
@@ -259,6 +295,7 @@ export const sdpaOp = op<SdpaArgs>({
         }];
       },
     },
+    direct: { supports: splitSupports, launches: (a, c) => directLaunches(a, c, true) },
     split: { supports: splitSupports, scratch: splitScratch(true), launches: (a, c) => splitLaunches(a, c, true) },
     split_wg: { supports: splitSupports, scratch: splitScratch(false), launches: (a, c) => splitLaunches(a, c, false) },
   },

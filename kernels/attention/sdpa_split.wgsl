@@ -18,7 +18,11 @@
 // 16-bit units unpack to two vec4f: f16 as elements 0..3, 4..7; bf16 as the even and the odd elements (q and acc
 // are kept in the same order and put back in element order when written).
 // PF (prefetch): the next iteration's K/V units are loaded before this one's arithmetic, one iteration of loads always
-// in flight. Defines: WG, TPK, UPL, U, G, KU, SMF (workgroup floats), SG_RED, PF, KV16, KV_F16. Accumulates in f32.
+// in flight. HG: the H/KV query heads of a KV head are taken by HG workgroups of G heads each (query heads
+// hg·G … hg·G + G − 1 for head group hg of the KV·HG; 1 for split). DIRECT (the `direct` variant: one split, S = 1):
+// no partials, the merged acc / l is written as the attention output, `part` bound to out [N, H·D] — a single pass,
+// no combine dispatch. Defines: WG, TPK, UPL, U, G, HG, KU, SMF (workgroup floats), SG_RED, PF, DIRECT, KV16, KV_F16.
+// Accumulates in f32.
 #include "common.wgsl"
 
 struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, S: u32, RS: u32 }
@@ -98,10 +102,11 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
   let RS = dims.RS;
   let MLW = (2u * S + 3u) / 4u * 4u;
   let idx = wg.x + wg.y * ng.x;
-  if (idx >= step.n * S * KV) { return; }
+  if (idx >= step.n * S * KV * HG) { return; }
   let sp = idx % S;
-  let kh = (idx / S) % KV;
-  let t = idx / (S * KV);
+  let hg = (idx / S) % (KV * HG);
+  let kh = hg / HG;
+  let t = idx / (S * KV * HG);
   let cu = cursor(seq_of(t));
   let p = cu.pos + t - cu.start;
   var j0 = 0u;
@@ -110,7 +115,8 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
   let chunk = ((L + S - 1u) / S + KB - 1u) / KB * KB;
   let js = j0 + sp * chunk;
   let je = min(p + 1u, js + chunk);
-  let h0 = kh * G;
+  let h0 = hg * G;
+#if !DIRECT
   if (js >= je) {   // an empty split (short context): partials that weigh nothing
     for (var g = 0u; g < G; g++) {
       let row = (t * H + h0 + g) * RS;
@@ -119,6 +125,7 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
     }
     return;
   }
+#endif
   let kg = li / TPK;
   let lane = li % TPK;
 
@@ -232,6 +239,16 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
       }
     }
     workgroupBarrier();
+#if DIRECT
+    var lsum = 0.0;
+    for (var x = 0u; x < KPI; x++) { lsum += ls[x] * exp(mx[x] - M); }
+    let orow = (t * H + h0 + g) * D;
+    for (var d = li; d < D; d += WG) {
+      var a = 0.0;
+      for (var x = 0u; x < KPI; x++) { a += sm[x * D + d]; }
+      part[orow + d] = a / lsum;
+    }
+#else
     let row = (t * H + h0 + g) * RS;
     for (var d = li; d < D; d += WG) {
       var a = 0.0;
@@ -244,6 +261,7 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
       part[row + sp] = M;
       part[row + S + sp] = lsum;
     }
+#endif
     workgroupBarrier();
   }
 }
