@@ -5,11 +5,11 @@
 //    (split + combine) for each KV-cache dtype and a sweep of split plans (FLA_SDPA_SPLITS, the plan fields of
 //    splitPlanOverride): µs per layer and GB/s of K/V read, over L layers' distinct caches (past the L2), each
 //    output checked against the CPU reference;
-// 3. --cross: decode with `direct` (one pass, no combine; FLA_SDPA_DIRECT_HEADS 1, 2, 4 and the default) against
-//    `split` + combine, µs per layer over caches of 128 … 32 K tokens (--cross-max=N), head dims 64 and 128, H 32
+// 3. --cross: decode with `direct` (one pass, no combine; FLA_SDPA_DIRECT_HEADS 2 and the default; at one head a
+//    workgroup the plans of --cross-plans='[JSON tweaks]') against `split` + combine (and split without SG_MERGE), µs per layer over caches of 128 … 32 K tokens (--cross-max=N), head dims 64 and 128, H 32
 //    KV 8, batch 1 and 8 (--cross-b=1,8), each variant checked against the CPU reference at a short context: the
 //    capacity below which select should pick direct (FLA_SDPA_DIRECT_MAX_CTX).
-//   FLA_WEBGPU=dawn bun scripts/bench_attn.ts [--ctx=N] [--p=N (prefill tokens, default 512; > 212)] [--quick] [--focus (decode: the plans near the defaults)] [--decode-only] [--prefill-only] [--dt=f32,f16,bf16] [--cross [--cross-only] [--cross-max=N] [--cross-b=1,8]]
+//   FLA_WEBGPU=dawn bun scripts/bench_attn.ts [--ctx=N] [--p=N (prefill tokens, default 512; > 212)] [--quick] [--focus (decode: the plans near the defaults)] [--decode-only] [--prefill-only] [--dt=f32,f16,bf16] [--plans='[JSON tweaks]'] [--splits=default,128] [--cross [--cross-only] [--cross-max=N] [--cross-b=1,8]]
 import { sdpaOp, kvCols, splitPlan, splitPlanOverride, splitsOf, type SplitTweak } from '../kernels/attention/sdpa.ts';
 import { sdpaRef, bf16Bits, type KvDtype } from '../kernels/attention/sdpa.ref.ts';
 import { GpuBackend } from '../src/backend/gpu.ts';
@@ -120,11 +120,12 @@ if (!has('prefill-only') && !has('cross-only')) {
     const focus: (SplitTweak | null)[] = dt === 'f32'
       ? [null, { WG: 128 }, { PF: true }, { KU: 1, PF: true }, { WG: 32 }, { WG: 32, PF: true }, { TPK: 4 }]
       : [null, { KU: 4, PF: false }, { WG: 64 }, { WG: 64, KU: 1 }, { KU: 1 }, { PF: false }];
-    const plans: (SplitTweak | null)[] = has('focus') ? focus : quick ? [null, { PF: true }] : dt === 'f32'
+    const plans: (SplitTweak | null)[] = arg('plans') ? JSON.parse(arg('plans')!) : has('focus') ? focus : quick ? [null, { PF: true }] : dt === 'f32'
       ? [null, { PF: true }, { KU: 4 }, { KU: 1, PF: true }, { TPK: 16 }, { TPK: 16, PF: true }, { TPK: 4 }, { WG: 256 }, { WG: 256, PF: true }, { WG: 64 }]
       : [null, { PF: true }, { KU: 2, PF: true }];
+    const splitCounts = arg('splits') ? arg('splits')!.split(',').map(x => (x === 'default' ? null : Number(x))) : quick || has('focus') ? [null] : [null, 128, 256];
     const sweep: [string, SplitTweak | null, number | null][] = [];
-    for (const t of plans) for (const S of quick || has('focus') ? [null] : [null, 128, 256]) sweep.push([t ? JSON.stringify(t) : 'default', t, S]);
+    for (const t of plans) for (const S of splitCounts) sweep.push([t ? JSON.stringify(t) : 'default', t, S]);
     for (const [name, t, S] of sweep) {
       if (S !== null) process.env.FLA_SDPA_SPLITS = String(S); else delete process.env.FLA_SDPA_SPLITS;
       splitPlanOverride(t);
@@ -150,7 +151,11 @@ if (!has('prefill-only') && !has('cross-only')) {
 if (has('cross') || has('cross-only')) {
   const H = 32, KV = 8, cmax = Number(arg('cross-max') ?? 32768);
   const Bs = (arg('cross-b') ?? '1,8').split(',').map(Number);
-  const variants: [string, string, string | null][] = [['split', 'split', null], ['direct', 'direct', null], ['direct GH1', 'direct', '1'], ['direct GH2', 'direct', '2'], ['direct GH4', 'direct', '4']];
+  // [name, variant, FLA_SDPA_DIRECT_HEADS, plan tweak]
+  const variants: [string, string, string | null, SplitTweak | null][] = [['split', 'split', null, null], ['split SGM0', 'split', null, { SGM: false }],
+    ['direct', 'direct', null, null], ['direct GH2', 'direct', '2', null]];
+  for (const tw of JSON.parse(arg('cross-plans') ?? '[{"WG":128},{"WG":256},{"WG":256,"KU":1},{"WG":512,"KU":1},{"TPK":4,"WG":256},{"SGM":false}]') as SplitTweak[])
+    variants.push([`direct GH1 ${JSON.stringify(tw)}`, 'direct', '1', tw]);
   for (const D of [64, 128]) for (const B of Bs) {
     const layout = (pos: number) => ({ ids: new Int32Array(B), cursors: Array.from({ length: B }, (_, s) => ({ slot: s, start: s, len: 1, pos: pos - (s % 3) })), keep: new Int32Array(B) });
     for (let ctx = 128; ctx <= cmax; ctx *= 2) {
@@ -169,9 +174,10 @@ if (has('cross') || has('cross-only')) {
       if (check) { want = new Float32Array(B * H * D); sdpaRef(qv, kv0!, kv1!, want, lay.cursors, { H, KV, D, ctx, window: 0, scale: 1 / Math.sqrt(D), kv: 'f32' }); }
       const args = (l: number) => ({ H, KV, D, ctx, kv: 'f32' as const, q, k: o.state(`${l}.k`), v: o.state(`${l}.v`), out });
       const row: string[] = [];
-      for (const [name, v, gh] of variants) {
+      for (const [name, v, gh, tw] of variants) {
         if (gh !== null && H / KV % Number(gh)) continue;
         if (gh !== null) process.env.FLA_SDPA_DIRECT_HEADS = gh; else delete process.env.FLA_SDPA_DIRECT_HEADS;
+        splitPlanOverride(tw);
         try {
           o.beginStep(lay);
           const ds: unknown[] = [];
@@ -186,7 +192,7 @@ if (has('cross') || has('cross-only')) {
           row.push(`${name} ${(ms * 1000).toFixed(1)}${err}`);
         } catch (e) {
           row.push(`${name} ERR ${(e as Error).message.split('\n')[0]!.slice(0, 120)}`);
-        } finally { delete process.env.FLA_SDPA_DIRECT_HEADS; }
+        } finally { delete process.env.FLA_SDPA_DIRECT_HEADS; splitPlanOverride(null); }
       }
       log(`cross D ${D} b ${B} ctx ${ctx} (L ${L}) µs/layer: ${row.join('; ')}`);
     }

@@ -117,6 +117,8 @@ const MAX_SPLITS = 256;
 /** The split kernel's thread layout (sdpa_split.wgsl's header says what each define does). */
 export interface SplitPlan {
   WG: number; TPK: number; UPL: number; U: number; G: number; KU: number; SG_RED: boolean;
+  /** the end-of-split merge starts inside each subgroup (SGS lanes: the adapter's smallest), with SG_RED, TPK < SGS */
+  SG_MERGE: boolean; SGS: number;
   /** prefetch: the next iteration's K/V loads issued before this one's arithmetic (twice the load registers) */
   PF: boolean;
   /** keys one iteration of a workgroup takes (its splits are multiples of this) */
@@ -136,6 +138,9 @@ export interface SplitPlan {
  * Measured on an H200 at llama-1b's 32 K-context decode (H 32, KV 8, D 64: scripts/bench_attn.ts, µs a layer for
  * split + combine): f32 cache 260 with KU 2 at WG 128 → 105 at WG 64 (KU 1 with PF 115, WG 256 108; TPK 16 200);
  * f16 160 with KU 4 → 90 with KU 2 and PF (bf16 149 → 92); more splits than 512 workgroups' worth were slower.
+ * PF is on for the f32 cache too where a lane's loads are at most 4 units (KU·UPL ≤ 4): 109 → 102 µs there, split alone
+ * 103 → 96 (the same process, 2026-12-02). SG_MERGE (the end-of-split merge through subgroup butterflies first) keeps
+ * the merge's workgroup memory at a subgroup's state per SGS lanes, whatever the workgroup size.
  */
 export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean, G = a.H / a.KV): SplitPlan {
   const epu = (a.kv ?? 'f32') === 'f32' ? 4 : 8, U = a.D / epu, tw = splitTweak ?? {};
@@ -147,14 +152,16 @@ export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean, G = a.H / 
   while (TPK > 1 && (TPK > U || (SG_RED && TPK > SGS))) TPK /= 2;
   const kv16 = (a.kv ?? 'f32') !== 'f32';
   const UPL = Math.ceil(U / TPK), KU = tw.KU ?? Math.max(1, Math.min(4, Math.floor((kv16 ? 8 : 16) / (UPL * G))));
-  const smf = (wg: number) => Math.max((wg / TPK) * a.D, SG_RED ? 1 : wg * KU * G);
+  const SG_MERGE = SG_RED && TPK < SGS && (tw.SGM ?? true);
+  const nm = (wg: number) => (SG_MERGE ? Math.max(1, wg / SGS) : wg / TPK);   // merge slots
+  const smf = (wg: number) => Math.max(nm(wg) * a.D, SG_RED ? 1 : wg * KU * G);
   let WG = Math.min(tw.WG ?? (kv16 ? 128 : Math.max(64, 4 * TPK)), ad.maxInvocations);
-  while (WG > TPK && 4 * (smf(WG) + 2 * (WG / TPK)) > Math.min(16384, ad.maxWorkgroupStorage)) WG /= 2;
-  return { WG, TPK, UPL, U, G, KU, SG_RED, PF: tw.PF ?? kv16, KB: (WG / TPK) * KU, SMF: smf(WG) };
+  while (WG > TPK && 4 * (smf(WG) + 2 * nm(WG)) > Math.min(16384, ad.maxWorkgroupStorage)) WG /= 2;
+  return { WG, TPK, UPL, U, G, KU, SG_RED, SG_MERGE, SGS: Math.max(1, SGS), PF: tw.PF ?? (kv16 || KU * UPL <= 4), KB: (WG / TPK) * KU, SMF: smf(WG) };
 }
 
 /** Plan fields scripts/bench_attn.ts sweeps on the GPU machine (null: the plan above). Not a user setting. */
-export type SplitTweak = Partial<Pick<SplitPlan, 'TPK' | 'KU' | 'WG' | 'PF'>>;
+export type SplitTweak = Partial<Pick<SplitPlan, 'TPK' | 'KU' | 'WG' | 'PF'>> & { SGM?: boolean };
 let splitTweak: SplitTweak | null = null;
 export function splitPlanOverride(t: SplitTweak | null): void { splitTweak = t; }
 
@@ -222,7 +229,7 @@ function sgmatLaunches(a: SdpaArgs, c: Ctx): Launch[] {
 }
 
 const splitDefines = (p: SplitPlan): Defines =>
-  ({ WG: p.WG, TPK: p.TPK, UPL: p.UPL, U: p.U, G: p.G, KU: p.KU, SMF: p.SMF, SG_RED: p.SG_RED, PF: p.PF });
+  ({ WG: p.WG, TPK: p.TPK, UPL: p.UPL, U: p.U, G: p.G, KU: p.KU, SMF: p.SMF, SG_RED: p.SG_RED, SG_MERGE: p.SG_MERGE, SGS: p.SGS, PF: p.PF });
 
 /**
  * `direct`'s query heads a workgroup (a power of two dividing H/KV; FLA_SDPA_DIRECT_HEADS where it divides): the

@@ -208,7 +208,9 @@ describe('sdpa select', () => {
     await withEnv('FLA_SDPA_DIRECT_HEADS', '8', async () => expect(directHeads(args(512), selectCtx(adapter, [1]))).toBe(1));   // 8 ∤ 4
   });
   test('one sequence at 32 K fills a discrete card: llama-1b 8 KV heads × 64 splits, Qwen3-Next 2 × 256', () => {
-    expect(splitPlan(adapter, args(32768), true)).toMatchObject({ WG: 64, TPK: 8, UPL: 2, G: 4, KU: 2, KB: 16, SG_RED: true, PF: false });
+    expect(splitPlan(adapter, args(32768), true)).toMatchObject({ WG: 64, TPK: 8, UPL: 2, G: 4, KU: 2, KB: 16, SG_RED: true, SG_MERGE: true, SGS: 32, PF: true });
+    expect(splitPlan(adapter, args(512), true, 1)).toMatchObject({ WG: 64, TPK: 2, UPL: 8, G: 1, KU: 2, KB: 64, SG_MERGE: true, PF: false });   // direct, one head
+    expect(splitPlan(adapter, args(512), false, 1)).toMatchObject({ SG_RED: false, SG_MERGE: false });
     expect(splitPlan(adapter, { ...args(32768), kv: 'f16' }, true)).toMatchObject({ WG: 128, TPK: 8, UPL: 1, KU: 2, KB: 32, PF: true });
     expect(splitsOf(args(32768), selectCtx(adapter, [1]))).toBe(64);
     expect(splitsOf(args(32768), selectCtx(adapter, [1, 1, 1, 1]))).toBe(16);
