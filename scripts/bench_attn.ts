@@ -6,9 +6,10 @@
 //    splitPlanOverride): µs per layer and GB/s of K/V read, over L layers' distinct caches (past the L2), each
 //    output checked against the CPU reference;
 // 3. --cross: decode with `direct` (one pass, no combine; FLA_SDPA_DIRECT_HEADS 2 and the default; at one head a
-//    workgroup the plans of --cross-plans='[JSON tweaks]') against `split` + combine (and split without SG_MERGE), µs per layer over caches of 128 … 32 K tokens (--cross-max=N), head dims 64 and 128, H 32
-//    KV 8, batch 1 and 8 (--cross-b=1,8), each variant checked against the CPU reference at a short context: the
-//    capacity below which select should pick direct (FLA_SDPA_DIRECT_MAX_CTX).
+//    workgroup the plans of --cross-plans='[JSON tweaks]') against `split` + combine (and split without SG_MERGE),
+//    µs per layer over caches of 128 … 32 K tokens (--cross-max=N), head dims 64 and 128, H 32 KV 8, batch 1 and 8
+//    (--cross-b=1,8), each variant checked against the CPU reference at 512 tokens: the capacity up to which select
+//    should pick direct (FLA_SDPA_DIRECT_MAX_CTX).
 //   FLA_WEBGPU=dawn bun scripts/bench_attn.ts [--ctx=N] [--p=N (prefill tokens, default 512; > 212)] [--quick] [--focus (decode: the plans near the defaults)] [--decode-only] [--prefill-only] [--dt=f32,f16,bf16] [--plans='[JSON tweaks]'] [--splits=default,128] [--cross [--cross-only] [--cross-max=N] [--cross-b=1,8]]
 import { sdpaOp, kvCols, splitPlan, splitPlanOverride, splitsOf, type SplitTweak } from '../kernels/attention/sdpa.ts';
 import { sdpaRef, bf16Bits, type KvDtype } from '../kernels/attention/sdpa.ref.ts';
