@@ -2,7 +2,7 @@
 # attn2 round 2: (a) direct's plans (bigger workgroups, the subgroup merge) against split + combine at 128..4096
 # tokens (bench_attn --cross, same process); (b) llama-1b tg64 with direct forced up to 1024 tokens (A) against
 # split + combine (B), interleaved A B A B; (c) the f32 split at 32 K: PF and SG_MERGE on/off, more workgroups;
-# (d) llama-1b at 32 K context, end to end. No fixtures needed. Hard cap 90 s: every step has its own timeout.
+# (d) one KV head, same bytes (layout probe); (e) llama-1b at 32 K context, end to end. No fixtures needed. Hard cap 90 s: every step has its own timeout.
 set -uo pipefail
 export FLA_WEBGPU=dawn
 t0=$(date +%s)
@@ -21,8 +21,13 @@ done
 
 el sweep32k
 ATTN_LOG="$OUT/decode32k.log" timeout 9 $BUN scripts/bench_attn.ts --decode-only --dt=f32 --splits=default,128 \
-  --plans='[null,{"PF":false},{"SGM":false},{"PF":false,"SGM":false},{"WG":128},{"WG":256}]' > /dev/null 2> "$OUT/decode32k.err"
+  --plans='[null,{"PF":false},{"SGM":false},{"PF":false,"SGM":false},{"KHF":true},{"WG":128},{"WG":256},{"KHF":true,"WG":128}]' > /dev/null 2> "$OUT/decode32k.err"
 el "sweep rc=$?"
+# the same bytes with one KV head (rows of 256 contiguous bytes instead of 256 of every 2 KiB): is the cache's
+# head-interleaved layout what holds the split near 1.3 TB/s?
+ATTN_LOG="$OUT/decode_kv1.log" timeout 7 $BUN scripts/bench_attn.ts --decode-only --dt=f32 --shape=4,1,64 --ctx=262144 --splits=default \
+  --plans='[null,{"WG":256}]' > /dev/null 2> "$OUT/decode_kv1.err"
+el "kv1 rc=$?"
 
 l=$(left)
 if [ $l -gt 6 ]; then

@@ -1,7 +1,7 @@
 // Attention kernels on the GPU machine (issues 15, 16), outside a model:
 // 1. prefill: each prefill variant (flash, flash_sgmat where the adapter has subgroup matrices, single) at
 //    llama-1b's pp512 shape and at D 128, µs per layer and its max|Δ|/max|want| against the f32 CPU reference.
-// 2. decode: one token of llama-1b's attention (H 32, KV 8, D 64) over CTX cached keys (default 32 768), split-K
+// 2. decode: one token of llama-1b's attention (H 32, KV 8, D 64; --shape=H,KV,D) over CTX cached keys (default 32 768), split-K
 //    (split + combine) for each KV-cache dtype and a sweep of split plans (FLA_SDPA_SPLITS, the plan fields of
 //    splitPlanOverride): µs per layer and GB/s of K/V read, over L layers' distinct caches (past the L2), each
 //    output checked against the CPU reference;
@@ -10,7 +10,7 @@
 //    µs per layer over caches of 128 … 32 K tokens (--cross-max=N), head dims 64 and 128, H 32 KV 8, batch 1 and 8
 //    (--cross-b=1,8), each variant checked against the CPU reference at 512 tokens: the capacity up to which select
 //    should pick direct (FLA_SDPA_DIRECT_MAX_CTX).
-//   FLA_WEBGPU=dawn bun scripts/bench_attn.ts [--ctx=N] [--p=N (prefill tokens, default 512; > 212)] [--quick] [--focus (decode: the plans near the defaults)] [--decode-only] [--prefill-only] [--dt=f32,f16,bf16] [--plans='[JSON tweaks]'] [--splits=default,128] [--cross [--cross-only] [--cross-max=N] [--cross-b=1,8]]
+//   FLA_WEBGPU=dawn bun scripts/bench_attn.ts [--ctx=N] [--p=N (prefill tokens, default 512; > 212)] [--quick] [--focus (decode: the plans near the defaults)] [--decode-only] [--prefill-only] [--dt=f32,f16,bf16] [--shape=H,KV,D] [--plans='[JSON tweaks]'] [--splits=default,128] [--cross [--cross-only] [--cross-max=N] [--cross-b=1,8]]
 import { sdpaOp, kvCols, splitPlan, splitPlanOverride, splitsOf, type SplitTweak } from '../kernels/attention/sdpa.ts';
 import { sdpaRef, bf16Bits, type KvDtype } from '../kernels/attention/sdpa.ref.ts';
 import { GpuBackend } from '../src/backend/gpu.ts';
@@ -101,7 +101,8 @@ if (!has('decode-only') && !has('cross-only')) {
 }
 // 2. decode over CTX keys
 if (!has('prefill-only') && !has('cross-only')) {
-  const H = 32, KV = 8, D = 64, L = quick ? 2 : 3, pos = CTX - 1;
+  const [H, KV, D] = (arg('shape') ?? '32,8,64').split(',').map(Number) as [number, number, number];
+  const L = quick ? 2 : 3, pos = CTX - 1;
   const kv0 = rand(CTX * KV * D), kv1 = rand(CTX * KV * D);
   for (const dt of (arg('dt') ?? 'f32,f16,bf16').split(',') as KvDtype[]) {
     const cols = kvCols(CTX, KV * D, dt);
@@ -140,7 +141,7 @@ if (!has('prefill-only') && !has('cross-only')) {
         for (let l = 0; l < L; l++) { const d = await o.build(sdpaOp, args(l), 'split'); ds.push(...d); dsSplit.push(d[0]); }
         const ms = await time(ds) / L, msSplit = await time(dsSplit) / L;
         const Sx = splitsOf(args(0), ctx1, p);
-        log(`decode ${dt} ctx ${CTX} ${name} (S ${Sx}, WG ${p.WG} TPK ${p.TPK} UPL ${p.UPL} KU ${p.KU} PF ${p.PF}): split+combine ${(ms * 1000).toFixed(1)} µs = ${(bytes / ms / 1e6).toFixed(0)} GB/s; split ${(msSplit * 1000).toFixed(1)} µs = ${(bytes / msSplit / 1e6).toFixed(0)} GB/s;${err}`);
+        log(`decode ${dt} H ${H} KV ${KV} D ${D} ctx ${CTX} ${name} (S ${Sx}, WG ${p.WG} TPK ${p.TPK} UPL ${p.UPL} KU ${p.KU} PF ${p.PF}): split+combine ${(ms * 1000).toFixed(1)} µs = ${(bytes / ms / 1e6).toFixed(0)} GB/s; split ${(msSplit * 1000).toFixed(1)} µs = ${(bytes / msSplit / 1e6).toFixed(0)} GB/s;${err}`);
       } catch (e) {
         log(`decode ${dt} ${name}: ${(e as Error).message.split('\n').slice(0, 2).join(' | ').slice(0, 300)}`);
       } finally { splitPlanOverride(null); delete process.env.FLA_SDPA_SPLITS; }

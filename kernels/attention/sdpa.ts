@@ -119,6 +119,8 @@ export interface SplitPlan {
   WG: number; TPK: number; UPL: number; U: number; G: number; KU: number; SG_RED: boolean;
   /** the end-of-split merge starts inside each subgroup (SGS lanes: the adapter's smallest), with SG_RED, TPK < SGS */
   SG_MERGE: boolean; SGS: number;
+  /** the grid's head groups fastest (KH_FAST), else its splits */
+  KHF: boolean;
   /** prefetch: the next iteration's K/V loads issued before this one's arithmetic (twice the load registers) */
   PF: boolean;
   /** keys one iteration of a workgroup takes (its splits are multiples of this) */
@@ -157,11 +159,11 @@ export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean, G = a.H / 
   const smf = (wg: number) => Math.max(nm(wg) * a.D, SG_RED ? 1 : wg * KU * G);
   let WG = Math.min(tw.WG ?? (kv16 ? 128 : Math.max(64, 4 * TPK)), ad.maxInvocations);
   while (WG > TPK && 4 * (smf(WG) + 2 * nm(WG)) > Math.min(16384, ad.maxWorkgroupStorage)) WG /= 2;
-  return { WG, TPK, UPL, U, G, KU, SG_RED, SG_MERGE, SGS: Math.max(1, SGS), PF: tw.PF ?? (kv16 || KU * UPL <= 4), KB: (WG / TPK) * KU, SMF: smf(WG) };
+  return { WG, TPK, UPL, U, G, KU, SG_RED, SG_MERGE, SGS: Math.max(1, SGS), KHF: tw.KHF ?? false, PF: tw.PF ?? (kv16 || KU * UPL <= 4), KB: (WG / TPK) * KU, SMF: smf(WG) };
 }
 
 /** Plan fields scripts/bench_attn.ts sweeps on the GPU machine (null: the plan above). Not a user setting. */
-export type SplitTweak = Partial<Pick<SplitPlan, 'TPK' | 'KU' | 'WG' | 'PF'>> & { SGM?: boolean };
+export type SplitTweak = Partial<Pick<SplitPlan, 'TPK' | 'KU' | 'WG' | 'PF' | 'KHF'>> & { SGM?: boolean };
 let splitTweak: SplitTweak | null = null;
 export function splitPlanOverride(t: SplitTweak | null): void { splitTweak = t; }
 
@@ -229,7 +231,7 @@ function sgmatLaunches(a: SdpaArgs, c: Ctx): Launch[] {
 }
 
 const splitDefines = (p: SplitPlan): Defines =>
-  ({ WG: p.WG, TPK: p.TPK, UPL: p.UPL, U: p.U, G: p.G, KU: p.KU, SMF: p.SMF, SG_RED: p.SG_RED, SG_MERGE: p.SG_MERGE, SGS: p.SGS, PF: p.PF });
+  ({ WG: p.WG, TPK: p.TPK, UPL: p.UPL, U: p.U, G: p.G, KU: p.KU, SMF: p.SMF, SG_RED: p.SG_RED, SG_MERGE: p.SG_MERGE, SGS: p.SGS, KH_FAST: p.KHF, PF: p.PF });
 
 /**
  * `direct`'s query heads a workgroup (a power of two dividing H/KV; FLA_SDPA_DIRECT_HEADS where it divides): the

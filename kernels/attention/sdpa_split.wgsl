@@ -23,7 +23,8 @@
 // no partials, the merged acc / l is written as the attention output, `part` bound to out [N, H·D] — a single pass,
 // no combine dispatch. SG_MERGE (with SG_RED, TPK < SGS: the adapter's smallest subgroup): the end-of-split merge
 // of the key groups' states starts with subgroup butterflies (below). Defines: WG, TPK, UPL, U, G, HG, KU, SMF
-// (workgroup floats), SG_RED, SG_MERGE, SGS, PF, DIRECT, KV16, KV_F16.
+// (workgroup floats), SG_RED, SG_MERGE, SGS, PF, DIRECT, KH_FAST (the grid's head groups fastest, so the
+// workgroups reading the KV heads of one cache row start together; else the splits fastest), KV16, KV_F16.
 // Accumulates in f32.
 #include "common.wgsl"
 
@@ -110,8 +111,13 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
   let MLW = (2u * S + 3u) / 4u * 4u;
   let idx = wg.x + wg.y * ng.x;
   if (idx >= step.n * S * KV * HG) { return; }
+#if KH_FAST
+  let hg = idx % (KV * HG);
+  let sp = (idx / (KV * HG)) % S;
+#else
   let sp = idx % S;
   let hg = (idx / S) % (KV * HG);
+#endif
   let kh = hg / HG;
   let t = idx / (S * KV * HG);
   let cu = cursor(seq_of(t));

@@ -156,9 +156,9 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
     await attentionCase('direct', 4, 2, 128, [{ slot: 1, len: 1, pos: 40 }, { slot: 0, len: 2, pos: 99 }, { slot: 2, len: 1, pos: 500 }], 100);
   }, 300_000);
 
-  // the split plans scripts/bench_attn.ts sweeps (splitPlanOverride): prefetch of the next iteration's K/V, other key
-  // unrolls and lanes per key; splits of 5 over 8 sequences ending at the block and split edges
-  for (const tw of [{ PF: true }, { KU: 1, PF: true }, { KU: 4 }, { TPK: 16, PF: true }, { WG: 64 }] as SplitTweak[])
+  // the split plans scripts/bench_attn.ts sweeps (splitPlanOverride): without the prefetch of the next iteration's K/V,
+  // other key unrolls and lanes per key, the head-groups-fastest grid with the merge through workgroup memory alone; splits of 5 over 8 sequences ending at the block and split edges
+  for (const tw of [{ PF: false }, { KU: 1, PF: true }, { KU: 4 }, { TPK: 16, PF: true }, { WG: 64 }, { KHF: true, SGM: false }] as SplitTweak[])
     test(`split with plan ${JSON.stringify(tw)}, D=64 GQA 4 and D=128 GQA 2: decode across block and split edges`, async () => {
       splitPlanOverride(tw);
       try {
