@@ -235,10 +235,12 @@ const splitDefines = (p: SplitPlan): Defines =>
 
 /**
  * `direct`'s query heads a workgroup (a power of two dividing H/KV; FLA_SDPA_DIRECT_HEADS where it divides): the
- * most that keep n·H/GH ≥ DIRECT_WGS workgroups — at batch 1 one head a workgroup (32 for llama-1b, each
- * re-reading its KV head's rows, from the L2 after the first), fewer re-reads once the batch fills the card.
+ * most that keep n·H/GH ≥ DIRECT_WGS workgroups — one head a workgroup (each re-reading its KV head's rows, from
+ * the L2 after the first) up to large batches. On an H200 (H 32, KV 8; bench_attn --cross, 2026-12-02) one head
+ * was as fast as two at batch 8 and D 64 (20.6 / 21.7 µs at 512 tokens) and faster at D 128 (32.2 / 37.2); all
+ * four heads of a KV head a workgroup took twice as long.
  */
-export const DIRECT_WGS = 128;
+export const DIRECT_WGS = 1024;
 export function directHeads(a: SdpaOp, c: Ctx): number {
   const G = a.H / a.KV, forced = Number(knob('FLA_SDPA_DIRECT_HEADS') ?? 0);
   if (forced && G % forced === 0) return forced;

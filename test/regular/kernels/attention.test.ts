@@ -202,8 +202,9 @@ describe('sdpa select', () => {
   });
   test('direct: one query head a workgroup until the batch fills DIRECT_WGS workgroups, FLA_SDPA_DIRECT_HEADS where it divides', async () => {
     expect(directHeads(args(512), selectCtx(adapter, [1]))).toBe(1);
-    expect(directHeads(args(512), selectCtx(adapter, Array(8).fill(1)))).toBe(2);   // 256 heads: 128 workgroups of 2
-    expect(directHeads(args(512), selectCtx(adapter, Array(64).fill(1)))).toBe(4);   // at most the 4 of a KV head
+    expect(directHeads(args(512), selectCtx(adapter, Array(8).fill(1)))).toBe(1);
+    expect(directHeads(args(512), selectCtx(adapter, Array(64).fill(1)))).toBe(2);   // 2048 heads: 1024 workgroups of 2
+    expect(directHeads(args(512), selectCtx(adapter, Array(256).fill(1)))).toBe(4);   // at most the 4 of a KV head
     await withEnv('FLA_SDPA_DIRECT_HEADS', '2', async () => expect(directHeads(args(512), selectCtx(adapter, [1]))).toBe(2));
     await withEnv('FLA_SDPA_DIRECT_HEADS', '8', async () => expect(directHeads(args(512), selectCtx(adapter, [1]))).toBe(1));   // 8 ∤ 4
   });
