@@ -8,7 +8,7 @@
 import { describe, expect, test } from 'bun:test';
 import { invFreq, ropeTable } from '../../../kernels/attention/rope.ref.ts';
 import { rope } from '../../../kernels/attention/rope.ts';
-import { DIRECT_MAX_CTX, directHeads, flashPlan, kvStore, sdpa, sdpaOp, splitPlan, splitPlanOverride, splitsOf, type SplitTweak } from '../../../kernels/attention/sdpa.ts';
+import { directHeads, flashPlan, kvStore, sdpa, sdpaOp, splitPlan, splitPlanOverride, splitsOf, type SplitTweak } from '../../../kernels/attention/sdpa.ts';
 import { sgmatFlashPlan } from '../../../kernels/attention/sdpa_sgmat.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
@@ -145,7 +145,7 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
   // heads of a KV head (FLA_SDPA_DIRECT_HEADS) at D 64, 2 at D 128, and the default GH at D 256 / GQA 8
   test('direct, D=64 GQA 4 (GH 1, 4), D=128 GQA 2 (GH 2), D=256 GQA 8: decode across its key-block edges', async () => {
     for (const [H, KV, D, ghs] of [[8, 2, 64, ['1', '4']], [4, 2, 128, ['2']], [8, 1, 256, [undefined]]] as const) for (const gh of ghs) {
-      const KB = splitPlan(gpuBackend().adapter, { H, KV, D, ctx: 1000, kv: 'f32' }, true, gh ? Number(gh) : H / KV).KB;
+      const KB = splitPlan(gpuBackend().adapter, { H, KV, D, ctx: 1000, kv: 'f32' }, true, gh ? Number(gh) : H / KV, true).KB;
       const ls = [1, KB - 1, KB, KB + 1, 2 * KB + 1, 3 * KB - 1, D === 256 ? 300 : 700];
       const run = () => attentionCase('direct', H, KV, D, ls.map((L, slot) => ({ slot, len: 1, pos: L - 1 })), 0, 5);
       await (gh ? withEnv('FLA_SDPA_DIRECT_HEADS', gh, run) : run());
@@ -191,14 +191,20 @@ describe('sdpa select', () => {
   const args = (ctx: number) => ({ H: 32, KV: 8, D: 64, ctx }) as any;
   test('decode-shaped steps over a long cache take split, over a short one direct; prefill flash where its tiles fit', async () => {
     expect(sdpaOp.select(selectCtx(adapter, [1]), args(32768))).toBe('split');
-    expect(sdpaOp.select(selectCtx(adapter, [1, 1, 1, 16]), args(4096))).toBe('split');
+    expect(sdpaOp.select(selectCtx(adapter, [1, 1, 1, 16]), args(8193))).toBe('split');
     expect(sdpaOp.select(selectCtx(adapter, [17]), args(32768))).toBe('flash');
     expect(sdpaOp.select(selectCtx(adapter, [17]), { ...args(4096), D: 40 })).toBe('single');
-    expect(sdpaOp.select(selectCtx(adapter, [1]), args(DIRECT_MAX_CTX))).toBe('direct');
-    expect(sdpaOp.select(selectCtx(adapter, [1]), args(DIRECT_MAX_CTX + 1))).toBe('split');
+    // direct up to ctx·D = 2^17 for one sequence of 32 heads (2048 keys at D 64, 1024 at D 128), 4× that from 8 tokens
+    expect(sdpaOp.select(selectCtx(adapter, [1]), args(2048))).toBe('direct');
+    expect(sdpaOp.select(selectCtx(adapter, [1]), args(2049))).toBe('split');
+    expect(sdpaOp.select(selectCtx(adapter, [1]), { ...args(1024), D: 128 })).toBe('direct');
+    expect(sdpaOp.select(selectCtx(adapter, [1]), { ...args(1025), D: 128 })).toBe('split');
+    expect(sdpaOp.select(selectCtx(adapter, Array(8).fill(1)), args(8192))).toBe('direct');
+    expect(sdpaOp.select(selectCtx(adapter, Array(8).fill(1)), args(8193))).toBe('split');
     expect(sdpaOp.select(selectCtx(adapter, [1, 16]), args(256))).toBe('direct');
     expect(sdpaOp.select(selectCtx(adapter, [1]), { ...args(256), D: 42 })).toBe('single');   // not 16-byte units
     await withEnv('FLA_SDPA_DIRECT_MAX_CTX', '0', async () => expect(sdpaOp.select(selectCtx(adapter, [1]), args(256))).toBe('split'));
+    await withEnv('FLA_SDPA_DIRECT_MAX_CTX', '32768', async () => expect(sdpaOp.select(selectCtx(adapter, [1]), args(32768))).toBe('direct'));
   });
   test('direct: one query head a workgroup until the batch fills DIRECT_WGS workgroups, FLA_SDPA_DIRECT_HEADS where it divides', async () => {
     expect(directHeads(args(512), selectCtx(adapter, [1]))).toBe(1);
@@ -209,9 +215,11 @@ describe('sdpa select', () => {
     await withEnv('FLA_SDPA_DIRECT_HEADS', '8', async () => expect(directHeads(args(512), selectCtx(adapter, [1]))).toBe(1));   // 8 ∤ 4
   });
   test('one sequence at 32 K fills a discrete card: llama-1b 8 KV heads × 64 splits, Qwen3-Next 2 × 256', () => {
-    expect(splitPlan(adapter, args(32768), true)).toMatchObject({ WG: 64, TPK: 8, UPL: 2, G: 4, KU: 2, KB: 16, SG_RED: true, SG_MERGE: true, SGS: 32, PF: true });
-    expect(splitPlan(adapter, args(512), true, 1)).toMatchObject({ WG: 64, TPK: 2, UPL: 8, G: 1, KU: 2, KB: 64, SG_MERGE: true, PF: false });   // direct, one head
-    expect(splitPlan(adapter, args(512), false, 1)).toMatchObject({ SG_RED: false, SG_MERGE: false });
+    expect(splitPlan(adapter, args(32768), true)).toMatchObject({ WG: 64, TPK: 8, UPL: 2, G: 4, KU: 2, KB: 16, SG_RED: true, SG_MERGE: false, SGS: 32, PF: true });
+    // direct, one head a workgroup: 4 lanes a key, 256 threads, the subgroup merge (64 key groups)
+    expect(splitPlan(adapter, args(512), true, 1, true)).toMatchObject({ WG: 256, TPK: 4, UPL: 4, G: 1, KU: 4, KB: 256, SG_MERGE: true, PF: false });
+    expect(splitPlan(adapter, { ...args(512), D: 128 }, true, 1, true)).toMatchObject({ WG: 256, TPK: 4, UPL: 8, KU: 2, KB: 128, SG_MERGE: true });
+    expect(splitPlan(adapter, args(512), false, 1, true)).toMatchObject({ SG_RED: false, SG_MERGE: false, WG: 128 });   // the merge's 16 KiB
     expect(splitPlan(adapter, { ...args(32768), kv: 'f16' }, true)).toMatchObject({ WG: 128, TPK: 8, UPL: 1, KU: 2, KB: 32, PF: true });
     expect(splitsOf(args(32768), selectCtx(adapter, [1]))).toBe(64);
     expect(splitsOf(args(32768), selectCtx(adapter, [1, 1, 1, 1]))).toBe(16);
