@@ -1,11 +1,16 @@
 // Attention kernels on the GPU machine (issues 15, 16), outside a model:
 // 1. prefill: each prefill variant (flash, flash_sgmat where the adapter has subgroup matrices, single) at
 //    llama-1b's pp512 shape and at D 128, µs per layer and its max|Δ|/max|want| against the f32 CPU reference.
-// 2. decode: one token of llama-1b's attention (H 32, KV 8, D 64) over CTX cached keys (default 32 768), split-K
+// 2. decode: one token of llama-1b's attention (H 32, KV 8, D 64; --shape=H,KV,D) over CTX cached keys (default 32 768), split-K
 //    (split + combine) for each KV-cache dtype and a sweep of split plans (FLA_SDPA_SPLITS, the plan fields of
 //    splitPlanOverride): µs per layer and GB/s of K/V read, over L layers' distinct caches (past the L2), each
 //    output checked against the CPU reference;
-//   FLA_WEBGPU=dawn bun scripts/bench_attn.ts [--ctx=N] [--p=N (prefill tokens, default 512; > 212)] [--quick] [--focus (decode: the plans near the defaults)] [--decode-only] [--prefill-only]
+// 3. --cross: decode with `direct` (one pass, no combine; FLA_SDPA_DIRECT_HEADS 2 and the default; at one head a
+//    workgroup the plans of --cross-plans='[JSON tweaks]') against `split` + combine (and split without SG_MERGE),
+//    µs per layer over caches of 128 … 32 K tokens (--cross-max=N), head dims 64 and 128, H 32 KV 8, batch 1 and 8
+//    (--cross-b=1,8), each variant checked against the CPU reference at 512 tokens: the capacity up to which select
+//    should pick direct (FLA_SDPA_DIRECT_MAX_CTX).
+//   FLA_WEBGPU=dawn bun scripts/bench_attn.ts [--ctx=N] [--p=N (prefill tokens, default 512; > 212)] [--quick] [--focus (decode: the plans near the defaults)] [--decode-only] [--prefill-only] [--dt=f32,f16,bf16] [--shape=H,KV,D] [--plans='[JSON tweaks]'] [--splits=default,128] [--cross [--cross-only] [--cross-max=N] [--cross-b=1,8]]
 import { sdpaOp, kvCols, splitPlan, splitPlanOverride, splitsOf, type SplitTweak } from '../kernels/attention/sdpa.ts';
 import { sdpaRef, bf16Bits, type KvDtype } from '../kernels/attention/sdpa.ref.ts';
 import { GpuBackend } from '../src/backend/gpu.ts';
@@ -56,7 +61,7 @@ async function time(ds: unknown[]): Promise<number> {
 const step1 = (pos: number) => ({ ids: new Int32Array(1), cursors: [{ slot: 0, start: 0, len: 1, pos }], keep: new Int32Array(1) });
 
 // 1. prefill: P tokens from an empty cache (the cache holds their keys, as after kv_store)
-if (!has('decode-only')) {
+if (!has('decode-only') && !has('cross-only')) {
   const P = Number(arg('p') ?? 512);
   // llama-1b's shape and D 128 timed; H 8 (two sequences) checked against the CPU reference
   for (const [H, KV, D] of [[32, 8, 64], [32, 8, 128], [8, 2, 64], [8, 2, 128]] as const) {
@@ -95,10 +100,11 @@ if (!has('decode-only')) {
   }
 }
 // 2. decode over CTX keys
-if (!has('prefill-only')) {
-  const H = 32, KV = 8, D = 64, L = quick ? 2 : 3, pos = CTX - 1;
+if (!has('prefill-only') && !has('cross-only')) {
+  const [H, KV, D] = (arg('shape') ?? '32,8,64').split(',').map(Number) as [number, number, number];
+  const L = quick ? 2 : 3, pos = CTX - 1;
   const kv0 = rand(CTX * KV * D), kv1 = rand(CTX * KV * D);
-  for (const dt of ['f32', 'f16', 'bf16'] as KvDtype[]) {
+  for (const dt of (arg('dt') ?? 'f32,f16,bf16').split(',') as KvDtype[]) {
     const cols = kvCols(CTX, KV * D, dt);
     o.allocState(Array.from({ length: L }, (_, l) => [{ key: `${l}.k`, cols }, { key: `${l}.v`, cols }]).flat(), 1);
     const w0 = words(kv0, dt), w1 = words(kv1, dt);
@@ -116,11 +122,12 @@ if (!has('prefill-only')) {
     const focus: (SplitTweak | null)[] = dt === 'f32'
       ? [null, { WG: 128 }, { PF: true }, { KU: 1, PF: true }, { WG: 32 }, { WG: 32, PF: true }, { TPK: 4 }]
       : [null, { KU: 4, PF: false }, { WG: 64 }, { WG: 64, KU: 1 }, { KU: 1 }, { PF: false }];
-    const plans: (SplitTweak | null)[] = has('focus') ? focus : quick ? [null, { PF: true }] : dt === 'f32'
+    const plans: (SplitTweak | null)[] = arg('plans') ? JSON.parse(arg('plans')!) : has('focus') ? focus : quick ? [null, { PF: true }] : dt === 'f32'
       ? [null, { PF: true }, { KU: 4 }, { KU: 1, PF: true }, { TPK: 16 }, { TPK: 16, PF: true }, { TPK: 4 }, { WG: 256 }, { WG: 256, PF: true }, { WG: 64 }]
       : [null, { PF: true }, { KU: 2, PF: true }];
+    const splitCounts = arg('splits') ? arg('splits')!.split(',').map(x => (x === 'default' ? null : Number(x))) : quick || has('focus') ? [null] : [null, 128, 256];
     const sweep: [string, SplitTweak | null, number | null][] = [];
-    for (const t of plans) for (const S of quick || has('focus') ? [null] : [null, 128, 256]) sweep.push([t ? JSON.stringify(t) : 'default', t, S]);
+    for (const t of plans) for (const S of splitCounts) sweep.push([t ? JSON.stringify(t) : 'default', t, S]);
     for (const [name, t, S] of sweep) {
       if (S !== null) process.env.FLA_SDPA_SPLITS = String(S); else delete process.env.FLA_SDPA_SPLITS;
       splitPlanOverride(t);
@@ -134,10 +141,62 @@ if (!has('prefill-only')) {
         for (let l = 0; l < L; l++) { const d = await o.build(sdpaOp, args(l), 'split'); ds.push(...d); dsSplit.push(d[0]); }
         const ms = await time(ds) / L, msSplit = await time(dsSplit) / L;
         const Sx = splitsOf(args(0), ctx1, p);
-        log(`decode ${dt} ctx ${CTX} ${name} (S ${Sx}, WG ${p.WG} TPK ${p.TPK} UPL ${p.UPL} KU ${p.KU} PF ${p.PF}): split+combine ${(ms * 1000).toFixed(1)} µs = ${(bytes / ms / 1e6).toFixed(0)} GB/s; split ${(msSplit * 1000).toFixed(1)} µs = ${(bytes / msSplit / 1e6).toFixed(0)} GB/s;${err}`);
+        log(`decode ${dt} H ${H} KV ${KV} D ${D} ctx ${CTX} ${name} (S ${Sx}, WG ${p.WG} TPK ${p.TPK} UPL ${p.UPL} KU ${p.KU} PF ${p.PF}): split+combine ${(ms * 1000).toFixed(1)} µs = ${(bytes / ms / 1e6).toFixed(0)} GB/s; split ${(msSplit * 1000).toFixed(1)} µs = ${(bytes / msSplit / 1e6).toFixed(0)} GB/s;${err}`);
       } catch (e) {
         log(`decode ${dt} ${name}: ${(e as Error).message.split('\n').slice(0, 2).join(' | ').slice(0, 300)}`);
       } finally { splitPlanOverride(null); delete process.env.FLA_SDPA_SPLITS; }
+    }
+  }
+}
+
+// 3. direct against split + combine across contexts
+if (has('cross') || has('cross-only')) {
+  const H = 32, KV = 8, cmax = Number(arg('cross-max') ?? 32768);
+  const Bs = (arg('cross-b') ?? '1,8').split(',').map(Number);
+  // [name, variant, FLA_SDPA_DIRECT_HEADS, plan tweak]
+  const variants: [string, string, string | null, SplitTweak | null][] = [['split', 'split', null, null], ['split SGM0', 'split', null, { SGM: false }],
+    ['direct', 'direct', null, null], ['direct GH2', 'direct', '2', null]];
+  for (const tw of JSON.parse(arg('cross-plans') ?? '[{"WG":128},{"WG":256},{"WG":256,"KU":1},{"WG":512,"KU":1},{"TPK":4,"WG":256},{"SGM":false}]') as SplitTweak[])
+    variants.push([`direct GH1 ${JSON.stringify(tw)}`, 'direct', '1', tw]);
+  for (const D of [64, 128]) for (const B of Bs) {
+    const layout = (pos: number) => ({ ids: new Int32Array(B), cursors: Array.from({ length: B }, (_, s) => ({ slot: s, start: s, len: 1, pos: pos - (s % 3) })), keep: new Int32Array(B) });
+    for (let ctx = 128; ctx <= cmax; ctx *= 2) {
+      if (B * ctx * KV * D * 4 > 1.5e9) break;
+      const cols = kvCols(ctx, KV * D, 'f32'), layerBytes = 2 * 4 * B * ctx * KV * D;
+      const L = Math.max(2, Math.min(16, Math.ceil(256e6 / layerBytes)));
+      o.allocState(Array.from({ length: L }, (_, l) => [{ key: `${l}.k`, cols }, { key: `${l}.v`, cols }]).flat(), B);
+      const check = ctx === 512;   // the CPU reference at one context (random caches; the others stay zero)
+      const kv0 = check ? rand(B * ctx * KV * D) : null, kv1 = check ? rand(B * ctx * KV * D) : null;
+      if (check) for (let l = 0; l < L; l++) { o.write(o.state(`${l}.k`), kv0!); o.write(o.state(`${l}.v`), kv1!); }
+      const lay = layout(ctx - 1);
+      o.beginStep(lay);
+      const qv = rand(B * H * D), q = o.act('q', H * D), out = o.act('out', H * D);
+      const full = new Float32Array(o.capacity(q) * H * D); full.set(qv); o.write(q, full);
+      let want: Float32Array | null = null;
+      if (check) { want = new Float32Array(B * H * D); sdpaRef(qv, kv0!, kv1!, want, lay.cursors, { H, KV, D, ctx, window: 0, scale: 1 / Math.sqrt(D), kv: 'f32' }); }
+      const args = (l: number) => ({ H, KV, D, ctx, kv: 'f32' as const, q, k: o.state(`${l}.k`), v: o.state(`${l}.v`), out });
+      const row: string[] = [];
+      for (const [name, v, gh, tw] of variants) {
+        if (gh !== null && H / KV % Number(gh)) continue;
+        if (gh !== null) process.env.FLA_SDPA_DIRECT_HEADS = gh; else delete process.env.FLA_SDPA_DIRECT_HEADS;
+        splitPlanOverride(tw);
+        try {
+          o.beginStep(lay);
+          const ds: unknown[] = [];
+          for (let l = 0; l < L; l++) ds.push(...await o.build(sdpaOp, args(l), v));
+          let err = '';
+          if (want) {
+            const d0 = await o.build(sdpaOp, args(0), v);
+            const enc = gpu.device.createCommandEncoder(); gpu.encode(enc, d0 as never); gpu.submit(enc);
+            err = ` (vs CPU ${relErr(await readT(out, B * H * D), want).toExponential(1)})`;
+          }
+          const ms = await time(ds) / L;
+          row.push(`${name} ${(ms * 1000).toFixed(1)}${err}`);
+        } catch (e) {
+          row.push(`${name} ERR ${(e as Error).message.split('\n')[0]!.slice(0, 120)}`);
+        } finally { delete process.env.FLA_SDPA_DIRECT_HEADS; splitPlanOverride(null); }
+      }
+      log(`cross D ${D} b ${B} ctx ${ctx} (L ${L}) µs/layer: ${row.join('; ')}`);
     }
   }
 }

@@ -104,14 +104,30 @@ function dimsOf(a: SdpaArgs, S: number, RS = 0) {
   return uniformOf(new Uint32Array(dims));
 }
 
-/** Decode-shaped steps (every sequence ≤ SPLIT_MAX_LEN tokens) over a cache longer than SPLIT_MIN_CTX take `split`. */
+/**
+ * Decode-shaped steps (every sequence ≤ SPLIT_MAX_LEN tokens) take `direct` over a cache of at most directMaxCtx
+ * rows, `split` over a longer one. The capacity, not the position, decides, so replayed decode steps agree.
+ * directMaxCtx: FLA_SDPA_DIRECT_MAX_CTX, else ctx·D ≤ DIRECT_MAX_CTX_D times min(4, n·H / 64) (at least 1): the
+ * crossover measured on an H200 (bench_attn --cross, H 32 KV 8, f32 cache, 2026-12-02) was 2048 keys at D 64 and
+ * ~1024 at D 128 for one sequence (direct 16.7 / 18.5 µs a layer against split + combine 16.6 / 17.5); at batch 8
+ * direct was still ahead at 4096 keys (57 / 130 µs against 94 / 177; D 64 / 128), the longest measured.
+ */
 export const SPLIT_MAX_LEN = 16;
-export const SPLIT_MIN_CTX = 256;
+export const DIRECT_MAX_CTX_D = 1 << 17;
+export function directMaxCtx(a: SdpaOp, c: Ctx): number {
+  const forced = knob('FLA_SDPA_DIRECT_MAX_CTX');
+  if (forced !== undefined) return Number(forced);
+  return Math.floor(DIRECT_MAX_CTX_D * Math.min(4, Math.max(1, Math.floor(c.step.n * a.H / 64))) / a.D);
+}
 const MAX_SPLITS = 256;
 
 /** The split kernel's thread layout (sdpa_split.wgsl's header says what each define does). */
 export interface SplitPlan {
   WG: number; TPK: number; UPL: number; U: number; G: number; KU: number; SG_RED: boolean;
+  /** the end-of-split merge starts inside each subgroup (SGS lanes: the adapter's smallest), with SG_RED, TPK < SGS */
+  SG_MERGE: boolean; SGS: number;
+  /** the grid's head groups fastest (KH_FAST), else its splits */
+  KHF: boolean;
   /** prefetch: the next iteration's K/V loads issued before this one's arithmetic (twice the load registers) */
   PF: boolean;
   /** keys one iteration of a workgroup takes (its splits are multiples of this) */
@@ -131,25 +147,34 @@ export interface SplitPlan {
  * Measured on an H200 at llama-1b's 32 K-context decode (H 32, KV 8, D 64: scripts/bench_attn.ts, µs a layer for
  * split + combine): f32 cache 260 with KU 2 at WG 128 → 105 at WG 64 (KU 1 with PF 115, WG 256 108; TPK 16 200);
  * f16 160 with KU 4 → 90 with KU 2 and PF (bf16 149 → 92); more splits than 512 workgroups' worth were slower.
+ * PF is on for the f32 cache too where a lane's loads are at most 4 units (KU·UPL ≤ 4): 109 → 102 µs there, split alone
+ * 103 → 96 (the same process, 2026-12-02). SG_MERGE (the end-of-split merge through subgroup butterflies first: one
+ * state a subgroup through workgroup memory) where the workgroup has more than 16 key groups; below, the shuffles
+ * cost more than they save (split at 32 K: 100.1 µs without, 102.6 with).
+ * `direct` (one split, one query head a workgroup) takes at least 4 lanes a key and 256 threads: on the H200 at
+ * llama-1b's shape and batch 1, 5.0 / 6.8 / 10.6 / 16.7 µs a layer over 128 / 512 / 1024 / 2048 keys, against
+ * 5.3 / 14.9 / 33.2 / 63.0 with split's plan (2 lanes, 64 threads) and 9.8 / 10.9 / 12.5 / 16.6 for split + combine.
  */
-export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean): SplitPlan {
-  const epu = (a.kv ?? 'f32') === 'f32' ? 4 : 8, U = a.D / epu, G = a.H / a.KV, tw = splitTweak ?? {};
+export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean, G = a.H / a.KV, direct = false): SplitPlan {
+  const epu = (a.kv ?? 'f32') === 'f32' ? 4 : 8, U = a.D / epu, tw = splitTweak ?? {};
   const SGS = ad.subgroupSize;
   const SG_RED = subgroups && ad.subgroups && SGS >= 2 && (SGS & (SGS - 1)) === 0;
   // the fewest lanes (≥ 2: a 32-byte sector per key) that keep q's share of a lane within 32 floats (G·D / TPK)
   let TPK = tw.TPK ?? 2;
-  if (tw.TPK === undefined) while (TPK < G * a.D / 32 && TPK * 2 <= Math.min(U, 32)) TPK *= 2;
+  if (tw.TPK === undefined) while ((TPK < G * a.D / 32 || (direct && TPK < 4)) && TPK * 2 <= Math.min(U, 32)) TPK *= 2;
   while (TPK > 1 && (TPK > U || (SG_RED && TPK > SGS))) TPK /= 2;
   const kv16 = (a.kv ?? 'f32') !== 'f32';
   const UPL = Math.ceil(U / TPK), KU = tw.KU ?? Math.max(1, Math.min(4, Math.floor((kv16 ? 8 : 16) / (UPL * G))));
-  const smf = (wg: number) => Math.max((wg / TPK) * a.D, SG_RED ? 1 : wg * KU * G);
-  let WG = Math.min(tw.WG ?? (kv16 ? 128 : Math.max(64, 4 * TPK)), ad.maxInvocations);
-  while (WG > TPK && 4 * (smf(WG) + 2 * (WG / TPK)) > Math.min(16384, ad.maxWorkgroupStorage)) WG /= 2;
-  return { WG, TPK, UPL, U, G, KU, SG_RED, PF: tw.PF ?? kv16, KB: (WG / TPK) * KU, SMF: smf(WG) };
+  let WG = Math.min(tw.WG ?? (direct ? 256 : kv16 ? 128 : Math.max(64, 4 * TPK)), ad.maxInvocations);
+  const SG_MERGE = SG_RED && TPK < SGS && (tw.SGM ?? WG / TPK > 16);
+  const nm = (wg: number) => (SG_MERGE ? Math.max(1, wg / SGS) : wg / TPK);   // merge slots
+  const smf = (wg: number) => Math.max(nm(wg) * a.D, SG_RED ? 1 : wg * KU * G);
+  while (WG > TPK && 4 * (smf(WG) + 2 * nm(WG)) > Math.min(16384, ad.maxWorkgroupStorage)) WG /= 2;
+  return { WG, TPK, UPL, U, G, KU, SG_RED, SG_MERGE, SGS: Math.max(1, SGS), KHF: tw.KHF ?? false, PF: tw.PF ?? (kv16 || KU * UPL <= 4), KB: (WG / TPK) * KU, SMF: smf(WG) };
 }
 
 /** Plan fields scripts/bench_attn.ts sweeps on the GPU machine (null: the plan above). Not a user setting. */
-export type SplitTweak = Partial<Pick<SplitPlan, 'TPK' | 'KU' | 'WG' | 'PF'>>;
+export type SplitTweak = Partial<Pick<SplitPlan, 'TPK' | 'KU' | 'WG' | 'PF' | 'KHF'>> & { SGM?: boolean };
 let splitTweak: SplitTweak | null = null;
 export function splitPlanOverride(t: SplitTweak | null): void { splitTweak = t; }
 
@@ -216,12 +241,44 @@ function sgmatLaunches(a: SdpaArgs, c: Ctx): Launch[] {
   }];
 }
 
+const splitDefines = (p: SplitPlan): Defines =>
+  ({ WG: p.WG, TPK: p.TPK, UPL: p.UPL, U: p.U, G: p.G, KU: p.KU, SMF: p.SMF, SG_RED: p.SG_RED, SG_MERGE: p.SG_MERGE, SGS: p.SGS, KH_FAST: p.KHF, PF: p.PF });
+
+/**
+ * `direct`'s query heads a workgroup (a power of two dividing H/KV; FLA_SDPA_DIRECT_HEADS where it divides): the
+ * most that keep n·H/GH ≥ DIRECT_WGS workgroups — one head a workgroup (each re-reading its KV head's rows, from
+ * the L2 after the first) up to large batches. On an H200 (H 32, KV 8; bench_attn --cross, 2026-12-02) one head
+ * was as fast as two at batch 8 and D 64 (20.6 / 21.7 µs at 512 tokens) and faster at D 128 (32.2 / 37.2); all
+ * four heads of a KV head a workgroup took twice as long.
+ */
+export const DIRECT_WGS = 1024;
+export function directHeads(a: SdpaOp, c: Ctx): number {
+  const G = a.H / a.KV, forced = Number(knob('FLA_SDPA_DIRECT_HEADS') ?? 0);
+  if (forced && G % forced === 0) return forced;
+  let GH = 1;
+  while (GH * 2 <= G && G % (GH * 2) === 0 && c.step.n * a.H / (GH * 2) >= DIRECT_WGS) GH *= 2;
+  return GH;
+}
+
+/**
+ * `direct`: sdpa_split's kernel with one split a query (DIRECT): one workgroup per (token, GH query heads) walks
+ * the whole context and writes the attention output — no partials, no combine dispatch.
+ */
+export function directLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[] {
+  const GH = directHeads(a, c), p = splitPlan(c.adapter, a, subgroups, GH, true);
+  return [{
+    kernel: SPLIT_KERNEL, grid: grid(c.step.n * (a.H / GH)), cost: sdpaCost(c.step.cursors, a),
+    defines: { ...splitDefines(p), HG: a.H / a.KV / GH, DIRECT: true, ...kvDefines(a.kv ?? 'f32') },
+    bind: { q: a.q, kc: a.k, vc: a.v, part: a.out, dims: dimsOf(a, 1, 0) },
+  }];
+}
+
 export function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[] {
   const p = splitPlan(c.adapter, a, subgroups), S = splitsOf(a, c, p), RS = partRow(S, a.D), dims = dimsOf(a, S, RS);
   const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * RS;
   return [{
     kernel: SPLIT_KERNEL, grid: grid(c.step.n * a.KV * S), cost: { flops: cost.flops, bytes: cost.bytes + part },
-    defines: { WG: p.WG, TPK: p.TPK, UPL: p.UPL, U: p.U, G: p.G, KU: p.KU, SMF: p.SMF, SG_RED: p.SG_RED, PF: p.PF, ...kvDefines(a.kv ?? 'f32') },
+    defines: { ...splitDefines(p), HG: 1, DIRECT: false, ...kvDefines(a.kv ?? 'f32') },
     bind: { q: a.q, kc: a.k, vc: a.v, part: scratch('part'), dims },
   }, {
     kernel: COMBINE_KERNEL, grid: grid(c.step.n * a.H), defines: { WG: 128, SMAX: MAX_SPLITS }, cost: { flops: 3 * part / 4, bytes: part + 4 * c.step.n * a.H * a.D },
@@ -244,7 +301,8 @@ export const sdpaOp = op<SdpaArgs>({
       throw new ShapeError(`sdpa: bad shapes (H ${a.H}, KV ${a.KV}, D ${a.D}, ctx ${a.ctx}, cache ${a.kv ?? 'f32'} of ${a.k.cols} columns)`);
   },
   select: (c, a) => {
-    if (c.step.maxLen <= SPLIT_MAX_LEN) return a.ctx > SPLIT_MIN_CTX && splitSupports(a) ? 'split' : 'single';
+    if (c.step.maxLen <= SPLIT_MAX_LEN && splitSupports(a)) return a.ctx > directMaxCtx(a, c) ? 'split' : 'direct';
+    if (c.step.maxLen <= SPLIT_MAX_LEN) return 'single';
     return flashPlan(c.adapter, a.D) ? 'flash' : 'single';
   },
   variants: {
@@ -259,6 +317,7 @@ export const sdpaOp = op<SdpaArgs>({
         }];
       },
     },
+    direct: { supports: splitSupports, launches: (a, c) => directLaunches(a, c, true) },
     split: { supports: splitSupports, scratch: splitScratch(true), launches: (a, c) => splitLaunches(a, c, true) },
     split_wg: { supports: splitSupports, scratch: splitScratch(false), launches: (a, c) => splitLaunches(a, c, false) },
   },

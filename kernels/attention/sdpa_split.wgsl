@@ -18,7 +18,14 @@
 // 16-bit units unpack to two vec4f: f16 as elements 0..3, 4..7; bf16 as the even and the odd elements (q and acc
 // are kept in the same order and put back in element order when written).
 // PF (prefetch): the next iteration's K/V units are loaded before this one's arithmetic, one iteration of loads always
-// in flight. Defines: WG, TPK, UPL, U, G, KU, SMF (workgroup floats), SG_RED, PF, KV16, KV_F16. Accumulates in f32.
+// in flight. HG: the H/KV query heads of a KV head are taken by HG workgroups of G heads each (query heads
+// hg·G … hg·G + G − 1 for head group hg of the KV·HG; 1 for split). DIRECT (the `direct` variant: one split, S = 1):
+// no partials, the merged acc / l is written as the attention output, `part` bound to out [N, H·D] — a single pass,
+// no combine dispatch. SG_MERGE (with SG_RED, TPK < SGS: the adapter's smallest subgroup): the end-of-split merge
+// of the key groups' states starts with subgroup butterflies (below). Defines: WG, TPK, UPL, U, G, HG, KU, SMF
+// (workgroup floats), SG_RED, SG_MERGE, SGS, PF, DIRECT, KH_FAST (the grid's head groups fastest, so the
+// workgroups reading the KV heads of one cache row start together; else the splits fastest), KV16, KV_F16.
+// Accumulates in f32.
 #include "common.wgsl"
 
 struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, S: u32, RS: u32 }
@@ -33,6 +40,11 @@ struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, S: u32
 
 const KPI = WG / TPK;    // key groups
 const KB = KPI * KU;     // keys per iteration
+#if SG_MERGE
+const NM = WG / SGS;     // merge slots: one a subgroup
+#else
+const NM = KPI;          // merge slots: one a key group
+#endif
 #if KV16
 const EPU = 2u;          // vec4f per unit
 #else
@@ -41,8 +53,8 @@ const EPU = 1u;
 const QN = G * UPL * EPU;
 
 var<workgroup> sm: array<f32, SMF>;
-var<workgroup> mx: array<f32, KPI>;
-var<workgroup> ls: array<f32, KPI>;
+var<workgroup> mx: array<f32, NM>;
+var<workgroup> ls: array<f32, NM>;
 
 // a unit as vec4f: one for f32, two for 16-bit (f16: elements 0..3, 4..7; bf16: even, odd elements)
 fn unpk(w: vec4u) -> array<vec4f, EPU> {
@@ -98,10 +110,16 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
   let RS = dims.RS;
   let MLW = (2u * S + 3u) / 4u * 4u;
   let idx = wg.x + wg.y * ng.x;
-  if (idx >= step.n * S * KV) { return; }
+  if (idx >= step.n * S * KV * HG) { return; }
+#if KH_FAST
+  let hg = idx % (KV * HG);
+  let sp = (idx / (KV * HG)) % S;
+#else
   let sp = idx % S;
-  let kh = (idx / S) % KV;
-  let t = idx / (S * KV);
+  let hg = (idx / S) % (KV * HG);
+#endif
+  let kh = hg / HG;
+  let t = idx / (S * KV * HG);
   let cu = cursor(seq_of(t));
   let p = cu.pos + t - cu.start;
   var j0 = 0u;
@@ -110,7 +128,8 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
   let chunk = ((L + S - 1u) / S + KB - 1u) / KB * KB;
   let js = j0 + sp * chunk;
   let je = min(p + 1u, js + chunk);
-  let h0 = kh * G;
+  let h0 = hg * G;
+#if !DIRECT
   if (js >= je) {   // an empty split (short context): partials that weigh nothing
     for (var g = 0u; g < G; g++) {
       let row = (t * H + h0 + g) * RS;
@@ -119,6 +138,7 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
     }
     return;
   }
+#endif
   let kg = li / TPK;
   let lane = li % TPK;
 
@@ -212,38 +232,75 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
     }
   }
 
-  // merge the KPI groups' states, one head at a time: sm holds each group's rescaled acc in element order
+  // merge the KPI groups' states, one head at a time: sm holds each merge slot's rescaled acc in element order.
+  // SG_MERGE: first inside each subgroup of SGS lanes (butterflies over the group bits of the lane index, offsets
+  // TPK … SGS/2: every group of the subgroup ends with the merged state, as with the key loop's reductions the lanes
+  // of SGS consecutive indices lying in one subgroup), then the NM = WG / SGS subgroups' states through workgroup
+  // memory; else each of the NM = KPI groups' states through workgroup memory.
+#if SG_MERGE
   for (var g = 0u; g < G; g++) {
-    if (lane == 0u) { mx[kg] = m[g]; ls[kg] = l[g]; }
+    for (var o = TPK; o < SGS; o <<= 1u) {
+      let mo = subgroupShuffleXor(m[g], o);
+      let lo = subgroupShuffleXor(l[g], o);
+      let Mg = max(m[g], mo);
+      let wa = exp(m[g] - Mg);
+      let wb = exp(mo - Mg);
+      l[g] = l[g] * wa + lo * wb;
+      for (var i = 0u; i < UPL * EPU; i++) {
+        let j = g * UPL * EPU + i;
+        acc[j] = acc[j] * wa + subgroupShuffleXor(acc[j], o) * wb;
+      }
+      m[g] = Mg;
+    }
+  }
+  let mg = li / SGS;            // merge slot: the subgroup
+  let lead = li % SGS < TPK;    // its first group writes it
+#else
+  let mg = kg;
+  let lead = true;
+#endif
+  for (var g = 0u; g < G; g++) {
+    if (lead && lane == 0u) { mx[mg] = m[g]; ls[mg] = l[g]; }
     workgroupBarrier();
     var M = -3.0e38;
-    for (var x = 0u; x < KPI; x++) { M = max(M, mx[x]); }
-    let w = exp(m[g] - M);   // 0 for a group that saw no key (m = −3e38); group 0 always sees one
+    for (var x = 0u; x < NM; x++) { M = max(M, mx[x]); }
+    let w = exp(m[g] - M);   // 0 for a slot that saw no key (m = −3e38); slot 0 always sees one
     for (var uu = 0u; uu < UPL; uu++) {
       let u = lane + uu * TPK;
-      if (u < U) {
+      if (u < U && lead) {
 #if KV16
         let o = to_element_order(acc[(g * UPL + uu) * 2u], acc[(g * UPL + uu) * 2u + 1u]);
-        for (var c = 0u; c < 4u; c++) { sm[kg * D + 8u * u + c] = o[0][c] * w; sm[kg * D + 8u * u + 4u + c] = o[1][c] * w; }
+        for (var c = 0u; c < 4u; c++) { sm[mg * D + 8u * u + c] = o[0][c] * w; sm[mg * D + 8u * u + 4u + c] = o[1][c] * w; }
 #else
         let a = acc[g * UPL + uu];
-        for (var c = 0u; c < 4u; c++) { sm[kg * D + 4u * u + c] = a[c] * w; }
+        for (var c = 0u; c < 4u; c++) { sm[mg * D + 4u * u + c] = a[c] * w; }
 #endif
       }
     }
     workgroupBarrier();
+#if DIRECT
+    var lsum = 0.0;
+    for (var x = 0u; x < NM; x++) { lsum += ls[x] * exp(mx[x] - M); }
+    let orow = (t * H + h0 + g) * D;
+    for (var d = li; d < D; d += WG) {
+      var a = 0.0;
+      for (var x = 0u; x < NM; x++) { a += sm[x * D + d]; }
+      part[orow + d] = a / lsum;
+    }
+#else
     let row = (t * H + h0 + g) * RS;
     for (var d = li; d < D; d += WG) {
       var a = 0.0;
-      for (var x = 0u; x < KPI; x++) { a += sm[x * D + d]; }
+      for (var x = 0u; x < NM; x++) { a += sm[x * D + d]; }
       part[row + MLW + sp * D + d] = a;
     }
     if (li == 0u) {
       var lsum = 0.0;
-      for (var x = 0u; x < KPI; x++) { lsum += ls[x] * exp(mx[x] - M); }
+      for (var x = 0u; x < NM; x++) { lsum += ls[x] * exp(mx[x] - M); }
       part[row + sp] = M;
       part[row + S + sp] = lsum;
     }
+#endif
     workgroupBarrier();
   }
 }

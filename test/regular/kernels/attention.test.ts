@@ -2,12 +2,13 @@
 // step, each continuing a cached prefix (cursor.pos): for single at lengths around its 64-key block edge and 1000;
 // for split / split_wg around their key blocks and split edges up to 3000 and 4000 keys, head dims 64, 128 and 256,
 // GQA ratios 1, 2, 4 and 8, a sliding window, multi-token chunks; each sdpa variant forced with FLA_KERNEL_SDPA
-// (single: prefill; split: split-K over the context plus a combine pass; split_wg: split without subgroups).
+// (single: prefill; split: split-K over the context plus a combine pass; split_wg: split without subgroups; direct:
+// split's kernel as one pass, no combine).
 // 16-bit caches are in attention_kv16.test.ts.
 import { describe, expect, test } from 'bun:test';
 import { invFreq, ropeTable } from '../../../kernels/attention/rope.ref.ts';
 import { rope } from '../../../kernels/attention/rope.ts';
-import { flashPlan, kvStore, sdpa, sdpaOp, splitPlan, splitPlanOverride, splitsOf, type SplitTweak } from '../../../kernels/attention/sdpa.ts';
+import { directHeads, flashPlan, kvStore, sdpa, sdpaOp, splitPlan, splitPlanOverride, splitsOf, type SplitTweak } from '../../../kernels/attention/sdpa.ts';
 import { sgmatFlashPlan } from '../../../kernels/attention/sdpa_sgmat.ts';
 import { prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
@@ -139,9 +140,25 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
     });
   }
 
-  // the split plans scripts/bench_attn.ts sweeps (splitPlanOverride): prefetch of the next iteration's K/V, other key
-  // unrolls and lanes per key; splits of 5 over 8 sequences ending at the block and split edges
-  for (const tw of [{ PF: true }, { KU: 1, PF: true }, { KU: 4 }, { TPK: 16, PF: true }, { WG: 64 }] as SplitTweak[])
+  // direct: split's kernel as one pass writing the output (one split, GH query heads a workgroup); decode of 7
+  // sequences ending around its key blocks (KB keys an iteration, from the plan at GH heads) for GH = 1 and all the
+  // heads of a KV head (FLA_SDPA_DIRECT_HEADS) at D 64, 2 at D 128, and the default GH at D 256 / GQA 8
+  test('direct, D=64 GQA 4 (GH 1, 4), D=128 GQA 2 (GH 2), D=256 GQA 8: decode across its key-block edges', async () => {
+    for (const [H, KV, D, ghs] of [[8, 2, 64, ['1', '4']], [4, 2, 128, ['2']], [8, 1, 256, [undefined]]] as const) for (const gh of ghs) {
+      const KB = splitPlan(gpuBackend().adapter, { H, KV, D, ctx: 1000, kv: 'f32' }, true, gh ? Number(gh) : H / KV, true).KB;
+      const ls = [1, KB - 1, KB, KB + 1, 2 * KB + 1, 3 * KB - 1, D === 256 ? 300 : 700];
+      const run = () => attentionCase('direct', H, KV, D, ls.map((L, slot) => ({ slot, len: 1, pos: L - 1 })), 0, 5);
+      await (gh ? withEnv('FLA_SDPA_DIRECT_HEADS', gh, run) : run());
+    }
+  }, 300_000);
+  test('direct, GQA 2: short chunks (16 and 3 tokens) after prefixes 300 and 64 at D=64; sliding window 100 at D=128', async () => {
+    await attentionCase('direct', 4, 2, 64, [{ slot: 2, len: 16, pos: 300 }, { slot: 0, len: 3, pos: 64 }]);
+    await attentionCase('direct', 4, 2, 128, [{ slot: 1, len: 1, pos: 40 }, { slot: 0, len: 2, pos: 99 }, { slot: 2, len: 1, pos: 500 }], 100);
+  }, 300_000);
+
+  // the split plans scripts/bench_attn.ts sweeps (splitPlanOverride): without the prefetch of the next iteration's K/V,
+  // other key unrolls and lanes per key, the head-groups-fastest grid with the merge through workgroup memory alone; splits of 5 over 8 sequences ending at the block and split edges
+  for (const tw of [{ PF: false }, { KU: 1, PF: true }, { KU: 4 }, { TPK: 16, PF: true }, { WG: 64 }, { KHF: true, SGM: false }] as SplitTweak[])
     test(`split with plan ${JSON.stringify(tw)}, D=64 GQA 4 and D=128 GQA 2: decode across block and split edges`, async () => {
       splitPlanOverride(tw);
       try {
@@ -172,15 +189,37 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
 describe('sdpa select', () => {
   const adapter = { kind: 'gpu', type: 'discrete', f16: true, subgroups: true, subgroupSize: 32, maxInvocations: 1024, maxWorkgroupStorage: 32768, maxBinding: 2 ** 31, features: new Set<string>() } as const;
   const args = (ctx: number) => ({ H: 32, KV: 8, D: 64, ctx }) as any;
-  test('decode-shaped steps over a long cache take split; short caches single; prefill flash where its tiles fit', () => {
+  test('decode-shaped steps over a long cache take split, over a short one direct; prefill flash where its tiles fit', async () => {
     expect(sdpaOp.select(selectCtx(adapter, [1]), args(32768))).toBe('split');
-    expect(sdpaOp.select(selectCtx(adapter, [1, 1, 1, 16]), args(4096))).toBe('split');
+    expect(sdpaOp.select(selectCtx(adapter, [1, 1, 1, 16]), args(8193))).toBe('split');
     expect(sdpaOp.select(selectCtx(adapter, [17]), args(32768))).toBe('flash');
     expect(sdpaOp.select(selectCtx(adapter, [17]), { ...args(4096), D: 40 })).toBe('single');
-    expect(sdpaOp.select(selectCtx(adapter, [1]), args(256))).toBe('single');
+    // direct up to ctx·D = 2^17 for one sequence of 32 heads (2048 keys at D 64, 1024 at D 128), 4× that from 8 tokens
+    expect(sdpaOp.select(selectCtx(adapter, [1]), args(2048))).toBe('direct');
+    expect(sdpaOp.select(selectCtx(adapter, [1]), args(2049))).toBe('split');
+    expect(sdpaOp.select(selectCtx(adapter, [1]), { ...args(1024), D: 128 })).toBe('direct');
+    expect(sdpaOp.select(selectCtx(adapter, [1]), { ...args(1025), D: 128 })).toBe('split');
+    expect(sdpaOp.select(selectCtx(adapter, Array(8).fill(1)), args(8192))).toBe('direct');
+    expect(sdpaOp.select(selectCtx(adapter, Array(8).fill(1)), args(8193))).toBe('split');
+    expect(sdpaOp.select(selectCtx(adapter, [1, 16]), args(256))).toBe('direct');
+    expect(sdpaOp.select(selectCtx(adapter, [1]), { ...args(256), D: 42 })).toBe('single');   // not 16-byte units
+    await withEnv('FLA_SDPA_DIRECT_MAX_CTX', '0', async () => expect(sdpaOp.select(selectCtx(adapter, [1]), args(256))).toBe('split'));
+    await withEnv('FLA_SDPA_DIRECT_MAX_CTX', '32768', async () => expect(sdpaOp.select(selectCtx(adapter, [1]), args(32768))).toBe('direct'));
+  });
+  test('direct: one query head a workgroup until the batch fills DIRECT_WGS workgroups, FLA_SDPA_DIRECT_HEADS where it divides', async () => {
+    expect(directHeads(args(512), selectCtx(adapter, [1]))).toBe(1);
+    expect(directHeads(args(512), selectCtx(adapter, Array(8).fill(1)))).toBe(1);
+    expect(directHeads(args(512), selectCtx(adapter, Array(64).fill(1)))).toBe(2);   // 2048 heads: 1024 workgroups of 2
+    expect(directHeads(args(512), selectCtx(adapter, Array(256).fill(1)))).toBe(4);   // at most the 4 of a KV head
+    await withEnv('FLA_SDPA_DIRECT_HEADS', '2', async () => expect(directHeads(args(512), selectCtx(adapter, [1]))).toBe(2));
+    await withEnv('FLA_SDPA_DIRECT_HEADS', '8', async () => expect(directHeads(args(512), selectCtx(adapter, [1]))).toBe(1));   // 8 ∤ 4
   });
   test('one sequence at 32 K fills a discrete card: llama-1b 8 KV heads × 64 splits, Qwen3-Next 2 × 256', () => {
-    expect(splitPlan(adapter, args(32768), true)).toMatchObject({ WG: 64, TPK: 8, UPL: 2, G: 4, KU: 2, KB: 16, SG_RED: true, PF: false });
+    expect(splitPlan(adapter, args(32768), true)).toMatchObject({ WG: 64, TPK: 8, UPL: 2, G: 4, KU: 2, KB: 16, SG_RED: true, SG_MERGE: false, SGS: 32, PF: true });
+    // direct, one head a workgroup: 4 lanes a key, 256 threads, the subgroup merge (64 key groups)
+    expect(splitPlan(adapter, args(512), true, 1, true)).toMatchObject({ WG: 256, TPK: 4, UPL: 4, G: 1, KU: 4, KB: 256, SG_MERGE: true, PF: false });
+    expect(splitPlan(adapter, { ...args(512), D: 128 }, true, 1, true)).toMatchObject({ WG: 256, TPK: 4, UPL: 8, KU: 2, KB: 128, SG_MERGE: true });
+    expect(splitPlan(adapter, args(512), false, 1, true)).toMatchObject({ SG_RED: false, SG_MERGE: false, WG: 128 });   // the merge's 16 KiB
     expect(splitPlan(adapter, { ...args(32768), kv: 'f16' }, true)).toMatchObject({ WG: 128, TPK: 8, UPL: 1, KU: 2, KB: 32, PF: true });
     expect(splitsOf(args(32768), selectCtx(adapter, [1]))).toBe(64);
     expect(splitsOf(args(32768), selectCtx(adapter, [1, 1, 1, 1]))).toBe(16);

@@ -95,9 +95,10 @@ describe.skipIf(!HAS_GPU)('16-bit KV caches', () => {
     });
   }
   // split_wg differs from split only in its reductions (their 16-bit unpacking is shared): on lavapipe, where each of its
-  // shaders takes 10–70 s to compile, it runs the first case with the f16 cache only (f32 caches: attention.test.ts)
-  for (const variant of ['single', 'split', 'split_wg']) for (const dt of ['f16', 'bf16'] as const) {
-    const wgOnly = variant === 'split_wg';
+  // shaders takes 10–70 s to compile, it runs the first case with the f16 cache only (f32 caches: attention.test.ts);
+  // direct (split's kernel as one pass, the same unpacking) likewise
+  for (const variant of ['single', 'split', 'split_wg', 'direct']) for (const dt of ['f16', 'bf16'] as const) {
+    const wgOnly = variant === 'split_wg' || variant === 'direct';
     if (wgOnly && dt === 'bf16') continue;
     test(`${variant}, ${dt}: GQA 4 D=64 and GQA 1 D=128, decode of three sequences (pos 0, 65, 700)`, async () => {
       await kv16Case(variant, dt, 8, 2, 64, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]);
