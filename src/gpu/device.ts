@@ -188,6 +188,8 @@ export class Gpu {
    *  (kernels map invocation index / size to a subgroup). */
   readonly subgroupMatrix: SubgroupMatrixConfig[];
   private pipelines = new Map<string, GPUComputePipeline>();
+  /** Compiles in flight, by pipeline key: a second request for the same variant waits for the first. */
+  private compiling = new Map<string, Promise<GPUComputePipeline>>();
   private names = new WeakMap<GPUComputePipeline, { label: string; names: string[] }>();
   private bindGroups = new Map<string, GPUBindGroup>();
   private bufferIds = new WeakMap<GPUBuffer, number>();
@@ -278,6 +280,18 @@ export class Gpu {
     const key = pipelineKey(spec);
     const hit = this.pipelines.get(key);
     if (hit) return hit;
+    // Two requests for one variant while it compiles must get the same pipeline object: bind groups are cached by
+    // the variant's key and made with its pipeline's 'auto' layout, which no other pipeline object accepts.
+    let inFlight = this.compiling.get(key);
+    if (!inFlight) {
+      inFlight = this.compile(spec, key);
+      this.compiling.set(key, inFlight);
+      inFlight.then(() => this.compiling.delete(key), () => this.compiling.delete(key));
+    }
+    return inFlight;
+  }
+
+  private async compile(spec: PipelineSpec, key: string): Promise<GPUComputePipeline> {
     const t0 = performance.now();
     const label = `${spec.label}${describeVariant(spec)}`;
     let code: string, names: string[];
