@@ -67,9 +67,9 @@ function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number }
   // OR outputs per lane group (FLA_FP8_ROWS, default 1): each input quad a lane reads serves OR weight rows. H200,
   // Qwen3-Next-80B shapes at one row, fp8_probe µs a call, ROWS 1 / 2 / 2 with FLA_FP8_UNROLL=4: in_proj 28.4–30.3 /
   // 30.7–31.7 / 23.0, q|g|k|v 28.6–29.3 / 26.0–26.2 / 21.0, out_proj 13.6–15.5 / 11.1–14.9 / 14.1, o_proj gated
-  // 16.2–17.2 / 15.1–15.2 / 13.7; fla bench tg32 with ROWS 2 alone 184.4, 187.8 against 189.7, 190.2 (A B A B): not the
-  // default until the bench shows a gain
-  const OR = Number(knob('FLA_FP8_ROWS') ?? 1);
+  // 16.2–17.2 / 15.1–15.2 / 13.7; fla bench tg32 (-p 64) with ROWS 2 alone 184.4, 187.8 against 189.7, 190.2, with ROWS 2
+  // and 4 units in flight 202.6, 204.0 against 191.2, 191.4 (A B A B processes, 13:30): the default at one row
+  const OR = Number(knob('FLA_FP8_ROWS') ?? (RB === 1 ? 2 : 1));
   // the input rows staged in workgroup memory once per workgroup where they fit, behind a norm or a gate (H200: in_proj
   // 77 → 30 µs, o_proj gated 18.4 → 17.2; a plain x 13.0 → 15.3, so not there); FLA_FP8_XS=0: read by every lane group
   const XS = knob('FLA_FP8_XS') !== '0' && (norm !== null || (mode !== null && 'gate' in mode)) && RB * IN * 4 <= Math.min(XS_BYTES, ad.maxWorkgroupStorage / 2);
@@ -90,7 +90,7 @@ function vecLaunch(x: Tensor, parts: VecPart[], norm: { w: Weight; eps: number }
   // scale columns: a shift by log2(units per block) where every part's blocks hold a power of two of units
   const COL_POW2 = parts.every(p => pow2(p.w.fp8!.bc / EPU)), col = (w: Weight) => COL_POW2 ? Math.log2(w.fp8!.bc / EPU) : w.fp8!.bc;
   const defines = {
-    ...weightDefines('fp8'), WDT: 0, WG, RB, UNROLL: Number(knob('FLA_FP8_UNROLL') ?? (RB === 1 && U >= 8 * TPR ? 8 : Math.max(1, Math.min(4, 8 / RB)))), VEC, SG_RED, SGS: SG_RED ? SGS : 1, NP: parts.length,
+    ...weightDefines('fp8'), WDT: 0, WG, RB, UNROLL: Number(knob('FLA_FP8_UNROLL') ?? (RB === 1 && U >= 8 * TPR ? 8 / OR : Math.max(1, Math.min(4, 8 / RB)))), VEC, SG_RED, SGS: SG_RED ? SGS : 1, NP: parts.length,
     NORM: norm !== null, WSR: RB * OR, OR, XS, XQ: IN / 4, COL_POW2, HAS_BIAS: bias !== null, ACCUM: accumulate, ROWS_K: x.rows === 'k', ACT0: ACT[p0.act], ACT1: ACT[p1.act],
   };
   const cost = { flops: 2 * rows * IN * total, bytes: total * IN + 4 * rows * (IN + total) };

@@ -46,7 +46,8 @@ describe.skipIf(!HAS_GPU)('matmul_fp8', () => {
     { N: 130, IN: 128, OUT: 67, bias: true, acc: true },
     { N: 70, IN: 196, OUT: 40, rowsK: true },
     { N: 1, IN: 4096, OUT: 40, acc: true },   // 8 units a lane: UNROLL 8
-    // FLA_FP8_ROWS: 2 / 4 outputs a lane group, the last group of an odd OUT partly past it
+    // FLA_FP8_ROWS: 1 / 2 / 4 outputs a lane group (2 is one row's default), the last group of an odd OUT partly past it
+    { N: 1, IN: 260, OUT: 131, bias: true, or: '1' },
     { N: 3, IN: 260, OUT: 131, bias: true, or: '2' },
     { N: 1, IN: 2048, OUT: 43, acc: true, or: '4' },
   ];
