@@ -1,6 +1,6 @@
 // What every op file imports: the op contract (src/backend/op.ts) and the WGSL files kernels may #include,
 // registered here (add a shared helper file to INCLUDES, then `#include "name"` it from any kernel).
-import { defineOp, type Op } from '../src/backend/op.ts';
+import { defineOp, type Adapter, type Op } from '../src/backend/op.ts';
 import common from './common.wgsl' with { type: 'text' };
 import deltaCommon from './delta/delta_common.wgsl' with { type: 'text' };
 import glaCommon from './gla/gla_common.wgsl' with { type: 'text' };
@@ -21,6 +21,14 @@ export function op<A>(o: Op<A>): Op<A> {
 }
 
 export { grid } from '../src/util/grid.ts';
+
+/**
+ * Loads each lane keeps in flight by default where a CPU runs the shaders (lavapipe, SwiftShader): 1. There is no
+ * memory latency to hide, and the driver's JIT time grows with the unrolled body — lavapipe with a cold Mesa shader
+ * cache (a new machine, CI): `fla run` of llama-tiny 195 s with the decode GEMVs' default unrolling, 68 s with 1;
+ * rwkv7-tiny's GEMVs 106 → 25 s. `gpuUnroll` is the GPU's default; the kernels' FLA_*_UNROLL knobs still force any.
+ */
+export function unrollFor(ad: Adapter, gpuUnroll: number): number { return ad.type === 'cpu' ? 1 : gpuUnroll; }
 
 /** Defines that select the weight unpacking in common.wgsl (wpair) for a weight's storage dtype. */
 /** fp8 (F8_E4M3 with block scales) is decoded by wquad.wgsl only: kernels built on wpair never get fp8 weights. */

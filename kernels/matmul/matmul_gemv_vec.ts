@@ -1,7 +1,7 @@
 // matmul's decode GEMV family (1..16 rows held in registers, weights read once for all of them; blocks of 16 rows past
 // that): plan() picks the load width, lanes per lane group (split-K), batch rows per pass and output columns per lane
 // group (the register tile: each x load serves CB columns) from the shape and the adapter; matmul.ts lists the variants.
-import { grid, kernel, rowsOf, u32, weightDefines, type Adapter, type Ctx, type Defines, type Launch, type Variant } from '../lib.ts';
+import { grid, kernel, rowsOf, u32, unrollFor, weightDefines, type Adapter, type Ctx, type Defines, type Launch, type Variant } from '../lib.ts';
 import { ACT, type Act } from './matmul.ref.ts';
 import source from './matmul_gemv_vec.wgsl' with { type: 'text' };
 import type { Tensor, Weight } from '../../src/backend/backend.ts';
@@ -76,8 +76,9 @@ export function plan(ad: Adapter, rows: number, IN: number, OUT: number, dtype: 
   let TS = 0;
   if (SG_RED) while (TS < 3 && 2 << TS <= Math.min(N, TPR, SGS)) TS++;
   const [gx, gy] = grid(Math.ceil(groups / (WG / TPR)));
-  // units in flight per lane: 4 for a few sums, fewer as the register tile grows (keeps the registers ≲ 128)
-  const UNROLL = Number(knob('FLA_GEMV_UNROLL') ?? r.UNROLL ?? (N <= 4 ? 4 : N <= 16 ? 2 : 1));
+  // units in flight per lane: 4 for a few sums, fewer as the register tile grows (keeps the registers ≲ 128); 1 where
+  // a CPU runs the shader (unrollFor)
+  const UNROLL = Number(knob('FLA_GEMV_UNROLL') ?? unrollFor(ad, r.UNROLL ?? (N <= 4 ? 4 : N <= 16 ? 2 : 1)));
   return { WG, TPR, RB, CB, E, TS, UNROLL, VEC, SG_RED, SGS: SG_RED ? SGS : 0, U, groups, workgroups: [gx, gy, z] };
 }
 

@@ -15,7 +15,7 @@
 // of whole experts, one launch per part.
 import type { Backend, HostWeight, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
-import { grid, kernel, ONLY, op, scratch, u32, weightDefines, type Ctx, type Host, type Launch, type ScratchSpec, type Variant } from '../lib.ts';
+import { grid, kernel, ONLY, op, scratch, u32, unrollFor, weightDefines, type Ctx, type Host, type Launch, type ScratchSpec, type Variant } from '../lib.ts';
 import { knob } from '../../src/util/knobs.ts';
 import { rmsNormOp } from '../norm/rms_norm.ts';
 import { rmsNormRef } from '../norm/rms_norm.ref.ts';
@@ -204,7 +204,7 @@ function fusedLaunches(a: MoeExpertsArgs, c: Ctx, subgroups: boolean): Launch[] 
       const lr = Wr ? fp8Layout(Wr, down ? I : C) : { fq: [1, 1, 1, 1], bc: 4 }, lsh = Ws ? fp8Layout(Ws, down ? Ish : C) : { fq: [1, 1, 1, 1], bc: 4 };
       const Ur = (down ? I : C) / EPU, Us = (down ? Ish : C) / EPU;
       const nR = q ? q.n : 0, readRows = q ? touched * q.n / E : 0;
-      const defines: Record<string, number | boolean> = { ...weightDefines(ws[0]!.dtype), WDT: 0, ...red, VEC, UNROLL: Number(knob('FLA_MOE_UNROLL') ?? 4), ROUTED: q !== null, SHARED: Ws !== null,
+      const defines: Record<string, number | boolean> = { ...weightDefines(ws[0]!.dtype), WDT: 0, ...red, VEC, UNROLL: Number(knob('FLA_MOE_UNROLL') ?? unrollFor(ad, 4)), ROUTED: q !== null, SHARED: Ws !== null,
         NORM: !down && !!a.norm, WSR: down ? 1 : 2, MOE_GEMV: true, NORM_TOPK: !!a.normTopk, EMAX, RT_K: rtK(K),
         ...(down ? { ROUTE: route && !routeOnce, ROUTE_IN: routeOnce, SEL_IN: !route } : { ROUTE: route, ROUTE_OUT: routeOnce, XS: xs, XQ: C / 4 }) };
       let TPR: number, grid3: [number, number, number], cost: Launch['cost'];

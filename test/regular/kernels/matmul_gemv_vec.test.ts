@@ -114,7 +114,8 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
   }));
 
   test('plan: the measured rules (gemvRule) at 1 and 8 rows where subgroups reduce; knobs override them', () => {
-    const ad = gpuBackend().adapter;
+    // the rules are a GPU's: this adapter's limits as a discrete GPU's (on a CPU adapter only UNROLL differs, below)
+    const ad = { ...gpuBackend().adapter, type: 'discrete' };
     const g = (R: number, IN: number, OUT: number, pairs = false, sg = true) => { const q = plan(ad, R, IN, OUT, 'bf16', sg, pairs); return [q.WG, q.CB, q.TPR, q.UNROLL]; };
     // the decode shapes of the sweep: heads 16 lanes, 2048-wide outputs 128; 8 rows: 128 threads up to 16 K outputs
     expect([gemvRule(1, 256, 128256, false), gemvRule(1, 256, 2048, false), gemvRule(1, 1024, 2048, false), gemvRule(1, 256, 16384, true)])
@@ -130,6 +131,11 @@ describe.skipIf(!HAS_GPU)('matmul_gemv_vec', () => {
     expect([g(3, 2048, 2048), g(9, 2048, 2048), g(1, 2050, 2048), g(1, 2048, 2048, false, false)].map(v => v[1])).toEqual([4, 4, 1, 1]);
     withEnv({ FLA_GEMV_WG: '512', FLA_GEMV_COLS: '1', FLA_GEMV_LANES: '64', FLA_GEMV_UNROLL: '4' }, () => expect(g(1, 2048, 128256)).toEqual([Math.min(512, ad.maxInvocations), 1, 64, 4]));
     withEnv({ FLA_GEMV_TUNED: '0' }, () => expect(g(1, 2048, 128256)).toEqual([256, 1, 32, 4]));
+    // where a CPU runs the shaders: one unit in flight (unrollFor), the rest of the geometry as on a GPU; the knob still forces
+    const cpu = { ...ad, type: 'cpu' };
+    expect([1, 3, 8].map(R => plan(cpu, R, 2048, 128256, 'bf16', true).UNROLL)).toEqual([1, 1, 1]);
+    expect(plan(cpu, 1, 2048, 128256, 'bf16', true).CB).toBe(2);
+    withEnv({ FLA_GEMV_UNROLL: '8' }, () => expect(plan(cpu, 1, 2048, 128256, 'bf16', true).UNROLL).toBe(8));
   });
 
   // Lavapipe JIT-compiles each new variant at its first dispatch (RB 16: ~30 s on a loaded machine; Mesa's disk
