@@ -158,7 +158,7 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
 
   // the split plans scripts/bench_attn.ts sweeps (splitPlanOverride): without the prefetch of the next iteration's K/V,
   // other key unrolls and lanes per key, the head-groups-fastest grid with the merge through workgroup memory alone; splits of 5 over 8 sequences ending at the block and split edges
-  for (const tw of [{ PF: false }, { KU: 1, PF: true }, { KU: 4 }, { TPK: 16, PF: true }, { WG: 64 }, { KHF: true, SGM: false }] as SplitTweak[])
+  for (const tw of [{ PF: false }, { KU: 1, PF: true }, { KU: 4 }, { TPK: 16, PF: true }, { WG: 64 }, { KHF: true, SGM: false }, { KW: 2 }, { KW: 2, WG: 128, KHF: true }] as SplitTweak[])
     test(`split with plan ${JSON.stringify(tw)}, D=64 GQA 4 and D=128 GQA 2: decode across block and split edges`, async () => {
       splitPlanOverride(tw);
       try {
@@ -169,6 +169,19 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
         }
       } finally { splitPlanOverride(null); }
     }, 300_000);
+
+  // FLA_SDPA_SPLIT_KV_HEADS: one workgroup takes all KV heads of its keys (KW = KV: key groups of different heads side
+  // by side, merged per head); decode of 8 sequences ending at its key-block and split edges, at G 2 / D 64 and G 1 / D 128
+  test('split with all KV heads a workgroup (FLA_SDPA_SPLIT_KV_HEADS 4), D=64 GQA 2 and D=128 MHA: decode across block and split edges', async () => {
+    await withEnv('FLA_SDPA_SPLIT_KV_HEADS', '4', async () => {
+      for (const [H, KV, D] of [[8, 4, 64], [4, 4, 128]] as const) {
+        const p = splitPlan(gpuBackend().adapter, { H, KV, D, ctx: 1007, kv: 'f32' }, true);
+        expect(p.KW).toBe(4);
+        const ls = [1, p.KB - 1, p.KB + 1, 2 * p.KB, 5 * p.KB - 1, 5 * p.KB + 1, 600];
+        await withEnv('FLA_SDPA_SPLITS', '5', () => attentionCase('split', H, KV, D, ls.map((L, slot) => ({ slot, len: 1, pos: L - 1 })), 0, 7));
+      }
+    });
+  }, 300_000);
 
   test('partial rotary: R = D/4 leaves the other dims alone', async () => {
     const D = 64, R = 16, H = 2;
