@@ -299,6 +299,12 @@ export function directLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[
   }];
 }
 
+/**
+ * Threads of a combine workgroup (one per (token, head)): 128, and 256 / 512 from 128 / 256 splits, so the S·D
+ * floats of a head's partials (128 KiB at 512 splits of D 64) have as many loads in flight per split as at 64.
+ */
+export const combineWg = (ad: Adapter, S: number) => Math.min(ad.maxInvocations, S >= 256 ? 512 : S >= 128 ? 256 : 128);
+
 export function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[] {
   const p = splitPlan(c.adapter, a, subgroups), S = splitsOf(a, c, p), RS = partRow(S, a.D), dims = dimsOf(a, S, RS);
   const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * RS;
@@ -307,7 +313,7 @@ export function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[]
     defines: { ...splitDefines(p), HG: 1, DIRECT: false, ...kvDefines(a.kv ?? 'f32') },
     bind: { q: a.q, kc: a.k, vc: a.v, part: scratch('part'), dims },
   }, {
-    kernel: COMBINE_KERNEL, grid: grid(c.step.n * a.H), defines: { WG: 128, SMAX: MAX_SPLITS }, cost: { flops: 3 * part / 4, bytes: part + 4 * c.step.n * a.H * a.D },
+    kernel: COMBINE_KERNEL, grid: grid(c.step.n * a.H), defines: { WG: combineWg(c.adapter, S), SMAX: MAX_SPLITS }, cost: { flops: 3 * part / 4, bytes: part + 4 * c.step.n * a.H * a.D },
     bind: { part: scratch('part'), out: a.out, dims },
   }];
 }

@@ -180,6 +180,10 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
         const ls = [1, p.KB - 1, p.KB + 1, 2 * p.KB, 5 * p.KB - 1, 5 * p.KB + 1, 600];
         await withEnv('FLA_SDPA_SPLITS', '5', () => attentionCase('split', H, KV, D, ls.map((L, slot) => ({ slot, len: 1, pos: L - 1 })), 0, 7));
       }
+      // 300 splits (a 512-thread combine, combineWg) of a few keys each, most of them empty for the shorter sequence
+      const KB = splitPlan(gpuBackend().adapter, { H: 8, KV: 4, D: 64, ctx: 5000, kv: 'f32' }, true).KB;
+      expect(5000 / (2 * KB)).toBeGreaterThanOrEqual(300);
+      await withEnv('FLA_SDPA_SPLITS', '300', () => attentionCase('split', 8, 4, 64, [{ slot: 0, len: 1, pos: 4999 }, { slot: 1, len: 1, pos: 99 }]));
     });
   }, 300_000);
 
