@@ -158,21 +158,19 @@ export interface SplitPlan {
  * 5.3 / 14.9 / 33.2 / 63.0 with split's plan (2 lanes, 64 threads) and 9.8 / 10.9 / 12.5 / 16.6 for split + combine.
  */
 export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean, G = a.H / a.KV, direct = false): SplitPlan {
-  const kw = direct ? 1 : splitKvHeads(a);
-  if (kw > 1) {
-    const p = splitPlanKw(ad, a, subgroups, G, kw);
+  // KV heads a workgroup: the most up to the wanted number that divide KV and whose plan fits the adapter
+  for (let kw = direct ? 1 : Math.min(a.KV, splitKvHeads(a)); kw > 1; kw--) {
+    const p = a.KV % kw === 0 ? splitPlanKw(ad, a, subgroups, G, kw) : null;
     if (p) return p;
   }
   return splitPlanKw(ad, a, subgroups, G, 1, direct)!;
 }
 
-/**
- * KV heads a workgroup of `split` takes: FLA_SDPA_SPLIT_KV_HEADS (the plan tweak's KW first) where it divides KV,
- * else 1.
- */
+/** Whether `split` takes all KV heads a workgroup by default (KW: FLA_SDPA_SPLIT_KV_HEADS). */
+export const SPLIT_ALL_KV_HEADS = false;
+/** KV heads a workgroup of `split` wants: the plan tweak's KW, else FLA_SDPA_SPLIT_KV_HEADS, else all or 1. */
 function splitKvHeads(a: SdpaOp): number {
-  const want = splitTweak?.KW ?? Number(knob('FLA_SDPA_SPLIT_KV_HEADS') ?? 1);
-  return want > 1 && a.KV % want === 0 ? want : 1;
+  return splitTweak?.KW ?? Number(knob('FLA_SDPA_SPLIT_KV_HEADS') ?? (SPLIT_ALL_KV_HEADS ? a.KV : 1));
 }
 
 function splitPlanKw(ad: Adapter, a: SdpaOp, subgroups: boolean, G: number, KW: number, direct = false): SplitPlan | null {

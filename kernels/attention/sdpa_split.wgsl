@@ -1,8 +1,8 @@
 // sdpa_split: the first pass of split-K ("flash-decoding") attention, reading each K/V element once per query
 // token. Each query token's key range j0..p (as in sdpa.wgsl: causal, the last W keys when windowed) is cut into S
 // splits of `chunk` keys (ceil(L/S) rounded up to a multiple of the KB keys one iteration takes); one workgroup per
-// (token, KV head, split) scores all G = H/KV query heads of that KV head against each key of its split and writes
-// G partials (m, l, acc): m = max score, l = Σ exp(s − m), acc = Σ exp(s − m)·v (unnormalised). sdpa_combine.wgsl
+// (token, KW KV heads, split) scores all G = H/KV query heads of each of its KV heads against each key of its split
+// and writes G partials of each (m, l, acc): m = max score, l = Σ exp(s − m), acc = Σ exp(s − m)·v (unnormalised). sdpa_combine.wgsl
 // merges the S partials of each (token, head). spec-deltanet-attention-qwen3next.md §1.7.
 // Bindings: step uniform; stepmeta u32; q [N, H·D] f32 (as vec4f); kc, vc [slots, ctx, KV·D] stored as KVDT in u32
 // words, read as 16-byte units (vec4u: 4 f32, or 8 bf16/f16 when KV16; KV_F16 picks f16); part f32 scratch, per
