@@ -149,8 +149,9 @@ export interface SplitPlan {
  * Measured on an H200 at llama-1b's 32 K-context decode (H 32, KV 8, D 64: scripts/bench_attn.ts, µs a layer for
  * split + combine): f32 cache 260 with KU 2 at WG 128 → 105 at WG 64 (KU 1 with PF 115, WG 256 108; TPK 16 200);
  * f16 160 with KU 4 → 90 with KU 2 and PF (bf16 149 → 92); more splits than 512 workgroups' worth were slower.
- * PF is on for the f32 cache too where a lane's loads are at most 4 units (KU·UPL ≤ 4): 109 → 102 µs there, split alone
- * 103 → 96 (the same process, 2026-12-02). SG_MERGE (the end-of-split merge through subgroup butterflies first: one
+ * PF is on for the f32 cache too where a lane's loads are at most 4 units (KU·UPL ≤ 4) and the workgroup takes one KV
+ * head: 109 → 102 µs there, split alone 103 → 96 (the same process, 2026-12-02); with all 8 KV heads a workgroup
+ * (KW 8, 512 splits) 114.9 with it, 101.4 without (one process, one sample each). SG_MERGE (the end-of-split merge through subgroup butterflies first: one
  * state a subgroup through workgroup memory) where the workgroup has more than 16 key groups; below, the shuffles
  * cost more than they save (split at 32 K: 100.1 µs without, 102.6 with).
  * `direct` (one split, one query head a workgroup) takes at least 4 lanes a key and 256 threads: on the H200 at
@@ -166,11 +167,16 @@ export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean, G = a.H / 
   return splitPlanKw(ad, a, subgroups, G, 1, direct)!;
 }
 
-/** Whether `split` takes all KV heads a workgroup by default (KW: FLA_SDPA_SPLIT_KV_HEADS). */
-export const SPLIT_ALL_KV_HEADS = false;
-/** KV heads a workgroup of `split` wants: the plan tweak's KW, else FLA_SDPA_SPLIT_KV_HEADS, else all or 1. */
+/**
+ * KV heads a workgroup of `split` wants: the plan tweak's KW, else FLA_SDPA_SPLIT_KV_HEADS, else all of them over a
+ * 16-bit cache and one over an f32 cache. Measured on an H200 at llama-1b's 32 K-context decode (bench_attn, one
+ * process, µs a layer for split + combine): f16 100.9 → 89.6 with all 8 KV heads a workgroup (split alone 96.0 →
+ * 82.3), bf16 98.1 → 90.3 (93.4 → 82.8); the f32 cache gained nothing (108.4 → 109.7 at WG 128, 114.9 at WG 64 with
+ * 512 splits; tg64 at 32 K 353 t/s against 377 with one head a workgroup): whatever bounds f32's 1.3 TB/s there,
+ * it is not the 256-byte pieces of the cache rows.
+ */
 function splitKvHeads(a: SdpaOp): number {
-  return splitTweak?.KW ?? Number(knob('FLA_SDPA_SPLIT_KV_HEADS') ?? (SPLIT_ALL_KV_HEADS ? a.KV : 1));
+  return splitTweak?.KW ?? Number(knob('FLA_SDPA_SPLIT_KV_HEADS') ?? ((a.kv ?? 'f32') === 'f32' ? 1 : a.KV));
 }
 
 function splitPlanKw(ad: Adapter, a: SdpaOp, subgroups: boolean, G: number, KW: number, direct = false): SplitPlan | null {
@@ -192,7 +198,7 @@ function splitPlanKw(ad: Adapter, a: SdpaOp, subgroups: boolean, G: number, KW: 
   const fits = (wg: number) => 4 * (smf(wg) + 2 * nm(wg)) <= Math.min(16384, ad.maxWorkgroupStorage);
   while (WG > TPK * KW && !fits(WG)) WG /= 2;
   if (KW > 1 && (WG > ad.maxInvocations || !fits(WG) || (WG / TPK) % KW)) return null;
-  return { WG, TPK, UPL, U, G, KU, SG_RED, KW, SG_MERGE, SGS: Math.max(1, SGS), KHF: tw.KHF ?? false, PF: tw.PF ?? (kv16 || KU * UPL <= 4), KB: (WG / TPK / KW) * KU, SMF: smf(WG) };
+  return { WG, TPK, UPL, U, G, KU, SG_RED, KW, SG_MERGE, SGS: Math.max(1, SGS), KHF: tw.KHF ?? false, PF: tw.PF ?? (kv16 || (KW === 1 && KU * UPL <= 4)), KB: (WG / TPK / KW) * KU, SMF: smf(WG) };
 }
 
 /** Plan fields scripts/bench_attn.ts sweeps on the GPU machine (null: the plan above). Not a user setting. */
