@@ -171,9 +171,12 @@ export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean, G = a.H / 
  * KV heads a workgroup of `split` wants: the plan tweak's KW, else FLA_SDPA_SPLIT_KV_HEADS, else all of them over a
  * 16-bit cache and one over an f32 cache. Measured on an H200 at llama-1b's 32 K-context decode (bench_attn, one
  * process, µs a layer for split + combine): f16 100.9 → 89.6 with all 8 KV heads a workgroup (split alone 96.0 →
- * 82.3), bf16 98.1 → 90.3 (93.4 → 82.8); the f32 cache gained nothing (108.4 → 109.7 at WG 128, 114.9 at WG 64 with
- * 512 splits; tg64 at 32 K 353 t/s against 377 with one head a workgroup): whatever bounds f32's 1.3 TB/s there,
- * it is not the 256-byte pieces of the cache rows.
+ * 82.3), bf16 98.1 → 90.3 (93.4 → 82.8); `fla bench --ctx 32768` tg64 with an f16 cache 374.4 → 387.4 t/s. The f32
+ * cache gains little: without the prefetch (PF, below) and with 512 splits 106.6 / 108.4 → 100.1 / 100.2 (tg64 at
+ * 32 K 372.2 / 373.2 → 376.7 / 378.2 t/s, alternating processes), but 142.8 at 128 splits (a batch of 4) against
+ * 110.2, so f32 keeps one head a workgroup. What bounds f32 there is the arithmetic per (key, query head), not the
+ * bytes nor the 256-byte pieces of the rows: the same caches with G = 1 / 2 / 4 query heads a KV head (the same
+ * plan, H 8 / 16 / 32) took 34.5 / 69.5 / 101.5 µs for split alone (3.9 / 1.9 / 1.3 TB/s).
  */
 function splitKvHeads(a: SdpaOp): number {
   return splitTweak?.KW ?? Number(knob('FLA_SDPA_SPLIT_KV_HEADS') ?? ((a.kv ?? 'f32') === 'f32' ? 1 : a.KV));
