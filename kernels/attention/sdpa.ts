@@ -119,11 +119,13 @@ export function directMaxCtx(a: SdpaOp, c: Ctx): number {
   if (forced !== undefined) return Number(forced);
   return Math.floor(DIRECT_MAX_CTX_D * Math.min(4, Math.max(1, Math.floor(c.step.n * a.H / 64))) / a.D);
 }
-const MAX_SPLITS = 256;
+const MAX_SPLITS = 512;
 
 /** The split kernel's thread layout (sdpa_split.wgsl's header says what each define does). */
 export interface SplitPlan {
   WG: number; TPK: number; UPL: number; U: number; G: number; KU: number; SG_RED: boolean;
+  /** KV heads a workgroup (1, or all KV: each key's cache row read whole by one workgroup; split only) */
+  KW: number;
   /** the end-of-split merge starts inside each subgroup (SGS lanes: the adapter's smallest), with SG_RED, TPK < SGS */
   SG_MERGE: boolean; SGS: number;
   /** the grid's head groups fastest (KH_FAST), else its splits */
@@ -147,8 +149,9 @@ export interface SplitPlan {
  * Measured on an H200 at llama-1b's 32 K-context decode (H 32, KV 8, D 64: scripts/bench_attn.ts, µs a layer for
  * split + combine): f32 cache 260 with KU 2 at WG 128 → 105 at WG 64 (KU 1 with PF 115, WG 256 108; TPK 16 200);
  * f16 160 with KU 4 → 90 with KU 2 and PF (bf16 149 → 92); more splits than 512 workgroups' worth were slower.
- * PF is on for the f32 cache too where a lane's loads are at most 4 units (KU·UPL ≤ 4): 109 → 102 µs there, split alone
- * 103 → 96 (the same process, 2026-12-02). SG_MERGE (the end-of-split merge through subgroup butterflies first: one
+ * PF is on for the f32 cache too where a lane's loads are at most 4 units (KU·UPL ≤ 4) and the workgroup takes one KV
+ * head: 109 → 102 µs there, split alone 103 → 96 (the same process, 2026-12-02); with all 8 KV heads a workgroup
+ * (KW 8, 512 splits) 114.9 with it, 101.4 without (one process, one sample each). SG_MERGE (the end-of-split merge through subgroup butterflies first: one
  * state a subgroup through workgroup memory) where the workgroup has more than 16 key groups; below, the shuffles
  * cost more than they save (split at 32 K: 100.1 µs without, 102.6 with).
  * `direct` (one split, one query head a workgroup) takes at least 4 lanes a key and 256 threads: on the H200 at
@@ -156,6 +159,30 @@ export interface SplitPlan {
  * 5.3 / 14.9 / 33.2 / 63.0 with split's plan (2 lanes, 64 threads) and 9.8 / 10.9 / 12.5 / 16.6 for split + combine.
  */
 export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean, G = a.H / a.KV, direct = false): SplitPlan {
+  // KV heads a workgroup: the most up to the wanted number that divide KV and whose plan fits the adapter
+  for (let kw = direct ? 1 : Math.min(a.KV, splitKvHeads(a)); kw > 1; kw--) {
+    const p = a.KV % kw === 0 ? splitPlanKw(ad, a, subgroups, G, kw) : null;
+    if (p) return p;
+  }
+  return splitPlanKw(ad, a, subgroups, G, 1, direct)!;
+}
+
+/**
+ * KV heads a workgroup of `split` wants: the plan tweak's KW, else FLA_SDPA_SPLIT_KV_HEADS, else all of them over a
+ * 16-bit cache and one over an f32 cache. Measured on an H200 at llama-1b's 32 K-context decode (bench_attn, one
+ * process, µs a layer for split + combine): f16 100.9 → 89.6 with all 8 KV heads a workgroup (split alone 96.0 →
+ * 82.3), bf16 98.1 → 90.3 (93.4 → 82.8); `fla bench --ctx 32768` tg64 with an f16 cache 374.4 → 387.4 t/s. The f32
+ * cache gains little: without the prefetch (PF, below) and with 512 splits 106.6 / 108.4 → 100.1 / 100.2 (tg64 at
+ * 32 K 372.2 / 373.2 → 376.7 / 378.2 t/s, alternating processes), but 142.8 at 128 splits (a batch of 4) against
+ * 110.2, so f32 keeps one head a workgroup. What bounds f32 there is the arithmetic per (key, query head), not the
+ * bytes nor the 256-byte pieces of the rows: the same caches with G = 1 / 2 / 4 query heads a KV head (the same
+ * plan, H 8 / 16 / 32) took 34.5 / 69.5 / 101.5 µs for split alone (3.9 / 1.9 / 1.3 TB/s).
+ */
+function splitKvHeads(a: SdpaOp): number {
+  return splitTweak?.KW ?? Number(knob('FLA_SDPA_SPLIT_KV_HEADS') ?? ((a.kv ?? 'f32') === 'f32' ? 1 : a.KV));
+}
+
+function splitPlanKw(ad: Adapter, a: SdpaOp, subgroups: boolean, G: number, KW: number, direct = false): SplitPlan | null {
   const epu = (a.kv ?? 'f32') === 'f32' ? 4 : 8, U = a.D / epu, tw = splitTweak ?? {};
   const SGS = ad.subgroupSize;
   const SG_RED = subgroups && ad.subgroups && SGS >= 2 && (SGS & (SGS - 1)) === 0;
@@ -166,15 +193,19 @@ export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean, G = a.H / 
   const kv16 = (a.kv ?? 'f32') !== 'f32';
   const UPL = Math.ceil(U / TPK), KU = tw.KU ?? Math.max(1, Math.min(4, Math.floor((kv16 ? 8 : 16) / (UPL * G))));
   let WG = Math.min(tw.WG ?? (direct ? 256 : kv16 ? 128 : Math.max(64, 4 * TPK)), ad.maxInvocations);
-  const SG_MERGE = SG_RED && TPK < SGS && (tw.SGM ?? WG / TPK > 16);
+  // KW heads: key groups a multiple of KW (at least one a head)
+  if (KW > 1) WG = Math.max(1, Math.floor(WG / (TPK * KW))) * TPK * KW;
+  const SG_MERGE = KW === 1 && SG_RED && TPK < SGS && (tw.SGM ?? WG / TPK > 16);
   const nm = (wg: number) => (SG_MERGE ? Math.max(1, wg / SGS) : wg / TPK);   // merge slots
   const smf = (wg: number) => Math.max(nm(wg) * a.D, SG_RED ? 1 : wg * KU * G);
-  while (WG > TPK && 4 * (smf(WG) + 2 * nm(WG)) > Math.min(16384, ad.maxWorkgroupStorage)) WG /= 2;
-  return { WG, TPK, UPL, U, G, KU, SG_RED, SG_MERGE, SGS: Math.max(1, SGS), KHF: tw.KHF ?? false, PF: tw.PF ?? (kv16 || KU * UPL <= 4), KB: (WG / TPK) * KU, SMF: smf(WG) };
+  const fits = (wg: number) => 4 * (smf(wg) + 2 * nm(wg)) <= Math.min(16384, ad.maxWorkgroupStorage);
+  while (WG > TPK * KW && !fits(WG)) WG /= 2;
+  if (KW > 1 && (WG > ad.maxInvocations || !fits(WG) || (WG / TPK) % KW)) return null;
+  return { WG, TPK, UPL, U, G, KU, SG_RED, KW, SG_MERGE, SGS: Math.max(1, SGS), KHF: tw.KHF ?? false, PF: tw.PF ?? (kv16 || (KW === 1 && KU * UPL <= 4)), KB: (WG / TPK / KW) * KU, SMF: smf(WG) };
 }
 
 /** Plan fields scripts/bench_attn.ts sweeps on the GPU machine (null: the plan above). Not a user setting. */
-export type SplitTweak = Partial<Pick<SplitPlan, 'TPK' | 'KU' | 'WG' | 'PF' | 'KHF'>> & { SGM?: boolean };
+export type SplitTweak = Partial<Pick<SplitPlan, 'TPK' | 'KU' | 'WG' | 'PF' | 'KHF' | 'KW'>> & { SGM?: boolean };
 let splitTweak: SplitTweak | null = null;
 export function splitPlanOverride(t: SplitTweak | null): void { splitTweak = t; }
 
@@ -190,7 +221,9 @@ export function partRow(S: number, D: number): number { return Math.ceil(2 * S /
 export function splitsOf(a: SdpaArgs | SdpaOp, c: Ctx, p: SplitPlan = splitPlan(c.adapter, a, true)): number {
   const forced = knob('FLA_SDPA_SPLITS');
   const target = c.adapter.type === 'cpu' ? 16 : 512;
-  const want = forced ? Number(forced) : Math.ceil(target / (c.step.n * a.KV));
+  // KW > 1: the target as 64-thread workgroups' worth of threads
+  const wgs = p.KW > 1 ? Math.max(1, Math.round(target * 64 / p.WG)) : target;
+  const want = forced ? Number(forced) : Math.ceil(wgs / (c.step.n * a.KV / p.KW));
   // the flat partial buffer at an 8192-row capacity (scratch columns are ceil(need / 64))
   const budget = Math.floor(c.adapter.maxBinding / (4 * 128 * c.step.n * a.H * (a.D + 3)));
   return Math.max(1, Math.min(want, Math.ceil(a.ctx / (2 * p.KB)), MAX_SPLITS, budget));
@@ -242,7 +275,7 @@ function sgmatLaunches(a: SdpaArgs, c: Ctx): Launch[] {
 }
 
 const splitDefines = (p: SplitPlan): Defines =>
-  ({ WG: p.WG, TPK: p.TPK, UPL: p.UPL, U: p.U, G: p.G, KU: p.KU, SMF: p.SMF, SG_RED: p.SG_RED, SG_MERGE: p.SG_MERGE, SGS: p.SGS, KH_FAST: p.KHF, PF: p.PF });
+  ({ WG: p.WG, TPK: p.TPK, UPL: p.UPL, U: p.U, G: p.G, KU: p.KU, KW: p.KW, SMF: p.SMF, SG_RED: p.SG_RED, SG_MERGE: p.SG_MERGE, SGS: p.SGS, KH_FAST: p.KHF, PF: p.PF });
 
 /**
  * `direct`'s query heads a workgroup (a power of two dividing H/KV; FLA_SDPA_DIRECT_HEADS where it divides): the
@@ -273,15 +306,21 @@ export function directLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[
   }];
 }
 
+/**
+ * Threads of a combine workgroup (one per (token, head)): 128, and 256 / 512 from 128 / 256 splits, so the S·D
+ * floats of a head's partials (128 KiB at 512 splits of D 64) have as many loads in flight per split as at 64.
+ */
+export const combineWg = (ad: Adapter, S: number) => Math.min(ad.maxInvocations, S >= 256 ? 512 : S >= 128 ? 256 : 128);
+
 export function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[] {
   const p = splitPlan(c.adapter, a, subgroups), S = splitsOf(a, c, p), RS = partRow(S, a.D), dims = dimsOf(a, S, RS);
   const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * RS;
   return [{
-    kernel: SPLIT_KERNEL, grid: grid(c.step.n * a.KV * S), cost: { flops: cost.flops, bytes: cost.bytes + part },
+    kernel: SPLIT_KERNEL, grid: grid(c.step.n * (a.KV / p.KW) * S), cost: { flops: cost.flops, bytes: cost.bytes + part },
     defines: { ...splitDefines(p), HG: 1, DIRECT: false, ...kvDefines(a.kv ?? 'f32') },
     bind: { q: a.q, kc: a.k, vc: a.v, part: scratch('part'), dims },
   }, {
-    kernel: COMBINE_KERNEL, grid: grid(c.step.n * a.H), defines: { WG: 128, SMAX: MAX_SPLITS }, cost: { flops: 3 * part / 4, bytes: part + 4 * c.step.n * a.H * a.D },
+    kernel: COMBINE_KERNEL, grid: grid(c.step.n * a.H), defines: { WG: combineWg(c.adapter, S), SMAX: MAX_SPLITS }, cost: { flops: 3 * part / 4, bytes: part + 4 * c.step.n * a.H * a.D },
     bind: { part: scratch('part'), out: a.out, dims },
   }];
 }

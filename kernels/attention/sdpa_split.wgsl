@@ -1,28 +1,31 @@
 // sdpa_split: the first pass of split-K ("flash-decoding") attention, reading each K/V element once per query
 // token. Each query token's key range j0..p (as in sdpa.wgsl: causal, the last W keys when windowed) is cut into S
 // splits of `chunk` keys (ceil(L/S) rounded up to a multiple of the KB keys one iteration takes); one workgroup per
-// (token, KV head, split) scores all G = H/KV query heads of that KV head against each key of its split and writes
-// G partials (m, l, acc): m = max score, l = Σ exp(s − m), acc = Σ exp(s − m)·v (unnormalised). sdpa_combine.wgsl
+// (token, KW KV heads, split) scores all G = H/KV query heads of each of its KV heads against each key of its split
+// and writes G partials of each (m, l, acc): m = max score, l = Σ exp(s − m), acc = Σ exp(s − m)·v (unnormalised). sdpa_combine.wgsl
 // merges the S partials of each (token, head). spec-deltanet-attention-qwen3next.md §1.7.
 // Bindings: step uniform; stepmeta u32; q [N, H·D] f32 (as vec4f); kc, vc [slots, ctx, KV·D] stored as KVDT in u32
 // words, read as 16-byte units (vec4u: 4 f32, or 8 bf16/f16 when KV16; KV_F16 picks f16); part f32 scratch, per
 // (token, head) row of dims.RS floats: m_s at s, l_s at S + s, acc_s at MLW + s·D (MLW = 2S rounded up to 4).
-// Dispatch: WG threads, N·KV·S workgroups (2-D grid), split fastest. Lanes come in groups of TPK (a power of two);
-// group kg takes keys jb + kg + k·KPI (k < KU, KPI = WG / TPK groups) of each block of KB = KPI·KU keys, lane
+// Dispatch: WG threads, N·(KV·HG / KW)·S workgroups (2-D grid), split fastest; a workgroup takes KW KV heads (1, or
+// all KV of them: the rows of its keys, contiguous in the token-major cache, instead of 256-byte pieces 2 KiB apart
+// at llama-1b's f32 cache). Lanes come in groups of TPK (a power of two); group kg takes KV head kg % KW of the
+// workgroup's and, as the (kg / KW)-th of NKG = KPI / KW groups of it (KPI = WG / TPK groups), keys jb + kg / KW +
+// k·NKG (k < KU) of each block of KB = NKG·KU keys, so one k of the KPI groups reads consecutive cache rows; lane
 // `lane` of it units lane + uu·TPK (uu < UPL) of the U units of a key row: it loads those units of K and V for
 // its KU keys first, then forms its share of the G dot products (q of its units held in registers, pre-scaled),
 // sums them over the group (SG_RED: subgroupShuffleXor butterflies, every lane ending with the same bits, the
 // group lying inside one subgroup since TPK ≤ the adapter's smallest subgroup; else through workgroup memory),
 // and runs its own online softmax per head over the keys its group sees — no barrier in the key loop. At the end
-// the KPI groups' states are merged per head through workgroup memory.
+// the NKG groups' states of each head are merged through workgroup memory.
 // 16-bit units unpack to two vec4f: f16 as elements 0..3, 4..7; bf16 as the even and the odd elements (q and acc
 // are kept in the same order and put back in element order when written).
 // PF (prefetch): the next iteration's K/V units are loaded before this one's arithmetic, one iteration of loads always
 // in flight. HG: the H/KV query heads of a KV head are taken by HG workgroups of G heads each (query heads
 // hg·G … hg·G + G − 1 for head group hg of the KV·HG; 1 for split). DIRECT (the `direct` variant: one split, S = 1):
 // no partials, the merged acc / l is written as the attention output, `part` bound to out [N, H·D] — a single pass,
-// no combine dispatch. SG_MERGE (with SG_RED, TPK < SGS: the adapter's smallest subgroup): the end-of-split merge
-// of the key groups' states starts with subgroup butterflies (below). Defines: WG, TPK, UPL, U, G, HG, KU, SMF
+// no combine dispatch, KW 1. SG_MERGE (with SG_RED, TPK < SGS: the adapter's smallest subgroup; KW 1): the end-of-split merge
+// of the key groups' states starts with subgroup butterflies (below). Defines: WG, TPK, UPL, U, G, HG, KW, KU, SMF
 // (workgroup floats), SG_RED, SG_MERGE, SGS, PF, DIRECT, KH_FAST (the grid's head groups fastest, so the
 // workgroups reading the KV heads of one cache row start together; else the splits fastest), KV16, KV_F16.
 // Accumulates in f32.
@@ -39,7 +42,8 @@ struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, S: u32
 @group(0) @binding(6) var<uniform> dims: Dims;
 
 const KPI = WG / TPK;    // key groups
-const KB = KPI * KU;     // keys per iteration
+const NKG = KPI / KW;    // key groups of each of the KW KV heads
+const KB = NKG * KU;     // keys per iteration
 #if SG_MERGE
 const NM = WG / SGS;     // merge slots: one a subgroup
 #else
@@ -87,11 +91,11 @@ fn to_element_order(e: vec4f, o: vec4f) -> array<vec4f, 2> {
 
 struct KvUnits { k: array<vec4u, KU * UPL>, v: array<vec4u, KU * UPL> }
 
-// the K and V units this lane reads for keys jb + kg + k·KPI (k < KU), clamped to the split's last key je − 1
-fn load_kv(rbase: u32, rstride: u32, jb: u32, je: u32, kg: u32, lane: u32) -> KvUnits {
+// the K and V units this lane reads for keys jb + gi + k·NKG (k < KU), clamped to the split's last key je − 1
+fn load_kv(rbase: u32, rstride: u32, jb: u32, je: u32, gi: u32, lane: u32) -> KvUnits {
   var w: KvUnits;
   for (var k = 0u; k < KU; k++) {
-    let r = rbase + min(jb + kg + k * KPI, je - 1u) * rstride;
+    let r = rbase + min(jb + gi + k * NKG, je - 1u) * rstride;
     for (var uu = 0u; uu < UPL; uu++) {
       let u = min(lane + uu * TPK, U - 1u);
       w.k[k * UPL + uu] = kc[r + u];
@@ -110,16 +114,22 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
   let RS = dims.RS;
   let MLW = (2u * S + 3u) / 4u * 4u;
   let idx = wg.x + wg.y * ng.x;
-  if (idx >= step.n * S * KV * HG) { return; }
+  let NB = KV * HG / KW;   // workgroups a (token, split)
+  if (idx >= step.n * S * NB) { return; }
 #if KH_FAST
-  let hg = idx % (KV * HG);
-  let sp = (idx / (KV * HG)) % S;
+  let hb = idx % NB;
+  let sp = (idx / NB) % S;
 #else
   let sp = idx % S;
-  let hg = (idx / S) % (KV * HG);
+  let hb = (idx / S) % NB;
 #endif
+  let t = idx / (S * NB);
+  let kg = li / TPK;
+  let lane = li % TPK;
+  let khl = kg % KW;       // this group's KV head among the workgroup's KW
+  let gi = kg / KW;        // and its index among that head's NKG groups
+  let hg = hb * KW + khl;
   let kh = hg / HG;
-  let t = idx / (S * KV * HG);
   let cu = cursor(seq_of(t));
   let p = cu.pos + t - cu.start;
   var j0 = 0u;
@@ -131,16 +141,14 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
   let h0 = hg * G;
 #if !DIRECT
   if (js >= je) {   // an empty split (short context): partials that weigh nothing
-    for (var g = 0u; g < G; g++) {
-      let row = (t * H + h0 + g) * RS;
+    for (var g = 0u; g < KW * G; g++) {
+      let row = (t * H + hb * KW * G + g) * RS;
       if (li == 0u) { part[row + sp] = -3.0e38; part[row + S + sp] = 0.0; }
       for (var d = li; d < D; d += WG) { part[row + MLW + sp * D + d] = 0.0; }
     }
     return;
   }
 #endif
-  let kg = li / TPK;
-  let lane = li % TPK;
 
   // q of this lane's units for the G heads, scaled; units past U (U not a multiple of TPK) are zero
   var qr: array<vec4f, QN>;
@@ -168,16 +176,16 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
   var acc: array<vec4f, QN>;
   for (var g = 0u; g < G; g++) { m[g] = -3.0e38; }
 #if PF
-  var nx = load_kv(rbase, rstride, js, je, kg, lane);
+  var nx = load_kv(rbase, rstride, js, je, gi, lane);
 #endif
   for (var jb = js; jb < je; jb += KB) {
     // all loads in flight first (keys past the split's end are clamped to its last and masked below); PF: this
     // iteration's were issued during the last one, the next one's go out now
 #if PF
     let cur = nx;
-    if (jb + KB < je) { nx = load_kv(rbase, rstride, jb + KB, je, kg, lane); }
+    if (jb + KB < je) { nx = load_kv(rbase, rstride, jb + KB, je, gi, lane); }
 #else
-    let cur = load_kv(rbase, rstride, jb, je, kg, lane);
+    let cur = load_kv(rbase, rstride, jb, je, gi, lane);
 #endif
     let kw = cur.k;
     let vw = cur.v;
@@ -209,12 +217,12 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
     var pw: array<f32, KU * G>;
     for (var g = 0u; g < G; g++) {
       var mn = m[g];
-      for (var k = 0u; k < KU; k++) { if (jb + kg + k * KPI < je) { mn = max(mn, s[k * G + g]); } }
+      for (var k = 0u; k < KU; k++) { if (jb + gi + k * NKG < je) { mn = max(mn, s[k * G + g]); } }
       let corr = exp(m[g] - mn);
       var lg = l[g] * corr;
       for (var k = 0u; k < KU; k++) {
         var e = 0.0;
-        if (jb + kg + k * KPI < je) { e = exp(s[k * G + g] - mn); }
+        if (jb + gi + k * NKG < je) { e = exp(s[k * G + g] - mn); }
         pw[k * G + g] = e;
         lg += e;
       }
@@ -263,7 +271,7 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
     if (lead && lane == 0u) { mx[mg] = m[g]; ls[mg] = l[g]; }
     workgroupBarrier();
     var M = -3.0e38;
-    for (var x = 0u; x < NM; x++) { M = max(M, mx[x]); }
+    for (var x = 0u; x < NM / KW; x++) { M = max(M, mx[x * KW + khl]); }
     let w = exp(m[g] - M);   // 0 for a slot that saw no key (m = −3e38); slot 0 always sees one
     for (var uu = 0u; uu < UPL; uu++) {
       let u = lane + uu * TPK;
@@ -278,25 +286,23 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
       }
     }
     workgroupBarrier();
+    // the KW heads' merged states (slots x·KW + c of head c); DIRECT: KW = 1
+    var lsum = 0.0;   // of this lane's head
+    for (var x = 0u; x < NM / KW; x++) { lsum += ls[x * KW + khl] * exp(mx[x * KW + khl] - M); }
+    for (var i = li; i < KW * D; i += WG) {
+      let c = i / D;
+      let d = i % D;
+      var a = 0.0;
+      for (var x = 0u; x < NM / KW; x++) { a += sm[(x * KW + c) * D + d]; }
 #if DIRECT
-    var lsum = 0.0;
-    for (var x = 0u; x < NM; x++) { lsum += ls[x] * exp(mx[x] - M); }
-    let orow = (t * H + h0 + g) * D;
-    for (var d = li; d < D; d += WG) {
-      var a = 0.0;
-      for (var x = 0u; x < NM; x++) { a += sm[x * D + d]; }
-      part[orow + d] = a / lsum;
-    }
+      part[(t * H + h0 + g) * D + d] = a / lsum;
 #else
-    let row = (t * H + h0 + g) * RS;
-    for (var d = li; d < D; d += WG) {
-      var a = 0.0;
-      for (var x = 0u; x < NM; x++) { a += sm[x * D + d]; }
-      part[row + MLW + sp * D + d] = a;
+      part[(t * H + (hb * KW + c) * G + g) * RS + MLW + sp * D + d] = a;
+#endif
     }
-    if (li == 0u) {
-      var lsum = 0.0;
-      for (var x = 0u; x < NM; x++) { lsum += ls[x] * exp(mx[x] - M); }
+#if !DIRECT
+    if (li < KW * TPK && lane == 0u) {   // group c (head c, gi 0) writes head c's m and l
+      let row = (t * H + h0 + g) * RS;
       part[row + sp] = M;
       part[row + S + sp] = lsum;
     }

@@ -158,7 +158,7 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
 
   // the split plans scripts/bench_attn.ts sweeps (splitPlanOverride): without the prefetch of the next iteration's K/V,
   // other key unrolls and lanes per key, the head-groups-fastest grid with the merge through workgroup memory alone; splits of 5 over 8 sequences ending at the block and split edges
-  for (const tw of [{ PF: false }, { KU: 1, PF: true }, { KU: 4 }, { TPK: 16, PF: true }, { WG: 64 }, { KHF: true, SGM: false }] as SplitTweak[])
+  for (const tw of [{ PF: false }, { KU: 1, PF: true }, { KU: 4 }, { TPK: 16, PF: true }, { WG: 64 }, { KHF: true, SGM: false }, { KW: 2 }, { KW: 2, WG: 128, KHF: true }] as SplitTweak[])
     test(`split with plan ${JSON.stringify(tw)}, D=64 GQA 4 and D=128 GQA 2: decode across block and split edges`, async () => {
       splitPlanOverride(tw);
       try {
@@ -169,6 +169,23 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
         }
       } finally { splitPlanOverride(null); }
     }, 300_000);
+
+  // FLA_SDPA_SPLIT_KV_HEADS: one workgroup takes all KV heads of its keys (KW = KV: key groups of different heads side
+  // by side, merged per head); decode of 8 sequences ending at its key-block and split edges, at G 2 / D 64 and G 1 / D 128
+  test('split with all KV heads a workgroup (FLA_SDPA_SPLIT_KV_HEADS 4), D=64 GQA 2 and D=128 MHA: decode across block and split edges', async () => {
+    await withEnv('FLA_SDPA_SPLIT_KV_HEADS', '4', async () => {
+      for (const [H, KV, D] of [[8, 4, 64], [4, 4, 128]] as const) {
+        const p = splitPlan(gpuBackend().adapter, { H, KV, D, ctx: 1007, kv: 'f32' }, true);
+        expect(p.KW).toBe(4);
+        const ls = [1, p.KB - 1, p.KB + 1, 2 * p.KB, 5 * p.KB - 1, 5 * p.KB + 1, 600];
+        await withEnv('FLA_SDPA_SPLITS', '5', () => attentionCase('split', H, KV, D, ls.map((L, slot) => ({ slot, len: 1, pos: L - 1 })), 0, 7));
+      }
+      // 300 splits (a 512-thread combine, combineWg) of a few keys each, most of them empty for the shorter sequence
+      const KB = splitPlan(gpuBackend().adapter, { H: 8, KV: 4, D: 64, ctx: 5000, kv: 'f32' }, true).KB;
+      expect(5000 / (2 * KB)).toBeGreaterThanOrEqual(300);
+      await withEnv('FLA_SDPA_SPLITS', '300', () => attentionCase('split', 8, 4, 64, [{ slot: 0, len: 1, pos: 4999 }, { slot: 1, len: 1, pos: 99 }]));
+    });
+  }, 300_000);
 
   test('partial rotary: R = D/4 leaves the other dims alone', async () => {
     const D = 64, R = 16, H = 2;
@@ -214,20 +231,26 @@ describe('sdpa select', () => {
     await withEnv('FLA_SDPA_DIRECT_HEADS', '2', async () => expect(directHeads(args(512), selectCtx(adapter, [1]))).toBe(2));
     await withEnv('FLA_SDPA_DIRECT_HEADS', '8', async () => expect(directHeads(args(512), selectCtx(adapter, [1]))).toBe(1));   // 8 ∤ 4
   });
-  test('one sequence at 32 K fills a discrete card: llama-1b 8 KV heads × 64 splits, Qwen3-Next 2 × 256', () => {
+  test('one sequence at 32 K fills a discrete card: llama-1b 8 KV heads × 64 splits, Qwen3-Next 2 × 256', async () => {
     expect(splitPlan(adapter, args(32768), true)).toMatchObject({ WG: 64, TPK: 8, UPL: 2, G: 4, KU: 2, KB: 16, SG_RED: true, SG_MERGE: false, SGS: 32, PF: true });
     // direct, one head a workgroup: 4 lanes a key, 256 threads, the subgroup merge (64 key groups)
     expect(splitPlan(adapter, args(512), true, 1, true)).toMatchObject({ WG: 256, TPK: 4, UPL: 4, G: 1, KU: 4, KB: 256, SG_MERGE: true, PF: false });
     expect(splitPlan(adapter, { ...args(512), D: 128 }, true, 1, true)).toMatchObject({ WG: 256, TPK: 4, UPL: 8, KU: 2, KB: 128, SG_MERGE: true });
     expect(splitPlan(adapter, args(512), false, 1, true)).toMatchObject({ SG_RED: false, SG_MERGE: false, WG: 128 });   // the merge's 16 KiB
-    expect(splitPlan(adapter, { ...args(32768), kv: 'f16' }, true)).toMatchObject({ WG: 128, TPK: 8, UPL: 1, KU: 2, KB: 32, PF: true });
+    // a 16-bit cache: all 8 KV heads a workgroup (each key's cache row whole), 256 splits of 128 threads
+    expect(splitPlan(adapter, { ...args(32768), kv: 'f16' }, true)).toMatchObject({ WG: 128, TPK: 8, UPL: 1, KU: 2, KW: 8, KB: 4, PF: true });
+    expect(splitsOf({ ...args(32768), kv: 'f16' }, selectCtx(adapter, [1]))).toBe(256);
+    expect(splitPlan(adapter, { ...args(32768), kv: 'f16' }, true, 4, true)).toMatchObject({ KW: 1 });   // direct: one head group
+    await withEnv('FLA_SDPA_SPLIT_KV_HEADS', '1', async () => expect(splitPlan(adapter, { ...args(32768), kv: 'f16' }, true)).toMatchObject({ KW: 1, KB: 32 }));
+    await withEnv('FLA_SDPA_SPLIT_KV_HEADS', '8', async () => expect(splitPlan(adapter, args(32768), true)).toMatchObject({ KW: 8, KB: 2, PF: false }));
+    await withEnv('FLA_SDPA_SPLIT_KV_HEADS', '6', async () => expect(splitPlan(adapter, args(32768), true)).toMatchObject({ KW: 4 }));   // the most dividing 8
     expect(splitsOf(args(32768), selectCtx(adapter, [1]))).toBe(64);
     expect(splitsOf(args(32768), selectCtx(adapter, [1, 1, 1, 1]))).toBe(16);
     expect(splitsOf(args(300), selectCtx(adapter, [1]))).toBe(10);   // each split at least two 16-key iterations
     const q3n = { H: 16, KV: 2, D: 256, ctx: 32768 } as any;
     expect(splitPlan(adapter, q3n, true)).toMatchObject({ WG: 128, TPK: 32, UPL: 2, KU: 1 });   // ≥ 4 key groups
     expect(splitsOf(q3n, selectCtx(adapter, [1]))).toBe(256);
-    expect(splitPlan(adapter, { ...q3n, kv: 'f16' }, true)).toMatchObject({ TPK: 32, UPL: 1, KU: 1, KB: 4, PF: true });
+    expect(splitPlan(adapter, { ...q3n, kv: 'f16' }, true)).toMatchObject({ TPK: 32, UPL: 1, KU: 1, KW: 2, WG: 128, KB: 2, PF: true });
   });
   test('flashPlan: tiles from the head dim and the workgroup memory; none past it (then single)', async () => {
     const big = { ...adapter, maxWorkgroupStorage: 49152 }, small = { ...adapter, maxWorkgroupStorage: 16384 };

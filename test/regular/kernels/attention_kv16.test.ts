@@ -9,7 +9,7 @@ import { sgmatFlashPlan } from '../../../kernels/attention/sdpa_sgmat.ts';
 import { bf16Bits, kvStoreRef, sdpaRef } from '../../../kernels/attention/sdpa.ref.ts';
 import { compare, prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
-import { SGMAT_RTOL, stepOf, withSdpa } from './attention_steps.ts';
+import { SGMAT_RTOL, stepOf, withEnv, withSdpa } from './attention_steps.ts';
 import { checkBoth, gpuBackend, runOn } from './harness.ts';
 
 
@@ -94,6 +94,15 @@ describe.skipIf(!HAS_GPU)('16-bit KV caches', () => {
       await kv16Case('flash', dt, 4, 2, 128, [{ slot: 2, len: 40, pos: 30 }, { slot: 0, len: 1, pos: 7 }], 50);
     });
   }
+  // split over a 16-bit cache takes all KV heads a workgroup by default (the cases below); one KV head a workgroup
+  // (FLA_SDPA_SPLIT_KV_HEADS=1, the f32 cache's default) here
+  for (const dt of ['f16', 'bf16'] as const)
+    test(`split, ${dt}, one KV head a workgroup: GQA 4 D=64 and GQA 1 D=128, decode of three sequences (pos 0, 65, 700)`, async () => {
+      await withEnv('FLA_SDPA_SPLIT_KV_HEADS', '1', async () => {
+        await kv16Case('split', dt, 8, 2, 64, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]);
+        await kv16Case('split', dt, 2, 2, 128, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]);
+      });
+    });
   // split_wg differs from split only in its reductions (their 16-bit unpacking is shared): on lavapipe, where each of its
   // shaders takes 10–70 s to compile, it runs the first case with the f16 cache only (f32 caches: attention.test.ts);
   // direct (split's kernel as one pass, the same unpacking) likewise
