@@ -27,7 +27,7 @@ export const UP_KERNEL = kernel('lora_up', upSource, ['step', 'lora', 'W', 'para
 export interface FusedPlan { WG: number; P: number; EPU: number; SG_RED: boolean; SGS: number }
 
 /**
- * WG: the largest power of two ≤ 2·D, 256 and the adapter's limit (FLA_WKV7_LORA_WG instead of 2·D) whose workgroup memory fits, at least D; null when
+ * WG: the largest power of two ≤ 2·D, 256 and the adapter's limit (FLA_WKV7_LORA_WG instead of 2·D and 256) whose workgroup memory fits, at least D; null when
  * none does or the head's columns are not whole 16-byte units. subgroups: reduce with subgroup operations where the
  * adapter has them (subgroups of at least P lanes).
  */
@@ -37,7 +37,8 @@ export function fusedPlan(D: number, C: number, dtype: 'f32' | 'bf16' | 'f16', a
   let WG = 1;
   // two threads per column of S by default (H200, rwkv7-1.5b D 64: 128 threads tg64 518 t/s, 256 threads 461);
   // FLA_WKV7_LORA_WG: benchmarking
-  const cap = Math.min(256, ad.maxInvocations, Number(knob('FLA_WKV7_LORA_WG') ?? 2 * D));
+  const forced = knob('FLA_WKV7_LORA_WG');
+  const cap = Math.min(ad.maxInvocations, forced === undefined ? Math.min(256, 2 * D) : Number(forced));
   while (WG * 2 <= cap) WG *= 2;
   for (; WG >= D; WG /= 2) {
     const P = WG / D, SGS = ad.subgroupSize;

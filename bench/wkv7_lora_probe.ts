@@ -1,0 +1,134 @@
+// wkv7_lora probe (issue 15): GPU time per dispatch of RWKV7's decode time-mix core (kernels/rwkv7/wkv7_lora.ts,
+// the variant select picks at decode) at rwkv7-1.5b's shape (C 2048, D 64, ranks 96/96/256/64, bf16 up-projections,
+// the shift store on), for batch rows 1 and 8, in one process: per configuration a pass of back-to-back dispatches
+// rotating over 24 layers' weights and states (as a model step does), the fastest of 3 passes after a warm-up, per
+// dispatch (so it includes the per-dispatch cost inside a pass). Besides the knob settings, ablations of the kernel's
+// source (timing only, wrong results): which part of the dispatch's time is the weight stream, the state stream, the
+// prologue, or the fixed cost of a dispatch that returns at once.
+//
+//   bun bench/wkv7_lora_probe.ts [--rows 1,8] [--configs NAME,...] [--json out.jsonl] [--layers 24] [--reps 8] [--best FILE]
+// --best: writes the knob settings (NAME=VALUE …) of the fastest configuration that is not an ablation at the first
+// of --rows (empty: the default) to FILE.
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { KERNEL, wkv7LoraOp, type Wkv7LoraArgs } from '../kernels/rwkv7/wkv7_lora.ts';
+import { kernel, op, type Launch } from '../kernels/lib.ts';
+import { GpuBackend } from '../src/backend/gpu.ts';
+import { Gpu } from '../src/gpu/device.ts';
+
+const gpu = await Gpu.create();
+const o = new GpuBackend(gpu);
+const arg = (name: string, dflt: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1]! : dflt; };
+const ROWS = arg('rows', '1,8').split(',').map(Number);
+const jsonOut = arg('json', '');
+if (jsonOut) writeFileSync(jsonOut, '');
+const C = 2048, D = 64, LAYERS = Number(arg('layers', '24')), REPS = Number(arg('reps', '8')), ranks = { w: 96, a: 96, g: 256, v: 64 }, R = ranks.w + ranks.a + ranks.g + ranks.v;
+
+// source ablations: [from, to] replacements of the fused kernel's WGSL (each must match)
+type Patch = [string, string][];
+const ABLATE: Record<string, Patch> = {
+  // the weight rows all from one address (cached): the prologue's FMAs stay, its HBM stream goes
+  noW: [['W[min(rg + q * NRG, R - 1u) * wrow + wofs]', 'W[wofs]'], ['W[min(rg + (k0 + q) * NRG, R - 1u) * wrow + wofs]', 'W[wofs]']],
+  // no prologue rows at all (the reductions stay)
+  noPro: [['let KR = (R + NRG - 1u) / NRG;', 'let KR = 0u;']],
+  // the state from one address per column, stored once per thread
+  noState: [['S[i] = state[base + (p * SR + i) * D + jc];', 'S[i] = state[base + jc];'],
+    ['for (var i = 0u; i < SR; i++) { state[base + (p * SR + i) * D + jc] = S[i]; }', 'state[base + li] = S[0] + S[SR - 1u];']],
+  // the prologue's two-stage reductions skipped (one partial stored, no barriers)
+  noRed: [['fn reduce_seg(s: u32, acc: array<f32, EPU>, li: u32) {', 'fn reduce_seg(s: u32, acc: array<f32, EPU>, li: u32) {\n  if (s < 100u) { part2[(s * P + li / D) * D + li % D] = acc[0] + acc[EPU - 1u]; return; }']],
+  // the recurrence's column, κ and GroupNorm sums skipped (each thread's own partial instead)
+  noSync: [['let u = col_sum(up, li);', 'let u = up;'], ['let o = col_sum(op, li);', 'let o = op;'],
+    ['let mu = wg_sum(select(0.0, o, p == 0u), li, sg) / f32(D);', 'let mu = o / f32(D);'],
+    ['let var_ = wg_sum(select(0.0, d * d, p == 0u), li, sg) / f32(D);', 'let var_ = d * d;'], ['let sums = wg_sum2(contrib, li, sg);', 'let sums = contrib;']],
+  // a dispatch that returns at once (every binding still declared)
+  empty: [['if (seq >= step.b) { return; }', 'if (seq < 100000u) { return; }']],
+};
+
+interface Cfg { name: string; env?: Record<string, string>; ablate?: string; variant?: string }
+const CONFIGS: Cfg[] = [
+  { name: 'default' },
+  { name: 'WG64', env: { FLA_WKV7_LORA_WG: '64' } },
+  { name: 'WG256', env: { FLA_WKV7_LORA_WG: '256' } },
+  { name: 'WG512', env: { FLA_WKV7_LORA_WG: '512' } },
+  { name: 'WG1024', env: { FLA_WKV7_LORA_WG: '1024' } },
+  { name: 'KB8', env: { FLA_WKV7_LORA_KB: '8' } },
+  { name: 'KB32', env: { FLA_WKV7_LORA_KB: '32' } },
+  { name: 'WG256 KB16', env: { FLA_WKV7_LORA_WG: '256', FLA_WKV7_LORA_KB: '16' } },
+  { name: 'fused_wg', variant: 'fused_wg' },
+  { name: 'abl noW', ablate: 'noW' },
+  { name: 'abl noPro', ablate: 'noPro' },
+  { name: 'abl noState', ablate: 'noState' },
+  { name: 'abl noW+noState', ablate: 'noW,noState' },
+  { name: 'abl noRed', ablate: 'noRed' },
+  { name: 'abl noSync', ablate: 'noSync' },
+  { name: 'abl noRed+noSync', ablate: 'noRed,noSync' },
+  { name: 'abl empty', ablate: 'empty' },
+  { name: 'default (again)' },
+];
+const pick = arg('configs', 'all');
+const RUN = pick === 'all' ? CONFIGS : CONFIGS.filter(c => pick.split(',').some(p => c.name.includes(p)));
+
+const KNOBS = ['FLA_WKV7_LORA_WG', 'FLA_WKV7_LORA_KB', 'FLA_KERNEL_WKV7_LORA'];
+function patched(names: string): Launch['kernel'] {
+  let src = KERNEL.source;
+  for (const n of names.split(',')) for (const [from, to] of ABLATE[n]!) {
+    if (!src.includes(from)) throw new Error(`ablation ${n}: '${from}' not in wkv7_lora.wgsl`);
+    src = src.split(from).join(to);
+  }
+  const name = `wkv7_lora_${names.split(',').join('_')}`;
+  return kernel(name, src.split('fn wkv7_lora(').join(`fn ${name}(`), KERNEL.bindings);
+}
+/** The op as select would run it, its launches' kernel swapped for an ablated copy. */
+function ablated(names: string) {
+  const k = patched(names);
+  return op<Wkv7LoraArgs>({
+    ...wkv7LoraOp,   // the same name: FLA_KERNEL_WKV7_LORA still forces its variant
+    select: (c, a) => wkv7LoraOp.select(c, a),
+    variants: Object.fromEntries(Object.entries(wkv7LoraOp.variants).map(([n, v]) => [n, { ...v, launches: (a, c) => v.launches(a, c).map(l => (l.kernel === KERNEL ? { ...l, kernel: k } : l)) }])),
+  });
+}
+
+console.log(`device: ${gpu.summary.name} (subgroup ${gpu.summary.subgroupMinSize}-${gpu.summary.subgroupMaxSize}, ${gpu.summary.type}), limits: ${o.adapter.maxInvocations} invocations, ${o.adapter.maxWorkgroupStorage} B workgroup memory`);
+const wus = Array.from({ length: LAYERS }, (_, l) => o.weight(`wu${l}`, { shape: [R, C], dtype: 'bf16', synthetic: { seed: 11 + l, scale: 0.05 } }, true));
+const params = Array.from({ length: LAYERS }, (_, l) => o.weight(`par${l}`, { shape: [8, C], dtype: 'f32', synthetic: { seed: 51 + l, scale: 0.5 } }, false));
+const SLOTS = Math.max(...ROWS);
+o.allocState([...Array.from({ length: LAYERS }, (_, l) => ({ key: `wkv${l}`, cols: C * D })), ...Array.from({ length: LAYERS }, (_, l) => ({ key: `sh${l}`, cols: C }))], SLOTS);
+await o.settle();
+
+async function measure(B: number, cfg: Cfg): Promise<number> {
+  for (const k of KNOBS) delete process.env[k];
+  for (const [k, v] of Object.entries(cfg.env ?? {})) process.env[k] = v;
+  if (cfg.variant) process.env.FLA_KERNEL_WKV7_LORA = cfg.variant;
+  const theOp = cfg.ablate ? ablated(cfg.ablate) : wkv7LoraOp;
+  o.beginStep({ ids: new Int32Array(B), cursors: Array.from({ length: B }, (_, s) => ({ slot: s, start: s, len: 1 })), keep: new Int32Array(0) });
+  const proj = o.act('proj', C, { planes: 6 }), lora = o.act('lora', R), vfirst = o.act('vfirst', C), y = o.act('y', C);
+  for (let l = 0; l < LAYERS; l++) {
+    await o.run(theOp, {
+      proj, lora, wu: wus[l]!, ranks, params: params[l]!, vfirst, state: o.state(`wkv${l}`), out: y, D, fuseNorm: true, gnEps: D * 1e-5,
+      shift: { h: o.plane(proj, 4), state: o.state(`sh${l}`) },
+    });
+  }
+  const ds = o.dispatchesForBench();
+  const reps = REPS, list = Array.from({ length: reps }, () => ds).flat();
+  const run = async () => { const t = performance.now(); const enc = gpu.device.createCommandEncoder(); gpu.encode(enc, list); gpu.submit(enc); await gpu.device.queue.onSubmittedWorkDone(); return performance.now() - t; };
+  await run(); await run();
+  let best = Infinity;
+  for (let i = 0; i < 3; i++) best = Math.min(best, await run());
+  for (const k of KNOBS) delete process.env[k];
+  return best * 1000 / list.length;
+}
+
+console.log('| config | rows | µs/dispatch |\n|---|---|---|');
+let best = { us: Infinity, env: '' };
+for (const cfg of RUN) for (const B of ROWS) {
+  try {
+    const us = await measure(B, cfg);
+    if (!cfg.ablate && B === ROWS[0] && us < best.us) best = { us, env: [...Object.entries(cfg.env ?? {}), ...(cfg.variant ? [['FLA_KERNEL_WKV7_LORA', cfg.variant]] : [])].map(([k, v]) => `${k}=${v}`).join(' ') };
+    console.log(`| ${cfg.name} | ${B} | ${us.toFixed(2)} |`);
+    if (jsonOut) appendFileSync(jsonOut, JSON.stringify({ ...cfg, rows: B, us: +us.toFixed(3) }) + '\n');
+  } catch (e) {
+    console.log(`| ${cfg.name} | ${B} | failed: ${String((e as Error).message ?? e).split('\n')[0]} |`);
+  }
+}
+const bestFile = arg('best', '');
+if (bestFile) writeFileSync(bestFile, best.env + '\n');
+process.exit(0);
