@@ -24,12 +24,13 @@ export const KERNEL = kernel('wkv7_lora', source, ['step', 'stepmeta', 'proj', '
 export const UP_KERNEL = kernel('lora_up', upSource, ['step', 'lora', 'W', 'params', 'proj', 'vmix', 'dims']);
 
 /** The fused kernel's geometry: workgroup size, threads per column of S, elements per 16-byte weight unit, subgroups. */
-export interface FusedPlan { WG: number; P: number; EPU: number; SG_RED: boolean; SGS: number }
+export interface FusedPlan { WG: number; P: number; EPU: number; SG_RED: boolean; SGS: number; SGP: boolean }
 
 /**
  * WG: the largest power of two ≤ 2·D, 256 and the adapter's limit (FLA_WKV7_LORA_WG instead of 2·D and 256) whose workgroup memory fits, at least D; null when
  * none does or the head's columns are not whole 16-byte units. subgroups: reduce with subgroup operations where the
- * adapter has them (subgroups of at least P lanes).
+ * adapter has them (subgroups of at least P lanes); SGP (FLA_WKV7_LORA_SGP=1, with them): the prologue's sums
+ * over each subgroup's lanes first, then all four segments in one workgroup-memory pass.
  */
 export function fusedPlan(D: number, C: number, dtype: 'f32' | 'bf16' | 'f16', ad: Adapter, subgroups: boolean): FusedPlan | null {
   const EPU = dtype === 'f32' ? 4 : 8;
@@ -43,8 +44,10 @@ export function fusedPlan(D: number, C: number, dtype: 'f32' | 'bf16' | 'f16', a
   for (; WG >= D; WG /= 2) {
     const P = WG / D, SGS = ad.subgroupSize;
     const SG_RED = subgroups && ad.subgroups && SGS >= P && SGS <= WG && (SGS & (SGS - 1)) === 0;
-    const bytes = 4 * (WG * EPU + 4 * WG + 7 * D) + (SG_RED ? 8 * (WG / SGS) : 12 * WG);
-    if (bytes <= ad.maxWorkgroupStorage) return { WG, P, EPU, SG_RED, SGS: SG_RED ? SGS : 1 };
+    const SGP = SG_RED && knob('FLA_WKV7_LORA_SGP') === '1';
+    const part = SGP ? 4 * (WG / Math.max(SGS, D / EPU)) * D : WG * EPU + 4 * WG;
+    const bytes = 4 * (part + 7 * D) + (SG_RED ? 8 * (WG / SGS) : 12 * WG);
+    if (bytes <= ad.maxWorkgroupStorage) return { WG, P, EPU, SG_RED, SGS: SG_RED ? SGS : 1, SGP };
   }
   return null;
 }
@@ -113,7 +116,7 @@ export function fusedLaunch(a: Wkv7LoraArgs, c: Ctx, subgroups: boolean): Launch
     kernel: KERNEL, grid: [C / a.D, c.step.b, 1],
     defines: {
       D: a.D, WG: p.WG, P: p.P, EPU: p.EPU, KB: rowBatch(R, p), FIRST: a.ranks.v === 0, FUSE_NORM: a.fuseNorm,
-      W_F32: dt === 'f32', W_F16: dt === 'f16', SG_RED: p.SG_RED, SGS: p.SGS, SHIFT: !!a.shift,
+      W_F32: dt === 'f32', W_F16: dt === 'f16', SG_RED: p.SG_RED, SGS: p.SGS, SGP: p.SGP, SHIFT: !!a.shift,
     },
     cost: { flops: base.flops + 2 * c.step.n * R * C, bytes: base.bytes + 8 * c.step.b * C * a.D + c.step.b * R * C * (dt === 'f32' ? 4 : 2) },
     // without SHIFT, shift is unread (the backend's placeholder)
