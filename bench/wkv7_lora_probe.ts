@@ -6,12 +6,16 @@
 // source (timing only, wrong results): which part of the dispatch's time is the weight stream, the state stream, the
 // prologue, or the fixed cost of a dispatch that returns at once.
 //
-//   bun bench/wkv7_lora_probe.ts [--rows 1,8] [--configs NAME,...] [--json out.jsonl] [--layers 24] [--reps 8] [--best FILE]
+// --proj: instead, the time-mix front before it (rwkv7_proj_ln: LayerNorm + token shift in the prologue of the r|k|v|LoRA
+// GEMV, 27 MB of bf16 weights a layer) for FLA_RWKV7_LN_RPT 1, 2, 4, 8 and an empty dispatch, with GB/s of its weights.
+//
+//   bun bench/wkv7_lora_probe.ts [--rows 1,8] [--configs NAME,...] [--json out.jsonl] [--layers 24] [--reps 8] [--best FILE] [--proj]
 // --best: writes the knob settings (NAME=VALUE …) of the fastest configuration that is not an ablation at the first
 // of --rows (empty: the default) to FILE.
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { KERNEL, wkv7LoraOp, type Wkv7LoraArgs } from '../kernels/rwkv7/wkv7_lora.ts';
 import { kernel, op, type Launch } from '../kernels/lib.ts';
+import { LN_KERNEL, lnLaunch, PROJ_INCLUDES, type Rwkv7ProjArgs } from '../kernels/rwkv7/rwkv7_proj.ts';
 import { GpuBackend } from '../src/backend/gpu.ts';
 import { Gpu } from '../src/gpu/device.ts';
 
@@ -93,11 +97,55 @@ function ablated(names: string) {
 }
 
 console.log(`device: ${gpu.summary.name} (subgroup ${gpu.summary.subgroupMinSize}-${gpu.summary.subgroupMaxSize}, ${gpu.summary.type}), limits: ${o.adapter.maxInvocations} invocations, ${o.adapter.maxWorkgroupStorage} B workgroup memory`);
-const wus = Array.from({ length: LAYERS }, (_, l) => o.weight(`wu${l}`, { shape: [R, C], dtype: 'bf16', synthetic: { seed: 11 + l, scale: 0.05 } }, true));
+const PROJ = process.argv.includes('--proj');
+const wus = PROJ ? [] : Array.from({ length: LAYERS }, (_, l) => o.weight(`wu${l}`, { shape: [R, C], dtype: 'bf16', synthetic: { seed: 11 + l, scale: 0.05 } }, true));
 const params = Array.from({ length: LAYERS }, (_, l) => o.weight(`par${l}`, { shape: [8, C], dtype: 'f32', synthetic: { seed: 51 + l, scale: 0.5 } }, false));
 const SLOTS = Math.max(...ROWS);
-o.allocState([...Array.from({ length: LAYERS }, (_, l) => ({ key: `wkv${l}`, cols: C * D })), ...Array.from({ length: LAYERS }, (_, l) => ({ key: `sh${l}`, cols: C }))], SLOTS);
+o.allocState([...Array.from({ length: PROJ ? 0 : LAYERS }, (_, l) => ({ key: `wkv${l}`, cols: C * D })), ...Array.from({ length: LAYERS }, (_, l) => ({ key: `sh${l}`, cols: C }))], SLOTS);
 await o.settle();
+
+/** µs per dispatch of the dispatches recorded since the step began: a pass of REPS rounds of them, fastest of 3. */
+async function timeRecorded(): Promise<number> {
+  const ds = o.dispatchesForBench();
+  const list = Array.from({ length: REPS }, () => ds).flat();
+  const run = async () => { const t = performance.now(); const enc = gpu.device.createCommandEncoder(); gpu.encode(enc, list); gpu.submit(enc); await gpu.device.queue.onSubmittedWorkDone(); return performance.now() - t; };
+  await run(); await run();
+  let best = Infinity;
+  for (let i = 0; i < 3; i++) best = Math.min(best, await run());
+  return best * 1000 / list.length;
+}
+
+async function projProbe(): Promise<void> {
+  const ws = Array.from({ length: LAYERS }, (_, l) => ['r', 'k', 'v', 'l'].map((n, i) =>
+    o.weight(`p${n}${l}`, { shape: [i < 3 ? C : R, C], dtype: 'bf16', synthetic: { seed: 100 + 4 * l + i, scale: 0.02 } }, true)));
+  const lnw = o.weight('lnw', { shape: [8, C], dtype: 'f32', synthetic: { seed: 7, scale: 0.5 } }, false);
+  await o.settle();
+  const bytes = 2 * C * (3 * C + R);
+  const empty = kernel('rwkv7_proj_ln_empty', LN_KERNEL.source.split('fn rwkv7_proj_ln(').join('fn rwkv7_proj_ln_empty(')
+    .replace('  let wg = g.x + g.y * ng.x;', '  if (step.n < 100000u) { return; }\n  let wg = g.x + g.y * ng.x;'), LN_KERNEL.bindings);
+  console.log('| rwkv7_proj_ln config | rows | µs/dispatch | GB/s (weights) |\n|---|---|---|---|');
+  for (const [name, rpt, k] of [['default', '', LN_KERNEL], ['RPT1', '1', LN_KERNEL], ['RPT2', '2', LN_KERNEL], ['RPT4', '4', LN_KERNEL], ['RPT8', '8', LN_KERNEL], ['empty', '', empty], ['default (again)', '', LN_KERNEL]] as const) for (const B of ROWS) {
+    try {
+      if (rpt) process.env.FLA_RWKV7_LN_RPT = rpt; else delete process.env.FLA_RWKV7_LN_RPT;
+      const theOp = op<{ p: Rwkv7ProjArgs; l: number }>({
+        name: 'rwkv7_proj_ln', includes: PROJ_INCLUDES, select: () => 'ln', ref: () => { throw new Error('no reference'); },
+        variants: { ln: { launches: (a, c) => [{ ...lnLaunch(a.p, { x: o.act('x', C), lnw, state: o.state(`sh${a.l}`), eps: 1e-5 }, c, true), kernel: k }] } },
+      });
+      o.beginStep({ ids: new Int32Array(B), cursors: Array.from({ length: B }, (_, s) => ({ slot: s, start: s, len: 1 })), keep: new Int32Array(0) });
+      const mix = o.act('mix', C, { planes: 6 }), proj = o.act('proj', C, { planes: 6 }), lora = o.act('lora', R);
+      for (let l = 0; l < LAYERS; l++) {
+        const [wr, wk, wv, wl] = ws[l]!;
+        await o.run(theOp, { l, p: { mix, mixPlanes: [0, 1, 2, 3, 4, 5].map(i => o.plane(mix, i)), wr: wr!, wk: wk!, wv: wv!, wl: wl!, ranks, proj, projPlanes: [0, 1, 2, 3, 4, 5].map(i => o.plane(proj, i)), lora } });
+      }
+      const us = await timeRecorded();
+      delete process.env.FLA_RWKV7_LN_RPT;
+      console.log(`| ${name} | ${B} | ${us.toFixed(2)} | ${(bytes / (us * 1e3)).toFixed(0)} |`);
+      if (jsonOut) appendFileSync(jsonOut, JSON.stringify({ kernel: 'rwkv7_proj_ln', name, rpt, rows: B, us: +us.toFixed(3) }) + '\n');
+    } catch (e) {
+      console.log(`| ${name} | ${B} | failed: ${String((e as Error).message ?? e).split('\n')[0]} | |`);
+    }
+  }
+}
 
 async function measure(B: number, cfg: Cfg): Promise<number> {
   for (const k of KNOBS) delete process.env[k];
@@ -122,6 +170,7 @@ async function measure(B: number, cfg: Cfg): Promise<number> {
   return best * 1000 / list.length;
 }
 
+if (process.argv.includes('--proj')) { await projProbe(); process.exit(0); }
 console.log('| config | rows | µs/dispatch |\n|---|---|---|');
 let best = { us: Infinity, env: '' };
 const bestFile = arg('best', '');
