@@ -9,7 +9,9 @@
 // --proj: instead, the time-mix front before it (rwkv7_proj_ln: LayerNorm + token shift in the prologue of the r|k|v|LoRA
 // GEMV, 27 MB of bf16 weights a layer) for FLA_RWKV7_LN_RPT 1, 2, 4, 8 and an empty dispatch, with GB/s of its weights.
 //
-//   bun bench/wkv7_lora_probe.ts [--rows 1,8] [--configs NAME,...] [--json out.jsonl] [--layers 24] [--reps 8] [--best FILE] [--proj]
+// --ab: each configuration right after the default, with the ratio (the card's speed has drifted within a process).
+//
+//   bun bench/wkv7_lora_probe.ts [--rows 1,8] [--configs NAME,...] [--json out.jsonl] [--layers 24] [--reps 40] [--best FILE] [--proj] [--ab]
 // --best: writes the knob settings (NAME=VALUE …) of the fastest configuration that is not an ablation at the first
 // of --rows (empty: the default) to FILE.
 import { appendFileSync, writeFileSync } from 'node:fs';
@@ -25,7 +27,7 @@ const arg = (name: string, dflt: string) => { const i = process.argv.indexOf(`--
 const ROWS = arg('rows', '1,8').split(',').map(Number);
 const jsonOut = arg('json', '');
 if (jsonOut) writeFileSync(jsonOut, '');
-const C = 2048, D = 64, LAYERS = Number(arg('layers', '24')), REPS = Number(arg('reps', '8')), ranks = { w: 96, a: 96, g: 256, v: 64 }, R = ranks.w + ranks.a + ranks.g + ranks.v;
+const C = 2048, D = 64, LAYERS = Number(arg('layers', '24')), REPS = Number(arg('reps', '40')), ranks = { w: 96, a: 96, g: 256, v: 64 }, R = ranks.w + ranks.a + ranks.g + ranks.v;
 
 // source ablations: [from, to] replacements of the fused kernel's WGSL (each must match)
 type Patch = [string, string][];
@@ -57,11 +59,8 @@ const CONFIGS: Cfg[] = [
   { name: 'KB8', env: { FLA_WKV7_LORA_KB: '8' } },
   { name: 'KB32', env: { FLA_WKV7_LORA_KB: '32' } },
   { name: 'WG256 KB16', env: { FLA_WKV7_LORA_WG: '256', FLA_WKV7_LORA_KB: '16' } },
-  { name: 'SGP', env: { FLA_WKV7_LORA_SGP: '1' } },
-  { name: 'SGP WG256', env: { FLA_WKV7_LORA_SGP: '1', FLA_WKV7_LORA_WG: '256' } },
-  { name: 'SGP WG512', env: { FLA_WKV7_LORA_SGP: '1', FLA_WKV7_LORA_WG: '512' } },
-  { name: 'SGP WG1024', env: { FLA_WKV7_LORA_SGP: '1', FLA_WKV7_LORA_WG: '1024' } },
-  { name: 'SGP KB32', env: { FLA_WKV7_LORA_SGP: '1', FLA_WKV7_LORA_KB: '32' } },
+  { name: 'SGP0', env: { FLA_WKV7_LORA_SGP: '0' } },
+  { name: 'SGP0 WG256', env: { FLA_WKV7_LORA_SGP: '0', FLA_WKV7_LORA_WG: '256' } },
   { name: 'fused_wg', variant: 'fused_wg' },
   { name: 'abl noW', ablate: 'noW' },
   { name: 'abl noPro', ablate: 'noPro' },
@@ -174,9 +173,12 @@ if (process.argv.includes('--proj')) { await projProbe(); process.exit(0); }
 console.log('| config | rows | µs/dispatch |\n|---|---|---|');
 let best = { us: Infinity, env: '' };
 const bestFile = arg('best', '');
+const AB = process.argv.includes('--ab');
 for (const cfg of RUN) for (const B of ROWS) {
   try {
+    const ref = AB && cfg.name !== 'default' ? await measure(B, { name: 'default' }) : 0;
     const us = await measure(B, cfg);
+    if (ref) console.log(`| (default before it) | ${B} | ${ref.toFixed(2)} | ratio ${(us / ref).toFixed(3)} |`);
     if (!cfg.ablate && B === ROWS[0] && us < best.us) {
       best = { us, env: [...Object.entries(cfg.env ?? {}), ...(cfg.variant ? [['FLA_KERNEL_WKV7_LORA', cfg.variant]] : [])].map(([k, v]) => `${k}=${v}`).join(' ') };
       if (bestFile) writeFileSync(bestFile, best.env + '\n');   // as it goes: a killed probe still names its best so far

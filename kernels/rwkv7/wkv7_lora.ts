@@ -29,8 +29,9 @@ export interface FusedPlan { WG: number; P: number; EPU: number; SG_RED: boolean
 /**
  * WG: the largest power of two ≤ 2·D, 256 and the adapter's limit (FLA_WKV7_LORA_WG instead of 2·D and 256) whose workgroup memory fits, at least D; null when
  * none does or the head's columns are not whole 16-byte units. subgroups: reduce with subgroup operations where the
- * adapter has them (subgroups of at least P lanes); SGP (FLA_WKV7_LORA_SGP=1, with them): the prologue's sums
- * over each subgroup's lanes first, then all four segments in one workgroup-memory pass.
+ * adapter has them (subgroups of at least P lanes); SGP (with them, unless FLA_WKV7_LORA_SGP=0): the prologue's sums
+ * over each subgroup's lanes first, then all four segments in one workgroup-memory pass, and four barriers a token
+ * instead of sixteen.
  */
 export function fusedPlan(D: number, C: number, dtype: 'f32' | 'bf16' | 'f16', ad: Adapter, subgroups: boolean): FusedPlan | null {
   const EPU = dtype === 'f32' ? 4 : 8;
@@ -44,9 +45,9 @@ export function fusedPlan(D: number, C: number, dtype: 'f32' | 'bf16' | 'f16', a
   for (; WG >= D; WG /= 2) {
     const P = WG / D, SGS = ad.subgroupSize;
     const SG_RED = subgroups && ad.subgroups && SGS >= P && SGS <= WG && (SGS & (SGS - 1)) === 0;
-    const SGP = SG_RED && knob('FLA_WKV7_LORA_SGP') === '1';
+    const SGP = SG_RED && knob('FLA_WKV7_LORA_SGP') !== '0';
     const part = SGP ? 4 * (WG / Math.max(SGS, D / EPU)) * D : WG * EPU + 4 * WG;
-    const bytes = 4 * (part + 7 * D) + (SG_RED ? 8 * (WG / SGS) : 12 * WG);
+    const bytes = 4 * (part + 7 * D) + (SG_RED ? 8 * (WG / SGS) * (SGP ? 4 : 1) : 12 * WG);
     if (bytes <= ad.maxWorkgroupStorage) return { WG, P, EPU, SG_RED, SGS: SG_RED ? SGS : 1, SGP };
   }
   return null;
