@@ -24,12 +24,15 @@ export const KERNEL = kernel('wkv7_lora', source, ['step', 'stepmeta', 'proj', '
 export const UP_KERNEL = kernel('lora_up', upSource, ['step', 'lora', 'W', 'params', 'proj', 'vmix', 'dims']);
 
 /** The fused kernel's geometry: workgroup size, threads per column of S, elements per 16-byte weight unit, subgroups. */
-export interface FusedPlan { WG: number; P: number; EPU: number; SG_RED: boolean; SGS: number }
+export interface FusedPlan { WG: number; P: number; EPU: number; SG_RED: boolean; SGS: number; SGP: boolean }
 
 /**
- * WG: the largest power of two ≤ 2·D, 256 and the adapter's limit (FLA_WKV7_LORA_WG instead of 2·D) whose workgroup memory fits, at least D; null when
+ * WG: the largest power of two ≤ 2·D, 256 and the adapter's limit (FLA_WKV7_LORA_WG instead of 2·D and 256) whose workgroup memory fits, at least D; null when
  * none does or the head's columns are not whole 16-byte units. subgroups: reduce with subgroup operations where the
- * adapter has them (subgroups of at least P lanes).
+ * adapter has them (subgroups of at least P lanes); SGP (with them, unless FLA_WKV7_LORA_SGP=0): the prologue's sums
+ * over each subgroup's lanes first, then all four segments in one workgroup-memory pass, and four barriers a token
+ * instead of sixteen (H200, rwkv7-1.5b's shape, bench/wkv7_lora_probe.ts --ab: 13.6 against 14.5 µs a dispatch at
+ * batch 1, 16.1 against 17.2 at 8; an empty dispatch of it 5.0).
  */
 export function fusedPlan(D: number, C: number, dtype: 'f32' | 'bf16' | 'f16', ad: Adapter, subgroups: boolean): FusedPlan | null {
   const EPU = dtype === 'f32' ? 4 : 8;
@@ -37,13 +40,16 @@ export function fusedPlan(D: number, C: number, dtype: 'f32' | 'bf16' | 'f16', a
   let WG = 1;
   // two threads per column of S by default (H200, rwkv7-1.5b D 64: 128 threads tg64 518 t/s, 256 threads 461);
   // FLA_WKV7_LORA_WG: benchmarking
-  const cap = Math.min(256, ad.maxInvocations, Number(knob('FLA_WKV7_LORA_WG') ?? 2 * D));
+  const forced = knob('FLA_WKV7_LORA_WG');
+  const cap = Math.min(ad.maxInvocations, forced === undefined ? Math.min(256, 2 * D) : Number(forced));
   while (WG * 2 <= cap) WG *= 2;
   for (; WG >= D; WG /= 2) {
     const P = WG / D, SGS = ad.subgroupSize;
     const SG_RED = subgroups && ad.subgroups && SGS >= P && SGS <= WG && (SGS & (SGS - 1)) === 0;
-    const bytes = 4 * (WG * EPU + 4 * WG + 7 * D) + (SG_RED ? 8 * (WG / SGS) : 12 * WG);
-    if (bytes <= ad.maxWorkgroupStorage) return { WG, P, EPU, SG_RED, SGS: SG_RED ? SGS : 1 };
+    const SGP = SG_RED && knob('FLA_WKV7_LORA_SGP') !== '0';
+    const part = SGP ? 4 * (WG / Math.max(SGS, D / EPU)) * D : WG * EPU + 4 * WG;
+    const bytes = 4 * (part + 7 * D) + (SG_RED ? 8 * (WG / SGS) * (SGP ? 4 : 1) : 12 * WG);
+    if (bytes <= ad.maxWorkgroupStorage) return { WG, P, EPU, SG_RED, SGS: SG_RED ? SGS : 1, SGP };
   }
   return null;
 }
@@ -112,7 +118,7 @@ export function fusedLaunch(a: Wkv7LoraArgs, c: Ctx, subgroups: boolean): Launch
     kernel: KERNEL, grid: [C / a.D, c.step.b, 1],
     defines: {
       D: a.D, WG: p.WG, P: p.P, EPU: p.EPU, KB: rowBatch(R, p), FIRST: a.ranks.v === 0, FUSE_NORM: a.fuseNorm,
-      W_F32: dt === 'f32', W_F16: dt === 'f16', SG_RED: p.SG_RED, SGS: p.SGS, SHIFT: !!a.shift,
+      W_F32: dt === 'f32', W_F16: dt === 'f16', SG_RED: p.SG_RED, SGS: p.SGS, SGP: p.SGP, SHIFT: !!a.shift,
     },
     cost: { flops: base.flops + 2 * c.step.n * R * C, bytes: base.bytes + 8 * c.step.b * C * a.D + c.step.b * R * C * (dt === 'f32' ? 4 : 2) },
     // without SHIFT, shift is unread (the backend's placeholder)

@@ -15,13 +15,18 @@
 // rows li / CU + k·NRG (NRG = WG / CU row groups), all of a batch of KB rows in flight before any FMA, each row's
 // product added to the sum of its segment (w, a, g, v: the row range decides, by select). The NRG partial sums of
 // each (segment, channel) are added through workgroup memory in two stages (P = WG / D threads per channel, then
-// the P partials in order). Recurrence: thread li owns rows [p·D/P, (p+1)·D/P) of column j = li / P of S
-// (p = li % P, SR = D / P registers); u and o are summed over the P threads of a column (subgroupShuffleXor
+// the P partials in order); with SGP (needs SG_RED) first over the lanes of a subgroup that hold the same unit
+// (subgroupShuffleXor at strides CU … sg / 2), then the subgroups' sums of all four segments in one workgroup-memory
+// pass read by the channel threads (one barrier instead of two a segment). SGP also shares the barrier of the κ sums
+// with the channel quantities' (κ̂ formed where read) and gives each workgroup sum its own slots (no trailing barrier):
+// four barriers a token (five between tokens) instead of sixteen. Recurrence: thread li owns rows [p·D/P, (p+1)·D/P)
+// of column j = li / P of S (p = li % P, SR = D / P registers); u and o are summed over the P threads of a column (subgroupShuffleXor
 // when SG_RED, else workgroup memory), the GroupNorm statistics over the workgroup (subgroupAdd + workgroup memory,
 // or a workgroup tree). The channel quantities (κ̂, κ̂⊙a, k̃, r, e^w, v, g) are computed by threads li < D for
 // channel h·D + li and shared through workgroup memory. Every thread takes part in every barrier.
 // Runtime dims: C, GN_EPS, R, LS (lora's row stride), RW, RA, RG (the ranks' sum and the first three).
-// Defines: D, WG, P, EPU, KB, FIRST, FUSE_NORM, SHIFT, W_F32, W_F16, SG_RED, SGS.
+// This channel's v_first is loaded with its other inputs, before the prologue.
+// Defines: D, WG, P, EPU, KB, FIRST, FUSE_NORM, SHIFT, W_F32, W_F16, SG_RED, SGS, SGP.
 // All arithmetic f32.
 #include "common.wgsl"
 
@@ -41,8 +46,13 @@ const CU = D / EPU;                  // units per row of the head's columns
 const NRG = WG / CU;                 // row groups of the prologue
 const SR = D / P;                    // rows of S per thread
 
+#if SGP
+const NQ = WG / max(SGS, CU);        // subgroups (of at least SGS lanes) or unit-wide lane blocks: at most this many
+var<workgroup> part: array<f32, 4 * NQ * D>;  // [4 segments, NQ, D]: each subgroup's sums
+#else
 var<workgroup> part: array<f32, WG * EPU>;   // [NRG, D]: one segment's partial sums per row group
 var<workgroup> part2: array<f32, 4 * WG>;    // [4 segments, P, D]
+#endif
 var<workgroup> sh_kk: array<f32, D>;
 var<workgroup> sh_beta: array<f32, D>;
 var<workgroup> sh_kt: array<f32, D>;
@@ -90,6 +100,33 @@ fn col_sum(v: f32, li: u32) -> f32 {
   return s;
 }
 
+#if SGP
+// Segment s's partial sums (this thread's EPU channels) over the lanes of the subgroup with the same unit, stored for
+// the subgroup (block li / max(sg, CU)) by its first CU lanes, which hold them. No barrier: the caller's follows.
+fn reduce_sg(s: u32, acc: array<f32, EPU>, li: u32, sg: u32) {
+  var a = acc;
+  for (var m = CU; m < sg; m <<= 1u) {
+    for (var e = 0u; e < EPU; e++) { a[e] += subgroupShuffleXor(a[e], m); }
+  }
+  let blk = max(sg, CU);
+  if (li % blk < CU) {
+    for (var e = 0u; e < EPU; e++) { part[(s * NQ + li / blk) * D + (li % CU) * EPU + e] = a[e]; }
+  }
+}
+
+var<workgroup> wred3: array<vec2f, 3u * (WG / SGS)>;   // the subgroups' sums: κ sums, GroupNorm mean, its variance
+
+// wg_sum2 through region `region` of wred3 (the same sums in the same order) without its trailing barrier: each region
+// is written once a token, after the previous token's closing barrier.
+fn sg_total(v: vec2f, li: u32, sg: u32, region: u32) -> vec2f {
+  let s = subgroupAdd(v);
+  if (li % sg == 0u) { wred3[region * (WG / SGS) + li / sg] = s; }
+  workgroupBarrier();
+  var total = vec2f(0.0);
+  for (var i = 0u; i < WG / sg; i++) { total += wred3[region * (WG / SGS) + i]; }
+  return total;
+}
+#else
 // Segment s's partial sums (this thread's EPU channels) into part2[s]: two stages through workgroup memory.
 fn reduce_seg(s: u32, acc: array<f32, EPU>, li: u32) {
   let cu = li % CU;
@@ -103,6 +140,7 @@ fn reduce_seg(s: u32, acc: array<f32, EPU>, li: u32) {
   part2[(s * P + q) * D + ch] = v;
   workgroupBarrier();
 }
+#endif
 
 @compute @workgroup_size(WG)
 #if SG_RED
@@ -157,6 +195,8 @@ fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g:
     let r = proj[tc];
     let k = proj[2u * plane + tc];
     var v = proj[3u * plane + tc];
+    var vf = 0.0;
+    if (!FIRST) { vf = vfirst[tc]; }
     var aw = array<f32, EPU>();
     var aa = array<f32, EPU>();
     var ag = array<f32, EPU>();
@@ -188,6 +228,17 @@ fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g:
         }
       }
     }
+#if SGP
+    reduce_sg(0u, aw, li, sg);
+    reduce_sg(1u, aa, li, sg);
+    reduce_sg(2u, ag, li, sg);
+    if (!FIRST) { reduce_sg(3u, av, li, sg); }
+    workgroupBarrier();
+    var ps = vec4f(0.0);
+    for (var q = 0u; q < WG / max(sg, CU); q++) {
+      ps += vec4f(part[q * D + j], part[(NQ + q) * D + j], part[(2u * NQ + q) * D + j], part[(3u * NQ + q) * D + j]);
+    }
+#else
     reduce_seg(0u, aw, li);
     reduce_seg(1u, aa, li);
     reduce_seg(2u, ag, li);
@@ -196,6 +247,7 @@ fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g:
     for (var q = 0u; q < P; q++) {
       ps += vec4f(part2[q * D + j], part2[(P + q) * D + j], part2[(2u * P + q) * D + j], part2[(3u * P + q) * D + j]);
     }
+#endif
     // channel quantities (threads li < D; the others compute the same for channel D − 1 and drop it)
     let lw = -0.6065306597126334 * sigmoid(ps.x + pw0);
     let a = sigmoid(ps.y + pa0);
@@ -203,13 +255,48 @@ fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g:
       if (li < D) { vfirst[tc] = v; }
     } else {
       let m = sigmoid(ps.w + pv0);
-      let vf = vfirst[tc];
       v = lerp_v(v, vf, m);
     }
     let kk = k * pkk;
     let kt = k * (1.0 + (a - 1.0) * pka);
     var contrib = vec2f(0.0);
     if (li < D) { contrib = vec2f(kk * kk, r * kt * prk); }
+#if SGP
+    // the channel quantities go to workgroup memory before the κ sums, whose barrier they share: κ (not κ̂) and a, κ̂ =
+    // κ·inv and κ̂⊙a formed where they are read (the same products)
+    if (li < D) {
+      sh_kk[j] = kk;
+      sh_beta[j] = a;
+      sh_kt[j] = kt;
+      sh_r[j] = r;
+      sh_dec[j] = exp(lw);
+      sh_v[j] = v;
+      sh_g[j] = ps.z;
+    }
+    let sums = sg_total(contrib, li, sg, 0u);
+    let inv = knorm(sums.x);
+    var up = 0.0;
+    for (var i = 0u; i < SR; i++) { up -= (sh_kk[p * SR + i] * inv) * S[i]; }
+    let u = col_sum(up, li);
+    let vj = sh_v[jc];
+    var op = 0.0;
+    for (var i = 0u; i < SR; i++) {
+      let ki = p * SR + i;
+      let kn = sh_kk[ki] * inv;
+      S[i] = sh_dec[ki] * S[i] + (kn * sh_beta[ki]) * u + sh_kt[ki] * vj;
+      op += sh_r[ki] * S[i];
+    }
+    let o = col_sum(op, li);
+    let mu = sg_total(vec2f(select(0.0, o, p == 0u), 0.0), li, sg, 1u).x / f32(D);
+    let d = o - mu;
+    let var_ = sg_total(vec2f(select(0.0, d * d, p == 0u), 0.0), li, sg, 2u).x / f32(D);
+    if (p == 0u) {
+      let on = d * inverseSqrt(var_ + GN_EPS) * pgw + pgb;
+      y[t * C + cj] = (on + sums.y * vj) * sh_g[jc];
+    }
+    // this token's reads of workgroup memory end before the next token's writes
+    if (t + 1u < cur.start + cur.len) { workgroupBarrier(); }
+#else
     let sums = wg_sum2(contrib, li, sg);
     let inv = knorm(sums.x);
     let kn = kk * inv;
@@ -243,6 +330,7 @@ fn wkv7_lora(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g:
       y[t * C + cj] = (on + sums.y * vj) * sh_g[jc];
     }
     workgroupBarrier();   // this token's reads of the sh_ arrays end before the next token's writes
+#endif
   }
   for (var i = 0u; i < SR; i++) { state[base + (p * SR + i) * D + jc] = S[i]; }
   // SHIFT: the time-mix shift state of the slot becomes h (proj plane 4) of the sequence's last token (rwkv7_proj_ln

@@ -125,6 +125,24 @@ describe.skipIf(!HAS_GPU)('wkv7_lora', () => {
   test.skipIf(otherBindingOnCpu('bun-webgpu'))('D=128 ranks 40, 24, 72, 20, f32, decode of one slot [fused]', async () => {
     await runCase(128, { w: 40, a: 24, g: 72, v: 20 }, 'f32', 'fused', [{ slot: 2, len: 1 }]);
   }, 300_000);
+  // SGP (the default with subgroups; FLA_WKV7_LORA_SGP=0 the older reductions, kept covered below): the prologue's
+  // sums over each subgroup's lanes first. D=32 bf16 (4 units a row) shuffles at
+  // strides 4 … on 8-lane subgroups (lavapipe), D=64 bf16 at 8, 16 on 32-lane ones; D=128 f16 (16 units) has lane
+  // blocks wider than an 8-lane subgroup
+  for (const [D, ranks, dtype, seqs] of [
+    [32, { w: 24, a: 16, g: 40, v: 8 }, 'bf16', PACKED],
+    [64, { w: 96, a: 96, g: 256, v: 64 }, 'bf16', [{ slot: 1, len: 1 }, { slot: 3, len: 1 }]],
+    [128, { w: 40, a: 24, g: 72, v: 0 }, 'f16', [{ slot: 2, len: 1 }]],
+  ] as const) {
+    test(`D=${D} ranks ${ranks.w}, ${ranks.a}, ${ranks.g}, ${ranks.v} ${dtype} [fused]`, async () => {
+      await runCase(D, ranks, dtype, 'fused', seqs as unknown as Seqs);
+    }, 300_000);
+  }
+  for (const D of [64, 128]) {
+    test(`D=${D} later layer with FLA_WKV7_LORA_SGP=0 [fused]`, async () => {
+      await withEnv('FLA_WKV7_LORA_SGP', '0', () => runCase(D, D === 64 ? { w: 32, a: 32, g: 64, v: 16 } : { w: 64, a: 40, g: 48, v: 24 }, D === 64 ? 'bf16' : 'f16', 'fused'));
+    }, 300_000);
+  }
   // the portable reductions (what 'fused' runs without subgroups)
   for (const D of [64, 128]) {
     test.skipIf(otherBindingOnCpu(D === 64 ? 'bun-webgpu' : 'dawn'))(`D=${D} later layer, ${D === 64 ? 'bf16' : 'f16'} [fused_wg]`, async () => {
