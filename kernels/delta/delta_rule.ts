@@ -14,6 +14,7 @@ import kktSrc from './delta_chunk_kkt.wgsl' with { type: 'text' };
 import solveSrc from './delta_chunk_solve.wgsl' with { type: 'text' };
 import stateSrc from './delta_chunk_state.wgsl' with { type: 'text' };
 import fusedSrc from './delta_rule_fused.wgsl' with { type: 'text' };
+import fusedSgSrc from './delta_rule_fused_sg.wgsl' with { type: 'text' };
 import { deltaRuleRef, type DeltaDims, type QkAct, type QkNorm } from './delta_rule.ref.ts';
 import { rmsNormRef } from '../norm/rms_norm.ref.ts';
 import { rmsNormLaunch, type RmsNormArgs } from '../norm/rms_norm.ts';
@@ -23,6 +24,7 @@ export type { QkAct, QkNorm, DeltaDims };
 export const KERNELS = {
   recurrent: kernel('delta_rule_recurrent', recurrentSrc, ['step', 'stepmeta', 'q', 'k', 'v', 'ga', 'gb', 'gp', 'state', 'o', 'dims']),
   fused: kernel('delta_rule_fused', fusedSrc, ['step', 'stepmeta', 'qkv', 'gab', 'z', 'gp', 'gn', 'state', 'o', 'dims']),
+  fusedSg: kernel('delta_rule_fused_sg', fusedSgSrc, ['step', 'stepmeta', 'qkv', 'gab', 'z', 'gp', 'gn', 'state', 'o', 'dims']),
   prep: kernel('delta_chunk_prep', prepSrc, ['step', 'q', 'k', 'ga', 'gb', 'gp', 'qk', 'gates', 'dims']),
   kkt: kernel('delta_chunk_kkt', kktSrc, ['step', 'stepmeta', 'qk', 'gates', 'ab', 'dims']),
   solve: kernel('delta_chunk_solve', solveSrc, ['step', 'stepmeta', 'ab', 'dims']),
@@ -51,7 +53,7 @@ export interface DeltaOp {
 /** The output norm of the mixer: w [DV] shared by the heads (fla o_norm, Qwen3-Next norm), optional SiLU gate z. */
 export interface DeltaNorm { w: Weight; gate: Tensor | null; gateOff?: number; eps: number }
 
-export type DeltaKernel = 'fused' | 'recurrent' | 'chunk';
+export type DeltaKernel = 'fused_sg' | 'fused' | 'recurrent' | 'chunk';
 
 /** Chunk length of the chunked prefill (spec §10). */
 export const CHUNK = 64;
@@ -85,8 +87,9 @@ export function blockV(DV: number, maxInvocations = 256): number {
   return bv;
 }
 
-export function cost(N: number, d: DeltaDims) {
-  return { flops: 6 * N * d.HV * d.DK * d.DV, bytes: 4 * N * (2 * d.H * d.DK + 2 * d.HV * d.DV + 2 * d.HV) };
+/** FLOPs and bytes of N tokens; B sequences: each reads and writes its slot's state once (the fused kernels). */
+export function cost(N: number, d: DeltaDims, B = 0) {
+  return { flops: 6 * N * d.HV * d.DK * d.DV, bytes: 4 * N * (2 * d.H * d.DK + 2 * d.HV * d.DV + 2 * d.HV) + 8 * B * d.HV * d.DK * d.DV };
 }
 
 /** The per-slot recurrent state of one layer. */
@@ -117,6 +120,24 @@ export function fusedRowLanes(DK: number, DV: number, maxInvocations: number): n
   return rl;
 }
 
+/**
+ * Geometry of delta_rule_fused_sg: RL row lanes a column quad (DV / 4 quads, DK / RL rows of S a lane, as vec4
+ * registers) and W quads a lane group (W·RL lanes inside the smallest subgroup; W = 4 where that fits, so a load of
+ * one row reads 64 contiguous bytes). Default RL: the most ≤ 8 dividing DK, ≤ the subgroup, with DV / 4 · RL ≤ 512
+ * threads and the adapter's limit; FLA_DELTA_SG_RL forces it (lowered to what fits, up to the adapter's limit). null
+ * where the adapter has no subgroups (of a power-of-two size) or a quad column alone does not fit.
+ */
+export function fusedSgGeometry(DK: number, DV: number, ad: Pick<Ctx['adapter'], 'subgroups' | 'subgroupSize' | 'maxInvocations'>): { RL: number; W: number; NT: number } | null {
+  const SGS = ad.subgroupSize, NQ = DV / 4;
+  if (!ad.subgroups || !(SGS > 0) || (SGS & (SGS - 1)) !== 0 || DV % 16 !== 0 || NQ > ad.maxInvocations) return null;
+  const forced = Number(knob('FLA_DELTA_SG_RL') ?? 0);
+  const cap = forced > 0 ? ad.maxInvocations : Math.min(512, ad.maxInvocations);
+  let RL = forced > 0 ? forced : 8;
+  while (RL > 1 && (DK % RL !== 0 || RL > SGS || NQ * RL > cap)) RL >>= 1;
+  const W = Math.max(1, Math.min(4, SGS / RL));
+  return { RL, W, NT: NQ * RL };
+}
+
 /** The fused kernel's case: q, k, v one tensor, a and b (where present) another; a norm; a value head per workgroup. */
 function fusable(x: DeltaOp, c: Ctx): boolean {
   return !!x.norm && x.q === x.k && x.k === x.v && (x.a === null || x.b === null || x.a === x.b) && x.d.DV <= c.adapter.maxInvocations;
@@ -136,6 +157,8 @@ const normScratch = (x: DeltaOp): Record<string, ScratchSpec> => (x.norm ? { y: 
 function chunkFits(x: DeltaOp, c: Ctx): boolean {
   try { chunkGeometry(x.d.DK, x.d.DV, c.adapter.maxInvocations, c.adapter.maxWorkgroupStorage); return true; } catch { return false; }
 }
+/** The fused case on an adapter with subgroups where delta_rule_fused_sg's geometry fits. */
+const sgFusable = (x: DeltaOp, c: Ctx): boolean => fusable(x, c) && fusedSgGeometry(x.d.DK, x.d.DV, c.adapter) !== null;
 const gateDefines = (x: DeltaOp) => ({ HAS_GATE: x.a !== null, HAS_BETA: x.b !== null, NEG_EIG: x.d.negEig });
 
 export const deltaRuleOp = op<DeltaOp>({
@@ -155,15 +178,29 @@ export const deltaRuleOp = op<DeltaOp>({
    * 'chunk' (the chunked WY/UT prefill) when a sequence has more than one chunk of tokens, on GPU adapters; else
    * 'fused' where the inputs are packed and the op carries the norm; else 'recurrent'.
    */
-  select: (c: Ctx, x) => (chunked(c, CHUNK) && chunkFits(x, c) ? 'chunk' : fusable(x, c) ? 'fused' : 'recurrent'),
+  select: (c: Ctx, x) => (chunked(c, CHUNK) && chunkFits(x, c) ? 'chunk' : !fusable(x, c) ? 'recurrent'
+    : knob('FLA_DELTA_FUSED_SG') !== '0' && sgFusable(x, c) ? 'fused_sg' : 'fused'),
   variants: {
+    fused_sg: {
+      supports: sgFusable,
+      launches: (x, c) => {
+        const d = x.d, f = offOf(x), n = x.norm!, side = x.a ?? x.b, g = fusedSgGeometry(d.DK, d.DV, c.adapter)!;
+        const eps = new Uint32Array(new Float32Array([n.eps]).buffer)[0]!;
+        return [{
+          kernel: KERNELS.fusedSg, grid: [d.HV, c.step.b, 1], cost: cost(c.step.n, d, c.step.b),
+          defines: { DK: d.DK, BV: d.DV, RL: g.RL, W: g.W, SGS: c.adapter.subgroupSize, QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], V_SILU: d.vSilu, HAS_Z: n.gate !== null, ...gateDefines(x) },
+          bind: { qkv: x.q, gab: side, z: n.gate, gp: x.gp, gn: n.w, state: x.state, o: x.out,
+            dims: u32(d.H, d.HV, d.DV, eps, x.q.cols, f.q, f.k, f.v, side?.cols ?? 0, f.a, f.b, 0, n.gate?.cols ?? 0, n.gateOff ?? 0, 0, 0) },
+        }];
+      },
+    },
     fused: {
       supports: fusable,
       launches: (x, c) => {
         const d = x.d, f = offOf(x), n = x.norm!, side = x.a ?? x.b, RL = fusedRowLanes(d.DK, d.DV, c.adapter.maxInvocations);
         const eps = new Uint32Array(new Float32Array([n.eps]).buffer)[0]!;
         return [{
-          kernel: KERNELS.fused, grid: [d.HV, c.step.b, 1], cost: cost(c.step.n, d),
+          kernel: KERNELS.fused, grid: [d.HV, c.step.b, 1], cost: cost(c.step.n, d, c.step.b),
           defines: { DK: d.DK, BV: d.DV, RL, RP: pow2(d.DV * RL), QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], V_SILU: d.vSilu, HAS_Z: n.gate !== null, ...gateDefines(x) },
           bind: { qkv: x.q, gab: side, z: n.gate, gp: x.gp, gn: n.w, state: x.state, o: x.out,
             dims: u32(d.H, d.HV, d.DV, eps, x.q.cols, f.q, f.k, f.v, side?.cols ?? 0, f.a, f.b, 0, n.gate?.cols ?? 0, n.gateOff ?? 0, 0, 0) },

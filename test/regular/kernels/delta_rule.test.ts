@@ -12,7 +12,7 @@ import { prng, randn, randu } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
 import { checkBoth, gpuBackend, hostWeight, packedStep, runOn, selectCtx, type Packed } from './harness.ts';
 import { expectClose } from '../../helpers/allclose.ts';
-import { deltaRule, deltaRuleOp, fusedRowLanes, type DeltaDims, type DeltaKernel, type DeltaOp } from '../../../kernels/delta/delta_rule.ts';
+import { deltaRule, deltaRuleOp, fusedRowLanes, fusedSgGeometry, type DeltaDims, type DeltaKernel, type DeltaOp } from '../../../kernels/delta/delta_rule.ts';
 import type { GpuBackend } from '../../../src/backend/gpu.ts';
 
 const SLOTS = 5;
@@ -186,19 +186,24 @@ describe.skipIf(!HAS_GPU)('delta_rule packed with the output norm', () => {
       const P = { cols: 900 } as any, Q = { cols: 500 } as any, n = { w: {} as any, gate: P, eps: 1e-6 };
       const base = { d: { H: 2, HV: 2, DK: 64, DV: 128 }, q: Q, k: Q, v: Q, a: P, b: P, norm: n } as unknown as DeltaOp;
       const pick = (a: DeltaOp, lens: number[]) => o.variant(deltaRuleOp, a, selectCtx(gpuAdapter, lens));
-      expect(pick(base, [1, 1, 1])).toBe('fused');
-      expect(pick(base, [64])).toBe('fused');
+      const fusedDefault = o.adapter.subgroups ? 'fused_sg' : 'fused';
+      expect(pick(base, [1, 1, 1])).toBe(fusedDefault);
+      expect(pick(base, [64])).toBe(fusedDefault);
+      expect(o.variant(deltaRuleOp, base, selectCtx({ ...gpuAdapter, subgroups: false }, [1]))).toBe('fused');
+      process.env.FLA_DELTA_FUSED_SG = '0';
+      expect(pick(base, [1])).toBe('fused');
+      delete process.env.FLA_DELTA_FUSED_SG;
       expect(pick(base, [65])).toBe('chunk');
       expect(pick({ ...base, norm: null }, [1])).toBe('recurrent');
       expect(pick({ ...base, k: { cols: 500 } as any }, [1])).toBe('recurrent');
       expect(pick({ ...base, b: { cols: 900 } as any }, [1])).toBe('recurrent');
-      expect(pick({ ...base, norm: { ...n, gate: { cols: 256 } as any } }, [1])).toBe('fused');   // the gate may be a tensor of its own
+      expect(pick({ ...base, norm: { ...n, gate: { cols: 256 } as any } }, [1])).toBe(fusedDefault);   // the gate may be a tensor of its own
       expect(pick({ ...base, d: { ...base.d, DV: 2 * o.adapter.maxInvocations } } as DeltaOp, [1])).toBe('recurrent');
     } finally {
       if (prev === undefined) delete process.env.FLA_KERNEL_DELTA_RULE; else process.env.FLA_KERNEL_DELTA_RULE = prev;
     }
   });
-  for (const kernel of ['fused', 'recurrent', 'chunk'] as DeltaKernel[]) {
+  for (const kernel of ['fused_sg', 'fused', 'recurrent', 'chunk'] as DeltaKernel[]) {
     for (const [DK, DV] of [[64, 64], [128, 128], [64, 128], [128, 64]] as const) {
       for (const r of [1, 2]) {
         const gated = (DK + r) % 3 !== 0, gate = (DV + r) % 2 === 1 || DK === DV, init = (DK + DV + r) % 2 === 0;
@@ -231,6 +236,34 @@ describe.skipIf(!HAS_GPU)('delta_rule packed with the output norm', () => {
       } finally { if (prev === undefined) delete process.env.FLA_DELTA_FUSED_RL; else process.env.FLA_DELTA_FUSED_RL = prev; }
     });
   }
+  for (const rl of ['1', '2', '4', '8', '16']) {
+    test(`fused_sg with FLA_DELTA_SG_RL=${rl} (row lanes a column quad): DK=128 DV=128 decode, DK=64 DV=80 packed, DK=128 DV=256 decode`, async () => {
+      const prev = process.env.FLA_DELTA_SG_RL;
+      process.env.FLA_DELTA_SG_RL = rl;
+      try {
+        await runPacked('fused_sg', { DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true, zSep: true }, DECODE4);
+        await runPacked('fused_sg', { DK: 64, DV: 80, H: 1, r: 2, gated: true, gate: true, init: true }, PACKED);
+        await runPacked('fused_sg', { DK: 128, DV: 256, H: 2, r: 1, gated: true, gate: true, init: true }, DECODE4);
+      } finally { if (prev === undefined) delete process.env.FLA_DELTA_SG_RL; else process.env.FLA_DELTA_SG_RL = prev; }
+    });
+  }
+  test('fusedSgGeometry: RL ≤ 8 within the smallest subgroup and 512 threads by default, W·RL lanes a group; null without subgroups', () => {
+    const prev = process.env.FLA_DELTA_SG_RL;
+    delete process.env.FLA_DELTA_SG_RL;
+    try {
+      const ad = (subgroupSize: number, maxInvocations = 1024, subgroups = true) => ({ subgroups, subgroupSize, maxInvocations });
+      expect(fusedSgGeometry(128, 256, ad(32))).toEqual({ RL: 8, W: 4, NT: 512 });
+      expect(fusedSgGeometry(128, 128, ad(32))).toEqual({ RL: 8, W: 4, NT: 256 });
+      expect(fusedSgGeometry(128, 256, ad(8))).toEqual({ RL: 8, W: 1, NT: 512 });
+      expect(fusedSgGeometry(128, 256, ad(32, 256))).toEqual({ RL: 4, W: 4, NT: 256 });
+      expect(fusedSgGeometry(64, 80, ad(4))).toEqual({ RL: 4, W: 1, NT: 80 });
+      expect(fusedSgGeometry(128, 256, ad(32, 1024, false))).toBeNull();
+      expect(fusedSgGeometry(128, 256, ad(24))).toBeNull();
+      process.env.FLA_DELTA_SG_RL = '16';
+      expect(fusedSgGeometry(128, 256, ad(32))).toEqual({ RL: 16, W: 2, NT: 1024 });
+      expect(fusedSgGeometry(128, 256, ad(32, 512))).toEqual({ RL: 8, W: 4, NT: 512 });
+    } finally { if (prev === undefined) delete process.env.FLA_DELTA_SG_RL; else process.env.FLA_DELTA_SG_RL = prev; }
+  });
   test('fusedRowLanes: the most that fit 512 threads by default, a forced count lowered to what divides DK and fits the adapter', () => {
     const prev = process.env.FLA_DELTA_FUSED_RL;
     delete process.env.FLA_DELTA_FUSED_RL;
@@ -240,12 +273,12 @@ describe.skipIf(!HAS_GPU)('delta_rule packed with the output norm', () => {
       expect([fusedRowLanes(128, 256, 1024), fusedRowLanes(128, 128, 1024), fusedRowLanes(128, 128, 256), fusedRowLanes(4, 64, 1024)]).toEqual([4, 8, 2, 4]);
     } finally { if (prev === undefined) delete process.env.FLA_DELTA_FUSED_RL; else process.env.FLA_DELTA_FUSED_RL = prev; }
   });
-  test('fused equals the unfused recurrent + rms_norm and the chunked + rms_norm on the GPU (1e-4)', async () => {
-    for (const c of [{ DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true }, { DK: 64, DV: 128, H: 2, r: 1, gated: true, gate: true, init: true, zSep: true }] as PackedCase[]) for (const seqs of [PACKED, DECODE4]) {
-      const f = await runPacked('fused', c, seqs, true);
+  test('fused and fused_sg equal the unfused recurrent + rms_norm and the chunked + rms_norm on the GPU (1e-4)', async () => {
+    for (const c of [{ DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true }, { DK: 64, DV: 128, H: 2, r: 1, gated: true, gate: true, init: true, zSep: true }] as PackedCase[]) for (const seqs of [PACKED, DECODE4]) for (const fk of ['fused', 'fused_sg'] as DeltaKernel[]) {
+      const f = await runPacked(fk, c, seqs, true);
       for (const other of ['recurrent', 'chunk'] as DeltaKernel[]) {
         const u = await runPacked(other, c, seqs, true);
-        for (const name of ['y', 'state']) expectClose(f[name]!.data, u[name]!.data, { rtol: 1e-4, what: `fused vs ${other} ${name}`, shape: f[name]!.shape });
+        for (const name of ['y', 'state']) expectClose(f[name]!.data, u[name]!.data, { rtol: 1e-4, what: `${fk} vs ${other} ${name}`, shape: f[name]!.shape });
       }
     }
   });

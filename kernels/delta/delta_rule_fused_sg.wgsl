@@ -1,0 +1,136 @@
+// delta_rule_fused_sg: delta_rule_fused.wgsl's recurrence and output norm (same bindings, same dims, same inputs)
+// with the state held in registers as column quads and every sum but one reduced inside a subgroup. Per value head
+// hv (one workgroup, sequence wg.y) the head's S [DK, DV] is split into NQ = DV / 4 column quads × RL row lanes:
+// lane li = wl + W·(r + RL·qh) holds column quad cq = qh·W + wl (columns 4cq … 4cq + 3) of rows [r·DR, (r+1)·DR)
+// (DR = DK / RL) as DR vec4 registers, loaded once before the tokens and stored once after them. A group of
+// GL = W·RL consecutive lanes (inside one subgroup: GL ≤ the adapter's smallest subgroup size) holds W quads × all
+// DK rows, so the sums over the rows of a column (Sᵀk, Sᵀq) and the q/k norms (Σq², Σk² or Σq, Σk over the lane's
+// rows) are subgroupShuffleXor butterflies over the row-lane bits (masks W … GL/2; every lane ends with the same
+// bits). The output norm's Σ over the head's columns is subgroupAdd, then the subgroups' sums through workgroup
+// memory: the one barrier a token (two buffers, alternating by token). A lane reads q, k of its own rows and v, z,
+// the norm weight of its own columns straight from the inputs (no staging). Defines: DK, BV (= DV, a multiple of 4),
+// RL (row lanes, a power of two dividing DK), W (quads a group, dividing NQ), SGS (the adapter's smallest subgroup
+// size, ≥ W·RL), QK_ACT, QK_NORM, V_SILU, HAS_GATE, HAS_BETA, NEG_EIG, HAS_Z. All f32.
+#include "common.wgsl"
+#include "delta_common.wgsl"
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
+@group(0) @binding(2) var<storage, read> qkv: array<f32>;         // [N, S]
+@group(0) @binding(3) var<storage, read> gab: array<f32>;         // [N, P]
+@group(0) @binding(4) var<storage, read> z: array<f32>;           // [N, Z]
+@group(0) @binding(5) var<storage, read> gp: array<f32>;          // [2, HV]
+@group(0) @binding(6) var<storage, read> gn: array<f32>;          // [DV]
+@group(0) @binding(7) var<storage, read_write> state: array<vec4f>; // [slots, HV, DK, DV / 4]
+@group(0) @binding(8) var<storage, read_write> o: array<f32>;     // [N, HV·DV]
+@group(0) @binding(9) var<uniform> dims: array<vec4u, 4>;         // (H, HV, DV, eps), (S, qO, kO, vO), (P, aO, bO), (Z, zO)
+
+const NQ = BV / 4u;
+const NT = NQ * RL;
+const DR = DK / RL;
+const GL = W * RL;
+const NSG = (NT + SGS - 1u) / SGS;        // subgroups of the workgroup, at most
+
+var<workgroup> wred: array<f32, 2u * NSG>;
+
+// Σ of x over the RL row lanes of the lane's group (every row lane gets the same bits)
+fn rows4(x: vec4f) -> vec4f {
+  var s = x;
+  for (var m = W; m < GL; m <<= 1u) { s += subgroupShuffleXor(s, m); }
+  return s;
+}
+fn rows2(x: vec2f) -> vec2f {
+  var s = x;
+  for (var m = W; m < GL; m <<= 1u) { s += subgroupShuffleXor(s, m); }
+  return s;
+}
+
+fn quad(a: u32) -> vec4f { return vec4f(qkv[a], qkv[a + 1u], qkv[a + 2u], qkv[a + 3u]); }
+
+@compute @workgroup_size(NT)
+fn delta_rule_fused_sg(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3u,
+  @builtin(subgroup_size) sg: u32) {
+  let H = dims[0].x;
+  let HV = dims[0].y;
+  let eps = bitcast<f32>(dims[0].w);
+  let L = dims[1];
+  let G = dims[2];
+  let seq = wg.y;
+  if (seq >= step.b) { return; }
+  let hv = wg.x;
+  let r = (li / W) % RL;
+  let cq = (li / GL) * W + li % W;
+  let c0 = 4u * cq;
+  let r0 = r * DR;
+  let h = hv / (HV / H);
+  let cu = cursor(seq);
+  let base = ((cu.slot * HV + hv) * DK + r0) * NQ + cq;
+  var S: array<vec4f, DR>;
+  for (var i = 0u; i < DR; i++) { S[i] = state[base + i * NQ]; }
+  let scale = inverseSqrt(f32(DK));
+  var A = 0.0;
+  var dtb = 0.0;
+  if (HAS_GATE) { A = exp(gp[hv]); dtb = gp[HV + hv]; }
+  let w4 = vec4f(gn[c0], gn[c0 + 1u], gn[c0 + 2u], gn[c0 + 3u]);
+  for (var t = cu.start; t < cu.start + cu.len; t++) {
+    let row = t * L.x;
+    let qo = row + L.y + h * DK + r0;
+    let ko = row + L.z + h * DK + r0;
+    var qa: array<f32, DR>;
+    var ka: array<f32, DR>;
+    var part = vec2f(0.0);
+    for (var i = 0u; i < DR; i++) {
+      qa[i] = qk_act(qkv[qo + i]);
+      ka[i] = qk_act(qkv[ko + i]);
+      if (QK_NORM == 1u) { part += vec2f(qa[i] * qa[i], ka[i] * ka[i]); } else { part += vec2f(qa[i], ka[i]); }
+    }
+    var vc = quad(row + L.w + hv * BV + c0);
+    if (V_SILU) { vc = vc * (1.0 / (1.0 + exp(-vc))); }
+    let grow = t * G.x;
+    var dec = 1.0;
+    if (HAS_GATE) { dec = exp(-A * softplus(gab[grow + G.y + hv] + dtb)); }
+    var beta = 1.0;
+    if (HAS_BETA) { beta = sigmoid(gab[grow + G.z + hv]); }
+    if (NEG_EIG) { beta *= 2.0; }
+    var zs = vec4f(1.0);
+    if (HAS_Z) {
+      let za = t * dims[3].x + dims[3].y + hv * BV + c0;
+      let zc = vec4f(z[za], z[za + 1u], z[za + 2u], z[za + 3u]);
+      zs = zc * (1.0 / (1.0 + exp(-zc)));
+    }
+    let tot = rows2(part);
+    var inv = vec2f(1.0);
+    if (QK_NORM == 1u) { inv = inverseSqrt(tot + vec2f(1e-6)); }
+    if (QK_NORM == 2u) { inv = 1.0 / tot; }
+    var p = vec4f(0.0);
+    for (var i = 0u; i < DR; i++) {
+      S[i] *= dec;
+      p = fma(S[i], vec4f(ka[i]), p);
+    }
+    p = rows4(p);
+    let u = beta * (vc - p * inv.y) * inv.y;     // k̂ = k·inv.y: S += k·(inv.y·u)
+    var acc = vec4f(0.0);
+    for (var i = 0u; i < DR; i++) {
+      S[i] = fma(vec4f(ka[i]), u, S[i]);
+      acc = fma(S[i], vec4f(qa[i]), acc);
+    }
+    acc = rows4(acc);
+    let y = acc * (inv.x * scale);
+    // Σ y² over the head's columns: row lane 0 of each quad counts it
+    let ss = subgroupAdd(select(0.0, dot(y, y), r == 0u));
+    let buf = ((t - cu.start) % 2u) * NSG;
+    if (li % sg == 0u) { wred[buf + li / sg] = ss; }
+    workgroupBarrier();
+    var total = 0.0;
+    for (var i = 0u; i < (NT + sg - 1u) / sg; i++) { total += wred[buf + i]; }
+    let yn = y * inverseSqrt(total / f32(BV) + eps) * w4 * zs;
+    if (r == 0u) {
+      let oa = t * HV * BV + hv * BV + c0;
+      o[oa] = yn.x;
+      o[oa + 1u] = yn.y;
+      o[oa + 2u] = yn.z;
+      o[oa + 3u] = yn.w;
+    }
+  }
+  for (var i = 0u; i < DR; i++) { state[base + i * NQ] = S[i]; }
+}
