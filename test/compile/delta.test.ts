@@ -64,6 +64,19 @@ describe.skipIf(!HAS_GPU)('delta-rule and short-conv variants compile', () => {
     }
   });
 
+  test('with the short conv: in fused_sg\'s prologue where a value head is a q/k head (one dispatch), else short_conv_fused first', async () => {
+    step([50, 20], 2);
+    for (const [H, HV, DK, DV] of [[2, 2, 128, 256], [2, 4, 64, 64], [1, 1, 64, 48]]) {
+      const d: DeltaDims = { H: H!, HV: HV!, DK: DK!, DV: DV!, qkAct: 'none', qkNorm: 'l2', vSilu: false, negEig: false };
+      const KD = d.H * d.DK, VD = d.HV * d.DV, C = 2 * KD + VD, p = t(VD + 2 * d.HV + C + 3, { name: 'proj' }), qkv = t(C, { name: 'qkv' });
+      const x: DeltaOp = { ...args(d, true, true), q: qkv, k: qkv, v: qkv, a: p, b: p, off: { q: 0, k: KD, v: 2 * KD, a: VD, b: VD + d.HV },
+        norm: { w: w([d.DV]), gate: p, gateOff: 0, eps: 1e-6 }, conv: { x: p, w: w([C, 1, 4]), state: state(3 * C), act: 'silu', xOff: VD + 2 * d.HV, siluFrom: 2 * KD } };
+      const labels = (await built(`delta conv H=${H} HV=${HV} DK=${DK} DV=${DV}`, deltaRuleOp, x, 'fused_sg')).map(y => y.label);
+      expect(labels).toEqual(H === HV ? ['delta_rule_fused_sg'] : ['short_conv_fused', 'delta_rule_fused_sg']);
+      expect((await built(`delta conv fused H=${H} HV=${HV}`, deltaRuleOp, x, 'fused')).map(y => y.label)).toEqual(['short_conv_fused', 'delta_rule_fused']);
+    }
+  });
+
   test('head dims: DK, DV ∈ {16, 64, 128, 256, 512} combinations', async () => {
     step([50, 20], 2);
     for (const [DK, DV] of [[16, 16], [64, 128], [128, 64], [128, 128], [256, 512], [512, 256], [256, 48]]) {

@@ -14,6 +14,7 @@ import { checkBoth, gpuBackend, hostWeight, packedStep, runOn, selectCtx, type P
 import { expectClose } from '../../helpers/allclose.ts';
 import { deltaRule, deltaRuleOp, fusedRowLanes, fusedSgGeometry, type DeltaDims, type DeltaKernel, type DeltaOp } from '../../../kernels/delta/delta_rule.ts';
 import type { GpuBackend } from '../../../src/backend/gpu.ts';
+import type { Tensor } from '../../../src/backend/backend.ts';
 
 const SLOTS = 5;
 const LONG = Number(process.env.FLA_TEST_DELTA_LONG ?? 1000);
@@ -130,7 +131,11 @@ describe.skipIf(!HAS_GPU)('delta_rule', () => {
 
 // ---- the mixer's packed layout with the output norm (delta_common.ts): q|k|v one tensor, z|a|b in the projection row ----
 
-interface PackedCase { DK: number; DV: number; H: number; r: number; gated: boolean; gate: boolean; beta?: boolean; init: boolean; qkAct?: DeltaDims['qkAct']; vSilu?: boolean; zSep?: boolean }
+interface PackedCase {
+  DK: number; DV: number; H: number; r: number; gated: boolean; gate: boolean; beta?: boolean; init: boolean; qkAct?: DeltaDims['qkAct']; vSilu?: boolean; zSep?: boolean;
+  /** q|k|v made by the op's short conv (kernel size W) from a raw projection row (its channels from column 5) */
+  conv?: { W: number; act: 'silu' | 'none'; vSiluOnly?: boolean };
+}
 
 /**
  * One step of the delta rule with o_norm over packed inputs: qkv [N, 7 + 2·KD + VD] (q, k, v from column 7 on, as
@@ -140,13 +145,15 @@ interface PackedCase { DK: number; DV: number; H: number; r: number; gated: bool
 async function runPacked(kernel: DeltaKernel, c: PackedCase, seqs: { slot: number; len: number }[], gpuOnly = false): Promise<Record<string, Packed>> {
   const beta = c.beta ?? true;
   const d: DeltaDims = { H: c.H, HV: c.H * c.r, DK: c.DK, DV: c.DV, qkNorm: 'l2', qkAct: c.qkAct ?? 'none', vSilu: c.vSilu ?? false, negEig: false };
-  const what = `delta_rule packed+norm ${kernel} DK=${c.DK} DV=${c.DV} H=${c.H} HV=${d.HV} ${c.gated ? 'gated' : 'ungated'}${c.gate ? (c.zSep ? ' z apart' : ' z') : ''}${beta ? '' : ' no-beta'}${c.init ? ' init' : ''} seqs ${seqs.map(s => `${s.len}@${s.slot}`).join(',')}`;
+  const what = `delta_rule packed+norm ${kernel} DK=${c.DK} DV=${c.DV} H=${c.H} HV=${d.HV} ${c.gated ? 'gated' : 'ungated'}${c.gate ? (c.zSep ? ' z apart' : ' z') : ''}${beta ? '' : ' no-beta'}${c.init ? ' init' : ''}${c.conv ? ` conv${c.conv.W} ${c.conv.act}` : ''} seqs ${seqs.map(s => `${s.len}@${s.slot}`).join(',')}`;
   const rng = prng(what.replace(` ${kernel}`, ''));
   const step = packedStep(seqs);
   const N = step.ids.length, KD = d.H * d.DK, VD = d.HV * d.DV, SC = VD * d.DK;
-  const QO = 7, QC = QO + 2 * KD + VD;
-  const ZO = 3, AO = ZO + VD + 5, BO = AO + d.HV + 2, PC = BO + d.HV + 1;
+  // with the conv its inputs follow z, a, b in the projection row (as the models pack them, a kernel may read all from there)
+  const cv = c.conv, QO = cv ? 0 : 7, QC = QO + 2 * KD + VD;
+  const ZO = 3, AO = ZO + VD + 5, BO = AO + d.HV + 2, XO = BO + d.HV + 1, PC = XO + (cv ? QC + 3 : 0);
   const qkv = randn(N * QC, rng), proj = randn(N * PC, rng), zs = randn(N * (VD + 1), rng);
+  const cw = cv ? randn(QC * cv.W, rng, 0.5) : null, cst = cv ? randn(SLOTS * (cv.W - 1) * QC, rng) : null;
   const gp = new Float32Array(2 * d.HV);
   gp.set(randu(d.HV, rng, -1, 1.5), 0);
   gp.set(randu(d.HV, rng, -5, -1), d.HV);
@@ -155,18 +162,23 @@ async function runPacked(kernel: DeltaKernel, c: PackedCase, seqs: { slot: numbe
   const prev = process.env.FLA_KERNEL_DELTA_RULE;
   process.env.FLA_KERNEL_DELTA_RULE = kernel;
   try {
-    const setup = { states: [{ key: 'S', cols: SC }], slots: SLOTS, init: { S: state } };
+    const init: Record<string, Float32Array> = cv ? { S: state, CS: cst! } : { S: state };
+    const setup = { states: cv ? [{ key: 'S', cols: SC }, { key: 'CS', cols: (cv.W - 1) * QC }] : [{ key: 'S', cols: SC }], slots: SLOTS, init };
     const body = async (io: Parameters<Parameters<typeof checkBoth>[2]>[0]) => {
       const qt = io.o.act('qkv', QC), pt = io.o.act('proj', PC), zt = io.o.act('z', VD + 1), y = io.o.act('y', VD);
-      io.put(qt, qkv); io.put(pt, proj); io.put(zt, zs); io.put(y);
-      const st = io.o.state('S');
+      if (cv) io.put(qt); else io.put(qt, qkv);
+      io.put(pt, proj); io.put(zt, zs); io.put(y);
+      const st = io.o.state('S'), cs = cv ? io.o.state('CS') : null;
       const x: DeltaOp = {
         q: qt, k: qt, v: qt, a: c.gated ? pt : null, gp: c.gated ? io.weight('gp', hostWeight(gp, [2, d.HV]), false) : null, b: beta ? pt : null, state: st, out: y, d,
         off: { q: QO, k: QO + KD, v: QO + 2 * KD, a: AO, b: BO }, norm: { w: io.weight('wn', hostWeight(wn, [d.DV]), false), gate: c.gate ? (c.zSep ? zt : pt) : null, gateOff: c.zSep ? 1 : ZO, eps: 1e-6 },
+        conv: cv ? { x: pt, w: io.weight('cw', hostWeight(cw!, [QC, 1, cv.W]), false), state: cs!, act: cv.act, xOff: XO, siluFrom: cv.vSiluOnly ? 2 * KD : undefined } : null,
       };
       if (io.kind === 'gpu') expect((io.o as GpuBackend).variant(deltaRuleOp, x, selectCtx(io.o.adapter, seqs.map(s => s.len)))).toBe(kernel);   // the forced variant runs
       await deltaRule(io.o, x);
-      return { y, state: st };
+      const out: Record<string, Tensor> = { y, state: st };
+      if (cs) out.conv = cs;
+      return out;
     };
     if (gpuOnly) return await runOn(gpuBackend(), 'gpu', step, setup, body);
     return await checkBoth(step, setup, body, { seed: rng, what });
@@ -236,6 +248,20 @@ describe.skipIf(!HAS_GPU)('delta_rule packed with the output norm', () => {
       } finally { if (prev === undefined) delete process.env.FLA_DELTA_FUSED_RL; else process.env.FLA_DELTA_FUSED_RL = prev; }
     });
   }
+  // the short conv run by the op: in fused_sg's prologue (one value head a q/k head), else its own launch first
+  for (const kernel of ['fused_sg', 'fused', 'recurrent', 'chunk'] as DeltaKernel[]) {
+    test(`${kernel} with the short conv: W 4 silu, DK=64 DV=64 packed then decode; W 2 (v silu only) DK=128 DV=256 decode; GVA 2 W 3`, async () => {
+      await runPacked(kernel, { DK: 64, DV: 64, H: 2, r: 1, gated: true, gate: true, init: true, conv: { W: 4, act: 'silu' } }, PACKED);
+      await runPacked(kernel, { DK: 64, DV: 64, H: 2, r: 1, gated: true, gate: true, init: true, conv: { W: 4, act: 'silu' } }, DECODE4);
+      await runPacked(kernel, { DK: 128, DV: 256, H: 2, r: 1, gated: true, gate: true, init: true, conv: { W: 2, act: 'none', vSiluOnly: true } }, DECODE4);
+      await runPacked(kernel, { DK: 64, DV: 128, H: 1, r: 2, gated: true, gate: false, init: true, conv: { W: 3, act: 'silu' } }, PACKED);
+    });
+  }
+  test('fused_sg with the short conv as its own launch (FLA_DELTA_CONV=0): DK=64 DV=64 packed', async () => {
+    process.env.FLA_DELTA_CONV = '0';
+    try { await runPacked('fused_sg', { DK: 64, DV: 64, H: 2, r: 1, gated: true, gate: true, init: true, conv: { W: 4, act: 'silu' } }, PACKED); }
+    finally { delete process.env.FLA_DELTA_CONV; }
+  });
   for (const rl of ['1', '2', '4', '8', '16']) {
     test(`fused_sg with FLA_DELTA_SG_RL=${rl} (row lanes a column quad): DK=128 DV=128 decode, DK=64 DV=80 packed, DK=128 DV=256 decode`, async () => {
       const prev = process.env.FLA_DELTA_SG_RL;
