@@ -1,9 +1,9 @@
 // delta_rule_fused_sg: delta_rule_fused.wgsl's recurrence and output norm (same bindings, same dims, same inputs)
 // with the state held in registers as column quads and every sum but one reduced inside a subgroup. Per value head
 // hv (one workgroup, sequence wg.y) the head's S [DK, DV] is split into NQ = DV / 4 column quads × RL row lanes:
-// lane li = wl + W·(r + RL·qh) holds column quad cq = qh·W + wl (columns 4cq … 4cq + 3) of rows [r·DR, (r+1)·DR)
-// (DR = DK / RL) as DR vec4 registers, loaded once before the tokens and stored once after them. A group of
-// GL = W·RL consecutive lanes (inside one subgroup: GL ≤ the adapter's smallest subgroup size) holds W quads × all
+// lane li = wl + W·(r + RL·qh) holds column quad cq = qh·W + wl (columns 4cq … 4cq + 3) of rows i·RL + r, i < DR
+// (DR = DK / RL; interleaved, so a warp reads RL consecutive rows of q, k and S at once) as DR vec4 registers, loaded
+// once before the tokens and stored once after them. A group of GL = W·RL consecutive lanes (inside one subgroup: GL ≤ the adapter's smallest subgroup size) holds W quads × all
 // DK rows, so the sums over the rows of a column (Sᵀk, Sᵀq) and the q/k norms (Σq², Σk² or Σq, Σk over the lane's
 // rows) are subgroupShuffleXor butterflies over the row-lane bits (masks W … GL/2; every lane ends with the same
 // bits). The output norm's Σ over the head's columns is subgroupAdd, then the subgroups' sums through workgroup
@@ -94,6 +94,15 @@ fn rows2(x: vec2f) -> vec2f {
   return s;
 }
 
+// q or k (activated) of row i·RL + r of the head, from a = the index of row r: in the conv's outputs, or the packed row
+fn qk_in(a: u32, i: u32) -> f32 {
+#if CONV
+  return qk_act(sh_x[a + i * RL]);
+#else
+  return qk_act(qkv[a + i * RL]);
+#endif
+}
+
 @compute @workgroup_size(NT)
 fn delta_rule_fused_sg(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3u,
   @builtin(subgroup_size) sg: u32) {
@@ -108,12 +117,11 @@ fn delta_rule_fused_sg(@builtin(local_invocation_index) li: u32, @builtin(workgr
   let r = (li / W) % RL;
   let cq = (li / GL) * W + li % W;
   let c0 = 4u * cq;
-  let r0 = r * DR;
   let h = hv / (HV / H);
   let cu = cursor(seq);
-  let base = ((cu.slot * HV + hv) * DK + r0) * NQ + cq;
-  var S: array<vec4f, DR>;
-  for (var i = 0u; i < DR; i++) { S[i] = state[base + i * NQ]; }
+  let base = ((cu.slot * HV + hv) * DK + r) * NQ + cq;
+  var S: array<vec4f, DR>;                     // rows i·RL + r
+  for (var i = 0u; i < DR; i++) { S[i] = state[base + i * RL * NQ]; }
   let scale = inverseSqrt(f32(DK));
   var A = 0.0;
   var dtb = 0.0;
@@ -145,20 +153,18 @@ fn delta_rule_fused_sg(@builtin(local_invocation_index) li: u32, @builtin(workgr
     }
 #endif
     let row = t * L.x;
-    let qo = row + L.y + h * DK + r0;
-    let ko = row + L.z + h * DK + r0;
-    var qa: array<f32, DR>;
-    var ka: array<f32, DR>;
+#if CONV
+    let qo = r;                                  // in sh_x
+    let ko = DK + r;
+#else
+    let qo = row + L.y + h * DK + r;
+    let ko = row + L.z + h * DK + r;
+#endif
     var part = vec2f(0.0);
     for (var i = 0u; i < DR; i++) {
-#if CONV
-      qa[i] = qk_act(sh_x[r0 + i]);
-      ka[i] = qk_act(sh_x[DK + r0 + i]);
-#else
-      qa[i] = qk_act(qkv[qo + i]);
-      ka[i] = qk_act(qkv[ko + i]);
-#endif
-      if (QK_NORM == 1u) { part += vec2f(qa[i] * qa[i], ka[i] * ka[i]); } else { part += vec2f(qa[i], ka[i]); }
+      let qa = qk_in(qo, i);
+      let ka = qk_in(ko, i);
+      if (QK_NORM == 1u) { part += vec2f(qa * qa, ka * ka); } else { part += vec2f(qa, ka); }
     }
 #if CONV
     let vj = 2u * DK + c0;
@@ -186,14 +192,14 @@ fn delta_rule_fused_sg(@builtin(local_invocation_index) li: u32, @builtin(workgr
     var p = vec4f(0.0);
     for (var i = 0u; i < DR; i++) {
       S[i] *= dec;
-      p = fma(S[i], vec4f(ka[i]), p);
+      p = fma(S[i], vec4f(qk_in(ko, i)), p);
     }
     p = rows4(p);
     let u = beta * (vc - p * inv.y) * inv.y;     // k̂ = k·inv.y: S += k·(inv.y·u)
     var acc = vec4f(0.0);
     for (var i = 0u; i < DR; i++) {
-      S[i] = fma(vec4f(ka[i]), u, S[i]);
-      acc = fma(S[i], vec4f(qa[i]), acc);
+      S[i] = fma(vec4f(qk_in(ko, i)), u, S[i]);
+      acc = fma(S[i], vec4f(qk_in(qo, i)), acc);
     }
     acc = rows4(acc);
     let y = acc * (inv.x * scale);
@@ -213,7 +219,7 @@ fn delta_rule_fused_sg(@builtin(local_invocation_index) li: u32, @builtin(workgr
       o[oa + 3u] = yn.w;
     }
   }
-  for (var i = 0u; i < DR; i++) { state[base + i * NQ] = S[i]; }
+  for (var i = 0u; i < DR; i++) { state[base + i * RL * NQ] = S[i]; }
 #if CONV
   for (var j = li; j < NC; j += NT) {
     let ch = conv_ch(j, h, hv);
