@@ -136,6 +136,19 @@ fn delta_rule_fused_sg(@builtin(local_invocation_index) li: u32, @builtin(workgr
   }
 #endif
   for (var t = cu.start; t < cu.start + cu.len; t++) {
+    // the gates first: their loads need not wait for the conv's barrier
+    let grow = t * G.x;
+    var dec = 1.0;
+    if (HAS_GATE) { dec = exp(-A * softplus(gab_at(grow + G.y + hv) + dtb)); }
+    var beta = 1.0;
+    if (HAS_BETA) { beta = sigmoid(gab_at(grow + G.z + hv)); }
+    if (NEG_EIG) { beta *= 2.0; }
+    var zs = vec4f(1.0);
+    if (HAS_Z) {
+      let za = t * dims[3].x + dims[3].y + hv * BV + c0;
+      let zc = vec4f(z_at(za), z_at(za + 1u), z_at(za + 2u), z_at(za + 3u));
+      zs = zc * (1.0 / (1.0 + exp(-zc)));
+    }
 #if CONV
     {
       for (var j = li; j < NC; j += NT) {
@@ -173,18 +186,6 @@ fn delta_rule_fused_sg(@builtin(local_invocation_index) li: u32, @builtin(workgr
     var vc = quad(row + L.w + hv * BV + c0);
 #endif
     if (V_SILU) { vc = vc * (1.0 / (1.0 + exp(-vc))); }
-    let grow = t * G.x;
-    var dec = 1.0;
-    if (HAS_GATE) { dec = exp(-A * softplus(gab_at(grow + G.y + hv) + dtb)); }
-    var beta = 1.0;
-    if (HAS_BETA) { beta = sigmoid(gab_at(grow + G.z + hv)); }
-    if (NEG_EIG) { beta *= 2.0; }
-    var zs = vec4f(1.0);
-    if (HAS_Z) {
-      let za = t * dims[3].x + dims[3].y + hv * BV + c0;
-      let zc = vec4f(z_at(za), z_at(za + 1u), z_at(za + 2u), z_at(za + 3u));
-      zs = zc * (1.0 / (1.0 + exp(-zc)));
-    }
     let tot = rows2(part);
     var inv = vec2f(1.0);
     if (QK_NORM == 1u) { inv = inverseSqrt(tot + vec2f(1e-6)); }
