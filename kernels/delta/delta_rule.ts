@@ -133,8 +133,9 @@ export function fusedRowLanes(DK: number, DV: number, maxInvocations: number): n
  * Geometry of delta_rule_fused_sg: RL row lanes a column quad (DV / 4 quads, DK / RL rows of S a lane, as vec4
  * registers) and W quads a lane group (W·RL lanes inside the smallest subgroup; W = 4 where that fits, so a load of
  * one row reads 64 contiguous bytes). Default RL: the most ≤ 8 dividing DK, ≤ the subgroup, with DV / 4 · RL ≤ 512
- * threads and the adapter's limit; FLA_DELTA_SG_RL forces it (lowered to what fits, up to the adapter's limit). null
- * where the adapter has no subgroups (of a power-of-two size) or a quad column alone does not fit.
+ * threads and the adapter's limit; FLA_DELTA_SG_RL forces it (lowered to what fits, up to the adapter's limit); then
+ * raised until a lane holds ≤ 32 rows (the kernel unrolls them). null where the adapter has no subgroups (of a
+ * power-of-two size) or no such geometry fits.
  */
 export function fusedSgGeometry(DK: number, DV: number, ad: Pick<Ctx['adapter'], 'subgroups' | 'subgroupSize' | 'maxInvocations'>): { RL: number; W: number; NT: number } | null {
   const SGS = ad.subgroupSize, NQ = DV / 4;
@@ -143,6 +144,9 @@ export function fusedSgGeometry(DK: number, DV: number, ad: Pick<Ctx['adapter'],
   const cap = forced > 0 ? ad.maxInvocations : Math.min(512, ad.maxInvocations);
   let RL = forced > 0 ? forced : 8;
   while (RL > 1 && (DK % RL !== 0 || RL > SGS || NQ * RL > cap)) RL >>= 1;
+  // the kernel unrolls a lane's rows: at most 32 (a forced count is raised to that)
+  while (DK / RL > 32 && RL < SGS && NQ * 2 * RL <= ad.maxInvocations) RL <<= 1;
+  if (DK / RL > 32) return null;
   const W = Math.max(1, Math.min(4, SGS / RL));
   return { RL, W, NT: NQ * RL };
 }
@@ -222,7 +226,7 @@ export const deltaRuleOp = op<DeltaOp>({
           cv?.x.cols ?? 0, cv?.xOff ?? 0, cv?.siluFrom ?? cv?.y.cols ?? 0, 0);
         return [...(cv ? [] : convLaunches(x, c)), {
           kernel: cv ? KERNELS.fusedSgConv : KERNELS.fusedSg, grid: [d.HV, c.step.b, 1], cost: cost(c.step.n, d, c.step.b),
-          defines: { DK: d.DK, BV: d.DV, RL: g.RL, W: g.W, SGS: c.adapter.subgroupSize, QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], V_SILU: d.vSilu, HAS_Z: n.gate !== null, ...gateDefines(x),
+          defines: { DK: d.DK, BV: d.DV, RL: g.RL, DR: d.DK / g.RL, W: g.W, SGS: c.adapter.subgroupSize, QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], V_SILU: d.vSilu, HAS_Z: n.gate !== null, ...gateDefines(x),
             CONV: cv !== null, CW: cv ? kernelSize(cv) : 2, CSILU: cv?.act === 'silu' },
           bind: cv ? { cx: cv.x, gp: x.gp, gn: n.w, cw: cv.w, state: x.state, cs: cv.state, o: x.out, dims }
             : { qkv: x.q, gab: side, z: n.gate, gp: x.gp, gn: n.w, state: x.state, o: x.out, dims },

@@ -9,7 +9,8 @@
 // bits). The output norm's Σ over the head's columns is subgroupAdd, then the subgroups' sums through workgroup
 // memory: the one barrier a token (two buffers, alternating by token). A lane reads q, k of its own rows and v, z,
 // the norm weight of its own columns straight from the inputs (no staging). Defines: DK, BV (= DV, a multiple of 4),
-// RL (row lanes, a power of two dividing DK), W (quads a group, dividing NQ), SGS (the adapter's smallest subgroup
+// RL (row lanes, a power of two dividing DK), DR (= DK / RL; the loops over a lane's rows are unrolled, the state's
+// array indexed by constants only: registers), W (quads a group, dividing NQ), SGS (the adapter's smallest subgroup
 // size, ≥ W·RL), QK_ACT, QK_NORM, V_SILU, HAS_GATE, HAS_BETA, NEG_EIG, HAS_Z. All f32.
 // CONV (one value head a q/k head): the short conv that makes q|k|v runs in the prologue of each token (short_conv_fused's
 // sums, taps in order): the workgroup's NC = 2·DK + DV channels (q, k of head hv, v of head hv), a thread a channel,
@@ -60,7 +61,6 @@ fn z_at(i: u32) -> f32 {
 
 const NQ = BV / 4u;
 const NT = NQ * RL;
-const DR = DK / RL;
 const GL = W * RL;
 const NSG = (NT + SGS - 1u) / SGS;        // subgroups of the workgroup, at most
 
@@ -121,7 +121,9 @@ fn delta_rule_fused_sg(@builtin(local_invocation_index) li: u32, @builtin(workgr
   let cu = cursor(seq);
   let base = ((cu.slot * HV + hv) * DK + r) * NQ + cq;
   var S: array<vec4f, DR>;                     // rows i·RL + r
-  for (var i = 0u; i < DR; i++) { S[i] = state[base + i * RL * NQ]; }
+#unroll i DR
+  S[{i}] = state[base + {i}u * RL * NQ];
+#endunroll
   let scale = inverseSqrt(f32(DK));
   var A = 0.0;
   var dtb = 0.0;
@@ -174,11 +176,13 @@ fn delta_rule_fused_sg(@builtin(local_invocation_index) li: u32, @builtin(workgr
     let ko = row + L.z + h * DK + r;
 #endif
     var part = vec2f(0.0);
-    for (var i = 0u; i < DR; i++) {
-      let qa = qk_in(qo, i);
-      let ka = qk_in(ko, i);
+#unroll i DR
+    {
+      let qa = qk_in(qo, {i}u);
+      let ka = qk_in(ko, {i}u);
       if (QK_NORM == 1u) { part += vec2f(qa * qa, ka * ka); } else { part += vec2f(qa, ka); }
     }
+#endunroll
 #if CONV
     let vj = 2u * DK + c0;
     var vc = vec4f(sh_x[vj], sh_x[vj + 1u], sh_x[vj + 2u], sh_x[vj + 3u]);
@@ -191,17 +195,17 @@ fn delta_rule_fused_sg(@builtin(local_invocation_index) li: u32, @builtin(workgr
     if (QK_NORM == 1u) { inv = inverseSqrt(tot + vec2f(1e-6)); }
     if (QK_NORM == 2u) { inv = 1.0 / tot; }
     var p = vec4f(0.0);
-    for (var i = 0u; i < DR; i++) {
-      S[i] *= dec;
-      p = fma(S[i], vec4f(qk_in(ko, i)), p);
-    }
+#unroll i DR
+    S[{i}] *= dec;
+    p = fma(S[{i}], vec4f(qk_in(ko, {i}u)), p);
+#endunroll
     p = rows4(p);
     let u = beta * (vc - p * inv.y) * inv.y;     // k̂ = k·inv.y: S += k·(inv.y·u)
     var acc = vec4f(0.0);
-    for (var i = 0u; i < DR; i++) {
-      S[i] = fma(vec4f(qk_in(ko, i)), u, S[i]);
-      acc = fma(S[i], vec4f(qk_in(qo, i)), acc);
-    }
+#unroll i DR
+    S[{i}] = fma(vec4f(qk_in(ko, {i}u)), u, S[{i}]);
+    acc = fma(S[{i}], vec4f(qk_in(qo, {i}u)), acc);
+#endunroll
     acc = rows4(acc);
     let y = acc * (inv.x * scale);
     // Σ y² over the head's columns: row lane 0 of each quad counts it
@@ -220,7 +224,9 @@ fn delta_rule_fused_sg(@builtin(local_invocation_index) li: u32, @builtin(workgr
       o[oa + 3u] = yn.w;
     }
   }
-  for (var i = 0u; i < DR; i++) { state[base + i * RL * NQ] = S[i]; }
+#unroll i DR
+  state[base + {i}u * RL * NQ] = S[{i}];
+#endunroll
 #if CONV
   for (var j = li; j < NC; j += NT) {
     let ch = conv_ch(j, h, hv);

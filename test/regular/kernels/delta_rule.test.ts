@@ -273,7 +273,7 @@ describe.skipIf(!HAS_GPU)('delta_rule packed with the output norm', () => {
       } finally { if (prev === undefined) delete process.env.FLA_DELTA_SG_RL; else process.env.FLA_DELTA_SG_RL = prev; }
     });
   }
-  test('fusedSgGeometry: RL ≤ 8 within the smallest subgroup and 512 threads by default, W·RL lanes a group; null without subgroups', () => {
+  test('fusedSgGeometry: RL ≤ 8 within the smallest subgroup and 512 threads by default, ≤ 32 rows a lane, W·RL lanes a group; null without subgroups', () => {
     const prev = process.env.FLA_DELTA_SG_RL;
     delete process.env.FLA_DELTA_SG_RL;
     try {
@@ -285,6 +285,10 @@ describe.skipIf(!HAS_GPU)('delta_rule packed with the output norm', () => {
       expect(fusedSgGeometry(64, 80, ad(4))).toEqual({ RL: 4, W: 1, NT: 80 });
       expect(fusedSgGeometry(128, 256, ad(32, 1024, false))).toBeNull();
       expect(fusedSgGeometry(128, 256, ad(24))).toBeNull();
+      expect(fusedSgGeometry(512, 256, ad(8))).toBeNull();           // 64 rows a lane: more than the kernel unrolls
+      expect(fusedSgGeometry(512, 256, ad(32, 1024))).toEqual({ RL: 16, W: 2, NT: 1024 });
+      process.env.FLA_DELTA_SG_RL = '1';
+      expect(fusedSgGeometry(128, 256, ad(32))).toEqual({ RL: 4, W: 4, NT: 256 });   // raised to 32 rows a lane
       process.env.FLA_DELTA_SG_RL = '16';
       expect(fusedSgGeometry(128, 256, ad(32))).toEqual({ RL: 16, W: 2, NT: 1024 });
       expect(fusedSgGeometry(128, 256, ad(32, 512))).toEqual({ RL: 8, W: 4, NT: 512 });
