@@ -10,6 +10,7 @@ import convSrc from './short_conv.wgsl' with { type: 'text' };
 import storeSrc from './conv_store.wgsl' with { type: 'text' };
 import fusedSrc from './short_conv_fused.wgsl' with { type: 'text' };
 import { convStoreRef, shortConvRef, type ConvAct, type ConvLayout } from './short_conv.ref.ts';
+import type { Cursor } from '../../src/util/step.ts';
 
 export type { ConvAct };
 export const KERNEL = kernel('short_conv', convSrc, ['step', 'stepmeta', 'x', 'w', 'state', 'y', 'dims']);
@@ -26,7 +27,7 @@ export interface ShortConvArgs { x: Tensor; w: Weight; state: Tensor; y: Tensor;
 export type ConvKernel = 'fused' | 'split';
 
 /** Kernel size W of a depthwise weight [C, 1, W] for C channels. */
-const kernelSize = (a: ShortConvArgs) => a.w.shape.reduce((p, d) => p * d, 1) / a.y.cols;
+export const kernelSize = (a: ShortConvArgs) => a.w.shape.reduce((p, d) => p * d, 1) / a.y.cols;
 const layout = (a: ShortConvArgs): ConvLayout => ({ xS: a.x.cols, xO: a.xOff ?? 0, split: a.siluFrom ?? a.y.cols });
 const dimsOf = (a: ShortConvArgs) => {
   const l = layout(a);
@@ -46,12 +47,7 @@ export const shortConvOp = op<ShortConvArgs>({
   /** One dispatch on every adapter; FLA_KERNEL_SHORT_CONV=split forces the unfused pair. */
   select: (_c: Ctx) => 'fused',
   variants: {
-    fused: {
-      launches: (a, c): Launch[] => [{
-        kernel: FUSED_KERNEL, grid: grid(Math.ceil(c.step.n * a.y.cols / 64)), defines: { SILU: a.act === 'silu' },
-        cost: cost(c.step.n, a.y.cols, kernelSize(a)), bind: { x: a.x, w: a.w, state: a.state, y: a.y, dims: dimsOf(a) },
-      }],
-    },
+    fused: { launches: (a, c): Launch[] => [shortConvLaunch(a, c)] },
     // the conv reads the history, then conv_store advances it past this step's tokens
     split: {
       launches: (a, c): Launch[] => {
@@ -64,12 +60,23 @@ export const shortConvOp = op<ShortConvArgs>({
       },
     },
   },
-  ref: (a, h) => {
-    const C = a.y.cols, W = kernelSize(a), l = layout(a);
-    shortConvRef(h.data(a.x), h.data(a.w), h.data(a.state), h.data(a.y), h.step.cursors, C, W, a.act, l);
-    convStoreRef(h.data(a.x), h.data(a.state), h.step.cursors, C, W, l);
-  },
+  ref: (a, h) => shortConvOpRef(a, h.data(a.x), h.data(a.w), h.data(a.state), h.data(a.y), h.step.cursors),
 });
+
+/** The launch of the fused conv (another op running the conv ahead of its own kernels takes it). */
+export function shortConvLaunch(a: ShortConvArgs, c: Ctx): Launch {
+  return {
+    kernel: FUSED_KERNEL, grid: grid(Math.ceil(c.step.n * a.y.cols / 64)), defines: { SILU: a.act === 'silu' },
+    cost: cost(c.step.n, a.y.cols, kernelSize(a)), bind: { x: a.x, w: a.w, state: a.state, y: a.y, dims: dimsOf(a) },
+  };
+}
+
+/** The reference of the op (conv, then the history update). */
+export function shortConvOpRef(a: ShortConvArgs, x: Float32Array, w: Float32Array, state: Float32Array, y: Float32Array, cursors: Cursor[]): void {
+  const C = a.y.cols, W = kernelSize(a), l = layout(a);
+  shortConvRef(x, w, state, y, cursors, C, W, a.act, l);
+  convStoreRef(x, state, cursors, C, W, l);
+}
 
 export function cost(N: number, C: number, W: number) {
   return { flops: 2 * N * C * W, bytes: 4 * (2 * N * C + C * W) };

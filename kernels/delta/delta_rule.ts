@@ -14,15 +14,20 @@ import kktSrc from './delta_chunk_kkt.wgsl' with { type: 'text' };
 import solveSrc from './delta_chunk_solve.wgsl' with { type: 'text' };
 import stateSrc from './delta_chunk_state.wgsl' with { type: 'text' };
 import fusedSrc from './delta_rule_fused.wgsl' with { type: 'text' };
+import fusedSgSrc from './delta_rule_fused_sg.wgsl' with { type: 'text' };
 import { deltaRuleRef, type DeltaDims, type QkAct, type QkNorm } from './delta_rule.ref.ts';
 import { rmsNormRef } from '../norm/rms_norm.ref.ts';
 import { rmsNormLaunch, type RmsNormArgs } from '../norm/rms_norm.ts';
+import { kernelSize, shortConvLaunch, shortConvOp, shortConvOpRef, type ShortConvArgs } from '../conv/short_conv.ts';
 
 export type { QkAct, QkNorm, DeltaDims };
 
 export const KERNELS = {
   recurrent: kernel('delta_rule_recurrent', recurrentSrc, ['step', 'stepmeta', 'q', 'k', 'v', 'ga', 'gb', 'gp', 'state', 'o', 'dims']),
   fused: kernel('delta_rule_fused', fusedSrc, ['step', 'stepmeta', 'qkv', 'gab', 'z', 'gp', 'gn', 'state', 'o', 'dims']),
+  fusedSg: kernel('delta_rule_fused_sg', fusedSgSrc, ['step', 'stepmeta', 'qkv', 'gab', 'z', 'gp', 'gn', 'state', 'o', 'dims']),
+  // CONV: the conv's raw projection in place of q|k|v (a, b and z its columns), its weights and history
+  fusedSgConv: kernel('delta_rule_fused_sg', fusedSgSrc, ['step', 'stepmeta', 'cx', 'gp', 'gn', 'cw', 'state', 'cs', 'o', 'dims']),
   prep: kernel('delta_chunk_prep', prepSrc, ['step', 'q', 'k', 'ga', 'gb', 'gp', 'qk', 'gates', 'dims']),
   kkt: kernel('delta_chunk_kkt', kktSrc, ['step', 'stepmeta', 'qk', 'gates', 'ab', 'dims']),
   solve: kernel('delta_chunk_solve', solveSrc, ['step', 'stepmeta', 'ab', 'dims']),
@@ -46,12 +51,18 @@ export interface DeltaOp {
   off?: { q?: number; k?: number; v?: number; a?: number; b?: number };
   /** out = RMSNorm(o per value head)·w (⊙ silu(gate columns from gateOff)), instead of o itself */
   norm?: DeltaNorm | null;
+  /**
+   * The short conv that makes q|k|v (one tensor; the conv's y) from its raw projection, run ahead of the delta rule
+   * by this op: in fused_sg's prologue where a value head is a q/k head (q|k|v then not written), else as the
+   * short_conv op's launch.
+   */
+  conv?: Omit<ShortConvArgs, 'y'> | null;
 }
 
 /** The output norm of the mixer: w [DV] shared by the heads (fla o_norm, Qwen3-Next norm), optional SiLU gate z. */
 export interface DeltaNorm { w: Weight; gate: Tensor | null; gateOff?: number; eps: number }
 
-export type DeltaKernel = 'fused' | 'recurrent' | 'chunk';
+export type DeltaKernel = 'fused_sg' | 'fused' | 'recurrent' | 'chunk';
 
 /** Chunk length of the chunked prefill (spec §10). */
 export const CHUNK = 64;
@@ -85,8 +96,9 @@ export function blockV(DV: number, maxInvocations = 256): number {
   return bv;
 }
 
-export function cost(N: number, d: DeltaDims) {
-  return { flops: 6 * N * d.HV * d.DK * d.DV, bytes: 4 * N * (2 * d.H * d.DK + 2 * d.HV * d.DV + 2 * d.HV) };
+/** FLOPs and bytes of N tokens; B sequences: each reads and writes its slot's state once (the fused kernels). */
+export function cost(N: number, d: DeltaDims, B = 0) {
+  return { flops: 6 * N * d.HV * d.DK * d.DV, bytes: 4 * N * (2 * d.H * d.DK + 2 * d.HV * d.DV + 2 * d.HV) + 8 * B * d.HV * d.DK * d.DV };
 }
 
 /** The per-slot recurrent state of one layer. */
@@ -117,6 +129,28 @@ export function fusedRowLanes(DK: number, DV: number, maxInvocations: number): n
   return rl;
 }
 
+/**
+ * Geometry of delta_rule_fused_sg: RL row lanes a column quad (DV / 4 quads, DK / RL rows of S a lane, as vec4
+ * registers) and W quads a lane group (W·RL lanes inside the smallest subgroup; W = 4 where that fits, so a load of
+ * one row reads 64 contiguous bytes). Default RL: the most ≤ 8 dividing DK, ≤ the subgroup, with DV / 4 · RL ≤ 512
+ * threads and the adapter's limit; FLA_DELTA_SG_RL forces it (lowered to what fits, up to the adapter's limit); then
+ * raised until a lane holds ≤ 32 rows (the kernel unrolls them). null where the adapter has no subgroups (of a
+ * power-of-two size) or no such geometry fits.
+ */
+export function fusedSgGeometry(DK: number, DV: number, ad: Pick<Ctx['adapter'], 'subgroups' | 'subgroupSize' | 'maxInvocations'>): { RL: number; W: number; NT: number } | null {
+  const SGS = ad.subgroupSize, NQ = DV / 4;
+  if (!ad.subgroups || !(SGS > 0) || (SGS & (SGS - 1)) !== 0 || DV % 16 !== 0 || NQ > ad.maxInvocations) return null;
+  const forced = Number(knob('FLA_DELTA_SG_RL') ?? 0);
+  const cap = forced > 0 ? ad.maxInvocations : Math.min(512, ad.maxInvocations);
+  let RL = forced > 0 ? forced : 8;
+  while (RL > 1 && (DK % RL !== 0 || RL > SGS || NQ * RL > cap)) RL >>= 1;
+  // the kernel unrolls a lane's rows: at most 32 (a forced count is raised to that)
+  while (DK / RL > 32 && RL < SGS && NQ * 2 * RL <= ad.maxInvocations) RL <<= 1;
+  if (DK / RL > 32) return null;
+  const W = Math.max(1, Math.min(4, SGS / RL));
+  return { RL, W, NT: NQ * RL };
+}
+
 /** The fused kernel's case: q, k, v one tensor, a and b (where present) another; a norm; a value head per workgroup. */
 function fusable(x: DeltaOp, c: Ctx): boolean {
   return !!x.norm && x.q === x.k && x.k === x.v && (x.a === null || x.b === null || x.a === x.b) && x.d.DV <= c.adapter.maxInvocations;
@@ -136,6 +170,26 @@ const normScratch = (x: DeltaOp): Record<string, ScratchSpec> => (x.norm ? { y: 
 function chunkFits(x: DeltaOp, c: Ctx): boolean {
   try { chunkGeometry(x.d.DK, x.d.DV, c.adapter.maxInvocations, c.adapter.maxWorkgroupStorage); return true; } catch { return false; }
 }
+const convOf = (x: DeltaOp): ShortConvArgs | null => (x.conv ? { ...x.conv, y: x.q } : null);
+/** The conv's own launch ahead of a variant's (none without a conv). */
+const convLaunches = (x: DeltaOp, c: Ctx): Launch[] => (x.conv ? [shortConvLaunch(convOf(x)!, c)] : []);
+/**
+ * delta_rule_fused_sg runs the conv in its prologue: one value head a q/k head (a workgroup owns its channels), q|k|v
+ * exactly the conv's channels,
+ * kernel size ≤ 17, its history and a token's outputs in workgroup memory; FLA_DELTA_CONV=0 keeps the conv's launch.
+ */
+function convInKernel(x: DeltaOp, c: Ctx): boolean {
+  const KD = x.d.H * x.d.DK, f = offOf(x);
+  // every channel of the conv is one head's input (the workgroups then update the whole history)
+  if (!x.conv || x.d.HV !== x.d.H || f.q !== 0 || f.k !== KD || f.v !== 2 * KD || x.q.cols !== 2 * KD + x.d.HV * x.d.DV || knob('FLA_DELTA_CONV') === '0') return false;
+  // a, b and z are read from the conv's input tensor (the kernel binds 8 storage buffers)
+  if ((x.a ?? x.b ?? x.conv.x) !== x.conv.x || (x.norm?.gate ?? x.conv.x) !== x.conv.x) return false;
+  const NC = 2 * x.d.DK + x.d.DV, W = kernelSize(convOf(x)!);
+  return W >= 2 && W <= 17 && 4 * (NC * W + 64) <= Math.min(16384, c.adapter.maxWorkgroupStorage);
+}
+
+/** The fused case on an adapter with subgroups where delta_rule_fused_sg's geometry fits. */
+const sgFusable = (x: DeltaOp, c: Ctx): boolean => fusable(x, c) && fusedSgGeometry(x.d.DK, x.d.DV, c.adapter) !== null;
 const gateDefines = (x: DeltaOp) => ({ HAS_GATE: x.a !== null, HAS_BETA: x.b !== null, NEG_EIG: x.d.negEig });
 
 export const deltaRuleOp = op<DeltaOp>({
@@ -150,20 +204,42 @@ export const deltaRuleOp = op<DeltaOp>({
     if (x.norm && (x.norm.w.shape.reduce((p, v) => p * v, 1) !== d.DV || !fits(x.norm.gate, x.norm.gateOff ?? 0, d.HV * d.DV)))
       throw new ShapeError(`delta_rule: norm weight [${x.norm.w.shape}] / gate do not fit HV=${d.HV} DV=${d.DV}`);
     checkDims(d);
+    if (x.conv) {
+      if (x.q !== x.k || x.k !== x.v) throw new ShapeError('delta_rule: the conv makes q|k|v as one tensor');
+      shortConvOp.check!(convOf(x)!);
+    }
   },
   /**
    * 'chunk' (the chunked WY/UT prefill) when a sequence has more than one chunk of tokens, on GPU adapters; else
    * 'fused' where the inputs are packed and the op carries the norm; else 'recurrent'.
    */
-  select: (c: Ctx, x) => (chunked(c, CHUNK) && chunkFits(x, c) ? 'chunk' : fusable(x, c) ? 'fused' : 'recurrent'),
+  select: (c: Ctx, x) => (chunked(c, CHUNK) && chunkFits(x, c) ? 'chunk' : !fusable(x, c) ? 'recurrent'
+    : knob('FLA_DELTA_FUSED_SG') !== '0' && sgFusable(x, c) ? 'fused_sg' : 'fused'),
   variants: {
+    fused_sg: {
+      supports: sgFusable,
+      launches: (x, c) => {
+        const d = x.d, f = offOf(x), n = x.norm!, side = x.a ?? x.b, g = fusedSgGeometry(d.DK, d.DV, c.adapter)!;
+        const eps = new Uint32Array(new Float32Array([n.eps]).buffer)[0]!;
+        const cv = convInKernel(x, c) ? convOf(x)! : null;
+        const dims = u32(d.H, d.HV, d.DV, eps, x.q.cols, f.q, f.k, f.v, side?.cols ?? 0, f.a, f.b, 0, n.gate?.cols ?? 0, n.gateOff ?? 0, 0, 0,
+          cv?.x.cols ?? 0, cv?.xOff ?? 0, cv?.siluFrom ?? cv?.y.cols ?? 0, 0);
+        return [...(cv ? [] : convLaunches(x, c)), {
+          kernel: cv ? KERNELS.fusedSgConv : KERNELS.fusedSg, grid: [d.HV, c.step.b, 1], cost: cost(c.step.n, d, c.step.b),
+          defines: { DK: d.DK, BV: d.DV, RL: g.RL, DR: d.DK / g.RL, W: g.W, SGS: c.adapter.subgroupSize, QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], V_SILU: d.vSilu, HAS_Z: n.gate !== null, ...gateDefines(x),
+            CONV: cv !== null, CW: cv ? kernelSize(cv) : 2, CSILU: cv?.act === 'silu' },
+          bind: cv ? { cx: cv.x, gp: x.gp, gn: n.w, cw: cv.w, state: x.state, cs: cv.state, o: x.out, dims }
+            : { qkv: x.q, gab: side, z: n.gate, gp: x.gp, gn: n.w, state: x.state, o: x.out, dims },
+        }];
+      },
+    },
     fused: {
       supports: fusable,
       launches: (x, c) => {
         const d = x.d, f = offOf(x), n = x.norm!, side = x.a ?? x.b, RL = fusedRowLanes(d.DK, d.DV, c.adapter.maxInvocations);
         const eps = new Uint32Array(new Float32Array([n.eps]).buffer)[0]!;
-        return [{
-          kernel: KERNELS.fused, grid: [d.HV, c.step.b, 1], cost: cost(c.step.n, d),
+        return [...convLaunches(x, c), {
+          kernel: KERNELS.fused, grid: [d.HV, c.step.b, 1], cost: cost(c.step.n, d, c.step.b),
           defines: { DK: d.DK, BV: d.DV, RL, RP: pow2(d.DV * RL), QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], V_SILU: d.vSilu, HAS_Z: n.gate !== null, ...gateDefines(x) },
           bind: { qkv: x.q, gab: side, z: n.gate, gp: x.gp, gn: n.w, state: x.state, o: x.out,
             dims: u32(d.H, d.HV, d.DV, eps, x.q.cols, f.q, f.k, f.v, side?.cols ?? 0, f.a, f.b, 0, n.gate?.cols ?? 0, n.gateOff ?? 0, 0, 0) },
@@ -174,7 +250,7 @@ export const deltaRuleOp = op<DeltaOp>({
       scratch: normScratch,
       launches: (x, c) => {
         const d = x.d, BV = blockV(d.DV, c.adapter.maxInvocations);
-        return [{
+        return [...convLaunches(x, c), {
           kernel: KERNELS.recurrent, grid: [d.HV * d.DV / BV, c.step.b, 1],
           defines: { DK: d.DK, BV, QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], V_SILU: d.vSilu, ...gateDefines(x) },
           bind: { q: x.q, k: x.k, v: x.v, ga: x.a, gb: x.b, gp: x.gp, state: x.state, o: rawOut(x), dims: dimsOf(x) },
@@ -193,6 +269,7 @@ export const deltaRuleOp = op<DeltaOp>({
         const qk = scratch('qk'), gates = scratch('gates'), ab = scratch('ab');
         const MC = Math.ceil(c.step.maxLen / CHUNK), DK4 = d.DK / 4;   // chunks of the longest sequence; kkt and state read q̂, k̂ as vec4 (checkDims: DK a multiple of 16)
         return [
+          ...convLaunches(x, c),
           { kernel: KERNELS.prep, grid: grid(n * d.H),
             defines: { DK: d.DK, WG, QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], ...gateDefines(x) },
             bind: { q: x.q, k: x.k, ga: x.a, gb: x.b, gp: x.gp, qk, gates, dims: dimsOf(x) } },
@@ -209,6 +286,8 @@ export const deltaRuleOp = op<DeltaOp>({
   },
   // the unfused composition: each input's part gathered, the delta rule, then the norm
   ref: (x, h) => {
+    const cv = convOf(x);
+    if (cv) shortConvOpRef(cv, h.data(cv.x), h.data(cv.w), h.data(cv.state), h.data(cv.y), h.step.cursors);
     const d = x.d, f = offOf(x), R = h.cap(x.out), KD = d.H * d.DK, VD = d.HV * d.DV;
     const part = (t: Tensor, off: number, w: number) => {
       const src = h.data(t), out = new Float32Array(R * w);

@@ -1,5 +1,7 @@
 // The tiny WGSL preprocessor: a prelude of `const` defines, `#if NAME` / `#else` / `#endif`, `#include "x"` (the
-// files a kernel may include are passed in: kernels/ registers its own, see kernels/lib.ts).
+// files a kernel may include are passed in: kernels/ registers its own, see kernels/lib.ts), and `#unroll I N` …
+// `#endunroll`: the lines between repeated N times (N a define's value or a number), `{I}` in them replaced by
+// 0 … N−1 (a fully unrolled loop whose array indices are constants: registers, not local memory).
 
 export interface Features { f16: boolean; subgroups: boolean }
 
@@ -14,7 +16,7 @@ export function preprocess(source: string, defines: Record<string, number | bool
   const env: Record<string, number | boolean | string> = {
     SUBGROUPS: feat.subgroups, F16: feat.f16, HAS_STEPMETA: /var<storage[^>]*>\s*stepmeta\b/.test(source), ...defines,
   };
-  const lines = expandIncludes(source, includes).split('\n');
+  const lines = expandUnroll(expandIncludes(source, includes).split('\n'), env);
   const out: string[] = [];
   const stack: { active: boolean; taken: boolean }[] = [];
   const active = () => stack.every(s => s.active);
@@ -43,6 +45,22 @@ export function preprocess(source: string, defines: Record<string, number | bool
     else if (typeof v === 'number') prelude.push(Number.isInteger(v) && v >= 0 ? `const ${k}: u32 = ${v}u;` : `const ${k}: f32 = ${v};`);
   }
   return [...prelude, ...out].join('\n');
+}
+
+function expandUnroll(lines: string[], env: Record<string, number | boolean | string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const m = lines[i]!.trim().match(/^#unroll\s+(\w+)\s+(\w+)\s*$/);
+    if (!m) { out.push(lines[i]!); continue; }
+    const end = lines.findIndex((l, j) => j > i && l.trim() === '#endunroll');
+    if (end < 0) throw new Error('#unroll without #endunroll');
+    const n = /^\d+$/.test(m[2]!) ? Number(m[2]) : env[m[2]!];
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 256) throw new Error(`#unroll ${m[1]} ${m[2]}: the count must be a define or number in 0..256 (got ${String(n)})`);
+    const body = lines.slice(i + 1, end), key = `{${m[1]}}`;
+    for (let v = 0; v < n; v++) for (const l of body) out.push(l.split(key).join(String(v)));
+    i = end;
+  }
+  return out;
 }
 
 function truthy(v: unknown): boolean {

@@ -1,6 +1,6 @@
 // Shared by the fla delta-rule families (gated_deltanet.ts, delta_net.ts): the fla block skeleton
 // (spec-deltanet-attention-qwen3next.md §2) around a delta-rule token mixer (§3.3 / §4.3).
-import { shortConv, convState } from '../../kernels/conv/short_conv.ts';
+import { convState } from '../../kernels/conv/short_conv.ts';
 import { deltaRule, deltaState, type DeltaDims, type QkAct } from '../../kernels/delta/delta_rule.ts';
 import { embed } from '../../kernels/embed/embed.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
@@ -149,10 +149,11 @@ export async function forwardDelta(o: Backend, w: DeltaWeights, c: DeltaModelCon
     const L = w.layers[l]!;
     await matmulMulti(o, x, { w: L.attn_norm, eps, h }, [{ w: L.proj, y: P }]);
     // with the short conv, SiLU on q/k happens in it only for qk_activation silu; v always takes it (§4.3 step 2)
-    if (L.conv) await shortConv(o, P, L.conv, o.state(`${l}.conv`), qkv, c.qk_activation === 'silu' ? 'silu' : 'none', { siluFrom: lay.v });
+    // the delta rule runs the conv ahead of itself (in its decode kernel's prologue where it fits)
+    const conv = L.conv ? { x: P, w: L.conv, state: o.state(`${l}.conv`), act: c.qk_activation === 'silu' ? 'silu' as const : 'none' as const, siluFrom: lay.v } : null;
     await deltaRule(o, {
       q: qkv, k: qkv, v: qkv, a: c.decay ? P : null, gp: L.gp, b: c.use_beta ? P : null, state: o.state(`${l}.S`), out: yn, d: md,
-      off: { q: lay.q, k: lay.k, v: lay.v, a: lay.a, b: lay.b }, norm: { w: L.o_norm, gate: c.use_gate ? P : null, gateOff: lay.z, eps },
+      off: { q: lay.q, k: lay.k, v: lay.v, a: lay.a, b: lay.b }, norm: { w: L.o_norm, gate: c.use_gate ? P : null, gateOff: lay.z, eps }, conv,
     });
     await matmul(o, yn, L.o, null, 'none', x, true);
     await mlp(o, L.mlp, h, x, { w: L.mlp_norm, eps });   // the norm runs inside gate|up

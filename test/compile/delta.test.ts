@@ -45,12 +45,13 @@ describe.skipIf(!HAS_GPU)('delta-rule and short-conv variants compile', () => {
       off: { q: 3, k: 3 + KD, v: 3 + 2 * KD, a: VD + 1, b: VD + 2 + d.HV }, norm: { w: w([d.DV]), gate: z ? p : null, gateOff: 0, eps: 1e-6 } };
   };
 
-  test('packed with the output norm: fused × activation × gate × beta × z; recurrent and chunked then rms_norm; DV 48, 128, 256', async () => {
+  test('packed with the output norm: fused and fused_sg × activation × gate × beta × z; recurrent and chunked then rms_norm; DV 48, 128, 256', async () => {
     step([50, 20], 2);
     for (const qkAct of QK_ACTS) for (const gate of B) for (const beta of B) for (const z of B) {
       const d: DeltaDims = { H: 2, HV: 4, DK: 64, DV: 64, qkAct, qkNorm: 'l2', vSilu: !gate, negEig: false };
       const what = `delta packed ${qkAct} gate=${gate} beta=${beta} z=${z}`;
       expect((await built(what, deltaRuleOp, packed(d, gate, beta, z), 'fused')).map(x => x.label)).toEqual(['delta_rule_fused']);
+      expect((await built(`${what} sg`, deltaRuleOp, packed(d, gate, beta, z), 'fused_sg')).map(x => x.label)).toEqual(['delta_rule_fused_sg']);
     }
     const d: DeltaDims = { H: 2, HV: 4, DK: 64, DV: 64, qkAct: 'none', qkNorm: 'l2', vSilu: false, negEig: false };
     expect((await built('delta packed recurrent', deltaRuleOp, packed(d, true, true, true), 'recurrent')).map(x => x.label)).toEqual(['delta_rule_recurrent', 'rms_norm']);
@@ -59,6 +60,20 @@ describe.skipIf(!HAS_GPU)('delta-rule and short-conv variants compile', () => {
     for (const [DK, DV] of [[128, 48], [128, 128], [128, 256], [256, 128]]) {
       const e: DeltaDims = { ...d, H: 1, HV: 2, DK: DK!, DV: DV! };
       expect((await built(`delta packed fused DK=${DK} DV=${DV}`, deltaRuleOp, packed(e, true, true, true), 'fused')).map(x => x.label)).toEqual(['delta_rule_fused']);
+      expect((await built(`delta packed fused_sg DK=${DK} DV=${DV}`, deltaRuleOp, packed(e, true, true, true), 'fused_sg')).map(x => x.label)).toEqual(['delta_rule_fused_sg']);
+    }
+  });
+
+  test('with the short conv: in fused_sg\'s prologue where a value head is a q/k head (one dispatch), else short_conv_fused first', async () => {
+    step([50, 20], 2);
+    for (const [H, HV, DK, DV] of [[2, 2, 128, 256], [2, 4, 64, 64], [1, 1, 64, 48]]) {
+      const d: DeltaDims = { H: H!, HV: HV!, DK: DK!, DV: DV!, qkAct: 'none', qkNorm: 'l2', vSilu: false, negEig: false };
+      const KD = d.H * d.DK, VD = d.HV * d.DV, C = 2 * KD + VD, p = t(VD + 2 * d.HV + C + 3, { name: 'proj' }), qkv = t(C, { name: 'qkv' });
+      const x: DeltaOp = { ...args(d, true, true), q: qkv, k: qkv, v: qkv, a: p, b: p, off: { q: 0, k: KD, v: 2 * KD, a: VD, b: VD + d.HV },
+        norm: { w: w([d.DV]), gate: p, gateOff: 0, eps: 1e-6 }, conv: { x: p, w: w([C, 1, 4]), state: state(3 * C), act: 'silu', xOff: VD + 2 * d.HV, siluFrom: 2 * KD } };
+      const labels = (await built(`delta conv H=${H} HV=${HV} DK=${DK} DV=${DV}`, deltaRuleOp, x, 'fused_sg')).map(y => y.label);
+      expect(labels).toEqual(H === HV ? ['delta_rule_fused_sg'] : ['short_conv_fused', 'delta_rule_fused_sg']);
+      expect((await built(`delta conv fused H=${H} HV=${HV}`, deltaRuleOp, x, 'fused')).map(y => y.label)).toEqual(['short_conv_fused', 'delta_rule_fused']);
     }
   });
 

@@ -99,7 +99,13 @@ const CASES: Record<string, () => { what: string; args: any; lens?: number[] }[]
     return { what: `packed + norm gate=${gate}`, args: { q: qkv, k: qkv, v: qkv, a: p, gp: w([2, 4]), b: p, state: state(4 * 64 * 64), out: t(256, { name: 'o' }),
       off: { q: 0, k: 128, v: 256, a: 260, b: 270 }, norm: { w: w([64]), gate: gate ? p : null, gateOff: 2, eps: 1e-6 },
       d: { H: 2, HV: 4, DK: 64, DV: 64, qkAct: 'silu', qkNorm: 'l2', vSilu: false, negEig: false } } };
-  })),
+  })).concat([(() => {   // gated_deltanet's: the short conv making q|k|v from the projection row, a value head a q/k head
+    const qkv = t(384, { name: 'qkv' }), p = t(520, { name: 'proj' });
+    return { what: 'packed + norm + conv', args: { q: qkv, k: qkv, v: qkv, a: p, gp: w([2, 2]), b: p, state: state(2 * 64 * 64), out: t(128, { name: 'o' }),
+      off: { q: 0, k: 128, v: 256, a: 128, b: 130 }, norm: { w: w([64]), gate: p, gateOff: 0, eps: 1e-6 },
+      conv: { x: p, w: w([384, 1, 4]), state: state(3 * 384, 2), act: 'silu', xOff: 132, siluFrom: 256 },
+      d: { H: 2, HV: 2, DK: 64, DV: 64, qkAct: 'none', qkNorm: 'l2', vSilu: false, negEig: false } } };
+  })()]),
   mul: () => [null, 1].flatMap(col => BOOLS.map(accumulate => ({ what: `col=${col} accumulate=${accumulate}`, args: { a: t(64), s: t(col === null ? 64 : 4, { name: 's' }), y: t(64, { name: 'y' }), col, accumulate } }))),
   silu_mul: () => (['n', 'k'] as const).map(rows => ({ what: `rows ${rows}`, args: { a: t(64, { rows }), b: t(64, { rows, name: 'b' }), y: t(64, { rows, name: 'y' }) } })),
   embed: () => DTYPES.map(dt => ({ what: dt, args: { table: w([100, 64], dt), out: t(64) } })),

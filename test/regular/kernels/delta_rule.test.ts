@@ -12,8 +12,9 @@ import { prng, randn, randu } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
 import { checkBoth, gpuBackend, hostWeight, packedStep, runOn, selectCtx, type Packed } from './harness.ts';
 import { expectClose } from '../../helpers/allclose.ts';
-import { deltaRule, deltaRuleOp, fusedRowLanes, type DeltaDims, type DeltaKernel, type DeltaOp } from '../../../kernels/delta/delta_rule.ts';
+import { deltaRule, deltaRuleOp, fusedRowLanes, fusedSgGeometry, type DeltaDims, type DeltaKernel, type DeltaOp } from '../../../kernels/delta/delta_rule.ts';
 import type { GpuBackend } from '../../../src/backend/gpu.ts';
+import type { Tensor } from '../../../src/backend/backend.ts';
 
 const SLOTS = 5;
 const LONG = Number(process.env.FLA_TEST_DELTA_LONG ?? 1000);
@@ -130,7 +131,11 @@ describe.skipIf(!HAS_GPU)('delta_rule', () => {
 
 // ---- the mixer's packed layout with the output norm (delta_common.ts): q|k|v one tensor, z|a|b in the projection row ----
 
-interface PackedCase { DK: number; DV: number; H: number; r: number; gated: boolean; gate: boolean; beta?: boolean; init: boolean; qkAct?: DeltaDims['qkAct']; vSilu?: boolean; zSep?: boolean }
+interface PackedCase {
+  DK: number; DV: number; H: number; r: number; gated: boolean; gate: boolean; beta?: boolean; init: boolean; qkAct?: DeltaDims['qkAct']; vSilu?: boolean; zSep?: boolean;
+  /** q|k|v made by the op's short conv (kernel size W) from a raw projection row (its channels from column 5) */
+  conv?: { W: number; act: 'silu' | 'none'; vSiluOnly?: boolean };
+}
 
 /**
  * One step of the delta rule with o_norm over packed inputs: qkv [N, 7 + 2·KD + VD] (q, k, v from column 7 on, as
@@ -140,13 +145,15 @@ interface PackedCase { DK: number; DV: number; H: number; r: number; gated: bool
 async function runPacked(kernel: DeltaKernel, c: PackedCase, seqs: { slot: number; len: number }[], gpuOnly = false): Promise<Record<string, Packed>> {
   const beta = c.beta ?? true;
   const d: DeltaDims = { H: c.H, HV: c.H * c.r, DK: c.DK, DV: c.DV, qkNorm: 'l2', qkAct: c.qkAct ?? 'none', vSilu: c.vSilu ?? false, negEig: false };
-  const what = `delta_rule packed+norm ${kernel} DK=${c.DK} DV=${c.DV} H=${c.H} HV=${d.HV} ${c.gated ? 'gated' : 'ungated'}${c.gate ? (c.zSep ? ' z apart' : ' z') : ''}${beta ? '' : ' no-beta'}${c.init ? ' init' : ''} seqs ${seqs.map(s => `${s.len}@${s.slot}`).join(',')}`;
+  const what = `delta_rule packed+norm ${kernel} DK=${c.DK} DV=${c.DV} H=${c.H} HV=${d.HV} ${c.gated ? 'gated' : 'ungated'}${c.gate ? (c.zSep ? ' z apart' : ' z') : ''}${beta ? '' : ' no-beta'}${c.init ? ' init' : ''}${c.conv ? ` conv${c.conv.W} ${c.conv.act}` : ''} seqs ${seqs.map(s => `${s.len}@${s.slot}`).join(',')}`;
   const rng = prng(what.replace(` ${kernel}`, ''));
   const step = packedStep(seqs);
   const N = step.ids.length, KD = d.H * d.DK, VD = d.HV * d.DV, SC = VD * d.DK;
-  const QO = 7, QC = QO + 2 * KD + VD;
-  const ZO = 3, AO = ZO + VD + 5, BO = AO + d.HV + 2, PC = BO + d.HV + 1;
+  // with the conv its inputs follow z, a, b in the projection row (as the models pack them, a kernel may read all from there)
+  const cv = c.conv, QO = cv ? 0 : 7, QC = QO + 2 * KD + VD;
+  const ZO = 3, AO = ZO + VD + 5, BO = AO + d.HV + 2, XO = BO + d.HV + 1, PC = XO + (cv ? QC + 3 : 0);
   const qkv = randn(N * QC, rng), proj = randn(N * PC, rng), zs = randn(N * (VD + 1), rng);
+  const cw = cv ? randn(QC * cv.W, rng, 0.5) : null, cst = cv ? randn(SLOTS * (cv.W - 1) * QC, rng) : null;
   const gp = new Float32Array(2 * d.HV);
   gp.set(randu(d.HV, rng, -1, 1.5), 0);
   gp.set(randu(d.HV, rng, -5, -1), d.HV);
@@ -155,18 +162,23 @@ async function runPacked(kernel: DeltaKernel, c: PackedCase, seqs: { slot: numbe
   const prev = process.env.FLA_KERNEL_DELTA_RULE;
   process.env.FLA_KERNEL_DELTA_RULE = kernel;
   try {
-    const setup = { states: [{ key: 'S', cols: SC }], slots: SLOTS, init: { S: state } };
+    const init: Record<string, Float32Array> = cv ? { S: state, CS: cst! } : { S: state };
+    const setup = { states: cv ? [{ key: 'S', cols: SC }, { key: 'CS', cols: (cv.W - 1) * QC }] : [{ key: 'S', cols: SC }], slots: SLOTS, init };
     const body = async (io: Parameters<Parameters<typeof checkBoth>[2]>[0]) => {
       const qt = io.o.act('qkv', QC), pt = io.o.act('proj', PC), zt = io.o.act('z', VD + 1), y = io.o.act('y', VD);
-      io.put(qt, qkv); io.put(pt, proj); io.put(zt, zs); io.put(y);
-      const st = io.o.state('S');
+      if (cv) io.put(qt); else io.put(qt, qkv);
+      io.put(pt, proj); io.put(zt, zs); io.put(y);
+      const st = io.o.state('S'), cs = cv ? io.o.state('CS') : null;
       const x: DeltaOp = {
         q: qt, k: qt, v: qt, a: c.gated ? pt : null, gp: c.gated ? io.weight('gp', hostWeight(gp, [2, d.HV]), false) : null, b: beta ? pt : null, state: st, out: y, d,
         off: { q: QO, k: QO + KD, v: QO + 2 * KD, a: AO, b: BO }, norm: { w: io.weight('wn', hostWeight(wn, [d.DV]), false), gate: c.gate ? (c.zSep ? zt : pt) : null, gateOff: c.zSep ? 1 : ZO, eps: 1e-6 },
+        conv: cv ? { x: pt, w: io.weight('cw', hostWeight(cw!, [QC, 1, cv.W]), false), state: cs!, act: cv.act, xOff: XO, siluFrom: cv.vSiluOnly ? 2 * KD : undefined } : null,
       };
       if (io.kind === 'gpu') expect((io.o as GpuBackend).variant(deltaRuleOp, x, selectCtx(io.o.adapter, seqs.map(s => s.len)))).toBe(kernel);   // the forced variant runs
       await deltaRule(io.o, x);
-      return { y, state: st };
+      const out: Record<string, Tensor> = { y, state: st };
+      if (cs) out.conv = cs;
+      return out;
     };
     if (gpuOnly) return await runOn(gpuBackend(), 'gpu', step, setup, body);
     return await checkBoth(step, setup, body, { seed: rng, what });
@@ -186,19 +198,24 @@ describe.skipIf(!HAS_GPU)('delta_rule packed with the output norm', () => {
       const P = { cols: 900 } as any, Q = { cols: 500 } as any, n = { w: {} as any, gate: P, eps: 1e-6 };
       const base = { d: { H: 2, HV: 2, DK: 64, DV: 128 }, q: Q, k: Q, v: Q, a: P, b: P, norm: n } as unknown as DeltaOp;
       const pick = (a: DeltaOp, lens: number[]) => o.variant(deltaRuleOp, a, selectCtx(gpuAdapter, lens));
-      expect(pick(base, [1, 1, 1])).toBe('fused');
-      expect(pick(base, [64])).toBe('fused');
+      const fusedDefault = o.adapter.subgroups ? 'fused_sg' : 'fused';
+      expect(pick(base, [1, 1, 1])).toBe(fusedDefault);
+      expect(pick(base, [64])).toBe(fusedDefault);
+      expect(o.variant(deltaRuleOp, base, selectCtx({ ...gpuAdapter, subgroups: false }, [1]))).toBe('fused');
+      process.env.FLA_DELTA_FUSED_SG = '0';
+      expect(pick(base, [1])).toBe('fused');
+      delete process.env.FLA_DELTA_FUSED_SG;
       expect(pick(base, [65])).toBe('chunk');
       expect(pick({ ...base, norm: null }, [1])).toBe('recurrent');
       expect(pick({ ...base, k: { cols: 500 } as any }, [1])).toBe('recurrent');
       expect(pick({ ...base, b: { cols: 900 } as any }, [1])).toBe('recurrent');
-      expect(pick({ ...base, norm: { ...n, gate: { cols: 256 } as any } }, [1])).toBe('fused');   // the gate may be a tensor of its own
+      expect(pick({ ...base, norm: { ...n, gate: { cols: 256 } as any } }, [1])).toBe(fusedDefault);   // the gate may be a tensor of its own
       expect(pick({ ...base, d: { ...base.d, DV: 2 * o.adapter.maxInvocations } } as DeltaOp, [1])).toBe('recurrent');
     } finally {
       if (prev === undefined) delete process.env.FLA_KERNEL_DELTA_RULE; else process.env.FLA_KERNEL_DELTA_RULE = prev;
     }
   });
-  for (const kernel of ['fused', 'recurrent', 'chunk'] as DeltaKernel[]) {
+  for (const kernel of ['fused_sg', 'fused', 'recurrent', 'chunk'] as DeltaKernel[]) {
     for (const [DK, DV] of [[64, 64], [128, 128], [64, 128], [128, 64]] as const) {
       for (const r of [1, 2]) {
         const gated = (DK + r) % 3 !== 0, gate = (DV + r) % 2 === 1 || DK === DV, init = (DK + DV + r) % 2 === 0;
@@ -231,6 +248,52 @@ describe.skipIf(!HAS_GPU)('delta_rule packed with the output norm', () => {
       } finally { if (prev === undefined) delete process.env.FLA_DELTA_FUSED_RL; else process.env.FLA_DELTA_FUSED_RL = prev; }
     });
   }
+  // the short conv run by the op: in fused_sg's prologue (one value head a q/k head), else its own launch first
+  for (const kernel of ['fused_sg', 'fused', 'recurrent', 'chunk'] as DeltaKernel[]) {
+    test(`${kernel} with the short conv: W 4 silu, DK=64 DV=64 packed then decode; W 2 (v silu only) DK=128 DV=256 decode; GVA 2 W 3`, async () => {
+      await runPacked(kernel, { DK: 64, DV: 64, H: 2, r: 1, gated: true, gate: true, init: true, conv: { W: 4, act: 'silu' } }, PACKED);
+      await runPacked(kernel, { DK: 64, DV: 64, H: 2, r: 1, gated: true, gate: true, init: true, conv: { W: 4, act: 'silu' } }, DECODE4);
+      await runPacked(kernel, { DK: 128, DV: 256, H: 2, r: 1, gated: true, gate: true, init: true, conv: { W: 2, act: 'none', vSiluOnly: true } }, DECODE4);
+      await runPacked(kernel, { DK: 64, DV: 128, H: 1, r: 2, gated: true, gate: false, init: true, conv: { W: 3, act: 'silu' } }, PACKED);
+    });
+  }
+  test('fused_sg with the short conv as its own launch (FLA_DELTA_CONV=0): DK=64 DV=64 packed', async () => {
+    process.env.FLA_DELTA_CONV = '0';
+    try { await runPacked('fused_sg', { DK: 64, DV: 64, H: 2, r: 1, gated: true, gate: true, init: true, conv: { W: 4, act: 'silu' } }, PACKED); }
+    finally { delete process.env.FLA_DELTA_CONV; }
+  });
+  for (const rl of ['2', '4', '8', '16']) {   // 1 is raised to 32 rows a lane (4 here), as 4
+    test(`fused_sg with FLA_DELTA_SG_RL=${rl} (row lanes a column quad): DK=128 DV=128 decode, DK=64 DV=80 packed, DK=128 DV=256 decode`, async () => {
+      const prev = process.env.FLA_DELTA_SG_RL;
+      process.env.FLA_DELTA_SG_RL = rl;
+      try {
+        await runPacked('fused_sg', { DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true, zSep: true }, DECODE4);
+        await runPacked('fused_sg', { DK: 64, DV: 80, H: 1, r: 2, gated: true, gate: true, init: true }, PACKED);
+        await runPacked('fused_sg', { DK: 128, DV: 256, H: 2, r: 1, gated: true, gate: true, init: true }, DECODE4);
+      } finally { if (prev === undefined) delete process.env.FLA_DELTA_SG_RL; else process.env.FLA_DELTA_SG_RL = prev; }
+    });
+  }
+  test('fusedSgGeometry: RL ≤ 8 within the smallest subgroup and 512 threads by default, ≤ 32 rows a lane, W·RL lanes a group; null without subgroups', () => {
+    const prev = process.env.FLA_DELTA_SG_RL;
+    delete process.env.FLA_DELTA_SG_RL;
+    try {
+      const ad = (subgroupSize: number, maxInvocations = 1024, subgroups = true) => ({ subgroups, subgroupSize, maxInvocations });
+      expect(fusedSgGeometry(128, 256, ad(32))).toEqual({ RL: 8, W: 4, NT: 512 });
+      expect(fusedSgGeometry(128, 128, ad(32))).toEqual({ RL: 8, W: 4, NT: 256 });
+      expect(fusedSgGeometry(128, 256, ad(8))).toEqual({ RL: 8, W: 1, NT: 512 });
+      expect(fusedSgGeometry(128, 256, ad(32, 256))).toEqual({ RL: 4, W: 4, NT: 256 });
+      expect(fusedSgGeometry(64, 80, ad(4))).toEqual({ RL: 4, W: 1, NT: 80 });
+      expect(fusedSgGeometry(128, 256, ad(32, 1024, false))).toBeNull();
+      expect(fusedSgGeometry(128, 256, ad(24))).toBeNull();
+      expect(fusedSgGeometry(512, 256, ad(8))).toBeNull();           // 64 rows a lane: more than the kernel unrolls
+      expect(fusedSgGeometry(512, 256, ad(32, 1024))).toEqual({ RL: 16, W: 2, NT: 1024 });
+      process.env.FLA_DELTA_SG_RL = '1';
+      expect(fusedSgGeometry(128, 256, ad(32))).toEqual({ RL: 4, W: 4, NT: 256 });   // raised to 32 rows a lane
+      process.env.FLA_DELTA_SG_RL = '16';
+      expect(fusedSgGeometry(128, 256, ad(32))).toEqual({ RL: 16, W: 2, NT: 1024 });
+      expect(fusedSgGeometry(128, 256, ad(32, 512))).toEqual({ RL: 8, W: 4, NT: 512 });
+    } finally { if (prev === undefined) delete process.env.FLA_DELTA_SG_RL; else process.env.FLA_DELTA_SG_RL = prev; }
+  });
   test('fusedRowLanes: the most that fit 512 threads by default, a forced count lowered to what divides DK and fits the adapter', () => {
     const prev = process.env.FLA_DELTA_FUSED_RL;
     delete process.env.FLA_DELTA_FUSED_RL;
@@ -240,12 +303,12 @@ describe.skipIf(!HAS_GPU)('delta_rule packed with the output norm', () => {
       expect([fusedRowLanes(128, 256, 1024), fusedRowLanes(128, 128, 1024), fusedRowLanes(128, 128, 256), fusedRowLanes(4, 64, 1024)]).toEqual([4, 8, 2, 4]);
     } finally { if (prev === undefined) delete process.env.FLA_DELTA_FUSED_RL; else process.env.FLA_DELTA_FUSED_RL = prev; }
   });
-  test('fused equals the unfused recurrent + rms_norm and the chunked + rms_norm on the GPU (1e-4)', async () => {
-    for (const c of [{ DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true }, { DK: 64, DV: 128, H: 2, r: 1, gated: true, gate: true, init: true, zSep: true }] as PackedCase[]) for (const seqs of [PACKED, DECODE4]) {
-      const f = await runPacked('fused', c, seqs, true);
+  test('fused and fused_sg equal the unfused recurrent + rms_norm and the chunked + rms_norm on the GPU (1e-4)', async () => {
+    for (const c of [{ DK: 128, DV: 128, H: 2, r: 2, gated: true, gate: true, init: true }, { DK: 64, DV: 128, H: 2, r: 1, gated: true, gate: true, init: true, zSep: true }] as PackedCase[]) for (const seqs of [PACKED, DECODE4]) for (const fk of ['fused', 'fused_sg'] as DeltaKernel[]) {
+      const f = await runPacked(fk, c, seqs, true);
       for (const other of ['recurrent', 'chunk'] as DeltaKernel[]) {
         const u = await runPacked(other, c, seqs, true);
-        for (const name of ['y', 'state']) expectClose(f[name]!.data, u[name]!.data, { rtol: 1e-4, what: `fused vs ${other} ${name}`, shape: f[name]!.shape });
+        for (const name of ['y', 'state']) expectClose(f[name]!.data, u[name]!.data, { rtol: 1e-4, what: `${fk} vs ${other} ${name}`, shape: f[name]!.shape });
       }
     }
   });

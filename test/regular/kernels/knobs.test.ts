@@ -23,7 +23,7 @@ test('a bad value is a UsageError naming the knob and the allowed values', () =>
   };
   bad('FLA_KERNEL_MATMUL', 'fast', `FLA_KERNEL_MATMUL=fast: expected one of ${KNOBS.FLA_KERNEL_MATMUL!.values!.join(', ')}`);
   expect(KNOBS.FLA_KERNEL_MATMUL!.values).toContain('gemm');
-  bad('FLA_KERNEL_DELTA_RULE', 'chunked', 'FLA_KERNEL_DELTA_RULE=chunked: expected one of fused, recurrent, chunk');
+  bad('FLA_KERNEL_DELTA_RULE', 'chunked', 'FLA_KERNEL_DELTA_RULE=chunked: expected one of fused_sg, fused, recurrent, chunk');
   bad('FLA_DELTA_CHUNK_BV', '12', 'FLA_DELTA_CHUNK_BV=12: expected a power of two in 4..64');
   bad('FLA_DELTA_CHUNK_BV', 'x', 'FLA_DELTA_CHUNK_BV=x: expected a power of two in 4..64');
   bad('FLA_NO_REPLAY', 'yes', 'FLA_NO_REPLAY=yes: expected one of 0, 1');
