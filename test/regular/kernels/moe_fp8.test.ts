@@ -36,7 +36,7 @@ test('e4m3 table: subnormals, zero, 448, sign', () => {
 });
 
 describe.skipIf(!HAS_GPU)('matmul_fp8', () => {
-  const cases: { N: number; IN: number; OUT: number; br?: number; bc?: number; all?: boolean; sub?: boolean; bias?: boolean; act?: 'sigmoid'; acc?: boolean; rowsK?: boolean; or?: '2' | '4' }[] = [
+  const cases: { N: number; IN: number; OUT: number; br?: number; bc?: number; all?: boolean; sub?: boolean; bias?: boolean; act?: 'sigmoid'; acc?: boolean; rowsK?: boolean; or?: '1' | '2' | '4' }[] = [
     { N: 1, IN: 256, OUT: 16, all: true },
     { N: 2, IN: 256, OUT: 24, sub: true },   // subnormal weights only: a decode that flushes them gives 0
     { N: 3, IN: 260, OUT: 131, bias: true },
