@@ -28,7 +28,10 @@ export { grid } from '../src/util/grid.ts';
  * cache (a new machine, CI): `fla run` of llama-tiny 195 s with the decode GEMVs' default unrolling, 68 s with 1;
  * rwkv7-tiny's GEMVs 106 → 25 s. `gpuUnroll` is the GPU's default; the kernels' FLA_*_UNROLL knobs still force any.
  */
-export function unrollFor(ad: Adapter, gpuUnroll: number): number { return ad.type === 'cpu' ? 1 : gpuUnroll; }
+export function unrollFor(ad: Adapter, gpuUnroll: number): number { return shadersOnCpu(ad) ? 1 : gpuUnroll; }
+
+/** A CPU runs the shaders (lavapipe, SwiftShader): no latency to hide, JIT time that grows with the code's size. */
+export function shadersOnCpu(ad: Adapter): boolean { return ad.type === 'cpu'; }
 
 /** Defines that select the weight unpacking in common.wgsl (wpair) for a weight's storage dtype. */
 /** fp8 (F8_E4M3 with block scales) is decoded by wquad.wgsl only: kernels built on wpair never get fp8 weights. */

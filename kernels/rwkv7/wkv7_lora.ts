@@ -9,7 +9,7 @@
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { knob } from '../../src/util/knobs.ts';
-import { f32, grid, kernel, op, scratch, u32, weightDefines, type Adapter, type Ctx, type Launch } from '../lib.ts';
+import { f32, grid, kernel, op, scratch, shadersOnCpu, u32, weightDefines, type Adapter, type Ctx, type Launch } from '../lib.ts';
 import { cost as wkv7Cost, wkv7Op, type Wkv7Op } from './wkv7.ts';
 import { chunkFits, chunkVariant } from './wkv7_chunk.ts';
 import source from './wkv7_lora.wgsl' with { type: 'text' };
@@ -100,10 +100,12 @@ function upLaunch(a: Wkv7LoraArgs, c: Ctx): Launch {
  * (rwkv7-1.5b's 544 rows at 128 threads are 34 a thread: two batches of 17, where batches of 16 took three round
  * trips); FLA_WKV7_LORA_KB forces it (benchmarking).
  */
-function rowBatch(R: number, p: FusedPlan): number {
+function rowBatch(R: number, p: FusedPlan, ad: Adapter): number {
   const rows = Math.ceil(R / ((p.WG * p.EPU) / (p.WG / p.P)));   // R / NRG, NRG = WG / (D / EPU) = WG · EPU / D
   const forced = knob('FLA_WKV7_LORA_KB');
   if (forced !== undefined) return Number(forced);
+  // a row a batch where a CPU runs the shader (lavapipe, cold Mesa cache: rwkv7-tiny's wkv7_lora JIT 260 → 137 s)
+  if (shadersOnCpu(ad)) return 1;
   const batches = Math.max(1, Math.ceil(rows / 20));
   return Math.max(1, Math.ceil(rows / batches));
 }
@@ -117,7 +119,7 @@ export function fusedLaunch(a: Wkv7LoraArgs, c: Ctx, subgroups: boolean): Launch
   return {
     kernel: KERNEL, grid: [C / a.D, c.step.b, 1],
     defines: {
-      D: a.D, WG: p.WG, P: p.P, EPU: p.EPU, KB: rowBatch(R, p), FIRST: a.ranks.v === 0, FUSE_NORM: a.fuseNorm,
+      D: a.D, WG: p.WG, P: p.P, EPU: p.EPU, KB: rowBatch(R, p, c.adapter), FIRST: a.ranks.v === 0, FUSE_NORM: a.fuseNorm,
       W_F32: dt === 'f32', W_F16: dt === 'f16', SG_RED: p.SG_RED, SGS: p.SGS, SGP: p.SGP, SHIFT: !!a.shift,
     },
     cost: { flops: base.flops + 2 * c.step.n * R * C, bytes: base.bytes + 8 * c.step.b * C * a.D + c.step.b * R * C * (dt === 'f32' ? 4 : 2) },
