@@ -19,9 +19,10 @@
 // biases): NP = 3 parts q [H·D], k, v [KV·D]; a lane group owns H = CB / 2 column pairs of one part, pair
 // (i, i + R/2) of a head for i < R/2 (the RoPE partners), then (R + i, R + i + (D − R)/2) for the unrotated rest
 // (pair_cols), laid out as SWIGLU's gate|up halves; after the reduction q and k pairs are rotated (position of the
-// row's token, table row clamped to P − 1, as rope_kv.wgsl), staged in workgroup memory, and written: q to q [R, H·D],
-// k and v to the caches kc, vc at the token's row (kv_cache.wgsl, the layout rope_kv and kv_store share; KV16: 16-bit
-// pairs of adjacent columns, from adjacent pairs of the stage: needs D, R multiples of 4 and RPW·H even). Bindings
+// row's token, table row clamped to P − 1, as rope_kv.wgsl) and written by the lane: q to q [R, H·D], k and v to the
+// caches kc, vc at the token's row (kv_cache.wgsl, the layout rope_kv and kv_store share); KV16: k and v staged in
+// workgroup memory, then 16-bit pairs of adjacent columns from adjacent pairs (needs D, R multiples of 4 and RPW·H
+// even). Bindings
 // then: step, stepmeta, x, gn, W0..W2, q, kc, vc [slots, ctx, KV·D as KVDT words], table [2, P, R/2], dims, rdims
 // (D, R/2, P, ctx), (KV·D, 0, 0, 0). Extra defines: ROPE, RPW (lane groups a workgroup), KV16, KV_F16.
 #include "common.wgsl"
@@ -57,8 +58,8 @@
 
 const H = max(CB / 2u, 1u);  // SWIGLU: outputs per lane group; ROPE: column pairs per lane group
 const PAIRED = SWIGLU || ROPE;
-#if ROPE
-var<workgroup> stage: array<f32, RB * RPW * CB>;   // [RB, RPW·H pairs, 2]: the workgroup's final values
+#if KV16
+var<workgroup> stage: array<f32, RB * RPW * CB>;   // KV16: [RB, RPW·H pairs, 2], the workgroup's final k or v values
 #endif
 #if SG_RED
 var<workgroup> red: array<f32, (WG / SGS) * N>;
@@ -248,6 +249,27 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
 #endif
   // x rows past the step's last are clamped to it: their sums are computed and never written
   let xg = vec4u(dims[3][p] * step.cap * xs, r0, rows - 1u, xs);   // row r of the block: x[xg.x + min(xg.y + r, xg.z) · xg.w]
+#if ROPE
+  // each row's position and cache row, and at one row the group's (cos, sin), loaded before the GEMV so that their
+  // dependent loads (step metadata, then the table) hide behind the weight stream
+  let D = rdims[0].x;
+  let half = rdims[0].y;
+  let P = rdims[0].z;
+  var posr: array<u32, RB>;
+  var kvr: array<u32, RB>;       // first cache element of the row's token
+  for (var r = 0u; r < RB; r++) {
+    let t = min(r0 + r, rows - 1u);
+    posr[r] = min(kv_pos(t), P - 1u);
+    kvr[r] = kv_row(t, rdims[0].w, rdims[1].x);
+  }
+  var cs1: array<vec2f, H>;
+  if (RB == 1u) {
+    for (var c = 0u; c < H; c++) {
+      let m = (o0 + c) % (D / 2u);
+      if (p < 2u && m < half && o0 + c < lim) { cs1[c] = vec2f(table[posr[0] * half + m], table[P * half + posr[0] * half + m]); }
+    }
+  }
+#endif
   var av: array<CV, RB>;
   var ss: array<f32, RB>;        // Σ x² per row (NORM)
   if (o0 < lim) {
@@ -362,11 +384,6 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
   // lanes of one low-bit class hold the same sums: of those, class member m writes slots i ≡ m (mod TPR >> TS)
   let f = voff(lb);
   let mates = TPR >> TS;
-#if ROPE
-  let D = rdims[0].x;
-  let half = rdims[0].y;
-  let P = rdims[0].z;
-#endif
   for (var i = 0u; i < M; i++) {
     let j = f + i;
 #if ROPE
@@ -384,19 +401,31 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
       var a = acc[i];
       var b = hs;
       if (NORM) { let k = inverseSqrt(ss[r] / f32(IN) + eps); a *= k; b *= k; }
-      if (p < 2u && pr % (D / 2u) < half) {
+      let m = pr % (D / 2u);
+      if (p < 2u && m < half) {
         // rotate-half RoPE of the pair (i, i + R/2) at the token's position (rope_kv.wgsl's arithmetic)
-        let m = pr % (D / 2u);
-        let pp = min(kv_pos(row), P - 1u);
-        let cs = table[pp * half + m];
-        let sn = table[P * half + pp * half + m];
-        let lo = a * cs - b * sn;
-        b = b * cs + a * sn;
+        var t = cs1[j % H];
+        if (RB > 1u) { let pp = posr[min(r, RB - 1u)]; t = vec2f(table[pp * half + m], table[P * half + pp * half + m]); }
+        let lo = a * t.x - b * t.y;
+        b = b * t.x + a * t.y;
         a = lo;
       }
-      let si = (r * RPW * H + sub * H + j % H) * 2u;
-      stage[si] = a;
-      stage[si + 1u] = b;
+      if (!KV16 || p == 0u) {
+        // q, and k, v into an f32 cache: straight from the lane
+        let cc = pair_cols(pr);
+        if (p == 0u) { q[row * OUT + cc.x] = a; q[row * OUT + cc.y] = b; }
+        else {
+          let o = kvr[min(r, RB - 1u)];
+          if (p == 1u) { kc[o + cc.x] = bitcast<u32>(a); kc[o + cc.y] = bitcast<u32>(b); }
+          else { vc[o + cc.x] = bitcast<u32>(a); vc[o + cc.y] = bitcast<u32>(b); }
+        }
+      } else {
+#if KV16
+        let si = (r * RPW * H + sub * H + j % H) * 2u;
+        stage[si] = a;
+        stage[si + 1u] = b;
+#endif
+      }
     }
 #else
     if (SWIGLU) {
@@ -431,15 +460,13 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
 #endif
   }
 #if ROPE
-  // the workgroup's pairs from the stage: q to its rows, k and v to the caches at each token's row
-  workgroupBarrier();
-  let PW = RPW * H;                                        // pairs a workgroup
-  let pw0 = (wg - first) * PW;                             // its first pair within the part
-  let ctx = rdims[0].w;
-  let KVD = rdims[1].x;
 #if KV16
+  // k and v into a 16-bit cache from the stage: adjacent pairs 2a, 2a + 1 hold adjacent columns, so one word of
+  // their first columns and one of their second
+  workgroupBarrier();
   if (p > 0u) {
-    // 16-bit: adjacent pairs 2a, 2a + 1 hold adjacent columns: one word of their first, one of their second columns
+    let PW = RPW * H;                                      // pairs a workgroup
+    let pw0 = (wg - first) * PW;                           // its first pair within the part
     for (var e = li; e < RB * PW; e += WG) {
       let r = e / PW;
       let lp = 2u * ((e % PW) / 2u);
@@ -447,26 +474,11 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
       let row = r0 + r;
       if (row < rows && pw0 + lp + 1u < lim) {
         let word = kv_pack(stage[(r * PW + lp) * 2u + w], stage[(r * PW + lp + 1u) * 2u + w]);
-        let o = (kv_row(row, ctx, KVD) + pair_cols(pw0 + lp)[w]) / 2u;
+        let o = (kv_row(row, rdims[0].w, rdims[1].x) + pair_cols(pw0 + lp)[w]) / 2u;
         if (p == 1u) { kc[o] = word; } else { vc[o] = word; }
       }
     }
-    return;
   }
 #endif
-  for (var e = li; e < RB * PW * 2u; e += WG) {
-    let r = e / (2u * PW);
-    let lp = (e / 2u) % PW;
-    let row = r0 + r;
-    if (row < rows && pw0 + lp < lim) {
-      let c = pair_cols(pw0 + lp)[e % 2u];
-      let v = stage[e];
-      if (p == 0u) { q[row * OUT + c] = v; }
-      else {
-        let o = kv_row(row, ctx, KVD) + c;
-        if (p == 1u) { kc[o] = bitcast<u32>(v); } else { vc[o] = bitcast<u32>(v); }
-      }
-    }
-  }
 #endif
 }

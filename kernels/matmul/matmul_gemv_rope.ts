@@ -5,7 +5,7 @@
 // keep rope_kv); 'split': matmul_multi's choice, then rope_kv (the portable path and the reference).
 import type { Backend } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
-import { op, ONLY, type Ctx } from '../lib.ts';
+import { op, ONLY, rowsOf, type Ctx } from '../lib.ts';
 import { ropeKvOp, type RopeKvArgs } from '../attention/rope_kv.ts';
 import type { RopeKvDims } from '../attention/rope_kv.ref.ts';
 import { fusedLaunch, matmulMultiOp, multiPlan, type MatmulMultiArgs } from './matmul_gemv_multi.ts';
@@ -27,6 +27,9 @@ function fusable(a: QkvRopeArgs, c: Ctx, subgroups: boolean): boolean {
   return r.D % 4 === 0 && r.R % 4 === 0 && ((p.WG / p.TPR) * (p.CB / 2)) % 2 === 0;
 }
 
+/** Rows up to which select picks the fused variant. */
+const FUSED_ROWS = 1;
+
 function launchFused(a: QkvRopeArgs, c: Ctx, subgroups: boolean) {
   const r = a.rope;
   return [fusedLaunch(a.mm, c, subgroups, { kc: r.kc, vc: r.vc, table: r.table, D: r.D, R: r.R, ctx: r.ctx, kv: r.kv })];
@@ -43,8 +46,12 @@ export const qkvRopeOp = op<QkvRopeArgs>({
       || a.mm.parts.some(p => (p.act ?? 'none') !== 'none' || (p.plane ?? 0) !== 0))
       throw new ShapeError('qkv_rope: parts [q, k, v] writing rope_kv\'s q, k and v, no activation, no accumulate, plane 0');
   },
-  /** 'fused' where it can run (rows: where matmul_multi fuses), else 'split'. */
-  select: (c, a) => (fusable(a, c, true) ? 'fused' : 'split'),
+  /**
+   * 'fused' where it can run at one row (batch-1 decode), else 'split'. H200, llama-1b (fla bench, alternating
+   * processes, 2026-12-02): b=1 tg128 981.3, 993.3 t/s fused against 962.5, 960.3 split; b=8 4548, 4599 against 4645,
+   * 4686 (the first version of the epilogue), so more rows keep the split path unless forced.
+   */
+  select: (c, a) => (rowsOf(a.mm.x, c) <= FUSED_ROWS && fusable(a, c, true) ? 'fused' : 'split'),
   variants: {
     fused: { supports: (a, c) => fusable(a, c, true), launches: (a, c) => launchFused(a, c, true) },
     fused_wg: { supports: (a, c) => fusable(a, c, false), launches: (a, c) => launchFused(a, c, false) },

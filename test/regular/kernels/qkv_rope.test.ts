@@ -3,7 +3,8 @@
 // (matmul_multi, then rope_kv) on the GPU, on fresh random inputs: head dims 64 and 128, partial rotary, GQA, with and
 // without the RMSNorm prologue, bf16 and f32 weights, f32 / f16 / bf16 caches; decode steps of one and of several
 // sequences at odd positions (and past the table's last row: clamped), in three cache slots, a 2-token step (2
-// register rows) and the portable fused_wg. The fused path is checked to be the default and one dispatch.
+// register rows) and the portable fused_wg (forced past one row). The fused path is checked to be one dispatch, and the
+// default at one row.
 import { describe, expect, test } from 'bun:test';
 import { invFreq, ropeTable } from '../../../kernels/attention/rope.ref.ts';
 import type { KvDtype } from '../../../kernels/attention/sdpa.ts';
@@ -79,7 +80,7 @@ async function runCase(c: Case): Promise<void> {
   if (process.env.FLA_TEST_VERBOSE === '1') console.log(what);
   const want = await runOn(new CpuBackend(), 'cpu', step, setup, body);
   const got = await withEnv('FLA_KERNEL_QKV_ROPE', c.variant ?? 'fused', () => runOn(gpuBackend(), 'gpu', step, setup, body));
-  if ((c.variant ?? 'fused') === 'fused') expect(chosen, `${what}: the default choice`).toBe('fused');
+  expect(chosen, `${what}: the default choice`).toBe(N === 1 ? 'fused' : 'split');   // fused by default at one row only
   expect(dispatches, `${what}: dispatches of the fused path`).toBe(1);
   const split = await withEnv('FLA_KERNEL_QKV_ROPE', 'split', () => runOn(gpuBackend(), 'gpu', step, setup, body));
   expect(dispatches, `${what}: dispatches of the split path`).toBe(2);
@@ -98,11 +99,12 @@ const DECODE: Seq[] = [{ slot: 1, len: 1, pos: 63 }, { slot: 0, len: 1, pos: 97 
 const ONE: Seq[] = [{ slot: 2, len: 1, pos: 33 }];
 
 describe.skipIf(!HAS_GPU)('qkv_rope', () => {
-  // each case compiles its own fused and split pipelines (~1 min on lavapipe): four cases cover 1, 2 and 4 register
+  // each case compiles its own fused and split pipelines (~1 min on lavapipe): five cases cover 1, 2 and 4 register
   // rows, both head dims, partial rotary, norm or none, bf16 and f32 weights, the three cache dtypes and fused_wg
-  test('D=64 GQA 2 + norm, f16 cache, three sequences; D=128 partial rotary (R=64), bf16 cache, one sequence', async () => {
+  test('D=64 GQA 2 + norm, f16 cache, three sequences; D=128 partial rotary (R=64), bf16 cache, one sequence; D=64, f32 cache, one', async () => {
     await runCase({ H: 4, KV: 2, D: 64, C: 136, norm: true, kv: 'f16', seqs: DECODE });
     await runCase({ H: 2, KV: 1, D: 128, R: 64, C: 200, kv: 'bf16', seqs: ONE });
+    await runCase({ H: 4, KV: 2, D: 64, C: 136, norm: true, seqs: ONE });   // batch-1 decode with an f32 cache: the default path
   }, SLOW);
 
   test('D=128 R=32 f32 weights + norm, f32 cache, two tokens of one sequence; the portable fused_wg', async () => {
