@@ -47,9 +47,11 @@ export const qkvRopeOp = op<QkvRopeArgs>({
       throw new ShapeError('qkv_rope: parts [q, k, v] writing rope_kv\'s q, k and v, no activation, no accumulate, plane 0');
   },
   /**
-   * 'fused' where it can run at one row (batch-1 decode), else 'split'. H200, llama-1b (fla bench, alternating
-   * processes, 2026-12-02): b=1 tg128 981.3, 993.3 t/s fused against 962.5, 960.3 split; b=8 4548, 4599 against 4645,
-   * 4686 (the first version of the epilogue), so more rows keep the split path unless forced.
+   * 'fused' where it can run at one row (batch-1 decode), else 'split'. H200, llama-1b (fla bench -p 512 -n 128,
+   * interleaved processes, 2026-12-02, warm-up process left out): b=1 tg128 989.4, 1005.4 t/s (default) and 983.8,
+   * 1006.4 (forced) against 962.9, 966.8, 963.5 split; b=8 forced fused 4619, 4614, 4649 against 4644, 4675, 4652,
+   * so more rows keep the split path unless forced. Profiled: matmul_gemv_rope 14.8 µs a call against q|k|v 13.5 µs +
+   * rope_kv 8.7 µs.
    */
   select: (c, a) => (rowsOf(a.mm.x, c) <= FUSED_ROWS && fusable(a, c, true) ? 'fused' : 'split'),
   variants: {
