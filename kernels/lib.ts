@@ -1,6 +1,7 @@
 // What every op file imports: the op contract (src/backend/op.ts) and the WGSL files kernels may #include,
 // registered here (add a shared helper file to INCLUDES, then `#include "name"` it from any kernel).
 import { defineOp, type Adapter, type Op } from '../src/backend/op.ts';
+import kvCache from './attention/kv_cache.wgsl' with { type: 'text' };
 import common from './common.wgsl' with { type: 'text' };
 import deltaCommon from './delta/delta_common.wgsl' with { type: 'text' };
 import glaCommon from './gla/gla_common.wgsl' with { type: 'text' };
@@ -12,7 +13,7 @@ export * from '../src/backend/op.ts';
 
 export const INCLUDES: Readonly<Record<string, string>> = {
   'common.wgsl': common, 'act.wgsl': act, 'delta_common.wgsl': deltaCommon, 'gla_common.wgsl': glaCommon, 'wquad.wgsl': wquad,
-  'matmul_gemv_common.wgsl': gemvCommon,
+  'matmul_gemv_common.wgsl': gemvCommon, 'kv_cache.wgsl': kvCache,
 };
 
 /** defineOp with the kernels' includes registered. */

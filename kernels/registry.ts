@@ -30,10 +30,11 @@ import { rwkv7CmixOp } from './rwkv7/rwkv7_cmix.ts';
 import { argmaxOp } from './sample/argmax.ts';
 import { sampleOp } from './sample/sample.ts';
 import { matmulMultiOp } from './matmul/matmul_gemv_multi.ts';
+import { qkvRopeOp } from './matmul/matmul_gemv_rope.ts';
 
 export const OPS: readonly Op<any>[] = [
   abcOp, ropeOp, kvStoreOp, sdpaOp, shortConvOp, deltaRuleOp, mulOp, siluMulOp, embedOp, gatherRowsOp, glaOp,
   featureMapOp, matmulOp, matmulFp8Op, matmulFp8ConvOp, matmulFp8SegOp, matmulFp8GatedOp, moeRouteOp, moeTopkOp, moeExpertsOp, layerNormOp, rmsNormOp, tokenShiftOp, shiftStoreOp, lnShiftOp, wkv7Op, wkv7LoraOp, rwkv7ProjOp, rwkv7TmixOp, rwkv7CmixOp,
   argmaxOp, matmulMultiOp, sampleOp,
-  ropeKvOp,
+  ropeKvOp, qkvRopeOp,
 ];

@@ -30,11 +30,11 @@ export function ropeTable(inv: Float32Array, P: number): Float32Array {
   return t;
 }
 
-/** In place on x [N, H·D]: rotate the first R dims of each head by the token's position (cursor.pos + offset). */
+/** In place on x [N, H·D]: rotate the first R dims of each head by the token's position (cursor.pos + offset, at most P − 1). */
 export function ropeRef(x: Float32Array, table: Float32Array, cursors: Cursor[], H: number, D: number, R: number, P: number): void {
   const h = R / 2;
   for (const cur of cursors) for (let t = cur.start; t < cur.start + cur.len; t++) {
-    const p = (cur.pos ?? 0) + t - cur.start;
+    const p = Math.min((cur.pos ?? 0) + t - cur.start, P - 1);   // past the table: its last row (as rope.wgsl)
     for (let hd = 0; hd < H; hd++) {
       const b = t * H * D + hd * D;
       for (let i = 0; i < h; i++) {

@@ -1,7 +1,7 @@
 // rope_kv: the attention step between the q|k|v projection and sdpa, in one dispatch: for each token t and head,
 // add the projection bias (BIAS), RMSNorm the q and k heads (QK_NORM; weight w or 1 + w with PLUS_ONE), rotate
 // their first R dims (rotate-half RoPE, position = cursor.pos + offset in the sequence, table row clamped to P − 1
-// as rope.wgsl), write q back in place and append k and v to the slot caches at that position (as kv_store.wgsl).
+// as rope.wgsl), write q back in place and append k and v to the slot caches at that position (kv_cache.wgsl, as kv_store.wgsl).
 // Equal to bias add, rms_norm (per head), rope ×2 and kv_store ×2 run one after the other (rope_kv.ref.ts).
 // Bindings: step uniform; stepmeta u32; q [N, H·D] f32 (in place); k, v [N, KV·D] f32 (read only); kc, vc
 // [slots, ctx, KV·D] stored as KVDT in u32 words; table [2, P, R/2] f32; aux f32: [qn D | kn D] when QK_NORM, then
@@ -11,6 +11,7 @@
 // squares is added in rms_norm's order (same rounding). 16-bit caches (KV16) need an even D: pairs (e, e+1) share
 // a word, low half first. Defines: WG, DPT, QK_NORM, PLUS_ONE, BIAS, KV16, KV_F16.
 #include "common.wgsl"
+#include "kv_cache.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
@@ -25,11 +26,6 @@
 
 var<workgroup> red: array<f32, WG>;
 var<workgroup> sh: array<f32, WG * DPT>;
-
-fn bf16_bits(x: f32) -> u32 {
-  let u = bitcast<u32>(x);
-  return (u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u;
-}
 
 @compute @workgroup_size(WG)
 fn rope_kv(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
@@ -49,8 +45,7 @@ fn rope_kv(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: v
   var hd = j;
   if (j >= H + KV) { kind = 2u; hd = j - H - KV; } else if (j >= H) { kind = 1u; hd = j - H; }
   let KVD = KV * D;
-  let cu = cursor(seq_of(t));
-  let pos = cu.pos + t - cu.start;
+  let pos = kv_pos(t);
   var src = t * H * D + hd * D;   // the head's first element in q, k or v
   if (kind > 0u) { src = t * KVD + hd * D; }
 
@@ -117,17 +112,13 @@ fn rope_kv(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: v
   workgroupBarrier();
   for (var i = 0u; i < DPT; i++) { sh[li + i * WG] = val[i]; }
   workgroupBarrier();
-  let o = ((cu.slot * ctx + pos) * KVD + hd * D) / 2u;
+  let o = (kv_row(t, ctx, KVD) + hd * D) / 2u;
   for (var w = li; w < D / 2u; w += WG) {
-#if KV_F16
-    let word = pack2x16float(vec2f(sh[2u * w], sh[2u * w + 1u]));
-#else
-    let word = bf16_bits(sh[2u * w]) | (bf16_bits(sh[2u * w + 1u]) << 16u);
-#endif
+    let word = kv_pack(sh[2u * w], sh[2u * w + 1u]);
     if (kind == 1u) { kc[o + w] = word; } else { vc[o + w] = word; }
   }
 #else
-  let o = (cu.slot * ctx + pos) * KVD + hd * D;
+  let o = kv_row(t, ctx, KVD) + hd * D;
   for (var i = 0u; i < DPT; i++) {
     let e = li + i * WG;
     if (e < D) { if (kind == 1u) { kc[o + e] = bitcast<u32>(val[i]); } else { vc[o + e] = bitcast<u32>(val[i]); } }

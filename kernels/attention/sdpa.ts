@@ -52,7 +52,7 @@ export function kvCols(ctx: number, KVD: number, dt: KvDtype): number {
 export function kvCtx(cache: Tensor, KVD: number, dt: KvDtype): number { return dt === 'f32' ? cache.cols / KVD : 2 * cache.cols / KVD; }
 
 const KVDT = { f32: 1, bf16: 2, f16: 3 } as const;
-function kvDefines(dt: KvDtype): Defines { return { KVDT: KVDT[dt], KV16: dt !== 'f32', KV_F16: dt === 'f16' }; }
+export function kvDefines(dt: KvDtype): Defines { return { KVDT: KVDT[dt], KV16: dt !== 'f32', KV_F16: dt === 'f16' }; }
 const bytesPer = (dt: KvDtype) => (dt === 'f32' ? 4 : 2);
 
 export interface KvStoreArgs { x: Tensor; cache: Tensor; ctx: number; dtype?: KvDtype }

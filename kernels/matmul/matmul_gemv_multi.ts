@@ -13,10 +13,19 @@ import { matmulFp8Op } from './matmul_fp8.ts';
 import { ACT, type Act } from './matmul.ref.ts';
 import { matmulMultiRef } from './matmul_gemv_multi.ref.ts';
 import { sharePrep } from './matmul_sgmat.ts';
-import { GEMV_MULTI_RMAX, GEMV_VEC_RMAX, plan, rowLoop } from './matmul_gemv_vec.ts';
+import { GEMV_MULTI_RMAX, GEMV_VEC_RMAX, plan, rowLoop, type GemvVecPlan } from './matmul_gemv_vec.ts';
+import { kvDefines } from '../attention/sdpa.ts';
 import source from './matmul_gemv_multi.wgsl' with { type: 'text' };
 
 export const KERNEL = kernel('matmul_gemv_multi', source, ['step', 'x', 'gn', 'W0', 'W1', 'W2', 'y0', 'y1', 'y2', 'dims']);
+/** The same GEMV with rope_kv in its epilogue (ROPE: matmul_gemv_rope.ts). */
+export const ROPE_KERNEL = kernel('matmul_gemv_rope', source, ['step', 'stepmeta', 'x', 'gn', 'W0', 'W1', 'W2', 'q', 'kc', 'vc', 'table', 'dims', 'rdims']);
+
+/**
+ * The RoPE + KV-cache epilogue of a q|k|v GEMV (parts q, k, v): the caches kc, vc [slots, ctx rows of KV·D as kv],
+ * table [2, P, R/2], head dim D, rotary dims R.
+ */
+export interface RopeEpilogue { kc: Tensor; vc: Tensor; table: Weight; D: number; R: number; ctx: number; kv: 'f32' | 'bf16' | 'f16' }
 
 /** Parts one fused dispatch takes at most (8 storage bindings: x, gn, 3 W, 3 y). */
 export const MULTI_MAX_PARTS = 3;
@@ -37,14 +46,20 @@ export interface MatmulMultiArgs {
   swiglu?: { out: Tensor } | null;
 }
 
-function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean): Launch {
+/** The fused GEMV's geometry: matmul_gemv_vec's plan; with a RoPE epilogue at least 2 columns a lane group (a pair). */
+export function multiPlan(a: MatmulMultiArgs, c: Ctx, subgroups: boolean, rope: boolean): GemvVecPlan {
+  const IN = a.x.cols, total = a.parts.reduce((s, q) => s + q.w.shape[0]!, 0), dtype = a.parts[0]!.w.dtype as 'f32' | 'bf16' | 'f16';
+  const p = plan(c.adapter, rowsOf(a.x, c), IN, total, dtype, subgroups, !!a.swiglu, GEMV_MULTI_RMAX);
+  return rope && p.CB < 2 ? plan(c.adapter, rowsOf(a.x, c), IN, total, dtype, subgroups, true, GEMV_MULTI_RMAX) : p;
+}
+
+export function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean, rope: RopeEpilogue | null = null): Launch {
   const IN = a.x.cols, outs = a.parts.map(p => p.w.shape[0]!);
-  const total = outs.reduce((s, v) => s + v, 0);
   const dtype = a.parts[0]!.w.dtype as 'f32' | 'bf16' | 'f16';
   const sw = !!a.swiglu;
-  const p = plan(c.adapter, rowsOf(a.x, c), IN, total, dtype, subgroups, sw, GEMV_MULTI_RMAX);
+  const p = multiPlan(a, c, subgroups, rope !== null);
   const TPR = p.TPR, RPW = p.WG / TPR;
-  const per = sw ? p.CB / 2 : p.CB;                      // outputs per lane group (SwiGLU: gate|up pairs)
+  const per = sw ? p.CB / 2 : p.CB;                      // outputs per lane group (SwiGLU: gate|up pairs; RoPE: CB / 2 column pairs)
   const wgs = sw ? [Math.ceil(Math.ceil(outs[0]! / per) / RPW)] : outs.map(o => Math.ceil(Math.ceil(o / per) / RPW));
   const starts = sw ? [wgs[0]!, wgs[0]!] : [wgs[0]!, wgs[0]! + (wgs[1] ?? 0)];
   const [gx, gy] = grid(wgs.reduce((s, v) => s + v, 0));
@@ -55,11 +70,18 @@ function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean): Launch {
     a.parts[0]!.plane ?? 0, a.parts[1]?.plane ?? 0, a.parts[2]?.plane ?? 0, 0) };
   for (let i = 0; i < MULTI_MAX_PARTS; i++) { bind[`W${i}`] = a.parts[i]?.w ?? a.parts[0]!.w; bind[`y${i}`] = a.parts[i]?.y ?? scratch(`spare${i}`); }
   if (a.swiglu) bind.y0 = a.swiglu.out;
+  const total = outs.reduce((s, v) => s + v, 0);
   const bytes = a.parts.reduce((s, q) => s + matmulCost(rowsOf(a.x, c), IN, q.w.shape[0]!, dtype === 'f32' ? 4 : 2).bytes, 0);
+  let ropeDefines = {};
+  if (rope) {
+    delete bind.y0; delete bind.y1; delete bind.y2;
+    Object.assign(bind, { q: a.parts[0]!.y, kc: rope.kc, vc: rope.vc, table: rope.table, rdims: u32(rope.D, rope.R / 2, rope.table.shape[1]!, rope.ctx, outs[1]!, 0, 0, 0) });
+    ropeDefines = { RPW, ...kvDefines(rope.kv) };
+  }
   return {
-    kernel: KERNEL, grid: [gx, gy, p.workgroups[2]], cost: { flops: 2 * rowsOf(a.x, c) * IN * total, bytes },
+    kernel: rope ? ROPE_KERNEL : KERNEL, grid: [gx, gy, p.workgroups[2]], cost: { flops: 2 * rowsOf(a.x, c) * IN * total, bytes },
     defines: {
-      ACT: 0, ACT0: ACT[a.parts[0]!.act ?? a.act], ACT1: ACT[a.parts[1]?.act ?? a.act], ACT2: ACT[a.parts[2]?.act ?? a.act], ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(dtype), WDT: 0, NP: a.parts.length, NORM: a.norm !== null,
+      ROPE: rope !== null, HAS_STEPMETA: rope !== null, ...ropeDefines, ACT: 0, ACT0: ACT[a.parts[0]!.act ?? a.act], ACT1: ACT[a.parts[1]?.act ?? a.act], ACT2: ACT[a.parts[2]?.act ?? a.act], ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(dtype), WDT: 0, NP: a.parts.length, NORM: a.norm !== null,
       SWIGLU: sw, PART_RT: partRt(a.parts.length, sw, p.RB),
       WG: p.WG, RB: p.RB, ROW_LOOP: rowLoop(), CB: p.CB, CV2: p.CB === 2, CV4: p.CB === 4, E: p.E, TS: p.TS, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
     },

@@ -15,9 +15,35 @@
 // y0..y2 [R, OUT_p] f32 (dummy past NP); dims: (IN, U, TPR, eps bits), (OUT_0, OUT_1, OUT_2, 0),
 // (first workgroup of part 1, of part 2, 0, 0), (plane of x read by part 0, 1, 2, 0).
 // Accumulates in f32. Reference: the unfused rms_norm then one matmul per part (matmul_gemv_multi.ref.ts).
+// ROPE (the matmul_gemv_rope kernel, matmul_gemv_rope.ts: q|k|v with rope_kv in the epilogue, no q/k norm, no
+// biases): NP = 3 parts q [H·D], k, v [KV·D]; a lane group owns H = CB / 2 column pairs of one part, pair
+// (i, i + R/2) of a head for i < R/2 (the RoPE partners), then (R + i, R + i + (D − R)/2) for the unrotated rest
+// (pair_cols), laid out as SWIGLU's gate|up halves; after the reduction q and k pairs are rotated (position of the
+// row's token, table row clamped to P − 1, as rope_kv.wgsl) and written by the lane: q to q [R, H·D], k and v to the
+// caches kc, vc at the token's row (kv_cache.wgsl, the layout rope_kv and kv_store share); KV16: k and v staged in
+// workgroup memory, then 16-bit pairs of adjacent columns from adjacent pairs (needs D, R multiples of 4 and RPW·H
+// even). Bindings
+// then: step, stepmeta, x, gn, W0..W2, q, kc, vc [slots, ctx, KV·D as KVDT words], table [2, P, R/2], dims, rdims
+// (D, R/2, P, ctx), (KV·D, 0, 0, 0). Extra defines: ROPE, RPW (lane groups a workgroup), KV16, KV_F16.
 #include "common.wgsl"
 #include "matmul_gemv_common.wgsl"
 
+#if ROPE
+#include "kv_cache.wgsl"
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<XUNIT>;        // [R, IN] (as IN / 4 vec4f when VEC)
+@group(0) @binding(3) var<storage, read> gn: array<XUNIT>;       // [IN]
+@group(0) @binding(4) var<storage, read> W0: array<WUNIT>;       // [OUT_0, U]
+@group(0) @binding(5) var<storage, read> W1: array<WUNIT>;
+@group(0) @binding(6) var<storage, read> W2: array<WUNIT>;
+@group(0) @binding(7) var<storage, read_write> q: array<f32>;    // [R, H·D]
+@group(0) @binding(8) var<storage, read_write> kc: array<u32>;   // [slots, ctx, KV·D] (÷2 words when 16-bit)
+@group(0) @binding(9) var<storage, read_write> vc: array<u32>;
+@group(0) @binding(10) var<storage, read> table: array<f32>;     // [2, P, R/2]
+@group(0) @binding(11) var<uniform> dims: array<vec4u, 4>;
+@group(0) @binding(12) var<uniform> rdims: array<vec4u, 2>;
+#else
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<XUNIT>;        // [R, IN] (as IN / 4 vec4f when VEC)
 @group(0) @binding(2) var<storage, read> gn: array<XUNIT>;       // [IN]
@@ -28,8 +54,13 @@
 @group(0) @binding(7) var<storage, read_write> y1: array<f32>;
 @group(0) @binding(8) var<storage, read_write> y2: array<f32>;
 @group(0) @binding(9) var<uniform> dims: array<vec4u, 4>;
+#endif
 
-const H = max(CB / 2u, 1u);  // SWIGLU: outputs per lane group
+const H = max(CB / 2u, 1u);  // SWIGLU: outputs per lane group; ROPE: column pairs per lane group
+const PAIRED = SWIGLU || ROPE;
+#if KV16
+var<workgroup> stage: array<f32, RB * RPW * CB>;   // KV16: [RB, RPW·H pairs, 2], the workgroup's final k or v values
+#endif
 #if SG_RED
 var<workgroup> red: array<f32, (WG / SGS) * N>;
 var<workgroup> redss: array<f32, (WG / SGS) * RB>;
@@ -44,11 +75,24 @@ fn wload(p: u32, i: u32) -> WUNIT {
   return W2[i];
 }
 
+#if ROPE
+// columns (within its part) of column pair j: RoPE partners (i, i + R/2) of a head first, then the unrotated rest
+fn pair_cols(j: u32) -> vec2u {
+  let D = rdims[0].x;
+  let half = rdims[0].y;
+  let m = j % (D / 2u);
+  let hd = (j / (D / 2u)) * D;
+  if (m < half) { return vec2u(hd + m, hd + m + half); }
+  let lo = m + half;   // R + (m − R/2)
+  return vec2u(hd + lo, hd + lo + (D - 2u * half) / 2u);
+}
+#else
 fn yload(p: u32, i: u32) -> f32 {
   if (p == 0u) { return y0[i]; }
   if (p == 1u) { return y1[i]; }
   return y2[i];
 }
+#endif
 
 // act.wgsl's activations by code, for the part's own code
 fn act_code(code: u32, v: f32) -> f32 {
@@ -65,9 +109,11 @@ fn part_act(p: u32, v: f32) -> f32 {
   return act_code(ACT2, v);
 }
 
+#if !ROPE
 fn ystore(p: u32, i: u32, v: f32) {
   if (p == 0u) { y0[i] = v; } else if (p == 1u) { y1[i] = v; } else { y2[i] = v; }
 }
+#endif
 
 
 
@@ -93,7 +139,7 @@ fn gvals(u: u32) -> array<f32, E> {
 
 // where column c's sum of batch row r sits
 fn vi(r: u32, c: u32) -> u32 {
-  if (SWIGLU) { return (c / H) * (N / 2u) + r * H + c % H; }
+  if (PAIRED) { return (c / H) * (N / 2u) + r * H + c % H; }
   return r * CB + c;
 }
 
@@ -161,11 +207,20 @@ fn accum(pc: u32, acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32
 }
 
 @compute @workgroup_size(WG)
+#if ROPE
+#if SG_RED
+fn matmul_gemv_rope(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
+  @builtin(subgroup_size) sg: u32) {
+#else
+fn matmul_gemv_rope(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#endif
+#else
 #if SG_RED
 fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
   @builtin(subgroup_size) sg: u32) {
 #else
 fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#endif
 #endif
   let IN = dims[0].x;
   let U = dims[0].y;
@@ -182,7 +237,10 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
   if (!SWIGLU && NP > 2u && wg >= dims[2].y) { p = 2u; first = dims[2].y; }
   var o0 = ((wg - first) * (WG / TPR) + sub) * CB;
   if (SWIGLU) { o0 = (wg * (WG / TPR) + sub) * H; }
+  if (ROPE) { o0 = ((wg - first) * (WG / TPR) + sub) * H; }     // the group's first column pair
   let OUT = dims[1][p];
+  var lim = OUT;             // columns, or pairs of them (ROPE)
+  if (ROPE) { lim = OUT / 2u; }
   let r0 = g.z * RB;
 #if VEC
   let xs = IN / 4u;      // x row stride in vec4f
@@ -191,14 +249,38 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
 #endif
   // x rows past the step's last are clamped to it: their sums are computed and never written
   let xg = vec4u(dims[3][p] * step.cap * xs, r0, rows - 1u, xs);   // row r of the block: x[xg.x + min(xg.y + r, xg.z) · xg.w]
+#if ROPE
+  // each row's position and cache row, and at one row the group's (cos, sin), loaded before the GEMV so that their
+  // dependent loads (step metadata, then the table) hide behind the weight stream
+  let D = rdims[0].x;
+  let half = rdims[0].y;
+  let P = rdims[0].z;
+  var posr: array<u32, RB>;
+  var kvr: array<u32, RB>;       // first cache element of the row's token
+  for (var r = 0u; r < RB; r++) {
+    let t = min(r0 + r, rows - 1u);
+    posr[r] = min(kv_pos(t), P - 1u);
+    kvr[r] = kv_row(t, rdims[0].w, rdims[1].x);
+  }
+  var cs1: array<vec2f, H>;
+  if (RB == 1u) {
+    for (var c = 0u; c < H; c++) {
+      let m = (o0 + c) % (D / 2u);
+      if (p < 2u && m < half && o0 + c < lim) { cs1[c] = vec2f(table[posr[0] * half + m], table[P * half + posr[0] * half + m]); }
+    }
+  }
+#endif
   var av: array<CV, RB>;
   var ss: array<f32, RB>;        // Σ x² per row (NORM)
-  if (o0 < OUT) {
+  if (o0 < lim) {
     // column c's W row (rows past OUT clamped to the last: computed, never written)
     var wb: array<u32, CB>;
     for (var c = 0u; c < CB; c++) {
       var oc = o0 + c;
       if (SWIGLU) { oc = o0 + c % H; }
+#if ROPE
+      oc = pair_cols(min(o0 + c % H, lim - 1u))[c / H];
+#endif
       wb[c] = min(oc, OUT - 1u) * U;
     }
 #if PART_RT
@@ -304,6 +386,48 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
   let mates = TPR >> TS;
   for (var i = 0u; i < M; i++) {
     let j = f + i;
+#if ROPE
+    // the pair's second column's sum: slot i across stride 1, or slot i + N / 2 here (as SWIGLU's up sum)
+#if SG_RED
+    var hs: f32;
+    if (TS > 0u) { hs = subgroupShuffleXor(acc[i], 1u); } else { hs = acc[(i + N / 2u) % N]; }
+#else
+    let hs = acc[(i + N / 2u) % N];
+#endif
+    let r = j / H;
+    let row = r0 + r;
+    let pr = o0 + j % H;
+    if (j < N / 2u && (lane >> TS) == i % mates && row < rows && pr < lim) {
+      var a = acc[i];
+      var b = hs;
+      if (NORM) { let k = inverseSqrt(ss[r] / f32(IN) + eps); a *= k; b *= k; }
+      let m = pr % (D / 2u);
+      if (p < 2u && m < half) {
+        // rotate-half RoPE of the pair (i, i + R/2) at the token's position (rope_kv.wgsl's arithmetic)
+        var t = cs1[j % H];
+        if (RB > 1u) { let pp = posr[min(r, RB - 1u)]; t = vec2f(table[pp * half + m], table[P * half + pp * half + m]); }
+        let lo = a * t.x - b * t.y;
+        b = b * t.x + a * t.y;
+        a = lo;
+      }
+      if (!KV16 || p == 0u) {
+        // q, and k, v into an f32 cache: straight from the lane
+        let cc = pair_cols(pr);
+        if (p == 0u) { q[row * OUT + cc.x] = a; q[row * OUT + cc.y] = b; }
+        else {
+          let o = kvr[min(r, RB - 1u)];
+          if (p == 1u) { kc[o + cc.x] = bitcast<u32>(a); kc[o + cc.y] = bitcast<u32>(b); }
+          else { vc[o + cc.x] = bitcast<u32>(a); vc[o + cc.y] = bitcast<u32>(b); }
+        }
+      } else {
+#if KV16
+        let si = (r * RPW * H + sub * H + j % H) * 2u;
+        stage[si] = a;
+        stage[si + 1u] = b;
+#endif
+      }
+    }
+#else
     if (SWIGLU) {
       // the up sum of gate sum j (< N / 2) is sum j + N / 2: slot i across stride 1, or slot i + N / 2 here
 #if SG_RED
@@ -333,5 +457,28 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
         ystore(p, row * OUT + o, v);
       }
     }
+#endif
   }
+#if ROPE
+#if KV16
+  // k and v into a 16-bit cache from the stage: adjacent pairs 2a, 2a + 1 hold adjacent columns, so one word of
+  // their first columns and one of their second
+  workgroupBarrier();
+  if (p > 0u) {
+    let PW = RPW * H;                                      // pairs a workgroup
+    let pw0 = (wg - first) * PW;                           // its first pair within the part
+    for (var e = li; e < RB * PW; e += WG) {
+      let r = e / PW;
+      let lp = 2u * ((e % PW) / 2u);
+      let w = e % 2u;
+      let row = r0 + r;
+      if (row < rows && pw0 + lp + 1u < lim) {
+        let word = kv_pack(stage[(r * PW + lp) * 2u + w], stage[(r * PW + lp + 1u) * 2u + w]);
+        let o = (kv_row(row, rdims[0].w, rdims[1].x) + pair_cols(pw0 + lp)[w]) / 2u;
+        if (p == 1u) { kc[o] = word; } else { vc[o] = word; }
+      }
+    }
+  }
+#endif
+#endif
 }

@@ -1,12 +1,13 @@
 // Blocks shared by several architectures: the output head and logits, softmax attention with a KV cache (GQA, q/k
 // norm, RoPE, window) and the SwiGLU MLP (spec-deltanet-attention-qwen3next.md §1.3, §1.6, §1.7).
 import { invFreq, ropeTable, type RopeScaling } from '../../kernels/attention/rope.ref.ts';
-import { ropeKv, ropeKvAux } from '../../kernels/attention/rope_kv.ts';
+import { ropeKvAux } from '../../kernels/attention/rope_kv.ts';
 import { embed, gatherKept } from '../../kernels/embed/embed.ts';
 import { kvCacheDtype, kvCols, kvCtx } from '../../kernels/attention/sdpa.ts';
 import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
 import { attnOut } from '../../kernels/matmul/matmul_gemv_comb.ts';
 import { matmulMulti } from '../../kernels/matmul/matmul_gemv_multi.ts';
+import { qkvRope } from '../../kernels/matmul/matmul_gemv_rope.ts';
 import { matmul } from '../../kernels/matmul/matmul.ts';
 import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
 import type { Backend, HostWeight, StateSpec, Tensor, Weight } from '../backend/backend.ts';
@@ -121,18 +122,21 @@ export function ropeWeight(c: AttnConfig, o: Backend): Weight {
 /**
  * x += o_proj(attention(h)) for layer l; h is the normed input [N, C]. With `norm`, h = RMSNorm(x)·norm.w is
  * computed here, inside the q|k|v projection where the step allows (matmul_multi; h is then scratch). The q/k/v
- * biases, q/k norms, RoPE and the KV-cache append run as one rope_kv dispatch: decode is then q|k|v, rope_kv, sdpa
- * and o-proj (with the residual add), both through attn_out (whose fused variant, forced only for now, runs the
+ * biases, q/k norms, RoPE and the KV-cache append run as one rope_kv dispatch, or, without q/k norm and biases, in
+ * the q|k|v GEMV's epilogue (qkv_rope): decode is then q|k|v(+rope_kv), sdpa and o-proj (with the residual add), both through attn_out (whose fused variant, forced only for now, runs the
  * split-K attention's combine pass in o-proj's prologue).
  */
 export async function attention(o: Backend, w: AttnWeights, c: AttnConfig, l: number, h: Tensor, x: Tensor, norm?: { w: Weight; eps: number }): Promise<void> {
   const q = o.act('q', c.H * c.D), k = o.act('k', c.KV * c.D), v = o.act('v', c.KV * c.D);
   const parts = [{ w: w.q, y: q }, { w: w.k, y: k }, { w: w.v, y: v }];
-  await matmulMulti(o, norm ? x : h, norm ? { w: norm.w, eps: norm.eps, h } : null, parts);   // the biases are added by rope_kv
   const kc = o.state(`${l}.k`), vc = o.state(`${l}.v`), kv = kvCacheDtype();
   const ctx = kvCtx(kc, c.KV * c.D, kv);
-  await ropeKv(o, { q, k, v, kc, vc, table: w.rope, aux: w.aux, H: c.H, KV: c.KV, D: c.D, R: c.R, ctx, kv,
-    norm: w.qn && w.kn ? { eps: c.qkNormEps!, plusOne: c.zeroCentred } : null, bias: !!(w.qb || w.kb || w.vb) });
+  // the biases are added by rope_kv; without q/k norm and biases RoPE and the cache append run in the GEMV's epilogue
+  await qkvRope(o, {
+    mm: { x: norm ? x : h, norm: norm ? { w: norm.w, eps: norm.eps, h } : null, parts, act: 'none', accumulate: false },
+    rope: { q, k, v, kc, vc, table: w.rope, aux: w.aux, H: c.H, KV: c.KV, D: c.D, R: c.R, ctx, kv,
+      norm: w.qn && w.kn ? { eps: c.qkNormEps!, plusOne: c.zeroCentred } : null, bias: !!(w.qb || w.kb || w.vb) },
+  });
   const att = o.act('att', c.H * c.D);
   await attnOut(o, q, kc, vc, att, { H: c.H, KV: c.KV, D: c.D, ctx, window: c.window, kv }, w.o, w.ob, x);   // o_proj + residual (split-K's combine folded in)
 }

@@ -120,6 +120,13 @@ const CASES: Record<string, () => { what: string; args: any; lens?: number[] }[]
   })),
   matmul: () => [...(['bf16', 'f16'] as const).map(dt => ({ what: `${dt} 130 → 200`, args: { x: t(130), w: w([200, 130], dt), bias: null, y: t(200), act: 'none', accumulate: false } })),
     { what: 'bf16 264 → 200', args: { x: t(264), w: w([200, 264], 'bf16'), bias: null, y: t(200), act: 'none', accumulate: false } }],
+  // decode steps (the fused variants) and a prefill step (split only); f32 and 16-bit caches, partial rotary
+  qkv_rope: () => KV_DTYPES.flatMap(kv => [[1, 1, 1], [50, 19, 1]].map(lens => {
+    const q = t(128, { name: 'q' }), k = t(64, { name: 'k' }), v = t(64, { name: 'v' }), cols = (kv === 'f32' ? 16 : 8) * 64;
+    return { what: `D 64 R 32 kv ${kv} seqs ${lens.join(',')}`, lens, args: {
+      mm: { x: t(64), norm: { w: w([64]), eps: 1e-5, h: t(64, { name: 'h' }) }, parts: [{ w: w([128, 64], 'bf16'), y: q }, { w: w([64, 64], 'bf16'), y: k }, { w: w([64, 64], 'bf16'), y: v }], act: 'none', accumulate: false },
+      rope: { q, k, v, kc: state(cols), vc: t(cols, { name: 'vc' }), table: w([2, 16, 16]), aux: null, H: 2, KV: 1, D: 64, R: 32, ctx: 16, kv, norm: null, bias: false } } };
+  })),
   matmul_multi: () => [{ what: '3 parts + norm', args: { x: t(64), norm: { w: w([64]), eps: 1e-5, h: t(64, { name: 'h' }) }, parts: [{ w: w([32, 64], 'bf16'), y: t(32, { name: 'q' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'k' }) }, { w: w([16, 64], 'bf16'), y: t(16, { name: 'v' }) }], act: 'none', accumulate: false } },
     { what: 'gate|up + norm + SwiGLU', args: { x: t(64), norm: { w: w([64]), eps: 1e-5, h: t(64, { name: 'h' }) }, parts: [{ w: w([32, 64], 'bf16'), y: t(32, { name: 'q' }) }, { w: w([32, 64], 'bf16'), y: t(32, { name: 'k' }) }], act: 'none', accumulate: false, swiglu: { out: t(32, { name: 'gu' }) } } }],
   argmax: () => [{ what: 'V 1000', args: { logits: t(1000, { rows: 'k' }), out: t(2, { rows: 'k', name: 'out' }), ids: t(1, { rows: 'k', name: 'ids' }) } }],

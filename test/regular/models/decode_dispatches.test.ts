@@ -1,5 +1,6 @@
-// Dispatches of one greedy batch-1 decode step of the attention models (issue 15: ≤ 6 a layer + 6), recorded on the
-// GPU backend and counted with Engine.recordedDispatches. A layer is q|k|v (the norm in its prologue), rope_kv, sdpa,
+// Dispatches of one greedy batch-1 decode step of the attention models (issue 15: ≤ 6 a layer + 6; 5 without q/k
+// norm and biases), recorded on the GPU backend and counted with Engine.recordedDispatches. A layer is q|k|v (the norm in its prologue; RoPE and the
+// KV-cache append in its epilogue where the layer has no q/k norm and no biases, else a rope_kv dispatch), sdpa,
 // o-proj (+ residual), gate|up (norm prologue, SwiGLU epilogue) and down (+ residual); around the layers embed,
 // gather_rows, the head GEMV with the final norm in its prologue and argmax. With a cache of 256 rows sdpa runs as
 // one dispatch; over 1024 rows decode takes sdpa's split-K variant, whose combine pass runs in o-proj's prologue
@@ -30,7 +31,9 @@ describe.skipIf(!HAS_GPU)('decode dispatches of the attention models', () => {
         return e.recordedDispatches(1, 1, 1, 'argmax');
       });
       expect(n, `${name}: no recorded decode step`).not.toBeNull();
-      expect(n!, `${name}: ${n} dispatches for ${L} layers`).toBeLessThanOrEqual(6 * L + 6);
+      // without q/k norm and biases (Llama, these fla transformers) RoPE and the cache append run in the q|k|v GEMV (qkv_rope): 5 a layer
+      const perLayer = name === 'llama-tiny' || name === 'transformer-tiny' ? 5 : 6;
+      expect(n!, `${name}: ${n} dispatches for ${L} layers`).toBeLessThanOrEqual(perLayer * L + 6);
     }, 120_000);   // ms: cold shader JIT on lavapipe
   }
 });
