@@ -1,5 +1,8 @@
-// What the attention kernel tests share: a step of sequences continuing cached prefixes, and FLA_KERNEL_SDPA forcing.
+// What the attention kernel tests share: a step of sequences continuing cached prefixes, FLA_KERNEL_SDPA forcing, and the
+// KV cache's 16-bit words (pack16 / values).
 import type { Cursor } from '../../../src/backend/backend.ts';
+import type { KvDtype } from '../../../kernels/attention/sdpa.ts';
+import { bf16Bits } from '../../../kernels/attention/sdpa.ref.ts';
 import type { StepSpec } from './harness.ts';
 
 export function stepOf(seqs: { slot: number; len: number; pos: number }[]): StepSpec {
@@ -26,3 +29,20 @@ export function withSdpa<T>(v: string, f: () => Promise<T>): Promise<T> { return
  * the test's fresh random inputs, f16 cache, D 64, 70 + 20 tokens: 3.0e-7 in one run, 1.73e-6 in the next, seed 898210824).
  */
 export const SGMAT_RTOL = 3.5e-6;
+
+/** the values a cache of state words holds (16-bit pairs decoded) */
+export function values(words: Float32Array, dt: KvDtype): Float32Array {
+  if (dt === 'f32') return words;
+  if (dt === 'f16') return Float32Array.from(new Float16Array(words.buffer, words.byteOffset, words.length * 2));
+  const u = new Uint16Array(words.buffer, words.byteOffset, words.length * 2), out = new Uint32Array(u.length);
+  for (let i = 0; i < u.length; i++) out[i] = u[i]! << 16;
+  return new Float32Array(out.buffer);
+}
+
+/** f32 values as a cache's words of 16-bit pairs */
+export function pack16(v: Float32Array, dt: 'f16' | 'bf16'): Float32Array {
+  const words = new Float32Array(v.length / 2);
+  if (dt === 'f16') new Float16Array(words.buffer).set(v);
+  else { const u = new Uint16Array(words.buffer); for (let i = 0; i < v.length; i++) u[i] = bf16Bits(v[i]!); }
+  return words;
+}

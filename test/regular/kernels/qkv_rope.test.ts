@@ -14,7 +14,7 @@ import { CpuBackend } from '../../../src/backend/cpu.ts';
 import type { GpuBackend } from '../../../src/backend/gpu.ts';
 import { expectClose, prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
-import { stepOf, withEnv } from './attention_steps.ts';
+import { pack16, stepOf, values, withEnv } from './attention_steps.ts';
 import { gpuBackend, hostWeight, runOn, type Body, type Packed } from './harness.ts';
 
 const SLOTS = 3;
@@ -22,21 +22,6 @@ type Seq = { slot: number; len: number; pos: number };
 interface Case { H: number; KV: number; D: number; R?: number; C: number; norm?: boolean; wdt?: 'f32' | 'bf16'; kv?: KvDtype; seqs: Seq[]; variant?: 'fused' | 'fused_wg' }
 const name = (c: Case) => `H=${c.H} KV=${c.KV} D=${c.D} R=${c.R ?? c.D} C=${c.C}${c.norm ? ' +norm' : ''} W ${c.wdt ?? 'bf16'} kv ${c.kv ?? 'f32'} ${c.variant ?? 'fused'} seqs ${c.seqs.map(s => `${s.pos}+${s.len}@${s.slot}`).join(',')}`;
 
-/** the values a cache of state words holds (16-bit pairs decoded) */
-function values(words: Float32Array, dt: KvDtype): Float32Array {
-  if (dt === 'f32') return words;
-  if (dt === 'f16') return Float32Array.from(new Float16Array(words.buffer, words.byteOffset, words.length * 2));
-  const u = new Uint16Array(words.buffer, words.byteOffset, words.length * 2), out = new Uint32Array(u.length);
-  for (let i = 0; i < u.length; i++) out[i] = u[i]! << 16;
-  return new Float32Array(out.buffer);
-}
-
-function pack16(v: Float32Array, dt: 'f16' | 'bf16'): Float32Array {
-  const words = new Float32Array(v.length / 2);
-  if (dt === 'f16') new Float16Array(words.buffer).set(v);
-  else { const u = new Uint16Array(words.buffer); for (let i = 0; i < v.length; i++) u[i] = bf16Bits(v[i]!); }
-  return words;
-}
 
 /** bf16-representable values, so f32 and bf16 weights hold the same matrix */
 function bf16Round(v: Float32Array): Float32Array {

@@ -9,12 +9,11 @@ import { invFreq, ropeTable } from '../../../kernels/attention/rope.ref.ts';
 import { rope } from '../../../kernels/attention/rope.ts';
 import { ropeKv, ropeKvAux } from '../../../kernels/attention/rope_kv.ts';
 import { kvStore, type KvDtype } from '../../../kernels/attention/sdpa.ts';
-import { bf16Bits } from '../../../kernels/attention/sdpa.ref.ts';
 import { rmsNorm } from '../../../kernels/norm/rms_norm.ts';
 import { CpuBackend } from '../../../src/backend/cpu.ts';
 import { expectClose, prng, randn } from '../../helpers/allclose.ts';
 import { HAS_GPU } from '../../helpers/gpu.ts';
-import { stepOf } from './attention_steps.ts';
+import { pack16, stepOf, values } from './attention_steps.ts';
 import { gpuBackend, hostWeight, runOn, type Body, type Packed } from './harness.ts';
 
 const SLOTS = 3;
@@ -22,21 +21,6 @@ type Seq = { slot: number; len: number; pos: number };
 interface Case { H: number; KV: number; D: number; R?: number; norm?: 'plain' | 'plusOne'; bias?: boolean; kv?: KvDtype; seqs: Seq[] }
 const name = (c: Case) => `H=${c.H} KV=${c.KV} D=${c.D} R=${c.R ?? c.D}${c.norm ? ` norm ${c.norm}` : ''}${c.bias ? ' +bias' : ''} kv ${c.kv ?? 'f32'} seqs ${c.seqs.map(s => `${s.pos}+${s.len}@${s.slot}`).join(',')}`;
 
-/** the values a cache of state words holds (16-bit pairs decoded) */
-function values(words: Float32Array, dt: KvDtype): Float32Array {
-  if (dt === 'f32') return words;
-  if (dt === 'f16') return Float32Array.from(new Float16Array(words.buffer, words.byteOffset, words.length * 2));
-  const u = new Uint16Array(words.buffer, words.byteOffset, words.length * 2), out = new Uint32Array(u.length);
-  for (let i = 0; i < u.length; i++) out[i] = u[i]! << 16;
-  return new Float32Array(out.buffer);
-}
-
-function pack16(v: Float32Array, dt: 'f16' | 'bf16'): Float32Array {
-  const words = new Float32Array(v.length / 2);
-  if (dt === 'f16') new Float16Array(words.buffer).set(v);
-  else { const u = new Uint16Array(words.buffer); for (let i = 0; i < v.length; i++) u[i] = bf16Bits(v[i]!); }
-  return words;
-}
 
 async function runCase(c: Case): Promise<void> {
   const what = `rope_kv ${name(c)}`, rng = prng(what);
