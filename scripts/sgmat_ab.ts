@@ -13,7 +13,7 @@ import { SGMAT_TILES, sgmatPlan, sgmatTileOverride, type SgmatTile } from '../ke
 import type { Tensor, Weight } from '../src/backend/backend.ts';
 import { GpuBackend } from '../src/backend/gpu.ts';
 import { Gpu } from '../src/gpu/device.ts';
-import { replayMs } from './sgmat_replay.ts';
+import { replayUs, runAndRead } from './sgmat_replay.ts';
 
 const arg = (n: string) => process.argv.find(a => a.startsWith(`--${n}=`))?.slice(n.length + 3);
 const budget = Number(arg('budget') ?? 40) * 1000, t00 = performance.now(), REPS = Number(arg('reps') ?? 2);
@@ -39,21 +39,8 @@ async function build(s: Spec, a: Args) {
     if (env === undefined) delete process.env.FLA_SGMAT_FUSE; else process.env.FLA_SGMAT_FUSE = env;
   }
 }
-/** µs a call: replays of the recorded dispatches, ≥ 8 ms of them. */
-async function time(ds: Awaited<ReturnType<typeof build>>): Promise<number> {
-  const run = (reps: number) => replayMs(gpu, ds, reps);
-  await run(2);
-  const one = Math.max(0.004, (await run(4)) / 4);
-  const reps = Math.max(4, Math.min(400, Math.ceil(8 / one)));
-  return (await run(reps)) / reps * 1000;
-}
-async function output(ds: Awaited<ReturnType<typeof build>>, y: Tensor, n: number): Promise<Float32Array> {
-  const enc = gpu.device.createCommandEncoder();
-  gpu.encode(enc, ds);
-  gpu.submit(enc);
-  const v = (y as any).view;
-  return new Float32Array(await gpu.read(v.buffer, v.offset, 4 * n));
-}
+const time = (ds: Awaited<ReturnType<typeof build>>) => replayUs(gpu, ds, 8);   // µs a call, ≥ 8 ms of replays
+const output = (ds: Awaited<ReturnType<typeof build>>, y: Tensor, n: number) => runAndRead(gpu, ds, y, n);
 const relErr = (g: Float32Array, w: Float32Array) => {
   let d = 0, m = 0;
   for (let i = 0; i < w.length; i++) { const a = Math.abs(g[i]! - w[i]!); d = Math.max(d, Number.isFinite(g[i]!) ? a : Infinity); m = Math.max(m, Math.abs(w[i]!)); }

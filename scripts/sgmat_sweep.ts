@@ -10,7 +10,7 @@ import { SGMAT_TILES, sgmatPlan, sgmatTileOverride, type SgmatTile } from '../ke
 import type { Tensor, Weight } from '../src/backend/backend.ts';
 import { GpuBackend } from '../src/backend/gpu.ts';
 import { Gpu } from '../src/gpu/device.ts';
-import { replayMs } from './sgmat_replay.ts';
+import { replayUs, runAndRead } from './sgmat_replay.ts';
 
 const arg = (n: string) => process.argv.find(a => a.startsWith(`--${n}=`))?.slice(n.length + 3);
 const has = (n: string) => process.argv.includes(`--${n}`);
@@ -30,21 +30,8 @@ async function build(variant: string, t: SgmatTile | null, sk: number, a: Args) 
   sgmatTileOverride(t, sk);
   try { return await o.build(matmulOp, a, variant); } finally { sgmatTileOverride(null); }
 }
-/** µs per call: replays of the recorded dispatches, ≥ 6 ms of them after one warm run. */
-async function time(ds: Awaited<ReturnType<typeof build>>): Promise<number> {
-  const run = (reps: number) => replayMs(gpu, ds, reps);
-  await run(2);
-  const one = Math.max(0.004, (await run(4)) / 4);
-  const reps = Math.max(4, Math.min(400, Math.ceil(6 / one)));
-  return (await run(reps)) / reps * 1000;
-}
-async function output(ds: Awaited<ReturnType<typeof build>>, y: Tensor, n: number): Promise<Float32Array> {
-  const enc = gpu.device.createCommandEncoder();
-  gpu.encode(enc, ds);
-  gpu.submit(enc);
-  const v = (y as any).view;
-  return new Float32Array(await gpu.read(v.buffer, v.offset, 4 * n));
-}
+const time = (ds: Awaited<ReturnType<typeof build>>) => replayUs(gpu, ds, 6);   // µs a call, ≥ 6 ms of replays
+const output = (ds: Awaited<ReturnType<typeof build>>, y: Tensor, n: number) => runAndRead(gpu, ds, y, n);
 
 // clocks up: ~1 s of GEMMs before anything is timed (only where the tensor cores run: elsewhere this is a test run)
 if (o.adapter.subgroupMatrix?.length) {
