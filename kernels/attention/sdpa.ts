@@ -14,7 +14,7 @@
 import type { Backend, Tensor } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { knob } from '../../src/util/knobs.ts';
-import { grid, kernel, only, ONLY, op, scratch, u32, uniformOf, type Adapter, type Ctx, type Cursor, type Defines, type Launch } from '../lib.ts';
+import { grid, kernel, only, ONLY, op, scratch, shadersOnCpu, u32, uniformOf, type Adapter, type Ctx, type Cursor, type Defines, type Launch } from '../lib.ts';
 import { kvStoreRef, sdpaRef, type KvDtype } from './sdpa.ref.ts';
 import { sgmatFlashKernel, sgmatFlashPlan } from './sdpa_sgmat.ts';
 import sdpaSrc from './sdpa.wgsl' with { type: 'text' };
@@ -220,7 +220,7 @@ export function partRow(S: number, D: number): number { return Math.ceil(2 * S /
  */
 export function splitsOf(a: SdpaArgs | SdpaOp, c: Ctx, p: SplitPlan = splitPlan(c.adapter, a, true)): number {
   const forced = knob('FLA_SDPA_SPLITS');
-  const target = c.adapter.type === 'cpu' ? 16 : 512;
+  const target = shadersOnCpu(c.adapter) ? 16 : 512;
   // KW > 1: the target as 64-thread workgroups' worth of threads
   const wgs = p.KW > 1 ? Math.max(1, Math.round(target * 64 / p.WG)) : target;
   const want = forced ? Number(forced) : Math.ceil(wgs / (c.step.n * a.KV / p.KW));

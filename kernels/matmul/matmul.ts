@@ -2,7 +2,7 @@
 // and for f16 weights those of matmul_sgmat.ts (subgroup matrices; the same arithmetic without them).
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
-import { grid, kernel, op, rowsOf, u32, weightDefines, type Ctx, type Launch } from '../lib.ts';
+import { grid, kernel, op, rowsOf, shadersOnCpu, u32, weightDefines, type Ctx, type Launch } from '../lib.ts';
 import blocked from './matmul_blocked.wgsl' with { type: 'text' };
 import gemm from './matmul_gemm.wgsl' with { type: 'text' };
 import gemv from './matmul_gemv.wgsl' with { type: 'text' };
@@ -56,7 +56,7 @@ export const matmulOp = op<MatmulArgs>({
    * output columns per lane group (x bytes per FMA 4 / 4, W bytes 2 / 16), where the 64×64-tile GEMM's grid for a
    * 2048-wide output is 32 workgroups on 132 SMs.
    */
-  select: (c, a) => selectF16(c, a) ?? (gemvRows(c, rowsOf(a.x, c)) ? 'gemv_vec' : c.adapter.type === 'cpu' ? 'blocked' : 'gemm'),
+  select: (c, a) => selectF16(c, a) ?? (gemvRows(c, rowsOf(a.x, c)) ? 'gemv_vec' : shadersOnCpu(c.adapter) ? 'blocked' : 'gemm'),
   variants: {
     ...gemvVecVariants((a, c) => cost(rowsOf(a.x, c), a.w.shape[1]!, a.w.shape[0]!, a.w.dtype === 'f32' ? 4 : 2)),
     gemv: {
