@@ -190,6 +190,12 @@ function convInKernel(x: DeltaOp, c: Ctx): boolean {
 
 /** The fused case on an adapter with subgroups where delta_rule_fused_sg's geometry fits. */
 const sgFusable = (x: DeltaOp, c: Ctx): boolean => fusable(x, c) && fusedSgGeometry(x.d.DK, x.d.DV, c.adapter) !== null;
+/** The fused kernels' header words (delta_rule_fused.wgsl and _sg read the first 16 alike; _sg's conv adds 4). */
+function fusedHeader(x: DeltaOp): number[] {
+  const d = x.d, f = offOf(x), n = x.norm!, side = x.a ?? x.b;
+  const eps = new Uint32Array(new Float32Array([n.eps]).buffer)[0]!;
+  return [d.H, d.HV, d.DV, eps, x.q.cols, f.q, f.k, f.v, side?.cols ?? 0, f.a, f.b, 0, n.gate?.cols ?? 0, n.gateOff ?? 0, 0, 0];
+}
 const gateDefines = (x: DeltaOp) => ({ HAS_GATE: x.a !== null, HAS_BETA: x.b !== null, NEG_EIG: x.d.negEig });
 
 export const deltaRuleOp = op<DeltaOp>({
@@ -219,11 +225,9 @@ export const deltaRuleOp = op<DeltaOp>({
     fused_sg: {
       supports: sgFusable,
       launches: (x, c) => {
-        const d = x.d, f = offOf(x), n = x.norm!, side = x.a ?? x.b, g = fusedSgGeometry(d.DK, d.DV, c.adapter)!;
-        const eps = new Uint32Array(new Float32Array([n.eps]).buffer)[0]!;
+        const d = x.d, n = x.norm!, side = x.a ?? x.b, g = fusedSgGeometry(d.DK, d.DV, c.adapter)!;
         const cv = convInKernel(x, c) ? convOf(x)! : null;
-        const dims = u32(d.H, d.HV, d.DV, eps, x.q.cols, f.q, f.k, f.v, side?.cols ?? 0, f.a, f.b, 0, n.gate?.cols ?? 0, n.gateOff ?? 0, 0, 0,
-          cv?.x.cols ?? 0, cv?.xOff ?? 0, cv?.siluFrom ?? cv?.y.cols ?? 0, 0);
+        const dims = u32(...fusedHeader(x), cv?.x.cols ?? 0, cv?.xOff ?? 0, cv?.siluFrom ?? cv?.y.cols ?? 0, 0);
         return [...(cv ? [] : convLaunches(x, c)), {
           kernel: cv ? KERNELS.fusedSgConv : KERNELS.fusedSg, grid: [d.HV, c.step.b, 1], cost: cost(c.step.n, d, c.step.b),
           defines: { DK: d.DK, BV: d.DV, RL: g.RL, DR: d.DK / g.RL, W: g.W, SGS: c.adapter.subgroupSize, QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], V_SILU: d.vSilu, HAS_Z: n.gate !== null, ...gateDefines(x),
@@ -236,13 +240,12 @@ export const deltaRuleOp = op<DeltaOp>({
     fused: {
       supports: fusable,
       launches: (x, c) => {
-        const d = x.d, f = offOf(x), n = x.norm!, side = x.a ?? x.b, RL = fusedRowLanes(d.DK, d.DV, c.adapter.maxInvocations);
-        const eps = new Uint32Array(new Float32Array([n.eps]).buffer)[0]!;
+        const d = x.d, n = x.norm!, side = x.a ?? x.b, RL = fusedRowLanes(d.DK, d.DV, c.adapter.maxInvocations);
         return [...convLaunches(x, c), {
           kernel: KERNELS.fused, grid: [d.HV, c.step.b, 1], cost: cost(c.step.n, d, c.step.b),
           defines: { DK: d.DK, BV: d.DV, RL, RP: pow2(d.DV * RL), QK_ACT: QK_ACT[d.qkAct], QK_NORM: QK_NORM[d.qkNorm], V_SILU: d.vSilu, HAS_Z: n.gate !== null, ...gateDefines(x) },
           bind: { qkv: x.q, gab: side, z: n.gate, gp: x.gp, gn: n.w, state: x.state, o: x.out,
-            dims: u32(d.H, d.HV, d.DV, eps, x.q.cols, f.q, f.k, f.v, side?.cols ?? 0, f.a, f.b, 0, n.gate?.cols ?? 0, n.gateOff ?? 0, 0, 0) },
+            dims: u32(...fusedHeader(x)) },
         }];
       },
     },
