@@ -32,6 +32,11 @@ function dimsOf(a: RopeKvArgs) {
   return uniformOf(d);
 }
 
+/** The reference's dims of rope_kv's arguments (rope_kv's ref and qkv_rope's). */
+export function refDims(a: RopeKvArgs): RopeKvDims {
+  return { H: a.H, KV: a.KV, D: a.D, R: a.R, P: a.table.shape[1]!, ctx: a.ctx, eps: a.norm?.eps ?? 0, plusOne: a.norm?.plusOne ?? false, norm: a.norm !== null, bias: a.bias, kv: a.kv };
+}
+
 export const ropeKvOp = op<RopeKvArgs>({
   name: 'rope_kv',
   check(a) {
@@ -58,7 +63,7 @@ export const ropeKvOp = op<RopeKvArgs>({
     },
   },
   ref: (a, h) => {
-    const d: RopeKvDims = { H: a.H, KV: a.KV, D: a.D, R: a.R, P: a.table.shape[1]!, ctx: a.ctx, eps: a.norm?.eps ?? 0, plusOne: a.norm?.plusOne ?? false, norm: a.norm !== null, bias: a.bias, kv: a.kv };
+    const d = refDims(a);
     ropeKvRef(h.data(a.q), h.data(a.k), h.data(a.v), h.data(a.kc), h.data(a.vc), h.data(a.table), a.aux ? h.data(a.aux) : null, h.step.cursors, h.step.ids.length, d);
   },
 });

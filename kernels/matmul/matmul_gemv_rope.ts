@@ -6,8 +6,7 @@
 import type { Backend } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { op, ONLY, rowsOf, type Ctx } from '../lib.ts';
-import { ropeKvOp, type RopeKvArgs } from '../attention/rope_kv.ts';
-import type { RopeKvDims } from '../attention/rope_kv.ref.ts';
+import { refDims, ropeKvOp, type RopeKvArgs } from '../attention/rope_kv.ts';
 import { fusedLaunch, matmulMultiOp, multiPlan, type MatmulMultiArgs } from './matmul_gemv_multi.ts';
 import { qkvRopeRef } from './matmul_gemv_rope.ref.ts';
 
@@ -64,7 +63,7 @@ export const qkvRopeOp = op<QkvRopeArgs>({
   },
   ref: (a, h) => {
     const r = a.rope, m = a.mm;
-    const d: RopeKvDims = { H: r.H, KV: r.KV, D: r.D, R: r.R, P: r.table.shape[1]!, ctx: r.ctx, eps: r.norm?.eps ?? 0, plusOne: r.norm?.plusOne ?? false, norm: r.norm !== null, bias: r.bias, kv: r.kv };
+    const d = refDims(r);
     qkvRopeRef(h.data(m.x), m.norm ? { w: h.data(m.norm.w), eps: m.norm.eps, h: h.data(m.norm.h) } : null,
       m.parts.map(q => ({ w: h.data(q.w), y: h.data(q.y), OUT: q.w.shape[0]!, plane: 0, act: 'none' as const })), h.cap(m.x), m.x.cols,
       { kc: h.data(r.kc), vc: h.data(r.vc), table: h.data(r.table), aux: r.aux ? h.data(r.aux) : null, cursors: h.step.cursors, N: h.step.ids.length, d });
