@@ -82,7 +82,7 @@ export function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean, rope
     kernel: rope ? ROPE_KERNEL : KERNEL, grid: [gx, gy, p.workgroups[2]], cost: { flops: 2 * rowsOf(a.x, c) * IN * total, bytes },
     defines: {
       ROPE: rope !== null, HAS_STEPMETA: rope !== null, ...ropeDefines, ACT: 0, ACT0: ACT[a.parts[0]!.act ?? a.act], ACT1: ACT[a.parts[1]?.act ?? a.act], ACT2: ACT[a.parts[2]?.act ?? a.act], ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(dtype), WDT: 0, NP: a.parts.length, NORM: a.norm !== null,
-      SWIGLU: sw, PART_RT: partRt(a.parts.length, sw, p.RB),
+      SWIGLU: sw, PART_RT: partRt(a.parts.length, sw),
       WG: p.WG, RB: p.RB, ROW_LOOP: rowLoop(), CB: p.CB, CV2: p.CB === 2, CV4: p.CB === 4, E: p.E, TS: p.TS, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
     },
     bind,
@@ -91,17 +91,13 @@ export function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean, rope
 
 /**
  * Whether the fused kernel picks each load's part at run time (PART_RT) rather than inlining the accumulation loop
- * once per part: only for 2-3 parts without SwiGLU at 2+ rows, where NP copies of the register-tiled loop are large
- * FLA_GEMV_PART_RT forces it either way. Off by default: slower on an H200 (2026-12-02, llama-1b q|k|v, µs a call:
- * 1 row 11.1 inlined vs 15.2 at run time, 8 rows 16.5 vs 20.5; fla bench tg64 710 vs 666-670 t/s).
+ * once per part (2-3 parts without SwiGLU): only where FLA_GEMV_PART_RT=1 forces it. Slower on an H200 (2026-12-02,
+ * llama-1b q|k|v, µs a call: 1 row 11.1 inlined vs 15.2 at run time, 8 rows 16.5 vs 20.5; fla bench tg64 710 vs
+ * 666-670 t/s).
  */
-export function partRt(parts: number, swiglu: boolean, rb: number): boolean {
-  const k = knob('FLA_GEMV_PART_RT');
-  if (parts < 2 || swiglu) return false;
-  return k !== undefined ? k === '1' : PART_RT_DEFAULT && rb > 1;
+export function partRt(parts: number, swiglu: boolean): boolean {
+  return parts >= 2 && !swiglu && knob('FLA_GEMV_PART_RT') === '1';
 }
-/** partRt's default at 2+ rows. */
-const PART_RT_DEFAULT = false;
 
 function partArgs(a: MatmulMultiArgs, q: MultiPart): MatmulArgs {
   const x = a.norm ? a.norm.h : q.xp ?? a.x;
