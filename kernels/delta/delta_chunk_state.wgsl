@@ -15,7 +15,10 @@
 // group: one broadcast load feeds QPT tokens' 8 FMAs each); T and B rows as vec4 against x / δ held column-wise.
 // Runtime dims: (H, HV, DV), (vS, vO) (the layout dims of
 // delta_rule_recurrent: dims[2].xy).
-// Defines: DK4 = DK / 4, BV, G, CH, QPT = CH / G, V_SILU. f32; four barriers per chunk.
+// δ overwrites x in sh_x (held in registers across a barrier) and the state update reads e^{G_{n−1} − G_j} from sh_e,
+// so the token blocks take one CH × BV block (BV = 32 then fits 32 KiB); TWO_BUF keeps the separate δ block of
+// before (x, then the decayed δ, in sh_x; δ in sh_d). The same sums either way.
+// Defines: DK4 = DK / 4, BV, G, CH, QPT = CH / G, V_SILU, TWO_BUF. f32; four barriers per chunk.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -31,12 +34,21 @@
 const RS: u32 = DK4 + 1u;
 var<workgroup> St: array<vec4f, BV * RS>;   // S[4a4 .. 4a4+3][c] at c·RS + a4
 const XS: u32 = CH + 1u;   // token-block row stride: a column's rows are contiguous, neighbouring columns in distinct banks
+#if TWO_BUF
 var<workgroup> sh_x: array<f32, BV * XS>;   // x, then e^{G_{n−1} − G_j}·δ_j, x[j][c] at c·XS + j
 var<workgroup> sh_d: array<f32, BV * XS>;   // δ
+#else
+var<workgroup> sh_x: array<f32, BV * XS>;   // x, then δ, x[j][c] at c·XS + j
+var<workgroup> sh_e: array<f32, CH>;        // e^{G_{n−1} − G_j}
+#endif
 
 // four consecutive rows of a column of x / δ (rows past the chunk's n hold finite leftovers: their T, B entries are 0)
 fn xrow(o: u32) -> vec4f { return vec4f(sh_x[o], sh_x[o + 1u], sh_x[o + 2u], sh_x[o + 3u]); }
+#if TWO_BUF
 fn drow(o: u32) -> vec4f { return vec4f(sh_d[o], sh_d[o + 1u], sh_d[o + 2u], sh_d[o + 3u]); }
+#else
+fn drow(o: u32) -> vec4f { return xrow(o); }
+#endif
 
 @compute @workgroup_size(BV * G)
 fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) wg: vec3u) {
@@ -88,6 +100,7 @@ fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_
       }
     }
     workgroupBarrier();
+    var ds = array<f32, QPT>();
     for (var m = 0u; m < QPT; m++) {
       let i = g + m * G;
       if (i < n) {
@@ -95,11 +108,24 @@ fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_
         let trow = (2u * bplane + (cs + i) * HV * CH + hv * CH) / 4u;
         var d = 0.0;
         for (var j4 = 0u; j4 <= i / 4u; j4++) { d += dot(ab[trow + j4], xrow(c * XS + 4u * j4)); }
-        sh_d[c * XS + i] = d;
+        ds[m] = d;
+      }
+    }
+    let GL = gates[2u * gplane + (cs + n - 1u) * HV + hv];
+#if TWO_BUF
+    for (var m = 0u; m < QPT; m++) { let i = g + m * G; if (i < n) { sh_d[c * XS + i] = ds[m]; } }
+    workgroupBarrier();
+#else
+    workgroupBarrier();   // every x read
+    for (var m = 0u; m < QPT; m++) {
+      let i = g + m * G;
+      if (i < n) {
+        sh_x[c * XS + i] = ds[m];
+        if (c == 0u) { sh_e[i] = exp(GL - gates[2u * gplane + (cs + i) * HV + hv]); }
       }
     }
     workgroupBarrier();
-    let GL = gates[2u * gplane + (cs + n - 1u) * HV + hv];
+#endif
     for (var m = 0u; m < QPT; m++) {
       let i = g + m * G;
       if (i < n) {
@@ -109,14 +135,23 @@ fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_
         var acc = scale * exp(Gi) * qs[m];
         for (var j4 = 0u; j4 <= i / 4u; j4++) { acc += dot(ab[brow + j4], drow(c * XS + 4u * j4)); }
         o[t * HV * DV + hv * DV + col] = acc;
+#if TWO_BUF
         sh_x[c * XS + i] = exp(GL - Gi) * sh_d[c * XS + i];
+#endif
       }
     }
+#if TWO_BUF
     workgroupBarrier();
+#endif
+    // (no barrier without TWO_BUF: this reads sh_x and sh_e as the o rows above do, and each thread's own rows of St)
     let eL = exp(GL);
     for (var a4 = g; a4 < DK4; a4 += G) {
       var s = St[c * RS + a4] * eL;
+#if TWO_BUF
       for (var j = 0u; j < n; j++) { s = fma(qk[kplane + ((cs + j) * H + h) * DK4 + a4], vec4f(sh_x[c * XS + j]), s); }
+#else
+      for (var j = 0u; j < n; j++) { s = fma(qk[kplane + ((cs + j) * H + h) * DK4 + a4], vec4f(sh_e[j] * sh_x[c * XS + j]), s); }
+#endif
       St[c * RS + a4] = s;
     }
     workgroupBarrier();

@@ -2,8 +2,9 @@
 // attention, optionally with the mixer's output norm (RMSNorm per value head, SiLU-gated or not). Variants:
 // 'fused' (delta_rule_fused.wgsl: the recurrence with the norm in its epilogue, inputs read from packed
 // projection rows, one workgroup per value head: decode in one dispatch), 'recurrent' (delta_rule_recurrent.wgsl:
-// decode and short prefill; one step per token) and 'chunk' (delta_chunk_{prep,kkt,solve,state}.wgsl: chunked
-// prefill, chunk 64), chosen per step in `select`; the last two run the norm as an rms_norm launch of their own.
+// decode and short prefill; one step per token) and 'chunk' (delta_chunk_{prep,kkt,solve_blk,state}.wgsl: chunked
+// prefill, chunk 64; delta_chunk_solve.wgsl is the row-by-row UT solve of before, FLA_DELTA_CHUNK_SOLVE=subst),
+// chosen per step in `select`; the last two run the norm as an rms_norm launch of their own.
 import type { Backend, StateSpec, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { knob } from '../../src/util/knobs.ts';
@@ -12,6 +13,7 @@ import recurrentSrc from './delta_rule_recurrent.wgsl' with { type: 'text' };
 import prepSrc from './delta_chunk_prep.wgsl' with { type: 'text' };
 import kktSrc from './delta_chunk_kkt.wgsl' with { type: 'text' };
 import solveSrc from './delta_chunk_solve.wgsl' with { type: 'text' };
+import solveBlkSrc from './delta_chunk_solve_blk.wgsl' with { type: 'text' };
 import stateSrc from './delta_chunk_state.wgsl' with { type: 'text' };
 import fusedSrc from './delta_rule_fused.wgsl' with { type: 'text' };
 import fusedSgSrc from './delta_rule_fused_sg.wgsl' with { type: 'text' };
@@ -31,6 +33,7 @@ export const KERNELS = {
   prep: kernel('delta_chunk_prep', prepSrc, ['step', 'q', 'k', 'ga', 'gb', 'gp', 'qk', 'gates', 'dims']),
   kkt: kernel('delta_chunk_kkt', kktSrc, ['step', 'stepmeta', 'qk', 'gates', 'ab', 'dims']),
   solve: kernel('delta_chunk_solve', solveSrc, ['step', 'stepmeta', 'ab', 'dims']),
+  solveBlk: kernel('delta_chunk_solve_blk', solveBlkSrc, ['step', 'stepmeta', 'ab', 'dims']),
   state: kernel('delta_chunk_state', stateSrc, ['step', 'stepmeta', 'qk', 'v', 'gates', 'ab', 'state', 'o', 'dims']),
 };
 
@@ -67,20 +70,29 @@ export type DeltaKernel = 'fused_sg' | 'fused' | 'recurrent' | 'chunk';
 /** Chunk length of the chunked prefill (spec §10). */
 export const CHUNK = 64;
 
+/** The diagonal block of delta_chunk_solve_blk (solved by substitution; the rest by doubling). */
+const SOLVE_SB = 8;
+
 /**
- * Geometry of delta_chunk_state: BV columns × G row groups (G·BV = 256 threads or the adapter's limit, G ≤ CH); the
- * S block (DK × BV) and two CH × BV token blocks must fit 24 KiB of workgroup memory.
+ * Geometry of delta_chunk_state: BV columns × G row groups (G ≤ CH, dividing it; BV·G threads within the adapter's
+ * limit), its blocks within the adapter's workgroup memory (at most 32 KiB): the S block (DK × BV, transposed, each
+ * column padded by one vec4) and one CH × BV token block (each column padded by one) and CH decays, or with twoBuf
+ * (FLA_DELTA_CHUNK_STATE=v1, the kernel of before) two token blocks within 24 KiB. Default BV 32, G 32 (1 024
+ * threads: a value head's chunk of q̂/k̂ and T/B rows read by 4× fewer workgroups than at BV 8, each load a broadcast
+ * to a whole subgroup), lowered (BV halved, then G) to what fits; v1: BV 8, G = 256 / BV (8 was fastest on an H100
+ * for DK 128 and 256 at 256 threads, BENCHMARKS.md). FLA_DELTA_CHUNK_BV / FLA_DELTA_CHUNK_G force either.
  */
-export function chunkGeometry(DK: number, DV: number, maxInvocations = 256, maxWorkgroupStorage = 32768): { BV: number; G: number } {
-  const tpb = Math.min(256, maxInvocations);
-  const budget = Math.min(24576, maxWorkgroupStorage);
-  const forced = Number(knob('FLA_DELTA_CHUNK_BV') ?? 0);   // benchmarking knob: columns per workgroup
-  let BV = forced > 0 ? forced : 8;   // 8 was fastest on an H100 for DK 128 and 256 (BENCHMARKS.md): more workgroups in flight
-  // the S block (transposed, each column padded by one vec4) and the two token blocks (each column padded by one)
-  const bytes = (bv: number) => (DK + 4 + 2 * (CHUNK + 1)) * bv * 4;
+export function chunkGeometry(DK: number, DV: number, maxInvocations = 256, maxWorkgroupStorage = 32768): { BV: number; G: number; twoBuf: boolean } {
+  const twoBuf = knob('FLA_DELTA_CHUNK_STATE') === 'v1';
+  const budget = Math.min(twoBuf ? 24576 : 32768, maxWorkgroupStorage);
+  const fBV = Number(knob('FLA_DELTA_CHUNK_BV') ?? 0), fG = Number(knob('FLA_DELTA_CHUNK_G') ?? 0);   // benchmarking knobs
+  const bytes = (bv: number) => (twoBuf ? (DK + 4 + 2 * (CHUNK + 1)) * bv : (DK + 4 + CHUNK + 1) * bv + CHUNK) * 4;
+  let BV = fBV > 0 ? fBV : twoBuf ? 8 : 32;
   while (BV > 4 && (DV % BV !== 0 || bytes(BV) > budget)) BV >>= 1;
-  if (DV % BV !== 0 || bytes(BV) > budget || tpb % BV !== 0 || tpb / BV > CHUNK || CHUNK % (tpb / BV) !== 0) throw new ShapeError(`delta_rule: no chunk geometry for DK=${DK} DV=${DV}`);
-  return { BV, G: tpb / BV };
+  let G = fG > 0 ? fG : twoBuf ? Math.min(256, maxInvocations) / BV : 32;
+  while (G > 1 && (BV * G > maxInvocations || G > CHUNK)) G >>= 1;
+  if (DV % BV !== 0 || bytes(BV) > budget || !Number.isInteger(G) || G < 1 || BV * G > maxInvocations || CHUNK % G !== 0) throw new ShapeError(`delta_rule: no chunk geometry for DK=${DK} DV=${DV}`);
+  return { BV, G, twoBuf };
 }
 
 export function checkDims(d: DeltaDims, maxInvocations = 256): void {
@@ -260,7 +272,7 @@ export const deltaRuleOp = op<DeltaOp>({
         }, ...normLaunch(x, c)];
       },
     },
-    // prep (norms, gates), kkt (A, B, G), solve (T), state pass (δ, o, S).
+    // prep (norms, gates), kkt (A, B, G), solve (T; blocked, or row by row with FLA_DELTA_CHUNK_SOLVE=subst), state pass (δ, o, S).
     // Scratch: q̂/k̂ [2, cap, H·DK], gates (g, β, G) [3, cap, HV], A/B/T rows [3, cap, HV·CH].
     chunk: {
       supports: chunkFits,
@@ -278,9 +290,11 @@ export const deltaRuleOp = op<DeltaOp>({
             bind: { q: x.q, k: x.k, ga: x.a, gb: x.b, gp: x.gp, qk, gates, dims: dimsOf(x) } },
           { kernel: KERNELS.kkt, grid: grid(c.step.b * MC * d.HV), defines: { DK4, CH: CHUNK, SL: DK4 % 8 === 0 ? 8 : DK4 % 4 === 0 ? 4 : DK4 % 2 === 0 ? 2 : 1 },
             bind: { qk, gates, ab, dims: u32(d.H, d.HV, MC) } },
-          { kernel: KERNELS.solve, grid: grid(c.step.b * MC * d.HV), defines: { CH: CHUNK }, bind: { ab, dims: u32(d.HV, MC) } },
+          knob('FLA_DELTA_CHUNK_SOLVE') === 'subst'
+            ? { kernel: KERNELS.solve, grid: grid(c.step.b * MC * d.HV), defines: { CH: CHUNK }, bind: { ab, dims: u32(d.HV, MC) } }
+            : { kernel: KERNELS.solveBlk, grid: grid(c.step.b * MC * d.HV), defines: { CH: CHUNK, SB: SOLVE_SB, WG: Math.max(CHUNK, Math.min(256, lim.maxInvocations)) }, bind: { ab, dims: u32(d.HV, MC) } },
           { kernel: KERNELS.state, grid: [d.HV * d.DV / geo.BV, c.step.b, 1],
-            defines: { DK4, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, V_SILU: d.vSilu },
+            defines: { DK4, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, V_SILU: d.vSilu, TWO_BUF: geo.twoBuf },
             bind: { qk, v: x.v, gates, ab, state: x.state, o: rawOut(x), dims: dimsOf(x) } },
           ...normLaunch(x, c),
         ];
