@@ -17,8 +17,10 @@
 // delta_rule_recurrent: dims[2].xy).
 // δ overwrites x in sh_x (held in registers across a barrier) and the state update reads e^{G_{n−1} − G_j} from sh_e,
 // so the token blocks take one CH × BV block (BV = 32 then fits 32 KiB); TWO_BUF keeps the separate δ block of
-// before (x, then the decayed δ, in sh_x; δ in sh_d). The same sums either way.
-// Defines: DK4 = DK / 4, BV, G, CH, QPT = CH / G, V_SILU, TWO_BUF. f32; four barriers per chunk.
+// before (x, then the decayed δ, in sh_x; δ in sh_d). VX (without TWO_BUF): sh_x and sh_e as vec4 (a column's row
+// stride CH / 4 + 1 vec4: the 16-byte reads of neighbouring columns in distinct banks), four rows a read in the
+// T·x and B·δ rows and in the state update (a chunk's last n mod 4 rows one by one there). The same sums either way.
+// Defines: DK4 = DK / 4, BV, G, CH, QPT = CH / G, V_SILU, TWO_BUF, VX. f32; four barriers per chunk.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -33,21 +35,34 @@
 
 const RS: u32 = DK4 + 1u;
 var<workgroup> St: array<vec4f, BV * RS>;   // S[4a4 .. 4a4+3][c] at c·RS + a4
+// four consecutive rows 4·j4 … of column c of x / δ (rows past the chunk's n hold finite leftovers: their T, B
+// entries are 0); setx: row i of column c
+#if VX
+const XS4: u32 = CH / 4u + 1u;   // token-block row stride (vec4)
+var<workgroup> sh_x: array<vec4f, BV * XS4>;   // x, then δ: x[j][c] at (c·XS4 + j / 4)[j % 4]
+var<workgroup> sh_e: array<vec4f, CH / 4u>;    // e^{G_{n−1} − G_j} at (j / 4)[j % 4]
+fn xrow(c: u32, j4: u32) -> vec4f { return sh_x[c * XS4 + j4]; }
+fn setx(c: u32, i: u32, x: f32) { sh_x[c * XS4 + i / 4u][i % 4u] = x; }
+fn xat(c: u32, j: u32) -> f32 { return sh_x[c * XS4 + j / 4u][j % 4u]; }
+fn eat(j: u32) -> f32 { return sh_e[j / 4u][j % 4u]; }
+fn sete(i: u32, e: f32) { sh_e[i / 4u][i % 4u] = e; }
+#else
 const XS: u32 = CH + 1u;   // token-block row stride: a column's rows are contiguous, neighbouring columns in distinct banks
+var<workgroup> sh_x: array<f32, BV * XS>;   // TWO_BUF: x, then e^{G_{n−1} − G_j}·δ_j; else x, then δ; x[j][c] at c·XS + j
+fn xrow(c: u32, j4: u32) -> vec4f { let o = c * XS + 4u * j4; return vec4f(sh_x[o], sh_x[o + 1u], sh_x[o + 2u], sh_x[o + 3u]); }
+fn setx(c: u32, i: u32, x: f32) { sh_x[c * XS + i] = x; }
+fn xat(c: u32, j: u32) -> f32 { return sh_x[c * XS + j]; }
 #if TWO_BUF
-var<workgroup> sh_x: array<f32, BV * XS>;   // x, then e^{G_{n−1} − G_j}·δ_j, x[j][c] at c·XS + j
 var<workgroup> sh_d: array<f32, BV * XS>;   // δ
+fn drow(c: u32, j4: u32) -> vec4f { let o = c * XS + 4u * j4; return vec4f(sh_d[o], sh_d[o + 1u], sh_d[o + 2u], sh_d[o + 3u]); }
 #else
-var<workgroup> sh_x: array<f32, BV * XS>;   // x, then δ, x[j][c] at c·XS + j
 var<workgroup> sh_e: array<f32, CH>;        // e^{G_{n−1} − G_j}
+fn eat(j: u32) -> f32 { return sh_e[j]; }
+fn sete(i: u32, e: f32) { sh_e[i] = e; }
 #endif
-
-// four consecutive rows of a column of x / δ (rows past the chunk's n hold finite leftovers: their T, B entries are 0)
-fn xrow(o: u32) -> vec4f { return vec4f(sh_x[o], sh_x[o + 1u], sh_x[o + 2u], sh_x[o + 3u]); }
-#if TWO_BUF
-fn drow(o: u32) -> vec4f { return vec4f(sh_d[o], sh_d[o + 1u], sh_d[o + 2u], sh_d[o + 3u]); }
-#else
-fn drow(o: u32) -> vec4f { return xrow(o); }
+#endif
+#if !TWO_BUF
+fn drow(c: u32, j4: u32) -> vec4f { return xrow(c, j4); }
 #endif
 
 @compute @workgroup_size(BV * G)
@@ -96,7 +111,7 @@ fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_
         let t = cs + i;
         var vc = v[t * dims[2].x + dims[2].y + hv * DV + col];
         if (V_SILU) { vc = vc * sigmoid(vc); }
-        sh_x[c * XS + i] = gates[gplane + t * HV + hv] * (vc - exp(gates[2u * gplane + t * HV + hv]) * ks[m]);
+        setx(c, i, gates[gplane + t * HV + hv] * (vc - exp(gates[2u * gplane + t * HV + hv]) * ks[m]));
       }
     }
     workgroupBarrier();
@@ -107,7 +122,7 @@ fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_
         // T[i][j] = 0 for j > i (delta_chunk_solve writes the whole row), so the last vec4 may run past i
         let trow = (2u * bplane + (cs + i) * HV * CH + hv * CH) / 4u;
         var d = 0.0;
-        for (var j4 = 0u; j4 <= i / 4u; j4++) { d += dot(ab[trow + j4], xrow(c * XS + 4u * j4)); }
+        for (var j4 = 0u; j4 <= i / 4u; j4++) { d += dot(ab[trow + j4], xrow(c, j4)); }
         ds[m] = d;
       }
     }
@@ -120,8 +135,8 @@ fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_
     for (var m = 0u; m < QPT; m++) {
       let i = g + m * G;
       if (i < n) {
-        sh_x[c * XS + i] = ds[m];
-        if (c == 0u) { sh_e[i] = exp(GL - gates[2u * gplane + (cs + i) * HV + hv]); }
+        setx(c, i, ds[m]);
+        if (c == 0u) { sete(i, exp(GL - gates[2u * gplane + (cs + i) * HV + hv])); }
       }
     }
     workgroupBarrier();
@@ -133,7 +148,7 @@ fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_
         let Gi = gates[2u * gplane + t * HV + hv];
         let brow = (bplane + t * HV * CH + hv * CH) / 4u;   // B[i][j] = 0 for j > i (delta_chunk_kkt)
         var acc = scale * exp(Gi) * qs[m];
-        for (var j4 = 0u; j4 <= i / 4u; j4++) { acc += dot(ab[brow + j4], drow(c * XS + 4u * j4)); }
+        for (var j4 = 0u; j4 <= i / 4u; j4++) { acc += dot(ab[brow + j4], drow(c, j4)); }
         o[t * HV * DV + hv * DV + col] = acc;
 #if TWO_BUF
         sh_x[c * XS + i] = exp(GL - Gi) * sh_d[c * XS + i];
@@ -147,10 +162,23 @@ fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_
     let eL = exp(GL);
     for (var a4 = g; a4 < DK4; a4 += G) {
       var s = St[c * RS + a4] * eL;
+      let kr = kplane + (cs * H + h) * DK4 + a4;   // k̂ row cs + j at kr + j·H·DK4
 #if TWO_BUF
-      for (var j = 0u; j < n; j++) { s = fma(qk[kplane + ((cs + j) * H + h) * DK4 + a4], vec4f(sh_x[c * XS + j]), s); }
+      for (var j = 0u; j < n; j++) { s = fma(qk[kr + j * H * DK4], vec4f(xat(c, j)), s); }
 #else
-      for (var j = 0u; j < n; j++) { s = fma(qk[kplane + ((cs + j) * H + h) * DK4 + a4], vec4f(sh_e[j] * sh_x[c * XS + j]), s); }
+#if VX
+      for (var j4 = 0u; j4 < n / 4u; j4++) {
+        let u = sh_e[j4] * xrow(c, j4);
+        let r = kr + 4u * j4 * H * DK4;
+        s = fma(qk[r], vec4f(u.x), s);
+        s = fma(qk[r + H * DK4], vec4f(u.y), s);
+        s = fma(qk[r + 2u * H * DK4], vec4f(u.z), s);
+        s = fma(qk[r + 3u * H * DK4], vec4f(u.w), s);
+      }
+      for (var j = n / 4u * 4u; j < n; j++) { s = fma(qk[kr + j * H * DK4], vec4f(eat(j) * xat(c, j)), s); }
+#else
+      for (var j = 0u; j < n; j++) { s = fma(qk[kr + j * H * DK4], vec4f(eat(j) * xat(c, j)), s); }
+#endif
 #endif
       St[c * RS + a4] = s;
     }

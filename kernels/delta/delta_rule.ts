@@ -294,7 +294,7 @@ export const deltaRuleOp = op<DeltaOp>({
             ? { kernel: KERNELS.solve, grid: grid(c.step.b * MC * d.HV), defines: { CH: CHUNK }, bind: { ab, dims: u32(d.HV, MC) } }
             : { kernel: KERNELS.solveBlk, grid: grid(c.step.b * MC * d.HV), defines: { CH: CHUNK, SB: SOLVE_SB, WG: Math.max(CHUNK, Math.min(256, lim.maxInvocations)) }, bind: { ab, dims: u32(d.HV, MC) } },
           { kernel: KERNELS.state, grid: [d.HV * d.DV / geo.BV, c.step.b, 1],
-            defines: { DK4, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, V_SILU: d.vSilu, TWO_BUF: geo.twoBuf },
+            defines: { DK4, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, V_SILU: d.vSilu, TWO_BUF: geo.twoBuf, VX: !geo.twoBuf && knob('FLA_DELTA_CHUNK_VX') !== '0' },
             bind: { qk, v: x.v, gates, ab, state: x.state, o: rawOut(x), dims: dimsOf(x) } },
           ...normLaunch(x, c),
         ];
