@@ -91,7 +91,7 @@ const CASES: Record<string, () => { what: string; args: any; lens?: number[]; en
     return { what: `GQA 4/2 D ${D} kv ${kv}`, args: { q: t(4 * D), k: state(cols), v: t(cols, { name: 'vc' }), out: t(4 * D, { name: 'o' }), H: 4, KV: 2, D, ctx: 16, kv } };
   })),
   short_conv: () => BOOLS.map(silu => ({ what: `W 4 silu=${silu}`, args: { x: t(96), w: w([96, 1, 4]), state: state(3 * 96), y: t(96, { name: 'y' }), act: silu ? 'silu' : 'none' } })),
-  delta_rule: () => BOOLS.map(gate => ({
+  delta_rule: () => BOOLS.map((gate): { what: string; args: any; lens?: number[]; env?: Record<string, string> } => ({
     what: `DK 64 DV 64 gate=${gate}`,
     args: { q: t(128), k: t(128, { name: 'k' }), v: t(256), a: gate ? t(4) : null, gp: gate ? w([2, 4]) : null, b: t(4, { name: 'b' }), state: state(4 * 64 * 64), out: t(256, { name: 'o' }),
       d: { H: 2, HV: 4, DK: 64, DV: 64, qkAct: 'silu', qkNorm: 'l2', vSilu: false, negEig: false } },
