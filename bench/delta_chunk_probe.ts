@@ -38,12 +38,14 @@ const CONFIGS: Cfg[] = [
   { name: 'default', env: {} },
   { name: 'v1 state + blocked solve', env: { FLA_DELTA_CHUNK_STATE: 'v1' } },
   ...[[8, 32], [8, 64], [16, 16], [16, 32], [16, 64], [32, 16], [32, 32], [4, 64]].map(([bv, g]) => ({ name: `wide BV ${bv} G ${g}`, env: { FLA_DELTA_CHUNK_BV: String(bv), FLA_DELTA_CHUNK_G: String(g) } })),
+  { name: 'wide PF', env: { FLA_DELTA_CHUNK_PF: '1' } },
+  { name: 'wide PF BV 16 G 32', env: { FLA_DELTA_CHUNK_PF: '1', FLA_DELTA_CHUNK_BV: '16', FLA_DELTA_CHUNK_G: '32' } },
   { name: 'wide VX0', env: { FLA_DELTA_CHUNK_VX: '0' } },
   { name: 'wide VX0 BV 8 G 32', env: { FLA_DELTA_CHUNK_VX: '0', FLA_DELTA_CHUNK_BV: '8', FLA_DELTA_CHUNK_G: '32' } },
   { name: 'v1 BV 16 G 16', env: { ...V1, FLA_DELTA_CHUNK_BV: '16' } },
   { name: 'before (again)', env: V1 },
 ];
-const KNOBS = ['FLA_DELTA_CHUNK_VX', 'FLA_DELTA_CHUNK_STATE', 'FLA_DELTA_CHUNK_SOLVE', 'FLA_DELTA_CHUNK_BV', 'FLA_DELTA_CHUNK_G', 'FLA_KERNEL_DELTA_RULE'];
+const KNOBS = ['FLA_DELTA_CHUNK_PF', 'FLA_DELTA_CHUNK_VX', 'FLA_DELTA_CHUNK_STATE', 'FLA_DELTA_CHUNK_SOLVE', 'FLA_DELTA_CHUNK_BV', 'FLA_DELTA_CHUNK_G', 'FLA_KERNEL_DELTA_RULE'];
 const pick = arg('configs', 'all');
 const RUN = pick === 'all' ? CONFIGS : CONFIGS.filter(c => pick.split(',').some(p => c.name.includes(p)));
 

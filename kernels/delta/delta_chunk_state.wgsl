@@ -20,7 +20,10 @@
 // before (x, then the decayed δ, in sh_x; δ in sh_d). VX (without TWO_BUF): sh_x and sh_e as vec4 (a column's row
 // stride CH / 4 + 1 vec4: the 16-byte reads of neighbouring columns in distinct banks), four rows a read in the
 // T·x and B·δ rows and in the state update (a chunk's last n mod 4 rows one by one there). The same sums either way.
-// Defines: DK4 = DK / 4, BV, G, CH, QPT = CH / G, V_SILU, TWO_BUF, VX. f32; four barriers per chunk.
+// PF > 0: before the o rows, each thread loads (and keeps in a register until after the state update) one 16-byte
+// word of up to PF of the next chunk's 128-byte lines of q̂, k̂, T and B rows, so that chunk's first reads find them
+// in the L1 cache (the values are used only behind a never-true test of a runtime dim, dims[3].z = 0).
+// Defines: DK4 = DK / 4, BV, G, CH, QPT = CH / G, V_SILU, TWO_BUF, VX, PF. f32; four barriers per chunk.
 #include "common.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -141,6 +144,25 @@ fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_
     }
     workgroupBarrier();
 #endif
+#if PF
+    // the next chunk's lines: per row, DK4 / 8 of q̂ and of k̂ (at least one), CH / 32 of T and of B
+    var pf = array<f32, PF>();
+    if (cs + CH < end) {
+      let cn = cs + CH;
+      let LQ = max(DK4 / 8u, 1u);
+      let LT = max(CH / 32u, 1u);
+      let per = 2u * (LQ + LT);
+      for (var q = 0u; q < PF; q++) {
+        let e = l.x + q * BV * G;
+        if (e < min(CH, end - cn) * per) {
+          let r = cn + e / per;
+          let k = e % per;
+          if (k < 2u * LQ) { pf[q] = qk[select(0u, kplane, k >= LQ) + (r * H + h) * DK4 + 8u * (k % LQ)].x; }
+          else { pf[q] = ab[(select(bplane, 2u * bplane, k >= 2u * LQ + LT) + r * HV * CH + hv * CH) / 4u + 8u * ((k - 2u * LQ) % LT)].x; }
+        }
+      }
+    }
+#endif
     for (var m = 0u; m < QPT; m++) {
       let i = g + m * G;
       if (i < n) {
@@ -182,6 +204,9 @@ fn delta_chunk_state(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_
 #endif
       St[c * RS + a4] = s;
     }
+#if PF
+    if (dims[3].z != 0u) { for (var q = 0u; q < PF; q++) { o[q] = pf[q]; } }   // never (the loads' only use)
+#endif
     workgroupBarrier();
   }
   for (var a4 = g; a4 < DK4; a4 += G) {

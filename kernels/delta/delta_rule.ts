@@ -70,6 +70,16 @@ export type DeltaKernel = 'fused_sg' | 'fused' | 'recurrent' | 'chunk';
 /** Chunk length of the chunked prefill (spec §10). */
 export const CHUNK = 64;
 
+/**
+ * Words of the next chunk's rows each thread of delta_chunk_state touches ahead (PF: one per 128-byte line of its q̂,
+ * k̂, T and B rows, spread over the workgroup, at most 4 a thread); 0 (none) unless FLA_DELTA_CHUNK_PF=1.
+ */
+function prefetchWords(DK: number, geo: { BV: number; G: number }): number {
+  if (knob('FLA_DELTA_CHUNK_PF') !== '1') return 0;
+  const lines = CHUNK * 2 * (Math.max(DK / 32, 1) + Math.max(CHUNK / 32, 1));
+  return Math.min(4, Math.ceil(lines / (geo.BV * geo.G)));
+}
+
 /** The diagonal block of delta_chunk_solve_blk (solved by substitution; the rest by doubling). */
 const SOLVE_SB = 8;
 
@@ -294,7 +304,8 @@ export const deltaRuleOp = op<DeltaOp>({
             ? { kernel: KERNELS.solve, grid: grid(c.step.b * MC * d.HV), defines: { CH: CHUNK }, bind: { ab, dims: u32(d.HV, MC) } }
             : { kernel: KERNELS.solveBlk, grid: grid(c.step.b * MC * d.HV), defines: { CH: CHUNK, SB: SOLVE_SB, WG: Math.max(CHUNK, Math.min(256, lim.maxInvocations)) }, bind: { ab, dims: u32(d.HV, MC) } },
           { kernel: KERNELS.state, grid: [d.HV * d.DV / geo.BV, c.step.b, 1],
-            defines: { DK4, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, V_SILU: d.vSilu, TWO_BUF: geo.twoBuf, VX: !geo.twoBuf && knob('FLA_DELTA_CHUNK_VX') !== '0' },
+            defines: { DK4, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, V_SILU: d.vSilu, TWO_BUF: geo.twoBuf, VX: !geo.twoBuf && knob('FLA_DELTA_CHUNK_VX') !== '0',
+              PF: prefetchWords(d.DK, geo) },
             bind: { qk, v: x.v, gates, ab, state: x.state, o: rawOut(x), dims: dimsOf(x) } },
           ...normLaunch(x, c),
         ];

@@ -122,8 +122,8 @@ describe.skipIf(!HAS_GPU)('delta_rule', () => {
     });
   }
   // delta_chunk_state's geometry: BV columns × G row groups (default 32 × 32), QPT = 64 / G chunk rows a thread; its
-  // token block as f32 (FLA_DELTA_CHUNK_VX=0); the kernels of before (FLA_DELTA_CHUNK_STATE=v1: two token blocks, 8 × 32; FLA_DELTA_CHUNK_SOLVE=subst: the row-by-row solve)
-  for (const env of [{ FLA_DELTA_CHUNK_BV: '4' }, { FLA_DELTA_CHUNK_BV: '16', FLA_DELTA_CHUNK_G: '8' }, { FLA_DELTA_CHUNK_VX: '0' }, { FLA_DELTA_CHUNK_STATE: 'v1', FLA_DELTA_CHUNK_SOLVE: 'subst' }] as Record<string, string>[]) {
+  // token block as f32 (FLA_DELTA_CHUNK_VX=0); the next chunk's lines touched ahead (FLA_DELTA_CHUNK_PF=1); the kernels of before (FLA_DELTA_CHUNK_STATE=v1: two token blocks, 8 × 32; FLA_DELTA_CHUNK_SOLVE=subst: the row-by-row solve)
+  for (const env of [{ FLA_DELTA_CHUNK_BV: '4' }, { FLA_DELTA_CHUNK_BV: '16', FLA_DELTA_CHUNK_G: '8' }, { FLA_DELTA_CHUNK_VX: '0' }, { FLA_DELTA_CHUNK_PF: '1', FLA_DELTA_CHUNK_BV: '8' }, { FLA_DELTA_CHUNK_STATE: 'v1', FLA_DELTA_CHUNK_SOLVE: 'subst' }] as Record<string, string>[]) {
     test(`chunk with ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}, DK=128 DV=128 GVA 2 gated init: lengths 1, 63, 64, 65 and 200`, async () => {
       await withEnv(env, () => runCase('chunk', { DK: 128, DV: 128, H: 1, r: 2, gated: true, init: true }, [...PACKED, { slot: 1, len: 200 }]));
     });
