@@ -3,7 +3,8 @@
 // 'fused' (delta_rule_fused.wgsl: the recurrence with the norm in its epilogue, inputs read from packed
 // projection rows, one workgroup per value head: decode in one dispatch), 'recurrent' (delta_rule_recurrent.wgsl:
 // decode and short prefill; one step per token) and 'chunk' (delta_chunk_{prep,kkt,solve_blk,state}.wgsl: chunked
-// prefill, chunk 64; delta_chunk_solve.wgsl is the row-by-row UT solve of before, FLA_DELTA_CHUNK_SOLVE=subst),
+// prefill, chunk 64; delta_chunk_solve.wgsl is the row-by-row UT solve of before, FLA_DELTA_CHUNK_SOLVE=subst;
+// delta_chunk_state_rb.wgsl the state pass with several value columns a thread, FLA_DELTA_CHUNK_CPT),
 // chosen per step in `select`; the last two run the norm as an rms_norm launch of their own.
 import type { Backend, StateSpec, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
@@ -15,6 +16,7 @@ import kktSrc from './delta_chunk_kkt.wgsl' with { type: 'text' };
 import solveSrc from './delta_chunk_solve.wgsl' with { type: 'text' };
 import solveBlkSrc from './delta_chunk_solve_blk.wgsl' with { type: 'text' };
 import stateSrc from './delta_chunk_state.wgsl' with { type: 'text' };
+import stateRbSrc from './delta_chunk_state_rb.wgsl' with { type: 'text' };
 import fusedSrc from './delta_rule_fused.wgsl' with { type: 'text' };
 import fusedSgSrc from './delta_rule_fused_sg.wgsl' with { type: 'text' };
 import { deltaRuleRef, type DeltaDims, type QkAct, type QkNorm } from './delta_rule.ref.ts';
@@ -35,6 +37,7 @@ export const KERNELS = {
   solve: kernel('delta_chunk_solve', solveSrc, ['step', 'stepmeta', 'ab', 'dims']),
   solveBlk: kernel('delta_chunk_solve_blk', solveBlkSrc, ['step', 'stepmeta', 'ab', 'dims']),
   state: kernel('delta_chunk_state', stateSrc, ['step', 'stepmeta', 'qk', 'v', 'gates', 'ab', 'state', 'o', 'dims']),
+  stateRb: kernel('delta_chunk_state_rb', stateRbSrc, ['step', 'stepmeta', 'qk', 'v', 'gates', 'ab', 'state', 'o', 'dims']),
 };
 
 const QK_ACT = { none: 0, silu: 1, relu: 2, elu: 3 } as const;
@@ -84,25 +87,26 @@ function prefetchWords(DK: number, geo: { BV: number; G: number }): number {
 const SOLVE_SB = 8;
 
 /**
- * Geometry of delta_chunk_state: BV columns × G row groups (G ≤ CH, dividing it; BV·G threads within the adapter's
- * limit), its blocks within the adapter's workgroup memory (at most 32 KiB): the S block (DK × BV, transposed, each
- * column padded by one vec4) and one CH × BV token block (each column padded by one) and CH decays, or with twoBuf
- * (FLA_DELTA_CHUNK_STATE=v1, the kernel of before) two token blocks within 24 KiB. Default BV 32, G 32 (1 024
- * threads: a value head's chunk of q̂/k̂ and T/B rows read by 4× fewer workgroups than at BV 8, each load a broadcast
- * to a whole subgroup), lowered (BV halved, then G) to what fits; v1: BV 8, G = 256 / BV (8 was fastest on an H100
- * for DK 128 and 256 at 256 threads, BENCHMARKS.md). FLA_DELTA_CHUNK_BV / FLA_DELTA_CHUNK_G force either.
+ * Geometry of delta_chunk_state: BV columns × G row groups (G ≤ CH, dividing it), CPT columns a thread
+ * (delta_chunk_state_rb where CPT > 1; BV / CPT · G threads within the adapter's limit), its blocks within the
+ * adapter's workgroup memory (at most 32 KiB): the S block (DK × BV, transposed, each column padded by one vec4) and
+ * one CH × BV token block (each column padded by one) and CH decays, or with twoBuf (FLA_DELTA_CHUNK_STATE=v1, the
+ * kernel of before) two token blocks within 24 KiB. Default BV 16, G 32, CPT 1 (the fastest of the H200 probe,
+ * bench/delta_chunk_probe.ts: 1.69 ms a gated_deltanet-1.3b layer at 4096 tokens, 32 × 32 1.79, v1's 8 × 32 2.09),
+ * lowered (BV halved, then G) to what fits; v1: BV 8, G = 256 / BV, CPT 1. FLA_DELTA_CHUNK_BV / _G / _CPT force them.
  */
-export function chunkGeometry(DK: number, DV: number, maxInvocations = 256, maxWorkgroupStorage = 32768): { BV: number; G: number; twoBuf: boolean } {
+export function chunkGeometry(DK: number, DV: number, maxInvocations = 256, maxWorkgroupStorage = 32768): { BV: number; G: number; CPT: number; twoBuf: boolean } {
   const twoBuf = knob('FLA_DELTA_CHUNK_STATE') === 'v1';
   const budget = Math.min(twoBuf ? 24576 : 32768, maxWorkgroupStorage);
-  const fBV = Number(knob('FLA_DELTA_CHUNK_BV') ?? 0), fG = Number(knob('FLA_DELTA_CHUNK_G') ?? 0);   // benchmarking knobs
-  const bytes = (bv: number) => (twoBuf ? (DK + 4 + 2 * (CHUNK + 1)) * bv : (DK + 4 + CHUNK + 1) * bv + CHUNK) * 4;
-  let BV = fBV > 0 ? fBV : twoBuf ? 8 : 32;
+  const fBV = Number(knob('FLA_DELTA_CHUNK_BV') ?? 0), fG = Number(knob('FLA_DELTA_CHUNK_G') ?? 0), fC = Number(knob('FLA_DELTA_CHUNK_CPT') ?? 0);   // benchmarking knobs
+  const bytes = (bv: number) => (twoBuf ? (DK + 4 + 2 * (CHUNK + 1)) * bv : (DK + 4 + CHUNK + 4) * bv + CHUNK) * 4;
+  let BV = fBV > 0 ? fBV : twoBuf ? 8 : 16;
   while (BV > 4 && (DV % BV !== 0 || bytes(BV) > budget)) BV >>= 1;
+  const CPT = twoBuf ? 1 : Math.min(fC > 0 ? fC : 1, BV);
   let G = fG > 0 ? fG : twoBuf ? Math.min(256, maxInvocations) / BV : 32;
-  while (G > 1 && (BV * G > maxInvocations || G > CHUNK)) G >>= 1;
-  if (DV % BV !== 0 || bytes(BV) > budget || !Number.isInteger(G) || G < 1 || BV * G > maxInvocations || CHUNK % G !== 0) throw new ShapeError(`delta_rule: no chunk geometry for DK=${DK} DV=${DV}`);
-  return { BV, G, twoBuf };
+  while (G > 1 && (BV / CPT * G > maxInvocations || G > CHUNK)) G >>= 1;
+  if (DV % BV !== 0 || bytes(BV) > budget || !Number.isInteger(G) || G < 1 || BV / CPT * G > maxInvocations || CHUNK % G !== 0) throw new ShapeError(`delta_rule: no chunk geometry for DK=${DK} DV=${DV}`);
+  return { BV, G, CPT, twoBuf };
 }
 
 export function checkDims(d: DeltaDims, maxInvocations = 256): void {
@@ -303,10 +307,14 @@ export const deltaRuleOp = op<DeltaOp>({
           knob('FLA_DELTA_CHUNK_SOLVE') === 'subst'
             ? { kernel: KERNELS.solve, grid: grid(c.step.b * MC * d.HV), defines: { CH: CHUNK }, bind: { ab, dims: u32(d.HV, MC) } }
             : { kernel: KERNELS.solveBlk, grid: grid(c.step.b * MC * d.HV), defines: { CH: CHUNK, SB: SOLVE_SB, WG: Math.max(CHUNK, Math.min(256, lim.maxInvocations)) }, bind: { ab, dims: u32(d.HV, MC) } },
-          { kernel: KERNELS.state, grid: [d.HV * d.DV / geo.BV, c.step.b, 1],
-            defines: { DK4, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, V_SILU: d.vSilu, TWO_BUF: geo.twoBuf, VX: !geo.twoBuf && knob('FLA_DELTA_CHUNK_VX') !== '0',
-              PF: prefetchWords(d.DK, geo) },
-            bind: { qk, v: x.v, gates, ab, state: x.state, o: rawOut(x), dims: dimsOf(x) } },
+          geo.CPT > 1
+            ? { kernel: KERNELS.stateRb, grid: [d.HV * d.DV / geo.BV, c.step.b, 1],
+              defines: { DK4, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, CPT: geo.CPT, V_SILU: d.vSilu },
+              bind: { qk, v: x.v, gates, ab, state: x.state, o: rawOut(x), dims: dimsOf(x) } }
+            : { kernel: KERNELS.state, grid: [d.HV * d.DV / geo.BV, c.step.b, 1],
+              defines: { DK4, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, V_SILU: d.vSilu, TWO_BUF: geo.twoBuf, VX: !geo.twoBuf && knob('FLA_DELTA_CHUNK_VX') !== '0',
+                PF: prefetchWords(d.DK, geo) },
+              bind: { qk, v: x.v, gates, ab, state: x.state, o: rawOut(x), dims: dimsOf(x) } },
           ...normLaunch(x, c),
         ];
       },

@@ -110,6 +110,10 @@ const CASES: Record<string, () => { what: string; args: any; lens?: number[]; en
     what: 'DK 64 DV 64 gate=true, FLA_DELTA_CHUNK_SOLVE=subst FLA_DELTA_CHUNK_STATE=v1', lens: [130, 19, 1], env: { FLA_DELTA_CHUNK_SOLVE: 'subst', FLA_DELTA_CHUNK_STATE: 'v1' },
     args: { q: t(128), k: t(128, { name: 'k' }), v: t(256), a: t(4), gp: w([2, 4]), b: t(4, { name: 'b' }), state: state(4 * 64 * 64), out: t(256, { name: 'o' }),
       d: { H: 2, HV: 4, DK: 64, DV: 64, qkAct: 'silu', qkNorm: 'l2', vSilu: false, negEig: false } },
+  }, {   // the state pass with two value columns a thread (delta_chunk_state_rb)
+    what: 'DK 64 DV 64 gate=true v silu, FLA_DELTA_CHUNK_CPT=2', lens: [130, 19, 1], env: { FLA_DELTA_CHUNK_CPT: '2' },
+    args: { q: t(128), k: t(128, { name: 'k' }), v: t(256), a: t(4), gp: w([2, 4]), b: t(4, { name: 'b' }), state: state(4 * 64 * 64), out: t(256, { name: 'o' }),
+      d: { H: 2, HV: 4, DK: 64, DV: 64, qkAct: 'silu', qkNorm: 'l2', vSilu: true, negEig: false } },
   }]),
   mul: () => [null, 1].flatMap(col => BOOLS.map(accumulate => ({ what: `col=${col} accumulate=${accumulate}`, args: { a: t(64), s: t(col === null ? 64 : 4, { name: 's' }), y: t(64, { name: 'y' }), col, accumulate } }))),
   silu_mul: () => (['n', 'k'] as const).map(rows => ({ what: `rows ${rows}`, args: { a: t(64, { rows }), b: t(64, { rows, name: 'b' }), y: t(64, { rows, name: 'y' }) } })),

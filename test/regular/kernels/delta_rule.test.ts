@@ -121,20 +121,23 @@ describe.skipIf(!HAS_GPU)('delta_rule', () => {
       await runCase(kernel, { DK: 128, DV: 128, H: 2, r: 2, gated: true, init: true }, [{ slot: 3, len: 1 }, { slot: 1, len: 1 }, { slot: 0, len: 1 }, { slot: 2, len: 1 }]);
     });
   }
-  // delta_chunk_state's geometry: BV columns × G row groups (default 32 × 32), QPT = 64 / G chunk rows a thread; its
+  // delta_chunk_state's geometry: BV columns × G row groups (default 16 × 32), QPT = 64 / G chunk rows a thread, CPT columns a thread (FLA_DELTA_CHUNK_CPT, delta_chunk_state_rb); its
   // token block as f32 (FLA_DELTA_CHUNK_VX=0); the next chunk's lines touched ahead (FLA_DELTA_CHUNK_PF=1); the kernels of before (FLA_DELTA_CHUNK_STATE=v1: two token blocks, 8 × 32; FLA_DELTA_CHUNK_SOLVE=subst: the row-by-row solve)
-  for (const env of [{ FLA_DELTA_CHUNK_BV: '4' }, { FLA_DELTA_CHUNK_BV: '16', FLA_DELTA_CHUNK_G: '8' }, { FLA_DELTA_CHUNK_VX: '0' }, { FLA_DELTA_CHUNK_PF: '1', FLA_DELTA_CHUNK_BV: '8' }, { FLA_DELTA_CHUNK_STATE: 'v1', FLA_DELTA_CHUNK_SOLVE: 'subst' }] as Record<string, string>[]) {
+  for (const env of [{ FLA_DELTA_CHUNK_BV: '4' }, { FLA_DELTA_CHUNK_BV: '16', FLA_DELTA_CHUNK_G: '8' }, { FLA_DELTA_CHUNK_VX: '0' }, { FLA_DELTA_CHUNK_PF: '1', FLA_DELTA_CHUNK_BV: '8' }, { FLA_DELTA_CHUNK_CPT: '2' }, { FLA_DELTA_CHUNK_CPT: '4', FLA_DELTA_CHUNK_BV: '32', FLA_DELTA_CHUNK_G: '16' }, { FLA_DELTA_CHUNK_STATE: 'v1', FLA_DELTA_CHUNK_SOLVE: 'subst' }] as Record<string, string>[]) {
     test(`chunk with ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}, DK=128 DV=128 GVA 2 gated init: lengths 1, 63, 64, 65 and 200`, async () => {
       await withEnv(env, () => runCase('chunk', { DK: 128, DV: 128, H: 1, r: 2, gated: true, init: true }, [...PACKED, { slot: 1, len: 200 }]));
     });
   }
-  test('chunk (blocked solve, wide state pass) equals the kernels of before on the GPU (1e-5), DK=128 DV=256 and DK=64 DV=64 GVA 2: lengths 1, 63, 64, 65 and 300', async () => {
+  test('chunk (blocked solve, wide state pass) equals the kernels of before on the GPU (1e-5), and two columns a thread (rb) one (1e-6), DK=128 DV=256 and DK=64 DV=64 GVA 2: lengths 1, 63, 64, 65 and 300', async () => {
     for (const c of [{ DK: 128, DV: 256, H: 1, r: 1, gated: true, init: true }, { DK: 64, DV: 64, H: 1, r: 2, gated: true, init: false }]) {
       const seqs = [...PACKED, { slot: 1, len: 300 }];
       const now = await runCase('chunk', c, seqs, 1e-4, true);
       const old = await withEnv({ FLA_DELTA_CHUNK_STATE: 'v1', FLA_DELTA_CHUNK_SOLVE: 'subst' }, () => runCase('chunk', c, seqs, 1e-4, true));
-      for (const name of ['y', 'state'])
+      const rb = await withEnv({ FLA_DELTA_CHUNK_CPT: '2' }, () => runCase('chunk', c, seqs, 1e-4, true));   // delta_chunk_state_rb
+      for (const name of ['y', 'state']) {
         expectClose(now[name]!.data, old[name]!.data, { rtol: 1e-5, what: `chunk now vs before DK=${c.DK} DV=${c.DV} ${name}`, shape: now[name]!.shape });
+        expectClose(rb[name]!.data, now[name]!.data, { rtol: 1e-6, what: `chunk CPT 2 vs 1 DK=${c.DK} DV=${c.DV} ${name}`, shape: now[name]!.shape });
+      }
     }
   });
   for (const init of [false, true]) {
