@@ -2,8 +2,10 @@
 // attention, optionally with the mixer's output norm (RMSNorm per value head, SiLU-gated or not). Variants:
 // 'fused' (delta_rule_fused.wgsl: the recurrence with the norm in its epilogue, inputs read from packed
 // projection rows, one workgroup per value head: decode in one dispatch), 'recurrent' (delta_rule_recurrent.wgsl:
-// decode and short prefill; one step per token) and 'chunk' (delta_chunk_{prep,kkt,solve,state}.wgsl: chunked
-// prefill, chunk 64), chosen per step in `select`; the last two run the norm as an rms_norm launch of their own.
+// decode and short prefill; one step per token) and 'chunk' (delta_chunk_{prep,kkt,solve_blk,state}.wgsl: chunked
+// prefill, chunk 64; delta_chunk_solve.wgsl is the row-by-row UT solve of before, FLA_DELTA_CHUNK_SOLVE=subst;
+// delta_chunk_state_rb.wgsl the state pass with several value columns a thread, FLA_DELTA_CHUNK_CPT),
+// chosen per step in `select`; the last two run the norm as an rms_norm launch of their own.
 import type { Backend, StateSpec, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { knob } from '../../src/util/knobs.ts';
@@ -12,7 +14,9 @@ import recurrentSrc from './delta_rule_recurrent.wgsl' with { type: 'text' };
 import prepSrc from './delta_chunk_prep.wgsl' with { type: 'text' };
 import kktSrc from './delta_chunk_kkt.wgsl' with { type: 'text' };
 import solveSrc from './delta_chunk_solve.wgsl' with { type: 'text' };
+import solveBlkSrc from './delta_chunk_solve_blk.wgsl' with { type: 'text' };
 import stateSrc from './delta_chunk_state.wgsl' with { type: 'text' };
+import stateRbSrc from './delta_chunk_state_rb.wgsl' with { type: 'text' };
 import fusedSrc from './delta_rule_fused.wgsl' with { type: 'text' };
 import fusedSgSrc from './delta_rule_fused_sg.wgsl' with { type: 'text' };
 import { deltaRuleRef, type DeltaDims, type QkAct, type QkNorm } from './delta_rule.ref.ts';
@@ -31,7 +35,9 @@ export const KERNELS = {
   prep: kernel('delta_chunk_prep', prepSrc, ['step', 'q', 'k', 'ga', 'gb', 'gp', 'qk', 'gates', 'dims']),
   kkt: kernel('delta_chunk_kkt', kktSrc, ['step', 'stepmeta', 'qk', 'gates', 'ab', 'dims']),
   solve: kernel('delta_chunk_solve', solveSrc, ['step', 'stepmeta', 'ab', 'dims']),
+  solveBlk: kernel('delta_chunk_solve_blk', solveBlkSrc, ['step', 'stepmeta', 'ab', 'dims']),
   state: kernel('delta_chunk_state', stateSrc, ['step', 'stepmeta', 'qk', 'v', 'gates', 'ab', 'state', 'o', 'dims']),
+  stateRb: kernel('delta_chunk_state_rb', stateRbSrc, ['step', 'stepmeta', 'qk', 'v', 'gates', 'ab', 'state', 'o', 'dims']),
 };
 
 const QK_ACT = { none: 0, silu: 1, relu: 2, elu: 3 } as const;
@@ -68,19 +74,39 @@ export type DeltaKernel = 'fused_sg' | 'fused' | 'recurrent' | 'chunk';
 export const CHUNK = 64;
 
 /**
- * Geometry of delta_chunk_state: BV columns × G row groups (G·BV = 256 threads or the adapter's limit, G ≤ CH); the
- * S block (DK × BV) and two CH × BV token blocks must fit 24 KiB of workgroup memory.
+ * Words of the next chunk's rows each thread of delta_chunk_state touches ahead (PF: one per 128-byte line of its q̂,
+ * k̂, T and B rows, spread over the workgroup, at most 4 a thread); 0 (none) unless FLA_DELTA_CHUNK_PF=1.
  */
-export function chunkGeometry(DK: number, DV: number, maxInvocations = 256, maxWorkgroupStorage = 32768): { BV: number; G: number } {
-  const tpb = Math.min(256, maxInvocations);
-  const budget = Math.min(24576, maxWorkgroupStorage);
-  const forced = Number(knob('FLA_DELTA_CHUNK_BV') ?? 0);   // benchmarking knob: columns per workgroup
-  let BV = forced > 0 ? forced : 8;   // 8 was fastest on an H100 for DK 128 and 256 (BENCHMARKS.md): more workgroups in flight
-  // the S block (transposed, each column padded by one vec4) and the two token blocks (each column padded by one)
-  const bytes = (bv: number) => (DK + 4 + 2 * (CHUNK + 1)) * bv * 4;
+function prefetchWords(DK: number, geo: { BV: number; G: number }): number {
+  if (knob('FLA_DELTA_CHUNK_PF') !== '1') return 0;
+  const lines = CHUNK * 2 * (Math.max(DK / 32, 1) + Math.max(CHUNK / 32, 1));
+  return Math.min(4, Math.ceil(lines / (geo.BV * geo.G)));
+}
+
+/** The diagonal block of delta_chunk_solve_blk (solved by substitution; the rest by doubling). */
+const SOLVE_SB = 8;
+
+/**
+ * Geometry of delta_chunk_state: BV columns × G row groups (G ≤ CH, dividing it), CPT columns a thread
+ * (delta_chunk_state_rb where CPT > 1; BV / CPT · G threads within the adapter's limit), its blocks within the
+ * adapter's workgroup memory (at most 32 KiB): the S block (DK × BV, transposed, each column padded by one vec4) and
+ * one CH × BV token block (each column padded by one) and CH decays, or with twoBuf (FLA_DELTA_CHUNK_STATE=v1, the
+ * kernel of before) two token blocks within 24 KiB. Default BV 16, G 32, CPT 1 (the fastest of the H200 probe,
+ * bench/delta_chunk_probe.ts: 1.69 ms a gated_deltanet-1.3b layer at 4096 tokens, 32 × 32 1.79, v1's 8 × 32 2.09),
+ * lowered (BV halved, then G) to what fits; v1: BV 8, G = 256 / BV, CPT 1. FLA_DELTA_CHUNK_BV / _G / _CPT force them.
+ */
+export function chunkGeometry(DK: number, DV: number, maxInvocations = 256, maxWorkgroupStorage = 32768): { BV: number; G: number; CPT: number; twoBuf: boolean } {
+  const twoBuf = knob('FLA_DELTA_CHUNK_STATE') === 'v1';
+  const budget = Math.min(twoBuf ? 24576 : 32768, maxWorkgroupStorage);
+  const fBV = Number(knob('FLA_DELTA_CHUNK_BV') ?? 0), fG = Number(knob('FLA_DELTA_CHUNK_G') ?? 0), fC = Number(knob('FLA_DELTA_CHUNK_CPT') ?? 0);   // benchmarking knobs
+  const bytes = (bv: number) => (twoBuf ? (DK + 4 + 2 * (CHUNK + 1)) * bv : (DK + 4 + CHUNK + 4) * bv + CHUNK) * 4;
+  let BV = fBV > 0 ? fBV : twoBuf ? 8 : 16;
   while (BV > 4 && (DV % BV !== 0 || bytes(BV) > budget)) BV >>= 1;
-  if (DV % BV !== 0 || bytes(BV) > budget || tpb % BV !== 0 || tpb / BV > CHUNK || CHUNK % (tpb / BV) !== 0) throw new ShapeError(`delta_rule: no chunk geometry for DK=${DK} DV=${DV}`);
-  return { BV, G: tpb / BV };
+  const CPT = twoBuf ? 1 : Math.min(fC > 0 ? fC : 1, BV);
+  let G = fG > 0 ? fG : twoBuf ? Math.min(256, maxInvocations) / BV : 32;
+  while (G > 1 && (BV / CPT * G > maxInvocations || G > CHUNK)) G >>= 1;
+  if (DV % BV !== 0 || bytes(BV) > budget || !Number.isInteger(G) || G < 1 || BV / CPT * G > maxInvocations || CHUNK % G !== 0) throw new ShapeError(`delta_rule: no chunk geometry for DK=${DK} DV=${DV}`);
+  return { BV, G, CPT, twoBuf };
 }
 
 export function checkDims(d: DeltaDims, maxInvocations = 256): void {
@@ -260,7 +286,7 @@ export const deltaRuleOp = op<DeltaOp>({
         }, ...normLaunch(x, c)];
       },
     },
-    // prep (norms, gates), kkt (A, B, G), solve (T), state pass (δ, o, S).
+    // prep (norms, gates), kkt (A, B, G), solve (T; blocked, or row by row with FLA_DELTA_CHUNK_SOLVE=subst), state pass (δ, o, S).
     // Scratch: q̂/k̂ [2, cap, H·DK], gates (g, β, G) [3, cap, HV], A/B/T rows [3, cap, HV·CH].
     chunk: {
       supports: chunkFits,
@@ -278,10 +304,17 @@ export const deltaRuleOp = op<DeltaOp>({
             bind: { q: x.q, k: x.k, ga: x.a, gb: x.b, gp: x.gp, qk, gates, dims: dimsOf(x) } },
           { kernel: KERNELS.kkt, grid: grid(c.step.b * MC * d.HV), defines: { DK4, CH: CHUNK, SL: DK4 % 8 === 0 ? 8 : DK4 % 4 === 0 ? 4 : DK4 % 2 === 0 ? 2 : 1 },
             bind: { qk, gates, ab, dims: u32(d.H, d.HV, MC) } },
-          { kernel: KERNELS.solve, grid: grid(c.step.b * MC * d.HV), defines: { CH: CHUNK }, bind: { ab, dims: u32(d.HV, MC) } },
-          { kernel: KERNELS.state, grid: [d.HV * d.DV / geo.BV, c.step.b, 1],
-            defines: { DK4, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, V_SILU: d.vSilu },
-            bind: { qk, v: x.v, gates, ab, state: x.state, o: rawOut(x), dims: dimsOf(x) } },
+          knob('FLA_DELTA_CHUNK_SOLVE') === 'subst'
+            ? { kernel: KERNELS.solve, grid: grid(c.step.b * MC * d.HV), defines: { CH: CHUNK }, bind: { ab, dims: u32(d.HV, MC) } }
+            : { kernel: KERNELS.solveBlk, grid: grid(c.step.b * MC * d.HV), defines: { CH: CHUNK, SB: SOLVE_SB, WG: Math.max(CHUNK, Math.min(256, lim.maxInvocations)) }, bind: { ab, dims: u32(d.HV, MC) } },
+          geo.CPT > 1
+            ? { kernel: KERNELS.stateRb, grid: [d.HV * d.DV / geo.BV, c.step.b, 1],
+              defines: { DK4, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, CPT: geo.CPT, V_SILU: d.vSilu },
+              bind: { qk, v: x.v, gates, ab, state: x.state, o: rawOut(x), dims: dimsOf(x) } }
+            : { kernel: KERNELS.state, grid: [d.HV * d.DV / geo.BV, c.step.b, 1],
+              defines: { DK4, BV: geo.BV, G: geo.G, CH: CHUNK, QPT: CHUNK / geo.G, V_SILU: d.vSilu, TWO_BUF: geo.twoBuf, VX: !geo.twoBuf && knob('FLA_DELTA_CHUNK_VX') !== '0',
+                PF: prefetchWords(d.DK, geo) },
+              bind: { qk, v: x.v, gates, ab, state: x.state, o: rawOut(x), dims: dimsOf(x) } },
           ...normLaunch(x, c),
         ];
       },

@@ -34,7 +34,7 @@ describe.skipIf(!HAS_GPU)('delta-rule and short-conv variants compile', () => {
       const what = `delta ${qkAct} ${qkNorm} vSilu=${vSilu} gate=${gate} beta=${beta} negEig=${negEig}`;
       expect((await built(what, deltaRuleOp, args(d, gate, beta), 'recurrent')).map(x => x.label)).toEqual(['delta_rule_recurrent']);
       expect((await built(what, deltaRuleOp, args(d, gate, beta), 'chunk')).map(x => x.label))
-        .toEqual(['delta_chunk_prep', 'delta_chunk_kkt', 'delta_chunk_solve', 'delta_chunk_state']);
+        .toEqual(['delta_chunk_prep', 'delta_chunk_kkt', 'delta_chunk_solve_blk', 'delta_chunk_state']);
     }
   });
 
@@ -56,7 +56,7 @@ describe.skipIf(!HAS_GPU)('delta-rule and short-conv variants compile', () => {
     const d: DeltaDims = { H: 2, HV: 4, DK: 64, DV: 64, qkAct: 'none', qkNorm: 'l2', vSilu: false, negEig: false };
     expect((await built('delta packed recurrent', deltaRuleOp, packed(d, true, true, true), 'recurrent')).map(x => x.label)).toEqual(['delta_rule_recurrent', 'rms_norm']);
     expect((await built('delta packed chunk', deltaRuleOp, packed(d, true, true, true), 'chunk')).map(x => x.label))
-      .toEqual(['delta_chunk_prep', 'delta_chunk_kkt', 'delta_chunk_solve', 'delta_chunk_state', 'rms_norm']);
+      .toEqual(['delta_chunk_prep', 'delta_chunk_kkt', 'delta_chunk_solve_blk', 'delta_chunk_state', 'rms_norm']);
     for (const [DK, DV] of [[128, 48], [128, 128], [128, 256], [256, 128]]) {
       const e: DeltaDims = { ...d, H: 1, HV: 2, DK: DK!, DV: DV! };
       expect((await built(`delta packed fused DK=${DK} DV=${DV}`, deltaRuleOp, packed(e, true, true, true), 'fused')).map(x => x.label)).toEqual(['delta_rule_fused']);

@@ -75,8 +75,9 @@ function tmixArgs(dt: 'f32' | 'bf16' | 'f16', pre: boolean): { what: string; arg
  * every variant that supports it. Wider enumerations of the defines are in the tests below and in delta.test.ts /
  * linear_kernels.test.ts.
  */
-// a case may name the step it compiles at (lens of its sequences; default [50, 19, 1] with 5 kept rows)
-const CASES: Record<string, () => { what: string; args: any; lens?: number[] }[]> = {
+// a case may name the step it compiles at (lens of its sequences; default [50, 19, 1] with 5 kept rows) and FLA_*
+// settings it compiles under (a kernel only a knob launches)
+const CASES: Record<string, () => { what: string; args: any; lens?: number[]; env?: Record<string, string> }[]> = {
   abc: () => [{ what: 'DK 64 DV 64 M 32', args: { q: t(128), k: t(128), v: t(128), s: t(64), state: state(abcStateCols({ H: 2, DK: 64, DV: 64, M: 32 })), out: t(128, { name: 'o' }), H: 2, DK: 64, DV: 64, M: 32, scale: 0.125, clampMin: -32, clampMax: 32 } }],
   rope: () => [{ what: 'D 64 R 32', args: { x: t(128), table: w([2, 16, 16]), D: 64, R: 32 } }],
   rope_kv: () => KV_DTYPES.flatMap(kv => [[64, false, false], [128, true, false], [256, true, true], [64, false, true]].map(([D, norm, bias]) => {
@@ -90,7 +91,7 @@ const CASES: Record<string, () => { what: string; args: any; lens?: number[] }[]
     return { what: `GQA 4/2 D ${D} kv ${kv}`, args: { q: t(4 * D), k: state(cols), v: t(cols, { name: 'vc' }), out: t(4 * D, { name: 'o' }), H: 4, KV: 2, D, ctx: 16, kv } };
   })),
   short_conv: () => BOOLS.map(silu => ({ what: `W 4 silu=${silu}`, args: { x: t(96), w: w([96, 1, 4]), state: state(3 * 96), y: t(96, { name: 'y' }), act: silu ? 'silu' : 'none' } })),
-  delta_rule: () => BOOLS.map(gate => ({
+  delta_rule: () => BOOLS.map((gate): { what: string; args: any; lens?: number[]; env?: Record<string, string> } => ({
     what: `DK 64 DV 64 gate=${gate}`,
     args: { q: t(128), k: t(128, { name: 'k' }), v: t(256), a: gate ? t(4) : null, gp: gate ? w([2, 4]) : null, b: t(4, { name: 'b' }), state: state(4 * 64 * 64), out: t(256, { name: 'o' }),
       d: { H: 2, HV: 4, DK: 64, DV: 64, qkAct: 'silu', qkNorm: 'l2', vSilu: false, negEig: false } },
@@ -105,7 +106,15 @@ const CASES: Record<string, () => { what: string; args: any; lens?: number[] }[]
       off: { q: 0, k: 128, v: 256, a: 128, b: 130 }, norm: { w: w([64]), gate: p, gateOff: 0, eps: 1e-6 },
       conv: { x: p, w: w([384, 1, 4]), state: state(3 * 384, 2), act: 'silu', xOff: 132, siluFrom: 256 },
       d: { H: 2, HV: 2, DK: 64, DV: 64, qkAct: 'none', qkNorm: 'l2', vSilu: false, negEig: false } } };
-  })()]),
+  })()]).concat([{   // the chunked prefill's kernels of before: the row-by-row UT solve, the two-block state pass
+    what: 'DK 64 DV 64 gate=true, FLA_DELTA_CHUNK_SOLVE=subst FLA_DELTA_CHUNK_STATE=v1', lens: [130, 19, 1], env: { FLA_DELTA_CHUNK_SOLVE: 'subst', FLA_DELTA_CHUNK_STATE: 'v1' },
+    args: { q: t(128), k: t(128, { name: 'k' }), v: t(256), a: t(4), gp: w([2, 4]), b: t(4, { name: 'b' }), state: state(4 * 64 * 64), out: t(256, { name: 'o' }),
+      d: { H: 2, HV: 4, DK: 64, DV: 64, qkAct: 'silu', qkNorm: 'l2', vSilu: false, negEig: false } },
+  }, {   // the state pass with two value columns a thread (delta_chunk_state_rb)
+    what: 'DK 64 DV 64 gate=true v silu, FLA_DELTA_CHUNK_CPT=2', lens: [130, 19, 1], env: { FLA_DELTA_CHUNK_CPT: '2' },
+    args: { q: t(128), k: t(128, { name: 'k' }), v: t(256), a: t(4), gp: w([2, 4]), b: t(4, { name: 'b' }), state: state(4 * 64 * 64), out: t(256, { name: 'o' }),
+      d: { H: 2, HV: 4, DK: 64, DV: 64, qkAct: 'silu', qkNorm: 'l2', vSilu: true, negEig: false } },
+  }]),
   mul: () => [null, 1].flatMap(col => BOOLS.map(accumulate => ({ what: `col=${col} accumulate=${accumulate}`, args: { a: t(64), s: t(col === null ? 64 : 4, { name: 's' }), y: t(64, { name: 'y' }), col, accumulate } }))),
   silu_mul: () => (['n', 'k'] as const).map(rows => ({ what: `rows ${rows}`, args: { a: t(64, { rows }), b: t(64, { rows, name: 'b' }), y: t(64, { rows, name: 'y' }) } })),
   embed: () => DTYPES.map(dt => ({ what: dt, args: { table: w([100, 64], dt), out: t(64) } })),
@@ -183,18 +192,24 @@ describe.skipIf(!HAS_GPU)('every op variant compiles', () => {
       const kernels = launched.get(op.name) ?? new Set<Kernel>();
       launched.set(op.name, kernels);
       let variants = 0;
-      for (const { what, args, lens } of CASES[op.name]!()) {
+      for (const { what, args, lens, env } of CASES[op.name]!()) {
         if (lens) step(lens); else step([50, 19, 1], 5);
-        for (const [name, v] of Object.entries(op.variants)) {
-          if (!(v.supports?.(args, ctx()) ?? true)) continue;
-          const ds = await built(`${op.name} ${name} ${what}`, op, args, name);
-          const ls = v.launches(args, ctx());
-          expect(ds.map(d => d.label)).toEqual(ls.map(l => l.kernel.name));
-          for (const l of ls) kernels.add(l.kernel);
-          variants++;
+        const prev = Object.fromEntries(Object.keys(env ?? {}).map(k => [k, process.env[k]]));
+        Object.assign(process.env, env ?? {});
+        try {
+          for (const [name, v] of Object.entries(op.variants)) {
+            if (!(v.supports?.(args, ctx()) ?? true)) continue;
+            const ds = await built(`${op.name} ${name} ${what}`, op, args, name);
+            const ls = v.launches(args, ctx());
+            expect(ds.map(d => d.label)).toEqual(ls.map(l => l.kernel.name));
+            for (const l of ls) kernels.add(l.kernel);
+            variants++;
+          }
+          // and the default choice for this step
+          await built(`${op.name} selected ${what}`, op, args);
+        } finally {
+          for (const [k, v] of Object.entries(prev)) { if (v === undefined) delete process.env[k]; else process.env[k] = v; }
         }
-        // and the default choice for this step
-        await built(`${op.name} selected ${what}`, op, args);
       }
       expect(variants).toBeGreaterThanOrEqual(Object.keys(op.variants).length);
     });

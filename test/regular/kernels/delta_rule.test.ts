@@ -66,6 +66,14 @@ async function runCase(kernel: DeltaKernel, c: Case, seqs: { slot: number; len: 
 
 const PACKED = [{ slot: 2, len: 63 }, { slot: 0, len: 1 }, { slot: 4, len: 64 }, { slot: 3, len: 65 }];
 
+/** fn with the FLA_* settings of env, the previous values restored after. */
+async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const prev = Object.fromEntries(Object.keys(env).map(k => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try { return await fn(); }
+  finally { for (const [k, v] of Object.entries(prev)) { if (v === undefined) delete process.env[k]; else process.env[k] = v; } }
+}
+
 describe.skipIf(!HAS_GPU)('delta_rule', () => {
   test('select: chunk when a sequence is longer than one chunk, on GPU adapters (not per step: 65 one-token sequences decode recurrent); FLA_KERNEL_DELTA_RULE forces', () => {
     const prev = process.env.FLA_KERNEL_DELTA_RULE;
@@ -113,15 +121,25 @@ describe.skipIf(!HAS_GPU)('delta_rule', () => {
       await runCase(kernel, { DK: 128, DV: 128, H: 2, r: 2, gated: true, init: true }, [{ slot: 3, len: 1 }, { slot: 1, len: 1 }, { slot: 0, len: 1 }, { slot: 2, len: 1 }]);
     });
   }
-  // delta_chunk_state's geometry: BV columns × G = 256 / BV row groups, QPT = 64 / G chunk rows a thread
-  for (const bv of ['4', '16']) {
-    test(`chunk with FLA_DELTA_CHUNK_BV=${bv}, DK=128 DV=128 GVA 2 gated init: lengths 1, 63, 64, 65 and 200`, async () => {
-      const prev = process.env.FLA_DELTA_CHUNK_BV;
-      process.env.FLA_DELTA_CHUNK_BV = bv;
-      try { await runCase('chunk', { DK: 128, DV: 128, H: 1, r: 2, gated: true, init: true }, [...PACKED, { slot: 1, len: 200 }]); }
-      finally { if (prev === undefined) delete process.env.FLA_DELTA_CHUNK_BV; else process.env.FLA_DELTA_CHUNK_BV = prev; }
+  // delta_chunk_state's geometry: BV columns × G row groups (default 16 × 32), QPT = 64 / G chunk rows a thread, CPT columns a thread (FLA_DELTA_CHUNK_CPT, delta_chunk_state_rb); its
+  // token block as f32 (FLA_DELTA_CHUNK_VX=0); the next chunk's lines touched ahead (FLA_DELTA_CHUNK_PF=1); the kernels of before (FLA_DELTA_CHUNK_STATE=v1: two token blocks, 8 × 32; FLA_DELTA_CHUNK_SOLVE=subst: the row-by-row solve)
+  for (const env of [{ FLA_DELTA_CHUNK_BV: '4' }, { FLA_DELTA_CHUNK_BV: '16', FLA_DELTA_CHUNK_G: '8' }, { FLA_DELTA_CHUNK_VX: '0' }, { FLA_DELTA_CHUNK_PF: '1', FLA_DELTA_CHUNK_BV: '8' }, { FLA_DELTA_CHUNK_CPT: '2' }, { FLA_DELTA_CHUNK_CPT: '4', FLA_DELTA_CHUNK_BV: '32', FLA_DELTA_CHUNK_G: '16' }, { FLA_DELTA_CHUNK_STATE: 'v1', FLA_DELTA_CHUNK_SOLVE: 'subst' }] as Record<string, string>[]) {
+    test(`chunk with ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}, DK=128 DV=128 GVA 2 gated init: lengths 1, 63, 64, 65 and 200`, async () => {
+      await withEnv(env, () => runCase('chunk', { DK: 128, DV: 128, H: 1, r: 2, gated: true, init: true }, [...PACKED, { slot: 1, len: 200 }]));
     });
   }
+  test('chunk (blocked solve, wide state pass) equals the kernels of before on the GPU (1e-5), and two columns a thread (rb) one (1e-6), DK=128 DV=256 and DK=64 DV=64 GVA 2: lengths 1, 63, 64, 65 and 300', async () => {
+    for (const c of [{ DK: 128, DV: 256, H: 1, r: 1, gated: true, init: true }, { DK: 64, DV: 64, H: 1, r: 2, gated: true, init: false }]) {
+      const seqs = [...PACKED, { slot: 1, len: 300 }];
+      const now = await runCase('chunk', c, seqs, 1e-4, true);
+      const old = await withEnv({ FLA_DELTA_CHUNK_STATE: 'v1', FLA_DELTA_CHUNK_SOLVE: 'subst' }, () => runCase('chunk', c, seqs, 1e-4, true));
+      const rb = await withEnv({ FLA_DELTA_CHUNK_CPT: '2' }, () => runCase('chunk', c, seqs, 1e-4, true));   // delta_chunk_state_rb
+      for (const name of ['y', 'state']) {
+        expectClose(now[name]!.data, old[name]!.data, { rtol: 1e-5, what: `chunk now vs before DK=${c.DK} DV=${c.DV} ${name}`, shape: now[name]!.shape });
+        expectClose(rb[name]!.data, now[name]!.data, { rtol: 1e-6, what: `chunk CPT 2 vs 1 DK=${c.DK} DV=${c.DV} ${name}`, shape: now[name]!.shape });
+      }
+    }
+  });
   for (const init of [false, true]) {
     test(`chunk equals recurrent on the GPU (1e-4), DK=64 DV=128 GVA 2 gated${init ? ' init' : ''}: lengths 1, 63, 64, 65 and ${LONG}`, async () => {
       await chunkVsRecurrent({ DK: 64, DV: 128, H: 1, r: 2, gated: true, init }, [...PACKED, { slot: 1, len: LONG }]);
