@@ -103,6 +103,12 @@ describe.skipIf(!HAS_GPU)('16-bit KV caches', () => {
         await kv16Case('split', dt, 2, 2, 128, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]);
       });
     });
+  // FLA_SDPA_SPLIT_LANE_HEADS=1 over a 16-bit cache: one query head a lane, the KV heads' head groups side by side in
+  // a workgroup (KV heads × query-head slots: sdpa_split.wgsl's KW slots spanning several KV heads)
+  test('split, f16, one query head a lane (FLA_SDPA_SPLIT_LANE_HEADS 1): GQA 4 D=64, decode of three sequences (pos 0, 65, 700)', async () => {
+    await withEnv('FLA_SDPA_SPLIT_LANE_HEADS', '1', () =>
+      kv16Case('split', 'f16', 8, 2, 64, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]));
+  });
   // split_wg differs from split only in its reductions (their 16-bit unpacking is shared): on lavapipe, where each of its
   // shaders takes 10–70 s to compile, it runs the first case with the f16 cache only (f32 caches: attention.test.ts);
   // direct (split's kernel as one pass, the same unpacking) likewise
