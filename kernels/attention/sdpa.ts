@@ -19,6 +19,7 @@ import { kvStoreRef, sdpaRef, type KvDtype } from './sdpa.ref.ts';
 import { sgmatFlashKernel, sgmatFlashPlan } from './sdpa_sgmat.ts';
 import sdpaSrc from './sdpa.wgsl' with { type: 'text' };
 import splitSrc from './sdpa_split.wgsl' with { type: 'text' };
+import splitKpSrc from './sdpa_split_kp.wgsl' with { type: 'text' };
 import combineSrc from './sdpa_combine.wgsl' with { type: 'text' };
 import flashSrc from './sdpa_flash.wgsl' with { type: 'text' };
 import storeSrc from './kv_store.wgsl' with { type: 'text' };
@@ -32,6 +33,7 @@ export type { KvDtype };
 
 export const KERNEL = kernel('sdpa', sdpaSrc, ['step', 'stepmeta', 'q', 'kc', 'vc', 'out', 'dims']);
 export const SPLIT_KERNEL = kernel('sdpa_split', splitSrc, ['step', 'stepmeta', 'q', 'kc', 'vc', 'part', 'dims']);
+export const SPLIT_KP_KERNEL = kernel('sdpa_split_kp', splitKpSrc, ['step', 'stepmeta', 'q', 'kc', 'vc', 'part', 'dims']);
 export const FLASH_KERNEL = kernel('sdpa_flash', flashSrc, ['step', 'stepmeta', 'q', 'kc', 'vc', 'out', 'dims']);
 export const COMBINE_KERNEL = kernel('sdpa_combine', combineSrc, ['step', 'part', 'out', 'dims']);
 export const STORE_KERNEL = kernel('kv_store', storeSrc, ['step', 'stepmeta', 'x', 'cache', 'dims']);
@@ -146,6 +148,8 @@ export interface SplitPlan {
   KB: number;
   /** workgroup floats: the merge buffer, and the dot products when reducing without subgroups */
   SMF: number;
+  /** key-parallel: sdpa_split_kp.wgsl (one key a thread for the scores, one (head, unit) for the values; f32 cache) */
+  KP: boolean;
 }
 
 /**
@@ -172,6 +176,7 @@ export interface SplitPlan {
  * the G it is given, QS 1.
  */
 export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean, G?: number, direct = false): SplitPlan {
+  if (!direct && splitKp(a)) { const p = kpPlan(ad, a, subgroups); if (p) return p; }
   const g = G ?? (direct ? a.H / a.KV : splitLaneHeads(a));
   const HG = a.H / a.KV / g, tw = splitTweak ?? {};
   // head groups side by side: all HG of them (tweak QS where it divides HG); direct: its own head groups, 1
@@ -187,6 +192,27 @@ export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean, G?: number
     if (p) return p;
   }
   throw new Error('sdpa split: no plan fits');   // qs 1 always fits (its WG halves down to one key group)
+}
+
+/** `split` key-parallel (sdpa_split_kp.wgsl): the plan tweak's KP, else FLA_SDPA_SPLIT_KP=1; f32 caches only. */
+function splitKp(a: SdpaOp): boolean {
+  return (a.kv ?? 'f32') === 'f32' && (splitTweak?.KP ?? knob('FLA_SDPA_SPLIT_KP') === '1');
+}
+
+/**
+ * The key-parallel plan: WG threads (the tweak's WG, else 128; at least the G·D/4 (head, unit) pairs of the value
+ * pass, a power of two), a block of WG keys an iteration; null where the adapter's invocations or workgroup memory
+ * do not fit it (then the lane plan).
+ */
+function kpPlan(ad: Adapter, a: SdpaOp, subgroups: boolean): SplitPlan | null {
+  const G = a.H / a.KV, NQ = G * a.D / 4, SGS = ad.subgroupSize;
+  if (a.D % 4) return null;
+  let WG = splitTweak?.WG ?? 128;
+  while (WG < NQ) WG *= 2;
+  const SG_RED = subgroups && ad.subgroups && SGS >= 2 && pow2(SGS) && SGS <= WG;
+  const SMF = NQ * 4 + 2 * G * WG + 4 * WG;
+  if (WG > ad.maxInvocations || 4 * SMF > ad.maxWorkgroupStorage) return null;
+  return { WG, TPK: 1, UPL: a.D / 4, U: a.D / 4, G, HG: 1, KU: 1, SG_RED, KW: 1, QS: 1, SG_MERGE: false, SGS: Math.max(1, SGS), KHF: false, PF: false, KB: WG, SMF, KP: true };
 }
 
 /**
@@ -250,12 +276,12 @@ function splitPlanKw(ad: Adapter, a: SdpaOp, subgroups: boolean, G: number, KW: 
   if (QS > 1 && tw.WG === undefined && WG / TPK / NS < 4) return null;
   return {
     WG, TPK, UPL, U, G, HG: a.H / a.KV / G, KU, SG_RED, KW, QS, SG_MERGE, SGS: Math.max(1, SGS), KHF: tw.KHF ?? false,
-    PF: tw.PF ?? (kv16 || (NS === 1 && KU * UPL <= 4)), KB: (WG / TPK / NS) * KU, SMF: smf(WG),
+    PF: tw.PF ?? (kv16 || (NS === 1 && KU * UPL <= 4)), KB: (WG / TPK / NS) * KU, SMF: smf(WG), KP: false,
   };
 }
 
 /** Plan fields scripts/bench_attn.ts sweeps on the GPU machine (null: the plan above). Not a user setting. */
-export type SplitTweak = Partial<Pick<SplitPlan, 'TPK' | 'KU' | 'WG' | 'PF' | 'KHF' | 'KW' | 'G' | 'QS'>> & { SGM?: boolean };
+export type SplitTweak = Partial<Pick<SplitPlan, 'TPK' | 'KU' | 'WG' | 'PF' | 'KHF' | 'KW' | 'G' | 'QS' | 'KP'>> & { SGM?: boolean };
 let splitTweak: SplitTweak | null = null;
 export function splitPlanOverride(t: SplitTweak | null): void { splitTweak = t; }
 
@@ -370,7 +396,11 @@ export const combineWg = (ad: Adapter, S: number) => Math.min(ad.maxInvocations,
 export function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[] {
   const p = splitPlan(c.adapter, a, subgroups), S = splitsOf(a, c, p), RS = partRow(S, a.D), dims = dimsOf(a, S, RS);
   const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * RS;
-  return [{
+  return [p.KP ? {
+    kernel: SPLIT_KP_KERNEL, grid: grid(c.step.n * a.KV * S), cost: { flops: cost.flops, bytes: cost.bytes + part },
+    defines: { WG: p.WG, G: p.G, D4: a.D / 4, VB: 8, SG_RED: p.SG_RED, SGS: p.SGS },
+    bind: { q: a.q, kc: a.k, vc: a.v, part: scratch('part'), dims },
+  } : {
     kernel: SPLIT_KERNEL, grid: grid(c.step.n * splitGroups(a, p) * S), cost: { flops: cost.flops, bytes: cost.bytes + part },
     defines: { ...splitDefines(p), HG: p.HG, DIRECT: false, ...kvDefines(a.kv ?? 'f32') },
     bind: { q: a.q, kc: a.k, vc: a.v, part: scratch('part'), dims },

@@ -164,7 +164,7 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
   // G 4: every query head of a KV head in each lane (the f32 plan before the query-head slots, FLA_SDPA_SPLIT_LANE_HEADS);
   // QS 1 / 2: one / two head groups a workgroup, the others across workgroups (HG / QS a KV head); G 2: two heads a lane
   for (const tw of [{ PF: false }, { KU: 1, PF: true }, { KU: 4 }, { TPK: 16, PF: true }, { WG: 64 }, { KHF: true, SGM: false }, { KW: 2 }, { KW: 2, WG: 128, KHF: true },
-    { G: 4 }, { G: 4, PF: false, TPK: 16 }, { QS: 1 }, { QS: 2, KHF: true }, { G: 2, QS: 1 }] as SplitTweak[])
+    { G: 4 }, { G: 4, PF: false, TPK: 16 }, { QS: 1 }, { QS: 2, KHF: true }, { G: 2, QS: 1 }, { KP: true }] as SplitTweak[])
     test(`split with plan ${JSON.stringify(tw)}, D=64 GQA 4 and D=128 GQA 2: decode across block and split edges`, async () => {
       splitPlanOverride(tw);
       try {
@@ -175,6 +175,22 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
         }
       } finally { splitPlanOverride(null); }
     }, 300_000);
+
+  // FLA_SDPA_SPLIT_KP: key-parallel (sdpa_split_kp: one key a thread for the scores, blocks of WG keys), MHA and GQA 8
+  // at D 64 and 128 (WG 256: 8 · 128 / 4 (head, unit) pairs), 8 sequences ending at its block and split edges; a
+  // window; split_wg (its block max through a workgroup tree instead of subgroupMax)
+  test('split key-parallel (FLA_SDPA_SPLIT_KP 1), MHA and GQA 8 at D=64 and D=128: decode across block and split edges, a window, split_wg', async () => {
+    await withEnv('FLA_SDPA_SPLIT_KP', '1', async () => {
+      for (const [H, KV, D] of [[4, 4, 64], [8, 1, 128]] as const) {
+        const p = splitPlan(gpuBackend().adapter, { H, KV, D, ctx: 3000, kv: 'f32' }, true);
+        expect(p).toMatchObject({ KP: true, KB: D === 128 ? 256 : 128 });
+        const ls = [1, p.KB - 1, p.KB + 1, 2 * p.KB, 5 * p.KB - 1, 5 * p.KB + 1, 2000];
+        await withEnv('FLA_SDPA_SPLITS', '5', () => attentionCase('split', H, KV, D, ls.map((L, slot) => ({ slot, len: 1, pos: L - 1 })), 0, 7));
+      }
+      await attentionCase('split', 8, 2, 64, [{ slot: 1, len: 1, pos: 40 }, { slot: 0, len: 2, pos: 299 }, { slot: 2, len: 1, pos: 500 }], 100);
+      await attentionCase('split_wg', 8, 2, 64, [{ slot: 1, len: 1, pos: 129 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]);
+    });
+  }, 300_000);
 
   // FLA_SDPA_SPLIT_KV_HEADS: one workgroup takes all KV heads of its keys (KW = KV: key groups of different heads side
   // by side, merged per head; with the default one query head a lane, KV heads × query-head slots: 4 × 2 at GQA 2);
