@@ -121,7 +121,7 @@ if (!has('prefill-only') && !has('cross-only')) {
     // --focus: the defaults beside the plans near them (f32: G = H/KV is the plan before the query-head slots, QS 1 the
     // head groups across workgroups, KP the key-parallel kernel; 16-bit: one or two query heads a lane, and the default before the H200 sweep, KU 4 without PF)
     const focus: (SplitTweak | null)[] = dt === 'f32'
-      ? [null, { G: H / KV }, { KU: 1 }, { KU: 1, PF: true }, { TPK: 4 }, { TPK: 4, KU: 2 }, { TPK: 4, KU: 1, PF: true }, { QS: 1 }, { QS: 1, KHF: true }, { QS: 2 }, { G: 2 }, { WG: 128 }, { WG: 512 }, { PF: true }, { KP: true }, { KP: true, WG: 256 }, { KP: true, WG: 64 }]
+      ? [null, { G: H / KV }, { KU: 1 }, { KU: 1, PF: true }, { TPK: 4 }, { TPK: 4, KU: 2 }, { TPK: 4, KU: 1, PF: true }, { QS: 1 }, { QS: 1, KHF: true }, { QS: 2 }, { G: 2 }, { WG: 128 }, { WG: 512 }, { PF: true }, { KP: true }, { KP: true, WG: 256 }, { KP: true, WG: 64 }, { KP: true, KU: 16 }, { KP: true, KU: 4 }]
       : [null, { G: 1 }, { G: 1, KW: 1, WG: 256 }, { G: 2, KW: 1 }, { KU: 4, PF: false }];
     const plans: (SplitTweak | null)[] = arg('plans') ? JSON.parse(arg('plans')!) : has('focus') ? focus : quick ? [null, { PF: true }] : dt === 'f32'
       ? [null, { PF: true }, { KU: 4 }, { KU: 1, PF: true }, { TPK: 16 }, { TPK: 16, PF: true }, { TPK: 4 }, { WG: 256 }, { WG: 256, PF: true }, { WG: 64 }]

@@ -201,7 +201,8 @@ function splitKp(a: SdpaOp): boolean {
 
 /**
  * The key-parallel plan: WG threads (the tweak's WG, else 128; at least the G·D/4 (head, unit) pairs of the value
- * pass, a power of two), a block of WG keys an iteration; null where the adapter's invocations or workgroup memory
+ * pass, a power of two), a block of WG keys an iteration, KU = 8 V units in flight a thread (the kernel's VB: each
+ * thread takes G·D/4 keys of a block in the value pass); null where the adapter's invocations or workgroup memory
  * do not fit it (then the lane plan).
  */
 function kpPlan(ad: Adapter, a: SdpaOp, subgroups: boolean): SplitPlan | null {
@@ -212,7 +213,8 @@ function kpPlan(ad: Adapter, a: SdpaOp, subgroups: boolean): SplitPlan | null {
   const SG_RED = subgroups && ad.subgroups && SGS >= 2 && pow2(SGS) && SGS <= WG;
   const SMF = NQ * 4 + 2 * G * WG + 4 * WG;
   if (WG > ad.maxInvocations || 4 * SMF > ad.maxWorkgroupStorage) return null;
-  return { WG, TPK: 1, UPL: a.D / 4, U: a.D / 4, G, HG: 1, KU: 1, SG_RED, KW: 1, QS: 1, SG_MERGE: false, SGS: Math.max(1, SGS), KHF: false, PF: false, KB: WG, SMF, KP: true };
+  // KU: the V units a thread has in flight in the value pass (its VB)
+  return { WG, TPK: 1, UPL: a.D / 4, U: a.D / 4, G, HG: 1, KU: splitTweak?.KU ?? 8, SG_RED, KW: 1, QS: 1, SG_MERGE: false, SGS: Math.max(1, SGS), KHF: false, PF: false, KB: WG, SMF, KP: true };
 }
 
 /**
@@ -398,7 +400,7 @@ export function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[]
   const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * RS;
   return [p.KP ? {
     kernel: SPLIT_KP_KERNEL, grid: grid(c.step.n * a.KV * S), cost: { flops: cost.flops, bytes: cost.bytes + part },
-    defines: { WG: p.WG, G: p.G, D4: a.D / 4, VB: 8, SG_RED: p.SG_RED, SGS: p.SGS },
+    defines: { WG: p.WG, G: p.G, D4: a.D / 4, VB: p.KU, SG_RED: p.SG_RED, SGS: p.SGS },
     bind: { q: a.q, kc: a.k, vc: a.v, part: scratch('part'), dims },
   } : {
     kernel: SPLIT_KERNEL, grid: grid(c.step.n * splitGroups(a, p) * S), cost: { flops: cost.flops, bytes: cost.bytes + part },

@@ -164,7 +164,7 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
   // G 4: every query head of a KV head in each lane (the f32 plan before the query-head slots, FLA_SDPA_SPLIT_LANE_HEADS);
   // QS 1 / 2: one / two head groups a workgroup, the others across workgroups (HG / QS a KV head); G 2: two heads a lane
   for (const tw of [{ PF: false }, { KU: 1, PF: true }, { KU: 4 }, { TPK: 16, PF: true }, { WG: 64 }, { KHF: true, SGM: false }, { KW: 2 }, { KW: 2, WG: 128, KHF: true },
-    { G: 4 }, { G: 4, PF: false, TPK: 16 }, { QS: 1 }, { QS: 2, KHF: true }, { G: 2, QS: 1 }, { KP: true }] as SplitTweak[])
+    { G: 4 }, { G: 4, PF: false, TPK: 16 }, { QS: 1 }, { QS: 2, KHF: true }, { G: 2, QS: 1 }, { KP: true }, { KP: true, KU: 3, WG: 64 }] as SplitTweak[])
     test(`split with plan ${JSON.stringify(tw)}, D=64 GQA 4 and D=128 GQA 2: decode across block and split edges`, async () => {
       splitPlanOverride(tw);
       try {
