@@ -119,10 +119,10 @@ if (!has('prefill-only') && !has('cross-only')) {
     const ctx1 = { adapter: o.adapter, step: { n: 1, k: 1, b: 1, lens: [1], maxLen: 1, cursors: step1(pos).cursors } } as unknown as Parameters<typeof splitsOf>[1];
     // plans × split counts (null: the defaults); the 16-bit caches sweep fewer
     // --focus: the defaults beside the plans near them (f32: G = H/KV is the plan before the query-head slots, QS 1 the
-    // head groups across workgroups, KP the key-parallel kernel; 16-bit: one or two query heads a lane, and the default before the H200 sweep, KU 4 without PF)
+    // head groups across workgroups, KP the key-parallel kernel; 16-bit: one or two query heads a lane, key-parallel)
     const focus: (SplitTweak | null)[] = dt === 'f32'
       ? [null, { G: H / KV }, { KU: 1 }, { KU: 1, PF: true }, { TPK: 4 }, { TPK: 4, KU: 2 }, { TPK: 4, KU: 1, PF: true }, { QS: 1 }, { QS: 1, KHF: true }, { QS: 2 }, { G: 2 }, { WG: 128 }, { WG: 512 }, { PF: true }, { KP: true }, { KP: true, WG: 256 }, { KP: true, WG: 64 }, { KP: true, KU: 16 }, { KP: true, KU: 4 }]
-      : [null, { G: 1 }, { G: 1, KW: 1, WG: 256 }, { G: 2, KW: 1 }, { KU: 4, PF: false }];
+      : [null, { G: 1 }, { G: 1, KW: 1, WG: 256 }, { G: 2, KW: 1 }, { KP: true }, { KP: true, KU: 16 }];
     const plans: (SplitTweak | null)[] = arg('plans') ? JSON.parse(arg('plans')!) : has('focus') ? focus : quick ? [null, { PF: true }] : dt === 'f32'
       ? [null, { PF: true }, { KU: 4 }, { KU: 1, PF: true }, { TPK: 16 }, { TPK: 16, PF: true }, { TPK: 4 }, { WG: 256 }, { WG: 256, PF: true }, { WG: 64 }]
       : [null, { PF: true }, { KU: 2, PF: true }];

@@ -25,9 +25,10 @@ import flashSrc from './sdpa_flash.wgsl' with { type: 'text' };
 import storeSrc from './kv_store.wgsl' with { type: 'text' };
 import tileSrc from './sdpa_tile.wgsl' with { type: 'text' };
 import treeSrc from './sdpa_tree.wgsl' with { type: 'text' };
+import unpackSrc from './sdpa_unpack.wgsl' with { type: 'text' };
 
 /** The WGSL pieces the sdpa kernels share (#include). */
-export const SDPA_INCLUDES = { 'sdpa_tile.wgsl': tileSrc, 'sdpa_tree.wgsl': treeSrc };
+export const SDPA_INCLUDES = { 'sdpa_tile.wgsl': tileSrc, 'sdpa_tree.wgsl': treeSrc, 'sdpa_unpack.wgsl': unpackSrc };
 
 export type { KvDtype };
 
@@ -148,7 +149,7 @@ export interface SplitPlan {
   KB: number;
   /** workgroup floats: the merge buffer, and the dot products when reducing without subgroups */
   SMF: number;
-  /** key-parallel: sdpa_split_kp.wgsl (one key a thread for the scores, one (head, unit) for the values; f32 cache) */
+  /** key-parallel: sdpa_split_kp.wgsl (one key a thread for the scores, one (head, 16-byte unit) for the values) */
   KP: boolean;
 }
 
@@ -194,9 +195,9 @@ export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean, G?: number
   throw new Error('sdpa split: no plan fits');   // qs 1 always fits (its WG halves down to one key group)
 }
 
-/** `split` key-parallel (sdpa_split_kp.wgsl): the plan tweak's KP, else FLA_SDPA_SPLIT_KP=1; f32 caches only. */
-function splitKp(a: SdpaOp): boolean {
-  return (a.kv ?? 'f32') === 'f32' && (splitTweak?.KP ?? knob('FLA_SDPA_SPLIT_KP') === '1');
+/** `split` key-parallel (sdpa_split_kp.wgsl): the plan tweak's KP, else FLA_SDPA_SPLIT_KP=1. */
+function splitKp(_a: SdpaOp): boolean {
+  return splitTweak?.KP ?? knob('FLA_SDPA_SPLIT_KP') === '1';
 }
 
 /**
@@ -206,15 +207,16 @@ function splitKp(a: SdpaOp): boolean {
  * do not fit it (then the lane plan).
  */
 function kpPlan(ad: Adapter, a: SdpaOp, subgroups: boolean): SplitPlan | null {
-  const G = a.H / a.KV, NQ = G * a.D / 4, SGS = ad.subgroupSize;
-  if (a.D % 4) return null;
+  const epu = (a.kv ?? 'f32') === 'f32' ? 4 : 8, U = a.D / epu;
+  const G = a.H / a.KV, NQ = G * U, SGS = ad.subgroupSize;
+  if (a.D % epu) return null;
   let WG = splitTweak?.WG ?? 128;
   while (WG < NQ) WG *= 2;
   const SG_RED = subgroups && ad.subgroups && SGS >= 2 && pow2(SGS) && SGS <= WG;
-  const SMF = NQ * 4 + 2 * G * WG + 4 * WG;
+  const SMF = G * a.D + 2 * G * WG + 4 * (epu / 4) * WG;
   if (WG > ad.maxInvocations || 4 * SMF > ad.maxWorkgroupStorage) return null;
   // KU: the V units a thread has in flight in the value pass (its VB)
-  return { WG, TPK: 1, UPL: a.D / 4, U: a.D / 4, G, HG: 1, KU: splitTweak?.KU ?? 8, SG_RED, KW: 1, QS: 1, SG_MERGE: false, SGS: Math.max(1, SGS), KHF: false, PF: false, KB: WG, SMF, KP: true };
+  return { WG, TPK: 1, UPL: U, U, G, HG: 1, KU: splitTweak?.KU ?? 8, SG_RED, KW: 1, QS: 1, SG_MERGE: false, SGS: Math.max(1, SGS), KHF: false, PF: false, KB: WG, SMF, KP: true };
 }
 
 /**
@@ -400,7 +402,7 @@ export function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[]
   const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * RS;
   return [p.KP ? {
     kernel: SPLIT_KP_KERNEL, grid: grid(c.step.n * a.KV * S), cost: { flops: cost.flops, bytes: cost.bytes + part },
-    defines: { WG: p.WG, G: p.G, D4: a.D / 4, VB: p.KU, SG_RED: p.SG_RED, SGS: p.SGS },
+    defines: { WG: p.WG, G: p.G, U: p.U, VB: p.KU, SG_RED: p.SG_RED, SGS: p.SGS, ...kvDefines(a.kv ?? 'f32') },
     bind: { q: a.q, kc: a.k, vc: a.v, part: scratch('part'), dims },
   } : {
     kernel: SPLIT_KERNEL, grid: grid(c.step.n * splitGroups(a, p) * S), cost: { flops: cost.flops, bytes: cost.bytes + part },

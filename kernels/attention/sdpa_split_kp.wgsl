@@ -1,7 +1,7 @@
 // sdpa_split_kp: sdpa_split's first pass with the threads laid out by key ("key-parallel", the plan's KP): the same
-// splits, partials and combine (sdpa_combine.wgsl), over an f32 cache. One workgroup per (token, KV head, split)
-// takes its split in blocks of WG keys. Scores: thread i takes key jb + i of the block, reads its K row (D4 16-byte
-// units) and forms the dot products with the G = H/KV query heads' q (pre-scaled, in workgroup memory: every thread
+// splits, partials and combine (sdpa_combine.wgsl). One workgroup per (token, KV head, split) takes its split in
+// blocks of WG keys. Scores: thread i takes key jb + i of the block, reads its K row (U 16-byte units: 4 f32 or
+// 8 16-bit values, sdpa_unpack.wgsl) and forms the dot products with the G = H/KV query heads' q (pre-scaled, in workgroup memory: every thread
 // reads the same address, a broadcast) — each (key, head) score formed once, by one thread, no lanes repeating its
 // softmax. The block's max per head (subgroupMax per subgroup of SGS lanes, then workgroup memory; SG_RED off: a
 // tree through workgroup memory) moves the running max m; each thread keeps its own running l per head, and writes
@@ -10,11 +10,13 @@
 // V row for each head (a broadcast) and consecutive units of it (coalesced). At the end l is summed over the
 // workgroup and acc over the KS subsets, and the partials (m, l, acc) are written as sdpa_split writes them.
 // Three barriers a block. spec-deltanet-attention-qwen3next.md §1.7.
-// Bindings: step uniform; stepmeta u32; q [N, H·D] f32 (as vec4f); kc, vc [slots, ctx, KV·D] f32 (as vec4f); part
+// Bindings: step uniform; stepmeta u32; q [N, H·D] f32 (as vec4f); kc, vc [slots, ctx, KV·D] stored as KVDT in u32
+// words, read as 16-byte units (vec4u); part
 // f32 scratch, per (token, head) row of dims.RS floats: m_s at s, l_s at S + s, acc_s at MLW + s·D (MLW = 2S
 // rounded up to 4). Dispatch: WG threads, N·KV·S workgroups (2-D grid), split fastest. Each split is a multiple of
-// WG keys (ceil(L/S) rounded up). Defines: WG (a power of two ≥ NQ), G, D4 (D / 4), VB, SG_RED, SGS (the adapter's
-// smallest subgroup: lanes of SGS consecutive indices lie in one subgroup). Accumulates in f32.
+// WG keys (ceil(L/S) rounded up). Defines: WG (a power of two ≥ NQ), G, U (units a row: D / 4, or D / 8 when KV16),
+// VB, SG_RED, SGS (the adapter's smallest subgroup: lanes of SGS consecutive indices lie in one subgroup), KV16,
+// KV_F16 (q and acc in unpk's order over 16-bit caches, acc put back in element order when written). Accumulates in f32.
 #include "common.wgsl"
 
 struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, S: u32, RS: u32 }
@@ -22,12 +24,17 @@ struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, S: u32
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
 @group(0) @binding(2) var<storage, read> q: array<vec4f>;          // [N, H·D]
-@group(0) @binding(3) var<storage, read> kc: array<vec4f>;         // [slots, ctx, KV·D]
-@group(0) @binding(4) var<storage, read> vc: array<vec4f>;         // [slots, ctx, KV·D]
+@group(0) @binding(3) var<storage, read> kc: array<vec4u>;         // [slots, ctx, KV·D]
+@group(0) @binding(4) var<storage, read> vc: array<vec4u>;         // [slots, ctx, KV·D]
 @group(0) @binding(5) var<storage, read_write> part: array<f32>;   // [N·H, RS]
 @group(0) @binding(6) var<uniform> dims: Dims;
 
-const NQ = G * D4;     // (head, unit) pairs of the value pass
+#if KV16
+const EPU = 2u;        // vec4f a unit
+#else
+const EPU = 1u;
+#endif
+const NQ = G * U;      // (head, unit) pairs of the value pass
 const KS = WG / NQ;    // key subsets of the value pass
 #if SG_RED
 const NR = WG / SGS;   // block maxima a head: one a subgroup
@@ -35,10 +42,12 @@ const NR = WG / SGS;   // block maxima a head: one a subgroup
 const NR = WG;
 #endif
 
-var<workgroup> qs: array<vec4f, NQ>;      // q of the G heads, pre-scaled
+var<workgroup> qs: array<vec4f, NQ * EPU>;   // q of the G heads, pre-scaled, in unit order
 var<workgroup> ps: array<f32, G * WG>;    // the block's p, head-major
 var<workgroup> red: array<f32, G * WG>;   // reductions, head-major
-var<workgroup> accs: array<vec4f, WG>;
+var<workgroup> accs: array<vec4f, WG * EPU>;
+
+#include "sdpa_unpack.wgsl"
 
 // the max over the workgroup of each head's v[g], returned to every invocation (barriers before and after the reads)
 fn wg_max(li: u32, v: array<f32, G>) -> array<f32, G> {
@@ -97,19 +106,28 @@ fn sdpa_split_kp(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
     }
     return;
   }
-  for (var i = li; i < NQ; i += WG) { qs[i] = q[(t * H + h0) * D4 + i] * dims.scale; }
+  let qo = (t * H + h0) * D / 4u;   // the G heads' q, contiguous
+  for (var i = li; i < NQ; i += WG) {
+#if KV16
+    let o = to_unit_order(q[qo + 2u * i], q[qo + 2u * i + 1u]);
+    qs[2u * i] = o[0] * dims.scale;
+    qs[2u * i + 1u] = o[1] * dims.scale;
+#else
+    qs[i] = q[qo + i] * dims.scale;
+#endif
+  }
   workgroupBarrier();
 
-  let rstride = KV * D4;                               // units per cache row
-  let rbase = cu.slot * dims.ctx * rstride + kh * D4;  // key 0 of this slot and KV head
+  let rstride = KV * U;                               // units per cache row
+  let rbase = cu.slot * dims.ctx * rstride + kh * U;  // key 0 of this slot and KV head
   let pr = li % NQ;
-  let gp = pr / D4;   // the value pass: this thread's head,
-  let dq = pr % D4;   // unit
+  let gp = pr / U;    // the value pass: this thread's head,
+  let dq = pr % U;    // unit
   let ks = li / NQ;   // and key subset
   var m: array<f32, G>;
   var lt: array<f32, G>;
   for (var g = 0u; g < G; g++) { m[g] = -3.0e38; lt[g] = 0.0; }
-  var acc = vec4f(0.0);
+  var acc: array<vec4f, EPU>;
   for (var jb = js; jb < je; jb += WG) {
     let j = jb + li;
     var s: array<f32, G>;
@@ -117,9 +135,11 @@ fn sdpa_split_kp(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
     if (j < je) {
       for (var g = 0u; g < G; g++) { s[g] = 0.0; }
       let r = rbase + j * rstride;
-      for (var d4 = 0u; d4 < D4; d4++) {
-        let kv = kc[r + d4];
-        for (var g = 0u; g < G; g++) { s[g] += dot(qs[g * D4 + d4], kv); }
+      for (var u = 0u; u < U; u++) {
+        let kv = unpk(kc[r + u]);
+        for (var g = 0u; g < G; g++) {
+          for (var e = 0u; e < EPU; e++) { s[g] += dot(qs[(g * U + u) * EPU + e], kv[e]); }
+        }
       }
     }
     let bm = wg_max(li, s);
@@ -136,38 +156,50 @@ fn sdpa_split_kp(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
     }
     workgroupBarrier();
     if (ks < KS) {
-      acc *= cg;
+      for (var e = 0u; e < EPU; e++) { acc[e] *= cg; }
       let kend = min(WG, je - jb);
       let pb = gp * WG;
       let vb = rbase + jb * rstride + dq;
       var k = ks;
       for (; k + (VB - 1u) * KS < kend; k += VB * KS) {   // VB loads in flight
-        var vv: array<vec4f, VB>;
+        var vv: array<vec4u, VB>;
         for (var b = 0u; b < VB; b++) { vv[b] = vc[vb + (k + b * KS) * rstride]; }
-        for (var b = 0u; b < VB; b++) { acc += ps[pb + k + b * KS] * vv[b]; }
+        for (var b = 0u; b < VB; b++) {
+          let x = unpk(vv[b]);
+          let pk = ps[pb + k + b * KS];
+          for (var e = 0u; e < EPU; e++) { acc[e] += pk * x[e]; }
+        }
       }
-      for (; k < kend; k += KS) { acc += ps[pb + k] * vc[vb + k * rstride]; }
+      for (; k < kend; k += KS) {
+        let x = unpk(vc[vb + k * rstride]);
+        let pk = ps[pb + k];
+        for (var e = 0u; e < EPU; e++) { acc[e] += pk * x[e]; }
+      }
     }
     workgroupBarrier();
   }
 
   // l summed over the workgroup (a tree per head), acc over the KS subsets
   for (var g = 0u; g < G; g++) { red[g * WG + li] = lt[g]; }
-  accs[li] = acc;
+  for (var e = 0u; e < EPU; e++) { accs[li * EPU + e] = acc[e]; }
   workgroupBarrier();
   for (var s = WG / 2u; s > 0u; s >>= 1u) {
     if (li < s) { for (var g = 0u; g < G; g++) { red[g * WG + li] += red[g * WG + li + s]; } }
     workgroupBarrier();
   }
   if (li < NQ) {
-    var a = vec4f(0.0);
-    for (var x = 0u; x < KS; x++) { a += accs[x * NQ + li]; }
+    var a: array<vec4f, EPU>;
+    for (var x = 0u; x < KS; x++) {
+      for (var e = 0u; e < EPU; e++) { a[e] += accs[(x * NQ + li) * EPU + e]; }
+    }
     let row = (t * H + h0 + gp) * RS;
-    let o = row + MLW + sp * D + 4u * dq;
-    part[o] = a.x;
-    part[o + 1u] = a.y;
-    part[o + 2u] = a.z;
-    part[o + 3u] = a.w;
+    let o = row + MLW + sp * D + 4u * EPU * dq;
+#if KV16
+    let w = to_element_order(a[0], a[1]);
+    for (var c = 0u; c < 4u; c++) { part[o + c] = w[0][c]; part[o + 4u + c] = w[1][c]; }
+#else
+    for (var c = 0u; c < 4u; c++) { part[o + c] = a[0][c]; }
+#endif
     if (dq == 0u) {
       var mg = 0.0;
       for (var g = 0u; g < G; g++) { if (g == gp) { mg = m[g]; } }

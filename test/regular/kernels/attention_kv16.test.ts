@@ -109,6 +109,14 @@ describe.skipIf(!HAS_GPU)('16-bit KV caches', () => {
     await withEnv('FLA_SDPA_SPLIT_LANE_HEADS', '1', () =>
       kv16Case('split', 'f16', 8, 2, 64, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]));
   });
+  // FLA_SDPA_SPLIT_KP=1 over 16-bit caches: the key-parallel kernel unpacking units of 8 values (q and acc in unpk's
+  // order, acc put back in element order); f16 at GQA 4 D=64, bf16 at GQA 2 D=128 with a window
+  test('split key-parallel (FLA_SDPA_SPLIT_KP 1), f16 GQA 4 D=64 and bf16 GQA 2 D=128: decode of three sequences', async () => {
+    await withEnv('FLA_SDPA_SPLIT_KP', '1', async () => {
+      await kv16Case('split', 'f16', 8, 2, 64, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]);
+      await kv16Case('split', 'bf16', 4, 2, 128, [{ slot: 0, len: 1, pos: 300 }, { slot: 2, len: 1, pos: 63 }, { slot: 1, len: 1, pos: 129 }], 50);
+    });
+  });
   // split_wg differs from split only in its reductions (their 16-bit unpacking is shared): on lavapipe, where each of its
   // shaders takes 10–70 s to compile, it runs the first case with the f16 cache only (f32 caches: attention.test.ts);
   // direct (split's kernel as one pass, the same unpacking) likewise
