@@ -118,10 +118,11 @@ if (!has('prefill-only') && !has('cross-only')) {
     sdpaRef(qv, w0, w1, want, [{ slot: 0, start: 0, len: 1, pos }], { H, KV, D, ctx: CTX, window: 0, scale: 1 / Math.sqrt(D), kv: dt });
     const ctx1 = { adapter: o.adapter, step: { n: 1, k: 1, b: 1, lens: [1], maxLen: 1, cursors: step1(pos).cursors } } as unknown as Parameters<typeof splitsOf>[1];
     // plans × split counts (null: the defaults); the 16-bit caches sweep fewer
-    // --focus: the defaults beside the plans near them (and the defaults before the H200 sweep: f32 WG 128, 16-bit KU 4 without PF)
+    // --focus: the defaults beside the plans near them (f32: G = H/KV is the plan before the query-head slots, QS 1 the
+    // head groups across workgroups, KP the key-parallel kernel; 16-bit: one or two query heads a lane, key-parallel)
     const focus: (SplitTweak | null)[] = dt === 'f32'
-      ? [null, { WG: 128 }, { PF: true }, { KU: 1, PF: true }, { WG: 32 }, { WG: 32, PF: true }, { TPK: 4 }]
-      : [null, { KU: 4, PF: false }, { WG: 64 }, { WG: 64, KU: 1 }, { KU: 1 }, { PF: false }];
+      ? [null, { G: H / KV }, { KU: 1 }, { KU: 1, PF: true }, { TPK: 4 }, { TPK: 4, KU: 2 }, { TPK: 4, KU: 1, PF: true }, { QS: 1 }, { QS: 1, KHF: true }, { QS: 2 }, { G: 2 }, { WG: 128 }, { WG: 512 }, { PF: true }, { KP: true }, { KP: true, WG: 256 }, { KP: true, WG: 64 }, { KP: true, KU: 16 }, { KP: true, KU: 4 }]
+      : [null, { G: 1 }, { G: 1, KW: 1, WG: 256 }, { G: 2, KW: 1 }, { KP: true }, { KP: true, KU: 16 }];
     const plans: (SplitTweak | null)[] = arg('plans') ? JSON.parse(arg('plans')!) : has('focus') ? focus : quick ? [null, { PF: true }] : dt === 'f32'
       ? [null, { PF: true }, { KU: 4 }, { KU: 1, PF: true }, { TPK: 16 }, { TPK: 16, PF: true }, { TPK: 4 }, { WG: 256 }, { WG: 256, PF: true }, { WG: 64 }]
       : [null, { PF: true }, { KU: 2, PF: true }];
@@ -141,7 +142,7 @@ if (!has('prefill-only') && !has('cross-only')) {
         for (let l = 0; l < L; l++) { const d = await o.build(sdpaOp, args(l), 'split'); ds.push(...d); dsSplit.push(d[0]); }
         const ms = await time(ds) / L, msSplit = await time(dsSplit) / L;
         const Sx = splitsOf(args(0), ctx1, p);
-        log(`decode ${dt} H ${H} KV ${KV} D ${D} ctx ${CTX} ${name} (S ${Sx}, WG ${p.WG} TPK ${p.TPK} UPL ${p.UPL} KU ${p.KU} PF ${p.PF}): split+combine ${(ms * 1000).toFixed(1)} µs = ${(bytes / ms / 1e6).toFixed(0)} GB/s; split ${(msSplit * 1000).toFixed(1)} µs = ${(bytes / msSplit / 1e6).toFixed(0)} GB/s;${err}`);
+        log(`decode ${dt} H ${H} KV ${KV} D ${D} ctx ${CTX} ${name} (S ${Sx}, WG ${p.WG} TPK ${p.TPK} UPL ${p.UPL} KU ${p.KU} PF ${p.PF} G ${p.G} QS ${p.QS} HG ${p.HG} KW ${p.KW} SGM ${p.SG_MERGE} KB ${p.KB}): split+combine ${(ms * 1000).toFixed(1)} µs = ${(bytes / ms / 1e6).toFixed(0)} GB/s; split ${(msSplit * 1000).toFixed(1)} µs = ${(bytes / msSplit / 1e6).toFixed(0)} GB/s;${err}`);
       } catch (e) {
         log(`decode ${dt} ${name}: ${(e as Error).message.split('\n').slice(0, 2).join(' | ').slice(0, 300)}`);
       } finally { splitPlanOverride(null); delete process.env.FLA_SDPA_SPLITS; }

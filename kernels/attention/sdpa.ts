@@ -19,19 +19,22 @@ import { kvStoreRef, sdpaRef, type KvDtype } from './sdpa.ref.ts';
 import { sgmatFlashKernel, sgmatFlashPlan } from './sdpa_sgmat.ts';
 import sdpaSrc from './sdpa.wgsl' with { type: 'text' };
 import splitSrc from './sdpa_split.wgsl' with { type: 'text' };
+import splitKpSrc from './sdpa_split_kp.wgsl' with { type: 'text' };
 import combineSrc from './sdpa_combine.wgsl' with { type: 'text' };
 import flashSrc from './sdpa_flash.wgsl' with { type: 'text' };
 import storeSrc from './kv_store.wgsl' with { type: 'text' };
 import tileSrc from './sdpa_tile.wgsl' with { type: 'text' };
 import treeSrc from './sdpa_tree.wgsl' with { type: 'text' };
+import unpackSrc from './sdpa_unpack.wgsl' with { type: 'text' };
 
 /** The WGSL pieces the sdpa kernels share (#include). */
-export const SDPA_INCLUDES = { 'sdpa_tile.wgsl': tileSrc, 'sdpa_tree.wgsl': treeSrc };
+export const SDPA_INCLUDES = { 'sdpa_tile.wgsl': tileSrc, 'sdpa_tree.wgsl': treeSrc, 'sdpa_unpack.wgsl': unpackSrc };
 
 export type { KvDtype };
 
 export const KERNEL = kernel('sdpa', sdpaSrc, ['step', 'stepmeta', 'q', 'kc', 'vc', 'out', 'dims']);
 export const SPLIT_KERNEL = kernel('sdpa_split', splitSrc, ['step', 'stepmeta', 'q', 'kc', 'vc', 'part', 'dims']);
+export const SPLIT_KP_KERNEL = kernel('sdpa_split_kp', splitKpSrc, ['step', 'stepmeta', 'q', 'kc', 'vc', 'part', 'dims']);
 export const FLASH_KERNEL = kernel('sdpa_flash', flashSrc, ['step', 'stepmeta', 'q', 'kc', 'vc', 'out', 'dims']);
 export const COMBINE_KERNEL = kernel('sdpa_combine', combineSrc, ['step', 'part', 'out', 'dims']);
 export const STORE_KERNEL = kernel('kv_store', storeSrc, ['step', 'stepmeta', 'x', 'cache', 'dims']);
@@ -123,10 +126,20 @@ const MAX_SPLITS = 512;
 
 /** The split kernel's thread layout (sdpa_split.wgsl's header says what each define does). */
 export interface SplitPlan {
-  WG: number; TPK: number; UPL: number; U: number; G: number; KU: number; SG_RED: boolean;
+  WG: number; TPK: number; UPL: number; U: number; KU: number; SG_RED: boolean;
+  /** query heads a lane holds (q, acc and the scores of each in its registers) */
+  G: number;
+  /** head groups of G query heads a KV head: H / KV / G (the kernel's HG) */
+  HG: number;
   /** KV heads a workgroup (1, or all KV: each key's cache row read whole by one workgroup; split only) */
   KW: number;
-  /** the end-of-split merge starts inside each subgroup (SGS lanes: the adapter's smallest), with SG_RED, TPK < SGS */
+  /**
+   * head groups of one KV head a workgroup runs side by side (split only): key groups of its QS head groups take the
+   * same keys in the same subgroup, so each cache row comes from memory once for the KV head's H / KV query heads;
+   * HG / QS workgroups a (KV head, split). The kernel's KW is KW · QS head-group slots.
+   */
+  QS: number;
+  /** the end-of-split merge starts inside each subgroup (SGS lanes: the adapter's smallest), with SG_RED, TPK·KW·QS < SGS */
   SG_MERGE: boolean; SGS: number;
   /** the grid's head groups fastest (KH_FAST), else its splits */
   KHF: boolean;
@@ -136,6 +149,8 @@ export interface SplitPlan {
   KB: number;
   /** workgroup floats: the merge buffer, and the dot products when reducing without subgroups */
   SMF: number;
+  /** key-parallel: sdpa_split_kp.wgsl (one key a thread for the scores, one (head, 16-byte unit) for the values) */
+  KP: boolean;
 }
 
 /**
@@ -152,19 +167,73 @@ export interface SplitPlan {
  * PF is on for the f32 cache too where a lane's loads are at most 4 units (KU·UPL ≤ 4) and the workgroup takes one KV
  * head: 109 → 102 µs there, split alone 103 → 96 (the same process, 2026-12-02); with all 8 KV heads a workgroup
  * (KW 8, 512 splits) 114.9 with it, 101.4 without (one process, one sample each). SG_MERGE (the end-of-split merge through subgroup butterflies first: one
- * state a subgroup through workgroup memory) where the workgroup has more than 16 key groups; below, the shuffles
+ * state a subgroup through workgroup memory) where the workgroup has more than 16 key groups a head group; below, the shuffles
  * cost more than they save (split at 32 K: 100.1 µs without, 102.6 with).
  * `direct` (one split, one query head a workgroup) takes at least 4 lanes a key and 256 threads: on the H200 at
  * llama-1b's shape and batch 1, 5.0 / 6.8 / 10.6 / 16.7 µs a layer over 128 / 512 / 1024 / 2048 keys, against
  * 5.3 / 14.9 / 33.2 / 63.0 with split's plan (2 lanes, 64 threads) and 9.8 / 10.9 / 12.5 / 16.6 for split + combine.
+ * Query heads a lane (G) and head groups side by side (QS): `split` takes splitLaneHeads(a) heads a lane and QS = HG
+ * (all the KV head's head groups in one workgroup, WG scaled by QS), unless the tweak says otherwise; `direct` takes
+ * the G it is given, QS 1.
  */
-export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean, G = a.H / a.KV, direct = false): SplitPlan {
-  // KV heads a workgroup: the most up to the wanted number that divide KV and whose plan fits the adapter
-  for (let kw = direct ? 1 : Math.min(a.KV, splitKvHeads(a)); kw > 1; kw--) {
-    const p = a.KV % kw === 0 ? splitPlanKw(ad, a, subgroups, G, kw) : null;
+export function splitPlan(ad: Adapter, a: SdpaOp, subgroups: boolean, G?: number, direct = false): SplitPlan {
+  if (!direct && splitKp(a)) { const p = kpPlan(ad, a, subgroups); if (p) return p; }
+  const g = G ?? (direct ? a.H / a.KV : splitLaneHeads(a));
+  const HG = a.H / a.KV / g, tw = splitTweak ?? {};
+  // head groups side by side: all HG of them (tweak QS where it divides HG); direct: its own head groups, 1
+  const QS = direct ? 1 : tw.QS !== undefined && HG % tw.QS === 0 ? tw.QS : HG;
+  // KV heads a workgroup: the most up to the wanted number that divide KV and whose plan fits the adapter (with head
+  // groups of one KV head across workgroups, QS < HG, one)
+  for (let kw = direct || QS < HG ? 1 : Math.min(a.KV, splitKvHeads(a)); kw > 1; kw--) {
+    const p = a.KV % kw === 0 ? splitPlanKw(ad, a, subgroups, g, kw, QS) : null;
     if (p) return p;
   }
-  return splitPlanKw(ad, a, subgroups, G, 1, direct)!;
+  for (let qs = QS; qs >= 1; qs--) {   // the most head groups side by side up to QS that divide HG and fit
+    const p = HG % qs === 0 ? splitPlanKw(ad, a, subgroups, g, 1, qs, direct) : null;
+    if (p) return p;
+  }
+  throw new Error('sdpa split: no plan fits');   // qs 1 always fits (its WG halves down to one key group)
+}
+
+/** `split` key-parallel (sdpa_split_kp.wgsl): the plan tweak's KP, else FLA_SDPA_SPLIT_KP=1. */
+function splitKp(_a: SdpaOp): boolean {
+  return splitTweak?.KP ?? knob('FLA_SDPA_SPLIT_KP') === '1';
+}
+
+/**
+ * The key-parallel plan: WG threads (the tweak's WG, else 128; at least the G·D/4 (head, unit) pairs of the value
+ * pass, a power of two), a block of WG keys an iteration, KU = 8 V units in flight a thread (the kernel's VB: each
+ * thread takes G·D/4 keys of a block in the value pass); null where the adapter's invocations or workgroup memory
+ * do not fit it (then the lane plan).
+ */
+function kpPlan(ad: Adapter, a: SdpaOp, subgroups: boolean): SplitPlan | null {
+  const epu = (a.kv ?? 'f32') === 'f32' ? 4 : 8, U = a.D / epu;
+  const G = a.H / a.KV, NQ = G * U, SGS = ad.subgroupSize;
+  if (a.D % epu) return null;
+  let WG = splitTweak?.WG ?? 128;
+  while (WG < NQ) WG *= 2;
+  const SG_RED = subgroups && ad.subgroups && SGS >= 2 && pow2(SGS) && SGS <= WG;
+  const SMF = G * a.D + 2 * G * WG + 4 * (epu / 4) * WG;
+  if (WG > ad.maxInvocations || 4 * SMF > ad.maxWorkgroupStorage) return null;
+  // KU: the V units a thread has in flight in the value pass (its VB)
+  return { WG, TPK: 1, UPL: U, U, G, HG: 1, KU: splitTweak?.KU ?? 8, SG_RED, KW: 1, QS: 1, SG_MERGE: false, SGS: Math.max(1, SGS), KHF: false, PF: false, KB: WG, SMF, KP: true };
+}
+
+/**
+ * Query heads a lane of `split` holds (G): the plan tweak's G, else FLA_SDPA_SPLIT_LANE_HEADS, else 1 over an f32
+ * cache (the HG = H / KV head groups of a KV head side by side in its workgroup, QS) and all H / KV over a 16-bit
+ * one; the most up to that which divide H / KV. FLA_SDPA_SPLIT_LANE_HEADS=H/KV (4 at llama-1b) is the plan before:
+ * every query head of a KV head in each lane, one head group.
+ * Why: with all 4 query heads a lane the f32 kernel was bound by its work per key and query head, not by the bytes
+ * (H200, 32 K keys, H 32 KV 8 D 64: split alone 101.5 µs = 1.3 TB/s; 34.5 µs = 3.9 TB/s for the same cache and plan
+ * at one query head a KV head).
+ */
+export function splitLaneHeads(a: SdpaOp): number {
+  const GA = a.H / a.KV;
+  const want = splitTweak?.G ?? Number(knob('FLA_SDPA_SPLIT_LANE_HEADS') ?? ((a.kv ?? 'f32') === 'f32' ? 1 : GA));
+  let g = Math.max(1, Math.min(GA, want));
+  while (GA % g) g--;
+  return g;
 }
 
 /**
@@ -182,32 +251,46 @@ function splitKvHeads(a: SdpaOp): number {
   return splitTweak?.KW ?? Number(knob('FLA_SDPA_SPLIT_KV_HEADS') ?? ((a.kv ?? 'f32') === 'f32' ? 1 : a.KV));
 }
 
-function splitPlanKw(ad: Adapter, a: SdpaOp, subgroups: boolean, G: number, KW: number, direct = false): SplitPlan | null {
+const pow2 = (x: number) => x >= 1 && (x & (x - 1)) === 0;
+
+function splitPlanKw(ad: Adapter, a: SdpaOp, subgroups: boolean, G: number, KW: number, QS = 1, direct = false): SplitPlan | null {
   const epu = (a.kv ?? 'f32') === 'f32' ? 4 : 8, U = a.D / epu, tw = splitTweak ?? {};
   const SGS = ad.subgroupSize;
-  const SG_RED = subgroups && ad.subgroups && SGS >= 2 && (SGS & (SGS - 1)) === 0;
+  const SG_RED = subgroups && ad.subgroups && SGS >= 2 && pow2(SGS);
   // the fewest lanes (≥ 2: a 32-byte sector per key) that keep q's share of a lane within 32 floats (G·D / TPK)
   let TPK = tw.TPK ?? 2;
   if (tw.TPK === undefined) while ((TPK < G * a.D / 32 || (direct && TPK < 4)) && TPK * 2 <= Math.min(U, 32)) TPK *= 2;
   while (TPK > 1 && (TPK > U || (SG_RED && TPK > SGS))) TPK /= 2;
   const kv16 = (a.kv ?? 'f32') !== 'f32';
   const UPL = Math.ceil(U / TPK), KU = tw.KU ?? Math.max(1, Math.min(4, Math.floor((kv16 ? 8 : 16) / (UPL * G))));
-  let WG = Math.min(tw.WG ?? (direct ? 256 : kv16 ? 128 : Math.max(64, 4 * TPK)), ad.maxInvocations);
-  // KW heads: key groups a multiple of KW (at least one a head)
-  if (KW > 1) WG = Math.max(1, Math.floor(WG / (TPK * KW))) * TPK * KW;
-  const SG_MERGE = KW === 1 && SG_RED && TPK < SGS && (tw.SGM ?? WG / TPK > 16);
-  const nm = (wg: number) => (SG_MERGE ? Math.max(1, wg / SGS) : wg / TPK);   // merge slots
+  const NS = KW * QS;   // head-group slots a workgroup
+  let WG = Math.min(tw.WG ?? (direct ? 256 : (kv16 ? 128 : Math.max(64, 4 * TPK)) * QS), ad.maxInvocations);
+  // several slots: key groups a multiple of NS (at least one a slot)
+  if (NS > 1) WG = Math.max(1, Math.floor(WG / (TPK * NS))) * TPK * NS;
+  // the subgroup merge where it has butterflies to do: more than 16 key groups a slot, or several slots (each
+  // (subgroup, slot) state through workgroup memory instead of each key group's)
+  const SG_MERGE = SG_RED && pow2(TPK * NS) && TPK * NS < SGS && (tw.SGM ?? (NS > 1 || WG / TPK > 16));
+  const nm = (wg: number) => (SG_MERGE ? Math.max(1, wg / SGS) * NS : wg / TPK);   // merge slots
   const smf = (wg: number) => Math.max(nm(wg) * a.D, SG_RED ? 1 : wg * KU * G);
-  const fits = (wg: number) => 4 * (smf(wg) + 2 * nm(wg)) <= Math.min(16384, ad.maxWorkgroupStorage);
-  while (WG > TPK * KW && !fits(WG)) WG /= 2;
-  if (KW > 1 && (WG > ad.maxInvocations || !fits(WG) || (WG / TPK) % KW)) return null;
-  return { WG, TPK, UPL, U, G, KU, SG_RED, KW, SG_MERGE, SGS: Math.max(1, SGS), KHF: tw.KHF ?? false, PF: tw.PF ?? (kv16 || (KW === 1 && KU * UPL <= 4)), KB: (WG / TPK / KW) * KU, SMF: smf(WG) };
+  // the merge's workgroup memory: 16 KiB, 32 KiB with several query-head slots (QS > 1: up to 4× the threads)
+  const fits = (wg: number) => 4 * (smf(wg) + 2 * nm(wg)) <= Math.min(QS > 1 ? 32768 : 16384, ad.maxWorkgroupStorage);
+  while (WG > TPK * NS && !fits(WG)) WG /= 2;
+  if (NS > 1 && (WG > ad.maxInvocations || !fits(WG) || (WG / TPK) % NS)) return null;
+  // query-head slots: at least 4 key groups each (else fewer slots, more head groups across workgroups)
+  if (QS > 1 && tw.WG === undefined && WG / TPK / NS < 4) return null;
+  return {
+    WG, TPK, UPL, U, G, HG: a.H / a.KV / G, KU, SG_RED, KW, QS, SG_MERGE, SGS: Math.max(1, SGS), KHF: tw.KHF ?? false,
+    PF: tw.PF ?? (kv16 || (NS === 1 && KU * UPL <= 4)), KB: (WG / TPK / NS) * KU, SMF: smf(WG), KP: false,
+  };
 }
 
 /** Plan fields scripts/bench_attn.ts sweeps on the GPU machine (null: the plan above). Not a user setting. */
-export type SplitTweak = Partial<Pick<SplitPlan, 'TPK' | 'KU' | 'WG' | 'PF' | 'KHF' | 'KW'>> & { SGM?: boolean };
+export type SplitTweak = Partial<Pick<SplitPlan, 'TPK' | 'KU' | 'WG' | 'PF' | 'KHF' | 'KW' | 'G' | 'QS' | 'KP'>> & { SGM?: boolean };
 let splitTweak: SplitTweak | null = null;
 export function splitPlanOverride(t: SplitTweak | null): void { splitTweak = t; }
+
+/** Workgroups of `split` a (token, split): KV · HG head groups, KW · QS of them a workgroup. */
+export const splitGroups = (a: SdpaOp, p: SplitPlan) => a.KV * p.HG / (p.KW * p.QS);
 
 /** Floats of one (token, head) row of the partials: m and l of the S splits (padded to 4), then S·D of acc. */
 export function partRow(S: number, D: number): number { return Math.ceil(2 * S / 4) * 4 + S * D; }
@@ -221,9 +304,10 @@ export function partRow(S: number, D: number): number { return Math.ceil(2 * S /
 export function splitsOf(a: SdpaArgs | SdpaOp, c: Ctx, p: SplitPlan = splitPlan(c.adapter, a, true)): number {
   const forced = knob('FLA_SDPA_SPLITS');
   const target = shadersOnCpu(c.adapter) ? 16 : 512;
-  // KW > 1: the target as 64-thread workgroups' worth of threads
-  const wgs = p.KW > 1 ? Math.max(1, Math.round(target * 64 / p.WG)) : target;
-  const want = forced ? Number(forced) : Math.ceil(wgs / (c.step.n * a.KV / p.KW));
+  // several head-group slots a workgroup (KW · QS > 1): the target as 64-thread workgroups' worth of threads; times
+  // the HG head groups of a KV head (each lane doing 1 / HG of the work of a lane holding all its query heads)
+  const wgs = (p.KW * p.QS > 1 ? Math.max(1, Math.round(target * 64 / p.WG)) : target) * p.HG;
+  const want = forced ? Number(forced) : Math.ceil(wgs / (c.step.n * splitGroups(a, p)));
   // the flat partial buffer at an 8192-row capacity (scratch columns are ceil(need / 64))
   const budget = Math.floor(c.adapter.maxBinding / (4 * 128 * c.step.n * a.H * (a.D + 3)));
   return Math.max(1, Math.min(want, Math.ceil(a.ctx / (2 * p.KB)), MAX_SPLITS, budget));
@@ -274,8 +358,9 @@ function sgmatLaunches(a: SdpaArgs, c: Ctx): Launch[] {
   }];
 }
 
+/** The kernel's KW is the plan's head-group slots a workgroup: KW KV heads × QS head groups of each. */
 const splitDefines = (p: SplitPlan): Defines =>
-  ({ WG: p.WG, TPK: p.TPK, UPL: p.UPL, U: p.U, G: p.G, KU: p.KU, KW: p.KW, SMF: p.SMF, SG_RED: p.SG_RED, SG_MERGE: p.SG_MERGE, SGS: p.SGS, KH_FAST: p.KHF, PF: p.PF });
+  ({ WG: p.WG, TPK: p.TPK, UPL: p.UPL, U: p.U, G: p.G, KU: p.KU, KW: p.KW * p.QS, SMF: p.SMF, SG_RED: p.SG_RED, SG_MERGE: p.SG_MERGE, SGS: p.SGS, KH_FAST: p.KHF, PF: p.PF });
 
 /**
  * `direct`'s query heads a workgroup (a power of two dividing H/KV; FLA_SDPA_DIRECT_HEADS where it divides): the
@@ -315,9 +400,13 @@ export const combineWg = (ad: Adapter, S: number) => Math.min(ad.maxInvocations,
 export function splitLaunches(a: SdpaArgs, c: Ctx, subgroups: boolean): Launch[] {
   const p = splitPlan(c.adapter, a, subgroups), S = splitsOf(a, c, p), RS = partRow(S, a.D), dims = dimsOf(a, S, RS);
   const cost = sdpaCost(c.step.cursors, a), part = 4 * c.step.n * a.H * RS;
-  return [{
-    kernel: SPLIT_KERNEL, grid: grid(c.step.n * (a.KV / p.KW) * S), cost: { flops: cost.flops, bytes: cost.bytes + part },
-    defines: { ...splitDefines(p), HG: 1, DIRECT: false, ...kvDefines(a.kv ?? 'f32') },
+  return [p.KP ? {
+    kernel: SPLIT_KP_KERNEL, grid: grid(c.step.n * a.KV * S), cost: { flops: cost.flops, bytes: cost.bytes + part },
+    defines: { WG: p.WG, G: p.G, U: p.U, VB: p.KU, SG_RED: p.SG_RED, SGS: p.SGS, ...kvDefines(a.kv ?? 'f32') },
+    bind: { q: a.q, kc: a.k, vc: a.v, part: scratch('part'), dims },
+  } : {
+    kernel: SPLIT_KERNEL, grid: grid(c.step.n * splitGroups(a, p) * S), cost: { flops: cost.flops, bytes: cost.bytes + part },
+    defines: { ...splitDefines(p), HG: p.HG, DIRECT: false, ...kvDefines(a.kv ?? 'f32') },
     bind: { q: a.q, kc: a.k, vc: a.v, part: scratch('part'), dims },
   }, {
     kernel: COMBINE_KERNEL, grid: grid(c.step.n * a.H), defines: { WG: combineWg(c.adapter, S), SMAX: MAX_SPLITS }, cost: { flops: 3 * part / 4, bytes: part + 4 * c.step.n * a.H * a.D },

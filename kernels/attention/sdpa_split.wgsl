@@ -1,31 +1,34 @@
 // sdpa_split: the first pass of split-K ("flash-decoding") attention, reading each K/V element once per query
 // token. Each query token's key range j0..p (as in sdpa.wgsl: causal, the last W keys when windowed) is cut into S
-// splits of `chunk` keys (ceil(L/S) rounded up to a multiple of the KB keys one iteration takes); one workgroup per
-// (token, KW KV heads, split) scores all G = H/KV query heads of each of its KV heads against each key of its split
-// and writes G partials of each (m, l, acc): m = max score, l = Σ exp(s − m), acc = Σ exp(s − m)·v (unnormalised). sdpa_combine.wgsl
-// merges the S partials of each (token, head). spec-deltanet-attention-qwen3next.md §1.7.
+// splits of `chunk` keys (ceil(L/S) rounded up to a multiple of the KB keys one iteration takes); the H/KV query
+// heads of a KV head form HG head groups of G heads (query heads hg·G … hg·G + G − 1 for head group hg of the
+// KV·HG); one workgroup per (token, KW head groups, split) scores the G query heads of each of its head groups
+// against each key of its split and writes G partials of each (m, l, acc): m = max score, l = Σ exp(s − m),
+// acc = Σ exp(s − m)·v (unnormalised). sdpa_combine.wgsl merges the S partials of each (token, head).
+// spec-deltanet-attention-qwen3next.md §1.7.
 // Bindings: step uniform; stepmeta u32; q [N, H·D] f32 (as vec4f); kc, vc [slots, ctx, KV·D] stored as KVDT in u32
 // words, read as 16-byte units (vec4u: 4 f32, or 8 bf16/f16 when KV16; KV_F16 picks f16); part f32 scratch, per
 // (token, head) row of dims.RS floats: m_s at s, l_s at S + s, acc_s at MLW + s·D (MLW = 2S rounded up to 4).
-// Dispatch: WG threads, N·(KV·HG / KW)·S workgroups (2-D grid), split fastest; a workgroup takes KW KV heads (1, or
-// all KV of them: the rows of its keys, contiguous in the token-major cache, instead of 256-byte pieces 2 KiB apart
-// at llama-1b's f32 cache). Lanes come in groups of TPK (a power of two); group kg takes KV head kg % KW of the
-// workgroup's and, as the (kg / KW)-th of NKG = KPI / KW groups of it (KPI = WG / TPK groups), keys jb + kg / KW +
-// k·NKG (k < KU) of each block of KB = NKG·KU keys, so one k of the KPI groups reads consecutive cache rows; lane
-// `lane` of it units lane + uu·TPK (uu < UPL) of the U units of a key row: it loads those units of K and V for
-// its KU keys first, then forms its share of the G dot products (q of its units held in registers, pre-scaled),
-// sums them over the group (SG_RED: subgroupShuffleXor butterflies, every lane ending with the same bits, the
-// group lying inside one subgroup since TPK ≤ the adapter's smallest subgroup; else through workgroup memory),
-// and runs its own online softmax per head over the keys its group sees — no barrier in the key loop. At the end
-// the NKG groups' states of each head are merged through workgroup memory.
+// Dispatch: WG threads, N·(KV·HG / KW)·S workgroups (2-D grid), split fastest; a workgroup takes KW consecutive
+// head groups ("slots"): KW KV heads at HG = 1 (the rows of its keys, contiguous in the token-major cache, instead
+// of 256-byte pieces 2 KiB apart at llama-1b's f32 cache), or KW head groups of one KV head (KW dividing HG: the
+// same keys for all of them, read by the same subgroups, so each cache row comes from memory once for the KW·G
+// query heads; the plan's QS), or KW / HG KV heads of HG groups each. Lanes come in groups of TPK (a power of
+// two); group kg takes slot kg % KW of the workgroup's and, as the (kg / KW)-th of NKG = KPI / KW groups of it
+// (KPI = WG / TPK groups), keys jb + kg / KW + k·NKG (k < KU) of each block of KB = NKG·KU keys, so one k of the
+// KPI groups reads consecutive cache rows; lane `lane` of it units lane + uu·TPK (uu < UPL) of the U units of a
+// key row: it loads those units of K and V for its KU keys first, then forms its share of the G dot products (q of
+// its units held in registers, pre-scaled), sums them over the group (SG_RED: subgroupShuffleXor butterflies,
+// every lane ending with the same bits, the group lying inside one subgroup since TPK ≤ the adapter's smallest
+// subgroup; else through workgroup memory), and runs its own online softmax per head over the keys its group sees
+// — no barrier in the key loop. At the end the NKG groups' states of each head are merged through workgroup memory.
 // 16-bit units unpack to two vec4f: f16 as elements 0..3, 4..7; bf16 as the even and the odd elements (q and acc
 // are kept in the same order and put back in element order when written).
 // PF (prefetch): the next iteration's K/V units are loaded before this one's arithmetic, one iteration of loads always
-// in flight. HG: the H/KV query heads of a KV head are taken by HG workgroups of G heads each (query heads
-// hg·G … hg·G + G − 1 for head group hg of the KV·HG; 1 for split). DIRECT (the `direct` variant: one split, S = 1):
-// no partials, the merged acc / l is written as the attention output, `part` bound to out [N, H·D] — a single pass,
-// no combine dispatch, KW 1. SG_MERGE (with SG_RED, TPK < SGS: the adapter's smallest subgroup; KW 1): the end-of-split merge
-// of the key groups' states starts with subgroup butterflies (below). Defines: WG, TPK, UPL, U, G, HG, KW, KU, SMF
+// in flight. DIRECT (the `direct` variant: one split, S = 1): no partials, the merged acc / l is written as the
+// attention output, `part` bound to out [N, H·D] — a single pass, no combine dispatch, KW 1. SG_MERGE (with SG_RED,
+// TPK·KW a power of two below SGS: the adapter's smallest subgroup): the end-of-split merge of the key groups'
+// states starts with subgroup butterflies (below). Defines: WG, TPK, UPL, U, G, HG, KW, KU, SMF
 // (workgroup floats), SG_RED, SG_MERGE, SGS, PF, DIRECT, KH_FAST (the grid's head groups fastest, so the
 // workgroups reading the KV heads of one cache row start together; else the splits fastest), KV16, KV_F16.
 // Accumulates in f32.
@@ -42,10 +45,10 @@ struct Dims { H: u32, KV: u32, D: u32, ctx: u32, window: u32, scale: f32, S: u32
 @group(0) @binding(6) var<uniform> dims: Dims;
 
 const KPI = WG / TPK;    // key groups
-const NKG = KPI / KW;    // key groups of each of the KW KV heads
+const NKG = KPI / KW;    // key groups of each of the KW head-group slots
 const KB = NKG * KU;     // keys per iteration
 #if SG_MERGE
-const NM = WG / SGS;     // merge slots: one a subgroup
+const NM = WG / SGS * KW;   // merge slots: one a (subgroup, head slot)
 #else
 const NM = KPI;          // merge slots: one a key group
 #endif
@@ -60,34 +63,7 @@ var<workgroup> sm: array<f32, SMF>;
 var<workgroup> mx: array<f32, NM>;
 var<workgroup> ls: array<f32, NM>;
 
-// a unit as vec4f: one for f32, two for 16-bit (f16: elements 0..3, 4..7; bf16: even, odd elements)
-fn unpk(w: vec4u) -> array<vec4f, EPU> {
-#if KV16
-#if KV_F16
-  return array<vec4f, EPU>(vec4f(unpack2x16float(w.x), unpack2x16float(w.y)), vec4f(unpack2x16float(w.z), unpack2x16float(w.w)));
-#else
-  return array<vec4f, EPU>(bitcast<vec4f>(w << vec4u(16u)), bitcast<vec4f>(w & vec4u(0xffff0000u)));
-#endif
-#else
-  return array<vec4f, EPU>(bitcast<vec4f>(w));
-#endif
-}
-
-// element-ordered vec4s (a: elements 0..3, b: 4..7) in unpk's order, and back
-fn to_unit_order(a: vec4f, b: vec4f) -> array<vec4f, 2> {
-#if KV_F16
-  return array<vec4f, 2>(a, b);
-#else
-  return array<vec4f, 2>(vec4f(a.x, a.z, b.x, b.z), vec4f(a.y, a.w, b.y, b.w));
-#endif
-}
-fn to_element_order(e: vec4f, o: vec4f) -> array<vec4f, 2> {
-#if KV_F16
-  return array<vec4f, 2>(e, o);
-#else
-  return array<vec4f, 2>(vec4f(e.x, o.x, e.y, o.y), vec4f(e.z, o.z, e.w, o.w));
-#endif
-}
+#include "sdpa_unpack.wgsl"
 
 struct KvUnits { k: array<vec4u, KU * UPL>, v: array<vec4u, KU * UPL> }
 
@@ -126,8 +102,8 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
   let t = idx / (S * NB);
   let kg = li / TPK;
   let lane = li % TPK;
-  let khl = kg % KW;       // this group's KV head among the workgroup's KW
-  let gi = kg / KW;        // and its index among that head's NKG groups
+  let khl = kg % KW;       // this group's head-group slot among the workgroup's KW
+  let gi = kg / KW;        // and its index among that slot's NKG groups
   let hg = hb * KW + khl;
   let kh = hg / HG;
   let cu = cursor(seq_of(t));
@@ -241,13 +217,14 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
   }
 
   // merge the KPI groups' states, one head at a time: sm holds each merge slot's rescaled acc in element order.
-  // SG_MERGE: first inside each subgroup of SGS lanes (butterflies over the group bits of the lane index, offsets
-  // TPK … SGS/2: every group of the subgroup ends with the merged state, as with the key loop's reductions the lanes
-  // of SGS consecutive indices lying in one subgroup), then the NM = WG / SGS subgroups' states through workgroup
-  // memory; else each of the NM = KPI groups' states through workgroup memory.
+  // SG_MERGE: first inside each subgroup of SGS lanes (butterflies over the group bits of the lane index above the
+  // KW slot bits, offsets TPK·KW … SGS/2 — TPK·KW a power of two below SGS —: every group of the subgroup ends with
+  // its slot's merged state, as with the key loop's reductions the lanes of SGS consecutive indices lying in one
+  // subgroup), then the NM = (WG / SGS)·KW (subgroup, slot) states through workgroup memory; else each of the
+  // NM = KPI groups' states through workgroup memory.
 #if SG_MERGE
   for (var g = 0u; g < G; g++) {
-    for (var o = TPK; o < SGS; o <<= 1u) {
+    for (var o = TPK * KW; o < SGS; o <<= 1u) {
       let mo = subgroupShuffleXor(m[g], o);
       let lo = subgroupShuffleXor(l[g], o);
       let Mg = max(m[g], mo);
@@ -261,8 +238,8 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
       m[g] = Mg;
     }
   }
-  let mg = li / SGS;            // merge slot: the subgroup
-  let lead = li % SGS < TPK;    // its first group writes it
+  let mg = li / SGS * KW + khl;      // merge slot: the (subgroup, head slot)
+  let lead = li % SGS < TPK * KW;    // the subgroup's first group of each slot writes it
 #else
   let mg = kg;
   let lead = true;
@@ -286,7 +263,7 @@ fn sdpa_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
       }
     }
     workgroupBarrier();
-    // the KW heads' merged states (slots x·KW + c of head c); DIRECT: KW = 1
+    // the KW slots' merged states (merge slots x·KW + c of slot c); DIRECT: KW = 1
     var lsum = 0.0;   // of this lane's head
     for (var x = 0u; x < NM / KW; x++) { lsum += ls[x * KW + khl] * exp(mx[x * KW + khl] - M); }
     for (var i = li; i < KW * D; i += WG) {

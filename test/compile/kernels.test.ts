@@ -14,6 +14,7 @@ import { FEATURE_LAYERS } from '../../kernels/linear_attn/feature_map.ref.ts';
 import { ACT, type Act } from '../../kernels/matmul/matmul.ref.ts';
 import gemmSource from '../../kernels/matmul/matmul_gemm.wgsl' with { type: 'text' };
 import { OPS } from '../../kernels/registry.ts';
+import { sdpaOp } from '../../kernels/attention/sdpa.ts';
 import { expertWeights, sharedExpert, type ExpertWeights, type SharedExpert } from '../../kernels/moe/moe_experts.ts';
 import type { HostWeight } from '../../src/backend/backend.ts';
 import type { Kernel, Op } from '../../src/backend/op.ts';
@@ -227,6 +228,21 @@ describe.skipIf(!HAS_GPU)('every op variant compiles', () => {
       expect(ds.map(d => d.label)).toEqual(['rwkv7_proj_ln', 'wkv7_lora']);
       for (const l of op.variants[name]!.launches(args, ctx())) kernels.add(l.kernel);
     }
+  });
+
+  test('sdpa: split key-parallel (sdpa_split_kp, FLA_SDPA_SPLIT_KP=1) over f32 and 16-bit caches, D 64 / 128 / 256, with and without subgroups', async () => {
+    step([1, 1, 1], 3);
+    const kernels = launched.get(sdpaOp.name) ?? new Set<Kernel>();
+    launched.set(sdpaOp.name, kernels);
+    process.env.FLA_SDPA_SPLIT_KP = '1';
+    try {
+      for (const kv of ['f32', 'f16', 'bf16'] as const) for (const D of [64, 128, 256]) for (const name of ['split', 'split_wg']) {
+        const cols = (kv === 'f32' ? 16 : 8) * 2 * D, args = { q: t(4 * D), k: state(cols), v: t(cols, { name: 'vc' }), out: t(4 * D, { name: 'o' }), H: 4, KV: 2, D, ctx: 16, kv };
+        const ds = await built(`sdpa ${name} kp D ${D} kv ${kv}`, sdpaOp, args, name);
+        expect(ds.map(d => d.label)).toEqual(['sdpa_split_kp', 'sdpa_combine']);
+        for (const l of sdpaOp.variants[name]!.launches(args, ctx())) kernels.add(l.kernel);
+      }
+    } finally { delete process.env.FLA_SDPA_SPLIT_KP; }
   });
 
   /**

@@ -111,7 +111,10 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
   // first block), 5·KB − 1, 5·KB, 5·KB + 1 (a split edge: three splits busy, two empty) and 3000 (several blocks
   // a split, the last one part-full).
   // split_wg (workgroup-memory reductions: two barriers a block, slow on lavapipe) runs fewer shapes, up to 1500 keys.
-  const SHAPES = { split: [[4, 4, 64], [8, 2, 128], [16, 2, 256], [8, 1, 64]], split_wg: [[4, 4, 64], [16, 2, 256]] } as const;
+  // split's default plan over an f32 cache takes one query head a lane and the head groups of a KV head side by side
+  // in its workgroup (QS: GQA 2, 4, 8 here, splitPlan), fewer side by side and the rest across workgroups where the
+  // merge's workgroup memory or 4 key groups a slot do not fit (D 256).
+  const SHAPES = { split: [[4, 4, 64], [8, 4, 64], [8, 2, 64], [8, 2, 128], [16, 2, 256], [8, 1, 64], [8, 1, 128]], split_wg: [[4, 4, 64], [16, 2, 256]] } as const;
   for (const variant of ['split', 'split_wg'] as const) for (const [H, KV, D] of SHAPES[variant]) {
     const longest = variant === 'split' ? 3000 : 1500;
     test(`${variant}, H=${H} KV=${KV} D=${D}: decode of 8 sequences across block and split edges, up to ${longest} keys`, async () => {
@@ -158,7 +161,10 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
 
   // the split plans scripts/bench_attn.ts sweeps (splitPlanOverride): without the prefetch of the next iteration's K/V,
   // other key unrolls and lanes per key, the head-groups-fastest grid with the merge through workgroup memory alone; splits of 5 over 8 sequences ending at the block and split edges
-  for (const tw of [{ PF: false }, { KU: 1, PF: true }, { KU: 4 }, { TPK: 16, PF: true }, { WG: 64 }, { KHF: true, SGM: false }, { KW: 2 }, { KW: 2, WG: 128, KHF: true }] as SplitTweak[])
+  // G 4: every query head of a KV head in each lane (the f32 plan before the query-head slots, FLA_SDPA_SPLIT_LANE_HEADS);
+  // QS 1 / 2: one / two head groups a workgroup, the others across workgroups (HG / QS a KV head); G 2: two heads a lane
+  for (const tw of [{ PF: false }, { KU: 1, PF: true }, { KU: 4 }, { TPK: 16, PF: true }, { WG: 64 }, { KHF: true, SGM: false }, { KW: 2 }, { KW: 2, WG: 128, KHF: true },
+    { G: 4 }, { G: 4, PF: false, TPK: 16 }, { QS: 1 }, { QS: 2, KHF: true }, { G: 2, QS: 1 }, { KP: true }, { KP: true, KU: 3, WG: 64 }] as SplitTweak[])
     test(`split with plan ${JSON.stringify(tw)}, D=64 GQA 4 and D=128 GQA 2: decode across block and split edges`, async () => {
       splitPlanOverride(tw);
       try {
@@ -170,8 +176,25 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
       } finally { splitPlanOverride(null); }
     }, 300_000);
 
+  // FLA_SDPA_SPLIT_KP: key-parallel (sdpa_split_kp: one key a thread for the scores, blocks of WG keys), MHA and GQA 8
+  // at D 64 and 128 (WG 256: 8 · 128 / 4 (head, unit) pairs), 8 sequences ending at its block and split edges; a
+  // window; split_wg (its block max through a workgroup tree instead of subgroupMax)
+  test('split key-parallel (FLA_SDPA_SPLIT_KP 1), MHA and GQA 8 at D=64 and D=128: decode across block and split edges, a window, split_wg', async () => {
+    await withEnv('FLA_SDPA_SPLIT_KP', '1', async () => {
+      for (const [H, KV, D] of [[4, 4, 64], [8, 1, 128]] as const) {
+        const p = splitPlan(gpuBackend().adapter, { H, KV, D, ctx: 3000, kv: 'f32' }, true);
+        expect(p).toMatchObject({ KP: true, KB: D === 128 ? 256 : 128 });
+        const ls = [1, p.KB - 1, p.KB + 1, 2 * p.KB, 5 * p.KB - 1, 5 * p.KB + 1, 2000];
+        await withEnv('FLA_SDPA_SPLITS', '5', () => attentionCase('split', H, KV, D, ls.map((L, slot) => ({ slot, len: 1, pos: L - 1 })), 0, 7));
+      }
+      await attentionCase('split', 8, 2, 64, [{ slot: 1, len: 1, pos: 40 }, { slot: 0, len: 2, pos: 299 }, { slot: 2, len: 1, pos: 500 }], 100);
+      await attentionCase('split_wg', 8, 2, 64, [{ slot: 1, len: 1, pos: 129 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]);
+    });
+  }, 300_000);
+
   // FLA_SDPA_SPLIT_KV_HEADS: one workgroup takes all KV heads of its keys (KW = KV: key groups of different heads side
-  // by side, merged per head); decode of 8 sequences ending at its key-block and split edges, at G 2 / D 64 and G 1 / D 128
+  // by side, merged per head; with the default one query head a lane, KV heads × query-head slots: 4 × 2 at GQA 2);
+  // decode of 8 sequences ending at its key-block and split edges, at GQA 2 / D 64 and MHA / D 128
   test('split with all KV heads a workgroup (FLA_SDPA_SPLIT_KV_HEADS 4), D=64 GQA 2 and D=128 MHA: decode across block and split edges', async () => {
     await withEnv('FLA_SDPA_SPLIT_KV_HEADS', '4', async () => {
       for (const [H, KV, D] of [[8, 4, 64], [4, 4, 128]] as const) {
@@ -181,9 +204,12 @@ describe.skipIf(!HAS_GPU)('attention kernels', () => {
         await withEnv('FLA_SDPA_SPLITS', '5', () => attentionCase('split', H, KV, D, ls.map((L, slot) => ({ slot, len: 1, pos: L - 1 })), 0, 7));
       }
       // 300 splits (a 512-thread combine, combineWg) of a few keys each, most of them empty for the shorter sequence
-      const KB = splitPlan(gpuBackend().adapter, { H: 8, KV: 4, D: 64, ctx: 5000, kv: 'f32' }, true).KB;
-      expect(5000 / (2 * KB)).toBeGreaterThanOrEqual(300);
-      await withEnv('FLA_SDPA_SPLITS', '300', () => attentionCase('split', 8, 4, 64, [{ slot: 0, len: 1, pos: 4999 }, { slot: 1, len: 1, pos: 99 }]));
+      // (both query heads a lane: the plan's smaller key blocks)
+      await withEnv('FLA_SDPA_SPLIT_LANE_HEADS', '2', async () => {
+        const KB = splitPlan(gpuBackend().adapter, { H: 8, KV: 4, D: 64, ctx: 5000, kv: 'f32' }, true).KB;
+        expect(5000 / (2 * KB)).toBeGreaterThanOrEqual(300);
+        await withEnv('FLA_SDPA_SPLITS', '300', () => attentionCase('split', 8, 4, 64, [{ slot: 0, len: 1, pos: 4999 }, { slot: 1, len: 1, pos: 99 }]));
+      });
     });
   }, 300_000);
 
@@ -232,7 +258,18 @@ describe('sdpa select', () => {
     await withEnv('FLA_SDPA_DIRECT_HEADS', '8', async () => expect(directHeads(args(512), selectCtx(adapter, [1]))).toBe(1));   // 8 ∤ 4
   });
   test('one sequence at 32 K fills a discrete card: llama-1b 8 KV heads × 64 splits, Qwen3-Next 2 × 256', async () => {
-    expect(splitPlan(adapter, args(32768), true)).toMatchObject({ WG: 64, TPK: 8, UPL: 2, G: 4, KU: 2, KB: 16, SG_RED: true, SG_MERGE: false, SGS: 32, PF: true });
+    // f32: one query head a lane, the 4 head groups of a KV head side by side (QS 4: 64 threads each), the subgroup merge
+    expect(splitPlan(adapter, args(32768), true)).toMatchObject({ WG: 256, TPK: 2, UPL: 8, G: 1, HG: 4, QS: 4, KW: 1, KU: 2, KB: 64, SG_RED: true, SG_MERGE: true, SGS: 32, PF: false });
+    // the plan before (FLA_SDPA_SPLIT_LANE_HEADS 4, or more: the most dividing H / KV): all 4 query heads a lane
+    for (const g of ['4', '64']) await withEnv('FLA_SDPA_SPLIT_LANE_HEADS', g, async () =>
+      expect(splitPlan(adapter, args(32768), true)).toMatchObject({ WG: 64, TPK: 8, UPL: 2, G: 4, HG: 1, QS: 1, KU: 2, KB: 16, SG_RED: true, SG_MERGE: false, SGS: 32, PF: true }));
+    await withEnv('FLA_SDPA_SPLIT_LANE_HEADS', '3', async () => expect(splitPlan(adapter, args(32768), true)).toMatchObject({ G: 2, HG: 2, QS: 2, WG: 128, TPK: 4 }));
+    await withEnv('FLA_SDPA_SPLIT_LANE_HEADS', '4', async () => {
+      expect(splitsOf(args(32768), selectCtx(adapter, [1]))).toBe(64);
+      expect(splitsOf(args(300), selectCtx(adapter, [1]))).toBe(10);   // each split at least two 16-key iterations
+    });
+    // D 128: 4 lanes a key, the merge in 16 KiB through the subgroup butterflies
+    expect(splitPlan(adapter, { ...args(32768), D: 128 }, true)).toMatchObject({ WG: 256, TPK: 4, UPL: 8, G: 1, QS: 4, KB: 32, SG_MERGE: true });
     // direct, one head a workgroup: 4 lanes a key, 256 threads, the subgroup merge (64 key groups)
     expect(splitPlan(adapter, args(512), true, 1, true)).toMatchObject({ WG: 256, TPK: 4, UPL: 4, G: 1, KU: 4, KB: 256, SG_MERGE: true, PF: false });
     expect(splitPlan(adapter, { ...args(512), D: 128 }, true, 1, true)).toMatchObject({ WG: 256, TPK: 4, UPL: 8, KU: 2, KB: 128, SG_MERGE: true });
@@ -242,14 +279,23 @@ describe('sdpa select', () => {
     expect(splitsOf({ ...args(32768), kv: 'f16' }, selectCtx(adapter, [1]))).toBe(256);
     expect(splitPlan(adapter, { ...args(32768), kv: 'f16' }, true, 4, true)).toMatchObject({ KW: 1 });   // direct: one head group
     await withEnv('FLA_SDPA_SPLIT_KV_HEADS', '1', async () => expect(splitPlan(adapter, { ...args(32768), kv: 'f16' }, true)).toMatchObject({ KW: 1, KB: 32 }));
-    await withEnv('FLA_SDPA_SPLIT_KV_HEADS', '8', async () => expect(splitPlan(adapter, args(32768), true)).toMatchObject({ KW: 8, KB: 2, PF: false }));
-    await withEnv('FLA_SDPA_SPLIT_KV_HEADS', '6', async () => expect(splitPlan(adapter, args(32768), true)).toMatchObject({ KW: 4 }));   // the most dividing 8
-    expect(splitsOf(args(32768), selectCtx(adapter, [1]))).toBe(64);
+    await withEnv('FLA_SDPA_SPLIT_LANE_HEADS', '4', async () => {
+      await withEnv('FLA_SDPA_SPLIT_KV_HEADS', '8', async () => expect(splitPlan(adapter, args(32768), true)).toMatchObject({ KW: 8, KB: 2, PF: false }));
+      await withEnv('FLA_SDPA_SPLIT_KV_HEADS', '6', async () => expect(splitPlan(adapter, args(32768), true)).toMatchObject({ KW: 4 }));   // the most dividing 8
+    });
+    // KV heads × 4 query-head slots: 8 × 4 of 2 lanes would pass the merge's 32 KiB, 4 × 4 fit with 4 key groups each
+    await withEnv('FLA_SDPA_SPLIT_KV_HEADS', '8', async () => expect(splitPlan(adapter, args(32768), true)).toMatchObject({ KW: 4, QS: 4, WG: 128, KB: 8, SG_MERGE: false }));
+    expect(splitsOf(args(32768), selectCtx(adapter, [1]))).toBe(64);   // 512 workgroups of 256 threads
     expect(splitsOf(args(32768), selectCtx(adapter, [1, 1, 1, 1]))).toBe(16);
-    expect(splitsOf(args(300), selectCtx(adapter, [1]))).toBe(10);   // each split at least two 16-key iterations
+    expect(splitsOf(args(300), selectCtx(adapter, [1]))).toBe(3);   // each split at least two 64-key iterations
     const q3n = { H: 16, KV: 2, D: 256, ctx: 32768 } as any;
-    expect(splitPlan(adapter, q3n, true)).toMatchObject({ WG: 128, TPK: 32, UPL: 2, KU: 1 });   // ≥ 4 key groups
-    expect(splitsOf(q3n, selectCtx(adapter, [1]))).toBe(256);
+    // f32, GQA 8 at D 256: 4 head groups side by side (8 would leave 1 key group a slot in the merge's 32 KiB), 2 workgroups a KV head
+    expect(splitPlan(adapter, q3n, true)).toMatchObject({ WG: 128, TPK: 8, UPL: 8, G: 1, HG: 8, QS: 4, KU: 2, KB: 8 });
+    expect(splitsOf(q3n, selectCtx(adapter, [1]))).toBe(512);
+    await withEnv('FLA_SDPA_SPLIT_LANE_HEADS', '8', async () => {
+      expect(splitPlan(adapter, q3n, true)).toMatchObject({ WG: 128, TPK: 32, UPL: 2, KU: 1 });   // ≥ 4 key groups
+      expect(splitsOf(q3n, selectCtx(adapter, [1]))).toBe(256);
+    });
     expect(splitPlan(adapter, { ...q3n, kv: 'f16' }, true)).toMatchObject({ TPK: 32, UPL: 1, KU: 1, KW: 2, WG: 128, KB: 2, PF: true });
   });
   test('flashPlan: tiles from the head dim and the workgroup memory; none past it (then single)', async () => {
@@ -268,7 +314,8 @@ describe('sdpa select', () => {
   test('FLA_SDPA_SPLITS forces S (within the cache\'s blocks)', async () => {
     await withEnv('FLA_SDPA_SPLITS', '7', async () => {
       expect(splitsOf(args(32768), selectCtx(adapter, [1]))).toBe(7);
-      expect(splitsOf(args(100), selectCtx(adapter, [1]))).toBe(4);   // 100 keys: at most ceil(100 / (2 · 16)) splits
+      expect(splitsOf(args(300), selectCtx(adapter, [1]))).toBe(3);   // 300 keys: at most ceil(300 / (2 · 64)) splits
+      await withEnv('FLA_SDPA_SPLIT_LANE_HEADS', '4', async () => expect(splitsOf(args(100), selectCtx(adapter, [1]))).toBe(4));   // ceil(100 / (2 · 16))
     });
   });
 });

@@ -103,6 +103,20 @@ describe.skipIf(!HAS_GPU)('16-bit KV caches', () => {
         await kv16Case('split', dt, 2, 2, 128, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]);
       });
     });
+  // FLA_SDPA_SPLIT_LANE_HEADS=1 over a 16-bit cache: one query head a lane, the KV heads' head groups side by side in
+  // a workgroup (KV heads × query-head slots: sdpa_split.wgsl's KW slots spanning several KV heads)
+  test('split, f16, one query head a lane (FLA_SDPA_SPLIT_LANE_HEADS 1): GQA 4 D=64, decode of three sequences (pos 0, 65, 700)', async () => {
+    await withEnv('FLA_SDPA_SPLIT_LANE_HEADS', '1', () =>
+      kv16Case('split', 'f16', 8, 2, 64, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]));
+  });
+  // FLA_SDPA_SPLIT_KP=1 over 16-bit caches: the key-parallel kernel unpacking units of 8 values (q and acc in unpk's
+  // order, acc put back in element order); f16 at GQA 4 D=64, bf16 at GQA 2 D=128 with a window
+  test('split key-parallel (FLA_SDPA_SPLIT_KP 1), f16 GQA 4 D=64 and bf16 GQA 2 D=128: decode of three sequences', async () => {
+    await withEnv('FLA_SDPA_SPLIT_KP', '1', async () => {
+      await kv16Case('split', 'f16', 8, 2, 64, [{ slot: 1, len: 1, pos: 65 }, { slot: 0, len: 1, pos: 0 }, { slot: 2, len: 1, pos: 700 }]);
+      await kv16Case('split', 'bf16', 4, 2, 128, [{ slot: 0, len: 1, pos: 300 }, { slot: 2, len: 1, pos: 63 }, { slot: 1, len: 1, pos: 129 }], 50);
+    });
+  });
   // split_wg differs from split only in its reductions (their 16-bit unpacking is shared): on lavapipe, where each of its
   // shaders takes 10–70 s to compile, it runs the first case with the f16 cache only (f32 caches: attention.test.ts);
   // direct (split's kernel as one pass, the same unpacking) likewise
