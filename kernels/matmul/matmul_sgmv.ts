@@ -19,13 +19,14 @@ export const SGMV_MAX_ROWS = 16;
 /**
  * Geometry: the config m (W the left matrix: m.M output rows × m.K; the rows the right one, m.N columns), RP rows a
  * block (8 or 16), NSG subgroups a workgroup splitting K in slices of KSG, OT output tiles a workgroup (MT matrices:
- * SwiGLU 2·OT, gate and up).
+ * SwiGLU 2·OT, gate and up). WS (FLA_SGMV_WSTAGE=1): W through workgroup memory (16-byte loads into registers, then
+ * a stage per subgroup, as x) instead of matrix loads straight from the storage buffer.
  */
-export interface SgmvPlan { m: SubgroupMatrixConfig; RP: number; NSG: number; KSG: number; OT: number; MT: number }
+export interface SgmvPlan { m: SubgroupMatrixConfig; RP: number; NSG: number; KSG: number; OT: number; MT: number; WS: boolean }
 
-/** Workgroup bytes: the stage (2·RP rows of KSG + 8 f16 a subgroup), the result matrices, 1/s (twice) and Σx². */
-export function sgmvBytes(m: SubgroupMatrixConfig, RP: number, NSG: number, KSG: number, MT: number): number {
-  return NSG * (2 * RP * (KSG / 8 + 1) * 16 + MT * (2 * RP / m.N) * m.M * m.N * 4 + 3 * RP * 4);
+/** Workgroup bytes: the stage (2·RP rows of KSG + 8 f16 a subgroup; WS: + MT·16 W rows), the result matrices, 1/s (twice) and Σx². */
+export function sgmvBytes(m: SubgroupMatrixConfig, RP: number, NSG: number, KSG: number, MT: number, WS = false): number {
+  return NSG * ((2 * RP + (WS ? MT * m.M : 0)) * (KSG / 8 + 1) * 16 + MT * (2 * RP / m.N) * m.M * m.N * 4 + 3 * RP * 4);
 }
 
 /**
@@ -47,14 +48,15 @@ export function sgmvPlan(c: Ctx, R: number, IN: number, swiglu: boolean): SgmvPl
   if (!m || (m.M * m.N) % SG !== 0 || SG % RP !== 0) return null;
   // OT: output tiles a workgroup (FLA_SGMV_OT; default 1: a 2048-wide output is 128 workgroups)
   const OT = Number(knob('FLA_SGMV_OT') ?? 1), MT = swiglu ? 2 * OT : OT;
-  const fNSG = knob('FLA_SGMV_SG'), fKSG = knob('FLA_SGMV_KSG');
+  const fNSG = knob('FLA_SGMV_SG'), fKSG = knob('FLA_SGMV_KSG'), WS = knob('FLA_SGMV_WSTAGE') === '1';
+  if (WS && SG % m.M !== 0) return null;
   const cands: [number, number][] = [[8, 128], [8, 64], [4, 128], [4, 64], [2, 64], [1, 64]];
   for (const [NSG, KSG] of cands) {
     const nsg = Number(fNSG ?? NSG), ksg = Number(fKSG ?? KSG);
-    if (ksg % m.K !== 0 || (ksg / 8) % (SG / RP) !== 0) continue;
+    if (ksg % m.K !== 0 || (ksg / 8) % (SG / RP) !== 0 || (WS && (ksg / 8) % (SG / m.M) !== 0)) continue;
     if (MT * (ksg / m.K) > 8) continue;   // W matrices a lane holds twice (this chunk's, the next one's): ≤ 16 of 4 registers
-    if (nsg * SG > A.maxInvocations || sgmvBytes(m, RP, nsg, ksg, MT) > A.maxWorkgroupStorage) continue;
-    return { m, RP, NSG: nsg, KSG: ksg, OT, MT };
+    if (nsg * SG > A.maxInvocations || sgmvBytes(m, RP, nsg, ksg, MT, WS) > A.maxWorkgroupStorage) continue;
+    return { m, RP, NSG: nsg, KSG: ksg, OT, MT, WS };
   }
   return null;
 }
@@ -70,10 +72,10 @@ const SINGLE_BINDINGS = ['step', 'x', 'W', 'bias', 'y', 'dims'] as const;
 
 /** matmul_sgmv.wgsl with its `//@ NAME` lines filled for plan p (straight-line code: every matrix a named value). */
 export function sgmvKernel(p: SgmvPlan, SG: number, multi: boolean, swiglu: boolean): Kernel {
-  const key = `${p.m.M}x${p.m.N}x${p.m.K},${p.RP},${p.NSG},${p.KSG},${p.OT},${p.MT},${SG},${multi},${swiglu}`;
+  const key = `${p.m.M}x${p.m.N}x${p.m.K},${p.RP},${p.NSG},${p.KSG},${p.OT},${p.MT},${p.WS},${SG},${multi},${swiglu}`;
   let k = sources.get(key);
   if (k) return k;
-  const { m, RP, KSG, OT, MT } = p, LPR = SG / RP, KS = KSG / 8, XQ = KS / LPR, NF = 2 * RP / m.N, MN = m.M * m.N, MQ = MN / SG, NKK = KSG / m.K;
+  const { m, RP, KSG, OT, MT, WS } = p, LPW = SG / m.M, WQ = KSG / 8 / LPW, LPR = SG / RP, KS = KSG / 8, XQ = KS / LPR, NF = 2 * RP / m.N, MN = m.M * m.N, MQ = MN / SG, NKK = KSG / m.K;
   const I = (n: number) => Array.from({ length: n }, (_, i) => i);
   const LEFT = 'subgroup_matrix_left<f16, SM_K, SM_M>', RIGHT = 'subgroup_matrix_right<f16, SM_N, SM_K>', RESULT = 'subgroup_matrix_result<f32, SM_N, SM_M>';
   const part = (mt: number) => swiglu ? `${mt < OT ? 0 : 1}u` : 'p';
@@ -128,16 +130,40 @@ export function sgmvKernel(p: SgmvPlan, SG: number, multi: boolean, swiglu: bool
     '  if (p == 0u) { y0[i] = v; } else if (p == 1u) { y1[i] = v; } else { y2[i] = v; }',
     '}',
   ] : [`fn wfrag(p: u32, off: u32, S: u32) -> ${LEFT} { return ${load('W')}; }`];
+  // WS: W[row, k .. k + 8) of part p (b = row·U), zero from IN on, and each subgroup's W stage (MT·SM_M rows of KP slots)
+  if (WS) helpers.push(
+    'fn wget(p: u32, b: u32, k: u32, IN: u32) -> vec4<u32> {',
+    '  if (k >= IN) { return vec4<u32>(0u); }',
+    ...(multi ? ['  if (p == 1u) { return W1[b + k / 8u]; }', '  if (p == 2u) { return W2[b + k / 8u]; }', '  return W0[b + k / 8u];'] : ['  return W[b + k / 8u];']),
+    '}',
+    `var<workgroup> wsm: array<vec4<u32>, NSG * ${MT * m.M}u * KP>;`,
+  );
   const decl = [
     ...I(OT).map(t => `let ot${t} = min(o0 + ${t * m.M}u, OUT - SM_M);`),
     ...I(MT).map(mt => `let wo${mt} = ot${tile(mt)} * U;`),
     ...mats.flatMap(([mt, f]) => [`var acc${mt}_${f}: ${RESULT};`, `var s${mt}_${f}: array<f32, MQ>;`]),
+    ...(WS ? [`let wr = lane / ${LPW}u;`, `let wj = lane % ${LPW}u;`, `let wsb = sg * ${MT * m.M}u * KP;`] : I(MT).flatMap(mt => I(NKK).map(kk => `var n${mt}_${kk}: ${LEFT};`))),
     ...(multi ? ['var ss = 0.0;'] : []),
   ];
-  const wfirst = I(MT).flatMap(mt => I(NKK).map(kk => `var w${mt}_${kk} = wfrag(${part(mt)}, ${woff(mt, kk, 'k0')}, U);`));
-  const wnext = I(MT).flatMap(mt => I(NKK).map(kk => `let n${mt}_${kk} = wfrag(${part(mt)}, ${woff(mt, kk, 'kn')}, U);`));
+  // chunk 0's W matrices and x slots; in each chunk the next one's, loaded while this one is staged and multiplied
+  const xload = (q: number, kb: string) => `xSlot(xb, ${kb} + ${q * LPR * 8}u + 8u * j, IN)`;
+  // WS: lane wr·LPW + wj stages slots wj, wj + LPW, … of W row wr of each tile
+  const wsload = (mt: number, q: number, kb: string) => `wget(${part(mt)}, wo${mt} + wr * U, ${kb} + ${q * LPW * 8}u + 8u * wj, IN)`;
+  const wfirst = [
+    ...(WS ? I(MT).flatMap(mt => I(WQ).map(q => `var pw${mt}_${q} = ${wsload(mt, q, 'k0')};`))
+      : I(MT).flatMap(mt => I(NKK).map(kk => `var w${mt}_${kk} = wfrag(${part(mt)}, ${woff(mt, kk, 'k0')}, U);`))),
+    ...I(XQ).map(q => `var x${q} = ${xload(q, 'k0')};`),
+  ];
+  const wnext = [
+    ...I(XQ).map(q => `var v${q} = x${q};`),
+    ...(WS ? I(MT).flatMap(mt => I(WQ).map(q => `let cw${mt}_${q} = pw${mt}_${q};`)) : []),
+    'if (c + 1u < NCH) {',
+    ...(WS ? I(MT).flatMap(mt => I(WQ).map(q => `  pw${mt}_${q} = ${wsload(mt, q, 'kn')};`))
+      : I(MT).flatMap(mt => I(NKK).map(kk => `  n${mt}_${kk} = wfrag(${part(mt)}, ${woff(mt, kk, 'kn')}, U);`))),
+    ...I(XQ).map(q => `  x${q} = ${xload(q, 'kn')};`),
+    '}',
+  ];
   const stage = [
-    ...I(XQ).map(q => `var v${q} = xSlot(xb, k0 + ${q * LPR * 8}u + 8u * j, IN);`),
     ...(multi ? ['if (NORM) {', ...I(XQ).flatMap(q => [
       `  let g${q} = gnSlot(k0 + ${q * LPR * 8}u + 8u * j, IN);`,
       `  ss += dot(v${q}[0], v${q}[0]) + dot(v${q}[1], v${q}[1]);`,
@@ -147,10 +173,12 @@ export function sgmvKernel(p: SgmvPlan, SG: number, multi: boolean, swiglu: bool
     'let sc = rowScale(mx);',
     'if (j == 0u) { isc[ib + r] = 1.0 / sc; }',
     ...I(XQ).flatMap(q => ['{', `  let hl = splitX(v${q}, sc);`, `  xs[sb + r * KP + ${q * LPR}u + j] = hl[0];`, `  xs[sb + (RP + r) * KP + ${q * LPR}u + j] = hl[1];`, '}']),
+    ...(WS ? I(MT).flatMap(mt => I(WQ).map(q => `wsm[wsb + (${mt * m.M}u + wr) * KP + ${q * LPW}u + wj] = cw${mt}_${q};`)) : []),
   ];
   const mma = I(NKK).flatMap(kk => ['{',
     ...I(NF).map(f => `  let b${f} = subgroupMatrixLoad<${RIGHT}, col_major>(&xs, sb + ${f * m.N}u * KP + ${kk * m.K / 8}u, KP);`),
-    ...mats.map(([mt, f]) => `  acc${mt}_${f} = subgroupMatrixMultiplyAccumulate(w${mt}_${kk}, b${f}, acc${mt}_${f});`),
+    ...(WS ? I(MT).map(mt => `  let a${mt} = subgroupMatrixLoad<${LEFT}, row_major>(&wsm, wsb + ${mt * m.M}u * KP + ${kk * m.K / 8}u, KP);`) : []),
+    ...mats.map(([mt, f]) => `  acc${mt}_${f} = subgroupMatrixMultiplyAccumulate(${WS ? `a${mt}` : `w${mt}_${kk}`}, b${f}, acc${mt}_${f});`),
     '}']);
   const roff = (mt: number, f: number) => `sg * RSG + ${(mt * NF + f) * MN}u`;
   const flush = mats.map(([mt, f]) => `subgroupMatrixStore<row_major>(&res, ${roff(mt, f)}, acc${mt}_${f}, SM_N);`);
@@ -159,7 +187,7 @@ export function sgmvKernel(p: SgmvPlan, SG: number, multi: boolean, swiglu: bool
     ...mats.flatMap(([mt, f]) => I(MQ).map(q => `s${mt}_${f}[${q}] += res[${roff(mt, f)} + lane + ${q * SG}u] * isc[ib + (${f * m.N}u + (lane + ${q * SG}u) % SM_N) % RP];`)),
     ...mats.map(([mt, f]) => `acc${mt}_${f} = ${RESULT}();`),
   ];
-  const wshift = I(MT).flatMap(mt => I(NKK).map(kk => `w${mt}_${kk} = n${mt}_${kk};`));
+  const wshift = WS ? [] : I(MT).flatMap(mt => I(NKK).map(kk => `w${mt}_${kk} = n${mt}_${kk};`));
   const final = [
     ...mats.flatMap(([mt, f]) => I(MQ).map(q => `res[${roff(mt, f)} + lane + ${q * SG}u] = s${mt}_${f}[${q}];`)),
     ...(multi ? [...I(Math.log2(LPR)).map(l => `ss += subgroupShuffleXor(ss, ${1 << l}u);`), 'if (j == 0u) { ssw[sg * RP + r] = ss; }'] : []),
@@ -213,7 +241,7 @@ const wgsOf = (OUT: number, p: SgmvPlan) => Math.ceil(Math.ceil(OUT / p.m.M) / p
 
 /** The defines of a plan (every generation parameter: pipelines are cached by label and defines). */
 function planDefines(p: SgmvPlan, SG: number, rowsK: boolean, accumulate: boolean): Record<string, number | boolean> {
-  return { SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, SG, NSG: p.NSG, KSG: p.KSG, RP: p.RP, MT: p.MT, OT: p.OT, ROWS_K: rowsK, ACCUM: accumulate };
+  return { SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, SG, NSG: p.NSG, KSG: p.KSG, RP: p.RP, MT: p.MT, OT: p.OT, WS: p.WS, ROWS_K: rowsK, ACCUM: accumulate };
 }
 
 /** Whether the matmul op's sgmv runs a's shape here: f16 weights, IN % 16 == 0, OUT ≥ 16, ≤ 16 rows, a plan. */

@@ -11,15 +11,16 @@
 // from (c·NSG + s)·KSG, stages its own slice of x (each lane LPR-th of a row's slots: no other subgroup reads it), splits
 // it with a scale s per row and slice (a power of two putting the slice's largest |x| into [2^13, 2^14): the split's
 // halves stay normal f16), multiplies, and adds each accumulator into f32 sums (its column's 1/s applied: a restart
-// every KSG of K, so the tensor cores' truncating adds never chain longer). The next chunk's W matrices are loaded
-// while the current one is staged and multiplied. At the end the subgroups' sums are added in workgroup memory and
+// every KSG of K, so the tensor cores' truncating adds never chain longer). The next chunk's W matrices and x slots
+// are loaded while the current one is staged and multiplied. At the end the subgroups' sums are added in workgroup memory and
 // the epilogue runs per (tile row, row). CPU reference: matmul_f16.ref.ts (split, chunk KSG, blockScale).
 // Rows past OUT: the last tile of a part starts at OUT − SM_M (needs OUT ≥ SM_M) and writes only its rows past the
 // previous tile. IN % 16 == 0 (whole W matrices; K past IN: the last matrix again, times a zero x).
 // Matrix loads and stores need subgroup-uniform offsets: from the workgroup, @builtin(subgroup_id) and loop counters.
 // Dispatch: grid(Σ_p workgroups of part p) × ceil(R / RP) over z, workgroups of NSG·SG threads.
-// Defines: SM_M, SM_N, SM_K (config), SG, NSG, KSG, RP, MT, OT, MULTI, NP, NORM, SWIGLU, ACT (single), ACT0..ACT2 (MULTI),
-// HAS_BIAS (single), ACCUM, ROWS_K. The lines `//@ NAME` are filled by matmul_sgmv.ts (straight-line code).
+// WS (benchmarking, FLA_SGMV_WSTAGE=1): W read with 16-byte loads instead, staged per subgroup in workgroup memory as x.
+// Defines: SM_M, SM_N, SM_K (config), SG, NSG, KSG, RP, MT, OT, WS, MULTI, NP, NORM, SWIGLU, ACT (single), ACT0..ACT2
+// (MULTI), HAS_BIAS (single), ACCUM, ROWS_K. The lines `//@ NAME` are filled by matmul_sgmv.ts (straight-line code).
 #include "common.wgsl"
 #include "act.wgsl"
 
@@ -124,7 +125,7 @@ fn matmul_sgmv(@builtin(workgroup_id) g3: vec3u, @builtin(num_workgroups) ng: ve
   //@ wfirst
   for (var c = 0u; c < NCH; c++) {
     k0 = (c * NSG + sg) * KSG;
-    let kn = (min(c + 1u, NCH - 1u) * NSG + sg) * KSG;
+    let kn = ((c + 1u) * NSG + sg) * KSG;
     let ib = (c % 2u) * NSG * RP + sg * RP;
     //@ wnext
     //@ stage

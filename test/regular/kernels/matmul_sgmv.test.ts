@@ -95,7 +95,7 @@ const qkv = (IN: number, outs: number[], norm: boolean, o: Partial<MatmulMultiAr
 const swiglu = (IN: number, O: number) => ({ ...qkv(IN, [O, O], true), swiglu: { out: T(O) } }) as MatmulMultiArgs;
 
 describe('sgmv plans and the default choice on an H200-like adapter', () => {
-  const env = { FLA_SGMV: undefined, FLA_SGMV_N: undefined, FLA_SGMV_OT: undefined, FLA_SGMV_SG: undefined, FLA_SGMV_KSG: undefined, FLA_TENSOR_CORES: undefined, FLA_KERNEL_MATMUL: undefined, FLA_KERNEL_MATMUL_MULTI: undefined };
+  const env = { FLA_SGMV: undefined, FLA_SGMV_N: undefined, FLA_SGMV_OT: undefined, FLA_SGMV_SG: undefined, FLA_SGMV_KSG: undefined, FLA_SGMV_WSTAGE: undefined, FLA_TENSOR_CORES: undefined, FLA_KERNEL_MATMUL: undefined, FLA_KERNEL_MATMUL_MULTI: undefined };
   test('16×8×16 at ≤ 8 rows (hi and lo one matrix each), 16×16×16 at 9..16; 8 subgroups of 128 of K where they fit', () => withEnv(env, () => {
     const p = (R: number, sw = false) => { const q = sgmvPlan(ctxOf(R), R, 2048, sw)!; return `${q.m.M}x${q.m.N}x${q.m.K} rp${q.RP} sg${q.NSG} k${q.KSG} mt${q.MT}`; };
     expect(p(1)).toBe('16x8x16 rp8 sg8 k128 mt1');
@@ -104,6 +104,7 @@ describe('sgmv plans and the default choice on an H200-like adapter', () => {
     expect(p(9)).toBe('16x16x16 rp16 sg4 k128 mt1');
     expect(p(16, true)).toBe('16x16x16 rp16 sg4 k64 mt2');
     withEnv({ FLA_SGMV_N: '16' }, () => expect(p(8)).toBe('16x16x16 rp8 sg8 k128 mt1'));
+    withEnv({ FLA_SGMV_WSTAGE: '1' }, () => { expect(p(8)).toBe('16x8x16 rp8 sg8 k64 mt1'); expect(p(8, true)).toBe('16x8x16 rp8 sg4 k64 mt2'); });
     expect(sgmvPlan(ctxOf(17), 17, 2048, false)).toBeNull();
     expect(sgmvPlan(ctxOf(8), 8, 2056, false)).toBeNull();   // IN % 16
     expect(sgmvPlan(ctxOf(8, { ...H200, subgroupMatrix: [] }), 8, 2048, false)).toBeNull();
@@ -146,6 +147,10 @@ describe.skipIf(!device)('matmul_sgmv.wgsl resolves in Tint', () => {
       [`R ${R} N ${N} multi gate|up SwiGLU`, () => m(swiglu(2048, 5632))],
       [`R ${R} N ${N} multi one part, relu², accumulate, rows k`, () => m(qkv(512, [300], false, { act: 'relu2', accumulate: true }, 'k'))],
       [`R ${R} N ${N} multi two parts, OT 2`, () => withEnv({ FLA_SGMV_OT: '2' }, () => m(qkv(1024, [100, 64], false)))],
+      // W staged through workgroup memory (FLA_SGMV_WSTAGE=1)
+      [`R ${R} N ${N} matmul, W staged`, () => withEnv({ FLA_SGMV_WSTAGE: '1' }, () => k(mm(2048, 1001, { bias: W([1001], 'f32') })))],
+      [`R ${R} N ${N} multi q|k|v + norm, W staged`, () => withEnv({ FLA_SGMV_WSTAGE: '1' }, () => m(qkv(2048, [2048, 512, 512], true)))],
+      [`R ${R} N ${N} multi gate|up SwiGLU, W staged`, () => withEnv({ FLA_SGMV_WSTAGE: '1' }, () => m(swiglu(2048, 5632)))],
     );
   }
   test('every launch: bindings as declared and all used, no WGSL errors', async () => {
@@ -175,6 +180,9 @@ if (why) console.warn(`skip: matmul sgmv on the GPU (${why})`);
 describe.skipIf(why !== null)('matmul sgmv on the GPU', () => {
   // [OUT, IN]
   const SHAPES: [number, number][] = [[2048, 2048], [8192, 2048], [2048, 8192], [1001, 2048]];
+  // the default and, beside it, W staged through workgroup memory (FLA_SGMV_WSTAGE=1) and the 16×16×16 config at ≤ 8 rows
+  // (FLA_SGMV_N=16: hi and lo in one matrix)
+  const FORMS: [string, Record<string, string>][] = [['default', {}], ['W staged', { FLA_SGMV_WSTAGE: '1' }], ['N 16', { FLA_SGMV_N: '16' }]];
   test('rows 1, 7, 8, 9, 16: against f64, within 2× of the f32-FMA gemv_vec\'s error on the same f16 weights (at least 4e-6)', async () => {
     const lines: string[] = [];
     let worst = 0;
@@ -185,25 +193,32 @@ describe.skipIf(why !== null)('matmul sgmv on the GPU', () => {
       for (const rows of [1, 7, 8, 9, 16]) {
         const x = xAll.subarray(0, rows * IN), exact = exactAll.subarray(0, rows * OUT);
         const got = await runOn(gpuBackend(), 'gpu', simpleStep(rows), {}, async io => {
-          const xt = io.o.act('x', IN), ys = io.o.act('ys', OUT), yg = io.o.act('yg', OUT);
+          const xt = io.o.act('x', IN), yg = io.o.act('yg', OUT), out: Record<string, typeof yg> = { yg };
           io.put(xt, x);
-          io.put(ys);
           io.put(yg);
           const Wt = io.weight('w', hostWeight(w, [OUT, IN], 'f16'));
-          await withEnv({ FLA_KERNEL_MATMUL: 'sgmv' }, async () => {
-            expect((io.o as GpuBackend).variant(matmulOp, { x: xt, w: Wt, bias: null, y: ys, act: 'none', accumulate: false })).toBe('sgmv');
-            await matmul(io.o, xt, Wt, null, 'none', ys);
-          });
+          for (const [i, [, env]] of FORMS.entries()) {
+            const y = io.o.act(`y${i}`, OUT);
+            io.put(y);
+            await withEnv({ FLA_KERNEL_MATMUL: 'sgmv', ...env }, async () => {
+              expect((io.o as GpuBackend).variant(matmulOp, { x: xt, w: Wt, bias: null, y, act: 'none', accumulate: false })).toBe('sgmv');
+              await matmul(io.o, xt, Wt, null, 'none', y);
+            });
+            out[`y${i}`] = y;
+          }
           await withEnv({ FLA_KERNEL_MATMUL: 'gemv_vec' }, () => matmul(io.o, xt, Wt, null, 'none', yg));
-          return { ys, yg };
+          return out;
         });
-        const es = relErr(got.ys!.data, exact), eg = relErr(got.yg!.data, exact);
-        const ok = Number.isFinite(es) && es < Math.max(2 * eg, 4e-6);
-        worst = Math.max(worst, es);
-        lines.push(`sgmv R=${rows} ${OUT}×${IN}: against f64 ${es.toExponential(2)}, gemv_vec ${eg.toExponential(2)}${ok ? '' : '  FAIL'}`);
-        if (!ok) {   // what went wrong: the first outputs of row 0 and of the last row
-          const d = (r: number) => Array.from({ length: 4 }, (_, o) => `${got.ys!.data[r * OUT + o]!.toPrecision(6)}/${exact[r * OUT + o]!.toPrecision(6)}`).join(' ');
-          lines.push(`  row 0: ${d(0)}; row ${rows - 1}: ${d(rows - 1)}; last column of row 0: ${got.ys!.data[OUT - 1]}/${exact[OUT - 1]}`);
+        const eg = relErr(got.yg!.data, exact);
+        for (const [i, [form]] of FORMS.entries()) {
+          const y = got[`y${i}`]!.data, es = relErr(y, exact);
+          const ok = Number.isFinite(es) && es < Math.max(2 * eg, 4e-6);
+          worst = Math.max(worst, es);
+          lines.push(`sgmv ${form} R=${rows} ${OUT}×${IN}: against f64 ${es.toExponential(2)}, gemv_vec ${eg.toExponential(2)}${ok ? '' : '  FAIL'}`);
+          if (!ok) {   // what went wrong: the first outputs of row 0 and of the last row
+            const d = (r: number) => Array.from({ length: 4 }, (_, o) => `${y[r * OUT + o]!.toPrecision(6)}/${exact[r * OUT + o]!.toPrecision(6)}`).join(' ');
+            lines.push(`  row 0: ${d(0)}; row ${rows - 1}: ${d(rows - 1)}; last column of row 0: ${y[OUT - 1]}/${exact[OUT - 1]}`);
+          }
         }
       }
     }
@@ -252,5 +267,9 @@ describe.skipIf(why !== null)('matmul sgmv on the GPU', () => {
       await run('one part, accumulate, rows k', R, 512, [300], false, false, true, true);
     }
     await withEnv({ FLA_SGMV_OT: '2' }, () => run('q|k|v + norm, OT 2', 8, 1024, [520, 130, 130], true, false, false, false));
+    await withEnv({ FLA_SGMV_WSTAGE: '1' }, async () => {
+      await run('q|k|v + norm, W staged', 8, 2048, [2048, 512, 512], true, false, false, false);
+      await run('gate|up SwiGLU + norm, W staged', 8, 2048, [1000, 1000], true, true, false, false);
+    });
   }, 300_000);
 });
