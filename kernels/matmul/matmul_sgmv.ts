@@ -246,8 +246,9 @@ function planDefines(p: SgmvPlan, SG: number, rowsK: boolean, accumulate: boolea
 
 /** Whether the matmul op's sgmv runs a's shape here: f16 weights, IN % 16 == 0, OUT ≥ 16, ≤ 16 rows, a plan. */
 export function sgmvSupports(a: MatmulArgs, c: Ctx): boolean {
+  if (a.w?.dtype !== 'f16') return false;   // (select is also asked about args without a weight)
   const [OUT, IN] = a.w.shape as [number, number];
-  return a.w.dtype === 'f16' && OUT >= 16 && sgmvPlan(c, rowsOf(a.x, c), IN, false) !== null;
+  return OUT >= 16 && sgmvPlan(c, rowsOf(a.x, c), IN, false) !== null;
 }
 
 /** The matmul op's launch: y (+)= act(x·Wᵀ + bias). */
