@@ -39,7 +39,7 @@ const CFGS: Record<string, Record<string, string>> = {
   old: { FLA_SGMV: '0' }, new: {}, forced: { FLA_KERNEL_MATMUL: 'sgmv', FLA_KERNEL_MATMUL_MULTI: 'sgmv' },
   sg4: { FLA_SGMV_SG: '4' }, sg2: { FLA_SGMV_SG: '2' }, k64: { FLA_SGMV_KSG: '64' }, sg4k64: { FLA_SGMV_SG: '4', FLA_SGMV_KSG: '64' },
   ot2: { FLA_SGMV_OT: '2' }, n16: { FLA_SGMV_N: '16' }, k256sg4: { FLA_SGMV_SG: '4', FLA_SGMV_KSG: '256' },
-  wst: { FLA_SGMV_WSTAGE: '1' }, wstsg4: { FLA_SGMV_WSTAGE: '1', FLA_SGMV_SG: '4' },
+  wst: { FLA_SGMV_WSTAGE: '1' }, d2: { FLA_SGMV_DEPTH: '2' }, wstsg4: { FLA_SGMV_WSTAGE: '1', FLA_SGMV_SG: '4' },
 };
 const cfgs = arg('cfgs', 'old,new').split(',');
 const ALL_KNOBS = [...new Set(Object.values(CFGS).flatMap(c => Object.keys(c)))];

@@ -20,9 +20,10 @@ export const SGMV_MAX_ROWS = 16;
  * Geometry: the config m (W the left matrix: m.M output rows × m.K; the rows the right one, m.N columns), RP rows a
  * block (8 or 16), NSG subgroups a workgroup splitting K in slices of KSG, OT output tiles a workgroup (MT matrices:
  * SwiGLU 2·OT, gate and up). WS (FLA_SGMV_WSTAGE=1): W through workgroup memory (16-byte loads into registers, then
- * a stage per subgroup, as x) instead of matrix loads straight from the storage buffer.
+ * a stage per subgroup, as x) instead of matrix loads straight from the storage buffer. PD: chunks of W loaded ahead
+ * (FLA_SGMV_DEPTH; default 1; 2 holds a third set of W matrices in registers).
  */
-export interface SgmvPlan { m: SubgroupMatrixConfig; RP: number; NSG: number; KSG: number; OT: number; MT: number; WS: boolean }
+export interface SgmvPlan { m: SubgroupMatrixConfig; RP: number; NSG: number; KSG: number; OT: number; MT: number; WS: boolean; PD: number }
 
 /** Workgroup bytes: the stage (2·RP rows of KSG + 8 f16 a subgroup; WS: + MT·16 W rows), the result matrices, 1/s (twice) and Σx². */
 export function sgmvBytes(m: SubgroupMatrixConfig, RP: number, NSG: number, KSG: number, MT: number, WS = false): number {
@@ -48,7 +49,7 @@ export function sgmvPlan(c: Ctx, R: number, IN: number, swiglu: boolean): SgmvPl
   if (!m || (m.M * m.N) % SG !== 0 || SG % RP !== 0) return null;
   // OT: output tiles a workgroup (FLA_SGMV_OT; default 1: a 2048-wide output is 128 workgroups)
   const OT = Number(knob('FLA_SGMV_OT') ?? 1), MT = swiglu ? 2 * OT : OT;
-  const fNSG = knob('FLA_SGMV_SG'), fKSG = knob('FLA_SGMV_KSG'), WS = knob('FLA_SGMV_WSTAGE') === '1';
+  const fNSG = knob('FLA_SGMV_SG'), fKSG = knob('FLA_SGMV_KSG'), WS = knob('FLA_SGMV_WSTAGE') === '1', PD = WS ? 1 : Number(knob('FLA_SGMV_DEPTH') ?? 1);
   if (WS && SG % m.M !== 0) return null;
   const cands: [number, number][] = [[8, 128], [8, 64], [4, 128], [4, 64], [2, 64], [1, 64]];
   for (const [NSG, KSG] of cands) {
@@ -56,7 +57,7 @@ export function sgmvPlan(c: Ctx, R: number, IN: number, swiglu: boolean): SgmvPl
     if (ksg % m.K !== 0 || (ksg / 8) % (SG / RP) !== 0 || (WS && (ksg / 8) % (SG / m.M) !== 0)) continue;
     if (MT * (ksg / m.K) > 8) continue;   // W matrices a lane holds twice (this chunk's, the next one's): ≤ 16 of 4 registers
     if (nsg * SG > A.maxInvocations || sgmvBytes(m, RP, nsg, ksg, MT, WS) > A.maxWorkgroupStorage) continue;
-    return { m, RP, NSG: nsg, KSG: ksg, OT, MT, WS };
+    return { m, RP, NSG: nsg, KSG: ksg, OT, MT, WS, PD };
   }
   return null;
 }
@@ -72,10 +73,10 @@ const SINGLE_BINDINGS = ['step', 'x', 'W', 'bias', 'y', 'dims'] as const;
 
 /** matmul_sgmv.wgsl with its `//@ NAME` lines filled for plan p (straight-line code: every matrix a named value). */
 export function sgmvKernel(p: SgmvPlan, SG: number, multi: boolean, swiglu: boolean): Kernel {
-  const key = `${p.m.M}x${p.m.N}x${p.m.K},${p.RP},${p.NSG},${p.KSG},${p.OT},${p.MT},${p.WS},${SG},${multi},${swiglu}`;
+  const key = `${p.m.M}x${p.m.N}x${p.m.K},${p.RP},${p.NSG},${p.KSG},${p.OT},${p.MT},${p.WS},${p.PD},${SG},${multi},${swiglu}`;
   let k = sources.get(key);
   if (k) return k;
-  const { m, RP, KSG, OT, MT, WS } = p, LPW = SG / m.M, WQ = KSG / 8 / LPW, LPR = SG / RP, KS = KSG / 8, XQ = KS / LPR, NF = 2 * RP / m.N, MN = m.M * m.N, MQ = MN / SG, NKK = KSG / m.K;
+  const { m, RP, KSG, OT, MT, WS, PD } = p, LPW = SG / m.M, WQ = KSG / 8 / LPW, LPR = SG / RP, KS = KSG / 8, XQ = KS / LPR, NF = 2 * RP / m.N, MN = m.M * m.N, MQ = MN / SG, NKK = KSG / m.K;
   const I = (n: number) => Array.from({ length: n }, (_, i) => i);
   const LEFT = 'subgroup_matrix_left<f16, SM_K, SM_M>', RIGHT = 'subgroup_matrix_right<f16, SM_N, SM_K>', RESULT = 'subgroup_matrix_result<f32, SM_N, SM_M>';
   const part = (mt: number) => swiglu ? `${mt < OT ? 0 : 1}u` : 'p';
@@ -142,7 +143,8 @@ export function sgmvKernel(p: SgmvPlan, SG: number, multi: boolean, swiglu: bool
     ...I(OT).map(t => `let ot${t} = min(o0 + ${t * m.M}u, OUT - SM_M);`),
     ...I(MT).map(mt => `let wo${mt} = ot${tile(mt)} * U;`),
     ...mats.flatMap(([mt, f]) => [`var acc${mt}_${f}: ${RESULT};`, `var s${mt}_${f}: array<f32, MQ>;`]),
-    ...(WS ? [`let wr = lane / ${LPW}u;`, `let wj = lane % ${LPW}u;`, `let wsb = sg * ${MT * m.M}u * KP;`] : I(MT).flatMap(mt => I(NKK).map(kk => `var n${mt}_${kk}: ${LEFT};`))),
+    ...(WS ? [`let wr = lane / ${LPW}u;`, `let wj = lane % ${LPW}u;`, `let wsb = sg * ${MT * m.M}u * KP;`]
+      : I(MT).flatMap(mt => I(NKK).flatMap(kk => [`var n${mt}_${kk}: ${LEFT};`, ...(PD > 1 ? [`var m${mt}_${kk}: ${LEFT};`] : [])]))),
     ...(multi ? ['var ss = 0.0;'] : []),
   ];
   // chunk 0's W matrices and x slots; in each chunk the next one's, loaded while this one is staged and multiplied
@@ -153,15 +155,18 @@ export function sgmvKernel(p: SgmvPlan, SG: number, multi: boolean, swiglu: bool
     ...(WS ? I(MT).flatMap(mt => I(WQ).map(q => `var pw${mt}_${q} = ${wsload(mt, q, 'k0')};`))
       : I(MT).flatMap(mt => I(NKK).map(kk => `var w${mt}_${kk} = wfrag(${part(mt)}, ${woff(mt, kk, 'k0')}, U);`))),
     ...I(XQ).map(q => `var x${q} = ${xload(q, 'k0')};`),
+    // PD 2: chunk 1's W too
+    ...(PD > 1 ? ['if (1u < NCH) {', ...I(MT).flatMap(mt => I(NKK).map(kk => `  n${mt}_${kk} = wfrag(${part(mt)}, ${woff(mt, kk, 'k0 + KC')}, U);`)), '}'] : []),
   ];
   const wnext = [
     ...I(XQ).map(q => `var v${q} = x${q};`),
     ...(WS ? I(MT).flatMap(mt => I(WQ).map(q => `let cw${mt}_${q} = pw${mt}_${q};`)) : []),
     'if (c + 1u < NCH) {',
     ...(WS ? I(MT).flatMap(mt => I(WQ).map(q => `  pw${mt}_${q} = ${wsload(mt, q, 'kn')};`))
-      : I(MT).flatMap(mt => I(NKK).map(kk => `  n${mt}_${kk} = wfrag(${part(mt)}, ${woff(mt, kk, 'kn')}, U);`))),
+      : PD > 1 ? [] : I(MT).flatMap(mt => I(NKK).map(kk => `  n${mt}_${kk} = wfrag(${part(mt)}, ${woff(mt, kk, 'kn')}, U);`))),
     ...I(XQ).map(q => `  x${q} = ${xload(q, 'kn')};`),
     '}',
+    ...(PD > 1 ? ['if (c + 2u < NCH) {', ...I(MT).flatMap(mt => I(NKK).map(kk => `  m${mt}_${kk} = wfrag(${part(mt)}, ${woff(mt, kk, 'kn + KC')}, U);`)), '}'] : []),
   ];
   const stage = [
     ...(multi ? ['if (NORM) {', ...I(XQ).flatMap(q => [
@@ -187,7 +192,7 @@ export function sgmvKernel(p: SgmvPlan, SG: number, multi: boolean, swiglu: bool
     ...mats.flatMap(([mt, f]) => I(MQ).map(q => `s${mt}_${f}[${q}] += res[${roff(mt, f)} + lane + ${q * SG}u] * isc[ib + (${f * m.N}u + (lane + ${q * SG}u) % SM_N) % RP];`)),
     ...mats.map(([mt, f]) => `acc${mt}_${f} = ${RESULT}();`),
   ];
-  const wshift = WS ? [] : I(MT).flatMap(mt => I(NKK).map(kk => `w${mt}_${kk} = n${mt}_${kk};`));
+  const wshift = WS ? [] : I(MT).flatMap(mt => I(NKK).flatMap(kk => [`w${mt}_${kk} = n${mt}_${kk};`, ...(PD > 1 ? [`n${mt}_${kk} = m${mt}_${kk};`] : [])]));
   const final = [
     ...mats.flatMap(([mt, f]) => I(MQ).map(q => `res[${roff(mt, f)} + lane + ${q * SG}u] = s${mt}_${f}[${q}];`)),
     ...(multi ? [...I(Math.log2(LPR)).map(l => `ss += subgroupShuffleXor(ss, ${1 << l}u);`), 'if (j == 0u) { ssw[sg * RP + r] = ss; }'] : []),
@@ -241,7 +246,7 @@ const wgsOf = (OUT: number, p: SgmvPlan) => Math.ceil(Math.ceil(OUT / p.m.M) / p
 
 /** The defines of a plan (every generation parameter: pipelines are cached by label and defines). */
 function planDefines(p: SgmvPlan, SG: number, rowsK: boolean, accumulate: boolean): Record<string, number | boolean> {
-  return { SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, SG, NSG: p.NSG, KSG: p.KSG, RP: p.RP, MT: p.MT, OT: p.OT, WS: p.WS, ROWS_K: rowsK, ACCUM: accumulate };
+  return { SM_M: p.m.M, SM_N: p.m.N, SM_K: p.m.K, SG, NSG: p.NSG, KSG: p.KSG, RP: p.RP, MT: p.MT, OT: p.OT, WS: p.WS, PD: p.PD, ROWS_K: rowsK, ACCUM: accumulate };
 }
 
 /** Whether the matmul op's sgmv runs a's shape here: f16 weights, IN % 16 == 0, OUT ≥ 16, ≤ 16 rows, a plan. */

@@ -12,14 +12,14 @@
 // it with a scale s per row and slice (a power of two putting the slice's largest |x| into [2^13, 2^14): the split's
 // halves stay normal f16), multiplies, and adds each accumulator into f32 sums (its column's 1/s applied: a restart
 // every KSG of K, so the tensor cores' truncating adds never chain longer). The next chunk's W matrices and x slots
-// are loaded while the current one is staged and multiplied. At the end the subgroups' sums are added in workgroup memory and
+// are loaded while the current one is staged and multiplied (PD 2: W two chunks ahead). At the end the subgroups' sums are added in workgroup memory and
 // the epilogue runs per (tile row, row). CPU reference: matmul_f16.ref.ts (split, chunk KSG, blockScale).
 // Rows past OUT: the last tile of a part starts at OUT − SM_M (needs OUT ≥ SM_M) and writes only its rows past the
 // previous tile. IN % 16 == 0 (whole W matrices; K past IN: the last matrix again, times a zero x).
 // Matrix loads and stores need subgroup-uniform offsets: from the workgroup, @builtin(subgroup_id) and loop counters.
 // Dispatch: grid(Σ_p workgroups of part p) × ceil(R / RP) over z, workgroups of NSG·SG threads.
 // WS (benchmarking, FLA_SGMV_WSTAGE=1): W read with 16-byte loads instead, staged per subgroup in workgroup memory as x.
-// Defines: SM_M, SM_N, SM_K (config), SG, NSG, KSG, RP, MT, OT, WS, MULTI, NP, NORM, SWIGLU, ACT (single), ACT0..ACT2
+// Defines: SM_M, SM_N, SM_K (config), SG, NSG, KSG, RP, MT, OT, WS, PD, MULTI, NP, NORM, SWIGLU, ACT (single), ACT0..ACT2
 // (MULTI), HAS_BIAS (single), ACCUM, ROWS_K. The lines `//@ NAME` are filled by matmul_sgmv.ts (straight-line code).
 #include "common.wgsl"
 #include "act.wgsl"

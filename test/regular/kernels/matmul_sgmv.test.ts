@@ -95,7 +95,7 @@ const qkv = (IN: number, outs: number[], norm: boolean, o: Partial<MatmulMultiAr
 const swiglu = (IN: number, O: number) => ({ ...qkv(IN, [O, O], true), swiglu: { out: T(O) } }) as MatmulMultiArgs;
 
 describe('sgmv plans and the default choice on an H200-like adapter', () => {
-  const env = { FLA_SGMV: undefined, FLA_SGMV_N: undefined, FLA_SGMV_OT: undefined, FLA_SGMV_SG: undefined, FLA_SGMV_KSG: undefined, FLA_SGMV_WSTAGE: undefined, FLA_TENSOR_CORES: undefined, FLA_KERNEL_MATMUL: undefined, FLA_KERNEL_MATMUL_MULTI: undefined };
+  const env = { FLA_SGMV: undefined, FLA_SGMV_N: undefined, FLA_SGMV_OT: undefined, FLA_SGMV_SG: undefined, FLA_SGMV_KSG: undefined, FLA_SGMV_WSTAGE: undefined, FLA_SGMV_DEPTH: undefined, FLA_TENSOR_CORES: undefined, FLA_KERNEL_MATMUL: undefined, FLA_KERNEL_MATMUL_MULTI: undefined };
   test('16×8×16 at ≤ 8 rows (hi and lo one matrix each), 16×16×16 at 9..16; 8 subgroups of 128 of K where they fit', () => withEnv(env, () => {
     const p = (R: number, sw = false) => { const q = sgmvPlan(ctxOf(R), R, 2048, sw)!; return `${q.m.M}x${q.m.N}x${q.m.K} rp${q.RP} sg${q.NSG} k${q.KSG} mt${q.MT}`; };
     expect(p(1)).toBe('16x8x16 rp8 sg8 k128 mt1');
@@ -151,6 +151,9 @@ describe.skipIf(!device)('matmul_sgmv.wgsl resolves in Tint', () => {
       [`R ${R} N ${N} matmul, W staged`, () => withEnv({ FLA_SGMV_WSTAGE: '1' }, () => k(mm(2048, 1001, { bias: W([1001], 'f32') })))],
       [`R ${R} N ${N} multi q|k|v + norm, W staged`, () => withEnv({ FLA_SGMV_WSTAGE: '1' }, () => m(qkv(2048, [2048, 512, 512], true)))],
       [`R ${R} N ${N} multi gate|up SwiGLU, W staged`, () => withEnv({ FLA_SGMV_WSTAGE: '1' }, () => m(swiglu(2048, 5632)))],
+      // W two chunks ahead (FLA_SGMV_DEPTH=2)
+      [`R ${R} N ${N} matmul, depth 2`, () => withEnv({ FLA_SGMV_DEPTH: '2' }, () => k(mm(8192, 2048, { accumulate: true })))],
+      [`R ${R} N ${N} multi gate|up SwiGLU, depth 2`, () => withEnv({ FLA_SGMV_DEPTH: '2' }, () => m(swiglu(2048, 5632)))],
     );
   }
   test('every launch: bindings as declared and all used, no WGSL errors', async () => {
@@ -182,7 +185,7 @@ describe.skipIf(why !== null)('matmul sgmv on the GPU', () => {
   const SHAPES: [number, number][] = [[2048, 2048], [8192, 2048], [2048, 8192], [1001, 2048]];
   // the default and, beside it, W staged through workgroup memory (FLA_SGMV_WSTAGE=1) and the 16×16×16 config at ≤ 8 rows
   // (FLA_SGMV_N=16: hi and lo in one matrix)
-  const FORMS: [string, Record<string, string>][] = [['default', {}], ['W staged', { FLA_SGMV_WSTAGE: '1' }], ['N 16', { FLA_SGMV_N: '16' }]];
+  const FORMS: [string, Record<string, string>][] = [['default', {}], ['W staged', { FLA_SGMV_WSTAGE: '1' }], ['N 16', { FLA_SGMV_N: '16' }], ['depth 2', { FLA_SGMV_DEPTH: '2' }]];
   test('rows 1, 7, 8, 9, 16: against f64, within 2× of the f32-FMA gemv_vec\'s error on the same f16 weights (at least 4e-6)', async () => {
     const lines: string[] = [];
     let worst = 0;
