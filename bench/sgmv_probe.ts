@@ -4,7 +4,7 @@
 // bench/gemv_probe.ts does: passes of ≥ 48 back-to-back dispatches rotating over ≥ 192 MB of weight copies (streamed
 // from HBM, not L2), the fastest of 3 passes, per dispatch.
 //
-//   bun bench/sgmv_probe.ts [--rows 8,16] [--shapes all|NAME,...] [--cfgs old,new,sg4,k64,ot2,n16] [--budget S]
+//   bun bench/sgmv_probe.ts [--rows 8,16] [--shapes all|NAME,...] [--cfgs old,new,d1,d3,sk1,direct,...] [--budget S] [--warm]
 import { matmul } from '../kernels/matmul/matmul.ts';
 import type { Act } from '../kernels/matmul/matmul.ref.ts';
 import { matmulMulti } from '../kernels/matmul/matmul_gemv_multi.ts';
@@ -34,16 +34,21 @@ const pick = arg('shapes', 'all');
 const SHAPES = pick === 'all' ? ALL : ALL.filter(s => pick.split(',').some(p => s.name.includes(p)));
 const ROWS = arg('rows', '8,16').split(',').map(Number);
 const budget = Number(arg('budget', '1e9')) * 1000;
-// old: the f32-FMA GEMVs; new: the default (sgmv from 5 rows); forced: sgmv at any row count; the rest: sgmv's knobs
+// old: the default (the f32-FMA GEMVs); new: FLA_SGMV=1 (sgmv from 5 rows, its default geometry); forced: sgmv at any
+// row count; the rest: sgmv with one of its knobs
+const ON = { FLA_SGMV: '1' };
 const CFGS: Record<string, Record<string, string>> = {
-  old: { FLA_SGMV: '0' }, new: {}, forced: { FLA_KERNEL_MATMUL: 'sgmv', FLA_KERNEL_MATMUL_MULTI: 'sgmv' },
-  sg4: { FLA_SGMV_SG: '4' }, sg2: { FLA_SGMV_SG: '2' }, k64: { FLA_SGMV_KSG: '64' }, sg4k64: { FLA_SGMV_SG: '4', FLA_SGMV_KSG: '64' },
-  ot2: { FLA_SGMV_OT: '2' }, n16: { FLA_SGMV_N: '16' }, k256sg4: { FLA_SGMV_SG: '4', FLA_SGMV_KSG: '256' },
-  wst: { FLA_SGMV_WSTAGE: '1' }, d2: { FLA_SGMV_DEPTH: '2' }, wstsg4: { FLA_SGMV_WSTAGE: '1', FLA_SGMV_SG: '4' },
+  old: {}, new: ON, forced: { FLA_KERNEL_MATMUL: 'sgmv', FLA_KERNEL_MATMUL_MULTI: 'sgmv' },
+  sg4: { ...ON, FLA_SGMV_SG: '4' }, sg2: { ...ON, FLA_SGMV_SG: '2' }, k32: { ...ON, FLA_SGMV_KSG: '32' }, sg4k128: { ...ON, FLA_SGMV_SG: '4', FLA_SGMV_KSG: '128' },
+  ot2: { ...ON, FLA_SGMV_OT: '2' }, n16: { ...ON, FLA_SGMV_N: '16' }, d1: { ...ON, FLA_SGMV_DEPTH: '1' }, d3: { ...ON, FLA_SGMV_DEPTH: '3' },
+  sk1: { ...ON, FLA_SGMV_SPLITK: '1' }, sk4: { ...ON, FLA_SGMV_SPLITK: '4' }, direct: { ...ON, FLA_SGMV_WSTAGE: '0' }, direct2: { ...ON, FLA_SGMV_WSTAGE: '0', FLA_SGMV_DEPTH: '2' },
 };
 const cfgs = arg('cfgs', 'old,new').split(',');
 const ALL_KNOBS = [...new Set(Object.values(CFGS).flatMap(c => Object.keys(c)))];
-const ROTATE_BYTES = 192e6, MIN_DISPATCHES = 48;
+// --warm: every pipeline built and run once, nothing timed (a throwaway process: the NVIDIA driver's first process with
+// new shaders runs slow for seconds)
+const WARM = process.argv.includes('--warm');
+const ROTATE_BYTES = WARM ? 1 : 192e6, MIN_DISPATCHES = 48;
 
 console.log(`device: ${gpu.summary.name} (subgroup ${gpu.summary.subgroupMinSize}-${gpu.summary.subgroupMaxSize}, ${gpu.summary.type}); configs ${JSON.stringify(o.adapter.subgroupMatrix)}`);
 
@@ -71,10 +76,12 @@ async function measure(L: Loaded, R: number, cfg: Record<string, string>): Promi
   }
   const ds = o.dispatchesForBench(), n = L.copies.length, est = 5 + 2 * L.total * s.IN / 2e6;
   const label = [...new Set(ds.map((d: { label: string }) => d.label))].join('+');
-  const reps = Math.max(1, Math.ceil(MIN_DISPATCHES / n), Math.ceil(3000 / (n * est)));
+  const reps = WARM ? 1 : Math.max(1, Math.ceil(MIN_DISPATCHES / n), Math.ceil(3000 / (n * est)));
   const list = Array.from({ length: reps }, () => ds).flat();
   const run = async () => { const t = performance.now(); const enc = gpu.device.createCommandEncoder(); gpu.encode(enc, list); gpu.submit(enc); await gpu.device.queue.onSubmittedWorkDone(); return performance.now() - t; };
-  await run(); await run();
+  await run();
+  if (WARM) return { us: NaN, label };
+  await run();
   let best = Infinity;
   for (let i = 0; i < 3; i++) best = Math.min(best, await run());
   for (const k of ALL_KNOBS) delete process.env[k];

@@ -130,7 +130,7 @@ export const matmulMultiOp = op<MatmulMultiArgs>({
    * decode, register-tiled) where matmul would run the parts on gemv_vec too (not where it picks subgroup matrices);
    * else 'split'. Forced only: 'fused_wg' (fused reducing through workgroup memory: the path of adapters without subgroups).
    * Before these, 'sgmv' (matmul_sgmv.ts, the same fusion on subgroup matrices, f32-grade) for f16 weights at
-   * SGMV_MIN_ROWS..16 rows where the adapter has the configs (unless FLA_SGMV=0 or FLA_TENSOR_CORES=0).
+   * SGMV_MIN_ROWS..16 rows where the adapter has the configs, with FLA_SGMV=1 (off by default until it wins).
    */
   select: (c, a) => sgmvByDefault(rowsOf(a.x, c)) && sgmvFits(a, c) ? 'sgmv' : fusable(a) && (rowsOf(a.x, c) <= GEMV_VEC_RMAX || (gemvRows(c, rowsOf(a.x, c)) && matmulOp.select(c, partArgs(a, a.parts[0]!)) === 'gemv_vec')) ? 'fused' : 'split',
   variants: {

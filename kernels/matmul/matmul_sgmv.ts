@@ -7,9 +7,10 @@ import type { SubgroupMatrixConfig } from '../../src/util/f16.ts';
 import { sgmatByDefault } from '../../src/util/f16.ts';
 import { grid } from '../../src/util/grid.ts';
 import { knob } from '../../src/util/knobs.ts';
-import { kernel, rowsOf, u32, type Ctx, type Kernel, type Launch } from '../lib.ts';
+import { kernel, rowsOf, scratch, u32, type Ctx, type Kernel, type Launch, type ScratchSpec } from '../lib.ts';
 import { ACT, type Act } from './matmul.ref.ts';
 import type { MatmulArgs } from './matmul.ts';
+import { F16_KERNELS } from './matmul_sgmat.ts';
 import source from './matmul_sgmv.wgsl' with { type: 'text' };
 
 /** Rows sgmv takes by default (rows past 16: sgmat's thin tiles). */
@@ -49,7 +50,8 @@ export function sgmvPlan(c: Ctx, R: number, IN: number, swiglu: boolean): SgmvPl
   if (!m || (m.M * m.N) % SG !== 0 || SG % RP !== 0) return null;
   // OT: output tiles a workgroup (FLA_SGMV_OT; default 1: a 2048-wide output is 128 workgroups)
   const OT = Number(knob('FLA_SGMV_OT') ?? 1), MT = swiglu ? 2 * OT : OT;
-  const fNSG = knob('FLA_SGMV_SG'), fKSG = knob('FLA_SGMV_KSG'), WS = knob('FLA_SGMV_WSTAGE') === '1', PD = WS ? 1 : Number(knob('FLA_SGMV_DEPTH') ?? 1);
+  const fNSG = knob('FLA_SGMV_SG'), fKSG = knob('FLA_SGMV_KSG'), WS = knob('FLA_SGMV_WSTAGE') !== '0';
+  const PD = Math.min(WS ? 3 : 2, Number(knob('FLA_SGMV_DEPTH') ?? (WS ? 2 : 1)));
   if (WS && SG % m.M !== 0) return null;
   const cands: [number, number][] = [[8, 128], [8, 64], [4, 128], [4, 64], [2, 64], [1, 64]];
   for (const [NSG, KSG] of cands) {
@@ -62,9 +64,13 @@ export function sgmvPlan(c: Ctx, R: number, IN: number, swiglu: boolean): SgmvPl
   return null;
 }
 
-/** Whether sgmv is the default for R rows here: f16 weights, R in SGMV_MIN_ROWS..16, unless FLA_SGMV=0 or FLA_TENSOR_CORES=0. */
+/**
+ * Whether sgmv is the default for R rows here: only with FLA_SGMV=1 (then f16 weights at SGMV_MIN_ROWS..16 rows, unless
+ * FLA_TENSOR_CORES=0). Off by default: H200 round 1 (2026-12-02, llama-1b b8, matrix loads straight from storage)
+ * 1 878 / 1 886 t/s against 4 606 / 4 571 with the f32-FMA GEMVs.
+ */
 export function sgmvByDefault(R: number): boolean {
-  return knob('FLA_SGMV') !== '0' && sgmatByDefault() && R >= SGMV_MIN_ROWS && R <= SGMV_MAX_ROWS;
+  return knob('FLA_SGMV') === '1' && sgmatByDefault() && R >= SGMV_MIN_ROWS && R <= SGMV_MAX_ROWS;
 }
 
 const sources = new Map<string, Kernel>();
@@ -151,20 +157,28 @@ export function sgmvKernel(p: SgmvPlan, SG: number, multi: boolean, swiglu: bool
   const xload = (q: number, kb: string) => `xSlot(xb, ${kb} + ${q * LPR * 8}u + 8u * j, IN)`;
   // WS: lane wr·LPW + wj stages slots wj, wj + LPW, … of W row wr of each tile
   const wsload = (mt: number, q: number, kb: string) => `wget(${part(mt)}, wo${mt} + wr * U, ${kb} + ${q * LPW * 8}u + 8u * wj, IN)`;
-  const wfirst = [
-    ...(WS ? I(MT).flatMap(mt => I(WQ).map(q => `var pw${mt}_${q} = ${wsload(mt, q, 'k0')};`))
-      : I(MT).flatMap(mt => I(NKK).map(kk => `var w${mt}_${kk} = wfrag(${part(mt)}, ${woff(mt, kk, 'k0')}, U);`))),
-    ...I(XQ).map(q => `var x${q} = ${xload(q, 'k0')};`),
+  // WS: PD chunks of W slots and x slots in registers (set d: chunk c + d; a chunk past the slice loads nothing, kof)
+  const kd = (d: number, c: string) => `kof(${c} + ${d}u, NCH, sg, IN)`;
+  const wfirst = WS ? [
+    ...I(PD).flatMap(d => [...I(MT).flatMap(mt => I(WQ).map(q => `var pw${d}_${mt}_${q} = ${wsload(mt, q, kd(d, 'clo'))};`)),
+      ...I(XQ).map(q => `var x${d}_${q} = ${xload(q, kd(d, 'clo'))};`)]),
+  ] : [
+    ...I(MT).flatMap(mt => I(NKK).map(kk => `var w${mt}_${kk} = wfrag(${part(mt)}, ${woff(mt, kk, 'k0')}, U);`)),
+    ...I(XQ).map(q => `var x0_${q} = ${xload(q, 'k0')};`),
     // PD 2: chunk 1's W too
-    ...(PD > 1 ? ['if (1u < NCH) {', ...I(MT).flatMap(mt => I(NKK).map(kk => `  n${mt}_${kk} = wfrag(${part(mt)}, ${woff(mt, kk, 'k0 + KC')}, U);`)), '}'] : []),
+    ...(PD > 1 ? ['if (clo + 1u < NCH) {', ...I(MT).flatMap(mt => I(NKK).map(kk => `  n${mt}_${kk} = wfrag(${part(mt)}, ${woff(mt, kk, 'k0 + KC')}, U);`)), '}'] : []),
   ];
-  const wnext = [
-    ...I(XQ).map(q => `var v${q} = x${q};`),
-    ...(WS ? I(MT).flatMap(mt => I(WQ).map(q => `let cw${mt}_${q} = pw${mt}_${q};`)) : []),
+  const wnext = WS ? [
+    ...I(XQ).map(q => `var v${q} = x0_${q};`),
+    ...I(MT).flatMap(mt => I(WQ).map(q => `let cw${mt}_${q} = pw0_${mt}_${q};`)),
+    ...I(PD - 1).flatMap(d => [...I(MT).flatMap(mt => I(WQ).map(q => `pw${d}_${mt}_${q} = pw${d + 1}_${mt}_${q};`)), ...I(XQ).map(q => `x${d}_${q} = x${d + 1}_${q};`)]),
+    ...I(MT).flatMap(mt => I(WQ).map(q => `pw${PD - 1}_${mt}_${q} = ${wsload(mt, q, kd(PD, 'c'))};`)),
+    ...I(XQ).map(q => `x${PD - 1}_${q} = ${xload(q, kd(PD, 'c'))};`),
+  ] : [
+    ...I(XQ).map(q => `var v${q} = x0_${q};`),
     'if (c + 1u < NCH) {',
-    ...(WS ? I(MT).flatMap(mt => I(WQ).map(q => `  pw${mt}_${q} = ${wsload(mt, q, 'kn')};`))
-      : PD > 1 ? [] : I(MT).flatMap(mt => I(NKK).map(kk => `  n${mt}_${kk} = wfrag(${part(mt)}, ${woff(mt, kk, 'kn')}, U);`))),
-    ...I(XQ).map(q => `  x${q} = ${xload(q, 'kn')};`),
+    ...(PD > 1 ? [] : I(MT).flatMap(mt => I(NKK).map(kk => `  n${mt}_${kk} = wfrag(${part(mt)}, ${woff(mt, kk, 'kn')}, U);`))),
+    ...I(XQ).map(q => `  x0_${q} = ${xload(q, 'kn')};`),
     '}',
     ...(PD > 1 ? ['if (c + 2u < NCH) {', ...I(MT).flatMap(mt => I(NKK).map(kk => `  m${mt}_${kk} = wfrag(${part(mt)}, ${woff(mt, kk, 'kn + KC')}, U);`)), '}'] : []),
   ];
@@ -222,10 +236,14 @@ export function sgmvKernel(p: SgmvPlan, SG: number, multi: boolean, swiglu: bool
       '      ystore(p, row * OUT + o, v);',
       '    }',
     ] : [
-      '    if (HAS_BIAS) { v += bias[o]; }',
-      '    v = act(v);',
-      '    if (ACCUM) { v += y[row * OUT + o]; }',
-      '    y[row * OUT + o] = v;',
+      '    if (SPLITK) {',
+      '      y[g3.z * step.cap * OUT + row * OUT + o] = v;',
+      '    } else {',
+      '      if (HAS_BIAS) { v += bias[o]; }',
+      '      v = act(v);',
+      '      if (ACCUM) { v += y[row * OUT + o]; }',
+      '      y[row * OUT + o] = v;',
+      '    }',
     ]),
     '  }',
     '}',
@@ -256,16 +274,48 @@ export function sgmvSupports(a: MatmulArgs, c: Ctx): boolean {
   return OUT >= 16 && sgmvPlan(c, rowsOf(a.x, c), IN, false) !== null;
 }
 
-/** The matmul op's launch: y (+)= act(x·Wᵀ + bias). */
-export function sgmvLaunch(a: MatmulArgs, c: Ctx): Launch {
+/** Workgroups that fill the H200's 132 multiprocessors twice: the target of the K slices (SPLITK) of narrow outputs. */
+export const SGMV_SPLITK_TARGET = 264;
+
+/**
+ * K slices of the matmul op's sgmv (rows n only): FLA_SGMV_SPLITK, else 1 where the outputs give ≥ 132 workgroups,
+ * else enough for SGMV_SPLITK_TARGET (a 2048-wide output is 128), at most the chunks, evened so none is empty.
+ */
+export function sgmvSplitK(p: SgmvPlan, OUT: number, IN: number, rowsN: boolean): number {
+  if (!rowsN) return 1;
+  const NCH = Math.ceil(IN / (p.NSG * p.KSG)), wgs = wgsOf(OUT, p), forced = knob('FLA_SGMV_SPLITK');
+  const want = Math.min(NCH, forced ? Number(forced) : wgs >= 132 ? 1 : Math.ceil(SGMV_SPLITK_TARGET / wgs));
+  const per = Math.ceil(NCH / Math.max(1, want));
+  return Math.ceil(NCH / per);
+}
+
+const partName = (OUT: number, sk: number) => `sgmvpart${sk}x${OUT}`;
+
+/** The matmul op's sgmv scratch: the K slices' partial sums where it splits K. */
+export function sgmvScratch(a: MatmulArgs, c: Ctx): Record<string, ScratchSpec> {
+  if (!sgmvSupports(a, c)) return {};
+  const [OUT, IN] = a.w.shape as [number, number], p = sgmvPlan(c, rowsOf(a.x, c), IN, false)!, sk = sgmvSplitK(p, OUT, IN, a.x.rows === 'n');
+  return sk > 1 ? { [partName(OUT, sk)]: { cols: OUT, planes: sk, rows: 'n' } } : {};
+}
+
+/** The matmul op's launches: y (+)= act(x·Wᵀ + bias); with K slices, their sums into a scratch, then matmul_sgmat_reduce. */
+export function sgmvLaunches(a: MatmulArgs, c: Ctx): Launch[] {
   const [OUT, IN] = a.w.shape as [number, number], R = rowsOf(a.x, c), SG = c.adapter.subgroupSize!;
-  const p = sgmvPlan(c, R, IN, false)!;
-  return {
-    kernel: sgmvKernel(p, SG, false, false), grid: [...grid(wgsOf(OUT, p)).slice(0, 2), Math.ceil(R / p.RP)] as [number, number, number],
-    defines: { ...planDefines(p, SG, a.x.rows === 'k', a.accumulate), MULTI: false, NP: 1, NORM: false, SWIGLU: false, ACT: ACT[a.act], HAS_BIAS: a.bias !== null, ACT0: 0, ACT1: 0, ACT2: 0 },
-    bind: { x: a.x, W: a.w, bias: a.bias, y: a.y, dims: u32(IN, 0, 0, 0, OUT, 0, 0, 0, 0, 0, 0, 0) },
-    cost: { flops: 2 * R * IN * OUT, bytes: 2 * OUT * IN + 4 * R * (IN + OUT) },
+  const p = sgmvPlan(c, R, IN, false)!, sk = sgmvSplitK(p, OUT, IN, a.x.rows === 'n'), part = scratch(partName(OUT, sk));
+  const gemv: Launch = {
+    kernel: sgmvKernel(p, SG, false, false), grid: [...grid(wgsOf(OUT, p)).slice(0, 2), sk] as [number, number, number],
+    defines: { ...planDefines(p, SG, a.x.rows === 'k', a.accumulate), MULTI: false, NP: 1, NORM: false, SWIGLU: false, ACT: ACT[a.act], HAS_BIAS: a.bias !== null,
+      ACT0: 0, ACT1: 0, ACT2: 0, SPLITK: sk > 1 },
+    bind: { x: a.x, W: a.w, bias: a.bias, y: sk > 1 ? part : a.y, dims: u32(IN, 0, 0, 0, OUT, 0, 0, 0, 0, 0, 0, 0) },
+    cost: { flops: 2 * R * IN * OUT, bytes: 2 * OUT * IN + 4 * R * (IN + OUT * sk) },
   };
+  if (sk === 1) return [gemv];
+  const reduce: Launch = {
+    kernel: F16_KERNELS.reduce, grid: [Math.ceil(OUT / 256), R, 1],
+    defines: { ACT: ACT[a.act], HAS_BIAS: a.bias !== null, ACCUM: a.accumulate, ROWS_K: false, SCALED: true },
+    bind: { part, xq: a.x, bias: a.bias, y: a.y, dims: u32(OUT, 0, sk) }, cost: { flops: 0, bytes: 4 * R * OUT * (sk + 1) },
+  };
+  return [gemv, reduce];
 }
 
 /** matmul_multi's launch: parts' outputs (SwiGLU: y0 = silu(gate)·up), the RMSNorm (weight gn, eps) in the prologue. */
@@ -277,8 +327,8 @@ export function sgmvMultiLaunch(c: Ctx, R: number, IN: number, outs: number[], a
   const eps = new Uint32Array(new Float32Array([norm?.eps ?? 0]).buffer)[0]!;
   const total = swiglu ? 2 * outs[0]! : outs.reduce((s, o) => s + o, 0);
   return {
-    kernel: sgmvKernel(p, SG, true, swiglu), grid: [...grid(wgs.reduce((s, v) => s + v, 0)).slice(0, 2), Math.ceil(R / p.RP)] as [number, number, number],
-    defines: { ...planDefines(p, SG, rowsK, accumulate), MULTI: true, NP: outs.length, NORM: norm !== null, SWIGLU: swiglu, ACT: 0, HAS_BIAS: false,
+    kernel: sgmvKernel(p, SG, true, swiglu), grid: [...grid(wgs.reduce((s, v) => s + v, 0)).slice(0, 2), 1] as [number, number, number],
+    defines: { ...planDefines(p, SG, rowsK, accumulate), MULTI: true, NP: outs.length, NORM: norm !== null, SWIGLU: swiglu, ACT: 0, HAS_BIAS: false, SPLITK: false,
       ACT0: ACT[acts[0] ?? 'none'], ACT1: ACT[acts[1] ?? 'none'], ACT2: ACT[acts[2] ?? 'none'] },
     bind: { ...bind, dims: u32(IN, eps, 0, 0, outs[0]!, outs[1] ?? 0, outs[2] ?? 0, 0, starts[0]!, starts[1]!, 0, 0) },
     cost: { flops: 2 * R * IN * total, bytes: 2 * total * IN + 4 * R * (IN + total) },

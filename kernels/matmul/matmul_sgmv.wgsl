@@ -17,7 +17,9 @@
 // Rows past OUT: the last tile of a part starts at OUT − SM_M (needs OUT ≥ SM_M) and writes only its rows past the
 // previous tile. IN % 16 == 0 (whole W matrices; K past IN: the last matrix again, times a zero x).
 // Matrix loads and stores need subgroup-uniform offsets: from the workgroup, @builtin(subgroup_id) and loop counters.
-// Dispatch: grid(Σ_p workgroups of part p) × ceil(R / RP) over z, workgroups of NSG·SG threads.
+// SPLITK (single, rows n): the grid's z splits the chunks into slices; slice z writes its raw sums to plane z of y
+// (then a scratch [SK, cap, OUT]; matmul_sgmat_reduce adds the planes and runs the epilogue).
+// Dispatch: grid(Σ_p workgroups of part p) × SK over z, workgroups of NSG·SG threads.
 // WS (benchmarking, FLA_SGMV_WSTAGE=1): W read with 16-byte loads instead, staged per subgroup in workgroup memory as x.
 // Defines: SM_M, SM_N, SM_K (config), SG, NSG, KSG, RP, MT, OT, WS, PD, MULTI, NP, NORM, SWIGLU, ACT (single), ACT0..ACT2
 // (MULTI), HAS_BIAS (single), ACCUM, ROWS_K. The lines `//@ NAME` are filled by matmul_sgmv.ts (straight-line code).
@@ -92,6 +94,12 @@ fn xSlot(b: u32, k: u32, IN: u32) -> mat2x4<f32> {
   return v;
 }
 
+// the first K element of subgroup sg's slice in chunk c, IN (nothing: the loads return zeros) from chunk NCH on
+fn kof(c: u32, NCH: u32, sg: u32, IN: u32) -> u32 {
+  if (c >= NCH) { return IN; }
+  return (c * NSG + sg) * KSG;
+}
+
 //@ helpers
 
 @compute @workgroup_size(NT)
@@ -101,8 +109,8 @@ fn matmul_sgmv(@builtin(workgroup_id) g3: vec3u, @builtin(num_workgroups) ng: ve
   let U = IN / 8u;                      // slots of a W row
   var rows = step.n;
   if (ROWS_K) { rows = step.k; }
-  let row0 = g3.z * RP;
-  if (row0 >= rows) { return; }
+  let row0 = 0u;                        // one block: R ≤ RP (the grid's z is SPLITK's slices)
+  if (rows == 0u) { return; }
   let wg = g3.x + g3.y * ng.x;
   // this workgroup's part p (MULTI, !SWIGLU: parts start at whole workgroups) and its first output row o0 there
   var p = 0u;
@@ -120,12 +128,19 @@ fn matmul_sgmv(@builtin(workgroup_id) g3: vec3u, @builtin(num_workgroups) ng: ve
   let tid = sg * SG + lane;
   //@ decl
   let KC = NSG * KSG;
-  let NCH = (IN + KC - 1u) / KC;
-  var k0 = sg * KSG;
+  var NCH = (IN + KC - 1u) / KC;
+  // chunks clo .. NCH (SPLITK: slice g3.z of ng.z, as many chunks each; a slice past the end sums nothing)
+  var clo = 0u;
+  if (SPLITK) {
+    let per = (NCH + ng.z - 1u) / ng.z;
+    clo = min(NCH, g3.z * per);
+    NCH = min(NCH, clo + per);
+  }
+  var k0 = kof(clo, NCH, sg, IN);
   //@ wfirst
-  for (var c = 0u; c < NCH; c++) {
+  for (var c = clo; c < NCH; c++) {
     k0 = (c * NSG + sg) * KSG;
-    let kn = ((c + 1u) * NSG + sg) * KSG;
+    let kn = kof(c + 1u, NCH, sg, IN);
     let ib = (c % 2u) * NSG * RP + sg * RP;
     //@ wnext
     //@ stage
