@@ -9,6 +9,7 @@ import gemv from './matmul_gemv.wgsl' with { type: 'text' };
 import { GEMV_VEC, GEMV_VEC_RMAX, gemvVecVariants } from './matmul_gemv_vec.ts';
 import { ACT, matmulRef, type Act } from './matmul.ref.ts';
 import { F16_VARIANTS, selectF16 } from './matmul_sgmat.ts';
+import { sgmvByDefault, sgmvLaunches, sgmvScratch, sgmvSupports } from './matmul_sgmv.ts';
 import { matmulFp8Op } from './matmul_fp8.ts';
 
 export const BINDINGS = ['step', 'x', 'W', 'bias', 'y', 'dims'] as const;
@@ -54,9 +55,12 @@ export const matmulOp = op<MatmulArgs>({
    * adapters. Forced only: 'gemv_vec_wg' (gemv_vec reducing through workgroup memory), 'gemv' (the previous 4-row GEMV).
    * On GPUs gemv_vec also takes 17..64 rows (batched decode): blocks of 16 rows, each a register tile of 16 rows × 4
    * output columns per lane group (x bytes per FMA 4 / 4, W bytes 2 / 16), where the 64×64-tile GEMM's grid for a
-   * 2048-wide output is 32 workgroups on 132 SMs.
+   * 2048-wide output is 32 workgroups on 132 SMs. Before all of these, 'sgmv' (matmul_sgmv.ts: the decode GEMV on
+   * subgroup matrices, f32-grade) takes f16 weights at SGMV_MIN_ROWS..16 rows where the adapter has the configs, with
+   * FLA_SGMV=1 (off by default until it beats gemv_vec on the H200).
    */
-  select: (c, a) => selectF16(c, a) ?? (gemvRows(c, rowsOf(a.x, c)) ? 'gemv_vec' : shadersOnCpu(c.adapter) ? 'blocked' : 'gemm'),
+  select: (c, a) => (sgmvByDefault(rowsOf(a.x, c)) && sgmvSupports(a, c) ? 'sgmv' : null) ?? selectF16(c, a)
+    ?? (gemvRows(c, rowsOf(a.x, c)) ? 'gemv_vec' : shadersOnCpu(c.adapter) ? 'blocked' : 'gemm'),
   variants: {
     ...gemvVecVariants((a, c) => cost(rowsOf(a.x, c), a.w.shape[1]!, a.w.shape[0]!, a.w.dtype === 'f32' ? 4 : 2)),
     gemv: {
@@ -71,6 +75,7 @@ export const matmulOp = op<MatmulArgs>({
     gemm: { launches: (a, c) => [{ ...base(a, c, 'gemm'), grid: [Math.ceil(a.w.shape[0]! / 64), Math.ceil(rowsOf(a.x, c) / 64), 1] }] },
     blocked: { launches: (a, c) => [{ ...base(a, c, 'blocked'), grid: grid(Math.ceil(Math.ceil(rowsOf(a.x, c) / 4) * Math.ceil(a.w.shape[0]! / 4) / 64)) }] },
     ...F16_VARIANTS,
+    sgmv: { supports: (a, c) => sgmvSupports(a, c), scratch: (a, c) => sgmvScratch(a, c), launches: (a, c) => sgmvLaunches(a, c) },
   },
   ref: (a, h) => matmulRef(h.data(a.x), h.data(a.w), a.bias ? h.data(a.bias) : null, h.data(a.y), h.cap(a.x), a.w.shape[1]!, a.w.shape[0]!, a.act, a.accumulate),
 });

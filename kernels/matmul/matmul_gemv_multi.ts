@@ -13,6 +13,7 @@ import { matmulFp8Op } from './matmul_fp8.ts';
 import { ACT, type Act } from './matmul.ref.ts';
 import { matmulMultiRef } from './matmul_gemv_multi.ref.ts';
 import { sharePrep } from './matmul_sgmat.ts';
+import { sgmvByDefault, sgmvMultiLaunch, sgmvPlan } from './matmul_sgmv.ts';
 import { GEMV_MULTI_RMAX, GEMV_VEC_RMAX, plan, rowLoop, type GemvVecPlan } from './matmul_gemv_vec.ts';
 import { kvDefines } from '../attention/sdpa.ts';
 import source from './matmul_gemv_multi.wgsl' with { type: 'text' };
@@ -128,8 +129,10 @@ export const matmulMultiOp = op<MatmulMultiArgs>({
    * 'fused' for decode-sized steps when the parts fit one dispatch: ≤ 16 rows, and on GPUs up to 64 rows (batched
    * decode, register-tiled) where matmul would run the parts on gemv_vec too (not where it picks subgroup matrices);
    * else 'split'. Forced only: 'fused_wg' (fused reducing through workgroup memory: the path of adapters without subgroups).
+   * Before these, 'sgmv' (matmul_sgmv.ts, the same fusion on subgroup matrices, f32-grade) for f16 weights at
+   * SGMV_MIN_ROWS..16 rows where the adapter has the configs, with FLA_SGMV=1 (off by default until it wins).
    */
-  select: (c, a) => fusable(a) && (rowsOf(a.x, c) <= GEMV_VEC_RMAX || (gemvRows(c, rowsOf(a.x, c)) && matmulOp.select(c, partArgs(a, a.parts[0]!)) === 'gemv_vec')) ? 'fused' : 'split',
+  select: (c, a) => sgmvByDefault(rowsOf(a.x, c)) && sgmvFits(a, c) ? 'sgmv' : fusable(a) && (rowsOf(a.x, c) <= GEMV_VEC_RMAX || (gemvRows(c, rowsOf(a.x, c)) && matmulOp.select(c, partArgs(a, a.parts[0]!)) === 'gemv_vec')) ? 'fused' : 'split',
   variants: {
     fused: {
       supports: a => fusable(a),
@@ -140,6 +143,11 @@ export const matmulMultiOp = op<MatmulMultiArgs>({
       supports: a => fusable(a),
       scratch: a => spares(a),
       launches: (a, c) => [fusedLaunch(a, c, false)],
+    },
+    sgmv: {
+      supports: (a, c) => sgmvFits(a, c),
+      scratch: a => spares(a),
+      launches: (a, c) => [sgmvLaunchOf(a, c)],
     },
     split: {
       // the scratch of each part's own matmul variant (matmul_fp8's gemv_vec binds a spare output)
@@ -163,6 +171,20 @@ export const matmulMultiOp = op<MatmulMultiArgs>({
 
 function spares(a: MatmulMultiArgs): Record<string, { cols: number; rows: 'n' | 'k' }> {
   return Object.fromEntries(Array.from({ length: MULTI_MAX_PARTS - a.parts.length }, (_, j) => [`spare${a.parts.length + j}`, { cols: 4, rows: a.x.rows as 'n' | 'k' }]));
+}
+
+/** Whether sgmv runs a: fusable, f16 weights, every part on plane 0 with ≥ 16 outputs, IN % 16 == 0, a plan here. */
+function sgmvFits(a: MatmulMultiArgs, c: Ctx): boolean {
+  return fusable(a) && a.parts[0]!.w.dtype === 'f16' && a.parts.every(q => (q.plane ?? 0) === 0 && q.w.shape[0]! >= 16)
+    && sgmvPlan(c, rowsOf(a.x, c), a.x.cols, !!a.swiglu) !== null;
+}
+
+function sgmvLaunchOf(a: MatmulMultiArgs, c: Ctx): Launch {
+  // absent inputs bind inputs already bound read-only, absent outputs a scratch each (as fusedLaunch)
+  const bind: Launch['bind'] = { x: a.x, gn: a.norm?.w ?? a.x };
+  for (let i = 0; i < MULTI_MAX_PARTS; i++) { bind[`W${i}`] = a.parts[i]?.w ?? a.parts[0]!.w; bind[`y${i}`] = a.parts[i]?.y ?? scratch(`spare${i}`); }
+  if (a.swiglu) bind.y0 = a.swiglu.out;
+  return sgmvMultiLaunch(c, rowsOf(a.x, c), a.x.cols, a.parts.map(q => q.w.shape[0]!), a.parts.map(q => q.act ?? a.act), bind, a.norm, !!a.swiglu, a.accumulate, a.x.rows === 'k');
 }
 
 function fusable(a: MatmulMultiArgs): boolean {

@@ -16,7 +16,7 @@ import prepSrc from './matmul_sgmat_prep.wgsl' with { type: 'text' };
 import reduceSrc from './matmul_sgmat_reduce.wgsl' with { type: 'text' };
 import f16Src from './matmul_f16.wgsl' with { type: 'text' };
 
-export type F16Matmul = typeof F16_MATMULS[number];
+export type F16Matmul = Exclude<typeof F16_MATMULS[number], 'sgmv'>;   // sgmv: matmul_sgmv.ts
 
 const BINDINGS = ['step', 'xq', 'W', 'bias', 'y', 'dims'] as const;
 const FUSED_BINDINGS = ['step', 'x', 'W', 'bias', 'y', 'dims'] as const;

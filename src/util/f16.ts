@@ -38,7 +38,7 @@ export function tensorCores(f16: boolean, configs: readonly SubgroupMatrixConfig
 }
 
 /** Matmul variants that read f16 weights only (kernels/matmul/matmul_sgmat.ts). */
-export const F16_MATMULS = ['sgmat', 'sgmat_f16', 'f16split', 'f16single'] as const;
+export const F16_MATMULS = ['sgmat', 'sgmat_f16', 'f16split', 'f16single', 'sgmv'] as const;
 
 /** The f16 × f16 → f32 config the subgroup-matrix GEMM tiles with: 16×16×16 if offered, else the largest. */
 export function sgmatConfig(configs: readonly SubgroupMatrixConfig[] | undefined): SubgroupMatrixConfig | null {
