@@ -48,16 +48,21 @@ export async function decodeSpeed(e: Engine, b: number, n: number, seed: number)
   } finally { slots.forEach(s => e.release(s)); }
 }
 
-/** Tokens/s of n greedy decode steps of `slots` from their `first` choices, pipelined where the engine can run ahead. */
+/**
+ * Tokens/s of n greedy decode steps of `slots` from their `first` choices, pipelined where the engine can run ahead:
+ * as generate's decode, up to two groups of Engine.stepsPerSubmit steps are in flight.
+ */
 async function timedDecode(e: Engine, slots: number[], first: { id: number }[], n: number): Promise<number> {
-  const ahead = e.canRunAhead(false);
+  const ahead = e.canRunAhead(false), group = e.stepsPerSubmit;
   const t0 = performance.now();
-  let inFlight = e.runArgmax(slots.map((slot, i) => ({ slot, tokens: [first[i]!.id] })));
-  for (let s = 1; s < n; s++) {
-    if (ahead) { const next = e.runArgmaxFed(slots); next.catch(() => {}); await inFlight; inFlight = next; }
-    else { const r = await inFlight; inFlight = e.runArgmax(slots.map((slot, i) => ({ slot, tokens: [r[i]!.id] }))); }
+  const queue = [e.runArgmax(slots.map((slot, i) => ({ slot, tokens: [first[i]!.id] })))];
+  let submitted = 1;
+  while (queue.length) {
+    for (; ahead && queue.length <= group && submitted < n; submitted += Math.min(group, n - submitted))
+      for (const p of e.runArgmaxFedSteps(slots, Math.min(group, n - submitted))) { p.catch(() => {}); queue.push(p); }
+    const r = await queue.shift()!;
+    if (!ahead && submitted < n) { queue.push(e.runArgmax(slots.map((slot, i) => ({ slot, tokens: [r[i]!.id] })))); submitted++; }
   }
-  await inFlight;
   return (slots.length * n) / ((performance.now() - t0) / 1000);
 }
 
