@@ -363,7 +363,7 @@ export class GpuBackend implements Backend {
     this.feed = feed ? { buffer: T(feed).buffer, offset: T(feed).offset, bytes: 4 * n } : null;
     if (feed) this.queueWrite(this.meta!, 4 * n, meta.subarray(n)); else this.queueWrite(this.meta!, 0, meta);
     const u = this.uniformWas, uv = [n, k, b, this.capN, 0, n, 2 * n, 2 * n + 4 * b];
-    if (!uv.every((x, i) => u[i] === x)) { u.set(uv); this.queueWrite(this.uniform, 0, u.slice()); }   // decode steps repeat it
+    if (!uv.every((x, i) => u[i] === x)) { u.set(uv); this.queueWrite(this.uniform, 0, u); }   // decode steps repeat it
     this.ctx = { adapter: this.adapter, step: stepShape(step) };
     this.dispatches = [];
   }
@@ -383,7 +383,7 @@ export class GpuBackend implements Backend {
     if (this.group) throw new Error('beginSteps: steps are already grouped');
     this.gpu.checkAlive();
     const cap = Math.max(4, Math.ceil(readBytes / 4) * 4);
-    this.group = { enc: this.gpu.device.createCommandEncoder(), rb: this.gpu.readback(cap), cap, used: 0, staged: [], stageUsed: 0, steps: [] };
+    this.group = { enc: this.gpu.device.createCommandEncoder(), rb: this.gpu.readback(cap), cap, used: 0, stageUsed: 0, steps: [] };
   }
 
   /** Submit the steps since beginSteps (nothing to do when none are grouped). */
@@ -391,12 +391,9 @@ export class GpuBackend implements Backend {
     const g = this.group;
     if (!g) return;
     this.group = null;
-    if (g.stageUsed) {
-      const all = new Uint8Array(g.stageUsed);
-      for (const w of g.staged) all.set(new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength), w.at);
-      this.gpu.write(this.stage!, 0, all);   // queue order: after the submits of earlier groups that copied from it
-    }
-    const read = this.gpu.submitRead(g.enc, g.rb, g.used);
+    // queue order: after the submits of earlier groups that copied from it (writeBuffer copies the host bytes now)
+    if (g.stageUsed) this.gpu.write(this.stage!, 0, this.stageHost.subarray(0, g.stageUsed));
+    const read = this.gpu.submitRead(g.enc, g.rb, Math.max(4, g.used));
     for (const st of g.steps) read.then(buf => st.resolve(new Float32Array(buf, st.offset, st.bytes / 4)), st.reject);
   }
 
@@ -409,12 +406,13 @@ export class GpuBackend implements Backend {
 
   private group: {
     enc: GPUCommandEncoder; rb: GPUBuffer; cap: number; used: number;
-    /** writes staged for the group: data for byte `at` of the stage buffer */
-    staged: { data: ArrayBufferView; at: number }[]; stageUsed: number;
+    /** bytes of the stage buffer the group's writes take */
+    stageUsed: number;
     steps: { offset: number; bytes: number; resolve: (v: Float32Array) => void; reject: (e: unknown) => void }[];
   } | null = null;
-  /** The staging buffer of grouped steps' writes (only copied from: no bind group names it). */
+  /** The staging buffer of grouped steps' writes (only copied from: no bind group names it), and its bytes on the host. */
   private stage: GPUBuffer | null = null;
+  private stageHost = new Uint8Array(0);
 
   /** A write the step's commands must see: queued now, or staged and copied by the group's commands in order. */
   private queueWrite(buf: GPUBuffer, offset: number, data: ArrayBufferView): void {
@@ -426,10 +424,11 @@ export class GpuBackend implements Backend {
     if (bytes > size) {
       this.stage?.destroy();   // freed once the submitted copies from it have run
       this.stage = this.gpu.buffer(Math.max(1 << 16, 2 * bytes), 'staged step writes', GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
+      this.stageHost = new Uint8Array(this.stage.size);
     }
     const g = this.group!;
     g.enc.copyBufferToBuffer(this.stage!, g.stageUsed, buf, offset, bytes);
-    g.staged.push({ data, at: g.stageUsed });
+    this.stageHost.set(new Uint8Array(data.buffer, data.byteOffset, bytes), g.stageUsed);
     g.stageUsed += bytes;
   }
 
