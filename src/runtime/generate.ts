@@ -182,14 +182,15 @@ export async function* generate(engine: Engine, tok: Tokenizer | null, prompt: n
 /**
  * Greedy decode (or device draws) run ahead. `queue[j]` will give generated token number seq.ids.length + 1 + j; before
  * waiting for queue[0], the steps feeding the tokens after the queued ones are submitted while the sequence may go on
- * past them (max tokens, the context), in groups of Engine.stepsPerSubmit (one submit each, up to two groups in
- * flight; 1: one step ahead). The steps queued when the sequence ends fed tokens past its end: they are counted in
+ * past them (max tokens, the context), in groups of 1, 2, 4, … Engine.stepsPerSubmit steps (one submit each, up to
+ * two full groups in flight; 1: one step ahead). The steps queued when the sequence ends fed tokens past its end: they are counted in
  * fedTokens, or undone where the slot is kept (a KV cache).
  */
 async function* decodeAhead(engine: Engine, seq: SeqDecoder, slot: number, first: () => Piece | null, signal: AbortSignal | undefined,
   stats: GenerateStats, keep: boolean, onDevice: boolean): AsyncGenerator<Piece> {
   const rows = (ahead: number) => (onDevice ? [seq.deviceRow(ahead)] : undefined);
   const max = seq.opts.maxTokens, group = engine.stepsPerSubmit;
+  let size = 1;   // groups of 1, 2, 4, … up to `group`: the GPU starts on the first step, not after a whole group's encoding
   let piece = first();
   if (piece) yield piece;
   if (seq.finish !== null || signal?.aborted) { seq.finish ??= 'cancelled'; return; }
@@ -197,12 +198,12 @@ async function* decodeAhead(engine: Engine, seq: SeqDecoder, slot: number, first
   stats.fedTokens++;
   for (;;) {
     // queued steps give tokens up to number seq.ids.length + queue.length: feed ahead those that are not the last
-    const room = engine.bounded ? engine.ctx - engine.positions[slot]! : Infinity;
-    const n = queue.length <= group ? Math.min(group, max - seq.ids.length - queue.length, room) : 0;
-    if (n > 0) {
+    for (let n: number; queue.length <= group
+      && (n = Math.min(size, max - seq.ids.length - queue.length, engine.bounded ? engine.ctx - engine.positions[slot]! : Infinity)) > 0;) {
       const q = queue.length, ps = engine.runArgmaxFedSteps([slot], n, onDevice ? i => rows(q + i) : undefined);
       for (const p of ps) { p.catch(() => {}); queue.push(p); }   // awaited below, or dropped when the sequence ends first
       stats.fedTokens += n;
+      size = Math.min(group, 2 * size);
     }
     const [r] = await queue.shift()!;
     piece = seq.nextId(r!.id);
