@@ -115,6 +115,8 @@ export async function benchCommand(modelArg: string | undefined, opts: Record<st
       ceilings: ceil ? { copy_gbs: round(ceil.gbs), matmul_tflops: round(ceil.tflops, 4), tc_split_tflops: ceil.tc && 'split' in ceil.tc ? round(ceil.tc.split, 4) : null, tc_f16_tflops: ceil.tc && 'split' in ceil.tc ? round(ceil.tc.single, 4) : null, tc_error: ceil.tc && 'error' in ceil.tc ? ceil.tc.error : undefined } : null,
       // dispatches one greedy batch-1 decode step records (the model's ops and the device argmax)
       dispatches_per_token: engine.recordedDispatches(1, 1, 1, 'argmax'),
+      // pipelined decode steps a submit (FLA_STEPS_PER_SUBMIT; 1 on the CPU backend)
+      steps_per_submit: engine.stepsPerSubmit,
     };
     if (opts.json) {
       process.stdout.write(JSON.stringify({ ...header, results: rows.map(r => ({

@@ -113,5 +113,12 @@ export interface Backend {
   replay(rec: StepRecording): boolean;
   /** Run the recorded step and return the rows of `logits` ([K, V]); the GPU backend submits the step before returning. */
   endStep(logits: Tensor): Promise<Float32Array>;
+  /**
+   * Optional (GPU): the steps begun and ended from beginSteps to endSteps go to the device in one submit with one
+   * readback, endSteps submitting them; their rows take `readBytes` at most. Nothing that submits on its own
+   * (read, snapshot, restore) may come between.
+   */
+  beginSteps?(readBytes: number): void;
+  endSteps?(): void;
   destroy(): void;
 }

@@ -302,7 +302,13 @@ export class GpuBackend implements Backend {
     this.slotCopies((enc, s, i, off) => enc.copyBufferToBuffer(buffer, off, s.view.buffer, 4 * slot * s.cols, 4 * parts[i]!), parts);
   }
 
+  /** Work that submits on its own would overtake grouped steps not yet submitted. */
+  private ungrouped(what: string): void {
+    if (this.group) throw new Error(`${what}: not between beginSteps and endSteps`);
+  }
+
   private slotCopies(copy: (enc: GPUCommandEncoder, s: GpuTensor, i: number, off: number) => void, parts: number[]): void {
+    this.ungrouped('snapshot/restore');
     const enc = this.gpu.device.createCommandEncoder();
     this.flushSlotOps(enc);
     let off = 0;
@@ -334,6 +340,8 @@ export class GpuBackend implements Backend {
     const n = step.ids.length, k = step.keep.length, b = step.cursors.length;
     const grow = n > this.capN || k > this.capK || this.capK === 0;
     if (feed && grow) throw new Error('beginStep: a step fed on the device cannot grow the activations (they hold its ids)');
+    // grouped steps not yet submitted bind the buffers a growth replaces: submit them first
+    if (this.group?.steps.length && (grow || 4 * (2 * n + 4 * b + k) > this.metaBytes)) this.splitSteps();
     if (n > this.capN) this.growActs('n', Math.max(n, 1));
     if (k > this.capK || this.capK === 0) this.growActs('k', Math.max(k, 1));
     // meta = ids[n] | token→sequence[n] | cursors[4b] | keep[k]
@@ -353,10 +361,75 @@ export class GpuBackend implements Backend {
     // fed: the ids part of meta is written by the step's own first command, a copy from `feed`, once the step that
     // computes them has run (queue order); the host's ids are placeholders
     this.feed = feed ? { buffer: T(feed).buffer, offset: T(feed).offset, bytes: 4 * n } : null;
-    if (feed) this.gpu.write(this.meta!, 4 * n, meta.subarray(n)); else this.gpu.write(this.meta!, 0, meta);
-    this.gpu.write(this.uniform, 0, new Uint32Array([n, k, b, this.capN, 0, n, 2 * n, 2 * n + 4 * b]));
+    if (feed) this.queueWrite(this.meta!, 4 * n, meta.subarray(n)); else this.queueWrite(this.meta!, 0, meta);
+    const u = this.uniformWas, uv = [n, k, b, this.capN, 0, n, 2 * n, 2 * n + 4 * b];
+    if (!uv.every((x, i) => u[i] === x)) { u.set(uv); this.queueWrite(this.uniform, 0, u); }   // decode steps repeat it
     this.ctx = { adapter: this.adapter, step: stepShape(step) };
     this.dispatches = [];
+  }
+
+  /** The step uniform as last written (beginStep skips an unchanged one). */
+  private uniformWas = new Uint32Array(8).fill(0xffffffff);
+
+  /**
+   * Steps begun until endSteps go to the device in one submit with one readback (a decode step's CPU cost is
+   * mostly per dispatch, but the submit, the readback's map and the queue writes are per step otherwise): each
+   * step's writes (metadata, uniform, sampling params) are staged and copied in by the group's own commands just
+   * before the step (the queue's writes would all land before the submit), endStep encodes the step and the copy of
+   * its rows without submitting, and endSteps writes the staging buffer, submits, and maps the readback, whose
+   * slices resolve the steps' promises. `readBytes`: the rows the steps read back, at most (more splits the group).
+   */
+  beginSteps(readBytes: number): void {
+    if (this.group) throw new Error('beginSteps: steps are already grouped');
+    this.gpu.checkAlive();
+    const cap = Math.max(4, Math.ceil(readBytes / 4) * 4);
+    this.group = { enc: this.gpu.device.createCommandEncoder(), rb: this.gpu.readback(cap), cap, used: 0, stageUsed: 0, steps: [] };
+  }
+
+  /** Submit the steps since beginSteps (nothing to do when none are grouped). */
+  endSteps(): void {
+    const g = this.group;
+    if (!g) return;
+    this.group = null;
+    // queue order: after the submits of earlier groups that copied from it (writeBuffer copies the host bytes now)
+    if (g.stageUsed) this.gpu.write(this.stage!, 0, this.stageHost.subarray(0, g.stageUsed));
+    const read = this.gpu.submitRead(g.enc, g.rb, Math.max(4, g.used));
+    for (const st of g.steps) read.then(buf => st.resolve(new Float32Array(buf, st.offset, st.bytes / 4)), st.reject);
+  }
+
+  /** Submit the group so far and go on with a new one (its staging or readback space ran out). */
+  private splitSteps(): void {
+    const cap = this.group!.cap;
+    this.endSteps();
+    this.beginSteps(cap);
+  }
+
+  private group: {
+    enc: GPUCommandEncoder; rb: GPUBuffer; cap: number; used: number;
+    /** bytes of the stage buffer the group's writes take */
+    stageUsed: number;
+    steps: { offset: number; bytes: number; resolve: (v: Float32Array) => void; reject: (e: unknown) => void }[];
+  } | null = null;
+  /** The staging buffer of grouped steps' writes (only copied from: no bind group names it), and its bytes on the host. */
+  private stage: GPUBuffer | null = null;
+  private stageHost = new Uint8Array(0);
+
+  /** A write the step's commands must see: queued now, or staged and copied by the group's commands in order. */
+  private queueWrite(buf: GPUBuffer, offset: number, data: ArrayBufferView): void {
+    if (!this.group) { this.gpu.write(buf, offset, data); return; }
+    const bytes = Math.ceil(data.byteLength / 4) * 4;
+    if (bytes !== data.byteLength || offset % 4) throw new Error('queueWrite: a grouped step writes whole words');
+    const size = this.stage?.size ?? 0;
+    if (this.group.stageUsed + bytes > size && this.group.stageUsed > 0) this.splitSteps();
+    if (bytes > size) {
+      this.stage?.destroy();   // freed once the submitted copies from it have run
+      this.stage = this.gpu.buffer(Math.max(1 << 16, 2 * bytes), 'staged step writes', GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
+      this.stageHost = new Uint8Array(this.stage.size);
+    }
+    const g = this.group!;
+    g.enc.copyBufferToBuffer(this.stage!, g.stageUsed, buf, offset, bytes);
+    this.stageHost.set(new Uint8Array(data.buffer, data.byteOffset, bytes), g.stageUsed);
+    g.stageUsed += bytes;
   }
 
   private growActs(rows: 'n' | 'k', need: number): void {
@@ -410,16 +483,20 @@ export class GpuBackend implements Backend {
 
   write(t: Tensor, data: Float32Array): void {
     if (this.pendingClears.length) {   // zero slots before the write lands
-      const enc = this.gpu.device.createCommandEncoder();
-      this.flushSlotOps(enc);
-      this.gpu.submit(enc);
+      if (this.group) this.flushSlotOps(this.group.enc);
+      else {
+        const enc = this.gpu.device.createCommandEncoder();
+        this.flushSlotOps(enc);
+        this.gpu.submit(enc);
+      }
     }
     const v = T(t);
-    this.gpu.write(v.buffer, v.offset, data.subarray(0, v.size / 4));
+    this.queueWrite(v.buffer, v.offset, data.subarray(0, v.size / 4));
   }
 
   /** Runs what is recorded so far (a step stays open), then reads the tensor back. */
   async read(t: Tensor): Promise<Float32Array> {
+    this.ungrouped('read');
     const enc = this.gpu.device.createCommandEncoder();
     this.flushSlotOps(enc);
     this.gpu.encode(enc, this.dispatches);
@@ -435,16 +512,24 @@ export class GpuBackend implements Backend {
    * before returning (the next step may be begun and submitted while this one runs); the promise gives the rows.
    */
   endStep(logits: Tensor): Promise<Float32Array> {
-    const enc = this.gpu.device.createCommandEncoder();
+    const v = T(logits);
+    const bytes = 4 * this.s.step.k * logits.cols;
+    if (this.group && this.group.used + bytes > this.group.cap) this.splitSteps();
+    const g = this.group;
+    const enc = g ? g.enc : this.gpu.device.createCommandEncoder();
     this.flushSlotOps(enc);
     if (this.feed) enc.copyBufferToBuffer(this.feed.buffer, this.feed.offset, this.meta!, 0, this.feed.bytes);
     this.feed = null;
     const timed = this.profile && this.gpu.timestamps ? this.encodeTimed(enc, this.dispatches) : null;
     if (!timed) this.gpu.encode(enc, this.dispatches);
     this.dispatches = [];
-    const v = T(logits);
-    const bytes = 4 * this.s.step.k * logits.cols;
     this.ctx = null;
+    if (g) {   // the rows' copy now (the next step overwrites them); submitted and mapped by endSteps
+      if (bytes) enc.copyBufferToBuffer(v.buffer, v.offset, g.rb, g.used, bytes);
+      const rows = new Promise<Float32Array>((resolve, reject) => g.steps.push({ offset: g.used, bytes, resolve, reject }));
+      g.used += bytes;
+      return timed ? rows.then(async out => { await timed(); return out; }) : rows;
+    }
     const read = this.gpu.read(v.buffer, v.offset, bytes, enc);
     return (async () => {
       const out = new Float32Array(await read);

@@ -48,16 +48,21 @@ export async function decodeSpeed(e: Engine, b: number, n: number, seed: number)
   } finally { slots.forEach(s => e.release(s)); }
 }
 
-/** Tokens/s of n greedy decode steps of `slots` from their `first` choices, pipelined where the engine can run ahead. */
+/**
+ * Tokens/s of n greedy decode steps of `slots` from their `first` choices, pipelined where the engine can run ahead:
+ * as generate's decode, groups of 1, 2, 4, … Engine.stepsPerSubmit steps, up to two full groups in flight.
+ */
 async function timedDecode(e: Engine, slots: number[], first: { id: number }[], n: number): Promise<number> {
-  const ahead = e.canRunAhead(false);
+  const ahead = e.canRunAhead(false), group = e.stepsPerSubmit;
   const t0 = performance.now();
-  let inFlight = e.runArgmax(slots.map((slot, i) => ({ slot, tokens: [first[i]!.id] })));
-  for (let s = 1; s < n; s++) {
-    if (ahead) { const next = e.runArgmaxFed(slots); next.catch(() => {}); await inFlight; inFlight = next; }
-    else { const r = await inFlight; inFlight = e.runArgmax(slots.map((slot, i) => ({ slot, tokens: [r[i]!.id] }))); }
+  const queue = [e.runArgmax(slots.map((slot, i) => ({ slot, tokens: [first[i]!.id] })))];
+  let submitted = 1, size = 1;   // groups of 1, 2, 4, … as generate's decode
+  while (queue.length) {
+    for (let c; ahead && queue.length <= group && (c = Math.min(size, n - submitted)) > 0; submitted += c, size = Math.min(group, 2 * size))
+      for (const p of e.runArgmaxFedSteps(slots, c)) { p.catch(() => {}); queue.push(p); }
+    const r = await queue.shift()!;
+    if (!ahead && submitted < n) { queue.push(e.runArgmax(slots.map((slot, i) => ({ slot, tokens: [r[i]!.id] })))); submitted++; }
   }
-  await inFlight;
   return (slots.length * n) / ((performance.now() - t0) / 1000);
 }
 

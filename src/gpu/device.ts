@@ -427,30 +427,42 @@ export class Gpu {
   read(src: GPUBuffer, offset: number, size: number, encoder?: GPUCommandEncoder): Promise<ArrayBuffer> {
     try { this.checkAlive(); } catch (e) { return Promise.reject(e); }
     const bytes = Math.ceil(size / 4) * 4;
-    const pooled = bytes <= READBACK_POOL_BYTES;
-    let rb: GPUBuffer | undefined;
-    if (pooled) {
-      const i = this.readbacks.findIndex(b => b.size >= bytes);
-      if (i >= 0) rb = this.readbacks.splice(i, 1)[0];
-    }
-    rb ??= this.device.createBuffer({ size: pooled ? Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(bytes, 4)))) : Math.max(bytes, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
+    const rb = this.readback(bytes);
     const enc = encoder ?? this.device.createCommandEncoder();
     enc.copyBufferToBuffer(src, offset, rb, 0, bytes);
+    return this.submitRead(enc, rb, size);
+  }
+
+  /** A mappable buffer of at least `bytes` for copies to read back (pooled when small); submitRead maps and returns it. */
+  readback(bytes: number): GPUBuffer {
+    const pooled = bytes <= READBACK_POOL_BYTES;
+    if (pooled) {
+      const i = this.readbacks.findIndex(b => b.size >= bytes);
+      if (i >= 0) return this.readbacks.splice(i, 1)[0]!;
+    }
+    return this.device.createBuffer({ size: pooled ? Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(bytes, 4)))) : Math.max(bytes, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
+  }
+
+  /**
+   * Submit `enc` (whose commands copy into `rb`, from readback()) and map `rb`: the promise gives its first `size`
+   * bytes. Several reads may be in flight, each in its own buffer (read() says why).
+   */
+  submitRead(enc: GPUCommandEncoder, rb: GPUBuffer, size: number): Promise<ArrayBuffer> {
+    const bytes = Math.ceil(size / 4) * 4;
     // A step whose commands are invalid (a binding over the limit, a destroyed buffer) runs nothing: catch that
     // here, with the readback, instead of handing back a buffer of zeros as logits.
     this.device.pushErrorScope('validation');
     this.device.queue.submit([enc.finish()]);
     const scope = this.device.popErrorScope();
-    const buf = rb;
     return (async () => {
-      try { await buf.mapAsync(GPUMapMode.READ); } finally {
+      try { await rb.mapAsync(GPUMapMode.READ); } finally {
         const err = await scope.catch(() => null);
         if (err) this.fail(err.message, 'Validation');
       }
       this.checkAlive();
-      const out = buf.getMappedRange(0, bytes).slice(0, size);
-      buf.unmap();
-      if (pooled && this.readbacks.length < 4) this.readbacks.push(buf); else buf.destroy();
+      const out = rb.getMappedRange(0, bytes).slice(0, size);
+      rb.unmap();
+      if (rb.size <= READBACK_POOL_BYTES && this.readbacks.length < 4) this.readbacks.push(rb); else rb.destroy();
       if (this.guards) await this.guards.check();
       return out;
     })();

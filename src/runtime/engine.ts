@@ -20,7 +20,11 @@ export interface Pick { id: number; nonFinite: boolean }
 interface Greedy {
   slots: number[]; result: Promise<Pick[]>; resolve: (v: Pick[]) => void; reject: (e: unknown) => void;
   ids: Tensor | null; keptSlots: number[] | null;
+  /** Where the call is one of runArgmaxFedSteps' grouped steps: whether it opens or closes the group. */
+  group?: StepGroup;
 }
+
+interface StepGroup { first: boolean; last: boolean; readBytes: number }
 
 export class Engine {
   readonly vocab: number;
@@ -103,6 +107,36 @@ export class Engine {
   }
 
   /**
+   * `count` pipelined decode steps at once, as that many runArgmaxFed calls in a row (each fed the token the step
+   * before chose), grouped into one submit with one readback where the backend can (Backend.beginSteps): the submit
+   * and the readback's map are paid once, not per step. Every step runs whatever tokens come, so the caller asks
+   * only for steps it may need and undoes (rewind) or counts the rest, as for one step ahead. `rows(i)`: step i's
+   * sampling rows (runArgmaxFed's `rows`). One promise per step, in order.
+   */
+  runArgmaxFedSteps(slots: number[], count: number, rows?: (i: number) => (SampleRow | null)[] | undefined): Promise<Pick[]>[] {
+    const o = this.model.backend;
+    // grouped only where every step is sure to reach the backend (a step refused at its call would leave the group open)
+    const grouped = count > 1 && !!o.beginSteps && o.feedsIds && this.measured && knob('FLA_HOST_ARGMAX') !== '1' && slots.length <= this.budget
+      && (!this.bounded || slots.every(s => this.positions[s]! + count <= this.ctx));
+    const readBytes = count * 8 * slots.length;   // each step's kept rows: an id and a flag per sequence
+    return Array.from({ length: count }, (_, i) => {
+      this.nextGroup = grouped ? { first: i === 0, last: i === count - 1, readBytes } : undefined;
+      try { return this.runArgmaxFed(slots, rows?.(i)); } finally { this.nextGroup = undefined; }
+    });
+  }
+
+  /** The group of the runArgmaxFed call being made (runArgmaxFedSteps): taken by it before its first await. */
+  private nextGroup: StepGroup | undefined;
+
+  /**
+   * Decode steps a pipelined decode may group into one submit (runArgmaxFedSteps): FLA_STEPS_PER_SUBMIT, default 8,
+   * on backends that group steps; 1 elsewhere.
+   */
+  get stepsPerSubmit(): number {
+    return this.model.backend.beginSteps ? Number(knob('FLA_STEPS_PER_SUBMIT') ?? 8) : 1;
+  }
+
+  /**
    * Pipelined greedy decode: feed each slot the token that the previous runArgmax/runArgmaxFed call chose for it,
    * without waiting for that call, so that this step is submitted while the previous one runs. On the GPU the ids
    * go from that step's argmax straight into this step's input on the device; elsewhere this waits for them.
@@ -111,6 +145,8 @@ export class Engine {
   async runArgmaxFed(slots: number[], rows?: (SampleRow | null)[]): Promise<Pick[]> {
     const prev = this.lastGreedy;
     const g = this.greedyCall(slots);
+    g.group = this.nextGroup;
+    this.nextGroup = undefined;
     try {
       if (!prev || prev.slots.join() !== slots.join()) throw new Error(`runArgmaxFed: slots ${slots.join(',')} are not the previous greedy call's (${prev?.slots.join(',') ?? 'none'})`);
       let outs: Pick[];
@@ -229,8 +265,12 @@ export class Engine {
       if (fedFrom) {
         // its last step has been submitted (call order); did it keep exactly these sequences' rows, in order?
         if (fedFrom.ids && fedFrom.keptSlots?.join() === layout.cursors.map(c => c.slot).join()) feed = fedFrom.ids;
-        else { const r = await fedFrom.result; r.forEach((p, i) => { layout.ids[i] = p.id; }); }
+        else {
+          o.endSteps?.();   // a group's steps come back only once submitted (a group's own steps always feed on the device)
+          const r = await fedFrom.result; r.forEach((p, i) => { layout.ids[i] = p.id; });
+        }
       }
+      if (g?.group?.first) o.beginSteps?.(g.group.readBytes);
       o.beginStep(layout, feed);
       const key = `${layout.ids.length},${layout.keep.length},${layout.cursors.length},${mode}${params ? `:${params.cols}` : ''}`;
       // the rows' sampling settings go in before the step's dispatches (a replayed step binds the same tensor)
@@ -254,7 +294,11 @@ export class Engine {
         g.ids = ids;
         g.keptSlots = Array.from(layout.keep, r => layout.cursors.find(c => r >= c.start && r < c.start + c.len)!.slot);
       }
-      pending = o.endStep(out);   // the GPU backend has submitted the step when this returns
+      pending = o.endStep(out);   // the GPU backend has submitted the step when this returns (a group's last: endSteps)
+      if (g?.group?.last) o.endSteps?.();
+    } catch (e) {
+      if (g?.group) o.endSteps?.();   // the group's steps so far still run and come back; later ones run alone
+      throw e;
     } finally { submitted(); }
     const data = await pending;
     if (layout.keep.length === 0) return new Float32Array(0);

@@ -180,37 +180,42 @@ export async function* generate(engine: Engine, tok: Tokenizer | null, prompt: n
 }
 
 /**
- * Greedy decode one step ahead. Invariant at the top of the loop: `inFlight` will give the token after the last
- * one the host has; when the sequence may go on past that token, the step feeding it is submitted first.
+ * Greedy decode (or device draws) run ahead. `queue[j]` will give generated token number seq.ids.length + 1 + j; before
+ * waiting for queue[0], the steps feeding the tokens after the queued ones are submitted while the sequence may go on
+ * past them (max tokens, the context), in groups of 1, 2, 4, … Engine.stepsPerSubmit steps (one submit each, up to
+ * two full groups in flight; 1: one step ahead). The steps queued when the sequence ends fed tokens past its end: they are counted in
+ * fedTokens, or undone where the slot is kept (a KV cache).
  */
 async function* decodeAhead(engine: Engine, seq: SeqDecoder, slot: number, first: () => Piece | null, signal: AbortSignal | undefined,
   stats: GenerateStats, keep: boolean, onDevice: boolean): AsyncGenerator<Piece> {
   const rows = (ahead: number) => (onDevice ? [seq.deviceRow(ahead)] : undefined);
-  const max = seq.opts.maxTokens;
+  const max = seq.opts.maxTokens, group = engine.stepsPerSubmit;
+  let size = 1;   // groups of 1, 2, 4, … up to `group`: the GPU starts on the first step, not after a whole group's encoding
   let piece = first();
   if (piece) yield piece;
   if (seq.finish !== null || signal?.aborted) { seq.finish ??= 'cancelled'; return; }
-  let inFlight = engine.runArgmax([{ slot, tokens: [piece!.id!] }], rows(0));
+  const queue = [engine.runArgmax([{ slot, tokens: [piece!.id!] }], rows(0))];
   stats.fedTokens++;
   for (;;) {
-    // the token inFlight gives is generated token number seq.ids.length + 1: feed it ahead unless it is the last
-    const room = !engine.bounded || engine.positions[slot]! < engine.ctx;
-    const next = seq.ids.length + 1 < max && room ? engine.runArgmaxFed([slot], rows(1)) : null;
-    next?.catch(() => {});   // awaited below, or dropped when the sequence ends first
-    const [r] = await inFlight;
+    // queued steps give tokens up to number seq.ids.length + queue.length: feed ahead those that are not the last
+    for (let n: number; queue.length <= group
+      && (n = Math.min(size, max - seq.ids.length - queue.length, engine.bounded ? engine.ctx - engine.positions[slot]! : Infinity)) > 0;) {
+      const q = queue.length, ps = engine.runArgmaxFedSteps([slot], n, onDevice ? i => rows(q + i) : undefined);
+      for (const p of ps) { p.catch(() => {}); queue.push(p); }   // awaited below, or dropped when the sequence ends first
+      stats.fedTokens += n;
+      size = Math.min(group, 2 * size);
+    }
+    const [r] = await queue.shift()!;
     piece = seq.nextId(r!.id);
     if (piece) yield piece;
     if (signal?.aborted) seq.finish ??= 'cancelled';
     if (seq.finish !== null) {
-      if (next) {   // it fed the token that ended the sequence (or the last one before a cancel)
-        await next.catch(() => {});
-        if (keep) engine.rewind(slot, 1); else stats.fedTokens++;
-      }
+      // the steps still queued fed the token that ended the sequence (or the last one before a cancel) and after it
+      for (const p of queue) await p.catch(() => {});
+      if (keep) { engine.rewind(slot, queue.length); stats.fedTokens -= queue.length; }
       return;
     }
-    if (!next) { inFlight = engine.runArgmax([{ slot, tokens: [piece!.id!] }], rows(0)); stats.fedTokens++; continue; }
-    inFlight = next;
-    stats.fedTokens++;
+    if (!queue.length) { queue.push(engine.runArgmax([{ slot, tokens: [piece!.id!] }], rows(0))); stats.fedTokens++; }
   }
 }
 

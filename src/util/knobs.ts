@@ -94,6 +94,7 @@ export const KNOBS: Record<string, Knob> = {
   FLA_DAWN_ROBUSTNESS: { values: ['0', '1'], doc: '0: dawn.node drops WebGPU robustness (Dawn\'s disable_robustness: no index clamping in the shaders, no Vulkan robustBufferAccess); every kernel stays in bounds by construction (docs/bounds.md). On an H200 (llama-1b, one A/B) batch-1 decode faster, prefill and batch-8 decode slower, so default 1. bun-webgpu always keeps it' },
   FLA_GUARD_BUFFERS: { values: ['0', '1'], doc: 'tests: 1 gives every storage and uniform buffer a trailing canary region, bindings that end at a buffer\'s end reach into it, and every canary is checked at each readback: a write past the end of a buffer is an error naming it, a read past it gets NaN (docs/bounds.md)' },
   FLA_PIPELINE: { values: ['0', '1'], doc: '0: greedy decode waits for each token before submitting the next step (default 1: the next step is submitted while the GPU runs the current one, its token fed on the device)' },
+  FLA_STEPS_PER_SUBMIT: { int: { min: 1, max: 64 }, doc: 'pipelined decode steps (greedy, or drawn on the device) encoded into one submit with one readback, each fed the previous one\'s token on the device (default 8; 1: one step a submit, one step ahead, as before). The steps past a sequence\'s end (up to twice this less one) run and are dropped — or undone where a chat keeps a KV cache' },
   FLA_NO_REPLAY: { values: ['0', '1'], doc: '1: run the model for every decode step instead of replaying the recorded dispatches' },
 };
 

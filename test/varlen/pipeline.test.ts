@@ -11,7 +11,7 @@ import { BACKENDS, engine } from '../helpers/model.ts';
 const FIXTURES = ['llama-tiny', 'rwkv7-tiny'] as const;
 const PROMPT = [5, 17, 42, 9, 120, 33];
 
-afterEach(() => { delete process.env.FLA_PIPELINE; });
+afterEach(() => { delete process.env.FLA_PIPELINE; delete process.env.FLA_STEPS_PER_SUBMIT; });
 
 async function gen(e: Engine, prompt: number[], o: Partial<GenerateOptions>, pipeline: boolean): Promise<{ ids: number[]; stats: GenerateStats }> {
   if (pipeline) delete process.env.FLA_PIPELINE; else process.env.FLA_PIPELINE = '0';
@@ -85,6 +85,65 @@ for (const name of FIXTURES) {
       }, 120_000);
     });
   }
+}
+
+// Several decode steps a submit (FLA_STEPS_PER_SUBMIT; GPU): each fed the one before's token on the device, one
+// readback for the group. Same tokens, same ends (an EOS inside a group, max tokens between groups), and a kept KV
+// cache rewound by every step that ran past the end.
+for (const name of FIXTURES) {
+  const dir = fixture(name);
+  describe.skipIf(!dir || !BACKENDS.includes('gpu'))(`grouped decode steps ${name} (gpu)`, () => {
+    test('same tokens as the serial path at 1, 3 and 8 steps a submit; the groups were submitted as one', async () => {
+      const e = engine(dir!, 'gpu', 3, 64);
+      const o = e.model.backend, begin = o.beginSteps!.bind(o);
+      let groups = 0;
+      o.beginSteps = (bytes: number) => { groups++; begin(bytes); };
+      const serial = await gen(e, PROMPT, {}, false);
+      for (const k of ['1', '3', '8']) {
+        process.env.FLA_STEPS_PER_SUBMIT = k;
+        groups = 0;
+        expect((await gen(e, PROMPT, {}, true)).ids).toEqual(serial.ids);
+        expect(groups > 0).toBe(k !== '1');
+        for (const at of [3, 4, 13]) {   // inside and at the edges of 3-step groups
+          const b = await gen(e, PROMPT, { eosIds: [serial.ids[at]!] }, true);
+          expect(b.ids).toEqual(serial.ids.slice(0, serial.ids.indexOf(serial.ids[at]!)));
+          expect(b.stats.finishReason).toBe('eos');
+        }
+        for (const max of [2, 4, 5, 11]) expect((await gen(e, PROMPT, { maxTokens: max }, true)).ids).toEqual(serial.ids.slice(0, max));
+      }
+      // three sequences, five steps in one group: as fed from the host
+      const slots = [e.acquire(), e.acquire(), e.acquire()];
+      const host: number[][] = [], dev: number[][] = [];
+      const first = await e.runArgmax(slots.map((slot, i) => ({ slot, tokens: PROMPT.slice(i) })));
+      let r = first;
+      for (let s = 0; s < 6; s++) { r = await e.runArgmax(slots.map((slot, i) => ({ slot, tokens: [r[i]!.id] }))); host.push(r.map(p => p.id)); }
+      slots.forEach(s => e.release(s));
+      const again = [e.acquire(), e.acquire(), e.acquire()];
+      expect(await e.runArgmax(again.map((slot, i) => ({ slot, tokens: PROMPT.slice(i) })))).toEqual(first);
+      const one = e.runArgmax(again.map((slot, i) => ({ slot, tokens: [first[i]!.id] })));
+      groups = 0;
+      const rest = e.runArgmaxFedSteps(again, 5);
+      for (const p of [one, ...rest]) dev.push((await p).map(x => x.id));
+      expect(groups).toBe(1);
+      expect(dev).toEqual(host);
+      again.forEach(s => e.release(s));
+    }, 300_000);
+
+    if (name === 'llama-tiny') test('a kept KV cache is rewound by all the steps past the end', async () => {
+      const e = engine(dir!, 'gpu', 2, 64);
+      const probe = await gen(e, PROMPT, {}, false);
+      const turn = async (pipeline: boolean, at: number) => {
+        const slot = e.acquire();
+        const a = await gen(e, PROMPT, { slot, eosIds: [probe.ids[at]!] }, pipeline);
+        const pos = e.positions[slot];
+        const b = await gen(e, [probe.ids[at]!, 3, 4], { slot, maxTokens: 8 }, pipeline);
+        e.release(slot);
+        return { a: a.ids, fed: a.stats.fedTokens, pos, b: b.ids };
+      };
+      process.env.FLA_STEPS_PER_SUBMIT = '4';
+      for (const at of [2, 5]) expect(await turn(true, at)).toEqual(await turn(false, at));
+    }, 120_000);
+  });
 }
 
 // fla serve: a decode-only step of the whole batch submits the next one ahead; requests joining (a full batch with
