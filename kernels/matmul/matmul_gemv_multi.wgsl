@@ -25,6 +25,11 @@
 // even). Bindings
 // then: step, stepmeta, x, gn, W0..W2, q, kc, vc [slots, ctx, KV·D as KVDT words], table [2, P, R/2], dims, rdims
 // (D, R/2, P, ctx), (KV·D, 0, 0, 0). Extra defines: ROPE, RPW (lane groups a workgroup), KV16, KV_F16.
+// ARGMAX (the matmul_gemv_argmax kernel: an output head, NP = 1, no SWIGLU, ACT none, no ACCUM): argmax's first pass
+// in the epilogue (kernels/sample/argmax.wgsl): each workgroup reduces the values it wrote of each row to (value
+// key, index, non-finite flag) in argmax_common.wgsl's order — the same values as y0 holds, so the ids equal argmax's
+// over y0 — and writes them to part[row, 3·wg] (subgroup shuffles then one barrier a row, or a workgroup-memory tree);
+// argmax's FINAL pass then reduces the G = workgroups partials of each row. Extra binding: part [K, 3G] u32.
 #include "common.wgsl"
 #include "matmul_gemv_common.wgsl"
 
@@ -54,6 +59,15 @@
 @group(0) @binding(7) var<storage, read_write> y1: array<f32>;
 @group(0) @binding(8) var<storage, read_write> y2: array<f32>;
 @group(0) @binding(9) var<uniform> dims: array<vec4u, 4>;
+#if ARGMAX
+#include "argmax_common.wgsl"
+@group(0) @binding(10) var<storage, read_write> part: array<u32>;   // [K, 3G]: (value key, index, flag) per workgroup
+#if SG_RED
+var<workgroup> amx: array<vec3u, WG / SGS>;
+#else
+var<workgroup> amx: array<vec3u, WG>;
+#endif
+#endif
 #endif
 
 const H = max(CB / 2u, 1u);  // SWIGLU: outputs per lane group; ROPE: column pairs per lane group
@@ -215,11 +229,20 @@ fn matmul_gemv_rope(@builtin(local_invocation_index) li: u32, @builtin(workgroup
 fn matmul_gemv_rope(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
 #endif
 #else
+#if ARGMAX
+#if SG_RED
+fn matmul_gemv_argmax(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
+  @builtin(subgroup_size) sg: u32) {
+#else
+fn matmul_gemv_argmax(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#endif
+#else
 #if SG_RED
 fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
   @builtin(subgroup_size) sg: u32) {
 #else
 fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#endif
 #endif
 #endif
   let IN = dims[0].x;
@@ -381,6 +404,10 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
   }
 #endif
 
+#if ARGMAX
+  var cand: array<vec3u, RB>;    // per batch row: the best (key, index) this lane wrote, and its non-finite flag
+  for (var r = 0u; r < RB; r++) { cand[r] = vec3u(0u, 0xffffffffu, 0u); }
+#endif
   // lanes of one low-bit class hold the same sums: of those, class member m writes slots i ≡ m (mod TPR >> TS)
   let f = voff(lb);
   let mates = TPR >> TS;
@@ -455,10 +482,58 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
         var v = part_act(p, s);
         if (ACCUM) { v += yload(p, row * OUT + o); }
         ystore(p, row * OUT + o, v);
+#if ARGMAX
+        let kv = argmax_key(v);
+        if (argmax_nonfinite(v)) { cand[r].z = 1u; }
+        if (argmax_better(kv, o, cand[r].x, cand[r].y)) { cand[r].x = kv; cand[r].y = o; }
+#endif
       }
     }
 #endif
   }
+#if ARGMAX
+  // each batch row's candidates over the workgroup → part[row, 3·wg]; rows past the step's are not written
+  let G = ng.x * ng.y;
+  for (var r = 0u; r < RB; r++) {
+    var c = cand[r];
+#if SG_RED
+    for (var s = 1u; s < sg; s <<= 1u) {
+      let d = subgroupShuffleXor(c, s);
+      if (argmax_better(d.x, d.y, c.x, c.y)) { c.x = d.x; c.y = d.y; }
+      c.z |= d.z;
+    }
+    if (li % sg == 0u) { amx[li / sg] = c; }
+    workgroupBarrier();
+    if (li == 0u && r0 + r < rows) {
+      for (var i = 1u; i < WG / sg; i++) {
+        let d = amx[i];
+        if (argmax_better(d.x, d.y, c.x, c.y)) { c.x = d.x; c.y = d.y; }
+        c.z |= d.z;
+      }
+#else
+    amx[li] = c;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+      if (li < s) {
+        let d = amx[li + s];
+        var e = amx[li];
+        if (argmax_better(d.x, d.y, e.x, e.y)) { e.x = d.x; e.y = d.y; }
+        e.z |= d.z;
+        amx[li] = e;
+      }
+      workgroupBarrier();
+    }
+    if (li == 0u && r0 + r < rows) {
+      c = amx[0];
+#endif
+      let q = 3u * ((r0 + r) * G + wg);
+      part[q] = c.x;
+      part[q + 1u] = c.y;
+      part[q + 2u] = c.z;
+    }
+    workgroupBarrier();   // amx is rewritten for the next row
+  }
+#endif
 #if ROPE
 #if KV16
   // k and v into a 16-bit cache from the stage: adjacent pairs 2a, 2a + 1 hold adjacent columns, so one word of

@@ -229,7 +229,7 @@ export default defineArch<Qwen3NextConfig, Weights>({
     return { emb, layers, norm: vec('model.norm.weight', [d]), head: loadHead(r, o, emb, c.tie_word_embeddings, c.vocab_size, d) };
   },
 
-  async forward(o, w, c) {
+  async forward(o, w, c, pick) {
     const d = c.hidden_size, eps = c.rms_norm_eps;
     const x = o.act('x', d), h = o.act('h', d);
     await embed(o, w.emb, x);
@@ -242,7 +242,7 @@ export default defineArch<Qwen3NextConfig, Weights>({
       if (L.moe) await routedExperts(o, L.moe.router, L.moe.experts, c.num_experts_per_tok, c.norm_topk_prob, x, h, { w: L.post_norm, eps }, L.moe.shared);
       else await denseMlp(o, L.mlp!, x, h, { w: L.post_norm, eps });
     }
-    return logits(o, x, w.head, (xk, xn) => rmsNorm(o, xk, w.norm, xn, { eps, plusOne: true }));
+    return logits(o, x, w.head, (xk, xn) => rmsNorm(o, xk, w.norm, xn, { eps, plusOne: true }), pick);
   },
 });
 
