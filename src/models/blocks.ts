@@ -55,8 +55,8 @@ export async function logits(o: Backend, x: Tensor, head: Weight, norm: ((xk: Te
 }
 
 /**
- * The final norm of a model whose head follows a plain RMSNorm: in the head GEMV's prologue (logits()'s `{ w, eps }`),
- * or, with FLA_HEAD_NORM=0, its own rms_norm dispatch as before.
+ * The final norm of a model whose head follows a plain RMSNorm (a zero-centred one: its weight as 1 + w): in the head
+ * GEMV's prologue (logits()'s `{ w, eps }`), or, with FLA_HEAD_NORM=0, its own rms_norm dispatch as before.
  */
 export function headRmsNorm(o: Backend, w: Weight, eps: number): ((xk: Tensor, xn: Tensor) => Promise<void>) | { w: Weight; eps: number } {
   return knob('FLA_HEAD_NORM') === '0' ? (xk, xn) => rmsNorm(o, xk, w, xn, { eps }) : { w, eps };
