@@ -89,7 +89,8 @@ function fusedScratch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean): Record<st
   return s;
 }
 
-export function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean, rope: RopeEpilogue | null = null): Launch {
+/** `embed` (with `rope` only): x is that embedding table, row r the row of token r (EMBED; qkv_rope's `embed`). */
+export function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean, rope: RopeEpilogue | null = null, embed: Weight | null = null): Launch {
   const IN = a.x.cols, outs = a.parts.map(p => p.w.shape[0]!);
   const dtype = a.parts[0]!.w.dtype as 'f32' | 'bf16' | 'f16';
   const sw = !!a.swiglu;
@@ -110,6 +111,7 @@ export function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean, rope
   const bytes = a.parts.reduce((s, q) => s + matmulCost(rowsOf(a.x, c), IN, q.w.shape[0]!, dtype === 'f32' ? 4 : 2).bytes, 0);
   let ropeDefines = {};
   if (a.argmax) bind.part = scratch('argmax_part');
+  if (embed) bind.x = embed;
   if (rope) {
     delete bind.y0; delete bind.y1; delete bind.y2;
     Object.assign(bind, { q: a.parts[0]!.y, kc: rope.kc, vc: rope.vc, table: rope.table, rdims: u32(rope.D, rope.R / 2, rope.table.shape[1]!, rope.ctx, outs[1]!, 0, 0, 0) });
@@ -118,7 +120,7 @@ export function fusedLaunch(a: MatmulMultiArgs, c: Ctx, subgroups: boolean, rope
   return {
     kernel: rope ? ROPE_KERNEL : a.argmax ? ARGMAX_KERNEL : KERNEL, grid: [gx, gy, p.workgroups[2]], cost: { flops: 2 * rowsOf(a.x, c) * IN * total, bytes },
     defines: {
-      ROPE: rope !== null, HAS_STEPMETA: rope !== null, ARGMAX: !!a.argmax, ...ropeDefines, ACT: 0, ACT0: ACT[a.parts[0]!.act ?? a.act], ACT1: ACT[a.parts[1]?.act ?? a.act], ACT2: ACT[a.parts[2]?.act ?? a.act], ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(dtype), WDT: 0, NP: a.parts.length, NORM: a.norm !== null,
+      ROPE: rope !== null, HAS_STEPMETA: rope !== null, ARGMAX: !!a.argmax, EMBED: embed !== null, ...ropeDefines, ACT: 0, ACT0: ACT[a.parts[0]!.act ?? a.act], ACT1: ACT[a.parts[1]?.act ?? a.act], ACT2: ACT[a.parts[2]?.act ?? a.act], ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(dtype), WDT: 0, NP: a.parts.length, NORM: a.norm !== null,
       SWIGLU: sw, PART_RT: partRt(a.parts.length, sw),
       WG: p.WG, RB: p.RB, ROW_LOOP: rowLoop(), CB: p.CB, CV2: p.CB === 2, CV4: p.CB === 4, E: p.E, TS: p.TS, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
     },

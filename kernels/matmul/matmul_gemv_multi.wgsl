@@ -30,6 +30,10 @@
 // key, index, non-finite flag) in argmax_common.wgsl's order — the same values as y0 holds, so the ids equal argmax's
 // over y0 — and writes them to part[row, 3·wg] (subgroup shuffles then one barrier a row, or a workgroup-memory tree);
 // argmax's FINAL pass then reduces the G = workgroups partials of each row. Extra binding: part [K, 3G] u32.
+// EMBED (ROPE only: a decoder's first layer, matmul_gemv_rope.ts `embed`): x is the embedding table [V, IN] packed as
+// W (the same dtype), and row r's values are the row of its token (token_id(r)), unpacked as the weights are — the f32
+// values embed.wgsl would have written to x, so the sums are the same; x itself is neither read nor written (the
+// layer's o_proj adds the embedding row as the residual: matmul_gemv_vec.wgsl EMB).
 #include "common.wgsl"
 #include "matmul_gemv_common.wgsl"
 
@@ -37,7 +41,11 @@
 #include "kv_cache.wgsl"
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
+#if EMBED
+@group(0) @binding(2) var<storage, read> x: array<WUNIT>;        // the embedding table [V, U] (packed as W)
+#else
 @group(0) @binding(2) var<storage, read> x: array<XUNIT>;        // [R, IN] (as IN / 4 vec4f when VEC)
+#endif
 @group(0) @binding(3) var<storage, read> gn: array<XUNIT>;       // [IN]
 @group(0) @binding(4) var<storage, read> W0: array<WUNIT>;       // [OUT_0, U]
 @group(0) @binding(5) var<storage, read> W1: array<WUNIT>;
@@ -162,7 +170,11 @@ fn vi(r: u32, c: u32) -> u32 {
 // acc[r] (the CB columns of batch row r of the block xg) += t · (gn ·) x unit u of row r (E vector FMAs on one x
 // load), ss[r] += Σ x² of it
 fn tile_row(acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32, RB>>, t: array<CV, E>, gv: array<f32, E>, xg: vec4u, u: u32, r: u32) {
+#if EMBED
+  var xv = wvals(x[token_id(min(xg.y + r, xg.z)) * xg.w + u]);   // the token's embedding row, unit u
+#else
   var xv = xvals(xg.x + min(xg.y + r, xg.z) * xg.w, u);
+#endif
   if (NORM) {
     var q = (*ss)[r];
     for (var e = 0u; e < E; e++) { q = fma(xv[e], xv[e], q); xv[e] *= gv[e]; }
@@ -271,7 +283,11 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
   let xs = IN;
 #endif
   // x rows past the step's last are clamped to it: their sums are computed and never written
+#if EMBED
+  let xg = vec4u(0u, r0, rows - 1u, U);   // row r of the block: the units of table row token_id(min(xg.y + r, xg.z))
+#else
   let xg = vec4u(dims[3][p] * step.cap * xs, r0, rows - 1u, xs);   // row r of the block: x[xg.x + min(xg.y + r, xg.z) · xg.w]
+#endif
 #if ROPE
   // each row's position and cache row, and at one row the group's (cos, sin), loaded before the GEMV so that their
   // dependent loads (step metadata, then the table) hide behind the weight stream

@@ -140,9 +140,12 @@ export function ropeWeight(c: AttnConfig, o: Backend): Weight {
  * computed here, inside the q|k|v projection where the step allows (matmul_multi; h is then scratch). The q/k/v
  * biases, q/k norms, RoPE and the KV-cache append run as one rope_kv dispatch, or, without q/k norm and biases, in
  * the q|k|v GEMV's epilogue (qkv_rope): decode is then q|k|v(+rope_kv), sdpa and o-proj (with the residual add), both through attn_out (whose fused variant, forced only for now, runs the
- * split-K attention's combine pass in o-proj's prologue).
+ * split-K attention's combine pass in o-proj's prologue). `embed` (the first layer): x's rows are the tokens' rows of
+ * this table, not yet written — the q|k|v GEMV reads them from the table and o-proj adds them as the residual
+ * (qkv_rope's and attn_out's `embed`), so the step has no embed dispatch at decode.
  */
-export async function attention(o: Backend, w: AttnWeights, c: AttnConfig, l: number, h: Tensor, x: Tensor, norm?: { w: Weight; eps: number }): Promise<void> {
+export async function attention(o: Backend, w: AttnWeights, c: AttnConfig, l: number, h: Tensor, x: Tensor, norm?: { w: Weight; eps: number },
+  embed: Weight | null = null): Promise<void> {
   const q = o.act('q', c.H * c.D), k = o.act('k', c.KV * c.D), v = o.act('v', c.KV * c.D);
   const parts = [{ w: w.q, y: q }, { w: w.k, y: k }, { w: w.v, y: v }];
   const kc = o.state(`${l}.k`), vc = o.state(`${l}.v`), kv = kvCacheDtype();
@@ -152,9 +155,10 @@ export async function attention(o: Backend, w: AttnWeights, c: AttnConfig, l: nu
     mm: { x: norm ? x : h, norm: norm ? { w: norm.w, eps: norm.eps, h } : null, parts, act: 'none', accumulate: false },
     rope: { q, k, v, kc, vc, table: w.rope, aux: w.aux, H: c.H, KV: c.KV, D: c.D, R: c.R, ctx, kv,
       norm: w.qn && w.kn ? { eps: c.qkNormEps!, plusOne: c.zeroCentred } : null, bias: !!(w.qb || w.kb || w.vb) },
+    embed,
   });
   const att = o.act('att', c.H * c.D);
-  await attnOut(o, q, kc, vc, att, { H: c.H, KV: c.KV, D: c.D, ctx, window: c.window, kv }, w.o, w.ob, x);   // o_proj + residual (split-K's combine folded in)
+  await attnOut(o, q, kc, vc, att, { H: c.H, KV: c.KV, D: c.D, ctx, window: c.window, kv }, w.o, w.ob, x, true, embed);   // o_proj + residual (split-K's combine folded in)
 }
 
 export interface MlpWeights { gate: Weight; up: Weight; down: Weight; gb: Weight | null; ub: Weight | null; db: Weight | null }
@@ -190,13 +194,18 @@ export async function mlp(o: Backend, w: MlpWeights, h: Tensor, x: Tensor, norm?
 export interface DecoderLayer { norm1: Weight; norm2: Weight; attn: AttnWeights; mlp: MlpWeights }
 export interface DecoderWeights { emb: Weight; layers: DecoderLayer[]; norm: Weight; head: Weight }
 
-/** Embed → layers → final RMSNorm of the kept rows → head; returns the logits [K, V]. */
+/**
+ * Embed → layers → final RMSNorm of the kept rows → head; returns the logits [K, V]. The embedding lookup runs inside
+ * the first layer's attention (its q|k|v GEMV reads the table, o-proj adds the rows as the residual; FLA_EMBED_FOLD=0:
+ * an embed dispatch first, as before).
+ */
 export async function decoderForward(o: Backend, w: DecoderWeights, c: { hidden: number; eps: number; attn: AttnConfig }, pick?: HeadArgmax): Promise<Tensor> {
   const x = o.act('x', c.hidden), h = o.act('h', c.hidden);
-  await embed(o, w.emb, x);
+  const fold = knob('FLA_EMBED_FOLD') !== '0' && w.layers.length > 0;
+  if (!fold) await embed(o, w.emb, x);
   for (let l = 0; l < w.layers.length; l++) {
     const L = w.layers[l]!;
-    await attention(o, L.attn, c.attn, l, h, x, { w: L.norm1, eps: c.eps });   // the norms run inside the projections
+    await attention(o, L.attn, c.attn, l, h, x, { w: L.norm1, eps: c.eps }, l === 0 && fold ? w.emb : null);   // the norms run inside the projections
     await mlp(o, L.mlp, h, x, { w: L.norm2, eps: c.eps });
   }
   return logits(o, x, w.head, { w: w.norm, eps: c.eps }, pick);   // the final norm runs inside the head GEMV

@@ -1,19 +1,20 @@
 // The output head's dispatch cuts (issue 15) in whole models: teacher-forced greedy decode with the device argmax
 // (Engine.runArgmax: the head reads x itself at k = n, argmax's first pass in the head GEMV's epilogue, plain and
-// zero-centred final RMSNorms in its prologue) chooses gen.tokens, as the unfused head does (FLA_KEPT_VIEW=0
-// FLA_HEAD_ARGMAX=0 FLA_HEAD_NORM=0), and on the GPU a decode step records that many fewer dispatches: gather_rows and
-// argmax's first pass everywhere, and the final rms_norm where it was a dispatch of its own.
+// zero-centred final RMSNorms in its prologue; the embedding lookup inside a Llama-style decoder's first layer) chooses
+// gen.tokens, as the unfused path does (FLA_KEPT_VIEW=0 FLA_HEAD_ARGMAX=0 FLA_HEAD_NORM=0 FLA_EMBED_FOLD=0), and on the
+// GPU a decode step records that many fewer dispatches: gather_rows and argmax's first pass everywhere, the final
+// rms_norm where it was a dispatch of its own, and embed in Llama-style decoders.
 import { afterEach, describe, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixture } from '../../helpers/fixtures.ts';
 import { BACKENDS, engine, reference } from '../../helpers/model.ts';
 
-const OLD = ['FLA_KEPT_VIEW', 'FLA_HEAD_ARGMAX', 'FLA_HEAD_NORM'];
+const OLD = ['FLA_KEPT_VIEW', 'FLA_HEAD_ARGMAX', 'FLA_HEAD_NORM', 'FLA_EMBED_FOLD'];
 afterEach(() => { for (const k of OLD) delete process.env[k]; });
 
-/** Dispatches a decode step saves: gather_rows and argmax's first pass; the final norm's where it was plain or zero-centred. */
-const CUT: Record<string, number> = { 'llama-tiny': 2, 'rwkv7-tiny': 2, 'gated_deltanet-tiny': 3, 'qwen3_next-tiny': 3 };
+/** Dispatches a decode step saves: gather_rows and argmax's first pass; the final norm's where it was plain or zero-centred; embed (Llama-style). */
+const CUT: Record<string, number> = { 'llama-tiny': 3, 'transformer-tiny': 3, 'rwkv7-tiny': 2, 'gated_deltanet-tiny': 3, 'qwen3_next-tiny': 3 };
 
 async function greedy(dir: string, kind: 'cpu' | 'gpu', cuts: boolean): Promise<{ got: number[]; dispatches: number | null }> {
   for (const k of OLD) if (cuts) delete process.env[k]; else process.env[k] = '0';
