@@ -146,6 +146,7 @@ export function ropeWeight(c: AttnConfig, o: Backend): Weight {
  */
 export async function attention(o: Backend, w: AttnWeights, c: AttnConfig, l: number, h: Tensor, x: Tensor, norm?: { w: Weight; eps: number },
   embed: Weight | null = null): Promise<void> {
+  if (embed && !norm) throw new Error('attention: an embedding lookup inside the layer needs its norm inside the projection (x is not written before)');
   const q = o.act('q', c.H * c.D), k = o.act('k', c.KV * c.D), v = o.act('v', c.KV * c.D);
   const parts = [{ w: w.q, y: q }, { w: w.k, y: k }, { w: w.v, y: v }];
   const kc = o.state(`${l}.k`), vc = o.state(`${l}.v`), kv = kvCacheDtype();
