@@ -43,6 +43,7 @@
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
 #if EMBED
 @group(0) @binding(2) var<storage, read> x: array<WUNIT>;        // the embedding table [V, U] (packed as W)
+var<private> erow: array<u32, RB>;                               // the first unit of each block row's table row
 #else
 @group(0) @binding(2) var<storage, read> x: array<XUNIT>;        // [R, IN] (as IN / 4 vec4f when VEC)
 #endif
@@ -171,7 +172,7 @@ fn vi(r: u32, c: u32) -> u32 {
 // load), ss[r] += Σ x² of it
 fn tile_row(acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32, RB>>, t: array<CV, E>, gv: array<f32, E>, xg: vec4u, u: u32, r: u32) {
 #if EMBED
-  var xv = wvals(x[token_id(min(xg.y + r, xg.z)) * xg.w + u]);   // the token's embedding row, unit u
+  var xv = wvals(x[erow[r] + u]);   // the token's embedding row, unit u
 #else
   var xv = xvals(xg.x + min(xg.y + r, xg.z) * xg.w, u);
 #endif
@@ -284,7 +285,10 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
 #endif
   // x rows past the step's last are clamped to it: their sums are computed and never written
 #if EMBED
-  let xg = vec4u(0u, r0, rows - 1u, U);   // row r of the block: the units of table row token_id(min(xg.y + r, xg.z))
+  // row r of the block: the units of table row token_id(min(r0 + r, rows − 1)), its first unit looked up once here
+  // (not in front of every x load)
+  let xg = vec4u(0u, r0, rows - 1u, U);
+  for (var r = 0u; r < RB; r++) { erow[r] = token_id(min(r0 + r, rows - 1u)) * U; }
 #else
   let xg = vec4u(dims[3][p] * step.cap * xs, r0, rows - 1u, xs);   // row r of the block: x[xg.x + min(xg.y + r, xg.z) · xg.w]
 #endif
