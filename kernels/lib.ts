@@ -8,12 +8,13 @@ import glaCommon from './gla/gla_common.wgsl' with { type: 'text' };
 import act from './matmul/act.wgsl' with { type: 'text' };
 import gemvCommon from './matmul/matmul_gemv_common.wgsl' with { type: 'text' };
 import wquad from './moe/wquad.wgsl' with { type: 'text' };
+import argmaxCommon from './sample/argmax_common.wgsl' with { type: 'text' };
 
 export * from '../src/backend/op.ts';
 
 export const INCLUDES: Readonly<Record<string, string>> = {
   'common.wgsl': common, 'act.wgsl': act, 'delta_common.wgsl': deltaCommon, 'gla_common.wgsl': glaCommon, 'wquad.wgsl': wquad,
-  'matmul_gemv_common.wgsl': gemvCommon, 'kv_cache.wgsl': kvCache,
+  'matmul_gemv_common.wgsl': gemvCommon, 'kv_cache.wgsl': kvCache, 'argmax_common.wgsl': argmaxCommon,
 };
 
 /** defineOp with the kernels' includes registered. */

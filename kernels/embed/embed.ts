@@ -1,6 +1,7 @@
 // embed and gather_rows ops (kernels/embed/*.wgsl): token embedding lookup, and the kept rows of a step.
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
+import { knob } from '../../src/util/knobs.ts';
 import { grid, kernel, only, ONLY, op, u32, weightDefines } from '../lib.ts';
 import { embedRef, gatherRowsRef } from './embed.ref.ts';
 import embedSrc from './embed.wgsl' with { type: 'text' };
@@ -47,6 +48,18 @@ export const gatherRowsOp = op<GatherArgs>({
 /** out[t] = table[ids[t]] for the step's tokens. */
 export function embed(o: Backend, table: Weight, out: Tensor): Promise<void> {
   return o.run(embedOp, { table, out });
+}
+
+/**
+ * x's kept rows as a 'k' tensor: x itself where the step keeps all its rows in order (Backend.keptView: k = n, every
+ * decode step of one token a sequence), no dispatch; else gather_rows into `out` (always with FLA_KEPT_VIEW=0).
+ */
+export async function keptRows(o: Backend, x: Tensor, out: () => Tensor): Promise<Tensor> {
+  const v = knob('FLA_KEPT_VIEW') === '0' ? null : o.keptView(x);
+  if (v) return v;
+  const y = out();
+  await gatherKept(o, x, y);
+  return y;
 }
 
 /** out[j] = x[keep[j]]: the rows whose logits are kept ('n' rows → 'k' rows). */

@@ -8,18 +8,25 @@
 import type { Backend, Tensor, Weight } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
 import { kernelKnob, knob } from '../../src/util/knobs.ts';
-import { grid, kernel, op, rowsOf, scratch, u32, weightDefines, type Ctx, type Launch, type Op } from '../lib.ts';
+import { grid, kernel, ONLY, op, rowsOf, scratch, u32, weightDefines, type Ctx, type Launch, type Op } from '../lib.ts';
+import { embed as embedTokens, embedOp } from '../embed/embed.ts';
+import { embedRef } from '../embed/embed.ref.ts';
 import { kvCacheDtype, partRow, sdpa, sdpaOp, splitLaunches, splitPlan, splitScratch, splitsOf, splitSupports, type SdpaArgs, type SdpaOp } from '../attention/sdpa.ts';
 import { ACT } from './matmul.ref.ts';
 import { attnOutRef } from './matmul_gemv_comb.ref.ts';
 import { cost as matmulCost, matmul, matmulOp, type MatmulArgs } from './matmul.ts';
-import { plan, rowLoop, type GemvVecPlan } from './matmul_gemv_vec.ts';
+import { gemvLaunch, plan, rowLoop, type GemvVecPlan } from './matmul_gemv_vec.ts';
 import source from './matmul_gemv_vec.wgsl' with { type: 'text' };
 
 export const COMB_KERNEL = kernel('matmul_gemv_comb', source, ['step', 'part', 'W', 'bias', 'y', 'dims', 'cdims']);
 
-/** q, k, v, out and the attention shape as sdpa takes them; y [N, C] (+)= out·wᵀ + bias, w [C, H·D]. */
-export interface AttnOutArgs extends SdpaArgs { w: Weight; bias: Weight | null; y: Tensor; accumulate: boolean }
+/**
+ * q, k, v, out and the attention shape as sdpa takes them; y [N, C] (+)= out·wᵀ + bias, w [C, H·D]. embed (with
+ * accumulate; a decoder's first layer, whose q|k|v read the embedding rows themselves): the residual is each token's
+ * row of this embedding table [V, C] instead of y, which the step has not written — y = emb[ids] + out·wᵀ + bias (where
+ * the projection runs on gemv_vec, in its epilogue: matmul_gemv_emb; else an embed dispatch into y first).
+ */
+export interface AttnOutArgs extends SdpaArgs { w: Weight; bias: Weight | null; y: Tensor; accumulate: boolean; embed?: Weight | null }
 
 const mmArgs = (a: AttnOutArgs): MatmulArgs => ({ x: a.out, w: a.w, bias: a.bias, y: a.y, act: 'none', accumulate: a.accumulate });
 
@@ -66,7 +73,7 @@ function combLaunch(a: AttnOutArgs, c: Ctx, subgroups: boolean): Launch {
     kernel: COMB_KERNEL, grid: p.workgroups,
     cost: { flops: mc.flops + 2 * R * a.H * RS, bytes: mc.bytes - 4 * R * IN + 4 * R * a.H * RS },
     defines: {
-      ACT: ACT.none, HAS_BIAS: a.bias !== null, ACCUM: a.accumulate, ROWS_K: false, ...weightDefines(a.w.dtype as 'f32' | 'bf16' | 'f16'), WDT: 0,
+      ACT: ACT.none, HAS_BIAS: a.bias !== null, ACCUM: a.accumulate, ROWS_K: false, HAS_STEPMETA: false, EMB: false, ...weightDefines(a.w.dtype as 'f32' | 'bf16' | 'f16'), WDT: 0,
       WG: p.WG, RB: p.RB, ROW_LOOP: rowLoop(), CB: p.CB, CV2: p.CB === 2, CV4: p.CB === 4, E: p.E, TS: p.TS, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
       COMB: true, CIN: IN, CH: a.H,
     },
@@ -88,6 +95,8 @@ export const attnOutOp = op<AttnOutArgs>({
       throw new ShapeError(`attn_out: attention output ${a.out.cols} columns (H·D = ${a.H * a.D}), weight [${a.w.shape.join(', ')}], out ${a.y.cols}`);
     sdpaOp.check!(a);
     matmulOp.check!(mmArgs(a));
+    if (a.embed && (!a.accumulate || a.y.rows !== 'n')) throw new ShapeError('attn_out: an embedding residual takes accumulate and rows \'n\'');
+    if (a.embed) embedOp.check!({ table: a.embed, out: a.y });
   },
   /**
    * 'split' (forced only: 'fused', 'fused_wg'). fused saves a dispatch a layer but each of its workgroups re-reads
@@ -98,30 +107,45 @@ export const attnOutOp = op<AttnOutArgs>({
    */
   select: (c, a) => FUSED_WHERE_FITS && pick(sdpaOp, a, c) === 'split' && pick(matmulOp, mmArgs(a), c) === 'gemv_vec' && fusable(true)(a, c) ? 'fused' : 'split',
   variants: {
-    fused: { supports: fusable(true), scratch: splitScratch(true), launches: (a, c) => [splitLaunches(a, c, true)[0]!, combLaunch(a, c, true)] },
+    fused: { supports: fusable(true), scratch: splitScratch(true), launches: (a, c) => [...embedFirst(a, c), splitLaunches(a, c, true)[0]!, combLaunch(a, c, true)] },
     // forced only: the portable reductions of both kernels (adapters without subgroups)
-    fused_wg: { supports: fusable(false), scratch: splitScratch(false), launches: (a, c) => [splitLaunches(a, c, false)[0]!, combLaunch(a, c, false)] },
+    fused_wg: { supports: fusable(false), scratch: splitScratch(false), launches: (a, c) => [...embedFirst(a, c), splitLaunches(a, c, false)[0]!, combLaunch(a, c, false)] },
     split: {
       scratch: (a, c) => {
         const sv = sdpaOp.variants[pick(sdpaOp, a, c)]!, mv = matmulOp.variants[pick(matmulOp, mmArgs(a), c)]!;
         return { ...sv.scratch?.(a, c), ...mv.scratch?.(mmArgs(a), c) };
       },
-      launches: (a, c) => [...sdpaOp.variants[pick(sdpaOp, a, c)]!.launches(a, c), ...matmulOp.variants[pick(matmulOp, mmArgs(a), c)]!.launches(mmArgs(a), c)],
+      launches: (a, c) => {
+        const att = sdpaOp.variants[pick(sdpaOp, a, c)]!.launches(a, c), mv = pick(matmulOp, mmArgs(a), c), mm = matmulOp.variants[mv]!.launches(mmArgs(a), c);
+        // the embedding residual in gemv_vec's epilogue (the same dispatch, its cost)
+        if (a.embed && (mv === 'gemv_vec' || mv === 'gemv_vec_wg') && mm.length === 1) return [...att, gemvLaunch(mmArgs(a), c, mv === 'gemv_vec', mm[0]!.cost, a.embed)];
+        return [...embedFirst(a, c), ...att, ...mm];
+      },
     },
   },
-  ref: (a, h) => attnOutRef(h.data(a.q), h.data(a.k), h.data(a.v), h.data(a.out), h.step.cursors,
+  ref: (a, h) => {
+    if (a.embed) embedRef(h.step.ids, h.data(a.embed), h.data(a.y), a.y.cols);
+    attnOutRef(h.data(a.q), h.data(a.k), h.data(a.v), h.data(a.out), h.step.cursors,
     { H: a.H, KV: a.KV, D: a.D, ctx: a.ctx, window: a.window ?? 0, scale: a.scale ?? 1 / Math.sqrt(a.D), kv: a.kv ?? 'f32' },
-    h.data(a.w), a.bias ? h.data(a.bias) : null, h.data(a.y), h.cap(a.out), a.w.shape[0]!, a.accumulate),
+    h.data(a.w), a.bias ? h.data(a.bias) : null, h.data(a.y), h.cap(a.out), a.w.shape[0]!, a.accumulate);
+  },
 });
+
+/** With an embedding residual where no epilogue adds it: the embed dispatch into y, ahead of the rest. */
+function embedFirst(a: AttnOutArgs, c: Ctx): Launch[] {
+  return a.embed ? embedOp.variants[ONLY]!.launches({ table: a.embed, out: a.y }, c) : [];
+}
 
 /**
  * y (+)= sdpa(q, kc, vc)·wᵀ + bias: attention and its output projection (the residual add with accumulate). `out`
  * receives the attention output where the two run apart (it is scratch to the caller).
  */
-export async function attnOut(o: Backend, q: Tensor, k: Tensor, v: Tensor, out: Tensor, a: SdpaOp, w: Weight, bias: Weight | null, y: Tensor, accumulate = true): Promise<void> {
+export async function attnOut(o: Backend, q: Tensor, k: Tensor, v: Tensor, out: Tensor, a: SdpaOp, w: Weight, bias: Weight | null, y: Tensor, accumulate = true,
+  embed: Weight | null = null): Promise<void> {
   if (w.dtype === 'fp8') {   // checkpoints' F8_E4M3 projections run on matmul_fp8
+    if (embed) await embedTokens(o, embed, y);
     await sdpa(o, q, k, v, out, a);
     return matmul(o, out, w, bias, 'none', y, accumulate);
   }
-  return o.run(attnOutOp, { kv: kvCacheDtype(), ...a, q, k, v, out, w, bias, y, accumulate });
+  return o.run(attnOutOp, { kv: kvCacheDtype(), ...a, q, k, v, out, w, bias, y, accumulate, embed });
 }

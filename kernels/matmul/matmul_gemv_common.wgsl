@@ -3,7 +3,7 @@
 // lane holds, and where the transposing reduction leaves them. Pure functions only: the kernels keep their own loops
 // and reductions (folding those into functions taking the sums by pointer ran 2-5× slower at 8 rows on an H200).
 // The including kernel declares `x` (array<XUNIT>: storage, or workgroup memory).
-// Defines used: RB, CB, CV2, CV4, E, TS, VEC, W_F32, W_F16.
+// Defines used: RB, CB, CV2, CV4, E, TS, VEC, W_F32, W_F16; EMBED (x holds packed embedding rows: no xvals()).
 #if VEC
 alias XUNIT = vec4f;
 alias WUNIT = vec4u;
@@ -55,6 +55,7 @@ fn wvals(w: WUNIT) -> array<f32, E> {
 #endif
 }
 
+#if !EMBED
 // The E values of x row `xr` (its first index in x's element type) under unit u.
 fn xvals(xr: u32, u: u32) -> array<f32, E> {
 #if VEC
@@ -74,6 +75,7 @@ fn xvals(xr: u32, u: u32) -> array<f32, E> {
 #endif
 #endif
 }
+#endif
 
 // The CB loaded units unpacked and transposed: element e of every column.
 fn columns(w: array<WUNIT, CB>) -> array<CV, E> {

@@ -25,6 +25,15 @@
 // even). Bindings
 // then: step, stepmeta, x, gn, W0..W2, q, kc, vc [slots, ctx, KV·D as KVDT words], table [2, P, R/2], dims, rdims
 // (D, R/2, P, ctx), (KV·D, 0, 0, 0). Extra defines: ROPE, RPW (lane groups a workgroup), KV16, KV_F16.
+// ARGMAX (the matmul_gemv_argmax kernel: an output head, NP = 1, no SWIGLU, ACT none, no ACCUM): argmax's first pass
+// in the epilogue (kernels/sample/argmax.wgsl): each workgroup reduces the values it wrote of each row to (value
+// key, index, non-finite flag) in argmax_common.wgsl's order — the same values as y0 holds, so the ids equal argmax's
+// over y0 — and writes them to part[row, 3·wg] (subgroup shuffles then one barrier a row, or a workgroup-memory tree);
+// argmax's FINAL pass then reduces the G = workgroups partials of each row. Extra binding: part [K, 3G] u32.
+// EMBED (ROPE only: a decoder's first layer, matmul_gemv_rope.ts `embed`): x is the embedding table [V, IN] packed as
+// W (the same dtype), and row r's values are the row of its token (token_id(r)), unpacked as the weights are — the f32
+// values embed.wgsl would have written to x, so the sums are the same; x itself is neither read nor written (the
+// layer's o_proj adds the embedding row as the residual: matmul_gemv_vec.wgsl EMB).
 #include "common.wgsl"
 #include "matmul_gemv_common.wgsl"
 
@@ -32,7 +41,12 @@
 #include "kv_cache.wgsl"
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> stepmeta: array<u32>;
+#if EMBED
+@group(0) @binding(2) var<storage, read> x: array<WUNIT>;        // the embedding table [V, U] (packed as W)
+var<private> erow: array<u32, RB>;                               // the first unit of each block row's table row
+#else
 @group(0) @binding(2) var<storage, read> x: array<XUNIT>;        // [R, IN] (as IN / 4 vec4f when VEC)
+#endif
 @group(0) @binding(3) var<storage, read> gn: array<XUNIT>;       // [IN]
 @group(0) @binding(4) var<storage, read> W0: array<WUNIT>;       // [OUT_0, U]
 @group(0) @binding(5) var<storage, read> W1: array<WUNIT>;
@@ -54,6 +68,15 @@
 @group(0) @binding(7) var<storage, read_write> y1: array<f32>;
 @group(0) @binding(8) var<storage, read_write> y2: array<f32>;
 @group(0) @binding(9) var<uniform> dims: array<vec4u, 4>;
+#if ARGMAX
+#include "argmax_common.wgsl"
+@group(0) @binding(10) var<storage, read_write> part: array<u32>;   // [K, 3G]: (value key, index, flag) per workgroup
+#if SG_RED
+var<workgroup> amx: array<vec3u, WG / SGS>;
+#else
+var<workgroup> amx: array<vec3u, WG>;
+#endif
+#endif
 #endif
 
 const H = max(CB / 2u, 1u);  // SWIGLU: outputs per lane group; ROPE: column pairs per lane group
@@ -148,7 +171,11 @@ fn vi(r: u32, c: u32) -> u32 {
 // acc[r] (the CB columns of batch row r of the block xg) += t · (gn ·) x unit u of row r (E vector FMAs on one x
 // load), ss[r] += Σ x² of it
 fn tile_row(acc: ptr<function, array<CV, RB>>, ss: ptr<function, array<f32, RB>>, t: array<CV, E>, gv: array<f32, E>, xg: vec4u, u: u32, r: u32) {
+#if EMBED
+  var xv = wvals(x[erow[r] + u]);   // the token's embedding row, unit u
+#else
   var xv = xvals(xg.x + min(xg.y + r, xg.z) * xg.w, u);
+#endif
   if (NORM) {
     var q = (*ss)[r];
     for (var e = 0u; e < E; e++) { q = fma(xv[e], xv[e], q); xv[e] *= gv[e]; }
@@ -215,11 +242,20 @@ fn matmul_gemv_rope(@builtin(local_invocation_index) li: u32, @builtin(workgroup
 fn matmul_gemv_rope(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
 #endif
 #else
+#if ARGMAX
+#if SG_RED
+fn matmul_gemv_argmax(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
+  @builtin(subgroup_size) sg: u32) {
+#else
+fn matmul_gemv_argmax(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#endif
+#else
 #if SG_RED
 fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
   @builtin(subgroup_size) sg: u32) {
 #else
 fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u) {
+#endif
 #endif
 #endif
   let IN = dims[0].x;
@@ -248,7 +284,14 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
   let xs = IN;
 #endif
   // x rows past the step's last are clamped to it: their sums are computed and never written
+#if EMBED
+  // row r of the block: the units of table row token_id(min(r0 + r, rows − 1)), its first unit looked up once here
+  // (not in front of every x load)
+  let xg = vec4u(0u, r0, rows - 1u, U);
+  for (var r = 0u; r < RB; r++) { erow[r] = token_id(min(r0 + r, rows - 1u)) * U; }
+#else
   let xg = vec4u(dims[3][p] * step.cap * xs, r0, rows - 1u, xs);   // row r of the block: x[xg.x + min(xg.y + r, xg.z) · xg.w]
+#endif
 #if ROPE
   // each row's position and cache row, and at one row the group's (cos, sin), loaded before the GEMV so that their
   // dependent loads (step metadata, then the table) hide behind the weight stream
@@ -381,6 +424,10 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
   }
 #endif
 
+#if ARGMAX
+  var cand: array<vec3u, RB>;    // per batch row: the best (key, index) this lane wrote, and its non-finite flag
+  for (var r = 0u; r < RB; r++) { cand[r] = vec3u(0u, 0xffffffffu, 0u); }
+#endif
   // lanes of one low-bit class hold the same sums: of those, class member m writes slots i ≡ m (mod TPR >> TS)
   let f = voff(lb);
   let mates = TPR >> TS;
@@ -455,10 +502,58 @@ fn matmul_gemv_multi(@builtin(local_invocation_index) li: u32, @builtin(workgrou
         var v = part_act(p, s);
         if (ACCUM) { v += yload(p, row * OUT + o); }
         ystore(p, row * OUT + o, v);
+#if ARGMAX
+        let kv = argmax_key(v);
+        if (argmax_nonfinite(v)) { cand[r].z = 1u; }
+        if (argmax_better(kv, o, cand[r].x, cand[r].y)) { cand[r].x = kv; cand[r].y = o; }
+#endif
       }
     }
 #endif
   }
+#if ARGMAX
+  // each batch row's candidates over the workgroup → part[row, 3·wg]; rows past the step's are not written
+  let G = ng.x * ng.y;
+  for (var r = 0u; r < RB; r++) {
+    var c = cand[r];
+#if SG_RED
+    for (var s = 1u; s < sg; s <<= 1u) {
+      let d = subgroupShuffleXor(c, s);
+      if (argmax_better(d.x, d.y, c.x, c.y)) { c.x = d.x; c.y = d.y; }
+      c.z |= d.z;
+    }
+    if (li % sg == 0u) { amx[li / sg] = c; }
+    workgroupBarrier();
+    if (li == 0u && r0 + r < rows) {
+      for (var i = 1u; i < WG / sg; i++) {
+        let d = amx[i];
+        if (argmax_better(d.x, d.y, c.x, c.y)) { c.x = d.x; c.y = d.y; }
+        c.z |= d.z;
+      }
+#else
+    amx[li] = c;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+      if (li < s) {
+        let d = amx[li + s];
+        var e = amx[li];
+        if (argmax_better(d.x, d.y, e.x, e.y)) { e.x = d.x; e.y = d.y; }
+        e.z |= d.z;
+        amx[li] = e;
+      }
+      workgroupBarrier();
+    }
+    if (li == 0u && r0 + r < rows) {
+      c = amx[0];
+#endif
+      let q = 3u * ((r0 + r) * G + wg);
+      part[q] = c.x;
+      part[q + 1u] = c.y;
+      part[q + 2u] = c.z;
+    }
+    workgroupBarrier();   // amx is rewritten for the next row
+  }
+#endif
 #if ROPE
 #if KV16
   // k and v into a 16-bit cache from the stage: adjacent pairs 2a, 2a + 1 hold adjacent columns, so one word of

@@ -11,6 +11,8 @@ import { knob } from '../../src/util/knobs.ts';
 export const GEMV_VEC_RMAX = 16;
 
 export const GEMV_VEC = kernel('matmul_gemv_vec', source, ['step', 'x', 'W', 'bias', 'y', 'dims']);
+/** The same GEMV whose residual is the token's embedding row (EMB: a decoder's first o_proj, matmul_gemv_comb.ts). */
+export const GEMV_EMB = kernel('matmul_gemv_emb', source, ['step', 'x', 'W', 'bias', 'y', 'dims', 'stepmeta', 'emb']);
 
 export interface GemvVecPlan {
   WG: number; TPR: number; RB: number; CB: number; E: number; TS: number; UNROLL: number; VEC: boolean; SG_RED: boolean; SGS: number;
@@ -124,15 +126,22 @@ export const GEMV_MULTI_RMAX = 8;
 
 interface Args { x: Tensor; w: Weight; bias: Weight | null; y: Tensor; act: Act; accumulate: boolean }
 
-function launch(a: Args, c: Ctx, subgroups: boolean, cost: Launch['cost']): Launch {
+/**
+ * One gemv_vec dispatch; `emb` (an embedding table [V, OUT]): y = act(x·Wᵀ + bias) + emb[token] instead of the
+ * accumulate (matmul_gemv_emb).
+ */
+export function gemvLaunch(a: Args, c: Ctx, subgroups: boolean, cost: Launch['cost'], emb: Weight | null = null): Launch {
   const [OUT, IN] = a.w.shape as [number, number];
   const p = plan(c.adapter, rowsOf(a.x, c), IN, OUT, a.w.dtype as 'f32' | 'bf16' | 'f16', subgroups);
   // WDT 0 leaves out common.wgsl's wpair(), which reads W as array<u32>; W_F32 / W_F16 pick the unpacking
   const defines: Defines = {
-    ACT: ACT[a.act], HAS_BIAS: a.bias !== null, ACCUM: a.accumulate, ROWS_K: a.x.rows === 'k', ...weightDefines(a.w.dtype as 'f32' | 'bf16' | 'f16'), WDT: 0,
+    ACT: ACT[a.act], HAS_BIAS: a.bias !== null, ACCUM: a.accumulate && !emb, ROWS_K: a.x.rows === 'k', HAS_STEPMETA: emb !== null,
+    EMB: emb !== null, EMB_F32: emb?.dtype === 'f32', EMB_F16: emb?.dtype === 'f16', ...weightDefines(a.w.dtype as 'f32' | 'bf16' | 'f16'), WDT: 0,
     WG: p.WG, RB: p.RB, ROW_LOOP: rowLoop(), CB: p.CB, CV2: p.CB === 2, CV4: p.CB === 4, E: p.E, TS: p.TS, UNROLL: p.UNROLL, VEC: p.VEC, SG_RED: p.SG_RED, SGS: Math.max(p.SGS, 1),
   };
-  return { kernel: GEMV_VEC, defines, cost, grid: p.workgroups, bind: { x: a.x, W: a.w, bias: a.bias, y: a.y, dims: u32(IN, OUT, p.U, p.TPR) } };
+  const bind: Launch['bind'] = { x: a.x, W: a.w, bias: a.bias, y: a.y, dims: u32(IN, OUT, p.U, p.TPR) };
+  if (emb) bind.emb = emb;
+  return { kernel: emb ? GEMV_EMB : GEMV_VEC, defines, cost, grid: p.workgroups, bind };
 }
 
 /**
@@ -141,7 +150,7 @@ function launch(a: Args, c: Ctx, subgroups: boolean, cost: Launch['cost']): Laun
  */
 export function gemvVecVariants(cost: (a: Args, c: Ctx) => Launch['cost']): { gemv_vec: Variant<Args>; gemv_vec_wg: Variant<Args> } {
   return {
-    gemv_vec: { launches: (a, c) => [launch(a, c, true, cost(a, c))] },
-    gemv_vec_wg: { launches: (a, c) => [launch(a, c, false, cost(a, c))] },
+    gemv_vec: { launches: (a, c) => [gemvLaunch(a, c, true, cost(a, c))] },
+    gemv_vec_wg: { launches: (a, c) => [gemvLaunch(a, c, false, cost(a, c))] },
   };
 }

@@ -21,6 +21,10 @@
 // rows 'n'): binding 1 is `part`, the partials of sdpa_split.wgsl for the x [R, IN = H·D] it stands for, and binding 6
 // `cdims` (H, D, S, RS); each workgroup first combines its block's RB rows of x into workgroup memory (CIN = IN,
 // CH = H: its sizes), then runs as above on them.
+// EMB (the matmul_gemv_emb kernel, a decoder's first o_proj: matmul_gemv_comb.ts `embed`): the residual is the token's
+// embedding row instead of y — y[r, o] = act(Σ + bias) + emb[token_id(r), o] (unpacked as embed.wgsl does: the value
+// embed would have written to y, added as ACCUM adds it), bindings 6 and 7 the step metadata and the table [V, OUT]
+// (EMB_F32 / EMB_F16 / else bf16); ACCUM off. The layer's q|k|v read the same rows (matmul_gemv_multi.wgsl EMBED).
 // Accumulates in f32 (fma chains).
 #include "common.wgsl"
 #include "matmul_gemv_common.wgsl"
@@ -37,6 +41,24 @@ var<workgroup> x: array<XUNIT, RB * CIN / 4u>;                    // the block's
 @group(0) @binding(3) var<storage, read> bias: array<f32>;       // [OUT]
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;    // [R, OUT]
 @group(0) @binding(5) var<uniform> dims: vec4u;                   // IN, OUT, U, TPR
+#if EMB
+@group(0) @binding(6) var<storage, read> stepmeta: array<u32>;
+@group(0) @binding(7) var<storage, read> emb: array<u32>;         // [V, OUT] packed (EMB_F32: f32 words)
+
+// element i of the table, as embed.wgsl's wpair() unpacks it
+fn emb_at(i: u32) -> f32 {
+#if EMB_F32
+  return bitcast<f32>(emb[i]);
+#else
+  let w = emb[i / 2u];
+#if EMB_F16
+  return unpack2x16float(w)[i % 2u];
+#else
+  return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u));
+#endif
+#endif
+}
+#endif
 #if COMB
 @group(0) @binding(6) var<uniform> cdims: vec4u;                  // H, D, S, RS of the partials
 var<workgroup> cmax: array<f32, RB * CH>;                         // per (row, head): max_s m_s
@@ -124,7 +146,11 @@ fn combine(li: u32, r0: u32, nr: u32) {
 #if COMB
 fn matmul_gemv_comb(
 #else
+#if EMB
+fn matmul_gemv_emb(
+#else
 fn matmul_gemv_vec(
+#endif
 #endif
 #if SG_RED
   @builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u, @builtin(subgroup_size) sg: u32) {
@@ -249,6 +275,9 @@ fn matmul_gemv_vec(
       if (HAS_BIAS) { v += bias[o]; }
       v = act(v);
       if (ACCUM) { v += y[row * OUT + o]; }
+#if EMB
+      v += emb_at(token_id(row) * OUT + o);
+#endif
       y[row * OUT + o] = v;
     }
   }

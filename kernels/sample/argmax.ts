@@ -3,7 +3,7 @@
 // tensor holding the same ids as u32 bits, which a pipelined decode step feeds to itself on the device.
 import type { Backend, Tensor } from '../../src/backend/backend.ts';
 import { ShapeError } from '../../src/util/errors.ts';
-import { kernel, only, ONLY, op, scratch, u32 } from '../lib.ts';
+import { kernel, only, ONLY, op, scratch, u32, type Ctx, type Launch, type Resource } from '../lib.ts';
 import { argmaxRef } from './argmax.ref.ts';
 import source from './argmax.wgsl' with { type: 'text' };
 
@@ -16,6 +16,16 @@ export function segments(V: number): number {
 }
 
 export interface ArgmaxArgs { logits: Tensor; out: Tensor; ids: Tensor }
+
+/**
+ * The final pass over G partials of each row in `part` ([K, 3G]: from the first pass, or from the head GEMV's
+ * epilogue, matmul_gemv_multi ARGMAX): 1024 threads a row where the adapter has them and G is past 1024 (an
+ * output head writes one partial a workgroup: 4 008 for llama-1b's), else WG.
+ */
+export function argmaxFinal(c: Ctx, logits: Tensor, part: Resource, out: Tensor, ids: Tensor, G: number): Launch {
+  const wg = G > 4 * WG && c.adapter.maxInvocations >= 1024 ? 1024 : WG;
+  return { kernel: KERNEL, defines: { WG: wg, FINAL: true }, bind: { logits, part, out, ids, dims: u32(logits.cols, G) }, grid: [1, c.step.k, 1] };
+}
 
 export const argmaxOp = op<ArgmaxArgs>({
   name: 'argmax',
@@ -32,7 +42,7 @@ export const argmaxOp = op<ArgmaxArgs>({
         const bind = { logits: a.logits, part: scratch('part'), out: a.out, ids: a.ids, dims: u32(V, G) };
         return [
           { kernel: KERNEL, defines: { WG, FINAL: false }, bind, grid: [G, c.step.k, 1], cost: { flops: 0, bytes: 4 * c.step.k * V } },
-          { kernel: KERNEL, defines: { WG, FINAL: true }, bind, grid: [1, c.step.k, 1] },
+          argmaxFinal(c, a.logits, bind.part, a.out, a.ids, G),
         ];
       },
     },

@@ -2,12 +2,15 @@
 // all −∞ row give the lowest index, as src/runtime/sample.ts's argmax) and whether the row holds any NaN/±Inf.
 // Two passes (FINAL false, then true), one workgroup of WG threads per (segment, row):
 //   pass 1, grid (G, K): segment g of each row (V / G values, strided by WG lanes) → part[r, g] = (value key, index, flag)
+//   (or the head GEMV's epilogue writes the partials, one per workgroup: matmul_gemv_multi.wgsl ARGMAX, G its workgroups)
 //   pass 2, grid (1, K): the G partials of each row → out[r] = (index, 1 if the row had a NaN/±Inf else 0) as f32
 //   (exact: ids < 2^24), so that `out` is an ordinary f32 [K, 2] activation on every backend; and ids[r] = the index
 //   as u32, which the next decode step copies into its token ids on the device (pipelined decode).
 // Bindings: logits [K, V] f32; part [K, 3G] u32 (value key, index, flag); out [K, 2] f32; ids [K] u32.
 // dims uniform: V, G.
-// Defines: WG (a power of two), FINAL.
+// Defines: WG (a power of two), FINAL. Value order: argmax_common.wgsl.
+#include "argmax_common.wgsl"
+
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read_write> part: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
@@ -17,17 +20,6 @@
 var<workgroup> bv: array<u32, WG>;
 var<workgroup> bi: array<u32, WG>;
 var<workgroup> bf: array<u32, WG>;
-
-// Values compare as order-preserving u32 keys (no −∞ constant, which WGSL cannot write): −0 as +0, NaN as −∞.
-// Key 0 is below every value's, so (0, index 0xffffffff) starts each reduction.
-fn key(v: f32) -> u32 {
-  var b = bitcast<u32>(v);
-  if ((b & 0x7fffffffu) == 0u) { b = 0u; }
-  if ((b & 0x7f800000u) == 0x7f800000u && (b & 0x007fffffu) != 0u) { b = 0xff800000u; }
-  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
-}
-
-fn better(v: u32, i: u32, w: u32, j: u32) -> bool { return v > w || (v == w && i < j); }
 
 @compute @workgroup_size(WG)
 fn argmax(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: vec3u) {
@@ -42,7 +34,7 @@ fn argmax(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
       let p = 3u * (r * G + j);
       let v = part[p];
       let i = part[p + 1u];
-      if (better(v, i, best, idx)) { best = v; idx = i; }
+      if (argmax_better(v, i, best, idx)) { best = v; idx = i; }
       flag |= part[p + 2u];
     }
   } else {
@@ -51,10 +43,9 @@ fn argmax(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
     let hi = min(V, lo + seg);
     for (var i = lo + li; i < hi; i += WG) {
       let x = logits[r * V + i];
-      // NaN or ±Inf: exponent all ones (bit test: no x != x under fast math)
-      if ((bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u) { flag = 1u; }
-      let v = key(x);
-      if (better(v, i, best, idx)) { best = v; idx = i; }
+      if (argmax_nonfinite(x)) { flag = 1u; }
+      let v = argmax_key(x);
+      if (argmax_better(v, i, best, idx)) { best = v; idx = i; }
     }
   }
   bv[li] = best;
@@ -63,7 +54,7 @@ fn argmax(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) g: ve
   workgroupBarrier();
   for (var s = WG / 2u; s > 0u; s >>= 1u) {
     if (li < s) {
-      if (better(bv[li + s], bi[li + s], bv[li], bi[li])) { bv[li] = bv[li + s]; bi[li] = bi[li + s]; }
+      if (argmax_better(bv[li + s], bi[li + s], bv[li], bi[li])) { bv[li] = bv[li + s]; bi[li] = bi[li + s]; }
       bf[li] |= bf[li + s];
     }
     workgroupBarrier();

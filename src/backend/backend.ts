@@ -53,6 +53,12 @@ export function snapshotParts(specs: readonly StateSpec[], depth: number): numbe
   return specs.map(s => (s.tokenCols ? Math.min(s.cols, depth * s.tokenCols) : s.cols));
 }
 
+/** Whether a step keeps every row in order (keep = 0..n−1): its kept rows are its rows (Backend.keptView). */
+export function keepsAll(step: StepLayout): boolean {
+  const n = step.ids.length;
+  return step.keep.length === n && step.keep.every((r, i) => r === i);
+}
+
 /** Opaque recorded work of one step (GPU dispatches), reusable while `epoch` holds. */
 export interface StepRecording { epoch: number; items: unknown[] }   // per-slot state of `cols` f32
 
@@ -98,6 +104,12 @@ export interface Backend {
   readonly feedsIds: boolean;
   act(name: string, cols: number, opts?: { planes?: number; rows?: 'n' | 'k' }): Tensor;
   plane(t: Tensor, i: number): Tensor;
+  /**
+   * `x` (a one-plane 'n' tensor) as the step's kept rows, a 'k' tensor over the same memory, when those are all of
+   * its rows in order (keep = 0..n−1: every decode step of one token a sequence); else null (gather_rows copies them).
+   * Steps come from the engine with increasing kept rows, so this is k = n: fixed by a replayed step's shape key.
+   */
+  keptView(x: Tensor): Tensor | null;
 
   /** Tests and tools: set / fetch a tensor's contents (all planes × capacity rows × cols, f32). */
   write(t: Tensor, data: Float32Array): void;

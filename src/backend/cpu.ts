@@ -2,7 +2,7 @@
 // used for --device cpu, as the fallback when no adapter exists, and as the oracle in tests.
 import { bf16ToF32, dequantFp8, f16ToF32 } from '../util/dtype.ts';
 import { checkKnobs } from '../util/knobs.ts';
-import { snapshotParts, type Backend, type HostWeight, type Snapshot, type StateSpec, type StepLayout, type Tensor, type Weight } from './backend.ts';
+import { keepsAll, snapshotParts, type Backend, type HostWeight, type Snapshot, type StateSpec, type StepLayout, type Tensor, type Weight } from './backend.ts';
 import type { Adapter, Host, Op } from './op.ts';
 
 class CpuWeight implements Weight {
@@ -136,6 +136,12 @@ export class CpuBackend implements Backend {
   plane(t: Tensor, i: number): Tensor {
     const c = T(t), n = c.cap * c.cols;
     return new CpuTensor(c.data.subarray(i * n, (i + 1) * n), c.cols, 1, c.rows, c.cap);
+  }
+
+  keptView(x: Tensor): Tensor | null {
+    const c = T(x);
+    if (c.rows !== 'n' || c.planes !== 1 || !keepsAll(this.s)) return null;
+    return new CpuTensor(c.data, c.cols, 1, 'k', c.cap);
   }
 
   recording(): null { return null; }

@@ -8,7 +8,7 @@ import { bf16ToF16, F16_MATMULS, f16Refused, tensorCores } from '../util/f16.ts'
 import { GpuError, ShapeError } from '../util/errors.ts';
 import { kernelKnob, knob, checkKnobs } from '../util/knobs.ts';
 import { log } from '../util/log.ts';
-import { snapshotParts, type Backend, type HostWeight, type Snapshot, type StateSpec, type StepLayout, type StepRecording, type Tensor, type Weight } from './backend.ts';
+import { keepsAll, snapshotParts, type Backend, type HostWeight, type Snapshot, type StateSpec, type StepLayout, type StepRecording, type Tensor, type Weight } from './backend.ts';
 import fillSrc from './fill_random.wgsl' with { type: 'text' };
 import fillFp8Src from './fill_fp8.wgsl' with { type: 'text' };
 import { stepShape, type Adapter, type Ctx, type Launch, type Op, type Resource } from './op.ts';
@@ -365,6 +365,7 @@ export class GpuBackend implements Backend {
     const u = this.uniformWas, uv = [n, k, b, this.capN, 0, n, 2 * n, 2 * n + 4 * b];
     if (!uv.every((x, i) => u[i] === x)) { u.set(uv); this.queueWrite(this.uniform, 0, u); }   // decode steps repeat it
     this.ctx = { adapter: this.adapter, step: stepShape(step) };
+    this.keepAll = keepsAll(step);
     this.dispatches = [];
   }
 
@@ -432,6 +433,9 @@ export class GpuBackend implements Backend {
     g.stageUsed += bytes;
   }
 
+  /** Whether this step keeps all its rows in order (keptView). */
+  private keepAll = false;
+
   private growActs(rows: 'n' | 'k', need: number): void {
     this.epoch++;
     const cap = Math.ceil(need / ROW_ALIGN) * ROW_ALIGN;
@@ -468,6 +472,12 @@ export class GpuBackend implements Backend {
     const g = t as GpuTensor;
     const size = 4 * g.cap * g.cols;
     return new GpuTensor({ buffer: g.view.buffer, offset: g.view.offset + i * size, size }, g.cols, 1, g.rows, g.cap);
+  }
+
+  keptView(x: Tensor): Tensor | null {
+    const g = x as GpuTensor;
+    if (g.rows !== 'n' || g.planes !== 1 || !this.keepAll) return null;
+    return new GpuTensor(g.view, g.cols, 1, 'k', g.cap);
   }
 
   recording(): StepRecording { return { epoch: this.epoch, items: [...this.dispatches] }; }

@@ -15,8 +15,17 @@ export interface Arch<Cfg = any, Weights = any> {
   state(cfg: Cfg, ctx: number): StateSpec[];
   /** Read and upload every weight; the reader reports missing/extra tensors. */
   load(cfg: Cfg, r: WeightReader, o: Backend): Weights;
-  /** Record one packed step; returns the logits tensor [K, V]. */
-  forward(o: Backend, w: Weights, cfg: Cfg): Promise<Tensor>;
+  /**
+   * Record one packed step; returns the logits tensor [K, V]. `pick` (a greedy step): the head may compute argmax's
+   * results for those logits itself (blocks.ts logits()), and then sets pick.done.
+   */
+  forward(o: Backend, w: Weights, cfg: Cfg, pick?: HeadArgmax): Promise<Tensor>;
 }
+
+/**
+ * What a greedy step asks of the output head: kernels/sample/argmax.ts's out [K, 2] and ids [K, 1] for the logits.
+ * `done`: the head computed them (argmax's first pass in the head GEMV's epilogue); else the engine runs argmax.
+ */
+export interface HeadArgmax { out: Tensor; ids: Tensor; done: boolean }
 
 export function defineArch<Cfg, Weights>(a: Arch<Cfg, Weights>): Arch<Cfg, Weights> { return a; }

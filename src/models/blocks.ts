@@ -2,7 +2,7 @@
 // norm, RoPE, window) and the SwiGLU MLP (spec-deltanet-attention-qwen3next.md §1.3, §1.6, §1.7).
 import { invFreq, ropeTable, type RopeScaling } from '../../kernels/attention/rope.ref.ts';
 import { ropeKvAux } from '../../kernels/attention/rope_kv.ts';
-import { embed, gatherKept } from '../../kernels/embed/embed.ts';
+import { embed, keptRows } from '../../kernels/embed/embed.ts';
 import { kvCacheDtype, kvCols, kvCtx } from '../../kernels/attention/sdpa.ts';
 import { siluMul } from '../../kernels/elementwise/silu_mul.ts';
 import { attnOut } from '../../kernels/matmul/matmul_gemv_comb.ts';
@@ -14,6 +14,8 @@ import type { Backend, HostWeight, StateSpec, Tensor, Weight } from '../backend/
 import { num, str, unsupported } from '../load/config.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { FormatError } from '../util/errors.ts';
+import { knob } from '../util/knobs.ts';
+import type { HeadArgmax } from './arch.ts';
 
 /**
  * The output head [V, C], as transformers builds it: with tie_word_embeddings the embedding matrix `emb` (a stored
@@ -32,18 +34,32 @@ export function loadHead(r: WeightReader, o: Backend, emb: Weight, tie: boolean,
 
 /**
  * Logits of the kept rows [K, V] = head(norm(x[kept])); `norm(xk, xn)` writes the final norm of xk into xn, or
- * `norm` is a plain RMSNorm's weight and eps, which then runs in the head GEMV's prologue (matmul_multi).
+ * `norm` is a plain RMSNorm's weight and eps, which then runs in the head GEMV's prologue (matmul_multi). The kept
+ * rows are x itself where the step keeps every row (decode: no gather_rows, keptRows). `pick` (a greedy step): the
+ * head GEMV also does argmax's first pass in its epilogue and argmax's final pass follows (FLA_HEAD_ARGMAX=0: the
+ * engine's own argmax, as before).
  */
-export async function logits(o: Backend, x: Tensor, head: Weight, norm: ((xk: Tensor, xn: Tensor) => Promise<void>) | { w: Weight; eps: number }): Promise<Tensor> {
+export async function logits(o: Backend, x: Tensor, head: Weight, norm: ((xk: Tensor, xn: Tensor) => Promise<void>) | { w: Weight; eps: number },
+  pick?: HeadArgmax): Promise<Tensor> {
   const C = x.cols, V = head.shape[0]!;
-  const xk = o.act('xk', C, { rows: 'k' }), xn = o.act('xn', C, { rows: 'k' });
-  await gatherKept(o, x, xk);
+  const xk = await keptRows(o, x, () => o.act('xk', C, { rows: 'k' })), xn = o.act('xn', C, { rows: 'k' });
   const out = o.act('logits', V, { rows: 'k' });
+  const am = pick && knob('FLA_HEAD_ARGMAX') !== '0' ? { out: pick.out, ids: pick.ids } : null;
   if (typeof norm === 'function') {
     await norm(xk, xn);
-    await matmul(o, xn, head, null, 'none', out);
-  } else await matmulMulti(o, xk, { w: norm.w, eps: norm.eps, h: xn }, [{ w: head, y: out }]);
+    if (am) await matmulMulti(o, xn, null, [{ w: head, y: out }], 'none', false, null, am);
+    else await matmul(o, xn, head, null, 'none', out);
+  } else await matmulMulti(o, xk, { w: norm.w, eps: norm.eps, h: xn }, [{ w: head, y: out }], 'none', false, null, am);
+  if (pick && am) pick.done = true;
   return out;
+}
+
+/**
+ * The final norm of a model whose head follows a plain RMSNorm (a zero-centred one: its weight as 1 + w): in the head
+ * GEMV's prologue (logits()'s `{ w, eps }`), or, with FLA_HEAD_NORM=0, its own rms_norm dispatch as before.
+ */
+export function headRmsNorm(o: Backend, w: Weight, eps: number): ((xk: Tensor, xn: Tensor) => Promise<void>) | { w: Weight; eps: number } {
+  return knob('FLA_HEAD_NORM') === '0' ? (xk, xn) => rmsNorm(o, xk, w, xn, { eps }) : { w, eps };
 }
 
 export interface AttnConfig {
@@ -124,9 +140,13 @@ export function ropeWeight(c: AttnConfig, o: Backend): Weight {
  * computed here, inside the q|k|v projection where the step allows (matmul_multi; h is then scratch). The q/k/v
  * biases, q/k norms, RoPE and the KV-cache append run as one rope_kv dispatch, or, without q/k norm and biases, in
  * the q|k|v GEMV's epilogue (qkv_rope): decode is then q|k|v(+rope_kv), sdpa and o-proj (with the residual add), both through attn_out (whose fused variant, forced only for now, runs the
- * split-K attention's combine pass in o-proj's prologue).
+ * split-K attention's combine pass in o-proj's prologue). `embed` (the first layer): x's rows are the tokens' rows of
+ * this table, not yet written — the q|k|v GEMV reads them from the table and o-proj adds them as the residual
+ * (qkv_rope's and attn_out's `embed`), so the step has no embed dispatch at decode.
  */
-export async function attention(o: Backend, w: AttnWeights, c: AttnConfig, l: number, h: Tensor, x: Tensor, norm?: { w: Weight; eps: number }): Promise<void> {
+export async function attention(o: Backend, w: AttnWeights, c: AttnConfig, l: number, h: Tensor, x: Tensor, norm?: { w: Weight; eps: number },
+  embed: Weight | null = null): Promise<void> {
+  if (embed && !norm) throw new Error('attention: an embedding lookup inside the layer needs its norm inside the projection (x is not written before)');
   const q = o.act('q', c.H * c.D), k = o.act('k', c.KV * c.D), v = o.act('v', c.KV * c.D);
   const parts = [{ w: w.q, y: q }, { w: w.k, y: k }, { w: w.v, y: v }];
   const kc = o.state(`${l}.k`), vc = o.state(`${l}.v`), kv = kvCacheDtype();
@@ -136,9 +156,10 @@ export async function attention(o: Backend, w: AttnWeights, c: AttnConfig, l: nu
     mm: { x: norm ? x : h, norm: norm ? { w: norm.w, eps: norm.eps, h } : null, parts, act: 'none', accumulate: false },
     rope: { q, k, v, kc, vc, table: w.rope, aux: w.aux, H: c.H, KV: c.KV, D: c.D, R: c.R, ctx, kv,
       norm: w.qn && w.kn ? { eps: c.qkNormEps!, plusOne: c.zeroCentred } : null, bias: !!(w.qb || w.kb || w.vb) },
+    embed,
   });
   const att = o.act('att', c.H * c.D);
-  await attnOut(o, q, kc, vc, att, { H: c.H, KV: c.KV, D: c.D, ctx, window: c.window, kv }, w.o, w.ob, x);   // o_proj + residual (split-K's combine folded in)
+  await attnOut(o, q, kc, vc, att, { H: c.H, KV: c.KV, D: c.D, ctx, window: c.window, kv }, w.o, w.ob, x, true, embed);   // o_proj + residual (split-K's combine folded in)
 }
 
 export interface MlpWeights { gate: Weight; up: Weight; down: Weight; gb: Weight | null; ub: Weight | null; db: Weight | null }
@@ -174,14 +195,19 @@ export async function mlp(o: Backend, w: MlpWeights, h: Tensor, x: Tensor, norm?
 export interface DecoderLayer { norm1: Weight; norm2: Weight; attn: AttnWeights; mlp: MlpWeights }
 export interface DecoderWeights { emb: Weight; layers: DecoderLayer[]; norm: Weight; head: Weight }
 
-/** Embed → layers → final RMSNorm of the kept rows → head; returns the logits [K, V]. */
-export async function decoderForward(o: Backend, w: DecoderWeights, c: { hidden: number; eps: number; attn: AttnConfig }): Promise<Tensor> {
+/**
+ * Embed → layers → final RMSNorm of the kept rows → head; returns the logits [K, V]. The embedding lookup runs inside
+ * the first layer's attention (its q|k|v GEMV reads the table, o-proj adds the rows as the residual; FLA_EMBED_FOLD=0:
+ * an embed dispatch first, as before).
+ */
+export async function decoderForward(o: Backend, w: DecoderWeights, c: { hidden: number; eps: number; attn: AttnConfig }, pick?: HeadArgmax): Promise<Tensor> {
   const x = o.act('x', c.hidden), h = o.act('h', c.hidden);
-  await embed(o, w.emb, x);
+  const fold = knob('FLA_EMBED_FOLD') !== '0' && w.layers.length > 0;
+  if (!fold) await embed(o, w.emb, x);
   for (let l = 0; l < w.layers.length; l++) {
     const L = w.layers[l]!;
-    await attention(o, L.attn, c.attn, l, h, x, { w: L.norm1, eps: c.eps });   // the norms run inside the projections
+    await attention(o, L.attn, c.attn, l, h, x, { w: L.norm1, eps: c.eps }, l === 0 && fold ? w.emb : null);   // the norms run inside the projections
     await mlp(o, L.mlp, h, x, { w: L.norm2, eps: c.eps });
   }
-  return logits(o, x, w.head, { w: w.norm, eps: c.eps });   // the final norm runs inside the head GEMV
+  return logits(o, x, w.head, { w: w.norm, eps: c.eps }, pick);   // the final norm runs inside the head GEMV
 }

@@ -11,8 +11,8 @@ import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { bf16ToF32, f16ToF32 } from '../util/dtype.ts';
 import { FormatError } from '../util/errors.ts';
-import type { ModelDims } from './arch.ts';
-import { loadHead, loadMlp, logits, mlp, type MlpWeights } from './blocks.ts';
+import type { HeadArgmax, ModelDims } from './arch.ts';
+import { headRmsNorm, loadHead, loadMlp, logits, mlp, type MlpWeights } from './blocks.ts';
 
 /** What the two families have in common once their configs are read. */
 export interface DeltaModelConfig {
@@ -139,7 +139,7 @@ export function loadDelta(c: DeltaModelConfig, r: WeightReader, o: Backend): Del
  * Per layer: x → attn_norm and every projection (one GEMV at decode) → one short conv over q|k|v (its history
  * updated in place) → the delta rule with o_norm (and the g gate) in its epilogue → o_proj added into x → MLP.
  */
-export async function forwardDelta(o: Backend, w: DeltaWeights, c: DeltaModelConfig): Promise<Tensor> {
+export async function forwardDelta(o: Backend, w: DeltaWeights, c: DeltaModelConfig, pick?: HeadArgmax): Promise<Tensor> {
   const d = c.hidden_size, VD = c.HV * c.DV, eps = c.norm_eps;
   const md = mixerDims(c), lay = projLayout(c);
   const x = o.act('x', d), h = o.act('h', d);
@@ -158,5 +158,5 @@ export async function forwardDelta(o: Backend, w: DeltaWeights, c: DeltaModelCon
     await matmul(o, yn, L.o, null, 'none', x, true);
     await mlp(o, L.mlp, h, x, { w: L.mlp_norm, eps });   // the norm runs inside gate|up
   }
-  return logits(o, x, w.head, (xk, xn) => rmsNorm(o, xk, w.norm, xn, { eps }));
+  return logits(o, x, w.head, headRmsNorm(o, w.norm, eps), pick);
 }

@@ -95,7 +95,7 @@ export default defineArch<LinearAttnConfig, Weights>({
     return { frame: loadFrame(r, o, C, c.vocab_size, c.tie_word_embeddings), layers };
   },
 
-  async forward(o, w, c) {
+  async forward(o, w, c, pick) {
     const C = c.hidden_size, eps = c.norm_eps, G = c.num_heads / c.num_kv_heads, DK = c.head_k_dim;
     const x = await embedTokens(o, w.frame, C);
     const h = o.act('h', C);
@@ -119,6 +119,6 @@ export default defineArch<LinearAttnConfig, Weights>({
       await matmul(o, on, L.o, null, 'none', x, true);
       await mlpBlock(o, L.mlp, x, eps);
     }
-    return logitsOf(o, w.frame, x, eps);
+    return logitsOf(o, w.frame, x, eps, pick);
   },
 });

@@ -6,7 +6,8 @@ import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
 import type { Backend, Tensor, Weight } from '../backend/backend.ts';
 import { int, num, optInt, str, unsupported } from '../load/config.ts';
 import type { WeightReader } from '../load/weights.ts';
-import { loadHead, logits, loadMlp as loadSwiGlu, mlp as swiGlu, type MlpWeights } from './blocks.ts';
+import type { HeadArgmax } from './arch.ts';
+import { headRmsNorm, loadHead, logits, loadMlp as loadSwiGlu, mlp as swiGlu, type MlpWeights } from './blocks.ts';
 
 type Json = Record<string, unknown>;
 
@@ -59,7 +60,7 @@ export async function embedTokens(o: Backend, f: Frame, C: number): Promise<Tens
   return x;
 }
 
-/** logits of the kept rows: lm_head(RMSNorm(x)). */
-export function logitsOf(o: Backend, f: Frame, x: Tensor, eps: number): Promise<Tensor> {
-  return logits(o, x, f.head, (xk, xn) => rmsNorm(o, xk, f.norm, xn, { eps }));
+/** logits of the kept rows: lm_head(RMSNorm(x)), the norm in the head GEMV's prologue (headRmsNorm). */
+export function logitsOf(o: Backend, f: Frame, x: Tensor, eps: number, pick?: HeadArgmax): Promise<Tensor> {
+  return logits(o, x, f.head, headRmsNorm(o, f.norm, eps), pick);
 }

@@ -8,7 +8,7 @@ import { rmsNorm } from '../../kernels/norm/rms_norm.ts';
 import type { Weight } from '../backend/backend.ts';
 import { bool, int, num, optInt, str, unsupported } from '../load/config.ts';
 import { defineArch } from './arch.ts';
-import { attention, attnState, loadAttention, loadHead, loadMlp, logits, mlp, ropeConfig, ropeWeight, type AttnConfig, type AttnWeights, type MlpWeights } from './blocks.ts';
+import { attention, attnState, headRmsNorm, loadAttention, loadHead, loadMlp, logits, mlp, ropeConfig, ropeWeight, type AttnConfig, type AttnWeights, type MlpWeights } from './blocks.ts';
 import { denseMlp, hasFp8, loadExperts, loadRouter, normWeight, routedExperts } from './moe.ts';
 
 export interface Qwen3MoeConfig {
@@ -85,7 +85,7 @@ export default defineArch<Qwen3MoeConfig, Weights>({
     return { emb, layers, norm: vec('model.norm.weight'), head: loadHead(r, o, emb, c.tie_word_embeddings, c.vocab_size, C) };
   },
 
-  async forward(o, w, c) {
+  async forward(o, w, c, pick) {
     const C = c.hidden_size, eps = c.rms_norm_eps;
     const x = o.act('x', C), h = o.act('h', C);
     await embed(o, w.emb, x);
@@ -101,6 +101,6 @@ export default defineArch<Qwen3MoeConfig, Weights>({
       if (L.experts) await routedExperts(o, L.router!, L.experts, c.num_experts_per_tok, c.norm_topk_prob, x, h, { w: L.norm2, eps });
       else await denseMlp(o, L.mlp!, x, h, { w: L.norm2, eps });
     }
-    return logits(o, x, w.head, (xk, xn) => rmsNorm(o, xk, w.norm, xn, { eps }));
+    return logits(o, x, w.head, headRmsNorm(o, w.norm, eps), pick);
   },
 });

@@ -28,7 +28,7 @@ import { dequantFp8 } from '../load/safetensors.ts';
 import type { WeightReader } from '../load/weights.ts';
 import { defineArch } from './arch.ts';
 import { denseMlp, loadExperts, loadRouter, loadSharedExpert, normedProjections, normWeight, routedExperts, stackRows } from './moe.ts';
-import { attnState, hostF32, loadHead, loadMlp, logits, mlp, ropeConfig, type AttnConfig, type MlpWeights } from './blocks.ts';
+import { attnState, headRmsNorm, hostF32, loadHead, loadMlp, logits, mlp, ropeConfig, type AttnConfig, type MlpWeights } from './blocks.ts';
 import { invFreq, ropeTable } from '../../kernels/attention/rope.ref.ts';
 
 /** Positions of the RoPE table: the published 262 144-token context (only R = D/4 rotary dims, so 67 MB at most). */
@@ -226,10 +226,11 @@ export default defineArch<Qwen3NextConfig, Weights>({
       });
     }
     const emb = o.weight('model.embed_tokens.weight', r.read('model.embed_tokens.weight', [c.vocab_size, d]), true);
-    return { emb, layers, norm: vec('model.norm.weight', [d]), head: loadHead(r, o, emb, c.tie_word_embeddings, c.vocab_size, d) };
+    // the final norm as f32 1 + w too: in the head GEMV's prologue (headRmsNorm)
+    return { emb, layers, norm: normWeight(r, o, 'model.norm.weight', d, true), head: loadHead(r, o, emb, c.tie_word_embeddings, c.vocab_size, d) };
   },
 
-  async forward(o, w, c) {
+  async forward(o, w, c, pick) {
     const d = c.hidden_size, eps = c.rms_norm_eps;
     const x = o.act('x', d), h = o.act('h', d);
     await embed(o, w.emb, x);
@@ -242,7 +243,7 @@ export default defineArch<Qwen3NextConfig, Weights>({
       if (L.moe) await routedExperts(o, L.moe.router, L.moe.experts, c.num_experts_per_tok, c.norm_topk_prob, x, h, { w: L.post_norm, eps }, L.moe.shared);
       else await denseMlp(o, L.mlp!, x, h, { w: L.post_norm, eps });
     }
-    return logits(o, x, w.head, (xk, xn) => rmsNorm(o, xk, w.norm, xn, { eps, plusOne: true }));
+    return logits(o, x, w.head, headRmsNorm(o, w.norm, eps), pick);
   },
 });
 

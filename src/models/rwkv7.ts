@@ -175,7 +175,7 @@ export default defineArch<Rwkv7Config, Weights>({
     return { emb, layers, norm: ln('model.norm'), head: loadHead(r, o, emb, c.tie_word_embeddings, V, C), pre: c.norm_first };
   },
 
-  async forward(o, w, c) {
+  async forward(o, w, c, pick) {
     const C = c.hidden_size, D = c.head_dim, eps = c.norm_eps;
     const x = o.act('x', C), y = o.act('y', C);
     const mix = o.act('mix', C, { planes: 6 }), proj = o.act('proj', C, { planes: 6 });
@@ -212,6 +212,6 @@ export default defineArch<Rwkv7Config, Weights>({
       prevCmix = cm.hout ? cm : null;
       await matmul(o, ffk, L.value, null, 'none', x, true);
     }
-    return logits(o, x, w.head, (xk, xn) => layerNorm(o, xk, w.norm[0], w.norm[1], eps, xn));
+    return logits(o, x, w.head, (xk, xn) => layerNorm(o, xk, w.norm[0], w.norm[1], eps, xn), pick);
   },
 });

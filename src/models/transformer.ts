@@ -56,5 +56,5 @@ export default defineArch<TransformerConfig, DecoderWeights>({
     return { emb, layers, norm: vec('model.norm.weight'), head: loadHead(r, o, emb, c.tie_word_embeddings, c.vocab_size, C) };
   },
 
-  forward: (o, w, c) => decoderForward(o, w, { hidden: c.hidden_size, eps: c.norm_eps, attn: c.attn }),
+  forward: (o, w, c, pick) => decoderForward(o, w, { hidden: c.hidden_size, eps: c.norm_eps, attn: c.attn }, pick),
 });

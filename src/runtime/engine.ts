@@ -1,6 +1,7 @@
 // Runs packed steps of a loaded model: owns the state slots, splits work to the backend's step budget,
 // and returns the kept logits.
-import type { Cursor, StepLayout, StepRecording, Tensor } from '../backend/backend.ts';
+import type { Backend, Cursor, StepLayout, StepRecording, Tensor } from '../backend/backend.ts';
+import type { HeadArgmax } from '../models/arch.ts';
 import { StateSizeError } from '../backend/gpu.ts';
 import type { Model } from './model.ts';
 import { FlaError, GpuError } from '../util/errors.ts';
@@ -69,7 +70,9 @@ export class Engine {
   async ready(): Promise<void> {
     if (this.measured) return;
     const m = this.model;
-    this.budget = Math.max(1, Math.min(this.budget, await m.backend.stepLimit(() => m.arch.forward(m.backend, m.weights, m.cfg))));
+    // measured as a greedy step (the head's argmax scratch counted too)
+    const o = m.backend;
+    this.budget = Math.max(1, Math.min(this.budget, await o.stepLimit(() => m.arch.forward(o, m.weights, m.cfg, argmaxPick(o)))));
     this.measured = true;
   }
 
@@ -280,11 +283,13 @@ export class Engine {
       let out: Tensor, ids: Tensor | null = null;
       if (hit && knob('FLA_NO_REPLAY') !== '1' && o.replay(hit.rec)) ({ out, ids } = hit);
       else {
-        out = await this.model.arch.forward(o, this.model.weights, this.model.cfg);
+        // a greedy step: the head may compute the argmax itself (pick.done; blocks.ts logits())
+        const pick = mode === 'argmax' ? argmaxPick(o) : undefined;
+        out = await this.model.arch.forward(o, this.model.weights, this.model.cfg, pick);
         if (mode !== 'logits') {
-          const res = o.act('argmax_out', 2, { rows: 'k' });
-          ids = o.act('argmax_ids', 1, { rows: 'k' });
-          if (pt) await sample(o, out, pt, res, ids); else await argmax(o, out, res, ids);
+          const res = pick?.out ?? o.act('argmax_out', 2, { rows: 'k' });
+          ids = pick?.ids ?? o.act('argmax_ids', 1, { rows: 'k' });
+          if (pt) await sample(o, out, pt, res, ids); else if (!pick!.done) await argmax(o, out, res, ids);
           out = res;
         }
         const rec = o.recording();
@@ -309,6 +314,11 @@ export class Engine {
 }
 
 type Mode = 'logits' | 'argmax' | 'sample';
+
+/** A greedy step's argmax outputs (the step's out and ids tensors), for the model's head to fill (HeadArgmax). */
+function argmaxPick(o: Backend): HeadArgmax {
+  return { out: o.act('argmax_out', 2, { rows: 'k' }), ids: o.act('argmax_ids', 1, { rows: 'k' }), done: false };
+}
 
 /** A step's sampling settings: one params row per kept row (kernels/sample/sample.ref.ts encodeRow). */
 interface SampleParams { cols: number; data: Float32Array }

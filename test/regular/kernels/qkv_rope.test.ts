@@ -4,7 +4,9 @@
 // without the RMSNorm prologue, bf16 and f32 weights, f32 / f16 / bf16 caches; decode steps of one and of several
 // sequences at odd positions (and past the table's last row: clamped), in three cache slots, a 2-token step (2
 // register rows) and the portable fused_wg (forced past one row). The fused path is checked to be one dispatch, and the
-// default at one row.
+// default at one row. With `embed` (a decoder's first layer) the rows are the tokens' rows of an embedding table,
+// read by the fused GEMV itself (x holds NaN: never read) where the table has the weights' dtype, else by an embed
+// dispatch into x first.
 import { describe, expect, test } from 'bun:test';
 import { invFreq, ropeTable } from '../../../kernels/attention/rope.ref.ts';
 import type { KvDtype } from '../../../kernels/attention/sdpa.ts';
@@ -19,8 +21,9 @@ import { gpuBackend, hostWeight, runOn, type Body, type Packed } from './harness
 
 const SLOTS = 3;
 type Seq = { slot: number; len: number; pos: number };
-interface Case { H: number; KV: number; D: number; R?: number; C: number; norm?: boolean; wdt?: 'f32' | 'bf16'; kv?: KvDtype; seqs: Seq[]; variant?: 'fused' | 'fused_wg' }
-const name = (c: Case) => `H=${c.H} KV=${c.KV} D=${c.D} R=${c.R ?? c.D} C=${c.C}${c.norm ? ' +norm' : ''} W ${c.wdt ?? 'bf16'} kv ${c.kv ?? 'f32'} ${c.variant ?? 'fused'} seqs ${c.seqs.map(s => `${s.pos}+${s.len}@${s.slot}`).join(',')}`;
+interface Case { H: number; KV: number; D: number; R?: number; C: number; norm?: boolean; wdt?: 'f32' | 'bf16'; kv?: KvDtype; seqs: Seq[]; variant?: 'fused' | 'fused_wg'; embed?: 'f32' | 'bf16' }
+const name = (c: Case) => `H=${c.H} KV=${c.KV} D=${c.D} R=${c.R ?? c.D} C=${c.C}${c.norm ? ' +norm' : ''} W ${c.wdt ?? 'bf16'} kv ${c.kv ?? 'f32'} ${c.variant ?? 'fused'}${c.embed ? ` embed ${c.embed}` : ''} seqs ${c.seqs.map(s => `${s.pos}+${s.len}@${s.slot}`).join(',')}`;
+const VT = 13;   // embedding rows (`embed` cases)
 
 
 /** bf16-representable values, so f32 and bf16 weights hold the same matrix */
@@ -34,6 +37,8 @@ async function runCase(c: Case): Promise<void> {
   const what = `qkv_rope ${name(c)}`, rng = prng(what);
   const { H, KV, D, C } = c, R = c.R ?? D, KVD = KV * D, dt = c.kv ?? 'f32', wdt = c.wdt ?? 'bf16';
   const step = stepOf(c.seqs), N = step.ids.length, ctx = Math.max(...c.seqs.map(s => s.pos + s.len)) + 3;
+  if (c.embed) step.ids = step.ids.map(() => Math.floor(rng.next() * VT));
+  const emb = bf16Round(randn(VT * C, rng)), fusedEmbed = !!c.embed && c.embed === (c.wdt ?? 'bf16');
   const P = ctx - 4;   // the last position(s) past the table: clamped to its last row
   const x = randn(N * C, rng), gn = randn(C, rng, 0.3, 1);
   const wq = bf16Round(randn(H * D * C, rng, 0.1)), wk = bf16Round(randn(KVD * C, rng, 0.1)), wv = bf16Round(randn(KVD * C, rng, 0.1));
@@ -45,13 +50,14 @@ async function runCase(c: Case): Promise<void> {
   let dispatches = -1, chosen = '';
   const body: Body = async io => {
     const xt = io.o.act('x', C), h = io.o.act('h', C), q = io.o.act('q', H * D), k = io.o.act('k', KVD), v = io.o.act('v', KVD);
-    io.put(xt, x); io.put(h); io.put(q); io.put(k); io.put(v);
+    io.put(xt, c.embed ? undefined : x); io.put(h); io.put(q); io.put(k); io.put(v);
     const mat = (n: string, m: Float32Array, rows: number) => io.weight(n, hostWeight(m, [rows, C], wdt), true);
     const a: QkvRopeArgs = {
       mm: { x: xt, norm: c.norm ? { w: io.weight('gn', hostWeight(gn, [C]), false), eps: 1e-5, h } : null,
         parts: [{ w: mat('wq', wq, H * D), y: q }, { w: mat('wk', wk, KVD), y: k }, { w: mat('wv', wv, KVD), y: v }], act: 'none', accumulate: false },
       rope: { q, k, v, kc: io.o.state('k'), vc: io.o.state('v'), table: io.weight('rope', hostWeight(table, [2, P, R / 2]), false), aux: null,
         H, KV, D, R, ctx, kv: dt, norm: null, bias: false },
+      embed: c.embed ? io.weight('emb', hostWeight(emb, [VT, C], c.embed), true) : null,
     };
     if (io.kind === 'gpu') {
       const g = io.o as GpuBackend, before = g.recording().items.length;
@@ -66,9 +72,9 @@ async function runCase(c: Case): Promise<void> {
   const want = await runOn(new CpuBackend(), 'cpu', step, setup, body);
   const got = await withEnv('FLA_KERNEL_QKV_ROPE', c.variant ?? 'fused', () => runOn(gpuBackend(), 'gpu', step, setup, body));
   expect(chosen, `${what}: the default choice`).toBe(N === 1 ? 'fused' : 'split');   // fused by default at one row only
-  expect(dispatches, `${what}: dispatches of the fused path`).toBe(1);
+  expect(dispatches, `${what}: dispatches of the fused path`).toBe(c.embed && !fusedEmbed ? 2 : 1);
   const split = await withEnv('FLA_KERNEL_QKV_ROPE', 'split', () => runOn(gpuBackend(), 'gpu', step, setup, body));
-  expect(dispatches, `${what}: dispatches of the split path`).toBe(2);
+  expect(dispatches, `${what}: dispatches of the split path`).toBe(c.embed ? 3 : 2);
   const vals = (p: Packed, key: string) => (key === 'kc' || key === 'vc' ? values(p.data, dt) : p.data);
   for (const key of ['q', 'kc', 'vc']) {
     // f32-grade against the reference; a 16-bit cache may round the other way near a tie (one bf16/f16 ulp)
@@ -90,6 +96,12 @@ describe.skipIf(!HAS_GPU)('qkv_rope', () => {
     await runCase({ H: 4, KV: 2, D: 64, C: 136, norm: true, kv: 'f16', seqs: DECODE });
     await runCase({ H: 2, KV: 1, D: 128, R: 64, C: 200, kv: 'bf16', seqs: ONE });
     await runCase({ H: 4, KV: 2, D: 64, C: 136, norm: true, seqs: ONE });   // batch-1 decode with an f32 cache: the default path
+  }, SLOW);
+
+  test('embed: the first layer reads the tokens\' embedding rows (bf16 table: in the GEMV; f32 table with bf16 weights: an embed dispatch first)', async () => {
+    await runCase({ H: 4, KV: 2, D: 64, C: 136, norm: true, seqs: ONE, embed: 'bf16' });
+    await runCase({ H: 4, KV: 2, D: 64, C: 136, norm: true, kv: 'f16', seqs: DECODE, embed: 'bf16' });
+    await runCase({ H: 2, KV: 1, D: 128, R: 64, C: 200, seqs: ONE, embed: 'f32' });
   }, SLOW);
 
   test('D=128 R=32 f32 weights + norm, f32 cache, two tokens of one sequence; the portable fused_wg', async () => {

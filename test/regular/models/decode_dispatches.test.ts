@@ -1,8 +1,10 @@
 // Dispatches of one greedy batch-1 decode step of the attention models (issue 15: ≤ 6 a layer + 6; 5 without q/k
 // norm and biases), recorded on the GPU backend and counted with Engine.recordedDispatches. A layer is q|k|v (the norm in its prologue; RoPE and the
 // KV-cache append in its epilogue where the layer has no q/k norm and no biases, else a rope_kv dispatch), sdpa,
-// o-proj (+ residual), gate|up (norm prologue, SwiGLU epilogue) and down (+ residual); around the layers embed,
-// gather_rows, the head GEMV with the final norm in its prologue and argmax. With a cache of 256 rows sdpa runs as
+// o-proj (+ residual), gate|up (norm prologue, SwiGLU epilogue) and down (+ residual); around the layers the head GEMV
+// with the final norm in its prologue and argmax's first pass in its epilogue, and argmax's final pass (the embedding
+// lookup runs in the first layer's q|k|v and o-proj where q|k|v is fused with RoPE, else as embed; gather_rows only
+// where a step keeps some rows). With a cache of 256 rows sdpa runs as
 // one dispatch; over 1024 rows decode takes sdpa's split-K variant, whose combine pass runs in o-proj's prologue
 // with attn_out's fused variant (FLA_KERNEL_ATTN_OUT=fused: not yet the default): the same count.
 import { describe, expect, test } from 'bun:test';
