@@ -32,7 +32,10 @@ async function runCase(c: Case): Promise<void> {
   // row r's tie: W rows t1 < t2 both along x_r (the norm's weight folded in), far above every other logit
   const ties: [number, number][] = [];
   for (let r = 0; r < R; r++) {
-    const t1 = Math.floor(rng.next() * (V / 2)), t2 = t1 + 1 + Math.floor(rng.next() * (V / 2 - 1));
+    // each row its own pair: a later row's pair must not overwrite an earlier row's W rows
+    const used = new Set(ties.flat());
+    let t1: number, t2: number;
+    do { t1 = Math.floor(rng.next() * (V / 2)); t2 = t1 + 1 + Math.floor(rng.next() * (V / 2 - 1)); } while (used.has(t1) || used.has(t2) || (c.inf && (t1 === V - 2 || t2 === V - 2)));
     ties.push([t1, t2]);
     let n2 = 0;
     for (let i = 0; i < IN; i++) n2 += (x[r * IN + i]! * (c.norm ? g[i]! : 1)) ** 2;
