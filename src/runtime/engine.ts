@@ -284,13 +284,12 @@ export class Engine {
       if (hit && knob('FLA_NO_REPLAY') !== '1' && o.replay(hit.rec)) ({ out, ids } = hit);
       else {
         // a greedy step: the head may compute the argmax itself (pick.done; blocks.ts logits())
-        const pick = mode === 'argmax' ? argmaxPick(o) : undefined;
-        out = await this.model.arch.forward(o, this.model.weights, this.model.cfg, pick);
-        if (mode !== 'logits') {
-          const res = pick?.out ?? o.act('argmax_out', 2, { rows: 'k' });
-          ids = pick?.ids ?? o.act('argmax_ids', 1, { rows: 'k' });
-          if (pt) await sample(o, out, pt, res, ids); else if (!pick!.done) await argmax(o, out, res, ids);
-          out = res;
+        const pick = mode !== 'logits' ? argmaxPick(o) : undefined;
+        out = await this.model.arch.forward(o, this.model.weights, this.model.cfg, mode === 'argmax' ? pick : undefined);
+        if (pick) {
+          ids = pick.ids;
+          if (pt) await sample(o, out, pt, pick.out, ids); else if (!pick.done) await argmax(o, out, pick.out, ids);
+          out = pick.out;
         }
         const rec = o.recording();
         if (rec && layout.ids.length <= 16) this.recordings.set(key, { rec, out, ids });   // decode-sized steps repeat
